@@ -1,0 +1,135 @@
+//! `baton-sim serve`: run the simulator as a process until SIGTERM/SIGINT.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use baton_sim::{FaultRule, KubeletConfig, Sim, SimConfig};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "baton-sim",
+    version,
+    about = "An in-process Kubernetes API server simulator with a simulated kubelet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server, write a kubeconfig, print the address and path, run until signalled.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Where to write the kubeconfig (default: a temporary directory).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubelet: milliseconds from creation to binding.
+    #[arg(long, default_value_t = 10)]
+    schedule_delay_ms: u64,
+    /// Kubelet: milliseconds from binding to Running.
+    #[arg(long, default_value_t = 100)]
+    start_delay_ms: u64,
+    /// Kubelet: milliseconds from Running to Ready.
+    #[arg(long, default_value_t = 200)]
+    ready_delay_ms: u64,
+    /// Kubelet: milliseconds between restarts of a crash-looping container.
+    #[arg(long, default_value_t = 500)]
+    crash_interval_ms: u64,
+    /// Fault injection: latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fault injection: fraction of requests (0–1) answered with an error code.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Fault injection: the codes used for injected errors (comma-separated: 409,429,500,503).
+    #[arg(long, value_delimiter = ',', default_value = "500")]
+    error_codes: Vec<u16>,
+    /// Watch events kept for resuming watches (older resourceVersions get 410 Gone).
+    #[arg(long, default_value_t = 20_000)]
+    history: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    if !(0.0..=1.0).contains(&args.error_rate) {
+        eprintln!("error: --error-rate must be between 0 and 1, got {}", args.error_rate);
+        return ExitCode::from(2);
+    }
+    if let Some(bad) = args.error_codes.iter().find(|c| ![409, 429, 500, 503].contains(*c)) {
+        eprintln!("error: --error-codes accepts 409, 429, 500 and 503, got {bad}");
+        return ExitCode::from(2);
+    }
+    let config = SimConfig {
+        addr: args.addr,
+        kubeconfig: args.kubeconfig.clone(),
+        kubelet: KubeletConfig {
+            schedule_delay: Duration::from_millis(args.schedule_delay_ms),
+            start_delay: Duration::from_millis(args.start_delay_ms),
+            ready_delay: Duration::from_millis(args.ready_delay_ms),
+            crash_interval: Duration::from_millis(args.crash_interval_ms),
+            ..KubeletConfig::default()
+        },
+        history: args.history,
+        ..SimConfig::default()
+    };
+    let sim = match Sim::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.latency_ms > 0 || args.error_rate > 0.0 {
+        sim.faults.add_rule(FaultRule {
+            latency: Duration::from_millis(args.latency_ms),
+            error_rate: args.error_rate,
+            error_codes: args.error_codes.clone(),
+            ..FaultRule::default()
+        });
+    }
+    println!(
+        "baton-sim listening on {} kubeconfig={}",
+        sim.url(),
+        sim.kubeconfig_path().display()
+    );
+    wait_for_signal().await;
+    sim.stop();
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

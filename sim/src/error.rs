@@ -1,0 +1,175 @@
+//! API errors rendered as `meta.k8s.io/v1` `Status` objects, the way kube-apiserver reports them.
+use serde_json::{json, Value};
+
+/// One `details.causes[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCause {
+    pub reason: String,
+    pub message: String,
+    pub field: String,
+}
+
+/// An error answer: HTTP code, `reason`, message and optional details.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    pub fn not_found(resource: &str, name: &str) -> Self {
+        let mut e = Self::new(404, "NotFound", format!("{resource} \"{name}\" not found"));
+        e.details =
+            Some(json!({"name": name, "kind": resource_kind_field(resource), "group": resource_group_field(resource)}));
+        e
+    }
+
+    /// 404 for a path nothing serves (unknown resource type).
+    pub fn no_route() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource")
+    }
+
+    pub fn already_exists(resource: &str, name: &str) -> Self {
+        let mut e = Self::new(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"));
+        e.details =
+            Some(json!({"name": name, "kind": resource_kind_field(resource), "group": resource_group_field(resource)}));
+        e
+    }
+
+    /// Stale `resourceVersion` on an update.
+    pub fn conflict(resource: &str, name: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+        e.details =
+            Some(json!({"name": name, "kind": resource_kind_field(resource), "group": resource_group_field(resource)}));
+        e
+    }
+
+    pub fn conflict_message(message: impl Into<String>, causes: Vec<StatusCause>) -> Self {
+        let mut e = Self::new(409, "Conflict", message);
+        e.details = Some(json!({"causes": causes_json(&causes)}));
+        e
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "RequestEntityTooLarge", message)
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type:?}"))
+    }
+
+    /// 422 Invalid with a cause per field, like kube-apiserver's `errors.NewInvalid`.
+    pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<StatusCause>) -> Self {
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
+            .collect();
+        let what = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let message = if summary.len() == 1 {
+            format!("{what} \"{name}\" is invalid: {}", summary[0])
+        } else {
+            format!("{what} \"{name}\" is invalid: [{}]", summary.join(", "))
+        };
+        let mut e = Self::new(422, "Invalid", message);
+        e.details = Some(json!({"name": name, "group": group, "kind": kind, "causes": causes_json(&causes)}));
+        e
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        let mut e = Self::new(429, "TooManyRequests", message);
+        e.details = Some(json!({"retryAfterSeconds": 1}));
+        e
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(504, "Timeout", message)
+    }
+
+    /// The `Status` body.
+    pub fn to_status(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let (Some(d), Some(obj)) = (&self.details, v.as_object_mut()) {
+            obj.insert("details".into(), d.clone());
+        }
+        v
+    }
+}
+
+fn causes_json(causes: &[StatusCause]) -> Value {
+    Value::Array(
+        causes
+            .iter()
+            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+            .collect(),
+    )
+}
+
+/// `pods` → kind field `pods`; `leases.coordination.k8s.io` → `leases`.
+fn resource_kind_field(resource: &str) -> &str {
+    resource.split_once('.').map(|(r, _)| r).unwrap_or(resource)
+}
+
+fn resource_group_field(resource: &str) -> &str {
+    resource.split_once('.').map(|(_, g)| g).unwrap_or("")
+}
+
+/// A success `Status` (what DELETE returns for some kinds, and deletecollection bodies).
+pub fn success_status(details: Value) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}

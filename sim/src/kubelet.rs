@@ -1,0 +1,520 @@
+//! The simulated kubelet: binds pods to the simulated node, takes them Pending → Running →
+//! Ready after configurable delays, runs attached in-process "processes", honours the grace
+//! period on deletion, and misbehaves on request by image name:
+//!
+//! * an image whose name or tag contains `never-ready` runs but never becomes Ready;
+//! * `crash` crash-loops (restartCount grows, waiting reason `CrashLoopBackOff`);
+//! * `slow-start` becomes Ready after `slow_factor` × the ready delay.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::Core;
+use crate::resources::ResKey;
+use crate::store::{EventKind, Write};
+
+pub const NODE_NAME: &str = "sim-node-1";
+
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// Pending (unscheduled) → bound to the node.
+    pub schedule_delay: Duration,
+    /// Bound → Running (containers started).
+    pub start_delay: Duration,
+    /// Running → Ready.
+    pub ready_delay: Duration,
+    /// Ready delay multiplier for `slow-start` images.
+    pub slow_factor: u32,
+    /// Time between restarts of a crash-looping container.
+    pub crash_interval: Duration,
+}
+
+impl Default for KubeletConfig {
+    fn default() -> Self {
+        KubeletConfig {
+            schedule_delay: Duration::from_millis(10),
+            start_delay: Duration::from_millis(100),
+            ready_delay: Duration::from_millis(200),
+            slow_factor: 10,
+            crash_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What an attached process learns about its pod.
+#[derive(Debug, Clone)]
+pub struct PodContext {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub pod_ip: String,
+    pub labels: HashMap<String, String>,
+    /// Becomes `true` when the pod is deleted (SIGTERM); the process should stop within the grace period.
+    pub sigterm: watch::Receiver<bool>,
+}
+
+pub type ProcessFactory = Arc<dyn Fn(PodContext) -> BoxFuture<'static, ()> + Send + Sync>;
+type Matcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+struct Running {
+    lifecycle: JoinHandle<()>,
+    sigterm: watch::Sender<bool>,
+    process: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+pub struct Kubelet {
+    core: Arc<Core>,
+    config: RwLock<KubeletConfig>,
+    factories: Mutex<Vec<(Matcher, ProcessFactory)>>,
+    pods: Mutex<HashMap<String, Running>>,
+}
+
+fn pods_key() -> ResKey {
+    ResKey {
+        group: String::new(),
+        plural: "pods".into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Behaviour {
+    Normal,
+    NeverReady,
+    Crash,
+    Slow,
+}
+
+fn behaviour(pod: &Value) -> Behaviour {
+    let images: Vec<&str> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if images.iter().any(|i| i.contains("crash")) {
+        Behaviour::Crash
+    } else if images.iter().any(|i| i.contains("never-ready")) {
+        Behaviour::NeverReady
+    } else if images.iter().any(|i| i.contains("slow-start")) {
+        Behaviour::Slow
+    } else {
+        Behaviour::Normal
+    }
+}
+
+fn now() -> String {
+    crate::meta::now_rfc3339()
+}
+
+impl Kubelet {
+    pub fn new(core: Arc<Core>, config: KubeletConfig) -> Arc<Self> {
+        Arc::new(Kubelet {
+            core,
+            config: RwLock::new(config),
+            factories: Mutex::new(Vec::new()),
+            pods: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> KubeletConfig {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_config(&self, c: KubeletConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = c;
+    }
+
+    /// Run `factory` as the process of every pod `matcher` accepts, from when it is Running.
+    pub fn attach(&self, matcher: impl Fn(&Value) -> bool + Send + Sync + 'static, factory: ProcessFactory) {
+        self.factories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((Arc::new(matcher), factory));
+    }
+
+    /// Kill a pod's process without SIGTERM (like `kill -9`); the container restarts.
+    pub fn crash(self: &Arc<Self>, namespace: &str, name: &str) -> bool {
+        let Some(pod) = self.core.store.get(&pods_key(), namespace, name) else {
+            return false;
+        };
+        let proc = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pod.uid)
+            .map(|r| r.process.clone());
+        let Some(proc) = proc else { return false };
+        if let Some(h) = proc.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
+        let me = self.clone();
+        let (ns, n, uid) = (namespace.to_string(), name.to_string(), pod.uid.clone());
+        tokio::spawn(async move {
+            me.set_status(&ns, &n, &uid, |st| {
+                set_container_state(st, false, json!({"waiting": {"reason": "Error"}}), 1);
+            });
+            let cfg = me.config();
+            tokio::time::sleep(cfg.start_delay).await;
+            me.start_process(&ns, &n, &uid, proc).await;
+            me.set_status(&ns, &n, &uid, |st| {
+                set_container_state(st, false, json!({"running": {"startedAt": now()}}), 0)
+            });
+            tokio::time::sleep(cfg.ready_delay).await;
+            me.set_status(&ns, &n, &uid, |st| {
+                set_container_state(st, true, json!({"running": {"startedAt": now()}}), 0)
+            });
+        });
+        true
+    }
+
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.ensure_node();
+        let mut rx = self.core.store.subscribe();
+        // Pods that exist already (created before the kubelet started).
+        let (existing, _) = self.core.store.list(&pods_key(), None);
+        for p in existing {
+            self.observe(&p.namespace, &p.name, &p.uid, p.deleting, false);
+        }
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(ev) if ev.key == pods_key() => {
+                        self.observe(&ev.obj.namespace, &ev.obj.name, &ev.obj.uid, ev.obj.deleting, ev.kind == EventKind::Deleted);
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (all, _) = self.core.store.list(&pods_key(), None);
+                        for p in all {
+                            self.observe(&p.namespace, &p.name, &p.uid, p.deleting, false);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, r) in pods.drain() {
+            r.lifecycle.abort();
+            if let Some(h) = r.process.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                h.abort();
+            }
+        }
+    }
+
+    fn ensure_node(&self) {
+        let Some(rt) = self.core.resource("", "nodes") else {
+            return;
+        };
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
+            "spec": {},
+        });
+        let opts = crate::api::Opts {
+            field_manager: "kubelet".into(),
+            ..Default::default()
+        };
+        if self.core.create(&rt, None, node, &opts).is_ok() {
+            let _ = self.core.store.write(&rt.key(), "", NODE_NAME, false, |cur| {
+                let Some(cur) = cur else { return Ok(Write::Keep) };
+                let mut v = cur.value();
+                v["status"] = json!({
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+                    "nodeInfo": {"kubeletVersion": "v1.32.0-baton-sim", "architecture": "amd64", "operatingSystem": "linux"},
+                    "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+                });
+                Ok(Write::Put(v))
+            });
+        }
+    }
+
+    fn observe(self: &Arc<Self>, ns: &str, name: &str, uid: &str, deleting: bool, deleted: bool) {
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        if deleted {
+            // Gone from the API (grace 0 or finished): the process dies with it.
+            if let Some(r) = pods.remove(uid) {
+                let _ = r.sigterm.send(true);
+                r.lifecycle.abort();
+                if let Some(h) = r.process.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    h.abort();
+                }
+            }
+            return;
+        }
+        if let Some(r) = pods.get(uid) {
+            if deleting && !*r.sigterm.borrow() {
+                let _ = r.sigterm.send(true);
+                let me = self.clone();
+                let (ns, name, uid) = (ns.to_string(), name.to_string(), uid.to_string());
+                let proc = r.process.clone();
+                tokio::spawn(async move { me.terminate(&ns, &name, &uid, proc).await });
+            }
+            return;
+        }
+        if deleting {
+            let me = self.clone();
+            let (ns, name, uid) = (ns.to_string(), name.to_string(), uid.to_string());
+            tokio::spawn(async move { me.terminate(&ns, &name, &uid, Arc::new(Mutex::new(None))).await });
+            return;
+        }
+        let (tx, _) = watch::channel(false);
+        let process = Arc::new(Mutex::new(None));
+        let me = self.clone();
+        let (ns2, name2, uid2) = (ns.to_string(), name.to_string(), uid.to_string());
+        let proc2 = process.clone();
+        let lifecycle = tokio::spawn(async move { me.lifecycle(&ns2, &name2, &uid2, proc2).await });
+        pods.insert(
+            uid.to_string(),
+            Running {
+                lifecycle,
+                sigterm: tx,
+                process,
+            },
+        );
+    }
+
+    /// Apply a status change to a pod if it is still the same incarnation.
+    fn set_status(&self, ns: &str, name: &str, uid: &str, f: impl FnOnce(&mut Value)) -> bool {
+        let r = self.core.store.write(&pods_key(), ns, name, false, |cur| {
+            let Some(cur) = cur.filter(|c| c.uid == uid) else {
+                return Err(crate::error::ApiError::not_found("pods", name));
+            };
+            let mut v = cur.value();
+            if !v.get("status").is_some_and(Value::is_object) {
+                v["status"] = json!({});
+            }
+            f(&mut v["status"]);
+            Ok(Write::Put(v))
+        });
+        r.is_ok()
+    }
+
+    async fn lifecycle(self: Arc<Self>, ns: &str, name: &str, uid: &str, process: Arc<Mutex<Option<JoinHandle<()>>>>) {
+        let Some(pod) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
+            return;
+        };
+        let pod = pod.value();
+        let cfg = self.config();
+        let bound = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        if pod
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p != "Pending")
+        {
+            // Already running (kubelet restarted): just resume the process.
+            self.start_process(ns, name, uid, process).await;
+            return;
+        }
+        if !bound {
+            tokio::time::sleep(cfg.schedule_delay).await;
+            let ok = self.core.store.write(&pods_key(), ns, name, false, |cur| {
+                let Some(cur) = cur.filter(|c| c.uid == uid && !c.deleting) else { return Err(crate::error::ApiError::not_found("pods", name)) };
+                let mut v = cur.value();
+                v["spec"]["nodeName"] = json!(NODE_NAME);
+                v["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}]);
+                Ok(Write::Put(v))
+            });
+            if ok.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(cfg.start_delay).await;
+        let containers: Vec<String> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let images: Vec<String> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| c.get("image").and_then(Value::as_str).unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ip = pod_ip(uid);
+        let started = now();
+        let statuses: Vec<Value> = containers
+            .iter()
+            .zip(images.iter())
+            .map(|(c, i)| json!({"name": c, "image": i, "imageID": format!("sim://{i}"), "containerID": format!("sim://{uid}-{c}"), "ready": false, "started": true, "restartCount": 0, "state": {"running": {"startedAt": started}}}))
+            .collect();
+        let ok = self.set_status(ns, name, uid, |st| {
+            st["phase"] = json!("Running");
+            st["hostIP"] = json!("10.0.0.1");
+            st["podIP"] = json!(ip);
+            st["podIPs"] = json!([{"ip": ip}]);
+            st["startTime"] = json!(started);
+            st["containerStatuses"] = json!(statuses);
+            st["conditions"] = json!([
+                {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": null, "lastTransitionTime": started},
+                {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": started},
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastProbeTime": null, "lastTransitionTime": started},
+                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastProbeTime": null, "lastTransitionTime": started},
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": started},
+            ]);
+        });
+        if !ok {
+            return;
+        }
+        let b = behaviour(&pod);
+        if b != Behaviour::Crash {
+            self.start_process(ns, name, uid, process).await;
+        }
+        match b {
+            Behaviour::Normal | Behaviour::Slow => {
+                let delay = if b == Behaviour::Slow {
+                    cfg.ready_delay * cfg.slow_factor.max(1)
+                } else {
+                    cfg.ready_delay
+                };
+                tokio::time::sleep(delay).await;
+                self.set_status(ns, name, uid, |st| {
+                    set_container_state(st, true, json!({"running": {"startedAt": started}}), 0)
+                });
+            }
+            Behaviour::NeverReady => {}
+            Behaviour::Crash => loop {
+                tokio::time::sleep(cfg.crash_interval).await;
+                let alive = self.set_status(ns, name, uid, |st| {
+                    set_container_state(st, false, json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}), 1);
+                });
+                if !alive {
+                    return;
+                }
+            },
+        }
+    }
+
+    async fn start_process(&self, ns: &str, name: &str, uid: &str, slot: Arc<Mutex<Option<JoinHandle<()>>>>) {
+        let Some(pod) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
+            return;
+        };
+        let v = pod.value();
+        let factory = {
+            let fs = self.factories.lock().unwrap_or_else(|p| p.into_inner());
+            fs.iter().find(|(m, _)| m(&v)).map(|(_, f)| f.clone())
+        };
+        let Some(factory) = factory else { return };
+        let sigterm = {
+            let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+            match pods.get(uid) {
+                Some(r) => r.sigterm.subscribe(),
+                None => return,
+            }
+        };
+        let ctx = PodContext {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            uid: uid.to_string(),
+            pod_ip: pod_ip(uid),
+            labels: pod.label_map().into_iter().collect(),
+            sigterm,
+        };
+        let handle = tokio::spawn(factory(ctx));
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+    }
+
+    /// Graceful termination: SIGTERM was sent; wait for the process up to the grace period,
+    /// kill it, then remove the pod (the kubelet's final delete with grace 0).
+    async fn terminate(self: Arc<Self>, ns: &str, name: &str, uid: &str, process: Arc<Mutex<Option<JoinHandle<()>>>>) {
+        let grace = self
+            .core
+            .store
+            .get(&pods_key(), ns, name)
+            .filter(|p| p.uid == uid)
+            .map(|p| {
+                p.value()
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let handle = process.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut h) = handle {
+            let grace = Duration::from_secs(grace.max(0) as u64);
+            if tokio::time::timeout(grace, &mut h).await.is_err() {
+                h.abort();
+            }
+        }
+        if let Some(r) = self.pods.lock().unwrap_or_else(|p| p.into_inner()).get(uid) {
+            r.lifecycle.abort();
+        }
+        let _ = self.core.store.write(&pods_key(), ns, name, false, |cur| {
+            let Some(cur) = cur.filter(|c| c.uid == uid) else {
+                return Ok(Write::Keep);
+            };
+            let mut v = cur.value();
+            v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if let Some(st) = v.get_mut("status") {
+                set_container_state(
+                    st,
+                    false,
+                    json!({"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now()}}),
+                    0,
+                );
+            }
+            if cur.finalizers.is_empty() {
+                Ok(Write::Delete(v))
+            } else {
+                Ok(Write::Put(v))
+            }
+        });
+    }
+}
+
+/// Deterministic pod IP from the uid.
+fn pod_ip(uid: &str) -> String {
+    let h = uid
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("10.244.{}.{}", (h >> 8) % 250, h % 250 + 2)
+}
+
+fn set_container_state(st: &mut Value, ready: bool, state: Value, add_restarts: i64) {
+    let t = now();
+    if let Some(Value::Array(cs)) = st.get_mut("containerStatuses") {
+        for c in cs.iter_mut() {
+            c["ready"] = json!(ready);
+            c["state"] = state.clone();
+            let r = c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+            c["restartCount"] = json!(r + add_restarts);
+        }
+    }
+    if let Some(Value::Array(conds)) = st.get_mut("conditions") {
+        for c in conds.iter_mut() {
+            let ty = c.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+            if ty == "Ready" || ty == "ContainersReady" {
+                let want = if ready { "True" } else { "False" };
+                if c.get("status").and_then(Value::as_str) != Some(want) {
+                    c["status"] = json!(want);
+                    c["lastTransitionTime"] = json!(t);
+                }
+                if ready {
+                    if let Some(o) = c.as_object_mut() {
+                        o.remove("reason");
+                    }
+                } else {
+                    c["reason"] = json!("ContainersNotReady");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `/openapi/v3`: the index of group-versions and a per-group-version document with the
+//! operations `kubectl apply` looks for (a PATCH per kind that takes `fieldValidation`).
+use serde_json::{json, Map, Value};
+
+use crate::resources::Registry;
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn fnv(s: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016X}")
+}
+
+pub fn index(reg: &Registry) -> Value {
+    let mut paths = Map::new();
+    let mut gvs: Vec<(String, String)> = reg.all().map(|t| (t.group.clone(), t.version.clone())).collect();
+    gvs.dedup();
+    for (g, v) in gvs {
+        let p = gv_path(&g, &v);
+        // The hash changes whenever the group-version's document does, so kubectl's cache stays right.
+        let hash = fnv(&group_version(reg, &p).map(|d| d.to_string()).unwrap_or_default());
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+pub fn group_version(reg: &Registry, gv: &str) -> Option<Value> {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    let mut found = false;
+    for t in reg.all() {
+        if gv_path(&t.group, &t.version) != gv {
+            continue;
+        }
+        found = true;
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let params = json!([
+            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
+        ]);
+        let op = |action: &str| json!({"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": action, "parameters": params, "responses": {"200": {"description": "OK"}}});
+        let base = format!("/{gv}");
+        let item = if t.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+        } else {
+            format!("{base}/{}/{{name}}", t.plural)
+        };
+        paths.insert(
+            item,
+            json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+        );
+        let coll = if t.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("{base}/{}", t.plural)
+        };
+        paths.insert(coll, json!({"get": op("list"), "post": op("post")}));
+        if let Some(schema) = &t.schema {
+            let name = format!(
+                "{}.{}.{}",
+                t.group.split('.').rev().collect::<Vec<_>>().join("."),
+                t.version,
+                t.kind
+            );
+            let mut s = schema.clone();
+            if let Some(o) = s.as_object_mut() {
+                o.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+            }
+            schemas.insert(name, s);
+        }
+    }
+    if !found {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }))
+}

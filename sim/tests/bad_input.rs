@@ -1,0 +1,381 @@
+//! Bad input never crashes the server: each gets the Status code and reason kube-apiserver gives.
+mod common;
+
+use common::{raw, raw_with, sim, widget_crd};
+use serde_json::json;
+
+fn assert_status(r: &common::RawResponse, code: u16, reason: &str) {
+    assert_eq!(r.code, code, "body: {}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["kind"], "Status");
+    assert_eq!(v["status"], "Failure");
+    assert_eq!(v["reason"], reason, "body: {v}");
+    assert_eq!(v["code"], code);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let sim = sim().await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        b"{\"metadata\": ",
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+}
+
+#[tokio::test]
+async fn malformed_yaml_is_400() {
+    let sim = sim().await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/yaml"),
+        b"metadata: [unclosed",
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+}
+
+#[tokio::test]
+async fn unknown_resource_is_404() {
+    let sim = sim().await;
+    let r = raw(&sim, "GET", "/api/v1/namespaces/default/gizmos", None, b"").await;
+    assert_status(&r, 404, "NotFound");
+    let r = raw(&sim, "GET", "/apis/nope.example.com/v1/things", None, b"").await;
+    assert_status(&r, 404, "NotFound");
+}
+
+#[tokio::test]
+async fn missing_object_is_404_with_details() {
+    let sim = sim().await;
+    let r = raw(&sim, "GET", "/api/v1/namespaces/default/pods/ghost", None, b"").await;
+    assert_status(&r, 404, "NotFound");
+    let v = r.json();
+    assert_eq!(v["message"], "pods \"ghost\" not found");
+    assert_eq!(v["details"]["name"], "ghost");
+}
+
+#[tokio::test]
+async fn unsupported_verb_is_405() {
+    let sim = sim().await;
+    let r = raw(
+        &sim,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        b"{}",
+    )
+    .await;
+    assert_status(&r, 405, "MethodNotAllowed");
+    let r = raw(&sim, "POST", "/version", Some("application/json"), b"{}").await;
+    assert_status(&r, 405, "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn body_over_3_mib_is_413() {
+    let sim = sim().await;
+    let big = vec![b' '; 3 * 1024 * 1024 + 1];
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        &big,
+    )
+    .await;
+    assert_status(&r, 413, "RequestEntityTooLarge");
+}
+
+#[tokio::test]
+async fn wrong_content_types_are_415() {
+    let sim = sim().await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("text/plain"),
+        b"hello",
+    )
+    .await;
+    assert_status(&r, 415, "UnsupportedMediaType");
+    let body = json!({"metadata": {"name": "x"}}).to_string();
+    raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .await;
+    let r = raw(
+        &sim,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/x",
+        Some("application/xml"),
+        b"<x/>",
+    )
+    .await;
+    assert_status(&r, 415, "UnsupportedMediaType");
+}
+
+#[tokio::test]
+async fn strategic_merge_on_custom_resource_is_415() {
+    let sim = sim().await;
+    let crd = widget_crd().to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some("application/json"),
+        crd.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 201);
+    let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"color": "red"}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/apis/test.baton.dev/v1/namespaces/default/widgets",
+        Some("application/json"),
+        w.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = raw(
+        &sim,
+        "PATCH",
+        "/apis/test.baton.dev/v1/namespaces/default/widgets/w",
+        Some("application/strategic-merge-patch+json"),
+        b"{\"spec\":{\"color\":\"blue\"}}",
+    )
+    .await;
+    assert_status(&r, 415, "UnsupportedMediaType");
+}
+
+#[tokio::test]
+async fn bad_selectors_are_400() {
+    let sim = sim().await;
+    let r = raw(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/pods?labelSelector=a%20in%20(b",
+        None,
+        b"",
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+    let r = raw(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/pods?fieldSelector=spec.bogus%3Dx",
+        None,
+        b"",
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("field label not supported"));
+}
+
+#[tokio::test]
+async fn schema_violations_are_422_with_a_cause_per_field() {
+    let sim = sim().await;
+    let crd = widget_crd().to_string();
+    raw(
+        &sim,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some("application/json"),
+        crd.as_bytes(),
+    )
+    .await;
+    let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+                   "spec": {"color": "purple", "replicas": -1, "note": "much too long a note", "tags": ["a", "b", "c", "d"]}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/apis/test.baton.dev/v1/namespaces/default/widgets",
+        Some("application/json"),
+        w.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 422, "Invalid");
+    let v = r.json();
+    let fields: Vec<String> = v["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .map(|c| c["field"].as_str().unwrap_or("").to_string())
+        .collect();
+    for f in ["spec.color", "spec.replicas", "spec.note", "spec.tags"] {
+        assert!(fields.iter().any(|x| x == f), "no cause for {f}: {fields:?}");
+    }
+    let missing = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {}})
+        .to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/apis/test.baton.dev/v1/namespaces/default/widgets",
+        Some("application/json"),
+        missing.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 422, "Invalid");
+    assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueRequired");
+}
+
+#[tokio::test]
+async fn strict_field_validation_rejects_unknown_fields() {
+    let sim = sim().await;
+    let crd = widget_crd().to_string();
+    raw(
+        &sim,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some("application/json"),
+        crd.as_bytes(),
+    )
+    .await;
+    let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"color": "red", "bogus": 1}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/apis/test.baton.dev/v1/namespaces/default/widgets?fieldValidation=Strict",
+        Some("application/json"),
+        w.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("unknown field \"spec.bogus\""));
+    // Warn (the default) prunes and says so in a Warning header.
+    let r = raw(
+        &sim,
+        "POST",
+        "/apis/test.baton.dev/v1/namespaces/default/widgets",
+        Some("application/json"),
+        w.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 201);
+    assert!(r.header("Warning").unwrap_or("").contains("spec.bogus"));
+    assert!(r.json()["spec"].get("bogus").is_none(), "unknown field pruned");
+}
+
+#[tokio::test]
+async fn invalid_names_and_oversized_annotations_are_422() {
+    let sim = sim().await;
+    let bad = json!({"metadata": {"name": "Not_Valid"}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        bad.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 422, "Invalid");
+    let long = "a".repeat(254);
+    let bad = json!({"metadata": {"name": long}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        bad.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 422, "Invalid");
+    let huge = "x".repeat(262_145);
+    let bad = json!({"metadata": {"name": "big", "annotations": {"a": huge}}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        bad.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 422, "Invalid");
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "metadata.annotations");
+}
+
+#[tokio::test]
+async fn watch_from_an_expired_version_gets_410_expired() {
+    let sim = baton_sim::Sim::start(baton_sim::SimConfig {
+        history: 16,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    for i in 0..40 {
+        let b = json!({"metadata": {"name": format!("c{i}")}}).to_string();
+        raw(
+            &sim,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some("application/json"),
+            b.as_bytes(),
+        )
+        .await;
+    }
+    let r = raw(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2&timeoutSeconds=1",
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(r.code, 200);
+    let line: serde_json::Value =
+        serde_json::from_slice(r.body.split(|b| *b == b'\n').next().unwrap_or(b"")).expect("event");
+    assert_eq!(line["type"], "ERROR");
+    assert_eq!(line["object"]["code"], 410);
+    assert_eq!(line["object"]["reason"], "Expired");
+}
+
+#[tokio::test]
+async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
+    let sim = sim().await;
+    let b = json!({"metadata": {"name": "x"}}).to_string();
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/nowhere/configmaps",
+        Some("application/json"),
+        b.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 404, "NotFound");
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?dryRun=Some",
+        Some("application/json"),
+        b.as_bytes(),
+    )
+    .await;
+    assert_status(&r, 400, "BadRequest");
+    // dryRun=All answers as if created but stores nothing.
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?dryRun=All",
+        Some("application/json"),
+        b.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 201);
+    let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps/x", &[], b"").await;
+    assert_eq!(r.code, 404);
+}

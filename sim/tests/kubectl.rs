@@ -1,0 +1,423 @@
+//! Real kubectl against the simulator: each test asserts what kubectl prints.
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use baton_sim::Sim;
+use common::{sim, wait_for, widget_crd};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// kubectl with a fresh HOME and cache dir per simulator (kubectl caches discovery per host).
+struct Kubectl {
+    home: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn new(sim: &Sim) -> Self {
+        let home = std::env::temp_dir().join(format!("baton-kubectl-{}", uuid_like()));
+        std::fs::create_dir_all(&home).expect("home");
+        Kubectl {
+            home,
+            kubeconfig: sim.kubeconfig_path().to_path_buf(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(KUBECTL);
+        c.env("HOME", &self.home)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.home.join("cache"))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Run to completion; (exit code, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.cmd(args).output())
+            .await
+            .expect("kubectl finished in time")
+            .expect("kubectl runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args).await;
+        assert_eq!(code, 0, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}");
+        out
+    }
+
+    fn file(&self, name: &str, v: &serde_json::Value) -> String {
+        let p = self.home.join(name);
+        std::fs::write(&p, serde_json::to_vec_pretty(v).expect("json")).expect("write manifest");
+        p.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Kubectl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+fn widget(name: &str, color: &str) -> serde_json::Value {
+    json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"color": color, "replicas": 2}})
+}
+
+async fn with_crd(k: &Kubectl) {
+    let f = k.file("crd.json", &widget_crd());
+    let out = k.ok(&["apply", "-f", &f]).await;
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/widgets.test.baton.dev created"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn apply_client_side_and_server_side_then_get_shows_printer_columns() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    with_crd(&k).await;
+    let f = k.file("w.json", &widget("w1", "red"));
+    assert!(k
+        .ok(&["apply", "-f", &f])
+        .await
+        .contains("widget.test.baton.dev/w1 created"));
+    assert!(k
+        .ok(&["apply", "-f", &f])
+        .await
+        .contains("widget.test.baton.dev/w1 unchanged"));
+    let f2 = k.file("w2.json", &widget("w1", "blue"));
+    assert!(k
+        .ok(&["apply", "-f", &f2])
+        .await
+        .contains("widget.test.baton.dev/w1 configured"));
+    let f3 = k.file("w3.json", &widget("w2", "green"));
+    assert!(k
+        .ok(&["apply", "--server-side", "-f", &f3])
+        .await
+        .contains("widget.test.baton.dev/w2 serverside-applied"));
+
+    let table = k.ok(&["get", "widgets"]).await;
+    let header = table.lines().next().unwrap_or("");
+    for col in ["NAME", "SIZE", "COLOR", "PHASE", "AGE"] {
+        assert!(header.contains(col), "missing column {col}: {table}");
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("w1") && l.contains("blue") && l.contains('2')),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("w2") && l.contains("green")),
+        "{table}"
+    );
+    // Short name and category from the CRD.
+    assert!(k.ok(&["get", "wdg", "w1", "-o", "jsonpath={.spec.color}"]).await == "blue");
+}
+
+#[tokio::test]
+async fn get_watch_streams_changes() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    with_crd(&k).await;
+    let f = k.file("w.json", &widget("w1", "red"));
+    k.ok(&["apply", "-f", &f]).await;
+    let mut child = k
+        .cmd(&["get", "widgets", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("header in time")
+        .expect("read")
+        .unwrap_or_default();
+    assert!(first.contains("NAME") && first.contains("COLOR"), "{first}");
+    let row = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("row in time")
+        .expect("read")
+        .unwrap_or_default();
+    assert!(row.contains("w1") && row.contains("red"), "{row}");
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"color":"green"}}"#,
+    ])
+    .await;
+    let changed = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("change streamed in time")
+        .expect("read")
+        .unwrap_or_default();
+    assert!(changed.contains("w1") && changed.contains("green"), "{changed}");
+    let _ = child.kill().await;
+}
+
+#[tokio::test]
+async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    with_crd(&k).await;
+    let f = k.file("w.json", &widget("w1", "red"));
+    k.ok(&["apply", "-f", &f]).await;
+
+    let (code, _, err) = k
+        .run(&["wait", "--for=condition=Ready", "widget/w1", "--timeout=2s"])
+        .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("timed out"), "{err}");
+
+    let before = sim.core.open_watches.load(Ordering::SeqCst);
+    let waiter = k
+        .cmd(&["wait", "--for=condition=Ready", "widget/w1", "--timeout=30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wait");
+    // Set the condition once kubectl is watching, so the watch path is what delivers it.
+    wait_for("kubectl wait to open its watch", Duration::from_secs(30), || {
+        let n = sim.core.open_watches.load(Ordering::SeqCst);
+        async move { (n > before).then_some(()) }
+    })
+    .await;
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Test", "message": "set by test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}).to_string();
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        &status,
+    ])
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(40), waiter.wait_with_output())
+        .await
+        .expect("wait returned")
+        .expect("wait output");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("widget.test.baton.dev/w1 condition met"));
+}
+
+#[tokio::test]
+async fn patch_merge_json_status_and_scale() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    with_crd(&k).await;
+    let f = k.file("w.json", &widget("w1", "red"));
+    k.ok(&["apply", "-f", &f]).await;
+    assert!(k
+        .ok(&[
+            "patch",
+            "widget",
+            "w1",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"color":"blue"}}"#
+        ])
+        .await
+        .contains("patched"));
+    assert!(k
+        .ok(&[
+            "patch",
+            "widget",
+            "w1",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"add","path":"/spec/note","value":"hi"}]"#
+        ])
+        .await
+        .contains("patched"));
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"Shiny","replicas":2}}"#,
+    ])
+    .await;
+    let got = k
+        .ok(&[
+            "get",
+            "widget",
+            "w1",
+            "-o",
+            "jsonpath={.spec.color}/{.spec.note}/{.status.phase}",
+        ])
+        .await;
+    assert_eq!(got, "blue/hi/Shiny");
+    // Strategic merge (no --type) is refused for custom resources, as by kube-apiserver.
+    let (code, _, err) = k
+        .run(&["patch", "widget", "w1", "-p", r#"{"spec":{"color":"red"}}"#])
+        .await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("application/strategic-merge-patch+json is not supported"),
+        "{err}"
+    );
+
+    assert!(k
+        .ok(&["scale", "widget", "w1", "--replicas=5"])
+        .await
+        .contains("scaled"));
+    assert_eq!(
+        k.ok(&["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]).await,
+        "5"
+    );
+    // A bad value is refused with the server's message.
+    let (code, _, err) = k
+        .run(&[
+            "patch",
+            "widget",
+            "w1",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"color":"purple"}}"#,
+        ])
+        .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("Unsupported value: \"purple\""), "{err}");
+}
+
+#[tokio::test]
+async fn delete_blocks_while_a_finalizer_is_present() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    with_crd(&k).await;
+    let mut w = widget("held", "red");
+    w["metadata"]["finalizers"] = json!(["test.baton.dev/hold"]);
+    let f = k.file("w.json", &w);
+    k.ok(&["apply", "-f", &f]).await;
+    let mut deleter = k
+        .cmd(&["delete", "widget", "held", "--timeout=60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn delete");
+    let ts = wait_for("deletionTimestamp to be set", Duration::from_secs(30), || {
+        let k = &k;
+        async move {
+            let (_, out, _) = k
+                .run(&["get", "widget", "held", "-o", "jsonpath={.metadata.deletionTimestamp}"])
+                .await;
+            (!out.is_empty()).then_some(out)
+        }
+    })
+    .await;
+    assert!(!ts.is_empty());
+    assert!(
+        deleter.try_wait().expect("poll").is_none(),
+        "kubectl delete must still be waiting while the finalizer holds the object"
+    );
+    k.ok(&[
+        "patch",
+        "widget",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(40), deleter.wait_with_output())
+        .await
+        .expect("delete returned")
+        .expect("output");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("widget.test.baton.dev \"held\" deleted"));
+    let (code, _, err) = k.run(&["get", "widget", "held"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("NotFound") && err.contains("\"held\" not found"), "{err}");
+}
+
+#[tokio::test]
+async fn get_pods_shows_kubelet_progress() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:v1"}]}});
+    let f = k.file("pod.json", &pod);
+    assert!(k.ok(&["apply", "-f", &f]).await.contains("pod/web created"));
+    let line = wait_for(
+        "kubectl to show the pod Running and ready",
+        Duration::from_secs(30),
+        || {
+            let k = &k;
+            async move {
+                let out = k.ok(&["get", "pods"]).await;
+                out.lines()
+                    .find(|l| l.starts_with("web") && l.contains("1/1") && l.contains("Running"))
+                    .map(str::to_string)
+            }
+        },
+    )
+    .await;
+    let out = k.ok(&["get", "pods"]).await;
+    let header = out.lines().next().unwrap_or("");
+    for col in ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(line.contains(" 0 "), "restarts column: {line}");
+    let crash = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"}, "spec": {"containers": [{"name": "app", "image": "web:crash"}]}});
+    let f = k.file("crash.json", &crash);
+    k.ok(&["apply", "-f", &f]).await;
+    wait_for(
+        "the crash-looping pod to show CrashLoopBackOff",
+        Duration::from_secs(30),
+        || {
+            let k = &k;
+            async move {
+                k.ok(&["get", "pod", "bad"])
+                    .await
+                    .contains("CrashLoopBackOff")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    // Label selectors pass through.
+    let sel = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]).await;
+    assert_eq!(sel.trim(), "pod/web");
+}

@@ -1,0 +1,871 @@
+//! The `Rollout` custom resource (`baton.dev/v1alpha1`, namespaced, short name `rol`).
+//!
+//! A Rollout runs `spec.replicas` *instances* (stable slots `<rollout>-<ordinal>`), each slot
+//! backed by one pod per incarnation named `<rollout>-<ordinal>-<revision-hash>`, and moves them
+//! from one revision to the next in health-gated batches. The decisions live in
+//! [`crate::rollout::planner`]; this module holds only the API types, their validation
+//! ([`validate`]) and the generated CRD ([`crd`]).
+//!
+//! CEL rules (`x-kubernetes-validations`) mirror [`validate`] for the API server; the controller
+//! calls [`validate`] itself because the simulator does not evaluate CEL.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every baton resource.
+pub const GROUP: &str = "baton.dev";
+/// API version of the Rollout resource.
+pub const VERSION: &str = "v1alpha1";
+
+/// Runtime-action annotations on a Rollout (written by the CLI, never by GitOps).
+///
+/// `promote`, `abort` and `retry` carry a *nonce* (any string, the CLI writes an RFC 3339
+/// timestamp). The controller acts on a nonce once, when it differs from the value recorded in
+/// `status.actions`, and records it there; it never edits the annotations. See
+/// [`crate::rollout::planner`] for the full protocol.
+pub mod annotations {
+    /// Skip the rest of the current inter-batch pause (or the wait for promotion).
+    pub const PROMOTE: &str = "baton.dev/promote";
+    /// Abort the rollout in progress: every updated instance returns to `status.currentRevision`.
+    pub const ABORT: &str = "baton.dev/abort";
+    /// Retry a failed (rolled back or degraded) rollout of the current spec.
+    pub const RETRY: &str = "baton.dev/retry";
+    /// Restart every instance: the value is stamped into the pod template (as this same
+    /// annotation), which yields a new revision rolled out with the normal batches.
+    pub const RESTARTED_AT: &str = "baton.dev/restartedAt";
+    /// On a Pod: the time the Rollout controller asked it to hand its listeners over before it is
+    /// deleted (make-before-break with ListenerSets).
+    pub const DRAIN: &str = "baton.dev/drain";
+}
+
+/// Labels baton puts on the pods and ControllerRevisions of a Rollout.
+pub mod labels {
+    /// Name of the owning Rollout (pods and ControllerRevisions).
+    pub const ROLLOUT: &str = "baton.dev/rollout";
+    /// Slot ordinal of a pod (`"0"`, `"1"`, ...).
+    pub const SLOT: &str = "baton.dev/slot";
+    /// Instance (slot) name of a pod, `<rollout>-<ordinal>`.
+    pub const INSTANCE: &str = "baton.dev/instance";
+    /// Revision hash of a pod or ControllerRevision.
+    pub const REVISION_HASH: &str = "baton.dev/revision-hash";
+    /// Human version of a pod (`spec.version` of the revision it runs).
+    pub const VERSION: &str = "app.kubernetes.io/version";
+    /// Marks objects managed by baton.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// Value of [`MANAGED_BY`].
+    pub const MANAGED_BY_VALUE: &str = "baton";
+}
+
+/// Desired state of a Rollout.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "baton.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    shortname = "rol",
+    category = "baton",
+    status = "RolloutStatus",
+    derive = "PartialEq",
+    doc = "A set of stable instances rolled out in health-gated batches with automatic rollback.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Current", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Up-to-date", type_ = "integer", json_path = ".status.updatedReplicas"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.availableReplicas"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Batch", type_ = "string", json_path = ".status.batchLabel"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.strategy) || !has(self.strategy.batches) || self.strategy.batches.map(b, type(b) == int ? b : (int(b.substring(0, size(b) - 1)) * (has(self.replicas) ? self.replicas : 1) + 99) / 100).isSorted()"
+).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must be 0 or more"))]
+    pub replicas: i32,
+    /// Selects the pods of this Rollout; must match `template.metadata.labels`.
+    pub selector: LabelSelector,
+    /// Human version, stamped on pods as `app.kubernetes.io/version`.
+    #[schemars(length(min = 1, max = 63))]
+    pub version: String,
+    /// Pod template of every instance (its schema is kept without descriptions to keep the CRD
+    /// small).
+    #[schemars(schema_with = "pod_template_schema")]
+    pub template: PodTemplateSpec,
+    /// How a new revision is rolled out.
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+    /// Seconds a new pod must be Ready before it counts as available.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: i32,
+    /// A batch that is not healthy this many seconds after it started has failed.
+    #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: i32,
+    /// On a failed batch, return every updated instance to the last healthy revision.
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+    /// Stop all progress (no instance is replaced; missing pods are still recreated).
+    #[serde(default)]
+    pub paused: bool,
+    /// Old revisions (ControllerRevisions) to keep for rollback.
+    #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 0))]
+    pub revision_history_limit: i32,
+    /// Instances held on a version from the revision history, outside the batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<Pin>,
+}
+
+/// Batches, pauses and surge limits of a rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "!has(self.maxSurge) || !has(self.maxUnavailable) || !((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge.matches('^0+%$')) && (type(self.maxUnavailable) == int ? self.maxUnavailable == 0 : self.maxUnavailable.matches('^0+%$')))"
+).message("maxSurge and maxUnavailable must not both be zero"))]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    /// Cumulative targets: a count (`1`) or a percentage of replicas (`"50%"`, rounded up).
+    /// Empty means one batch of `100%`; a last batch below 100% is followed by an implicit one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(
+        "self.all(b, type(b) == int ? b >= 0 : (b.matches('^[0-9]{1,3}%$') && int(b.substring(0, size(b) - 1)) <= 100))"
+    ).message("each batch is a count >= 0 or a percentage like \"50%\" no greater than 100%"))]
+    pub batches: Vec<IntOrString>,
+    /// Pause after each batch but the last. Absent: no pause. Present without a duration: wait
+    /// for `baton promote` (annotation `baton.dev/promote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+    /// Extra pods allowed above `replicas` (count or percentage, rounded up).
+    #[serde(default = "default_max_surge")]
+    #[x_kube(validation = Rule::new(
+        "type(self) == int ? self >= 0 : (self.matches('^[0-9]{1,3}%$') && int(self.substring(0, size(self) - 1)) <= 100)"
+    ).message("maxSurge is a count >= 0 or a percentage no greater than 100%"))]
+    pub max_surge: IntOrString,
+    /// Instances allowed to be unavailable because of the rollout (count or percentage, rounded
+    /// down).
+    #[serde(default = "default_max_unavailable")]
+    #[x_kube(validation = Rule::new(
+        "type(self) == int ? self >= 0 : (self.matches('^[0-9]{1,3}%$') && int(self.substring(0, size(self) - 1)) <= 100)"
+    ).message("maxUnavailable is a count >= 0 or a percentage no greater than 100%"))]
+    pub max_unavailable: IntOrString,
+}
+
+impl Default for RolloutStrategy {
+    fn default() -> Self {
+        Self {
+            batches: Vec::new(),
+            pause: None,
+            max_surge: default_max_surge(),
+            max_unavailable: default_max_unavailable(),
+        }
+    }
+}
+
+/// Pause between batches.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    /// Go-style duration (`30s`, `5m`, `1h30m`). Absent: wait for promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+/// Holds named instances on a version from the revision history.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pin {
+    /// Instance names, `<rollout>-<ordinal>`.
+    #[schemars(length(min = 1))]
+    pub instances: Vec<String>,
+    /// A version present in the revision history (or `spec.version`).
+    #[schemars(length(min = 1))]
+    pub version: String,
+}
+
+/// Phase of a Rollout.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutPhase {
+    /// Instances are being moved to the update revision (pauses with a duration included).
+    Progressing,
+    /// `spec.paused`, or waiting for promotion between batches.
+    Paused,
+    /// Every instance is available on its intended revision.
+    Healthy,
+    /// A batch failed and the rollout stopped (no automatic rollback), or instances are broken.
+    Degraded,
+    /// A failed or aborted rollout is returning instances to the last healthy revision.
+    RollingBack,
+}
+
+impl std::fmt::Display for RolloutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            RolloutPhase::Progressing => "Progressing",
+            RolloutPhase::Paused => "Paused",
+            RolloutPhase::Healthy => "Healthy",
+            RolloutPhase::Degraded => "Degraded",
+            RolloutPhase::RollingBack => "RollingBack",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Observed state of a Rollout. Besides the answers for operators it records the facts the
+/// planner needs to be level-based (batch start, pause start, failed revision, handled actions).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RolloutPhase>,
+    /// Last fully healthy revision (ControllerRevision name): the rollback target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// Revision being rolled out (ControllerRevision name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    /// Version the instances are converging to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Instances that have a pod.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Instances with a Ready pod.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Instances with a pod of the update revision.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Instances with a pod Ready for at least `minReadySeconds`.
+    #[serde(default)]
+    pub available_replicas: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchStatus>,
+    /// `"<current>/<total>"` for the BATCH printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceStatus>,
+    /// Instances per version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, i32>,
+    /// `Available`, `Progressing`, `InvalidSpec`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Label selector (string form) for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The update revision that failed (or was aborted); it is not rolled out again until the
+    /// spec changes or `baton.dev/retry` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_update: Option<FailedUpdate>,
+    /// Runtime-action nonces already handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<HandledActions>,
+}
+
+/// Batch progress of the rollout in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchStatus {
+    /// 1-based batch being rolled out (or just completed, while pausing).
+    pub current: i32,
+    pub total: i32,
+    /// When the current batch started (progress deadline base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the pause after the current batch started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_started_at: Option<Time>,
+}
+
+/// Instance counts of the rollout in progress (pinned instances excluded).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressStatus {
+    pub total: i32,
+    pub completed: i32,
+    pub failed: i32,
+    pub pending: i32,
+}
+
+/// One instance (slot).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// Instance name, `<rollout>-<ordinal>`.
+    pub name: String,
+    /// Current pod of the instance, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Revision number of the pod's ControllerRevision (0 when unknown).
+    #[serde(default)]
+    pub revision: i64,
+    #[serde(default)]
+    pub ready: bool,
+    /// Ready since (or created at, when not ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// Held by `spec.pins`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+}
+
+/// A revision that failed to roll out.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedUpdate {
+    /// ControllerRevision name.
+    pub revision: String,
+    pub version: String,
+    /// `ProgressDeadlineExceeded`, `CrashLoop` or `Aborted`.
+    pub reason: String,
+    pub message: String,
+    /// Instances are being (or were) returned to `currentRevision`.
+    #[serde(default)]
+    pub rolled_back: bool,
+    /// Batch that failed (1-based).
+    #[serde(default)]
+    pub batch: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+}
+
+/// Nonces of runtime-action annotations the controller has handled.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HandledActions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+fn default_progress_deadline_seconds() -> i32 {
+    300
+}
+fn default_true() -> bool {
+    true
+}
+fn default_revision_history_limit() -> i32 {
+    10
+}
+fn default_max_surge() -> IntOrString {
+    IntOrString::Int(1)
+}
+fn default_max_unavailable() -> IntOrString {
+    IntOrString::Int(0)
+}
+
+/// Schema of the embedded pod template, with every description removed (a full
+/// `PodTemplateSpec` schema with descriptions would push the CRD past the 262,144-byte
+/// annotation limit of client-side `kubectl apply`).
+fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<PodTemplateSpec>();
+    if let Some(obj) = schema.as_object_mut() {
+        strip_descriptions(obj);
+    }
+    schema
+}
+
+fn strip_descriptions(obj: &mut serde_json::Map<String, serde_json::Value>) {
+    if obj.get("description").is_some_and(|d| d.is_string()) {
+        obj.remove("description");
+    }
+    for value in obj.values_mut() {
+        strip_value(value);
+    }
+}
+
+fn strip_value(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => strip_descriptions(map),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_value),
+        _ => {}
+    }
+}
+
+/// The Rollout CRD as installed (`baton crds`): the pod template schema carries no
+/// descriptions.
+pub fn crd() -> CustomResourceDefinition {
+    Rollout::crd()
+}
+
+/// Resolves a count-or-percentage against `total`; percentages round up when `round_up`,
+/// down otherwise. Errors name the bad value.
+pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
+    match value {
+        IntOrString::Int(n) if *n >= 0 => Ok(*n),
+        IntOrString::Int(n) => Err(format!("{n} is negative")),
+        IntOrString::String(s) => {
+            let pct = parse_percent(s)?;
+            let total = i64::from(total.max(0));
+            let scaled = if round_up {
+                (i64::from(pct) * total + 99) / 100
+            } else {
+                i64::from(pct) * total / 100
+            };
+            Ok(i32::try_from(scaled).unwrap_or(i32::MAX))
+        }
+    }
+}
+
+fn parse_percent(s: &str) -> Result<i32, String> {
+    let digits = s
+        .strip_suffix('%')
+        .ok_or_else(|| format!("{s:?} is neither a number nor a percentage like \"50%\""))?;
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a percentage like \"50%\""));
+    }
+    let pct: i32 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage like \"50%\""))?;
+    if pct > 100 {
+        return Err(format!("{s:?} is more than 100%"));
+    }
+    Ok(pct)
+}
+
+/// Parses a Go-style duration (`30s`, `5m`, `1h30m`, `0s`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: kube::core::Duration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}"))?;
+    if d.is_negative() {
+        return Err(format!("{s:?} is negative"));
+    }
+    Ok(d.into())
+}
+
+/// Does `labels` satisfy `selector`? An empty selector matches everything.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = selector.match_expressions.iter().flatten().all(|req| {
+        let values = req.values.as_deref().unwrap_or(&[]);
+        let value = labels.get(&req.key);
+        match req.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}
+
+/// The string form of a label selector (`a=b,c in (d,e)`), as the scale subresource wants it.
+pub fn selector_string(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for req in selector.match_expressions.iter().flatten() {
+        let values = req.values.as_deref().unwrap_or(&[]).join(",");
+        parts.push(match req.operator.as_str() {
+            "In" => format!("{} in ({values})", req.key),
+            "NotIn" => format!("{} notin ({values})", req.key),
+            "Exists" => req.key.clone(),
+            "DoesNotExist" => format!("!{}", req.key),
+            other => format!("{} {other} ({values})", req.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// Checks a spec the way the CEL rules do, plus what CEL cannot see. Every message says what to
+/// fix. Pin instance names and pinned versions are checked by the planner (they need the
+/// Rollout's name and revision history).
+pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    if spec.replicas < 0 {
+        errors.push(format!("spec.replicas is {}; set it to 0 or more", spec.replicas));
+    }
+    if spec.version.trim().is_empty() {
+        errors.push("spec.version is empty; set it to the version being deployed".into());
+    }
+    let selector_empty = spec.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && spec.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    if selector_empty {
+        errors.push("spec.selector is empty; set matchLabels that the pod template carries".into());
+    } else {
+        let labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        if !selector_matches(&spec.selector, &labels) {
+            errors.push(
+                "spec.selector does not match spec.template.metadata.labels; add the selector's labels to the template"
+                    .into(),
+            );
+        }
+    }
+    if spec.template.spec.is_none() {
+        errors.push("spec.template.spec is missing; give the pod template its containers".into());
+    }
+    let mut previous: Option<(i32, String)> = None;
+    for (i, batch) in spec.strategy.batches.iter().enumerate() {
+        match scaled_value(batch, spec.replicas, true) {
+            Ok(count) => {
+                let shown = match batch {
+                    IntOrString::Int(n) => n.to_string(),
+                    IntOrString::String(s) => format!("{s:?}"),
+                };
+                if let Some((prev, prev_shown)) = &previous {
+                    if count < *prev {
+                        errors.push(format!(
+                            "spec.strategy.batches[{i}] ({shown} = {count} instances) is below the batch before it ({prev_shown} = {prev}); batches are cumulative and must not decrease"
+                        ));
+                    }
+                }
+                previous = Some((count, shown));
+            }
+            Err(e) => errors.push(format!(
+                "spec.strategy.batches[{i}]: {e}; use a count >= 0 or a percentage like \"50%\""
+            )),
+        }
+    }
+    if spec.strategy.batches.len() > 32 {
+        errors.push("spec.strategy.batches has more than 32 entries; use fewer batches".into());
+    }
+    let surge = scaled_value(&spec.strategy.max_surge, spec.replicas, true);
+    let unavailable = scaled_value(&spec.strategy.max_unavailable, spec.replicas, false);
+    if let Err(e) = &surge {
+        errors.push(format!(
+            "spec.strategy.maxSurge: {e}; use a count >= 0 or a percentage up to 100%"
+        ));
+    }
+    if let Err(e) = &unavailable {
+        errors.push(format!(
+            "spec.strategy.maxUnavailable: {e}; use a count >= 0 or a percentage up to 100%"
+        ));
+    }
+    if is_zero(&spec.strategy.max_surge) && is_zero(&spec.strategy.max_unavailable) {
+        errors.push(
+            "spec.strategy.maxSurge and maxUnavailable are both zero, so no instance could ever be replaced; set maxSurge to 1"
+                .into(),
+        );
+    }
+    if let Some(Pause {
+        duration: Some(duration),
+    }) = &spec.strategy.pause
+    {
+        if let Err(e) = parse_duration(duration) {
+            errors.push(format!("spec.strategy.pause.duration: {e}"));
+        }
+    }
+    if spec.min_ready_seconds < 0 {
+        errors.push("spec.minReadySeconds is negative; set it to 0 or more".into());
+    }
+    if spec.progress_deadline_seconds <= 0 {
+        errors.push("spec.progressDeadlineSeconds must be more than 0".into());
+    } else if spec.progress_deadline_seconds <= spec.min_ready_seconds {
+        errors.push(format!(
+            "spec.progressDeadlineSeconds ({}) must be more than spec.minReadySeconds ({})",
+            spec.progress_deadline_seconds, spec.min_ready_seconds
+        ));
+    }
+    if spec.revision_history_limit < 0 {
+        errors.push("spec.revisionHistoryLimit is negative; set it to 0 or more".into());
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, pin) in spec.pins.iter().enumerate() {
+        if pin.version.trim().is_empty() {
+            errors.push(format!(
+                "spec.pins[{i}].version is empty; name a version from the revision history"
+            ));
+        }
+        if pin.instances.is_empty() {
+            errors.push(format!("spec.pins[{i}].instances is empty; name the instances to pin"));
+        }
+        for instance in &pin.instances {
+            if let Some(first) = seen.insert(instance.as_str(), i) {
+                errors.push(format!(
+                    "instance {instance} is pinned by both spec.pins[{first}] and spec.pins[{i}]; keep one"
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn is_zero(value: &IntOrString) -> bool {
+    match value {
+        IntOrString::Int(n) => *n == 0,
+        IntOrString::String(s) => parse_percent(s) == Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    pub(crate) fn sample_spec() -> RolloutSpec {
+        let labels: BTreeMap<String, String> = [("app".to_string(), "svc".to_string())].into();
+        RolloutSpec {
+            replicas: 3,
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                match_expressions: None,
+            },
+            version: "v1".into(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "app".into(),
+                        image: Some("svc:v1".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            strategy: RolloutStrategy {
+                batches: vec![
+                    IntOrString::Int(1),
+                    IntOrString::String("50%".into()),
+                    IntOrString::String("100%".into()),
+                ],
+                ..Default::default()
+            },
+            min_ready_seconds: 0,
+            progress_deadline_seconds: 300,
+            auto_rollback: true,
+            paused: false,
+            revision_history_limit: 10,
+            pins: vec![],
+        }
+    }
+
+    #[test]
+    fn crd_is_small_and_complete() {
+        let crd = crd();
+        let yaml = serde_yaml::to_string(&crd).unwrap();
+        assert!(yaml.len() < 200_000, "CRD YAML is {} bytes", yaml.len());
+        let json = serde_json::to_string(&crd).unwrap();
+        assert!(json.len() < 150_000, "CRD JSON is {} bytes", json.len());
+        let version = &crd.spec.versions[0];
+        let columns: Vec<&str> = version
+            .additional_printer_columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Desired",
+                "Current",
+                "Up-to-date",
+                "Available",
+                "Version",
+                "Phase",
+                "Batch",
+                "Age"
+            ]
+        );
+        let sub = version.subresources.as_ref().unwrap();
+        let scale = sub.scale.as_ref().unwrap();
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(scale.label_selector_path.as_deref(), Some(".status.selector"));
+        assert!(sub.status.is_some());
+        assert_eq!(crd.spec.names.short_names, Some(vec!["rol".to_string()]));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(version.name, VERSION);
+        assert!(json.contains("x-kubernetes-validations"));
+        assert!(json.contains("isSorted()"));
+        assert!(json.contains("x-kubernetes-int-or-string"));
+        // The embedded pod template has no descriptions left.
+        let value = serde_json::to_value(&crd).unwrap();
+        let template =
+            &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["template"];
+        assert!(template["properties"]["spec"]["properties"]["containers"].is_object());
+        assert!(!template["properties"].to_string().contains("\"description\""));
+        // Defaults reach the schema.
+        let spec_props = &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(spec_props["progressDeadlineSeconds"]["default"], 300);
+        assert_eq!(spec_props["autoRollback"]["default"], true);
+    }
+
+    #[test]
+    fn spec_round_trips_the_design_yaml() {
+        let yaml = r#"
+replicas: 3
+selector: {matchLabels: {app: user-service}}
+version: v1.2.3
+template:
+  metadata: {labels: {app: user-service}}
+  spec: {containers: [{name: app, image: "user-service:v1.2.3"}]}
+strategy:
+  batches: [1, "50%", "100%"]
+  pause: {duration: 30s}
+  maxSurge: 1
+  maxUnavailable: 0
+minReadySeconds: 5
+pins:
+  - {instances: [user-service-2], version: v1.2.2}
+"#;
+        let spec: RolloutSpec = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(spec.progress_deadline_seconds, 300);
+        assert!(spec.auto_rollback);
+        assert_eq!(spec.revision_history_limit, 10);
+        assert_eq!(spec.strategy.batches.len(), 3);
+        assert_eq!(spec.pins[0].version, "v1.2.2");
+        assert_eq!(validate(&spec), Ok(()));
+        let back: RolloutSpec = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn validate_accepts_sample() {
+        assert_eq!(validate(&sample_spec()), Ok(()));
+    }
+
+    #[test]
+    fn validate_reports_what_to_fix() {
+        let mut spec = sample_spec();
+        spec.replicas = -1;
+        spec.strategy.batches = vec![
+            IntOrString::Int(2),
+            IntOrString::Int(1),
+            IntOrString::String("150%".into()),
+            IntOrString::String("abc".into()),
+        ];
+        spec.strategy.max_surge = IntOrString::Int(0);
+        spec.strategy.max_unavailable = IntOrString::String("0%".into());
+        spec.strategy.pause = Some(Pause {
+            duration: Some("soon".into()),
+        });
+        spec.pins = vec![
+            Pin {
+                instances: vec!["svc-1".into()],
+                version: "v0".into(),
+            },
+            Pin {
+                instances: vec!["svc-1".into()],
+                version: "".into(),
+            },
+        ];
+        let errors = validate(&spec).unwrap_err();
+        let all = errors.join("\n");
+        assert!(all.contains("spec.replicas is -1"), "{all}");
+        assert!(all.contains("batches[1]"), "{all}");
+        assert!(all.contains("more than 100%"), "{all}");
+        assert!(all.contains("batches[3]"), "{all}");
+        assert!(all.contains("both zero"), "{all}");
+        assert!(all.contains("pause.duration"), "{all}");
+        assert!(all.contains("pinned by both"), "{all}");
+        assert!(all.contains("spec.pins[1].version is empty"), "{all}");
+    }
+
+    #[test]
+    fn validate_checks_selector_against_template() {
+        let mut spec = sample_spec();
+        spec.selector.match_labels = Some([("app".to_string(), "other".to_string())].into());
+        let errors = validate(&spec).unwrap_err();
+        assert!(errors[0].contains("does not match"));
+        spec.selector.match_labels = None;
+        let errors = validate(&spec).unwrap_err();
+        assert!(errors[0].contains("selector is empty"));
+    }
+
+    #[test]
+    fn scaled_values_round_as_documented() {
+        let p = |s: &str| IntOrString::String(s.into());
+        assert_eq!(scaled_value(&p("50%"), 3, true), Ok(2));
+        assert_eq!(scaled_value(&p("50%"), 3, false), Ok(1));
+        assert_eq!(scaled_value(&p("100%"), 7, true), Ok(7));
+        assert_eq!(scaled_value(&IntOrString::Int(4), 2, true), Ok(4));
+        assert!(scaled_value(&p("101%"), 3, true).is_err());
+        assert!(scaled_value(&p("5"), 3, true).is_err());
+        assert!(scaled_value(&IntOrString::Int(-1), 3, true).is_err());
+    }
+
+    #[test]
+    fn durations_parse_go_style() {
+        assert_eq!(parse_duration("30s"), Ok(std::time::Duration::from_secs(30)));
+        assert_eq!(parse_duration("1h30m"), Ok(std::time::Duration::from_secs(5400)));
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("5").is_err());
+    }
+
+    #[test]
+    fn selector_string_and_matching() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        let selector = LabelSelector {
+            match_labels: Some([("app".to_string(), "svc".to_string())].into()),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "canary".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(selector_string(&selector), "app=svc,tier in (a,b),!canary");
+        let mut labels: BTreeMap<String, String> = [
+            ("app".to_string(), "svc".to_string()),
+            ("tier".to_string(), "a".to_string()),
+        ]
+        .into();
+        assert!(selector_matches(&selector, &labels));
+        labels.insert("canary".into(), "1".into());
+        assert!(!selector_matches(&selector, &labels));
+    }
+}

@@ -1,0 +1,2 @@
+//! ListenerSet controller.
+pub mod assigner;

@@ -1,0 +1,2 @@
+//! Rollout controller.
+pub mod planner;
