@@ -1,4 +1,9 @@
 //! baton: batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes.
 pub mod api;
+pub mod cli;
+pub mod demo;
+pub mod error;
 pub mod listeners;
+pub mod operator;
 pub mod rollout;
+pub mod telemetry;

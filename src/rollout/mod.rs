@@ -1,2 +1,3 @@
-//! Rollout controller.
+//! The Rollout controller: a pure planner and the reconciler that applies its plans.
+pub mod controller;
 pub mod planner;

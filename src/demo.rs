@@ -1,0 +1,250 @@
+//! `baton demo`: the whole system on one machine. Starts the embedded API server simulator, the
+//! controller and a sample 4-instance service, then shows v1 → v2 in batches, a broken v3 that
+//! fails its first batch and rolls back on its own, and one instance pinned back to v1.
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use baton_sim::{KubeletConfig, Sim, SimConfig};
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use serde_json::json;
+
+use crate::api::rollout::{Rollout, RolloutPhase};
+use crate::cli::rollout::render;
+use crate::operator::{self, OperatorConfig};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Keep the simulator and controller running at the end and print the kubeconfig.
+    #[arg(long)]
+    pub keep: bool,
+    /// Kubelet delay from Running to Ready, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub ready_delay_ms: u64,
+}
+
+const NAME: &str = "user-service";
+
+fn step(title: &str) {
+    println!("\n━━ {title}");
+}
+
+fn rollout_manifest(version: &str, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": NAME, "namespace": "default"},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": NAME}},
+            "version": version,
+            "template": {
+                "metadata": {"labels": {"app": NAME}},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            },
+            "strategy": {"batches": [1, "50%", "100%"], "pause": {"duration": "1s"}, "maxSurge": 1, "maxUnavailable": 0},
+            "minReadySeconds": 1,
+            "progressDeadlineSeconds": 6,
+            "autoRollback": true,
+            "revisionHistoryLimit": 10
+        }
+    })
+}
+
+/// Follow the Rollout, printing each new view, until `done` says it is finished (or the deadline).
+async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) -> bool) -> Result<Rollout, String> {
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
+    let mut stream = std::pin::pin!(watcher(api.clone(), cfg).default_backoff().applied_objects());
+    let mut last = String::new();
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        let next = tokio::time::timeout_at(end, stream.next()).await.map_err(|_| format!("timed out after {deadline:?}"))?;
+        match next {
+            Some(Ok(r)) => {
+                let view = progress_line(&r);
+                if view != last {
+                    println!("{view}");
+                    last = view;
+                }
+                if done(&r) {
+                    return Ok(r);
+                }
+            }
+            Some(Err(e)) => eprintln!("watch: {e}"),
+            None => return Err("watch ended".into()),
+        }
+    }
+}
+
+/// One line per change: phase, batch, versions per instance, message.
+fn progress_line(r: &Rollout) -> String {
+    let Some(st) = &r.status else { return "  (no status yet)".into() };
+    let phase = st.phase.map(|p| p.to_string()).unwrap_or_default();
+    let batch = st.batch.as_ref().map(|b| format!("batch {}/{}", b.current, b.total)).unwrap_or_else(|| "batch -".into());
+    let slots: Vec<String> = st
+        .instances
+        .iter()
+        .map(|i| format!("{}{}", i.version.as_deref().unwrap_or("·"), if i.ready { "✓" } else { "…" }))
+        .collect();
+    format!("  {phase:<11} {batch:<10} [{}]  {}", slots.join(" "), st.message.as_deref().unwrap_or(""))
+}
+
+fn healthy_at(r: &Rollout, version: &str) -> bool {
+    let Some(st) = &r.status else { return false };
+    st.observed_generation == r.metadata.generation
+        && st.phase == Some(RolloutPhase::Healthy)
+        && st.instances.len() == 4
+        && st.instances.iter().all(|i| i.ready && i.version.as_deref() == Some(version))
+}
+
+fn condition<'a>(r: &'a Rollout, t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)
+}
+
+/// The server-rendered `kubectl get rollouts` table.
+async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
+    let req = http::Request::get("/apis/baton.dev/v1alpha1/namespaces/default/rollouts")
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let table: serde_json::Value = client.request(req).await.map_err(|e| e.to_string())?;
+    let cols: Vec<String> = table["columnDefinitions"]
+        .as_array()
+        .map(|c| c.iter().filter(|c| c["priority"].as_i64().unwrap_or(0) == 0).map(|c| c["name"].as_str().unwrap_or("").to_uppercase()).collect())
+        .unwrap_or_default();
+    let mut rows = vec![cols.clone()];
+    for row in table["rows"].as_array().cloned().unwrap_or_default() {
+        let cells: Vec<String> = row["cells"]
+            .as_array()
+            .map(|c| c.iter().take(cols.len()).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect())
+            .unwrap_or_default();
+        rows.push(cells);
+    }
+    let widths: Vec<usize> = (0..cols.len()).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0)).collect();
+    Ok(rows
+        .iter()
+        .map(|r| r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i] + 3)).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+async fn install_crds(client: &kube::Client) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
+        crds.create(&PostParams::default(), &crd).await.map_err(|e| format!("installing CRDs: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn script(client: kube::Client) -> Result<(), String> {
+    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("baton-demo").force();
+
+    step("1. deploy user-service v1 to 4 instances");
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v1", "user-service:v1"))).await.map_err(|e| e.to_string())?;
+    follow(&api, Duration::from_secs(60), |r| healthy_at(r, "v1")).await?;
+
+    step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches");
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2"))).await.map_err(|e| e.to_string())?;
+    follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
+
+    step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready"))).await.map_err(|e| e.to_string())?;
+    let r = follow(&api, Duration::from_secs(90), |r| {
+        healthy_at(r, "v2") && condition(r, "Progressing").is_some_and(|c| c.reason == "RolledBack")
+    })
+    .await?;
+    if let Some(c) = condition(&r, "Progressing") {
+        println!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
+    }
+    if let Some(c) = condition(&r, "Available") {
+        println!("Available={} ({})", c.status, c.reason);
+    }
+
+    step("4. pin instance user-service-2 back to v1 (single-instance rollback)");
+    let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin)).await.map_err(|e| e.to_string())?;
+    follow(&api, Duration::from_secs(60), |r| {
+        r.status.as_ref().is_some_and(|st| {
+            st.phase == Some(RolloutPhase::Healthy)
+                && st.instances.iter().any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
+                && st.instances.iter().filter(|i| i.version.as_deref() == Some("v2") && i.ready).count() == 3
+        })
+    })
+    .await?;
+
+    step("baton rollout status user-service");
+    print!("{}", render(&api.get(NAME).await.map_err(|e| e.to_string())?));
+
+    step("kubectl get rollouts");
+    println!("{}", get_rollouts_table(&client).await?);
+    let r = api.get(NAME).await.map_err(|e| e.to_string())?;
+    step("instances and versions");
+    if let Some(st) = &r.status {
+        for i in &st.instances {
+            println!("{:<18} {:<30} {}{}", i.name, i.pod.as_deref().unwrap_or("-"), i.version.as_deref().unwrap_or("-"), if i.pinned { "  (pinned)" } else { "" });
+        }
+        let v: Vec<String> = st.versions.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        println!("versions: {}", v.join(" "));
+    }
+    Ok(())
+}
+
+pub async fn run(args: DemoArgs) -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    crate::telemetry::init(crate::telemetry::LogFormat::Pretty);
+    let config = SimConfig {
+        kubelet: KubeletConfig { ready_delay: Duration::from_millis(args.ready_delay_ms), ..KubeletConfig::default() },
+        ..SimConfig::default()
+    };
+    let sim = match Sim::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: starting the simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("baton demo: API server simulator at {} (kubeconfig {})", sim.url(), sim.kubeconfig_path().display());
+    let client = match sim.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = install_crds(&client).await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(operator::run(client.clone(), OperatorConfig { instance: "demo".into(), ..OperatorConfig::default() }, until(stop_rx)));
+    let outcome = script(client).await;
+    let code = match &outcome {
+        Ok(()) => {
+            println!("\nbaton demo: every step finished as expected");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nbaton demo FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    if args.keep {
+        println!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
+        crate::cli::shutdown_signal().await;
+    }
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    code
+}
+
+fn until(rx: tokio::sync::oneshot::Receiver<()>) -> impl Future<Output = ()> + Send + Sync + 'static {
+    async move {
+        let _ = rx.await;
+    }
+}

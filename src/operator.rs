@@ -1,0 +1,94 @@
+//! Wiring of the controllers: shared watch caches (reflectors) for pods and revisions, and the
+//! kube-runtime `Controller` for Rollouts, run until a shutdown signal.
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
+use tracing::{info, warn};
+
+use crate::api::rollout::{labels, Rollout};
+use crate::rollout::controller::{self as rollout_controller, Context, Stats};
+
+/// Settings of a controller run.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Namespace to watch; None = all.
+    pub namespace: Option<String>,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Bound on waiting for a draining pod to hand its listeners over.
+    pub drain_timeout: Duration,
+    /// Reporting instance for events (pod name).
+    pub instance: String,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig { namespace: None, concurrency: 8, drain_timeout: Duration::from_secs(30), instance: "baton".into() }
+    }
+}
+
+fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Pods cached for the planner carry only what it reads: no spec, no managedFields.
+fn slim_pod(p: &mut Pod) {
+    p.metadata.managed_fields = None;
+    p.spec = None;
+}
+
+/// Run the Rollout controller until `shutdown` resolves. Returns its statistics.
+pub async fn run(client: kube::Client, cfg: OperatorConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
+    let stats = Arc::new(Stats::default());
+    let pod_sel = watcher::Config::default().labels(labels::ROLLOUT);
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = watcher(api::<Pod>(&client, &cfg.namespace), pod_sel)
+        .default_backoff()
+        .modify(slim_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+    let (revisions, rev_writer) = reflector::store();
+    let rev_stream = watcher(api::<ControllerRevision>(&client, &cfg.namespace), watcher::Config::default().labels(labels::ROLLOUT))
+        .default_backoff()
+        .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None)
+        .reflect(rev_writer)
+        .touched_objects();
+    let reporter = Reporter { controller: "baton-rollout".into(), instance: Some(cfg.instance.clone()) };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        pods,
+        revisions,
+        listener_holders: None,
+        drain_timeout: cfg.drain_timeout,
+        stats: stats.clone(),
+    });
+    info!(namespace = cfg.namespace.as_deref().unwrap_or("<all>"), "starting the Rollout controller");
+    Controller::new(api::<Rollout>(&client, &cfg.namespace), watcher::Config::default())
+        .owns_stream(pod_stream)
+        .owns_stream(rev_stream)
+        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(rollout_controller::reconcile, rollout_controller::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                warn!(error = %e, "controller");
+            }
+        })
+        .await;
+    info!("the Rollout controller stopped");
+    stats
+}

@@ -1,0 +1,328 @@
+//! The Rollout reconciler: read caches → [`planner::plan`] → apply actions → write status.
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::api::rollout::{annotations, labels, Rollout, RolloutStatus};
+use crate::error::{is_status, Error, Result};
+use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
+
+/// Field manager of the Rollout controller's writes.
+pub const MANAGER: &str = "baton-rollout";
+
+/// Counters a benchmark or the metrics endpoint can read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub reconciles: AtomicU64,
+    pub pod_creates: AtomicU64,
+    pub pod_deletes: AtomicU64,
+    pub pod_patches: AtomicU64,
+    pub revision_writes: AtomicU64,
+    pub status_writes: AtomicU64,
+}
+
+/// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
+pub struct Context {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    pub pods: Store<Pod>,
+    pub revisions: Store<ControllerRevision>,
+    /// Pods holding listener Leases (from the ListenerSet side); None when unknown.
+    pub listener_holders: Option<Arc<dyn Fn(&str, &str) -> bool + Send + Sync>>,
+    pub drain_timeout: Duration,
+    pub stats: Arc<Stats>,
+}
+
+fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.as_ref().is_some_and(|o| o.iter().any(|r| r.uid == uid))
+}
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref().and_then(|l| l.get(key)).map(String::as_str)
+}
+
+/// The planner's view of a pod.
+pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
+    let meta = &pod.metadata;
+    let slot: i32 = label(meta, labels::SLOT)?.parse().ok()?;
+    let hash = label(meta, labels::REVISION_HASH)?;
+    let mut o = ObservedPod::new(pod.name_any(), slot, hash);
+    o.version = label(meta, labels::VERSION).unwrap_or("").to_string();
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    o.ready = ready.is_some_and(|c| c.status == "True");
+    o.ready_since = ready.filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0);
+    let containers = status.and_then(|s| s.container_statuses.as_ref());
+    o.restarts = containers.map(|cs| cs.iter().map(|c| c.restart_count).sum()).unwrap_or(0);
+    o.crash_looping = containers.is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+        })
+    });
+    o.failed = matches!(status.and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"));
+    o.terminating = meta.deletion_timestamp.is_some();
+    o.created = meta.creation_timestamp.as_ref().map(|t| t.0);
+    o.drain_requested_at = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::DRAIN))
+        .and_then(|v| v.parse::<Timestamp>().ok());
+    o.holds_listeners = holds_listeners;
+    Some(o)
+}
+
+fn revision_info(rev: &ControllerRevision) -> Option<RevisionInfo> {
+    Some(RevisionInfo {
+        name: rev.name_any(),
+        revision: rev.revision,
+        hash: label(&rev.metadata, labels::REVISION_HASH)?.to_string(),
+        version: label(&rev.metadata, labels::VERSION).unwrap_or("").to_string(),
+    })
+}
+
+fn owner_ref(rollout: &Rollout) -> Result<OwnerReference> {
+    rollout.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))
+}
+
+/// One reconcile of one Rollout.
+pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue> {
+    ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
+    let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = rollout.name_any();
+    let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    if rollout.metadata.deletion_timestamp.is_some() {
+        // Pods and revisions are owned: the garbage collector removes them.
+        return Ok(Requeue::await_change());
+    }
+    let holders = ctx.listener_holders.clone();
+    let pods: Vec<ObservedPod> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(&p.metadata, &uid))
+        .filter_map(|p| observe_pod(p, holders.as_ref().is_some_and(|h| h(&ns, &p.name_any()))))
+        .collect();
+    let revisions: Vec<RevisionInfo> = ctx
+        .revisions
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(&r.metadata, &uid))
+        .filter_map(|r| revision_info(r))
+        .collect();
+    let input = PlanInput {
+        name: name.clone(),
+        generation: rollout.metadata.generation.unwrap_or(0),
+        spec: rollout.spec.clone(),
+        requests: ActionRequests::from_annotations(rollout.annotations()),
+        status: rollout.status.clone(),
+        pods,
+        revisions,
+        now: Timestamp::now(),
+        drain_timeout: ctx.drain_timeout,
+    };
+    let plan = planner::plan(&input);
+    debug!(rollout = %name, actions = plan.actions.len(), "planned");
+    let applied = apply_actions(&rollout, &ns, &plan.actions, &ctx).await?;
+    if rollout.status.as_ref() != Some(&plan.status) {
+        write_status(&ctx.client, &ns, &name, &plan.status).await?;
+        ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
+    }
+    let reference = rollout.object_ref(&());
+    for ev in &plan.events {
+        let event = Event {
+            type_: match ev.type_ {
+                planner::EventType::Normal => EventType::Normal,
+                planner::EventType::Warning => EventType::Warning,
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.clone()),
+            action: ev.reason.clone(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(rollout = %name, error = %e, "publishing event failed");
+        }
+        info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
+    }
+    wait_for_cache(&ctx, &ns, &applied).await;
+    Ok(match plan.requeue_after {
+        Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
+        None if !applied.is_empty() => Requeue::requeue(Duration::from_secs(30)),
+        None => Requeue::await_change(),
+    })
+}
+
+/// Pod changes this reconcile made, to wait for in the cache before the next plan.
+#[derive(Debug, Default)]
+pub struct Applied {
+    created: Vec<String>,
+    deleted: Vec<String>,
+}
+
+impl Applied {
+    fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// The next reconcile must plan from a cache that shows this one's writes, or it could count a
+/// deleted pod as still serving and take one more down. Wait (bounded) until it does.
+async fn wait_for_cache(ctx: &Context, ns: &str, applied: &Applied) {
+    if applied.is_empty() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen_created = applied.created.iter().all(|n| ctx.pods.get(&ObjectRef::new(n).within(ns)).is_some());
+        let seen_deleted = applied.deleted.iter().all(|n| {
+            ctx.pods
+                .get(&ObjectRef::new(n).within(ns))
+                .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+        });
+        if (seen_created && seen_deleted) || tokio::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Context) -> Result<Applied> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
+    let owner = owner_ref(rollout)?;
+    let name = rollout.name_any();
+    let mut applied = Applied::default();
+    for action in actions {
+        match action {
+            Action::CreateRevision { name: rev_name, hash, revision, version, template } => {
+                let rev = ControllerRevision {
+                    metadata: ObjectMeta {
+                        name: Some(rev_name.clone()),
+                        namespace: Some(ns.to_string()),
+                        labels: Some(BTreeMap::from([
+                            (labels::ROLLOUT.to_string(), name.clone()),
+                            (labels::REVISION_HASH.to_string(), hash.clone()),
+                            (labels::VERSION.to_string(), version.clone()),
+                            (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+                        ])),
+                        owner_references: Some(vec![owner.clone()]),
+                        ..ObjectMeta::default()
+                    },
+                    data: Some(RawExtension(planner::revision_data(template, version))),
+                    revision: *revision,
+                };
+                ignore_code(revs.create(&PostParams::default(), &rev).await.map(|_| ()), 409)?;
+                ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::DeleteRevision { name: rev_name } => {
+                ignore_code(revs.delete(rev_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+                ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::CreatePod { name: pod_name, slot, revision, hash, version } => {
+                let template = revision_template(ctx, ns, revision)?;
+                let pod = build_pod(&name, ns, pod_name, *slot, hash, version, template, &owner);
+                ignore_code(pods.create(&PostParams::default(), &pod).await.map(|_| ()), 409)?;
+                ctx.stats.pod_creates.fetch_add(1, Ordering::Relaxed);
+                applied.created.push(pod_name.clone());
+            }
+            Action::DeletePod { name: pod_name } => {
+                ignore_code(pods.delete(pod_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+                ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
+                applied.deleted.push(pod_name.clone());
+            }
+            Action::DrainPod { name: pod_name } => {
+                let patch = json!({"metadata": {"annotations": {annotations::DRAIN: Timestamp::now().to_string()}}});
+                ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
+                ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::UndrainPod { name: pod_name } => {
+                let patch = json!({"metadata": {"annotations": {annotations::DRAIN: null}}});
+                ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
+                ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+fn ignore_code(r: Result<(), kube::Error>, code: u16) -> Result<()> {
+    match r {
+        Err(e) if is_status(&e, code) => Ok(()),
+        other => other.map_err(Error::from),
+    }
+}
+
+/// The pod template stored in a ControllerRevision (the cache, which holds every revision).
+fn revision_template(ctx: &Context, ns: &str, revision: &str) -> Result<PodTemplateSpec> {
+    let rev = ctx
+        .revisions
+        .get(&ObjectRef::new(revision).within(ns))
+        .ok_or_else(|| Error::Invalid(format!("ControllerRevision {ns}/{revision} is not in the cache yet")))?;
+    let data = rev.data.as_ref().ok_or(Error::MissingField("data"))?;
+    let template = data.0.get("template").cloned().ok_or(Error::MissingField("data.template"))?;
+    Ok(serde_json::from_value(template)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_pod(
+    rollout: &str,
+    ns: &str,
+    pod_name: &str,
+    slot: i32,
+    hash: &str,
+    version: &str,
+    template: PodTemplateSpec,
+    owner: &OwnerReference,
+) -> Pod {
+    let tmeta = template.metadata.unwrap_or_default();
+    let mut labels_map = tmeta.labels.unwrap_or_default();
+    labels_map.extend(planner::pod_labels(rollout, slot, hash, version));
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name.to_string()),
+            namespace: Some(ns.to_string()),
+            labels: Some(labels_map),
+            annotations: tmeta.annotations,
+            owner_references: Some(vec![owner.clone()]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        status: None,
+    }
+}
+
+async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &RolloutStatus) -> Result<()> {
+    let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
+    let body = json!({
+        "apiVersion": format!("{}/{}", crate::api::rollout::GROUP, crate::api::rollout::VERSION),
+        "kind": "Rollout",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(())
+}
+
+/// Requeue with a short backoff after an error; conflicts (stale cache) retry fast.
+pub fn error_policy(rollout: Arc<Rollout>, err: &Error, _ctx: Arc<Context>) -> Requeue {
+    warn!(rollout = %rollout.name_any(), error = %err, "reconcile failed");
+    match err {
+        Error::Kube(kube::Error::Api(s)) if s.code == 409 => Requeue::requeue(Duration::from_millis(100)),
+        _ => Requeue::requeue(Duration::from_secs(1)),
+    }
+}
