@@ -1,7 +1,9 @@
 //! baton: batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes.
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod demo;
+pub mod election;
 pub mod error;
 pub mod listeners;
 pub mod operator;

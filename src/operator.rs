@@ -1,18 +1,19 @@
 //! Wiring of the controllers: shared watch caches (reflectors) for pods and revisions, and the
 //! kube-runtime `Controller` for Rollouts, run until a shutdown signal.
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use tracing::{info, warn};
 
 use crate::api::rollout::{labels, Rollout};
+use crate::listeners::controller as listener_controller;
 use crate::rollout::controller::{self as rollout_controller, Context, Stats};
 
 /// Settings of a controller run.
@@ -44,22 +45,28 @@ where
     }
 }
 
-/// Pods cached for the planner carry only what it reads: no spec, no managedFields.
-fn slim_pod(p: &mut Pod) {
-    p.metadata.managed_fields = None;
-    p.spec = None;
-}
 
 /// Run the Rollout controller until `shutdown` resolves. Returns its statistics.
 pub async fn run(client: kube::Client, cfg: OperatorConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
     let stats = Arc::new(Stats::default());
-    let pod_sel = watcher::Config::default().labels(labels::ROLLOUT);
-    let (pods, pod_writer) = reflector::store();
-    let pod_stream = watcher(api::<Pod>(&client, &cfg.namespace), pod_sel)
-        .default_backoff()
-        .modify(slim_pod)
-        .reflect(pod_writer)
-        .touched_objects();
+    // One pod cache and one listener-Lease cache, shared by the Rollout and ListenerSet controllers.
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let mut caches = listener_controller::SharedCaches::new(&client, &cfg.namespace);
+    let pods = caches.pods.clone();
+    let pod_stream = caches.pod_events();
+    let lease_stream = caches.lease_events();
+    let listeners = listener_controller::run_shared(
+        client.clone(),
+        listener_controller::ControllerConfig { namespace: cfg.namespace.clone(), concurrency: cfg.concurrency, instance: cfg.instance.clone() },
+        caches.pods.clone(),
+        caches.pod_events(),
+        caches.leases.clone(),
+        caches.lease_events(),
+        shutdown.clone(),
+    );
+    let listener_holders = caches.listener_holders();
+    let drive_caches = caches.drive();
+    let draining_pods = pods.clone();
     let (revisions, rev_writer) = reflector::store();
     let rev_stream = watcher(api::<ControllerRevision>(&client, &cfg.namespace), watcher::Config::default().labels(labels::ROLLOUT))
         .default_backoff()
@@ -72,14 +79,16 @@ pub async fn run(client: kube::Client, cfg: OperatorConfig, shutdown: impl Futur
         recorder: Recorder::new(client.clone(), reporter),
         pods,
         revisions,
-        listener_holders: None,
+        listener_holders: Some(listener_holders),
         drain_timeout: cfg.drain_timeout,
         stats: stats.clone(),
     });
     info!(namespace = cfg.namespace.as_deref().unwrap_or("<all>"), "starting the Rollout controller");
-    Controller::new(api::<Rollout>(&client, &cfg.namespace), watcher::Config::default())
+    let rollouts = Controller::new(api::<Rollout>(&client, &cfg.namespace), watcher::Config::default())
         .owns_stream(pod_stream)
         .owns_stream(rev_stream)
+        // A draining pod released a listener: its Rollout may stop waiting and delete it.
+        .watches_stream(lease_stream, move |l| listener_controller::draining_rollout_of_lease(&draining_pods, &l))
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(rollout_controller::reconcile, rollout_controller::error_policy, ctx)
@@ -87,8 +96,17 @@ pub async fn run(client: kube::Client, cfg: OperatorConfig, shutdown: impl Futur
             if let Err(e) = r {
                 warn!(error = %e, "controller");
             }
-        })
-        .await;
-    info!("the Rollout controller stopped");
+        });
+    tokio::select! {
+        _ = async { futures::join!(rollouts, listeners) } => {}
+        _ = drive_caches => {}
+    }
+    info!(
+        reconciles = stats.reconciles.load(Ordering::Relaxed),
+        pod_creates = stats.pod_creates.load(Ordering::Relaxed),
+        pod_deletes = stats.pod_deletes.load(Ordering::Relaxed),
+        status_writes = stats.status_writes.load(Ordering::Relaxed),
+        "the Rollout controller stopped"
+    );
     stats
 }

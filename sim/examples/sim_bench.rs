@@ -452,7 +452,10 @@ async fn watch_fanout(sim: &Sim, ns: &str) -> Result<WatchFigures> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while sim.core.open_watches.load(Ordering::SeqCst) < open_before + WATCHERS {
         if Instant::now() > deadline {
-            bail!("only {} of {WATCHERS} watches opened within 10 s", sim.core.open_watches.load(Ordering::SeqCst) - open_before);
+            bail!(
+                "only {} of {WATCHERS} watches opened within 10 s",
+                sim.core.open_watches.load(Ordering::SeqCst) - open_before
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -631,7 +634,9 @@ struct MemFigures {
 }
 
 async fn memory() -> Result<MemFigures> {
-    let sim = Sim::start(SimConfig::default()).await.context("starting the simulator")?;
+    let sim = Sim::start(SimConfig::default())
+        .await
+        .context("starting the simulator")?;
     let addr = sim.addr();
     // Warm up every code path (and the allocator's arenas) with a few pods of their own.
     create_namespace(addr, "bench-warm").await?;
@@ -691,7 +696,9 @@ async fn run() -> Result<()> {
         mem.settle_secs
     );
 
-    let sim = Sim::start(SimConfig::default()).await.context("starting the simulator")?;
+    let sim = Sim::start(SimConfig::default())
+        .await
+        .context("starting the simulator")?;
     let addr = sim.addr();
     for ns in ["bench-kube", "bench-raw", "bench-watch"] {
         create_namespace(addr, ns).await?;
@@ -719,9 +726,17 @@ async fn run() -> Result<()> {
     .context("raw concurrent phase timed out")??;
     let rows = [
         ("kube-rs Api<ConfigMap>, 1 client", SINGLE_WRITES, kube1),
-        ("kube-rs Api<ConfigMap>, 8 clients", CONCURRENT_CLIENTS * PER_CLIENT_WRITES, kube8),
+        (
+            "kube-rs Api<ConfigMap>, 8 clients",
+            CONCURRENT_CLIENTS * PER_CLIENT_WRITES,
+            kube8,
+        ),
         ("raw HTTP/1.1 keep-alive, 1 client", SINGLE_WRITES, raw1),
-        ("raw HTTP/1.1 keep-alive, 8 clients", CONCURRENT_CLIENTS * PER_CLIENT_WRITES, raw8),
+        (
+            "raw HTTP/1.1 keep-alive, 8 clients",
+            CONCURRENT_CLIENTS * PER_CLIENT_WRITES,
+            raw8,
+        ),
     ];
     for (label, n, r) in &rows {
         println!(
@@ -800,13 +815,20 @@ async fn run() -> Result<()> {
             verdict(wf.paced.p99 < TARGET_P99_MS),
         ),
         (
-            format!("watch p50 / p99 / max, {WATCHERS} watchers, burst {:.0} writes/s", wf.burst_rate),
+            format!(
+                "watch p50 / p99 / max, {WATCHERS} watchers, burst {:.0} writes/s",
+                wf.burst_rate
+            ),
             format!("{:.2} / {:.2} / {:.2} ms", wf.burst.p50, wf.burst.p99, wf.burst.max),
             "info".into(),
             "-",
         ),
         (
-            format!("RSS beyond JSON per 10k pods (kubelet on; RSS Δ {:.1} MiB, JSON {:.1} MiB)", mem.rss_delta as f64 / MIB, mem.json as f64 / MIB),
+            format!(
+                "RSS beyond JSON per 10k pods (kubelet on; RSS Δ {:.1} MiB, JSON {:.1} MiB)",
+                mem.rss_delta as f64 / MIB,
+                mem.json as f64 / MIB
+            ),
             format!("{per10k:.1} MiB"),
             format!("< {TARGET_MIB_PER_10K:.0} MiB"),
             verdict(per10k < TARGET_MIB_PER_10K),

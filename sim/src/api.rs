@@ -68,6 +68,8 @@ pub struct Core {
     pub registry: RwLock<Registry>,
     /// Watches currently streaming (tests wait on this rather than sleeping).
     pub open_watches: std::sync::atomic::AtomicUsize,
+    /// Requests served, by client identity and HTTP method (benchmarks count API writes).
+    pub requests: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, u64>>>,
 }
 
 /// List types for server-side apply: built-in merge keys and CRD schema list-map keys.
@@ -190,6 +192,7 @@ impl Core {
             store: Store::new(history_limit),
             registry: RwLock::new(Registry::with_builtins()),
             open_watches: Default::default(),
+            requests: Default::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let rt = core.resource("", "namespaces");
@@ -207,6 +210,28 @@ impl Core {
             }
         }
         core
+    }
+
+    /// Requests so far from clients whose identity contains `client`, with this HTTP method.
+    pub fn request_count(&self, client: &str, method: &str) -> u64 {
+        let g = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter().filter(|(id, _)| id.contains(client)).filter_map(|(_, by)| by.get(method)).sum()
+    }
+
+    pub fn count_request(&self, identity: &str, method: &str) {
+        let mut g = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        // Look up before inserting: no allocation on the hot path.
+        match g.get_mut(identity) {
+            Some(by) => match by.get_mut(method) {
+                Some(n) => *n += 1,
+                None => {
+                    by.insert(method.to_string(), 1);
+                }
+            },
+            None => {
+                g.insert(identity.to_string(), std::collections::HashMap::from([(method.to_string(), 1)]));
+            }
+        }
     }
 
     pub fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {

@@ -271,7 +271,9 @@ impl Kubelet {
         let me = self.clone();
         let (ns2, name2, uid2) = (ns.to_string(), name.to_string(), uid.to_string());
         let proc2 = process.clone();
-        let lifecycle = tokio::spawn(async move { me.lifecycle(&ns2, &name2, &uid2, proc2).await });
+        // Boxed: a finished task's memory lives as long as its JoinHandle, and the handle is kept
+        // for the pod's lifetime; the box (the future's state) is freed as soon as it completes.
+        let lifecycle = tokio::spawn(Box::pin(async move { me.lifecycle(&ns2, &name2, &uid2, proc2).await }));
         pods.insert(
             uid.to_string(),
             Running {
@@ -299,20 +301,31 @@ impl Kubelet {
     }
 
     async fn lifecycle(self: Arc<Self>, ns: &str, name: &str, uid: &str, process: Arc<Mutex<Option<JoinHandle<()>>>>) {
-        let Some(pod) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
+        let Some(stored) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
             return;
         };
-        let pod = pod.value();
+        // Keep only what the lifecycle needs, not the parsed pod: thousands of these tasks wait at once.
+        let (bound, pending, containers, images, b) = {
+            let pod = stored.value();
+            let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            let pending = pod.pointer("/status/phase").and_then(Value::as_str).is_none_or(|p| p == "Pending");
+            let (names, images): (Vec<String>, Vec<String>) = pod
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| {
+                            let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                            (field("name"), field("image"))
+                        })
+                        .unzip()
+                })
+                .unwrap_or_default();
+            (bound, pending, names, images, behaviour(&pod))
+        };
+        drop(stored);
         let cfg = self.config();
-        let bound = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
-        if pod
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .is_some_and(|p| p != "Pending")
-        {
+        if !pending {
             // Already running (kubelet restarted): just resume the process.
             self.start_process(ns, name, uid, process).await;
             return;
@@ -331,24 +344,6 @@ impl Kubelet {
             }
         }
         tokio::time::sleep(cfg.start_delay).await;
-        let containers: Vec<String> = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let images: Vec<String> = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| c.get("image").and_then(Value::as_str).unwrap_or("").to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
         let ip = pod_ip(uid);
         let started = now();
         let statuses: Vec<Value> = containers
@@ -374,7 +369,6 @@ impl Kubelet {
         if !ok {
             return;
         }
-        let b = behaviour(&pod);
         if b != Behaviour::Crash {
             self.start_process(ns, name, uid, process).await;
         }

@@ -81,8 +81,9 @@ pub struct Event {
     pub key: ResKey,
     pub kind: EventKind,
     pub obj: Arc<Stored>,
-    /// The previous state (for Modified/Deleted), so selector watches can turn a change that
-    /// leaves the selection into DELETED and one that enters it into ADDED.
+    /// The previous state's index (for Modified/Deleted), so selector watches can turn a change
+    /// that leaves the selection into DELETED and one that enters it into ADDED. Its `raw` is
+    /// empty: keeping superseded object bodies alive in the history would cost memory.
     pub prev: Option<Arc<Stored>>,
 }
 
@@ -113,7 +114,12 @@ struct Inner {
     history: VecDeque<Arc<Event>>,
     /// Events with rv ≤ this are no longer in history.
     compacted: u64,
+    /// Sum of the object sizes in `history`.
+    history_bytes: usize,
 }
+
+/// At most this many bytes of object bodies are kept in the watch history.
+const HISTORY_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct Store {
     inner: Mutex<Inner>,
@@ -186,7 +192,8 @@ fn index_fields(key: &ResKey, v: &Value) -> Vec<(&'static str, String)> {
 }
 
 fn build_stored(key: &ResKey, v: &Value, rv: u64) -> Result<Stored, ApiError> {
-    let raw = serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+    let mut raw = serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+    raw.shrink_to_fit();
     let meta = v.get("metadata");
     let str_at = |k: &str| {
         meta.and_then(|m| m.get(k))
@@ -246,7 +253,9 @@ fn stamp_rv(v: &mut Value, rv: u64) {
 
 impl Store {
     pub fn new(history_limit: usize) -> Self {
-        let (tx, _) = broadcast::channel(65536);
+        // The channel keeps its last `capacity` events alive whether read or not, so keep it
+        // modest; a watcher that falls this far behind is closed and resumes from the history.
+        let (tx, _) = broadcast::channel(4096);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,

@@ -471,7 +471,7 @@ spec:
     - {id: listener2, suspend: true}
   listenersFrom: {secretRef: {name: sxt-tokens}}
 "#;
-        let set: ListenerSet = serde_yaml::from_str(yaml).unwrap();
+        let set: ListenerSet = serde_saphyr::from_str(yaml).unwrap();
         assert_eq!(set.spec.lease_duration_seconds, 15);
         assert_eq!(set.spec.max_per_pod, 0);
         assert!(set.spec.listeners[1].suspend);

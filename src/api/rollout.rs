@@ -80,14 +80,14 @@ pub mod labels {
         status_replicas_path = ".status.replicas",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
-    printcolumn(name = "Current", type_ = "integer", json_path = ".status.replicas"),
-    printcolumn(name = "Up-to-date", type_ = "integer", json_path = ".status.updatedReplicas"),
-    printcolumn(name = "Available", type_ = "integer", json_path = ".status.availableReplicas"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Batch", type_ = "string", json_path = ".status.batchLabel"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Desired","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Current","type":"integer","jsonPath":".status.replicas"}"#,
+    printcolumn = r#"{"name":"Up-to-date","type":"integer","jsonPath":".status.updatedReplicas"}"#,
+    printcolumn = r#"{"name":"Available","type":"integer","jsonPath":".status.availableReplicas"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Batch","type":"string","jsonPath":".status.batchLabel"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new(
     "!has(self.strategy) || !has(self.strategy.batches) || self.strategy.batches.map(b, type(b) == int ? b : (int(b.substring(0, size(b) - 1)) * (has(self.replicas) ? self.replicas : 1) + 99) / 100).isSorted()"
@@ -158,6 +158,7 @@ pub struct RolloutStrategy {
     #[x_kube(validation = Rule::new(
         "type(self) == int ? self >= 0 : (self.matches('^[0-9]{1,3}%$') && int(self.substring(0, size(self) - 1)) <= 100)"
     ).message("maxSurge is a count >= 0 or a percentage no greater than 100%"))]
+    #[schemars(schema_with = "int_or_string_schema")]
     pub max_surge: IntOrString,
     /// Instances allowed to be unavailable because of the rollout (count or percentage, rounded
     /// down).
@@ -165,6 +166,7 @@ pub struct RolloutStrategy {
     #[x_kube(validation = Rule::new(
         "type(self) == int ? self >= 0 : (self.matches('^[0-9]{1,3}%$') && int(self.substring(0, size(self) - 1)) <= 100)"
     ).message("maxUnavailable is a count >= 0 or a percentage no greater than 100%"))]
+    #[schemars(schema_with = "int_or_string_schema")]
     pub max_unavailable: IntOrString,
 }
 
@@ -386,6 +388,15 @@ fn default_max_surge() -> IntOrString {
 }
 fn default_max_unavailable() -> IntOrString {
     IntOrString::Int(0)
+}
+
+/// `x-kubernetes-int-or-string` without `nullable` (kube marks optional int-or-string fields
+/// nullable; a null would then be kept instead of defaulted, and fail to deserialize).
+fn int_or_string_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "nullable": false,
+    })
 }
 
 /// Schema of the embedded pod template, with every description removed (a full
@@ -688,7 +699,7 @@ mod tests {
     #[test]
     fn crd_is_small_and_complete() {
         let crd = crd();
-        let yaml = serde_yaml::to_string(&crd).unwrap();
+        let yaml = serde_saphyr::to_string(&crd).unwrap();
         assert!(yaml.len() < 200_000, "CRD YAML is {} bytes", yaml.len());
         let json = serde_json::to_string(&crd).unwrap();
         assert!(json.len() < 150_000, "CRD JSON is {} bytes", json.len());
@@ -736,6 +747,10 @@ mod tests {
         let spec_props = &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
         assert_eq!(spec_props["progressDeadlineSeconds"]["default"], 300);
         assert_eq!(spec_props["autoRollback"]["default"], true);
+        let surge = &spec_props["strategy"]["properties"]["maxSurge"];
+        assert_eq!(surge["default"], 1);
+        assert_eq!(surge["nullable"], false);
+        assert_eq!(surge["x-kubernetes-int-or-string"], true);
     }
 
     #[test]
@@ -756,7 +771,7 @@ minReadySeconds: 5
 pins:
   - {instances: [user-service-2], version: v1.2.2}
 "#;
-        let spec: RolloutSpec = serde_yaml::from_str(yaml).unwrap();
+        let spec: RolloutSpec = serde_saphyr::from_str(yaml).unwrap();
         assert_eq!(spec.progress_deadline_seconds, 300);
         assert!(spec.auto_rollback);
         assert_eq!(spec.revision_history_limit, 10);

@@ -1,4 +1,6 @@
 //! Command-line interface: `baton controller|crds|demo|rollout …`.
+pub mod agent;
+pub mod listeners;
 pub mod rollout;
 
 use std::path::PathBuf;
@@ -34,6 +36,10 @@ pub enum Command {
     /// Inspect and steer Rollouts.
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
+    /// Show a ListenerSet's assignments (`listeners NAME`) or reassign its orphans (`listeners recover NAME`).
+    Listeners(listeners::ListenersArgs),
+    /// Run the listener agent sidecar beside an application (writes listeners.json, serves /listeners).
+    Agent(agent::AgentArgs),
 }
 
 #[derive(clap::Args)]
@@ -100,6 +106,27 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Listeners(args) => {
+            let client = match client(cli.kubeconfig.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let ns = cli.namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            listeners::run(client, &ns, args).await
+        }
+        Command::Agent(args) => {
+            let client = match client(cli.kubeconfig.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            agent::run(client, args).await
+        }
         Command::Rollout(cmd) => {
             let client = match client(cli.kubeconfig.as_ref()).await {
                 Ok(c) => c,

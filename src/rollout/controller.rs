@@ -14,6 +14,7 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use futures::StreamExt;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -203,62 +204,92 @@ async fn wait_for_cache(ctx: &Context, ns: &str, applied: &Applied) {
 }
 
 async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Context) -> Result<Applied> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
     let owner = owner_ref(rollout)?;
     let name = rollout.name_any();
+    // Revisions first (pods are created from them), one by one; then the pod actions, which the
+    // planner already fitted into the surge and unavailability budgets as a whole, concurrently.
+    for action in actions.iter().filter(|a| matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. })) {
+        apply_one(ctx, ns, &name, &owner, action).await?;
+    }
+    let pod_actions: Vec<&Action> =
+        actions.iter().filter(|a| !matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. })).collect();
+    // A plain loop, not a closure: the futures must stay `Send` for every lifetime (kube-runtime).
+    let mut pending = Vec::with_capacity(pod_actions.len());
+    for a in &pod_actions {
+        pending.push(apply_one(ctx, ns, &name, &owner, a));
+    }
+    let results: Vec<Result<()>> = futures::stream::iter(pending).buffer_unordered(32).collect().await;
     let mut applied = Applied::default();
-    for action in actions {
-        match action {
-            Action::CreateRevision { name: rev_name, hash, revision, version, template } => {
-                let rev = ControllerRevision {
-                    metadata: ObjectMeta {
-                        name: Some(rev_name.clone()),
-                        namespace: Some(ns.to_string()),
-                        labels: Some(BTreeMap::from([
-                            (labels::ROLLOUT.to_string(), name.clone()),
-                            (labels::REVISION_HASH.to_string(), hash.clone()),
-                            (labels::VERSION.to_string(), version.clone()),
-                            (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
-                        ])),
-                        owner_references: Some(vec![owner.clone()]),
-                        ..ObjectMeta::default()
-                    },
-                    data: Some(RawExtension(planner::revision_data(template, version))),
-                    revision: *revision,
-                };
-                ignore_code(revs.create(&PostParams::default(), &rev).await.map(|_| ()), 409)?;
-                ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
-            }
-            Action::DeleteRevision { name: rev_name } => {
-                ignore_code(revs.delete(rev_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
-                ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
-            }
-            Action::CreatePod { name: pod_name, slot, revision, hash, version } => {
-                let template = revision_template(ctx, ns, revision)?;
-                let pod = build_pod(&name, ns, pod_name, *slot, hash, version, template, &owner);
-                ignore_code(pods.create(&PostParams::default(), &pod).await.map(|_| ()), 409)?;
-                ctx.stats.pod_creates.fetch_add(1, Ordering::Relaxed);
-                applied.created.push(pod_name.clone());
-            }
-            Action::DeletePod { name: pod_name } => {
-                ignore_code(pods.delete(pod_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
-                ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
-                applied.deleted.push(pod_name.clone());
-            }
-            Action::DrainPod { name: pod_name } => {
-                let patch = json!({"metadata": {"annotations": {annotations::DRAIN: Timestamp::now().to_string()}}});
-                ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
-                ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
-            }
-            Action::UndrainPod { name: pod_name } => {
-                let patch = json!({"metadata": {"annotations": {annotations::DRAIN: null}}});
-                ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
-                ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
-            }
+    for a in &pod_actions {
+        match a {
+            Action::CreatePod { name, .. } => applied.created.push(name.clone()),
+            Action::DeletePod { name } => applied.deleted.push(name.clone()),
+            _ => {}
         }
     }
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(applied)
+}
+
+async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, action: &Action) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
+    match action {
+        Action::CreateRevision { name: rev_name, hash, revision, version, template } => {
+            let rev = ControllerRevision {
+                metadata: ObjectMeta {
+                    name: Some(rev_name.clone()),
+                    namespace: Some(ns.to_string()),
+                    labels: Some(BTreeMap::from([
+                        (labels::ROLLOUT.to_string(), name.to_string()),
+                        (labels::REVISION_HASH.to_string(), hash.clone()),
+                        (labels::VERSION.to_string(), version.clone()),
+                        (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+                    ])),
+                    owner_references: Some(vec![owner.clone()]),
+                    ..ObjectMeta::default()
+                },
+                data: Some(RawExtension(planner::revision_data(template, version))),
+                revision: *revision,
+            };
+            ignore_code(revs.create(&PostParams::default(), &rev).await.map(|_| ()), 409)?;
+            ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
+            wait_for_revision(ctx, ns, rev_name).await;
+        }
+        Action::DeleteRevision { name: rev_name } => {
+            ignore_code(revs.delete(rev_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+            ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Action::CreatePod { name: pod_name, slot, revision, hash, version } => {
+            let template = revision_template(ctx, ns, revision)?;
+            let pod = build_pod(name, ns, pod_name, *slot, hash, version, template, owner);
+            ignore_code(pods.create(&PostParams::default(), &pod).await.map(|_| ()), 409)?;
+            ctx.stats.pod_creates.fetch_add(1, Ordering::Relaxed);
+        }
+        Action::DeletePod { name: pod_name } => {
+            ignore_code(pods.delete(pod_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+            ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
+        }
+        Action::DrainPod { name: pod_name } => {
+            let patch = json!({"metadata": {"annotations": {annotations::DRAIN: Timestamp::now().to_string()}}});
+            ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
+            ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+        }
+        Action::UndrainPod { name: pod_name } => {
+            let patch = json!({"metadata": {"annotations": {annotations::DRAIN: null}}});
+            ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
+            ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// Pods of a new revision are created from the cached revision: wait (bounded) until the cache has it.
+async fn wait_for_revision(ctx: &Context, ns: &str, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while ctx.revisions.get(&ObjectRef::new(name).within(ns)).is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn ignore_code(r: Result<(), kube::Error>, code: u16) -> Result<()> {

@@ -1,0 +1,187 @@
+//! Rollout benchmark: roll 100 and 1,000 instances from v1 to v2 with batches [10%, 50%, 100%],
+//! maxSurge 25%, maxUnavailable 0, kubelet ready delay 1 s, minReadySeconds 0, no pauses.
+//!
+//! The controller runs as a separate process (`target/release/baton controller`) against the
+//! in-process simulator, so its API writes are counted by the simulator per client identity and
+//! its peak RSS is its own. Run with `make bench` or
+//! `cargo run --release --example rollout_bench`.
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use baton::api::rollout::{Rollout, RolloutPhase};
+use baton_sim::{KubeletConfig, Sim, SimConfig};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const READY_DELAY: Duration = Duration::from_secs(1);
+const CONTROLLER_ID: &str = "baton-controller-bench";
+
+fn manifest(replicas: i32, version: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "svc", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "svc"}},
+            "version": version,
+            "template": {"metadata": {"labels": {"app": "svc"}}, "spec": {"containers": [{"name": "app", "image": format!("svc:{version}")}]}},
+            "strategy": {"batches": ["10%", "50%", "100%"], "maxSurge": "25%", "maxUnavailable": 0},
+            "minReadySeconds": 0,
+            "progressDeadlineSeconds": 600
+        }
+    })
+}
+
+/// The strategy's lower bound: Σ over batches of ⌈batch size ÷ surge⌉ waves × ready delay.
+fn lower_bound(replicas: i32) -> Duration {
+    let surge = ((replicas as f64) * 0.25).ceil() as i32;
+    let targets = [0.10, 0.50, 1.00].map(|p| ((replicas as f64) * p).ceil() as i32);
+    let mut prev = 0;
+    let mut waves = 0;
+    for t in targets {
+        let size = t - prev;
+        waves += (size + surge - 1) / surge;
+        prev = t;
+    }
+    READY_DELAY * waves as u32
+}
+
+async fn wait_healthy(api: &Api<Rollout>, version: &str, replicas: i32, deadline: Duration) -> Result<(), String> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Ok(r) = api.get("svc").await {
+            if let Some(st) = &r.status {
+                if st.observed_generation == r.metadata.generation
+                    && st.phase == Some(RolloutPhase::Healthy)
+                    && st.versions.get(version).copied() == Some(replicas)
+                    && st.available_replicas == replicas
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > end {
+            return Err(format!("not healthy on {version} within {deadline:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Figures {
+    replicas: i32,
+    wall: Duration,
+    bound: Duration,
+    writes_per_instance: f64,
+    status_writes: u64,
+    reconciles: Option<u64>,
+    rss_mib: f64,
+}
+
+async fn run(replicas: i32) -> Result<Figures, String> {
+    let sim = Sim::start(SimConfig {
+        kubelet: KubeletConfig {
+            schedule_delay: Duration::from_millis(1),
+            start_delay: Duration::from_millis(1),
+            ready_delay: READY_DELAY,
+            ..KubeletConfig::default()
+        },
+        history: 200_000,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = sim.client().await.map_err(|e| e.to_string())?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+        crds.create(&PostParams::default(), &crd).await.map_err(|e| e.to_string())?;
+    }
+    let dir = std::env::temp_dir().join(format!("baton-bench-{}", std::process::id()));
+    let kubeconfig = dir.join(format!("kubeconfig-{replicas}"));
+    sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let baton = exe.parent().and_then(|p| p.parent()).map(|p| p.join("baton")).ok_or("no target dir")?;
+    let child = tokio::process::Command::new(&baton)
+        .args(["controller", "--log-format", "json", "--concurrency", "8"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e} (build it with cargo build --release)", baton.display()))?;
+    let pid = child.id().ok_or("controller exited")?;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let pp = PatchParams::apply("bench").force();
+    api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v1"))).await.map_err(|e| e.to_string())?;
+    wait_healthy(&api, "v1", replicas, Duration::from_secs(300)).await?;
+    let writes_before = ["POST", "PUT", "PATCH", "DELETE"].iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum::<u64>();
+    let start = Instant::now();
+    api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2"))).await.map_err(|e| e.to_string())?;
+    wait_healthy(&api, "v2", replicas, Duration::from_secs(600)).await?;
+    let wall = start.elapsed();
+    let writes = ["POST", "PUT", "PATCH", "DELETE"].iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum::<u64>() - writes_before;
+    // Status writes = PATCHes of rollouts/status; events are POSTs, pods are POST+DELETE.
+    let rss = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
+    let _ = nix_term(pid);
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.map_err(|_| "controller did not stop")?.map_err(|e| e.to_string())?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    let stopped = log.lines().rev().find(|l| l.contains("the Rollout controller stopped"));
+    let field = |name: &str| -> Option<u64> {
+        let v: serde_json::Value = serde_json::from_str(stopped?).ok()?;
+        v.get(name)?.as_u64()
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Figures {
+        replicas,
+        wall,
+        bound: lower_bound(replicas),
+        writes_per_instance: writes as f64 / replicas as f64,
+        status_writes: field("status_writes").unwrap_or(0),
+        reconciles: field("reconciles"),
+        rss_mib: rss,
+    })
+}
+
+/// SIGTERM without a libc dependency: `kill -TERM`.
+fn nix_term(pid: u32) -> std::io::Result<std::process::ExitStatus> {
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()
+}
+
+#[tokio::main]
+async fn main() {
+    println!("rollout benchmark: batches [10%, 50%, 100%], maxSurge 25%, maxUnavailable 0, ready delay 1s, minReadySeconds 0");
+    println!("command: cargo run --release --example rollout_bench\n");
+    println!("{:>9} {:>10} {:>10} {:>7} {:>14} {:>13} {:>11} {:>13}", "instances", "wall", "bound", "ratio", "writes/inst", "status-writes", "reconciles", "peak RSS MiB");
+    let mut ok = true;
+    for n in [100, 1000] {
+        match run(n).await {
+            Ok(f) => {
+                let ratio = f.wall.as_secs_f64() / f.bound.as_secs_f64();
+                ok &= ratio <= 1.1;
+                println!(
+                    "{:>9} {:>9.2}s {:>9.2}s {:>7.3} {:>14.2} {:>13} {:>11} {:>13.1}",
+                    f.replicas,
+                    f.wall.as_secs_f64(),
+                    f.bound.as_secs_f64(),
+                    ratio,
+                    f.writes_per_instance,
+                    f.status_writes,
+                    f.reconciles.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+                    f.rss_mib
+                );
+            }
+            Err(e) => {
+                ok = false;
+                println!("{n:>9} FAILED: {e}");
+            }
+        }
+    }
+    println!("\ntarget: wall ≤ 1.1 × bound; ≤ 3 writes per instance plus a bounded number of status writes per batch");
+    println!("{}", if ok { "within target" } else { "TARGET MISSED" });
+}

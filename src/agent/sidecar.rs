@@ -1,0 +1,245 @@
+//! `baton agent`: the [`Agent`](super::Agent) as a sidecar for applications in any language.
+//!
+//! * It writes the listeners this pod must run to a JSON file on a shared volume, atomically
+//!   (write a temporary file in the same directory, then rename), and serves the same document
+//!   on localhost: `GET /listeners` (now), `GET /listeners?wait=<version>` (long poll: answers
+//!   once the version is greater than `<version>`, or after 30 s with the current one).
+//! * The application acknowledges that it has applied a version (started what is listed and,
+//!   above all, *stopped what is no longer listed*) with `POST /ack?version=<version>`. A Lease
+//!   is released only after the version that dropped its listener is acknowledged, or, for
+//!   applications that only read the file, after `ack_timeout` (the contract is then: stop a
+//!   listener within `ack_timeout` of its disappearing from the file).
+//!
+//! Document:
+//! ```json
+//! {"version": 7, "pod": "user-service-0-7d4a", "namespace": "default",
+//!  "listeners": [{"listenerSet": "sxt", "id": "listener1", "config": "…", "fencingToken": 4}]}
+//! ```
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{Agent, AgentConfig, AgentEvent};
+
+/// Settings of the sidecar.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    pub agent: AgentConfig,
+    /// Where to write `listeners.json`.
+    pub file: PathBuf,
+    /// Where to serve HTTP (keep it on localhost).
+    pub listen: SocketAddr,
+    /// Release a stopped listener's Lease after this long even without an acknowledgement.
+    pub ack_timeout: Duration,
+}
+
+/// One listener to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerEntry {
+    pub listener_set: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    pub fencing_token: i32,
+}
+
+/// The whole `listeners.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    pub version: u64,
+    pub pod: String,
+    pub namespace: String,
+    pub listeners: Vec<ListenerEntry>,
+}
+
+struct Shared {
+    doc: watch::Sender<Document>,
+    acked: watch::Sender<u64>,
+}
+
+/// Write `bytes` to `path` atomically: temporary file in the same directory, fsync, rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("listeners.json");
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+fn render(doc: &Document) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// Run the sidecar until `shutdown` resolves; then stop everything (empty file), wait for the
+/// acknowledgements (bounded) and release every Lease.
+pub async fn run(client: kube::Client, cfg: SidecarConfig, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let initial = Document {
+        version: 1,
+        pod: cfg.agent.pod_name.clone(),
+        namespace: cfg.agent.namespace.clone(),
+        listeners: Vec::new(),
+    };
+    // Start from an empty file: whatever an earlier incarnation listed is not ours any more.
+    write_atomically(&cfg.file, &render(&initial))?;
+    let shared = Arc::new(Shared {
+        doc: watch::channel(initial).0,
+        acked: watch::channel(0).0,
+    });
+    let listener = TcpListener::bind(cfg.listen).await?;
+    info!(addr = %listener.local_addr()?, file = %cfg.file.display(), "baton agent sidecar serving");
+    let server = tokio::spawn(serve(listener, shared.clone()));
+    let mut agent = Agent::start(client, cfg.agent.clone());
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+    let mut running: BTreeMap<(String, String), ListenerEntry> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            ev = agent.next() => {
+                let Some(ev) = ev else { break };
+                match ev {
+                    AgentEvent::Start(s) => {
+                        running.insert(
+                            (s.set.clone(), s.listener.clone()),
+                            ListenerEntry { listener_set: s.set, id: s.listener, config: s.config, fencing_token: s.fencing_token },
+                        );
+                        publish(&shared, &cfg.file, &running);
+                    }
+                    AgentEvent::Stop(stop) => {
+                        running.remove(&(stop.set.clone(), stop.listener.clone()));
+                        let version = publish(&shared, &cfg.file, &running);
+                        // Hold the Stop (and so the release) until the app has applied `version`.
+                        let mut acked = shared.acked.subscribe();
+                        let timeout = cfg.ack_timeout;
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(timeout, acked.wait_for(|a| *a >= version)).await;
+                            stop.ack();
+                        });
+                    }
+                }
+            }
+            _ = &mut shutdown, if !stopping => {
+                stopping = true;
+                agent.shutdown();
+            }
+        }
+    }
+    server.abort();
+    Ok(())
+}
+
+/// Publish the running set as a new version; returns it.
+fn publish(shared: &Shared, file: &Path, running: &BTreeMap<(String, String), ListenerEntry>) -> u64 {
+    let mut version = 0;
+    shared.doc.send_modify(|d| {
+        d.version += 1;
+        d.listeners = running.values().cloned().collect();
+        version = d.version;
+        if let Err(e) = write_atomically(file, &render(d)) {
+            warn!(error = %e, file = %file.display(), "writing the listeners file failed");
+        }
+    });
+    version
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(req, shared.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn query(req: &Request<hyper::body::Incoming>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| v.to_string())
+    })
+}
+
+fn reply(code: StatusCode, body: Vec<u8>, content_type: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(code)
+        .header("Content-Type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    Ok(match (req.method(), path.as_str()) {
+        (&Method::GET, "/listeners") => {
+            if let Some(wait) = query(&req, "wait").and_then(|w| w.parse::<u64>().ok()) {
+                let mut rx = shared.doc.subscribe();
+                let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|d| d.version > wait)).await;
+            }
+            let doc = shared.doc.borrow().clone();
+            reply(StatusCode::OK, render(&doc), "application/json")
+        }
+        (&Method::POST, "/ack") => match query(&req, "version").and_then(|v| v.parse::<u64>().ok()) {
+            Some(v) => {
+                shared.acked.send_modify(|a| *a = (*a).max(v));
+                reply(StatusCode::NO_CONTENT, Vec::new(), "text/plain")
+            }
+            None => reply(
+                StatusCode::BAD_REQUEST,
+                b"POST /ack?version=<version>\n".to_vec(),
+                "text/plain",
+            ),
+        },
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, b"ok\n".to_vec(), "text/plain"),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            b"GET /listeners[?wait=<version>], POST /ack?version=<version>, GET /healthz\n".to_vec(),
+            "text/plain",
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = std::env::temp_dir().join(format!("baton-sidecar-{}", std::process::id()));
+        let path = dir.join("listeners.json");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

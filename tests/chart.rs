@@ -1,0 +1,117 @@
+//! Deployment artefacts: the CRD copies in the Helm chart and in config/crd/ are the generated
+//! `crds/baton.dev_crds.yaml`, and the chart lints, renders and installs with Helm's real engine
+//! (`tests/helm/check_chart.py`, helm-python-sdk) into a simulator started here.
+//!
+//! The Helm check needs `.venv/bin/python` with helm-python-sdk (`make deps` creates it); without
+//! it the test fails and says so, unless BATON_SKIP_HELM_CHECKS=1.
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use baton_sim::{Sim, SimConfig};
+
+const GENERATED: &str = "crds/baton.dev_crds.yaml";
+const COPIES: [&str; 2] = ["charts/baton/crds/baton.dev_crds.yaml", "config/crd/baton.dev_crds.yaml"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+#[test]
+fn crd_copies_equal_the_generated_crds() {
+    let root = root();
+    let generated = read(&root.join(GENERATED));
+    assert!(generated.contains("name: rollouts.baton.dev") && generated.contains("name: listenersets.baton.dev"));
+    for copy in COPIES {
+        let text = read(&root.join(copy));
+        if text != generated {
+            let line = text
+                .lines()
+                .zip(generated.lines())
+                .position(|(a, b)| a != b)
+                .map_or_else(|| text.lines().count().min(generated.lines().count()) + 1, |i| i + 1);
+            panic!(
+                "{copy} differs from {GENERATED} (first difference at line {line}); refresh the copies with:\n  \
+                 cp {GENERATED} charts/baton/crds/ && cp {GENERATED} config/crd/"
+            );
+        }
+    }
+    // Nothing else in the chart's crds/ (Helm would install it too), and kustomize lists the copy.
+    let extra: Vec<_> = std::fs::read_dir(root.join("charts/baton/crds"))
+        .expect("charts/baton/crds")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "baton.dev_crds.yaml")
+        .collect();
+    assert!(extra.is_empty(), "unexpected files in charts/baton/crds: {extra:?}");
+    let kustomization = read(&root.join("config/crd/kustomization.yaml"));
+    assert!(
+        kustomization.lines().any(|l| l.trim() == "- baton.dev_crds.yaml"),
+        "config/crd/kustomization.yaml does not list baton.dev_crds.yaml"
+    );
+}
+
+/// The interpreter for the Helm checks: the project venv if it exists, else python3.
+fn python() -> PathBuf {
+    let venv = root().join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_chart_lints_renders_and_installs_into_the_simulator() {
+    let python = python();
+    let importable = tokio::process::Command::new(&python)
+        .args(["-c", "import helm_python"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if !importable {
+        let msg = format!(
+            "{} cannot import helm_python (helm-python-sdk). Create the venv: \
+             python3 -m venv .venv && .venv/bin/pip install helm-python-sdk (make deps)",
+            python.display()
+        );
+        if std::env::var("BATON_SKIP_HELM_CHECKS").as_deref() == Ok("1") {
+            eprintln!("skipping the Helm checks (BATON_SKIP_HELM_CHECKS=1): {msg}");
+            return;
+        }
+        panic!("{msg}; set BATON_SKIP_HELM_CHECKS=1 to skip");
+    }
+
+    // The simulator runs in this process (running `cargo run` from inside `cargo test` would
+    // wait forever on the build-directory lock).
+    let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
+    let child = tokio::process::Command::new(&python)
+        .arg("tests/helm/check_chart.py")
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig_path())
+        .current_dir(root())
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tests/helm/check_chart.py");
+    let out = tokio::time::timeout(Duration::from_secs(600), child.wait_with_output())
+        .await
+        .expect("tests/helm/check_chart.py finished within 10 minutes")
+        .expect("tests/helm/check_chart.py ran");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    sim.stop();
+    assert!(
+        out.status.success(),
+        "tests/helm/check_chart.py failed ({}); its output is above",
+        out.status
+    );
+}

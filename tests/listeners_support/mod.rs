@@ -1,0 +1,409 @@
+//! Harness for the ListenerSet tests: a simulator whose pods labelled `baton-agent=true` run the
+//! agent library as their process, each with its own client identity `agent-<pod>`, logging
+//! every listener start/stop on one shared monotonic clock.
+#![allow(dead_code)]
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton::agent::{Agent, AgentConfig, AgentEvent};
+use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
+use baton::listeners::controller::{self, ControllerConfig, Stats};
+use baton_sim::{Sim, SimConfig};
+use futures::FutureExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub const NS: &str = "default";
+pub const AGENT_LABEL: &str = "baton-agent";
+
+/// The tests share 2 cores with everything else: run one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One tenure of a listener on a pod, as the application saw it.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    pub listener: String,
+    pub pod: String,
+    pub token: i32,
+    pub start: Instant,
+    pub end: Option<Instant>,
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub intervals: Mutex<Vec<Interval>>,
+}
+
+impl Log {
+    fn start(&self, pod: &str, listener: &str, token: i32) {
+        let mut g = self.intervals.lock().unwrap();
+        g.push(Interval {
+            listener: listener.into(),
+            pod: pod.into(),
+            token,
+            start: Instant::now(),
+            end: None,
+        });
+    }
+
+    fn stop(&self, pod: &str, listener: &str) {
+        let now = Instant::now();
+        let mut g = self.intervals.lock().unwrap();
+        for i in g
+            .iter_mut()
+            .filter(|i| i.pod == pod && i.listener == listener && i.end.is_none())
+        {
+            i.end = Some(now);
+        }
+    }
+
+    /// The process died: everything it ran stopped now.
+    fn kill(&self, pod: &str, uid_tag: &str) {
+        let now = Instant::now();
+        let _ = uid_tag;
+        let mut g = self.intervals.lock().unwrap();
+        for i in g.iter_mut().filter(|i| i.pod == pod && i.end.is_none()) {
+            i.end = Some(now);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<Interval> {
+        self.intervals.lock().unwrap().clone()
+    }
+
+    /// listener → pod currently running it (open intervals).
+    pub fn running(&self) -> BTreeMap<String, Vec<String>> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for i in self.snapshot().into_iter().filter(|i| i.end.is_none()) {
+            m.entry(i.listener).or_default().push(i.pod);
+        }
+        m
+    }
+
+    pub fn starts(&self) -> usize {
+        self.intervals.lock().unwrap().len()
+    }
+
+    /// Check that no two intervals of one listener overlap; returns (duplicates, worst gap, gaps).
+    pub fn analyse(&self) -> (usize, Duration, Vec<Duration>) {
+        let mut by: BTreeMap<String, Vec<Interval>> = BTreeMap::new();
+        for i in self.snapshot() {
+            by.entry(i.listener.clone()).or_default().push(i);
+        }
+        let mut dups = 0;
+        let mut gaps = Vec::new();
+        for (listener, mut is) in by {
+            is.sort_by_key(|i| i.start);
+            for w in is.windows(2) {
+                match w[0].end {
+                    Some(end) if end <= w[1].start => gaps.push(w[1].start - end),
+                    _ => {
+                        dups += 1;
+                        eprintln!("OVERLAP {listener}: {:?} and {:?}", w[0], w[1]);
+                    }
+                }
+            }
+            let tokens: Vec<i32> = is.iter().map(|i| i.token).collect();
+            let mut sorted = tokens.clone();
+            sorted.sort();
+            sorted.dedup();
+            if sorted.len() != tokens.len() && tokens.windows(2).any(|w| w[1] < w[0]) {
+                eprintln!("fencing tokens of {listener} went backwards: {tokens:?}");
+                dups += 1;
+            }
+        }
+        let worst = gaps.iter().max().copied().unwrap_or_default();
+        (dups, worst, gaps)
+    }
+}
+
+/// Records the moment the process future is dropped (aborted: kill -9).
+struct KillGuard {
+    log: Arc<Log>,
+    pod: String,
+    armed: bool,
+}
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.log.kill(&self.pod, "");
+        }
+    }
+}
+
+/// Knobs for the attached agents.
+#[derive(Clone)]
+pub struct AgentKnobs {
+    pub stop_timeout: Duration,
+    pub safety_margin: Option<Duration>,
+    /// Pods whose (re)started process does nothing (a dead container).
+    pub dead: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Default for AgentKnobs {
+    fn default() -> Self {
+        AgentKnobs {
+            stop_timeout: Duration::from_secs(10),
+            safety_margin: None,
+            dead: Arc::default(),
+        }
+    }
+}
+
+pub struct World {
+    pub sim: Sim,
+    pub client: kube::Client,
+    pub log: Arc<Log>,
+    pub knobs: AgentKnobs,
+    /// Config values agents received: (pod, listener) → config.
+    pub configs: Arc<Mutex<BTreeMap<(String, String), Option<String>>>>,
+}
+
+pub async fn world(knobs: AgentKnobs) -> World {
+    if std::env::var_os("BATON_TEST_LOG").is_some() {
+        baton::telemetry::init(baton::telemetry::LogFormat::Pretty);
+    }
+    let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
+    let client = sim.client().await.expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+        crds.create(&PostParams::default(), &crd).await.expect("CRD");
+    }
+    let log = Arc::new(Log::default());
+    let configs: Arc<Mutex<BTreeMap<(String, String), Option<String>>>> = Arc::default();
+    let url = sim.url();
+    let (l2, k2, c2) = (log.clone(), knobs.clone(), configs.clone());
+    sim.kubelet.attach(
+        |pod| pod.pointer(&format!("/metadata/labels/{AGENT_LABEL}")).and_then(|v| v.as_str()) == Some("true"),
+        Arc::new(move |ctx: baton_sim::PodContext| {
+            let (log, knobs, configs, url) = (l2.clone(), k2.clone(), c2.clone(), url.clone());
+            async move {
+                if knobs.dead.lock().unwrap().contains(&ctx.name) {
+                    futures::future::pending::<()>().await;
+                }
+                let client = baton_sim::client_for(&url, &format!("agent-{}", ctx.name)).expect("agent client");
+                let mut cfg = AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid);
+                cfg.stop_timeout = knobs.stop_timeout;
+                cfg.safety_margin = knobs.safety_margin;
+                let mut agent = Agent::start(client, cfg);
+                let _guard = KillGuard {
+                    log: log.clone(),
+                    pod: ctx.name.clone(),
+                    armed: true,
+                };
+                let mut sigterm = ctx.sigterm.clone();
+                let mut terminating = false;
+                loop {
+                    tokio::select! {
+                        ev = agent.next() => match ev {
+                            Some(AgentEvent::Start(s)) => {
+                                configs.lock().unwrap().insert((ctx.name.clone(), s.listener.clone()), s.config.clone());
+                                log.start(&ctx.name, &s.listener, s.fencing_token);
+                            }
+                            Some(AgentEvent::Stop(s)) => {
+                                log.stop(&ctx.name, &s.listener);
+                                s.ack();
+                            }
+                            None => break,
+                        },
+                        _ = sigterm.changed(), if !terminating => {
+                            terminating = true;
+                            agent.shutdown();
+                        }
+                    }
+                }
+            }
+            .boxed()
+        }),
+    );
+    World {
+        sim,
+        client,
+        log,
+        knobs,
+        configs,
+    }
+}
+
+type Dump = Box<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send>;
+/// What to print when a wait times out.
+pub static DUMP: Mutex<Option<Dump>> = Mutex::new(None);
+
+/// Poll `check` until it returns Some, or panic after `deadline` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > end {
+            if let Some(dump) = DUMP.lock().unwrap().as_ref() {
+                dump().await;
+            }
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl World {
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+    pub fn sets(&self) -> Api<ListenerSet> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+    pub fn leases(&self) -> Api<Lease> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    /// A ListenerSet controller as identity `identity`; stop it by dropping/sending the returned sender.
+    pub async fn controller(&self, identity: &str) -> (tokio::sync::oneshot::Sender<()>, JoinHandle<Arc<Stats>>) {
+        self.controller_counted(identity, Arc::new(Stats::default())).await
+    }
+
+    pub async fn controller_counted(
+        &self,
+        identity: &str,
+        stats: Arc<Stats>,
+    ) -> (tokio::sync::oneshot::Sender<()>, JoinHandle<Arc<Stats>>) {
+        let client = self.sim.client_as(identity).await.expect("client");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg = ControllerConfig {
+            namespace: Some(NS.into()),
+            concurrency: 4,
+            instance: identity.into(),
+        };
+        let h = tokio::spawn(controller::run_standalone(client, cfg, stats, async move {
+            let _ = rx.await;
+        }));
+        (tx, h)
+    }
+
+    pub async fn create_pod(&self, name: &str, app: &str) {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "labels": {"app": app, AGENT_LABEL: "true"}},
+            "spec": {"containers": [{"name": "app", "image": "app:v1"}], "terminationGracePeriodSeconds": 30}
+        }))
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("pod created");
+    }
+
+    pub async fn wait_ready(&self, name: &str) -> String {
+        let pods = self.pods();
+        wait_for(&format!("pod {name} Ready"), Duration::from_secs(20), || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get_opt(name).await.ok()??;
+                let ready = p
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                (ready && p.metadata.deletion_timestamp.is_none()).then(|| p.metadata.uid.clone().unwrap_or_default())
+            }
+        })
+        .await
+    }
+
+    pub async fn delete_pod(&self, name: &str, grace: Option<u32>) {
+        let dp = DeleteParams {
+            grace_period_seconds: grace,
+            ..Default::default()
+        };
+        self.pods().delete(name, &dp).await.expect("pod deleted");
+    }
+
+    pub async fn create_set(&self, name: &str, app: &str, listeners: Vec<Listener>, lease_seconds: i32) {
+        let set = ListenerSet {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(NS.into()),
+                ..Default::default()
+            },
+            spec: ListenerSetSpec {
+                selector: LabelSelector {
+                    match_labels: Some([("app".to_string(), app.to_string())].into()),
+                    ..Default::default()
+                },
+                listeners,
+                listeners_from: None,
+                max_per_pod: 0,
+                lease_duration_seconds: lease_seconds,
+            },
+            status: None,
+        };
+        self.sets()
+            .create(&PostParams::default(), &set)
+            .await
+            .expect("set created");
+    }
+
+    /// Wait until the log shows every listener in `ids` running on exactly one pod that passes `ok`.
+    pub async fn wait_running(&self, what: &str, ids: &[String], deadline: Duration, ok: impl Fn(&str) -> bool) {
+        wait_for(what, deadline, || {
+            let running = self.log.running();
+            let all = ids
+                .iter()
+                .all(|id| running.get(id).is_some_and(|p| p.len() == 1 && ok(&p[0])));
+            async move { all.then_some(()) }
+        })
+        .await
+    }
+
+    /// Lease holders of a set: listener → holder.
+    pub async fn holders(&self, set: &str) -> BTreeMap<String, (Option<String>, i32)> {
+        let lp = ListParams::default().labels(&format!("baton.dev/listenerset={set}"));
+        let list = self.leases().list(&lp).await.expect("leases");
+        list.items
+            .into_iter()
+            .filter_map(|l| {
+                let id = l.metadata.labels.as_ref()?.get("baton.dev/listener")?.clone();
+                let spec = l.spec.unwrap_or_default();
+                Some((
+                    id,
+                    (
+                        spec.holder_identity.filter(|h| !h.is_empty()),
+                        spec.lease_transitions.unwrap_or(0),
+                    ),
+                ))
+            })
+            .collect()
+    }
+}
+
+pub fn listeners(n: usize) -> Vec<Listener> {
+    (0..n)
+        .map(|i| Listener {
+            id: format!("l{i:03}"),
+            ..Default::default()
+        })
+        .collect()
+}
+
+pub fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("l{i:03}")).collect()
+}

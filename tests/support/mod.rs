@@ -1,0 +1,659 @@
+//! Shared harness for the root crate's integration tests: a simulator per test, the CRDs, the
+//! operator as a task that can be stopped or killed, Rollout manifests, and recorders that watch
+//! Rollout statuses and pods so tests can assert on every intermediate state.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton::api::rollout::{labels, Rollout, RolloutPhase, RolloutStatus};
+use baton::operator::{self, OperatorConfig};
+use baton::rollout::controller::Stats;
+use baton_sim::{KubeletConfig, Sim, SimConfig};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::ResourceExt;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+/// Namespace every test works in.
+pub const NS: &str = "default";
+/// Bearer-token identity of the operator's client (fault rules single it out).
+pub const CONTROLLER_ID: &str = "baton-controller";
+/// Generous deadline for anything a loaded 2-core machine must get done.
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// Logs to the test's captured output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Fast kubelet: pods are Ready ~150 ms after creation; crash loops restart every 100 ms.
+pub fn fast_kubelet() -> KubeletConfig {
+    KubeletConfig {
+        schedule_delay: Duration::from_millis(5),
+        start_delay: Duration::from_millis(30),
+        ready_delay: Duration::from_millis(100),
+        slow_factor: 10,
+        crash_interval: Duration::from_millis(100),
+    }
+}
+
+/// A running operator task.
+pub struct OperatorTask {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: JoinHandle<Arc<Stats>>,
+}
+
+impl OperatorTask {
+    /// Graceful stop; returns the controller's counters.
+    pub async fn stop(mut self) -> Arc<Stats> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(LONG, &mut self.handle)
+            .await
+            .expect("operator stops within the deadline")
+            .expect("operator task did not panic")
+    }
+
+    /// Crash: the task is dropped at whatever await point it is in.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}
+
+/// One test's world: its own simulator, an admin client, the CRDs installed.
+pub struct Env {
+    pub sim: Sim,
+    pub client: kube::Client,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::with_kubelet(fast_kubelet()).await
+    }
+
+    pub async fn with_kubelet(kubelet: KubeletConfig) -> Env {
+        init_tracing();
+        let sim = Sim::start(SimConfig {
+            kubelet,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator starts");
+        let client = sim.client().await.expect("admin client");
+        install_crds(&client).await;
+        Env { sim, client }
+    }
+
+    /// Start the operator with its own client identity ([`CONTROLLER_ID`]).
+    pub async fn start_operator(&self) -> OperatorTask {
+        let client = self.sim.client_as(CONTROLLER_ID).await.expect("controller client");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg = OperatorConfig {
+            namespace: Some(NS.to_string()),
+            concurrency: 4,
+            drain_timeout: Duration::from_secs(30),
+            instance: "test".into(),
+        };
+        let handle = tokio::spawn(operator::run(client, cfg, async move {
+            let _ = rx.await;
+        }));
+        OperatorTask { stop: Some(tx), handle }
+    }
+
+    pub fn rollouts(&self) -> Api<Rollout> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    pub fn pods_api(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    /// Server-side apply of a whole Rollout manifest (field manager `test`, forced).
+    ///
+    /// Retries a plain 409 Conflict: the simulator answers a server-side apply that races
+    /// with another write with 409 where kube-apiserver retries internally (reported as a
+    /// simulator bug); a forced apply can never conflict on fields.
+    pub async fn apply(&self, manifest: &Value) -> Rollout {
+        let name = manifest["metadata"]["name"].as_str().expect("manifest has a name");
+        let mut attempts = 0;
+        loop {
+            match self
+                .rollouts()
+                .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(manifest))
+                .await
+            {
+                Ok(r) => return r,
+                Err(kube::Error::Api(s)) if s.code == 409 && attempts < 5 => attempts += 1,
+                Err(e) => panic!("applying rollout {name}: {e}"),
+            }
+        }
+    }
+
+    /// JSON merge patch of a Rollout.
+    pub async fn merge(&self, name: &str, patch: Value) -> Rollout {
+        self.rollouts()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patching rollout {name} with {patch}: {e}"))
+    }
+
+    pub async fn get(&self, name: &str) -> Rollout {
+        self.rollouts()
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("getting rollout {name}: {e}"))
+    }
+
+    /// Wait (watching the Rollout) until `pred` holds; panics after `deadline` with the last
+    /// status seen.
+    pub async fn wait_rollout(
+        &self,
+        name: &str,
+        what: &str,
+        deadline: Duration,
+        pred: impl Fn(&Rollout) -> bool,
+    ) -> Rollout {
+        let api = self.rollouts();
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::applied_objects(
+            kube::runtime::WatchStreamExt::default_backoff(watcher(api.clone(), cfg))
+        ));
+        let end = tokio::time::Instant::now() + deadline;
+        let mut last: Option<Rollout> = api.get_opt(name).await.ok().flatten();
+        if let Some(r) = &last {
+            if pred(r) {
+                return r.clone();
+            }
+        }
+        loop {
+            match tokio::time::timeout_at(end, stream.next()).await {
+                Ok(Some(Ok(r))) => {
+                    if pred(&r) {
+                        return r;
+                    }
+                    last = Some(r);
+                }
+                Ok(Some(Err(_))) => {}
+                Ok(None) => panic!("watch of rollout {name} ended while waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out after {deadline:?} waiting for rollout {name}: {what}\nlast seen: {}",
+                    describe(last.as_ref())
+                ),
+            }
+        }
+    }
+
+    /// Wait until the Rollout is Healthy at its current generation with every instance Ready
+    /// on `version`, and the pods are exactly one per slot, all labelled `version`.
+    pub async fn wait_healthy(&self, name: &str, version: &str, replicas: usize) -> Rollout {
+        let r = self
+            .wait_rollout(name, &format!("Healthy on {version} x{replicas}"), LONG, |r| {
+                healthy_on(r, version, replicas)
+            })
+            .await;
+        self.wait_pods(name, &format!("{replicas} pods all on {version}"), |pods| {
+            pods.len() == replicas
+                && pods
+                    .iter()
+                    .all(|p| pod_version(p) == version && p.metadata.deletion_timestamp.is_none())
+        })
+        .await;
+        r
+    }
+
+    /// The Rollout's pods (label `baton.dev/rollout`), sorted by name.
+    pub async fn pods(&self, name: &str) -> Vec<Pod> {
+        let mut pods = self
+            .pods_api()
+            .list(&ListParams::default().labels(&format!("{}={name}", labels::ROLLOUT)))
+            .await
+            .expect("listing pods")
+            .items;
+        pods.sort_by_key(|p| p.name_any());
+        pods
+    }
+
+    /// Poll the pods until `pred` holds.
+    pub async fn wait_pods(&self, name: &str, what: &str, pred: impl Fn(&[Pod]) -> bool) -> Vec<Pod> {
+        let end = tokio::time::Instant::now() + LONG;
+        loop {
+            let pods = self.pods(name).await;
+            if pred(&pods) {
+                return pods;
+            }
+            if tokio::time::Instant::now() > end {
+                panic!(
+                    "timed out waiting for the pods of {name}: {what}\npods: {}",
+                    describe_pods(&pods)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// events.k8s.io/v1 Events regarding the Rollout `name`.
+    pub async fn events(&self, name: &str) -> Vec<K8sEvent> {
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), NS);
+        let mut events: Vec<K8sEvent> = api
+            .list(&ListParams::default())
+            .await
+            .expect("listing events")
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some("Rollout"))
+            })
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+    }
+
+    /// Wait for an Event regarding `name` for which `pred` holds.
+    pub async fn wait_event(&self, name: &str, what: &str, pred: impl Fn(&K8sEvent) -> bool) -> K8sEvent {
+        let end = tokio::time::Instant::now() + LONG;
+        loop {
+            let events = self.events(name).await;
+            if let Some(e) = events.iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+            if tokio::time::Instant::now() > end {
+                panic!(
+                    "timed out waiting for an event on {name}: {what}\nevents:\n{}",
+                    describe_events(&events)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Run a `baton rollout …` command in-process (the CLI's library entry point).
+    pub async fn cli(&self, cmd: baton::cli::rollout::RolloutCommand) -> std::process::ExitCode {
+        baton::cli::rollout::run(self.client.clone(), NS, cmd).await
+    }
+}
+
+pub async fn install_crds(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("installing a CRD");
+    }
+    // Wait until the resource is served.
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    wait_for("rollouts served", LONG, || {
+        let rollouts = rollouts.clone();
+        async move { rollouts.list(&ListParams::default()).await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
+/// Poll `check` until it returns Some, or panic after `deadline` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > end {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A Rollout manifest: `replicas` instances of `version` running `image`, batches
+/// `[1, "50%", "100%"]`, maxSurge 1, maxUnavailable 0, minReadySeconds 0, deadline 30 s.
+pub fn manifest(name: &str, replicas: i32, version: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "version": version,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            },
+            "strategy": {"batches": [1, "50%", "100%"], "maxSurge": 1, "maxUnavailable": 0},
+            "minReadySeconds": 0,
+            "progressDeadlineSeconds": 30,
+            "autoRollback": true,
+            "revisionHistoryLimit": 10
+        }
+    })
+}
+
+/// Same manifest with `version` and an image `svc:<version>`.
+pub fn manifest_v(name: &str, replicas: i32, version: &str) -> Value {
+    manifest(name, replicas, version, &format!("svc:{version}"))
+}
+
+pub fn condition<'a>(r: &'a Rollout, type_: &str) -> Option<&'a Condition> {
+    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// `(status, reason)` of a condition, or `("-", "-")`.
+pub fn cond(r: &Rollout, type_: &str) -> (String, String) {
+    condition(r, type_).map_or(("-".into(), "-".into()), |c| (c.status.clone(), c.reason.clone()))
+}
+
+pub fn status(r: &Rollout) -> RolloutStatus {
+    r.status.clone().unwrap_or_default()
+}
+
+pub fn current_generation(r: &Rollout) -> bool {
+    r.status
+        .as_ref()
+        .is_some_and(|s| s.observed_generation.is_some() && s.observed_generation == r.metadata.generation)
+}
+
+/// Healthy at the current generation with every instance Ready on `version`.
+pub fn healthy_on(r: &Rollout, version: &str, replicas: usize) -> bool {
+    let Some(st) = &r.status else { return false };
+    current_generation(r)
+        && st.phase == Some(RolloutPhase::Healthy)
+        && st.instances.len() == replicas
+        && st
+            .instances
+            .iter()
+            .all(|i| i.ready && i.version.as_deref() == Some(version))
+}
+
+/// Instances per version as `status.instances` shows them.
+pub fn instance_versions(r: &Rollout) -> BTreeMap<String, i32> {
+    let mut out = BTreeMap::new();
+    for i in &status(r).instances {
+        *out.entry(i.version.clone().unwrap_or_default()).or_default() += 1;
+    }
+    out
+}
+
+pub fn pod_label<'a>(p: &'a Pod, key: &str) -> &'a str {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map_or("", String::as_str)
+}
+
+pub fn pod_version(p: &Pod) -> &str {
+    pod_label(p, labels::VERSION)
+}
+
+pub fn pod_slot(p: &Pod) -> i32 {
+    pod_label(p, labels::SLOT).parse().unwrap_or(-1)
+}
+
+/// `(name, uid)` of every pod: equal sets mean nothing was created or deleted.
+pub fn identities(pods: &[Pod]) -> BTreeSet<(String, String)> {
+    pods.iter()
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect()
+}
+
+/// Versions by slot of the live (not terminating) pods.
+pub fn versions_by_slot(pods: &[Pod]) -> BTreeMap<i32, Vec<String>> {
+    let mut out: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for p in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        out.entry(pod_slot(p)).or_default().push(pod_version(p).to_string());
+    }
+    out
+}
+
+pub fn describe(r: Option<&Rollout>) -> String {
+    let Some(r) = r else { return "<none>".into() };
+    let Some(st) = &r.status else {
+        return format!("generation {:?}, no status", r.metadata.generation);
+    };
+    let conds: Vec<String> = st
+        .conditions
+        .iter()
+        .map(|c| format!("{}={}/{}: {}", c.type_, c.status, c.reason, c.message))
+        .collect();
+    let inst: Vec<String> = st
+        .instances
+        .iter()
+        .map(|i| {
+            format!(
+                "{}={}@{}{}",
+                i.name,
+                i.version.as_deref().unwrap_or("-"),
+                i.revision,
+                if i.ready { "✓" } else { "…" }
+            )
+        })
+        .collect();
+    format!(
+        "generation {:?} observed {:?} phase {:?} batch {:?} versions {:?}\n  message: {}\n  instances: {}\n  conditions:\n    {}\n  failedUpdate: {:?}",
+        r.metadata.generation,
+        st.observed_generation,
+        st.phase,
+        st.batch.as_ref().map(|b| (b.current, b.total)),
+        st.versions,
+        st.message.as_deref().unwrap_or(""),
+        inst.join(" "),
+        conds.join("\n    "),
+        st.failed_update,
+    )
+}
+
+pub fn describe_pods(pods: &[Pod]) -> String {
+    pods.iter()
+        .map(|p| {
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .is_some_and(|c| c.status == "True");
+            format!(
+                "{} v={} ready={} terminating={}",
+                p.name_any(),
+                pod_version(p),
+                ready,
+                p.metadata.deletion_timestamp.is_some()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn describe_events(events: &[K8sEvent]) -> String {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "  {} {} {}: {}",
+                e.type_.as_deref().unwrap_or(""),
+                e.reason.as_deref().unwrap_or(""),
+                e.series.as_ref().map_or(String::new(), |s| format!("(x{})", s.count)),
+                e.note.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Records every status a watcher sees on a Rollout.
+pub struct StatusRecorder {
+    pub snapshots: Arc<Mutex<Vec<(Option<i64>, RolloutStatus)>>>,
+    handle: JoinHandle<()>,
+}
+
+impl StatusRecorder {
+    pub fn start(env: &Env, name: &str) -> StatusRecorder {
+        let api = env.rollouts();
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let snapshots: Arc<Mutex<Vec<(Option<i64>, RolloutStatus)>>> = Arc::default();
+        let out = snapshots.clone();
+        let handle = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(watcher(api, cfg));
+            while let Some(ev) = stream.next().await {
+                let r = match ev {
+                    Ok(watcher::Event::Apply(r)) | Ok(watcher::Event::InitApply(r)) => r,
+                    _ => continue,
+                };
+                if let Some(st) = r.status.clone() {
+                    let mut g = out.lock().unwrap();
+                    if g.last().is_none_or(|(_, last)| *last != st) {
+                        g.push((r.metadata.generation, st));
+                    }
+                }
+            }
+        });
+        StatusRecorder { snapshots, handle }
+    }
+
+    pub fn take(&self) -> Vec<(Option<i64>, RolloutStatus)> {
+        self.snapshots.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StatusRecorder {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// What [`PodRecorder`] has seen.
+#[derive(Debug, Default, Clone)]
+pub struct PodHistory {
+    /// Pods that exist right now: name → (uid, slot).
+    pub present: BTreeMap<String, (String, i32)>,
+    /// Every uid ever seen per pod name.
+    pub uids_by_name: BTreeMap<String, BTreeSet<String>>,
+    /// Most pods (terminating included) ever seen in one slot, per slot.
+    pub max_per_slot: BTreeMap<i32, usize>,
+    /// Most pods (terminating included) ever seen at once.
+    pub max_total: usize,
+    /// Pods in the order their deletion started (deletionTimestamp set, or gone).
+    pub deletions: Vec<String>,
+    /// Pods in the order they were created (after the recorder started).
+    pub creations: Vec<String>,
+    /// The first list is done.
+    pub listed: bool,
+}
+
+impl PodHistory {
+    fn observe(&mut self, p: &Pod, initial: bool) {
+        let name = p.name_any();
+        let uid = p.uid().unwrap_or_default();
+        if self.uids_by_name.entry(name.clone()).or_default().insert(uid.clone()) && !initial {
+            self.creations.push(name.clone());
+        }
+        if p.metadata.deletion_timestamp.is_some() && !self.deletions.contains(&name) {
+            self.deletions.push(name.clone());
+        }
+        self.present.insert(name, (uid, pod_slot(p)));
+        self.measure();
+    }
+
+    fn gone(&mut self, p: &Pod) {
+        let name = p.name_any();
+        if !self.deletions.contains(&name) {
+            self.deletions.push(name.clone());
+        }
+        self.present.remove(&name);
+    }
+
+    fn measure(&mut self) {
+        let mut per_slot: BTreeMap<i32, usize> = BTreeMap::new();
+        for (_, slot) in self.present.values() {
+            *per_slot.entry(*slot).or_default() += 1;
+        }
+        for (slot, n) in per_slot {
+            let max = self.max_per_slot.entry(slot).or_default();
+            *max = (*max).max(n);
+        }
+        self.max_total = self.max_total.max(self.present.len());
+    }
+
+    /// Pod names that were created more than once (distinct uids).
+    pub fn recreated(&self) -> Vec<String> {
+        self.uids_by_name
+            .iter()
+            .filter(|(_, uids)| uids.len() > 1)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// Watches the pods of a Rollout and records counts per slot and in total at every change.
+pub struct PodRecorder {
+    pub history: Arc<Mutex<PodHistory>>,
+    handle: JoinHandle<()>,
+}
+
+impl PodRecorder {
+    /// Starts watching; returns once the initial list has been seen.
+    pub async fn start(env: &Env, name: &str) -> PodRecorder {
+        let api = env.pods_api();
+        let cfg = watcher::Config::default().labels(&format!("{}={name}", labels::ROLLOUT));
+        let history: Arc<Mutex<PodHistory>> = Arc::default();
+        let out = history.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            let mut stream = std::pin::pin!(watcher(api, cfg));
+            while let Some(ev) = stream.next().await {
+                let mut h = out.lock().unwrap();
+                match ev {
+                    Ok(watcher::Event::Init) => h.present.clear(),
+                    Ok(watcher::Event::InitApply(p)) => {
+                        let initial = !h.listed;
+                        h.observe(&p, initial)
+                    }
+                    Ok(watcher::Event::Apply(p)) => h.observe(&p, false),
+                    Ok(watcher::Event::Delete(p)) => h.gone(&p),
+                    Ok(watcher::Event::InitDone) => {
+                        h.listed = true;
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        tokio::time::timeout(LONG, ready_rx)
+            .await
+            .expect("pod watch lists within the deadline")
+            .expect("pod recorder alive");
+        PodRecorder { history, handle }
+    }
+
+    pub fn take(&self) -> PodHistory {
+        self.history.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PodRecorder {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
