@@ -5,6 +5,7 @@ pub mod cli;
 pub mod demo;
 pub mod election;
 pub mod error;
+pub mod events;
 pub mod listeners;
 pub mod operator;
 pub mod rollout;

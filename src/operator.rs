@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use kube::api::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use tracing::{info, warn};
 
@@ -73,10 +72,9 @@ pub async fn run(client: kube::Client, cfg: OperatorConfig, shutdown: impl Futur
         .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None)
         .reflect(rev_writer)
         .touched_objects();
-    let reporter = Reporter { controller: "baton-rollout".into(), instance: Some(cfg.instance.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: crate::events::Publisher { client: client.clone(), controller: "baton-rollout".into(), instance: cfg.instance.clone() },
         pods,
         revisions,
         listener_holders: Some(listener_holders),

@@ -525,6 +525,13 @@ impl Core {
                             None => o.remove("status"),
                         };
                     }
+                    // Field ownership computed by a server-side apply to /status travels with it.
+                    if let (Some(mf), Some(m)) = (
+                        body.pointer("/metadata/managedFields").cloned(),
+                        n.get_mut("metadata").and_then(Value::as_object_mut),
+                    ) {
+                        m.insert("managedFields".into(), mf);
+                    }
                     n
                 }
                 _ => {
@@ -723,7 +730,21 @@ impl Core {
     }
 
     /// Server-side apply: create or merge with field ownership.
-    fn apply(
+    fn apply(&self, rt: &ResourceType, ns: &str, name: &str, config: Value, sub: Sub, opts: &Opts) -> Result<Reply, ApiError> {
+        // Like kube-apiserver, an apply that raced another writer is redone on the new object;
+        // only field-ownership conflicts reach the client.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.apply_once(rt, ns, name, config.clone(), sub, opts) {
+                Err(e) if e.code == 409 && e.message.contains("the object has been modified") && attempts < 8 => continue,
+                Err(e) if e.code == 409 && e.reason == "AlreadyExists" && attempts < 8 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn apply_once(
         &self,
         rt: &ResourceType,
         ns: &str,

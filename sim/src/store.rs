@@ -119,7 +119,7 @@ struct Inner {
 }
 
 /// At most this many bytes of object bodies are kept in the watch history.
-const HISTORY_BYTES: usize = 16 * 1024 * 1024;
+const HISTORY_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct Store {
     inner: Mutex<Inner>,
@@ -255,7 +255,7 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         // The channel keeps its last `capacity` events alive whether read or not, so keep it
         // modest; a watcher that falls this far behind is closed and resumes from the history.
-        let (tx, _) = broadcast::channel(4096);
+        let (tx, _) = broadcast::channel(1024);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
@@ -382,17 +382,30 @@ impl Store {
             }
             g.by_uid.insert(stored.uid.clone(), full);
         }
-        let ev = Arc::new(Event {
-            rv: next,
-            key: key.clone(),
-            kind,
-            obj: stored.clone(),
-            prev: current,
+        // The event keeps the previous version's index but not its body: superseded bodies held
+        // by the history are the watch cache's memory cost.
+        let prev = current.map(|c| {
+            Arc::new(Stored {
+                raw: Bytes::new(),
+                namespace: c.namespace.clone(),
+                name: c.name.clone(),
+                uid: c.uid.clone(),
+                rv: c.rv,
+                labels: c.labels.clone(),
+                fields: c.fields.clone(),
+                owners: c.owners.clone(),
+                finalizers: c.finalizers.clone(),
+                deleting: c.deleting,
+            })
         });
+        let ev = Arc::new(Event { rv: next, key: key.clone(), kind, obj: stored.clone(), prev });
+        g.history_bytes += ev.obj.raw.len();
         g.history.push_back(ev.clone());
-        while g.history.len() > self.history_limit {
+        // Bounded by count and by bytes.
+        while g.history.len() > self.history_limit || (g.history_bytes > HISTORY_BYTES && g.history.len() > 16) {
             if let Some(old) = g.history.pop_front() {
                 g.compacted = old.rv;
+                g.history_bytes -= old.obj.raw.len();
             }
         }
         // No receivers is fine: nobody is watching.

@@ -30,7 +30,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use crate::events::{Publisher, Severity as EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Resource, ResourceExt};
@@ -287,7 +287,7 @@ pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, St
 /// What a reconcile needs.
 pub struct Context {
     pub client: kube::Client,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub pods: Store<Pod>,
     pub leases: Store<Lease>,
     pub secrets: Store<Secret>,
@@ -361,13 +361,9 @@ pub async fn run_counted(
         .modify(strip_secret)
         .reflect(secret_writer)
         .touched_objects();
-    let reporter = Reporter {
-        controller: MANAGER.into(),
-        instance: Some(cfg.instance.clone()),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: Publisher { client: client.clone(), controller: MANAGER.into(), instance: cfg.instance.clone() },
         pods,
         leases,
         secrets,
@@ -950,18 +946,12 @@ fn publish(
     reason: &str,
     note: &str,
 ) {
-    let recorder = ctx.recorder.clone();
+    let events = ctx.events.clone();
     let reference = reference.clone();
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: reason.to_string(),
-        secondary: None,
-    };
+    let (reason, note) = (reason.to_string(), note.to_string());
     // Events are informative: never hold a handover up for one.
     tokio::spawn(async move {
-        if let Err(e) = recorder.publish(&event, &reference).await {
+        if let Err(e) = events.publish(&reference, type_, &reason, &note).await {
             debug!(error = %e, "publishing an event failed");
         }
     });

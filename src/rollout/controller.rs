@@ -11,7 +11,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use futures::StreamExt;
@@ -20,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::rollout::{annotations, labels, Rollout, RolloutStatus};
 use crate::error::{is_status, Error, Result};
+use crate::events::{Publisher, Severity};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
 
 /// Field manager of the Rollout controller's writes.
@@ -39,7 +39,7 @@ pub struct Stats {
 /// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
 pub struct Context {
     pub client: kube::Client,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
     /// Pods holding listener Leases (from the ListenerSet side); None when unknown.
@@ -111,6 +111,15 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
         // Pods and revisions are owned: the garbage collector removes them.
         return Ok(Requeue::await_change());
     }
+    // The first reconciles after a start must not plan from caches still loading: an empty pod
+    // cache looks like a rollout with no pods and would take every slot at once.
+    let ready = async {
+        let _ = ctx.pods.wait_until_ready().await;
+        let _ = ctx.revisions.wait_until_ready().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), ready).await.is_err() {
+        return Ok(Requeue::requeue(Duration::from_millis(500)));
+    }
     let holders = ctx.listener_holders.clone();
     let pods: Vec<ObservedPod> = ctx
         .pods
@@ -146,17 +155,11 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
     }
     let reference = rollout.object_ref(&());
     for ev in &plan.events {
-        let event = Event {
-            type_: match ev.type_ {
-                planner::EventType::Normal => EventType::Normal,
-                planner::EventType::Warning => EventType::Warning,
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.clone()),
-            action: ev.reason.clone(),
-            secondary: None,
+        let severity = match ev.type_ {
+            planner::EventType::Normal => Severity::Normal,
+            planner::EventType::Warning => Severity::Warning,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(e) = ctx.events.publish(&reference, severity, &ev.reason, &ev.message).await {
             warn!(rollout = %name, error = %e, "publishing event failed");
         }
         info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
@@ -252,7 +255,7 @@ async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, 
                 data: Some(RawExtension(planner::revision_data(template, version))),
                 revision: *revision,
             };
-            ignore_code(revs.create(&PostParams::default(), &rev).await.map(|_| ()), 409)?;
+            ignore_already_exists(revs.create(&PostParams::default(), &rev).await.map(|_| ()))?;
             ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
             wait_for_revision(ctx, ns, rev_name).await;
         }
@@ -263,7 +266,7 @@ async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, 
         Action::CreatePod { name: pod_name, slot, revision, hash, version } => {
             let template = revision_template(ctx, ns, revision)?;
             let pod = build_pod(name, ns, pod_name, *slot, hash, version, template, owner);
-            ignore_code(pods.create(&PostParams::default(), &pod).await.map(|_| ()), 409)?;
+            ignore_already_exists(pods.create(&PostParams::default(), &pod).await.map(|_| ()))?;
             ctx.stats.pod_creates.fetch_add(1, Ordering::Relaxed);
         }
         Action::DeletePod { name: pod_name } => {
@@ -289,6 +292,15 @@ async fn wait_for_revision(ctx: &Context, ns: &str, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while ctx.revisions.get(&ObjectRef::new(name).within(ns)).is_none() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A create that finds its object already there is done (deterministic names); any other 409 is
+/// an error to retry.
+fn ignore_already_exists(r: Result<(), kube::Error>) -> Result<()> {
+    match r {
+        Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => Ok(()),
+        other => other.map_err(Error::from),
     }
 }
 

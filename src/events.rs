@@ -1,0 +1,51 @@
+//! Publishing `events.k8s.io/v1` Events, one object per occurrence.
+//!
+//! kube-runtime's `Recorder` folds events with the same type, reason and action into one series
+//! for minutes and keeps the first note, so "batch 2/3 started" would be shown as a repeat of
+//! "batch 1/3 started". Operators read these notes, so each event is its own object here.
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+
+/// Who publishes: controller name and instance (pod) name.
+#[derive(Clone)]
+pub struct Publisher {
+    pub client: kube::Client,
+    pub controller: String,
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Normal,
+    Warning,
+}
+
+impl Publisher {
+    /// Create one Event about `regarding` (its namespace is the event's namespace).
+    pub async fn publish(&self, regarding: &ObjectReference, severity: Severity, reason: &str, note: &str) -> Result<(), kube::Error> {
+        let ns = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let now = Timestamp::now();
+        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or("object"), now.as_nanosecond());
+        // Notes are limited to 1 kB by the API.
+        let note: String = note.chars().take(1000).collect();
+        let ev = Event {
+            metadata: ObjectMeta { name: Some(name), namespace: Some(ns.clone()), ..ObjectMeta::default() },
+            event_time: Some(MicroTime(now)),
+            action: Some(reason.to_string()),
+            reason: Some(reason.to_string()),
+            note: Some(note),
+            type_: Some(match severity {
+                Severity::Normal => "Normal".into(),
+                Severity::Warning => "Warning".into(),
+            }),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Event::default()
+        };
+        Api::<Event>::namespaced(self.client.clone(), &ns).create(&PostParams::default(), &ev).await.map(|_| ())
+    }
+}
