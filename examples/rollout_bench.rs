@@ -131,7 +131,7 @@ async fn run(replicas: i32) -> Result<Figures, String> {
     let _ = nix_term(pid);
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.map_err(|_| "controller did not stop")?.map_err(|e| e.to_string())?;
     let log = String::from_utf8_lossy(&out.stderr);
-    let stopped = log.lines().rev().find(|l| l.contains("the Rollout controller stopped"));
+    let stopped = log.lines().rev().find(|l| l.contains("the controllers stopped"));
     let field = |name: &str| -> Option<u64> {
         let v: serde_json::Value = serde_json::from_str(stopped?).ok()?;
         v.get(name)?.as_u64()

@@ -10,3 +10,4 @@ pub mod listeners;
 pub mod operator;
 pub mod rollout;
 pub mod telemetry;
+pub mod metrics;

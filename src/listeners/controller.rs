@@ -142,6 +142,9 @@ pub struct SharedCaches {
     lease_subs: Vec<futures::channel::mpsc::UnboundedSender<Lease>>,
     pod_api: Api<Pod>,
     lease_api: Api<Lease>,
+    /// Changes are passed to subscribers only while this is set (a standby keeps its caches warm
+    /// but runs no controller).
+    forward: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn fan_in<K: Send + 'static>(rx: futures::channel::mpsc::UnboundedReceiver<K>) -> Events<K> {
@@ -161,6 +164,7 @@ impl SharedCaches {
             lease_subs: Vec::new(),
             pod_api: api(client, namespace),
             lease_api: api(client, namespace),
+            forward: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 
@@ -189,10 +193,16 @@ impl SharedCaches {
         })
     }
 
+    /// Use `gate` as the switch that passes changes on to subscribers (default: always on).
+    pub fn set_forwarding(&mut self, gate: Arc<std::sync::atomic::AtomicBool>) {
+        self.forward = gate;
+    }
+
     /// Run the watches until dropped.
     pub fn drive(self) -> impl Future<Output = ()> + Send + 'static {
         let pod_subs = self.pod_subs;
         let lease_subs = self.lease_subs;
+        let (pod_gate, lease_gate) = (self.forward.clone(), self.forward.clone());
         let pods = watcher(self.pod_api, watcher::Config::default())
             .default_backoff()
             .modify(slim_pod)
@@ -200,11 +210,12 @@ impl SharedCaches {
             .touched_objects()
             .for_each(move |r| {
                 match r {
-                    Ok(p) => {
+                    Ok(p) if pod_gate.load(std::sync::atomic::Ordering::Relaxed) => {
                         for s in &pod_subs {
                             let _ = s.unbounded_send(p.clone());
                         }
                     }
+                    Ok(_) => {}
                     Err(e) => warn!(error = %e, "pod watch"),
                 }
                 async {}
@@ -216,11 +227,12 @@ impl SharedCaches {
             .touched_objects()
             .for_each(move |r| {
                 match r {
-                    Ok(l) => {
+                    Ok(l) if lease_gate.load(std::sync::atomic::Ordering::Relaxed) => {
                         for s in &lease_subs {
                             let _ = s.unbounded_send(l.clone());
                         }
                     }
+                    Ok(_) => {}
                     Err(e) => warn!(error = %e, "lease watch"),
                 }
                 async {}
