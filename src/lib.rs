@@ -11,3 +11,4 @@ pub mod operator;
 pub mod rollout;
 pub mod telemetry;
 pub mod metrics;
+pub mod probes;

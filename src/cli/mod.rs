@@ -1,16 +1,14 @@
 //! Command-line interface: `baton controller|crds|demo|rollout …`.
 pub mod agent;
+pub mod controller;
 pub mod listeners;
 pub mod rollout;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::operator::{self, OperatorConfig};
-use crate::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "baton", version, about = "Batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes")]
@@ -28,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the operator.
-    Controller(ControllerArgs),
+    Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Run the whole system on one machine: simulator, controller and a sample service.
@@ -42,27 +40,14 @@ pub enum Command {
     Agent(agent::AgentArgs),
 }
 
-#[derive(clap::Args)]
-pub struct ControllerArgs {
-    /// Watch only this namespace (default: all).
-    #[arg(long, env = "BATON_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
-    /// Reconciles running at once.
-    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 8)]
-    pub concurrency: u16,
-    /// Log format.
-    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
-    pub log_format: LogFormat,
-    /// Seconds a draining pod is given to hand its listeners over before it is deleted anyway.
-    #[arg(long, env = "BATON_DRAIN_TIMEOUT_SECONDS", default_value_t = 30)]
-    pub drain_timeout_seconds: u64,
-    /// Identity for events and leader election (default: $POD_NAME or the host name).
-    #[arg(long, env = "POD_NAME")]
-    pub identity: Option<String>,
-}
-
 /// A client from `--kubeconfig`, $KUBECONFIG, ~/.kube/config or the in-cluster environment.
 pub async fn client(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Client, String> {
+    let config = config(cli_kubeconfig).await?;
+    kube::Client::try_from(config).map_err(|e| format!("building a client: {e}"))
+}
+
+/// The client configuration from `--kubeconfig`, $KUBECONFIG, ~/.kube/config or in-cluster.
+pub async fn config(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Config, String> {
     let config = match cli_kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
@@ -72,7 +57,7 @@ pub async fn client(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Client, St
         }
         None => kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
     };
-    kube::Client::try_from(config).map_err(|e| format!("building a client: {e}"))
+    Ok(config)
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -87,24 +72,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Controller(args) => {
-            telemetry::init(args.log_format);
-            let client = match client(cli.kubeconfig.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let cfg = OperatorConfig {
-                namespace: args.watch_namespace,
-                concurrency: args.concurrency.max(1),
-                drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
-                instance: args.identity.unwrap_or_else(default_identity),
-            };
-            operator::run(client, cfg, shutdown_signal()).await;
-            ExitCode::SUCCESS
-        }
+        Command::Controller(args) => controller::run(cli.kubeconfig.as_ref(), args).await,
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Listeners(args) => {
             let client = match client(cli.kubeconfig.as_ref()).await {

@@ -1,0 +1,167 @@
+//! `baton controller`: the operator process — caches, probes and metrics, leader election, and
+//! the controllers while leading.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use tracing::{error, info};
+
+use crate::api::listenerset::ListenerSet;
+use crate::api::rollout::{parse_duration, Rollout};
+use crate::election::{self, ElectionConfig, ElectionStatus, Leader, Leadership};
+use crate::metrics::{self, Metrics};
+use crate::operator::{Operator, OperatorConfig};
+use crate::telemetry::{self, LogFormat};
+
+#[derive(clap::Args, Debug)]
+pub struct ControllerArgs {
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "BATON_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Run leader election (several replicas, one active).
+    #[arg(long, env = "BATON_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "BATON_LEASE_NAME", default_value = "baton-controller")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace).
+    #[arg(long, env = "BATON_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Lease duration (client-go default 15s).
+    #[arg(long, env = "BATON_LEASE_DURATION", default_value = "15s")]
+    pub lease_duration: String,
+    /// How long the leader keeps trying to renew before it stops (default 10s).
+    #[arg(long, env = "BATON_RENEW_DEADLINE", default_value = "10s")]
+    pub renew_deadline: String,
+    /// Time between acquisition and renewal attempts (default 2s).
+    #[arg(long, env = "BATON_RETRY_PERIOD", default_value = "2s")]
+    pub retry_period: String,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "BATON_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconciles running at once, per controller.
+    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Log format (json in a cluster, pretty on a terminal).
+    #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// Seconds a draining pod is given to hand its listeners over before it is deleted anyway.
+    #[arg(long, env = "BATON_DRAIN_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub drain_timeout_seconds: u64,
+    /// Identity for events and leader election (default: $POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    error!("{msg}");
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+/// Exit with a message naming a CRD that is not served.
+async fn check_crds(client: &kube::Client, ns: &Option<String>) -> Result<(), String> {
+    async fn served<K>(api: Api<K>, crd: &str) -> Result<(), String>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(format!("the CustomResourceDefinition {crd} is not installed: run `kubectl apply -f crds/` (or install the Helm chart)"))
+            }
+            Err(e) => Err(format!("checking that {crd} is served: {e}")),
+        }
+    }
+    let (r, l): (Api<Rollout>, Api<ListenerSet>) = match ns {
+        Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    served(r, "rollouts.baton.dev").await?;
+    served(l, "listenersets.baton.dev").await
+}
+
+pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let durations = (parse_duration(&args.lease_duration), parse_duration(&args.renew_deadline), parse_duration(&args.retry_period));
+    let (lease_duration, renew_deadline, retry_period) = match durations {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) => return fail(format!("--lease-duration: {e}")),
+        (_, Err(e), _) => return fail(format!("--renew-deadline: {e}")),
+        (_, _, Err(e)) => return fail(format!("--retry-period: {e}")),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let config = match super::config(kubeconfig).await {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let default_ns = config.default_namespace.clone();
+    let client = match metrics::counted_client(config, metrics.clone()) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("building a client: {e}")),
+    };
+    let identity = args.identity.clone().unwrap_or_else(super::default_identity);
+    let election_cfg = ElectionConfig {
+        lease_duration,
+        renew_deadline,
+        retry_period,
+        ..ElectionConfig::new(
+            args.lease_name.clone(),
+            args.lease_namespace.clone().or_else(|| std::env::var("POD_NAMESPACE").ok()).unwrap_or(default_ns),
+            identity.clone(),
+        )
+    };
+    if args.leader_elect {
+        if let Err(e) = election_cfg.validate() {
+            return fail(format!("leader election: {e}"));
+        }
+    }
+    if let Err(e) = check_crds(&client, &args.watch_namespace).await {
+        return fail(e);
+    }
+    let cfg = OperatorConfig {
+        namespace: args.watch_namespace.clone(),
+        concurrency: args.concurrency.max(1),
+        drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
+        instance: identity.clone(),
+    };
+    let operator = Operator::start(client.clone(), cfg, metrics.clone());
+    let ready = operator.synced();
+    if let Err(e) = crate::probes::serve(args.metrics_addr, metrics.clone(), ready).await {
+        return fail(format!("binding {}: {e}", args.metrics_addr));
+    }
+    if !args.leader_elect {
+        metrics.leader.set(1);
+        operator.lead(super::shutdown_signal()).await;
+        return ExitCode::SUCCESS;
+    }
+    let (status_tx, mut status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
+    let m = metrics.clone();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        while status_rx.changed().await.is_ok() {
+            let st = status_rx.borrow_and_update().clone();
+            m.leader.set(i64::from(st.leadership == Leadership::Leading));
+            while seen < st.acquisitions {
+                m.leader_transitions.inc();
+                seen += 1;
+            }
+        }
+    });
+    // The controllers are bound to leadership, not to the process: `leader.stop` fires when the
+    // Lease is lost or shutdown begins, and the Lease is released only after they stopped.
+    let lead = move |leader: Leader| {
+        info!(identity = %leader.identity, fencing_token = leader.lease_transitions, "leading");
+        operator.lead(leader.stop.cancelled_owned())
+    };
+    match election::run(client, election_cfg, super::shutdown_signal(), lead, status_tx).await {
+        Ok(outcome) => {
+            info!(?outcome, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("leader election: {e}")),
+    }
+}
