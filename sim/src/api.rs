@@ -55,6 +55,18 @@ pub struct DeleteOpts {
     pub dry_run: bool,
 }
 
+/// One entry of [`Core::write_log`].
+#[derive(Debug, Clone)]
+pub struct WriteRecord {
+    pub at: std::time::Instant,
+    pub identity: String,
+    pub method: String,
+    pub path: String,
+}
+
+/// Entries kept in [`Core::write_log`].
+const WRITE_LOG_LIMIT: usize = 100_000;
+
 /// A successful answer: HTTP code, body, `Warning` headers.
 #[derive(Debug)]
 pub struct Reply {
@@ -68,6 +80,9 @@ pub struct Core {
     pub registry: RwLock<Registry>,
     /// Watches currently streaming (tests wait on this rather than sleeping).
     pub open_watches: std::sync::atomic::AtomicUsize,
+    /// Writes (non-GET requests) in arrival order: when, who, method, path — tests check who
+    /// wrote what when (e.g. that a deposed leader never wrote after its successor). Bounded.
+    pub write_log: std::sync::Mutex<std::collections::VecDeque<WriteRecord>>,
     /// Requests served, by client identity and HTTP method (benchmarks count API writes).
     pub requests: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, u64>>>,
 }
@@ -193,6 +208,7 @@ impl Core {
             registry: RwLock::new(Registry::with_builtins()),
             open_watches: Default::default(),
             requests: Default::default(),
+            write_log: Default::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let rt = core.resource("", "namespaces");
@@ -216,6 +232,20 @@ impl Core {
     pub fn request_count(&self, client: &str, method: &str) -> u64 {
         let g = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         g.iter().filter(|(id, _)| id.contains(client)).filter_map(|(_, by)| by.get(method)).sum()
+    }
+
+    /// Record a write request (see [`Core::write_log`]).
+    pub fn log_write(&self, identity: &str, method: &str, path: &str) {
+        let mut g = self.write_log.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() >= WRITE_LOG_LIMIT {
+            g.pop_front();
+        }
+        g.push_back(WriteRecord { at: std::time::Instant::now(), identity: identity.to_string(), method: method.to_string(), path: path.to_string() });
+    }
+
+    /// The writes recorded so far.
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.write_log.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
 
     pub fn count_request(&self, identity: &str, method: &str) {

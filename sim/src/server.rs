@@ -128,6 +128,9 @@ impl Server {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let id = identity(&req);
         self.core.count_request(&id, req.method().as_str());
+        if req.method() != Method::GET {
+            self.core.log_write(&id, req.method().as_str(), req.uri().path());
+        }
         // Fault gate: partitions and pauses hold the request; latency delays it; error rates fail it.
         if self.faults.is_held(&id) {
             self.faults.wait_released(&id).await;
