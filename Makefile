@@ -2,19 +2,24 @@
 CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
+HELM_SDK := helm-python-sdk==0.2.2
 export CARGO_TERM_COLOR := never
 
-.PHONY: build test lint fmt crds crds-check demo sim bench deps
+.PHONY: build test lint fmt crds crds-check demo sim bench deps chart-check
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-# Test-time tools: Helm's engine (helm-python-sdk, for the chart checks); kubectl is on the machine.
+# What the tests need beyond cargo: real kubectl (on these machines at /usr/bin/kubectl) and
+# Helm's engine from PyPI (helm-python-sdk) in a virtualenv, for the chart checks.
 deps:
 	@test -x /usr/bin/kubectl || { echo "kubectl not found at /usr/bin/kubectl"; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -c 'import helm_python' 2>/dev/null || $(VENV)/bin/pip install --quiet '$(HELM_SDK)'
 
 test: deps
-	$(CARGO) test --workspace --all-targets -- --test-threads=2
+	$(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) test --workspace --doc
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -25,10 +30,15 @@ fmt:
 
 crds:
 	$(CARGO) run --quiet --bin baton -- crds > crds/baton.dev_crds.yaml
+	cp crds/baton.dev_crds.yaml charts/baton/crds/baton.dev_crds.yaml
+	cp crds/baton.dev_crds.yaml config/crd/baton.dev_crds.yaml
 
-# Fails when crds/ is not what `baton crds` prints.
+# Fails when crds/ is not what `baton crds` prints (also checked by tests/crds.rs).
 crds-check:
 	$(CARGO) run --quiet --bin baton -- crds | diff -u crds/baton.dev_crds.yaml - || { echo "crds/ is out of date: run 'make crds'"; exit 1; }
+
+chart-check: deps
+	$(VENV)/bin/python tests/helm/check_chart.py
 
 demo:
 	$(CARGO) run --quiet --release --bin baton -- demo
@@ -36,5 +46,10 @@ demo:
 sim:
 	$(CARGO) run --quiet --release --bin baton-sim -- serve
 
+# Benchmarks print their figures; docs/benchmarks.md records them with these commands.
 bench:
+	$(CARGO) build --release --bin baton --bin baton-sim --examples
 	$(CARGO) run --quiet --release -p baton-sim --example sim_bench
+	$(CARGO) run --quiet --release --example rollout_bench
+	$(CARGO) run --quiet --release --example failover_bench
+	$(CARGO) run --quiet --release --example listener_bench
