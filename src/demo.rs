@@ -1,7 +1,6 @@
 //! `baton demo`: the whole system on one machine. Starts the embedded API server simulator, the
 //! controller and a sample 4-instance service, then shows v1 → v2 in batches, a broken v3 that
 //! fails its first batch and rolls back on its own, and one instance pinned back to v1.
-use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -243,8 +242,6 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     code
 }
 
-fn until(rx: tokio::sync::oneshot::Receiver<()>) -> impl Future<Output = ()> + Send + Sync + 'static {
-    async move {
-        let _ = rx.await;
-    }
+async fn until(rx: tokio::sync::oneshot::Receiver<()>) {
+    let _ = rx.await;
 }

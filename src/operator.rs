@@ -86,7 +86,7 @@ pub struct Operator {
     revisions: Store<ControllerRevision>,
     rollouts: Store<Rollout>,
     triggers: Triggers,
-    listener_holders: Arc<dyn Fn(&str, &str) -> bool + Send + Sync>,
+    listener_holders: crate::rollout::controller::HoldsListeners,
     caches: JoinHandle<()>,
 }
 

@@ -1,4 +1,6 @@
 //! ListenerSet controller + agent, end to end on the simulator.
+// The serial guard is held for a whole test on that test's own runtime: intended.
+#![allow(clippy::await_holding_lock)]
 mod listeners_support;
 
 use std::sync::atomic::Ordering;

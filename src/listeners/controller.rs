@@ -122,6 +122,9 @@ fn strip_secret(s: &mut Secret) {
 }
 
 /// A stream of changed (applied or deleted) objects of one shared watch.
+/// (namespace, set, listener) of an observed Lease.
+type LeaseKey = (String, String, String);
+
 pub type Events<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
 /// Watch caches of pods (all of them, slimmed) and of listener Leases, each one watch shared by
@@ -183,7 +186,7 @@ impl SharedCaches {
     }
 
     /// For the Rollout controller: does pod `name` in `ns` hold a listener Lease?
-    pub fn listener_holders(&self) -> Arc<dyn Fn(&str, &str) -> bool + Send + Sync> {
+    pub fn listener_holders(&self) -> crate::rollout::controller::HoldsListeners {
         let leases = self.leases.clone();
         Arc::new(move |ns: &str, pod: &str| {
             leases.state().iter().any(|l| {
@@ -304,7 +307,7 @@ pub struct Context {
     pub leases: Store<Lease>,
     pub secrets: Store<Secret>,
     /// (namespace, set, lease name) → (resourceVersion, when this process first saw it).
-    observed: Mutex<HashMap<(String, String, String), (String, Instant)>>,
+    observed: Mutex<HashMap<LeaseKey, (String, Instant)>>,
     pub stats: Arc<Stats>,
 }
 

@@ -22,6 +22,9 @@ use crate::error::{is_status, Error, Result};
 use crate::events::{Publisher, Severity};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
 
+/// Does pod `name` in namespace `ns` hold a listener Lease? (From the ListenerSet side.)
+pub type HoldsListeners = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// Field manager of the Rollout controller's writes.
 pub const MANAGER: &str = "baton-rollout";
 
@@ -43,7 +46,7 @@ pub struct Context {
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
     /// Pods holding listener Leases (from the ListenerSet side); None when unknown.
-    pub listener_holders: Option<Arc<dyn Fn(&str, &str) -> bool + Send + Sync>>,
+    pub listener_holders: Option<HoldsListeners>,
     pub drain_timeout: Duration,
     pub stats: Arc<Stats>,
 }

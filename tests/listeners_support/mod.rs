@@ -1,6 +1,9 @@
 //! Harness for the ListenerSet tests: a simulator whose pods labelled `baton-agent=true` run the
 //! agent library as their process, each with its own client identity `agent-<pod>`, logging
 //! every listener start/stop on one shared monotonic clock.
+// Tests are serialised with a std Mutex held for a whole test; each #[tokio::test] runs on its
+// own runtime, so holding it across awaits is intended.
+#![allow(clippy::await_holding_lock)]
 #![allow(dead_code)]
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -32,6 +35,9 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// One tenure of a listener on a pod, as the application saw it.
+/// (pod, listener) → the config its agent was started with.
+pub type Configs = Arc<Mutex<BTreeMap<(String, String), Option<String>>>>;
+
 #[derive(Debug, Clone)]
 pub struct Interval {
     pub listener: String,
@@ -169,7 +175,7 @@ pub struct World {
     pub log: Arc<Log>,
     pub knobs: AgentKnobs,
     /// Config values agents received: (pod, listener) → config.
-    pub configs: Arc<Mutex<BTreeMap<(String, String), Option<String>>>>,
+    pub configs: Configs,
 }
 
 pub async fn world(knobs: AgentKnobs) -> World {
@@ -183,7 +189,7 @@ pub async fn world(knobs: AgentKnobs) -> World {
         crds.create(&PostParams::default(), &crd).await.expect("CRD");
     }
     let log = Arc::new(Log::default());
-    let configs: Arc<Mutex<BTreeMap<(String, String), Option<String>>>> = Arc::default();
+    let configs: Configs = Arc::default();
     let url = sim.url();
     let (l2, k2, c2) = (log.clone(), knobs.clone(), configs.clone());
     sim.kubelet.attach(

@@ -500,8 +500,11 @@ pub fn describe_events(events: &[K8sEvent]) -> String {
 }
 
 /// Records every status a watcher sees on a Rollout.
+/// Status snapshots with the generation they were observed at.
+pub type Snapshots = Arc<Mutex<Vec<(Option<i64>, RolloutStatus)>>>;
+
 pub struct StatusRecorder {
-    pub snapshots: Arc<Mutex<Vec<(Option<i64>, RolloutStatus)>>>,
+    pub snapshots: Snapshots,
     handle: JoinHandle<()>,
 }
 
@@ -509,7 +512,7 @@ impl StatusRecorder {
     pub fn start(env: &Env, name: &str) -> StatusRecorder {
         let api = env.rollouts();
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let snapshots: Arc<Mutex<Vec<(Option<i64>, RolloutStatus)>>> = Arc::default();
+        let snapshots: Snapshots = Arc::default();
         let out = snapshots.clone();
         let handle = tokio::spawn(async move {
             let mut stream = std::pin::pin!(watcher(api, cfg));
