@@ -60,6 +60,8 @@ const CRASH_LEASE: i32 = 3;
 const CRASH_TARGET: usize = 100;
 const MIN_CRASHES: usize = 10;
 const GRACE0_ROUNDS: usize = 3;
+const DRAIN_AFTER_CRASH_ROUNDS: usize = 3;
+const DRAIN_AFTER_CRASH: Duration = Duration::from_secs(2);
 const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -492,8 +494,10 @@ async fn graceful() -> Result<Graceful, String> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let quiet = Duration::from_millis(GRACEFUL_LEASE as u64 * 1000 / 2); // two renewal periods
     let (a0, c0) = (w.writes("token=agent-"), w.writes(&format!("token={CONTROLLER_ID}")));
+    let q0 = std::time::Instant::now();
     tokio::time::sleep(quiet).await;
     let (a1, c1) = (w.writes("token=agent-"), w.writes(&format!("token={CONTROLLER_ID}")));
+    let quiet_breakdown = breakdown(&w.sim, q0, std::time::Instant::now());
     let renew_rate = total(&diff(&a1, &a0)) as f64 / quiet.as_secs_f64();
     let ctl_quiet_writes = total(&diff(&c1, &c0));
     println!(
@@ -501,6 +505,7 @@ async fn graceful() -> Result<Graceful, String> {
         quiet.as_secs_f64(),
         total(&diff(&a1, &a0))
     );
+    println!("    quiet-window writes: {quiet_breakdown:?}");
 
     let mut mode_of_old: HashMap<String, &'static str> = HashMap::new();
     let a_before = w.writes("token=agent-");
@@ -568,6 +573,8 @@ async fn graceful() -> Result<Graceful, String> {
     }
     let (mut gaps_drain, mut gaps_sigterm) = (Vec::new(), Vec::new());
     let mut handovers = 0;
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut token_steps: BTreeMap<i64, usize> = BTreeMap::new();
     for is in by.values_mut() {
         is.sort_by_key(|i| i.start);
         for pair in is.windows(2) {
@@ -575,8 +582,13 @@ async fn graceful() -> Result<Graceful, String> {
             if a.pod == b.pod {
                 continue;
             }
-            let Some((end, End::Stopped(_))) = &a.end else { continue };
+            let Some((end, End::Stopped(why))) = &a.end else {
+                continue;
+            };
             handovers += 1;
+            let why = why.split(':').next().unwrap_or_default().to_string();
+            *reasons.entry(why).or_default() += 1;
+            *token_steps.entry(i64::from(b.token) - i64::from(a.token)).or_default() += 1;
             let gap = b.start.saturating_duration_since(*end);
             match mode_of_old.get(&a.pod).copied() {
                 Some("drain") => gaps_drain.push(gap),
@@ -585,6 +597,8 @@ async fn graceful() -> Result<Graceful, String> {
         }
     }
     let _ = log_start;
+    println!("  stop reasons of handed-over listeners: {reasons:?}");
+    println!("  fencing token step at handover (new - old → count): {token_steps:?}");
     gaps_drain.sort();
     gaps_sigterm.sort();
     let (overlaps, token_regressions) = w.log.duplicates();
@@ -613,6 +627,8 @@ struct Crash {
     /// Per crash: the crash → the last of its listeners running elsewhere.
     per_crash: Vec<Duration>,
     grace0: Vec<Duration>,
+    /// Crash, then the pod marked for drain `DRAIN_AFTER_CRASH` later.
+    drained: Vec<Duration>,
     overlaps: usize,
     token_regressions: usize,
 }
@@ -712,6 +728,44 @@ async fn crashes() -> Result<Crash, String> {
         w.wait_ready(&new).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A crashed (hung) agent whose pod is then marked for drain before its Leases expire, as a
+    // Rollout does when it reaches that pod: the controller's release request is a Lease write.
+    let mut drained = Vec::new();
+    for _ in 0..DRAIN_AFTER_CRASH_ROUNDS {
+        let load = w.load();
+        let Some((victim, _)) = load.iter().max_by_key(|(_, n)| **n) else {
+            break;
+        };
+        let victim = victim.clone();
+        let held: Vec<String> = w
+            .log
+            .running()
+            .into_iter()
+            .filter(|(_, p)| p.contains(&victim))
+            .map(|(l, _)| l)
+            .collect();
+        w.dead.lock().unwrap().insert(victim.clone());
+        let t0 = Instant::now();
+        if !w.sim.kubelet.crash(NS, &victim) {
+            return Err(format!("could not crash {victim}"));
+        }
+        tokio::time::sleep(DRAIN_AFTER_CRASH).await;
+        let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: "bench"}}});
+        w.pods()
+            .patch(&victim, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| e.to_string())?;
+        w.wait_all_running(&format!("{victim}'s listeners (drained after crash)"), limit, |p| {
+            p != victim
+        })
+        .await?;
+        drained.extend(takeover_times(&w.log, &victim, &held, t0));
+        w.delete_pod(&victim, 0).await?;
+        let new = w.create_pod().await?;
+        w.wait_ready(&new).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drained.sort();
     takeovers.sort();
     per_crash.sort();
     grace0.sort();
@@ -722,6 +776,7 @@ async fn crashes() -> Result<Crash, String> {
         takeovers,
         per_crash,
         grace0,
+        drained,
         overlaps,
         token_regressions,
     })
@@ -823,6 +878,13 @@ async fn main() {
         c.grace0.len(),
         ms(pct(&c.grace0, 0.50)),
         ms(c.grace0.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  crash, drain {:.0} s later (info) n={} p50 {}  max {}",
+        DRAIN_AFTER_CRASH.as_secs_f64(),
+        c.drained.len(),
+        ms(pct(&c.drained, 0.50)),
+        ms(c.drained.last().copied().unwrap_or_default())
     );
 
     let limit = Duration::from_secs(CRASH_LEASE as u64 + 1);

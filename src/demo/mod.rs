@@ -15,6 +15,9 @@ use crate::api::rollout::{Rollout, RolloutPhase};
 use crate::cli::rollout::render;
 use crate::operator::{self, OperatorConfig};
 
+mod listeners;
+use listeners::HandoverLog;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Keep the simulator and controller running at the end and print the kubeconfig.
@@ -138,17 +141,52 @@ async fn install_crds(client: &kube::Client) -> Result<(), String> {
     Ok(())
 }
 
-async fn script(client: kube::Client) -> Result<(), String> {
+/// A ListenerSet of 12 listeners on the sample service's pods.
+fn listenerset_manifest() -> serde_json::Value {
+    let listeners: Vec<serde_json::Value> = (1..=12).map(|i| json!({"id": format!("listener{i}")})).collect();
+    json!({
+        "apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet",
+        "metadata": {"name": "sxt", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": NAME}}, "listeners": listeners, "leaseDurationSeconds": 15}
+    })
+}
+
+/// Wait until every listener runs on some pod, per the agents' own log.
+async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<(), String> {
+    let end = tokio::time::Instant::now() + deadline;
+    while log.assignment().len() < 12 {
+        if tokio::time::Instant::now() > end {
+            return Err(format!("only {} of 12 listeners running after {deadline:?}", log.assignment().len()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("baton-demo").force();
 
     step("1. deploy user-service v1 to 4 instances");
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v1", "user-service:v1"))).await.map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(60), |r| healthy_at(r, "v1")).await?;
+    let sets: Api<crate::api::listenerset::ListenerSet> = Api::namespaced(client.clone(), "default");
+    sets.patch("sxt", &pp, &Patch::Apply(listenerset_manifest())).await.map_err(|e| e.to_string())?;
+    all_listeners_running(&log, Duration::from_secs(30)).await?;
+    println!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
 
-    step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches");
+    step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches; listeners move off each old pod before it goes");
+    log.print_handovers(true);
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2"))).await.map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
+    all_listeners_running(&log, Duration::from_secs(30)).await?;
+    log.print_handovers(false);
+    let (n, worst) = log.handover_summary();
+    println!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
+    step("listener assignment after v2");
+    for (listener, pod) in log.assignment() {
+        println!("  {listener:<12} {pod}");
+    }
 
     step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready"))).await.map_err(|e| e.to_string())?;
@@ -194,7 +232,7 @@ async fn script(client: kube::Client) -> Result<(), String> {
 
 pub async fn run(args: DemoArgs) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_none() {
-        std::env::set_var("RUST_LOG", "warn");
+        std::env::set_var("RUST_LOG", "warn,kube_client=error");
     }
     crate::telemetry::init(crate::telemetry::LogFormat::Pretty);
     let config = SimConfig {
@@ -216,13 +254,18 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log = HandoverLog::default();
+    listeners::attach_agents(&sim, NAME, log.clone());
     if let Err(e) = install_crds(&client).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(operator::run(client.clone(), OperatorConfig { instance: "demo".into(), ..OperatorConfig::default() }, until(stop_rx)));
-    let outcome = script(client).await;
+    let outcome = script(client, log.clone()).await.and_then(|()| match log.duplicates() {
+        0 => Ok(()),
+        n => Err(format!("{n} listener duplicates")),
+    });
     let code = match &outcome {
         Ok(()) => {
             println!("\nbaton demo: every step finished as expected");

@@ -1,0 +1,509 @@
+//! Controller failover benchmark: how long a standby `baton controller` takes to start
+//! reconciling after the leader goes away.
+//!
+//! Two `baton controller` processes (`target/release/baton`, leader election on) run against the
+//! in-process simulator, each with its own identity and metrics port; one Rollout (3 instances,
+//! Healthy) exists, so a new leader has something to reconcile. Each trial: a fresh standby is
+//! started and waits warm (`/readyz` 200 and its watches open); the leader is then
+//!
+//! * **graceful**: sent SIGTERM (`kill -TERM`, spawning `kill` included in the time); it stops
+//!   its controllers, releases the Lease and exits 0; the standby acquires it through its watch.
+//!   Real default timings: lease duration 15 s, renew deadline 10 s, retry period 2 s.
+//!   Target: p99 < 1 s.
+//! * **crash**: sent SIGKILL; the standby takes over when the lease expires on its clock.
+//!   Shortened timings (the defaults would take ~17 s a trial): lease duration 4 s, renew
+//!   deadline 3 s, retry period 1 s. Target: ≤ lease duration + retry period + 1 s = 6 s.
+//!
+//! The time measured is signal → the standby's `/metrics` first showing
+//! `baton_reconciles_total{controller="rollout"}` > 0, polled every 5 ms (so it includes up to
+//! ~5 ms of polling granularity). The time to `baton_leader 1` is printed too. The standby of one
+//! trial is the leader of the next.
+//!
+//! Run: `cargo build --release --bin baton && cargo run --release --example failover_bench`
+//! (`FAILOVER_TRIALS=n` changes the number of trials per scenario, default 20).
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use baton::api::rollout::{Rollout, RolloutPhase};
+use baton_sim::{KubeletConfig, Sim, SimConfig};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+const NS: &str = "default";
+const POLL: Duration = Duration::from_millis(5);
+/// Give up on one trial after this long (counted as a miss).
+const TRIAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy)]
+struct Timings {
+    lease: Duration,
+    renew: Duration,
+    retry: Duration,
+}
+
+impl Timings {
+    fn args(&self) -> Vec<String> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        vec![
+            "--lease-duration".into(),
+            ms(self.lease),
+            "--renew-deadline".into(),
+            ms(self.renew),
+            "--retry-period".into(),
+            ms(self.retry),
+        ]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "lease duration {:?}, renew deadline {:?}, retry period {:?}",
+            self.lease, self.renew, self.retry
+        )
+    }
+}
+
+const DEFAULTS: Timings = Timings {
+    lease: Duration::from_secs(15),
+    renew: Duration::from_secs(10),
+    retry: Duration::from_secs(2),
+};
+const CRASH: Timings = Timings {
+    lease: Duration::from_secs(4),
+    renew: Duration::from_secs(3),
+    retry: Duration::from_secs(1),
+};
+
+struct Controller {
+    id: String,
+    child: Child,
+    pid: u32,
+    metrics: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Controller {
+    async fn start(baton: &Path, sim: &Sim, dir: &Path, id: &str, t: Timings) -> Result<Controller, String> {
+        let kubeconfig = dir.join(format!("{id}.kubeconfig"));
+        sim.kubeconfig_as(id, &kubeconfig).map_err(|e| e.to_string())?;
+        let mut child = Command::new(baton)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "controller",
+                "--leader-elect",
+                "true",
+                "--lease-namespace",
+                NS,
+                "--watch-namespace",
+                NS,
+            ])
+            .args([
+                "--identity",
+                id,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .args(t.args())
+            .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "starting {}: {e} (build it with cargo build --release --bin baton)",
+                    baton.display()
+                )
+            })?;
+        let pid = child.id().ok_or("no pid")?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let out = log.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(addr) = v["bound"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()) {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(addr);
+                        }
+                    }
+                }
+                out.lock().unwrap().push(line);
+            }
+        });
+        let metrics = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(a)) => a,
+            _ => {
+                return Err(format!(
+                    "{id} did not serve /metrics:\n{}",
+                    log.lock().unwrap().join("\n")
+                ))
+            }
+        };
+        Ok(Controller {
+            id: id.to_string(),
+            child,
+            pid,
+            metrics,
+            log,
+        })
+    }
+
+    async fn scrape(&self) -> Option<String> {
+        match http_get(self.metrics, "/metrics").await {
+            Some((200, body)) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Wait until `check` holds on the scraped metrics (polled every `POLL`).
+    async fn wait_metrics(&self, what: &str, deadline: Duration, check: impl Fn(&str) -> bool) -> Result<(), String> {
+        let end = Instant::now() + deadline;
+        loop {
+            if self.scrape().await.is_some_and(|m| check(&m)) {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                return Err(format!("{}: timed out waiting for {what}", self.id));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Caches synced and every watch open (4 caches + the Lease watch): a warm standby.
+    async fn wait_warm(&self) -> Result<(), String> {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !matches!(http_get(self.metrics, "/readyz").await, Some((200, _))) {
+            if Instant::now() > end {
+                return Err(format!("{}: /readyz never 200", self.id));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.wait_metrics("5 open watches", Duration::from_secs(10), |m| {
+            metric(m, "baton_kubernetes_api_requests_total{verb=\"watch\",code=\"200\"}").is_some_and(|n| n >= 5.0)
+        })
+        .await
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "----- log of {} -----\n{}",
+            self.id,
+            self.log.lock().unwrap().join("\n")
+        )
+    }
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let fetch = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch).await.ok().flatten()
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn rollout_reconciles(m: &str) -> f64 {
+    metric(m, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Graceful,
+    Crash,
+}
+
+/// One trial's result: signal → `baton_leader 1`, signal → first reconcile (None = missed).
+struct Trial {
+    leader: Option<Duration>,
+    reconcile: Option<Duration>,
+}
+
+/// Take `leader` down and time the standby.
+async fn trial(kind: Kind, leader: &mut Controller, standby: &Controller) -> Result<Trial, String> {
+    let t0 = Instant::now();
+    match kind {
+        Kind::Graceful => {
+            let ok = std::process::Command::new("kill")
+                .args(["-TERM", &leader.pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err("kill -TERM failed".into());
+            }
+        }
+        Kind::Crash => leader.child.start_kill().map_err(|e| format!("SIGKILL: {e}"))?,
+    }
+    let mut out = Trial {
+        leader: None,
+        reconcile: None,
+    };
+    let end = t0 + TRIAL_TIMEOUT;
+    loop {
+        if let Some(m) = standby.scrape().await {
+            if out.leader.is_none() && metric(&m, "baton_leader") == Some(1.0) {
+                out.leader = Some(t0.elapsed());
+            }
+            if rollout_reconciles(&m) > 0.0 {
+                out.reconcile = Some(t0.elapsed());
+                break;
+            }
+        }
+        if Instant::now() > end {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), leader.child.wait())
+        .await
+        .map_err(|_| format!("{} did not exit", leader.id))?
+        .map_err(|e| e.to_string())?;
+    if kind == Kind::Graceful && !status.success() {
+        return Err(format!(
+            "{} exited with {status} after SIGTERM\n{}",
+            leader.id,
+            leader.dump()
+        ));
+    }
+    if out.leader.is_none() {
+        standby
+            .wait_metrics("baton_leader 1", Duration::from_secs(30), |m| {
+                metric(m, "baton_leader") == Some(1.0)
+            })
+            .await?;
+    }
+    Ok(out)
+}
+
+/// `trials` handovers in a chain: start a leader, then per trial a fresh warm standby, take the
+/// leader down, and the standby becomes the next trial's leader.
+async fn scenario(
+    baton: &Path,
+    sim: &Sim,
+    dir: &Path,
+    kind: Kind,
+    t: Timings,
+    trials: usize,
+) -> Result<Vec<Trial>, String> {
+    let tag = if kind == Kind::Graceful { "graceful" } else { "crash" };
+    let mut leader = Controller::start(baton, sim, dir, &format!("{tag}-0"), t).await?;
+    leader
+        .wait_metrics("baton_leader 1", Duration::from_secs(60), |m| {
+            metric(m, "baton_leader") == Some(1.0)
+        })
+        .await?;
+    let mut results = Vec::new();
+    for i in 1..=trials {
+        let standby = Controller::start(baton, sim, dir, &format!("{tag}-{i}"), t).await?;
+        standby.wait_warm().await?;
+        let r = trial(kind, &mut leader, &standby).await?;
+        let show = |d: Option<Duration>| d.map_or("—".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+        println!(
+            "  {tag} {i:2}: leader after {:>10}, first reconcile after {:>10}",
+            show(r.leader),
+            show(r.reconcile)
+        );
+        if r.reconcile.is_none() {
+            eprintln!("{}", standby.dump());
+        }
+        results.push(r);
+        leader = standby;
+    }
+    // Hand the Lease back cleanly for the next scenario.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &leader.pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(30), leader.child.wait()).await;
+    Ok(results)
+}
+
+/// Nearest-rank percentile.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn summarize(name: &str, results: &[Trial], target: &str, ok: impl Fn(&[Duration]) -> bool) -> bool {
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let mut rec: Vec<Duration> = results.iter().filter_map(|r| r.reconcile).collect();
+    let mut lead: Vec<Duration> = results.iter().filter_map(|r| r.leader).collect();
+    rec.sort();
+    lead.sort();
+    let missed = results.len() - rec.len();
+    println!(
+        "{name}: {} trials, {missed} without a reconcile within {TRIAL_TIMEOUT:?}",
+        results.len()
+    );
+    if !lead.is_empty() {
+        println!(
+            "  → baton_leader 1      p50 {:>10}  p99 {:>10}  max {:>10}",
+            ms(pct(&lead, 50.0)),
+            ms(pct(&lead, 99.0)),
+            ms(pct(&lead, 100.0))
+        );
+    }
+    let pass = missed == 0 && !rec.is_empty() && ok(&rec);
+    if !rec.is_empty() {
+        println!(
+            "  → first reconcile     p50 {:>10}  p99 {:>10}  max {:>10}   target {target}: {}",
+            ms(pct(&rec, 50.0)),
+            ms(pct(&rec, 99.0)),
+            ms(pct(&rec, 100.0)),
+            if pass { "met" } else { "MISSED" }
+        );
+    }
+    pass
+}
+
+async fn install(client: &kube::Client) -> Result<(), String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let end = Instant::now() + Duration::from_secs(30);
+    while rollouts.list(&ListParams::default()).await.is_err() {
+        if Instant::now() > end {
+            return Err("rollouts never served".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let manifest = json!({
+        "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "svc", "namespace": NS},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "svc"}},
+            "version": "v1",
+            "template": {"metadata": {"labels": {"app": "svc"}}, "spec": {"containers": [{"name": "app", "image": "svc:v1"}]}},
+            "strategy": {"batches": [1, "100%"], "maxSurge": 1, "maxUnavailable": 0},
+            "minReadySeconds": 0,
+            "progressDeadlineSeconds": 60
+        }
+    });
+    rollouts
+        .patch("svc", &PatchParams::apply("bench").force(), &Patch::Apply(&manifest))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn wait_healthy(client: &kube::Client) -> Result<(), String> {
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = rollouts.get("svc").await {
+            if r.status.as_ref().and_then(|s| s.phase) == Some(RolloutPhase::Healthy) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > end {
+            return Err("the Rollout never became Healthy".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run() -> Result<bool, String> {
+    let trials: usize = std::env::var("FAILOVER_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let baton: PathBuf = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("baton"))
+        .ok_or("no target dir")?;
+    if !baton.exists() {
+        return Err(format!(
+            "{} not found: run cargo build --release --bin baton",
+            baton.display()
+        ));
+    }
+    let sim = Sim::start(SimConfig {
+        kubelet: KubeletConfig {
+            schedule_delay: Duration::from_millis(5),
+            start_delay: Duration::from_millis(30),
+            ready_delay: Duration::from_millis(100),
+            ..KubeletConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = sim.client().await.map_err(|e| e.to_string())?;
+    install(&client).await?;
+    let dir = std::env::temp_dir().join(format!("baton-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+
+    println!("command: cargo run --release --example failover_bench   ({trials} trials per scenario)");
+    println!("binary: {}", baton.display());
+    println!(
+        "\n[1/2] graceful handover (SIGTERM to the leader), {}",
+        DEFAULTS.describe()
+    );
+    let graceful = scenario(&baton, &sim, &dir, Kind::Graceful, DEFAULTS, trials).await;
+    wait_healthy(&client).await?;
+    println!("\n[2/2] crash takeover (SIGKILL to the leader), {}", CRASH.describe());
+    let crash = scenario(&baton, &sim, &dir, Kind::Crash, CRASH, trials).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (graceful, crash) = (graceful?, crash?);
+
+    let crash_target = CRASH.lease + CRASH.retry + Duration::from_secs(1);
+    println!("\nsummary (signal → standby's first Rollout reconcile, polled every {POLL:?})");
+    let g = summarize("graceful (15s/10s/2s)", &graceful, "p99 < 1 s", |s| {
+        pct(s, 99.0) < Duration::from_secs(1)
+    });
+    let c = summarize(
+        "crash (4s/3s/1s)",
+        &crash,
+        &format!("max ≤ lease + retry + 1 s = {crash_target:?}"),
+        |s| pct(s, 100.0) <= crash_target,
+    );
+    Ok(g && c)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
