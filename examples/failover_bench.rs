@@ -14,6 +14,11 @@
 //!   Shortened timings (the defaults would take ~17 s a trial): lease duration 4 s, renew
 //!   deadline 3 s, retry period 1 s. Target: ≤ lease duration + retry period + 1 s = 6 s.
 //!
+//! For the crash trials the kill waits until the leader has renewed once since the standby
+//! started watching, plus a uniformly random part of the retry period, so it lands at a random
+//! point of the renewal cycle (a standby measures expiry from when it *saw* the last renewal, so
+//! takeover ≈ lease duration − time since that renewal).
+//!
 //! The time measured is signal → the standby's `/metrics` first showing
 //! `baton_reconciles_total{controller="rollout"}` > 0, polled every 5 ms (so it includes up to
 //! ~5 ms of polling granularity). The time to `baton_leader 1` is printed too. The standby of one
@@ -243,14 +248,31 @@ enum Kind {
     Crash,
 }
 
-/// One trial's result: signal → `baton_leader 1`, signal → first reconcile (None = missed).
+/// One trial's result: signal → `baton_leader 1`, signal → first reconcile (None = missed);
+/// from the simulator's write log: the old leader's last Lease write (before the signal) and the
+/// standby's first Lease write after it, relative to the signal.
 struct Trial {
     leader: Option<Duration>,
     reconcile: Option<Duration>,
+    last_renew_before: Option<Duration>,
+    acquire_after: Option<Duration>,
+}
+
+fn lease_writes(sim: &Sim, id: &str) -> Vec<Instant> {
+    let (token, path) = (
+        format!("token={id}"),
+        format!("/namespaces/{NS}/leases/baton-controller"),
+    );
+    sim.core
+        .writes()
+        .into_iter()
+        .filter(|w| w.identity.contains(&token) && w.path.ends_with(&path))
+        .map(|w| w.at)
+        .collect()
 }
 
 /// Take `leader` down and time the standby.
-async fn trial(kind: Kind, leader: &mut Controller, standby: &Controller) -> Result<Trial, String> {
+async fn trial(sim: &Sim, kind: Kind, leader: &mut Controller, standby: &Controller) -> Result<Trial, String> {
     let t0 = Instant::now();
     match kind {
         Kind::Graceful => {
@@ -267,6 +289,8 @@ async fn trial(kind: Kind, leader: &mut Controller, standby: &Controller) -> Res
     let mut out = Trial {
         leader: None,
         reconcile: None,
+        last_renew_before: None,
+        acquire_after: None,
     };
     let end = t0 + TRIAL_TIMEOUT;
     loop {
@@ -302,6 +326,15 @@ async fn trial(kind: Kind, leader: &mut Controller, standby: &Controller) -> Res
             })
             .await?;
     }
+    out.last_renew_before = lease_writes(sim, &leader.id)
+        .into_iter()
+        .filter(|&a| a < t0)
+        .last()
+        .map(|a| t0 - a);
+    out.acquire_after = lease_writes(sim, &standby.id)
+        .into_iter()
+        .find(|&a| a >= t0)
+        .map(|a| a - t0);
     Ok(out)
 }
 
@@ -326,12 +359,27 @@ async fn scenario(
     for i in 1..=trials {
         let standby = Controller::start(baton, sim, dir, &format!("{tag}-{i}"), t).await?;
         standby.wait_warm().await?;
-        let r = trial(kind, &mut leader, &standby).await?;
+        if kind == Kind::Crash {
+            // A steady state: the leader has renewed since the standby started watching, and the
+            // kill lands at a uniformly random point of its renewal cycle.
+            let since = Instant::now();
+            let end = since + Duration::from_secs(30);
+            while !lease_writes(sim, &leader.id).into_iter().any(|a| a > since) {
+                if Instant::now() > end {
+                    return Err(format!("{} stopped renewing", leader.id));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            tokio::time::sleep(t.retry.mul_f64(random_fraction())).await;
+        }
+        let r = trial(sim, kind, &mut leader, &standby).await?;
         let show = |d: Option<Duration>| d.map_or("—".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
         println!(
-            "  {tag} {i:2}: leader after {:>10}, first reconcile after {:>10}",
+            "  {tag} {i:2}: leader after {:>10}, first reconcile after {:>10}   (old leader's last Lease write {:>10} before, standby's Lease write {:>10} after the signal)",
             show(r.leader),
-            show(r.reconcile)
+            show(r.reconcile),
+            show(r.last_renew_before),
+            show(r.acquire_after),
         );
         if r.reconcile.is_none() {
             eprintln!("{}", standby.dump());
@@ -345,6 +393,13 @@ async fn scenario(
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), leader.child.wait()).await;
     Ok(results)
+}
+
+/// Uniform in [0, 1), without a rand dependency.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    (r >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Nearest-rank percentile.
@@ -476,7 +531,9 @@ async fn run() -> Result<bool, String> {
         DEFAULTS.describe()
     );
     let graceful = scenario(&baton, &sim, &dir, Kind::Graceful, DEFAULTS, trials).await;
-    wait_healthy(&client).await?;
+    if let Err(e) = wait_healthy(&client).await {
+        println!("warning: {e}");
+    }
     println!("\n[2/2] crash takeover (SIGKILL to the leader), {}", CRASH.describe());
     let crash = scenario(&baton, &sim, &dir, Kind::Crash, CRASH, trials).await;
     let _ = std::fs::remove_dir_all(&dir);

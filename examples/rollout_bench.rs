@@ -107,7 +107,7 @@ async fn run(replicas: i32) -> Result<Figures, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let baton = exe.parent().and_then(|p| p.parent()).map(|p| p.join("baton")).ok_or("no target dir")?;
     let child = tokio::process::Command::new(&baton)
-        .args(["controller", "--log-format", "json", "--concurrency", "8"])
+        .args(["controller", "--log-format", "json", "--concurrency", "8", "--leader-elect=false", "--metrics-addr", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
         .stdout(Stdio::null())

@@ -246,6 +246,18 @@ impl SharedCaches {
     }
 }
 
+/// The fields only a holder's renewals (or an assignment) change.
+fn holder_record(lease: &Lease) -> String {
+    let spec = lease.spec.as_ref();
+    format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        spec.and_then(|s| s.holder_identity.as_deref()),
+        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
+        spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0),
+        spec.and_then(|s| s.lease_transitions),
+    )
+}
+
 /// For the Rollout controller: a listener Lease changed; if its (last) owner pod is being drained,
 /// the Rollout owning that pod should look again (it may be waiting for the pod to hold nothing).
 pub fn draining_rollout_of_lease(pods: &Store<Pod>, lease: &Lease) -> Option<ObjectRef<Rollout>> {
@@ -647,7 +659,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         observed.retain(|(n, s, lname), _| n != &ns || s != &name || current.contains(lname));
         for lease in &leases {
             let lname = lease.name_any();
-            let rv = lease.metadata.resource_version.clone().unwrap_or_default();
+            // Expiry counts from the last change the *holder* made (holder, renewal, transitions),
+            // like client-go's observed record: the controller's own writes (release requests)
+            // must not look like signs of life from a dead holder.
+            let rv = holder_record(lease);
             let entry = observed
                 .entry((ns.clone(), name.clone(), lname))
                 .or_insert_with(|| (rv.clone(), now));
@@ -851,7 +866,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
                 since: lease_by_listener
                     .get(id)
                     .and_then(|l| l.spec.as_ref()?.acquire_time.as_ref())
-                    .map(|t| Time(t.0)),
+                    // Status stores whole seconds: truncate, or the stored status never equals the
+                    // computed one and is rewritten on every reconcile.
+                    .and_then(|t| jiff::Timestamp::from_second(t.0.as_second()).ok())
+                    .map(Time),
                 transitions: *transitions,
             }),
             _ => None,
