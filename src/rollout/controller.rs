@@ -157,15 +157,22 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
     }
     let reference = rollout.object_ref(&());
-    for ev in &plan.events {
-        let severity = match ev.type_ {
-            planner::EventType::Normal => Severity::Normal,
-            planner::EventType::Warning => Severity::Warning,
-        };
-        if let Err(e) = ctx.events.publish(&reference, severity, &ev.reason, &ev.message).await {
-            warn!(rollout = %name, error = %e, "publishing event failed");
-        }
-        info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
+    if !plan.events.is_empty() {
+        // Events are informative: published in order, off the reconcile's critical path.
+        let (events, reference, name) = (ctx.events.clone(), reference.clone(), name.clone());
+        let planned = plan.events.clone();
+        tokio::spawn(async move {
+            for ev in planned {
+                let severity = match ev.type_ {
+                    planner::EventType::Normal => Severity::Normal,
+                    planner::EventType::Warning => Severity::Warning,
+                };
+                info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
+                if let Err(e) = events.publish(&reference, severity, &ev.reason, &ev.message).await {
+                    warn!(rollout = %name, error = %e, "publishing event failed");
+                }
+            }
+        });
     }
     wait_for_cache(&ctx, &ns, &applied).await;
     Ok(match plan.requeue_after {
