@@ -328,8 +328,7 @@ async fn trial(sim: &Sim, kind: Kind, leader: &mut Controller, standby: &Control
     }
     out.last_renew_before = lease_writes(sim, &leader.id)
         .into_iter()
-        .filter(|&a| a < t0)
-        .last()
+        .rfind(|&a| a < t0)
         .map(|a| t0 - a);
     out.acquire_after = lease_writes(sim, &standby.id)
         .into_iter()

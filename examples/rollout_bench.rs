@@ -70,7 +70,12 @@ async fn wait_healthy(api: &Api<Rollout>, version: &str, replicas: i32, deadline
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 struct Figures {
@@ -99,37 +104,72 @@ async fn run(replicas: i32) -> Result<Figures, String> {
     let client = sim.client().await.map_err(|e| e.to_string())?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd).await.map_err(|e| e.to_string())?;
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let dir = std::env::temp_dir().join(format!("baton-bench-{}", std::process::id()));
     let kubeconfig = dir.join(format!("kubeconfig-{replicas}"));
-    sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig).map_err(|e| e.to_string())?;
+    sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)
+        .map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let baton = exe.parent().and_then(|p| p.parent()).map(|p| p.join("baton")).ok_or("no target dir")?;
+    let baton = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("baton"))
+        .ok_or("no target dir")?;
     let child = tokio::process::Command::new(&baton)
-        .args(["controller", "--log-format", "json", "--concurrency", "8", "--leader-elect=false", "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "controller",
+            "--log-format",
+            "json",
+            "--concurrency",
+            "8",
+            "--leader-elect=false",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("starting {}: {e} (build it with cargo build --release)", baton.display()))?;
+        .map_err(|e| {
+            format!(
+                "starting {}: {e} (build it with cargo build --release)",
+                baton.display()
+            )
+        })?;
     let pid = child.id().ok_or("controller exited")?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("bench").force();
-    api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v1"))).await.map_err(|e| e.to_string())?;
+    api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v1")))
+        .await
+        .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v1", replicas, Duration::from_secs(300)).await?;
-    let writes_before = ["POST", "PUT", "PATCH", "DELETE"].iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum::<u64>();
+    let writes_before = ["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| sim.core.request_count(CONTROLLER_ID, m))
+        .sum::<u64>();
     let start = Instant::now();
-    api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2"))).await.map_err(|e| e.to_string())?;
+    api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2")))
+        .await
+        .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v2", replicas, Duration::from_secs(600)).await?;
     let wall = start.elapsed();
-    let writes = ["POST", "PUT", "PATCH", "DELETE"].iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum::<u64>() - writes_before;
+    let writes = ["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| sim.core.request_count(CONTROLLER_ID, m))
+        .sum::<u64>()
+        - writes_before;
     // Status writes = PATCHes of rollouts/status; events are POSTs, pods are POST+DELETE.
     let rss = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
     let _ = nix_term(pid);
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.map_err(|_| "controller did not stop")?.map_err(|e| e.to_string())?;
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .map_err(|_| "controller did not stop")?
+        .map_err(|e| e.to_string())?;
     let log = String::from_utf8_lossy(&out.stderr);
     let stopped = log.lines().rev().find(|l| l.contains("the controllers stopped"));
     let field = |name: &str| -> Option<u64> {
@@ -150,14 +190,19 @@ async fn run(replicas: i32) -> Result<Figures, String> {
 
 /// SIGTERM without a libc dependency: `kill -TERM`.
 fn nix_term(pid: u32) -> std::io::Result<std::process::ExitStatus> {
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
 }
 
 #[tokio::main]
 async fn main() {
     println!("rollout benchmark: batches [10%, 50%, 100%], maxSurge 25%, maxUnavailable 0, ready delay 1s, minReadySeconds 0");
     println!("command: cargo run --release --example rollout_bench\n");
-    println!("{:>9} {:>10} {:>10} {:>7} {:>14} {:>13} {:>11} {:>13}", "instances", "wall", "bound", "ratio", "writes/inst", "status-writes", "reconciles", "peak RSS MiB");
+    println!(
+        "{:>9} {:>10} {:>10} {:>7} {:>14} {:>13} {:>11} {:>13}",
+        "instances", "wall", "bound", "ratio", "writes/inst", "status-writes", "reconciles", "peak RSS MiB"
+    );
     let mut ok = true;
     for n in [100, 1000] {
         match run(n).await {

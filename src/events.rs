@@ -15,6 +15,9 @@ pub struct Publisher {
     pub client: kube::Client,
     pub controller: String,
     pub instance: String,
+    /// Events published in the background; [`Publisher::drain`] waits for them, so a
+    /// controller that stops (e.g. loses leadership) writes nothing afterwards.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +27,56 @@ pub enum Severity {
 }
 
 impl Publisher {
+    pub fn new(client: kube::Client, controller: impl Into<String>, instance: impl Into<String>) -> Self {
+        Publisher {
+            client,
+            controller: controller.into(),
+            instance: instance.into(),
+            tasks: Default::default(),
+        }
+    }
+
+    /// Publish events in order without holding up the caller.
+    pub fn publish_in_background(&self, regarding: ObjectReference, events: Vec<(Severity, String, String)>) {
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            for (severity, reason, note) in events {
+                if let Err(e) = me.publish(&regarding, severity, &reason, &note).await {
+                    tracing::debug!(error = %e, "publishing an event failed");
+                }
+            }
+        });
+    }
+
+    /// Wait (bounded) for background publishing to finish; later calls publish nothing.
+    pub async fn drain(&self, timeout: std::time::Duration) {
+        self.tasks.close();
+        let _ = tokio::time::timeout(timeout, self.tasks.wait()).await;
+    }
+
     /// Create one Event about `regarding` (its namespace is the event's namespace).
-    pub async fn publish(&self, regarding: &ObjectReference, severity: Severity, reason: &str, note: &str) -> Result<(), kube::Error> {
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        severity: Severity,
+        reason: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
         let ns = regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let now = Timestamp::now();
-        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or("object"), now.as_nanosecond());
+        let name = format!(
+            "{}.{:x}",
+            regarding.name.as_deref().unwrap_or("object"),
+            now.as_nanosecond()
+        );
         // Notes are limited to 1 kB by the API.
         let note: String = note.chars().take(1000).collect();
         let ev = Event {
-            metadata: ObjectMeta { name: Some(name), namespace: Some(ns.clone()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(ns.clone()),
+                ..ObjectMeta::default()
+            },
             event_time: Some(MicroTime(now)),
             action: Some(reason.to_string()),
             reason: Some(reason.to_string()),
@@ -46,6 +90,9 @@ impl Publisher {
             reporting_instance: Some(self.instance.clone()),
             ..Event::default()
         };
-        Api::<Event>::namespaced(self.client.clone(), &ns).create(&PostParams::default(), &ev).await.map(|_| ())
+        Api::<Event>::namespaced(self.client.clone(), &ns)
+            .create(&PostParams::default(), &ev)
+            .await
+            .map(|_| ())
     }
 }

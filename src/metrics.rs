@@ -67,20 +67,41 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("baton");
         let reconciles = Family::<ControllerLabel, Counter>::default();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        let reconcile_duration = Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let reconcile_duration =
+            Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
         let leader = Gauge::<i64, AtomicI64>::default();
         let leader_transitions = Counter::<u64, AtomicU64>::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
         let rollouts_by_phase = Family::<PhaseLabel, Gauge>::default();
         let instances_by_version = Family::<VersionLabel, Gauge>::default();
         registry.register("reconciles", "Reconciles run, per controller", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed, per controller and error kind", reconcile_errors.clone());
-        registry.register("reconcile_duration_seconds", "Reconcile duration, per controller", reconcile_duration.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, per controller and error kind",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration, per controller",
+            reconcile_duration.clone(),
+        );
         registry.register("leader", "1 while this replica is the leader", leader.clone());
-        registry.register("leader_transitions", "Times this replica became the leader", leader_transitions.clone());
-        registry.register("kubernetes_api_requests", "Kubernetes API requests made, by verb and HTTP code", api_requests.clone());
+        registry.register(
+            "leader_transitions",
+            "Times this replica became the leader",
+            leader_transitions.clone(),
+        );
+        registry.register(
+            "kubernetes_api_requests",
+            "Kubernetes API requests made, by verb and HTTP code",
+            api_requests.clone(),
+        );
         registry.register("rollouts", "Rollouts per phase", rollouts_by_phase.clone());
-        registry.register("rollout_instances", "Rollout instances per version", instances_by_version.clone());
+        registry.register(
+            "rollout_instances",
+            "Rollout instances per version",
+            instances_by_version.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -104,11 +125,20 @@ impl Metrics {
 
     /// Count one finished reconcile.
     pub fn observe_reconcile(&self, controller: &str, started: Instant, error: Option<&str>) {
-        let label = ControllerLabel { controller: controller.to_string() };
+        let label = ControllerLabel {
+            controller: controller.to_string(),
+        };
         self.reconciles.get_or_create(&label).inc();
-        self.reconcile_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
         if let Some(e) = error {
-            self.reconcile_errors.get_or_create(&ErrorLabels { controller: controller.to_string(), error: e.to_string() }).inc();
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    controller: controller.to_string(),
+                    error: e.to_string(),
+                })
+                .inc();
         }
     }
 
@@ -122,7 +152,9 @@ impl Metrics {
                 let phase = st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into());
                 self.rollouts_by_phase.get_or_create(&PhaseLabel { phase }).inc();
                 for (v, n) in st.versions {
-                    self.instances_by_version.get_or_create(&VersionLabel { version: v }).inc_by(i64::from(n));
+                    self.instances_by_version
+                        .get_or_create(&VersionLabel { version: v })
+                        .inc_by(i64::from(n));
                 }
             }
         }
@@ -141,7 +173,10 @@ pub struct CountRequests(pub Arc<Metrics>);
 impl<S> tower::Layer<S> for CountRequests {
     type Service = Counted<S>;
     fn layer(&self, inner: S) -> Counted<S> {
-        Counted { inner, metrics: self.0.clone() }
+        Counted {
+            inner,
+            metrics: self.0.clone(),
+        }
     }
 }
 
@@ -152,7 +187,10 @@ pub struct Counted<S> {
 }
 
 fn verb<B>(req: &http::Request<B>) -> &'static str {
-    let watch = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let watch = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     match *req.method() {
         http::Method::GET if watch => "watch",
         http::Method::GET => "get",
@@ -187,7 +225,13 @@ where
                 Ok(resp) => resp.status().as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
-            metrics.api_requests.get_or_create(&RequestLabels { verb: verb.to_string(), code }).inc();
+            metrics
+                .api_requests
+                .get_or_create(&RequestLabels {
+                    verb: verb.to_string(),
+                    code,
+                })
+                .inc();
             r
         })
     }
@@ -195,5 +239,7 @@ where
 
 /// A client whose requests are counted in `metrics`.
 pub fn counted_client(config: kube::Config, metrics: Arc<Metrics>) -> Result<kube::Client, kube::Error> {
-    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&CountRequests(metrics)).build())
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&CountRequests(metrics))
+        .build())
 }

@@ -36,7 +36,12 @@ pub struct OperatorConfig {
 
 impl Default for OperatorConfig {
     fn default() -> Self {
-        OperatorConfig { namespace: None, concurrency: 8, drain_timeout: Duration::from_secs(30), instance: "baton".into() }
+        OperatorConfig {
+            namespace: None,
+            concurrency: 8,
+            drain_timeout: Duration::from_secs(30),
+            instance: "baton".into(),
+        }
     }
 }
 
@@ -62,16 +67,20 @@ where
 {
     let (store, writer) = reflector::store();
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let drive = stream.default_backoff().reflect(writer).touched_objects().for_each(move |r| {
-        match r {
-            Ok(o) if gate.load(Ordering::Relaxed) => {
-                let _ = tx.unbounded_send(o);
+    let drive = stream
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .for_each(move |r| {
+            match r {
+                Ok(o) if gate.load(Ordering::Relaxed) => {
+                    let _ = tx.unbounded_send(o);
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "watch"),
             }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "watch"),
-        }
-        async {}
-    });
+            async {}
+        });
     (store, rx.map(Ok).boxed(), drive)
 }
 
@@ -112,8 +121,11 @@ impl Operator {
         let listener_pods = shared.pod_events();
         let listener_leases = shared.lease_events();
         let listener_holders = shared.listener_holders();
-        let rev_watch = watcher(api::<ControllerRevision>(&client, &cfg.namespace), watcher::Config::default().labels(labels::ROLLOUT))
-            .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
+        let rev_watch = watcher(
+            api::<ControllerRevision>(&client, &cfg.namespace),
+            watcher::Config::default().labels(labels::ROLLOUT),
+        )
+        .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
         let (revisions, rev_trigger, rev_drive) = gated_cache(rev_watch, gate.clone());
         let rollout_watch = watcher(api::<Rollout>(&client, &cfg.namespace), watcher::Config::default())
             .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
@@ -148,8 +160,13 @@ impl Operator {
     /// A flag that turns true once every cache has its initial list (for `/readyz`).
     pub fn synced(&self) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        let (f, pods, leases, revs, rollouts) =
-            (flag.clone(), self.pods.clone(), self.leases.clone(), self.revisions.clone(), self.rollouts.clone());
+        let (f, pods, leases, revs, rollouts) = (
+            flag.clone(),
+            self.pods.clone(),
+            self.leases.clone(),
+            self.revisions.clone(),
+            self.rollouts.clone(),
+        );
         tokio::spawn(async move {
             let _ = pods.wait_until_ready().await;
             let _ = leases.wait_until_ready().await;
@@ -162,7 +179,19 @@ impl Operator {
 
     /// Run both controllers until `shutdown` resolves, then stop the caches.
     pub async fn lead(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
-        let Operator { client, cfg, metrics, gate, pods, leases, revisions, rollouts, triggers, listener_holders, caches } = self;
+        let Operator {
+            client,
+            cfg,
+            metrics,
+            gate,
+            pods,
+            leases,
+            revisions,
+            rollouts,
+            triggers,
+            listener_holders,
+            caches,
+        } = self;
         let stats = Arc::new(Stats::default());
         gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
@@ -180,20 +209,20 @@ impl Operator {
             shutdown.clone(),
         );
         let draining_pods = pods.clone();
+        let events = crate::events::Publisher::new(client.clone(), "baton-rollout", cfg.instance.clone());
         let ctx = Arc::new(Context {
             client: client.clone(),
-            events: crate::events::Publisher {
-                client: client.clone(),
-                controller: "baton-rollout".into(),
-                instance: cfg.instance.clone(),
-            },
+            events: events.clone(),
             pods,
             revisions,
             listener_holders: Some(listener_holders),
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),
         });
-        info!(namespace = cfg.namespace.as_deref().unwrap_or("<all>"), "starting the Rollout and ListenerSet controllers");
+        info!(
+            namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
+            "starting the Rollout and ListenerSet controllers"
+        );
         let rollout_metrics = metrics.clone();
         let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {
             let m = rollout_metrics.clone();
@@ -211,6 +240,8 @@ impl Operator {
             .watches_stream(triggers.rollout_leases, move |l| {
                 listener_controller::draining_rollout_of_lease(&draining_pods, &l)
             })
+            // The caches filled while standing by: reconcile everything once on taking over.
+            .reconcile_all_on(futures::stream::once(async {}))
             .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, rollout_controller::error_policy, ctx)
@@ -220,6 +251,7 @@ impl Operator {
                 }
             });
         futures::join!(rollouts_done, listeners);
+        events.drain(Duration::from_secs(2)).await;
         caches.abort();
         info!(
             reconciles = stats.reconciles.load(Ordering::Relaxed),
@@ -233,6 +265,12 @@ impl Operator {
 }
 
 /// Start the caches and run the controllers until `shutdown` (no leader election).
-pub async fn run(client: kube::Client, cfg: OperatorConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
-    Operator::start(client, cfg, Arc::new(Metrics::default())).lead(shutdown).await
+pub async fn run(
+    client: kube::Client,
+    cfg: OperatorConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    Operator::start(client, cfg, Arc::new(Metrics::default()))
+        .lead(shutdown)
+        .await
 }

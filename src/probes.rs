@@ -29,14 +29,20 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBoo
     info!(%bound, "serving /metrics, /healthz and /readyz");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let (metrics, ready) = (metrics.clone(), ready.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (metrics, ready) = (metrics.clone(), ready.clone());
                     async move {
                         Ok::<_, Infallible>(match req.uri().path() {
-                            "/metrics" => text(200, metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                            "/metrics" => text(
+                                200,
+                                metrics.render(),
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ),
                             "/healthz" | "/livez" => text(200, "ok", "text/plain"),
                             "/readyz" if ready.load(Ordering::Relaxed) => text(200, "ok", "text/plain"),
                             "/readyz" => text(503, "caches not synced", "text/plain"),

@@ -11,7 +11,10 @@ use std::time::Duration;
 use baton_sim::{Sim, SimConfig};
 
 const GENERATED: &str = "crds/baton.dev_crds.yaml";
-const COPIES: [&str; 2] = ["charts/baton/crds/baton.dev_crds.yaml", "config/crd/baton.dev_crds.yaml"];
+const COPIES: [&str; 2] = [
+    "charts/baton/crds/baton.dev_crds.yaml",
+    "config/crd/baton.dev_crds.yaml",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -531,7 +531,7 @@ async fn partitioned_leader_stops_before_its_lease_expires() {
     let leader = &p.leader;
     let t_stopped = wait_for("the partitioned leader to report baton_leader 0", LONG, || async {
         match leader.leader_gauge().await {
-            Some(v) if v == 0.0 => Some(Instant::now()),
+            Some(0.0) => Some(Instant::now()),
             Some(_) => None,
             None => panic!("the partitioned leader stopped serving /metrics before reporting baton_leader 0"),
         }
@@ -541,8 +541,7 @@ async fn partitioned_leader_stops_before_its_lease_expires() {
     // before that + the lease duration.
     let last_renew = writes_by(sim, LEADER)
         .into_iter()
-        .filter(|w| is_election_lease(w) && w.at < t_block)
-        .last()
+        .rfind(|w| is_election_lease(w) && w.at < t_block)
         .expect("the leader renewed its Lease");
     let earliest_expiry = last_renew.at + LEASE_DURATION;
     assert!(

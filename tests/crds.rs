@@ -7,7 +7,8 @@ use baton_sim::{Sim, SimConfig};
 
 #[test]
 fn committed_crds_are_the_generated_ones() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/baton.dev_crds.yaml")).expect("crds file");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/baton.dev_crds.yaml")).expect("crds file");
     let generated = baton::api::crds_yaml().expect("generate");
     assert!(committed == generated, "crds/ is out of date: run `make crds`");
 }
@@ -24,7 +25,13 @@ async fn kubectl_apply_client_side_accepts_every_crd() {
         Command::new("/usr/bin/kubectl")
             .env("HOME", &home2)
             .env("KUBECONFIG", &kubeconfig)
-            .args(["--cache-dir", &home2.join("cache").to_string_lossy(), "apply", "-f", crds_dir])
+            .args([
+                "--cache-dir",
+                &home2.join("cache").to_string_lossy(),
+                "apply",
+                "-f",
+                crds_dir,
+            ])
             .output()
             .expect("kubectl runs")
     })
@@ -32,12 +39,27 @@ async fn kubectl_apply_client_side_accepts_every_crd() {
     .expect("join");
     let _ = std::fs::remove_dir_all(&home);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kubectl apply -f crds/ failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("customresourcedefinition.apiextensions.k8s.io/rollouts.baton.dev created"), "{stdout}");
-    assert!(stdout.contains("customresourcedefinition.apiextensions.k8s.io/listenersets.baton.dev created"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "kubectl apply -f crds/ failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("customresourcedefinition.apiextensions.k8s.io/rollouts.baton.dev created"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("customresourcedefinition.apiextensions.k8s.io/listenersets.baton.dev created"),
+        "{stdout}"
+    );
     // Each object (as the last-applied annotation stores it) is well under the limit.
     for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
         let size = serde_json::to_vec(&crd).expect("json").len();
-        assert!(size < 131_072, "{} is {size} bytes as JSON", crd.metadata.name.unwrap_or_default());
+        assert!(
+            size < 131_072,
+            "{} is {size} bytes as JSON",
+            crd.metadata.name.unwrap_or_default()
+        );
     }
 }

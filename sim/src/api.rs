@@ -231,7 +231,10 @@ impl Core {
     /// Requests so far from clients whose identity contains `client`, with this HTTP method.
     pub fn request_count(&self, client: &str, method: &str) -> u64 {
         let g = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        g.iter().filter(|(id, _)| id.contains(client)).filter_map(|(_, by)| by.get(method)).sum()
+        g.iter()
+            .filter(|(id, _)| id.contains(client))
+            .filter_map(|(_, by)| by.get(method))
+            .sum()
     }
 
     /// Record a write request (see [`Core::write_log`]).
@@ -240,12 +243,22 @@ impl Core {
         if g.len() >= WRITE_LOG_LIMIT {
             g.pop_front();
         }
-        g.push_back(WriteRecord { at: std::time::Instant::now(), identity: identity.to_string(), method: method.to_string(), path: path.to_string() });
+        g.push_back(WriteRecord {
+            at: std::time::Instant::now(),
+            identity: identity.to_string(),
+            method: method.to_string(),
+            path: path.to_string(),
+        });
     }
 
     /// The writes recorded so far.
     pub fn writes(&self) -> Vec<WriteRecord> {
-        self.write_log.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.write_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn count_request(&self, identity: &str, method: &str) {
@@ -259,7 +272,10 @@ impl Core {
                 }
             },
             None => {
-                g.insert(identity.to_string(), std::collections::HashMap::from([(method.to_string(), 1)]));
+                g.insert(
+                    identity.to_string(),
+                    std::collections::HashMap::from([(method.to_string(), 1)]),
+                );
             }
         }
     }
@@ -760,14 +776,24 @@ impl Core {
     }
 
     /// Server-side apply: create or merge with field ownership.
-    fn apply(&self, rt: &ResourceType, ns: &str, name: &str, config: Value, sub: Sub, opts: &Opts) -> Result<Reply, ApiError> {
+    fn apply(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        config: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
         // Like kube-apiserver, an apply that raced another writer is redone on the new object;
         // only field-ownership conflicts reach the client.
         let mut attempts = 0;
         loop {
             attempts += 1;
             match self.apply_once(rt, ns, name, config.clone(), sub, opts) {
-                Err(e) if e.code == 409 && e.message.contains("the object has been modified") && attempts < 8 => continue,
+                Err(e) if e.code == 409 && e.message.contains("the object has been modified") && attempts < 8 => {
+                    continue
+                }
                 Err(e) if e.code == 409 && e.reason == "AlreadyExists" && attempts < 8 => continue,
                 other => return other,
             }

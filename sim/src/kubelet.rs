@@ -307,8 +307,14 @@ impl Kubelet {
         // Keep only what the lifecycle needs, not the parsed pod: thousands of these tasks wait at once.
         let (bound, pending, containers, images, b) = {
             let pod = stored.value();
-            let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-            let pending = pod.pointer("/status/phase").and_then(Value::as_str).is_none_or(|p| p == "Pending");
+            let bound = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            let pending = pod
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .is_none_or(|p| p == "Pending");
             let (names, images): (Vec<String>, Vec<String>) = pod
                 .pointer("/spec/containers")
                 .and_then(Value::as_array)

@@ -391,15 +391,16 @@ impl Server {
                 )))
             }
         };
-        let validation =
-            match query.get("fieldValidation").map(String::as_str) {
-                None | Some("") | Some("Warn") => FieldValidation::Warn,
-                Some("Strict") => FieldValidation::Strict,
-                Some("Ignore") => FieldValidation::Ignore,
-                Some(other) => return Err(ApiError::bad_request(format!(
+        let validation = match query.get("fieldValidation").map(String::as_str) {
+            None | Some("") | Some("Warn") => FieldValidation::Warn,
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
                     "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-                ))),
-            };
+                )))
+            }
+        };
         let force = match query.get("force").map(String::as_str) {
             None | Some("") | Some("false") => false,
             Some("true") => true,

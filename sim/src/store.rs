@@ -398,7 +398,13 @@ impl Store {
                 deleting: c.deleting,
             })
         });
-        let ev = Arc::new(Event { rv: next, key: key.clone(), kind, obj: stored.clone(), prev });
+        let ev = Arc::new(Event {
+            rv: next,
+            key: key.clone(),
+            kind,
+            obj: stored.clone(),
+            prev,
+        });
         g.history_bytes += ev.obj.raw.len();
         g.history.push_back(ev.clone());
         // Bounded by count and by bytes.

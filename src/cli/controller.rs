@@ -86,7 +86,11 @@ async fn check_crds(client: &kube::Client, ns: &Option<String>) -> Result<(), St
 
 pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    let durations = (parse_duration(&args.lease_duration), parse_duration(&args.renew_deadline), parse_duration(&args.retry_period));
+    let durations = (
+        parse_duration(&args.lease_duration),
+        parse_duration(&args.renew_deadline),
+        parse_duration(&args.retry_period),
+    );
     let (lease_duration, renew_deadline, retry_period) = match durations {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
         (Err(e), _, _) => return fail(format!("--lease-duration: {e}")),
@@ -110,7 +114,10 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
         retry_period,
         ..ElectionConfig::new(
             args.lease_name.clone(),
-            args.lease_namespace.clone().or_else(|| std::env::var("POD_NAMESPACE").ok()).unwrap_or(default_ns),
+            args.lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or(default_ns),
             identity.clone(),
         )
     };

@@ -9,9 +9,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes")]
+#[command(
+    name = "baton",
+    version,
+    about = "Batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes"
+)]
 pub struct Cli {
     /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, global = true, env = "KUBECONFIG")]
@@ -50,12 +53,15 @@ pub async fn client(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Client, St
 pub async fn config(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Config, String> {
     let config = match cli_kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| format!("loading kubeconfig {}: {e}", path.display()))?
         }
-        None => kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
     };
     Ok(config)
 }
@@ -110,7 +116,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 pub fn default_identity() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| format!("baton-{}", std::process::id()))
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("baton-{}", std::process::id()))
 }
 
 /// Resolves on SIGTERM or SIGINT.

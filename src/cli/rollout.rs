@@ -98,7 +98,11 @@ pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCod
         RolloutCommand::Pause { name } => patch_spec(&api, &name, json!({"spec": {"paused": true}}), "paused").await,
         RolloutCommand::Resume { name } => patch_spec(&api, &name, json!({"spec": {"paused": false}}), "resumed").await,
         RolloutCommand::Undo { name, to_revision } => undo(&api, &client, ns, &name, to_revision).await,
-        RolloutCommand::Pin { name, instances, version } => pin(&api, &name, &instances, Some(&version)).await,
+        RolloutCommand::Pin {
+            name,
+            instances,
+            version,
+        } => pin(&api, &name, &instances, Some(&version)).await,
         RolloutCommand::Unpin { name, instances } => pin(&api, &name, &instances, None).await,
         RolloutCommand::History { name } => history(&api, &client, ns, &name).await,
     }
@@ -205,9 +209,16 @@ async fn undo(api: &Api<Rollout>, client: &kube::Client, ns: &str, name: &str, t
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    match api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
         Ok(_) => {
-            println!("rollout.baton.dev/{name} rolled back to revision {} ({})", target.revision, version.as_str().unwrap_or(""));
+            println!(
+                "rollout.baton.dev/{name} rolled back to revision {} ({})",
+                target.revision,
+                version.as_str().unwrap_or("")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -229,7 +240,10 @@ async fn pin(api: &Api<Rollout>, name: &str, instances: &[String], version: Opti
     }
     pins.retain(|p| !p.instances.is_empty());
     if let Some(v) = version {
-        pins.push(Pin { instances: instances.to_vec(), version: v.to_string() });
+        pins.push(Pin {
+            instances: instances.to_vec(),
+            version: v.to_string(),
+        });
     }
     let patch = json!({"metadata": {"resourceVersion": rollout.resource_version()}, "spec": {"pins": pins}});
     match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -255,13 +269,18 @@ pub enum Verdict {
 
 /// Healthy only when the status describes the current generation.
 pub fn verdict(r: &Rollout) -> Verdict {
-    let Some(st) = &r.status else { return Verdict::InProgress };
+    let Some(st) = &r.status else {
+        return Verdict::InProgress;
+    };
     if st.observed_generation != r.metadata.generation {
         return Verdict::InProgress;
     }
     let progressing = st.conditions.iter().find(|c| c.type_ == "Progressing");
     let stopped = progressing.is_some_and(|c| c.status == "False" && c.reason != "NewRevisionAvailable");
-    let invalid = st.conditions.iter().any(|c| c.type_ == "InvalidSpec" && c.status == "True");
+    let invalid = st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "InvalidSpec" && c.status == "True");
     match st.phase {
         _ if invalid => Verdict::Failed,
         Some(RolloutPhase::Degraded) => Verdict::Failed,
@@ -272,8 +291,16 @@ pub fn verdict(r: &Rollout) -> Verdict {
 }
 
 fn bar(done: i32, total: i32, width: usize) -> String {
-    let filled = if total <= 0 { width } else { (done.max(0) as usize * width) / total as usize };
-    format!("[{}{}]", "#".repeat(filled.min(width)), ".".repeat(width - filled.min(width)))
+    let filled = if total <= 0 {
+        width
+    } else {
+        (done.max(0) as usize * width) / total as usize
+    };
+    format!(
+        "[{}{}]",
+        "#".repeat(filled.min(width)),
+        ".".repeat(width - filled.min(width))
+    )
 }
 
 /// The live view: header, progress bar per batch, instance table.
@@ -281,9 +308,18 @@ pub fn render(r: &Rollout) -> String {
     let st = r.status.clone().unwrap_or_default();
     let mut out = String::new();
     let phase = st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into());
-    out.push_str(&format!("rollout {} — {} — version {}\n", r.name_any(), phase, r.spec.version));
+    out.push_str(&format!(
+        "rollout {} — {} — version {}\n",
+        r.name_any(),
+        phase,
+        r.spec.version
+    ));
     if let Some(p) = &st.progress {
-        let batch = st.batch.as_ref().map(|b| format!("batch {}/{}", b.current, b.total)).unwrap_or_default();
+        let batch = st
+            .batch
+            .as_ref()
+            .map(|b| format!("batch {}/{}", b.current, b.total))
+            .unwrap_or_default();
         out.push_str(&format!(
             "  {} {}/{} updated  {}  (failed {}, pending {})\n",
             bar(p.completed, p.total, 30),
@@ -297,7 +333,10 @@ pub fn render(r: &Rollout) -> String {
     if let Some(m) = &st.message {
         out.push_str(&format!("  {m}\n"));
     }
-    out.push_str(&format!("  {:<24} {:<36} {:<12} {:<9} {:<6}\n", "INSTANCE", "POD", "VERSION", "REVISION", "READY"));
+    out.push_str(&format!(
+        "  {:<24} {:<36} {:<12} {:<9} {:<6}\n",
+        "INSTANCE", "POD", "VERSION", "REVISION", "READY"
+    ));
     for i in &st.instances {
         out.push_str(&format!(
             "  {:<24} {:<36} {:<12} {:<9} {:<6}{}\n",

@@ -61,7 +61,8 @@ impl HandoverLog {
         self.with(|s| {
             if s.running.get(listener).is_some_and(|(p, _)| p == pod) {
                 s.running.remove(listener);
-                s.stopped.insert(listener.to_string(), (pod.to_string(), Instant::now()));
+                s.stopped
+                    .insert(listener.to_string(), (pod.to_string(), Instant::now()));
             }
         })
     }
@@ -77,7 +78,8 @@ impl HandoverLog {
 
     /// listener → pod, sorted.
     pub fn assignment(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self.with(|s| s.running.iter().map(|(l, (p, _))| (l.clone(), p.clone())).collect());
+        let mut v: Vec<(String, String)> =
+            self.with(|s| s.running.iter().map(|(l, (p, _))| (l.clone(), p.clone())).collect());
         // listener2 before listener10
         v.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
         v
@@ -93,7 +95,9 @@ pub fn attach_agents(sim: &Sim, app: &str, log: HandoverLog) {
         Arc::new(move |ctx: PodContext| {
             let (log, url) = (log.clone(), url.clone());
             Box::pin(async move {
-                let Ok(client) = baton_sim::client_for(&url, &format!("agent-{}", ctx.name)) else { return };
+                let Ok(client) = baton_sim::client_for(&url, &format!("agent-{}", ctx.name)) else {
+                    return;
+                };
                 let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));
                 let mut sigterm = ctx.sigterm.clone();
                 let mut terminating = false;

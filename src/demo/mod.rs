@@ -63,7 +63,9 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
     let mut last = String::new();
     let end = tokio::time::Instant::now() + deadline;
     loop {
-        let next = tokio::time::timeout_at(end, stream.next()).await.map_err(|_| format!("timed out after {deadline:?}"))?;
+        let next = tokio::time::timeout_at(end, stream.next())
+            .await
+            .map_err(|_| format!("timed out after {deadline:?}"))?;
         match next {
             Some(Ok(r)) => {
                 let view = progress_line(&r);
@@ -83,15 +85,31 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
 
 /// One line per change: phase, batch, versions per instance, message.
 fn progress_line(r: &Rollout) -> String {
-    let Some(st) = &r.status else { return "  (no status yet)".into() };
+    let Some(st) = &r.status else {
+        return "  (no status yet)".into();
+    };
     let phase = st.phase.map(|p| p.to_string()).unwrap_or_default();
-    let batch = st.batch.as_ref().map(|b| format!("batch {}/{}", b.current, b.total)).unwrap_or_else(|| "batch -".into());
+    let batch = st
+        .batch
+        .as_ref()
+        .map(|b| format!("batch {}/{}", b.current, b.total))
+        .unwrap_or_else(|| "batch -".into());
     let slots: Vec<String> = st
         .instances
         .iter()
-        .map(|i| format!("{}{}", i.version.as_deref().unwrap_or("·"), if i.ready { "✓" } else { "…" }))
+        .map(|i| {
+            format!(
+                "{}{}",
+                i.version.as_deref().unwrap_or("·"),
+                if i.ready { "✓" } else { "…" }
+            )
+        })
         .collect();
-    format!("  {phase:<11} {batch:<10} [{}]  {}", slots.join(" "), st.message.as_deref().unwrap_or(""))
+    format!(
+        "  {phase:<11} {batch:<10} [{}]  {}",
+        slots.join(" "),
+        st.message.as_deref().unwrap_or("")
+    )
 }
 
 fn healthy_at(r: &Rollout, version: &str) -> bool {
@@ -99,7 +117,10 @@ fn healthy_at(r: &Rollout, version: &str) -> bool {
     st.observed_generation == r.metadata.generation
         && st.phase == Some(RolloutPhase::Healthy)
         && st.instances.len() == 4
-        && st.instances.iter().all(|i| i.ready && i.version.as_deref() == Some(version))
+        && st
+            .instances
+            .iter()
+            .all(|i| i.ready && i.version.as_deref() == Some(version))
 }
 
 fn condition<'a>(r: &'a Rollout, t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
@@ -115,20 +136,39 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
     let table: serde_json::Value = client.request(req).await.map_err(|e| e.to_string())?;
     let cols: Vec<String> = table["columnDefinitions"]
         .as_array()
-        .map(|c| c.iter().filter(|c| c["priority"].as_i64().unwrap_or(0) == 0).map(|c| c["name"].as_str().unwrap_or("").to_uppercase()).collect())
+        .map(|c| {
+            c.iter()
+                .filter(|c| c["priority"].as_i64().unwrap_or(0) == 0)
+                .map(|c| c["name"].as_str().unwrap_or("").to_uppercase())
+                .collect()
+        })
         .unwrap_or_default();
     let mut rows = vec![cols.clone()];
     for row in table["rows"].as_array().cloned().unwrap_or_default() {
         let cells: Vec<String> = row["cells"]
             .as_array()
-            .map(|c| c.iter().take(cols.len()).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect())
+            .map(|c| {
+                c.iter()
+                    .take(cols.len())
+                    .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
         rows.push(cells);
     }
-    let widths: Vec<usize> = (0..cols.len()).map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols.len())
+        .map(|i| rows.iter().map(|r| r.get(i).map_or(0, |c| c.len())).max().unwrap_or(0))
+        .collect();
     Ok(rows
         .iter()
-        .map(|r| r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i] + 3)).collect::<String>().trim_end().to_string())
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i] + 3))
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n"))
 }
@@ -136,7 +176,9 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
 async fn install_crds(client: &kube::Client) -> Result<(), String> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd).await.map_err(|e| format!("installing CRDs: {e}"))?;
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .map_err(|e| format!("installing CRDs: {e}"))?;
     }
     Ok(())
 }
@@ -156,7 +198,10 @@ async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<
     let end = tokio::time::Instant::now() + deadline;
     while log.assignment().len() < 12 {
         if tokio::time::Instant::now() > end {
-            return Err(format!("only {} of 12 listeners running after {deadline:?}", log.assignment().len()));
+            return Err(format!(
+                "only {} of 12 listeners running after {deadline:?}",
+                log.assignment().len()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -168,16 +213,22 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     let pp = PatchParams::apply("baton-demo").force();
 
     step("1. deploy user-service v1 to 4 instances");
-    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v1", "user-service:v1"))).await.map_err(|e| e.to_string())?;
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v1", "user-service:v1")))
+        .await
+        .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(60), |r| healthy_at(r, "v1")).await?;
     let sets: Api<crate::api::listenerset::ListenerSet> = Api::namespaced(client.clone(), "default");
-    sets.patch("sxt", &pp, &Patch::Apply(listenerset_manifest())).await.map_err(|e| e.to_string())?;
+    sets.patch("sxt", &pp, &Patch::Apply(listenerset_manifest()))
+        .await
+        .map_err(|e| e.to_string())?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
     println!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
 
     step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches; listeners move off each old pod before it goes");
     log.print_handovers(true);
-    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2"))).await.map_err(|e| e.to_string())?;
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
+        .await
+        .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
     log.print_handovers(false);
@@ -189,7 +240,13 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     }
 
     step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
-    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready"))).await.map_err(|e| e.to_string())?;
+    api.patch(
+        NAME,
+        &pp,
+        &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready")),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let r = follow(&api, Duration::from_secs(90), |r| {
         healthy_at(r, "v2") && condition(r, "Progressing").is_some_and(|c| c.reason == "RolledBack")
     })
@@ -203,12 +260,22 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
 
     step("4. pin instance user-service-2 back to v1 (single-instance rollback)");
     let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
-    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin)).await.map_err(|e| e.to_string())?;
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin))
+        .await
+        .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(60), |r| {
         r.status.as_ref().is_some_and(|st| {
             st.phase == Some(RolloutPhase::Healthy)
-                && st.instances.iter().any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
-                && st.instances.iter().filter(|i| i.version.as_deref() == Some("v2") && i.ready).count() == 3
+                && st
+                    .instances
+                    .iter()
+                    .any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
+                && st
+                    .instances
+                    .iter()
+                    .filter(|i| i.version.as_deref() == Some("v2") && i.ready)
+                    .count()
+                    == 3
         })
     })
     .await?;
@@ -222,7 +289,13 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     step("instances and versions");
     if let Some(st) = &r.status {
         for i in &st.instances {
-            println!("{:<18} {:<30} {}{}", i.name, i.pod.as_deref().unwrap_or("-"), i.version.as_deref().unwrap_or("-"), if i.pinned { "  (pinned)" } else { "" });
+            println!(
+                "{:<18} {:<30} {}{}",
+                i.name,
+                i.pod.as_deref().unwrap_or("-"),
+                i.version.as_deref().unwrap_or("-"),
+                if i.pinned { "  (pinned)" } else { "" }
+            );
         }
         let v: Vec<String> = st.versions.iter().map(|(k, n)| format!("{k}={n}")).collect();
         println!("versions: {}", v.join(" "));
@@ -236,7 +309,10 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     }
     crate::telemetry::init(crate::telemetry::LogFormat::Pretty);
     let config = SimConfig {
-        kubelet: KubeletConfig { ready_delay: Duration::from_millis(args.ready_delay_ms), ..KubeletConfig::default() },
+        kubelet: KubeletConfig {
+            ready_delay: Duration::from_millis(args.ready_delay_ms),
+            ..KubeletConfig::default()
+        },
         ..SimConfig::default()
     };
     let sim = match Sim::start(config).await {
@@ -246,7 +322,11 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("baton demo: API server simulator at {} (kubeconfig {})", sim.url(), sim.kubeconfig_path().display());
+    println!(
+        "baton demo: API server simulator at {} (kubeconfig {})",
+        sim.url(),
+        sim.kubeconfig_path().display()
+    );
     let client = match sim.client().await {
         Ok(c) => c,
         Err(e) => {
@@ -261,7 +341,14 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(operator::run(client.clone(), OperatorConfig { instance: "demo".into(), ..OperatorConfig::default() }, until(stop_rx)));
+    let controller = tokio::spawn(operator::run(
+        client.clone(),
+        OperatorConfig {
+            instance: "demo".into(),
+            ..OperatorConfig::default()
+        },
+        until(stop_rx),
+    ));
     let outcome = script(client, log.clone()).await.and_then(|()| match log.duplicates() {
         0 => Ok(()),
         n => Err(format!("{n} listener duplicates")),

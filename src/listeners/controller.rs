@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::events::{Publisher, Severity as EventType};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -30,7 +31,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as Requeue;
-use crate::events::{Publisher, Severity as EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Resource, ResourceExt};
@@ -390,7 +390,7 @@ pub async fn run_counted(
         .touched_objects();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        events: Publisher { client: client.clone(), controller: MANAGER.into(), instance: cfg.instance.clone() },
+        events: Publisher::new(client.clone(), MANAGER, cfg.instance.clone()),
         pods,
         leases,
         secrets,
@@ -410,13 +410,14 @@ pub async fn run_counted(
         .watches_stream(lease_events, |l: Lease| set_of_lease(&l))
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
             if let Err(e) = r {
                 debug!(error = %e, "listenerset controller");
             }
         })
         .await;
+    ctx.events.drain(Duration::from_secs(2)).await;
     info!("the ListenerSet controller stopped");
     stats
 }
@@ -979,15 +980,9 @@ fn publish(
     reason: &str,
     note: &str,
 ) {
-    let events = ctx.events.clone();
-    let reference = reference.clone();
-    let (reason, note) = (reason.to_string(), note.to_string());
     // Events are informative: never hold a handover up for one.
-    tokio::spawn(async move {
-        if let Err(e) = events.publish(&reference, type_, &reason, &note).await {
-            debug!(error = %e, "publishing an event failed");
-        }
-    });
+    ctx.events
+        .publish_in_background(reference.clone(), vec![(type_, reason.to_string(), note.to_string())]);
 }
 
 fn condition(

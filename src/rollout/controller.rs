@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
@@ -13,7 +14,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use futures::StreamExt;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -52,7 +52,9 @@ pub struct Context {
 }
 
 fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.owner_references.as_ref().is_some_and(|o| o.iter().any(|r| r.uid == uid))
+    meta.owner_references
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|r| r.uid == uid))
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -71,12 +73,21 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
     o.ready = ready.is_some_and(|c| c.status == "True");
-    o.ready_since = ready.filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0);
+    o.ready_since = ready
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0);
     let containers = status.and_then(|s| s.container_statuses.as_ref());
-    o.restarts = containers.map(|cs| cs.iter().map(|c| c.restart_count).sum()).unwrap_or(0);
+    o.restarts = containers
+        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+        .unwrap_or(0);
     o.crash_looping = containers.is_some_and(|cs| {
         cs.iter().any(|c| {
-            c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+            c.state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                == Some("CrashLoopBackOff")
         })
     });
     o.failed = matches!(status.and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"));
@@ -101,7 +112,9 @@ fn revision_info(rev: &ControllerRevision) -> Option<RevisionInfo> {
 }
 
 fn owner_ref(rollout: &Rollout) -> Result<OwnerReference> {
-    rollout.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))
+    rollout
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField("metadata.uid"))
 }
 
 /// One reconcile of one Rollout.
@@ -157,23 +170,23 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
     }
     let reference = rollout.object_ref(&());
-    if !plan.events.is_empty() {
-        // Events are informative: published in order, off the reconcile's critical path.
-        let (events, reference, name) = (ctx.events.clone(), reference.clone(), name.clone());
-        let planned = plan.events.clone();
-        tokio::spawn(async move {
-            for ev in planned {
+    for ev in &plan.events {
+        info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
+    }
+    // Events are informative: published in order, off the reconcile's critical path.
+    ctx.events.publish_in_background(
+        reference,
+        plan.events
+            .iter()
+            .map(|ev| {
                 let severity = match ev.type_ {
                     planner::EventType::Normal => Severity::Normal,
                     planner::EventType::Warning => Severity::Warning,
                 };
-                info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
-                if let Err(e) = events.publish(&reference, severity, &ev.reason, &ev.message).await {
-                    warn!(rollout = %name, error = %e, "publishing event failed");
-                }
-            }
-        });
-    }
+                (severity, ev.reason.clone(), ev.message.clone())
+            })
+            .collect(),
+    );
     wait_for_cache(&ctx, &ns, &applied).await;
     Ok(match plan.requeue_after {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
@@ -203,7 +216,10 @@ async fn wait_for_cache(ctx: &Context, ns: &str, applied: &Applied) {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let seen_created = applied.created.iter().all(|n| ctx.pods.get(&ObjectRef::new(n).within(ns)).is_some());
+        let seen_created = applied
+            .created
+            .iter()
+            .all(|n| ctx.pods.get(&ObjectRef::new(n).within(ns)).is_some());
         let seen_deleted = applied.deleted.iter().all(|n| {
             ctx.pods
                 .get(&ObjectRef::new(n).within(ns))
@@ -221,11 +237,16 @@ async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Co
     let name = rollout.name_any();
     // Revisions first (pods are created from them), one by one; then the pod actions, which the
     // planner already fitted into the surge and unavailability budgets as a whole, concurrently.
-    for action in actions.iter().filter(|a| matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. })) {
+    for action in actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. }))
+    {
         apply_one(ctx, ns, &name, &owner, action).await?;
     }
-    let pod_actions: Vec<&Action> =
-        actions.iter().filter(|a| !matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. })).collect();
+    let pod_actions: Vec<&Action> = actions
+        .iter()
+        .filter(|a| !matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. }))
+        .collect();
     // A plain loop, not a closure: the futures must stay `Send` for every lifetime (kube-runtime).
     let mut pending = Vec::with_capacity(pod_actions.len());
     for a in &pod_actions {
@@ -248,7 +269,13 @@ async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
     match action {
-        Action::CreateRevision { name: rev_name, hash, revision, version, template } => {
+        Action::CreateRevision {
+            name: rev_name,
+            hash,
+            revision,
+            version,
+            template,
+        } => {
             let rev = ControllerRevision {
                 metadata: ObjectMeta {
                     name: Some(rev_name.clone()),
@@ -273,7 +300,13 @@ async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, 
             ignore_code(revs.delete(rev_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
             ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
         }
-        Action::CreatePod { name: pod_name, slot, revision, hash, version } => {
+        Action::CreatePod {
+            name: pod_name,
+            slot,
+            revision,
+            hash,
+            version,
+        } => {
             let template = revision_template(ctx, ns, revision)?;
             let pod = build_pod(name, ns, pod_name, *slot, hash, version, template, owner);
             ignore_already_exists(pods.create(&PostParams::default(), &pod).await.map(|_| ()))?;
@@ -285,12 +318,22 @@ async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, 
         }
         Action::DrainPod { name: pod_name } => {
             let patch = json!({"metadata": {"annotations": {annotations::DRAIN: Timestamp::now().to_string()}}});
-            ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
+            ignore_code(
+                pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ()),
+                404,
+            )?;
             ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
         }
         Action::UndrainPod { name: pod_name } => {
             let patch = json!({"metadata": {"annotations": {annotations::DRAIN: null}}});
-            ignore_code(pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()), 404)?;
+            ignore_code(
+                pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ()),
+                404,
+            )?;
             ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -328,7 +371,11 @@ fn revision_template(ctx: &Context, ns: &str, revision: &str) -> Result<PodTempl
         .get(&ObjectRef::new(revision).within(ns))
         .ok_or_else(|| Error::Invalid(format!("ControllerRevision {ns}/{revision} is not in the cache yet")))?;
     let data = rev.data.as_ref().ok_or(Error::MissingField("data"))?;
-    let template = data.0.get("template").cloned().ok_or(Error::MissingField("data.template"))?;
+    let template = data
+        .0
+        .get("template")
+        .cloned()
+        .ok_or(Error::MissingField("data.template"))?;
     Ok(serde_json::from_value(template)?)
 }
 
@@ -367,7 +414,8 @@ async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &Roll
         "kind": "Rollout",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+        .await?;
     Ok(())
 }
 
