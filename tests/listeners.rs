@@ -44,7 +44,7 @@ async fn sigterm_hands_over_and_a_returning_instance_moves_nothing() {
         .await
         .unwrap();
     let one = vec!["listener1".to_string()];
-    w.wait_running("listener1 running", &one, Duration::from_secs(10), |_| true)
+    w.wait_running("listener1 running", &one, Duration::from_secs(30), |_| true)
         .await;
     let first = w.log.running()["listener1"][0].clone();
     let second = if first == "inst-a" { "inst-b" } else { "inst-a" };
@@ -255,7 +255,7 @@ async fn crashed_agents_listeners_are_taken_over_in_time() {
     let lease = 3;
     w.create_set("sxt", "svc", listeners(9), lease).await;
     let all = ids(9);
-    w.wait_running("9 listeners", &all, Duration::from_secs(10), |_| true)
+    w.wait_running("9 listeners", &all, Duration::from_secs(30), |_| true)
         .await;
     let limit = Duration::from_secs(lease as u64 + 1);
 
@@ -300,7 +300,7 @@ async fn partitioned_agent_stops_before_takeover() {
     let lease = 3;
     w.create_set("sxt", "svc", listeners(8), lease).await;
     let all = ids(8);
-    w.wait_running("8 listeners", &all, Duration::from_secs(10), |_| true)
+    w.wait_running("8 listeners", &all, Duration::from_secs(30), |_| true)
         .await;
     let on_a: Vec<String> = w
         .log
@@ -345,7 +345,7 @@ async fn partitioned_agent_stops_before_takeover() {
     let starts = w.log.starts();
     w.sim.faults.unblock("token=agent-part-a");
     let leases = w.leases();
-    wait_for("part-a's agent talks again", Duration::from_secs(5), || {
+    wait_for("part-a's agent talks again", Duration::from_secs(20), || {
         let leases = leases.clone();
         async move { leases.list(&Default::default()).await.ok().map(|_| ()) }
     })
@@ -380,7 +380,7 @@ async fn controller_failover_mid_handover() {
         .await
         .unwrap();
     let starts = w.log.starts();
-    wait_for("first handover", Duration::from_secs(5), || {
+    wait_for("first handover", Duration::from_secs(20), || {
         let n = w.log.starts();
         async move { (n > starts).then_some(()) }
     })
@@ -422,7 +422,7 @@ async fn suspend_resume_remove_and_missing_secret() {
     });
     w.create_set("sxt", "svc", ls.clone(), 10).await;
     let three = ids(3);
-    w.wait_running("3 plain listeners", &three, Duration::from_secs(10), |_| true)
+    w.wait_running("3 plain listeners", &three, Duration::from_secs(30), |_| true)
         .await;
     let sets = w.sets();
     let set = wait_for("Degraded MissingSecret", Duration::from_secs(10), || {
@@ -497,7 +497,7 @@ async fn suspend_resume_remove_and_missing_secret() {
     sets.patch("sxt", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    w.wait_running("l001 resumed", &["l001".to_string()], Duration::from_secs(10), |_| true)
+    w.wait_running("l001 resumed", &["l001".to_string()], Duration::from_secs(30), |_| true)
         .await;
 
     // Remove l002: it stops and its Lease goes.
@@ -545,7 +545,7 @@ async fn recover_reassigns_only_orphans() {
     }
     w.create_set("sxt", "svc", listeners(6), 60).await;
     let all = ids(6);
-    w.wait_running("6 listeners", &all, Duration::from_secs(10), |_| true)
+    w.wait_running("6 listeners", &all, Duration::from_secs(30), |_| true)
         .await;
     let before = w.holders("sxt").await;
     // rc-a gets stuck: cut off from the API, then deleted (a finalizer keeps it terminating).
@@ -557,7 +557,7 @@ async fn recover_reassigns_only_orphans() {
     w.sim.faults.block("token=agent-rc-a");
     w.delete_pod("rc-a", Some(30)).await;
     // SIGTERM: the agent stops its listeners but cannot release (it is cut off).
-    wait_for("rc-a stopped its listeners", Duration::from_secs(5), || {
+    wait_for("rc-a stopped its listeners", Duration::from_secs(20), || {
         let open = w.log.running().values().any(|p| p.contains(&"rc-a".to_string()));
         async move { (!open).then_some(()) }
     })
@@ -567,7 +567,7 @@ async fn recover_reassigns_only_orphans() {
     baton::cli::listeners::recover(&sets, "sxt", Duration::from_secs(10))
         .await
         .unwrap();
-    w.wait_running("all running off rc-a", &all, Duration::from_secs(5), |p| p != "rc-a")
+    w.wait_running("all running off rc-a", &all, Duration::from_secs(20), |p| p != "rc-a")
         .await;
     println!(
         "recover: orphans reassigned in {:?} (lease duration 60 s)",
