@@ -1102,8 +1102,8 @@ impl<'a> Planner<'a> {
                     };
                     if rollback_done {
                         let msg = format!(
-                            "rolled back to {back}: {} failed ({}); fix it and change the spec, or run baton retry",
-                            f.version, f.message
+                            "rolled back to {back}: {} failed ({}); fix it and change the spec, or run `baton rollout retry {}`",
+                            f.version, f.message, self.input.name
                         );
                         if !self
                             .prior
@@ -1139,8 +1139,8 @@ impl<'a> Planner<'a> {
                         "autoRollback is off"
                     };
                     let msg = format!(
-                        "rollout of {} stopped at batch {}/{total_batches}: {}; {why}: fix it and change the spec, run baton retry, or baton abort",
-                        f.version, f.batch, f.message
+                        "rollout of {} stopped at batch {}/{total_batches}: {}; {why}: fix it and change the spec, run `baton rollout retry {name}`, or `baton rollout abort {name}`",
+                        f.version, f.batch, f.message, name = self.input.name
                     );
                     (RolloutPhase::Degraded, ("False", reason, msg.clone()), msg)
                 }
