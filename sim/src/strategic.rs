@@ -591,4 +591,4 @@ fn sort_by_order(items: Vec<Value>, order: &[Value], merge_key: Option<&str>) ->
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

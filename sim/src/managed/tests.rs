@@ -1,5 +1,7 @@
 //! Unit tests of the parent module.
 use super::*;
+// The same random-JSON generator as the strategic-merge tests.
+use crate::strategic::tests::random_value;
 use serde_json::json;
 
 struct Types;
@@ -17,64 +19,6 @@ impl ListTypes for Types {
     }
     fn map_is_atomic(&self, path: &str) -> bool {
         path == "spec.selector"
-    }
-}
-
-/// Deterministic pseudo-random JSON built from a vocabulary that hits the directives
-/// and merge keys.
-fn random_value(seed: &mut u64, depth: u32) -> Value {
-    const KEYS: &[&str] = &[
-        "$patch",
-        "$retainKeys",
-        "$setElementOrder/containers",
-        "$deleteFromPrimitiveList/finalizers",
-        "$setElementOrder/finalizers",
-        "containers",
-        "name",
-        "env",
-        "ports",
-        "containerPort",
-        "port",
-        "metadata",
-        "finalizers",
-        "spec",
-        "status",
-        "conditions",
-        "type",
-        "labels",
-        "managedFields",
-        "fieldsV1",
-        "f:spec",
-        "k:{\"name\":\"a\"}",
-        ".",
-        "v:1",
-        "manager",
-        "operation",
-    ];
-    const STRS: &[&str] = &["delete", "replace", "merge", "a", "b", "name", "Apply", "Update"];
-    fn next(seed: &mut u64) -> usize {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (*seed >> 33) as usize
-    }
-    let choice = if depth == 0 { next(seed) % 4 } else { next(seed) % 7 };
-    match choice {
-        0 => Value::Null,
-        1 => json!(next(seed) % 3),
-        2 => json!(STRS[next(seed) % STRS.len()]),
-        3 => json!(next(seed).is_multiple_of(2)),
-        4 | 5 => {
-            let n = next(seed) % 4;
-            let mut m = Map::new();
-            for _ in 0..n {
-                let k = KEYS[next(seed) % KEYS.len()];
-                m.insert(k.to_string(), random_value(seed, depth - 1));
-            }
-            Value::Object(m)
-        }
-        _ => {
-            let n = next(seed) % 4;
-            Value::Array((0..n).map(|_| random_value(seed, depth - 1)).collect())
-        }
     }
 }
 

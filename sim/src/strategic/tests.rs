@@ -4,7 +4,7 @@ use serde_json::json;
 
 /// Deterministic pseudo-random JSON built from a vocabulary that hits the directives
 /// and merge keys.
-fn random_value(seed: &mut u64, depth: u32) -> Value {
+pub(crate) fn random_value(seed: &mut u64, depth: u32) -> Value {
     const KEYS: &[&str] = &[
         "$patch",
         "$retainKeys",
