@@ -203,47 +203,43 @@ impl SharedCaches {
 
     /// Run the watches until dropped.
     pub fn drive(self) -> impl Future<Output = ()> + Send + 'static {
-        let pod_subs = self.pod_subs;
-        let lease_subs = self.lease_subs;
-        let (pod_gate, lease_gate) = (self.forward.clone(), self.forward.clone());
         let pods = watcher(self.pod_api, watcher::Config::default())
             .default_backoff()
             .modify(slim_pod)
             .reflect(self.pod_writer)
-            .touched_objects()
-            .for_each(move |r| {
-                match r {
-                    Ok(p) if pod_gate.load(std::sync::atomic::Ordering::Relaxed) => {
-                        for s in &pod_subs {
-                            let _ = s.unbounded_send(p.clone());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "pod watch"),
-                }
-                async {}
-            });
+            .touched_objects();
         let leases = watcher(self.lease_api, watcher::Config::default().labels(LISTENERSET_LABEL))
             .default_backoff()
             .modify(|l: &mut Lease| l.metadata.managed_fields = None)
             .reflect(self.lease_writer)
-            .touched_objects()
-            .for_each(move |r| {
-                match r {
-                    Ok(l) if lease_gate.load(std::sync::atomic::Ordering::Relaxed) => {
-                        for s in &lease_subs {
-                            let _ = s.unbounded_send(l.clone());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "lease watch"),
-                }
-                async {}
-            });
+            .touched_objects();
+        let pods = fan_out(pods, self.pod_subs, self.forward.clone(), "pod watch");
+        let leases = fan_out(leases, self.lease_subs, self.forward, "lease watch");
         async move {
             futures::join!(pods, leases);
         }
     }
+}
+
+/// Pass every change to each subscriber while `gate` is open.
+fn fan_out<K: Clone + Send + 'static>(
+    changes: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    subscribers: Vec<futures::channel::mpsc::UnboundedSender<K>>,
+    gate: Arc<std::sync::atomic::AtomicBool>,
+    what: &'static str,
+) -> impl Future<Output = ()> + Send + 'static {
+    changes.for_each(move |r| {
+        match r {
+            Ok(obj) if gate.load(std::sync::atomic::Ordering::Relaxed) => {
+                for s in &subscribers {
+                    let _ = s.unbounded_send(obj.clone());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "{what}"),
+        }
+        async {}
+    })
 }
 
 /// The fields only a holder's renewals (or an assignment) change.
