@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     Condition, LabelSelector, MicroTime, ObjectMeta, OwnerReference, Time,
 };
 use k8s_openapi::ByteString;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
@@ -646,6 +646,22 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
         .collect();
 
+    // Recover acts on what the API server says now, not on a cache that may not have seen the
+    // holder's deletion yet: the user ran it because they saw the pod die.
+    let live_now: Option<BTreeSet<String>> = match &recover_nonce {
+        Some(_) => Some(
+            Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|p| pod_ready(p) && p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.metadata.name.clone())
+                .collect(),
+        ),
+        None => None,
+    };
+
     let mut next_expiry: Option<Instant> = None;
     let mut lease_views = Vec::new();
     let mut lease_by_listener: BTreeMap<String, Arc<Lease>> = BTreeMap::new();
@@ -669,10 +685,8 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             let duration = lease_duration(lease, default_duration);
             let expires_at = entry.1 + duration;
             let mut expired = holder_of(lease).is_some() && now >= expires_at;
-            if let (Some(holder), Some(_)) = (holder_of(lease), &recover_nonce) {
-                let live = pod_by_name
-                    .get(holder)
-                    .is_some_and(|p| pod_ready(p) && p.metadata.deletion_timestamp.is_none());
+            if let (Some(holder), Some(live_now)) = (holder_of(lease), &live_now) {
+                let live = live_now.contains(holder);
                 if !live && !expired {
                     expired = true;
                     recovered += 1;
@@ -947,7 +961,8 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         write_status(&ctx, &ns, &name, &status).await?;
     }
 
-    if let Some(nonce) = &recover_nonce {
+    // A failed write leaves the recover pending, so the retry releases what this pass could not.
+    if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
         publish(
             &ctx,
             &reference,
