@@ -18,6 +18,7 @@ pub mod kubelet;
 pub mod managed;
 pub mod meta;
 pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -376,6 +376,8 @@ impl Server {
                 serde_saphyr::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?
             }
+            // client-go's typed clients (Helm's release storage among them) send protobuf.
+            crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body)?,
             other => return Err(ApiError::unsupported_media_type(other)),
         };
         Ok(v)

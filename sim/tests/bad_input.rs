@@ -379,3 +379,55 @@ async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
     let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps/x", &[], b"").await;
     assert_eq!(r.code, 404);
 }
+
+#[tokio::test]
+async fn malformed_protobuf_is_400_and_other_protobuf_kinds_are_415() {
+    use baton_sim::protobuf::{ConfigMap, FieldsV1, ObjectMeta, MAGIC};
+    const PB: &str = "application/vnd.kubernetes.protobuf";
+    let sim = sim().await;
+    let path = "/api/v1/namespaces/default/secrets";
+    // No magic; magic then a truncated field; a Secret whose metadata.name is not UTF-8
+    // (FieldsV1's field 1 has the wire shape of Secret's metadata).
+    let bad_name = FieldsV1 {
+        raw: Some(vec![0x0a, 0x02, 0xc3, 0x28]),
+    };
+    let bad_secret = common::protobuf_body("v1", "Secret", &bad_name);
+    for body in [
+        b"{}".to_vec(),
+        [MAGIC.as_slice(), &[0x0a, 0x40, 0x01]].concat(),
+        bad_secret,
+    ] {
+        let r = raw(&sim, "POST", path, Some(PB), &body).await;
+        assert_status(&r, 400, "BadRequest");
+        let r = raw(&sim, "PUT", &format!("{path}/x"), Some(PB), &body).await;
+        assert_status(&r, 400, "BadRequest");
+    }
+    // A well-formed protobuf Pod: not decoded, and the Status says which kind.
+    let pod = ConfigMap {
+        metadata: Some(ObjectMeta {
+            name: Some("p".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(PB),
+        &common::protobuf_body("v1", "Pod", &pod),
+    )
+    .await;
+    assert_status(&r, 415, "UnsupportedMediaType");
+    assert!(
+        r.json()["message"].as_str().unwrap_or("").contains("\"Pod\""),
+        "{}",
+        r.json()
+    );
+    assert_eq!(r.json()["details"]["kind"], "Pod");
+    // Nothing was stored by any of these.
+    let r = raw(&sim, "GET", path, None, b"").await;
+    assert_eq!(r.json()["items"], json!([]));
+    let r = raw(&sim, "GET", "/api/v1/namespaces/default/pods", None, b"").await;
+    assert_eq!(r.json()["items"], json!([]));
+}

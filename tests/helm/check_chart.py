@@ -5,9 +5,10 @@
 2. checks that values.schema.json rejects bad values;
 3. renders it with default values, and with namespace-scoped RBAC + the agent Role + the
    ServiceMonitor, and checks what comes out (RBAC rules, env, probes, security context...);
-4. installs it into a running baton-sim (twice: cluster-scoped defaults, then namespace-scoped
-   RBAC + agent Role in another namespace) and checks that every rendered object exists there
-   afterwards (`kubectl get -f`), then uninstalls the second release;
+4. installs it into a running baton-sim with Helm's default Secret release storage (twice:
+   cluster-scoped defaults, then namespace-scoped RBAC + agent Role in another namespace) and
+   checks that every rendered object and the release Secret exist there afterwards
+   (`kubectl get`), then uninstalls the second release and checks both are gone;
 5. renders config/ and config/samples/ with `kubectl kustomize` and applies them to the
    simulator, checking every object was accepted.
 
@@ -242,46 +243,50 @@ class Simulator:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def release_secrets(kubeconfig: str, release: str, namespace: str) -> list[dict[str, Any]]:
+    """Helm's release records for `release` as stored in the cluster (Secret driver)."""
+    out = kubectl(kubeconfig, "get", "secrets", "-n", namespace, "-l", f"owner=helm,name={release}", "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
 def install(kubeconfig: str, release: str, namespace: str, values: dict[str, Any] | None) -> dict[str, Any]:
-    """`helm install --create-namespace` with the default (Secret) release storage.
+    """`helm install --create-namespace` with Helm's default (Secret) release storage.
 
-    If the simulator rejects Helm's release record (client-go writes Secrets as protobuf, which
-    baton-sim does not decode), say so loudly and install with the in-memory storage driver so
-    the chart's own objects are still checked. BATON_HELM_STRICT_STORAGE=1 turns that into a
-    failure.
+    client-go writes the release record as a protobuf Secret, which baton-sim decodes; the record
+    must then be in the simulator, readable by kubectl as JSON, and listed by `helm list`.
     """
-    def attempt(driver: str) -> dict[str, Any]:
-        with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace, storage_driver=driver) as cfg:
-            cfg.check_reachable()
-            rel = cfg.install(CHART, release, values, namespace=namespace, create_namespace=True, timeout=120)
-            if driver != "memory":
-                listed = [r["name"] for r in cfg.list(all_states=True)]
-                assert release in listed, f"release {release} not listed by helm list: {listed}"
-            return rel
-
-    try:
-        return attempt("secret")
-    except helm.HelmError as e:
-        if "application/vnd.kubernetes.protobuf" not in str(e) or os.environ.get("BATON_HELM_STRICT_STORAGE") == "1":
-            raise
-        print(
-            "SIMULATOR GAP: Helm's release record could not be stored: client-go sent\n"
-            f"  POST /api/v1/namespaces/{namespace}/secrets  Content-Type: application/vnd.kubernetes.protobuf\n"
-            "  (Accept: application/vnd.kubernetes.protobuf,application/json) and baton-sim answered\n"
-            f"  415 UnsupportedMediaType: {e}\n"
-            "  Retrying with Helm's in-memory release storage so the chart's objects are still checked.",
-            flush=True,
-        )
-        return attempt("memory")
-
-
-def uninstall(kubeconfig: str, release: str, namespace: str, rendered: list[dict[str, Any]]) -> None:
     with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace, storage_driver="secret") as cfg:
-        try:
-            cfg.uninstall(release, timeout=60)
-        except helm.HelmNotFoundError:
-            # Installed with the memory driver (see install): delete what Helm would have.
-            kubectl(kubeconfig, "delete", "--wait=false", "-f", "-", stdin=objects_to_yaml(rendered))
+        cfg.check_reachable()
+        rel = cfg.install(CHART, release, values, namespace=namespace, create_namespace=True, timeout=120)
+        listed = [r["name"] for r in cfg.list(all_states=True)]
+        assert release in listed, f"release {release} not listed by helm list: {listed}"
+    records = release_secrets(kubeconfig, release, namespace)
+    names = [s["metadata"]["name"] for s in records]
+    assert names == [f"sh.helm.release.v1.{release}.v1"], f"release Secrets in {namespace}: {names}"
+    record = records[0]
+    assert record["type"] == "helm.sh/release.v1", record["type"]
+    assert record["metadata"]["labels"].get("status") == "deployed", record["metadata"]["labels"]
+    assert record["data"].get("release"), "the release Secret holds no release record"
+    return rel
+
+
+def upgrade(kubeconfig: str, release: str, namespace: str, values: dict[str, Any] | None) -> dict[str, Any]:
+    """`helm upgrade`: Helm updates the old record (PUT, status superseded) and creates a new one."""
+    with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace, storage_driver="secret") as cfg:
+        rel = cfg.upgrade(CHART, release, values, namespace=namespace, timeout=120)
+    statuses = {s["metadata"]["name"]: s["metadata"]["labels"].get("status")
+                for s in release_secrets(kubeconfig, release, namespace)}
+    prefix = f"sh.helm.release.v1.{release}"
+    assert statuses == {f"{prefix}.v1": "superseded", f"{prefix}.v2": "deployed"}, statuses
+    return rel
+
+
+def uninstall(kubeconfig: str, release: str, namespace: str) -> None:
+    """`helm uninstall`; Helm deletes its release Secrets, so none may be left in the simulator."""
+    with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace, storage_driver="secret") as cfg:
+        cfg.uninstall(release, timeout=60)
+    left = [s["metadata"]["name"] for s in release_secrets(kubeconfig, release, namespace)]
+    assert not left, f"release Secrets left after uninstall: {left}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,7 +537,7 @@ def run_install_checks(kubeconfig: str) -> None:
         out = kubectl(kubeconfig, "api-resources", "--api-group=baton.dev", "-o", "name").stdout.split()
         assert sorted(out) == ["listenersets.baton.dev", "rollouts.baton.dev"], out
 
-    @check("install: namespace-scoped RBAC + agent Role into team-a; every object exists; uninstall removes them")
+    @check("install: namespace-scoped RBAC + agent Role into team-a; every object exists; upgrade; uninstall removes them")
     def _install_ns() -> None:
         values = namespaced_install_values()
         rel = install(kubeconfig, "baton-team-a", "team-a", values)
@@ -542,7 +547,12 @@ def run_install_checks(kubeconfig: str) -> None:
         assert ("Role", "baton-team-a-agent") in kinds and ("Role", "baton-team-a-controller") in kinds, kinds
         assert ("ClusterRole", "baton-team-a-controller") not in kinds, kinds
         assert_exist(kubeconfig, objs, "team-a")
-        uninstall(kubeconfig, "baton-team-a", "team-a", objs)
+        values["replicaCount"] = 3
+        rel = upgrade(kubeconfig, "baton-team-a", "team-a", values)
+        assert rel["status"] == "deployed", rel
+        live = json.loads(kubectl(kubeconfig, "get", "-n", "team-a", "deployment", "baton-team-a", "-o", "json").stdout)
+        assert live["spec"]["replicas"] == 3, live["spec"]
+        uninstall(kubeconfig, "baton-team-a", "team-a")
         deadline = time.monotonic() + 30
         while True:
             left = kubectl(kubeconfig, "get", "-n", "team-a", "--ignore-not-found", "-f", "-", "-o", "name",

@@ -110,6 +110,23 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A body as client-go sends it with `Content-Type: application/vnd.kubernetes.protobuf`:
+/// the `k8s\0` magic, then `runtime.Unknown{typeMeta, raw: object}`.
+pub fn protobuf_body(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<u8> {
+    use baton_sim::protobuf::{TypeMeta, Unknown, MAGIC};
+    use prost::Message as _;
+    let unknown = Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(object.encode_to_vec()),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    [MAGIC.as_slice(), &unknown.encode_to_vec()].concat()
+}
+
 /// A namespaced test CRD `widgets.test.baton.dev` with status and scale subresources,
 /// printer columns and a schema exercising validation.
 pub fn widget_crd() -> Value {
