@@ -34,6 +34,32 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
+/// Counts live heap bytes, so the memory figure can be split into what the simulator holds and
+/// what the allocator keeps resident without it being in use.
+struct CountingAlloc;
+
+static LIVE_HEAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts sizes.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE_HEAP.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
 const COMMAND: &str = "cargo run --release -p baton-sim --example sim_bench";
 
 /// Writes of each kind (creates, then updates) by the single client.
@@ -628,6 +654,7 @@ async fn wait_settled(sim: &Sim, ns: &str, n: usize, limit: Duration) -> Result<
 
 struct MemFigures {
     rss_delta: u64,
+    heap_delta: u64,
     json: u64,
     create_rate: f64,
     settle_secs: f64,
@@ -645,6 +672,7 @@ async fn memory() -> Result<MemFigures> {
     create_namespace(addr, "bench-mem").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss0 = vm_rss_bytes()?;
+    let heap0 = LIVE_HEAP.load(Ordering::Relaxed);
     let json0 = sim.core.store.stored_bytes() as u64;
     let t0 = Instant::now();
     create_pods(addr, "bench-mem", 0, PODS).await?;
@@ -652,10 +680,12 @@ async fn memory() -> Result<MemFigures> {
     wait_settled(&sim, "bench-mem", PODS, Duration::from_secs(60)).await?;
     let settle_secs = t0.elapsed().as_secs_f64();
     let rss1 = vm_rss_bytes()?;
+    let heap1 = LIVE_HEAP.load(Ordering::Relaxed);
     let json1 = sim.core.store.stored_bytes() as u64;
     sim.stop();
     Ok(MemFigures {
         rss_delta: rss1.saturating_sub(rss0),
+        heap_delta: heap1.saturating_sub(heap0) as u64,
         json: json1.saturating_sub(json0),
         create_rate,
         settle_secs,
@@ -694,6 +724,11 @@ async fn run() -> Result<()> {
         mem.json / PODS as u64,
         mem.create_rate,
         mem.settle_secs
+    );
+    println!(
+        "  live heap delta {:.1} MiB ({:.1} MiB beyond JSON); the rest of the RSS delta is allocator slack",
+        mem.heap_delta as f64 / MIB,
+        (mem.heap_delta as f64 - mem.json as f64) / MIB
     );
 
     let sim = Sim::start(SimConfig::default())

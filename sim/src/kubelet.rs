@@ -61,10 +61,29 @@ pub struct PodContext {
 pub type ProcessFactory = Arc<dyn Fn(PodContext) -> BoxFuture<'static, ()> + Send + Sync>;
 type Matcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 
+/// Per-pod state, kept small: there is one per pod for the pod's whole life.
 struct Running {
-    lifecycle: JoinHandle<()>,
-    sigterm: watch::Sender<bool>,
+    /// Dropped when the lifecycle finishes: a finished task's memory lives as long as its handle.
+    lifecycle: Option<JoinHandle<()>>,
+    /// Created when a process is attached; most pods never have one.
+    sigterm: Option<watch::Sender<bool>>,
+    terminating: bool,
     process: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Running {
+    fn abort_lifecycle(&self) {
+        if let Some(l) = &self.lifecycle {
+            l.abort();
+        }
+    }
+
+    fn send_sigterm(&mut self) {
+        self.terminating = true;
+        if let Some(tx) = &self.sigterm {
+            let _ = tx.send(true);
+        }
+    }
 }
 
 pub struct Kubelet {
@@ -203,7 +222,7 @@ impl Kubelet {
         }
         let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         for (_, r) in pods.drain() {
-            r.lifecycle.abort();
+            r.abort_lifecycle();
             if let Some(h) = r.process.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 h.abort();
             }
@@ -241,18 +260,18 @@ impl Kubelet {
         let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         if deleted {
             // Gone from the API (grace 0 or finished): the process dies with it.
-            if let Some(r) = pods.remove(uid) {
-                let _ = r.sigterm.send(true);
-                r.lifecycle.abort();
+            if let Some(mut r) = pods.remove(uid) {
+                r.send_sigterm();
+                r.abort_lifecycle();
                 if let Some(h) = r.process.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     h.abort();
                 }
             }
             return;
         }
-        if let Some(r) = pods.get(uid) {
-            if deleting && !*r.sigterm.borrow() {
-                let _ = r.sigterm.send(true);
+        if let Some(r) = pods.get_mut(uid) {
+            if deleting && !r.terminating {
+                r.send_sigterm();
                 let me = self.clone();
                 let (ns, name, uid) = (ns.to_string(), name.to_string(), uid.to_string());
                 let proc = r.process.clone();
@@ -266,19 +285,23 @@ impl Kubelet {
             tokio::spawn(async move { me.terminate(&ns, &name, &uid, Arc::new(Mutex::new(None))).await });
             return;
         }
-        let (tx, _) = watch::channel(false);
         let process = Arc::new(Mutex::new(None));
         let me = self.clone();
         let (ns2, name2, uid2) = (ns.to_string(), name.to_string(), uid.to_string());
         let proc2 = process.clone();
-        // Boxed: a finished task's memory lives as long as its JoinHandle, and the handle is kept
-        // for the pod's lifetime; the box (the future's state) is freed as soon as it completes.
-        let lifecycle = tokio::spawn(Box::pin(async move { me.lifecycle(&ns2, &name2, &uid2, proc2).await }));
+        let lifecycle = tokio::spawn(async move {
+            me.clone().lifecycle(&ns2, &name2, &uid2, proc2).await;
+            // Waits for `observe` to have inserted the handle (it holds the lock until then).
+            if let Some(r) = me.pods.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&uid2) {
+                r.lifecycle = None;
+            }
+        });
         pods.insert(
             uid.to_string(),
             Running {
-                lifecycle,
-                sigterm: tx,
+                lifecycle: Some(lifecycle),
+                sigterm: None,
+                terminating: false,
                 process,
             },
         );
@@ -414,9 +437,14 @@ impl Kubelet {
         };
         let Some(factory) = factory else { return };
         let sigterm = {
-            let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
-            match pods.get(uid) {
-                Some(r) => r.sigterm.subscribe(),
+            let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+            match pods.get_mut(uid) {
+                Some(r) => {
+                    let terminating = r.terminating;
+                    r.sigterm
+                        .get_or_insert_with(|| watch::channel(terminating).0)
+                        .subscribe()
+                }
                 None => return,
             }
         };
@@ -455,7 +483,7 @@ impl Kubelet {
             }
         }
         if let Some(r) = self.pods.lock().unwrap_or_else(|p| p.into_inner()).get(uid) {
-            r.lifecycle.abort();
+            r.abort_lifecycle();
         }
         let _ = self.core.store.write(&pods_key(), ns, name, false, |cur| {
             let Some(cur) = cur.filter(|c| c.uid == uid) else {
