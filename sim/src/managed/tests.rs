@@ -1,8 +1,10 @@
 //! Unit tests of the parent module.
+use super::encoding::{decode_set, encode_set};
+use super::fieldset::FieldSet;
 use super::*;
 // The same random-JSON generator as the strategic-merge tests.
 use crate::strategic::tests::random_value;
-use serde_json::json;
+use serde_json::{json, Value};
 
 struct Types;
 impl ListTypes for Types {

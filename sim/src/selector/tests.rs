@@ -1,6 +1,8 @@
 //! Unit tests of the parent module.
+use super::validation::go_quote;
 use super::*;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

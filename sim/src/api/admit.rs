@@ -1,0 +1,126 @@
+//! The checks every write passes before it is stored: endpoint type, namespace, schema
+//! (pruning, defaulting, validation), metadata and per-kind admission.
+
+use serde_json::{json, Value};
+
+use crate::admission;
+use crate::error::{ApiError, StatusCause};
+use crate::meta;
+use crate::resources::{ResKey, ResourceType};
+use crate::schema;
+
+use super::{meta_of, Core, FieldValidation, Opts, Sub};
+
+impl Core {
+    pub(super) fn ensure_namespace(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let key = ResKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+        };
+        match self.store.get(&key, "", ns) {
+            Some(n) if n.deleting => Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.qualified()
+                ),
+                details: None,
+            }),
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found("namespaces", ns)),
+        }
+    }
+
+    /// Check apiVersion/kind of a request body against the endpoint.
+    pub(super) fn check_type(rt: &ResourceType, body: &mut Value) -> Result<(), ApiError> {
+        let obj = body
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+        let want_av = rt.api_version();
+        match obj.get("kind").and_then(Value::as_str) {
+            None => {
+                obj.insert("kind".into(), json!(rt.kind));
+            }
+            Some(k) if k == rt.kind => {}
+            Some(k) => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    rt.kind
+                )))
+            }
+        }
+        match obj.get("apiVersion").and_then(Value::as_str) {
+            None => {
+                obj.insert("apiVersion".into(), json!(want_av));
+            }
+            Some(av) if av == want_av => {}
+            Some(av) => {
+                // Another served version of the same group is converted (trivially).
+                let same_group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("") == rt.group;
+                if !same_group {
+                    return Err(ApiError::bad_request(format!(
+                        "the API version in the data ({av}) does not match the expected API version ({want_av})"
+                    )));
+                }
+                obj.insert("apiVersion".into(), json!(want_av));
+            }
+        }
+        Ok(())
+    }
+
+    /// Schema pruning, defaulting and validation for custom resources, plus metadata and
+    /// per-kind admission for every kind. Returns warnings.
+    pub(super) fn admit(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        new: &mut Value,
+        opts: &Opts,
+        sub: Sub,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut warnings = Vec::new();
+        let name = meta_of(new)
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut causes: Vec<StatusCause> = Vec::new();
+        if let Some(schema) = &rt.schema {
+            let unknown = schema::prune_unknown(new, schema);
+            if !unknown.is_empty() && sub != Sub::Status {
+                match opts.validation {
+                    FieldValidation::Strict => {
+                        let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                        return Err(ApiError::bad_request(format!(
+                            "strict decoding error: {}",
+                            list.join(", ")
+                        )));
+                    }
+                    FieldValidation::Warn => {
+                        warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
+                    }
+                    FieldValidation::Ignore => {}
+                }
+            }
+            schema::apply_defaults(new, schema);
+            causes.extend(schema::validate(new, schema).into_iter().map(|c| StatusCause {
+                reason: c.reason,
+                message: c.message,
+                field: c.field,
+            }));
+        }
+        if let Some(m) = meta_of(new) {
+            let label_names = matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty();
+            causes.extend(meta::validate_metadata(m, label_names));
+        }
+        causes.extend(admission::admit(self, rt, old, new)?);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
+        }
+        Ok(warnings)
+    }
+}

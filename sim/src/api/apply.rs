@@ -1,0 +1,145 @@
+//! Server-side apply: create or merge with field ownership.
+
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, StatusCause};
+use crate::managed;
+use crate::meta;
+use crate::resources::ResourceType;
+use crate::store::Write;
+
+use super::list_types::SchemaListTypes;
+use super::{meta_mut, str_field, Core, Opts, Reply, Sub};
+
+impl Core {
+    /// Server-side apply: create or merge with field ownership.
+    pub(super) fn apply(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        config: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
+        // Like kube-apiserver, an apply that raced another writer is redone on the new object;
+        // only field-ownership conflicts reach the client.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.apply_once(rt, ns, name, config.clone(), sub, opts) {
+                Err(e) if e.code == 409 && e.message.contains("the object has been modified") && attempts < 8 => {
+                    continue
+                }
+                Err(e) if e.code == 409 && e.reason == "AlreadyExists" && attempts < 8 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn apply_once(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut config: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
+        if opts.field_manager.is_empty() {
+            return Err(ApiError::bad_request(
+                "PATCH, actionType: apply: fieldManager is required for apply requests",
+            ));
+        }
+        Self::check_type(rt, &mut config)?;
+        if sub == Sub::Scale {
+            return Err(ApiError::unsupported_media_type("application/apply-patch+yaml"));
+        }
+        let lt = SchemaListTypes {
+            schema: rt.schema.as_ref(),
+        };
+        let subresource = if sub == Sub::Status { Some("status") } else { None };
+        let current = self.store.get(&rt.key(), ns, name);
+        let now = meta::now_rfc3339();
+        let live = current.as_ref().map(|c| c.value());
+        let merged = managed::apply(
+            live.as_ref(),
+            &config,
+            &opts.field_manager,
+            opts.force,
+            subresource,
+            rt.status_subresource,
+            &lt,
+            &now,
+        )
+        .map_err(|conflicts| {
+            let causes = conflicts
+                .iter()
+                .map(|c| StatusCause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with \"{}\"", c.manager),
+                    field: c.field.clone(),
+                })
+                .collect();
+            ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
+        })?;
+        let no_manager = Opts {
+            field_manager: String::new(),
+            ..opts.clone()
+        };
+        match current {
+            None => {
+                if sub == Sub::Status {
+                    return Err(ApiError::not_found(&rt.qualified(), name));
+                }
+                let mut body = merged;
+                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("name".into(), json!(name));
+                    m.remove("resourceVersion");
+                }
+                // managedFields were computed by apply; keep them through create.
+                let mf = body.pointer("/metadata/managedFields").cloned();
+                let mut reply = self.create_keeping_fields(rt, ns, body, opts, mf)?;
+                reply.code = 201;
+                Ok(reply)
+            }
+            Some(cur) => {
+                let mut body = merged;
+                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("resourceVersion".into(), json!(cur.rv.to_string()));
+                }
+                self.update(rt, ns, name, body, sub, &no_manager)
+            }
+        }
+    }
+
+    fn create_keeping_fields(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        body: Value,
+        opts: &Opts,
+        mf: Option<Value>,
+    ) -> Result<Reply, ApiError> {
+        let reply = self.create(rt, Some(ns), body, opts)?;
+        let Some(mf) = mf else { return Ok(reply) };
+        if opts.dry_run {
+            return Ok(reply);
+        }
+        // create() recorded an Update entry; replace it with apply's Apply entry.
+        let name = str_field(&reply.body, "/metadata/name").unwrap_or("").to_string();
+        let w = self
+            .store
+            .write(&rt.key(), if rt.namespaced { ns } else { "" }, &name, false, |cur| {
+                let Some(cur) = cur else { return Ok(Write::Keep) };
+                let mut v = cur.value();
+                meta_mut(&mut v)?.insert("managedFields".into(), mf);
+                Ok(Write::Put(v))
+            })?;
+        Ok(Reply {
+            code: 201,
+            body: w.obj.value(),
+            warnings: reply.warnings,
+        })
+    }
+}

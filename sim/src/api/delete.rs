@@ -1,0 +1,84 @@
+//! `DELETE`: preconditions, propagation finalizers and pods' grace periods.
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::meta;
+use crate::resources::ResourceType;
+use crate::store::Write;
+
+use super::{meta_mut, Core, DeleteOpts, Reply};
+
+impl Core {
+    /// `DELETE` one object.
+    pub fn delete(&self, rt: &ResourceType, ns: &str, name: &str, d: &DeleteOpts) -> Result<Reply, ApiError> {
+        let ns = if rt.namespaced { ns } else { "" };
+        let key = rt.key();
+        let qualified = rt.qualified();
+        let is_pod = rt.group.is_empty() && rt.plural == "pods";
+        let w = self.store.write(&key, ns, name, d.dry_run, |cur| {
+            let cur = cur.ok_or_else(|| ApiError::not_found(&qualified, name))?;
+            if let Some(uid) = &d.precondition_uid {
+                if uid != &cur.uid {
+                    return Err(ApiError::conflict_message(format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid), vec![]));
+                }
+            }
+            if let Some(rv) = &d.precondition_rv {
+                if rv != &cur.rv.to_string() {
+                    return Err(ApiError::conflict_message(format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.rv), vec![]));
+                }
+            }
+            let mut v = cur.value();
+            let m = meta_mut(&mut v)?;
+            let mut finalizers: Vec<String> = m.get("finalizers").and_then(Value::as_array).map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            match d.propagation.as_deref() {
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
+                _ => {}
+            }
+            if !finalizers.is_empty() {
+                m.insert("finalizers".into(), json!(finalizers));
+            }
+            let already = m.get("deletionTimestamp").is_some_and(|t| !t.is_null());
+            // Pods on a node get a grace period the kubelet honours; anything else with
+            // finalizers waits for them.
+            let grace = if is_pod {
+                let bound = v.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+                let done = matches!(v.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+                let spec_grace = v.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+                if bound && !done { d.grace_period_seconds.unwrap_or(spec_grace).max(0) } else { 0 }
+            } else {
+                0
+            };
+            let m = meta_mut(&mut v)?;
+            if grace == 0 && finalizers.is_empty() {
+                if !already {
+                    m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+                }
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                return Ok(Write::Delete(v));
+            }
+            let cur_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+            // Already being deleted with an equal or shorter grace, same finalizers: nothing changes.
+            if already && cur_grace.is_some_and(|g| g <= grace) && finalizers.len() == cur.finalizers.len() {
+                return Ok(Write::Keep);
+            }
+            if !already || cur_grace.is_none_or(|g| grace < g) {
+                m.insert("deletionTimestamp".into(), json!(meta::rfc3339_in(grace)));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            }
+            Ok(Write::Put(v))
+        })?;
+        self.after_write(rt, &w, d.dry_run);
+        let code = if w.kind == Some(crate::store::EventKind::Deleted) {
+            200
+        } else {
+            202
+        };
+        Ok(Reply {
+            code,
+            body: w.obj.value(),
+            warnings: vec![],
+        })
+    }
+}

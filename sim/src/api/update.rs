@@ -1,0 +1,227 @@
+//! `PUT`: replacing an object or its status, with server-owned metadata, generation, no-op
+//! detection and finalizer-driven deletion.
+
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, StatusCause};
+use crate::managed;
+use crate::meta;
+use crate::resources::ResourceType;
+use crate::store::Write;
+
+use super::list_types::SchemaListTypes;
+use super::{meta_mut, meta_of, str_field, Core, Opts, Reply, Sub};
+
+/// The part of an object that decides `generation`: spec, or everything but metadata and
+/// status for kinds without spec.
+fn generation_part(v: &Value) -> Value {
+    if let Some(s) = v.get("spec") {
+        return s.clone();
+    }
+    let mut c = v.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("metadata");
+        o.remove("status");
+    }
+    c
+}
+
+/// Metadata fields the server owns: carried over from the stored object on every update.
+const SERVER_META: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+];
+
+/// Compare two objects ignoring resourceVersion and managedFields timestamps (no-op detection).
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut c = v.clone();
+        if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(mf)) = m.get_mut("managedFields") {
+                for e in mf.iter_mut() {
+                    if let Some(o) = e.as_object_mut() {
+                        o.remove("time");
+                    }
+                }
+            }
+        }
+        c
+    };
+    strip(a) == strip(b)
+}
+
+impl Core {
+    /// `PUT` (and the common tail of every patch): replace the object at `sub`.
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
+        Self::check_type(rt, &mut body)?;
+        let key = rt.key();
+        let ns = if rt.namespaced { ns } else { "" };
+        if let Some(bname) = str_field(&body, "/metadata/name") {
+            if bname != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({bname}) does not match the name on the URL ({name})"
+                )));
+            }
+        }
+        let create_on_update = matches!(
+            (rt.group.as_str(), rt.plural.as_str()),
+            ("coordination.k8s.io", "leases") | ("", "events") | ("events.k8s.io", "events")
+        );
+        if self.store.get(&key, ns, name).is_none() {
+            if create_on_update && sub == Sub::Main {
+                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                    m.insert("name".into(), json!(name));
+                }
+                return self.create(rt, Some(ns), body, opts);
+            }
+            return Err(ApiError::not_found(&rt.qualified(), name));
+        }
+        let qualified = rt.qualified();
+        let mut warnings = Vec::new();
+        let w = self.store.write(&key, ns, name, opts.dry_run, |cur| {
+            let cur = cur.ok_or_else(|| ApiError::not_found(&qualified, name))?;
+            let old = cur.value();
+            let want_rv = str_field(&body, "/metadata/resourceVersion").unwrap_or("").to_string();
+            if want_rv.is_empty() {
+                if rt.custom {
+                    return Err(ApiError::invalid(
+                        &rt.kind,
+                        &rt.group,
+                        name,
+                        vec![StatusCause {
+                            reason: "FieldValueInvalid".into(),
+                            message: "Invalid value: 0x0: must be specified for an update".into(),
+                            field: "metadata.resourceVersion".into(),
+                        }],
+                    ));
+                }
+            } else if want_rv != cur.rv.to_string() {
+                return Err(ApiError::conflict(&qualified, name));
+            }
+            let mut new = match sub {
+                Sub::Status => {
+                    let mut n = old.clone();
+                    if let Some(o) = n.as_object_mut() {
+                        match body.get("status") {
+                            Some(s) => o.insert("status".into(), s.clone()),
+                            None => o.remove("status"),
+                        };
+                    }
+                    // Field ownership computed by a server-side apply to /status travels with it.
+                    if let (Some(mf), Some(m)) = (
+                        body.pointer("/metadata/managedFields").cloned(),
+                        n.get_mut("metadata").and_then(Value::as_object_mut),
+                    ) {
+                        m.insert("managedFields".into(), mf);
+                    }
+                    n
+                }
+                _ => {
+                    let mut n = body;
+                    if rt.status_subresource {
+                        if let Some(o) = n.as_object_mut() {
+                            match old.get("status") {
+                                Some(s) => o.insert("status".into(), s.clone()),
+                                None => o.remove("status"),
+                            };
+                        }
+                    }
+                    n
+                }
+            };
+            // Server-owned metadata always comes from the stored object.
+            {
+                let old_meta = meta_of(&old).cloned().unwrap_or_default();
+                let m = meta_mut(&mut new)?;
+                for k in SERVER_META {
+                    match old_meta.get(*k) {
+                        Some(v) => m.insert((*k).to_string(), v.clone()),
+                        None => m.remove(*k),
+                    };
+                }
+                m.insert("name".into(), json!(name));
+                if rt.namespaced {
+                    m.insert("namespace".into(), json!(ns));
+                } else {
+                    m.remove("namespace");
+                }
+                if !m.contains_key("managedFields") {
+                    if let Some(mf) = old_meta.get("managedFields") {
+                        m.insert("managedFields".into(), mf.clone());
+                    }
+                }
+            }
+            warnings = self.admit(rt, Some(&old), &mut new, opts, sub)?;
+            if rt.tracks_generation && generation_part(&old) != generation_part(&new) {
+                let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+                meta_mut(&mut new)?.insert("generation".into(), json!(g));
+            }
+            let subresource = match sub {
+                Sub::Status => Some("status"),
+                Sub::Scale => Some("scale"),
+                Sub::Main => None,
+            };
+            if !opts.field_manager.is_empty() {
+                managed::record_update(
+                    Some(&old),
+                    &mut new,
+                    &opts.field_manager,
+                    subresource,
+                    &SchemaListTypes {
+                        schema: rt.schema.as_ref(),
+                    },
+                    &meta::now_rfc3339(),
+                );
+            }
+            Self::finish(&old, new)
+        })?;
+        self.after_write(rt, &w, opts.dry_run);
+        Ok(Reply {
+            code: 200,
+            body: w.obj.value(),
+            warnings,
+        })
+    }
+
+    /// Common end of a write: no-op detection and deletion once the last finalizer is gone.
+    fn finish(old: &Value, mut new: Value) -> Result<Write, ApiError> {
+        if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert(
+                "resourceVersion".into(),
+                old.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
+            );
+        }
+        if same_object(old, &new) {
+            return Ok(Write::Keep);
+        }
+        let deleting = new.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null());
+        let no_finalizers = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty());
+        let pod_grace_left = new.get("kind").and_then(Value::as_str) == Some("Pod")
+            && new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0;
+        if deleting && no_finalizers && !pod_grace_left {
+            return Ok(Write::Delete(new));
+        }
+        Ok(Write::Put(new))
+    }
+}

@@ -1,0 +1,80 @@
+//! The HTTP front: routing of Kubernetes REST paths, content negotiation (JSON, YAML, Table),
+//! list and watch, and the fault-injection gate every request passes.
+//!
+//! A request passes the fault gate here, is routed by path (`routes`), dispatched by verb
+//! (`resource`), and served as a list (`list`), a watch stream (`watch`) or a single reply.
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+
+use crate::api::Core;
+use crate::error::ApiError;
+use crate::faults::{Faults, Verdict};
+
+mod list;
+mod request;
+mod resource;
+mod response;
+mod routes;
+mod watch;
+
+use request::identity;
+use response::error_response;
+
+/// Largest request body accepted, as kube-apiserver's 3 MiB limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+pub struct Server {
+    pub core: Arc<Core>,
+    pub faults: Arc<Faults>,
+    /// How often watches that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+impl Server {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let id = identity(&req);
+        self.core.count_request(&id, req.method().as_str());
+        if req.method() != Method::GET {
+            self.core.log_write(&id, req.method().as_str(), req.uri().path());
+        }
+        // Fault gate: partitions and pauses hold the request; latency delays it; error rates fail it.
+        if self.faults.is_held(&id) {
+            self.faults.wait_released(&id).await;
+        }
+        match self.faults.verdict(&id) {
+            Verdict::Pass { latency } => {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+            }
+            Verdict::Fail { latency, code } => {
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                let e = match code {
+                    409 => ApiError::conflict_message("Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected)", vec![]),
+                    429 => ApiError::too_many_requests("Too many requests, please try again later (injected)"),
+                    503 => ApiError::unavailable("The server is currently unable to handle the request (injected)"),
+                    _ => ApiError::internal("Internal error occurred: injected fault"),
+                };
+                return Ok(error_response(&e));
+            }
+        }
+        let resp = match self.route(req, &id).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        Ok(resp)
+    }
+}

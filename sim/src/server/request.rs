@@ -1,0 +1,215 @@
+//! Reading requests: query strings, caller identity, bodies (JSON, YAML, protobuf) and the
+//! write and delete options they carry.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::{header, Request};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::api::{DeleteOpts, FieldValidation, Opts};
+use crate::error::ApiError;
+
+use super::{Server, MAX_BODY};
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Who is calling: bearer token or User-Agent (fault rules match either).
+pub(super) fn identity<B>(req: &Request<B>) -> String {
+    let ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    format!("{ua} token={token}")
+}
+
+impl Server {
+    pub(super) async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if let Some(len) = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            if len > MAX_BODY {
+                return Err(ApiError::too_large(
+                    "the server has received a request that is too large",
+                ));
+            }
+        }
+        let body = Limited::new(req.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    ApiError::too_large("the server has received a request that is too large")
+                } else {
+                    ApiError::bad_request(format!("reading request body: {e}"))
+                }
+            })?
+            .to_bytes();
+        Ok((body, ct))
+    }
+
+    pub(super) fn decode(body: &[u8], ct: &str, yaml_ok: bool) -> Result<Value, ApiError> {
+        let media = ct.split(';').next().unwrap_or("").trim();
+        let v: Value = match media {
+            "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the object provided is unrecognized: couldn't get version/kind; json parse error: {e}"
+                ))
+            })?,
+            "application/yaml" | "application/apply-patch+yaml" if yaml_ok || media == "application/yaml" => {
+                serde_saphyr::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?
+            }
+            // client-go's typed clients (Helm's release storage among them) send protobuf.
+            crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body)?,
+            other => return Err(ApiError::unsupported_media_type(other)),
+        };
+        Ok(v)
+    }
+
+    pub(super) fn write_opts(query: &HashMap<String, String>, id: &str, verb: &str) -> Result<Opts, ApiError> {
+        let dry_run = match query.get("dryRun").map(String::as_str) {
+            None | Some("") => false,
+            Some("All") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+                )))
+            }
+        };
+        let validation = match query.get("fieldValidation").map(String::as_str) {
+            None | Some("") | Some("Warn") => FieldValidation::Warn,
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+                )))
+            }
+        };
+        let force = match query.get("force").map(String::as_str) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(ApiError::bad_request(format!("force: Invalid value: {other:?}"))),
+        };
+        if force && verb != "apply" {
+            return Err(ApiError::bad_request(
+                "force: Invalid value: true: may not be specified for non-apply patch",
+            ));
+        }
+        let field_manager = match query.get("fieldManager") {
+            Some(m) if !m.is_empty() => {
+                if m.len() > 128 {
+                    return Err(ApiError::bad_request(
+                        "fieldManager: Too long: may not be more than 128 bytes",
+                    ));
+                }
+                m.clone()
+            }
+            _ => {
+                // As kube-apiserver: the manager defaults to the client's User-Agent program name.
+                let ua = id.split_whitespace().next().unwrap_or("unknown");
+                ua.split('/').next().unwrap_or("unknown").to_string()
+            }
+        };
+        Ok(Opts {
+            dry_run,
+            field_manager,
+            validation,
+            force,
+        })
+    }
+
+    pub(super) async fn delete_opts(
+        req: Request<Incoming>,
+        query: &HashMap<String, String>,
+    ) -> Result<DeleteOpts, ApiError> {
+        let (body, ct) = Self::read_body(req).await?;
+        let mut d = DeleteOpts::default();
+        if !body.is_empty() {
+            let v = Self::decode(&body, &ct, true)?;
+            d.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            d.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+            d.precondition_uid = v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            d.precondition_rv = v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let Some(Value::Array(dr)) = v.get("dryRun") {
+                d.dry_run = dr.iter().any(|x| x.as_str() == Some("All"));
+            }
+        }
+        if let Some(p) = query.get("propagationPolicy") {
+            d.propagation = Some(p.clone());
+        }
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            d.grace_period_seconds = Some(
+                g.parse()
+                    .map_err(|_| ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}")))?,
+            );
+        }
+        if query.get("dryRun").map(String::as_str) == Some("All") {
+            d.dry_run = true;
+        }
+        match d.propagation.as_deref() {
+            None | Some("Background" | "Foreground" | "Orphan") => Ok(d),
+            Some(other) => Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""))),
+        }
+    }
+}

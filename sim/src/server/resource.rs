@@ -1,0 +1,141 @@
+//! Requests on a resource path, dispatched by HTTP method: get, list and watch, create,
+//! update, patch, delete and delete-collection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use crate::api::{PatchType, Sub};
+use crate::error::ApiError;
+
+use super::response::{json_response, raw_response, reply};
+use super::routes::Target;
+use super::{Body, Server, TABLE_CT};
+
+impl Server {
+    pub(super) async fn resource_request(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        t: Target,
+        query: HashMap<String, String>,
+        accept: &str,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let method = req.method().clone();
+        let ns = t.namespace.clone().unwrap_or_default();
+        let rt = t.rt.clone();
+        let sub = match t.sub.as_deref() {
+            None => Sub::Main,
+            Some("status") if rt.status_subresource || (rt.plural == "namespaces" && rt.group.is_empty()) => {
+                Sub::Status
+            }
+            Some("scale") if rt.scale.is_some() => Sub::Scale,
+            Some("finalize") if rt.plural == "namespaces" => Sub::Main,
+            Some(_) => return Err(ApiError::no_route()),
+        };
+        let wants_table = accept.contains("as=Table");
+        match (method.clone(), t.name.clone()) {
+            (Method::GET, None) => {
+                let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+                if watch {
+                    return self.watch(rt, t.namespace, &query, wants_table, id).await;
+                }
+                self.list(&rt, t.namespace.as_deref(), &query, wants_table)
+            }
+            (Method::GET, Some(name)) => {
+                let obj = self.core.get(&rt, &ns, &name)?;
+                match sub {
+                    Sub::Scale => Ok(json_response(
+                        200,
+                        &self.core.scale_of(&rt, &obj.value())?,
+                        "application/json",
+                        &[],
+                    )),
+                    _ if wants_table => {
+                        let v = obj.value();
+                        let tbl = self.table_for(
+                            &rt,
+                            &[v],
+                            &obj.rv.to_string(),
+                            None,
+                            query.get("includeObject").map(String::as_str).unwrap_or("Metadata"),
+                        );
+                        Ok(json_response(200, &tbl, TABLE_CT, &[]))
+                    }
+                    _ => Ok(raw_response(200, obj.raw.clone())),
+                }
+            }
+            (Method::POST, None) => {
+                let opts = Self::write_opts(&query, id, "create")?;
+                let (body, ct) = Self::read_body(req).await?;
+                let v = Self::decode(&body, &ct, true)?;
+                let r = self
+                    .core
+                    .create(&rt, t.namespace.as_deref().or(Some("default")), v, &opts)?;
+                Ok(reply(r))
+            }
+            (Method::PUT, Some(name)) => {
+                let opts = Self::write_opts(&query, id, "update")?;
+                let (body, ct) = Self::read_body(req).await?;
+                let v = Self::decode(&body, &ct, true)?;
+                if sub == Sub::Scale {
+                    let cur = self.core.get(&rt, &ns, &name)?.value();
+                    return Ok(reply(self.core.write_scale(&rt, &ns, &name, &cur, &v, &opts)?));
+                }
+                Ok(reply(self.core.update(&rt, &ns, &name, v, sub, &opts)?))
+            }
+            (Method::PATCH, Some(name)) => {
+                let ct = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let pt = match ct.split(';').next().unwrap_or("").trim() {
+                    "application/merge-patch+json" => PatchType::Merge,
+                    "application/json-patch+json" => PatchType::Json,
+                    "application/strategic-merge-patch+json" => PatchType::Strategic,
+                    "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchType::Apply,
+                    other => return Err(ApiError::unsupported_media_type(other)),
+                };
+                let opts = Self::write_opts(&query, id, if pt == PatchType::Apply { "apply" } else { "patch" })?;
+                let (body, _) = Self::read_body(req).await?;
+                let v: Value = if pt == PatchType::Apply {
+                    serde_saphyr::from_slice(&body)
+                        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+                } else {
+                    serde_json::from_slice(&body)
+                        .map_err(|e| ApiError::bad_request(format!("couldn't get patch: invalid JSON: {e}")))?
+                };
+                Ok(reply(self.core.patch(&rt, &ns, &name, pt, v, sub, &opts)?))
+            }
+            (Method::DELETE, Some(name)) => {
+                if sub != Sub::Main {
+                    return Err(ApiError::method_not_allowed(
+                        "the server does not allow this method on the requested resource",
+                    ));
+                }
+                let d = Self::delete_opts(req, &query).await?;
+                Ok(reply(self.core.delete(&rt, &ns, &name, &d)?))
+            }
+            (Method::DELETE, None) => {
+                let d = Self::delete_opts(req, &query).await?;
+                let (items, _) = self.select(&rt, t.namespace.as_deref(), &query)?;
+                let mut deleted = Vec::new();
+                for obj in items {
+                    if let Ok(r) = self.core.delete(&rt, &obj.namespace, &obj.name, &d) {
+                        deleted.push(r.body);
+                    }
+                }
+                let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": self.core.store.current_rv().to_string()}, "items": deleted});
+                Ok(json_response(200, &list, "application/json", &[]))
+            }
+            _ => Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            )),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Routing of Kubernetes REST paths: version and health, discovery, OpenAPI, and resource
+//! paths resolved to their resource type, namespace, name and subresource.
+
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::openapi;
+use crate::resources::ResourceType;
+
+use super::request::parse_query;
+use super::response::{full, json_response};
+use super::{Body, Server};
+
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// A parsed resource path.
+pub(super) struct Target {
+    pub(super) rt: Arc<ResourceType>,
+    pub(super) namespace: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) sub: Option<String>,
+}
+
+impl Server {
+    pub(super) async fn route(self: &Arc<Self>, req: Request<Incoming>, id: &str) -> Result<Response<Body>, ApiError> {
+        let path = req.uri().path().to_string();
+        let query = parse_query(req.uri().query());
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let method = req.method().clone();
+        let get_only = |r: Result<Response<Body>, ApiError>| {
+            if method == Method::GET {
+                r
+            } else {
+                Err(ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource",
+                ))
+            }
+        };
+        match segs.as_slice() {
+            ["version"] => get_only(Ok(json_response(
+                200,
+                &json!({
+                    "major": "1", "minor": "32", "gitVersion": "v1.32.0-baton-sim", "gitCommit": "baton-sim",
+                    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"
+                }),
+                "application/json",
+                &[],
+            ))),
+            ["healthz"] | ["readyz"] | ["livez"] => get_only(Ok(Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(full("ok"))
+                .unwrap_or_else(|_| Response::new(full("ok"))))),
+            ["api"] => get_only(Ok(self.discovery(true, &accept))),
+            ["apis"] => get_only(Ok(self.discovery(false, &accept))),
+            ["api", "v1"] => get_only(
+                self.core
+                    .registry()
+                    .api_resource_list("", "v1")
+                    .map(|v| json_response(200, &v, "application/json", &[]))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["apis", g] => get_only(
+                self.core
+                    .registry()
+                    .api_group(g)
+                    .map(|v| json_response(200, &v, "application/json", &[]))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["apis", g, v] => get_only(
+                self.core
+                    .registry()
+                    .api_resource_list(g, v)
+                    .map(|v| json_response(200, &v, "application/json", &[]))
+                    .ok_or_else(ApiError::no_route),
+            ),
+            ["openapi", "v2"] => Err(ApiError::no_route()),
+            ["openapi", "v3"] => get_only(Ok(json_response(
+                200,
+                &openapi::index(&self.core.registry()),
+                "application/json",
+                &[],
+            ))),
+            ["openapi", "v3", rest @ ..] => {
+                let gv = rest.join("/");
+                get_only(
+                    openapi::group_version(&self.core.registry(), &gv)
+                        .map(|v| json_response(200, &v, "application/json", &[]))
+                        .ok_or_else(ApiError::no_route),
+                )
+            }
+            _ => {
+                let target = self.resolve(&segs)?;
+                self.resource_request(req, target, query, &accept, id).await
+            }
+        }
+    }
+
+    fn discovery(&self, core: bool, accept: &str) -> Response<Body> {
+        let reg = self.core.registry();
+        if accept.contains("apidiscovery.k8s.io") && accept.contains("v=v2;")
+            || accept.contains("v=v2,")
+            || accept.ends_with("v=v2")
+        {
+            return json_response(200, &reg.aggregated(core), AGGREGATED, &[]);
+        }
+        let v = if core { reg.api_versions() } else { reg.api_group_list() };
+        json_response(200, &v, "application/json", &[])
+    }
+
+    fn resolve(&self, segs: &[&str]) -> Result<Target, ApiError> {
+        let (group, version, rest) = match segs {
+            ["api", "v1", rest @ ..] => ("", "v1", rest),
+            ["apis", g, v, rest @ ..] => (*g, *v, rest),
+            _ => return Err(ApiError::no_route()),
+        };
+        let reg = self.core.registry();
+        let lookup = |plural: &str| reg.get(group, version, plural).ok_or_else(ApiError::no_route);
+        let t = match rest {
+            // /api/v1/namespaces/{name}/status|finalize is the namespace object itself.
+            ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => Target {
+                rt: lookup("namespaces")?,
+                namespace: None,
+                name: Some(name.to_string()),
+                sub: Some(sub.to_string()),
+            },
+            ["namespaces", ns, plural, tail @ ..] => {
+                let rt = lookup(plural)?;
+                if !rt.namespaced {
+                    return Err(ApiError::no_route());
+                }
+                match tail {
+                    [] => Target {
+                        rt,
+                        namespace: Some(ns.to_string()),
+                        name: None,
+                        sub: None,
+                    },
+                    [name] => Target {
+                        rt,
+                        namespace: Some(ns.to_string()),
+                        name: Some(name.to_string()),
+                        sub: None,
+                    },
+                    [name, sub] => Target {
+                        rt,
+                        namespace: Some(ns.to_string()),
+                        name: Some(name.to_string()),
+                        sub: Some(sub.to_string()),
+                    },
+                    _ => return Err(ApiError::no_route()),
+                }
+            }
+            [plural] => Target {
+                rt: lookup(plural)?,
+                namespace: None,
+                name: None,
+                sub: None,
+            },
+            [plural, name] => {
+                let rt = lookup(plural)?;
+                if rt.namespaced {
+                    return Err(ApiError::no_route());
+                }
+                Target {
+                    rt,
+                    namespace: None,
+                    name: Some(name.to_string()),
+                    sub: None,
+                }
+            }
+            [plural, name, sub] => {
+                let rt = lookup(plural)?;
+                if rt.namespaced {
+                    return Err(ApiError::no_route());
+                }
+                Target {
+                    rt,
+                    namespace: None,
+                    name: Some(name.to_string()),
+                    sub: Some(sub.to_string()),
+                }
+            }
+            _ => return Err(ApiError::no_route()),
+        };
+        Ok(t)
+    }
+}

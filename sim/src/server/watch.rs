@@ -1,0 +1,275 @@
+//! Watches: initial events or a resume from a resourceVersion, selector-aware event
+//! translation, bookmarks, timeouts, and the fault hooks (partitions, dropped watches).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::Core;
+use crate::error::ApiError;
+use crate::resources::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{Event, EventKind, Stored};
+
+use super::list::matches_sel;
+use super::response::full;
+use super::{Body, Server, TABLE_CT};
+
+impl Server {
+    pub(super) async fn watch(
+        self: &Arc<Self>,
+        rt: Arc<ResourceType>,
+        ns: Option<String>,
+        query: &HashMap<String, String>,
+        wants_table: bool,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let (ls, fs) = Self::selectors(&rt, query)?;
+        let timeout = match query.get("timeoutSeconds") {
+            Some(t) if !t.is_empty() => {
+                Some(Duration::from_secs(t.parse().map_err(|_| {
+                    ApiError::bad_request(format!("timeoutSeconds: invalid value {t:?}"))
+                })?))
+            }
+            _ => None,
+        };
+        let bookmarks = query.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+        let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+        let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
+        let key = rt.key();
+        let (initial, start_rv, rx) = if rv_param.is_empty() || rv_param == "0" || send_initial {
+            let (items, rv, rx) = self.core.store.snapshot_and_watch(&key);
+            (Some(items), rv, rx)
+        } else {
+            let rv: u64 = rv_param
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: {rv_param:?}")))?;
+            match self.core.store.watch_from(rv) {
+                Ok((past, rx)) => {
+                    let (tx, body) = channel_body();
+                    let me = self.clone();
+                    let ctx = WatchCtx {
+                        rt,
+                        ns,
+                        ls,
+                        fs,
+                        table: wants_table,
+                        bookmarks,
+                        timeout,
+                        id: id.to_string(),
+                        last_rv: rv,
+                    };
+                    tokio::spawn(async move { me.pump(ctx, past, None, false, rx, tx).await });
+                    return Ok(watch_response(body, wants_table));
+                }
+                Err(oldest) => {
+                    let e = ApiError::gone(format!("too old resource version: {rv} ({oldest})"));
+                    let ev = json!({"type": "ERROR", "object": e.to_status()});
+                    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+                    line.push(b'\n');
+                    return Ok(Response::builder()
+                        .status(200)
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(full(line))
+                        .unwrap_or_else(|_| Response::new(full(""))));
+                }
+            }
+        };
+        let (tx, body) = channel_body();
+        let me = self.clone();
+        let ctx = WatchCtx {
+            rt,
+            ns,
+            ls,
+            fs,
+            table: wants_table,
+            bookmarks,
+            timeout,
+            id: id.to_string(),
+            last_rv: start_rv,
+        };
+        tokio::spawn(async move { me.pump(ctx, Vec::new(), initial, send_initial, rx, tx).await });
+        Ok(watch_response(body, wants_table))
+    }
+
+    fn encode_event(&self, ctx: &WatchCtx, kind: &str, obj: &Stored) -> Bytes {
+        let mut out = Vec::with_capacity(obj.raw.len() + 32);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        if ctx.table {
+            let v = obj.value();
+            let tbl = self.table_for(&ctx.rt, &[v], &obj.rv.to_string(), None, "Object");
+            out.extend_from_slice(&serde_json::to_vec(&tbl).unwrap_or_default());
+        } else {
+            out.extend_from_slice(&obj.raw);
+        }
+        out.extend_from_slice(b"}\n");
+        Bytes::from(out)
+    }
+
+    fn bookmark(&self, ctx: &WatchCtx, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": ctx.last_rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let ev = json!({"type": "BOOKMARK", "object": {"kind": ctx.rt.kind, "apiVersion": ctx.rt.api_version(), "metadata": meta}});
+        let mut v = serde_json::to_vec(&ev).unwrap_or_default();
+        v.push(b'\n');
+        Bytes::from(v)
+    }
+
+    /// Translate an event for one watcher: selectors turn entering/leaving into ADDED/DELETED.
+    fn translate(ctx: &WatchCtx, ev: &Event) -> Option<&'static str> {
+        if ev.key != ctx.rt.key() {
+            return None;
+        }
+        if let Some(ns) = &ctx.ns {
+            if &ev.obj.namespace != ns {
+                return None;
+            }
+        }
+        let now = matches_sel(&ev.obj, &ctx.ls, &ctx.fs);
+        let before = ev.prev.as_ref().map(|p| matches_sel(p, &ctx.ls, &ctx.fs));
+        match (ev.kind, before, now) {
+            (EventKind::Added, _, true) => Some("ADDED"),
+            (EventKind::Deleted, Some(true), _) | (EventKind::Deleted, None, true) => Some("DELETED"),
+            (EventKind::Modified, Some(true), true) => Some("MODIFIED"),
+            (EventKind::Modified, Some(false) | None, true) => Some("ADDED"),
+            (EventKind::Modified, Some(true), false) => Some("DELETED"),
+            _ => None,
+        }
+    }
+
+    async fn pump(
+        self: Arc<Self>,
+        mut ctx: WatchCtx,
+        past: Vec<Arc<Event>>,
+        initial: Option<Vec<Arc<Stored>>>,
+        initial_end_bookmark: bool,
+        mut rx: broadcast::Receiver<Arc<Event>>,
+        tx: mpsc::Sender<Bytes>,
+    ) {
+        self.core.open_watches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _guard = WatchGuard(self.core.clone());
+        let deadline = ctx.timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut drops = self.faults.watch_drops();
+        drops.borrow_and_update();
+        let mut shutdown = self.shutdown.clone();
+        if let Some(items) = initial {
+            for o in items {
+                let ns_ok = ctx.ns.as_ref().is_none_or(|ns| &o.namespace == ns);
+                if ns_ok
+                    && matches_sel(&o, &ctx.ls, &ctx.fs)
+                    && tx.send(self.encode_event(&ctx, "ADDED", &o)).await.is_err()
+                {
+                    return;
+                }
+            }
+            if initial_end_bookmark && tx.send(self.bookmark(&ctx, true)).await.is_err() {
+                return;
+            }
+        }
+        for ev in past {
+            ctx.last_rv = ev.rv;
+            if let Some(kind) = Self::translate(&ctx, &ev) {
+                if tx.send(self.encode_event(&ctx, kind, &ev.obj)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut tick = tokio::time::interval(self.bookmark_interval);
+        tick.tick().await;
+        loop {
+            let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(ev) => {
+                        if ev.rv <= ctx.last_rv {
+                            continue;
+                        }
+                        if self.faults.is_held(&ctx.id) {
+                            // Partitioned: the client hears nothing until released.
+                            self.faults.wait_released(&ctx.id).await;
+                        }
+                        ctx.last_rv = ev.rv;
+                        if let Some(kind) = Self::translate(&ctx, &ev) {
+                            if tx.send(self.encode_event(&ctx, kind, &ev.obj)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    // Too slow a reader: end the watch; the client resumes from its last RV.
+                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick(), if ctx.bookmarks => {
+                    if !self.faults.is_held(&ctx.id) && tx.send(self.bookmark(&ctx, false)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep_until(sleep_until) => {
+                    if deadline.is_some() {
+                        return;
+                    }
+                }
+                r = drops.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    let target = drops.borrow().1.clone();
+                    if target.is_none_or(|c| ctx.id.contains(&c)) {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    }
+}
+
+/// Counts a watch as open for as long as it streams.
+struct WatchGuard(Arc<Core>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.open_watches.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+struct WatchCtx {
+    rt: Arc<ResourceType>,
+    ns: Option<String>,
+    ls: LabelSelector,
+    fs: FieldSelector,
+    table: bool,
+    bookmarks: bool,
+    timeout: Option<Duration>,
+    id: String,
+    last_rv: u64,
+}
+
+fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    (tx, StreamBody::new(stream).boxed())
+}
+
+fn watch_response(body: Body, table: bool) -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, if table { TABLE_CT } else { "application/json" })
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(full("")))
+}
