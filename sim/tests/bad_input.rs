@@ -42,6 +42,24 @@ async fn malformed_yaml_is_400() {
 }
 
 #[tokio::test]
+async fn apply_bodies_are_json_or_yaml_and_malformed_ones_are_400() {
+    let sim = sim().await;
+    let path = "/api/v1/namespaces/default/configmaps/applied?fieldManager=test";
+    let ct = Some("application/apply-patch+yaml");
+    let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  k: from-yaml\n";
+    let r = raw(&sim, "PATCH", path, ct, yaml).await;
+    assert_eq!(r.code, 201, "body: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["k"], "from-yaml");
+    let json =
+        br#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k": "from-json"}}"#;
+    let r = raw(&sim, "PATCH", path, ct, json).await;
+    assert_eq!(r.code, 200, "body: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["k"], "from-json");
+    let r = raw(&sim, "PATCH", path, ct, b"metadata: [unclosed").await;
+    assert_status(&r, 400, "BadRequest");
+}
+
+#[tokio::test]
 async fn unknown_resource_is_404() {
     let sim = sim().await;
     let r = raw(&sim, "GET", "/api/v1/namespaces/default/gizmos", None, b"").await;

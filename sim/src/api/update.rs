@@ -37,22 +37,40 @@ const SERVER_META: &[&str] = &[
 ];
 
 /// Compare two objects ignoring resourceVersion and managedFields timestamps (no-op detection).
+/// Compares in place: cloning two large objects per write cost more than the comparison.
 fn same_object(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut c = v.clone();
-        if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            if let Some(Value::Array(mf)) = m.get_mut("managedFields") {
-                for e in mf.iter_mut() {
-                    if let Some(o) = e.as_object_mut() {
-                        o.remove("time");
-                    }
-                }
-            }
-        }
-        c
+    /// Equal maps, except for the keys in `skip` and with `inner` deciding for the keys it claims.
+    fn same_map(
+        a: &serde_json::Map<String, Value>,
+        b: &serde_json::Map<String, Value>,
+        skip: &[&str],
+        inner: &dyn Fn(&str, &Value, &Value) -> Option<bool>,
+    ) -> bool {
+        let keys = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| !skip.contains(&k.as_str())).count();
+        keys(a) == keys(b)
+            && a.iter()
+                .filter(|(k, _)| !skip.contains(&k.as_str()))
+                .all(|(k, va)| b.get(k).is_some_and(|vb| inner(k, va, vb).unwrap_or_else(|| va == vb)))
+    }
+    let same_entry = |x: &Value, y: &Value| match (x.as_object(), y.as_object()) {
+        (Some(x), Some(y)) => same_map(x, y, &["time"], &|_, _, _| None),
+        _ => x == y,
     };
-    strip(a) == strip(b)
+    let same_meta = |_: &str, x: &Value, y: &Value| -> bool {
+        match (x.as_object(), y.as_object()) {
+            (Some(x), Some(y)) => same_map(x, y, &["resourceVersion"], &|k, x, y| {
+                (k == "managedFields").then(|| match (x.as_array(), y.as_array()) {
+                    (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_entry(x, y)),
+                    _ => x == y,
+                })
+            }),
+            _ => x == y,
+        }
+    };
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => same_map(a, b, &[], &|k, x, y| (k == "metadata").then(|| same_meta(k, x, y))),
+        _ => a == b,
+    }
 }
 
 impl Core {
@@ -223,5 +241,37 @@ impl Core {
             return Ok(Write::Delete(new));
         }
         Ok(Write::Put(new))
+    }
+}
+
+#[cfg(test)]
+mod same_object_tests {
+    use super::same_object;
+    use serde_json::json;
+
+    #[test]
+    fn ignores_resource_version_and_managed_field_times_only() {
+        let a = json!({"kind": "X", "metadata": {"name": "a", "resourceVersion": "1",
+            "managedFields": [{"manager": "m", "time": "t1", "fieldsV1": {"f:spec": {}}}]}, "spec": {"x": 1}});
+        let mut b = a.clone();
+        b["metadata"]["resourceVersion"] = json!("2");
+        b["metadata"]["managedFields"][0]["time"] = json!("t2");
+        assert!(same_object(&a, &b));
+        let mut c = b.clone();
+        c["spec"]["x"] = json!(2);
+        assert!(!same_object(&a, &c));
+        let mut d = b.clone();
+        d["metadata"]["managedFields"][0]["manager"] = json!("other");
+        assert!(!same_object(&a, &d));
+        let mut e = b.clone();
+        e["metadata"]["labels"] = json!({"k": "v"});
+        assert!(!same_object(&a, &e));
+        let mut f = b.clone();
+        f["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+        assert!(same_object(&a, &f));
+        let mut g = b.clone();
+        g["status"] = json!({});
+        assert!(!same_object(&a, &g));
+        assert!(!same_object(&g, &a));
     }
 }

@@ -110,8 +110,11 @@ impl Server {
                 ))
             })?,
             "application/yaml" | "application/apply-patch+yaml" if yaml_ok || media == "application/yaml" => {
-                serde_saphyr::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?
+                match serde_json::from_slice(body) {
+                    Ok(v) => v,
+                    Err(_) => serde_saphyr::from_slice(body)
+                        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?,
+                }
             }
             // client-go's typed clients (Helm's release storage among them) send protobuf.
             crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body)?,
