@@ -10,6 +10,10 @@
 //!   applications that only read the file, after `ack_timeout` (the contract is then: stop a
 //!   listener within `ack_timeout` of its disappearing from the file).
 //!
+//! * Versions increase across sidecar restarts (the first is the wall clock in milliseconds), and
+//!   an acknowledgement of a version that was never published is refused: a stale ack from before
+//!   a restart cannot release anything.
+//!
 //! Document:
 //! ```json
 //! {"version": 7, "pod": "user-service-0-7d4a", "namespace": "default",
@@ -68,8 +72,16 @@ pub struct Document {
 
 struct Shared {
     doc: watch::Sender<Document>,
+    /// Highest version the application acknowledged.
     acked: watch::Sender<u64>,
+    /// Highest version written to the file.
+    written: watch::Sender<u64>,
 }
+
+/// Retry a failed write of the file this often.
+const WRITE_RETRY: Duration = Duration::from_millis(500);
+/// On exit, how long to keep trying to write the final (empty) file.
+const FINAL_WRITE: Duration = Duration::from_secs(5);
 
 /// Write `bytes` to `path` atomically: temporary file in the same directory, fsync, rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -95,11 +107,37 @@ fn render(doc: &Document) -> Vec<u8> {
     v
 }
 
+/// The first version of a sidecar's life: later than any version an earlier incarnation
+/// published (unless the wall clock went back), so an application never waits on a stale one.
+fn first_version() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Run the sidecar until `shutdown` resolves; then stop everything (empty file), wait for the
 /// acknowledgements (bounded) and release every Lease.
 pub async fn run(client: kube::Client, cfg: SidecarConfig, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(cfg.listen).await?;
+    run_on(client, cfg, listener, shutdown).await
+}
+
+/// [`run`] serving on an already bound `listener` (`cfg.listen` is not used).
+pub async fn run_on(
+    client: kube::Client,
+    mut cfg: SidecarConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    // On shutdown a file-only application is given `ack_timeout` per stop: the agent must wait
+    // at least that long before it gives up on releasing (and lets the Leases expire instead).
+    cfg.agent.stop_timeout = cfg.agent.stop_timeout.max(cfg.ack_timeout + Duration::from_secs(2));
+    let first = first_version();
     let initial = Document {
-        version: 1,
+        version: first,
         pod: cfg.agent.pod_name.clone(),
         namespace: cfg.agent.namespace.clone(),
         listeners: Vec::new(),
@@ -109,10 +147,11 @@ pub async fn run(client: kube::Client, cfg: SidecarConfig, shutdown: impl Future
     let shared = Arc::new(Shared {
         doc: watch::channel(initial).0,
         acked: watch::channel(0).0,
+        written: watch::channel(first).0,
     });
-    let listener = TcpListener::bind(cfg.listen).await?;
     info!(addr = %listener.local_addr()?, file = %cfg.file.display(), "baton agent sidecar serving");
     let server = tokio::spawn(serve(listener, shared.clone()));
+    let writer = tokio::spawn(write_file(cfg.file.clone(), shared.clone()));
     let mut agent = Agent::start(client, cfg.agent.clone());
     tokio::pin!(shutdown);
     let mut stopping = false;
@@ -127,16 +166,18 @@ pub async fn run(client: kube::Client, cfg: SidecarConfig, shutdown: impl Future
                             (s.set.clone(), s.listener.clone()),
                             ListenerEntry { listener_set: s.set, id: s.listener, config: s.config, fencing_token: s.fencing_token },
                         );
-                        publish(&shared, &cfg.file, &running);
+                        publish(&shared, &running);
                     }
                     AgentEvent::Stop(stop) => {
                         running.remove(&(stop.set.clone(), stop.listener.clone()));
-                        let version = publish(&shared, &cfg.file, &running);
-                        // Hold the Stop (and so the release) until the app has applied `version`.
-                        let mut acked = shared.acked.subscribe();
+                        let version = publish(&shared, &running);
+                        // Hold the Stop (and so the release) until the app has applied `version`,
+                        // or until `ack_timeout` after the file without the listener was written.
+                        let acked = shared.acked.subscribe();
+                        let written = shared.written.subscribe();
                         let timeout = cfg.ack_timeout;
                         tokio::spawn(async move {
-                            let _ = tokio::time::timeout(timeout, acked.wait_for(|a| *a >= version)).await;
+                            applied(acked, written, version, timeout).await;
                             stop.ack();
                         });
                     }
@@ -148,28 +189,90 @@ pub async fn run(client: kube::Client, cfg: SidecarConfig, shutdown: impl Future
             }
         }
     }
+    // Leave the final (empty) document in the file before going.
+    let last = shared.doc.borrow().version;
+    let mut written = shared.written.subscribe();
+    if tokio::time::timeout(FINAL_WRITE, written.wait_for(|w| *w >= last))
+        .await
+        .is_err()
+    {
+        warn!(file = %cfg.file.display(), "the final listeners file could not be written");
+    }
+    writer.abort();
     server.abort();
     Ok(())
 }
 
+/// Resolves once the application acknowledged `version`, or `timeout` after the file of that
+/// version was written. (The channels close only after the sidecar dropped its [`Agent`], when an
+/// acknowledgement no longer releases anything.)
+async fn applied(mut acked: watch::Receiver<u64>, mut written: watch::Receiver<u64>, version: u64, timeout: Duration) {
+    let ack = async {
+        let _ = acked.wait_for(|a| *a >= version).await;
+    };
+    let file = async {
+        if written.wait_for(|w| *w >= version).await.is_ok() {
+            tokio::time::sleep(timeout).await;
+        }
+    };
+    tokio::select! {
+        _ = ack => {}
+        _ = file => {}
+    }
+}
+
 /// Publish the running set as a new version; returns it.
-fn publish(shared: &Shared, file: &Path, running: &BTreeMap<(String, String), ListenerEntry>) -> u64 {
+fn publish(shared: &Shared, running: &BTreeMap<(String, String), ListenerEntry>) -> u64 {
     let mut version = 0;
     shared.doc.send_modify(|d| {
         d.version += 1;
         d.listeners = running.values().cloned().collect();
         version = d.version;
-        if let Err(e) = write_atomically(file, &render(d)) {
-            warn!(error = %e, file = %file.display(), "writing the listeners file failed");
-        }
     });
     version
 }
 
+/// Keep the file at the latest document, retrying failed writes (an application that only reads
+/// the file learns of a stop from it, so a failed write must not be forgotten).
+async fn write_file(file: PathBuf, shared: Arc<Shared>) {
+    let mut docs = shared.doc.subscribe();
+    loop {
+        let doc = docs.borrow_and_update().clone();
+        if doc.version > *shared.written.borrow() {
+            let (path, bytes) = (file.clone(), render(&doc));
+            let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
+            match result {
+                Ok(Ok(())) => {
+                    shared.written.send_modify(|w| *w = (*w).max(doc.version));
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, file = %file.display(), "writing the listeners file failed; retrying");
+                    tokio::time::sleep(WRITE_RETRY).await;
+                    continue;
+                }
+                Err(e) => {
+                    warn!(error = %e, file = %file.display(), "writing the listeners file failed; retrying");
+                    tokio::time::sleep(WRITE_RETRY).await;
+                    continue;
+                }
+            }
+        }
+        if docs.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // E.g. out of file descriptors: do not spin.
+                warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -209,8 +312,15 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
         }
         (&Method::POST, "/ack") => match query(&req, "version").and_then(|v| v.parse::<u64>().ok()) {
             Some(v) => {
-                shared.acked.send_modify(|a| *a = (*a).max(v));
-                reply(StatusCode::NO_CONTENT, Vec::new(), "text/plain")
+                let current = shared.doc.borrow().version;
+                if v > current {
+                    // Not a version of ours (e.g. from before a restart): it proves nothing.
+                    let msg = format!("version {v} was never published (current: {current})\n");
+                    reply(StatusCode::CONFLICT, msg.into_bytes(), "text/plain")
+                } else {
+                    shared.acked.send_modify(|a| *a = (*a).max(v));
+                    reply(StatusCode::NO_CONTENT, Vec::new(), "text/plain")
+                }
             }
             None => reply(
                 StatusCode::BAD_REQUEST,

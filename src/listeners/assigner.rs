@@ -37,6 +37,8 @@
 //! * **Removed listeners**: a Lease whose listener is no longer in the spec is asked to be
 //!   released, then deleted ([`Move::DeleteLease`], with a `resourceVersion` precondition)
 //!   once it is free.
+//! * **Deleted sets** ([`finalize`]): every listener is treated as removed; the controller's
+//!   finalizer keeps the ListenerSet until no Lease of it is left.
 //!
 //! # Placement rules
 //!
@@ -108,6 +110,8 @@ pub enum ReleaseReason {
     Removed,
     /// The holder holds more than `maxPerPod`.
     OverLimit,
+    /// The ListenerSet is being deleted.
+    SetDeleted,
 }
 
 impl ReleaseReason {
@@ -118,6 +122,7 @@ impl ReleaseReason {
             ReleaseReason::Suspended => "suspended",
             ReleaseReason::Removed => "removed",
             ReleaseReason::OverLimit => "over-limit",
+            ReleaseReason::SetDeleted => "listenerset-deleted",
         }
     }
 }
@@ -361,6 +366,29 @@ pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]
     releases.extend(assigns);
     releases.extend(deletes);
     releases
+}
+
+/// The moves that wind a deleted ListenerSet down: every listener is treated as removed (a live
+/// holder is asked to release, reason [`ReleaseReason::SetDeleted`]; a free Lease is deleted),
+/// and nothing is assigned.
+pub fn finalize(pods: &[PodView], leases: &[LeaseView]) -> Vec<Move> {
+    assign(&[], pods, leases, 0)
+        .into_iter()
+        .map(|m| match m {
+            Move::RequestRelease {
+                listener,
+                holder,
+                resource_version,
+                ..
+            } => Move::RequestRelease {
+                listener,
+                holder,
+                resource_version,
+                reason: ReleaseReason::SetDeleted,
+            },
+            other => other,
+        })
+        .collect()
 }
 
 /// What a listener is doing right now.

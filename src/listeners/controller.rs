@@ -15,6 +15,10 @@
 //!   Leases whose holder pod is gone, not Ready or terminating as expired at once (orphans
 //!   only: Leases of Ready holders are never touched), then records the nonce in
 //!   [`RECOVERED_ANNOTATION`].
+//! * Deletion: every ListenerSet gets [`FINALIZER`] before any of its Leases is written. Once it
+//!   is being deleted, every listener is treated as removed ([`assigner::finalize`]): live holders
+//!   are asked to release, a Lease is deleted only once released, expired or its holder is gone,
+//!   and the finalizer goes when the API server lists no Lease of the set any more.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +49,7 @@ use crate::api::listenerset::{
 use crate::api::rollout::Rollout;
 use crate::error::{is_status, Error, Result};
 use crate::listeners::assigner::{self, ListenerState, ListenerView, Move, PodView};
-use crate::listeners::{CONFIG_ANNOTATION, MANAGER, RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
+use crate::listeners::{CONFIG_ANNOTATION, FINALIZER, MANAGER, RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -584,8 +588,15 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
     let ns = set.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = set.name_any();
-    if set.metadata.deletion_timestamp.is_some() {
+    let deleting = set.metadata.deletion_timestamp.is_some();
+    let finalized = set.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && !finalized {
+        // Not ours to wind down (already finalized, or deleted before we ever saw it).
         return Ok(Requeue::await_change());
+    }
+    if !finalized {
+        // Before any Lease of the set exists: a set deleted later cannot leave Leases behind.
+        add_finalizer(&ctx, &set, &ns, &name).await?;
     }
     // Never decide from half-filled caches: a missing pod would look like a dead holder.
     let _ = ctx.secrets.wait_until_ready().await;
@@ -602,7 +613,8 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     if let Err(es) = listenerset::validate(&set.spec) {
         spec_errors.extend(es);
     }
-    if !spec_errors.is_empty() {
+    // A set being deleted is wound down whatever its spec says.
+    if !spec_errors.is_empty() && !deleting {
         let message = spec_errors.join("; ");
         let status = ListenerSetStatus {
             observed_generation: set.metadata.generation,
@@ -620,7 +632,15 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     }
 
     let default_duration = set.spec.lease_duration_seconds;
-    let desired = resolve(&set, &ns, &ctx.secrets);
+    let desired = if deleting {
+        Desired {
+            listeners: Vec::new(),
+            problems: Vec::new(),
+            keep_unknown: false,
+        }
+    } else {
+        resolve(&set, &ns, &ctx.secrets)
+    };
     let recover_nonce = annotation(&set.metadata, RECOVER_ANNOTATION)
         .filter(|n| annotation(&set.metadata, RECOVERED_ANNOTATION) != Some(*n))
         .map(str::to_string);
@@ -769,7 +789,12 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         )
         .collect();
     let max = u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0);
-    let moves: Vec<Move> = assigner::assign(&listener_views, &pod_views, &lease_views, max)
+    let planned = if deleting {
+        assigner::finalize(&pod_views, &lease_views)
+    } else {
+        assigner::assign(&listener_views, &pod_views, &lease_views, max)
+    };
+    let moves: Vec<Move> = planned
         .into_iter()
         .filter(|m| !(matches!(m, Move::Assign { .. }) && no_config.contains(m.listener())))
         .collect();
@@ -865,6 +890,18 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     }
 
     // Status, from the state the moves started from (the next reconcile sees their effect).
+    // While the set is being deleted, its listeners are the Leases still left.
+    let listener_views: Vec<ListenerView> = if deleting {
+        lease_views
+            .iter()
+            .map(|l| ListenerView {
+                id: l.listener.clone(),
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        listener_views
+    };
     let summary = assigner::summarize(&listener_views, &pod_views, &lease_views);
     let eligible = pod_views.iter().filter(|p| p.eligible).count();
     let assignments = summary
@@ -887,44 +924,57 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         })
         .collect();
     let wanted = summary.listeners - summary.suspended;
-    let all_running = summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0;
-    let (ready_reason, ready_message) = if all_running {
-        (
-            "AllRunning",
-            format!("{} of {} listeners running", summary.running, wanted),
-        )
-    } else if eligible == 0 {
-        (
-            "NoEligiblePods",
-            format!(
+    let (all_running, ready_reason, ready_message, degraded, degraded_reason, degraded_message) = if deleting {
+        let message = terminating_message(&summary);
+        (false, "Terminating", message.clone(), false, "Terminating", message)
+    } else {
+        let all_running = summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0;
+        let (ready_reason, ready_message) = if all_running {
+            (
+                "AllRunning",
+                format!("{} of {} listeners running", summary.running, wanted),
+            )
+        } else if eligible == 0 {
+            (
+                "NoEligiblePods",
+                format!(
                 "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
                 wanted - summary.running
             ),
-        )
-    } else {
+            )
+        } else {
+            (
+                "ListenersNotRunning",
+                format!(
+                    "{} of {} listeners running ({} pending, {} orphaned)",
+                    summary.running, wanted, summary.pending, summary.orphaned
+                ),
+            )
+        };
+        let (degraded, degraded_reason, degraded_message) = if !desired.problems.is_empty() {
+            (true, "MissingSecret", desired.problems.join("; "))
+        } else if !all_running && eligible == 0 {
+            (true, "NoEligiblePods", ready_message.clone())
+        } else if summary.orphaned > 0 {
+            (
+                true,
+                "Orphaned",
+                format!(
+                    "{} listeners have a gone or expired holder and are being taken over",
+                    summary.orphaned
+                ),
+            )
+        } else {
+            (false, "AsExpected", "nothing needs attention".to_string())
+        };
         (
-            "ListenersNotRunning",
-            format!(
-                "{} of {} listeners running ({} pending, {} orphaned)",
-                summary.running, wanted, summary.pending, summary.orphaned
-            ),
+            all_running,
+            ready_reason,
+            ready_message,
+            degraded,
+            degraded_reason,
+            degraded_message,
         )
-    };
-    let (degraded, degraded_reason, degraded_message) = if !desired.problems.is_empty() {
-        (true, "MissingSecret", desired.problems.join("; "))
-    } else if !all_running && eligible == 0 {
-        (true, "NoEligiblePods", ready_message.clone())
-    } else if summary.orphaned > 0 {
-        (
-            true,
-            "Orphaned",
-            format!(
-                "{} listeners have a gone or expired holder and are being taken over",
-                summary.orphaned
-            ),
-        )
-    } else {
-        (false, "AsExpected", "nothing needs attention".to_string())
     };
     let status = ListenerSetStatus {
         observed_generation: set.metadata.generation,
@@ -954,6 +1004,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         ],
     };
     if set.status.as_ref() != Some(&status) {
+        let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
+        if deleting && prev_ready.is_none_or(|c| c.reason != "Terminating") {
+            publish(&ctx, &reference, EventType::Normal, "Terminating", &ready_message);
+        }
         let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
         if degraded && prev_degraded.is_none_or(|c| c.message != degraded_message) && degraded_reason != "Orphaned" {
             publish(&ctx, &reference, EventType::Warning, degraded_reason, &degraded_message);
@@ -975,6 +1029,9 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
 
+    if deleting && lease_views.is_empty() && !retry_soon {
+        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
+    }
     if retry_soon {
         return Ok(Requeue::requeue(Duration::from_millis(100)));
     }
@@ -982,6 +1039,74 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         Some(at) => Requeue::requeue(at.saturating_duration_since(Instant::now()) + Duration::from_millis(20)),
         None => Requeue::await_change(),
     })
+}
+
+fn terminating_message(summary: &assigner::Summary) -> String {
+    if summary.listeners == 0 {
+        return "the ListenerSet is being deleted: no Lease is left".to_string();
+    }
+    format!(
+        "the ListenerSet is being deleted: {} Leases left, {} of them held by a pod that was asked to stop the \
+         listener; each Lease is deleted once its holder released it or it expired, then the ListenerSet goes",
+        summary.listeners, summary.running
+    )
+}
+
+/// Add [`FINALIZER`], conditional on the `resourceVersion` read (a 409 just retries).
+async fn add_finalizer(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> Result<()> {
+    let mut finalizers = set.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": set.resource_version()}});
+    let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    debug!(listenerset = %name, "finalizer added");
+    Ok(())
+}
+
+/// No Lease of a deleted set is left in the cache: confirm with the API server, then let the set go.
+async fn finish_deletion(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    name: &str,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+) -> Result<Requeue> {
+    // The cache may not have seen a Lease our previous reconcile created yet: ask the server. (A
+    // name that is no label value cannot label a Lease, so none can exist.)
+    if listenerset::is_label_value(name) {
+        let lp = ListParams::default().labels(&format!("{LISTENERSET_LABEL}={name},{LISTENER_LABEL}"));
+        let left = Api::<Lease>::namespaced(ctx.client.clone(), ns).list(&lp).await?;
+        if !left.items.is_empty() {
+            debug!(listenerset = %name, left = left.items.len(), "deleted set: Leases not cached yet");
+            return Ok(Requeue::requeue(Duration::from_millis(500)));
+        }
+    }
+    if let Some(index) = set.finalizers().iter().position(|f| f == FINALIZER) {
+        // Remove exactly our entry, and only if it is still where we saw it.
+        let path = format!("/metadata/finalizers/{index}");
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": path, "value": FINALIZER},
+            {"op": "remove", "path": path},
+        ]))?;
+        let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), ns);
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => return Ok(Requeue::await_change()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    info!(listenerset = %name, "every Lease deleted: finalizer removed");
+    publish(
+        ctx,
+        reference,
+        EventType::Normal,
+        "Finalized",
+        "every listener stopped and every Lease deleted: the ListenerSet goes",
+    );
+    Ok(Requeue::await_change())
 }
 
 fn publish(

@@ -13,3 +13,6 @@ pub const CONFIG_ANNOTATION: &str = "baton.dev/config";
 pub const RECOVER_ANNOTATION: &str = "baton.dev/recover";
 /// ListenerSet annotation: the last recover nonce the controller acted on.
 pub const RECOVERED_ANNOTATION: &str = "baton.dev/recovered";
+/// Finalizer the controller puts on every ListenerSet: a deleted set goes only once every
+/// listener has stopped and every Lease of the set is deleted.
+pub const FINALIZER: &str = "baton.dev/listeners";

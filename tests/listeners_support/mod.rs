@@ -401,6 +401,70 @@ impl World {
     }
 }
 
+/// Aborts its task when dropped.
+pub struct AbortOnDrop(pub JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// listener → when the test's watch saw its Lease deleted.
+pub type Deletions = Arc<Mutex<BTreeMap<String, Instant>>>;
+
+impl World {
+    /// Record when each Lease of `set` is deleted (returns once the watch has listed).
+    pub async fn watch_lease_deletions(&self, set: &str) -> (Deletions, AbortOnDrop) {
+        use futures::StreamExt;
+        use kube::runtime::{watcher, WatchStreamExt};
+        let seen: Deletions = Arc::default();
+        let cfg = watcher::Config::default().labels(&format!("baton.dev/listenerset={set}"));
+        // Backoff: once the simulator is gone, retries must not spin and block runtime shutdown.
+        let mut stream = watcher(self.leases(), cfg).default_backoff().boxed();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let out = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(watcher::Event::Delete(l)) => {
+                        if let Some(id) = l.metadata.labels.as_ref().and_then(|m| m.get("baton.dev/listener")) {
+                            out.lock().unwrap().insert(id.clone(), Instant::now());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("lease watch listed in time")
+            .expect("lease watch running");
+        (seen, AbortOnDrop(task))
+    }
+
+    /// Reasons of the Events about ListenerSet `set`.
+    pub async fn set_event_reasons(&self, set: &str) -> Vec<String> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), NS);
+        let list = events.list(&ListParams::default()).await.expect("events");
+        list.items
+            .into_iter()
+            .filter(|e| {
+                e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.kind.as_deref() == Some("ListenerSet") && r.name.as_deref() == Some(set))
+            })
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+}
+
 pub fn listeners(n: usize) -> Vec<Listener> {
     (0..n)
         .map(|i| Listener {

@@ -525,12 +525,45 @@ fn lease_views() {
 }
 
 #[test]
+fn a_deleted_set_releases_live_holders_deletes_free_leases_and_assigns_nothing() {
+    let pods = [pod("p1"), pod("p2"), unfit("p3")];
+    let mut asked = held("asked", "p2");
+    asked.release_requested = true;
+    let mut expired = held("expired", "p1");
+    expired.expired = true;
+    let leases = [
+        held("a", "p1"),
+        asked,
+        held("c", "p3"),
+        released("free"),
+        held("orphan", "gone"),
+        expired,
+    ];
+    let delete = |l: &str| Move::DeleteLease {
+        listener: l.into(),
+        resource_version: format!("rv-{l}"),
+    };
+    assert_eq!(
+        finalize(&pods, &leases),
+        vec![
+            release("a", "p1", ReleaseReason::SetDeleted),
+            release("c", "p3", ReleaseReason::SetDeleted),
+            delete("expired"),
+            delete("free"),
+            delete("orphan"),
+        ]
+    );
+    assert_eq!(finalize(&pods, &[]), vec![]);
+}
+
+#[test]
 fn reasons_are_stable_strings() {
     let all = [
         ReleaseReason::HolderNotEligible,
         ReleaseReason::Suspended,
         ReleaseReason::Removed,
         ReleaseReason::OverLimit,
+        ReleaseReason::SetDeleted,
     ];
     let names: BTreeSet<_> = all.iter().map(|r| r.as_str()).collect();
     assert_eq!(names.len(), all.len());
