@@ -47,24 +47,23 @@ fn lower_bound(replicas: i32) -> Duration {
     READY_DELAY * waves as u32
 }
 
+/// Waits on a watch (as `kubectl wait` does), not by polling: polling a 1,000-instance status
+/// every few ms would load the simulator the controller is measured against.
 async fn wait_healthy(api: &Api<Rollout>, version: &str, replicas: i32, deadline: Duration) -> Result<(), String> {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Ok(r) = api.get("svc").await {
-            if let Some(st) = &r.status {
-                if st.observed_generation == r.metadata.generation
-                    && st.phase == Some(RolloutPhase::Healthy)
-                    && st.versions.get(version).copied() == Some(replicas)
-                    && st.available_replicas == replicas
-                {
-                    return Ok(());
-                }
-            }
-        }
-        if Instant::now() > end {
-            return Err(format!("not healthy on {version} within {deadline:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let version = version.to_string();
+    let healthy = move |r: Option<&Rollout>| {
+        r.and_then(|r| Some((r, r.status.as_ref()?))).is_some_and(|(r, st)| {
+            st.observed_generation == r.metadata.generation
+                && st.phase == Some(RolloutPhase::Healthy)
+                && st.versions.get(&version).copied() == Some(replicas)
+                && st.available_replicas == replicas
+        })
+    };
+    let wait = kube::runtime::wait::await_condition(api.clone(), "svc", healthy);
+    match tokio::time::timeout(deadline, wait).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("watching the Rollout: {e}")),
+        Err(_) => Err(format!("not healthy within {deadline:?}")),
     }
 }
 
