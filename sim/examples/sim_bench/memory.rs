@@ -18,20 +18,29 @@ use crate::{PODS, POD_CLIENTS, WARMUP_PODS};
 struct CountingAlloc;
 
 static LIVE_HEAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Counting is on for the memory phase only (it runs first): one contended atomic per
+/// allocation would slow the throughput phases measurably.
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 // SAFETY: forwards to the system allocator unchanged; only counts sizes.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_HEAP.fetch_add(layout.size(), Ordering::Relaxed);
+        }
         unsafe { std::alloc::System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE_HEAP.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_HEAP.fetch_add(new_size, Ordering::Relaxed);
+            LIVE_HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
     }
 }
@@ -194,6 +203,7 @@ pub(crate) async fn memory() -> Result<MemFigures> {
     let settle_secs = t0.elapsed().as_secs_f64();
     let rss1 = vm_rss_bytes()?;
     let heap1 = LIVE_HEAP.load(Ordering::Relaxed);
+    COUNTING.store(false, Ordering::Relaxed);
     let json1 = sim.core.store.stored_bytes() as u64;
     sim.stop();
     Ok(MemFigures {
