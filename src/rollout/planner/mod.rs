@@ -1,0 +1,297 @@
+//! The pure rollout planner: spec + observed pods and revisions + `now` → actions, status,
+//! events and a requeue time. No I/O; every decision of the Rollout controller is made here.
+//!
+//! The reconciler reads its caches, builds a [`PlanInput`], calls [`plan`], applies
+//! [`Plan::actions`] in order (revisions first, then pods), writes [`Plan::status`] when it
+//! differs from the stored one, publishes [`Plan::events`] and requeues after
+//! [`Plan::requeue_after`] if set. Planning is level-based: it only uses the observed objects and
+//! the facts recorded in status (last healthy revision, batch and pause start times, failed
+//! revision, handled action nonces), so a reconcile killed at any point is finished by the next.
+//!
+//! # Model
+//!
+//! * Instances are slots `<rollout>-<ordinal>`, `0 <= ordinal < spec.replicas`. A slot's pod is
+//!   named `<rollout>-<ordinal>-<revision-hash>` ([`pod_name`]); during a surge a slot briefly
+//!   has an old and a new pod.
+//! * Revisions are ControllerRevisions `<rollout>-<revision-hash>` ([`revision_name`]); the hash
+//!   is [`revision_hash`] of the effective pod template and `spec.version`.
+//! * `status.currentRevision` is the last fully healthy revision (the rollback target);
+//!   `status.updateRevision` the revision of the current spec.
+//! * Batches are cumulative targets over the *unpinned* slots (percentages round up); a last
+//!   batch below 100% gets an implicit final batch; batches that resolve to the same count
+//!   collapse. Slots are chosen for the update revision in this order: slots that have a pod
+//!   of it, then slots without a serving pod of the current revision (empty — missing pods,
+//!   scale-up —, not Ready, or on some other revision), then the rest; ties by ordinal. The
+//!   slots not chosen keep (or return to) the current revision.
+//! * Inside a batch, `maxSurge` (rounded up) bounds the extra pods: the sum over slots of their
+//!   pods beyond one, plus every pod of a slot at or above `spec.replicas`; terminating pods
+//!   count. `maxUnavailable` (rounded down) bounds the slots without a Ready pod: a Ready pod
+//!   whose slot has no other Ready pod is deleted only while fewer than `maxUnavailable` slots
+//!   lack a Ready pod; deleting pods that are not Ready never counts. If both resolve to zero,
+//!   `maxSurge` is taken as 1. The same budgets apply to pins, rollbacks and repairs.
+//! * A batch is healthy when each of its slots has exactly one live pod, of the update revision,
+//!   Ready for `minReadySeconds`. A batch fails when one of its update-revision pods is
+//!   crash-looping, or when it is not healthy `progressDeadlineSeconds` after it started (after
+//!   its pause ended, when it turned unhealthy while pausing).
+//! * After a failure with `autoRollback` (and a healthy revision to return to) every unpinned
+//!   slot returns to `status.currentRevision` at once (no batches, no pauses): phase
+//!   `RollingBack`, then `Healthy` with `Progressing=False/RolledBack` while `Available` stays
+//!   True. Without `autoRollback` the rollout stops (`Degraded`, the message names the instances
+//!   holding it up); only missing pods are recreated. The failed revision is recorded in
+//!   `status.failedUpdate` and not rolled out again until the spec changes (a new revision
+//!   supersedes any rollout in progress) or a retry is requested.
+//! * Pins put named slots on the newest revision with the pinned version (or on the update
+//!   revision when the version is `spec.version`) and keep them there, outside the batches and
+//!   rollbacks. An unknown instance or version makes the spec invalid: `InvalidSpec=True`, a
+//!   Warning event, and no action at all until it is fixed (never half-applied).
+//! * `spec.paused`: no slot that has a pod is touched (missing pods are still recreated and
+//!   scale-down still removes slots); phase `Paused`, `Progressing=Unknown/RolloutPaused`; the
+//!   progress deadline restarts on resume.
+//! * Pods holding listeners (`ObservedPod::holds_listeners`) are drained before deletion:
+//!   [`Action::DrainPod`] first (the reconciler sets annotation `baton.dev/drain`), then
+//!   [`Action::DeletePod`] once the pod holds no listener or `drain_timeout` has passed.
+//! * Old revisions beyond `revisionHistoryLimit` are pruned oldest first, never one that the
+//!   update revision, the current revision, a pin or any pod uses.
+//!
+//! The runtime-action annotation protocol is described in `planner/requests.rs`, the status
+//! conditions in `planner/status.rs`.
+//!
+//! # Layout
+//!
+//! [`plan`] runs the steps of `Planner::run` in order; each step lives with its concept:
+//! `names` (object names and labels), `observed` (the pods as seen, per slot), `revisions`
+//! (hashing, the update and last healthy revisions, pruning), `strategy` (budgets and batch
+//! sizes), `validation` (an invalid spec), `requests` (runtime actions), `batches` (batch
+//! bookkeeping and progression), `pods` (desired revision per slot and pod actions) and
+//! `status` (phase, conditions, observed counts).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use crate::api::rollout::{RolloutSpec, RolloutStatus};
+
+mod batches;
+mod names;
+mod observed;
+mod pods;
+mod requests;
+mod revisions;
+mod status;
+mod strategy;
+mod validation;
+
+pub use names::{parse_slot, pod_labels, pod_name, revision_name, slot_name};
+pub use observed::ObservedPod;
+pub use requests::ActionRequests;
+pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
+pub use status::{CONDITION_AVAILABLE, CONDITION_INVALID_SPEC, CONDITION_PROGRESSING};
+pub use strategy::{batch_counts, budgets};
+
+use observed::SlotPods;
+
+/// Default bound on how long a pod holding listeners is given to hand them over before it is
+/// deleted anyway.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Everything [`plan`] looks at.
+#[derive(Clone, Debug)]
+pub struct PlanInput {
+    /// Rollout name.
+    pub name: String,
+    /// `metadata.generation`.
+    pub generation: i64,
+    pub spec: RolloutSpec,
+    /// Runtime-action annotations.
+    pub requests: ActionRequests,
+    /// Status as stored.
+    pub status: Option<RolloutStatus>,
+    pub pods: Vec<ObservedPod>,
+    pub revisions: Vec<RevisionInfo>,
+    pub now: Timestamp,
+    /// See [`DEFAULT_DRAIN_TIMEOUT`].
+    pub drain_timeout: Duration,
+}
+
+/// Something the reconciler must do. Apply in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create ControllerRevision `name` (labels [`labels::ROLLOUT`], [`labels::REVISION_HASH`],
+    /// [`labels::VERSION`]; data [`revision_data`]).
+    ///
+    /// [`labels::ROLLOUT`]: crate::api::rollout::labels::ROLLOUT
+    /// [`labels::REVISION_HASH`]: crate::api::rollout::labels::REVISION_HASH
+    /// [`labels::VERSION`]: crate::api::rollout::labels::VERSION
+    CreateRevision {
+        name: String,
+        hash: String,
+        revision: i64,
+        version: String,
+        template: Box<PodTemplateSpec>,
+    },
+    /// Prune ControllerRevision `name`.
+    DeleteRevision { name: String },
+    /// Create pod `name` for `slot` from the template of ControllerRevision `revision`, with
+    /// [`pod_labels`].
+    CreatePod {
+        name: String,
+        slot: i32,
+        revision: String,
+        hash: String,
+        version: String,
+    },
+    /// Delete pod `name`.
+    DeletePod { name: String },
+    /// Ask pod `name` to hand its listeners over: set annotation `baton.dev/drain` to now.
+    DrainPod { name: String },
+    /// Pod `name` is wanted again: remove annotation `baton.dev/drain`.
+    UndrainPod { name: String },
+}
+
+/// Event type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// An event to publish on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanEvent {
+    pub type_: EventType,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The planner's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub status: RolloutStatus,
+    pub events: Vec<PlanEvent>,
+    /// Reconcile again after this long even if nothing changes (time is the trigger).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Plans one reconcile. Pure and deterministic.
+pub fn plan(input: &PlanInput) -> Plan {
+    Planner::new(input).run()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// One reconcile's planning: the input, the pods grouped by slot, and what has been decided so
+/// far (actions, events, times to wake up at). The steps of [`Planner::run`] are methods
+/// defined in the submodules.
+struct Planner<'a> {
+    input: &'a PlanInput,
+    spec: &'a RolloutSpec,
+    prior: RolloutStatus,
+    now: Timestamp,
+    slots: BTreeMap<i32, SlotPods<'a>>,
+    actions: Vec<Action>,
+    events: Vec<PlanEvent>,
+    wakeups: Vec<Timestamp>,
+}
+
+fn add_secs(ts: Timestamp, secs: i64) -> Timestamp {
+    ts.checked_add(SignedDuration::from_secs(secs))
+        .unwrap_or(Timestamp::MAX)
+}
+
+fn add_duration(ts: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| ts.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+impl<'a> Planner<'a> {
+    fn new(input: &'a PlanInput) -> Self {
+        let mut slots: BTreeMap<i32, SlotPods<'a>> = BTreeMap::new();
+        let mut pods: Vec<&ObservedPod> = input.pods.iter().collect();
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        for pod in pods {
+            let entry = slots.entry(pod.slot).or_default();
+            if pod.failed {
+                entry.failed.push(pod);
+            } else if pod.terminating {
+                entry.terminating.push(pod);
+            } else {
+                entry.live.push(pod);
+            }
+        }
+        Self {
+            input,
+            spec: &input.spec,
+            prior: input.status.clone().unwrap_or_default(),
+            now: input.now,
+            slots,
+            actions: Vec::new(),
+            events: Vec::new(),
+            wakeups: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, type_: EventType, reason: &str, message: impl Into<String>) {
+        self.events.push(PlanEvent {
+            type_,
+            reason: reason.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn replicas(&self) -> i32 {
+        self.spec.replicas.max(0)
+    }
+
+    /// The steps of one plan, in order. Each step only uses what the earlier ones decided.
+    fn run(mut self) -> Plan {
+        let update = self.update_revision();
+        let pins = match self.validate(&update.info) {
+            Ok(pins) => pins,
+            Err(errors) => return self.invalid(errors),
+        };
+        let requests = self.requested_actions();
+        let stable = self.last_healthy_revision(&update.known);
+        let mut rollout = self.rollout_state(update.info, update.known, stable, pins, &requests);
+        self.progress_batches(&mut rollout, requests.promote);
+        let desired = self.desired_revisions(&rollout);
+
+        // Pod actions.
+        if !update.exists {
+            self.actions.push(Action::CreateRevision {
+                name: rollout.target.name.clone(),
+                hash: rollout.target.hash.clone(),
+                revision: rollout.target.revision,
+                version: rollout.target.version.clone(),
+                template: Box::new(update.template),
+            });
+        }
+        self.pod_actions(&desired);
+        self.prune_revisions(&rollout);
+
+        let status = self.status(&rollout, &desired, requests.handled);
+        self.finish(status)
+    }
+
+    fn finish(self, status: RolloutStatus) -> Plan {
+        let now = self.now;
+        let requeue_after = self
+            .wakeups
+            .iter()
+            .filter(|t| **t > now)
+            .min()
+            .and_then(|t| Duration::try_from(t.duration_since(now)).ok());
+        Plan {
+            actions: self.actions,
+            status,
+            events: self.events,
+            requeue_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! Invariants checked on every plan (also by the property tests).
+
+use super::*;
+
+fn serving_slots(pods: &[ObservedPod], replicas: i32) -> BTreeSet<i32> {
+    pods.iter()
+        .filter(|p| p.serving() && p.slot >= 0 && p.slot < replicas)
+        .map(|p| p.slot)
+        .collect()
+}
+
+fn extra_pods(pods: &[ObservedPod], replicas: i32) -> i64 {
+    let mut per_slot: BTreeMap<i32, i64> = BTreeMap::new();
+    for p in pods.iter().filter(|p| !p.failed) {
+        *per_slot.entry(p.slot).or_default() += 1;
+    }
+    per_slot
+        .iter()
+        .map(|(slot, n)| {
+            if *slot < 0 || *slot >= replicas {
+                *n
+            } else {
+                (n - 1).max(0)
+            }
+        })
+        .sum()
+}
+
+/// The observed pods after the plan's pod actions (deletes → terminating).
+fn after(inp: &PlanInput, p: &Plan) -> Vec<ObservedPod> {
+    let mut pods = inp.pods.clone();
+    for action in &p.actions {
+        match action {
+            Action::CreatePod {
+                name,
+                slot,
+                hash,
+                version,
+                ..
+            } => {
+                let mut pod = ObservedPod::new(name.clone(), *slot, hash.clone());
+                pod.version = version.clone();
+                pod.created = Some(inp.now);
+                pods.push(pod);
+            }
+            Action::DeletePod { name } => {
+                for pod in pods.iter_mut().filter(|p| &p.name == name) {
+                    pod.terminating = true;
+                }
+            }
+            Action::DrainPod { name } => {
+                for pod in pods.iter_mut().filter(|p| &p.name == name) {
+                    pod.drain_requested_at = Some(inp.now);
+                }
+            }
+            Action::UndrainPod { name } => {
+                for pod in pods.iter_mut().filter(|p| &p.name == name) {
+                    pod.drain_requested_at = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    pods
+}
+
+pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
+    let replicas = inp.spec.replicas.max(0);
+    let (max_surge, max_unavailable) = budgets(&inp.spec.strategy, replicas);
+    let next = after(inp, p);
+    // (a) deletes/drains never take more than maxUnavailable slots down.
+    // Withdrawn drain requests count as serving before the plan, too.
+    let mut undrained = inp.pods.clone();
+    for pod in &mut undrained {
+        if p.actions.contains(&Action::UndrainPod { name: pod.name.clone() }) {
+            pod.drain_requested_at = None;
+        }
+    }
+    let before = serving_slots(&undrained, replicas);
+    let now_serving = serving_slots(&next, replicas);
+    let unavailable_before = i64::from(replicas) - before.len() as i64;
+    let lost = before.difference(&now_serving).count() as i64;
+    assert!(
+        lost <= (i64::from(max_unavailable) - unavailable_before).max(0),
+        "lost {lost} serving slots (maxUnavailable {max_unavailable}, unavailable before {unavailable_before}): {:?}",
+        p.actions
+    );
+    // (b) creates never push extra pods beyond maxSurge (or beyond what was already there).
+    let extra_before = extra_pods(&inp.pods, replicas);
+    let extra_after = extra_pods(&next, replicas);
+    if creates(p).iter().any(|_| true) {
+        assert!(
+            extra_after <= i64::from(max_surge).max(extra_before),
+            "extra pods {extra_after} > maxSurge {max_surge} (before {extra_before}): {:?}",
+            p.actions
+        );
+    }
+    // (c) pinned slots only ever get pods of their pinned version.
+    for pin in &inp.spec.pins {
+        for instance in &pin.instances {
+            if let Some(slot) = parse_slot(&inp.name, instance) {
+                for a in &p.actions {
+                    if let Action::CreatePod { slot: s, version, .. } = a {
+                        if *s == slot {
+                            assert_eq!(version, &pin.version, "pinned slot {slot} got {version}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Never a duplicate create, never a create of an existing name.
+    let mut names = BTreeSet::new();
+    for a in &p.actions {
+        if let Action::CreatePod { name, .. } = a {
+            assert!(names.insert(name.clone()), "duplicate create {name}");
+            assert!(!inp.pods.iter().any(|p| &p.name == name), "{name} exists");
+        }
+    }
+}

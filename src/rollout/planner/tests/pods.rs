@@ -1,0 +1,103 @@
+//! Pod actions: surge and unavailability budgets, repairs, scaling and draining.
+
+use super::*;
+
+#[test]
+fn old_pod_goes_only_once_the_new_one_is_available() {
+    let mut inp = healthy("v1", 4);
+    inp.spec = spec("v2", 4);
+    inp.spec.min_ready_seconds = 10;
+    inp.spec.progress_deadline_seconds = 100;
+    inp.revisions.push(rev("v2", 2));
+    let mut new = ready_pod(0, "v2", at(995));
+    new.ready = false;
+    inp.pods.push(new.clone());
+    let p = plan(&inp);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    // Ready, but not for minReadySeconds yet.
+    new.ready = true;
+    inp.pods.pop();
+    inp.pods.push(new.clone());
+    let p = plan(&inp);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(5)));
+    inp.now = at(1005);
+    let p = plan(&inp);
+    assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
+}
+
+#[test]
+fn max_unavailable_replaces_in_place_without_surge() {
+    let mut inp = healthy("v1", 3);
+    inp.spec = spec("v2", 3);
+    inp.spec.strategy.batches = vec![];
+    inp.spec.strategy.max_surge = IntOrString::Int(0);
+    inp.spec.strategy.max_unavailable = IntOrString::Int(1);
+    let p = plan(&inp);
+    assert!(creates(&p).is_empty());
+    assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
+    let mut w = World::new(inp);
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
+    assert_eq!(w.versions(), [("v2".to_string(), 3)].into());
+}
+
+#[test]
+fn missing_and_failed_pods_are_recreated() {
+    let mut inp = healthy("v1", 3);
+    inp.pods.remove(1);
+    inp.pods[0].failed = true;
+    inp.pods[0].ready = false;
+    let p = plan(&inp);
+    assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
+    assert_eq!(creates(&p), vec![(1, "v1".into())]);
+    assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
+    let mut w = World::new(inp);
+    w.run_until(20, |s| s.phase == Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn scale_up_adds_slots_and_scale_down_removes_highest_first() {
+    let mut inp = healthy("v1", 3);
+    inp.spec.replicas = 5;
+    let p = plan(&inp);
+    assert_eq!(creates(&p), vec![(3, "v1".into()), (4, "v1".into())]);
+    inp.spec.replicas = 1;
+    let p = plan(&inp);
+    assert_eq!(
+        deletes(&p),
+        vec![pod_name(NAME, 2, &hash_of("v1")), pod_name(NAME, 1, &hash_of("v1"))]
+    );
+    assert!(creates(&p).is_empty());
+}
+
+#[test]
+fn pods_holding_listeners_are_drained_before_deletion() {
+    let mut inp = healthy("v1", 2);
+    inp.spec = spec("v2", 2);
+    inp.revisions.push(rev("v2", 2));
+    for pod in &mut inp.pods {
+        pod.holds_listeners = true;
+    }
+    inp.pods.push(ready_pod(0, "v2", at(0)));
+    inp.status.as_mut().unwrap().update_revision = Some(rev("v2", 2).name);
+    inp.status.as_mut().unwrap().batch = Some(BatchStatus {
+        current: 1,
+        total: 2,
+        started_at: Some(Time(at(990))),
+        pause_started_at: None,
+    });
+    let old = pod_name(NAME, 0, &hash_of("v1"));
+    let p = plan(&inp);
+    assert_eq!(p.actions, vec![Action::DrainPod { name: old.clone() }]);
+    inp.pods[0].drain_requested_at = Some(inp.now);
+    let p = plan(&inp);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.requeue_after, Some(DEFAULT_DRAIN_TIMEOUT));
+    // Listeners moved: delete.
+    inp.pods[0].holds_listeners = false;
+    assert_eq!(plan(&inp).actions, vec![Action::DeletePod { name: old.clone() }]);
+    // Or the drain timed out.
+    inp.pods[0].holds_listeners = true;
+    inp.now = add_duration(inp.now, DEFAULT_DRAIN_TIMEOUT);
+    assert_eq!(plan(&inp).actions, vec![Action::DeletePod { name: old }]);
+}

@@ -1,0 +1,50 @@
+//! Status: a quiet healthy rollout and condition transition times.
+
+use super::*;
+
+#[test]
+fn healthy_rollout_is_quiet_and_status_is_stable() {
+    let inp = healthy("v1", 3);
+    let p = plan(&inp);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(p.events.is_empty(), "{:?}", p.events);
+    assert_eq!(Some(&p.status), inp.status.as_ref());
+    let st = &p.status;
+    assert_eq!(st.phase, Some(RolloutPhase::Healthy));
+    assert_eq!(st.current_revision, Some(rev("v1", 1).name));
+    assert_eq!(
+        (
+            st.replicas,
+            st.ready_replicas,
+            st.available_replicas,
+            st.updated_replicas
+        ),
+        (3, 3, 3, 3)
+    );
+    assert_eq!(st.versions, [("v1".to_string(), 3)].into());
+    assert_eq!(st.instances.len(), 3);
+    assert_eq!(st.instances[1].name, "svc-1");
+    assert_eq!(st.instances[1].revision, 1);
+    assert_eq!(st.selector.as_deref(), Some("app=svc"));
+    assert_eq!(condition(st, CONDITION_AVAILABLE).status, "True");
+    let prog = condition(st, CONDITION_PROGRESSING);
+    assert_eq!(
+        (prog.status.as_str(), prog.reason.as_str()),
+        ("True", "NewRevisionAvailable")
+    );
+    assert_eq!(p.requeue_after, None);
+}
+
+#[test]
+fn condition_transition_time_only_moves_on_status_change() {
+    let mut inp = healthy("v1", 2);
+    let before = condition(inp.status.as_ref().unwrap(), CONDITION_AVAILABLE).clone();
+    inp.now = at(5000);
+    let p = plan(&inp);
+    assert_eq!(condition(&p.status, CONDITION_AVAILABLE), &before);
+    inp.pods.truncate(0);
+    let p = plan(&inp);
+    let c = condition(&p.status, CONDITION_AVAILABLE);
+    assert_eq!(c.status, "False");
+    assert_eq!(c.last_transition_time, Time(at(5000)));
+}

@@ -1,0 +1,86 @@
+//! Pins and invalid specs.
+
+use super::*;
+
+#[test]
+fn pins_hold_instances_outside_the_batches() {
+    let mut inp = healthy("v1", 3);
+    inp.spec = spec("v2", 3);
+    inp.spec.strategy.batches = vec![IntOrString::Int(1)];
+    inp.spec.pins = vec![Pin {
+        instances: vec!["svc-2".into()],
+        version: "v1".into(),
+    }];
+    let mut w = World::new(inp);
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
+    let st = w.input.status.clone().unwrap();
+    assert_eq!(st.versions, [("v1".to_string(), 1), ("v2".to_string(), 2)].into());
+    assert!(st.instances[2].pinned);
+    assert_eq!(st.instances[2].version.as_deref(), Some("v1"));
+    assert_eq!(st.progress.as_ref().unwrap().total, 2);
+    assert_eq!(st.batch.as_ref().unwrap().total, 2);
+    // Pin a healthy v2 instance back to v1 (single-instance rollback).
+    w.input.spec.pins[0].instances.push("svc-0".into());
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
+    assert_eq!(w.versions(), [("v1".to_string(), 2), ("v2".to_string(), 1)].into());
+    // Unpin: back to the spec version.
+    w.input.spec.pins.clear();
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
+    assert_eq!(w.versions(), [("v2".to_string(), 3)].into());
+}
+
+#[test]
+fn unknown_pin_version_or_instance_moves_nothing() {
+    let mut inp = healthy("v1", 3);
+    inp.spec = spec("v2", 3);
+    inp.spec.pins = vec![Pin {
+        instances: vec!["svc-1".into()],
+        version: "v0.9".into(),
+    }];
+    let p = plan(&inp);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let c = condition(&p.status, CONDITION_INVALID_SPEC);
+    assert_eq!(c.status, "True");
+    assert!(
+        c.message.contains("v0.9") && c.message.contains("known: v1"),
+        "{}",
+        c.message
+    );
+    assert!(p
+        .events
+        .iter()
+        .any(|e| e.reason == "InvalidSpec" && e.type_ == EventType::Warning));
+    assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
+    // Stable across reconciles: no new event for the same problem.
+    let mut again = inp.clone();
+    again.status = Some(p.status.clone());
+    let p2 = plan(&again);
+    assert!(p2.events.is_empty());
+    assert_eq!(p2.status, p.status);
+    // Unknown instance.
+    inp.spec.pins = vec![Pin {
+        instances: vec!["svc-7".into()],
+        version: "v1".into(),
+    }];
+    let p = plan(&inp);
+    assert!(p.actions.is_empty());
+    assert!(condition(&p.status, CONDITION_INVALID_SPEC)
+        .message
+        .contains("\"svc-7\""));
+}
+
+#[test]
+fn invalid_spec_moves_nothing_and_says_what_to_fix() {
+    let mut inp = healthy("v1", 3);
+    inp.spec.strategy.max_surge = IntOrString::Int(0);
+    inp.spec.strategy.max_unavailable = IntOrString::Int(0);
+    inp.spec.version = "v2".into();
+    let p = plan(&inp);
+    assert!(p.actions.is_empty());
+    assert!(condition(&p.status, CONDITION_INVALID_SPEC)
+        .message
+        .contains("set maxSurge to 1"));
+    // Nonces are not consumed while invalid.
+    inp.requests.abort = Some("a".into());
+    assert_eq!(plan(&inp).status.actions, inp.status.as_ref().unwrap().actions);
+}

@@ -1,0 +1,150 @@
+//! A small world for the tests: applies a plan's actions, and pods become ready (or not) after
+//! some ticks.
+
+use super::*;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Behaviour {
+    ReadyAfter(i64),
+    NeverReady,
+    CrashLoop,
+}
+
+pub(super) struct World {
+    pub(super) input: PlanInput,
+    pub(super) behaviour: BTreeMap<String, Behaviour>,
+    /// Pod name -> remaining ticks before it is gone (terminating).
+    pub(super) grace: BTreeMap<String, i64>,
+    pub(super) events: Vec<PlanEvent>,
+}
+
+impl World {
+    pub(super) fn new(inp: PlanInput) -> Self {
+        Self {
+            input: inp,
+            behaviour: BTreeMap::new(),
+            grace: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub(super) fn apply(&mut self, p: &Plan) {
+        let now = self.input.now;
+        for action in &p.actions {
+            match action {
+                Action::CreateRevision {
+                    name,
+                    hash,
+                    revision,
+                    version,
+                    ..
+                } => self.input.revisions.push(RevisionInfo {
+                    name: name.clone(),
+                    revision: *revision,
+                    hash: hash.clone(),
+                    version: version.clone(),
+                }),
+                Action::DeleteRevision { name } => self.input.revisions.retain(|r| &r.name != name),
+                Action::CreatePod {
+                    name,
+                    slot,
+                    hash,
+                    version,
+                    ..
+                } => {
+                    assert!(
+                        !self.input.pods.iter().any(|p| &p.name == name),
+                        "pod {name} created twice"
+                    );
+                    let mut pod = ObservedPod::new(name.clone(), *slot, hash.clone());
+                    pod.version = version.clone();
+                    pod.created = Some(now);
+                    self.input.pods.push(pod);
+                }
+                Action::DeletePod { name } => {
+                    if let Some(pod) = self.input.pods.iter_mut().find(|p| &p.name == name) {
+                        let grace = if pod.failed { 0 } else { 1 };
+                        pod.terminating = true;
+                        pod.ready = false;
+                        self.grace.insert(name.clone(), grace);
+                    }
+                }
+                Action::DrainPod { name } => {
+                    if let Some(pod) = self.input.pods.iter_mut().find(|p| &p.name == name) {
+                        pod.drain_requested_at = Some(now);
+                    }
+                }
+                Action::UndrainPod { name } => {
+                    if let Some(pod) = self.input.pods.iter_mut().find(|p| &p.name == name) {
+                        pod.drain_requested_at = None;
+                    }
+                }
+            }
+        }
+        self.input.status = Some(p.status.clone());
+        self.events.extend(p.events.iter().cloned());
+    }
+
+    pub(super) fn tick(&mut self) {
+        self.input.now = add_secs(self.input.now, 1);
+        let now = self.input.now;
+        let gone: Vec<String> = self
+            .grace
+            .iter_mut()
+            .filter_map(|(name, left)| {
+                *left -= 1;
+                (*left < 0).then(|| name.clone())
+            })
+            .collect();
+        for name in gone {
+            self.grace.remove(&name);
+            self.input.pods.retain(|p| p.name != name);
+        }
+        for pod in self.input.pods.iter_mut().filter(|p| !p.terminating) {
+            let behaviour = self
+                .behaviour
+                .get(&pod.version)
+                .copied()
+                .unwrap_or(Behaviour::ReadyAfter(2));
+            let age = pod.created.map_or(0, |c| now.duration_since(c).as_secs());
+            match behaviour {
+                Behaviour::ReadyAfter(n) if age >= n && !pod.ready => {
+                    pod.ready = true;
+                    pod.ready_since = Some(now);
+                }
+                Behaviour::CrashLoop if age >= 2 => {
+                    pod.crash_looping = true;
+                    pod.restarts += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Plan, check invariants, apply, tick; returns the plan.
+    pub(super) fn step(&mut self) -> Plan {
+        let p = plan(&self.input);
+        check_invariants(&self.input, &p);
+        self.apply(&p);
+        self.tick();
+        p
+    }
+
+    pub(super) fn run_until(&mut self, max: usize, done: impl Fn(&RolloutStatus) -> bool) -> usize {
+        for i in 0..max {
+            let p = self.step();
+            if done(&p.status) && p.actions.is_empty() {
+                return i;
+            }
+        }
+        panic!(
+            "did not converge: {:?}\nevents: {:#?}",
+            self.input.status.as_ref().map(|s| (&s.phase, &s.message)),
+            self.events
+        );
+    }
+
+    pub(super) fn versions(&self) -> BTreeMap<String, i32> {
+        self.input.status.clone().unwrap_or_default().versions
+    }
+}
