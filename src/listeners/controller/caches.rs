@@ -1,0 +1,176 @@
+//! Watch caches shared between controllers: pods (slimmed) and listener Leases, each one watch
+//! whose changes are fanned out to every subscriber; and the lookups the Rollout controller
+//! makes in them.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::ByteString;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use tracing::warn;
+
+use super::api;
+use crate::api::listenerset::{DRAIN_ANNOTATION, LISTENERSET_LABEL};
+use crate::api::rollout::Rollout;
+
+/// Pods are cached with what the controllers read: metadata and status.
+fn slim_pod(p: &mut Pod) {
+    p.metadata.managed_fields = None;
+    p.spec = None;
+}
+
+/// Secrets are cached with their keys only: values are never held in memory.
+pub(super) fn strip_secret(s: &mut Secret) {
+    s.metadata.managed_fields = None;
+    s.metadata.annotations = None;
+    s.string_data = None;
+    if let Some(data) = s.data.as_mut() {
+        for v in data.values_mut() {
+            *v = ByteString(Vec::new());
+        }
+    }
+}
+
+/// A stream of changed (applied or deleted) objects of one shared watch.
+pub type Events<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
+/// Watch caches of pods (all of them, slimmed) and of listener Leases, each one watch shared by
+/// every controller that subscribes: [`pod_events`](Self::pod_events) /
+/// [`lease_events`](Self::lease_events) hand out streams of every touched (applied or deleted)
+/// object, fanned out over unbounded channels; then drive the watches with
+/// [`drive`](Self::drive).
+///
+/// (kube-runtime's own shared streams are not used: a `ReflectHandle` whose object was deleted
+/// before it was read returns `Pending` without a waker and stalls forever, and deletions are
+/// not dispatched at all — a deleted pod must trigger an immediate takeover.)
+pub struct SharedCaches {
+    pub pods: Store<Pod>,
+    pub leases: Store<Lease>,
+    pod_writer: reflector::store::Writer<Pod>,
+    lease_writer: reflector::store::Writer<Lease>,
+    pod_subs: Vec<futures::channel::mpsc::UnboundedSender<Pod>>,
+    lease_subs: Vec<futures::channel::mpsc::UnboundedSender<Lease>>,
+    pod_api: Api<Pod>,
+    lease_api: Api<Lease>,
+    /// Changes are passed to subscribers only while this is set (a standby keeps its caches warm
+    /// but runs no controller).
+    forward: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn fan_in<K: Send + 'static>(rx: futures::channel::mpsc::UnboundedReceiver<K>) -> Events<K> {
+    rx.map(Ok).boxed()
+}
+
+impl SharedCaches {
+    pub fn new(client: &kube::Client, namespace: &Option<String>) -> Self {
+        let (pods, pod_writer) = reflector::store();
+        let (leases, lease_writer) = reflector::store();
+        SharedCaches {
+            pods,
+            leases,
+            pod_writer,
+            lease_writer,
+            pod_subs: Vec::new(),
+            lease_subs: Vec::new(),
+            pod_api: api(client, namespace),
+            lease_api: api(client, namespace),
+            forward: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// A stream of pod changes (subscribe before [`drive`](Self::drive)).
+    pub fn pod_events(&mut self) -> Events<Pod> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        self.pod_subs.push(tx);
+        fan_in(rx)
+    }
+
+    /// A stream of listener Lease changes (subscribe before [`drive`](Self::drive)).
+    pub fn lease_events(&mut self) -> Events<Lease> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        self.lease_subs.push(tx);
+        fan_in(rx)
+    }
+
+    /// For the Rollout controller: does pod `name` in `ns` hold a listener Lease?
+    pub fn listener_holders(&self) -> crate::rollout::controller::HoldsListeners {
+        let leases = self.leases.clone();
+        Arc::new(move |ns: &str, pod: &str| {
+            leases.state().iter().any(|l| {
+                l.metadata.namespace.as_deref() == Some(ns)
+                    && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(pod)
+            })
+        })
+    }
+
+    /// Use `gate` as the switch that passes changes on to subscribers (default: always on).
+    pub fn set_forwarding(&mut self, gate: Arc<std::sync::atomic::AtomicBool>) {
+        self.forward = gate;
+    }
+
+    /// Run the watches until dropped.
+    pub fn drive(self) -> impl Future<Output = ()> + Send + 'static {
+        let pods = watcher(self.pod_api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim_pod)
+            .reflect(self.pod_writer)
+            .touched_objects();
+        let leases = watcher(self.lease_api, watcher::Config::default().labels(LISTENERSET_LABEL))
+            .default_backoff()
+            .modify(|l: &mut Lease| l.metadata.managed_fields = None)
+            .reflect(self.lease_writer)
+            .touched_objects();
+        let pods = fan_out(pods, self.pod_subs, self.forward.clone(), "pod watch");
+        let leases = fan_out(leases, self.lease_subs, self.forward, "lease watch");
+        async move {
+            futures::join!(pods, leases);
+        }
+    }
+}
+
+/// Pass every change to each subscriber while `gate` is open.
+fn fan_out<K: Clone + Send + 'static>(
+    changes: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    subscribers: Vec<futures::channel::mpsc::UnboundedSender<K>>,
+    gate: Arc<std::sync::atomic::AtomicBool>,
+    what: &'static str,
+) -> impl Future<Output = ()> + Send + 'static {
+    changes.for_each(move |r| {
+        match r {
+            Ok(obj) if gate.load(std::sync::atomic::Ordering::Relaxed) => {
+                for s in &subscribers {
+                    let _ = s.unbounded_send(obj.clone());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "{what}"),
+        }
+        async {}
+    })
+}
+
+/// For the Rollout controller: a listener Lease changed; if its (last) owner pod is being drained,
+/// the Rollout owning that pod should look again (it may be waiting for the pod to hold nothing).
+pub fn draining_rollout_of_lease(pods: &Store<Pod>, lease: &Lease) -> Option<ObjectRef<Rollout>> {
+    let ns = lease.metadata.namespace.as_deref()?;
+    let owner = lease
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Pod" && o.api_version == "v1")?;
+    let pod = pods.get(&ObjectRef::new(&owner.name).within(ns))?;
+    pod.metadata.annotations.as_ref()?.get(DRAIN_ANNOTATION)?;
+    let rollout = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Rollout")?;
+    Some(ObjectRef::new(&rollout.name).within(ns))
+}

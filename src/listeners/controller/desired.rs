@@ -1,0 +1,98 @@
+//! What a ListenerSet's spec asks for: its listeners after merging `listeners` and
+//! `listenersFrom`, each with where its config lives, and the problems found on the way.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::listenerset::{self, ListenerSet};
+
+/// One listener after merging `listeners` and `listenersFrom`.
+#[derive(Debug, Clone)]
+pub(super) struct Resolved {
+    pub(super) id: String,
+    pub(super) suspended: bool,
+    /// `<secret>/<key>` holding its config.
+    pub(super) config: Option<(String, String)>,
+    /// Why its config cannot be read (missing Secret or key), if so.
+    pub(super) config_problem: Option<String>,
+}
+
+/// What the spec asks for, with the problems found on the way.
+pub(super) struct Desired {
+    pub(super) listeners: Vec<Resolved>,
+    pub(super) problems: Vec<String>,
+    /// The listenersFrom Secret is missing: Leases of unknown listeners must not be removed.
+    pub(super) keep_unknown: bool,
+}
+
+pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &Store<Secret>) -> Desired {
+    let mut problems = Vec::new();
+    let mut map: BTreeMap<String, Resolved> = BTreeMap::new();
+    let mut keep_unknown = false;
+    if let Some(from) = &set.spec.listeners_from {
+        let name = &from.secret_ref.name;
+        match secrets.get(&ObjectRef::new(name).within(ns)) {
+            Some(secret) => {
+                for key in secret.data.iter().flatten().map(|(k, _)| k) {
+                    if let Err(e) = listenerset::validate_listener_id(key) {
+                        problems.push(format!("Secret {name} key {e}; rename the key"));
+                        continue;
+                    }
+                    map.insert(
+                        key.clone(),
+                        Resolved {
+                            id: key.clone(),
+                            suspended: false,
+                            config: Some((name.clone(), key.clone())),
+                            config_problem: None,
+                        },
+                    );
+                }
+            }
+            None => {
+                keep_unknown = true;
+                problems.push(format!(
+                    "Secret {ns}/{name} (spec.listenersFrom.secretRef) does not exist: create it; listeners \
+                     already running keep running"
+                ));
+            }
+        }
+    }
+    for l in &set.spec.listeners {
+        map.insert(
+            l.id.clone(),
+            Resolved {
+                id: l.id.clone(),
+                suspended: l.suspend,
+                config: l
+                    .config_ref
+                    .as_ref()
+                    .map(|c| (c.secret_key_ref.name.clone(), c.secret_key_ref.key.clone())),
+                config_problem: None,
+            },
+        );
+    }
+    for r in map.values_mut() {
+        let Some((secret, key)) = &r.config else { continue };
+        let problem = match secrets.get(&ObjectRef::new(secret).within(ns)) {
+            None => Some(format!("listener {}: Secret {ns}/{secret} does not exist", r.id)),
+            Some(s) if !s.data.as_ref().is_some_and(|d| d.contains_key(key)) => {
+                Some(format!("listener {}: Secret {ns}/{secret} has no key {key:?}", r.id))
+            }
+            Some(_) => None,
+        };
+        if let Some(p) = &problem {
+            if !r.suspended {
+                problems.push(format!("{p}; it is not started until the Secret has it"));
+            }
+        }
+        r.config_problem = problem;
+    }
+    Desired {
+        listeners: map.into_values().collect(),
+        problems,
+        keep_unknown,
+    }
+}

@@ -1,0 +1,202 @@
+//! Lease writes: each [`Move`] of the assigner as one conditional API call, and how a
+//! successful assignment is reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+
+use super::expiry::{holder_of, lease_duration};
+use super::Stats;
+use crate::api::listenerset::{lease_name, LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
+use crate::error::is_status;
+use crate::events::Severity as EventType;
+use crate::listeners::assigner::{LeaseView, Move};
+use crate::listeners::CONFIG_ANNOTATION;
+
+/// How a successful Assign happened, for the Event.
+pub(super) enum Kind {
+    Assigned,
+    Handover,
+    Takeover(String),
+}
+
+/// How `listener` came to its new holder, given the Lease it had before (`prior`).
+pub(super) fn assignment_kind(
+    listener: &str,
+    prior: Option<&Arc<Lease>>,
+    lease_views: &[LeaseView],
+    pod_by_name: &HashMap<&str, &Pod>,
+    recovering: bool,
+    default_duration: i32,
+) -> Kind {
+    match prior.map(|l| (l, holder_of(l))) {
+        None => Kind::Assigned,
+        Some((_, None)) => Kind::Handover,
+        Some((l, Some(h))) => {
+            let uid = lease_views
+                .iter()
+                .find(|v| v.listener == listener)
+                .and_then(|v| v.holder_uid.clone());
+            let gone = pod_by_name
+                .get(h)
+                .is_none_or(|p| uid.is_some() && p.metadata.uid != uid);
+            let why = if gone {
+                format!("holder pod {h} is gone")
+            } else if recovering {
+                format!("recovered from holder pod {h}, which is not live")
+            } else {
+                format!(
+                    "the Lease of holder pod {h} expired ({}s without renewal)",
+                    lease_duration(l, default_duration).as_secs()
+                )
+            };
+            Kind::Takeover(why)
+        }
+    }
+}
+
+/// `(reason, note, type)` of the Event for an assignment of `listener` to `pod`; counts
+/// handovers and takeovers.
+pub(super) fn assignment_event(
+    kind: Kind,
+    listener: &str,
+    pod: &str,
+    transitions: i32,
+    stats: &Stats,
+) -> (&'static str, String, EventType) {
+    match kind {
+        Kind::Assigned => (
+            "Assigned",
+            format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
+            EventType::Normal,
+        ),
+        Kind::Handover => {
+            stats.handovers.fetch_add(1, Ordering::Relaxed);
+            (
+                "Handover",
+                format!("listener {listener} handed over to pod {pod} (fencing token {transitions})"),
+                EventType::Normal,
+            )
+        }
+        Kind::Takeover(why) => {
+            stats.takeovers.fetch_add(1, Ordering::Relaxed);
+            (
+                "Takeover",
+                format!("listener {listener} taken over by pod {pod} (fencing token {transitions}): {why}"),
+                EventType::Warning,
+            )
+        }
+    }
+}
+
+fn now_micro() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn apply_move(
+    api: &Api<Lease>,
+    ns: &str,
+    set: &str,
+    m: &Move,
+    lease: Option<Arc<Lease>>,
+    config: Option<String>,
+    default_duration: i32,
+    stats: &Stats,
+) -> Result<(), kube::Error> {
+    match m {
+        Move::Assign {
+            listener,
+            pod,
+            pod_uid,
+            from_resource_version,
+            transitions,
+        } => {
+            let mut l = match (&lease, from_resource_version) {
+                (Some(l), Some(_)) => (**l).clone(),
+                _ => Lease {
+                    metadata: ObjectMeta {
+                        name: Some(lease_name(set, listener)),
+                        namespace: Some(ns.to_string()),
+                        ..Default::default()
+                    },
+                    spec: None,
+                },
+            };
+            let labels = l.metadata.labels.get_or_insert_with(BTreeMap::new);
+            labels.insert(LISTENERSET_LABEL.into(), set.into());
+            labels.insert(LISTENER_LABEL.into(), listener.clone());
+            let annotations = l.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            annotations.remove(RELEASE_REQUESTED_ANNOTATION);
+            match config {
+                Some(c) => annotations.insert(CONFIG_ANNOTATION.into(), c),
+                None => annotations.remove(CONFIG_ANNOTATION),
+            };
+            l.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: pod.clone(),
+                uid: pod_uid.clone(),
+                ..Default::default()
+            }]);
+            l.metadata.resource_version = from_resource_version.clone();
+            let now = now_micro();
+            l.spec = Some(LeaseSpec {
+                holder_identity: Some(pod.clone()),
+                lease_duration_seconds: Some(default_duration),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(*transitions),
+                ..Default::default()
+            });
+            if from_resource_version.is_some() {
+                api.replace(&lease_name_of(&l), &PostParams::default(), &l).await?;
+                stats.lease_updates.fetch_add(1, Ordering::Relaxed);
+            } else {
+                api.create(&PostParams::default(), &l).await?;
+                stats.lease_creates.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Move::RequestRelease {
+            resource_version,
+            reason,
+            ..
+        } => {
+            let Some(lease) = lease else { return Ok(()) };
+            let mut l = (*lease).clone();
+            l.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(RELEASE_REQUESTED_ANNOTATION.into(), reason.as_str().into());
+            l.metadata.resource_version = Some(resource_version.clone());
+            api.replace(&lease_name_of(&l), &PostParams::default(), &l).await?;
+            stats.release_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        Move::DeleteLease { resource_version, .. } => {
+            let Some(lease) = lease else { return Ok(()) };
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: Some(resource_version.clone()),
+                    uid: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(&lease_name_of(&lease), &dp).await {
+                Ok(_) => {}
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(e),
+            }
+            stats.lease_deletes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+fn lease_name_of(l: &Lease) -> String {
+    l.metadata.name.clone().unwrap_or_default()
+}

@@ -1,0 +1,320 @@
+//! The ListenerSet reconciler: caches → [`assigner::assign`] → conditional Lease writes →
+//! status. The protocol itself is documented in [`crate::listeners::assigner`].
+//!
+//! * Caches: pods and listener Leases come from [`SharedCaches`] (shared with the Rollout
+//!   controller when run from [`crate::operator::run`]); Secrets (keys only, values stripped)
+//!   and ListenerSets from this controller's own watches.
+//! * Expiry: a Lease is expired when `leaseDurationSeconds` have passed on this process's
+//!   monotonic clock since it first saw the Lease's current `resourceVersion` (client-go's
+//!   rule). `renewTime` is never compared with the local wall clock. A controller that starts
+//!   (or takes over) therefore waits a full duration before judging any Lease expired.
+//! * Every Lease write is conditional: creates fail on AlreadyExists, updates carry the
+//!   `resourceVersion` the decision was made on, deletes carry it as a precondition. A 409
+//!   just means "someone else acted first": the reconcile is retried from fresh caches.
+//! * `baton listeners recover` sets [`RECOVER_ANNOTATION`] to a nonce; the next reconcile treats
+//!   Leases whose holder pod is gone, not Ready or terminating as expired at once (orphans
+//!   only: Leases of Ready holders are never touched), then records the nonce in
+//!   [`RECOVERED_ANNOTATION`].
+//! * Deletion: every ListenerSet gets [`FINALIZER`] before any of its Leases is written. Once it
+//!   is being deleted, every listener is treated as removed ([`assigner::finalize`]): live holders
+//!   are asked to release, a Lease is deleted only once released, expired or its holder is gone,
+//!   and the finalizer goes when the API server lists no Lease of the set any more.
+//!
+//! Layout: `caches` (the shared pod and Lease watches), `desired` (the spec's listeners),
+//! `expiry` (judging Leases), `reconcile` (one pass), `leases` (the Lease writes), `status`
+//! (conditions and the status write) and `finalize` (deletion).
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::Api;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::ResourceExt;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
+use crate::error::Error;
+use crate::events::{Publisher, Severity as EventType};
+use crate::listeners::MANAGER;
+
+mod caches;
+mod desired;
+mod expiry;
+mod finalize;
+mod leases;
+mod reconcile;
+mod status;
+
+pub use caches::{draining_rollout_of_lease, Events, SharedCaches};
+pub use reconcile::reconcile;
+
+use caches::strip_secret;
+use expiry::LeaseKey;
+
+/// Settings of the ListenerSet controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Namespace to watch; None = all.
+    pub namespace: Option<String>,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Reporting instance for events.
+    pub instance: String,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespace: None,
+            concurrency: 8,
+            instance: "baton".into(),
+        }
+    }
+}
+
+/// Counters for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub reconciles: AtomicU64,
+    pub lease_creates: AtomicU64,
+    pub lease_updates: AtomicU64,
+    pub lease_deletes: AtomicU64,
+    pub release_requests: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub status_writes: AtomicU64,
+    pub takeovers: AtomicU64,
+    pub handovers: AtomicU64,
+}
+
+impl Stats {
+    /// Every API write this controller made (Leases, status, recover annotations).
+    pub fn writes(&self) -> u64 {
+        self.lease_creates.load(Ordering::Relaxed)
+            + self.lease_updates.load(Ordering::Relaxed)
+            + self.lease_deletes.load(Ordering::Relaxed)
+            + self.release_requests.load(Ordering::Relaxed)
+            + self.status_writes.load(Ordering::Relaxed)
+    }
+}
+
+fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Whether `labels` match a LabelSelector (matchLabels and matchExpressions). An empty selector
+/// matches nothing here (the spec check rejects it).
+pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+    let empty = BTreeMap::new();
+    let labels = labels.unwrap_or(&empty);
+    let ml = sel.match_labels.as_ref().filter(|m| !m.is_empty());
+    let me = sel.match_expressions.as_ref().filter(|e| !e.is_empty());
+    if ml.is_none() && me.is_none() {
+        return false;
+    }
+    if let Some(ml) = ml {
+        if !ml.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return false;
+        }
+    }
+    for expr in me.into_iter().flatten() {
+        let values = expr.values.as_deref().unwrap_or(&[]);
+        let have = labels.get(&expr.key);
+        let ok = match expr.operator.as_str() {
+            "In" => have.is_some_and(|v| values.contains(v)),
+            "NotIn" => have.is_none_or(|v| !values.contains(v)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// What a reconcile needs.
+pub struct Context {
+    pub client: kube::Client,
+    pub events: Publisher,
+    pub pods: Store<Pod>,
+    pub leases: Store<Lease>,
+    pub secrets: Store<Secret>,
+    /// (namespace, set, lease name) → (resourceVersion, when this process first saw it).
+    observed: Mutex<HashMap<LeaseKey, (String, Instant)>>,
+    pub stats: Arc<Stats>,
+}
+
+/// Run the ListenerSet controller on its own caches until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    run_standalone(client, cfg, Arc::new(Stats::default()), shutdown).await
+}
+
+/// [`run`], counting into `stats` (readable while it runs).
+pub async fn run_standalone(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    let mut caches = SharedCaches::new(&client, &cfg.namespace);
+    let pods = caches.pods.clone();
+    let leases = caches.leases.clone();
+    let pod_events = caches.pod_events();
+    let lease_events = caches.lease_events();
+    let drive = caches.drive();
+    let ctrl = run_counted(client, cfg, pods, pod_events, leases, lease_events, stats, shutdown);
+    tokio::pin!(drive);
+    tokio::pin!(ctrl);
+    loop {
+        tokio::select! {
+            stats = &mut ctrl => return stats,
+            _ = &mut drive => {}
+        }
+    }
+}
+
+/// Run the ListenerSet controller on caches shared with others (see [`SharedCaches`]).
+pub async fn run_shared(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    pods: Store<Pod>,
+    pod_events: Events<Pod>,
+    leases: Store<Lease>,
+    lease_events: Events<Lease>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    let stats = Arc::new(Stats::default());
+    run_counted(client, cfg, pods, pod_events, leases, lease_events, stats, shutdown).await
+}
+
+/// [`run_shared`], counting into `stats` (readable while it runs).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_counted(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    pods: Store<Pod>,
+    pod_events: Events<Pod>,
+    leases: Store<Lease>,
+    lease_events: Events<Lease>,
+    stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    let (secrets, secret_writer) = reflector::store();
+    let secret_stream = watcher(api::<Secret>(&client, &cfg.namespace), watcher::Config::default())
+        .default_backoff()
+        .modify(strip_secret)
+        .reflect(secret_writer)
+        .touched_objects();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        events: Publisher::new(client.clone(), MANAGER, cfg.instance.clone()),
+        pods,
+        leases,
+        secrets,
+        observed: Mutex::new(HashMap::new()),
+        stats: stats.clone(),
+    });
+    let controller = Controller::new(api::<ListenerSet>(&client, &cfg.namespace), watcher::Config::default());
+    let sets = controller.store();
+    let (s1, s2) = (sets.clone(), sets.clone());
+    info!(
+        namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
+        "starting the ListenerSet controller"
+    );
+    controller
+        .watches_stream(secret_stream, move |s: Secret| sets_using_secret(&s1, &s))
+        .watches_stream(pod_events, move |p: Pod| sets_selecting(&s2, &p))
+        .watches_stream(lease_events, |l: Lease| set_of_lease(&l))
+        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                debug!(error = %e, "listenerset controller");
+            }
+        })
+        .await;
+    ctx.events.drain(Duration::from_secs(2)).await;
+    info!("the ListenerSet controller stopped");
+    stats
+}
+
+fn sets_using_secret(sets: &Store<ListenerSet>, secret: &Secret) -> Vec<ObjectRef<ListenerSet>> {
+    let ns = secret.metadata.namespace.as_deref();
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    sets.state()
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref() == ns)
+        .filter(|s| {
+            s.spec
+                .listeners_from
+                .as_ref()
+                .is_some_and(|f| f.secret_ref.name == name)
+                || s.spec
+                    .listeners
+                    .iter()
+                    .any(|l| l.config_ref.as_ref().is_some_and(|c| c.secret_key_ref.name == name))
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+fn sets_selecting(sets: &Store<ListenerSet>, pod: &Pod) -> Vec<ObjectRef<ListenerSet>> {
+    let ns = pod.metadata.namespace.as_deref();
+    sets.state()
+        .iter()
+        .filter(|s| s.metadata.namespace.as_deref() == ns)
+        .filter(|s| selector_matches(&s.spec.selector, pod.metadata.labels.as_ref()))
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+fn set_of_lease(lease: &Lease) -> Option<ObjectRef<ListenerSet>> {
+    let set = lease.metadata.labels.as_ref()?.get(LISTENERSET_LABEL)?;
+    let ns = lease.metadata.namespace.as_deref()?;
+    Some(ObjectRef::new(set).within(ns))
+}
+
+fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    // Events are informative: never hold a handover up for one.
+    ctx.events
+        .publish_in_background(reference.clone(), vec![(type_, reason.to_string(), note.to_string())]);
+}
+
+/// Requeue with a short backoff after an error; conflicts retry fast.
+pub fn error_policy(set: Arc<ListenerSet>, err: &Error, _ctx: Arc<Context>) -> Requeue {
+    warn!(listenerset = %set.name_any(), error = %err, "reconcile failed");
+    match err {
+        Error::Kube(kube::Error::Api(s)) if s.code == 409 => Requeue::requeue(Duration::from_millis(100)),
+        _ => Requeue::requeue(Duration::from_secs(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

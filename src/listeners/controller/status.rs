@@ -1,0 +1,194 @@
+//! A ListenerSet's status: counts, assignments and the Ready and Degraded conditions, and
+//! writing it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use super::Context;
+use crate::api::listenerset::{self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY};
+use crate::error::Result;
+use crate::listeners::assigner::{self, ListenerState};
+use crate::listeners::MANAGER;
+
+/// A set's new status, with the parts of it its Events are decided on.
+pub(super) struct Report {
+    pub(super) status: ListenerSetStatus,
+    pub(super) ready_message: String,
+    pub(super) degraded: bool,
+    pub(super) degraded_reason: &'static str,
+    pub(super) degraded_message: String,
+}
+
+/// The status of `set` from `summary` of the state the moves started from; `problems` are the
+/// spec's (missing Secrets or keys), `eligible` the pods that may take listeners.
+pub(super) fn report(
+    set: &ListenerSet,
+    previous: &ListenerSetStatus,
+    deleting: bool,
+    problems: &[String],
+    summary: &assigner::Summary,
+    eligible: usize,
+    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
+) -> Report {
+    let assignments = summary
+        .states
+        .iter()
+        .filter_map(|(id, state)| match state {
+            ListenerState::Running { pod, transitions } => Some(listenerset::Assignment {
+                listener: id.clone(),
+                pod: pod.clone(),
+                since: lease_by_listener
+                    .get(id)
+                    .and_then(|l| l.spec.as_ref()?.acquire_time.as_ref())
+                    // Status stores whole seconds: truncate, or the stored status never equals the
+                    // computed one and is rewritten on every reconcile.
+                    .and_then(|t| jiff::Timestamp::from_second(t.0.as_second()).ok())
+                    .map(Time),
+                transitions: *transitions,
+            }),
+            _ => None,
+        })
+        .collect();
+    let wanted = summary.listeners - summary.suspended;
+    let (all_running, ready_reason, ready_message, degraded, degraded_reason, degraded_message) = if deleting {
+        let message = terminating_message(summary);
+        (false, "Terminating", message.clone(), false, "Terminating", message)
+    } else {
+        let all_running = summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0;
+        let (ready_reason, ready_message) = if all_running {
+            (
+                "AllRunning",
+                format!("{} of {} listeners running", summary.running, wanted),
+            )
+        } else if eligible == 0 {
+            (
+                "NoEligiblePods",
+                format!(
+                "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
+                wanted - summary.running
+            ),
+            )
+        } else {
+            (
+                "ListenersNotRunning",
+                format!(
+                    "{} of {} listeners running ({} pending, {} orphaned)",
+                    summary.running, wanted, summary.pending, summary.orphaned
+                ),
+            )
+        };
+        let (degraded, degraded_reason, degraded_message) = if !problems.is_empty() {
+            (true, "MissingSecret", problems.join("; "))
+        } else if !all_running && eligible == 0 {
+            (true, "NoEligiblePods", ready_message.clone())
+        } else if summary.orphaned > 0 {
+            (
+                true,
+                "Orphaned",
+                format!(
+                    "{} listeners have a gone or expired holder and are being taken over",
+                    summary.orphaned
+                ),
+            )
+        } else {
+            (false, "AsExpected", "nothing needs attention".to_string())
+        };
+        (
+            all_running,
+            ready_reason,
+            ready_message,
+            degraded,
+            degraded_reason,
+            degraded_message,
+        )
+    };
+    let status = ListenerSetStatus {
+        observed_generation: set.metadata.generation,
+        listeners: summary.listeners,
+        running: summary.running,
+        pending: summary.pending,
+        orphaned: summary.orphaned,
+        suspended: summary.suspended,
+        assignments,
+        conditions: vec![
+            condition(
+                previous,
+                CONDITION_READY,
+                all_running,
+                ready_reason,
+                &ready_message,
+                set,
+            ),
+            condition(
+                previous,
+                CONDITION_DEGRADED,
+                degraded,
+                degraded_reason,
+                &degraded_message,
+                set,
+            ),
+        ],
+    };
+    Report {
+        status,
+        ready_message,
+        degraded,
+        degraded_reason,
+        degraded_message,
+    }
+}
+
+fn terminating_message(summary: &assigner::Summary) -> String {
+    if summary.listeners == 0 {
+        return "the ListenerSet is being deleted: no Lease is left".to_string();
+    }
+    format!(
+        "the ListenerSet is being deleted: {} Leases left, {} of them held by a pod that was asked to stop the \
+         listener; each Lease is deleted once its holder released it or it expired, then the ListenerSet goes",
+        summary.listeners, summary.running
+    )
+}
+
+pub(super) fn condition(
+    previous: &ListenerSetStatus,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    set: &ListenerSet,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let since = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(jiff::Timestamp::now()));
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_transition_time: since,
+        observed_generation: set.metadata.generation,
+    }
+}
+
+pub(super) async fn write_status(ctx: &Context, ns: &str, name: &str, status: &ListenerSetStatus) -> Result<()> {
+    let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), ns);
+    let body = json!({
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "ListenerSet",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+        .await?;
+    ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
