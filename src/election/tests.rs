@@ -1,4 +1,11 @@
 //! Unit tests of the parent module.
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::LeaseSpec;
+use kube::api::ObjectMeta;
+use tokio::time::Instant;
+
+use super::standby::{jittered, Observer};
 use super::*;
 
 fn cfg() -> ElectionConfig {

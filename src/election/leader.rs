@@ -1,0 +1,216 @@
+//! Leading: run the work, renew the Lease, fence by time, and end by releasing the Lease (or by
+//! losing it), as described on [`run`](super::run).
+
+use std::future::Future;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::lock::transitions_of;
+use super::{
+    holder_of, lease_ref, publish, publish_observed, ElectionConfig, ElectionError, ElectionOutcome, ElectionStatus,
+    Leader, Leadership, LeaseLock, WriteOutcome,
+};
+
+/// Poll an optional future; pending forever when there is none.
+async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
+    match f.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The Lease as won by this replica, and when the winning attempt started.
+pub(super) struct Acquired {
+    pub(super) lease: Lease,
+    /// Monotonic instant before the read that preceded the winning write.
+    pub(super) sent: Instant,
+}
+
+/// Result of one leader renewal attempt.
+enum Renewal {
+    Renewed(Box<Lease>),
+    /// The Lease names another holder (or was deleted): leadership is gone.
+    Taken(Option<String>),
+    /// A concurrent write got in between read and write; retry.
+    Conflict,
+}
+
+async fn renew_once(lock: &LeaseLock) -> Result<Renewal, kube::Error> {
+    let Some(cur) = lock.get().await? else {
+        return Ok(Renewal::Taken(None));
+    };
+    match holder_of(&cur) {
+        Some(h) if h == lock.identity => {}
+        other => return Ok(Renewal::Taken(other.map(str::to_string))),
+    }
+    Ok(match lock.acquire_or_renew(Some(&cur)).await? {
+        WriteOutcome::Written(l) => Renewal::Renewed(l),
+        WriteOutcome::Conflict => Renewal::Conflict,
+    })
+}
+
+/// Lead: run the work, renew, and end as described on [`run`](super::run).
+pub(super) async fn lead_until_done<S, F, Fut>(
+    lock: &LeaseLock,
+    cfg: &ElectionConfig,
+    acquired: Acquired,
+    mut shutdown: std::pin::Pin<&mut S>,
+    lead: F,
+    status: &watch::Sender<ElectionStatus>,
+) -> Result<ElectionOutcome, ElectionError>
+where
+    S: Future<Output = ()>,
+    F: FnOnce(Leader) -> Fut,
+    Fut: Future,
+{
+    let lease_name = lease_ref(cfg);
+    let transitions = transitions_of(&acquired.lease);
+    info!(
+        lease = %lease_name,
+        identity = %cfg.identity,
+        lease_transitions = transitions,
+        "leader election: became leader"
+    );
+    publish(status, |s| {
+        s.leadership = Leadership::Leading;
+        s.acquisitions += 1;
+    });
+    let token = CancellationToken::new();
+    let stop = |why: &str| {
+        if !token.is_cancelled() {
+            info!(lease = %lease_name, reason = why, "leader election: stopping the leader's work");
+            token.cancel();
+            publish(status, |s| s.leadership = Leadership::Standby);
+        }
+    };
+    let mut work = Some(Box::pin(lead(Leader {
+        stop: token.clone(),
+        lease_transitions: transitions,
+        identity: cfg.identity.clone(),
+    })));
+
+    let mut current = acquired.lease;
+    let mut last_renew = acquired.sent;
+    let mut next_renew = last_renew + cfg.retry_period;
+    let mut renewal = None;
+    let mut renewal_sent = last_renew;
+    let mut lost: Option<String> = None;
+    let mut shutdown_seen = false;
+    let mut shutdown_first = false;
+    let mut ended_by_itself = false;
+    let mut work_aborted = false;
+
+    while work.is_some() {
+        let deadline = last_renew + cfg.renew_deadline;
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(deadline), if lost.is_none() => {
+                let reason = format!(
+                    "no successful renewal within the renew deadline ({:?} since the last renewal started)",
+                    cfg.renew_deadline
+                );
+                error!(lease = %lease_name, %reason, "leader election: leadership lost");
+                stop("renew deadline passed");
+                lost = Some(reason);
+                renewal = None;
+            }
+            () = tokio::time::sleep_until(deadline + cfg.abort_grace()), if lost.is_some() => {
+                error!(lease = %lease_name, "leader election: the leader's work ignored the stop signal; dropping it");
+                work = None;
+                work_aborted = true;
+            }
+            _ = poll_opt(&mut work) => {
+                work = None;
+                if !token.is_cancelled() {
+                    error!(lease = %lease_name, "leader election: the leader's work ended by itself");
+                    ended_by_itself = true;
+                    stop("the work ended");
+                }
+            }
+            () = &mut shutdown, if !shutdown_seen => {
+                shutdown_seen = true;
+                shutdown_first = lost.is_none();
+                stop("shutdown");
+            }
+            r = poll_opt(&mut renewal) => {
+                renewal = None;
+                let retry = Instant::now() + cfg.retry_period;
+                match r {
+                    Ok(Ok(Renewal::Renewed(l))) => {
+                        current = *l;
+                        last_renew = renewal_sent;
+                        next_renew = renewal_sent + cfg.retry_period;
+                        debug!(lease = %lease_name, "leader election: renewed");
+                    }
+                    Ok(Ok(Renewal::Taken(holder))) => {
+                        let reason = format!(
+                            "the Lease now names {} as holder",
+                            holder.as_deref().map_or("nobody (or was deleted)".to_string(), |h| format!("{h:?}"))
+                        );
+                        error!(lease = %lease_name, %reason, "leader election: leadership lost");
+                        stop("another holder");
+                        lost = Some(reason);
+                    }
+                    Ok(Ok(Renewal::Conflict)) => {
+                        debug!(lease = %lease_name, "leader election: renew conflict (409); re-reading");
+                        next_renew = Instant::now();
+                    }
+                    Ok(Err(e)) => {
+                        warn!(lease = %lease_name, error = %e, "leader election: renew failed; retrying");
+                        next_renew = retry;
+                    }
+                    // Timed out at the deadline: the deadline branch ends leadership.
+                    Err(_) => next_renew = retry,
+                }
+            }
+            () = tokio::time::sleep_until(next_renew), if renewal.is_none() && lost.is_none() => {
+                renewal_sent = Instant::now();
+                renewal = Some(Box::pin(tokio::time::timeout_at(deadline, renew_once(lock))));
+            }
+        }
+    }
+    drop(renewal);
+    publish(status, |s| s.leadership = Leadership::Standby);
+
+    if let Some(reason) = lost {
+        return if shutdown_first {
+            Ok(ElectionOutcome::NotReleased { reason })
+        } else {
+            Err(ElectionError::LostLeadership {
+                lease: lease_name,
+                reason,
+                work_aborted,
+            })
+        };
+    }
+
+    // Still within the renew deadline: the Lease is ours to release.
+    let deadline = last_renew + cfg.renew_deadline;
+    let released = match tokio::time::timeout_at(deadline, lock.release(&current)).await {
+        Ok(Ok(true)) => {
+            info!(lease = %lease_name, "leader election: work stopped; Lease released");
+            publish_observed(status, None);
+            Ok(())
+        }
+        Ok(Ok(false)) => Err("the Lease was no longer ours".to_string()),
+        Ok(Err(e)) => Err(format!("release failed: {e}")),
+        Err(_) => Err("release timed out at the renew deadline".to_string()),
+    };
+    if let Err(reason) = &released {
+        warn!(lease = %lease_name, %reason, "leader election: Lease not released; standbys wait for expiry");
+    }
+    if ended_by_itself {
+        return Err(ElectionError::WorkEnded {
+            lease: lease_name,
+            released: released.is_ok(),
+        });
+    }
+    Ok(match released {
+        Ok(()) => ElectionOutcome::Released,
+        Err(reason) => ElectionOutcome::NotReleased { reason },
+    })
+}
