@@ -27,23 +27,11 @@ use tokio::time::Instant;
 const POD: &str = "sc-a";
 
 /// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("baton-sidecar-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("baton-sidecar-{tag}-"))
+        .tempdir()
+        .expect("creating a temporary directory")
 }
 
 /// A `baton agent` child process; its stderr (JSON logs) is kept and printed if the test panics.
@@ -275,10 +263,10 @@ async fn sidecar_serves_assignments_and_releases_on_sigterm() {
     let uid = create_plain_pod(&w, POD).await;
     let lease = 10;
     w.create_set("sxt", "svc", spec(false, false), lease).await;
-    let dir = TempDir::new("e2e");
+    let dir = temp_dir("e2e");
     // A long ack timeout: releases below happen because the app acknowledged, not on a timer.
     let ack_timeout = 30;
-    let mut sc = start_sidecar(&w, &dir.0, POD, &uid, "sxt", ack_timeout).await;
+    let mut sc = start_sidecar(&w, &dir.path(), POD, &uid, "sxt", ack_timeout).await;
 
     // The assignment, over HTTP and in the file.
     let doc = sc
@@ -411,9 +399,9 @@ async fn file_only_app_gets_ack_timeout_to_stop() {
     let (_stop, _ctl) = w.controller("controller-a").await;
     let uid = create_plain_pod(&w, POD).await;
     w.create_set("fo", "svc", listeners(2), 10).await;
-    let dir = TempDir::new("file-only");
+    let dir = temp_dir("file-only");
     let ack_timeout = 2;
-    let sc = start_sidecar(&w, &dir.0, POD, &uid, "fo", ack_timeout).await;
+    let sc = start_sidecar(&w, &dir.path(), POD, &uid, "fo", ack_timeout).await;
     wait_for("both listeners in the file", Duration::from_secs(20), || {
         let doc = sc.file_doc();
         async move { doc.filter(|d| d.listeners.len() == 2).map(|_| ()) }

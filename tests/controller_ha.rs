@@ -16,7 +16,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,24 +59,12 @@ fn kubelet() -> KubeletConfig {
     }
 }
 
-/// A temporary directory for kubeconfigs, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("baton-ha-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A temporary directory, removed on drop.
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("baton-ha-{tag}-"))
+        .tempdir()
+        .expect("creating a temporary directory")
 }
 
 /// A `baton controller` child process; its stderr (JSON logs) is kept and printed if the test
@@ -339,16 +327,16 @@ struct Pair {
     leader: Controller,
     standby: Controller,
     t0: Instant,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 async fn pair(tag: &str) -> Pair {
     let t0 = Instant::now();
     let env = Env::with_kubelet(kubelet()).await;
-    let dir = TempDir::new(tag);
-    let leader = start_controller(&env.sim, &dir.0, LEADER).await;
+    let dir = temp_dir(tag);
+    let leader = start_controller(&env.sim, &dir.path(), LEADER).await;
     leader.wait_leader_gauge(1.0).await;
-    let standby = start_controller(&env.sim, &dir.0, STANDBY).await;
+    let standby = start_controller(&env.sim, &dir.path(), STANDBY).await;
     standby.wait_ready().await;
     env.apply(&manifest_v(NAME, REPLICAS, "v1")).await;
     env.wait_rollout(NAME, "Healthy on v1", LONG, |r| healthy_on(r, "v1", REPLICAS as usize))
@@ -616,10 +604,10 @@ async fn partitioned_leader_stops_before_its_lease_expires() {
 async fn exits_naming_a_missing_crd() {
     support::init_tracing();
     let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
-    let dir = TempDir::new("crd");
+    let dir = temp_dir("crd");
 
     // No CRDs at all: the first one checked is named.
-    let mut c = spawn_controller(&sim, &dir.0, "baton-ha-nocrd");
+    let mut c = spawn_controller(&sim, &dir.path(), "baton-ha-nocrd");
     let status = c.wait_exit(LONG).await;
     let log = c.log_text();
     assert!(!status.success(), "exited with {status}\n{log}");
@@ -641,7 +629,7 @@ async fn exits_naming_a_missing_crd() {
         async move { rollouts.list(&ListParams::default()).await.ok().map(|_| ()) }
     })
     .await;
-    let mut c = spawn_controller(&sim, &dir.0, "baton-ha-nocrd2");
+    let mut c = spawn_controller(&sim, &dir.path(), "baton-ha-nocrd2");
     let status = c.wait_exit(LONG).await;
     let log = c.log_text();
     assert!(!status.success(), "exited with {status}\n{log}");
