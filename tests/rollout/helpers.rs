@@ -1,0 +1,31 @@
+//! Shared setup for the Rollout scenarios: the Rollout's name, a deploy-and-wait helper and
+//! small assertion helpers.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::support::*;
+
+pub(crate) const NAME: &str = "svc";
+
+pub(crate) fn map(pairs: &[(&str, i32)]) -> BTreeMap<String, i32> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+pub(crate) fn assert_ok(code: ExitCode, what: &str) {
+    assert_eq!(code, ExitCode::SUCCESS, "{what} failed");
+}
+
+/// Deploys `version` on `replicas` instances, waits until it is Healthy, returns its pods.
+pub(crate) async fn deployed(env: &Env, replicas: i32, version: &str) -> Vec<Pod> {
+    env.apply(&manifest_v(NAME, replicas, version)).await;
+    env.wait_healthy(NAME, version, usize::try_from(replicas).unwrap())
+        .await;
+    env.pods(NAME).await
+}
+
+pub(crate) fn event_reasons(events: &[k8s_openapi::api::events::v1::Event]) -> Vec<String> {
+    events.iter().filter_map(|e| e.reason.clone()).collect()
+}

@@ -1,0 +1,165 @@
+//! (8) Invalid specs: InvalidSpec=True saying what to fix, a Warning Event, nothing moves.
+
+use baton::api::rollout::RolloutPhase;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::support::*;
+
+/// Deploys v1, then merges `invalid` (which also asks for v2) into the spec; expects
+/// InvalidSpec=True with every `needles` in its message, a Warning Event, and no pod touched.
+/// Then fixes the spec and expects v2 to roll out.
+async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    let before = deployed(&env, 3, "v1").await;
+    let rec = PodRecorder::start(&env, NAME).await;
+
+    let mut patch = invalid;
+    patch["spec"]["version"] = json!("v2");
+    patch["spec"]["template"] =
+        json!({"metadata": {"labels": {"app": NAME}}, "spec": {"containers": [{"name": "app", "image": "svc:v2"}]}});
+    env.merge(NAME, patch).await;
+    let r = env
+        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
+            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
+        })
+        .await;
+    let c = condition(&r, "InvalidSpec").unwrap();
+    assert_eq!(c.reason, "InvalidSpec");
+    for n in needles {
+        assert!(
+            c.message.contains(n),
+            "InvalidSpec message {:?} should contain {n:?}",
+            c.message
+        );
+    }
+    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
+    assert!(status(&r).message.unwrap_or_default().contains("nothing is changed"));
+    assert_eq!(
+        cond(&r, "Available").0,
+        "True",
+        "the running instances are still available"
+    );
+    let ev = env
+        .wait_event(NAME, "InvalidSpec Warning", |e| {
+            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
+        })
+        .await;
+    for n in needles {
+        assert!(
+            ev.note.as_deref().unwrap_or("").contains(n),
+            "event note {:?} should contain {n:?}",
+            ev.note
+        );
+    }
+    // The reconcile that wrote this status has applied its actions: nothing moved.
+    let after = env.pods(NAME).await;
+    assert_eq!(
+        identities(&after),
+        identities(&before),
+        "pods changed: {}",
+        describe_pods(&after)
+    );
+    let h = rec.take();
+    assert!(h.creations.is_empty() && h.deletions.is_empty(), "{h:?}");
+    let revisions: kube::Api<k8s_openapi::api::apps::v1::ControllerRevision> =
+        kube::Api::namespaced(env.client.clone(), NS);
+    let revs = revisions.list(&Default::default()).await.unwrap().items;
+    assert_eq!(revs.len(), 1, "no revision is created for an invalid spec");
+
+    // Fix it: the whole valid manifest for v2.
+    env.merge(NAME, json!({"spec": {"pins": null}})).await;
+    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    let r = env.wait_healthy(NAME, "v2", 3).await;
+    assert_eq!(cond(&r, "InvalidSpec"), ("False".into(), "SpecValid".into()));
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_decreasing_batches() {
+    invalid_spec_case(
+        json!({"spec": {"strategy": {"batches": [2, 1, "100%"]}}}),
+        &["spec.strategy.batches[1]", "must not decrease"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_percentage_over_100() {
+    invalid_spec_case(
+        json!({"spec": {"strategy": {"batches": [1, "150%"]}}}),
+        &["spec.strategy.batches[1]", "100%"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_max_surge_and_max_unavailable_both_zero() {
+    invalid_spec_case(
+        json!({"spec": {"strategy": {"maxSurge": 0, "maxUnavailable": "0%"}}}),
+        &["both zero", "set maxSurge to 1"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_pin_of_unknown_version() {
+    invalid_spec_case(
+        json!({"spec": {"pins": [{"instances": ["svc-1"], "version": "v0.9"}]}}),
+        &[
+            "spec.pins[0].version \"v0.9\" is not in the revision history",
+            "known: v1",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_pin_of_unknown_instance() {
+    invalid_spec_case(
+        json!({"spec": {"pins": [{"instances": ["svc-7"], "version": "v1"}]}}),
+        &["\"svc-7\"", "svc-0 .. svc-2"],
+    )
+    .await;
+}
+
+/// Negative replicas never reach the controller: the CRD's OpenAPI schema (`minimum: 0`) makes
+/// the API server answer 422, as kube-apiserver does. Nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_replicas_are_rejected_by_the_api_with_422() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    let before = deployed(&env, 3, "v1").await;
+    let generation = env.get(NAME).await.metadata.generation;
+    let err = env
+        .rollouts()
+        .patch(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": -1, "version": "v2"}})),
+        )
+        .await
+        .expect_err("replicas -1 must be rejected");
+    match &err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(s.message.contains("replicas"), "{}", s.message);
+        }
+        other => panic!("expected a 422 Status, got {other:?}"),
+    }
+    let mut m = manifest_v("neg", -2, "v1");
+    m["metadata"]["name"] = json!("neg");
+    let err = env
+        .rollouts()
+        .patch("neg", &PatchParams::apply("test").force(), &Patch::Apply(&m))
+        .await
+        .expect_err("a new Rollout with replicas -2 must be rejected");
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 422), "{err:?}");
+    let r = env.get(NAME).await;
+    assert_eq!(r.metadata.generation, generation);
+    assert_eq!((r.spec.replicas, r.spec.version.as_str()), (3, "v1"));
+    assert_eq!(identities(&env.pods(NAME).await), identities(&before));
+    op.stop().await;
+}

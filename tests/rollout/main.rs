@@ -1,0 +1,19 @@
+//! Acceptance tests of the Rollout controller against the API server simulator: the old
+//! system's scenarios (batched update, single-instance and batch rollback, automatic rollback,
+//! whole-service undo, controller crash, API faults, invalid specs) plus scale, repair,
+//! superseding specs, `spec.paused` and the runtime actions (promote, abort, retry, restart).
+//!
+//! Every test starts its own simulator and operator, waits on conditions with deadlines (never a
+//! fixed sleep), and asserts on the Rollout's status, its pods and its events.k8s.io/v1 Events.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod helpers;
+
+mod batches;
+mod invalid_spec;
+mod pins;
+mod resilience;
+mod rollback;
+mod runtime_actions;
+mod scaling;

@@ -1,0 +1,75 @@
+//! (6) The controller is killed mid-batch and restarted.
+//!
+//! (7) 409 and 500 answers injected for the controller's client.
+
+use crate::helpers::*;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_killed_mid_batch_and_restarted_finishes_safely() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, 4, "v1").await;
+    let rec = PodRecorder::start(&env, NAME).await;
+    env.apply(&manifest_v(NAME, 4, "v2")).await;
+
+    // Kill it as soon as batch 2 has started, and the next one as soon as batch 3 has.
+    env.wait_rollout(NAME, "batch 2 started", LONG, |r| {
+        current_generation(r) && status(r).batch.as_ref().is_some_and(|b| b.current == 2 && b.total == 3)
+    })
+    .await;
+    op.kill().await;
+    let op = env.start_operator().await;
+    env.wait_rollout(NAME, "batch 3 started", LONG, |r| {
+        current_generation(r) && status(r).batch.as_ref().is_some_and(|b| b.current == 3)
+    })
+    .await;
+    op.kill().await;
+    let op = env.start_operator().await;
+
+    let r = env.wait_healthy(NAME, "v2", 4).await;
+    let p = status(&r).progress.unwrap();
+    assert_eq!((p.completed, p.failed), (4, 0));
+    let h = rec.take();
+    assert!(
+        h.max_per_slot.values().all(|n| *n <= 2),
+        "a slot had more than 2 pods: {:?}",
+        h.max_per_slot
+    );
+    assert!(
+        h.max_total <= 5,
+        "more than replicas + maxSurge pods at once: {}",
+        h.max_total
+    );
+    assert!(h.recreated().is_empty(), "pod names created twice: {:?}", h.recreated());
+    assert_eq!(h.creations.len(), 4, "exactly one new pod per slot: {:?}", h.creations);
+    op.stop().await;
+}
+
+// -------------------------------------------------------------------------------------------
+// (7) 409 and 500 answers injected for the controller's client.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_completes_despite_injected_409_and_500() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, 3, "v1").await;
+    let rec = PodRecorder::start(&env, NAME).await;
+    env.sim.faults.set_error_rate(Some(CONTROLLER_ID), 0.2, &[409, 500]);
+    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    let r = env.wait_healthy(NAME, "v2", 3).await;
+    env.sim.faults.clear();
+    let st = status(&r);
+    assert!(
+        st.failed_update.is_none(),
+        "the rollout must not fail: {:?}",
+        st.failed_update
+    );
+    assert_eq!(st.progress.as_ref().map(|p| p.completed), Some(3));
+    assert_eq!(st.current_revision, st.update_revision);
+    let h = rec.take();
+    assert!(h.max_per_slot.values().all(|n| *n <= 2), "{:?}", h.max_per_slot);
+    assert!(h.max_total <= 4, "{}", h.max_total);
+    assert!(h.recreated().is_empty(), "{:?}", h.recreated());
+    op.stop().await;
+}
