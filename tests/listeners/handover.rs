@@ -1,0 +1,227 @@
+//! Handovers: an instance stopped with SIGTERM hands its listeners over (and moves nothing when
+//! it returns), and a Rollout moves 30 listeners without duplicates.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::listeners_support::*;
+
+/// The old system's local test: two instances, a listener added, the first instance stopped
+/// with SIGTERM → the second runs it; the first comes back → nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_over_and_a_returning_instance_moves_nothing() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    let stats = std::sync::Arc::new(baton::listeners::controller::Stats::default());
+    let (_stop, ctl) = w.controller_counted("controller-a", stats.clone()).await;
+    w.create_pod("inst-a", "svc").await;
+    w.create_pod("inst-b", "svc").await;
+    w.wait_ready("inst-a").await;
+    w.wait_ready("inst-b").await;
+    w.create_set("sxt", "svc", vec![], 15).await;
+    // A listener is added.
+    let patch = json!({"spec": {"listeners": [{"id": "listener1"}]}});
+    w.sets()
+        .patch("sxt", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let one = vec!["listener1".to_string()];
+    w.wait_running("listener1 running", &one, Duration::from_secs(30), |_| true)
+        .await;
+    let first = w.log.running()["listener1"][0].clone();
+    let second = if first == "inst-a" { "inst-b" } else { "inst-a" };
+
+    // SIGTERM the first (graceful delete): the agent stops and releases at once.
+    let t0 = Instant::now();
+    w.delete_pod(&first, None).await;
+    w.wait_running("listener1 on the second instance", &one, Duration::from_secs(5), |p| {
+        p == second
+    })
+    .await;
+    let moved_in = t0.elapsed();
+    println!("handover after SIGTERM: {moved_in:?}");
+    assert!(
+        moved_in < Duration::from_secs(3),
+        "took {moved_in:?}, far less than the 15 s lease"
+    );
+
+    // The first comes back (a new pod of the same name): nothing moves.
+    let pods = w.pods();
+    wait_for("old pod gone", Duration::from_secs(35), || {
+        let pods = pods.clone();
+        let first = first.clone();
+        async move { pods.get_opt(&first).await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let before = w.holders("sxt").await;
+    let starts = w.log.starts();
+    w.create_pod(&first, "svc").await;
+    w.wait_ready(&first).await;
+    // Let the controller see the new Ready pod: wait for two more reconciles.
+    let seen = stats.reconciles.load(Ordering::Relaxed);
+    wait_for("reconciles after the pod became Ready", Duration::from_secs(10), || {
+        let n = stats.reconciles.load(Ordering::Relaxed);
+        async move { (n >= seen + 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(w.holders("sxt").await, before, "a returning instance moved nothing");
+    assert_eq!(w.log.starts(), starts);
+    let (dups, worst, _) = w.log.analyse();
+    assert_eq!(dups, 0);
+    println!("worst gap {worst:?}");
+    drop(ctl);
+}
+
+fn rollout(version: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "svc", "namespace": NS},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "svc"}},
+            "version": version,
+            "template": {
+                "metadata": {"labels": {"app": "svc", AGENT_LABEL: "true"}},
+                "spec": {"containers": [{"name": "app", "image": format!("svc:{version}")}]}
+            },
+            "strategy": {"batches": [1, "100%"], "maxSurge": 1, "maxUnavailable": 0},
+            "minReadySeconds": 0,
+            "progressDeadlineSeconds": 60
+        }
+    })
+}
+
+/// A 3-instance Rollout v1 → v2 with 30 listeners: 0 duplicates, everything running at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_hands_over_30_listeners_without_duplicates() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    let client = w.sim.client_as("controller-op").await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = baton::operator::OperatorConfig {
+        namespace: Some(NS.into()),
+        drain_timeout: Duration::from_secs(20),
+        instance: "test".into(),
+        ..Default::default()
+    };
+    let op = tokio::spawn(baton::operator::run(client, cfg, async move {
+        let _ = stop_rx.await;
+    }));
+    let rollouts: Api<baton::api::rollout::Rollout> = Api::namespaced(w.client.clone(), NS);
+    let pp = PatchParams::apply("test").force();
+    rollouts.patch("svc", &pp, &Patch::Apply(rollout("v1"))).await.unwrap();
+    w.create_set("sxt", "svc", listeners(30), 10).await;
+    let all = ids(30);
+    let pods = w.pods();
+    let version_of = |pods: &[k8s_openapi::api::core::v1::Pod], name: &str| -> Option<String> {
+        pods.iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .and_then(|p| p.metadata.labels.as_ref()?.get("app.kubernetes.io/version").cloned())
+    };
+    w.wait_running("30 listeners on v1", &all, Duration::from_secs(30), |_| true)
+        .await;
+    let on_v1 = pods.list(&Default::default()).await.unwrap().items;
+    assert!(w
+        .log
+        .running()
+        .values()
+        .all(|p| version_of(&on_v1, &p[0]).as_deref() == Some("v1")));
+    let spread: std::collections::BTreeMap<String, usize> =
+        w.log.running().values().fold(Default::default(), |mut m, p| {
+            *m.entry(p[0].clone()).or_default() += 1;
+            m
+        });
+    println!("v1 spread: {spread:?}");
+
+    {
+        let (c, log) = (w.client.clone(), w.log.clone());
+        *DUMP.lock().unwrap() = Some(Box::new(move || {
+            let (c, log) = (c.clone(), log.clone());
+            async move {
+                let r: Api<baton::api::rollout::Rollout> = Api::namespaced(c.clone(), NS);
+                if let Ok(r) = r.get("svc").await {
+                    eprintln!(
+                        "ROLLOUT STATUS {}",
+                        serde_json::to_string(&r.status).unwrap_or_default()
+                    );
+                }
+                let p: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), NS);
+                for pod in p.list(&Default::default()).await.map(|l| l.items).unwrap_or_default() {
+                    eprintln!(
+                        "POD {:?} ann={:?} del={:?} ready={:?}",
+                        pod.metadata.name,
+                        pod.metadata.annotations,
+                        pod.metadata.deletion_timestamp,
+                        pod.status.and_then(|s| s.conditions).map(|c| c
+                            .iter()
+                            .map(|c| format!("{}={}", c.type_, c.status))
+                            .collect::<Vec<_>>())
+                    );
+                }
+                let l: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(c.clone(), NS);
+                for lease in l.list(&Default::default()).await.map(|l| l.items).unwrap_or_default() {
+                    eprintln!(
+                        "LEASE {:?} holder={:?} ann={:?} owner={:?}",
+                        lease.metadata.name,
+                        lease.spec.as_ref().and_then(|s| s.holder_identity.clone()),
+                        lease.metadata.annotations,
+                        lease
+                            .metadata
+                            .owner_references
+                            .map(|o| o.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
+                    );
+                }
+                eprintln!("LOG RUNNING {:?}", log.running());
+            }
+            .boxed()
+        }));
+    }
+    let t0 = Instant::now();
+    rollouts.patch("svc", &pp, &Patch::Apply(rollout("v2"))).await.unwrap();
+    wait_for(
+        "Rollout healthy on v2 and 30 listeners on v2 pods",
+        Duration::from_secs(90),
+        || {
+            let (pods, rollouts, log) = (pods.clone(), rollouts.clone(), w.log.clone());
+            async move {
+                let r = rollouts.get("svc").await.ok()?;
+                let st = r.status?;
+                let healthy = st.instances.len() == 3
+                    && st
+                        .instances
+                        .iter()
+                        .all(|i| i.ready && i.version.as_deref() == Some("v2"))
+                    && st.phase == Some(baton::api::rollout::RolloutPhase::Healthy);
+                let list = pods.list(&Default::default()).await.ok()?.items;
+                let running = log.running();
+                let on_v2 = ids(30).iter().all(|id| {
+                    running
+                        .get(id)
+                        .is_some_and(|p| p.len() == 1 && version_of(&list, &p[0]).as_deref() == Some("v2"))
+                });
+                (healthy && on_v2 && list.len() == 3).then_some(())
+            }
+        },
+    )
+    .await;
+    let took = t0.elapsed();
+    let (dups, worst, gaps) = w.log.analyse();
+    let mut sorted = gaps.clone();
+    sorted.sort();
+    let p50 = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    println!(
+        "rollout v1→v2 with 30 listeners: {took:?}; handovers {}; duplicates {dups}; gap p50 {p50:?}, worst {worst:?}",
+        gaps.len()
+    );
+    assert_eq!(dups, 0, "no listener ran twice at once");
+    assert!(gaps.len() >= 30, "every listener moved at least once ({})", gaps.len());
+    assert!(worst < Duration::from_secs(5), "worst gap {worst:?}");
+    let _ = stop_tx.send(());
+    let _ = op.await;
+}

@@ -1,0 +1,12 @@
+//! ListenerSet controller + agent, end to end on the simulator.
+// The serial guard is held for a whole test on that test's own runtime: intended.
+#![allow(clippy::await_holding_lock)]
+#[path = "../listeners_support/mod.rs"]
+mod listeners_support;
+
+mod helpers;
+
+mod deletion;
+mod failures;
+mod handover;
+mod lifecycle;
