@@ -1,0 +1,325 @@
+//! Example-based tests of `assign`: spreading, stickiness, takeovers, releases, limits, fencing,
+//! rolling deploys, the summary and a deleted set.
+use super::*;
+
+#[test]
+fn new_listeners_spread_to_fewest_then_by_name() {
+    let moves = assign(&[l("a"), l("b"), l("c")], &[pod("p2"), pod("p1")], &[], 0);
+    assert_eq!(
+        moves,
+        vec![
+            assign_to("a", "p1", None, 0),
+            assign_to("b", "p2", None, 0),
+            assign_to("c", "p1", None, 0),
+        ]
+    );
+}
+
+#[test]
+fn existing_load_counts() {
+    let moves = assign(
+        &[l("a"), l("b"), l("c")],
+        &[pod("p1"), pod("p2")],
+        &[held("a", "p1"), held("b", "p1")],
+        0,
+    );
+    assert_eq!(moves, vec![assign_to("c", "p2", None, 0)]);
+}
+
+#[test]
+fn no_eligible_pod_means_nothing_assigned_and_pending() {
+    let listeners = [l("a"), l("b")];
+    let pods = [unfit("p1")];
+    assert_eq!(assign(&listeners, &pods, &[], 0), vec![]);
+    assert_eq!(assign(&listeners, &[], &[released("a")], 0), vec![]);
+    let summary = summarize(&listeners, &pods, &[released("a")]);
+    assert_eq!((summary.listeners, summary.pending), (2, 2));
+}
+
+#[test]
+fn sticky_and_a_returning_pod_moves_nothing() {
+    // p1 was deleted: its listeners went to p2; then p1 comes back.
+    let listeners = [l("a"), l("b"), l("c")];
+    let pods = [pod("p2")];
+    let leases = [held("a", "p1"), held("b", "p1"), held("c", "p2")];
+    let moves = assign(&listeners, &pods, &leases, 0);
+    assert_eq!(
+        moves,
+        vec![
+            assign_to("a", "p2", Some("rv-a"), 4),
+            assign_to("b", "p2", Some("rv-b"), 4),
+        ]
+    );
+    let leases = apply(&moves, &pods, &leases);
+    let pods = [pod("p1"), pod("p2")];
+    assert_eq!(assign(&listeners, &pods, &leases, 0), vec![]);
+}
+
+#[test]
+fn deleted_holder_is_taken_over_at_once() {
+    let moves = assign(&[l("a")], &[pod("p2")], &[held("a", "p1")], 0);
+    assert_eq!(moves, vec![assign_to("a", "p2", Some("rv-a"), 4)]);
+}
+
+#[test]
+fn same_name_new_uid_is_a_new_pod() {
+    let mut reborn = pod("p1");
+    reborn.uid = "uid-p1-new".into();
+    let moves = assign(&[l("a")], std::slice::from_ref(&reborn), &[held("a", "p1")], 0);
+    assert_eq!(
+        moves,
+        vec![Move::Assign {
+            listener: "a".into(),
+            pod: "p1".into(),
+            pod_uid: "uid-p1-new".into(),
+            from_resource_version: Some("rv-a".into()),
+            transitions: 4,
+        }]
+    );
+    // Without an ownerReference uid the name alone identifies the holder.
+    let mut no_uid = held("a", "p1");
+    no_uid.holder_uid = None;
+    assert_eq!(assign(&[l("a")], &[reborn], &[no_uid], 0), vec![]);
+}
+
+#[test]
+fn expired_lease_is_free_and_prefers_another_pod_on_a_tie() {
+    let mut lease = held("a", "p1");
+    lease.expired = true;
+    let moves = assign(&[l("a")], &[pod("p1"), pod("p2")], &[lease.clone()], 0);
+    assert_eq!(moves, vec![assign_to("a", "p2", Some("rv-a"), 4)]);
+    // ...but load comes first.
+    let moves = assign(&[l("a"), l("b")], &[pod("p1"), pod("p2")], &[lease, held("b", "p2")], 0);
+    assert_eq!(moves, vec![assign_to("a", "p1", Some("rv-a"), 4)]);
+}
+
+#[test]
+fn released_lease_is_assigned_and_annotation_cleared_by_assign() {
+    let mut lease = released("a");
+    lease.release_requested = true;
+    let moves = assign(&[l("a")], &[pod("p1")], &[lease], 0);
+    assert_eq!(moves, vec![assign_to("a", "p1", Some("rv-a"), 4)]);
+}
+
+#[test]
+fn live_ineligible_holder_is_asked_to_release_never_overtaken() {
+    let listeners = [l("a")];
+    let pods = [unfit("p1"), pod("p2")];
+    let leases = [held("a", "p1")];
+    let moves = assign(&listeners, &pods, &leases, 0);
+    assert_eq!(moves, vec![release("a", "p1", ReleaseReason::HolderNotEligible)]);
+    let mut leases = apply(&moves, &pods, &leases);
+    assert_eq!(assign(&listeners, &pods, &leases, 0), vec![]);
+    agents_release(&pods, &mut leases);
+    let moves = assign(&listeners, &pods, &leases, 0);
+    assert_eq!(moves, vec![assign_to("a", "p2", Some("rv-arx"), 4)]);
+}
+
+#[test]
+fn ineligible_holder_keeps_running_when_nowhere_has_room() {
+    let pods = [unfit("p1"), pod("p2")];
+    // No eligible pod at all.
+    assert_eq!(assign(&[l("a")], &pods[..1], &[held("a", "p1")], 0), vec![]);
+    // p2 is full.
+    let leases = [held("a", "p1"), held("b", "p1"), held("c", "p2")];
+    assert_eq!(assign(&[l("a"), l("b"), l("c")], &pods, &leases, 1), vec![]);
+    // p2 has room for one.
+    let moves = assign(&[l("a"), l("b"), l("c")], &pods, &leases, 2);
+    assert_eq!(moves, vec![release("a", "p1", ReleaseReason::HolderNotEligible)]);
+    // An outstanding request reserves that room.
+    let mut leases = leases;
+    leases[0].release_requested = true;
+    assert_eq!(assign(&[l("a"), l("b"), l("c")], &pods, &leases, 2), vec![]);
+}
+
+#[test]
+fn suspended_listeners_are_released_and_never_assigned() {
+    let pods = [pod("p1")];
+    let moves = assign(&[suspended("a")], &pods, &[held("a", "p1")], 0);
+    assert_eq!(moves, vec![release("a", "p1", ReleaseReason::Suspended)]);
+    let mut asked = held("a", "p1");
+    asked.release_requested = true;
+    assert_eq!(assign(&[suspended("a")], &pods, &[asked], 0), vec![]);
+    assert_eq!(assign(&[suspended("a")], &pods, &[released("a")], 0), vec![]);
+    assert_eq!(assign(&[suspended("a")], &pods, &[], 0), vec![]);
+    let mut expired = held("a", "p1");
+    expired.expired = true;
+    assert_eq!(assign(&[suspended("a")], &pods, &[expired], 0), vec![]);
+}
+
+#[test]
+fn removed_listeners_are_released_then_deleted() {
+    let pods = [pod("p1")];
+    let moves = assign(&[], &pods, &[held("gone", "p1")], 0);
+    assert_eq!(moves, vec![release("gone", "p1", ReleaseReason::Removed)]);
+    let mut asked = held("gone", "p1");
+    asked.release_requested = true;
+    assert_eq!(assign(&[], &pods, &[asked], 0), vec![]);
+    let delete = vec![Move::DeleteLease {
+        listener: "gone".into(),
+        resource_version: "rv-gone".into(),
+    }];
+    assert_eq!(assign(&[], &pods, &[released("gone")], 0), delete);
+    assert_eq!(assign(&[], &[], &[held("gone", "p1")], 0), delete);
+    let mut expired = held("gone", "p1");
+    expired.expired = true;
+    assert_eq!(assign(&[], &pods, &[expired], 0), delete);
+}
+
+#[test]
+fn max_per_pod_limits_assignment() {
+    let moves = assign(&[l("a"), l("b"), l("c")], &[pod("p1")], &[], 2);
+    assert_eq!(
+        moves,
+        vec![assign_to("a", "p1", None, 0), assign_to("b", "p1", None, 0)]
+    );
+}
+
+#[test]
+fn over_limit_pods_shed_highest_ids() {
+    let listeners = [l("a"), l("b"), l("c"), l("d")];
+    let pods = [pod("p1"), pod("p2")];
+    let leases = [held("a", "p1"), held("b", "p1"), held("c", "p1"), held("d", "p1")];
+    let moves = assign(&listeners, &pods, &leases, 2);
+    assert_eq!(
+        moves,
+        vec![
+            release("c", "p1", ReleaseReason::OverLimit),
+            release("d", "p1", ReleaseReason::OverLimit),
+        ]
+    );
+    let mut leases = apply(&moves, &pods, &leases);
+    assert_eq!(assign(&listeners, &pods, &leases, 2), vec![]);
+    agents_release(&pods, &mut leases);
+    let moves = assign(&listeners, &pods, &leases, 2);
+    assert_eq!(assigned_pods(&moves), vec!["p2", "p2"]);
+}
+
+#[test]
+fn over_limit_counts_listeners_already_leaving() {
+    let listeners = [l("a"), l("b"), suspended("c")];
+    let pods = [pod("p1"), pod("p2")];
+    let mut asked = held("b", "p1");
+    asked.release_requested = true;
+    let leases = [held("a", "p1"), asked, held("c", "p1"), held("x", "p1")];
+    // p1 holds 4 with max 1, but b, c and x are leaving anyway: a stays.
+    let moves = assign(&listeners, &pods, &leases, 1);
+    assert_eq!(
+        moves,
+        vec![
+            release("c", "p1", ReleaseReason::Suspended),
+            release("x", "p1", ReleaseReason::Removed),
+        ]
+    );
+}
+
+#[test]
+fn fencing_token_continues_after_lease_recreation() {
+    let listener = ListenerView {
+        last_transitions: Some(7),
+        ..l("a")
+    };
+    let moves = assign(std::slice::from_ref(&listener), &[pod("p1")], &[], 0);
+    assert_eq!(moves, vec![assign_to("a", "p1", None, 8)]);
+    let moves = assign(&[listener], &[pod("p1")], &[released("a")], 0);
+    assert_eq!(moves, vec![assign_to("a", "p1", Some("rv-a"), 8)]);
+}
+
+#[test]
+fn rolling_deploy_make_before_break() {
+    // Two old pods, then a new pod appears and the old ones are drained one by one.
+    let listeners: Vec<_> = ["a", "b", "c", "d"].into_iter().map(l).collect();
+    let mut pods = vec![pod("old1"), pod("old2")];
+    let mut leases = apply(&assign(&listeners, &pods, &[], 0), &pods, &[]);
+    assert_eq!(loads(&pods, &leases).values().copied().collect::<Vec<_>>(), [2, 2]);
+    pods.push(pod("new1"));
+    assert_eq!(assign(&listeners, &pods, &leases, 0), vec![]);
+    pods[0].eligible = false; // drain old1
+    for _ in 0..3 {
+        let moves = assign(&listeners, &pods, &leases, 0);
+        leases = apply(&moves, &pods, &leases);
+        agents_release(&pods, &mut leases);
+    }
+    pods.remove(0);
+    assert_eq!(assign(&listeners, &pods, &leases, 0), vec![]);
+    let load = loads(&pods, &leases);
+    assert_eq!(load.values().sum::<usize>(), 4);
+    assert_eq!(load.get("old2"), Some(&2));
+    assert_eq!(load.get("new1"), Some(&2));
+}
+
+#[test]
+fn summary_counts() {
+    let listeners = [l("a"), l("b"), l("c"), l("d"), suspended("e"), suspended("f")];
+    let mut expired = held("c", "p1");
+    expired.expired = true;
+    let leases = [
+        held("a", "p1"),
+        held("b", "gone"),
+        expired,
+        held("f", "p1"),
+        held("removed", "p1"),
+    ];
+    let s = summarize(&listeners, &[pod("p1")], &leases);
+    assert_eq!(
+        (s.listeners, s.running, s.pending, s.orphaned, s.suspended),
+        (6, 2, 1, 2, 1)
+    );
+    assert_eq!(
+        s.states[0],
+        (
+            "a".to_string(),
+            ListenerState::Running {
+                pod: "p1".into(),
+                transitions: 3
+            }
+        )
+    );
+    assert_eq!(s.states[1].1, ListenerState::Orphaned { holder: "gone".into() });
+    assert_eq!(s.states[3].1, ListenerState::Pending);
+}
+
+#[test]
+fn a_deleted_set_releases_live_holders_deletes_free_leases_and_assigns_nothing() {
+    let pods = [pod("p1"), pod("p2"), unfit("p3")];
+    let mut asked = held("asked", "p2");
+    asked.release_requested = true;
+    let mut expired = held("expired", "p1");
+    expired.expired = true;
+    let leases = [
+        held("a", "p1"),
+        asked,
+        held("c", "p3"),
+        released("free"),
+        held("orphan", "gone"),
+        expired,
+    ];
+    let delete = |l: &str| Move::DeleteLease {
+        listener: l.into(),
+        resource_version: format!("rv-{l}"),
+    };
+    assert_eq!(
+        finalize(&pods, &leases),
+        vec![
+            release("a", "p1", ReleaseReason::SetDeleted),
+            release("c", "p3", ReleaseReason::SetDeleted),
+            delete("expired"),
+            delete("free"),
+            delete("orphan"),
+        ]
+    );
+    assert_eq!(finalize(&pods, &[]), vec![]);
+}
+
+#[test]
+fn reasons_are_stable_strings() {
+    let all = [
+        ReleaseReason::HolderNotEligible,
+        ReleaseReason::Suspended,
+        ReleaseReason::Removed,
+        ReleaseReason::OverLimit,
+        ReleaseReason::SetDeleted,
+    ];
+    let names: BTreeSet<_> = all.iter().map(|r| r.as_str()).collect();
+    assert_eq!(names.len(), all.len());
+}

@@ -1,0 +1,154 @@
+//! Unit tests of the parent module: fixtures and a move applier shared by the example-based
+//! tests (`assign`, `views`) and the property tests (`properties`).
+use super::*;
+use k8s_openapi::api::coordination::v1::LeaseSpec;
+use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+mod assign;
+mod properties;
+mod views;
+
+fn l(id: &str) -> ListenerView {
+    ListenerView {
+        id: id.into(),
+        ..Default::default()
+    }
+}
+fn suspended(id: &str) -> ListenerView {
+    ListenerView {
+        id: id.into(),
+        suspended: true,
+        last_transitions: None,
+    }
+}
+fn pod(name: &str) -> PodView {
+    PodView {
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        eligible: true,
+    }
+}
+fn unfit(name: &str) -> PodView {
+    PodView {
+        eligible: false,
+        ..pod(name)
+    }
+}
+fn held(listener: &str, holder: &str) -> LeaseView {
+    LeaseView {
+        listener: listener.into(),
+        holder: Some(holder.into()),
+        holder_uid: Some(format!("uid-{holder}")),
+        expired: false,
+        transitions: 3,
+        resource_version: format!("rv-{listener}"),
+        release_requested: false,
+    }
+}
+fn released(listener: &str) -> LeaseView {
+    LeaseView {
+        holder: None,
+        holder_uid: None,
+        ..held(listener, "x")
+    }
+}
+fn assign_to(listener: &str, pod: &str, rv: Option<&str>, transitions: i32) -> Move {
+    Move::Assign {
+        listener: listener.into(),
+        pod: pod.into(),
+        pod_uid: format!("uid-{pod}"),
+        from_resource_version: rv.map(String::from),
+        transitions,
+    }
+}
+fn release(listener: &str, holder: &str, reason: ReleaseReason) -> Move {
+    Move::RequestRelease {
+        listener: listener.into(),
+        holder: holder.into(),
+        resource_version: format!("rv-{listener}"),
+        reason,
+    }
+}
+
+/// Apply moves the way the controller would (each write succeeds).
+fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseView> {
+    let mut map: BTreeMap<String, LeaseView> = leases.iter().map(|l| (l.listener.clone(), l.clone())).collect();
+    for m in moves {
+        match m {
+            Move::Assign {
+                listener,
+                pod,
+                pod_uid,
+                from_resource_version,
+                transitions,
+            } => {
+                assert_eq!(
+                    map.get(listener).map(|l| l.resource_version.clone()),
+                    from_resource_version.clone()
+                );
+                assert!(pods.iter().any(|p| &p.name == pod && &p.uid == pod_uid));
+                map.insert(
+                    listener.clone(),
+                    LeaseView {
+                        listener: listener.clone(),
+                        holder: Some(pod.clone()),
+                        holder_uid: Some(pod_uid.clone()),
+                        expired: false,
+                        transitions: *transitions,
+                        resource_version: format!("rv-{listener}-{transitions}"),
+                        release_requested: false,
+                    },
+                );
+            }
+            Move::RequestRelease { listener, .. } => {
+                if let Some(lease) = map.get_mut(listener) {
+                    lease.release_requested = true;
+                    lease.resource_version.push('r');
+                }
+            }
+            Move::DeleteLease { listener, .. } => {
+                map.remove(listener);
+            }
+        }
+    }
+    map.into_values().collect()
+}
+
+/// Agents of live pods act on release requests.
+fn agents_release(pods: &[PodView], leases: &mut [LeaseView]) {
+    for lease in leases.iter_mut() {
+        let live = Index::new(pods).live_holder(lease).is_some();
+        if live && lease.release_requested {
+            lease.holder = None;
+            lease.resource_version.push('x');
+        }
+    }
+}
+
+fn loads(pods: &[PodView], leases: &[LeaseView]) -> BTreeMap<String, usize> {
+    let index = Index::new(pods);
+    let mut load: BTreeMap<String, usize> = pods
+        .iter()
+        .filter(|p| p.eligible)
+        .map(|p| (p.name.clone(), 0))
+        .collect();
+    for lease in leases {
+        if let Some(p) = index.live_holder(lease).filter(|p| p.eligible) {
+            *load.entry(p.name.clone()).or_default() += 1;
+        }
+    }
+    load
+}
+
+fn assigned_pods(moves: &[Move]) -> Vec<&str> {
+    moves
+        .iter()
+        .filter_map(|m| match m {
+            Move::Assign { pod, .. } => Some(pod.as_str()),
+            _ => None,
+        })
+        .collect()
+}
