@@ -266,7 +266,7 @@ async fn sidecar_serves_assignments_and_releases_on_sigterm() {
     let dir = temp_dir("e2e");
     // A long ack timeout: releases below happen because the app acknowledged, not on a timer.
     let ack_timeout = 30;
-    let mut sc = start_sidecar(&w, &dir.path(), POD, &uid, "sxt", ack_timeout).await;
+    let mut sc = start_sidecar(&w, dir.path(), POD, &uid, "sxt", ack_timeout).await;
 
     // The assignment, over HTTP and in the file.
     let doc = sc
@@ -401,7 +401,7 @@ async fn file_only_app_gets_ack_timeout_to_stop() {
     w.create_set("fo", "svc", listeners(2), 10).await;
     let dir = temp_dir("file-only");
     let ack_timeout = 2;
-    let sc = start_sidecar(&w, &dir.path(), POD, &uid, "fo", ack_timeout).await;
+    let sc = start_sidecar(&w, dir.path(), POD, &uid, "fo", ack_timeout).await;
     wait_for("both listeners in the file", Duration::from_secs(20), || {
         let doc = sc.file_doc();
         async move { doc.filter(|d| d.listeners.len() == 2).map(|_| ()) }

@@ -334,9 +334,9 @@ async fn pair(tag: &str) -> Pair {
     let t0 = Instant::now();
     let env = Env::with_kubelet(kubelet()).await;
     let dir = temp_dir(tag);
-    let leader = start_controller(&env.sim, &dir.path(), LEADER).await;
+    let leader = start_controller(&env.sim, dir.path(), LEADER).await;
     leader.wait_leader_gauge(1.0).await;
-    let standby = start_controller(&env.sim, &dir.path(), STANDBY).await;
+    let standby = start_controller(&env.sim, dir.path(), STANDBY).await;
     standby.wait_ready().await;
     env.apply(&manifest_v(NAME, REPLICAS, "v1")).await;
     env.wait_rollout(NAME, "Healthy on v1", LONG, |r| healthy_on(r, "v1", REPLICAS as usize))
@@ -607,7 +607,7 @@ async fn exits_naming_a_missing_crd() {
     let dir = temp_dir("crd");
 
     // No CRDs at all: the first one checked is named.
-    let mut c = spawn_controller(&sim, &dir.path(), "baton-ha-nocrd");
+    let mut c = spawn_controller(&sim, dir.path(), "baton-ha-nocrd");
     let status = c.wait_exit(LONG).await;
     let log = c.log_text();
     assert!(!status.success(), "exited with {status}\n{log}");
@@ -629,7 +629,7 @@ async fn exits_naming_a_missing_crd() {
         async move { rollouts.list(&ListParams::default()).await.ok().map(|_| ()) }
     })
     .await;
-    let mut c = spawn_controller(&sim, &dir.path(), "baton-ha-nocrd2");
+    let mut c = spawn_controller(&sim, dir.path(), "baton-ha-nocrd2");
     let status = c.wait_exit(LONG).await;
     let log = c.log_text();
     assert!(!status.success(), "exited with {status}\n{log}");
