@@ -107,32 +107,51 @@ fn remove_finalizer(core: &Core, ev: &Event, fin: &str) {
 
 /// Delete every dependent of `uid` whose owners are all gone.
 fn delete_dependents(core: &Core, uid: &str, propagation: &str) {
-    for (key, ns, name) in core.store.dependents_of(uid) {
-        let Some(dep) = core.store.get(&key, &ns, &name) else {
-            continue;
-        };
-        if dep.deleting && propagation == "Background" {
-            continue;
+    for dep in core.store.dependents_of(uid) {
+        // Conditional on the version checked: an object whose owners changed since (a Lease
+        // handed to a live pod) must not be deleted. On a conflict, look again.
+        for _ in 0..8 {
+            if delete_dependent(core, &dep, uid, propagation) != Some(409) {
+                break;
+            }
         }
-        let other_live_owner = dep.owners.iter().any(|o| o.uid != uid && core.store.exists_uid(&o.uid));
-        let Some(rt) = core.resource(&key.group, &key.plural) else {
-            continue;
-        };
-        if other_live_owner {
-            // Drop only the dangling reference.
-            let _ = core.store.write(&key, &ns, &name, false, |cur| drop_owner(cur, uid));
-            continue;
-        }
-        let _ = core.delete(
-            &rt,
-            &ns,
-            &name,
-            &DeleteOpts {
-                propagation: Some(propagation.to_string()),
-                ..DeleteOpts::default()
-            },
-        );
     }
+}
+
+/// One attempt at [`delete_dependents`] for one object; `Some(code)` when the delete failed.
+fn delete_dependent(
+    core: &Core,
+    (key, ns, name): &(crate::resources::ResKey, String, String),
+    uid: &str,
+    propagation: &str,
+) -> Option<u16> {
+    let dep = core.store.get(key, ns, name)?;
+    if dep.deleting && propagation == "Background" {
+        return None;
+    }
+    if !dep.owners.iter().any(|o| o.uid == uid) {
+        return None;
+    }
+    let other_live_owner = dep.owners.iter().any(|o| o.uid != uid && core.store.exists_uid(&o.uid));
+    let rt = core.resource(&key.group, &key.plural)?;
+    if other_live_owner {
+        // Drop only the dangling reference.
+        let _ = core.store.write(key, ns, name, false, |cur| drop_owner(cur, uid));
+        return None;
+    }
+    core.delete(
+        &rt,
+        ns,
+        name,
+        &DeleteOpts {
+            propagation: Some(propagation.to_string()),
+            precondition_uid: Some(dep.uid.clone()),
+            precondition_rv: Some(dep.rv.to_string()),
+            ..DeleteOpts::default()
+        },
+    )
+    .err()
+    .map(|e| e.code)
 }
 
 fn drop_owner(cur: Option<&Arc<crate::store::Stored>>, uid: &str) -> Result<Write, crate::error::ApiError> {
@@ -171,7 +190,13 @@ fn resync(core: &Core) {
         let (items, _) = core.store.list(&rt.key(), None);
         for o in items {
             if !o.owners.is_empty() && o.owners.iter().all(|ow| !core.store.exists_uid(&ow.uid)) && !o.deleting {
-                let _ = core.delete(rt, &o.namespace, &o.name, &DeleteOpts::default());
+                // Conditional: a missed change is caught by the next resync.
+                let opts = DeleteOpts {
+                    precondition_uid: Some(o.uid.clone()),
+                    precondition_rv: Some(o.rv.to_string()),
+                    ..DeleteOpts::default()
+                };
+                let _ = core.delete(rt, &o.namespace, &o.name, &opts);
             }
         }
     }

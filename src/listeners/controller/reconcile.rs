@@ -164,11 +164,14 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         })
         .collect();
 
-    let last: BTreeMap<&str, i32> = previous
-        .assignments
-        .iter()
-        .map(|a| (a.listener.as_str(), a.transitions))
-        .collect();
+    for lv in &lease_views {
+        ctx.note_fencing(&ns, &name, &lv.listener, lv.transitions);
+    }
+    let mut last: BTreeMap<String, i32> = ctx.fencing_of(&ns, &name);
+    for a in &previous.assignments {
+        let t = last.entry(a.listener.clone()).or_insert(a.transitions);
+        *t = (*t).max(a.transitions);
+    }
     let mut listener_views: Vec<ListenerView> = desired
         .listeners
         .iter()
@@ -237,6 +240,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
                     ..
                 } = m
                 {
+                    ctx.note_fencing(&ns, &name, listener, *transitions);
                     let prior = lease_by_listener.get(listener);
                     let kind = assignment_kind(
                         listener,
