@@ -26,20 +26,21 @@
 //!
 //! Run: `cargo build --release --bin baton && cargo run --release --example failover_bench`
 //! (`FAILOVER_TRIALS=n` changes the number of trials per scenario, default 20).
+// The child-process, HTTP and metrics helpers the integration tests use too.
+#[path = "../tests/support/process.rs"]
+mod process;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use process::{http_get, metric, LoggedChild};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const NS: &str = "default";
 const POLL: Duration = Duration::from_millis(5);
@@ -87,18 +88,16 @@ const CRASH: Timings = Timings {
 
 struct Controller {
     id: String,
-    child: Child,
-    pid: u32,
+    proc: LoggedChild,
     metrics: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Controller {
     async fn start(baton: &Path, sim: &Sim, dir: &Path, id: &str, t: Timings) -> Result<Controller, String> {
         let kubeconfig = dir.join(format!("{id}.kubeconfig"));
         sim.kubeconfig_as(id, &kubeconfig).map_err(|e| e.to_string())?;
-        let mut child = Command::new(baton)
-            .arg("--kubeconfig")
+        let mut cmd = Command::new(baton);
+        cmd.arg("--kubeconfig")
             .arg(&kubeconfig)
             .args([
                 "controller",
@@ -119,52 +118,20 @@ impl Controller {
             ])
             .args(t.args())
             .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "starting {}: {e} (build it with cargo build --release --bin baton)",
-                    baton.display()
-                )
-            })?;
-        let pid = child.id().ok_or("no pid")?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let out = log.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(addr) = v["bound"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                }
-                out.lock().unwrap().push(line);
-            }
-        });
-        let metrics = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(a)) => a,
-            _ => {
-                return Err(format!(
-                    "{id} did not serve /metrics:\n{}",
-                    log.lock().unwrap().join("\n")
-                ))
-            }
+            .env_remove("KUBECONFIG");
+        let mut proc = LoggedChild::spawn(&mut cmd, "bound").map_err(|e| {
+            format!(
+                "starting {}: {e} (build it with cargo build --release --bin baton)",
+                baton.display()
+            )
+        })?;
+        let Some(metrics) = proc.wait_addr(Duration::from_secs(30)).await else {
+            return Err(format!("{id} did not serve /metrics:\n{}", proc.log_text()));
         };
         Ok(Controller {
             id: id.to_string(),
-            child,
-            pid,
+            proc,
             metrics,
-            log,
         })
     }
 
@@ -205,37 +172,8 @@ impl Controller {
     }
 
     fn dump(&self) -> String {
-        format!(
-            "----- log of {} -----\n{}",
-            self.id,
-            self.log.lock().unwrap().join("\n")
-        )
+        format!("----- log of {} -----\n{}", self.id, self.proc.log_text())
     }
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let fetch = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        Some((head.split_whitespace().nth(1)?.parse().ok()?, body.to_string()))
-    };
-    tokio::time::timeout(Duration::from_secs(5), fetch).await.ok().flatten()
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
 }
 
 fn rollout_reconciles(m: &str) -> f64 {
@@ -276,15 +214,11 @@ async fn trial(sim: &Sim, kind: Kind, leader: &mut Controller, standby: &Control
     let t0 = Instant::now();
     match kind {
         Kind::Graceful => {
-            let ok = std::process::Command::new("kill")
-                .args(["-TERM", &leader.pid.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
+            if !leader.proc.terminate() {
                 return Err("kill -TERM failed".into());
             }
         }
-        Kind::Crash => leader.child.start_kill().map_err(|e| format!("SIGKILL: {e}"))?,
+        Kind::Crash => leader.proc.child.start_kill().map_err(|e| format!("SIGKILL: {e}"))?,
     }
     let mut out = Trial {
         leader: None,
@@ -308,7 +242,7 @@ async fn trial(sim: &Sim, kind: Kind, leader: &mut Controller, standby: &Control
         }
         tokio::time::sleep(POLL).await;
     }
-    let status = tokio::time::timeout(Duration::from_secs(30), leader.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(30), leader.proc.child.wait())
         .await
         .map_err(|_| format!("{} did not exit", leader.id))?
         .map_err(|e| e.to_string())?;
@@ -387,10 +321,8 @@ async fn scenario(
         leader = standby;
     }
     // Hand the Lease back cleanly for the next scenario.
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &leader.pid.to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(30), leader.child.wait()).await;
+    let _ = leader.proc.terminate();
+    let _ = tokio::time::timeout(Duration::from_secs(30), leader.proc.child.wait()).await;
     Ok(results)
 }
 

@@ -4,12 +4,14 @@
 // The serial guard is held for a whole test on that test's own runtime: intended.
 #![allow(clippy::await_holding_lock)]
 mod listeners_support;
+// The shared child-process helpers, without the simulator harness of `support`.
+#[path = "support/process.rs"]
+mod process;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton::agent::sidecar::Document;
@@ -18,10 +20,9 @@ use baton::listeners::controller::Stats;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use listeners_support::*;
+use process::{http, LoggedChild};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::time::Instant;
 
 const POD: &str = "sc-a";
@@ -36,17 +37,15 @@ fn temp_dir(tag: &str) -> tempfile::TempDir {
 
 /// A `baton agent` child process; its stderr (JSON logs) is kept and printed if the test panics.
 struct Sidecar {
-    child: Child,
-    pid: u32,
+    proc: LoggedChild,
     addr: SocketAddr,
     file: PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Sidecar {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- sidecar log -----\n{}", self.log.lock().unwrap().join("\n"));
+            eprintln!("----- sidecar log -----\n{}", self.proc.log_text());
         }
     }
 }
@@ -59,8 +58,8 @@ async fn start_sidecar(w: &World, dir: &Path, pod: &str, uid: &str, set: &str, a
         .kubeconfig_as(&format!("agent-{pod}"), &kubeconfig)
         .expect("writing a kubeconfig");
     let file = dir.join("run/listeners.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .arg("--kubeconfig")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["agent", "--listenerset", set, "--listen", "127.0.0.1:0"])
         .arg("--file")
@@ -75,63 +74,13 @@ async fn start_sidecar(w: &World, dir: &Path, pod: &str, uid: &str, set: &str, a
         .env("POD_NAMESPACE", NS)
         .env("POD_UID", uid)
         .env("RUST_LOG", "info,kube=warn")
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the baton binary");
-    let pid = child.id().expect("child pid");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let out = log.clone();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            // {"message":"baton agent sidecar serving","addr":"127.0.0.1:PORT",…}
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(addr) = v["addr"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-            out.lock().unwrap().push(line);
-        }
-    });
-    let addr = match tokio::time::timeout(Duration::from_secs(20), rx).await {
-        Ok(Ok(addr)) => addr,
-        _ => panic!(
-            "the sidecar did not say where it serves\n{}",
-            log.lock().unwrap().join("\n")
-        ),
+        .env_remove("KUBECONFIG");
+    // {"message":"baton agent sidecar serving","addr":"127.0.0.1:PORT",…}
+    let mut proc = LoggedChild::spawn(&mut cmd, "addr").unwrap_or_else(|e| panic!("starting the baton binary: {e}"));
+    let Some(addr) = proc.wait_addr(Duration::from_secs(20)).await else {
+        panic!("the sidecar did not say where it serves\n{}", proc.log_text());
     };
-    Sidecar {
-        child,
-        pid,
-        addr,
-        file,
-        log,
-    }
-}
-
-/// One HTTP/1.1 request; (status, body), or None if nothing answered within `deadline`.
-async fn http(addr: SocketAddr, method: &str, path: &str, deadline: Duration) -> Option<(u16, String)> {
-    let fetch = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_string()))
-    };
-    tokio::time::timeout(deadline, fetch).await.ok().flatten()
+    Sidecar { proc, addr, file }
 }
 
 impl Sidecar {
@@ -180,13 +129,8 @@ impl Sidecar {
         .map_or(0, |(code, _)| code)
     }
 
-    /// SIGTERM without a libc dependency: `kill -TERM`.
     fn terminate(&self) {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -TERM {}", self.pid);
+        assert!(self.proc.terminate(), "kill -TERM {}", self.proc.pid);
     }
 }
 
@@ -354,7 +298,7 @@ async fn sidecar_serves_assignments_and_releases_on_sigterm() {
         .await;
     println!("SIGTERM → empty document in {:?}", t_term.elapsed());
     assert_eq!(sc.ack(empty.version).await, 204);
-    let status = tokio::time::timeout(Duration::from_secs(10), sc.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), sc.proc.child.wait())
         .await
         .expect("the sidecar exits after releasing")
         .expect("waiting for the sidecar");

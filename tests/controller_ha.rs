@@ -17,8 +17,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
@@ -26,10 +25,9 @@ use baton_sim::api::WriteRecord;
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use support::process::{http_get, metric, LoggedChild};
 use support::{fast_kubelet, healthy_on, identities, manifest_v, wait_for, Env, LONG, NS};
 
 const LEASE: &str = "baton-controller";
@@ -71,13 +69,8 @@ fn temp_dir(tag: &str) -> tempfile::TempDir {
 /// panics. Killed on drop.
 struct Controller {
     id: String,
-    child: Child,
-    pid: u32,
-    log: Arc<Mutex<Vec<String>>>,
+    proc: LoggedChild,
     metrics: Option<SocketAddr>,
-    bound: Option<tokio::sync::oneshot::Receiver<SocketAddr>>,
-    /// Reads stderr until EOF.
-    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Controller {
@@ -92,8 +85,8 @@ impl Drop for Controller {
 fn spawn_controller(sim: &Sim, dir: &Path, id: &str) -> Controller {
     let kubeconfig = dir.join(format!("{id}.kubeconfig"));
     sim.kubeconfig_as(id, &kubeconfig).expect("writing a kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .arg("--kubeconfig")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("--kubeconfig")
         .arg(&kubeconfig)
         .args([
             "controller",
@@ -118,58 +111,29 @@ fn spawn_controller(sim: &Sim, dir: &Path, id: &str) -> Controller {
         .env("RUST_LOG", "info,kube=warn")
         .env_remove("KUBECONFIG")
         .env_remove("POD_NAME")
-        .env_remove("POD_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the baton binary");
-    let pid = child.id().expect("child pid");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let out = log.clone();
-    let reader = tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            // {"message":"serving /metrics, /healthz and /readyz","bound":"127.0.0.1:PORT",…}
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(addr) = v["bound"].as_str().and_then(|a| a.parse().ok()) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-            out.lock().unwrap().push(line);
-        }
-    });
+        .env_remove("POD_NAMESPACE");
+    // {"message":"serving /metrics, /healthz and /readyz","bound":"127.0.0.1:PORT",…}
+    let proc = LoggedChild::spawn(&mut cmd, "bound").unwrap_or_else(|e| panic!("starting the baton binary: {e}"));
     Controller {
         id: id.to_string(),
-        child,
-        pid,
-        log,
+        proc,
         metrics: None,
-        bound: Some(rx),
-        reader: Some(reader),
     }
 }
 
 /// Start a controller and wait until it serves /metrics.
 async fn start_controller(sim: &Sim, dir: &Path, id: &str) -> Controller {
     let mut c = spawn_controller(sim, dir, id);
-    let rx = c.bound.take().expect("fresh controller");
-    match tokio::time::timeout(LONG, rx).await {
-        Ok(Ok(addr)) => c.metrics = Some(addr),
-        _ => panic!("controller {id} did not report its metrics address\n{}", c.log_text()),
+    match c.proc.wait_addr(LONG).await {
+        Some(addr) => c.metrics = Some(addr),
+        None => panic!("controller {id} did not report its metrics address\n{}", c.log_text()),
     }
     c
 }
 
 impl Controller {
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.proc.log_text()
     }
 
     fn addr(&self) -> SocketAddr {
@@ -212,55 +176,18 @@ impl Controller {
         .await
     }
 
-    /// SIGTERM without a libc dependency: `kill -TERM`.
     fn terminate(&self) {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -TERM {}", self.pid);
+        assert!(self.proc.terminate(), "kill -TERM {}", self.proc.pid);
     }
 
     /// Wait for the process to exit and its stderr to be read to the end.
     async fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
-        let status = match tokio::time::timeout(deadline, self.child.wait()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => panic!("waiting for controller {}: {e}", self.id),
-            Err(_) => panic!("controller {} did not exit within {deadline:?}", self.id),
-        };
-        if let Some(reader) = self.reader.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+        match self.proc.wait_exit(deadline).await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => panic!("waiting for controller {}: {e}", self.id),
+            None => panic!("controller {} did not exit within {deadline:?}", self.id),
         }
-        status
     }
-}
-
-/// A plain HTTP/1.1 GET (`Connection: close`): (status, body).
-async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let fetch = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_string()))
-    };
-    tokio::time::timeout(Duration::from_secs(5), fetch).await.ok().flatten()
-}
-
-/// The value of one series (`name` or `name{labels}`) in a Prometheus text exposition.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
 }
 
 fn token(id: &str) -> String {
@@ -484,7 +411,7 @@ async fn crashed_leader_is_replaced_within_the_lease_duration() {
     let mut p = pair("kill").await;
     start_v2(&p.env).await;
     let t_kill = Instant::now();
-    p.leader.child.start_kill().expect("SIGKILL");
+    p.leader.proc.child.start_kill().expect("SIGKILL");
     let status = p.leader.wait_exit(LONG).await;
     assert!(!status.success(), "a killed leader exited with {status}");
     let sim = &p.env.sim;

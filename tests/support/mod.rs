@@ -3,6 +3,8 @@
 //! Rollout statuses and pods so tests can assert on every intermediate state.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
