@@ -58,6 +58,18 @@ where
 }
 
 /// Await a task's result with a deadline.
+/// The ending every takeover test shares: no two leaders overlapped, replica-b holds the Lease
+/// after exactly one more transition, and releases it cleanly on shutdown.
+async fn b_took_over_once(sim: &Sim, log: &Log, b: Candidate, before: i32) {
+    log.assert_no_overlap();
+    let after = lease(sim, LEASE).await.expect("lease");
+    assert_eq!(holder(&after).as_deref(), Some("replica-b"));
+    assert_eq!(transitions(&after), before + 1);
+    b.shutdown.cancel();
+    let rb = join_within("b's run", Duration::from_secs(10), b.handle).await;
+    assert_eq!(rb.expect("b ends cleanly"), ElectionOutcome::Released);
+}
+
 async fn join_within<T>(what: &str, deadline: Duration, handle: JoinHandle<T>) -> T {
     match tokio::time::timeout(deadline, handle).await {
         Ok(Ok(v)) => v,
@@ -372,13 +384,7 @@ async fn crashed_leader_is_replaced_after_expiry() {
         took <= lease_duration + retry + Duration::from_secs(2),
         "b took {took:?} to take over"
     );
-    log.assert_no_overlap();
-    let after = lease(&sim, LEASE).await.expect("lease");
-    assert_eq!(holder(&after).as_deref(), Some("replica-b"));
-    assert_eq!(transitions(&after), before + 1);
-    b.shutdown.cancel();
-    let rb = join_within("b's run", Duration::from_secs(10), b.handle).await;
-    assert_eq!(rb.expect("b ends cleanly"), ElectionOutcome::Released);
+    b_took_over_once(&sim, &log, b, before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,13 +420,7 @@ async fn partitioned_leader_stops_before_standby_acquires() {
         "{:?}",
         log.events()
     );
-    log.assert_no_overlap();
-    let after = lease(&sim, LEASE).await.expect("lease");
-    assert_eq!(holder(&after).as_deref(), Some("replica-b"));
-    assert_eq!(transitions(&after), before + 1);
-    b.shutdown.cancel();
-    let rb = join_within("b's run", Duration::from_secs(10), b.handle).await;
-    assert_eq!(rb.expect("b ends cleanly"), ElectionOutcome::Released);
+    b_took_over_once(&sim, &log, b, before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::log::Log;
-use crate::world::world;
+use crate::world::{world, World};
 use crate::{CRASH_LEASE, CRASH_TARGET, DRAIN_AFTER_HANG, GRACE0_ROUNDS, HANG_ROUNDS, MIN_CRASHES, NS, PODS};
 
 pub(crate) struct Crash {
@@ -58,19 +58,9 @@ pub(crate) async fn crashes() -> Result<Crash, String> {
     let mut per_crash = Vec::new();
     let mut crashes = 0;
     while (takeovers.len() < CRASH_TARGET || crashes < MIN_CRASHES) && crashes < 60 {
-        // The pod holding the most listeners.
-        let load = w.load();
-        let Some((victim, _)) = load.iter().max_by_key(|(_, n)| **n) else {
+        let Some((victim, held)) = busiest(&w) else {
             return Err("nothing running".into());
         };
-        let victim = victim.clone();
-        let held: Vec<String> = w
-            .log
-            .running()
-            .into_iter()
-            .filter(|(_, p)| p.contains(&victim))
-            .map(|(l, _)| l)
-            .collect();
         w.dead.lock().unwrap().insert(victim.clone());
         let t0 = Instant::now();
         if !w.sim.kubelet.crash(NS, &victim) {
@@ -96,18 +86,9 @@ pub(crate) async fn crashes() -> Result<Crash, String> {
     // Grace-0 deletes: the holder pod is gone from the API at once.
     let mut grace0 = Vec::new();
     for _ in 0..GRACE0_ROUNDS {
-        let load = w.load();
-        let Some((victim, _)) = load.iter().max_by_key(|(_, n)| **n) else {
+        let Some((victim, held)) = busiest(&w) else {
             break;
         };
-        let victim = victim.clone();
-        let held: Vec<String> = w
-            .log
-            .running()
-            .into_iter()
-            .filter(|(_, p)| p.contains(&victim))
-            .map(|(l, _)| l)
-            .collect();
         let t0 = Instant::now();
         w.delete_pod(&victim, 0).await?;
         w.wait_all_running(&format!("{victim}'s listeners after a grace-0 delete"), limit, |p| {
@@ -126,18 +107,9 @@ pub(crate) async fn crashes() -> Result<Crash, String> {
     let mut drained = Vec::new();
     for round in 0..2 * HANG_ROUNDS {
         let drain = round % 2 == 1;
-        let load = w.load();
-        let Some((victim, _)) = load.iter().max_by_key(|(_, n)| **n) else {
+        let Some((victim, held)) = busiest(&w) else {
             break;
         };
-        let victim = victim.clone();
-        let held: Vec<String> = w
-            .log
-            .running()
-            .into_iter()
-            .filter(|(_, p)| p.contains(&victim))
-            .map(|(l, _)| l)
-            .collect();
         let t0 = Instant::now();
         w.hang.lock().unwrap().insert(victim.clone());
         w.hang_tx.send_modify(|g| *g += 1);
@@ -179,4 +151,18 @@ pub(crate) async fn crashes() -> Result<Crash, String> {
         overlaps,
         token_regressions,
     })
+}
+
+/// The pod holding the most listeners, and the listeners it runs.
+fn busiest(w: &World) -> Option<(String, Vec<String>)> {
+    let load = w.load();
+    let (victim, _) = load.iter().max_by_key(|(_, n)| **n)?;
+    let held = w
+        .log
+        .running()
+        .into_iter()
+        .filter(|(_, p)| p.contains(victim))
+        .map(|(l, _)| l)
+        .collect();
+    Some((victim.clone(), held))
 }

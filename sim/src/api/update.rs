@@ -1,7 +1,7 @@
 //! `PUT`: replacing an object or its status, with server-owned metadata, generation, no-op
 //! detection and finalizer-driven deletion.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, StatusCause};
 use crate::managed;
@@ -39,38 +39,38 @@ const SERVER_META: &[&str] = &[
 /// Compare two objects ignoring resourceVersion and managedFields timestamps (no-op detection).
 /// Compares in place: cloning two large objects per write cost more than the comparison.
 fn same_object(a: &Value, b: &Value) -> bool {
-    /// Equal maps, except for the keys in `skip` and with `inner` deciding for the keys it claims.
-    fn same_map(
-        a: &serde_json::Map<String, Value>,
-        b: &serde_json::Map<String, Value>,
-        skip: &[&str],
-        inner: &dyn Fn(&str, &Value, &Value) -> Option<bool>,
-    ) -> bool {
-        let keys = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| !skip.contains(&k.as_str())).count();
-        keys(a) == keys(b)
-            && a.iter()
-                .filter(|(k, _)| !skip.contains(&k.as_str()))
-                .all(|(k, va)| b.get(k).is_some_and(|vb| inner(k, va, vb).unwrap_or_else(|| va == vb)))
-    }
-    let same_entry = |x: &Value, y: &Value| match (x.as_object(), y.as_object()) {
-        (Some(x), Some(y)) => same_map(x, y, &["time"], &|_, _, _| None),
-        _ => x == y,
-    };
-    let same_meta = |_: &str, x: &Value, y: &Value| -> bool {
-        match (x.as_object(), y.as_object()) {
-            (Some(x), Some(y)) => same_map(x, y, &["resourceVersion"], &|k, x, y| {
-                (k == "managedFields").then(|| match (x.as_array(), y.as_array()) {
-                    (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_entry(x, y)),
-                    _ => x == y,
-                })
-            }),
-            _ => x == y,
-        }
-    };
     match (a.as_object(), b.as_object()) {
-        (Some(a), Some(b)) => same_map(a, b, &[], &|k, x, y| (k == "metadata").then(|| same_meta(k, x, y))),
+        (Some(a), Some(b)) => {
+            same_map_except(a, b, &["metadata"]) && same_metadata(a.get("metadata"), b.get("metadata"))
+        }
         _ => a == b,
     }
+}
+
+/// Equal maps once the keys in `skip` are left out of both.
+fn same_map_except(a: &Map<String, Value>, b: &Map<String, Value>, skip: &[&str]) -> bool {
+    let kept = |m: &Map<String, Value>| m.iter().filter(|(k, _)| !skip.contains(&k.as_str())).count();
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
+}
+
+fn same_metadata(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let (Some(a), Some(b)) = (a.and_then(Value::as_object), b.and_then(Value::as_object)) else {
+        return a == b;
+    };
+    let same_managed = match (a.get("managedFields"), b.get("managedFields")) {
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(x, y)| match (x.as_object(), y.as_object()) {
+                    (Some(x), Some(y)) => same_map_except(x, y, &["time"]),
+                    _ => x == y,
+                })
+        }
+        (x, y) => x == y,
+    };
+    same_managed && same_map_except(a, b, &["resourceVersion", "managedFields"])
 }
 
 impl Core {

@@ -101,6 +101,12 @@ impl Server {
         Ok((body, ct))
     }
 
+    /// A YAML body. Clients send JSON (a subset of YAML) nearly always; parsing it as JSON first
+    /// is many times faster than the YAML parser on large objects.
+    pub(super) fn parse_yaml(body: &[u8]) -> Result<Value, serde_saphyr::Error> {
+        serde_json::from_slice(body).or_else(|_| serde_saphyr::from_slice(body))
+    }
+
     pub(super) fn decode(body: &[u8], ct: &str, yaml_ok: bool) -> Result<Value, ApiError> {
         let media = ct.split(';').next().unwrap_or("").trim();
         let v: Value = match media {
@@ -110,11 +116,8 @@ impl Server {
                 ))
             })?,
             "application/yaml" | "application/apply-patch+yaml" if yaml_ok || media == "application/yaml" => {
-                match serde_json::from_slice(body) {
-                    Ok(v) => v,
-                    Err(_) => serde_saphyr::from_slice(body)
-                        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?,
-                }
+                Self::parse_yaml(body)
+                    .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?
             }
             // client-go's typed clients (Helm's release storage among them) send protobuf.
             crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body)?,

@@ -104,13 +104,7 @@ impl Server {
                 let opts = Self::write_opts(&query, id, if pt == PatchType::Apply { "apply" } else { "patch" })?;
                 let (body, _) = Self::read_body(req).await?;
                 let v: Value = if pt == PatchType::Apply {
-                    // Clients send JSON (a subset of YAML) nearly always; parsing it as JSON first
-                    // is many times faster than the YAML parser on large objects.
-                    match serde_json::from_slice(&body) {
-                        Ok(v) => v,
-                        Err(_) => serde_saphyr::from_slice(&body)
-                            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
-                    }
+                    Self::parse_yaml(&body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
                 } else {
                     serde_json::from_slice(&body)
                         .map_err(|e| ApiError::bad_request(format!("couldn't get patch: invalid JSON: {e}")))?

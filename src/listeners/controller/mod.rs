@@ -157,36 +157,34 @@ pub struct Context {
     pub secrets: Store<Secret>,
     /// (namespace, set, lease name) → (resourceVersion, when this process first saw it).
     observed: Mutex<HashMap<LeaseKey, (String, Instant)>>,
-    /// (namespace, set, listener) → the highest fencing token this process has seen or written.
-    /// A Lease the garbage collector deletes with its pod (or that the status has not caught up
-    /// with) must not be recreated with a lower token.
-    fencing: Mutex<HashMap<LeaseKey, i32>>,
+    /// (namespace, set) → listener → the highest fencing token this process has seen or
+    /// written. A Lease the garbage collector deletes with its pod (or that the status has not
+    /// caught up with) must not be recreated with a lower token.
+    fencing: Mutex<HashMap<(String, String), BTreeMap<String, i32>>>,
     pub stats: Arc<Stats>,
 }
 
 impl Context {
-    /// Remember `token` for a listener if it is the highest seen.
-    pub(super) fn note_fencing(&self, ns: &str, set: &str, listener: &str, token: i32) {
+    /// Record fencing tokens of a set's listeners (the highest wins) and return them all.
+    pub(super) fn fencing_tokens<'a>(
+        &self,
+        ns: &str,
+        set: &str,
+        seen: impl IntoIterator<Item = (&'a str, i32)>,
+    ) -> BTreeMap<String, i32> {
         let mut f = self.fencing.lock().unwrap_or_else(|p| p.into_inner());
-        let e = f
-            .entry((ns.to_string(), set.to_string(), listener.to_string()))
-            .or_insert(token);
-        *e = (*e).max(token);
-    }
-
-    /// The highest fencing token seen for each listener of a set.
-    pub(super) fn fencing_of(&self, ns: &str, set: &str) -> BTreeMap<String, i32> {
-        let f = self.fencing.lock().unwrap_or_else(|p| p.into_inner());
-        f.iter()
-            .filter(|((n, s, _), _)| n == ns && s == set)
-            .map(|((_, _, l), t)| (l.clone(), *t))
-            .collect()
+        let tokens = f.entry((ns.to_string(), set.to_string())).or_default();
+        for (listener, token) in seen {
+            let t = tokens.entry(listener.to_string()).or_insert(token);
+            *t = (*t).max(token);
+        }
+        tokens.clone()
     }
 
     /// Forget a deleted set's tokens.
     pub(super) fn forget_fencing(&self, ns: &str, set: &str) {
         let mut f = self.fencing.lock().unwrap_or_else(|p| p.into_inner());
-        f.retain(|(n, s, _), _| n != ns || s != set);
+        f.remove(&(ns.to_string(), set.to_string()));
     }
 }
 

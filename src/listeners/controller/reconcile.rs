@@ -164,14 +164,12 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         })
         .collect();
 
-    for lv in &lease_views {
-        ctx.note_fencing(&ns, &name, &lv.listener, lv.transitions);
-    }
-    let mut last: BTreeMap<String, i32> = ctx.fencing_of(&ns, &name);
-    for a in &previous.assignments {
-        let t = last.entry(a.listener.clone()).or_insert(a.transitions);
-        *t = (*t).max(a.transitions);
-    }
+    let seen = lease_views.iter().map(|l| (l.listener.as_str(), l.transitions));
+    let recorded = previous
+        .assignments
+        .iter()
+        .map(|a| (a.listener.as_str(), a.transitions));
+    let last = ctx.fencing_tokens(&ns, &name, seen.chain(recorded));
     let mut listener_views: Vec<ListenerView> = desired
         .listeners
         .iter()
@@ -230,6 +228,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     });
     let results = futures::future::join_all(writes).await;
     let mut retry_soon = false;
+    let mut written = Vec::new();
     for (m, r) in moves.iter().zip(results) {
         match r {
             Ok(()) => {
@@ -240,7 +239,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
                     ..
                 } = m
                 {
-                    ctx.note_fencing(&ns, &name, listener, *transitions);
+                    written.push((listener.as_str(), *transitions));
                     let prior = lease_by_listener.get(listener);
                     let kind = assignment_kind(
                         listener,
@@ -265,6 +264,9 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
                 retry_soon = true;
             }
         }
+    }
+    if !written.is_empty() {
+        ctx.fencing_tokens(&ns, &name, written);
     }
 
     // Status, from the state the moves started from (the next reconcile sees their effect).
