@@ -29,3 +29,11 @@ pub(crate) async fn deployed(env: &Env, replicas: i32, version: &str) -> Vec<Pod
 pub(crate) fn event_reasons(events: &[k8s_openapi::api::events::v1::Event]) -> Vec<String> {
     events.iter().filter_map(|e| e.reason.clone()).collect()
 }
+
+/// Applies v2 of a 3-instance Rollout with a pause (no duration) after every batch but the last,
+/// so it stops after batch 1 until promoted.
+pub(crate) async fn apply_v2_pausing(env: &Env) {
+    let mut m = manifest_v(NAME, 3, "v2");
+    m["spec"]["strategy"]["pause"] = serde_json::json!({});
+    env.apply(&m).await;
+}

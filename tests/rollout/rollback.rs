@@ -144,9 +144,7 @@ async fn undo_mid_rollout_returns_everything_to_v1() {
     let env = Env::start().await;
     let op = env.start_operator().await;
     let v1 = deployed(&env, 3, "v1").await;
-    let mut m = manifest_v(NAME, 3, "v2");
-    m["spec"]["strategy"]["pause"] = json!({});
-    env.apply(&m).await;
+    apply_v2_pausing(&env).await;
     let r = env
         .wait_rollout(NAME, "waiting for promotion after batch 1", LONG, |r| {
             current_generation(r)

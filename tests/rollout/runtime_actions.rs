@@ -13,9 +13,7 @@ async fn promote_advances_a_pause_waiting_for_promotion() {
     let env = Env::start().await;
     let op = env.start_operator().await;
     deployed(&env, 3, "v1").await;
-    let mut m = manifest_v(NAME, 3, "v2");
-    m["spec"]["strategy"]["pause"] = json!({});
-    env.apply(&m).await;
+    apply_v2_pausing(&env).await;
     for (batch, versions) in [(1, map(&[("v1", 2), ("v2", 1)])), (2, map(&[("v1", 1), ("v2", 2)]))] {
         let r = env
             .wait_rollout(NAME, &format!("waiting for promotion after batch {batch}"), LONG, |r| {
@@ -51,9 +49,7 @@ async fn abort_then_retry() {
     let env = Env::start().await;
     let op = env.start_operator().await;
     deployed(&env, 3, "v1").await;
-    let mut m = manifest_v(NAME, 3, "v2");
-    m["spec"]["strategy"]["pause"] = json!({});
-    env.apply(&m).await;
+    apply_v2_pausing(&env).await;
     env.wait_rollout(NAME, "paused after batch 1", LONG, |r| {
         current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
     })

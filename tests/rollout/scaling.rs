@@ -109,9 +109,7 @@ async fn new_spec_mid_rollout_supersedes_the_old_target() {
     let env = Env::start().await;
     let op = env.start_operator().await;
     deployed(&env, 3, "v1").await;
-    let mut m = manifest_v(NAME, 3, "v2");
-    m["spec"]["strategy"]["pause"] = json!({});
-    env.apply(&m).await;
+    apply_v2_pausing(&env).await;
     let mid = env
         .wait_rollout(NAME, "v2 paused after batch 1", LONG, |r| {
             current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
