@@ -194,6 +194,7 @@ async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
     with_crd(&k).await;
     let f = k.file("w.json", &widget("w1", "red"));
     k.ok(&["apply", "-f", &f]).await;
+    let idle = sim.core.open_watches.load(Ordering::SeqCst);
 
     let (code, _, err) = k
         .run(&["wait", "--for=condition=Ready", "widget/w1", "--timeout=2s"])
@@ -201,6 +202,17 @@ async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
     assert_ne!(code, 0);
     assert!(err.contains("timed out"), "{err}");
 
+    // The timed-out kubectl has exited, but the server may not have seen its watch close yet:
+    // counting from then, its close and the next kubectl's open could cancel out.
+    wait_for(
+        "the timed-out kubectl's watch to close",
+        Duration::from_secs(30),
+        || {
+            let n = sim.core.open_watches.load(Ordering::SeqCst);
+            async move { (n <= idle).then_some(()) }
+        },
+    )
+    .await;
     let before = sim.core.open_watches.load(Ordering::SeqCst);
     let waiter = k
         .cmd(&["wait", "--for=condition=Ready", "widget/w1", "--timeout=30s"])
