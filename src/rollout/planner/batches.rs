@@ -5,13 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use super::observed::SlotHealth;
 use super::requests::RequestedActions;
-use super::status::CONDITION_PROGRESSING;
-use super::{add_duration, add_secs, batch_counts, EventType, Planner, RevisionInfo};
-use crate::api::rollout::{parse_duration, BatchStatus, FailedUpdate};
+use super::{add_duration, add_secs, batch_counts, slot_name, EventType, Planner, RevisionInfo};
+use crate::api::rollout::{BatchStatus, ConditionType, EventReason, FailedUpdate, FailureReason, PauseMode, Reason};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Mode {
@@ -51,6 +50,13 @@ pub(super) struct RolloutState {
     pub(super) pause_until: Option<Timestamp>,
     /// The current batch's instances that are not healthy yet, described.
     pub(super) holdups: Vec<String>,
+}
+
+/// Slots with a description of how each stands.
+type SlotList = Vec<(i32, String)>;
+
+fn describe(slots: &[(i32, String)]) -> String {
+    slots.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 fn human(d: Duration) -> String {
@@ -103,11 +109,21 @@ impl Planner<'_> {
             self.prior.batch.clone().unwrap_or_default()
         };
         let rolling = stable.as_ref().is_none_or(|s| s.name != target.name);
+        if requests.restart {
+            self.event(
+                EventType::Normal,
+                EventReason::Restarted,
+                format!(
+                    "restart requested (baton.dev/restartedAt): every instance moves to revision {} of {}",
+                    target.revision, target.version
+                ),
+            );
+        }
         if rolling && new_target && !unpinned.is_empty() {
             batch = BatchStatus {
                 current: 1,
                 total: total_batches,
-                started_at: Some(Time(now)),
+                started_at: Some(MicroTime(now)),
                 pause_started_at: None,
             };
             let from = stable
@@ -116,7 +132,7 @@ impl Planner<'_> {
                 .unwrap_or_default();
             self.event(
                 EventType::Normal,
-                "BatchStarted",
+                EventReason::BatchStarted,
                 format!(
                     "rolling out {}{from} (revision {}): batch 1/{total_batches}, {} of {} instances",
                     target.version,
@@ -129,21 +145,21 @@ impl Planner<'_> {
         batch.total = total_batches;
         batch.current = batch.current.clamp(1, total_batches.max(1));
         if batch.started_at.is_none() {
-            batch.started_at = Some(Time(now));
+            batch.started_at = Some(MicroTime(now));
         }
-        let was_spec_paused = self
-            .prior
-            .conditions
-            .iter()
-            .any(|c| c.type_ == CONDITION_PROGRESSING && c.reason == "RolloutPaused");
+        let was_spec_paused = self.prior_reason(ConditionType::Progressing) == Some(Reason::RolloutPaused);
         if was_spec_paused && !spec.paused {
-            batch.started_at = Some(Time(now));
-            self.event(EventType::Normal, "Resumed", "rollout resumed (spec.paused is false)");
+            batch.started_at = Some(MicroTime(now));
+            self.event(
+                EventType::Normal,
+                EventReason::Resumed,
+                "rollout resumed (spec.paused is false)",
+            );
         }
         if spec.paused && !was_spec_paused {
             self.event(
                 EventType::Normal,
-                "Paused",
+                EventReason::Paused,
                 "rollout paused (spec.paused is true); no instance is replaced",
             );
         }
@@ -151,8 +167,8 @@ impl Planner<'_> {
         if requests.retry {
             self.retry_failed(&mut failed, &mut batch, &target, total_batches);
         }
-        if requests.abort && rolling {
-            self.abort_rollout(&mut failed, &batch, &target, stable.as_ref(), total_batches);
+        if requests.abort {
+            self.abort_rollout(&mut failed, &batch, &target, stable.as_ref(), rolling);
         }
 
         let mut mode = if !rolling {
@@ -166,6 +182,9 @@ impl Planner<'_> {
         };
         if unpinned.is_empty() && mode == Mode::Rollout {
             mode = Mode::Steady;
+        }
+        if requests.promote_full {
+            self.promote_full(mode, &mut batch, &target, total_batches);
         }
         RolloutState {
             target,
@@ -206,30 +225,27 @@ impl Planner<'_> {
         } = rollout;
 
         // Batch progression.
-        let pause = spec
-            .strategy
-            .pause
-            .as_ref()
-            .map(|p| p.duration.as_deref().and_then(|d| parse_duration(d).ok()));
+        let pause = spec.strategy.pause_mode();
         let mut completed_now = false;
+        let mut promote_refused = None;
         if *mode == Mode::Rollout && !spec.paused {
             loop {
                 let k = usize::try_from(batch.current).unwrap_or(1).max(1);
                 let count = counts.get(k - 1).copied().unwrap_or(unpinned.len());
                 let chosen = self.choose(unpinned, count, target, stable.as_ref());
                 let (crashing, waiting) = self.batch_health(&chosen, target);
-                *holdups = crashing.iter().chain(waiting.iter()).cloned().collect();
+                *holdups = crashing.iter().chain(waiting.iter()).map(|(_, d)| d.clone()).collect();
                 if !crashing.is_empty() {
                     *failed = Some(self.fail(
-                        "PodCrashLooping",
+                        FailureReason::PodCrashLooping,
                         format!(
                             "batch {k}/{total_batches} of {}: {}",
                             target.version,
-                            crashing.join(", ")
+                            describe(&crashing)
                         ),
                         target,
                         stable.as_ref(),
-                        batch.current,
+                        (batch.current, &crashing),
                     ));
                     break;
                 }
@@ -239,22 +255,22 @@ impl Planner<'_> {
                         break;
                     }
                     if batch.pause_started_at.is_none() {
-                        batch.pause_started_at = Some(Time(now));
+                        batch.pause_started_at = Some(MicroTime(now));
                         let what = match pause {
-                            None => "starting the next batch".to_string(),
-                            Some(Some(d)) => format!("pausing for {}", human(d)),
-                            Some(None) => "waiting for promotion (baton promote)".to_string(),
+                            PauseMode::None => "starting the next batch".to_string(),
+                            PauseMode::Timed(d) => format!("pausing for {}", human(d)),
+                            PauseMode::Manual => "waiting for promotion (baton rollout promote)".to_string(),
                         };
                         self.event(
                             EventType::Normal,
-                            "BatchCompleted",
+                            EventReason::BatchCompleted,
                             format!("batch {k}/{total_batches} of {} healthy; {what}", target.version),
                         );
                     }
                     let paused_at = batch.pause_started_at.as_ref().map_or(now, |t| t.0);
-                    let advance = match pause {
-                        None => true,
-                        Some(Some(d)) => {
+                    let mut advance = match pause {
+                        PauseMode::None => true,
+                        PauseMode::Timed(d) => {
                             let until = add_duration(paused_at, d);
                             if until <= now {
                                 true
@@ -263,16 +279,18 @@ impl Planner<'_> {
                                 false
                             }
                         }
-                        Some(None) => {
+                        PauseMode::Manual => {
                             *waiting_promotion = true;
                             false
                         }
                     };
-                    let advance = advance || promote;
-                    if promote && pause.is_some() {
+                    if !advance && promote {
+                        // A promotion is used up by the pause it ends.
+                        promote = false;
+                        advance = true;
                         self.event(
                             EventType::Normal,
-                            "Promoted",
+                            EventReason::Promoted,
                             format!("batch {k}/{total_batches} promoted (baton.dev/promote)"),
                         );
                     }
@@ -282,11 +300,10 @@ impl Planner<'_> {
                         }
                         break;
                     }
-                    promote = false;
                     *waiting_promotion = false;
                     *pause_until = None;
                     batch.current += 1;
-                    batch.started_at = Some(Time(now));
+                    batch.started_at = Some(MicroTime(now));
                     batch.pause_started_at = None;
                     let next = counts
                         .get(usize::try_from(batch.current).unwrap_or(1) - 1)
@@ -294,11 +311,12 @@ impl Planner<'_> {
                         .unwrap_or(unpinned.len());
                     self.event(
                         EventType::Normal,
-                        "BatchStarted",
+                        EventReason::BatchStarted,
                         format!(
-                            "batch {}/{total_batches} of {}: {next} of {} instances",
+                            "batch {}/{total_batches} of {} (revision {}): {next} of {} instances",
                             batch.current,
                             target.version,
+                            target.revision,
                             unpinned.len()
                         ),
                     );
@@ -306,36 +324,42 @@ impl Planner<'_> {
                 }
                 // Not healthy: the progress deadline.
                 let base = match (&batch.pause_started_at, pause) {
-                    (Some(t), Some(Some(d))) => Some(add_duration(t.0, d)),
-                    (Some(_), Some(None)) => None,
-                    (Some(t), None) => Some(t.0),
+                    (Some(t), PauseMode::Timed(d)) => Some(add_duration(t.0, d)),
+                    (Some(_), PauseMode::Manual) => None,
+                    (Some(t), PauseMode::None) => Some(t.0),
                     (None, _) => batch.started_at.as_ref().map(|t| t.0),
                 };
                 if let Some(base) = base {
                     let deadline = add_secs(base, i64::from(spec.progress_deadline_seconds));
                     if deadline <= now {
                         *failed = Some(self.fail(
-                            "ProgressDeadlineExceeded",
+                            FailureReason::ProgressDeadlineExceeded,
                             format!(
                                 "batch {k}/{total_batches} of {} not healthy within {}s: {}",
                                 target.version,
                                 spec.progress_deadline_seconds,
-                                waiting.join(", ")
+                                describe(&waiting)
                             ),
                             target,
                             stable.as_ref(),
-                            batch.current,
+                            (batch.current, &waiting),
                         ));
                     } else {
                         self.wakeups.push(deadline);
                     }
+                }
+                if promote {
+                    promote_refused = Some(format!(
+                        "batch {k}/{total_batches} of {} is not healthy yet, so there is no pause to end; `baton rollout promote --full` skips the remaining batches",
+                        target.version
+                    ));
                 }
                 break;
             }
             if completed_now {
                 self.event(
                     EventType::Normal,
-                    "RolloutCompleted",
+                    EventReason::RolloutCompleted,
                     format!(
                         "{} (revision {}) is healthy on all {} instances",
                         target.version,
@@ -358,22 +382,75 @@ impl Planner<'_> {
             *waiting_promotion = false;
             *pause_until = None;
         }
+        if promote && !spec.paused {
+            let why = promote_refused.unwrap_or_else(|| match (*mode, pause) {
+                (Mode::Rollout, PauseMode::None) => {
+                    "the strategy has no pauses between batches; `baton rollout promote --full` skips the remaining batches".into()
+                }
+                (Mode::Rollout, _) => "no pause to end".into(),
+                (Mode::Steady, _) => format!("no rollout in progress: {} is rolled out", target.version),
+                (Mode::Rollback | Mode::Stopped, _) => format!(
+                    "the rollout of {} failed; `baton rollout retry` rolls it out again",
+                    target.version
+                ),
+            });
+            self.ignored("promote", &why);
+        }
+    }
+
+    /// A runtime action that had nothing to act on: a Warning event saying why.
+    pub(super) fn ignored(&mut self, action: &str, why: &str) {
+        self.event(
+            EventType::Warning,
+            EventReason::ActionIgnored,
+            format!("{action} requested, nothing done: {why}"),
+        );
+    }
+
+    /// `baton.dev/promote-full`: the rest of the instances move in one last batch, with no
+    /// more pauses.
+    fn promote_full(&mut self, mode: Mode, batch: &mut BatchStatus, target: &RevisionInfo, total_batches: i32) {
+        if mode != Mode::Rollout {
+            let why = match mode {
+                Mode::Steady => format!("no rollout in progress: {} is rolled out", target.version),
+                _ => format!(
+                    "the rollout of {} failed; `baton rollout retry` rolls it out again",
+                    target.version
+                ),
+            };
+            self.ignored("full promotion", &why);
+            return;
+        }
+        let from = batch.current;
+        if from < total_batches || batch.pause_started_at.is_some() {
+            batch.current = total_batches;
+            batch.started_at = Some(MicroTime(self.now));
+            batch.pause_started_at = None;
+        }
+        self.event(
+            EventType::Normal,
+            EventReason::Promoted,
+            format!(
+                "{} fully promoted (baton.dev/promote-full) at batch {from}/{total_batches}: every remaining instance moves now, with no more pauses",
+                target.version
+            ),
+        );
     }
 
     fn fail(
         &mut self,
-        reason: &str,
+        reason: FailureReason,
         message: String,
         target: &RevisionInfo,
         stable: Option<&RevisionInfo>,
-        batch: i32,
+        (batch, instances): (i32, &[(i32, String)]),
     ) -> FailedUpdate {
         let rolled_back = self.spec.auto_rollback && stable.is_some();
-        self.event(EventType::Warning, "BatchFailed", message.clone());
+        self.event(EventType::Warning, EventReason::BatchFailed, message.clone());
         if let (true, Some(s)) = (rolled_back, stable) {
             self.event(
                 EventType::Warning,
-                "RollingBack",
+                EventReason::RollingBack,
                 format!(
                     "rolling every instance back to {} (revision {}): {message}",
                     s.version, s.revision
@@ -383,8 +460,12 @@ impl Planner<'_> {
         FailedUpdate {
             revision: target.name.clone(),
             version: target.version.clone(),
-            reason: reason.to_string(),
+            reason,
             message,
+            instances: instances
+                .iter()
+                .map(|(slot, _)| slot_name(&self.input.name, *slot))
+                .collect(),
             rolled_back,
             batch,
             at: Some(Time(self.now)),
@@ -423,15 +504,15 @@ impl Planner<'_> {
         ranked.into_iter().take(count).map(|(_, s)| s).collect()
     }
 
-    /// (crashing, waiting) instance descriptions of a batch.
-    fn batch_health(&mut self, chosen: &BTreeSet<i32>, target: &RevisionInfo) -> (Vec<String>, Vec<String>) {
+    /// The (crashing, waiting) slots of a batch, each with a description.
+    fn batch_health(&mut self, chosen: &BTreeSet<i32>, target: &RevisionInfo) -> (SlotList, SlotList) {
         let mut crashing = Vec::new();
         let mut waiting = Vec::new();
         for slot in chosen {
             match self.slot_health(*slot, target) {
                 SlotHealth::Ok => {}
-                SlotHealth::Waiting(w) => waiting.push(w),
-                SlotHealth::Crashing(c) => crashing.push(c),
+                SlotHealth::Waiting(w) => waiting.push((*slot, w)),
+                SlotHealth::Crashing(c) => crashing.push((*slot, c)),
             }
         }
         (crashing, waiting)

@@ -71,9 +71,11 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::rollout::{RolloutSpec, RolloutStatus};
+use crate::api::rollout::reasons;
+use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
 mod batches;
+mod counts;
 mod names;
 mod observed;
 mod pods;
@@ -87,7 +89,6 @@ pub use names::{parse_slot, pod_labels, pod_name, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
-pub use status::{CONDITION_AVAILABLE, CONDITION_INVALID_SPEC, CONDITION_PROGRESSING};
 pub use strategy::{batch_counts, budgets};
 
 use observed::SlotPods;
@@ -160,7 +161,7 @@ pub enum EventType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanEvent {
     pub type_: EventType,
-    pub reason: String,
+    pub reason: EventReason,
     pub message: String,
 }
 
@@ -234,12 +235,17 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn event(&mut self, type_: EventType, reason: &str, message: impl Into<String>) {
+    fn event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>) {
         self.events.push(PlanEvent {
             type_,
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
         });
+    }
+
+    /// The reason of the stored condition of type `type_`, when it is one of ours.
+    fn prior_reason(&self, type_: ConditionType) -> Option<Reason> {
+        reasons::find(&self.prior.conditions, type_).and_then(|c| Reason::parse(&c.reason))
     }
 
     fn replicas(&self) -> i32 {
