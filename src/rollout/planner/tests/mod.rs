@@ -13,11 +13,12 @@ use proptest::prelude::*;
 use super::*;
 use crate::api::rollout::{
     annotations, labels, scaled_value, BatchStatus, ConditionType, EventReason, FailedUpdate, FailureReason, Pause,
-    Pin, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,
+    PauseMode, Pin, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,
 };
 
 mod batches;
 mod failures;
+mod honesty;
 mod invariants;
 mod pods;
 mod properties;
