@@ -79,6 +79,7 @@ mod counts;
 mod names;
 mod observed;
 mod pods;
+mod progress;
 mod requests;
 mod revisions;
 mod status;
