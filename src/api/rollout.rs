@@ -248,8 +248,9 @@ pub struct RolloutStatus {
     /// Instances per version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub versions: BTreeMap<String, i32>,
-    /// `Ready`, `Reconciling`, `Stalled` (kstatus), `Available`, `Progressing`, `InvalidSpec`
-    /// (see [`reasons`]); each with the `observedGeneration` it describes.
+    /// `Ready` (the CI gate: True only when this generation is fully rolled out and available),
+    /// `Reconciling`, `Stalled` (kstatus), `Available`, `Progressing` and `InvalidSpec`, each
+    /// with the `observedGeneration` it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

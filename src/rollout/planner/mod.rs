@@ -32,14 +32,21 @@
 //! * A batch is healthy when each of its slots has exactly one live pod, of the update revision,
 //!   Ready for `minReadySeconds`. A batch fails when one of its update-revision pods is
 //!   crash-looping, or when it is not healthy `progressDeadlineSeconds` after it started (after
-//!   its pause ended, when it turned unhealthy while pausing).
+//!   its pause ended, when it turned unhealthy while pausing). Durations are measured below the
+//!   second: batch and pause starts are stored to the microsecond, and a pod's Ready time,
+//!   which the API server truncates to the second, counts from the end of its second.
 //! * After a failure with `autoRollback` (and a healthy revision to return to) every unpinned
 //!   slot returns to `status.currentRevision` at once (no batches, no pauses): phase
-//!   `RollingBack`, then `Healthy` with `Progressing=False/RolledBack` while `Available` stays
-//!   True. Without `autoRollback` the rollout stops (`Degraded`, the message names the instances
-//!   holding it up); only missing pods are recreated. The failed revision is recorded in
-//!   `status.failedUpdate` and not rolled out again until the spec changes (a new revision
-//!   supersedes any rollout in progress) or a retry is requested.
+//!   `RollingBack`, then `RolledBack` with `Progressing=False/RolledBack` and `Stalled=True`
+//!   while `Available` stays True. Without `autoRollback` the rollout stops (`Degraded`, the
+//!   message names the instances holding it up); only missing pods are recreated. The failed
+//!   revision and its failed instances are recorded in `status.failedUpdate` and not rolled
+//!   out again until the spec changes (a new revision supersedes any rollout in progress) or a
+//!   retry is requested.
+//! * What status claims is what the pods show: phase `Healthy` and `Ready=True` only when every
+//!   unpinned slot serves the update revision of this generation; `status.version` (the VERSION
+//!   column) is the version of `status.currentRevision`, the last fully healthy one; progress
+//!   counts add up to the unpinned slots (`completed + failed + pending + rolledBack`).
 //! * Pins put named slots on the newest revision with the pinned version (or on the update
 //!   revision when the version is `spec.version`) and keep them there, outside the batches and
 //!   rollbacks. An unknown instance or version makes the spec invalid: `InvalidSpec=True`, a
@@ -54,7 +61,7 @@
 //!   update revision, the current revision, a pin or any pod uses.
 //!
 //! The runtime-action annotation protocol is described in `planner/requests.rs`, the status
-//! conditions in `planner/status.rs`.
+//! conditions in `planner/status.rs` and `api::rollout::reasons`.
 //!
 //! # Layout
 //!
@@ -62,8 +69,9 @@
 //! `names` (object names and labels), `observed` (the pods as seen, per slot), `revisions`
 //! (hashing, the update and last healthy revisions, pruning), `strategy` (budgets and batch
 //! sizes), `validation` (an invalid spec), `requests` (runtime actions), `batches` (batch
-//! bookkeeping and progression), `pods` (desired revision per slot and pod actions) and
-//! `status` (phase, conditions, observed counts).
+//! bookkeeping), `progress` (batch progression, pauses, promotion, the deadline), `pods`
+//! (desired revision per slot and pod actions), `status` (phase, conditions, events of
+//! phase and pin changes) and `counts` (observed counts, instances, progress).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
