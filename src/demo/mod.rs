@@ -109,7 +109,9 @@ fn progress_line(r: &Rollout) -> String {
     // Right after a spec change the status still describes the previous generation: say so, as
     // `kubectl wait --for=condition=Ready` does by not trusting it.
     let stale = match (st.observed_generation, r.metadata.generation) {
-        (Some(seen), Some(g)) if seen < g => format!("  (status of generation {seen}; generation {g} not observed yet)"),
+        (Some(seen), Some(g)) if seen < g => {
+            format!("  (status of generation {seen}; generation {g} not observed yet)")
+        }
         _ => String::new(),
     };
     format!(
@@ -271,7 +273,8 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
     }
     let gate = gate_line(&r);
     println!("{gate}");
-    if condition(&r, ConditionType::Ready).is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
+    if condition(&r, ConditionType::Ready)
+        .is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
     {
         return Err(format!("the gate should be closed after the rollback: {gate}"));
     }

@@ -277,9 +277,12 @@ impl Planner<'_> {
             return Outcome::new(RolloutPhase::Paused, progressing, msg);
         }
         if let Some(until) = *pause_until {
-            let left = until.duration_since(self.now).as_secs().max(0);
+            // Whole seconds left, rounded up: "0s" only once the pause is over.
+            let left = u128::try_from(until.duration_since(self.now).as_millis())
+                .unwrap_or(0)
+                .div_ceil(1000);
             let msg = format!(
-                "batch {k}/{total_batches} of {} healthy; paused for {left}s",
+                "batch {k}/{total_batches} of {} healthy; paused for {left}s more",
                 target.version
             );
             let progressing = cond(ConditionStatus::True, Reason::BatchPaused, msg.clone());
