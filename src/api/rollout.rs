@@ -159,8 +159,8 @@ pub struct RolloutStrategy {
         "self.all(b, type(b) == int ? b >= 0 : (b.matches('^[0-9]{1,3}%$') && int(b.substring(0, size(b) - 1)) <= 100))"
     ).message("each batch is a count >= 0 or a percentage like \"50%\" no greater than 100%"))]
     pub batches: Vec<IntOrString>,
-    /// Pause after each batch but the last. Absent: no pause. `{manual: true}` (or `{}`): wait
-    /// for `baton rollout promote`. `{duration: 30s}`: pause that long.
+    /// Pause after each batch but the last; absent: no pause.
+    /// `{manual: true}` or `{}`: wait for `baton rollout promote`; `{duration: 30s}`: pause that long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<Pause>,
     /// Extra pods allowed above `replicas` (count or percentage, rounded up).
@@ -219,9 +219,8 @@ pub struct RolloutStatus {
     /// Revision being rolled out (ControllerRevision name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_revision: Option<String>,
-    /// Version that serves: the version of `currentRevision`, the last fully healthy revision
-    /// (the VERSION column; `spec.version` is the TARGET column). Absent until a first
-    /// revision is fully healthy.
+    /// Version that serves: that of `currentRevision`, the last fully healthy revision (VERSION column).
+    /// `spec.version` is the TARGET column. Absent until a first revision is fully healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Instances that have a pod.
@@ -248,9 +247,9 @@ pub struct RolloutStatus {
     /// Instances per version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub versions: BTreeMap<String, i32>,
-    /// `Ready` (the CI gate: True only when this generation is fully rolled out and available),
-    /// `Reconciling`, `Stalled` (kstatus), `Available`, `Progressing` and `InvalidSpec`, each
-    /// with the `observedGeneration` it describes.
+    /// `Ready` is the CI gate: True only when this generation is fully rolled out and available.
+    /// Also `Reconciling` and `Stalled` (kstatus), `Available`, `Progressing` and `InvalidSpec`.
+    /// Each carries the `observedGeneration` it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,7 +281,7 @@ pub struct BatchStatus {
     pub pause_started_at: Option<MicroTime>,
 }
 
-/// Instance counts of the rollout of the update revision (pinned instances excluded):
+/// Instance counts of the rollout of the update revision, pinned instances excluded.
 /// `completed + failed + pending + rolledBack == total`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -294,8 +293,7 @@ pub struct ProgressStatus {
     pub failed: i32,
     /// Still to be updated (0 once rolled back or aborted).
     pub pending: i32,
-    /// Returned to (or kept on) the last healthy revision by a rollback or abort, without having
-    /// failed.
+    /// Returned to (or kept on) the last healthy revision by a rollback or abort without failing.
     #[serde(default)]
     pub rolled_back: i32,
 }

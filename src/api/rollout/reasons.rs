@@ -60,6 +60,10 @@ macro_rules! wire_words {
 
 wire_words! {
     /// Phase of a Rollout (`status.phase`, the PHASE column).
+    /// `Healthy`: every instance is available on the revision of this generation (or its pin).
+    /// `Progressing`: instances are being moved. `Paused`: `spec.paused`, or waiting for promotion.
+    /// `RollingBack`, then `RolledBack`: a failed or aborted version returns to the last healthy one.
+    /// `Degraded`: stopped until fixed (failed without rollback, invalid spec, crash-looping pods).
     #[derive(Serialize, Deserialize, JsonSchema)]
     pub enum RolloutPhase {
         /// Instances are being moved to the update revision (timed pauses included), or repaired.
