@@ -136,7 +136,11 @@ impl Planner<'_> {
             return SlotHealth::Waiting(format!("{instance} (no {} pod yet)", want.version));
         };
         if pod.crash_looping {
-            return SlotHealth::Crashing(format!("{instance} crash-looping ({} restarts)", pod.restarts));
+            let restarts = match pod.restarts {
+                1 => "1 restart".to_string(),
+                n => format!("{n} restarts"),
+            };
+            return SlotHealth::Crashing(format!("{instance} crash-looping ({restarts})"));
         }
         if !pod.ready {
             return SlotHealth::Waiting(format!("{instance} (not ready)"));

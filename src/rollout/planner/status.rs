@@ -227,17 +227,22 @@ impl Planner<'_> {
     }
 
     fn steady_outcome(&self, rollout: &RolloutState, all_settled: bool) -> Outcome {
-        let msg = format!(
-            "{} of {} instances available on {}{}",
-            self.count_available(),
-            self.replicas(),
-            rollout.target.version,
-            if rollout.pins.is_empty() {
-                String::new()
-            } else {
-                format!("; {} pinned", rollout.pins.len())
+        let (available, replicas, target) = (self.count_available(), self.replicas(), &rollout.target.version);
+        let msg = if rollout.pins.is_empty() {
+            format!("{available} of {replicas} instances available on {target}")
+        } else {
+            // Say where each instance is meant to run: pinned ones do not run the target.
+            let mut pinned: BTreeMap<&str, usize> = BTreeMap::new();
+            for rev in rollout.pins.values() {
+                *pinned.entry(rev.version.as_str()).or_default() += 1;
             }
-        );
+            let pinned: Vec<String> = pinned.iter().map(|(v, n)| format!("{n} pinned to {v}")).collect();
+            format!(
+                "{available} of {replicas} instances available: {} on {target}, {}",
+                rollout.unpinned.len(),
+                pinned.join(", ")
+            )
+        };
         if all_settled {
             let progressing = cond(ConditionStatus::True, Reason::NewRevisionAvailable, msg.clone());
             return Outcome::new(RolloutPhase::Healthy, progressing, msg);

@@ -18,6 +18,7 @@ use crate::api::rollout::{
 
 mod batches;
 mod failures;
+mod gate_properties;
 mod honesty;
 mod invariants;
 mod pods;
