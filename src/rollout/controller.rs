@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::api::rollout::{annotations, labels, Rollout, RolloutStatus};
+use crate::api::rollout::{annotations, labels, ConditionStatus, Rollout, RolloutStatus};
 use crate::error::{is_status, Error, Result};
 use crate::events::{Publisher, Severity};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
@@ -75,9 +75,9 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
-    o.ready = ready.is_some_and(|c| c.status == "True");
+    o.ready = ready.is_some_and(|c| c.status == ConditionStatus::True.as_str());
     o.ready_since = ready
-        .filter(|c| c.status == "True")
+        .filter(|c| c.status == ConditionStatus::True.as_str())
         .and_then(|c| c.last_transition_time.as_ref())
         .map(|t| t.0);
     let containers = status.and_then(|s| s.container_statuses.as_ref());
