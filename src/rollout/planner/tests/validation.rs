@@ -51,6 +51,20 @@ fn unknown_pin_version_or_instance_moves_nothing() {
         .iter()
         .any(|e| e.reason == EventReason::InvalidSpec && e.type_ == EventType::Warning));
     assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
+    // The gate: stalled on the invalid spec, for this generation.
+    for (type_, status) in [
+        (ConditionType::Ready, "False"),
+        (ConditionType::Reconciling, "False"),
+        (ConditionType::Stalled, "True"),
+    ] {
+        let c = condition(&p.status, type_);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            (status, "InvalidSpec"),
+            "{type_}"
+        );
+        assert_eq!(c.observed_generation, Some(inp.generation));
+    }
     // Stable across reconciles: no new event for the same problem.
     let mut again = inp.clone();
     again.status = Some(p.status.clone());
