@@ -215,6 +215,7 @@ impl Operator {
             events: events.clone(),
             pods,
             revisions,
+            rollouts: rollouts.clone(),
             listener_holders: Some(listener_holders),
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),

@@ -91,7 +91,32 @@ async fn status_exits_1_after_an_automatic_rollback() {
     assert!(text.contains("rolled back to v1") && text.contains("v2"), "{text}");
     let r = env.get(NAME).await;
     assert_eq!(cond(&r, "Progressing"), ("False".into(), "RolledBack".into()));
+    // The header of the final view agrees with exit 1: it names what serves and what failed.
+    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let header = stdout(&o).lines().next().unwrap_or_default().to_string();
+    assert_eq!(
+        header,
+        "rollout svc — RolledBack — serving v1; v2 failed (ProgressDeadlineExceeded) and was rolled back"
+    );
+    assert!(!stdout(&o).contains("Healthy"), "{}", show(&o));
+    assert!(
+        stdout(&o).contains("(failed 1, pending 0, rolled back 2)"),
+        "{}",
+        show(&o)
+    );
+
+    // A spec the controller has not seen yet is not judged by the previous generation's status.
     op.stop().await;
+    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
+    assert_eq!(code(&o), 3, "{}", show(&o));
+    assert_eq!(
+        stdout(&o).lines().next().unwrap_or_default(),
+        "rollout svc — Pending — v3: generation 3 not observed by the controller yet",
+        "{}",
+        show(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,5 +266,180 @@ async fn promote_ends_the_wait_for_promotion() {
     assert!(r.annotations().contains_key(annotations::PROMOTE));
     let o = baton(&env, &["status", NAME, "--timeout", "30s"]).await;
     assert_eq!(code(&o), 0, "{}", show(&o));
+    op.stop().await;
+}
+
+/// Applies v2 with a pause waiting for promotion after each batch, and waits for the first.
+async fn v2_waiting_after_batch_1(env: &Env) {
+    let mut m = manifest_v(NAME, 3, "v2");
+    m["spec"]["strategy"]["pause"] = json!({"manual": true});
+    env.apply(&m).await;
+    env.wait_rollout(NAME, "waiting for promotion after batch 1", LONG, |r| {
+        current_generation(r)
+            && status(r).phase == Some(RolloutPhase::Paused)
+            && instance_versions(r) == [("v1".to_string(), 2), ("v2".to_string(), 1)].into()
+    })
+    .await;
+}
+
+/// Issue 9 (5): promote while `spec.paused` is refused with a message and exit 1, and a
+/// promotion that lands while paused anyway is acted on at resume, never lost. Promote, abort
+/// and retry with nothing to act on say so and exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_while_paused_is_refused_or_kept_never_lost() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, "v1").await;
+    v2_waiting_after_batch_1(&env).await;
+    let o = baton(&env, &["pause", NAME]).await;
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    env.wait_rollout(NAME, "spec.paused observed", LONG, |r| {
+        current_generation(r) && cond(r, "Progressing") == ("Unknown".into(), "RolloutPaused".into())
+    })
+    .await;
+    let o = baton(&env, &["promote", NAME]).await;
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: rollout svc is paused (spec.paused: true): nothing moves until `baton rollout resume svc`; resume it, then promote"
+    );
+    assert!(!env.get(NAME).await.annotations().contains_key(annotations::PROMOTE));
+
+    // The race the CLI cannot close: a promotion written while paused. It arrives with a spec
+    // change, so once that generation is observed the controller has seen the promotion too.
+    let r = env
+        .merge(
+            NAME,
+            json!({"metadata": {"annotations": {annotations::PROMOTE: "race-1"}}, "spec": {"revisionHistoryLimit": 9}}),
+        )
+        .await;
+    let generation = r.metadata.generation;
+    let r = env
+        .wait_rollout(NAME, "the promotion seen while paused", LONG, |r| {
+            status(r).observed_generation == generation
+        })
+        .await;
+    assert_eq!(status(&r).phase, Some(RolloutPhase::Paused));
+    assert_ne!(
+        status(&r).actions.and_then(|a| a.promote).as_deref(),
+        Some("race-1"),
+        "recorded while paused: it would be lost"
+    );
+    let o = baton(&env, &["resume", NAME]).await;
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let r = env
+        .wait_rollout(NAME, "promoted past batch 1 on resume", LONG, |r| {
+            current_generation(r)
+                && status(r).phase == Some(RolloutPhase::Paused)
+                && status(r).batch.as_ref().is_some_and(|b| b.current == 2)
+                && instance_versions(r) == [("v1".to_string(), 1), ("v2".to_string(), 2)].into()
+        })
+        .await;
+    assert_eq!(status(&r).actions.and_then(|a| a.promote).as_deref(), Some("race-1"));
+
+    let o = baton(&env, &["promote", NAME]).await;
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    env.wait_healthy(NAME, "v2", 3).await;
+
+    // Nothing in progress: each request says so and exits 1, writing nothing.
+    let before = env.get(NAME).await.annotations().clone();
+    for (args, message) in [
+        (vec!["promote", NAME], "error: rollout svc has no rollout in progress to promote: it is Healthy (3 of 3 instances available on v2)"),
+        (vec!["promote", "--full", NAME], "error: rollout svc has no rollout in progress to promote: it is Healthy (3 of 3 instances available on v2)"),
+        (vec!["abort", NAME], "error: rollout svc has no rollout in progress to abort: it is Healthy (3 of 3 instances available on v2)"),
+        (vec!["retry", NAME], "error: rollout svc has no failed rollout to retry: it is Healthy (3 of 3 instances available on v2)"),
+    ] {
+        let o = baton(&env, &args).await;
+        assert_eq!(code(&o), 1, "{args:?}: {}", show(&o));
+        assert_eq!(stderr(&o).trim(), message, "{args:?}");
+    }
+    assert_eq!(env.get(NAME).await.annotations(), &before);
+    op.stop().await;
+}
+
+/// Issue 9 (6): `promote --full` skips the remaining batches and pauses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_full_skips_the_remaining_batches_and_pauses() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, "v1").await;
+    v2_waiting_after_batch_1(&env).await;
+    let recorder = StatusRecorder::start(&env, NAME);
+    let o = baton(&env, &["promote", "--full", NAME]).await;
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "rollout.baton.dev/svc promoted fully: the remaining batches and pauses are skipped"
+    );
+    env.wait_healthy(NAME, "v2", 3).await;
+    let after: Vec<_> = recorder
+        .take()
+        .into_iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.actions.as_ref().is_some_and(|a| a.promote_full.is_some()))
+        .collect();
+    assert!(!after.is_empty());
+    for s in &after {
+        assert_ne!(s.phase, Some(RolloutPhase::Paused), "paused again: {s:#?}");
+        assert_eq!(s.batch.as_ref().map(|b| b.current), Some(3), "{s:#?}");
+    }
+    env.wait_event(NAME, "Promoted (full)", |e| {
+        e.reason.as_deref() == Some("Promoted") && e.note.as_deref().unwrap_or("").contains("fully promoted")
+    })
+    .await;
+    op.stop().await;
+}
+
+/// Issue 9 (6): `undo` goes straight to the revision, without stopping at the strategy's
+/// manual pauses; `undo --batches` goes through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_goes_straight_to_the_revision_unless_asked_for_batches() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, "v1").await;
+    let pausing = |version: &str| {
+        let mut m = manifest_v(NAME, 3, version);
+        m["spec"]["strategy"]["pause"] = json!({"manual": true});
+        m
+    };
+    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.wait_healthy(NAME, "v2", 3).await;
+    env.apply(&pausing("v3")).await;
+    env.wait_rollout(NAME, "v3 waiting after batch 1", LONG, |r| {
+        current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let recorder = StatusRecorder::start(&env, NAME);
+    let o = baton(&env, &["undo", NAME, "--to-revision", "1"]).await;
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "rollout.baton.dev/svc rolled back to revision 1 (v1)"
+    );
+    let r = env.wait_healthy(NAME, "v1", 3).await;
+    let v1 = status(&r).update_revision;
+    let phases: Vec<RolloutPhase> = recorder
+        .take()
+        .into_iter()
+        .filter(|(_, s)| s.update_revision == v1)
+        .filter_map(|(_, s)| s.phase)
+        .collect();
+    assert!(!phases.contains(&RolloutPhase::Paused), "{phases:?}");
+
+    // Asked for batches: the undo stops at the first pause like any rollout.
+    env.apply(&pausing("v3")).await;
+    env.wait_rollout(NAME, "v3 waiting after batch 1", LONG, |r| {
+        current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
+    })
+    .await;
+    let o = baton(&env, &["undo", NAME, "--to-revision", "2", "--batches"]).await;
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    env.wait_rollout(NAME, "undo to v2 waiting after batch 1", LONG, |r| {
+        current_generation(r)
+            && r.spec.version == "v2"
+            && status(r).phase == Some(RolloutPhase::Paused)
+            && instance_versions(r) == [("v1".to_string(), 2), ("v2".to_string(), 1)].into()
+    })
+    .await;
     op.stop().await;
 }

@@ -13,11 +13,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, MicroTime, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub mod pause;
+pub mod reasons;
+pub use pause::{Pause, PauseMode};
+pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 
 /// API group of every baton resource.
 pub const GROUP: &str = "baton.dev";
@@ -33,6 +38,9 @@ pub const VERSION: &str = "v1alpha1";
 pub mod annotations {
     /// Skip the rest of the current inter-batch pause (or the wait for promotion).
     pub const PROMOTE: &str = "baton.dev/promote";
+    /// Skip every remaining batch and pause: the rest of the instances move in one last batch,
+    /// still health-gated. `baton rollout promote --full`, and `undo` unless `--batches`.
+    pub const PROMOTE_FULL: &str = "baton.dev/promote-full";
     /// Abort the rollout in progress: every updated instance returns to `status.currentRevision`.
     pub const ABORT: &str = "baton.dev/abort";
     /// Retry a failed (rolled back or degraded) rollout of the current spec.
@@ -84,10 +92,12 @@ pub mod labels {
     printcolumn = r#"{"name":"Current","type":"integer","jsonPath":".status.replicas"}"#,
     printcolumn = r#"{"name":"Up-to-date","type":"integer","jsonPath":".status.updatedReplicas"}"#,
     printcolumn = r#"{"name":"Available","type":"integer","jsonPath":".status.availableReplicas"}"#,
-    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","description":"The version that serves: of the last fully healthy revision","jsonPath":".status.version"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Batch","type":"string","jsonPath":".status.batchLabel"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","description":"spec.version: the version being rolled out","jsonPath":".spec.version","priority":1}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","description":"Ready condition: this generation fully rolled out and available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#
 )]
 #[x_kube(validation = Rule::new(
     "!has(self.strategy) || !has(self.strategy.batches) || self.strategy.batches.map(b, type(b) == int ? b : (int(b.substring(0, size(b) - 1)) * (has(self.replicas) ? self.replicas : 1) + 99) / 100).isSorted()"
@@ -149,8 +159,8 @@ pub struct RolloutStrategy {
         "self.all(b, type(b) == int ? b >= 0 : (b.matches('^[0-9]{1,3}%$') && int(b.substring(0, size(b) - 1)) <= 100))"
     ).message("each batch is a count >= 0 or a percentage like \"50%\" no greater than 100%"))]
     pub batches: Vec<IntOrString>,
-    /// Pause after each batch but the last. Absent: no pause. Present without a duration: wait
-    /// for `baton promote` (annotation `baton.dev/promote`).
+    /// Pause after each batch but the last; absent: no pause.
+    /// `{manual: true}` or `{}`: wait for `baton rollout promote`; `{duration: 30s}`: pause that long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<Pause>,
     /// Extra pods allowed above `replicas` (count or percentage, rounded up).
@@ -181,15 +191,6 @@ impl Default for RolloutStrategy {
     }
 }
 
-/// Pause between batches.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Pause {
-    /// Go-style duration (`30s`, `5m`, `1h30m`). Absent: wait for promotion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<String>,
-}
-
 /// Holds named instances on a version from the revision history.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -200,34 +201,6 @@ pub struct Pin {
     /// A version present in the revision history (or `spec.version`).
     #[schemars(length(min = 1))]
     pub version: String,
-}
-
-/// Phase of a Rollout.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum RolloutPhase {
-    /// Instances are being moved to the update revision (pauses with a duration included).
-    Progressing,
-    /// `spec.paused`, or waiting for promotion between batches.
-    Paused,
-    /// Every instance is available on its intended revision.
-    Healthy,
-    /// A batch failed and the rollout stopped (no automatic rollback), or instances are broken.
-    Degraded,
-    /// A failed or aborted rollout is returning instances to the last healthy revision.
-    RollingBack,
-}
-
-impl std::fmt::Display for RolloutPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
-            RolloutPhase::Progressing => "Progressing",
-            RolloutPhase::Paused => "Paused",
-            RolloutPhase::Healthy => "Healthy",
-            RolloutPhase::Degraded => "Degraded",
-            RolloutPhase::RollingBack => "RollingBack",
-        };
-        f.write_str(s)
-    }
 }
 
 /// Observed state of a Rollout. Besides the answers for operators it records the facts the
@@ -246,7 +219,8 @@ pub struct RolloutStatus {
     /// Revision being rolled out (ControllerRevision name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_revision: Option<String>,
-    /// Version the instances are converging to.
+    /// Version that serves: that of `currentRevision`, the last fully healthy revision (VERSION column).
+    /// `spec.version` is the TARGET column. Absent until a first revision is fully healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Instances that have a pod.
@@ -273,7 +247,9 @@ pub struct RolloutStatus {
     /// Instances per version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub versions: BTreeMap<String, i32>,
-    /// `Available`, `Progressing`, `InvalidSpec`.
+    /// `Ready` is the CI gate: True only when this generation is fully rolled out and available.
+    /// Also `Reconciling` and `Stalled` (kstatus), `Available`, `Progressing` and `InvalidSpec`.
+    /// Each carries the `observedGeneration` it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,22 +273,29 @@ pub struct BatchStatus {
     /// 1-based batch being rolled out (or just completed, while pausing).
     pub current: i32,
     pub total: i32,
-    /// When the current batch started (progress deadline base).
+    /// When the current batch started (progress deadline base), to the microsecond.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    /// When the pause after the current batch started.
+    pub started_at: Option<MicroTime>,
+    /// When the pause after the current batch started, to the microsecond.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_started_at: Option<Time>,
+    pub pause_started_at: Option<MicroTime>,
 }
 
-/// Instance counts of the rollout in progress (pinned instances excluded).
+/// Instance counts of the rollout of the update revision, pinned instances excluded.
+/// `completed + failed + pending + rolledBack == total`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressStatus {
     pub total: i32,
+    /// Available on the update revision.
     pub completed: i32,
+    /// Failed on the update revision: crash-looping, or not healthy by the progress deadline.
     pub failed: i32,
+    /// Still to be updated (0 once rolled back or aborted).
     pub pending: i32,
+    /// Returned to (or kept on) the last healthy revision by a rollback or abort without failing.
+    #[serde(default)]
+    pub rolled_back: i32,
 }
 
 /// One instance (slot).
@@ -337,6 +320,9 @@ pub struct InstanceStatus {
     /// Held by `spec.pins`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pinned: bool,
+    /// The version the instance is pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
 }
 
 /// A revision that failed to roll out.
@@ -346,9 +332,11 @@ pub struct FailedUpdate {
     /// ControllerRevision name.
     pub revision: String,
     pub version: String,
-    /// `ProgressDeadlineExceeded`, `CrashLoop` or `Aborted`.
-    pub reason: String,
+    pub reason: FailureReason,
     pub message: String,
+    /// The instances that failed (crash-looping, or not healthy by the deadline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
     /// Instances are being (or were) returned to `currentRevision`.
     #[serde(default)]
     pub rolled_back: bool,
@@ -369,6 +357,11 @@ pub struct HandledActions {
     pub abort: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_full: Option<String>,
+    /// Last `baton.dev/restartedAt` value seen (to report each restart once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
 }
 
 fn default_replicas() -> i32 {
@@ -598,6 +591,7 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
     }
     if let Some(Pause {
         duration: Some(duration),
+        ..
     }) = &spec.strategy.pause
     {
         if let Err(e) = parse_duration(duration) {

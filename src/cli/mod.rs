@@ -3,6 +3,7 @@ pub mod agent;
 pub mod controller;
 pub mod listeners;
 pub mod rollout;
+pub mod rollout_view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

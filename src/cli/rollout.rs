@@ -1,6 +1,5 @@
 //! `baton rollout …`: status, history, and the runtime actions (annotations), pause/resume,
 //! pins and undo (spec changes).
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +11,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::api::rollout::{annotations, labels, Pin, Rollout, RolloutPhase};
+use crate::api::rollout::{annotations, labels, Pin, Rollout};
+use crate::cli::rollout_view::{observed, refusal, Request};
+pub use crate::cli::rollout_view::{render, verdict, Verdict};
 
 /// Exit code of `status` when the rollout failed or was rolled back.
 pub const EXIT_FAILED: u8 = 1;
@@ -33,24 +34,35 @@ pub enum RolloutCommand {
         #[arg(long)]
         timeout: Option<String>,
     },
-    /// End the current pause between batches now.
-    Promote { name: String },
+    /// End the current pause between batches now; refused (exit 1) when there is none.
+    Promote {
+        name: String,
+        /// Skip every remaining batch and pause: the rest of the instances move now, still
+        /// health-gated.
+        #[arg(long)]
+        full: bool,
+    },
     /// Stop all progress (sets spec.paused).
     Pause { name: String },
     /// Resume progress (clears spec.paused).
     Resume { name: String },
-    /// Abort the rollout in progress: instances return to the last healthy revision.
+    /// Abort the rollout in progress: instances return to the last healthy revision at once.
+    /// Refused (exit 1) when nothing is in progress.
     Abort { name: String },
-    /// Roll out a failed revision again.
+    /// Roll out a failed revision again; refused (exit 1) when nothing failed.
     Retry { name: String },
     /// Restart every instance (a new revision, rolled out in batches).
     Restart { name: String },
-    /// Roll the whole service back: copy a revision's template and version into spec.
+    /// Roll the whole service back: copy a revision's template and version into spec. The
+    /// instances move straight there, without the strategy's batches and pauses.
     Undo {
         name: String,
         /// Revision number (see `history`); default: the one before the current.
         #[arg(long)]
         to_revision: Option<i64>,
+        /// Move through the strategy's batches and pauses, like any new revision.
+        #[arg(long)]
+        batches: bool,
     },
     /// Keep instances on a version from the history (single-instance or batch rollback).
     Pin {
@@ -91,13 +103,18 @@ pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCod
             };
             status(&api, &name, watch, timeout).await
         }
-        RolloutCommand::Promote { name } => annotate(&api, &name, annotations::PROMOTE, "promoted").await,
-        RolloutCommand::Abort { name } => annotate(&api, &name, annotations::ABORT, "aborted").await,
-        RolloutCommand::Retry { name } => annotate(&api, &name, annotations::RETRY, "retried").await,
+        RolloutCommand::Promote { name, full: false } => request(&api, &name, Request::Promote).await,
+        RolloutCommand::Promote { name, full: true } => request(&api, &name, Request::PromoteFull).await,
+        RolloutCommand::Abort { name } => request(&api, &name, Request::Abort).await,
+        RolloutCommand::Retry { name } => request(&api, &name, Request::Retry).await,
         RolloutCommand::Restart { name } => annotate(&api, &name, annotations::RESTARTED_AT, "restarted").await,
         RolloutCommand::Pause { name } => patch_spec(&api, &name, json!({"spec": {"paused": true}}), "paused").await,
         RolloutCommand::Resume { name } => patch_spec(&api, &name, json!({"spec": {"paused": false}}), "resumed").await,
-        RolloutCommand::Undo { name, to_revision } => undo(&api, &client, ns, &name, to_revision).await,
+        RolloutCommand::Undo {
+            name,
+            to_revision,
+            batches,
+        } => undo(&api, &client, ns, &name, to_revision, batches).await,
         RolloutCommand::Pin {
             name,
             instances,
@@ -106,6 +123,68 @@ pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCod
         RolloutCommand::Unpin { name, instances } => pin(&api, &name, &instances, None).await,
         RolloutCommand::History { name } => history(&api, &client, ns, &name).await,
     }
+}
+
+/// How long a runtime action waits for the controller to observe the latest spec before judging.
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Rollout once the controller has observed its current generation (bounded wait).
+async fn get_observed(api: &Api<Rollout>, name: &str) -> Result<Rollout, String> {
+    let r = api.get(name).await.map_err(|e| e.to_string())?;
+    if observed(&r) {
+        return Ok(r);
+    }
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(api.clone(), cfg).default_backoff().applied_objects());
+    let deadline = tokio::time::Instant::now() + OBSERVE_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(r))) if observed(&r) => return Ok(r),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("watch ended".into()),
+            Err(_) => {
+                return Err(format!(
+                    "the controller has not observed generation {} of rollout {name} within {OBSERVE_TIMEOUT:?}; is it running?",
+                    r.metadata.generation.unwrap_or(0)
+                ))
+            }
+        }
+    }
+}
+
+/// A runtime action: refused with a message (exit 1) when it has nothing to act on, else
+/// requested through its annotation, conditional on the state it was judged on.
+async fn request(api: &Api<Rollout>, name: &str, req: Request) -> ExitCode {
+    let (key, verb) = match req {
+        Request::Promote => (annotations::PROMOTE, "promoted"),
+        Request::PromoteFull => (
+            annotations::PROMOTE_FULL,
+            "promoted fully: the remaining batches and pauses are skipped",
+        ),
+        Request::Abort => (annotations::ABORT, "aborted"),
+        Request::Retry => (annotations::RETRY, "retried"),
+    };
+    for _ in 0..5 {
+        let r = match get_observed(api, name).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        if let Some(why) = refusal(&r, req) {
+            return fail(why);
+        }
+        let nonce = Timestamp::now().to_string();
+        let patch = json!({"metadata": {"resourceVersion": r.resource_version(), "annotations": {key: nonce}}});
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                println!("rollout.baton.dev/{name} {verb}");
+                return ExitCode::SUCCESS;
+            }
+            // The rollout moved on between reading and writing: judge it again.
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return fail(e),
+        }
+    }
+    fail(format!("rollout {name} kept changing; try again"))
 }
 
 async fn annotate(api: &Api<Rollout>, name: &str, key: &str, verb: &str) -> ExitCode {
@@ -173,7 +252,14 @@ async fn history(api: &Api<Rollout>, client: &kube::Client, ns: &str, name: &str
     ExitCode::SUCCESS
 }
 
-async fn undo(api: &Api<Rollout>, client: &kube::Client, ns: &str, name: &str, to: Option<i64>) -> ExitCode {
+async fn undo(
+    api: &Api<Rollout>,
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    to: Option<i64>,
+    batches: bool,
+) -> ExitCode {
     let rollout = match api.get(name).await {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -200,11 +286,21 @@ async fn undo(api: &Api<Rollout>, client: &kube::Client, ns: &str, name: &str, t
     };
     // A JSON patch replaces the template whole (a merge patch would merge maps) and is
     // conditional on the resourceVersion we read.
-    let patch = vec![
+    let mut patch = vec![
         json!({"op": "test", "path": "/metadata/resourceVersion", "value": rollout.resource_version()}),
         json!({"op": "replace", "path": "/spec/template", "value": template}),
         json!({"op": "replace", "path": "/spec/version", "value": version}),
     ];
+    // Straight to the revision: a full promotion in the same write, unless it is the current
+    // (last healthy) revision, which every instance returns to at once anyway.
+    let current = rollout.status.as_ref().and_then(|s| s.current_revision.clone());
+    if !batches && current.as_deref() != Some(target.name_any().as_str()) {
+        let nonce = Timestamp::now().to_string();
+        patch.push(match rollout.metadata.annotations {
+            Some(_) => json!({"op": "add", "path": format!("/metadata/annotations/{}", annotations::PROMOTE_FULL.replace('/', "~1")), "value": nonce}),
+            None => json!({"op": "add", "path": "/metadata/annotations", "value": {annotations::PROMOTE_FULL: nonce}}),
+        });
+    }
     let patch: json_patch::Patch = match serde_json::from_value(serde_json::Value::Array(patch)) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -257,103 +353,6 @@ async fn pin(api: &Api<Rollout>, name: &str, instances: &[String], version: Opti
         }
         Err(e) => fail(e),
     }
-}
-
-/// Outcome of a rollout as `status` judges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Healthy,
-    Failed,
-    InProgress,
-}
-
-/// Healthy only when the status describes the current generation.
-pub fn verdict(r: &Rollout) -> Verdict {
-    let Some(st) = &r.status else {
-        return Verdict::InProgress;
-    };
-    if st.observed_generation != r.metadata.generation {
-        return Verdict::InProgress;
-    }
-    let progressing = st.conditions.iter().find(|c| c.type_ == "Progressing");
-    let stopped = progressing.is_some_and(|c| c.status == "False" && c.reason != "NewRevisionAvailable");
-    let invalid = st
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "InvalidSpec" && c.status == "True");
-    match st.phase {
-        _ if invalid => Verdict::Failed,
-        Some(RolloutPhase::Degraded) => Verdict::Failed,
-        Some(RolloutPhase::Healthy) if stopped => Verdict::Failed,
-        Some(RolloutPhase::Healthy) => Verdict::Healthy,
-        _ => Verdict::InProgress,
-    }
-}
-
-fn bar(done: i32, total: i32, width: usize) -> String {
-    let filled = if total <= 0 {
-        width
-    } else {
-        (done.max(0) as usize * width) / total as usize
-    };
-    format!(
-        "[{}{}]",
-        "#".repeat(filled.min(width)),
-        ".".repeat(width - filled.min(width))
-    )
-}
-
-/// The live view: header, progress bar per batch, instance table.
-pub fn render(r: &Rollout) -> String {
-    let st = r.status.clone().unwrap_or_default();
-    let mut out = String::new();
-    let phase = st.phase.map(|p| p.to_string()).unwrap_or_else(|| "Pending".into());
-    out.push_str(&format!(
-        "rollout {} — {} — version {}\n",
-        r.name_any(),
-        phase,
-        r.spec.version
-    ));
-    if let Some(p) = &st.progress {
-        let batch = st
-            .batch
-            .as_ref()
-            .map(|b| format!("batch {}/{}", b.current, b.total))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  {} {}/{} updated  {}  (failed {}, pending {})\n",
-            bar(p.completed, p.total, 30),
-            p.completed,
-            p.total,
-            batch,
-            p.failed,
-            p.pending
-        ));
-    }
-    if let Some(m) = &st.message {
-        out.push_str(&format!("  {m}\n"));
-    }
-    out.push_str(&format!(
-        "  {:<24} {:<36} {:<12} {:<9} {:<6}\n",
-        "INSTANCE", "POD", "VERSION", "REVISION", "READY"
-    ));
-    for i in &st.instances {
-        out.push_str(&format!(
-            "  {:<24} {:<36} {:<12} {:<9} {:<6}{}\n",
-            i.name,
-            i.pod.as_deref().unwrap_or("-"),
-            i.version.as_deref().unwrap_or("-"),
-            i.revision,
-            if i.ready { "yes" } else { "no" },
-            if i.pinned { " (pinned)" } else { "" }
-        ));
-    }
-    let versions: BTreeMap<_, _> = st.versions.clone();
-    let summary: Vec<String> = versions.iter().map(|(v, n)| format!("{v}: {n}")).collect();
-    if !summary.is_empty() {
-        out.push_str(&format!("  versions: {}\n", summary.join(", ")));
-    }
-    out
 }
 
 async fn status(api: &Api<Rollout>, name: &str, watch: bool, timeout: Option<Duration>) -> ExitCode {

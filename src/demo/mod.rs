@@ -1,6 +1,7 @@
 //! `baton demo`: the whole system on one machine. Starts the embedded API server simulator, the
 //! controller and a sample 4-instance service, then shows v1 → v2 in batches, a broken v3 that
-//! fails its first batch and rolls back on its own, and one instance pinned back to v1.
+//! fails its first batch and rolls back on its own (phase RolledBack, the Ready gate False),
+//! the spec set back to v2, and one instance pinned back to v1.
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
-use crate::api::rollout::{Rollout, RolloutPhase};
+use crate::api::rollout::{reasons, ConditionStatus, ConditionType, Reason, Rollout, RolloutPhase};
 use crate::cli::rollout::render;
 use crate::operator::{self, OperatorConfig};
 
@@ -105,8 +106,16 @@ fn progress_line(r: &Rollout) -> String {
             )
         })
         .collect();
+    // Right after a spec change the status still describes the previous generation: say so, as
+    // `kubectl wait --for=condition=Ready` does by not trusting it.
+    let stale = match (st.observed_generation, r.metadata.generation) {
+        (Some(seen), Some(g)) if seen < g => {
+            format!("  (status of generation {seen}; generation {g} not observed yet)")
+        }
+        _ => String::new(),
+    };
     format!(
-        "  {phase:<11} {batch:<10} [{}]  {}",
+        "  {phase:<11} {batch:<10} [{}]  {}{stale}",
         slots.join(" "),
         st.message.as_deref().unwrap_or("")
     )
@@ -123,8 +132,27 @@ fn healthy_at(r: &Rollout, version: &str) -> bool {
             .all(|i| i.ready && i.version.as_deref() == Some(version))
 }
 
-fn condition<'a>(r: &'a Rollout, t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    r.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)
+fn condition(r: &Rollout, t: ConditionType) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    reasons::find(&r.status.as_ref()?.conditions, t)
+}
+
+/// The CI gate as `kubectl wait --for=condition=Ready rollout/user-service` reads it: Ready
+/// True for the current generation.
+fn gate_line(r: &Rollout) -> String {
+    let generation = r.metadata.generation.unwrap_or(0);
+    match condition(r, ConditionType::Ready) {
+        Some(c) if c.observed_generation == Some(generation) => format!(
+            "Ready={} ({}) for generation {generation}: `kubectl wait --for=condition=Ready rollout/{NAME}` {}",
+            c.status,
+            c.reason,
+            if c.status == ConditionStatus::True.as_str() {
+                "returns"
+            } else {
+                "keeps waiting, then times out"
+            }
+        ),
+        _ => format!("generation {generation} not observed yet: `kubectl wait --for=condition=Ready` keeps waiting"),
+    }
 }
 
 /// The server-rendered `kubectl get rollouts` table.
@@ -208,6 +236,89 @@ async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<
     Ok(())
 }
 
+/// A broken v3 fails its first batch and is rolled back: what serves is v2, and nothing says
+/// Healthy or Ready about v3.
+async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Result<(), String> {
+    step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
+    let pp = PatchParams::apply("baton-demo").force();
+    api.patch(
+        NAME,
+        &pp,
+        &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready")),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let r = follow(api, Duration::from_secs(90), |r| {
+        r.status.as_ref().is_some_and(|st| {
+            st.observed_generation == r.metadata.generation
+                && st.phase == Some(RolloutPhase::RolledBack)
+                && st
+                    .instances
+                    .iter()
+                    .all(|i| i.ready && i.version.as_deref() == Some("v2"))
+        })
+    })
+    .await?;
+    if let Some(c) = condition(&r, ConditionType::Progressing) {
+        println!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
+    }
+    if let Some(c) = condition(&r, ConditionType::Available) {
+        println!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
+    }
+    if let Some(p) = r.status.as_ref().and_then(|s| s.progress.as_ref()) {
+        println!(
+            "progress: {} total, {} completed, {} failed, {} pending, {} rolled back",
+            p.total, p.completed, p.failed, p.pending, p.rolled_back
+        );
+    }
+    let gate = gate_line(&r);
+    println!("{gate}");
+    if condition(&r, ConditionType::Ready)
+        .is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
+    {
+        return Err(format!("the gate should be closed after the rollback: {gate}"));
+    }
+    step("kubectl get rollouts (VERSION is what serves)");
+    println!("{}", get_rollouts_table(client).await?);
+    Ok(())
+}
+
+/// The spec goes back to v2 (what `baton rollout undo` does): Healthy and Ready at once, no pod
+/// replaced. Then one instance is pinned back to v1.
+async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
+    step("4. set the spec back to v2, the version that serves (baton rollout undo): Healthy again, nothing replaced");
+    let pp = PatchParams::apply("baton-demo").force();
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
+    println!("{}", gate_line(&r));
+
+    step("5. pin instance user-service-2 back to v1 (single-instance rollback)");
+    let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin))
+        .await
+        .map_err(|e| e.to_string())?;
+    follow(api, Duration::from_secs(60), |r| {
+        r.status.as_ref().is_some_and(|st| {
+            st.observed_generation == r.metadata.generation
+                && st.phase == Some(RolloutPhase::Healthy)
+                && st
+                    .instances
+                    .iter()
+                    .any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
+                && st
+                    .instances
+                    .iter()
+                    .filter(|i| i.version.as_deref() == Some("v2") && i.ready)
+                    .count()
+                    == 3
+        })
+    })
+    .await?;
+    Ok(())
+}
+
 async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("baton-demo").force();
@@ -231,6 +342,7 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
+    println!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
     log.print_handovers(false);
     let (n, worst) = log.handover_summary();
     println!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
@@ -239,46 +351,8 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
         println!("  {listener:<12} {pod}");
     }
 
-    step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
-    api.patch(
-        NAME,
-        &pp,
-        &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready")),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let r = follow(&api, Duration::from_secs(90), |r| {
-        healthy_at(r, "v2") && condition(r, "Progressing").is_some_and(|c| c.reason == "RolledBack")
-    })
-    .await?;
-    if let Some(c) = condition(&r, "Progressing") {
-        println!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
-    }
-    if let Some(c) = condition(&r, "Available") {
-        println!("Available={} ({})", c.status, c.reason);
-    }
-
-    step("4. pin instance user-service-2 back to v1 (single-instance rollback)");
-    let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
-    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin))
-        .await
-        .map_err(|e| e.to_string())?;
-    follow(&api, Duration::from_secs(60), |r| {
-        r.status.as_ref().is_some_and(|st| {
-            st.phase == Some(RolloutPhase::Healthy)
-                && st
-                    .instances
-                    .iter()
-                    .any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
-                && st
-                    .instances
-                    .iter()
-                    .filter(|i| i.version.as_deref() == Some("v2") && i.ready)
-                    .count()
-                    == 3
-        })
-    })
-    .await?;
+    broken_v3_rolls_back(&client, &api).await?;
+    undo_and_pin(&api).await?;
 
     step("baton rollout status user-service");
     print!("{}", render(&api.get(NAME).await.map_err(|e| e.to_string())?));
@@ -364,7 +438,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     if args.keep {
-        println!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
+        println!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
         crate::cli::shutdown_signal().await;
     }
     let _ = stop_tx.send(());

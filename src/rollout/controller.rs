@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::api::rollout::{annotations, labels, Rollout, RolloutStatus};
+use crate::api::rollout::{annotations, labels, ConditionStatus, Rollout, RolloutStatus};
 use crate::error::{is_status, Error, Result};
 use crate::events::{Publisher, Severity};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
@@ -45,6 +45,9 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
+    /// The Rollouts the controller reconciles (after a status write, the next plan waits for
+    /// it to show the write).
+    pub rollouts: Store<Rollout>,
     /// Pods holding listener Leases (from the ListenerSet side); None when unknown.
     pub listener_holders: Option<HoldsListeners>,
     pub drain_timeout: Duration,
@@ -72,9 +75,9 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
-    o.ready = ready.is_some_and(|c| c.status == "True");
+    o.ready = ready.is_some_and(|c| c.status == ConditionStatus::True.as_str());
     o.ready_since = ready
-        .filter(|c| c.status == "True")
+        .filter(|c| c.status == ConditionStatus::True.as_str())
         .and_then(|c| c.last_transition_time.as_ref())
         .map(|t| t.0);
     let containers = status.and_then(|s| s.container_statuses.as_ref());
@@ -168,15 +171,15 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
     // written alongside them: on a large Rollout it is the slowest write of the reconcile.
     let status_write = async {
         if rollout.status.as_ref() == Some(&plan.status) {
-            return Ok(());
+            return Ok(None);
         }
-        write_status(&ctx.client, &ns, &name, &plan.status).await?;
+        let written = write_status(&ctx.client, &ns, &name, &plan.status).await?;
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
-        Ok::<(), Error>(())
+        Ok::<_, Error>(Some(written))
     };
     let (applied, written) = tokio::join!(apply_actions(&rollout, &ns, &plan.actions, &ctx), status_write);
     let applied = applied?;
-    written?;
+    let written = written?;
     let reference = rollout.object_ref(&());
     for ev in &plan.events {
         info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
@@ -191,16 +194,37 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
                     planner::EventType::Normal => Severity::Normal,
                     planner::EventType::Warning => Severity::Warning,
                 };
-                (severity, ev.reason.clone(), ev.message.clone())
+                (severity, ev.reason.to_string(), ev.message.clone())
             })
             .collect(),
     );
     wait_for_cache(&ctx, &ns, &applied).await;
+    if let Some(written) = written {
+        wait_for_status(&ctx, &written).await;
+    }
     Ok(match plan.requeue_after {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
         None if !applied.is_empty() => Requeue::requeue(Duration::from_secs(30)),
         None => Requeue::await_change(),
     })
+}
+
+/// The next reconcile must plan from the status this one wrote: planned from the one before, it
+/// would start the same batch again (a second `BatchStarted`) or act on a handled nonce. Wait
+/// (bounded) until the Rollout cache shows the write, or something newer.
+async fn wait_for_status(ctx: &Context, written: &Rollout) {
+    let Some(ns) = written.namespace() else { return };
+    let key = ObjectRef::new(&written.name_any()).within(&ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = ctx.rollouts.get(&key).is_none_or(|r| {
+            r.resource_version() == written.resource_version() || r.status == written.status || r.uid() != written.uid()
+        });
+        if seen || tokio::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Pod changes this reconcile made, to wait for in the cache before the next plan.
@@ -415,16 +439,16 @@ fn build_pod(
     }
 }
 
-async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &RolloutStatus) -> Result<()> {
+async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &RolloutStatus) -> Result<Rollout> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
     let body = json!({
         "apiVersion": format!("{}/{}", crate::api::rollout::GROUP, crate::api::rollout::VERSION),
         "kind": "Rollout",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-        .await?;
-    Ok(())
+    Ok(api
+        .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+        .await?)
 }
 
 /// Requeue with a short backoff after an error; conflicts (stale cache) retry fast.

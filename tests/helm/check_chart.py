@@ -400,6 +400,9 @@ def main() -> int:
         assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
         assert not find(objs, "ServiceMonitor") and not find(objs, "Role", "baton-agent")
         assert "baton-system" in r["notes"] and "all namespaces" in r["notes"]
+        # The deploy gate the notes recommend is the Ready condition, not Available.
+        assert "kubectl wait --for=condition=Ready rollout/user-service" in r["notes"], r["notes"]
+        assert "condition=Available" not in r["notes"], r["notes"]
 
     @check("render: namespace-scoped RBAC + agent Role + ServiceMonitor")
     def _render_ns() -> None:

@@ -26,14 +26,29 @@ async fn never_ready_batch_is_rolled_back_automatically() {
     })
     .await;
     let r = env
-        .wait_rollout(NAME, "Healthy after the rollback", LONG, |r| {
+        .wait_rollout(NAME, "RolledBack after the rollback", LONG, |r| {
             current_generation(r)
-                && status(r).phase == Some(RolloutPhase::Healthy)
+                && status(r).phase == Some(RolloutPhase::RolledBack)
                 && instance_versions(r) == map(&[("v1", 3)])
         })
         .await;
     let st = status(&r);
     assert_eq!(st.versions, map(&[("v1", 3)]), "status.versions after the rollback");
+    // Issue 9 (3): the failed instance counts as failed, nothing is pending, and the counts add
+    // up to the instances.
+    let p = st.progress.clone().expect("progress");
+    assert_eq!(
+        (p.total, p.completed, p.failed, p.pending, p.rolled_back),
+        (3, 0, 1, 0, 2),
+        "{p:?}"
+    );
+    // Nothing says Healthy or Ready about v2.
+    assert_eq!(cond(&r, "Ready"), ("False".into(), "RolledBack".into()));
+    assert_eq!(cond(&r, "Stalled"), ("True".into(), "RolledBack".into()));
+    assert_eq!(cond(&r, "Reconciling").0, "False");
+    for c in &st.conditions {
+        assert_eq!(c.observed_generation, r.metadata.generation, "{c:?}");
+    }
     let progressing = condition(&r, "Progressing").unwrap();
     assert_eq!(progressing.reason, "RolledBack");
     assert!(
@@ -55,6 +70,7 @@ async fn never_ready_batch_is_rolled_back_automatically() {
         (failed.version.as_str(), failed.reason.as_str(), failed.rolled_back),
         ("v2", "ProgressDeadlineExceeded", true)
     );
+    assert_eq!(failed.instances, ["svc-0"]);
     assert_eq!(st.version.as_deref(), Some("v1"));
     assert_ne!(st.current_revision, st.update_revision);
     assert!(st
@@ -115,9 +131,15 @@ async fn crash_looping_batch_fails_and_is_rolled_back() {
         .wait_rollout(NAME, "rolled back after a crash loop", LONG, |r| {
             current_generation(r)
                 && cond(r, "Progressing") == ("False".into(), "RolledBack".into())
-                && status(r).phase == Some(RolloutPhase::Healthy)
+                && status(r).phase == Some(RolloutPhase::RolledBack)
         })
         .await;
+    let p = status(&r).progress.expect("progress");
+    assert_eq!(
+        (p.failed, p.pending, p.completed + p.failed + p.pending + p.rolled_back),
+        (1, 0, 3),
+        "{p:?}"
+    );
     let f = status(&r).failed_update.expect("failedUpdate");
     assert_eq!(
         (f.reason.as_str(), f.version.as_str(), f.batch),
@@ -160,6 +182,7 @@ async fn undo_mid_rollout_returns_everything_to_v1() {
         env.cli(RolloutCommand::Undo {
             name: NAME.into(),
             to_revision: None,
+            batches: false,
         })
         .await,
         "undo",

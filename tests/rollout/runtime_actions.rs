@@ -25,7 +25,14 @@ async fn promote_advances_a_pause_waiting_for_promotion() {
             .await;
         assert_eq!(cond(&r, "Progressing"), ("True".into(), "BatchPaused".into()));
         assert_eq!(cond(&r, "Available").0, "True");
-        assert_ok(env.cli(RolloutCommand::Promote { name: NAME.into() }).await, "promote");
+        assert_ok(
+            env.cli(RolloutCommand::Promote {
+                name: NAME.into(),
+                full: false,
+            })
+            .await,
+            "promote",
+        );
     }
     let r = env.wait_healthy(NAME, "v2", 3).await;
     let nonce = r.annotations().get(annotations::PROMOTE).cloned();
@@ -55,15 +62,31 @@ async fn abort_then_retry() {
     })
     .await;
 
+    let recorder = StatusRecorder::start(&env, NAME);
     assert_ok(env.cli(RolloutCommand::Abort { name: NAME.into() }).await, "abort");
     let r = env
         .wait_rollout(NAME, "aborted and back on v1", LONG, |r| {
             current_generation(r)
                 && cond(r, "Progressing") == ("False".into(), "RolloutAborted".into())
-                && status(r).phase == Some(RolloutPhase::Healthy)
+                && status(r).phase == Some(RolloutPhase::RolledBack)
                 && instance_versions(r) == map(&[("v1", 3)])
         })
         .await;
+    // Issue 9 (6): straight back, never stopping at a pause on the way.
+    let phases: Vec<RolloutPhase> = recorder
+        .take()
+        .into_iter()
+        .filter(|(_, s)| s.failed_update.is_some())
+        .filter_map(|(_, s)| s.phase)
+        .collect();
+    assert!(
+        phases
+            .iter()
+            .all(|p| matches!(p, RolloutPhase::RollingBack | RolloutPhase::RolledBack)),
+        "{phases:?}"
+    );
+    let p = status(&r).progress.expect("progress");
+    assert_eq!((p.completed, p.failed, p.pending, p.rolled_back), (0, 0, 0, 3), "{p:?}");
     let f = status(&r).failed_update.expect("failedUpdate");
     assert_eq!(
         (f.reason.as_str(), f.version.as_str(), f.rolled_back),

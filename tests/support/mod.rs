@@ -3,6 +3,7 @@
 //! Rollout statuses and pods so tests can assert on every intermediate state.
 #![allow(dead_code)]
 
+pub mod kubectl;
 pub mod process;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -68,8 +68,23 @@ fn crd_is_small_and_complete() {
             "Version",
             "Phase",
             "Batch",
-            "Age"
+            "Age",
+            "Target",
+            "Ready"
         ]
+    );
+    // VERSION is the serving version; the spec's target and the gate are `-o wide` columns.
+    let cols = version.additional_printer_columns.as_ref().unwrap();
+    let path = |n: &str| {
+        cols.iter()
+            .find(|c| c.name == n)
+            .map(|c| (c.json_path.clone(), c.priority))
+    };
+    assert_eq!(path("Version"), Some((".status.version".to_string(), None)));
+    assert_eq!(path("Target"), Some((".spec.version".to_string(), Some(1))));
+    assert_eq!(
+        path("Ready"),
+        Some((".status.conditions[?(@.type==\"Ready\")].status".to_string(), Some(1)))
     );
     let sub = version.subresources.as_ref().unwrap();
     let scale = sub.scale.as_ref().unwrap();
@@ -148,6 +163,7 @@ fn validate_reports_what_to_fix() {
     spec.strategy.max_unavailable = IntOrString::String("0%".into());
     spec.strategy.pause = Some(Pause {
         duration: Some("soon".into()),
+        manual: None,
     });
     spec.pins = vec![
         Pin {

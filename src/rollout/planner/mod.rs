@@ -32,14 +32,21 @@
 //! * A batch is healthy when each of its slots has exactly one live pod, of the update revision,
 //!   Ready for `minReadySeconds`. A batch fails when one of its update-revision pods is
 //!   crash-looping, or when it is not healthy `progressDeadlineSeconds` after it started (after
-//!   its pause ended, when it turned unhealthy while pausing).
+//!   its pause ended, when it turned unhealthy while pausing). Durations are measured below the
+//!   second: batch and pause starts are stored to the microsecond, and a pod's Ready time,
+//!   which the API server truncates to the second, counts from the end of its second.
 //! * After a failure with `autoRollback` (and a healthy revision to return to) every unpinned
 //!   slot returns to `status.currentRevision` at once (no batches, no pauses): phase
-//!   `RollingBack`, then `Healthy` with `Progressing=False/RolledBack` while `Available` stays
-//!   True. Without `autoRollback` the rollout stops (`Degraded`, the message names the instances
-//!   holding it up); only missing pods are recreated. The failed revision is recorded in
-//!   `status.failedUpdate` and not rolled out again until the spec changes (a new revision
-//!   supersedes any rollout in progress) or a retry is requested.
+//!   `RollingBack`, then `RolledBack` with `Progressing=False/RolledBack` and `Stalled=True`
+//!   while `Available` stays True. Without `autoRollback` the rollout stops (`Degraded`, the
+//!   message names the instances holding it up); only missing pods are recreated. The failed
+//!   revision and its failed instances are recorded in `status.failedUpdate` and not rolled
+//!   out again until the spec changes (a new revision supersedes any rollout in progress) or a
+//!   retry is requested.
+//! * What status claims is what the pods show: phase `Healthy` and `Ready=True` only when every
+//!   unpinned slot serves the update revision of this generation; `status.version` (the VERSION
+//!   column) is the version of `status.currentRevision`, the last fully healthy one; progress
+//!   counts add up to the unpinned slots (`completed + failed + pending + rolledBack`).
 //! * Pins put named slots on the newest revision with the pinned version (or on the update
 //!   revision when the version is `spec.version`) and keep them there, outside the batches and
 //!   rollbacks. An unknown instance or version makes the spec invalid: `InvalidSpec=True`, a
@@ -54,7 +61,7 @@
 //!   update revision, the current revision, a pin or any pod uses.
 //!
 //! The runtime-action annotation protocol is described in `planner/requests.rs`, the status
-//! conditions in `planner/status.rs`.
+//! conditions in `planner/status.rs` and `api::rollout::reasons`.
 //!
 //! # Layout
 //!
@@ -62,8 +69,9 @@
 //! `names` (object names and labels), `observed` (the pods as seen, per slot), `revisions`
 //! (hashing, the update and last healthy revisions, pruning), `strategy` (budgets and batch
 //! sizes), `validation` (an invalid spec), `requests` (runtime actions), `batches` (batch
-//! bookkeeping and progression), `pods` (desired revision per slot and pod actions) and
-//! `status` (phase, conditions, observed counts).
+//! bookkeeping), `progress` (batch progression, pauses, promotion, the deadline), `pods`
+//! (desired revision per slot and pod actions), `status` (phase, conditions, events of
+//! phase and pin changes) and `counts` (observed counts, instances, progress).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -71,12 +79,15 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::rollout::{RolloutSpec, RolloutStatus};
+use crate::api::rollout::reasons;
+use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
 mod batches;
+mod counts;
 mod names;
 mod observed;
 mod pods;
+mod progress;
 mod requests;
 mod revisions;
 mod status;
@@ -87,7 +98,6 @@ pub use names::{parse_slot, pod_labels, pod_name, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
-pub use status::{CONDITION_AVAILABLE, CONDITION_INVALID_SPEC, CONDITION_PROGRESSING};
 pub use strategy::{batch_counts, budgets};
 
 use observed::SlotPods;
@@ -160,7 +170,7 @@ pub enum EventType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanEvent {
     pub type_: EventType,
-    pub reason: String,
+    pub reason: EventReason,
     pub message: String,
 }
 
@@ -234,12 +244,17 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn event(&mut self, type_: EventType, reason: &str, message: impl Into<String>) {
+    fn event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>) {
         self.events.push(PlanEvent {
             type_,
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
         });
+    }
+
+    /// The reason of the stored condition of type `type_`, when it is one of ours.
+    fn prior_reason(&self, type_: ConditionType) -> Option<Reason> {
+        reasons::find(&self.prior.conditions, type_).and_then(|c| Reason::parse(&c.reason))
     }
 
     fn replicas(&self) -> i32 {

@@ -102,11 +102,23 @@ impl Planner<'_> {
 
     /// Available once a drain request is withdrawn.
     pub(super) fn available_if_undrained(&self, pod: &ObservedPod) -> bool {
-        pod.live()
-            && pod.ready
-            && pod
-                .ready_since
-                .is_none_or(|since| add_secs(since, self.min_ready()) <= self.now)
+        pod.live() && pod.ready && pod.ready_since.is_none_or(|since| self.available_at(since) <= self.now)
+    }
+
+    /// When a pod Ready since `since` counts as available: `minReadySeconds` later. The API
+    /// server keeps condition times in whole seconds, truncated, so a time without a fraction
+    /// counts from the end of its second: minReadySeconds is never cut short.
+    pub(super) fn available_at(&self, since: Timestamp) -> Timestamp {
+        let min_ready = self.min_ready();
+        if min_ready == 0 {
+            return since;
+        }
+        let start = if since.subsec_nanosecond() == 0 {
+            add_secs(since, 1)
+        } else {
+            since
+        };
+        add_secs(start, min_ready)
     }
 
     pub(super) fn slot_serving(&self, slot: i32) -> bool {
@@ -124,7 +136,11 @@ impl Planner<'_> {
             return SlotHealth::Waiting(format!("{instance} (no {} pod yet)", want.version));
         };
         if pod.crash_looping {
-            return SlotHealth::Crashing(format!("{instance} crash-looping ({} restarts)", pod.restarts));
+            let restarts = match pod.restarts {
+                1 => "1 restart".to_string(),
+                n => format!("{n} restarts"),
+            };
+            return SlotHealth::Crashing(format!("{instance} crash-looping ({restarts})"));
         }
         if !pod.ready {
             return SlotHealth::Waiting(format!("{instance} (not ready)"));
@@ -134,7 +150,7 @@ impl Planner<'_> {
         }
         if !self.available(pod) {
             if let Some(since) = pod.ready_since {
-                self.wakeups.push(add_secs(since, self.min_ready()));
+                self.wakeups.push(self.available_at(since));
             }
             return SlotHealth::Waiting(format!("{instance} (ready, minReadySeconds not reached)"));
         }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::batches::{Mode, RolloutState};
-use super::{add_duration, add_secs, budgets, pod_name, Action, ObservedPod, Planner, RevisionInfo};
+use super::{add_duration, budgets, pod_name, Action, ObservedPod, Planner, RevisionInfo};
 
 impl Planner<'_> {
     /// Desired revision of every slot (None = leave the slot as it is).
@@ -146,7 +146,7 @@ impl Planner<'_> {
                     let pod_available = self.available_if_undrained(pod);
                     if !pod_available && pod.ready {
                         if let Some(since) = pod.ready_since {
-                            self.wakeups.push(add_secs(since, self.min_ready()));
+                            self.wakeups.push(self.available_at(since));
                         }
                     }
                     for other in others {

@@ -1,7 +1,10 @@
-//! Status: the phase, message and conditions of a plan, and the counts and instances observed.
+//! Status: the phase, message and conditions of a plan, and the events of phase and pin
+//! changes. The counts and instances are in `counts`.
 //!
 //! # Status conditions
 //!
+//! * `Ready`, `Reconciling`, `Stalled` (kstatus): follow the phase, see
+//!   [`crate::api::rollout::reasons`]. `Ready` is True only in phase `Healthy`.
 //! * `Available`: True when at least `replicas - maxUnavailable` instances are available
 //!   (`MinimumReplicasAvailable` / `MinimumReplicasUnavailable`).
 //! * `Progressing`: True with `ReplicaSetUpdated` (rolling out, repairing), `BatchPaused`,
@@ -9,27 +12,72 @@
 //!   `PodCrashLooping` (stopped), `RolledBack` or `RolloutAborted` (returned to the current
 //!   revision); Unknown with `RolloutPaused`.
 //! * `InvalidSpec`: True with the problems (`InvalidSpec`), else False (`SpecValid`).
+//!
+//! Every condition carries the generation it describes (`observedGeneration`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::batches::{Mode, RolloutState};
+use super::counts::pinned_versions;
 use super::observed::SlotHealth;
-use super::{budgets, slot_name, EventType, Planner, RevisionInfo};
+use super::{budgets, EventType, Planner, RevisionInfo};
 use crate::api::rollout::{
-    selector_string, HandledActions, InstanceStatus, ProgressStatus, RolloutPhase, RolloutStatus,
+    reasons, ConditionStatus, ConditionType, EventReason, FailedUpdate, HandledActions, InstanceStatus, Reason,
+    RolloutPhase, RolloutStatus,
 };
 
-/// Condition type `Available`.
-pub const CONDITION_AVAILABLE: &str = "Available";
-/// Condition type `Progressing`.
-pub const CONDITION_PROGRESSING: &str = "Progressing";
-/// Condition type `InvalidSpec`.
-pub const CONDITION_INVALID_SPEC: &str = "InvalidSpec";
+/// A condition's status, reason and message.
+#[derive(Clone, Debug)]
+pub(super) struct Cond {
+    pub(super) status: ConditionStatus,
+    pub(super) reason: Reason,
+    pub(super) message: String,
+}
 
-/// A condition's `(status, reason, message)`.
-type ConditionValue = (&'static str, &'static str, String);
+fn cond(status: ConditionStatus, reason: Reason, message: impl Into<String>) -> Cond {
+    Cond {
+        status,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// What a plan says about the rollout as a whole.
+struct Outcome {
+    phase: RolloutPhase,
+    progressing: Cond,
+    /// Reason of `Ready`, `Reconciling` and `Stalled`.
+    reason: Reason,
+    message: String,
+}
+
+impl Outcome {
+    fn new(phase: RolloutPhase, progressing: Cond, message: String) -> Self {
+        Outcome {
+            phase,
+            reason: progressing.reason,
+            progressing,
+            message,
+        }
+    }
+}
+
+/// `Ready`, `Reconciling` and `Stalled` for a phase: exactly one is True, all with `reason`.
+pub(super) fn gate_conditions(phase: RolloutPhase, reason: Reason, message: &str) -> [(ConditionType, Cond); 3] {
+    use ConditionStatus::{False, True};
+    let (ready, reconciling, stalled) = match phase {
+        RolloutPhase::Healthy => (True, False, False),
+        RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::RollingBack => (False, True, False),
+        RolloutPhase::Degraded | RolloutPhase::RolledBack => (False, False, True),
+    };
+    [
+        (ConditionType::Ready, cond(ready, reason, message)),
+        (ConditionType::Reconciling, cond(reconciling, reason, message)),
+        (ConditionType::Stalled, cond(stalled, reason, message)),
+    ]
+}
 
 impl Planner<'_> {
     /// The status this plan writes; `handled` are the runtime-action nonces to record.
@@ -39,29 +87,25 @@ impl Planner<'_> {
         desired: &BTreeMap<i32, Option<RevisionInfo>>,
         handled: HandledActions,
     ) -> RolloutStatus {
-        let (phase, progressing, message) = self.phase(rollout, desired);
-        let available_cond = self.available_condition();
+        let outcome = self.outcome(rollout, desired);
+        let available = self.available_condition();
 
         let RolloutState {
             target,
             stable,
-            known,
-            pins,
             total_batches,
             batch,
             failed,
             mode,
             ..
         } = rollout;
-        let mut status = self.observe(target, pins, known);
+        let mut status = self.observe(rollout);
         status.observed_generation = Some(self.input.generation);
-        status.phase = Some(phase);
+        status.phase = Some(outcome.phase);
         status.current_revision = stable.as_ref().map(|s| s.name.clone());
         status.update_revision = Some(target.name.clone());
-        status.version = Some(match (mode, stable) {
-            (Mode::Rollback, Some(s)) => s.version.clone(),
-            _ => target.version.clone(),
-        });
+        // The version that serves: the last fully healthy one.
+        status.version = stable.as_ref().map(|s| s.version.clone());
         if *total_batches > 0 {
             let mut b = batch.clone();
             if *mode != Mode::Rollout {
@@ -76,220 +120,270 @@ impl Planner<'_> {
         }
         status.failed_update = failed.clone();
         status.actions = Some(handled);
-        status.message = Some(message);
-        status.conditions = self.conditions(vec![
-            (CONDITION_AVAILABLE, available_cond),
-            (CONDITION_PROGRESSING, (progressing.0, progressing.1, progressing.2)),
-            (
-                CONDITION_INVALID_SPEC,
-                ("False", "SpecValid", "spec is valid".to_string()),
-            ),
-        ]);
+        let mut wanted: Vec<(ConditionType, Cond)> =
+            gate_conditions(outcome.phase, outcome.reason, &outcome.message).into();
+        wanted.push((ConditionType::Available, available));
+        wanted.push((ConditionType::Progressing, outcome.progressing));
+        wanted.push((
+            ConditionType::InvalidSpec,
+            cond(ConditionStatus::False, Reason::SpecValid, "spec is valid"),
+        ));
+        status.conditions = self.conditions(wanted);
+        status.message = Some(outcome.message);
 
-        // Phase change events.
-        if self.prior.phase != Some(phase) {
-            let from = self
-                .prior
-                .phase
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".to_string());
-            let type_ = if phase == RolloutPhase::Degraded {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            let message = format!("phase {from} -> {phase}");
-            self.event(type_, "PhaseChanged", message);
-        }
+        self.pin_events(&status.instances);
+        self.phase_event(outcome.phase);
         status
     }
 
-    /// `(phase, Progressing condition, message)` for the mode the rollout is in.
-    fn phase(
-        &mut self,
-        rollout: &RolloutState,
-        desired: &BTreeMap<i32, Option<RevisionInfo>>,
-    ) -> (RolloutPhase, ConditionValue, String) {
-        let spec = self.spec;
-        let now = self.now;
+    /// A `PhaseChanged` event when the phase is not the stored one.
+    pub(super) fn phase_event(&mut self, phase: RolloutPhase) {
+        if self.prior.phase == Some(phase) {
+            return;
+        }
+        let type_ = match phase {
+            RolloutPhase::Degraded | RolloutPhase::RolledBack => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        let message = match self.prior.phase {
+            Some(from) => format!("phase {from} -> {phase}"),
+            None => format!("phase set to {phase}"),
+        };
+        self.event(type_, EventReason::PhaseChanged, message);
+    }
+
+    /// `Pinned` and `Unpinned` events for instances whose pin differs from the stored status.
+    fn pin_events(&mut self, instances: &[InstanceStatus]) {
+        let before = pinned_versions(&self.prior.instances);
+        let after = pinned_versions(instances);
+        let mut pinned: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, version) in &after {
+            let unchanged = match before.get(name) {
+                Some(None) => true,
+                Some(Some(v)) => Some(*v) == *version,
+                None => false,
+            };
+            if !unchanged {
+                pinned.entry(version.unwrap_or("?")).or_default().push(name);
+            }
+        }
+        let unpinned: Vec<&str> = before
+            .keys()
+            .filter(|name| !after.contains_key(*name) && instances.iter().any(|i| i.name == **name))
+            .copied()
+            .collect();
+        let mut events = Vec::new();
+        for (version, names) in pinned {
+            events.push((
+                EventReason::Pinned,
+                format!("{} pinned to {version} (spec.pins)", names.join(", ")),
+            ));
+        }
+        if !unpinned.is_empty() {
+            events.push((
+                EventReason::Unpinned,
+                format!(
+                    "{} unpinned: back to {} with the other instances",
+                    unpinned.join(", "),
+                    self.spec.version
+                ),
+            ));
+        }
+        for (reason, message) in events {
+            self.event(EventType::Normal, reason, message);
+        }
+    }
+
+    /// Phase, `Progressing` and message for the mode the rollout is in.
+    fn outcome(&mut self, rollout: &RolloutState, desired: &BTreeMap<i32, Option<RevisionInfo>>) -> Outcome {
         let RolloutState {
             target,
-            stable,
-            pins,
-            unpinned,
-            counts,
             total_batches,
             batch,
-            failed,
             mode,
-            waiting_promotion,
-            pause_until,
-            holdups,
             ..
         } = rollout;
         let all_settled = self.all_settled(desired);
-        let rollback_done = *mode == Mode::Rollback
-            && unpinned.iter().all(|s| {
-                desired
-                    .get(s)
-                    .and_then(|d| d.as_ref())
-                    .is_none_or(|d| self.slot_health(*s, d) == SlotHealth::Ok)
-            });
-        let any_broken = self.any_broken();
-
-        if spec.paused {
-            (
+        if self.spec.paused {
+            return Outcome::new(
                 RolloutPhase::Paused,
-                (
-                    "Unknown",
-                    "RolloutPaused",
-                    "rollout paused (spec.paused); no instance is replaced".to_string(),
+                cond(
+                    ConditionStatus::Unknown,
+                    Reason::RolloutPaused,
+                    "rollout paused (spec.paused); no instance is replaced",
                 ),
                 format!(
                     "paused (spec.paused) at batch {}/{} of {}",
                     batch.current, total_batches, target.version
                 ),
-            )
-        } else {
-            match mode {
-                Mode::Steady => {
-                    let msg = format!(
-                        "{} of {} instances available on {}{}",
-                        self.count_available(),
-                        self.replicas(),
-                        target.version,
-                        if pins.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; {} pinned", pins.len())
-                        }
-                    );
-                    if all_settled {
-                        (
-                            RolloutPhase::Healthy,
-                            ("True", "NewRevisionAvailable", msg.clone()),
-                            msg,
-                        )
-                    } else if any_broken {
-                        (
-                            RolloutPhase::Degraded,
-                            ("True", "ReplicaSetUpdated", msg.clone()),
-                            format!("{msg}; failing: {}", self.broken_list().join(", ")),
-                        )
-                    } else {
-                        (
-                            RolloutPhase::Progressing,
-                            ("True", "ReplicaSetUpdated", msg.clone()),
-                            msg,
-                        )
-                    }
-                }
-                Mode::Rollout => {
-                    let k = batch.current;
-                    if *waiting_promotion {
-                        let msg = format!(
-                            "batch {k}/{total_batches} of {} healthy; waiting for promotion (baton promote)",
-                            target.version
-                        );
-                        (RolloutPhase::Paused, ("True", "BatchPaused", msg.clone()), msg)
-                    } else if let Some(until) = *pause_until {
-                        let left = until.duration_since(now).as_secs().max(0);
-                        let msg = format!(
-                            "batch {k}/{total_batches} of {} healthy; paused for {left}s",
-                            target.version
-                        );
-                        (RolloutPhase::Progressing, ("True", "BatchPaused", msg.clone()), msg)
-                    } else {
-                        let mut msg = format!(
-                            "batch {k}/{total_batches}: rolling out {} to {} of {} instances",
-                            target.version,
-                            counts
-                                .get(usize::try_from(k).unwrap_or(1).max(1) - 1)
-                                .copied()
-                                .unwrap_or(0),
-                            unpinned.len()
-                        );
-                        if !holdups.is_empty() {
-                            msg = format!("{msg}; waiting for {}", holdups.join(", "));
-                        }
-                        (
-                            RolloutPhase::Progressing,
-                            ("True", "ReplicaSetUpdated", msg.clone()),
-                            msg,
-                        )
-                    }
-                }
-                Mode::Rollback => {
-                    let f = failed.clone().unwrap_or_default();
-                    let back = stable.as_ref().map(|s| s.version.clone()).unwrap_or_default();
-                    let reason = if f.reason == "Aborted" {
-                        "RolloutAborted"
-                    } else {
-                        "RolledBack"
-                    };
-                    if rollback_done {
-                        let msg = format!(
-                            "rolled back to {back}: {} failed ({}); fix it and change the spec, or run `baton rollout retry {}`",
-                            f.version, f.message, self.input.name
-                        );
-                        if !self
-                            .prior
-                            .conditions
-                            .iter()
-                            .any(|c| c.type_ == CONDITION_PROGRESSING && c.reason == reason)
-                        {
-                            self.event(EventType::Normal, "RolledBack", msg.clone());
-                        }
-                        let phase = if all_settled {
-                            RolloutPhase::Healthy
-                        } else if any_broken {
-                            RolloutPhase::Degraded
-                        } else {
-                            RolloutPhase::Progressing
-                        };
-                        (phase, ("False", reason, msg.clone()), msg)
-                    } else {
-                        let msg = format!("rolling back to {back}: {} failed ({})", f.version, f.message);
-                        (RolloutPhase::RollingBack, ("True", "RollingBack", msg.clone()), msg)
-                    }
-                }
-                Mode::Stopped => {
-                    let f = failed.clone().unwrap_or_default();
-                    let reason = if f.reason == "PodCrashLooping" {
-                        "PodCrashLooping"
-                    } else {
-                        "ProgressDeadlineExceeded"
-                    };
-                    let why = if stable.is_none() {
-                        "no healthy revision to roll back to"
-                    } else {
-                        "autoRollback is off"
-                    };
-                    let msg = format!(
-                        "rollout of {} stopped at batch {}/{total_batches}: {}; {why}: fix it and change the spec, run `baton rollout retry {name}`, or `baton rollout abort {name}`",
-                        f.version, f.batch, f.message, name = self.input.name
-                    );
-                    (RolloutPhase::Degraded, ("False", reason, msg.clone()), msg)
-                }
-            }
+            );
+        }
+        match mode {
+            Mode::Steady => self.steady_outcome(rollout, all_settled),
+            Mode::Rollout => self.rollout_outcome(rollout),
+            Mode::Rollback => self.rollback_outcome(rollout, desired, all_settled),
+            Mode::Stopped => self.stopped_outcome(rollout),
         }
     }
 
+    fn steady_outcome(&self, rollout: &RolloutState, all_settled: bool) -> Outcome {
+        let (available, replicas, target) = (self.count_available(), self.replicas(), &rollout.target.version);
+        let msg = if rollout.pins.is_empty() {
+            format!("{available} of {replicas} instances available on {target}")
+        } else {
+            // Say where each instance is meant to run: pinned ones do not run the target.
+            let mut pinned: BTreeMap<&str, usize> = BTreeMap::new();
+            for rev in rollout.pins.values() {
+                *pinned.entry(rev.version.as_str()).or_default() += 1;
+            }
+            let pinned: Vec<String> = pinned.iter().map(|(v, n)| format!("{n} pinned to {v}")).collect();
+            format!(
+                "{available} of {replicas} instances available: {} on {target}, {}",
+                rollout.unpinned.len(),
+                pinned.join(", ")
+            )
+        };
+        if all_settled {
+            let progressing = cond(ConditionStatus::True, Reason::NewRevisionAvailable, msg.clone());
+            return Outcome::new(RolloutPhase::Healthy, progressing, msg);
+        }
+        let progressing = cond(ConditionStatus::True, Reason::ReplicaSetUpdated, msg.clone());
+        if self.any_broken() {
+            let message = format!("{msg}; failing: {}", self.broken_list().join(", "));
+            return Outcome {
+                phase: RolloutPhase::Degraded,
+                progressing,
+                reason: Reason::PodCrashLooping,
+                message,
+            };
+        }
+        Outcome::new(RolloutPhase::Progressing, progressing, msg)
+    }
+
+    fn rollout_outcome(&self, rollout: &RolloutState) -> Outcome {
+        let RolloutState {
+            target,
+            unpinned,
+            counts,
+            total_batches,
+            batch,
+            waiting_promotion,
+            pause_until,
+            holdups,
+            ..
+        } = rollout;
+        let k = batch.current;
+        if *waiting_promotion {
+            let msg = format!(
+                "batch {k}/{total_batches} of {} healthy; waiting for promotion (baton rollout promote {})",
+                target.version, self.input.name
+            );
+            let progressing = cond(ConditionStatus::True, Reason::BatchPaused, msg.clone());
+            return Outcome::new(RolloutPhase::Paused, progressing, msg);
+        }
+        if let Some(until) = *pause_until {
+            // Whole seconds left, rounded up: "0s" only once the pause is over.
+            let left = u128::try_from(until.duration_since(self.now).as_millis())
+                .unwrap_or(0)
+                .div_ceil(1000);
+            let msg = format!(
+                "batch {k}/{total_batches} of {} healthy; paused for {left}s more",
+                target.version
+            );
+            let progressing = cond(ConditionStatus::True, Reason::BatchPaused, msg.clone());
+            return Outcome::new(RolloutPhase::Progressing, progressing, msg);
+        }
+        let mut msg = format!(
+            "batch {k}/{total_batches}: rolling out {} to {} of {} instances",
+            target.version,
+            counts
+                .get(usize::try_from(k).unwrap_or(1).max(1) - 1)
+                .copied()
+                .unwrap_or(0),
+            unpinned.len()
+        );
+        if !holdups.is_empty() {
+            msg = format!("{msg}; waiting for {}", holdups.join(", "));
+        }
+        let progressing = cond(ConditionStatus::True, Reason::ReplicaSetUpdated, msg.clone());
+        Outcome::new(RolloutPhase::Progressing, progressing, msg)
+    }
+
+    fn rollback_outcome(
+        &mut self,
+        rollout: &RolloutState,
+        desired: &BTreeMap<i32, Option<RevisionInfo>>,
+        all_settled: bool,
+    ) -> Outcome {
+        let f = rollout.failed.clone().unwrap_or_default();
+        let back = rollout.stable.as_ref().map(|s| s.version.clone()).unwrap_or_default();
+        let reason = f.reason.condition_reason(true);
+        let rollback_done = rollout.unpinned.iter().all(|s| {
+            desired
+                .get(s)
+                .and_then(|d| d.as_ref())
+                .is_none_or(|d| self.slot_health(*s, d) == SlotHealth::Ok)
+        });
+        if !rollback_done {
+            let msg = format!("rolling back to {back}: {}", failure_text(&f));
+            let progressing = cond(ConditionStatus::True, Reason::RollingBack, msg.clone());
+            return Outcome {
+                phase: RolloutPhase::RollingBack,
+                progressing,
+                reason,
+                message: msg,
+            };
+        }
+        let msg = format!(
+            "rolled back to {back}: {}; fix it and change the spec, or run `baton rollout retry {}`",
+            failure_text(&f),
+            self.input.name
+        );
+        if self.prior_reason(ConditionType::Progressing) != Some(reason) {
+            self.event(EventType::Normal, EventReason::RolledBack, msg.clone());
+        }
+        let phase = if !all_settled && self.any_broken() {
+            RolloutPhase::Degraded
+        } else {
+            RolloutPhase::RolledBack
+        };
+        Outcome::new(phase, cond(ConditionStatus::False, reason, msg.clone()), msg)
+    }
+
+    fn stopped_outcome(&self, rollout: &RolloutState) -> Outcome {
+        let f = rollout.failed.clone().unwrap_or_default();
+        let why = if rollout.stable.is_none() {
+            "no healthy revision to roll back to"
+        } else {
+            "autoRollback is off"
+        };
+        let msg = format!(
+            "rollout of {} stopped at batch {}/{}: {}; {why}: fix it and change the spec, run `baton rollout retry {name}`, or `baton rollout abort {name}`",
+            f.version,
+            f.batch,
+            rollout.total_batches,
+            f.message,
+            name = self.input.name
+        );
+        let progressing = cond(ConditionStatus::False, f.reason.condition_reason(false), msg.clone());
+        Outcome::new(RolloutPhase::Degraded, progressing, msg)
+    }
+
     /// The `Available` condition: at least `replicas - maxUnavailable` instances available.
-    fn available_condition(&self) -> ConditionValue {
+    fn available_condition(&self) -> Cond {
         let (_, max_unavailable) = budgets(&self.spec.strategy, self.replicas());
         let available = self.count_available();
         let needed = (self.replicas() - max_unavailable).max(0);
         if available >= needed {
-            (
-                "True",
-                "MinimumReplicasAvailable",
+            cond(
+                ConditionStatus::True,
+                Reason::MinimumReplicasAvailable,
                 format!("{available} of {} instances available", self.replicas()),
             )
         } else {
-            (
-                "False",
-                "MinimumReplicasUnavailable",
+            cond(
+                ConditionStatus::False,
+                Reason::MinimumReplicasUnavailable,
                 format!(
                     "{available} of {} instances available, {needed} needed",
                     self.replicas()
@@ -298,20 +392,22 @@ impl Planner<'_> {
         }
     }
 
-    pub(super) fn conditions(&self, wanted: Vec<(&str, (&str, &str, String))>) -> Vec<Condition> {
+    /// Conditions for this generation; a condition keeps its stored transition time while its
+    /// status stays the same.
+    pub(super) fn conditions(&self, wanted: Vec<(ConditionType, Cond)>) -> Vec<Condition> {
         wanted
             .into_iter()
-            .map(|(type_, (status, reason, message))| {
-                let prior = self.prior.conditions.iter().find(|c| c.type_ == type_);
+            .map(|(type_, c)| {
+                let prior = reasons::find(&self.prior.conditions, type_);
                 let last_transition_time = match prior {
-                    Some(p) if p.status == status => p.last_transition_time.clone(),
+                    Some(p) if p.status == c.status.as_str() => p.last_transition_time.clone(),
                     _ => Time(self.now),
                 };
                 Condition {
                     type_: type_.to_string(),
-                    status: status.to_string(),
-                    reason: reason.to_string(),
-                    message,
+                    status: c.status.to_string(),
+                    reason: c.reason.to_string(),
+                    message: c.message,
                     last_transition_time,
                     observed_generation: Some(self.input.generation),
                 }
@@ -340,82 +436,12 @@ impl Planner<'_> {
         }
         ok
     }
+}
 
-    fn observe(
-        &self,
-        target: &RevisionInfo,
-        pins: &BTreeMap<i32, RevisionInfo>,
-        known: &[RevisionInfo],
-    ) -> RolloutStatus {
-        let number = |hash: &str| known.iter().find(|r| r.hash == hash).map_or(0, |r| r.revision);
-        let mut status = RolloutStatus {
-            selector: Some(selector_string(&self.spec.selector)),
-            ..Default::default()
-        };
-        let mut max_slot = self.replicas() - 1;
-        if let Some((slot, _)) = self.slots.iter().rev().find(|(_, p)| !p.live.is_empty()) {
-            max_slot = max_slot.max(*slot);
-        }
-        let mut completed = 0;
-        let mut failed = 0;
-        for slot in 0..=max_slot {
-            let pods = self.slots.get(&slot);
-            let live = pods.map(|p| p.live.as_slice()).unwrap_or(&[]);
-            if slot >= self.replicas() && live.is_empty() {
-                continue;
-            }
-            let want_hash = pins.get(&slot).map_or(target.hash.as_str(), |p| p.hash.as_str());
-            let primary = live
-                .iter()
-                .copied()
-                .max_by_key(|p| (p.ready, p.revision_hash == want_hash, std::cmp::Reverse(p.name.clone())));
-            if !live.is_empty() {
-                status.replicas += 1;
-            }
-            if live.iter().any(|p| p.ready) {
-                status.ready_replicas += 1;
-            }
-            if live.iter().any(|p| self.available(p)) {
-                status.available_replicas += 1;
-            }
-            if live.iter().any(|p| p.revision_hash == target.hash) {
-                status.updated_replicas += 1;
-            }
-            if slot < self.replicas() && !pins.contains_key(&slot) {
-                let on_target = live.iter().find(|p| p.revision_hash == target.hash);
-                match on_target {
-                    Some(p) if p.crash_looping => failed += 1,
-                    Some(p) if self.available(p) => completed += 1,
-                    _ => {}
-                }
-            }
-            if let Some(p) = primary {
-                *status.versions.entry(p.version.clone()).or_default() += 1;
-            }
-            status.instances.push(InstanceStatus {
-                name: slot_name(&self.input.name, slot),
-                pod: primary.map(|p| p.name.clone()),
-                version: primary.map(|p| p.version.clone()),
-                revision: primary.map_or(0, |p| number(&p.revision_hash)),
-                ready: primary.is_some_and(|p| p.ready),
-                since: primary.and_then(|p| {
-                    if p.ready {
-                        p.ready_since.or(p.created)
-                    } else {
-                        p.created
-                    }
-                    .map(Time)
-                }),
-                pinned: pins.contains_key(&slot),
-            });
-        }
-        let total = i32::try_from((0..self.replicas()).filter(|s| !pins.contains_key(s)).count()).unwrap_or(i32::MAX);
-        status.progress = Some(ProgressStatus {
-            total,
-            completed,
-            failed,
-            pending: (total - completed - failed).max(0),
-        });
-        status
+/// What happened to a failed update, for messages.
+fn failure_text(f: &FailedUpdate) -> String {
+    match f.reason {
+        crate::api::rollout::FailureReason::Aborted => f.message.clone(),
+        _ => format!("{} failed ({})", f.version, f.message),
     }
 }

@@ -3,9 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::status::CONDITION_INVALID_SPEC;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::status::{gate_conditions, Cond};
 use super::{parse_slot, slot_name, EventType, Plan, Planner, RevisionInfo};
-use crate::api::rollout::{selector_string, validate, RolloutPhase};
+use crate::api::rollout::{
+    reasons, selector_string, validate, ConditionStatus, ConditionType, EventReason, Reason, RolloutPhase,
+};
 
 impl Planner<'_> {
     /// The pinned slots and their revisions, or every problem with the spec. `target` is the
@@ -73,41 +77,40 @@ impl Planner<'_> {
     /// The plan for an invalid spec: report, move nothing.
     pub(super) fn invalid(mut self, errors: Vec<String>) -> Plan {
         let message = errors.join("; ");
-        let already = self
-            .prior
-            .conditions
-            .iter()
-            .any(|c| c.type_ == CONDITION_INVALID_SPEC && c.status == "True" && c.message == message);
+        let already = reasons::find(&self.prior.conditions, ConditionType::InvalidSpec)
+            .is_some_and(|c| c.status == ConditionStatus::True.as_str() && c.message == message);
         if !already {
-            self.event(EventType::Warning, "InvalidSpec", message.clone());
+            self.event(EventType::Warning, EventReason::InvalidSpec, message.clone());
         }
         let mut status = self.prior.clone();
+        let summary = format!("invalid spec, nothing is changed: {message}");
         status.observed_generation = Some(self.input.generation);
         status.phase = Some(RolloutPhase::Degraded);
-        status.message = Some(format!("invalid spec, nothing is changed: {message}"));
         status.selector = Some(selector_string(&self.spec.selector));
-        let mut changes: Vec<(&str, (&str, &str, String))> = self
-            .prior
-            .conditions
-            .iter()
-            .filter(|c| c.type_ != CONDITION_INVALID_SPEC)
-            .map(|c| {
-                (
-                    c.type_.as_str(),
-                    (c.status.as_str(), c.reason.as_str(), c.message.clone()),
-                )
-            })
-            .collect();
-        changes.push((CONDITION_INVALID_SPEC, ("True", "InvalidSpec", message)));
-        status.conditions = self.conditions(changes);
-        if self.prior.phase != Some(RolloutPhase::Degraded) {
-            let from = self
-                .prior
-                .phase
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".to_string());
-            self.event(EventType::Warning, "PhaseChanged", format!("phase {from} -> Degraded"));
+        // The gate conditions and InvalidSpec are for this generation; Available and
+        // Progressing still describe the pods, as observed at this generation.
+        let mut wanted: Vec<(ConditionType, Cond)> =
+            gate_conditions(RolloutPhase::Degraded, Reason::InvalidSpec, &summary).into();
+        wanted.push((
+            ConditionType::InvalidSpec,
+            Cond {
+                status: ConditionStatus::True,
+                reason: Reason::InvalidSpec,
+                message,
+            },
+        ));
+        let mut conditions = self.conditions(wanted);
+        for kept in [ConditionType::Available, ConditionType::Progressing] {
+            if let Some(c) = reasons::find(&self.prior.conditions, kept) {
+                conditions.push(Condition {
+                    observed_generation: Some(self.input.generation),
+                    ..c.clone()
+                });
+            }
         }
+        status.conditions = conditions;
+        status.message = Some(summary);
+        self.phase_event(RolloutPhase::Degraded);
         self.actions.clear();
         self.wakeups.clear();
         self.finish(status)

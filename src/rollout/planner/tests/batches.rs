@@ -14,9 +14,9 @@ fn first_rollout_creates_revision_and_every_slot_at_once() {
     assert_eq!(p.status.current_revision, None);
     assert_eq!(p.status.update_revision, Some(rev("v1", 1).name));
     assert_eq!(p.status.batch_label.as_deref(), Some("1/1"));
-    assert!(has_event(&p, "BatchStarted"));
-    assert_eq!(condition(&p.status, CONDITION_AVAILABLE).status, "False");
-    assert_eq!(condition(&p.status, CONDITION_INVALID_SPEC).status, "False");
+    assert!(has_event(&p, EventReason::BatchStarted));
+    assert_eq!(condition(&p.status, ConditionType::Available).status, "False");
+    assert_eq!(condition(&p.status, ConditionType::InvalidSpec).status, "False");
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn batch_one_surges_a_single_new_pod_and_keeps_the_old_one() {
     assert_eq!(p.status.batch.as_ref().map(|b| (b.current, b.total)), Some((1, 3)));
     assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
     assert_eq!(p.status.current_revision, Some(rev("v1", 1).name));
-    assert!(has_event(&p, "BatchStarted"));
+    assert!(has_event(&p, EventReason::BatchStarted));
     assert_eq!(p.requeue_after, Some(Duration::from_secs(60)), "progress deadline");
 }
 
@@ -40,6 +40,7 @@ fn converges_through_batches_and_pauses() {
     inp.spec = spec("v2", 4);
     inp.spec.strategy.pause = Some(Pause {
         duration: Some("5s".into()),
+        manual: None,
     });
     let mut w = World::new(inp);
     let mut saw = BTreeSet::new();
@@ -51,7 +52,7 @@ fn converges_through_batches_and_pauses() {
         if p.status.message.as_deref().unwrap_or("").contains("paused for") {
             assert!(p.requeue_after.is_some());
             assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
-            assert_eq!(condition(&p.status, CONDITION_PROGRESSING).reason, "BatchPaused");
+            assert_eq!(condition(&p.status, ConditionType::Progressing).reason, "BatchPaused");
         }
         // At most batch-count pods on v2 before the batch advances.
         let b = p.status.batch.clone().unwrap();
@@ -79,13 +80,16 @@ fn converges_through_batches_and_pauses() {
 fn new_spec_mid_rollout_supersedes_the_old_target() {
     let mut inp = healthy("v1", 4);
     inp.spec = spec("v2", 4);
-    inp.spec.strategy.pause = Some(Pause { duration: None });
+    inp.spec.strategy.pause = Some(Pause {
+        duration: None,
+        manual: None,
+    });
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     assert_eq!(w.versions().get("v2"), Some(&1));
     w.input.spec = spec("v3", 4);
     let p = w.step();
-    assert!(has_event(&p, "BatchStarted"));
+    assert!(has_event(&p, EventReason::BatchStarted));
     assert_eq!(p.status.batch.as_ref().unwrap().current, 1);
     assert_eq!(p.status.current_revision, Some(rev("v1", 1).name));
     // The v2 instance is the first one moved to v3.
@@ -99,7 +103,10 @@ fn scale_up_mid_rollout_fills_the_batch_with_new_slots() {
     let mut inp = healthy("v1", 2);
     inp.spec = spec("v2", 2);
     inp.spec.strategy.batches = vec![pct("50%")];
-    inp.spec.strategy.pause = Some(Pause { duration: None });
+    inp.spec.strategy.pause = Some(Pause {
+        duration: None,
+        manual: None,
+    });
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     w.input.spec.replicas = 4;
@@ -117,9 +124,9 @@ fn paused_stops_progress_but_recreates_missing_pods() {
     let p = plan(&inp);
     assert_eq!(creates(&p), vec![(2, "v1".into())]);
     assert!(deletes(&p).is_empty());
-    assert!(has_event(&p, "Paused"));
+    assert!(has_event(&p, EventReason::Paused));
     assert_eq!(p.status.phase, Some(RolloutPhase::Paused));
-    let prog = condition(&p.status, CONDITION_PROGRESSING);
+    let prog = condition(&p.status, ConditionType::Progressing);
     assert_eq!(
         (prog.status.as_str(), prog.reason.as_str()),
         ("Unknown", "RolloutPaused")
@@ -132,7 +139,7 @@ fn paused_stops_progress_but_recreates_missing_pods() {
     }
     w.input.spec.paused = false;
     let p = w.step();
-    assert!(has_event(&p, "Resumed"));
+    assert!(has_event(&p, EventReason::Resumed));
     w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
     assert_eq!(w.versions(), [("v2".to_string(), 3)].into());
 }
@@ -143,6 +150,7 @@ fn requeue_covers_pause_and_deadline() {
     inp.spec = spec("v2", 2);
     inp.spec.strategy.pause = Some(Pause {
         duration: Some("1m".into()),
+        manual: None,
     });
     let mut w = World::new(inp);
     let p = w.run_until(30, |s| s.message.as_deref().unwrap_or("").contains("paused for"));

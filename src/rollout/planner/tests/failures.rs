@@ -12,35 +12,35 @@ fn never_ready_version_rolls_back_automatically() {
     for _ in 0..200 {
         let p = w.step();
         saw_rolling_back |= p.status.phase == Some(RolloutPhase::RollingBack);
-        if p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty() {
+        if p.status.phase == Some(RolloutPhase::RolledBack) && p.actions.is_empty() {
             break;
         }
     }
     assert!(saw_rolling_back);
     let st = w.input.status.clone().unwrap();
-    assert_eq!(st.phase, Some(RolloutPhase::Healthy));
+    assert_eq!(st.phase, Some(RolloutPhase::RolledBack));
     assert_eq!(st.versions, [("v1".to_string(), 3)].into());
     assert_eq!(st.version.as_deref(), Some("v1"));
-    let prog = condition(&st, CONDITION_PROGRESSING);
+    let prog = condition(&st, ConditionType::Progressing);
     assert_eq!((prog.status.as_str(), prog.reason.as_str()), ("False", "RolledBack"));
     assert!(
         prog.message.contains("v2") && prog.message.contains("not healthy within 60s"),
         "{}",
         prog.message
     );
-    assert_eq!(condition(&st, CONDITION_AVAILABLE).status, "True");
+    assert_eq!(condition(&st, ConditionType::Available).status, "True");
     assert_eq!(st.failed_update.as_ref().unwrap().version, "v2");
     assert!(w
         .events
         .iter()
-        .any(|e| e.reason == "BatchFailed" && e.type_ == EventType::Warning));
-    assert!(w.events.iter().any(|e| e.reason == "RolledBack"));
+        .any(|e| e.reason == EventReason::BatchFailed && e.type_ == EventType::Warning));
+    assert!(w.events.iter().any(|e| e.reason == EventReason::RolledBack));
     // It stays rolled back: no new attempt at v2 without a retry or a spec change.
     for _ in 0..100 {
         let p = w.step();
         assert!(p.actions.is_empty(), "{:?}", p.actions);
     }
-    assert!(w.events.iter().filter(|e| e.reason == "RolledBack").count() == 1);
+    assert!(w.events.iter().filter(|e| e.reason == EventReason::RolledBack).count() == 1);
 }
 
 #[test]
@@ -58,14 +58,17 @@ fn crash_loop_fails_the_batch_at_once() {
     inp.status.as_mut().unwrap().batch = Some(BatchStatus {
         current: 1,
         total: 3,
-        started_at: Some(Time(at(990))),
+        started_at: Some(MicroTime(at(990))),
         pause_started_at: None,
     });
     let p = plan(&inp);
     assert_eq!(p.status.phase, Some(RolloutPhase::RollingBack));
     assert_eq!(deletes(&p), vec![bad.name.clone()]);
     assert!(p.status.message.as_ref().unwrap().contains("crash-looping"));
-    assert_eq!(p.status.failed_update.as_ref().unwrap().reason, "PodCrashLooping");
+    assert_eq!(
+        p.status.failed_update.as_ref().unwrap().reason,
+        FailureReason::PodCrashLooping
+    );
 }
 
 #[test]
@@ -77,7 +80,7 @@ fn without_auto_rollback_the_rollout_stops_and_names_the_holdouts() {
     w.behaviour.insert("v2".into(), Behaviour::NeverReady);
     w.run_until(100, |s| s.phase == Some(RolloutPhase::Degraded));
     let st = w.input.status.clone().unwrap();
-    let prog = condition(&st, CONDITION_PROGRESSING);
+    let prog = condition(&st, ConditionType::Progressing);
     assert_eq!(
         (prog.status.as_str(), prog.reason.as_str()),
         ("False", "ProgressDeadlineExceeded")
@@ -87,15 +90,15 @@ fn without_auto_rollback_the_rollout_stops_and_names_the_holdouts() {
         "{:?}",
         st.message
     );
-    assert_eq!(condition(&st, CONDITION_AVAILABLE).status, "True");
+    assert_eq!(condition(&st, ConditionType::Available).status, "True");
     for _ in 0..20 {
         let p = w.step();
         assert!(p.actions.is_empty(), "{:?}", p.actions);
     }
     // Abort returns the instance even without autoRollback.
     w.input.requests.abort = Some("a1".into());
-    w.run_until(50, |s| s.phase == Some(RolloutPhase::Healthy));
+    w.run_until(50, |s| s.phase == Some(RolloutPhase::RolledBack));
     let st = w.input.status.clone().unwrap();
     assert_eq!(st.versions, [("v1".to_string(), 3)].into());
-    assert_eq!(condition(&st, CONDITION_PROGRESSING).reason, "RolloutAborted");
+    assert_eq!(condition(&st, ConditionType::Progressing).reason, "RolloutAborted");
 }

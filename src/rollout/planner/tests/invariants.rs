@@ -109,6 +109,7 @@ pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
             }
         }
     }
+    check_status(inp, &p.status);
     // Never a duplicate create, never a create of an existing name.
     let mut names = BTreeSet::new();
     for a in &p.actions {
@@ -116,5 +117,102 @@ pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
             assert!(names.insert(name.clone()), "duplicate create {name}");
             assert!(!inp.pods.iter().any(|p| &p.name == name), "{name} exists");
         }
+    }
+}
+
+/// What the status may claim, given the pods the plan saw.
+pub(super) fn check_status(inp: &PlanInput, st: &RolloutStatus) {
+    use crate::api::rollout::reasons::find;
+    let replicas = inp.spec.replicas.max(0);
+    // The status and every condition describe this generation.
+    assert_eq!(st.observed_generation, Some(inp.generation));
+    for c in &st.conditions {
+        assert_eq!(c.observed_generation, Some(inp.generation), "{c:?}");
+    }
+    // Exactly one of Ready, Reconciling and Stalled; Ready only when Healthy; Stalled only
+    // when stopped or rolled back.
+    let is_true = |t: ConditionType| find(&st.conditions, t).is_some_and(|c| c.status == "True");
+    let phase = st.phase.expect("a phase");
+    let gate = [ConditionType::Ready, ConditionType::Reconciling, ConditionType::Stalled];
+    assert_eq!(gate.iter().filter(|t| is_true(**t)).count(), 1, "{:?}", st.conditions);
+    assert_eq!(
+        is_true(ConditionType::Ready),
+        phase == RolloutPhase::Healthy,
+        "{phase:?}"
+    );
+    assert_eq!(
+        is_true(ConditionType::Stalled),
+        matches!(phase, RolloutPhase::Degraded | RolloutPhase::RolledBack),
+        "{phase:?}"
+    );
+    // Progress adds up; nothing is pending once rolled back.
+    if let Some(pr) = &st.progress {
+        assert_eq!(
+            pr.completed + pr.failed + pr.pending + pr.rolled_back,
+            pr.total,
+            "{pr:?}"
+        );
+        assert!(pr.completed >= 0 && pr.failed >= 0 && pr.pending >= 0 && pr.rolled_back >= 0);
+        if phase == RolloutPhase::RolledBack {
+            assert_eq!(pr.pending, 0, "{pr:?}");
+        }
+    }
+    // No status says Healthy or Ready about a revision that no pod serves: every unpinned
+    // instance serves the update revision.
+    let pinned: BTreeSet<i32> = inp
+        .spec
+        .pins
+        .iter()
+        .flat_map(|p| p.instances.iter())
+        .filter_map(|i| parse_slot(&inp.name, i))
+        .collect();
+    let unpinned: Vec<i32> = (0..replicas).filter(|s| !pinned.contains(s)).collect();
+    let serves = |slot: i32, hash: &str| {
+        inp.pods
+            .iter()
+            .any(|p| p.slot == slot && p.serving() && p.revision_hash == hash)
+    };
+    let hash_of_name = |name: &Option<String>| {
+        name.as_deref()
+            .and_then(|n| n.strip_prefix(&format!("{}-", inp.name)))
+            .map(str::to_string)
+    };
+    if phase == RolloutPhase::Healthy {
+        let update = hash_of_name(&st.update_revision).expect("an update revision");
+        for slot in &unpinned {
+            assert!(
+                serves(*slot, &update),
+                "Healthy, but slot {slot} does not serve {update}"
+            );
+        }
+        if !unpinned.is_empty() {
+            assert_eq!(
+                st.current_revision, st.update_revision,
+                "Healthy on an unfinished rollout"
+            );
+        }
+    }
+    if phase == RolloutPhase::RolledBack {
+        let current = hash_of_name(&st.current_revision).expect("a current revision");
+        let update = hash_of_name(&st.update_revision).expect("an update revision");
+        for slot in &unpinned {
+            assert!(
+                serves(*slot, &current),
+                "RolledBack, but slot {slot} does not serve {current}"
+            );
+            assert!(
+                !serves(*slot, &update),
+                "RolledBack, but slot {slot} serves the failed {update}"
+            );
+        }
+    }
+    // VERSION is the version of the last healthy revision, never one that is only wanted.
+    if let (Some(v), Some(current)) = (&st.version, &st.current_revision) {
+        if let Some(r) = inp.revisions.iter().find(|r| &r.name == current) {
+            assert_eq!(&r.version, v);
+        }
+    }
+    if st.current_revision.is_none() {
+        assert_eq!(st.version, None);
     }
 }

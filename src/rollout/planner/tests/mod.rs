@@ -6,18 +6,20 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, MicroTime, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 
 use super::*;
 use crate::api::rollout::{
-    annotations, labels, scaled_value, BatchStatus, FailedUpdate, Pause, Pin, RolloutPhase, RolloutSpec, RolloutStatus,
-    RolloutStrategy,
+    annotations, labels, scaled_value, BatchStatus, ConditionType, EventReason, FailedUpdate, FailureReason, Pause,
+    PauseMode, Pin, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,
 };
 
 mod batches;
 mod failures;
+mod gate_properties;
+mod honesty;
 mod invariants;
 mod pods;
 mod properties;
@@ -159,10 +161,10 @@ fn deletes(p: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn condition<'s>(st: &'s RolloutStatus, type_: &str) -> &'s Condition {
-    st.conditions.iter().find(|c| c.type_ == type_).unwrap()
+fn condition(st: &RolloutStatus, type_: ConditionType) -> &Condition {
+    crate::api::rollout::reasons::find(&st.conditions, type_).unwrap()
 }
 
-fn has_event(p: &Plan, reason: &str) -> bool {
+fn has_event(p: &Plan, reason: EventReason) -> bool {
     p.events.iter().any(|e| e.reason == reason)
 }

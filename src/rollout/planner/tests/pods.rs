@@ -20,8 +20,11 @@ fn old_pod_goes_only_once_the_new_one_is_available() {
     inp.pods.push(new.clone());
     let p = plan(&inp);
     assert!(p.actions.is_empty(), "{:?}", p.actions);
-    assert_eq!(p.requeue_after, Some(Duration::from_secs(5)));
+    // Ready "at 995 s" in whole seconds may mean 995.9 s: minReadySeconds counts from 996 s.
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(6)));
     inp.now = at(1005);
+    assert!(plan(&inp).actions.is_empty(), "minReadySeconds cut short");
+    inp.now = at(1006);
     let p = plan(&inp);
     assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
 }
@@ -83,7 +86,7 @@ fn pods_holding_listeners_are_drained_before_deletion() {
     inp.status.as_mut().unwrap().batch = Some(BatchStatus {
         current: 1,
         total: 2,
-        started_at: Some(Time(at(990))),
+        started_at: Some(MicroTime(at(990))),
         pause_started_at: None,
     });
     let old = pod_name(NAME, 0, &hash_of("v1"));

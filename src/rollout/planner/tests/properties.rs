@@ -135,6 +135,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 s.auto_rollback = auto;
                 s.strategy.pause = Some(Pause {
                     duration: Some("10s".into()),
+                    manual: None,
                 });
                 if let Some(slot) = pin {
                     if (slot as i32) < replicas {
@@ -165,8 +166,8 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                         batch: Some(BatchStatus {
                             current: batch,
                             total: 3,
-                            started_at: Some(Time(at(990))),
-                            pause_started_at: pause_ago.map(|a| Time(at(1000 - a))),
+                            started_at: Some(MicroTime(at(990))),
+                            pause_started_at: pause_ago.map(|a| MicroTime(at(1000 - a))),
                         }),
                         ..Default::default()
                     };
@@ -174,7 +175,8 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                         st.failed_update = Some(FailedUpdate {
                             revision: target.name,
                             version: version.into(),
-                            reason: "ProgressDeadlineExceeded".into(),
+                            reason: FailureReason::ProgressDeadlineExceeded,
+                            instances: vec![],
                             message: "x".into(),
                             rolled_back: auto,
                             batch: 1,

@@ -20,7 +20,10 @@ fn action_requests_from_annotations() {
 fn pause_without_duration_waits_for_promote_once_per_nonce() {
     let mut inp = healthy("v1", 2);
     inp.spec = spec("v2", 2);
-    inp.spec.strategy.pause = Some(Pause { duration: None });
+    inp.spec.strategy.pause = Some(Pause {
+        duration: None,
+        manual: None,
+    });
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     let st = w.input.status.clone().unwrap();
@@ -32,14 +35,17 @@ fn pause_without_duration_waits_for_promote_once_per_nonce() {
     assert_eq!(p.requeue_after, None);
     w.input.requests.promote = Some("n1".into());
     let p = w.step();
-    assert!(has_event(&p, "Promoted"));
+    assert!(has_event(&p, EventReason::Promoted));
     assert_eq!(p.status.batch.as_ref().unwrap().current, 2);
     assert_eq!(p.status.actions.as_ref().unwrap().promote.as_deref(), Some("n1"));
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Healthy));
     assert_eq!(w.versions(), [("v2".to_string(), 2)].into());
     // The same nonce does nothing for the next rollout.
     w.input.spec = spec("v3", 2);
-    w.input.spec.strategy.pause = Some(Pause { duration: None });
+    w.input.spec.strategy.pause = Some(Pause {
+        duration: None,
+        manual: None,
+    });
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     assert_eq!(w.versions(), [("v2".to_string(), 1), ("v3".to_string(), 1)].into());
 }
@@ -51,12 +57,12 @@ fn retry_rolls_the_failed_revision_out_again_from_batch_one() {
     let mut w = World::new(inp);
     w.behaviour.insert("v2".into(), Behaviour::NeverReady);
     w.run_until(200, |s| {
-        s.phase == Some(RolloutPhase::Healthy) && s.failed_update.is_some()
+        s.phase == Some(RolloutPhase::RolledBack) && s.failed_update.is_some()
     });
     w.behaviour.insert("v2".into(), Behaviour::ReadyAfter(1));
     w.input.requests.retry = Some("r1".into());
     let p = w.step();
-    assert!(has_event(&p, "RetryRequested"));
+    assert!(has_event(&p, EventReason::RetryRequested));
     assert_eq!(p.status.batch.as_ref().unwrap().current, 1);
     assert_eq!(creates(&p), vec![(0, "v2".into())]);
     w.run_until(100, |s| {
@@ -69,14 +75,17 @@ fn retry_rolls_the_failed_revision_out_again_from_batch_one() {
 fn abort_mid_rollout_returns_to_current_revision() {
     let mut inp = healthy("v1", 4);
     inp.spec = spec("v2", 4);
-    inp.spec.strategy.pause = Some(Pause { duration: None });
+    inp.spec.strategy.pause = Some(Pause {
+        duration: None,
+        manual: None,
+    });
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     w.input.requests.abort = Some("x".into());
     let p = w.step();
-    assert!(has_event(&p, "RolloutAborted"));
+    assert!(has_event(&p, EventReason::RolloutAborted));
     assert_eq!(p.status.phase, Some(RolloutPhase::RollingBack));
-    w.run_until(30, |s| s.phase == Some(RolloutPhase::Healthy));
+    w.run_until(30, |s| s.phase == Some(RolloutPhase::RolledBack));
     assert_eq!(w.versions(), [("v1".to_string(), 4)].into());
     // Handled once: the nonce stays in the annotation, nothing more happens.
     for _ in 0..5 {

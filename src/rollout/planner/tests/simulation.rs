@@ -14,6 +14,7 @@ fn simulation_v1_to_v2_converges_and_v3_rolls_back() {
     w.input.spec.min_ready_seconds = 1;
     w.input.spec.strategy.pause = Some(Pause {
         duration: Some("3s".into()),
+        manual: None,
     });
     w.run_until(200, |s| s.phase == Some(RolloutPhase::Healthy));
     let st = w.input.status.clone().unwrap();
@@ -33,7 +34,7 @@ fn simulation_v1_to_v2_converges_and_v3_rolls_back() {
         if phases.last() != p.status.phase.as_ref() {
             phases.push(p.status.phase.unwrap());
         }
-        if p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty() {
+        if p.status.phase == Some(RolloutPhase::RolledBack) && p.actions.is_empty() {
             break;
         }
     }
@@ -42,13 +43,13 @@ fn simulation_v1_to_v2_converges_and_v3_rolls_back() {
         vec![
             RolloutPhase::Progressing,
             RolloutPhase::RollingBack,
-            RolloutPhase::Healthy
+            RolloutPhase::RolledBack
         ]
     );
     let st = w.input.status.clone().unwrap();
     assert_eq!(st.versions, [("v2".to_string(), 4)].into());
-    assert_eq!(condition(&st, CONDITION_PROGRESSING).reason, "RolledBack");
-    assert_eq!(condition(&st, CONDITION_AVAILABLE).status, "True");
+    assert_eq!(condition(&st, ConditionType::Progressing).reason, "RolledBack");
+    assert_eq!(condition(&st, ConditionType::Available).status, "True");
     assert!(w.input.pods.iter().all(|p| p.version == "v2"));
 }
 
@@ -59,10 +60,13 @@ fn simulation_crash_looping_version_rolls_back_before_the_deadline() {
     inp.spec.progress_deadline_seconds = 10_000;
     let mut w = World::new(inp);
     w.behaviour.insert("v2".into(), Behaviour::CrashLoop);
-    let steps = w.run_until(50, |s| s.phase == Some(RolloutPhase::Healthy));
+    let steps = w.run_until(50, |s| s.phase == Some(RolloutPhase::RolledBack));
     assert!(steps < 50);
     let st = w.input.status.clone().unwrap();
     assert_eq!(st.versions, [("v1".to_string(), 3)].into());
-    assert_eq!(st.failed_update.as_ref().unwrap().reason, "PodCrashLooping");
-    assert_eq!(condition(&st, CONDITION_PROGRESSING).reason, "RolledBack");
+    assert_eq!(
+        st.failed_update.as_ref().unwrap().reason,
+        FailureReason::PodCrashLooping
+    );
+    assert_eq!(condition(&st, ConditionType::Progressing).reason, "RolledBack");
 }

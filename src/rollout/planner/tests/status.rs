@@ -26,8 +26,8 @@ fn healthy_rollout_is_quiet_and_status_is_stable() {
     assert_eq!(st.instances[1].name, "svc-1");
     assert_eq!(st.instances[1].revision, 1);
     assert_eq!(st.selector.as_deref(), Some("app=svc"));
-    assert_eq!(condition(st, CONDITION_AVAILABLE).status, "True");
-    let prog = condition(st, CONDITION_PROGRESSING);
+    assert_eq!(condition(st, ConditionType::Available).status, "True");
+    let prog = condition(st, ConditionType::Progressing);
     assert_eq!(
         (prog.status.as_str(), prog.reason.as_str()),
         ("True", "NewRevisionAvailable")
@@ -38,13 +38,13 @@ fn healthy_rollout_is_quiet_and_status_is_stable() {
 #[test]
 fn condition_transition_time_only_moves_on_status_change() {
     let mut inp = healthy("v1", 2);
-    let before = condition(inp.status.as_ref().unwrap(), CONDITION_AVAILABLE).clone();
+    let before = condition(inp.status.as_ref().unwrap(), ConditionType::Available).clone();
     inp.now = at(5000);
     let p = plan(&inp);
-    assert_eq!(condition(&p.status, CONDITION_AVAILABLE), &before);
+    assert_eq!(condition(&p.status, ConditionType::Available), &before);
     inp.pods.truncate(0);
     let p = plan(&inp);
-    let c = condition(&p.status, CONDITION_AVAILABLE);
+    let c = condition(&p.status, ConditionType::Available);
     assert_eq!(c.status, "False");
     assert_eq!(c.last_transition_time, Time(at(5000)));
 }

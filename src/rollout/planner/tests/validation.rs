@@ -39,7 +39,7 @@ fn unknown_pin_version_or_instance_moves_nothing() {
     }];
     let p = plan(&inp);
     assert!(p.actions.is_empty(), "{:?}", p.actions);
-    let c = condition(&p.status, CONDITION_INVALID_SPEC);
+    let c = condition(&p.status, ConditionType::InvalidSpec);
     assert_eq!(c.status, "True");
     assert!(
         c.message.contains("v0.9") && c.message.contains("known: v1"),
@@ -49,8 +49,22 @@ fn unknown_pin_version_or_instance_moves_nothing() {
     assert!(p
         .events
         .iter()
-        .any(|e| e.reason == "InvalidSpec" && e.type_ == EventType::Warning));
+        .any(|e| e.reason == EventReason::InvalidSpec && e.type_ == EventType::Warning));
     assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
+    // The gate: stalled on the invalid spec, for this generation.
+    for (type_, status) in [
+        (ConditionType::Ready, "False"),
+        (ConditionType::Reconciling, "False"),
+        (ConditionType::Stalled, "True"),
+    ] {
+        let c = condition(&p.status, type_);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            (status, "InvalidSpec"),
+            "{type_}"
+        );
+        assert_eq!(c.observed_generation, Some(inp.generation));
+    }
     // Stable across reconciles: no new event for the same problem.
     let mut again = inp.clone();
     again.status = Some(p.status.clone());
@@ -64,7 +78,7 @@ fn unknown_pin_version_or_instance_moves_nothing() {
     }];
     let p = plan(&inp);
     assert!(p.actions.is_empty());
-    assert!(condition(&p.status, CONDITION_INVALID_SPEC)
+    assert!(condition(&p.status, ConditionType::InvalidSpec)
         .message
         .contains("\"svc-7\""));
 }
@@ -77,7 +91,7 @@ fn invalid_spec_moves_nothing_and_says_what_to_fix() {
     inp.spec.version = "v2".into();
     let p = plan(&inp);
     assert!(p.actions.is_empty());
-    assert!(condition(&p.status, CONDITION_INVALID_SPEC)
+    assert!(condition(&p.status, ConditionType::InvalidSpec)
         .message
         .contains("set maxSurge to 1"));
     // Nonces are not consumed while invalid.

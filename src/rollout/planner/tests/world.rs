@@ -121,6 +121,12 @@ impl World {
         }
     }
 
+    /// A new spec, as an API server stores it: the generation moves on.
+    pub(super) fn set_spec(&mut self, spec: RolloutSpec) {
+        self.input.spec = spec;
+        self.input.generation += 1;
+    }
+
     /// Plan, check invariants, apply, tick; returns the plan.
     pub(super) fn step(&mut self) -> Plan {
         let p = plan(&self.input);

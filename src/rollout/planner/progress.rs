@@ -1,0 +1,362 @@
+//! Batch progression: health of the current batch, pauses and promotion, the progress deadline,
+//! failing a batch and completing the rollout.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+
+use super::batches::{Mode, RolloutState};
+use super::observed::SlotHealth;
+use super::{add_duration, add_secs, slot_name, EventType, Planner, RevisionInfo};
+use crate::api::rollout::{BatchStatus, EventReason, FailedUpdate, FailureReason, PauseMode};
+
+/// Slots with a description of how each stands.
+type SlotList = Vec<(i32, String)>;
+
+fn describe(slots: &[(i32, String)]) -> String {
+    slots.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// What became of the current batch in one step of [`Planner::progress_batches`].
+enum Step {
+    /// The next batch started: look at it too.
+    Next,
+    /// Waiting (for health, a pause or promotion); why a promotion could not be used, if so.
+    Wait(Option<String>),
+    /// The last batch is healthy.
+    Completed,
+    /// The batch failed (recorded in `failed`).
+    Failed,
+}
+
+impl Planner<'_> {
+    /// Moves the batches on as far as health, pauses and `promote` allow; fails the batch on a
+    /// crash loop or at the progress deadline, and completes the rollout after the last batch.
+    pub(super) fn progress_batches(&mut self, rollout: &mut RolloutState, promote: bool) {
+        let mut promote = promote;
+        let mut refused = None;
+        if rollout.mode == Mode::Rollout && !self.spec.paused {
+            loop {
+                match self.step_batch(rollout, &mut promote) {
+                    Step::Next => continue,
+                    Step::Wait(why) => refused = why,
+                    Step::Completed => self.complete(rollout),
+                    Step::Failed => {
+                        let rolled_back = rollout.failed.as_ref().is_some_and(|f| f.rolled_back);
+                        rollout.mode = if rolled_back && rollout.stable.is_some() {
+                            Mode::Rollback
+                        } else {
+                            Mode::Stopped
+                        };
+                    }
+                }
+                break;
+            }
+        }
+        if rollout.mode != Mode::Rollout {
+            rollout.waiting_promotion = false;
+            rollout.pause_until = None;
+        }
+        if promote && !self.spec.paused {
+            let why = refused.unwrap_or_else(|| self.promote_refusal(rollout));
+            self.ignored("promote", &why);
+        }
+    }
+
+    /// Why a promotion had nothing to end, when no batch said.
+    fn promote_refusal(&self, rollout: &RolloutState) -> String {
+        let version = &rollout.target.version;
+        match (rollout.mode, self.spec.strategy.pause_mode()) {
+            (Mode::Rollout, PauseMode::None) => {
+                "the strategy has no pauses between batches; `baton rollout promote --full` skips the remaining batches"
+                    .into()
+            }
+            (Mode::Rollout, _) => "no pause to end".into(),
+            (Mode::Steady, _) => format!("no rollout in progress: {version} is rolled out"),
+            (Mode::Rollback | Mode::Stopped, _) => {
+                format!("the rollout of {version} failed; `baton rollout retry` rolls it out again")
+            }
+        }
+    }
+
+    /// One look at the current batch.
+    fn step_batch(&mut self, rollout: &mut RolloutState, promote: &mut bool) -> Step {
+        let k = usize::try_from(rollout.batch.current).unwrap_or(1).max(1);
+        let count = rollout.counts.get(k - 1).copied().unwrap_or(rollout.unpinned.len());
+        let chosen = self.choose(&rollout.unpinned, count, &rollout.target, rollout.stable.as_ref());
+        let (crashing, waiting) = self.batch_health(&chosen, &rollout.target);
+        rollout.holdups = crashing.iter().chain(waiting.iter()).map(|(_, d)| d.clone()).collect();
+        let total = rollout.total_batches;
+        if !crashing.is_empty() {
+            let message = format!(
+                "batch {k}/{total} of {}: {}",
+                rollout.target.version,
+                describe(&crashing)
+            );
+            rollout.failed = Some(self.fail(FailureReason::PodCrashLooping, message, rollout, &crashing));
+            return Step::Failed;
+        }
+        if waiting.is_empty() {
+            if rollout.batch.current >= total {
+                return Step::Completed;
+            }
+            return self.after_healthy_batch(rollout, promote);
+        }
+        if self.deadline_passed(rollout) {
+            let message = format!(
+                "batch {k}/{total} of {} not healthy within {}s: {}",
+                rollout.target.version,
+                self.spec.progress_deadline_seconds,
+                describe(&waiting)
+            );
+            rollout.failed = Some(self.fail(FailureReason::ProgressDeadlineExceeded, message, rollout, &waiting));
+            return Step::Failed;
+        }
+        Step::Wait(promote.then(|| {
+            format!(
+                "batch {k}/{total} of {} is not healthy yet, so there is no pause to end; `baton rollout promote --full` skips the remaining batches",
+                rollout.target.version
+            )
+        }))
+    }
+
+    /// A healthy batch that is not the last: pause (for a duration or until promoted), then
+    /// start the next one.
+    fn after_healthy_batch(&mut self, rollout: &mut RolloutState, promote: &mut bool) -> Step {
+        let now = self.now;
+        let pause = self.spec.strategy.pause_mode();
+        let (k, total) = (rollout.batch.current, rollout.total_batches);
+        let version = rollout.target.version.clone();
+        if rollout.batch.pause_started_at.is_none() {
+            rollout.batch.pause_started_at = Some(MicroTime(now));
+            let what = match pause {
+                PauseMode::None => "starting the next batch".to_string(),
+                PauseMode::Timed(d) => format!("pausing for {}", human(d)),
+                PauseMode::Manual => "waiting for promotion (baton rollout promote)".to_string(),
+            };
+            self.event(
+                EventType::Normal,
+                EventReason::BatchCompleted,
+                format!("batch {k}/{total} of {version} healthy; {what}"),
+            );
+        }
+        let paused_at = rollout.batch.pause_started_at.as_ref().map_or(now, |t| t.0);
+        let wait_until = match pause {
+            PauseMode::None => None,
+            PauseMode::Timed(d) => Some(add_duration(paused_at, d)).filter(|until| *until > now),
+            PauseMode::Manual => Some(jiff::Timestamp::MAX),
+        };
+        if let Some(until) = wait_until {
+            if !*promote {
+                if pause == PauseMode::Manual {
+                    rollout.waiting_promotion = true;
+                } else {
+                    rollout.pause_until = Some(until);
+                    self.wakeups.push(until);
+                }
+                return Step::Wait(None);
+            }
+            // A promotion is used up by the pause it ends.
+            *promote = false;
+            self.event(
+                EventType::Normal,
+                EventReason::Promoted,
+                format!("batch {k}/{total} promoted (baton.dev/promote)"),
+            );
+        }
+        self.next_batch(rollout);
+        Step::Next
+    }
+
+    fn next_batch(&mut self, rollout: &mut RolloutState) {
+        let batch = &mut rollout.batch;
+        batch.current += 1;
+        batch.started_at = Some(MicroTime(self.now));
+        batch.pause_started_at = None;
+        let next = rollout
+            .counts
+            .get(usize::try_from(batch.current).unwrap_or(1) - 1)
+            .copied()
+            .unwrap_or(rollout.unpinned.len());
+        let message = format!(
+            "batch {}/{} of {} (revision {}): {next} of {} instances",
+            batch.current,
+            rollout.total_batches,
+            rollout.target.version,
+            rollout.target.revision,
+            rollout.unpinned.len()
+        );
+        self.event(EventType::Normal, EventReason::BatchStarted, message);
+    }
+
+    /// Has the current (unhealthy) batch run out of time? Measured from the batch start, or
+    /// from the end of the pause when it turned unhealthy while pausing; while waiting for
+    /// promotion there is no deadline. Schedules a wake-up at the deadline otherwise.
+    fn deadline_passed(&mut self, rollout: &RolloutState) -> bool {
+        let batch = &rollout.batch;
+        let base = match (&batch.pause_started_at, self.spec.strategy.pause_mode()) {
+            (Some(t), PauseMode::Timed(d)) => Some(add_duration(t.0, d)),
+            (Some(_), PauseMode::Manual) => None,
+            (Some(t), PauseMode::None) => Some(t.0),
+            (None, _) => batch.started_at.as_ref().map(|t| t.0),
+        };
+        let Some(base) = base else { return false };
+        let deadline = add_secs(base, i64::from(self.spec.progress_deadline_seconds));
+        if deadline <= self.now {
+            return true;
+        }
+        self.wakeups.push(deadline);
+        false
+    }
+
+    /// The last batch is healthy: the update revision becomes the current one.
+    fn complete(&mut self, rollout: &mut RolloutState) {
+        let target = &rollout.target;
+        self.event(
+            EventType::Normal,
+            EventReason::RolloutCompleted,
+            format!(
+                "{} (revision {}) is healthy on all {} instances",
+                target.version,
+                target.revision,
+                rollout.unpinned.len()
+            ),
+        );
+        rollout.stable = Some(target.clone());
+        rollout.mode = Mode::Steady;
+        rollout.batch.pause_started_at = None;
+    }
+
+    /// A runtime action that had nothing to act on: a Warning event saying why.
+    pub(super) fn ignored(&mut self, action: &str, why: &str) {
+        self.event(
+            EventType::Warning,
+            EventReason::ActionIgnored,
+            format!("{action} requested, nothing done: {why}"),
+        );
+    }
+
+    /// `baton.dev/promote-full`: the rest of the instances move in one last batch, with no
+    /// more pauses.
+    pub(super) fn promote_full(&mut self, mode: Mode, batch: &mut BatchStatus, target: &RevisionInfo) {
+        if mode != Mode::Rollout {
+            let why = match mode {
+                Mode::Steady => format!("no rollout in progress: {} is rolled out", target.version),
+                _ => format!(
+                    "the rollout of {} failed; `baton rollout retry` rolls it out again",
+                    target.version
+                ),
+            };
+            self.ignored("full promotion", &why);
+            return;
+        }
+        let (from, total) = (batch.current, batch.total);
+        if from < total || batch.pause_started_at.is_some() {
+            batch.current = total;
+            batch.started_at = Some(MicroTime(self.now));
+            batch.pause_started_at = None;
+        }
+        self.event(
+            EventType::Normal,
+            EventReason::Promoted,
+            format!(
+                "{} fully promoted (baton.dev/promote-full) at batch {from}/{total}: every remaining instance moves now, with no more pauses",
+                target.version
+            ),
+        );
+    }
+
+    /// Records a failed batch (and whether it is rolled back), with its events.
+    fn fail(
+        &mut self,
+        reason: FailureReason,
+        message: String,
+        rollout: &RolloutState,
+        instances: &[(i32, String)],
+    ) -> FailedUpdate {
+        let stable = rollout.stable.as_ref();
+        let rolled_back = self.spec.auto_rollback && stable.is_some();
+        self.event(EventType::Warning, EventReason::BatchFailed, message.clone());
+        if let (true, Some(s)) = (rolled_back, stable) {
+            self.event(
+                EventType::Warning,
+                EventReason::RollingBack,
+                format!(
+                    "rolling every instance back to {} (revision {}): {message}",
+                    s.version, s.revision
+                ),
+            );
+        }
+        FailedUpdate {
+            revision: rollout.target.name.clone(),
+            version: rollout.target.version.clone(),
+            reason,
+            message,
+            instances: instances
+                .iter()
+                .map(|(slot, _)| slot_name(&self.input.name, *slot))
+                .collect(),
+            rolled_back,
+            batch: rollout.batch.current,
+            at: Some(Time(self.now)),
+        }
+    }
+
+    /// The `count` unpinned slots that make up the current batch.
+    pub(super) fn choose(
+        &self,
+        unpinned: &[i32],
+        count: usize,
+        target: &RevisionInfo,
+        stable: Option<&RevisionInfo>,
+    ) -> BTreeSet<i32> {
+        let mut ranked: Vec<(u8, i32)> = unpinned
+            .iter()
+            .map(|slot| {
+                let pods = self.slots.get(slot);
+                let live = pods.map(|p| p.live.as_slice()).unwrap_or(&[]);
+                let class = if live.iter().any(|p| p.revision_hash == target.hash) {
+                    0
+                } else if live
+                    .iter()
+                    .any(|p| p.serving() && stable.is_some_and(|s| p.revision_hash == s.hash))
+                {
+                    // Serving on the current revision: replacing it costs something.
+                    2
+                } else {
+                    // Empty, not serving, or on some other revision: cheapest to move first.
+                    1
+                };
+                (class, *slot)
+            })
+            .collect();
+        ranked.sort();
+        ranked.into_iter().take(count).map(|(_, s)| s).collect()
+    }
+
+    /// The (crashing, waiting) slots of a batch, each with a description.
+    fn batch_health(&mut self, chosen: &BTreeSet<i32>, target: &RevisionInfo) -> (SlotList, SlotList) {
+        let mut crashing = Vec::new();
+        let mut waiting = Vec::new();
+        for slot in chosen {
+            match self.slot_health(*slot, target) {
+                SlotHealth::Ok => {}
+                SlotHealth::Waiting(w) => waiting.push((*slot, w)),
+                SlotHealth::Crashing(c) => crashing.push((*slot, c)),
+            }
+        }
+        (crashing, waiting)
+    }
+}

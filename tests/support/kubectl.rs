@@ -1,0 +1,166 @@
+//! Real kubectl (/usr/bin/kubectl) against a test's simulator, with its own HOME and discovery
+//! cache (kubectl caches discovery per host, and each simulator is a new host).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use super::LONG;
+
+pub const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// kubectl bound to one simulator.
+pub struct Kubectl {
+    home: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// What a kubectl run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Kubectl {
+    pub fn new(sim: &baton_sim::Sim) -> Kubectl {
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let home = std::env::temp_dir().join(format!("baton-kubectl-{unique}"));
+        std::fs::create_dir_all(&home).expect("kubectl home");
+        Kubectl {
+            home,
+            kubeconfig: sim.kubeconfig_path().to_path_buf(),
+        }
+    }
+
+    /// `kubectl ARGS` (stdin closed, killed on drop), not started.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(KUBECTL);
+        c.env("HOME", &self.home)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.home.join("cache"))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Run to completion (within [`LONG`] beyond any `--timeout` it was given).
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let out = tokio::time::timeout(LONG * 2, self.cmd(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
+            .expect("kubectl runs");
+        Run::from(out)
+    }
+
+    /// Run and require exit 0; returns stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args).await;
+        assert_eq!(run.code, 0, "kubectl {args:?} failed: {run}");
+        run.stdout
+    }
+
+    /// A shell command line with `kubectl` meaning this kubectl (`sh -c`), run to completion:
+    /// for sequences exactly as a CI script writes them (`kubectl apply … && kubectl wait …`).
+    pub async fn sh(&self, script: &str) -> Run {
+        let kubectl = format!("{KUBECTL} --cache-dir {}", self.home.join("cache").to_string_lossy());
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script.replace("kubectl ", &format!("{kubectl} ")))
+            .env("HOME", &self.home)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(LONG * 2, out)
+            .await
+            .unwrap_or_else(|_| panic!("`{script}` did not finish"))
+            .expect("sh runs");
+        Run::from(out)
+    }
+
+    /// Start a long-running kubectl (stdout and stderr piped).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl")
+    }
+
+    /// Write `value` as a JSON manifest file in this kubectl's home; returns its path.
+    pub fn file(&self, name: &str, value: &serde_json::Value) -> String {
+        let p = self.home.join(name);
+        std::fs::write(&p, serde_json::to_vec_pretty(value).expect("json")).expect("write manifest");
+        p.to_string_lossy().into_owned()
+    }
+}
+
+/// Wait for a spawned kubectl to exit (bounded by `deadline`).
+pub async fn finish(child: Child, deadline: Duration) -> Run {
+    let out = tokio::time::timeout(deadline, child.wait_with_output())
+        .await
+        .expect("kubectl exits in time")
+        .expect("kubectl output");
+    Run::from(out)
+}
+
+impl Drop for Kubectl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// The rows of `kubectl get` table output, split on runs of spaces, header row first.
+pub fn table(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// The cell of column `column` (by header) in the row whose NAME is `name`.
+pub fn cell(stdout: &str, name: &str, column: &str) -> Option<String> {
+    let rows = table(stdout);
+    let header = rows.first()?;
+    let i = header.iter().position(|h| h == column)?;
+    rows.iter()
+        .skip(1)
+        .find(|r| r.first().map(String::as_str) == Some(name))?
+        .get(i)
+        .cloned()
+}
