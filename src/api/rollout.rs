@@ -383,6 +383,10 @@ fn default_max_unavailable() -> IntOrString {
     IntOrString::Int(0)
 }
 
+/// Most instances a Rollout may have: the planner's work grows with it, and no decision may cost
+/// more than this bound allows (the schema refuses larger values).
+pub const MAX_REPLICAS: i32 = 10_000;
+
 /// `x-kubernetes-int-or-string` without `nullable` (kube marks optional int-or-string fields
 /// nullable; a null would then be kept instead of defaulted, and fail to deserialize).
 fn int_or_string_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -521,6 +525,12 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     if spec.replicas < 0 {
         errors.push(format!("spec.replicas is {}; set it to 0 or more", spec.replicas));
+    }
+    if spec.replicas > MAX_REPLICAS {
+        errors.push(format!(
+            "spec.replicas is {}; a Rollout has at most {MAX_REPLICAS} instances",
+            spec.replicas
+        ));
     }
     if spec.version.trim().is_empty() {
         errors.push("spec.version is empty; set it to the version being deployed".into());
