@@ -108,7 +108,11 @@ fn replicas_beyond_the_bound_are_an_invalid_spec_decided_without_materialising_s
         inp.spec = spec("v2", replicas);
         let started = std::time::Instant::now();
         let p = plan(&inp);
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{replicas}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{replicas}: {:?}",
+            started.elapsed()
+        );
         assert!(p.actions.is_empty(), "{replicas}: {:?}", p.actions);
         let c = condition(&p.status, ConditionType::InvalidSpec);
         assert_eq!(c.status, "True");
@@ -134,18 +138,31 @@ fn a_refusal_by_the_api_server_is_an_invalid_spec_with_its_message() {
     assert_eq!(c.status, "True");
     assert!(c.message.contains("spec.containers: Required value"), "{}", c.message);
     assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
-    let warnings: Vec<_> = p.events.iter().filter(|e| e.reason == EventReason::InvalidSpec).collect();
+    let warnings: Vec<_> = p
+        .events
+        .iter()
+        .filter(|e| e.reason == EventReason::InvalidSpec)
+        .collect();
     assert_eq!(warnings.len(), 1, "{:?}", p.events);
     // Planned again from the status it wrote: no second event.
     inp.status = Some(p.status.clone());
     let again = plan(&inp);
-    assert!(again.events.iter().all(|e| e.reason != EventReason::InvalidSpec), "{:?}", again.events);
+    assert!(
+        again.events.iter().all(|e| e.reason != EventReason::InvalidSpec),
+        "{:?}",
+        again.events
+    );
 }
 
 #[test]
 fn an_undecodable_rollout_is_reported_as_an_invalid_spec_keeping_what_it_observed() {
     let prior = plan(&healthy("v1", 3)).status;
-    let p = plan_undecodable(4, Some(prior.clone()), at(2000), "invalid value: integer `2147483648`, expected i32");
+    let p = plan_undecodable(
+        4,
+        Some(prior.clone()),
+        at(2000),
+        "invalid value: integer `2147483648`, expected i32",
+    );
     assert!(p.actions.is_empty());
     let c = condition(&p.status, ConditionType::InvalidSpec);
     assert_eq!((c.status.as_str(), c.observed_generation), ("True", Some(4)));
