@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::Resource;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::de::DeserializeOwned;
@@ -324,6 +325,20 @@ where
         };
         std::future::ready(out)
     })
+}
+
+/// What `Controller::new(api, cfg)` builds, on a watch that decodes each object on its own:
+/// objects that do not decode are skipped and recorded in `bad`.
+pub fn controller<K>(api: Api<Tolerant<K>>, cfg: watcher::Config, bad: Undecodables) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = decode_events(watcher(api, cfg), store.clone(), bad)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(stream, store)
 }
 
 /// Report each undecodable object once per resourceVersion with `report` (an Event, a

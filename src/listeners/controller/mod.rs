@@ -36,12 +36,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
+use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::error::Error;
 use crate::events::{Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
@@ -263,7 +264,12 @@ pub async fn run_counted(
         fencing: Mutex::new(HashMap::new()),
         stats: stats.clone(),
     });
-    let controller = Controller::new(api::<ListenerSet>(&client, &cfg.namespace), watcher::Config::default());
+    let bad = Undecodables::new("ListenerSet", Default::default());
+    let controller = tolerant::controller(
+        api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
+        Default::default(),
+        bad,
+    );
     let sets = controller.store();
     let (s1, s2) = (sets.clone(), sets.clone());
     info!(
