@@ -89,13 +89,36 @@ impl Planner<'_> {
             self.input.generation,
             self.now,
             selector,
-            errors.join("; "),
+            bounded_message(&errors),
         );
         self.events.extend(events);
         self.actions.clear();
         self.wakeups.clear();
         self.finish(status)
     }
+}
+
+/// Most problems named in one message; the rest are counted.
+const MAX_PROBLEMS: usize = 10;
+/// Longest message (bytes): a condition's message is at most 32,768 characters and an Event's
+/// note 1 kB; a spec with many or huge bad values must still get its report written.
+const MAX_MESSAGE: usize = 4096;
+
+/// The problems joined with `; `, bounded in count and length whatever the spec holds.
+fn bounded_message(errors: &[String]) -> String {
+    let mut message = errors.iter().take(MAX_PROBLEMS).cloned().collect::<Vec<_>>().join("; ");
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    if errors.len() > MAX_PROBLEMS {
+        message.push_str(&format!("; and {} more problems", errors.len() - MAX_PROBLEMS));
+    }
+    message
 }
 
 /// Status and events of an invalid spec: `InvalidSpec` True with `message` (a Warning event
@@ -155,9 +178,9 @@ fn invalid_report(
 /// action. `prior` is the stored status when it decodes.
 pub fn plan_undecodable(generation: i64, prior: Option<RolloutStatus>, now: Timestamp, error: &str) -> Plan {
     let prior = prior.unwrap_or_default();
-    let message = format!(
+    let message = bounded_message(&[format!(
         "the stored Rollout does not decode ({error}); set each field within its type's range (integers are 32-bit) and apply again"
-    );
+    )]);
     let (status, events) = invalid_report(&prior, generation, now, None, message);
     Plan {
         actions: Vec::new(),

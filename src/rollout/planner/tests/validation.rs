@@ -175,3 +175,27 @@ fn an_undecodable_rollout_is_reported_as_an_invalid_spec_keeping_what_it_observe
     let p = plan_undecodable(1, None, at(2000), "e");
     assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
 }
+
+/// A spec with thousands of problems, or a huge bad value, still gets a report of bounded size
+/// (a condition message is at most 32,768 characters; the report must be writable).
+#[test]
+fn the_invalid_spec_message_is_bounded_whatever_the_spec_holds() {
+    let mut inp = healthy("v1", 3);
+    inp.spec = spec("v1", 3);
+    inp.spec.pins = vec![Pin {
+        instances: std::iter::once("x".repeat(1 << 20))
+            .chain((0..10_000).map(|i| format!("other-{i}")))
+            .collect(),
+        version: "v1".into(),
+    }];
+    let p = plan(&inp);
+    let c = condition(&p.status, ConditionType::InvalidSpec);
+    assert_eq!(c.status, "True");
+    assert!(c.message.len() < 5000, "{}", c.message.len());
+    assert!(
+        c.message.ends_with("and 9991 more problems"),
+        "{}",
+        &c.message[c.message.len() - 60..]
+    );
+    assert!(p.status.message.as_ref().is_some_and(|m| m.len() < 5100));
+}
