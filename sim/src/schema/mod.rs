@@ -83,6 +83,7 @@ pub use cause::Cause;
 pub use defaults::apply_defaults;
 pub use prune::prune_unknown;
 pub use validate::validate;
+pub(crate) use render::go_quote;
 
 const PRESERVE_UNKNOWN: &str = "x-kubernetes-preserve-unknown-fields";
 const EMBEDDED_RESOURCE: &str = "x-kubernetes-embedded-resource";
