@@ -21,6 +21,9 @@ const REGEX_STRING_LENGTH: f64 = 0.25;
 const LIST_CREATE_BASE: u64 = 10;
 const MAP_CREATE_BASE: u64 = 30;
 const STRUCT_CREATE_BASE: u64 = 40;
+/// Kubernetes' base environment keeps `has()` free (`checker.PresenceTestHasCost(false)`); the
+/// operand is still charged.
+const PRESENCE_TEST: u64 = 0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Est {
@@ -238,7 +241,7 @@ impl Coster<'_> {
             }
             Expr::Select(s) => {
                 if s.test {
-                    return fixed(1).add(self.cost(&s.operand));
+                    return fixed(PRESENCE_TEST).add(self.cost(&s.operand));
                 }
                 let mut sum = self.cost(&s.operand);
                 if matches!(self.ty(&s.operand), Ty::Map(..) | Ty::Object(_)) {
@@ -315,7 +318,7 @@ impl Coster<'_> {
         }
         if name == "has" && call.target.is_none() {
             if let Some(Expr::Select(s)) = call.args.first().map(|a| &a.expr) {
-                return fixed(1).add(self.cost(&s.operand));
+                return fixed(PRESENCE_TEST).add(self.cost(&s.operand));
             }
         }
         if name == "dyn" && call.args.len() == 1 {

@@ -17,9 +17,9 @@ const MIN_BOOL_SIZE: i64 = 4;
 /// Literal `0`.
 const MIN_NUMBER_SIZE: i64 = 1;
 /// `"0s"` and `"2006-01-02"` and the shortest RFC 3339 timestamp, quoted.
-const MIN_DURATION_SIZE_JSON: i64 = 4;
+const MIN_DURATION_SIZE_JSON: i64 = 3;
 const JSON_DATE_SIZE: i64 = 12;
-const MIN_DATETIME_SIZE_JSON: i64 = 22;
+const MIN_DATETIME_SIZE_JSON: i64 = 21;
 /// Longest JSON duration / RFC 3339 timestamp (`apiservercel.MaxDurationSizeJSON`,
 /// `MaxDatetimeSizeJSON`).
 const MAX_DURATION_SIZE_JSON: i64 = 32;
