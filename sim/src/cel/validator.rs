@@ -26,6 +26,13 @@ pub struct Validator {
     root: Node,
 }
 
+/// Validators compare by identity: each CRD write compiles its own.
+impl PartialEq for Validator {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("cel::Validator")
