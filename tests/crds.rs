@@ -88,5 +88,5 @@ fn every_cel_rule_is_estimated_well_under_budget() {
         seen += costs.len();
         assert!(baton_sim::cel::check_crd(&value).is_empty(), "{name} is refused");
     }
-    assert!(seen >= 4, "only {seen} rules found");
+    assert!(seen >= 2, "only {seen} rules found");
 }
