@@ -286,6 +286,10 @@ fn crd(new: &mut Value) -> Vec<StatusCause> {
             "Invalid value: must have exactly one version marked as storage version",
         )];
     }
+    let rule_errors = crate::cel::check_crd(new);
+    if !rule_errors.is_empty() {
+        return rule_errors;
+    }
     let names = new.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let now = crate::meta::now_rfc3339();
     let status = json!({

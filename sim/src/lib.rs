@@ -10,6 +10,7 @@
 //! ```
 pub mod admission;
 pub mod api;
+pub mod cel;
 pub mod error;
 pub mod faults;
 pub mod gc;

@@ -30,6 +30,8 @@ pub struct ResourceType {
     pub printer_columns: Option<Value>,
     /// CRD `openAPIV3Schema` (None for built-ins).
     pub schema: Option<Value>,
+    /// The schema's compiled CEL rules (None for built-ins and schemas without rules).
+    pub cel: Option<std::sync::Arc<crate::cel::Validator>>,
     /// Defined by a CRD: no strategic merge patch, schema validation applies.
     pub custom: bool,
     /// Whether `metadata.generation` is maintained.
@@ -156,6 +158,7 @@ fn builtin(
         scale: None,
         printer_columns: None,
         schema: None,
+        cel: None,
         custom: false,
         tracks_generation: generation,
         field_labels: fields,
@@ -575,6 +578,10 @@ impl Registry {
                 scale,
                 printer_columns: v.get("additionalPrinterColumns").cloned(),
                 schema: v.get("schema").and_then(|s| s.get("openAPIV3Schema")).cloned(),
+                cel: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .and_then(crate::cel::Validator::new)
+                    .map(std::sync::Arc::new),
                 custom: true,
                 tracks_generation: true,
                 field_labels: &[],
