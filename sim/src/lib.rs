@@ -26,6 +26,7 @@ pub mod server;
 pub mod store;
 pub mod strategic;
 pub mod table;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -187,6 +187,11 @@ pub struct Preconditions {
     pub resource_version: Option<String>,
 }
 
+/// Whether objects of this resource can be answered in protobuf.
+pub fn encodable(_rt: &crate::resources::ResourceType) -> bool {
+    false
+}
+
 /// Decode a protobuf request body into the JSON object it stands for.
 ///
 /// Errors: a malformed body is 400 BadRequest; a well-formed body of a kind not decoded here

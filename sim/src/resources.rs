@@ -36,11 +36,20 @@ pub struct ResourceType {
     pub tracks_generation: bool,
     /// Extra field selector labels this resource supports beyond metadata.name/namespace.
     pub field_labels: &'static [&'static str],
+    /// A second view of another resource's objects (events.k8s.io/v1 Events).
+    pub view: Option<crate::views::View>,
 }
 
 impl ResourceType {
     /// Storage key: objects are stored once per group and plural, whatever version is asked.
     pub fn key(&self) -> ResKey {
+        if let Some(v) = self.view {
+            let (group, plural) = v.storage();
+            return ResKey {
+                group: group.into(),
+                plural: plural.into(),
+            };
+        }
         ResKey {
             group: self.group.clone(),
             plural: self.plural.clone(),
@@ -75,6 +84,12 @@ impl ResourceType {
             "update",
             "watch",
         ]
+    }
+
+    /// Whether a DELETE that removes the object at once answers with the object rather than a
+    /// `Status` (kube-apiserver's `ReturnDeletedObject` storage option).
+    pub fn returns_deleted_object(&self) -> bool {
+        self.group.is_empty() && matches!(self.plural.as_str(), "pods" | "services" | "serviceaccounts" | "namespaces")
     }
 
     pub fn supports_field(&self, field: &str) -> bool {
@@ -159,6 +174,7 @@ fn builtin(
         custom: false,
         tracks_generation: generation,
         field_labels: fields,
+        view: None,
     }
 }
 
@@ -307,6 +323,9 @@ pub fn builtins() -> Vec<ResourceType> {
     for r in &mut v {
         if r.kind == "CustomResourceDefinition" {
             r.singular = "customresourcedefinition".into();
+        }
+        if r.group == "events.k8s.io" {
+            r.view = Some(crate::views::View::EventsV1);
         }
         if r.plural == "controllerrevisions" {
             r.singular = "controllerrevision".into();
@@ -578,6 +597,7 @@ impl Registry {
                 custom: true,
                 tracks_generation: true,
                 field_labels: &[],
+                view: None,
             });
         }
         Ok(out)

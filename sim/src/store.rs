@@ -167,6 +167,12 @@ fn index_fields(key: &ResKey, v: &Value) -> Vec<(&'static str, String)> {
             ("reportingComponent", s("/reportingComponent")),
             ("source", s("/source/component")),
             ("type", s("/type")),
+            // The same fields under their events.k8s.io/v1 names (one store, two views).
+            ("regarding.kind", s("/involvedObject/kind")),
+            ("regarding.namespace", s("/involvedObject/namespace")),
+            ("regarding.name", s("/involvedObject/name")),
+            ("regarding.uid", s("/involvedObject/uid")),
+            ("reportingController", s("/reportingComponent")),
         ],
         ("events.k8s.io", "events") => vec![
             ("regarding.kind", s("/regarding/kind")),
@@ -372,7 +378,20 @@ impl Store {
         if kind == EventKind::Deleted && current.is_none() {
             return Err(ApiError::internal("delete of an object that does not exist"));
         }
-        stamp_rv(&mut value, if dry_run { g.rv } else { next });
+        if dry_run {
+            // As kube-apiserver: a dry-run create has no resourceVersion (nothing was stored);
+            // a dry-run update or delete shows the version it would have replaced.
+            match &current {
+                Some(c) => stamp_rv(&mut value, c.rv),
+                None => {
+                    if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                }
+            }
+        } else {
+            stamp_rv(&mut value, next);
+        }
         let stored = Arc::new(build_stored(key, &value, next)?);
         if dry_run {
             return Ok(Written {

@@ -209,6 +209,28 @@ impl Core {
         self.registry().any_version(group, plural)
     }
 
+    /// The resource a view's objects are stored as (see [`crate::views`]).
+    pub fn storage_type(&self, rt: &ResourceType) -> Result<Arc<ResourceType>, ApiError> {
+        let Some(view) = rt.view else {
+            return Err(ApiError::internal(format!("{} is not a view", rt.qualified())));
+        };
+        let (group, plural) = view.storage();
+        self.resource(group, plural)
+            .ok_or_else(|| ApiError::internal(format!("the storage of {} is not served", rt.qualified())))
+    }
+
+    /// Run a write against a view's storage resource and show its answer in the view's shape.
+    fn through_view(
+        &self,
+        rt: &ResourceType,
+        f: impl FnOnce(&ResourceType) -> Result<Reply, ApiError>,
+    ) -> Result<Reply, ApiError> {
+        let storage = self.storage_type(rt)?;
+        let mut r = f(&storage)?;
+        r.body = crate::views::to_view(rt, r.body);
+        Ok(r)
+    }
+
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Arc<Stored>, ApiError> {
         self.store
             .get(&rt.key(), ns, name)

@@ -84,6 +84,10 @@ impl Core {
         sub: Sub,
         opts: &Opts,
     ) -> Result<Reply, ApiError> {
+        if rt.view.is_some() {
+            let body = crate::views::to_storage(rt, body);
+            return self.through_view(rt, |s| self.update(s, ns, name, body, sub, opts));
+        }
         Self::check_type(rt, &mut body)?;
         let key = rt.key();
         let ns = if rt.namespaced { ns } else { "" };

@@ -17,6 +17,8 @@ use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
 
 mod list;
+mod negotiate;
+mod render;
 mod request;
 mod resource;
 mod response;
