@@ -41,6 +41,10 @@ for c in "${CRATES[@]}"; do
     chmod -R u+w "$WORK/ws/$c"
 done
 cp "$(registry_src kube)/Cargo.lock" "$WORK/ws/Cargo.lock"
+# crates.io drops path-only dev-dependencies on publish: the tests of kube-client and
+# kube-runtime use `kube` itself, as kube-rs's own workspace gives them.
+printf '\n[dev-dependencies.kube]\npath = "../kube"\nfeatures = ["derive", "client", "ws"]\n' >> "$WORK/ws/kube-client/Cargo.toml"
+printf '\n[dev-dependencies.kube]\npath = "../kube"\nfeatures = ["derive", "client", "runtime"]\n' >> "$WORK/ws/kube-runtime/Cargo.toml"
 cat > "$WORK/ws/Cargo.toml" <<TOML
 [workspace]
 members = ["kube", "kube-client", "kube-runtime"]

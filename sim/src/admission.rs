@@ -32,6 +32,10 @@ pub fn admit(
             if old.is_none() || new.pointer("/status/phase").is_none() {
                 crate::api::set_pointer(new, "/status/phase", json!("Active"));
             }
+            // The namespace lifecycle finalizer kube-apiserver adds on create.
+            if old.is_none() && new.pointer("/spec/finalizers").is_none() {
+                crate::api::set_pointer(new, "/spec/finalizers", json!(["kubernetes"]));
+            }
             Vec::new()
         }
         ("", "secrets") => secret(new),
@@ -237,6 +241,19 @@ fn service(core: &Core, old: Option<&Value>, new: &mut Value) -> Vec<StatusCause
             json!(format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1)),
         );
     }
+    // What the service REST storage fills in (single-stack IPv4 cluster).
+    let headless_or_external = matches!(spec.get("type").and_then(Value::as_str), Some("ExternalName"));
+    if !headless_or_external {
+        if let Some(ip) = spec.get("clusterIP").cloned() {
+            spec.entry("clusterIPs").or_insert(json!([ip]));
+        }
+        spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+    }
+    if matches!(spec.get("type").and_then(Value::as_str), Some("NodePort" | "LoadBalancer")) {
+        spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
+    }
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
             p.entry("protocol").or_insert(json!("TCP"));
@@ -244,6 +261,9 @@ fn service(core: &Core, old: Option<&Value>, new: &mut Value) -> Vec<StatusCause
                 p.entry("targetPort").or_insert(port);
             }
         }
+    }
+    if new.pointer("/status/loadBalancer").is_none() {
+        crate::api::set_pointer(new, "/status/loadBalancer", json!({}));
     }
     Vec::new()
 }

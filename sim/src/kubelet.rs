@@ -248,7 +248,16 @@ impl Kubelet {
                 let mut v = cur.value();
                 v["status"] = json!({
                     "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
-                    "nodeInfo": {"kubeletVersion": "v1.32.0-baton-sim", "architecture": "amd64", "operatingSystem": "linux"},
+                    "nodeInfo": {
+                        "machineID": "5a1b2c3d4e5f40718293a4b5c6d7e8f9", "systemUUID": "5a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9",
+                        "bootID": "0f1e2d3c-4b5a-4968-8776-655443322110", "kernelVersion": "6.1.0-baton-sim",
+                        "osImage": "baton-sim", "containerRuntimeVersion": "sim://1.0.0",
+                        "kubeletVersion": "v1.32.0-baton-sim", "kubeProxyVersion": "v1.32.0-baton-sim",
+                        "operatingSystem": "linux", "architecture": "amd64",
+                    },
+                    "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+                    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
                     "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
                 });
                 Ok(Write::Put(v))

@@ -17,6 +17,7 @@ pub mod jsonpath;
 pub mod kubelet;
 pub mod managed;
 pub mod meta;
+pub mod namespaces;
 pub mod openapi;
 pub mod protobuf;
 pub mod resources;

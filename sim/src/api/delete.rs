@@ -37,6 +37,7 @@ impl Core {
         let key = rt.key();
         let qualified = rt.qualified();
         let is_pod = rt.group.is_empty() && rt.plural == "pods";
+        let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
         let w = self.store.write(&key, ns, name, d.dry_run, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(&qualified, name))?;
             if let Some(uid) = &d.precondition_uid {
@@ -72,6 +73,16 @@ impl Core {
                 0
             };
             let m = meta_mut(&mut v)?;
+            if is_namespace {
+                // The namespace controller empties it first (see `crate::namespaces`).
+                if already {
+                    return Ok(Write::Keep);
+                }
+                m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                crate::api::set_pointer(&mut v, "/status/phase", json!("Terminating"));
+                return Ok(Write::Put(v));
+            }
             if grace == 0 && finalizers.is_empty() {
                 if !already {
                     m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));

@@ -141,7 +141,25 @@ impl Core {
                 );
             }
         }
+        core.create_default_service();
         core
+    }
+
+    /// `default/kubernetes`, the Service every cluster has for its API server.
+    fn create_default_service(&self) {
+        let Some(rt) = self.resource("", "services") else { return };
+        let svc = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}], "sessionAffinity": "None", "type": "ClusterIP"}});
+        let _ = self.create(
+            &rt,
+            Some("default"),
+            svc,
+            &Opts {
+                field_manager: "kube-apiserver".into(),
+                ..Opts::default()
+            },
+        );
     }
 
     /// Requests so far from clients whose identity contains `client`, with this HTTP method.
