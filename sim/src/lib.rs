@@ -40,7 +40,7 @@ use tokio::sync::watch;
 
 pub use api::Core;
 pub use faults::{FaultRule, Faults};
-pub use kubelet::{Kubelet, KubeletConfig, PodContext, ProcessFactory};
+pub use kubelet::{AttachError, Kubelet, KubeletConfig, PodContext, ProcessFactory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -126,6 +126,7 @@ impl Sim {
         let server = Arc::new(server::Server {
             core: core.clone(),
             faults: faults.clone(),
+            kubelet: kubelet.clone(),
             bookmark_interval: config.bookmark_interval,
             shutdown: shutdown_rx.clone(),
         });

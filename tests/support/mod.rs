@@ -50,6 +50,7 @@ pub fn fast_kubelet() -> KubeletConfig {
         ready_delay: Duration::from_millis(100),
         slow_factor: 10,
         crash_interval: Duration::from_millis(100),
+        stop_delay: Duration::from_millis(20),
     }
 }
 
