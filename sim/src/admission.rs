@@ -23,6 +23,10 @@ pub fn admit(
     old: Option<&Value>,
     new: &mut Value,
 ) -> Result<Vec<StatusCause>, ApiError> {
+    if rt.group == "batch" && rt.plural == "jobs" {
+        let causes = job(old, new);
+        return Ok(if causes.is_empty() { typed_check(rt, new) } else { causes });
+    }
     if !rt.group.is_empty() && rt.group != "apiextensions.k8s.io" {
         return Ok(typed_check(rt, new));
     }
@@ -72,6 +76,7 @@ fn typed_check(rt: &ResourceType, v: &Value) -> Vec<StatusCause> {
         ("coordination.k8s.io", "Lease") => check::<k::coordination::v1::Lease>(v),
         ("apps", "ControllerRevision") => check::<k::apps::v1::ControllerRevision>(v),
         ("apps", "Deployment") => check::<k::apps::v1::Deployment>(v),
+        ("batch", "Job") => check::<k::batch::v1::Job>(v),
         ("events.k8s.io", "Event") => check::<k::events::v1::Event>(v),
         ("rbac.authorization.k8s.io", "Role") => check::<k::rbac::v1::Role>(v),
         ("rbac.authorization.k8s.io", "ClusterRole") => check::<k::rbac::v1::ClusterRole>(v),
@@ -168,6 +173,69 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
         }
     }
     out
+}
+
+/// Job defaults and validation (`pkg/apis/batch/v1/defaults.go`, `validation.go`), kept to
+/// what the simulated Job controller uses.
+fn job(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
+    let uid = new.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    match new.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) {
+        Some("OnFailure" | "Never") => {}
+        None | Some("") => {
+            return vec![cause(
+                "FieldValueRequired",
+                "spec.template.spec.restartPolicy",
+                "Required value: valid values: \"OnFailure\", \"Never\"",
+            )]
+        }
+        Some(other) => {
+            return vec![cause(
+                "FieldValueNotSupported",
+                "spec.template.spec.restartPolicy",
+                format!("Unsupported value: {other:?}: supported values: \"OnFailure\", \"Never\""),
+            )]
+        }
+    }
+    if old.is_some() {
+        return Vec::new();
+    }
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return vec![cause("FieldValueRequired", "spec.template", "Required value")];
+    };
+    if spec.get("completions").is_none() && spec.get("parallelism").is_none() {
+        spec.insert("completions".into(), json!(1));
+    }
+    spec.entry("parallelism").or_insert(json!(1));
+    spec.entry("backoffLimit").or_insert(json!(6));
+    spec.entry("completionMode").or_insert(json!("NonIndexed"));
+    spec.entry("suspend").or_insert(json!(false));
+    spec.entry("podReplacementPolicy").or_insert(json!("TerminatingOrFailed"));
+    if spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+        let labels = [
+            ("batch.kubernetes.io/controller-uid", uid.as_str()),
+            ("batch.kubernetes.io/job-name", name.as_str()),
+            ("controller-uid", uid.as_str()),
+            ("job-name", name.as_str()),
+        ];
+        if new.pointer("/spec/template/metadata").is_none_or(|m| !m.is_object()) {
+            crate::api::set_pointer(new, "/spec/template/metadata", json!({}));
+        }
+        if let Some(meta) = new.pointer_mut("/spec/template/metadata").and_then(Value::as_object_mut) {
+            let l = meta.entry("labels").or_insert_with(|| json!({}));
+            if !l.is_object() {
+                *l = json!({});
+            }
+            for (k, v) in labels {
+                l[k] = json!(v);
+            }
+        }
+    }
+    Vec::new()
 }
 
 fn secret(new: &mut Value) -> Vec<StatusCause> {

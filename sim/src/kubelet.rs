@@ -29,6 +29,8 @@ use crate::api::Core;
 use crate::resources::ResKey;
 use crate::store::{EventKind, Write};
 
+mod completion;
+
 pub const NODE_NAME: &str = "sim-node-1";
 
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct KubeletConfig {
     pub crash_interval: Duration,
     /// How long a container without an attached process takes to stop after SIGTERM.
     pub stop_delay: Duration,
+    /// How long a run-to-completion container (a Job's pod) runs before it exits.
+    pub run_duration: Duration,
 }
 
 impl Default for KubeletConfig {
@@ -56,6 +60,7 @@ impl Default for KubeletConfig {
             slow_factor: 10,
             crash_interval: Duration::from_millis(500),
             stop_delay: Duration::from_millis(50),
+            run_duration: Duration::from_millis(300),
         }
     }
 }
@@ -418,7 +423,7 @@ impl Kubelet {
             return;
         };
         // Keep only what the lifecycle needs, not the parsed pod: thousands of these tasks wait at once.
-        let (bound, pending, containers, images, b) = {
+        let (bound, pending, containers, images, b, ends) = {
             let pod = stored.value();
             let bound = pod
                 .pointer("/spec/nodeName")
@@ -440,7 +445,7 @@ impl Kubelet {
                         .unzip()
                 })
                 .unwrap_or_default();
-            (bound, pending, names, images, behaviour(&pod))
+            (bound, pending, names, images, behaviour(&pod), completion::completion(&pod))
         };
         drop(stored);
         let cfg = self.config();
@@ -502,6 +507,9 @@ impl Kubelet {
                 self.set_status(ns, name, uid, |st| {
                     set_container_state(st, true, json!({"running": {"startedAt": started}}), 0)
                 });
+                if let Some(c) = ends {
+                    self.run_to_completion(ns, name, uid, c).await;
+                }
             }
             Behaviour::NeverReady => {}
             Behaviour::Crash => loop {

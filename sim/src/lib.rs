@@ -13,6 +13,7 @@ pub mod api;
 pub mod error;
 pub mod faults;
 pub mod gc;
+pub mod jobs;
 pub mod jsonpath;
 pub mod kubelet;
 pub mod managed;
@@ -123,6 +124,7 @@ impl Sim {
         let kubelet = Kubelet::new(core.clone(), config.kubelet.clone());
         tokio::spawn(kubelet.clone().run(shutdown_rx.clone()));
         tokio::spawn(gc::run(core.clone(), shutdown_rx.clone()));
+        tokio::spawn(jobs::run(core.clone(), shutdown_rx.clone()));
         let server = Arc::new(server::Server {
             core: core.clone(),
             faults: faults.clone(),

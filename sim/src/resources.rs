@@ -162,7 +162,7 @@ fn builtin(
         kind: kind.into(),
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: if ["pods", "services", "deployments"].contains(&plural) {
+        categories: if ["pods", "services", "deployments", "jobs"].contains(&plural) {
             vec!["all".into()]
         } else {
             vec![]
@@ -242,6 +242,7 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
         ),
+        builtin("batch", "v1", "jobs", "Job", true, &[], true, true, &[]),
         builtin(
             "events.k8s.io",
             "v1",
