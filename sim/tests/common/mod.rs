@@ -1,5 +1,6 @@
 //! Shared test helpers: start a simulator, raw HTTP requests, waiting on conditions.
 #![allow(dead_code)]
+pub mod kubectl;
 use std::future::Future;
 use std::time::Duration;
 
