@@ -87,3 +87,51 @@ async fn client_side_then_server_side_then_client_side_apply() {
     assert_ne!(code, 0);
     assert!(err.contains("Apply failed with 1 conflict: conflict with \"kubectl-patch\" using v1: .data.x"), "{err}");
 }
+
+#[tokio::test]
+async fn kubectl_create_sends_protobuf_for_built_in_kinds() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    assert_eq!(k.ok(&["create", "namespace", "team"]).await.trim(), "namespace/team created");
+    assert_eq!(k.ok(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", "team"]).await.trim(), "deployment.apps/web created");
+    assert_eq!(k.ok(&["create", "serviceaccount", "robot", "-n", "team"]).await.trim(), "serviceaccount/robot created");
+    assert_eq!(k.ok(&["create", "configmap", "conf", "--from-literal=a=1", "-n", "team"]).await.trim(), "configmap/conf created");
+    assert_eq!(k.ok(&["create", "secret", "generic", "pw", "--from-literal=p=s3cret", "-n", "team"]).await.trim(), "secret/pw created");
+    assert_eq!(k.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080", "-n", "team"]).await.trim(), "service/web created");
+    assert_eq!(k.ok(&["create", "job", "once", "--image=busybox:1", "-n", "team"]).await.trim(), "job.batch/once created");
+    assert_eq!(k.ok(&["create", "role", "reader", "--verb=get", "--resource=pods", "-n", "team"]).await.trim(), "role.rbac.authorization.k8s.io/reader created");
+    // What was stored is the object kubectl meant.
+    let client = sim.client().await.expect("client");
+    let d = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "team",
+        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments"),
+    )
+    .get("web")
+    .await
+    .expect("deployment");
+    assert_eq!(d.data["spec"]["replicas"], 2);
+    assert_eq!(d.data["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
+    assert_eq!(d.data["spec"]["selector"]["matchLabels"], json!({"app": "web"}));
+    let s = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "team").get("pw").await.expect("secret");
+    assert_eq!(s.data.and_then(|d| d.get("p").map(|b| b.0.clone())), Some(b"s3cret".to_vec()));
+    let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client, "team").get("web").await.expect("service");
+    let port = &svc.spec.and_then(|s| s.ports).expect("ports")[0];
+    assert_eq!((port.port, port.target_port.clone()), (80, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))));
+    // kubectl reads them back (Tables, JSON) and a protobuf-only client gets protobuf.
+    let out = k.ok(&["get", "deploy,sa,cm,secret,svc,job", "-n", "team", "-o", "name"]).await;
+    for n in ["deployment.apps/web", "serviceaccount/robot", "serviceaccount/default", "configmap/conf", "configmap/kube-root-ca.crt", "secret/pw", "service/web", "job.batch/once"] {
+        assert!(out.lines().any(|l| l == n), "{n} missing from:\n{out}");
+    }
+    let r = common::raw_with(&sim, "GET", "/api/v1/namespaces/team/configmaps/conf", &[("Accept", "application/vnd.kubernetes.protobuf")], b"").await;
+    assert_eq!(r.code, 200);
+    assert_eq!(r.header("content-type"), Some("application/vnd.kubernetes.protobuf"));
+    let decoded = baton_sim::protobuf::decode(&r.body).expect("protobuf answer");
+    assert_eq!(decoded["data"], json!({"a": "1"}));
+    // A custom resource asked for in protobuf only: 406, as kube-apiserver answers.
+    let crd = k.file("crd.json", &widget_crd());
+    k.ok(&["apply", "-f", &crd]).await;
+    let r = common::raw_with(&sim, "GET", "/apis/test.baton.dev/v1/namespaces/default/widgets", &[("Accept", "application/vnd.kubernetes.protobuf")], b"").await;
+    assert_eq!(r.code, 406);
+    let _ = ConfigMap::default();
+}

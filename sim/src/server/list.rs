@@ -99,7 +99,7 @@ impl Server {
                 return Ok(json_response(200, &list, &out.content_type(Shape::List), &[]));
             }
             Output::Protobuf => {
-                let values: Vec<Value> = items.iter().map(|o| o.value()).collect();
+                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
                 return Ok(super::response::protobuf_list_response(rt, &meta, values));
             }
             Output::Json if rt.view.is_some() => {

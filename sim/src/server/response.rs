@@ -44,11 +44,22 @@ pub(super) fn protobuf_response(
     warnings: &[String],
 ) -> Response<Body> {
     let _ = rt;
-    json_response(code, v, "application/json", warnings)
+    match crate::protobuf::encode(v) {
+        Some(Ok(bytes)) => {
+            let mut b = Response::builder()
+                .status(code)
+                .header(header::CONTENT_TYPE, crate::protobuf::MEDIA_TYPE);
+            for w in warnings {
+                b = b.header("Warning", format!("299 - {w:?}"));
+            }
+            b.body(full(bytes)).unwrap_or_else(|_| Response::new(full("")))
+        }
+        _ => json_response(code, v, "application/json", warnings),
+    }
 }
 
 /// A list in Kubernetes protobuf; JSON when its kind has no protobuf encoding.
 pub(super) fn protobuf_list_response(rt: &crate::resources::ResourceType, meta: &Value, items: Vec<Value>) -> Response<Body> {
     let list = serde_json::json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items});
-    json_response(200, &list, "application/json", &[])
+    protobuf_response(200, rt, &list, &[])
 }
