@@ -55,7 +55,7 @@ kube-runtime = { path = "kube-runtime" }
 TOML
 
 # 3. Build the tests and the simulator.
-FEATURES="kube/client,kube/config,kube/derive,kube/runtime,kube/rustls-tls,kube/ring,kube/ws,kube/jsonpatch,kube-client/ws,kube-client/kubelet-debug"
+FEATURES="kube/client,kube/config,kube/derive,kube/runtime,kube/rustls-tls,kube/ring,kube/ws,kube/jsonpatch,kube/unstable-client,kube-client/ws,kube-client/kubelet-debug,kube-client/unstable-client"
 export CARGO_TARGET_DIR=$WORK/target
 $CARGO test --manifest-path "$WORK/ws/Cargo.toml" -p kube -p kube-client -p kube-runtime \
     --features "$FEATURES" --lib --no-run

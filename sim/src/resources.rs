@@ -210,6 +210,28 @@ pub fn builtins() -> Vec<ResourceType> {
         builtin("", "v1", "events", "Event", true, &["ev"], false, false, EVENT_FIELDS),
         builtin("", "v1", "nodes", "Node", false, &["no"], true, false, NODE_FIELDS),
         builtin(
+            "",
+            "v1",
+            "componentstatuses",
+            "ComponentStatus",
+            false,
+            &["cs"],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            "APIService",
+            false,
+            &[],
+            true,
+            false,
+            &[],
+        ),
+        builtin(
             "coordination.k8s.io",
             "v1",
             "leases",
@@ -327,6 +349,12 @@ pub fn builtins() -> Vec<ResourceType> {
         }
         if r.group == "events.k8s.io" {
             r.view = Some(crate::views::View::EventsV1);
+        }
+        if r.plural == "componentstatuses" {
+            r.singular = "componentstatus".into();
+        }
+        if r.plural == "apiservices" {
+            r.singular = "apiservice".into();
         }
         if r.plural == "controllerrevisions" {
             r.singular = "controllerrevision".into();

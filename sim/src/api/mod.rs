@@ -28,6 +28,8 @@ pub enum Sub {
     Main,
     Status,
     Scale,
+    /// `pods/ephemeralcontainers`: only `spec.ephemeralContainers` changes, and only by additions.
+    EphemeralContainers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,7 +144,38 @@ impl Core {
             }
         }
         core.create_default_service();
+        core.create_control_plane_objects();
         core
+    }
+
+    /// What kube-apiserver serves about the control plane: ComponentStatuses (deprecated but
+    /// served) and a local APIService per built-in group version.
+    fn create_control_plane_objects(&self) {
+        let opts = Opts {
+            field_manager: "kube-apiserver".into(),
+            ..Opts::default()
+        };
+        if let Some(rt) = self.resource("", "componentstatuses") {
+            for name in ["scheduler", "controller-manager", "etcd-0"] {
+                let cs = json!({"apiVersion": "v1", "kind": "ComponentStatus", "metadata": {"name": name},
+                    "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]});
+                let _ = self.create(&rt, None, cs, &opts);
+            }
+        }
+        let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else { return };
+        let gvs: Vec<(String, String)> = {
+            let reg = self.registry();
+            let mut v: Vec<(String, String)> = reg.all().map(|t| (t.group.clone(), t.version.clone())).collect();
+            v.dedup();
+            v
+        };
+        for (group, version) in gvs {
+            let svc = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": {"name": format!("{version}.{group}"), "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000, "versionPriority": 15},
+                "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Local", "message": "Local APIServices are always available"}]}});
+            let _ = self.create(&rt, None, svc, &opts);
+        }
     }
 
     /// `default/kubernetes`, the Service every cluster has for its API server.

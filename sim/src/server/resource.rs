@@ -35,6 +35,7 @@ impl Server {
             }
             Some("scale") if rt.scale.is_some() => Sub::Scale,
             Some("finalize") if rt.plural == "namespaces" => Sub::Main,
+            Some("ephemeralcontainers") if rt.plural == "pods" && rt.group.is_empty() => Sub::EphemeralContainers,
             Some(_) => return Err(ApiError::no_route()),
         };
         let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
