@@ -211,7 +211,7 @@ fn encode_exact(v: &Value) -> Result<Bytes, ApiError> {
             .try_borrow_mut()
             .map_err(|_| ApiError::internal("encoding object: re-entered"))?;
         buf.clear();
-        serde_json::to_writer(&mut *buf, v).map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+        crate::meta::write_object(&mut *buf, v).map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
         let raw = Bytes::copy_from_slice(&buf);
         // Do not keep a buffer sized for a rare huge object on every thread.
         if buf.capacity() > 1 << 20 {

@@ -162,6 +162,15 @@ impl Core {
                 let _ = self.create(&rt, None, cs, &opts);
             }
         }
+        // The superuser role every cluster has (RBAC's bootstrap policy); objects only: the
+        // simulator authorizes every request.
+        if let Some(rt) = self.resource("rbac.authorization.k8s.io", "clusterroles") {
+            let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+                "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]});
+            let _ = self.create(&rt, None, role, &opts);
+        }
         let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else { return };
         let gvs: Vec<(String, String)> = {
             let reg = self.registry();

@@ -14,7 +14,10 @@ pub(super) fn full(b: impl Into<Bytes>) -> Body {
 }
 
 pub(super) fn json_response(code: u16, v: &Value, content_type: &str, warnings: &[String]) -> Response<Body> {
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    let mut bytes = Vec::new();
+    if crate::meta::write_object(&mut bytes, v).is_err() {
+        bytes = serde_json::to_vec(v).unwrap_or_default();
+    }
     let mut b = Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, content_type);
