@@ -60,7 +60,8 @@ export CARGO_TARGET_DIR=$WORK/target
 $CARGO test --manifest-path "$WORK/ws/Cargo.toml" -p kube -p kube-client -p kube-runtime \
     --features "$FEATURES" --lib --no-run
 unset CARGO_TARGET_DIR
-$CARGO build --release -p baton-sim --bin baton-sim
+# The debug build `make test` has already made (a release build would compile everything again).
+$CARGO build -p baton-sim --bin baton-sim
 built=$(date +%s)
 
 # 4. A fresh simulator and a kubeconfig pointing at it.
@@ -71,7 +72,7 @@ cleanup() {
     rm -rf "$RUN"
 }
 trap cleanup EXIT
-"$ROOT/target/release/baton-sim" serve --kubeconfig "$RUN/kubeconfig" > "$RUN/sim.out" 2> "$RUN/sim.err" &
+"$ROOT/target/debug/baton-sim" serve --kubeconfig "$RUN/kubeconfig" > "$RUN/sim.out" 2> "$RUN/sim.err" &
 SIM_PID=$!
 for _ in $(seq 1 600); do
     grep -q listening "$RUN/sim.out" 2>/dev/null && break

@@ -327,3 +327,29 @@ async fn every_namespace_has_its_default_objects_and_the_cluster_its_kubernetes_
     assert!(!info.machine_id.is_empty() && !info.system_uuid.is_empty() && !info.boot_id.is_empty());
     assert!(!info.container_runtime_version.is_empty() && !info.os_image.is_empty() && !info.kernel_version.is_empty());
 }
+
+#[tokio::test]
+async fn ephemeral_containers_are_added_through_their_subresource_only() {
+    let sim = sim().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dbg"},
+        "spec": {"containers": [{"name": "c", "image": "app:1"}]}});
+    let r = raw(&sim, "POST", "/api/v1/namespaces/default/pods", Some("application/json"), pod.to_string().as_bytes()).await;
+    assert_eq!(r.code, 201);
+    let path = "/api/v1/namespaces/default/pods/dbg/ephemeralcontainers";
+    let r = raw(&sim, "GET", path, None, b"").await;
+    assert_eq!(r.code, 200);
+    assert!(r.json()["spec"].get("ephemeralContainers").is_none());
+    let add = json!({"spec": {"ephemeralContainers": [{"name": "debug", "image": "busybox:1"}]}});
+    let r = raw(&sim, "PATCH", path, Some("application/strategic-merge-patch+json"), add.to_string().as_bytes()).await;
+    assert_eq!(r.code, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["spec"]["ephemeralContainers"][0]["name"], "debug");
+    // Removing one is refused; so is changing them through the pod itself.
+    let mut p = r.json();
+    p["spec"]["ephemeralContainers"] = json!([]);
+    let r = raw(&sim, "PUT", path, Some("application/json"), p.to_string().as_bytes()).await;
+    assert_eq!(r.code, 422);
+    assert_eq!(r.json()["message"], "Pod \"dbg\" is invalid: spec.ephemeralContainers[0]: Forbidden: existing ephemeral containers may not be removed");
+    let r = raw(&sim, "PUT", "/api/v1/namespaces/default/pods/dbg", Some("application/json"), p.to_string().as_bytes()).await;
+    assert_eq!(r.code, 422);
+    assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueForbidden");
+}
