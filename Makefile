@@ -41,6 +41,7 @@ crds-check:
 protobuf:
 	$(CARGO) run --quiet -p baton-sim --example protobuf_codegen > sim/src/protobuf/generated.rs.new
 	mv sim/src/protobuf/generated.rs.new sim/src/protobuf/generated.rs
+	rustfmt --edition 2021 sim/src/protobuf/generated.rs
 
 # kube-rs 5.0.0's own #[ignore]d cluster tests (from the crate sources crates.io serves) against
 # a fresh simulator; see sim/conformance/run.sh and docs/simulator.md.

@@ -25,7 +25,11 @@ pub fn admit(
 ) -> Result<Vec<StatusCause>, ApiError> {
     if rt.group == "batch" && rt.plural == "jobs" {
         let causes = job(old, new);
-        return Ok(if causes.is_empty() { typed_check(rt, new) } else { causes });
+        return Ok(if causes.is_empty() {
+            typed_check(rt, new)
+        } else {
+            causes
+        });
     }
     if !rt.group.is_empty() && rt.group != "apiextensions.k8s.io" {
         return Ok(typed_check(rt, new));
@@ -178,8 +182,16 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
 /// Job defaults and validation (`pkg/apis/batch/v1/defaults.go`, `validation.go`), kept to
 /// what the simulated Job controller uses.
 fn job(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
-    let uid = new.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
-    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let uid = new
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     match new.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) {
         Some("OnFailure" | "Never") => {}
         None | Some("") => {
@@ -210,7 +222,8 @@ fn job(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
     spec.entry("backoffLimit").or_insert(json!(6));
     spec.entry("completionMode").or_insert(json!("NonIndexed"));
     spec.entry("suspend").or_insert(json!(false));
-    spec.entry("podReplacementPolicy").or_insert(json!("TerminatingOrFailed"));
+    spec.entry("podReplacementPolicy")
+        .or_insert(json!("TerminatingOrFailed"));
     if spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
         spec.insert(
             "selector".into(),
@@ -225,7 +238,10 @@ fn job(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
         if new.pointer("/spec/template/metadata").is_none_or(|m| !m.is_object()) {
             crate::api::set_pointer(new, "/spec/template/metadata", json!({}));
         }
-        if let Some(meta) = new.pointer_mut("/spec/template/metadata").and_then(Value::as_object_mut) {
+        if let Some(meta) = new
+            .pointer_mut("/spec/template/metadata")
+            .and_then(Value::as_object_mut)
+        {
             let l = meta.entry("labels").or_insert_with(|| json!({}));
             if !l.is_object() {
                 *l = json!({});
@@ -319,7 +335,10 @@ fn service(core: &Core, old: Option<&Value>, new: &mut Value) -> Vec<StatusCause
         spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
         spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
     }
-    if matches!(spec.get("type").and_then(Value::as_str), Some("NodePort" | "LoadBalancer")) {
+    if matches!(
+        spec.get("type").and_then(Value::as_str),
+        Some("NodePort" | "LoadBalancer")
+    ) {
         spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
     }
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {

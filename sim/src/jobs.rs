@@ -36,7 +36,11 @@ impl PodView {
             deleting: v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()),
             ready: statuses.is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c["ready"] == json!(true))),
             restarts: statuses
-                .map(|cs| cs.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum())
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+                        .sum()
+                })
                 .unwrap_or(0),
         }
     }
@@ -69,16 +73,31 @@ pub fn plan(job: &Value, pods: &[PodView], now: &str) -> Plan {
     let completions = int("/spec/completions").map(|c| c.max(0) as usize);
     let backoff_limit = int("/spec/backoffLimit").unwrap_or(6).max(0);
     let on_failure = job.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) == Some("OnFailure");
-    let mut status = job.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
-    let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting && p.phase != "Succeeded" && p.phase != "Failed").collect();
+    let mut status = job
+        .get("status")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let live: Vec<&PodView> = pods
+        .iter()
+        .filter(|p| !p.deleting && p.phase != "Succeeded" && p.phase != "Failed")
+        .collect();
     let succeeded = pods.iter().filter(|p| p.phase == "Succeeded").count();
     let failed = pods.iter().filter(|p| p.phase == "Failed").count();
-    let restarts: i64 = if on_failure { live.iter().map(|p| p.restarts).sum() } else { 0 };
+    let restarts: i64 = if on_failure {
+        live.iter().map(|p| p.restarts).sum()
+    } else {
+        0
+    };
     let finished = has_condition(&status, "Complete") || has_condition(&status, "Failed");
     let mut delete = Vec::new();
     let mut create = 0;
     if !finished {
-        let mut conditions = status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut conditions = status
+            .get("conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let done = match completions {
             Some(c) => succeeded >= c,
             None => succeeded > 0 && live.is_empty(),
@@ -179,7 +198,9 @@ fn on_event(core: &Core, ev: &Event) {
 }
 
 fn reconcile(core: &Core, ns: &str, name: &str) {
-    let Some(job) = core.store.get(&jobs_key(), ns, name) else { return };
+    let Some(job) = core.store.get(&jobs_key(), ns, name) else {
+        return;
+    };
     if job.deleting {
         return;
     }
@@ -197,19 +218,28 @@ fn reconcile(core: &Core, ns: &str, name: &str) {
         .map(|p| PodView::of(&p.value()))
         .collect();
     let p = plan(&job_v, &pods, &crate::meta::now_rfc3339());
-    let Some(pods_rt) = core.resource("", "pods") else { return };
+    let Some(pods_rt) = core.resource("", "pods") else {
+        return;
+    };
     for n in &p.delete {
         let _ = core.delete(&pods_rt, ns, n, &DeleteOpts::default());
     }
     for _ in 0..p.create {
-        let _ = core.create(&pods_rt, Some(ns), pod_for(&job_v, name, &job.uid), &Opts {
-            field_manager: "kube-controller-manager".into(),
-            ..Opts::default()
-        });
+        let _ = core.create(
+            &pods_rt,
+            Some(ns),
+            pod_for(&job_v, name, &job.uid),
+            &Opts {
+                field_manager: "kube-controller-manager".into(),
+                ..Opts::default()
+            },
+        );
     }
     if job_v.get("status") != Some(&p.status) {
         let _ = core.store.write(&jobs_key(), ns, name, false, |cur| {
-            let Some(cur) = cur.filter(|c| c.uid == job.uid) else { return Ok(Write::Keep) };
+            let Some(cur) = cur.filter(|c| c.uid == job.uid) else {
+                return Ok(Write::Keep);
+            };
             let mut v = cur.value();
             if v.get("status") == Some(&p.status) {
                 return Ok(Write::Keep);
@@ -223,8 +253,16 @@ fn reconcile(core: &Core, ns: &str, name: &str) {
 /// A pod from the Job's template, labelled and owned as the Job controller does it.
 fn pod_for(job: &Value, name: &str, uid: &str) -> Value {
     let template = job.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
-    let mut meta = template.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
-    let mut labels = meta.get("labels").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut meta = template
+        .get("metadata")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let mut labels = meta
+        .get("labels")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     for (k, v) in [
         ("batch.kubernetes.io/controller-uid", uid),
         ("batch.kubernetes.io/job-name", name),

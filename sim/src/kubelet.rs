@@ -145,7 +145,11 @@ fn stop_delay(pod: &Value, cfg: &KubeletConfig) -> Option<Duration> {
 fn images_of(pod: &Value) -> Vec<&str> {
     pod.pointer("/spec/containers")
         .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str)).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -445,7 +449,14 @@ impl Kubelet {
                         .unzip()
                 })
                 .unwrap_or_default();
-            (bound, pending, names, images, behaviour(&pod), completion::completion(&pod))
+            (
+                bound,
+                pending,
+                names,
+                images,
+                behaviour(&pod),
+                completion::completion(&pod),
+            )
         };
         drop(stored);
         let cfg = self.config();

@@ -183,7 +183,8 @@ pub fn write_object<W: std::io::Write>(w: &mut W, v: &serde_json::Value) -> Resu
     const FIRST: [&str; 3] = ["kind", "apiVersion", "metadata"];
     let mut sep = false;
     let mut field = |w: &mut W, k: &str, x: &serde_json::Value| -> Result<(), serde_json::Error> {
-        w.write_all(if sep { b"," } else { b"{" }).map_err(serde_json::Error::io)?;
+        w.write_all(if sep { b"," } else { b"{" })
+            .map_err(serde_json::Error::io)?;
         sep = true;
         serde_json::to_writer(&mut *w, k)?;
         w.write_all(b":").map_err(serde_json::Error::io)?;

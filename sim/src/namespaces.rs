@@ -43,7 +43,8 @@ fn controller_opts(manager: &str) -> Opts {
 /// A namespace was created: what the controllers add to it.
 pub fn populate(core: &Core, ns: &str) {
     if let Some(rt) = core.resource("", "serviceaccounts") {
-        let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+        let sa =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
         let _ = core.create(&rt, Some(ns), sa, &controller_opts("kube-controller-manager"));
     }
     if let Some(rt) = core.resource("", "configmaps") {
@@ -77,7 +78,9 @@ pub fn on_event(core: &Core, ev: &Event) {
 /// finalizers wait for them), then finish if nothing is left.
 fn sweep(core: &Core, ns: &str) {
     for (key, name) in core.store.all_in_namespace(ns) {
-        let Some(rt) = core.resource(&key.group, &key.plural) else { continue };
+        let Some(rt) = core.resource(&key.group, &key.plural) else {
+            continue;
+        };
         let pending = core.store.get(&key, ns, &name).is_some_and(|o| o.deleting);
         if !pending {
             let _ = core.delete(

@@ -89,7 +89,11 @@ impl ResourceType {
     /// Whether a DELETE that removes the object at once answers with the object rather than a
     /// `Status` (kube-apiserver's `ReturnDeletedObject` storage option).
     pub fn returns_deleted_object(&self) -> bool {
-        self.group.is_empty() && matches!(self.plural.as_str(), "pods" | "services" | "serviceaccounts" | "namespaces")
+        self.group.is_empty()
+            && matches!(
+                self.plural.as_str(),
+                "pods" | "services" | "serviceaccounts" | "namespaces"
+            )
     }
 
     pub fn supports_field(&self, field: &str) -> bool {

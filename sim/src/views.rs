@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(p[0]["path"], "/message");
         assert_eq!(p[1]["path"], "/involvedObject/name");
         assert_eq!(View::EventsV1.storage_field("regarding.kind"), "involvedObject.kind");
-        assert_eq!(View::EventsV1.storage_field("reportingController"), "reportingComponent");
+        assert_eq!(
+            View::EventsV1.storage_field("reportingController"),
+            "reportingComponent"
+        );
         assert_eq!(View::EventsV1.storage_field("type"), "type");
     }
 }

@@ -34,7 +34,10 @@ async fn delete_answers_status_when_gone_and_the_object_while_pending() {
         .expect("an immediate delete answers a Status, not the object");
     assert_eq!(status.status, Some(kube::core::response::StatusSummary::Success));
     let details = status.details.expect("details");
-    assert_eq!((details.name.as_str(), details.kind.as_str(), details.group.as_str()), ("gone", "configmaps", ""));
+    assert_eq!(
+        (details.name.as_str(), details.kind.as_str(), details.group.as_str()),
+        ("gone", "configmaps", "")
+    );
     assert_eq!(details.uid, uid);
     // The exact body, as kube-apiserver writes it.
     cms.create(&PostParams::default(), &cm("raw")).await.expect("create");
@@ -57,7 +60,10 @@ async fn delete_answers_status_when_gone_and_the_object_while_pending() {
     let v = r.json();
     assert_eq!(v["kind"], "ConfigMap");
     assert!(v["metadata"]["deletionTimestamp"].is_string(), "{v}");
-    let again = cms.delete("held", &DeleteParams::default()).await.expect("delete again");
+    let again = cms
+        .delete("held", &DeleteParams::default())
+        .await
+        .expect("delete again");
     assert!(again.is_left(), "a pending delete answers the object");
 
     // A missing object is 404 NotFound.
@@ -77,29 +83,62 @@ async fn pods_answer_their_object_even_when_removed_at_once() {
         schedule_delay: Duration::from_secs(3600),
         ..baton_sim::KubeletConfig::default()
     });
-    let r = raw(&sim, "POST", "/api/v1/namespaces/default/pods", Some("application/json"), pod.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        pod.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
     let r = raw(&sim, "DELETE", "/api/v1/namespaces/default/pods/p", None, b"").await;
     assert_eq!(r.code, 200);
     assert_eq!(r.json()["kind"], "Pod");
-    assert_eq!(raw(&sim, "GET", "/api/v1/namespaces/default/pods/p", None, b"").await.code, 404);
+    assert_eq!(
+        raw(&sim, "GET", "/api/v1/namespaces/default/pods/p", None, b"")
+            .await
+            .code,
+        404
+    );
 }
 
 #[tokio::test]
 async fn dry_run_create_has_no_resource_version_and_stores_nothing() {
     let sim = sim().await;
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dry"}, "data": {"a": "b"}});
-    let r = raw(&sim, "POST", "/api/v1/namespaces/default/configmaps?dryRun=All", Some("application/json"), body.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?dryRun=All",
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 201);
     let v = r.json();
     assert!(v["metadata"].get("resourceVersion").is_none(), "{v}");
-    assert!(v["metadata"]["uid"].is_string() && v["metadata"]["creationTimestamp"].is_string(), "{v}");
+    assert!(
+        v["metadata"]["uid"].is_string() && v["metadata"]["creationTimestamp"].is_string(),
+        "{v}"
+    );
     assert_eq!(v["data"], json!({"a": "b"}));
-    assert_eq!(raw(&sim, "GET", "/api/v1/namespaces/default/configmaps/dry", None, b"").await.code, 404);
+    assert_eq!(
+        raw(&sim, "GET", "/api/v1/namespaces/default/configmaps/dry", None, b"")
+            .await
+            .code,
+        404
+    );
     // kube-rs: the same through PostParams { dry_run }.
     let cms: Api<ConfigMap> = Api::default_namespaced(sim.client().await.expect("client"));
     let dry = cms
-        .create(&PostParams { dry_run: true, ..Default::default() }, &cm("dry2"))
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &cm("dry2"),
+        )
         .await
         .expect("dry-run create");
     assert_eq!(dry.metadata.resource_version, None);
@@ -108,19 +147,43 @@ async fn dry_run_create_has_no_resource_version_and_stores_nothing() {
     let real = cms.create(&PostParams::default(), &cm("real")).await.expect("create");
     let rv = real.metadata.resource_version.clone().expect("rv");
     let upd = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "real", "resourceVersion": rv}, "data": {"k": "changed"}});
-    let r = raw(&sim, "PUT", "/api/v1/namespaces/default/configmaps/real?dryRun=All", Some("application/json"), upd.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/real?dryRun=All",
+        Some("application/json"),
+        upd.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 200);
     assert_eq!(r.json()["data"]["k"], "changed");
     assert_eq!(r.json()["metadata"]["resourceVersion"], json!(rv));
-    let r = raw(&sim, "DELETE", "/api/v1/namespaces/default/configmaps/real?dryRun=All", None, b"").await;
+    let r = raw(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/real?dryRun=All",
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 200);
     let now = cms.get("real").await.expect("still there");
     assert_eq!(now.metadata.resource_version, Some(rv));
     assert_eq!(now.data.and_then(|d| d.get("k").cloned()), Some("v".into()));
     // A bad dryRun value is refused.
-    let r = raw(&sim, "POST", "/api/v1/namespaces/default/configmaps?dryRun=Some", Some("application/json"), body.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps?dryRun=Some",
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 400);
-    assert_eq!(r.json()["message"], "dryRun: Unsupported value: \"Some\": supported values: \"All\"");
+    assert_eq!(
+        r.json()["message"],
+        "dryRun: Unsupported value: \"Some\": supported values: \"All\""
+    );
 }
 
 const META: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
@@ -135,26 +198,55 @@ async fn partial_object_metadata_answers_metadata_only() {
     c.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
     let created = cms.create(&PostParams::default(), &c).await.expect("create");
 
-    let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps/meta", &[("Accept", META)], b"").await;
+    let r = raw_with(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/meta",
+        &[("Accept", META)],
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 200);
     assert_eq!(r.header("content-type"), Some(META));
     let v = r.json();
     assert_eq!(v["kind"], "PartialObjectMetadata");
     assert_eq!(v["apiVersion"], "meta.k8s.io/v1");
     assert_eq!(v["metadata"]["labels"], json!({"app": "x"}));
-    assert_eq!(v.as_object().map(|o| o.len()), Some(3), "only kind, apiVersion, metadata: {v}");
+    assert_eq!(
+        v.as_object().map(|o| o.len()),
+        Some(3),
+        "only kind, apiVersion, metadata: {v}"
+    );
 
-    let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps", &[("Accept", META_LIST)], b"").await;
+    let r = raw_with(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &[("Accept", META_LIST)],
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 200);
     let v = r.json();
     assert_eq!(v["kind"], "PartialObjectMetadataList");
-    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "meta + kube-root-ca.crt: {v}");
-    assert!(v["items"].as_array().into_iter().flatten().all(|i| i.get("data").is_none() && i["kind"] == "PartialObjectMetadata"));
+    assert_eq!(
+        v["items"].as_array().map(Vec::len),
+        Some(2),
+        "meta + kube-root-ca.crt: {v}"
+    );
+    assert!(v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|i| i.get("data").is_none() && i["kind"] == "PartialObjectMetadata"));
 
     // kube-rs' metadata API.
     let m = cms.get_metadata("meta").await.expect("get_metadata");
     assert_eq!(m.metadata.uid, created.metadata.uid);
-    let list = cms.list_metadata(&ListParams::default().labels("app=x")).await.expect("list_metadata");
+    let list = cms
+        .list_metadata(&ListParams::default().labels("app=x"))
+        .await
+        .expect("list_metadata");
     assert_eq!(list.items.len(), 1);
     let mut w = cms
         .watch_metadata(&WatchParams::default().fields("metadata.name=meta"), "0")
@@ -167,18 +259,42 @@ async fn partial_object_metadata_answers_metadata_only() {
     }
 
     // Unsupported transforms: 406 in kube-apiserver's words.
-    let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps/meta", &[("Accept", "application/json;as=Foo;g=meta.k8s.io;v=v1")], b"").await;
+    let r = raw_with(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/meta",
+        &[("Accept", "application/json;as=Foo;g=meta.k8s.io;v=v1")],
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 406);
     assert_eq!(
         r.json(),
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotAcceptable", "code": 406,
                "message": "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"})
     );
-    let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps", &[("Accept", META)], b"").await;
+    let r = raw_with(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &[("Accept", META)],
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 406);
-    assert_eq!(r.json()["message"], "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)");
+    assert_eq!(
+        r.json()["message"],
+        "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)"
+    );
     // With a fallback, the fallback is used.
-    let r = raw_with(&sim, "GET", "/api/v1/namespaces/default/configmaps/meta", &[("Accept", "application/json;as=Foo;g=meta.k8s.io;v=v1, application/json")], b"").await;
+    let r = raw_with(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/meta",
+        &[("Accept", "application/json;as=Foo;g=meta.k8s.io;v=v1, application/json")],
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 200);
     assert_eq!(r.json()["kind"], "ConfigMap");
 }
@@ -190,10 +306,22 @@ async fn events_are_one_store_behind_two_apis() {
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let target = cms.create(&PostParams::default(), &cm("target")).await.expect("create");
     // kube-runtime's recorder writes events.k8s.io/v1 ...
-    let recorder = Recorder::new(client.clone(), Reporter { controller: "test-ctl".into(), instance: Some("i-1".into()) });
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "test-ctl".into(),
+            instance: Some("i-1".into()),
+        },
+    );
     recorder
         .publish(
-            &Event { type_: EventType::Warning, reason: "Broken".into(), note: Some("it broke".into()), action: "Check".into(), secondary: None },
+            &Event {
+                type_: EventType::Warning,
+                reason: "Broken".into(),
+                note: Some("it broke".into()),
+                action: "Check".into(),
+                secondary: None,
+            },
             &target.object_ref(&()),
         )
         .await
@@ -218,29 +346,61 @@ async fn events_are_one_store_behind_two_apis() {
         "involvedObject": {"kind": "ConfigMap", "name": "target", "namespace": "default"},
         "reason": "Legacy", "message": "from core", "type": "Normal", "count": 3,
         "source": {"component": "legacy"}, "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z"});
-    let r = raw(&sim, "POST", "/api/v1/namespaces/default/events", Some("application/json"), ev.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/events",
+        Some("application/json"),
+        ev.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 201);
     let v1: Api<EventV1> = Api::default_namespaced(client.clone());
     let got = v1.get("old-style").await.expect("get through events.k8s.io");
     assert_eq!(got.note.as_deref(), Some("from core"));
     assert_eq!(got.deprecated_count, Some(3));
     assert_eq!(got.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("target"));
-    assert_eq!(got.deprecated_source.as_ref().and_then(|s| s.component.as_deref()), Some("legacy"));
-    let r = raw(&sim, "GET", "/apis/events.k8s.io/v1/namespaces/default/events/old-style", None, b"").await;
+    assert_eq!(
+        got.deprecated_source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("legacy")
+    );
+    let r = raw(
+        &sim,
+        "GET",
+        "/apis/events.k8s.io/v1/namespaces/default/events/old-style",
+        None,
+        b"",
+    )
+    .await;
     let v = r.json();
     assert_eq!(v["apiVersion"], "events.k8s.io/v1");
     assert!(v.get("message").is_none() && v.get("involvedObject").is_none(), "{v}");
-    let all = v1.list(&ListParams::default().fields("regarding.name=target")).await.expect("list v1");
+    let all = v1
+        .list(&ListParams::default().fields("regarding.name=target"))
+        .await
+        .expect("list v1");
     assert_eq!(all.items.len(), 2);
     // Deleting through one API removes it from both.
     v1.delete("old-style", &DeleteParams::default()).await.expect("delete");
-    assert_eq!(raw(&sim, "GET", "/api/v1/namespaces/default/events/old-style", None, b"").await.code, 404);
+    assert_eq!(
+        raw(&sim, "GET", "/api/v1/namespaces/default/events/old-style", None, b"")
+            .await
+            .code,
+        404
+    );
     // A watch on one API sees writes through the other.
     let mut w = v1.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
     let mut names = Vec::new();
     let ev2 = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "later"},
         "involvedObject": {"kind": "ConfigMap", "name": "target", "namespace": "default"}, "message": "m"});
-    let r = raw(&sim, "POST", "/api/v1/namespaces/default/events", Some("application/json"), ev2.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/events",
+        Some("application/json"),
+        ev2.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 201);
     let seen = tokio::time::timeout(LONG, async {
         while let Ok(Some(e)) = w.try_next().await {
@@ -266,35 +426,69 @@ async fn every_namespace_has_its_default_objects_and_the_cluster_its_kubernetes_
     let sim = sim().await;
     let client = sim.client().await.expect("client");
     // default/kubernetes decodes into the typed Service with the fields kube-apiserver fills.
-    let svc = Api::<Service>::default_namespaced(client.clone()).get("kubernetes").await.expect("kubernetes service");
+    let svc = Api::<Service>::default_namespaced(client.clone())
+        .get("kubernetes")
+        .await
+        .expect("kubernetes service");
     let spec = svc.spec.expect("spec");
     assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.1"));
     assert_eq!(spec.cluster_ips, Some(vec!["10.96.0.1".to_string()]));
     assert_eq!(spec.ip_families, Some(vec!["IPv4".to_string()]));
     assert_eq!(spec.ip_family_policy.as_deref(), Some("SingleStack"));
     assert_eq!(spec.internal_traffic_policy.as_deref(), Some("Cluster"));
-    assert_eq!(spec.ports.as_ref().map(|p| (p[0].port, p[0].name.clone())), Some((443, Some("https".into()))));
+    assert_eq!(
+        spec.ports.as_ref().map(|p| (p[0].port, p[0].name.clone())),
+        Some((443, Some("https".into())))
+    );
     assert!(svc.status.and_then(|s| s.load_balancer).is_some());
 
     // A new namespace gets a default ServiceAccount and kube-root-ca.crt.
     let nss: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).expect("ns");
     let created = nss.create(&PostParams::default(), &ns).await.expect("create ns");
-    assert_eq!(created.spec.and_then(|s| s.finalizers), Some(vec!["kubernetes".to_string()]));
-    Api::<ServiceAccount>::namespaced(client.clone(), "team").get("default").await.expect("default SA");
-    let ca = Api::<ConfigMap>::namespaced(client.clone(), "team").get("kube-root-ca.crt").await.expect("root CA");
-    assert!(ca.data.and_then(|d| d.get("ca.crt").cloned()).is_some_and(|p| p.starts_with("-----BEGIN CERTIFICATE-----")));
+    assert_eq!(
+        created.spec.and_then(|s| s.finalizers),
+        Some(vec!["kubernetes".to_string()])
+    );
+    Api::<ServiceAccount>::namespaced(client.clone(), "team")
+        .get("default")
+        .await
+        .expect("default SA");
+    let ca = Api::<ConfigMap>::namespaced(client.clone(), "team")
+        .get("kube-root-ca.crt")
+        .await
+        .expect("root CA");
+    assert!(ca
+        .data
+        .and_then(|d| d.get("ca.crt").cloned())
+        .is_some_and(|p| p.starts_with("-----BEGIN CERTIFICATE-----")));
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        Api::<ServiceAccount>::namespaced(client.clone(), ns).get("default").await.expect("default SA in built-in namespaces");
+        Api::<ServiceAccount>::namespaced(client.clone(), ns)
+            .get("default")
+            .await
+            .expect("default SA in built-in namespaces");
     }
 
     // Deleting the namespace: Terminating while a finalizer holds a ConfigMap, then gone.
     let mut held = cm("held");
     held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     let team_cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
-    team_cms.create(&PostParams::default(), &held).await.expect("create held");
-    team_cms.create(&PostParams::default(), &cm("plain")).await.expect("create plain");
-    let r = raw(&sim, "DELETE", "/api/v1/namespaces/team", Some("application/json"), br#"{"propagationPolicy":"Background"}"#).await;
+    team_cms
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("create held");
+    team_cms
+        .create(&PostParams::default(), &cm("plain"))
+        .await
+        .expect("create plain");
+    let r = raw(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/team",
+        Some("application/json"),
+        br#"{"propagationPolicy":"Background"}"#,
+    )
+    .await;
     assert_eq!(r.code, 200);
     let v = r.json();
     assert_eq!(v["kind"], "Namespace");
@@ -305,13 +499,35 @@ async fn every_namespace_has_its_default_objects_and_the_cluster_its_kubernetes_
         async move { team_cms.get_opt("plain").await.ok().flatten().is_none().then_some(()) }
     })
     .await;
-    let r = raw(&sim, "POST", "/api/v1/namespaces/team/configmaps", Some("application/json"), br#"{"metadata":{"name":"late"}}"#).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/team/configmaps",
+        Some("application/json"),
+        br#"{"metadata":{"name":"late"}}"#,
+    )
+    .await;
     assert_eq!(r.code, 403);
-    assert_eq!(r.json()["message"], "configmaps is forbidden: unable to create new content in namespace team because it is being terminated");
-    assert_eq!(nss.get("team").await.expect("still there").status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(
+        r.json()["message"],
+        "configmaps is forbidden: unable to create new content in namespace team because it is being terminated"
+    );
+    assert_eq!(
+        nss.get("team")
+            .await
+            .expect("still there")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Terminating")
+    );
     let patch = json!({"metadata": {"finalizers": null}});
     team_cms
-        .patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .patch(
+            "held",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
         .await
         .expect("release the finalizer");
     common::wait_for("the namespace to go", LONG, || {
@@ -333,14 +549,28 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     let sim = sim().await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dbg"},
         "spec": {"containers": [{"name": "c", "image": "app:1"}]}});
-    let r = raw(&sim, "POST", "/api/v1/namespaces/default/pods", Some("application/json"), pod.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        pod.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 201);
     let path = "/api/v1/namespaces/default/pods/dbg/ephemeralcontainers";
     let r = raw(&sim, "GET", path, None, b"").await;
     assert_eq!(r.code, 200);
     assert!(r.json()["spec"].get("ephemeralContainers").is_none());
     let add = json!({"spec": {"ephemeralContainers": [{"name": "debug", "image": "busybox:1"}]}});
-    let r = raw(&sim, "PATCH", path, Some("application/strategic-merge-patch+json"), add.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "PATCH",
+        path,
+        Some("application/strategic-merge-patch+json"),
+        add.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["spec"]["ephemeralContainers"][0]["name"], "debug");
     // Removing one is refused; so is changing them through the pod itself.
@@ -349,7 +579,14 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     let r = raw(&sim, "PUT", path, Some("application/json"), p.to_string().as_bytes()).await;
     assert_eq!(r.code, 422);
     assert_eq!(r.json()["message"], "Pod \"dbg\" is invalid: spec.ephemeralContainers[0]: Forbidden: existing ephemeral containers may not be removed");
-    let r = raw(&sim, "PUT", "/api/v1/namespaces/default/pods/dbg", Some("application/json"), p.to_string().as_bytes()).await;
+    let r = raw(
+        &sim,
+        "PUT",
+        "/api/v1/namespaces/default/pods/dbg",
+        Some("application/json"),
+        p.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 422);
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueForbidden");
 }

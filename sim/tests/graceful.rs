@@ -27,7 +27,14 @@ async fn sim_with(stop_delay: Duration) -> Sim {
 async fn running_pod(sim: &Sim, name: &str, image: &str, grace: i64) {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"terminationGracePeriodSeconds": grace, "containers": [{"name": "c", "image": image}]}});
-    let r = raw(sim, "POST", "/api/v1/namespaces/default/pods", Some("application/json"), pod.to_string().as_bytes()).await;
+    let r = raw(
+        sim,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        pod.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
     let path = format!("/api/v1/namespaces/default/pods/{name}");
     wait_for("the pod to run", LONG, || {
@@ -38,14 +45,26 @@ async fn running_pod(sim: &Sim, name: &str, image: &str, grace: i64) {
 }
 
 async fn exists(sim: &Sim, name: &str) -> bool {
-    raw(sim, "GET", &format!("/api/v1/namespaces/default/pods/{name}"), None, b"").await.code == 200
+    raw(
+        sim,
+        "GET",
+        &format!("/api/v1/namespaces/default/pods/{name}"),
+        None,
+        b"",
+    )
+    .await
+    .code
+        == 200
 }
 
 /// A process that records SIGTERM in `dir/term` and exits once `dir/go` exists (or never, with
 /// `ignore`: it ignores SIGTERM).
 fn spawn_process(dir: &Path, ignore: bool) -> tokio::process::Child {
     let script = if ignore {
-        format!("trap 'echo term > {d}/term' TERM; while true; do sleep 0.05; done", d = dir.display())
+        format!(
+            "trap 'echo term > {d}/term' TERM; while true; do sleep 0.05; done",
+            d = dir.display()
+        )
     } else {
         format!(
             "trap 'echo term > {d}/term; while [ ! -e {d}/go ]; do sleep 0.05; done; exit 0' TERM; while true; do sleep 0.05; done",
@@ -83,13 +102,24 @@ async fn a_deleted_pod_stays_terminating_until_its_attached_process_exits() {
     let pid = child.id().expect("pid");
     // Through the CLI, as a test driving a separate `baton-sim serve` would.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
-        .args(["attach", "--namespace", "default", "--pod", "agent", "--pid", &pid.to_string()])
+        .args([
+            "attach",
+            "--namespace",
+            "default",
+            "--pod",
+            "agent",
+            "--pid",
+            &pid.to_string(),
+        ])
         .env("KUBECONFIG", sim.kubeconfig_path())
         .output()
         .await
         .expect("baton-sim attach runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("attached process {pid} to pod default/agent\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("attached process {pid} to pod default/agent\n")
+    );
 
     let r = raw(&sim, "DELETE", "/api/v1/namespaces/default/pods/agent", None, b"").await;
     assert_eq!(r.code, 200);
@@ -120,7 +150,14 @@ async fn a_process_that_ignores_sigterm_is_killed_when_the_grace_period_ends() {
     let child = spawn_process(&dir, true);
     let pid = child.id().expect("pid");
     sim.kubelet.attach_pid("default", "stubborn", pid).expect("attach");
-    let r = raw(&sim, "DELETE", "/api/v1/namespaces/default/pods/stubborn", Some("application/json"), br#"{"gracePeriodSeconds":1}"#).await;
+    let r = raw(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/stubborn",
+        Some("application/json"),
+        br#"{"gracePeriodSeconds":1}"#,
+    )
+    .await;
     assert_eq!(r.code, 200);
     wait_for("SIGTERM to reach the process", LONG, || {
         let f = dir.join("term");
@@ -144,7 +181,14 @@ async fn force_delete_removes_the_pod_at_once_and_signals_nothing() {
     let mut child = spawn_process(&dir, false);
     let pid = child.id().expect("pid");
     sim.kubelet.attach_pid("default", "forced", pid).expect("attach");
-    let r = raw(&sim, "DELETE", "/api/v1/namespaces/default/pods/forced", Some("application/json"), br#"{"gracePeriodSeconds":0}"#).await;
+    let r = raw(
+        &sim,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/forced",
+        Some("application/json"),
+        br#"{"gracePeriodSeconds":0}"#,
+    )
+    .await;
     assert_eq!(r.code, 200);
     assert!(!exists(&sim, "forced").await, "gone at once");
     // Give a wrongly sent signal every chance to arrive, then check none did.
@@ -169,11 +213,25 @@ async fn without_a_process_the_stop_delay_holds_the_pod_but_never_past_the_grace
     })
     .await;
     // Attaching to a missing pod or a dead process is refused.
-    let r = raw(&sim, "POST", "/baton-sim/attach?namespace=default&pod=nope&pid=1", None, b"").await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/baton-sim/attach?namespace=default&pod=nope&pid=1",
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 404);
     assert_eq!(r.json()["message"], "pods \"nope\" not found");
     running_pod(&sim, "other", "app:1", 1).await;
-    let r = raw(&sim, "POST", "/baton-sim/attach?namespace=default&pod=other&pid=4294967295", None, b"").await;
+    let r = raw(
+        &sim,
+        "POST",
+        "/baton-sim/attach?namespace=default&pod=other&pid=4294967295",
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(r.code, 400);
     assert_eq!(r.json()["message"], "process 4294967295 is not running");
 }

@@ -34,7 +34,9 @@ fn set_last_applied(obj: &mut Value, config: &Value) {
             }
         }
     }
-    let Ok(text) = serde_json::to_string(&applied) else { return };
+    let Ok(text) = serde_json::to_string(&applied) else {
+        return;
+    };
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         let ann = meta.entry("annotations").or_insert_with(|| json!({}));
         if let Some(ann) = ann.as_object_mut() {
@@ -114,7 +116,8 @@ impl Core {
                 let last = live.as_ref().and_then(last_applied);
                 match last {
                     Some(last) if opts.field_manager == KUBECTL => {
-                        let allowed = managed::unchanged_last_applied(&last, live.as_ref().unwrap_or(&Value::Null), &lt);
+                        let allowed =
+                            managed::unchanged_last_applied(&last, live.as_ref().unwrap_or(&Value::Null), &lt);
                         let rest: Vec<_> = conflicts.into_iter().filter(|c| !allowed.contains(&c.field)).collect();
                         if rest.is_empty() {
                             run(true)
@@ -134,16 +137,16 @@ impl Core {
                 merged
             })
             .map_err(|conflicts| {
-            let causes = conflicts
-                .iter()
-                .map(|c| StatusCause {
-                    reason: "FieldManagerConflict".into(),
-                    message: format!("conflict with \"{}\"", c.manager),
-                    field: c.field.clone(),
-                })
-                .collect();
-            ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
-        })?;
+                let causes = conflicts
+                    .iter()
+                    .map(|c| StatusCause {
+                        reason: "FieldManagerConflict".into(),
+                        message: format!("conflict with \"{}\"", c.manager),
+                        field: c.field.clone(),
+                    })
+                    .collect();
+                ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
+            })?;
         let no_manager = Opts {
             field_manager: String::new(),
             ..opts.clone()

@@ -171,7 +171,9 @@ impl Core {
                 "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]});
             let _ = self.create(&rt, None, role, &opts);
         }
-        let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else { return };
+        let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else {
+            return;
+        };
         let gvs: Vec<(String, String)> = {
             let reg = self.registry();
             let mut v: Vec<(String, String)> = reg.all().map(|t| (t.group.clone(), t.version.clone())).collect();
@@ -189,7 +191,9 @@ impl Core {
 
     /// `default/kubernetes`, the Service every cluster has for its API server.
     fn create_default_service(&self) {
-        let Some(rt) = self.resource("", "services") else { return };
+        let Some(rt) = self.resource("", "services") else {
+            return;
+        };
         let svc = json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}], "sessionAffinity": "None", "type": "ClusterIP"}});

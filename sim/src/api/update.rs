@@ -76,8 +76,14 @@ fn same_metadata(a: Option<&Value>, b: Option<&Value>) -> bool {
 /// The pod with the ephemeral containers of `body`: existing ones may not change or go.
 fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value) -> Result<Value, ApiError> {
     let empty = Vec::new();
-    let before = old.pointer("/spec/ephemeralContainers").and_then(Value::as_array).unwrap_or(&empty);
-    let after = body.pointer("/spec/ephemeralContainers").and_then(Value::as_array).unwrap_or(&empty);
+    let before = old
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let after = body
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     for (i, c) in before.iter().enumerate() {
         let kept = after.iter().any(|n| n.get("name") == c.get("name"));
         if !kept {
@@ -97,7 +103,8 @@ fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value
     crate::api::set_pointer(&mut n, "/spec/ephemeralContainers", Value::Array(after.clone()));
     if let Some(Value::Array(cs)) = n.pointer_mut("/spec/ephemeralContainers") {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
             c.entry("terminationMessagePolicy").or_insert(json!("File"));
             c.entry("imagePullPolicy").or_insert(json!("IfNotPresent"));
             c.entry("resources").or_insert(json!({}));

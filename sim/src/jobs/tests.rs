@@ -13,11 +13,22 @@ fn job(completions: Option<i64>, parallelism: i64, backoff: i64) -> Value {
 }
 
 fn pod(name: &str, phase: &str) -> PodView {
-    PodView { name: name.into(), phase: phase.into(), deleting: false, ready: phase == "Running", restarts: 0 }
+    PodView {
+        name: name.into(),
+        phase: phase.into(),
+        deleting: false,
+        ready: phase == "Running",
+        restarts: 0,
+    }
 }
 
 fn types(status: &Value) -> Vec<String> {
-    status["conditions"].as_array().into_iter().flatten().map(|c| c["type"].as_str().unwrap_or("").to_string()).collect()
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["type"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[test]
@@ -25,7 +36,11 @@ fn starts_up_to_parallelism_pods_but_no_more_than_remaining_completions() {
     let p = plan(&job(Some(3), 2, 6), &[], NOW);
     assert_eq!((p.create, p.delete.len()), (2, 0));
     assert_eq!(p.status["active"], 2);
-    let p = plan(&job(Some(3), 2, 6), &[pod("a", "Succeeded"), pod("b", "Succeeded"), pod("c", "Running")], NOW);
+    let p = plan(
+        &job(Some(3), 2, 6),
+        &[pod("a", "Succeeded"), pod("b", "Succeeded"), pod("c", "Running")],
+        NOW,
+    );
     assert_eq!(p.create, 0, "one more completion needed and one pod runs");
     let p = plan(&job(Some(3), 5, 6), &[pod("a", "Succeeded")], NOW);
     assert_eq!(p.create, 2);
@@ -33,7 +48,11 @@ fn starts_up_to_parallelism_pods_but_no_more_than_remaining_completions() {
 
 #[test]
 fn completes_when_enough_pods_succeeded() {
-    let p = plan(&job(Some(2), 1, 6), &[pod("a", "Succeeded"), pod("b", "Succeeded")], NOW);
+    let p = plan(
+        &job(Some(2), 1, 6),
+        &[pod("a", "Succeeded"), pod("b", "Succeeded")],
+        NOW,
+    );
     assert_eq!(types(&p.status), vec!["SuccessCriteriaMet", "Complete"]);
     assert_eq!(p.status["conditions"][1]["reason"], "CompletionsReached");
     assert_eq!(p.status["succeeded"], 2);
@@ -42,17 +61,27 @@ fn completes_when_enough_pods_succeeded() {
     // Finished jobs start nothing.
     let mut done = job(Some(2), 1, 6);
     done["status"] = p.status.clone();
-    assert_eq!(plan(&done, &[pod("a", "Succeeded"), pod("b", "Succeeded")], NOW).create, 0);
+    assert_eq!(
+        plan(&done, &[pod("a", "Succeeded"), pod("b", "Succeeded")], NOW).create,
+        0
+    );
 }
 
 #[test]
 fn fails_once_failures_exceed_the_backoff_limit() {
     let p = plan(&job(Some(1), 1, 1), &[pod("a", "Failed")], NOW);
     assert_eq!(p.create, 1, "one failure is within backoffLimit 1: retry");
-    let p = plan(&job(Some(1), 1, 1), &[pod("a", "Failed"), pod("b", "Failed"), pod("c", "Running")], NOW);
+    let p = plan(
+        &job(Some(1), 1, 1),
+        &[pod("a", "Failed"), pod("b", "Failed"), pod("c", "Running")],
+        NOW,
+    );
     assert_eq!(types(&p.status), vec!["FailureTarget", "Failed"]);
     assert_eq!(p.status["conditions"][1]["reason"], "BackoffLimitExceeded");
-    assert_eq!(p.status["conditions"][1]["message"], "Job has reached the specified backoff limit");
+    assert_eq!(
+        p.status["conditions"][1]["message"],
+        "Job has reached the specified backoff limit"
+    );
     assert_eq!(p.delete, vec!["c".to_string()], "active pods are deleted");
     assert_eq!(p.status["failed"], 2);
 }

@@ -15,7 +15,10 @@ pub(super) struct Completion {
 
 /// Whether (and how) a pod runs to completion.
 pub(super) fn completion(pod: &Value) -> Option<Completion> {
-    let policy = pod.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+    let policy = pod
+        .pointer("/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
     if policy == "Always" {
         return None;
     }

@@ -84,7 +84,9 @@ pub fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<V
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => decode::<pb::api::rbac::v1::ClusterRole>(raw),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleList") => decode::<pb::api::rbac::v1::ClusterRoleList>(raw),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => decode::<pb::api::rbac::v1::ClusterRoleBinding>(raw),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList") => decode::<pb::api::rbac::v1::ClusterRoleBindingList>(raw),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList") => {
+            decode::<pb::api::rbac::v1::ClusterRoleBindingList>(raw)
+        }
         ("policy/v1", "PodDisruptionBudget") => decode::<pb::api::policy::v1::PodDisruptionBudget>(raw),
         ("policy/v1", "PodDisruptionBudgetList") => decode::<pb::api::policy::v1::PodDisruptionBudgetList>(raw),
         ("v1", "DeleteOptions") => decode::<pb::apimachinery::pkg::apis::meta::v1::DeleteOptions>(raw),
@@ -129,7 +131,9 @@ pub fn encode_kind(api_version: &str, kind: &str, v: &Value) -> Option<Result<Ve
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => encode::<pb::api::rbac::v1::ClusterRole>(v),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleList") => encode::<pb::api::rbac::v1::ClusterRoleList>(v),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => encode::<pb::api::rbac::v1::ClusterRoleBinding>(v),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList") => encode::<pb::api::rbac::v1::ClusterRoleBindingList>(v),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList") => {
+            encode::<pb::api::rbac::v1::ClusterRoleBindingList>(v)
+        }
         ("policy/v1", "PodDisruptionBudget") => encode::<pb::api::policy::v1::PodDisruptionBudget>(v),
         ("policy/v1", "PodDisruptionBudgetList") => encode::<pb::api::policy::v1::PodDisruptionBudgetList>(v),
         ("v1", "DeleteOptions") => encode::<pb::apimachinery::pkg::apis::meta::v1::DeleteOptions>(v),
@@ -2777,8 +2781,16 @@ impl Pb for pb::api::core::v1::NodeAddress {
 impl Pb for pb::api::core::v1::NodeAffinity {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        m(&mut o, "requiredDuringSchedulingIgnoredDuringExecution", &self.required_during_scheduling_ignored_during_execution)?;
-        ml(&mut o, "preferredDuringSchedulingIgnoredDuringExecution", &self.preferred_during_scheduling_ignored_during_execution)?;
+        m(
+            &mut o,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            &self.required_during_scheduling_ignored_during_execution,
+        )?;
+        ml(
+            &mut o,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            &self.preferred_during_scheduling_ignored_during_execution,
+        )?;
         Ok(Value::Object(o))
     }
 
@@ -2787,8 +2799,12 @@ impl Pb for pb::api::core::v1::NodeAffinity {
         for (k, v) in obj(v, "NodeAffinity")? {
             let k = k.as_str();
             match k {
-                "requiredDuringSchedulingIgnoredDuringExecution" => m.required_during_scheduling_ignored_during_execution = get_m(k, v)?,
-                "preferredDuringSchedulingIgnoredDuringExecution" => m.preferred_during_scheduling_ignored_during_execution = get_ml(k, v)?,
+                "requiredDuringSchedulingIgnoredDuringExecution" => {
+                    m.required_during_scheduling_ignored_during_execution = get_m(k, v)?
+                }
+                "preferredDuringSchedulingIgnoredDuringExecution" => {
+                    m.preferred_during_scheduling_ignored_during_execution = get_ml(k, v)?
+                }
                 _ => {}
             }
         }
@@ -3365,8 +3381,16 @@ impl Pb for pb::api::core::v1::Pod {
 impl Pb for pb::api::core::v1::PodAffinity {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        ml(&mut o, "requiredDuringSchedulingIgnoredDuringExecution", &self.required_during_scheduling_ignored_during_execution)?;
-        ml(&mut o, "preferredDuringSchedulingIgnoredDuringExecution", &self.preferred_during_scheduling_ignored_during_execution)?;
+        ml(
+            &mut o,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            &self.required_during_scheduling_ignored_during_execution,
+        )?;
+        ml(
+            &mut o,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            &self.preferred_during_scheduling_ignored_during_execution,
+        )?;
         Ok(Value::Object(o))
     }
 
@@ -3375,8 +3399,12 @@ impl Pb for pb::api::core::v1::PodAffinity {
         for (k, v) in obj(v, "PodAffinity")? {
             let k = k.as_str();
             match k {
-                "requiredDuringSchedulingIgnoredDuringExecution" => m.required_during_scheduling_ignored_during_execution = get_ml(k, v)?,
-                "preferredDuringSchedulingIgnoredDuringExecution" => m.preferred_during_scheduling_ignored_during_execution = get_ml(k, v)?,
+                "requiredDuringSchedulingIgnoredDuringExecution" => {
+                    m.required_during_scheduling_ignored_during_execution = get_ml(k, v)?
+                }
+                "preferredDuringSchedulingIgnoredDuringExecution" => {
+                    m.preferred_during_scheduling_ignored_during_execution = get_ml(k, v)?
+                }
                 _ => {}
             }
         }
@@ -3417,8 +3445,16 @@ impl Pb for pb::api::core::v1::PodAffinityTerm {
 impl Pb for pb::api::core::v1::PodAntiAffinity {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        ml(&mut o, "requiredDuringSchedulingIgnoredDuringExecution", &self.required_during_scheduling_ignored_during_execution)?;
-        ml(&mut o, "preferredDuringSchedulingIgnoredDuringExecution", &self.preferred_during_scheduling_ignored_during_execution)?;
+        ml(
+            &mut o,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            &self.required_during_scheduling_ignored_during_execution,
+        )?;
+        ml(
+            &mut o,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            &self.preferred_during_scheduling_ignored_during_execution,
+        )?;
         Ok(Value::Object(o))
     }
 
@@ -3427,8 +3463,12 @@ impl Pb for pb::api::core::v1::PodAntiAffinity {
         for (k, v) in obj(v, "PodAntiAffinity")? {
             let k = k.as_str();
             match k {
-                "requiredDuringSchedulingIgnoredDuringExecution" => m.required_during_scheduling_ignored_during_execution = get_ml(k, v)?,
-                "preferredDuringSchedulingIgnoredDuringExecution" => m.preferred_during_scheduling_ignored_during_execution = get_ml(k, v)?,
+                "requiredDuringSchedulingIgnoredDuringExecution" => {
+                    m.required_during_scheduling_ignored_during_execution = get_ml(k, v)?
+                }
+                "preferredDuringSchedulingIgnoredDuringExecution" => {
+                    m.preferred_during_scheduling_ignored_during_execution = get_ml(k, v)?
+                }
                 _ => {}
             }
         }
@@ -3768,13 +3808,21 @@ impl Pb for pb::api::core::v1::PodSpec {
         ml(&mut o, "containers", &self.containers)?;
         ml(&mut o, "ephemeralContainers", &self.ephemeral_containers)?;
         s(&mut o, "restartPolicy", &self.restart_policy);
-        n(&mut o, "terminationGracePeriodSeconds", &self.termination_grace_period_seconds);
+        n(
+            &mut o,
+            "terminationGracePeriodSeconds",
+            &self.termination_grace_period_seconds,
+        );
         n(&mut o, "activeDeadlineSeconds", &self.active_deadline_seconds);
         s(&mut o, "dnsPolicy", &self.dns_policy);
         map_s(&mut o, "nodeSelector", &self.node_selector);
         s(&mut o, "serviceAccountName", &self.service_account_name);
         s(&mut o, "serviceAccount", &self.service_account);
-        n(&mut o, "automountServiceAccountToken", &self.automount_service_account_token);
+        n(
+            &mut o,
+            "automountServiceAccountToken",
+            &self.automount_service_account_token,
+        );
         s(&mut o, "nodeName", &self.node_name);
         n(&mut o, "hostNetwork", &self.host_network);
         n(&mut o, "hostPID", &self.host_pid);
@@ -3882,7 +3930,11 @@ impl Pb for pb::api::core::v1::PodStatus {
         ml(&mut o, "ephemeralContainerStatuses", &self.ephemeral_container_statuses)?;
         s(&mut o, "resize", &self.resize);
         ml(&mut o, "resourceClaimStatuses", &self.resource_claim_statuses)?;
-        m(&mut o, "extendedResourceClaimStatus", &self.extended_resource_claim_status)?;
+        m(
+            &mut o,
+            "extendedResourceClaimStatus",
+            &self.extended_resource_claim_status,
+        )?;
         map_m(&mut o, "allocatedResources", &self.allocated_resources)?;
         m(&mut o, "resources", &self.resources)?;
         Ok(Value::Object(o))
@@ -4021,7 +4073,11 @@ impl Pb for pb::api::core::v1::Probe {
         n(&mut o, "periodSeconds", &self.period_seconds);
         n(&mut o, "successThreshold", &self.success_threshold);
         n(&mut o, "failureThreshold", &self.failure_threshold);
-        n(&mut o, "terminationGracePeriodSeconds", &self.termination_grace_period_seconds);
+        n(
+            &mut o,
+            "terminationGracePeriodSeconds",
+            &self.termination_grace_period_seconds,
+        );
         Ok(Value::Object(o))
     }
 
@@ -4574,7 +4630,11 @@ impl Pb for pb::api::core::v1::ServiceAccount {
         m(&mut o, "metadata", &self.metadata)?;
         ml(&mut o, "secrets", &self.secrets)?;
         ml(&mut o, "imagePullSecrets", &self.image_pull_secrets)?;
-        n(&mut o, "automountServiceAccountToken", &self.automount_service_account_token);
+        n(
+            &mut o,
+            "automountServiceAccountToken",
+            &self.automount_service_account_token,
+        );
         Ok(Value::Object(o))
     }
 
@@ -4711,7 +4771,11 @@ impl Pb for pb::api::core::v1::ServiceSpec {
         m(&mut o, "sessionAffinityConfig", &self.session_affinity_config)?;
         list(&mut o, "ipFamilies", &self.ip_families);
         s(&mut o, "ipFamilyPolicy", &self.ip_family_policy);
-        n(&mut o, "allocateLoadBalancerNodePorts", &self.allocate_load_balancer_node_ports);
+        n(
+            &mut o,
+            "allocateLoadBalancerNodePorts",
+            &self.allocate_load_balancer_node_ports,
+        );
         s(&mut o, "loadBalancerClass", &self.load_balancer_class);
         s(&mut o, "internalTrafficPolicy", &self.internal_traffic_policy);
         s(&mut o, "trafficDistribution", &self.traffic_distribution);
@@ -5496,7 +5560,11 @@ impl Pb for pb::api::policy::v1::PodDisruptionBudgetSpec {
         m(&mut o, "minAvailable", &self.min_available)?;
         m(&mut o, "selector", &self.selector)?;
         m(&mut o, "maxUnavailable", &self.max_unavailable)?;
-        s(&mut o, "unhealthyPodEvictionPolicy", &self.unhealthy_pod_eviction_policy);
+        s(
+            &mut o,
+            "unhealthyPodEvictionPolicy",
+            &self.unhealthy_pod_eviction_policy,
+        );
         Ok(Value::Object(o))
     }
 
@@ -5866,7 +5934,11 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
         n(&mut o, "orphanDependents", &self.orphan_dependents);
         s(&mut o, "propagationPolicy", &self.propagation_policy);
         list(&mut o, "dryRun", &self.dry_run);
-        n(&mut o, "ignoreStoreReadErrorWithClusterBreakingPotential", &self.ignore_store_read_error_with_cluster_breaking_potential);
+        n(
+            &mut o,
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+            &self.ignore_store_read_error_with_cluster_breaking_potential,
+        );
         Ok(Value::Object(o))
     }
 
@@ -5880,7 +5952,9 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
                 "orphanDependents" => m.orphan_dependents = get_bool(k, v)?,
                 "propagationPolicy" => m.propagation_policy = get_s(k, v)?,
                 "dryRun" => m.dry_run = get_list(k, v, get_s)?,
-                "ignoreStoreReadErrorWithClusterBreakingPotential" => m.ignore_store_read_error_with_cluster_breaking_potential = get_bool(k, v)?,
+                "ignoreStoreReadErrorWithClusterBreakingPotential" => {
+                    m.ignore_store_read_error_with_cluster_breaking_potential = get_bool(k, v)?
+                }
                 _ => {}
             }
         }
@@ -6004,7 +6078,11 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         n(&mut o, "generation", &self.generation);
         m(&mut o, "creationTimestamp", &self.creation_timestamp)?;
         m(&mut o, "deletionTimestamp", &self.deletion_timestamp)?;
-        n(&mut o, "deletionGracePeriodSeconds", &self.deletion_grace_period_seconds);
+        n(
+            &mut o,
+            "deletionGracePeriodSeconds",
+            &self.deletion_grace_period_seconds,
+        );
         map_s(&mut o, "labels", &self.labels);
         map_s(&mut o, "annotations", &self.annotations);
         ml(&mut o, "ownerReferences", &self.owner_references)?;
@@ -6091,4 +6169,3 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::Preconditions {
         Ok(m)
     }
 }
-

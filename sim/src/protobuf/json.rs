@@ -56,7 +56,10 @@ pub fn by(o: &mut Map<String, Value>, key: &str, v: &Option<Vec<u8>>) {
 
 pub fn list<T: Clone + Into<Value>>(o: &mut Map<String, Value>, key: &str, v: &[T]) {
     if !v.is_empty() {
-        o.insert(key.to_string(), Value::Array(v.iter().cloned().map(Into::into).collect()));
+        o.insert(
+            key.to_string(),
+            Value::Array(v.iter().cloned().map(Into::into).collect()),
+        );
     }
 }
 
@@ -76,7 +79,11 @@ pub fn mb<T: Pb>(o: &mut Map<String, Value>, key: &str, v: &Option<Box<T>>) -> R
 
 pub fn ml<T: Pb>(o: &mut Map<String, Value>, key: &str, v: &[T]) -> Result<(), String> {
     if !v.is_empty() {
-        let items = v.iter().map(Pb::to_json).collect::<Result<Vec<_>, _>>().map_err(|e| format!("{key}: {e}"))?;
+        let items = v
+            .iter()
+            .map(Pb::to_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{key}: {e}"))?;
         o.insert(key.to_string(), Value::Array(items));
     }
     Ok(())
@@ -95,7 +102,11 @@ pub fn map_b(o: &mut Map<String, Value>, key: &str, v: &BTreeMap<String, Vec<u8>
     if !v.is_empty() {
         o.insert(
             key.to_string(),
-            Value::Object(v.iter().map(|(k, v)| (k.clone(), Value::String(b64().encode(v)))).collect()),
+            Value::Object(
+                v.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(b64().encode(v))))
+                    .collect(),
+            ),
         );
     }
 }
@@ -171,7 +182,10 @@ pub fn get_i64(key: &str, v: &Value) -> Result<Option<i64>, String> {
 pub fn get_f64(key: &str, v: &Value) -> Result<Option<f64>, String> {
     match v {
         Value::Null => Ok(None),
-        other => other.as_f64().map(Some).ok_or_else(|| type_error(key, "float64", other)),
+        other => other
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| type_error(key, "float64", other)),
     }
 }
 
@@ -191,7 +205,11 @@ pub fn get_by(key: &str, v: &Value) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// A list of scalars through one of the `get_*` readers.
-pub fn get_list<T>(key: &str, v: &Value, one: impl Fn(&str, &Value) -> Result<Option<T>, String>) -> Result<Vec<T>, String> {
+pub fn get_list<T>(
+    key: &str,
+    v: &Value,
+    one: impl Fn(&str, &Value) -> Result<Option<T>, String>,
+) -> Result<Vec<T>, String> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::Array(a) => a.iter().filter_map(|x| one(key, x).transpose()).collect(),
@@ -213,12 +231,19 @@ pub fn get_mb<T: Pb>(key: &str, v: &Value) -> Result<Option<Box<T>>, String> {
 pub fn get_ml<T: Pb>(key: &str, v: &Value) -> Result<Vec<T>, String> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Array(a) => a.iter().map(|x| T::from_json(x).map_err(|e| format!("{key}: {e}"))).collect(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| T::from_json(x).map_err(|e| format!("{key}: {e}")))
+            .collect(),
         other => Err(type_error(key, "list", other)),
     }
 }
 
-fn get_map<T>(key: &str, v: &Value, one: impl Fn(&str, &Value) -> Result<Option<T>, String>) -> Result<BTreeMap<String, T>, String> {
+fn get_map<T>(
+    key: &str,
+    v: &Value,
+    one: impl Fn(&str, &Value) -> Result<Option<T>, String>,
+) -> Result<BTreeMap<String, T>, String> {
     match v {
         Value::Null => Ok(BTreeMap::new()),
         Value::Object(o) => o
@@ -253,7 +278,11 @@ fn time_json(seconds: Option<i64>, nanos: Option<i32>, micro: bool) -> Result<Va
     }
     let ts = jiff::Timestamp::new(secs, if micro { nanos.unwrap_or(0) } else { 0 })
         .map_err(|e| format!("time {secs}s: {e}"))?;
-    let fmt = if micro { "%Y-%m-%dT%H:%M:%S.%6fZ" } else { "%Y-%m-%dT%H:%M:%SZ" };
+    let fmt = if micro {
+        "%Y-%m-%dT%H:%M:%S.%6fZ"
+    } else {
+        "%Y-%m-%dT%H:%M:%SZ"
+    };
     Ok(Value::String(ts.strftime(fmt).to_string()))
 }
 

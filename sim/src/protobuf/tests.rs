@@ -324,12 +324,27 @@ fn a_pod_round_trips_and_k8s_pb_reads_our_bytes() {
     assert_eq!(status.host_ip.as_deref(), Some("10.0.0.1"));
     assert_eq!(status.pod_ips[0].ip.as_deref(), Some("10.244.0.2"));
     let c = &p.spec.expect("spec").containers[0];
-    let port = c.readiness_probe.as_ref().and_then(|r| r.handler.as_ref()).and_then(|h| h.http_get.as_ref()).and_then(|g| g.port.clone());
+    let port = c
+        .readiness_probe
+        .as_ref()
+        .and_then(|r| r.handler.as_ref())
+        .and_then(|h| h.http_get.as_ref())
+        .and_then(|g| g.port.clone());
     assert_eq!(port.and_then(|p| p.str_val).as_deref(), Some("http"));
-    let cm_ref = c.env[0].value_from.as_ref().and_then(|v| v.config_map_key_ref.as_ref()).expect("configMapKeyRef");
-    assert_eq!(cm_ref.local_object_reference.as_ref().and_then(|l| l.name.as_deref()), Some("cm"));
+    let cm_ref = c.env[0]
+        .value_from
+        .as_ref()
+        .and_then(|v| v.config_map_key_ref.as_ref())
+        .expect("configMapKeyRef");
     assert_eq!(
-        c.resources.as_ref().and_then(|r| r.limits.get("cpu")).and_then(|q| q.string.as_deref()),
+        cm_ref.local_object_reference.as_ref().and_then(|l| l.name.as_deref()),
+        Some("cm")
+    );
+    assert_eq!(
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.get("cpu"))
+            .and_then(|q| q.string.as_deref()),
         Some("500m")
     );
 }

@@ -13,8 +13,8 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::Stored;
 use crate::table;
 
-use super::response::{json_response, raw_response};
 use super::negotiate::{partial, Output, Shape};
+use super::response::{json_response, raw_response};
 use super::{Body, Server, TABLE_CT};
 
 impl Server {

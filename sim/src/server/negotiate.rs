@@ -60,7 +60,10 @@ pub(super) fn negotiate(accept: &str, shape: Shape, protobuf: bool) -> Result<Ou
                 _ => {}
             }
         }
-        let json_like = matches!(media.as_str(), "application/json" | "application/yaml" | "*/*" | "application/*");
+        let json_like = matches!(
+            media.as_str(),
+            "application/json" | "application/yaml" | "*/*" | "application/*"
+        );
         if media == crate::protobuf::MEDIA_TYPE {
             // Protobuf of objects only; transforms (Table, metadata) are answered in JSON by
             // the clauses that ask for them in JSON.
@@ -101,7 +104,11 @@ pub(super) fn negotiate(accept: &str, shape: Shape, protobuf: bool) -> Result<Ou
     }
     Err(not_acceptable(format!(
         "only the following media types are accepted: {}",
-        if shape == Shape::Watch { ACCEPTED_WATCH } else { ACCEPTED }
+        if shape == Shape::Watch {
+            ACCEPTED_WATCH
+        } else {
+            ACCEPTED
+        }
     )))
 }
 
@@ -153,7 +160,15 @@ mod tests {
         assert_eq!(negotiate(list, Shape::List, false).ok(), Some(Output::Meta("v1")));
         assert_eq!(negotiate("", Shape::Object, false).ok(), Some(Output::Json));
         assert_eq!(negotiate("*/*", Shape::Object, false).ok(), Some(Output::Json));
-        assert_eq!(negotiate("application/json;as=Foo;g=meta.k8s.io;v=v1,application/json", Shape::Object, false).ok(), Some(Output::Json));
+        assert_eq!(
+            negotiate(
+                "application/json;as=Foo;g=meta.k8s.io;v=v1,application/json",
+                Shape::Object,
+                false
+            )
+            .ok(),
+            Some(Output::Json)
+        );
     }
 
     #[test]
@@ -164,8 +179,16 @@ mod tests {
             e.map(|e| e.message),
             Some("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf".into())
         );
-        let e = negotiate("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1", Shape::List, false).err();
+        let e = negotiate(
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            Shape::List,
+            false,
+        )
+        .err();
         assert_eq!(e.map(|e| e.reason), Some("NotAcceptable"));
-        assert_eq!(negotiate("text/plain", Shape::Object, false).err().map(|e| e.code), Some(406));
+        assert_eq!(
+            negotiate("text/plain", Shape::Object, false).err().map(|e| e.code),
+            Some(406)
+        );
     }
 }

@@ -37,12 +37,9 @@ impl Server {
                 let tbl = self.table_for(rt, &[v], &rv, None, include);
                 json_response(code, &tbl, TABLE_CT, warnings)
             }
-            Output::Meta(version) => json_response(
-                code,
-                &partial(&v, version),
-                &out.content_type(Shape::Object),
-                warnings,
-            ),
+            Output::Meta(version) => {
+                json_response(code, &partial(&v, version), &out.content_type(Shape::Object), warnings)
+            }
             Output::Protobuf => super::response::protobuf_response(code, rt, &v, warnings),
         }
     }

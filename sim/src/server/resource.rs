@@ -45,7 +45,11 @@ impl Server {
             _ => Shape::Object,
         };
         let out = negotiate(accept, shape, crate::protobuf::encodable(&rt))?;
-        let include = query.get("includeObject").map(String::as_str).unwrap_or("Metadata").to_string();
+        let include = query
+            .get("includeObject")
+            .map(String::as_str)
+            .unwrap_or("Metadata")
+            .to_string();
         match (method.clone(), t.name.clone()) {
             (Method::GET, None) => {
                 if watch {
@@ -84,7 +88,11 @@ impl Server {
                 let v = Self::decode(&body, &ct, true)?;
                 if sub == Sub::Scale {
                     let cur = self.core.get(&rt, &ns, &name)?.value();
-                    return Ok(self.render_reply(&rt, self.core.write_scale(&rt, &ns, &name, &cur, &v, &opts)?, super::negotiate::Output::Json));
+                    return Ok(self.render_reply(
+                        &rt,
+                        self.core.write_scale(&rt, &ns, &name, &cur, &v, &opts)?,
+                        super::negotiate::Output::Json,
+                    ));
                 }
                 Ok(self.render_reply(&rt, self.core.update(&rt, &ns, &name, v, sub, &opts)?, out))
             }

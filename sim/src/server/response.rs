@@ -62,7 +62,11 @@ pub(super) fn protobuf_response(
 }
 
 /// A list in Kubernetes protobuf; JSON when its kind has no protobuf encoding.
-pub(super) fn protobuf_list_response(rt: &crate::resources::ResourceType, meta: &Value, items: Vec<Value>) -> Response<Body> {
+pub(super) fn protobuf_list_response(
+    rt: &crate::resources::ResourceType,
+    meta: &Value,
+    items: Vec<Value>,
+) -> Response<Body> {
     let list = serde_json::json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items});
     protobuf_response(200, rt, &list, &[])
 }

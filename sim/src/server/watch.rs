@@ -20,8 +20,8 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventKind, Stored};
 
 use super::list::matches_sel;
-use super::response::full;
 use super::negotiate::{partial, Output, Shape};
+use super::response::full;
 use super::{Body, Server};
 
 impl Server {

@@ -78,4 +78,3 @@ pub fn uuid_like() -> String {
             .unwrap_or(0)
     )
 }
-
