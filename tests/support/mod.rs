@@ -51,6 +51,8 @@ pub fn fast_kubelet() -> KubeletConfig {
         ready_delay: Duration::from_millis(100),
         slow_factor: 10,
         crash_interval: Duration::from_millis(100),
+        stop_delay: Duration::from_millis(20),
+        run_duration: Duration::from_millis(100),
     }
 }
 
