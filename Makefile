@@ -5,7 +5,7 @@ VENV := .venv
 HELM_SDK := helm-python-sdk==0.2.2
 export CARGO_TERM_COLOR := never
 
-.PHONY: build test lint fmt crds crds-check demo sim bench deps chart-check
+.PHONY: build test lint fmt crds crds-check demo sim bench deps chart-check conformance protobuf
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -36,6 +36,17 @@ crds:
 # Fails when crds/ is not what `baton crds` prints (also checked by tests/crds.rs).
 crds-check:
 	$(CARGO) run --quiet --bin baton -- crds | diff -u crds/baton.dev_crds.yaml - || { echo "crds/ is out of date: run 'make crds'"; exit 1; }
+
+# The simulator's JSON <-> protobuf conversions, generated from the k8s-pb crate's messages.
+protobuf:
+	$(CARGO) run --quiet -p baton-sim --example protobuf_codegen > sim/src/protobuf/generated.rs.new
+	mv sim/src/protobuf/generated.rs.new sim/src/protobuf/generated.rs
+	rustfmt --edition 2021 sim/src/protobuf/generated.rs
+
+# kube-rs 5.0.0's own #[ignore]d cluster tests (from the crate sources crates.io serves) against
+# a fresh simulator; see sim/conformance/run.sh and docs/simulator.md.
+conformance:
+	bash sim/conformance/run.sh
 
 chart-check: deps
 	$(VENV)/bin/python tests/helm/check_chart.py

@@ -495,7 +495,16 @@ async fn partitioned_leader_stops_before_its_lease_expires() {
     // Release the partition: requests of the old leader still held by the simulator are let go.
     // Nothing of it may arrive or change the finished rollout. (A bounded observation window:
     // there is no event to wait for when checking that nothing happens.)
-    let pods_before = identities(&p.env.pods(NAME).await);
+    // Old pods still terminating go on their own (the kubelet's stop delay): take the snapshot
+    // once none is left terminating.
+    let env = &p.env;
+    let pods_before = wait_for("the replaced pods to finish terminating", LONG, || async {
+        let pods = env.pods(NAME).await;
+        pods.iter()
+            .all(|x| x.metadata.deletion_timestamp.is_none())
+            .then(|| identities(&pods))
+    })
+    .await;
     let old_count = old_writes.len();
     sim.faults.unblock(&rule);
     let until = Instant::now() + Duration::from_millis(1500);

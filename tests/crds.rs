@@ -63,3 +63,30 @@ async fn kubectl_apply_client_side_accepts_every_crd() {
         );
     }
 }
+
+/// kube-apiserver refuses a CRD whose rule's *estimated* cost exceeds its budget. Every rule
+/// baton ships (and every messageExpression) stays at or below half of the runtime per-call
+/// limit (1,000,000; the static per-rule limit is 10,000,000), so none can be refused nor
+/// interrupted at run time. Prints every estimate.
+#[test]
+fn every_cel_rule_is_estimated_well_under_budget() {
+    const PER_CALL_LIMIT: u64 = 1_000_000;
+    let mut seen = 0;
+    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::to_value(&crd).expect("json");
+        let costs = baton_sim::cel::rule_costs(&value);
+        for c in &costs {
+            println!("{name} {} cost {}: {}", c.path, c.cost, c.rule);
+            assert!(
+                c.cost <= PER_CALL_LIMIT / 2,
+                "{name} {}: estimated cost {} is over half the budget",
+                c.path,
+                c.cost
+            );
+        }
+        seen += costs.len();
+        assert!(baton_sim::cel::check_crd(&value).is_empty(), "{name} is refused");
+    }
+    assert!(seen >= 2, "only {seen} rules found");
+}

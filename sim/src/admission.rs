@@ -23,6 +23,14 @@ pub fn admit(
     old: Option<&Value>,
     new: &mut Value,
 ) -> Result<Vec<StatusCause>, ApiError> {
+    if rt.group == "batch" && rt.plural == "jobs" {
+        let causes = job(old, new);
+        return Ok(if causes.is_empty() {
+            typed_check(rt, new)
+        } else {
+            causes
+        });
+    }
     if !rt.group.is_empty() && rt.group != "apiextensions.k8s.io" {
         return Ok(typed_check(rt, new));
     }
@@ -31,6 +39,10 @@ pub fn admit(
         ("", "namespaces") => {
             if old.is_none() || new.pointer("/status/phase").is_none() {
                 crate::api::set_pointer(new, "/status/phase", json!("Active"));
+            }
+            // The namespace lifecycle finalizer kube-apiserver adds on create.
+            if old.is_none() && new.pointer("/spec/finalizers").is_none() {
+                crate::api::set_pointer(new, "/spec/finalizers", json!(["kubernetes"]));
             }
             Vec::new()
         }
@@ -68,6 +80,7 @@ fn typed_check(rt: &ResourceType, v: &Value) -> Vec<StatusCause> {
         ("coordination.k8s.io", "Lease") => check::<k::coordination::v1::Lease>(v),
         ("apps", "ControllerRevision") => check::<k::apps::v1::ControllerRevision>(v),
         ("apps", "Deployment") => check::<k::apps::v1::Deployment>(v),
+        ("batch", "Job") => check::<k::batch::v1::Job>(v),
         ("events.k8s.io", "Event") => check::<k::events::v1::Event>(v),
         ("rbac.authorization.k8s.io", "Role") => check::<k::rbac::v1::Role>(v),
         ("rbac.authorization.k8s.io", "ClusterRole") => check::<k::rbac::v1::ClusterRole>(v),
@@ -190,6 +203,81 @@ fn container_ports(i: usize, c: &Value) -> Vec<StatusCause> {
     out
 }
 
+/// Job defaults and validation (`pkg/apis/batch/v1/defaults.go`, `validation.go`), kept to
+/// what the simulated Job controller uses.
+fn job(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
+    let uid = new
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match new.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) {
+        Some("OnFailure" | "Never") => {}
+        None | Some("") => {
+            return vec![cause(
+                "FieldValueRequired",
+                "spec.template.spec.restartPolicy",
+                "Required value: valid values: \"OnFailure\", \"Never\"",
+            )]
+        }
+        Some(other) => {
+            return vec![cause(
+                "FieldValueNotSupported",
+                "spec.template.spec.restartPolicy",
+                format!("Unsupported value: {other:?}: supported values: \"OnFailure\", \"Never\""),
+            )]
+        }
+    }
+    if old.is_some() {
+        return Vec::new();
+    }
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return vec![cause("FieldValueRequired", "spec.template", "Required value")];
+    };
+    if spec.get("completions").is_none() && spec.get("parallelism").is_none() {
+        spec.insert("completions".into(), json!(1));
+    }
+    spec.entry("parallelism").or_insert(json!(1));
+    spec.entry("backoffLimit").or_insert(json!(6));
+    spec.entry("completionMode").or_insert(json!("NonIndexed"));
+    spec.entry("suspend").or_insert(json!(false));
+    spec.entry("podReplacementPolicy")
+        .or_insert(json!("TerminatingOrFailed"));
+    if spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+        let labels = [
+            ("batch.kubernetes.io/controller-uid", uid.as_str()),
+            ("batch.kubernetes.io/job-name", name.as_str()),
+            ("controller-uid", uid.as_str()),
+            ("job-name", name.as_str()),
+        ];
+        if new.pointer("/spec/template/metadata").is_none_or(|m| !m.is_object()) {
+            crate::api::set_pointer(new, "/spec/template/metadata", json!({}));
+        }
+        if let Some(meta) = new
+            .pointer_mut("/spec/template/metadata")
+            .and_then(Value::as_object_mut)
+        {
+            let l = meta.entry("labels").or_insert_with(|| json!({}));
+            if !l.is_object() {
+                *l = json!({});
+            }
+            for (k, v) in labels {
+                l[k] = json!(v);
+            }
+        }
+    }
+    Vec::new()
+}
+
 fn secret(new: &mut Value) -> Vec<StatusCause> {
     let mut out = Vec::new();
     let Some(obj) = new.as_object_mut() else { return out };
@@ -261,6 +349,22 @@ fn service(core: &Core, old: Option<&Value>, new: &mut Value) -> Vec<StatusCause
             json!(format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1)),
         );
     }
+    // What the service REST storage fills in (single-stack IPv4 cluster).
+    let headless_or_external = matches!(spec.get("type").and_then(Value::as_str), Some("ExternalName"));
+    if !headless_or_external {
+        if let Some(ip) = spec.get("clusterIP").cloned() {
+            spec.entry("clusterIPs").or_insert(json!([ip]));
+        }
+        spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+    }
+    if matches!(
+        spec.get("type").and_then(Value::as_str),
+        Some("NodePort" | "LoadBalancer")
+    ) {
+        spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
+    }
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
             p.entry("protocol").or_insert(json!("TCP"));
@@ -268,6 +372,9 @@ fn service(core: &Core, old: Option<&Value>, new: &mut Value) -> Vec<StatusCause
                 p.entry("targetPort").or_insert(port);
             }
         }
+    }
+    if new.pointer("/status/loadBalancer").is_none() {
+        crate::api::set_pointer(new, "/status/loadBalancer", json!({}));
     }
     Vec::new()
 }
@@ -309,6 +416,10 @@ fn crd(new: &mut Value) -> Vec<StatusCause> {
             "spec.versions",
             "Invalid value: must have exactly one version marked as storage version",
         )];
+    }
+    let rule_errors = crate::cel::check_crd(new);
+    if !rule_errors.is_empty() {
+        return rule_errors;
     }
     let names = new.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let now = crate::meta::now_rfc3339();

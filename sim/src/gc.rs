@@ -23,6 +23,7 @@ pub async fn run(core: Arc<Core>, mut shutdown: tokio::sync::watch::Receiver<boo
 }
 
 fn handle(core: &Core, ev: &Event) {
+    crate::namespaces::on_event(core, ev);
     let obj = &ev.obj;
     match ev.kind {
         EventKind::Deleted => delete_dependents(core, &obj.uid, "Background"),

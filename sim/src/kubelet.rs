@@ -4,7 +4,18 @@
 //!
 //! * an image whose name or tag contains `never-ready` runs but never becomes Ready;
 //! * `crash` crash-loops (restartCount grows, waiting reason `CrashLoopBackOff`);
-//! * `slow-start` becomes Ready after `slow_factor` × the ready delay.
+//! * `slow-start` becomes Ready after `slow_factor` × the ready delay;
+//! * `slow-stop` takes `slow_factor` × the stop delay to stop after SIGTERM, and
+//!   `ignore-sigterm` does not stop at all (it is killed when the grace period ends);
+//! * `fail` (see `crate::jobs`) exits non-zero once Running.
+//!
+//! Graceful deletion is what a kubelet does: SIGTERM to the pod's processes (in-process ones
+//! attached with [`Kubelet::attach`], OS processes attached with [`Kubelet::attach_pid`]), the
+//! pod stays `Terminating` until they have exited — or, without processes, until its
+//! containers' stop delay has passed — never longer than the grace period, after which what
+//! still runs is killed (SIGKILL) and the pod removed. A force delete (grace 0) removes the pod
+//! from the API at once and signals nothing: the processes keep running, as a real node's
+//! containers do until its kubelet catches up, which is what makes force deletes dangerous.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -17,6 +28,8 @@ use tokio::task::JoinHandle;
 use crate::api::Core;
 use crate::resources::ResKey;
 use crate::store::{EventKind, Write};
+
+mod completion;
 
 pub const NODE_NAME: &str = "sim-node-1";
 
@@ -32,6 +45,10 @@ pub struct KubeletConfig {
     pub slow_factor: u32,
     /// Time between restarts of a crash-looping container.
     pub crash_interval: Duration,
+    /// How long a container without an attached process takes to stop after SIGTERM.
+    pub stop_delay: Duration,
+    /// How long a run-to-completion container (a Job's pod) runs before it exits.
+    pub run_duration: Duration,
 }
 
 impl Default for KubeletConfig {
@@ -42,6 +59,8 @@ impl Default for KubeletConfig {
             ready_delay: Duration::from_millis(200),
             slow_factor: 10,
             crash_interval: Duration::from_millis(500),
+            stop_delay: Duration::from_millis(50),
+            run_duration: Duration::from_millis(300),
         }
     }
 }
@@ -91,6 +110,17 @@ pub struct Kubelet {
     config: RwLock<KubeletConfig>,
     factories: Mutex<Vec<(Matcher, ProcessFactory)>>,
     pods: Mutex<HashMap<String, Running>>,
+    /// OS processes attached to pods, by pod uid.
+    external: Mutex<HashMap<String, Vec<u32>>>,
+}
+
+/// Why [`Kubelet::attach_pid`] refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AttachError {
+    #[error("pods \"{0}\" not found")]
+    NoPod(String),
+    #[error("process {0} is not running")]
+    NoProcess(u32),
 }
 
 fn pods_key() -> ResKey {
@@ -98,6 +128,51 @@ fn pods_key() -> ResKey {
         group: String::new(),
         plural: "pods".into(),
     }
+}
+
+/// How a pod's containers react to SIGTERM when no process is attached.
+fn stop_delay(pod: &Value, cfg: &KubeletConfig) -> Option<Duration> {
+    let images = images_of(pod);
+    if images.iter().any(|i| i.contains("ignore-sigterm")) {
+        None
+    } else if images.iter().any(|i| i.contains("slow-stop")) {
+        Some(cfg.stop_delay * cfg.slow_factor.max(1))
+    } else {
+        Some(cfg.stop_delay)
+    }
+}
+
+fn images_of(pod: &Value) -> Vec<&str> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("image").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether an OS process is still running (a zombie has exited).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// Send a signal with the system's `kill` (no unsafe code for one syscall).
+async fn signal(pid: u32, sig: &str) {
+    let _ = tokio::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,15 +184,7 @@ enum Behaviour {
 }
 
 fn behaviour(pod: &Value) -> Behaviour {
-    let images: Vec<&str> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c.get("image").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
+    let images = images_of(pod);
     if images.iter().any(|i| i.contains("crash")) {
         Behaviour::Crash
     } else if images.iter().any(|i| i.contains("never-ready")) {
@@ -140,6 +207,7 @@ impl Kubelet {
             config: RwLock::new(config),
             factories: Mutex::new(Vec::new()),
             pods: Mutex::new(HashMap::new()),
+            external: Mutex::new(HashMap::new()),
         })
     }
 
@@ -157,6 +225,26 @@ impl Kubelet {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((Arc::new(matcher), factory));
+    }
+
+    /// Attach a running OS process (e.g. a real `baton agent` a test started) to a pod: it gets
+    /// SIGTERM when the pod is deleted gracefully, the pod stays Terminating until it exits, and
+    /// SIGKILL if it outlives the grace period. A force delete does not signal it.
+    pub fn attach_pid(&self, namespace: &str, name: &str, pid: u32) -> Result<(), AttachError> {
+        let pod = self
+            .core
+            .store
+            .get(&pods_key(), namespace, name)
+            .ok_or_else(|| AttachError::NoPod(name.to_string()))?;
+        if !process_alive(pid) {
+            return Err(AttachError::NoProcess(pid));
+        }
+        let mut ext = self.external.lock().unwrap_or_else(|p| p.into_inner());
+        let pids = ext.entry(pod.uid.clone()).or_default();
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+        Ok(())
     }
 
     /// Kill a pod's process without SIGTERM (like `kill -9`); the container restarts.
@@ -248,7 +336,16 @@ impl Kubelet {
                 let mut v = cur.value();
                 v["status"] = json!({
                     "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
-                    "nodeInfo": {"kubeletVersion": "v1.32.0-baton-sim", "architecture": "amd64", "operatingSystem": "linux"},
+                    "nodeInfo": {
+                        "machineID": "5a1b2c3d4e5f40718293a4b5c6d7e8f9", "systemUUID": "5a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9",
+                        "bootID": "0f1e2d3c-4b5a-4968-8776-655443322110", "kernelVersion": "6.1.0-baton-sim",
+                        "osImage": "baton-sim", "containerRuntimeVersion": "sim://1.0.0",
+                        "kubeletVersion": "v1.32.0-baton-sim", "kubeProxyVersion": "v1.32.0-baton-sim",
+                        "operatingSystem": "linux", "architecture": "amd64",
+                    },
+                    "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+                    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
                     "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
                 });
                 Ok(Write::Put(v))
@@ -259,6 +356,8 @@ impl Kubelet {
     fn observe(self: &Arc<Self>, ns: &str, name: &str, uid: &str, deleting: bool, deleted: bool) {
         let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         if deleted {
+            // Force-deleted (or finished): attached OS processes are not signalled.
+            self.external.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
             // Gone from the API (grace 0 or finished): the process dies with it.
             if let Some(mut r) = pods.remove(uid) {
                 r.send_sigterm();
@@ -328,7 +427,7 @@ impl Kubelet {
             return;
         };
         // Keep only what the lifecycle needs, not the parsed pod: thousands of these tasks wait at once.
-        let (bound, pending, containers, images, b) = {
+        let (bound, pending, containers, images, b, ends) = {
             let pod = stored.value();
             let bound = pod
                 .pointer("/spec/nodeName")
@@ -350,7 +449,14 @@ impl Kubelet {
                         .unzip()
                 })
                 .unwrap_or_default();
-            (bound, pending, names, images, behaviour(&pod))
+            (
+                bound,
+                pending,
+                names,
+                images,
+                behaviour(&pod),
+                completion::completion(&pod),
+            )
         };
         drop(stored);
         let cfg = self.config();
@@ -412,6 +518,9 @@ impl Kubelet {
                 self.set_status(ns, name, uid, |st| {
                     set_container_state(st, true, json!({"running": {"startedAt": started}}), 0)
                 });
+                if let Some(c) = ends {
+                    self.run_to_completion(ns, name, uid, c).await;
+                }
             }
             Behaviour::NeverReady => {}
             Behaviour::Crash => loop {
@@ -460,28 +569,57 @@ impl Kubelet {
         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
     }
 
-    /// Graceful termination: SIGTERM was sent; wait for the process up to the grace period,
-    /// kill it, then remove the pod (the kubelet's final delete with grace 0).
+    /// Graceful termination: SIGTERM to the pod's processes; wait until they have exited (or,
+    /// without processes, the containers' stop delay) within the grace period; kill what is
+    /// left; then remove the pod (the kubelet's final delete with grace 0).
     async fn terminate(self: Arc<Self>, ns: &str, name: &str, uid: &str, process: Arc<Mutex<Option<JoinHandle<()>>>>) {
-        let grace = self
-            .core
-            .store
-            .get(&pods_key(), ns, name)
-            .filter(|p| p.uid == uid)
-            .map(|p| {
-                p.value()
-                    .pointer("/metadata/deletionGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
-        let handle = process.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(mut h) = handle {
-            let grace = Duration::from_secs(grace.max(0) as u64);
-            if tokio::time::timeout(grace, &mut h).await.is_err() {
+        let Some(pod) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
+            return;
+        };
+        let (grace, delay) = {
+            let v = pod.value();
+            let grace = v
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            (Duration::from_secs(grace.max(0) as u64), stop_delay(&v, &self.config()))
+        };
+        drop(pod);
+        let external = self
+            .external
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
+            .unwrap_or_default();
+        for pid in &external {
+            signal(*pid, "TERM").await;
+        }
+        let mut handle = process.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let no_process = handle.is_none() && external.is_empty();
+        let stopped = async {
+            if let Some(h) = handle.as_mut() {
+                let _ = h.await;
+            }
+            while external.iter().any(|p| process_alive(*p)) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if no_process {
+                match delay {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        };
+        if tokio::time::timeout(grace, stopped).await.is_err() {
+            if let Some(h) = handle {
                 h.abort();
             }
+            for pid in external.iter().filter(|p| process_alive(**p)) {
+                signal(*pid, "KILL").await;
+            }
         }
+        self.external.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
         if let Some(r) = self.pods.lock().unwrap_or_else(|p| p.into_inner()).get(uid) {
             r.abort_lifecycle();
         }

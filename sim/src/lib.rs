@@ -10,13 +10,16 @@
 //! ```
 pub mod admission;
 pub mod api;
+pub mod cel;
 pub mod error;
 pub mod faults;
 pub mod gc;
+pub mod jobs;
 pub mod jsonpath;
 pub mod kubelet;
 pub mod managed;
 pub mod meta;
+pub mod namespaces;
 pub mod openapi;
 pub mod protobuf;
 pub mod resources;
@@ -26,6 +29,7 @@ pub mod server;
 pub mod store;
 pub mod strategic;
 pub mod table;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,7 +42,7 @@ use tokio::sync::watch;
 
 pub use api::Core;
 pub use faults::{FaultRule, Faults};
-pub use kubelet::{Kubelet, KubeletConfig, PodContext, ProcessFactory};
+pub use kubelet::{AttachError, Kubelet, KubeletConfig, PodContext, ProcessFactory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -121,9 +125,11 @@ impl Sim {
         let kubelet = Kubelet::new(core.clone(), config.kubelet.clone());
         tokio::spawn(kubelet.clone().run(shutdown_rx.clone()));
         tokio::spawn(gc::run(core.clone(), shutdown_rx.clone()));
+        tokio::spawn(jobs::run(core.clone(), shutdown_rx.clone()));
         let server = Arc::new(server::Server {
             core: core.clone(),
             faults: faults.clone(),
+            kubelet: kubelet.clone(),
             bookmark_interval: config.bookmark_interval,
             shutdown: shutdown_rx.clone(),
         });

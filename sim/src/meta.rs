@@ -172,3 +172,34 @@ pub fn random_suffix(n: usize) -> String {
         .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
         .collect()
 }
+
+/// Serialize an object as kube-apiserver lays it out: `kind`, `apiVersion` and `metadata`
+/// first (Go's TypeMeta is inlined first), then the other fields. Clients that report where a
+/// body failed to decode (kube-rs's error messages carry the column) see the same positions.
+pub fn write_object<W: std::io::Write>(w: &mut W, v: &serde_json::Value) -> Result<(), serde_json::Error> {
+    let Some(obj) = v.as_object() else {
+        return serde_json::to_writer(w, v);
+    };
+    const FIRST: [&str; 3] = ["kind", "apiVersion", "metadata"];
+    let mut sep = false;
+    let mut field = |w: &mut W, k: &str, x: &serde_json::Value| -> Result<(), serde_json::Error> {
+        w.write_all(if sep { b"," } else { b"{" })
+            .map_err(serde_json::Error::io)?;
+        sep = true;
+        serde_json::to_writer(&mut *w, k)?;
+        w.write_all(b":").map_err(serde_json::Error::io)?;
+        serde_json::to_writer(&mut *w, x)
+    };
+    for k in FIRST {
+        if let Some(x) = obj.get(k) {
+            field(w, k, x)?;
+        }
+    }
+    for (k, x) in obj.iter().filter(|(k, _)| !FIRST.contains(&k.as_str())) {
+        field(w, k, x)?;
+    }
+    if !sep {
+        w.write_all(b"{").map_err(serde_json::Error::io)?;
+    }
+    w.write_all(b"}").map_err(serde_json::Error::io)
+}

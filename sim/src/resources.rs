@@ -30,17 +30,28 @@ pub struct ResourceType {
     pub printer_columns: Option<Value>,
     /// CRD `openAPIV3Schema` (None for built-ins).
     pub schema: Option<Value>,
+    /// The schema's compiled CEL rules (None for built-ins and schemas without rules).
+    pub cel: Option<std::sync::Arc<crate::cel::Validator>>,
     /// Defined by a CRD: no strategic merge patch, schema validation applies.
     pub custom: bool,
     /// Whether `metadata.generation` is maintained.
     pub tracks_generation: bool,
     /// Extra field selector labels this resource supports beyond metadata.name/namespace.
     pub field_labels: &'static [&'static str],
+    /// A second view of another resource's objects (events.k8s.io/v1 Events).
+    pub view: Option<crate::views::View>,
 }
 
 impl ResourceType {
     /// Storage key: objects are stored once per group and plural, whatever version is asked.
     pub fn key(&self) -> ResKey {
+        if let Some(v) = self.view {
+            let (group, plural) = v.storage();
+            return ResKey {
+                group: group.into(),
+                plural: plural.into(),
+            };
+        }
         ResKey {
             group: self.group.clone(),
             plural: self.plural.clone(),
@@ -75,6 +86,16 @@ impl ResourceType {
             "update",
             "watch",
         ]
+    }
+
+    /// Whether a DELETE that removes the object at once answers with the object rather than a
+    /// `Status` (kube-apiserver's `ReturnDeletedObject` storage option).
+    pub fn returns_deleted_object(&self) -> bool {
+        self.group.is_empty()
+            && matches!(
+                self.plural.as_str(),
+                "pods" | "services" | "serviceaccounts" | "namespaces"
+            )
     }
 
     pub fn supports_field(&self, field: &str) -> bool {
@@ -147,7 +168,7 @@ fn builtin(
         kind: kind.into(),
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: if ["pods", "services", "deployments"].contains(&plural) {
+        categories: if ["pods", "services", "deployments", "jobs"].contains(&plural) {
             vec!["all".into()]
         } else {
             vec![]
@@ -156,9 +177,11 @@ fn builtin(
         scale: None,
         printer_columns: None,
         schema: None,
+        cel: None,
         custom: false,
         tracks_generation: generation,
         field_labels: fields,
+        view: None,
     }
 }
 
@@ -194,6 +217,28 @@ pub fn builtins() -> Vec<ResourceType> {
         builtin("", "v1", "events", "Event", true, &["ev"], false, false, EVENT_FIELDS),
         builtin("", "v1", "nodes", "Node", false, &["no"], true, false, NODE_FIELDS),
         builtin(
+            "",
+            "v1",
+            "componentstatuses",
+            "ComponentStatus",
+            false,
+            &["cs"],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            "APIService",
+            false,
+            &[],
+            true,
+            false,
+            &[],
+        ),
+        builtin(
             "coordination.k8s.io",
             "v1",
             "leases",
@@ -226,6 +271,7 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
         ),
+        builtin("batch", "v1", "jobs", "Job", true, &[], true, true, &[]),
         builtin(
             "events.k8s.io",
             "v1",
@@ -307,6 +353,15 @@ pub fn builtins() -> Vec<ResourceType> {
     for r in &mut v {
         if r.kind == "CustomResourceDefinition" {
             r.singular = "customresourcedefinition".into();
+        }
+        if r.group == "events.k8s.io" {
+            r.view = Some(crate::views::View::EventsV1);
+        }
+        if r.plural == "componentstatuses" {
+            r.singular = "componentstatus".into();
+        }
+        if r.plural == "apiservices" {
+            r.singular = "apiservice".into();
         }
         if r.plural == "controllerrevisions" {
             r.singular = "controllerrevision".into();
@@ -575,9 +630,14 @@ impl Registry {
                 scale,
                 printer_columns: v.get("additionalPrinterColumns").cloned(),
                 schema: v.get("schema").and_then(|s| s.get("openAPIV3Schema")).cloned(),
+                cel: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .and_then(crate::cel::Validator::new)
+                    .map(std::sync::Arc::new),
                 custom: true,
                 tracks_generation: true,
                 field_labels: &[],
+                view: None,
             });
         }
         Ok(out)

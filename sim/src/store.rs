@@ -167,6 +167,12 @@ fn index_fields(key: &ResKey, v: &Value) -> Vec<(&'static str, String)> {
             ("reportingComponent", s("/reportingComponent")),
             ("source", s("/source/component")),
             ("type", s("/type")),
+            // The same fields under their events.k8s.io/v1 names (one store, two views).
+            ("regarding.kind", s("/involvedObject/kind")),
+            ("regarding.namespace", s("/involvedObject/namespace")),
+            ("regarding.name", s("/involvedObject/name")),
+            ("regarding.uid", s("/involvedObject/uid")),
+            ("reportingController", s("/reportingComponent")),
         ],
         ("events.k8s.io", "events") => vec![
             ("regarding.kind", s("/regarding/kind")),
@@ -205,7 +211,7 @@ fn encode_exact(v: &Value) -> Result<Bytes, ApiError> {
             .try_borrow_mut()
             .map_err(|_| ApiError::internal("encoding object: re-entered"))?;
         buf.clear();
-        serde_json::to_writer(&mut *buf, v).map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+        crate::meta::write_object(&mut *buf, v).map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
         let raw = Bytes::copy_from_slice(&buf);
         // Do not keep a buffer sized for a rare huge object on every thread.
         if buf.capacity() > 1 << 20 {
@@ -372,7 +378,20 @@ impl Store {
         if kind == EventKind::Deleted && current.is_none() {
             return Err(ApiError::internal("delete of an object that does not exist"));
         }
-        stamp_rv(&mut value, if dry_run { g.rv } else { next });
+        if dry_run {
+            // As kube-apiserver: a dry-run create has no resourceVersion (nothing was stored);
+            // a dry-run update or delete shows the version it would have replaced.
+            match &current {
+                Some(c) => stamp_rv(&mut value, c.rv),
+                None => {
+                    if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                }
+            }
+        } else {
+            stamp_rv(&mut value, next);
+        }
         let stored = Arc::new(build_stored(key, &value, next)?);
         if dry_run {
             return Ok(Written {

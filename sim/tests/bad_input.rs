@@ -399,8 +399,10 @@ async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
 }
 
 #[tokio::test]
-async fn malformed_protobuf_is_400_and_other_protobuf_kinds_are_415() {
-    use baton_sim::protobuf::{ConfigMap, FieldsV1, ObjectMeta, MAGIC};
+async fn malformed_protobuf_is_400_and_kinds_not_served_are_415() {
+    use baton_sim::protobuf::MAGIC;
+    use k8s_pb::api::core::v1::ConfigMap;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1::{FieldsV1, ObjectMeta};
     const PB: &str = "application/vnd.kubernetes.protobuf";
     let sim = sim().await;
     let path = "/api/v1/namespaces/default/secrets";
@@ -420,8 +422,8 @@ async fn malformed_protobuf_is_400_and_other_protobuf_kinds_are_415() {
         let r = raw(&sim, "PUT", &format!("{path}/x"), Some(PB), &body).await;
         assert_status(&r, 400, "BadRequest");
     }
-    // A well-formed protobuf Pod: not decoded, and the Status says which kind.
-    let pod = ConfigMap {
+    // A well-formed protobuf body of a kind not served (a StatefulSet): 415 naming the kind.
+    let sts = ConfigMap {
         metadata: Some(ObjectMeta {
             name: Some("p".into()),
             ..Default::default()
@@ -433,16 +435,16 @@ async fn malformed_protobuf_is_400_and_other_protobuf_kinds_are_415() {
         "POST",
         "/api/v1/namespaces/default/pods",
         Some(PB),
-        &common::protobuf_body("v1", "Pod", &pod),
+        &common::protobuf_body("apps/v1", "StatefulSet", &sts),
     )
     .await;
     assert_status(&r, 415, "UnsupportedMediaType");
     assert!(
-        r.json()["message"].as_str().unwrap_or("").contains("\"Pod\""),
+        r.json()["message"].as_str().unwrap_or("").contains("\"StatefulSet\""),
         "{}",
         r.json()
     );
-    assert_eq!(r.json()["details"]["kind"], "Pod");
+    assert_eq!(r.json()["details"]["kind"], "StatefulSet");
     // Nothing was stored by any of these.
     let r = raw(&sim, "GET", path, None, b"").await;
     assert_eq!(r.json()["items"], json!([]));

@@ -393,13 +393,14 @@ async fn kubelet_takes_pods_to_ready_and_honours_grace() {
 /// delete it, with protobuf bodies; kube-rs then reads the same objects back as JSON.
 #[tokio::test]
 async fn protobuf_secret_and_configmap_writes_read_back_as_json() {
-    use baton_sim::protobuf as pb;
+    use k8s_pb::api::core::v1 as pb;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
     const PB: &str = "application/vnd.kubernetes.protobuf";
     let sim = sim().await;
     let client = sim.client().await.expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     let release = |payload: &[u8], rv: Option<String>| pb::Secret {
-        metadata: Some(pb::ObjectMeta {
+        metadata: Some(meta::ObjectMeta {
             name: Some("sh.helm.release.v1.demo.v1".into()),
             namespace: Some("default".into()),
             resource_version: rv,
@@ -450,7 +451,7 @@ async fn protobuf_secret_and_configmap_writes_read_back_as_json() {
 
     // A ConfigMap with text and binary data.
     let cm = pb::ConfigMap {
-        metadata: Some(pb::ObjectMeta {
+        metadata: Some(meta::ObjectMeta {
             name: Some("pb-cm".into()),
             ..Default::default()
         }),
@@ -477,8 +478,8 @@ async fn protobuf_secret_and_configmap_writes_read_back_as_json() {
 
     // Delete with protobuf DeleteOptions (as client-go sends them): a wrong uid precondition
     // is refused, then the delete goes through.
-    let delete = |uid: &str| pb::DeleteOptions {
-        preconditions: Some(pb::Preconditions {
+    let delete = |uid: &str| meta::DeleteOptions {
+        preconditions: Some(meta::Preconditions {
             uid: Some(uid.into()),
             resource_version: None,
         }),

@@ -1,89 +1,14 @@
 //! Real kubectl against the simulator: each test asserts what kubectl prints.
 mod common;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use baton_sim::Sim;
+use common::kubectl::Kubectl;
 use common::{sim, wait_for, widget_crd};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-/// kubectl with a fresh HOME and cache dir per simulator (kubectl caches discovery per host).
-struct Kubectl {
-    home: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn new(sim: &Sim) -> Self {
-        let home = std::env::temp_dir().join(format!("baton-kubectl-{}", uuid_like()));
-        std::fs::create_dir_all(&home).expect("home");
-        Kubectl {
-            home,
-            kubeconfig: sim.kubeconfig_path().to_path_buf(),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(KUBECTL);
-        c.env("HOME", &self.home)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.join("cache"))
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    /// Run to completion; (exit code, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.cmd(args).output())
-            .await
-            .expect("kubectl finished in time")
-            .expect("kubectl runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args).await;
-        assert_eq!(code, 0, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}");
-        out
-    }
-
-    fn file(&self, name: &str, v: &serde_json::Value) -> String {
-        let p = self.home.join(name);
-        std::fs::write(&p, serde_json::to_vec_pretty(v).expect("json")).expect("write manifest");
-        p.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    )
-}
 
 fn widget(name: &str, color: &str) -> serde_json::Value {
     json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"color": color, "replicas": 2}})

@@ -185,7 +185,7 @@ pub struct Assignment {
 
 /// The ListenerSet CustomResourceDefinition.
 pub fn crd() -> CustomResourceDefinition {
-    ListenerSet::crd()
+    super::schema_bounds::bound_integers(ListenerSet::crd())
 }
 
 /// Name of the Lease that records who runs `listener` of set `set`: `<set>-<listener>` when

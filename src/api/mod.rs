@@ -1,6 +1,7 @@
 //! Custom resource types of group `baton.dev`, version `v1alpha1`.
 pub mod listenerset;
 pub mod rollout;
+pub mod schema_bounds;
 
 /// Every CRD baton serves, as the multi-document YAML `baton crds` prints and `crds/` holds.
 pub fn crds_yaml() -> Result<String, String> {

@@ -6,8 +6,11 @@
 //! [`crate::rollout::planner`]; this module holds only the API types, their validation
 //! ([`validate`]) and the generated CRD ([`crd`]).
 //!
-//! CEL rules (`x-kubernetes-validations`) mirror [`validate`] for the API server; the controller
-//! calls [`validate`] itself because the simulator does not evaluate CEL.
+//! The schema (bounds, patterns) and its CEL rules (`x-kubernetes-validations`) mirror
+//! [`validate`] for the API server; the controller calls [`validate`] itself too, for what the
+//! schema cannot express. Rules that touch an int-or-string value avoid string traversal
+//! (`matches`, `substring`, string comparison): kube-apiserver estimates every int-or-string at
+//! the 3 MiB request limit, and such a rule would push the CRD over its CEL cost budget.
 
 use std::collections::BTreeMap;
 
@@ -99,15 +102,13 @@ pub mod labels {
     printcolumn = r#"{"name":"Target","type":"string","description":"spec.version: the version being rolled out","jsonPath":".spec.version","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"Ready condition: this generation fully rolled out and available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#
 )]
-#[x_kube(validation = Rule::new(
-    "!has(self.strategy) || !has(self.strategy.batches) || self.strategy.batches.map(b, type(b) == int ? b : (int(b.substring(0, size(b) - 1)) * (has(self.replicas) ? self.replicas : 1) + 99) / 100).isSorted()"
-).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
+#[x_kube(validation = Rule::new(BATCHES_SORTED_RULE).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
-    /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`).
+    /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`), at most
+    /// [`MAX_REPLICAS`].
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 0))]
-    #[x_kube(validation = Rule::new("self >= 0").message("replicas must be 0 or more"))]
+    #[schemars(range(min = 0, max = 10000))]
     pub replicas: i32,
     /// Selects the pods of this Rollout; must match `template.metadata.labels`.
     pub selector: LabelSelector,
@@ -147,17 +148,14 @@ pub struct RolloutSpec {
 /// Batches, pauses and surge limits of a rollout.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new(
-    "!has(self.maxSurge) || !has(self.maxUnavailable) || !((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge.matches('^0+%$')) && (type(self.maxUnavailable) == int ? self.maxUnavailable == 0 : self.maxUnavailable.matches('^0+%$')))"
+    "!has(self.maxSurge) || !has(self.maxUnavailable) || !((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge == '0%') && (type(self.maxUnavailable) == int ? self.maxUnavailable == 0 : self.maxUnavailable == '0%'))"
 ).message("maxSurge and maxUnavailable must not both be zero"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
     /// Cumulative targets: a count (`1`) or a percentage of replicas (`"50%"`, rounded up).
     /// Empty means one batch of `100%`; a last batch below 100% is followed by an implicit one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new(
-        "self.all(b, type(b) == int ? b >= 0 : (b.matches('^[0-9]{1,3}%$') && int(b.substring(0, size(b) - 1)) <= 100))"
-    ).message("each batch is a count >= 0 or a percentage like \"50%\" no greater than 100%"))]
+    #[schemars(schema_with = "batches_schema")]
     pub batches: Vec<IntOrString>,
     /// Pause after each batch but the last; absent: no pause.
     /// `{manual: true}` or `{}`: wait for `baton rollout promote`; `{duration: 30s}`: pause that long.
@@ -165,17 +163,11 @@ pub struct RolloutStrategy {
     pub pause: Option<Pause>,
     /// Extra pods allowed above `replicas` (count or percentage, rounded up).
     #[serde(default = "default_max_surge")]
-    #[x_kube(validation = Rule::new(
-        "type(self) == int ? self >= 0 : (self.matches('^[0-9]{1,3}%$') && int(self.substring(0, size(self) - 1)) <= 100)"
-    ).message("maxSurge is a count >= 0 or a percentage no greater than 100%"))]
     #[schemars(schema_with = "int_or_string_schema")]
     pub max_surge: IntOrString,
     /// Instances allowed to be unavailable because of the rollout (count or percentage, rounded
     /// down).
     #[serde(default = "default_max_unavailable")]
-    #[x_kube(validation = Rule::new(
-        "type(self) == int ? self >= 0 : (self.matches('^[0-9]{1,3}%$') && int(self.substring(0, size(self) - 1)) <= 100)"
-    ).message("maxUnavailable is a count >= 0 or a percentage no greater than 100%"))]
     #[schemars(schema_with = "int_or_string_schema")]
     pub max_unavailable: IntOrString,
 }
@@ -387,13 +379,43 @@ fn default_max_unavailable() -> IntOrString {
 /// more than this bound allows (the schema refuses larger values).
 pub const MAX_REPLICAS: i32 = 10_000;
 
+/// A percentage from `0%` to `100%`.
+const PERCENT_PATTERN: &str = "^(100|[1-9]?[0-9])%$";
+
+/// Batches are sorted once percentages are turned into counts (rounded up). The percentage's
+/// digits are read with `charAt` and `indexOf` on a constant: kube-apiserver prices those by the
+/// constant, while `substring`, `matches` or `int()` of a substring are priced by the
+/// int-or-string's worst-case size (3 MiB) and would cost ~10 M per batch. The schema's
+/// `pattern` has already restricted strings to `0%`..`100%`.
+const BATCHES_SORTED_RULE: &str = "!has(self.strategy) || !has(self.strategy.batches) || self.strategy.batches.map(b, type(b) == int ? b : ((size(b) == 4 ? 100 : size(b) == 3 ? '0123456789'.indexOf(b.charAt(0)) * 10 + '0123456789'.indexOf(b.charAt(1)) : '0123456789'.indexOf(b.charAt(0))) * (has(self.replicas) ? self.replicas : 1) + 99) / 100).isSorted()";
+
+/// A count (`0`..int32 max) or a percentage (`0%`..`100%`), checked by the schema (`minimum`,
+/// `maximum`, `pattern` apply to integers and strings respectively) rather than by CEL.
+fn count_or_percent() -> serde_json::Value {
+    serde_json::json!({
+        "x-kubernetes-int-or-string": true,
+        "minimum": 0,
+        "maximum": i32::MAX,
+        "pattern": PERCENT_PATTERN,
+    })
+}
+
 /// `x-kubernetes-int-or-string` without `nullable` (kube marks optional int-or-string fields
 /// nullable; a null would then be kept instead of defaulted, and fail to deserialize).
 fn int_or_string_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "x-kubernetes-int-or-string": true,
-        "nullable": false,
-    })
+    let mut s = count_or_percent();
+    s["nullable"] = serde_json::json!(false);
+    schemars::Schema::try_from(s).unwrap_or_default()
+}
+
+/// At most 32 batches, each a count or a percentage.
+fn batches_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::Schema::try_from(serde_json::json!({
+        "type": "array",
+        "maxItems": 32,
+        "items": count_or_percent(),
+    }))
+    .unwrap_or_default()
 }
 
 /// Schema of the embedded pod template, with every description removed (a full
@@ -427,7 +449,7 @@ fn strip_value(value: &mut serde_json::Value) {
 /// The Rollout CRD as installed (`baton crds`): the pod template schema carries no
 /// descriptions.
 pub fn crd() -> CustomResourceDefinition {
-    Rollout::crd()
+    super::schema_bounds::bound_integers(Rollout::crd())
 }
 
 /// Resolves a count-or-percentage against `total`; percentages round up when `round_up`,

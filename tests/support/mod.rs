@@ -51,6 +51,8 @@ pub fn fast_kubelet() -> KubeletConfig {
         ready_delay: Duration::from_millis(100),
         slow_factor: 10,
         crash_interval: Duration::from_millis(100),
+        stop_delay: Duration::from_millis(20),
+        run_duration: Duration::from_millis(100),
     }
 }
 
@@ -518,7 +520,7 @@ impl StatusRecorder {
         let snapshots: Snapshots = Arc::default();
         let out = snapshots.clone();
         let handle = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(watcher(api, cfg));
+            let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(watcher(api, cfg)));
             while let Some(ev) = stream.next().await {
                 let r = match ev {
                     Ok(watcher::Event::Apply(r)) | Ok(watcher::Event::InitApply(r)) => r,
@@ -625,7 +627,7 @@ impl PodRecorder {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let mut ready_tx = Some(ready_tx);
-            let mut stream = std::pin::pin!(watcher(api, cfg));
+            let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(watcher(api, cfg)));
             while let Some(ev) = stream.next().await {
                 let mut h = out.lock().unwrap();
                 match ev {

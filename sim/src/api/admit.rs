@@ -72,6 +72,44 @@ impl Core {
         Ok(())
     }
 
+    /// `x-kubernetes-list-type` set/map uniqueness; on updates only when the old object
+    /// satisfied it (kube-apiserver ratchets these errors).
+    fn list_types(schema: &Value, old: Option<&Value>, new: &Value) -> Vec<schema::Cause> {
+        let errs = schema::validate_list_sets_and_maps(new, schema);
+        match old {
+            Some(o) if !errs.is_empty() && !schema::validate_list_sets_and_maps(o, schema).is_empty() => Vec::new(),
+            _ => errs,
+        }
+    }
+
+    /// CEL rules, unless an earlier error means the object cannot be trusted to have the schema's
+    /// shape (kube-apiserver's `hasBlockingErr`). Returns warnings (ratcheted rule failures).
+    fn cel_rules(
+        cel: &crate::cel::Validator,
+        old: Option<&Value>,
+        new: &Value,
+        causes: &mut Vec<StatusCause>,
+    ) -> Vec<String> {
+        const BLOCKING: &[&str] = &[
+            "FieldValueNotSupported",
+            "FieldValueRequired",
+            "FieldValueTooLong",
+            "FieldValueTooMany",
+            "FieldValueTypeInvalid",
+        ];
+        if causes.iter().any(|c| BLOCKING.contains(&c.reason.as_str())) {
+            causes.push(StatusCause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".into(),
+                field: "<nil>".into(),
+            });
+            return Vec::new();
+        }
+        let (errs, warnings) = cel.validate(new, old);
+        causes.extend(errs);
+        warnings
+    }
+
     /// Schema pruning, defaulting and validation for custom resources, plus metadata and
     /// per-kind admission for every kind. Returns warnings.
     pub(super) fn admit(
@@ -107,11 +145,16 @@ impl Core {
                 }
             }
             schema::apply_defaults(new, schema);
-            causes.extend(schema::validate(new, schema).into_iter().map(|c| StatusCause {
+            let to_status = |c: schema::Cause| StatusCause {
                 reason: c.reason,
                 message: c.message,
                 field: c.field,
-            }));
+            };
+            causes.extend(schema::validate(new, schema).into_iter().map(to_status));
+            causes.extend(Self::list_types(schema, old, new).into_iter().map(to_status));
+            if let Some(cel) = &rt.cel {
+                warnings.extend(Self::cel_rules(cel, old, new, &mut causes));
+            }
         }
         if let Some(m) = meta_of(new) {
             let label_names = matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty();

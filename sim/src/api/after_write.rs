@@ -1,16 +1,14 @@
 //! Follow-up work after a committed write: CRDs register or unregister their resources,
-//! namespaces take their contents with them.
-
-use serde_json::Value;
+//! new namespaces get what the controllers add to them.
 
 use crate::resources::{Registry, ResKey, ResourceType};
-use crate::store::{Write, Written};
+use crate::store::Written;
 
-use super::{Core, DeleteOpts};
+use super::Core;
 
 impl Core {
     /// Follow-up work after a committed write: CRDs register or unregister their resources,
-    /// namespaces take their contents with them.
+    /// new namespaces get their default ServiceAccount and root CA ConfigMap.
     pub(super) fn after_write(&self, rt: &ResourceType, w: &Written, dry_run: bool) {
         if dry_run {
             return;
@@ -38,31 +36,8 @@ impl Core {
                 }
             }
         }
-        if rt.group.is_empty() && rt.plural == "namespaces" && w.obj.deleting {
-            let ns = w.obj.name.clone();
-            for (key, name) in self.store.all_in_namespace(&ns) {
-                if let Some(t) = self.resource(&key.group, &key.plural) {
-                    let _ = self.delete(
-                        &t,
-                        &ns,
-                        &name,
-                        &DeleteOpts {
-                            grace_period_seconds: Some(0),
-                            ..DeleteOpts::default()
-                        },
-                    );
-                }
-            }
-            let _ = self.store.write(&rt.key(), "", &ns, false, |cur| match cur {
-                Some(c) => {
-                    let mut v = c.value();
-                    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-                        m.remove("finalizers");
-                    }
-                    Ok(Write::Delete(v))
-                }
-                None => Ok(Write::Keep),
-            });
+        if rt.group.is_empty() && rt.plural == "namespaces" && kind == crate::store::EventKind::Added {
+            crate::namespaces::populate(self, &w.obj.name);
         }
     }
 }

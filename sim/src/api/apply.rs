@@ -11,6 +11,40 @@ use crate::store::Write;
 use super::list_types::SchemaListTypes;
 use super::{meta_mut, str_field, Core, Opts, Reply, Sub};
 
+/// The annotation client-side `kubectl apply` keeps its applied configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The field manager kubectl's server-side apply uses.
+const KUBECTL: &str = "kubectl";
+
+/// The last-applied configuration an object carries, parsed.
+fn last_applied(obj: &Value) -> Option<Value> {
+    let text = obj.pointer("/metadata/annotations")?.get(LAST_APPLIED)?.as_str()?;
+    serde_json::from_str(text).ok()
+}
+
+/// Record `config` (without the annotation itself) as the last-applied configuration.
+fn set_last_applied(obj: &mut Value, config: &Value) {
+    let mut applied = config.clone();
+    if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            ann.remove(LAST_APPLIED);
+            if ann.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+    }
+    let Ok(text) = serde_json::to_string(&applied) else {
+        return;
+    };
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(ann) = ann.as_object_mut() {
+            ann.insert(LAST_APPLIED.into(), Value::String(text));
+        }
+    }
+}
+
 impl Core {
     /// Server-side apply: create or merge with field ownership.
     pub(super) fn apply(
@@ -62,27 +96,57 @@ impl Core {
         let current = self.store.get(&rt.key(), ns, name);
         let now = meta::now_rfc3339();
         let live = current.as_ref().map(|c| c.value());
-        let merged = managed::apply(
-            live.as_ref(),
-            &config,
-            &opts.field_manager,
-            opts.force,
-            subresource,
-            rt.status_subresource,
-            &lt,
-            &now,
-        )
-        .map_err(|conflicts| {
-            let causes = conflicts
-                .iter()
-                .map(|c| StatusCause {
-                    reason: "FieldManagerConflict".into(),
-                    message: format!("conflict with \"{}\"", c.manager),
-                    field: c.field.clone(),
-                })
-                .collect();
-            ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
-        })?;
+        let run = |force: bool| {
+            managed::apply(
+                live.as_ref(),
+                &config,
+                &opts.field_manager,
+                force,
+                subresource,
+                rt.status_subresource,
+                &lt,
+                &now,
+            )
+        };
+        let merged = run(opts.force)
+            .or_else(|conflicts| {
+                // kube-apiserver's lastAppliedManager: kubectl moving from client-side to
+                // server-side apply takes over the fields its last client-side apply set
+                // (and nobody changed since) without conflicts.
+                let last = live.as_ref().and_then(last_applied);
+                match last {
+                    Some(last) if opts.field_manager == KUBECTL => {
+                        let allowed =
+                            managed::unchanged_last_applied(&last, live.as_ref().unwrap_or(&Value::Null), &lt);
+                        let rest: Vec<_> = conflicts.into_iter().filter(|c| !allowed.contains(&c.field)).collect();
+                        if rest.is_empty() {
+                            run(true)
+                        } else {
+                            Err(rest)
+                        }
+                    }
+                    _ => Err(conflicts),
+                }
+            })
+            .map(|mut merged| {
+                // lastAppliedUpdater: kubectl's server-side apply keeps the annotation current,
+                // so a later client-side apply diffs against what was applied last.
+                if opts.field_manager == KUBECTL && live.as_ref().and_then(last_applied).is_some() {
+                    set_last_applied(&mut merged, &config);
+                }
+                merged
+            })
+            .map_err(|conflicts| {
+                let causes = conflicts
+                    .iter()
+                    .map(|c| StatusCause {
+                        reason: "FieldManagerConflict".into(),
+                        message: format!("conflict with \"{}\"", c.manager),
+                        field: c.field.clone(),
+                    })
+                    .collect();
+                ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
+            })?;
         let no_manager = Opts {
             field_manager: String::new(),
             ..opts.clone()

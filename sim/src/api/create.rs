@@ -14,6 +14,10 @@ use super::{meta_mut, str_field, Core, Opts, Reply, Sub};
 impl Core {
     /// `POST` a new object.
     pub fn create(&self, rt: &ResourceType, ns: Option<&str>, mut body: Value, opts: &Opts) -> Result<Reply, ApiError> {
+        if rt.view.is_some() {
+            let body = crate::views::to_storage(rt, body);
+            return self.through_view(rt, |s| self.create(s, ns, body, opts));
+        }
         Self::check_type(rt, &mut body)?;
         let ns = if rt.namespaced { ns.unwrap_or("default") } else { "" };
         {

@@ -2,20 +2,42 @@
 
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{success_status, ApiError};
 use crate::meta;
 use crate::resources::ResourceType;
-use crate::store::Write;
+use crate::store::{EventKind, Write, Written};
 
 use super::{meta_mut, Core, DeleteOpts, Reply};
 
 impl Core {
-    /// `DELETE` one object.
+    /// `DELETE` one object, answered as kube-apiserver answers: the object while its deletion
+    /// is pending (finalizers, a pod's grace period), and once it is gone a `Status{Success}` —
+    /// except for the kinds whose storage returns the deleted object (`ReturnDeletedObject`).
     pub fn delete(&self, rt: &ResourceType, ns: &str, name: &str, d: &DeleteOpts) -> Result<Reply, ApiError> {
+        if rt.view.is_some() {
+            return self.through_view(rt, |s| self.delete(s, ns, name, d));
+        }
+        let w = self.delete_written(rt, ns, name, d)?;
+        let gone = w.kind == Some(EventKind::Deleted);
+        let body = if gone && !rt.returns_deleted_object() {
+            success_status(json!({"name": name, "group": rt.group, "kind": rt.plural, "uid": w.obj.uid}))
+        } else {
+            w.obj.value()
+        };
+        Ok(Reply {
+            code: 200,
+            body,
+            warnings: vec![],
+        })
+    }
+
+    /// `DELETE` one object; the stored (or removed) object as the write left it.
+    pub fn delete_written(&self, rt: &ResourceType, ns: &str, name: &str, d: &DeleteOpts) -> Result<Written, ApiError> {
         let ns = if rt.namespaced { ns } else { "" };
         let key = rt.key();
         let qualified = rt.qualified();
         let is_pod = rt.group.is_empty() && rt.plural == "pods";
+        let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
         let w = self.store.write(&key, ns, name, d.dry_run, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(&qualified, name))?;
             if let Some(uid) = &d.precondition_uid {
@@ -51,6 +73,16 @@ impl Core {
                 0
             };
             let m = meta_mut(&mut v)?;
+            if is_namespace {
+                // The namespace controller empties it first (see `crate::namespaces`).
+                if already {
+                    return Ok(Write::Keep);
+                }
+                m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                crate::api::set_pointer(&mut v, "/status/phase", json!("Terminating"));
+                return Ok(Write::Put(v));
+            }
             if grace == 0 && finalizers.is_empty() {
                 if !already {
                     m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
@@ -70,15 +102,6 @@ impl Core {
             Ok(Write::Put(v))
         })?;
         self.after_write(rt, &w, d.dry_run);
-        let code = if w.kind == Some(crate::store::EventKind::Deleted) {
-            200
-        } else {
-            202
-        };
-        Ok(Reply {
-            code,
-            body: w.obj.value(),
-            warnings: vec![],
-        })
+        Ok(w)
     }
 }

@@ -28,6 +28,8 @@ pub enum Sub {
     Main,
     Status,
     Scale,
+    /// `pods/ephemeralcontainers`: only `spec.ephemeralContainers` changes, and only by additions.
+    EphemeralContainers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,7 +143,69 @@ impl Core {
                 );
             }
         }
+        core.create_default_service();
+        core.create_control_plane_objects();
         core
+    }
+
+    /// What kube-apiserver serves about the control plane: ComponentStatuses (deprecated but
+    /// served) and a local APIService per built-in group version.
+    fn create_control_plane_objects(&self) {
+        let opts = Opts {
+            field_manager: "kube-apiserver".into(),
+            ..Opts::default()
+        };
+        if let Some(rt) = self.resource("", "componentstatuses") {
+            for name in ["scheduler", "controller-manager", "etcd-0"] {
+                let cs = json!({"apiVersion": "v1", "kind": "ComponentStatus", "metadata": {"name": name},
+                    "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]});
+                let _ = self.create(&rt, None, cs, &opts);
+            }
+        }
+        // The superuser role every cluster has (RBAC's bootstrap policy); objects only: the
+        // simulator authorizes every request.
+        if let Some(rt) = self.resource("rbac.authorization.k8s.io", "clusterroles") {
+            let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+                "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]});
+            let _ = self.create(&rt, None, role, &opts);
+        }
+        let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else {
+            return;
+        };
+        let gvs: Vec<(String, String)> = {
+            let reg = self.registry();
+            let mut v: Vec<(String, String)> = reg.all().map(|t| (t.group.clone(), t.version.clone())).collect();
+            v.dedup();
+            v
+        };
+        for (group, version) in gvs {
+            let svc = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": {"name": format!("{version}.{group}"), "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+                "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000, "versionPriority": 15},
+                "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Local", "message": "Local APIServices are always available"}]}});
+            let _ = self.create(&rt, None, svc, &opts);
+        }
+    }
+
+    /// `default/kubernetes`, the Service every cluster has for its API server.
+    fn create_default_service(&self) {
+        let Some(rt) = self.resource("", "services") else {
+            return;
+        };
+        let svc = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}], "sessionAffinity": "None", "type": "ClusterIP"}});
+        let _ = self.create(
+            &rt,
+            Some("default"),
+            svc,
+            &Opts {
+                field_manager: "kube-apiserver".into(),
+                ..Opts::default()
+            },
+        );
     }
 
     /// Requests so far from clients whose identity contains `client`, with this HTTP method.
@@ -207,6 +271,28 @@ impl Core {
     /// Any served version of a resource.
     pub fn resource(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
         self.registry().any_version(group, plural)
+    }
+
+    /// The resource a view's objects are stored as (see [`crate::views`]).
+    pub fn storage_type(&self, rt: &ResourceType) -> Result<Arc<ResourceType>, ApiError> {
+        let Some(view) = rt.view else {
+            return Err(ApiError::internal(format!("{} is not a view", rt.qualified())));
+        };
+        let (group, plural) = view.storage();
+        self.resource(group, plural)
+            .ok_or_else(|| ApiError::internal(format!("the storage of {} is not served", rt.qualified())))
+    }
+
+    /// Run a write against a view's storage resource and show its answer in the view's shape.
+    fn through_view(
+        &self,
+        rt: &ResourceType,
+        f: impl FnOnce(&ResourceType) -> Result<Reply, ApiError>,
+    ) -> Result<Reply, ApiError> {
+        let storage = self.storage_type(rt)?;
+        let mut r = f(&storage)?;
+        r.body = crate::views::to_view(rt, r.body);
+        Ok(r)
     }
 
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Arc<Stored>, ApiError> {

@@ -21,6 +21,10 @@ impl Core {
         opts: &Opts,
     ) -> Result<Reply, ApiError> {
         let ns = if rt.namespaced { ns } else { "" };
+        if rt.view.is_some() {
+            let patch = crate::views::patch_to_storage(rt, pt, patch);
+            return self.through_view(rt, |s| self.patch(s, ns, name, pt, patch, sub, opts));
+        }
         if pt == PatchType::Strategic && rt.custom {
             return Err(ApiError::unsupported_media_type(
                 "application/strategic-merge-patch+json",

@@ -73,6 +73,46 @@ fn same_metadata(a: Option<&Value>, b: Option<&Value>) -> bool {
     same_managed && same_map_except(a, b, &["resourceVersion", "managedFields"])
 }
 
+/// The pod with the ephemeral containers of `body`: existing ones may not change or go.
+fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value) -> Result<Value, ApiError> {
+    let empty = Vec::new();
+    let before = old
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let after = body
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    for (i, c) in before.iter().enumerate() {
+        let kept = after.iter().any(|n| n.get("name") == c.get("name"));
+        if !kept {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &rt.group,
+                name,
+                vec![StatusCause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: existing ephemeral containers may not be removed".into(),
+                    field: format!("spec.ephemeralContainers[{i}]"),
+                }],
+            ));
+        }
+    }
+    let mut n = old.clone();
+    crate::api::set_pointer(&mut n, "/spec/ephemeralContainers", Value::Array(after.clone()));
+    if let Some(Value::Array(cs)) = n.pointer_mut("/spec/ephemeralContainers") {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+            c.entry("imagePullPolicy").or_insert(json!("IfNotPresent"));
+            c.entry("resources").or_insert(json!({}));
+        }
+    }
+    Ok(n)
+}
+
 impl Core {
     /// `PUT` (and the common tail of every patch): replace the object at `sub`.
     pub fn update(
@@ -84,6 +124,10 @@ impl Core {
         sub: Sub,
         opts: &Opts,
     ) -> Result<Reply, ApiError> {
+        if rt.view.is_some() {
+            let body = crate::views::to_storage(rt, body);
+            return self.through_view(rt, |s| self.update(s, ns, name, body, sub, opts));
+        }
         Self::check_type(rt, &mut body)?;
         let key = rt.key();
         let ns = if rt.namespaced { ns } else { "" };
@@ -131,6 +175,7 @@ impl Core {
                 return Err(ApiError::conflict(&qualified, name));
             }
             let mut new = match sub {
+                Sub::EphemeralContainers => ephemeral_containers(rt, name, &old, &body)?,
                 Sub::Status => {
                     let mut n = old.clone();
                     if let Some(o) = n.as_object_mut() {
@@ -183,7 +228,18 @@ impl Core {
                     }
                 }
             }
-            warnings = self.admit(rt, Some(&old), &mut new, opts, sub)?;
+            // Through pods/ephemeralcontainers the pod spec may change there and only there.
+            let adjusted;
+            let old_for_admission = if sub == Sub::EphemeralContainers {
+                let mut o = old.clone();
+                let eph = new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(Value::Null);
+                crate::api::set_pointer(&mut o, "/spec/ephemeralContainers", eph);
+                adjusted = o;
+                &adjusted
+            } else {
+                &old
+            };
+            warnings = self.admit(rt, Some(old_for_admission), &mut new, opts, sub)?;
             if rt.tracks_generation && generation_part(&old) != generation_part(&new) {
                 let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
                 meta_mut(&mut new)?.insert("generation".into(), json!(g));
@@ -191,6 +247,7 @@ impl Core {
             let subresource = match sub {
                 Sub::Status => Some("status"),
                 Sub::Scale => Some("scale"),
+                Sub::EphemeralContainers => Some("ephemeralcontainers"),
                 Sub::Main => None,
             };
             if !opts.field_manager.is_empty() {

@@ -22,6 +22,25 @@ struct Cli {
 enum Command {
     /// Start the server, write a kubeconfig, print the address and path, run until signalled.
     Serve(ServeArgs),
+    /// Attach a running OS process to a pod of a running simulator: the simulated kubelet sends
+    /// it SIGTERM when the pod is deleted gracefully, keeps the pod Terminating until it exits,
+    /// and sends SIGKILL when the grace period ends. A force delete does not signal it.
+    Attach(AttachArgs),
+}
+
+#[derive(clap::Args)]
+struct AttachArgs {
+    /// The simulator's kubeconfig (as `serve` wrote it); default: $KUBECONFIG.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    #[arg(long, short = 'n', default_value = "default")]
+    namespace: String,
+    /// The pod's name.
+    #[arg(long)]
+    pod: String,
+    /// The process id to attach.
+    #[arg(long)]
+    pid: u32,
 }
 
 #[derive(clap::Args)]
@@ -65,7 +84,10 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Attach(a) => return attach(a).await,
+    };
     if !(0.0..=1.0).contains(&args.error_rate) {
         eprintln!("error: --error-rate must be between 0 and 1, got {}", args.error_rate);
         return ExitCode::from(2);
@@ -110,6 +132,33 @@ async fn main() -> ExitCode {
     wait_for_signal().await;
     sim.stop();
     ExitCode::SUCCESS
+}
+
+async fn attach(a: AttachArgs) -> ExitCode {
+    let result = async {
+        let kc = kube::config::Kubeconfig::read_from(&a.kubeconfig).map_err(|e| e.to_string())?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = kube::Client::try_from(cfg).map_err(|e| e.to_string())?;
+        let uri = format!(
+            "/baton-sim/attach?namespace={}&pod={}&pid={}",
+            a.namespace, a.pod, a.pid
+        );
+        let req = http::Request::post(uri).body(Vec::new()).map_err(|e| e.to_string())?;
+        client.request_text(req).await.map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(_) => {
+            println!("attached process {} to pod {}/{}", a.pid, a.namespace, a.pod);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -165,6 +165,24 @@ pub fn apply(
     Ok(merged)
 }
 
+/// The fields of a client-side apply's last-applied configuration whose live value is still
+/// the applied one, as conflict field strings: kube-apiserver's `lastAppliedManager` lets
+/// manager `kubectl` take these over without conflicts when it moves to server-side apply.
+pub fn unchanged_last_applied(
+    last_applied: &Value,
+    live: &Value,
+    list_types: &dyn ListTypes,
+) -> std::collections::HashSet<String> {
+    let live_clean = without_managed_fields(live);
+    let mut set = FieldSet::new();
+    to_field_set(last_applied, &mut Vec::new(), &mut Vec::new(), list_types, &mut set);
+    let cmp = compare_objects(last_applied, &live_clean, list_types);
+    set.iter()
+        .filter(|p| !is_ignored(p) && !cmp.changes(p))
+        .map(|p| path_to_string(p))
+        .collect()
+}
+
 /// The real server's 409 message, e.g.
 /// `Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .spec.replicas`.
 /// `api_version` is the version shown for managers whose operation is "Update".

@@ -21,7 +21,7 @@ mod fieldset;
 mod merge;
 mod update;
 
-pub use apply::{apply, conflict_message};
+pub use apply::{apply, conflict_message, unchanged_last_applied};
 pub use update::record_update;
 
 /// How lists are treated at a path: atomic (replace whole), map keyed by fields, or set (primitive values).

@@ -60,8 +60,11 @@
 //!   by the default (done by [`apply_defaults`]). A null that still reaches [`validate`] gets a
 //!   type error: `Invalid value: "null": spec.x in body must be of type string: "null"`.
 //!
-//! Not supported: CEL (`x-kubernetes-validations`, ignored), `x-kubernetes-list-type` /
-//! `x-kubernetes-list-map-keys` uniqueness checks, `patternProperties`, `dependencies`,
+//! * [`validate_list_sets_and_maps`] mirrors `listtype.ValidateListSetsAndMaps`: uniqueness of
+//!   `x-kubernetes-list-type: set` elements and `map` keys (`Duplicate value` causes).
+//! * CEL rules (`x-kubernetes-validations`) are evaluated by [`crate::cel`].
+//!
+//! Not supported: `patternProperties`, `dependencies`,
 //! `additionalItems`, `$ref`, and the ObjectMeta checks the server applies to `metadata` and to
 //! embedded resources (apiVersion/kind required).
 //!
@@ -73,6 +76,7 @@ mod access;
 mod cause;
 mod defaults;
 mod format;
+mod listtype;
 mod prune;
 mod regex_cache;
 mod render;
@@ -81,7 +85,9 @@ mod validate;
 
 pub use cause::Cause;
 pub use defaults::apply_defaults;
+pub use listtype::validate_list_sets_and_maps;
 pub use prune::prune_unknown;
+pub(crate) use render::go_quote;
 pub use validate::validate;
 
 const PRESERVE_UNKNOWN: &str = "x-kubernetes-preserve-unknown-fields";

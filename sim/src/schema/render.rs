@@ -33,7 +33,7 @@ pub(super) fn go_json(v: &Value) -> String {
 }
 
 /// Go `strconv.Quote` / `%q`.
-pub(super) fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -13,6 +13,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::Stored;
 use crate::table;
 
+use super::negotiate::{partial, Output, Shape};
 use super::response::{json_response, raw_response};
 use super::{Body, Server, TABLE_CT};
 
@@ -50,7 +51,7 @@ impl Server {
         rt: &ResourceType,
         ns: Option<&str>,
         query: &HashMap<String, String>,
-        wants_table: bool,
+        out: Output,
     ) -> Result<Response<Body>, ApiError> {
         let (mut items, mut rv) = self.select(rt, ns, query)?;
         // Continue tokens carry the snapshot RV and the last key returned.
@@ -75,23 +76,40 @@ impl Server {
                 cont = Some(encode_continue(rv, &last.namespace, &last.name));
             }
         }
-        if wants_table {
-            let values: Vec<Value> = items.iter().map(|o| o.value()).collect();
-            let tbl = self.table_for(
-                rt,
-                &values,
-                &rv.to_string(),
-                cont.as_deref(),
-                query.get("includeObject").map(String::as_str).unwrap_or("Metadata"),
-            );
-            return Ok(json_response(200, &tbl, TABLE_CT, &[]));
-        }
-        // Assemble the list from stored bytes: no re-serialisation of items.
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if let Some(c) = &cont {
             meta["continue"] = json!(c);
             meta["remainingItemCount"] = json!(remaining);
         }
+        match out {
+            Output::Table => {
+                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
+                let tbl = self.table_for(
+                    rt,
+                    &values,
+                    &rv.to_string(),
+                    cont.as_deref(),
+                    query.get("includeObject").map(String::as_str).unwrap_or("Metadata"),
+                );
+                return Ok(json_response(200, &tbl, TABLE_CT, &[]));
+            }
+            Output::Meta(version) => {
+                let values: Vec<Value> = items.iter().map(|o| partial(&o.value(), version)).collect();
+                let list = json!({"kind": "PartialObjectMetadataList", "apiVersion": format!("meta.k8s.io/{version}"), "metadata": meta, "items": values});
+                return Ok(json_response(200, &list, &out.content_type(Shape::List), &[]));
+            }
+            Output::Protobuf => {
+                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
+                return Ok(super::response::protobuf_list_response(rt, &meta, values));
+            }
+            Output::Json if rt.view.is_some() => {
+                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
+                let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": values});
+                return Ok(json_response(200, &list, "application/json", &[]));
+            }
+            Output::Json => {}
+        }
+        // Assemble the list from stored bytes: no re-serialisation of items.
         let head = format!(
             "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
             rt.kind,

@@ -17,6 +17,8 @@ use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
 
 mod list;
+mod negotiate;
+mod render;
 mod request;
 mod resource;
 mod response;
@@ -34,6 +36,8 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub struct Server {
     pub core: Arc<Core>,
     pub faults: Arc<Faults>,
+    /// For the simulator's own admin endpoints (`/baton-sim/...`).
+    pub kubelet: Arc<crate::kubelet::Kubelet>,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
     pub shutdown: tokio::sync::watch::Receiver<bool>,

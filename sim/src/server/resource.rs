@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 use crate::api::{PatchType, Sub};
 use crate::error::ApiError;
 
-use super::response::{json_response, raw_response, reply};
+use super::negotiate::{needs_render, negotiate, Shape};
+use super::response::{json_response, raw_response};
 use super::routes::Target;
-use super::{Body, Server, TABLE_CT};
+use super::{Body, Server};
 
 impl Server {
     pub(super) async fn resource_request(
@@ -34,16 +35,27 @@ impl Server {
             }
             Some("scale") if rt.scale.is_some() => Sub::Scale,
             Some("finalize") if rt.plural == "namespaces" => Sub::Main,
+            Some("ephemeralcontainers") if rt.plural == "pods" && rt.group.is_empty() => Sub::EphemeralContainers,
             Some(_) => return Err(ApiError::no_route()),
         };
-        let wants_table = accept.contains("as=Table");
+        let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+        let shape = match (&method, &t.name) {
+            (&Method::GET, None) if watch => Shape::Watch,
+            (&Method::GET, None) | (&Method::DELETE, None) => Shape::List,
+            _ => Shape::Object,
+        };
+        let out = negotiate(accept, shape, crate::protobuf::encodable(&rt))?;
+        let include = query
+            .get("includeObject")
+            .map(String::as_str)
+            .unwrap_or("Metadata")
+            .to_string();
         match (method.clone(), t.name.clone()) {
             (Method::GET, None) => {
-                let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
                 if watch {
-                    return self.watch(rt, t.namespace, &query, wants_table, id).await;
+                    return self.watch(rt, t.namespace, &query, out, id).await;
                 }
-                self.list(&rt, t.namespace.as_deref(), &query, wants_table)
+                self.list(&rt, t.namespace.as_deref(), &query, out)
             }
             (Method::GET, Some(name)) => {
                 let obj = self.core.get(&rt, &ns, &name)?;
@@ -54,16 +66,9 @@ impl Server {
                         "application/json",
                         &[],
                     )),
-                    _ if wants_table => {
-                        let v = obj.value();
-                        let tbl = self.table_for(
-                            &rt,
-                            &[v],
-                            &obj.rv.to_string(),
-                            None,
-                            query.get("includeObject").map(String::as_str).unwrap_or("Metadata"),
-                        );
-                        Ok(json_response(200, &tbl, TABLE_CT, &[]))
+                    _ if needs_render(&rt, out) => {
+                        let v = crate::views::to_view(&rt, obj.value());
+                        Ok(self.render_object(&rt, v, out, &include, 200, &[]))
                     }
                     _ => Ok(raw_response(200, obj.raw.clone())),
                 }
@@ -75,7 +80,7 @@ impl Server {
                 let r = self
                     .core
                     .create(&rt, t.namespace.as_deref().or(Some("default")), v, &opts)?;
-                Ok(reply(r))
+                Ok(self.render_reply(&rt, r, out))
             }
             (Method::PUT, Some(name)) => {
                 let opts = Self::write_opts(&query, id, "update")?;
@@ -83,9 +88,13 @@ impl Server {
                 let v = Self::decode(&body, &ct, true)?;
                 if sub == Sub::Scale {
                     let cur = self.core.get(&rt, &ns, &name)?.value();
-                    return Ok(reply(self.core.write_scale(&rt, &ns, &name, &cur, &v, &opts)?));
+                    return Ok(self.render_reply(
+                        &rt,
+                        self.core.write_scale(&rt, &ns, &name, &cur, &v, &opts)?,
+                        super::negotiate::Output::Json,
+                    ));
                 }
-                Ok(reply(self.core.update(&rt, &ns, &name, v, sub, &opts)?))
+                Ok(self.render_reply(&rt, self.core.update(&rt, &ns, &name, v, sub, &opts)?, out))
             }
             (Method::PATCH, Some(name)) => {
                 let ct = req
@@ -109,7 +118,11 @@ impl Server {
                     serde_json::from_slice(&body)
                         .map_err(|e| ApiError::bad_request(format!("couldn't get patch: invalid JSON: {e}")))?
                 };
-                Ok(reply(self.core.patch(&rt, &ns, &name, pt, v, sub, &opts)?))
+                let r = self.core.patch(&rt, &ns, &name, pt, v, sub, &opts)?;
+                if sub == Sub::Scale {
+                    return Ok(self.render_reply(&rt, r, super::negotiate::Output::Json));
+                }
+                Ok(self.render_reply(&rt, r, out))
             }
             (Method::DELETE, Some(name)) => {
                 if sub != Sub::Main {
@@ -118,15 +131,15 @@ impl Server {
                     ));
                 }
                 let d = Self::delete_opts(req, &query).await?;
-                Ok(reply(self.core.delete(&rt, &ns, &name, &d)?))
+                Ok(self.render_reply(&rt, self.core.delete(&rt, &ns, &name, &d)?, out))
             }
             (Method::DELETE, None) => {
                 let d = Self::delete_opts(req, &query).await?;
                 let (items, _) = self.select(&rt, t.namespace.as_deref(), &query)?;
                 let mut deleted = Vec::new();
                 for obj in items {
-                    if let Ok(r) = self.core.delete(&rt, &obj.namespace, &obj.name, &d) {
-                        deleted.push(r.body);
+                    if let Ok(w) = self.core.delete_written(&rt, &obj.namespace, &obj.name, &d) {
+                        deleted.push(crate::views::to_view(&rt, w.obj.value()));
                     }
                 }
                 let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": self.core.store.current_rv().to_string()}, "items": deleted});

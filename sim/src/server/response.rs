@@ -1,11 +1,10 @@
 //! Building responses: JSON bodies with `Warning` headers, stored bytes, API errors.
 
 use bytes::Bytes;
-use http::{header, Response, StatusCode};
+use http::{header, Response};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
-use crate::api::Reply;
 use crate::error::ApiError;
 
 use super::Body;
@@ -15,7 +14,10 @@ pub(super) fn full(b: impl Into<Bytes>) -> Body {
 }
 
 pub(super) fn json_response(code: u16, v: &Value, content_type: &str, warnings: &[String]) -> Response<Body> {
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    let mut bytes = Vec::new();
+    if crate::meta::write_object(&mut bytes, v).is_err() {
+        bytes = serde_json::to_vec(v).unwrap_or_default();
+    }
     let mut b = Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, content_type);
@@ -37,10 +39,34 @@ pub(super) fn raw_response(code: u16, raw: Bytes) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(full("")))
 }
 
-pub(super) fn reply(r: Reply) -> Response<Body> {
-    let code = StatusCode::from_u16(r.code).map(|c| c.as_u16()).unwrap_or(200);
-    if r.body.get("kind").and_then(Value::as_str) == Some("Status") {
-        return json_response(code, &r.body, "application/json", &r.warnings);
+/// An object in Kubernetes protobuf; JSON when its kind has no protobuf encoding.
+pub(super) fn protobuf_response(
+    code: u16,
+    rt: &crate::resources::ResourceType,
+    v: &Value,
+    warnings: &[String],
+) -> Response<Body> {
+    let _ = rt;
+    match crate::protobuf::encode(v) {
+        Some(Ok(bytes)) => {
+            let mut b = Response::builder()
+                .status(code)
+                .header(header::CONTENT_TYPE, crate::protobuf::MEDIA_TYPE);
+            for w in warnings {
+                b = b.header("Warning", format!("299 - {w:?}"));
+            }
+            b.body(full(bytes)).unwrap_or_else(|_| Response::new(full("")))
+        }
+        _ => json_response(code, v, "application/json", warnings),
     }
-    json_response(code, &r.body, "application/json", &r.warnings)
+}
+
+/// A list in Kubernetes protobuf; JSON when its kind has no protobuf encoding.
+pub(super) fn protobuf_list_response(
+    rt: &crate::resources::ResourceType,
+    meta: &Value,
+    items: Vec<Value>,
+) -> Response<Body> {
+    let list = serde_json::json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items});
+    protobuf_response(200, rt, &list, &[])
 }

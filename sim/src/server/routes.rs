@@ -84,6 +84,28 @@ impl Server {
                     .map(|v| json_response(200, &v, "application/json", &[]))
                     .ok_or_else(ApiError::no_route),
             ),
+            // The simulator's own admin endpoint (not a Kubernetes API): attach an OS process to
+            // a pod, as `baton-sim attach` does.
+            ["baton-sim", "attach"] if method == Method::POST => {
+                let ns = query.get("namespace").map(String::as_str).unwrap_or("default");
+                let pod = query
+                    .get("pod")
+                    .ok_or_else(|| ApiError::bad_request("pod: Required value"))?;
+                let pid: u32 = query
+                    .get("pid")
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| ApiError::bad_request("pid: Required value: a process id"))?;
+                match self.kubelet.attach_pid(ns, pod, pid) {
+                    Ok(()) => Ok(json_response(
+                        200,
+                        &json!({"namespace": ns, "pod": pod, "pid": pid}),
+                        "application/json",
+                        &[],
+                    )),
+                    Err(crate::kubelet::AttachError::NoPod(_)) => Err(ApiError::not_found("pods", pod)),
+                    Err(e) => Err(ApiError::bad_request(e.to_string())),
+                }
+            }
             ["openapi", "v2"] => Err(ApiError::no_route()),
             ["openapi", "v3"] => get_only(Ok(json_response(
                 200,

@@ -20,8 +20,9 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventKind, Stored};
 
 use super::list::matches_sel;
+use super::negotiate::{partial, Output, Shape};
 use super::response::full;
-use super::{Body, Server, TABLE_CT};
+use super::{Body, Server};
 
 impl Server {
     pub(super) async fn watch(
@@ -29,7 +30,7 @@ impl Server {
         rt: Arc<ResourceType>,
         ns: Option<String>,
         query: &HashMap<String, String>,
-        wants_table: bool,
+        out: Output,
         id: &str,
     ) -> Result<Response<Body>, ApiError> {
         let (ls, fs) = Self::selectors(&rt, query)?;
@@ -61,14 +62,14 @@ impl Server {
                         ns,
                         ls,
                         fs,
-                        table: wants_table,
+                        out,
                         bookmarks,
                         timeout,
                         id: id.to_string(),
                         last_rv: rv,
                     };
                     tokio::spawn(async move { me.pump(ctx, past, None, false, rx, tx).await });
-                    return Ok(watch_response(body, wants_table));
+                    return Ok(watch_response(body, out));
                 }
                 Err(oldest) => {
                     let e = ApiError::gone(format!("too old resource version: {rv} ({oldest})"));
@@ -90,14 +91,14 @@ impl Server {
             ns,
             ls,
             fs,
-            table: wants_table,
+            out,
             bookmarks,
             timeout,
             id: id.to_string(),
             last_rv: start_rv,
         };
         tokio::spawn(async move { me.pump(ctx, Vec::new(), initial, send_initial, rx, tx).await });
-        Ok(watch_response(body, wants_table))
+        Ok(watch_response(body, out))
     }
 
     fn encode_event(&self, ctx: &WatchCtx, kind: &str, obj: &Stored) -> Bytes {
@@ -105,12 +106,20 @@ impl Server {
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
-        if ctx.table {
-            let v = obj.value();
-            let tbl = self.table_for(&ctx.rt, &[v], &obj.rv.to_string(), None, "Object");
-            out.extend_from_slice(&serde_json::to_vec(&tbl).unwrap_or_default());
-        } else {
-            out.extend_from_slice(&obj.raw);
+        match ctx.out {
+            Output::Table => {
+                let v = crate::views::to_view(&ctx.rt, obj.value());
+                let tbl = self.table_for(&ctx.rt, &[v], &obj.rv.to_string(), None, "Object");
+                out.extend_from_slice(&serde_json::to_vec(&tbl).unwrap_or_default());
+            }
+            Output::Meta(version) => {
+                out.extend_from_slice(&serde_json::to_vec(&partial(&obj.value(), version)).unwrap_or_default());
+            }
+            _ if ctx.rt.view.is_some() => {
+                let v = crate::views::to_view(&ctx.rt, obj.value());
+                out.extend_from_slice(&serde_json::to_vec(&v).unwrap_or_default());
+            }
+            _ => out.extend_from_slice(&obj.raw),
         }
         out.extend_from_slice(b"}\n");
         Bytes::from(out)
@@ -250,7 +259,7 @@ struct WatchCtx {
     ns: Option<String>,
     ls: LabelSelector,
     fs: FieldSelector,
-    table: bool,
+    out: Output,
     bookmarks: bool,
     timeout: Option<Duration>,
     id: String,
@@ -265,10 +274,10 @@ fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
     (tx, StreamBody::new(stream).boxed())
 }
 
-fn watch_response(body: Body, table: bool) -> Response<Body> {
+fn watch_response(body: Body, out: Output) -> Response<Body> {
     Response::builder()
         .status(200)
-        .header(header::CONTENT_TYPE, if table { TABLE_CT } else { "application/json" })
+        .header(header::CONTENT_TYPE, out.content_type(Shape::Watch))
         .header(header::TRANSFER_ENCODING, "chunked")
         .body(body)
         .unwrap_or_else(|_| Response::new(full("")))

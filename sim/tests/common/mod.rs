@@ -1,5 +1,6 @@
 //! Shared test helpers: start a simulator, raw HTTP requests, waiting on conditions.
 #![allow(dead_code)]
+pub mod kubectl;
 use std::future::Future;
 use std::time::Duration;
 
@@ -113,7 +114,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// A body as client-go sends it with `Content-Type: application/vnd.kubernetes.protobuf`:
 /// the `k8s\0` magic, then `runtime.Unknown{typeMeta, raw: object}`.
 pub fn protobuf_body(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<u8> {
-    use baton_sim::protobuf::{TypeMeta, Unknown, MAGIC};
+    use baton_sim::protobuf::MAGIC;
+    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
     use prost::Message as _;
     let unknown = Unknown {
         type_meta: Some(TypeMeta {

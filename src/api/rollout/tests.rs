@@ -47,7 +47,9 @@ pub(crate) fn sample_spec() -> RolloutSpec {
 fn crd_is_small_and_complete() {
     let crd = crd();
     let yaml = serde_saphyr::to_string(&crd).unwrap();
-    assert!(yaml.len() < 200_000, "CRD YAML is {} bytes", yaml.len());
+    // Bounds on every integer (pod template included) add ~17 KB of deeply indented YAML; what
+    // counts for `kubectl apply` is the JSON size below.
+    assert!(yaml.len() < 240_000, "CRD YAML is {} bytes", yaml.len());
     let json = serde_json::to_string(&crd).unwrap();
     assert!(json.len() < 150_000, "CRD JSON is {} bytes", json.len());
     let version = &crd.spec.versions[0];
