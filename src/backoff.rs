@@ -10,7 +10,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use kube::runtime::controller::Action;
+use kube::Resource;
 use prometheus_client::metrics::gauge::Gauge;
+use tracing::warn;
+
+use crate::error::Error;
 
 /// First retry after a conflict (someone else wrote first) or a cache lag.
 pub const FAST_BASE: Duration = Duration::from_millis(100);
@@ -70,6 +75,28 @@ impl Backoff {
         (n, delay(retry, n))
     }
 
+    /// The error policy of every controller: count a failure of `obj`, log it once (kind,
+    /// namespace, name, attempt, delay, error) and requeue it after its own delay.
+    pub fn on_error<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> Action {
+        let (attempt, delay) = self.failed(&key_of(obj), err.retry());
+        let meta = obj.meta();
+        warn!(
+            kind = %K::kind(&()),
+            namespace = meta.namespace.as_deref().unwrap_or(""),
+            name = meta.name.as_deref().unwrap_or(""),
+            attempt,
+            retry_in = ?delay,
+            error = %err,
+            "reconcile failed"
+        );
+        Action::requeue(delay)
+    }
+
+    /// `obj` reconciled: its next failure starts from the base again.
+    pub fn on_success<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        self.succeeded(&key_of(obj));
+    }
+
     /// `key` reconciled: its next failure starts from the base again.
     pub fn succeeded(&self, key: &str) {
         let known = self
@@ -81,6 +108,16 @@ impl Backoff {
             self.with(|m| m.remove(key));
         }
     }
+}
+
+/// `namespace/name` of an object: the backoff key.
+pub fn key_of<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or("")
+    )
 }
 
 #[cfg(test)]

@@ -257,28 +257,21 @@ impl Operator {
             concurrency: cfg.concurrency,
             instance: cfg.instance.clone(),
         };
-        // The ListenerSet reconciles wait on the shared caches with kube's `wait_until_ready`,
-        // which wakes only one of several waiters (see `crate::cache`): start that controller
-        // once the caches are synced, so every such wait returns at once.
-        let shared_synced = [synced.pods.clone(), synced.leases.clone()];
-        let (listener_client, listener_pods, listener_shutdown) = (client.clone(), pods.clone(), shutdown.clone());
-        let listeners = async move {
-            tokio::select! {
-                _ = cache::wait_all(&shared_synced) => {
-                    listener_controller::run_shared(
-                        listener_client,
-                        listener_cfg,
-                        listener_pods,
-                        triggers.listener_pods,
-                        leases,
-                        triggers.listener_leases,
-                        listener_shutdown,
-                    )
-                    .await;
-                }
-                _ = listener_shutdown.clone() => {}
-            }
+        let views = listener_controller::SharedViews {
+            pods: pods.clone(),
+            pod_events: triggers.listener_pods,
+            leases,
+            lease_events: triggers.listener_leases,
+            synced: vec![synced.pods.clone(), synced.leases.clone()],
         };
+        let listeners = listener_controller::run_counted(
+            client.clone(),
+            listener_cfg,
+            views,
+            metrics.clone(),
+            Arc::new(listener_controller::Stats::default()),
+            shutdown.clone(),
+        );
         let events = crate::events::Publisher::new(client.clone(), "baton-rollout", cfg.instance.clone());
         let ctx = Arc::new(Context {
             client: client.clone(),

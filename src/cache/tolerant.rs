@@ -39,6 +39,8 @@ pub struct Tolerant<K> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Undecodable {
     pub error: String,
+    /// `spec` as stored (to name the fields to fix).
+    pub spec: Option<Value>,
     pub status: Option<Value>,
 }
 
@@ -79,6 +81,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Tolerant<K> {
                     metadata,
                     object: Err(Undecodable {
                         error: e.to_string(),
+                        spec: value.get("spec").cloned(),
                         status: value.get("status").cloned(),
                     }),
                 })
@@ -120,6 +123,8 @@ pub struct Bad {
     pub resource_version: Option<String>,
     pub generation: Option<i64>,
     pub error: String,
+    /// `spec` as stored.
+    pub spec: Option<Value>,
     /// `status` as stored.
     pub status: Option<Value>,
 }
@@ -133,7 +138,22 @@ impl Bad {
             resource_version: meta.resource_version.clone(),
             generation: meta.generation,
             error: why.error,
+            spec: why.spec,
             status: why.status,
+        }
+    }
+
+    /// What to fix: the fields outside `crd`'s integer bounds, or the decoder's error.
+    pub fn problem(
+        &self,
+        crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) -> String {
+        let spec = serde_json::json!({"spec": self.spec.clone().unwrap_or(Value::Null)});
+        let fields = crate::api::schema_bounds::out_of_bounds(crd, &spec, 5);
+        if fields.is_empty() {
+            self.error.clone()
+        } else {
+            fields.join("; ")
         }
     }
 

@@ -129,17 +129,11 @@ fn owner_ref(rollout: &Rollout) -> Result<OwnerReference> {
         .ok_or(Error::MissingField("metadata.uid"))
 }
 
-/// `namespace/name` of a Rollout (the backoff key).
-fn key_of(rollout: &Rollout) -> String {
-    format!("{}/{}", rollout.namespace().unwrap_or_default(), rollout.name_any())
-}
-
 /// One reconcile of one Rollout. A success resets its backoff.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue> {
-    let key = key_of(&rollout);
     let out = reconcile_once(&rollout, &ctx).await;
     if out.is_ok() {
-        ctx.backoff.succeeded(&key);
+        ctx.backoff.on_success(rollout.as_ref());
     }
     out
 }
@@ -300,7 +294,8 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         .status
         .clone()
         .and_then(|s| serde_json::from_value::<RolloutStatus>(s).ok());
-    let plan = planner::plan_undecodable(bad.generation.unwrap_or(0), prior.clone(), Timestamp::now(), &bad.error);
+    let problem = bad.problem(&crate::api::rollout::crd());
+    let plan = planner::plan_undecodable(bad.generation.unwrap_or(0), prior.clone(), Timestamp::now(), &problem);
     if prior.as_ref() != Some(&plan.status) {
         for attempt in 1..=5u32 {
             match write_status(client, &ns, &bad.name, &plan.status).await {
@@ -601,14 +596,5 @@ async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &Roll
 /// Retry a failed Rollout with exponential backoff of its own (see [`crate::backoff`]): one
 /// log line per failed attempt.
 pub fn error_policy(rollout: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    let (attempt, delay) = ctx.backoff.failed(&key_of(&rollout), err.retry());
-    warn!(
-        namespace = rollout.namespace().unwrap_or_default(),
-        rollout = %rollout.name_any(),
-        attempt,
-        retry_in = ?delay,
-        error = %err,
-        "reconcile failed"
-    );
-    Requeue::requeue(delay)
+    ctx.backoff.on_error(rollout.as_ref(), err)
 }

@@ -82,7 +82,7 @@ async fn the_cache_skips_what_does_not_decode_and_keeps_the_rest() {
     ];
     let stream = futures::stream::iter(events.into_iter().map(Ok));
     let mut out = std::pin::pin!(decode_events(stream, store.clone(), bad.clone()).reflect(writer));
-    let mut names = |s: &Store<Rollout>| {
+    let names = |s: &Store<Rollout>| {
         let mut n: Vec<String> = s
             .state()
             .iter()
@@ -145,6 +145,7 @@ async fn each_bad_object_is_reported_once_per_resource_version() {
     };
     let why = || Undecodable {
         error: "e".into(),
+        spec: None,
         status: None,
     };
     bad.record(Bad::new(&meta("1"), why()));

@@ -179,7 +179,7 @@ fn invalid_report(
 pub fn plan_undecodable(generation: i64, prior: Option<RolloutStatus>, now: Timestamp, error: &str) -> Plan {
     let prior = prior.unwrap_or_default();
     let message = bounded_message(&[format!(
-        "the stored Rollout does not decode ({error}); set each field within its type's range (integers are 32-bit) and apply again"
+        "the stored Rollout does not decode ({error}); set each field within its range and apply again"
     )]);
     let (status, events) = invalid_report(&prior, generation, now, None, message);
     Plan {
