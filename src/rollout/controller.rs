@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -297,8 +297,18 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
     let problem = bad.problem(&crate::api::rollout::crd());
     let plan = planner::plan_undecodable(bad.generation.unwrap_or(0), prior.clone(), Timestamp::now(), &problem);
     if prior.as_ref() != Some(&plan.status) {
-        for attempt in 1..=5u32 {
-            match write_status(client, &ns, &bad.name, &plan.status).await {
+        // The answer holds the stored spec, which does not decode as a Rollout.
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<Rollout>(&()));
+        let body = json!({
+            "apiVersion": format!("{}/{}", crate::api::rollout::GROUP, crate::api::rollout::VERSION),
+            "kind": "Rollout",
+            "status": plan.status,
+        });
+        for attempt in 1..=3u32 {
+            let written = api
+                .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+                .await;
+            match written {
                 Ok(_) => break,
                 Err(e) => {
                     warn!(namespace = %ns, rollout = %bad.name, attempt, error = %e, "writing the status of an undecodable Rollout");

@@ -204,3 +204,91 @@ pub fn listenerset(name: &str) -> Value {
         },
     })
 }
+
+/// `value` without any `minimum`/`maximum` (an older baton's schema, before integers were
+/// bounded).
+fn strip_bounds(value: &mut Value) {
+    match value {
+        Value::Object(m) => {
+            m.remove("minimum");
+            m.remove("maximum");
+            m.values_mut().for_each(strip_bounds);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_bounds),
+        _ => {}
+    }
+}
+
+/// Swap the schema of the CRD `crd_name` for `schema`; returns the one it had.
+async fn swap_schema(client: &kube::Client, crd_name: &str, schema: Option<Value>) -> Value {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = crds.get(crd_name).await.expect("the CRD");
+    let mut v = serde_json::to_value(&crd).expect("json");
+    let path = "/spec/versions/0/schema/openAPIV3Schema";
+    let old = v.pointer(path).cloned().expect("a schema");
+    let new = schema.unwrap_or_else(|| {
+        let mut s = old.clone();
+        strip_bounds(&mut s);
+        s
+    });
+    if let Some(slot) = v.pointer_mut(path) {
+        *slot = new;
+    }
+    let crd: CustomResourceDefinition = serde_json::from_value(v).expect("a CRD");
+    crds.replace(crd_name, &PostParams::default(), &crd)
+        .await
+        .expect("replacing the CRD");
+    old
+}
+
+/// Store `objects` as an API server would have under an older baton's CRDs, whose schema did
+/// not bound integers (kube-apiserver does not enforce `format: int32` on custom resources):
+/// the bounds are lifted for the creates and restored at once. Such objects stay stored
+/// after an upgrade, and every controller start, failover or relist meets them.
+pub async fn create_under_unbounded_schema(
+    client: &kube::Client,
+    crd_name: &str,
+    api: &Api<DynamicObject>,
+    objects: Vec<Value>,
+) {
+    let schema = swap_schema(client, crd_name, None).await;
+    for obj in objects {
+        let name = obj["metadata"]["name"].clone();
+        create_raw(api, obj)
+            .await
+            .unwrap_or_else(|e| panic!("storing {name} under the unbounded schema: {e}"));
+    }
+    swap_schema(client, crd_name, Some(schema)).await;
+}
+
+pub const ROLLOUTS_CRD: &str = "rollouts.baton.dev";
+pub const LISTENERSETS_CRD: &str = "listenersets.baton.dev";
+
+/// events.k8s.io/v1 Events regarding the object `kind`/`name`.
+pub async fn events_of(client: &kube::Client, kind: &str, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+    api.list(&Default::default())
+        .await
+        .expect("listing events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some(kind))
+        })
+        .collect()
+}
+
+/// Wait for a Warning Event with `reason` regarding `kind`/`name`; its note.
+pub async fn wait_warning(client: &kube::Client, kind: &str, name: &str, reason: &str) -> String {
+    wait_for(&format!("a {reason} Warning on {kind} {name}"), LONG, || async {
+        events_of(client, kind, name)
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+            .map(|e| e.note.unwrap_or_default())
+    })
+    .await
+}

@@ -2,14 +2,18 @@
 
 use serde_json::json;
 
-use crate::controller::{create_raw, raw_condition, raw_rollouts, start, temp_dir, NO_ELECTION};
-use crate::support::{manifest_v, wait_for, Env, LONG, NS};
+use crate::controller::{
+    create_raw, create_under_unbounded_schema, listenerset, raw_condition, raw_listenersets, raw_rollouts, start,
+    temp_dir, wait_observed, wait_warning, LISTENERSETS_CRD, NO_ELECTION, ROLLOUTS_CRD,
+};
+use crate::support::{manifest_v, wait_for, Env, LONG};
 
-/// A Rollout with `replicas: 2147483648` (stored: kube-apiserver does not enforce `format:
-/// int32` on custom resources) next to a good one. Before, no Rollout was ever reconciled by a
-/// controller that started while it existed, and /readyz stayed 503. Now the good one rolls
-/// out, the bad one gets InvalidSpec and a Warning Event naming the problem, a metric counts it
-/// and a log line names it — through a restart — and once fixed it is reconciled too.
+/// A Rollout with `replicas: 2147483648`, stored under an older CRD without integer bounds
+/// (kube-apiserver does not enforce `format: int32` on custom resources), next to a good one.
+/// Before, no Rollout was ever reconciled by a controller that started while it existed, and
+/// /readyz stayed 503. Now the good one rolls out, the bad one gets InvalidSpec and a Warning
+/// Event naming the field and its range, a metric counts it and a log line names it — through
+/// a restart — and once fixed it is reconciled too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_rollout_is_skipped_and_reported_and_poisons_nothing() {
     let env = Env::start().await;
@@ -18,9 +22,12 @@ async fn an_undecodable_rollout_is_skipped_and_reported_and_poisons_nothing() {
     let mut bad = manifest_v("bad", 1, "v1");
     bad["spec"]["replicas"] = json!(2_147_483_648_i64);
     let raw = raw_rollouts(&env.client);
-    create_raw(&raw, bad)
-        .await
-        .expect("the API server stores replicas 2147483648");
+    let refused = create_raw(&raw, bad.clone()).await;
+    assert!(
+        matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 422),
+        "{refused:?}"
+    );
+    create_under_unbounded_schema(&env.client, ROLLOUTS_CRD, &raw, vec![bad]).await;
 
     let mut c = start(&env.sim, dir.path(), "baton-poison-a", &NO_ELECTION).await;
     c.wait_ready().await;
@@ -30,7 +37,10 @@ async fn an_undecodable_rollout_is_skipped_and_reported_and_poisons_nothing() {
         raw_condition(&o, "InvalidSpec").filter(|c| c.0 == "True")
     })
     .await;
-    assert!(reported.2.contains("expected i32"), "{reported:?}");
+    assert!(
+        reported.2.contains("spec.replicas is 2147483648, outside 0..10000"),
+        "{reported:?}"
+    );
     assert_eq!(reported.3, Some(1), "for its generation");
     let ev = env
         .wait_event("bad", "an InvalidSpec Warning", |e| {
@@ -70,5 +80,71 @@ async fn an_undecodable_rollout_is_skipped_and_reported_and_poisons_nothing() {
     })
     .await;
     c.stop().await;
-    let _ = NS;
+}
+
+/// A ListenerSet with `maxPerPod: 2147483648` and one with `leaseDurationSeconds: 2147483648`,
+/// stored under an older CRD, next to a good one. Before, no ListenerSet was reconciled by a
+/// controller that started while they existed. Now the good one is reconciled, each bad one
+/// gets InvalidSpec (Ready False, Degraded True) and a Warning Event naming the field, a metric
+/// counts them; once fixed they are reconciled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_listenersets_are_skipped_and_reported_and_poison_nothing() {
+    let env = Env::start().await;
+    let dir = temp_dir("poison-ls");
+    let sets = raw_listenersets(&env.client);
+    create_raw(&sets, listenerset("good")).await.expect("ListenerSet");
+    let mut per_pod = listenerset("bad-per-pod");
+    per_pod["spec"]["maxPerPod"] = json!(2_147_483_648_i64);
+    let mut lease = listenerset("bad-lease");
+    lease["spec"]["leaseDurationSeconds"] = json!(2_147_483_648_i64);
+    create_under_unbounded_schema(&env.client, LISTENERSETS_CRD, &sets, vec![per_pod, lease]).await;
+
+    let c = start(&env.sim, dir.path(), "baton-poison-ls", &NO_ELECTION).await;
+    let mut c = c;
+    c.wait_ready().await;
+    wait_observed(&sets, &["good".into()], "the good ListenerSet reconciled").await;
+    for (name, field) in [
+        ("bad-per-pod", "spec.maxPerPod"),
+        ("bad-lease", "spec.leaseDurationSeconds"),
+    ] {
+        let ready = wait_for(&format!("InvalidSpec on {name}"), LONG, || async {
+            let o = sets.get(name).await.ok()?;
+            raw_condition(&o, "Ready").filter(|c| c.1 == "InvalidSpec")
+        })
+        .await;
+        assert_eq!(ready.0, "False", "{ready:?}");
+        assert!(ready.2.contains(&format!("{field} is 2147483648")), "{ready:?}");
+        let o = sets.get(name).await.expect("the set");
+        assert_eq!(raw_condition(&o, "Degraded").map(|c| c.0), Some("True".into()));
+        let note = wait_warning(&env.client, "ListenerSet", name, "InvalidSpec").await;
+        assert!(note.contains(&format!("{field} is 2147483648")), "{note}");
+    }
+    assert_eq!(
+        c.metric("baton_undecodable_objects{kind=\"ListenerSet\"}").await,
+        Some(2.0)
+    );
+
+    // Still reconciling; the fixed ones too.
+    let p = json!({"spec": {"leaseDurationSeconds": 20}});
+    sets.patch("good", &Default::default(), &kube::api::Patch::Merge(&p))
+        .await
+        .expect("patching");
+    wait_observed(&sets, &["good".into()], "the good ListenerSet reconciled again").await;
+    for (name, key) in [("bad-per-pod", "maxPerPod"), ("bad-lease", "leaseDurationSeconds")] {
+        let fix = json!({"spec": {key: 2}});
+        sets.patch(name, &Default::default(), &kube::api::Patch::Merge(&fix))
+            .await
+            .expect("fixing");
+    }
+    wait_observed(
+        &sets,
+        &["bad-per-pod".into(), "bad-lease".into()],
+        "the fixed ListenerSets reconciled",
+    )
+    .await;
+    wait_for("baton_undecodable_objects 0", LONG, || async {
+        (c.metric("baton_undecodable_objects{kind=\"ListenerSet\"}").await == Some(0.0)).then_some(())
+    })
+    .await;
+    c.stop().await;
 }

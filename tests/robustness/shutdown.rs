@@ -7,7 +7,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::controller::{create_raw, raw_listenersets, start, temp_dir};
+use crate::controller::{create_under_unbounded_schema, raw_listenersets, start, temp_dir, LISTENERSETS_CRD};
 use crate::support::{manifest_v, Env, CONTROLLER_ID, LONG, NS};
 
 /// Bound on SIGTERM → exit: the controllers' grace period, the wait for Events being
@@ -16,18 +16,16 @@ fn exit_bound() -> Duration {
     SHUTDOWN_GRACE + Duration::from_secs(2) + Duration::from_secs(10)
 }
 
-/// A leader whose ListenerSet cache can never sync (a ListenerSet with `maxPerPod:
-/// 2147483648`, which did not decode) gets SIGTERM. Before, it kept running and kept its Lease;
-/// now it exits 0 within the bound, and the Lease is released.
+/// A leader with a poisoned object in its caches (a ListenerSet with `maxPerPod: 2147483648`
+/// stored under an older CRD; before, its cache never synced) gets SIGTERM. Before, it kept
+/// running and kept its Lease; now it exits 0 within the bound, and the Lease is released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_poisoned_leader_within_a_bound_and_releases_its_lease() {
     let env = Env::start().await;
     let dir = temp_dir("shutdown");
     let mut set = crate::controller::listenerset("poisoned");
     set["spec"]["maxPerPod"] = json!(2_147_483_648_i64);
-    create_raw(&raw_listenersets(&env.client), set)
-        .await
-        .expect("the API server stores maxPerPod 2147483648");
+    create_under_unbounded_schema(&env.client, LISTENERSETS_CRD, &raw_listenersets(&env.client), vec![set]).await;
     env.apply(&manifest_v("svc", 1, "v1")).await;
     let args = ["--lease-name", "baton-controller", "--lease-namespace", NS];
     let mut c = start(&env.sim, dir.path(), "baton-term", &args).await;

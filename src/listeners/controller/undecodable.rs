@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use tracing::{debug, warn};
 
@@ -72,9 +72,11 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         Time(jiff::Timestamp::now()),
     );
     if prior.as_ref() != Some(&new) {
-        let api: Api<ListenerSet> = Api::namespaced(client.clone(), &ns);
+        // The answer holds the stored spec, which does not decode as a ListenerSet.
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<ListenerSet>(&()));
         let body = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "status": new});
-        for attempt in 1..=5u32 {
+        for attempt in 1..=3u32 {
             let written = api
                 .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
                 .await;
