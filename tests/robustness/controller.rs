@@ -251,15 +251,28 @@ pub async fn create_under_unbounded_schema(
     crd_name: &str,
     api: &Api<DynamicObject>,
     objects: Vec<Value>,
-) {
+) -> Vec<Result<DynamicObject, kube::Error>> {
     let schema = swap_schema(client, crd_name, None).await;
+    let mut out = Vec::new();
     for obj in objects {
-        let name = obj["metadata"]["name"].clone();
-        create_raw(api, obj)
-            .await
-            .unwrap_or_else(|e| panic!("storing {name} under the unbounded schema: {e}"));
+        out.push(create_raw(api, obj).await);
     }
     swap_schema(client, crd_name, Some(schema)).await;
+    out
+}
+
+/// [`create_under_unbounded_schema`], each create expected to succeed.
+pub async fn store_under_unbounded_schema(
+    client: &kube::Client,
+    crd_name: &str,
+    api: &Api<DynamicObject>,
+    objects: Vec<Value>,
+) {
+    for r in create_under_unbounded_schema(client, crd_name, api, objects).await {
+        if let Err(e) = r {
+            panic!("storing under the unbounded schema: {e}");
+        }
+    }
 }
 
 pub const ROLLOUTS_CRD: &str = "rollouts.baton.dev";

@@ -60,7 +60,8 @@ pub(super) fn status(prior: ListenerSetStatus, generation: Option<i64>, message:
     }
 }
 
-/// Report `bad` on the object: its status (retried a few times) and one Warning Event.
+/// Report `bad` on the object, unless its status already does: the status (retried a few
+/// times) and one Warning Event.
 pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: Bad) {
     let Some(ns) = bad.namespace.clone() else { return };
     let prior: Option<ListenerSetStatus> = bad.status.clone().and_then(|s| serde_json::from_value(s).ok());
@@ -71,7 +72,11 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         &message,
         Time(jiff::Timestamp::now()),
     );
-    if prior.as_ref() != Some(&new) {
+    // Reported once: a restart or relist that finds the same status says nothing new.
+    if prior.as_ref() == Some(&new) {
+        return;
+    }
+    {
         // The answer holds the stored spec, which does not decode as a ListenerSet.
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<ListenerSet>(&()));
