@@ -36,7 +36,9 @@ impl Drop for Proc {
 pub fn spawn(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> Proc {
     let kubeconfig = dir.join(format!("{id}.kubeconfig"));
     sim.kubeconfig_as(id, &kubeconfig).expect("writing a kubeconfig");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    // BATON_TEST_BIN replays the tests against another build (e.g. one from before a fix).
+    let bin = std::env::var_os("BATON_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_baton").into());
+    let mut cmd = Command::new(bin);
     cmd.arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["controller", "--watch-namespace", NS, "--identity", id])

@@ -10,6 +10,9 @@
 //! * `backoff`: a failing reconcile backs off exponentially per object, one log line per attempt.
 //! * `bad_input`: the bad-input table, with a canary Rollout and ListenerSet reconciled
 //!   throughout and after a restart.
+//!
+//! `BATON_TEST_BIN=/path/to/baton` runs them against another build of the binary, e.g. one
+//! from before a fix, to see them fail.
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -8,7 +8,7 @@ use kube::api::Api;
 use serde_json::json;
 
 use crate::controller::{raw_listenersets, start, store_under_unbounded_schema, temp_dir, LISTENERSETS_CRD};
-use crate::support::{manifest_v, Env, CONTROLLER_ID, LONG, NS};
+use crate::support::{manifest_v, wait_for, Env, CONTROLLER_ID, LONG, NS};
 
 /// Bound on SIGTERM → exit: the controllers' grace period, the wait for Events being
 /// published, the Lease release, and slack for a loaded machine.
@@ -55,12 +55,14 @@ async fn shutdown_completes_while_the_api_server_holds_every_request() {
     let env = Env::start().await;
     env.sim.faults.block(CONTROLLER_ID);
     let op = env.start_operator().await;
-    // Let the caches try (and hang) before asking it to stop.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The caches' lists are held by the server before it is asked to stop.
+    wait_for("the operator's lists reaching the server", LONG, || async {
+        (env.sim.core.request_count(CONTROLLER_ID, "GET") >= 4).then_some(())
+    })
+    .await;
     let t = Instant::now();
     let stopped = tokio::time::timeout(exit_bound(), op.stop()).await;
     assert!(stopped.is_ok(), "the operator did not stop within {:?}", exit_bound());
     eprintln!("stop with every request held: {:?}", t.elapsed());
     env.sim.faults.unblock(CONTROLLER_ID);
-    let _ = LONG;
 }
