@@ -363,25 +363,23 @@ where
 
 /// Report each undecodable object once per resourceVersion with `report` (an Event, a
 /// condition), until dropped. Run it only where writes are allowed (the leader).
-pub fn report_each<F, Fut>(bad: Undecodables, report: F) -> impl Future<Output = ()> + Send
+pub async fn report_each<F, Fut>(bad: Undecodables, report: F)
 where
     F: Fn(Bad) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    async move {
-        let mut changed = bad.changed();
-        let mut done: HashSet<(String, Option<String>)> = HashSet::new();
-        loop {
-            let now = bad.snapshot();
-            done.retain(|(key, rv)| now.iter().any(|b| &b.key() == key && &b.resource_version == rv));
-            for b in now {
-                if done.insert((b.key(), b.resource_version.clone())) {
-                    report(b).await;
-                }
+    let mut changed = bad.changed();
+    let mut done: HashSet<(String, Option<String>)> = HashSet::new();
+    loop {
+        let now = bad.snapshot();
+        done.retain(|(key, rv)| now.iter().any(|b| &b.key() == key && &b.resource_version == rv));
+        for b in now {
+            if done.insert((b.key(), b.resource_version.clone())) {
+                report(b).await;
             }
-            if changed.changed().await.is_err() {
-                return;
-            }
+        }
+        if changed.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -79,6 +79,9 @@ const SET_INTS: [(&str, &str); 2] = [
     ("leaseduration", "/spec/leaseDurationSeconds"),
 ];
 
+/// A change to a manifest.
+type Edit = fn(&mut Value);
+
 fn set_pointer(v: &mut Value, pointer: &str, value: Value) {
     let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
     let slot = v
@@ -178,7 +181,7 @@ fn rows() -> Vec<Row> {
         RECONCILED_OR_INVALID,
     ));
     // Invalid pod templates.
-    let templates: [(&str, fn(&mut Value)); 4] = [
+    let templates: [(&str, Edit); 4] = [
         ("r-version-label", |o| o["spec"]["version"] = json!("v1.2.3+build")),
         ("r-no-containers", |o| {
             o["spec"]["template"]["spec"]["containers"] = json!([])
