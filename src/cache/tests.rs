@@ -1,56 +1,74 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Context;
 use std::time::Duration;
+
+use futures::task::ArcWake;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::{reflector, watcher};
 
 use super::*;
 
-/// Waiters on `reflector::Store::wait_until_ready` (kube-runtime 5.0.0) and on [`Synced`],
-/// each in its own task, then the store's first `InitDone`: how many waiters finished.
-async fn woken(waiters: usize) -> (usize, usize) {
-    let (store, mut writer) = reflector::store::<ConfigMap>();
-    let (tx, synced) = synced();
-    let (kube_done, ours_done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    for _ in 0..waiters {
-        let (store, done) = (store.clone(), kube_done.clone());
-        tokio::spawn(async move {
-            let _ = store.wait_until_ready().await;
-            done.fetch_add(1, Ordering::SeqCst);
-        });
-        let (synced, done) = (synced.clone(), ours_done.clone());
-        tokio::spawn(async move {
-            synced.wait().await;
-            done.fetch_add(1, Ordering::SeqCst);
-        });
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl ArcWake for Flag {
+    fn wake_by_ref(me: &Arc<Self>) {
+        me.0.store(true, Ordering::SeqCst);
     }
-    // Let every waiter register before the list completes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    for ev in [watcher::Event::Init, watcher::Event::InitDone] {
-        writer.apply_watcher_event(&ev);
-        tx.observe(&Ok(ev));
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while ours_done.load(Ordering::SeqCst) < waiters && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Give kube's waiters the same time again.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    (kube_done.load(Ordering::SeqCst), ours_done.load(Ordering::SeqCst))
 }
 
-/// The kube-runtime 5.0.0 behaviour this module works around (the upstream report's
-/// reproduction): of several concurrent waiters, only one is woken. When this starts failing,
-/// kube-runtime has fixed it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kube_store_readiness_wakes_one_waiter_of_several() {
-    let (kube, ours) = woken(4).await;
-    assert_eq!(ours, 4, "every Synced waiter is woken");
-    assert!(
-        kube < 4,
-        "kube-runtime woke all {kube} waiters: its readiness bug is fixed"
+/// Poll `futures` once each, every one with its own waker (all pending); run `then`; return
+/// how many of the wakers were woken.
+fn woken_by<'a>(futures: Vec<Pin<Box<dyn Future<Output = ()> + 'a>>>, then: impl FnOnce()) -> usize {
+    let mut flags = Vec::new();
+    let mut futures = futures;
+    for f in &mut futures {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = futures::task::waker(flag.clone());
+        assert!(f.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        flags.push(flag);
+    }
+    then();
+    flags.iter().filter(|f| f.0.load(Ordering::SeqCst)).count()
+}
+
+/// The kube-runtime 5.0.0 behaviour [`crate::cache`] works around (the upstream report's
+/// reproduction): four tasks wait on `Store::wait_until_ready`, the store gets its first
+/// list, one of them is woken. (`DelayedInit` polls one shared `futures::channel::oneshot`
+/// receiver, which keeps a single waker: each poll replaces the previous waiter's.) When this
+/// starts failing, kube-runtime has fixed it. [`Synced`] wakes all four.
+#[test]
+fn kube_store_readiness_wakes_one_waiter_of_several() {
+    let (store, mut writer) = reflector::store::<ConfigMap>();
+    let waiters: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = (0..4)
+        .map(|_| -> Pin<Box<dyn Future<Output = ()> + '_>> {
+            Box::pin(async {
+                let _ = store.wait_until_ready().await;
+            })
+        })
+        .collect();
+    let kube = woken_by(waiters, || {
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+    });
+    assert_eq!(
+        kube, 1,
+        "kube-runtime woke {kube} of 4 waiters: its readiness bug is fixed"
     );
+
+    let (tx, synced) = synced();
+    let waiters: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = (0..4)
+        .map(|_| -> Pin<Box<dyn Future<Output = ()> + '_>> { Box::pin(synced.wait()) })
+        .collect();
+    let ours = woken_by(waiters, || {
+        tx.observe::<ConfigMap>(&Ok(watcher::Event::Init));
+        tx.observe::<ConfigMap>(&Ok(watcher::Event::InitDone));
+    });
+    assert_eq!(ours, 4, "every Synced waiter is woken");
 }
 
 #[tokio::test]
