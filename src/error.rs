@@ -16,13 +16,9 @@ pub enum Error {
     /// A cache has not caught up with a write yet; the next attempt will see it.
     #[error("{0}")]
     CacheLag(String),
-    /// The API server refused (422) an object made from the spec, with this message; `written`
-    /// is the status the same reconcile wrote, if any.
+    /// The API server refused (422) an object made from the spec, with this message.
     #[error("the API server refused an object made from the spec: {message}")]
-    Refused {
-        message: String,
-        written: Option<Box<crate::api::rollout::Rollout>>,
-    },
+    Refused { message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

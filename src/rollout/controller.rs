@@ -158,10 +158,11 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
     match plan_and_apply(rollout, ctx, rollout.status.clone(), rejected.clone()).await {
         // The API server refused an object made from this spec: the spec is invalid, and the
         // status and an Event say so with the server's message.
-        Err(Error::Refused { message, written }) if rejected.is_none() => {
+        // The report is planned from the status stored before this reconcile: nothing of the
+        // refused plan happened, so nothing of it (a batch started, its events) is reported.
+        Err(Error::Refused { message }) if rejected.is_none() => {
             ctx.reject(&uid, generation, &message);
-            let prior = written.map_or_else(|| rollout.status.clone(), |r| r.status);
-            plan_and_apply(rollout, ctx, prior, Some(message)).await
+            plan_and_apply(rollout, ctx, rollout.status.clone(), Some(message)).await
         }
         other => other,
     }
@@ -219,18 +220,14 @@ async fn plan_and_apply(
     };
     let (applied, written) = tokio::join!(apply_actions(rollout, &ns, &plan.actions, ctx), status_write);
     // The events describe the plan's decisions, recorded by its status: published once that
-    // status is written, even when an action failed (the next plan will not repeat them).
+    // status is written, even when an action failed (the next plan will not repeat them) —
+    // unless the API server refused the spec, whose report replaces this plan.
     let written = written?;
+    if let Err(e @ Error::Refused { .. }) = applied {
+        return Err(e);
+    }
     publish_events(ctx, rollout, &ns, &plan.events);
-    let applied = match applied {
-        Err(Error::Refused { message, .. }) => {
-            return Err(Error::Refused {
-                message,
-                written: written.map(Box::new),
-            })
-        }
-        other => other?,
-    };
+    let applied = applied?;
     wait_for_cache(ctx, &ns, &applied).await;
     if let Some(written) = written {
         wait_for_status(ctx, &written).await;
@@ -524,10 +521,7 @@ async fn wait_for_revision(ctx: &Context, ns: &str, name: &str) {
 /// A create the API server refused as invalid (422) is a problem of the spec it was made from.
 fn refusal(e: Error) -> Error {
     match e {
-        Error::Kube(kube::Error::Api(s)) if s.code == 422 => Error::Refused {
-            message: s.message,
-            written: None,
-        },
+        Error::Kube(kube::Error::Api(s)) if s.code == 422 => Error::Refused { message: s.message },
         other => other,
     }
 }

@@ -229,6 +229,21 @@ async fn refused_by_the_api_server_case(invalid: serde_json::Value, needles: &[&
     );
     let h = rec.take();
     assert!(h.creations.is_empty() && h.deletions.is_empty(), "{h:?}");
+    // Nothing of the refused plan is reported as done: no batch of it started, and Progressing
+    // does not say it is rolling out.
+    let started: Vec<_> = env
+        .events(NAME)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("BatchStarted"))
+        .filter_map(|e| e.note)
+        .filter(|n| !n.contains("v1 "))
+        .collect();
+    assert!(started.is_empty(), "{started:?}");
+    let progressing = condition(&r, "Progressing")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(!progressing.contains("rolling out"), "{progressing}");
 
     // Fix it: the invalid label key removed (a merge patch owns it), the valid v2 manifest.
     env.merge(
