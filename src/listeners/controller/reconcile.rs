@@ -46,7 +46,13 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         add_finalizer(&ctx, &set, &ns, &name).await?;
     }
     // Never decide from half-filled caches: a missing pod would look like a dead holder.
-    crate::cache::wait_all(&ctx.synced).await;
+    // Bounded, so a cache that cannot list (RBAC, an API outage) holds no worker for ever.
+    if tokio::time::timeout(Duration::from_secs(10), crate::cache::wait_all(&ctx.synced))
+        .await
+        .is_err()
+    {
+        return Ok(Requeue::requeue(Duration::from_millis(500)));
+    }
     let now = Instant::now();
     let reference = set.object_ref(&());
     let previous = set.status.clone().unwrap_or_default();
