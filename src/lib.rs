@@ -1,6 +1,8 @@
 //! baton: batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes.
 pub mod agent;
 pub mod api;
+pub mod backoff;
+pub mod cache;
 pub mod cli;
 pub mod demo;
 pub mod election;

@@ -29,6 +29,11 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub verb: String,
     pub code: String,
@@ -53,6 +58,10 @@ pub struct Metrics {
     pub leader: Gauge<i64, AtomicI64>,
     pub leader_transitions: Counter<u64, AtomicU64>,
     pub api_requests: Family<RequestLabels, Counter>,
+    /// Objects whose last reconcile failed (backing off), per controller.
+    pub backoff_objects: Family<ControllerLabel, Gauge>,
+    /// Objects left out of a cache because they do not decode, per kind.
+    pub undecodable_objects: Family<KindLabel, Gauge>,
     rollouts_by_phase: Family<PhaseLabel, Gauge>,
     instances_by_version: Family<VersionLabel, Gauge>,
     rollouts: std::sync::Mutex<Option<Store<Rollout>>>,
@@ -72,6 +81,8 @@ impl Default for Metrics {
         let leader = Gauge::<i64, AtomicI64>::default();
         let leader_transitions = Counter::<u64, AtomicU64>::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
+        let backoff_objects = Family::<ControllerLabel, Gauge>::default();
+        let undecodable_objects = Family::<KindLabel, Gauge>::default();
         let rollouts_by_phase = Family::<PhaseLabel, Gauge>::default();
         let instances_by_version = Family::<VersionLabel, Gauge>::default();
         registry.register("reconciles", "Reconciles run, per controller", reconciles.clone());
@@ -96,6 +107,16 @@ impl Default for Metrics {
             "Kubernetes API requests made, by verb and HTTP code",
             api_requests.clone(),
         );
+        registry.register(
+            "reconcile_backoff_objects",
+            "Objects whose last reconcile failed and that are retried with backoff, per controller",
+            backoff_objects.clone(),
+        );
+        registry.register(
+            "undecodable_objects",
+            "Objects skipped because they do not decode (see the log and their Events), per kind",
+            undecodable_objects.clone(),
+        );
         registry.register("rollouts", "Rollouts per phase", rollouts_by_phase.clone());
         registry.register(
             "rollout_instances",
@@ -110,6 +131,8 @@ impl Default for Metrics {
             leader,
             leader_transitions,
             api_requests,
+            backoff_objects,
+            undecodable_objects,
             rollouts_by_phase,
             instances_by_version,
             rollouts: std::sync::Mutex::new(None),
@@ -121,6 +144,22 @@ impl Metrics {
     /// The Rollout cache the per-phase and per-version gauges are computed from.
     pub fn watch_rollouts(&self, store: Store<Rollout>) {
         *self.rollouts.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// The gauge of objects backing off in `controller`.
+    pub fn backoff_gauge(&self, controller: &str) -> Gauge {
+        self.backoff_objects
+            .get_or_create(&ControllerLabel {
+                controller: controller.to_string(),
+            })
+            .clone()
+    }
+
+    /// The gauge of undecodable objects of `kind`.
+    pub fn undecodable_gauge(&self, kind: &str) -> Gauge {
+        self.undecodable_objects
+            .get_or_create(&KindLabel { kind: kind.to_string() })
+            .clone()
     }
 
     /// Count one finished reconcile.

@@ -14,12 +14,21 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+pub mod startup;
 
 use crate::api::rollout::{labels, Rollout};
+use crate::backoff::Backoff;
+use crate::cache::tolerant::{self, Tolerant, Undecodables};
+use crate::cache::{self, synced, Synced, SyncedTx};
 use crate::listeners::controller::{self as listener_controller, Events};
 use crate::metrics::Metrics;
 use crate::rollout::controller::{self as rollout_controller, Context, Stats};
+
+/// After a shutdown request, how long the controllers get to finish their reconciles before
+/// they are dropped (a stuck cache or API call never holds the process, or its leader Lease).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of a controller run.
 #[derive(Debug, Clone)]
@@ -57,19 +66,20 @@ where
 
 type Trigger<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
-/// A reflector whose changes are passed to one subscriber only while `gate` is open.
+/// A reflector whose changes are passed to one subscriber only while `gate` is open; `synced`
+/// turns true at its first complete list.
 fn gated_cache<K>(
     stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    writer: reflector::store::Writer<K>,
+    synced: SyncedTx,
     gate: Arc<AtomicBool>,
-) -> (Store<K>, Trigger<K>, impl Future<Output = ()> + Send + 'static)
+) -> (Trigger<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + std::fmt::Debug + 'static,
 {
-    let (store, writer) = reflector::store();
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let drive = stream
-        .default_backoff()
-        .reflect(writer)
+    let drive = synced
+        .track(stream.default_backoff().reflect(writer))
         .touched_objects()
         .for_each(move |r| {
             match r {
@@ -81,7 +91,7 @@ where
             }
             async {}
         });
-    (store, rx.map(Ok).boxed(), drive)
+    (rx.map(Ok).boxed(), drive)
 }
 
 /// The operator's caches, warm from start; the controllers run only in [`Operator::lead`].
@@ -94,9 +104,32 @@ pub struct Operator {
     leases: Store<Lease>,
     revisions: Store<ControllerRevision>,
     rollouts: Store<Rollout>,
+    /// Rollouts left out of the cache because they do not decode.
+    bad_rollouts: Undecodables,
+    synced: Synced4,
     triggers: Triggers,
     listener_holders: crate::rollout::controller::HoldsListeners,
     caches: JoinHandle<()>,
+}
+
+/// Readiness of the pod, listener-Lease, revision and Rollout caches.
+#[derive(Clone)]
+struct Synced4 {
+    pods: Synced,
+    leases: Synced,
+    revisions: Synced,
+    rollouts: Synced,
+}
+
+impl Synced4 {
+    fn all(&self) -> [Synced; 4] {
+        [
+            self.pods.clone(),
+            self.leases.clone(),
+            self.revisions.clone(),
+            self.rollouts.clone(),
+        ]
+    }
 }
 
 struct Triggers {
@@ -126,11 +159,32 @@ impl Operator {
             watcher::Config::default().labels(labels::ROLLOUT),
         )
         .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
-        let (revisions, rev_trigger, rev_drive) = gated_cache(rev_watch, gate.clone());
-        let rollout_watch = watcher(api::<Rollout>(&client, &cfg.namespace), watcher::Config::default())
-            .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
-        let (rollouts, rollout_trigger, rollout_drive) = gated_cache(rollout_watch, gate.clone());
+        let (revisions, rev_writer) = reflector::store();
+        let (rev_synced_tx, rev_synced) = synced();
+        let (rev_trigger, rev_drive) = gated_cache(rev_watch, rev_writer, rev_synced_tx, gate.clone());
+        // Each Rollout is decoded on its own: one that does not fit the type is skipped and
+        // reported, never the whole kind.
+        let (rollouts, rollout_writer) = reflector::store();
+        let bad_rollouts = Undecodables::new("Rollout", metrics.undecodable_gauge("Rollout"));
+        let rollout_watch = tolerant::decode_events(
+            watcher(
+                api::<Tolerant<Rollout>>(&client, &cfg.namespace),
+                watcher::Config::default(),
+            ),
+            rollouts.clone(),
+            bad_rollouts.clone(),
+        )
+        .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
+        let (rollout_synced_tx, rollout_synced) = synced();
+        let (rollout_trigger, rollout_drive) =
+            gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());
         metrics.watch_rollouts(rollouts.clone());
+        let synced = Synced4 {
+            pods: shared.pods_synced.clone(),
+            leases: shared.leases_synced.clone(),
+            revisions: rev_synced,
+            rollouts: rollout_synced,
+        };
         let drive_shared = shared.drive();
         let caches = tokio::spawn(async move {
             futures::join!(drive_shared, rev_drive, rollout_drive);
@@ -144,6 +198,8 @@ impl Operator {
             leases,
             revisions,
             rollouts,
+            bad_rollouts,
+            synced,
             triggers: Triggers {
                 rollout_pods,
                 rollout_leases,
@@ -160,24 +216,23 @@ impl Operator {
     /// A flag that turns true once every cache has its initial list (for `/readyz`).
     pub fn synced(&self) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
-        let (f, pods, leases, revs, rollouts) = (
-            flag.clone(),
-            self.pods.clone(),
-            self.leases.clone(),
-            self.revisions.clone(),
-            self.rollouts.clone(),
-        );
-        tokio::spawn(async move {
-            let _ = pods.wait_until_ready().await;
-            let _ = leases.wait_until_ready().await;
-            let _ = revs.wait_until_ready().await;
-            let _ = rollouts.wait_until_ready().await;
-            f.store(true, Ordering::Relaxed);
-        });
+        self.publish_synced(flag.clone());
         flag
     }
 
-    /// Run both controllers until `shutdown` resolves, then stop the caches.
+    /// Set `flag` once every cache has its initial list: one task waits for them and
+    /// publishes it.
+    pub fn publish_synced(&self, flag: Arc<AtomicBool>) {
+        let all = self.synced.all();
+        tokio::spawn(async move {
+            cache::wait_all(&all).await;
+            flag.store(true, Ordering::Relaxed);
+        });
+    }
+
+    /// Run both controllers until `shutdown` resolves, then stop the caches. Returns at most
+    /// [`SHUTDOWN_GRACE`] after `shutdown` (plus a bounded wait for Events being published),
+    /// whatever the controllers and caches are doing: what has not stopped by then is dropped.
     pub async fn lead(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
         let Operator {
             client,
@@ -188,6 +243,8 @@ impl Operator {
             leases,
             revisions,
             rollouts,
+            bad_rollouts,
+            synced,
             triggers,
             listener_holders,
             caches,
@@ -195,63 +252,84 @@ impl Operator {
         let stats = Arc::new(Stats::default());
         gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
-        let listeners = listener_controller::run_shared(
-            client.clone(),
-            listener_controller::ControllerConfig {
-                namespace: cfg.namespace.clone(),
-                concurrency: cfg.concurrency,
-                instance: cfg.instance.clone(),
-            },
-            pods.clone(),
-            triggers.listener_pods,
+        let listener_cfg = listener_controller::ControllerConfig {
+            namespace: cfg.namespace.clone(),
+            concurrency: cfg.concurrency,
+            instance: cfg.instance.clone(),
+        };
+        let views = listener_controller::SharedViews {
+            pods: pods.clone(),
+            pod_events: triggers.listener_pods,
             leases,
-            triggers.listener_leases,
+            lease_events: triggers.listener_leases,
+            synced: vec![synced.pods.clone(), synced.leases.clone()],
+        };
+        let listeners = listener_controller::run_counted(
+            client.clone(),
+            listener_cfg,
+            views,
+            metrics.clone(),
+            Arc::new(listener_controller::Stats::default()),
             shutdown.clone(),
         );
-        let draining_pods = pods.clone();
         let events = crate::events::Publisher::new(client.clone(), "baton-rollout", cfg.instance.clone());
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
-            pods,
+            pods: pods.clone(),
             revisions,
             rollouts: rollouts.clone(),
             listener_holders: Some(listener_holders),
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),
+            synced: vec![synced.pods.clone(), synced.revisions.clone()],
+            backoff: Backoff::new(metrics.backoff_gauge("rollout")),
+            rejections: Default::default(),
         });
         info!(
             namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
             "starting the Rollout and ListenerSet controllers"
         );
-        let rollout_metrics = metrics.clone();
-        let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {
-            let m = rollout_metrics.clone();
-            async move {
-                let started = Instant::now();
-                let out = rollout_controller::reconcile(r, ctx).await;
-                m.observe_reconcile("rollout", started, out.as_ref().err().map(|e| e.metric_label()));
-                out
+        let rollouts_done = rollout_controller_run(
+            RolloutTriggers {
+                rollouts: triggers.rollouts,
+                pods: triggers.rollout_pods,
+                revisions: triggers.revisions,
+                leases: triggers.rollout_leases,
+            },
+            rollouts,
+            pods,
+            ctx,
+            metrics,
+            cfg.concurrency,
+            shutdown.clone(),
+        );
+        // Rollouts that do not decode are reported on the object while leading.
+        let (report_client, report_events) = (client.clone(), events.clone());
+        let report = tolerant::report_each(bad_rollouts, move |b| {
+            let (c, e) = (report_client.clone(), report_events.clone());
+            async move { rollout_controller::report_undecodable(&c, &e, b).await }
+        });
+        let report = async {
+            tokio::select! {
+                _ = report => {}
+                _ = shutdown.clone() => {}
             }
         };
-        let rollouts_done = Controller::for_stream(triggers.rollouts, rollouts)
-            .owns_stream(triggers.rollout_pods)
-            .owns_stream(triggers.revisions)
-            // A draining pod released a listener: its Rollout may stop waiting and delete it.
-            .watches_stream(triggers.rollout_leases, move |l| {
-                listener_controller::draining_rollout_of_lease(&draining_pods, &l)
-            })
-            // The caches filled while standing by: reconcile everything once on taking over.
-            .reconcile_all_on(futures::stream::once(async {}))
-            .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, rollout_controller::error_policy, ctx)
-            .for_each(|r| async move {
-                if let Err(e) = r {
-                    warn!(error = %e, "rollout controller");
-                }
-            });
-        futures::join!(rollouts_done, listeners);
+        let work = async {
+            futures::join!(rollouts_done, listeners, report);
+        };
+        let overstay = async {
+            shutdown.clone().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            _ = work => {}
+            _ = overstay => warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "the controllers did not stop within the shutdown grace period; dropping them"
+            ),
+        }
         events.drain(Duration::from_secs(2)).await;
         caches.abort();
         info!(
@@ -263,6 +341,59 @@ impl Operator {
         );
         stats
     }
+}
+
+/// What wakes the Rollout controller.
+struct RolloutTriggers {
+    rollouts: Trigger<Rollout>,
+    pods: Events<Pod>,
+    revisions: Trigger<ControllerRevision>,
+    leases: Events<Lease>,
+}
+
+/// The Rollout controller, until `shutdown` and its in-flight reconciles finish.
+fn rollout_controller_run(
+    triggers: RolloutTriggers,
+    rollouts: Store<Rollout>,
+    pods: Store<Pod>,
+    ctx: Arc<Context>,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> + Send {
+    let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {
+        let m = metrics.clone();
+        async move {
+            let started = Instant::now();
+            let out = rollout_controller::reconcile(r, ctx).await;
+            m.observe_reconcile("rollout", started, out.as_ref().err().map(|e| e.metric_label()));
+            out
+        }
+    };
+    Controller::for_stream(triggers.rollouts, rollouts)
+        .owns_stream(triggers.pods)
+        .owns_stream(triggers.revisions)
+        // A draining pod released a listener: its Rollout may stop waiting and delete it.
+        .watches_stream(triggers.leases, move |l| {
+            listener_controller::draining_rollout_of_lease(&pods, &l)
+        })
+        // The caches filled while standing by: reconcile everything once on taking over.
+        .reconcile_all_on(futures::stream::once(async {}))
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, rollout_controller::error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Ok(_) => {}
+                // Logged by the error policy, once per attempt.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // A trigger for an object that is not (or no longer) in the cache.
+                Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
+                    debug!(error = %e, "rollout controller")
+                }
+                Err(e) => warn!(error = %e, "rollout controller"),
+            }
+        })
 }
 
 /// Start the caches and run the controllers until `shutdown` (no leader election).

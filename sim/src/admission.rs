@@ -110,6 +110,7 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
                         "Required value",
                     ));
                 }
+                out.extend(container_ports(i, c));
             }
         }
         _ => out.push(cause("FieldValueRequired", "spec.containers", "Required value")),
@@ -174,6 +175,29 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
             if strip(old) != strip(new) {
                 out.push(cause("FieldValueForbidden", "spec", "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
             }
+        }
+    }
+    out
+}
+
+/// `spec.containers[i].ports[j].containerPort` is a port number, as kube-apiserver's
+/// `validateContainerPorts` requires (`IsValidPortNum`: 1–65535).
+fn container_ports(i: usize, c: &Value) -> Vec<StatusCause> {
+    let Some(ports) = c.get("ports").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (j, p) in ports.iter().enumerate() {
+        let field = format!("spec.containers[{i}].ports[{j}].containerPort");
+        match p.get("containerPort") {
+            None | Some(Value::Null) => out.push(cause("FieldValueRequired", &field, "Required value")),
+            Some(v) if v.as_i64() == Some(0) => out.push(cause("FieldValueRequired", &field, "Required value")),
+            Some(v) if v.as_i64().is_some_and(|n| (1..=65535).contains(&n)) => {}
+            Some(v) => out.push(cause(
+                "FieldValueInvalid",
+                &field,
+                format!("Invalid value: {v}: must be between 1 and 65535, inclusive"),
+            )),
         }
     }
     out

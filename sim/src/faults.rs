@@ -17,6 +17,9 @@ pub struct FaultRule {
     pub error_codes: Vec<u16>,
     /// Requests hang until unblocked; open watches stop delivering (a network partition).
     pub blocked: bool,
+    /// Substring of the request path the rule's errors and latency apply to (e.g.
+    /// `/rollouts/web/status`); None = every path. Partitions ignore it.
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -146,14 +149,15 @@ impl Faults {
         }
     }
 
-    /// Decide the fate of one request.
-    pub fn verdict(&self, identity: &str) -> Verdict {
+    /// Decide the fate of one request to `path`.
+    pub fn verdict(&self, identity: &str, path: &str) -> Verdict {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         g.counter = g.counter.wrapping_add(1);
         let mut latency = Duration::ZERO;
         let mut code = None;
         let roll = (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0;
-        for r in g.rules.iter().filter(|r| matches(r, identity)) {
+        let on_path = |r: &FaultRule| r.path.as_deref().is_none_or(|p| path.contains(p));
+        for r in g.rules.iter().filter(|r| matches(r, identity) && on_path(r)) {
             latency += r.latency;
             if code.is_none() && r.error_rate > 0.0 && roll < r.error_rate && !r.error_codes.is_empty() {
                 let idx = (g.counter as usize) % r.error_codes.len();

@@ -451,3 +451,73 @@ async fn malformed_protobuf_is_400_and_kinds_not_served_are_415() {
     let r = raw(&sim, "GET", "/api/v1/namespaces/default/pods", None, b"").await;
     assert_eq!(r.json()["items"], json!([]));
 }
+
+/// Pods the way kube-apiserver's pod validation refuses them: no containers, a container port
+/// out of range or zero, a label key or value that is not a label — 422 Invalid with the field
+/// and kube-apiserver's words in the message.
+#[tokio::test]
+async fn invalid_pods_are_422_with_kube_apiservers_messages() {
+    let sim = sim().await;
+    let pod = |spec: serde_json::Value, labels: serde_json::Value| {
+        serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": labels},
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+    let container = |ports: serde_json::Value| json!({"containers": [{"name": "c", "image": "i", "ports": ports}]});
+    let cases = [
+        (
+            pod(json!({"containers": []}), json!({})),
+            "spec.containers: Required value",
+        ),
+        (
+            pod(container(json!([{"containerPort": -1}])), json!({})),
+            "spec.containers[0].ports[0].containerPort: Invalid value: -1: must be between 1 and 65535, inclusive",
+        ),
+        (
+            pod(container(json!([{"containerPort": 70000}])), json!({})),
+            "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ),
+        (
+            pod(container(json!([{"containerPort": 0}])), json!({})),
+            "spec.containers[0].ports[0].containerPort: Required value",
+        ),
+        (
+            pod(
+                container(json!([])),
+                json!({"app.kubernetes.io/version": "v1.2.3+build"}),
+            ),
+            "metadata.labels: Invalid value: \"v1.2.3+build\"",
+        ),
+        (
+            pod(container(json!([])), json!({"bad key": "x"})),
+            "metadata.labels: Invalid value: \"bad key\"",
+        ),
+    ];
+    for (body, needle) in cases {
+        let r = raw(
+            &sim,
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some("application/json"),
+            &body,
+        )
+        .await;
+        assert_status(&r, 422, "Invalid");
+        let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+        assert!(message.starts_with("Pod \"p\" is invalid: "), "{message}");
+        assert!(message.contains(needle), "{message:?} should contain {needle:?}");
+    }
+    let ok = pod(container(json!([{"containerPort": 8080}])), json!({"app": "a"}));
+    let r = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        &ok,
+    )
+    .await;
+    assert_eq!(r.code, 201, "body: {}", String::from_utf8_lossy(&r.body));
+}

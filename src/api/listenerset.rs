@@ -31,6 +31,8 @@ pub const RELEASE_REQUESTED_ANNOTATION: &str = "baton.dev/release-requested";
 pub const CONDITION_READY: &str = "Ready";
 /// Condition type: something needs attention (invalid spec, pending or orphaned listeners).
 pub const CONDITION_DEGRADED: &str = "Degraded";
+/// Condition and Event reason: the spec cannot be acted on (the message says what to fix).
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 /// Default `spec.leaseDurationSeconds`.
 pub const DEFAULT_LEASE_DURATION_SECONDS: i32 = 15;
 /// Longest allowed listener id (it is used as a label value).

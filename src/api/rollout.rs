@@ -548,6 +548,12 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
     if spec.replicas < 0 {
         errors.push(format!("spec.replicas is {}; set it to 0 or more", spec.replicas));
     }
+    if spec.replicas > MAX_REPLICAS {
+        errors.push(format!(
+            "spec.replicas is {}; a Rollout has at most {MAX_REPLICAS} instances",
+            spec.replicas
+        ));
+    }
     if spec.version.trim().is_empty() {
         errors.push("spec.version is empty; set it to the version being deployed".into());
     }

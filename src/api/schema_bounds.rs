@@ -62,9 +62,98 @@ fn walk(node: &mut Value) {
     }
 }
 
+/// Where a stored object breaks the integer bounds of `crd`'s schema (its first version):
+/// `"spec.replicas is 2147483648, outside 0..10000"`, at most `limit` of them. An object stored
+/// before the bounds existed does not decode; this names the fields to fix.
+pub fn out_of_bounds(crd: &CustomResourceDefinition, object: &Value, limit: usize) -> Vec<String> {
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok());
+    let mut out = Vec::new();
+    if let Some(schema) = schema {
+        check(object, &schema, "", limit, &mut out);
+    }
+    out
+}
+
+fn check(v: &Value, schema: &Value, path: &str, limit: usize, out: &mut Vec<String>) {
+    if out.len() >= limit {
+        return;
+    }
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Number(n) => {
+            let (min, max) = (schema.get("minimum"), schema.get("maximum"));
+            let below = min.and_then(Value::as_f64).zip(n.as_f64()).is_some_and(|(m, x)| x < m);
+            let above = max.and_then(Value::as_f64).zip(n.as_f64()).is_some_and(|(m, x)| x > m);
+            if below || above {
+                let bound = |b: Option<&Value>| b.and_then(Value::as_f64).map_or(String::new(), |x| x.to_string());
+                out.push(format!("{path} is {n}, outside {}..{}", bound(min), bound(max)));
+            }
+        }
+        Value::Object(m) => {
+            let props = schema.get("properties");
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, child) in m {
+                if let Some(s) = props.and_then(|p| p.get(k)).or(extra) {
+                    check(child, s, &join(k), limit, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, child) in items.iter().enumerate() {
+                    check(child, s, &format!("{path}[{i}]"), limit, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_bounds_names_each_field_and_its_range() {
+        let crd = crate::api::rollout::crd();
+        let obj = json!({"spec": {
+            "replicas": 2_147_483_648_i64,
+            "minReadySeconds": -1,
+            "strategy": {"batches": [1, 9_223_372_036_854_775_808_u64], "maxSurge": "50%"},
+            "template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 70000}]}]}},
+        }});
+        let found = out_of_bounds(&crd, &obj, 10);
+        assert!(
+            found.contains(&"spec.replicas is 2147483648, outside 0..10000".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|f| f.starts_with("spec.minReadySeconds is -1")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("spec.strategy.batches[1] is 9223372036854775808")),
+            "{found:?}"
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(out_of_bounds(&crd, &obj, 1).len(), 1);
+        let fine = json!({"spec": {"replicas": 3}});
+        assert!(out_of_bounds(&crd, &fine, 10).is_empty());
+    }
 
     fn every_integer(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
         match v {

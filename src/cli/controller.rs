@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, ListParams};
+use std::sync::atomic::AtomicBool;
+
 use tracing::{error, info};
 
-use crate::api::listenerset::ListenerSet;
-use crate::api::rollout::{parse_duration, Rollout};
+use crate::api::rollout::parse_duration;
 use crate::election::{self, ElectionConfig, ElectionStatus, Leader, Leadership};
 use crate::metrics::{self, Metrics};
-use crate::operator::{Operator, OperatorConfig};
+use crate::operator::{startup, Operator, OperatorConfig};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(clap::Args, Debug)]
@@ -62,28 +62,6 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Exit with a message naming a CRD that is not served.
-async fn check_crds(client: &kube::Client, ns: &Option<String>) -> Result<(), String> {
-    async fn served<K>(api: Api<K>, crd: &str) -> Result<(), String>
-    where
-        K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
-    {
-        match api.list_metadata(&ListParams::default().limit(1)).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                Err(format!("the CustomResourceDefinition {crd} is not installed: run `kubectl apply -f crds/` (or install the Helm chart)"))
-            }
-            Err(e) => Err(format!("checking that {crd} is served: {e}")),
-        }
-    }
-    let (r, l): (Api<Rollout>, Api<ListenerSet>) = match ns {
-        Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
-    served(r, "rollouts.baton.dev").await?;
-    served(l, "listenersets.baton.dev").await
-}
-
 pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let durations = (
@@ -126,7 +104,12 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
             return fail(format!("leader election: {e}"));
         }
     }
-    if let Err(e) = check_crds(&client, &args.watch_namespace).await {
+    // Probes first: /healthz answers (and /readyz says not ready) while the CRD check retries.
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Err(e) = crate::probes::serve(args.metrics_addr, metrics.clone(), ready.clone()).await {
+        return fail(format!("binding {}: {e}", args.metrics_addr));
+    }
+    if let Err(e) = startup::check_crds(&client, &args.watch_namespace, startup::STARTUP_PATIENCE).await {
         return fail(e);
     }
     let cfg = OperatorConfig {
@@ -136,10 +119,7 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
         instance: identity.clone(),
     };
     let operator = Operator::start(client.clone(), cfg, metrics.clone());
-    let ready = operator.synced();
-    if let Err(e) = crate::probes::serve(args.metrics_addr, metrics.clone(), ready).await {
-        return fail(format!("binding {}: {e}", args.metrics_addr));
-    }
+    operator.publish_synced(ready);
     if !args.leader_elect {
         metrics.leader.set(1);
         operator.lead(super::shutdown_signal()).await;

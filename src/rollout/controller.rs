@@ -1,16 +1,16 @@
 //! The Rollout reconciler: read caches → [`planner::plan`] → apply actions → write status.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -18,6 +18,9 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::api::rollout::{annotations, labels, ConditionStatus, Rollout, RolloutStatus};
+use crate::backoff::Backoff;
+use crate::cache::tolerant::Bad;
+use crate::cache::Synced;
 use crate::error::{is_status, Error, Result};
 use crate::events::{Publisher, Severity};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
@@ -41,6 +44,12 @@ pub struct Stats {
 
 /// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
 pub struct Context {
+    /// Readiness of the pod and revision caches: no plan is made from a cache still loading.
+    pub synced: Vec<Synced>,
+    /// Consecutive failures per Rollout (see [`error_policy`]).
+    pub backoff: Backoff,
+    /// Rollouts whose objects the API server refused (422): uid → (generation, its message).
+    pub rejections: Mutex<HashMap<String, (i64, String)>>,
     pub client: kube::Client,
     pub events: Publisher,
     pub pods: Store<Pod>,
@@ -120,11 +129,17 @@ fn owner_ref(rollout: &Rollout) -> Result<OwnerReference> {
         .ok_or(Error::MissingField("metadata.uid"))
 }
 
-/// One reconcile of one Rollout.
+/// One reconcile of one Rollout. A success resets its backoff.
 pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue> {
+    let out = reconcile_once(&rollout, &ctx).await;
+    if out.is_ok() {
+        ctx.backoff.on_success(rollout.as_ref());
+    }
+    out
+}
+
+async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
     ctx.stats.reconciles.fetch_add(1, Ordering::Relaxed);
-    let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = rollout.name_any();
     let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
     if rollout.metadata.deletion_timestamp.is_some() {
         // Pods and revisions are owned: the garbage collector removes them.
@@ -132,13 +147,37 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
     // cache looks like a rollout with no pods and would take every slot at once.
-    let ready = async {
-        let _ = ctx.pods.wait_until_ready().await;
-        let _ = ctx.revisions.wait_until_ready().await;
-    };
-    if tokio::time::timeout(Duration::from_secs(10), ready).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), crate::cache::wait_all(&ctx.synced))
+        .await
+        .is_err()
+    {
         return Ok(Requeue::requeue(Duration::from_millis(500)));
     }
+    let generation = rollout.metadata.generation.unwrap_or(0);
+    let rejected = ctx.rejected(&uid, generation);
+    match plan_and_apply(rollout, ctx, rollout.status.clone(), rejected.clone()).await {
+        // The API server refused an object made from this spec: the spec is invalid, and the
+        // status and an Event say so with the server's message.
+        Err(Error::Refused { message, written }) if rejected.is_none() => {
+            ctx.reject(&uid, generation, &message);
+            let prior = written.map_or_else(|| rollout.status.clone(), |r| r.status);
+            plan_and_apply(rollout, ctx, prior, Some(message)).await
+        }
+        other => other,
+    }
+}
+
+/// Plan from the caches (with `prior` as the stored status), apply the actions, write the
+/// status and publish the plan's events.
+async fn plan_and_apply(
+    rollout: &Rollout,
+    ctx: &Context,
+    prior: Option<RolloutStatus>,
+    rejected: Option<String>,
+) -> Result<Requeue> {
+    let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = rollout.name_any();
+    let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let holders = ctx.listener_holders.clone();
     let pods: Vec<ObservedPod> = ctx
         .pods
@@ -159,54 +198,147 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
         generation: rollout.metadata.generation.unwrap_or(0),
         spec: rollout.spec.clone(),
         requests: ActionRequests::from_annotations(rollout.annotations()),
-        status: rollout.status.clone(),
+        status: prior.clone(),
         pods,
         revisions,
         now: Timestamp::now(),
         drain_timeout: ctx.drain_timeout,
+        rejected,
     };
     let plan = planner::plan(&input);
-    debug!(rollout = %name, actions = plan.actions.len(), "planned");
+    debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
     // The status describes what the plan saw and decided, not the actions' outcome, so it is
     // written alongside them: on a large Rollout it is the slowest write of the reconcile.
     let status_write = async {
-        if rollout.status.as_ref() == Some(&plan.status) {
+        if prior.as_ref() == Some(&plan.status) {
             return Ok(None);
         }
         let written = write_status(&ctx.client, &ns, &name, &plan.status).await?;
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
         Ok::<_, Error>(Some(written))
     };
-    let (applied, written) = tokio::join!(apply_actions(&rollout, &ns, &plan.actions, &ctx), status_write);
-    let applied = applied?;
+    let (applied, written) = tokio::join!(apply_actions(rollout, &ns, &plan.actions, ctx), status_write);
+    // The events describe the plan's decisions, recorded by its status: published once that
+    // status is written, even when an action failed (the next plan will not repeat them).
     let written = written?;
-    let reference = rollout.object_ref(&());
-    for ev in &plan.events {
-        info!(rollout = %name, reason = %ev.reason, "{}", ev.message);
-    }
-    // Events are informative: published in order, off the reconcile's critical path.
-    ctx.events.publish_in_background(
-        reference,
-        plan.events
-            .iter()
-            .map(|ev| {
-                let severity = match ev.type_ {
-                    planner::EventType::Normal => Severity::Normal,
-                    planner::EventType::Warning => Severity::Warning,
-                };
-                (severity, ev.reason.to_string(), ev.message.clone())
+    publish_events(ctx, rollout, &ns, &plan.events);
+    let applied = match applied {
+        Err(Error::Refused { message, .. }) => {
+            return Err(Error::Refused {
+                message,
+                written: written.map(Box::new),
             })
-            .collect(),
-    );
-    wait_for_cache(&ctx, &ns, &applied).await;
+        }
+        other => other?,
+    };
+    wait_for_cache(ctx, &ns, &applied).await;
     if let Some(written) = written {
-        wait_for_status(&ctx, &written).await;
+        wait_for_status(ctx, &written).await;
     }
     Ok(match plan.requeue_after {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
         None if !applied.is_empty() => Requeue::requeue(Duration::from_secs(30)),
         None => Requeue::await_change(),
     })
+}
+
+fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, events: &[planner::PlanEvent]) {
+    for ev in events {
+        info!(namespace = %ns, rollout = %rollout.name_any(), reason = %ev.reason, "{}", ev.message);
+    }
+    if events.is_empty() {
+        return;
+    }
+    // Events are informative: published in order, off the reconcile's critical path.
+    ctx.events.publish_in_background(
+        rollout.object_ref(&()),
+        events
+            .iter()
+            .map(|ev| (severity(ev.type_), ev.reason.to_string(), ev.message.clone()))
+            .collect(),
+    );
+}
+
+fn severity(t: planner::EventType) -> Severity {
+    match t {
+        planner::EventType::Normal => Severity::Normal,
+        planner::EventType::Warning => Severity::Warning,
+    }
+}
+
+impl Context {
+    /// The refusal recorded for this generation of Rollout `uid`, if any.
+    fn rejected(&self, uid: &str, generation: i64) -> Option<String> {
+        let mut r = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+        match r.get(uid) {
+            Some((g, message)) if *g == generation => Some(message.clone()),
+            Some(_) => {
+                r.remove(uid);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn reject(&self, uid: &str, generation: i64, message: &str) {
+        let mut r = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+        r.insert(uid.to_string(), (generation, message.to_string()));
+    }
+}
+
+/// Report a Rollout that does not decode (see [`crate::cache::tolerant`]): `InvalidSpec` in its
+/// status and a Warning Event, with the decoding error. A failed write is retried a few times.
+pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: Bad) {
+    let Some(ns) = bad.namespace.clone() else { return };
+    let prior = bad
+        .status
+        .clone()
+        .and_then(|s| serde_json::from_value::<RolloutStatus>(s).ok());
+    let problem = bad.problem(&crate::api::rollout::crd());
+    let plan = planner::plan_undecodable(bad.generation.unwrap_or(0), prior.clone(), Timestamp::now(), &problem);
+    if prior.as_ref() != Some(&plan.status) {
+        // The answer holds the stored spec, which does not decode as a Rollout.
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<Rollout>(&()));
+        let body = json!({
+            "apiVersion": format!("{}/{}", crate::api::rollout::GROUP, crate::api::rollout::VERSION),
+            "kind": "Rollout",
+            "status": plan.status,
+        });
+        for attempt in 1..=3u32 {
+            let written = api
+                .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+                .await;
+            match written {
+                Ok(_) => break,
+                Err(e) => {
+                    warn!(namespace = %ns, rollout = %bad.name, attempt, error = %e, "writing the status of an undecodable Rollout");
+                    tokio::time::sleep(crate::backoff::delay(crate::backoff::Retry::Later, attempt)).await;
+                }
+            }
+        }
+    }
+    let reference = ObjectReference {
+        api_version: Some(format!(
+            "{}/{}",
+            crate::api::rollout::GROUP,
+            crate::api::rollout::VERSION
+        )),
+        kind: Some("Rollout".into()),
+        name: Some(bad.name.clone()),
+        namespace: Some(ns.clone()),
+        uid: bad.uid.clone(),
+        resource_version: bad.resource_version.clone(),
+        ..ObjectReference::default()
+    };
+    for ev in &plan.events {
+        warn!(namespace = %ns, rollout = %bad.name, reason = %ev.reason, "{}", ev.message);
+        if let Err(e) = events
+            .publish(&reference, severity(ev.type_), &ev.reason.to_string(), &ev.message)
+            .await
+        {
+            debug!(error = %e, "publishing an event failed");
+        }
+    }
 }
 
 /// The next reconcile must plan from the status this one wrote: planned from the one before, it
@@ -273,7 +405,7 @@ async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Co
         .iter()
         .filter(|a| matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. }))
     {
-        apply_one(ctx, ns, &name, &owner, action).await?;
+        apply_one(ctx, ns, &name, &owner, action).await.map_err(refusal)?;
     }
     let pod_actions: Vec<&Action> = actions
         .iter()
@@ -282,7 +414,7 @@ async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Co
     // A plain loop, not a closure: the futures must stay `Send` for every lifetime (kube-runtime).
     let mut pending = Vec::with_capacity(pod_actions.len());
     for a in &pod_actions {
-        pending.push(apply_one(ctx, ns, &name, &owner, a));
+        pending.push(async { apply_one(ctx, ns, &name, &owner, a).await.map_err(refusal) });
     }
     let results: Vec<Result<()>> = futures::stream::iter(pending).buffer_unordered(32).collect().await;
     let mut applied = Applied::default();
@@ -293,8 +425,17 @@ async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Co
             _ => {}
         }
     }
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(applied)
+    let mut first = None;
+    for e in results.into_iter().filter_map(Result::err) {
+        if matches!(e, Error::Refused { .. }) {
+            return Err(e);
+        }
+        first.get_or_insert(e);
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
 }
 
 async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, action: &Action) -> Result<()> {
@@ -380,6 +521,17 @@ async fn wait_for_revision(ctx: &Context, ns: &str, name: &str) {
     }
 }
 
+/// A create the API server refused as invalid (422) is a problem of the spec it was made from.
+fn refusal(e: Error) -> Error {
+    match e {
+        Error::Kube(kube::Error::Api(s)) if s.code == 422 => Error::Refused {
+            message: s.message,
+            written: None,
+        },
+        other => other,
+    }
+}
+
 /// A create that finds its object already there is done (deterministic names); any other 409 is
 /// an error to retry.
 fn ignore_already_exists(r: Result<(), kube::Error>) -> Result<()> {
@@ -401,7 +553,7 @@ fn revision_template(ctx: &Context, ns: &str, revision: &str) -> Result<PodTempl
     let rev = ctx
         .revisions
         .get(&ObjectRef::new(revision).within(ns))
-        .ok_or_else(|| Error::Invalid(format!("ControllerRevision {ns}/{revision} is not in the cache yet")))?;
+        .ok_or_else(|| Error::CacheLag(format!("ControllerRevision {ns}/{revision} is not in the cache yet")))?;
     let data = rev.data.as_ref().ok_or(Error::MissingField("data"))?;
     let template = data
         .0
@@ -451,11 +603,8 @@ async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &Roll
         .await?)
 }
 
-/// Requeue with a short backoff after an error; conflicts (stale cache) retry fast.
-pub fn error_policy(rollout: Arc<Rollout>, err: &Error, _ctx: Arc<Context>) -> Requeue {
-    warn!(rollout = %rollout.name_any(), error = %err, "reconcile failed");
-    match err {
-        Error::Kube(kube::Error::Api(s)) if s.code == 409 => Requeue::requeue(Duration::from_millis(100)),
-        _ => Requeue::requeue(Duration::from_secs(1)),
-    }
+/// Retry a failed Rollout with exponential backoff of its own (see [`crate::backoff`]): one
+/// log line per failed attempt.
+pub fn error_policy(rollout: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.backoff.on_error(rollout.as_ref(), err)
 }

@@ -183,3 +183,95 @@ async fn negative_replicas_are_rejected_by_the_api_with_422() {
     assert_eq!(identities(&env.pods(NAME).await), identities(&before));
     op.stop().await;
 }
+
+/// Deploys v1, then merges `invalid` (a v2 the API server refuses to make pods or revisions
+/// of); expects InvalidSpec=True carrying the API server's 422 message (`needles`), one
+/// Warning Event with it, no pod touched, and no retry storm; then the fix rolls v2 out.
+async fn refused_by_the_api_server_case(invalid: serde_json::Value, needles: &[&str]) {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    let before = deployed(&env, 3, "v1").await;
+    let rec = PodRecorder::start(&env, NAME).await;
+    env.merge(NAME, invalid).await;
+    let r = env
+        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
+            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
+        })
+        .await;
+    let c = condition(&r, "InvalidSpec").unwrap();
+    assert!(c.message.contains("the API server refuses"), "{}", c.message);
+    for n in needles {
+        assert!(
+            c.message.contains(n),
+            "InvalidSpec message {:?} should contain {n:?}",
+            c.message
+        );
+    }
+    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
+    let ev = env
+        .wait_event(NAME, "InvalidSpec Warning", |e| {
+            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
+        })
+        .await;
+    for n in needles {
+        assert!(
+            ev.note.as_deref().unwrap_or("").contains(n),
+            "event note {:?} should contain {n:?}",
+            ev.note
+        );
+    }
+    let after = env.pods(NAME).await;
+    assert_eq!(
+        identities(&after),
+        identities(&before),
+        "pods changed: {}",
+        describe_pods(&after)
+    );
+    let h = rec.take();
+    assert!(h.creations.is_empty() && h.deletions.is_empty(), "{h:?}");
+
+    // Fix it: the invalid label key removed (a merge patch owns it), the valid v2 manifest.
+    env.merge(
+        NAME,
+        json!({"spec": {"template": {"metadata": {"labels": {"bad key": null}}}}}),
+    )
+    .await;
+    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    let r = env.wait_healthy(NAME, "v2", 3).await;
+    assert_eq!(cond(&r, "InvalidSpec"), ("False".into(), "SpecValid".into()));
+    let invalid_events = env
+        .events(NAME)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidSpec"))
+        .count();
+    assert_eq!(invalid_events, 1, "one InvalidSpec event for one invalid generation");
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_version_that_is_not_a_label_value() {
+    refused_by_the_api_server_case(
+        json!({"spec": {"version": "v1.2.3+build"}}),
+        &["metadata.labels", "Invalid value: \"v1.2.3+build\""],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_template_without_containers() {
+    refused_by_the_api_server_case(
+        json!({"spec": {"version": "v2", "template": {"spec": {"containers": []}}}}),
+        &["spec.containers: Required value"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_template_label_key() {
+    refused_by_the_api_server_case(
+        json!({"spec": {"version": "v2", "template": {"metadata": {"labels": {"bad key": "x"}}}}}),
+        &["metadata.labels", "Invalid value: \"bad key\""],
+    )
+    .await;
+}

@@ -150,7 +150,13 @@ impl Core {
                 message: c.message,
                 field: c.field,
             };
-            causes.extend(schema::validate(new, schema).into_iter().map(to_status));
+            let errs = schema::validate(new, schema);
+            // Values that did not change are ratcheted (kube-apiserver 1.30+).
+            let errs = match old {
+                Some(o) => schema::ratchet(errs, o, new),
+                None => errs,
+            };
+            causes.extend(errs.into_iter().map(to_status));
             causes.extend(Self::list_types(schema, old, new).into_iter().map(to_status));
             if let Some(cel) = &rt.cel {
                 warnings.extend(Self::cel_rules(cel, old, new, &mut causes));

@@ -63,6 +63,8 @@
 //! * [`validate_list_sets_and_maps`] mirrors `listtype.ValidateListSetsAndMaps`: uniqueness of
 //!   `x-kubernetes-list-type: set` elements and `map` keys (`Duplicate value` causes).
 //! * CEL rules (`x-kubernetes-validations`) are evaluated by [`crate::cel`].
+//! * [`ratchet`]: on updates, errors about values that did not change are dropped
+//!   (`CRDValidationRatcheting`, on by default since 1.30).
 //!
 //! Not supported: `patternProperties`, `dependencies`,
 //! `additionalItems`, `$ref`, and the ObjectMeta checks the server applies to `metadata` and to
@@ -78,6 +80,7 @@ mod defaults;
 mod format;
 mod listtype;
 mod prune;
+mod ratchet;
 mod regex_cache;
 mod render;
 mod scalar;
@@ -87,6 +90,7 @@ pub use cause::Cause;
 pub use defaults::apply_defaults;
 pub use listtype::validate_list_sets_and_maps;
 pub use prune::prune_unknown;
+pub use ratchet::ratchet;
 pub(crate) use render::go_quote;
 pub use validate::validate;
 

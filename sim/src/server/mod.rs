@@ -56,7 +56,7 @@ impl Server {
         if self.faults.is_held(&id) {
             self.faults.wait_released(&id).await;
         }
-        match self.faults.verdict(&id) {
+        match self.faults.verdict(&id, req.uri().path()) {
             Verdict::Pass { latency } => {
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;

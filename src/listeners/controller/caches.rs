@@ -17,6 +17,7 @@ use tracing::warn;
 use super::api;
 use crate::api::listenerset::{DRAIN_ANNOTATION, LISTENERSET_LABEL};
 use crate::api::rollout::Rollout;
+use crate::cache::{synced, Synced, SyncedTx};
 
 /// Pods are cached with what the controllers read: metadata and status.
 fn slim_pod(p: &mut Pod) {
@@ -60,6 +61,10 @@ pub struct SharedCaches {
     /// Changes are passed to subscribers only while this is set (a standby keeps its caches warm
     /// but runs no controller).
     forward: Arc<std::sync::atomic::AtomicBool>,
+    /// Readiness of the pod and Lease caches (see [`crate::cache`]: not `wait_until_ready`).
+    pub pods_synced: Synced,
+    pub leases_synced: Synced,
+    synced_tx: (SyncedTx, SyncedTx),
 }
 
 fn fan_in<K: Send + 'static>(rx: futures::channel::mpsc::UnboundedReceiver<K>) -> Events<K> {
@@ -70,6 +75,7 @@ impl SharedCaches {
     pub fn new(client: &kube::Client, namespace: &Option<String>) -> Self {
         let (pods, pod_writer) = reflector::store();
         let (leases, lease_writer) = reflector::store();
+        let ((pods_tx, pods_synced), (leases_tx, leases_synced)) = (synced(), synced());
         SharedCaches {
             pods,
             leases,
@@ -80,6 +86,9 @@ impl SharedCaches {
             pod_api: api(client, namespace),
             lease_api: api(client, namespace),
             forward: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            pods_synced,
+            leases_synced,
+            synced_tx: (pods_tx, leases_tx),
         }
     }
 
@@ -115,15 +124,18 @@ impl SharedCaches {
 
     /// Run the watches until dropped.
     pub fn drive(self) -> impl Future<Output = ()> + Send + 'static {
+        let (pods_tx, leases_tx) = self.synced_tx;
         let pods = watcher(self.pod_api, watcher::Config::default())
             .default_backoff()
             .modify(slim_pod)
             .reflect(self.pod_writer)
+            .inspect(move |e| pods_tx.observe(e))
             .touched_objects();
         let leases = watcher(self.lease_api, watcher::Config::default().labels(LISTENERSET_LABEL))
             .default_backoff()
             .modify(|l: &mut Lease| l.metadata.managed_fields = None)
             .reflect(self.lease_writer)
+            .inspect(move |e| leases_tx.observe(e))
             .touched_objects();
         let pods = fan_out(pods, self.pod_subs, self.forward.clone(), "pod watch");
         let leases = fan_out(leases, self.lease_subs, self.forward, "lease watch");

@@ -36,15 +36,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, Controller, WatchStreamExt};
-use kube::ResourceExt;
+use kube::runtime::{watcher, WatchStreamExt};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
+use crate::backoff::Backoff;
+use crate::cache::tolerant::{self, Tolerant, Undecodables};
+use crate::cache::{synced, Synced};
 use crate::error::Error;
 use crate::events::{Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
+use crate::metrics::Metrics;
 
 mod caches;
 mod desired;
@@ -53,9 +56,11 @@ mod finalize;
 mod leases;
 mod reconcile;
 mod status;
+mod undecodable;
 
 pub use caches::{draining_rollout_of_lease, Events, SharedCaches};
 pub use reconcile::reconcile;
+pub use undecodable::report_undecodable;
 
 use caches::strip_secret;
 use expiry::LeaseKey;
@@ -162,6 +167,11 @@ pub struct Context {
     /// caught up with) must not be recreated with a lower token.
     fencing: Mutex<HashMap<(String, String), BTreeMap<String, i32>>>,
     pub stats: Arc<Stats>,
+    /// Readiness of the Secret, pod and Lease caches: no decision is made before all three
+    /// hold their first list (see [`crate::cache`] for why not `Store::wait_until_ready`).
+    pub synced: Vec<Synced>,
+    /// Per-set exponential backoff of failing reconciles.
+    pub backoff: Backoff,
 }
 
 impl Context {
@@ -188,16 +198,19 @@ impl Context {
     }
 }
 
-/// Run the ListenerSet controller on its own caches until `shutdown` resolves.
-pub async fn run(
-    client: kube::Client,
-    cfg: ControllerConfig,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Arc<Stats> {
-    run_standalone(client, cfg, Arc::new(Stats::default()), shutdown).await
+/// What the ListenerSet controller reads from caches it may share with other controllers
+/// (see [`SharedCaches`]): the pod and Lease stores, their change streams, and their readiness.
+pub struct SharedViews {
+    pub pods: Store<Pod>,
+    pub pod_events: Events<Pod>,
+    pub leases: Store<Lease>,
+    pub lease_events: Events<Lease>,
+    /// Readiness of `pods` and `leases`.
+    pub synced: Vec<Synced>,
 }
 
-/// [`run`], counting into `stats` (readable while it runs).
+/// Run the ListenerSet controller on its own caches until `shutdown` resolves, counting into
+/// `stats` (readable while it runs).
 pub async fn run_standalone(
     client: kube::Client,
     cfg: ControllerConfig,
@@ -205,12 +218,15 @@ pub async fn run_standalone(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
     let mut caches = SharedCaches::new(&client, &cfg.namespace);
-    let pods = caches.pods.clone();
-    let leases = caches.leases.clone();
-    let pod_events = caches.pod_events();
-    let lease_events = caches.lease_events();
+    let views = SharedViews {
+        pods: caches.pods.clone(),
+        leases: caches.leases.clone(),
+        pod_events: caches.pod_events(),
+        lease_events: caches.lease_events(),
+        synced: vec![caches.pods_synced.clone(), caches.leases_synced.clone()],
+    };
     let drive = caches.drive();
-    let ctrl = run_counted(client, cfg, pods, pod_events, leases, lease_events, stats, shutdown);
+    let ctrl = run_counted(client, cfg, views, Arc::new(Metrics::default()), stats, shutdown);
     tokio::pin!(drive);
     tokio::pin!(ctrl);
     loop {
@@ -221,71 +237,96 @@ pub async fn run_standalone(
     }
 }
 
-/// Run the ListenerSet controller on caches shared with others (see [`SharedCaches`]).
-pub async fn run_shared(
-    client: kube::Client,
-    cfg: ControllerConfig,
-    pods: Store<Pod>,
-    pod_events: Events<Pod>,
-    leases: Store<Lease>,
-    lease_events: Events<Lease>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Arc<Stats> {
-    let stats = Arc::new(Stats::default());
-    run_counted(client, cfg, pods, pod_events, leases, lease_events, stats, shutdown).await
-}
-
-/// [`run_shared`], counting into `stats` (readable while it runs).
-#[allow(clippy::too_many_arguments)]
+/// Run the ListenerSet controller on caches shared with others until `shutdown` resolves,
+/// counting into `stats`; undecodable ListenerSets are counted in `metrics` and reported on
+/// the object (an Event and the InvalidSpec condition).
 pub async fn run_counted(
     client: kube::Client,
     cfg: ControllerConfig,
-    pods: Store<Pod>,
-    pod_events: Events<Pod>,
-    leases: Store<Lease>,
-    lease_events: Events<Lease>,
+    views: SharedViews,
+    metrics: Arc<Metrics>,
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
     let (secrets, secret_writer) = reflector::store();
-    let secret_stream = watcher(api::<Secret>(&client, &cfg.namespace), watcher::Config::default())
-        .default_backoff()
-        .modify(strip_secret)
-        .reflect(secret_writer)
+    let (secrets_synced_tx, secrets_synced) = synced();
+    let secret_stream = secrets_synced_tx
+        .track(
+            watcher(api::<Secret>(&client, &cfg.namespace), watcher::Config::default())
+                .default_backoff()
+                .modify(strip_secret)
+                .reflect(secret_writer),
+        )
         .touched_objects();
+    let mut synced = views.synced;
+    synced.push(secrets_synced);
+    let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
-        events: Publisher::new(client.clone(), MANAGER, cfg.instance.clone()),
-        pods,
-        leases,
+        events: events.clone(),
+        pods: views.pods,
+        leases: views.leases,
         secrets,
         observed: Mutex::new(HashMap::new()),
         fencing: Mutex::new(HashMap::new()),
         stats: stats.clone(),
+        synced,
+        backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
     });
-    let controller = Controller::new(api::<ListenerSet>(&client, &cfg.namespace), watcher::Config::default());
+    // Each ListenerSet is decoded on its own: one that does not fit the type is skipped and
+    // reported, never the whole kind.
+    let bad = Undecodables::new("ListenerSet", metrics.undecodable_gauge("ListenerSet"));
+    let controller = tolerant::controller(
+        api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
+        Default::default(),
+        bad.clone(),
+    );
     let sets = controller.store();
     let (s1, s2) = (sets.clone(), sets.clone());
     info!(
         namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
         "starting the ListenerSet controller"
     );
-    controller
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let report_client = client.clone();
+    let report = tolerant::report_each(bad, move |b| {
+        let (c, e) = (report_client.clone(), events.clone());
+        async move { report_undecodable(&c, &e, b).await }
+    });
+    let report = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = report => {}
+                _ = shutdown => {}
+            }
+        }
+    };
+    let run = controller
         .watches_stream(secret_stream, move |s: Secret| sets_using_secret(&s1, &s))
-        .watches_stream(pod_events, move |p: Pod| sets_selecting(&s2, &p))
-        .watches_stream(lease_events, |l: Lease| set_of_lease(&l))
+        .watches_stream(views.pod_events, move |p: Pod| sets_selecting(&s2, &p))
+        .watches_stream(views.lease_events, |l: Lease| set_of_lease(&l))
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile_counted, error_policy, ctx.clone())
         .for_each(|r| async move {
             if let Err(e) = r {
                 debug!(error = %e, "listenerset controller");
             }
-        })
-        .await;
+        });
+    futures::join!(run, report);
     ctx.events.drain(Duration::from_secs(2)).await;
     info!("the ListenerSet controller stopped");
     stats
+}
+
+/// [`reconcile`]; a success resets the set's backoff.
+async fn reconcile_counted(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let out = reconcile(set.clone(), ctx.clone()).await;
+    if out.is_ok() {
+        ctx.backoff.on_success(set.as_ref());
+    }
+    out
 }
 
 fn sets_using_secret(sets: &Store<ListenerSet>, secret: &Secret) -> Vec<ObjectRef<ListenerSet>> {
@@ -336,13 +377,10 @@ fn publish(
         .publish_in_background(reference.clone(), vec![(type_, reason.to_string(), note.to_string())]);
 }
 
-/// Requeue with a short backoff after an error; conflicts retry fast.
-pub fn error_policy(set: Arc<ListenerSet>, err: &Error, _ctx: Arc<Context>) -> Requeue {
-    warn!(listenerset = %set.name_any(), error = %err, "reconcile failed");
-    match err {
-        Error::Kube(kube::Error::Api(s)) if s.code == 409 => Requeue::requeue(Duration::from_millis(100)),
-        _ => Requeue::requeue(Duration::from_secs(1)),
-    }
+/// Retry a failed set with exponential backoff of its own (see [`crate::backoff`]): one log
+/// line per failed attempt; a conflict starts fast.
+pub fn error_policy(set: Arc<ListenerSet>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.backoff.on_error(set.as_ref(), err)
 }
 
 #[cfg(test)]

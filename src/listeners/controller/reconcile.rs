@@ -23,7 +23,7 @@ use super::leases::{apply_move, assignment_event, assignment_kind};
 use super::status::{condition, report, write_status, Report};
 use super::{publish, selector_matches, Context};
 use crate::api::listenerset::{
-    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, LISTENERSET_LABEL,
+    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, LISTENERSET_LABEL, REASON_INVALID_SPEC,
 };
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
@@ -46,9 +46,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         add_finalizer(&ctx, &set, &ns, &name).await?;
     }
     // Never decide from half-filled caches: a missing pod would look like a dead holder.
-    let _ = ctx.secrets.wait_until_ready().await;
-    let _ = ctx.pods.wait_until_ready().await;
-    let _ = ctx.leases.wait_until_ready().await;
+    crate::cache::wait_all(&ctx.synced).await;
     let now = Instant::now();
     let reference = set.object_ref(&());
     let previous = set.status.clone().unwrap_or_default();
@@ -66,13 +64,13 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         let status = ListenerSetStatus {
             observed_generation: set.metadata.generation,
             conditions: vec![
-                condition(&previous, CONDITION_READY, false, "InvalidSpec", &message, &set),
-                condition(&previous, CONDITION_DEGRADED, true, "InvalidSpec", &message, &set),
+                condition(&previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, &set),
+                condition(&previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, &set),
             ],
             ..previous.clone()
         };
         if set.status.as_ref() != Some(&status) {
-            publish(&ctx, &reference, EventType::Warning, "InvalidSpec", &message);
+            publish(&ctx, &reference, EventType::Warning, REASON_INVALID_SPEC, &message);
             write_status(&ctx, &ns, &name, &status).await?;
         }
         return Ok(Requeue::await_change());

@@ -79,7 +79,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::rollout::reasons;
+use crate::api::rollout::{reasons, MAX_REPLICAS};
 use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
 mod batches;
@@ -99,6 +99,7 @@ pub use observed::ObservedPod;
 pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
 pub use strategy::{batch_counts, budgets};
+pub use validation::plan_undecodable;
 
 use observed::SlotPods;
 
@@ -122,6 +123,9 @@ pub struct PlanInput {
     pub now: Timestamp,
     /// See [`DEFAULT_DRAIN_TIMEOUT`].
     pub drain_timeout: Duration,
+    /// The API server's answer when it refused (422) an object made from this generation's
+    /// spec (a pod or revision): the spec is invalid, with that message.
+    pub rejected: Option<String>,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -257,8 +261,10 @@ impl<'a> Planner<'a> {
         reasons::find(&self.prior.conditions, type_).and_then(|c| Reason::parse(&c.reason))
     }
 
+    /// `spec.replicas`, within 0..=[`MAX_REPLICAS`] even before validation rejects a spec
+    /// beyond it: no step may cost time or memory proportional to a larger number.
     fn replicas(&self) -> i32 {
-        self.spec.replicas.max(0)
+        self.spec.replicas.clamp(0, MAX_REPLICAS)
     }
 
     /// The steps of one plan, in order. Each step only uses what the earlier ones decided.

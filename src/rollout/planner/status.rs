@@ -17,12 +17,13 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::batches::{Mode, RolloutState};
 use super::counts::pinned_versions;
 use super::observed::SlotHealth;
-use super::{budgets, EventType, Planner, RevisionInfo};
+use super::{budgets, EventType, PlanEvent, Planner, RevisionInfo};
 use crate::api::rollout::{
     reasons, ConditionStatus, ConditionType, EventReason, FailedUpdate, HandledActions, InstanceStatus, Reason,
     RolloutPhase, RolloutStatus,
@@ -77,6 +78,53 @@ pub(super) fn gate_conditions(phase: RolloutPhase, reason: Reason, message: &str
         (ConditionType::Reconciling, cond(reconciling, reason, message)),
         (ConditionType::Stalled, cond(stalled, reason, message)),
     ]
+}
+
+/// `PhaseChanged` from the stored phase to `phase`, if it changed.
+pub(super) fn phase_change_event(prior: Option<RolloutPhase>, phase: RolloutPhase) -> Option<PlanEvent> {
+    if prior == Some(phase) {
+        return None;
+    }
+    let type_ = match phase {
+        RolloutPhase::Degraded | RolloutPhase::RolledBack => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    let message = match prior {
+        Some(from) => format!("phase {from} -> {phase}"),
+        None => format!("phase set to {phase}"),
+    };
+    Some(PlanEvent {
+        type_,
+        reason: EventReason::PhaseChanged,
+        message,
+    })
+}
+
+/// The `wanted` conditions for `generation`, keeping a stored condition's transition time when
+/// its status did not change.
+pub(super) fn conditions_at(
+    prior: &RolloutStatus,
+    now: Timestamp,
+    generation: i64,
+    wanted: Vec<(ConditionType, Cond)>,
+) -> Vec<Condition> {
+    wanted
+        .into_iter()
+        .map(|(type_, c)| {
+            let last_transition_time = match reasons::find(&prior.conditions, type_) {
+                Some(p) if p.status == c.status.as_str() => p.last_transition_time.clone(),
+                _ => Time(now),
+            };
+            Condition {
+                type_: type_.to_string(),
+                status: c.status.to_string(),
+                reason: c.reason.to_string(),
+                message: c.message,
+                last_transition_time,
+                observed_generation: Some(generation),
+            }
+        })
+        .collect()
 }
 
 impl Planner<'_> {
@@ -138,18 +186,9 @@ impl Planner<'_> {
 
     /// A `PhaseChanged` event when the phase is not the stored one.
     pub(super) fn phase_event(&mut self, phase: RolloutPhase) {
-        if self.prior.phase == Some(phase) {
-            return;
+        if let Some(ev) = phase_change_event(self.prior.phase, phase) {
+            self.events.push(ev);
         }
-        let type_ = match phase {
-            RolloutPhase::Degraded | RolloutPhase::RolledBack => EventType::Warning,
-            _ => EventType::Normal,
-        };
-        let message = match self.prior.phase {
-            Some(from) => format!("phase {from} -> {phase}"),
-            None => format!("phase set to {phase}"),
-        };
-        self.event(type_, EventReason::PhaseChanged, message);
     }
 
     /// `Pinned` and `Unpinned` events for instances whose pin differs from the stored status.
@@ -395,24 +434,7 @@ impl Planner<'_> {
     /// Conditions for this generation; a condition keeps its stored transition time while its
     /// status stays the same.
     pub(super) fn conditions(&self, wanted: Vec<(ConditionType, Cond)>) -> Vec<Condition> {
-        wanted
-            .into_iter()
-            .map(|(type_, c)| {
-                let prior = reasons::find(&self.prior.conditions, type_);
-                let last_transition_time = match prior {
-                    Some(p) if p.status == c.status.as_str() => p.last_transition_time.clone(),
-                    _ => Time(self.now),
-                };
-                Condition {
-                    type_: type_.to_string(),
-                    status: c.status.to_string(),
-                    reason: c.reason.to_string(),
-                    message: c.message,
-                    last_transition_time,
-                    observed_generation: Some(self.input.generation),
-                }
-            })
-            .collect()
+        conditions_at(&self.prior, self.now, self.input.generation, wanted)
     }
 
     fn all_settled(&mut self, desired: &BTreeMap<i32, Option<RevisionInfo>>) -> bool {

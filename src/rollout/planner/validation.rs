@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::status::{gate_conditions, Cond};
-use super::{parse_slot, slot_name, EventType, Plan, Planner, RevisionInfo};
+use super::status::{conditions_at, gate_conditions, phase_change_event, Cond};
+use super::{parse_slot, slot_name, EventType, Plan, PlanEvent, Planner, RevisionInfo};
 use crate::api::rollout::{
     reasons, selector_string, validate, ConditionStatus, ConditionType, EventReason, Reason, RolloutPhase,
+    RolloutStatus,
 };
 
 impl Planner<'_> {
@@ -68,6 +70,11 @@ impl Planner<'_> {
                 }
             }
         }
+        if let Some(refused) = &input.rejected {
+            errors.push(format!(
+                "the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"
+            ));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -76,43 +83,109 @@ impl Planner<'_> {
 
     /// The plan for an invalid spec: report, move nothing.
     pub(super) fn invalid(mut self, errors: Vec<String>) -> Plan {
-        let message = errors.join("; ");
-        let already = reasons::find(&self.prior.conditions, ConditionType::InvalidSpec)
-            .is_some_and(|c| c.status == ConditionStatus::True.as_str() && c.message == message);
-        if !already {
-            self.event(EventType::Warning, EventReason::InvalidSpec, message.clone());
-        }
-        let mut status = self.prior.clone();
-        let summary = format!("invalid spec, nothing is changed: {message}");
-        status.observed_generation = Some(self.input.generation);
-        status.phase = Some(RolloutPhase::Degraded);
-        status.selector = Some(selector_string(&self.spec.selector));
-        // The gate conditions and InvalidSpec are for this generation; Available and
-        // Progressing still describe the pods, as observed at this generation.
-        let mut wanted: Vec<(ConditionType, Cond)> =
-            gate_conditions(RolloutPhase::Degraded, Reason::InvalidSpec, &summary).into();
-        wanted.push((
-            ConditionType::InvalidSpec,
-            Cond {
-                status: ConditionStatus::True,
-                reason: Reason::InvalidSpec,
-                message,
-            },
-        ));
-        let mut conditions = self.conditions(wanted);
-        for kept in [ConditionType::Available, ConditionType::Progressing] {
-            if let Some(c) = reasons::find(&self.prior.conditions, kept) {
-                conditions.push(Condition {
-                    observed_generation: Some(self.input.generation),
-                    ..c.clone()
-                });
-            }
-        }
-        status.conditions = conditions;
-        status.message = Some(summary);
-        self.phase_event(RolloutPhase::Degraded);
+        let selector = Some(selector_string(&self.spec.selector));
+        let (status, events) = invalid_report(
+            &self.prior,
+            self.input.generation,
+            self.now,
+            selector,
+            bounded_message(&errors),
+        );
+        self.events.extend(events);
         self.actions.clear();
         self.wakeups.clear();
         self.finish(status)
+    }
+}
+
+/// Most problems named in one message; the rest are counted.
+const MAX_PROBLEMS: usize = 10;
+/// Longest message (bytes): a condition's message is at most 32,768 characters and an Event's
+/// note 1 kB; a spec with many or huge bad values must still get its report written.
+const MAX_MESSAGE: usize = 4096;
+
+/// The problems joined with `; `, bounded in count and length whatever the spec holds.
+fn bounded_message(errors: &[String]) -> String {
+    let mut message = errors.iter().take(MAX_PROBLEMS).cloned().collect::<Vec<_>>().join("; ");
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    if errors.len() > MAX_PROBLEMS {
+        message.push_str(&format!("; and {} more problems", errors.len() - MAX_PROBLEMS));
+    }
+    message
+}
+
+/// Status and events of an invalid spec: `InvalidSpec` True with `message` (a Warning event
+/// when that is new), phase `Degraded`, the gate conditions for this generation; `Available`
+/// and `Progressing` still describe the pods, as observed at this generation.
+fn invalid_report(
+    prior: &RolloutStatus,
+    generation: i64,
+    now: Timestamp,
+    selector: Option<String>,
+    message: String,
+) -> (RolloutStatus, Vec<PlanEvent>) {
+    let mut events = Vec::new();
+    let already = reasons::find(&prior.conditions, ConditionType::InvalidSpec)
+        .is_some_and(|c| c.status == ConditionStatus::True.as_str() && c.message == message);
+    if !already {
+        events.push(PlanEvent {
+            type_: EventType::Warning,
+            reason: EventReason::InvalidSpec,
+            message: message.clone(),
+        });
+    }
+    let mut status = prior.clone();
+    let summary = format!("invalid spec, nothing is changed: {message}");
+    status.observed_generation = Some(generation);
+    status.phase = Some(RolloutPhase::Degraded);
+    if selector.is_some() {
+        status.selector = selector;
+    }
+    let mut wanted: Vec<(ConditionType, Cond)> =
+        gate_conditions(RolloutPhase::Degraded, Reason::InvalidSpec, &summary).into();
+    wanted.push((
+        ConditionType::InvalidSpec,
+        Cond {
+            status: ConditionStatus::True,
+            reason: Reason::InvalidSpec,
+            message,
+        },
+    ));
+    let mut conditions = conditions_at(prior, now, generation, wanted);
+    for kept in [ConditionType::Available, ConditionType::Progressing] {
+        if let Some(c) = reasons::find(&prior.conditions, kept) {
+            conditions.push(Condition {
+                observed_generation: Some(generation),
+                ..c.clone()
+            });
+        }
+    }
+    status.conditions = conditions;
+    status.message = Some(summary);
+    events.extend(phase_change_event(prior.phase, RolloutPhase::Degraded));
+    (status, events)
+}
+
+/// The plan for a Rollout whose stored object does not decode (a value the API server accepted
+/// that does not fit the type, e.g. an integer beyond `i32`): `InvalidSpec` with `error`, no
+/// action. `prior` is the stored status when it decodes.
+pub fn plan_undecodable(generation: i64, prior: Option<RolloutStatus>, now: Timestamp, error: &str) -> Plan {
+    let prior = prior.unwrap_or_default();
+    let message = bounded_message(&[format!(
+        "the stored Rollout does not decode ({error}); set each field within its range and apply again"
+    )]);
+    let (status, events) = invalid_report(&prior, generation, now, None, message);
+    Plan {
+        actions: Vec::new(),
+        status,
+        events,
+        requeue_after: None,
     }
 }

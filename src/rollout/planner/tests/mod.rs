@@ -123,6 +123,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         revisions,
         now: at(1000),
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        rejected: None,
     }
 }
 

@@ -1,0 +1,96 @@
+//! Watch-cache plumbing shared by the controllers: readiness that wakes every waiter
+//! ([`Synced`]), and watches that survive objects which do not decode ([`tolerant`]).
+//!
+//! # Why not `Store::wait_until_ready`
+//!
+//! In kube-runtime 5.0.0 `Store::wait_until_ready` is backed by a `DelayedInit` whose shared
+//! `futures::channel::oneshot::Receiver` keeps a single waker slot: every waiter that polls it
+//! overwrites the waker of the one before, so when the reflector sees its first `InitDone`
+//! only the last waiter is woken. The others stay pending until something else polls them
+//! (forever, for a task that nothing else wakes). kube's own `Controller` waits on its store
+//! this way, so a second waiter on that store can stall the controller itself. Here, readiness
+//! is read off the watch stream (the `InitDone` event after the reflector applied it) and
+//! published on a [`tokio::sync::watch`] channel, which wakes every waiter; nothing in baton
+//! calls `wait_until_ready`.
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::watcher;
+use tokio::sync::watch;
+
+pub mod tolerant;
+
+/// Whether a watch cache has had its first complete list. Cheap to clone; any number of tasks
+/// may wait on it.
+#[derive(Clone, Debug)]
+pub struct Synced(watch::Receiver<bool>);
+
+/// The writing side of [`Synced`]: marks the cache synced on the first `InitDone`.
+#[derive(Debug)]
+pub struct SyncedTx(watch::Sender<bool>);
+
+/// A new, not yet synced, readiness flag.
+pub fn synced() -> (SyncedTx, Synced) {
+    let (tx, rx) = watch::channel(false);
+    (SyncedTx(tx), Synced(rx))
+}
+
+impl SyncedTx {
+    /// Mark synced when `event` is an `InitDone` (place after `.reflect(writer)`, so the store
+    /// already holds the list).
+    pub fn observe<K>(&self, event: &Result<watcher::Event<K>, watcher::Error>) {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            self.0.send_if_modified(|s| !std::mem::replace(s, true));
+        }
+    }
+
+    /// Pass a watch stream through, marking synced at its first `InitDone`.
+    pub fn track<S, K>(self, stream: S) -> impl Stream<Item = S::Item> + Send
+    where
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    {
+        stream.inspect(move |e| self.observe(e))
+    }
+}
+
+impl Synced {
+    /// A flag that is synced from the start (for caches a caller fills by other means).
+    pub fn always() -> Synced {
+        let (tx, rx) = watch::channel(true);
+        drop(tx);
+        Synced(rx)
+    }
+
+    pub fn is_synced(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Wait until synced. Pending forever if the cache's watch stopped before syncing (bound
+    /// it with a timeout or a shutdown signal).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Wait at most `timeout`; true if synced.
+    pub async fn wait_for(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.wait()).await.is_ok()
+    }
+}
+
+/// Every flag of `all` synced.
+pub fn all_synced(all: &[Synced]) -> bool {
+    all.iter().all(Synced::is_synced)
+}
+
+/// Wait until every flag of `all` is synced.
+pub async fn wait_all(all: &[Synced]) {
+    for s in all {
+        s.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+//! What `baton controller` checks before it starts its caches: that the CRDs are served.
+//!
+//! A transient answer (409, 429, 5xx, a transport error or a request that does not complete)
+//! is retried with backoff, so one API hiccup at startup does not crash-loop the pod; only a
+//! definite answer (404: not installed; 403: not allowed; …) or an API server that stays
+//! unreachable for [`STARTUP_PATIENCE`] ends the process, with the message of that answer.
+use std::future::Future;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use tracing::warn;
+
+use crate::api::listenerset::ListenerSet;
+use crate::api::rollout::Rollout;
+use crate::error::{api_message, is_status, is_transient};
+
+/// How long transient failures are retried before giving up.
+pub const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
+/// Bound on one request (a request that hangs counts as a transient failure).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_DELAY: Duration = Duration::from_millis(200);
+const MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// Why an attempt failed.
+#[derive(Debug)]
+pub enum Attempt {
+    /// An answer that retrying will not change.
+    Definite(kube::Error),
+    /// May succeed if tried again.
+    Transient(String),
+}
+
+/// Run `attempt` until it succeeds, fails definitely, or transient failures have lasted
+/// `patience`; each failure is logged with the delay before the next try.
+pub async fn retry_transient<T, F, Fut>(what: &str, patience: Duration, mut attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let give_up = tokio::time::Instant::now() + patience;
+    let mut delay = FIRST_DELAY;
+    for n in 1u32.. {
+        let failure = match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if is_transient(&e) => Attempt::Transient(api_message(&e)),
+            Ok(Err(e)) => Attempt::Definite(e),
+            Err(_) => Attempt::Transient(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+        };
+        match failure {
+            Attempt::Definite(e) => return Err(api_message(&e)),
+            Attempt::Transient(why) if tokio::time::Instant::now() + delay > give_up => {
+                return Err(format!("{why} (still failing after {n} attempts over {patience:?})"));
+            }
+            Attempt::Transient(why) => {
+                warn!(attempt = n, retry_in = ?delay, error = %why, "{what}: transient failure, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+    }
+    Err(format!("{what}: gave up"))
+}
+
+/// Check that `rollouts.baton.dev` and `listenersets.baton.dev` are served; the error names a
+/// missing CRD (404) or says what else answered.
+pub async fn check_crds(client: &kube::Client, ns: &Option<String>, patience: Duration) -> Result<(), String> {
+    let (r, l): (Api<Rollout>, Api<ListenerSet>) = match ns {
+        Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    served(&r, "rollouts.baton.dev", patience).await?;
+    served(&l, "listenersets.baton.dev", patience).await
+}
+
+async fn served<K>(api: &Api<K>, crd: &str, patience: Duration) -> Result<(), String>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let what = format!("checking that {crd} is served");
+    let missing = || async {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Err(e) if is_status(&e, 404) => Ok(false),
+            Err(e) => Err(e),
+            Ok(_) => Ok(true),
+        }
+    };
+    match retry_transient(&what, patience, missing).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "the CustomResourceDefinition {crd} is not installed: run `kubectl apply -f crds/` (or install the Helm chart)"
+        )),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
