@@ -25,6 +25,7 @@ use crate::cache::{self, synced, Synced, SyncedTx};
 use crate::listeners::controller::{self as listener_controller, Events};
 use crate::metrics::Metrics;
 use crate::rollout::controller::{self as rollout_controller, Context, Stats};
+use crate::rollout::expectations::Expectations;
 
 /// After a shutdown request, how long the controllers get to finish their reconciles before
 /// they are dropped (a stuck cache or API call never holds the process, or its leader Lease).
@@ -273,6 +274,17 @@ impl Operator {
             shutdown.clone(),
         );
         let events = crate::events::Publisher::new(client.clone(), "baton-rollout", cfg.instance.clone());
+        let expectations = Arc::new(Expectations::default());
+        // Pod creations a Rollout waits for are seen as the watch shows them (after the cache).
+        let observer = expectations.clone();
+        let rollout_pods = triggers
+            .rollout_pods
+            .inspect(move |r| {
+                if let Ok(p) = r {
+                    rollout_controller::observe_pod_event(&observer, p);
+                }
+            })
+            .boxed();
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
@@ -285,6 +297,7 @@ impl Operator {
             synced: vec![synced.pods.clone(), synced.revisions.clone()],
             backoff: Backoff::new(metrics.backoff_gauge("rollout")),
             rejections: Default::default(),
+            expectations: expectations.clone(),
         });
         info!(
             namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
@@ -293,7 +306,7 @@ impl Operator {
         let rollouts_done = rollout_controller_run(
             RolloutTriggers {
                 rollouts: triggers.rollouts,
-                pods: triggers.rollout_pods,
+                pods: rollout_pods,
                 revisions: triggers.revisions,
                 leases: triggers.rollout_leases,
             },

@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -23,6 +23,7 @@ use crate::cache::tolerant::Bad;
 use crate::cache::Synced;
 use crate::error::{is_status, Error, Result};
 use crate::events::{Publisher, Severity};
+use crate::rollout::expectations::{Expectations, Expected};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
 
 /// Does pod `name` in namespace `ns` hold a listener Lease? (From the ListenerSet side.)
@@ -57,6 +58,8 @@ pub struct Context {
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
     /// it to show the write).
     pub rollouts: Store<Rollout>,
+    /// Each Rollout's writes the caches must show before its next plan.
+    pub expectations: Arc<Expectations>,
     /// Pods holding listener Leases (from the ListenerSet side); None when unknown.
     pub listener_holders: Option<HoldsListeners>,
     pub drain_timeout: Duration,
@@ -114,12 +117,17 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     Some(o)
 }
 
+/// The planner's view of a revision; None for one without its hash label or template (the
+/// planner then makes it anew, under the same name).
 fn revision_info(rev: &ControllerRevision) -> Option<RevisionInfo> {
+    use serde::Deserialize;
+    let template = rev.data.as_ref()?.0.get("template")?;
     Some(RevisionInfo {
         name: rev.name_any(),
         revision: rev.revision,
         hash: label(&rev.metadata, labels::REVISION_HASH)?.to_string(),
         version: label(&rev.metadata, labels::VERSION).unwrap_or("").to_string(),
+        template: Arc::new(PodTemplateSpec::deserialize(template).ok()?),
     })
 }
 
@@ -127,6 +135,20 @@ fn owner_ref(rollout: &Rollout) -> Result<OwnerReference> {
     rollout
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))
+}
+
+/// The pod watch showed `pod`: a creation its Rollout expects is seen, even if the pod is
+/// deleted before the next reconcile reads the cache.
+pub fn observe_pod_event(expectations: &Expectations, pod: &Pod) {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    if let (Some(owner), Some(name)) = (owner, pod.metadata.name.as_deref()) {
+        expectations.observe_pod(&owner.uid, name);
+    }
 }
 
 /// One reconcile of one Rollout. A success resets its backoff.
@@ -143,6 +165,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
     let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
     if rollout.metadata.deletion_timestamp.is_some() {
         // Pods and revisions are owned: the garbage collector removes them.
+        ctx.expectations.forget(&uid);
         return Ok(Requeue::await_change());
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
@@ -153,6 +176,21 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
     {
         return Ok(Requeue::requeue(Duration::from_millis(500)));
     }
+    // Plan only from caches that show this Rollout's last writes; until they do, the watch
+    // events that bring them trigger the next reconcile (the requeue is a backstop).
+    let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    if let Err(left) = ctx
+        .expectations
+        .satisfied(&uid, Instant::now(), |e| ctx.shows(&ns, &rollout.name_any(), e))
+    {
+        return Ok(Requeue::requeue(left));
+    }
+    // The cache may hold a newer object than the one this reconcile was started with.
+    let latest = ctx
+        .rollouts
+        .get(&ObjectRef::from_obj(rollout))
+        .filter(|r| r.uid().as_deref() == Some(uid.as_str()));
+    let rollout = latest.as_deref().unwrap_or(rollout);
     let generation = rollout.metadata.generation.unwrap_or(0);
     let rejected = ctx.rejected(&uid, generation);
     match plan_and_apply(rollout, ctx, rollout.status.clone(), rejected.clone()).await {
@@ -222,19 +260,25 @@ async fn plan_and_apply(
     // The events describe the plan's decisions, recorded by its status: published once that
     // status is written, even when an action failed (the next plan will not repeat them) —
     // unless the API server refused the spec, whose report replaces this plan.
-    let written = written?;
+    let (mut expected, applied) = applied;
+    let wrote = !expected.is_empty();
+    if let Ok(Some(w)) = &written {
+        expected.push(Expected::Status {
+            uid: uid.clone(),
+            resource_version: w.resource_version().unwrap_or_default(),
+            status: Box::new(plan.status.clone()),
+        });
+    }
+    ctx.expectations.expect(&uid, expected, Instant::now());
+    written?;
     if let Err(e @ Error::Refused { .. }) = applied {
         return Err(e);
     }
     publish_events(ctx, rollout, &ns, &plan.events);
-    let applied = applied?;
-    wait_for_cache(ctx, &ns, &applied).await;
-    if let Some(written) = written {
-        wait_for_status(ctx, &written).await;
-    }
+    applied?;
     Ok(match plan.requeue_after {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
-        None if !applied.is_empty() => Requeue::requeue(Duration::from_secs(30)),
+        None if wrote => Requeue::requeue(Duration::from_secs(30)),
         None => Requeue::await_change(),
     })
 }
@@ -280,6 +324,29 @@ impl Context {
     fn reject(&self, uid: &str, generation: i64, message: &str) {
         let mut r = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
         r.insert(uid.to_string(), (generation, message.to_string()));
+    }
+
+    /// Do the caches show write `e` of Rollout `ns/rollout`?
+    fn shows(&self, ns: &str, rollout: &str, e: &Expected) -> bool {
+        match e {
+            Expected::PodCreated(n) => self.pods.get(&ObjectRef::new(n).within(ns)).is_some(),
+            Expected::PodDeleted(n) => self
+                .pods
+                .get(&ObjectRef::new(n).within(ns))
+                .is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+            Expected::RevisionCreated(n) => self.revisions.get(&ObjectRef::new(n).within(ns)).is_some(),
+            // The write's version, or a newer object with the status written (only this
+            // controller writes it), or the Rollout is gone or another.
+            Expected::Status {
+                uid,
+                resource_version,
+                status,
+            } => self.rollouts.get(&ObjectRef::new(rollout).within(ns)).is_none_or(|r| {
+                r.resource_version().as_deref() == Some(resource_version.as_str())
+                    || r.status.as_ref() == Some(status.as_ref())
+                    || r.uid().as_deref() != Some(uid.as_str())
+            }),
+        }
     }
 }
 
@@ -338,124 +405,60 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
     }
 }
 
-/// The next reconcile must plan from the status this one wrote: planned from the one before, it
-/// would start the same batch again (a second `BatchStarted`) or act on a handled nonce. Wait
-/// (bounded) until the Rollout cache shows the write, or something newer.
-async fn wait_for_status(ctx: &Context, written: &Rollout) {
-    let Some(ns) = written.namespace() else { return };
-    let key = ObjectRef::new(&written.name_any()).within(&ns);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let seen = ctx.rollouts.get(&key).is_none_or(|r| {
-            r.resource_version() == written.resource_version() || r.status == written.status || r.uid() != written.uid()
-        });
-        if seen || tokio::time::Instant::now() > deadline {
-            return;
+/// Apply the plan's actions: revisions first, one by one, then the pod actions, which the
+/// planner already fitted into the surge and unavailability budgets as a whole, concurrently.
+/// Returns the writes made (for [`Expectations`]) whatever the outcome, and the first error
+/// (a refusal first).
+async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Context) -> (Vec<Expected>, Result<()>) {
+    let mut done = Vec::new();
+    let owner = match owner_ref(rollout) {
+        Ok(o) => o,
+        Err(e) => return (done, Err(e)),
+    };
+    let is_revision = |a: &&Action| matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. });
+    for action in actions.iter().filter(is_revision) {
+        match apply_one(ctx, ns, &owner, action).await.map_err(refusal) {
+            Ok(e) => done.extend(e),
+            Err(e) => return (done, Err(e)),
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// Pod changes this reconcile made, to wait for in the cache before the next plan.
-#[derive(Debug, Default)]
-pub struct Applied {
-    created: Vec<String>,
-    deleted: Vec<String>,
-}
-
-impl Applied {
-    fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.deleted.is_empty()
-    }
-}
-
-/// The next reconcile must plan from a cache that shows this one's writes, or it could count a
-/// deleted pod as still serving and take one more down. Wait (bounded) until it does.
-async fn wait_for_cache(ctx: &Context, ns: &str, applied: &Applied) {
-    if applied.is_empty() {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let seen_created = applied
-            .created
-            .iter()
-            .all(|n| ctx.pods.get(&ObjectRef::new(n).within(ns)).is_some());
-        let seen_deleted = applied.deleted.iter().all(|n| {
-            ctx.pods
-                .get(&ObjectRef::new(n).within(ns))
-                .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
-        });
-        if (seen_created && seen_deleted) || tokio::time::Instant::now() > deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Context) -> Result<Applied> {
-    let owner = owner_ref(rollout)?;
-    let name = rollout.name_any();
-    // Revisions first (pods are created from them), one by one; then the pod actions, which the
-    // planner already fitted into the surge and unavailability budgets as a whole, concurrently.
-    for action in actions
-        .iter()
-        .filter(|a| matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. }))
-    {
-        apply_one(ctx, ns, &name, &owner, action).await.map_err(refusal)?;
-    }
-    let pod_actions: Vec<&Action> = actions
-        .iter()
-        .filter(|a| !matches!(a, Action::CreateRevision { .. } | Action::DeleteRevision { .. }))
-        .collect();
     // A plain loop, not a closure: the futures must stay `Send` for every lifetime (kube-runtime).
-    let mut pending = Vec::with_capacity(pod_actions.len());
-    for a in &pod_actions {
-        pending.push(async { apply_one(ctx, ns, &name, &owner, a).await.map_err(refusal) });
+    let mut pending = Vec::with_capacity(actions.len());
+    for a in actions.iter().filter(|a| !is_revision(a)) {
+        pending.push(async { apply_one(ctx, ns, &owner, a).await.map_err(refusal) });
     }
-    let results: Vec<Result<()>> = futures::stream::iter(pending).buffer_unordered(32).collect().await;
-    let mut applied = Applied::default();
-    for a in &pod_actions {
-        match a {
-            Action::CreatePod { name, .. } => applied.created.push(name.clone()),
-            Action::DeletePod { name } => applied.deleted.push(name.clone()),
-            _ => {}
-        }
-    }
+    let results: Vec<Result<Option<Expected>>> = futures::stream::iter(pending).buffer_unordered(32).collect().await;
     let mut first = None;
-    for e in results.into_iter().filter_map(Result::err) {
-        if matches!(e, Error::Refused { .. }) {
-            return Err(e);
+    for r in results {
+        match r {
+            Ok(e) => done.extend(e),
+            Err(e @ Error::Refused { .. }) => first = Some(e),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
         }
-        first.get_or_insert(e);
     }
-    match first {
-        Some(e) => Err(e),
-        None => Ok(applied),
-    }
+    (done, first.map_or(Ok(()), Err))
 }
 
-async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, action: &Action) -> Result<()> {
+/// Apply one action; returns what the caches will show of it.
+async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Action) -> Result<Option<Expected>> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let revs: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
-    match action {
+    let expected = match action {
         Action::CreateRevision {
-            name: rev_name,
-            hash,
+            name,
             revision,
             version,
+            labels,
             template,
+            ..
         } => {
             let rev = ControllerRevision {
                 metadata: ObjectMeta {
-                    name: Some(rev_name.clone()),
+                    name: Some(name.clone()),
                     namespace: Some(ns.to_string()),
-                    labels: Some(BTreeMap::from([
-                        (labels::ROLLOUT.to_string(), name.to_string()),
-                        (labels::REVISION_HASH.to_string(), hash.clone()),
-                        (labels::VERSION.to_string(), version.clone()),
-                        (labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
-                    ])),
+                    labels: Some(labels.clone()),
                     owner_references: Some(vec![owner.clone()]),
                     ..ObjectMeta::default()
                 },
@@ -464,58 +467,45 @@ async fn apply_one(ctx: &Context, ns: &str, name: &str, owner: &OwnerReference, 
             };
             ignore_already_exists(revs.create(&PostParams::default(), &rev).await.map(|_| ()))?;
             ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
-            wait_for_revision(ctx, ns, rev_name).await;
+            Some(Expected::RevisionCreated(name.clone()))
         }
-        Action::DeleteRevision { name: rev_name } => {
-            ignore_code(revs.delete(rev_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+        Action::DeleteRevision { name } => {
+            ignore_code(revs.delete(name, &DeleteParams::default()).await.map(|_| ()), 404)?;
             ctx.stats.revision_writes.fetch_add(1, Ordering::Relaxed);
+            None
         }
         Action::CreatePod {
-            name: pod_name,
-            slot,
-            revision,
-            hash,
-            version,
+            name, labels, template, ..
         } => {
-            let template = revision_template(ctx, ns, revision)?;
-            let pod = build_pod(name, ns, pod_name, *slot, hash, version, template, owner);
+            let pod = build_pod(ns, name, labels, template, owner);
             ignore_already_exists(pods.create(&PostParams::default(), &pod).await.map(|_| ()))?;
             ctx.stats.pod_creates.fetch_add(1, Ordering::Relaxed);
+            Some(Expected::PodCreated(name.clone()))
         }
-        Action::DeletePod { name: pod_name } => {
-            ignore_code(pods.delete(pod_name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+        Action::DeletePod { name } => {
+            ignore_code(pods.delete(name, &DeleteParams::default()).await.map(|_| ()), 404)?;
             ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
+            Some(Expected::PodDeleted(name.clone()))
         }
-        Action::DrainPod { name: pod_name } => {
+        Action::DrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {annotations::DRAIN: Timestamp::now().to_string()}}});
-            ignore_code(
-                pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| ()),
-                404,
-            )?;
-            ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+            patch_pod(ctx, &pods, name, &patch).await?;
+            None
         }
-        Action::UndrainPod { name: pod_name } => {
+        Action::UndrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {annotations::DRAIN: null}}});
-            ignore_code(
-                pods.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| ()),
-                404,
-            )?;
-            ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+            patch_pod(ctx, &pods, name, &patch).await?;
+            None
         }
-    }
-    Ok(())
+    };
+    Ok(expected)
 }
 
-/// Pods of a new revision are created from the cached revision: wait (bounded) until the cache has it.
-async fn wait_for_revision(ctx: &Context, ns: &str, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ctx.revisions.get(&ObjectRef::new(name).within(ns)).is_none() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+async fn patch_pod(ctx: &Context, pods: &Api<Pod>, name: &str, patch: &serde_json::Value) -> Result<()> {
+    let r = pods.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await;
+    ignore_code(r.map(|_| ()), 404)?;
+    ctx.stats.pod_patches.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 /// A create the API server refused as invalid (422) is a problem of the spec it was made from.
@@ -542,45 +532,24 @@ fn ignore_code(r: Result<(), kube::Error>, code: u16) -> Result<()> {
     }
 }
 
-/// The pod template stored in a ControllerRevision (the cache, which holds every revision).
-fn revision_template(ctx: &Context, ns: &str, revision: &str) -> Result<PodTemplateSpec> {
-    let rev = ctx
-        .revisions
-        .get(&ObjectRef::new(revision).within(ns))
-        .ok_or_else(|| Error::CacheLag(format!("ControllerRevision {ns}/{revision} is not in the cache yet")))?;
-    let data = rev.data.as_ref().ok_or(Error::MissingField("data"))?;
-    let template = data
-        .0
-        .get("template")
-        .cloned()
-        .ok_or(Error::MissingField("data.template"))?;
-    Ok(serde_json::from_value(template)?)
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Pod `pod_name` from the planner's template and labels, owned by the Rollout.
 fn build_pod(
-    rollout: &str,
     ns: &str,
     pod_name: &str,
-    slot: i32,
-    hash: &str,
-    version: &str,
-    template: PodTemplateSpec,
+    labels: &BTreeMap<String, String>,
+    template: &PodTemplateSpec,
     owner: &OwnerReference,
 ) -> Pod {
-    let tmeta = template.metadata.unwrap_or_default();
-    let mut labels_map = tmeta.labels.unwrap_or_default();
-    labels_map.extend(planner::pod_labels(rollout, slot, hash, version));
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name.to_string()),
             namespace: Some(ns.to_string()),
-            labels: Some(labels_map),
-            annotations: tmeta.annotations,
+            labels: Some(labels.clone()),
+            annotations: template.metadata.as_ref().and_then(|m| m.annotations.clone()),
             owner_references: Some(vec![owner.clone()]),
             ..ObjectMeta::default()
         },
-        spec: template.spec,
+        spec: template.spec.clone(),
         status: None,
     }
 }

@@ -1,3 +1,4 @@
 //! The Rollout controller: a pure planner and the reconciler that applies its plans.
 pub mod controller;
+pub mod expectations;
 pub mod planner;

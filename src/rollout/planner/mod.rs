@@ -74,6 +74,7 @@
 //! phase and pin changes) and `counts` (observed counts, instances, progress).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -94,7 +95,7 @@ mod status;
 mod strategy;
 mod validation;
 
-pub use names::{parse_slot, pod_labels, pod_name, revision_name, slot_name};
+pub use names::{parse_slot, pod_labels, pod_name, revision_labels, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
@@ -131,29 +132,29 @@ pub struct PlanInput {
 /// Something the reconciler must do. Apply in the order given.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Create ControllerRevision `name` (labels [`labels::ROLLOUT`], [`labels::REVISION_HASH`],
-    /// [`labels::VERSION`]; data [`revision_data`]).
-    ///
-    /// [`labels::ROLLOUT`]: crate::api::rollout::labels::ROLLOUT
-    /// [`labels::REVISION_HASH`]: crate::api::rollout::labels::REVISION_HASH
-    /// [`labels::VERSION`]: crate::api::rollout::labels::VERSION
+    /// Create ControllerRevision `name` with `labels` ([`revision_labels`]) and data
+    /// [`revision_data`] of `template` and `version`.
     CreateRevision {
         name: String,
         hash: String,
         revision: i64,
         version: String,
-        template: Box<PodTemplateSpec>,
+        labels: BTreeMap<String, String>,
+        template: Arc<PodTemplateSpec>,
     },
     /// Prune ControllerRevision `name`.
     DeleteRevision { name: String },
-    /// Create pod `name` for `slot` from the template of ControllerRevision `revision`, with
-    /// [`pod_labels`].
+    /// Create pod `name` for `slot` from `template` (that of ControllerRevision `revision`),
+    /// with `labels`: the template's labels and [`pod_labels`], which win. The pod needs nothing
+    /// else: the reconciler does not read the revision back.
     CreatePod {
         name: String,
         slot: i32,
         revision: String,
         hash: String,
         version: String,
+        labels: BTreeMap<String, String>,
+        template: Arc<PodTemplateSpec>,
     },
     /// Delete pod `name`.
     DeletePod { name: String },
@@ -282,12 +283,14 @@ impl<'a> Planner<'a> {
 
         // Pod actions.
         if !update.exists {
+            let target = &rollout.target;
             self.actions.push(Action::CreateRevision {
-                name: rollout.target.name.clone(),
-                hash: rollout.target.hash.clone(),
-                revision: rollout.target.revision,
-                version: rollout.target.version.clone(),
-                template: Box::new(update.template),
+                name: target.name.clone(),
+                hash: target.hash.clone(),
+                revision: target.revision,
+                version: target.version.clone(),
+                labels: revision_labels(&self.input.name, &target.hash, &target.version),
+                template: target.template.clone(),
             });
         }
         self.pod_actions(&desired);

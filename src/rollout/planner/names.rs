@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
 use crate::api::rollout::labels;
 
 /// Instance (slot) name: `<rollout>-<ordinal>`.
@@ -31,10 +33,16 @@ pub fn parse_slot(rollout: &str, instance: &str) -> Option<i32> {
 
 /// Labels of a pod of the Rollout (the template's labels come first; these win).
 pub fn pod_labels(rollout: &str, slot: i32, hash: &str, version: &str) -> BTreeMap<String, String> {
+    let mut out = revision_labels(rollout, hash, version);
+    out.insert(labels::SLOT.to_string(), slot.to_string());
+    out.insert(labels::INSTANCE.to_string(), slot_name(rollout, slot));
+    out
+}
+
+/// Labels of a ControllerRevision of the Rollout: those its pods carry, less the slot's.
+pub fn revision_labels(rollout: &str, hash: &str, version: &str) -> BTreeMap<String, String> {
     [
         (labels::ROLLOUT, rollout.to_string()),
-        (labels::SLOT, slot.to_string()),
-        (labels::INSTANCE, slot_name(rollout, slot)),
         (labels::REVISION_HASH, hash.to_string()),
         (labels::VERSION, version.to_string()),
         (labels::MANAGED_BY, labels::MANAGED_BY_VALUE.to_string()),
@@ -42,4 +50,21 @@ pub fn pod_labels(rollout: &str, slot: i32, hash: &str, version: &str) -> BTreeM
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// Labels of a pod of `slot` made from `template`: the template's, then [`pod_labels`].
+pub fn pod_labels_from(
+    template: &PodTemplateSpec,
+    rollout: &str,
+    slot: i32,
+    hash: &str,
+    version: &str,
+) -> BTreeMap<String, String> {
+    let mut out = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    out.extend(pod_labels(rollout, slot, hash, version));
+    out
 }

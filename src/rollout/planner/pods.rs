@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::batches::{Mode, RolloutState};
+use super::names::pod_labels_from;
 use super::{add_duration, budgets, pod_name, Action, ObservedPod, Planner, RevisionInfo};
 
 impl Planner<'_> {
@@ -171,12 +172,15 @@ impl Planner<'_> {
                     let cost = i64::from(occupying > 0);
                     if cost == 0 || cost <= surge_left {
                         surge_left -= cost;
+                        let rollout = &self.input.name;
                         self.actions.push(Action::CreatePod {
-                            name: pod_name(&self.input.name, slot, &want.hash),
+                            name: pod_name(rollout, slot, &want.hash),
                             slot,
                             revision: want.name.clone(),
                             hash: want.hash.clone(),
                             version: want.version.clone(),
+                            labels: pod_labels_from(&want.template, rollout, slot, &want.hash, &want.version),
+                            template: want.template.clone(),
                         });
                     } else {
                         // No room to surge: replace in place. All but the last serving pod go

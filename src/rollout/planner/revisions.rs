@@ -2,6 +2,7 @@
 //! update revision of the current spec, the last healthy revision, and pruning the history.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
@@ -10,7 +11,7 @@ use super::{revision_name, Action, Planner};
 use crate::api::rollout::{annotations, RolloutSpec};
 
 /// A ControllerRevision of the Rollout.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RevisionInfo {
     pub name: String,
     /// `revision` of the ControllerRevision.
@@ -19,6 +20,8 @@ pub struct RevisionInfo {
     pub hash: String,
     /// Label `app.kubernetes.io/version`.
     pub version: String,
+    /// The pod template it stores (`data.template`): pods of this revision are made from it.
+    pub template: Arc<PodTemplateSpec>,
 }
 
 /// `data` of a ControllerRevision: `{"version": …, "template": …}`.
@@ -89,8 +92,6 @@ fn canonical_json(value: &serde_json::Value, out: &mut String) {
 
 /// The revision of the current spec (`status.updateRevision`), created by this plan when new.
 pub(super) struct UpdateRevision {
-    /// The effective pod template ([`effective_template`]).
-    pub(super) template: PodTemplateSpec,
     pub(super) info: RevisionInfo,
     /// A ControllerRevision with its hash exists already.
     pub(super) exists: bool,
@@ -105,7 +106,7 @@ impl Planner<'_> {
         let spec = self.spec;
         let name = input.name.as_str();
 
-        let template = effective_template(spec, input.requests.restarted_at.as_deref());
+        let template = Arc::new(effective_template(spec, input.requests.restarted_at.as_deref()));
         let hash = revision_hash(&template, &spec.version);
         let existing_target = input.revisions.iter().find(|r| r.hash == hash).cloned();
         let next_number = input.revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1;
@@ -114,13 +115,13 @@ impl Planner<'_> {
             revision: next_number,
             hash: hash.clone(),
             version: spec.version.clone(),
+            template,
         });
         let mut known: Vec<RevisionInfo> = input.revisions.clone();
         if existing_target.is_none() {
             known.push(target.clone());
         }
         UpdateRevision {
-            template,
             info: target,
             exists: existing_target.is_some(),
             known,

@@ -98,6 +98,7 @@ fn rev(version: &str, number: i64) -> RevisionInfo {
         revision: number,
         hash,
         version: version.into(),
+        template: std::sync::Arc::new(spec(version, 1).template),
     }
 }
 

@@ -64,3 +64,60 @@ fn lost_status_is_rebuilt_from_the_cluster() {
     assert_eq!(p.status.current_revision, Some(rev("v1", 1).name));
     assert_eq!(creates(&p), vec![(0, "v2".into())]);
 }
+
+/// A created pod carries its revision's template and labels: the update revision's for a new
+/// pod, the stored (older) revision's when a slot returns to it; the revision's labels are the
+/// pod's less the slot's.
+#[test]
+fn created_pods_carry_their_revisions_template_and_labels() {
+    let mut inp = healthy("v1", 3);
+    inp.spec = spec("v2", 3);
+    let p = plan(&inp);
+    let Some(Action::CreateRevision {
+        labels: rev_labels,
+        template,
+        ..
+    }) = p.actions.first()
+    else {
+        panic!("{:?}", p.actions)
+    };
+    assert_eq!(**template, spec("v2", 3).template);
+    let Some(Action::CreatePod {
+        labels: pod_labels,
+        template: pod_template,
+        slot,
+        ..
+    }) = p.actions.iter().find(|a| matches!(a, Action::CreatePod { .. }))
+    else {
+        panic!("{:?}", p.actions)
+    };
+    assert_eq!(pod_template, template);
+    assert_eq!(pod_labels["app"], NAME, "the template's labels are kept");
+    assert_eq!(pod_labels[labels::SLOT], slot.to_string());
+    assert_eq!(pod_labels[labels::VERSION], "v2");
+    for (k, v) in rev_labels {
+        assert_eq!(pod_labels.get(k), Some(v), "revision label {k}");
+    }
+    assert!(!rev_labels.contains_key(labels::SLOT));
+
+    // Paused on v2 with slot 2's pod gone: it comes back from v1's stored template.
+    let mut inp = healthy("v1", 3);
+    inp.pods.retain(|p| p.slot != 2);
+    inp.spec = spec("v2", 3);
+    inp.spec.paused = true;
+    let p = plan(&inp);
+    let created: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreatePod {
+                slot, template, labels, ..
+            } => Some((*slot, template.clone(), labels.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{:?}", p.actions);
+    assert_eq!(created[0].0, 2);
+    assert_eq!(*created[0].1, spec("v1", 3).template);
+    assert_eq!(created[0].2[labels::VERSION], "v1");
+}

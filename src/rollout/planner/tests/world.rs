@@ -37,12 +37,14 @@ impl World {
                     hash,
                     revision,
                     version,
+                    template,
                     ..
                 } => self.input.revisions.push(RevisionInfo {
                     name: name.clone(),
                     revision: *revision,
                     hash: hash.clone(),
                     version: version.clone(),
+                    template: template.clone(),
                 }),
                 Action::DeleteRevision { name } => self.input.revisions.retain(|r| &r.name != name),
                 Action::CreatePod {
