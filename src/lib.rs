@@ -1,4 +1,39 @@
 //! baton: batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes.
+//!
+//! # Map
+//!
+//! * [`api`] — the custom resources (`Rollout`, `ListenerSet`) and every wire contract the
+//!   controller, agent, CLI and users share: annotations, labels, finalizers, condition reasons.
+//!   Everything else depends on it; it depends on nothing here.
+//! * [`rollout`] — the Rollout controller. [`rollout::planner`] decides (pure: spec + observed
+//!   pods and revisions + `now` → actions, status, events); [`rollout::controller`] reads the
+//!   caches, calls the planner and applies the result.
+//! * [`listeners`] — the ListenerSet controller. [`listeners::assigner`] decides which pod holds
+//!   which listener (pure); [`listeners::controller`] turns its moves into conditional Lease writes.
+//! * [`agent`] — runs beside (or inside) the application: renews its pod's listener Leases and
+//!   tells the application what to run.
+//! * [`election`] — leader election on a Lease; only the leader runs the reconcilers.
+//! * [`operator`] — wiring: the shared watch caches ([`cache`]), both controllers, probes,
+//!   metrics, startup checks and shutdown.
+//! * [`cli`] and [`demo`] — the `baton` command (also `kubectl baton`) and `baton demo`.
+//!
+//! # A rollout, end to end
+//!
+//! `kubectl apply` changes a Rollout's template → the Rollout watch wakes
+//! [`rollout::controller`] → the planner compares the template's revision with the pods'
+//! revision labels and plans the next batch (create a ControllerRevision, delete and create
+//! pods within `maxSurge`/`maxUnavailable`) → the controller applies it and writes status →
+//! pod readiness changes wake it again, until every batch is healthy (or a failed batch rolls
+//! back, decided in the same planner).
+//!
+//! # A listener handover, end to end
+//!
+//! A pod is deleted → its agent stops the pod's listeners and releases their Leases → the pod
+//! and Lease watches wake [`listeners::controller`] → the assigner picks a new pod for each
+//! released listener and the controller writes its Lease (holder, owner reference to the pod,
+//! fencing token + 1) → the new pod's agent sees the Lease name its pod, renews it and starts
+//! the listener. A holder that stops renewing loses the listener once its Lease expires on the
+//! controller's monotonic clock; the agent stops its listener before that point.
 pub mod agent;
 pub mod api;
 pub mod backoff;

@@ -42,7 +42,7 @@ pub(super) struct RolloutState {
     /// The update revision's recorded failure, if any.
     pub(super) failed: Option<FailedUpdate>,
     pub(super) mode: Mode,
-    /// A healthy batch waits for `baton promote`.
+    /// A healthy batch waits for `baton rollout promote`.
     pub(super) waiting_promotion: bool,
     /// A healthy batch pauses until then.
     pub(super) pause_until: Option<Timestamp>,

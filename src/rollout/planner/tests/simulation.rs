@@ -1,4 +1,4 @@
-//! Simulations from the brief: whole rollouts in the small world.
+//! Simulations: whole rollouts stepped through the small world.
 
 use super::*;
 
