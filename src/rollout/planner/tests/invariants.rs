@@ -13,7 +13,8 @@ fn serving_slots(pods: &[ObservedPod], replicas: i32) -> BTreeSet<i32> {
 /// `started` (TerminationStarted).
 fn extra_pods(pods: &[ObservedPod], replicas: i32, started: bool) -> i64 {
     let mut per_slot: BTreeMap<i32, i64> = BTreeMap::new();
-    for p in pods.iter().filter(|p| !p.failed && !(started && p.terminating)) {
+    let counts = |p: &&ObservedPod| !p.failed && (!started || !p.terminating);
+    for p in pods.iter().filter(counts) {
         *per_slot.entry(p.slot).or_default() += 1;
     }
     per_slot
