@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod pause;
 pub mod reasons;
+pub mod replacement;
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
+pub use replacement::PodReplacementPolicy;
 
 /// API group of every baton resource.
 pub const GROUP: &str = "baton.dev";
@@ -170,6 +172,12 @@ pub struct RolloutStrategy {
     #[serde(default = "default_max_unavailable")]
     #[schemars(schema_with = "int_or_string_schema")]
     pub max_unavailable: IntOrString,
+    /// When a replacement pod may start: `TerminationStarted` (once the old pod is terminating;
+    /// terminating pods do not count against `maxSurge`) or `TerminationComplete` (once it is
+    /// gone). Absent: `TerminationComplete` while a pod of the Rollout holds listeners, else
+    /// `TerminationStarted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_replacement_policy: Option<PodReplacementPolicy>,
 }
 
 impl Default for RolloutStrategy {
@@ -179,6 +187,7 @@ impl Default for RolloutStrategy {
             pause: None,
             max_surge: default_max_surge(),
             max_unavailable: default_max_unavailable(),
+            pod_replacement_policy: None,
         }
     }
 }

@@ -99,7 +99,11 @@ async fn pin_two_instances_batch_rollback() {
     })
     .await;
     let h = rec.take();
-    assert!(h.max_total <= 4, "pins respect maxSurge: saw {} pods", h.max_total);
+    assert!(
+        h.max_live_total <= 4,
+        "pins respect maxSurge: saw {} live pods",
+        h.max_live_total
+    );
 
     env.merge(NAME, json!({"spec": {"pins": []}})).await;
     env.wait_healthy(NAME, "v2", 3).await;

@@ -165,6 +165,9 @@ async fn restart_replaces_every_pod_with_a_new_revision_of_the_same_version() {
         );
     }
     let h = rec.take();
-    assert!(h.max_total <= 4 && h.max_per_slot.values().all(|n| *n <= 2), "{h:?}");
+    assert!(
+        h.max_live_total <= 4 && h.max_live_per_slot.values().all(|n| *n <= 2),
+        "{h:?}"
+    );
     op.stop().await;
 }

@@ -181,3 +181,45 @@ async fn spec_paused_stops_progress_until_resumed() {
     );
     op.stop().await;
 }
+
+/// `podReplacementPolicy`: with `TerminationComplete` a replacement waits for the old pod to be
+/// gone, so pods never exceed `replicas + maxSurge` even counting terminating ones; by default
+/// (no listeners: `TerminationStarted`) replacements start while old pods still terminate, and
+/// only live pods are bounded by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacement_policy_decides_whether_terminating_pods_take_the_surge() {
+    // Pods take 2 s to stop: much longer than one becomes Ready.
+    let env = Env::with_kubelet(baton_sim::KubeletConfig {
+        stop_delay: std::time::Duration::from_secs(2),
+        ..fast_kubelet()
+    })
+    .await;
+    let op = env.start_operator().await;
+    deployed(&env, 3, "v1").await;
+
+    let rec = PodRecorder::start(&env, NAME).await;
+    let mut m = manifest_v(NAME, 3, "v2");
+    m["spec"]["strategy"]["podReplacementPolicy"] = json!("TerminationComplete");
+    env.apply(&m).await;
+    env.wait_healthy(NAME, "v2", 3).await;
+    let h = rec.take();
+    assert!(h.max_total <= 4, "TerminationComplete: terminating pods count: {h:?}");
+    assert_eq!(h.creations.len(), 3, "{h:?}");
+    drop(rec);
+
+    env.wait_pods(NAME, "old pods gone", |pods| pods.len() == 3).await;
+    let rec = PodRecorder::start(&env, NAME).await;
+    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    env.wait_healthy(NAME, "v3", 3).await;
+    let h = rec.take();
+    assert!(
+        h.max_live_total <= 4,
+        "live pods stay within replicas + maxSurge: {h:?}"
+    );
+    assert!(
+        h.max_total > 4,
+        "TerminationStarted: replacements start while old pods terminate: {h:?}"
+    );
+    assert!(h.recreated().is_empty(), "{h:?}");
+    op.stop().await;
+}

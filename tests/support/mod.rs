@@ -559,6 +559,13 @@ pub struct PodHistory {
     pub max_per_slot: BTreeMap<i32, usize>,
     /// Most pods (terminating included) ever seen at once.
     pub max_total: usize,
+    /// Pods being deleted (deletionTimestamp set) that still exist.
+    pub terminating: BTreeSet<String>,
+    /// Most live pods (terminating not included) ever seen in one slot, per slot.
+    pub max_live_per_slot: BTreeMap<i32, usize>,
+    /// Most live pods (terminating not included) ever seen at once: what `maxSurge` bounds
+    /// under `podReplacementPolicy: TerminationStarted`.
+    pub max_live_total: usize,
     /// Pods in the order their deletion started (deletionTimestamp set, or gone).
     pub deletions: Vec<String>,
     /// Pods in the order they were created (after the recorder started).
@@ -574,8 +581,11 @@ impl PodHistory {
         if self.uids_by_name.entry(name.clone()).or_default().insert(uid.clone()) && !initial {
             self.creations.push(name.clone());
         }
-        if p.metadata.deletion_timestamp.is_some() && !self.deletions.contains(&name) {
-            self.deletions.push(name.clone());
+        if p.metadata.deletion_timestamp.is_some() {
+            self.terminating.insert(name.clone());
+            if !self.deletions.contains(&name) {
+                self.deletions.push(name.clone());
+            }
         }
         self.present.insert(name, (uid, pod_slot(p)));
         self.measure();
@@ -587,6 +597,7 @@ impl PodHistory {
             self.deletions.push(name.clone());
         }
         self.present.remove(&name);
+        self.terminating.remove(&name);
     }
 
     fn measure(&mut self) {
@@ -599,6 +610,17 @@ impl PodHistory {
             *max = (*max).max(n);
         }
         self.max_total = self.max_total.max(self.present.len());
+        let mut live_per_slot: BTreeMap<i32, usize> = BTreeMap::new();
+        for (name, (_, slot)) in &self.present {
+            if !self.terminating.contains(name) {
+                *live_per_slot.entry(*slot).or_default() += 1;
+            }
+        }
+        self.max_live_total = self.max_live_total.max(live_per_slot.values().sum());
+        for (slot, n) in live_per_slot {
+            let max = self.max_live_per_slot.entry(slot).or_default();
+            *max = (*max).max(n);
+        }
     }
 
     /// Pod names that were created more than once (distinct uids).
@@ -631,7 +653,10 @@ impl PodRecorder {
             while let Some(ev) = stream.next().await {
                 let mut h = out.lock().unwrap();
                 match ev {
-                    Ok(watcher::Event::Init) => h.present.clear(),
+                    Ok(watcher::Event::Init) => {
+                        h.present.clear();
+                        h.terminating.clear();
+                    }
                     Ok(watcher::Event::InitApply(p)) => {
                         let initial = !h.listed;
                         h.observe(&p, initial)

@@ -6,6 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::batches::{Mode, RolloutState};
 use super::names::pod_labels_from;
 use super::{add_duration, budgets, pod_name, Action, ObservedPod, Planner, RevisionInfo};
+use crate::api::rollout::PodReplacementPolicy;
+
+/// What a plan may still add (surge) and take down (unavailability).
+struct Budget {
+    surge_left: i64,
+    unavailable_left: i64,
+    /// TerminationStarted: a terminating pod takes no room.
+    started: bool,
+}
 
 impl Planner<'_> {
     /// Desired revision of every slot (None = leave the slot as it is).
@@ -53,32 +62,45 @@ impl Planner<'_> {
         desired
     }
 
-    fn delete_or_drain(&mut self, pod: &ObservedPod) {
+    /// Delete `pod`, or ask it to hand its listeners over first. True when deleted now.
+    fn delete_or_drain(&mut self, pod: &ObservedPod) -> bool {
         if pod.holds_listeners {
             match pod.drain_requested_at {
                 None => {
                     self.actions.push(Action::DrainPod { name: pod.name.clone() });
                     self.wakeups.push(add_duration(self.now, self.input.drain_timeout));
-                    return;
+                    return false;
                 }
                 Some(at) => {
                     let until = add_duration(at, self.input.drain_timeout);
                     if until > self.now {
                         self.wakeups.push(until);
-                        return;
+                        return false;
                     }
                 }
             }
         }
         self.actions.push(Action::DeletePod { name: pod.name.clone() });
+        true
+    }
+
+    /// The replacement policy in force (see [`PodReplacementPolicy::effective`]).
+    pub(super) fn replacement_policy(&self) -> PodReplacementPolicy {
+        let held = self.input.pods.iter().any(|p| p.holds_listeners);
+        PodReplacementPolicy::effective(self.spec.strategy.pod_replacement_policy, held)
     }
 
     pub(super) fn pod_actions(&mut self, desired: &BTreeMap<i32, Option<RevisionInfo>>) {
         let replicas = self.replicas();
         let (max_surge, max_unavailable) = budgets(&self.spec.strategy, replicas);
+        // Under TerminationStarted a terminating pod takes no room: deleting a pod frees its
+        // room for a create in the same plan.
+        let started = self.replacement_policy() == PodReplacementPolicy::TerminationStarted;
+        let freed = i64::from(started);
         let mut extra: i64 = 0;
         for (slot, pods) in &self.slots {
-            let n = i64::try_from(pods.occupying()).unwrap_or(i64::MAX);
+            let n = if started { pods.live.len() } else { pods.occupying() };
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
             extra += if *slot < 0 || *slot >= replicas {
                 n
             } else {
@@ -98,7 +120,7 @@ impl Planner<'_> {
         let unavailable_now = (0..replicas)
             .filter(|s| !self.slot_serving(*s) && !undrained.contains(s))
             .count();
-        let mut unavailable_left = i64::from(max_unavailable) - i64::try_from(unavailable_now).unwrap_or(i64::MAX);
+        let unavailable_left = i64::from(max_unavailable) - i64::try_from(unavailable_now).unwrap_or(i64::MAX);
 
         // Dead pods go first; they hold nothing.
         let failed: Vec<&ObservedPod> = self
@@ -120,83 +142,118 @@ impl Planner<'_> {
             .flat_map(|(_, p)| p.live.iter().copied())
             .collect();
         for pod in removed {
-            self.delete_or_drain(pod);
+            if self.delete_or_drain(pod) {
+                surge_left += freed;
+            }
         }
 
+        // Slots that have their wanted pod first: the old pods they delete free room for the
+        // creates of the slots that follow.
         for (slot, want) in desired {
             let Some(want) = want else { continue };
-            let slot = *slot;
-            let (live, occupying, name_taken) = match self.slots.get(&slot) {
-                Some(p) => (
-                    p.live.clone(),
-                    p.occupying(),
-                    p.terminating
-                        .iter()
-                        .chain(p.failed.iter())
-                        .any(|t| t.name == pod_name(&self.input.name, slot, &want.hash)),
-                ),
-                None => (Vec::new(), 0, false),
+            let Some(pods) = self.slots.get(slot) else { continue };
+            let Some(pod) = pods.live_with(&want.hash) else {
+                continue;
             };
-            let current = live.iter().copied().find(|p| p.revision_hash == want.hash);
-            let others: Vec<&ObservedPod> = live.iter().copied().filter(|p| p.revision_hash != want.hash).collect();
-            match current {
-                Some(pod) => {
-                    if pod.drain_requested_at.is_some() {
-                        self.actions.push(Action::UndrainPod { name: pod.name.clone() });
-                    }
-                    let pod_available = self.available_if_undrained(pod);
-                    if !pod_available && pod.ready {
-                        if let Some(since) = pod.ready_since {
-                            self.wakeups.push(self.available_at(since));
-                        }
-                    }
-                    for other in others {
-                        if pod_available || !other.serving() {
-                            self.delete_or_drain(other);
-                        }
-                    }
+            let others: Vec<&ObservedPod> = pods
+                .live
+                .iter()
+                .copied()
+                .filter(|p| p.revision_hash != want.hash)
+                .collect();
+            if pod.drain_requested_at.is_some() {
+                self.actions.push(Action::UndrainPod { name: pod.name.clone() });
+            }
+            let pod_available = self.available_if_undrained(pod);
+            if !pod_available && pod.ready {
+                if let Some(since) = pod.ready_since {
+                    self.wakeups.push(self.available_at(since));
                 }
-                None => {
-                    // Pods that serve nothing go at once.
-                    let mut serving_others: Vec<&ObservedPod> = Vec::new();
-                    for other in &others {
-                        if other.serving() {
-                            serving_others.push(other);
-                        } else {
-                            self.delete_or_drain(other);
-                        }
-                    }
-                    if name_taken {
-                        continue;
-                    }
-                    let cost = i64::from(occupying > 0);
-                    if cost == 0 || cost <= surge_left {
-                        surge_left -= cost;
-                        let rollout = &self.input.name;
-                        self.actions.push(Action::CreatePod {
-                            name: pod_name(rollout, slot, &want.hash),
-                            slot,
-                            revision: want.name.clone(),
-                            hash: want.hash.clone(),
-                            version: want.version.clone(),
-                            labels: pod_labels_from(&want.template, rollout, slot, &want.hash, &want.version),
-                            template: want.template.clone(),
-                        });
-                    } else {
-                        // No room to surge: replace in place. All but the last serving pod go
-                        // for free; the last only if the slot may go unavailable.
-                        let n = serving_others.len();
-                        for (i, victim) in serving_others.into_iter().enumerate() {
-                            if i + 1 < n {
-                                self.delete_or_drain(victim);
-                            } else if unavailable_left >= 1 {
-                                unavailable_left -= 1;
-                                self.delete_or_drain(victim);
-                            }
-                        }
-                    }
+            }
+            for other in others {
+                if (pod_available || !other.serving()) && self.delete_or_drain(other) {
+                    surge_left += freed;
                 }
             }
         }
+
+        let mut budget = Budget {
+            surge_left,
+            unavailable_left,
+            started,
+        };
+        for (slot, want) in desired {
+            if let Some(want) = want {
+                self.replace(*slot, want, &mut budget);
+            }
+        }
+    }
+
+    /// Give `slot`, which has no live pod of `want`, a pod of it within `budget`: a surge
+    /// create when there is room, else the old pods go first.
+    fn replace(&mut self, slot: i32, want: &RevisionInfo, budget: &mut Budget) {
+        let (live, occupying, name_taken) = match self.slots.get(&slot) {
+            Some(p) => (
+                p.live.clone(),
+                p.occupying(),
+                p.terminating
+                    .iter()
+                    .chain(p.failed.iter())
+                    .any(|t| t.name == pod_name(&self.input.name, slot, &want.hash)),
+            ),
+            None => (Vec::new(), 0, false),
+        };
+        if live.iter().any(|p| p.revision_hash == want.hash) {
+            return;
+        }
+        // Pods that serve nothing go at once.
+        let mut live_left = live.len();
+        let mut serving_others: Vec<&ObservedPod> = Vec::new();
+        for other in &live {
+            if other.serving() {
+                serving_others.push(other);
+            } else if self.delete_or_drain(other) {
+                live_left -= 1;
+            }
+        }
+        if name_taken {
+            return;
+        }
+        let cost = i64::from(if budget.started { live_left > 0 } else { occupying > 0 });
+        if cost == 0 || cost <= budget.surge_left {
+            budget.surge_left -= cost;
+            self.create_pod(slot, want);
+            return;
+        }
+        // No room to surge: replace in place. All but the last serving pod go for free; the
+        // last only if the slot may go unavailable.
+        let n = serving_others.len();
+        for (i, victim) in serving_others.into_iter().enumerate() {
+            let may = i + 1 < n || budget.unavailable_left >= 1;
+            if i + 1 == n && may {
+                budget.unavailable_left -= 1;
+            }
+            if may && self.delete_or_drain(victim) {
+                live_left -= 1;
+            }
+        }
+        // The slot is empty once its last pod terminates: under TerminationStarted its
+        // replacement starts now.
+        if budget.started && live_left == 0 {
+            self.create_pod(slot, want);
+        }
+    }
+
+    fn create_pod(&mut self, slot: i32, want: &RevisionInfo) {
+        let rollout = &self.input.name;
+        self.actions.push(Action::CreatePod {
+            name: pod_name(rollout, slot, &want.hash),
+            slot,
+            revision: want.name.clone(),
+            hash: want.hash.clone(),
+            version: want.version.clone(),
+            labels: pod_labels_from(&want.template, rollout, slot, &want.hash, &want.version),
+            template: want.template.clone(),
+        });
     }
 }

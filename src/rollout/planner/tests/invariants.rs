@@ -9,9 +9,12 @@ fn serving_slots(pods: &[ObservedPod], replicas: i32) -> BTreeSet<i32> {
         .collect()
 }
 
-fn extra_pods(pods: &[ObservedPod], replicas: i32) -> i64 {
+/// Pods beyond one per slot (all of a slot out of range); terminating pods count unless
+/// `started` (TerminationStarted).
+fn extra_pods(pods: &[ObservedPod], replicas: i32, started: bool) -> i64 {
     let mut per_slot: BTreeMap<i32, i64> = BTreeMap::new();
-    for p in pods.iter().filter(|p| !p.failed) {
+    let counts = |p: &&ObservedPod| !p.failed && (!started || !p.terminating);
+    for p in pods.iter().filter(counts) {
         *per_slot.entry(p.slot).or_default() += 1;
     }
     per_slot
@@ -86,8 +89,11 @@ pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
         p.actions
     );
     // (b) creates never push extra pods beyond maxSurge (or beyond what was already there).
-    let extra_before = extra_pods(&inp.pods, replicas);
-    let extra_after = extra_pods(&next, replicas);
+    let held = inp.pods.iter().any(|p| p.holds_listeners);
+    let policy = PodReplacementPolicy::effective(inp.spec.strategy.pod_replacement_policy, held);
+    let started = policy == PodReplacementPolicy::TerminationStarted;
+    let extra_before = extra_pods(&inp.pods, replicas, started);
+    let extra_after = extra_pods(&next, replicas, started);
     if creates(p).iter().any(|_| true) {
         assert!(
             extra_after <= i64::from(max_surge).max(extra_before),

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::api::rollout::{
     annotations, labels, scaled_value, BatchStatus, ConditionType, EventReason, FailedUpdate, FailureReason, Pause,
-    PauseMode, Pin, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,
+    PauseMode, Pin, PodReplacementPolicy, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,
 };
 
 mod batches;
@@ -76,6 +76,7 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
             pause: None,
             max_surge: IntOrString::Int(1),
             max_unavailable: IntOrString::Int(0),
+            pod_replacement_policy: None,
         },
         min_ready_seconds: 0,
         progress_deadline_seconds: 60,

@@ -36,12 +36,84 @@ fn max_unavailable_replaces_in_place_without_surge() {
     inp.spec.strategy.batches = vec![];
     inp.spec.strategy.max_surge = IntOrString::Int(0);
     inp.spec.strategy.max_unavailable = IntOrString::Int(1);
+    // TerminationStarted (the default without listeners): the replacement starts with the
+    // deletion, in the same plan.
+    let p = plan(&inp);
+    assert_eq!(creates(&p), vec![(0, "v2".into())]);
+    assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
+    let mut w = World::new(inp.clone());
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
+    assert_eq!(w.versions(), [("v2".to_string(), 3)].into());
+    // TerminationComplete: only once the old pod is gone.
+    inp.spec.strategy.pod_replacement_policy = Some(PodReplacementPolicy::TerminationComplete);
     let p = plan(&inp);
     assert!(creates(&p).is_empty());
     assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
     let mut w = World::new(inp);
     w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
     assert_eq!(w.versions(), [("v2".to_string(), 3)].into());
+}
+
+/// A v1 Rollout of 4 updating to v2 with surge 1: slot 0 has a v2 pod, Ready, and its v1 pod.
+fn surge_in_progress(policy: Option<PodReplacementPolicy>) -> PlanInput {
+    let mut inp = healthy("v1", 4);
+    inp.spec = spec("v2", 4);
+    inp.spec.strategy.batches = vec![];
+    inp.spec.strategy.pod_replacement_policy = policy;
+    inp.revisions.push(rev("v2", 2));
+    inp.pods.push(ready_pod(0, "v2", at(990)));
+    inp
+}
+
+#[test]
+fn termination_started_replaces_in_one_plan_and_does_not_count_terminating_pods() {
+    let started = Some(PodReplacementPolicy::TerminationStarted);
+    let inp = surge_in_progress(started);
+    // The old pod of slot 0 goes, and its room goes to slot 1 at once.
+    let p = plan(&inp);
+    assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
+    assert_eq!(creates(&p), vec![(1, "v2".into())]);
+    // With the old pod still terminating, room is there for the next one too.
+    let mut inp = surge_in_progress(started);
+    inp.pods
+        .iter_mut()
+        .find(|p| p.slot == 0 && p.version == "v1")
+        .unwrap()
+        .terminating = true;
+    assert_eq!(creates(&plan(&inp)), vec![(1, "v2".into())]);
+    let mut w = World::new(surge_in_progress(started));
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn termination_complete_waits_for_the_old_pod_to_be_gone() {
+    let complete = Some(PodReplacementPolicy::TerminationComplete);
+    let p = plan(&surge_in_progress(complete));
+    assert_eq!(deletes(&p), vec![pod_name(NAME, 0, &hash_of("v1"))]);
+    assert!(creates(&p).is_empty(), "{:?}", p.actions);
+    let mut inp = surge_in_progress(complete);
+    inp.pods
+        .iter_mut()
+        .find(|p| p.slot == 0 && p.version == "v1")
+        .unwrap()
+        .terminating = true;
+    assert!(creates(&plan(&inp)).is_empty(), "a terminating pod takes the surge");
+    inp.pods.retain(|p| !p.terminating);
+    assert_eq!(creates(&plan(&inp)), vec![(1, "v2".into())]);
+    // Without a policy set, pods holding listeners make it the default.
+    let mut inp = surge_in_progress(None);
+    for pod in &mut inp.pods {
+        pod.holds_listeners = true;
+        pod.drain_requested_at = Some(at(0));
+    }
+    inp.pods
+        .iter_mut()
+        .find(|p| p.slot == 0 && p.version == "v1")
+        .unwrap()
+        .terminating = true;
+    assert!(creates(&plan(&inp)).is_empty(), "listeners held: TerminationComplete");
+    let mut w = World::new(surge_in_progress(complete));
+    w.run_until(60, |s| s.phase == Some(RolloutPhase::Healthy));
 }
 
 #[test]

@@ -101,6 +101,10 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
         prop::option::of(0usize..6),
         prop::collection::vec(prop::collection::vec(arb_pod(0), 0..3), 0..7),
         (any::<bool>(), 0i32..4, prop::option::of(0i64..30), any::<bool>()),
+        prop::option::of(prop::sample::select(vec![
+            PodReplacementPolicy::TerminationStarted,
+            PodReplacementPolicy::TerminationComplete,
+        ])),
     )
         .prop_map(
             |(
@@ -115,6 +119,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 pin,
                 pods,
                 (rollback, batch, pause_ago, auto),
+                policy,
             )| {
                 let mut s = spec(version, replicas);
                 let mut counts: Vec<i32> = batches
@@ -125,6 +130,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 s.strategy.batches = counts.into_iter().map(IntOrString::Int).collect();
                 s.strategy.max_surge = surge;
                 s.strategy.max_unavailable = unavailable;
+                s.strategy.pod_replacement_policy = policy;
                 if super::budgets(&s.strategy, replicas) == (1, 0)
                     && matches!(&s.strategy.max_surge, IntOrString::Int(0))
                 {
