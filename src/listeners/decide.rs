@@ -16,7 +16,16 @@
 //!   live (Ready, not terminating) is expired at once.
 //! * **Unresponsive pods** get nothing new: a pod that still exists but let a Lease expire.
 //! * **Fencing tokens** continue from the highest ever seen for the listener (Leases, the
-//!   status, the controller's memory of its own writes).
+//!   status, the controller's memory of its own writes); [`Decision::tokens`] includes the
+//!   tokens of this decision's assignments, and the shell writes them to the status before any
+//!   Lease carries them, so no restart, failover or garbage collection sends a token back.
+//! * **A missing Lease is not a free one.** The controller remembers each listener's last
+//!   holder (from the Leases it saw, its own assignments, and at start `status.assignments`).
+//!   When a wanted listener has no Lease and that holder's pod still exists (same uid when
+//!   known), the Lease is recreated for that same pod with the next token
+//!   ([`Kind::Recreated`]): the only pod that may still run the listener keeps it, and nobody
+//!   else gets it. A holder is forgotten once its Lease is released or expired, or its pod is
+//!   gone.
 //! * A listener whose config cannot be read is not assigned.
 //! * A set being deleted is wound down ([`assigner::finalize`]).
 
@@ -26,6 +35,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::assigner::{self, LeaseView, ListenerView, Move, PodView, Summary};
+use crate::api::listenerset::ListenerSetStatus;
 
 /// Added to a requeue at the next expiry, so the next pass finds the Lease expired.
 const EXPIRY_SLACK: Duration = Duration::from_millis(20);
@@ -75,10 +85,12 @@ pub struct Input<'a> {
     pub max_per_pod: u32,
     pub pods: &'a [PodFacts],
     pub leases: &'a [LeaseFacts],
-    /// `status.assignments`: (listener, fencing token).
-    pub recorded: &'a [(String, i32)],
+    /// The set's status as last read (its fencing tokens and assignments).
+    pub status: &'a ListenerSetStatus,
     /// A recover is pending: the pods the API server lists as Ready and not terminating now.
     pub recover: Option<&'a BTreeSet<String>>,
+    /// The set's `leaseDurationSeconds`.
+    pub lease_duration: Duration,
     pub now: Instant,
 }
 
@@ -91,6 +103,8 @@ pub enum Kind {
     Handover,
     /// Taken from a holder that is gone or whose Lease expired; the text says which.
     Takeover(String),
+    /// The Lease was deleted while its holder may still run the listener: recreated for it.
+    Recreated,
 }
 
 /// One Lease write, and for an assignment how it came about.
@@ -113,6 +127,8 @@ pub struct Decision {
     pub requeue: Option<Duration>,
     /// Leases a pending recover expired at once.
     pub recovered: usize,
+    /// The highest fencing token of each listener, including this decision's assignments.
+    pub tokens: BTreeMap<String, i32>,
 }
 
 /// What the controller remembers of one set between reconciles.
@@ -122,16 +138,40 @@ pub struct Memory {
     observed: BTreeMap<String, (String, Instant)>,
     /// Listener → the highest fencing token seen or written.
     tokens: BTreeMap<String, i32>,
+    /// Listener → the last pod known to hold it, which may still run it.
+    holders: BTreeMap<String, Holder>,
+    /// The status's assignments have been read (once: they seed `holders`).
+    seeded: bool,
+}
+
+/// A pod that held a listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holder {
+    pod: String,
+    /// Unknown when learnt from the status.
+    uid: Option<String>,
+    /// This controller assigned it then and has not seen the Lease since (its cache may lag).
+    unseen_since: Option<Instant>,
 }
 
 impl Memory {
-    /// A write of the last decision succeeded.
-    pub fn written(&mut self, change: &Move) {
+    /// A write of the last decision succeeded at `now`.
+    pub fn written(&mut self, change: &Move, now: Instant) {
         if let Move::Assign {
-            listener, transitions, ..
+            listener,
+            transitions,
+            pod,
+            pod_uid,
+            ..
         } = change
         {
             self.raise(listener, *transitions);
+            let holder = Holder {
+                pod: pod.clone(),
+                uid: Some(pod_uid.clone()),
+                unseen_since: Some(now),
+            };
+            self.holders.insert(listener.clone(), holder);
         }
     }
 
@@ -153,10 +193,14 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     for (listener, token) in leases.iter().map(|l| (l.listener.as_str(), l.transitions)) {
         memory.raise(listener, token);
     }
-    for (listener, token) in input.recorded {
-        memory.raise(listener, *token);
+    let status = input.status;
+    let recorded = status.assignments.iter().map(|a| (&a.listener, a.transitions));
+    for (listener, token) in status.fencing_tokens.iter().map(|(l, t)| (l, *t)).chain(recorded) {
+        memory.raise(listener, token);
     }
+    remember_holders(input, &leases, memory);
     let listeners = listener_views(input, &leases, memory);
+    let restored = restore(input, &leases, memory);
     let no_config: BTreeSet<&str> = input
         .listeners
         .iter()
@@ -169,20 +213,41 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
                 .map(|l| l.id.as_str()),
         )
         .collect();
+    let restoring: BTreeSet<&str> = restored
+        .writes
+        .iter()
+        .map(|w| w.change.listener())
+        .chain(restored.waiting.iter().map(|l| l.listener.as_str()))
+        .collect();
     let max = input.max_per_pod;
     let planned = if input.deleting {
         assigner::finalize(&pods, &leases)
     } else {
-        assigner::assign(&listeners, &pods, &leases, max)
+        // A restored listener counts as held by its pod (it is, once the Lease is recreated).
+        let mut held = leases.clone();
+        held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
+        held.extend(restored.waiting.iter().cloned());
+        assigner::assign(&listeners, &pods, &held, max)
     };
-    let writes = planned
+    let mut writes: Vec<Write> = planned
         .into_iter()
         .filter(|m| !(matches!(m, Move::Assign { .. }) && no_config.contains(m.listener())))
+        // The restoring write is the only one for its listener (its Lease does not exist yet).
+        .filter(|m| !restoring.contains(m.listener()))
         .map(|change| {
             let kind = matches!(change, Move::Assign { .. }).then(|| kind_of(input, &leases, change.listener()));
             Write { change, kind }
         })
         .collect();
+    writes.extend(restored.writes);
+    for w in &writes {
+        if let Move::Assign {
+            listener, transitions, ..
+        } = &w.change
+        {
+            memory.raise(listener, *transitions);
+        }
+    }
     // While the set is being deleted, its listeners are the Leases still left.
     let counted: Vec<ListenerView> = if input.deleting {
         leases
@@ -199,9 +264,130 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         writes,
         summary: assigner::summarize(&counted, &pods, &leases),
         eligible: pods.iter().filter(|p| p.eligible).count(),
-        requeue: next_expiry.map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
+        requeue: [next_expiry, restored.wake]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
         recovered,
+        tokens: memory.tokens.clone(),
     }
+}
+
+/// Learn who holds what: a live holder is remembered; a released or expired Lease, or a gone
+/// pod, ends the memory (that pod no longer runs the listener, or never will again).
+fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
+    for lease in leases {
+        match (&lease.holder, lease.expired) {
+            (Some(pod), false) => {
+                let holder = Holder {
+                    pod: pod.clone(),
+                    uid: lease.holder_uid.clone(),
+                    unseen_since: None,
+                };
+                memory.holders.insert(lease.listener.clone(), holder);
+            }
+            _ => {
+                memory.holders.remove(&lease.listener);
+            }
+        }
+    }
+    if !memory.seeded {
+        memory.seeded = true;
+        for a in &input.status.assignments {
+            if !leases.iter().any(|l| l.listener == a.listener) {
+                let holder = Holder {
+                    pod: a.pod.clone(),
+                    uid: None,
+                    unseen_since: None,
+                };
+                memory.holders.entry(a.listener.clone()).or_insert(holder);
+            }
+        }
+    }
+    let by_name = pods_by_name(input.pods);
+    memory.holders.retain(|listener, h| {
+        leases.iter().any(|l| l.listener == *listener)
+            || by_name
+                .get(h.pod.as_str())
+                .is_some_and(|p| h.uid.as_ref().is_none_or(|u| *u == p.uid))
+    });
+}
+
+/// What becomes of wanted listeners whose Lease is missing while their last holder's pod
+/// exists.
+#[derive(Default)]
+struct Restored {
+    /// Recreate the Lease for that pod.
+    writes: Vec<Write>,
+    /// Listeners this controller just assigned but has not seen yet (its cache may lag): held
+    /// for their pod, nothing written, until one lease duration has passed.
+    waiting: Vec<LeaseView>,
+    /// When the first of `waiting` stops waiting.
+    wake: Option<Instant>,
+}
+
+/// Recreate the missing Leases of wanted listeners for their remembered holders.
+fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> Restored {
+    let mut out = Restored::default();
+    if input.deleting {
+        return out;
+    }
+    let by_name = pods_by_name(input.pods);
+    let missing = input
+        .listeners
+        .iter()
+        .filter(|l| !l.suspended && !l.no_config)
+        .filter(|l| !leases.iter().any(|lease| lease.listener == l.id));
+    for l in missing {
+        let Some(holder) = memory.holders.get(&l.id) else {
+            continue;
+        };
+        let Some(pod) = by_name.get(holder.pod.as_str()) else {
+            continue;
+        };
+        let change = Move::Assign {
+            listener: l.id.clone(),
+            pod: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
+            from_resource_version: None,
+            transitions: memory.token(&l.id).map_or(0, |t| t.saturating_add(1)),
+        };
+        match holder.unseen_since.map(|t| t + input.lease_duration) {
+            Some(until) if input.now < until => {
+                out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
+                out.waiting.extend(restored_view(&change));
+            }
+            _ => out.writes.push(Write {
+                change,
+                kind: Some(Kind::Recreated),
+            }),
+        }
+    }
+    out
+}
+
+/// The Lease a restoring write makes, as the assigner should count it.
+fn restored_view(change: &Move) -> Option<LeaseView> {
+    let Move::Assign {
+        listener,
+        pod,
+        pod_uid,
+        transitions,
+        ..
+    } = change
+    else {
+        return None;
+    };
+    Some(LeaseView {
+        listener: listener.clone(),
+        holder: Some(pod.clone()),
+        holder_uid: Some(pod_uid.clone()),
+        expired: false,
+        transitions: *transitions,
+        resource_version: String::new(),
+        release_requested: false,
+    })
 }
 
 /// The Leases' views with expiry judged; when the first live one expires; how many a recover

@@ -40,6 +40,14 @@ pub(super) fn assignment_event(
                 EventType::Normal,
             )
         }
+        Kind::Recreated => (
+            "LeaseRecreated",
+            format!(
+                "the Lease of listener {listener} was deleted while pod {pod} may still run it: recreated for \
+                 {pod} (fencing token {transitions}), so no other pod starts it"
+            ),
+            EventType::Warning,
+        ),
         Kind::Takeover(why) => {
             stats.takeovers.fetch_add(1, Ordering::Relaxed);
             (
@@ -139,7 +147,7 @@ pub(super) async fn apply_move(
             let dp = DeleteParams {
                 preconditions: Some(Preconditions {
                     resource_version: Some(resource_version.clone()),
-                    uid: None,
+                    uid: lease.metadata.uid.clone(),
                 }),
                 ..Default::default()
             };

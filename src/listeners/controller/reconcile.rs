@@ -120,11 +120,6 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             no_config: l.config_problem.is_some(),
         })
         .collect();
-    let recorded: Vec<(String, i32)> = previous
-        .assignments
-        .iter()
-        .map(|a| (a.listener.clone(), a.transitions))
-        .collect();
     let facts: Vec<LeaseFacts> = leases
         .iter()
         .filter_map(|l| lease_facts(l, &name, set.spec.lease_duration_seconds))
@@ -136,8 +131,9 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
         pods: &pods,
         leases: &facts,
-        recorded: &recorded,
+        status: &previous,
         recover: live_now.as_ref(),
+        lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
         now: Instant::now(),
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
@@ -146,35 +142,11 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         .zip(&facts)
         .map(|(l, f)| (f.view.listener.clone(), l.clone()))
         .collect();
+    // Status first, from the state the writes start from (the next reconcile sees their
+    // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
+    // the status does not (a restarted or standby controller continues above it).
+    write_report(&ctx, &set, &previous, &desired, &decision, &lease_by_listener).await?;
     let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
-
-    // Status, from the state the writes started from (the next reconcile sees their effect).
-    let Report {
-        status,
-        ready_message,
-        degraded,
-        degraded_reason,
-        degraded_message,
-    } = report(
-        &set,
-        &previous,
-        deleting,
-        &desired.problems,
-        &decision.summary,
-        decision.eligible,
-        &lease_by_listener,
-    );
-    if set.status.as_ref() != Some(&status) {
-        let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
-        if deleting && prev_ready.is_none_or(|c| c.reason != "Terminating") {
-            publish(&ctx, &reference, EventType::Normal, "Terminating", &ready_message);
-        }
-        let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
-        if degraded && prev_degraded.is_none_or(|c| c.message != degraded_message) && degraded_reason != "Orphaned" {
-            publish(&ctx, &reference, EventType::Warning, degraded_reason, &degraded_message);
-        }
-        write_status(&ctx, &ns, &name, &status).await?;
-    }
 
     // A failed write leaves the recover pending, so the retry releases what this pass could not.
     if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
@@ -200,6 +172,39 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         return Ok(Requeue::requeue(Duration::from_millis(100)));
     }
     Ok(decision.requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+}
+
+/// Write the status made from `decision` (with its Events), unless it is already so.
+async fn write_report(
+    ctx: &Context,
+    set: &ListenerSet,
+    previous: &ListenerSetStatus,
+    desired: &Desired,
+    decision: &Decision,
+    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
+) -> Result<()> {
+    let deleting = set.metadata.deletion_timestamp.is_some();
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    let reference = set.object_ref(&());
+    let Report {
+        status,
+        ready_message,
+        degraded,
+        degraded_reason,
+        degraded_message,
+    } = report(set, previous, deleting, &desired.problems, decision, lease_by_listener);
+    if set.status.as_ref() != Some(&status) {
+        let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
+        if deleting && prev_ready.is_none_or(|c| c.reason != "Terminating") {
+            publish(ctx, &reference, EventType::Normal, "Terminating", &ready_message);
+        }
+        let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
+        if degraded && prev_degraded.is_none_or(|c| c.message != degraded_message) && degraded_reason != "Orphaned" {
+            publish(ctx, &reference, EventType::Warning, degraded_reason, &degraded_message);
+        }
+        write_status(ctx, &ns, &name, &status).await?;
+    }
+    Ok(())
 }
 
 /// The set's Leases, and the namespace's pods as the decision sees them.
@@ -274,7 +279,7 @@ async fn apply_writes(
         let m = &w.change;
         match r {
             Ok(()) => {
-                ctx.with_memory(ns, &name, |mem| mem.written(m));
+                ctx.with_memory(ns, &name, |mem| mem.written(m, Instant::now()));
                 if let (
                     Move::Assign {
                         listener,

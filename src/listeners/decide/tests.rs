@@ -51,8 +51,9 @@ pub(super) fn input<'a>(
         max_per_pod: 0,
         pods,
         leases,
-        recorded: &[],
+        status: Box::leak(Box::default()),
         recover: None,
+        lease_duration: SECS,
         now,
     }
 }
@@ -134,17 +135,24 @@ fn tokens_continue_from_the_highest_seen() {
     let pods = [pod("q")];
     let mut m = Memory::default();
     // The status recorded token 7 for a; its Lease is gone (garbage-collected with its pod).
-    let recorded = [("a".to_string(), 7)];
+    let status = ListenerSetStatus {
+        fencing_tokens: [("a".to_string(), 7)].into(),
+        ..Default::default()
+    };
     let mut i = input(&ls, &pods, &[], t0);
-    i.recorded = &recorded;
+    i.status = &status;
     let d = decide(&i, &mut m);
     assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
     assert_eq!(d.writes[0].kind, Some(Kind::Assigned));
-    m.written(&d.writes[0].change);
-    // The write is remembered even before its Lease is seen, and without the status.
+    m.written(&d.writes[0].change, t0);
+    // The write is remembered even before its Lease is seen, and without the status: a Lease
+    // not in the cache yet is waited for (one lease duration), then recreated for q.
     let d = decide(&input(&ls, &pods, &[], t0), &mut m);
-    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 9)]);
-    m.written(&d.writes[0].change);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &pods, &[], t0 + SECS), &mut m);
+    assert_eq!(recreated(&d), vec![("a".into(), "q".into(), 9)]);
+    m.written(&d.writes[0].change, t0);
     // A released Lease with a lower token than memory: memory wins.
     let released = [lease("a", None, 3, 0)];
     let d = decide(&input(&ls, &pods, &released, t0), &mut m);
@@ -232,4 +240,122 @@ fn unselected_holders_are_never_eligible() {
             ..
         }
     )));
+}
+
+fn recreated(d: &Decision) -> Vec<(String, String, i32)> {
+    d.writes
+        .iter()
+        .filter(|w| w.kind == Some(Kind::Recreated))
+        .filter_map(|w| match &w.change {
+            Move::Assign {
+                listener,
+                pod,
+                transitions,
+                from_resource_version: None,
+                ..
+            } => Some((listener.clone(), pod.clone(), *transitions)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_hand_deleted_lease_is_recreated_for_its_live_holder() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    // q is emptier than p: a free listener would go there.
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let held = [lease("a", Some("p"), 3, 0), lease("b", Some("p"), 1, 0)];
+    assert!(decide(&input(&ls, &pods, &held, t0), &mut m).writes.is_empty());
+    // Both Leases deleted by hand.
+    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
+    assert_eq!(
+        recreated(&d),
+        vec![("a".into(), "p".into(), 4), ("b".into(), "p".into(), 2)]
+    );
+    assert_eq!(d.writes.len(), 2, "nothing else: {:?}", d.writes);
+    assert_eq!(
+        d.tokens.get("a"),
+        Some(&4),
+        "the status gets the token before the Lease"
+    );
+    // The holder's pod is replaced by one of the same name (new uid): the old one is gone.
+    let mut m2 = m.clone();
+    let replaced = [
+        PodFacts {
+            uid: "uid-p2".into(),
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let d = decide(&input(&ls, &replaced, &[], t0), &mut m2);
+    assert!(recreated(&d).is_empty());
+    assert_eq!(assigns(&d).len(), 2);
+    // The holder's pod is gone: the listeners are free.
+    let d = decide(&input(&ls, &pods[1..], &[], t0), &mut m);
+    assert!(recreated(&d).is_empty());
+    assert_eq!(
+        assigns(&d),
+        vec![("a".into(), "q".into(), 5), ("b".into(), "q".into(), 3)]
+    );
+}
+
+#[test]
+fn an_assignment_is_remembered_with_its_uid_before_its_lease_is_seen() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p")];
+    let mut m = Memory::default();
+    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "p".into(), 0)]);
+    m.written(&d.writes[0].change, t0);
+    // Not in the cache yet: nobody else gets it while the cache may lag.
+    let more = [pod("p"), pod("q")];
+    let d = decide(&input(&ls, &more, &[], t0 + Duration::from_secs(1)), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    // The Lease was deleted before this controller ever saw it: p may run it.
+    let d = decide(&input(&ls, &more, &[], t0 + SECS), &mut m);
+    assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 1)]);
+}
+
+#[test]
+fn an_expired_or_released_holder_is_forgotten() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let held = [lease("a", Some("p"), 1, 0), lease("b", Some("q"), 1, 0)];
+    decide(&input(&ls, &pods, &held, t0), &mut m);
+    let later = t0 + SECS;
+    let d = decide(
+        &input(&ls, &pods, &[held[0].clone(), lease("b", None, 1, 1)], later),
+        &mut m,
+    );
+    assert_eq!(assigns(&d).len(), 2, "a expired, b released: {:?}", d.writes);
+    // Both Leases are gone now: neither old holder can still run its listener.
+    let d = decide(&input(&ls, &pods, &[], later), &mut m);
+    assert!(recreated(&d).is_empty(), "{:?}", d.writes);
+    assert_eq!(assigns(&d).len(), 2);
+}
+
+#[test]
+fn a_restarted_controller_restores_from_the_status() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p"), pod("q")];
+    let status = ListenerSetStatus {
+        assignments: vec![crate::api::listenerset::Assignment {
+            listener: "a".into(),
+            pod: "p".into(),
+            since: None,
+            transitions: 3,
+        }],
+        fencing_tokens: [("a".to_string(), 6)].into(),
+        ..Default::default()
+    };
+    let mut i = input(&ls, &pods, &[], t0);
+    i.status = &status;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 7)]);
 }
