@@ -14,7 +14,11 @@
 //!   judges any Lease expired.
 //! * **Recover**: with a pending recover, a Lease whose holder the API server does not list as
 //!   live (Ready, not terminating) is expired at once.
-//! * **Unresponsive pods** get nothing new: a pod that still exists but let a Lease expire.
+//! * **Unresponsive pods** get nothing new: a pod that still exists but let a Lease expire is
+//!   remembered by uid, across all sets ([`Unresponsive`]), until it is seen renewing a Lease
+//!   again or its containers restart; otherwise, after the takeover, the dead pod would look
+//!   like the emptiest one. A pod that never renewed anything is eligible until a Lease
+//!   assigned to it goes unrenewed past its duration.
 //! * **Fencing tokens** continue from the highest ever seen for the listener (Leases, the
 //!   status, the controller's memory of its own writes); [`Decision::tokens`] includes the
 //!   tokens of this decision's assignments, and the shell writes them to the status before any
@@ -49,6 +53,8 @@ pub struct PodFacts {
     pub selected: bool,
     /// Ready, not terminating, not draining (the selector aside).
     pub eligible: bool,
+    /// Restarts of its containers, summed (a restarted agent is a new chance).
+    pub restarts: i32,
 }
 
 /// A Lease of the set, as read.
@@ -89,6 +95,8 @@ pub struct Input<'a> {
     pub status: &'a ListenerSetStatus,
     /// A recover is pending: the pods the API server lists as Ready and not terminating now.
     pub recover: Option<&'a BTreeSet<String>>,
+    /// Pods known unresponsive (by this or another set).
+    pub unresponsive: &'a Unresponsive,
     /// The set's `leaseDurationSeconds`.
     pub lease_duration: Duration,
     pub now: Instant,
@@ -129,13 +137,47 @@ pub struct Decision {
     pub recovered: usize,
     /// The highest fencing token of each listener, including this decision's assignments.
     pub tokens: BTreeMap<String, i32>,
+    /// Uids of pods that let a Lease of this set expire.
+    pub lapsed: BTreeSet<String>,
+    /// Uids of pods seen renewing a Lease of this set.
+    pub renewed: BTreeSet<String>,
+}
+
+/// Pods whose agents let a Lease expire, by uid, with their restart count then: shared by
+/// every set's decisions (see the module doc).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unresponsive(BTreeMap<String, i32>);
+
+impl Unresponsive {
+    /// Whether `pod` is unresponsive.
+    pub fn contains(&self, pod: &PodFacts) -> bool {
+        self.0.get(&pod.uid).is_some_and(|r| pod.restarts <= *r)
+    }
+
+    /// Learn from one decision about the pods of one namespace (`pods`).
+    pub fn learn(&mut self, decision: &Decision, pods: &[PodFacts]) {
+        for pod in pods {
+            if decision.renewed.contains(&pod.uid) {
+                self.0.remove(&pod.uid);
+            } else if decision.lapsed.contains(&pod.uid) {
+                self.0.insert(pod.uid.clone(), pod.restarts);
+            } else if self.0.get(&pod.uid).is_some_and(|r| pod.restarts > *r) {
+                self.0.remove(&pod.uid);
+            }
+        }
+    }
+
+    /// Forget pods that no longer exist (`exists(uid)`).
+    pub fn retain(&mut self, exists: impl Fn(&str) -> bool) {
+        self.0.retain(|uid, _| exists(uid));
+    }
 }
 
 /// What the controller remembers of one set between reconciles.
 #[derive(Clone, Debug, Default)]
 pub struct Memory {
-    /// Lease name → (holder record, when first seen as it is).
-    observed: BTreeMap<String, (String, Instant)>,
+    /// Lease name → (holder record, when first seen as it is, its holder's uid).
+    observed: BTreeMap<String, (String, Instant, Option<String>)>,
     /// Listener → the highest fencing token seen or written.
     tokens: BTreeMap<String, i32>,
     /// Listener → the last pod known to hold it, which may still run it.
@@ -188,8 +230,14 @@ impl Memory {
 
 /// Decide one reconcile. See the module doc.
 pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
-    let (leases, next_expiry, recovered) = judge_leases(input, memory);
-    let pods = pod_views(input, &leases);
+    let Judged {
+        views: leases,
+        next_expiry,
+        recovered,
+        renewed,
+    } = judge_leases(input, memory);
+    let lapsed = lapsed(input, &leases);
+    let pods = pod_views(input, &leases, &lapsed);
     for (listener, token) in leases.iter().map(|l| (l.listener.as_str(), l.transitions)) {
         memory.raise(listener, token);
     }
@@ -271,6 +319,8 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
             .map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
         recovered,
         tokens: memory.tokens.clone(),
+        lapsed,
+        renewed,
     }
 }
 
@@ -390,22 +440,40 @@ fn restored_view(change: &Move) -> Option<LeaseView> {
     })
 }
 
-/// The Leases' views with expiry judged; when the first live one expires; how many a recover
-/// expired.
-fn judge_leases(input: &Input, memory: &mut Memory) -> (Vec<LeaseView>, Option<Instant>, usize) {
+/// The set's Leases as judged now.
+struct Judged {
+    views: Vec<LeaseView>,
+    /// When the first live one expires.
+    next_expiry: Option<Instant>,
+    /// How many a recover expired.
+    recovered: usize,
+    /// Uids of holders whose renewal was seen now.
+    renewed: BTreeSet<String>,
+}
+
+/// Judge the Leases' expiry, and see who renewed.
+fn judge_leases(input: &Input, memory: &mut Memory) -> Judged {
     let now = input.now;
     let current: BTreeSet<&str> = input.leases.iter().map(|l| l.name.as_str()).collect();
     memory.observed.retain(|name, _| current.contains(name.as_str()));
-    let mut next_expiry: Option<Instant> = None;
-    let mut recovered = 0;
-    let mut views = Vec::with_capacity(input.leases.len());
+    let mut out = Judged {
+        views: Vec::with_capacity(input.leases.len()),
+        next_expiry: None,
+        recovered: 0,
+        renewed: BTreeSet::new(),
+    };
     for lease in input.leases {
+        let uid = lease.view.holder_uid.clone();
         let entry = memory
             .observed
             .entry(lease.name.clone())
-            .or_insert_with(|| (lease.record.clone(), now));
+            .or_insert_with(|| (lease.record.clone(), now, uid.clone()));
         if entry.0 != lease.record {
-            *entry = (lease.record.clone(), now);
+            // The same holder changed its record: a renewal (assignments change the holder).
+            if entry.2 == uid && lease.view.holder.is_some() {
+                out.renewed.extend(uid.clone());
+            }
+            *entry = (lease.record.clone(), now, uid);
         }
         let expires_at = entry.1 + lease.duration;
         let holder = lease.view.holder.as_deref().filter(|h| !h.is_empty());
@@ -413,35 +481,40 @@ fn judge_leases(input: &Input, memory: &mut Memory) -> (Vec<LeaseView>, Option<I
         if let (Some(holder), Some(live)) = (holder, input.recover) {
             if !live.contains(holder) && !expired {
                 expired = true;
-                recovered += 1;
+                out.recovered += 1;
             }
         }
         if holder.is_some() && !expired {
-            next_expiry = Some(next_expiry.map_or(expires_at, |t| t.min(expires_at)));
+            out.next_expiry = Some(out.next_expiry.map_or(expires_at, |t| t.min(expires_at)));
         }
-        views.push(LeaseView {
+        out.views.push(LeaseView {
             expired,
             ..lease.view.clone()
         });
     }
-    (views, next_expiry, recovered)
+    out
 }
 
-/// Every selected pod, plus every pod named as a holder (never eligible unless selected).
-fn pod_views(input: &Input, leases: &[LeaseView]) -> Vec<PodView> {
+/// Uids of existing pods whose Lease of this set expired.
+fn lapsed(input: &Input, leases: &[LeaseView]) -> BTreeSet<String> {
     let by_name = pods_by_name(input.pods);
-    let holders: BTreeSet<&str> = leases.iter().filter_map(|l| l.holder.as_deref()).collect();
-    // A pod that still exists but let a Lease expire (its agent is dead or cut off) gets nothing
-    // new: otherwise, holding no live Lease, it would look like the emptiest pod.
-    let unresponsive: BTreeSet<&str> = leases
+    leases
         .iter()
         .filter(|l| l.expired)
         .filter_map(|l| {
-            let h = l.holder.as_deref()?;
-            let pod = by_name.get(h)?;
-            l.holder_uid.as_ref().is_none_or(|u| *u == pod.uid).then_some(h)
+            let pod = by_name.get(l.holder.as_deref()?)?;
+            l.holder_uid
+                .as_ref()
+                .is_none_or(|u| *u == pod.uid)
+                .then(|| pod.uid.clone())
         })
-        .collect();
+        .collect()
+}
+
+/// Every selected pod, plus every pod named as a holder (never eligible unless selected). An
+/// unresponsive pod (here or before) gets nothing new.
+fn pod_views(input: &Input, leases: &[LeaseView], lapsed: &BTreeSet<String>) -> Vec<PodView> {
+    let holders: BTreeSet<&str> = leases.iter().filter_map(|l| l.holder.as_deref()).collect();
     input
         .pods
         .iter()
@@ -449,7 +522,7 @@ fn pod_views(input: &Input, leases: &[LeaseView]) -> Vec<PodView> {
         .map(|p| PodView {
             name: p.name.clone(),
             uid: p.uid.clone(),
-            eligible: p.selected && p.eligible && !unresponsive.contains(p.name.as_str()),
+            eligible: p.selected && p.eligible && !lapsed.contains(&p.uid) && !input.unresponsive.contains(p),
         })
         .collect()
 }

@@ -204,3 +204,89 @@ async fn fencing_tokens_survive_gc_and_controller_restarts() {
     let (dups, _, _) = w.log.analyse();
     assert_eq!(dups, 0, "a duplicate or a token that went back");
 }
+
+/// Case 2: a pod whose agent is dead but which stays Ready gets nothing new — not in the set
+/// whose Leases it let expire, not in another set — and status never counts a listener as
+/// running there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_pod_with_a_dead_agent_gets_nothing_new() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    let (_stop, _ctl) = w.controller("controller-a").await;
+    for p in ["da-a", "da-b", "da-c"] {
+        w.create_pod(p, "svc").await;
+    }
+    for p in ["da-a", "da-b", "da-c"] {
+        w.wait_ready(p).await;
+    }
+    let lease = 2;
+    w.create_set("sxt", "svc", listeners(6), lease).await;
+    let all = ids(6);
+    w.wait_running("6 listeners", &all, Duration::from_secs(30), |_| true)
+        .await;
+    // da-a's agent dies (its process restarts doing nothing); the pod stays Ready.
+    w.knobs.dead.lock().unwrap().insert("da-a".into());
+    assert!(w.sim.kubelet.crash(NS, "da-a"));
+    w.wait_running("taken over from da-a", &all, Duration::from_secs(30), |p| p != "da-a")
+        .await;
+    // New listeners, in the same set and in another one: none goes to da-a, so none is ever
+    // taken over (an assignment to da-a would expire and be taken over).
+    let patch = json!({"spec": {"listeners": listeners(9)}});
+    w.sets()
+        .patch("sxt", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let theirs: Vec<String> = (0..6).map(|i| format!("o{i:03}")).collect();
+    let other_listeners = theirs
+        .iter()
+        .map(|id| baton::api::listenerset::Listener {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .collect();
+    w.create_set("other", "svc", other_listeners, lease).await;
+    let more = ids(9);
+    w.wait_running("9 listeners off da-a", &more, Duration::from_secs(30), |p| p != "da-a")
+        .await;
+    w.wait_running("the other set off da-a", &theirs, Duration::from_secs(30), |p| {
+        p != "da-a"
+    })
+    .await;
+    // Every assignment is an Event naming its pod: none named da-a after it died.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(w.client.clone(), NS);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("other"))
+        .chain(
+            events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("sxt")
+                        && e.note
+                            .as_deref()
+                            .is_some_and(|n| ["l006", "l007", "l008"].iter().any(|l| n.contains(l)))
+                }),
+        )
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(notes.len() >= 9, "{notes:?}");
+    assert!(notes.iter().all(|n| !n.contains("pod da-a")), "{notes:#?}");
+    for set in ["sxt", "other"] {
+        let st = w.sets().get(set).await.unwrap().status.unwrap_or_default();
+        assert!(
+            st.assignments.iter().all(|a| a.pod != "da-a"),
+            "{set}: {:?}",
+            st.assignments
+        );
+    }
+    let (dups, _, _) = w.log.analyse();
+    assert_eq!(dups, 0);
+}

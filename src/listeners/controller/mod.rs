@@ -61,7 +61,7 @@ pub use caches::{draining_rollout_of_lease, Events, SharedCaches};
 pub use reconcile::reconcile;
 pub use undecodable::report_undecodable;
 
-use crate::listeners::decide::Memory;
+use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
 use caches::strip_secret;
 
 /// Settings of the ListenerSet controller.
@@ -137,6 +137,8 @@ pub struct Context {
     /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
     /// garbage collector deleted with its pod must not be recreated with a lower one).
     memory: Mutex<HashMap<(String, String), Memory>>,
+    /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
+    unresponsive: Mutex<Unresponsive>,
     pub stats: Arc<Stats>,
     /// Readiness of the Secret, pod and Lease caches: no decision is made before all three
     /// hold their first list (see [`crate::cache`] for why not `Store::wait_until_ready`).
@@ -150,6 +152,25 @@ impl Context {
     pub(super) fn with_memory<T>(&self, ns: &str, set: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         f(m.entry((ns.to_string(), set.to_string())).or_default())
+    }
+
+    /// The pods known unresponsive now.
+    pub(super) fn unresponsive(&self) -> Unresponsive {
+        self.unresponsive.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Learn from `decision` about `pods` which pods are unresponsive, forgetting pods that are
+    /// gone.
+    pub(super) fn learn_unresponsive(&self, decision: &Decision, pods: &[PodFacts]) {
+        let live: std::collections::HashSet<String> = self
+            .pods
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let mut u = self.unresponsive.lock().unwrap_or_else(|p| p.into_inner());
+        u.learn(decision, pods);
+        u.retain(|uid| live.contains(uid));
     }
 
     /// Forget a deleted set.
@@ -229,6 +250,7 @@ pub async fn run_counted(
         leases: views.leases,
         secrets,
         memory: Mutex::new(HashMap::new()),
+        unresponsive: Mutex::new(Unresponsive::default()),
         stats: stats.clone(),
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),

@@ -124,6 +124,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         .iter()
         .filter_map(|l| lease_facts(l, &name, set.spec.lease_duration_seconds))
         .collect();
+    let unresponsive = ctx.unresponsive();
     let input = Input {
         deleting,
         listeners: &wanted,
@@ -133,10 +134,12 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         leases: &facts,
         status: &previous,
         recover: live_now.as_ref(),
+        unresponsive: &unresponsive,
         lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
         now: Instant::now(),
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
+    ctx.learn_unresponsive(&decision, &pods);
     let lease_by_listener: BTreeMap<String, Arc<Lease>> = leases
         .iter()
         .zip(&facts)
@@ -234,6 +237,7 @@ fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<A
                 uid: p.metadata.uid.clone()?,
                 selected: selector_matches(&set.spec.selector, p.metadata.labels.as_ref()),
                 eligible: assigner::pod_is_eligible(p),
+                restarts: restarts(p),
             })
         })
         .collect();
@@ -311,6 +315,17 @@ async fn apply_writes(
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Restarts of the pod's containers, summed.
+fn restarts(pod: &Pod) -> i32 {
+    let status = pod.status.as_ref();
+    let all = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten();
+    let init = status
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten();
+    all.chain(init).fold(0, |n, c| n.saturating_add(c.restart_count))
 }
 
 /// Ready and not terminating.

@@ -10,6 +10,7 @@ pub(super) fn pod(name: &str) -> PodFacts {
         uid: format!("uid-{name}"),
         selected: true,
         eligible: true,
+        restarts: 0,
     }
 }
 
@@ -53,6 +54,7 @@ pub(super) fn input<'a>(
         leases,
         status: Box::leak(Box::default()),
         recover: None,
+        unresponsive: Box::leak(Box::default()),
         lease_duration: SECS,
         now,
     }
@@ -358,4 +360,47 @@ fn a_restarted_controller_restores_from_the_status() {
     i.status = &status;
     let d = decide(&i, &mut Memory::default());
     assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 7)]);
+}
+
+#[test]
+fn an_unresponsive_pod_gets_nothing_in_any_set_until_it_renews_or_restarts() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let mut unresponsive = Unresponsive::default();
+    let held = [lease("a", Some("p"), 1, 0)];
+    decide(&input(&ls, &pods, &held, t0), &mut m);
+    let d = decide(&input(&ls, &pods, &held, t0 + SECS), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 2)]);
+    assert!(d.lapsed.contains("uid-p"));
+    unresponsive.learn(&d, &pods);
+    assert!(unresponsive.contains(&pods[0]));
+    // Another set (fresh memory, no Lease on p): p is the emptiest pod, yet gets nothing.
+    let other = [wanted("x"), wanted("y")];
+    let leases = [lease("x", Some("q"), 0, 0)];
+    let mut i = input(&other, &pods, &leases, t0 + SECS);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("y".into(), "q".into(), 0)]);
+    unresponsive.learn(&d, &pods);
+    assert!(unresponsive.contains(&pods[0]), "still unresponsive");
+    // p renews a Lease it still holds somewhere: it is back.
+    let mut seen = Memory::default();
+    let on_p = [lease("z", Some("p"), 0, 0)];
+    decide(&input(&[wanted("z")], &pods, &on_p, t0), &mut seen);
+    let renewed = [lease("z", Some("p"), 0, 1)];
+    let d = decide(&input(&[wanted("z")], &pods, &renewed, t0), &mut seen);
+    assert!(d.renewed.contains("uid-p"));
+    let mut u2 = unresponsive.clone();
+    u2.learn(&d, &pods);
+    assert!(!u2.contains(&pods[0]));
+    // Or its containers restart.
+    let restarted = PodFacts {
+        restarts: 1,
+        ..pod("p")
+    };
+    assert!(!unresponsive.contains(&restarted));
+    unresponsive.retain(|uid| uid != "uid-p");
+    assert!(!unresponsive.contains(&pods[0]));
 }
