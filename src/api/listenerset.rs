@@ -163,6 +163,11 @@ pub struct ListenerSetStatus {
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["listener"]))]
     pub assignments: Vec<Assignment>,
+    /// The highest fencing token handed out for each listener, running or not. It is written
+    /// before any Lease carries the token, so a restarted or standby controller, or a Lease
+    /// recreated after garbage collection, continues above it: tokens never go backwards.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fencing_tokens: BTreeMap<String, i32>,
     /// `Ready` and `Degraded`.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

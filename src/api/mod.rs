@@ -1,5 +1,6 @@
 //! Custom resource types of group `baton.dev`, version `v1alpha1`.
 pub mod listenerset;
+pub mod pod;
 pub mod rollout;
 pub mod schema_bounds;
 

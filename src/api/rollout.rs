@@ -507,26 +507,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d.into())
 }
 
-/// Does `labels` satisfy `selector`? An empty selector matches everything.
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = selector.match_expressions.iter().flatten().all(|req| {
-        let values = req.values.as_deref().unwrap_or(&[]);
-        let value = labels.get(&req.key);
-        match req.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    labels_ok && exprs_ok
-}
+pub use super::pod::selector_matches;
 
 /// The string form of a label selector (`a=b,c in (d,e)`), as the scale subresource wants it.
 pub fn selector_string(selector: &LabelSelector) -> String {

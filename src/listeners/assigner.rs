@@ -462,12 +462,7 @@ pub fn pod_is_eligible(pod: &Pod) -> bool {
         .as_ref()
         .and_then(|a| a.get(DRAIN_ANNOTATION))
         .is_some_and(|v| v != "false");
-    let ready = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    ready && !terminating && !draining
+    crate::api::pod::is_ready(pod) && !terminating && !draining
 }
 
 /// A [`PodView`] of `pod`; `None` if it has no name or uid. `selected` = it matches the

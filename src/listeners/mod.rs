@@ -1,6 +1,8 @@
-//! ListenerSet controller: the pure [`assigner`] and the reconciler shell [`controller`].
+//! ListenerSet controller: the pure [`assigner`] (placement) and [`decide`] (one reconcile's
+//! decisions), and the reconciler shell [`controller`].
 pub mod assigner;
 pub mod controller;
+pub mod decide;
 
 /// Field manager of the ListenerSet controller's writes.
 pub const MANAGER: &str = "baton-listeners";

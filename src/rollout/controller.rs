@@ -84,9 +84,7 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     let mut o = ObservedPod::new(pod.name_any(), slot, hash);
     o.version = label(meta, labels::VERSION).unwrap_or("").to_string();
     let status = pod.status.as_ref();
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let ready = crate::api::pod::ready_condition(pod);
     o.ready = ready.is_some_and(|c| c.status == ConditionStatus::True.as_str());
     o.ready_since = ready
         .filter(|c| c.status == ConditionStatus::True.as_str())

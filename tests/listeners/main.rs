@@ -3,6 +3,8 @@
 #![allow(clippy::await_holding_lock)]
 #[path = "../listeners_support/mod.rs"]
 mod listeners_support;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod helpers;
 
@@ -10,3 +12,4 @@ mod deletion;
 mod failures;
 mod handover;
 mod lifecycle;
+mod safety;

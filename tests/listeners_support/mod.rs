@@ -75,6 +75,16 @@ impl Log {
         }
     }
 
+    /// The highest fencing token each listener was started with.
+    pub fn tokens(&self) -> BTreeMap<String, i32> {
+        let mut m: BTreeMap<String, i32> = BTreeMap::new();
+        for i in self.snapshot() {
+            let t = m.entry(i.listener).or_insert(i.token);
+            *t = (*t).max(i.token);
+        }
+        m
+    }
+
     /// The process died: everything it ran stopped now.
     fn kill(&self, pod: &str, uid_tag: &str) {
         let now = Instant::now();
@@ -157,6 +167,9 @@ pub struct AgentKnobs {
     pub safety_margin: Option<Duration>,
     /// Pods whose (re)started process does nothing (a dead container).
     pub dead: Arc<Mutex<HashSet<String>>>,
+    /// How long the app takes to stop a listener. A start of a listener still stopping on the
+    /// same pod waits for that stop (an app runs a listener once).
+    pub stop_delay: Duration,
 }
 
 impl Default for AgentKnobs {
@@ -165,6 +178,7 @@ impl Default for AgentKnobs {
             stop_timeout: Duration::from_secs(10),
             safety_margin: None,
             dead: Arc::default(),
+            stop_delay: Duration::ZERO,
         }
     }
 }
@@ -212,16 +226,47 @@ pub async fn world(knobs: AgentKnobs) -> World {
                 };
                 let mut sigterm = ctx.sigterm.clone();
                 let mut terminating = false;
+                // A slow app (`stop_delay`): each listener's starts and stops happen one after
+                // another, in the agent's order. Dropped with the process (kill -9).
+                let mut chain: BTreeMap<String, tokio::sync::oneshot::Receiver<()>> = BTreeMap::new();
+                let mut app = tokio::task::JoinSet::new();
                 loop {
                     tokio::select! {
                         ev = agent.next() => match ev {
-                            Some(AgentEvent::Start(s)) => {
+                            Some(AgentEvent::Start(s)) if knobs.stop_delay.is_zero() => {
                                 configs.lock().unwrap().insert((ctx.name.clone(), s.listener.clone()), s.config.clone());
                                 log.start(&ctx.name, &s.listener, s.fencing_token);
                             }
-                            Some(AgentEvent::Stop(s)) => {
+                            Some(AgentEvent::Stop(s)) if knobs.stop_delay.is_zero() => {
                                 log.stop(&ctx.name, &s.listener);
                                 s.ack();
+                            }
+                            Some(AgentEvent::Start(s)) => {
+                                configs.lock().unwrap().insert((ctx.name.clone(), s.listener.clone()), s.config.clone());
+                                let (tx, rx) = tokio::sync::oneshot::channel();
+                                let prior = chain.insert(s.listener.clone(), rx);
+                                let (log, pod) = (log.clone(), ctx.name.clone());
+                                app.spawn(async move {
+                                    if let Some(prior) = prior {
+                                        let _ = prior.await;
+                                    }
+                                    log.start(&pod, &s.listener, s.fencing_token);
+                                    let _ = tx.send(());
+                                });
+                            }
+                            Some(AgentEvent::Stop(s)) => {
+                                let (tx, rx) = tokio::sync::oneshot::channel();
+                                let prior = chain.insert(s.listener.clone(), rx);
+                                let (log, pod, delay) = (log.clone(), ctx.name.clone(), knobs.stop_delay);
+                                app.spawn(async move {
+                                    if let Some(prior) = prior {
+                                        let _ = prior.await;
+                                    }
+                                    tokio::time::sleep(delay).await;
+                                    log.stop(&pod, &s.listener);
+                                    s.ack();
+                                    let _ = tx.send(());
+                                });
                             }
                             None => break,
                         },

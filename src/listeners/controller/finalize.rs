@@ -45,7 +45,7 @@ pub(super) async fn finish_deletion(
             return Ok(Requeue::requeue(Duration::from_millis(500)));
         }
     }
-    ctx.forget_fencing(ns, name);
+    ctx.forget(ns, name);
     if let Some(index) = set.finalizers().iter().position(|f| f == FINALIZER) {
         // Remove exactly our entry, and only if it is still where we saw it.
         let path = format!("/metadata/finalizers/{index}");

@@ -1,69 +1,26 @@
 //! Lease writes: each [`Move`] of the assigner as one conditional API call, and how a
 //! successful assignment is reported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use super::expiry::{holder_of, lease_duration};
 use super::Stats;
 use crate::api::listenerset::{lease_name, LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
 use crate::error::is_status;
 use crate::events::Severity as EventType;
-use crate::listeners::assigner::{LeaseView, Move};
+use crate::listeners::assigner::Move;
+use crate::listeners::decide::Kind;
 use crate::listeners::CONFIG_ANNOTATION;
-
-/// How a successful Assign happened, for the Event.
-pub(super) enum Kind {
-    Assigned,
-    Handover,
-    Takeover(String),
-}
-
-/// How `listener` came to its new holder, given the Lease it had before (`prior`).
-pub(super) fn assignment_kind(
-    listener: &str,
-    prior: Option<&Arc<Lease>>,
-    lease_views: &[LeaseView],
-    pod_by_name: &HashMap<&str, &Pod>,
-    recovering: bool,
-    default_duration: i32,
-) -> Kind {
-    match prior.map(|l| (l, holder_of(l))) {
-        None => Kind::Assigned,
-        Some((_, None)) => Kind::Handover,
-        Some((l, Some(h))) => {
-            let uid = lease_views
-                .iter()
-                .find(|v| v.listener == listener)
-                .and_then(|v| v.holder_uid.clone());
-            let gone = pod_by_name
-                .get(h)
-                .is_none_or(|p| uid.is_some() && p.metadata.uid != uid);
-            let why = if gone {
-                format!("holder pod {h} is gone")
-            } else if recovering {
-                format!("recovered from holder pod {h}, which is not live")
-            } else {
-                format!(
-                    "the Lease of holder pod {h} expired ({}s without renewal)",
-                    lease_duration(l, default_duration).as_secs()
-                )
-            };
-            Kind::Takeover(why)
-        }
-    }
-}
 
 /// `(reason, note, type)` of the Event for an assignment of `listener` to `pod`; counts
 /// handovers and takeovers.
 pub(super) fn assignment_event(
-    kind: Kind,
+    kind: &Kind,
     listener: &str,
     pod: &str,
     transitions: i32,
@@ -83,6 +40,14 @@ pub(super) fn assignment_event(
                 EventType::Normal,
             )
         }
+        Kind::Recreated => (
+            "LeaseRecreated",
+            format!(
+                "the Lease of listener {listener} was deleted while pod {pod} may still run it: recreated for \
+                 {pod} (fencing token {transitions}), so no other pod starts it"
+            ),
+            EventType::Warning,
+        ),
         Kind::Takeover(why) => {
             stats.takeovers.fetch_add(1, Ordering::Relaxed);
             (
@@ -182,7 +147,7 @@ pub(super) async fn apply_move(
             let dp = DeleteParams {
                 preconditions: Some(Preconditions {
                     resource_version: Some(resource_version.clone()),
-                    uid: None,
+                    uid: lease.metadata.uid.clone(),
                 }),
                 ..Default::default()
             };

@@ -37,7 +37,6 @@ use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
-use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
@@ -62,8 +61,8 @@ pub use caches::{draining_rollout_of_lease, Events, SharedCaches};
 pub use reconcile::reconcile;
 pub use undecodable::report_undecodable;
 
+use crate::listeners::decide::Memory;
 use caches::strip_secret;
-use expiry::LeaseKey;
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -121,36 +120,10 @@ where
     }
 }
 
-/// Whether `labels` match a LabelSelector (matchLabels and matchExpressions). An empty selector
-/// matches nothing here (the spec check rejects it).
+/// Whether a pod's `labels` match a LabelSelector ([`crate::api::pod::selector_matches`]).
 pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
     let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    let ml = sel.match_labels.as_ref().filter(|m| !m.is_empty());
-    let me = sel.match_expressions.as_ref().filter(|e| !e.is_empty());
-    if ml.is_none() && me.is_none() {
-        return false;
-    }
-    if let Some(ml) = ml {
-        if !ml.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            return false;
-        }
-    }
-    for expr in me.into_iter().flatten() {
-        let values = expr.values.as_deref().unwrap_or(&[]);
-        let have = labels.get(&expr.key);
-        let ok = match expr.operator.as_str() {
-            "In" => have.is_some_and(|v| values.contains(v)),
-            "NotIn" => have.is_none_or(|v| !values.contains(v)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    crate::api::pod::selector_matches(sel, labels.unwrap_or(&empty))
 }
 
 /// What a reconcile needs.
@@ -160,12 +133,10 @@ pub struct Context {
     pub pods: Store<Pod>,
     pub leases: Store<Lease>,
     pub secrets: Store<Secret>,
-    /// (namespace, set, lease name) → (resourceVersion, when this process first saw it).
-    observed: Mutex<HashMap<LeaseKey, (String, Instant)>>,
-    /// (namespace, set) → listener → the highest fencing token this process has seen or
-    /// written. A Lease the garbage collector deletes with its pod (or that the status has not
-    /// caught up with) must not be recreated with a lower token.
-    fencing: Mutex<HashMap<(String, String), BTreeMap<String, i32>>>,
+    /// (namespace, set) → what the decisions remember of the set: when each Lease was first
+    /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
+    /// garbage collector deleted with its pod must not be recreated with a lower one).
+    memory: Mutex<HashMap<(String, String), Memory>>,
     pub stats: Arc<Stats>,
     /// Readiness of the Secret, pod and Lease caches: no decision is made before all three
     /// hold their first list (see [`crate::cache`] for why not `Store::wait_until_ready`).
@@ -175,26 +146,16 @@ pub struct Context {
 }
 
 impl Context {
-    /// Record fencing tokens of a set's listeners (the highest wins) and return them all.
-    pub(super) fn fencing_tokens<'a>(
-        &self,
-        ns: &str,
-        set: &str,
-        seen: impl IntoIterator<Item = (&'a str, i32)>,
-    ) -> BTreeMap<String, i32> {
-        let mut f = self.fencing.lock().unwrap_or_else(|p| p.into_inner());
-        let tokens = f.entry((ns.to_string(), set.to_string())).or_default();
-        for (listener, token) in seen {
-            let t = tokens.entry(listener.to_string()).or_insert(token);
-            *t = (*t).max(token);
-        }
-        tokens.clone()
+    /// Run `f` on the memory of set `set` in `ns`.
+    pub(super) fn with_memory<T>(&self, ns: &str, set: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        f(m.entry((ns.to_string(), set.to_string())).or_default())
     }
 
-    /// Forget a deleted set's tokens.
-    pub(super) fn forget_fencing(&self, ns: &str, set: &str) {
-        let mut f = self.fencing.lock().unwrap_or_else(|p| p.into_inner());
-        f.remove(&(ns.to_string(), set.to_string()));
+    /// Forget a deleted set.
+    pub(super) fn forget(&self, ns: &str, set: &str) {
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(&(ns.to_string(), set.to_string()));
     }
 }
 
@@ -267,8 +228,7 @@ pub async fn run_counted(
         pods: views.pods,
         leases: views.leases,
         secrets,
-        observed: Mutex::new(HashMap::new()),
-        fencing: Mutex::new(HashMap::new()),
+        memory: Mutex::new(HashMap::new()),
         stats: stats.clone(),
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),

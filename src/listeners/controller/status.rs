@@ -14,6 +14,7 @@ use super::Context;
 use crate::api::listenerset::{self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY};
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
+use crate::listeners::decide::Decision;
 use crate::listeners::MANAGER;
 
 /// A set's new status, with the parts of it its Events are decided on.
@@ -25,17 +26,18 @@ pub(super) struct Report {
     pub(super) degraded_message: String,
 }
 
-/// The status of `set` from `summary` of the state the moves started from; `problems` are the
-/// spec's (missing Secrets or keys), `eligible` the pods that may take listeners.
+/// The status of `set` from the decision (the state its writes start from, the pods that may
+/// take listeners, the highest fencing token of each listener); `problems` are the spec's
+/// (missing Secrets or keys).
 pub(super) fn report(
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     deleting: bool,
     problems: &[String],
-    summary: &assigner::Summary,
-    eligible: usize,
+    decision: &Decision,
     lease_by_listener: &BTreeMap<String, Arc<Lease>>,
 ) -> Report {
+    let (summary, eligible) = (&decision.summary, decision.eligible);
     let assignments = summary
         .states
         .iter()
@@ -116,6 +118,7 @@ pub(super) fn report(
         orphaned: summary.orphaned,
         suspended: summary.suspended,
         assignments,
+        fencing_tokens: decision.tokens.clone(),
         conditions: vec![
             condition(
                 previous,

@@ -20,10 +20,11 @@ fn selectors() {
     assert!(selector_matches(&sel, Some(&labels(&[("app", "a")]))));
     assert!(!selector_matches(&sel, Some(&labels(&[("app", "a"), ("tier", "db")]))));
     assert!(!selector_matches(&sel, Some(&labels(&[("app", "b")]))));
-    assert!(!selector_matches(
+    assert!(selector_matches(
         &LabelSelector::default(),
         Some(&labels(&[("app", "a")]))
     ));
+    assert!(selector_matches(&LabelSelector::default(), None));
 }
 
 #[test]

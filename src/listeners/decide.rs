@@ -1,0 +1,518 @@
+//! The ListenerSet reconcile's decisions, pure: what the caches show (pods, the set's Leases,
+//! its status), the spec's listeners, the controller's memory and `now` (monotonic) in; the
+//! Lease writes, the summary the status is made from, the kind of every assignment (for its
+//! Event) and when to look again out. No I/O and no clock: the shell
+//! (`listeners::controller::reconcile`) reads, calls [`decide`], writes, and tells the
+//! [`Memory`] which writes succeeded ([`Memory::written`]).
+//!
+//! # Rules decided here (on top of the [`assigner`]'s)
+//!
+//! * **Expiry** (client-go's rule): a held Lease is expired once its `leaseDurationSeconds`
+//!   have passed on this process's monotonic clock since the controller first saw its holder
+//!   record (holder, renewal, acquisition, transitions) as it is now. `renewTime` is never
+//!   compared with a wall clock; a controller that starts waits a full duration before it
+//!   judges any Lease expired.
+//! * **Recover**: with a pending recover, a Lease whose holder the API server does not list as
+//!   live (Ready, not terminating) is expired at once.
+//! * **Unresponsive pods** get nothing new: a pod that still exists but let a Lease expire.
+//! * **Fencing tokens** continue from the highest ever seen for the listener (Leases, the
+//!   status, the controller's memory of its own writes); [`Decision::tokens`] includes the
+//!   tokens of this decision's assignments, and the shell writes them to the status before any
+//!   Lease carries them, so no restart, failover or garbage collection sends a token back.
+//! * **A missing Lease is not a free one.** The controller remembers each listener's last
+//!   holder (from the Leases it saw, its own assignments, and at start `status.assignments`).
+//!   When a wanted listener has no Lease and that holder's pod still exists (same uid when
+//!   known), the Lease is recreated for that same pod with the next token
+//!   ([`Kind::Recreated`]): the only pod that may still run the listener keeps it, and nobody
+//!   else gets it. A holder is forgotten once its Lease is released or expired, or its pod is
+//!   gone.
+//! * A listener whose config cannot be read is not assigned.
+//! * A set being deleted is wound down ([`assigner::finalize`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::assigner::{self, LeaseView, ListenerView, Move, PodView, Summary};
+use crate::api::listenerset::ListenerSetStatus;
+
+/// Added to a requeue at the next expiry, so the next pass finds the Lease expired.
+const EXPIRY_SLACK: Duration = Duration::from_millis(20);
+
+/// A pod of the set's namespace (every one with a name and uid).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodFacts {
+    pub name: String,
+    pub uid: String,
+    /// Matches the set's selector.
+    pub selected: bool,
+    /// Ready, not terminating, not draining (the selector aside).
+    pub eligible: bool,
+}
+
+/// A Lease of the set, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseFacts {
+    /// The Lease's name.
+    pub name: String,
+    /// Its view; `expired` is ignored (decided here).
+    pub view: LeaseView,
+    /// The fields only a holder's renewal or an assignment changes: expiry counts from their
+    /// last change, so the controller's own release requests are no sign of life.
+    pub record: String,
+    /// Its `leaseDurationSeconds` (the set's default if unset).
+    pub duration: Duration,
+}
+
+/// A listener the spec asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub id: String,
+    pub suspended: bool,
+    /// Its config cannot be read (missing Secret or key): it is not started.
+    pub no_config: bool,
+}
+
+/// Everything one decision is made from.
+#[derive(Clone, Debug)]
+pub struct Input<'a> {
+    pub deleting: bool,
+    pub listeners: &'a [Wanted],
+    /// The `listenersFrom` Secret is missing: Leases of listeners not in `listeners` stay.
+    pub keep_unknown: bool,
+    /// 0 = no limit.
+    pub max_per_pod: u32,
+    pub pods: &'a [PodFacts],
+    pub leases: &'a [LeaseFacts],
+    /// The set's status as last read (its fencing tokens and assignments).
+    pub status: &'a ListenerSetStatus,
+    /// A recover is pending: the pods the API server lists as Ready and not terminating now.
+    pub recover: Option<&'a BTreeSet<String>>,
+    /// The set's `leaseDurationSeconds`.
+    pub lease_duration: Duration,
+    pub now: Instant,
+}
+
+/// How an assignment came about, for its Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The listener had no Lease.
+    Assigned,
+    /// Its holder released it.
+    Handover,
+    /// Taken from a holder that is gone or whose Lease expired; the text says which.
+    Takeover(String),
+    /// The Lease was deleted while its holder may still run the listener: recreated for it.
+    Recreated,
+}
+
+/// One Lease write, and for an assignment how it came about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub change: Move,
+    pub kind: Option<Kind>,
+}
+
+/// What the shell does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Independent, conditional Lease writes.
+    pub writes: Vec<Write>,
+    /// The listeners' states before the writes (status is made from it).
+    pub summary: Summary,
+    /// Pods that may take listeners.
+    pub eligible: usize,
+    /// Look again after this long (a Lease expires then), unless something changes first.
+    pub requeue: Option<Duration>,
+    /// Leases a pending recover expired at once.
+    pub recovered: usize,
+    /// The highest fencing token of each listener, including this decision's assignments.
+    pub tokens: BTreeMap<String, i32>,
+}
+
+/// What the controller remembers of one set between reconciles.
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    /// Lease name → (holder record, when first seen as it is).
+    observed: BTreeMap<String, (String, Instant)>,
+    /// Listener → the highest fencing token seen or written.
+    tokens: BTreeMap<String, i32>,
+    /// Listener → the last pod known to hold it, which may still run it.
+    holders: BTreeMap<String, Holder>,
+    /// The status's assignments have been read (once: they seed `holders`).
+    seeded: bool,
+}
+
+/// A pod that held a listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holder {
+    pod: String,
+    /// Unknown when learnt from the status.
+    uid: Option<String>,
+    /// This controller assigned it then and has not seen the Lease since (its cache may lag).
+    unseen_since: Option<Instant>,
+}
+
+impl Memory {
+    /// A write of the last decision succeeded at `now`.
+    pub fn written(&mut self, change: &Move, now: Instant) {
+        if let Move::Assign {
+            listener,
+            transitions,
+            pod,
+            pod_uid,
+            ..
+        } = change
+        {
+            self.raise(listener, *transitions);
+            let holder = Holder {
+                pod: pod.clone(),
+                uid: Some(pod_uid.clone()),
+                unseen_since: Some(now),
+            };
+            self.holders.insert(listener.clone(), holder);
+        }
+    }
+
+    /// The highest fencing token known for `listener`.
+    pub fn token(&self, listener: &str) -> Option<i32> {
+        self.tokens.get(listener).copied()
+    }
+
+    fn raise(&mut self, listener: &str, token: i32) {
+        let t = self.tokens.entry(listener.to_string()).or_insert(token);
+        *t = (*t).max(token);
+    }
+}
+
+/// Decide one reconcile. See the module doc.
+pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
+    let (leases, next_expiry, recovered) = judge_leases(input, memory);
+    let pods = pod_views(input, &leases);
+    for (listener, token) in leases.iter().map(|l| (l.listener.as_str(), l.transitions)) {
+        memory.raise(listener, token);
+    }
+    let status = input.status;
+    let recorded = status.assignments.iter().map(|a| (&a.listener, a.transitions));
+    for (listener, token) in status.fencing_tokens.iter().map(|(l, t)| (l, *t)).chain(recorded) {
+        memory.raise(listener, token);
+    }
+    remember_holders(input, &leases, memory);
+    let listeners = listener_views(input, &leases, memory);
+    let restored = restore(input, &leases, memory);
+    let no_config: BTreeSet<&str> = input
+        .listeners
+        .iter()
+        .filter(|l| l.no_config)
+        .map(|l| l.id.as_str())
+        .chain(
+            listeners
+                .iter()
+                .filter(|l| input.keep_unknown && !input.listeners.iter().any(|w| w.id == l.id))
+                .map(|l| l.id.as_str()),
+        )
+        .collect();
+    let restoring: BTreeSet<&str> = restored
+        .writes
+        .iter()
+        .map(|w| w.change.listener())
+        .chain(restored.waiting.iter().map(|l| l.listener.as_str()))
+        .collect();
+    let max = input.max_per_pod;
+    let planned = if input.deleting {
+        assigner::finalize(&pods, &leases)
+    } else {
+        // A restored listener counts as held by its pod (it is, once the Lease is recreated).
+        let mut held = leases.clone();
+        held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
+        held.extend(restored.waiting.iter().cloned());
+        assigner::assign(&listeners, &pods, &held, max)
+    };
+    let mut writes: Vec<Write> = planned
+        .into_iter()
+        .filter(|m| !(matches!(m, Move::Assign { .. }) && no_config.contains(m.listener())))
+        // The restoring write is the only one for its listener (its Lease does not exist yet).
+        .filter(|m| !restoring.contains(m.listener()))
+        .map(|change| {
+            let kind = matches!(change, Move::Assign { .. }).then(|| kind_of(input, &leases, change.listener()));
+            Write { change, kind }
+        })
+        .collect();
+    writes.extend(restored.writes);
+    for w in &writes {
+        if let Move::Assign {
+            listener, transitions, ..
+        } = &w.change
+        {
+            memory.raise(listener, *transitions);
+        }
+    }
+    // While the set is being deleted, its listeners are the Leases still left.
+    let counted: Vec<ListenerView> = if input.deleting {
+        leases
+            .iter()
+            .map(|l| ListenerView {
+                id: l.listener.clone(),
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        listeners
+    };
+    Decision {
+        writes,
+        summary: assigner::summarize(&counted, &pods, &leases),
+        eligible: pods.iter().filter(|p| p.eligible).count(),
+        requeue: [next_expiry, restored.wake]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
+        recovered,
+        tokens: memory.tokens.clone(),
+    }
+}
+
+/// Learn who holds what: a live holder is remembered; a released or expired Lease, or a gone
+/// pod, ends the memory (that pod no longer runs the listener, or never will again).
+fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
+    for lease in leases {
+        match (&lease.holder, lease.expired) {
+            (Some(pod), false) => {
+                let holder = Holder {
+                    pod: pod.clone(),
+                    uid: lease.holder_uid.clone(),
+                    unseen_since: None,
+                };
+                memory.holders.insert(lease.listener.clone(), holder);
+            }
+            _ => {
+                memory.holders.remove(&lease.listener);
+            }
+        }
+    }
+    if !memory.seeded {
+        memory.seeded = true;
+        for a in &input.status.assignments {
+            if !leases.iter().any(|l| l.listener == a.listener) {
+                let holder = Holder {
+                    pod: a.pod.clone(),
+                    uid: None,
+                    unseen_since: None,
+                };
+                memory.holders.entry(a.listener.clone()).or_insert(holder);
+            }
+        }
+    }
+    let by_name = pods_by_name(input.pods);
+    memory.holders.retain(|listener, h| {
+        leases.iter().any(|l| l.listener == *listener)
+            || by_name
+                .get(h.pod.as_str())
+                .is_some_and(|p| h.uid.as_ref().is_none_or(|u| *u == p.uid))
+    });
+}
+
+/// What becomes of wanted listeners whose Lease is missing while their last holder's pod
+/// exists.
+#[derive(Default)]
+struct Restored {
+    /// Recreate the Lease for that pod.
+    writes: Vec<Write>,
+    /// Listeners this controller just assigned but has not seen yet (its cache may lag): held
+    /// for their pod, nothing written, until one lease duration has passed.
+    waiting: Vec<LeaseView>,
+    /// When the first of `waiting` stops waiting.
+    wake: Option<Instant>,
+}
+
+/// Recreate the missing Leases of wanted listeners for their remembered holders.
+fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> Restored {
+    let mut out = Restored::default();
+    if input.deleting {
+        return out;
+    }
+    let by_name = pods_by_name(input.pods);
+    let missing = input
+        .listeners
+        .iter()
+        .filter(|l| !l.suspended && !l.no_config)
+        .filter(|l| !leases.iter().any(|lease| lease.listener == l.id));
+    for l in missing {
+        let Some(holder) = memory.holders.get(&l.id) else {
+            continue;
+        };
+        let Some(pod) = by_name.get(holder.pod.as_str()) else {
+            continue;
+        };
+        let change = Move::Assign {
+            listener: l.id.clone(),
+            pod: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
+            from_resource_version: None,
+            transitions: memory.token(&l.id).map_or(0, |t| t.saturating_add(1)),
+        };
+        match holder.unseen_since.map(|t| t + input.lease_duration) {
+            Some(until) if input.now < until => {
+                out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
+                out.waiting.extend(restored_view(&change));
+            }
+            _ => out.writes.push(Write {
+                change,
+                kind: Some(Kind::Recreated),
+            }),
+        }
+    }
+    out
+}
+
+/// The Lease a restoring write makes, as the assigner should count it.
+fn restored_view(change: &Move) -> Option<LeaseView> {
+    let Move::Assign {
+        listener,
+        pod,
+        pod_uid,
+        transitions,
+        ..
+    } = change
+    else {
+        return None;
+    };
+    Some(LeaseView {
+        listener: listener.clone(),
+        holder: Some(pod.clone()),
+        holder_uid: Some(pod_uid.clone()),
+        expired: false,
+        transitions: *transitions,
+        resource_version: String::new(),
+        release_requested: false,
+    })
+}
+
+/// The Leases' views with expiry judged; when the first live one expires; how many a recover
+/// expired.
+fn judge_leases(input: &Input, memory: &mut Memory) -> (Vec<LeaseView>, Option<Instant>, usize) {
+    let now = input.now;
+    let current: BTreeSet<&str> = input.leases.iter().map(|l| l.name.as_str()).collect();
+    memory.observed.retain(|name, _| current.contains(name.as_str()));
+    let mut next_expiry: Option<Instant> = None;
+    let mut recovered = 0;
+    let mut views = Vec::with_capacity(input.leases.len());
+    for lease in input.leases {
+        let entry = memory
+            .observed
+            .entry(lease.name.clone())
+            .or_insert_with(|| (lease.record.clone(), now));
+        if entry.0 != lease.record {
+            *entry = (lease.record.clone(), now);
+        }
+        let expires_at = entry.1 + lease.duration;
+        let holder = lease.view.holder.as_deref().filter(|h| !h.is_empty());
+        let mut expired = holder.is_some() && now >= expires_at;
+        if let (Some(holder), Some(live)) = (holder, input.recover) {
+            if !live.contains(holder) && !expired {
+                expired = true;
+                recovered += 1;
+            }
+        }
+        if holder.is_some() && !expired {
+            next_expiry = Some(next_expiry.map_or(expires_at, |t| t.min(expires_at)));
+        }
+        views.push(LeaseView {
+            expired,
+            ..lease.view.clone()
+        });
+    }
+    (views, next_expiry, recovered)
+}
+
+/// Every selected pod, plus every pod named as a holder (never eligible unless selected).
+fn pod_views(input: &Input, leases: &[LeaseView]) -> Vec<PodView> {
+    let by_name = pods_by_name(input.pods);
+    let holders: BTreeSet<&str> = leases.iter().filter_map(|l| l.holder.as_deref()).collect();
+    // A pod that still exists but let a Lease expire (its agent is dead or cut off) gets nothing
+    // new: otherwise, holding no live Lease, it would look like the emptiest pod.
+    let unresponsive: BTreeSet<&str> = leases
+        .iter()
+        .filter(|l| l.expired)
+        .filter_map(|l| {
+            let h = l.holder.as_deref()?;
+            let pod = by_name.get(h)?;
+            l.holder_uid.as_ref().is_none_or(|u| *u == pod.uid).then_some(h)
+        })
+        .collect();
+    input
+        .pods
+        .iter()
+        .filter(|p| p.selected || holders.contains(p.name.as_str()))
+        .map(|p| PodView {
+            name: p.name.clone(),
+            uid: p.uid.clone(),
+            eligible: p.selected && p.eligible && !unresponsive.contains(p.name.as_str()),
+        })
+        .collect()
+}
+
+fn pods_by_name(pods: &[PodFacts]) -> BTreeMap<&str, &PodFacts> {
+    let mut map = BTreeMap::new();
+    for p in pods {
+        map.entry(p.name.as_str()).or_insert(p);
+    }
+    map
+}
+
+/// The spec's listeners with their last fencing tokens; with `keep_unknown`, also the listeners
+/// of Leases the spec cannot name now.
+fn listener_views(input: &Input, leases: &[LeaseView], memory: &Memory) -> Vec<ListenerView> {
+    let mut views: Vec<ListenerView> = input
+        .listeners
+        .iter()
+        .map(|l| ListenerView {
+            id: l.id.clone(),
+            suspended: l.suspended,
+            last_transitions: memory.token(&l.id),
+        })
+        .collect();
+    if input.keep_unknown {
+        for lease in leases {
+            if !views.iter().any(|l| l.id == lease.listener) {
+                views.push(ListenerView {
+                    id: lease.listener.clone(),
+                    suspended: false,
+                    last_transitions: Some(lease.transitions),
+                });
+            }
+        }
+    }
+    views
+}
+
+/// How `listener` comes to its new holder, from the Lease it has now.
+fn kind_of(input: &Input, leases: &[LeaseView], listener: &str) -> Kind {
+    let Some(prior) = leases.iter().find(|l| l.listener == listener) else {
+        return Kind::Assigned;
+    };
+    let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
+        return Kind::Handover;
+    };
+    let gone = pods_by_name(input.pods)
+        .get(holder)
+        .is_none_or(|p| prior.holder_uid.as_ref().is_some_and(|u| *u != p.uid));
+    let why = if gone {
+        format!("holder pod {holder} is gone")
+    } else if input.recover.is_some() {
+        format!("recovered from holder pod {holder}, which is not live")
+    } else {
+        let secs = input
+            .leases
+            .iter()
+            .find(|l| l.view.listener == listener)
+            .map_or(0, |l| l.duration.as_secs());
+        format!("the Lease of holder pod {holder} expired ({secs}s without renewal)")
+    };
+    Kind::Takeover(why)
+}
+
+#[cfg(test)]
+mod tests;

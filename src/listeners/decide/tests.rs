@@ -1,0 +1,361 @@
+//! Unit tests of [`decide`](super::decide): fixtures shared with the property tests.
+use super::*;
+use crate::listeners::assigner::{ListenerState, ReleaseReason};
+
+const SECS: Duration = Duration::from_secs(5);
+
+pub(super) fn pod(name: &str) -> PodFacts {
+    PodFacts {
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        selected: true,
+        eligible: true,
+    }
+}
+
+pub(super) fn wanted(id: &str) -> Wanted {
+    Wanted {
+        id: id.into(),
+        ..Default::default()
+    }
+}
+
+/// A Lease of `listener` held by `holder` (None: released), renewed `renewals` times.
+pub(super) fn lease(listener: &str, holder: Option<&str>, token: i32, renewals: u32) -> LeaseFacts {
+    LeaseFacts {
+        name: format!("set-{listener}"),
+        view: LeaseView {
+            listener: listener.into(),
+            holder: holder.map(String::from),
+            holder_uid: holder.map(|h| format!("uid-{h}")),
+            expired: false,
+            transitions: token,
+            resource_version: format!("rv-{listener}-{token}-{renewals}"),
+            release_requested: false,
+        },
+        record: format!("{holder:?}|{token}|{renewals}"),
+        duration: SECS,
+    }
+}
+
+pub(super) fn input<'a>(
+    listeners: &'a [Wanted],
+    pods: &'a [PodFacts],
+    leases: &'a [LeaseFacts],
+    now: Instant,
+) -> Input<'a> {
+    Input {
+        deleting: false,
+        listeners,
+        keep_unknown: false,
+        max_per_pod: 0,
+        pods,
+        leases,
+        status: Box::leak(Box::default()),
+        recover: None,
+        lease_duration: SECS,
+        now,
+    }
+}
+
+fn assigns(d: &Decision) -> Vec<(String, String, i32)> {
+    d.writes
+        .iter()
+        .filter_map(|w| match &w.change {
+            Move::Assign {
+                listener,
+                pod,
+                transitions,
+                ..
+            } => Some((listener.clone(), pod.clone(), *transitions)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_lease_expires_one_duration_after_its_holder_record_last_changed() {
+    let t0 = Instant::now();
+    let (ls, pods) = ([wanted("a")], [pod("p"), pod("q")]);
+    let held = [lease("a", Some("p"), 1, 0)];
+    let mut m = Memory::default();
+    let d = decide(&input(&ls, &pods, &held, t0), &mut m);
+    assert!(d.writes.is_empty());
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    // A renewal seen at t0+4s restarts the count.
+    let renewed = [lease("a", Some("p"), 1, 1)];
+    let d = decide(&input(&ls, &pods, &renewed, t0 + Duration::from_secs(4)), &mut m);
+    assert!(d.writes.is_empty());
+    let d = decide(&input(&ls, &pods, &renewed, t0 + Duration::from_secs(8)), &mut m);
+    assert!(
+        d.writes.is_empty(),
+        "8 s after t0 but 4 s after the renewal: not expired"
+    );
+    let d = decide(&input(&ls, &pods, &renewed, t0 + Duration::from_secs(9)), &mut m);
+    // Expired on p, which still exists: p is unresponsive and gets nothing; q takes it over.
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 2)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("expired")));
+    assert_eq!(d.requeue, None);
+}
+
+#[test]
+fn a_fresh_controller_waits_a_full_duration() {
+    let t0 = Instant::now();
+    let (ls, pods) = ([wanted("a")], [pod("q")]);
+    // The holder's pod is gone: taken over at once, whatever the clock.
+    let gone = [lease("a", Some("p"), 4, 9)];
+    let d = decide(&input(&ls, &pods, &gone, t0), &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("gone")));
+    // A live holder's Lease, however old its renewTime, is judged from now.
+    let pods = [pod("p"), pod("q")];
+    let d = decide(&input(&ls, &pods, &gone, t0), &mut Memory::default());
+    assert!(d.writes.is_empty());
+}
+
+#[test]
+fn recover_expires_only_leases_of_holders_not_live() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q"), pod("r")];
+    let leases = [lease("a", Some("p"), 1, 0), lease("b", Some("q"), 1, 0)];
+    let live: BTreeSet<String> = ["q".to_string(), "r".to_string()].into();
+    let mut i = input(&ls, &pods, &leases, t0);
+    i.recover = Some(&live);
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(d.recovered, 1);
+    assert_eq!(assigns(&d), vec![("a".into(), "r".into(), 2)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("recovered")));
+}
+
+#[test]
+fn tokens_continue_from_the_highest_seen() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("q")];
+    let mut m = Memory::default();
+    // The status recorded token 7 for a; its Lease is gone (garbage-collected with its pod).
+    let status = ListenerSetStatus {
+        fencing_tokens: [("a".to_string(), 7)].into(),
+        ..Default::default()
+    };
+    let mut i = input(&ls, &pods, &[], t0);
+    i.status = &status;
+    let d = decide(&i, &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
+    assert_eq!(d.writes[0].kind, Some(Kind::Assigned));
+    m.written(&d.writes[0].change, t0);
+    // The write is remembered even before its Lease is seen, and without the status: a Lease
+    // not in the cache yet is waited for (one lease duration), then recreated for q.
+    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &pods, &[], t0 + SECS), &mut m);
+    assert_eq!(recreated(&d), vec![("a".into(), "q".into(), 9)]);
+    m.written(&d.writes[0].change, t0);
+    // A released Lease with a lower token than memory: memory wins.
+    let released = [lease("a", None, 3, 0)];
+    let d = decide(&input(&ls, &pods, &released, t0), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 10)]);
+    assert_eq!(d.writes[0].kind, Some(Kind::Handover));
+}
+
+#[test]
+fn listeners_without_config_are_not_started_and_suspended_ones_released() {
+    let t0 = Instant::now();
+    let ls = [
+        Wanted {
+            no_config: true,
+            ..wanted("a")
+        },
+        Wanted {
+            suspended: true,
+            ..wanted("b")
+        },
+        wanted("c"),
+    ];
+    let pods = [pod("p")];
+    let leases = [lease("b", Some("p"), 1, 0)];
+    let d = decide(&input(&ls, &pods, &leases, t0), &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("c".into(), "p".into(), 0)]);
+    assert!(d.writes.iter().any(|w| matches!(
+        &w.change,
+        Move::RequestRelease { listener, reason: ReleaseReason::Suspended, .. } if listener == "b"
+    )));
+    assert_eq!(d.summary.running, 1);
+    assert_eq!(d.summary.pending, 2);
+}
+
+#[test]
+fn a_deleted_set_is_wound_down_and_counts_its_leases() {
+    let t0 = Instant::now();
+    let pods = [pod("p")];
+    let leases = [lease("a", Some("p"), 1, 0), lease("b", None, 2, 0)];
+    let mut i = input(&[], &pods, &leases, t0);
+    i.deleting = true;
+    let d = decide(&i, &mut Memory::default());
+    let kinds: Vec<&Move> = d.writes.iter().map(|w| &w.change).collect();
+    assert!(matches!(
+        kinds[0],
+        Move::RequestRelease {
+            reason: ReleaseReason::SetDeleted,
+            ..
+        }
+    ));
+    assert!(matches!(kinds[1], Move::DeleteLease { listener, .. } if listener == "b"));
+    assert_eq!(d.summary.listeners, 2);
+    assert!(matches!(d.summary.states[0].1, ListenerState::Running { .. }));
+}
+
+#[test]
+fn keep_unknown_keeps_leases_the_spec_cannot_name() {
+    let t0 = Instant::now();
+    let pods = [pod("p")];
+    let leases = [lease("x", Some("p"), 1, 0), lease("y", None, 1, 0)];
+    let mut i = input(&[], &pods, &leases, t0);
+    i.keep_unknown = true;
+    let d = decide(&i, &mut Memory::default());
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+}
+
+#[test]
+fn unselected_holders_are_never_eligible() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [
+        PodFacts {
+            selected: false,
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let leases = [lease("a", Some("p"), 1, 0)];
+    let d = decide(&input(&ls, &pods, &leases, t0), &mut Memory::default());
+    assert_eq!(d.eligible, 1);
+    assert_eq!(assigns(&d), vec![("b".into(), "q".into(), 0)]);
+    assert!(d.writes.iter().any(|w| matches!(
+        &w.change,
+        Move::RequestRelease {
+            reason: ReleaseReason::HolderNotEligible,
+            ..
+        }
+    )));
+}
+
+fn recreated(d: &Decision) -> Vec<(String, String, i32)> {
+    d.writes
+        .iter()
+        .filter(|w| w.kind == Some(Kind::Recreated))
+        .filter_map(|w| match &w.change {
+            Move::Assign {
+                listener,
+                pod,
+                transitions,
+                from_resource_version: None,
+                ..
+            } => Some((listener.clone(), pod.clone(), *transitions)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_hand_deleted_lease_is_recreated_for_its_live_holder() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    // q is emptier than p: a free listener would go there.
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let held = [lease("a", Some("p"), 3, 0), lease("b", Some("p"), 1, 0)];
+    assert!(decide(&input(&ls, &pods, &held, t0), &mut m).writes.is_empty());
+    // Both Leases deleted by hand.
+    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
+    assert_eq!(
+        recreated(&d),
+        vec![("a".into(), "p".into(), 4), ("b".into(), "p".into(), 2)]
+    );
+    assert_eq!(d.writes.len(), 2, "nothing else: {:?}", d.writes);
+    assert_eq!(
+        d.tokens.get("a"),
+        Some(&4),
+        "the status gets the token before the Lease"
+    );
+    // The holder's pod is replaced by one of the same name (new uid): the old one is gone.
+    let mut m2 = m.clone();
+    let replaced = [
+        PodFacts {
+            uid: "uid-p2".into(),
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let d = decide(&input(&ls, &replaced, &[], t0), &mut m2);
+    assert!(recreated(&d).is_empty());
+    assert_eq!(assigns(&d).len(), 2);
+    // The holder's pod is gone: the listeners are free.
+    let d = decide(&input(&ls, &pods[1..], &[], t0), &mut m);
+    assert!(recreated(&d).is_empty());
+    assert_eq!(
+        assigns(&d),
+        vec![("a".into(), "q".into(), 5), ("b".into(), "q".into(), 3)]
+    );
+}
+
+#[test]
+fn an_assignment_is_remembered_with_its_uid_before_its_lease_is_seen() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p")];
+    let mut m = Memory::default();
+    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "p".into(), 0)]);
+    m.written(&d.writes[0].change, t0);
+    // Not in the cache yet: nobody else gets it while the cache may lag.
+    let more = [pod("p"), pod("q")];
+    let d = decide(&input(&ls, &more, &[], t0 + Duration::from_secs(1)), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    // The Lease was deleted before this controller ever saw it: p may run it.
+    let d = decide(&input(&ls, &more, &[], t0 + SECS), &mut m);
+    assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 1)]);
+}
+
+#[test]
+fn an_expired_or_released_holder_is_forgotten() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let held = [lease("a", Some("p"), 1, 0), lease("b", Some("q"), 1, 0)];
+    decide(&input(&ls, &pods, &held, t0), &mut m);
+    let later = t0 + SECS;
+    let d = decide(
+        &input(&ls, &pods, &[held[0].clone(), lease("b", None, 1, 1)], later),
+        &mut m,
+    );
+    assert_eq!(assigns(&d).len(), 2, "a expired, b released: {:?}", d.writes);
+    // Both Leases are gone now: neither old holder can still run its listener.
+    let d = decide(&input(&ls, &pods, &[], later), &mut m);
+    assert!(recreated(&d).is_empty(), "{:?}", d.writes);
+    assert_eq!(assigns(&d).len(), 2);
+}
+
+#[test]
+fn a_restarted_controller_restores_from_the_status() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p"), pod("q")];
+    let status = ListenerSetStatus {
+        assignments: vec![crate::api::listenerset::Assignment {
+            listener: "a".into(),
+            pod: "p".into(),
+            since: None,
+            transitions: 3,
+        }],
+        fencing_tokens: [("a".to_string(), 6)].into(),
+        ..Default::default()
+    };
+    let mut i = input(&ls, &pods, &[], t0);
+    i.status = &status;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 7)]);
+}
