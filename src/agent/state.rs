@@ -1,19 +1,18 @@
-//! What the agent knows and decides: every Lease seen, the ones it holds and the phase of
-//! each, and the Start and Stop events that follow. The API requests are in `ops`.
+//! The agent's state machine, pure: what it knows of every Lease it has seen, the ones it holds
+//! and the phase of each. Events go in (a Lease observed or gone, the result of a request, an
+//! application's acknowledgement, shutdown, time passing), each with `now` as an input; the
+//! [`Action`]s that follow come out (send a write, read a Lease back, start or stop a listener).
+//! The shell (`task`, `ops`) performs them and reports back; nothing here does I/O or reads a
+//! clock, so the tests step it through time by hand.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use futures::stream::FuturesUnordered;
-use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::ops::{OpDone, OpError, OpKind};
-use super::{AgentConfig, AgentEvent, Start, Stop, StopReason};
+use super::{AgentConfig, Start, StopReason};
 use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +29,54 @@ pub(super) enum Phase {
     Releasing,
 }
 
+/// The request a phase calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OpKind {
+    /// Renew (conditional update), then read the listener's config.
+    Acquire,
+    /// Renew (conditional update).
+    Renew,
+    /// Clear `holderIdentity` (conditional update).
+    Release,
+    /// Read the Lease back (after a conflict).
+    Read,
+}
+
+/// How a request ended.
+#[derive(Debug)]
+pub(super) enum OpError {
+    Conflict,
+    NotFound,
+    Other(String),
+}
+
+/// A request's result: the Lease the server answered with (`None`: read, not found) and, for an
+/// acquire, the listener's config.
+pub(super) type OpResult = Result<(Option<Lease>, Option<String>), OpError>;
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Action {
+    /// Send `kind` for Lease `name` based on `lease` (the copy carrying the resourceVersion to
+    /// be conditional on); report the result with [`State::on_op`].
+    Send {
+        name: String,
+        kind: OpKind,
+        lease: Box<Lease>,
+    },
+    /// Tell the application to run a listener.
+    Start(Start),
+    /// Tell the application to stop a listener. With `ack = Some(epoch)`, report its
+    /// acknowledgement with [`State::on_ack`]`(name, epoch)`.
+    Stop {
+        name: String,
+        set: String,
+        listener: String,
+        reason: StopReason,
+        ack: Option<u64>,
+    },
+}
+
 pub(super) struct Tracked {
     pub(super) set: String,
     pub(super) listener: String,
@@ -38,7 +85,8 @@ pub(super) struct Tracked {
     /// Send instant of the last successful write of ours.
     pub(super) base: Option<Instant>,
     pub(super) duration: Duration,
-    pub(super) busy: bool,
+    /// Send instant of the request in flight, if any.
+    pub(super) in_flight: Option<Instant>,
     pub(super) due: Instant,
     /// Bumped on every Start, so stale acks are ignored.
     pub(super) epoch: u64,
@@ -70,20 +118,36 @@ fn release_reason(l: &Lease) -> Option<String> {
         .cloned()
 }
 
+fn fencing_token(l: &Lease) -> i32 {
+    l.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)
+}
+
 pub(super) struct State {
     pub(super) cfg: AgentConfig,
-    pub(super) client: kube::Client,
-    pub(super) leases: Api<Lease>,
     pub(super) known: HashMap<String, Lease>,
     pub(super) tracked: BTreeMap<String, Tracked>,
-    pub(super) events: mpsc::UnboundedSender<AgentEvent>,
-    pub(super) ops: FuturesUnordered<futures::future::BoxFuture<'static, OpDone>>,
-    pub(super) acks: FuturesUnordered<futures::future::BoxFuture<'static, (String, u64)>>,
     pub(super) shutting_down: bool,
     pub(super) epoch: u64,
+    out: Vec<Action>,
 }
 
 impl State {
+    pub(super) fn new(cfg: AgentConfig) -> State {
+        State {
+            cfg,
+            known: HashMap::new(),
+            tracked: BTreeMap::new(),
+            shutting_down: false,
+            epoch: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// The actions decided since the last call, in order.
+    pub(super) fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.out)
+    }
+
     fn is_mine(&self, l: &Lease) -> bool {
         let holder = l.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
         let uid_ok = l
@@ -100,29 +164,18 @@ impl State {
 
     fn emit_stop(&mut self, name: &str, reason: StopReason, want_ack: bool) {
         let Some(t) = self.tracked.get(name) else { return };
-        let (tx, rx) = oneshot::channel();
-        let epoch = t.epoch;
         info!(set = %t.set, listener = %t.listener, ?reason, "stop");
-        let _ = self.events.send(AgentEvent::Stop(Stop {
+        self.out.push(Action::Stop {
+            name: name.to_string(),
             set: t.set.clone(),
             listener: t.listener.clone(),
             reason,
-            ack: Some(tx),
-        }));
-        if want_ack {
-            let name = name.to_string();
-            self.acks.push(
-                async move {
-                    let _ = rx.await;
-                    (name, epoch)
-                }
-                .boxed(),
-            );
-        }
+            ack: want_ack.then_some(t.epoch),
+        });
     }
 
-    /// A newer copy of a Lease (or its deletion) was seen.
-    pub(super) fn observe(&mut self, name: &str, lease: Option<Lease>) {
+    /// A newer copy of a Lease (`None`: its deletion) was seen on the watch.
+    pub(super) fn observe(&mut self, name: &str, lease: Option<Lease>, now: Instant) {
         match lease {
             Some(l) => {
                 if let (Some(old), Some(new)) = (self.known.get(name).and_then(rv_num), rv_num(&l)) {
@@ -145,11 +198,19 @@ impl State {
                 self.known.remove(name);
             }
         }
-        self.evaluate(name);
+        self.evaluate(name, now);
     }
 
-    pub(super) fn evaluate(&mut self, name: &str) {
-        let now = Instant::now();
+    /// Begin a graceful shutdown: stop every listener and release every Lease.
+    pub(super) fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let names: Vec<String> = self.tracked.keys().cloned().collect();
+        for name in names {
+            self.evaluate(&name, now);
+        }
+    }
+
+    fn evaluate(&mut self, name: &str, now: Instant) {
         if !self.tracked.contains_key(name) {
             let Some(l) = self.known.get(name) else { return };
             if !self.is_mine(l) {
@@ -163,7 +224,7 @@ impl State {
                 phase: if release { Phase::Releasing } else { Phase::Acquiring },
                 base: None,
                 duration: lease_duration(l),
-                busy: false,
+                in_flight: None,
                 due: now,
                 epoch: 0,
             };
@@ -171,7 +232,7 @@ impl State {
             self.tracked.insert(name.to_string(), t);
         }
         let Some(t) = self.tracked.get(name) else { return };
-        if t.busy {
+        if t.in_flight.is_some() {
             return;
         }
         let gone = !self.known.contains_key(name);
@@ -184,8 +245,7 @@ impl State {
         }
         let reason = release_reason(&t.lease);
         let want_release = self.shutting_down || reason.is_some();
-        let phase = t.phase;
-        match phase {
+        match t.phase {
             Phase::Running if want_release => {
                 let why = match reason {
                     Some(r) if !self.shutting_down => StopReason::ReleaseRequested(r),
@@ -207,68 +267,104 @@ impl State {
         }
     }
 
-    pub(super) fn on_op(&mut self, done: OpDone) {
-        let now = Instant::now();
-        let name = done.name.clone();
-        let Some(t) = self.tracked.get_mut(&name) else { return };
-        t.busy = false;
-        match (done.kind, done.result) {
-            (OpKind::Refresh, Ok((lease, _))) => {
+    /// Send the write this Lease's phase calls for, if it is due and none is in flight.
+    fn issue(&mut self, name: &str, now: Instant) {
+        let Some(t) = self.tracked.get_mut(name) else { return };
+        if t.in_flight.is_some() || now < t.due {
+            return;
+        }
+        let kind = match t.phase {
+            Phase::Acquiring | Phase::Lost => OpKind::Acquire,
+            Phase::Running | Phase::Stopping => OpKind::Renew,
+            Phase::Releasing => OpKind::Release,
+        };
+        t.in_flight = Some(now);
+        self.out.push(Action::Send {
+            name: name.to_string(),
+            kind,
+            lease: Box::new(t.lease.clone()),
+        });
+    }
+
+    /// Read the Lease back: after a conflict, our copy is stale.
+    fn read_back(&mut self, name: &str, now: Instant) {
+        let Some(t) = self.tracked.get_mut(name) else { return };
+        t.in_flight = Some(now);
+        self.out.push(Action::Send {
+            name: name.to_string(),
+            kind: OpKind::Read,
+            lease: Box::new(t.lease.clone()),
+        });
+    }
+
+    /// The request in flight for `name` ended.
+    pub(super) fn on_op(&mut self, name: &str, kind: OpKind, result: OpResult, now: Instant) {
+        let Some(t) = self.tracked.get_mut(name) else { return };
+        let Some(sent) = t.in_flight.take() else { return };
+        match (kind, result) {
+            (OpKind::Read, Ok((lease, _))) => {
                 t.due = now;
-                self.observe_forced(&name, lease);
+                self.observe_forced(name, lease, now);
                 return;
             }
             (OpKind::Release, Ok((lease, _))) => {
                 info!(set = %t.set, listener = %t.listener, "released");
-                self.tracked.remove(&name);
+                self.tracked.remove(name);
                 if let Some(l) = lease {
-                    self.known.insert(name.clone(), l);
+                    self.known.insert(name.to_string(), l);
                 }
                 return;
             }
             (kind @ (OpKind::Acquire | OpKind::Renew), Ok((Some(lease), config))) => {
-                t.base = Some(done.sent);
-                t.duration = lease_duration(&lease);
-                t.due = done.sent + self.cfg.renew_every(t.duration);
-                t.lease = lease.clone();
-                self.known.insert(name.clone(), lease.clone());
-                if matches!(kind, OpKind::Acquire) && matches!(t.phase, Phase::Acquiring | Phase::Lost) {
-                    let release = self.shutting_down || release_reason(&lease).is_some();
-                    if !release && self.is_mine(&lease) {
-                        let t = self.tracked.get_mut(&name).expect("tracked");
-                        t.phase = Phase::Running;
-                        self.epoch += 1;
-                        t.epoch = self.epoch;
-                        let token = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
-                        info!(set = %t.set, listener = %t.listener, token, "start");
-                        let _ = self.events.send(AgentEvent::Start(Start {
-                            set: t.set.clone(),
-                            listener: t.listener.clone(),
-                            config,
-                            fencing_token: token,
-                        }));
-                    }
-                }
+                self.renewed(name, kind, sent, lease, config);
             }
             (_, Ok(_)) => {}
             (_, Err(OpError::Conflict)) => {
                 debug!(lease = %name, "conflict; re-reading");
-                self.refresh(&name);
+                self.read_back(name, now);
                 return;
             }
             (_, Err(OpError::NotFound)) => {
-                self.known.remove(&name);
+                self.known.remove(name);
             }
             (_, Err(OpError::Other(e))) => {
                 debug!(lease = %name, error = %e, "write failed; retrying");
                 t.due = now + self.cfg.retry_period;
             }
         }
-        self.evaluate(&name);
+        self.evaluate(name, now);
+    }
+
+    /// A renewal sent at `sent` succeeded: the safety deadline moves, and an acquisition starts
+    /// the listener.
+    fn renewed(&mut self, name: &str, kind: OpKind, sent: Instant, lease: Lease, config: Option<String>) {
+        let release = self.shutting_down || release_reason(&lease).is_some();
+        let mine = self.is_mine(&lease);
+        let renew_every = self.cfg.renew_every(lease_duration(&lease));
+        let Some(t) = self.tracked.get_mut(name) else { return };
+        t.base = Some(sent);
+        t.duration = lease_duration(&lease);
+        t.due = sent + renew_every;
+        t.lease = lease.clone();
+        let start = kind == OpKind::Acquire && matches!(t.phase, Phase::Acquiring | Phase::Lost) && !release && mine;
+        if start {
+            t.phase = Phase::Running;
+            self.epoch += 1;
+            t.epoch = self.epoch;
+            let token = fencing_token(&lease);
+            info!(set = %t.set, listener = %t.listener, token, "start");
+            self.out.push(Action::Start(Start {
+                set: t.set.clone(),
+                listener: t.listener.clone(),
+                config,
+                fencing_token: token,
+            }));
+        }
+        self.known.insert(name.to_string(), lease);
     }
 
     /// A copy read straight from the server: newer than anything seen, whatever its rv.
-    fn observe_forced(&mut self, name: &str, lease: Option<Lease>) {
+    fn observe_forced(&mut self, name: &str, lease: Option<Lease>, now: Instant) {
         match lease {
             Some(l) => {
                 if let Some(t) = self.tracked.get_mut(name) {
@@ -280,22 +376,22 @@ impl State {
                 self.known.remove(name);
             }
         }
-        self.evaluate(name);
+        self.evaluate(name, now);
     }
 
-    pub(super) fn on_ack(&mut self, name: &str, epoch: u64) {
+    /// The application acknowledged the stop emitted with `epoch`.
+    pub(super) fn on_ack(&mut self, name: &str, epoch: u64, now: Instant) {
         let Some(t) = self.tracked.get_mut(name) else { return };
         if t.epoch != epoch || t.phase != Phase::Stopping {
             return;
         }
         t.phase = Phase::Releasing;
-        t.due = Instant::now();
-        self.evaluate(name);
+        t.due = now;
+        self.evaluate(name, now);
     }
 
-    /// Safety deadlines and due writes.
-    pub(super) fn tick(&mut self) -> Option<Instant> {
-        let now = Instant::now();
+    /// Time passed: safety deadlines and due writes. Returns when to be called next.
+    pub(super) fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let names: Vec<String> = self.tracked.keys().cloned().collect();
         for name in names {
@@ -317,7 +413,7 @@ impl State {
             }
             self.issue(&name, now);
             if let Some(t) = self.tracked.get(&name) {
-                if !t.busy {
+                if t.in_flight.is_none() {
                     next = Some(next.map_or(t.due, |n| n.min(t.due)));
                 }
             }
@@ -325,3 +421,7 @@ impl State {
         next
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,21 +1,70 @@
-//! The agent's task: watch its namespace's listener Leases and drive [`State`] until the
-//! application has acknowledged every stop of a shutdown (or the stop timeout passes).
+//! The agent's task, the shell around [`State`]: watch the namespace's listener Leases, feed
+//! what happens (with the time) to the state machine and perform the actions it decides, until
+//! the application has acknowledged every stop of a shutdown (or the stop timeout passes).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::state::State;
-use super::{AgentConfig, AgentEvent};
+use super::ops::{perform, Apis, OpDone};
+use super::state::{Action, State};
+use super::{AgentConfig, AgentEvent, Stop};
+
+/// The I/O side: requests in flight, acknowledgements awaited, the application's channel.
+struct Shell {
+    apis: Apis,
+    events: mpsc::UnboundedSender<AgentEvent>,
+    ops: FuturesUnordered<BoxFuture<'static, OpDone>>,
+    acks: FuturesUnordered<BoxFuture<'static, (String, u64)>>,
+}
+
+impl Shell {
+    /// Perform what the state machine decided.
+    fn perform(&mut self, st: &mut State) {
+        for action in st.take_actions() {
+            match action {
+                Action::Send { name, kind, lease } => self.ops.push(perform(self.apis.clone(), name, kind, *lease)),
+                Action::Start(s) => {
+                    let _ = self.events.send(AgentEvent::Start(s));
+                }
+                Action::Stop {
+                    name,
+                    set,
+                    listener,
+                    reason,
+                    ack,
+                } => {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = self.events.send(AgentEvent::Stop(Stop {
+                        set,
+                        listener,
+                        reason,
+                        ack: Some(tx),
+                    }));
+                    if let Some(epoch) = ack {
+                        self.acks.push(
+                            async move {
+                                let _ = rx.await;
+                                (name, epoch)
+                            }
+                            .boxed(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
 
 pub(super) async fn run(
     client: kube::Client,
@@ -27,23 +76,24 @@ pub(super) async fn run(
     let wcfg = watcher::Config::default().labels(&cfg.label_selector());
     let stream = watcher(leases.clone(), wcfg).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut st = State {
-        cfg,
-        client,
+    let apis = Apis {
         leases,
-        known: HashMap::new(),
-        tracked: BTreeMap::new(),
+        secrets: Api::namespaced(client, &cfg.namespace),
+        timeout: cfg.request_timeout,
+    };
+    let mut sh = Shell {
+        apis,
         events,
         ops: FuturesUnordered::new(),
         acks: FuturesUnordered::new(),
-        shutting_down: false,
-        epoch: 0,
     };
+    let mut st = State::new(cfg);
     let mut init_seen: Option<HashSet<String>> = None;
     let mut shutdown_deadline: Option<Instant> = None;
     info!(pod = %st.cfg.pod_name, namespace = %st.cfg.namespace, "agent started");
     loop {
-        let next = st.tick();
+        let next = st.tick(Instant::now());
+        sh.perform(&mut st);
         if st.shutting_down && (st.tracked.is_empty() || shutdown_deadline.is_some_and(|d| Instant::now() >= d)) {
             if !st.tracked.is_empty() {
                 warn!(
@@ -65,35 +115,33 @@ pub(super) async fn run(
                     if let Some(seen) = init_seen.as_mut() {
                         seen.insert(name.clone());
                     }
-                    st.observe(&name, Some(l));
+                    st.observe(&name, Some(l), Instant::now());
                 }
                 Some(Ok(watcher::Event::Delete(l))) => {
                     let name = l.metadata.name.clone().unwrap_or_default();
-                    st.observe(&name, None);
+                    st.observe(&name, None, Instant::now());
                 }
                 Some(Ok(watcher::Event::Init)) => init_seen = Some(HashSet::new()),
                 Some(Ok(watcher::Event::InitDone)) => {
                     if let Some(seen) = init_seen.take() {
                         let gone: Vec<String> = st.known.keys().filter(|k| !seen.contains(*k)).cloned().collect();
                         for name in gone {
-                            st.observe(&name, None);
+                            st.observe(&name, None, Instant::now());
                         }
                     }
                 }
                 Some(Err(e)) => debug!(error = %e, "lease watch"),
                 None => break,
             },
-            Some(done) = st.ops.next(), if !st.ops.is_empty() => st.on_op(done),
-            Some((name, epoch)) = st.acks.next(), if !st.acks.is_empty() => st.on_ack(&name, epoch),
+            Some(done) = sh.ops.next(), if !sh.ops.is_empty() => {
+                st.on_op(&done.name, done.kind, done.result, Instant::now());
+            }
+            Some((name, epoch)) = sh.acks.next(), if !sh.acks.is_empty() => st.on_ack(&name, epoch, Instant::now()),
             r = shutdown.changed(), if !st.shutting_down => {
                 if r.is_ok() && *shutdown.borrow() {
                     info!("agent shutting down: stopping every listener and releasing its Lease");
-                    st.shutting_down = true;
                     shutdown_deadline = Some(Instant::now() + st.cfg.stop_timeout);
-                    let names: Vec<String> = st.tracked.keys().cloned().collect();
-                    for name in names {
-                        st.evaluate(&name);
-                    }
+                    st.shutdown(Instant::now());
                 } else if r.is_err() {
                     // The Agent was dropped: the task is being aborted anyway.
                     return;
