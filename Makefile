@@ -5,7 +5,7 @@ VENV := .venv
 HELM_SDK := helm-python-sdk==0.2.2
 export CARGO_TERM_COLOR := never
 
-.PHONY: build test lint fmt crds crds-check demo sim bench deps chart-check conformance protobuf
+.PHONY: build test lint fmt crds crds-check demo sim bench bench-scale deps chart-check conformance protobuf
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -64,3 +64,10 @@ bench:
 	$(CARGO) run --quiet --release --example rollout_bench
 	$(CARGO) run --quiet --release --example failover_bench
 	$(CARGO) run --quiet --release --example listener_bench
+
+# Issue 16's figures: many Rollouts on one controller (its own process), then the
+# 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.
+bench-scale:
+	$(CARGO) build --release --bin baton --example scale_bench --example rollout_bench
+	$(CARGO) run --quiet --release --example scale_bench
+	$(CARGO) run --quiet --release --example rollout_bench

@@ -1,0 +1,355 @@
+//! Scale benchmark (issue 16): many Rollouts on one controller.
+//!
+//! For each scenario (N Rollouts × R instances) the simulator and this driver share one process
+//! and the controller runs as its own (`target/release/baton controller --leader-elect=false`),
+//! so the controller's memory and CPU are its own (read from `/proc/<pid>`), and its API writes
+//! are counted by the simulator per client identity. The driver creates the Rollouts on v1,
+//! waits until every one is Healthy (on a watch), lets the controller rest, then updates every
+//! Rollout to v2 at once and waits until all are Healthy on v2.
+//!
+//! Printed per scenario: controller RSS at rest (after the v1 rollout settled) and its peak
+//! during the mass update (sampled every 50 ms), the mass update's wall time, controller CPU per
+//! replaced instance, controller API writes per replaced instance (all kinds), Events per
+//! Rollout update and status writes per Rollout update.
+//!
+//! `cargo run --release --example scale_bench [N×R ...]` (default: 1000x10 10000x1 2000x10
+//! 4000x10); `make bench-scale` builds the controller first.
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton::api::rollout::{Rollout, RolloutPhase};
+use baton_sim::{KubeletConfig, Sim, SimConfig};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{reflector, watcher, WatchStreamExt};
+use serde_json::json;
+
+const CONTROLLER_ID: &str = "baton-controller-scale";
+const NS: &str = "default";
+const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+
+fn manifest(name: &str, replicas: i32, version: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "version": version,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": format!("registry.example.com/{name}:{version}")}]}
+            },
+            "strategy": {"maxSurge": "25%", "maxUnavailable": 0},
+            "progressDeadlineSeconds": 3600
+        }
+    })
+}
+
+fn proc_field(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// utime + stime of `pid`, in seconds (clock ticks of 10 ms).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Samples the controller's RSS every 50 ms; `peak` holds the largest value since `reset`.
+struct RssSampler {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let peak = Arc::new(AtomicU64::new(0));
+        let p = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Some(rss) = proc_field(pid, "VmRSS:") {
+                    p.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        RssSampler { peak, task }
+    }
+
+    fn reset(&self) {
+        self.peak.store(0, Ordering::Relaxed);
+    }
+
+    fn peak_kib(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Figures {
+    rollouts: usize,
+    instances: i32,
+    rest_mib: f64,
+    peak_mib: f64,
+    update: Duration,
+    cpu_ms_per_instance: f64,
+    writes_per_instance: f64,
+    events_per_update: f64,
+    status_writes_per_update: Option<f64>,
+}
+
+/// Rollouts Healthy on `version` at their current generation, per the driver's cache.
+fn healthy_count(store: &reflector::Store<Rollout>, version: &str, replicas: i32) -> usize {
+    store
+        .state()
+        .iter()
+        .filter(|r| {
+            r.status.as_ref().is_some_and(|st| {
+                st.observed_generation == r.metadata.generation
+                    && st.phase == Some(RolloutPhase::Healthy)
+                    && st.versions.get(version).copied() == Some(replicas)
+                    && st.available_replicas == replicas
+            })
+        })
+        .count()
+}
+
+async fn wait_all_healthy(
+    store: &reflector::Store<Rollout>,
+    n: usize,
+    version: &str,
+    replicas: i32,
+    deadline: Duration,
+) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let done = healthy_count(store, version, replicas);
+        if done >= n {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!("{done}/{n} Healthy on {version} after {deadline:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Apply `version` to Rollouts r-0 … r-(n-1), 64 requests at once.
+async fn apply_all(api: &Api<Rollout>, n: usize, replicas: i32, version: &str) -> Result<(), String> {
+    let pp = PatchParams::apply("bench").force();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (api, pp) = (api.clone(), pp.clone());
+            let name = format!("r-{i}");
+            let body = manifest(&name, replicas, version);
+            async move { api.patch(&name, &pp, &Patch::Apply(body)).await.map(|_| ()) }
+        })
+        .buffer_unordered(64)
+        .try_collect::<()>()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn writes(sim: &Sim) -> u64 {
+    WRITES.iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum()
+}
+
+async fn count_events(client: &kube::Client) -> Result<usize, String> {
+    let api: Api<Event> = Api::namespaced(client.clone(), NS);
+    let list = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+    Ok(list.items.len())
+}
+
+async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
+    let sim = Sim::start(SimConfig {
+        kubelet: KubeletConfig {
+            schedule_delay: Duration::from_millis(1),
+            start_delay: Duration::from_millis(1),
+            ready_delay: Duration::from_millis(200),
+            ..KubeletConfig::default()
+        },
+        history: 500_000,
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = sim.client().await.map_err(|e| e.to_string())?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let dir = std::env::temp_dir().join(format!("baton-scale-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let kubeconfig = dir.join(format!("kubeconfig-{n}x{replicas}"));
+    sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)
+        .map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let baton = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("baton"))
+        .ok_or("no target dir")?;
+    let mut child = tokio::process::Command::new(&baton)
+        .args(["controller", "--log-format", "json", "--leader-elect=false"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "starting {}: {e} (build it with cargo build --release)",
+                baton.display()
+            )
+        })?;
+    let pid = child.id().ok_or("controller exited")?;
+    let rss = RssSampler::start(pid);
+
+    // The driver's own view of the Rollouts, on a watch.
+    let api: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let (store, writer) = reflector::store();
+    let watch = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| async {});
+    let watch = tokio::spawn(watch);
+
+    let created = Instant::now();
+    apply_all(&api, n, replicas, "v1").await?;
+    wait_all_healthy(&store, n, "v1", replicas, Duration::from_secs(1800)).await?;
+    eprintln!(
+        "  {n}×{replicas}: v1 Healthy after {:.1}s",
+        created.elapsed().as_secs_f64()
+    );
+    // At rest: nothing moves for a few seconds.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rest = proc_field(pid, "VmRSS:").unwrap_or(0);
+
+    let (writes0, events0, cpu0) = (writes(&sim), count_events(&client).await?, cpu_secs(pid).unwrap_or(0.0));
+    let log0 = Instant::now();
+    rss.reset();
+    let start = Instant::now();
+    apply_all(&api, n, replicas, "v2").await?;
+    wait_all_healthy(&store, n, "v2", replicas, Duration::from_secs(3600)).await?;
+    let update = start.elapsed();
+    let peak = rss.peak_kib();
+    let cpu = cpu_secs(pid).unwrap_or(0.0) - cpu0;
+    let written = writes(&sim) - writes0;
+    let events = count_events(&client).await? - events0;
+    // Status writes from the simulator's write log, when it still holds the whole update.
+    let log = sim.core.writes();
+    let status_writes = (log.first().is_some_and(|w| w.at <= log0)).then(|| {
+        log.iter()
+            .filter(|w| w.at >= log0 && w.identity.contains(CONTROLLER_ID))
+            .filter(|w| w.method == "PATCH" && w.path.ends_with("/status"))
+            .count()
+    });
+    watch.abort();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let replaced = n as f64 * f64::from(replicas);
+    Ok(Figures {
+        rollouts: n,
+        instances: replicas,
+        rest_mib: mib(rest),
+        peak_mib: mib(peak),
+        update,
+        cpu_ms_per_instance: cpu * 1000.0 / replaced,
+        writes_per_instance: written as f64 / replaced,
+        events_per_update: events as f64 / n as f64,
+        status_writes_per_update: status_writes.map(|s| s as f64 / n as f64),
+    })
+}
+
+fn parse(arg: &str) -> Option<(usize, i32)> {
+    let (n, r) = arg.split_once(['x', '×'])?;
+    Some((n.parse().ok()?, r.parse().ok()?))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let scenarios: Vec<(usize, i32)> = if args.is_empty() {
+        vec![(1000, 10), (10000, 1), (2000, 10), (4000, 10)]
+    } else {
+        args.iter().filter_map(|a| parse(a)).collect()
+    };
+    println!("scale benchmark: N Rollouts × R instances, maxSurge 25%, maxUnavailable 0, one batch; kubelet ready delay 200 ms");
+    println!(
+        "controller: target/release/baton controller --leader-elect=false (defaults: concurrency 8), its own process"
+    );
+    println!(
+        "command: cargo run --release --example scale_bench {}\n",
+        args.join(" ")
+    );
+    println!(
+        "{:>13} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13}",
+        "rollouts×inst", "rest MiB", "peak MiB", "update", "CPU ms/inst", "writes/inst", "events/upd", "status w/upd"
+    );
+    let mut times: BTreeMap<usize, f64> = BTreeMap::new();
+    for (n, r) in scenarios {
+        match scenario(n, r).await {
+            Ok(f) => {
+                if f.instances == 10 {
+                    times.insert(f.rollouts, f.update.as_secs_f64());
+                }
+                println!(
+                    "{:>13} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13}",
+                    format!("{}×{}", f.rollouts, f.instances),
+                    f.rest_mib,
+                    f.peak_mib,
+                    f.update.as_secs_f64(),
+                    f.cpu_ms_per_instance,
+                    f.writes_per_instance,
+                    f.events_per_update,
+                    f.status_writes_per_update
+                        .map(|s| format!("{s:.2}"))
+                        .unwrap_or_else(|| "n/a".into()),
+                );
+            }
+            Err(e) => println!("{:>13} FAILED: {e}", format!("{n}×{r}")),
+        }
+    }
+    if let Some((&base_n, &base_t)) = times.iter().next() {
+        for (n, t) in times.iter().skip(1) {
+            let expected = base_t * *n as f64 / base_n as f64;
+            println!(
+                "mass update {n}×10 vs {base_n}×10: {t:.1}s = {:.2} × linear",
+                t / expected
+            );
+        }
+    }
+}
