@@ -175,7 +175,8 @@ impl Operator {
             rollouts.clone(),
             bad_rollouts.clone(),
         )
-        .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
+        // Only what says who changed the spec is kept of managedFields.
+        .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_managed_fields(&mut r.metadata));
         let (rollout_synced_tx, rollout_synced) = synced();
         let (rollout_trigger, rollout_drive) =
             gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());

@@ -22,9 +22,12 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod history;
+pub mod origin;
 pub mod pause;
 pub mod reasons;
 pub mod replacement;
+pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
@@ -56,6 +59,13 @@ pub mod annotations {
     /// On a Pod: the time the Rollout controller asked it to hand its listeners over before it is
     /// deleted (make-before-break with ListenerSets).
     pub const DRAIN: &str = "baton.dev/drain";
+    /// Why the spec changed (kubectl's annotation, set by every `baton rollout` command that
+    /// changes the spec, to its command line). Copied to the ControllerRevision and the deploy
+    /// record it starts, when the manager that changed the spec set it too (see
+    /// [`super::origin`]).
+    pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+    /// On a ControllerRevision: the field manager that made the change it records.
+    pub const CHANGED_BY: &str = "baton.dev/changed-by";
 }
 
 /// Labels baton puts on the pods and ControllerRevisions of a Rollout.
@@ -265,6 +275,10 @@ pub struct RolloutStatus {
     /// Runtime-action nonces already handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<HandledActions>,
+    /// The last deploys and rollbacks, oldest first (at most [`history::MAX_RECORDS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<DeployRecord>,
 }
 
 /// Batch progress of the rollout in progress.

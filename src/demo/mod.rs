@@ -355,7 +355,14 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     undo_and_pin(&api).await?;
 
     step("baton rollout status user-service");
-    print!("{}", render(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    print!(
+        "{}",
+        render(
+            &api.get(NAME).await.map_err(|e| e.to_string())?,
+            jiff::Timestamp::now(),
+            false
+        )
+    );
 
     step("kubectl get rollouts");
     println!("{}", get_rollouts_table(&client).await?);
