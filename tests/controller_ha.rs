@@ -156,10 +156,10 @@ impl Controller {
         metric(&self.scrape().await?, "baton_leader")
     }
 
-    /// `baton_reconciles_total{controller="rollout"}` (0 when absent).
+    /// `baton_reconcile_total{controller="rollout"}`, every result (0 when absent).
     async fn rollout_reconciles(&self) -> Option<f64> {
         let text = self.scrape().await?;
-        Some(metric(&text, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0))
+        Some(rollout_reconciles(&text))
     }
 
     async fn wait_leader_gauge(&self, value: f64) {
@@ -344,15 +344,8 @@ async fn exactly_one_controller_reconciles() {
         Some(0.0),
         "standby /metrics:\n{sm}"
     );
-    assert!(
-        metric(&lm, "baton_reconciles_total{controller=\"rollout\"}").is_some_and(|n| n > 0.0),
-        "leader /metrics:\n{lm}"
-    );
-    assert_eq!(
-        metric(&sm, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0),
-        0.0,
-        "standby /metrics:\n{sm}"
-    );
+    assert!(rollout_reconciles(&lm) > 0.0, "leader /metrics:\n{lm}");
+    assert_eq!(rollout_reconciles(&sm), 0.0, "standby /metrics:\n{sm}");
     assert!(
         lm.lines()
             .any(|l| l.starts_with("baton_kubernetes_api_requests_total{")),
@@ -574,4 +567,17 @@ async fn exits_naming_a_missing_crd() {
         "stderr does not name the missing CRD:\n{log}"
     );
     assert!(!log.contains("rollouts.baton.dev is not installed"), "{log}");
+}
+
+/// `baton_reconcile_total{controller="rollout"}` summed over its results (0 when absent).
+fn rollout_reconciles(text: &str) -> f64 {
+    ["success", "requeue", "error"]
+        .iter()
+        .filter_map(|r| {
+            metric(
+                text,
+                &format!("baton_reconcile_total{{controller=\"rollout\",result=\"{r}\"}}"),
+            )
+        })
+        .sum()
 }

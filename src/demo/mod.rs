@@ -27,12 +27,15 @@ pub struct DemoArgs {
     /// Kubelet delay from Running to Ready, in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub ready_delay_ms: u64,
+    /// Where to serve the controller's /metrics (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 const NAME: &str = "user-service";
 
 fn step(title: &str) {
-    println!("\n━━ {title}");
+    crate::outln!("\n━━ {title}");
 }
 
 fn rollout_manifest(version: &str, image: &str) -> serde_json::Value {
@@ -71,7 +74,7 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
             Some(Ok(r)) => {
                 let view = progress_line(&r);
                 if view != last {
-                    println!("{view}");
+                    crate::outln!("{view}");
                     last = view;
                 }
                 if done(&r) {
@@ -260,26 +263,30 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
     })
     .await?;
     if let Some(c) = condition(&r, ConditionType::Progressing) {
-        println!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
+        crate::outln!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
     }
     if let Some(c) = condition(&r, ConditionType::Available) {
-        println!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
+        crate::outln!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
     }
     if let Some(p) = r.status.as_ref().and_then(|s| s.progress.as_ref()) {
-        println!(
+        crate::outln!(
             "progress: {} total, {} completed, {} failed, {} pending, {} rolled back",
-            p.total, p.completed, p.failed, p.pending, p.rolled_back
+            p.total,
+            p.completed,
+            p.failed,
+            p.pending,
+            p.rolled_back
         );
     }
     let gate = gate_line(&r);
-    println!("{gate}");
+    crate::outln!("{gate}");
     if condition(&r, ConditionType::Ready)
         .is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
     {
         return Err(format!("the gate should be closed after the rollback: {gate}"));
     }
     step("kubectl get rollouts (VERSION is what serves)");
-    println!("{}", get_rollouts_table(client).await?);
+    crate::outln!("{}", get_rollouts_table(client).await?);
     Ok(())
 }
 
@@ -292,7 +299,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let r = follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
-    println!("{}", gate_line(&r));
+    crate::outln!("{}", gate_line(&r));
 
     step("5. pin instance user-service-2 back to v1 (single-instance rollback)");
     let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
@@ -333,7 +340,9 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    println!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
+    crate::outln!(
+        "ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)"
+    );
 
     step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches; listeners move off each old pod before it goes");
     log.print_handovers(true);
@@ -342,35 +351,32 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    println!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    crate::outln!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
     log.print_handovers(false);
     let (n, worst) = log.handover_summary();
-    println!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
+    crate::outln!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
     step("listener assignment after v2");
     for (listener, pod) in log.assignment() {
-        println!("  {listener:<12} {pod}");
+        crate::outln!("  {listener:<12} {pod}");
     }
 
     broken_v3_rolls_back(&client, &api).await?;
     undo_and_pin(&api).await?;
 
     step("baton rollout status user-service");
-    print!(
-        "{}",
-        render(
-            &api.get(NAME).await.map_err(|e| e.to_string())?,
-            jiff::Timestamp::now(),
-            false
-        )
-    );
+    crate::cli::emit(&render(
+        &api.get(NAME).await.map_err(|e| e.to_string())?,
+        jiff::Timestamp::now(),
+        false,
+    ));
 
     step("kubectl get rollouts");
-    println!("{}", get_rollouts_table(&client).await?);
+    crate::outln!("{}", get_rollouts_table(&client).await?);
     let r = api.get(NAME).await.map_err(|e| e.to_string())?;
     step("instances and versions");
     if let Some(st) = &r.status {
         for i in &st.instances {
-            println!(
+            crate::outln!(
                 "{:<18} {:<30} {}{}",
                 i.name,
                 i.pod.as_deref().unwrap_or("-"),
@@ -379,7 +385,7 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
             );
         }
         let v: Vec<String> = st.versions.iter().map(|(k, n)| format!("{k}={n}")).collect();
-        println!("versions: {}", v.join(" "));
+        crate::outln!("versions: {}", v.join(" "));
     }
     Ok(())
 }
@@ -403,7 +409,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    crate::outln!(
         "baton demo: API server simulator at {} (kubeconfig {})",
         sim.url(),
         sim.kubeconfig_path().display()
@@ -421,13 +427,23 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    match crate::probes::serve(args.metrics_addr, metrics.clone(), ready).await {
+        Ok(addr) => crate::outln!("baton demo: controller metrics at http://{addr}/metrics"),
+        Err(e) => {
+            eprintln!("error: serving metrics on {}: {e}", args.metrics_addr);
+            return ExitCode::FAILURE;
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(operator::run(
+    let controller = tokio::spawn(operator::run_with_metrics(
         client.clone(),
         OperatorConfig {
             instance: "demo".into(),
             ..OperatorConfig::default()
         },
+        metrics,
         until(stop_rx),
     ));
     let outcome = script(client, log.clone()).await.and_then(|()| match log.duplicates() {
@@ -436,7 +452,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     });
     let code = match &outcome {
         Ok(()) => {
-            println!("\nbaton demo: every step finished as expected");
+            crate::outln!("\nbaton demo: every step finished as expected");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -445,7 +461,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     if args.keep {
-        println!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
+        crate::outln!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
         crate::cli::shutdown_signal().await;
     }
     let _ = stop_tx.send(());
