@@ -75,6 +75,32 @@ fn value(m: &Exposition, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|(_, v)| v)
 }
 
+/// The metrics tables of docs/operating.md: name → (type, sorted label names).
+fn documented_metrics() -> BTreeMap<String, (String, Vec<String>)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).unwrap();
+    let section = doc.split("## Metrics").nth(1).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        let kind = cells[2].to_string();
+        // Process metrics have no labels column.
+        let labels = if name.starts_with("process_") {
+            Vec::new()
+        } else {
+            let mut l: Vec<String> = cells[3]
+                .split(',')
+                .map(|s| s.trim().trim_matches('`').to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            l.sort();
+            l
+        };
+        out.insert(name, (kind, labels));
+    }
+    out
+}
+
 /// Label names, sorted (as [`family`] gives them).
 fn strings(names: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
@@ -261,6 +287,22 @@ async fn metrics_and_logs_of_a_controller_process() {
         } else {
             assert!(!text.contains(&format!("# TYPE {name} ")), "{name}:\n{text}");
         }
+    }
+
+    // docs/operating.md lists each family with its type and labels.
+    let documented = documented_metrics();
+    for (name, f) in &m.families {
+        let (t, labels) = family(&m, name);
+        let doc_name = match t {
+            Counter => format!("{name}_total"),
+            _ => name.clone(),
+        };
+        let kind = format!("{:?}", f.family_type).to_lowercase();
+        assert_eq!(
+            documented.get(&doc_name),
+            Some(&(kind, labels)),
+            "{doc_name} in docs/operating.md"
+        );
     }
 
     // Values.
