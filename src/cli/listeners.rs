@@ -11,8 +11,7 @@ use kube::ResourceExt;
 
 use super::output::{self, Output};
 use super::{emit, CliError, Session};
-use crate::api::listenerset::{lease_name, ListenerSet};
-use crate::listeners::{RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
+use crate::api::listenerset::{lease_name, ListenerSet, RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 
-use crate::api::listenerset::LISTENER_LABEL;
+use crate::api::listenerset::lease::{listener_of, Holder};
 
 /// How long a released listener whose Lease is gone is remembered.
 const KEEP_ABSENT: Duration = Duration::from_secs(300);
@@ -27,7 +27,7 @@ pub enum Seen {
 /// How the Lease `l` reads.
 pub fn seen(l: &Lease) -> Seen {
     let spec = l.spec.clone().unwrap_or_default();
-    if spec.holder_identity.as_deref().is_none_or(str::is_empty) {
+    if Holder::of(l).is_none() {
         Seen::Released
     } else if spec.renew_time.is_some() && spec.renew_time != spec.acquire_time {
         Seen::Running
@@ -61,13 +61,11 @@ impl Gaps {
         let mut ended = Vec::new();
         let mut present = Vec::new();
         for l in leases {
-            let Some(listener) = l.metadata.labels.as_ref().and_then(|m| m.get(LISTENER_LABEL)) else {
-                continue;
-            };
-            present.push(listener.clone());
+            let Some((_, listener)) = listener_of(l) else { continue };
+            present.push(listener.to_string());
             let (next, gap) = step(state.get(listener).copied(), seen(l), now);
             match next {
-                Some(t) => state.insert(listener.clone(), t),
+                Some(t) => state.insert(listener.to_string(), t),
                 None => state.remove(listener),
             };
             ended.extend(gap);

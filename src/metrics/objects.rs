@@ -18,7 +18,8 @@ use prometheus_client::registry::Registry;
 
 use super::gaps::{seen, Gaps, Seen};
 use super::PhaseLabel;
-use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
+use crate::api::listenerset::lease::listener_of;
+use crate::api::listenerset::{ListenerSet, EVENT_HANDOVER, EVENT_TAKEOVER};
 use crate::api::rollout::{Rollout, RolloutPhase};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -235,14 +236,10 @@ impl Objects {
     /// An assignment of set `ns/set` was written, with Event reason `reason`.
     pub fn listener_assigned(&self, ns: &str, set: &str, reason: &str) {
         let key = self.counted(ns, set);
-        match reason {
-            "Handover" => {
-                self.handovers.get_or_create(&key).inc();
-            }
-            "Takeover" => {
-                self.takeovers.get_or_create(&key).inc();
-            }
-            _ => {}
+        if reason == EVENT_HANDOVER {
+            self.handovers.get_or_create(&key).inc();
+        } else if reason == EVENT_TAKEOVER {
+            self.takeovers.get_or_create(&key).inc();
         }
     }
 
@@ -350,7 +347,7 @@ impl Objects {
         // Listeners assigned and not renewed yet, per set, from the Leases.
         let mut starting: BTreeMap<ObjectLabels, i32> = BTreeMap::new();
         for l in leases {
-            let Some(set) = l.labels().get(LISTENERSET_LABEL) else {
+            let Some((set, _)) = listener_of(l) else {
                 continue;
             };
             if seen(l) == Seen::Starting {
