@@ -15,47 +15,77 @@ use crate::api::rollout::{annotations, labels, Pin, Rollout};
 use crate::cli::{emit, CliError, Session};
 use crate::rollout::planner::{parse_slot, slot_name};
 
-/// The annotations after this command: the existing ones, the change cause and `extra`.
-fn annotations_with(r: &Rollout, extra: &[(&str, String)]) -> BTreeMap<String, String> {
-    let mut a = r.annotations().clone();
-    a.insert(annotations::CHANGE_CAUSE.into(), change_cause());
-    for (k, v) in extra {
-        a.insert((*k).into(), v.clone());
-    }
-    a
+/// A spec change: JSON patch operations and annotations to set besides the change cause.
+struct Change {
+    ops: Vec<Value>,
+    extra: Vec<(&'static str, String)>,
 }
 
-/// A JSON patch of `ops`, conditional on the resourceVersion `r` was read at, that also sets
-/// the annotations.
-async fn json_patch(
+impl Change {
+    fn ops(ops: Vec<Value>) -> Self {
+        Change { ops, extra: Vec::new() }
+    }
+}
+
+/// The operation that sets annotation `key` to `value` on an object with `annotations`.
+fn annotation_op(annotations: Option<&BTreeMap<String, String>>, key: &str, value: &str) -> Value {
+    match annotations {
+        Some(_) => json!({
+            "op": "add",
+            "path": format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1")),
+            "value": value,
+        }),
+        None => json!({"op": "add", "path": "/metadata/annotations", "value": {key: value}}),
+    }
+}
+
+/// Times a change is built again when the spec changed under it.
+const ATTEMPTS: usize = 5;
+
+/// Read Rollout `name`, build the change from it (None: nothing to write), and write it as one
+/// JSON patch conditional on the spec it was built from (`metadata.generation`: the status
+/// writes of a rollout in progress do not count), with the change cause. When someone changed
+/// the spec in between, read and build again. Returns the Rollout as read, if a change was
+/// written.
+async fn change_spec(
     s: &Session,
     api: &Api<Rollout>,
-    r: &Rollout,
-    mut ops: Vec<Value>,
-    extra: &[(&str, String)],
-) -> Result<(), CliError> {
-    ops.insert(
-        0,
-        json!({"op": "test", "path": "/metadata/resourceVersion", "value": r.resource_version()}),
-    );
-    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": annotations_with(r, extra)}));
-    let patch: json_patch::Patch =
-        serde_json::from_value(Value::Array(ops)).map_err(|e| CliError::msg(e.to_string()))?;
-    api.patch(&r.name_any(), &patch_params(), &Patch::Json::<()>(patch))
-        .await
-        .map_err(|e| s.error(&e))?;
-    Ok(())
+    name: &str,
+    build: impl Fn(&Rollout) -> Result<Option<Change>, CliError>,
+) -> Result<Option<Rollout>, CliError> {
+    for _ in 0..ATTEMPTS {
+        let r = api.get(name).await.map_err(|e| s.error(&e))?;
+        let Some(change) = build(&r)? else { return Ok(None) };
+        let mut ops = vec![json!({"op": "test", "path": "/metadata/generation", "value": r.metadata.generation})];
+        ops.extend(change.ops);
+        let mut annotations = r.metadata.annotations.clone();
+        for (k, v) in std::iter::once((annotations::CHANGE_CAUSE, change_cause())).chain(change.extra) {
+            ops.push(annotation_op(annotations.as_ref(), k, &v));
+            annotations.get_or_insert_with(BTreeMap::new).insert(k.to_string(), v);
+        }
+        let patch: json_patch::Patch =
+            serde_json::from_value(Value::Array(ops)).map_err(|e| CliError::msg(e.to_string()))?;
+        match api.patch(name, &patch_params(), &Patch::Json::<()>(patch)).await {
+            Ok(_) => return Ok(Some(r)),
+            // A failed `test` is a 422 like an invalid value: try again only if the spec changed.
+            Err(e @ kube::Error::Api(_)) => {
+                let now = api.get(name).await.map_err(|e| s.error(&e))?;
+                if now.metadata.generation == r.metadata.generation {
+                    return Err(s.error(&e));
+                }
+            }
+            Err(e) => return Err(s.error(&e)),
+        }
+    }
+    Err(CliError::msg(format!("rollout {name} kept changing; try again")))
 }
 
 pub async fn set_paused(s: &Session, api: &Api<Rollout>, name: &str, paused: bool) -> Result<ExitCode, CliError> {
-    let r = api.get(name).await.map_err(|e| s.error(&e))?;
-    json_patch(
-        s,
-        api,
-        &r,
-        vec![json!({"op": "add", "path": "/spec/paused", "value": paused})],
-        &[],
-    )
+    change_spec(s, api, name, |_| {
+        Ok(Some(Change::ops(vec![
+            json!({"op": "add", "path": "/spec/paused", "value": paused}),
+        ])))
+    })
     .await?;
     emit(&format!(
         "rollout.baton.dev/{name} {}\n",
@@ -131,6 +161,26 @@ pub fn pin_problems(r: &Rollout, instances: &[String], version: Option<&str>, kn
     problems
 }
 
+/// `pins` with `instances` pinned to `version`, or unpinned (all, when none are named).
+fn pins_after(pins: &[Pin], instances: &[String], version: Option<&str>) -> Vec<Pin> {
+    let mut pins = pins.to_vec();
+    for p in pins.iter_mut() {
+        if instances.is_empty() && version.is_none() {
+            p.instances.clear();
+        } else {
+            p.instances.retain(|i| !instances.contains(i));
+        }
+    }
+    pins.retain(|p| !p.instances.is_empty());
+    if let Some(v) = version {
+        pins.push(Pin {
+            instances: instances.to_vec(),
+            version: v.to_string(),
+        });
+    }
+    pins
+}
+
 /// Pin `instances` to `version`, or unpin them (all, when none are named).
 pub async fn pin(
     s: &Session,
@@ -146,33 +196,17 @@ pub async fn pin(
         .iter()
         .filter_map(|rev| rev.labels().get(labels::VERSION).cloned())
         .collect();
-    let problems = pin_problems(&r, instances, version, &known);
-    if !problems.is_empty() {
-        return Err(CliError::msg(problems.join("; ")));
-    }
-    let mut pins: Vec<Pin> = r.spec.pins.clone();
-    for p in pins.iter_mut() {
-        if instances.is_empty() && version.is_none() {
-            p.instances.clear();
-        } else {
-            p.instances.retain(|i| !instances.contains(i));
+    change_spec(s, api, name, |r| {
+        let problems = pin_problems(r, instances, version, &known);
+        if !problems.is_empty() {
+            return Err(CliError::msg(problems.join("; ")));
         }
-    }
-    pins.retain(|p| !p.instances.is_empty());
-    if let Some(v) = version {
-        pins.push(Pin {
-            instances: instances.to_vec(),
-            version: v.to_string(),
-        });
-    }
-    let pins = serde_json::to_value(&pins).map_err(|e| CliError::msg(e.to_string()))?;
-    json_patch(
-        s,
-        api,
-        &r,
-        vec![json!({"op": "add", "path": "/spec/pins", "value": pins})],
-        &[],
-    )
+        let pins = serde_json::to_value(pins_after(&r.spec.pins, instances, version))
+            .map_err(|e| CliError::msg(e.to_string()))?;
+        Ok(Some(Change::ops(vec![
+            json!({"op": "add", "path": "/spec/pins", "value": pins}),
+        ])))
+    })
     .await?;
     match version {
         Some(v) => emit(&format!(
@@ -215,19 +249,23 @@ pub async fn undo(
             target.revision
         )));
     };
-    // The template is replaced whole (a merge patch would merge maps).
-    let ops = vec![
-        json!({"op": "replace", "path": "/spec/template", "value": template}),
-        json!({"op": "replace", "path": "/spec/version", "value": version}),
-    ];
-    // Straight to the revision: a full promotion in the same write, unless it is the current
-    // (last healthy) revision, which every instance returns to at once anyway.
-    let current = rollout.status.as_ref().and_then(|st| st.current_revision.clone());
-    let mut extra = Vec::new();
-    if !batches && current.as_deref() != Some(target.name_any().as_str()) {
-        extra.push((annotations::PROMOTE_FULL, Timestamp::now().to_string()));
-    }
-    json_patch(s, api, &rollout, ops, &extra).await?;
+    let target_name = target.name_any();
+    change_spec(s, api, name, |r| {
+        // The template is replaced whole (a merge patch would merge maps).
+        let ops = vec![
+            json!({"op": "replace", "path": "/spec/template", "value": template}),
+            json!({"op": "replace", "path": "/spec/version", "value": version}),
+        ];
+        // Straight to the revision: a full promotion in the same write, unless it is the
+        // current (last healthy) revision, which every instance returns to at once anyway.
+        let current = r.status.as_ref().and_then(|st| st.current_revision.as_deref());
+        let mut extra = Vec::new();
+        if !batches && current != Some(target_name.as_str()) {
+            extra.push((annotations::PROMOTE_FULL, Timestamp::now().to_string()));
+        }
+        Ok(Some(Change { ops, extra }))
+    })
+    .await?;
     emit(&format!(
         "rollout.baton.dev/{name} rolled back to revision {} ({})\n",
         target.revision,
@@ -287,33 +325,35 @@ pub async fn set_image(
         }
     }
     let version = image_version(&images, version).map_err(CliError::msg)?;
-    let r = api.get(name).await.map_err(|e| s.error(&e))?;
-    let pod = r.spec.template.spec.clone().unwrap_or_default();
-    let mut ops = Vec::new();
-    let mut changed = r.spec.version != version;
-    for (container, image) in &images {
-        let found = [
-            ("containers", &pod.containers),
-            ("initContainers", &pod.init_containers.clone().unwrap_or_default()),
-        ]
-        .into_iter()
-        .find_map(|(field, list)| {
-            list.iter()
-                .position(|c| &c.name == container)
-                .map(|i| (field, i, list[i].image.clone()))
-        });
-        let Some((field, i, old)) = found else {
-            return Err(CliError::msg(format!("unable to find container named {container:?}")));
-        };
-        changed |= old.as_deref() != Some(image.as_str());
-        ops.push(json!({"op": "add", "path": format!("/spec/template/spec/{field}/{i}/image"), "value": image}));
-    }
-    if !changed {
+    let written = change_spec(s, api, name, |r| {
+        let pod = r.spec.template.spec.clone().unwrap_or_default();
+        let init = pod.init_containers.clone().unwrap_or_default();
+        let mut ops = Vec::new();
+        let mut changed = r.spec.version != version;
+        for (container, image) in &images {
+            let found = [("containers", &pod.containers), ("initContainers", &init)]
+                .into_iter()
+                .find_map(|(field, list)| {
+                    let i = list.iter().position(|c| &c.name == container)?;
+                    Some((field, i, list[i].image.clone()))
+                });
+            let Some((field, i, old)) = found else {
+                return Err(CliError::msg(format!("unable to find container named {container:?}")));
+            };
+            changed |= old.as_deref() != Some(image.as_str());
+            ops.push(json!({"op": "add", "path": format!("/spec/template/spec/{field}/{i}/image"), "value": image}));
+        }
+        if !changed {
+            return Ok(None);
+        }
+        ops.push(json!({"op": "replace", "path": "/spec/version", "value": version}));
+        Ok(Some(Change::ops(ops)))
+    })
+    .await?;
+    if written.is_none() {
         emit(&format!("rollout.baton.dev/{name} unchanged\n"));
         return Ok(ExitCode::SUCCESS);
     }
-    ops.push(json!({"op": "replace", "path": "/spec/version", "value": version}));
-    json_patch(s, api, &r, ops, &[]).await?;
     emit(&format!("rollout.baton.dev/{name} image updated (version {version})\n"));
     Ok(ExitCode::SUCCESS)
 }
