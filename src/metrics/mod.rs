@@ -282,6 +282,7 @@ impl Metrics {
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        self.objects.release();
         without_empty_families(&out)
     }
 }

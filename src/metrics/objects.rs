@@ -262,6 +262,23 @@ impl Objects {
         }
     }
 
+    /// Drop the per-object gauges once encoded: they are recomputed at each scrape, and are
+    /// not kept in memory between scrapes (thousands of Rollouts make tens of thousands).
+    pub fn release(&self) {
+        for f in [
+            &self.rollout_phase,
+            &self.rollout_instances,
+            &self.rollout_replicas,
+            &self.listeners,
+        ] {
+            f.clear();
+        }
+        self.rollout_phase_seconds.clear();
+        self.rollout_info.clear();
+        self.rollout_batch.clear();
+        self.rollout_batches.clear();
+    }
+
     /// Recompute the per-object gauges from the caches; drop the series of deleted objects.
     pub fn refresh(&self) {
         let (rollouts, sets, leases) = self.with_stores(|s| (s.rollouts.clone(), s.sets.clone(), s.leases.clone()));
