@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent, StopReason};
 use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
-use baton::listeners::controller::{self, ControllerConfig, Stats};
+use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -128,9 +128,14 @@ pub(crate) async fn world() -> Result<World, String> {
         concurrency: 4,
         instance: CONTROLLER_ID.into(),
     };
-    let ctl = tokio::spawn(controller::run_standalone(ctl_client, cfg, stats.clone(), async move {
-        let _ = rx.await;
-    }));
+    let ctl = tokio::spawn(baton::operator::run_listeners(
+        ctl_client,
+        cfg,
+        stats.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Ok(World {
         sim,
         client,

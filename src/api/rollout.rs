@@ -2,9 +2,9 @@
 //!
 //! A Rollout runs `spec.replicas` *instances* (stable slots `<rollout>-<ordinal>`), each slot
 //! backed by one pod per incarnation named `<rollout>-<ordinal>-<revision-hash>`, and moves them
-//! from one revision to the next in health-gated batches. The decisions live in
-//! [`crate::rollout::planner`]; this module holds only the API types, their validation
-//! ([`validate`]) and the generated CRD ([`crd`]).
+//! from one revision to the next in health-gated batches. The decisions live in the Rollout
+//! planner (`rollout::planner`, which depends on this module, never the reverse); this module
+//! holds only the API types, their validation ([`validate`]) and the generated CRD ([`crd`]).
 //!
 //! The schema (bounds, patterns) and its CEL rules (`x-kubernetes-validations`) mirror
 //! [`validate`] for the API server; the controller calls [`validate`] itself too, for what the
@@ -33,8 +33,8 @@ pub use replacement::PodReplacementPolicy;
 ///
 /// `promote`, `abort` and `retry` carry a *nonce* (any string, the CLI writes an RFC 3339
 /// timestamp). The controller acts on a nonce once, when it differs from the value recorded in
-/// `status.actions`, and records it there; it never edits the annotations. See
-/// [`crate::rollout::planner`] for the full protocol.
+/// `status.actions`, and records it there; it never edits the annotations. The Rollout
+/// planner's documentation (`rollout::planner`) has the full protocol.
 pub mod annotations {
     /// Skip the rest of the current inter-batch pause (or the wait for promotion).
     pub const PROMOTE: &str = "baton.dev/promote";
