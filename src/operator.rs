@@ -33,6 +33,9 @@ use crate::rollout::expectations::Expectations;
 /// they are dropped (a stuck cache or API call never holds the process, or its leader Lease).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Reconciles each controller runs at once, unless configured (`--concurrency`).
+pub const DEFAULT_CONCURRENCY: u16 = 8;
+
 /// Settings of a controller run.
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
@@ -50,8 +53,8 @@ impl Default for OperatorConfig {
     fn default() -> Self {
         OperatorConfig {
             namespace: None,
-            concurrency: 8,
-            drain_timeout: Duration::from_secs(30),
+            concurrency: DEFAULT_CONCURRENCY,
+            drain_timeout: crate::rollout::planner::DEFAULT_DRAIN_TIMEOUT,
             instance: "baton".into(),
         }
     }
@@ -253,7 +256,7 @@ impl Operator {
             pods: pods.clone(),
             revisions,
             rollouts: rollouts.clone(),
-            listener_holders: Some(listener_holders),
+            listener_holders,
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),
             synced: vec![synced.pods.clone(), synced.revisions.clone()],

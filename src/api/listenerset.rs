@@ -235,7 +235,7 @@ pub struct Assignment {
 
 /// The ListenerSet CustomResourceDefinition.
 pub fn crd() -> CustomResourceDefinition {
-    super::schema_bounds::bound_integers(ListenerSet::crd())
+    super::descriptions::unwrap(super::schema_bounds::bound_integers(ListenerSet::crd()))
 }
 
 /// Whether `s` is a valid, non-empty Kubernetes label value: at most 63 characters of

@@ -5,7 +5,7 @@
 //!   caches, shared with the Rollout controller); Secrets (keys only, values stripped) and
 //!   ListenerSets from this controller's own watches.
 //! * Expiry: a Lease is expired when `leaseDurationSeconds` have passed on this process's
-//!   monotonic clock since it first saw the Lease's current `resourceVersion` (client-go's
+//!   monotonic clock since it first saw the Lease's current holder record (client-go's
 //!   rule). `renewTime` is never compared with the local wall clock. A controller that starts
 //!   (or takes over) therefore waits a full duration before judging any Lease expired.
 //! * Every Lease write is conditional: creates fail on AlreadyExists, updates carry the
@@ -69,16 +69,6 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Reporting instance for events.
     pub instance: String,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        ControllerConfig {
-            namespace: None,
-            concurrency: 8,
-            instance: "baton".into(),
-        }
-    }
 }
 
 /// Counters for benchmarks and metrics.
