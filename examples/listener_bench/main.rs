@@ -37,6 +37,8 @@ mod crash;
 mod graceful;
 mod log;
 mod metrics;
+#[path = "../../tests/support/wait.rs"]
+mod wait;
 mod world;
 
 use std::time::Duration;
