@@ -8,7 +8,6 @@ pub mod output;
 pub mod rollout;
 pub mod session;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +34,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Run the whole system on one machine: simulator, controller and a sample service.
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoArgs),
     /// Inspect and steer Rollouts.
     #[command(subcommand)]
@@ -47,26 +47,7 @@ pub enum Command {
     Completion(completion::CompletionArgs),
 }
 
-/// Write `text` to stdout. A closed pipe (`baton crds | head -1`) ends the process quietly with
-/// exit 0, as the reader has all it wanted; any other write error is reported.
-pub fn emit(text: &str) {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => {
-            eprintln!("error: writing to stdout: {e}");
-            std::process::exit(1);
-        }
-    }
-}
-
-/// `println!` through [`emit`].
-#[macro_export]
-macro_rules! outln {
-    () => { $crate::cli::emit("\n") };
-    ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($arg)*))) };
-}
+pub use crate::stdout::emit;
 
 /// The client configuration for the controller and the agent (the same flags as every command).
 pub async fn client(args: &KubeArgs) -> Result<kube::Client, String> {
@@ -99,7 +80,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Controller(args) => controller::run(&kube, args).await,
-        Command::Demo(args) => crate::demo::run(args).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => crate::demo::run(args, rollout::render_now).await,
         Command::Listeners(args) => finish(async { listeners::execute(&session(&kube).await?, args).await }.await),
         Command::Agent(args) => match client(&kube).await {
             Ok(c) => agent::run(c, args).await,
@@ -119,18 +101,4 @@ pub fn default_identity() -> String {
         .unwrap_or_else(|| format!("baton-{}", std::process::id()))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
+pub use crate::operator::shutdown_signal;

@@ -2,6 +2,9 @@
 //! controller and a sample 4-instance service, then shows v1 → v2 in batches, a broken v3 that
 //! fails its first batch and rolls back on its own (phase RolledBack, the Ready gate False),
 //! the spec set back to v2, and one instance pinned back to v1.
+//!
+//! The CLI runs the demo (never the reverse): it hands in how it renders a Rollout
+//! ([`Render`]), so the demo shows what `baton rollout status` shows.
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,11 +16,18 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
 use crate::api::rollout::{reasons, ConditionStatus, ConditionType, Reason, Rollout, RolloutPhase};
-use crate::cli::rollout::render;
 use crate::operator::{self, OperatorConfig};
+
+/// `println!` that ends quietly on a closed pipe (`baton demo | head`).
+macro_rules! out {
+    ($($arg:tt)*) => { crate::stdout::emit(&format!("{}\n", format_args!($($arg)*))) };
+}
 
 mod listeners;
 use listeners::HandoverLog;
+
+/// How the CLI renders a Rollout (`baton rollout status`).
+pub type Render = fn(&Rollout) -> String;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -37,7 +47,7 @@ const NAME: &str = "user-service";
 const MANAGER: &str = "baton-demo";
 
 fn step(title: &str) {
-    crate::outln!("\n━━ {title}");
+    out!("\n━━ {title}");
 }
 
 fn rollout_manifest(version: &str, image: &str) -> serde_json::Value {
@@ -76,7 +86,7 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
             Some(Ok(r)) => {
                 let view = progress_line(&r);
                 if view != last {
-                    crate::outln!("{view}");
+                    out!("{view}");
                     last = view;
                 }
                 if done(&r) {
@@ -265,13 +275,13 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
     })
     .await?;
     if let Some(c) = condition(&r, ConditionType::Progressing) {
-        crate::outln!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
+        out!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
     }
     if let Some(c) = condition(&r, ConditionType::Available) {
-        crate::outln!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
+        out!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
     }
     if let Some(p) = r.status.as_ref().and_then(|s| s.progress.as_ref()) {
-        crate::outln!(
+        out!(
             "progress: {} total, {} completed, {} failed, {} pending, {} rolled back",
             p.total,
             p.completed,
@@ -281,14 +291,14 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
         );
     }
     let gate = gate_line(&r);
-    crate::outln!("{gate}");
+    out!("{gate}");
     if condition(&r, ConditionType::Ready)
         .is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
     {
         return Err(format!("the gate should be closed after the rollback: {gate}"));
     }
     step("kubectl get rollouts (VERSION is what serves)");
-    crate::outln!("{}", get_rollouts_table(client).await?);
+    out!("{}", get_rollouts_table(client).await?);
     Ok(())
 }
 
@@ -301,7 +311,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let r = follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
-    crate::outln!("{}", gate_line(&r));
+    out!("{}", gate_line(&r));
 
     step("5. pin instance user-service-2 back to v1 (single-instance rollback)");
     let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
@@ -328,7 +338,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
     Ok(())
 }
 
-async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
+async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Result<(), String> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply(MANAGER).force();
 
@@ -342,9 +352,7 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    crate::outln!(
-        "ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)"
-    );
+    out!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
 
     step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches; listeners move off each old pod before it goes");
     log.print_handovers(true);
@@ -353,32 +361,28 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    crate::outln!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    out!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
     log.print_handovers(false);
     let (n, worst) = log.handover_summary();
-    crate::outln!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
+    out!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
     step("listener assignment after v2");
     for (listener, pod) in log.assignment() {
-        crate::outln!("  {listener:<12} {pod}");
+        out!("  {listener:<12} {pod}");
     }
 
     broken_v3_rolls_back(&client, &api).await?;
     undo_and_pin(&api).await?;
 
     step("baton rollout status user-service");
-    crate::cli::emit(&render(
-        &api.get(NAME).await.map_err(|e| e.to_string())?,
-        jiff::Timestamp::now(),
-        false,
-    ));
+    crate::stdout::emit(&render(&api.get(NAME).await.map_err(|e| e.to_string())?));
 
     step("kubectl get rollouts");
-    crate::outln!("{}", get_rollouts_table(&client).await?);
+    out!("{}", get_rollouts_table(&client).await?);
     let r = api.get(NAME).await.map_err(|e| e.to_string())?;
     step("instances and versions");
     if let Some(st) = &r.status {
         for i in &st.instances {
-            crate::outln!(
+            out!(
                 "{:<18} {:<30} {}{}",
                 i.name,
                 i.pod.as_deref().unwrap_or("-"),
@@ -387,12 +391,13 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
             );
         }
         let v: Vec<String> = st.versions.iter().map(|(k, n)| format!("{k}={n}")).collect();
-        crate::outln!("versions: {}", v.join(" "));
+        out!("versions: {}", v.join(" "));
     }
     Ok(())
 }
 
-pub async fn run(args: DemoArgs) -> ExitCode {
+/// Run the demo; `render` shows a Rollout as the CLI does.
+pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn,kube_client=error");
     }
@@ -411,7 +416,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::outln!(
+    out!(
         "baton demo: API server simulator at {} (kubeconfig {})",
         sim.url(),
         sim.kubeconfig_path().display()
@@ -432,7 +437,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     match crate::probes::serve(args.metrics_addr, metrics.clone(), ready).await {
-        Ok(addr) => crate::outln!("baton demo: controller metrics at http://{addr}/metrics"),
+        Ok(addr) => out!("baton demo: controller metrics at http://{addr}/metrics"),
         Err(e) => {
             eprintln!("error: serving metrics on {}: {e}", args.metrics_addr);
             return ExitCode::FAILURE;
@@ -448,13 +453,15 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         metrics,
         until(stop_rx),
     ));
-    let outcome = script(client, log.clone()).await.and_then(|()| match log.duplicates() {
-        0 => Ok(()),
-        n => Err(format!("{n} listener duplicates")),
-    });
+    let outcome = script(client, log.clone(), render)
+        .await
+        .and_then(|()| match log.duplicates() {
+            0 => Ok(()),
+            n => Err(format!("{n} listener duplicates")),
+        });
     let code = match &outcome {
         Ok(()) => {
-            crate::outln!("\nbaton demo: every step finished as expected");
+            out!("\nbaton demo: every step finished as expected");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -463,8 +470,8 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     if args.keep {
-        crate::outln!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
-        crate::cli::shutdown_signal().await;
+        out!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
+        operator::shutdown_signal().await;
     }
     let _ = stop_tx.send(());
     let _ = controller.await;

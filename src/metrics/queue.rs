@@ -19,8 +19,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use tracing::Instrument;
 
 use super::{ControllerLabel, Metrics};
-use crate::backoff::Backoff;
-use crate::error::Error;
 
 /// Waiting entries older than this are dropped (a trigger for an object no reconcile will
 /// start, e.g. one deleted meanwhile that kube-runtime reports as not found before we see it).
@@ -142,18 +140,19 @@ impl Drop for Running {
 
 /// Run `work`, the reconcile of `obj` by `controller`, under a `reconcile` span with
 /// `controller`, `namespace`, `name` and a fresh `reconcile_id`; time it, count its result
-/// (`success`, `requeue`, `error`), take it off the work queue, and log a failure (counted in
-/// `backoff`) inside the span.
-pub async fn instrumented<K, Fut>(
+/// (`success`, `requeue`, `error`, by `label` of the error), take it off the work queue, and
+/// hand a failure to `failed` inside the span (the backoff logs and counts it there).
+pub async fn instrumented<K, E, Fut>(
     metrics: &Metrics,
     controller: &'static str,
-    backoff: &Backoff,
     obj: &K,
     work: Fut,
-) -> Result<Action, Error>
+    label: fn(&E) -> &'static str,
+    failed: impl FnOnce(&E),
+) -> Result<Action, E>
 where
     K: Resource<DynamicType = ()>,
-    Fut: Future<Output = Result<Action, Error>>,
+    Fut: Future<Output = Result<Action, E>>,
 {
     let meta = obj.meta();
     let namespace = meta.namespace.clone().unwrap_or_default();
@@ -178,14 +177,9 @@ where
         Err(_) => "error",
     };
     let error = out.as_ref().err();
-    metrics.observe_reconcile(
-        controller,
-        started.elapsed().as_secs_f64(),
-        result,
-        error.map(Error::metric_label),
-    );
+    metrics.observe_reconcile(controller, started.elapsed().as_secs_f64(), result, error.map(label));
     if let Some(e) = error {
-        span.in_scope(|| backoff.record_failure(obj, e));
+        span.in_scope(|| failed(e));
     }
     out
 }

@@ -18,6 +18,11 @@ pub mod view;
 
 pub use view::{render, verdict, Verdict};
 
+/// [`render`] now, as the CLI shows it (what `baton demo` is handed).
+pub fn render_now(r: &Rollout) -> String {
+    render(r, jiff::Timestamp::now(), false)
+}
+
 /// Exit code of `status` when the rollout failed or was rolled back.
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code of `status` on timeout.
