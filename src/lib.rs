@@ -43,6 +43,7 @@
 //! fencing token + 1) → the new pod's agent sees the Lease name its pod, renews it and starts
 //! the listener. A holder that stops renewing loses the listener once its Lease expires on the
 //! controller's monotonic clock; the agent stops its listener before that point.
+pub mod actions;
 pub mod agent;
 pub mod api;
 pub mod backoff;
@@ -60,5 +61,6 @@ pub mod metrics;
 pub mod operator;
 pub mod probes;
 pub mod rollout;
+pub mod session;
 pub mod stdout;
 pub mod telemetry;

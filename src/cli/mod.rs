@@ -6,13 +6,12 @@ pub mod controller;
 pub mod listeners;
 pub mod output;
 pub mod rollout;
-pub mod session;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use session::{config, session, CliError, KubeArgs, Session};
+pub use crate::session::{self, config, session, CliError, KubeArgs, Session};
 
 #[derive(Parser)]
 #[command(
