@@ -49,6 +49,7 @@ pub mod api;
 pub mod backoff;
 pub mod cache;
 pub mod cli;
+pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod election;

@@ -42,6 +42,8 @@ pub enum Command {
     Listeners(listeners::ListenersArgs),
     /// Run the listener agent sidecar beside an application (writes listeners.json, serves /listeners).
     Agent(agent::AgentArgs),
+    /// Serve a live web view of Rollouts and ListenerSets, with their actions, on 127.0.0.1:3100.
+    Dashboard(crate::dashboard::DashboardArgs),
     /// Print a shell completion script: `source <(baton completion bash)`.
     Completion(completion::CompletionArgs),
 }
@@ -89,6 +91,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Dashboard(args) => crate::dashboard::run(&kube, args).await,
         Command::Rollout(cmd) => finish(async { rollout::execute(&session(&kube).await?, cmd).await }.await),
     }
 }
