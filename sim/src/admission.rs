@@ -87,6 +87,12 @@ fn typed_check(rt: &ResourceType, v: &Value) -> Vec<StatusCause> {
         ("rbac.authorization.k8s.io", "RoleBinding") => check::<k::rbac::v1::RoleBinding>(v),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => check::<k::rbac::v1::ClusterRoleBinding>(v),
         ("policy", "PodDisruptionBudget") => check::<k::policy::v1::PodDisruptionBudget>(v),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            check::<k::admissionregistration::v1::ValidatingAdmissionPolicy>(v)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            check::<k::admissionregistration::v1::ValidatingAdmissionPolicyBinding>(v)
+        }
         _ => Vec::new(),
     }
 }

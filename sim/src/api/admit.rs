@@ -120,6 +120,9 @@ impl Core {
         opts: &Opts,
         sub: Sub,
     ) -> Result<Vec<String>, ApiError> {
+        if let Some(ctx) = &opts.request {
+            crate::auth::rbac::check_escalation(rt, ctx, old, new)?;
+        }
         let mut warnings = Vec::new();
         let name = meta_of(new)
             .and_then(|m| m.get("name"))
@@ -163,8 +166,14 @@ impl Core {
             }
         }
         if let Some(m) = meta_of(new) {
-            let label_names = matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty();
-            causes.extend(meta::validate_metadata(m, label_names));
+            let rule = if matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty() {
+                meta::NameRule::DnsLabel
+            } else if rt.group == crate::auth::rbac::GROUP {
+                meta::NameRule::PathSegment
+            } else {
+                meta::NameRule::DnsSubdomain
+            };
+            causes.extend(meta::validate_metadata(m, rule));
         }
         causes.extend(admission::admit(self, rt, old, new)?);
         if !causes.is_empty() {

@@ -13,6 +13,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
 use crate::api::Core;
+use crate::auth::{RequestContext, RequestInfo, UserInfo};
 use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
 
@@ -75,10 +76,57 @@ impl Server {
                 return Ok(error_response(&e));
             }
         }
-        let resp = match self.route(req, &id).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
+        // Authentication, then authorization of what the path asks (kube-apiserver's filters).
+        let authorization = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let query = request::parse_query(req.uri().query());
+        let info = RequestInfo::new(req.method().as_str(), req.uri().path(), &query);
+        let user = match self.core.authenticate(authorization) {
+            Ok(u) => u,
+            Err(e) => {
+                self.core
+                    .auth
+                    .audit
+                    .record(&UserInfo::default(), &info, false, e.code, &e.message);
+                return Ok(error_response(&e));
+            }
+        };
+        let decision = self.core.authorize(&user, &info);
+        if !decision.allowed {
+            let e = crate::auth::forbidden(&user, &info, &decision.reason);
+            self.core.auth.audit.record(&user, &info, false, e.code, &e.message);
+            return Ok(error_response(&e));
+        }
+        let ctx = Arc::new(self.request_context(user, &info, req.method()));
+        let resp = match self.route(req, &id, &ctx).await {
+            Ok(r) => {
+                self.core
+                    .auth
+                    .audit
+                    .record(&ctx.user, &info, true, r.status().as_u16(), "");
+                r
+            }
+            Err(e) => {
+                self.core.auth.audit.record(&ctx.user, &info, true, e.code, &e.message);
+                error_response(&e)
+            }
         };
         Ok(resp)
+    }
+
+    /// What a write needs to know about its request: the user, and (for users RBAC restricts)
+    /// the RBAC state escalation checks compare against.
+    fn request_context(&self, user: UserInfo, info: &RequestInfo, method: &Method) -> RequestContext {
+        let write = method != Method::GET && method != Method::HEAD;
+        let rbac = (write && info.api_group == crate::auth::rbac::GROUP && !user.in_group(crate::auth::MASTERS))
+            .then(|| self.core.rbac());
+        RequestContext {
+            user,
+            rbac,
+            policies: None,
+            namespace_object: None,
+        }
     }
 }

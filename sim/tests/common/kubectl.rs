@@ -16,12 +16,23 @@ pub struct Kubectl {
 
 impl Kubectl {
     pub fn new(sim: &Sim) -> Self {
+        Self::with_kubeconfig(sim.kubeconfig_path().to_path_buf())
+    }
+
+    /// kubectl with another kubeconfig (another identity).
+    pub fn with_kubeconfig(kubeconfig: PathBuf) -> Self {
         let home = std::env::temp_dir().join(format!("baton-kubectl-{}", uuid_like()));
         std::fs::create_dir_all(&home).expect("home");
-        Kubectl {
-            home,
-            kubeconfig: sim.kubeconfig_path().to_path_buf(),
-        }
+        Kubectl { home, kubeconfig }
+    }
+
+    /// kubectl as ServiceAccount `ns/name` (a token bound to `pod` when given).
+    pub fn as_service_account(sim: &Sim, ns: &str, name: &str, pod: Option<&str>) -> Self {
+        let mut k = Self::with_kubeconfig(PathBuf::new());
+        k.kubeconfig = k.home.join("sa.kubeconfig");
+        sim.kubeconfig_for_service_account(ns, name, pod, &k.kubeconfig)
+            .expect("writing a ServiceAccount kubeconfig");
+        k
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {

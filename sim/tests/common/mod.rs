@@ -69,6 +69,11 @@ pub async fn raw_with(sim: &Sim, method: &str, path: &str, headers: &[(&str, &st
             req.push_str(&format!("{k}: {v}\r\n"));
         }
     }
+    // The simulator's admin identity, unless the test sends credentials of its own (an empty
+    // Authorization value sends none: anonymous).
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+        req.push_str(&format!("Authorization: Bearer {}\r\n", baton_sim::ADMIN));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).await.expect("write head");
     s.write_all(body).await.expect("write body");
