@@ -42,6 +42,8 @@ pub struct OperatorConfig {
     pub drain_timeout: Duration,
     /// Reporting instance for events (pod name).
     pub instance: String,
+    /// Which Secrets the ListenerSet controller reads (what RBAC grants it).
+    pub secrets: crate::listeners::controller::SecretAccess,
 }
 
 impl Default for OperatorConfig {
@@ -51,6 +53,7 @@ impl Default for OperatorConfig {
             concurrency: 8,
             drain_timeout: Duration::from_secs(30),
             instance: "baton".into(),
+            secrets: Default::default(),
         }
     }
 }
@@ -257,6 +260,7 @@ impl Operator {
             namespace: cfg.namespace.clone(),
             concurrency: cfg.concurrency,
             instance: cfg.instance.clone(),
+            secrets: cfg.secrets.clone(),
         };
         let views = listener_controller::SharedViews {
             pods: pods.clone(),

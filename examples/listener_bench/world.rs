@@ -127,6 +127,7 @@ pub(crate) async fn world() -> Result<World, String> {
         namespace: Some(NS.into()),
         concurrency: 4,
         instance: CONTROLLER_ID.into(),
+        ..ControllerConfig::default()
     };
     let ctl = tokio::spawn(controller::run_standalone(ctl_client, cfg, stats.clone(), async move {
         let _ = rx.await;

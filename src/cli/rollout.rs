@@ -83,8 +83,12 @@ pub enum RolloutCommand {
     History { name: String },
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
+fn fail(msg: impl std::fmt::Display + 'static) -> ExitCode {
+    // The API server's refusals are printed as kubectl prints them.
+    match (&msg as &dyn std::any::Any).downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(s)) => eprintln!("Error from server ({}): {}", s.reason, s.message),
+        _ => eprintln!("error: {msg}"),
+    }
     ExitCode::FAILURE
 }
 

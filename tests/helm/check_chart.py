@@ -382,6 +382,7 @@ def main() -> int:
         assert (env["BATON_LEASE_DURATION"], env["BATON_RENEW_DEADLINE"], env["BATON_RETRY_PERIOD"]) == ("15s", "10s", "2s")
         assert env["BATON_METRICS_ADDR"] == "0.0.0.0:8080"
         assert env["BATON_LOG_FORMAT"] == "json" and env["BATON_CONCURRENCY"] == "8"
+        assert env["BATON_READ_SECRETS"] == "true" and "BATON_SECRET_NAMESPACES" not in env, env
         assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -436,8 +437,11 @@ def main() -> int:
     def _render_options() -> None:
         objs = render({"rbac": {"secrets": {"read": False}}})["objects"]
         assert rule_for(one(objs, "ClusterRole", "baton-controller"), "", "secrets") == set()
+        # The controller is told not to watch what it may not read.
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_READ_SECRETS"] == "false"
         objs = render({"rbac": {"secrets": {"namespaces": ["apps", "billing"]}}})["objects"]
         assert rule_for(one(objs, "ClusterRole", "baton-controller"), "", "secrets") == set()
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_SECRET_NAMESPACES"] == "apps,billing"
         roles = find(objs, "Role", "baton-controller-secrets")
         assert sorted(o["metadata"]["namespace"] for o in roles) == ["apps", "billing"]
         assert all(rule_for(o, "", "secrets") == {"get", "list", "watch"} for o in roles)

@@ -341,6 +341,7 @@ impl World {
             namespace: Some(NS.into()),
             concurrency: 4,
             instance: identity.into(),
+            ..ControllerConfig::default()
         };
         let h = tokio::spawn(controller::run_standalone(client, cfg, stats, async move {
             let _ = rx.await;

@@ -35,14 +35,13 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{debug, info};
 
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
-use crate::cache::{synced, Synced};
+use crate::cache::Synced;
 use crate::error::Error;
 use crate::events::{Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
@@ -54,15 +53,18 @@ mod expiry;
 mod finalize;
 mod leases;
 mod reconcile;
+mod secrets;
 mod status;
 mod undecodable;
 
+#[cfg(test)]
+use caches::strip_secret;
 pub use caches::{draining_rollout_of_lease, Events, SharedCaches};
 pub use reconcile::reconcile;
+pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
 use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
-use caches::strip_secret;
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Reporting instance for events.
     pub instance: String,
+    /// Which Secrets it reads (what RBAC grants it).
+    pub secrets: SecretAccess,
 }
 
 impl Default for ControllerConfig {
@@ -81,6 +85,7 @@ impl Default for ControllerConfig {
             namespace: None,
             concurrency: 8,
             instance: "baton".into(),
+            secrets: SecretAccess::All,
         }
     }
 }
@@ -132,7 +137,7 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub leases: Store<Lease>,
-    pub secrets: Store<Secret>,
+    pub secrets: SecretStores,
     /// (namespace, set) → what the decisions remember of the set: when each Lease was first
     /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
     /// garbage collector deleted with its pod must not be recreated with a lower one).
@@ -230,18 +235,11 @@ pub async fn run_counted(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
-    let (secrets, secret_writer) = reflector::store();
-    let (secrets_synced_tx, secrets_synced) = synced();
-    let secret_stream = secrets_synced_tx
-        .track(
-            watcher(api::<Secret>(&client, &cfg.namespace), watcher::Config::default())
-                .default_backoff()
-                .modify(strip_secret)
-                .reflect(secret_writer),
-        )
-        .touched_objects();
+    let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
+    let secrets = secret_watch.stores;
+    let secret_stream = secret_watch.changes;
     let mut synced = views.synced;
-    synced.push(secrets_synced);
+    synced.extend(secret_watch.synced);
     let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
