@@ -503,10 +503,7 @@ fn lapsed(input: &Input, leases: &[LeaseView]) -> BTreeSet<String> {
         .filter(|l| l.expired)
         .filter_map(|l| {
             let pod = by_name.get(l.holder.as_deref()?)?;
-            l.holder_uid
-                .as_ref()
-                .is_none_or(|u| *u == pod.uid)
-                .then(|| pod.uid.clone())
+            l.held_by(&pod.name, &pod.uid).then(|| pod.uid.clone())
         })
         .collect()
 }
@@ -571,7 +568,7 @@ fn kind_of(input: &Input, leases: &[LeaseView], listener: &str) -> Kind {
     };
     let gone = pods_by_name(input.pods)
         .get(holder)
-        .is_none_or(|p| prior.holder_uid.as_ref().is_some_and(|u| *u != p.uid));
+        .is_none_or(|p| !prior.held_by(&p.name, &p.uid));
     let why = if gone {
         format!("holder pod {holder} is gone")
     } else if input.recover.is_some() {

@@ -11,7 +11,10 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::Context;
-use crate::api::listenerset::{self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY};
+use crate::api::listenerset::{
+    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, REASON_ALL_RUNNING, REASON_AS_EXPECTED,
+    REASON_LISTENERS_NOT_RUNNING, REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
+};
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
 use crate::listeners::decide::Decision;
@@ -60,17 +63,24 @@ pub(super) fn report(
     let wanted = summary.listeners - summary.suspended;
     let (all_running, ready_reason, ready_message, degraded, degraded_reason, degraded_message) = if deleting {
         let message = terminating_message(summary);
-        (false, "Terminating", message.clone(), false, "Terminating", message)
+        (
+            false,
+            REASON_TERMINATING,
+            message.clone(),
+            false,
+            REASON_TERMINATING,
+            message,
+        )
     } else {
         let all_running = summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0;
         let (ready_reason, ready_message) = if all_running {
             (
-                "AllRunning",
+                REASON_ALL_RUNNING,
                 format!("{} of {} listeners running", summary.running, wanted),
             )
         } else if eligible == 0 {
             (
-                "NoEligiblePods",
+                REASON_NO_ELIGIBLE_PODS,
                 format!(
                 "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
                 wanted - summary.running
@@ -78,7 +88,7 @@ pub(super) fn report(
             )
         } else {
             (
-                "ListenersNotRunning",
+                REASON_LISTENERS_NOT_RUNNING,
                 format!(
                     "{} of {} listeners running ({} pending, {} orphaned)",
                     summary.running, wanted, summary.pending, summary.orphaned
@@ -86,20 +96,20 @@ pub(super) fn report(
             )
         };
         let (degraded, degraded_reason, degraded_message) = if !problems.is_empty() {
-            (true, "MissingSecret", problems.join("; "))
+            (true, REASON_MISSING_SECRET, problems.join("; "))
         } else if !all_running && eligible == 0 {
-            (true, "NoEligiblePods", ready_message.clone())
+            (true, REASON_NO_ELIGIBLE_PODS, ready_message.clone())
         } else if summary.orphaned > 0 {
             (
                 true,
-                "Orphaned",
+                REASON_ORPHANED,
                 format!(
                     "{} listeners have a gone or expired holder and are being taken over",
                     summary.orphaned
                 ),
             )
         } else {
-            (false, "AsExpected", "nothing needs attention".to_string())
+            (false, REASON_AS_EXPECTED, "nothing needs attention".to_string())
         };
         (
             all_running,
@@ -186,7 +196,7 @@ pub(super) fn condition(
 pub(super) async fn write_status(ctx: &Context, ns: &str, name: &str, status: &ListenerSetStatus) -> Result<()> {
     let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), ns);
     let body = json!({
-        "apiVersion": "baton.dev/v1alpha1",
+        "apiVersion": crate::api::API_VERSION,
         "kind": "ListenerSet",
         "status": status,
     });
