@@ -31,6 +31,18 @@ pub fn admit(
             causes
         });
     }
+    if rt.group == crate::policy::GROUP {
+        let causes = match rt.plural.as_str() {
+            "validatingadmissionpolicies" => crate::policy::validation::policy(new),
+            "validatingadmissionpolicybindings" => crate::policy::validation::binding(new),
+            _ => Vec::new(),
+        };
+        return Ok(if causes.is_empty() {
+            typed_check(rt, new)
+        } else {
+            causes
+        });
+    }
     if !rt.group.is_empty() && rt.group != "apiextensions.k8s.io" {
         return Ok(typed_check(rt, new));
     }

@@ -11,6 +11,7 @@
 mod support;
 
 mod harness;
+mod lease_guard;
 mod scenario;
 
 use baton::api::listenerset::ListenerSet;
@@ -44,18 +45,20 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
-/// Neither the controller nor the agents got a 401 or 403, and both did work.
+/// Neither the controller nor the agents got a 401, 403 or 422 (RBAC, authentication, the
+/// Lease guard), and both did work.
 fn assert_no_denials(c: &Cluster) {
     let audit = &c.sim.core.auth.audit;
     for user in [controller_user(), agent_user()] {
         let denied: Vec<String> = audit
             .recent()
             .into_iter()
-            .filter(|e| e.key.user == user && matches!(e.key.code, 401 | 403))
+            .filter(|e| e.key.user == user && matches!(e.key.code, 401 | 403 | 422))
             .map(|e| e.message)
             .collect();
         assert_eq!(audit.count_code(&user, 403), 0, "403s for {user}: {denied:#?}");
         assert_eq!(audit.count_code(&user, 401), 0, "401s for {user}: {denied:#?}");
+        assert_eq!(audit.count_code(&user, 422), 0, "422s for {user}: {denied:#?}");
         let writes: u64 = audit
             .counts()
             .iter()

@@ -336,7 +336,8 @@ def main() -> int:
         objs = r["objects"]
         kinds = sorted({o["kind"] for o in objs})
         assert kinds == sorted(["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role",
-                                "RoleBinding", "Service", "ServiceAccount"]), kinds
+                                "RoleBinding", "Service", "ServiceAccount", "ValidatingAdmissionPolicy",
+                                "ValidatingAdmissionPolicyBinding"]), kinds
         for o in objs:
             assert o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", o["metadata"]
         cr = one(objs, "ClusterRole", "baton-controller")
@@ -400,6 +401,13 @@ def main() -> int:
         assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
         assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
         assert not find(objs, "ServiceMonitor") and not find(objs, "Role", "baton-agent")
+        vap = one(objs, "ValidatingAdmissionPolicy", "baton-lease-guard")
+        assert vap["spec"]["failurePolicy"] == "Fail"
+        conditions = " ".join(c["expression"] for c in vap["spec"]["matchConditions"])
+        assert "'system:serviceaccount:baton-system:baton'" in conditions, conditions
+        assert "request.name == 'baton-controller'" in conditions, conditions
+        vapb = one(objs, "ValidatingAdmissionPolicyBinding", "baton-lease-guard")
+        assert vapb["spec"] == {"policyName": "baton-lease-guard", "validationActions": ["Deny"]}, vapb
         assert "baton-system" in r["notes"] and "all namespaces" in r["notes"]
         # The deploy gate the notes recommend is the Ready condition, not Available.
         assert "kubectl wait --for=condition=Ready rollout/user-service" in r["notes"], r["notes"]
@@ -449,6 +457,8 @@ def main() -> int:
         d = one(objs, "Deployment", "baton")
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/baton-dev/baton@sha256:" + "a" * 64
         assert "requiredDuringSchedulingIgnoredDuringExecution" in d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        objs = render({"leaseGuard": {"enabled": False}})["objects"]
+        assert not find(objs, "ValidatingAdmissionPolicy") and not find(objs, "ValidatingAdmissionPolicyBinding")
         objs = render({"replicaCount": 1, "controller": {"leaderElection": {"enabled": False}}})["objects"]
         assert not find(objs, "PodDisruptionBudget") and not find(objs, "Role", "baton-leader-election")
         assert env_of(one(objs, "Deployment", "baton"))["BATON_LEADER_ELECT"] == "false"
@@ -492,10 +502,18 @@ def main() -> int:
                      "Namespace/baton-system", "ServiceAccount/baton-controller", "ClusterRole/baton-controller",
                      "ClusterRoleBinding/baton-controller", "Role/baton-leader-election", "Deployment/baton-controller",
                      "PodDisruptionBudget/baton-controller", "Service/baton-controller-metrics",
-                     "ClusterRole/baton-admin", "ClusterRole/baton-edit", "ClusterRole/baton-view"):
+                     "ClusterRole/baton-admin", "ClusterRole/baton-edit", "ClusterRole/baton-view",
+                     "ValidatingAdmissionPolicy/baton-lease-guard", "ValidatingAdmissionPolicyBinding/baton-lease-guard"):
             assert want in names, f"{want} missing from kubectl kustomize config/: {names}"
+        # config/policy is the chart's policy for the names config/ uses.
+        chart = render({"fullnameOverride": "baton", "serviceAccount": {"name": "baton-controller"}})["objects"]
+        for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+            mine = one(objs, kind, "baton-lease-guard")["spec"]
+            theirs = one(chart, kind, "baton-lease-guard")["spec"]
+            assert mine == theirs, f"config/policy {kind} differs from the chart's: {mine} != {theirs}"
         for o in objs:
-            if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+            if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                                 "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
                 assert o["metadata"].get("namespace") == "baton-system", o["metadata"]
 
     checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _crds, _package, _kustomize]

@@ -179,6 +179,31 @@ impl Core {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
         }
+        // Validating admission (ValidatingAdmissionPolicies) on the object as it would be stored.
+        if let Some(ctx) = &opts.request {
+            let namespace = meta_of(new)
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let subresource = match sub {
+                Sub::Status => "status",
+                Sub::Scale => "scale",
+                Sub::EphemeralContainers => "ephemeralcontainers",
+                Sub::Main => "",
+            };
+            let attrs = crate::policy::Attributes {
+                operation: if old.is_some() { "UPDATE" } else { "CREATE" },
+                rt,
+                namespace: &namespace,
+                name: &name,
+                subresource,
+                object: Some(new),
+                old_object: old,
+                dry_run: opts.dry_run,
+            };
+            warnings.extend(crate::policy::admit(ctx, &attrs)?);
+        }
         Ok(warnings)
     }
 }

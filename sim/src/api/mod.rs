@@ -103,6 +103,8 @@ pub struct Core {
     pub requests: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, u64>>>,
     /// Authentication, authorization and their audit.
     pub auth: crate::auth::Auth,
+    /// The compiled ValidatingAdmissionPolicies (see [`Core::policies`]).
+    pub(crate) policy_cache: crate::policy::Cache,
 }
 
 fn meta_of(v: &Value) -> Option<&Map<String, Value>> {
@@ -134,6 +136,7 @@ impl Core {
             requests: Default::default(),
             write_log: Default::default(),
             auth: crate::auth::Auth::default(),
+            policy_cache: Default::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let rt = core.resource("", "namespaces");

@@ -44,6 +44,13 @@ pub struct Server {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+fn namespaces_key() -> crate::resources::ResKey {
+    crate::resources::ResKey {
+        group: String::new(),
+        plural: "namespaces".into(),
+    }
+}
+
 const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
 impl Server {
@@ -122,11 +129,26 @@ impl Server {
         let write = method != Method::GET && method != Method::HEAD;
         let rbac = (write && info.api_group == crate::auth::rbac::GROUP && !user.in_group(crate::auth::MASTERS))
             .then(|| self.core.rbac());
+        // Admission policies and the namespace they may select on are read before the write
+        // (which runs with the store locked).
+        let policies = (write && info.resource_request)
+            .then(|| self.core.policies())
+            .filter(|p| !p.is_empty());
+        let namespace_object = match (&policies, info.namespace.is_empty()) {
+            (Some(_), false) => self.core.store.get(&namespaces_key(), "", &info.namespace).map(|n| {
+                let mut v = n.value();
+                if let Some(m) = v.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
+                v
+            }),
+            _ => None,
+        };
         RequestContext {
             user,
             rbac,
-            policies: None,
-            namespace_object: None,
+            policies,
+            namespace_object,
         }
     }
 }
