@@ -12,6 +12,7 @@ mod support;
 
 mod harness;
 mod lease_guard;
+mod least_privilege;
 mod scenario;
 
 use baton::api::listenerset::ListenerSet;
@@ -119,6 +120,35 @@ async fn cluster_scope_runs_the_demo_with_no_403() {
     assert_eq!(
         api_message(err),
         (403, format!("leases.coordination.k8s.io \"baton-controller\" is forbidden: User \"{}\" cannot patch resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{RELEASE_NS}\"", agent_user()))
+    );
+    // RBAC lets the controller write Leases everywhere (ListenerSets may be anywhere); the
+    // chart's policy keeps it to ListenerSet Leases and its own leader Lease.
+    let system: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(c.admin.clone(), "kube-system");
+    system
+        .create(
+            &Default::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "kube-scheduler"}, "spec": {"holderIdentity": "node-1"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let ctl = c
+        .sim
+        .client_for_service_account(RELEASE_NS, "baton", None)
+        .await
+        .unwrap();
+    let foreign: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(ctl, "kube-system");
+    let mut l = system.get("kube-scheduler").await.unwrap();
+    l.spec.as_mut().unwrap().holder_identity = Some("baton".into());
+    let err = foreign
+        .replace("kube-scheduler", &Default::default(), &l)
+        .await
+        .expect_err("the controller may not take kube-system's Leases");
+    assert_eq!(
+        api_message(err),
+        (403, "leases.coordination.k8s.io \"kube-scheduler\" is forbidden: ValidatingAdmissionPolicy 'baton-controller-leases' with binding 'baton-controller-leases' denied request: the baton controller writes only ListenerSet Leases and its leader Lease, not kube-system/kube-scheduler".to_string())
     );
     let own: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(agent, APPS);
     let created = own

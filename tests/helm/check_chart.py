@@ -341,23 +341,30 @@ def main() -> int:
         for o in objs:
             assert o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", o["metadata"]
         cr = one(objs, "ClusterRole", "baton-controller")
-        assert rule_for(cr, "baton.dev", "rollouts") == {"get", "list", "watch", "update", "patch"}
-        for sub in ("rollouts/status", "rollouts/scale", "listenersets", "listenersets/status", "listenersets/scale"):
-            assert rule_for(cr, "baton.dev", sub) == {"get", "list", "watch", "update", "patch"}, sub
-        assert rule_for(cr, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
-        assert rule_for(cr, "apps", "controllerrevisions") == {"get", "list", "watch", "create", "delete"}
-        assert rule_for(cr, "coordination.k8s.io", "leases") == {"get", "list", "watch", "create", "update", "patch", "delete"}
-        assert rule_for(cr, "events.k8s.io", "events") == {"create", "patch"}
-        assert rule_for(cr, "", "events") == {"create", "patch"}
-        assert rule_for(cr, "", "secrets") == {"get", "list", "watch"}
+        # Least privilege (tests/chart_rbac/least_privilege.rs measures it against what is used).
+        assert rule_for(cr, "baton.dev", "rollouts") == {"list", "watch"}
+        assert rule_for(cr, "baton.dev", "listenersets") == {"list", "watch", "patch"}
+        for sub in ("rollouts/status", "listenersets/status"):
+            assert rule_for(cr, "baton.dev", sub) == {"patch"}, sub
+        for sub in ("rollouts/scale", "listenersets/scale"):
+            assert rule_for(cr, "baton.dev", sub) == set(), sub
+        assert rule_for(cr, "", "pods") == {"list", "watch", "create", "delete", "patch"}
+        assert rule_for(cr, "apps", "controllerrevisions") == {"list", "watch", "create", "delete"}
+        assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "update", "delete"}
+        assert rule_for(cr, "events.k8s.io", "events") == {"create"}
+        assert rule_for(cr, "", "events") == set()
+        assert rule_for(cr, "", "secrets") == {"list", "watch"}
         assert rule_for(cr, "", "configmaps") == set()
         for rule in cr["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-        crd = one(objs, "ClusterRole", "baton-crd-reader")
-        assert rule_for(crd, "apiextensions.k8s.io", "customresourcedefinitions") == {"get", "list"}
+        assert not find(objs, "ClusterRole", "baton-crd-reader"), "the startup check reads no CRD"
         le = one(objs, "Role", "baton-leader-election")
         assert le["metadata"]["namespace"] == "baton-system"
-        assert rule_for(le, "coordination.k8s.io", "leases") == {"get", "create", "update", "watch", "list"}
+        assert le["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["baton-controller"],
+             "verbs": ["get", "list", "watch", "update"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        ], le["rules"]
         for role, label in (("admin", "aggregate-to-admin"), ("edit", "aggregate-to-edit"), ("view", "aggregate-to-view")):
             agg = one(objs, "ClusterRole", f"baton-{role}")
             assert agg["metadata"]["labels"][f"rbac.authorization.k8s.io/{label}"] == "true"
@@ -417,20 +424,20 @@ def main() -> int:
     def _render_ns() -> None:
         r = render(NAMESPACED_VALUES, name="baton", namespace="team-a")
         objs = r["objects"]
-        # Only the CRD reader and the aggregated roles are cluster-scoped.
+        # Only the aggregated roles are cluster-scoped; nothing cluster-wide is bound.
         cluster_roles = sorted(o["metadata"]["name"] for o in find(objs, "ClusterRole"))
-        assert cluster_roles == ["baton-admin", "baton-crd-reader", "baton-edit", "baton-view"], cluster_roles
-        assert [o["metadata"]["name"] for o in find(objs, "ClusterRoleBinding")] == ["baton-crd-reader"]
+        assert cluster_roles == ["baton-admin", "baton-edit", "baton-view"], cluster_roles
+        assert [o["metadata"]["name"] for o in find(objs, "ClusterRoleBinding")] == []
         role = one(objs, "Role", "baton-controller")
         assert role["metadata"]["namespace"] == "team-a"
-        assert rule_for(role, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
-        assert rule_for(role, "", "secrets") == {"get", "list", "watch"}
+        assert rule_for(role, "", "pods") == {"list", "watch", "create", "delete", "patch"}
+        assert rule_for(role, "", "secrets") == {"list", "watch"}
         rb = one(objs, "RoleBinding", "baton-controller")
         assert rb["roleRef"]["kind"] == "Role" and rb["metadata"]["namespace"] == "team-a"
         env = env_of(one(objs, "Deployment", "baton"))
         assert env["BATON_WATCH_NAMESPACE"] == "team-a", env
         agent = one(objs, "Role", "baton-agent")
-        assert rule_for(agent, "coordination.k8s.io", "leases") == {"get", "list", "watch", "update", "patch"}
+        assert rule_for(agent, "coordination.k8s.io", "leases") == {"get", "list", "watch", "update"}
         secret_rules = [x for x in agent["rules"] if "secrets" in x["resources"]]
         assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["sxt-tokens"], "verbs": ["get"]}], secret_rules
         arb = one(objs, "RoleBinding", "baton-agent")
@@ -452,7 +459,7 @@ def main() -> int:
         assert env_of(one(objs, "Deployment", "baton"))["BATON_SECRET_NAMESPACES"] == "apps,billing"
         roles = find(objs, "Role", "baton-controller-secrets")
         assert sorted(o["metadata"]["namespace"] for o in roles) == ["apps", "billing"]
-        assert all(rule_for(o, "", "secrets") == {"get", "list", "watch"} for o in roles)
+        assert all(rule_for(o, "", "secrets") == {"list", "watch"} for o in roles)
         objs = render({"image": {"digest": "sha256:" + "a" * 64}, "podAntiAffinity": "hard"})["objects"]
         d = one(objs, "Deployment", "baton")
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/baton-dev/baton@sha256:" + "a" * 64
@@ -508,9 +515,10 @@ def main() -> int:
         # config/policy is the chart's policy for the names config/ uses.
         chart = render({"fullnameOverride": "baton", "serviceAccount": {"name": "baton-controller"}})["objects"]
         for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
-            mine = one(objs, kind, "baton-lease-guard")["spec"]
-            theirs = one(chart, kind, "baton-lease-guard")["spec"]
-            assert mine == theirs, f"config/policy {kind} differs from the chart's: {mine} != {theirs}"
+            for name in ("baton-lease-guard", "baton-controller-leases"):
+                mine = one(objs, kind, name)["spec"]
+                theirs = one(chart, kind, name)["spec"]
+                assert mine == theirs, f"config/policy {kind}/{name} differs from the chart's: {mine} != {theirs}"
         for o in objs:
             if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
