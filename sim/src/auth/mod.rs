@@ -18,6 +18,7 @@ use crate::error::ApiError;
 pub mod attributes;
 pub mod audit;
 pub mod authn;
+pub mod impersonation;
 pub mod rbac;
 pub mod reviews;
 pub mod token;

@@ -100,6 +100,18 @@ impl Server {
                 return Ok(error_response(&e));
             }
         };
+        // `kubectl --as`: act as another user if this one may impersonate them.
+        let user = if crate::auth::impersonation::requested(req.headers()) {
+            match self.core.impersonate(user.clone(), req.headers()) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.core.auth.audit.record(&user, &info, false, e.code, &e.message);
+                    return Ok(error_response(&e));
+                }
+            }
+        } else {
+            user
+        };
         let decision = self.core.authorize(&user, &info);
         if !decision.allowed {
             let e = crate::auth::forbidden(&user, &info, &decision.reason);
