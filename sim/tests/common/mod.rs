@@ -1,6 +1,7 @@
 //! Shared test helpers: start a simulator, raw HTTP requests, waiting on conditions.
 #![allow(dead_code)]
 pub mod kubectl;
+pub mod rbac;
 use std::future::Future;
 use std::time::Duration;
 
