@@ -329,10 +329,11 @@ async fn kubectl_shows_the_denial() {
     let b = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "no-debug"},
         "spec": {"policyName": "no-debug", "validationActions": ["Deny"]}});
     admin.ok(&["apply", "-f", &admin.file("b.json", &b)]).await;
-    let jane = admin.home.join("jane.kubeconfig");
+    let jane = admin.home().join("jane.kubeconfig");
     sim.kubeconfig_with_token("jane", "jane-token", &jane).unwrap();
     let k = Kubectl::with_kubeconfig(jane);
-    let (code, _, err) = k.run(&["create", "configmap", "c", "--from-literal=debug=1"]).await;
+    let run = k.run(&["create", "configmap", "c", "--from-literal=debug=1"]).await;
+    let (code, err) = (run.code, run.stderr);
     assert_eq!(code, 1);
     assert_eq!(
         err.trim(),

@@ -294,7 +294,8 @@ async fn kubectl_create_token_and_whoami() {
         table.contains("Extra: authentication.kubernetes.io/pod-name"),
         "{table}"
     );
-    let (code, _, err) = admin.run(&["--token", "forged", "get", "pods"]).await;
+    let run = admin.run(&["--token", "forged", "get", "pods"]).await;
+    let (code, err) = (run.code, run.stderr);
     assert_eq!(code, 1);
     assert!(
         err.contains("error: You must be logged in to the server (Unauthorized)"),
@@ -316,7 +317,7 @@ async fn baton_sim_kubeconfig_writes_a_service_account_kubeconfig() {
             r#"{"spec":{"serviceAccountName":"robot"}}"#,
         ])
         .await;
-    let out = admin.home.join("robot.kubeconfig");
+    let out = admin.home().join("robot.kubeconfig");
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
         .arg("kubeconfig")
         .arg("--kubeconfig")

@@ -469,4 +469,3 @@ async fn escalation_is_refused() {
     .await;
     assert_eq!(call(&sim, &t2, "POST", roles, Some(bad)).await.0, 201);
 }
-

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 async fn can_i(k: &Kubectl, args: &[&str]) -> (i32, String) {
     let mut all = vec!["auth", "can-i"];
     all.extend_from_slice(args);
-    let (code, out, _) = k.run(&all).await;
-    (code, out.trim().to_string())
+    let run = k.run(&all).await;
+    (run.code, run.stdout.trim().to_string())
 }
 
 #[tokio::test]
@@ -43,8 +43,8 @@ async fn kubectl_auth_can_i() {
     );
     assert_eq!(can_i(&viewer, &["get", "pods/status"]).await, (0, "yes".into()));
     assert_eq!(can_i(&viewer, &["get", "/healthz"]).await, (0, "yes".into()));
-    // Another user's access through SubjectAccessReview (`--as` is impersonation, not served).
-    let (code, out, _) = admin
+    // Another user's access through SubjectAccessReview (`--as` below).
+    let run = admin
         .run(&[
             "create",
             "-o",
@@ -59,14 +59,15 @@ async fn kubectl_auth_can_i() {
             ),
         ])
         .await;
-    assert_eq!((code, out.as_str()), (0, "true"));
+    assert_eq!((run.code, run.stdout.as_str()), (0, "true"));
     let list = viewer.ok(&["auth", "can-i", "--list"]).await;
     let pods_line = list
         .lines()
         .find(|l| l.starts_with("pods "))
         .unwrap_or_else(|| panic!("{list}"));
     assert!(pods_line.contains("[get list watch]"), "{list}");
-    let (code, _, err) = viewer.run(&["delete", "pod", "x"]).await;
+    let run = viewer.run(&["delete", "pod", "x"]).await;
+    let (code, err) = (run.code, run.stderr);
     assert_eq!(code, 1);
     assert_eq!(
         err.trim(),
@@ -125,7 +126,8 @@ async fn kubectl_as_impersonates_when_allowed() {
             "system:authenticated"
         ])
     );
-    let (code, _, err) = admin.run(&["--as=jane", "get", "pods", "-n", "default"]).await;
+    let run = admin.run(&["--as=jane", "get", "pods", "-n", "default"]).await;
+    let (code, err) = (run.code, run.stderr);
     assert_eq!(code, 1);
     assert!(err.contains("pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""), "{err}");
     // Others need the impersonate verb: edit has it on ServiceAccounts of its namespace only.
@@ -174,4 +176,3 @@ async fn kubectl_as_impersonates_when_allowed() {
     .await;
     assert_eq!(r.code, 400);
 }
-

@@ -1,5 +1,6 @@
 //! Real kubectl (/usr/bin/kubectl) against a test's simulator, with its own HOME and discovery
-//! cache (kubectl caches discovery per host, and each simulator is a new host).
+//! cache (kubectl caches discovery per host, and each simulator is a new host). Shared by
+//! `tests/` and `sim/tests/` (through `#[path]`).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -8,9 +9,11 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::LONG;
-
 pub const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// How long one kubectl run may take, beyond any `--timeout` it was given: generous, for a
+/// loaded machine.
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// kubectl bound to one simulator.
 pub struct Kubectl {
@@ -48,6 +51,11 @@ impl std::fmt::Display for Run {
 
 impl Kubectl {
     pub fn new(sim: &baton_sim::Sim) -> Kubectl {
+        Self::with_kubeconfig(sim.kubeconfig_path().to_path_buf())
+    }
+
+    /// kubectl with another kubeconfig (another identity).
+    pub fn with_kubeconfig(kubeconfig: PathBuf) -> Kubectl {
         let unique = format!(
             "{}-{}",
             std::process::id(),
@@ -58,10 +66,21 @@ impl Kubectl {
         );
         let home = std::env::temp_dir().join(format!("baton-kubectl-{unique}"));
         std::fs::create_dir_all(&home).expect("kubectl home");
-        Kubectl {
-            home,
-            kubeconfig: sim.kubeconfig_path().to_path_buf(),
-        }
+        Kubectl { home, kubeconfig }
+    }
+
+    /// kubectl as ServiceAccount `ns/name` of `sim` (its token bound to `pod` when given).
+    pub fn as_service_account(sim: &baton_sim::Sim, ns: &str, name: &str, pod: Option<&str>) -> Kubectl {
+        let mut k = Self::with_kubeconfig(PathBuf::new());
+        k.kubeconfig = k.home.join("sa.kubeconfig");
+        sim.kubeconfig_for_service_account(ns, name, pod, &k.kubeconfig)
+            .expect("writing a ServiceAccount kubeconfig");
+        k
+    }
+
+    /// This kubectl's HOME (a temporary directory, removed on drop).
+    pub fn home(&self) -> &std::path::Path {
+        &self.home
     }
 
     /// `kubectl ARGS` (stdin closed, killed on drop), not started.
@@ -77,9 +96,9 @@ impl Kubectl {
         c
     }
 
-    /// Run to completion (within [`LONG`] beyond any `--timeout` it was given).
+    /// Run to completion (within [`DEADLINE`]).
     pub async fn run(&self, args: &[&str]) -> Run {
-        let out = tokio::time::timeout(LONG * 2, self.cmd(args).output())
+        let out = tokio::time::timeout(DEADLINE, self.cmd(args).output())
             .await
             .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
             .expect("kubectl runs");
@@ -105,7 +124,7 @@ impl Kubectl {
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output();
-        let out = tokio::time::timeout(LONG * 2, out)
+        let out = tokio::time::timeout(DEADLINE, out)
             .await
             .unwrap_or_else(|_| panic!("`{script}` did not finish"))
             .expect("sh runs");

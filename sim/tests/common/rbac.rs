@@ -103,4 +103,3 @@ pub async fn call(sim: &Sim, token: &str, method: &str, path: &str, body: Option
         .unwrap_or_default();
     (r.code, msg)
 }
-

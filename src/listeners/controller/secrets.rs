@@ -13,8 +13,8 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 
-use super::api;
-use super::caches::strip_secret;
+use super::strip_secret;
+use crate::cache::api;
 use crate::cache::{synced, Synced};
 
 /// Which Secrets the controller may read (`baton controller --read-secrets`,
