@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -25,7 +25,7 @@ use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::cache::{self, api, synced, Events, Synced};
 use crate::listeners::controller::{self as listener_controller};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::rollout::controller::{self as rollout_controller, Context, Stats};
 use crate::rollout::expectations::Expectations;
 
@@ -143,7 +143,8 @@ impl Operator {
             rollouts.clone(),
             bad_rollouts.clone(),
         )
-        .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
+        // Only what says who changed the spec is kept of managedFields.
+        .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_managed_fields(&mut r.metadata));
         let (rollout_synced_tx, rollout_synced) = synced();
         let (rollout_trigger, rollout_drive) =
             caches::gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());
@@ -343,37 +344,61 @@ fn rollout_controller_run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> + Send {
+    // Every reconcile under its span, timed and counted; the work queue seen from the triggers.
+    let queue = metrics.queue("rollout");
+    let (forget, mapped) = (queue.clone(), queue.clone());
+    let m = metrics.clone();
     let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {
-        let m = metrics.clone();
+        let m = m.clone();
         async move {
-            let started = Instant::now();
-            let out = rollout_controller::reconcile(r, ctx).await;
-            m.observe_reconcile("rollout", started, out.as_ref().err().map(|e| e.metric_label()));
-            out
+            m.objects.observe_phase(&r);
+            let work = rollout_controller::reconcile(r.clone(), ctx.clone());
+            let failed = |e: &crate::error::Error| ctx.backoff.record_failure(r.as_ref(), e);
+            metrics::instrumented(
+                &m,
+                "rollout",
+                r.as_ref(),
+                work,
+                crate::error::Error::metric_label,
+                failed,
+            )
+            .await
         }
     };
-    Controller::for_stream(triggers.rollouts, rollouts)
-        .owns_stream(triggers.pods)
-        .owns_stream(triggers.revisions)
-        // A draining pod released a listener: its Rollout may stop waiting and delete it.
-        .watches_stream(triggers.leases, move |l| draining_rollout_of_lease(&pods, &l))
-        // The caches filled while standing by: reconcile everything once on taking over.
-        .reconcile_all_on(futures::stream::once(async {}))
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, rollout_controller::error_policy, ctx)
-        .for_each(|r| async move {
-            match r {
-                Ok(_) => {}
-                // Logged by the error policy, once per attempt.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                // A trigger for an object that is not (or no longer) in the cache.
-                Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
-                    debug!(error = %e, "rollout controller")
-                }
-                Err(e) => warn!(error = %e, "rollout controller"),
+    let (pod_owner, rev_owner) = (
+        |o: &Pod| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
+    );
+    Controller::for_stream(
+        metrics::queue::probe(queue.clone(), triggers.rollouts, metrics::queue::own_key),
+        rollouts,
+    )
+    .owns_stream(metrics::queue::probe(queue.clone(), triggers.pods, pod_owner))
+    .owns_stream(metrics::queue::probe(queue, triggers.revisions, rev_owner))
+    // A draining pod released a listener: its Rollout may stop waiting and delete it.
+    .watches_stream(triggers.leases, move |l| {
+        let r = draining_rollout_of_lease(&pods, &l);
+        mapped.add_refs(r.into_iter().collect()).pop()
+    })
+    // The caches filled while standing by: reconcile everything once on taking over.
+    .reconcile_all_on(futures::stream::once(async {}))
+    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, rollout_controller::error_policy, ctx)
+    .for_each(move |r| {
+        match r {
+            Ok(_) => {}
+            // Logged by the error policy, once per attempt.
+            Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            // A trigger for an object that is not (or no longer) in the cache.
+            Err(kube::runtime::controller::Error::ObjectNotFound(r)) => {
+                forget.forget(&metrics::queue::key(r.namespace.as_deref(), &r.name));
+                debug!(object = %r, "rollout controller: not found")
             }
-        })
+            Err(e) => warn!(error = %e, "rollout controller"),
+        }
+        futures::future::ready(())
+    })
 }
 
 /// Run the ListenerSet controller alone, on caches of its own, until `shutdown` resolves,
@@ -426,7 +451,15 @@ pub async fn run(
     cfg: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
-    Operator::start(client, cfg, Arc::new(Metrics::default()))
-        .lead(shutdown)
-        .await
+    run_with_metrics(client, cfg, Arc::new(Metrics::default()), shutdown).await
+}
+
+/// [`run`], counting into `metrics` (which `baton demo` serves).
+pub async fn run_with_metrics(
+    client: kube::Client,
+    cfg: OperatorConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    Operator::start(client, cfg, metrics).lead(shutdown).await
 }

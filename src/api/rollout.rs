@@ -22,9 +22,12 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod history;
+pub mod origin;
 pub mod pause;
 pub mod reasons;
 pub mod replacement;
+pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
@@ -48,6 +51,13 @@ pub mod annotations {
     /// Restart every instance: the value is stamped into the pod template (as this same
     /// annotation), which yields a new revision rolled out with the normal batches.
     pub const RESTARTED_AT: &str = "baton.dev/restartedAt";
+    /// Why the spec changed (kubectl's annotation, set by every `baton rollout` command that
+    /// changes the spec, to its command line). Copied to the ControllerRevision and the deploy
+    /// record it starts, when the manager that changed the spec set it too (see
+    /// [`super::origin`]).
+    pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+    /// On a ControllerRevision: the field manager that made the change it records.
+    pub const CHANGED_BY: &str = "baton.dev/changed-by";
 }
 
 /// Labels baton puts on the pods and ControllerRevisions of a Rollout.
@@ -257,6 +267,10 @@ pub struct RolloutStatus {
     /// Runtime-action nonces already handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<HandledActions>,
+    /// The last deploys and rollbacks, oldest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<DeployRecord>,
 }
 
 /// Batch progress of the rollout in progress.

@@ -1,7 +1,6 @@
 //! `baton controller`: the operator process — caches, probes and metrics, leader election, and
 //! the controllers while leading.
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +86,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode {
+pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let durations = (
         parse_duration(&args.lease_duration),
@@ -101,9 +100,13 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
         (_, _, Err(e)) => return fail(format!("--retry-period: {e}")),
     };
     let metrics = Arc::new(Metrics::default());
-    let config = match super::config(kubeconfig).await {
+    let config = match super::config(kube).await {
         Ok(c) => c,
-        Err(e) => return fail(e),
+        Err(e) => {
+            error!("{e}");
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
     };
     let default_ns = config.default_namespace.clone();
     let client = match metrics::counted_client(config, metrics.clone()) {

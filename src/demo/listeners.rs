@@ -41,7 +41,7 @@ impl HandoverLog {
             if let Some((other, _)) = s.running.get(listener) {
                 if other != pod {
                     s.duplicates += 1;
-                    println!("  DUPLICATE: {listener} started on {pod} while running on {other}");
+                    out!("  DUPLICATE: {listener} started on {pod} while running on {other}");
                 }
             }
             if let Some((from, at)) = s.stopped.remove(listener) {
@@ -49,7 +49,7 @@ impl HandoverLog {
                     let gap = now.duration_since(at).as_millis();
                     s.handovers.push(gap);
                     if s.print {
-                        println!("  handover {listener:<12} {from} → {pod}  gap {gap} ms  (fencing token {token})");
+                        out!("  handover {listener:<12} {from} → {pod}  gap {gap} ms  (fencing token {token})");
                     }
                 }
             }

@@ -239,6 +239,7 @@ async fn plan_and_apply(
         now: Timestamp::now(),
         drain_timeout: ctx.drain_timeout,
         rejected,
+        origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
     };
     let plan = planner::plan(&input);
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
@@ -443,6 +444,7 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             revision,
             version,
             labels,
+            annotations,
             template,
             ..
         } => {
@@ -451,6 +453,7 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
                     name: Some(name.clone()),
                     namespace: Some(ns.to_string()),
                     labels: Some(labels.clone()),
+                    annotations: (!annotations.is_empty()).then(|| annotations.clone()),
                     owner_references: Some(vec![owner.clone()]),
                     ..ObjectMeta::default()
                 },

@@ -34,7 +34,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use tracing::{debug, info};
 
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
@@ -135,6 +136,8 @@ pub struct Context {
     pub synced: Vec<Synced>,
     /// Per-set exponential backoff of failing reconciles.
     pub backoff: Backoff,
+    /// Per-set handovers, takeovers, fencing conflicts and handover gaps.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -221,17 +224,32 @@ pub async fn run_counted(
         stats: stats.clone(),
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
+        metrics: metrics.clone(),
     });
     // Each ListenerSet is decoded on its own: one that does not fit the type is skipped and
     // reported, never the whole kind.
     let bad = Undecodables::new("ListenerSet", metrics.undecodable_gauge("ListenerSet"));
-    let controller = tolerant::controller(
-        api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
-        Default::default(),
+    // (tolerant::controller, with the work queue probed on the set's own changes.)
+    let queue = metrics.queue("listenerset");
+    let (sets, writer) = reflector::store();
+    let set_changes = tolerant::decode_events(
+        watcher(
+            api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
+            Default::default(),
+        ),
+        sets.clone(),
         bad.clone(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects();
+    let controller = kube::runtime::Controller::for_stream(
+        crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
+        sets.clone(),
     );
-    let sets = controller.store();
+    metrics.objects.watch_listener_sets(sets.clone(), ctx.leases.clone());
     let (s1, s2) = (sets.clone(), sets.clone());
+    let (q1, q2, q3, forget) = (queue.clone(), queue.clone(), queue.clone(), queue);
     info!(
         namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
         "starting the ListenerSet controller"
@@ -252,16 +270,22 @@ pub async fn run_counted(
         }
     };
     let run = controller
-        .watches_stream(secret_stream, move |s: Secret| sets_using_secret(&s1, &s))
-        .watches_stream(views.pod_events, move |p: Pod| sets_selecting(&s2, &p))
-        .watches_stream(views.lease_events, |l: Lease| set_of_lease(&l))
+        .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
+        .watches_stream(views.pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
+        .watches_stream(views.lease_events, move |l: Lease| {
+            q3.add_refs(set_of_lease(&l).into_iter().collect()).pop()
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_counted, error_policy, ctx.clone())
-        .for_each(|r| async move {
+        .for_each(move |r| {
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(o)) = &r {
+                forget.forget(&crate::metrics::queue::key(o.namespace.as_deref(), &o.name));
+            }
             if let Err(e) = r {
                 debug!(error = %e, "listenerset controller");
             }
+            futures::future::ready(())
         });
     futures::join!(run, report);
     ctx.events.drain(Duration::from_secs(2)).await;
@@ -269,9 +293,19 @@ pub async fn run_counted(
     stats
 }
 
-/// [`reconcile`]; a success resets the set's backoff.
+/// [`reconcile`] under its span, timed and counted; a success resets the set's backoff.
 async fn reconcile_counted(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    let out = reconcile(set.clone(), ctx.clone()).await;
+    let work = reconcile(set.clone(), ctx.clone());
+    let failed = |e: &Error| ctx.backoff.record_failure(set.as_ref(), e);
+    let out = crate::metrics::instrumented(
+        &ctx.metrics,
+        "listenerset",
+        set.as_ref(),
+        work,
+        Error::metric_label,
+        failed,
+    )
+    .await;
     if out.is_ok() {
         ctx.backoff.on_success(set.as_ref());
     }
