@@ -260,10 +260,13 @@ async fn plan_and_apply(
     let (mut expected, applied) = applied;
     let wrote = !expected.is_empty();
     if let Ok(Some(w)) = &written {
+        // The status as the API server stored it: times keep whole seconds there, so the
+        // planned value (with its sub-second times) never equals what the cache shows once
+        // another write (a label, an annotation, kubectl apply) has moved the Rollout on.
         expected.push(Expected::Status {
             uid: uid.clone(),
             resource_version: w.resource_version().unwrap_or_default(),
-            status: Box::new(plan.status.clone()),
+            status: Box::new(w.status.clone().unwrap_or_else(|| plan.status.clone())),
         });
     }
     ctx.expectations.expect(&uid, expected, Instant::now());
