@@ -47,6 +47,8 @@ pub struct OperatorConfig {
     pub drain_timeout: Duration,
     /// Reporting instance for events (pod name).
     pub instance: String,
+    /// Which Secrets the ListenerSet controller reads (what RBAC grants it).
+    pub secrets: crate::listeners::controller::SecretAccess,
 }
 
 impl Default for OperatorConfig {
@@ -56,6 +58,7 @@ impl Default for OperatorConfig {
             concurrency: DEFAULT_CONCURRENCY,
             drain_timeout: crate::rollout::planner::DEFAULT_DRAIN_TIMEOUT,
             instance: "baton".into(),
+            secrets: Default::default(),
         }
     }
 }
@@ -219,24 +222,13 @@ impl Operator {
         let stats = Arc::new(Stats::default());
         gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
-        let listener_cfg = listener_controller::ControllerConfig {
-            namespace: cfg.namespace.clone(),
-            concurrency: cfg.concurrency,
-            instance: cfg.instance.clone(),
-        };
-        let views = listener_controller::SharedViews {
-            pods: pods.clone(),
-            pod_events: triggers.listener_pods,
-            leases,
-            lease_events: triggers.listener_leases,
-            synced: vec![synced.pods.clone(), synced.leases.clone()],
-        };
-        let listeners = listener_controller::run_counted(
-            client.clone(),
-            listener_cfg,
-            views,
+        let listeners = listener_work(
+            &client,
+            &cfg,
+            (pods.clone(), triggers.listener_pods),
+            (leases, triggers.listener_leases),
+            &synced,
             metrics.clone(),
-            Arc::new(listener_controller::Stats::default()),
             shutdown.clone(),
         );
         let events = crate::events::Publisher::new(client.clone(), crate::api::ROLLOUT_MANAGER, cfg.instance.clone());
@@ -298,17 +290,7 @@ impl Operator {
         let work = async {
             futures::join!(rollouts_done, listeners, report);
         };
-        let overstay = async {
-            shutdown.clone().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            _ = work => {}
-            _ = overstay => warn!(
-                grace = ?SHUTDOWN_GRACE,
-                "the controllers did not stop within the shutdown grace period; dropping them"
-            ),
-        }
+        within_grace(work, shutdown.clone()).await;
         events.drain(Duration::from_secs(2)).await;
         caches.abort();
         info!(
@@ -319,6 +301,54 @@ impl Operator {
             "the controllers stopped"
         );
         stats
+    }
+}
+
+/// The ListenerSet controller over the shared pod and Lease caches (and their events).
+fn listener_work(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    (pods, pod_events): (Store<Pod>, Events<Pod>),
+    (leases, lease_events): (Store<Lease>, Events<Lease>),
+    synced: &Synced4,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = Arc<listener_controller::Stats>> {
+    let listener_cfg = listener_controller::ControllerConfig {
+        namespace: cfg.namespace.clone(),
+        concurrency: cfg.concurrency,
+        instance: cfg.instance.clone(),
+        secrets: cfg.secrets.clone(),
+    };
+    let views = listener_controller::SharedViews {
+        pods,
+        pod_events,
+        leases,
+        lease_events,
+        synced: vec![synced.pods.clone(), synced.leases.clone()],
+    };
+    listener_controller::run_counted(
+        client.clone(),
+        listener_cfg,
+        views,
+        metrics,
+        Arc::new(listener_controller::Stats::default()),
+        shutdown,
+    )
+}
+
+/// Run `work` to its end, or until [`SHUTDOWN_GRACE`] after `shutdown`, whichever is first.
+async fn within_grace(work: impl Future<Output = ()>, shutdown: impl Future<Output = ()>) {
+    let overstay = async {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = overstay => warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "the controllers did not stop within the shutdown grace period; dropping them"
+        ),
     }
 }
 

@@ -121,18 +121,7 @@ impl Default for Metrics {
         let queue_adds = Family::<ControllerLabel, Counter>::default();
         let queue_latency =
             Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
-        let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").into(),
-                commit: COMMIT.into(),
-            })
-            .set(1);
-        registry.register(
-            "build_info",
-            "1, labelled with the version and the commit baton was built from",
-            build,
-        );
+        register_build_info(registry);
         registry.register(
             "reconcile",
             "Reconciles run, per controller and result (success, requeue, error)",
@@ -209,6 +198,22 @@ impl Default for Metrics {
             objects,
         }
     }
+}
+
+/// `baton_build_info`: 1, labelled with the version and the commit.
+fn register_build_info(registry: &mut Registry) {
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: COMMIT.into(),
+        })
+        .set(1);
+    registry.register(
+        "build_info",
+        "1, labelled with the version and the commit baton was built from",
+        build,
+    );
 }
 
 impl Metrics {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -361,35 +361,12 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
     let problem = bad.problem(&crate::api::rollout::crd());
     let plan = planner::plan_undecodable(bad.generation.unwrap_or(0), prior.clone(), Timestamp::now(), &problem);
     if prior.as_ref() != Some(&plan.status) {
-        // The answer holds the stored spec, which does not decode as a Rollout.
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<Rollout>(&()));
-        let body = json!({
-            "apiVersion": crate::api::API_VERSION,
-            "kind": "Rollout",
-            "status": plan.status,
-        });
-        for attempt in 1..=3u32 {
-            let written = api
-                .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-                .await;
-            match written {
-                Ok(_) => break,
-                Err(e) => {
-                    warn!(namespace = %ns, rollout = %bad.name, attempt, error = %e, "writing the status of an undecodable Rollout");
-                    tokio::time::sleep(crate::backoff::delay(crate::backoff::Retry::Later, attempt)).await;
-                }
-            }
-        }
+        bad.apply_status::<Rollout>(client, MANAGER, &plan.status, |n| {
+            crate::backoff::delay(crate::backoff::Retry::Later, n)
+        })
+        .await;
     }
-    let reference = ObjectReference {
-        api_version: Some(crate::api::API_VERSION.into()),
-        kind: Some("Rollout".into()),
-        name: Some(bad.name.clone()),
-        namespace: Some(ns.clone()),
-        uid: bad.uid.clone(),
-        resource_version: bad.resource_version.clone(),
-        ..ObjectReference::default()
-    };
+    let reference = bad.reference::<Rollout>();
     for ev in &plan.events {
         warn!(namespace = %ns, rollout = %bad.name, reason = %ev.reason, "{}", ev.message);
         if let Err(e) = events

@@ -41,7 +41,7 @@ use tracing::{debug, info};
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
-use crate::cache::{api, synced, Events, Synced};
+use crate::cache::{api, Events, Synced};
 use crate::error::Error;
 use crate::events::{Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
@@ -52,10 +52,12 @@ mod expiry;
 mod finalize;
 mod leases;
 mod reconcile;
+mod secrets;
 mod status;
 mod undecodable;
 
 pub use reconcile::reconcile;
+pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
 use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
@@ -69,6 +71,19 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Reporting instance for events.
     pub instance: String,
+    /// Which Secrets it reads (what RBAC grants it).
+    pub secrets: SecretAccess,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespace: None,
+            concurrency: 8,
+            instance: "baton".into(),
+            secrets: SecretAccess::All,
+        }
+    }
 }
 
 /// Counters for benchmarks and metrics.
@@ -108,7 +123,7 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub leases: Store<Lease>,
-    pub secrets: Store<Secret>,
+    pub secrets: SecretStores,
     /// (namespace, set) → what the decisions remember of the set: when each Lease was first
     /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
     /// garbage collector deleted with its pod must not be recreated with a lower one).
@@ -170,7 +185,7 @@ pub struct SharedViews {
 }
 
 /// Secrets are cached with their keys only: values are never held in memory.
-fn strip_secret(s: &mut Secret) {
+pub(super) fn strip_secret(s: &mut Secret) {
     s.metadata.managed_fields = None;
     s.metadata.annotations = None;
     s.string_data = None;
@@ -192,18 +207,11 @@ pub async fn run_counted(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
-    let (secrets, secret_writer) = reflector::store();
-    let (secrets_synced_tx, secrets_synced) = synced();
-    let secret_stream = secrets_synced_tx
-        .track(
-            watcher(api::<Secret>(&client, &cfg.namespace), watcher::Config::default())
-                .default_backoff()
-                .modify(strip_secret)
-                .reflect(secret_writer),
-        )
-        .touched_objects();
+    let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
+    let secrets = secret_watch.stores;
+    let secret_stream = secret_watch.changes;
     let mut synced = views.synced;
-    synced.push(secrets_synced);
+    synced.extend(secret_watch.synced);
     let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),

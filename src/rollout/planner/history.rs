@@ -11,7 +11,7 @@ use super::RevisionInfo;
 use crate::api::rollout::history::MAX_RECORDS;
 use crate::api::rollout::origin::SpecOrigin;
 use crate::api::rollout::{
-    DeployRecord, FailureReason, RecordKind, RecordOutcome, RecordTrigger, RolloutPhase, RolloutStatus,
+    DeployRecord, FailedUpdate, FailureReason, RecordKind, RecordOutcome, RecordTrigger, RolloutPhase, RolloutStatus,
 };
 
 /// What the records are moved on from, besides the two statuses.
@@ -71,7 +71,6 @@ pub(super) fn records(prior: &RolloutStatus, next: &RolloutStatus, f: &HistoryFa
     let now = f.now;
     let update = next.update_revision.as_deref();
     let current = next.current_revision.as_deref();
-    let revision_named = |name: Option<&str>| f.known.iter().find(|r| Some(r.name.as_str()) == name);
     let new_failure = next
         .failed_update
         .as_ref()
@@ -85,48 +84,7 @@ pub(super) fn records(prior: &RolloutStatus, next: &RolloutStatus, f: &HistoryFa
             .is_some_and(|p| Some(p.revision.as_str()) == update);
 
     if prior.update_revision.as_deref() != update {
-        let was_open = is_open(&h).cloned();
-        if update == current {
-            // The spec is back on the last healthy revision: the instances return to it.
-            match was_open {
-                Some(r) if r.kind == RecordKind::Rollback && Some(r.revision_name.as_str()) == current => {}
-                Some(r) => {
-                    close(
-                        &mut h,
-                        RecordOutcome::Superseded,
-                        Some("a newer spec replaced it".into()),
-                        now,
-                    );
-                    if let (RecordKind::Deploy, Some(rev)) = (r.kind, revision_named(current)) {
-                        let o = Open {
-                            kind: RecordKind::Rollback,
-                            trigger: RecordTrigger::Undo,
-                            revision: rev,
-                            from_version: Some(r.version.clone()),
-                            origin: Some(f.origin),
-                        };
-                        open(&mut h, o, now);
-                    }
-                }
-                None => {}
-            }
-        } else {
-            close(
-                &mut h,
-                RecordOutcome::Superseded,
-                Some("a newer spec replaced it".into()),
-                now,
-            );
-            let undo = f.target_existed && prior.update_revision.is_some();
-            let o = Open {
-                kind: if undo { RecordKind::Rollback } else { RecordKind::Deploy },
-                trigger: if undo { RecordTrigger::Undo } else { RecordTrigger::Spec },
-                revision: f.target,
-                from_version: prior.version.clone(),
-                origin: Some(f.origin),
-            };
-            open(&mut h, o, now);
-        }
+        spec_changed(&mut h, prior, update, current, f);
     } else if retried {
         close(&mut h, RecordOutcome::Superseded, Some("retried".into()), now);
         let o = Open {
@@ -138,40 +96,107 @@ pub(super) fn records(prior: &RolloutStatus, next: &RolloutStatus, f: &HistoryFa
         };
         open(&mut h, o, now);
     } else if let Some(fu) = new_failure {
-        let aborted = fu.reason == FailureReason::Aborted;
-        let outcome = if aborted {
-            RecordOutcome::Aborted
-        } else {
-            RecordOutcome::Failed
-        };
-        close(&mut h, outcome, Some(fu.message.clone()), now);
-        if let (true, Some(rev)) = (fu.rolled_back, revision_named(current)) {
-            let o = Open {
-                kind: RecordKind::Rollback,
-                trigger: if aborted {
-                    RecordTrigger::Abort
-                } else {
-                    RecordTrigger::Automatic
-                },
-                revision: rev,
-                from_version: Some(fu.version.clone()),
-                origin: None,
-            };
-            open(&mut h, o, now);
-        }
+        failed(&mut h, fu, current, f);
     }
 
-    // Finished?
-    if let Some(r) = is_open(&h) {
+    close_if_done(&mut h, next, now);
+    let excess = h.len().saturating_sub(MAX_RECORDS);
+    h.drain(..excess);
+    h
+}
+
+/// The spec now targets another revision than before: close what was open, and open a deploy
+/// or a rollback (an undo, or the spec back on the healthy revision).
+fn spec_changed(
+    h: &mut Vec<DeployRecord>,
+    prior: &RolloutStatus,
+    update: Option<&str>,
+    current: Option<&str>,
+    f: &HistoryFacts<'_>,
+) {
+    let now = f.now;
+    let revision_named = |name: Option<&str>| f.known.iter().find(|r| Some(r.name.as_str()) == name);
+    let was_open = is_open(h).cloned();
+    if update == current {
+        // The spec is back on the last healthy revision: the instances return to it.
+        match was_open {
+            Some(r) if r.kind == RecordKind::Rollback && Some(r.revision_name.as_str()) == current => {}
+            Some(r) => {
+                close(
+                    h,
+                    RecordOutcome::Superseded,
+                    Some("a newer spec replaced it".into()),
+                    now,
+                );
+                if let (RecordKind::Deploy, Some(rev)) = (r.kind, revision_named(current)) {
+                    let o = Open {
+                        kind: RecordKind::Rollback,
+                        trigger: RecordTrigger::Undo,
+                        revision: rev,
+                        from_version: Some(r.version.clone()),
+                        origin: Some(f.origin),
+                    };
+                    open(h, o, now);
+                }
+            }
+            None => {}
+        }
+    } else {
+        close(
+            h,
+            RecordOutcome::Superseded,
+            Some("a newer spec replaced it".into()),
+            now,
+        );
+        let undo = f.target_existed && prior.update_revision.is_some();
+        let o = Open {
+            kind: if undo { RecordKind::Rollback } else { RecordKind::Deploy },
+            trigger: if undo { RecordTrigger::Undo } else { RecordTrigger::Spec },
+            revision: f.target,
+            from_version: prior.version.clone(),
+            origin: Some(f.origin),
+        };
+        open(h, o, now);
+    }
+}
+
+/// The target revision failed: close its record, and open the rollback if one was made.
+fn failed(h: &mut Vec<DeployRecord>, fu: &FailedUpdate, current: Option<&str>, f: &HistoryFacts<'_>) {
+    let now = f.now;
+    let revision_named = |name: Option<&str>| f.known.iter().find(|r| Some(r.name.as_str()) == name);
+    let aborted = fu.reason == FailureReason::Aborted;
+    let outcome = if aborted {
+        RecordOutcome::Aborted
+    } else {
+        RecordOutcome::Failed
+    };
+    close(h, outcome, Some(fu.message.clone()), now);
+    if let (true, Some(rev)) = (fu.rolled_back, revision_named(current)) {
+        let o = Open {
+            kind: RecordKind::Rollback,
+            trigger: if aborted {
+                RecordTrigger::Abort
+            } else {
+                RecordTrigger::Automatic
+            },
+            revision: rev,
+            from_version: Some(fu.version.clone()),
+            origin: None,
+        };
+        open(h, o, now);
+    }
+}
+
+/// Close the open record once every instance is on its revision (or an automatic rollback ended).
+fn close_if_done(h: &mut [DeployRecord], next: &RolloutStatus, now: Timestamp) {
+    let (update, current) = (next.update_revision.as_deref(), next.current_revision.as_deref());
+    if let Some(r) = is_open(h) {
         let automatic = matches!(r.trigger, RecordTrigger::Automatic | RecordTrigger::Abort);
         let all_on_it =
             next.phase == Some(RolloutPhase::Healthy) && update == current && Some(r.revision_name.as_str()) == update;
         let done = all_on_it || (automatic && next.phase == Some(RolloutPhase::RolledBack));
         if done {
-            close(&mut h, RecordOutcome::Succeeded, None, now);
+            close(h, RecordOutcome::Succeeded, None, now);
         }
     }
-    let excess = h.len().saturating_sub(MAX_RECORDS);
-    h.drain(..excess);
-    h
 }
