@@ -185,6 +185,9 @@ fn fragments(d: Dashboard, view: View) -> impl Stream<Item = Result<SseEvent, In
     futures::stream::unfold((rx, String::new(), true), move |(mut rx, mut last, mut first)| {
         let (d, view) = (d.clone(), view.clone());
         async move {
+            if first {
+                d.0.caches.settled(view.kinds(), FIRST_LIST).await;
+            }
             loop {
                 if !first {
                     rx.changed().await.ok()?;
