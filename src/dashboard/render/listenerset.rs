@@ -45,6 +45,8 @@ fn rows<'a>(view: &SetView<'a>) -> Vec<Row<'a>> {
         ids.extend(st.assignments.iter().map(|a| a.listener.clone()));
     }
     ids.extend(leases.keys().map(|k| k.to_string()));
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort_by_cached_key(|id| natural(id));
     ids.into_iter()
         .map(|id| Row {
             suspended: set.spec.listeners.iter().any(|l| l.id == id && l.suspend),
@@ -54,6 +56,33 @@ fn rows<'a>(view: &SetView<'a>) -> Vec<Row<'a>> {
             id,
         })
         .collect()
+}
+
+/// A sort key that puts `listener2` before `listener10`: runs of digits compare as numbers.
+pub fn natural(s: &str) -> Vec<(String, u128)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                key.push((std::mem::take(&mut text), digits.parse().unwrap_or(u128::MAX)));
+                digits.clear();
+            }
+            text.push(c);
+        }
+    }
+    key.push((
+        text,
+        if digits.is_empty() {
+            0
+        } else {
+            digits.parse().unwrap_or(u128::MAX)
+        },
+    ));
+    key
 }
 
 fn row(r: &Row<'_>) -> Markup {

@@ -172,3 +172,10 @@ fn the_list_shows_phase_version_batch_and_age() {
 fn paths_are_percent_encoded() {
     assert_eq!(rollout_href("a b", "x/../y"), "/rollouts/a%20b/x%2F..%2Fy");
 }
+
+#[test]
+fn listeners_sort_naturally() {
+    let mut ids = vec!["listener10", "listener2", "a", "listener1", "b7c", "b10c"];
+    ids.sort_by_cached_key(|id| listenerset::natural(id));
+    assert_eq!(ids, ["a", "b7c", "b10c", "listener1", "listener2", "listener10"]);
+}
