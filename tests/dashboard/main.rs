@@ -10,5 +10,6 @@ mod harness;
 
 mod actions;
 mod browser;
+mod demo;
 mod pages;
 mod security;
