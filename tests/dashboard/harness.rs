@@ -1,6 +1,6 @@
 //! The real `baton dashboard` binary against a test's simulator, and what a browser would send
 //! it: pages, actions (with the page's CSRF token, Origin and JSON), and the live stream read
-//! event by event.
+//! event by event. Also used by tests/chart_rbac (the chart's dashboard, through `#[path]`).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -87,13 +87,18 @@ impl Dashboard {
         text[at..at + text[at..].find('"').expect("end of the token")].to_string()
     }
 
-    /// POST an action as the page does (token, Origin, JSON).
+    /// POST an action on Rollout `name` of [`NS`] as the page does (token, Origin, JSON).
     pub async fn act(&self, name: &str, action: &str, body: Value) -> (u16, Value) {
+        self.act_in(NS, name, action, body).await
+    }
+
+    /// [`Self::act`] in namespace `ns`.
+    pub async fn act_in(&self, ns: &str, name: &str, action: &str, body: Value) -> (u16, Value) {
         let token = self.token().await;
         let origin = self.origin();
         let r = self
             .post(
-                &format!("/api/rollouts/{NS}/{name}/{action}"),
+                &format!("/api/rollouts/{ns}/{name}/{action}"),
                 &[
                     ("Origin", &origin),
                     ("X-CSRF-Token", &token),
