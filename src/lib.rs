@@ -18,13 +18,18 @@
 //!   a draining pod), both controllers, startup checks and shutdown.
 //! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
 //!   [`events`], [`metrics`], [`probes`], [`telemetry`].
+//! * [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and the
+//!   judgement of whether it applies), shared by the CLI and the dashboard; [`session`] —
+//!   kubectl's flags, the client they make, errors in kubectl's words.
+//! * [`dashboard`] — `baton dashboard`, the live web view with the actions.
 //! * [`cli`] — the `baton` command (also `kubectl baton`); with the `demo` feature (on by
 //!   default, off in the container image) it also runs `baton demo` (module `demo`, with the
 //!   embedded simulator).
 //!
-//! Dependencies point one way, down this list: `api` ← the utilities ← the subsystems
-//! (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator` ← `demo` ←
-//! `cli`. A unit test (`layers`) reads the sources and fails on any other edge.
+//! Dependencies point one way, down this list: `api` ← the utilities (with `session`) ← the
+//! subsystems (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator`,
+//! `actions` ← `dashboard` ← `demo` ← `cli`. A unit test (`layers`) reads the sources and fails
+//! on any other edge.
 //!
 //! # A rollout, end to end
 //!
