@@ -122,13 +122,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("evaluating {js}: {e}"))
     }
 
+    /// Click the element `css` names. The live stream may replace it between finding and
+    /// clicking (a stale element): find it again, within [`LONG`].
     async fn click(&self, css: &str) {
-        let el = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("finding {css}: {e}"));
-        el.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+        let clicked = poll(&format!("clicking {css}"), LONG, Duration::from_millis(100), || async {
+            let el = self.client.find(Locator::Css(css)).await.map_err(|e| e.to_string())?;
+            el.click().await.map_err(|e| e.to_string())
+        })
+        .await;
+        if let Err((message, last)) = clicked {
+            self.shot("failure").await;
+            panic!("{message}: {last}");
+        }
     }
 
     /// Click action `css`, wait for the confirmation and confirm.
