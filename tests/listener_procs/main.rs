@@ -9,6 +9,7 @@
 mod harness;
 
 mod operator;
+mod starting;
 
 use harness::R;
 

@@ -33,6 +33,7 @@ pub(super) fn lease(listener: &str, holder: Option<&str>, token: i32, renewals: 
             transitions: token,
             resource_version: format!("rv-{listener}-{token}-{renewals}"),
             release_requested: false,
+            renewed: renewals > 0,
         },
         record: format!("{holder:?}|{token}|{renewals}"),
         duration: SECS,
@@ -177,7 +178,7 @@ fn listeners_without_config_are_not_started_and_suspended_ones_released() {
         wanted("c"),
     ];
     let pods = [pod("p")];
-    let leases = [lease("b", Some("p"), 1, 0)];
+    let leases = [lease("b", Some("p"), 1, 1)];
     let d = decide(&input(&ls, &pods, &leases, t0), &mut Memory::default());
     assert_eq!(assigns(&d), vec![("c".into(), "p".into(), 0)]);
     assert!(d.writes.iter().any(|w| matches!(
@@ -192,7 +193,7 @@ fn listeners_without_config_are_not_started_and_suspended_ones_released() {
 fn a_deleted_set_is_wound_down_and_counts_its_leases() {
     let t0 = Instant::now();
     let pods = [pod("p")];
-    let leases = [lease("a", Some("p"), 1, 0), lease("b", None, 2, 0)];
+    let leases = [lease("a", Some("p"), 1, 1), lease("b", None, 2, 0)];
     let mut i = input(&[], &pods, &leases, t0);
     i.deleting = true;
     let d = decide(&i, &mut Memory::default());
@@ -352,6 +353,7 @@ fn a_restarted_controller_restores_from_the_status() {
             pod: "p".into(),
             since: None,
             transitions: 3,
+            starting: false,
         }],
         fencing_tokens: [("a".to_string(), 6)].into(),
         ..Default::default()
@@ -403,4 +405,55 @@ fn an_unresponsive_pod_gets_nothing_in_any_set_until_it_renews_or_restarts() {
     assert!(!unresponsive.contains(&restarted));
     unresponsive.retain(|uid| uid != "uid-p");
     assert!(!unresponsive.contains(&pods[0]));
+}
+
+#[test]
+fn a_listener_is_starting_until_its_holder_renewed_after_the_assignment() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p")];
+    let mut m = Memory::default();
+    // Assigned (acquireTime = renewTime): starting.
+    let d = decide(&input(&ls, &pods, &[lease("a", Some("p"), 1, 0)], t0), &mut m);
+    assert_eq!(
+        d.summary.states,
+        vec![(
+            "a".into(),
+            ListenerState::Starting {
+                pod: "p".into(),
+                transitions: 1
+            }
+        )]
+    );
+    assert_eq!((d.summary.running, d.summary.starting), (0, 1));
+    assert!(d.silent.is_empty(), "not silent before the Lease could expire");
+    // Renewed: running.
+    let d = decide(&input(&ls, &pods, &[lease("a", Some("p"), 1, 1)], t0), &mut m);
+    assert_eq!((d.summary.running, d.summary.starting), (1, 0));
+}
+
+#[test]
+fn a_pod_that_never_renewed_is_named_silent_and_one_that_stopped_too() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q"), pod("r")];
+    let mut m = Memory::default();
+    let mut unresponsive = Unresponsive::default();
+    // p was assigned a and never renewed; q renewed b once, then stopped.
+    let held = [lease("a", Some("p"), 0, 0), lease("b", Some("q"), 0, 0)];
+    let d = decide(&input(&ls, &pods, &held, t0), &mut m);
+    unresponsive.learn(&d, &pods);
+    let renewed = [lease("a", Some("p"), 0, 0), lease("b", Some("q"), 0, 1)];
+    let d = decide(&input(&ls, &pods, &renewed, t0 + SECS / 2), &mut m);
+    unresponsive.learn(&d, &pods);
+    let mut i = input(&ls, &pods, &renewed, t0 + SECS * 2);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut m);
+    let silent: Vec<(&str, bool)> = d.silent.iter().map(|s| (s.pod.as_str(), s.never_renewed)).collect();
+    assert_eq!(silent, vec![("p", true), ("q", false)]);
+    // Both taken over by r, the one pod left.
+    assert_eq!(
+        assigns(&d),
+        vec![("a".into(), "r".into(), 1), ("b".into(), "r".into(), 1)]
+    );
 }

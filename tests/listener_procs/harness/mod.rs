@@ -477,6 +477,21 @@ impl Ns {
         Ok(procs)
     }
 
+    /// Create pod `name` without any process (no agent): Ready all the same. Its uid.
+    pub async fn create_plain_pod(&self, name: &str) -> R<String> {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.name, "labels": {APP_LABEL: APP}},
+            "spec": {"containers": [{"name": "app", "image": "app:v1"}], "terminationGracePeriodSeconds": 30}
+        }))
+        .map_err(|e| e.to_string())?;
+        self.pods_api()
+            .create(&PostParams::default(), &pod)
+            .await
+            .map_err(|e| format!("creating pod {name}: {e}"))?;
+        self.wait_ready(name).await
+    }
+
     /// Wait until pod `name` is Ready and not terminating; its uid.
     pub async fn wait_ready(&self, name: &str) -> R<String> {
         let pods = self.pods_api();
