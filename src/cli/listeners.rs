@@ -39,8 +39,8 @@ pub fn render(set: &ListenerSet) -> String {
         return format!("ListenerSet {name}: no status yet (is the controller running?)\n");
     };
     out.push_str(&format!(
-        "ListenerSet {name}: {} listeners, {} running, {} pending, {} orphaned, {} suspended\n",
-        st.listeners, st.running, st.pending, st.orphaned, st.suspended
+        "ListenerSet {name}: {} listeners, {} running, {} starting, {} pending, {} orphaned, {} suspended\n",
+        st.listeners, st.running, st.starting, st.pending, st.orphaned, st.suspended
     ));
     for c in &st.conditions {
         out.push_str(&format!("  {}={} ({}): {}\n", c.type_, c.status, c.reason, c.message));
@@ -49,7 +49,11 @@ pub fn render(set: &ListenerSet) -> String {
     for a in &st.assignments {
         rows.push([
             a.listener.clone(),
-            a.pod.clone(),
+            if a.starting {
+                format!("{} (starting)", a.pod)
+            } else {
+                a.pod.clone()
+            },
             a.since.as_ref().map(|t| t.0.to_string()).unwrap_or_else(|| "-".into()),
             a.transitions.to_string(),
         ]);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::harness::app::AppConfig;
 use crate::harness::kubectl::Kubectl;
-use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
+use crate::harness::{listeners, wait_for, AgentFlags, AppKind, Cluster, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -54,5 +54,61 @@ async fn pods_without_agents_are_named_and_nothing_churns() {
         .await;
     let takeovers = reasons.split_whitespace().filter(|r| *r == "Takeover").count();
     assert!(takeovers <= 2, "{takeovers} takeovers: {reasons}");
+    assert_clean(&ns, true);
+}
+
+/// The sample as a user applies it (`kubectl apply -k config/samples`, real kubectl): its pod
+/// template carries the `baton agent` sidecar and the sample app, which the "node" here runs as
+/// real processes (the sidecar binary, and `python3` on the app.py the ConfigMap holds).
+/// `kubectl wait --for=condition=Ready` on the ListenerSet succeeds, every listener runs in
+/// exactly one app, and status never ran ahead of the renewals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_runs_with_its_sidecar() {
+    let ns = std::sync::Arc::new(ok(Ns::new(
+        Cluster::shared(),
+        "default",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await));
+    let kubectl = Kubectl::new(&ns.cluster.sim);
+    ok(ns.start_controller().await);
+    let samples = format!("{}/config/samples", env!("CARGO_MANIFEST_DIR"));
+    let out = kubectl.ok(&["apply", "-k", &samples]).await;
+    assert!(
+        out.contains("listenerset.baton.dev/user-service-listeners created"),
+        "{out}"
+    );
+    let script = ok(ns.script_from_config_map("user-service-app", "app.py").await);
+    let _node = crate::harness::app::AbortOnDrop(ns.run_declared_sidecars("baton-agent", AppKind::Script(script)));
+    let gate = kubectl
+        .run(&[
+            "wait",
+            "-n",
+            "default",
+            "--for=condition=Ready",
+            "listenerset/user-service-listeners",
+            "--timeout=120s",
+        ])
+        .await;
+    assert_eq!(gate.code, 0, "kubectl wait: {gate}");
+    let keys: Vec<String> = ["listener1", "listener2"]
+        .iter()
+        .map(|l| format!("user-service-listeners/{l}"))
+        .collect();
+    ok(ns
+        .wait_running("both listeners in a sample app", &keys, LONG, |_| true)
+        .await);
+    let table = kubectl.ok(&["get", "listenersets", "-n", "default"]).await;
+    println!("{table}");
+    assert!(table.contains("STARTING"), "{table}");
+    let st = ns
+        .sets()
+        .get("user-service-listeners")
+        .await
+        .expect("set")
+        .status
+        .unwrap_or_default();
+    assert_eq!((st.running, st.starting, st.suspended), (2, 0, 1), "{st:?}");
     assert_clean(&ns, true);
 }

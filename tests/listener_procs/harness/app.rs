@@ -289,11 +289,12 @@ pub struct App {
     pub id: String,
     log: Arc<AppLog>,
     task: JoinHandle<()>,
+    /// An app that is an OS process (the sample app): its pid.
+    pub pid: Option<u32>,
 }
 
 impl App {
-    /// Start the app `id` on `file` / the sidecar at `addr` (which changes when the sidecar
-    /// restarts; None while it is down).
+    /// Start the app `id` on `file` / the sidecar at `addr` (None while it is down).
     pub fn spawn(
         cfg: AppConfig,
         log: Arc<AppLog>,
@@ -302,7 +303,51 @@ impl App {
         addr: watch::Receiver<Option<SocketAddr>>,
     ) -> App {
         let task = tokio::spawn(run(cfg, log.clone(), id.clone(), file, addr));
-        App { id, log, task }
+        App {
+            id,
+            log,
+            task,
+            pid: None,
+        }
+    }
+
+    /// Run `python3 -u script` as the app (the sample app, config/samples/app.py) against the
+    /// sidecar at `agent`; its `start <set>/<id> token=<n>` and `stop <set>/<id>` lines are
+    /// logged as they are read.
+    pub fn script(log: Arc<AppLog>, id: String, script: &std::path::Path, agent: SocketAddr) -> Result<App, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("python3")
+            .arg("-u")
+            .arg(script)
+            .env("BATON_AGENT_URL", format!("http://{agent}"))
+            .env("PORT", "0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting python3 {}: {e}", script.display()))?;
+        let pid = child.id();
+        let stdout = child.stdout.take().ok_or("the app's stdout is not piped")?;
+        let (l2, id2) = (log.clone(), id.clone());
+        let task = tokio::spawn(async move {
+            let _child = child;
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut words = line.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some("start"), Some(key), Some(token)) => {
+                        let token = token.trim_start_matches("token=").parse().unwrap_or(-1);
+                        l2.start(&id2, key, token);
+                    }
+                    (Some("stop"), Some(key), _) => l2.stop(&id2, key),
+                    _ => {}
+                }
+            }
+            // The process exited: nothing it ran runs any more.
+            l2.kill(&id2);
+        });
+        Ok(App { id, log, task, pid })
     }
 
     /// The app's containers die (kill -9, node gone): its listeners stop now.

@@ -20,11 +20,11 @@ pub mod history;
 /// Real kubectl against the simulator (the shared test helper).
 #[path = "../../support/kubectl.rs"]
 pub mod kubectl;
+mod pods;
 #[path = "../../support/process.rs"]
 pub mod process;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -35,14 +35,14 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::json;
 use tokio::process::Command;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use app::{App, AppConfig, AppLog};
+use app::{AppConfig, AppLog};
 use history::{Dead, History};
+pub use pods::{AppKind, PodProcs};
 use process::LoggedChild;
 
 pub type R<T> = Result<T, String>;
@@ -185,39 +185,6 @@ impl Default for AgentFlags {
     }
 }
 
-/// A pod's processes: its sidecar (restartable) and its app.
-pub struct PodProcs {
-    pub name: String,
-    pub uid: String,
-    pub file: PathBuf,
-    pub identity: String,
-    sidecar: Mutex<Option<LoggedChild>>,
-    /// Logs of earlier sidecar incarnations (printed when a test fails).
-    old_logs: Mutex<Vec<String>>,
-    addr: watch::Sender<Option<SocketAddr>>,
-    pub app: App,
-}
-
-impl PodProcs {
-    fn sidecar_pid(&self) -> Option<u32> {
-        self.sidecar
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|c| c.pid)
-    }
-
-    /// Every sidecar log line so far, oldest incarnation first.
-    pub fn logs(&self) -> String {
-        let mut out = self.old_logs.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
-        if let Some(c) = self.sidecar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            out.push('\n');
-            out.push_str(&c.log_text());
-        }
-        out
-    }
-}
-
 /// A `baton controller` process.
 pub struct ControllerProc {
     pub id: String,
@@ -264,10 +231,15 @@ impl Ns {
         let ns: Namespace =
             serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
                 .map_err(|e| e.to_string())?;
-        Api::<Namespace>::all(client.clone())
+        match Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await
-            .map_err(|e| format!("creating namespace {name}: {e}"))?;
+        {
+            Ok(_) => {}
+            // `default` and other namespaces every cluster has.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(format!("creating namespace {name}: {e}")),
+        }
         let log = Arc::new(AppLog::default());
         Ok(Ns {
             _sampler: app::AbortOnDrop(app::sampler(log.clone())),
@@ -434,221 +406,6 @@ impl Ns {
                 Some((id, (holder, spec.lease_transitions.unwrap_or(0))))
             })
             .collect())
-    }
-
-    // ----- pods -----
-
-    /// Create pod `name` (selected by every set of the harness), wait until it is Ready, start
-    /// its sidecar and its app.
-    pub async fn create_pod(&self, name: &str) -> R<Arc<PodProcs>> {
-        let pod: Pod = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.name, "labels": {APP_LABEL: APP}},
-            "spec": {"containers": [{"name": "app", "image": "app:v1"}, {"name": "baton-agent", "image": "baton:dev"}],
-                     "terminationGracePeriodSeconds": 30}
-        }))
-        .map_err(|e| e.to_string())?;
-        self.pods_api()
-            .create(&PostParams::default(), &pod)
-            .await
-            .map_err(|e| format!("creating pod {name}: {e}"))?;
-        let uid = self.wait_ready(name).await?;
-        let identity = format!("agent-{}-{name}", self.name);
-        let dir = self.cluster.dir.path().join(&self.name).join(format!("{name}-{uid}"));
-        let file = dir.join("listeners.json");
-        let (addr, addr_rx) = watch::channel(None);
-        let app_id = format!("{name}#{}", &uid[..uid.len().min(8)]);
-        let app = App::spawn(self.app.clone(), self.log.clone(), app_id, file.clone(), addr_rx);
-        let procs = Arc::new(PodProcs {
-            name: name.to_string(),
-            uid,
-            file,
-            identity,
-            sidecar: Mutex::new(None),
-            old_logs: Mutex::default(),
-            addr,
-            app,
-        });
-        self.start_sidecar(&procs).await?;
-        self.pods
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), procs.clone());
-        Ok(procs)
-    }
-
-    /// Create pod `name` without any process (no agent): Ready all the same. Its uid.
-    pub async fn create_plain_pod(&self, name: &str) -> R<String> {
-        let pod: Pod = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.name, "labels": {APP_LABEL: APP}},
-            "spec": {"containers": [{"name": "app", "image": "app:v1"}], "terminationGracePeriodSeconds": 30}
-        }))
-        .map_err(|e| e.to_string())?;
-        self.pods_api()
-            .create(&PostParams::default(), &pod)
-            .await
-            .map_err(|e| format!("creating pod {name}: {e}"))?;
-        self.wait_ready(name).await
-    }
-
-    /// Wait until pod `name` is Ready and not terminating; its uid.
-    pub async fn wait_ready(&self, name: &str) -> R<String> {
-        let pods = self.pods_api();
-        wait_for(&format!("pod {name} Ready"), Duration::from_secs(60), || {
-            let pods = pods.clone();
-            async move {
-                let p = pods.get_opt(name).await.ok()??;
-                let ready = baton::api::pod::is_ready(&p);
-                (ready && p.metadata.deletion_timestamp.is_none()).then(|| p.metadata.uid.clone().unwrap_or_default())
-            }
-        })
-        .await
-    }
-
-    /// Spawn `baton agent` for `pod` and attach it to the simulated pod.
-    async fn start_sidecar(&self, pod: &PodProcs) -> R<()> {
-        let kubeconfig = self.cluster.kubeconfig(&pod.identity)?;
-        let mut cmd = Command::new(baton_bin());
-        cmd.arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["agent", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--file")
-            .arg(&pod.file)
-            .args(["--ack-timeout-seconds", &self.agent.ack_timeout.to_string()])
-            .env("POD_NAME", &pod.name)
-            .env("POD_NAMESPACE", &self.name)
-            .env("POD_UID", &pod.uid)
-            .env("RUST_LOG", "info,kube=warn")
-            .env_remove("KUBECONFIG");
-        if let Some(m) = self.agent.safety_margin {
-            cmd.args(["--safety-margin-seconds", &m.to_string()]);
-        }
-        let mut child = LoggedChild::spawn(&mut cmd, "addr").map_err(|e| format!("starting baton agent: {e}"))?;
-        let Some(addr) = child.wait_addr(Duration::from_secs(60)).await else {
-            return Err(format!(
-                "the sidecar of {} did not start\n{}",
-                pod.name,
-                child.log_text()
-            ));
-        };
-        self.cluster
-            .sim
-            .kubelet
-            .attach_pid(&self.name, &pod.name, child.pid)
-            .map_err(|e| format!("attaching the sidecar of {}: {e}", pod.name))?;
-        let old = self.replace_sidecar(pod, Some(child));
-        debug_assert!(old.is_none());
-        pod.addr.send_replace(Some(addr));
-        Ok(())
-    }
-
-    fn replace_sidecar(&self, pod: &PodProcs, new: Option<LoggedChild>) -> Option<LoggedChild> {
-        let mut g = pod.sidecar.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *g, new)
-    }
-
-    /// SIGKILL the sidecar of `name` (OOM): the app keeps running.
-    pub async fn kill_agent(&self, name: &str) -> R<()> {
-        let pod = self.pod(name)?;
-        pod.addr.send_replace(None);
-        if let Some(mut c) = self.replace_sidecar(&pod, None) {
-            signal(c.pid, "KILL").await;
-            let _ = c.wait_exit(Duration::from_secs(30)).await;
-            pod.old_logs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(c.log_text());
-        }
-        Ok(())
-    }
-
-    /// The sidecar's container restarts: the kubelet counts a restart (`sim.kubelet.crash`:
-    /// the pod is not Ready for a moment) and a new `baton agent` starts.
-    pub async fn restart_agent(&self, name: &str) -> R<()> {
-        self.kill_agent(name).await?;
-        let pod = self.pod(name)?;
-        if !self.cluster.sim.kubelet.crash(&self.name, name) {
-            return Err(format!("the kubelet does not run pod {name}"));
-        }
-        self.start_sidecar(&pod).await
-    }
-
-    /// Cut the sidecar of `name` off from the API server (its requests hang).
-    pub fn partition_agent(&self, name: &str) -> R<()> {
-        let pod = self.pod(name)?;
-        self.cluster.sim.faults.block(&pod.identity);
-        Ok(())
-    }
-
-    pub fn heal_agent(&self, name: &str) -> R<()> {
-        let pod = self.pod(name)?;
-        self.cluster.sim.faults.unblock(&pod.identity);
-        Ok(())
-    }
-
-    /// The pod's containers all die at once (the node went away): sidecar SIGKILLed, app killed.
-    pub async fn kill_containers(&self, name: &str) -> R<()> {
-        let pod = self.pod(name)?;
-        self.kill_agent(name).await?;
-        pod.app.kill();
-        Ok(())
-    }
-
-    /// From now on, nothing may be assigned to `name` (checked at the end).
-    pub fn mark_dead(&self, name: &str) -> R<()> {
-        let pod = self.pod(name)?;
-        let after_rv = self.cluster.history.rv.load(std::sync::atomic::Ordering::Relaxed);
-        self.dead.lock().unwrap_or_else(|p| p.into_inner()).push(Dead {
-            pod: pod.name.clone(),
-            uid: pod.uid.clone(),
-            after_rv,
-        });
-        Ok(())
-    }
-
-    /// Delete pod `name` gracefully (`grace` seconds): the kubelet SIGTERMs its sidecar; once the
-    /// pod is gone from the API its app is dead too.
-    pub async fn delete_pod(&self, name: &str, grace: u32) -> R<()> {
-        let pod = self.pod(name)?;
-        let dp = DeleteParams {
-            grace_period_seconds: Some(grace),
-            ..Default::default()
-        };
-        self.pods_api()
-            .delete(name, &dp)
-            .await
-            .map_err(|e| format!("deleting pod {name}: {e}"))?;
-        let pods = self.pods_api();
-        let reaper = tokio::spawn(async move {
-            loop {
-                match pods.get_opt(&pod.name).await {
-                    Ok(Some(p)) if p.metadata.uid.as_deref() == Some(&pod.uid) => {}
-                    Ok(_) => break,
-                    Err(_) => {}
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            // The kubelet has stopped every container.
-            pod.app.kill();
-            pod.addr.send_replace(None);
-        });
-        self.reapers.lock().unwrap_or_else(|p| p.into_inner()).push(reaper);
-        Ok(())
-    }
-
-    /// `kubectl delete pod --force --grace-period=0`: the pod is gone from the API at once; its
-    /// containers (sidecar and app) keep running until [`kill_containers`](Self::kill_containers).
-    pub async fn force_delete_pod(&self, name: &str) -> R<()> {
-        let dp = DeleteParams {
-            grace_period_seconds: Some(0),
-            ..Default::default()
-        };
-        self.pods_api()
-            .delete(name, &dp)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("force-deleting pod {name}: {e}"))
     }
 
     /// Wait until every listener in `ids` (`<set>/<id>`) runs in exactly one app that passes `ok`
