@@ -97,6 +97,10 @@ pub struct Input<'a> {
     pub recover: Option<&'a BTreeSet<String>>,
     /// Pods known unresponsive (by this or another set).
     pub unresponsive: &'a Unresponsive,
+    /// Uids of pods the kubelet reported stopped (phase Succeeded/Failed, or every container
+    /// terminated: [`crate::api::pod::has_stopped`]), existing or gone (their last state seen).
+    /// Only this proves that a pod's listeners stopped: a force-deleted pod's may run on.
+    pub stopped: &'a BTreeSet<String>,
     /// The set's `leaseDurationSeconds`.
     pub lease_duration: Duration,
     pub now: Instant,
@@ -206,6 +210,9 @@ pub struct Memory {
     holders: BTreeMap<String, Holder>,
     /// The status's assignments have been read (once: they seed `holders`).
     seeded: bool,
+    /// Listeners without a Lease whose last holder was let go (seen stopped, held long enough,
+    /// recovered): why, for the Event of their next assignment.
+    ended: BTreeMap<String, String>,
 }
 
 /// A pod that held a listener.
@@ -216,6 +223,12 @@ struct Holder {
     uid: Option<String>,
     /// This controller assigned it then and has not seen the Lease since (its cache may lag).
     unseen_since: Option<Instant>,
+    /// Its Lease's duration.
+    duration: Duration,
+    /// The Lease is gone while the holder may still run the listener and cannot be given it
+    /// back (its pod is gone unconfirmed, or unresponsive): nobody gets the listener before
+    /// then (one lease duration after the Lease was seen gone).
+    hold_until: Option<Instant>,
 }
 
 impl Memory {
@@ -230,10 +243,13 @@ impl Memory {
         } = change
         {
             self.raise(listener, *transitions);
+            self.ended.remove(listener);
             let holder = Holder {
                 pod: pod.clone(),
                 uid: Some(pod_uid.clone()),
                 unseen_since: Some(now),
+                duration: self.holders.get(listener).map_or(Duration::ZERO, |h| h.duration),
+                hold_until: None,
             };
             self.holders.insert(listener.clone(), holder);
         }
@@ -290,15 +306,10 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         .map(|w| w.change.listener())
         .chain(restored.waiting.iter().map(|l| l.listener.as_str()))
         .collect();
-    let max = input.max_per_pod;
     let planned = if input.deleting {
         assigner::finalize(&pods, &leases)
     } else {
-        // A restored listener counts as held by its pod (it is, once the Lease is recreated).
-        let mut held = leases.clone();
-        held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
-        held.extend(restored.waiting.iter().cloned());
-        assigner::assign(&listeners, &pods, &held, max)
+        plan(input, &pods, &leases, &listeners, &restored)
     };
     let mut writes: Vec<Write> = planned
         .into_iter()
@@ -306,11 +317,12 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         // The restoring write is the only one for its listener (its Lease does not exist yet).
         .filter(|m| !restoring.contains(m.listener()))
         .map(|change| {
-            let kind = matches!(change, Move::Assign { .. }).then(|| kind_of(input, &leases, change.listener()));
+            let kind = matches!(change, Move::Assign { .. })
+                .then(|| kind_of(input, &leases, &memory.ended, change.listener()));
             Write { change, kind }
         })
         .collect();
-    writes.extend(restored.writes);
+    writes.extend(restored.writes.iter().cloned());
     for w in &writes {
         if let Move::Assign {
             listener, transitions, ..
@@ -331,9 +343,13 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     } else {
         listeners
     };
+    // Restored listeners count as held by their pod (starting), held ones as orphaned.
+    let mut seen = leases.clone();
+    seen.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
+    seen.extend(restored.waiting.iter().cloned());
     Decision {
         writes,
-        summary: assigner::summarize(&counted, &pods, &leases),
+        summary: assigner::summarize(&counted, &pods, &seen),
         eligible: pods.iter().filter(|p| p.eligible).count(),
         requeue: [next_expiry, restored.wake]
             .into_iter()
@@ -365,16 +381,67 @@ fn silent(input: &Input, leases: &[LeaseView], lapsed: &BTreeSet<String>, renewe
         .collect()
 }
 
-/// Learn who holds what: a live holder is remembered; a released or expired Lease, or a gone
-/// pod, ends the memory (that pod no longer runs the listener, or never will again).
+/// The assigner's moves. A restored listener counts as held by its pod (it is, once the Lease is
+/// recreated). A listener whose holder pod is gone unconfirmed (its containers may run on) and
+/// whose Lease has not expired, or whose Lease is gone with such a holder, is left out: nobody
+/// gets it, nothing is written about it, until the holder must have stopped.
+fn plan(
+    input: &Input,
+    pods: &[PodView],
+    leases: &[LeaseView],
+    listeners: &[ListenerView],
+    restored: &Restored,
+) -> Vec<Move> {
+    let by_name = pods_by_name(input.pods);
+    let gone = |l: &LeaseView| {
+        l.holder.as_deref().is_some_and(|h| {
+            by_name
+                .get(h)
+                .is_none_or(|p| l.holder_uid.as_ref().is_some_and(|u| *u != p.uid))
+        })
+    };
+    let ghosts: BTreeSet<&str> = leases
+        .iter()
+        .filter(|l| !l.expired && gone(l))
+        .chain(restored.waiting.iter().filter(|l| gone(l)))
+        .map(|l| l.listener.as_str())
+        .collect();
+    let listeners: Vec<ListenerView> = listeners
+        .iter()
+        .filter(|l| !ghosts.contains(l.id.as_str()))
+        .cloned()
+        .collect();
+    let mut held: Vec<LeaseView> = leases
+        .iter()
+        .filter(|l| !ghosts.contains(l.listener.as_str()))
+        .cloned()
+        .collect();
+    held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
+    held.extend(restored.waiting.iter().filter(|l| !gone(l)).cloned());
+    assigner::assign(&listeners, pods, &held, input.max_per_pod)
+}
+
+/// Learn who holds what: a live holder is remembered; a released or expired Lease ends the
+/// memory (that pod no longer runs the listener). When a Lease is gone, its holder is kept while
+/// it may still run the listener: for good if its pod exists and answers (the Lease is
+/// recreated for it), else one lease duration from when the Lease was seen gone; a holder
+/// reported stopped is forgotten at once.
 fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
     for lease in leases {
+        memory.ended.remove(&lease.listener);
         match (&lease.holder, lease.expired) {
             (Some(pod), false) => {
+                let duration = input
+                    .leases
+                    .iter()
+                    .find(|l| l.view.listener == lease.listener)
+                    .map_or(input.lease_duration, |l| l.duration);
                 let holder = Holder {
                     pod: pod.clone(),
                     uid: lease.holder_uid.clone(),
                     unseen_since: None,
+                    duration,
+                    hold_until: None,
                 };
                 memory.holders.insert(lease.listener.clone(), holder);
             }
@@ -391,34 +458,72 @@ fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
                     pod: a.pod.clone(),
                     uid: None,
                     unseen_since: None,
+                    duration: input.lease_duration,
+                    hold_until: None,
                 };
                 memory.holders.entry(a.listener.clone()).or_insert(holder);
             }
         }
     }
     let by_name = pods_by_name(input.pods);
+    let now = input.now;
+    let ended = &mut memory.ended;
     memory.holders.retain(|listener, h| {
-        leases.iter().any(|l| l.listener == *listener)
-            || by_name
-                .get(h.pod.as_str())
-                .is_some_and(|p| h.uid.as_ref().is_none_or(|u| *u == p.uid))
+        if leases.iter().any(|l| l.listener == *listener) {
+            return true;
+        }
+        let pod = by_name
+            .get(h.pod.as_str())
+            .filter(|p| h.uid.as_ref().is_none_or(|u| *u == p.uid));
+        let stopped = h
+            .uid
+            .iter()
+            .chain(pod.map(|p| &p.uid))
+            .any(|u| input.stopped.contains(u));
+        // A recover is the operator's word that pods not live are not running anything.
+        let recovered = input.recover.is_some_and(|live| !live.contains(&h.pod));
+        let who = &h.pod;
+        if stopped || recovered {
+            let why = if stopped {
+                format!("holder pod {who} stopped (the kubelet reported its containers terminated)")
+            } else {
+                format!("recovered from holder pod {who}, which is not live")
+            };
+            ended.insert(listener.clone(), why);
+            return false;
+        }
+        if pod.is_some_and(|p| !input.unresponsive.contains(p)) && h.hold_until.is_none() {
+            return true;
+        }
+        let hold = h.duration.max(input.lease_duration);
+        let keep = now < *h.hold_until.get_or_insert(now + hold);
+        if !keep {
+            let state = if pod.is_some() { "does not renew" } else { "is gone" };
+            let why = format!(
+                "holder pod {who} {state} and its Lease went {}s ago: its agent has stopped the listener",
+                hold.as_secs()
+            );
+            ended.insert(listener.clone(), why);
+        }
+        keep
     });
 }
 
-/// What becomes of wanted listeners whose Lease is missing while their last holder's pod
-/// exists.
+/// What becomes of wanted listeners whose Lease is missing while their last holder may still
+/// run them.
 #[derive(Default)]
 struct Restored {
     /// Recreate the Lease for that pod.
     writes: Vec<Write>,
-    /// Listeners this controller just assigned but has not seen yet (its cache may lag): held
-    /// for their pod, nothing written, until one lease duration has passed.
+    /// Listeners held for their last holder, nothing written: this controller just assigned
+    /// them and has not seen the Lease yet (its cache may lag), or their holder cannot be given
+    /// them back (see [`Holder::hold_until`]).
     waiting: Vec<LeaseView>,
     /// When the first of `waiting` stops waiting.
     wake: Option<Instant>,
 }
 
-/// Recreate the missing Leases of wanted listeners for their remembered holders.
+/// Recreate the missing Leases of wanted listeners for their remembered holders, or hold them.
 fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> Restored {
     let mut out = Restored::default();
     if input.deleting {
@@ -434,25 +539,29 @@ fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> Restored {
         let Some(holder) = memory.holders.get(&l.id) else {
             continue;
         };
-        let Some(pod) = by_name.get(holder.pod.as_str()) else {
-            continue;
-        };
+        let pod = by_name.get(holder.pod.as_str()).filter(|_| holder.hold_until.is_none());
         let change = Move::Assign {
             listener: l.id.clone(),
-            pod: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
+            pod: holder.pod.clone(),
+            pod_uid: pod.map_or_else(|| holder.uid.clone().unwrap_or_default(), |p| p.uid.clone()),
             from_resource_version: None,
             transitions: memory.token(&l.id).map_or(0, |t| t.saturating_add(1)),
         };
-        match holder.unseen_since.map(|t| t + input.lease_duration) {
+        let until = match (pod, holder.hold_until) {
+            (_, Some(until)) => Some(until),
+            (Some(_), None) => holder.unseen_since.map(|t| t + input.lease_duration),
+            (None, None) => None,
+        };
+        match until {
             Some(until) if input.now < until => {
                 out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
                 out.waiting.extend(restored_view(&change));
             }
-            _ => out.writes.push(Write {
+            _ if pod.is_some() => out.writes.push(Write {
                 change,
                 kind: Some(Kind::Recreated),
             }),
+            _ => {}
         }
     }
     out
@@ -519,7 +628,13 @@ fn judge_leases(input: &Input, memory: &mut Memory) -> Judged {
         }
         let expires_at = entry.1 + lease.duration;
         let holder = lease.view.holder.as_deref().filter(|h| !h.is_empty());
-        let mut expired = holder.is_some() && now >= expires_at;
+        // The kubelet reported the holder stopped: nothing of it can run the listener.
+        let stopped = lease
+            .view
+            .holder_uid
+            .as_ref()
+            .is_some_and(|u| input.stopped.contains(u));
+        let mut expired = holder.is_some() && (now >= expires_at || stopped);
         if let (Some(holder), Some(live)) = (holder, input.recover) {
             if !live.contains(holder) && !expired {
                 expired = true;
@@ -604,9 +719,11 @@ fn listener_views(input: &Input, leases: &[LeaseView], memory: &Memory) -> Vec<L
 }
 
 /// How `listener` comes to its new holder, from the Lease it has now.
-fn kind_of(input: &Input, leases: &[LeaseView], listener: &str) -> Kind {
+fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>, listener: &str) -> Kind {
     let Some(prior) = leases.iter().find(|l| l.listener == listener) else {
-        return Kind::Assigned;
+        return ended
+            .get(listener)
+            .map_or(Kind::Assigned, |why| Kind::Takeover(why.clone()));
     };
     let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
         return Kind::Handover;
@@ -614,16 +731,19 @@ fn kind_of(input: &Input, leases: &[LeaseView], listener: &str) -> Kind {
     let gone = pods_by_name(input.pods)
         .get(holder)
         .is_none_or(|p| prior.holder_uid.as_ref().is_some_and(|u| *u != p.uid));
-    let why = if gone {
-        format!("holder pod {holder} is gone")
-    } else if input.recover.is_some() {
+    let stopped = prior.holder_uid.as_ref().is_some_and(|u| input.stopped.contains(u));
+    let secs = input
+        .leases
+        .iter()
+        .find(|l| l.view.listener == listener)
+        .map_or(0, |l| l.duration.as_secs());
+    let why = if stopped {
+        format!("holder pod {holder} stopped (the kubelet reported its containers terminated)")
+    } else if input.recover.is_some() && !gone {
         format!("recovered from holder pod {holder}, which is not live")
+    } else if gone {
+        format!("holder pod {holder} is gone and its Lease expired ({secs}s without renewal)")
     } else {
-        let secs = input
-            .leases
-            .iter()
-            .find(|l| l.view.listener == listener)
-            .map_or(0, |l| l.duration.as_secs());
         format!("the Lease of holder pod {holder} expired ({secs}s without renewal)")
     };
     Kind::Takeover(why)

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod force;
 mod operator;
 mod starting;
 

@@ -139,6 +139,8 @@ pub struct Context {
     memory: Mutex<HashMap<(String, String), Memory>>,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
     unresponsive: Mutex<Unresponsive>,
+    /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).
+    stopped: StoppedPods,
     pub stats: Arc<Stats>,
     /// Readiness of the Secret, pod and Lease caches: no decision is made before all three
     /// hold their first list (see [`crate::cache`] for why not `Store::wait_until_ready`).
@@ -177,6 +179,40 @@ impl Context {
     pub(super) fn forget(&self, ns: &str, set: &str) {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         m.remove(&(ns.to_string(), set.to_string()));
+    }
+}
+
+/// Pods the kubelet reported stopped ([`crate::api::pod::has_stopped`]), by uid, with when that
+/// was seen: kept after the pods are gone (a gracefully deleted pod's last state shows every
+/// container terminated), because only that proves its listeners stopped; a force-deleted pod's
+/// last state does not. Forgotten after [`STOPPED_MEMORY`].
+#[derive(Clone, Default)]
+pub(super) struct StoppedPods(Arc<Mutex<HashMap<String, tokio::time::Instant>>>);
+
+/// How long a stopped pod is remembered (far longer than any lease that could still name it).
+const STOPPED_MEMORY: Duration = Duration::from_secs(3600);
+
+impl StoppedPods {
+    /// Note `pod`'s state as seen on the watch.
+    fn note(&self, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.as_ref() else { return };
+        if !crate::api::pod::has_stopped(pod) {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(uid.clone(), now);
+        m.retain(|_, seen| now.saturating_duration_since(*seen) < STOPPED_MEMORY);
+    }
+
+    /// The uids of every pod known stopped.
+    pub(super) fn uids(&self) -> std::collections::BTreeSet<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -240,6 +276,19 @@ pub async fn run_counted(
                 .reflect(secret_writer),
         )
         .touched_objects();
+    // Every pod change passes here first: the last state of a deleted pod is seen only here.
+    let stopped = StoppedPods::default();
+    let pod_events = {
+        let stopped = stopped.clone();
+        views
+            .pod_events
+            .inspect(move |r| {
+                if let Ok(p) = r {
+                    stopped.note(p);
+                }
+            })
+            .boxed()
+    };
     let mut synced = views.synced;
     synced.push(secrets_synced);
     let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
@@ -251,6 +300,7 @@ pub async fn run_counted(
         secrets,
         memory: Mutex::new(HashMap::new()),
         unresponsive: Mutex::new(Unresponsive::default()),
+        stopped,
         stats: stats.clone(),
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
@@ -286,7 +336,7 @@ pub async fn run_counted(
     };
     let run = controller
         .watches_stream(secret_stream, move |s: Secret| sets_using_secret(&s1, &s))
-        .watches_stream(views.pod_events, move |p: Pod| sets_selecting(&s2, &p))
+        .watches_stream(pod_events, move |p: Pod| sets_selecting(&s2, &p))
         .watches_stream(views.lease_events, |l: Lease| set_of_lease(&l))
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)

@@ -56,6 +56,7 @@ pub(super) fn input<'a>(
         status: Box::leak(Box::default()),
         recover: None,
         unresponsive: Box::leak(Box::default()),
+        stopped: Box::leak(Box::default()),
         lease_duration: SECS,
         now,
     }
@@ -104,16 +105,100 @@ fn a_lease_expires_one_duration_after_its_holder_record_last_changed() {
 #[test]
 fn a_fresh_controller_waits_a_full_duration() {
     let t0 = Instant::now();
-    let (ls, pods) = ([wanted("a")], [pod("q")]);
-    // The holder's pod is gone: taken over at once, whatever the clock.
-    let gone = [lease("a", Some("p"), 4, 9)];
-    let d = decide(&input(&ls, &pods, &gone, t0), &mut Memory::default());
-    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("gone")));
+    let (ls, pods) = ([wanted("a")], [pod("p"), pod("q")]);
     // A live holder's Lease, however old its renewTime, is judged from now.
-    let pods = [pod("p"), pod("q")];
-    let d = decide(&input(&ls, &pods, &gone, t0), &mut Memory::default());
+    let old = [lease("a", Some("p"), 4, 9)];
+    let mut m = Memory::default();
+    assert!(decide(&input(&ls, &pods, &old, t0), &mut m).writes.is_empty());
+    // So is one whose holder pod is gone: its containers may run on (force delete).
+    let mut m = Memory::default();
+    let d = decide(&input(&ls, &pods[1..], &old, t0), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.summary.orphaned, 1);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &pods[1..], &old, t0 + SECS), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("gone") && why.contains("expired")));
+}
+
+#[test]
+fn a_gone_holder_reported_stopped_is_taken_over_at_once() {
+    let t0 = Instant::now();
+    let (ls, pods) = ([wanted("a")], [pod("q")]);
+    let held = [lease("a", Some("p"), 4, 9)];
+    let stopped: BTreeSet<String> = ["uid-p".to_string()].into();
+    let mut i = input(&ls, &pods, &held, t0);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("stopped")));
+    // Also while the stopped pod still exists (phase Failed: not eligible, never releases).
+    let pods = [
+        PodFacts {
+            eligible: false,
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let mut i = input(&ls, &pods, &held, t0);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+}
+
+#[test]
+fn a_lease_gone_with_its_pod_is_held_one_duration_unless_the_pod_was_seen_stopped() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let (both, q_only) = ([pod("p"), pod("q")], [pod("q")]);
+    let held = [lease("a", Some("p"), 2, 1)];
+    let mut m = Memory::default();
+    decide(&input(&ls, &both, &held, t0), &mut m);
+    let mut confirmed = m.clone();
+    // p force-deleted: the garbage collector deletes its Lease. Held for one duration from when
+    // the Lease was seen gone.
+    let t1 = t0 + Duration::from_secs(3);
+    let d = decide(&input(&ls, &q_only, &[], t1), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.summary.orphaned, 1, "{:?}", d.summary);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &q_only, &[], t1 + SECS - Duration::from_millis(1)), &mut m);
     assert!(d.writes.is_empty());
+    let d = decide(&input(&ls, &q_only, &[], t1 + SECS), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 3)]);
+    // p deleted gracefully and seen stopped: free at once.
+    let stopped: BTreeSet<String> = ["uid-p".to_string()].into();
+    let mut i = input(&ls, &q_only, &[], t1);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut confirmed);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 3)]);
+}
+
+#[test]
+fn a_lease_deleted_while_its_holder_is_unresponsive_is_held_not_recreated() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let mut unresponsive = Unresponsive::default();
+    // p let b expire (it is unresponsive) but a is still its, not expired (seen later).
+    decide(&input(&ls, &pods, &[lease("b", Some("p"), 1, 0)], t0), &mut m);
+    let t1 = t0 + SECS;
+    let leases = [lease("a", Some("p"), 1, 0), lease("b", Some("p"), 1, 0)];
+    let d = decide(&input(&ls, &pods, &leases, t1), &mut m);
+    unresponsive.learn(&d, &pods);
+    assert!(unresponsive.contains(&pods[0]));
+    // a's Lease is deleted by hand: not recreated for p, not given to q before one duration.
+    let b_moved = [lease("b", Some("q"), 2, 0)];
+    let mut i = input(&ls, &pods, &b_moved, t1);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    let b_renewed = [lease("b", Some("q"), 2, 1)];
+    let mut i = input(&ls, &pods, &b_renewed, t1 + SECS);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 2)]);
 }
 
 #[test]
@@ -283,7 +368,9 @@ fn a_hand_deleted_lease_is_recreated_for_its_live_holder() {
         Some(&4),
         "the status gets the token before the Lease"
     );
-    // The holder's pod is replaced by one of the same name (new uid): the old one is gone.
+    // The holder's pod is replaced by one of the same name (new uid): the old one is gone, its
+    // containers may run on: nothing is recreated for the new pod, and nobody gets the
+    // listeners for one lease duration.
     let mut m2 = m.clone();
     let replaced = [
         PodFacts {
@@ -293,10 +380,15 @@ fn a_hand_deleted_lease_is_recreated_for_its_live_holder() {
         pod("q"),
     ];
     let d = decide(&input(&ls, &replaced, &[], t0), &mut m2);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    let d = decide(&input(&ls, &replaced, &[], t0 + SECS), &mut m2);
     assert!(recreated(&d).is_empty());
     assert_eq!(assigns(&d).len(), 2);
-    // The holder's pod is gone: the listeners are free.
-    let d = decide(&input(&ls, &pods[1..], &[], t0), &mut m);
+    // The holder's pod is gone and was seen stopped: the listeners are free.
+    let stopped: BTreeSet<String> = ["uid-p".to_string()].into();
+    let mut i = input(&ls, &pods[1..], &[], t0);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut m);
     assert!(recreated(&d).is_empty());
     assert_eq!(
         assigns(&d),
