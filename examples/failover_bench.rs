@@ -387,7 +387,7 @@ async fn install(client: &kube::Client) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let manifest = json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
+        "apiVersion": baton::api::API_VERSION, "kind": "Rollout",
         "metadata": {"name": "svc", "namespace": NS},
         "spec": {
             "replicas": 3,

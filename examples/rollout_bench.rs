@@ -19,7 +19,7 @@ const CONTROLLER_ID: &str = "baton-controller-bench";
 
 fn manifest(replicas: i32, version: &str) -> serde_json::Value {
     json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
+        "apiVersion": baton::api::API_VERSION, "kind": "Rollout",
         "metadata": {"name": "svc", "namespace": "default"},
         "spec": {
             "replicas": replicas,

@@ -35,7 +35,7 @@ const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
 fn manifest(name: &str, replicas: i32, version: &str) -> serde_json::Value {
     json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
+        "apiVersion": baton::api::API_VERSION, "kind": "Rollout",
         "metadata": {"name": name, "namespace": NS},
         "spec": {
             "replicas": replicas,

@@ -273,7 +273,7 @@ impl Operator {
             Arc::new(listener_controller::Stats::default()),
             shutdown.clone(),
         );
-        let events = crate::events::Publisher::new(client.clone(), "baton-rollout", cfg.instance.clone());
+        let events = crate::events::Publisher::new(client.clone(), crate::api::ROLLOUT_MANAGER, cfg.instance.clone());
         let expectations = Arc::new(Expectations::default());
         // Pod creations a Rollout waits for are seen as the watch shows them (after the cache).
         let observer = expectations.clone();

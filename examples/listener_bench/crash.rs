@@ -1,7 +1,7 @@
 //! Phase 2: crash takeovers (killed, hung and grace-0-deleted agents) waiting for Lease expiry.
 use std::time::Duration;
 
-use baton::api::listenerset::DRAIN_ANNOTATION;
+use baton::api::pod::DRAIN_ANNOTATION;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;

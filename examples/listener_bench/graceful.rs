@@ -2,7 +2,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use baton::api::listenerset::DRAIN_ANNOTATION;
+use baton::api::pod::DRAIN_ANNOTATION;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;

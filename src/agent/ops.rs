@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 
 use super::state::{OpError, OpKind, OpResult};
+use crate::api::listenerset::lease::config_of;
 use crate::error::is_status;
-use crate::listeners::CONFIG_ANNOTATION;
 
 /// A finished request, for [`State::on_op`](super::state::State::on_op).
 pub(super) struct OpDone {
@@ -88,10 +88,15 @@ pub(super) fn perform(apis: Apis, name: String, kind: OpKind, mut lease: Lease) 
 
 /// The value of the Secret key the controller named in the Lease's config annotation.
 async fn read_config(secrets: &Api<Secret>, l: &Lease) -> Result<Option<String>, OpError> {
-    let Some(c) = l.metadata.annotations.as_ref().and_then(|a| a.get(CONFIG_ANNOTATION)) else {
-        return Ok(None);
+    let (secret, key) = match config_of(l) {
+        None => return Ok(None),
+        Some(Ok(at)) => at,
+        Some(Err(value)) => {
+            return Err(OpError::Other(format!(
+                "config annotation {value:?} is not <secret>/<key>"
+            )));
+        }
     };
-    let (secret, key) = c.split_once('/').unwrap_or((c.as_str(), ""));
     let s = secrets.get(secret).await.map_err(|e| classify(e, false))?;
     let value = s
         .data

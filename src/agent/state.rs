@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{AgentConfig, Start, StopReason};
-use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
+use crate::api::listenerset::lease;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -96,10 +96,6 @@ fn rv_num(l: &Lease) -> Option<u64> {
     l.metadata.resource_version.as_deref()?.parse().ok()
 }
 
-fn label<'a>(l: &'a Lease, key: &str) -> Option<&'a str> {
-    l.metadata.labels.as_ref()?.get(key).map(String::as_str)
-}
-
 fn lease_duration(l: &Lease) -> Duration {
     let secs = l
         .spec
@@ -111,15 +107,7 @@ fn lease_duration(l: &Lease) -> Duration {
 }
 
 fn release_reason(l: &Lease) -> Option<String> {
-    l.metadata
-        .annotations
-        .as_ref()?
-        .get(RELEASE_REQUESTED_ANNOTATION)
-        .cloned()
-}
-
-fn fencing_token(l: &Lease) -> i32 {
-    l.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)
+    lease::release_requested(l).map(str::to_string)
 }
 
 pub(super) struct State {
@@ -149,17 +137,7 @@ impl State {
     }
 
     fn is_mine(&self, l: &Lease) -> bool {
-        let holder = l.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
-        let uid_ok = l
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.kind == "Pod" && o.api_version == "v1" && o.uid == self.cfg.pod_uid);
-        holder == Some(self.cfg.pod_name.as_str())
-            && uid_ok
-            && label(l, LISTENERSET_LABEL).is_some()
-            && label(l, LISTENER_LABEL).is_some()
+        lease::held_by(l, &self.cfg.pod_name, &self.cfg.pod_uid)
     }
 
     fn emit_stop(&mut self, name: &str, reason: StopReason, want_ack: bool) {
@@ -217,9 +195,10 @@ impl State {
                 return;
             }
             let release = self.shutting_down || release_reason(l).is_some();
+            let (set, listener) = lease::listener_of(l).unwrap_or_default();
             let t = Tracked {
-                set: label(l, LISTENERSET_LABEL).unwrap_or_default().to_string(),
-                listener: label(l, LISTENER_LABEL).unwrap_or_default().to_string(),
+                set: set.to_string(),
+                listener: listener.to_string(),
                 lease: l.clone(),
                 phase: if release { Phase::Releasing } else { Phase::Acquiring },
                 base: None,
@@ -351,7 +330,7 @@ impl State {
             t.phase = Phase::Running;
             self.epoch += 1;
             t.epoch = self.epoch;
-            let token = fencing_token(&lease);
+            let token = lease::fencing_token(&lease);
             info!(set = %t.set, listener = %t.listener, token, "start");
             self.out.push(Action::Start(Start {
                 set: t.set.clone(),

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use tokio::time::Instant;
 
 use super::*;
+use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
 
 const POD: &str = "pod-a";
 const UID: &str = "uid-a";

@@ -3,12 +3,11 @@
 //! A ListenerSet names a set of *listeners* (long-lived singleton jobs, e.g. one outbound
 //! WebSocket per account token) and the pods that may host them. Each listener runs on
 //! exactly one pod at a time; ownership is recorded in one `coordination.k8s.io/v1` Lease per
-//! listener (see [`lease_name`], the label keys below, and the protocol documented in
-//! `crate::listeners::assigner`).
+//! listener (see [`lease`] and the protocol documented in `crate::listeners::assigner`).
 //!
-//! Besides the types this module holds the protocol constants (labels and annotations shared
-//! by the controller and the agent), [`lease_name`], [`crd`] and the pure spec check
-//! [`validate`].
+//! Besides the types this module holds every word the controller, the agent, the CLI and users
+//! exchange about a ListenerSet and its Leases (labels, annotations, the finalizer, condition
+//! types and reasons, Event reasons), [`crd`] and the pure spec check [`validate`].
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
@@ -17,27 +16,71 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod lease;
+pub use lease::{lease_name, ReleaseReason};
+
 /// Label on every listener Lease: the name of the ListenerSet it belongs to.
 pub const LISTENERSET_LABEL: &str = "baton.dev/listenerset";
 /// Label on every listener Lease: the listener id (a valid label value, see [`validate`]).
 pub const LISTENER_LABEL: &str = "baton.dev/listener";
-/// Pod annotation: a pod carrying it (with any value except `"false"`) is being drained and
-/// gets no new listeners; its current listeners are asked to move.
-pub const DRAIN_ANNOTATION: &str = "baton.dev/drain";
 /// Lease annotation written by the controller to ask the current holder to release the
-/// Lease; the value is the reason (see `crate::listeners::assigner::ReleaseReason`).
+/// Lease; the value is the reason ([`ReleaseReason`]).
 pub const RELEASE_REQUESTED_ANNOTATION: &str = "baton.dev/release-requested";
+/// Lease annotation written by the controller with every assignment: where the listener's
+/// config lives, `<secret name>/<key>` in the Lease's namespace ([`lease::config_value`];
+/// absent: no config).
+pub const CONFIG_ANNOTATION: &str = "baton.dev/config";
+/// ListenerSet annotation set by `baton listeners recover`: a nonce; the controller reassigns
+/// orphans (holder gone, not Ready or terminating) at once, then copies the nonce to
+/// [`RECOVERED_ANNOTATION`].
+pub const RECOVER_ANNOTATION: &str = "baton.dev/recover";
+/// ListenerSet annotation: the last recover nonce the controller acted on.
+pub const RECOVERED_ANNOTATION: &str = "baton.dev/recovered";
+/// Finalizer the controller puts on every ListenerSet: a deleted set goes only once every
+/// listener has stopped and every Lease of the set is deleted.
+pub const FINALIZER: &str = "baton.dev/listeners";
+
 /// Condition type: every listener that is not suspended is running.
 pub const CONDITION_READY: &str = "Ready";
 /// Condition type: something needs attention (invalid spec, pending or orphaned listeners).
 pub const CONDITION_DEGRADED: &str = "Degraded";
 /// Condition and Event reason: the spec cannot be acted on (the message says what to fix).
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
-/// Condition reason: pods let a Lease assigned to them go unrenewed past its duration (their
+/// Ready reason: every listener that is not suspended runs.
+pub const REASON_ALL_RUNNING: &str = "AllRunning";
+/// Ready and Degraded reason: no selected pod may take listeners (none is Ready, or all are
+/// draining or terminating).
+pub const REASON_NO_ELIGIBLE_PODS: &str = "NoEligiblePods";
+/// Ready reason: some listeners are pending or orphaned.
+pub const REASON_LISTENERS_NOT_RUNNING: &str = "ListenersNotRunning";
+/// Degraded reason (and Warning Event): a Secret or key named for a listener's config is missing.
+pub const REASON_MISSING_SECRET: &str = "MissingSecret";
+/// Degraded reason: listeners have a gone or expired holder and are being taken over.
+pub const REASON_ORPHANED: &str = "Orphaned";
+/// Degraded reason: nothing needs attention.
+pub const REASON_AS_EXPECTED: &str = "AsExpected";
+/// Ready and Degraded reason (and Event) while the set is being deleted.
+pub const REASON_TERMINATING: &str = "Terminating";
+
+/// Event reason: a free listener was assigned to a pod.
+pub const EVENT_ASSIGNED: &str = "Assigned";
+/// Event reason: a released listener went to another pod.
+pub const EVENT_HANDOVER: &str = "Handover";
+/// Event reason (Warning): a listener whose holder was gone or whose Lease expired was taken over.
+pub const EVENT_TAKEOVER: &str = "Takeover";
+/// Event reason (Warning): a hand-deleted Lease was recreated for the pod that may still run it.
+pub const EVENT_LEASE_RECREATED: &str = "LeaseRecreated";
+/// Event reason: a `baton listeners recover` request was acted on.
+pub const EVENT_RECOVERED: &str = "Recovered";
+/// Event reason: every Lease of a deleted set is gone and the finalizer was removed.
+pub const EVENT_FINALIZED: &str = "Finalized";
+
+/// Ready and Degraded reason: pods let a Lease assigned to them go unrenewed past its duration (their
 /// agents are missing, dead or cut off); the message names them. They get no new listeners.
 pub const REASON_AGENTS_NOT_RENEWING: &str = "AgentsNotRenewing";
-/// Condition reason: listeners are assigned but their holders have not renewed yet.
+/// Ready reason: listeners are assigned but their holders have not renewed yet.
 pub const REASON_LISTENERS_STARTING: &str = "ListenersStarting";
+
 /// Default `spec.leaseDurationSeconds`.
 pub const DEFAULT_LEASE_DURATION_SECONDS: i32 = 15;
 /// Longest allowed listener id (it is used as a label value).
@@ -209,52 +252,6 @@ pub fn crd() -> CustomResourceDefinition {
     super::schema_bounds::bound_integers(ListenerSet::crd())
 }
 
-/// Name of the Lease that records who runs `listener` of set `set`: `<set>-<listener>` when
-/// that is already a valid name (lower-case alphanumerics and `-`, starting and ending with
-/// an alphanumeric, at most 253 characters); otherwise a sanitised, truncated form followed by
-/// `-` and 10 hex digits of a stable hash (64-bit FNV-1a) of the original `<set>-<listener>`.
-///
-/// `<set>-<listener>` is not injective (set `a-b` + listener `c` and set `a` + listener
-/// `b-c` give the same name), so whoever finds a Lease by this name must check its
-/// [`LISTENERSET_LABEL`] and [`LISTENER_LABEL`] before trusting it.
-pub fn lease_name(set: &str, listener: &str) -> String {
-    const HASH_HEX: usize = 10;
-    let raw = format!("{set}-{listener}");
-    let sanitized: String = raw
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '-' => c,
-            'A'..='Z' => c.to_ascii_lowercase(),
-            _ => '-',
-        })
-        .collect();
-    let trimmed = sanitized.trim_matches('-');
-    if trimmed == raw && raw.len() <= MAX_NAME_LEN {
-        return raw;
-    }
-    let hash = fnv1a64(raw.as_bytes());
-    let suffix = format!("{:016x}", hash);
-    let suffix = &suffix[..HASH_HEX];
-    // `trimmed` is ASCII, so byte slicing is on char boundaries.
-    let keep = MAX_NAME_LEN - 1 - HASH_HEX;
-    let base = trimmed[..trimmed.len().min(keep)].trim_end_matches('-');
-    if base.is_empty() {
-        suffix.to_string()
-    } else {
-        format!("{base}-{suffix}")
-    }
-}
-
-/// 64-bit FNV-1a: tiny, stable across Rust versions and platforms (unlike `DefaultHasher`).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// Whether `s` is a valid, non-empty Kubernetes label value: at most 63 characters of
 /// `[A-Za-z0-9._-]`, starting and ending with a letter or digit.
 pub fn is_label_value(s: &str) -> bool {
@@ -395,245 +392,4 @@ pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-    use proptest::prelude::*;
-
-    fn spec() -> ListenerSetSpec {
-        ListenerSetSpec {
-            selector: LabelSelector {
-                match_labels: Some([("app".to_string(), "svc".to_string())].into()),
-                ..Default::default()
-            },
-            listeners: vec![
-                Listener {
-                    id: "listener1".into(),
-                    config_ref: Some(ConfigRef {
-                        secret_key_ref: SecretKeyRef {
-                            name: "tokens".into(),
-                            key: "listener1".into(),
-                        },
-                    }),
-                    suspend: false,
-                },
-                Listener {
-                    id: "listener2".into(),
-                    config_ref: None,
-                    suspend: true,
-                },
-            ],
-            listeners_from: None,
-            max_per_pod: 0,
-            lease_duration_seconds: 15,
-        }
-    }
-
-    #[test]
-    fn crd_has_names_columns_and_status() {
-        let crd = crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some("listenersets.baton.dev"));
-        assert_eq!(crd.spec.group, "baton.dev");
-        assert_eq!(crd.spec.scope, "Namespaced");
-        assert_eq!(crd.spec.names.kind, "ListenerSet");
-        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["lset".to_string()][..]));
-        let version = &crd.spec.versions[0];
-        assert_eq!(version.name, "v1alpha1");
-        let subresources = version.subresources.as_ref().unwrap();
-        assert!(subresources.status.is_some());
-        let columns: Vec<_> = version
-            .additional_printer_columns
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|c| (c.name.as_str(), c.json_path.as_str(), c.type_.as_str()))
-            .collect();
-        assert_eq!(
-            columns,
-            vec![
-                ("LISTENERS", ".status.listeners", "integer"),
-                ("RUNNING", ".status.running", "integer"),
-                ("STARTING", ".status.starting", "integer"),
-                ("PENDING", ".status.pending", "integer"),
-                ("ORPHANED", ".status.orphaned", "integer"),
-                ("AGE", ".metadata.creationTimestamp", "date"),
-            ]
-        );
-    }
-
-    #[test]
-    fn crd_schema_has_defaults_minimums_and_list_maps() {
-        let json = serde_json::to_value(crd()).unwrap();
-        let schema = &json["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
-        let spec = &schema["spec"]["properties"];
-        assert_eq!(spec["leaseDurationSeconds"]["default"], 15);
-        assert_eq!(spec["leaseDurationSeconds"]["minimum"].as_f64(), Some(1.0));
-        assert_eq!(spec["maxPerPod"]["minimum"].as_f64(), Some(0.0));
-        assert_eq!(spec["listeners"]["x-kubernetes-list-map-keys"][0], "id");
-        let id = &spec["listeners"]["items"]["properties"]["id"];
-        assert_eq!(id["maxLength"], 63);
-        assert!(id["pattern"].is_string());
-        let status = &schema["status"]["properties"];
-        assert_eq!(status["assignments"]["x-kubernetes-list-type"], "map");
-        assert_eq!(status["conditions"]["x-kubernetes-list-map-keys"][0], "type");
-        let size = serde_json::to_string(&json).unwrap().len();
-        assert!(size < 64 * 1024, "CRD is {size} bytes");
-    }
-
-    #[test]
-    fn yaml_round_trip_and_defaults() {
-        let yaml = r#"
-apiVersion: baton.dev/v1alpha1
-kind: ListenerSet
-metadata: {name: sxt}
-spec:
-  selector: {matchLabels: {app: user-service}}
-  listeners:
-    - {id: listener1, configRef: {secretKeyRef: {name: sxt-tokens, key: listener1}}}
-    - {id: listener2, suspend: true}
-  listenersFrom: {secretRef: {name: sxt-tokens}}
-"#;
-        let set: ListenerSet = serde_saphyr::from_str(yaml).unwrap();
-        assert_eq!(set.spec.lease_duration_seconds, 15);
-        assert_eq!(set.spec.max_per_pod, 0);
-        assert!(set.spec.listeners[1].suspend);
-        assert!(!set.spec.listeners[0].suspend);
-        assert_eq!(validate(&set.spec), Ok(()));
-        let back: ListenerSet = serde_json::from_value(serde_json::to_value(&set).unwrap()).unwrap();
-        assert_eq!(back, set);
-    }
-
-    #[test]
-    fn validate_accepts_good_spec() {
-        assert_eq!(validate(&spec()), Ok(()));
-    }
-
-    #[test]
-    fn validate_reports_every_problem() {
-        let mut s = spec();
-        s.selector = LabelSelector::default();
-        s.listeners.push(Listener {
-            id: "listener1".into(),
-            ..Default::default()
-        });
-        s.listeners.push(Listener::default());
-        s.listeners.push(Listener {
-            id: "Not OK!".into(),
-            ..Default::default()
-        });
-        s.listeners[1].config_ref = Some(ConfigRef::default());
-        s.listeners_from = Some(ListenersFrom::default());
-        s.max_per_pod = -1;
-        s.lease_duration_seconds = 0;
-        let errors = validate(&s).unwrap_err();
-        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
-        assert!(has("spec.selector is empty"), "{errors:#?}");
-        assert!(has(
-            "spec.listeners[2].id \"listener1\" duplicates spec.listeners[0].id"
-        ));
-        assert!(has("spec.listeners[3].id is empty"));
-        assert!(has("spec.listeners[4].id \"Not OK!\" is not a valid listener id"));
-        assert!(has("spec.listeners[1].configRef.secretKeyRef.name is empty"));
-        assert!(has("spec.listeners[1].configRef.secretKeyRef.key is empty"));
-        assert!(has("spec.listenersFrom.secretRef.name is empty"));
-        assert!(has("spec.maxPerPod is -1"));
-        assert!(has("spec.leaseDurationSeconds is 0: set it to at least 1"));
-        assert_eq!(errors.len(), 9, "{errors:#?}");
-    }
-
-    #[test]
-    fn validate_checks_selector_expressions() {
-        let mut s = spec();
-        s.selector = LabelSelector {
-            match_labels: None,
-            match_expressions: Some(vec![
-                LabelSelectorRequirement {
-                    key: "app".into(),
-                    operator: "In".into(),
-                    values: None,
-                },
-                LabelSelectorRequirement {
-                    key: "tier".into(),
-                    operator: "Exists".into(),
-                    values: Some(vec!["x".into()]),
-                },
-                LabelSelectorRequirement {
-                    key: "zone".into(),
-                    operator: "Near".into(),
-                    values: None,
-                },
-            ]),
-        };
-        let errors = validate(&s).unwrap_err();
-        assert_eq!(errors.len(), 3, "{errors:#?}");
-        assert!(errors[0].contains("without values"));
-        assert!(errors[1].contains("remove the values"));
-        assert!(errors[2].contains("unknown operator \"Near\""));
-    }
-
-    #[test]
-    fn names_and_ids() {
-        assert!(validate_listener_id("acct_42.ws-1").is_ok());
-        assert!(validate_listener_id(&"a".repeat(63)).is_ok());
-        assert!(validate_listener_id(&"a".repeat(64)).is_err());
-        assert!(validate_listener_id("-a").is_err());
-        assert!(validate_listener_id("a-").is_err());
-        assert!(validate_name("sxt").is_ok());
-        assert!(validate_name(&"s".repeat(64)).is_err());
-    }
-
-    #[test]
-    fn lease_name_examples() {
-        assert_eq!(lease_name("sxt", "listener1"), "sxt-listener1");
-        let upper = lease_name("sxt", "Listener1");
-        assert!(upper.starts_with("sxt-listener1-"), "{upper}");
-        assert_eq!(upper.len(), "sxt-listener1-".len() + 10);
-        // Sanitising must not make distinct inputs collide.
-        assert_ne!(lease_name("sxt", "a_b"), lease_name("sxt", "a.b"));
-        assert_ne!(lease_name("sxt", "a_b"), lease_name("sxt", "a-b"));
-        assert_ne!(lease_name("sxt", "A"), lease_name("sxt", "a"));
-        let long = lease_name(&"s".repeat(200), &"l".repeat(63));
-        assert_eq!(long.len(), MAX_NAME_LEN);
-        assert_ne!(long, lease_name(&"s".repeat(200), &"l".repeat(62)));
-        assert_eq!(lease_name("", "_"), lease_name("", "_"));
-        assert!(is_dns_subdomain(&lease_name("", "_")));
-    }
-
-    fn is_dns_subdomain(s: &str) -> bool {
-        let b = s.as_bytes();
-        !b.is_empty()
-            && b.len() <= MAX_NAME_LEN
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
-
-        #[test]
-        fn lease_name_is_dns_safe_and_stable(set in "\\PC{0,300}", listener in "\\PC{0,80}") {
-            let name = lease_name(&set, &listener);
-            prop_assert!(is_dns_subdomain(&name), "{:?}", name);
-            prop_assert_eq!(&name, &lease_name(&set, &listener));
-        }
-
-        #[test]
-        fn lease_name_keeps_valid_names(set in "[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?",
-                                        listener in "[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?") {
-            prop_assert_eq!(lease_name(&set, &listener), format!("{set}-{listener}"));
-        }
-
-        #[test]
-        fn lease_name_distinguishes_listeners(set in "[a-z]{1,20}",
-                                              a in "[A-Za-z0-9._-]{1,63}",
-                                              b in "[A-Za-z0-9._-]{1,63}") {
-            prop_assume!(a != b);
-            prop_assert_ne!(lease_name(&set, &a), lease_name(&set, &b));
-        }
-    }
-}
+mod tests;

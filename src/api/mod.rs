@@ -1,8 +1,32 @@
-//! Custom resource types of group `baton.dev`, version `v1alpha1`.
+//! The wire protocol, in one place: the custom resources of group `baton.dev`, version
+//! `v1alpha1`, and every word the controller, the agent, the CLI and users exchange through the
+//! API server (annotations, labels, finalizers, condition types and reasons, Event reasons,
+//! field managers), each with one constant and one reader or writer.
+//!
+//! * [`rollout`]: the Rollout, its runtime-action annotations, pod and revision labels, phases,
+//!   conditions and reasons ([`rollout::reasons`]).
+//! * [`listenerset`]: the ListenerSet, its annotations, finalizer, conditions and Event reasons,
+//!   and the listener Lease protocol ([`listenerset::lease`]).
+//! * [`pod`]: what the controllers read off pods (readiness, selectors) and the drain
+//!   annotation both controllers honour.
+//!
+//! Everything else in the crate depends on this module; it depends on nothing else here.
 pub mod listenerset;
 pub mod pod;
 pub mod rollout;
 pub mod schema_bounds;
+
+/// API group of every baton resource.
+pub const GROUP: &str = "baton.dev";
+/// API version of every baton resource.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every baton resource, `<group>/<version>`.
+pub const API_VERSION: &str = "baton.dev/v1alpha1";
+
+/// Field manager (and Event reporter) of the Rollout controller's writes.
+pub const ROLLOUT_MANAGER: &str = "baton-rollout";
+/// Field manager (and Event reporter) of the ListenerSet controller's writes.
+pub const LISTENERS_MANAGER: &str = "baton-listeners";
 
 /// Every CRD baton serves, as the multi-document YAML `baton crds` prints and `crds/` holds.
 pub fn crds_yaml() -> Result<String, String> {
@@ -16,4 +40,20 @@ pub fn crds_yaml() -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::Resource;
+
+    #[test]
+    fn the_derived_resources_use_the_constants() {
+        // `#[kube(group, version)]` takes literals: this is where they meet the constants.
+        assert_eq!(rollout::Rollout::api_version(&()), API_VERSION);
+        assert_eq!(listenerset::ListenerSet::api_version(&()), API_VERSION);
+        assert_eq!(rollout::Rollout::group(&()), GROUP);
+        assert_eq!(listenerset::ListenerSet::version(&()), VERSION);
+        assert_eq!(API_VERSION, format!("{GROUP}/{VERSION}"));
+    }
 }

@@ -1,10 +1,53 @@
-//! What the controllers read off pods and label selectors, each in one place.
+//! What the controllers read off pods and label selectors, and the pod annotation they share
+//! (`baton.dev/drain`), each in one place.
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::core::{Selector, SelectorExt};
+
+/// Pod annotation: the pod is to hand its listeners over (it is *draining*).
+///
+/// One meaning for every reader ([`drain`]): present with any value but `"false"`, the pod is
+/// draining. The ListenerSet controller gives it no new listeners and asks it to release the
+/// ones it holds; the Rollout controller does not count it as serving or available.
+///
+/// The Rollout controller writes the time it asked ([`drain_value`]) before it deletes a pod
+/// that holds listeners, waits (bounded by its drain timeout, counted from that time) until
+/// the pod holds none, and removes the annotation again if it wants the pod back. Any other
+/// value (`"true"` set by hand, say) is a person's request: the Rollout controller never removes
+/// it; if it replaces that pod, it first writes the time, from which its bounded wait counts.
+pub const DRAIN_ANNOTATION: &str = "baton.dev/drain";
+
+/// What the [`DRAIN_ANNOTATION`] on a pod says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Asked at this time (an RFC 3339 value: what the Rollout controller writes).
+    Since(Timestamp),
+    /// Asked by hand, at a time nobody recorded (any other value but `"false"`).
+    ByHand,
+}
+
+/// The pod's drain request, if it is draining (see [`DRAIN_ANNOTATION`]).
+pub fn drain(meta: &ObjectMeta) -> Option<Drain> {
+    let value = meta.annotations.as_ref()?.get(DRAIN_ANNOTATION)?;
+    if value == "false" {
+        return None;
+    }
+    Some(value.parse().map_or(Drain::ByHand, Drain::Since))
+}
+
+/// Whether the pod is draining (see [`DRAIN_ANNOTATION`]).
+pub fn is_draining(meta: &ObjectMeta) -> bool {
+    drain(meta).is_some()
+}
+
+/// The [`DRAIN_ANNOTATION`] value for a drain asked at `at`.
+pub fn drain_value(at: Timestamp) -> String {
+    at.to_string()
+}
 
 /// The pod's `Ready` condition, if it has one.
 pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
@@ -85,5 +128,25 @@ mod tests {
             ..Default::default()
         };
         assert!(!selector_matches(&bad, &labels(&[("tier", "db")])));
+    }
+
+    fn annotated(value: &str) -> ObjectMeta {
+        ObjectMeta {
+            annotations: Some([(DRAIN_ANNOTATION.to_string(), value.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn drain_has_one_meaning() {
+        let at: Timestamp = "2026-01-02T03:04:05.123456Z".parse().unwrap();
+        assert_eq!(drain(&annotated(&drain_value(at))), Some(Drain::Since(at)));
+        // A hand-set value drains as surely as the controller's own.
+        assert_eq!(drain(&annotated("true")), Some(Drain::ByHand));
+        assert_eq!(drain(&annotated("")), Some(Drain::ByHand));
+        assert_eq!(drain(&annotated("false")), None);
+        assert_eq!(drain(&ObjectMeta::default()), None);
+        assert!(is_draining(&annotated("yes")));
+        assert!(!is_draining(&annotated("false")));
     }
 }

@@ -29,11 +29,6 @@ pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
 
-/// API group of every baton resource.
-pub const GROUP: &str = "baton.dev";
-/// API version of the Rollout resource.
-pub const VERSION: &str = "v1alpha1";
-
 /// Runtime-action annotations on a Rollout (written by the CLI, never by GitOps).
 ///
 /// `promote`, `abort` and `retry` carry a *nonce* (any string, the CLI writes an RFC 3339
@@ -53,9 +48,6 @@ pub mod annotations {
     /// Restart every instance: the value is stamped into the pod template (as this same
     /// annotation), which yields a new revision rolled out with the normal batches.
     pub const RESTARTED_AT: &str = "baton.dev/restartedAt";
-    /// On a Pod: the time the Rollout controller asked it to hand its listeners over before it is
-    /// deleted (make-before-break with ListenerSets).
-    pub const DRAIN: &str = "baton.dev/drain";
 }
 
 /// Labels baton puts on the pods and ControllerRevisions of a Rollout.

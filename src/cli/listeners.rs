@@ -6,7 +6,7 @@ use clap::Subcommand;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::api::listenerset::ListenerSet;
-use crate::listeners::{RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
+use crate::api::listenerset::{RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]

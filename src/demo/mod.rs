@@ -30,6 +30,8 @@ pub struct DemoArgs {
 }
 
 const NAME: &str = "user-service";
+/// Field manager of the demo's own writes (the user's, in a real cluster).
+const MANAGER: &str = "baton-demo";
 
 fn step(title: &str) {
     println!("\n━━ {title}");
@@ -37,7 +39,7 @@ fn step(title: &str) {
 
 fn rollout_manifest(version: &str, image: &str) -> serde_json::Value {
     json!({
-        "apiVersion": "baton.dev/v1alpha1",
+        "apiVersion": crate::api::API_VERSION,
         "kind": "Rollout",
         "metadata": {"name": NAME, "namespace": "default"},
         "spec": {
@@ -215,7 +217,7 @@ async fn install_crds(client: &kube::Client) -> Result<(), String> {
 fn listenerset_manifest() -> serde_json::Value {
     let listeners: Vec<serde_json::Value> = (1..=12).map(|i| json!({"id": format!("listener{i}")})).collect();
     json!({
-        "apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet",
+        "apiVersion": crate::api::API_VERSION, "kind": "ListenerSet",
         "metadata": {"name": "sxt", "namespace": "default"},
         "spec": {"selector": {"matchLabels": {"app": NAME}}, "listeners": listeners, "leaseDurationSeconds": 15}
     })
@@ -240,7 +242,7 @@ async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<
 /// Healthy or Ready about v3.
 async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Result<(), String> {
     step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
-    let pp = PatchParams::apply("baton-demo").force();
+    let pp = PatchParams::apply(MANAGER).force();
     api.patch(
         NAME,
         &pp,
@@ -287,7 +289,7 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
 /// replaced. Then one instance is pinned back to v1.
 async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
     step("4. set the spec back to v2, the version that serves (baton rollout undo): Healthy again, nothing replaced");
-    let pp = PatchParams::apply("baton-demo").force();
+    let pp = PatchParams::apply(MANAGER).force();
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
         .await
         .map_err(|e| e.to_string())?;
@@ -321,7 +323,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
 
 async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    let pp = PatchParams::apply("baton-demo").force();
+    let pp = PatchParams::apply(MANAGER).force();
 
     step("1. deploy user-service v1 to 4 instances");
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v1", "user-service:v1")))

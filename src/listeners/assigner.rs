@@ -11,7 +11,7 @@
 //!   deleted pod's Leases are garbage-collected with it), `spec.leaseTransitions =
 //!   transitions` (the fencing token, bumped on every new tenure), `acquireTime = renewTime =
 //!   now`, `leaseDurationSeconds = spec.leaseDurationSeconds`, and the
-//!   [`RELEASE_REQUESTED_ANNOTATION`] removed. It is a create when `from_resource_version` is
+//!   [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION) removed. It is a create when `from_resource_version` is
 //!   `None` (409 AlreadyExists = someone else won: re-reconcile) and otherwise an update
 //!   conditional on that `resourceVersion` (409 Conflict = re-reconcile).
 //! * **The controller never takes a Lease from a live holder.** It assigns only a Lease that
@@ -22,7 +22,7 @@
 //! * **Release is requested, never forced.** To move a listener off a live holder (holder is
 //!   draining, terminating, not Ready or no longer selected; listener suspended or removed;
 //!   holder above `maxPerPod`) the controller emits [`Move::RequestRelease`]: it sets the
-//!   annotation [`RELEASE_REQUESTED_ANNOTATION`]` = <reason>` (see [`ReleaseReason::as_str`])
+//!   annotation [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION)` = <reason>` (see [`ReleaseReason::as_str`])
 //!   with an update conditional on `resource_version`, and changes nothing else. The agent,
 //!   watching its Leases, stops the listener (waits for the app to confirm it stopped), then
 //!   clears `spec.holderIdentity` with an update conditional on the `resourceVersion` it saw
@@ -54,7 +54,9 @@
 //! * Suspended listeners are released and never assigned. With no eligible pod nothing is
 //!   assigned; such listeners are pending (see [`summarize`]).
 
-use crate::api::listenerset::{DRAIN_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
+use crate::api::listenerset::lease::{self, Holder};
+pub use crate::api::listenerset::ReleaseReason;
+use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
@@ -95,7 +97,7 @@ pub struct LeaseView {
     /// `spec.leaseTransitions`.
     pub transitions: i32,
     pub resource_version: String,
-    /// [`RELEASE_REQUESTED_ANNOTATION`] is present.
+    /// [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION) is present.
     pub release_requested: bool,
     /// The holder renewed the Lease after it was assigned (`renewTime` differs from the
     /// `acquireTime` the controller wrote with the assignment). Until then the listener is
@@ -103,31 +105,16 @@ pub struct LeaseView {
     pub renewed: bool,
 }
 
-/// Why the controller asks a holder to release.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ReleaseReason {
-    /// The holder is alive but not eligible (draining, terminating, not Ready, unselected).
-    HolderNotEligible,
-    /// The listener is suspended.
-    Suspended,
-    /// The listener is no longer in the spec.
-    Removed,
-    /// The holder holds more than `maxPerPod`.
-    OverLimit,
-    /// The ListenerSet is being deleted.
-    SetDeleted,
-}
-
-impl ReleaseReason {
-    /// Value of the [`RELEASE_REQUESTED_ANNOTATION`].
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReleaseReason::HolderNotEligible => "holder-not-eligible",
-            ReleaseReason::Suspended => "suspended",
-            ReleaseReason::Removed => "removed",
-            ReleaseReason::OverLimit => "over-limit",
-            ReleaseReason::SetDeleted => "listenerset-deleted",
-        }
+impl LeaseView {
+    /// Whether pod `name` of uid `uid` holds this Lease (see [`Holder::is`]).
+    pub fn held_by(&self, name: &str, uid: &str) -> bool {
+        self.holder.as_deref().is_some_and(|h| {
+            Holder {
+                name: h,
+                uid: self.holder_uid.as_deref(),
+            }
+            .is(name, uid)
+        })
     }
 }
 
@@ -145,7 +132,7 @@ pub enum Move {
         /// New `spec.leaseTransitions` (fencing token).
         transitions: i32,
     },
-    /// Set [`RELEASE_REQUESTED_ANNOTATION`]` = reason.as_str()` on the listener's Lease.
+    /// Set [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION)` = reason.as_str()` on the listener's Lease.
     RequestRelease {
         listener: String,
         holder: String,
@@ -182,12 +169,8 @@ impl<'a> Index<'a> {
 
     /// The pod named as holder, if it still exists (same uid when the Lease records one).
     fn holder_pod(&self, lease: &LeaseView) -> Option<&'a PodView> {
-        let name = lease.holder.as_deref().filter(|h| !h.is_empty())?;
-        let pod = self.pods.get(name)?;
-        match &lease.holder_uid {
-            Some(uid) if *uid != pod.uid => None,
-            _ => Some(pod),
-        }
+        let pod = self.pods.get(lease.holder.as_deref()?)?;
+        lease.held_by(&pod.name, &pod.uid).then_some(*pod)
     }
 
     /// The live holder: the holder pod exists and the Lease has not expired.
@@ -466,18 +449,11 @@ pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseVi
     summary
 }
 
-/// Whether a pod may receive listeners: Ready, not terminating, not draining (annotation
-/// [`DRAIN_ANNOTATION`] present with any value but `"false"`). Selector matching is the
-/// caller's part.
+/// Whether a pod may receive listeners: Ready, not terminating, not draining (see
+/// [`crate::api::pod::DRAIN_ANNOTATION`]). Selector matching is the caller's part.
 pub fn pod_is_eligible(pod: &Pod) -> bool {
     let terminating = pod.metadata.deletion_timestamp.is_some();
-    let draining = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(DRAIN_ANNOTATION))
-        .is_some_and(|v| v != "false");
-    crate::api::pod::is_ready(pod) && !terminating && !draining
+    crate::api::pod::is_ready(pod) && !terminating && !crate::api::pod::is_draining(&pod.metadata)
 }
 
 /// A [`PodView`] of `pod`; `None` if it has no name or uid. `selected` = it matches the
@@ -499,27 +475,17 @@ pub fn lease_view(lease: &Lease, set: &str, expired: bool) -> Option<LeaseView> 
     }
     let listener = labels.get(LISTENER_LABEL)?.clone();
     let spec = lease.spec.as_ref();
-    let holder_uid = lease
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Pod" && o.api_version == "v1")
-        .map(|o| o.uid.clone());
-    let renewed = spec.is_some_and(|s| s.renew_time.is_some() && s.renew_time != s.acquire_time);
+    let holder_uid = lease::owner_pod(lease).map(|o| o.uid.clone());
+    let renewed = lease::renewed_since_assignment(lease);
     Some(LeaseView {
         listener,
         renewed,
         holder: spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty()),
         holder_uid,
         expired,
-        transitions: spec.and_then(|s| s.lease_transitions).unwrap_or(0),
+        transitions: lease::fencing_token(lease),
         resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
-        release_requested: lease
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(RELEASE_REQUESTED_ANNOTATION)),
+        release_requested: lease::release_requested(lease).is_some(),
     })
 }
 

@@ -394,11 +394,9 @@ fn plan(
 ) -> Vec<Move> {
     let by_name = pods_by_name(input.pods);
     let gone = |l: &LeaseView| {
-        l.holder.as_deref().is_some_and(|h| {
-            by_name
-                .get(h)
-                .is_none_or(|p| l.holder_uid.as_ref().is_some_and(|u| *u != p.uid))
-        })
+        l.holder
+            .as_deref()
+            .is_some_and(|h| by_name.get(h).is_none_or(|p| !l.held_by(&p.name, &p.uid)))
     };
     let ghosts: BTreeSet<&str> = leases
         .iter()
@@ -660,10 +658,7 @@ fn lapsed(input: &Input, leases: &[LeaseView]) -> BTreeSet<String> {
         .filter(|l| l.expired)
         .filter_map(|l| {
             let pod = by_name.get(l.holder.as_deref()?)?;
-            l.holder_uid
-                .as_ref()
-                .is_none_or(|u| *u == pod.uid)
-                .then(|| pod.uid.clone())
+            l.held_by(&pod.name, &pod.uid).then(|| pod.uid.clone())
         })
         .collect()
 }
@@ -730,7 +725,7 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>
     };
     let gone = pods_by_name(input.pods)
         .get(holder)
-        .is_none_or(|p| prior.holder_uid.as_ref().is_some_and(|u| *u != p.uid));
+        .is_none_or(|p| !prior.held_by(&p.name, &p.uid));
     let stopped = prior.holder_uid.as_ref().is_some_and(|u| input.stopped.contains(u));
     let secs = input
         .leases

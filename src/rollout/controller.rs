@@ -17,7 +17,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::api::rollout::{annotations, labels, ConditionStatus, Rollout, RolloutStatus};
+use crate::api::pod::{drain_value, DRAIN_ANNOTATION};
+use crate::api::rollout::{labels, ConditionStatus, Rollout, RolloutStatus};
+use crate::api::ROLLOUT_MANAGER as MANAGER;
 use crate::backoff::Backoff;
 use crate::cache::tolerant::Bad;
 use crate::cache::Synced;
@@ -26,11 +28,8 @@ use crate::events::{Publisher, Severity};
 use crate::rollout::expectations::{Expectations, Expected};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
 
-/// Does pod `name` in namespace `ns` hold a listener Lease? (From the ListenerSet side.)
-pub type HoldsListeners = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
-
-/// Field manager of the Rollout controller's writes.
-pub const MANAGER: &str = "baton-rollout";
+/// Does the pod of namespace, name and uid hold a listener Lease? (From the ListenerSet side.)
+pub type HoldsListeners = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
 
 /// Counters a benchmark or the metrics endpoint can read.
 #[derive(Debug, Default)]
@@ -106,11 +105,7 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     o.failed = matches!(status.and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"));
     o.terminating = meta.deletion_timestamp.is_some();
     o.created = meta.creation_timestamp.as_ref().map(|t| t.0);
-    o.drain_requested_at = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::DRAIN))
-        .and_then(|v| v.parse::<Timestamp>().ok());
+    o.drain = crate::api::pod::drain(meta);
     o.holds_listeners = holds_listeners;
     Some(o)
 }
@@ -221,7 +216,10 @@ async fn plan_and_apply(
         .state()
         .iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(&p.metadata, &uid))
-        .filter_map(|p| observe_pod(p, holders.as_ref().is_some_and(|h| h(&ns, &p.name_any()))))
+        .filter_map(|p| {
+            let uid = p.metadata.uid.as_deref().unwrap_or_default();
+            observe_pod(p, holders.as_ref().is_some_and(|h| h(&ns, &p.name_any(), uid)))
+        })
         .collect();
     let revisions: Vec<RevisionInfo> = ctx
         .revisions
@@ -362,7 +360,7 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         // The answer holds the stored spec, which does not decode as a Rollout.
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<Rollout>(&()));
         let body = json!({
-            "apiVersion": format!("{}/{}", crate::api::rollout::GROUP, crate::api::rollout::VERSION),
+            "apiVersion": crate::api::API_VERSION,
             "kind": "Rollout",
             "status": plan.status,
         });
@@ -380,11 +378,7 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         }
     }
     let reference = ObjectReference {
-        api_version: Some(format!(
-            "{}/{}",
-            crate::api::rollout::GROUP,
-            crate::api::rollout::VERSION
-        )),
+        api_version: Some(crate::api::API_VERSION.into()),
         kind: Some("Rollout".into()),
         name: Some(bad.name.clone()),
         namespace: Some(ns.clone()),
@@ -486,12 +480,12 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             Some(Expected::PodDeleted(name.clone()))
         }
         Action::DrainPod { name } => {
-            let patch = json!({"metadata": {"annotations": {annotations::DRAIN: Timestamp::now().to_string()}}});
+            let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: drain_value(Timestamp::now())}}});
             patch_pod(ctx, &pods, name, &patch).await?;
             None
         }
         Action::UndrainPod { name } => {
-            let patch = json!({"metadata": {"annotations": {annotations::DRAIN: null}}});
+            let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: null}}});
             patch_pod(ctx, &pods, name, &patch).await?;
             None
         }
@@ -555,7 +549,7 @@ fn build_pod(
 async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &RolloutStatus) -> Result<Rollout> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
     let body = json!({
-        "apiVersion": format!("{}/{}", crate::api::rollout::GROUP, crate::api::rollout::VERSION),
+        "apiVersion": crate::api::API_VERSION,
         "kind": "Rollout",
         "status": status,
     });

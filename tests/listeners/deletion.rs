@@ -34,7 +34,7 @@ fn has_finalizer(set: &ListenerSet) -> bool {
         .finalizers
         .iter()
         .flatten()
-        .any(|f| f == baton::listeners::FINALIZER)
+        .any(|f| f == baton::api::listenerset::FINALIZER)
 }
 
 /// Deleting a ListenerSet: its holders stop and release, every Lease is deleted, then the set goes;

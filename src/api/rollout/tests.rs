@@ -96,8 +96,8 @@ fn crd_is_small_and_complete() {
     assert!(sub.status.is_some());
     assert_eq!(crd.spec.names.short_names, Some(vec!["rol".to_string()]));
     assert_eq!(crd.spec.scope, "Namespaced");
-    assert_eq!(crd.spec.group, GROUP);
-    assert_eq!(version.name, VERSION);
+    assert_eq!(crd.spec.group, crate::api::GROUP);
+    assert_eq!(version.name, crate::api::VERSION);
     assert!(json.contains("x-kubernetes-validations"));
     assert!(json.contains("isSorted()"));
     assert!(json.contains("x-kubernetes-int-or-string"));

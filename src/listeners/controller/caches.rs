@@ -15,7 +15,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
 use super::api;
-use crate::api::listenerset::{DRAIN_ANNOTATION, LISTENERSET_LABEL};
+use crate::api::listenerset::lease::{held_by, owner_pod};
+use crate::api::listenerset::LISTENERSET_LABEL;
+use crate::api::pod::is_draining;
 use crate::api::rollout::Rollout;
 use crate::cache::{synced, Synced, SyncedTx};
 
@@ -106,14 +108,14 @@ impl SharedCaches {
         fan_in(rx)
     }
 
-    /// For the Rollout controller: does pod `name` in `ns` hold a listener Lease?
+    /// For the Rollout controller: does pod `name` of uid `uid` in `ns` hold a listener Lease?
     pub fn listener_holders(&self) -> crate::rollout::controller::HoldsListeners {
         let leases = self.leases.clone();
-        Arc::new(move |ns: &str, pod: &str| {
-            leases.state().iter().any(|l| {
-                l.metadata.namespace.as_deref() == Some(ns)
-                    && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(pod)
-            })
+        Arc::new(move |ns: &str, name: &str, uid: &str| {
+            leases
+                .state()
+                .iter()
+                .any(|l| l.metadata.namespace.as_deref() == Some(ns) && held_by(l, name, uid))
         })
     }
 
@@ -170,14 +172,11 @@ fn fan_out<K: Clone + Send + 'static>(
 /// the Rollout owning that pod should look again (it may be waiting for the pod to hold nothing).
 pub fn draining_rollout_of_lease(pods: &Store<Pod>, lease: &Lease) -> Option<ObjectRef<Rollout>> {
     let ns = lease.metadata.namespace.as_deref()?;
-    let owner = lease
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Pod" && o.api_version == "v1")?;
+    let owner = owner_pod(lease)?;
     let pod = pods.get(&ObjectRef::new(&owner.name).within(ns))?;
-    pod.metadata.annotations.as_ref()?.get(DRAIN_ANNOTATION)?;
+    if !is_draining(&pod.metadata) {
+        return None;
+    }
     let rollout = pod
         .metadata
         .owner_references
@@ -185,4 +184,51 @@ pub fn draining_rollout_of_lease(pods: &Store<Pod>, lease: &Lease) -> Option<Obj
         .flatten()
         .find(|o| o.kind == "Rollout")?;
     Some(ObjectRef::new(&rollout.name).within(ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::listenerset::lease::pod_owner_reference;
+    use crate::api::pod::DRAIN_ANNOTATION;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod_with_drain(value: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("svc-0-abc".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u0".into()),
+                annotations: value.map(|v| [(DRAIN_ANNOTATION.to_string(), v.to_string())].into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: crate::api::API_VERSION.into(),
+                    kind: "Rollout".into(),
+                    name: "svc".into(),
+                    uid: "r0".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn rollout_woken(drain: Option<&str>) -> Option<ObjectRef<Rollout>> {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Apply(pod_with_drain(drain)));
+        let mut lease = Lease::default();
+        lease.metadata.namespace = Some("ns".into());
+        lease.metadata.owner_references = Some(vec![pod_owner_reference("svc-0-abc", "u0")]);
+        draining_rollout_of_lease(&store, &lease)
+    }
+
+    #[test]
+    fn a_lease_change_wakes_the_rollout_of_a_draining_holder() {
+        let woken = Some(ObjectRef::new("svc").within("ns"));
+        assert_eq!(rollout_woken(Some("2026-01-01T00:00:00Z")), woken);
+        assert_eq!(rollout_woken(Some("true")), woken);
+        // "false" is not a drain, for this reader as for every other.
+        assert_eq!(rollout_woken(Some("false")), None);
+        assert_eq!(rollout_woken(None), None);
+    }
 }

@@ -12,9 +12,9 @@ use tracing::{debug, info};
 
 use super::{publish, Context};
 use crate::api::listenerset::{self, ListenerSet, LISTENERSET_LABEL, LISTENER_LABEL};
+use crate::api::listenerset::{EVENT_FINALIZED, FINALIZER};
 use crate::error::{is_status, Result};
 use crate::events::Severity as EventType;
-use crate::listeners::FINALIZER;
 
 /// Add [`FINALIZER`], conditional on the `resourceVersion` read (a 409 just retries).
 pub(super) async fn add_finalizer(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> Result<()> {
@@ -68,7 +68,7 @@ pub(super) async fn finish_deletion(
         ctx,
         reference,
         EventType::Normal,
-        "Finalized",
+        EVENT_FINALIZED,
         "every listener stopped and every Lease deleted: the ListenerSet goes",
     );
     Ok(Requeue::await_change())

@@ -6,16 +6,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
 use super::Stats;
-use crate::api::listenerset::{lease_name, LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION};
+use crate::api::listenerset::lease::pod_owner_reference;
+use crate::api::listenerset::{
+    lease_name, CONFIG_ANNOTATION, EVENT_ASSIGNED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
+    LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION,
+};
 use crate::error::is_status;
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::Move;
 use crate::listeners::decide::Kind;
-use crate::listeners::CONFIG_ANNOTATION;
 
 /// `(reason, note, type)` of the Event for an assignment of `listener` to `pod`; counts
 /// handovers and takeovers.
@@ -28,20 +31,20 @@ pub(super) fn assignment_event(
 ) -> (&'static str, String, EventType) {
     match kind {
         Kind::Assigned => (
-            "Assigned",
+            EVENT_ASSIGNED,
             format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
             EventType::Normal,
         ),
         Kind::Handover => {
             stats.handovers.fetch_add(1, Ordering::Relaxed);
             (
-                "Handover",
+                EVENT_HANDOVER,
                 format!("listener {listener} handed over to pod {pod} (fencing token {transitions})"),
                 EventType::Normal,
             )
         }
         Kind::Recreated => (
-            "LeaseRecreated",
+            EVENT_LEASE_RECREATED,
             format!(
                 "the Lease of listener {listener} was deleted while pod {pod} may still run it: recreated for \
                  {pod} (fencing token {transitions}), so no other pod starts it"
@@ -51,7 +54,7 @@ pub(super) fn assignment_event(
         Kind::Takeover(why) => {
             stats.takeovers.fetch_add(1, Ordering::Relaxed);
             (
-                "Takeover",
+                EVENT_TAKEOVER,
                 format!("listener {listener} taken over by pod {pod} (fencing token {transitions}): {why}"),
                 EventType::Warning,
             )
@@ -102,13 +105,7 @@ pub(super) async fn apply_move(
                 Some(c) => annotations.insert(CONFIG_ANNOTATION.into(), c),
                 None => annotations.remove(CONFIG_ANNOTATION),
             };
-            l.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: "v1".into(),
-                kind: "Pod".into(),
-                name: pod.clone(),
-                uid: pod_uid.clone(),
-                ..Default::default()
-            }]);
+            l.metadata.owner_references = Some(vec![pod_owner_reference(pod, pod_uid)]);
             l.metadata.resource_version = from_resource_version.clone();
             let now = now_micro();
             l.spec = Some(LeaseSpec {

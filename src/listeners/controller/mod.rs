@@ -11,11 +11,11 @@
 //! * Every Lease write is conditional: creates fail on AlreadyExists, updates carry the
 //!   `resourceVersion` the decision was made on, deletes carry it as a precondition. A 409
 //!   just means "someone else acted first": the reconcile is retried from fresh caches.
-//! * `baton listeners recover` sets [`RECOVER_ANNOTATION`](crate::listeners::RECOVER_ANNOTATION) to a nonce; the next reconcile treats
+//! * `baton listeners recover` sets [`RECOVER_ANNOTATION`](crate::api::listenerset::RECOVER_ANNOTATION) to a nonce; the next reconcile treats
 //!   Leases whose holder pod is gone, not Ready or terminating as expired at once (orphans
 //!   only: Leases of Ready holders are never touched), then records the nonce in
-//!   [`RECOVERED_ANNOTATION`](crate::listeners::RECOVERED_ANNOTATION).
-//! * Deletion: every ListenerSet gets [`FINALIZER`](crate::listeners::FINALIZER) before any of its Leases is written. Once it
+//!   [`RECOVERED_ANNOTATION`](crate::api::listenerset::RECOVERED_ANNOTATION).
+//! * Deletion: every ListenerSet gets [`FINALIZER`](crate::api::listenerset::FINALIZER) before any of its Leases is written. Once it
 //!   is being deleted, every listener is treated as removed ([`assigner::finalize`](crate::listeners::assigner::finalize)): live holders
 //!   are asked to release, a Lease is deleted only once released, expired or its holder is gone,
 //!   and the finalizer goes when the API server lists no Lease of the set any more.

@@ -23,13 +23,14 @@ use super::leases::{apply_move, assignment_event};
 use super::status::{condition, report, write_status, Report};
 use super::{publish, selector_matches, Context};
 use crate::api::listenerset::{
-    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, LISTENERSET_LABEL, REASON_INVALID_SPEC,
+    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
+    LISTENERSET_LABEL, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION,
+    RECOVER_ANNOTATION,
 };
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::{self, Move};
 use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts, Wanted};
-use crate::listeners::{FINALIZER, RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
 
 /// One reconcile of one ListenerSet.
 pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -167,7 +168,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             &ctx,
             &reference,
             EventType::Normal,
-            "Recovered",
+            EVENT_RECOVERED,
             &format!(
                 "recover {nonce}: {} orphaned listeners released for reassignment",
                 decision.recovered
@@ -208,11 +209,12 @@ async fn write_report(
     } = report(set, previous, deleting, &desired.problems, decision, lease_by_listener);
     if set.status.as_ref() != Some(&status) {
         let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
-        if deleting && prev_ready.is_none_or(|c| c.reason != "Terminating") {
-            publish(ctx, &reference, EventType::Normal, "Terminating", &ready_message);
+        if deleting && prev_ready.is_none_or(|c| c.reason != REASON_TERMINATING) {
+            publish(ctx, &reference, EventType::Normal, REASON_TERMINATING, &ready_message);
         }
         let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
-        if degraded && prev_degraded.is_none_or(|c| c.message != degraded_message) && degraded_reason != "Orphaned" {
+        if degraded && prev_degraded.is_none_or(|c| c.message != degraded_message) && degraded_reason != REASON_ORPHANED
+        {
             publish(ctx, &reference, EventType::Warning, degraded_reason, &degraded_message);
         }
         write_status(ctx, &ns, &name, &status).await?;
@@ -270,7 +272,11 @@ async fn apply_writes(
     let config_of: BTreeMap<&str, String> = desired
         .listeners
         .iter()
-        .filter_map(|l| l.config.as_ref().map(|(s, k)| (l.id.as_str(), format!("{s}/{k}"))))
+        .filter_map(|l| {
+            l.config
+                .as_ref()
+                .map(|(s, k)| (l.id.as_str(), listenerset::lease::config_value(s, k)))
+        })
         .collect();
     let writes = decision.writes.iter().map(|w| {
         let m = &w.change;

@@ -13,7 +13,8 @@ use serde_json::json;
 use super::Context;
 use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, REASON_AGENTS_NOT_RENEWING,
-    REASON_LISTENERS_STARTING,
+    REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LISTENERS_NOT_RUNNING, REASON_LISTENERS_STARTING,
+    REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
 };
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
@@ -72,10 +73,10 @@ pub(super) fn report(
         let message = terminating_message(summary);
         Conditions {
             ready: false,
-            ready_reason: "Terminating",
+            ready_reason: REASON_TERMINATING,
             ready_message: message.clone(),
             degraded: false,
-            degraded_reason: "Terminating",
+            degraded_reason: REASON_TERMINATING,
             degraded_message: message,
         }
     } else {
@@ -142,14 +143,14 @@ fn conditions(summary: &assigner::Summary, eligible: usize, silent: &[Silent], p
     let silent_message = (!silent.is_empty()).then(|| format!("{counts}; {}", silent_pods(silent)));
     let (ready_reason, ready_message) = if all_running {
         (
-            "AllRunning",
+            REASON_ALL_RUNNING,
             format!("{} of {} listeners running", summary.running, wanted),
         )
     } else if let Some(m) = &silent_message {
         (REASON_AGENTS_NOT_RENEWING, m.clone())
     } else if eligible == 0 {
         (
-            "NoEligiblePods",
+            REASON_NO_ELIGIBLE_PODS,
             format!(
                 "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
                 wanted - summary.running
@@ -161,26 +162,26 @@ fn conditions(summary: &assigner::Summary, eligible: usize, silent: &[Silent], p
             format!("{counts}: waiting for the holders' agents to renew their Leases"),
         )
     } else {
-        ("ListenersNotRunning", counts)
+        (REASON_LISTENERS_NOT_RUNNING, counts)
     };
     let (degraded, degraded_reason, degraded_message) = if !problems.is_empty() {
-        (true, "MissingSecret", problems.join("; "))
+        (true, REASON_MISSING_SECRET, problems.join("; "))
     } else if !silent.is_empty() {
         // Without the counts: an Event goes with every new message.
         (true, REASON_AGENTS_NOT_RENEWING, silent_pods(silent))
     } else if !all_running && eligible == 0 {
-        (true, "NoEligiblePods", ready_message.clone())
+        (true, REASON_NO_ELIGIBLE_PODS, ready_message.clone())
     } else if summary.orphaned > 0 {
         (
             true,
-            "Orphaned",
+            REASON_ORPHANED,
             format!(
                 "{} listeners have a gone or expired holder and are being taken over",
                 summary.orphaned
             ),
         )
     } else {
-        (false, "AsExpected", "nothing needs attention".to_string())
+        (false, REASON_AS_EXPECTED, "nothing needs attention".to_string())
     };
     Conditions {
         ready: all_running,
@@ -268,7 +269,7 @@ pub(super) fn condition(
 pub(super) async fn write_status(ctx: &Context, ns: &str, name: &str, status: &ListenerSetStatus) -> Result<()> {
     let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), ns);
     let body = json!({
-        "apiVersion": "baton.dev/v1alpha1",
+        "apiVersion": crate::api::API_VERSION,
         "kind": "ListenerSet",
         "status": status,
     });

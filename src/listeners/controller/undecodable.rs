@@ -80,7 +80,7 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         // The answer holds the stored spec, which does not decode as a ListenerSet.
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<ListenerSet>(&()));
-        let body = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "status": new});
+        let body = json!({"apiVersion": crate::api::API_VERSION, "kind": "ListenerSet", "status": new});
         for attempt in 1..=3u32 {
             let written = api
                 .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
@@ -95,7 +95,7 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
         }
     }
     let reference = ObjectReference {
-        api_version: Some("baton.dev/v1alpha1".into()),
+        api_version: Some(crate::api::API_VERSION.into()),
         kind: Some("ListenerSet".into()),
         name: Some(bad.name.clone()),
         namespace: Some(ns.clone()),

@@ -56,7 +56,10 @@
 //!   progress deadline restarts on resume.
 //! * Pods holding listeners (`ObservedPod::holds_listeners`) are drained before deletion:
 //!   [`Action::DrainPod`] first (the reconciler sets annotation `baton.dev/drain`), then
-//!   [`Action::DeletePod`] once the pod holds no listener or `drain_timeout` has passed.
+//!   [`Action::DeletePod`] once the pod holds no listener or `drain_timeout` has passed since the
+//!   time the drain was asked. A draining pod (whoever asked) is not serving; the planner
+//!   withdraws only its own drains ([`Action::UndrainPod`]), never one set by hand (see
+//!   [`crate::api::pod::DRAIN_ANNOTATION`]).
 //! * Old revisions beyond `revisionHistoryLimit` are pruned oldest first, never one that the
 //!   update revision, the current revision, a pin or any pod uses.
 //!
@@ -160,7 +163,8 @@ pub enum Action {
     DeletePod { name: String },
     /// Ask pod `name` to hand its listeners over: set annotation `baton.dev/drain` to now.
     DrainPod { name: String },
-    /// Pod `name` is wanted again: remove annotation `baton.dev/drain`.
+    /// Pod `name` is wanted again: remove annotation `baton.dev/drain` (one this controller
+    /// set).
     UndrainPod { name: String },
 }
 

@@ -3,6 +3,8 @@
 
 use jiff::Timestamp;
 
+use crate::api::pod::Drain;
+
 use super::{add_secs, slot_name, Planner, RevisionInfo};
 
 /// One observed pod of the Rollout (selected by label `baton.dev/rollout`).
@@ -27,8 +29,8 @@ pub struct ObservedPod {
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
     pub created: Option<Timestamp>,
-    /// Value of annotation `baton.dev/drain`, when set.
-    pub drain_requested_at: Option<Timestamp>,
+    /// The pod is draining (annotation `baton.dev/drain`, read by [`crate::api::pod::drain`]).
+    pub drain: Option<Drain>,
     /// The pod holds at least one listener Lease.
     pub holds_listeners: bool,
 }
@@ -48,7 +50,7 @@ impl ObservedPod {
             failed: false,
             terminating: false,
             created: None,
-            drain_requested_at: None,
+            drain: None,
             holds_listeners: false,
         }
     }
@@ -59,7 +61,7 @@ impl ObservedPod {
 
     /// Ready and not on its way out.
     pub(super) fn serving(&self) -> bool {
-        self.live() && self.ready && self.drain_requested_at.is_none()
+        self.live() && self.ready && self.drain.is_none()
     }
 }
 
@@ -97,7 +99,7 @@ impl Planner<'_> {
 
     /// Ready for `minReadySeconds` (and not draining).
     pub(super) fn available(&self, pod: &ObservedPod) -> bool {
-        pod.drain_requested_at.is_none() && self.available_if_undrained(pod)
+        pod.drain.is_none() && self.available_if_undrained(pod)
     }
 
     /// Available once a drain request is withdrawn.
@@ -145,7 +147,7 @@ impl Planner<'_> {
         if !pod.ready {
             return SlotHealth::Waiting(format!("{instance} (not ready)"));
         }
-        if pod.drain_requested_at.is_some() {
+        if pod.drain.is_some() {
             return SlotHealth::Waiting(format!("{instance} (draining)"));
         }
         if !self.available(pod) {

@@ -6,7 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::batches::{Mode, RolloutState};
 use super::names::pod_labels_from;
 use super::{add_duration, budgets, pod_name, Action, ObservedPod, Planner, RevisionInfo};
+use crate::api::pod::Drain;
 use crate::api::rollout::PodReplacementPolicy;
+
+/// Whether the planner withdraws `pod`'s drain when it wants the pod again: only a drain it
+/// asked itself (with a time), never one a person set.
+fn undrains(pod: &ObservedPod) -> bool {
+    matches!(pod.drain, Some(Drain::Since(_)))
+}
 
 /// What a plan may still add (surge) and take down (unavailability).
 struct Budget {
@@ -65,13 +72,14 @@ impl Planner<'_> {
     /// Delete `pod`, or ask it to hand its listeners over first. True when deleted now.
     fn delete_or_drain(&mut self, pod: &ObservedPod) -> bool {
         if pod.holds_listeners {
-            match pod.drain_requested_at {
-                None => {
+            match pod.drain {
+                // A drain asked by hand has no time to count from: asking again records one.
+                None | Some(Drain::ByHand) => {
                     self.actions.push(Action::DrainPod { name: pod.name.clone() });
                     self.wakeups.push(add_duration(self.now, self.input.drain_timeout));
                     return false;
                 }
-                Some(at) => {
+                Some(Drain::Since(at)) => {
                     let until = add_duration(at, self.input.drain_timeout);
                     if until > self.now {
                         self.wakeups.push(until);
@@ -108,13 +116,14 @@ impl Planner<'_> {
             };
         }
         let mut surge_left = i64::from(max_surge) - extra;
-        // Slots whose wanted pod is drained but Ready serve again once it is undrained below.
+        // Slots whose wanted pod is drained (by this controller) but Ready serve again once it is
+        // undrained below.
         let undrained: BTreeSet<i32> = desired
             .iter()
             .filter_map(|(slot, want)| {
                 let want = want.as_ref()?;
                 let pod = self.slots.get(slot)?.live_with(&want.hash)?;
-                (pod.ready && pod.drain_requested_at.is_some()).then_some(*slot)
+                (pod.ready && undrains(pod)).then_some(*slot)
             })
             .collect();
         let unavailable_now = (0..replicas)
@@ -161,10 +170,10 @@ impl Planner<'_> {
                 .copied()
                 .filter(|p| p.revision_hash != want.hash)
                 .collect();
-            if pod.drain_requested_at.is_some() {
+            if undrains(pod) {
                 self.actions.push(Action::UndrainPod { name: pod.name.clone() });
             }
-            let pod_available = self.available_if_undrained(pod);
+            let pod_available = pod.drain != Some(Drain::ByHand) && self.available_if_undrained(pod);
             if !pod_available && pod.ready {
                 if let Some(since) = pod.ready_since {
                     self.wakeups.push(self.available_at(since));

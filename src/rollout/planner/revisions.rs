@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use super::batches::RolloutState;
 use super::{revision_name, Action, Planner};
+use crate::api::listenerset::lease::fnv1a64;
 use crate::api::rollout::{annotations, RolloutSpec};
 
 /// A ControllerRevision of the Rollout.
@@ -50,12 +51,8 @@ pub fn revision_hash(template: &PodTemplateSpec, version: &str) -> String {
     let value = serde_json::to_value(template).unwrap_or(serde_json::Value::Null);
     let mut text = String::new();
     canonical_json(&value, &mut text);
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in version.as_bytes().iter().chain([0u8].iter()).chain(text.as_bytes()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{:016x}", hash)[..10].to_string()
+    let bytes = [version.as_bytes(), &[0u8], text.as_bytes()].concat();
+    format!("{:016x}", fnv1a64(&bytes))[..10].to_string()
 }
 
 fn canonical_json(value: &serde_json::Value, out: &mut String) {

@@ -1,6 +1,8 @@
 //! Unit tests of the parent module: fixtures and a move applier shared by the example-based
 //! tests (`assign`, `views`) and the property tests (`properties`).
 use super::*;
+use crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION;
+use crate::api::pod::DRAIN_ANNOTATION;
 use k8s_openapi::api::coordination::v1::LeaseSpec;
 use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};

@@ -53,12 +53,12 @@ fn after(inp: &PlanInput, p: &Plan) -> Vec<ObservedPod> {
             }
             Action::DrainPod { name } => {
                 for pod in pods.iter_mut().filter(|p| &p.name == name) {
-                    pod.drain_requested_at = Some(inp.now);
+                    pod.drain = Some(crate::api::pod::Drain::Since(inp.now));
                 }
             }
             Action::UndrainPod { name } => {
                 for pod in pods.iter_mut().filter(|p| &p.name == name) {
-                    pod.drain_requested_at = None;
+                    pod.drain = None;
                 }
             }
             _ => {}
@@ -76,7 +76,7 @@ pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
     let mut undrained = inp.pods.clone();
     for pod in &mut undrained {
         if p.actions.contains(&Action::UndrainPod { name: pod.name.clone() }) {
-            pod.drain_requested_at = None;
+            pod.drain = None;
         }
     }
     let before = serving_slots(&undrained, replicas);

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 
 use super::*;
+use crate::api::pod::Drain;
 use crate::api::rollout::{
     annotations, labels, scaled_value, BatchStatus, ConditionType, EventReason, FailedUpdate, FailureReason, Pause,
     PauseMode, Pin, PodReplacementPolicy, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,

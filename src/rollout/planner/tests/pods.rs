@@ -104,7 +104,7 @@ fn termination_complete_waits_for_the_old_pod_to_be_gone() {
     let mut inp = surge_in_progress(None);
     for pod in &mut inp.pods {
         pod.holds_listeners = true;
-        pod.drain_requested_at = Some(at(0));
+        pod.drain = Some(Drain::Since(at(0)));
     }
     inp.pods
         .iter_mut()
@@ -164,7 +164,7 @@ fn pods_holding_listeners_are_drained_before_deletion() {
     let old = pod_name(NAME, 0, &hash_of("v1"));
     let p = plan(&inp);
     assert_eq!(p.actions, vec![Action::DrainPod { name: old.clone() }]);
-    inp.pods[0].drain_requested_at = Some(inp.now);
+    inp.pods[0].drain = Some(Drain::Since(inp.now));
     let p = plan(&inp);
     assert!(p.actions.is_empty());
     assert_eq!(p.requeue_after, Some(DEFAULT_DRAIN_TIMEOUT));
@@ -175,4 +175,54 @@ fn pods_holding_listeners_are_drained_before_deletion() {
     inp.pods[0].holds_listeners = true;
     inp.now = add_duration(inp.now, DEFAULT_DRAIN_TIMEOUT);
     assert_eq!(plan(&inp).actions, vec![Action::DeletePod { name: old }]);
+}
+
+#[test]
+fn a_drain_set_by_hand_takes_the_pod_out_of_service_and_stays() {
+    // `kubectl annotate pod svc-0-… baton.dev/drain=true`: the ListenerSet side moves the pod's
+    // listeners away, so the planner must not count it as serving either, and the drain is the
+    // person's to withdraw.
+    let mut inp = healthy("v1", 2);
+    inp.pods[0].holds_listeners = true;
+    inp.pods[0].drain = Some(Drain::ByHand);
+    let p = plan(&inp);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.status.available_replicas, 1);
+    assert_eq!(p.status.ready_replicas, 2);
+    assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
+    assert_eq!(p.status.message.as_deref(), Some("1 of 2 instances available on v1"));
+    // The drain this controller asked (a time) is withdrawn when the pod is wanted.
+    inp.pods[0].drain = Some(Drain::Since(inp.now));
+    assert_eq!(
+        plan(&inp).actions,
+        vec![Action::UndrainPod {
+            name: inp.pods[0].name.clone()
+        }]
+    );
+}
+
+#[test]
+fn a_pod_drained_by_hand_is_drained_with_a_time_before_it_is_replaced() {
+    let mut inp = healthy("v1", 2);
+    inp.spec = spec("v2", 2);
+    inp.revisions.push(rev("v2", 2));
+    for pod in &mut inp.pods {
+        pod.holds_listeners = true;
+    }
+    inp.pods[0].drain = Some(Drain::ByHand);
+    inp.pods.push(ready_pod(0, "v2", at(0)));
+    inp.status.as_mut().unwrap().update_revision = Some(rev("v2", 2).name);
+    inp.status.as_mut().unwrap().batch = Some(BatchStatus {
+        current: 1,
+        total: 2,
+        started_at: Some(MicroTime(at(990))),
+        pause_started_at: None,
+    });
+    let old = pod_name(NAME, 0, &hash_of("v1"));
+    // No time to count the bounded wait from: the drain is asked again, with one.
+    let p = plan(&inp);
+    assert_eq!(p.actions, vec![Action::DrainPod { name: old.clone() }]);
+    assert_eq!(p.requeue_after, Some(DEFAULT_DRAIN_TIMEOUT));
+    inp.pods[0].drain = Some(Drain::Since(inp.now));
+    assert!(plan(&inp).actions.is_empty());
 }

@@ -51,7 +51,7 @@ impl std::fmt::Debug for Scenario {
                 p.crash_looping,
                 p.failed,
                 p.terminating,
-                p.drain_requested_at.map(|t| t.duration_since(i.now).as_secs()),
+                p.drain,
                 p.holds_listeners
             )?;
         }
@@ -64,7 +64,7 @@ fn arb_pod(slot: i32) -> impl Strategy<Value = ObservedPod> {
         prop::sample::select(vec!["v1", "v2", "v3"]),
         any::<bool>(),
         0i64..20,
-        prop::sample::select(vec![0u8, 0, 0, 0, 1, 2, 3, 4]),
+        prop::sample::select(vec![0u8, 0, 0, 0, 1, 2, 3, 4, 5]),
         any::<bool>(),
     )
         .prop_map(move |(version, ready, ago, flag, holds)| {
@@ -80,7 +80,8 @@ fn arb_pod(slot: i32) -> impl Strategy<Value = ObservedPod> {
                     p.ready = false;
                 }
                 3 => p.crash_looping = true,
-                4 => p.drain_requested_at = Some(at(1000 - ago)),
+                4 => p.drain = Some(crate::api::pod::Drain::Since(at(1000 - ago))),
+                5 => p.drain = Some(crate::api::pod::Drain::ByHand),
                 _ => {}
             }
             p.holds_listeners = holds;

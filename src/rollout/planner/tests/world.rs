@@ -73,12 +73,12 @@ impl World {
                 }
                 Action::DrainPod { name } => {
                     if let Some(pod) = self.input.pods.iter_mut().find(|p| &p.name == name) {
-                        pod.drain_requested_at = Some(now);
+                        pod.drain = Some(crate::api::pod::Drain::Since(now));
                     }
                 }
                 Action::UndrainPod { name } => {
                     if let Some(pod) = self.input.pods.iter_mut().find(|p| &p.name == name) {
-                        pod.drain_requested_at = None;
+                        pod.drain = None;
                     }
                 }
             }

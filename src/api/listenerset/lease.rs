@@ -1,0 +1,346 @@
+//! The listener Lease protocol between the ListenerSet controller and the agents: the Lease's
+//! name, who holds it, why its holder is asked to release it, and where its listener's config
+//! lives. The labels and annotations themselves are the constants of [`super`].
+//!
+//! A listener Lease carries:
+//! * labels [`LISTENERSET_LABEL`]` = <set>` and [`LISTENER_LABEL`]` = <listener id>`;
+//! * `spec.holderIdentity = <pod name>` and a Pod ownerReference with that pod's uid: together
+//!   they are its [`Holder`];
+//! * `spec.leaseTransitions`: the fencing token handed to the application;
+//! * [`CONFIG_ANNOTATION`]` = <secret>/<key>` ([`config_value`], [`parse_config`]) when the
+//!   listener has a config;
+//! * [`RELEASE_REQUESTED_ANNOTATION`]` = <reason>` ([`ReleaseReason`]) while its holder is asked
+//!   to release it.
+
+use std::hash::Hasher;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::{CONFIG_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN, RELEASE_REQUESTED_ANNOTATION};
+
+/// Name of the Lease that records who runs `listener` of set `set`: `<set>-<listener>` when
+/// that is already a valid name (lower-case alphanumerics and `-`, starting and ending with
+/// an alphanumeric, at most 253 characters); otherwise a sanitised, truncated form followed by
+/// `-` and 10 hex digits of a stable hash (64-bit FNV-1a) of the original `<set>-<listener>`.
+///
+/// `<set>-<listener>` is not injective (set `a-b` + listener `c` and set `a` + listener
+/// `b-c` give the same name), so whoever finds a Lease by this name must check its
+/// [`LISTENERSET_LABEL`] and [`LISTENER_LABEL`] before trusting it.
+pub fn lease_name(set: &str, listener: &str) -> String {
+    const HASH_HEX: usize = 10;
+    let raw = format!("{set}-{listener}");
+    let sanitized: String = raw
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect();
+    let trimmed = sanitized.trim_matches('-');
+    if trimmed == raw && raw.len() <= MAX_NAME_LEN {
+        return raw;
+    }
+    let suffix = format!("{:016x}", fnv1a64(raw.as_bytes()));
+    let suffix = &suffix[..HASH_HEX];
+    // `trimmed` is ASCII, so byte slicing is on char boundaries.
+    let keep = MAX_NAME_LEN - 1 - HASH_HEX;
+    let base = trimmed[..trimmed.len().min(keep)].trim_end_matches('-');
+    if base.is_empty() {
+        suffix.to_string()
+    } else {
+        format!("{base}-{suffix}")
+    }
+}
+
+/// 64-bit FNV-1a: tiny, stable across Rust versions and platforms (unlike `DefaultHasher`).
+/// Lease names and revision hashes are made with it, so it must never change.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// Who holds a listener Lease: `spec.holderIdentity` (a pod name) and the uid of the Lease's Pod
+/// ownerReference. The controller writes both with every assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder<'a> {
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+}
+
+impl<'a> Holder<'a> {
+    /// The holder of `lease`, if `holderIdentity` names one (empty: released).
+    pub fn of(lease: &'a Lease) -> Option<Self> {
+        let name = lease
+            .spec
+            .as_ref()?
+            .holder_identity
+            .as_deref()
+            .filter(|h| !h.is_empty())?;
+        Some(Holder {
+            name,
+            uid: owner_pod(lease).map(|o| o.uid.as_str()),
+        })
+    }
+
+    /// Whether this is pod `name` of uid `uid`: the name and the ownerReference's uid both
+    /// match. A Lease without the uid (not written by the controller) names no pod: no agent
+    /// runs it, and the controller treats it as free.
+    pub fn is(&self, name: &str, uid: &str) -> bool {
+        self.name == name && self.uid == Some(uid)
+    }
+}
+
+/// Whether `lease` is a listener Lease held by pod `name` of uid `uid` (see [`Holder::is`]).
+pub fn held_by(lease: &Lease, name: &str, uid: &str) -> bool {
+    listener_of(lease).is_some() && Holder::of(lease).is_some_and(|h| h.is(name, uid))
+}
+
+/// The Lease's Pod ownerReference (the holder the controller assigned).
+pub fn owner_pod(lease: &Lease) -> Option<&OwnerReference> {
+    lease
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Pod" && o.api_version == "v1")
+}
+
+/// The ownerReference that ties a Lease to its holder pod (so the pod's deletion takes it along).
+pub fn pod_owner_reference(name: &str, uid: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: name.to_string(),
+        uid: uid.to_string(),
+        ..Default::default()
+    }
+}
+
+/// `(set, listener)` from the Lease's labels, if both are there.
+pub fn listener_of(lease: &Lease) -> Option<(&str, &str)> {
+    let labels = lease.metadata.labels.as_ref()?;
+    Some((labels.get(LISTENERSET_LABEL)?, labels.get(LISTENER_LABEL)?))
+}
+
+/// The fencing token the Lease carries (`spec.leaseTransitions`, 0 when absent).
+pub fn fencing_token(lease: &Lease) -> i32 {
+    lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)
+}
+
+/// The holder renewed the Lease after it was assigned: the controller writes `acquireTime` and
+/// `renewTime` equal with every assignment, and only the holder's agent renews, which it does
+/// before it starts the listener. Until then the listener is starting, not running.
+pub fn renewed_since_assignment(lease: &Lease) -> bool {
+    lease
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.renew_time.is_some() && s.renew_time != s.acquire_time)
+}
+
+/// The value of [`RELEASE_REQUESTED_ANNOTATION`], if the holder is asked to release.
+pub fn release_requested(lease: &Lease) -> Option<&str> {
+    lease
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(RELEASE_REQUESTED_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Why the controller asks a holder to release (the value of [`RELEASE_REQUESTED_ANNOTATION`],
+/// which the agent passes on to the application).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReleaseReason {
+    /// The holder is alive but not eligible (draining, terminating, not Ready, unselected).
+    HolderNotEligible,
+    /// The listener is suspended.
+    Suspended,
+    /// The listener is no longer in the spec.
+    Removed,
+    /// The holder holds more than `maxPerPod`.
+    OverLimit,
+    /// The ListenerSet is being deleted.
+    SetDeleted,
+}
+
+impl ReleaseReason {
+    /// Every reason.
+    pub const ALL: [ReleaseReason; 5] = [
+        ReleaseReason::HolderNotEligible,
+        ReleaseReason::Suspended,
+        ReleaseReason::Removed,
+        ReleaseReason::OverLimit,
+        ReleaseReason::SetDeleted,
+    ];
+
+    /// Value of the [`RELEASE_REQUESTED_ANNOTATION`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseReason::HolderNotEligible => "holder-not-eligible",
+            ReleaseReason::Suspended => "suspended",
+            ReleaseReason::Removed => "removed",
+            ReleaseReason::OverLimit => "over-limit",
+            ReleaseReason::SetDeleted => "listenerset-deleted",
+        }
+    }
+
+    /// The reason spelled `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The [`CONFIG_ANNOTATION`] value naming key `key` of Secret `secret` (in the Lease's
+/// namespace): `<secret>/<key>`. Neither a Secret name nor a key may contain `/`.
+pub fn config_value(secret: &str, key: &str) -> String {
+    format!("{secret}/{key}")
+}
+
+/// `(secret, key)` from a [`CONFIG_ANNOTATION`] value; `None` when it is not `<secret>/<key>`
+/// with both parts non-empty.
+pub fn parse_config(value: &str) -> Option<(&str, &str)> {
+    let (secret, key) = value.split_once('/')?;
+    (!secret.is_empty() && !key.is_empty() && !key.contains('/')).then_some((secret, key))
+}
+
+/// The config location the Lease names, if any: `Some(Err(value))` when the annotation is there
+/// but not `<secret>/<key>`.
+pub fn config_of(lease: &Lease) -> Option<Result<(&str, &str), &str>> {
+    let value = lease.metadata.annotations.as_ref()?.get(CONFIG_ANNOTATION)?;
+    Some(parse_config(value).ok_or(value.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use proptest::prelude::*;
+
+    fn lease(holder: Option<&str>, uid: Option<&str>) -> Lease {
+        let mut l = Lease::default();
+        l.metadata.labels = Some(
+            [
+                (LISTENERSET_LABEL.to_string(), "set".to_string()),
+                (LISTENER_LABEL.to_string(), "a".to_string()),
+            ]
+            .into(),
+        );
+        l.metadata.owner_references = uid.map(|u| vec![pod_owner_reference(holder.unwrap_or("x"), u)]);
+        l.spec = Some(LeaseSpec {
+            holder_identity: holder.map(str::to_string),
+            ..Default::default()
+        });
+        l
+    }
+
+    #[test]
+    fn a_lease_is_held_by_the_pod_it_names_with_its_uid() {
+        assert!(held_by(&lease(Some("p1"), Some("u1")), "p1", "u1"));
+        // Same name, another incarnation of the pod.
+        assert!(!held_by(&lease(Some("p1"), Some("u1")), "p1", "u2"));
+        // No uid recorded: not written by the controller, held by no pod.
+        assert!(!held_by(&lease(Some("p1"), None), "p1", "u1"));
+        assert!(!held_by(&lease(None, Some("u1")), "p1", "u1"));
+        assert!(!held_by(&lease(Some(""), Some("u1")), "", "u1"));
+        let mut unlabelled = lease(Some("p1"), Some("u1"));
+        unlabelled.metadata.labels = None;
+        assert!(!held_by(&unlabelled, "p1", "u1"));
+        assert_eq!(
+            Holder::of(&lease(Some("p1"), None)),
+            Some(Holder { name: "p1", uid: None })
+        );
+    }
+
+    #[test]
+    fn config_values_round_trip() {
+        assert_eq!(
+            parse_config(&config_value("tokens", "acct.42")),
+            Some(("tokens", "acct.42"))
+        );
+        assert_eq!(parse_config("tokens"), None);
+        assert_eq!(parse_config("tokens/"), None);
+        assert_eq!(parse_config("/key"), None);
+        assert_eq!(parse_config("a/b/c"), None);
+        let mut l = lease(Some("p1"), Some("u1"));
+        assert_eq!(config_of(&l), None);
+        l.metadata.annotations = Some([(CONFIG_ANNOTATION.to_string(), "nokey".to_string())].into());
+        assert_eq!(config_of(&l), Some(Err("nokey")));
+    }
+
+    #[test]
+    fn release_reasons_round_trip() {
+        for r in ReleaseReason::ALL {
+            assert_eq!(ReleaseReason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(ReleaseReason::parse("drain"), None);
+    }
+
+    #[test]
+    fn hashes_and_lease_names_never_change() {
+        // The FNV-1a 64 test vectors, and names computed before the crate replaced the
+        // hand-written hash: existing Leases keep their names.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(lease_name("sxt", "Listener1"), "sxt-listener1-8f7167c18c");
+        assert_eq!(lease_name("my_set", "acct.42"), "my-set-acct-42-2a4300d243");
+    }
+
+    #[test]
+    fn lease_name_examples() {
+        assert_eq!(lease_name("sxt", "listener1"), "sxt-listener1");
+        let upper = lease_name("sxt", "Listener1");
+        assert!(upper.starts_with("sxt-listener1-"), "{upper}");
+        assert_eq!(upper.len(), "sxt-listener1-".len() + 10);
+        // Sanitising must not make distinct inputs collide.
+        assert_ne!(lease_name("sxt", "a_b"), lease_name("sxt", "a.b"));
+        assert_ne!(lease_name("sxt", "a_b"), lease_name("sxt", "a-b"));
+        assert_ne!(lease_name("sxt", "A"), lease_name("sxt", "a"));
+        let long = lease_name(&"s".repeat(200), &"l".repeat(63));
+        assert_eq!(long.len(), MAX_NAME_LEN);
+        assert_ne!(long, lease_name(&"s".repeat(200), &"l".repeat(62)));
+        assert_eq!(lease_name("", "_"), lease_name("", "_"));
+        assert!(is_dns_subdomain(&lease_name("", "_")));
+    }
+
+    fn is_dns_subdomain(s: &str) -> bool {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_NAME_LEN
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn lease_name_is_dns_safe_and_stable(set in "\\PC{0,300}", listener in "\\PC{0,80}") {
+            let name = lease_name(&set, &listener);
+            prop_assert!(is_dns_subdomain(&name), "{:?}", name);
+            prop_assert_eq!(&name, &lease_name(&set, &listener));
+        }
+
+        #[test]
+        fn lease_name_keeps_valid_names(set in "[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?",
+                                        listener in "[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?") {
+            prop_assert_eq!(lease_name(&set, &listener), format!("{set}-{listener}"));
+        }
+
+        #[test]
+        fn lease_name_distinguishes_listeners(set in "[a-z]{1,20}",
+                                              a in "[A-Za-z0-9._-]{1,63}",
+                                              b in "[A-Za-z0-9._-]{1,63}") {
+            prop_assume!(a != b);
+            prop_assert_ne!(lease_name(&set, &a), lease_name(&set, &b));
+        }
+    }
+}
