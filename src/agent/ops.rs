@@ -64,6 +64,12 @@ pub(super) fn perform(apis: Apis, name: String, kind: OpKind, mut lease: Lease) 
                     if let Some(spec) = lease.spec.as_mut() {
                         spec.holder_identity = None;
                     }
+                    // A released Lease belongs to no pod: without the ownerReference the
+                    // garbage collector does not delete it when the pod goes, so the controller
+                    // hands it over (same Lease, next token) instead of recreating it.
+                    if let Some(owners) = lease.metadata.owner_references.as_mut() {
+                        owners.retain(|o| !(o.kind == "Pod" && o.api_version == "v1"));
+                    }
                     let l = apis
                         .leases
                         .replace(&name, &PostParams::default(), &lease)

@@ -235,6 +235,9 @@ pub struct Assignment {
     pub listener: String,
     /// Pod that holds the listener's Lease.
     pub pod: String,
+    /// That pod's uid (a pod of the same name later is another pod).
+    #[serde(rename = "podUID", default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
     /// When that pod acquired it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,

@@ -382,10 +382,10 @@ pub fn finalize(pods: &[PodView], leases: &[LeaseView]) -> Vec<Move> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenerState {
     /// Held by a live pod whose Lease has not expired, and renewed by it since the assignment.
-    Running { pod: String, transitions: i32 },
+    Running { pod: String, uid: String, transitions: i32 },
     /// Assigned to a live pod that has not renewed the Lease since (its agent has not started
     /// the listener yet, or never will).
-    Starting { pod: String, transitions: i32 },
+    Starting { pod: String, uid: String, transitions: i32 },
     /// No holder (no Lease, or released).
     Pending,
     /// The holder pod is gone or its Lease expired.
@@ -423,10 +423,12 @@ pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseVi
         let state = match (live, holder) {
             (Some((lease, pod)), _) if lease.renewed => ListenerState::Running {
                 pod: pod.name.clone(),
+                uid: pod.uid.clone(),
                 transitions: lease.transitions,
             },
             (Some((lease, pod)), _) => ListenerState::Starting {
                 pod: pod.name.clone(),
+                uid: pod.uid.clone(),
                 transitions: lease.transitions,
             },
             _ if listener.suspended => ListenerState::Suspended,

@@ -23,13 +23,23 @@
 //!   status, the controller's memory of its own writes); [`Decision::tokens`] includes the
 //!   tokens of this decision's assignments, and the shell writes them to the status before any
 //!   Lease carries them, so no restart, failover or garbage collection sends a token back.
+//! * **A gone pod is not proof.** A Lease whose holder pod is gone (force-deleted: its
+//!   containers may run on) is taken over only once it expired — unless the kubelet reported
+//!   the pod stopped (`Input::stopped`: phase Succeeded/Failed or every container terminated,
+//!   what a completed graceful deletion shows), then at once.
 //! * **A missing Lease is not a free one.** The controller remembers each listener's last
-//!   holder (from the Leases it saw, its own assignments, and at start `status.assignments`).
-//!   When a wanted listener has no Lease and that holder's pod still exists (same uid when
-//!   known), the Lease is recreated for that same pod with the next token
-//!   ([`Kind::Recreated`]): the only pod that may still run the listener keeps it, and nobody
-//!   else gets it. A holder is forgotten once its Lease is released or expired, or its pod is
-//!   gone.
+//!   holder (from the Leases it saw, its own assignments, and at start `status.assignments`,
+//!   which lists every assignment before its Lease is written). When a wanted listener has no
+//!   Lease and that holder's pod still exists (same name and uid) and answers, the Lease is
+//!   recreated for that same pod with the next token ([`Kind::Recreated`]): the only pod that
+//!   may still run the listener keeps it, and nobody else gets it. If the holder's pod is gone
+//!   (not reported stopped) or unresponsive, or unknown (a fresh controller finds a token but
+//!   neither Lease nor holder), the listener is held for one lease duration from when the
+//!   Lease was seen gone: by then the agent's own safety rule has stopped it. A holder is
+//!   forgotten once its Lease is released or expired, or its pod reported stopped.
+//! * **Running means running**: a listener whose holder has not renewed since the assignment
+//!   is starting ([`assigner::ListenerState::Starting`]); a selected pod that let a Lease expire
+//!   is named in [`Decision::silent`].
 //! * A listener whose config cannot be read is not assigned.
 //! * A set being deleted is wound down ([`assigner::finalize`]).
 
@@ -150,122 +160,6 @@ pub struct Decision {
     pub silent: Vec<Silent>,
 }
 
-/// A selected pod whose agent does not renew (see [`Unresponsive`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Silent {
-    pub pod: String,
-    /// Not seen renewing anything, ever (no agent, or one that may not update Leases), as opposed
-    /// to an agent that stopped renewing (dead, hung or cut off).
-    pub never_renewed: bool,
-}
-
-/// Pods whose agents let a Lease expire, by uid, with their restart count then, and the pods
-/// ever seen renewing: shared by every set's decisions (see the module doc).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Unresponsive {
-    lapsed: BTreeMap<String, i32>,
-    renewed: BTreeSet<String>,
-}
-
-impl Unresponsive {
-    /// Whether `pod` is unresponsive.
-    pub fn contains(&self, pod: &PodFacts) -> bool {
-        self.lapsed.get(&pod.uid).is_some_and(|r| pod.restarts <= *r)
-    }
-
-    /// Whether the pod of `uid` was ever seen renewing a Lease.
-    pub fn ever_renewed(&self, uid: &str) -> bool {
-        self.renewed.contains(uid)
-    }
-
-    /// Learn from one decision about the pods of one namespace (`pods`).
-    pub fn learn(&mut self, decision: &Decision, pods: &[PodFacts]) {
-        for pod in pods {
-            if decision.renewed.contains(&pod.uid) {
-                self.lapsed.remove(&pod.uid);
-                self.renewed.insert(pod.uid.clone());
-            } else if decision.lapsed.contains(&pod.uid) {
-                self.lapsed.insert(pod.uid.clone(), pod.restarts);
-            } else if self.lapsed.get(&pod.uid).is_some_and(|r| pod.restarts > *r) {
-                self.lapsed.remove(&pod.uid);
-            }
-        }
-    }
-
-    /// Forget pods that no longer exist (`exists(uid)`).
-    pub fn retain(&mut self, exists: impl Fn(&str) -> bool) {
-        self.lapsed.retain(|uid, _| exists(uid));
-        self.renewed.retain(|uid| exists(uid));
-    }
-}
-
-/// What the controller remembers of one set between reconciles.
-#[derive(Clone, Debug, Default)]
-pub struct Memory {
-    /// Lease name → (holder record, when first seen as it is, its holder's uid).
-    observed: BTreeMap<String, (String, Instant, Option<String>)>,
-    /// Listener → the highest fencing token seen or written.
-    tokens: BTreeMap<String, i32>,
-    /// Listener → the last pod known to hold it, which may still run it.
-    holders: BTreeMap<String, Holder>,
-    /// The status's assignments have been read (once: they seed `holders`).
-    seeded: bool,
-    /// Listeners without a Lease whose last holder was let go (seen stopped, held long enough,
-    /// recovered): why, for the Event of their next assignment.
-    ended: BTreeMap<String, String>,
-}
-
-/// A pod that held a listener.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Holder {
-    pod: String,
-    /// Unknown when learnt from the status.
-    uid: Option<String>,
-    /// This controller assigned it then and has not seen the Lease since (its cache may lag).
-    unseen_since: Option<Instant>,
-    /// Its Lease's duration.
-    duration: Duration,
-    /// The Lease is gone while the holder may still run the listener and cannot be given it
-    /// back (its pod is gone unconfirmed, or unresponsive): nobody gets the listener before
-    /// then (one lease duration after the Lease was seen gone).
-    hold_until: Option<Instant>,
-}
-
-impl Memory {
-    /// A write of the last decision succeeded at `now`.
-    pub fn written(&mut self, change: &Move, now: Instant) {
-        if let Move::Assign {
-            listener,
-            transitions,
-            pod,
-            pod_uid,
-            ..
-        } = change
-        {
-            self.raise(listener, *transitions);
-            self.ended.remove(listener);
-            let holder = Holder {
-                pod: pod.clone(),
-                uid: Some(pod_uid.clone()),
-                unseen_since: Some(now),
-                duration: self.holders.get(listener).map_or(Duration::ZERO, |h| h.duration),
-                hold_until: None,
-            };
-            self.holders.insert(listener.clone(), holder);
-        }
-    }
-
-    /// The highest fencing token known for `listener`.
-    pub fn token(&self, listener: &str) -> Option<i32> {
-        self.tokens.get(listener).copied()
-    }
-
-    fn raise(&mut self, listener: &str, token: i32) {
-        let t = self.tokens.entry(listener.to_string()).or_insert(token);
-        *t = (*t).max(token);
-    }
-}
-
 /// Decide one reconcile. See the module doc.
 pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     let Judged {
@@ -343,9 +237,16 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     } else {
         listeners
     };
-    // Restored listeners count as held by their pod (starting), held ones as orphaned.
-    let mut seen = leases.clone();
-    seen.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
+    // The status shows every assignment of this decision (as starting) and held listeners as
+    // orphaned: it is written before any Lease, so a controller that starts after it knows who
+    // may run each listener even if a Lease it wrote was deleted before it saw it.
+    let mut seen: Vec<LeaseView> = leases.clone();
+    for w in &writes {
+        if let Some(view) = restored_view(&w.change) {
+            seen.retain(|l| l.listener != view.listener);
+            seen.push(view);
+        }
+    }
     seen.extend(restored.waiting.iter().cloned());
     Decision {
         writes,
@@ -362,23 +263,6 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         renewed,
         silent,
     }
-}
-
-/// Selected pods that let a Lease expire (now or before) and did not renew since.
-fn silent(input: &Input, leases: &[LeaseView], lapsed: &BTreeSet<String>, renewed: &BTreeSet<String>) -> Vec<Silent> {
-    input
-        .pods
-        .iter()
-        .filter(|p| p.selected && !renewed.contains(&p.uid))
-        .filter(|p| lapsed.contains(&p.uid) || input.unresponsive.contains(p))
-        .map(|p| Silent {
-            pod: p.name.clone(),
-            never_renewed: !input.unresponsive.ever_renewed(&p.uid)
-                && !leases
-                    .iter()
-                    .any(|l| l.renewed && l.holder_uid.as_deref() == Some(p.uid.as_str())),
-        })
-        .collect()
 }
 
 /// The assigner's moves. A restored listener counts as held by its pod (it is, once the Lease is
@@ -417,176 +301,6 @@ fn plan(
     held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
     held.extend(restored.waiting.iter().filter(|l| !gone(l)).cloned());
     assigner::assign(&listeners, pods, &held, input.max_per_pod)
-}
-
-/// Learn who holds what: a live holder is remembered; a released or expired Lease ends the
-/// memory (that pod no longer runs the listener). When a Lease is gone, its holder is kept while
-/// it may still run the listener: for good if its pod exists and answers (the Lease is
-/// recreated for it), else one lease duration from when the Lease was seen gone; a holder
-/// reported stopped is forgotten at once.
-fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
-    for lease in leases {
-        memory.ended.remove(&lease.listener);
-        match (&lease.holder, lease.expired) {
-            (Some(pod), false) => {
-                let duration = input
-                    .leases
-                    .iter()
-                    .find(|l| l.view.listener == lease.listener)
-                    .map_or(input.lease_duration, |l| l.duration);
-                let holder = Holder {
-                    pod: pod.clone(),
-                    uid: lease.holder_uid.clone(),
-                    unseen_since: None,
-                    duration,
-                    hold_until: None,
-                };
-                memory.holders.insert(lease.listener.clone(), holder);
-            }
-            _ => {
-                memory.holders.remove(&lease.listener);
-            }
-        }
-    }
-    if !memory.seeded {
-        memory.seeded = true;
-        for a in &input.status.assignments {
-            if !leases.iter().any(|l| l.listener == a.listener) {
-                let holder = Holder {
-                    pod: a.pod.clone(),
-                    uid: None,
-                    unseen_since: None,
-                    duration: input.lease_duration,
-                    hold_until: None,
-                };
-                memory.holders.entry(a.listener.clone()).or_insert(holder);
-            }
-        }
-    }
-    let by_name = pods_by_name(input.pods);
-    let now = input.now;
-    let ended = &mut memory.ended;
-    memory.holders.retain(|listener, h| {
-        if leases.iter().any(|l| l.listener == *listener) {
-            return true;
-        }
-        let pod = by_name
-            .get(h.pod.as_str())
-            .filter(|p| h.uid.as_ref().is_none_or(|u| *u == p.uid));
-        let stopped = h
-            .uid
-            .iter()
-            .chain(pod.map(|p| &p.uid))
-            .any(|u| input.stopped.contains(u));
-        // A recover is the operator's word that pods not live are not running anything.
-        let recovered = input.recover.is_some_and(|live| !live.contains(&h.pod));
-        let who = &h.pod;
-        if stopped || recovered {
-            let why = if stopped {
-                format!("holder pod {who} stopped (the kubelet reported its containers terminated)")
-            } else {
-                format!("recovered from holder pod {who}, which is not live")
-            };
-            ended.insert(listener.clone(), why);
-            return false;
-        }
-        if pod.is_some_and(|p| !input.unresponsive.contains(p)) && h.hold_until.is_none() {
-            return true;
-        }
-        let hold = h.duration.max(input.lease_duration);
-        let keep = now < *h.hold_until.get_or_insert(now + hold);
-        if !keep {
-            let state = if pod.is_some() { "does not renew" } else { "is gone" };
-            let why = format!(
-                "holder pod {who} {state} and its Lease went {}s ago: its agent has stopped the listener",
-                hold.as_secs()
-            );
-            ended.insert(listener.clone(), why);
-        }
-        keep
-    });
-}
-
-/// What becomes of wanted listeners whose Lease is missing while their last holder may still
-/// run them.
-#[derive(Default)]
-struct Restored {
-    /// Recreate the Lease for that pod.
-    writes: Vec<Write>,
-    /// Listeners held for their last holder, nothing written: this controller just assigned
-    /// them and has not seen the Lease yet (its cache may lag), or their holder cannot be given
-    /// them back (see [`Holder::hold_until`]).
-    waiting: Vec<LeaseView>,
-    /// When the first of `waiting` stops waiting.
-    wake: Option<Instant>,
-}
-
-/// Recreate the missing Leases of wanted listeners for their remembered holders, or hold them.
-fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> Restored {
-    let mut out = Restored::default();
-    if input.deleting {
-        return out;
-    }
-    let by_name = pods_by_name(input.pods);
-    let missing = input
-        .listeners
-        .iter()
-        .filter(|l| !l.suspended && !l.no_config)
-        .filter(|l| !leases.iter().any(|lease| lease.listener == l.id));
-    for l in missing {
-        let Some(holder) = memory.holders.get(&l.id) else {
-            continue;
-        };
-        let pod = by_name.get(holder.pod.as_str()).filter(|_| holder.hold_until.is_none());
-        let change = Move::Assign {
-            listener: l.id.clone(),
-            pod: holder.pod.clone(),
-            pod_uid: pod.map_or_else(|| holder.uid.clone().unwrap_or_default(), |p| p.uid.clone()),
-            from_resource_version: None,
-            transitions: memory.token(&l.id).map_or(0, |t| t.saturating_add(1)),
-        };
-        let until = match (pod, holder.hold_until) {
-            (_, Some(until)) => Some(until),
-            (Some(_), None) => holder.unseen_since.map(|t| t + input.lease_duration),
-            (None, None) => None,
-        };
-        match until {
-            Some(until) if input.now < until => {
-                out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
-                out.waiting.extend(restored_view(&change));
-            }
-            _ if pod.is_some() => out.writes.push(Write {
-                change,
-                kind: Some(Kind::Recreated),
-            }),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The Lease a restoring write makes, as the assigner should count it.
-fn restored_view(change: &Move) -> Option<LeaseView> {
-    let Move::Assign {
-        listener,
-        pod,
-        pod_uid,
-        transitions,
-        ..
-    } = change
-    else {
-        return None;
-    };
-    Some(LeaseView {
-        listener: listener.clone(),
-        holder: Some(pod.clone()),
-        holder_uid: Some(pod_uid.clone()),
-        expired: false,
-        transitions: *transitions,
-        resource_version: String::new(),
-        release_requested: false,
-        renewed: false,
-    })
 }
 
 /// The set's Leases as judged now.
@@ -744,5 +458,14 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>
     Kind::Takeover(why)
 }
 
+mod memory;
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;
+mod unresponsive;
+
+pub use memory::Memory;
+use memory::{remember_holders, restore, restored_view, Restored};
+use unresponsive::silent;
+pub use unresponsive::{Silent, Unresponsive};

@@ -10,6 +10,7 @@ mod harness;
 
 mod force;
 mod operator;
+mod release;
 mod starting;
 
 use harness::R;

@@ -55,14 +55,15 @@ pub(super) fn report(
         .states
         .iter()
         .filter_map(|(id, state)| {
-            let (pod, transitions, starting) = match state {
-                ListenerState::Running { pod, transitions } => (pod, transitions, false),
-                ListenerState::Starting { pod, transitions } => (pod, transitions, true),
+            let (pod, uid, transitions, starting) = match state {
+                ListenerState::Running { pod, uid, transitions } => (pod, uid, transitions, false),
+                ListenerState::Starting { pod, uid, transitions } => (pod, uid, transitions, true),
                 _ => return None,
             };
             Some(listenerset::Assignment {
                 listener: id.clone(),
                 pod: pod.clone(),
+                pod_uid: Some(uid.clone()),
                 since: since(id),
                 transitions: *transitions,
                 starting,

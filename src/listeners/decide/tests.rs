@@ -222,7 +222,9 @@ fn tokens_continue_from_the_highest_seen() {
     let ls = [wanted("a")];
     let pods = [pod("q")];
     let mut m = Memory::default();
-    // The status recorded token 7 for a; its Lease is gone (garbage-collected with its pod).
+    // The status recorded token 7 for a and no holder; its Lease is gone (garbage-collected
+    // with its pod): wherever it ran may still run it, so a fresh controller holds it for one
+    // lease duration, then continues above the token.
     let status = ListenerSetStatus {
         fencing_tokens: [("a".to_string(), 7)].into(),
         ..Default::default()
@@ -230,15 +232,33 @@ fn tokens_continue_from_the_highest_seen() {
     let mut i = input(&ls, &pods, &[], t0);
     i.status = &status;
     let d = decide(&i, &mut m);
-    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
-    assert_eq!(d.writes[0].kind, Some(Kind::Assigned));
-    m.written(&d.writes[0].change, t0);
-    // The write is remembered even before its Lease is seen, and without the status: a Lease
-    // not in the cache yet is waited for (one lease duration), then recreated for q.
-    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
     assert!(d.writes.is_empty(), "{:?}", d.writes);
     assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
-    let d = decide(&input(&ls, &pods, &[], t0 + SECS), &mut m);
+    let t1 = t0 + SECS;
+    let mut i = input(&ls, &pods, &[], t1);
+    i.status = &status;
+    let d = decide(&i, &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("unknown")));
+    assert_eq!(
+        d.summary.states,
+        vec![(
+            "a".into(),
+            ListenerState::Starting {
+                pod: "q".into(),
+                uid: "uid-q".into(),
+                transitions: 8
+            }
+        )],
+        "the status shows the assignment before the Lease is written"
+    );
+    m.written(&d.writes[0].change, t1);
+    // The write is remembered even before its Lease is seen, and without the status: a Lease
+    // not in the cache yet is waited for (one lease duration), then recreated for q.
+    let d = decide(&input(&ls, &pods, &[], t1), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &pods, &[], t1 + SECS), &mut m);
     assert_eq!(recreated(&d), vec![("a".into(), "q".into(), 9)]);
     m.written(&d.writes[0].change, t0);
     // A released Lease with a lower token than memory: memory wins.
@@ -271,7 +291,11 @@ fn listeners_without_config_are_not_started_and_suspended_ones_released() {
         Move::RequestRelease { listener, reason: ReleaseReason::Suspended, .. } if listener == "b"
     )));
     assert_eq!(d.summary.running, 1);
-    assert_eq!(d.summary.pending, 2);
+    assert_eq!(
+        (d.summary.starting, d.summary.pending),
+        (1, 1),
+        "c is being assigned, a waits"
+    );
 }
 
 #[test]
@@ -443,6 +467,7 @@ fn a_restarted_controller_restores_from_the_status() {
         assignments: vec![crate::api::listenerset::Assignment {
             listener: "a".into(),
             pod: "p".into(),
+            pod_uid: Some("uid-p".into()),
             since: None,
             transitions: 3,
             starting: false,
@@ -454,6 +479,29 @@ fn a_restarted_controller_restores_from_the_status() {
     i.status = &status;
     let d = decide(&i, &mut Memory::default());
     assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 7)]);
+    // p was replaced by a pod of the same name (a new uid), or the status does not say which p
+    // it was: the old p may still run a, so nobody gets it for one lease duration.
+    let replaced = [
+        PodFacts {
+            uid: "uid-p2".into(),
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let mut no_uid = status.clone();
+    no_uid.assignments[0].pod_uid = None;
+    for (pods, status) in [(&replaced[..], &status), (&pods[..], &no_uid)] {
+        let mut m = Memory::default();
+        let mut i = input(&ls, pods, &[], t0);
+        i.status = status;
+        let d = decide(&i, &mut m);
+        assert!(d.writes.is_empty(), "{:?}", d.writes);
+        let mut i = input(&ls, pods, &[], t0 + SECS);
+        i.status = status;
+        let d = decide(&i, &mut m);
+        assert_eq!(assigns(&d).len(), 1, "{:?}", d.writes);
+        assert!(recreated(&d).is_empty());
+    }
 }
 
 #[test]
@@ -513,6 +561,7 @@ fn a_listener_is_starting_until_its_holder_renewed_after_the_assignment() {
             "a".into(),
             ListenerState::Starting {
                 pod: "p".into(),
+                uid: "uid-p".into(),
                 transitions: 1
             }
         )]

@@ -96,10 +96,7 @@ impl Cluster {
                 .await
                 .map_err(|e| format!("installing a CRD: {e}"))?;
         }
-        let dir = tempfile::Builder::new()
-            .prefix("baton-procs-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
+        let dir = scratch_dir()?;
         Ok(Arc::new(Cluster { sim, history, dir }))
     }
 
@@ -135,6 +132,29 @@ impl Cluster {
         }
         Ok(path)
     }
+}
+
+/// A directory for kubeconfigs and listener files: under the build's scratch directory for tests
+/// (a shared simulator is never dropped, so earlier runs' directories are removed here when their
+/// process is gone), else a temporary directory removed on drop.
+fn scratch_dir() -> R<tempfile::TempDir> {
+    let Some(root) = option_env!("CARGO_TARGET_TMPDIR") else {
+        return tempfile::Builder::new()
+            .prefix("baton-procs-")
+            .tempdir()
+            .map_err(|e| e.to_string());
+    };
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("listener-procs-").and_then(|r| r.split('-').next());
+        if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("listener-procs-{}-", std::process::id()))
+        .tempdir_in(root)
+        .map_err(|e| e.to_string())
 }
 
 /// Poll `check` every 10 ms until it returns Some; Err naming `what` after `deadline`.
