@@ -11,13 +11,14 @@ ARG RUST_VERSION=1.89
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
-# The whole workspace (the `baton` crate depends on the `baton-sim` crate in sim/);
-# .dockerignore keeps target/, .git/, the chart and the manifests out of the context.
+# The whole workspace (sim/ is a member); .dockerignore keeps target/, .git/, the chart and the
+# manifests out of the context. Without default features: no `baton demo`, and the simulator it
+# embeds is not built into the image.
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin baton \
+    cargo build --release --locked --no-default-features --bin baton \
  && install -D -m 0755 target/release/baton /out/baton
 
 FROM gcr.io/distroless/cc-debian12:nonroot

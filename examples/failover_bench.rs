@@ -29,6 +29,8 @@
 // The child-process, HTTP and metrics helpers the integration tests use too.
 #[path = "../tests/support/process.rs"]
 mod process;
+#[path = "../tests/support/wait.rs"]
+mod wait;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -144,27 +146,20 @@ impl Controller {
 
     /// Wait until `check` holds on the scraped metrics (polled every `POLL`).
     async fn wait_metrics(&self, what: &str, deadline: Duration, check: impl Fn(&str) -> bool) -> Result<(), String> {
-        let end = Instant::now() + deadline;
-        loop {
-            if self.scrape().await.is_some_and(|m| check(&m)) {
-                return Ok(());
-            }
-            if Instant::now() > end {
-                return Err(format!("{}: timed out waiting for {what}", self.id));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("{}: {what}", self.id);
+        wait::poll_until(&what, deadline, POLL, || async {
+            self.scrape().await.is_some_and(|m| check(&m)).then_some(())
+        })
+        .await
     }
 
     /// Caches synced and every watch open (4 caches + the Lease watch): a warm standby.
     async fn wait_warm(&self) -> Result<(), String> {
-        let end = Instant::now() + Duration::from_secs(30);
-        while !matches!(http_get(self.metrics, "/readyz").await, Some((200, _))) {
-            if Instant::now() > end {
-                return Err(format!("{}: /readyz never 200", self.id));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("{}: /readyz 200", self.id);
+        wait::poll_until(&what, Duration::from_secs(30), POLL, || async {
+            matches!(http_get(self.metrics, "/readyz").await, Some((200, _))).then_some(())
+        })
+        .await?;
         self.wait_metrics("5 open watches", Duration::from_secs(10), |m| {
             metric(m, "baton_kubernetes_api_requests_total{verb=\"watch\",code=\"200\"}").is_some_and(|n| n >= 5.0)
         })
@@ -408,18 +403,11 @@ async fn install(client: &kube::Client) -> Result<(), String> {
 
 async fn wait_healthy(client: &kube::Client) -> Result<(), String> {
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = rollouts.get("svc").await {
-            if r.status.as_ref().and_then(|s| s.phase) == Some(RolloutPhase::Healthy) {
-                return Ok(());
-            }
-        }
-        if Instant::now() > end {
-            return Err("the Rollout never became Healthy".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::poll_until("the Rollout Healthy", Duration::from_secs(60), wait::POLL, || async {
+        let r = rollouts.get("svc").await.ok()?;
+        (r.status.as_ref().and_then(|s| s.phase) == Some(RolloutPhase::Healthy)).then_some(())
+    })
+    .await
 }
 
 async fn run() -> Result<bool, String> {

@@ -14,6 +14,9 @@
 //!
 //! `cargo run --release --example scale_bench [N×R ...]` (default: 1000x10 10000x1 2000x10
 //! 4000x10); `make bench-scale` builds the controller first.
+#[path = "../tests/support/wait.rs"]
+mod wait;
+
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,17 +150,17 @@ async fn wait_all_healthy(
     replicas: i32,
     deadline: Duration,
 ) -> Result<(), String> {
-    let start = Instant::now();
-    loop {
+    let what = format!("{n} Rollouts Healthy on {version}");
+    wait::poll(&what, deadline, Duration::from_millis(100), || async {
         let done = healthy_count(store, version, replicas);
         if done >= n {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(done)
         }
-        if start.elapsed() > deadline {
-            return Err(format!("{done}/{n} Healthy on {version} after {deadline:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
+    .map_err(|(message, done)| format!("{message}: {done}/{n} Healthy"))
 }
 
 /// Apply `version` to Rollouts r-0 … r-(n-1), 64 requests at once.

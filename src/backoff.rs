@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tracing::warn;
 
 use crate::error::Error;
+pub use crate::error::Retry;
 
 /// First retry after a conflict (someone else wrote first) or a cache lag.
 pub const FAST_BASE: Duration = Duration::from_millis(100);
@@ -23,15 +24,6 @@ pub const FAST_BASE: Duration = Duration::from_millis(100);
 pub const BASE: Duration = Duration::from_secs(1);
 /// Longest delay between attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(300);
-
-/// How quickly an error is worth retrying.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retry {
-    /// Likely gone on the next attempt (409, cache lag): start at [`FAST_BASE`].
-    Soon,
-    /// Start at [`BASE`].
-    Later,
-}
 
 /// The delay before attempt `failures + 1` after `failures` consecutive failures (≥ 1).
 pub fn delay(retry: Retry, failures: u32) -> Duration {

@@ -1,6 +1,13 @@
 //! Errors of the controllers and the CLI.
 
-use crate::backoff::Retry;
+/// How quickly an error is worth retrying (the first delay of [`crate::backoff`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Likely gone on the next attempt (409, cache lag): start at the short base delay.
+    Soon,
+    /// Start at the long base delay.
+    Later,
+}
 
 /// Everything that can go wrong in a reconcile or a CLI command.
 #[derive(Debug, thiserror::Error)]

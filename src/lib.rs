@@ -13,9 +13,18 @@
 //! * [`agent`] — runs beside (or inside) the application: renews its pod's listener Leases and
 //!   tells the application what to run.
 //! * [`election`] — leader election on a Lease; only the leader runs the reconcilers.
-//! * [`operator`] — wiring: the shared watch caches ([`cache`]), both controllers, probes,
-//!   metrics, startup checks and shutdown.
-//! * [`cli`] and [`demo`] — the `baton` command (also `kubectl baton`) and `baton demo`.
+//! * [`operator`] — wiring: the watch caches the two controllers share (pods and listener
+//!   Leases, and the lookups that tie them: does a pod hold listeners, which Rollout waits for
+//!   a draining pod), both controllers, startup checks and shutdown.
+//! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
+//!   [`events`], [`metrics`], [`probes`], [`telemetry`].
+//! * [`cli`] — the `baton` command (also `kubectl baton`); with the `demo` feature (on by
+//!   default, off in the container image) it also runs `baton demo` (module `demo`, with the
+//!   embedded simulator).
+//!
+//! Dependencies point one way, down this list: `api` ← the utilities ← the subsystems
+//! (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator` ← `demo` ←
+//! `cli`. A unit test (`layers`) reads the sources and fails on any other edge.
 //!
 //! # A rollout, end to end
 //!
@@ -39,10 +48,13 @@ pub mod api;
 pub mod backoff;
 pub mod cache;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod election;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod layers;
 pub mod listeners;
 pub mod metrics;
 pub mod operator;

@@ -6,23 +6,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+mod caches;
 pub mod startup;
+
+pub use caches::{draining_rollout_of_lease, SharedCaches};
 
 use crate::api::rollout::{labels, Rollout};
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
-use crate::cache::{self, synced, Synced, SyncedTx};
-use crate::listeners::controller::{self as listener_controller, Events};
+use crate::cache::{self, api, synced, Events, Synced};
+use crate::listeners::controller::{self as listener_controller};
 use crate::metrics::Metrics;
 use crate::rollout::controller::{self as rollout_controller, Context, Stats};
 use crate::rollout::expectations::Expectations;
@@ -30,6 +32,9 @@ use crate::rollout::expectations::Expectations;
 /// After a shutdown request, how long the controllers get to finish their reconciles before
 /// they are dropped (a stuck cache or API call never holds the process, or its leader Lease).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Reconciles each controller runs at once, unless configured (`--concurrency`).
+pub const DEFAULT_CONCURRENCY: u16 = 8;
 
 /// Settings of a controller run.
 #[derive(Debug, Clone)]
@@ -48,51 +53,11 @@ impl Default for OperatorConfig {
     fn default() -> Self {
         OperatorConfig {
             namespace: None,
-            concurrency: 8,
-            drain_timeout: Duration::from_secs(30),
+            concurrency: DEFAULT_CONCURRENCY,
+            drain_timeout: crate::rollout::planner::DEFAULT_DRAIN_TIMEOUT,
             instance: "baton".into(),
         }
     }
-}
-
-fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match ns {
-        Some(n) => Api::namespaced(client.clone(), n),
-        None => Api::all(client.clone()),
-    }
-}
-
-type Trigger<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
-
-/// A reflector whose changes are passed to one subscriber only while `gate` is open; `synced`
-/// turns true at its first complete list.
-fn gated_cache<K>(
-    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    writer: reflector::store::Writer<K>,
-    synced: SyncedTx,
-    gate: Arc<AtomicBool>,
-) -> (Trigger<K>, impl Future<Output = ()> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + std::fmt::Debug + 'static,
-{
-    let (tx, rx) = futures::channel::mpsc::unbounded();
-    let drive = synced
-        .track(stream.default_backoff().reflect(writer))
-        .touched_objects()
-        .for_each(move |r| {
-            match r {
-                Ok(o) if gate.load(Ordering::Relaxed) => {
-                    let _ = tx.unbounded_send(o);
-                }
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "watch"),
-            }
-            async {}
-        });
-    (rx.map(Ok).boxed(), drive)
 }
 
 /// The operator's caches, warm from start; the controllers run only in [`Operator::lead`].
@@ -138,8 +103,8 @@ struct Triggers {
     rollout_leases: Events<Lease>,
     listener_pods: Events<Pod>,
     listener_leases: Events<Lease>,
-    revisions: Trigger<ControllerRevision>,
-    rollouts: Trigger<Rollout>,
+    revisions: Events<ControllerRevision>,
+    rollouts: Events<Rollout>,
 }
 
 impl Operator {
@@ -147,7 +112,7 @@ impl Operator {
     pub fn start(client: kube::Client, cfg: OperatorConfig, metrics: Arc<Metrics>) -> Self {
         let gate = Arc::new(AtomicBool::new(false));
         // One pod cache and one listener-Lease cache, shared by both controllers.
-        let mut shared = listener_controller::SharedCaches::new(&client, &cfg.namespace);
+        let mut shared = SharedCaches::new(&client, &cfg.namespace);
         shared.set_forwarding(gate.clone());
         let (pods, leases) = (shared.pods.clone(), shared.leases.clone());
         let rollout_pods = shared.pod_events();
@@ -162,7 +127,7 @@ impl Operator {
         .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
         let (revisions, rev_writer) = reflector::store();
         let (rev_synced_tx, rev_synced) = synced();
-        let (rev_trigger, rev_drive) = gated_cache(rev_watch, rev_writer, rev_synced_tx, gate.clone());
+        let (rev_trigger, rev_drive) = caches::gated_cache(rev_watch, rev_writer, rev_synced_tx, gate.clone());
         // Each Rollout is decoded on its own: one that does not fit the type is skipped and
         // reported, never the whole kind.
         let (rollouts, rollout_writer) = reflector::store();
@@ -178,7 +143,7 @@ impl Operator {
         .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
         let (rollout_synced_tx, rollout_synced) = synced();
         let (rollout_trigger, rollout_drive) =
-            gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());
+            caches::gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());
         metrics.watch_rollouts(rollouts.clone());
         let synced = Synced4 {
             pods: shared.pods_synced.clone(),
@@ -291,7 +256,7 @@ impl Operator {
             pods: pods.clone(),
             revisions,
             rollouts: rollouts.clone(),
-            listener_holders: Some(listener_holders),
+            listener_holders,
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),
             synced: vec![synced.pods.clone(), synced.revisions.clone()],
@@ -358,9 +323,9 @@ impl Operator {
 
 /// What wakes the Rollout controller.
 struct RolloutTriggers {
-    rollouts: Trigger<Rollout>,
+    rollouts: Events<Rollout>,
     pods: Events<Pod>,
-    revisions: Trigger<ControllerRevision>,
+    revisions: Events<ControllerRevision>,
     leases: Events<Lease>,
 }
 
@@ -387,9 +352,7 @@ fn rollout_controller_run(
         .owns_stream(triggers.pods)
         .owns_stream(triggers.revisions)
         // A draining pod released a listener: its Rollout may stop waiting and delete it.
-        .watches_stream(triggers.leases, move |l| {
-            listener_controller::draining_rollout_of_lease(&pods, &l)
-        })
+        .watches_stream(triggers.leases, move |l| draining_rollout_of_lease(&pods, &l))
         // The caches filled while standing by: reconcile everything once on taking over.
         .reconcile_all_on(futures::stream::once(async {}))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
@@ -407,6 +370,50 @@ fn rollout_controller_run(
                 Err(e) => warn!(error = %e, "rollout controller"),
             }
         })
+}
+
+/// Run the ListenerSet controller alone, on caches of its own, until `shutdown` resolves,
+/// counting into `stats` (readable while it runs).
+pub async fn run_listeners(
+    client: kube::Client,
+    cfg: listener_controller::ControllerConfig,
+    stats: Arc<listener_controller::Stats>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<listener_controller::Stats> {
+    let mut caches = SharedCaches::new(&client, &cfg.namespace);
+    let views = listener_controller::SharedViews {
+        pods: caches.pods.clone(),
+        leases: caches.leases.clone(),
+        pod_events: caches.pod_events(),
+        lease_events: caches.lease_events(),
+        synced: vec![caches.pods_synced.clone(), caches.leases_synced.clone()],
+    };
+    let drive = caches.drive();
+    let ctrl = listener_controller::run_counted(client, cfg, views, Arc::new(Metrics::default()), stats, shutdown);
+    tokio::pin!(drive);
+    tokio::pin!(ctrl);
+    loop {
+        tokio::select! {
+            stats = &mut ctrl => return stats,
+            _ = &mut drive => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Start the caches and run the controllers until `shutdown` (no leader election).

@@ -15,9 +15,7 @@
 //! Timings: lease duration 3 s, renew deadline 2 s, retry period 500 ms.
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
@@ -25,9 +23,9 @@ use baton_sim::api::WriteRecord;
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
-use tokio::process::Command;
 
-use support::process::{http_get, metric, LoggedChild};
+use support::controller::{self, temp_dir, ControllerProc};
+use support::process::metric;
 use support::{fast_kubelet, healthy_on, identities, manifest_v, wait_for, Env, LONG, NS};
 
 const LEASE: &str = "baton-controller";
@@ -57,137 +55,27 @@ fn kubelet() -> KubeletConfig {
     }
 }
 
-/// A temporary directory, removed on drop.
-fn temp_dir(tag: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("baton-ha-{tag}-"))
-        .tempdir()
-        .expect("creating a temporary directory")
+/// Start `baton controller` as `id` with leader election on [`LEASE`] and the test timings,
+/// and wait until it serves /metrics.
+async fn start_controller(sim: &Sim, dir: &Path, id: &str) -> ControllerProc {
+    controller::start(sim, dir, id, &election_flags()).await
 }
 
-/// A `baton controller` child process; its stderr (JSON logs) is kept and printed if the test
-/// panics. Killed on drop.
-struct Controller {
-    id: String,
-    proc: LoggedChild,
-    metrics: Option<SocketAddr>,
+/// Leader election on [`LEASE`] with the test timings.
+fn election_flags() -> Vec<&'static str> {
+    let election = ["--leader-elect", "true", "--lease-name", LEASE, "--lease-namespace", NS];
+    election.iter().chain(TIMINGS.iter()).copied().collect()
 }
 
-impl Drop for Controller {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- log of controller {} -----\n{}", self.id, self.log_text());
-        }
-    }
+/// `baton_leader` (None: not scraped).
+async fn leader_gauge(c: &ControllerProc) -> Option<f64> {
+    c.metric("baton_leader").await
 }
 
-/// Start `baton controller` as `id` (kubeconfig token = `id`), metrics on an ephemeral port.
-fn spawn_controller(sim: &Sim, dir: &Path, id: &str) -> Controller {
-    let kubeconfig = dir.join(format!("{id}.kubeconfig"));
-    sim.kubeconfig_as(id, &kubeconfig).expect("writing a kubeconfig");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-    cmd.arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "controller",
-            "--leader-elect",
-            "true",
-            "--lease-name",
-            LEASE,
-            "--lease-namespace",
-            NS,
-        ])
-        .args([
-            "--watch-namespace",
-            NS,
-            "--identity",
-            id,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args(TIMINGS)
-        .env("RUST_LOG", "info,kube=warn")
-        .env_remove("KUBECONFIG")
-        .env_remove("POD_NAME")
-        .env_remove("POD_NAMESPACE");
-    // {"message":"serving /metrics, /healthz and /readyz","bound":"127.0.0.1:PORT",…}
-    let proc = LoggedChild::spawn(&mut cmd, "bound").unwrap_or_else(|e| panic!("starting the baton binary: {e}"));
-    Controller {
-        id: id.to_string(),
-        proc,
-        metrics: None,
-    }
-}
-
-/// Start a controller and wait until it serves /metrics.
-async fn start_controller(sim: &Sim, dir: &Path, id: &str) -> Controller {
-    let mut c = spawn_controller(sim, dir, id);
-    match c.proc.wait_addr(LONG).await {
-        Some(addr) => c.metrics = Some(addr),
-        None => panic!("controller {id} did not report its metrics address\n{}", c.log_text()),
-    }
-    c
-}
-
-impl Controller {
-    fn log_text(&self) -> String {
-        self.proc.log_text()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.metrics.expect("metrics address known")
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.addr(), path).await
-    }
-
-    async fn scrape(&self) -> Option<String> {
-        match self.get("/metrics").await {
-            Some((200, body)) => Some(body),
-            _ => None,
-        }
-    }
-
-    /// `baton_leader` (None: not scraped).
-    async fn leader_gauge(&self) -> Option<f64> {
-        metric(&self.scrape().await?, "baton_leader")
-    }
-
-    /// `baton_reconciles_total{controller="rollout"}` (0 when absent).
-    async fn rollout_reconciles(&self) -> Option<f64> {
-        let text = self.scrape().await?;
-        Some(metric(&text, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0))
-    }
-
-    async fn wait_leader_gauge(&self, value: f64) {
-        wait_for(&format!("baton_leader {value} on {}", self.id), LONG, || async {
-            (self.leader_gauge().await == Some(value)).then_some(())
-        })
-        .await
-    }
-
-    async fn wait_ready(&self) {
-        wait_for(&format!("/readyz 200 on {}", self.id), LONG, || async {
-            matches!(self.get("/readyz").await, Some((200, _))).then_some(())
-        })
-        .await
-    }
-
-    fn terminate(&self) {
-        assert!(self.proc.terminate(), "kill -TERM {}", self.proc.pid);
-    }
-
-    /// Wait for the process to exit and its stderr to be read to the end.
-    async fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
-        match self.proc.wait_exit(deadline).await {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => panic!("waiting for controller {}: {e}", self.id),
-            None => panic!("controller {} did not exit within {deadline:?}", self.id),
-        }
-    }
+/// `baton_reconciles_total{controller="rollout"}` (0 when absent; None: not scraped).
+async fn rollout_reconciles(c: &ControllerProc) -> Option<f64> {
+    let text = c.scrape().await?;
+    Some(metric(&text, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0))
 }
 
 fn token(id: &str) -> String {
@@ -251,8 +139,8 @@ fn assert_fenced(sim: &Sim, old: &str, new: &str, since: Instant) -> Instant {
 /// `REPLICAS` instances Healthy on v1.
 struct Pair {
     env: Env,
-    leader: Controller,
-    standby: Controller,
+    leader: ControllerProc,
+    standby: ControllerProc,
     t0: Instant,
     _dir: tempfile::TempDir,
 }
@@ -262,7 +150,7 @@ async fn pair(tag: &str) -> Pair {
     let env = Env::with_kubelet(kubelet()).await;
     let dir = temp_dir(tag);
     let leader = start_controller(&env.sim, dir.path(), LEADER).await;
-    leader.wait_leader_gauge(1.0).await;
+    leader.wait_metric("baton_leader", 1.0).await;
     let standby = start_controller(&env.sim, dir.path(), STANDBY).await;
     standby.wait_ready().await;
     env.apply(&manifest_v(NAME, REPLICAS, "v1")).await;
@@ -370,12 +258,12 @@ async fn sigterm_hands_over_mid_rollout() {
     start_v2(&p.env).await;
     let t_term = Instant::now();
     p.leader.terminate();
-    let status = p.leader.wait_exit(LONG).await;
+    let status = p.leader.exited(LONG).await;
     assert!(status.success(), "the old leader exited with {status}");
-    p.standby.wait_leader_gauge(1.0).await;
+    p.standby.wait_metric("baton_leader", 1.0).await;
     wait_healthy_v2(&p.env).await;
     assert!(
-        p.standby.rollout_reconciles().await.is_some_and(|n| n > 0.0),
+        rollout_reconciles(&p.standby).await.is_some_and(|n| n > 0.0),
         "the new leader never reconciled"
     );
 
@@ -412,7 +300,7 @@ async fn crashed_leader_is_replaced_within_the_lease_duration() {
     start_v2(&p.env).await;
     let t_kill = Instant::now();
     p.leader.proc.child.start_kill().expect("SIGKILL");
-    let status = p.leader.wait_exit(LONG).await;
+    let status = p.leader.exited(LONG).await;
     assert!(!status.success(), "a killed leader exited with {status}");
     let sim = &p.env.sim;
     let acquire = wait_for("the standby's takeover write", LONG, || async {
@@ -428,7 +316,7 @@ async fn crashed_leader_is_replaced_within_the_lease_duration() {
         takeover <= bound,
         "the standby took over {takeover:?} after the crash (bound {bound:?})"
     );
-    p.standby.wait_leader_gauge(1.0).await;
+    p.standby.wait_metric("baton_leader", 1.0).await;
     wait_healthy_v2(&p.env).await;
     assert_fenced(sim, LEADER, STANDBY, p.t0);
 }
@@ -445,7 +333,7 @@ async fn partitioned_leader_stops_before_its_lease_expires() {
     // The partitioned leader's own probe endpoint still answers: it drops leadership by itself.
     let leader = &p.leader;
     let t_stopped = wait_for("the partitioned leader to report baton_leader 0", LONG, || async {
-        match leader.leader_gauge().await {
+        match leader_gauge(leader).await {
             Some(0.0) => Some(Instant::now()),
             Some(_) => None,
             None => panic!("the partitioned leader stopped serving /metrics before reporting baton_leader 0"),
@@ -464,14 +352,14 @@ async fn partitioned_leader_stops_before_its_lease_expires() {
         "the partitioned leader was still leading {:?} after its Lease could expire",
         t_stopped - earliest_expiry
     );
-    let status = p.leader.wait_exit(LONG).await;
+    let status = p.leader.exited(LONG).await;
     assert!(!status.success(), "a leader that lost its Lease exited with {status}");
     assert!(
         p.leader.log_text().contains("lost leadership"),
         "the old leader's log does not say it lost leadership"
     );
 
-    p.standby.wait_leader_gauge(1.0).await;
+    p.standby.wait_metric("baton_leader", 1.0).await;
     let healthy = wait_healthy_v2(&p.env).await;
     let takeover = writes_by(sim, STANDBY)
         .into_iter()
@@ -543,8 +431,8 @@ async fn exits_naming_a_missing_crd() {
     let dir = temp_dir("crd");
 
     // No CRDs at all: the first one checked is named.
-    let mut c = spawn_controller(&sim, dir.path(), "baton-ha-nocrd");
-    let status = c.wait_exit(LONG).await;
+    let mut c = controller::spawn(&sim, dir.path(), "baton-ha-nocrd", &election_flags());
+    let status = c.exited(LONG).await;
     let log = c.log_text();
     assert!(!status.success(), "exited with {status}\n{log}");
     assert!(
@@ -565,8 +453,8 @@ async fn exits_naming_a_missing_crd() {
         async move { rollouts.list(&ListParams::default()).await.ok().map(|_| ()) }
     })
     .await;
-    let mut c = spawn_controller(&sim, dir.path(), "baton-ha-nocrd2");
-    let status = c.wait_exit(LONG).await;
+    let mut c = controller::spawn(&sim, dir.path(), "baton-ha-nocrd2", &election_flags());
+    let status = c.exited(LONG).await;
     let log = c.log_text();
     assert!(!status.success(), "exited with {status}\n{log}");
     assert!(

@@ -4,7 +4,9 @@
 //!
 //! Timing assertions are deliberately loose (lower bounds, or generous upper bounds); the
 //! safety properties are checked as orders of events in a shared log.
-use std::future::Future;
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use wait::wait_for;
 
 const NS: &str = "default";
 const LEASE: &str = "baton-controller";
@@ -36,24 +39,6 @@ fn fast(identity: &str) -> ElectionConfig {
         lease_duration: Duration::from_secs(3),
         renew_deadline: Duration::from_secs(2),
         retry_period: Duration::from_millis(300),
-    }
-}
-
-/// Poll `check` until it returns Some, or panic after `deadline` naming `what`.
-async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -4,7 +4,7 @@
 //! Run with `cargo run --release --example listener_bench`.
 //!
 //! Everything runs in this process on loopback: the `baton-sim` API server and kubelet, the
-//! ListenerSet controller (`controller::run_standalone`, client identity `ls-ctl-bench`) and one
+//! ListenerSet controller (`baton::operator::run_listeners`, client identity `ls-ctl-bench`) and one
 //! agent (`baton::agent::Agent`, client identity `agent-<pod>`) per simulated pod, attached with
 //! `sim.kubelet.attach`. The "application" of each pod acknowledges every stop at once and logs
 //! every listener start/stop on one shared monotonic clock; duplicates and gaps come from that
@@ -37,6 +37,8 @@ mod crash;
 mod graceful;
 mod log;
 mod metrics;
+#[path = "../../tests/support/wait.rs"]
+mod wait;
 mod world;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent, StopReason};
 use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
-use baton::listeners::controller::{self, ControllerConfig, Stats};
+use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -14,7 +14,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::log::{End, KillGuard, Log};
 use crate::{AGENT_LABEL, CONTROLLER_ID, LISTENERS, NS, WRITE_METHODS};
@@ -128,9 +127,14 @@ pub(crate) async fn world() -> Result<World, String> {
         concurrency: 4,
         instance: CONTROLLER_ID.into(),
     };
-    let ctl = tokio::spawn(controller::run_standalone(ctl_client, cfg, stats.clone(), async move {
-        let _ = rx.await;
-    }));
+    let ctl = tokio::spawn(baton::operator::run_listeners(
+        ctl_client,
+        cfg,
+        stats.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Ok(World {
         sim,
         client,
@@ -146,21 +150,12 @@ pub(crate) async fn world() -> Result<World, String> {
 }
 
 /// Poll `check` every 10 ms until it returns Some, or fail after `deadline`.
-pub(crate) async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T, String>
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, check: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() > end {
-            return Err(format!("timed out after {deadline:?} waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::wait::poll_until(what, deadline, Duration::from_millis(10), check).await
 }
 
 impl World {

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::kubectl::Kubectl;
+use common::kubectl::{Kubectl, Run};
 use common::{sim, wait_for, widget_crd};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -121,7 +121,7 @@ async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
     k.ok(&["apply", "-f", &f]).await;
     let idle = sim.core.open_watches.load(Ordering::SeqCst);
 
-    let (code, _, err) = k
+    let Run { code, stderr: err, .. } = k
         .run(&["wait", "--for=condition=Ready", "widget/w1", "--timeout=2s"])
         .await;
     assert_ne!(code, 0);
@@ -226,7 +226,7 @@ async fn patch_merge_json_status_and_scale() {
         .await;
     assert_eq!(got, "blue/hi/Shiny");
     // Strategic merge (no --type) is refused for custom resources, as by kube-apiserver.
-    let (code, _, err) = k
+    let Run { code, stderr: err, .. } = k
         .run(&["patch", "widget", "w1", "-p", r#"{"spec":{"color":"red"}}"#])
         .await;
     assert_ne!(code, 0);
@@ -244,7 +244,7 @@ async fn patch_merge_json_status_and_scale() {
         "5"
     );
     // A bad value is refused with the server's message.
-    let (code, _, err) = k
+    let Run { code, stderr: err, .. } = k
         .run(&[
             "patch",
             "widget",
@@ -277,7 +277,7 @@ async fn delete_blocks_while_a_finalizer_is_present() {
     let ts = wait_for("deletionTimestamp to be set", Duration::from_secs(30), || {
         let k = &k;
         async move {
-            let (_, out, _) = k
+            let Run { stdout: out, .. } = k
                 .run(&["get", "widget", "held", "-o", "jsonpath={.metadata.deletionTimestamp}"])
                 .await;
             (!out.is_empty()).then_some(out)
@@ -305,7 +305,7 @@ async fn delete_blocks_while_a_finalizer_is_present() {
         .expect("output");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("widget.test.baton.dev \"held\" deleted"));
-    let (code, _, err) = k.run(&["get", "widget", "held"]).await;
+    let Run { code, stderr: err, .. } = k.run(&["get", "widget", "held"]).await;
     assert_ne!(code, 0);
     assert!(err.contains("NotFound") && err.contains("\"held\" not found"), "{err}");
 }

@@ -3,7 +3,7 @@
 //! events.k8s.io/v1, and client-side → server-side → client-side apply.
 mod common;
 
-use common::kubectl::Kubectl;
+use common::kubectl::{Kubectl, Run};
 use common::{sim, widget_crd};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject};
@@ -90,7 +90,11 @@ async fn client_side_then_server_side_then_client_side_apply() {
     assert_eq!(k.ok(&["apply", "-f", &f]).await.trim(), "configmap/settings created");
     // Moving to server-side apply: no conflict with kubectl-client-side-apply for its fields.
     let f = k.file("cm2.json", &cm(json!({"a": "2", "b": "1"})));
-    let (code, out, err) = k.run(&["apply", "--server-side", "-f", &f]).await;
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = k.run(&["apply", "--server-side", "-f", &f]).await;
     assert_eq!(
         code, 0,
         "server-side apply after client-side apply conflicted:\n{out}\n{err}"
@@ -137,7 +141,7 @@ async fn client_side_then_server_side_then_client_side_apply() {
         "other2.json",
         &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}, "data": {"x": "2"}}),
     );
-    let (code, _, err) = k.run(&["apply", "--server-side", "-f", &f]).await;
+    let Run { code, stderr: err, .. } = k.run(&["apply", "--server-side", "-f", &f]).await;
     assert_ne!(code, 0);
     assert!(
         err.contains("Apply failed with 1 conflict: conflict with \"kubectl-patch\" using v1: .data.x"),

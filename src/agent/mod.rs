@@ -15,7 +15,7 @@
 //! # }
 //! ```
 //!
-//! # Protocol (the agent's side of `crate::listeners::assigner`)
+//! # Protocol (the agent's side of [`crate::api::listenerset::lease`])
 //!
 //! * The agent watches the listener Leases of its namespace and considers *its own* those whose
 //!   `holderIdentity` is its pod name **and** whose Pod ownerReference uid is its pod uid.

@@ -3,7 +3,8 @@
 //! A ListenerSet names a set of *listeners* (long-lived singleton jobs, e.g. one outbound
 //! WebSocket per account token) and the pods that may host them. Each listener runs on
 //! exactly one pod at a time; ownership is recorded in one `coordination.k8s.io/v1` Lease per
-//! listener (see [`lease`] and the protocol documented in `crate::listeners::assigner`).
+//! listener (see [`lease`], and the ListenerSet controller's assigner, `listeners::assigner`,
+//! for the protocol).
 //!
 //! Besides the types this module holds every word the controller, the agent, the CLI and users
 //! exchange about a ListenerSet and its Leases (labels, annotations, the finalizer, condition
@@ -252,7 +253,7 @@ pub struct Assignment {
 
 /// The ListenerSet CustomResourceDefinition.
 pub fn crd() -> CustomResourceDefinition {
-    super::schema_bounds::bound_integers(ListenerSet::crd())
+    super::descriptions::unwrap(super::schema_bounds::bound_integers(ListenerSet::crd()))
 }
 
 /// Whether `s` is a valid, non-empty Kubernetes label value: at most 63 characters of

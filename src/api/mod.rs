@@ -11,6 +11,7 @@
 //!   annotation both controllers honour.
 //!
 //! Everything else in the crate depends on this module; it depends on nothing else here.
+pub mod descriptions;
 pub mod listenerset;
 pub mod pod;
 pub mod rollout;

@@ -2,9 +2,9 @@
 //!
 //! A Rollout runs `spec.replicas` *instances* (stable slots `<rollout>-<ordinal>`), each slot
 //! backed by one pod per incarnation named `<rollout>-<ordinal>-<revision-hash>`, and moves them
-//! from one revision to the next in health-gated batches. The decisions live in
-//! [`crate::rollout::planner`]; this module holds only the API types, their validation
-//! ([`validate`]) and the generated CRD ([`crd`]).
+//! from one revision to the next in health-gated batches. The decisions live in the Rollout
+//! planner (`rollout::planner`, which depends on this module, never the reverse); this module
+//! holds only the API types, their validation ([`validate`]) and the generated CRD ([`crd`]).
 //!
 //! The schema (bounds, patterns) and its CEL rules (`x-kubernetes-validations`) mirror
 //! [`validate`] for the API server; the controller calls [`validate`] itself too, for what the
@@ -33,8 +33,8 @@ pub use replacement::PodReplacementPolicy;
 ///
 /// `promote`, `abort` and `retry` carry a *nonce* (any string, the CLI writes an RFC 3339
 /// timestamp). The controller acts on a nonce once, when it differs from the value recorded in
-/// `status.actions`, and records it there; it never edits the annotations. See
-/// [`crate::rollout::planner`] for the full protocol.
+/// `status.actions`, and records it there; it never edits the annotations. The Rollout
+/// planner's documentation (`rollout::planner`) has the full protocol.
 pub mod annotations {
     /// Skip the rest of the current inter-batch pause (or the wait for promotion).
     pub const PROMOTE: &str = "baton.dev/promote";
@@ -99,8 +99,7 @@ pub mod labels {
 #[x_kube(validation = Rule::new(BATCHES_SORTED_RULE).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
-    /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`), at most
-    /// [`MAX_REPLICAS`].
+    /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`), at most 10000.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 10000))]
     pub replicas: i32,
@@ -164,10 +163,7 @@ pub struct RolloutStrategy {
     #[serde(default = "default_max_unavailable")]
     #[schemars(schema_with = "int_or_string_schema")]
     pub max_unavailable: IntOrString,
-    /// When a replacement pod may start: `TerminationStarted` (once the old pod is terminating;
-    /// terminating pods do not count against `maxSurge`) or `TerminationComplete` (once it is
-    /// gone). Absent: `TerminationComplete` while a pod of the Rollout holds listeners, else
-    /// `TerminationStarted`.
+    /// When a replacement pod may start (see [`PodReplacementPolicy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_replacement_policy: Option<PodReplacementPolicy>,
 }
@@ -204,6 +200,8 @@ pub struct RolloutStatus {
     /// `metadata.generation` this status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Progressing`, `Paused`, `Healthy`, `Degraded`, `RollingBack` or `RolledBack` (the PHASE
+    /// column).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<RolloutPhase>,
     /// Last fully healthy revision (ControllerRevision name): the rollback target.
@@ -235,6 +233,7 @@ pub struct RolloutStatus {
     pub batch_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ProgressStatus>,
+    /// Every instance: its pod, version, revision and readiness.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceStatus>,
     /// Instances per version.
@@ -245,6 +244,7 @@ pub struct RolloutStatus {
     /// Each carries the `observedGeneration` it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// What the rollout is doing or why it stopped (as the conditions say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Label selector (string form) for the scale subresource.
@@ -265,6 +265,7 @@ pub struct RolloutStatus {
 pub struct BatchStatus {
     /// 1-based batch being rolled out (or just completed, while pausing).
     pub current: i32,
+    /// Batches of this rollout.
     pub total: i32,
     /// When the current batch started (progress deadline base), to the microsecond.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,6 +280,7 @@ pub struct BatchStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressStatus {
+    /// Instances the update revision is rolled out to.
     pub total: i32,
     /// Available on the update revision.
     pub completed: i32,
@@ -300,11 +302,13 @@ pub struct InstanceStatus {
     /// Current pod of the instance, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// Version of that pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Revision number of the pod's ControllerRevision (0 when unknown).
     #[serde(default)]
     pub revision: i64,
+    /// Its pod is Ready.
     #[serde(default)]
     pub ready: bool,
     /// Ready since (or created at, when not ready).
@@ -324,8 +328,10 @@ pub struct InstanceStatus {
 pub struct FailedUpdate {
     /// ControllerRevision name.
     pub revision: String,
+    /// Its version.
     pub version: String,
     pub reason: FailureReason,
+    /// What failed, for people.
     pub message: String,
     /// The instances that failed (crash-looping, or not healthy by the deadline).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -336,6 +342,7 @@ pub struct FailedUpdate {
     /// Batch that failed (1-based).
     #[serde(default)]
     pub batch: i32,
+    /// When it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Time>,
 }
@@ -450,7 +457,7 @@ fn strip_value(value: &mut serde_json::Value) {
 /// The Rollout CRD as installed (`baton crds`): the pod template schema carries no
 /// descriptions.
 pub fn crd() -> CustomResourceDefinition {
-    super::schema_bounds::bound_integers(Rollout::crd())
+    super::descriptions::unwrap(super::schema_bounds::bound_integers(Rollout::crd()))
 }
 
 /// Resolves a count-or-percentage against `total`; percentages round up when `round_up`,

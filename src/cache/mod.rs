@@ -20,6 +20,21 @@ use tokio::sync::watch;
 
 pub mod tolerant;
 
+/// The API of a namespaced kind in the watched namespace, or in all (`None`).
+pub fn api<K>(client: &kube::Client, ns: &Option<String>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => kube::Api::namespaced(client.clone(), n),
+        None => kube::Api::all(client.clone()),
+    }
+}
+
+/// A stream of changed (applied or deleted) objects of one watch, as controllers take them
+/// (`watches_stream`, `owns_stream`).
+pub type Events<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
 /// Whether a watch cache has had its first complete list. Cheap to clone; any number of tasks
 /// may wait on it.
 #[derive(Clone, Debug)]

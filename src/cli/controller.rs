@@ -43,13 +43,13 @@ pub struct ControllerArgs {
     #[arg(long, env = "BATON_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
     /// Reconciles running at once, per controller.
-    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "BATON_CONCURRENCY", default_value_t = crate::operator::DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
     /// Log format (json in a cluster, pretty on a terminal).
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
     /// Seconds a draining pod is given to hand its listeners over before it is deleted anyway.
-    #[arg(long, env = "BATON_DRAIN_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "BATON_DRAIN_TIMEOUT_SECONDS", default_value_t = crate::rollout::planner::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_seconds: u64,
     /// Identity for events and leader election (default: $POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
@@ -150,5 +150,29 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("leader election: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::election::{DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD};
+
+    #[test]
+    fn flag_defaults_are_the_libraries_defaults() {
+        let cli = crate::cli::Cli::try_parse_from(["baton", "controller"]).expect("parses");
+        let crate::cli::Command::Controller(args) = cli.command else {
+            panic!("not the controller command");
+        };
+        assert_eq!(parse_duration(&args.lease_duration), Ok(DEFAULT_LEASE_DURATION));
+        assert_eq!(parse_duration(&args.renew_deadline), Ok(DEFAULT_RENEW_DEADLINE));
+        assert_eq!(parse_duration(&args.retry_period), Ok(DEFAULT_RETRY_PERIOD));
+        assert_eq!(args.concurrency, crate::operator::OperatorConfig::default().concurrency);
+        assert_eq!(
+            Duration::from_secs(args.drain_timeout_seconds),
+            crate::operator::OperatorConfig::default().drain_timeout
+        );
     }
 }

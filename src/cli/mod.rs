@@ -34,6 +34,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Run the whole system on one machine: simulator, controller and a sample service.
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoArgs),
     /// Inspect and steer Rollouts.
     #[command(subcommand)]
@@ -80,7 +81,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Controller(args) => controller::run(cli.kubeconfig.as_ref(), args).await,
-        Command::Demo(args) => crate::demo::run(args).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => crate::demo::run(args, rollout::render).await,
         Command::Listeners(args) => {
             let client = match client(cli.kubeconfig.as_ref()).await {
                 Ok(c) => c,
@@ -123,18 +125,4 @@ pub fn default_identity() -> String {
         .unwrap_or_else(|| format!("baton-{}", std::process::id()))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
+pub use crate::operator::shutdown_signal;

@@ -2,6 +2,9 @@
 //! controller and a sample 4-instance service, then shows v1 → v2 in batches, a broken v3 that
 //! fails its first batch and rolls back on its own (phase RolledBack, the Ready gate False),
 //! the spec set back to v2, and one instance pinned back to v1.
+//!
+//! The CLI runs the demo (never the reverse): it hands in how it renders a Rollout
+//! ([`Render`]), so the demo shows what `baton rollout status` shows.
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,11 +16,13 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
 use crate::api::rollout::{reasons, ConditionStatus, ConditionType, Reason, Rollout, RolloutPhase};
-use crate::cli::rollout::render;
 use crate::operator::{self, OperatorConfig};
 
 mod listeners;
 use listeners::HandoverLog;
+
+/// How the CLI renders a Rollout (`baton rollout status`).
+pub type Render = fn(&Rollout) -> String;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -321,7 +326,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
     Ok(())
 }
 
-async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
+async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Result<(), String> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply(MANAGER).force();
 
@@ -379,7 +384,8 @@ async fn script(client: kube::Client, log: HandoverLog) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn run(args: DemoArgs) -> ExitCode {
+/// Run the demo; `render` shows a Rollout as the CLI does.
+pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn,kube_client=error");
     }
@@ -425,10 +431,12 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         },
         until(stop_rx),
     ));
-    let outcome = script(client, log.clone()).await.and_then(|()| match log.duplicates() {
-        0 => Ok(()),
-        n => Err(format!("{n} listener duplicates")),
-    });
+    let outcome = script(client, log.clone(), render)
+        .await
+        .and_then(|()| match log.duplicates() {
+            0 => Ok(()),
+            n => Err(format!("{n} listener duplicates")),
+        });
     let code = match &outcome {
         Ok(()) => {
             println!("\nbaton demo: every step finished as expected");
@@ -441,7 +449,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     };
     if args.keep {
         println!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
-        crate::cli::shutdown_signal().await;
+        operator::shutdown_signal().await;
     }
     let _ = stop_tx.send(());
     let _ = controller.await;

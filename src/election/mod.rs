@@ -63,7 +63,7 @@
 //! # Why not `kube-lease-manager`
 //!
 //! `kube-lease-manager` 0.13 is the only maintained crate on kube 5, but it does not give
-//! client-go's guarantees (read at the source, `src/state.rs`): renewals (and forced
+//! client-go's guarantees (read in its source, its `src/state.rs`): renewals (and forced
 //! acquisition) are strategic-merge patches with no resourceVersion precondition, so a stale
 //! holder can overwrite a new one; taking an orphaned lease is a server-side apply followed by a
 //! *separate* patch for `leaseTransitions`, so the counter is not written atomically with the

@@ -59,8 +59,8 @@ pub struct Context {
     pub rollouts: Store<Rollout>,
     /// Each Rollout's writes the caches must show before its next plan.
     pub expectations: Arc<Expectations>,
-    /// Pods holding listener Leases (from the ListenerSet side); None when unknown.
-    pub listener_holders: Option<HoldsListeners>,
+    /// Pods holding listener Leases (from the shared Lease cache).
+    pub listener_holders: HoldsListeners,
     pub drain_timeout: Duration,
     pub stats: Arc<Stats>,
 }
@@ -218,7 +218,7 @@ async fn plan_and_apply(
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(&p.metadata, &uid))
         .filter_map(|p| {
             let uid = p.metadata.uid.as_deref().unwrap_or_default();
-            observe_pod(p, holders.as_ref().is_some_and(|h| h(&ns, &p.name_any(), uid)))
+            observe_pod(p, holders(&ns, &p.name_any(), uid))
         })
         .collect();
     let revisions: Vec<RevisionInfo> = ctx

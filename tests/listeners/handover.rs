@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::listeners_support::*;
 
-/// The old system's local test: two instances, a listener added, the first instance stopped
+/// Two instances, a listener added, the first instance stopped
 /// with SIGTERM → the second runs it; the first comes back → nothing moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_over_and_a_returning_instance_moves_nothing() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent};
 use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
-use baton::listeners::controller::{self, ControllerConfig, Stats};
+use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -342,7 +342,7 @@ impl World {
             concurrency: 4,
             instance: identity.into(),
         };
-        let h = tokio::spawn(controller::run_standalone(client, cfg, stats, async move {
+        let h = tokio::spawn(baton::operator::run_listeners(client, cfg, stats, async move {
             let _ = rx.await;
         }));
         (tx, h)

@@ -1,144 +1,13 @@
-//! `baton controller` as a child process against a test's simulator, and what the tests read
-//! from it: its endpoints, its JSON log, its objects' raw JSON.
-
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::ExitStatus;
-use std::time::Duration;
+//! What the robustness tests read besides the controller process (`support::controller`): its
+//! objects' raw JSON, which the Rust types may not decode, and their Events.
 
 use baton::api::listenerset::ListenerSet;
 use baton::api::rollout::Rollout;
-use baton_sim::Sim;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::Value;
-use tokio::process::Command;
 
-use crate::support::process::{http_get, metric, LoggedChild};
+pub use crate::support::controller::{spawn, start, temp_dir, ControllerProc as Proc, NO_ELECTION};
 use crate::support::{wait_for, LONG, NS};
-
-/// A `baton controller` process (killed on drop; its log printed if the test panics).
-pub struct Proc {
-    pub id: String,
-    pub proc: LoggedChild,
-    pub addr: Option<SocketAddr>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("----- log of controller {} -----\n{}", self.id, self.proc.log_text());
-        }
-    }
-}
-
-/// Spawn `baton controller` as `id` (its kubeconfig's token is `id`, so fault rules can single
-/// it out), watching [`NS`], metrics on an ephemeral port, JSON logs; `extra` flags appended.
-pub fn spawn(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> Proc {
-    let kubeconfig = dir.join(format!("{id}.kubeconfig"));
-    sim.kubeconfig_as(id, &kubeconfig).expect("writing a kubeconfig");
-    // BATON_TEST_BIN replays the tests against another build (e.g. one from before a fix).
-    let bin = std::env::var_os("BATON_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_baton").into());
-    let mut cmd = Command::new(bin);
-    cmd.arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["controller", "--watch-namespace", NS, "--identity", id])
-        .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
-        .args(extra)
-        .env("RUST_LOG", "info,kube=warn")
-        .env_remove("KUBECONFIG")
-        .env_remove("POD_NAME")
-        .env_remove("POD_NAMESPACE");
-    let proc = LoggedChild::spawn(&mut cmd, "bound").unwrap_or_else(|e| panic!("starting the baton binary: {e}"));
-    Proc {
-        id: id.to_string(),
-        proc,
-        addr: None,
-    }
-}
-
-/// Spawn and wait until it serves its probes.
-pub async fn start(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> Proc {
-    let mut p = spawn(sim, dir, id, extra);
-    match p.proc.wait_addr(LONG).await {
-        Some(a) => p.addr = Some(a),
-        None => panic!("controller {id} did not report its metrics address"),
-    }
-    p
-}
-
-/// Leader election off: the process reconciles as soon as its caches are synced.
-pub const NO_ELECTION: [&str; 2] = ["--leader-elect", "false"];
-
-impl Proc {
-    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.addr.expect("address known"), path).await
-    }
-
-    pub async fn metric(&self, series: &str) -> Option<f64> {
-        match self.get("/metrics").await {
-            Some((200, body)) => metric(&body, series),
-            _ => None,
-        }
-    }
-
-    /// `/readyz` answers 200, within [`LONG`]; panics if the process exits first.
-    pub async fn wait_ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + LONG;
-        loop {
-            if matches!(self.get("/readyz").await, Some((200, _))) {
-                return;
-            }
-            if let Ok(Some(status)) = self.proc.child.try_wait() {
-                panic!("controller {} exited with {status} before it was ready", self.id);
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "/readyz of {} not 200 within {LONG:?}",
-                self.id
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    pub fn terminate(&self) {
-        assert!(self.proc.terminate(), "kill -TERM {}", self.proc.pid);
-    }
-
-    /// The exit status within `deadline`, or None if it still runs.
-    pub async fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
-        self.proc
-            .wait_exit(deadline)
-            .await
-            .map(|r| r.expect("waiting for the child"))
-    }
-
-    /// SIGTERM, then the exit within [`LONG`], which must be a success.
-    pub async fn stop(&mut self) {
-        self.terminate();
-        let status = self.wait_exit(LONG).await;
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "controller {} after SIGTERM: {status:?}",
-            self.id
-        );
-    }
-
-    /// The log lines (JSON, flattened fields) whose message contains `needle`.
-    pub fn log_lines(&self, needle: &str) -> Vec<Value> {
-        self.proc
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
-            .collect()
-    }
-
-    pub fn log_text(&self) -> String {
-        self.proc.log_text()
-    }
-}
 
 /// Raw access to Rollouts and ListenerSets, for objects `Rollout` cannot decode.
 pub fn raw<K: kube::Resource<DynamicType = ()>>(client: &kube::Client) -> Api<DynamicObject> {
@@ -184,14 +53,6 @@ pub async fn wait_observed(api: &Api<DynamicObject>, names: &[String], what: &st
         Some(())
     })
     .await
-}
-
-/// A temporary directory for kubeconfigs, removed on drop.
-pub fn temp_dir(tag: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("baton-robust-{tag}-"))
-        .tempdir()
-        .expect("creating a temporary directory")
 }
 
 /// A ListenerSet selecting pods labelled `app=<name>` with listeners `a`, `b`.
@@ -280,21 +141,7 @@ pub async fn store_under_unbounded_schema(
 pub const ROLLOUTS_CRD: &str = "rollouts.baton.dev";
 pub const LISTENERSETS_CRD: &str = "listenersets.baton.dev";
 
-/// events.k8s.io/v1 Events regarding the object `kind`/`name`.
-pub async fn events_of(client: &kube::Client, kind: &str, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
-    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
-    api.list(&Default::default())
-        .await
-        .expect("listing events")
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding
-                .as_ref()
-                .is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some(kind))
-        })
-        .collect()
-}
+pub use crate::support::events_of;
 
 /// Wait for a Warning Event with `reason` regarding `kind`/`name`; its note.
 pub async fn wait_warning(client: &kube::Client, kind: &str, name: &str, reason: &str) -> String {

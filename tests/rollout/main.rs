@@ -1,6 +1,6 @@
-//! Acceptance tests of the Rollout controller against the API server simulator: the old
-//! system's scenarios (batched update, single-instance and batch rollback, automatic rollback,
-//! whole-service undo, controller crash, API faults, invalid specs) plus scale, repair,
+//! Acceptance tests of the Rollout controller against the API server simulator: batched update,
+//! single-instance and batch rollback, automatic rollback, whole-service undo, controller crash,
+//! API faults, invalid specs, drains, scale, repair,
 //! superseding specs, `spec.paused` and the runtime actions (promote, abort, retry, restart).
 //!
 //! Every test starts its own simulator and operator, waits on conditions with deadlines (never a

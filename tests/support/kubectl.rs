@@ -1,5 +1,6 @@
 //! Real kubectl (/usr/bin/kubectl) against a test's simulator, with its own HOME and discovery
-//! cache (kubectl caches discovery per host, and each simulator is a new host).
+//! cache (kubectl caches discovery per host, and each simulator is a new host). Shared by
+//! `tests/` and `sim/tests/` (through `#[path]`).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -8,9 +9,11 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::LONG;
-
 pub const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// How long one kubectl run may take, beyond any `--timeout` it was given: generous, for a
+/// loaded machine.
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// kubectl bound to one simulator.
 pub struct Kubectl {
@@ -77,9 +80,9 @@ impl Kubectl {
         c
     }
 
-    /// Run to completion (within [`LONG`] beyond any `--timeout` it was given).
+    /// Run to completion (within [`DEADLINE`]).
     pub async fn run(&self, args: &[&str]) -> Run {
-        let out = tokio::time::timeout(LONG * 2, self.cmd(args).output())
+        let out = tokio::time::timeout(DEADLINE, self.cmd(args).output())
             .await
             .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
             .expect("kubectl runs");
@@ -105,7 +108,7 @@ impl Kubectl {
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output();
-        let out = tokio::time::timeout(LONG * 2, out)
+        let out = tokio::time::timeout(DEADLINE, out)
             .await
             .unwrap_or_else(|_| panic!("`{script}` did not finish"))
             .expect("sh runs");

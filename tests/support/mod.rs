@@ -3,11 +3,14 @@
 //! Rollout statuses and pods so tests can assert on every intermediate state.
 #![allow(dead_code)]
 
+pub mod controller;
 pub mod kubectl;
 pub mod process;
+pub mod wait;
+
+pub use wait::wait_for;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -236,63 +239,59 @@ impl Env {
 
     /// Poll the pods until `pred` holds.
     pub async fn wait_pods(&self, name: &str, what: &str, pred: impl Fn(&[Pod]) -> bool) -> Vec<Pod> {
-        let end = tokio::time::Instant::now() + LONG;
-        loop {
+        let pred = &pred;
+        let what = format!("the pods of {name}: {what}");
+        wait::poll(&what, LONG, wait::POLL, || async move {
             let pods = self.pods(name).await;
             if pred(&pods) {
-                return pods;
+                Ok(pods)
+            } else {
+                Err(pods)
             }
-            if tokio::time::Instant::now() > end {
-                panic!(
-                    "timed out waiting for the pods of {name}: {what}\npods: {}",
-                    describe_pods(&pods)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|(message, pods)| panic!("{message}\npods: {}", describe_pods(&pods)))
     }
 
-    /// events.k8s.io/v1 Events regarding the Rollout `name`.
+    /// events.k8s.io/v1 Events regarding the Rollout `name`, oldest first.
     pub async fn events(&self, name: &str) -> Vec<K8sEvent> {
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), NS);
-        let mut events: Vec<K8sEvent> = api
-            .list(&ListParams::default())
-            .await
-            .expect("listing events")
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.regarding
-                    .as_ref()
-                    .is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some("Rollout"))
-            })
-            .collect();
+        let mut events = events_of(&self.client, "Rollout", name).await;
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
         events
     }
 
     /// Wait for an Event regarding `name` for which `pred` holds.
     pub async fn wait_event(&self, name: &str, what: &str, pred: impl Fn(&K8sEvent) -> bool) -> K8sEvent {
-        let end = tokio::time::Instant::now() + LONG;
-        loop {
+        let pred = &pred;
+        let what = format!("an event on {name}: {what}");
+        wait::poll(&what, LONG, wait::POLL, || async move {
             let events = self.events(name).await;
-            if let Some(e) = events.iter().find(|e| pred(e)) {
-                return e.clone();
-            }
-            if tokio::time::Instant::now() > end {
-                panic!(
-                    "timed out waiting for an event on {name}: {what}\nevents:\n{}",
-                    describe_events(&events)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            events.iter().find(|e| pred(e)).cloned().ok_or(events)
+        })
+        .await
+        .unwrap_or_else(|(message, events)| panic!("{message}\nevents:\n{}", describe_events(&events)))
     }
 
     /// Run a `baton rollout …` command in-process (the CLI's library entry point).
     pub async fn cli(&self, cmd: baton::cli::rollout::RolloutCommand) -> std::process::ExitCode {
         baton::cli::rollout::run(self.client.clone(), NS, cmd).await
     }
+}
+
+/// events.k8s.io/v1 Events regarding the object `kind`/`name` in [`NS`].
+pub async fn events_of(client: &kube::Client, kind: &str, name: &str) -> Vec<K8sEvent> {
+    let api: Api<K8sEvent> = Api::namespaced(client.clone(), NS);
+    api.list(&ListParams::default())
+        .await
+        .expect("listing events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some(kind))
+        })
+        .collect()
 }
 
 pub async fn install_crds(client: &kube::Client) {
@@ -309,24 +308,6 @@ pub async fn install_crds(client: &kube::Client) {
         async move { rollouts.list(&ListParams::default()).await.ok().map(|_| ()) }
     })
     .await;
-}
-
-/// Poll `check` until it returns Some, or panic after `deadline` naming `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// A Rollout manifest: `replicas` instances of `version` running `image`, batches

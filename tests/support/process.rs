@@ -10,11 +10,13 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+#[path = "http.rs"]
+pub mod http;
 
 /// A child's stderr, one JSON log line an entry.
 pub type Log = Arc<Mutex<Vec<String>>>;
@@ -80,6 +82,11 @@ impl LoggedChild {
         tokio::time::timeout(deadline, rx).await.ok()?.ok()
     }
 
+    /// Its stderr reached its end (the process exited, or closed it).
+    pub fn log_closed(&self) -> bool {
+        self.reader.as_ref().is_none_or(|r| r.is_finished())
+    }
+
     /// The log so far, one line per entry.
     pub fn log_text(&self) -> String {
         lock(&self.log).join("\n")
@@ -112,18 +119,11 @@ fn lock(log: &Log) -> std::sync::MutexGuard<'_, Vec<String>> {
 /// One HTTP/1.1 request without a body (`Connection: close`); (status, body), or None if
 /// nothing answered within `deadline`.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, deadline: Duration) -> Option<(u16, String)> {
-    let fetch = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_string()))
-    };
-    tokio::time::timeout(deadline, fetch).await.ok().flatten()
+    let r = tokio::time::timeout(deadline, http::request(addr, method, path, &[], b""))
+        .await
+        .ok()?
+        .ok()?;
+    Some((r.code, r.text()))
 }
 
 /// A GET with a 5 s deadline: (status, body).

@@ -1,56 +1,24 @@
-//! Shared test helpers: start a simulator, raw HTTP requests, waiting on conditions.
+//! Shared test helpers: start a simulator, raw HTTP requests, waiting on conditions. The
+//! generic parts are the root crate's test harness (`tests/support`), included here.
 #![allow(dead_code)]
+#[path = "../../../tests/support/http.rs"]
+pub mod http;
+#[path = "../../../tests/support/kubectl.rs"]
 pub mod kubectl;
-use std::future::Future;
-use std::time::Duration;
+#[path = "../../../tests/support/wait.rs"]
+pub mod wait;
 
 use baton_sim::{Sim, SimConfig};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub async fn sim() -> Sim {
     Sim::start(SimConfig::default()).await.expect("simulator starts")
 }
 
-/// Poll `check` until it returns Some, or panic after `deadline` naming `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A response from `raw`.
-#[derive(Debug)]
-pub struct RawResponse {
-    pub code: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl RawResponse {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
+#[allow(unused_imports)]
+pub use http::RawResponse;
+#[allow(unused_imports)]
+pub use wait::wait_for;
 
 /// Send one HTTP/1.1 request with `Connection: close` and read the whole answer.
 pub async fn raw(sim: &Sim, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> RawResponse {
@@ -58,57 +26,9 @@ pub async fn raw(sim: &Sim, method: &str, path: &str, content_type: Option<&str>
 }
 
 pub async fn raw_with(sim: &Sim, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
-    let mut s = tokio::net::TcpStream::connect(sim.addr()).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        sim.addr(),
-        body.len()
-    );
-    for (k, v) in headers {
-        if !v.is_empty() {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.expect("write head");
-    s.write_all(body).await.expect("write body");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or("");
-    let code: u16 = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = buf[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    RawResponse { code, headers, body }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
-        let start = pos + 2;
-        if size == 0 || start + size > b.len() {
-            break;
-        }
-        out.extend_from_slice(&b[start..start + size]);
-        b = &b[(start + size + 2).min(b.len())..];
-    }
-    out
+    http::request(sim.addr(), method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// A body as client-go sends it with `Content-Type: application/vnd.kubernetes.protobuf`:

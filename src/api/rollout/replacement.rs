@@ -4,7 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// When the pod replacing another may be created.
+/// When the pod replacing another may be created: `TerminationStarted` (once the old pod is
+/// terminating; terminating pods do not count against `maxSurge`) or `TerminationComplete` (once
+/// it is gone). Absent: `TerminationComplete` while a pod of the Rollout holds listeners, else
+/// `TerminationStarted`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum PodReplacementPolicy {
     /// As soon as the old pod is terminating: terminating pods do not count against `maxSurge`

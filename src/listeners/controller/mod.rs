@@ -1,11 +1,11 @@
 //! The ListenerSet reconciler: caches → [`assigner::assign`](crate::listeners::assigner::assign) → conditional Lease writes →
 //! status. The protocol itself is documented in [`crate::listeners::assigner`].
 //!
-//! * Caches: pods and listener Leases come from [`SharedCaches`] (shared with the Rollout
-//!   controller when run from [`crate::operator::run`]); Secrets (keys only, values stripped)
-//!   and ListenerSets from this controller's own watches.
+//! * Caches: pods and listener Leases come from the caller ([`SharedViews`]: the operator's
+//!   caches, shared with the Rollout controller); Secrets (keys only, values stripped) and
+//!   ListenerSets from this controller's own watches.
 //! * Expiry: a Lease is expired when `leaseDurationSeconds` have passed on this process's
-//!   monotonic clock since it first saw the Lease's current `resourceVersion` (client-go's
+//!   monotonic clock since it first saw the Lease's current holder record (client-go's
 //!   rule). `renewTime` is never compared with the local wall clock. A controller that starts
 //!   (or takes over) therefore waits a full duration before judging any Lease expired.
 //! * Every Lease write is conditional: creates fail on AlreadyExists, updates carry the
@@ -20,7 +20,7 @@
 //!   are asked to release, a Lease is deleted only once released, expired or its holder is gone,
 //!   and the finalizer goes when the API server lists no Lease of the set any more.
 //!
-//! Layout: `caches` (the shared pod and Lease watches), `desired` (the spec's listeners),
+//! Layout: `desired` (the spec's listeners),
 //! `expiry` (judging Leases), `reconcile` (one pass), `leases` (the Lease writes), `status`
 //! (conditions and the status write) and `finalize` (deletion).
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +33,6 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::Api;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -42,13 +41,12 @@ use tracing::{debug, info};
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
-use crate::cache::{synced, Synced};
+use crate::cache::{api, synced, Events, Synced};
 use crate::error::Error;
 use crate::events::{Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
 use crate::metrics::Metrics;
 
-mod caches;
 mod desired;
 mod expiry;
 mod finalize;
@@ -57,12 +55,10 @@ mod reconcile;
 mod status;
 mod undecodable;
 
-pub use caches::{draining_rollout_of_lease, Events, SharedCaches};
 pub use reconcile::reconcile;
 pub use undecodable::report_undecodable;
 
 use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
-use caches::strip_secret;
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -73,16 +69,6 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Reporting instance for events.
     pub instance: String,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        ControllerConfig {
-            namespace: None,
-            concurrency: 8,
-            instance: "baton".into(),
-        }
-    }
 }
 
 /// Counters for benchmarks and metrics.
@@ -107,16 +93,6 @@ impl Stats {
             + self.lease_deletes.load(Ordering::Relaxed)
             + self.release_requests.load(Ordering::Relaxed)
             + self.status_writes.load(Ordering::Relaxed)
-    }
-}
-
-fn api<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match ns {
-        Some(n) => Api::namespaced(client.clone(), n),
-        None => Api::all(client.clone()),
     }
 }
 
@@ -216,8 +192,8 @@ impl StoppedPods {
     }
 }
 
-/// What the ListenerSet controller reads from caches it may share with other controllers
-/// (see [`SharedCaches`]): the pod and Lease stores, their change streams, and their readiness.
+/// What the ListenerSet controller reads from caches it may share with other controllers (the
+/// operator's): the pod and Lease stores, their change streams, and their readiness.
 pub struct SharedViews {
     pub pods: Store<Pod>,
     pub pod_events: Events<Pod>,
@@ -227,30 +203,14 @@ pub struct SharedViews {
     pub synced: Vec<Synced>,
 }
 
-/// Run the ListenerSet controller on its own caches until `shutdown` resolves, counting into
-/// `stats` (readable while it runs).
-pub async fn run_standalone(
-    client: kube::Client,
-    cfg: ControllerConfig,
-    stats: Arc<Stats>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Arc<Stats> {
-    let mut caches = SharedCaches::new(&client, &cfg.namespace);
-    let views = SharedViews {
-        pods: caches.pods.clone(),
-        leases: caches.leases.clone(),
-        pod_events: caches.pod_events(),
-        lease_events: caches.lease_events(),
-        synced: vec![caches.pods_synced.clone(), caches.leases_synced.clone()],
-    };
-    let drive = caches.drive();
-    let ctrl = run_counted(client, cfg, views, Arc::new(Metrics::default()), stats, shutdown);
-    tokio::pin!(drive);
-    tokio::pin!(ctrl);
-    loop {
-        tokio::select! {
-            stats = &mut ctrl => return stats,
-            _ = &mut drive => {}
+/// Secrets are cached with their keys only: values are never held in memory.
+fn strip_secret(s: &mut Secret) {
+    s.metadata.managed_fields = None;
+    s.metadata.annotations = None;
+    s.string_data = None;
+    if let Some(data) = s.data.as_mut() {
+        for v in data.values_mut() {
+            *v = k8s_openapi::ByteString(Vec::new());
         }
     }
 }

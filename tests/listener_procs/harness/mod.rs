@@ -23,6 +23,8 @@ pub mod kubectl;
 mod pods;
 #[path = "../../support/process.rs"]
 pub mod process;
+#[path = "../../support/wait.rs"]
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,7 +40,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::json;
 use tokio::process::Command;
-use tokio::time::Instant;
 
 use app::{AppConfig, AppLog};
 use history::{Dead, History};
@@ -157,22 +158,14 @@ fn scratch_dir() -> R<tempfile::TempDir> {
         .map_err(|e| e.to_string())
 }
 
-/// Poll `check` every 10 ms until it returns Some; Err naming `what` after `deadline`.
-pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> R<T>
+/// Check `check` every 20 ms until it returns Some; Err naming `what` after `deadline` (the
+/// shared polling loop of the tests, `tests/support/wait.rs`).
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, check: F) -> R<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() > end {
-            return Err(format!("timed out after {deadline:?} waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait::poll_until(what, deadline, wait::POLL, check).await
 }
 
 /// Send `sig` (e.g. "KILL") to `pid` with the system's `kill`.

@@ -1,14 +1,14 @@
-//! Watch caches shared between controllers: pods (slimmed) and listener Leases, each one watch
-//! whose changes are fanned out to every subscriber; and the lookups the Rollout controller
-//! makes in them.
+//! Watch caches shared between the controllers: pods (slimmed) and listener Leases, each one
+//! watch whose changes are fanned out to every subscriber while the operator leads; and the
+//! lookups that tie the two controllers together (does a pod hold listeners, which Rollout
+//! waits for a draining pod).
 
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -19,28 +19,14 @@ use crate::api::listenerset::lease::{held_by, owner_pod};
 use crate::api::listenerset::LISTENERSET_LABEL;
 use crate::api::pod::is_draining;
 use crate::api::rollout::Rollout;
-use crate::cache::{synced, Synced, SyncedTx};
+use crate::cache::{synced, Events, Synced, SyncedTx};
+use crate::rollout::controller::HoldsListeners;
 
 /// Pods are cached with what the controllers read: metadata and status.
 fn slim_pod(p: &mut Pod) {
     p.metadata.managed_fields = None;
     p.spec = None;
 }
-
-/// Secrets are cached with their keys only: values are never held in memory.
-pub(super) fn strip_secret(s: &mut Secret) {
-    s.metadata.managed_fields = None;
-    s.metadata.annotations = None;
-    s.string_data = None;
-    if let Some(data) = s.data.as_mut() {
-        for v in data.values_mut() {
-            *v = ByteString(Vec::new());
-        }
-    }
-}
-
-/// A stream of changed (applied or deleted) objects of one shared watch.
-pub type Events<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
 /// Watch caches of pods (all of them, slimmed) and of listener Leases, each one watch shared by
 /// every controller that subscribes: [`pod_events`](Self::pod_events) /
@@ -67,6 +53,22 @@ pub struct SharedCaches {
     pub pods_synced: Synced,
     pub leases_synced: Synced,
     synced_tx: (SyncedTx, SyncedTx),
+}
+
+/// A reflector whose changes are passed to one subscriber only while `gate` is open; `synced`
+/// turns true at its first complete list.
+pub(super) fn gated_cache<K>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    writer: reflector::store::Writer<K>,
+    synced: SyncedTx,
+    gate: Arc<std::sync::atomic::AtomicBool>,
+) -> (Events<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + std::fmt::Debug + 'static,
+{
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let changes = synced.track(stream.default_backoff().reflect(writer)).touched_objects();
+    (fan_in(rx), fan_out(changes, vec![tx], gate, "watch"))
 }
 
 fn fan_in<K: Send + 'static>(rx: futures::channel::mpsc::UnboundedReceiver<K>) -> Events<K> {
@@ -109,7 +111,7 @@ impl SharedCaches {
     }
 
     /// For the Rollout controller: does pod `name` of uid `uid` in `ns` hold a listener Lease?
-    pub fn listener_holders(&self) -> crate::rollout::controller::HoldsListeners {
+    pub fn listener_holders(&self) -> HoldsListeners {
         let leases = self.leases.clone();
         Arc::new(move |ns: &str, name: &str, uid: &str| {
             leases
