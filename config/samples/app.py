@@ -20,6 +20,7 @@ import http.server
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -34,8 +35,15 @@ changed = threading.Condition()
 terminating = threading.Event()
 
 
+_out = threading.Lock()
+
+
 def log(message):
-    print(message, flush=True)
+    # One write per line, under a lock: print() from two threads can interleave a line with
+    # another's newline.
+    with _out:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
 
 
 def valid_until(entry):

@@ -11,6 +11,7 @@ mod harness;
 mod force;
 mod operator;
 mod release;
+mod sidecar;
 mod starting;
 
 use harness::R;

@@ -296,10 +296,30 @@ impl Ns {
     pub async fn restart_agent(&self, name: &str) -> R<()> {
         self.kill_agent(name).await?;
         let pod = self.pod(name)?;
+        let restarts = |p: &Pod| -> i32 {
+            let st = p.status.as_ref();
+            st.and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|c| c.restart_count)
+                .sum()
+        };
+        let before = self.pods_api().get(name).await.map(|p| restarts(&p)).unwrap_or(0);
         if !self.cluster.sim.kubelet.crash(&self.name, name) {
             return Err(format!("the kubelet does not run pod {name}"));
         }
-        self.start_sidecar(&pod).await
+        self.start_sidecar(&pod).await?;
+        // Until the kubelet shows the restart and the pod Ready again.
+        let pods = self.pods_api();
+        wait_for(
+            &format!("pod {name} restarted and Ready"),
+            Duration::from_secs(60),
+            || async {
+                let p = pods.get_opt(name).await.ok()??;
+                (restarts(&p) > before && baton::api::pod::is_ready(&p)).then_some(())
+            },
+        )
+        .await
     }
 
     /// Cut the sidecar of `name` off from the API server (its requests hang).
