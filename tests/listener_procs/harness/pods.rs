@@ -126,7 +126,9 @@ impl Ns {
     /// From now on, nothing may be assigned to `name` (checked at the end).
     pub fn mark_dead(&self, name: &str) -> R<()> {
         let pod = self.pod(name)?;
-        let after_rv = self.cluster.history.rv.load(std::sync::atomic::Ordering::Relaxed);
+        // The store's own revision, not the recorder's (which may lag behind under load): every
+        // change before this call, the dead pod's last assignments included, is at or below it.
+        let after_rv = self.cluster.sim.core.store.current_rv();
         self.dead.lock().unwrap_or_else(|p| p.into_inner()).push(Dead {
             pod: pod.name.clone(),
             uid: pod.uid.clone(),
