@@ -10,6 +10,10 @@
 ARG RUST_VERSION=1.89
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
+# The commit in baton_build_info (.git is not in the context):
+#   docker build --build-arg BATON_COMMIT=$(git rev-parse --short=12 HEAD) .
+ARG BATON_COMMIT=unknown
+ENV BATON_COMMIT=${BATON_COMMIT}
 WORKDIR /src
 # The whole workspace (sim/ is a member); .dockerignore keeps target/, .git/, the chart and the
 # manifests out of the context. Without default features: no `baton demo`, and the simulator it

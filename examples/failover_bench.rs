@@ -20,7 +20,7 @@
 //! takeover ≈ lease duration − time since that renewal).
 //!
 //! The time measured is signal → the standby's `/metrics` first showing
-//! `baton_reconciles_total{controller="rollout"}` > 0, polled every 5 ms (so it includes up to
+//! `baton_reconcile_total{controller="rollout"}` (every result) > 0, polled every 5 ms (so it includes up to
 //! ~5 ms of polling granularity). The time to `baton_leader 1` is printed too. The standby of one
 //! trial is the leader of the next.
 //!
@@ -172,7 +172,15 @@ impl Controller {
 }
 
 fn rollout_reconciles(m: &str) -> f64 {
-    metric(m, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0)
+    ["success", "requeue", "error"]
+        .iter()
+        .filter_map(|r| {
+            metric(
+                m,
+                &format!("baton_reconcile_total{{controller=\"rollout\",result=\"{r}\"}}"),
+            )
+        })
+        .sum()
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -38,6 +38,9 @@ pub fn delay(retry: Retry, failures: u32) -> Duration {
 /// Consecutive failures per object of one controller.
 pub struct Backoff {
     failures: Mutex<HashMap<String, u32>>,
+    /// Delays of failures already counted and logged inside their reconcile's span
+    /// ([`record_failure`](Self::record_failure)), for the error policy to return.
+    decided: Mutex<HashMap<String, Duration>>,
     /// Objects with at least one failure since their last success.
     gauge: Gauge,
 }
@@ -46,6 +49,7 @@ impl Backoff {
     pub fn new(gauge: Gauge) -> Self {
         Backoff {
             failures: Mutex::new(HashMap::new()),
+            decided: Mutex::new(HashMap::new()),
             gauge,
         }
     }
@@ -67,20 +71,29 @@ impl Backoff {
         (n, delay(retry, n))
     }
 
-    /// The error policy of every controller: count a failure of `obj`, log it once (kind,
-    /// namespace, name, attempt, delay, error) and requeue it after its own delay.
+    /// Count a failure of `obj` and log it (kind, namespace, name, attempt, delay, error) where
+    /// it happened: inside the reconcile's span. The error policy then requeues it after that
+    /// delay without counting it again.
+    pub fn record_failure<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) {
+        let key = key_of(obj);
+        let (attempt, delay) = self.failed(&key, err.retry());
+        log_failure(obj, err, attempt, delay);
+        self.decided
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, delay);
+    }
+
+    /// The error policy of every controller: requeue a failed `obj` after its own delay (counted
+    /// and logged by [`record_failure`](Self::record_failure), or here when it was not).
     pub fn on_error<K: Resource<DynamicType = ()>>(&self, obj: &K, err: &Error) -> Action {
-        let (attempt, delay) = self.failed(&key_of(obj), err.retry());
-        let meta = obj.meta();
-        warn!(
-            kind = %K::kind(&()),
-            namespace = meta.namespace.as_deref().unwrap_or(""),
-            name = meta.name.as_deref().unwrap_or(""),
-            attempt,
-            retry_in = ?delay,
-            error = %err,
-            "reconcile failed"
-        );
+        let key = key_of(obj);
+        let decided = self.decided.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        if let Some(delay) = decided {
+            return Action::requeue(delay);
+        }
+        let (attempt, delay) = self.failed(&key, err.retry());
+        log_failure(obj, err, attempt, delay);
         Action::requeue(delay)
     }
 
@@ -100,6 +113,19 @@ impl Backoff {
             self.with(|m| m.remove(key));
         }
     }
+}
+
+fn log_failure<K: Resource<DynamicType = ()>>(obj: &K, err: &Error, attempt: u32, delay: Duration) {
+    let meta = obj.meta();
+    warn!(
+        kind = %K::kind(&()),
+        namespace = meta.namespace.as_deref().unwrap_or(""),
+        name = meta.name.as_deref().unwrap_or(""),
+        attempt,
+        retry_in = ?delay,
+        error = %err,
+        "reconcile failed"
+    );
 }
 
 /// `namespace/name` of an object: the backoff key.

@@ -39,13 +39,14 @@ impl Publisher {
     /// Publish events in order without holding up the caller.
     pub fn publish_in_background(&self, regarding: ObjectReference, events: Vec<(Severity, String, String)>) {
         let me = self.clone();
-        self.tasks.spawn(async move {
+        // In the caller's span: its lines carry the reconcile they come from.
+        self.tasks.spawn(tracing::Instrument::in_current_span(async move {
             for (severity, reason, note) in events {
                 if let Err(e) = me.publish(&regarding, severity, &reason, &note).await {
                     tracing::debug!(error = %e, "publishing an event failed");
                 }
             }
-        });
+        }));
     }
 
     /// Wait (bounded) for background publishing to finish; later calls publish nothing.

@@ -10,7 +10,7 @@ use std::path::Path;
 /// another; `operator` wires them; the CLI runs the demo, never the reverse.
 const LAYERS: &[&[&str]] = &[
     &["api"],
-    &["error", "events", "telemetry", "metrics", "cache"],
+    &["error", "events", "telemetry", "metrics", "cache", "stdout"],
     &["backoff", "probes"],
     &["rollout", "listeners", "agent", "election"],
     &["operator"],

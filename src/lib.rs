@@ -60,4 +60,5 @@ pub mod metrics;
 pub mod operator;
 pub mod probes;
 pub mod rollout;
+pub mod stdout;
 pub mod telemetry;

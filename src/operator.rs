@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -25,7 +25,7 @@ use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::cache::{self, api, synced, Events, Synced};
 use crate::listeners::controller::{self as listener_controller};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::rollout::controller::{self as rollout_controller, Context, Stats};
 use crate::rollout::expectations::Expectations;
 
@@ -47,6 +47,8 @@ pub struct OperatorConfig {
     pub drain_timeout: Duration,
     /// Reporting instance for events (pod name).
     pub instance: String,
+    /// Which Secrets the ListenerSet controller reads (what RBAC grants it).
+    pub secrets: crate::listeners::controller::SecretAccess,
 }
 
 impl Default for OperatorConfig {
@@ -56,6 +58,7 @@ impl Default for OperatorConfig {
             concurrency: DEFAULT_CONCURRENCY,
             drain_timeout: crate::rollout::planner::DEFAULT_DRAIN_TIMEOUT,
             instance: "baton".into(),
+            secrets: Default::default(),
         }
     }
 }
@@ -140,7 +143,8 @@ impl Operator {
             rollouts.clone(),
             bad_rollouts.clone(),
         )
-        .modify(|r: &mut Rollout| r.metadata.managed_fields = None);
+        // Only what says who changed the spec is kept of managedFields.
+        .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_managed_fields(&mut r.metadata));
         let (rollout_synced_tx, rollout_synced) = synced();
         let (rollout_trigger, rollout_drive) =
             caches::gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());
@@ -218,24 +222,13 @@ impl Operator {
         let stats = Arc::new(Stats::default());
         gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
-        let listener_cfg = listener_controller::ControllerConfig {
-            namespace: cfg.namespace.clone(),
-            concurrency: cfg.concurrency,
-            instance: cfg.instance.clone(),
-        };
-        let views = listener_controller::SharedViews {
-            pods: pods.clone(),
-            pod_events: triggers.listener_pods,
-            leases,
-            lease_events: triggers.listener_leases,
-            synced: vec![synced.pods.clone(), synced.leases.clone()],
-        };
-        let listeners = listener_controller::run_counted(
-            client.clone(),
-            listener_cfg,
-            views,
+        let listeners = listener_work(
+            &client,
+            &cfg,
+            (pods.clone(), triggers.listener_pods),
+            (leases, triggers.listener_leases),
+            &synced,
             metrics.clone(),
-            Arc::new(listener_controller::Stats::default()),
             shutdown.clone(),
         );
         let events = crate::events::Publisher::new(client.clone(), crate::api::ROLLOUT_MANAGER, cfg.instance.clone());
@@ -297,17 +290,7 @@ impl Operator {
         let work = async {
             futures::join!(rollouts_done, listeners, report);
         };
-        let overstay = async {
-            shutdown.clone().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            _ = work => {}
-            _ = overstay => warn!(
-                grace = ?SHUTDOWN_GRACE,
-                "the controllers did not stop within the shutdown grace period; dropping them"
-            ),
-        }
+        within_grace(work, shutdown.clone()).await;
         events.drain(Duration::from_secs(2)).await;
         caches.abort();
         info!(
@@ -318,6 +301,54 @@ impl Operator {
             "the controllers stopped"
         );
         stats
+    }
+}
+
+/// The ListenerSet controller over the shared pod and Lease caches (and their events).
+fn listener_work(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    (pods, pod_events): (Store<Pod>, Events<Pod>),
+    (leases, lease_events): (Store<Lease>, Events<Lease>),
+    synced: &Synced4,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = Arc<listener_controller::Stats>> {
+    let listener_cfg = listener_controller::ControllerConfig {
+        namespace: cfg.namespace.clone(),
+        concurrency: cfg.concurrency,
+        instance: cfg.instance.clone(),
+        secrets: cfg.secrets.clone(),
+    };
+    let views = listener_controller::SharedViews {
+        pods,
+        pod_events,
+        leases,
+        lease_events,
+        synced: vec![synced.pods.clone(), synced.leases.clone()],
+    };
+    listener_controller::run_counted(
+        client.clone(),
+        listener_cfg,
+        views,
+        metrics,
+        Arc::new(listener_controller::Stats::default()),
+        shutdown,
+    )
+}
+
+/// Run `work` to its end, or until [`SHUTDOWN_GRACE`] after `shutdown`, whichever is first.
+async fn within_grace(work: impl Future<Output = ()>, shutdown: impl Future<Output = ()>) {
+    let overstay = async {
+        shutdown.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = overstay => warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "the controllers did not stop within the shutdown grace period; dropping them"
+        ),
     }
 }
 
@@ -339,37 +370,61 @@ fn rollout_controller_run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> + Send {
+    // Every reconcile under its span, timed and counted; the work queue seen from the triggers.
+    let queue = metrics.queue("rollout");
+    let (forget, mapped) = (queue.clone(), queue.clone());
+    let m = metrics.clone();
     let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {
-        let m = metrics.clone();
+        let m = m.clone();
         async move {
-            let started = Instant::now();
-            let out = rollout_controller::reconcile(r, ctx).await;
-            m.observe_reconcile("rollout", started, out.as_ref().err().map(|e| e.metric_label()));
-            out
+            m.objects.observe_phase(&r);
+            let work = rollout_controller::reconcile(r.clone(), ctx.clone());
+            let failed = |e: &crate::error::Error| ctx.backoff.record_failure(r.as_ref(), e);
+            metrics::instrumented(
+                &m,
+                "rollout",
+                r.as_ref(),
+                work,
+                crate::error::Error::metric_label,
+                failed,
+            )
+            .await
         }
     };
-    Controller::for_stream(triggers.rollouts, rollouts)
-        .owns_stream(triggers.pods)
-        .owns_stream(triggers.revisions)
-        // A draining pod released a listener: its Rollout may stop waiting and delete it.
-        .watches_stream(triggers.leases, move |l| draining_rollout_of_lease(&pods, &l))
-        // The caches filled while standing by: reconcile everything once on taking over.
-        .reconcile_all_on(futures::stream::once(async {}))
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, rollout_controller::error_policy, ctx)
-        .for_each(|r| async move {
-            match r {
-                Ok(_) => {}
-                // Logged by the error policy, once per attempt.
-                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                // A trigger for an object that is not (or no longer) in the cache.
-                Err(e @ kube::runtime::controller::Error::ObjectNotFound(_)) => {
-                    debug!(error = %e, "rollout controller")
-                }
-                Err(e) => warn!(error = %e, "rollout controller"),
+    let (pod_owner, rev_owner) = (
+        |o: &Pod| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
+    );
+    Controller::for_stream(
+        metrics::queue::probe(queue.clone(), triggers.rollouts, metrics::queue::own_key),
+        rollouts,
+    )
+    .owns_stream(metrics::queue::probe(queue.clone(), triggers.pods, pod_owner))
+    .owns_stream(metrics::queue::probe(queue, triggers.revisions, rev_owner))
+    // A draining pod released a listener: its Rollout may stop waiting and delete it.
+    .watches_stream(triggers.leases, move |l| {
+        let r = draining_rollout_of_lease(&pods, &l);
+        mapped.add_refs(r.into_iter().collect()).pop()
+    })
+    // The caches filled while standing by: reconcile everything once on taking over.
+    .reconcile_all_on(futures::stream::once(async {}))
+    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, rollout_controller::error_policy, ctx)
+    .for_each(move |r| {
+        match r {
+            Ok(_) => {}
+            // Logged by the error policy, once per attempt.
+            Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            // A trigger for an object that is not (or no longer) in the cache.
+            Err(kube::runtime::controller::Error::ObjectNotFound(r)) => {
+                forget.forget(&metrics::queue::key(r.namespace.as_deref(), &r.name));
+                debug!(object = %r, "rollout controller: not found")
             }
-        })
+            Err(e) => warn!(error = %e, "rollout controller"),
+        }
+        futures::future::ready(())
+    })
 }
 
 /// Run the ListenerSet controller alone, on caches of its own, until `shutdown` resolves,
@@ -422,7 +477,15 @@ pub async fn run(
     cfg: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
-    Operator::start(client, cfg, Arc::new(Metrics::default()))
-        .lead(shutdown)
-        .await
+    run_with_metrics(client, cfg, Arc::new(Metrics::default()), shutdown).await
+}
+
+/// [`run`], counting into `metrics` (which `baton demo` serves).
+pub async fn run_with_metrics(
+    client: kube::Client,
+    cfg: OperatorConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Stats> {
+    Operator::start(client, cfg, metrics).lead(shutdown).await
 }

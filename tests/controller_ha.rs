@@ -72,10 +72,10 @@ async fn leader_gauge(c: &ControllerProc) -> Option<f64> {
     c.metric("baton_leader").await
 }
 
-/// `baton_reconciles_total{controller="rollout"}` (0 when absent; None: not scraped).
+/// `baton_reconcile_total{controller="rollout"}`, every result (0 when absent; None: not scraped).
 async fn rollout_reconciles(c: &ControllerProc) -> Option<f64> {
     let text = c.scrape().await?;
-    Some(metric(&text, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0))
+    Some(rollout_reconciles_in(&text))
 }
 
 fn token(id: &str) -> String {
@@ -232,15 +232,8 @@ async fn exactly_one_controller_reconciles() {
         Some(0.0),
         "standby /metrics:\n{sm}"
     );
-    assert!(
-        metric(&lm, "baton_reconciles_total{controller=\"rollout\"}").is_some_and(|n| n > 0.0),
-        "leader /metrics:\n{lm}"
-    );
-    assert_eq!(
-        metric(&sm, "baton_reconciles_total{controller=\"rollout\"}").unwrap_or(0.0),
-        0.0,
-        "standby /metrics:\n{sm}"
-    );
+    assert!(rollout_reconciles_in(&lm) > 0.0, "leader /metrics:\n{lm}");
+    assert_eq!(rollout_reconciles_in(&sm), 0.0, "standby /metrics:\n{sm}");
     assert!(
         lm.lines()
             .any(|l| l.starts_with("baton_kubernetes_api_requests_total{")),
@@ -462,4 +455,17 @@ async fn exits_naming_a_missing_crd() {
         "stderr does not name the missing CRD:\n{log}"
     );
     assert!(!log.contains("rollouts.baton.dev is not installed"), "{log}");
+}
+
+/// `baton_reconcile_total{controller="rollout"}` summed over its results (0 when absent).
+fn rollout_reconciles_in(text: &str) -> f64 {
+    ["success", "requeue", "error"]
+        .iter()
+        .filter_map(|r| {
+            metric(
+                text,
+                &format!("baton_reconcile_total{{controller=\"rollout\",result=\"{r}\"}}"),
+            )
+        })
+        .sum()
 }

@@ -57,7 +57,7 @@ pub(crate) async fn world() -> Result<World, String> {
     let dead: Arc<Mutex<HashSet<String>>> = Arc::default();
     let hang: Arc<Mutex<HashSet<String>>> = Arc::default();
     let (hang_tx, hang_rx) = tokio::sync::watch::channel(0u64);
-    let url = sim.url();
+    let ids = sim.identities();
     let (l2, d2, h2) = (log.clone(), dead.clone(), hang.clone());
     sim.kubelet.attach(
         |pod| {
@@ -66,13 +66,13 @@ pub(crate) async fn world() -> Result<World, String> {
                 == Some("true")
         },
         Arc::new(move |ctx: baton_sim::PodContext| {
-            let (log, dead, hang, url) = (l2.clone(), d2.clone(), h2.clone(), url.clone());
+            let (log, dead, hang, ids) = (l2.clone(), d2.clone(), h2.clone(), ids.clone());
             let mut hang_rx = hang_rx.clone();
             async move {
                 if dead.lock().unwrap().contains(&ctx.name) {
                     futures::future::pending::<()>().await;
                 }
-                let client = baton_sim::client_for(&url, &format!("agent-{}", ctx.name)).expect("agent client");
+                let client = ids.client(&format!("agent-{}", ctx.name)).expect("agent client");
                 let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));
                 let _guard = KillGuard {
                     log: log.clone(),
@@ -126,6 +126,7 @@ pub(crate) async fn world() -> Result<World, String> {
         namespace: Some(NS.into()),
         concurrency: 4,
         instance: CONTROLLER_ID.into(),
+        ..ControllerConfig::default()
     };
     let ctl = tokio::spawn(baton::operator::run_listeners(
         ctl_client,

@@ -57,9 +57,12 @@ TOML
 # 3. Build the tests and the simulator.
 FEATURES="kube/client,kube/config,kube/derive,kube/runtime,kube/rustls-tls,kube/ring,kube/ws,kube/jsonpatch,kube/unstable-client,kube-client/ws,kube-client/kubelet-debug,kube-client/unstable-client"
 export CARGO_TARGET_DIR=$WORK/target
+# kube-rs's workspace has no profile of its own: full debuginfo made its test binaries ~2.4 GB
+# on disk; no debuginfo, no incremental state (a clean CI disk filled while linking).
+export CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0
 $CARGO test --manifest-path "$WORK/ws/Cargo.toml" -p kube -p kube-client -p kube-runtime \
     --features "$FEATURES" --lib --no-run
-unset CARGO_TARGET_DIR
+unset CARGO_TARGET_DIR CARGO_PROFILE_DEV_DEBUG
 # The debug build `make test` has already made (a release build would compile everything again).
 $CARGO build -p baton-sim --bin baton-sim
 built=$(date +%s)
@@ -82,12 +85,12 @@ grep -q listening "$RUN/sim.out" || { echo "conformance: baton-sim did not start
 export KUBECONFIG=$RUN/kubeconfig
 
 # 5. The ignored tests, one report.
-export CARGO_TARGET_DIR=$WORK/target
+export CARGO_TARGET_DIR=$WORK/target CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0
 set +e
 $CARGO test --manifest-path "$WORK/ws/Cargo.toml" -p kube -p kube-client -p kube-runtime \
     --features "$FEATURES" --lib --no-fail-fast -- --ignored --test-threads=4 2>&1 | tee "$RUN/tests.log"
 set -e
-unset CARGO_TARGET_DIR
+unset CARGO_TARGET_DIR CARGO_PROFILE_DEV_DEBUG
 end=$(date +%s)
 
 passed=$(grep -cE '^test .* \.\.\. ok$' "$RUN/tests.log" || true)

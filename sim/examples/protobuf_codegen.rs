@@ -30,6 +30,16 @@ const ROOTS: &[(&str, &str, &str)] = &[
     ("rbac.authorization.k8s.io/v1", "ClusterRole", "api::rbac::v1"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "api::rbac::v1"),
     ("policy/v1", "PodDisruptionBudget", "api::policy::v1"),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        "api::admissionregistration::v1",
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        "api::admissionregistration::v1",
+    ),
 ];
 
 /// Other messages decoded and encoded: (apiVersion, kind, k8s-pb module), no list.
@@ -37,6 +47,35 @@ const EXTRA: &[(&str, &str, &str)] = &[
     // client-go sends a delete's options under either group version.
     ("v1", "DeleteOptions", "apimachinery::pkg::apis::meta::v1"),
     ("meta.k8s.io/v1", "DeleteOptions", "apimachinery::pkg::apis::meta::v1"),
+    // Create-only APIs that client-go's typed clients (kubectl create token, auth can-i,
+    // auth whoami) call in protobuf.
+    ("authentication.k8s.io/v1", "TokenRequest", "api::authentication::v1"),
+    ("authentication.k8s.io/v1", "TokenReview", "api::authentication::v1"),
+    (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        "api::authentication::v1",
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        "api::authorization::v1",
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+        "api::authorization::v1",
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SubjectAccessReview",
+        "api::authorization::v1",
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "LocalSubjectAccessReview",
+        "api::authorization::v1",
+    ),
 ];
 
 /// Messages with a hand-written JSON form (`sim/src/protobuf/json.rs`).
@@ -47,6 +86,8 @@ const SPECIAL: &[&str] = &[
     "apimachinery::pkg::util::intstr::IntOrString",
     "apimachinery::pkg::runtime::RawExtension",
     "apimachinery::pkg::apis::meta::v1::FieldsV1",
+    "api::authentication::v1::ExtraValue",
+    "api::authorization::v1::ExtraValue",
 ];
 
 #[derive(Debug, Clone)]

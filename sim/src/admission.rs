@@ -31,6 +31,18 @@ pub fn admit(
             causes
         });
     }
+    if rt.group == crate::policy::GROUP {
+        let causes = match rt.plural.as_str() {
+            "validatingadmissionpolicies" => crate::policy::validation::policy(new),
+            "validatingadmissionpolicybindings" => crate::policy::validation::binding(new),
+            _ => Vec::new(),
+        };
+        return Ok(if causes.is_empty() {
+            typed_check(rt, new)
+        } else {
+            causes
+        });
+    }
     if !rt.group.is_empty() && rt.group != "apiextensions.k8s.io" {
         return Ok(typed_check(rt, new));
     }
@@ -87,6 +99,12 @@ fn typed_check(rt: &ResourceType, v: &Value) -> Vec<StatusCause> {
         ("rbac.authorization.k8s.io", "RoleBinding") => check::<k::rbac::v1::RoleBinding>(v),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => check::<k::rbac::v1::ClusterRoleBinding>(v),
         ("policy", "PodDisruptionBudget") => check::<k::policy::v1::PodDisruptionBudget>(v),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            check::<k::admissionregistration::v1::ValidatingAdmissionPolicy>(v)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            check::<k::admissionregistration::v1::ValidatingAdmissionPolicyBinding>(v)
+        }
         _ => Vec::new(),
     }
 }

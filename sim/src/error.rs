@@ -72,6 +72,32 @@ impl ApiError {
         e
     }
 
+    /// 403 Forbidden as `errors.NewForbidden(groupResource, name, err)` words it; empty fields
+    /// are left out of `details`, as Go's `omitempty` does.
+    pub fn forbidden(group: &str, resource: &str, name: &str, err: impl std::fmt::Display) -> Self {
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        let message = if resource.is_empty() {
+            format!("forbidden: {err}")
+        } else if name.is_empty() {
+            format!("{qualified} is forbidden: {err}")
+        } else {
+            format!("{qualified} {name:?} is forbidden: {err}")
+        };
+        let mut e = Self::new(403, "Forbidden", message);
+        let mut details = serde_json::Map::new();
+        for (k, v) in [("name", name), ("group", group), ("kind", resource)] {
+            if !v.is_empty() {
+                details.insert(k.into(), json!(v));
+            }
+        }
+        e.details = Some(Value::Object(details));
+        e
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }

@@ -10,6 +10,7 @@
 //! ```
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod cel;
 pub mod error;
 pub mod faults;
@@ -21,6 +22,7 @@ pub mod managed;
 pub mod meta;
 pub mod namespaces;
 pub mod openapi;
+pub mod policy;
 pub mod protobuf;
 pub mod resources;
 pub mod schema;
@@ -29,6 +31,7 @@ pub mod server;
 pub mod store;
 pub mod strategic;
 pub mod table;
+pub mod tls;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -52,7 +55,14 @@ pub enum SimError {
     Kubeconfig { path: PathBuf, source: std::io::Error },
     #[error("building a client: {0}")]
     Client(String),
+    #[error("issuing a token: {0}")]
+    Token(String),
+    #[error("making the TLS certificate: {0}")]
+    Tls(String),
 }
+
+/// The bearer token (and user name, in `system:masters`) of the kubeconfig the simulator writes.
+pub const ADMIN: &str = "sim-admin";
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -63,6 +73,8 @@ pub struct SimConfig {
     /// Watch events kept for resuming watches; older resourceVersions get 410 Gone.
     pub history: usize,
     pub bookmark_interval: Duration,
+    /// RBAC (the default, as a cluster) or AlwaysAllow.
+    pub authorization: auth::AuthorizationMode,
 }
 
 impl Default for SimConfig {
@@ -73,6 +85,7 @@ impl Default for SimConfig {
             kubelet: KubeletConfig::default(),
             history: 20_000,
             bookmark_interval: Duration::from_secs(5),
+            authorization: auth::AuthorizationMode::Rbac,
         }
     }
 }
@@ -80,6 +93,7 @@ impl Default for SimConfig {
 /// A running simulator. Dropping it stops the server.
 pub struct Sim {
     addr: SocketAddr,
+    tls: tls::Tls,
     kubeconfig: PathBuf,
     _tmp: Option<TempDir>,
     pub core: Arc<Core>,
@@ -118,8 +132,18 @@ impl Sim {
                 (Some(TempDir(dir.clone())), dir.join("kubeconfig"))
             }
         };
-        write_kubeconfig(&kubeconfig, addr, "sim-admin")?;
+        let tls = tls::Tls::generate(addr).map_err(SimError::Tls)?;
         let core = Core::new(config.history);
+        core.auth.set_mode(config.authorization);
+        core.auth.register_admin(ADMIN);
+        write_kubeconfig_full(
+            &kubeconfig,
+            &format!("https://{addr}"),
+            &tls.ca_pem,
+            ADMIN,
+            ADMIN,
+            "default",
+        )?;
         let faults = Arc::new(Faults::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let kubelet = Kubelet::new(core.clone(), config.kubelet.clone());
@@ -133,9 +157,10 @@ impl Sim {
             bookmark_interval: config.bookmark_interval,
             shutdown: shutdown_rx.clone(),
         });
-        tokio::spawn(serve(listener, server, shutdown_rx));
+        tokio::spawn(serve(listener, server, tls.acceptor.clone(), shutdown_rx));
         Ok(Sim {
             addr,
+            tls,
             kubeconfig,
             _tmp: tmp,
             core,
@@ -149,27 +174,119 @@ impl Sim {
         self.addr
     }
 
+    /// The plain-HTTP URL (kube-rs clients of [`client_for`], raw tests).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The HTTPS URL the kubeconfigs name (Go clients send credentials only over TLS).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA that signed the simulator's serving certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        &self.tls.ca_pem
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
 
-    /// A client as the default identity.
+    /// A client as the default identity ([`ADMIN`], in `system:masters`).
     pub async fn client(&self) -> Result<kube::Client, SimError> {
-        self.client_as("sim-admin").await
+        self.client_as(ADMIN).await
     }
 
-    /// A client whose bearer token is `identity`, so fault rules can single it out.
+    /// A client whose bearer token is `identity`, so fault rules can single it out. The token is
+    /// registered as an admin user named `identity` (in `system:masters`): named test
+    /// identities are admins, as the default kubeconfig is; use
+    /// [`Sim::client_for_service_account`] for a client that RBAC restricts.
     pub async fn client_as(&self, identity: &str) -> Result<kube::Client, SimError> {
-        client_for(&self.url(), identity)
+        self.identities().client(identity)
     }
 
-    /// Write a kubeconfig for another identity (for child processes).
+    /// Write a kubeconfig for another admin identity (see [`Sim::client_as`]), for child processes.
     pub fn kubeconfig_as(&self, identity: &str, path: &Path) -> Result<(), SimError> {
-        write_kubeconfig(path, self.addr, identity)
+        self.core.auth.register_admin(identity);
+        self.write_kubeconfig(path, identity, identity, "default")
+    }
+
+    fn write_kubeconfig(&self, path: &Path, user: &str, token: &str, namespace: &str) -> Result<(), SimError> {
+        write_kubeconfig_full(path, &self.https_url(), &self.tls.ca_pem, user, token, namespace)
+    }
+
+    /// A handle that makes admin clients for named identities, for code that outlives a borrow
+    /// of the simulator (e.g. processes attached to pods).
+    pub fn identities(&self) -> Identities {
+        Identities {
+            core: self.core.clone(),
+            url: self.url(),
+        }
+    }
+
+    /// A token for ServiceAccount `ns/name` (which must exist), as TokenRequest issues it:
+    /// bound to pod `pod` of the same namespace when given (the user's extra then carries the
+    /// pod's name and uid, and the token stops working when the pod is gone), valid one hour.
+    pub fn service_account_token(&self, ns: &str, name: &str, pod: Option<&str>) -> Result<String, SimError> {
+        let bound = match pod {
+            None => None,
+            Some(p) => {
+                let key = resources::ResKey {
+                    group: String::new(),
+                    plural: "pods".into(),
+                };
+                let obj = self
+                    .core
+                    .store
+                    .get(&key, ns, p)
+                    .ok_or_else(|| SimError::Token(format!("pods {p:?} not found in {ns}")))?;
+                Some(("Pod".to_string(), p.to_string(), obj.uid.clone()))
+            }
+        };
+        let spec = auth::token_request::TokenSpec {
+            bound,
+            ..Default::default()
+        };
+        self.core
+            .issue_token(ns, name, &spec)
+            .map(|(_, token)| token)
+            .map_err(|e| SimError::Token(e.message))
+    }
+
+    /// A client authenticated as ServiceAccount `ns/name` (see [`Sim::service_account_token`]).
+    pub async fn client_for_service_account(
+        &self,
+        ns: &str,
+        name: &str,
+        pod: Option<&str>,
+    ) -> Result<kube::Client, SimError> {
+        let token = self.service_account_token(ns, name, pod)?;
+        client_for(&self.url(), &token)
+    }
+
+    /// Write a kubeconfig authenticated as ServiceAccount `ns/name` (see
+    /// [`Sim::service_account_token`]), with `ns` as its namespace.
+    pub fn kubeconfig_for_service_account(
+        &self,
+        ns: &str,
+        name: &str,
+        pod: Option<&str>,
+        path: &Path,
+    ) -> Result<(), SimError> {
+        let token = self.service_account_token(ns, name, pod)?;
+        self.write_kubeconfig(path, &format!("system:serviceaccount:{ns}:{name}"), &token, ns)
+    }
+
+    /// Accept `token` as `user` (a static token, as kube-apiserver's `--token-auth-file`):
+    /// users and groups RBAC bindings can name.
+    pub fn register_user(&self, token: &str, user: auth::UserInfo) {
+        self.core.auth.register_token(token, user);
+    }
+
+    /// Write a kubeconfig whose bearer token is `token` (registered or issued before).
+    pub fn kubeconfig_with_token(&self, user_name: &str, token: &str, path: &Path) -> Result<(), SimError> {
+        self.write_kubeconfig(path, user_name, token, "default")
     }
 
     pub fn stop(&self) {
@@ -183,7 +300,24 @@ impl Drop for Sim {
     }
 }
 
-/// A kube client for a simulator URL with a bearer-token identity.
+/// Makes admin clients for named identities (see [`Sim::client_as`]).
+#[derive(Clone)]
+pub struct Identities {
+    core: Arc<Core>,
+    url: String,
+}
+
+impl Identities {
+    /// An admin client whose bearer token (and user name) is `identity`.
+    pub fn client(&self, identity: &str) -> Result<kube::Client, SimError> {
+        self.core.auth.register_admin(identity);
+        client_for(&self.url, identity)
+    }
+}
+
+/// A kube client for a simulator URL with bearer token `token`, which the simulator must accept
+/// (an identity registered through [`Sim::client_as`]/[`Sim::identities`], a registered user, or
+/// an issued ServiceAccount token): any other token is answered 401.
 pub fn client_for(url: &str, identity: &str) -> Result<kube::Client, SimError> {
     let uri: http::Uri = url.parse().map_err(|e| SimError::Client(format!("{e}")))?;
     let mut cfg = kube::Config::new(uri);
@@ -194,9 +328,29 @@ pub fn client_for(url: &str, identity: &str) -> Result<kube::Client, SimError> {
     kube::Client::try_from(cfg).map_err(|e| SimError::Client(e.to_string()))
 }
 
-fn write_kubeconfig(path: &Path, addr: SocketAddr, identity: &str) -> Result<(), SimError> {
+/// A kubeconfig for `server` (trusting `ca_pem` when it is `https://`) as `user` with bearer
+/// `token`, default namespace `namespace`.
+pub fn write_kubeconfig_full(
+    path: &Path,
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    token: &str,
+    namespace: &str,
+) -> Result<(), SimError> {
+    use base64::Engine;
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let ca = if server.starts_with("https://") {
+        format!(
+            "\n    certificate-authority-data: {}",
+            base64::engine::general_purpose::STANDARD.encode(ca_pem)
+        )
+    } else {
+        String::new()
+    };
+    let (server, user, token, namespace) = (q(server), q(user), q(token), q(namespace));
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: baton-sim\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: baton-sim\n  context:\n    cluster: baton-sim\n    user: {identity}\n    namespace: default\ncurrent-context: baton-sim\nusers:\n- name: {identity}\n  user:\n    token: {identity}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: baton-sim\n  cluster:\n    server: {server}{ca}\ncontexts:\n- name: baton-sim\n  context:\n    cluster: baton-sim\n    user: {user}\n    namespace: {namespace}\ncurrent-context: baton-sim\nusers:\n- name: {user}\n  user:\n    token: {token}\n"
     );
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| SimError::Kubeconfig {
@@ -210,25 +364,45 @@ fn write_kubeconfig(path: &Path, addr: SocketAddr, identity: &str) -> Result<(),
     })
 }
 
-async fn serve(listener: TcpListener, server: Arc<server::Server>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    server: Arc<server::Server>,
+    tls: tokio_rustls::TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             acc = listener.accept() => {
                 let Ok((stream, _)) = acc else { continue };
                 let _ = stream.set_nodelay(true);
-                let srv = server.clone();
-                let mut sd = shutdown.clone();
+                let (srv, tls, sd) = (server.clone(), tls.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| srv.clone().handle(req));
-                    let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let fut = conn.serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = fut => {}
-                        _ = sd.changed() => {}
+                    // TLS or plain HTTP on the same port, by the connection's first byte.
+                    let mut first = [0u8; 1];
+                    let is_tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == tls::HANDSHAKE);
+                    if is_tls {
+                        if let Ok(s) = tls.accept(stream).await {
+                            serve_connection(TokioIo::new(s), srv, sd).await;
+                        }
+                    } else {
+                        serve_connection(TokioIo::new(stream), srv, sd).await;
                     }
                 });
             }
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+async fn serve_connection<I>(io: I, srv: Arc<server::Server>, mut sd: watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| srv.clone().handle(req));
+    let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let fut = conn.serve_connection(io, svc);
+    tokio::select! {
+        _ = fut => {}
+        _ = sd.changed() => {}
     }
 }

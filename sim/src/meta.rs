@@ -85,14 +85,36 @@ fn label_value_ok(v: &str) -> bool {
                 && v.as_bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())))
 }
 
+/// How a kind's names are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    DnsSubdomain,
+    DnsLabel,
+    /// RBAC objects (`system:basic-user`): any path segment (`path.IsValidPathSegmentName`).
+    PathSegment,
+}
+
+/// `path.IsValidPathSegmentName`.
+pub fn path_segment_errors(name: &str) -> Option<String> {
+    if name == "." || name == ".." {
+        return Some(format!("may not be '{name}'"));
+    }
+    let errs: Vec<String> = ["/", "%"]
+        .iter()
+        .filter(|c| name.contains(**c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect();
+    (!errs.is_empty()).then(|| errs.join(", "))
+}
+
 /// Validate metadata the way kube-apiserver does for every kind.
-pub fn validate_metadata(meta: &Map<String, Value>, label_names: bool) -> Vec<StatusCause> {
+pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule) -> Vec<StatusCause> {
     let mut out = Vec::new();
     if let Some(name) = meta.get("name").and_then(Value::as_str) {
-        let err = if label_names {
-            dns_label_errors(name)
-        } else {
-            dns_subdomain_errors(name)
+        let err = match names {
+            NameRule::DnsLabel => dns_label_errors(name),
+            NameRule::DnsSubdomain => dns_subdomain_errors(name),
+            NameRule::PathSegment => path_segment_errors(name),
         };
         if let Some(e) = err {
             out.push(cause(

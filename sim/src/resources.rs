@@ -40,6 +40,9 @@ pub struct ResourceType {
     pub field_labels: &'static [&'static str],
     /// A second view of another resource's objects (events.k8s.io/v1 Events).
     pub view: Option<crate::views::View>,
+    /// Create-only APIs whose objects are answers, never stored (SelfSubjectAccessReview,
+    /// TokenReview, ...).
+    pub create_only: bool,
 }
 
 impl ResourceType {
@@ -76,6 +79,9 @@ impl ResourceType {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.create_only {
+            return vec!["create"];
+        }
         vec![
             "create",
             "delete",
@@ -96,6 +102,11 @@ impl ResourceType {
                 self.plural.as_str(),
                 "pods" | "services" | "serviceaccounts" | "namespaces"
             )
+    }
+
+    /// core/v1 ServiceAccounts (which have the `token` subresource).
+    pub fn is_service_accounts(&self) -> bool {
+        self.group.is_empty() && self.plural == "serviceaccounts"
     }
 
     pub fn supports_field(&self, field: &str) -> bool {
@@ -182,7 +193,15 @@ fn builtin(
         tracks_generation: generation,
         field_labels: fields,
         view: None,
+        create_only: false,
     }
+}
+
+/// A create-only review API of `group`/v1.
+fn review(group: &str, plural: &str, kind: &str, namespaced: bool) -> ResourceType {
+    let mut t = builtin(group, "v1", plural, kind, namespaced, &[], false, false, &[]);
+    t.create_only = true;
+    t
 }
 
 /// The built-in resources the simulator serves.
@@ -349,6 +368,59 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
         ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+            &[],
+            true,
+            true,
+            &[],
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+            &[],
+            false,
+            true,
+            &[],
+        ),
+        review("authentication.k8s.io", "tokenreviews", "TokenReview", false),
+        review(
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            true,
+        ),
     ];
     for r in &mut v {
         if r.kind == "CustomResourceDefinition" {
@@ -365,6 +437,9 @@ pub fn builtins() -> Vec<ResourceType> {
         }
         if r.plural == "controllerrevisions" {
             r.singular = "controllerrevision".into();
+        }
+        if r.plural.starts_with("validatingadmissionpolic") {
+            r.singular = r.kind.to_lowercase();
         }
     }
     v
@@ -497,6 +572,9 @@ impl Registry {
             if t.scale.is_some() {
                 resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
             }
+            if t.is_service_accounts() {
+                resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+            }
         }
         let gv = if group.is_empty() {
             version.to_string()
@@ -527,6 +605,9 @@ impl Registry {
                             }
                             if t.scale.is_some() {
                                 subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                            }
+                            if t.is_service_accounts() {
+                                subs.push(json!({"subresource": "token", "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]}));
                             }
                             let mut r = json!({
                                 "resource": t.plural,
@@ -638,6 +719,7 @@ impl Registry {
                 tracks_generation: true,
                 field_labels: &[],
                 view: None,
+                create_only: false,
             });
         }
         Ok(out)

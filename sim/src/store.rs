@@ -116,6 +116,9 @@ struct Inner {
     compacted: u64,
     /// Sum of the object sizes in `history`.
     history_bytes: usize,
+    /// The resourceVersion of the last committed write per resource (caches built from a
+    /// resource's objects, e.g. RBAC's, know when to rebuild).
+    changed: HashMap<ResKey, u64>,
 }
 
 /// At most this many bytes of object bodies are kept in the watch history.
@@ -305,6 +308,11 @@ impl Store {
         self.lock().rv
     }
 
+    /// The resourceVersion of the last write to any object of `key` (0: none yet).
+    pub fn changed_at(&self, key: &ResKey) -> u64 {
+        self.lock().changed.get(key).copied().unwrap_or(0)
+    }
+
     pub fn get(&self, key: &ResKey, ns: &str, name: &str) -> Option<Arc<Stored>> {
         self.lock()
             .tables
@@ -400,6 +408,7 @@ impl Store {
             });
         }
         g.rv = next;
+        g.changed.insert(key.clone(), next);
         let full = (key.clone(), ns.to_string(), name.to_string());
         if let Some(prev) = &current {
             for o in &prev.owners {

@@ -99,6 +99,8 @@ fn list_strategy(kind: &str, path: &[String], field: &str) -> ListStrategy {
         "podCIDRs" if kind == "Node" && at(&["spec"]) => Merge(None),
         // ServiceAccount
         "secrets" if kind == "ServiceAccount" && path.is_empty() => Merge(Some("name")),
+        // ValidatingAdmissionPolicy
+        "matchConditions" if kind == "ValidatingAdmissionPolicy" && at(&["spec"]) => Merge(Some("name")),
         _ => Replace,
     }
 }

@@ -9,17 +9,7 @@ use serde_json::Value;
 
 /// The CRD with every description unwrapped (see the module docs).
 pub fn unwrap(crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    let Ok(mut v) = serde_json::to_value(&crd) else {
-        return crd;
-    };
-    if let Some(versions) = v.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
-        for version in versions {
-            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
-                walk(schema);
-            }
-        }
-    }
-    serde_json::from_value(v).unwrap_or(crd)
+    super::edit_schemas(crd, walk)
 }
 
 fn walk(node: &mut Value) {

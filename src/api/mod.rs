@@ -43,6 +43,29 @@ pub fn crds_yaml() -> Result<String, String> {
     Ok(out)
 }
 
+/// `crd` with `edit` applied to the root of each version's OpenAPI schema (the generated CRD
+/// is post-processed this way: descriptions unwrapped, integers bounded). A CRD that does not
+/// round-trip through JSON is returned as it was.
+pub(crate) fn edit_schemas(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    edit: impl Fn(&mut serde_json::Value),
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let Ok(mut v) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    if let Some(versions) = v
+        .pointer_mut("/spec/versions")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for version in versions {
+            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
+                edit(schema);
+            }
+        }
+    }
+    serde_json::from_value(v).unwrap_or(crd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

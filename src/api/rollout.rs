@@ -22,9 +22,12 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod history;
+pub mod origin;
 pub mod pause;
 pub mod reasons;
 pub mod replacement;
+pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
@@ -48,6 +51,13 @@ pub mod annotations {
     /// Restart every instance: the value is stamped into the pod template (as this same
     /// annotation), which yields a new revision rolled out with the normal batches.
     pub const RESTARTED_AT: &str = "baton.dev/restartedAt";
+    /// Why the spec changed (kubectl's annotation, set by every `baton rollout` command that
+    /// changes the spec, to its command line). Copied to the ControllerRevision and the deploy
+    /// record it starts, when the manager that changed the spec set it too (see
+    /// [`super::origin`]).
+    pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+    /// On a ControllerRevision: the field manager that made the change it records.
+    pub const CHANGED_BY: &str = "baton.dev/changed-by";
 }
 
 /// Labels baton puts on the pods and ControllerRevisions of a Rollout.
@@ -257,6 +267,10 @@ pub struct RolloutStatus {
     /// Runtime-action nonces already handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<HandledActions>,
+    /// The last deploys and rollbacks, oldest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<DeployRecord>,
 }
 
 /// Batch progress of the rollout in progress.
@@ -546,6 +560,36 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
     if spec.version.trim().is_empty() {
         errors.push("spec.version is empty; set it to the version being deployed".into());
     }
+    validate_selector(spec, &mut errors);
+    if spec.template.spec.is_none() {
+        errors.push("spec.template.spec is missing; give the pod template its containers".into());
+    }
+    validate_batches(spec, &mut errors);
+    validate_strategy(spec, &mut errors);
+    if spec.min_ready_seconds < 0 {
+        errors.push("spec.minReadySeconds is negative; set it to 0 or more".into());
+    }
+    if spec.progress_deadline_seconds <= 0 {
+        errors.push("spec.progressDeadlineSeconds must be more than 0".into());
+    } else if spec.progress_deadline_seconds <= spec.min_ready_seconds {
+        errors.push(format!(
+            "spec.progressDeadlineSeconds ({}) must be more than spec.minReadySeconds ({})",
+            spec.progress_deadline_seconds, spec.min_ready_seconds
+        ));
+    }
+    if spec.revision_history_limit < 0 {
+        errors.push("spec.revisionHistoryLimit is negative; set it to 0 or more".into());
+    }
+    validate_pins(spec, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The selector: not empty, and matching the template's labels.
+fn validate_selector(spec: &RolloutSpec, errors: &mut Vec<String>) {
     let selector_empty = spec.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
         && spec.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
     if selector_empty {
@@ -564,9 +608,10 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
             );
         }
     }
-    if spec.template.spec.is_none() {
-        errors.push("spec.template.spec is missing; give the pod template its containers".into());
-    }
+}
+
+/// Batches: each a valid count or percentage, cumulative (never decreasing), at most 32.
+fn validate_batches(spec: &RolloutSpec, errors: &mut Vec<String>) {
     let mut previous: Option<(i32, String)> = None;
     for (i, batch) in spec.strategy.batches.iter().enumerate() {
         match scaled_value(batch, spec.replicas, true) {
@@ -592,6 +637,10 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
     if spec.strategy.batches.len() > 32 {
         errors.push("spec.strategy.batches has more than 32 entries; use fewer batches".into());
     }
+}
+
+/// maxSurge, maxUnavailable (not both zero) and the pause duration.
+fn validate_strategy(spec: &RolloutSpec, errors: &mut Vec<String>) {
     let surge = scaled_value(&spec.strategy.max_surge, spec.replicas, true);
     let unavailable = scaled_value(&spec.strategy.max_unavailable, spec.replicas, false);
     if let Err(e) = &surge {
@@ -619,20 +668,10 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
             errors.push(format!("spec.strategy.pause.duration: {e}"));
         }
     }
-    if spec.min_ready_seconds < 0 {
-        errors.push("spec.minReadySeconds is negative; set it to 0 or more".into());
-    }
-    if spec.progress_deadline_seconds <= 0 {
-        errors.push("spec.progressDeadlineSeconds must be more than 0".into());
-    } else if spec.progress_deadline_seconds <= spec.min_ready_seconds {
-        errors.push(format!(
-            "spec.progressDeadlineSeconds ({}) must be more than spec.minReadySeconds ({})",
-            spec.progress_deadline_seconds, spec.min_ready_seconds
-        ));
-    }
-    if spec.revision_history_limit < 0 {
-        errors.push("spec.revisionHistoryLimit is negative; set it to 0 or more".into());
-    }
+}
+
+/// Pins: a version and instances each, no instance pinned twice.
+fn validate_pins(spec: &RolloutSpec, errors: &mut Vec<String>) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, pin) in spec.pins.iter().enumerate() {
         if pin.version.trim().is_empty() {
@@ -650,11 +689,6 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
                 ));
             }
         }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
     }
 }
 

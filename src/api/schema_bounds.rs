@@ -19,17 +19,7 @@ pub const INT64_BOUND: i64 = 9_223_372_036_854_774_784;
 
 /// The CRD with every integer bounded (see the module docs).
 pub fn bound_integers(crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    let Ok(mut v) = serde_json::to_value(&crd) else {
-        return crd;
-    };
-    if let Some(versions) = v.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
-        for version in versions {
-            if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
-                walk(schema);
-            }
-        }
-    }
-    serde_json::from_value(v).unwrap_or(crd)
+    super::edit_schemas(crd, walk)
 }
 
 fn walk(node: &mut Value) {

@@ -143,6 +143,51 @@ impl Bad {
         }
     }
 
+    /// Where Events about the object point.
+    pub fn reference<K: Resource<DynamicType = ()>>(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(K::api_version(&()).into_owned()),
+            kind: Some(K::kind(&()).into_owned()),
+            name: Some(self.name.clone()),
+            namespace: self.namespace.clone(),
+            uid: self.uid.clone(),
+            resource_version: self.resource_version.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Server-side apply `status` to the object as `manager`, up to 3 attempts with `delay(n)`
+    /// after the n-th failure. Through a dynamic object: the answer holds the stored spec, which
+    /// does not decode as `K`.
+    pub async fn apply_status<K: Resource<DynamicType = ()>>(
+        &self,
+        client: &kube::Client,
+        manager: &str,
+        status: &impl serde::Serialize,
+        delay: impl Fn(u32) -> std::time::Duration,
+    ) {
+        use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+        let Some(ns) = self.namespace.as_deref() else { return };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<K>(&()));
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        for attempt in 1..=3u32 {
+            let written = api
+                .patch_status(&self.name, &PatchParams::apply(manager).force(), &Patch::Apply(&body))
+                .await;
+            match written {
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(namespace = %ns, name = %self.name, kind = %K::kind(&()), attempt, error = %e, "writing the status of an undecodable object");
+                    tokio::time::sleep(delay(attempt)).await;
+                }
+            }
+        }
+    }
+
     /// What to fix: the fields outside `crd`'s integer bounds, or the decoder's error.
     pub fn problem(
         &self,

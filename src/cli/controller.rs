@@ -1,7 +1,6 @@
 //! `baton controller`: the operator process — caches, probes and metrics, leader election, and
 //! the controllers while leading.
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +53,31 @@ pub struct ControllerArgs {
     /// Identity for events and leader election (default: $POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Read Secrets (ListenerSets' listenersFrom.secretRef and configRef). Off: no Secret is
+    /// watched and sets that reference one are reported; RBAC then needs no Secret access.
+    #[arg(long, env = "BATON_READ_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_secrets: bool,
+    /// Read Secrets only in these namespaces (comma-separated; default: every watched one).
+    #[arg(long, env = "BATON_SECRET_NAMESPACES", value_delimiter = ',')]
+    pub secret_namespaces: Vec<String>,
+}
+
+impl ControllerArgs {
+    /// The Secret access the flags ask for.
+    fn secret_access(&self) -> crate::listeners::controller::SecretAccess {
+        use crate::listeners::controller::SecretAccess;
+        let listed: Vec<String> = self
+            .secret_namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        match (self.read_secrets, listed.is_empty()) {
+            (false, _) => SecretAccess::Off,
+            (true, true) => SecretAccess::All,
+            (true, false) => SecretAccess::Namespaces(listed),
+        }
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -62,7 +86,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode {
+pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format);
     let durations = (
         parse_duration(&args.lease_duration),
@@ -76,9 +100,13 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
         (_, _, Err(e)) => return fail(format!("--retry-period: {e}")),
     };
     let metrics = Arc::new(Metrics::default());
-    let config = match super::config(kubeconfig).await {
+    let config = match super::config(kube).await {
         Ok(c) => c,
-        Err(e) => return fail(e),
+        Err(e) => {
+            error!("{e}");
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
     };
     let default_ns = config.default_namespace.clone();
     let client = match metrics::counted_client(config, metrics.clone()) {
@@ -117,6 +145,7 @@ pub async fn run(kubeconfig: Option<&PathBuf>, args: ControllerArgs) -> ExitCode
         concurrency: args.concurrency.max(1),
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
         instance: identity.clone(),
+        secrets: args.secret_access(),
     };
     let operator = Operator::start(client.clone(), cfg, metrics.clone());
     operator.publish_synced(ready);

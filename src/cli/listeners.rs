@@ -1,12 +1,17 @@
-//! `baton listeners NAME` (assignment table) and `baton listeners recover NAME`.
+//! `baton listeners NAME` (assignment table), `baton listeners list [-A]` and
+//! `baton listeners recover NAME` (reassign orphans now, and say which listeners moved).
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use kube::api::{Api, Patch, PatchParams};
+use jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
 
-use crate::api::listenerset::ListenerSet;
-use crate::api::listenerset::{RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
+use super::output::{self, Output};
+use super::{emit, CliError, Session};
+use crate::api::listenerset::{lease_name, ListenerSet, RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -15,26 +20,45 @@ pub struct ListenersArgs {
     pub command: Option<ListenersCommand>,
     /// ListenerSet whose assignments to print.
     pub name: Option<String>,
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ListenersCommand {
     /// Print which pod runs which listener (same as `baton listeners NAME`).
-    Show { name: String },
+    Show {
+        name: String,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Output>,
+    },
+    /// List ListenerSets (this namespace, or every one with -A).
+    #[command(visible_alias = "get")]
+    List {
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Output>,
+    },
     /// Reassign orphaned listeners now: those whose holder pod is gone, not Ready or terminating
     /// are treated as expired at once. Listeners on Ready pods are never moved.
     Recover {
         name: String,
-        /// How long to wait for the controller to act.
+        /// How long to wait for the controller to act and the listeners to be placed.
         #[arg(long, default_value_t = 30)]
         timeout_seconds: u64,
     },
 }
 
-/// The assignment table of a ListenerSet.
+/// The summary and assignment table of a ListenerSet.
 pub fn render(set: &ListenerSet) -> String {
+    render_at(set, Timestamp::now(), false)
+}
+
+/// [`render`] at `now`; `wide` adds each Lease's name.
+pub fn render_at(set: &ListenerSet, now: Timestamp, wide: bool) -> String {
     let mut out = String::new();
-    let name = set.metadata.name.as_deref().unwrap_or("?");
+    let name = set.name_any();
     let Some(st) = &set.status else {
         return format!("ListenerSet {name}: no status yet (is the controller running?)\n");
     };
@@ -45,98 +69,270 @@ pub fn render(set: &ListenerSet) -> String {
     for c in &st.conditions {
         out.push_str(&format!("  {}={} ({}): {}\n", c.type_, c.status, c.reason, c.message));
     }
-    let mut rows = vec![["LISTENER".to_string(), "POD".into(), "SINCE".into(), "TOKEN".into()]];
+    let mut head = vec!["LISTENER", "POD", "AGE", "TOKEN"];
+    if wide {
+        head.push("LEASE");
+    }
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
     for a in &st.assignments {
-        rows.push([
+        let mut row = vec![
             a.listener.clone(),
             if a.starting {
                 format!("{} (starting)", a.pod)
             } else {
                 a.pod.clone()
             },
-            a.since.as_ref().map(|t| t.0.to_string()).unwrap_or_else(|| "-".into()),
+            output::age(a.since.as_ref(), now),
             a.transitions.to_string(),
-        ]);
+        ];
+        if wide {
+            row.push(lease_name(&name, &a.listener));
+        }
+        rows.push(row);
     }
     let mut ids: Vec<(String, bool)> = set.spec.listeners.iter().map(|l| (l.id.clone(), l.suspend)).collect();
     ids.sort();
     for (id, suspended) in ids {
         if !st.assignments.iter().any(|a| a.listener == id) {
             let what = if suspended { "(suspended)" } else { "(not running)" };
-            rows.push([id, what.into(), "-".into(), "-".into()]);
+            let mut row = vec![id.clone(), what.into(), "-".into(), "-".into()];
+            if wide {
+                row.push(lease_name(&name, &id));
+            }
+            rows.push(row);
         }
     }
-    let widths: Vec<usize> = (0..4)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+    out.push_str(&output::table(&rows));
+    out
+}
+
+/// The ListenerSets table at `now`.
+pub fn sets_table(sets: &[ListenerSet], now: Timestamp, namespaces: bool) -> String {
+    let mut head = vec![
+        "NAME",
+        "LISTENERS",
+        "RUNNING",
+        "PENDING",
+        "ORPHANED",
+        "SUSPENDED",
+        "AGE",
+    ];
+    if namespaces {
+        head.insert(0, "NAMESPACE");
+    }
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
+    for s in sets {
+        let st = s.status.clone().unwrap_or_default();
+        let mut row = Vec::new();
+        if namespaces {
+            row.push(s.namespace().unwrap_or_default());
+        }
+        row.extend([
+            s.name_any(),
+            st.listeners.to_string(),
+            st.running.to_string(),
+            st.pending.to_string(),
+            st.orphaned.to_string(),
+            st.suspended.to_string(),
+            output::age(s.metadata.creation_timestamp.as_ref(), now),
+        ]);
+        rows.push(row);
+    }
+    output::table(&rows)
+}
+
+pub async fn execute(s: &Session, args: ListenersArgs) -> Result<ExitCode, CliError> {
+    let api: Api<ListenerSet> = Api::namespaced(s.client.clone(), &s.namespace);
+    match (args.command, args.name) {
+        (Some(ListenersCommand::Show { name, output }), _) => show(s, &api, &name, output.or(args.output)).await,
+        (None, Some(name)) => show(s, &api, &name, args.output).await,
+        (Some(ListenersCommand::List { all_namespaces, output }), _) => {
+            list(s, all_namespaces, output.or(args.output)).await
+        }
+        (Some(ListenersCommand::Recover { name, timeout_seconds }), _) => {
+            let (text, settled) =
+                recover_with(&api, &name, Duration::from_secs(timeout_seconds), &|e| s.error(e)).await?;
+            emit(&text);
+            Ok(if settled { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        (None, None) => Err(CliError::msg(
+            "name a ListenerSet: baton listeners NAME, baton listeners list, or baton listeners recover NAME",
+        )),
+    }
+}
+
+async fn show(s: &Session, api: &Api<ListenerSet>, name: &str, out: Option<Output>) -> Result<ExitCode, CliError> {
+    let set = api.get(name).await.map_err(|e| s.error(&e))?;
+    match out {
+        Some(o @ (Output::Json | Output::Yaml)) => emit(&output::document(&output::object(&set)?, o)?),
+        Some(Output::Name) => emit(&format!("listenerset.baton.dev/{name}\n")),
+        other => emit(&render_at(&set, Timestamp::now(), other == Some(Output::Wide))),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(s: &Session, all: bool, out: Option<Output>) -> Result<ExitCode, CliError> {
+    let api: Api<ListenerSet> = if all {
+        Api::all(s.client.clone())
+    } else {
+        Api::namespaced(s.client.clone(), &s.namespace)
+    };
+    let mut sets = api.list(&ListParams::default()).await.map_err(|e| s.error(&e))?.items;
+    sets.sort_by_key(|x| (x.namespace(), x.name_any()));
+    match out {
+        Some(o @ (Output::Json | Output::Yaml)) => {
+            let items = sets.iter().map(output::object).collect::<Result<Vec<_>, _>>()?;
+            emit(&output::document(&output::list(items), o)?);
+        }
+        Some(Output::Name) => {
+            for x in &sets {
+                emit(&format!("listenerset.baton.dev/{}\n", x.name_any()));
+            }
+        }
+        _ if sets.is_empty() => eprintln!("No resources found in {} namespace.", s.namespace),
+        _ => emit(&sets_table(&sets, Timestamp::now(), all)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which pod each listener is assigned to.
+fn placement(set: &ListenerSet) -> BTreeMap<String, String> {
+    set.status
+        .iter()
+        .flat_map(|st| st.assignments.iter().map(|a| (a.listener.clone(), a.pod.clone())))
+        .collect()
+}
+
+/// What `recover` did, from the placement before and after: `(listener, from, to)` per listener
+/// that moved (`to` None: released, not placed yet).
+pub fn moves(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<(String, String, Option<String>)> {
+    before
+        .iter()
+        .filter_map(|(l, from)| match after.get(l) {
+            Some(to) if to == from => None,
+            to => Some((l.clone(), from.clone(), to.cloned())),
+        })
+        .collect()
+}
+
+/// The report of a recover.
+pub fn report(name: &str, moved: &[(String, String, Option<String>)], pending: i32) -> String {
+    let placed: Vec<String> = moved
+        .iter()
+        .filter_map(|(l, from, to)| to.as_ref().map(|to| format!("{l}: {from} → {to}")))
         .collect();
-    for r in rows {
-        let line: String = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}   ", w = widths[i]))
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
+    let waiting: Vec<&str> = moved
+        .iter()
+        .filter(|(_, _, to)| to.is_none())
+        .map(|(l, _, _)| l.as_str())
+        .collect();
+    let mut out = match placed.len() {
+        0 if waiting.is_empty() => format!("listenerset.baton.dev/{name} recovered: no orphaned listener to move\n"),
+        0 => format!("listenerset.baton.dev/{name} recovered: no listener placed yet\n"),
+        1 => format!(
+            "listenerset.baton.dev/{name} recovered: 1 listener moved ({})\n",
+            placed[0]
+        ),
+        n => format!(
+            "listenerset.baton.dev/{name} recovered: {n} listeners moved ({})\n",
+            placed.join(", ")
+        ),
+    };
+    if !waiting.is_empty() {
+        out.push_str(&format!(
+            "{} released and not placed yet (no eligible pod?): {}\n",
+            waiting.len(),
+            waiting.join(", ")
+        ));
+    } else if pending > 0 {
+        out.push_str(&format!("{pending} listeners are pending (no eligible pod?)\n"));
     }
     out
 }
 
-pub async fn run(client: kube::Client, ns: &str, args: ListenersArgs) -> ExitCode {
-    let api: Api<ListenerSet> = Api::namespaced(client, ns);
-    let result = match (args.command, args.name) {
-        (Some(ListenersCommand::Show { name }), _) | (None, Some(name)) => show(&api, &name).await,
-        (Some(ListenersCommand::Recover { name, timeout_seconds }), _) => {
-            recover(&api, &name, Duration::from_secs(timeout_seconds)).await
-        }
-        (None, None) => Err("name a ListenerSet: baton listeners NAME, or baton listeners recover NAME".into()),
+/// Ask the controller to reassign orphans now; wait until it has acted and the listeners it
+/// released are placed (or the timeout). Returns the report and the set, and whether every
+/// listener found a pod.
+pub async fn recover_with(
+    api: &Api<ListenerSet>,
+    name: &str,
+    timeout: Duration,
+    error: &(dyn Fn(&kube::Error) -> CliError + Sync),
+) -> Result<(String, bool), CliError> {
+    let before = api.get(name).await.map_err(|e| error(&e))?;
+    let was = placement(&before);
+    let nonce = Timestamp::now().as_nanosecond().to_string();
+    let patch = serde_json::json!({"metadata": {"annotations": {RECOVER_ANNOTATION: nonce}}});
+    let pp = PatchParams {
+        field_manager: Some(super::rollout::FIELD_MANAGER.into()),
+        ..PatchParams::default()
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+    api.patch(name, &pp, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| error(&e))?;
+    let end = tokio::time::Instant::now() + timeout;
+    let mut acted = false;
+    loop {
+        let set = api.get(name).await.map_err(|e| error(&e))?;
+        acted = acted || set.annotations().get(RECOVERED_ANNOTATION) == Some(&nonce);
+        let st = set.status.clone().unwrap_or_default();
+        let moved = moves(&was, &placement(&set));
+        let settled = acted
+            && st.orphaned == 0
+            && st.pending == 0
+            && moved.iter().all(|(_, _, to)| to.is_some())
+            && st.observed_generation == set.metadata.generation;
+        let late = tokio::time::Instant::now() > end;
+        if settled || (acted && late) {
+            let text = report(name, &moved, st.pending) + &render(&set);
+            return Ok((text, settled));
         }
+        if late {
+            return Err(CliError::msg(format!(
+                "the controller did not act on the recover request within {timeout:?}: is it running?"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn show(api: &Api<ListenerSet>, name: &str) -> Result<(), String> {
-    let set = api
-        .get(name)
+/// [`recover_with`], printing the report (the library entry point).
+pub async fn recover(api: &Api<ListenerSet>, name: &str, timeout: Duration) -> Result<(), String> {
+    let (text, _) = recover_with(api, name, timeout, &|e| super::session::kube_error(e, "the API server"))
         .await
-        .map_err(|e| format!("reading ListenerSet {name}: {e}"))?;
-    print!("{}", render(&set));
+        .map_err(|e| e.message)?;
+    emit(&text);
     Ok(())
 }
 
-/// Ask the controller to reassign orphans now; wait until it has acted.
-pub async fn recover(api: &Api<ListenerSet>, name: &str, timeout: Duration) -> Result<(), String> {
-    let nonce = jiff::Timestamp::now().as_nanosecond().to_string();
-    let patch = serde_json::json!({"metadata": {"annotations": {RECOVER_ANNOTATION: nonce}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| format!("annotating ListenerSet {name}: {e}"))?;
-    let end = tokio::time::Instant::now() + timeout;
-    loop {
-        let set = api
-            .get(name)
-            .await
-            .map_err(|e| format!("reading ListenerSet {name}: {e}"))?;
-        let done = set
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(RECOVERED_ANNOTATION))
-            == Some(&nonce);
-        if done {
-            println!("recover {nonce}: the controller reassigned the orphans of {name}");
-            print!("{}", render(&set));
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > end {
-            return Err(format!(
-                "the controller did not act on recover {nonce} within {timeout:?}: is it running?"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn a_recover_reports_the_listeners_that_moved() {
+        let before = map(&[("l1", "web-0"), ("l2", "web-1"), ("l3", "web-0")]);
+        let after = map(&[("l1", "web-2"), ("l2", "web-1"), ("l3", "web-1")]);
+        let m = moves(&before, &after);
+        assert_eq!(
+            report("sxt", &m, 0),
+            "listenerset.baton.dev/sxt recovered: 2 listeners moved (l1: web-0 → web-2, l3: web-0 → web-1)\n"
+        );
+        assert_eq!(
+            report("sxt", &moves(&before, &before), 0),
+            "listenerset.baton.dev/sxt recovered: no orphaned listener to move\n"
+        );
+        let gone = map(&[("l2", "web-1")]);
+        assert_eq!(
+            report("sxt", &moves(&before, &gone), 2),
+            "listenerset.baton.dev/sxt recovered: no listener placed yet\n2 released and not placed yet (no eligible pod?): l1, l3\n"
+        );
     }
 }

@@ -1,14 +1,18 @@
-//! Command-line interface: `baton controller|crds|demo|rollout …`.
+//! Command-line interface: `baton controller|crds|demo|rollout|listeners|agent|completion …`,
+//! also run as the kubectl plugin `kubectl baton …` (installed as `kubectl-baton`).
 pub mod agent;
+pub mod completion;
 pub mod controller;
 pub mod listeners;
+pub mod output;
 pub mod rollout;
-pub mod rollout_view;
+pub mod session;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use session::{config, session, CliError, KubeArgs, Session};
 
 #[derive(Parser)]
 #[command(
@@ -17,12 +21,8 @@ use clap::{Parser, Subcommand};
     about = "Batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes"
 )]
 pub struct Cli {
-    /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, global = true, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,82 +39,58 @@ pub enum Command {
     /// Inspect and steer Rollouts.
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
-    /// Show a ListenerSet's assignments (`listeners NAME`) or reassign its orphans (`listeners recover NAME`).
+    /// Show a ListenerSet's assignments (`listeners NAME`), list sets, or reassign orphans.
     Listeners(listeners::ListenersArgs),
     /// Run the listener agent sidecar beside an application (writes listeners.json, serves /listeners).
     Agent(agent::AgentArgs),
+    /// Print a shell completion script: `source <(baton completion bash)`.
+    Completion(completion::CompletionArgs),
 }
 
-/// A client from `--kubeconfig`, $KUBECONFIG, ~/.kube/config or the in-cluster environment.
-pub async fn client(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Client, String> {
-    let config = config(cli_kubeconfig).await?;
-    kube::Client::try_from(config).map_err(|e| format!("building a client: {e}"))
+pub use crate::stdout::emit;
+
+/// The client configuration for the controller and the agent (the same flags as every command).
+pub async fn client(args: &KubeArgs) -> Result<kube::Client, String> {
+    session::session(args).await.map(|s| s.client).map_err(|e| e.message)
 }
 
-/// The client configuration from `--kubeconfig`, $KUBECONFIG, ~/.kube/config or in-cluster.
-pub async fn config(cli_kubeconfig: Option<&PathBuf>) -> Result<kube::Config, String> {
-    let config = match cli_kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("loading kubeconfig {}: {e}", path.display()))?
+fn finish(result: Result<ExitCode, CliError>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.code)
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
-    };
-    Ok(config)
+    }
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    let kube = cli.kube;
     match cli.command {
-        Command::Crds => match crate::api::crds_yaml() {
-            Ok(y) => {
-                print!("{y}");
-                ExitCode::SUCCESS
-            }
+        Command::Crds => finish(
+            crate::api::crds_yaml()
+                .map(|y| {
+                    emit(&y);
+                    ExitCode::SUCCESS
+                })
+                .map_err(CliError::msg),
+        ),
+        Command::Completion(args) => {
+            completion::run(args);
+            ExitCode::SUCCESS
+        }
+        Command::Controller(args) => controller::run(&kube, args).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => crate::demo::run(args, rollout::render_now).await,
+        Command::Listeners(args) => finish(async { listeners::execute(&session(&kube).await?, args).await }.await),
+        Command::Agent(args) => match client(&kube).await {
+            Ok(c) => agent::run(c, args).await,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("{e}");
                 ExitCode::FAILURE
             }
         },
-        Command::Controller(args) => controller::run(cli.kubeconfig.as_ref(), args).await,
-        #[cfg(feature = "demo")]
-        Command::Demo(args) => crate::demo::run(args, rollout::render).await,
-        Command::Listeners(args) => {
-            let client = match client(cli.kubeconfig.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let ns = cli.namespace.unwrap_or_else(|| client.default_namespace().to_string());
-            listeners::run(client, &ns, args).await
-        }
-        Command::Agent(args) => {
-            let client = match client(cli.kubeconfig.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            agent::run(client, args).await
-        }
-        Command::Rollout(cmd) => {
-            let client = match client(cli.kubeconfig.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let ns = cli.namespace.unwrap_or_else(|| client.default_namespace().to_string());
-            rollout::run(client, &ns, cmd).await
-        }
+        Command::Rollout(cmd) => finish(async { rollout::execute(&session(&kube).await?, cmd).await }.await),
     }
 }
 

@@ -41,7 +41,7 @@ impl HandoverLog {
             if let Some((other, _)) = s.running.get(listener) {
                 if other != pod {
                     s.duplicates += 1;
-                    println!("  DUPLICATE: {listener} started on {pod} while running on {other}");
+                    out!("  DUPLICATE: {listener} started on {pod} while running on {other}");
                 }
             }
             if let Some((from, at)) = s.stopped.remove(listener) {
@@ -49,7 +49,7 @@ impl HandoverLog {
                     let gap = now.duration_since(at).as_millis();
                     s.handovers.push(gap);
                     if s.print {
-                        println!("  handover {listener:<12} {from} → {pod}  gap {gap} ms  (fencing token {token})");
+                        out!("  handover {listener:<12} {from} → {pod}  gap {gap} ms  (fencing token {token})");
                     }
                 }
             }
@@ -88,14 +88,14 @@ impl HandoverLog {
 
 /// Run the agent in every pod labelled `app=<app>`, logging into `log`.
 pub fn attach_agents(sim: &Sim, app: &str, log: HandoverLog) {
-    let url = sim.url();
+    let ids = sim.identities();
     let app = app.to_string();
     sim.kubelet.attach(
         move |pod| pod.pointer("/metadata/labels/app").and_then(|v| v.as_str()) == Some(app.as_str()),
         Arc::new(move |ctx: PodContext| {
-            let (log, url) = (log.clone(), url.clone());
+            let (log, ids) = (log.clone(), ids.clone());
             Box::pin(async move {
-                let Ok(client) = baton_sim::client_for(&url, &format!("agent-{}", ctx.name)) else {
+                let Ok(client) = ids.client(&format!("agent-{}", ctx.name)) else {
                     return;
                 };
                 let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));

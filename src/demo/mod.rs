@@ -18,6 +18,11 @@ use serde_json::json;
 use crate::api::rollout::{reasons, ConditionStatus, ConditionType, Reason, Rollout, RolloutPhase};
 use crate::operator::{self, OperatorConfig};
 
+/// `println!` that ends quietly on a closed pipe (`baton demo | head`).
+macro_rules! out {
+    ($($arg:tt)*) => { crate::stdout::emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 mod listeners;
 use listeners::HandoverLog;
 
@@ -32,6 +37,9 @@ pub struct DemoArgs {
     /// Kubelet delay from Running to Ready, in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub ready_delay_ms: u64,
+    /// Where to serve the controller's /metrics (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 const NAME: &str = "user-service";
@@ -39,7 +47,7 @@ const NAME: &str = "user-service";
 const MANAGER: &str = "baton-demo";
 
 fn step(title: &str) {
-    println!("\n━━ {title}");
+    out!("\n━━ {title}");
 }
 
 fn rollout_manifest(version: &str, image: &str) -> serde_json::Value {
@@ -78,7 +86,7 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
             Some(Ok(r)) => {
                 let view = progress_line(&r);
                 if view != last {
-                    println!("{view}");
+                    out!("{view}");
                     last = view;
                 }
                 if done(&r) {
@@ -267,26 +275,30 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
     })
     .await?;
     if let Some(c) = condition(&r, ConditionType::Progressing) {
-        println!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
+        out!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
     }
     if let Some(c) = condition(&r, ConditionType::Available) {
-        println!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
+        out!("Available={} ({}): the service is healthy on v2", c.status, c.reason);
     }
     if let Some(p) = r.status.as_ref().and_then(|s| s.progress.as_ref()) {
-        println!(
+        out!(
             "progress: {} total, {} completed, {} failed, {} pending, {} rolled back",
-            p.total, p.completed, p.failed, p.pending, p.rolled_back
+            p.total,
+            p.completed,
+            p.failed,
+            p.pending,
+            p.rolled_back
         );
     }
     let gate = gate_line(&r);
-    println!("{gate}");
+    out!("{gate}");
     if condition(&r, ConditionType::Ready)
         .is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
     {
         return Err(format!("the gate should be closed after the rollback: {gate}"));
     }
     step("kubectl get rollouts (VERSION is what serves)");
-    println!("{}", get_rollouts_table(client).await?);
+    out!("{}", get_rollouts_table(client).await?);
     Ok(())
 }
 
@@ -299,7 +311,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let r = follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
-    println!("{}", gate_line(&r));
+    out!("{}", gate_line(&r));
 
     step("5. pin instance user-service-2 back to v1 (single-instance rollback)");
     let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
@@ -340,7 +352,7 @@ async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    println!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
+    out!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
 
     step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches; listeners move off each old pod before it goes");
     log.print_handovers(true);
@@ -349,28 +361,28 @@ async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Resul
         .map_err(|e| e.to_string())?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    println!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    out!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
     log.print_handovers(false);
     let (n, worst) = log.handover_summary();
-    println!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
+    out!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
     step("listener assignment after v2");
     for (listener, pod) in log.assignment() {
-        println!("  {listener:<12} {pod}");
+        out!("  {listener:<12} {pod}");
     }
 
     broken_v3_rolls_back(&client, &api).await?;
     undo_and_pin(&api).await?;
 
     step("baton rollout status user-service");
-    print!("{}", render(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    crate::stdout::emit(&render(&api.get(NAME).await.map_err(|e| e.to_string())?));
 
     step("kubectl get rollouts");
-    println!("{}", get_rollouts_table(&client).await?);
+    out!("{}", get_rollouts_table(&client).await?);
     let r = api.get(NAME).await.map_err(|e| e.to_string())?;
     step("instances and versions");
     if let Some(st) = &r.status {
         for i in &st.instances {
-            println!(
+            out!(
                 "{:<18} {:<30} {}{}",
                 i.name,
                 i.pod.as_deref().unwrap_or("-"),
@@ -379,7 +391,7 @@ async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Resul
             );
         }
         let v: Vec<String> = st.versions.iter().map(|(k, n)| format!("{k}={n}")).collect();
-        println!("versions: {}", v.join(" "));
+        out!("versions: {}", v.join(" "));
     }
     Ok(())
 }
@@ -404,7 +416,7 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    out!(
         "baton demo: API server simulator at {} (kubeconfig {})",
         sim.url(),
         sim.kubeconfig_path().display()
@@ -422,13 +434,23 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    match crate::probes::serve(args.metrics_addr, metrics.clone(), ready).await {
+        Ok(addr) => out!("baton demo: controller metrics at http://{addr}/metrics"),
+        Err(e) => {
+            eprintln!("error: serving metrics on {}: {e}", args.metrics_addr);
+            return ExitCode::FAILURE;
+        }
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(operator::run(
+    let controller = tokio::spawn(operator::run_with_metrics(
         client.clone(),
         OperatorConfig {
             instance: "demo".into(),
             ..OperatorConfig::default()
         },
+        metrics,
         until(stop_rx),
     ));
     let outcome = script(client, log.clone(), render)
@@ -439,7 +461,7 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
         });
     let code = match &outcome {
         Ok(()) => {
-            println!("\nbaton demo: every step finished as expected");
+            out!("\nbaton demo: every step finished as expected");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -448,7 +470,7 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
         }
     };
     if args.keep {
-        println!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
+        out!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
         operator::shutdown_signal().await;
     }
     let _ = stop_tx.send(());

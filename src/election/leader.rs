@@ -93,124 +93,166 @@ where
         identity: cfg.identity.clone(),
     })));
 
-    let mut current = acquired.lease;
-    let mut last_renew = acquired.sent;
-    let mut next_renew = last_renew + cfg.retry_period;
+    let mut term = Term::new(acquired, cfg);
     let mut renewal = None;
-    let mut renewal_sent = last_renew;
-    let mut lost: Option<String> = None;
     let mut shutdown_seen = false;
-    let mut shutdown_first = false;
-    let mut ended_by_itself = false;
-    let mut work_aborted = false;
-
     while work.is_some() {
-        let deadline = last_renew + cfg.renew_deadline;
+        let deadline = term.last_renew + cfg.renew_deadline;
         tokio::select! {
             biased;
-            () = tokio::time::sleep_until(deadline), if lost.is_none() => {
+            () = tokio::time::sleep_until(deadline), if term.lost.is_none() => {
                 let reason = format!(
                     "no successful renewal within the renew deadline ({:?} since the last renewal started)",
                     cfg.renew_deadline
                 );
                 error!(lease = %lease_name, %reason, "leader election: leadership lost");
                 stop("renew deadline passed");
-                lost = Some(reason);
+                term.lost = Some(reason);
                 renewal = None;
             }
-            () = tokio::time::sleep_until(deadline + cfg.abort_grace()), if lost.is_some() => {
+            () = tokio::time::sleep_until(deadline + cfg.abort_grace()), if term.lost.is_some() => {
                 error!(lease = %lease_name, "leader election: the leader's work ignored the stop signal; dropping it");
                 work = None;
-                work_aborted = true;
+                term.work_aborted = true;
             }
             _ = poll_opt(&mut work) => {
                 work = None;
                 if !token.is_cancelled() {
                     error!(lease = %lease_name, "leader election: the leader's work ended by itself");
-                    ended_by_itself = true;
+                    term.ended_by_itself = true;
                     stop("the work ended");
                 }
             }
             () = &mut shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
-                shutdown_first = lost.is_none();
+                term.shutdown_first = term.lost.is_none();
                 stop("shutdown");
             }
             r = poll_opt(&mut renewal) => {
                 renewal = None;
-                let retry = Instant::now() + cfg.retry_period;
-                match r {
-                    Ok(Ok(Renewal::Renewed(l))) => {
-                        current = *l;
-                        last_renew = renewal_sent;
-                        next_renew = renewal_sent + cfg.retry_period;
-                        debug!(lease = %lease_name, "leader election: renewed");
-                    }
-                    Ok(Ok(Renewal::Taken(holder))) => {
-                        let reason = format!(
-                            "the Lease now names {} as holder",
-                            holder.as_deref().map_or("nobody (or was deleted)".to_string(), |h| format!("{h:?}"))
-                        );
-                        error!(lease = %lease_name, %reason, "leader election: leadership lost");
-                        stop("another holder");
-                        lost = Some(reason);
-                    }
-                    Ok(Ok(Renewal::Conflict)) => {
-                        debug!(lease = %lease_name, "leader election: renew conflict (409); re-reading");
-                        next_renew = Instant::now();
-                    }
-                    Ok(Err(e)) => {
-                        warn!(lease = %lease_name, error = %e, "leader election: renew failed; retrying");
-                        next_renew = retry;
-                    }
-                    // Timed out at the deadline: the deadline branch ends leadership.
-                    Err(_) => next_renew = retry,
-                }
+                term.renewed(r, cfg, &lease_name, &stop);
             }
-            () = tokio::time::sleep_until(next_renew), if renewal.is_none() && lost.is_none() => {
-                renewal_sent = Instant::now();
+            () = tokio::time::sleep_until(term.next_renew), if renewal.is_none() && term.lost.is_none() => {
+                term.renewal_sent = Instant::now();
                 renewal = Some(Box::pin(tokio::time::timeout_at(deadline, renew_once(lock))));
             }
         }
     }
     drop(renewal);
     publish(status, |s| s.leadership = Leadership::Standby);
+    term.end(lock, cfg, lease_name, status).await
+}
 
-    if let Some(reason) = lost {
-        return if shutdown_first {
-            Ok(ElectionOutcome::NotReleased { reason })
-        } else {
-            Err(ElectionError::LostLeadership {
-                lease: lease_name,
-                reason,
-                work_aborted,
-            })
-        };
-    }
+/// What the leading loop keeps between events.
+struct Term {
+    current: Lease,
+    /// When the last successful renewal was sent: the renew deadline counts from it.
+    last_renew: Instant,
+    next_renew: Instant,
+    renewal_sent: Instant,
+    /// Why leadership was lost, once it was.
+    lost: Option<String>,
+    shutdown_first: bool,
+    ended_by_itself: bool,
+    work_aborted: bool,
+}
 
-    // Still within the renew deadline: the Lease is ours to release.
-    let deadline = last_renew + cfg.renew_deadline;
-    let released = match tokio::time::timeout_at(deadline, lock.release(&current)).await {
-        Ok(Ok(true)) => {
-            info!(lease = %lease_name, "leader election: work stopped; Lease released");
-            publish_observed(status, None);
-            Ok(())
+impl Term {
+    fn new(acquired: Acquired, cfg: &ElectionConfig) -> Self {
+        Term {
+            current: acquired.lease,
+            last_renew: acquired.sent,
+            next_renew: acquired.sent + cfg.retry_period,
+            renewal_sent: acquired.sent,
+            lost: None,
+            shutdown_first: false,
+            ended_by_itself: false,
+            work_aborted: false,
         }
-        Ok(Ok(false)) => Err("the Lease was no longer ours".to_string()),
-        Ok(Err(e)) => Err(format!("release failed: {e}")),
-        Err(_) => Err("release timed out at the renew deadline".to_string()),
-    };
-    if let Err(reason) = &released {
-        warn!(lease = %lease_name, %reason, "leader election: Lease not released; standbys wait for expiry");
     }
-    if ended_by_itself {
-        return Err(ElectionError::WorkEnded {
-            lease: lease_name,
-            released: released.is_ok(),
-        });
+
+    /// A renewal attempt ended (`Err`: it timed out at the deadline, which ends leadership).
+    fn renewed(
+        &mut self,
+        r: Result<Result<Renewal, kube::Error>, tokio::time::error::Elapsed>,
+        cfg: &ElectionConfig,
+        lease_name: &str,
+        stop: &impl Fn(&str),
+    ) {
+        let retry = Instant::now() + cfg.retry_period;
+        match r {
+            Ok(Ok(Renewal::Renewed(l))) => {
+                self.current = *l;
+                self.last_renew = self.renewal_sent;
+                self.next_renew = self.renewal_sent + cfg.retry_period;
+                debug!(lease = %lease_name, "leader election: renewed");
+            }
+            Ok(Ok(Renewal::Taken(holder))) => {
+                let reason = format!(
+                    "the Lease now names {} as holder",
+                    holder
+                        .as_deref()
+                        .map_or("nobody (or was deleted)".to_string(), |h| format!("{h:?}"))
+                );
+                error!(lease = %lease_name, %reason, "leader election: leadership lost");
+                stop("another holder");
+                self.lost = Some(reason);
+            }
+            Ok(Ok(Renewal::Conflict)) => {
+                debug!(lease = %lease_name, "leader election: renew conflict (409); re-reading");
+                self.next_renew = Instant::now();
+            }
+            Ok(Err(e)) => {
+                warn!(lease = %lease_name, error = %e, "leader election: renew failed; retrying");
+                self.next_renew = retry;
+            }
+            Err(_) => self.next_renew = retry,
+        }
     }
-    Ok(match released {
-        Ok(()) => ElectionOutcome::Released,
-        Err(reason) => ElectionOutcome::NotReleased { reason },
-    })
+
+    /// The work has stopped: release the Lease while it is still ours, and say how it ended.
+    async fn end(
+        self,
+        lock: &LeaseLock,
+        cfg: &ElectionConfig,
+        lease_name: String,
+        status: &watch::Sender<ElectionStatus>,
+    ) -> Result<ElectionOutcome, ElectionError> {
+        if let Some(reason) = self.lost {
+            return if self.shutdown_first {
+                Ok(ElectionOutcome::NotReleased { reason })
+            } else {
+                Err(ElectionError::LostLeadership {
+                    lease: lease_name,
+                    reason,
+                    work_aborted: self.work_aborted,
+                })
+            };
+        }
+        // Still within the renew deadline: the Lease is ours to release.
+        let deadline = self.last_renew + cfg.renew_deadline;
+        let released = match tokio::time::timeout_at(deadline, lock.release(&self.current)).await {
+            Ok(Ok(true)) => {
+                info!(lease = %lease_name, "leader election: work stopped; Lease released");
+                publish_observed(status, None);
+                Ok(())
+            }
+            Ok(Ok(false)) => Err("the Lease was no longer ours".to_string()),
+            Ok(Err(e)) => Err(format!("release failed: {e}")),
+            Err(_) => Err("release timed out at the renew deadline".to_string()),
+        };
+        if let Err(reason) = &released {
+            warn!(lease = %lease_name, %reason, "leader election: Lease not released; standbys wait for expiry");
+        }
+        if self.ended_by_itself {
+            return Err(ElectionError::WorkEnded {
+                lease: lease_name,
+                released: released.is_ok(),
+            });
+        }
+        Ok(match released {
+            Ok(()) => ElectionOutcome::Released,
+            Err(reason) => ElectionOutcome::NotReleased { reason },
+        })
+    }
 }

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -239,6 +239,7 @@ async fn plan_and_apply(
         now: Timestamp::now(),
         drain_timeout: ctx.drain_timeout,
         rejected,
+        origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
     };
     let plan = planner::plan(&input);
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
@@ -259,10 +260,13 @@ async fn plan_and_apply(
     let (mut expected, applied) = applied;
     let wrote = !expected.is_empty();
     if let Ok(Some(w)) = &written {
+        // The status as the API server stored it: times keep whole seconds there, so the
+        // planned value (with its sub-second times) never equals what the cache shows once
+        // another write (a label, an annotation, kubectl apply) has moved the Rollout on.
         expected.push(Expected::Status {
             uid: uid.clone(),
             resource_version: w.resource_version().unwrap_or_default(),
-            status: Box::new(plan.status.clone()),
+            status: Box::new(w.status.clone().unwrap_or_else(|| plan.status.clone())),
         });
     }
     ctx.expectations.expect(&uid, expected, Instant::now());
@@ -357,35 +361,12 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
     let problem = bad.problem(&crate::api::rollout::crd());
     let plan = planner::plan_undecodable(bad.generation.unwrap_or(0), prior.clone(), Timestamp::now(), &problem);
     if prior.as_ref() != Some(&plan.status) {
-        // The answer holds the stored spec, which does not decode as a Rollout.
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<Rollout>(&()));
-        let body = json!({
-            "apiVersion": crate::api::API_VERSION,
-            "kind": "Rollout",
-            "status": plan.status,
-        });
-        for attempt in 1..=3u32 {
-            let written = api
-                .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-                .await;
-            match written {
-                Ok(_) => break,
-                Err(e) => {
-                    warn!(namespace = %ns, rollout = %bad.name, attempt, error = %e, "writing the status of an undecodable Rollout");
-                    tokio::time::sleep(crate::backoff::delay(crate::backoff::Retry::Later, attempt)).await;
-                }
-            }
-        }
+        bad.apply_status::<Rollout>(client, MANAGER, &plan.status, |n| {
+            crate::backoff::delay(crate::backoff::Retry::Later, n)
+        })
+        .await;
     }
-    let reference = ObjectReference {
-        api_version: Some(crate::api::API_VERSION.into()),
-        kind: Some("Rollout".into()),
-        name: Some(bad.name.clone()),
-        namespace: Some(ns.clone()),
-        uid: bad.uid.clone(),
-        resource_version: bad.resource_version.clone(),
-        ..ObjectReference::default()
-    };
+    let reference = bad.reference::<Rollout>();
     for ev in &plan.events {
         warn!(namespace = %ns, rollout = %bad.name, reason = %ev.reason, "{}", ev.message);
         if let Err(e) = events
@@ -443,6 +424,7 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             revision,
             version,
             labels,
+            annotations,
             template,
             ..
         } => {
@@ -451,6 +433,7 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
                     name: Some(name.clone()),
                     namespace: Some(ns.to_string()),
                     labels: Some(labels.clone()),
+                    annotations: (!annotations.is_empty()).then(|| annotations.clone()),
                     owner_references: Some(vec![owner.clone()]),
                     ..ObjectMeta::default()
                 },

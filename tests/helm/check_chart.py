@@ -336,27 +336,35 @@ def main() -> int:
         objs = r["objects"]
         kinds = sorted({o["kind"] for o in objs})
         assert kinds == sorted(["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role",
-                                "RoleBinding", "Service", "ServiceAccount"]), kinds
+                                "RoleBinding", "Service", "ServiceAccount", "ValidatingAdmissionPolicy",
+                                "ValidatingAdmissionPolicyBinding"]), kinds
         for o in objs:
             assert o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", o["metadata"]
         cr = one(objs, "ClusterRole", "baton-controller")
-        assert rule_for(cr, "baton.dev", "rollouts") == {"get", "list", "watch", "update", "patch"}
-        for sub in ("rollouts/status", "rollouts/scale", "listenersets", "listenersets/status", "listenersets/scale"):
-            assert rule_for(cr, "baton.dev", sub) == {"get", "list", "watch", "update", "patch"}, sub
-        assert rule_for(cr, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
-        assert rule_for(cr, "apps", "controllerrevisions") == {"get", "list", "watch", "create", "delete"}
-        assert rule_for(cr, "coordination.k8s.io", "leases") == {"get", "list", "watch", "create", "update", "patch", "delete"}
-        assert rule_for(cr, "events.k8s.io", "events") == {"create", "patch"}
-        assert rule_for(cr, "", "events") == {"create", "patch"}
-        assert rule_for(cr, "", "secrets") == {"get", "list", "watch"}
+        # Least privilege (tests/chart_rbac/least_privilege.rs measures it against what is used).
+        assert rule_for(cr, "baton.dev", "rollouts") == {"list", "watch"}
+        assert rule_for(cr, "baton.dev", "listenersets") == {"list", "watch", "patch"}
+        for sub in ("rollouts/status", "listenersets/status"):
+            assert rule_for(cr, "baton.dev", sub) == {"patch"}, sub
+        for sub in ("rollouts/scale", "listenersets/scale"):
+            assert rule_for(cr, "baton.dev", sub) == set(), sub
+        assert rule_for(cr, "", "pods") == {"list", "watch", "create", "delete", "patch"}
+        assert rule_for(cr, "apps", "controllerrevisions") == {"list", "watch", "create", "delete"}
+        assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "update", "delete"}
+        assert rule_for(cr, "events.k8s.io", "events") == {"create"}
+        assert rule_for(cr, "", "events") == set()
+        assert rule_for(cr, "", "secrets") == {"list", "watch"}
         assert rule_for(cr, "", "configmaps") == set()
         for rule in cr["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-        crd = one(objs, "ClusterRole", "baton-crd-reader")
-        assert rule_for(crd, "apiextensions.k8s.io", "customresourcedefinitions") == {"get", "list"}
+        assert not find(objs, "ClusterRole", "baton-crd-reader"), "the startup check reads no CRD"
         le = one(objs, "Role", "baton-leader-election")
         assert le["metadata"]["namespace"] == "baton-system"
-        assert rule_for(le, "coordination.k8s.io", "leases") == {"get", "create", "update", "watch", "list"}
+        assert le["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["baton-controller"],
+             "verbs": ["get", "list", "watch", "update"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        ], le["rules"]
         for role, label in (("admin", "aggregate-to-admin"), ("edit", "aggregate-to-edit"), ("view", "aggregate-to-view")):
             agg = one(objs, "ClusterRole", f"baton-{role}")
             assert agg["metadata"]["labels"][f"rbac.authorization.k8s.io/{label}"] == "true"
@@ -382,6 +390,7 @@ def main() -> int:
         assert (env["BATON_LEASE_DURATION"], env["BATON_RENEW_DEADLINE"], env["BATON_RETRY_PERIOD"]) == ("15s", "10s", "2s")
         assert env["BATON_METRICS_ADDR"] == "0.0.0.0:8080"
         assert env["BATON_LOG_FORMAT"] == "json" and env["BATON_CONCURRENCY"] == "8"
+        assert env["BATON_READ_SECRETS"] == "true" and "BATON_SECRET_NAMESPACES" not in env, env
         assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -399,6 +408,13 @@ def main() -> int:
         assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
         assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
         assert not find(objs, "ServiceMonitor") and not find(objs, "Role", "baton-agent")
+        vap = one(objs, "ValidatingAdmissionPolicy", "baton-lease-guard")
+        assert vap["spec"]["failurePolicy"] == "Fail"
+        conditions = " ".join(c["expression"] for c in vap["spec"]["matchConditions"])
+        assert "'system:serviceaccount:baton-system:baton'" in conditions, conditions
+        assert "request.name == 'baton-controller'" in conditions, conditions
+        vapb = one(objs, "ValidatingAdmissionPolicyBinding", "baton-lease-guard")
+        assert vapb["spec"] == {"policyName": "baton-lease-guard", "validationActions": ["Deny"]}, vapb
         assert "baton-system" in r["notes"] and "all namespaces" in r["notes"]
         # The deploy gate the notes recommend is the Ready condition, not Available.
         assert "kubectl wait --for=condition=Ready rollout/user-service" in r["notes"], r["notes"]
@@ -408,20 +424,20 @@ def main() -> int:
     def _render_ns() -> None:
         r = render(NAMESPACED_VALUES, name="baton", namespace="team-a")
         objs = r["objects"]
-        # Only the CRD reader and the aggregated roles are cluster-scoped.
+        # Only the aggregated roles are cluster-scoped; nothing cluster-wide is bound.
         cluster_roles = sorted(o["metadata"]["name"] for o in find(objs, "ClusterRole"))
-        assert cluster_roles == ["baton-admin", "baton-crd-reader", "baton-edit", "baton-view"], cluster_roles
-        assert [o["metadata"]["name"] for o in find(objs, "ClusterRoleBinding")] == ["baton-crd-reader"]
+        assert cluster_roles == ["baton-admin", "baton-edit", "baton-view"], cluster_roles
+        assert [o["metadata"]["name"] for o in find(objs, "ClusterRoleBinding")] == []
         role = one(objs, "Role", "baton-controller")
         assert role["metadata"]["namespace"] == "team-a"
-        assert rule_for(role, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
-        assert rule_for(role, "", "secrets") == {"get", "list", "watch"}
+        assert rule_for(role, "", "pods") == {"list", "watch", "create", "delete", "patch"}
+        assert rule_for(role, "", "secrets") == {"list", "watch"}
         rb = one(objs, "RoleBinding", "baton-controller")
         assert rb["roleRef"]["kind"] == "Role" and rb["metadata"]["namespace"] == "team-a"
         env = env_of(one(objs, "Deployment", "baton"))
         assert env["BATON_WATCH_NAMESPACE"] == "team-a", env
         agent = one(objs, "Role", "baton-agent")
-        assert rule_for(agent, "coordination.k8s.io", "leases") == {"get", "list", "watch", "update", "patch"}
+        assert rule_for(agent, "coordination.k8s.io", "leases") == {"get", "list", "watch", "update"}
         secret_rules = [x for x in agent["rules"] if "secrets" in x["resources"]]
         assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["sxt-tokens"], "verbs": ["get"]}], secret_rules
         arb = one(objs, "RoleBinding", "baton-agent")
@@ -436,15 +452,20 @@ def main() -> int:
     def _render_options() -> None:
         objs = render({"rbac": {"secrets": {"read": False}}})["objects"]
         assert rule_for(one(objs, "ClusterRole", "baton-controller"), "", "secrets") == set()
+        # The controller is told not to watch what it may not read.
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_READ_SECRETS"] == "false"
         objs = render({"rbac": {"secrets": {"namespaces": ["apps", "billing"]}}})["objects"]
         assert rule_for(one(objs, "ClusterRole", "baton-controller"), "", "secrets") == set()
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_SECRET_NAMESPACES"] == "apps,billing"
         roles = find(objs, "Role", "baton-controller-secrets")
         assert sorted(o["metadata"]["namespace"] for o in roles) == ["apps", "billing"]
-        assert all(rule_for(o, "", "secrets") == {"get", "list", "watch"} for o in roles)
+        assert all(rule_for(o, "", "secrets") == {"list", "watch"} for o in roles)
         objs = render({"image": {"digest": "sha256:" + "a" * 64}, "podAntiAffinity": "hard"})["objects"]
         d = one(objs, "Deployment", "baton")
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/baton-dev/baton@sha256:" + "a" * 64
         assert "requiredDuringSchedulingIgnoredDuringExecution" in d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        objs = render({"leaseGuard": {"enabled": False}})["objects"]
+        assert not find(objs, "ValidatingAdmissionPolicy") and not find(objs, "ValidatingAdmissionPolicyBinding")
         objs = render({"replicaCount": 1, "controller": {"leaderElection": {"enabled": False}}})["objects"]
         assert not find(objs, "PodDisruptionBudget") and not find(objs, "Role", "baton-leader-election")
         assert env_of(one(objs, "Deployment", "baton"))["BATON_LEADER_ELECT"] == "false"
@@ -488,10 +509,19 @@ def main() -> int:
                      "Namespace/baton-system", "ServiceAccount/baton-controller", "ClusterRole/baton-controller",
                      "ClusterRoleBinding/baton-controller", "Role/baton-leader-election", "Deployment/baton-controller",
                      "PodDisruptionBudget/baton-controller", "Service/baton-controller-metrics",
-                     "ClusterRole/baton-admin", "ClusterRole/baton-edit", "ClusterRole/baton-view"):
+                     "ClusterRole/baton-admin", "ClusterRole/baton-edit", "ClusterRole/baton-view",
+                     "ValidatingAdmissionPolicy/baton-lease-guard", "ValidatingAdmissionPolicyBinding/baton-lease-guard"):
             assert want in names, f"{want} missing from kubectl kustomize config/: {names}"
+        # config/policy is the chart's policy for the names config/ uses.
+        chart = render({"fullnameOverride": "baton", "serviceAccount": {"name": "baton-controller"}})["objects"]
+        for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+            for name in ("baton-lease-guard", "baton-controller-leases"):
+                mine = one(objs, kind, name)["spec"]
+                theirs = one(chart, kind, name)["spec"]
+                assert mine == theirs, f"config/policy {kind}/{name} differs from the chart's: {mine} != {theirs}"
         for o in objs:
-            if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+            if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                                 "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
                 assert o["metadata"].get("namespace") == "baton-system", o["metadata"]
 
     checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _crds, _package, _kustomize]

@@ -204,17 +204,17 @@ pub async fn world(knobs: AgentKnobs) -> World {
     }
     let log = Arc::new(Log::default());
     let configs: Configs = Arc::default();
-    let url = sim.url();
+    let ids = sim.identities();
     let (l2, k2, c2) = (log.clone(), knobs.clone(), configs.clone());
     sim.kubelet.attach(
         |pod| pod.pointer(&format!("/metadata/labels/{AGENT_LABEL}")).and_then(|v| v.as_str()) == Some("true"),
         Arc::new(move |ctx: baton_sim::PodContext| {
-            let (log, knobs, configs, url) = (l2.clone(), k2.clone(), c2.clone(), url.clone());
+            let (log, knobs, configs, ids) = (l2.clone(), k2.clone(), c2.clone(), ids.clone());
             async move {
                 if knobs.dead.lock().unwrap().contains(&ctx.name) {
                     futures::future::pending::<()>().await;
                 }
-                let client = baton_sim::client_for(&url, &format!("agent-{}", ctx.name)).expect("agent client");
+                let client = ids.client(&format!("agent-{}", ctx.name)).expect("agent client");
                 let mut cfg = AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid);
                 cfg.stop_timeout = knobs.stop_timeout;
                 cfg.safety_margin = knobs.safety_margin;
@@ -341,6 +341,7 @@ impl World {
             namespace: Some(NS.into()),
             concurrency: 4,
             instance: identity.into(),
+            ..ControllerConfig::default()
         };
         let h = tokio::spawn(baton::operator::run_listeners(client, cfg, stats, async move {
             let _ = rx.await;

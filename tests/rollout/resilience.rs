@@ -2,6 +2,10 @@
 //!
 //! (7) 409 and 500 answers injected for the controller's client.
 
+use std::time::Duration;
+
+use baton_sim::faults::FaultRule;
+
 use crate::helpers::*;
 use crate::support::*;
 
@@ -75,5 +79,41 @@ async fn rollout_completes_despite_injected_409_and_500() {
     );
     assert!(h.max_live_total <= 4, "{}", h.max_live_total);
     assert!(h.recreated().is_empty(), "{:?}", h.recreated());
+    op.stop().await;
+}
+
+/// Someone else's write to the Rollout (an annotation, a label, `kubectl apply` of metadata)
+/// between the controller's status write and its next reconcile must not stall the rollout.
+/// The controller plans only once its cache shows its last status write; it used to compare
+/// the status it planned (sub-second times) with the one stored (whole seconds), so once the
+/// Rollout had moved on to a newer resourceVersion it waited for the 30 s expectation timeout,
+/// and the batch missed its 30 s progress deadline and was rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_write_after_a_status_write_does_not_stall_the_rollout() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, 3, "v1").await;
+    // The controller's pod writes take 1.5 s: the reconcile that starts batch 1 has written its
+    // status and is still creating the pod when the annotation lands, so the next reconcile
+    // finds the Rollout at a newer resourceVersion than its status write.
+    env.sim.faults.add_rule(FaultRule {
+        client: Some(CONTROLLER_ID.into()),
+        latency: Duration::from_millis(1500),
+        path: Some(format!("/namespaces/{NS}/pods")),
+        ..FaultRule::default()
+    });
+    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.wait_rollout(NAME, "batch 1/3 of v2 started", LONG, |r| {
+        current_generation(r) && status(r).batch.is_some_and(|b| b.current == 1 && b.total == 3)
+    })
+    .await;
+    env.merge(
+        NAME,
+        serde_json::json!({"metadata": {"annotations": {"example.com/touched": "yes"}}}),
+    )
+    .await;
+    env.sim.faults.clear();
+    let r = env.wait_healthy(NAME, "v2", 3).await;
+    assert!(status(&r).failed_update.is_none(), "{:?}", status(&r).failed_update);
     op.stop().await;
 }

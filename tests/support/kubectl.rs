@@ -51,6 +51,11 @@ impl std::fmt::Display for Run {
 
 impl Kubectl {
     pub fn new(sim: &baton_sim::Sim) -> Kubectl {
+        Self::with_kubeconfig(sim.kubeconfig_path().to_path_buf())
+    }
+
+    /// kubectl with another kubeconfig (another identity).
+    pub fn with_kubeconfig(kubeconfig: PathBuf) -> Kubectl {
         let unique = format!(
             "{}-{}",
             std::process::id(),
@@ -61,10 +66,21 @@ impl Kubectl {
         );
         let home = std::env::temp_dir().join(format!("baton-kubectl-{unique}"));
         std::fs::create_dir_all(&home).expect("kubectl home");
-        Kubectl {
-            home,
-            kubeconfig: sim.kubeconfig_path().to_path_buf(),
-        }
+        Kubectl { home, kubeconfig }
+    }
+
+    /// kubectl as ServiceAccount `ns/name` of `sim` (its token bound to `pod` when given).
+    pub fn as_service_account(sim: &baton_sim::Sim, ns: &str, name: &str, pod: Option<&str>) -> Kubectl {
+        let mut k = Self::with_kubeconfig(PathBuf::new());
+        k.kubeconfig = k.home.join("sa.kubeconfig");
+        sim.kubeconfig_for_service_account(ns, name, pod, &k.kubeconfig)
+            .expect("writing a ServiceAccount kubeconfig");
+        k
+    }
+
+    /// This kubectl's HOME (a temporary directory, removed on drop).
+    pub fn home(&self) -> &std::path::Path {
+        &self.home
     }
 
     /// `kubectl ARGS` (stdin closed, killed on drop), not started.

@@ -117,6 +117,7 @@ impl Env {
             concurrency: 4,
             drain_timeout: Duration::from_secs(30),
             instance: "test".into(),
+            ..OperatorConfig::default()
         };
         let handle = tokio::spawn(operator::run(client, cfg, async move {
             let _ = rx.await;

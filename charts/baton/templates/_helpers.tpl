@@ -71,31 +71,38 @@ app.kubernetes.io/component: controller
 {{- end }}
 
 {{/*
-Rules the controller needs in the namespaces it watches (Secrets are added separately).
+Rules the controller needs in the namespaces it watches (Secrets are added separately): what
+the demo scenario measured it using (tests/chart_rbac/least_privilege.rs), plus the grants
+docs/operating.md lists under "Permissions beyond the demo scenario". It reads through watch
+caches (list, watch: no get), writes status and its ListenerSet finalizer with patches, pods'
+drain annotation with a patch, Leases with conditional updates.
 */}}
 {{- define "baton.controllerRules" -}}
 - apiGroups: ["baton.dev"]
-  resources: ["rollouts", "rollouts/status", "rollouts/scale", "listenersets", "listenersets/status", "listenersets/scale"]
-  verbs: ["get", "list", "watch", "update", "patch"]
+  resources: ["rollouts", "listenersets"]
+  verbs: ["list", "watch"]
+- apiGroups: ["baton.dev"]
+  resources: ["listenersets"]
+  verbs: ["patch"]
+- apiGroups: ["baton.dev"]
+  resources: ["rollouts/status", "listenersets/status"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+  verbs: ["list", "watch", "create", "delete", "patch"]
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["list", "watch", "create", "update", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{- define "baton.secretRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}

@@ -42,8 +42,10 @@ impl RawClient {
         self.req.clear();
         write!(
             self.req,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sim-bench-raw\r\nAuthorization: Bearer {}\r\nAccept: application/json\r\n",
-            self.host, self.identity
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sim-bench-raw/{}\r\nAuthorization: Bearer {}\r\nAccept: application/json\r\n",
+            self.host,
+            self.identity,
+            baton_sim::ADMIN
         )?;
         if method != "GET" {
             write!(

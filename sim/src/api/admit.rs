@@ -120,6 +120,9 @@ impl Core {
         opts: &Opts,
         sub: Sub,
     ) -> Result<Vec<String>, ApiError> {
+        if let Some(ctx) = &opts.request {
+            crate::auth::rbac::check_escalation(rt, ctx, old, new)?;
+        }
         let mut warnings = Vec::new();
         let name = meta_of(new)
             .and_then(|m| m.get("name"))
@@ -163,12 +166,43 @@ impl Core {
             }
         }
         if let Some(m) = meta_of(new) {
-            let label_names = matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty();
-            causes.extend(meta::validate_metadata(m, label_names));
+            let rule = if matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty() {
+                meta::NameRule::DnsLabel
+            } else if rt.group == crate::auth::rbac::GROUP {
+                meta::NameRule::PathSegment
+            } else {
+                meta::NameRule::DnsSubdomain
+            };
+            causes.extend(meta::validate_metadata(m, rule));
         }
         causes.extend(admission::admit(self, rt, old, new)?);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
+        }
+        // Validating admission (ValidatingAdmissionPolicies) on the object as it would be stored.
+        if let Some(ctx) = &opts.request {
+            let namespace = meta_of(new)
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let subresource = match sub {
+                Sub::Status => "status",
+                Sub::Scale => "scale",
+                Sub::EphemeralContainers => "ephemeralcontainers",
+                Sub::Main => "",
+            };
+            let attrs = crate::policy::Attributes {
+                operation: if old.is_some() { "UPDATE" } else { "CREATE" },
+                rt,
+                namespace: &namespace,
+                name: &name,
+                subresource,
+                object: Some(new),
+                old_object: old,
+                dry_run: opts.dry_run,
+            };
+            warnings.extend(crate::policy::admit(ctx, &attrs)?);
         }
         Ok(warnings)
     }

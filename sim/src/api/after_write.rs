@@ -36,6 +36,9 @@ impl Core {
                 }
             }
         }
+        if rt.group == crate::auth::rbac::GROUP && rt.plural == "clusterroles" {
+            self.aggregate_cluster_roles();
+        }
         if rt.group.is_empty() && rt.plural == "namespaces" && kind == crate::store::EventKind::Added {
             crate::namespaces::populate(self, &w.obj.name);
         }

@@ -51,6 +51,19 @@ impl Core {
                 }
             }
             let mut v = cur.value();
+            if let Some(ctx) = &d.request {
+                let attrs = crate::policy::Attributes {
+                    operation: "DELETE",
+                    rt,
+                    namespace: ns,
+                    name,
+                    subresource: "",
+                    object: None,
+                    old_object: Some(&v),
+                    dry_run: d.dry_run,
+                };
+                crate::policy::admit(ctx, &attrs)?;
+            }
             let m = meta_mut(&mut v)?;
             let mut finalizers: Vec<String> = m.get("finalizers").and_then(Value::as_array).map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default();
             match d.propagation.as_deref() {

@@ -40,13 +40,15 @@ pub enum FieldValidation {
     Strict,
 }
 
-/// Per-request write options (query parameters).
+/// Per-request write options (query parameters), and who asked.
 #[derive(Debug, Clone, Default)]
 pub struct Opts {
     pub dry_run: bool,
     pub field_manager: String,
     pub validation: FieldValidation,
     pub force: bool,
+    /// The request's user and what was read for it (None: the simulator's own controllers).
+    pub request: Option<Arc<crate::auth::RequestContext>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub struct DeleteOpts {
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
+    /// The request's user and what was read for it (None: the simulator's own controllers).
+    pub request: Option<Arc<crate::auth::RequestContext>>,
 }
 
 /// One entry of [`Core::write_log`].
@@ -97,6 +101,10 @@ pub struct Core {
     pub write_log: std::sync::Mutex<std::collections::VecDeque<WriteRecord>>,
     /// Requests served, by client identity and HTTP method (benchmarks count API writes).
     pub requests: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, u64>>>,
+    /// Authentication, authorization and their audit.
+    pub auth: crate::auth::Auth,
+    /// The compiled ValidatingAdmissionPolicies (see [`Core::policies`]).
+    pub(crate) policy_cache: crate::policy::Cache,
 }
 
 fn meta_of(v: &Value) -> Option<&Map<String, Value>> {
@@ -127,6 +135,8 @@ impl Core {
             open_watches: Default::default(),
             requests: Default::default(),
             write_log: Default::default(),
+            auth: crate::auth::Auth::default(),
+            policy_cache: Default::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let rt = core.resource("", "namespaces");
@@ -145,6 +155,7 @@ impl Core {
         }
         core.create_default_service();
         core.create_control_plane_objects();
+        core.create_rbac_defaults();
         core
     }
 
@@ -161,15 +172,6 @@ impl Core {
                     "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]});
                 let _ = self.create(&rt, None, cs, &opts);
             }
-        }
-        // The superuser role every cluster has (RBAC's bootstrap policy); objects only: the
-        // simulator authorizes every request.
-        if let Some(rt) = self.resource("rbac.authorization.k8s.io", "clusterroles") {
-            let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
-                "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]});
-            let _ = self.create(&rt, None, role, &opts);
         }
         let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else {
             return;

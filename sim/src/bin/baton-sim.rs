@@ -26,6 +26,32 @@ enum Command {
     /// it SIGTERM when the pod is deleted gracefully, keeps the pod Terminating until it exits,
     /// and sends SIGKILL when the grace period ends. A force delete does not signal it.
     Attach(AttachArgs),
+    /// Write a kubeconfig authenticated as a ServiceAccount of a running simulator, with a
+    /// token from TokenRequest (bound to a pod with --pod, as a projected token is), so a
+    /// process can run with exactly the permissions RBAC gives that ServiceAccount.
+    Kubeconfig(KubeconfigArgs),
+}
+
+#[derive(clap::Args)]
+struct KubeconfigArgs {
+    /// The simulator's (admin) kubeconfig, as `serve` wrote it; default: $KUBECONFIG.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// Namespace of the ServiceAccount (also the new kubeconfig's namespace).
+    #[arg(long, short = 'n', default_value = "default")]
+    namespace: String,
+    /// The ServiceAccount.
+    #[arg(long)]
+    service_account: String,
+    /// Bind the token to this pod (of the same namespace, running as the ServiceAccount).
+    #[arg(long)]
+    pod: Option<String>,
+    /// Lifetime of the token in seconds (at least 600).
+    #[arg(long, default_value_t = 3600)]
+    duration: i64,
+    /// Where to write the kubeconfig.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -87,6 +113,7 @@ async fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::Attach(a) => return attach(a).await,
+        Command::Kubeconfig(a) => return service_account_kubeconfig(a).await,
     };
     if !(0.0..=1.0).contains(&args.error_rate) {
         eprintln!("error: --error-rate must be between 0 and 1, got {}", args.error_rate);
@@ -136,11 +163,7 @@ async fn main() -> ExitCode {
 
 async fn attach(a: AttachArgs) -> ExitCode {
     let result = async {
-        let kc = kube::config::Kubeconfig::read_from(&a.kubeconfig).map_err(|e| e.to_string())?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let client = kube::Client::try_from(cfg).map_err(|e| e.to_string())?;
+        let (client, _) = admin_client(&a.kubeconfig).await?;
         let uri = format!(
             "/baton-sim/attach?namespace={}&pod={}&pid={}",
             a.namespace, a.pod, a.pid
@@ -152,6 +175,76 @@ async fn attach(a: AttachArgs) -> ExitCode {
     match result {
         Ok(_) => {
             println!("attached process {} to pod {}/{}", a.pid, a.namespace, a.pod);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The API server's message for an API error, else the error.
+fn api_err(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message,
+        other => other.to_string(),
+    }
+}
+
+async fn admin_client(path: &PathBuf) -> Result<(kube::Client, kube::config::Kubeconfig), String> {
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc.clone(), &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((kube::Client::try_from(cfg).map_err(|e| e.to_string())?, kc))
+}
+
+async fn service_account_kubeconfig(a: KubeconfigArgs) -> ExitCode {
+    use base64::Engine;
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    let result = async {
+        let (client, kc) = admin_client(&a.kubeconfig).await?;
+        let mut spec = serde_json::json!({"expirationSeconds": a.duration});
+        if let Some(pod) = &a.pod {
+            let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &a.namespace);
+            let p = pods.get(pod).await.map_err(api_err)?;
+            spec["boundObjectRef"] =
+                serde_json::json!({"kind": "Pod", "apiVersion": "v1", "name": pod, "uid": p.metadata.uid});
+        }
+        let req: TokenRequest = serde_json::from_value(serde_json::json!({"spec": spec})).map_err(|e| e.to_string())?;
+        let sas: kube::Api<ServiceAccount> = kube::Api::namespaced(client, &a.namespace);
+        let tr = sas
+            .create_token_request(&a.service_account, &Default::default(), &req)
+            .await
+            .map_err(api_err)?;
+        let token = tr.status.map(|s| s.token).ok_or("the TokenRequest has no status")?;
+        let cluster = kc
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.clone())
+            .ok_or("the kubeconfig names no cluster")?;
+        let server = cluster.server.ok_or("the kubeconfig's cluster has no server")?;
+        let ca = match cluster.certificate_authority_data {
+            Some(d) => base64::engine::general_purpose::STANDARD
+                .decode(d)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| e.to_string())?,
+            None => String::new(),
+        };
+        let user = format!("system:serviceaccount:{}:{}", a.namespace, a.service_account);
+        baton_sim::write_kubeconfig_full(&a.out, &server, &ca, &user, &token, &a.namespace).map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            println!(
+                "wrote {} for system:serviceaccount:{}:{}",
+                a.out.display(),
+                a.namespace,
+                a.service_account
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

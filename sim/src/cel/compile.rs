@@ -93,7 +93,7 @@ fn check_errors(source: &str, info: &SourceInfo, errors: &[CheckError]) -> Strin
 }
 
 /// Parse (macros unexpanded) and type-check `source`; the error is cel-go's issues text.
-fn parse_and_check(source: &str, vars: &[(&str, Ty)]) -> Result<(cel::IdedExpr, Checked), String> {
+pub(crate) fn parse_and_check(source: &str, vars: &[(&str, Ty)]) -> Result<(cel::IdedExpr, Checked), String> {
     let (expr, info) = cel::Env::default()
         .parser()
         .parse_with_source_info(source)

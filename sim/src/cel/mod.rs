@@ -18,6 +18,7 @@ mod compile;
 mod cost;
 mod crd;
 mod decl;
+pub mod expr;
 mod fieldpath;
 mod library;
 mod types;

@@ -162,7 +162,7 @@ fn field(path: &str) -> String {
 }
 
 /// cel-go's wording of an evaluation error.
-fn eval_error(e: &ExecutionError) -> String {
+pub(crate) fn eval_error(e: &ExecutionError) -> String {
     match e {
         ExecutionError::NoSuchKey(k) => format!("no such key: {k}"),
         ExecutionError::NoSuchOverload(_) => "no such overload".into(),

@@ -57,7 +57,7 @@ pub(crate) fn to_cel(v: &Json, decl: &Decl) -> Value {
     }
 }
 
-fn plain(v: &Json) -> Value {
+pub(crate) fn plain(v: &Json) -> Value {
     match v {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(*b),

@@ -44,8 +44,22 @@ pub const KINDS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBindingList"),
     ("policy/v1", "PodDisruptionBudget"),
     ("policy/v1", "PodDisruptionBudgetList"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBindingList",
+    ),
     ("v1", "DeleteOptions"),
     ("meta.k8s.io/v1", "DeleteOptions"),
+    ("authentication.k8s.io/v1", "TokenRequest"),
+    ("authentication.k8s.io/v1", "TokenReview"),
+    ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview"),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
 ];
 
 /// An object's protobuf bytes (inside the `runtime.Unknown` envelope) as JSON.
@@ -89,8 +103,37 @@ pub fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Option<Result<V
         }
         ("policy/v1", "PodDisruptionBudget") => decode::<pb::api::policy::v1::PodDisruptionBudget>(raw),
         ("policy/v1", "PodDisruptionBudgetList") => decode::<pb::api::policy::v1::PodDisruptionBudgetList>(raw),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            decode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicy>(raw)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList") => {
+            decode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicyList>(raw)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            decode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding>(raw)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBindingList") => {
+            decode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBindingList>(raw)
+        }
         ("v1", "DeleteOptions") => decode::<pb::apimachinery::pkg::apis::meta::v1::DeleteOptions>(raw),
         ("meta.k8s.io/v1", "DeleteOptions") => decode::<pb::apimachinery::pkg::apis::meta::v1::DeleteOptions>(raw),
+        ("authentication.k8s.io/v1", "TokenRequest") => decode::<pb::api::authentication::v1::TokenRequest>(raw),
+        ("authentication.k8s.io/v1", "TokenReview") => decode::<pb::api::authentication::v1::TokenReview>(raw),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            decode::<pb::api::authentication::v1::SelfSubjectReview>(raw)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            decode::<pb::api::authorization::v1::SelfSubjectAccessReview>(raw)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            decode::<pb::api::authorization::v1::SelfSubjectRulesReview>(raw)
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => {
+            decode::<pb::api::authorization::v1::SubjectAccessReview>(raw)
+        }
+        ("authorization.k8s.io/v1", "LocalSubjectAccessReview") => {
+            decode::<pb::api::authorization::v1::LocalSubjectAccessReview>(raw)
+        }
         _ => return None,
     })
 }
@@ -136,10 +179,491 @@ pub fn encode_kind(api_version: &str, kind: &str, v: &Value) -> Option<Result<Ve
         }
         ("policy/v1", "PodDisruptionBudget") => encode::<pb::api::policy::v1::PodDisruptionBudget>(v),
         ("policy/v1", "PodDisruptionBudgetList") => encode::<pb::api::policy::v1::PodDisruptionBudgetList>(v),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            encode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicy>(v)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList") => {
+            encode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicyList>(v)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            encode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding>(v)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBindingList") => {
+            encode::<pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBindingList>(v)
+        }
         ("v1", "DeleteOptions") => encode::<pb::apimachinery::pkg::apis::meta::v1::DeleteOptions>(v),
         ("meta.k8s.io/v1", "DeleteOptions") => encode::<pb::apimachinery::pkg::apis::meta::v1::DeleteOptions>(v),
+        ("authentication.k8s.io/v1", "TokenRequest") => encode::<pb::api::authentication::v1::TokenRequest>(v),
+        ("authentication.k8s.io/v1", "TokenReview") => encode::<pb::api::authentication::v1::TokenReview>(v),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            encode::<pb::api::authentication::v1::SelfSubjectReview>(v)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            encode::<pb::api::authorization::v1::SelfSubjectAccessReview>(v)
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            encode::<pb::api::authorization::v1::SelfSubjectRulesReview>(v)
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => {
+            encode::<pb::api::authorization::v1::SubjectAccessReview>(v)
+        }
+        ("authorization.k8s.io/v1", "LocalSubjectAccessReview") => {
+            encode::<pb::api::authorization::v1::LocalSubjectAccessReview>(v)
+        }
         _ => return None,
     })
+}
+
+impl Pb for pb::api::admissionregistration::v1::AuditAnnotation {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "key", &self.key);
+        s(&mut o, "valueExpression", &self.value_expression);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "AuditAnnotation")? {
+            let k = k.as_str();
+            match k {
+                "key" => m.key = get_s(k, v)?,
+                "valueExpression" => m.value_expression = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ExpressionWarning {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "fieldRef", &self.field_ref);
+        s(&mut o, "warning", &self.warning);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ExpressionWarning")? {
+            let k = k.as_str();
+            match k {
+                "fieldRef" => m.field_ref = get_s(k, v)?,
+                "warning" => m.warning = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::MatchCondition {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "name", &self.name);
+        s(&mut o, "expression", &self.expression);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "MatchCondition")? {
+            let k = k.as_str();
+            match k {
+                "name" => m.name = get_s(k, v)?,
+                "expression" => m.expression = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::MatchResources {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "namespaceSelector", &self.namespace_selector)?;
+        m(&mut o, "objectSelector", &self.object_selector)?;
+        ml(&mut o, "resourceRules", &self.resource_rules)?;
+        ml(&mut o, "excludeResourceRules", &self.exclude_resource_rules)?;
+        s(&mut o, "matchPolicy", &self.match_policy);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "MatchResources")? {
+            let k = k.as_str();
+            match k {
+                "namespaceSelector" => m.namespace_selector = get_m(k, v)?,
+                "objectSelector" => m.object_selector = get_m(k, v)?,
+                "resourceRules" => m.resource_rules = get_ml(k, v)?,
+                "excludeResourceRules" => m.exclude_resource_rules = get_ml(k, v)?,
+                "matchPolicy" => m.match_policy = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::NamedRuleWithOperations {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        list(&mut o, "resourceNames", &self.resource_names);
+        m(&mut o, "ruleWithOperations", &self.rule_with_operations)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "NamedRuleWithOperations")? {
+            let k = k.as_str();
+            match k {
+                "resourceNames" => m.resource_names = get_list(k, v, get_s)?,
+                "ruleWithOperations" => m.rule_with_operations = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ParamKind {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "apiVersion", &self.api_version);
+        s(&mut o, "kind", &self.kind);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ParamKind")? {
+            let k = k.as_str();
+            match k {
+                "apiVersion" => m.api_version = get_s(k, v)?,
+                "kind" => m.kind = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ParamRef {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "name", &self.name);
+        s(&mut o, "namespace", &self.namespace);
+        m(&mut o, "selector", &self.selector)?;
+        s(&mut o, "parameterNotFoundAction", &self.parameter_not_found_action);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ParamRef")? {
+            let k = k.as_str();
+            match k {
+                "name" => m.name = get_s(k, v)?,
+                "namespace" => m.namespace = get_s(k, v)?,
+                "selector" => m.selector = get_m(k, v)?,
+                "parameterNotFoundAction" => m.parameter_not_found_action = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::Rule {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        list(&mut o, "apiGroups", &self.api_groups);
+        list(&mut o, "apiVersions", &self.api_versions);
+        list(&mut o, "resources", &self.resources);
+        s(&mut o, "scope", &self.scope);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "Rule")? {
+            let k = k.as_str();
+            match k {
+                "apiGroups" => m.api_groups = get_list(k, v, get_s)?,
+                "apiVersions" => m.api_versions = get_list(k, v, get_s)?,
+                "resources" => m.resources = get_list(k, v, get_s)?,
+                "scope" => m.scope = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::RuleWithOperations {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        list(&mut o, "operations", &self.operations);
+        inline(&mut o, &self.rule)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        m.rule = get_inline(v)?;
+        for (k, v) in obj(v, "RuleWithOperations")? {
+            let k = k.as_str();
+            match k {
+                "operations" => m.operations = get_list(k, v, get_s)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::TypeChecking {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        ml(&mut o, "expressionWarnings", &self.expression_warnings)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TypeChecking")? {
+            let k = k.as_str();
+            match k {
+                "expressionWarnings" => m.expression_warnings = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicy {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicy")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicyBinding")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBindingList {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        ml(&mut o, "items", &self.items)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicyBindingList")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "items" => m.items = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicyBindingSpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "policyName", &self.policy_name);
+        m(&mut o, "paramRef", &self.param_ref)?;
+        m(&mut o, "matchResources", &self.match_resources)?;
+        list(&mut o, "validationActions", &self.validation_actions);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicyBindingSpec")? {
+            let k = k.as_str();
+            match k {
+                "policyName" => m.policy_name = get_s(k, v)?,
+                "paramRef" => m.param_ref = get_m(k, v)?,
+                "matchResources" => m.match_resources = get_m(k, v)?,
+                "validationActions" => m.validation_actions = get_list(k, v, get_s)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicyList {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        ml(&mut o, "items", &self.items)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicyList")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "items" => m.items = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicySpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "paramKind", &self.param_kind)?;
+        m(&mut o, "matchConstraints", &self.match_constraints)?;
+        ml(&mut o, "validations", &self.validations)?;
+        s(&mut o, "failurePolicy", &self.failure_policy);
+        ml(&mut o, "auditAnnotations", &self.audit_annotations)?;
+        ml(&mut o, "matchConditions", &self.match_conditions)?;
+        ml(&mut o, "variables", &self.variables)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicySpec")? {
+            let k = k.as_str();
+            match k {
+                "paramKind" => m.param_kind = get_m(k, v)?,
+                "matchConstraints" => m.match_constraints = get_m(k, v)?,
+                "validations" => m.validations = get_ml(k, v)?,
+                "failurePolicy" => m.failure_policy = get_s(k, v)?,
+                "auditAnnotations" => m.audit_annotations = get_ml(k, v)?,
+                "matchConditions" => m.match_conditions = get_ml(k, v)?,
+                "variables" => m.variables = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicyStatus {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        n(&mut o, "observedGeneration", &self.observed_generation);
+        m(&mut o, "typeChecking", &self.type_checking)?;
+        ml(&mut o, "conditions", &self.conditions)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ValidatingAdmissionPolicyStatus")? {
+            let k = k.as_str();
+            match k {
+                "observedGeneration" => m.observed_generation = get_i64(k, v)?,
+                "typeChecking" => m.type_checking = get_m(k, v)?,
+                "conditions" => m.conditions = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::Validation {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "expression", &self.expression);
+        s(&mut o, "message", &self.message);
+        s(&mut o, "reason", &self.reason);
+        s(&mut o, "messageExpression", &self.message_expression);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "Validation")? {
+            let k = k.as_str();
+            match k {
+                "expression" => m.expression = get_s(k, v)?,
+                "message" => m.message = get_s(k, v)?,
+                "reason" => m.reason = get_s(k, v)?,
+                "messageExpression" => m.message_expression = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::admissionregistration::v1::Variable {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "name", &self.name);
+        s(&mut o, "expression", &self.expression);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "Variable")? {
+            let k = k.as_str();
+            match k {
+                "name" => m.name = get_s(k, v)?,
+                "expression" => m.expression = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
 }
 
 impl Pb for pb::api::apps::v1::ControllerRevision {
@@ -371,6 +895,612 @@ impl Pb for pb::api::apps::v1::RollingUpdateDeployment {
             match k {
                 "maxUnavailable" => m.max_unavailable = get_m(k, v)?,
                 "maxSurge" => m.max_surge = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::BoundObjectReference {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "kind", &self.kind);
+        s(&mut o, "apiVersion", &self.api_version);
+        s(&mut o, "name", &self.name);
+        s(&mut o, "uid", &self.u_id);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "BoundObjectReference")? {
+            let k = k.as_str();
+            match k {
+                "kind" => m.kind = get_s(k, v)?,
+                "apiVersion" => m.api_version = get_s(k, v)?,
+                "name" => m.name = get_s(k, v)?,
+                "uid" => m.u_id = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::SelfSubjectReview {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SelfSubjectReview")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::SelfSubjectReviewStatus {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "userInfo", &self.user_info)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SelfSubjectReviewStatus")? {
+            let k = k.as_str();
+            match k {
+                "userInfo" => m.user_info = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::TokenRequest {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TokenRequest")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::TokenRequestSpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        list(&mut o, "audiences", &self.audiences);
+        n(&mut o, "expirationSeconds", &self.expiration_seconds);
+        m(&mut o, "boundObjectRef", &self.bound_object_ref)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TokenRequestSpec")? {
+            let k = k.as_str();
+            match k {
+                "audiences" => m.audiences = get_list(k, v, get_s)?,
+                "expirationSeconds" => m.expiration_seconds = get_i64(k, v)?,
+                "boundObjectRef" => m.bound_object_ref = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::TokenRequestStatus {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "token", &self.token);
+        m(&mut o, "expirationTimestamp", &self.expiration_timestamp)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TokenRequestStatus")? {
+            let k = k.as_str();
+            match k {
+                "token" => m.token = get_s(k, v)?,
+                "expirationTimestamp" => m.expiration_timestamp = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::TokenReview {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TokenReview")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::TokenReviewSpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "token", &self.token);
+        list(&mut o, "audiences", &self.audiences);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TokenReviewSpec")? {
+            let k = k.as_str();
+            match k {
+                "token" => m.token = get_s(k, v)?,
+                "audiences" => m.audiences = get_list(k, v, get_s)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::TokenReviewStatus {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        n(&mut o, "authenticated", &self.authenticated);
+        m(&mut o, "user", &self.user)?;
+        list(&mut o, "audiences", &self.audiences);
+        s(&mut o, "error", &self.error);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "TokenReviewStatus")? {
+            let k = k.as_str();
+            match k {
+                "authenticated" => m.authenticated = get_bool(k, v)?,
+                "user" => m.user = get_m(k, v)?,
+                "audiences" => m.audiences = get_list(k, v, get_s)?,
+                "error" => m.error = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authentication::v1::UserInfo {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "username", &self.username);
+        s(&mut o, "uid", &self.uid);
+        list(&mut o, "groups", &self.groups);
+        map_m(&mut o, "extra", &self.extra)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "UserInfo")? {
+            let k = k.as_str();
+            match k {
+                "username" => m.username = get_s(k, v)?,
+                "uid" => m.uid = get_s(k, v)?,
+                "groups" => m.groups = get_list(k, v, get_s)?,
+                "extra" => m.extra = get_map_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::FieldSelectorAttributes {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "rawSelector", &self.raw_selector);
+        ml(&mut o, "requirements", &self.requirements)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "FieldSelectorAttributes")? {
+            let k = k.as_str();
+            match k {
+                "rawSelector" => m.raw_selector = get_s(k, v)?,
+                "requirements" => m.requirements = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::LabelSelectorAttributes {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "rawSelector", &self.raw_selector);
+        ml(&mut o, "requirements", &self.requirements)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "LabelSelectorAttributes")? {
+            let k = k.as_str();
+            match k {
+                "rawSelector" => m.raw_selector = get_s(k, v)?,
+                "requirements" => m.requirements = get_ml(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::LocalSubjectAccessReview {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "LocalSubjectAccessReview")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::NonResourceAttributes {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "path", &self.path);
+        s(&mut o, "verb", &self.verb);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "NonResourceAttributes")? {
+            let k = k.as_str();
+            match k {
+                "path" => m.path = get_s(k, v)?,
+                "verb" => m.verb = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::NonResourceRule {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        list(&mut o, "verbs", &self.verbs);
+        list(&mut o, "nonResourceURLs", &self.non_resource_ur_ls);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "NonResourceRule")? {
+            let k = k.as_str();
+            match k {
+                "verbs" => m.verbs = get_list(k, v, get_s)?,
+                "nonResourceURLs" => m.non_resource_ur_ls = get_list(k, v, get_s)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::ResourceAttributes {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "namespace", &self.namespace);
+        s(&mut o, "verb", &self.verb);
+        s(&mut o, "group", &self.group);
+        s(&mut o, "version", &self.version);
+        s(&mut o, "resource", &self.resource);
+        s(&mut o, "subresource", &self.subresource);
+        s(&mut o, "name", &self.name);
+        m(&mut o, "fieldSelector", &self.field_selector)?;
+        m(&mut o, "labelSelector", &self.label_selector)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ResourceAttributes")? {
+            let k = k.as_str();
+            match k {
+                "namespace" => m.namespace = get_s(k, v)?,
+                "verb" => m.verb = get_s(k, v)?,
+                "group" => m.group = get_s(k, v)?,
+                "version" => m.version = get_s(k, v)?,
+                "resource" => m.resource = get_s(k, v)?,
+                "subresource" => m.subresource = get_s(k, v)?,
+                "name" => m.name = get_s(k, v)?,
+                "fieldSelector" => m.field_selector = get_m(k, v)?,
+                "labelSelector" => m.label_selector = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::ResourceRule {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        list(&mut o, "verbs", &self.verbs);
+        list(&mut o, "apiGroups", &self.api_groups);
+        list(&mut o, "resources", &self.resources);
+        list(&mut o, "resourceNames", &self.resource_names);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "ResourceRule")? {
+            let k = k.as_str();
+            match k {
+                "verbs" => m.verbs = get_list(k, v, get_s)?,
+                "apiGroups" => m.api_groups = get_list(k, v, get_s)?,
+                "resources" => m.resources = get_list(k, v, get_s)?,
+                "resourceNames" => m.resource_names = get_list(k, v, get_s)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SelfSubjectAccessReview {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SelfSubjectAccessReview")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SelfSubjectAccessReviewSpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "resourceAttributes", &self.resource_attributes)?;
+        m(&mut o, "nonResourceAttributes", &self.non_resource_attributes)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SelfSubjectAccessReviewSpec")? {
+            let k = k.as_str();
+            match k {
+                "resourceAttributes" => m.resource_attributes = get_m(k, v)?,
+                "nonResourceAttributes" => m.non_resource_attributes = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SelfSubjectRulesReview {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SelfSubjectRulesReview")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SelfSubjectRulesReviewSpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "namespace", &self.namespace);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SelfSubjectRulesReviewSpec")? {
+            let k = k.as_str();
+            match k {
+                "namespace" => m.namespace = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SubjectAccessReview {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "metadata", &self.metadata)?;
+        m(&mut o, "spec", &self.spec)?;
+        m(&mut o, "status", &self.status)?;
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SubjectAccessReview")? {
+            let k = k.as_str();
+            match k {
+                "metadata" => m.metadata = get_m(k, v)?,
+                "spec" => m.spec = get_m(k, v)?,
+                "status" => m.status = get_m(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SubjectAccessReviewSpec {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        m(&mut o, "resourceAttributes", &self.resource_attributes)?;
+        m(&mut o, "nonResourceAttributes", &self.non_resource_attributes)?;
+        s(&mut o, "user", &self.user);
+        list(&mut o, "groups", &self.groups);
+        map_m(&mut o, "extra", &self.extra)?;
+        s(&mut o, "uid", &self.uid);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SubjectAccessReviewSpec")? {
+            let k = k.as_str();
+            match k {
+                "resourceAttributes" => m.resource_attributes = get_m(k, v)?,
+                "nonResourceAttributes" => m.non_resource_attributes = get_m(k, v)?,
+                "user" => m.user = get_s(k, v)?,
+                "groups" => m.groups = get_list(k, v, get_s)?,
+                "extra" => m.extra = get_map_m(k, v)?,
+                "uid" => m.uid = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SubjectAccessReviewStatus {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        n(&mut o, "allowed", &self.allowed);
+        n(&mut o, "denied", &self.denied);
+        s(&mut o, "reason", &self.reason);
+        s(&mut o, "evaluationError", &self.evaluation_error);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SubjectAccessReviewStatus")? {
+            let k = k.as_str();
+            match k {
+                "allowed" => m.allowed = get_bool(k, v)?,
+                "denied" => m.denied = get_bool(k, v)?,
+                "reason" => m.reason = get_s(k, v)?,
+                "evaluationError" => m.evaluation_error = get_s(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::api::authorization::v1::SubjectRulesReviewStatus {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        ml(&mut o, "resourceRules", &self.resource_rules)?;
+        ml(&mut o, "nonResourceRules", &self.non_resource_rules)?;
+        n(&mut o, "incomplete", &self.incomplete);
+        s(&mut o, "evaluationError", &self.evaluation_error);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "SubjectRulesReviewStatus")? {
+            let k = k.as_str();
+            match k {
+                "resourceRules" => m.resource_rules = get_ml(k, v)?,
+                "nonResourceRules" => m.non_resource_rules = get_ml(k, v)?,
+                "incomplete" => m.incomplete = get_bool(k, v)?,
+                "evaluationError" => m.evaluation_error = get_s(k, v)?,
                 _ => {}
             }
         }
@@ -5955,6 +7085,30 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
                 "ignoreStoreReadErrorWithClusterBreakingPotential" => {
                     m.ignore_store_read_error_with_cluster_breaking_potential = get_bool(k, v)?
                 }
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl Pb for pb::apimachinery::pkg::apis::meta::v1::FieldSelectorRequirement {
+    fn to_json(&self) -> Result<Value, String> {
+        let mut o = Map::new();
+        s(&mut o, "key", &self.key);
+        s(&mut o, "operator", &self.operator);
+        list(&mut o, "values", &self.values);
+        Ok(Value::Object(o))
+    }
+
+    fn from_json(v: &Value) -> Result<Self, String> {
+        let mut m = Self::default();
+        for (k, v) in obj(v, "FieldSelectorRequirement")? {
+            let k = k.as_str();
+            match k {
+                "key" => m.key = get_s(k, v)?,
+                "operator" => m.operator = get_s(k, v)?,
+                "values" => m.values = get_list(k, v, get_s)?,
                 _ => {}
             }
         }

@@ -388,6 +388,24 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::FieldsV1 {
     }
 }
 
+/// `ExtraValue` (a user's extra values) is `{items: [...]}` in protobuf, a plain list in JSON.
+macro_rules! extra_value {
+    ($t:ty) => {
+        impl Pb for $t {
+            fn to_json(&self) -> Result<Value, String> {
+                Ok(Value::from(self.items.clone()))
+            }
+            fn from_json(v: &Value) -> Result<Self, String> {
+                Ok(Self {
+                    items: get_list("extra", v, get_s)?,
+                })
+            }
+        }
+    };
+}
+extra_value!(pb::api::authentication::v1::ExtraValue);
+extra_value!(pb::api::authorization::v1::ExtraValue);
+
 /// A message's bytes as JSON.
 pub fn decode<T: Pb>(raw: &[u8]) -> Result<Value, String> {
     T::decode(raw).map_err(|e| e.to_string())?.to_json()

@@ -13,6 +13,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
 use crate::api::Core;
+use crate::auth::{RequestContext, RequestInfo, UserInfo};
 use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
 
@@ -41,6 +42,13 @@ pub struct Server {
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+fn namespaces_key() -> crate::resources::ResKey {
+    crate::resources::ResKey {
+        group: String::new(),
+        plural: "namespaces".into(),
+    }
 }
 
 const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
@@ -75,10 +83,84 @@ impl Server {
                 return Ok(error_response(&e));
             }
         }
-        let resp = match self.route(req, &id).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
+        // Authentication, then authorization of what the path asks (kube-apiserver's filters).
+        let authorization = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let query = request::parse_query(req.uri().query());
+        let info = RequestInfo::new(req.method().as_str(), req.uri().path(), &query);
+        let user = match self.core.authenticate(authorization) {
+            Ok(u) => u,
+            Err(e) => {
+                self.core
+                    .auth
+                    .audit
+                    .record(&UserInfo::default(), &info, false, e.code, &e.message);
+                return Ok(error_response(&e));
+            }
+        };
+        // `kubectl --as`: act as another user if this one may impersonate them.
+        let user = if crate::auth::impersonation::requested(req.headers()) {
+            match self.core.impersonate(user.clone(), req.headers()) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.core.auth.audit.record(&user, &info, false, e.code, &e.message);
+                    return Ok(error_response(&e));
+                }
+            }
+        } else {
+            user
+        };
+        let decision = self.core.authorize(&user, &info);
+        if !decision.allowed {
+            let e = crate::auth::forbidden(&user, &info, &decision.reason);
+            self.core.auth.audit.record(&user, &info, false, e.code, &e.message);
+            return Ok(error_response(&e));
+        }
+        let ctx = Arc::new(self.request_context(user, &info, req.method()));
+        let resp = match self.route(req, &id, &ctx).await {
+            Ok(r) => {
+                self.core
+                    .auth
+                    .audit
+                    .record(&ctx.user, &info, true, r.status().as_u16(), "");
+                r
+            }
+            Err(e) => {
+                self.core.auth.audit.record(&ctx.user, &info, true, e.code, &e.message);
+                error_response(&e)
+            }
         };
         Ok(resp)
+    }
+
+    /// What a write needs to know about its request: the user, and (for users RBAC restricts)
+    /// the RBAC state escalation checks compare against.
+    fn request_context(&self, user: UserInfo, info: &RequestInfo, method: &Method) -> RequestContext {
+        let write = method != Method::GET && method != Method::HEAD;
+        let rbac = (write && info.api_group == crate::auth::rbac::GROUP && !user.in_group(crate::auth::MASTERS))
+            .then(|| self.core.rbac());
+        // Admission policies and the namespace they may select on are read before the write
+        // (which runs with the store locked).
+        let policies = (write && info.resource_request)
+            .then(|| self.core.policies())
+            .filter(|p| !p.is_empty());
+        let namespace_object = match (&policies, info.namespace.is_empty()) {
+            (Some(_), false) => self.core.store.get(&namespaces_key(), "", &info.namespace).map(|n| {
+                let mut v = n.value();
+                if let Some(m) = v.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+                    m.remove("managedFields");
+                }
+                v
+            }),
+            _ => None,
+        };
+        RequestContext {
+            user,
+            rbac,
+            policies,
+            namespace_object,
+        }
     }
 }

@@ -9,7 +9,10 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::api::{DeleteOpts, FieldValidation, Opts};
+use crate::auth::RequestContext;
 use crate::error::ApiError;
 
 use super::{Server, MAX_BODY};
@@ -126,7 +129,12 @@ impl Server {
         Ok(v)
     }
 
-    pub(super) fn write_opts(query: &HashMap<String, String>, id: &str, verb: &str) -> Result<Opts, ApiError> {
+    pub(super) fn write_opts(
+        query: &HashMap<String, String>,
+        id: &str,
+        verb: &str,
+        ctx: &Arc<RequestContext>,
+    ) -> Result<Opts, ApiError> {
         let dry_run = match query.get("dryRun").map(String::as_str) {
             None | Some("") => false,
             Some("All") => true,
@@ -176,15 +184,20 @@ impl Server {
             field_manager,
             validation,
             force,
+            request: Some(ctx.clone()),
         })
     }
 
     pub(super) async fn delete_opts(
         req: Request<Incoming>,
         query: &HashMap<String, String>,
+        ctx: &Arc<RequestContext>,
     ) -> Result<DeleteOpts, ApiError> {
         let (body, ct) = Self::read_body(req).await?;
-        let mut d = DeleteOpts::default();
+        let mut d = DeleteOpts {
+            request: Some(ctx.clone()),
+            ..DeleteOpts::default()
+        };
         if !body.is_empty() {
             let v = Self::decode(&body, &ct, true)?;
             d.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::api::{PatchType, Sub};
+use crate::auth::RequestContext;
 use crate::error::ApiError;
 
 use super::negotiate::{needs_render, negotiate, Shape};
@@ -24,10 +25,14 @@ impl Server {
         query: HashMap<String, String>,
         accept: &str,
         id: &str,
+        ctx: &Arc<RequestContext>,
     ) -> Result<Response<Body>, ApiError> {
         let method = req.method().clone();
         let ns = t.namespace.clone().unwrap_or_default();
         let rt = t.rt.clone();
+        if rt.create_only || (rt.is_service_accounts() && t.sub.as_deref() == Some("token")) {
+            return self.create_only(req, &t, accept, ctx).await;
+        }
         let sub = match t.sub.as_deref() {
             None => Sub::Main,
             Some("status") if rt.status_subresource || (rt.plural == "namespaces" && rt.group.is_empty()) => {
@@ -74,7 +79,7 @@ impl Server {
                 }
             }
             (Method::POST, None) => {
-                let opts = Self::write_opts(&query, id, "create")?;
+                let opts = Self::write_opts(&query, id, "create", ctx)?;
                 let (body, ct) = Self::read_body(req).await?;
                 let v = Self::decode(&body, &ct, true)?;
                 let r = self
@@ -83,7 +88,7 @@ impl Server {
                 Ok(self.render_reply(&rt, r, out))
             }
             (Method::PUT, Some(name)) => {
-                let opts = Self::write_opts(&query, id, "update")?;
+                let opts = Self::write_opts(&query, id, "update", ctx)?;
                 let (body, ct) = Self::read_body(req).await?;
                 let v = Self::decode(&body, &ct, true)?;
                 if sub == Sub::Scale {
@@ -110,7 +115,7 @@ impl Server {
                     "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchType::Apply,
                     other => return Err(ApiError::unsupported_media_type(other)),
                 };
-                let opts = Self::write_opts(&query, id, if pt == PatchType::Apply { "apply" } else { "patch" })?;
+                let opts = Self::write_opts(&query, id, if pt == PatchType::Apply { "apply" } else { "patch" }, ctx)?;
                 let (body, _) = Self::read_body(req).await?;
                 let v: Value = if pt == PatchType::Apply {
                     Self::parse_yaml(&body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
@@ -130,11 +135,11 @@ impl Server {
                         "the server does not allow this method on the requested resource",
                     ));
                 }
-                let d = Self::delete_opts(req, &query).await?;
+                let d = Self::delete_opts(req, &query, ctx).await?;
                 Ok(self.render_reply(&rt, self.core.delete(&rt, &ns, &name, &d)?, out))
             }
             (Method::DELETE, None) => {
-                let d = Self::delete_opts(req, &query).await?;
+                let d = Self::delete_opts(req, &query, ctx).await?;
                 let (items, _) = self.select(&rt, t.namespace.as_deref(), &query)?;
                 let mut deleted = Vec::new();
                 for obj in items {
@@ -149,5 +154,39 @@ impl Server {
                 "the server does not allow this method on the requested resource",
             )),
         }
+    }
+
+    /// The create-only APIs: the reviews and `serviceaccounts/{name}/token` (TokenRequest).
+    async fn create_only(
+        &self,
+        req: Request<Incoming>,
+        t: &Target,
+        accept: &str,
+        ctx: &Arc<RequestContext>,
+    ) -> Result<Response<Body>, ApiError> {
+        let named = t.name.is_some();
+        let token = t.sub.as_deref() == Some("token");
+        if req.method() != Method::POST || named != token {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let (body, ct) = Self::read_body(req).await?;
+        let v = Self::decode(&body, &ct, true)?;
+        let ns = t.namespace.as_deref().unwrap_or("");
+        let reply = match &t.name {
+            Some(name) => self.core.token_request(ns, name, &v)?,
+            None => self.core.review(&t.rt.plural, ns, v, &ctx.user)?,
+        };
+        // Protobuf when asked first (kubectl's typed clients), else JSON.
+        let protobuf = accept
+            .split(',')
+            .next()
+            .is_some_and(|c| c.trim().starts_with(crate::protobuf::MEDIA_TYPE));
+        Ok(if protobuf {
+            super::response::protobuf_response(reply.code, &t.rt, &reply.body, &[])
+        } else {
+            json_response(reply.code, &reply.body, "application/json", &[])
+        })
     }
 }

@@ -7,6 +7,7 @@ use http::{header, Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
 
+use crate::auth::RequestContext;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::resources::ResourceType;
@@ -26,7 +27,12 @@ pub(super) struct Target {
 }
 
 impl Server {
-    pub(super) async fn route(self: &Arc<Self>, req: Request<Incoming>, id: &str) -> Result<Response<Body>, ApiError> {
+    pub(super) async fn route(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        id: &str,
+        ctx: &Arc<RequestContext>,
+    ) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_string();
         let query = parse_query(req.uri().query());
         let accept = req
@@ -123,7 +129,7 @@ impl Server {
             }
             _ => {
                 let target = self.resolve(&segs)?;
-                self.resource_request(req, target, query, &accept, id).await
+                self.resource_request(req, target, query, &accept, id, ctx).await
             }
         }
     }

@@ -374,3 +374,18 @@ fn numeric_merge_keys_compare_as_numbers() {
     );
     assert_eq!(out["spec"]["containers"][0]["ports"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn admission_policy_match_conditions_merge_by_name() {
+    // kubectl apply of a changed ValidatingAdmissionPolicy sends only the changed condition and
+    // the order of all of them.
+    let original = json!({"spec": {"matchConditions": [
+        {"name": "a", "expression": "true"}, {"name": "b", "expression": "false"}]}});
+    let patch = json!({"spec": {"$setElementOrder/matchConditions": [{"name": "a"}, {"name": "b"}],
+        "matchConditions": [{"name": "b", "expression": "1 == 1"}]}});
+    let out = strategic_merge_patch(&original, &patch, "ValidatingAdmissionPolicy").expect("patch applies");
+    assert_eq!(
+        out["spec"]["matchConditions"],
+        json!([{"name": "a", "expression": "true"}, {"name": "b", "expression": "1 == 1"}])
+    );
+}

@@ -5,6 +5,7 @@
 pub mod http;
 #[path = "../../../tests/support/kubectl.rs"]
 pub mod kubectl;
+pub mod rbac;
 #[path = "../../../tests/support/wait.rs"]
 pub mod wait;
 
@@ -25,8 +26,15 @@ pub async fn raw(sim: &Sim, method: &str, path: &str, content_type: Option<&str>
     raw_with(sim, method, path, &[("Content-Type", content_type.unwrap_or(""))], body).await
 }
 
+/// The request carries the simulator's admin token unless `headers` has an `Authorization`
+/// (an empty value sends none: anonymous).
 pub async fn raw_with(sim: &Sim, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
-    http::request(sim.addr(), method, path, headers, body)
+    let admin = format!("Bearer {}", baton_sim::ADMIN);
+    let mut headers = headers.to_vec();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+        headers.push(("Authorization", &admin));
+    }
+    http::request(sim.addr(), method, path, &headers, body)
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }

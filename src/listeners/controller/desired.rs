@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::{ObjectRef, Store};
-
+use super::SecretStores;
 use crate::api::listenerset::{self, ListenerSet};
 
 /// One listener after merging `listeners` and `listenersFrom`.
@@ -27,14 +25,14 @@ pub(super) struct Desired {
     pub(super) keep_unknown: bool,
 }
 
-pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &Store<Secret>) -> Desired {
+pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> Desired {
     let mut problems = Vec::new();
     let mut map: BTreeMap<String, Resolved> = BTreeMap::new();
     let mut keep_unknown = false;
     if let Some(from) = &set.spec.listeners_from {
         let name = &from.secret_ref.name;
-        match secrets.get(&ObjectRef::new(name).within(ns)) {
-            Some(secret) => {
+        match secrets.get(ns, name) {
+            Ok(Some(secret)) => {
                 for key in secret.data.iter().flatten().map(|(k, _)| k) {
                     if let Err(e) = listenerset::validate_listener_id(key) {
                         problems.push(format!("Secret {name} key {e}; rename the key"));
@@ -51,10 +49,17 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &Store<Secret>) -> D
                     );
                 }
             }
-            None => {
+            Ok(None) => {
                 keep_unknown = true;
                 problems.push(format!(
                     "Secret {ns}/{name} (spec.listenersFrom.secretRef) does not exist: create it; listeners \
+                     already running keep running"
+                ));
+            }
+            Err(why) => {
+                keep_unknown = true;
+                problems.push(format!(
+                    "Secret {ns}/{name} (spec.listenersFrom.secretRef) cannot be read: {why}; listeners \
                      already running keep running"
                 ));
             }
@@ -76,12 +81,13 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &Store<Secret>) -> D
     }
     for r in map.values_mut() {
         let Some((secret, key)) = &r.config else { continue };
-        let problem = match secrets.get(&ObjectRef::new(secret).within(ns)) {
-            None => Some(format!("listener {}: Secret {ns}/{secret} does not exist", r.id)),
-            Some(s) if !s.data.as_ref().is_some_and(|d| d.contains_key(key)) => {
+        let problem = match secrets.get(ns, secret) {
+            Err(why) => Some(format!("listener {}: Secret {ns}/{secret} cannot be read: {why}", r.id)),
+            Ok(None) => Some(format!("listener {}: Secret {ns}/{secret} does not exist", r.id)),
+            Ok(Some(s)) if !s.data.as_ref().is_some_and(|d| d.contains_key(key)) => {
                 Some(format!("listener {}: Secret {ns}/{secret} has no key {key:?}", r.id))
             }
-            Some(_) => None,
+            Ok(Some(_)) => None,
         };
         if let Some(p) = &problem {
             if !r.suspended {

@@ -41,7 +41,7 @@ use tracing::{debug, info};
 use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
-use crate::cache::{api, synced, Events, Synced};
+use crate::cache::{api, Events, Synced};
 use crate::error::Error;
 use crate::events::{Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
@@ -52,10 +52,12 @@ mod expiry;
 mod finalize;
 mod leases;
 mod reconcile;
+mod secrets;
 mod status;
 mod undecodable;
 
 pub use reconcile::reconcile;
+pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
 use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
@@ -69,6 +71,19 @@ pub struct ControllerConfig {
     pub concurrency: u16,
     /// Reporting instance for events.
     pub instance: String,
+    /// Which Secrets it reads (what RBAC grants it).
+    pub secrets: SecretAccess,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespace: None,
+            concurrency: 8,
+            instance: "baton".into(),
+            secrets: SecretAccess::All,
+        }
+    }
 }
 
 /// Counters for benchmarks and metrics.
@@ -108,7 +123,7 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub leases: Store<Lease>,
-    pub secrets: Store<Secret>,
+    pub secrets: SecretStores,
     /// (namespace, set) → what the decisions remember of the set: when each Lease was first
     /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
     /// garbage collector deleted with its pod must not be recreated with a lower one).
@@ -123,6 +138,8 @@ pub struct Context {
     pub synced: Vec<Synced>,
     /// Per-set exponential backoff of failing reconciles.
     pub backoff: Backoff,
+    /// Per-set handovers, takeovers, fencing conflicts and handover gaps.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -204,7 +221,7 @@ pub struct SharedViews {
 }
 
 /// Secrets are cached with their keys only: values are never held in memory.
-fn strip_secret(s: &mut Secret) {
+pub(super) fn strip_secret(s: &mut Secret) {
     s.metadata.managed_fields = None;
     s.metadata.annotations = None;
     s.string_data = None;
@@ -226,16 +243,6 @@ pub async fn run_counted(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
-    let (secrets, secret_writer) = reflector::store();
-    let (secrets_synced_tx, secrets_synced) = synced();
-    let secret_stream = secrets_synced_tx
-        .track(
-            watcher(api::<Secret>(&client, &cfg.namespace), watcher::Config::default())
-                .default_backoff()
-                .modify(strip_secret)
-                .reflect(secret_writer),
-        )
-        .touched_objects();
     // Every pod change passes here first: the last state of a deleted pod is seen only here.
     let stopped = StoppedPods::default();
     let pod_events = {
@@ -249,8 +256,11 @@ pub async fn run_counted(
             })
             .boxed()
     };
+    let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
+    let secrets = secret_watch.stores;
+    let secret_stream = secret_watch.changes;
     let mut synced = views.synced;
-    synced.push(secrets_synced);
+    synced.extend(secret_watch.synced);
     let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -264,17 +274,32 @@ pub async fn run_counted(
         stats: stats.clone(),
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
+        metrics: metrics.clone(),
     });
     // Each ListenerSet is decoded on its own: one that does not fit the type is skipped and
     // reported, never the whole kind.
     let bad = Undecodables::new("ListenerSet", metrics.undecodable_gauge("ListenerSet"));
-    let controller = tolerant::controller(
-        api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
-        Default::default(),
+    // (tolerant::controller, with the work queue probed on the set's own changes.)
+    let queue = metrics.queue("listenerset");
+    let (sets, writer) = reflector::store();
+    let set_changes = tolerant::decode_events(
+        watcher(
+            api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
+            Default::default(),
+        ),
+        sets.clone(),
         bad.clone(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects();
+    let controller = kube::runtime::Controller::for_stream(
+        crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
+        sets.clone(),
     );
-    let sets = controller.store();
+    metrics.objects.watch_listener_sets(sets.clone());
     let (s1, s2) = (sets.clone(), sets.clone());
+    let (q1, q2, q3, forget) = (queue.clone(), queue.clone(), queue.clone(), queue);
     info!(
         namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
         "starting the ListenerSet controller"
@@ -295,16 +320,22 @@ pub async fn run_counted(
         }
     };
     let run = controller
-        .watches_stream(secret_stream, move |s: Secret| sets_using_secret(&s1, &s))
-        .watches_stream(pod_events, move |p: Pod| sets_selecting(&s2, &p))
-        .watches_stream(views.lease_events, |l: Lease| set_of_lease(&l))
+        .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
+        .watches_stream(pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
+        .watches_stream(views.lease_events, move |l: Lease| {
+            q3.add_refs(set_of_lease(&l).into_iter().collect()).pop()
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_counted, error_policy, ctx.clone())
-        .for_each(|r| async move {
+        .for_each(move |r| {
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(o)) = &r {
+                forget.forget(&crate::metrics::queue::key(o.namespace.as_deref(), &o.name));
+            }
             if let Err(e) = r {
                 debug!(error = %e, "listenerset controller");
             }
+            futures::future::ready(())
         });
     futures::join!(run, report);
     ctx.events.drain(Duration::from_secs(2)).await;
@@ -312,9 +343,19 @@ pub async fn run_counted(
     stats
 }
 
-/// [`reconcile`]; a success resets the set's backoff.
+/// [`reconcile`] under its span, timed and counted; a success resets the set's backoff.
 async fn reconcile_counted(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    let out = reconcile(set.clone(), ctx.clone()).await;
+    let work = reconcile(set.clone(), ctx.clone());
+    let failed = |e: &Error| ctx.backoff.record_failure(set.as_ref(), e);
+    let out = crate::metrics::instrumented(
+        &ctx.metrics,
+        "listenerset",
+        set.as_ref(),
+        work,
+        Error::metric_label,
+        failed,
+    )
+    .await;
     if out.is_ok() {
         ctx.backoff.on_success(set.as_ref());
     }

@@ -112,6 +112,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     };
 
     let (leases, pods) = read_caches(&ctx, &set, &ns, &name);
+    ctx.metrics.objects.observe_leases(&ns, &name, &leases);
     let wanted: Vec<Wanted> = desired
         .listeners
         .iter()
@@ -311,6 +312,7 @@ async fn apply_writes(
                 ) = (m, &w.kind)
                 {
                     let (reason, note, type_) = assignment_event(kind, listener, pod, *transitions, &ctx.stats);
+                    ctx.metrics.objects.listener_assigned(ns, &name, reason);
                     info!(listenerset = %name, %listener, %pod, reason, "{note}");
                     publish(ctx, &reference, type_, reason, &note);
                 }
@@ -318,6 +320,7 @@ async fn apply_writes(
             Err(e) => {
                 if is_status(&e, 409) || is_status(&e, 404) {
                     ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    ctx.metrics.objects.fencing_conflict(ns, &name);
                     debug!(listenerset = %name, listener = m.listener(), error = %e, "lease write lost a race");
                 } else {
                     warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");

@@ -4,10 +4,7 @@
 //! as they are: their holders keep running their listeners, nothing is reassigned, until the
 //! set decodes again.
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use serde_json::json;
 use tracing::{debug, warn};
 
 use crate::api::listenerset::{
@@ -76,33 +73,9 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
     if prior.as_ref() == Some(&new) {
         return;
     }
-    {
-        // The answer holds the stored spec, which does not decode as a ListenerSet.
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<ListenerSet>(&()));
-        let body = json!({"apiVersion": crate::api::API_VERSION, "kind": "ListenerSet", "status": new});
-        for attempt in 1..=3u32 {
-            let written = api
-                .patch_status(&bad.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-                .await;
-            match written {
-                Ok(_) => break,
-                Err(e) => {
-                    warn!(namespace = %ns, name = %bad.name, attempt, error = %e, "writing the status of an undecodable ListenerSet");
-                    tokio::time::sleep(delay(Retry::Later, attempt)).await;
-                }
-            }
-        }
-    }
-    let reference = ObjectReference {
-        api_version: Some(crate::api::API_VERSION.into()),
-        kind: Some("ListenerSet".into()),
-        name: Some(bad.name.clone()),
-        namespace: Some(ns.clone()),
-        uid: bad.uid.clone(),
-        resource_version: bad.resource_version.clone(),
-        ..ObjectReference::default()
-    };
+    bad.apply_status::<ListenerSet>(client, MANAGER, &new, |n| delay(Retry::Later, n))
+        .await;
+    let reference = bad.reference::<ListenerSet>();
     warn!(namespace = %ns, name = %bad.name, reason = REASON_INVALID_SPEC, "{message}");
     if let Err(e) = events
         .publish(&reference, Severity::Warning, REASON_INVALID_SPEC, &message)

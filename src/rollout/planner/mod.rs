@@ -83,11 +83,13 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::rollout::{reasons, MAX_REPLICAS};
+use crate::api::rollout::origin::SpecOrigin;
+use crate::api::rollout::{annotations, reasons, MAX_REPLICAS};
 use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
 mod batches;
 mod counts;
+mod history;
 mod names;
 mod observed;
 mod pods;
@@ -130,6 +132,9 @@ pub struct PlanInput {
     /// The API server's answer when it refused (422) an object made from this generation's
     /// spec (a pod or revision): the spec is invalid, with that message.
     pub rejected: Option<String>,
+    /// Who changed the spec and why ([`crate::api::rollout::origin`]): recorded on a new
+    /// revision and on the deploy record it starts.
+    pub origin: SpecOrigin,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -143,6 +148,8 @@ pub enum Action {
         revision: i64,
         version: String,
         labels: BTreeMap<String, String>,
+        /// [`annotations::CHANGE_CAUSE`] and [`annotations::CHANGED_BY`] of the change.
+        annotations: BTreeMap<String, String>,
         template: Arc<PodTemplateSpec>,
     },
     /// Prune ControllerRevision `name`.
@@ -288,19 +295,36 @@ impl<'a> Planner<'a> {
         // Pod actions.
         if !update.exists {
             let target = &rollout.target;
+            let origin = &self.input.origin;
+            let annotations: BTreeMap<String, String> = [
+                (annotations::CHANGE_CAUSE, origin.change_cause.clone()),
+                (annotations::CHANGED_BY, origin.changed_by.clone()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)))
+            .collect();
             self.actions.push(Action::CreateRevision {
                 name: target.name.clone(),
                 hash: target.hash.clone(),
                 revision: target.revision,
                 version: target.version.clone(),
                 labels: revision_labels(&self.input.name, &target.hash, &target.version),
+                annotations,
                 template: target.template.clone(),
             });
         }
         self.pod_actions(&desired);
         self.prune_revisions(&rollout);
 
-        let status = self.status(&rollout, &desired, requests.handled);
+        let mut status = self.status(&rollout, &desired, requests.handled);
+        let facts = history::HistoryFacts {
+            target: &rollout.target,
+            target_existed: update.exists,
+            known: &rollout.known,
+            origin: &self.input.origin,
+            now: self.now,
+        };
+        status.history = history::records(&self.prior, &status, &facts);
         self.finish(status)
     }
 

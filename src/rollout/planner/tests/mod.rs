@@ -20,6 +20,7 @@ use crate::api::rollout::{
 mod batches;
 mod failures;
 mod gate_properties;
+mod history;
 mod honesty;
 mod invariants;
 mod pods;
@@ -127,6 +128,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         now: at(1000),
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         rejected: None,
+        origin: Default::default(),
     }
 }
 

@@ -89,6 +89,22 @@ fn arb_pod(slot: i32) -> impl Strategy<Value = ObservedPod> {
         })
 }
 
+/// The generated pods, slot by slot, named as the controller names them (one pod per name).
+fn place_pods(pods: Vec<Vec<ObservedPod>>) -> Vec<ObservedPod> {
+    let mut observed = Vec::new();
+    let mut names = BTreeSet::new();
+    for (slot, slot_pods) in pods.into_iter().enumerate() {
+        for mut p in slot_pods {
+            p.slot = slot as i32;
+            p.name = pod_name(NAME, p.slot, &p.revision_hash);
+            if names.insert(p.name.clone()) {
+                observed.push(p);
+            }
+        }
+    }
+    observed
+}
+
 fn arb_scenario() -> impl Strategy<Value = Scenario> {
     (
         0i32..6,
@@ -152,17 +168,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                         }];
                     }
                 }
-                let mut observed = Vec::new();
-                let mut names = BTreeSet::new();
-                for (slot, slot_pods) in pods.into_iter().enumerate() {
-                    for mut p in slot_pods {
-                        p.slot = slot as i32;
-                        p.name = pod_name(NAME, p.slot, &p.revision_hash);
-                        if names.insert(p.name.clone()) {
-                            observed.push(p);
-                        }
-                    }
-                }
+                let observed = place_pods(pods);
                 let revisions = vec![rev("v1", 1), rev("v2", 2), rev("v3", 3)];
                 let mut inp = input(s, observed, revisions);
                 if let Some(c) = current {

@@ -3,10 +3,12 @@
 //! act on. Pure functions of the Rollout object.
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
 use crate::api::rollout::{reasons, ConditionStatus, ConditionType, FailureReason, Reason, Rollout, RolloutPhase};
+use crate::cli::output;
 
 /// Outcome of a rollout as `status` judges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +52,7 @@ pub fn verdict(r: &Rollout) -> Verdict {
 }
 
 /// The phase word of the header: never `Healthy` unless the verdict is.
-fn phase_word(r: &Rollout, v: Verdict) -> String {
+pub fn phase_word(r: &Rollout, v: Verdict) -> String {
     let phase = r.status.as_ref().and_then(|s| s.phase);
     match (v, phase) {
         (Verdict::Healthy, _) => RolloutPhase::Healthy.to_string(),
@@ -112,48 +114,73 @@ fn bar(done: i32, total: i32, width: usize) -> String {
     )
 }
 
-/// The live view: header, progress bar, message, instance table.
-pub fn render(r: &Rollout) -> String {
+/// `  [####....] 1/3 updated  batch 1/3  (failed 0, pending 2)`, when there is progress.
+fn progress_text(r: &Rollout) -> Option<String> {
+    let st = r.status.as_ref()?;
+    let p = st.progress.as_ref()?;
+    let batch = st
+        .batch
+        .as_ref()
+        .map(|b| format!("batch {}/{}", b.current, b.total))
+        .unwrap_or_default();
+    let rolled_back = if p.rolled_back > 0 {
+        format!(", rolled back {}", p.rolled_back)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{} {}/{} updated  {}  (failed {}, pending {}{rolled_back})",
+        bar(p.completed, p.total, 30),
+        p.completed,
+        p.total,
+        batch,
+        p.failed,
+        p.pending
+    ))
+}
+
+/// The live view at `now`: header, progress bar, message, instance table (AGE: how long each
+/// instance has been Ready, or since its pod was created), versions. `wide` adds the pod and
+/// revision of each instance.
+pub fn render(r: &Rollout, now: Timestamp, wide: bool) -> String {
     let st = r.status.clone().unwrap_or_default();
     let mut out = format!("{}\n", header(r));
-    if let Some(p) = &st.progress {
-        let batch = st
-            .batch
-            .as_ref()
-            .map(|b| format!("batch {}/{}", b.current, b.total))
-            .unwrap_or_default();
-        let rolled_back = if p.rolled_back > 0 {
-            format!(", rolled back {}", p.rolled_back)
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "  {} {}/{} updated  {}  (failed {}, pending {}{rolled_back})\n",
-            bar(p.completed, p.total, 30),
-            p.completed,
-            p.total,
-            batch,
-            p.failed,
-            p.pending
-        ));
+    if let Some(p) = progress_text(r) {
+        out.push_str(&format!("  {p}\n"));
     }
     if let Some(m) = &st.message {
         out.push_str(&format!("  {m}\n"));
     }
-    out.push_str(&format!(
-        "  {:<24} {:<36} {:<12} {:<9} {:<6}\n",
-        "INSTANCE", "POD", "VERSION", "REVISION", "READY"
-    ));
+    let mut head = vec!["INSTANCE"];
+    if wide {
+        head.push("POD");
+    }
+    head.extend(["VERSION", "READY", "AGE"]);
+    if wide {
+        head.push("REVISION");
+    }
+    head.push("PINNED");
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
     for i in &st.instances {
-        out.push_str(&format!(
-            "  {:<24} {:<36} {:<12} {:<9} {:<6}{}\n",
-            i.name,
-            i.pod.as_deref().unwrap_or("-"),
-            i.version.as_deref().unwrap_or("-"),
-            i.revision,
-            if i.ready { "yes" } else { "no" },
-            if i.pinned { " (pinned)" } else { "" }
-        ));
+        let mut row = vec![i.name.clone()];
+        if wide {
+            row.push(output::or_none(i.pod.as_deref()));
+        }
+        row.push(output::or_none(i.version.as_deref()));
+        row.push(if i.ready { "yes" } else { "no" }.into());
+        row.push(output::age(i.since.as_ref(), now));
+        if wide {
+            row.push(i.revision.to_string());
+        }
+        row.push(match (i.pinned, &i.pinned_version) {
+            (true, Some(v)) => format!("pinned to {v}"),
+            (true, None) => "pinned".into(),
+            (false, _) => "-".into(),
+        });
+        rows.push(row);
+    }
+    if !st.instances.is_empty() {
+        out.push_str(&output::table_indented(&rows, "  "));
     }
     let versions: BTreeMap<_, _> = st.versions.clone();
     let summary: Vec<String> = versions.iter().map(|(v, n)| format!("{v}: {n}")).collect();
@@ -161,6 +188,28 @@ pub fn render(r: &Rollout) -> String {
         out.push_str(&format!("  versions: {}\n", summary.join(", ")));
     }
     out
+}
+
+/// One line saying where the rollout is (for logs): header, progress, message.
+pub fn summary_line(r: &Rollout) -> String {
+    let mut parts = vec![header(r)];
+    if let Some(st) = &r.status {
+        if let Some(p) = &st.progress {
+            let batch = st
+                .batch
+                .as_ref()
+                .map(|b| format!("batch {}/{}, ", b.current, b.total))
+                .unwrap_or_default();
+            parts.push(format!(
+                "{batch}{}/{} updated (failed {}, pending {})",
+                p.completed, p.total, p.failed, p.pending
+            ));
+        }
+        if let Some(m) = &st.message {
+            parts.push(m.clone());
+        }
+    }
+    parts.join(" · ")
 }
 
 /// A runtime action the CLI can request.

@@ -1,0 +1,258 @@
+//! Who changed a Rollout's spec, and why: read from `metadata.managedFields` (the field manager
+//! that last set `spec.version`, `spec.template` or the restart annotation) and the
+//! `kubernetes.io/change-cause` annotation, which counts only when that same manager set it —
+//! a cause left behind by an earlier command is not credited to a later change.
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
+use serde_json::{json, Map, Value};
+
+use super::annotations;
+
+/// The origin of the current spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpecOrigin {
+    /// `kubernetes.io/change-cause`, when set with the change.
+    pub change_cause: Option<String>,
+    /// The field manager of the change (`kubectl-client-side-apply`, `baton`, `helm`, …).
+    pub changed_by: Option<String>,
+}
+
+/// The managed paths that make a new revision: `(["f:spec", "f:version"], …)`.
+fn revision_paths() -> [[String; 2]; 3] {
+    [
+        ["f:spec".into(), "f:version".into()],
+        ["f:spec".into(), "f:template".into()],
+        ["f:metadata".into(), "f:annotations".into()],
+    ]
+}
+
+fn annotation_key(name: &str) -> String {
+    format!("f:{name}")
+}
+
+fn owns(fields: &Value, path: &[String]) -> Option<Value> {
+    let mut cur = fields;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    Some(cur.clone())
+}
+
+/// Does the entry own a field whose change makes a new revision?
+fn changes_revision(fields: &Value) -> bool {
+    let [version, template, annos] = revision_paths();
+    owns(fields, &version).is_some()
+        || owns(fields, &template).is_some()
+        || owns(fields, &annos).is_some_and(|a| a.get(annotation_key(annotations::RESTARTED_AT)).is_some())
+}
+
+fn owns_cause(fields: &Value) -> bool {
+    let [_, _, annos] = revision_paths();
+    owns(fields, &annos).is_some_and(|a| a.get(annotation_key(annotations::CHANGE_CAUSE)).is_some())
+}
+
+fn main_resource(e: &ManagedFieldsEntry) -> bool {
+    e.subresource.as_deref().is_none_or(str::is_empty)
+}
+
+fn fields(e: &ManagedFieldsEntry) -> Value {
+    e.fields_v1.as_ref().map(|f| f.0.clone()).unwrap_or(Value::Null)
+}
+
+/// Who changed the spec last, and the change cause if they set it.
+pub fn spec_origin(meta: &ObjectMeta) -> SpecOrigin {
+    let cause = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::CHANGE_CAUSE))
+        .filter(|c| !c.is_empty())
+        .cloned();
+    let entries: Vec<&ManagedFieldsEntry> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| main_resource(e))
+        .collect();
+    if entries.is_empty() {
+        // A server that tracks no field managers: the annotation is all there is.
+        return SpecOrigin {
+            change_cause: cause,
+            changed_by: None,
+        };
+    }
+    // The newest writer of a revision field (later entries win ties: the API server keeps them
+    // in the order they were last updated).
+    let changer = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| changes_revision(&fields(e)))
+        .max_by_key(|(i, e)| (e.time.as_ref().map(|t| t.0), *i))
+        .map(|(_, e)| *e);
+    let cause_owners: Vec<&str> = entries
+        .iter()
+        .filter(|e| owns_cause(&fields(e)))
+        .filter_map(|e| e.manager.as_deref())
+        .collect();
+    let changed_by = changer.and_then(|e| e.manager.clone());
+    let change_cause = match &changed_by {
+        Some(m) if !cause_owners.contains(&m.as_str()) => None,
+        _ => cause,
+    };
+    SpecOrigin {
+        change_cause,
+        changed_by,
+    }
+}
+
+/// Shrink `managedFields` to what [`spec_origin`] reads (for the controller's cache): the
+/// entries of the main resource that own a revision field or the change cause, each keeping
+/// only those paths.
+pub fn prune_managed_fields(meta: &mut ObjectMeta) {
+    let Some(entries) = meta.managed_fields.take() else {
+        return;
+    };
+    let kept: Vec<ManagedFieldsEntry> = entries
+        .into_iter()
+        .filter(main_resource)
+        .filter_map(|mut e| {
+            let f = fields(&e);
+            let mut spec = Map::new();
+            for key in ["f:version", "f:template"] {
+                if f.get("f:spec").and_then(|s| s.get(key)).is_some() {
+                    spec.insert(key.into(), json!({}));
+                }
+            }
+            let mut annos = Map::new();
+            for key in [annotations::RESTARTED_AT, annotations::CHANGE_CAUSE] {
+                let k = annotation_key(key);
+                if f.get("f:metadata")
+                    .and_then(|m| m.get("f:annotations"))
+                    .and_then(|a| a.get(&k))
+                    .is_some()
+                {
+                    annos.insert(k, json!({}));
+                }
+            }
+            if spec.is_empty() && annos.is_empty() {
+                return None;
+            }
+            let mut pruned = Map::new();
+            if !spec.is_empty() {
+                pruned.insert("f:spec".into(), Value::Object(spec));
+            }
+            if !annos.is_empty() {
+                pruned.insert("f:metadata".into(), json!({ "f:annotations": annos }));
+            }
+            e.fields_v1 = Some(FieldsV1(Value::Object(pruned)));
+            Some(e)
+        })
+        .collect();
+    meta.managed_fields = (!kept.is_empty()).then_some(kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn entry(manager: &str, secs: i64, fields: Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Update".into()),
+            time: Some(Time(jiff::Timestamp::from_second(secs).unwrap())),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }
+    }
+
+    fn meta(cause: Option<&str>, entries: Vec<ManagedFieldsEntry>) -> ObjectMeta {
+        ObjectMeta {
+            annotations: cause.map(|c| [(annotations::CHANGE_CAUSE.to_string(), c.to_string())].into()),
+            managed_fields: Some(entries),
+            ..Default::default()
+        }
+    }
+
+    fn spec_and_cause() -> Value {
+        json!({"f:metadata": {"f:annotations": {"f:kubernetes.io/change-cause": {}}}, "f:spec": {"f:template": {"f:spec": {}}}})
+    }
+
+    #[test]
+    fn the_newest_spec_writer_changed_it_and_its_cause_counts() {
+        let m = meta(
+            Some("baton rollout set image svc app=svc:v2"),
+            vec![
+                entry(
+                    "kubectl-client-side-apply",
+                    100,
+                    json!({"f:spec": {"f:version": {}, "f:replicas": {}}}),
+                ),
+                entry("baton", 200, spec_and_cause()),
+            ],
+        );
+        assert_eq!(
+            spec_origin(&m),
+            SpecOrigin {
+                change_cause: Some("baton rollout set image svc app=svc:v2".into()),
+                changed_by: Some("baton".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_cause_left_by_an_earlier_writer_is_not_credited() {
+        let m = meta(
+            Some("baton rollout set image svc app=svc:v2"),
+            vec![
+                entry("baton", 100, spec_and_cause()),
+                entry("kubectl-edit", 300, json!({"f:spec": {"f:template": {}}})),
+            ],
+        );
+        assert_eq!(
+            spec_origin(&m),
+            SpecOrigin {
+                change_cause: None,
+                changed_by: Some("kubectl-edit".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn status_writers_and_other_fields_do_not_count() {
+        let mut status = entry("baton-rollout", 900, json!({"f:status": {}}));
+        status.subresource = Some("status".into());
+        let m = meta(
+            None,
+            vec![
+                entry("helm", 100, json!({"f:spec": {"f:version": {}}})),
+                entry("kubectl-scale", 500, json!({"f:spec": {"f:replicas": {}}})),
+                status,
+            ],
+        );
+        assert_eq!(spec_origin(&m).changed_by.as_deref(), Some("helm"));
+    }
+
+    #[test]
+    fn pruning_keeps_what_the_origin_needs() {
+        let mut m = meta(
+            Some("why"),
+            vec![
+                entry(
+                    "kubectl-client-side-apply",
+                    100,
+                    json!({"f:spec": {"f:version": {}, "f:replicas": {}, "f:template": {"f:spec": {"f:containers": {}}}}}),
+                ),
+                entry("kubectl-scale", 500, json!({"f:spec": {"f:replicas": {}}})),
+                entry("baton", 200, spec_and_cause()),
+            ],
+        );
+        let before = spec_origin(&m);
+        prune_managed_fields(&mut m);
+        let kept = m.managed_fields.clone().unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            kept[0].fields_v1.as_ref().unwrap().0,
+            json!({"f:spec": {"f:version": {}, "f:template": {}}})
+        );
+        assert_eq!(spec_origin(&m), before);
+    }
+}

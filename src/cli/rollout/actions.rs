@@ -1,0 +1,93 @@
+//! The runtime actions: promote, abort, retry (annotations, judged first, refused with a
+//! message when there is nothing to act on) and restart.
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::api::{Api, Patch};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::ResourceExt;
+use serde_json::json;
+
+use super::view::{observed, refusal, Request};
+use super::{change_cause, patch_params};
+use crate::api::rollout::{annotations, Rollout};
+use crate::cli::{emit, CliError, Session};
+
+/// How long a runtime action waits for the controller to observe the latest spec before judging.
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Rollout once the controller has observed its current generation (bounded wait).
+async fn get_observed(s: &Session, api: &Api<Rollout>, name: &str) -> Result<Rollout, CliError> {
+    let r = api.get(name).await.map_err(|e| s.error(&e))?;
+    if observed(&r) {
+        return Ok(r);
+    }
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(api.clone(), cfg).default_backoff().applied_objects());
+    let deadline = tokio::time::Instant::now() + OBSERVE_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(r))) if observed(&r) => return Ok(r),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(CliError::msg("watch ended")),
+            Err(_) => {
+                return Err(CliError::msg(format!(
+                    "the controller has not observed generation {} of rollout {name} within {OBSERVE_TIMEOUT:?}; is it running?",
+                    r.metadata.generation.unwrap_or(0)
+                )))
+            }
+        }
+    }
+}
+
+pub async fn promote(s: &Session, api: &Api<Rollout>, name: &str, full: bool) -> Result<ExitCode, CliError> {
+    request(s, api, name, if full { Request::PromoteFull } else { Request::Promote }).await
+}
+
+/// A runtime action: refused with a message (exit 1) when it has nothing to act on, else
+/// requested through its annotation, conditional on the state it was judged on.
+pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request) -> Result<ExitCode, CliError> {
+    let (key, verb) = match req {
+        Request::Promote => (annotations::PROMOTE, "promoted"),
+        Request::PromoteFull => (
+            annotations::PROMOTE_FULL,
+            "promoted fully: the remaining batches and pauses are skipped",
+        ),
+        Request::Abort => (annotations::ABORT, "aborted"),
+        Request::Retry => (annotations::RETRY, "retried"),
+    };
+    for _ in 0..5 {
+        let r = get_observed(s, api, name).await?;
+        if let Some(why) = refusal(&r, req) {
+            return Err(CliError::msg(why));
+        }
+        let nonce = Timestamp::now().to_string();
+        let patch = json!({"metadata": {"resourceVersion": r.resource_version(), "annotations": {key: nonce}}});
+        match api.patch(name, &patch_params(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                emit(&format!("rollout.baton.dev/{name} {verb}\n"));
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The rollout moved on between reading and writing: judge it again.
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(s.error(&e)),
+        }
+    }
+    Err(CliError::msg(format!("rollout {name} kept changing; try again")))
+}
+
+/// Restart every instance: a new revision (the pod template gets the restart time).
+pub async fn restart(s: &Session, api: &Api<Rollout>, name: &str) -> Result<ExitCode, CliError> {
+    let now = Timestamp::now().to_string();
+    let patch = json!({"metadata": {"annotations": {
+        annotations::RESTARTED_AT: now,
+        annotations::CHANGE_CAUSE: change_cause(),
+    }}});
+    api.patch(name, &patch_params(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| s.error(&e))?;
+    emit(&format!("rollout.baton.dev/{name} restarted\n"));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,258 @@
+//! `baton rollout history`: the revisions (when, why, by whom) and the deploy and rollback
+//! records of `status.history`; `--revision N` shows one revision's pod template.
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use crate::api::rollout::{annotations, labels, DeployRecord, RecordOutcome, Rollout};
+use crate::cli::output::{self, Output};
+use crate::cli::{emit, CliError, Session};
+
+/// The Rollout's ControllerRevisions, oldest first.
+pub async fn revisions(
+    client: &kube::Client,
+    ns: &str,
+    rollout: &Rollout,
+) -> Result<Vec<ControllerRevision>, kube::Error> {
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
+    let uid = rollout.uid().unwrap_or_default();
+    let mut list: Vec<ControllerRevision> = api
+        .list(&ListParams::default().labels(&format!("{}={}", labels::ROLLOUT, rollout.name_any())))
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
+        .collect();
+    list.sort_by_key(|r| r.revision);
+    Ok(list)
+}
+
+/// One revision as `history` shows it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionEntry {
+    pub revision: i64,
+    pub name: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+    /// `current` (last healthy), `update` (being rolled out), `failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+}
+
+/// `-o json|yaml` of `history`.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct History<'a> {
+    pub rollout: String,
+    pub namespace: String,
+    pub revisions: Vec<RevisionEntry>,
+    pub deploys: &'a [DeployRecord],
+}
+
+fn annotation(r: &ControllerRevision, key: &str) -> Option<String> {
+    r.annotations().get(key).filter(|v| !v.is_empty()).cloned()
+}
+
+pub fn entries(rollout: &Rollout, revs: &[ControllerRevision]) -> Vec<RevisionEntry> {
+    let st = rollout.status.clone().unwrap_or_default();
+    revs.iter()
+        .map(|r| {
+            let name = r.name_any();
+            let mut marks = Vec::new();
+            if st.current_revision.as_deref() == Some(name.as_str()) {
+                marks.push("current".to_string());
+            }
+            if st.update_revision.as_deref() == Some(name.as_str()) {
+                marks.push("update".to_string());
+            }
+            if st.failed_update.as_ref().is_some_and(|f| f.revision == name) {
+                marks.push("failed".to_string());
+            }
+            let images = r
+                .data
+                .as_ref()
+                .and_then(|d| d.0.pointer("/template/spec/containers"))
+                .and_then(|c| c.as_array())
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| c.get("image")?.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            RevisionEntry {
+                revision: r.revision,
+                version: r.labels().get(labels::VERSION).cloned().unwrap_or_default(),
+                created: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                change_cause: annotation(r, annotations::CHANGE_CAUSE),
+                changed_by: annotation(r, annotations::CHANGED_BY),
+                name,
+                marks,
+                images,
+            }
+        })
+        .collect()
+}
+
+fn ago(t: Option<Timestamp>, now: Timestamp) -> String {
+    t.map(|t| output::human_duration(now.duration_since(t)))
+        .unwrap_or_else(|| "<unknown>".into())
+}
+
+/// The revisions table at `now`.
+pub fn revisions_table(entries: &[RevisionEntry], now: Timestamp, wide: bool) -> String {
+    let mut head = vec!["REVISION", "VERSION", "AGE", "CHANGE-CAUSE", "CHANGED-BY", "STATUS"];
+    if wide {
+        head.extend(["NAME", "IMAGES"]);
+    }
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
+    for e in entries {
+        let mut row = vec![
+            e.revision.to_string(),
+            e.version.clone(),
+            ago(e.created, now),
+            output::or_none(e.change_cause.as_deref()),
+            output::or_none(e.changed_by.as_deref()),
+            if e.marks.is_empty() {
+                "-".into()
+            } else {
+                e.marks.join(",")
+            },
+        ];
+        if wide {
+            row.push(e.name.clone());
+            row.push(output::or_none(Some(&e.images.join(","))));
+        }
+        rows.push(row);
+    }
+    output::table(&rows)
+}
+
+/// The deploys and rollbacks table at `now`: STARTED is an age, DURATION how long it took (or
+/// has taken so far).
+pub fn records_table(records: &[DeployRecord], now: Timestamp, wide: bool) -> String {
+    let mut head = vec![
+        "ID", "KIND", "TRIGGER", "REVISION", "VERSION", "STARTED", "DURATION", "OUTCOME",
+    ];
+    if wide {
+        head.extend(["FROM", "CHANGED-BY", "MESSAGE"]);
+    }
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
+    for r in records {
+        let end = r.finished_at.as_ref().map(|t| t.0).unwrap_or(now);
+        let mut row = vec![
+            r.id.to_string(),
+            r.kind.to_string(),
+            r.trigger.to_string(),
+            r.revision.to_string(),
+            r.version.clone(),
+            output::age(Some(&r.started_at), now),
+            output::human_duration(end.duration_since(r.started_at.0)),
+            r.outcome.to_string(),
+        ];
+        if wide {
+            row.push(output::or_none(r.from_version.as_deref()));
+            row.push(output::or_none(r.changed_by.as_deref()));
+            row.push(output::or_none(r.message.as_deref()));
+        }
+        rows.push(row);
+    }
+    output::table(&rows)
+}
+
+/// `history --revision N`: its version, origin and pod template (YAML), as text.
+fn revision_detail(
+    name: &str,
+    rev: &ControllerRevision,
+    entry: &RevisionEntry,
+    now: Timestamp,
+) -> Result<String, CliError> {
+    let template = rev
+        .data
+        .as_ref()
+        .and_then(|d| d.0.get("template"))
+        .cloned()
+        .unwrap_or_default();
+    let created = entry
+        .created
+        .map(|t| format!("{t} ({} ago)", ago(Some(t), now)))
+        .unwrap_or_else(|| "<unknown>".into());
+    let mut out = format!("rollout.baton.dev/{name} with revision #{}\n", entry.revision);
+    out.push_str(&output::table(&[
+        vec!["Version:".into(), entry.version.clone()],
+        vec!["Revision:".into(), entry.name.clone()],
+        vec!["Created:".into(), created],
+        vec!["Change-Cause:".into(), output::or_none(entry.change_cause.as_deref())],
+        vec!["Changed-By:".into(), output::or_none(entry.changed_by.as_deref())],
+    ]));
+    out.push_str("Pod Template:\n");
+    for line in output::yaml(&template)?.lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    Ok(out)
+}
+
+pub async fn history(
+    s: &Session,
+    api: &Api<Rollout>,
+    name: &str,
+    revision: Option<i64>,
+    out: Option<Output>,
+) -> Result<ExitCode, CliError> {
+    let rollout = api.get(name).await.map_err(|e| s.error(&e))?;
+    let revs = revisions(&s.client, &s.namespace, &rollout)
+        .await
+        .map_err(|e| s.error(&e))?;
+    let entries = entries(&rollout, &revs);
+    let now = Timestamp::now();
+    if let Some(n) = revision {
+        let Some((rev, entry)) = revs.iter().zip(&entries).find(|(r, _)| r.revision == n) else {
+            return Err(CliError::msg(format!(
+                "unable to find the specified revision {n}; see `baton rollout history {name}`"
+            )));
+        };
+        match out {
+            Some(o @ (Output::Json | Output::Yaml)) => emit(&output::document(&output::object(rev)?, o)?),
+            _ => emit(&revision_detail(name, rev, entry, now)?),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let records = rollout.status.as_ref().map(|st| st.history.as_slice()).unwrap_or(&[]);
+    match out {
+        Some(o @ (Output::Json | Output::Yaml)) => {
+            let doc = History {
+                rollout: name.to_string(),
+                namespace: s.namespace.clone(),
+                revisions: entries,
+                deploys: records,
+            };
+            emit(&output::document(&doc, o)?);
+        }
+        other => {
+            let wide = other == Some(Output::Wide);
+            emit(&revisions_table(&entries, now, wide));
+            if !records.is_empty() {
+                emit("\n");
+                emit(&records_table(records, now, wide));
+            }
+            if let Some(r) = records.last().filter(|r| r.outcome == RecordOutcome::InProgress) {
+                emit(&format!(
+                    "\n{} {} of revision {} is in progress\n",
+                    r.kind, r.id, r.revision
+                ));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,318 @@
+//! `baton rollout …`: list, status, history; the runtime actions (annotations); pause/resume,
+//! pins, undo and set image (spec changes, each recording its command line as the change cause).
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kube::api::{Api, PatchParams};
+
+use super::output::Output;
+use super::{CliError, Session};
+use crate::api::rollout::Rollout;
+
+mod actions;
+mod history;
+mod list;
+mod spec;
+mod status;
+pub mod view;
+
+pub use view::{render, verdict, Verdict};
+
+/// [`render`] now, as the CLI shows it (what `baton demo` is handed).
+pub fn render_now(r: &Rollout) -> String {
+    render(r, jiff::Timestamp::now(), false)
+}
+
+/// Exit code of `status` when the rollout failed or was rolled back.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of `status` on timeout.
+pub const EXIT_TIMEOUT: u8 = 2;
+/// Exit code of `status --watch=false` while still in progress.
+pub const EXIT_IN_PROGRESS: u8 = 3;
+
+/// Field manager of every write the CLI makes (the CHANGED-BY of `history`).
+pub const FIELD_MANAGER: &str = "baton";
+
+#[derive(clap::Subcommand)]
+pub enum RolloutCommand {
+    /// List Rollouts (this namespace, or every one with -A).
+    #[command(visible_alias = "get")]
+    List {
+        /// Only these Rollouts.
+        names: Vec<String>,
+        /// List the Rollouts of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Label selector (e.g. app=web).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Show progress and instances; with --watch (default) follow until Healthy, failed or timeout.
+    /// Exit codes: 0 Healthy, 1 failed or rolled back, 2 timeout, 3 still in progress (--watch=false).
+    Status {
+        name: String,
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        watch: bool,
+        /// Give up after this long (e.g. 90s, 5m).
+        #[arg(long)]
+        timeout: Option<String>,
+        /// json|yaml: the Rollout once (no watch), exit code as above; wide: more columns.
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Output>,
+    },
+    /// End the current pause between batches now; refused (exit 1) when there is none.
+    Promote {
+        name: String,
+        /// Skip every remaining batch and pause: the rest of the instances move now, still
+        /// health-gated.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Stop all progress (sets spec.paused).
+    Pause { name: String },
+    /// Resume progress (clears spec.paused).
+    Resume { name: String },
+    /// Abort the rollout in progress: instances return to the last healthy revision at once.
+    /// Refused (exit 1) when nothing is in progress.
+    Abort { name: String },
+    /// Roll out a failed revision again; refused (exit 1) when nothing failed.
+    Retry { name: String },
+    /// Restart every instance (a new revision, rolled out in batches).
+    Restart { name: String },
+    /// Roll the whole service back: copy a revision's template and version into spec. The
+    /// instances move straight there, without the strategy's batches and pauses.
+    Undo {
+        name: String,
+        /// Revision number (see `history`); default: the one before the current.
+        #[arg(long)]
+        to_revision: Option<i64>,
+        /// Move through the strategy's batches and pauses, like any new revision.
+        #[arg(long)]
+        batches: bool,
+    },
+    /// Keep instances on a version from the history (single-instance or batch rollback).
+    Pin {
+        name: String,
+        /// Instances, comma-separated (e.g. web-0,web-2).
+        #[arg(long, value_delimiter = ',', required = true)]
+        instances: Vec<String>,
+        #[arg(long)]
+        version: String,
+    },
+    /// Remove pins (of the given instances, or all).
+    Unpin {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        instances: Vec<String>,
+    },
+    /// Revisions (when, why, by whom) and the deploy and rollback records; --revision N shows
+    /// one revision's template.
+    History {
+        name: String,
+        /// Show this revision's version, origin and pod template.
+        #[arg(long)]
+        revision: Option<i64>,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Change the spec: `set image NAME CONTAINER=IMAGE … [--version V]`.
+    #[command(subcommand)]
+    Set(SetCommand),
+}
+
+#[derive(clap::Subcommand)]
+pub enum SetCommand {
+    /// Deploy new images: set containers' images and the version (default: the images' tag).
+    Image {
+        name: String,
+        /// CONTAINER=IMAGE, one or more.
+        #[arg(required = true, value_name = "CONTAINER=IMAGE")]
+        images: Vec<String>,
+        /// The version to roll out (stamped on pods as app.kubernetes.io/version).
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
+/// Parse `90s`, `5m`, `1h`, `250ms` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::api::rollout::parse_duration(s)
+}
+
+/// The patch parameters of every CLI write.
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
+/// Run `cmd` with `client` in namespace `ns`, printing any error (the library entry point).
+pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCode {
+    let s = Session {
+        client,
+        namespace: ns.to_string(),
+        server: "the API server".into(),
+    };
+    match execute(&s, cmd).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// Run `cmd` in session `s`.
+pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliError> {
+    let api: Api<Rollout> = Api::namespaced(s.client.clone(), &s.namespace);
+    match cmd {
+        RolloutCommand::List {
+            names,
+            all_namespaces,
+            selector,
+            output,
+        } => list::list(s, &names, all_namespaces, selector.as_deref(), output).await,
+        RolloutCommand::Status {
+            name,
+            watch,
+            timeout,
+            output,
+        } => {
+            let timeout = timeout
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| CliError::msg(format!("--timeout: {e}")))?;
+            status::status(s, &api, &name, watch, timeout, output).await
+        }
+        RolloutCommand::Promote { name, full } => actions::promote(s, &api, &name, full).await,
+        RolloutCommand::Abort { name } => actions::request(s, &api, &name, view::Request::Abort).await,
+        RolloutCommand::Retry { name } => actions::request(s, &api, &name, view::Request::Retry).await,
+        RolloutCommand::Restart { name } => actions::restart(s, &api, &name).await,
+        RolloutCommand::Pause { name } => spec::set_paused(s, &api, &name, true).await,
+        RolloutCommand::Resume { name } => spec::set_paused(s, &api, &name, false).await,
+        RolloutCommand::Undo {
+            name,
+            to_revision,
+            batches,
+        } => spec::undo(s, &api, &name, to_revision, batches).await,
+        RolloutCommand::Pin {
+            name,
+            instances,
+            version,
+        } => spec::pin(s, &api, &name, &instances, Some(&version)).await,
+        RolloutCommand::Unpin { name, instances } => spec::pin(s, &api, &name, &instances, None).await,
+        RolloutCommand::History { name, revision, output } => history::history(s, &api, &name, revision, output).await,
+        RolloutCommand::Set(SetCommand::Image { name, images, version }) => {
+            spec::set_image(s, &api, &name, &images, version.as_deref()).await
+        }
+    }
+}
+
+/// What `kubernetes.io/change-cause` records for this command: its command line as typed
+/// (`kubectl baton …` when run as the plugin), without the connection flags.
+pub fn change_cause() -> String {
+    change_cause_of(std::env::args())
+}
+
+/// [`change_cause`] of an argument list (first: the program).
+pub fn change_cause_of(args: impl IntoIterator<Item = String>) -> String {
+    const WITH_VALUE: &[&str] = &[
+        "--kubeconfig",
+        "--context",
+        "--cluster",
+        "--user",
+        "--as",
+        "--as-group",
+        "--request-timeout",
+        "-n",
+        "--namespace",
+    ];
+    let mut args = args.into_iter();
+    let program = args.next().unwrap_or_default();
+    let program = match std::path::Path::new(&program).file_name().and_then(|f| f.to_str()) {
+        Some("kubectl-baton") => "kubectl baton".to_string(),
+        Some(p) => p.to_string(),
+        None => "baton".to_string(),
+    };
+    let mut words = vec![program];
+    let mut skip_next = false;
+    for a in args {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        if WITH_VALUE.contains(&a.as_str()) {
+            skip_next = true;
+            continue;
+        }
+        let flag = a.split('=').next().unwrap_or("");
+        if a.starts_with("--") && a.contains('=') && WITH_VALUE.contains(&flag) {
+            continue;
+        }
+        if a.starts_with("-n") && a.len() > 2 && !a.starts_with("--") {
+            continue;
+        }
+        words.push(quote(&a));
+    }
+    words.join(" ")
+}
+
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause(args: &[&str]) -> String {
+        change_cause_of(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn the_change_cause_is_the_command_line_without_connection_flags() {
+        assert_eq!(
+            cause(&[
+                "/usr/local/bin/baton",
+                "--kubeconfig",
+                "/tmp/k",
+                "rollout",
+                "set",
+                "image",
+                "svc",
+                "app=svc:v2",
+                "-n",
+                "prod"
+            ]),
+            "baton rollout set image svc app=svc:v2"
+        );
+        assert_eq!(
+            cause(&[
+                "/home/u/bin/kubectl-baton",
+                "rollout",
+                "undo",
+                "svc",
+                "--context=prod",
+                "--to-revision",
+                "3"
+            ]),
+            "kubectl baton rollout undo svc --to-revision 3"
+        );
+        assert_eq!(
+            cause(&["baton", "rollout", "pause", "it's"]),
+            r"baton rollout pause 'it'\''s'"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The handover gap of each listener, as the controller observes its Lease: from the first
+//! time it sees the Lease released (no holder) to the first time it sees the next holder renew
+//! it after the assignment (`renewTime` ≠ `acquireTime`: the holder's agent took the listener
+//! up). Takeovers (a Lease that expired, never released) are not handovers and give no sample.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+
+use crate::api::listenerset::lease::{listener_of, Holder};
+
+/// How long a released listener whose Lease is gone is remembered.
+const KEEP_ABSENT: Duration = Duration::from_secs(300);
+
+/// What one observation of a Lease says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// No holder.
+    Released,
+    /// A holder that has not renewed since it was assigned.
+    Starting,
+    /// A holder that renewed after its assignment.
+    Running,
+}
+
+/// How the Lease `l` reads.
+pub fn seen(l: &Lease) -> Seen {
+    let spec = l.spec.clone().unwrap_or_default();
+    if Holder::of(l).is_none() {
+        Seen::Released
+    } else if spec.renew_time.is_some() && spec.renew_time != spec.acquire_time {
+        Seen::Running
+    } else {
+        Seen::Starting
+    }
+}
+
+/// One step of a listener's gap: `released_at` is when its release was first seen, if it is
+/// waiting for a new holder to run it. Returns the new state and a finished gap.
+pub fn step(released_at: Option<Instant>, seen: Seen, now: Instant) -> (Option<Instant>, Option<Duration>) {
+    match seen {
+        Seen::Released => (released_at.or(Some(now)), None),
+        Seen::Starting => (released_at, None),
+        Seen::Running => (None, released_at.map(|t| now.duration_since(t))),
+    }
+}
+
+/// The gap state of every listener, per ListenerSet.
+#[derive(Default)]
+pub struct Gaps {
+    /// (namespace, set) → listener → when its release was first seen.
+    sets: Mutex<HashMap<(String, String), HashMap<String, Instant>>>,
+}
+
+impl Gaps {
+    /// Observe the Leases of set `ns/set` at `now`; returns the gaps that ended.
+    pub fn observe(&self, ns: &str, set: &str, leases: &[std::sync::Arc<Lease>], now: Instant) -> Vec<Duration> {
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        let state = sets.entry((ns.to_string(), set.to_string())).or_default();
+        let mut ended = Vec::new();
+        let mut present = Vec::new();
+        for l in leases {
+            let Some((_, listener)) = listener_of(l) else { continue };
+            present.push(listener.to_string());
+            let (next, gap) = step(state.get(listener).copied(), seen(l), now);
+            match next {
+                Some(t) => state.insert(listener.to_string(), t),
+                None => state.remove(listener),
+            };
+            ended.extend(gap);
+        }
+        // A released Lease may be deleted (its pod's garbage collection) and made anew for the
+        // next holder: the gap runs on for a while.
+        state.retain(|listener, released| present.contains(listener) || now.duration_since(*released) < KEEP_ABSENT);
+        ended
+    }
+
+    /// Forget the sets not in `keep`.
+    pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
+        self.sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(ns, set), _| keep(ns, set));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_runs_from_the_release_to_the_new_holders_first_renewal() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (s, g) = step(None, Seen::Running, at(0));
+        assert_eq!((s, g), (None, None));
+        let (s, _) = step(s, Seen::Released, at(10));
+        let (s, _) = step(s, Seen::Released, at(20));
+        assert_eq!(s, Some(at(10)), "from the first sight of the release");
+        let (s, g) = step(s, Seen::Starting, at(30));
+        assert_eq!((s, g), (Some(at(10)), None));
+        let (s, g) = step(s, Seen::Running, at(110));
+        assert_eq!((s, g), (None, Some(Duration::from_millis(100))));
+        // A takeover: a holder replaced without a release gives no sample.
+        let (s, g) = step(None, Seen::Starting, at(200));
+        let (_, g2) = step(s, Seen::Running, at(300));
+        assert_eq!((g, g2), (None, None));
+    }
+}

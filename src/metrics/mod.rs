@@ -1,0 +1,333 @@
+//! Prometheus metrics of `baton controller` (and `baton demo`), listed with their types and
+//! labels in docs/operating.md:
+//!
+//! * per controller (`rollout`, `listenerset`): reconciles by result, errors by kind, duration,
+//!   reconciles running, the work queue (depth, adds, time from a trigger to its reconcile) and
+//!   objects backing off (`queue`);
+//! * per object, labelled `namespace` and `name`, computed from the caches at scrape time so a
+//!   deleted object's series go with it (`objects`);
+//! * listener handovers, takeovers, fencing conflicts and the handover gap per ListenerSet
+//!   (`objects`, `gaps`);
+//! * the process (CPU, memory, file descriptors: `process`), the build, leadership, and the
+//!   Kubernetes API requests made (`requests`).
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+mod gaps;
+mod objects;
+mod process;
+pub mod queue;
+mod requests;
+
+pub use objects::{ObjectLabels, Objects};
+pub use queue::{instrumented, WorkQueue};
+pub use requests::{counted_client, CountRequests, Counted};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub controller: String,
+    /// `success` (nothing more to do), `requeue` (look again later), `error`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub commit: String,
+}
+
+/// The commit baton was built from (`BATON_COMMIT` at build time, else `git`), or `unknown`.
+pub const COMMIT: &str = env!("BATON_BUILD_COMMIT");
+
+/// Buckets of reconcile durations (seconds).
+fn duration_histogram() -> Histogram {
+    Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    registry: Registry,
+    /// One scrape at a time: the per-object families are cleared and refilled by each.
+    scrape: Mutex<()>,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabel, Histogram>,
+    pub reconcile_active: Family<ControllerLabel, Gauge>,
+    pub leader: Gauge<i64, AtomicI64>,
+    pub leader_transitions: Counter<u64, AtomicU64>,
+    pub api_requests: Family<RequestLabels, Counter>,
+    /// Objects whose last reconcile failed (backing off), per controller.
+    pub backoff_objects: Family<ControllerLabel, Gauge>,
+    /// Objects left out of a cache because they do not decode, per kind.
+    pub undecodable_objects: Family<KindLabel, Gauge>,
+    queue_depth: Family<ControllerLabel, Gauge>,
+    queue_adds: Family<ControllerLabel, Counter>,
+    queue_latency: Family<ControllerLabel, Histogram>,
+    queues: Mutex<Vec<Arc<WorkQueue>>>,
+    /// Per-object series (Rollouts, ListenerSets).
+    pub objects: Objects,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("baton");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let reconcile_duration =
+            Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let reconcile_active = Family::<ControllerLabel, Gauge>::default();
+        let leader = Gauge::<i64, AtomicI64>::default();
+        let leader_transitions = Counter::<u64, AtomicU64>::default();
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        let backoff_objects = Family::<ControllerLabel, Gauge>::default();
+        let undecodable_objects = Family::<KindLabel, Gauge>::default();
+        let queue_depth = Family::<ControllerLabel, Gauge>::default();
+        let queue_adds = Family::<ControllerLabel, Counter>::default();
+        let queue_latency =
+            Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        register_build_info(registry);
+        registry.register(
+            "reconcile",
+            "Reconciles run, per controller and result (success, requeue, error)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, per controller and error kind",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration, per controller",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_active",
+            "Reconciles running now, per controller",
+            reconcile_active.clone(),
+        );
+        registry.register(
+            "workqueue_depth",
+            "Objects a change has triggered and whose reconcile has not started yet, per controller",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "workqueue_adds",
+            "Objects triggered for a reconcile (a change of the object or of what it watches), per controller",
+            queue_adds.clone(),
+        );
+        registry.register(
+            "workqueue_queue_duration_seconds",
+            "Time from the first change that triggered an object to the start of its reconcile, per controller",
+            queue_latency.clone(),
+        );
+        registry.register("leader", "1 while this replica is the leader", leader.clone());
+        registry.register(
+            "leader_transitions",
+            "Times this replica became the leader",
+            leader_transitions.clone(),
+        );
+        registry.register(
+            "kubernetes_api_requests",
+            "Kubernetes API requests made, by verb and HTTP code",
+            api_requests.clone(),
+        );
+        registry.register(
+            "reconcile_backoff_objects",
+            "Objects whose last reconcile failed and that are retried with backoff, per controller",
+            backoff_objects.clone(),
+        );
+        registry.register(
+            "undecodable_objects",
+            "Objects skipped because they do not decode (see the log and their Events), per kind",
+            undecodable_objects.clone(),
+        );
+        let objects = Objects::register(registry);
+        Metrics {
+            registry: root,
+            scrape: Mutex::new(()),
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            reconcile_active,
+            leader,
+            leader_transitions,
+            api_requests,
+            backoff_objects,
+            undecodable_objects,
+            queue_depth,
+            queue_adds,
+            queue_latency,
+            queues: Mutex::new(Vec::new()),
+            objects,
+        }
+    }
+}
+
+/// `baton_build_info`: 1, labelled with the version and the commit.
+fn register_build_info(registry: &mut Registry) {
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: COMMIT.into(),
+        })
+        .set(1);
+    registry.register(
+        "build_info",
+        "1, labelled with the version and the commit baton was built from",
+        build,
+    );
+}
+
+impl Metrics {
+    /// The Rollout cache the per-Rollout series are computed from.
+    pub fn watch_rollouts(&self, store: kube::runtime::reflector::Store<crate::api::rollout::Rollout>) {
+        self.objects.watch_rollouts(store);
+    }
+
+    /// The gauge of objects backing off in `controller`.
+    pub fn backoff_gauge(&self, controller: &str) -> Gauge {
+        self.backoff_objects
+            .get_or_create(&ControllerLabel {
+                controller: controller.to_string(),
+            })
+            .clone()
+    }
+
+    /// The gauge of undecodable objects of `kind`.
+    pub fn undecodable_gauge(&self, kind: &str) -> Gauge {
+        self.undecodable_objects
+            .get_or_create(&KindLabel { kind: kind.to_string() })
+            .clone()
+    }
+
+    /// The work queue of `controller` (one per controller, made on first use).
+    pub fn queue(&self, controller: &str) -> Arc<WorkQueue> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = queues.iter().find(|q| q.controller == controller) {
+            return q.clone();
+        }
+        let label = ControllerLabel {
+            controller: controller.to_string(),
+        };
+        let q = Arc::new(WorkQueue::new(
+            controller,
+            self.queue_depth.get_or_create(&label).clone(),
+            self.queue_adds.get_or_create(&label).clone(),
+            self.queue_latency.get_or_create(&label).clone(),
+        ));
+        queues.push(q.clone());
+        q
+    }
+
+    /// Count one finished reconcile of `controller`: its duration, result and error kind.
+    pub fn observe_reconcile(&self, controller: &str, seconds: f64, result: &str, error: Option<&str>) {
+        let label = ControllerLabel {
+            controller: controller.to_string(),
+        };
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                controller: controller.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.reconcile_duration.get_or_create(&label).observe(seconds);
+        if let Some(e) = error {
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    controller: controller.to_string(),
+                    error: e.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.objects.refresh();
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        self.objects.release();
+        without_empty_families(&out)
+    }
+}
+
+/// The exposition without the families that have no series yet (as client_golang exports
+/// them: a vector without children is not gathered), which some parsers refuse.
+pub fn without_empty_families(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut descriptors = String::new();
+    for line in text.lines() {
+        if line.starts_with("# HELP ") {
+            descriptors.clear();
+        }
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line.starts_with("# UNIT ") {
+            descriptors.push_str(line);
+            descriptors.push('\n');
+            continue;
+        }
+        if line == "# EOF" {
+            descriptors.clear();
+        } else {
+            out.push_str(&descriptors);
+            descriptors.clear();
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_without_series_are_left_out() {
+        let text = "# HELP a A.\n# TYPE a counter\n# HELP b B.\n# TYPE b gauge\nb 1\nb{x=\"y\"} 2\n# HELP c C.\n# TYPE c gauge\n# EOF\n";
+        assert_eq!(
+            without_empty_families(text),
+            "# HELP b B.\n# TYPE b gauge\nb 1\nb{x=\"y\"} 2\n# EOF\n"
+        );
+    }
+}
