@@ -9,6 +9,7 @@
 mod harness;
 
 mod force;
+mod in_flight;
 mod operator;
 mod release;
 mod sidecar;
