@@ -43,6 +43,7 @@ use tokio::process::Command;
 
 use app::{AppConfig, AppLog};
 use history::{Dead, History};
+#[allow(unused_imports)]
 pub use pods::{AppKind, PodProcs};
 use process::LoggedChild;
 
@@ -51,11 +52,19 @@ pub type R<T> = Result<T, String>;
 /// Deadline of one kubectl run.
 pub const LONG: Duration = Duration::from_secs(60);
 
-/// The `baton` binary under test (`BATON_TEST_BIN` replays against another build).
+/// The `baton` binary under test: `BATON_TEST_BIN` (replays against another build), else the
+/// one cargo built for the tests, else (an example) the one beside the example's directory.
 pub fn baton_bin() -> PathBuf {
-    std::env::var_os("BATON_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_baton")))
+    if let Some(p) = std::env::var_os("BATON_TEST_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = option_env!("CARGO_BIN_EXE_baton") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("baton")))
+        .unwrap_or_else(|| PathBuf::from("baton"))
 }
 
 /// Label every harness pod carries; sets select it.
@@ -278,6 +287,16 @@ impl Ns {
     }
     pub fn leases(&self) -> Api<Lease> {
         Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// The controllers running now.
+    pub fn controller_ids(&self) -> Vec<String> {
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     pub fn pod(&self, name: &str) -> R<Arc<PodProcs>> {

@@ -293,6 +293,27 @@ impl Ns {
         Ok(())
     }
 
+    /// SIGTERM the sidecar of `name` alone (its container is stopped): it stops every listener,
+    /// releases every Lease once acknowledged (or after the ack timeout) and exits; the app keeps
+    /// running. Waits for the exit.
+    pub async fn term_agent(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        let Some(mut c) = pod.replace_sidecar(None) else {
+            return Ok(());
+        };
+        signal(c.pid, "TERM").await;
+        let exited = c.wait_exit(Duration::from_secs(60)).await;
+        pod.addr.send_replace(None);
+        pod.old_logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(c.log_text());
+        match exited {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(format!("the sidecar of {name} did not exit on SIGTERM")),
+        }
+    }
+
     /// The sidecar's container restarts: the kubelet counts a restart (`sim.kubelet.crash`: the
     /// pod is not Ready for a moment) and a new `baton agent` starts on the same port.
     pub async fn restart_agent(&self, name: &str) -> R<()> {
