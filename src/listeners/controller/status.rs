@@ -215,7 +215,7 @@ fn silent_pods(silent: &[Silent]) -> String {
     if !never.is_empty() {
         parts.push(format!(
             "pods {never} never renewed a Lease assigned to them: is the baton agent sidecar running in them, \
-             allowed to update Leases?"
+             allowed to patch Leases?"
         ));
     }
     let stopped = names(false);
