@@ -71,6 +71,7 @@ bench:
 	$(CARGO) run --quiet --release --example failover_bench
 	$(CARGO) run --quiet --release --example listener_bench
 	$(CARGO) run --quiet --release --example dashboard_bench
+	$(CARGO) run --quiet --release --example listener_safety
 
 # Issue 16's figures: many Rollouts on one controller (its own process), then the
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.

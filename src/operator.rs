@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 mod caches;
 pub mod startup;
 
-pub use caches::{draining_rollout_of_lease, SharedCaches};
+pub use caches::{draining_rollouts_of_lease, SharedCaches};
 
 use crate::api::rollout::{labels, Rollout};
 use crate::backoff::Backoff;
@@ -403,8 +403,7 @@ fn rollout_controller_run(
     .owns_stream(metrics::queue::probe(queue, triggers.revisions, rev_owner))
     // A draining pod released a listener: its Rollout may stop waiting and delete it.
     .watches_stream(triggers.leases, move |l| {
-        let r = draining_rollout_of_lease(&pods, &l);
-        mapped.add_refs(r.into_iter().collect()).pop()
+        mapped.add_refs(draining_rollouts_of_lease(&pods, &l))
     })
     // The caches filled while standing by: reconcile everything once on taking over.
     .reconcile_all_on(futures::stream::once(async {}))

@@ -86,7 +86,7 @@ async fn recover_says_which_listeners_moved() {
     );
     assert_eq!(
         r.stdout.lines().nth(1),
-        Some("ListenerSet sxt: 6 listeners, 6 running, 0 pending, 0 orphaned, 0 suspended"),
+        Some("ListenerSet sxt: 6 listeners, 6 running, 0 starting, 0 pending, 0 orphaned, 0 suspended"),
         "{r}"
     );
 

@@ -76,6 +76,11 @@ impl Faults {
         })
     }
 
+    /// Remove every rule equal to `rule` (the others, e.g. other tests' partitions, stay).
+    pub fn remove_rule(&self, rule: &FaultRule) {
+        self.with(|s| s.rules.retain(|r| r != rule));
+    }
+
     pub fn clear(&self) {
         self.with(|s| {
             s.rules.clear();

@@ -595,3 +595,46 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     assert_eq!(r.code, 422);
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueForbidden");
 }
+
+/// kube-apiserver's Lease strategy allows create on update: a PUT of a Lease that is gone creates
+/// it again (whatever resourceVersion the body carries). A PATCH never creates: 404, and with a
+/// stale resourceVersion in the body, 409.
+#[tokio::test]
+async fn a_put_creates_a_missing_lease_and_a_patch_never_does() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Patch, PatchParams};
+    let sim = sim().await;
+    let client = sim.client().await.expect("client");
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "held"},
+        "spec": {"holderIdentity": "pod-a", "leaseTransitions": 3}
+    }))
+    .expect("lease");
+    let created = leases.create(&PostParams::default(), &lease).await.expect("create");
+    leases.delete("held", &DeleteParams::default()).await.expect("delete");
+    // A merge patch conditional on the old resourceVersion: the Lease is gone.
+    let rv = created.metadata.resource_version.clone().expect("rv");
+    let patch = json!({"metadata": {"resourceVersion": rv}, "spec": {"renewTime": "2025-01-10T10:00:00.000000Z"}});
+    let err = leases
+        .patch("held", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect_err("a patch of a missing Lease");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
+    assert!(
+        leases.get_opt("held").await.expect("get").is_none(),
+        "the patch created nothing"
+    );
+    // A PUT with that stale resourceVersion creates it again.
+    let back = leases
+        .replace("held", &PostParams::default(), &created)
+        .await
+        .expect("a PUT creates a missing Lease");
+    assert_ne!(back.metadata.uid, created.metadata.uid);
+    // A patch conditional on a stale resourceVersion of a Lease that exists: 409.
+    let err = leases
+        .patch("held", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect_err("a stale patch");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err}");
+}

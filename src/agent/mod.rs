@@ -119,10 +119,17 @@ impl Drop for Stop {
     }
 }
 
+/// Each running listener's safety deadline, `(set, listener)` → the instant (this process's
+/// monotonic clock) at which the agent stops it unless a renewal succeeds first. Past it the
+/// Lease may be given to another pod soon: an application that no longer hears from the agent
+/// must have stopped the listener by then (the sidecar publishes it as `validUntil`).
+pub type ValidUntil = std::collections::BTreeMap<(String, String), tokio::time::Instant>;
+
 /// A running agent. Dropping it aborts the agent without releasing (see the module doc).
 pub struct Agent {
     events: mpsc::UnboundedReceiver<AgentEvent>,
     shutdown: watch::Sender<bool>,
+    valid_until: watch::Receiver<ValidUntil>,
     task: JoinHandle<()>,
 }
 
@@ -141,8 +148,20 @@ impl Agent {
     pub fn start(client: kube::Client, cfg: AgentConfig) -> Agent {
         let (tx, events) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(run(client, cfg, tx, shutdown_rx));
-        Agent { events, shutdown, task }
+        let (valid_tx, valid_until) = watch::channel(ValidUntil::new());
+        let task = tokio::spawn(run(client, cfg, tx, shutdown_rx, valid_tx));
+        Agent {
+            events,
+            shutdown,
+            valid_until,
+            task,
+        }
+    }
+
+    /// The running listeners' safety deadlines, updated with every renewal, before the events
+    /// that follow from it are sent (so a `Start` always has its deadline here).
+    pub fn valid_until(&self) -> watch::Receiver<ValidUntil> {
+        self.valid_until.clone()
     }
 
     /// The next thing to do; `None` once the agent has finished (after [`shutdown`](Self::shutdown)).

@@ -6,7 +6,8 @@ use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
 
 use super::state::{OpError, OpKind, OpResult};
 use crate::api::listenerset::lease::config_of;
@@ -38,21 +39,31 @@ fn classify(e: kube::Error, not_found_is_gone: bool) -> OpError {
 }
 
 /// Perform `kind` on Lease `name`, based on `lease`.
-pub(super) fn perform(apis: Apis, name: String, kind: OpKind, mut lease: Lease) -> BoxFuture<'static, OpDone> {
+pub(super) fn perform(apis: Apis, name: String, kind: OpKind, lease: Lease) -> BoxFuture<'static, OpDone> {
     async move {
         let work = async {
+            // Every write is conditional: without the resourceVersion it would not be.
+            let rv = match (kind, lease.metadata.resource_version.as_deref()) {
+                (OpKind::Read, _) => None,
+                (_, Some(rv)) => Some(rv.to_string()),
+                (_, None) => return Err(OpError::Other("the Lease read has no resourceVersion".into())),
+            };
             match kind {
+                // Merge patches conditional on the resourceVersion: 409 if the Lease changed,
+                // 404 if it is gone. Never a PUT: of a missing Lease a PUT creates one (Leases
+                // allow create on update), and an agent must never bring back a Lease that was
+                // deleted (by hand, or by the garbage collector with a force-deleted pod).
                 OpKind::Acquire | OpKind::Renew => {
-                    if let Some(spec) = lease.spec.as_mut() {
-                        spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
-                    }
-                    // An acquire's 404 may be the config Secret's: not proof the Lease is gone.
-                    let gone = kind == OpKind::Renew;
+                    let patch = json!({
+                        "metadata": {"resourceVersion": rv},
+                        "spec": {"renewTime": MicroTime(jiff::Timestamp::now())},
+                    });
                     let l = apis
                         .leases
-                        .replace(&name, &PostParams::default(), &lease)
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await
-                        .map_err(|e| classify(e, gone))?;
+                        .map_err(|e| classify(e, true))?;
+                    // A 404 here is the config Secret's: not proof the Lease is gone.
                     let config = if kind == OpKind::Acquire {
                         read_config(&apis.secrets, &l).await?
                     } else {
@@ -61,12 +72,27 @@ pub(super) fn perform(apis: Apis, name: String, kind: OpKind, mut lease: Lease) 
                     Ok((Some(l), config))
                 }
                 OpKind::Release => {
-                    if let Some(spec) = lease.spec.as_mut() {
-                        spec.holder_identity = None;
-                    }
+                    // A released Lease belongs to no pod: without the ownerReference the
+                    // garbage collector does not delete it when the pod goes, so the controller
+                    // hands it over (same Lease, next token) instead of recreating it.
+                    let owners: Vec<_> = lease
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .filter(|o| !(o.kind == "Pod" && o.api_version == "v1"))
+                        .cloned()
+                        .collect();
+                    let patch = json!({
+                        "metadata": {
+                            "resourceVersion": rv,
+                            "ownerReferences": (!owners.is_empty()).then_some(owners),
+                        },
+                        "spec": {"holderIdentity": null},
+                    });
                     let l = apis
                         .leases
-                        .replace(&name, &PostParams::default(), &lease)
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await
                         .map_err(|e| classify(e, true))?;
                     Ok((Some(l), None))

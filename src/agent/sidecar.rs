@@ -1,4 +1,4 @@
-//! `baton agent`: the [`Agent`](super::Agent) as a sidecar for applications in any language.
+//! `baton agent`: the [`Agent`] as a sidecar for applications in any language.
 //!
 //! * It writes the listeners this pod must run to a JSON file on a shared volume, atomically
 //!   (write a temporary file in the same directory, then rename), and serves the same document
@@ -36,7 +36,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{Agent, AgentConfig, AgentEvent};
+use tokio::time::Instant;
+
+use super::{Agent, AgentConfig, AgentEvent, ValidUntil};
 
 /// Settings of the sidecar.
 #[derive(Debug, Clone)]
@@ -59,6 +61,11 @@ pub struct ListenerEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
     pub fencing_token: i32,
+    /// When this pod's agent stops the listener unless it renews the Lease first (node wall
+    /// clock, RFC 3339): the application stops it by then whatever it hears from the sidecar,
+    /// because after it the Lease may be given to another pod. Moved forward as renewals succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
 }
 
 /// The whole `listeners.json`.
@@ -68,6 +75,9 @@ pub struct Document {
     pub pod: String,
     pub namespace: String,
     pub listeners: Vec<ListenerEntry>,
+    /// The earliest `validUntil` of the listeners (absent when there are none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
 }
 
 struct Shared {
@@ -78,6 +88,10 @@ struct Shared {
     written: watch::Sender<u64>,
 }
 
+/// Publish moved deadlines at most this often (each renewal moves one listener's; every
+/// publication is a new version, written to the file and woken long polls). The published
+/// `validUntil` then lags a listener's real deadline by at most this plus one renewal interval.
+const REFRESH: Duration = Duration::from_millis(250);
 /// Retry a failed write of the file this often.
 const WRITE_RETRY: Duration = Duration::from_millis(500);
 /// On exit, how long to keep trying to write the final (empty) file.
@@ -141,6 +155,7 @@ pub async fn run_on(
         pod: cfg.agent.pod_name.clone(),
         namespace: cfg.agent.namespace.clone(),
         listeners: Vec::new(),
+        valid_until: None,
     };
     // Start from an empty file: whatever an earlier incarnation listed is not ours any more.
     write_atomically(&cfg.file, &render(&initial))?;
@@ -153,6 +168,11 @@ pub async fn run_on(
     let server = tokio::spawn(serve(listener, shared.clone()));
     let writer = tokio::spawn(write_file(cfg.file.clone(), shared.clone()));
     let mut agent = Agent::start(client, cfg.agent.clone());
+    let mut valid = agent.valid_until();
+    let mut valid_open = true;
+    // When to publish the deadlines the last renewals moved (coalesced: see REFRESH).
+    let mut refresh: Option<Instant> = None;
+    let mut last_publish = Instant::now();
     tokio::pin!(shutdown);
     let mut stopping = false;
     let mut running: BTreeMap<(String, String), ListenerEntry> = BTreeMap::new();
@@ -160,17 +180,24 @@ pub async fn run_on(
         tokio::select! {
             ev = agent.next() => {
                 let Some(ev) = ev else { break };
+                last_publish = Instant::now();
                 match ev {
                     AgentEvent::Start(s) => {
                         running.insert(
                             (s.set.clone(), s.listener.clone()),
-                            ListenerEntry { listener_set: s.set, id: s.listener, config: s.config, fencing_token: s.fencing_token },
+                            ListenerEntry {
+                                listener_set: s.set,
+                                id: s.listener,
+                                config: s.config,
+                                fencing_token: s.fencing_token,
+                                valid_until: None,
+                            },
                         );
-                        publish(&shared, &running);
+                        publish(&shared, &running, &valid.borrow_and_update());
                     }
                     AgentEvent::Stop(stop) => {
                         running.remove(&(stop.set.clone(), stop.listener.clone()));
-                        let version = publish(&shared, &running);
+                        let version = publish(&shared, &running, &valid.borrow_and_update());
                         // Hold the Stop (and so the release) until the app has applied `version`,
                         // or until `ack_timeout` after the file without the listener was written.
                         let acked = shared.acked.subscribe();
@@ -181,6 +208,17 @@ pub async fn run_on(
                             stop.ack();
                         });
                     }
+                }
+            }
+            r = valid.changed(), if valid_open && refresh.is_none() => {
+                valid_open = r.is_ok();
+                refresh = Some((last_publish + REFRESH).max(Instant::now()));
+            }
+            _ = tokio::time::sleep_until(refresh.unwrap_or_else(Instant::now)), if refresh.is_some() => {
+                refresh = None;
+                if !running.is_empty() {
+                    last_publish = Instant::now();
+                    publish(&shared, &running, &valid.borrow_and_update());
                 }
             }
             _ = &mut shutdown, if !stopping => {
@@ -221,15 +259,38 @@ async fn applied(mut acked: watch::Receiver<u64>, mut written: watch::Receiver<u
     }
 }
 
-/// Publish the running set as a new version; returns it.
-fn publish(shared: &Shared, running: &BTreeMap<(String, String), ListenerEntry>) -> u64 {
+/// Publish the running set, each listener with its `validUntil`, as a new version; returns it.
+fn publish(shared: &Shared, running: &BTreeMap<(String, String), ListenerEntry>, valid: &ValidUntil) -> u64 {
+    let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
+    let listeners: Vec<ListenerEntry> = running
+        .iter()
+        .map(|(key, e)| {
+            // No deadline known (cannot happen: it is published before the Start): already past.
+            let until = valid.get(key).copied().unwrap_or(now);
+            let wall = wall_now
+                .checked_add(until.saturating_duration_since(now))
+                .unwrap_or(wall_now);
+            ListenerEntry {
+                valid_until: Some(rfc3339_millis(wall)),
+                ..e.clone()
+            }
+        })
+        .collect();
+    // Every entry's is the same format, so the smallest string is the earliest time.
+    let earliest = listeners.iter().filter_map(|e| e.valid_until.clone()).min();
     let mut version = 0;
     shared.doc.send_modify(|d| {
         d.version += 1;
-        d.listeners = running.values().cloned().collect();
+        d.listeners = listeners;
+        d.valid_until = earliest;
         version = d.version;
     });
     version
+}
+
+/// `2025-01-10T10:00:12.345Z`: UTC, milliseconds truncated (never later than the instant).
+fn rfc3339_millis(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Keep the file at the latest document, retrying failed writes (an application that only reads
@@ -340,6 +401,14 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn valid_until_is_utc_with_milliseconds_truncated() {
+        let t: jiff::Timestamp = "2025-01-10T10:00:12.345999Z".parse().unwrap();
+        assert_eq!(rfc3339_millis(t), "2025-01-10T10:00:12.345Z");
+        let t: jiff::Timestamp = "2025-01-10T10:00:12Z".parse().unwrap();
+        assert_eq!(rfc3339_millis(t), "2025-01-10T10:00:12.000Z");
+    }
 
     #[test]
     fn atomic_write_replaces_the_file() {

@@ -161,6 +161,17 @@ impl State {
                         return;
                     }
                 }
+                // Another Lease under the same name (deleted and recreated between two things
+                // the watch showed), or another tenure: what runs belongs to the old one.
+                let replaced = self.tracked.get(name).is_some_and(|t| {
+                    t.lease.metadata.uid != l.metadata.uid || lease::fencing_token(&t.lease) != lease::fencing_token(&l)
+                });
+                if replaced {
+                    if self.tracked.get(name).is_some_and(|t| t.phase == Phase::Running) {
+                        self.emit_stop(name, StopReason::Lost, false);
+                    }
+                    self.tracked.remove(name);
+                }
                 if let Some(t) = self.tracked.get_mut(name) {
                     let newer = match (rv_num(&t.lease), rv_num(&l)) {
                         (Some(a), Some(b)) => b >= a,
@@ -177,6 +188,20 @@ impl State {
             }
         }
         self.evaluate(name, now);
+    }
+
+    /// Each running listener's safety deadline, `(set, listener)` → the instant at which the
+    /// agent stops it unless a renewal succeeds first (last renewal sent + duration − margin).
+    pub(super) fn valid_until(&self) -> BTreeMap<(String, String), Instant> {
+        self.tracked
+            .values()
+            .filter(|t| t.phase == Phase::Running)
+            .filter_map(|t| {
+                let base = t.base?;
+                let until = base + t.duration.saturating_sub(self.cfg.margin(t.duration));
+                Some(((t.set.clone(), t.listener.clone()), until))
+            })
+            .collect()
     }
 
     /// Begin a graceful shutdown: stop every listener and release every Lease.

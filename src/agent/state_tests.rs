@@ -313,3 +313,43 @@ fn shutdown_stops_running_listeners_and_releases_the_rest() {
     assert!(starts(&a).is_empty());
     assert_eq!(sent(&a), Some(OpKind::Release));
 }
+
+#[test]
+fn valid_until_is_the_safety_deadline_of_each_running_listener() {
+    let t0 = Instant::now();
+    let mut st = machine();
+    st.observe(NAME, Some(mine(1, 3)), t0);
+    assert!(st.valid_until().is_empty(), "nothing runs before the acquire succeeded");
+    st.take_actions();
+    st.on_op(NAME, OpKind::Acquire, Ok((Some(mine(2, 3)), None)), t0 + ms(20));
+    st.take_actions();
+    // Base: when the acquire was sent (t0); duration 10 s, default margin 2 s.
+    let key = ("sxt".to_string(), "l1".to_string());
+    assert_eq!(st.valid_until().get(&key), Some(&(t0 + Duration::from_secs(8))));
+    // A renewal sent at t0 + 2.5 s moves it.
+    let due = t0 + ms(2500);
+    st.tick(due);
+    st.take_actions();
+    st.on_op(NAME, OpKind::Renew, Ok((Some(mine(3, 3)), None)), due + ms(30));
+    assert_eq!(st.valid_until().get(&key), Some(&(due + Duration::from_secs(8))));
+    // Lost: gone from the map with the Stop.
+    st.observe(NAME, None, due + ms(40));
+    assert!(st.valid_until().is_empty());
+}
+
+#[test]
+fn a_lease_recreated_under_the_same_name_is_a_new_tenure() {
+    let t0 = Instant::now();
+    let mut st = running(t0);
+    // Deleted and recreated for this pod with the next token, and the watch only showed the
+    // new one: the old tenure stops, the new one starts only after its own renewal.
+    let mut recreated = mine(7, 4);
+    recreated.metadata.uid = Some("another-lease".into());
+    st.observe(NAME, Some(recreated.clone()), t0 + ms(100));
+    let actions = st.take_actions();
+    assert_eq!(stops(&actions), vec![(StopReason::Lost, None)]);
+    assert_eq!(sent(&actions), Some(OpKind::Acquire));
+    assert!(starts(&actions).is_empty());
+    st.on_op(NAME, OpKind::Acquire, Ok((Some(mine(8, 4)), None)), t0 + ms(120));
+    assert_eq!(starts(&st.take_actions()), vec![4]);
+}

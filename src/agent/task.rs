@@ -71,6 +71,7 @@ pub(super) async fn run(
     cfg: AgentConfig,
     events: mpsc::UnboundedSender<AgentEvent>,
     mut shutdown: watch::Receiver<bool>,
+    valid_until: watch::Sender<super::ValidUntil>,
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
     let wcfg = watcher::Config::default().labels(&cfg.label_selector());
@@ -93,6 +94,13 @@ pub(super) async fn run(
     info!(pod = %st.cfg.pod_name, namespace = %st.cfg.namespace, "agent started");
     loop {
         let next = st.tick(Instant::now());
+        // Deadlines first: the application reads a Start's deadline when it gets the Start.
+        let now_valid = st.valid_until();
+        valid_until.send_if_modified(|v| {
+            let changed = *v != now_valid;
+            *v = now_valid;
+            changed
+        });
         sh.perform(&mut st);
         if st.shutting_down && (st.tracked.is_empty() || shutdown_deadline.is_some_and(|d| Instant::now() >= d)) {
             if !st.tracked.is_empty() {

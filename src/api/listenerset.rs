@@ -76,6 +76,12 @@ pub const EVENT_RECOVERED: &str = "Recovered";
 /// Event reason: every Lease of a deleted set is gone and the finalizer was removed.
 pub const EVENT_FINALIZED: &str = "Finalized";
 
+/// Ready and Degraded reason: pods let a Lease assigned to them go unrenewed past its duration (their
+/// agents are missing, dead or cut off); the message names them. They get no new listeners.
+pub const REASON_AGENTS_NOT_RENEWING: &str = "AgentsNotRenewing";
+/// Ready reason: listeners are assigned but their holders have not renewed yet.
+pub const REASON_LISTENERS_STARTING: &str = "ListenersStarting";
+
 /// Default `spec.leaseDurationSeconds`.
 pub const DEFAULT_LEASE_DURATION_SECONDS: i32 = 15;
 /// Longest allowed listener id (it is used as a label value).
@@ -99,7 +105,8 @@ fn default_lease_duration_seconds() -> i32 {
     derive = "PartialEq",
     doc = "A set of singleton listeners, each run by exactly one of the selected pods at a time.",
     printcolumn = r#"{"name": "LISTENERS", "type": "integer", "description": "Listeners in the set", "jsonPath": ".status.listeners"}"#,
-    printcolumn = r#"{"name": "RUNNING", "type": "integer", "description": "Listeners held by a live pod", "jsonPath": ".status.running"}"#,
+    printcolumn = r#"{"name": "RUNNING", "type": "integer", "description": "Listeners held by a live pod that renewed its Lease since the assignment", "jsonPath": ".status.running"}"#,
+    printcolumn = r#"{"name": "STARTING", "type": "integer", "description": "Listeners assigned to a live pod that has not renewed yet", "jsonPath": ".status.starting"}"#,
     printcolumn = r#"{"name": "PENDING", "type": "integer", "description": "Listeners waiting for a pod", "jsonPath": ".status.pending"}"#,
     printcolumn = r#"{"name": "ORPHANED", "type": "integer", "description": "Listeners whose holder is gone or whose Lease expired", "jsonPath": ".status.orphaned"}"#,
     printcolumn = r#"{"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
@@ -190,9 +197,13 @@ pub struct ListenerSetStatus {
     /// Listeners in the set (inline and from `listenersFrom`).
     #[serde(default)]
     pub listeners: i32,
-    /// Listeners held by a live pod with an unexpired Lease.
+    /// Listeners held by a live pod with an unexpired Lease that it renewed since the
+    /// assignment (its agent starts a listener only after a renewal).
     #[serde(default)]
     pub running: i32,
+    /// Listeners assigned to a live pod that has not renewed the Lease since.
+    #[serde(default)]
+    pub starting: i32,
     /// Listeners (not suspended) that no pod holds.
     #[serde(default)]
     pub pending: i32,
@@ -217,7 +228,7 @@ pub struct ListenerSetStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// One running listener.
+/// One assigned listener (running, or starting: see `starting`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
@@ -225,12 +236,19 @@ pub struct Assignment {
     pub listener: String,
     /// Pod that holds the listener's Lease.
     pub pod: String,
+    /// That pod's uid (a pod of the same name later is another pod).
+    #[serde(rename = "podUID", default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
     /// When that pod acquired it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
     /// The Lease's `leaseTransitions`: the fencing token handed to the app.
     #[serde(default)]
     pub transitions: i32,
+    /// The pod has not renewed the Lease since it was assigned: the listener is not running
+    /// yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starting: bool,
 }
 
 /// The ListenerSet CustomResourceDefinition.

@@ -64,6 +64,29 @@ pub fn is_ready(pod: &Pod) -> bool {
     ready_condition(pod).is_some_and(|c| c.status == "True")
 }
 
+/// The kubelet reports that nothing of the pod runs any more: its phase is `Succeeded` or
+/// `Failed`, or every container it lists is terminated (what the kubelet writes before it
+/// removes a gracefully deleted pod). A force-deleted pod's last state shows none of this: its
+/// containers may still run.
+pub fn has_stopped(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return true;
+    }
+    let all = status.container_statuses.iter().flatten();
+    let init = status.init_container_statuses.iter().flatten();
+    let mut any = false;
+    let terminated = all.chain(init).all(|c| {
+        any = true;
+        c.state
+            .as_ref()
+            .is_some_and(|s| s.terminated.is_some() && s.running.is_none() && s.waiting.is_none())
+    });
+    any && terminated
+}
+
 /// Whether `labels` satisfy `selector`, with the API server's semantics (those of
 /// [`kube::core::Selector`]): an empty selector matches everything; one that cannot be parsed
 /// (an unknown operator, `In` without values) matches nothing.

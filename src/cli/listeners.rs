@@ -63,8 +63,8 @@ pub fn render_at(set: &ListenerSet, now: Timestamp, wide: bool) -> String {
         return format!("ListenerSet {name}: no status yet (is the controller running?)\n");
     };
     out.push_str(&format!(
-        "ListenerSet {name}: {} listeners, {} running, {} pending, {} orphaned, {} suspended\n",
-        st.listeners, st.running, st.pending, st.orphaned, st.suspended
+        "ListenerSet {name}: {} listeners, {} running, {} starting, {} pending, {} orphaned, {} suspended\n",
+        st.listeners, st.running, st.starting, st.pending, st.orphaned, st.suspended
     ));
     for c in &st.conditions {
         out.push_str(&format!("  {}={} ({}): {}\n", c.type_, c.status, c.reason, c.message));
@@ -77,7 +77,11 @@ pub fn render_at(set: &ListenerSet, now: Timestamp, wide: bool) -> String {
     for a in &st.assignments {
         let mut row = vec![
             a.listener.clone(),
-            a.pod.clone(),
+            if a.starting {
+                format!("{} (starting)", a.pod)
+            } else {
+                a.pod.clone()
+            },
             output::age(a.since.as_ref(), now),
             a.transitions.to_string(),
         ];

@@ -99,6 +99,10 @@ pub struct LeaseView {
     pub resource_version: String,
     /// [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION) is present.
     pub release_requested: bool,
+    /// The holder renewed the Lease after it was assigned (`renewTime` differs from the
+    /// `acquireTime` the controller wrote with the assignment). Until then the listener is
+    /// starting, not running: the holder's agent starts a listener only after a renewal.
+    pub renewed: bool,
 }
 
 impl LeaseView {
@@ -377,8 +381,11 @@ pub fn finalize(pods: &[PodView], leases: &[LeaseView]) -> Vec<Move> {
 /// What a listener is doing right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenerState {
-    /// Held by a live pod whose Lease has not expired.
-    Running { pod: String, transitions: i32 },
+    /// Held by a live pod whose Lease has not expired, and renewed by it since the assignment.
+    Running { pod: String, uid: String, transitions: i32 },
+    /// Assigned to a live pod that has not renewed the Lease since (its agent has not started
+    /// the listener yet, or never will).
+    Starting { pod: String, uid: String, transitions: i32 },
     /// No holder (no Lease, or released).
     Pending,
     /// The holder pod is gone or its Lease expired.
@@ -387,11 +394,13 @@ pub enum ListenerState {
     Suspended,
 }
 
-/// Counts for `ListenerSet.status`; `running + pending + orphaned + suspended == listeners`.
+/// Counts for `ListenerSet.status`; `running + starting + pending + orphaned + suspended ==
+/// listeners`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub listeners: i32,
     pub running: i32,
+    pub starting: i32,
     pub pending: i32,
     pub orphaned: i32,
     pub suspended: i32,
@@ -400,7 +409,8 @@ pub struct Summary {
 }
 
 /// Summarise the state of every listener in the spec (Leases of removed listeners are not
-/// counted). A suspended listener still running (release outstanding) counts as running.
+/// counted). A suspended listener still running (release outstanding) counts as running (or
+/// starting).
 pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]) -> Summary {
     let index = Index::new(pods);
     let spec = by_key(listeners, |l| l.id.as_str());
@@ -411,8 +421,14 @@ pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseVi
         let live = lease.and_then(|l| index.live_holder(l).map(|p| (l, p)));
         let holder = lease.and_then(|l| l.holder.as_deref().filter(|h| !h.is_empty()));
         let state = match (live, holder) {
-            (Some((lease, pod)), _) => ListenerState::Running {
+            (Some((lease, pod)), _) if lease.renewed => ListenerState::Running {
                 pod: pod.name.clone(),
+                uid: pod.uid.clone(),
+                transitions: lease.transitions,
+            },
+            (Some((lease, pod)), _) => ListenerState::Starting {
+                pod: pod.name.clone(),
+                uid: pod.uid.clone(),
                 transitions: lease.transitions,
             },
             _ if listener.suspended => ListenerState::Suspended,
@@ -423,6 +439,7 @@ pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseVi
         };
         let counter = match state {
             ListenerState::Running { .. } => &mut summary.running,
+            ListenerState::Starting { .. } => &mut summary.starting,
             ListenerState::Pending => &mut summary.pending,
             ListenerState::Orphaned { .. } => &mut summary.orphaned,
             ListenerState::Suspended => &mut summary.suspended,
@@ -461,8 +478,10 @@ pub fn lease_view(lease: &Lease, set: &str, expired: bool) -> Option<LeaseView> 
     let listener = labels.get(LISTENER_LABEL)?.clone();
     let spec = lease.spec.as_ref();
     let holder_uid = lease::owner_pod(lease).map(|o| o.uid.clone());
+    let renewed = lease::renewed_since_assignment(lease);
     Some(LeaseView {
         listener,
+        renewed,
         holder: spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty()),
         holder_uid,
         expired,

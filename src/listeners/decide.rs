@@ -23,13 +23,23 @@
 //!   status, the controller's memory of its own writes); [`Decision::tokens`] includes the
 //!   tokens of this decision's assignments, and the shell writes them to the status before any
 //!   Lease carries them, so no restart, failover or garbage collection sends a token back.
+//! * **A gone pod is not proof.** A Lease whose holder pod is gone (force-deleted: its
+//!   containers may run on) is taken over only once it expired — unless the kubelet reported
+//!   the pod stopped (`Input::stopped`: phase Succeeded/Failed or every container terminated,
+//!   what a completed graceful deletion shows), then at once.
 //! * **A missing Lease is not a free one.** The controller remembers each listener's last
-//!   holder (from the Leases it saw, its own assignments, and at start `status.assignments`).
-//!   When a wanted listener has no Lease and that holder's pod still exists (same uid when
-//!   known), the Lease is recreated for that same pod with the next token
-//!   ([`Kind::Recreated`]): the only pod that may still run the listener keeps it, and nobody
-//!   else gets it. A holder is forgotten once its Lease is released or expired, or its pod is
-//!   gone.
+//!   holder (from the Leases it saw, its own assignments, and at start `status.assignments`,
+//!   which lists every assignment before its Lease is written). When a wanted listener has no
+//!   Lease and that holder's pod still exists (same name and uid) and answers, the Lease is
+//!   recreated for that same pod with the next token ([`Kind::Recreated`]): the only pod that
+//!   may still run the listener keeps it, and nobody else gets it. If the holder's pod is gone
+//!   (not reported stopped) or unresponsive, or unknown (a fresh controller finds a token but
+//!   neither Lease nor holder), the listener is held for one lease duration from when the
+//!   Lease was seen gone: by then the agent's own safety rule has stopped it. A holder is
+//!   forgotten once its Lease is released or expired, or its pod reported stopped.
+//! * **Running means running**: a listener whose holder has not renewed since the assignment
+//!   is starting ([`assigner::ListenerState::Starting`]); a selected pod that let a Lease expire
+//!   is named in [`Decision::silent`].
 //! * A listener whose config cannot be read is not assigned.
 //! * A set being deleted is wound down ([`assigner::finalize`]).
 
@@ -97,6 +107,10 @@ pub struct Input<'a> {
     pub recover: Option<&'a BTreeSet<String>>,
     /// Pods known unresponsive (by this or another set).
     pub unresponsive: &'a Unresponsive,
+    /// Uids of pods the kubelet reported stopped (phase Succeeded/Failed, or every container
+    /// terminated: [`crate::api::pod::has_stopped`]), existing or gone (their last state seen).
+    /// Only this proves that a pod's listeners stopped: a force-deleted pod's may run on.
+    pub stopped: &'a BTreeSet<String>,
     /// The set's `leaseDurationSeconds`.
     pub lease_duration: Duration,
     pub now: Instant,
@@ -141,91 +155,9 @@ pub struct Decision {
     pub lapsed: BTreeSet<String>,
     /// Uids of pods seen renewing a Lease of this set.
     pub renewed: BTreeSet<String>,
-}
-
-/// Pods whose agents let a Lease expire, by uid, with their restart count then: shared by
-/// every set's decisions (see the module doc).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Unresponsive(BTreeMap<String, i32>);
-
-impl Unresponsive {
-    /// Whether `pod` is unresponsive.
-    pub fn contains(&self, pod: &PodFacts) -> bool {
-        self.0.get(&pod.uid).is_some_and(|r| pod.restarts <= *r)
-    }
-
-    /// Learn from one decision about the pods of one namespace (`pods`).
-    pub fn learn(&mut self, decision: &Decision, pods: &[PodFacts]) {
-        for pod in pods {
-            if decision.renewed.contains(&pod.uid) {
-                self.0.remove(&pod.uid);
-            } else if decision.lapsed.contains(&pod.uid) {
-                self.0.insert(pod.uid.clone(), pod.restarts);
-            } else if self.0.get(&pod.uid).is_some_and(|r| pod.restarts > *r) {
-                self.0.remove(&pod.uid);
-            }
-        }
-    }
-
-    /// Forget pods that no longer exist (`exists(uid)`).
-    pub fn retain(&mut self, exists: impl Fn(&str) -> bool) {
-        self.0.retain(|uid, _| exists(uid));
-    }
-}
-
-/// What the controller remembers of one set between reconciles.
-#[derive(Clone, Debug, Default)]
-pub struct Memory {
-    /// Lease name → (holder record, when first seen as it is, its holder's uid).
-    observed: BTreeMap<String, (String, Instant, Option<String>)>,
-    /// Listener → the highest fencing token seen or written.
-    tokens: BTreeMap<String, i32>,
-    /// Listener → the last pod known to hold it, which may still run it.
-    holders: BTreeMap<String, Holder>,
-    /// The status's assignments have been read (once: they seed `holders`).
-    seeded: bool,
-}
-
-/// A pod that held a listener.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Holder {
-    pod: String,
-    /// Unknown when learnt from the status.
-    uid: Option<String>,
-    /// This controller assigned it then and has not seen the Lease since (its cache may lag).
-    unseen_since: Option<Instant>,
-}
-
-impl Memory {
-    /// A write of the last decision succeeded at `now`.
-    pub fn written(&mut self, change: &Move, now: Instant) {
-        if let Move::Assign {
-            listener,
-            transitions,
-            pod,
-            pod_uid,
-            ..
-        } = change
-        {
-            self.raise(listener, *transitions);
-            let holder = Holder {
-                pod: pod.clone(),
-                uid: Some(pod_uid.clone()),
-                unseen_since: Some(now),
-            };
-            self.holders.insert(listener.clone(), holder);
-        }
-    }
-
-    /// The highest fencing token known for `listener`.
-    pub fn token(&self, listener: &str) -> Option<i32> {
-        self.tokens.get(listener).copied()
-    }
-
-    fn raise(&mut self, listener: &str, token: i32) {
-        let t = self.tokens.entry(listener.to_string()).or_insert(token);
-        *t = (*t).max(token);
-    }
+    /// Selected pods that let a Lease expire and have not renewed since (they get nothing new),
+    /// by name: for the status, which names them.
+    pub silent: Vec<Silent>,
 }
 
 /// Decide one reconcile. See the module doc.
@@ -238,6 +170,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     } = judge_leases(input, memory);
     let lapsed = lapsed(input, &leases);
     let pods = pod_views(input, &leases, &lapsed);
+    let silent = silent(input, &leases, &lapsed, &renewed);
     for (listener, token) in leases.iter().map(|l| (l.listener.as_str(), l.transitions)) {
         memory.raise(listener, token);
     }
@@ -267,15 +200,10 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         .map(|w| w.change.listener())
         .chain(restored.waiting.iter().map(|l| l.listener.as_str()))
         .collect();
-    let max = input.max_per_pod;
     let planned = if input.deleting {
         assigner::finalize(&pods, &leases)
     } else {
-        // A restored listener counts as held by its pod (it is, once the Lease is recreated).
-        let mut held = leases.clone();
-        held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
-        held.extend(restored.waiting.iter().cloned());
-        assigner::assign(&listeners, &pods, &held, max)
+        plan(input, &pods, &leases, &listeners, &restored)
     };
     let mut writes: Vec<Write> = planned
         .into_iter()
@@ -283,11 +211,12 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         // The restoring write is the only one for its listener (its Lease does not exist yet).
         .filter(|m| !restoring.contains(m.listener()))
         .map(|change| {
-            let kind = matches!(change, Move::Assign { .. }).then(|| kind_of(input, &leases, change.listener()));
+            let kind = matches!(change, Move::Assign { .. })
+                .then(|| kind_of(input, &leases, &memory.ended, change.listener()));
             Write { change, kind }
         })
         .collect();
-    writes.extend(restored.writes);
+    writes.extend(restored.writes.iter().cloned());
     for w in &writes {
         if let Move::Assign {
             listener, transitions, ..
@@ -308,9 +237,20 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     } else {
         listeners
     };
+    // The status shows every assignment of this decision (as starting) and held listeners as
+    // orphaned: it is written before any Lease, so a controller that starts after it knows who
+    // may run each listener even if a Lease it wrote was deleted before it saw it.
+    let mut seen: Vec<LeaseView> = leases.clone();
+    for w in &writes {
+        if let Some(view) = restored_view(&w.change) {
+            seen.retain(|l| l.listener != view.listener);
+            seen.push(view);
+        }
+    }
+    seen.extend(restored.waiting.iter().cloned());
     Decision {
         writes,
-        summary: assigner::summarize(&counted, &pods, &leases),
+        summary: assigner::summarize(&counted, &pods, &seen),
         eligible: pods.iter().filter(|p| p.eligible).count(),
         requeue: [next_expiry, restored.wake]
             .into_iter()
@@ -321,123 +261,46 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         tokens: memory.tokens.clone(),
         lapsed,
         renewed,
+        silent,
     }
 }
 
-/// Learn who holds what: a live holder is remembered; a released or expired Lease, or a gone
-/// pod, ends the memory (that pod no longer runs the listener, or never will again).
-fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
-    for lease in leases {
-        match (&lease.holder, lease.expired) {
-            (Some(pod), false) => {
-                let holder = Holder {
-                    pod: pod.clone(),
-                    uid: lease.holder_uid.clone(),
-                    unseen_since: None,
-                };
-                memory.holders.insert(lease.listener.clone(), holder);
-            }
-            _ => {
-                memory.holders.remove(&lease.listener);
-            }
-        }
-    }
-    if !memory.seeded {
-        memory.seeded = true;
-        for a in &input.status.assignments {
-            if !leases.iter().any(|l| l.listener == a.listener) {
-                let holder = Holder {
-                    pod: a.pod.clone(),
-                    uid: None,
-                    unseen_since: None,
-                };
-                memory.holders.entry(a.listener.clone()).or_insert(holder);
-            }
-        }
-    }
+/// The assigner's moves. A restored listener counts as held by its pod (it is, once the Lease is
+/// recreated). A listener whose holder pod is gone unconfirmed (its containers may run on) and
+/// whose Lease has not expired, or whose Lease is gone with such a holder, is left out: nobody
+/// gets it, nothing is written about it, until the holder must have stopped.
+fn plan(
+    input: &Input,
+    pods: &[PodView],
+    leases: &[LeaseView],
+    listeners: &[ListenerView],
+    restored: &Restored,
+) -> Vec<Move> {
     let by_name = pods_by_name(input.pods);
-    memory.holders.retain(|listener, h| {
-        leases.iter().any(|l| l.listener == *listener)
-            || by_name
-                .get(h.pod.as_str())
-                .is_some_and(|p| h.uid.as_ref().is_none_or(|u| *u == p.uid))
-    });
-}
-
-/// What becomes of wanted listeners whose Lease is missing while their last holder's pod
-/// exists.
-#[derive(Default)]
-struct Restored {
-    /// Recreate the Lease for that pod.
-    writes: Vec<Write>,
-    /// Listeners this controller just assigned but has not seen yet (its cache may lag): held
-    /// for their pod, nothing written, until one lease duration has passed.
-    waiting: Vec<LeaseView>,
-    /// When the first of `waiting` stops waiting.
-    wake: Option<Instant>,
-}
-
-/// Recreate the missing Leases of wanted listeners for their remembered holders.
-fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> Restored {
-    let mut out = Restored::default();
-    if input.deleting {
-        return out;
-    }
-    let by_name = pods_by_name(input.pods);
-    let missing = input
-        .listeners
-        .iter()
-        .filter(|l| !l.suspended && !l.no_config)
-        .filter(|l| !leases.iter().any(|lease| lease.listener == l.id));
-    for l in missing {
-        let Some(holder) = memory.holders.get(&l.id) else {
-            continue;
-        };
-        let Some(pod) = by_name.get(holder.pod.as_str()) else {
-            continue;
-        };
-        let change = Move::Assign {
-            listener: l.id.clone(),
-            pod: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            from_resource_version: None,
-            transitions: memory.token(&l.id).map_or(0, |t| t.saturating_add(1)),
-        };
-        match holder.unseen_since.map(|t| t + input.lease_duration) {
-            Some(until) if input.now < until => {
-                out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
-                out.waiting.extend(restored_view(&change));
-            }
-            _ => out.writes.push(Write {
-                change,
-                kind: Some(Kind::Recreated),
-            }),
-        }
-    }
-    out
-}
-
-/// The Lease a restoring write makes, as the assigner should count it.
-fn restored_view(change: &Move) -> Option<LeaseView> {
-    let Move::Assign {
-        listener,
-        pod,
-        pod_uid,
-        transitions,
-        ..
-    } = change
-    else {
-        return None;
+    let gone = |l: &LeaseView| {
+        l.holder
+            .as_deref()
+            .is_some_and(|h| by_name.get(h).is_none_or(|p| !l.held_by(&p.name, &p.uid)))
     };
-    Some(LeaseView {
-        listener: listener.clone(),
-        holder: Some(pod.clone()),
-        holder_uid: Some(pod_uid.clone()),
-        expired: false,
-        transitions: *transitions,
-        resource_version: String::new(),
-        release_requested: false,
-    })
+    let ghosts: BTreeSet<&str> = leases
+        .iter()
+        .filter(|l| !l.expired && gone(l))
+        .chain(restored.waiting.iter().filter(|l| gone(l)))
+        .map(|l| l.listener.as_str())
+        .collect();
+    let listeners: Vec<ListenerView> = listeners
+        .iter()
+        .filter(|l| !ghosts.contains(l.id.as_str()))
+        .cloned()
+        .collect();
+    let mut held: Vec<LeaseView> = leases
+        .iter()
+        .filter(|l| !ghosts.contains(l.listener.as_str()))
+        .cloned()
+        .collect();
+    held.extend(restored.writes.iter().filter_map(|w| restored_view(&w.change)));
+    held.extend(restored.waiting.iter().filter(|l| !gone(l)).cloned());
+    assigner::assign(&listeners, pods, &held, input.max_per_pod)
 }
 
 /// The set's Leases as judged now.
@@ -477,7 +340,13 @@ fn judge_leases(input: &Input, memory: &mut Memory) -> Judged {
         }
         let expires_at = entry.1 + lease.duration;
         let holder = lease.view.holder.as_deref().filter(|h| !h.is_empty());
-        let mut expired = holder.is_some() && now >= expires_at;
+        // The kubelet reported the holder stopped: nothing of it can run the listener.
+        let stopped = lease
+            .view
+            .holder_uid
+            .as_ref()
+            .is_some_and(|u| input.stopped.contains(u));
+        let mut expired = holder.is_some() && (now >= expires_at || stopped);
         if let (Some(holder), Some(live)) = (holder, input.recover) {
             if !live.contains(holder) && !expired {
                 expired = true;
@@ -559,9 +428,11 @@ fn listener_views(input: &Input, leases: &[LeaseView], memory: &Memory) -> Vec<L
 }
 
 /// How `listener` comes to its new holder, from the Lease it has now.
-fn kind_of(input: &Input, leases: &[LeaseView], listener: &str) -> Kind {
+fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>, listener: &str) -> Kind {
     let Some(prior) = leases.iter().find(|l| l.listener == listener) else {
-        return Kind::Assigned;
+        return ended
+            .get(listener)
+            .map_or(Kind::Assigned, |why| Kind::Takeover(why.clone()));
     };
     let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
         return Kind::Handover;
@@ -569,20 +440,32 @@ fn kind_of(input: &Input, leases: &[LeaseView], listener: &str) -> Kind {
     let gone = pods_by_name(input.pods)
         .get(holder)
         .is_none_or(|p| !prior.held_by(&p.name, &p.uid));
-    let why = if gone {
-        format!("holder pod {holder} is gone")
-    } else if input.recover.is_some() {
+    let stopped = prior.holder_uid.as_ref().is_some_and(|u| input.stopped.contains(u));
+    let secs = input
+        .leases
+        .iter()
+        .find(|l| l.view.listener == listener)
+        .map_or(0, |l| l.duration.as_secs());
+    let why = if stopped {
+        format!("holder pod {holder} stopped (the kubelet reported its containers terminated)")
+    } else if input.recover.is_some() && !gone {
         format!("recovered from holder pod {holder}, which is not live")
+    } else if gone {
+        format!("holder pod {holder} is gone and its Lease expired ({secs}s without renewal)")
     } else {
-        let secs = input
-            .leases
-            .iter()
-            .find(|l| l.view.listener == listener)
-            .map_or(0, |l| l.duration.as_secs());
         format!("the Lease of holder pod {holder} expired ({secs}s without renewal)")
     };
     Kind::Takeover(why)
 }
 
+mod memory;
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;
+mod unresponsive;
+
+pub use memory::Memory;
+use memory::{remember_holders, restore, restored_view, Restored};
+use unresponsive::silent;
+pub use unresponsive::{Silent, Unresponsive};

@@ -1,7 +1,7 @@
 //! Per-object series, labelled `namespace` and `name`. The gauges are computed from the
 //! controller's caches at each scrape (so a deleted object's series go with it); the counters
 //! and the gap histogram of a ListenerSet are kept while it exists and dropped with it.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,9 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::gaps::{seen, Gaps, Seen};
+use super::gaps::Gaps;
 use super::PhaseLabel;
-use crate::api::listenerset::lease::listener_of;
 use crate::api::listenerset::{ListenerSet, EVENT_HANDOVER, EVENT_TAKEOVER};
 use crate::api::rollout::{Rollout, RolloutPhase};
 
@@ -89,7 +88,6 @@ fn gap_histogram() -> Histogram {
 struct Stores {
     rollouts: Option<Store<Rollout>>,
     sets: Option<Store<ListenerSet>>,
-    leases: Option<Store<Lease>>,
 }
 
 pub struct Objects {
@@ -204,11 +202,8 @@ impl Objects {
         self.with_stores(|s| s.rollouts = Some(store));
     }
 
-    pub fn watch_listener_sets(&self, sets: Store<ListenerSet>, leases: Store<Lease>) {
-        self.with_stores(|s| {
-            s.sets = Some(sets);
-            s.leases = Some(leases);
-        });
+    pub fn watch_listener_sets(&self, sets: Store<ListenerSet>) {
+        self.with_stores(|s| s.sets = Some(sets));
     }
 
     /// The controller is about to reconcile `r`: note when its phase changed.
@@ -281,13 +276,12 @@ impl Objects {
 
     /// Recompute the per-object gauges from the caches; drop the series of deleted objects.
     pub fn refresh(&self) {
-        let (rollouts, sets, leases) = self.with_stores(|s| (s.rollouts.clone(), s.sets.clone(), s.leases.clone()));
+        let (rollouts, sets) = self.with_stores(|s| (s.rollouts.clone(), s.sets.clone()));
         if let Some(store) = rollouts {
             self.refresh_rollouts(&store.state());
         }
         if let Some(store) = sets {
-            let leases = leases.map(|l| l.state()).unwrap_or_default();
-            self.refresh_sets(&store.state(), &leases);
+            self.refresh_sets(&store.state());
         }
     }
 
@@ -359,29 +353,16 @@ impl Objects {
         }
     }
 
-    fn refresh_sets(&self, sets: &[Arc<ListenerSet>], leases: &[Arc<Lease>]) {
+    fn refresh_sets(&self, sets: &[Arc<ListenerSet>]) {
         self.listeners.clear();
-        // Listeners assigned and not renewed yet, per set, from the Leases.
-        let mut starting: BTreeMap<ObjectLabels, i32> = BTreeMap::new();
-        for l in leases {
-            let Some((set, _)) = listener_of(l) else {
-                continue;
-            };
-            if seen(l) == Seen::Starting {
-                *starting
-                    .entry(object(&l.namespace().unwrap_or_default(), set))
-                    .or_default() += 1;
-            }
-        }
         let mut live = BTreeSet::new();
         for s in sets {
             let key = object(&s.namespace().unwrap_or_default(), &s.name_any());
             let st = s.status.clone().unwrap_or_default();
-            let starting = starting.get(&key).copied().unwrap_or(0);
             for (state, n) in [
-                // status.running counts every listener held by a live pod.
-                ("running", (st.running - starting).max(0)),
-                ("starting", starting),
+                // Running: its holder renewed the Lease since the assignment; starting: not yet.
+                ("running", st.running),
+                ("starting", st.starting),
                 ("pending", st.pending),
                 ("orphaned", st.orphaned),
                 ("suspended", st.suspended),

@@ -3,6 +3,7 @@
 //! lookups that tie the two controllers together (does a pod hold listeners, which Rollout
 //! waits for a draining pod).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
 use super::api;
-use crate::api::listenerset::lease::{held_by, owner_pod};
+use crate::api::listenerset::lease::{held_by, owner_pod, Holder};
 use crate::api::listenerset::LISTENERSET_LABEL;
 use crate::api::pod::is_draining;
 use crate::api::rollout::Rollout;
@@ -170,22 +171,32 @@ fn fan_out<K: Clone + Send + 'static>(
     })
 }
 
-/// For the Rollout controller: a listener Lease changed; if its (last) owner pod is being drained,
-/// the Rollout owning that pod should look again (it may be waiting for the pod to hold nothing).
-pub fn draining_rollout_of_lease(pods: &Store<Pod>, lease: &Lease) -> Option<ObjectRef<Rollout>> {
-    let ns = lease.metadata.namespace.as_deref()?;
-    let owner = owner_pod(lease)?;
-    let pod = pods.get(&ObjectRef::new(&owner.name).within(ns))?;
-    if !is_draining(&pod.metadata) {
-        return None;
-    }
-    let rollout = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Rollout")?;
-    Some(ObjectRef::new(&rollout.name).within(ns))
+/// For the Rollout controller: a listener Lease changed. If its owner pod is being drained, the
+/// Rollout owning that pod should look again (it may be waiting for the pod to hold nothing). A
+/// released Lease names no pod (the agent clears the holder and drops its pod's ownerReference,
+/// so the Lease outlives the pod): it may be any draining pod's, so every Rollout with a
+/// draining pod in the namespace looks again.
+pub fn draining_rollouts_of_lease(pods: &Store<Pod>, lease: &Lease) -> Vec<ObjectRef<Rollout>> {
+    let Some(ns) = lease.metadata.namespace.as_deref() else {
+        return Vec::new();
+    };
+    let rollout_of = |pod: &Pod| -> Option<String> {
+        if pod.metadata.namespace.as_deref() != Some(ns) || !is_draining(&pod.metadata) {
+            return None;
+        }
+        let owners = pod.metadata.owner_references.iter().flatten();
+        owners.into_iter().find(|o| o.kind == "Rollout").map(|o| o.name.clone())
+    };
+    let names: BTreeSet<String> = match owner_pod(lease) {
+        Some(owner) => pods
+            .get(&ObjectRef::new(&owner.name).within(ns))
+            .and_then(|p| rollout_of(&p))
+            .into_iter()
+            .collect(),
+        None if Holder::of(lease).is_none() => pods.state().iter().filter_map(|p| rollout_of(p)).collect(),
+        None => BTreeSet::new(),
+    };
+    names.iter().map(|n| ObjectRef::new(n).within(ns)).collect()
 }
 
 #[cfg(test)]
@@ -215,22 +226,59 @@ mod tests {
         }
     }
 
-    fn rollout_woken(drain: Option<&str>) -> Option<ObjectRef<Rollout>> {
+    fn store_of(pods: Vec<Pod>) -> Store<Pod> {
         let (store, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Apply(pod_with_drain(drain)));
+        for p in pods {
+            writer.apply_watcher_event(&watcher::Event::Apply(p));
+        }
+        store
+    }
+
+    fn rollout_woken(drain: Option<&str>) -> Vec<ObjectRef<Rollout>> {
+        let store = store_of(vec![pod_with_drain(drain)]);
         let mut lease = Lease::default();
         lease.metadata.namespace = Some("ns".into());
         lease.metadata.owner_references = Some(vec![pod_owner_reference("svc-0-abc", "u0")]);
-        draining_rollout_of_lease(&store, &lease)
+        draining_rollouts_of_lease(&store, &lease)
     }
 
     #[test]
     fn a_lease_change_wakes_the_rollout_of_a_draining_holder() {
-        let woken = Some(ObjectRef::new("svc").within("ns"));
+        let woken = vec![ObjectRef::new("svc").within("ns")];
         assert_eq!(rollout_woken(Some("2026-01-01T00:00:00Z")), woken);
         assert_eq!(rollout_woken(Some("true")), woken);
         // "false" is not a drain, for this reader as for every other.
-        assert_eq!(rollout_woken(Some("false")), None);
-        assert_eq!(rollout_woken(None), None);
+        assert_eq!(rollout_woken(Some("false")), vec![]);
+        assert_eq!(rollout_woken(None), vec![]);
+    }
+
+    /// A released Lease has neither holder nor owner pod: every Rollout with a draining pod in
+    /// its namespace looks again (the one whose pod released it may be waiting for it).
+    #[test]
+    fn a_released_lease_wakes_every_rollout_with_a_draining_pod_in_its_namespace() {
+        let mut other = pod_with_drain(Some("true"));
+        other.metadata.name = Some("web-0-abc".into());
+        if let Some(o) = other.metadata.owner_references.as_mut().and_then(|o| o.first_mut()) {
+            o.name = "web".into();
+        }
+        let mut elsewhere = pod_with_drain(Some("true"));
+        elsewhere.metadata.namespace = Some("other".into());
+        let store = store_of(vec![pod_with_drain(Some("true")), other, elsewhere, {
+            let mut p = pod_with_drain(None);
+            p.metadata.name = Some("idle-0-abc".into());
+            p
+        }]);
+        let mut released = Lease::default();
+        released.metadata.namespace = Some("ns".into());
+        assert_eq!(
+            draining_rollouts_of_lease(&store, &released),
+            vec![ObjectRef::new("svc").within("ns"), ObjectRef::new("web").within("ns")]
+        );
+        // A Lease naming a holder but no owner pod (not the controller's) wakes nothing.
+        released.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+            holder_identity: Some("someone".into()),
+            ..Default::default()
+        });
+        assert_eq!(draining_rollouts_of_lease(&store, &released), vec![]);
     }
 }

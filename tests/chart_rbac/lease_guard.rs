@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -81,14 +81,16 @@ async fn intruder(c: &Cluster) -> Pod {
 }
 
 /// (code, message) of a raw write, as `client`, of Lease `ns/name` as read now and changed by
-/// `change`; retried while the Lease changes under it (agents renew it), as an attacker would.
+/// `change` (a merge patch of the whole Lease, conditional on its resourceVersion: the verb the
+/// agent Role grants); retried while the Lease changes under it (agents renew it), as an
+/// attacker would.
 async fn write(c: &Cluster, client: &kube::Client, ns: &str, name: &str, change: impl Fn(&mut Lease)) -> (u16, String) {
     let read: Api<Lease> = Api::namespaced(c.admin.clone(), ns);
     let api: Api<Lease> = Api::namespaced(client.clone(), ns);
     for _ in 0..20 {
         let mut lease = read.get(name).await.expect("the Lease");
         change(&mut lease);
-        match api.replace(name, &PostParams::default(), &lease).await {
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&lease)).await {
             Ok(_) => return (200, String::new()),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(kube::Error::Api(s)) => return (s.code, s.message),
@@ -258,7 +260,7 @@ async fn attacks(guarded: bool) {
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({"metadata": {"name": "app-leases"},
-        "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"]}]}))
+        "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"]}]}))
             .unwrap(),
         )
         .await

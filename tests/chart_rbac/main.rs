@@ -144,10 +144,10 @@ async fn cluster_scope_runs_the_demo_with_no_403() {
         .await
         .unwrap();
     let foreign: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(ctl, "kube-system");
-    let mut l = system.get("kube-scheduler").await.unwrap();
-    l.spec.as_mut().unwrap().holder_identity = Some("baton".into());
+    // A merge patch: the verb the controller's role grants on Leases.
+    let take = json!({"spec": {"holderIdentity": "baton"}});
     let err = foreign
-        .replace("kube-scheduler", &Default::default(), &l)
+        .patch("kube-scheduler", &PatchParams::default(), &Patch::Merge(&take))
         .await
         .expect_err("the controller may not take kube-system's Leases");
     assert_eq!(

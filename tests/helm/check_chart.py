@@ -356,7 +356,7 @@ def main() -> int:
             assert rule_for(cr, "baton.dev", sub) == set(), sub
         assert rule_for(cr, "", "pods") == {"list", "watch", "create", "delete", "patch"}
         assert rule_for(cr, "apps", "controllerrevisions") == {"list", "watch", "create", "delete"}
-        assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "update", "delete"}
+        assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "patch", "delete"}
         assert rule_for(cr, "events.k8s.io", "events") == {"create"}
         assert rule_for(cr, "", "events") == set()
         assert rule_for(cr, "", "secrets") == {"list", "watch"}
@@ -443,7 +443,7 @@ def main() -> int:
         env = env_of(one(objs, "Deployment", "baton"))
         assert env["BATON_WATCH_NAMESPACE"] == "team-a", env
         agent = one(objs, "Role", "baton-agent")
-        assert rule_for(agent, "coordination.k8s.io", "leases") == {"get", "list", "watch", "update"}
+        assert rule_for(agent, "coordination.k8s.io", "leases") == {"get", "list", "watch", "patch"}
         secret_rules = [x for x in agent["rules"] if "secrets" in x["resources"]]
         assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["sxt-tokens"], "verbs": ["get"]}], secret_rules
         arb = one(objs, "RoleBinding", "baton-agent")
@@ -670,7 +670,10 @@ def run_install_checks(kubeconfig: str) -> None:
         assert_exist(kubeconfig, objs, "baton-system")
         kubectl(kubeconfig, "apply", "-n", "default", "-k", str(CONFIG / "samples"))
         samples = parse_manifests(kubectl(kubeconfig, "kustomize", str(CONFIG / "samples")).stdout)
-        assert {o["kind"] for o in samples} == {"Rollout", "ListenerSet", "Secret"}
+        # The service, its listeners and their Secret; the app (a ConfigMap) and the identity its
+        # `baton agent` sidecar runs with (ServiceAccount, Role, RoleBinding).
+        assert {o["kind"] for o in samples} == {
+            "Rollout", "ListenerSet", "Secret", "ConfigMap", "ServiceAccount", "Role", "RoleBinding"}
         assert_exist(kubeconfig, samples, "default")
         rollout = json.loads(kubectl(kubeconfig, "get", "-n", "default", "rollout", "user-service", "-o", "json").stdout)
         assert rollout["spec"]["replicas"] == 3 and rollout["spec"]["version"], rollout["spec"]

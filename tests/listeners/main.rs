@@ -12,4 +12,3 @@ mod deletion;
 mod failures;
 mod handover;
 mod lifecycle;
-mod safety;

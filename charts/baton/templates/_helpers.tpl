@@ -95,7 +95,7 @@ drain annotation with a patch, Leases with conditional updates.
   verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["list", "watch", "create", "update", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]

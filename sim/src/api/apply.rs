@@ -172,7 +172,7 @@ impl Core {
                 if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.insert("resourceVersion".into(), json!(cur.rv.to_string()));
                 }
-                self.update(rt, ns, name, body, sub, &no_manager)
+                self.update_existing(rt, ns, name, body, sub, &no_manager)
             }
         }
     }

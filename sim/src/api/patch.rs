@@ -59,7 +59,7 @@ impl Core {
                     m.insert("resourceVersion".into(), json!(current.rv.to_string()));
                 }
             }
-            match self.update(rt, ns, name, body, sub, opts) {
+            match self.update_existing(rt, ns, name, body, sub, opts) {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !sets_rv && attempts < 8 => continue,
                 other => return other,
             }

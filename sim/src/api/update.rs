@@ -114,8 +114,36 @@ fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value
 }
 
 impl Core {
-    /// `PUT` (and the common tail of every patch): replace the object at `sub`.
+    /// `PUT`: replace the object at `sub`. Of a missing Lease or Event it creates one, as
+    /// kube-apiserver does (their strategies' `AllowCreateOnUpdate`).
     pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
+        self.replace(rt, ns, name, body, sub, opts, true)
+    }
+
+    /// The common tail of every patch and apply: replace an object that exists (a patch never
+    /// creates: 404 when the object is gone, even a Lease).
+    pub(super) fn update_existing(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
+        self.replace(rt, ns, name, body, sub, opts, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
         &self,
         rt: &ResourceType,
         ns: &str,
@@ -123,10 +151,11 @@ impl Core {
         mut body: Value,
         sub: Sub,
         opts: &Opts,
+        may_create: bool,
     ) -> Result<Reply, ApiError> {
         if rt.view.is_some() {
             let body = crate::views::to_storage(rt, body);
-            return self.through_view(rt, |s| self.update(s, ns, name, body, sub, opts));
+            return self.through_view(rt, |s| self.replace(s, ns, name, body, sub, opts, may_create));
         }
         Self::check_type(rt, &mut body)?;
         let key = rt.key();
@@ -138,10 +167,11 @@ impl Core {
                 )));
             }
         }
-        let create_on_update = matches!(
-            (rt.group.as_str(), rt.plural.as_str()),
-            ("coordination.k8s.io", "leases") | ("", "events") | ("events.k8s.io", "events")
-        );
+        let create_on_update = may_create
+            && matches!(
+                (rt.group.as_str(), rt.plural.as_str()),
+                ("coordination.k8s.io", "leases") | ("", "events") | ("events.k8s.io", "events")
+            );
         if self.store.get(&key, ns, name).is_none() {
             if create_on_update && sub == Sub::Main {
                 if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {

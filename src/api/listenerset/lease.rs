@@ -130,6 +130,16 @@ pub fn fencing_token(lease: &Lease) -> i32 {
     lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)
 }
 
+/// The holder renewed the Lease after it was assigned: the controller writes `acquireTime` and
+/// `renewTime` equal with every assignment, and only the holder's agent renews, which it does
+/// before it starts the listener. Until then the listener is starting, not running.
+pub fn renewed_since_assignment(lease: &Lease) -> bool {
+    lease
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.renew_time.is_some() && s.renew_time != s.acquire_time)
+}
+
 /// The value of [`RELEASE_REQUESTED_ANNOTATION`], if the holder is asked to release.
 pub fn release_requested(lease: &Lease) -> Option<&str> {
     lease

@@ -56,6 +56,7 @@ fn crd_has_names_columns_and_status() {
         vec![
             ("LISTENERS", ".status.listeners", "integer"),
             ("RUNNING", ".status.running", "integer"),
+            ("STARTING", ".status.starting", "integer"),
             ("PENDING", ".status.pending", "integer"),
             ("ORPHANED", ".status.orphaned", "integer"),
             ("AGE", ".metadata.creationTimestamp", "date"),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 
 use super::Stats;
 use crate::api::listenerset::lease::pod_owner_reference;
@@ -85,43 +85,64 @@ pub(super) async fn apply_move(
             from_resource_version,
             transitions,
         } => {
-            let mut l = match (&lease, from_resource_version) {
-                (Some(l), Some(_)) => (**l).clone(),
-                _ => Lease {
-                    metadata: ObjectMeta {
-                        name: Some(lease_name(set, listener)),
-                        namespace: Some(ns.to_string()),
-                        ..Default::default()
-                    },
-                    spec: None,
-                },
-            };
-            let labels = l.metadata.labels.get_or_insert_with(BTreeMap::new);
-            labels.insert(LISTENERSET_LABEL.into(), set.into());
-            labels.insert(LISTENER_LABEL.into(), listener.clone());
-            let annotations = l.metadata.annotations.get_or_insert_with(BTreeMap::new);
-            annotations.remove(RELEASE_REQUESTED_ANNOTATION);
-            match config {
-                Some(c) => annotations.insert(CONFIG_ANNOTATION.into(), c),
-                None => annotations.remove(CONFIG_ANNOTATION),
-            };
-            l.metadata.owner_references = Some(vec![pod_owner_reference(pod, pod_uid)]);
-            l.metadata.resource_version = from_resource_version.clone();
             let now = now_micro();
-            l.spec = Some(LeaseSpec {
+            let spec = LeaseSpec {
                 holder_identity: Some(pod.clone()),
                 lease_duration_seconds: Some(default_duration),
                 acquire_time: Some(now.clone()),
                 renew_time: Some(now),
                 lease_transitions: Some(*transitions),
                 ..Default::default()
-            });
-            if from_resource_version.is_some() {
-                api.replace(&lease_name_of(&l), &PostParams::default(), &l).await?;
-                stats.lease_updates.fetch_add(1, Ordering::Relaxed);
-            } else {
-                api.create(&PostParams::default(), &l).await?;
-                stats.lease_creates.fetch_add(1, Ordering::Relaxed);
+            };
+            let owner = pod_owner_reference(pod, pod_uid);
+            match (&lease, from_resource_version) {
+                (Some(l), Some(rv)) => {
+                    // A merge patch conditional on the resourceVersion: 404 when the Lease was
+                    // deleted meanwhile (a PUT would create it again: Leases allow create on
+                    // update), and the next reconcile decides again from what it sees.
+                    let patch = serde_json::json!({
+                        "metadata": {
+                            "resourceVersion": rv,
+                            "labels": {LISTENERSET_LABEL: set, LISTENER_LABEL: listener},
+                            "annotations": {
+                                RELEASE_REQUESTED_ANNOTATION: null,
+                                CONFIG_ANNOTATION: config,
+                            },
+                            "ownerReferences": [owner],
+                        },
+                        // Every field of the spec: those this write does not set are cleared.
+                        "spec": {
+                            "holderIdentity": spec.holder_identity,
+                            "leaseDurationSeconds": spec.lease_duration_seconds,
+                            "acquireTime": spec.acquire_time,
+                            "renewTime": spec.renew_time,
+                            "leaseTransitions": spec.lease_transitions,
+                            "preferredHolder": null,
+                            "strategy": null,
+                        },
+                    });
+                    api.patch(&lease_name_of(l), &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
+                    stats.lease_updates.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    let l = Lease {
+                        metadata: ObjectMeta {
+                            name: Some(lease_name(set, listener)),
+                            namespace: Some(ns.to_string()),
+                            labels: Some(BTreeMap::from([
+                                (LISTENERSET_LABEL.into(), set.into()),
+                                (LISTENER_LABEL.into(), listener.clone()),
+                            ])),
+                            annotations: config.map(|c| BTreeMap::from([(CONFIG_ANNOTATION.into(), c)])),
+                            owner_references: Some(vec![owner]),
+                            ..Default::default()
+                        },
+                        spec: Some(spec),
+                    };
+                    api.create(&PostParams::default(), &l).await?;
+                    stats.lease_creates.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         Move::RequestRelease {
@@ -130,13 +151,16 @@ pub(super) async fn apply_move(
             ..
         } => {
             let Some(lease) = lease else { return Ok(()) };
-            let mut l = (*lease).clone();
-            l.metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(RELEASE_REQUESTED_ANNOTATION.into(), reason.as_str().into());
-            l.metadata.resource_version = Some(resource_version.clone());
-            api.replace(&lease_name_of(&l), &PostParams::default(), &l).await?;
+            // A patch, conditional on the resourceVersion: unlike a PUT it never recreates a
+            // Lease deleted meanwhile (Leases allow create on update).
+            let patch = serde_json::json!({
+                "metadata": {
+                    "resourceVersion": resource_version,
+                    "annotations": {RELEASE_REQUESTED_ANNOTATION: reason.as_str()},
+                },
+            });
+            api.patch(&lease_name_of(&lease), &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
             stats.release_requests.fetch_add(1, Ordering::Relaxed);
         }
         Move::DeleteLease { resource_version, .. } => {

@@ -130,6 +130,8 @@ pub struct Context {
     memory: Mutex<HashMap<(String, String), Memory>>,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
     unresponsive: Mutex<Unresponsive>,
+    /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).
+    stopped: StoppedPods,
     pub stats: Arc<Stats>,
     /// Readiness of the Secret, pod and Lease caches: no decision is made before all three
     /// hold their first list (see [`crate::cache`] for why not `Store::wait_until_ready`).
@@ -173,6 +175,40 @@ impl Context {
     }
 }
 
+/// Pods the kubelet reported stopped ([`crate::api::pod::has_stopped`]), by uid, with when that
+/// was seen: kept after the pods are gone (a gracefully deleted pod's last state shows every
+/// container terminated), because only that proves its listeners stopped; a force-deleted pod's
+/// last state does not. Forgotten after [`STOPPED_MEMORY`].
+#[derive(Clone, Default)]
+pub(super) struct StoppedPods(Arc<Mutex<HashMap<String, tokio::time::Instant>>>);
+
+/// How long a stopped pod is remembered (far longer than any lease that could still name it).
+const STOPPED_MEMORY: Duration = Duration::from_secs(3600);
+
+impl StoppedPods {
+    /// Note `pod`'s state as seen on the watch.
+    fn note(&self, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.as_ref() else { return };
+        if !crate::api::pod::has_stopped(pod) {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(uid.clone(), now);
+        m.retain(|_, seen| now.saturating_duration_since(*seen) < STOPPED_MEMORY);
+    }
+
+    /// The uids of every pod known stopped.
+    pub(super) fn uids(&self) -> std::collections::BTreeSet<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
 /// What the ListenerSet controller reads from caches it may share with other controllers (the
 /// operator's): the pod and Lease stores, their change streams, and their readiness.
 pub struct SharedViews {
@@ -207,6 +243,19 @@ pub async fn run_counted(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
+    // Every pod change passes here first: the last state of a deleted pod is seen only here.
+    let stopped = StoppedPods::default();
+    let pod_events = {
+        let stopped = stopped.clone();
+        views
+            .pod_events
+            .inspect(move |r| {
+                if let Ok(p) = r {
+                    stopped.note(p);
+                }
+            })
+            .boxed()
+    };
     let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
     let secrets = secret_watch.stores;
     let secret_stream = secret_watch.changes;
@@ -221,6 +270,7 @@ pub async fn run_counted(
         secrets,
         memory: Mutex::new(HashMap::new()),
         unresponsive: Mutex::new(Unresponsive::default()),
+        stopped,
         stats: stats.clone(),
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
@@ -247,7 +297,7 @@ pub async fn run_counted(
         crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
         sets.clone(),
     );
-    metrics.objects.watch_listener_sets(sets.clone(), ctx.leases.clone());
+    metrics.objects.watch_listener_sets(sets.clone());
     let (s1, s2) = (sets.clone(), sets.clone());
     let (q1, q2, q3, forget) = (queue.clone(), queue.clone(), queue.clone(), queue);
     info!(
@@ -271,7 +321,7 @@ pub async fn run_counted(
     };
     let run = controller
         .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
-        .watches_stream(views.pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
+        .watches_stream(pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
         .watches_stream(views.lease_events, move |l: Lease| {
             q3.add_refs(set_of_lease(&l).into_iter().collect()).pop()
         })

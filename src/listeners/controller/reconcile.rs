@@ -127,6 +127,15 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         .filter_map(|l| lease_facts(l, &name, set.spec.lease_duration_seconds))
         .collect();
     let unresponsive = ctx.unresponsive();
+    let mut stopped = ctx.stopped.uids();
+    stopped.extend(
+        ctx.pods
+            .state()
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|p| crate::api::pod::has_stopped(p))
+            .filter_map(|p| p.metadata.uid.clone()),
+    );
     let input = Input {
         deleting,
         listeners: &wanted,
@@ -137,6 +146,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         status: &previous,
         recover: live_now.as_ref(),
         unresponsive: &unresponsive,
+        stopped: &stopped,
         lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
         now: Instant::now(),
     };

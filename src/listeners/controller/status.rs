@@ -12,12 +12,13 @@ use serde_json::json;
 
 use super::Context;
 use crate::api::listenerset::{
-    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, REASON_ALL_RUNNING, REASON_AS_EXPECTED,
-    REASON_LISTENERS_NOT_RUNNING, REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
+    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, REASON_AGENTS_NOT_RENEWING,
+    REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LISTENERS_NOT_RUNNING, REASON_LISTENERS_STARTING,
+    REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
 };
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
-use crate::listeners::decide::Decision;
+use crate::listeners::decide::{Decision, Silent};
 use crate::listeners::MANAGER;
 
 /// A set's new status, with the parts of it its Events are decided on.
@@ -40,90 +41,53 @@ pub(super) fn report(
     decision: &Decision,
     lease_by_listener: &BTreeMap<String, Arc<Lease>>,
 ) -> Report {
-    let (summary, eligible) = (&decision.summary, decision.eligible);
+    let summary = &decision.summary;
+    let since = |id: &str| {
+        lease_by_listener
+            .get(id)
+            .and_then(|l| l.spec.as_ref()?.acquire_time.as_ref())
+            // Status stores whole seconds: truncate, or the stored status never equals the
+            // computed one and is rewritten on every reconcile.
+            .and_then(|t| jiff::Timestamp::from_second(t.0.as_second()).ok())
+            .map(Time)
+    };
     let assignments = summary
         .states
         .iter()
-        .filter_map(|(id, state)| match state {
-            ListenerState::Running { pod, transitions } => Some(listenerset::Assignment {
+        .filter_map(|(id, state)| {
+            let (pod, uid, transitions, starting) = match state {
+                ListenerState::Running { pod, uid, transitions } => (pod, uid, transitions, false),
+                ListenerState::Starting { pod, uid, transitions } => (pod, uid, transitions, true),
+                _ => return None,
+            };
+            Some(listenerset::Assignment {
                 listener: id.clone(),
                 pod: pod.clone(),
-                since: lease_by_listener
-                    .get(id)
-                    .and_then(|l| l.spec.as_ref()?.acquire_time.as_ref())
-                    // Status stores whole seconds: truncate, or the stored status never equals the
-                    // computed one and is rewritten on every reconcile.
-                    .and_then(|t| jiff::Timestamp::from_second(t.0.as_second()).ok())
-                    .map(Time),
+                pod_uid: Some(uid.clone()),
+                since: since(id),
                 transitions: *transitions,
-            }),
-            _ => None,
+                starting,
+            })
         })
         .collect();
-    let wanted = summary.listeners - summary.suspended;
-    let (all_running, ready_reason, ready_message, degraded, degraded_reason, degraded_message) = if deleting {
+    let c = if deleting {
         let message = terminating_message(summary);
-        (
-            false,
-            REASON_TERMINATING,
-            message.clone(),
-            false,
-            REASON_TERMINATING,
-            message,
-        )
+        Conditions {
+            ready: false,
+            ready_reason: REASON_TERMINATING,
+            ready_message: message.clone(),
+            degraded: false,
+            degraded_reason: REASON_TERMINATING,
+            degraded_message: message,
+        }
     } else {
-        let all_running = summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0;
-        let (ready_reason, ready_message) = if all_running {
-            (
-                REASON_ALL_RUNNING,
-                format!("{} of {} listeners running", summary.running, wanted),
-            )
-        } else if eligible == 0 {
-            (
-                REASON_NO_ELIGIBLE_PODS,
-                format!(
-                "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
-                wanted - summary.running
-            ),
-            )
-        } else {
-            (
-                REASON_LISTENERS_NOT_RUNNING,
-                format!(
-                    "{} of {} listeners running ({} pending, {} orphaned)",
-                    summary.running, wanted, summary.pending, summary.orphaned
-                ),
-            )
-        };
-        let (degraded, degraded_reason, degraded_message) = if !problems.is_empty() {
-            (true, REASON_MISSING_SECRET, problems.join("; "))
-        } else if !all_running && eligible == 0 {
-            (true, REASON_NO_ELIGIBLE_PODS, ready_message.clone())
-        } else if summary.orphaned > 0 {
-            (
-                true,
-                REASON_ORPHANED,
-                format!(
-                    "{} listeners have a gone or expired holder and are being taken over",
-                    summary.orphaned
-                ),
-            )
-        } else {
-            (false, REASON_AS_EXPECTED, "nothing needs attention".to_string())
-        };
-        (
-            all_running,
-            ready_reason,
-            ready_message,
-            degraded,
-            degraded_reason,
-            degraded_message,
-        )
+        conditions(summary, decision.eligible, &decision.silent, problems)
     };
     let status = ListenerSetStatus {
         observed_generation: set.metadata.generation,
         listeners: summary.listeners,
         running: summary.running,
+        starting: summary.starting,
         pending: summary.pending,
         orphaned: summary.orphaned,
         suspended: summary.suspended,
@@ -133,28 +97,137 @@ pub(super) fn report(
             condition(
                 previous,
                 CONDITION_READY,
-                all_running,
-                ready_reason,
-                &ready_message,
+                c.ready,
+                c.ready_reason,
+                &c.ready_message,
                 set,
             ),
             condition(
                 previous,
                 CONDITION_DEGRADED,
-                degraded,
-                degraded_reason,
-                &degraded_message,
+                c.degraded,
+                c.degraded_reason,
+                &c.degraded_message,
                 set,
             ),
         ],
     };
     Report {
         status,
+        ready_message: c.ready_message,
+        degraded: c.degraded,
+        degraded_reason: c.degraded_reason,
+        degraded_message: c.degraded_message,
+    }
+}
+
+/// Ready and Degraded of a set that is not being deleted.
+struct Conditions {
+    ready: bool,
+    ready_reason: &'static str,
+    ready_message: String,
+    degraded: bool,
+    degraded_reason: &'static str,
+    degraded_message: String,
+}
+
+/// Ready is True only when every listener that is not suspended runs (its holder renewed since
+/// the assignment); otherwise the reason says why, naming the pods whose agents do not renew.
+fn conditions(summary: &assigner::Summary, eligible: usize, silent: &[Silent], problems: &[String]) -> Conditions {
+    let wanted = summary.listeners - summary.suspended;
+    let all_running =
+        summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0 && summary.starting == 0;
+    let counts = format!(
+        "{} of {} listeners running ({} starting, {} pending, {} orphaned)",
+        summary.running, wanted, summary.starting, summary.pending, summary.orphaned
+    );
+    let silent_message = (!silent.is_empty()).then(|| format!("{counts}; {}", silent_pods(silent)));
+    let (ready_reason, ready_message) = if all_running {
+        (
+            REASON_ALL_RUNNING,
+            format!("{} of {} listeners running", summary.running, wanted),
+        )
+    } else if let Some(m) = &silent_message {
+        (REASON_AGENTS_NOT_RENEWING, m.clone())
+    } else if eligible == 0 {
+        (
+            REASON_NO_ELIGIBLE_PODS,
+            format!(
+                "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
+                wanted - summary.running
+            ),
+        )
+    } else if summary.pending == 0 && summary.orphaned == 0 {
+        (
+            REASON_LISTENERS_STARTING,
+            format!("{counts}: waiting for the holders' agents to renew their Leases"),
+        )
+    } else {
+        (REASON_LISTENERS_NOT_RUNNING, counts)
+    };
+    let (degraded, degraded_reason, degraded_message) = if !problems.is_empty() {
+        (true, REASON_MISSING_SECRET, problems.join("; "))
+    } else if !silent.is_empty() {
+        // Without the counts: an Event goes with every new message.
+        (true, REASON_AGENTS_NOT_RENEWING, silent_pods(silent))
+    } else if !all_running && eligible == 0 {
+        (true, REASON_NO_ELIGIBLE_PODS, ready_message.clone())
+    } else if summary.orphaned > 0 {
+        (
+            true,
+            REASON_ORPHANED,
+            format!(
+                "{} listeners have a gone or expired holder and are being taken over",
+                summary.orphaned
+            ),
+        )
+    } else {
+        (false, REASON_AS_EXPECTED, "nothing needs attention".to_string())
+    };
+    Conditions {
+        ready: all_running,
+        ready_reason,
         ready_message,
         degraded,
         degraded_reason,
         degraded_message,
     }
+}
+
+/// "pods a, b never renewed a Lease assigned to them (…); pods c stopped renewing (…)".
+fn silent_pods(silent: &[Silent]) -> String {
+    let names = |never: bool| {
+        let mut v: Vec<&str> = silent
+            .iter()
+            .filter(|s| s.never_renewed == never)
+            .map(|s| s.pod.as_str())
+            .collect();
+        v.sort_unstable();
+        let more = v.len().saturating_sub(10);
+        let mut list = v.into_iter().take(10).collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            list.push_str(&format!(" and {more} more"));
+        }
+        list
+    };
+    let mut parts = Vec::new();
+    let never = names(true);
+    if !never.is_empty() {
+        parts.push(format!(
+            "pods {never} never renewed a Lease assigned to them: is the baton agent sidecar running in them, \
+             allowed to patch Leases?"
+        ));
+    }
+    let stopped = names(false);
+    if !stopped.is_empty() {
+        parts.push(format!(
+            "pods {stopped} stopped renewing their Leases (agent dead, hung or cut off from the API server)"
+        ));
+    }
+    format!(
+        "{}; they get no listeners until they renew again or restart",
+        parts.join("; ")
+    )
 }
 
 fn terminating_message(summary: &assigner::Summary) -> String {
@@ -164,7 +237,8 @@ fn terminating_message(summary: &assigner::Summary) -> String {
     format!(
         "the ListenerSet is being deleted: {} Leases left, {} of them held by a pod that was asked to stop the \
          listener; each Lease is deleted once its holder released it or it expired, then the ListenerSet goes",
-        summary.listeners, summary.running
+        summary.listeners,
+        summary.running + summary.starting
     )
 }
 

@@ -33,6 +33,7 @@ pub(super) fn lease(listener: &str, holder: Option<&str>, token: i32, renewals: 
             transitions: token,
             resource_version: format!("rv-{listener}-{token}-{renewals}"),
             release_requested: false,
+            renewed: renewals > 0,
         },
         record: format!("{holder:?}|{token}|{renewals}"),
         duration: SECS,
@@ -55,6 +56,7 @@ pub(super) fn input<'a>(
         status: Box::leak(Box::default()),
         recover: None,
         unresponsive: Box::leak(Box::default()),
+        stopped: Box::leak(Box::default()),
         lease_duration: SECS,
         now,
     }
@@ -103,16 +105,100 @@ fn a_lease_expires_one_duration_after_its_holder_record_last_changed() {
 #[test]
 fn a_fresh_controller_waits_a_full_duration() {
     let t0 = Instant::now();
-    let (ls, pods) = ([wanted("a")], [pod("q")]);
-    // The holder's pod is gone: taken over at once, whatever the clock.
-    let gone = [lease("a", Some("p"), 4, 9)];
-    let d = decide(&input(&ls, &pods, &gone, t0), &mut Memory::default());
-    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("gone")));
+    let (ls, pods) = ([wanted("a")], [pod("p"), pod("q")]);
     // A live holder's Lease, however old its renewTime, is judged from now.
-    let pods = [pod("p"), pod("q")];
-    let d = decide(&input(&ls, &pods, &gone, t0), &mut Memory::default());
+    let old = [lease("a", Some("p"), 4, 9)];
+    let mut m = Memory::default();
+    assert!(decide(&input(&ls, &pods, &old, t0), &mut m).writes.is_empty());
+    // So is one whose holder pod is gone: its containers may run on (force delete).
+    let mut m = Memory::default();
+    let d = decide(&input(&ls, &pods[1..], &old, t0), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.summary.orphaned, 1);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &pods[1..], &old, t0 + SECS), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("gone") && why.contains("expired")));
+}
+
+#[test]
+fn a_gone_holder_reported_stopped_is_taken_over_at_once() {
+    let t0 = Instant::now();
+    let (ls, pods) = ([wanted("a")], [pod("q")]);
+    let held = [lease("a", Some("p"), 4, 9)];
+    let stopped: BTreeSet<String> = ["uid-p".to_string()].into();
+    let mut i = input(&ls, &pods, &held, t0);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("stopped")));
+    // Also while the stopped pod still exists (phase Failed: not eligible, never releases).
+    let pods = [
+        PodFacts {
+            eligible: false,
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let mut i = input(&ls, &pods, &held, t0);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut Memory::default());
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
+}
+
+#[test]
+fn a_lease_gone_with_its_pod_is_held_one_duration_unless_the_pod_was_seen_stopped() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let (both, q_only) = ([pod("p"), pod("q")], [pod("q")]);
+    let held = [lease("a", Some("p"), 2, 1)];
+    let mut m = Memory::default();
+    decide(&input(&ls, &both, &held, t0), &mut m);
+    let mut confirmed = m.clone();
+    // p force-deleted: the garbage collector deletes its Lease. Held for one duration from when
+    // the Lease was seen gone.
+    let t1 = t0 + Duration::from_secs(3);
+    let d = decide(&input(&ls, &q_only, &[], t1), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.summary.orphaned, 1, "{:?}", d.summary);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &q_only, &[], t1 + SECS - Duration::from_millis(1)), &mut m);
     assert!(d.writes.is_empty());
+    let d = decide(&input(&ls, &q_only, &[], t1 + SECS), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 3)]);
+    // p deleted gracefully and seen stopped: free at once.
+    let stopped: BTreeSet<String> = ["uid-p".to_string()].into();
+    let mut i = input(&ls, &q_only, &[], t1);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut confirmed);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 3)]);
+}
+
+#[test]
+fn a_lease_deleted_while_its_holder_is_unresponsive_is_held_not_recreated() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q")];
+    let mut m = Memory::default();
+    let mut unresponsive = Unresponsive::default();
+    // p let b expire (it is unresponsive) but a is still its, not expired (seen later).
+    decide(&input(&ls, &pods, &[lease("b", Some("p"), 1, 0)], t0), &mut m);
+    let t1 = t0 + SECS;
+    let leases = [lease("a", Some("p"), 1, 0), lease("b", Some("p"), 1, 0)];
+    let d = decide(&input(&ls, &pods, &leases, t1), &mut m);
+    unresponsive.learn(&d, &pods);
+    assert!(unresponsive.contains(&pods[0]));
+    // a's Lease is deleted by hand: not recreated for p, not given to q before one duration.
+    let b_moved = [lease("b", Some("q"), 2, 0)];
+    let mut i = input(&ls, &pods, &b_moved, t1);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    let b_renewed = [lease("b", Some("q"), 2, 1)];
+    let mut i = input(&ls, &pods, &b_renewed, t1 + SECS);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 2)]);
 }
 
 #[test]
@@ -136,7 +222,9 @@ fn tokens_continue_from_the_highest_seen() {
     let ls = [wanted("a")];
     let pods = [pod("q")];
     let mut m = Memory::default();
-    // The status recorded token 7 for a; its Lease is gone (garbage-collected with its pod).
+    // The status recorded token 7 for a and no holder; its Lease is gone (garbage-collected
+    // with its pod): wherever it ran may still run it, so a fresh controller holds it for one
+    // lease duration, then continues above the token.
     let status = ListenerSetStatus {
         fencing_tokens: [("a".to_string(), 7)].into(),
         ..Default::default()
@@ -144,15 +232,33 @@ fn tokens_continue_from_the_highest_seen() {
     let mut i = input(&ls, &pods, &[], t0);
     i.status = &status;
     let d = decide(&i, &mut m);
-    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
-    assert_eq!(d.writes[0].kind, Some(Kind::Assigned));
-    m.written(&d.writes[0].change, t0);
-    // The write is remembered even before its Lease is seen, and without the status: a Lease
-    // not in the cache yet is waited for (one lease duration), then recreated for q.
-    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
     assert!(d.writes.is_empty(), "{:?}", d.writes);
     assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
-    let d = decide(&input(&ls, &pods, &[], t0 + SECS), &mut m);
+    let t1 = t0 + SECS;
+    let mut i = input(&ls, &pods, &[], t1);
+    i.status = &status;
+    let d = decide(&i, &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("unknown")));
+    assert_eq!(
+        d.summary.states,
+        vec![(
+            "a".into(),
+            ListenerState::Starting {
+                pod: "q".into(),
+                uid: "uid-q".into(),
+                transitions: 8
+            }
+        )],
+        "the status shows the assignment before the Lease is written"
+    );
+    m.written(&d.writes[0].change, t1);
+    // The write is remembered even before its Lease is seen, and without the status: a Lease
+    // not in the cache yet is waited for (one lease duration), then recreated for q.
+    let d = decide(&input(&ls, &pods, &[], t1), &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
+    let d = decide(&input(&ls, &pods, &[], t1 + SECS), &mut m);
     assert_eq!(recreated(&d), vec![("a".into(), "q".into(), 9)]);
     m.written(&d.writes[0].change, t0);
     // A released Lease with a lower token than memory: memory wins.
@@ -177,7 +283,7 @@ fn listeners_without_config_are_not_started_and_suspended_ones_released() {
         wanted("c"),
     ];
     let pods = [pod("p")];
-    let leases = [lease("b", Some("p"), 1, 0)];
+    let leases = [lease("b", Some("p"), 1, 1)];
     let d = decide(&input(&ls, &pods, &leases, t0), &mut Memory::default());
     assert_eq!(assigns(&d), vec![("c".into(), "p".into(), 0)]);
     assert!(d.writes.iter().any(|w| matches!(
@@ -185,14 +291,18 @@ fn listeners_without_config_are_not_started_and_suspended_ones_released() {
         Move::RequestRelease { listener, reason: ReleaseReason::Suspended, .. } if listener == "b"
     )));
     assert_eq!(d.summary.running, 1);
-    assert_eq!(d.summary.pending, 2);
+    assert_eq!(
+        (d.summary.starting, d.summary.pending),
+        (1, 1),
+        "c is being assigned, a waits"
+    );
 }
 
 #[test]
 fn a_deleted_set_is_wound_down_and_counts_its_leases() {
     let t0 = Instant::now();
     let pods = [pod("p")];
-    let leases = [lease("a", Some("p"), 1, 0), lease("b", None, 2, 0)];
+    let leases = [lease("a", Some("p"), 1, 1), lease("b", None, 2, 0)];
     let mut i = input(&[], &pods, &leases, t0);
     i.deleting = true;
     let d = decide(&i, &mut Memory::default());
@@ -282,7 +392,9 @@ fn a_hand_deleted_lease_is_recreated_for_its_live_holder() {
         Some(&4),
         "the status gets the token before the Lease"
     );
-    // The holder's pod is replaced by one of the same name (new uid): the old one is gone.
+    // The holder's pod is replaced by one of the same name (new uid): the old one is gone, its
+    // containers may run on: nothing is recreated for the new pod, and nobody gets the
+    // listeners for one lease duration.
     let mut m2 = m.clone();
     let replaced = [
         PodFacts {
@@ -292,10 +404,15 @@ fn a_hand_deleted_lease_is_recreated_for_its_live_holder() {
         pod("q"),
     ];
     let d = decide(&input(&ls, &replaced, &[], t0), &mut m2);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    let d = decide(&input(&ls, &replaced, &[], t0 + SECS), &mut m2);
     assert!(recreated(&d).is_empty());
     assert_eq!(assigns(&d).len(), 2);
-    // The holder's pod is gone: the listeners are free.
-    let d = decide(&input(&ls, &pods[1..], &[], t0), &mut m);
+    // The holder's pod is gone and was seen stopped: the listeners are free.
+    let stopped: BTreeSet<String> = ["uid-p".to_string()].into();
+    let mut i = input(&ls, &pods[1..], &[], t0);
+    i.stopped = &stopped;
+    let d = decide(&i, &mut m);
     assert!(recreated(&d).is_empty());
     assert_eq!(
         assigns(&d),
@@ -350,8 +467,10 @@ fn a_restarted_controller_restores_from_the_status() {
         assignments: vec![crate::api::listenerset::Assignment {
             listener: "a".into(),
             pod: "p".into(),
+            pod_uid: Some("uid-p".into()),
             since: None,
             transitions: 3,
+            starting: false,
         }],
         fencing_tokens: [("a".to_string(), 6)].into(),
         ..Default::default()
@@ -360,6 +479,29 @@ fn a_restarted_controller_restores_from_the_status() {
     i.status = &status;
     let d = decide(&i, &mut Memory::default());
     assert_eq!(recreated(&d), vec![("a".into(), "p".into(), 7)]);
+    // p was replaced by a pod of the same name (a new uid), or the status does not say which p
+    // it was: the old p may still run a, so nobody gets it for one lease duration.
+    let replaced = [
+        PodFacts {
+            uid: "uid-p2".into(),
+            ..pod("p")
+        },
+        pod("q"),
+    ];
+    let mut no_uid = status.clone();
+    no_uid.assignments[0].pod_uid = None;
+    for (pods, status) in [(&replaced[..], &status), (&pods[..], &no_uid)] {
+        let mut m = Memory::default();
+        let mut i = input(&ls, pods, &[], t0);
+        i.status = status;
+        let d = decide(&i, &mut m);
+        assert!(d.writes.is_empty(), "{:?}", d.writes);
+        let mut i = input(&ls, pods, &[], t0 + SECS);
+        i.status = status;
+        let d = decide(&i, &mut m);
+        assert_eq!(assigns(&d).len(), 1, "{:?}", d.writes);
+        assert!(recreated(&d).is_empty());
+    }
 }
 
 #[test]
@@ -403,4 +545,56 @@ fn an_unresponsive_pod_gets_nothing_in_any_set_until_it_renews_or_restarts() {
     assert!(!unresponsive.contains(&restarted));
     unresponsive.retain(|uid| uid != "uid-p");
     assert!(!unresponsive.contains(&pods[0]));
+}
+
+#[test]
+fn a_listener_is_starting_until_its_holder_renewed_after_the_assignment() {
+    let t0 = Instant::now();
+    let ls = [wanted("a")];
+    let pods = [pod("p")];
+    let mut m = Memory::default();
+    // Assigned (acquireTime = renewTime): starting.
+    let d = decide(&input(&ls, &pods, &[lease("a", Some("p"), 1, 0)], t0), &mut m);
+    assert_eq!(
+        d.summary.states,
+        vec![(
+            "a".into(),
+            ListenerState::Starting {
+                pod: "p".into(),
+                uid: "uid-p".into(),
+                transitions: 1
+            }
+        )]
+    );
+    assert_eq!((d.summary.running, d.summary.starting), (0, 1));
+    assert!(d.silent.is_empty(), "not silent before the Lease could expire");
+    // Renewed: running.
+    let d = decide(&input(&ls, &pods, &[lease("a", Some("p"), 1, 1)], t0), &mut m);
+    assert_eq!((d.summary.running, d.summary.starting), (1, 0));
+}
+
+#[test]
+fn a_pod_that_never_renewed_is_named_silent_and_one_that_stopped_too() {
+    let t0 = Instant::now();
+    let ls = [wanted("a"), wanted("b")];
+    let pods = [pod("p"), pod("q"), pod("r")];
+    let mut m = Memory::default();
+    let mut unresponsive = Unresponsive::default();
+    // p was assigned a and never renewed; q renewed b once, then stopped.
+    let held = [lease("a", Some("p"), 0, 0), lease("b", Some("q"), 0, 0)];
+    let d = decide(&input(&ls, &pods, &held, t0), &mut m);
+    unresponsive.learn(&d, &pods);
+    let renewed = [lease("a", Some("p"), 0, 0), lease("b", Some("q"), 0, 1)];
+    let d = decide(&input(&ls, &pods, &renewed, t0 + SECS / 2), &mut m);
+    unresponsive.learn(&d, &pods);
+    let mut i = input(&ls, &pods, &renewed, t0 + SECS * 2);
+    i.unresponsive = &unresponsive;
+    let d = decide(&i, &mut m);
+    let silent: Vec<(&str, bool)> = d.silent.iter().map(|s| (s.pod.as_str(), s.never_renewed)).collect();
+    assert_eq!(silent, vec![("p", true), ("q", false)]);
+    // Both taken over by r, the one pod left.
+    assert_eq!(
+        assigns(&d),
+        vec![("a".into(), "r".into(), 1), ("b".into(), "r".into(), 1)]
+    );
 }

@@ -275,6 +275,7 @@ fn summary_counts() {
             "a".to_string(),
             ListenerState::Running {
                 pod: "p1".into(),
+                uid: "uid-p1".into(),
                 transitions: 3
             }
         )

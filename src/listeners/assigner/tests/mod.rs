@@ -48,6 +48,7 @@ fn held(listener: &str, holder: &str) -> LeaseView {
         transitions: 3,
         resource_version: format!("rv-{listener}"),
         release_requested: false,
+        renewed: true,
     }
 }
 fn released(listener: &str) -> LeaseView {
@@ -102,6 +103,7 @@ fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseVie
                         transitions: *transitions,
                         resource_version: format!("rv-{listener}-{transitions}"),
                         release_requested: false,
+                        renewed: true,
                     },
                 );
             }

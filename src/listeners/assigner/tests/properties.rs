@@ -70,6 +70,7 @@ fn world(all_free: bool) -> impl Strategy<Value = World> {
                     transitions: *transitions,
                     resource_version: format!("rv{i}"),
                     release_requested: *requested,
+                    renewed: true,
                 }
             })
             .collect();

@@ -89,6 +89,7 @@ fn lease_views() {
             transitions: 5,
             resource_version: "42".into(),
             release_requested: true,
+            renewed: false,
         })
     );
     assert_eq!(lease_view(&lease, "other", false), None);

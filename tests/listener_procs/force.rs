@@ -1,0 +1,104 @@
+//! Issue 8 case 6: a force-deleted holder is not proof the listener stopped. After `kubectl
+//! delete pod --force --grace-period=0` the pod's containers may run on (the node has not caught
+//! up, or is cut off): its listeners move only once its agent, by its own safety rule, can no
+//! longer be running them. A pod whose deletion the controller saw complete (the kubelet reported
+//! every container terminated) is proof: its listeners move at once.
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::harness::app::AppConfig;
+use crate::harness::kubectl::Kubectl;
+use crate::harness::{listeners, AgentFlags, Cluster, Ns};
+use crate::{assert_clean, ok};
+
+const LONG: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped() {
+    let app = AppConfig {
+        stop_delay: Duration::from_secs(1),
+        ..AppConfig::default()
+    };
+    // The apps take 1 s to stop: the agents stop listeners 2 s before a Lease could expire.
+    let agent = AgentFlags {
+        safety_margin: Some(2.0),
+        ..AgentFlags::default()
+    };
+    let ns = ok(Ns::new(Cluster::shared(), "case6", app, agent).await);
+    let kubectl = Kubectl::new(&ns.cluster.sim);
+    ok(ns.start_controller().await);
+    for p in ["fd-a", "fd-b", "fd-c", "fd-d"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, fast) = listeners("fast", 8);
+    ok(ns.create_set("fast", spec, 5).await);
+    let (spec, slow) = listeners("slow", 4);
+    ok(ns.create_set("slow", spec, 20).await);
+    let all: Vec<String> = fast.iter().chain(&slow).cloned().collect();
+    ok(ns.settled("fast", 8, "fast running", LONG).await);
+    ok(ns.settled("slow", 4, "slow running", LONG).await);
+
+    // A: force-deleted while its sidecar and app run on (they see the Leases go with the pod).
+    let out = kubectl
+        .ok(&["delete", "pod", "fd-a", "-n", &ns.name, "--force", "--grace-period=0"])
+        .await;
+    assert!(out.contains("force deleted"), "{out}");
+    ok(ns.mark_dead("fd-a"));
+    ok(ns.wait_running("fast off fd-a", &fast, LONG, |p| p != "fd-a").await);
+    ok(ns.kill_containers("fd-a").await);
+
+    // B: cut off from the API server, then force-deleted (a partitioned node's pod removed by
+    // force): its agent learns nothing and stops by its safety deadline.
+    ok(ns.partition_agent("fd-b"));
+    ok(ns.force_delete_pod("fd-b").await);
+    ok(ns.mark_dead("fd-b"));
+    ok(ns
+        .wait_running("fast off fd-b", &fast, LONG, |p| p != "fd-a" && p != "fd-b")
+        .await);
+    ok(ns.kill_containers("fd-b").await);
+    ok(ns.heal_agent("fd-b"));
+
+    // C: the agent and app of fd-c die, then fd-c is deleted gracefully: the kubelet reports
+    // its containers terminated and removes it. That is proof: its slow listeners (lease 20 s)
+    // move at once, not after their Leases expire.
+    let on_c: Vec<String> = ns
+        .running_on()
+        .into_iter()
+        .filter(|(l, p)| p == "fd-c" && l.starts_with("slow/"))
+        .map(|(l, _)| l)
+        .collect();
+    assert!(!on_c.is_empty(), "fd-c runs a slow listener");
+    ok(ns.kill_containers("fd-c").await);
+    let t = Instant::now();
+    ok(ns.delete_pod("fd-c", 30).await);
+    ok(ns
+        .wait_running("fd-c's slow listeners on fd-d", &on_c, LONG, |p| p == "fd-d")
+        .await);
+    let took = t.elapsed();
+    println!("confirmed stop (graceful deletion completed): listeners moved in {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "moved after {took:?}: the lease expired first"
+    );
+    ok(ns.wait_running("all on fd-d", &all, LONG, |p| p == "fd-d").await);
+    let reasons = kubectl
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+        ])
+        .await;
+    assert!(
+        reasons.contains("the kubelet reported its containers terminated"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("holder pod fd-a is gone and its Lease went"),
+        "{reasons}"
+    );
+    assert_clean(&ns, true);
+}

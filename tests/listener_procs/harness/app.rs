@@ -1,0 +1,501 @@
+//! The applications beside the `baton agent` sidecars, and the log of what they ran.
+//!
+//! Each pod's app is a task of the test process that follows its sidecar the way a real app does:
+//! *HTTP* apps long-poll `GET /listeners?wait=<version>` and `POST /ack?version=<version>` once
+//! they have stopped everything a version no longer lists; *file* apps read `listeners.json`
+//! every poll interval and never acknowledge. Both start a listed listener at once and take
+//! `stop_delay` to stop one (a start of a listener still stopping waits for that stop), and,
+//! when `honour_valid_until` is set, stop a listener whose `validUntil` has passed (the contract
+//! for a sidecar that is gone). Every start and stop is logged on one monotonic clock, and a
+//! sampler looks at every app's running listeners every [`SAMPLE`].
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::process::http;
+
+/// How often the sampler looks at every app (the bar: ≤ 20 ms).
+pub const SAMPLE: Duration = Duration::from_millis(20);
+
+/// How an app learns its listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Long poll + acknowledgements on the sidecar's localhost endpoint.
+    Http,
+    /// Reads `listeners.json` every `poll`; never acknowledges.
+    File,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub mode: Mode,
+    /// How long stopping one listener takes.
+    pub stop_delay: Duration,
+    /// File apps read the file this often; every app checks `validUntil` this often.
+    pub poll: Duration,
+    /// Stop a listener once its `validUntil` has passed.
+    pub honour_valid_until: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            mode: Mode::Http,
+            stop_delay: Duration::ZERO,
+            poll: Duration::from_millis(20),
+            honour_valid_until: true,
+        }
+    }
+}
+
+/// One listener entry of the sidecar's document (only what an app reads).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub listener_set: String,
+    pub id: String,
+    pub fencing_token: i32,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Doc {
+    pub version: u64,
+    pub listeners: Vec<Entry>,
+}
+
+/// One tenure of a listener in one app.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// `<set>/<id>`.
+    pub listener: String,
+    /// The app (`<pod>#<uid prefix>`): two incarnations of one pod name are two apps.
+    pub app: String,
+    pub token: i32,
+    pub start: Instant,
+    pub end: Option<Instant>,
+}
+
+/// Every start and stop of every app, and the sampler's findings.
+#[derive(Default)]
+pub struct AppLog {
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Default)]
+struct LogInner {
+    intervals: Vec<Interval>,
+    /// Apps whose containers were killed: they log nothing any more.
+    dead: BTreeSet<String>,
+    samples: u64,
+    duplicate_samples: u64,
+    duplicate_notes: Vec<String>,
+}
+
+/// What the log shows.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// Two apps running one listener at once.
+    pub overlaps: Vec<String>,
+    /// A listener started with a lower token than before, or the same token in another app.
+    pub token_regressions: Vec<String>,
+    /// Samples taken, and how many saw a listener in two apps.
+    pub samples: u64,
+    pub duplicate_samples: u64,
+    pub duplicate_notes: Vec<String>,
+    /// Stop → next start of a listener in another app.
+    pub gaps: Vec<Duration>,
+}
+
+impl Analysis {
+    /// Nothing ran twice and no token went back.
+    pub fn clean(&self) -> bool {
+        self.overlaps.is_empty() && self.token_regressions.is_empty() && self.duplicate_samples == 0
+    }
+}
+
+impl AppLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(&self, app: &str, listener: &str, token: i32) {
+        let mut g = self.lock();
+        if g.dead.contains(app) {
+            return;
+        }
+        g.intervals.push(Interval {
+            listener: listener.into(),
+            app: app.into(),
+            token,
+            start: Instant::now(),
+            end: None,
+        });
+    }
+
+    fn stop(&self, app: &str, listener: &str) {
+        let now = Instant::now();
+        let mut g = self.lock();
+        for i in g
+            .intervals
+            .iter_mut()
+            .filter(|i| i.app == app && i.listener == listener && i.end.is_none())
+        {
+            i.end = Some(now);
+        }
+    }
+
+    /// The app's containers died: everything it ran stops now, and it logs nothing more.
+    pub fn kill(&self, app: &str) {
+        let now = Instant::now();
+        let mut g = self.lock();
+        g.dead.insert(app.to_string());
+        for i in g.intervals.iter_mut().filter(|i| i.app == app && i.end.is_none()) {
+            i.end = Some(now);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<Interval> {
+        self.lock().intervals.clone()
+    }
+
+    /// `<set>/<id>` → the apps running it now.
+    pub fn running(&self) -> BTreeMap<String, Vec<String>> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for i in self.lock().intervals.iter().filter(|i| i.end.is_none()) {
+            m.entry(i.listener.clone()).or_default().push(i.app.clone());
+        }
+        m
+    }
+
+    /// `<set>/<id>` → (app, token) of every open tenure.
+    pub fn running_tokens(&self) -> BTreeMap<String, Vec<(String, i32)>> {
+        let mut m: BTreeMap<String, Vec<(String, i32)>> = BTreeMap::new();
+        for i in self.lock().intervals.iter().filter(|i| i.end.is_none()) {
+            m.entry(i.listener.clone()).or_default().push((i.app.clone(), i.token));
+        }
+        m
+    }
+
+    /// How many starts were logged.
+    pub fn starts(&self) -> usize {
+        self.lock().intervals.len()
+    }
+
+    /// The highest token each listener was started with.
+    pub fn tokens(&self) -> BTreeMap<String, i32> {
+        let mut m: BTreeMap<String, i32> = BTreeMap::new();
+        for i in self.lock().intervals.iter() {
+            let t = m.entry(i.listener.clone()).or_insert(i.token);
+            *t = (*t).max(i.token);
+        }
+        m
+    }
+
+    /// One sample: every listener running in two apps is a duplicate moment.
+    fn sample(&self) {
+        let running = self.running();
+        let mut g = self.lock();
+        g.samples += 1;
+        let dups: Vec<String> = running
+            .iter()
+            .filter(|(_, apps)| apps.len() > 1)
+            .map(|(l, apps)| format!("{l} in {apps:?}"))
+            .collect();
+        if !dups.is_empty() {
+            g.duplicate_samples += 1;
+            if g.duplicate_notes.len() < 20 {
+                g.duplicate_notes.push(dups.join(", "));
+            }
+        }
+    }
+
+    /// Overlaps, token order and gaps, from the exact intervals.
+    pub fn analyse(&self) -> Analysis {
+        let g = self.lock();
+        let mut out = Analysis {
+            samples: g.samples,
+            duplicate_samples: g.duplicate_samples,
+            duplicate_notes: g.duplicate_notes.clone(),
+            ..Default::default()
+        };
+        let mut by: BTreeMap<&str, Vec<&Interval>> = BTreeMap::new();
+        for i in &g.intervals {
+            by.entry(i.listener.as_str()).or_default().push(i);
+        }
+        for (listener, mut is) in by {
+            is.sort_by_key(|i| i.start);
+            for (n, a) in is.iter().enumerate() {
+                for b in &is[n + 1..] {
+                    let ends_before = a.end.is_some_and(|e| e <= b.start);
+                    if a.app != b.app && !ends_before {
+                        out.overlaps.push(format!(
+                            "{listener}: {} (token {}) and {} (token {}) overlap by {:?}",
+                            a.app,
+                            a.token,
+                            b.app,
+                            b.token,
+                            a.end.unwrap_or_else(Instant::now).saturating_duration_since(b.start)
+                        ));
+                    }
+                }
+            }
+            for w in is.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                let regressed = if a.app == b.app {
+                    b.token < a.token
+                } else {
+                    b.token <= a.token
+                };
+                if regressed {
+                    out.token_regressions.push(format!(
+                        "{listener}: token {} in {} after token {} in {}",
+                        b.token, b.app, a.token, a.app
+                    ));
+                }
+                if a.app != b.app {
+                    if let Some(end) = a.end.filter(|e| *e <= b.start) {
+                        out.gaps.push(b.start - end);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Samples `log` every [`SAMPLE`] until aborted.
+pub fn sampler(log: Arc<AppLog>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SAMPLE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            log.sample();
+        }
+    })
+}
+
+/// A running app.
+pub struct App {
+    pub id: String,
+    log: Arc<AppLog>,
+    task: JoinHandle<()>,
+    /// An app that is an OS process (the sample app): its pid.
+    pub pid: Option<u32>,
+}
+
+impl App {
+    /// Start the app `id` on `file` / the sidecar at `addr` (None while it is down).
+    pub fn spawn(
+        cfg: AppConfig,
+        log: Arc<AppLog>,
+        id: String,
+        file: PathBuf,
+        addr: watch::Receiver<Option<SocketAddr>>,
+    ) -> App {
+        let task = tokio::spawn(run(cfg, log.clone(), id.clone(), file, addr));
+        App {
+            id,
+            log,
+            task,
+            pid: None,
+        }
+    }
+
+    /// Run `python3 -u script` as the app (the sample app, config/samples/app.py) against the
+    /// sidecar at `agent`; its `start <set>/<id> token=<n>` and `stop <set>/<id>` lines are
+    /// logged as they are read.
+    pub fn script(log: Arc<AppLog>, id: String, script: &std::path::Path, agent: SocketAddr) -> Result<App, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("python3")
+            .arg("-u")
+            .arg(script)
+            .env("BATON_AGENT_URL", format!("http://{agent}"))
+            .env("PORT", "0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting python3 {}: {e}", script.display()))?;
+        let pid = child.id();
+        let stdout = child.stdout.take().ok_or("the app's stdout is not piped")?;
+        let (l2, id2) = (log.clone(), id.clone());
+        let task = tokio::spawn(async move {
+            let _child = child;
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut words = line.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some("start"), Some(key), Some(token)) => {
+                        let token = token.trim_start_matches("token=").parse().unwrap_or(-1);
+                        l2.start(&id2, key, token);
+                    }
+                    (Some("stop"), Some(key), _) => l2.stop(&id2, key),
+                    _ => {}
+                }
+            }
+            // The process exited: nothing it ran runs any more.
+            l2.kill(&id2);
+        });
+        Ok(App { id, log, task, pid })
+    }
+
+    /// The app's containers die (kill -9, node gone): its listeners stop now.
+    pub fn kill(&self) {
+        self.log.kill(&self.id);
+        self.task.abort();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The newest document of an HTTP app: long-polls the sidecar, whichever address it has now.
+fn poller(addr: watch::Receiver<Option<SocketAddr>>, docs: watch::Sender<Option<Doc>>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut addr = addr;
+        loop {
+            let Some(at) = *addr.borrow_and_update() else {
+                if addr.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let seen = docs.borrow().as_ref().map_or(0, |d| d.version);
+            let path = format!("/listeners?wait={seen}");
+            let got = http(at, "GET", &path, Duration::from_secs(40)).await;
+            match got.and_then(|(code, body)| (code == 200).then_some(body)) {
+                Some(body) => {
+                    if let Ok(doc) = serde_json::from_str::<Doc>(&body) {
+                        if doc.version != seen {
+                            docs.send_replace(Some(doc));
+                        }
+                    }
+                }
+                // Down or restarting: try again shortly (at the new address, if any).
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+}
+
+fn key(e: &Entry) -> String {
+    format!("{}/{}", e.listener_set, e.id)
+}
+
+/// Whether `e` may run now under the `validUntil` rule.
+fn valid(e: &Entry, honour: bool) -> bool {
+    if !honour {
+        return true;
+    }
+    match &e.valid_until {
+        // A document without validUntil (an older sidecar) is valid while listed.
+        None => true,
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .is_ok_and(|until| jiff::Timestamp::now() < until),
+    }
+}
+
+async fn run(cfg: AppConfig, log: Arc<AppLog>, id: String, file: PathBuf, addr: watch::Receiver<Option<SocketAddr>>) {
+    let (doc_tx, mut docs) = watch::channel::<Option<Doc>>(None);
+    let _poller = match cfg.mode {
+        Mode::Http => Some(AbortOnDrop(poller(addr.clone(), doc_tx))),
+        Mode::File => None,
+    };
+    let mut doc: Option<Doc> = None;
+    // key → token of the running tenure.
+    let mut running: BTreeMap<String, i32> = BTreeMap::new();
+    let mut stopping: BTreeSet<String> = BTreeSet::new();
+    let mut stops: JoinSet<String> = JoinSet::new();
+    let mut acked = 0u64;
+    loop {
+        if cfg.mode == Mode::File {
+            if let Some(d) = std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Doc>(&b).ok())
+            {
+                doc = Some(d);
+            }
+        } else if let Some(d) = docs.borrow_and_update().clone() {
+            doc = Some(d);
+        }
+        let listed: BTreeMap<String, &Entry> = doc
+            .iter()
+            .flat_map(|d| d.listeners.iter())
+            .map(|e| (key(e), e))
+            .collect();
+        let wanted: BTreeMap<&String, i32> = listed
+            .iter()
+            .filter(|(_, e)| valid(e, cfg.honour_valid_until))
+            .map(|(k, e)| (k, e.fencing_token))
+            .collect();
+        // Stop what is no longer wanted (or wanted with another token).
+        let leaving: Vec<String> = running
+            .iter()
+            .filter(|(k, t)| wanted.get(k) != Some(t))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in leaving {
+            running.remove(&k);
+            stopping.insert(k.clone());
+            let (log, id, delay) = (log.clone(), id.clone(), cfg.stop_delay);
+            stops.spawn(async move {
+                tokio::time::sleep(delay).await;
+                log.stop(&id, &k);
+                k
+            });
+        }
+        // Start what is wanted and not running (once a stop of it has finished).
+        for (k, t) in &wanted {
+            if !running.contains_key(*k) && !stopping.contains(*k) {
+                running.insert((*k).clone(), *t);
+                log.start(&id, k, *t);
+            }
+        }
+        // Acknowledge the version once nothing it does not list runs or is stopping.
+        if let (Mode::Http, Some(d)) = (cfg.mode, doc.as_ref()) {
+            let applied = running.keys().chain(stopping.iter()).all(|k| listed.contains_key(k));
+            if applied && d.version > acked {
+                let at = *addr.borrow();
+                if let Some(at) = at {
+                    let path = format!("/ack?version={}", d.version);
+                    if matches!(http(at, "POST", &path, Duration::from_secs(5)).await, Some((204, _))) {
+                        acked = d.version;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            Some(Ok(k)) = stops.join_next(), if !stops.is_empty() => { stopping.remove(&k); }
+            r = docs.changed(), if cfg.mode == Mode::Http => {
+                if r.is_err() {
+                    tokio::time::sleep(cfg.poll).await;
+                }
+            }
+            _ = tokio::time::sleep(cfg.poll) => {}
+        }
+    }
+}
+
+/// Aborts its task when dropped.
+pub struct AbortOnDrop(pub JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

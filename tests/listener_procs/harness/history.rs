@@ -1,0 +1,265 @@
+//! Every change of the Leases, ListenerSets and pods of the namespaces under test, straight from
+//! the simulator's store (each with its resourceVersion: one global order), and the checks made
+//! on it at the end of a test: fencing tokens never go back, nothing is assigned to a pod after it
+//! was marked dead, and status never counts a listener as running before its holder renewed.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use baton_sim::store::{Event, EventKind};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+/// One state of a listener Lease.
+#[derive(Clone, Debug)]
+pub struct LeaseRec {
+    pub rv: u64,
+    pub deleted: bool,
+    pub set: String,
+    pub listener: String,
+    pub holder: Option<String>,
+    pub owner_uid: Option<String>,
+    pub transitions: i32,
+    /// `renewTime` differs from `acquireTime`: the holder renewed after the assignment.
+    pub renewed: bool,
+}
+
+/// One status of a ListenerSet.
+#[derive(Clone, Debug)]
+pub struct StatusRec {
+    pub rv: u64,
+    pub set: String,
+    /// (listener, pod, token, starting).
+    pub assignments: Vec<(String, String, i32, bool)>,
+    pub running: i64,
+    /// Ready: (status, reason, message).
+    pub ready: Option<(String, String, String)>,
+}
+
+/// One state of a pod.
+#[derive(Clone, Debug)]
+pub struct PodRec {
+    pub rv: u64,
+    pub deleted: bool,
+    pub name: String,
+    pub uid: String,
+    pub terminating: bool,
+}
+
+#[derive(Default, Debug)]
+pub struct NsHistory {
+    pub leases: Vec<LeaseRec>,
+    pub statuses: Vec<StatusRec>,
+    pub pods: Vec<PodRec>,
+}
+
+/// The recorder: one OS thread reading the store's change feed.
+#[derive(Default)]
+pub struct History {
+    by_ns: Mutex<HashMap<String, NsHistory>>,
+    /// Changes the recorder missed (the feed overran it): the checks are then incomplete.
+    pub lagged: AtomicU64,
+    /// The newest resourceVersion seen.
+    pub rv: AtomicU64,
+}
+
+fn s(v: &Value, p: &str) -> Option<String> {
+    v.pointer(p).and_then(Value::as_str).map(str::to_string)
+}
+
+impl History {
+    /// Start recording what `feed` carries (subscribe before anything happens).
+    pub fn start(mut feed: tokio::sync::broadcast::Receiver<Arc<Event>>) -> Arc<History> {
+        let h = Arc::new(History::default());
+        let me = h.clone();
+        std::thread::spawn(move || loop {
+            match feed.blocking_recv() {
+                Ok(ev) => me.record(&ev),
+                Err(RecvError::Lagged(n)) => {
+                    me.lagged.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(RecvError::Closed) => return,
+            }
+        });
+        h
+    }
+
+    /// Record namespace `ns` from now on.
+    pub fn watch_namespace(&self, ns: &str) {
+        self.lock().entry(ns.to_string()).or_default();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, NsHistory>> {
+        self.by_ns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, ev: &Event) {
+        self.rv.fetch_max(ev.rv, Ordering::Relaxed);
+        let kind = (ev.key.group.as_str(), ev.key.plural.as_str());
+        if !matches!(
+            kind,
+            ("coordination.k8s.io", "leases") | ("baton.dev", "listenersets") | ("", "pods")
+        ) {
+            return;
+        }
+        let mut g = self.lock();
+        let Some(h) = g.get_mut(&ev.obj.namespace) else {
+            return;
+        };
+        let v = ev.obj.value();
+        let deleted = ev.kind == EventKind::Deleted;
+        match kind {
+            ("coordination.k8s.io", "leases") => {
+                let (Some(set), Some(listener)) = (
+                    s(&v, "/metadata/labels/baton.dev~1listenerset"),
+                    s(&v, "/metadata/labels/baton.dev~1listener"),
+                ) else {
+                    return;
+                };
+                let owner_uid = v
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .and_then(|os| os.iter().find(|o| o["kind"] == "Pod"))
+                    .and_then(|o| o["uid"].as_str())
+                    .map(str::to_string);
+                let (acquired, renewed) = (s(&v, "/spec/acquireTime"), s(&v, "/spec/renewTime"));
+                h.leases.push(LeaseRec {
+                    rv: ev.rv,
+                    deleted,
+                    set,
+                    listener,
+                    holder: s(&v, "/spec/holderIdentity").filter(|h| !h.is_empty()),
+                    owner_uid,
+                    transitions: v.pointer("/spec/leaseTransitions").and_then(Value::as_i64).unwrap_or(0) as i32,
+                    renewed: renewed.is_some() && renewed != acquired,
+                });
+            }
+            ("baton.dev", "listenersets") => {
+                let Some(st) = v.get("status").filter(|s| s.is_object()) else {
+                    return;
+                };
+                let assignments = st["assignments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        (
+                            a["listener"].as_str().unwrap_or_default().to_string(),
+                            a["pod"].as_str().unwrap_or_default().to_string(),
+                            a["transitions"].as_i64().unwrap_or(0) as i32,
+                            a["starting"].as_bool().unwrap_or(false),
+                        )
+                    })
+                    .collect();
+                let ready = st["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == "Ready")
+                    .map(|c| {
+                        let f = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                        (f("status"), f("reason"), f("message"))
+                    });
+                h.statuses.push(StatusRec {
+                    rv: ev.rv,
+                    set: ev.obj.name.clone(),
+                    assignments,
+                    running: st["running"].as_i64().unwrap_or(0),
+                    ready,
+                });
+            }
+            _ => h.pods.push(PodRec {
+                rv: ev.rv,
+                deleted,
+                name: ev.obj.name.clone(),
+                uid: ev.obj.uid.clone(),
+                terminating: ev.obj.deleting,
+            }),
+        }
+    }
+
+    /// Run `f` on what was recorded for `ns`.
+    pub fn with<T>(&self, ns: &str, f: impl FnOnce(&NsHistory) -> T) -> T {
+        let g = self.lock();
+        let empty = NsHistory::default();
+        f(g.get(ns).unwrap_or(&empty))
+    }
+}
+
+/// A pod marked dead at a resourceVersion (its agent killed for good, or the pod force-deleted
+/// while its containers may run on): nothing may be assigned to it after that.
+#[derive(Clone, Debug)]
+pub struct Dead {
+    pub pod: String,
+    pub uid: String,
+    pub after_rv: u64,
+}
+
+/// Every way the recorded history breaks the rules (empty: none).
+pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    // Fencing tokens never go back, across releases, deletions and recreations.
+    let mut high: BTreeMap<(&str, &str), (i32, u64)> = BTreeMap::new();
+    for l in &h.leases {
+        let e = high.entry((&l.set, &l.listener)).or_insert((l.transitions, l.rv));
+        if l.transitions < e.0 {
+            out.push(format!(
+                "token of {}/{} went back: {} at rv {} after {} at rv {}",
+                l.set, l.listener, l.transitions, l.rv, e.0, e.1
+            ));
+        }
+        if l.transitions >= e.0 {
+            *e = (l.transitions, l.rv);
+        }
+    }
+    // Nothing new for a dead pod: every (listener, token) it holds after its death it held before.
+    for d in dead {
+        let before: BTreeSet<(&str, &str, i32)> = h
+            .leases
+            .iter()
+            .filter(|l| l.rv <= d.after_rv && l.holder.as_deref() == Some(&d.pod))
+            .map(|l| (l.set.as_str(), l.listener.as_str(), l.transitions))
+            .collect();
+        for l in h.leases.iter().filter(|l| l.rv > d.after_rv && !l.deleted) {
+            let on_dead = l.holder.as_deref() == Some(&d.pod) && l.owner_uid.as_deref() == Some(&d.uid);
+            if on_dead && !before.contains(&(l.set.as_str(), l.listener.as_str(), l.transitions)) {
+                out.push(format!(
+                    "{}/{} assigned to dead pod {} (token {}, rv {})",
+                    l.set, l.listener, d.pod, l.transitions, l.rv
+                ));
+            }
+        }
+    }
+    if check_starting {
+        out.extend(running_before_renewal(h));
+    }
+    out
+}
+
+/// Status counts a listener as running (an assignment not marked starting) only after a Lease
+/// state in which that holder, with that token, had renewed.
+fn running_before_renewal(h: &NsHistory) -> Vec<String> {
+    let mut out = Vec::new();
+    for st in &h.statuses {
+        for (listener, pod, token, starting) in &st.assignments {
+            if *starting {
+                continue;
+            }
+            let renewed = h.leases.iter().any(|l| {
+                l.rv < st.rv
+                    && l.set == st.set
+                    && &l.listener == listener
+                    && l.holder.as_deref() == Some(pod)
+                    && l.transitions == *token
+                    && l.renewed
+            });
+            if !renewed {
+                out.push(format!(
+                    "status of {} at rv {} counts {listener} as running on {pod} (token {token}) before it renewed",
+                    st.set, st.rv
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,545 @@
+//! Real-process harness for the listener safety replays (issue 8) and the churn benchmark.
+//!
+//! * One simulator ([`Cluster`]) with the CRDs; every test works in its own namespace ([`Ns`]),
+//!   so tests run side by side without a global lock.
+//! * Every pod gets a real `baton agent` sidecar (the binary, spawned with its own client
+//!   identity `agent-<ns>-<pod>`) attached to the simulated pod with `sim.kubelet.attach_pid`,
+//!   so the simulated kubelet SIGTERMs it on a graceful deletion and SIGKILLs it at the end of the
+//!   grace period; a force delete signals nothing (its containers run on, as on a real node). Next
+//!   to it runs the pod's application ([`app`]): a task of this process that follows the sidecar's
+//!   file or HTTP endpoint and logs every start and stop.
+//! * The ListenerSet controller is the real `baton controller` binary (leader election in the
+//!   namespace), which a test can SIGKILL and restart.
+//! * [`history`] records every Lease, ListenerSet and pod change for the end-of-test checks.
+//!
+//! Everything returns `Result<_, String>` (the benchmarks report errors; tests unwrap them).
+#![allow(dead_code)]
+
+pub mod app;
+pub mod history;
+/// Real kubectl against the simulator (the shared test helper).
+#[path = "../../support/kubectl.rs"]
+pub mod kubectl;
+mod pods;
+#[path = "../../support/process.rs"]
+pub mod process;
+#[path = "../../support/wait.rs"]
+pub mod wait;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
+use baton_sim::{KubeletConfig, Sim, SimConfig};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use serde_json::json;
+use tokio::process::Command;
+
+use app::{AppConfig, AppLog};
+use history::{Dead, History};
+#[allow(unused_imports)]
+pub use pods::{AppKind, PodProcs};
+use process::LoggedChild;
+
+pub type R<T> = Result<T, String>;
+
+/// Deadline of one kubectl run.
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// The `baton` binary under test: `BATON_TEST_BIN` (replays against another build), else the
+/// one cargo built for the tests, else (an example) the one beside the example's directory.
+pub fn baton_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BATON_TEST_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = option_env!("CARGO_BIN_EXE_baton") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("baton")))
+        .unwrap_or_else(|| PathBuf::from("baton"))
+}
+
+/// Label every harness pod carries; sets select it.
+pub const APP_LABEL: &str = "app";
+pub const APP: &str = "svc";
+
+/// One simulator with the CRDs and a recorder of every change.
+pub struct Cluster {
+    pub sim: Sim,
+    pub history: Arc<History>,
+    dir: tempfile::TempDir,
+}
+
+/// Pods Ready ~150 ms after creation.
+pub fn kubelet() -> KubeletConfig {
+    KubeletConfig {
+        schedule_delay: Duration::from_millis(5),
+        start_delay: Duration::from_millis(30),
+        ready_delay: Duration::from_millis(100),
+        ..KubeletConfig::default()
+    }
+}
+
+impl Cluster {
+    /// Start a simulator on the current runtime and install the CRDs.
+    pub async fn start(kubelet: KubeletConfig) -> R<Arc<Cluster>> {
+        let sim = Sim::start(SimConfig {
+            kubelet,
+            history: 200_000,
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let history = History::start(sim.core.store.subscribe());
+        let client = sim.client().await.map_err(|e| e.to_string())?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .map_err(|e| format!("installing a CRD: {e}"))?;
+        }
+        let dir = scratch_dir()?;
+        Ok(Arc::new(Cluster { sim, history, dir }))
+    }
+
+    /// The simulator shared by every test of this binary, on a runtime of its own (each test
+    /// has its own runtime, which ends with the test).
+    pub fn shared() -> Arc<Cluster> {
+        static SHARED: OnceLock<Arc<Cluster>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .expect("a runtime for the simulator");
+                    rt.block_on(async move {
+                        let c = Cluster::start(kubelet()).await.expect("the simulator starts");
+                        let _ = tx.send(c);
+                        std::future::pending::<()>().await;
+                    });
+                });
+                rx.recv().expect("the simulator thread answers")
+            })
+            .clone()
+    }
+
+    /// A kubeconfig for `identity` (its bearer token), written once.
+    pub fn kubeconfig(&self, identity: &str) -> R<PathBuf> {
+        let path = self.dir.path().join(format!("{identity}.kubeconfig"));
+        if !path.exists() {
+            self.sim.kubeconfig_as(identity, &path).map_err(|e| e.to_string())?;
+        }
+        Ok(path)
+    }
+}
+
+/// A directory for kubeconfigs and listener files: under the build's scratch directory for tests
+/// (a shared simulator is never dropped, so earlier runs' directories are removed here when their
+/// process is gone), else a temporary directory removed on drop.
+fn scratch_dir() -> R<tempfile::TempDir> {
+    let Some(root) = option_env!("CARGO_TARGET_TMPDIR") else {
+        return tempfile::Builder::new()
+            .prefix("baton-procs-")
+            .tempdir()
+            .map_err(|e| e.to_string());
+    };
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("listener-procs-").and_then(|r| r.split('-').next());
+        if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("listener-procs-{}-", std::process::id()))
+        .tempdir_in(root)
+        .map_err(|e| e.to_string())
+}
+
+/// Check `check` every 20 ms until it returns Some; Err naming `what` after `deadline` (the
+/// shared polling loop of the tests, `tests/support/wait.rs`).
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, check: F) -> R<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait::poll_until(what, deadline, wait::POLL, check).await
+}
+
+/// Send `sig` (e.g. "KILL") to `pid` with the system's `kill`.
+pub async fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+/// How the pods' sidecars run.
+#[derive(Clone, Debug)]
+pub struct AgentFlags {
+    /// `--ack-timeout-seconds`.
+    pub ack_timeout: u64,
+    /// `--safety-margin-seconds` (None: the default).
+    pub safety_margin: Option<f64>,
+}
+
+impl Default for AgentFlags {
+    fn default() -> Self {
+        AgentFlags {
+            ack_timeout: 5,
+            safety_margin: None,
+        }
+    }
+}
+
+/// A `baton controller` process.
+pub struct ControllerProc {
+    pub id: String,
+    pub proc: LoggedChild,
+}
+
+/// One test's namespace: its pods and their processes, its controllers, the apps' log.
+pub struct Ns {
+    pub cluster: Arc<Cluster>,
+    pub name: String,
+    pub client: kube::Client,
+    pub log: Arc<AppLog>,
+    pub app: AppConfig,
+    pub agent: AgentFlags,
+    pods: Mutex<BTreeMap<String, Arc<PodProcs>>>,
+    controllers: Mutex<Vec<ControllerProc>>,
+    dead: Mutex<Vec<Dead>>,
+    next_controller: Mutex<usize>,
+    _sampler: app::AbortOnDrop,
+    reapers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        for r in self.reapers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            r.abort();
+        }
+        if std::thread::panicking() {
+            for c in self.controllers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                eprintln!("----- controller {} -----\n{}", c.id, c.proc.log_text());
+            }
+            for p in self.pods.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                eprintln!("----- sidecar of {} -----\n{}", p.name, p.logs());
+            }
+        }
+    }
+}
+
+impl Ns {
+    /// A fresh namespace `name` on `cluster`, its apps configured by `app`, sidecars by `agent`.
+    pub async fn new(cluster: Arc<Cluster>, name: &str, app: AppConfig, agent: AgentFlags) -> R<Ns> {
+        let client = cluster.sim.client().await.map_err(|e| e.to_string())?;
+        cluster.history.watch_namespace(name);
+        let ns: Namespace =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+                .map_err(|e| e.to_string())?;
+        match Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+        {
+            Ok(_) => {}
+            // `default` and other namespaces every cluster has.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(format!("creating namespace {name}: {e}")),
+        }
+        let log = Arc::new(AppLog::default());
+        Ok(Ns {
+            _sampler: app::AbortOnDrop(app::sampler(log.clone())),
+            cluster,
+            name: name.to_string(),
+            client,
+            log,
+            app,
+            agent,
+            pods: Mutex::default(),
+            controllers: Mutex::default(),
+            dead: Mutex::default(),
+            next_controller: Mutex::new(0),
+            reapers: Mutex::default(),
+        })
+    }
+
+    pub fn pods_api(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+    pub fn sets(&self) -> Api<ListenerSet> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+    pub fn leases(&self) -> Api<Lease> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// The controllers running now.
+    pub fn controller_ids(&self) -> Vec<String> {
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    pub fn pod(&self, name: &str) -> R<Arc<PodProcs>> {
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no pod {name} in the harness"))
+    }
+
+    // ----- controllers -----
+
+    /// Start a `baton controller` watching this namespace (leader election in it: 2 s lease,
+    /// renew deadline 1.5 s, retry 250 ms), and wait until it serves its probes.
+    pub async fn start_controller(&self) -> R<String> {
+        let n = {
+            let mut g = self.next_controller.lock().unwrap_or_else(|p| p.into_inner());
+            *g += 1;
+            *g
+        };
+        let id = format!("ctl-{}-{n}", self.name);
+        let kubeconfig = self.cluster.kubeconfig(&id)?;
+        let mut cmd = Command::new(baton_bin());
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["controller", "--watch-namespace", &self.name])
+            .args(["--lease-namespace", &self.name, "--lease-name", "baton-controller"])
+            .args([
+                "--lease-duration",
+                "2s",
+                "--renew-deadline",
+                "1500ms",
+                "--retry-period",
+                "250ms",
+            ])
+            .args([
+                "--identity",
+                &id,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .env("RUST_LOG", "info,kube=warn")
+            .env_remove("KUBECONFIG")
+            .env_remove("POD_NAME")
+            .env_remove("POD_NAMESPACE");
+        let mut proc = LoggedChild::spawn(&mut cmd, "bound").map_err(|e| format!("starting {id}: {e}"))?;
+        if proc.wait_addr(Duration::from_secs(60)).await.is_none() {
+            return Err(format!("controller {id} did not start\n{}", proc.log_text()));
+        }
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ControllerProc { id: id.clone(), proc });
+        Ok(id)
+    }
+
+    /// SIGKILL controller `id` (a crash: no release of the leader Lease) and wait for its exit.
+    pub async fn kill_controller(&self, id: &str) -> R<()> {
+        let c = {
+            let mut g = self.controllers.lock().unwrap_or_else(|p| p.into_inner());
+            let i = g
+                .iter()
+                .position(|c| c.id == id)
+                .ok_or_else(|| format!("no controller {id}"))?;
+            g.remove(i)
+        };
+        let mut c = c;
+        signal(c.proc.pid, "KILL").await;
+        c.proc
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .ok_or_else(|| format!("controller {id} did not die"))?
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// SIGTERM controller `id` and wait for its exit.
+    pub async fn stop_controller(&self, id: &str) -> R<()> {
+        let c = {
+            let mut g = self.controllers.lock().unwrap_or_else(|p| p.into_inner());
+            let i = g
+                .iter()
+                .position(|c| c.id == id)
+                .ok_or_else(|| format!("no controller {id}"))?;
+            g.remove(i)
+        };
+        let mut c = c;
+        c.proc.terminate();
+        c.proc
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .ok_or_else(|| format!("controller {id} did not exit on SIGTERM"))?
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    // ----- ListenerSets -----
+
+    pub async fn create_set(&self, name: &str, listeners: Vec<Listener>, lease_seconds: i32) -> R<()> {
+        let set = ListenerSet {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(self.name.clone()),
+                ..Default::default()
+            },
+            spec: ListenerSetSpec {
+                selector: LabelSelector {
+                    match_labels: Some([(APP_LABEL.to_string(), APP.to_string())].into()),
+                    ..Default::default()
+                },
+                listeners,
+                listeners_from: None,
+                max_per_pod: 0,
+                lease_duration_seconds: lease_seconds,
+            },
+            status: None,
+        };
+        self.sets()
+            .create(&PostParams::default(), &set)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("creating set {name}: {e}"))
+    }
+
+    /// Lease holders of `set`: listener → (holder, token).
+    pub async fn holders(&self, set: &str) -> R<BTreeMap<String, (Option<String>, i32)>> {
+        let lp = ListParams::default().labels(&format!("baton.dev/listenerset={set}"));
+        let list = self.leases().list(&lp).await.map_err(|e| e.to_string())?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|l| {
+                let id = l.metadata.labels.as_ref()?.get("baton.dev/listener")?.clone();
+                let spec = l.spec.unwrap_or_default();
+                let holder = spec.holder_identity.filter(|h| !h.is_empty());
+                Some((id, (holder, spec.lease_transitions.unwrap_or(0))))
+            })
+            .collect())
+    }
+
+    /// Wait until every listener in `ids` (`<set>/<id>`) runs in exactly one app that passes `ok`
+    /// (given the pod name).
+    /// Fails at once if the run breaks a rule meanwhile.
+    pub async fn wait_running(
+        &self,
+        what: &str,
+        ids: &[String],
+        deadline: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> R<()> {
+        let broken = wait_for(what, deadline, || {
+            let running = self.log.running();
+            let all = ids.iter().all(|id| {
+                running
+                    .get(id)
+                    .is_some_and(|apps| apps.len() == 1 && ok(pod_of(&apps[0])))
+            });
+            let v = if all { Vec::new() } else { self.violations(false) };
+            async move { (all || !v.is_empty()).then_some(v) }
+        })
+        .await?;
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("while waiting for {what}:\n{}", broken.join("\n")))
+        }
+    }
+
+    /// Wait until every listener of `set` runs in exactly one app, on the pod its Lease names
+    /// and with the Lease's token; the Leases.
+    pub async fn settled(
+        &self,
+        set: &str,
+        n: usize,
+        what: &str,
+        deadline: Duration,
+    ) -> R<BTreeMap<String, (Option<String>, i32)>> {
+        wait_for(what, deadline, || async {
+            let held = self.holders(set).await.ok()?;
+            let running = self.log.running_tokens();
+            let agree = held.len() == n
+                && held.iter().all(|(id, (h, t))| {
+                    running.get(&format!("{set}/{id}")).is_some_and(|apps| {
+                        apps.len() == 1 && Some(pod_of(&apps[0].0)) == h.as_deref() && apps[0].1 == *t
+                    })
+                });
+            agree.then_some(held)
+        })
+        .await
+    }
+
+    /// Where each listener runs now: `<set>/<id>` → pod name (first app).
+    pub fn running_on(&self) -> BTreeMap<String, String> {
+        self.log
+            .running()
+            .into_iter()
+            .filter_map(|(l, apps)| Some((l, pod_of(apps.first()?).to_string())))
+            .collect()
+    }
+
+    /// Every rule the run broke: duplicates (exact and sampled), token regressions in the apps
+    /// and in the Leases, assignments to dead pods and, with `check_starting`, status counting a
+    /// listener as running before its holder renewed. Empty: none.
+    pub fn violations(&self, check_starting: bool) -> Vec<String> {
+        let a = self.log.analyse();
+        let mut out: Vec<String> = a.overlaps.iter().map(|o| format!("duplicate: {o}")).collect();
+        out.extend(a.token_regressions.iter().map(|t| format!("app token: {t}")));
+        if a.duplicate_samples > 0 {
+            out.push(format!(
+                "{} of {} samples saw a listener in two apps: {:?}",
+                a.duplicate_samples, a.samples, a.duplicate_notes
+            ));
+        }
+        let dead = self.dead.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        out.extend(
+            self.cluster
+                .history
+                .with(&self.name, |h| history::violations(h, &dead, check_starting)),
+        );
+        let lagged = self.cluster.history.lagged.load(std::sync::atomic::Ordering::Relaxed);
+        if lagged > 0 {
+            out.push(format!("the history recorder missed {lagged} changes"));
+        }
+        out
+    }
+}
+
+/// The pod name of an app id (`<pod>#<uid prefix>`).
+pub fn pod_of(app: &str) -> &str {
+    app.split('#').next().unwrap_or(app)
+}
+
+/// `n` listeners `l000`… of set `set`: (spec, `<set>/<id>` keys).
+pub fn listeners(set: &str, n: usize) -> (Vec<Listener>, Vec<String>) {
+    let spec = (0..n)
+        .map(|i| Listener {
+            id: format!("l{i:03}"),
+            ..Default::default()
+        })
+        .collect();
+    let keys = (0..n).map(|i| format!("{set}/l{i:03}")).collect();
+    (spec, keys)
+}

@@ -1,0 +1,416 @@
+//! A pod's processes, as a node would run them: the `baton agent` sidecar (a real process,
+//! attached to the simulated pod, restartable at the same localhost port) and the app; and what
+//! happens to them (graceful and force deletion, SIGKILL, restarts, partitions).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::app::App;
+use super::history::Dead;
+use super::process::LoggedChild;
+use super::{baton_bin, signal, wait_for, Ns, APP, APP_LABEL, R};
+
+/// What runs beside a pod's sidecar.
+#[derive(Clone, Debug)]
+pub enum AppKind {
+    /// The harness's app model, configured by [`Ns::app`].
+    Model,
+    /// `python3` running this script (the sample app).
+    Script(PathBuf),
+}
+
+/// A pod's processes: its sidecar (restartable) and its app.
+pub struct PodProcs {
+    pub name: String,
+    pub uid: String,
+    pub file: PathBuf,
+    pub identity: String,
+    /// The sidecar's localhost port (kept across restarts, like a container's).
+    pub port: u16,
+    /// `--listenerset` of the sidecar (empty: every set).
+    sets: Vec<String>,
+    sidecar: Mutex<Option<LoggedChild>>,
+    /// Logs of earlier sidecar incarnations (printed when a test fails).
+    old_logs: Mutex<Vec<String>>,
+    addr: watch::Sender<Option<SocketAddr>>,
+    pub app: App,
+}
+
+impl PodProcs {
+    /// The sidecar's process id, while it runs.
+    pub fn sidecar_pid(&self) -> Option<u32> {
+        self.sidecar
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.pid)
+    }
+
+    /// Every sidecar log line so far, oldest incarnation first.
+    pub fn logs(&self) -> String {
+        let mut out = self.old_logs.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+        if let Some(c) = self.sidecar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            out.push('\n');
+            out.push_str(&c.log_text());
+        }
+        out
+    }
+
+    fn replace_sidecar(&self, new: Option<LoggedChild>) -> Option<LoggedChild> {
+        let mut g = self.sidecar.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *g, new)
+    }
+}
+
+/// A free localhost port (bound and let go; the sidecar binds it next).
+fn free_port() -> R<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl Ns {
+    /// Create pod `name` (selected by every set of the harness), wait until it is Ready, start
+    /// its sidecar and its app (the model app).
+    pub async fn create_pod(&self, name: &str) -> R<Arc<PodProcs>> {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.name, "labels": {APP_LABEL: APP}},
+            "spec": {"containers": [{"name": "app", "image": "app:v1"}, {"name": "baton-agent", "image": "baton:dev"}],
+                     "terminationGracePeriodSeconds": 30}
+        }))
+        .map_err(|e| e.to_string())?;
+        self.pods_api()
+            .create(&PostParams::default(), &pod)
+            .await
+            .map_err(|e| format!("creating pod {name}: {e}"))?;
+        let uid = self.wait_ready(name).await?;
+        self.start_procs(name, &uid, Vec::new(), AppKind::Model).await
+    }
+
+    /// Create pod `name` without any process (no agent): Ready all the same. Its uid.
+    pub async fn create_plain_pod(&self, name: &str) -> R<String> {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.name, "labels": {APP_LABEL: APP}},
+            "spec": {"containers": [{"name": "app", "image": "app:v1"}], "terminationGracePeriodSeconds": 30}
+        }))
+        .map_err(|e| e.to_string())?;
+        self.pods_api()
+            .create(&PostParams::default(), &pod)
+            .await
+            .map_err(|e| format!("creating pod {name}: {e}"))?;
+        self.wait_ready(name).await
+    }
+
+    /// Wait until pod `name` is Ready and not terminating; its uid.
+    pub async fn wait_ready(&self, name: &str) -> R<String> {
+        let pods = self.pods_api();
+        wait_for(&format!("pod {name} Ready"), Duration::from_secs(60), || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get_opt(name).await.ok()??;
+                let ready = baton::api::pod::is_ready(&p);
+                (ready && p.metadata.deletion_timestamp.is_none()).then(|| p.metadata.uid.clone().unwrap_or_default())
+            }
+        })
+        .await
+    }
+
+    /// From now on, nothing may be assigned to `name` (checked at the end).
+    pub fn mark_dead(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        // The store's own revision, not the recorder's (which may lag behind under load): every
+        // change before this call, the dead pod's last assignments included, is at or below it.
+        let after_rv = self.cluster.sim.core.store.current_rv();
+        self.dead.lock().unwrap_or_else(|p| p.into_inner()).push(Dead {
+            pod: pod.name.clone(),
+            uid: pod.uid.clone(),
+            after_rv,
+        });
+        Ok(())
+    }
+
+    /// Start the sidecar (serving `sets`; empty: all) and the app of existing pod `name`.
+    pub async fn start_procs(&self, name: &str, uid: &str, sets: Vec<String>, kind: AppKind) -> R<Arc<PodProcs>> {
+        let identity = format!("agent-{}-{name}", self.name);
+        let dir = self.cluster.dir.path().join(&self.name).join(format!("{name}-{uid}"));
+        let file = dir.join("listeners.json");
+        let port = free_port()?;
+        let (addr, addr_rx) = watch::channel(None);
+        let app_id = format!("{name}#{}", &uid[..uid.len().min(8)]);
+        let app = match &kind {
+            AppKind::Model => App::spawn(self.app.clone(), self.log.clone(), app_id, file.clone(), addr_rx),
+            AppKind::Script(script) => {
+                let at = SocketAddr::from(([127, 0, 0, 1], port));
+                App::script(self.log.clone(), app_id, script, at)?
+            }
+        };
+        if let Some(pid) = app.pid {
+            self.cluster
+                .sim
+                .kubelet
+                .attach_pid(&self.name, name, pid)
+                .map_err(|e| format!("attaching the app of {name}: {e}"))?;
+        }
+        let procs = Arc::new(PodProcs {
+            name: name.to_string(),
+            uid: uid.to_string(),
+            file,
+            identity,
+            port,
+            sets,
+            sidecar: Mutex::new(None),
+            old_logs: Mutex::default(),
+            addr,
+            app,
+        });
+        self.start_sidecar(&procs).await?;
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), procs.clone());
+        Ok(procs)
+    }
+
+    /// Run the containers of every pod of this namespace that declares a container named
+    /// `sidecar` (as a node would): its `baton agent` (with the `--listenerset` of that
+    /// container's args) and the app `kind`, once the pod is Running. Until the returned task is
+    /// aborted.
+    pub fn run_declared_sidecars(self: &Arc<Self>, sidecar: &str, kind: AppKind) -> tokio::task::JoinHandle<()> {
+        let (me, sidecar) = (self.clone(), sidecar.to_string());
+        tokio::spawn(async move {
+            loop {
+                let pods = me.pods_api().list(&Default::default()).await.map(|l| l.items);
+                for p in pods.unwrap_or_default() {
+                    let (Some(name), Some(uid)) = (p.metadata.name.clone(), p.metadata.uid.clone()) else {
+                        continue;
+                    };
+                    let known = me.pod(&name).is_ok_and(|k| k.uid == uid);
+                    let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                    if known || !running || p.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
+                    let containers = p.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+                    let Some(c) = containers.iter().find(|c| c.name == sidecar) else {
+                        continue;
+                    };
+                    let sets: Vec<String> = c
+                        .args
+                        .iter()
+                        .flatten()
+                        .filter_map(|a| a.strip_prefix("--listenerset="))
+                        .flat_map(|s| s.split(','))
+                        .map(str::to_string)
+                        .collect();
+                    if let Err(e) = me.start_procs(&name, &uid, sets, kind.clone()).await {
+                        eprintln!("running the containers of {name}: {e}");
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+
+    /// Write the script of ConfigMap `name`, key `key`, to a file; its path.
+    pub async fn script_from_config_map(&self, name: &str, key: &str) -> R<PathBuf> {
+        let cm = Api::<ConfigMap>::namespaced(self.client.clone(), &self.name)
+            .get(name)
+            .await
+            .map_err(|e| format!("reading ConfigMap {name}: {e}"))?;
+        let text = cm
+            .data
+            .and_then(|d| d.get(key).cloned())
+            .ok_or_else(|| format!("ConfigMap {name} has no key {key}"))?;
+        let path = self.cluster.dir.path().join(format!("{}-{name}-{key}", self.name));
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// Spawn `baton agent` for `pod` (on its port) and attach it to the simulated pod.
+    async fn start_sidecar(&self, pod: &PodProcs) -> R<()> {
+        let kubeconfig = self.cluster.kubeconfig(&pod.identity)?;
+        let mut cmd = Command::new(baton_bin());
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "agent",
+                "--listen",
+                &format!("127.0.0.1:{}", pod.port),
+                "--log-format",
+                "json",
+            ])
+            .arg("--file")
+            .arg(&pod.file)
+            .args(["--ack-timeout-seconds", &self.agent.ack_timeout.to_string()])
+            .env("POD_NAME", &pod.name)
+            .env("POD_NAMESPACE", &self.name)
+            .env("POD_UID", &pod.uid)
+            .env("RUST_LOG", "info,kube=warn")
+            .env_remove("KUBECONFIG");
+        if !pod.sets.is_empty() {
+            cmd.arg(format!("--listenerset={}", pod.sets.join(",")));
+        }
+        if let Some(m) = self.agent.safety_margin {
+            cmd.args(["--safety-margin-seconds", &m.to_string()]);
+        }
+        let mut child = LoggedChild::spawn(&mut cmd, "addr").map_err(|e| format!("starting baton agent: {e}"))?;
+        let Some(addr) = child.wait_addr(Duration::from_secs(60)).await else {
+            return Err(format!(
+                "the sidecar of {} did not start\n{}",
+                pod.name,
+                child.log_text()
+            ));
+        };
+        self.cluster
+            .sim
+            .kubelet
+            .attach_pid(&self.name, &pod.name, child.pid)
+            .map_err(|e| format!("attaching the sidecar of {}: {e}", pod.name))?;
+        pod.replace_sidecar(Some(child));
+        pod.addr.send_replace(Some(addr));
+        Ok(())
+    }
+
+    /// SIGKILL the sidecar of `name` (OOM): the app keeps running.
+    pub async fn kill_agent(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        pod.addr.send_replace(None);
+        if let Some(mut c) = pod.replace_sidecar(None) {
+            signal(c.pid, "KILL").await;
+            let _ = c.wait_exit(Duration::from_secs(30)).await;
+            pod.old_logs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(c.log_text());
+        }
+        Ok(())
+    }
+
+    /// SIGTERM the sidecar of `name` alone (its container is stopped): it stops every listener,
+    /// releases every Lease once acknowledged (or after the ack timeout) and exits; the app keeps
+    /// running. Waits for the exit.
+    pub async fn term_agent(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        let Some(mut c) = pod.replace_sidecar(None) else {
+            return Ok(());
+        };
+        signal(c.pid, "TERM").await;
+        let exited = c.wait_exit(Duration::from_secs(60)).await;
+        pod.addr.send_replace(None);
+        pod.old_logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(c.log_text());
+        match exited {
+            Some(Ok(_)) => Ok(()),
+            _ => Err(format!("the sidecar of {name} did not exit on SIGTERM")),
+        }
+    }
+
+    /// The sidecar's container restarts: the kubelet counts a restart (`sim.kubelet.crash`: the
+    /// pod is not Ready for a moment) and a new `baton agent` starts on the same port.
+    pub async fn restart_agent(&self, name: &str) -> R<()> {
+        self.kill_agent(name).await?;
+        let pod = self.pod(name)?;
+        let restarts = |p: &Pod| -> i32 {
+            let st = p.status.as_ref();
+            st.and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|c| c.restart_count)
+                .sum()
+        };
+        let before = self.pods_api().get(name).await.map(|p| restarts(&p)).unwrap_or(0);
+        if !self.cluster.sim.kubelet.crash(&self.name, name) {
+            return Err(format!("the kubelet does not run pod {name}"));
+        }
+        self.start_sidecar(&pod).await?;
+        // Until the kubelet shows the restart and the pod Ready again.
+        let pods = self.pods_api();
+        wait_for(
+            &format!("pod {name} restarted and Ready"),
+            Duration::from_secs(60),
+            || async {
+                let p = pods.get_opt(name).await.ok()??;
+                (restarts(&p) > before && baton::api::pod::is_ready(&p)).then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Cut the sidecar of `name` off from the API server (its requests hang).
+    pub fn partition_agent(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        self.cluster.sim.faults.block(&pod.identity);
+        Ok(())
+    }
+
+    pub fn heal_agent(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        self.cluster.sim.faults.unblock(&pod.identity);
+        Ok(())
+    }
+
+    /// The pod's containers all die at once (the node went away): sidecar SIGKILLed, app killed.
+    pub async fn kill_containers(&self, name: &str) -> R<()> {
+        let pod = self.pod(name)?;
+        self.kill_agent(name).await?;
+        pod.app.kill();
+        Ok(())
+    }
+
+    /// Delete pod `name` gracefully (`grace` seconds): the kubelet SIGTERMs its sidecar; once the
+    /// pod is gone from the API its app is dead too.
+    pub async fn delete_pod(&self, name: &str, grace: u32) -> R<()> {
+        let pod = self.pod(name)?;
+        let dp = DeleteParams {
+            grace_period_seconds: Some(grace),
+            ..Default::default()
+        };
+        self.pods_api()
+            .delete(name, &dp)
+            .await
+            .map_err(|e| format!("deleting pod {name}: {e}"))?;
+        let pods = self.pods_api();
+        let reaper = tokio::spawn(async move {
+            let _ = wait_for("the pod gone", Duration::from_secs(3600), || {
+                let pods = pods.clone();
+                let (name, uid) = (pod.name.clone(), pod.uid.clone());
+                async move {
+                    match pods.get_opt(&name).await {
+                        Ok(Some(p)) if p.metadata.uid.as_deref() == Some(&uid) => None,
+                        Ok(_) => Some(()),
+                        Err(_) => None,
+                    }
+                }
+            })
+            .await;
+            // The kubelet has stopped every container.
+            pod.app.kill();
+            pod.addr.send_replace(None);
+        });
+        self.reapers.lock().unwrap_or_else(|p| p.into_inner()).push(reaper);
+        Ok(())
+    }
+
+    /// `kubectl delete pod --force --grace-period=0`: the pod is gone from the API at once; its
+    /// containers (sidecar and app) keep running until [`kill_containers`](Self::kill_containers).
+    pub async fn force_delete_pod(&self, name: &str) -> R<()> {
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        self.pods_api()
+            .delete(name, &dp)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("force-deleting pod {name}: {e}"))
+    }
+}

@@ -1,0 +1,108 @@
+//! Issue 8 case 4: a dead sidecar must not leave its app running. `baton agent` is SIGKILLed
+//! (OOM) and restarts later than the lease; its app keeps running, and must stop each listener
+//! by the `validUntil` the sidecar last published — it cannot hear anything else — before the
+//! listener is given to another pod.
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::harness::app::{AppConfig, Mode};
+use crate::harness::{listeners, AgentFlags, AppKind, Cluster, Ns};
+use crate::{assert_clean, ok};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// Kill the sidecar of one of three pods (its app keeps running, the pod stays Ready), let the
+/// listeners move, restart the sidecar later than the lease, give the set more listeners.
+async fn sidecar_killed(mode: Mode, ns_name: &str) {
+    let app = AppConfig {
+        mode,
+        stop_delay: Duration::from_secs(1),
+        ..AppConfig::default()
+    };
+    // The apps take 1 s to stop: the agents stop listeners 2 s before a Lease could expire.
+    let agent = AgentFlags {
+        safety_margin: Some(2.0),
+        ..AgentFlags::default()
+    };
+    let ns = ok(Ns::new(Cluster::shared(), ns_name, app, agent).await);
+    ok(ns.start_controller().await);
+    for p in ["ks-a", "ks-b", "ks-c"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, keys) = listeners("sxt", 9);
+    ok(ns.create_set("sxt", spec, 5).await);
+    ok(ns.settled("sxt", 9, "9 listeners running", LONG).await);
+    let on_a: Vec<String> = ns
+        .running_on()
+        .into_iter()
+        .filter(|(_, p)| p == "ks-a")
+        .map(|(l, _)| l)
+        .collect();
+    assert!(!on_a.is_empty(), "ks-a runs listeners");
+    let t = Instant::now();
+    ok(ns.kill_agent("ks-a").await);
+    ok(ns
+        .wait_running("taken over from ks-a", &keys, LONG, |p| p != "ks-a")
+        .await);
+    println!(
+        "{mode:?} app: ks-a's {} listeners moved {:?} after its sidecar was killed",
+        on_a.len(),
+        t.elapsed()
+    );
+    // The sidecar comes back (its container restarted), later than the lease.
+    ok(ns.restart_agent("ks-a").await);
+    let (more, more_keys) = listeners("sxt", 12);
+    let patch = json!({"spec": {"listeners": more}});
+    ns.sets()
+        .patch("sxt", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch sxt");
+    ok(ns.wait_running("12 listeners", &more_keys, LONG, |_| true).await);
+    ok(ns.settled("sxt", 12, "12 listeners settled", LONG).await);
+    assert!(
+        ns.running_on().values().any(|p| p == "ks-a"),
+        "the restarted ks-a takes listeners again: {:?}",
+        ns.running_on()
+    );
+    assert_clean(&ns, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_does_not_leave_its_http_app_running() {
+    sidecar_killed(Mode::Http, "case4-http").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_does_not_leave_its_file_app_running() {
+    sidecar_killed(Mode::File, "case4-file").await;
+}
+
+/// The sample app (config/samples/app.py, run by python3) follows the contract too: its sidecar
+/// SIGKILLed, it stops its listeners by their validUntil, before they run anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_app_stops_when_its_sidecar_is_gone() {
+    let ns = ok(Ns::new(
+        Cluster::shared(),
+        "case4-sample",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await);
+    ok(ns.start_controller().await);
+    let script = std::path::PathBuf::from(format!("{}/config/samples/app.py", env!("CARGO_MANIFEST_DIR")));
+    for p in ["sa-a", "sa-b"] {
+        let uid = ok(ns.create_plain_pod(p).await);
+        ok(ns
+            .start_procs(p, &uid, Vec::new(), AppKind::Script(script.clone()))
+            .await);
+    }
+    let (spec, keys) = listeners("sxt", 4);
+    ok(ns.create_set("sxt", spec, 4).await);
+    ok(ns.settled("sxt", 4, "4 listeners in the sample apps", LONG).await);
+    ok(ns.kill_agent("sa-a").await);
+    ok(ns.wait_running("all on sa-b", &keys, LONG, |p| p == "sa-b").await);
+    assert_clean(&ns, true);
+}
