@@ -378,8 +378,8 @@ pub async fn report_undecodable(client: &kube::Client, events: &Publisher, bad: 
     }
 }
 
-/// Apply the plan's actions: revisions first, one by one, then the pod actions, which the
-/// planner already fitted into the surge and unavailability budgets as a whole, concurrently.
+/// Apply the plan's actions: revisions first, one by one, then the pod deletions and drains,
+/// concurrently, then the pod creations, concurrently.
 /// Returns the writes made (for [`Expectations`]) whatever the outcome, and the first error
 /// (a refusal first).
 async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Context) -> (Vec<Expected>, Result<()>) {
@@ -395,12 +395,37 @@ async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Co
             Err(e) => return (done, Err(e)),
         }
     }
+    // Deletions (and drains) land before creations: the planner fitted a replacement into
+    // maxSurge by counting its old pod as terminating, so a create that reached the API server
+    // before its paired delete put one pod too many up (seen under load: 5 live pods with
+    // replicas 4 and maxSurge 0). If a deletion failed, nothing is created this time.
+    let is_create = |a: &&Action| matches!(a, Action::CreatePod { .. });
+    let first_phase: Vec<&Action> = actions.iter().filter(|a| !is_revision(a) && !is_create(a)).collect();
+    let (expected, mut first) = apply_concurrently(ctx, ns, &owner, first_phase).await;
+    done.extend(expected);
+    if first.is_none() {
+        let (expected, error) = apply_concurrently(ctx, ns, &owner, actions.iter().filter(is_create).collect()).await;
+        done.extend(expected);
+        first = error;
+    }
+    (done, first.map_or(Ok(()), Err))
+}
+
+/// Apply `actions` concurrently: what the caches will show of them, and the first error (a
+/// refusal first).
+async fn apply_concurrently(
+    ctx: &Context,
+    ns: &str,
+    owner: &OwnerReference,
+    actions: Vec<&Action>,
+) -> (Vec<Expected>, Option<Error>) {
     // A plain loop, not a closure: the futures must stay `Send` for every lifetime (kube-runtime).
     let mut pending = Vec::with_capacity(actions.len());
-    for a in actions.iter().filter(|a| !is_revision(a)) {
-        pending.push(async { apply_one(ctx, ns, &owner, a).await.map_err(refusal) });
+    for a in actions {
+        pending.push(async move { apply_one(ctx, ns, owner, a).await.map_err(refusal) });
     }
     let results: Vec<Result<Option<Expected>>> = futures::stream::iter(pending).buffer_unordered(32).collect().await;
+    let mut done = Vec::new();
     let mut first = None;
     for r in results {
         match r {
@@ -411,7 +436,7 @@ async fn apply_actions(rollout: &Rollout, ns: &str, actions: &[Action], ctx: &Co
             }
         }
     }
-    (done, first.map_or(Ok(()), Err))
+    (done, first)
 }
 
 /// Apply one action; returns what the caches will show of it.
