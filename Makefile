@@ -10,10 +10,16 @@ export CARGO_TERM_COLOR := never
 build:
 	$(CARGO) build --workspace --all-targets
 
-# What the tests need beyond cargo: real kubectl (on these machines at /usr/bin/kubectl) and
-# Helm's engine from PyPI (helm-python-sdk) in a virtualenv, for the chart checks.
+# What the tests need beyond cargo: real kubectl (on these machines at /usr/bin/kubectl), Helm's
+# engine from PyPI (helm-python-sdk) in a virtualenv, for the chart checks, and Debian's headless
+# Chromium with chromedriver, for the dashboard's browser test (installed when missing).
 deps:
 	@test -x /usr/bin/kubectl || { echo "kubectl not found at /usr/bin/kubectl"; exit 1; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		echo "installing Debian's chromium and chromium-driver (the dashboard's browser test)"; \
+		$$SUDO apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c 'import helm_python' 2>/dev/null || $(VENV)/bin/pip install --quiet '$(HELM_SDK)'
 
@@ -64,6 +70,7 @@ bench:
 	$(CARGO) run --quiet --release --example rollout_bench
 	$(CARGO) run --quiet --release --example failover_bench
 	$(CARGO) run --quiet --release --example listener_bench
+	$(CARGO) run --quiet --release --example dashboard_bench
 
 # Issue 16's figures: many Rollouts on one controller (its own process), then the
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.

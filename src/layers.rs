@@ -7,13 +7,16 @@ use std::path::Path;
 
 /// Top-level modules, bottom first. A module may use only modules of a lower layer: the
 /// subsystems (`rollout`, `listeners`, `agent`, `election`) share a layer, so none of them uses
-/// another; `operator` wires them; the CLI runs the demo, never the reverse.
+/// another; `operator` wires them; `actions` (what an operator does to a Rollout) serves the
+/// dashboard and the CLI; the demo serves the dashboard; the CLI runs the demo and the
+/// dashboard, never the reverse.
 const LAYERS: &[&[&str]] = &[
     &["api"],
     &["error", "events", "telemetry", "metrics", "cache", "stdout"],
-    &["backoff", "probes"],
+    &["backoff", "probes", "session"],
     &["rollout", "listeners", "agent", "election"],
-    &["operator"],
+    &["operator", "actions"],
+    &["dashboard"],
     &["demo"],
     &["cli"],
 ];
@@ -127,6 +130,7 @@ fn dependencies_point_down() {
     // The checker sees what it should: known edges are found.
     assert!(edges.contains_key(&("rollout".into(), "api".into())));
     assert!(edges.contains_key(&("cli".into(), "operator".into())));
+    assert!(edges.contains_key(&("cli".into(), "actions".into())));
 }
 
 #[test]

@@ -18,13 +18,18 @@
 //!   a draining pod), both controllers, startup checks and shutdown.
 //! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
 //!   [`events`], [`metrics`], [`probes`], [`telemetry`].
+//! * [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and the
+//!   judgement of whether it applies), shared by the CLI and the dashboard; [`session`] —
+//!   kubectl's flags, the client they make, errors in kubectl's words.
+//! * [`dashboard`] — `baton dashboard`, the live web view with the actions.
 //! * [`cli`] — the `baton` command (also `kubectl baton`); with the `demo` feature (on by
 //!   default, off in the container image) it also runs `baton demo` (module `demo`, with the
 //!   embedded simulator).
 //!
-//! Dependencies point one way, down this list: `api` ← the utilities ← the subsystems
-//! (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator` ← `demo` ←
-//! `cli`. A unit test (`layers`) reads the sources and fails on any other edge.
+//! Dependencies point one way, down this list: `api` ← the utilities (with `session`) ← the
+//! subsystems (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator`,
+//! `actions` ← `dashboard` ← `demo` ← `cli`. A unit test (`layers`) reads the sources and fails
+//! on any other edge.
 //!
 //! # A rollout, end to end
 //!
@@ -43,11 +48,13 @@
 //! fencing token + 1) → the new pod's agent sees the Lease name its pod, renews it and starts
 //! the listener. A holder that stops renewing loses the listener once its Lease expires on the
 //! controller's monotonic clock; the agent stops its listener before that point.
+pub mod actions;
 pub mod agent;
 pub mod api;
 pub mod backoff;
 pub mod cache;
 pub mod cli;
+pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod election;
@@ -60,5 +67,6 @@ pub mod metrics;
 pub mod operator;
 pub mod probes;
 pub mod rollout;
+pub mod session;
 pub mod stdout;
 pub mod telemetry;

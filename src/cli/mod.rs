@@ -6,13 +6,12 @@ pub mod controller;
 pub mod listeners;
 pub mod output;
 pub mod rollout;
-pub mod session;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use session::{config, session, CliError, KubeArgs, Session};
+pub use crate::session::{self, config, session, CliError, KubeArgs, Session};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +42,8 @@ pub enum Command {
     Listeners(listeners::ListenersArgs),
     /// Run the listener agent sidecar beside an application (writes listeners.json, serves /listeners).
     Agent(agent::AgentArgs),
+    /// Serve a live web view of Rollouts and ListenerSets, with their actions, on 127.0.0.1:3100.
+    Dashboard(crate::dashboard::DashboardArgs),
     /// Print a shell completion script: `source <(baton completion bash)`.
     Completion(completion::CompletionArgs),
 }
@@ -90,6 +91,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Dashboard(args) => crate::dashboard::run(&kube, args).await,
         Command::Rollout(cmd) => finish(async { rollout::execute(&session(&kube).await?, cmd).await }.await),
     }
 }

@@ -31,9 +31,13 @@ pub type Render = fn(&Rollout) -> String;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Keep the simulator and controller running at the end and print the kubeconfig.
+    /// Keep the simulator and controller running at the end and print the kubeconfig; serve the
+    /// dashboard from the start (watch the steps live) and print its URL.
     #[arg(long)]
     pub keep: bool,
+    /// Where the dashboard of `--keep` serves (another free port when this one is taken).
+    #[arg(long, default_value = crate::dashboard::DEFAULT_ADDRESS)]
+    pub dashboard_address: std::net::SocketAddr,
     /// Kubelet delay from Running to Ready, in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub ready_delay_ms: u64,
@@ -434,6 +438,16 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    let dashboard = match args.keep {
+        true => match dashboard(&sim, client.clone(), args.dashboard_address).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        false => None,
+    };
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
     let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     match crate::probes::serve(args.metrics_addr, metrics.clone(), ready).await {
@@ -469,13 +483,43 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
             ExitCode::FAILURE
         }
     };
-    if args.keep {
-        out!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\nPress Ctrl-C to stop.", sim.kubeconfig_path().display());
+    if let Some(d) = &dashboard {
+        out!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\n  baton rollout status {NAME}\nDashboard: {}rollouts/default/{NAME} (also `baton dashboard` with that KUBECONFIG)\nPress Ctrl-C to stop.", sim.kubeconfig_path().display(), d.url());
         operator::shutdown_signal().await;
     }
     let _ = stop_tx.send(());
     let _ = controller.await;
     code
+}
+
+/// `baton dashboard` on the simulator, as its admin: at `address`, else on any free port.
+async fn dashboard(
+    sim: &Sim,
+    client: kube::Client,
+    address: std::net::SocketAddr,
+) -> Result<crate::dashboard::Served, String> {
+    let session = crate::session::Session {
+        client,
+        namespace: "default".into(),
+        server: sim.addr().to_string(),
+    };
+    let ns = Some("default".to_string());
+    let served = match crate::dashboard::serve(session.clone(), ns.clone(), address, &[], false).await {
+        Ok(d) => d,
+        Err(e) => {
+            let any = std::net::SocketAddr::new(address.ip(), 0);
+            let d = crate::dashboard::serve(session, ns, any, &[], false)
+                .await
+                .map_err(|e| format!("serving the dashboard: {e}"))?;
+            out!("baton demo: {address} is taken ({e}); the dashboard uses another port");
+            d
+        }
+    };
+    out!(
+        "baton demo: dashboard at {} (live: open it to watch the steps below)",
+        served.url()
+    );
+    Ok(served)
 }
 
 async fn until(rx: tokio::sync::oneshot::Receiver<()>) {

@@ -292,6 +292,49 @@ impl Cluster {
         self.controllers.len() - 1
     }
 
+    /// Run the chart's dashboard Deployment: a pod of its template and `baton` with the
+    /// template's args in it, as the dashboard's ServiceAccount, on a loopback port instead of
+    /// the template's 0.0.0.0 one. Returns the process and where it serves.
+    pub async fn start_dashboard(&self) -> (LoggedChild, std::net::SocketAddr) {
+        let deploy = self.object("Deployment", "baton-dashboard").clone();
+        let template = &deploy["spec"]["template"];
+        let name = "baton-dashboard-7c9f5d-0";
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": RELEASE_NS, "labels": template["metadata"]["labels"]},
+            "spec": template["spec"]});
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.admin.clone(), RELEASE_NS);
+        let created = pods
+            .create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
+            .await
+            .expect("a dashboard pod");
+        let uid = created.metadata.uid.clone().unwrap_or_default();
+        let sa = template["spec"]["serviceAccountName"]
+            .as_str()
+            .expect("serviceAccountName");
+        let kubeconfig = self.dir.path().join("dashboard.kubeconfig");
+        Minter::of(&self.sim).kubeconfig(RELEASE_NS, sa, name, &uid, &kubeconfig);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.arg("--kubeconfig").arg(&kubeconfig);
+        let args: Vec<&str> = template["spec"]["containers"][0]["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (i, a) in args.iter().enumerate() {
+            let after_address = i > 0 && args[i - 1] == "--address";
+            cmd.arg(if after_address { "127.0.0.1:0" } else { a });
+        }
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,kube=warn");
+        let mut child = LoggedChild::spawn(&mut cmd, "bound").expect("starting baton dashboard");
+        let Some(addr) = child.wait_addr(LONG).await else {
+            panic!("the dashboard did not serve\n{}", child.log_text());
+        };
+        (child, addr)
+    }
+
     /// The pod holding the leader Lease (waits until one does).
     pub async fn leader(&self) -> String {
         let leases: Api<Lease> = Api::namespaced(self.admin.clone(), RELEASE_NS);

@@ -10,6 +10,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../dashboard/harness.rs"]
+mod dashboard_harness;
+
+mod dashboard;
 mod harness;
 mod lease_guard;
 mod least_privilege;

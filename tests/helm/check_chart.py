@@ -6,7 +6,8 @@
 3. renders it with default values, and with namespace-scoped RBAC + the agent Role + the
    ServiceMonitor, and checks what comes out (RBAC rules, env, probes, security context...);
 4. installs it into a running baton-sim with Helm's default Secret release storage (twice:
-   cluster-scoped defaults, then namespace-scoped RBAC + agent Role in another namespace) and
+   cluster-scoped defaults, then namespace-scoped RBAC + agent Role + the dashboard with its
+   actions in another namespace, checking what the dashboard's ServiceAccount may do) and
    checks that every rendered object and the release Secret exist there afterwards
    (`kubectl get`), then uninstalls the second release and checks both are gone;
 5. renders config/ and config/samples/ with `kubectl kustomize` and applies them to the
@@ -59,9 +60,11 @@ NAMESPACED_VALUES: dict[str, Any] = {
 
 
 def namespaced_install_values() -> dict[str, Any]:
-    """NAMESPACED_VALUES without the ServiceMonitor (the simulator has no monitoring.coreos.com CRD)."""
+    """NAMESPACED_VALUES without the ServiceMonitor (the simulator has no monitoring.coreos.com CRD),
+    with the dashboard and its actions."""
     values = json.loads(json.dumps(NAMESPACED_VALUES))
     values["metrics"]["serviceMonitor"]["enabled"] = False
+    values["dashboard"] = {"enabled": True, "actions": True}
     return values
 
 
@@ -310,7 +313,8 @@ def main() -> int:
     @check("lint: strict, namespace-scoped RBAC + agent Role + ServiceMonitor")
     def _lint_ns() -> None:
         for values in (NAMESPACED_VALUES, {"replicaCount": 1, "controller": {"leaderElection": {"enabled": False}},
-                                           "rbac": {"secrets": {"read": False}}, "podAntiAffinity": "hard"}):
+                                           "rbac": {"secrets": {"read": False}}, "podAntiAffinity": "hard"},
+                       {"dashboard": {"enabled": True, "actions": True, "allowedHosts": ["baton.example.com"]}}):
             report = helm.lint(CHART, values, strict=True, namespace="team-a")
             bad = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
             assert not bad, f"lint findings with {values}: {bad}"
@@ -322,7 +326,9 @@ def main() -> int:
             chart.validate_schema(chart.values)
             for bad in ({"rbac": {"scope": "everywhere"}}, {"replicaCount": "two"},
                         {"controller": {"logFormat": "xml"}}, {"unknownKey": 1},
-                        {"controller": {"leaderElection": {"leaseDuration": "15 seconds"}}}):
+                        {"controller": {"leaderElection": {"leaseDuration": "15 seconds"}}},
+                        {"dashboard": {"port": "web"}}, {"dashboard": {"enabled": "yes"}},
+                        {"dashboard": {"allowedHosts": [""]}}, {"dashboard": {"theme": "dark"}}):
                 merged = chart.merge_values(bad)
                 try:
                     chart.validate_schema(merged)
@@ -478,6 +484,59 @@ def main() -> int:
         objs = render(None, name="prod")["objects"]
         assert one(objs, "Deployment", "prod-baton") and one(objs, "ClusterRole", "prod-baton-view")
 
+    @check("render: dashboard (off by default; view + Leases, edit only with actions; cluster or namespace scope)")
+    def _render_dashboard() -> None:
+        assert not [o for o in render(None)["objects"] if o["metadata"]["name"].startswith("baton-dashboard")]
+        objs = render({"dashboard": {"enabled": True}})["objects"]
+        d = one(objs, "Deployment", "baton-dashboard")
+        spec = d["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        assert c["args"] == ["dashboard", "--address", "0.0.0.0:3100", "--all-namespaces", "--read-only",
+                             "--log-format", "json"], c["args"]
+        assert spec["serviceAccountName"] == "baton-dashboard"
+        assert c["ports"] == [{"name": "http", "containerPort": 3100, "protocol": "TCP"}]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True and spec["securityContext"]["runAsNonRoot"] is True
+        # Its pods are not the controller's: neither selector picks the other's pods.
+        ctl = one(objs, "Deployment", "baton")["spec"]["selector"]["matchLabels"]
+        mine = d["spec"]["selector"]["matchLabels"]
+        assert ctl != mine and mine["app.kubernetes.io/component"] == "dashboard", (ctl, mine)
+        svc = one(objs, "Service", "baton-dashboard")
+        assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["selector"] == mine
+        assert svc["spec"]["ports"][0]["port"] == 3100 and svc["spec"]["ports"][0]["targetPort"] == "http"
+        one(objs, "ServiceAccount", "baton-dashboard")
+        bindings = {o["metadata"]["name"]: o for o in find(objs, "ClusterRoleBinding") if "dashboard" in o["metadata"]["name"]}
+        assert sorted(bindings) == ["baton-dashboard-leases", "baton-dashboard-view"], sorted(bindings)
+        assert bindings["baton-dashboard-view"]["roleRef"]["name"] == "view"
+        for b in bindings.values():
+            assert b["subjects"] == [{"kind": "ServiceAccount", "name": "baton-dashboard", "namespace": "baton-system"}]
+        leases = one(objs, "ClusterRole", "baton-dashboard-leases")
+        assert leases["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                    "verbs": ["get", "list", "watch"]}], leases["rules"]
+        # Actions: the baton part of `edit`, never the whole of it.
+        objs = render({"dashboard": {"enabled": True, "actions": True, "allowedHosts": ["baton.example.com"]}})["objects"]
+        args = one(objs, "Deployment", "baton-dashboard")["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--read-only" not in args and args[args.index("--allowed-host") + 1] == "baton.example.com", args
+        edit = one(objs, "ClusterRoleBinding", "baton-dashboard-edit")
+        assert edit["roleRef"]["name"] == "baton-edit", edit["roleRef"]
+        assert not [o for o in objs if o.get("roleRef", {}).get("name") == "edit"], "bound the whole edit role"
+        # Namespace scope: RoleBindings in the watched namespace, and -n.
+        objs = render({"rbac": {"scope": "namespace"}, "dashboard": {"enabled": True, "actions": True}},
+                      namespace="team-a")["objects"]
+        assert not [o for o in find(objs, "ClusterRoleBinding") if "dashboard" in o["metadata"]["name"]]
+        rbs = sorted((o["metadata"]["name"], o["metadata"]["namespace"]) for o in find(objs, "RoleBinding")
+                     if "dashboard" in o["metadata"]["name"])
+        assert rbs == [("baton-dashboard-edit", "team-a"), ("baton-dashboard-leases", "team-a"),
+                       ("baton-dashboard-view", "team-a")], rbs
+        args = one(objs, "Deployment", "baton-dashboard")["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--namespace") + 1] == "team-a" and "--all-namespaces" not in args, args
+        try:
+            render({"dashboard": {"enabled": True}, "aggregatedRoles": {"enabled": False}})
+        except helm.HelmError as e:
+            assert "aggregatedRoles" in str(e), e
+        else:
+            raise AssertionError("the dashboard rendered without the aggregated roles it is bound to")
+
     @check("crds: the chart ships crds/baton.dev_crds.yaml unchanged")
     def _crds() -> None:
         with helm.Chart.load(CHART) as chart:
@@ -524,7 +583,8 @@ def main() -> int:
                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
                 assert o["metadata"].get("namespace") == "baton-system", o["metadata"]
 
-    checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _crds, _package, _kustomize]
+    checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _render_dashboard, _crds,
+              _package, _kustomize]
     for c in checks:
         c()
 
@@ -580,6 +640,14 @@ def run_install_checks(kubeconfig: str) -> None:
         assert ("Role", "baton-team-a-agent") in kinds and ("Role", "baton-team-a-controller") in kinds, kinds
         assert ("ClusterRole", "baton-team-a-controller") not in kinds, kinds
         assert_exist(kubeconfig, objs, "team-a")
+        # The dashboard's ServiceAccount may read what it shows and patch Rollouts, in team-a only.
+        sa = "system:serviceaccount:team-a:baton-team-a-dashboard"
+        for verb, what, ns, want in (("list", "rollouts.baton.dev", "team-a", "yes"), ("watch", "leases", "team-a", "yes"),
+                                     ("list", "controllerrevisions.apps", "team-a", "yes"), ("list", "events", "team-a", "yes"),
+                                     ("patch", "rollouts.baton.dev", "team-a", "yes"), ("get", "secrets", "team-a", "no"),
+                                     ("patch", "rollouts.baton.dev", "default", "no"), ("patch", "deployments.apps", "team-a", "no")):
+            got = kubectl(kubeconfig, "auth", "can-i", verb, what, "-n", ns, "--as", sa, check_rc=False).stdout.strip()
+            assert got == want, f"{sa} can-i {verb} {what} -n {ns}: {got}, want {want}"
         values["replicaCount"] = 3
         rel = upgrade(kubeconfig, "baton-team-a", "team-a", values)
         assert rel["status"] == "deployed", rel

@@ -37,7 +37,8 @@ impl RawResponse {
     }
 }
 
-/// Send `method path` with `headers` (empty values left out) and `body` to `addr`.
+/// Send `method path` with `headers` (empty values left out; a `Host` among them replaces
+/// `addr`) and `body` to `addr`.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -46,10 +47,11 @@ pub async fn request(
     body: &[u8],
 ) -> std::io::Result<RawResponse> {
     let mut s = TcpStream::connect(addr).await?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    req.push_str(&format!("Connection: close\r\nContent-Length: {}\r\n", body.len()));
     for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -106,3 +106,10 @@ drain annotation with a patch, Leases with conditional updates.
   resources: ["secrets"]
   verbs: ["list", "watch"]
 {{- end }}
+
+{{/* Labels that select the dashboard pod. */}}
+{{- define "baton.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "baton.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: dashboard
+{{- end }}

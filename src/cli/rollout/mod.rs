@@ -3,16 +3,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kube::api::{Api, PatchParams};
+use kube::api::Api;
 
 use super::output::Output;
-use super::{CliError, Session};
+use super::{emit, CliError, Session};
+use crate::actions::{self, runtime, spec, Actor};
 use crate::api::rollout::Rollout;
 
-mod actions;
 mod history;
 mod list;
-mod spec;
 mod status;
 pub mod view;
 
@@ -31,7 +30,7 @@ pub const EXIT_TIMEOUT: u8 = 2;
 pub const EXIT_IN_PROGRESS: u8 = 3;
 
 /// Field manager of every write the CLI makes (the CHANGED-BY of `history`).
-pub const FIELD_MANAGER: &str = "baton";
+pub const FIELD_MANAGER: &str = actions::CLI_MANAGER;
 
 #[derive(clap::Subcommand)]
 pub enum RolloutCommand {
@@ -141,14 +140,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::api::rollout::parse_duration(s)
 }
 
-/// The patch parameters of every CLI write.
-fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    }
-}
-
 /// Run `cmd` with `client` in namespace `ns`, printing any error (the library entry point).
 pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCode {
     let s = Session {
@@ -188,28 +179,45 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
                 .map_err(|e| CliError::msg(format!("--timeout: {e}")))?;
             status::status(s, &api, &name, watch, timeout, output).await
         }
-        RolloutCommand::Promote { name, full } => actions::promote(s, &api, &name, full).await,
-        RolloutCommand::Abort { name } => actions::request(s, &api, &name, view::Request::Abort).await,
-        RolloutCommand::Retry { name } => actions::request(s, &api, &name, view::Request::Retry).await,
-        RolloutCommand::Restart { name } => actions::restart(s, &api, &name).await,
-        RolloutCommand::Pause { name } => spec::set_paused(s, &api, &name, true).await,
-        RolloutCommand::Resume { name } => spec::set_paused(s, &api, &name, false).await,
+        RolloutCommand::History { name, revision, output } => history::history(s, &api, &name, revision, output).await,
+        action => act(s, &api, action).await,
+    }
+}
+
+/// The actions (shared with the dashboard, [`crate::actions`]): what they did is printed.
+async fn act(s: &Session, api: &Api<Rollout>, cmd: RolloutCommand) -> Result<ExitCode, CliError> {
+    let cause = change_cause();
+    let who = Actor {
+        manager: FIELD_MANAGER,
+        cause: &cause,
+    };
+    let done = match cmd {
+        RolloutCommand::Promote { name, full } => runtime::promote(s, api, &name, full, who).await,
+        RolloutCommand::Abort { name } => runtime::request(s, api, &name, view::Request::Abort, who).await,
+        RolloutCommand::Retry { name } => runtime::request(s, api, &name, view::Request::Retry, who).await,
+        RolloutCommand::Restart { name } => runtime::restart(s, api, &name, who).await,
+        RolloutCommand::Pause { name } => spec::set_paused(s, api, &name, true, who).await,
+        RolloutCommand::Resume { name } => spec::set_paused(s, api, &name, false, who).await,
         RolloutCommand::Undo {
             name,
             to_revision,
             batches,
-        } => spec::undo(s, &api, &name, to_revision, batches).await,
+        } => spec::undo(s, api, &name, to_revision, batches, who).await,
         RolloutCommand::Pin {
             name,
             instances,
             version,
-        } => spec::pin(s, &api, &name, &instances, Some(&version)).await,
-        RolloutCommand::Unpin { name, instances } => spec::pin(s, &api, &name, &instances, None).await,
-        RolloutCommand::History { name, revision, output } => history::history(s, &api, &name, revision, output).await,
+        } => spec::pin(s, api, &name, &instances, Some(&version), who).await,
+        RolloutCommand::Unpin { name, instances } => spec::pin(s, api, &name, &instances, None, who).await,
         RolloutCommand::Set(SetCommand::Image { name, images, version }) => {
-            spec::set_image(s, &api, &name, &images, version.as_deref()).await
+            spec::set_image(s, api, &name, &images, version.as_deref(), who).await
         }
-    }
+        RolloutCommand::List { .. } | RolloutCommand::Status { .. } | RolloutCommand::History { .. } => {
+            return Err(CliError::msg("not an action"));
+        }
+    };
+    emit(&format!("{}\n", done?));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `kubernetes.io/change-cause` records for this command: its command line as typed

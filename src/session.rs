@@ -1,6 +1,6 @@
 //! kubectl's global flags (`--kubeconfig`, `--context`, `--cluster`, `--user`, `-n`, `--as`,
-//! `--as-group`, `--request-timeout`), the client they make, and errors printed as kubectl
-//! prints them.
+//! `--as-group`, `--request-timeout`), the client they make, and errors worded as kubectl words
+//! them. Shared by the CLI and `baton dashboard` (which shows the same words in the page).
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,11 +37,13 @@ pub struct KubeArgs {
     pub request_timeout: String,
 }
 
-/// A failed command: the message as printed (kubectl's words) and the exit code.
+/// A failed command: the message as printed (kubectl's words), the exit code, and the API
+/// server's HTTP status when the error is its answer (the dashboard answers with it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
     pub message: String,
     pub code: u8,
+    pub http_status: Option<u16>,
 }
 
 impl CliError {
@@ -50,6 +52,7 @@ impl CliError {
         CliError {
             message: format!("error: {message}"),
             code: 1,
+            http_status: None,
         }
     }
 
@@ -58,6 +61,7 @@ impl CliError {
         CliError {
             message: message.into(),
             code,
+            http_status: None,
         }
     }
 }
@@ -92,7 +96,15 @@ pub fn kube_error(e: &kube::Error, server: &str) -> CliError {
         }
         other => format!("error: {other}"),
     };
-    CliError { message, code: 1 }
+    let http_status = match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    };
+    CliError {
+        message,
+        code: 1,
+        http_status,
+    }
 }
 
 fn refused(e: &(dyn std::error::Error + 'static)) -> bool {

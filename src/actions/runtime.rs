@@ -1,6 +1,5 @@
 //! The runtime actions: promote, abort, retry (annotations, judged first, refused with a
 //! message when there is nothing to act on) and restart.
-use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -10,10 +9,10 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use serde_json::json;
 
-use super::view::{observed, refusal, Request};
-use super::{change_cause, patch_params};
+use super::judge::{observed, refusal, Request};
+use super::{Actor, Done};
 use crate::api::rollout::{annotations, Rollout};
-use crate::cli::{emit, CliError, Session};
+use crate::session::{CliError, Session};
 
 /// How long a runtime action waits for the controller to observe the latest spec before judging.
 const OBSERVE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,13 +41,15 @@ async fn get_observed(s: &Session, api: &Api<Rollout>, name: &str) -> Result<Rol
     }
 }
 
-pub async fn promote(s: &Session, api: &Api<Rollout>, name: &str, full: bool) -> Result<ExitCode, CliError> {
-    request(s, api, name, if full { Request::PromoteFull } else { Request::Promote }).await
+/// End the current pause (`full`: skip every remaining batch and pause).
+pub async fn promote(s: &Session, api: &Api<Rollout>, name: &str, full: bool, who: Actor<'_>) -> Done {
+    let req = if full { Request::PromoteFull } else { Request::Promote };
+    request(s, api, name, req, who).await
 }
 
 /// A runtime action: refused with a message (exit 1) when it has nothing to act on, else
 /// requested through its annotation, conditional on the state it was judged on.
-pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request) -> Result<ExitCode, CliError> {
+pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request, who: Actor<'_>) -> Done {
     let (key, verb) = match req {
         Request::Promote => (annotations::PROMOTE, "promoted"),
         Request::PromoteFull => (
@@ -65,11 +66,8 @@ pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request) 
         }
         let nonce = Timestamp::now().to_string();
         let patch = json!({"metadata": {"resourceVersion": r.resource_version(), "annotations": {key: nonce}}});
-        match api.patch(name, &patch_params(), &Patch::Merge(&patch)).await {
-            Ok(_) => {
-                emit(&format!("rollout.baton.dev/{name} {verb}\n"));
-                return Ok(ExitCode::SUCCESS);
-            }
+        match api.patch(name, &who.patch_params(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(format!("rollout.baton.dev/{name} {verb}")),
             // The rollout moved on between reading and writing: judge it again.
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(e) => return Err(s.error(&e)),
@@ -79,15 +77,14 @@ pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request) 
 }
 
 /// Restart every instance: a new revision (the pod template gets the restart time).
-pub async fn restart(s: &Session, api: &Api<Rollout>, name: &str) -> Result<ExitCode, CliError> {
+pub async fn restart(s: &Session, api: &Api<Rollout>, name: &str, who: Actor<'_>) -> Done {
     let now = Timestamp::now().to_string();
     let patch = json!({"metadata": {"annotations": {
         annotations::RESTARTED_AT: now,
-        annotations::CHANGE_CAUSE: change_cause(),
+        annotations::CHANGE_CAUSE: who.cause,
     }}});
-    api.patch(name, &patch_params(), &Patch::Merge(&patch))
+    api.patch(name, &who.patch_params(), &Patch::Merge(&patch))
         .await
         .map_err(|e| s.error(&e))?;
-    emit(&format!("rollout.baton.dev/{name} restarted\n"));
-    Ok(ExitCode::SUCCESS)
+    Ok(format!("rollout.baton.dev/{name} restarted"))
 }

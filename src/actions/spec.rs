@@ -1,8 +1,8 @@
-//! The commands that change a Rollout's spec — pause/resume, pin/unpin, undo, set image — each
+//! The actions that change a Rollout's spec — pause/resume, pin/unpin, undo, set image — each
 //! checked against the Rollout (and its history) before anything is written, each writing its
-//! command line as `kubernetes.io/change-cause` in the same conditional write.
+//! cause (the CLI's command line, or what the dashboard did) as `kubernetes.io/change-cause` in
+//! the same conditional write.
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 
 use jiff::Timestamp;
 use kube::api::{Api, Patch};
@@ -10,10 +10,10 @@ use kube::ResourceExt;
 use serde_json::{json, Value};
 
 use super::history::revisions;
-use super::{change_cause, patch_params};
+use super::{Actor, Done};
 use crate::api::rollout::{annotations, labels, Pin, Rollout};
-use crate::cli::{emit, CliError, Session};
 use crate::rollout::planner::{parse_slot, slot_name};
+use crate::session::{CliError, Session};
 
 /// A spec change: JSON patch operations and annotations to set besides the change cause.
 struct Change {
@@ -51,6 +51,7 @@ async fn change_spec(
     s: &Session,
     api: &Api<Rollout>,
     name: &str,
+    who: Actor<'_>,
     build: impl Fn(&Rollout) -> Result<Option<Change>, CliError>,
 ) -> Result<Option<Rollout>, CliError> {
     for _ in 0..ATTEMPTS {
@@ -59,13 +60,13 @@ async fn change_spec(
         let mut ops = vec![json!({"op": "test", "path": "/metadata/generation", "value": r.metadata.generation})];
         ops.extend(change.ops);
         let mut annotations = r.metadata.annotations.clone();
-        for (k, v) in std::iter::once((annotations::CHANGE_CAUSE, change_cause())).chain(change.extra) {
+        for (k, v) in std::iter::once((annotations::CHANGE_CAUSE, who.cause.to_string())).chain(change.extra) {
             ops.push(annotation_op(annotations.as_ref(), k, &v));
             annotations.get_or_insert_with(BTreeMap::new).insert(k.to_string(), v);
         }
         let patch: json_patch::Patch =
             serde_json::from_value(Value::Array(ops)).map_err(|e| CliError::msg(e.to_string()))?;
-        match api.patch(name, &patch_params(), &Patch::Json::<()>(patch)).await {
+        match api.patch(name, &who.patch_params(), &Patch::Json::<()>(patch)).await {
             Ok(_) => return Ok(Some(r)),
             // A failed `test` is a 422 like an invalid value: try again only if the spec changed.
             Err(e @ kube::Error::Api(_)) => {
@@ -80,18 +81,18 @@ async fn change_spec(
     Err(CliError::msg(format!("rollout {name} kept changing; try again")))
 }
 
-pub async fn set_paused(s: &Session, api: &Api<Rollout>, name: &str, paused: bool) -> Result<ExitCode, CliError> {
-    change_spec(s, api, name, |_| {
+/// Pause (`spec.paused: true`) or resume the rollout.
+pub async fn set_paused(s: &Session, api: &Api<Rollout>, name: &str, paused: bool, who: Actor<'_>) -> Done {
+    change_spec(s, api, name, who, |_| {
         Ok(Some(Change::ops(vec![
             json!({"op": "add", "path": "/spec/paused", "value": paused}),
         ])))
     })
     .await?;
-    emit(&format!(
-        "rollout.baton.dev/{name} {}\n",
+    Ok(format!(
+        "rollout.baton.dev/{name} {}",
         if paused { "paused" } else { "resumed" }
-    ));
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
 /// What is wrong with pinning `instances` of `r` to `version` (given the versions its
@@ -188,7 +189,8 @@ pub async fn pin(
     name: &str,
     instances: &[String],
     version: Option<&str>,
-) -> Result<ExitCode, CliError> {
+    who: Actor<'_>,
+) -> Done {
     let r = api.get(name).await.map_err(|e| s.error(&e))?;
     let known: Vec<String> = revisions(&s.client, &s.namespace, &r)
         .await
@@ -196,7 +198,7 @@ pub async fn pin(
         .iter()
         .filter_map(|rev| rev.labels().get(labels::VERSION).cloned())
         .collect();
-    change_spec(s, api, name, |r| {
+    change_spec(s, api, name, who, |r| {
         let problems = pin_problems(r, instances, version, &known);
         if !problems.is_empty() {
             return Err(CliError::msg(problems.join("; ")));
@@ -208,24 +210,16 @@ pub async fn pin(
         ])))
     })
     .await?;
-    match version {
-        Some(v) => emit(&format!(
-            "rollout.baton.dev/{name} pinned {} to {v}\n",
-            instances.join(",")
-        )),
-        None if instances.is_empty() => emit(&format!("rollout.baton.dev/{name} unpinned all instances\n")),
-        None => emit(&format!("rollout.baton.dev/{name} unpinned {}\n", instances.join(","))),
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(match version {
+        Some(v) => format!("rollout.baton.dev/{name} pinned {} to {v}", instances.join(",")),
+        None if instances.is_empty() => format!("rollout.baton.dev/{name} unpinned all instances"),
+        None => format!("rollout.baton.dev/{name} unpinned {}", instances.join(",")),
+    })
 }
 
-pub async fn undo(
-    s: &Session,
-    api: &Api<Rollout>,
-    name: &str,
-    to: Option<i64>,
-    batches: bool,
-) -> Result<ExitCode, CliError> {
+/// Copy revision `to` (default: the newest other than the one being rolled out) back into
+/// spec; straight there unless `batches`.
+pub async fn undo(s: &Session, api: &Api<Rollout>, name: &str, to: Option<i64>, batches: bool, who: Actor<'_>) -> Done {
     let rollout = api.get(name).await.map_err(|e| s.error(&e))?;
     let revs = revisions(&s.client, &s.namespace, &rollout)
         .await
@@ -250,7 +244,7 @@ pub async fn undo(
         )));
     };
     let target_name = target.name_any();
-    change_spec(s, api, name, |r| {
+    change_spec(s, api, name, who, |r| {
         // The template is replaced whole (a merge patch would merge maps).
         let ops = vec![
             json!({"op": "replace", "path": "/spec/template", "value": template}),
@@ -266,12 +260,11 @@ pub async fn undo(
         Ok(Some(Change { ops, extra }))
     })
     .await?;
-    emit(&format!(
-        "rollout.baton.dev/{name} rolled back to revision {} ({})\n",
+    Ok(format!(
+        "rollout.baton.dev/{name} rolled back to revision {} ({})",
         target.revision,
         version.as_str().unwrap_or("")
-    ));
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
 /// The tag of an image reference (`repo/app:v2` → `v2`), if it has one and no digest.
@@ -316,7 +309,8 @@ pub async fn set_image(
     name: &str,
     pairs: &[String],
     version: Option<&str>,
-) -> Result<ExitCode, CliError> {
+    who: Actor<'_>,
+) -> Done {
     let mut images = Vec::new();
     for p in pairs {
         match p.split_once('=') {
@@ -325,7 +319,7 @@ pub async fn set_image(
         }
     }
     let version = image_version(&images, version).map_err(CliError::msg)?;
-    let written = change_spec(s, api, name, |r| {
+    let written = change_spec(s, api, name, who, |r| {
         let pod = r.spec.template.spec.clone().unwrap_or_default();
         let init = pod.init_containers.clone().unwrap_or_default();
         let mut ops = Vec::new();
@@ -351,11 +345,9 @@ pub async fn set_image(
     })
     .await?;
     if written.is_none() {
-        emit(&format!("rollout.baton.dev/{name} unchanged\n"));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(format!("rollout.baton.dev/{name} unchanged"));
     }
-    emit(&format!("rollout.baton.dev/{name} image updated (version {version})\n"));
-    Ok(ExitCode::SUCCESS)
+    Ok(format!("rollout.baton.dev/{name} image updated (version {version})"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,48 @@
+//! `baton demo --keep` serves the dashboard from the start and prints its URL.
+use std::net::SocketAddr;
+
+use tokio::io::AsyncBufReadExt;
+
+use crate::support::process::http::request;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_dashboard_and_prints_its_url() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "demo",
+            "--keep",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baton demo starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr: SocketAddr = tokio::time::timeout(LONG, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("baton demo: dashboard at http://") {
+                return rest.split('/').next().and_then(|a| a.parse().ok());
+            }
+        }
+        None
+    })
+    .await
+    .expect("the demo prints the dashboard's URL in time")
+    .expect("a dashboard URL");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    wait_for("the demo's Rollout on the dashboard", LONG, || async {
+        let r = request(addr, "GET", "/", &[], b"").await.ok()?;
+        (r.code == 200 && r.text().contains(r#"data-name="user-service""#)).then_some(())
+    })
+    .await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
