@@ -76,6 +76,7 @@ bench:
 # Issue 16's figures: many Rollouts on one controller (its own process), then the
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.
 bench-scale:
-	$(CARGO) build --release --bin baton --example scale_bench --example rollout_bench
+	$(CARGO) build --release --bin baton --example scale_bench --example rollout_bench --example owner_lookup_bench
+	$(CARGO) run --quiet --release --example owner_lookup_bench
 	$(CARGO) run --quiet --release --example scale_bench
 	$(CARGO) run --quiet --release --example rollout_bench

@@ -11,6 +11,9 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
+
+use crate::cache::owners::OwnerIndex;
+use crate::rollout::controller::OwnedIndexes;
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -78,6 +81,7 @@ pub struct Operator {
     synced: Synced4,
     triggers: Triggers,
     listener_holders: crate::rollout::controller::HoldsListeners,
+    owners: OwnedIndexes,
     caches: JoinHandle<()>,
 }
 
@@ -130,7 +134,16 @@ impl Operator {
         .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
         let (revisions, rev_writer) = reflector::store();
         let (rev_synced_tx, rev_synced) = synced();
-        let (rev_trigger, rev_drive) = caches::gated_cache(rev_watch, rev_writer, rev_synced_tx, gate.clone());
+        let owners = OwnedIndexes {
+            pods: shared.pod_owners.clone(),
+            revisions: OwnerIndex::default(),
+        };
+        let (rev_trigger, rev_drive) = caches::gated_cache(
+            rev_watch,
+            (rev_writer, Some(owners.revisions.clone())),
+            rev_synced_tx,
+            gate.clone(),
+        );
         // Each Rollout is decoded on its own: one that does not fit the type is skipped and
         // reported, never the whole kind.
         let (rollouts, rollout_writer) = reflector::store();
@@ -147,7 +160,7 @@ impl Operator {
         .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_managed_fields(&mut r.metadata));
         let (rollout_synced_tx, rollout_synced) = synced();
         let (rollout_trigger, rollout_drive) =
-            caches::gated_cache(rollout_watch, rollout_writer, rollout_synced_tx, gate.clone());
+            caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate.clone());
         metrics.watch_rollouts(rollouts.clone());
         let synced = Synced4 {
             pods: shared.pods_synced.clone(),
@@ -179,6 +192,7 @@ impl Operator {
                 rollouts: rollout_trigger,
             },
             listener_holders,
+            owners,
             caches,
         }
     }
@@ -217,6 +231,7 @@ impl Operator {
             synced,
             triggers,
             listener_holders,
+            owners,
             caches,
         } = self;
         let stats = Arc::new(Stats::default());
@@ -248,6 +263,7 @@ impl Operator {
             events: events.clone(),
             pods: pods.clone(),
             revisions,
+            owners,
             rollouts: rollouts.clone(),
             listener_holders,
             drain_timeout: cfg.drain_timeout,

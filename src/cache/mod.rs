@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
+pub mod owners;
 pub mod tolerant;
 
 /// The API of a namespaced kind in the watched namespace, or in all (`None`).

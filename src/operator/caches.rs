@@ -20,6 +20,7 @@ use crate::api::listenerset::lease::{held_by, owner_pod, Holder};
 use crate::api::listenerset::LISTENERSET_LABEL;
 use crate::api::pod::is_draining;
 use crate::api::rollout::Rollout;
+use crate::cache::owners::OwnerIndex;
 use crate::cache::{synced, Events, Synced, SyncedTx};
 use crate::rollout::controller::HoldsListeners;
 
@@ -40,6 +41,8 @@ fn slim_pod(p: &mut Pod) {
 /// not dispatched at all — a deleted pod must trigger an immediate takeover.)
 pub struct SharedCaches {
     pub pods: Store<Pod>,
+    /// The pod cache by owner uid (a Rollout reads only its own pods).
+    pub pod_owners: OwnerIndex<Pod>,
     pub leases: Store<Lease>,
     pod_writer: reflector::store::Writer<Pod>,
     lease_writer: reflector::store::Writer<Lease>,
@@ -57,10 +60,10 @@ pub struct SharedCaches {
 }
 
 /// A reflector whose changes are passed to one subscriber only while `gate` is open; `synced`
-/// turns true at its first complete list.
+/// turns true at its first complete list; `index`, if any, follows the store.
 pub(super) fn gated_cache<K>(
     stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    writer: reflector::store::Writer<K>,
+    (writer, index): (reflector::store::Writer<K>, Option<OwnerIndex<K>>),
     synced: SyncedTx,
     gate: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Events<K>, impl Future<Output = ()> + Send + 'static)
@@ -68,7 +71,16 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + std::fmt::Debug + 'static,
 {
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let changes = synced.track(stream.default_backoff().reflect(writer)).touched_objects();
+    // The index sees each event before the store (see `OwnerIndex`).
+    let reflected = stream
+        .default_backoff()
+        .inspect(move |e| {
+            if let Some(index) = &index {
+                index.observe(e);
+            }
+        })
+        .reflect(writer);
+    let changes = synced.track(reflected).touched_objects();
     (fan_in(rx), fan_out(changes, vec![tx], gate, "watch"))
 }
 
@@ -83,6 +95,7 @@ impl SharedCaches {
         let ((pods_tx, pods_synced), (leases_tx, leases_synced)) = (synced(), synced());
         SharedCaches {
             pods,
+            pod_owners: OwnerIndex::default(),
             leases,
             pod_writer,
             lease_writer,
@@ -130,9 +143,11 @@ impl SharedCaches {
     /// Run the watches until dropped.
     pub fn drive(self) -> impl Future<Output = ()> + Send + 'static {
         let (pods_tx, leases_tx) = self.synced_tx;
+        let pod_owners = self.pod_owners;
         let pods = watcher(self.pod_api, watcher::Config::default())
             .default_backoff()
             .modify(slim_pod)
+            .inspect(move |e| pod_owners.observe(e))
             .reflect(self.pod_writer)
             .inspect(move |e| pods_tx.observe(e))
             .touched_objects();

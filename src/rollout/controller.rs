@@ -21,6 +21,7 @@ use crate::api::pod::{drain_value, DRAIN_ANNOTATION};
 use crate::api::rollout::{labels, ConditionStatus, Rollout, RolloutStatus};
 use crate::api::ROLLOUT_MANAGER as MANAGER;
 use crate::backoff::Backoff;
+use crate::cache::owners::OwnerIndex;
 use crate::cache::tolerant::Bad;
 use crate::cache::Synced;
 use crate::error::{is_status, Error, Result};
@@ -42,6 +43,13 @@ pub struct Stats {
     pub status_writes: AtomicU64,
 }
 
+/// The pod and revision caches indexed by owner uid.
+#[derive(Clone, Default)]
+pub struct OwnedIndexes {
+    pub pods: OwnerIndex<Pod>,
+    pub revisions: OwnerIndex<ControllerRevision>,
+}
+
 /// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
 pub struct Context {
     /// Readiness of the pod and revision caches: no plan is made from a cache still loading.
@@ -54,6 +62,8 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
+    /// The pod and revision caches by owner: a reconcile reads only its Rollout's own.
+    pub owners: OwnedIndexes,
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
     /// it to show the write).
     pub rollouts: Store<Rollout>,
@@ -65,10 +75,15 @@ pub struct Context {
     pub stats: Arc<Stats>,
 }
 
-fn owned_by(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .as_ref()
-        .is_some_and(|o| o.iter().any(|r| r.uid == uid))
+/// The pods and revisions of the Rollout of uid `uid` in `ns`, from the owner indexes: the cost
+/// grows with the Rollout's own objects, not with the caches.
+pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<Pod>>, Vec<Arc<ControllerRevision>>) {
+    let in_ns = |m: &ObjectMeta| m.namespace.as_deref() == Some(ns);
+    let mut pods = ctx.owners.pods.owned_by(&ctx.pods, uid);
+    pods.retain(|p| in_ns(&p.metadata));
+    let mut revisions = ctx.owners.revisions.owned_by(&ctx.revisions, uid);
+    revisions.retain(|r| in_ns(&r.metadata));
+    (pods, revisions)
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -211,23 +226,15 @@ async fn plan_and_apply(
     let name = rollout.name_any();
     let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let holders = ctx.listener_holders.clone();
-    let pods: Vec<ObservedPod> = ctx
-        .pods
-        .state()
+    let (pods, revisions) = own_objects(ctx, &ns, &uid);
+    let pods: Vec<ObservedPod> = pods
         .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(&p.metadata, &uid))
         .filter_map(|p| {
             let uid = p.metadata.uid.as_deref().unwrap_or_default();
             observe_pod(p, holders(&ns, &p.name_any(), uid))
         })
         .collect();
-    let revisions: Vec<RevisionInfo> = ctx
-        .revisions
-        .state()
-        .iter()
-        .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(&r.metadata, &uid))
-        .filter_map(|r| revision_info(r))
-        .collect();
+    let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
     let input = PlanInput {
         name: name.clone(),
         generation: rollout.metadata.generation.unwrap_or(0),
