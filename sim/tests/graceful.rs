@@ -59,24 +59,33 @@ async fn exists(sim: &Sim, name: &str) -> bool {
 
 /// A process that records SIGTERM in `dir/term` and exits once `dir/go` exists (or never, with
 /// `ignore`: it ignores SIGTERM).
-fn spawn_process(dir: &Path, ignore: bool) -> tokio::process::Child {
+/// A shell that records SIGTERM in `dir/term` (and then exits once `dir/go` exists, unless it
+/// `ignore`s the signal). Returns once its trap is set (`dir/ready`): a SIGTERM before that would
+/// kill the shell without a trace (seen on a loaded CI machine).
+async fn spawn_process(dir: &Path, ignore: bool) -> tokio::process::Child {
     let script = if ignore {
         format!(
-            "trap 'echo term > {d}/term' TERM; while true; do sleep 0.05; done",
+            "trap 'echo term > {d}/term' TERM; echo ready > {d}/ready; while true; do sleep 0.05; done",
             d = dir.display()
         )
     } else {
         format!(
-            "trap 'echo term > {d}/term; while [ ! -e {d}/go ]; do sleep 0.05; done; exit 0' TERM; while true; do sleep 0.05; done",
+            "trap 'echo term > {d}/term; while [ ! -e {d}/go ]; do sleep 0.05; done; exit 0' TERM; echo ready > {d}/ready; while true; do sleep 0.05; done",
             d = dir.display()
         )
     };
-    tokio::process::Command::new("sh")
+    let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(script)
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn sh")
+        .expect("spawn sh");
+    wait_for("the process to set its SIGTERM trap", LONG, || {
+        let f = dir.join("ready");
+        async move { f.exists().then_some(()) }
+    })
+    .await;
+    child
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -98,7 +107,7 @@ async fn a_deleted_pod_stays_terminating_until_its_attached_process_exits() {
     let sim = sim_with(Duration::from_millis(50)).await;
     running_pod(&sim, "agent", "baton:1", 30).await;
     let dir = tmpdir("exit");
-    let child = spawn_process(&dir, false);
+    let child = spawn_process(&dir, false).await;
     let pid = child.id().expect("pid");
     // Through the CLI, as a test driving a separate `baton-sim serve` would.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
@@ -147,7 +156,7 @@ async fn a_process_that_ignores_sigterm_is_killed_when_the_grace_period_ends() {
     let sim = sim_with(Duration::from_millis(50)).await;
     running_pod(&sim, "stubborn", "baton:1", 30).await;
     let dir = tmpdir("kill");
-    let child = spawn_process(&dir, true);
+    let child = spawn_process(&dir, true).await;
     let pid = child.id().expect("pid");
     sim.kubelet.attach_pid("default", "stubborn", pid).expect("attach");
     let r = raw(
@@ -178,7 +187,7 @@ async fn force_delete_removes_the_pod_at_once_and_signals_nothing() {
     let sim = sim_with(Duration::from_millis(50)).await;
     running_pod(&sim, "forced", "baton:1", 30).await;
     let dir = tmpdir("force");
-    let mut child = spawn_process(&dir, false);
+    let mut child = spawn_process(&dir, false).await;
     let pid = child.id().expect("pid");
     sim.kubelet.attach_pid("default", "forced", pid).expect("attach");
     let r = raw(
