@@ -11,7 +11,7 @@ use tracing::{error, info};
 
 use crate::api::rollout::parse_duration;
 use crate::election::{self, ElectionConfig, ElectionStatus, Leader, Leadership};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::operator::{startup, Operator, OperatorConfig};
 use crate::telemetry::{self, LogFormat};
 
@@ -60,6 +60,13 @@ pub struct ControllerArgs {
     /// Read Secrets only in these namespaces (comma-separated; default: every watched one).
     #[arg(long, env = "BATON_SECRET_NAMESPACES", value_delimiter = ',')]
     pub secret_namespaces: Vec<String>,
+    /// Requests per second to the API server, on average (client-side token bucket; 0 or
+    /// negative: no client-side limit).
+    #[arg(long, env = "BATON_KUBE_API_QPS", default_value_t = crate::throttle::DEFAULT_QPS, allow_negative_numbers = true)]
+    pub kube_api_qps: f32,
+    /// Requests the token bucket lets through at once.
+    #[arg(long, env = "BATON_KUBE_API_BURST", default_value_t = crate::throttle::DEFAULT_BURST)]
+    pub kube_api_burst: u32,
 }
 
 impl ControllerArgs {
@@ -109,7 +116,14 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         }
     };
     let default_ns = config.default_namespace.clone();
-    let client = match metrics::counted_client(config, metrics.clone()) {
+    let limits = crate::throttle::Limits {
+        qps: args.kube_api_qps,
+        burst: args.kube_api_burst,
+    };
+    if let Err(e) = limits.bucket() {
+        return fail(e);
+    }
+    let client = match crate::throttle::client(config, metrics.clone(), limits) {
         Ok(c) => c,
         Err(e) => return fail(format!("building a client: {e}")),
     };
