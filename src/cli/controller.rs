@@ -23,9 +23,18 @@ pub struct ControllerArgs {
     /// Run leader election (several replicas, one active).
     #[arg(long, env = "BATON_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
-    /// Name of the leader-election Lease.
-    #[arg(long, env = "BATON_LEASE_NAME", default_value = "baton-controller")]
-    pub lease_name: String,
+    /// Name of the leader-election Lease (default: baton-controller, or
+    /// baton-controller-SHARD with --shard).
+    #[arg(long, env = "BATON_LEASE_NAME")]
+    pub lease_name: Option<String>,
+    /// Reconcile only the Rollouts and ListenerSets this label selector matches (e.g.
+    /// `baton.dev/shard=a`), and so only their pods and Leases: one shard of several
+    /// controllers. Each shard needs a leader Lease of its own (--shard or --lease-name).
+    #[arg(long, env = "BATON_SELECTOR")]
+    pub selector: Option<String>,
+    /// This shard's name: names its leader Lease (baton-controller-SHARD).
+    #[arg(long, env = "BATON_SHARD")]
+    pub shard: Option<String>,
     /// Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace).
     #[arg(long, env = "BATON_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
@@ -69,7 +78,32 @@ pub struct ControllerArgs {
     pub kube_api_burst: u32,
 }
 
+/// The leader Lease of an unsharded controller.
+pub const DEFAULT_LEASE_NAME: &str = "baton-controller";
+
 impl ControllerArgs {
+    /// The leader-election Lease: --lease-name, else one per shard; a selector without either
+    /// would share the unsharded controller's Lease, so it is refused.
+    fn lease_name(&self) -> Result<String, String> {
+        match (&self.lease_name, &self.shard, &self.selector) {
+            (Some(name), _, _) => Ok(name.clone()),
+            (None, Some(shard), _) => Ok(format!("{DEFAULT_LEASE_NAME}-{shard}")),
+            (None, None, Some(_)) if self.leader_elect => Err(
+                "--selector needs --shard NAME (or --lease-name): each shard elects its leader on a Lease of its own".into(),
+            ),
+            (None, None, _) => Ok(DEFAULT_LEASE_NAME.into()),
+        }
+    }
+
+    /// The label selector, if one was given (an empty one selects everything).
+    fn selector(&self) -> Option<String> {
+        self.selector
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     /// The Secret access the flags ask for.
     fn secret_access(&self) -> crate::listeners::controller::SecretAccess {
         use crate::listeners::controller::SecretAccess;
@@ -128,12 +162,16 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         Err(e) => return fail(format!("building a client: {e}")),
     };
     let identity = args.identity.clone().unwrap_or_else(super::default_identity);
+    let lease_name = match args.lease_name() {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
     let election_cfg = ElectionConfig {
         lease_duration,
         renew_deadline,
         retry_period,
         ..ElectionConfig::new(
-            args.lease_name.clone(),
+            lease_name,
             args.lease_namespace
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
@@ -154,12 +192,20 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     if let Err(e) = startup::check_crds(&client, &args.watch_namespace, startup::STARTUP_PATIENCE).await {
         return fail(e);
     }
+    let selector = args.selector();
+    if let Some(s) = &selector {
+        if let Err(e) = startup::check_selector(&client, &args.watch_namespace, s).await {
+            return fail(e);
+        }
+        info!(selector = %s, shard = args.shard.as_deref().unwrap_or(""), "reconciling one shard");
+    }
     let cfg = OperatorConfig {
         namespace: args.watch_namespace.clone(),
         concurrency: args.concurrency.max(1),
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
         instance: identity.clone(),
         secrets: args.secret_access(),
+        selector,
     };
     let operator = Operator::start(client.clone(), cfg, metrics.clone());
     operator.publish_synced(ready);
