@@ -89,7 +89,8 @@ impl ControllerArgs {
             (Some(name), _, _) => Ok(name.clone()),
             (None, Some(shard), _) => Ok(format!("{DEFAULT_LEASE_NAME}-{shard}")),
             (None, None, Some(_)) if self.leader_elect => Err(
-                "--selector needs --shard NAME (or --lease-name): each shard elects its leader on a Lease of its own".into(),
+                "--selector needs --shard NAME (or --lease-name): each shard elects its leader on a Lease of its own"
+                    .into(),
             ),
             (None, None, _) => Ok(DEFAULT_LEASE_NAME.into()),
         }
