@@ -238,8 +238,8 @@ mod tests {
         assert_eq!(retry_after(s(429), &headers("100000")), Some(MAX_RETRY_AFTER));
     }
 
-    #[test]
-    fn the_retry_budget_is_client_gos() {
+    #[tokio::test]
+    async fn the_retry_budget_is_client_gos() {
         let mut p = RetryAfter::default();
         let mut req = Request::new(Body::empty());
         let mut n = 0;

@@ -247,6 +247,26 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
 mod tests {
     use clap::Parser;
 
+    fn parse(flags: &[&str]) -> ControllerArgs {
+        let argv = ["baton", "controller"].into_iter().chain(flags.iter().copied());
+        match crate::cli::Cli::try_parse_from(argv).expect("parses").command {
+            crate::cli::Command::Controller(args) => args,
+            _ => panic!("not the controller command"),
+        }
+    }
+
+    #[test]
+    fn each_shard_has_its_own_lease() {
+        let lease = |f: &[&str]| parse(f).lease_name();
+        assert_eq!(lease(&["--shard", "a"]), Ok("baton-controller-a".into()));
+        assert_eq!(lease(&["--shard", "a", "--lease-name", "x"]), Ok("x".into()));
+        assert_eq!(lease(&["--selector", "s=a", "--lease-name", "x"]), Ok("x".into()));
+        assert!(lease(&["--selector", "s=a"]).is_err());
+        assert!(lease(&["--selector", "s=a", "--leader-elect", "false"]).is_ok());
+        assert_eq!(parse(&["--selector", " "]).selector(), None);
+        assert_eq!(parse(&["--kube-api-qps", "-1"]).kube_api_qps, -1.0);
+    }
+
     use super::*;
     use crate::election::{DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD};
 
@@ -260,6 +280,10 @@ mod tests {
         assert_eq!(parse_duration(&args.renew_deadline), Ok(DEFAULT_RENEW_DEADLINE));
         assert_eq!(parse_duration(&args.retry_period), Ok(DEFAULT_RETRY_PERIOD));
         assert_eq!(args.concurrency, crate::operator::OperatorConfig::default().concurrency);
+        assert_eq!(args.kube_api_qps, crate::throttle::DEFAULT_QPS);
+        assert_eq!(args.kube_api_burst, crate::throttle::DEFAULT_BURST);
+        assert_eq!(args.lease_name(), Ok(DEFAULT_LEASE_NAME.to_string()));
+        assert_eq!(args.selector(), None);
         assert_eq!(
             Duration::from_secs(args.drain_timeout_seconds),
             crate::operator::OperatorConfig::default().drain_timeout
