@@ -248,3 +248,41 @@ async fn a_selector_without_a_shard_or_a_bad_selector_is_refused() {
     let log = c.proc.log_text();
     assert!(log.contains("--selector \"baton.dev/shard in a\": "), "{log}");
 }
+
+/// Leader election has a token bucket of its own: a leader whose controllers queue behind a low
+/// `--kube-api-qps` for longer than the renew deadline still renews, and keeps leading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_qps_never_costs_the_leader_its_lease() {
+    let env = Env::start().await;
+    let dir = temp_dir("polite-lease");
+    let flags = [
+        "--leader-elect",
+        "true",
+        "--lease-name",
+        "baton-controller",
+        "--lease-namespace",
+        NS,
+        "--lease-duration",
+        "3s",
+        "--renew-deadline",
+        "2s",
+        "--retry-period",
+        "500ms",
+        "--kube-api-qps",
+        "2",
+        "--kube-api-burst",
+        "1",
+    ];
+    let mut c = controller::start(&env.sim, dir.path(), "baton-slow", &flags).await;
+    c.wait_metric("baton_leader", 1.0).await;
+    // Tens of writes at 2 a second: the controllers' requests wait far longer than 2 s.
+    env.apply(&manifest_v("web", 6, "v1")).await;
+    env.wait_rollout("web", "Healthy on v1", Duration::from_secs(180), |r| {
+        assert!(!c.proc.log_closed(), "the controller exited:\n{}", c.log_text());
+        healthy_on(r, "v1", 6)
+    })
+    .await;
+    assert!(c.wait_exit(Duration::ZERO).await.is_none(), "the controller exited");
+    assert_eq!(c.metric("baton_leader").await, Some(1.0));
+    assert_eq!(c.metric("baton_leader_transitions_total").await, Some(1.0));
+}

@@ -158,9 +158,17 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     if let Err(e) = limits.bucket() {
         return fail(e);
     }
-    let client = match crate::throttle::client(config, metrics.clone(), limits) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("building a client: {e}")),
+    // Leader election has a client of its own (as kube-controller-manager's does), outside the
+    // token bucket: renewals never queue behind a mass update's writes and miss the renew
+    // deadline, and its traffic is bounded anyway (about one request per --retry-period).
+    let unlimited = crate::throttle::Limits { qps: -1.0, burst: 0 };
+    let clients = (
+        crate::throttle::client(config.clone(), metrics.clone(), limits),
+        crate::throttle::client(config, metrics.clone(), unlimited),
+    );
+    let (client, election_client) = match clients {
+        (Ok(c), Ok(e)) => (c, e),
+        (Err(e), _) | (_, Err(e)) => return fail(format!("building a client: {e}")),
     };
     let identity = args.identity.clone().unwrap_or_else(super::default_identity);
     let lease_name = match args.lease_name() {
@@ -234,7 +242,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         info!(identity = %leader.identity, fencing_token = leader.lease_transitions, "leading");
         operator.lead(leader.stop.cancelled_owned())
     };
-    match election::run(client, election_cfg, super::shutdown_signal(), lead, status_tx).await {
+    match election::run(election_client, election_cfg, super::shutdown_signal(), lead, status_tx).await {
         Ok(outcome) => {
             info!(?outcome, "stopped");
             ExitCode::SUCCESS
