@@ -127,6 +127,9 @@ async fn run(replicas: i32) -> Result<Figures, String> {
             "--leader-elect=false",
             "--metrics-addr",
             "127.0.0.1:0",
+            // The bench measures a rollout against its health-gate bound, not the client-side
+            // rate limit (50 QPS by default would bound a 1,000-instance rollout instead).
+            "--kube-api-qps=-1",
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")

@@ -17,7 +17,8 @@
 //!   Leases, and the lookups that tie them: does a pod hold listeners, which Rollout waits for
 //!   a draining pod), both controllers, startup checks and shutdown.
 //! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
-//!   [`events`], [`metrics`], [`probes`], [`telemetry`].
+//!   [`events`], [`metrics`], [`probes`], [`telemetry`], [`throttle`] (client-side rate limit
+//!   and `Retry-After`).
 //! * [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and the
 //!   judgement of whether it applies), shared by the CLI and the dashboard; [`session`] —
 //!   kubectl's flags, the client they make, errors in kubectl's words.
@@ -70,3 +71,4 @@ pub mod rollout;
 pub mod session;
 pub mod stdout;
 pub mod telemetry;
+pub mod throttle;

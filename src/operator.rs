@@ -52,6 +52,9 @@ pub struct OperatorConfig {
     pub instance: String,
     /// Which Secrets the ListenerSet controller reads (what RBAC grants it).
     pub secrets: crate::listeners::controller::SecretAccess,
+    /// Reconcile only the Rollouts and ListenerSets this label selector matches (a shard);
+    /// None = all.
+    pub selector: Option<String>,
 }
 
 impl Default for OperatorConfig {
@@ -62,6 +65,7 @@ impl Default for OperatorConfig {
             drain_timeout: crate::rollout::planner::DEFAULT_DRAIN_TIMEOUT,
             instance: "baton".into(),
             secrets: Default::default(),
+            selector: None,
         }
     }
 }
@@ -151,7 +155,7 @@ impl Operator {
         let rollout_watch = tolerant::decode_events(
             watcher(
                 api::<Tolerant<Rollout>>(&client, &cfg.namespace),
-                watcher::Config::default(),
+                cache::selected(cfg.selector.as_deref()),
             ),
             rollouts.clone(),
             bad_rollouts.clone(),
@@ -335,6 +339,7 @@ fn listener_work(
         concurrency: cfg.concurrency,
         instance: cfg.instance.clone(),
         secrets: cfg.secrets.clone(),
+        selector: cfg.selector.clone(),
     };
     let views = listener_controller::SharedViews {
         pods,

@@ -75,6 +75,9 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// RBAC (the default, as a cluster) or AlwaysAllow.
     pub authorization: auth::AuthorizationMode,
+    /// API Priority and Fairness: the per-user rate above which requests are answered 429
+    /// (None, the default: no limit). Changeable later through [`Sim::fairness`].
+    pub flow_limit: Option<server::FlowLimit>,
 }
 
 impl Default for SimConfig {
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             history: 20_000,
             bookmark_interval: Duration::from_secs(5),
             authorization: auth::AuthorizationMode::Rbac,
+            flow_limit: None,
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct Sim {
     pub core: Arc<Core>,
     pub kubelet: Arc<Kubelet>,
     pub faults: Arc<Faults>,
+    /// API Priority and Fairness (see [`SimConfig::flow_limit`]).
+    pub fairness: Arc<server::Fairness>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -145,6 +151,7 @@ impl Sim {
             "default",
         )?;
         let faults = Arc::new(Faults::default());
+        let fairness = Arc::new(server::Fairness::new(config.flow_limit));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let kubelet = Kubelet::new(core.clone(), config.kubelet.clone());
         tokio::spawn(kubelet.clone().run(shutdown_rx.clone()));
@@ -155,6 +162,7 @@ impl Sim {
             faults: faults.clone(),
             kubelet: kubelet.clone(),
             bookmark_interval: config.bookmark_interval,
+            fairness: fairness.clone(),
             shutdown: shutdown_rx.clone(),
         });
         tokio::spawn(serve(listener, server, tls.acceptor.clone(), shutdown_rx));
@@ -166,6 +174,7 @@ impl Sim {
             core,
             kubelet,
             faults,
+            fairness,
             shutdown,
         })
     }

@@ -32,6 +32,14 @@ where
     }
 }
 
+/// A watch of the objects `selector` matches (a shard), or of all (`None`).
+pub fn selected(selector: Option<&str>) -> watcher::Config {
+    match selector {
+        Some(s) => watcher::Config::default().labels(s),
+        None => watcher::Config::default(),
+    }
+}
+
 /// A stream of changed (applied or deleted) objects of one watch, as controllers take them
 /// (`watches_stream`, `owns_stream`).
 pub type Events<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;

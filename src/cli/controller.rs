@@ -11,7 +11,7 @@ use tracing::{error, info};
 
 use crate::api::rollout::parse_duration;
 use crate::election::{self, ElectionConfig, ElectionStatus, Leader, Leadership};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::operator::{startup, Operator, OperatorConfig};
 use crate::telemetry::{self, LogFormat};
 
@@ -23,9 +23,18 @@ pub struct ControllerArgs {
     /// Run leader election (several replicas, one active).
     #[arg(long, env = "BATON_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
-    /// Name of the leader-election Lease.
-    #[arg(long, env = "BATON_LEASE_NAME", default_value = "baton-controller")]
-    pub lease_name: String,
+    /// Name of the leader-election Lease (default: baton-controller, or
+    /// baton-controller-SHARD with --shard).
+    #[arg(long, env = "BATON_LEASE_NAME")]
+    pub lease_name: Option<String>,
+    /// Reconcile only the Rollouts and ListenerSets this label selector matches (e.g.
+    /// `baton.dev/shard=a`), and so only their pods and Leases: one shard of several
+    /// controllers. Each shard needs a leader Lease of its own (--shard or --lease-name).
+    #[arg(long, env = "BATON_SELECTOR")]
+    pub selector: Option<String>,
+    /// This shard's name: names its leader Lease (baton-controller-SHARD).
+    #[arg(long, env = "BATON_SHARD")]
+    pub shard: Option<String>,
     /// Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace).
     #[arg(long, env = "BATON_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
@@ -60,9 +69,42 @@ pub struct ControllerArgs {
     /// Read Secrets only in these namespaces (comma-separated; default: every watched one).
     #[arg(long, env = "BATON_SECRET_NAMESPACES", value_delimiter = ',')]
     pub secret_namespaces: Vec<String>,
+    /// Requests per second to the API server, on average (client-side token bucket; 0 or
+    /// negative: no client-side limit).
+    #[arg(long, env = "BATON_KUBE_API_QPS", default_value_t = crate::throttle::DEFAULT_QPS, allow_negative_numbers = true)]
+    pub kube_api_qps: f32,
+    /// Requests the token bucket lets through at once.
+    #[arg(long, env = "BATON_KUBE_API_BURST", default_value_t = crate::throttle::DEFAULT_BURST)]
+    pub kube_api_burst: u32,
 }
 
+/// The leader Lease of an unsharded controller.
+pub const DEFAULT_LEASE_NAME: &str = "baton-controller";
+
 impl ControllerArgs {
+    /// The leader-election Lease: --lease-name, else one per shard; a selector without either
+    /// would share the unsharded controller's Lease, so it is refused.
+    fn lease_name(&self) -> Result<String, String> {
+        match (&self.lease_name, &self.shard, &self.selector) {
+            (Some(name), _, _) => Ok(name.clone()),
+            (None, Some(shard), _) => Ok(format!("{DEFAULT_LEASE_NAME}-{shard}")),
+            (None, None, Some(_)) if self.leader_elect => Err(
+                "--selector needs --shard NAME (or --lease-name): each shard elects its leader on a Lease of its own"
+                    .into(),
+            ),
+            (None, None, _) => Ok(DEFAULT_LEASE_NAME.into()),
+        }
+    }
+
+    /// The label selector, if one was given (an empty one selects everything).
+    fn selector(&self) -> Option<String> {
+        self.selector
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     /// The Secret access the flags ask for.
     fn secret_access(&self) -> crate::listeners::controller::SecretAccess {
         use crate::listeners::controller::SecretAccess;
@@ -109,17 +151,36 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         }
     };
     let default_ns = config.default_namespace.clone();
-    let client = match metrics::counted_client(config, metrics.clone()) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("building a client: {e}")),
+    let limits = crate::throttle::Limits {
+        qps: args.kube_api_qps,
+        burst: args.kube_api_burst,
+    };
+    if let Err(e) = limits.bucket() {
+        return fail(e);
+    }
+    // Leader election has a client of its own (as kube-controller-manager's does), outside the
+    // token bucket: renewals never queue behind a mass update's writes and miss the renew
+    // deadline, and its traffic is bounded anyway (about one request per --retry-period).
+    let unlimited = crate::throttle::Limits { qps: -1.0, burst: 0 };
+    let clients = (
+        crate::throttle::client(config.clone(), metrics.clone(), limits),
+        crate::throttle::client(config, metrics.clone(), unlimited),
+    );
+    let (client, election_client) = match clients {
+        (Ok(c), Ok(e)) => (c, e),
+        (Err(e), _) | (_, Err(e)) => return fail(format!("building a client: {e}")),
     };
     let identity = args.identity.clone().unwrap_or_else(super::default_identity);
+    let lease_name = match args.lease_name() {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
     let election_cfg = ElectionConfig {
         lease_duration,
         renew_deadline,
         retry_period,
         ..ElectionConfig::new(
-            args.lease_name.clone(),
+            lease_name,
             args.lease_namespace
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
@@ -140,12 +201,20 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     if let Err(e) = startup::check_crds(&client, &args.watch_namespace, startup::STARTUP_PATIENCE).await {
         return fail(e);
     }
+    let selector = args.selector();
+    if let Some(s) = &selector {
+        if let Err(e) = startup::check_selector(&client, &args.watch_namespace, s).await {
+            return fail(e);
+        }
+        info!(selector = %s, shard = args.shard.as_deref().unwrap_or(""), "reconciling one shard");
+    }
     let cfg = OperatorConfig {
         namespace: args.watch_namespace.clone(),
         concurrency: args.concurrency.max(1),
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
         instance: identity.clone(),
         secrets: args.secret_access(),
+        selector,
     };
     let operator = Operator::start(client.clone(), cfg, metrics.clone());
     operator.publish_synced(ready);
@@ -173,7 +242,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         info!(identity = %leader.identity, fencing_token = leader.lease_transitions, "leading");
         operator.lead(leader.stop.cancelled_owned())
     };
-    match election::run(client, election_cfg, super::shutdown_signal(), lead, status_tx).await {
+    match election::run(election_client, election_cfg, super::shutdown_signal(), lead, status_tx).await {
         Ok(outcome) => {
             info!(?outcome, "stopped");
             ExitCode::SUCCESS
@@ -185,6 +254,26 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    fn parse(flags: &[&str]) -> ControllerArgs {
+        let argv = ["baton", "controller"].into_iter().chain(flags.iter().copied());
+        match crate::cli::Cli::try_parse_from(argv).expect("parses").command {
+            crate::cli::Command::Controller(args) => args,
+            _ => panic!("not the controller command"),
+        }
+    }
+
+    #[test]
+    fn each_shard_has_its_own_lease() {
+        let lease = |f: &[&str]| parse(f).lease_name();
+        assert_eq!(lease(&["--shard", "a"]), Ok("baton-controller-a".into()));
+        assert_eq!(lease(&["--shard", "a", "--lease-name", "x"]), Ok("x".into()));
+        assert_eq!(lease(&["--selector", "s=a", "--lease-name", "x"]), Ok("x".into()));
+        assert!(lease(&["--selector", "s=a"]).is_err());
+        assert!(lease(&["--selector", "s=a", "--leader-elect", "false"]).is_ok());
+        assert_eq!(parse(&["--selector", " "]).selector(), None);
+        assert_eq!(parse(&["--kube-api-qps", "-1"]).kube_api_qps, -1.0);
+    }
 
     use super::*;
     use crate::election::{DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD};
@@ -199,6 +288,10 @@ mod tests {
         assert_eq!(parse_duration(&args.renew_deadline), Ok(DEFAULT_RENEW_DEADLINE));
         assert_eq!(parse_duration(&args.retry_period), Ok(DEFAULT_RETRY_PERIOD));
         assert_eq!(args.concurrency, crate::operator::OperatorConfig::default().concurrency);
+        assert_eq!(args.kube_api_qps, crate::throttle::DEFAULT_QPS);
+        assert_eq!(args.kube_api_burst, crate::throttle::DEFAULT_BURST);
+        assert_eq!(args.lease_name(), Ok(DEFAULT_LEASE_NAME.to_string()));
+        assert_eq!(args.selector(), None);
         assert_eq!(
             Duration::from_secs(args.drain_timeout_seconds),
             crate::operator::OperatorConfig::default().drain_timeout

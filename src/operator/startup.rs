@@ -72,6 +72,20 @@ pub async fn check_crds(client: &kube::Client, ns: &Option<String>, patience: Du
     served(&l, "listenersets.baton.dev", patience).await
 }
 
+/// The API server accepts `selector` (a shard's `--selector`): a list of Rollouts with it
+/// answers, else its 400 message is the error.
+pub async fn check_selector(client: &kube::Client, ns: &Option<String>, selector: &str) -> Result<(), String> {
+    let r: Api<Rollout> = match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    };
+    match r.list_metadata(&ListParams::default().labels(selector).limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 400 => Err(format!("--selector {selector:?}: {}", s.message)),
+        Err(e) => Err(format!("listing Rollouts with --selector {selector:?}: {e}")),
+    }
+}
+
 async fn served<K>(api: &Api<K>, crd: &str, patience: Duration) -> Result<(), String>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,

@@ -314,7 +314,8 @@ def main() -> int:
     def _lint_ns() -> None:
         for values in (NAMESPACED_VALUES, {"replicaCount": 1, "controller": {"leaderElection": {"enabled": False}},
                                            "rbac": {"secrets": {"read": False}}, "podAntiAffinity": "hard"},
-                       {"dashboard": {"enabled": True, "actions": True, "allowedHosts": ["baton.example.com"]}}):
+                       {"dashboard": {"enabled": True, "actions": True, "allowedHosts": ["baton.example.com"]}},
+                       {"shards": [{"name": "a", "selector": "baton.dev/shard=a"}, {"name": "b", "selector": "baton.dev/shard=b"}]}):
             report = helm.lint(CHART, values, strict=True, namespace="team-a")
             bad = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
             assert not bad, f"lint findings with {values}: {bad}"
@@ -484,6 +485,43 @@ def main() -> int:
         objs = render(None, name="prod")["objects"]
         assert one(objs, "Deployment", "prod-baton") and one(objs, "ClusterRole", "prod-baton-view")
 
+    @check("render: shards (a Deployment, PDB and leader Lease per shard; RBAC and the Lease guard name every Lease)")
+    def _render_shards() -> None:
+        # Unsharded (the default): one Deployment, no shard label or selector, the plain Lease.
+        objs = render(None)["objects"]
+        d = one(objs, "Deployment", "baton")
+        env = env_of(d)
+        assert "BATON_SELECTOR" not in env and "BATON_SHARD" not in env, env
+        assert env["BATON_LEASE_NAME"] == "baton-controller"
+        assert env["BATON_KUBE_API_QPS"] == "50" and env["BATON_KUBE_API_BURST"] == "100", env
+        shards = [{"name": "a", "selector": "baton.dev/shard=a"}, {"name": "b", "selector": "baton.dev/shard in (b,c)"}]
+        objs = render({"shards": shards, "controller": {"kubeApiQps": 20, "kubeApiBurst": 30}})["objects"]
+        assert not find(objs, "Deployment", "baton")
+        for shard in shards:
+            name = shard["name"]
+            d = one(objs, "Deployment", f"baton-{name}")
+            env = env_of(d)
+            assert env["BATON_SELECTOR"] == shard["selector"] and env["BATON_SHARD"] == name, env
+            assert env["BATON_LEASE_NAME"] == f"baton-controller-{name}", env
+            assert env["BATON_KUBE_API_QPS"] == "20" and env["BATON_KUBE_API_BURST"] == "30", env
+            labels = d["spec"]["selector"]["matchLabels"]
+            assert labels["baton.dev/controller-shard"] == name, labels
+            assert d["spec"]["template"]["metadata"]["labels"]["baton.dev/controller-shard"] == name
+            pdb = one(objs, "PodDisruptionBudget", f"baton-{name}")
+            assert pdb["spec"]["selector"]["matchLabels"] == labels
+        role = one(objs, "Role", "baton-leader-election")
+        named = [r for r in role["rules"] if r.get("resourceNames")]
+        assert named and named[0]["resourceNames"] == ["baton-controller-a", "baton-controller-b"], role
+        guard = one(objs, "ValidatingAdmissionPolicy", "baton-lease-guard")
+        text = str(guard)
+        assert "request.name in ['baton-controller-a', 'baton-controller-b']" in text, text
+        try:
+            render({"shards": [{"name": "Bad_Name", "selector": "x=y"}]})
+        except helm.HelmError as e:
+            assert "shards" in str(e), e
+        else:
+            raise AssertionError("a shard name that is not a DNS label rendered")
+
     @check("render: dashboard (off by default; view + Leases, edit only with actions; cluster or namespace scope)")
     def _render_dashboard() -> None:
         assert not [o for o in render(None)["objects"] if o["metadata"]["name"].startswith("baton-dashboard")]
@@ -583,7 +621,7 @@ def main() -> int:
                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
                 assert o["metadata"].get("namespace") == "baton-system", o["metadata"]
 
-    checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _render_dashboard, _crds,
+    checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _render_shards, _render_dashboard, _crds,
               _package, _kustomize]
     for c in checks:
         c()

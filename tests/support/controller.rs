@@ -39,11 +39,32 @@ impl Drop for ControllerProc {
 pub fn spawn(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> ControllerProc {
     let kubeconfig = dir.join(format!("{id}.kubeconfig"));
     sim.kubeconfig_as(id, &kubeconfig).expect("writing a kubeconfig");
+    spawn_with(&kubeconfig, id, extra)
+}
+
+/// [`spawn`] as `id`, a plain authenticated user outside `system:masters` (whom API Priority
+/// and Fairness does not exempt); the simulator must let it do its work (e.g. AlwaysAllow).
+pub fn spawn_as_user(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> ControllerProc {
+    sim.register_user(
+        id,
+        baton_sim::auth::UserInfo {
+            username: id.to_string(),
+            groups: vec!["system:authenticated".into()],
+            ..Default::default()
+        },
+    );
+    let kubeconfig = dir.join(format!("{id}.kubeconfig"));
+    sim.kubeconfig_with_token(id, id, &kubeconfig)
+        .expect("writing a kubeconfig");
+    spawn_with(&kubeconfig, id, extra)
+}
+
+fn spawn_with(kubeconfig: &Path, id: &str, extra: &[&str]) -> ControllerProc {
     // BATON_TEST_BIN replays the tests against another build (e.g. one from before a fix).
     let bin = std::env::var_os("BATON_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_baton").into());
     let mut cmd = Command::new(bin);
     cmd.arg("--kubeconfig")
-        .arg(&kubeconfig)
+        .arg(kubeconfig)
         .args(["controller", "--watch-namespace", NS, "--identity", id])
         .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)

@@ -113,3 +113,35 @@ app.kubernetes.io/name: {{ include "baton.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: dashboard
 {{- end }}
+
+{{/* The leader Leases (JSON list): one, or one per shard ("<leaseName>-<shard>"). */}}
+{{- define "baton.leaderLeaseNames" -}}
+{{- $base := .Values.controller.leaderElection.leaseName -}}
+{{- $names := list -}}
+{{- range .Values.shards -}}
+{{- $names = append $names (printf "%s-%s" $base .name) -}}
+{{- end -}}
+{{- if not $names -}}
+{{- $names = list $base -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end }}
+
+{{/* CEL: the request names one of the leader Leases. */}}
+{{- define "baton.leaderLeaseCel" -}}
+{{- $names := include "baton.leaderLeaseNames" . | fromJsonArray -}}
+{{- if eq (len $names) 1 -}}
+request.name == '{{ index $names 0 }}'
+{{- else -}}
+request.name in [{{ range $i, $n := $names }}{{ if $i }}, {{ end }}'{{ $n }}'{{ end }}]
+{{- end -}}
+{{- end }}
+
+{{/* The controller instances: the shards, or one unsharded controller (an empty shard). */}}
+{{- define "baton.instances" -}}
+{{- if .Values.shards -}}
+{{- toJson .Values.shards -}}
+{{- else -}}
+{{- toJson (list (dict "name" "" "selector" "")) -}}
+{{- end -}}
+{{- end }}

@@ -101,6 +101,14 @@ struct ServeArgs {
     /// Watch events kept for resuming watches (older resourceVersions get 410 Gone).
     #[arg(long, default_value_t = 20_000)]
     history: usize,
+    /// API Priority and Fairness: requests per second each user may make (users in
+    /// system:masters are exempt); above it, 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = 0.0)]
+    apf_user_qps: f64,
+    /// API Priority and Fairness: requests each user may make at once (default: the QPS, at
+    /// least 1).
+    #[arg(long)]
+    apf_user_burst: Option<u32>,
 }
 
 #[tokio::main]
@@ -123,7 +131,22 @@ async fn main() -> ExitCode {
         eprintln!("error: --error-codes accepts 409, 429, 500 and 503, got {bad}");
         return ExitCode::from(2);
     }
+    if !args.apf_user_qps.is_finite() || args.apf_user_qps < 0.0 {
+        eprintln!("error: --apf-user-qps must be 0 or more, got {}", args.apf_user_qps);
+        return ExitCode::from(2);
+    }
+    if args.apf_user_burst == Some(0) {
+        eprintln!("error: --apf-user-burst must be at least 1");
+        return ExitCode::from(2);
+    }
+    let flow_limit = (args.apf_user_qps > 0.0).then(|| baton_sim::server::FlowLimit {
+        qps: args.apf_user_qps,
+        burst: args
+            .apf_user_burst
+            .unwrap_or_else(|| (args.apf_user_qps.ceil() as u32).max(1)),
+    });
     let config = SimConfig {
+        flow_limit,
         addr: args.addr,
         kubeconfig: args.kubeconfig.clone(),
         kubelet: KubeletConfig {

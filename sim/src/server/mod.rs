@@ -17,6 +17,7 @@ use crate::auth::{RequestContext, RequestInfo, UserInfo};
 use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
 
+mod fairness;
 mod list;
 mod negotiate;
 mod render;
@@ -26,6 +27,7 @@ mod response;
 mod routes;
 mod watch;
 
+pub use fairness::{Fairness, FlowLimit};
 use request::identity;
 use response::error_response;
 
@@ -41,6 +43,8 @@ pub struct Server {
     pub kubelet: Arc<crate::kubelet::Kubelet>,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// API Priority and Fairness: the per-user rate above which requests get 429.
+    pub fairness: Arc<Fairness>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -112,6 +116,16 @@ impl Server {
         } else {
             user
         };
+        // API Priority and Fairness sits between impersonation and authorization.
+        let flow = self.fairness.admit(&user, &info, std::time::Instant::now());
+        if let fairness::Verdict::Reject(class, retry_after) = &flow {
+            let allowed = self.core.authorize(&user, &info).allowed;
+            self.core
+                .auth
+                .audit
+                .record(&user, &info, allowed, 429, fairness::MESSAGE);
+            return Ok(fairness::too_many_requests(class, *retry_after));
+        }
         let decision = self.core.authorize(&user, &info);
         if !decision.allowed {
             let e = crate::auth::forbidden(&user, &info, &decision.reason);
@@ -119,7 +133,7 @@ impl Server {
             return Ok(error_response(&e));
         }
         let ctx = Arc::new(self.request_context(user, &info, req.method()));
-        let resp = match self.route(req, &id, &ctx).await {
+        let mut resp = match self.route(req, &id, &ctx).await {
             Ok(r) => {
                 self.core
                     .auth
@@ -132,6 +146,9 @@ impl Server {
                 error_response(&e)
             }
         };
+        if let fairness::Verdict::Admit(class) = &flow {
+            fairness::set_headers(&mut resp, class);
+        }
         Ok(resp)
     }
 

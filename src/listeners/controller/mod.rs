@@ -73,6 +73,8 @@ pub struct ControllerConfig {
     pub instance: String,
     /// Which Secrets it reads (what RBAC grants it).
     pub secrets: SecretAccess,
+    /// Reconcile only the ListenerSets this label selector matches (a shard); None = all.
+    pub selector: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -82,6 +84,7 @@ impl Default for ControllerConfig {
             concurrency: 8,
             instance: "baton".into(),
             secrets: SecretAccess::All,
+            selector: None,
         }
     }
 }
@@ -285,7 +288,7 @@ pub async fn run_counted(
     let set_changes = tolerant::decode_events(
         watcher(
             api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
-            Default::default(),
+            crate::cache::selected(cfg.selector.as_deref()),
         ),
         sets.clone(),
         bad.clone(),
