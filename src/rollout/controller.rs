@@ -18,14 +18,14 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::api::pod::{drain_value, DRAIN_ANNOTATION};
-use crate::api::rollout::{labels, ConditionStatus, Rollout, RolloutStatus};
+use crate::api::rollout::{labels, ConditionStatus, EventReason, Rollout, RolloutStatus};
 use crate::api::ROLLOUT_MANAGER as MANAGER;
 use crate::backoff::Backoff;
 use crate::cache::owners::OwnerIndex;
 use crate::cache::tolerant::Bad;
 use crate::cache::Synced;
 use crate::error::{is_status, Error, Result};
-use crate::events::{Publisher, Severity};
+use crate::events::{Occurrence, Publisher, Severity};
 use crate::rollout::expectations::{Expectations, Expected};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
 use crate::rollout::status_write::{self, StatusWrite};
@@ -321,7 +321,7 @@ async fn plan_and_apply(
     if let Err(e @ Error::Refused { .. }) = applied {
         return Err(e);
     }
-    publish_events(ctx, rollout, &ns, &plan.events);
+    publish_events(ctx, rollout, &ns, &plan);
     applied?;
     let deferred = match decision {
         StatusWrite::After(d) => Some(d),
@@ -335,7 +335,8 @@ async fn plan_and_apply(
     })
 }
 
-fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, events: &[planner::PlanEvent]) {
+fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, plan: &planner::Plan) {
+    let events = &plan.events;
     for ev in events {
         info!(namespace = %ns, rollout = %rollout.name_any(), reason = %ev.reason, "{}", ev.message);
     }
@@ -347,9 +348,37 @@ fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, events: &[planner:
         rollout.object_ref(&()),
         events
             .iter()
-            .map(|ev| (severity(ev.type_), ev.reason.to_string(), ev.message.clone()))
+            .map(|ev| {
+                let o = Occurrence::new(severity(ev.type_), ev.reason.to_string(), ev.message.clone());
+                match transition_key(rollout, &plan.status, ev) {
+                    Some(key) => o.once(key),
+                    None => o,
+                }
+            })
             .collect(),
     );
+}
+
+/// The key of a rollout transition (a batch started or completed, the rollout completed,
+/// failed or rolled back), from what the status records and the event's identity (which names
+/// the batch): a transition reported again for the same generation, update revision and retry
+/// (a plan from a stale cache, a restarted controller) is the same Event, published once.
+/// Other events are aggregated into series instead.
+fn transition_key(rollout: &Rollout, status: &RolloutStatus, ev: &planner::PlanEvent) -> Option<String> {
+    use EventReason::*;
+    if !matches!(
+        ev.reason,
+        BatchStarted | BatchCompleted | RolloutCompleted | BatchFailed | RollingBack | RolledBack
+    ) {
+        return None;
+    }
+    let retry = status.actions.as_ref().and_then(|a| a.retry.as_deref()).unwrap_or("");
+    Some(format!(
+        "{}/{}/{retry}/{}",
+        rollout.metadata.generation.unwrap_or(0),
+        status.update_revision.as_deref().unwrap_or(""),
+        ev.identity
+    ))
 }
 
 fn severity(t: planner::EventType) -> Severity {

@@ -221,7 +221,8 @@ mod tests {
     fn facts_are_written_at_once_with_the_progress_they_come_with() {
         let stored = base();
         let recent = Some(Duration::from_millis(10));
-        let changes: Vec<(&str, fn(&mut RolloutStatus))> = vec![
+        type Change = (&'static str, fn(&mut RolloutStatus));
+        let changes: Vec<Change> = vec![
             ("phase", |s| s.phase = Some(RolloutPhase::Healthy)),
             ("generation", |s| s.observed_generation = Some(3)),
             ("batch", |s| s.batch.as_mut().unwrap().current = 2),

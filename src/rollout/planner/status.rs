@@ -96,6 +96,7 @@ pub(super) fn phase_change_event(prior: Option<RolloutPhase>, phase: RolloutPhas
     Some(PlanEvent {
         type_,
         reason: EventReason::PhaseChanged,
+        identity: message.clone(),
         message,
     })
 }
@@ -184,7 +185,7 @@ impl Planner<'_> {
         status
     }
 
-    /// The phase change, when the phase is not the stored one: said by the plan's first
+    /// The phase change, when the phase is not the stored one: said by the plan's last
     /// transition event of the same type (a batch started, the rollout completed, a batch
     /// failed, a spec pause), which the
     /// change follows from — one Event per transition (issue 16) —, else its own `PhaseChanged`.
@@ -207,7 +208,8 @@ impl Planner<'_> {
                         | Resumed
                 )
         };
-        match self.events.iter_mut().find(|e| carries(e)) {
+        // The last transition of the plan is the one the phase results from.
+        match self.events.iter_mut().rev().find(|e| carries(e)) {
             Some(carrier) => carrier.message = format!("{} ({})", carrier.message, ev.message),
             None => self.events.push(ev),
         }
