@@ -19,6 +19,7 @@ async fn update_in_batches_reports_progress_versions_and_instances() {
 
     let pods = PodRecorder::start(&env, name).await;
     let recorder = StatusRecorder::start(&env, name);
+    recorder.wait_synced().await;
     let applied = env.apply(&manifest_v(name, 3, "v1.2.3")).await;
     let done = env.wait_healthy(name, "v1.2.3", 3).await;
     let st = status(&done);

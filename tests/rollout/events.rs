@@ -42,6 +42,7 @@ async fn each_transition_is_one_event_even_when_planned_again_from_a_stale_statu
     let op = env.start_operator().await;
     deployed(&env, 3, "v1").await;
     let recorder = StatusRecorder::start(&env, NAME);
+    recorder.wait_synced().await;
     let applied = env.apply(&manifest_v(NAME, 3, "v2")).await;
     let done = env.wait_healthy(NAME, "v2", 3).await;
     let new_rev = status(&done).update_revision.clone().expect("update revision");
