@@ -10,7 +10,8 @@
 //! Printed per scenario: controller RSS at rest (after the v1 rollout settled) and its peak
 //! during the mass update (sampled every 50 ms), the mass update's wall time, controller CPU per
 //! replaced instance, controller API writes per replaced instance (all kinds), Events per
-//! Rollout update and status writes per Rollout update.
+//! Rollout update, status writes per Rollout update, and the update's Events that repeat
+//! another's Rollout, reason and note (a transition reported twice; target 0).
 //!
 //! `cargo run --release --example scale_bench [N×R ...]` (default: 1000x10 10000x1 2000x10
 //! 4000x10); `make bench-scale` builds the controller first.
@@ -124,6 +125,8 @@ struct Figures {
     cpu_ms_per_instance: f64,
     writes_per_instance: f64,
     events_per_update: f64,
+    /// Events of the update that repeat another's regarding object, reason and note.
+    repeated_events: usize,
     status_writes_per_update: Option<f64>,
 }
 
@@ -183,10 +186,21 @@ fn writes(sim: &Sim) -> u64 {
     WRITES.iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum()
 }
 
-async fn count_events(client: &kube::Client) -> Result<usize, String> {
+/// Events in the namespace, and how many of them repeat an earlier one's regarding object,
+/// reason and note (a transition reported twice).
+async fn count_events(client: &kube::Client) -> Result<(usize, usize), String> {
     let api: Api<Event> = Api::namespaced(client.clone(), NS);
     let list = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-    Ok(list.items.len())
+    let mut seen = std::collections::HashSet::new();
+    let repeats = list
+        .items
+        .iter()
+        .filter(|e| {
+            let name = e.regarding.as_ref().and_then(|r| r.name.clone());
+            !seen.insert((name, e.reason.clone(), e.note.clone()))
+        })
+        .count();
+    Ok((list.items.len(), repeats))
 }
 
 async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
@@ -258,7 +272,8 @@ async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rest = proc_field(pid, "VmRSS:").unwrap_or(0);
 
-    let (writes0, events0, cpu0) = (writes(&sim), count_events(&client).await?, cpu_secs(pid).unwrap_or(0.0));
+    let (writes0, (events0, repeats0), cpu0) =
+        (writes(&sim), count_events(&client).await?, cpu_secs(pid).unwrap_or(0.0));
     let log0 = Instant::now();
     rss.reset();
     let start = Instant::now();
@@ -268,7 +283,8 @@ async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
     let peak = rss.peak_kib();
     let cpu = cpu_secs(pid).unwrap_or(0.0) - cpu0;
     let written = writes(&sim) - writes0;
-    let events = count_events(&client).await? - events0;
+    let (events, repeats) = count_events(&client).await?;
+    let (events, repeats) = (events - events0, repeats - repeats0);
     // Status writes from the simulator's write log, when it still holds the whole update.
     let log = sim.core.writes();
     let status_writes = (log.first().is_some_and(|w| w.at <= log0)).then(|| {
@@ -293,6 +309,7 @@ async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
         cpu_ms_per_instance: cpu * 1000.0 / replaced,
         writes_per_instance: written as f64 / replaced,
         events_per_update: events as f64 / n as f64,
+        repeated_events: repeats,
         status_writes_per_update: status_writes.map(|s| s as f64 / n as f64),
     })
 }
@@ -311,16 +328,23 @@ async fn main() {
         args.iter().filter_map(|a| parse(a)).collect()
     };
     println!("scale benchmark: N Rollouts × R instances, maxSurge 25%, maxUnavailable 0, one batch; kubelet ready delay 200 ms");
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!(
-        "controller: target/release/baton controller --leader-elect=false (defaults: concurrency 8), its own process"
+        "controller: target/{profile}/baton controller --leader-elect=false (defaults: concurrency 8), its own process"
     );
+    let release = if profile == "release" { " --release" } else { "" };
+    println!("command: cargo run{release} --example scale_bench {}\n", args.join(" "));
     println!(
-        "command: cargo run --release --example scale_bench {}\n",
-        args.join(" ")
-    );
-    println!(
-        "{:>13} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13}",
-        "rollouts×inst", "rest MiB", "peak MiB", "update", "CPU ms/inst", "writes/inst", "events/upd", "status w/upd"
+        "{:>13} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13} {:>9}",
+        "rollouts×inst",
+        "rest MiB",
+        "peak MiB",
+        "update",
+        "CPU ms/inst",
+        "writes/inst",
+        "events/upd",
+        "status w/upd",
+        "repeated"
     );
     let mut times: BTreeMap<usize, f64> = BTreeMap::new();
     for (n, r) in scenarios {
@@ -330,7 +354,7 @@ async fn main() {
                     times.insert(f.rollouts, f.update.as_secs_f64());
                 }
                 println!(
-                    "{:>13} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13}",
+                    "{:>13} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13} {:>9}",
                     format!("{}×{}", f.rollouts, f.instances),
                     f.rest_mib,
                     f.peak_mib,
@@ -341,6 +365,7 @@ async fn main() {
                     f.status_writes_per_update
                         .map(|s| format!("{s:.2}"))
                         .unwrap_or_else(|| "n/a".into()),
+                    f.repeated_events,
                 );
             }
             Err(e) => println!("{:>13} FAILED: {e}", format!("{n}×{r}")),

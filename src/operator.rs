@@ -276,6 +276,7 @@ impl Operator {
             backoff: Backoff::new(metrics.backoff_gauge("rollout")),
             rejections: Default::default(),
             expectations: expectations.clone(),
+            status_written: Default::default(),
         });
         info!(
             namespace = cfg.namespace.as_deref().unwrap_or("<all>"),

@@ -18,16 +18,17 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::api::pod::{drain_value, DRAIN_ANNOTATION};
-use crate::api::rollout::{labels, ConditionStatus, Rollout, RolloutStatus};
+use crate::api::rollout::{labels, ConditionStatus, EventReason, Rollout, RolloutStatus};
 use crate::api::ROLLOUT_MANAGER as MANAGER;
 use crate::backoff::Backoff;
 use crate::cache::owners::OwnerIndex;
 use crate::cache::tolerant::Bad;
 use crate::cache::Synced;
 use crate::error::{is_status, Error, Result};
-use crate::events::{Publisher, Severity};
+use crate::events::{Occurrence, Publisher, Severity};
 use crate::rollout::expectations::{Expectations, Expected};
 use crate::rollout::planner::{self, Action, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
+use crate::rollout::status_write::{self, StatusWrite};
 
 /// Does the pod of namespace, name and uid hold a listener Lease? (From the ListenerSet side.)
 pub type HoldsListeners = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
@@ -73,6 +74,37 @@ pub struct Context {
     pub listener_holders: HoldsListeners,
     pub drain_timeout: Duration,
     pub stats: Arc<Stats>,
+    /// When this controller last wrote each Rollout's status (by uid): progress-only changes
+    /// wait [`status_write::PROGRESS_INTERVAL`] after it.
+    pub status_written: WriteClock,
+}
+
+/// The time of the last status write per Rollout uid; entries older than the progress interval
+/// say nothing more and are swept as the map grows.
+#[derive(Default)]
+pub struct WriteClock {
+    at: Mutex<(HashMap<String, Instant>, usize)>,
+}
+
+impl WriteClock {
+    fn since(&self, uid: &str, now: Instant) -> Option<Duration> {
+        let g = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.get(uid).map(|t| now.saturating_duration_since(*t))
+    }
+
+    fn wrote(&self, uid: &str, now: Instant) {
+        let mut g = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, sweep_at) = &mut *g;
+        map.insert(uid.to_string(), now);
+        if map.len() >= (*sweep_at).max(1024) {
+            map.retain(|_, t| now.saturating_duration_since(*t) < status_write::PROGRESS_INTERVAL);
+            *sweep_at = map.len() * 2;
+        }
+    }
+
+    fn forget(&self, uid: &str) {
+        self.at.lock().unwrap_or_else(|p| p.into_inner()).0.remove(uid);
+    }
 }
 
 /// The pods and revisions of the Rollout of uid `uid` in `ns`, from the owner indexes: the cost
@@ -174,6 +206,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
     if rollout.metadata.deletion_timestamp.is_some() {
         // Pods and revisions are owned: the garbage collector removes them.
         ctx.expectations.forget(&uid);
+        ctx.status_written.forget(&uid);
         return Ok(Requeue::await_change());
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
@@ -252,11 +285,18 @@ async fn plan_and_apply(
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
     // The status describes what the plan saw and decided, not the actions' outcome, so it is
     // written alongside them: on a large Rollout it is the slowest write of the reconcile.
+    // Progress alone waits a little (see `status_write`): the reconcile comes back for it.
+    let decision = status_write::decide(
+        prior.as_ref(),
+        &plan.status,
+        ctx.status_written.since(&uid, Instant::now()),
+    );
     let status_write = async {
-        if prior.as_ref() == Some(&plan.status) {
+        if decision != StatusWrite::Now {
             return Ok(None);
         }
         let written = write_status(&ctx.client, &ns, &name, &plan.status).await?;
+        ctx.status_written.wrote(&uid, Instant::now());
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
         Ok::<_, Error>(Some(written))
     };
@@ -281,16 +321,22 @@ async fn plan_and_apply(
     if let Err(e @ Error::Refused { .. }) = applied {
         return Err(e);
     }
-    publish_events(ctx, rollout, &ns, &plan.events);
+    publish_events(ctx, rollout, &ns, &plan);
     applied?;
-    Ok(match plan.requeue_after {
+    let deferred = match decision {
+        StatusWrite::After(d) => Some(d),
+        _ => None,
+    };
+    let requeue = [plan.requeue_after, deferred].into_iter().flatten().min();
+    Ok(match requeue {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
         None if wrote => Requeue::requeue(Duration::from_secs(30)),
         None => Requeue::await_change(),
     })
 }
 
-fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, events: &[planner::PlanEvent]) {
+fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, plan: &planner::Plan) {
+    let events = &plan.events;
     for ev in events {
         info!(namespace = %ns, rollout = %rollout.name_any(), reason = %ev.reason, "{}", ev.message);
     }
@@ -302,9 +348,37 @@ fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, events: &[planner:
         rollout.object_ref(&()),
         events
             .iter()
-            .map(|ev| (severity(ev.type_), ev.reason.to_string(), ev.message.clone()))
+            .map(|ev| {
+                let o = Occurrence::new(severity(ev.type_), ev.reason.to_string(), ev.message.clone());
+                match transition_key(rollout, &plan.status, ev) {
+                    Some(key) => o.once(key),
+                    None => o,
+                }
+            })
             .collect(),
     );
+}
+
+/// The key of a rollout transition (a batch started or completed, the rollout completed,
+/// failed or rolled back), from what the status records and the event's identity (which names
+/// the batch): a transition reported again for the same generation, update revision and retry
+/// (a plan from a stale cache, a restarted controller) is the same Event, published once.
+/// Other events are aggregated into series instead.
+fn transition_key(rollout: &Rollout, status: &RolloutStatus, ev: &planner::PlanEvent) -> Option<String> {
+    use EventReason::*;
+    if !matches!(
+        ev.reason,
+        BatchStarted | BatchCompleted | RolloutCompleted | BatchFailed | RollingBack | RolledBack
+    ) {
+        return None;
+    }
+    let retry = status.actions.as_ref().and_then(|a| a.retry.as_deref()).unwrap_or("");
+    Some(format!(
+        "{}/{}/{retry}/{}",
+        rollout.metadata.generation.unwrap_or(0),
+        status.update_revision.as_deref().unwrap_or(""),
+        ev.identity
+    ))
 }
 
 fn severity(t: planner::EventType) -> Severity {

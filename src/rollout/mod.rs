@@ -2,3 +2,4 @@
 pub mod controller;
 pub mod expectations;
 pub mod planner;
+pub mod status_write;

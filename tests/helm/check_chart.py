@@ -358,7 +358,7 @@ def main() -> int:
         assert rule_for(cr, "", "pods") == {"list", "watch", "create", "delete", "patch"}
         assert rule_for(cr, "apps", "controllerrevisions") == {"list", "watch", "create", "delete"}
         assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "patch", "delete"}
-        assert rule_for(cr, "events.k8s.io", "events") == {"create"}
+        assert rule_for(cr, "events.k8s.io", "events") == {"create", "patch"}
         assert rule_for(cr, "", "events") == set()
         assert rule_for(cr, "", "secrets") == {"list", "watch"}
         assert rule_for(cr, "", "configmaps") == set()

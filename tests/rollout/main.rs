@@ -12,6 +12,7 @@ mod helpers;
 
 mod batches;
 mod drain;
+mod events;
 mod gate;
 mod invalid_spec;
 mod pins;

@@ -17,6 +17,7 @@ async fn never_ready_batch_is_rolled_back_automatically() {
     let op = env.start_operator().await;
     deployed(&env, 3, "v1").await;
     let recorder = StatusRecorder::start(&env, NAME);
+    recorder.wait_synced().await;
 
     let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);

@@ -492,6 +492,8 @@ pub type Snapshots = Arc<Mutex<Vec<(Option<i64>, RolloutStatus)>>>;
 
 pub struct StatusRecorder {
     pub snapshots: Snapshots,
+    /// The watch's initial list is in (see [`StatusRecorder::wait_synced`]).
+    synced: Arc<std::sync::atomic::AtomicBool>,
     handle: JoinHandle<()>,
 }
 
@@ -501,11 +503,17 @@ impl StatusRecorder {
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let snapshots: Snapshots = Arc::default();
         let out = snapshots.clone();
+        let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = synced.clone();
         let handle = tokio::spawn(async move {
             let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(watcher(api, cfg)));
             while let Some(ev) = stream.next().await {
                 let r = match ev {
                     Ok(watcher::Event::Apply(r)) | Ok(watcher::Event::InitApply(r)) => r,
+                    Ok(watcher::Event::InitDone) => {
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                        continue;
+                    }
                     _ => continue,
                 };
                 if let Some(st) = r.status.clone() {
@@ -516,7 +524,26 @@ impl StatusRecorder {
                 }
             }
         });
-        StatusRecorder { snapshots, handle }
+        StatusRecorder {
+            snapshots,
+            synced,
+            handle,
+        }
+    }
+
+    /// Wait until the recorder's watch has listed the Rollout: every status written after this
+    /// is recorded (a recorder that starts late sees only the status of its first list).
+    pub async fn wait_synced(&self) {
+        let synced = &self.synced;
+        wait::poll("the status recorder's first list", LONG, wait::POLL, || async move {
+            if synced.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(())
+            }
+        })
+        .await
+        .unwrap_or_else(|(m, ())| panic!("{m}"));
     }
 
     pub fn take(&self) -> Vec<(Option<i64>, RolloutStatus)> {

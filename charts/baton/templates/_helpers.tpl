@@ -98,7 +98,7 @@ drain annotation with a patch, Leases with conditional updates.
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{- define "baton.secretRules" -}}

@@ -43,7 +43,7 @@ use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::cache::{api, Events, Synced};
 use crate::error::Error;
-use crate::events::{Publisher, Severity as EventType};
+use crate::events::{Occurrence, Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
 use crate::metrics::Metrics;
 
@@ -410,7 +410,7 @@ fn publish(
 ) {
     // Events are informative: never hold a handover up for one.
     ctx.events
-        .publish_in_background(reference.clone(), vec![(type_, reason.to_string(), note.to_string())]);
+        .publish_in_background(reference.clone(), vec![Occurrence::new(type_, reason, note)]);
 }
 
 /// Retry a failed set with exponential backoff of its own (see [`crate::backoff`]): one log

@@ -188,6 +188,9 @@ pub struct PlanEvent {
     pub type_: EventType,
     pub reason: EventReason,
     pub message: String,
+    /// The message as first planned, before a phase change was added to it: the same for
+    /// every plan that reports this occurrence (a transition's Event is published once).
+    pub identity: String,
 }
 
 /// The planner's answer.
@@ -261,10 +264,12 @@ impl<'a> Planner<'a> {
     }
 
     fn event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>) {
+        let message = message.into();
         self.events.push(PlanEvent {
             type_,
             reason,
-            message: message.into(),
+            identity: message.clone(),
+            message,
         });
     }
 

@@ -96,6 +96,7 @@ pub(super) fn phase_change_event(prior: Option<RolloutPhase>, phase: RolloutPhas
     Some(PlanEvent {
         type_,
         reason: EventReason::PhaseChanged,
+        identity: message.clone(),
         message,
     })
 }
@@ -184,10 +185,33 @@ impl Planner<'_> {
         status
     }
 
-    /// A `PhaseChanged` event when the phase is not the stored one.
+    /// The phase change, when the phase is not the stored one: said by the plan's last
+    /// transition event of the same type (a batch started, the rollout completed, a batch
+    /// failed, a spec pause), which the
+    /// change follows from — one Event per transition (issue 16) —, else its own `PhaseChanged`.
     pub(super) fn phase_event(&mut self, phase: RolloutPhase) {
-        if let Some(ev) = phase_change_event(self.prior.phase, phase) {
-            self.events.push(ev);
+        let Some(ev) = phase_change_event(self.prior.phase, phase) else {
+            return;
+        };
+        use EventReason::*;
+        let carries = |e: &PlanEvent| {
+            e.type_ == ev.type_
+                && matches!(
+                    e.reason,
+                    BatchStarted
+                        | BatchCompleted
+                        | RolloutCompleted
+                        | BatchFailed
+                        | RollingBack
+                        | RolledBack
+                        | Paused
+                        | Resumed
+                )
+        };
+        // The last transition of the plan is the one the phase results from.
+        match self.events.iter_mut().rev().find(|e| carries(e)) {
+            Some(carrier) => carrier.message = format!("{} ({})", carrier.message, ev.message),
+            None => self.events.push(ev),
         }
     }
 

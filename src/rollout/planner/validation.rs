@@ -138,6 +138,7 @@ fn invalid_report(
         events.push(PlanEvent {
             type_: EventType::Warning,
             reason: EventReason::InvalidSpec,
+            identity: message.clone(),
             message: message.clone(),
         });
     }

@@ -392,13 +392,15 @@ fn pins_unpins_and_restarts_are_each_reported_once() {
 #[test]
 fn the_first_phase_event_names_no_previous_phase() {
     let p = plan(&input(spec("v1", 2), vec![], vec![]));
-    let phases: Vec<&str> = p
-        .events
-        .iter()
-        .filter(|e| e.reason == EventReason::PhaseChanged)
-        .map(|e| e.message.as_str())
-        .collect();
-    assert_eq!(phases, ["phase set to Progressing"]);
+    // Said by the event of the transition it follows from (one Event per transition).
+    let notes: Vec<(EventReason, &str)> = p.events.iter().map(|e| (e.reason, e.message.as_str())).collect();
+    assert_eq!(
+        notes,
+        [(
+            EventReason::BatchStarted,
+            "rolling out v1 (revision 1): batch 1/1, 2 of 2 instances (phase set to Progressing)"
+        )]
+    );
     // Starting the batch of a new target is reported once, even if the plan is repeated
     // from the status it wrote.
     let mut inp = healthy("v1", 3);
