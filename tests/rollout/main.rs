@@ -19,3 +19,4 @@ mod resilience;
 mod rollback;
 mod runtime_actions;
 mod scaling;
+mod targets;

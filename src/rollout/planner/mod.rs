@@ -98,6 +98,7 @@ mod requests;
 mod revisions;
 mod status;
 mod strategy;
+mod targets;
 mod validation;
 
 pub use names::{parse_slot, pod_labels, pod_name, revision_labels, revision_name, slot_name};

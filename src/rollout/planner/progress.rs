@@ -95,7 +95,7 @@ impl Planner<'_> {
     fn step_batch(&mut self, rollout: &mut RolloutState, promote: &mut bool) -> Step {
         let k = usize::try_from(rollout.batch.current).unwrap_or(1).max(1);
         let count = rollout.counts.get(k - 1).copied().unwrap_or(rollout.unpinned.len());
-        let chosen = self.choose(&rollout.unpinned, count, &rollout.target, rollout.stable.as_ref());
+        let chosen = self.choose(rollout, k, count);
         let (crashing, waiting) = self.batch_health(&chosen, &rollout.target);
         rollout.holdups = crashing.iter().chain(waiting.iter()).map(|(_, d)| d.clone()).collect();
         let total = rollout.total_batches;
@@ -314,20 +314,21 @@ impl Planner<'_> {
         }
     }
 
-    /// The `count` unpinned slots that make up the current batch.
-    pub(super) fn choose(
-        &self,
-        unpinned: &[i32],
-        count: usize,
-        target: &RevisionInfo,
-        stable: Option<&RevisionInfo>,
-    ) -> BTreeSet<i32> {
+    /// The `count` unpinned slots that make up batch `k`: the slots it names, then the
+    /// cheapest others, slots named by a later batch last.
+    pub(super) fn choose(&self, rollout: &RolloutState, k: usize, count: usize) -> BTreeSet<i32> {
+        let (unpinned, target, stable) = (&rollout.unpinned, &rollout.target, rollout.stable.as_ref());
+        let named = rollout.batches.named_in(k);
+        let later = rollout.batches.named_later(k);
         let mut ranked: Vec<(u8, i32)> = unpinned
             .iter()
+            .filter(|slot| !named.contains(slot))
             .map(|slot| {
                 let pods = self.slots.get(slot);
                 let live = pods.map(|p| p.live.as_slice()).unwrap_or(&[]);
-                let class = if live.iter().any(|p| p.revision_hash == target.hash) {
+                let class = if later.contains(slot) {
+                    3
+                } else if live.iter().any(|p| p.revision_hash == target.hash) {
                     0
                 } else if live
                     .iter()
@@ -343,7 +344,12 @@ impl Planner<'_> {
             })
             .collect();
         ranked.sort();
-        ranked.into_iter().take(count).map(|(_, s)| s).collect()
+        let rest = count.saturating_sub(named.len());
+        named
+            .iter()
+            .copied()
+            .chain(ranked.into_iter().take(rest).map(|(_, s)| s))
+            .collect()
     }
 
     /// The (crashing, waiting) slots of a batch, each with a description.

@@ -70,6 +70,7 @@ impl Planner<'_> {
                 }
             }
         }
+        errors.extend(self.target_slots(&pins).1);
         if let Some(refused) = &input.rejected {
             errors.push(format!(
                 "the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"

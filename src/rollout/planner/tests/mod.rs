@@ -30,6 +30,7 @@ mod revisions;
 mod simulation;
 mod status;
 mod strategy;
+mod targets;
 mod validation;
 mod world;
 
@@ -79,6 +80,7 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
             max_surge: IntOrString::Int(1),
             max_unavailable: IntOrString::Int(0),
             pod_replacement_policy: None,
+            targets: vec![],
         },
         min_ready_seconds: 0,
         progress_deadline_seconds: 60,
@@ -86,6 +88,8 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
         paused: false,
         revision_history_limit: 10,
         pins: vec![],
+        bake_seconds: 0,
+        checks: vec![],
     }
 }
 
