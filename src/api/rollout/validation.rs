@@ -1,0 +1,172 @@
+//! Validation of a Rollout spec: what the schema's CEL rules check, plus what CEL cannot see
+//! (the controller runs it too, and answers `InvalidSpec` with these messages).
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{parse_duration, parse_percent, scaled_value, selector_matches};
+use super::{Pause, RolloutSpec, MAX_REPLICAS};
+
+/// Checks a spec the way the CEL rules do, plus what CEL cannot see. Every message says what to
+/// fix. Pin instance names and pinned versions are checked by the planner (they need the
+/// Rollout's name and revision history).
+pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    if spec.replicas < 0 {
+        errors.push(format!("spec.replicas is {}; set it to 0 or more", spec.replicas));
+    }
+    if spec.replicas > MAX_REPLICAS {
+        errors.push(format!(
+            "spec.replicas is {}; a Rollout has at most {MAX_REPLICAS} instances",
+            spec.replicas
+        ));
+    }
+    if spec.version.trim().is_empty() {
+        errors.push("spec.version is empty; set it to the version being deployed".into());
+    }
+    validate_selector(spec, &mut errors);
+    if spec.template.spec.is_none() {
+        errors.push("spec.template.spec is missing; give the pod template its containers".into());
+    }
+    validate_batches(spec, &mut errors);
+    validate_strategy(spec, &mut errors);
+    if spec.min_ready_seconds < 0 {
+        errors.push("spec.minReadySeconds is negative; set it to 0 or more".into());
+    }
+    if spec.progress_deadline_seconds <= 0 {
+        errors.push("spec.progressDeadlineSeconds must be more than 0".into());
+    } else if spec.progress_deadline_seconds <= spec.min_ready_seconds {
+        errors.push(format!(
+            "spec.progressDeadlineSeconds ({}) must be more than spec.minReadySeconds ({})",
+            spec.progress_deadline_seconds, spec.min_ready_seconds
+        ));
+    }
+    if spec.revision_history_limit < 0 {
+        errors.push("spec.revisionHistoryLimit is negative; set it to 0 or more".into());
+    }
+    validate_pins(spec, &mut errors);
+    super::targets::validate_targets(&spec.strategy.targets, spec.strategy.batches.len(), &mut errors);
+    if !(0..=604_800).contains(&spec.bake_seconds) {
+        errors.push(format!(
+            "spec.bakeSeconds is {}; use 0..604800 (a week)",
+            spec.bake_seconds
+        ));
+    }
+    super::checks::validate_checks(&spec.checks, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The selector: not empty, and matching the template's labels.
+fn validate_selector(spec: &RolloutSpec, errors: &mut Vec<String>) {
+    let selector_empty = spec.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && spec.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    if selector_empty {
+        errors.push("spec.selector is empty; set matchLabels that the pod template carries".into());
+    } else {
+        let labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        if !selector_matches(&spec.selector, &labels) {
+            errors.push(
+                "spec.selector does not match spec.template.metadata.labels; add the selector's labels to the template"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// Batches: each a valid count or percentage, cumulative (never decreasing), at most 32.
+fn validate_batches(spec: &RolloutSpec, errors: &mut Vec<String>) {
+    let mut previous: Option<(i32, String)> = None;
+    for (i, batch) in spec.strategy.batches.iter().enumerate() {
+        match scaled_value(batch, spec.replicas, true) {
+            Ok(count) => {
+                let shown = match batch {
+                    IntOrString::Int(n) => n.to_string(),
+                    IntOrString::String(s) => format!("{s:?}"),
+                };
+                if let Some((prev, prev_shown)) = &previous {
+                    if count < *prev {
+                        errors.push(format!(
+                            "spec.strategy.batches[{i}] ({shown} = {count} instances) is below the batch before it ({prev_shown} = {prev}); batches are cumulative and must not decrease"
+                        ));
+                    }
+                }
+                previous = Some((count, shown));
+            }
+            Err(e) => errors.push(format!(
+                "spec.strategy.batches[{i}]: {e}; use a count >= 0 or a percentage like \"50%\""
+            )),
+        }
+    }
+    if spec.strategy.batches.len() > 32 {
+        errors.push("spec.strategy.batches has more than 32 entries; use fewer batches".into());
+    }
+}
+
+/// maxSurge, maxUnavailable (not both zero) and the pause duration.
+fn validate_strategy(spec: &RolloutSpec, errors: &mut Vec<String>) {
+    let surge = scaled_value(&spec.strategy.max_surge, spec.replicas, true);
+    let unavailable = scaled_value(&spec.strategy.max_unavailable, spec.replicas, false);
+    if let Err(e) = &surge {
+        errors.push(format!(
+            "spec.strategy.maxSurge: {e}; use a count >= 0 or a percentage up to 100%"
+        ));
+    }
+    if let Err(e) = &unavailable {
+        errors.push(format!(
+            "spec.strategy.maxUnavailable: {e}; use a count >= 0 or a percentage up to 100%"
+        ));
+    }
+    if is_zero(&spec.strategy.max_surge) && is_zero(&spec.strategy.max_unavailable) {
+        errors.push(
+            "spec.strategy.maxSurge and maxUnavailable are both zero, so no instance could ever be replaced; set maxSurge to 1"
+                .into(),
+        );
+    }
+    if let Some(Pause {
+        duration: Some(duration),
+        ..
+    }) = &spec.strategy.pause
+    {
+        if let Err(e) = parse_duration(duration) {
+            errors.push(format!("spec.strategy.pause.duration: {e}"));
+        }
+    }
+}
+
+/// Pins: a version and instances each, no instance pinned twice.
+fn validate_pins(spec: &RolloutSpec, errors: &mut Vec<String>) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, pin) in spec.pins.iter().enumerate() {
+        if pin.version.trim().is_empty() {
+            errors.push(format!(
+                "spec.pins[{i}].version is empty; name a version from the revision history"
+            ));
+        }
+        if pin.instances.is_empty() {
+            errors.push(format!("spec.pins[{i}].instances is empty; name the instances to pin"));
+        }
+        for instance in &pin.instances {
+            if let Some(first) = seen.insert(instance.as_str(), i) {
+                errors.push(format!(
+                    "instance {instance} is pinned by both spec.pins[{first}] and spec.pins[{i}]; keep one"
+                ));
+            }
+        }
+    }
+}
+
+fn is_zero(value: &IntOrString) -> bool {
+    match value {
+        IntOrString::Int(n) => *n == 0,
+        IntOrString::String(s) => parse_percent(s) == Ok(0),
+    }
+}
