@@ -122,6 +122,7 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     o.created = meta.creation_timestamp.as_ref().map(|t| t.0);
     o.drain = crate::api::pod::drain(meta);
     o.holds_listeners = holds_listeners;
+    o.ip = status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
     Some(o)
 }
 
@@ -237,6 +238,7 @@ async fn plan_and_apply(
     let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
     let input = PlanInput {
         name: name.clone(),
+        namespace: ns.clone(),
         generation: rollout.metadata.generation.unwrap_or(0),
         spec: rollout.spec.clone(),
         requests: ActionRequests::from_annotations(rollout.annotations()),
@@ -247,6 +249,7 @@ async fn plan_and_apply(
         drain_timeout: ctx.drain_timeout,
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
+        checks: BTreeMap::new(),
     };
     let plan = planner::plan(&input);
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");

@@ -50,8 +50,12 @@ pub(super) struct RolloutState {
     pub(super) waiting_promotion: bool,
     /// A healthy batch pauses until then.
     pub(super) pause_until: Option<Timestamp>,
-    /// The current batch's instances that are not healthy yet, described.
+    /// The current batch's instances (and checks) that are not healthy yet, described.
     pub(super) holdups: Vec<String>,
+    /// Every instance is on the update revision, baking until then.
+    pub(super) bake_until: Option<Timestamp>,
+    /// `promote --full` ended the bake window.
+    pub(super) skip_bake: bool,
 }
 
 impl Planner<'_> {
@@ -136,9 +140,7 @@ impl Planner<'_> {
         if unpinned.is_empty() && mode == Mode::Rollout {
             mode = Mode::Steady;
         }
-        if requests.promote_full {
-            self.promote_full(mode, &mut batch, &target);
-        }
+        let skip_bake = requests.promote_full && self.promote_full(mode, &mut batch, &target);
         RolloutState {
             target,
             stable,
@@ -154,6 +156,8 @@ impl Planner<'_> {
             waiting_promotion: false,
             pause_until: None,
             holdups: Vec::new(),
+            bake_until: None,
+            skip_bake,
         }
     }
 

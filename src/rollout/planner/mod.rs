@@ -88,6 +88,7 @@ use crate::api::rollout::{annotations, reasons, MAX_REPLICAS};
 use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
 mod batches;
+mod checks;
 mod counts;
 mod history;
 mod names;
@@ -101,6 +102,7 @@ mod strategy;
 mod targets;
 mod validation;
 
+pub use checks::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
 pub use names::{parse_slot, pod_labels, pod_name, revision_labels, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
@@ -118,6 +120,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PlanInput {
     /// Rollout name.
     pub name: String,
+    /// Rollout namespace (for check URLs).
+    pub namespace: String,
     /// `metadata.generation`.
     pub generation: i64,
     pub spec: RolloutSpec,
@@ -136,6 +140,9 @@ pub struct PlanInput {
     /// Who changed the spec and why ([`crate::api::rollout::origin`]): recorded on a new
     /// revision and on the deploy record it starts.
     pub origin: SpecOrigin,
+    /// How the check runs of the last plans are doing, by [`CheckRun::key`] (the shell's
+    /// memory: empty after a restart).
+    pub checks: BTreeMap<String, CheckProgress>,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -199,6 +206,8 @@ pub struct Plan {
     pub events: Vec<PlanEvent>,
     /// Reconcile again after this long even if nothing changes (time is the trigger).
     pub requeue_after: Option<Duration>,
+    /// The check runs wanted now: the shell starts those it does not have and cancels the rest.
+    pub checks: Vec<CheckRun>,
 }
 
 /// Plans one reconcile. Pure and deterministic.
@@ -220,6 +229,7 @@ struct Planner<'a> {
     actions: Vec<Action>,
     events: Vec<PlanEvent>,
     wakeups: Vec<Timestamp>,
+    check_runs: Vec<CheckRun>,
 }
 
 fn add_secs(ts: Timestamp, secs: i64) -> Timestamp {
@@ -258,6 +268,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             events: Vec::new(),
             wakeups: Vec::new(),
+            check_runs: Vec::new(),
         }
     }
 
@@ -342,6 +353,7 @@ impl<'a> Planner<'a> {
             status,
             events: self.events,
             requeue_after,
+            checks: self.check_runs,
         }
     }
 }

@@ -158,6 +158,7 @@ impl Planner<'_> {
             let mut b = batch.clone();
             if *mode != Mode::Rollout {
                 b.pause_started_at = None;
+                b.bake_started_at = None;
             }
             if *mode == Mode::Steady {
                 b.current = *total_batches;
@@ -319,6 +320,18 @@ impl Planner<'_> {
             );
             let progressing = cond(ConditionStatus::True, Reason::BatchPaused, msg.clone());
             return Outcome::new(RolloutPhase::Paused, progressing, msg);
+        }
+        if let Some(until) = rollout.bake_until {
+            let left = u128::try_from(until.duration_since(self.now).as_millis())
+                .unwrap_or(0)
+                .div_ceil(1000);
+            let msg = format!(
+                "all {} instances of {} healthy; baking for {left}s more",
+                unpinned.len(),
+                target.version
+            );
+            let progressing = cond(ConditionStatus::True, Reason::Baking, msg.clone());
+            return Outcome::new(RolloutPhase::Progressing, progressing, msg);
         }
         if let Some(until) = *pause_until {
             // Whole seconds left, rounded up: "0s" only once the pause is over.

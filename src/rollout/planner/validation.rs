@@ -95,6 +95,7 @@ impl Planner<'_> {
         self.events.extend(events);
         self.actions.clear();
         self.wakeups.clear();
+        self.check_runs.clear();
         self.finish(status)
     }
 }
@@ -188,5 +189,6 @@ pub fn plan_undecodable(generation: i64, prior: Option<RolloutStatus>, now: Time
         status,
         events,
         requeue_after: None,
+        checks: Vec::new(),
     }
 }

@@ -18,6 +18,7 @@ use crate::api::rollout::{
 };
 
 mod batches;
+mod checks;
 mod failures;
 mod gate_properties;
 mod history;
@@ -123,6 +124,7 @@ fn ready_pod(slot: i32, version: &str, since: Timestamp) -> ObservedPod {
 fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>) -> PlanInput {
     PlanInput {
         name: NAME.into(),
+        namespace: "default".into(),
         generation: 1,
         spec,
         requests: ActionRequests::default(),
@@ -133,6 +135,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         rejected: None,
         origin: Default::default(),
+        checks: BTreeMap::new(),
     }
 }
 
