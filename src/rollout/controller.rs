@@ -73,6 +73,8 @@ pub struct Context {
     pub listener_holders: HoldsListeners,
     pub drain_timeout: Duration,
     pub stats: Arc<Stats>,
+    /// The check runs of every Rollout (see [`crate::rollout::checks`]).
+    pub checks: Arc<crate::rollout::checks::CheckRunner>,
 }
 
 /// The pods and revisions of the Rollout of uid `uid` in `ns`, from the owner indexes: the cost
@@ -175,6 +177,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
     if rollout.metadata.deletion_timestamp.is_some() {
         // Pods and revisions are owned: the garbage collector removes them.
         ctx.expectations.forget(&uid);
+        ctx.checks.forget(&uid);
         return Ok(Requeue::await_change());
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
@@ -249,9 +252,11 @@ async fn plan_and_apply(
         drain_timeout: ctx.drain_timeout,
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
-        checks: BTreeMap::new(),
+        checks: ctx.checks.progress(&uid),
     };
     let plan = planner::plan(&input);
+    // Runs start (or stop) off this worker; a finished run wakes the Rollout.
+    ctx.checks.want(&uid, &ObjectRef::from_obj(rollout), &plan.checks);
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
     // The status describes what the plan saw and decided, not the actions' outcome, so it is
     // written alongside them: on a large Rollout it is the slowest write of the reconcile.

@@ -11,6 +11,7 @@ mod support;
 mod helpers;
 
 mod batches;
+mod checks;
 mod drain;
 mod gate;
 mod invalid_spec;
