@@ -207,3 +207,39 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_mid_check_runs_it_again_from_its_first_attempt() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("checks-restart");
+    let mut first = controller::start(&env.sim, dir.path(), "ctrl-1", &NO_ELECTION).await;
+    let server = HealthServer::start().await;
+    let mut m = checked("v1", server.port);
+    m["spec"]["checks"][0]["count"] = json!(5);
+    env.apply(&m).await;
+    // Mid-check: svc-0 has had 2 of its 5 attempts.
+    let hits_at = |s: &HealthServer| s.hits().get("svc-0").copied().unwrap_or(0);
+    wait_for("svc-0 checked twice", LONG, || {
+        let n = hits_at(&server);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+    let status_kill = std::process::Command::new("kill")
+        .args(["-KILL", &first.proc.pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status_kill.success());
+    first.exited(LONG).await;
+    let before = hits_at(&server);
+    assert!(before < 5, "killed before the run ended ({before} attempts)");
+    let r = env.get(NAME).await;
+    assert_ne!(status(&r).phase, Some(RolloutPhase::Healthy), "{}", describe(Some(&r)));
+
+    let _second = controller::start(&env.sim, dir.path(), "ctrl-2", &NO_ELECTION).await;
+    env.wait_healthy(NAME, "v1", 3).await;
+    let after = hits_at(&server);
+    assert!(
+        after >= before + 5,
+        "the new controller ran svc-0's check from its first attempt: {before} attempts before the kill, {after} in all"
+    );
+}

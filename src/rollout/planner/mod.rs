@@ -35,6 +35,17 @@
 //!   its pause ended, when it turned unhealthy while pausing). Durations are measured below the
 //!   second: batch and pause starts are stored to the microsecond, and a pod's Ready time,
 //!   which the API server truncates to the second, counts from the end of its second.
+//! * Targeted batches (`strategy.targets`, `targets`): a batch includes the slots it names (its
+//!   size raised to cover them); slots named by a later batch are chosen last.
+//! * Checks (`checks`): once a batch's pods are available, its check runs are wanted
+//!   ([`Plan::checks`], keyed by revision, batch, check and pod) until each has passed, as the
+//!   shell reports ([`PlanInput::checks`]); a failed run fails the batch (`CheckFailed`), an
+//!   unfinished one holds it within the progress deadline. Not re-run once the batch is declared
+//!   healthy (its pause started).
+//! * Bake (`bakeSeconds`, `checks`): after the last batch, `status.batch.bakeStartedAt` is set and
+//!   the revision is not current until `bakeSeconds` later; an instance not available meanwhile
+//!   (`BakeFailed`), a crash loop, or a failed bake check run fails it like a batch.
+//!   `promote --full` ends it.
 //! * After a failure with `autoRollback` (and a healthy revision to return to) every unpinned
 //!   slot returns to `status.currentRevision` at once (no batches, no pauses): phase
 //!   `RollingBack`, then `RolledBack` with `Progressing=False/RolledBack` and `Stalled=True`

@@ -8,9 +8,10 @@
 //! * `Available`: True when at least `replicas - maxUnavailable` instances are available
 //!   (`MinimumReplicasAvailable` / `MinimumReplicasUnavailable`).
 //! * `Progressing`: True with `ReplicaSetUpdated` (rolling out, repairing), `BatchPaused`,
-//!   `RollingBack`, `NewRevisionAvailable` (done); False with `ProgressDeadlineExceeded` or
-//!   `PodCrashLooping` (stopped), `RolledBack` or `RolloutAborted` (returned to the current
-//!   revision); Unknown with `RolloutPaused`.
+//!   `Baking`, `RollingBack`, `NewRevisionAvailable` (done); False with
+//!   `ProgressDeadlineExceeded`, `PodCrashLooping`, `CheckFailed` or `BakeFailed` (stopped),
+//!   `RolledBack` or `RolloutAborted` (returned to the current revision); Unknown with
+//!   `RolloutPaused`.
 //! * `InvalidSpec`: True with the problems (`InvalidSpec`), else False (`SpecValid`).
 //!
 //! Every condition carries the generation it describes (`observedGeneration`).
