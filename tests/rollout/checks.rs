@@ -162,9 +162,9 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
         .pods(NAME)
         .await
         .into_iter()
-        .find(|p| pod_slot(p) == 1)
+        .find(|p| pod_slot(p) == 1 && pod_version(p) == "v2" && p.metadata.deletion_timestamp.is_none())
         .and_then(|p| p.metadata.name)
-        .expect("svc-1's pod");
+        .expect("svc-1's v2 pod");
     env.pods_api()
         .delete(&victim, &DeleteParams::default())
         .await
