@@ -68,6 +68,7 @@ bench:
 	$(CARGO) build --release --bin baton --bin baton-sim --examples
 	$(CARGO) run --quiet --release -p baton-sim --example sim_bench
 	$(CARGO) run --quiet --release --example rollout_bench
+	$(CARGO) run --quiet --release --example check_bench
 	$(CARGO) run --quiet --release --example failover_bench
 	$(CARGO) run --quiet --release --example listener_bench
 	$(CARGO) run --quiet --release --example dashboard_bench
@@ -80,3 +81,4 @@ bench-scale:
 	$(CARGO) run --quiet --release --example owner_lookup_bench
 	$(CARGO) run --quiet --release --example scale_bench
 	$(CARGO) run --quiet --release --example rollout_bench
+	$(CARGO) run --quiet --release --example check_bench

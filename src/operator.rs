@@ -262,6 +262,7 @@ impl Operator {
                 }
             })
             .boxed();
+        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new();
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
@@ -277,6 +278,7 @@ impl Operator {
             rejections: Default::default(),
             expectations: expectations.clone(),
             status_written: Default::default(),
+            checks: checks.clone(),
         });
         info!(
             namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
@@ -288,6 +290,7 @@ impl Operator {
                 pods: rollout_pods,
                 revisions: triggers.revisions,
                 leases: triggers.rollout_leases,
+                checks: checks_done,
             },
             rollouts,
             pods,
@@ -380,6 +383,8 @@ struct RolloutTriggers {
     pods: Events<Pod>,
     revisions: Events<ControllerRevision>,
     leases: Events<Lease>,
+    /// Check runs that finished.
+    checks: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<Rollout>>,
 }
 
 /// The Rollout controller, until `shutdown` and its in-flight reconciles finish.
@@ -427,6 +432,8 @@ fn rollout_controller_run(
     .watches_stream(triggers.leases, move |l| {
         mapped.add_refs(draining_rollouts_of_lease(&pods, &l))
     })
+    // A check run finished: its Rollout decides what it means.
+    .reconcile_on(triggers.checks)
     // The caches filled while standing by: reconcile everything once on taking over.
     .reconcile_all_on(futures::stream::once(async {}))
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))

@@ -22,16 +22,20 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod checks;
 pub mod history;
 pub mod origin;
 pub mod pause;
 pub mod reasons;
 pub mod replacement;
+pub mod targets;
 mod validation;
+pub use checks::{Check, HttpCheck, HttpMethod, JsonMatch};
 pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
+pub use targets::BatchTarget;
 pub use validation::validate;
 
 /// Runtime-action annotations on a Rollout (written by the CLI, never by GitOps).
@@ -109,6 +113,7 @@ pub mod labels {
     printcolumn = r#"{"name":"Ready","type":"string","description":"Ready condition: this generation fully rolled out and available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#
 )]
 #[x_kube(validation = Rule::new(BATCHES_SORTED_RULE).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
+#[x_kube(validation = Rule::new(checks::CHECK_NAMES_UNIQUE_RULE).message("spec.checks: each check needs its own name"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
     /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`), at most 10000.
@@ -148,6 +153,15 @@ pub struct RolloutSpec {
     /// Instances held on a version from the revision history, outside the batches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<Pin>,
+    /// Seconds after the last batch during which health and checks keep being evaluated before
+    /// the revision counts as healthy; a failure within them fails the rollout.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub bake_seconds: i32,
+    /// What a batch (and the bake window) must pass besides pod readiness.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub checks: Vec<Check>,
 }
 
 /// Batches, pauses and surge limits of a rollout.
@@ -155,6 +169,7 @@ pub struct RolloutSpec {
 #[x_kube(validation = Rule::new(
     "!has(self.maxSurge) || !has(self.maxUnavailable) || !((type(self.maxSurge) == int ? self.maxSurge == 0 : self.maxSurge == '0%') && (type(self.maxUnavailable) == int ? self.maxUnavailable == 0 : self.maxUnavailable == '0%'))"
 ).message("maxSurge and maxUnavailable must not both be zero"))]
+#[x_kube(validation = Rule::new(targets::TARGETS_WITHIN_BATCHES_RULE).message("strategy.targets[].batch must name one of strategy.batches (1-based)"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
     /// Cumulative targets: a count (`1`) or a percentage of replicas (`"50%"`, rounded up).
@@ -178,6 +193,10 @@ pub struct RolloutStrategy {
     /// When a replacement pod may start (see [`PodReplacementPolicy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_replacement_policy: Option<PodReplacementPolicy>,
+    /// Instances a batch must include (a canary on a chosen instance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub targets: Vec<BatchTarget>,
 }
 
 impl Default for RolloutStrategy {
@@ -188,6 +207,7 @@ impl Default for RolloutStrategy {
             max_surge: default_max_surge(),
             max_unavailable: default_max_unavailable(),
             pod_replacement_policy: None,
+            targets: Vec::new(),
         }
     }
 }
@@ -289,6 +309,9 @@ pub struct BatchStatus {
     /// When the pause after the current batch started, to the microsecond.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_started_at: Option<MicroTime>,
+    /// When the bake window after the last batch started, to the microsecond.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_started_at: Option<MicroTime>,
 }
 
 /// Instance counts of the rollout of the update revision, pinned instances excluded.
@@ -380,6 +403,9 @@ pub struct HandledActions {
     pub restarted_at: Option<String>,
 }
 
+fn is_zero_i32(n: &i32) -> bool {
+    *n == 0
+}
 fn default_replicas() -> i32 {
     1
 }

@@ -77,6 +77,8 @@ pub struct Context {
     /// When this controller last wrote each Rollout's status (by uid): progress-only changes
     /// wait [`status_write::PROGRESS_INTERVAL`] after it.
     pub status_written: WriteClock,
+    /// The check runs of every Rollout (see [`crate::rollout::checks`]).
+    pub checks: Arc<crate::rollout::checks::CheckRunner>,
 }
 
 /// The time of the last status write per Rollout uid; entries older than the progress interval
@@ -154,6 +156,7 @@ pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
     o.created = meta.creation_timestamp.as_ref().map(|t| t.0);
     o.drain = crate::api::pod::drain(meta);
     o.holds_listeners = holds_listeners;
+    o.ip = status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
     Some(o)
 }
 
@@ -207,6 +210,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
         // Pods and revisions are owned: the garbage collector removes them.
         ctx.expectations.forget(&uid);
         ctx.status_written.forget(&uid);
+        ctx.checks.forget(&uid);
         return Ok(Requeue::await_change());
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
@@ -270,6 +274,7 @@ async fn plan_and_apply(
     let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
     let input = PlanInput {
         name: name.clone(),
+        namespace: ns.clone(),
         generation: rollout.metadata.generation.unwrap_or(0),
         spec: rollout.spec.clone(),
         requests: ActionRequests::from_annotations(rollout.annotations()),
@@ -280,8 +285,11 @@ async fn plan_and_apply(
         drain_timeout: ctx.drain_timeout,
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
+        checks: ctx.checks.progress(&uid),
     };
     let plan = planner::plan(&input);
+    // Runs start (or stop) off this worker; a finished run wakes the Rollout.
+    ctx.checks.want(&uid, &ObjectRef::from_obj(rollout), &plan.checks);
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
     // The status describes what the plan saw and decided, not the actions' outcome, so it is
     // written alongside them: on a large Rollout it is the slowest write of the reconcile.

@@ -1,4 +1,5 @@
 //! The Rollout controller: a pure planner and the reconciler that applies its plans.
+pub mod checks;
 pub mod controller;
 pub mod expectations;
 pub mod planner;

@@ -136,6 +136,7 @@ mod tests {
                 total: 2,
                 started_at: Some(MicroTime(ts("2026-11-23T10:00:00.123456Z"))),
                 pause_started_at: None,
+                bake_started_at: None,
             }),
             progress: Some(ProgressStatus {
                 total: 2,

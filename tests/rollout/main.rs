@@ -11,6 +11,7 @@ mod support;
 mod helpers;
 
 mod batches;
+mod checks;
 mod drain;
 mod events;
 mod gate;
@@ -20,3 +21,4 @@ mod resilience;
 mod rollback;
 mod runtime_actions;
 mod scaling;
+mod targets;

@@ -142,6 +142,13 @@ wire_words! {
         InvalidSpec,
         /// `InvalidSpec` is False.
         SpecValid,
+        /// Every instance is on the update revision, which is watched for `bakeSeconds` before
+        /// it counts as healthy.
+        Baking,
+        /// A check of a batch (or of the bake window) failed.
+        CheckFailed,
+        /// An instance was not available during the bake window.
+        BakeFailed,
     }
 }
 
@@ -156,6 +163,10 @@ wire_words! {
         PodCrashLooping,
         /// Aborted with `baton rollout abort` (annotation `baton.dev/abort`).
         Aborted,
+        /// A check of a batch (or of the bake window) failed.
+        CheckFailed,
+        /// An instance was not available during the bake window.
+        BakeFailed,
     }
 }
 
@@ -168,6 +179,8 @@ impl FailureReason {
             (_, true) => Reason::RolledBack,
             (FailureReason::PodCrashLooping, false) => Reason::PodCrashLooping,
             (FailureReason::ProgressDeadlineExceeded, false) => Reason::ProgressDeadlineExceeded,
+            (FailureReason::CheckFailed, false) => Reason::CheckFailed,
+            (FailureReason::BakeFailed, false) => Reason::BakeFailed,
         }
     }
 }
@@ -201,6 +214,10 @@ wire_words! {
         /// A runtime action (promote, abort, retry) was handled but had nothing to act on.
         ActionIgnored,
         InvalidSpec,
+        /// The last batch is healthy: the bake window starts.
+        BakeStarted,
+        /// A check failed (the note names it, its target and its last result).
+        CheckFailed,
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) fn sample_spec() -> RolloutSpec {
         paused: false,
         revision_history_limit: 10,
         pins: vec![],
+        bake_seconds: 0,
+        checks: vec![],
     }
 }
 

@@ -45,6 +45,14 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
         errors.push("spec.revisionHistoryLimit is negative; set it to 0 or more".into());
     }
     validate_pins(spec, &mut errors);
+    super::targets::validate_targets(&spec.strategy.targets, spec.strategy.batches.len(), &mut errors);
+    if !(0..=604_800).contains(&spec.bake_seconds) {
+        errors.push(format!(
+            "spec.bakeSeconds is {}; use 0..604800 (a week)",
+            spec.bake_seconds
+        ));
+    }
+    super::checks::validate_checks(&spec.checks, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {

@@ -7,7 +7,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::requests::RequestedActions;
-use super::{batch_counts, EventType, Planner, RevisionInfo};
+use super::targets::{self, Batches};
+use super::{EventType, Planner, RevisionInfo};
 use crate::api::rollout::{BatchStatus, ConditionType, EventReason, FailedUpdate, Reason};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +36,11 @@ pub(super) struct RolloutState {
     pub(super) pins: BTreeMap<i32, RevisionInfo>,
     /// Slots outside the pins, which the batches cover.
     pub(super) unpinned: Vec<i32>,
-    /// Cumulative batch sizes ([`batch_counts`]; one batch on a first rollout).
+    /// Cumulative batch sizes (as [`super::batch_counts`], raised to cover the instances the
+    /// batches name; one batch on a first rollout).
     pub(super) counts: Vec<usize>,
+    /// The batches with the slots each must include.
+    pub(super) batches: Batches,
     pub(super) total_batches: i32,
     pub(super) batch: BatchStatus,
     /// The update revision's recorded failure, if any.
@@ -46,8 +50,12 @@ pub(super) struct RolloutState {
     pub(super) waiting_promotion: bool,
     /// A healthy batch pauses until then.
     pub(super) pause_until: Option<Timestamp>,
-    /// The current batch's instances that are not healthy yet, described.
+    /// The current batch's instances (and checks) that are not healthy yet, described.
     pub(super) holdups: Vec<String>,
+    /// Every instance is on the update revision, baking until then.
+    pub(super) bake_until: Option<Timestamp>,
+    /// `promote --full` ended the bake window.
+    pub(super) skip_bake: bool,
 }
 
 impl Planner<'_> {
@@ -67,13 +75,17 @@ impl Planner<'_> {
 
         // Pinned slots are outside the batches.
         let unpinned: Vec<i32> = (0..self.replicas()).filter(|s| !pins.contains_key(s)).collect();
-        let counts = batch_counts(&spec.strategy, unpinned.len());
         let first_rollout = stable.is_none();
-        let counts = if first_rollout && !unpinned.is_empty() {
-            vec![unpinned.len()]
+        let batches = if first_rollout && !unpinned.is_empty() {
+            Batches {
+                counts: vec![unpinned.len()],
+                named: vec![Default::default()],
+            }
         } else {
-            counts
+            let (named, _) = self.target_slots(&pins);
+            targets::resolve(&spec.strategy, &unpinned, &named)
         };
+        let counts = batches.counts.clone();
         let total_batches = i32::try_from(counts.len()).unwrap_or(i32::MAX);
 
         // Rollout bookkeeping.
@@ -128,9 +140,7 @@ impl Planner<'_> {
         if unpinned.is_empty() && mode == Mode::Rollout {
             mode = Mode::Steady;
         }
-        if requests.promote_full {
-            self.promote_full(mode, &mut batch, &target);
-        }
+        let skip_bake = requests.promote_full && self.promote_full(mode, &mut batch, &target);
         RolloutState {
             target,
             stable,
@@ -138,6 +148,7 @@ impl Planner<'_> {
             pins,
             unpinned,
             counts,
+            batches,
             total_batches,
             batch,
             failed,
@@ -145,6 +156,8 @@ impl Planner<'_> {
             waiting_promotion: false,
             pause_until: None,
             holdups: Vec::new(),
+            bake_until: None,
+            skip_bake,
         }
     }
 
@@ -172,7 +185,7 @@ impl Planner<'_> {
             current: 1,
             total,
             started_at: Some(MicroTime(self.now)),
-            pause_started_at: None,
+            ..BatchStatus::default()
         }
     }
 

@@ -35,6 +35,17 @@
 //!   its pause ended, when it turned unhealthy while pausing). Durations are measured below the
 //!   second: batch and pause starts are stored to the microsecond, and a pod's Ready time,
 //!   which the API server truncates to the second, counts from the end of its second.
+//! * Targeted batches (`strategy.targets`, `targets`): a batch includes the slots it names (its
+//!   size raised to cover them); slots named by a later batch are chosen last.
+//! * Checks (`checks`): once a batch's pods are available, its check runs are wanted
+//!   ([`Plan::checks`], keyed by revision, batch, check and pod) until each has passed, as the
+//!   shell reports ([`PlanInput::checks`]); a failed run fails the batch (`CheckFailed`), an
+//!   unfinished one holds it within the progress deadline. Not re-run once the batch is declared
+//!   healthy (its pause started).
+//! * Bake (`bakeSeconds`, `checks`): after the last batch, `status.batch.bakeStartedAt` is set and
+//!   the revision is not current until `bakeSeconds` later; an instance not available meanwhile
+//!   (`BakeFailed`), a crash loop, or a failed bake check run fails it like a batch.
+//!   `promote --full` ends it.
 //! * After a failure with `autoRollback` (and a healthy revision to return to) every unpinned
 //!   slot returns to `status.currentRevision` at once (no batches, no pauses): phase
 //!   `RollingBack`, then `RolledBack` with `Progressing=False/RolledBack` and `Stalled=True`
@@ -88,6 +99,7 @@ use crate::api::rollout::{annotations, reasons, MAX_REPLICAS};
 use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
 mod batches;
+mod checks;
 mod counts;
 mod history;
 mod names;
@@ -98,8 +110,10 @@ mod requests;
 mod revisions;
 mod status;
 mod strategy;
+mod targets;
 mod validation;
 
+pub use checks::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
 pub use names::{parse_slot, pod_labels, pod_name, revision_labels, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
@@ -117,6 +131,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PlanInput {
     /// Rollout name.
     pub name: String,
+    /// Rollout namespace (for check URLs).
+    pub namespace: String,
     /// `metadata.generation`.
     pub generation: i64,
     pub spec: RolloutSpec,
@@ -135,6 +151,9 @@ pub struct PlanInput {
     /// Who changed the spec and why ([`crate::api::rollout::origin`]): recorded on a new
     /// revision and on the deploy record it starts.
     pub origin: SpecOrigin,
+    /// How the check runs of the last plans are doing, by [`CheckRun::key`] (the shell's
+    /// memory: empty after a restart).
+    pub checks: BTreeMap<String, CheckProgress>,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -201,6 +220,8 @@ pub struct Plan {
     pub events: Vec<PlanEvent>,
     /// Reconcile again after this long even if nothing changes (time is the trigger).
     pub requeue_after: Option<Duration>,
+    /// The check runs wanted now: the shell starts those it does not have and cancels the rest.
+    pub checks: Vec<CheckRun>,
 }
 
 /// Plans one reconcile. Pure and deterministic.
@@ -222,6 +243,7 @@ struct Planner<'a> {
     actions: Vec<Action>,
     events: Vec<PlanEvent>,
     wakeups: Vec<Timestamp>,
+    check_runs: Vec<CheckRun>,
 }
 
 fn add_secs(ts: Timestamp, secs: i64) -> Timestamp {
@@ -260,6 +282,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             events: Vec::new(),
             wakeups: Vec::new(),
+            check_runs: Vec::new(),
         }
     }
 
@@ -346,6 +369,7 @@ impl<'a> Planner<'a> {
             status,
             events: self.events,
             requeue_after,
+            checks: self.check_runs,
         }
     }
 }

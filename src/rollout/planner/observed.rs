@@ -33,6 +33,8 @@ pub struct ObservedPod {
     pub drain: Option<Drain>,
     /// The pod holds at least one listener Lease.
     pub holds_listeners: bool,
+    /// `status.podIP` (for checks).
+    pub ip: Option<String>,
 }
 
 impl ObservedPod {
@@ -52,6 +54,7 @@ impl ObservedPod {
             created: None,
             drain: None,
             holds_listeners: false,
+            ip: None,
         }
     }
 

@@ -40,7 +40,7 @@ impl Planner<'_> {
         let chosen: BTreeSet<i32> = if *mode == Mode::Rollout {
             let k = usize::try_from(batch.current).unwrap_or(1).max(1);
             let count = counts.get(k - 1).copied().unwrap_or(unpinned.len());
-            self.choose(unpinned, count, target, stable.as_ref())
+            self.choose(rollout, k, count)
         } else {
             BTreeSet::new()
         };

@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use super::batches::{Mode, RolloutState};
+use super::checks::Verdict;
 use super::observed::SlotHealth;
 use super::{add_duration, add_secs, slot_name, EventType, Planner, RevisionInfo};
 use crate::api::rollout::{BatchStatus, EventReason, FailedUpdate, FailureReason, PauseMode};
@@ -68,6 +69,9 @@ impl Planner<'_> {
         if rollout.mode != Mode::Rollout {
             rollout.waiting_promotion = false;
             rollout.pause_until = None;
+            rollout.bake_until = None;
+            rollout.batch.bake_started_at = None;
+            self.check_runs.clear();
         }
         if promote && !self.spec.paused {
             let why = refused.unwrap_or_else(|| self.promote_refusal(rollout));
@@ -95,31 +99,63 @@ impl Planner<'_> {
     fn step_batch(&mut self, rollout: &mut RolloutState, promote: &mut bool) -> Step {
         let k = usize::try_from(rollout.batch.current).unwrap_or(1).max(1);
         let count = rollout.counts.get(k - 1).copied().unwrap_or(rollout.unpinned.len());
-        let chosen = self.choose(&rollout.unpinned, count, &rollout.target, rollout.stable.as_ref());
+        let chosen = self.choose(rollout, k, count);
         let (crashing, waiting) = self.batch_health(&chosen, &rollout.target);
         rollout.holdups = crashing.iter().chain(waiting.iter()).map(|(_, d)| d.clone()).collect();
+        self.check_runs.clear();
         let total = rollout.total_batches;
+        let last = rollout.batch.current >= total;
         if !crashing.is_empty() {
+            let during = if rollout.batch.bake_started_at.is_some() {
+                ", during the bake window"
+            } else {
+                ""
+            };
             let message = format!(
-                "batch {k}/{total} of {}: {}",
+                "batch {k}/{total} of {}{during}: {}",
                 rollout.target.version,
                 describe(&crashing)
             );
             rollout.failed = Some(self.fail(FailureReason::PodCrashLooping, message, rollout, &crashing));
             return Step::Failed;
         }
-        if waiting.is_empty() {
-            if rollout.batch.current >= total {
-                return Step::Completed;
+        if last && rollout.batch.bake_started_at.is_some() && !waiting.is_empty() {
+            let message = format!(
+                "{} not available during the bake window: {}",
+                rollout.target.version,
+                describe(&waiting)
+            );
+            rollout.failed = Some(self.fail(FailureReason::BakeFailed, message, rollout, &waiting));
+            return Step::Failed;
+        }
+        // Checks run once the pods are available, until the batch is declared healthy (its
+        // pause or bake started).
+        let declared = rollout.batch.pause_started_at.is_some() || rollout.batch.bake_started_at.is_some();
+        let mut checks_waiting = Vec::new();
+        if waiting.is_empty() && !declared {
+            match self.checks_verdict(rollout, &chosen, &format!("b{k}")) {
+                Verdict::Passed => {}
+                Verdict::Waiting(w) => checks_waiting = w,
+                Verdict::Failed(why, slot) => {
+                    let message = format!("batch {k}/{total} of {}: {why}", rollout.target.version);
+                    return self.check_failed(rollout, message, slot);
+                }
+            }
+            rollout.holdups.extend(checks_waiting.iter().cloned());
+        }
+        if waiting.is_empty() && checks_waiting.is_empty() {
+            if last {
+                return self.bake(rollout, &chosen);
             }
             return self.after_healthy_batch(rollout, promote);
         }
         if self.deadline_passed(rollout) {
+            let holdups: Vec<String> = waiting.iter().map(|(_, d)| d.clone()).chain(checks_waiting).collect();
             let message = format!(
                 "batch {k}/{total} of {} not healthy within {}s: {}",
                 rollout.target.version,
                 self.spec.progress_deadline_seconds,
-                describe(&waiting)
+                holdups.join(", ")
             );
             rollout.failed = Some(self.fail(FailureReason::ProgressDeadlineExceeded, message, rollout, &waiting));
             return Step::Failed;
@@ -221,6 +257,51 @@ impl Planner<'_> {
         false
     }
 
+    /// A batch failed by a check: a `CheckFailed` event besides the batch's.
+    fn check_failed(&mut self, rollout: &mut RolloutState, message: String, slot: Option<i32>) -> Step {
+        self.event(EventType::Warning, EventReason::CheckFailed, message.clone());
+        let instances: SlotList = slot.map(|s| (s, String::new())).into_iter().collect();
+        rollout.failed = Some(self.fail(FailureReason::CheckFailed, message, rollout, &instances));
+        Step::Failed
+    }
+
+    /// The last batch is healthy: bake for `bakeSeconds` (pod health is watched by
+    /// [`Self::step_batch`], the checks run again once), then complete.
+    fn bake(&mut self, rollout: &mut RolloutState, slots: &BTreeSet<i32>) -> Step {
+        let secs = i64::from(self.spec.bake_seconds.max(0));
+        if secs == 0 || rollout.skip_bake {
+            return Step::Completed;
+        }
+        let version = rollout.target.version.clone();
+        let started = match &rollout.batch.bake_started_at {
+            Some(t) => t.0,
+            None => {
+                rollout.batch.bake_started_at = Some(MicroTime(self.now));
+                self.event(
+                    EventType::Normal,
+                    EventReason::BakeStarted,
+                    format!(
+                        "all {} instances of {version} healthy; baking for {}s before it counts as healthy",
+                        slots.len(),
+                        secs
+                    ),
+                );
+                self.now
+            }
+        };
+        let until = add_secs(started, secs);
+        if until <= self.now {
+            return Step::Completed;
+        }
+        if let Verdict::Failed(why, slot) = self.checks_verdict(rollout, slots, "bake") {
+            let message = format!("{version} during the bake window: {why}");
+            return self.check_failed(rollout, message, slot);
+        }
+        rollout.bake_until = Some(until);
+        self.wakeups.push(until);
+        Step::Wait(None)
+    }
+
     /// The last batch is healthy: the update revision becomes the current one.
     fn complete(&mut self, rollout: &mut RolloutState) {
         let target = &rollout.target;
@@ -237,6 +318,7 @@ impl Planner<'_> {
         rollout.stable = Some(target.clone());
         rollout.mode = Mode::Steady;
         rollout.batch.pause_started_at = None;
+        rollout.batch.bake_started_at = None;
     }
 
     /// A runtime action that had nothing to act on: a Warning event saying why.
@@ -250,7 +332,8 @@ impl Planner<'_> {
 
     /// `baton.dev/promote-full`: the rest of the instances move in one last batch, with no
     /// more pauses.
-    pub(super) fn promote_full(&mut self, mode: Mode, batch: &mut BatchStatus, target: &RevisionInfo) {
+    /// Returns whether it ended a bake window.
+    pub(super) fn promote_full(&mut self, mode: Mode, batch: &mut BatchStatus, target: &RevisionInfo) -> bool {
         if mode != Mode::Rollout {
             let why = match mode {
                 Mode::Steady => format!("no rollout in progress: {} is rolled out", target.version),
@@ -260,7 +343,18 @@ impl Planner<'_> {
                 ),
             };
             self.ignored("full promotion", &why);
-            return;
+            return false;
+        }
+        if batch.bake_started_at.is_some() {
+            self.event(
+                EventType::Normal,
+                EventReason::Promoted,
+                format!(
+                    "{} fully promoted (baton.dev/promote-full): the bake window ends early",
+                    target.version
+                ),
+            );
+            return true;
         }
         let (from, total) = (batch.current, batch.total);
         if from < total || batch.pause_started_at.is_some() {
@@ -276,6 +370,7 @@ impl Planner<'_> {
                 target.version
             ),
         );
+        false
     }
 
     /// Records a failed batch (and whether it is rolled back), with its events.
@@ -314,20 +409,21 @@ impl Planner<'_> {
         }
     }
 
-    /// The `count` unpinned slots that make up the current batch.
-    pub(super) fn choose(
-        &self,
-        unpinned: &[i32],
-        count: usize,
-        target: &RevisionInfo,
-        stable: Option<&RevisionInfo>,
-    ) -> BTreeSet<i32> {
+    /// The `count` unpinned slots that make up batch `k`: the slots it names, then the
+    /// cheapest others, slots named by a later batch last.
+    pub(super) fn choose(&self, rollout: &RolloutState, k: usize, count: usize) -> BTreeSet<i32> {
+        let (unpinned, target, stable) = (&rollout.unpinned, &rollout.target, rollout.stable.as_ref());
+        let named = rollout.batches.named_in(k);
+        let later = rollout.batches.named_later(k);
         let mut ranked: Vec<(u8, i32)> = unpinned
             .iter()
+            .filter(|slot| !named.contains(slot))
             .map(|slot| {
                 let pods = self.slots.get(slot);
                 let live = pods.map(|p| p.live.as_slice()).unwrap_or(&[]);
-                let class = if live.iter().any(|p| p.revision_hash == target.hash) {
+                let class = if later.contains(slot) {
+                    3
+                } else if live.iter().any(|p| p.revision_hash == target.hash) {
                     0
                 } else if live
                     .iter()
@@ -343,7 +439,12 @@ impl Planner<'_> {
             })
             .collect();
         ranked.sort();
-        ranked.into_iter().take(count).map(|(_, s)| s).collect()
+        let rest = count.saturating_sub(named.len());
+        named
+            .iter()
+            .copied()
+            .chain(ranked.into_iter().take(rest).map(|(_, s)| s))
+            .collect()
     }
 
     /// The (crashing, waiting) slots of a batch, each with a description.

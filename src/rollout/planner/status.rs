@@ -8,9 +8,10 @@
 //! * `Available`: True when at least `replicas - maxUnavailable` instances are available
 //!   (`MinimumReplicasAvailable` / `MinimumReplicasUnavailable`).
 //! * `Progressing`: True with `ReplicaSetUpdated` (rolling out, repairing), `BatchPaused`,
-//!   `RollingBack`, `NewRevisionAvailable` (done); False with `ProgressDeadlineExceeded` or
-//!   `PodCrashLooping` (stopped), `RolledBack` or `RolloutAborted` (returned to the current
-//!   revision); Unknown with `RolloutPaused`.
+//!   `Baking`, `RollingBack`, `NewRevisionAvailable` (done); False with
+//!   `ProgressDeadlineExceeded`, `PodCrashLooping`, `CheckFailed` or `BakeFailed` (stopped),
+//!   `RolledBack` or `RolloutAborted` (returned to the current revision); Unknown with
+//!   `RolloutPaused`.
 //! * `InvalidSpec`: True with the problems (`InvalidSpec`), else False (`SpecValid`).
 //!
 //! Every condition carries the generation it describes (`observedGeneration`).
@@ -159,6 +160,7 @@ impl Planner<'_> {
             let mut b = batch.clone();
             if *mode != Mode::Rollout {
                 b.pause_started_at = None;
+                b.bake_started_at = None;
             }
             if *mode == Mode::Steady {
                 b.current = *total_batches;
@@ -343,6 +345,18 @@ impl Planner<'_> {
             );
             let progressing = cond(ConditionStatus::True, Reason::BatchPaused, msg.clone());
             return Outcome::new(RolloutPhase::Paused, progressing, msg);
+        }
+        if let Some(until) = rollout.bake_until {
+            let left = u128::try_from(until.duration_since(self.now).as_millis())
+                .unwrap_or(0)
+                .div_ceil(1000);
+            let msg = format!(
+                "all {} instances of {} healthy; baking for {left}s more",
+                unpinned.len(),
+                target.version
+            );
+            let progressing = cond(ConditionStatus::True, Reason::Baking, msg.clone());
+            return Outcome::new(RolloutPhase::Progressing, progressing, msg);
         }
         if let Some(until) = *pause_until {
             // Whole seconds left, rounded up: "0s" only once the pause is over.

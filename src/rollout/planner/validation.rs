@@ -70,6 +70,7 @@ impl Planner<'_> {
                 }
             }
         }
+        errors.extend(self.target_slots(&pins).1);
         if let Some(refused) = &input.rejected {
             errors.push(format!(
                 "the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"
@@ -94,6 +95,7 @@ impl Planner<'_> {
         self.events.extend(events);
         self.actions.clear();
         self.wakeups.clear();
+        self.check_runs.clear();
         self.finish(status)
     }
 }
@@ -188,5 +190,6 @@ pub fn plan_undecodable(generation: i64, prior: Option<RolloutStatus>, now: Time
         status,
         events,
         requeue_after: None,
+        checks: Vec::new(),
     }
 }

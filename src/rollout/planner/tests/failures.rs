@@ -60,6 +60,7 @@ fn crash_loop_fails_the_batch_at_once() {
         total: 3,
         started_at: Some(MicroTime(at(990))),
         pause_started_at: None,
+        bake_started_at: None,
     });
     let p = plan(&inp);
     assert_eq!(p.status.phase, Some(RolloutPhase::RollingBack));

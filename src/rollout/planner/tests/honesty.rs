@@ -157,6 +157,7 @@ fn the_progress_deadline_is_measured_below_the_second() {
         total: 3,
         started_at: Some(MicroTime(started)),
         pause_started_at: None,
+        bake_started_at: None,
     });
     // 7.45 s after the batch started: not failed yet, and the wake-up is at the exact deadline.
     inp.now = at(998);

@@ -18,6 +18,7 @@ use crate::api::rollout::{
 };
 
 mod batches;
+mod checks;
 mod failures;
 mod gate_properties;
 mod history;
@@ -30,6 +31,7 @@ mod revisions;
 mod simulation;
 mod status;
 mod strategy;
+mod targets;
 mod validation;
 mod world;
 
@@ -79,6 +81,7 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
             max_surge: IntOrString::Int(1),
             max_unavailable: IntOrString::Int(0),
             pod_replacement_policy: None,
+            targets: vec![],
         },
         min_ready_seconds: 0,
         progress_deadline_seconds: 60,
@@ -86,6 +89,8 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
         paused: false,
         revision_history_limit: 10,
         pins: vec![],
+        bake_seconds: 0,
+        checks: vec![],
     }
 }
 
@@ -119,6 +124,7 @@ fn ready_pod(slot: i32, version: &str, since: Timestamp) -> ObservedPod {
 fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>) -> PlanInput {
     PlanInput {
         name: NAME.into(),
+        namespace: "default".into(),
         generation: 1,
         spec,
         requests: ActionRequests::default(),
@@ -129,6 +135,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         rejected: None,
         origin: Default::default(),
+        checks: BTreeMap::new(),
     }
 }
 

@@ -160,6 +160,7 @@ fn pods_holding_listeners_are_drained_before_deletion() {
         total: 2,
         started_at: Some(MicroTime(at(990))),
         pause_started_at: None,
+        bake_started_at: None,
     });
     let old = pod_name(NAME, 0, &hash_of("v1"));
     let p = plan(&inp);
@@ -217,6 +218,7 @@ fn a_pod_drained_by_hand_is_drained_with_a_time_before_it_is_replaced() {
         total: 2,
         started_at: Some(MicroTime(at(990))),
         pause_started_at: None,
+        bake_started_at: None,
     });
     let old = pod_name(NAME, 0, &hash_of("v1"));
     // No time to count the bounded wait from: the drain is asked again, with one.

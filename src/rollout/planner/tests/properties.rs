@@ -181,6 +181,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                             total: 3,
                             started_at: Some(MicroTime(at(990))),
                             pause_started_at: pause_ago.map(|a| MicroTime(at(1000 - a))),
+                            bake_started_at: None,
                         }),
                         ..Default::default()
                     };

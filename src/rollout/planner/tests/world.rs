@@ -61,6 +61,7 @@ impl World {
                     let mut pod = ObservedPod::new(name.clone(), *slot, hash.clone());
                     pod.version = version.clone();
                     pod.created = Some(now);
+                    pod.ip = Some(format!("10.0.0.{slot}"));
                     self.input.pods.push(pod);
                 }
                 Action::DeletePod { name } => {

@@ -1,0 +1,320 @@
+//! The shell of the checks per batch (`spec.checks`): runs the HTTP check runs the planner wants
+//! ([`planner::CheckRun`]) in tasks of their own, keeps their progress in memory, and wakes the
+//! Rollout when a run finishes. A reconcile only reads the progress and starts or cancels runs:
+//! no request ever holds a reconcile worker. Nothing is persisted: after a restart every run the
+//! planner still wants starts again from its first attempt.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::mpsc;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use kube::runtime::reflector::ObjectRef;
+use tokio::task::AbortHandle;
+use tracing::{debug, warn};
+
+use crate::api::rollout::{HttpCheck, HttpMethod, JsonMatch, Rollout};
+use crate::rollout::planner::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Most bytes of a response body read (for the JSON match).
+const MAX_BODY: usize = 1 << 20;
+
+struct Running {
+    progress: Arc<Mutex<CheckProgress>>,
+    task: AbortHandle,
+}
+
+/// The check runs of every Rollout, by Rollout uid and run key.
+pub struct CheckRunner {
+    client: Option<HttpClient>,
+    runs: Mutex<HashMap<String, HashMap<String, Running>>>,
+    wake: mpsc::UnboundedSender<ObjectRef<Rollout>>,
+}
+
+impl CheckRunner {
+    /// A runner, and the stream of Rollouts to reconcile because a run finished.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Rollout>>) {
+        let (wake, woken) = mpsc::unbounded();
+        let client = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(b) => Some(Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())),
+            Err(e) => {
+                warn!(error = %e, "no TLS roots: HTTP checks cannot run");
+                None
+            }
+        };
+        let runner = Arc::new(Self {
+            client,
+            runs: Mutex::new(HashMap::new()),
+            wake,
+        });
+        (runner, woken)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Running>>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How the runs of Rollout `uid` are doing, by key.
+    pub fn progress(&self, uid: &str) -> BTreeMap<String, CheckProgress> {
+        self.lock()
+            .get(uid)
+            .map(|runs| {
+                runs.iter()
+                    .map(|(k, r)| (k.clone(), r.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Start the `wanted` runs of Rollout `uid` that are not running, cancel the rest.
+    pub fn want(&self, uid: &str, rollout: &ObjectRef<Rollout>, wanted: &[CheckRun]) {
+        let mut all = self.lock();
+        if wanted.is_empty() && !all.contains_key(uid) {
+            return;
+        }
+        let runs = all.entry(uid.to_string()).or_default();
+        runs.retain(|key, run| {
+            let keep = wanted.iter().any(|w| &w.key == key);
+            if !keep {
+                run.task.abort();
+            }
+            keep
+        });
+        for run in wanted {
+            if runs.contains_key(&run.key) {
+                continue;
+            }
+            let progress = Arc::new(Mutex::new(CheckProgress {
+                attempts: 0,
+                failures: 0,
+                last: None,
+                outcome: CheckOutcome::Running,
+            }));
+            let task = tokio::spawn(execute(
+                self.client.clone(),
+                run.clone(),
+                progress.clone(),
+                self.wake.clone(),
+                rollout.clone(),
+            ));
+            runs.insert(
+                run.key.clone(),
+                Running {
+                    progress,
+                    task: task.abort_handle(),
+                },
+            );
+        }
+        if runs.is_empty() {
+            all.remove(uid);
+        }
+    }
+
+    /// Cancel every run of Rollout `uid` (deleted).
+    pub fn forget(&self, uid: &str) {
+        if let Some(runs) = self.lock().remove(uid) {
+            runs.values().for_each(|r| r.task.abort());
+        }
+    }
+}
+
+impl Drop for CheckRunner {
+    fn drop(&mut self) {
+        for runs in self.lock().values() {
+            runs.values().for_each(|r| r.task.abort());
+        }
+    }
+}
+
+/// One run: up to `count` attempts `intervalSeconds` apart, until it passes or fails; then the
+/// Rollout is woken.
+async fn execute(
+    client: Option<HttpClient>,
+    run: CheckRun,
+    progress: Arc<Mutex<CheckProgress>>,
+    wake: mpsc::UnboundedSender<ObjectRef<Rollout>>,
+    rollout: ObjectRef<Rollout>,
+) {
+    let check = &run.check;
+    let interval = Duration::from_secs(u64::try_from(check.interval_seconds.max(0)).unwrap_or(0));
+    loop {
+        let started = tokio::time::Instant::now();
+        let result = match (&client, &check.http) {
+            (Some(c), Some(http)) => attempt(c, http, &run.url).await,
+            (None, _) => Err("no TLS roots on the controller".to_string()),
+            (_, None) => Err("the check has no http".to_string()),
+        };
+        let outcome = {
+            let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+            p.attempts += 1;
+            let last = match result {
+                Ok(r) => r,
+                Err(r) => {
+                    p.failures += 1;
+                    r
+                }
+            };
+            p.last = Some(last);
+            p.outcome = check_outcome(check, p.attempts, p.failures);
+            debug!(check = %run.name, url = %run.url, attempts = p.attempts, last = ?p.last, "check attempt");
+            p.outcome
+        };
+        if outcome != CheckOutcome::Running {
+            let _ = wake.unbounded_send(rollout);
+            return;
+        }
+        tokio::time::sleep_until(started + interval).await;
+    }
+}
+
+/// One attempt: the result for people, `Ok` when it passed.
+async fn attempt(client: &HttpClient, http: &HttpCheck, url: &str) -> Result<String, String> {
+    let body = match (http.method, &http.body) {
+        (HttpMethod::Post, Some(b)) => Bytes::from(b.clone()),
+        _ => Bytes::new(),
+    };
+    let mut req = http::Request::builder()
+        .method(http.method.as_str())
+        .uri(url)
+        .header(http::header::USER_AGENT, "baton-check");
+    if http.method == HttpMethod::Post {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| format!("bad request for {url}: {e}"))?;
+    let timeout = Duration::from_secs(u64::try_from(http.timeout_seconds.max(1)).unwrap_or(1));
+    let exchange = async {
+        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        let body = if http.json.is_some() {
+            Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| format!("HTTP {status}, reading the body: {e}"))?
+        } else {
+            Bytes::new()
+        };
+        Ok::<_, String>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))??;
+    judge(http, status, &body)
+}
+
+/// The verdict on a response.
+pub fn judge(http: &HttpCheck, status: u16, body: &[u8]) -> Result<String, String> {
+    let expected = if http.expected_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        http.expected_status.iter().any(|s| i32::from(status) == *s)
+    };
+    if !expected {
+        let wanted = if http.expected_status.is_empty() {
+            "2xx".to_string()
+        } else {
+            http.expected_status
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(format!("HTTP {status} (expected {wanted})"));
+    }
+    if let Some(m) = &http.json {
+        return json_match(m, body).map(|v| format!("HTTP {status}, {} = {v:?}", m.path));
+    }
+    Ok(format!("HTTP {status}"))
+}
+
+/// The field `m.path` of a JSON `body`, when it equals `m.equals` (as a string).
+pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
+    let mut at = &value;
+    for part in m.path.split('.') {
+        let next = match at {
+            serde_json::Value::Object(o) => o.get(part),
+            serde_json::Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        };
+        at = next.ok_or_else(|| format!("json {} missing", m.path))?;
+    }
+    let found = match at {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if found == m.equals {
+        Ok(found)
+    } else {
+        Err(format!("json {} = {found:?} (expected {:?})", m.path, m.equals))
+    }
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error: Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(expected: Vec<i32>, json: Option<(&str, &str)>) -> HttpCheck {
+        HttpCheck {
+            url: "http://x/".into(),
+            method: HttpMethod::Get,
+            body: None,
+            expected_status: expected,
+            json: json.map(|(p, e)| JsonMatch {
+                path: p.into(),
+                equals: e.into(),
+            }),
+            timeout_seconds: 1,
+        }
+    }
+
+    #[test]
+    fn status_codes_and_json_fields_are_judged() {
+        assert_eq!(judge(&http(vec![], None), 204, b""), Ok("HTTP 204".into()));
+        assert_eq!(
+            judge(&http(vec![], None), 503, b""),
+            Err("HTTP 503 (expected 2xx)".into())
+        );
+        assert_eq!(
+            judge(&http(vec![200, 202], None), 201, b""),
+            Err("HTTP 201 (expected 200, 202)".into())
+        );
+        let body = br#"{"status":"ok","checks":{"db":true},"items":[{"n":3}]}"#;
+        assert!(judge(&http(vec![200], Some(("status", "ok"))), 200, body).is_ok());
+        assert!(judge(&http(vec![200], Some(("checks.db", "true"))), 200, body).is_ok());
+        assert!(judge(&http(vec![200], Some(("items.0.n", "3"))), 200, body).is_ok());
+        assert_eq!(
+            judge(&http(vec![200], Some(("status", "degraded"))), 200, body),
+            Err("json status = \"ok\" (expected \"degraded\")".into())
+        );
+        assert_eq!(
+            judge(&http(vec![200], Some(("checks.cache", "true"))), 200, body),
+            Err("json checks.cache missing".into())
+        );
+        assert_eq!(
+            judge(&http(vec![200], Some(("status", "ok"))), 200, b"<html>"),
+            Err("the body is not JSON".into())
+        );
+    }
+}

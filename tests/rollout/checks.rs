@@ -1,0 +1,245 @@
+//! Issue 11 §2 and §3, with the real `baton controller`: an HTTP check per batch against a real
+//! server in the test (the simulator's pod IPs are not routable, so the URL names the instance
+//! in its path), a health endpoint that flips to failing and rolls the batch back; the bake
+//! window, which an instance lost during it rolls back and `baton rollout promote --full` ends.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use baton::api::rollout::{FailureReason, RolloutPhase};
+use kube::api::DeleteParams;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::support::controller::{self, NO_ELECTION};
+use crate::support::*;
+
+/// A health endpoint: `GET /health/<instance>` answers 200 `{"status":"ok"}` while healthy, 500
+/// `{"status":"failing"}` otherwise; it counts the requests per instance.
+struct HealthServer {
+    port: u16,
+    healthy: Arc<AtomicBool>,
+    hits: Arc<Mutex<BTreeMap<String, u32>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl HealthServer {
+    async fn start() -> Self {
+        let healthy = Arc::new(AtomicBool::new(true));
+        let hits: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+        let (h, c) = (healthy.clone(), hits.clone());
+        let app = axum::Router::new().route(
+            "/health/{instance}",
+            axum::routing::get(move |axum::extract::Path(instance): axum::extract::Path<String>| {
+                let (h, c) = (h.clone(), c.clone());
+                async move {
+                    *c.lock().unwrap().entry(instance).or_default() += 1;
+                    if h.load(Ordering::SeqCst) {
+                        (axum::http::StatusCode::OK, axum::Json(json!({"status": "ok"})))
+                    } else {
+                        (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(json!({"status": "failing"})),
+                        )
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serving");
+        });
+        HealthServer {
+            port,
+            healthy,
+            hits,
+            _task: task,
+        }
+    }
+
+    fn hits(&self) -> BTreeMap<String, u32> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+/// A Rollout of `version` on 3 instances checked by `health` (3 successes, 1 s apart).
+fn checked(version: &str, port: u16) -> serde_json::Value {
+    let mut m = manifest_v(NAME, 3, version);
+    m["spec"]["checks"] = json!([{
+        "name": "health",
+        "http": {"url": format!("http://127.0.0.1:{port}/health/{{{{instance}}}}"), "expectedStatus": [200],
+                 "json": {"path": "status", "equals": "ok"}, "timeoutSeconds": 2},
+        "count": 3, "failureLimit": 0, "intervalSeconds": 1
+    }]);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_rolls_the_batch_back() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("checks");
+    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let server = HealthServer::start().await;
+
+    // v1: every instance is checked (the first rollout is one batch) before it is Healthy.
+    env.apply(&checked("v1", server.port)).await;
+    env.wait_healthy(NAME, "v1", 3).await;
+    let hits = server.hits();
+    for i in ["svc-0", "svc-1", "svc-2"] {
+        assert!(hits.get(i).copied().unwrap_or(0) >= 3, "{i} checked 3 times: {hits:?}");
+    }
+
+    // The endpoint turns to failing; v2's first batch fails its check and is rolled back.
+    server.healthy.store(false, Ordering::SeqCst);
+    env.apply(&checked("v2", server.port)).await;
+    let r = env
+        .wait_rollout(NAME, "RolledBack", LONG, |r| {
+            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
+        })
+        .await;
+    let st = status(&r);
+    let f = st.failed_update.clone().expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
+    assert_eq!(f.instances, ["svc-0"]);
+    assert!(
+        f.message
+            .contains("check health on svc-0 failed: 1 of 1 attempts failed, last: HTTP 500 (expected 200)"),
+        "{}",
+        f.message
+    );
+    assert_eq!(cond(&r, "Ready").0, "False");
+    assert_eq!(cond(&r, "Available").0, "True");
+    assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
+    let ev = env
+        .wait_event(NAME, "CheckFailed Warning", |e| {
+            e.reason.as_deref() == Some("CheckFailed")
+        })
+        .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert!(
+        ev.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("check health on svc-0 failed"),
+        "{ev:?}"
+    );
+    assert!(st.message.unwrap_or_default().contains("HTTP 500"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("bake");
+    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    deployed(&env, 3, "v1").await;
+
+    // v2 bakes for 10 minutes; an instance lost meanwhile fails it and it is rolled back.
+    let mut v2 = manifest_v(NAME, 3, "v2");
+    v2["spec"]["bakeSeconds"] = json!(600);
+    env.apply(&v2).await;
+    let r = env
+        .wait_rollout(NAME, "Baking", LONG, |r| {
+            current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "Baking")
+        })
+        .await;
+    let st = status(&r);
+    assert_eq!(st.phase, Some(RolloutPhase::Progressing));
+    assert_eq!(cond(&r, "Ready").0, "False");
+    assert_eq!(
+        st.version.as_deref(),
+        Some("v1"),
+        "v2 is not healthy before the bake ends"
+    );
+    assert!(st.batch.as_ref().and_then(|b| b.bake_started_at.as_ref()).is_some());
+    assert!(
+        st.message.clone().unwrap_or_default().contains("baking for"),
+        "{:?}",
+        st.message
+    );
+    let victim = env
+        .pods(NAME)
+        .await
+        .into_iter()
+        .find(|p| pod_slot(p) == 1 && pod_version(p) == "v2" && p.metadata.deletion_timestamp.is_none())
+        .and_then(|p| p.metadata.name)
+        .expect("svc-1's v2 pod");
+    env.pods_api()
+        .delete(&victim, &DeleteParams::default())
+        .await
+        .expect("delete");
+    let r = env
+        .wait_rollout(NAME, "RolledBack after the bake failed", LONG, |r| {
+            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
+        })
+        .await;
+    let f = status(&r).failed_update.expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::BakeFailed, "{f:?}");
+    assert!(
+        f.message.contains("v2 not available during the bake window: svc-1"),
+        "{}",
+        f.message
+    );
+    assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
+
+    // v3 bakes for an hour; `baton rollout promote --full` ends the bake and it is Healthy.
+    let mut v3 = manifest_v(NAME, 3, "v3");
+    v3["spec"]["bakeSeconds"] = json!(3600);
+    env.apply(&v3).await;
+    env.wait_rollout(NAME, "v3 baking", LONG, |r| {
+        current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "Baking")
+    })
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["rollout", "promote", "--full", NAME])
+        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running baton");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = env.wait_healthy(NAME, "v3", 3).await;
+    assert_eq!(cond(&r, "Ready").0, "True");
+    env.wait_event(NAME, "Promoted ending the bake", |e| {
+        e.reason.as_deref() == Some("Promoted") && e.note.as_deref().unwrap_or("").contains("bake window ends early")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_mid_check_runs_it_again_from_its_first_attempt() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("checks-restart");
+    let mut first = controller::start(&env.sim, dir.path(), "ctrl-1", &NO_ELECTION).await;
+    let server = HealthServer::start().await;
+    let mut m = checked("v1", server.port);
+    m["spec"]["checks"][0]["count"] = json!(5);
+    env.apply(&m).await;
+    // Mid-check: svc-0 has had 2 of its 5 attempts.
+    let hits_at = |s: &HealthServer| s.hits().get("svc-0").copied().unwrap_or(0);
+    wait_for("svc-0 checked twice", LONG, || {
+        let n = hits_at(&server);
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+    let status_kill = std::process::Command::new("kill")
+        .args(["-KILL", &first.proc.pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status_kill.success());
+    first.exited(LONG).await;
+    let before = hits_at(&server);
+    assert!(before < 5, "killed before the run ended ({before} attempts)");
+    let r = env.get(NAME).await;
+    assert_ne!(status(&r).phase, Some(RolloutPhase::Healthy), "{}", describe(Some(&r)));
+
+    let _second = controller::start(&env.sim, dir.path(), "ctrl-2", &NO_ELECTION).await;
+    env.wait_healthy(NAME, "v1", 3).await;
+    let after = hits_at(&server);
+    assert!(
+        after >= before + 5,
+        "the new controller ran svc-0's check from its first attempt: {before} attempts before the kill, {after} in all"
+    );
+}
