@@ -3,6 +3,8 @@
 use serde_json::Value;
 use std::fmt::Write as _;
 
+use crate::go_format::{go_float, go_json_float};
+
 /// A bad value as `field.Error.ErrorBody` prints it.
 pub(super) fn render_bad(v: &Value) -> String {
     match v {
@@ -20,14 +22,7 @@ pub(super) fn render_bad(v: &Value) -> String {
 /// Go `encoding/json` rendering (numbers without a spurious `.0`).
 pub(super) fn go_json(v: &Value) -> String {
     match v {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            let f = n.as_f64().unwrap_or(0.0);
-            if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 {
-                format!("{f:.0}")
-            } else {
-                n.to_string()
-            }
-        }
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => go_json_float(n.as_f64().unwrap_or(0.0)),
         other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
@@ -57,61 +52,6 @@ pub(crate) fn go_quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
-}
-
-/// Go `%v` for a float64 (strconv 'g' with shortest precision: exponent form when the decimal
-/// exponent is < -4 or >= 6, e.g. `1e+06`, `1.5e-05`; otherwise plain, e.g. `0.5`, `123456`).
-pub(super) fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    let sci = format!("{f:e}");
-    let Some((mant, exp)) = sci.split_once('e') else {
-        return sci;
-    };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        out.push_str(digits.get(..1).unwrap_or("0"));
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(digits.get(1..).unwrap_or_default());
-        }
-        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
-    } else if exp < 0 {
-        out.push_str("0.");
-        for _ in 0..(-exp - 1) {
-            out.push('0');
-        }
-        out.push_str(&digits);
-    } else {
-        let int_len = usize::try_from(exp).unwrap_or(0) + 1;
-        if digits.len() <= int_len {
-            out.push_str(&digits);
-            for _ in digits.len()..int_len {
-                out.push('0');
-            }
-        } else {
-            out.push_str(digits.get(..int_len).unwrap_or_default());
-            out.push('.');
-            out.push_str(digits.get(int_len..).unwrap_or_default());
-        }
-    }
     out
 }
 

@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::access::{flag, int_kw, kw, num_kw};
 use super::cause::{cause, invalid, REASON_TOO_LONG};
 use super::regex_cache::regex_is_match;
-use super::render::{go_float, go_quote};
+use super::render::go_quote;
 use super::Cause;
+use crate::go_format::go_float;
 
 pub(super) fn check_string(st: &str, s: &Value, path: &str, out: &mut Vec<Cause>) {
     // kube-openapi's string validator stops at the first failure.
