@@ -1,4 +1,4 @@
-//! How Go writes a float64, for the texts kube-apiserver produces with Go's own formatting.
+//! How Go writes a float64 and quotes a string (`%q`), for the texts kube-apiserver produces with Go's own formatting.
 //!
 //! Both forms print the shortest digits that read back as the same float; they differ only in
 //! where they switch to exponent form and how they write the exponent, so one layout serves
@@ -97,6 +97,35 @@ pub fn format_float(f: f64, style: Style) -> String {
     out
 }
 
+/// Go's `strconv.Quote` (`%q`): double quotes, with Go's escapes for quotes, backslashes and
+/// control characters.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{07}' => out.push_str("\\a"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{0b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +181,14 @@ mod tests {
         ] {
             assert_eq!(go_json_float(f), go, "json.Marshal({f:?})");
         }
+    }
+
+    #[test]
+    fn go_quote_escapes() {
+        assert_eq!(go_quote("abc"), "\"abc\"");
+        assert_eq!(go_quote("a\"b\\c\n\t"), "\"a\\\"b\\\\c\\n\\t\"");
+        assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
+        assert_eq!(go_quote("\u{85}"), "\"\\u0085\"");
+        assert_eq!(go_quote("é✓"), "\"é✓\"");
     }
 }
