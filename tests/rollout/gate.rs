@@ -37,17 +37,7 @@ async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back(
     let header = out.lines().next().unwrap_or_default().to_string();
     assert_eq!(
         header.split_whitespace().collect::<Vec<_>>(),
-        [
-            "NAME",
-            "DESIRED",
-            "CURRENT",
-            "UP-TO-DATE",
-            "AVAILABLE",
-            "VERSION",
-            "PHASE",
-            "BATCH",
-            "AGE"
-        ],
+        crate::support::ROLLOUT_COLUMNS,
         "{out}"
     );
     assert_eq!(cell(&out, NAME, "VERSION").as_deref(), Some("v1"), "{out}");
