@@ -59,9 +59,7 @@ async fn refused_and_nothing_moved(
 /// InvalidSpec=True with every `needles` in its message, a Warning Event, and no pod touched.
 /// Then fixes the spec and expects v2 to roll out.
 async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let rec = PodRecorder::start(&env, NAME).await;
 
     let mut patch = invalid;
@@ -98,9 +96,7 @@ async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
 /// `src/rollout/planner`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strategy_mistakes_are_refused_by_the_api_with_the_rule_message() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let generation = env.get(NAME).await.metadata.generation;
     let cases = [
         (
@@ -163,9 +159,7 @@ async fn invalid_pin_of_unknown_instance() {
 /// the API server answer 422, as kube-apiserver does. Nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_replicas_are_rejected_by_the_api_with_422() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let generation = env.get(NAME).await.metadata.generation;
     let err = env
         .rollouts()
@@ -202,9 +196,7 @@ async fn negative_replicas_are_rejected_by_the_api_with_422() {
 /// of); expects InvalidSpec=True carrying the API server's 422 message (`needles`), one
 /// Warning Event with it, no pod touched, and no retry storm; then the fix rolls v2 out.
 async fn refused_by_the_api_server_case(invalid: serde_json::Value, needles: &[&str]) {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let rec = PodRecorder::start(&env, NAME).await;
     env.merge(NAME, invalid).await;
     let r = refused_and_nothing_moved(&env, &rec, &before, needles).await;
