@@ -23,6 +23,22 @@ async fn with_crd(k: &Kubectl) {
     );
 }
 
+/// `kubectl patch widget <name> --subresource status --type merge -p <patch>`.
+async fn patch_status(k: &Kubectl, name: &str, patch: &str) -> String {
+    k.ok(&[
+        "patch",
+        "widget",
+        name,
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn apply_client_side_and_server_side_then_get_shows_printer_columns() {
     let sim = sim().await;
@@ -152,18 +168,7 @@ async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
     })
     .await;
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Test", "message": "set by test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}).to_string();
-    k.ok(&[
-        "patch",
-        "widget",
-        "w1",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
-        &status,
-    ])
-    .await;
+    patch_status(&k, "w1", &status).await;
     let out = tokio::time::timeout(Duration::from_secs(40), waiter.wait_with_output())
         .await
         .expect("wait returned")
@@ -203,18 +208,7 @@ async fn patch_merge_json_status_and_scale() {
         ])
         .await
         .contains("patched"));
-    k.ok(&[
-        "patch",
-        "widget",
-        "w1",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"status":{"phase":"Shiny","replicas":2}}"#,
-    ])
-    .await;
+    patch_status(&k, "w1", r#"{"status":{"phase":"Shiny","replicas":2}}"#).await;
     let got = k
         .ok(&[
             "get",
