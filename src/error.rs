@@ -82,15 +82,18 @@ pub fn is_transient(e: &kube::Error) -> bool {
     }
 }
 
+/// An error answer of the API server (`code`, `reason`, `message`), for tests.
+#[cfg(test)]
+pub(crate) fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+    let mut s = kube::core::Status::failure(message, reason);
+    s.code = code;
+    kube::Error::Api(Box::new(s))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::api_error as api;
     use super::*;
-
-    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
-        let mut s = kube::core::Status::failure(message, reason);
-        s.code = code;
-        kube::Error::Api(Box::new(s))
-    }
 
     #[test]
     fn an_api_error_shows_the_servers_message() {

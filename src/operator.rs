@@ -299,33 +299,47 @@ impl Operator {
             cfg.concurrency,
             shutdown.clone(),
         );
-        // Rollouts that do not decode are reported on the object while leading.
-        let (report_client, report_events) = (client.clone(), events.clone());
-        let report = tolerant::report_each(bad_rollouts, move |b| {
-            let (c, e) = (report_client.clone(), report_events.clone());
-            async move { rollout_controller::report_undecodable(&c, &e, b).await }
-        });
-        let report = async {
-            tokio::select! {
-                _ = report => {}
-                _ = shutdown.clone() => {}
-            }
-        };
+        let report = report_undecodables(&client, &events, bad_rollouts, shutdown.clone());
         let work = async {
             futures::join!(rollouts_done, listeners, report);
         };
         within_grace(work, shutdown.clone()).await;
         events.drain(Duration::from_secs(2)).await;
         caches.abort();
-        info!(
-            reconciles = stats.reconciles.load(Ordering::Relaxed),
-            pod_creates = stats.pod_creates.load(Ordering::Relaxed),
-            pod_deletes = stats.pod_deletes.load(Ordering::Relaxed),
-            status_writes = stats.status_writes.load(Ordering::Relaxed),
-            "the controllers stopped"
-        );
+        log_stopped(&stats);
         stats
     }
+}
+
+/// Rollouts that do not decode, reported on the object while leading (until `shutdown`).
+fn report_undecodables(
+    client: &kube::Client,
+    events: &crate::events::Publisher,
+    bad_rollouts: Undecodables,
+    shutdown: impl Future<Output = ()>,
+) -> impl Future<Output = ()> {
+    let (client, events) = (client.clone(), events.clone());
+    let report = tolerant::report_each(bad_rollouts, move |b| {
+        let (c, e) = (client.clone(), events.clone());
+        async move { rollout_controller::report_undecodable(&c, &e, b).await }
+    });
+    async {
+        tokio::select! {
+            _ = report => {}
+            _ = shutdown => {}
+        }
+    }
+}
+
+/// What the Rollout controller did while leading, once it stopped.
+fn log_stopped(stats: &Stats) {
+    info!(
+        reconciles = stats.reconciles.load(Ordering::Relaxed),
+        pod_creates = stats.pod_creates.load(Ordering::Relaxed),
+        pod_deletes = stats.pod_deletes.load(Ordering::Relaxed),
+        status_writes = stats.status_writes.load(Ordering::Relaxed),
+        "the controllers stopped"
+    );
 }
 
 /// The ListenerSet controller over the shared pod and Lease caches (and their events).

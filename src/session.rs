@@ -232,12 +232,7 @@ pub async fn session(args: &KubeArgs) -> Result<Session, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
-        let mut s = kube::core::Status::failure(message, reason);
-        s.code = code;
-        kube::Error::Api(Box::new(s))
-    }
+    use crate::error::api_error as api;
 
     #[test]
     fn api_errors_read_like_kubectl() {

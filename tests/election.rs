@@ -199,6 +199,43 @@ async fn wait_observed(standby: &Candidate, holder: &str) {
     .await
 }
 
+/// Wait until `c` leads.
+async fn wait_leading(c: &Candidate, what: &str, deadline: Duration) {
+    wait_for(what, deadline, || async { c.leading().then_some(()) }).await
+}
+
+/// `replica-a` (with `a_cfg`, its work winding down for `a_drain`) leads, then `replica-b`
+/// (with `b_cfg`) stands by, having seen a on the Lease.
+async fn leader_and_standby(
+    sim: &Sim,
+    log: &Log,
+    (a_cfg, a_drain): (ElectionConfig, Duration),
+    b_cfg: ElectionConfig,
+) -> (Candidate, Candidate) {
+    let a = candidate(sim, a_cfg, log, a_drain).await;
+    wait_leading(&a, "a to lead", Duration::from_secs(10)).await;
+    let b = candidate(sim, b_cfg, log, Duration::ZERO).await;
+    wait_observed(&b, "replica-a").await;
+    (a, b)
+}
+
+/// Cut `replica-a` off the API server: its run gives up with `LostLeadership` (its work
+/// aborted or not, as `work_aborted` says) and `b` takes over; then a is reconnected.
+async fn partition_a(
+    sim: &Sim,
+    a: JoinHandle<Result<ElectionOutcome, ElectionError>>,
+    b: &Candidate,
+    work_aborted: bool,
+) {
+    sim.faults.block("replica-a");
+    match join_within("a's run to give up", Duration::from_secs(15), a).await {
+        Err(ElectionError::LostLeadership { work_aborted: w, .. }) => assert_eq!(w, work_aborted),
+        other => panic!("expected LostLeadership, got {other:?}"),
+    }
+    wait_leading(b, "b to take over", Duration::from_secs(15)).await;
+    sim.faults.unblock("replica-a");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_candidates_exactly_one_leads() {
     let sim = sim().await;
@@ -247,23 +284,20 @@ async fn two_candidates_exactly_one_leads() {
 async fn graceful_shutdown_stops_work_then_releases_then_standby_leads() {
     let sim = sim().await;
     let log = Log::default();
-    let a = candidate(&sim, fast("replica-a"), &log, Duration::from_millis(300)).await;
-    wait_for("a to lead", Duration::from_secs(10), || async {
-        a.leading().then_some(())
-    })
+    let (a, b) = leader_and_standby(
+        &sim,
+        &log,
+        (fast("replica-a"), Duration::from_millis(300)),
+        fast("replica-b"),
+    )
     .await;
-    let b = candidate(&sim, fast("replica-b"), &log, Duration::ZERO).await;
-    wait_observed(&b, "replica-a").await;
     let before = transitions(&lease(&sim, LEASE).await.expect("lease"));
 
     a.shutdown.cancel();
     let ra = join_within("a's run", Duration::from_secs(10), a.handle).await;
     assert_eq!(ra.expect("a ends cleanly"), ElectionOutcome::Released);
     let a_done = Instant::now();
-    wait_for("b to lead", Duration::from_secs(10), || async {
-        b.leading().then_some(())
-    })
-    .await;
+    wait_leading(&b, "b to lead", Duration::from_secs(10)).await;
 
     // Order: a told to stop → a's work finished → (release) → b leads.
     assert!(log.index("replica-a:stop-seen") < log.index("replica-a:finished"));
@@ -306,23 +340,14 @@ async fn graceful_handover_is_watch_driven_not_polled() {
     };
     let sim = sim().await;
     let log = Log::default();
-    let a = candidate(&sim, slow("replica-a"), &log, Duration::ZERO).await;
-    wait_for("a to lead", Duration::from_secs(10), || async {
-        a.leading().then_some(())
-    })
-    .await;
-    let b = candidate(&sim, slow("replica-b"), &log, Duration::ZERO).await;
     // b's first attempt found the Lease held: its next poll is ≥ 8 s away.
-    wait_observed(&b, "replica-a").await;
+    let (a, b) = leader_and_standby(&sim, &log, (slow("replica-a"), Duration::ZERO), slow("replica-b")).await;
     let b_first_look = Instant::now();
 
     a.shutdown.cancel();
     let ra = join_within("a's run", Duration::from_secs(10), a.handle).await;
     assert_eq!(ra.expect("a ends cleanly"), ElectionOutcome::Released);
-    wait_for("b to lead", Duration::from_secs(20), || async {
-        b.leading().then_some(())
-    })
-    .await;
+    wait_leading(&b, "b to lead", Duration::from_secs(20)).await;
     let b_lead = log.at("replica-b:lead").expect("b led");
     assert!(
         b_lead.saturating_duration_since(b_first_look) < Duration::from_secs(6),
@@ -341,23 +366,14 @@ async fn crashed_leader_is_replaced_after_expiry() {
     let log = Log::default();
     let cfg = fast("replica-a");
     let (lease_duration, retry) = (cfg.lease_duration, cfg.retry_period);
-    let a = candidate(&sim, cfg, &log, Duration::ZERO).await;
-    wait_for("a to lead", Duration::from_secs(10), || async {
-        a.leading().then_some(())
-    })
-    .await;
-    let b = candidate(&sim, fast("replica-b"), &log, Duration::ZERO).await;
-    wait_observed(&b, "replica-a").await;
+    let (a, b) = leader_and_standby(&sim, &log, (cfg, Duration::ZERO), fast("replica-b")).await;
     let before = transitions(&lease(&sim, LEASE).await.expect("lease"));
 
     // Crash: the task is gone without releasing (its work is dropped with it).
     a.handle.abort();
     let crashed = Instant::now();
     assert!(a.handle.await.is_err_and(|e| e.is_cancelled()));
-    wait_for("b to take over", Duration::from_secs(15), || async {
-        b.leading().then_some(())
-    })
-    .await;
+    wait_leading(&b, "b to take over", Duration::from_secs(15)).await;
     let took = log
         .at("replica-b:lead")
         .expect("b led")
@@ -376,27 +392,11 @@ async fn crashed_leader_is_replaced_after_expiry() {
 async fn partitioned_leader_stops_before_standby_acquires() {
     let sim = sim().await;
     let log = Log::default();
-    let a = candidate(&sim, fast("replica-a"), &log, Duration::ZERO).await;
-    wait_for("a to lead", Duration::from_secs(10), || async {
-        a.leading().then_some(())
-    })
-    .await;
-    let b = candidate(&sim, fast("replica-b"), &log, Duration::ZERO).await;
-    wait_observed(&b, "replica-a").await;
+    let (a, b) = leader_and_standby(&sim, &log, (fast("replica-a"), Duration::ZERO), fast("replica-b")).await;
     let before = transitions(&lease(&sim, LEASE).await.expect("lease"));
 
-    sim.faults.block("replica-a");
-    let ra = join_within("a's run to give up", Duration::from_secs(15), a.handle).await;
-    match ra {
-        Err(ElectionError::LostLeadership { work_aborted, .. }) => assert!(!work_aborted),
-        other => panic!("expected LostLeadership, got {other:?}"),
-    }
+    partition_a(&sim, a.handle, &b, false).await;
     assert_eq!(a.status.borrow().leadership, Leadership::Standby);
-    wait_for("b to take over", Duration::from_secs(15), || async {
-        b.leading().then_some(())
-    })
-    .await;
-    sim.faults.unblock("replica-a");
 
     // a's work was told to stop and had finished before b started.
     assert!(log.index("replica-a:stop-seen") < log.index("replica-a:finished"));
@@ -436,17 +436,7 @@ async fn work_ignoring_stop_is_dropped_before_the_lease_can_expire() {
     .await;
     let b = candidate(&sim, fast("replica-b"), &log, Duration::ZERO).await;
     wait_observed(&b, "replica-a").await;
-    sim.faults.block("replica-a");
-    let ra = join_within("a's run to give up", Duration::from_secs(15), handle).await;
-    match ra {
-        Err(ElectionError::LostLeadership { work_aborted, .. }) => assert!(work_aborted),
-        other => panic!("expected LostLeadership, got {other:?}"),
-    }
-    wait_for("b to take over", Duration::from_secs(15), || async {
-        b.leading().then_some(())
-    })
-    .await;
-    sim.faults.unblock("replica-a");
+    partition_a(&sim, handle, &b, true).await;
     assert!(
         log.index("replica-a:finished") < log.index("replica-b:lead"),
         "{:?}",
@@ -481,13 +471,7 @@ async fn work_ending_by_itself_releases_and_fails() {
 async fn shutdown_while_standing_by() {
     let sim = sim().await;
     let log = Log::default();
-    let a = candidate(&sim, fast("replica-a"), &log, Duration::ZERO).await;
-    wait_for("a to lead", Duration::from_secs(10), || async {
-        a.leading().then_some(())
-    })
-    .await;
-    let b = candidate(&sim, fast("replica-b"), &log, Duration::ZERO).await;
-    wait_observed(&b, "replica-a").await;
+    let (a, b) = leader_and_standby(&sim, &log, (fast("replica-a"), Duration::ZERO), fast("replica-b")).await;
     b.shutdown.cancel();
     let rb = join_within("b's run", Duration::from_secs(10), b.handle).await;
     assert_eq!(rb.expect("b ends cleanly"), ElectionOutcome::NotLeading);

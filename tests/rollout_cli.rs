@@ -47,6 +47,21 @@ fn show(o: &Output) -> String {
     )
 }
 
+/// Runs `baton rollout <args>`, expecting it to exit with `expected`.
+async fn baton_exits(env: &Env, args: &[&str], expected: i32) -> Output {
+    let o = baton(env, args).await;
+    assert_eq!(code(&o), expected, "baton rollout {args:?}: {}", show(&o));
+    o
+}
+
+/// A simulator with the operator running and v1 of the Rollout deployed and Healthy.
+async fn v1_deployed() -> (Env, OperatorTask) {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    deployed(&env, "v1").await;
+    (env, op)
+}
+
 async fn deployed(env: &Env, version: &str) {
     env.apply(&manifest_v(NAME, 3, version)).await;
     env.wait_healthy(NAME, version, 3).await;
@@ -58,8 +73,7 @@ async fn status_exits_0_when_healthy_and_shows_instances() {
     let op = env.start_operator().await;
     env.apply(&manifest_v(NAME, 3, "v1")).await;
     // Started before the rollout is done: it follows the watch until Healthy.
-    let o = baton(&env, &["status", NAME, "--timeout", "30s"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["status", NAME, "--timeout", "30s"], 0).await;
     let text = stdout(&o);
     assert!(text.contains("rollout svc — Healthy — version v1"), "{text}");
     for i in 0..3 {
@@ -72,28 +86,23 @@ async fn status_exits_0_when_healthy_and_shows_instances() {
     assert!(text.contains("3/3 updated"), "{text}");
     assert!(text.contains("versions: v1: 3"), "{text}");
     // Once Healthy it answers at once, also without --watch.
-    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    baton_exits(&env, &["status", NAME, "--watch=false"], 0).await;
     op.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_exits_1_after_an_automatic_rollback() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     env.apply(&m).await;
-    let o = baton(&env, &["status", NAME, "--timeout", "30s"]).await;
-    assert_eq!(code(&o), 1, "{}", show(&o));
+    let o = baton_exits(&env, &["status", NAME, "--timeout", "30s"], 1).await;
     let text = stdout(&o);
     assert!(text.contains("rolled back to v1") && text.contains("v2"), "{text}");
     let r = env.get(NAME).await;
     assert_eq!(cond(&r, "Progressing"), ("False".into(), "RolledBack".into()));
     // The header of the final view agrees with exit 1: it names what serves and what failed.
-    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
-    assert_eq!(code(&o), 1, "{}", show(&o));
+    let o = baton_exits(&env, &["status", NAME, "--watch=false"], 1).await;
     let header = stdout(&o).lines().next().unwrap_or_default().to_string();
     assert_eq!(
         header,
@@ -109,8 +118,7 @@ async fn status_exits_1_after_an_automatic_rollback() {
     // A spec the controller has not seen yet is not judged by the previous generation's status.
     op.stop().await;
     env.apply(&manifest_v(NAME, 3, "v3")).await;
-    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
-    assert_eq!(code(&o), 3, "{}", show(&o));
+    let o = baton_exits(&env, &["status", NAME, "--watch=false"], 3).await;
     assert_eq!(
         stdout(&o).lines().next().unwrap_or_default(),
         "rollout svc — Pending — v3: generation 3 not observed by the controller yet",
@@ -121,9 +129,7 @@ async fn status_exits_1_after_an_automatic_rollback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_exits_2_on_timeout_while_paused() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     let mut m = manifest_v(NAME, 3, "v2");
     m["spec"]["paused"] = json!(true);
     env.apply(&m).await;
@@ -131,29 +137,24 @@ async fn status_exits_2_on_timeout_while_paused() {
         current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
     })
     .await;
-    let o = baton(&env, &["status", NAME, "--timeout", "1s"]).await;
-    assert_eq!(code(&o), 2, "{}", show(&o));
+    let o = baton_exits(&env, &["status", NAME, "--timeout", "1s"], 2).await;
     assert!(stdout(&o).contains("Paused"), "{}", show(&o));
     assert!(stderr(&o).contains("timed out waiting for rollout svc"), "{}", show(&o));
     // Without --watch a rollout in progress exits 3.
-    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
-    assert_eq!(code(&o), 3, "{}", show(&o));
+    baton_exits(&env, &["status", NAME, "--watch=false"], 3).await;
     op.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_pin_unpin_and_undo_to_revision() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     env.apply(&manifest_v(NAME, 3, "v2")).await;
     let r = env.wait_healthy(NAME, "v2", 3).await;
     let st = status(&r);
 
     // history: both revisions, the current one marked (the full table is asserted in
     // tests/cli_rollout.rs).
-    let o = baton(&env, &["history", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["history", NAME], 0).await;
     let text = stdout(&o);
     let table: String = text.split("\n\n").next().unwrap_or_default().to_string();
     let lines: Vec<&str> = table.lines().collect();
@@ -172,8 +173,7 @@ async fn history_pin_unpin_and_undo_to_revision() {
     );
 
     // pin / unpin.
-    let o = baton(&env, &["pin", NAME, "--instances", "svc-0,svc-2", "--version", "v1"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["pin", NAME, "--instances", "svc-0,svc-2", "--version", "v1"], 0).await;
     assert_eq!(stdout(&o).trim(), "rollout.baton.dev/svc pinned svc-0,svc-2 to v1");
     let r = env
         .wait_rollout(NAME, "svc-0 and svc-2 on v1", LONG, |r| {
@@ -198,8 +198,7 @@ async fn history_pin_unpin_and_undo_to_revision() {
         .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(pins, ["pinned to v1", "-", "pinned to v1"], "{}", show(&o));
-    let o = baton(&env, &["unpin", NAME, "--instances", "svc-2"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["unpin", NAME, "--instances", "svc-2"], 0).await;
     assert_eq!(stdout(&o).trim(), "rollout.baton.dev/svc unpinned svc-2");
     env.wait_rollout(NAME, "only svc-0 pinned", LONG, |r| {
         current_generation(r)
@@ -207,16 +206,14 @@ async fn history_pin_unpin_and_undo_to_revision() {
             && instance_versions(r) == [("v1".to_string(), 1), ("v2".to_string(), 2)].into()
     })
     .await;
-    let o = baton(&env, &["unpin", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["unpin", NAME], 0).await;
     assert_eq!(stdout(&o).trim(), "rollout.baton.dev/svc unpinned all instances");
     let r = env.wait_healthy(NAME, "v2", 3).await;
     assert!(r.spec.pins.is_empty());
 
     // A pin of a version that is not in the history is refused before anything is written.
     let before = env.get(NAME).await.resource_version();
-    let o = baton(&env, &["pin", NAME, "--instances", "svc-1", "--version", "v9"]).await;
-    assert_eq!(code(&o), 1, "{}", show(&o));
+    let o = baton_exits(&env, &["pin", NAME, "--instances", "svc-1", "--version", "v9"], 1).await;
     assert_eq!(
         stderr(&o),
         "error: version v9 is not in the history of rollout svc (versions: v1, v2); see `baton rollout history svc`\n"
@@ -224,8 +221,7 @@ async fn history_pin_unpin_and_undo_to_revision() {
     assert_eq!(env.get(NAME).await.resource_version(), before);
 
     // undo --to-revision 1.
-    let o = baton(&env, &["undo", NAME, "--to-revision", "1"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["undo", NAME, "--to-revision", "1"], 0).await;
     assert_eq!(
         stdout(&o).trim(),
         "rollout.baton.dev/svc rolled back to revision 1 (v1)"
@@ -246,9 +242,7 @@ async fn history_pin_unpin_and_undo_to_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_ends_the_wait_for_promotion() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     let mut m = manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["batches"] = json!([1, "100%"]);
     m["spec"]["strategy"]["pause"] = json!({});
@@ -257,17 +251,14 @@ async fn promote_ends_the_wait_for_promotion() {
         current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
     })
     .await;
-    let o = baton(&env, &["status", NAME, "--watch=false"]).await;
-    assert_eq!(code(&o), 3, "{}", show(&o));
+    let o = baton_exits(&env, &["status", NAME, "--watch=false"], 3).await;
     assert!(stdout(&o).contains("waiting for promotion"), "{}", show(&o));
 
-    let o = baton(&env, &["promote", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["promote", NAME], 0).await;
     assert_eq!(stdout(&o).trim(), "rollout.baton.dev/svc promoted");
     let r = env.wait_healthy(NAME, "v2", 3).await;
     assert!(r.annotations().contains_key(annotations::PROMOTE));
-    let o = baton(&env, &["status", NAME, "--timeout", "30s"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    baton_exits(&env, &["status", NAME, "--timeout", "30s"], 0).await;
     op.stop().await;
 }
 
@@ -289,18 +280,14 @@ async fn v2_waiting_after_batch_1(env: &Env) {
 /// and retry with nothing to act on say so and exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_while_paused_is_refused_or_kept_never_lost() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     v2_waiting_after_batch_1(&env).await;
-    let o = baton(&env, &["pause", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    baton_exits(&env, &["pause", NAME], 0).await;
     env.wait_rollout(NAME, "spec.paused observed", LONG, |r| {
         current_generation(r) && cond(r, "Progressing") == ("Unknown".into(), "RolloutPaused".into())
     })
     .await;
-    let o = baton(&env, &["promote", NAME]).await;
-    assert_eq!(code(&o), 1, "{}", show(&o));
+    let o = baton_exits(&env, &["promote", NAME], 1).await;
     assert_eq!(
         stderr(&o).trim(),
         "error: rollout svc is paused (spec.paused: true): nothing moves until `baton rollout resume svc`; resume it, then promote"
@@ -327,8 +314,7 @@ async fn promote_while_paused_is_refused_or_kept_never_lost() {
         Some("race-1"),
         "recorded while paused: it would be lost"
     );
-    let o = baton(&env, &["resume", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    baton_exits(&env, &["resume", NAME], 0).await;
     let r = env
         .wait_rollout(NAME, "promoted past batch 1 on resume", LONG, |r| {
             current_generation(r)
@@ -339,8 +325,7 @@ async fn promote_while_paused_is_refused_or_kept_never_lost() {
         .await;
     assert_eq!(status(&r).actions.and_then(|a| a.promote).as_deref(), Some("race-1"));
 
-    let o = baton(&env, &["promote", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    baton_exits(&env, &["promote", NAME], 0).await;
     env.wait_healthy(NAME, "v2", 3).await;
 
     // Nothing in progress: each request says so and exits 1, writing nothing.
@@ -362,13 +347,10 @@ async fn promote_while_paused_is_refused_or_kept_never_lost() {
 /// Issue 9 (6): `promote --full` skips the remaining batches and pauses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_full_skips_the_remaining_batches_and_pauses() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     v2_waiting_after_batch_1(&env).await;
     let recorder = StatusRecorder::start(&env, NAME);
-    let o = baton(&env, &["promote", "--full", NAME]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["promote", "--full", NAME], 0).await;
     assert_eq!(
         stdout(&o).trim(),
         "rollout.baton.dev/svc promoted fully: the remaining batches and pauses are skipped"
@@ -396,9 +378,7 @@ async fn promote_full_skips_the_remaining_batches_and_pauses() {
 /// manual pauses; `undo --batches` goes through them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_goes_straight_to_the_revision_unless_asked_for_batches() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, "v1").await;
+    let (env, op) = v1_deployed().await;
     let pausing = |version: &str| {
         let mut m = manifest_v(NAME, 3, version);
         m["spec"]["strategy"]["pause"] = json!({"manual": true});
@@ -412,8 +392,7 @@ async fn undo_goes_straight_to_the_revision_unless_asked_for_batches() {
     })
     .await;
     let recorder = StatusRecorder::start(&env, NAME);
-    let o = baton(&env, &["undo", NAME, "--to-revision", "1"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = baton_exits(&env, &["undo", NAME, "--to-revision", "1"], 0).await;
     assert_eq!(
         stdout(&o).trim(),
         "rollout.baton.dev/svc rolled back to revision 1 (v1)"
@@ -434,8 +413,7 @@ async fn undo_goes_straight_to_the_revision_unless_asked_for_batches() {
         current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
     })
     .await;
-    let o = baton(&env, &["undo", NAME, "--to-revision", "2", "--batches"]).await;
-    assert_eq!(code(&o), 0, "{}", show(&o));
+    baton_exits(&env, &["undo", NAME, "--to-revision", "2", "--batches"], 0).await;
     env.wait_rollout(NAME, "undo to v2 waiting after batch 1", LONG, |r| {
         current_generation(r)
             && r.spec.version == "v2"

@@ -15,6 +15,7 @@ pub mod cel;
 pub mod error;
 pub mod faults;
 pub mod gc;
+pub mod go_format;
 pub mod jobs;
 pub mod jsonpath;
 pub mod kubelet;

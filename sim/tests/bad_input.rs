@@ -13,32 +13,49 @@ fn assert_status(r: &common::RawResponse, code: u16, reason: &str) {
     assert_eq!(v["code"], code);
 }
 
+/// Sends a request the API server must refuse with a `Status` of `code` and `reason`.
+async fn refused(
+    sim: &baton_sim::Sim,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    code: u16,
+    reason: &str,
+) -> common::RawResponse {
+    let r = raw(sim, method, path, content_type, body).await;
+    assert_status(&r, code, reason);
+    r
+}
+
 #[tokio::test]
 async fn malformed_json_is_400() {
     let sim = sim().await;
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("application/json"),
         b"{\"metadata\": ",
+        400,
+        "BadRequest",
     )
     .await;
-    assert_status(&r, 400, "BadRequest");
 }
 
 #[tokio::test]
 async fn malformed_yaml_is_400() {
     let sim = sim().await;
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("application/yaml"),
         b"metadata: [unclosed",
+        400,
+        "BadRequest",
     )
     .await;
-    assert_status(&r, 400, "BadRequest");
 }
 
 #[tokio::test]
@@ -62,17 +79,41 @@ async fn apply_bodies_are_json_or_yaml_and_malformed_ones_are_400() {
 #[tokio::test]
 async fn unknown_resource_is_404() {
     let sim = sim().await;
-    let r = raw(&sim, "GET", "/api/v1/namespaces/default/gizmos", None, b"").await;
-    assert_status(&r, 404, "NotFound");
-    let r = raw(&sim, "GET", "/apis/nope.example.com/v1/things", None, b"").await;
-    assert_status(&r, 404, "NotFound");
+    refused(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/gizmos",
+        None,
+        b"",
+        404,
+        "NotFound",
+    )
+    .await;
+    refused(
+        &sim,
+        "GET",
+        "/apis/nope.example.com/v1/things",
+        None,
+        b"",
+        404,
+        "NotFound",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn missing_object_is_404_with_details() {
     let sim = sim().await;
-    let r = raw(&sim, "GET", "/api/v1/namespaces/default/pods/ghost", None, b"").await;
-    assert_status(&r, 404, "NotFound");
+    let r = refused(
+        &sim,
+        "GET",
+        "/api/v1/namespaces/default/pods/ghost",
+        None,
+        b"",
+        404,
+        "NotFound",
+    )
+    .await;
     let v = r.json();
     assert_eq!(v["message"], "pods \"ghost\" not found");
     assert_eq!(v["details"]["name"], "ghost");
@@ -81,46 +122,57 @@ async fn missing_object_is_404_with_details() {
 #[tokio::test]
 async fn unsupported_verb_is_405() {
     let sim = sim().await;
-    let r = raw(
+    refused(
         &sim,
         "PUT",
         "/api/v1/namespaces/default/configmaps",
         Some("application/json"),
         b"{}",
+        405,
+        "MethodNotAllowed",
     )
     .await;
-    assert_status(&r, 405, "MethodNotAllowed");
-    let r = raw(&sim, "POST", "/version", Some("application/json"), b"{}").await;
-    assert_status(&r, 405, "MethodNotAllowed");
+    refused(
+        &sim,
+        "POST",
+        "/version",
+        Some("application/json"),
+        b"{}",
+        405,
+        "MethodNotAllowed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn body_over_3_mib_is_413() {
     let sim = sim().await;
     let big = vec![b' '; 3 * 1024 * 1024 + 1];
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("application/json"),
         &big,
+        413,
+        "RequestEntityTooLarge",
     )
     .await;
-    assert_status(&r, 413, "RequestEntityTooLarge");
 }
 
 #[tokio::test]
 async fn wrong_content_types_are_415() {
     let sim = sim().await;
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("text/plain"),
         b"hello",
+        415,
+        "UnsupportedMediaType",
     )
     .await;
-    assert_status(&r, 415, "UnsupportedMediaType");
     let body = json!({"metadata": {"name": "x"}}).to_string();
     raw(
         &sim,
@@ -130,15 +182,16 @@ async fn wrong_content_types_are_415() {
         body.as_bytes(),
     )
     .await;
-    let r = raw(
+    refused(
         &sim,
         "PATCH",
         "/api/v1/namespaces/default/configmaps/x",
         Some("application/xml"),
         b"<x/>",
+        415,
+        "UnsupportedMediaType",
     )
     .await;
-    assert_status(&r, 415, "UnsupportedMediaType");
 }
 
 #[tokio::test]
@@ -164,38 +217,41 @@ async fn strategic_merge_on_custom_resource_is_415() {
     )
     .await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
-    let r = raw(
+    refused(
         &sim,
         "PATCH",
         "/apis/test.baton.dev/v1/namespaces/default/widgets/w",
         Some("application/strategic-merge-patch+json"),
         b"{\"spec\":{\"color\":\"blue\"}}",
+        415,
+        "UnsupportedMediaType",
     )
     .await;
-    assert_status(&r, 415, "UnsupportedMediaType");
 }
 
 #[tokio::test]
 async fn bad_selectors_are_400() {
     let sim = sim().await;
-    let r = raw(
+    refused(
         &sim,
         "GET",
         "/api/v1/namespaces/default/pods?labelSelector=a%20in%20(b",
         None,
         b"",
+        400,
+        "BadRequest",
     )
     .await;
-    assert_status(&r, 400, "BadRequest");
-    let r = raw(
+    let r = refused(
         &sim,
         "GET",
         "/api/v1/namespaces/default/pods?fieldSelector=spec.bogus%3Dx",
         None,
         b"",
+        400,
+        "BadRequest",
     )
     .await;
-    assert_status(&r, 400, "BadRequest");
     assert!(r.json()["message"]
         .as_str()
         .unwrap_or("")
@@ -216,15 +272,16 @@ async fn schema_violations_are_422_with_a_cause_per_field() {
     .await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
                    "spec": {"color": "purple", "replicas": -1, "note": "much too long a note", "tags": ["a", "b", "c", "d"]}}).to_string();
-    let r = raw(
+    let r = refused(
         &sim,
         "POST",
         "/apis/test.baton.dev/v1/namespaces/default/widgets",
         Some("application/json"),
         w.as_bytes(),
+        422,
+        "Invalid",
     )
     .await;
-    assert_status(&r, 422, "Invalid");
     let v = r.json();
     let fields: Vec<String> = v["details"]["causes"]
         .as_array()
@@ -237,15 +294,16 @@ async fn schema_violations_are_422_with_a_cause_per_field() {
     }
     let missing = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {}})
         .to_string();
-    let r = raw(
+    let r = refused(
         &sim,
         "POST",
         "/apis/test.baton.dev/v1/namespaces/default/widgets",
         Some("application/json"),
         missing.as_bytes(),
+        422,
+        "Invalid",
     )
     .await;
-    assert_status(&r, 422, "Invalid");
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueRequired");
 }
 
@@ -262,15 +320,16 @@ async fn strict_field_validation_rejects_unknown_fields() {
     )
     .await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"color": "red", "bogus": 1}}).to_string();
-    let r = raw(
+    let r = refused(
         &sim,
         "POST",
         "/apis/test.baton.dev/v1/namespaces/default/widgets?fieldValidation=Strict",
         Some("application/json"),
         w.as_bytes(),
+        400,
+        "BadRequest",
     )
     .await;
-    assert_status(&r, 400, "BadRequest");
     assert!(r.json()["message"]
         .as_str()
         .unwrap_or("")
@@ -293,37 +352,40 @@ async fn strict_field_validation_rejects_unknown_fields() {
 async fn invalid_names_and_oversized_annotations_are_422() {
     let sim = sim().await;
     let bad = json!({"metadata": {"name": "Not_Valid"}}).to_string();
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("application/json"),
         bad.as_bytes(),
+        422,
+        "Invalid",
     )
     .await;
-    assert_status(&r, 422, "Invalid");
     let long = "a".repeat(254);
     let bad = json!({"metadata": {"name": long}}).to_string();
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("application/json"),
         bad.as_bytes(),
+        422,
+        "Invalid",
     )
     .await;
-    assert_status(&r, 422, "Invalid");
     let huge = "x".repeat(262_145);
     let bad = json!({"metadata": {"name": "big", "annotations": {"a": huge}}}).to_string();
-    let r = raw(
+    let r = refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         Some("application/json"),
         bad.as_bytes(),
+        422,
+        "Invalid",
     )
     .await;
-    assert_status(&r, 422, "Invalid");
     assert_eq!(r.json()["details"]["causes"][0]["field"], "metadata.annotations");
 }
 
@@ -366,24 +428,26 @@ async fn watch_from_an_expired_version_gets_410_expired() {
 async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
     let sim = sim().await;
     let b = json!({"metadata": {"name": "x"}}).to_string();
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/nowhere/configmaps",
         Some("application/json"),
         b.as_bytes(),
+        404,
+        "NotFound",
     )
     .await;
-    assert_status(&r, 404, "NotFound");
-    let r = raw(
+    refused(
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps?dryRun=Some",
         Some("application/json"),
         b.as_bytes(),
+        400,
+        "BadRequest",
     )
     .await;
-    assert_status(&r, 400, "BadRequest");
     // dryRun=All answers as if created but stores nothing.
     let r = raw(
         &sim,
@@ -497,15 +561,16 @@ async fn invalid_pods_are_422_with_kube_apiservers_messages() {
         ),
     ];
     for (body, needle) in cases {
-        let r = raw(
+        let r = refused(
             &sim,
             "POST",
             "/api/v1/namespaces/default/pods",
             Some("application/json"),
             &body,
+            422,
+            "Invalid",
         )
         .await;
-        assert_status(&r, 422, "Invalid");
         let message = r.json()["message"].as_str().unwrap_or_default().to_string();
         assert!(message.starts_with("Pod \"p\" is invalid: "), "{message}");
         assert!(message.contains(needle), "{message:?} should contain {needle:?}");

@@ -23,6 +23,22 @@ async fn with_crd(k: &Kubectl) {
     );
 }
 
+/// `kubectl patch widget <name> --subresource status --type merge -p <patch>`.
+async fn patch_status(k: &Kubectl, name: &str, patch: &str) -> String {
+    k.ok(&[
+        "patch",
+        "widget",
+        name,
+        "--subresource",
+        "status",
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn apply_client_side_and_server_side_then_get_shows_printer_columns() {
     let sim = sim().await;
@@ -152,18 +168,7 @@ async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
     })
     .await;
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Test", "message": "set by test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}).to_string();
-    k.ok(&[
-        "patch",
-        "widget",
-        "w1",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
-        &status,
-    ])
-    .await;
+    patch_status(&k, "w1", &status).await;
     let out = tokio::time::timeout(Duration::from_secs(40), waiter.wait_with_output())
         .await
         .expect("wait returned")
@@ -203,18 +208,7 @@ async fn patch_merge_json_status_and_scale() {
         ])
         .await
         .contains("patched"));
-    k.ok(&[
-        "patch",
-        "widget",
-        "w1",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"status":{"phase":"Shiny","replicas":2}}"#,
-    ])
-    .await;
+    patch_status(&k, "w1", r#"{"status":{"phase":"Shiny","replicas":2}}"#).await;
     let got = k
         .ok(&[
             "get",
@@ -357,4 +351,46 @@ async fn get_pods_shows_kubelet_progress() {
     // Label selectors pass through.
     let sel = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]).await;
     assert_eq!(sel.trim(), "pod/web");
+}
+
+/// A `string` printer column renders a float the way client-go's JSONPath prints it (Go's
+/// `fmt.Fprint`, exponent form from 1e6): the column kube-apiserver computes equals what the
+/// real kubectl's own JSONPath printer shows for the same field.
+#[tokio::test]
+async fn a_string_column_prints_a_float_as_kubectl_jsonpath_does() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gauges.test.baton.dev"},
+        "spec": {
+            "group": "test.baton.dev",
+            "scope": "Namespaced",
+            "names": {"plural": "gauges", "singular": "gauge", "kind": "Gauge", "listKind": "GaugeList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "additionalPrinterColumns": [{"name": "Reading", "type": "string", "jsonPath": ".spec.reading"}],
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"reading": {"type": "number"}}}
+                }}}
+            }]
+        }
+    });
+    k.ok(&["apply", "-f", &k.file("crd.json", &crd)]).await;
+    for (name, reading) in [("big", 1500000.5), ("small", 999999.5), ("tiny", 0.00001)] {
+        let gauge = json!({"apiVersion": "test.baton.dev/v1", "kind": "Gauge",
+            "metadata": {"name": name}, "spec": {"reading": reading}});
+        k.ok(&["apply", "-f", &k.file(&format!("{name}.json"), &gauge)]).await;
+    }
+    let table = k.ok(&["get", "gauges"]).await;
+    for (name, expected) in [("big", "1.5000005e+06"), ("small", "999999.5"), ("tiny", "1e-05")] {
+        let client_side = k.ok(&["get", "gauge", name, "-o", "jsonpath={.spec.reading}"]).await;
+        assert_eq!(client_side, expected, "kubectl's JSONPath for {name}");
+        assert_eq!(
+            common::kubectl::cell(&table, name, "READING").as_deref(),
+            Some(expected),
+            "column of {name}: {table}"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use baton_sim::auth::UserInfo;
-use common::rbac::{admin_create, bind, call, cluster_role, role, sa, sa_subject};
+use common::rbac::{admin_create, answers, bind, call, cluster_role, role, sa, sa_subject};
 use common::{raw_with, sim, widget_crd};
 use serde_json::json;
 
@@ -35,10 +35,7 @@ async fn roles_bindings_and_forbidden_messages() {
         json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
     )
     .await;
-    assert_eq!(
-        call(&sim, &t, "GET", "/api/v1/namespaces/default/pods/p", None).await.0,
-        200
-    );
+    answers(&sim, &t, "GET", "/api/v1/namespaces/default/pods/p", 200).await;
     assert_eq!(
         call(&sim, &t, "GET", "/api/v1/namespaces/default/pods", None).await,
         (403, "pods is forbidden: User \"system:serviceaccount:baton-system:baton\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"".into())
@@ -77,22 +74,11 @@ async fn roles_bindings_and_forbidden_messages() {
         sa_subject("baton-system", "baton"),
     )
     .await;
-    assert_eq!(
-        call(&sim, &t, "GET", "/api/v1/namespaces/default/pods", None).await.0,
-        200
-    );
-    assert_eq!(
-        call(&sim, &t, "GET", "/api/v1/namespaces/kube-system/pods", None)
-            .await
-            .0,
-        403
-    );
+    answers(&sim, &t, "GET", "/api/v1/namespaces/default/pods", 200).await;
+    answers(&sim, &t, "GET", "/api/v1/namespaces/kube-system/pods", 403).await;
     // Namespaces are in their own namespace: a RoleBinding in `default` lets view get it.
-    assert_eq!(call(&sim, &t, "GET", "/api/v1/namespaces/default", None).await.0, 200);
-    assert_eq!(
-        call(&sim, &t, "GET", "/api/v1/namespaces/kube-system", None).await.0,
-        403
-    );
+    answers(&sim, &t, "GET", "/api/v1/namespaces/default", 200).await;
+    answers(&sim, &t, "GET", "/api/v1/namespaces/kube-system", 403).await;
     // The audit saw both kinds of answers for this identity.
     let user = "system:serviceaccount:baton-system:baton";
     assert_eq!(sim.core.auth.audit.count_code(user, 403), 6);
@@ -170,7 +156,7 @@ async fn resource_names_subresources_urls_and_wildcards() {
     assert!(msg.contains("cannot update resource \"widgets/scale\""), "{msg}");
     // Non-resource URLs: /openapi/v3 is for authenticated users (system:discovery); a custom
     // grant to anonymous.
-    assert_eq!(call(&sim, &t, "GET", "/openapi/v3", None).await.0, 200);
+    answers(&sim, &t, "GET", "/openapi/v3", 200).await;
     let anon = raw_with(&sim, "GET", "/openapi/v3", &[("Authorization", "")], b"").await;
     assert_eq!(
         anon.json()["message"],
@@ -215,17 +201,9 @@ async fn resource_names_subresources_urls_and_wildcards() {
         sa_subject("default", "ctl"),
     )
     .await;
-    assert_eq!(
-        call(&sim, &t, "GET", "/apis/apps/v1/controllerrevisions", None).await.0,
-        200
-    );
-    assert_eq!(
-        call(&sim, &t, "DELETE", "/apis/apps/v1/namespaces/default/deployments", None)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(call(&sim, &t, "GET", "/apis/batch/v1/jobs", None).await.0, 403);
+    answers(&sim, &t, "GET", "/apis/apps/v1/controllerrevisions", 200).await;
+    answers(&sim, &t, "DELETE", "/apis/apps/v1/namespaces/default/deployments", 200).await;
+    answers(&sim, &t, "GET", "/apis/batch/v1/jobs", 403).await;
 }
 
 #[tokio::test]
@@ -243,19 +221,9 @@ async fn default_roles_aggregation_and_masters() {
     let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
     assert_eq!(call(&sim, &viewer, "GET", pods, None).await.0, 200);
     assert_eq!(call(&sim, &viewer, "POST", pods, Some(pod.clone())).await.0, 403);
-    assert_eq!(
-        call(&sim, &viewer, "GET", "/api/v1/namespaces/team/secrets", None)
-            .await
-            .0,
-        403
-    );
+    answers(&sim, &viewer, "GET", "/api/v1/namespaces/team/secrets", 403).await;
     assert_eq!(call(&sim, &editor, "POST", pods, Some(pod)).await.0, 201);
-    assert_eq!(
-        call(&sim, &editor, "GET", "/api/v1/namespaces/team/secrets", None)
-            .await
-            .0,
-        200
-    );
+    answers(&sim, &editor, "GET", "/api/v1/namespaces/team/secrets", 200).await;
     assert_eq!(
         call(
             &sim,

@@ -22,10 +22,7 @@ pub mod spec;
 /// What an action did, as one line (`rollout.baton.dev/web promoted`), or why it did not.
 pub type Done = Result<String, CliError>;
 
-/// Field manager of the CLI's writes (the CHANGED-BY of `history`).
-pub const CLI_MANAGER: &str = "baton";
-/// Field manager of the dashboard's writes.
-pub const DASHBOARD_MANAGER: &str = "baton-dashboard";
+pub use crate::api::{CLI_MANAGER, DASHBOARD_MANAGER};
 
 /// Who acts, as the Rollout records it: the field manager of the writes (the CHANGED-BY of
 /// `history`) and the change cause of spec changes (the CLI's command line; what was clicked

@@ -28,6 +28,10 @@ pub const API_VERSION: &str = "baton.dev/v1alpha1";
 pub const ROLLOUT_MANAGER: &str = "baton-rollout";
 /// Field manager (and Event reporter) of the ListenerSet controller's writes.
 pub const LISTENERS_MANAGER: &str = "baton-listeners";
+/// Field manager of the CLI's writes (the CHANGED-BY of `baton rollout history`).
+pub const CLI_MANAGER: &str = "baton";
+/// Field manager of the dashboard's writes.
+pub const DASHBOARD_MANAGER: &str = "baton-dashboard";
 
 /// Every CRD baton serves, as the multi-document YAML `baton crds` prints and `crds/` holds.
 pub fn crds_yaml() -> Result<String, String> {

@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
-use crate::api::rollout::{reasons, ConditionStatus, ConditionType, Reason, Rollout, RolloutPhase};
+use crate::api::rollout::{reasons, ConditionStatus, ConditionType, Reason, Rollout};
 use crate::operator::{self, OperatorConfig};
 
 /// `println!` that ends quietly on a closed pipe (`baton demo | head`).
@@ -24,6 +24,7 @@ macro_rules! out {
 }
 
 mod listeners;
+pub mod states;
 use listeners::HandoverLog;
 
 /// How the CLI renders a Rollout (`baton rollout status`).
@@ -141,14 +142,7 @@ fn progress_line(r: &Rollout) -> String {
 }
 
 fn healthy_at(r: &Rollout, version: &str) -> bool {
-    let Some(st) = &r.status else { return false };
-    st.observed_generation == r.metadata.generation
-        && st.phase == Some(RolloutPhase::Healthy)
-        && st.instances.len() == 4
-        && st
-            .instances
-            .iter()
-            .all(|i| i.ready && i.version.as_deref() == Some(version))
+    states::healthy_on(r, version, 4)
 }
 
 fn condition(r: &Rollout, t: ConditionType) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
@@ -267,17 +261,7 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
     )
     .await
     .map_err(|e| e.to_string())?;
-    let r = follow(api, Duration::from_secs(90), |r| {
-        r.status.as_ref().is_some_and(|st| {
-            st.observed_generation == r.metadata.generation
-                && st.phase == Some(RolloutPhase::RolledBack)
-                && st
-                    .instances
-                    .iter()
-                    .all(|i| i.ready && i.version.as_deref() == Some("v2"))
-        })
-    })
-    .await?;
+    let r = follow(api, Duration::from_secs(90), |r| states::rolled_back_to(r, "v2")).await?;
     if let Some(c) = condition(&r, ConditionType::Progressing) {
         out!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
     }
@@ -323,20 +307,7 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     follow(api, Duration::from_secs(60), |r| {
-        r.status.as_ref().is_some_and(|st| {
-            st.observed_generation == r.metadata.generation
-                && st.phase == Some(RolloutPhase::Healthy)
-                && st
-                    .instances
-                    .iter()
-                    .any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
-                && st
-                    .instances
-                    .iter()
-                    .filter(|i| i.version.as_deref() == Some("v2") && i.ready)
-                    .count()
-                    == 3
-        })
+        states::pinned(r, "user-service-2", "v1", "v2", 3)
     })
     .await?;
     Ok(())

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use baton::api::listenerset::ListenerSet;
-use baton::api::rollout::{Rollout, RolloutPhase};
+use baton::api::rollout::Rollout;
+use baton::demo::states;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
 
@@ -150,17 +151,7 @@ pub async fn run(c: &mut Cluster, source: Listeners) {
 
     // 3. A broken v3 fails its first batch and is rolled back on its own.
     apply(c, rollout("v3", "user-service:v3-never-ready")).await;
-    wait_rollout(c, "v3 rolled back", |r| {
-        r.status.as_ref().is_some_and(|st| {
-            st.observed_generation == r.metadata.generation
-                && st.phase == Some(RolloutPhase::RolledBack)
-                && st
-                    .instances
-                    .iter()
-                    .all(|i| i.ready && i.version.as_deref() == Some("v2"))
-        })
-    })
-    .await;
+    wait_rollout(c, "v3 rolled back", |r| states::rolled_back_to(r, "v2")).await;
 
     // 4. undo (the CLI copies the last healthy revision back into spec), then a pin.
     let admin_kc = c.sim.kubeconfig_path().to_path_buf();
@@ -175,20 +166,7 @@ pub async fn run(c: &mut Cluster, source: Listeners) {
     .await;
     assert!(out.status.success(), "pin: {}", String::from_utf8_lossy(&out.stderr));
     wait_rollout(c, "user-service-2 pinned to v1", |r| {
-        r.status.as_ref().is_some_and(|st| {
-            st.observed_generation == r.metadata.generation
-                && st.phase == Some(RolloutPhase::Healthy)
-                && st
-                    .instances
-                    .iter()
-                    .any(|i| i.name == "user-service-2" && i.version.as_deref() == Some("v1") && i.ready)
-                && st
-                    .instances
-                    .iter()
-                    .filter(|i| i.version.as_deref() == Some("v2") && i.ready)
-                    .count()
-                    == REPLICAS - 1
-        })
+        states::pinned(r, "user-service-2", "v1", "v2", REPLICAS - 1)
     })
     .await;
     wait_listeners_running(c).await;

@@ -155,9 +155,7 @@ async fn update_in_batches_reports_progress_versions_and_instances() {
 /// phase change as its own transition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batch_and_phase_change_gets_its_own_event_message() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     env.apply(&manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     let events = env.events(NAME).await;

@@ -18,10 +18,8 @@ use crate::support::*;
 /// PHASE is RolledBack; `-o wide` adds the spec's target and the Ready gate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
+    let (env, op, _) = operator_with_v1().await;
     let k = Kubectl::new(&env.sim);
-    deployed(&env, 3, "v1").await;
     let out = k.ok(&["get", "rollout", NAME]).await;
     assert_eq!(cell(&out, NAME, "VERSION").as_deref(), Some("v1"), "{out}");
     assert_eq!(cell(&out, NAME, "PHASE").as_deref(), Some("Healthy"), "{out}");
@@ -37,17 +35,7 @@ async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back(
     let header = out.lines().next().unwrap_or_default().to_string();
     assert_eq!(
         header.split_whitespace().collect::<Vec<_>>(),
-        [
-            "NAME",
-            "DESIRED",
-            "CURRENT",
-            "UP-TO-DATE",
-            "AVAILABLE",
-            "VERSION",
-            "PHASE",
-            "BATCH",
-            "AGE"
-        ],
+        crate::support::ROLLOUT_COLUMNS,
         "{out}"
     );
     assert_eq!(cell(&out, NAME, "VERSION").as_deref(), Some("v1"), "{out}");
@@ -113,10 +101,8 @@ async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_goo
 /// the condition form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_wait_right_after_a_spec_change_waits_for_the_new_generation() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
+    let (env, op, _) = operator_with_v1().await;
     let k = Kubectl::new(&env.sim);
-    deployed(&env, 3, "v1").await;
     k.ok(&["wait", "--for=condition=Ready", "rollout/svc", "--timeout=30s"])
         .await;
     // No controller: the apply below stays unobserved for as long as the test wants.
@@ -224,10 +210,8 @@ async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion()
 /// whole second could fire up to a second early).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_times_are_stored_to_the_microsecond() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
+    let (env, op, _) = operator_with_v1().await;
     let k = Kubectl::new(&env.sim);
-    deployed(&env, 3, "v1").await;
     apply_v2_pausing(&env).await;
     env.wait_rollout(NAME, "paused after batch 1", LONG, |r| {
         current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
@@ -256,9 +240,7 @@ async fn batch_times_are_stored_to_the_microsecond() {
 /// and events for pin, unpin and restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_for_pin_unpin_restart_and_no_repeated_batch_start() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     env.apply(&manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     env.merge(

@@ -26,6 +26,14 @@ pub(crate) async fn deployed(env: &Env, replicas: i32, version: &str) -> Vec<Pod
     env.pods(NAME).await
 }
 
+/// A simulator with the operator running and v1 Healthy on 3 instances (their pods).
+pub(crate) async fn operator_with_v1() -> (Env, OperatorTask, Vec<Pod>) {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    let pods = deployed(&env, 3, "v1").await;
+    (env, op, pods)
+}
+
 pub(crate) fn event_reasons(events: &[k8s_openapi::api::events::v1::Event]) -> Vec<String> {
     events.iter().filter_map(|e| e.reason.clone()).collect()
 }

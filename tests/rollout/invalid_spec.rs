@@ -7,27 +7,21 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::support::*;
 
-/// Deploys v1, then merges `invalid` (which also asks for v2) into the spec; expects
-/// InvalidSpec=True with every `needles` in its message, a Warning Event, and no pod touched.
-/// Then fixes the spec and expects v2 to roll out.
-async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
-    let rec = PodRecorder::start(&env, NAME).await;
-
-    let mut patch = invalid;
-    patch["spec"]["version"] = json!("v2");
-    patch["spec"]["template"] =
-        json!({"metadata": {"labels": {"app": NAME}}, "spec": {"containers": [{"name": "app", "image": "svc:v2"}]}});
-    env.merge(NAME, patch).await;
+/// Waits for InvalidSpec=True on the current generation, with every `needles` in its message
+/// and in a Warning Event, the Rollout Degraded, and no pod created, deleted or changed since
+/// `before`. Returns the Rollout as it was then.
+async fn refused_and_nothing_moved(
+    env: &Env,
+    rec: &PodRecorder,
+    before: &[k8s_openapi::api::core::v1::Pod],
+    needles: &[&str],
+) -> baton::api::rollout::Rollout {
     let r = env
         .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
             current_generation(r) && cond(r, "InvalidSpec").0 == "True"
         })
         .await;
     let c = condition(&r, "InvalidSpec").unwrap();
-    assert_eq!(c.reason, "InvalidSpec");
     for n in needles {
         assert!(
             c.message.contains(n),
@@ -36,12 +30,6 @@ async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
         );
     }
     assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
-    assert!(status(&r).message.unwrap_or_default().contains("nothing is changed"));
-    assert_eq!(
-        cond(&r, "Available").0,
-        "True",
-        "the running instances are still available"
-    );
     let ev = env
         .wait_event(NAME, "InvalidSpec Warning", |e| {
             e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
@@ -58,12 +46,36 @@ async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
     let after = env.pods(NAME).await;
     assert_eq!(
         identities(&after),
-        identities(&before),
+        identities(before),
         "pods changed: {}",
         describe_pods(&after)
     );
     let h = rec.take();
     assert!(h.creations.is_empty() && h.deletions.is_empty(), "{h:?}");
+    r
+}
+
+/// Deploys v1, then merges `invalid` (which also asks for v2) into the spec; expects
+/// InvalidSpec=True with every `needles` in its message, a Warning Event, and no pod touched.
+/// Then fixes the spec and expects v2 to roll out.
+async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
+    let (env, op, before) = operator_with_v1().await;
+    let rec = PodRecorder::start(&env, NAME).await;
+
+    let mut patch = invalid;
+    patch["spec"]["version"] = json!("v2");
+    patch["spec"]["template"] =
+        json!({"metadata": {"labels": {"app": NAME}}, "spec": {"containers": [{"name": "app", "image": "svc:v2"}]}});
+    env.merge(NAME, patch).await;
+    let r = refused_and_nothing_moved(&env, &rec, &before, needles).await;
+    let c = condition(&r, "InvalidSpec").unwrap();
+    assert_eq!(c.reason, "InvalidSpec");
+    assert!(status(&r).message.unwrap_or_default().contains("nothing is changed"));
+    assert_eq!(
+        cond(&r, "Available").0,
+        "True",
+        "the running instances are still available"
+    );
     let revisions: kube::Api<k8s_openapi::api::apps::v1::ControllerRevision> =
         kube::Api::namespaced(env.client.clone(), NS);
     let revs = revisions.list(&Default::default()).await.unwrap().items;
@@ -84,9 +96,7 @@ async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
 /// `src/rollout/planner`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strategy_mistakes_are_refused_by_the_api_with_the_rule_message() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let generation = env.get(NAME).await.metadata.generation;
     let cases = [
         (
@@ -149,9 +159,7 @@ async fn invalid_pin_of_unknown_instance() {
 /// the API server answer 422, as kube-apiserver does. Nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_replicas_are_rejected_by_the_api_with_422() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let generation = env.get(NAME).await.metadata.generation;
     let err = env
         .rollouts()
@@ -188,47 +196,12 @@ async fn negative_replicas_are_rejected_by_the_api_with_422() {
 /// of); expects InvalidSpec=True carrying the API server's 422 message (`needles`), one
 /// Warning Event with it, no pod touched, and no retry storm; then the fix rolls v2 out.
 async fn refused_by_the_api_server_case(invalid: serde_json::Value, needles: &[&str]) {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let rec = PodRecorder::start(&env, NAME).await;
     env.merge(NAME, invalid).await;
-    let r = env
-        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
-            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
-        })
-        .await;
+    let r = refused_and_nothing_moved(&env, &rec, &before, needles).await;
     let c = condition(&r, "InvalidSpec").unwrap();
     assert!(c.message.contains("the API server refuses"), "{}", c.message);
-    for n in needles {
-        assert!(
-            c.message.contains(n),
-            "InvalidSpec message {:?} should contain {n:?}",
-            c.message
-        );
-    }
-    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
-    let ev = env
-        .wait_event(NAME, "InvalidSpec Warning", |e| {
-            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
-        })
-        .await;
-    for n in needles {
-        assert!(
-            ev.note.as_deref().unwrap_or("").contains(n),
-            "event note {:?} should contain {n:?}",
-            ev.note
-        );
-    }
-    let after = env.pods(NAME).await;
-    assert_eq!(
-        identities(&after),
-        identities(&before),
-        "pods changed: {}",
-        describe_pods(&after)
-    );
-    let h = rec.take();
-    assert!(h.creations.is_empty() && h.deletions.is_empty(), "{h:?}");
     // Nothing of the refused plan is reported as done: no batch of it started, and Progressing
     // does not say it is rolling out.
     let started: Vec<_> = env

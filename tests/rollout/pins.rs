@@ -67,9 +67,7 @@ async fn pin_one_instance_to_the_old_version_then_unpin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_two_instances_batch_rollback() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     env.apply(&manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     let rec = PodRecorder::start(&env, NAME).await;

@@ -55,9 +55,7 @@ async fn controller_killed_mid_batch_and_restarted_finishes_safely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_completes_despite_injected_409_and_500() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     let rec = PodRecorder::start(&env, NAME).await;
     env.sim.faults.set_error_rate(Some(CONTROLLER_ID), 0.2, &[409, 500]);
     env.apply(&manifest_v(NAME, 3, "v2")).await;
@@ -90,9 +88,7 @@ async fn rollout_completes_despite_injected_409_and_500() {
 /// and the batch missed its 30 s progress deadline and was rolled back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metadata_write_after_a_status_write_does_not_stall_the_rollout() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     // The controller's pod writes take 1.5 s: the reconcile that starts batch 1 has written its
     // status and is still creating the pod when the annotation lands, so the next reconcile
     // finds the Rollout at a newer resourceVersion than its status write.

@@ -13,9 +13,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_ready_batch_is_rolled_back_automatically() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     let recorder = StatusRecorder::start(&env, NAME);
     recorder.wait_synced().await;
 
@@ -121,9 +119,7 @@ async fn never_ready_batch_is_rolled_back_automatically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_looping_batch_fails_and_is_rolled_back() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     // A long deadline: the crash loop, not the deadline, must fail the batch.
     let mut m = manifest(NAME, 3, "v2", "svc:v2-crash");
     m["spec"]["progressDeadlineSeconds"] = json!(600);

@@ -10,9 +10,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_advances_a_pause_waiting_for_promotion() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     apply_v2_pausing(&env).await;
     for (batch, versions) in [(1, map(&[("v1", 2), ("v2", 1)])), (2, map(&[("v1", 1), ("v2", 2)]))] {
         let r = env
@@ -53,9 +51,7 @@ async fn promote_advances_a_pause_waiting_for_promotion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_then_retry() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     apply_v2_pausing(&env).await;
     env.wait_rollout(NAME, "paused after batch 1", LONG, |r| {
         current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
@@ -126,9 +122,7 @@ async fn abort_then_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_replaces_every_pod_with_a_new_revision_of_the_same_version() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let old = env.get(NAME).await;
     let old_rev = status(&old).current_revision.unwrap();
     let rec = PodRecorder::start(&env, NAME).await;

@@ -14,9 +14,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_up_and_down_through_the_scale_subresource() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     let scale = |n: i32| json!({"spec": {"replicas": n}});
     env.rollouts()
         .patch_scale(NAME, &PatchParams::default(), &Patch::Merge(scale(5)))
@@ -79,9 +77,7 @@ async fn scale_up_and_down_through_the_scale_subresource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pod_is_recreated() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let victim = before.iter().find(|p| pod_slot(p) == 1).unwrap().clone();
     env.pods_api()
         .delete(&victim.name_any(), &DeleteParams::default())
@@ -106,9 +102,7 @@ async fn deleted_pod_is_recreated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_spec_mid_rollout_supersedes_the_old_target() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    let (env, op, _) = operator_with_v1().await;
     apply_v2_pausing(&env).await;
     let mid = env
         .wait_rollout(NAME, "v2 paused after batch 1", LONG, |r| {
@@ -141,9 +135,7 @@ async fn new_spec_mid_rollout_supersedes_the_old_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_paused_stops_progress_until_resumed() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let before = deployed(&env, 3, "v1").await;
+    let (env, op, before) = operator_with_v1().await;
     let mut m = manifest_v(NAME, 3, "v2");
     m["spec"]["paused"] = json!(true);
     env.apply(&m).await;

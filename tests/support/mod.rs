@@ -10,6 +10,20 @@ pub mod wait;
 
 pub use wait::wait_for;
 
+/// The columns of a Rollout table, as `kubectl get rollouts` (the CRD's printer columns) and
+/// `kubectl baton rollout list` print them.
+pub const ROLLOUT_COLUMNS: &[&str] = &[
+    "NAME",
+    "DESIRED",
+    "CURRENT",
+    "UP-TO-DATE",
+    "AVAILABLE",
+    "VERSION",
+    "PHASE",
+    "BATCH",
+    "AGE",
+];
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

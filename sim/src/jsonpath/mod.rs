@@ -16,6 +16,8 @@
 
 use serde_json::Value;
 
+use crate::go_format::go_float;
+
 mod ast;
 mod compare;
 mod eval;
@@ -97,39 +99,6 @@ pub fn to_text(v: &Value) -> String {
             format!("map[{}]", parts.join(" "))
         }
     }
-}
-
-/// Go's `%v` for a float64 (shortest representation, exponent form outside [1e-4, 1e21)).
-pub(crate) fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    // Decide on the exponent of the shortest representation, like strconv 'g'.
-    let sci = format!("{f:e}");
-    let Some((mant, e)) = sci.split_once('e') else {
-        return format!("{f}");
-    };
-    let exp: i32 = e.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
-        // Rust: "1.5e-7"; Go: "1.5e-07".
-        let (sign, digits) = match e.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', e),
-        };
-        let digits = if digits.len() < 2 {
-            format!("0{digits}")
-        } else {
-            digits.to_string()
-        };
-        return format!("{mant}e{sign}{digits}");
-    }
-    format!("{f}")
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::access::{flag, int_kw, kw, num_kw};
 use super::cause::{cause, invalid, REASON_TOO_LONG};
 use super::regex_cache::regex_is_match;
-use super::render::{go_float, go_quote};
+use super::render::go_quote;
 use super::Cause;
+use crate::go_format::go_float;
 
 pub(super) fn check_string(st: &str, s: &Value, path: &str, out: &mut Vec<Cause>) {
     // kube-openapi's string validator stops at the first failure.
@@ -65,47 +66,26 @@ pub(super) fn check_number(n: &serde_json::Number, s: &Value, path: &str, out: &
         if let Some(factor) = multiple_of {
             let fi = factor as i64;
             if factor < 0.0 || fi < 0 {
-                out.push(invalid(
-                    path,
-                    &go_float(factor),
-                    &format!(
-                        "factor MultipleOf declared for {path} must be positive: {}",
-                        go_float(factor)
-                    ),
-                ));
+                out.push(factor_not_positive(path, factor));
             } else if fi == 0 {
                 // kube-openapi would divide by zero here; use the float check instead.
                 if !float_multiple_of(i as f64, factor) {
-                    out.push(invalid(
-                        path,
-                        &bad,
-                        &format!("{path} in body should be a multiple of {}", go_float(factor)),
-                    ));
+                    out.push(not_multiple_of(path, &bad, &go_float(factor)));
                 }
             } else if i.checked_rem(fi).unwrap_or(0) != 0 {
-                out.push(invalid(
-                    path,
-                    &bad,
-                    &format!("{path} in body should be a multiple of {fi}"),
-                ));
+                out.push(not_multiple_of(path, &bad, &fi.to_string()));
             }
         }
         if let Some(m) = minimum {
             let mi = m as i64;
             if (!excl_min && i < mi) || (excl_min && i <= mi) {
-                let rel = if excl_min {
-                    "greater than"
-                } else {
-                    "greater than or equal to"
-                };
-                out.push(invalid(path, &bad, &format!("{path} in body should be {rel} {mi}")));
+                out.push(out_of_bound(path, &bad, Bound::Minimum, excl_min, &mi.to_string()));
             }
         }
         if let Some(m) = maximum {
             let mi = m as i64;
             if (!excl_max && i > mi) || (excl_max && i >= mi) {
-                let rel = if excl_max { "less than" } else { "less than or equal to" };
-                out.push(invalid(path, &bad, &format!("{path} in body should be {rel} {mi}")));
+                out.push(out_of_bound(path, &bad, Bound::Maximum, excl_max, &mi.to_string()));
             }
         }
         return;
@@ -117,46 +97,54 @@ pub(super) fn check_number(n: &serde_json::Number, s: &Value, path: &str, out: &
     let bad = go_float(f);
     if let Some(factor) = multiple_of {
         if factor < 0.0 {
-            out.push(invalid(
-                path,
-                &go_float(factor),
-                &format!(
-                    "factor MultipleOf declared for {path} must be positive: {}",
-                    go_float(factor)
-                ),
-            ));
+            out.push(factor_not_positive(path, factor));
         } else if !float_multiple_of(f, factor) {
-            out.push(invalid(
-                path,
-                &bad,
-                &format!("{path} in body should be a multiple of {}", go_float(factor)),
-            ));
+            out.push(not_multiple_of(path, &bad, &go_float(factor)));
         }
     }
     if let Some(m) = minimum {
         if (!excl_min && f < m) || (excl_min && f <= m) {
-            let rel = if excl_min {
-                "greater than"
-            } else {
-                "greater than or equal to"
-            };
-            out.push(invalid(
-                path,
-                &bad,
-                &format!("{path} in body should be {rel} {}", go_float(m)),
-            ));
+            out.push(out_of_bound(path, &bad, Bound::Minimum, excl_min, &go_float(m)));
         }
     }
     if let Some(m) = maximum {
         if (!excl_max && f > m) || (excl_max && f >= m) {
-            let rel = if excl_max { "less than" } else { "less than or equal to" };
-            out.push(invalid(
-                path,
-                &bad,
-                &format!("{path} in body should be {rel} {}", go_float(m)),
-            ));
+            out.push(out_of_bound(path, &bad, Bound::Maximum, excl_max, &go_float(m)));
         }
     }
+}
+
+/// kube-openapi's `MultipleOfMustBePositive`.
+fn factor_not_positive(path: &str, factor: f64) -> Cause {
+    let shown = go_float(factor);
+    invalid(
+        path,
+        &shown,
+        &format!("factor MultipleOf declared for {path} must be positive: {shown}"),
+    )
+}
+
+/// kube-openapi's `NotMultipleOf`, with the factor as the check used it.
+fn not_multiple_of(path: &str, bad: &str, factor: &str) -> Cause {
+    invalid(path, bad, &format!("{path} in body should be a multiple of {factor}"))
+}
+
+/// Which bound a number broke.
+#[derive(Clone, Copy)]
+enum Bound {
+    Minimum,
+    Maximum,
+}
+
+/// kube-openapi's `ExceedsMinimum` / `ExceedsMaximum`, with the bound as the check compared it.
+fn out_of_bound(path: &str, bad: &str, bound: Bound, exclusive: bool, limit: &str) -> Cause {
+    let rel = match (bound, exclusive) {
+        (Bound::Minimum, true) => "greater than",
+        (Bound::Minimum, false) => "greater than or equal to",
+        (Bound::Maximum, true) => "less than",
+        (Bound::Maximum, false) => "less than or equal to",
+    };
+    invalid(path, bad, &format!("{path} in body should be {rel} {limit}"))
 }
 
 fn float_multiple_of(data: f64, factor: f64) -> bool {

@@ -82,6 +82,12 @@ pub fn sa_subject(ns: &str, name: &str) -> Value {
 }
 
 /// (code, message) of a request with bearer `token`.
+/// Sends a bodiless request as `token`, expecting the answer `code`.
+pub async fn answers(sim: &Sim, token: &str, method: &str, path: &str, code: u16) {
+    let (got, message) = call(sim, token, method, path, None).await;
+    assert_eq!(got, code, "{method} {path}: {message}");
+}
+
 pub async fn call(sim: &Sim, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let ct = if method == "PATCH" {
