@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use std::sync::atomic::AtomicBool;
 
+use kube::Client;
 use tracing::{error, info};
 
 use crate::api::rollout::parse_duration;
@@ -128,8 +129,8 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
-    telemetry::init(args.log_format);
+/// The leader election settings the flags ask for, checked when election is on.
+fn election_config(args: &ControllerArgs, default_ns: String, identity: String) -> Result<ElectionConfig, String> {
     let durations = (
         parse_duration(&args.lease_duration),
         parse_duration(&args.renew_deadline),
@@ -137,10 +138,50 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     );
     let (lease_duration, renew_deadline, retry_period) = match durations {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) => return fail(format!("--lease-duration: {e}")),
-        (_, Err(e), _) => return fail(format!("--renew-deadline: {e}")),
-        (_, _, Err(e)) => return fail(format!("--retry-period: {e}")),
+        (Err(e), _, _) => return Err(format!("--lease-duration: {e}")),
+        (_, Err(e), _) => return Err(format!("--renew-deadline: {e}")),
+        (_, _, Err(e)) => return Err(format!("--retry-period: {e}")),
     };
+    let election_cfg = ElectionConfig {
+        lease_duration,
+        renew_deadline,
+        retry_period,
+        ..ElectionConfig::new(
+            args.lease_name()?,
+            args.lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or(default_ns),
+            identity,
+        )
+    };
+    if args.leader_elect {
+        election_cfg.validate().map_err(|e| format!("leader election: {e}"))?;
+    }
+    Ok(election_cfg)
+}
+
+/// The controllers' client (behind the flags' token bucket) and leader election's own.
+fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) -> Result<(Client, Client), String> {
+    let limits = crate::throttle::Limits {
+        qps: args.kube_api_qps,
+        burst: args.kube_api_burst,
+    };
+    limits.bucket().map_err(|e| e.to_string())?;
+    // Leader election has a client of its own (as kube-controller-manager's does), outside the
+    // token bucket: renewals never queue behind a mass update's writes and miss the renew
+    // deadline, and its traffic is bounded anyway (about one request per --retry-period).
+    let unlimited = crate::throttle::Limits { qps: -1.0, burst: 0 };
+    let client = crate::throttle::client(config.clone(), metrics.clone(), limits);
+    let election = crate::throttle::client(config, metrics.clone(), unlimited);
+    match (client, election) {
+        (Ok(c), Ok(e)) => Ok((c, e)),
+        (Err(e), _) | (_, Err(e)) => Err(format!("building a client: {e}")),
+    }
+}
+
+pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
+    telemetry::init(args.log_format);
     let metrics = Arc::new(Metrics::default());
     let config = match super::config(kube).await {
         Ok(c) => c,
@@ -151,48 +192,15 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         }
     };
     let default_ns = config.default_namespace.clone();
-    let limits = crate::throttle::Limits {
-        qps: args.kube_api_qps,
-        burst: args.kube_api_burst,
-    };
-    if let Err(e) = limits.bucket() {
-        return fail(e);
-    }
-    // Leader election has a client of its own (as kube-controller-manager's does), outside the
-    // token bucket: renewals never queue behind a mass update's writes and miss the renew
-    // deadline, and its traffic is bounded anyway (about one request per --retry-period).
-    let unlimited = crate::throttle::Limits { qps: -1.0, burst: 0 };
-    let clients = (
-        crate::throttle::client(config.clone(), metrics.clone(), limits),
-        crate::throttle::client(config, metrics.clone(), unlimited),
-    );
-    let (client, election_client) = match clients {
-        (Ok(c), Ok(e)) => (c, e),
-        (Err(e), _) | (_, Err(e)) => return fail(format!("building a client: {e}")),
-    };
     let identity = args.identity.clone().unwrap_or_else(super::default_identity);
-    let lease_name = match args.lease_name() {
-        Ok(n) => n,
+    let election_cfg = match election_config(&args, default_ns, identity.clone()) {
+        Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let election_cfg = ElectionConfig {
-        lease_duration,
-        renew_deadline,
-        retry_period,
-        ..ElectionConfig::new(
-            lease_name,
-            args.lease_namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .unwrap_or(default_ns),
-            identity.clone(),
-        )
+    let (client, election_client) = match clients(&args, config, &metrics) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
     };
-    if args.leader_elect {
-        if let Err(e) = election_cfg.validate() {
-            return fail(format!("leader election: {e}"));
-        }
-    }
     // Probes first: /healthz answers (and /readyz says not ready) while the CRD check retries.
     let ready = Arc::new(AtomicBool::new(false));
     if let Err(e) = crate::probes::serve(args.metrics_addr, metrics.clone(), ready.clone()).await {
@@ -212,26 +220,30 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         namespace: args.watch_namespace.clone(),
         concurrency: args.concurrency.max(1),
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
-        instance: identity.clone(),
+        instance: identity,
         secrets: args.secret_access(),
         selector,
     };
-    let operator = Operator::start(client.clone(), cfg, metrics.clone());
+    let operator = Operator::start(client, cfg, metrics.clone());
     operator.publish_synced(ready);
     if !args.leader_elect {
         metrics.leader.set(1);
         operator.lead(super::shutdown_signal()).await;
         return ExitCode::SUCCESS;
     }
+    run_elected(operator, election_client, election_cfg, metrics).await
+}
+
+/// Lead while elected: the leader metrics follow the election's status.
+async fn run_elected(operator: Operator, client: Client, cfg: ElectionConfig, metrics: Arc<Metrics>) -> ExitCode {
     let (status_tx, mut status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
-    let m = metrics.clone();
     tokio::spawn(async move {
         let mut seen = 0;
         while status_rx.changed().await.is_ok() {
             let st = status_rx.borrow_and_update().clone();
-            m.leader.set(i64::from(st.leadership == Leadership::Leading));
+            metrics.leader.set(i64::from(st.leadership == Leadership::Leading));
             while seen < st.acquisitions {
-                m.leader_transitions.inc();
+                metrics.leader_transitions.inc();
                 seen += 1;
             }
         }
@@ -242,7 +254,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         info!(identity = %leader.identity, fencing_token = leader.lease_transitions, "leading");
         operator.lead(leader.stop.cancelled_owned())
     };
-    match election::run(election_client, election_cfg, super::shutdown_signal(), lead, status_tx).await {
+    match election::run(client, cfg, super::shutdown_signal(), lead, status_tx).await {
         Ok(outcome) => {
             info!(?outcome, "stopped");
             ExitCode::SUCCESS
