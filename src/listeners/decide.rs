@@ -458,6 +458,7 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>
     Kind::Takeover(why)
 }
 
+mod expected;
 mod memory;
 #[cfg(test)]
 mod properties;
@@ -465,6 +466,7 @@ mod properties;
 mod tests;
 mod unresponsive;
 
+pub use expected::Expectations;
 pub use memory::Memory;
 use memory::{remember_holders, restore, restored_view, Restored};
 use unresponsive::silent;

@@ -60,7 +60,7 @@ pub use reconcile::reconcile;
 pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
-use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
+use crate::listeners::decide::{Decision, Expectations, Memory, PodFacts, Unresponsive};
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -94,7 +94,11 @@ pub struct Stats {
     pub lease_updates: AtomicU64,
     pub lease_deletes: AtomicU64,
     pub release_requests: AtomicU64,
+    /// Conditional Lease writes answered 409 or 404 (most are release requests crossing a
+    /// release the agent made on its own, e.g. at SIGTERM: harmless).
     pub conflicts: AtomicU64,
+    /// Of those, assignments: each one skips a fencing token (reserved in the status first).
+    pub assign_conflicts: AtomicU64,
     pub status_writes: AtomicU64,
     pub takeovers: AtomicU64,
     pub handovers: AtomicU64,
@@ -117,6 +121,9 @@ pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, St
     crate::api::pod::selector_matches(sel, labels.unwrap_or(&empty))
 }
 
+/// (namespace, name) of a ListenerSet.
+type SetKey = (String, String);
+
 /// What a reconcile needs.
 pub struct Context {
     pub client: kube::Client,
@@ -128,6 +135,8 @@ pub struct Context {
     /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
     /// garbage collector deleted with its pod must not be recreated with a lower one).
     memory: Mutex<HashMap<(String, String), Memory>>,
+    /// (namespace, set) → the set's Lease writes its cache has not shown yet.
+    written: Mutex<HashMap<SetKey, Expectations<Arc<Lease>>>>,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
     unresponsive: Mutex<Unresponsive>,
     /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).
@@ -146,6 +155,17 @@ impl Context {
     /// Run `f` on the memory of set `set` in `ns`.
     pub(super) fn with_memory<T>(&self, ns: &str, set: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        f(m.entry((ns.to_string(), set.to_string())).or_default())
+    }
+
+    /// Run `f` on the Lease writes of set `set` in `ns` that the cache has not shown yet.
+    pub(super) fn with_expectations<T>(
+        &self,
+        ns: &str,
+        set: &str,
+        f: impl FnOnce(&mut Expectations<Arc<Lease>>) -> T,
+    ) -> T {
+        let mut m = self.written.lock().unwrap_or_else(|p| p.into_inner());
         f(m.entry((ns.to_string(), set.to_string())).or_default())
     }
 
@@ -170,8 +190,9 @@ impl Context {
 
     /// Forget a deleted set.
     pub(super) fn forget(&self, ns: &str, set: &str) {
-        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(&(ns.to_string(), set.to_string()));
+        let key = (ns.to_string(), set.to_string());
+        self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     }
 }
 
@@ -269,6 +290,7 @@ pub async fn run_counted(
         leases: views.leases,
         secrets,
         memory: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
         unresponsive: Mutex::new(Unresponsive::default()),
         stopped,
         stats: stats.clone(),

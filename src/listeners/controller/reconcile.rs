@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::desired::{resolve, Desired};
 use super::expiry::lease_facts;
 use super::finalize::{add_finalizer, finish_deletion};
-use super::leases::{apply_move, assignment_event};
+use super::leases::{apply_move, assignment_event, Target};
 use super::status::{condition, report, write_status, Report};
 use super::{publish, selector_matches, Context};
 use crate::api::listenerset::{
@@ -225,7 +225,7 @@ async fn write_report(
 
 /// The set's Leases, and the namespace's pods as the decision sees them.
 fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<Arc<Lease>>, Vec<PodFacts>) {
-    let leases: Vec<Arc<Lease>> = ctx
+    let cached: Vec<(String, String, Arc<Lease>)> = ctx
         .leases
         .state()
         .into_iter()
@@ -238,7 +238,10 @@ fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<A
                     .map(String::as_str)
                     == Some(name)
         })
+        .map(|l| (l.name_any(), l.resource_version().unwrap_or_default(), l))
         .collect();
+    // What the cache shows, corrected by the writes it has not shown yet.
+    let leases = ctx.with_expectations(ns, name, |e| e.overlay(cached));
     let pods: Vec<PodFacts> = ctx
         .pods
         .state()
@@ -281,26 +284,24 @@ async fn apply_writes(
         .collect();
     let writes = decision.writes.iter().map(|w| {
         let m = &w.change;
-        let lease = lease_by_listener.get(m.listener()).cloned();
-        let config = config_of.get(m.listener()).cloned();
-        apply_move(
-            &lease_api,
+        let target = Target {
+            api: &lease_api,
             ns,
-            &name,
-            m,
-            lease,
-            config,
-            set.spec.lease_duration_seconds,
-            &ctx.stats,
-        )
+            set: &name,
+            lease: lease_by_listener.get(m.listener()).cloned(),
+            config: config_of.get(m.listener()).cloned(),
+            default_duration: set.spec.lease_duration_seconds,
+        };
+        apply_move(target, m, &ctx.stats)
     });
     let results = futures::future::join_all(writes).await;
     let mut retry_soon = false;
     for (w, r) in decision.writes.iter().zip(results) {
         let m = &w.change;
         match r {
-            Ok(()) => {
+            Ok(written) => {
                 ctx.with_memory(ns, &name, |mem| mem.written(m, Instant::now()));
+                expect(ctx, ns, &name, m, lease_by_listener.get(m.listener()), written);
                 if let (
                     Move::Assign {
                         listener,
@@ -320,8 +321,11 @@ async fn apply_writes(
             Err(e) => {
                 if is_status(&e, 409) || is_status(&e, 404) {
                     ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    if matches!(m, Move::Assign { .. }) {
+                        ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);
+                    }
                     ctx.metrics.objects.fencing_conflict(ns, &name);
-                    debug!(listenerset = %name, listener = m.listener(), error = %e, "lease write lost a race");
+                    debug!(listenerset = %name, change = ?m, error = %e, "lease write lost a race");
                 } else {
                     warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");
                 }
@@ -330,6 +334,27 @@ async fn apply_writes(
         }
     }
     retry_soon
+}
+
+/// Remember a successful write conditional on a resourceVersion until the cache shows it (see
+/// [`Expectations`](crate::listeners::decide::Expectations)): the next reconcile must not decide from the Lease as it was before.
+fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>>, written: Option<Lease>) {
+    let replaced = match m {
+        Move::Assign {
+            from_resource_version: Some(rv),
+            ..
+        } => rv,
+        Move::RequestRelease { resource_version, .. } | Move::DeleteLease { resource_version, .. } => resource_version,
+        // A create: the decision's memory holds the Lease for its pod until the cache shows it.
+        Move::Assign { .. } => return,
+    };
+    let Some(name) = read.map(|l| l.name_any()) else { return };
+    let deleted = matches!(m, Move::DeleteLease { .. });
+    let written = written.filter(|_| !deleted).map(Arc::new);
+    if written.is_none() && !deleted {
+        return;
+    }
+    ctx.with_expectations(ns, set, |e| e.wrote(&name, replaced, written));
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {

@@ -235,7 +235,14 @@ pub(super) fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> R
         match until {
             Some(until) if input.now < until => {
                 out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
-                out.waiting.extend(restored_view(&change));
+                // Shown with the token of the tenure that may still run (or that this controller
+                // just created), not the next one: the status lists it, and a token the status
+                // lists is never given again, so showing the next one would skip it.
+                let current = memory.token(&l.id).unwrap_or(0);
+                out.waiting.extend(restored_view(&change).map(|v| LeaseView {
+                    transitions: current,
+                    ..v
+                }));
             }
             _ if pod.is_some() => out.writes.push(Write {
                 change,
