@@ -458,6 +458,7 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>
     Kind::Takeover(why)
 }
 
+mod confirm;
 mod expected;
 mod memory;
 #[cfg(test)]
@@ -466,6 +467,7 @@ mod properties;
 mod tests;
 mod unresponsive;
 
+pub use confirm::{confirmed, to_confirm};
 pub use expected::Expectations;
 pub use memory::Memory;
 use memory::{remember_holders, restore, restored_view, Restored};

@@ -30,7 +30,7 @@ use crate::api::listenerset::{
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::{self, Move};
-use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts, Wanted};
+use crate::listeners::decide::{confirmed, decide, to_confirm, Decision, Input, LeaseFacts, PodFacts, Wanted};
 
 /// One reconcile of one ListenerSet.
 pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -282,7 +282,17 @@ async fn apply_writes(
                 .map(|(s, k)| (l.id.as_str(), listenerset::lease::config_value(s, k)))
         })
         .collect();
-    let writes = decision.writes.iter().map(|w| {
+    // Only to pods the API server confirms (see `decide::confirm`): the pod cache may lag.
+    let live = live_pods(ctx, ns, to_confirm(&decision.writes)).await;
+    let (go, held_back) = confirmed(&decision.writes, &live);
+    for w in &held_back {
+        info!(
+            listenerset = %name,
+            change = ?w.change,
+            "assignment held back: the API server does not have the pod the cache shows"
+        );
+    }
+    let writes = go.iter().map(|w| {
         let m = &w.change;
         let target = Target {
             api: &lease_api,
@@ -295,8 +305,8 @@ async fn apply_writes(
         apply_move(target, m, &ctx.stats)
     });
     let results = futures::future::join_all(writes).await;
-    let mut retry_soon = false;
-    for (w, r) in decision.writes.iter().zip(results) {
+    let mut retry_soon = !held_back.is_empty();
+    for (w, r) in go.iter().zip(results) {
         let m = &w.change;
         match r {
             Ok(written) => {
@@ -334,6 +344,26 @@ async fn apply_writes(
         }
     }
     retry_soon
+}
+
+/// Which of `pods` (name, uid) the API server has now, by one GET each; a pod it cannot answer
+/// for is not confirmed (the assignment waits for the next reconcile).
+async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let gets = pods.into_iter().map(|(name, uid)| {
+        let api = api.clone();
+        async move {
+            match api.get_opt(&name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => Some((name, uid)),
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(pod = %name, error = %e, "could not confirm the pod of an assignment");
+                    None
+                }
+            }
+        }
+    });
+    futures::future::join_all(gets).await.into_iter().flatten().collect()
 }
 
 /// Remember a successful write conditional on a resourceVersion until the cache shows it (see
