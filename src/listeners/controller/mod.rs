@@ -219,6 +219,18 @@ impl StoppedPods {
         m.retain(|_, seen| now.saturating_duration_since(*seen) < STOPPED_MEMORY);
     }
 
+    /// `pod_events`, each pod noted on its way.
+    fn noting(&self, pod_events: Events<Pod>) -> Events<Pod> {
+        let stopped = self.clone();
+        pod_events
+            .inspect(move |r| {
+                if let Ok(p) = r {
+                    stopped.note(p);
+                }
+            })
+            .boxed()
+    }
+
     /// The uids of every pod known stopped.
     pub(super) fn uids(&self) -> std::collections::BTreeSet<String> {
         self.0
@@ -266,17 +278,7 @@ pub async fn run_counted(
 ) -> Arc<Stats> {
     // Every pod change passes here first: the last state of a deleted pod is seen only here.
     let stopped = StoppedPods::default();
-    let pod_events = {
-        let stopped = stopped.clone();
-        views
-            .pod_events
-            .inspect(move |r| {
-                if let Ok(p) = r {
-                    stopped.note(p);
-                }
-            })
-            .boxed()
-    };
+    let pod_events = stopped.noting(views.pod_events);
     let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
     let secrets = secret_watch.stores;
     let secret_stream = secret_watch.changes;
@@ -327,20 +329,7 @@ pub async fn run_counted(
         "starting the ListenerSet controller"
     );
     let shutdown = futures::FutureExt::shared(shutdown);
-    let report_client = client.clone();
-    let report = tolerant::report_each(bad, move |b| {
-        let (c, e) = (report_client.clone(), events.clone());
-        async move { report_undecodable(&c, &e, b).await }
-    });
-    let report = {
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                _ = report => {}
-                _ = shutdown => {}
-            }
-        }
-    };
+    let report = report_until(bad, client.clone(), events, shutdown.clone());
     let run = controller
         .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
         .watches_stream(pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
@@ -363,6 +352,19 @@ pub async fn run_counted(
     ctx.events.drain(Duration::from_secs(2)).await;
     info!("the ListenerSet controller stopped");
     stats
+}
+
+/// Report each undecodable ListenerSet of `bad` (an Event and the InvalidSpec condition) until
+/// `shutdown`.
+async fn report_until(bad: Undecodables, client: kube::Client, events: Publisher, shutdown: impl Future<Output = ()>) {
+    let report = tolerant::report_each(bad, move |b| {
+        let (c, e) = (client.clone(), events.clone());
+        async move { report_undecodable(&c, &e, b).await }
+    });
+    tokio::select! {
+        _ = report => {}
+        _ = shutdown => {}
+    }
 }
 
 /// [`reconcile`] under its span, timed and counted; a success resets the set's backoff.

@@ -57,32 +57,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     }
     let reference = set.object_ref(&());
     let previous = set.status.clone().unwrap_or_default();
-
-    let mut spec_errors = Vec::new();
-    if let Err(e) = listenerset::validate_name(&name) {
-        spec_errors.push(e);
-    }
-    if let Err(es) = listenerset::validate(&set.spec) {
-        spec_errors.extend(es);
-    }
     // A set being deleted is wound down whatever its spec says.
-    if !spec_errors.is_empty() && !deleting {
-        let message = spec_errors.join("; ");
-        let status = ListenerSetStatus {
-            observed_generation: set.metadata.generation,
-            conditions: vec![
-                condition(&previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, &set),
-                condition(&previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, &set),
-            ],
-            ..previous.clone()
-        };
-        if set.status.as_ref() != Some(&status) {
-            publish(&ctx, &reference, EventType::Warning, REASON_INVALID_SPEC, &message);
-            write_status(&ctx, &ns, &name, &status).await?;
-        }
+    if !deleting && report_invalid_spec(&ctx, &set, &ns, &name, &previous).await? {
         return Ok(Requeue::await_change());
     }
-
     let desired = if deleting {
         Desired {
             listeners: Vec::new(),
@@ -95,23 +73,93 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     let recover_nonce = annotation(&set.metadata, RECOVER_ANNOTATION)
         .filter(|n| annotation(&set.metadata, RECOVERED_ANNOTATION) != Some(*n))
         .map(str::to_string);
-    // Recover acts on what the API server says now, not on a cache that may not have seen the
-    // holder's deletion yet: the user ran it because they saw the pod die.
-    let live_now: Option<BTreeSet<String>> = match &recover_nonce {
-        Some(_) => Some(
-            Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|p| pod_is_live(p))
-                .filter_map(|p| p.metadata.name.clone())
-                .collect(),
-        ),
+    let live_now = match &recover_nonce {
+        Some(_) => Some(live_pod_names(&ctx, &ns).await?),
         None => None,
     };
+    let (decision, lease_by_listener) = decide_now(&ctx, &set, &desired, &previous, live_now.as_ref());
+    // Status first, from the state the writes start from (the next reconcile sees their
+    // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
+    // the status does not (a restarted or standby controller continues above it).
+    write_report(&ctx, &set, &previous, &desired, &decision, &lease_by_listener).await?;
+    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
 
-    let (leases, pods) = read_caches(&ctx, &set, &ns, &name);
+    // A failed write leaves the recover pending, so the retry releases what this pass could not.
+    if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
+        mark_recovered(&ctx, &set, nonce, decision.recovered).await?;
+    }
+    if deleting && lease_by_listener.is_empty() && !retry_soon {
+        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
+    }
+    if retry_soon {
+        return Ok(Requeue::requeue(Duration::from_millis(100)));
+    }
+    Ok(decision.requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+}
+
+/// If the spec is invalid, report it (the InvalidSpec conditions and an Event, once) and say so.
+async fn report_invalid_spec(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    name: &str,
+    previous: &ListenerSetStatus,
+) -> Result<bool> {
+    let mut spec_errors = Vec::new();
+    if let Err(e) = listenerset::validate_name(name) {
+        spec_errors.push(e);
+    }
+    if let Err(es) = listenerset::validate(&set.spec) {
+        spec_errors.extend(es);
+    }
+    if spec_errors.is_empty() {
+        return Ok(false);
+    }
+    let message = spec_errors.join("; ");
+    let status = ListenerSetStatus {
+        observed_generation: set.metadata.generation,
+        conditions: vec![
+            condition(previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, set),
+            condition(previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, set),
+        ],
+        ..previous.clone()
+    };
+    if set.status.as_ref() != Some(&status) {
+        publish(
+            ctx,
+            &set.object_ref(&()),
+            EventType::Warning,
+            REASON_INVALID_SPEC,
+            &message,
+        );
+        write_status(ctx, ns, name, &status).await?;
+    }
+    Ok(true)
+}
+
+/// The names of the pods the API server lists as live now. Recover acts on this, not on a cache
+/// that may not have seen the holder's deletion yet: the user ran it because they saw the pod die.
+async fn live_pod_names(ctx: &Context, ns: &str) -> Result<BTreeSet<String>> {
+    Ok(Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|p| pod_is_live(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect())
+}
+
+/// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
+fn decide_now(
+    ctx: &Context,
+    set: &ListenerSet,
+    desired: &Desired,
+    previous: &ListenerSetStatus,
+    live_now: Option<&BTreeSet<String>>,
+) -> (Decision, BTreeMap<String, Arc<Lease>>) {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    let (leases, pods) = read_caches(ctx, set, &ns, &name);
     ctx.metrics.objects.observe_leases(&ns, &name, &leases);
     let wanted: Vec<Wanted> = desired
         .listeners
@@ -122,10 +170,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             no_config: l.config_problem.is_some(),
         })
         .collect();
-    let facts: Vec<LeaseFacts> = leases
+    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<Lease>>) = leases
         .iter()
-        .filter_map(|l| lease_facts(l, &name, set.spec.lease_duration_seconds))
-        .collect();
+        .filter_map(|l| Some((lease_facts(l, &name, set.spec.lease_duration_seconds)?, l.clone())))
+        .unzip();
     let unresponsive = ctx.unresponsive();
     let mut stopped = ctx.stopped.uids();
     stopped.extend(
@@ -137,14 +185,14 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             .filter_map(|p| p.metadata.uid.clone()),
     );
     let input = Input {
-        deleting,
+        deleting: set.metadata.deletion_timestamp.is_some(),
         listeners: &wanted,
         keep_unknown: desired.keep_unknown,
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
         pods: &pods,
         leases: &facts,
-        status: &previous,
-        recover: live_now.as_ref(),
+        status: previous,
+        recover: live_now,
         unresponsive: &unresponsive,
         stopped: &stopped,
         lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
@@ -152,41 +200,24 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
     ctx.learn_unresponsive(&decision, &pods);
-    let lease_by_listener: BTreeMap<String, Arc<Lease>> = leases
-        .iter()
-        .zip(&facts)
-        .map(|(l, f)| (f.view.listener.clone(), l.clone()))
-        .collect();
-    // Status first, from the state the writes start from (the next reconcile sees their
-    // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
-    // the status does not (a restarted or standby controller continues above it).
-    write_report(&ctx, &set, &previous, &desired, &decision, &lease_by_listener).await?;
-    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
+    let lease_by_listener = facts.iter().map(|f| f.view.listener.clone()).zip(read).collect();
+    (decision, lease_by_listener)
+}
 
-    // A failed write leaves the recover pending, so the retry releases what this pass could not.
-    if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
-        publish(
-            &ctx,
-            &reference,
-            EventType::Normal,
-            EVENT_RECOVERED,
-            &format!(
-                "recover {nonce}: {} orphaned listeners released for reassignment",
-                decision.recovered
-            ),
-        );
-        let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"metadata": {"annotations": {RECOVERED_ANNOTATION: nonce}}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    }
-
-    if deleting && facts.is_empty() && !retry_soon {
-        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
-    }
-    if retry_soon {
-        return Ok(Requeue::requeue(Duration::from_millis(100)));
-    }
-    Ok(decision.requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+/// Record that the recover `nonce` was carried out (with its Event).
+async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered: usize) -> Result<()> {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    publish(
+        ctx,
+        &set.object_ref(&()),
+        EventType::Normal,
+        EVENT_RECOVERED,
+        &format!("recover {nonce}: {recovered} orphaned listeners released for reassignment"),
+    );
+    let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = json!({"metadata": {"annotations": {RECOVERED_ANNOTATION: nonce}}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
 }
 
 /// Write the status made from `decision` (with its Events), unless it is already so.
