@@ -16,6 +16,7 @@ pub(crate) fn stats_of(s: &Stats) -> Vec<(&'static str, u64)> {
         ("lease_updates", s.lease_updates.load(Relaxed)),
         ("release_requests", s.release_requests.load(Relaxed)),
         ("conflicts", s.conflicts.load(Relaxed)),
+        ("assign_conflicts", s.assign_conflicts.load(Relaxed)),
         ("status_writes", s.status_writes.load(Relaxed)),
         ("handovers", s.handovers.load(Relaxed)),
         ("takeovers", s.takeovers.load(Relaxed)),

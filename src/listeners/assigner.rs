@@ -204,67 +204,203 @@ pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]
     } else {
         usize::try_from(max_per_pod).unwrap_or(usize::MAX)
     };
-
-    // Live Leases per eligible pod (whatever the listener's fate), and those that are or
-    // will be asked to leave it anyway (release outstanding, listener suspended or removed).
-    let mut load: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
-    for pod in index.pods.values().filter(|p| p.eligible) {
-        load.insert(pod.name.as_str(), 0);
+    let mut load = Load::of(&index, &spec, &leases);
+    let mut sorted = Sorted::of(&index, &spec, &leases);
+    let (mut releases, deletes) = removed(&index, &spec, &leases);
+    releases.append(&mut sorted.releases);
+    let shed = load.shed_excess(&index, &sorted.sticky, limit, &mut releases);
+    let assigns = load.place(&index, &sorted.free, limit);
+    // Stranded listeners move only where there is room (make-before-break).
+    let room = load
+        .room(limit, max_per_pod)
+        .saturating_sub(sorted.reserved)
+        .saturating_sub(shed);
+    for (lease, holder) in sorted.stranded.into_iter().take(room) {
+        releases.push(request(lease, holder, ReleaseReason::HolderNotEligible));
     }
-    for lease in leases.values() {
-        if let Some(pod) = index.live_holder(lease).filter(|p| p.eligible) {
-            *load.entry(pod.name.as_str()).or_default() += 1;
-            let leaving = lease.release_requested || spec.get(lease.listener.as_str()).is_none_or(|l| l.suspended);
-            if leaving {
-                *releasing.entry(pod.name.as_str()).or_default() += 1;
-            }
-        }
-    }
+    releases.sort_by(|a, b| a.listener().cmp(b.listener()));
+    releases.extend(assigns);
+    releases.extend(deletes);
+    releases
+}
 
-    let mut releases = Vec::new();
-    let mut assigns = Vec::new();
-    let mut deletes = Vec::new();
-    let mut free: Vec<(&ListenerView, Option<&LeaseView>)> = Vec::new();
-    // Listeners on live, non-eligible holders: (lease, holder).
-    let mut stranded: Vec<(&LeaseView, &PodView)> = Vec::new();
-    // Listeners staying on eligible pods, not yet asked to release, by pod.
-    let mut sticky: BTreeMap<&str, Vec<&LeaseView>> = BTreeMap::new();
-    // Listeners that will need a new home once their outstanding release happens.
-    let mut reserved = 0usize;
-
-    let request = |lease: &LeaseView, holder: &PodView, reason| Move::RequestRelease {
+/// Ask `holder` to release `lease`.
+fn request(lease: &LeaseView, holder: &PodView, reason: ReleaseReason) -> Move {
+    Move::RequestRelease {
         listener: lease.listener.clone(),
         holder: holder.name.clone(),
         resource_version: lease.resource_version.clone(),
         reason,
-    };
+    }
+}
 
-    for (id, listener) in &spec {
-        let lease = leases.get(id).copied();
-        match lease.and_then(|l| index.live_holder(l).map(|p| (l, p))) {
-            Some((lease, holder)) => {
-                if listener.suspended {
-                    if !lease.release_requested {
-                        releases.push(request(lease, holder, ReleaseReason::Suspended));
-                    }
-                } else if lease.release_requested {
-                    reserved += 1;
-                } else if holder.eligible {
-                    sticky.entry(holder.name.as_str()).or_default().push(lease);
-                } else {
-                    stranded.push((lease, holder));
-                }
-            }
-            None => {
-                if !listener.suspended {
-                    free.push((listener, lease));
+/// Live Leases per eligible pod (whatever the listener's fate), and those that are or will be
+/// asked to leave it anyway (release outstanding, listener suspended or removed).
+struct Load<'a> {
+    held: BTreeMap<&'a str, usize>,
+    releasing: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> Load<'a> {
+    fn of(
+        index: &Index<'a>,
+        spec: &BTreeMap<&str, &ListenerView>,
+        leases: &BTreeMap<&'a str, &'a LeaseView>,
+    ) -> Load<'a> {
+        let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
+        for pod in index.pods.values().filter(|p| p.eligible) {
+            held.insert(pod.name.as_str(), 0);
+        }
+        for lease in leases.values() {
+            if let Some(pod) = index.live_holder(lease).filter(|p| p.eligible) {
+                *held.entry(pod.name.as_str()).or_default() += 1;
+                let leaving = lease.release_requested || spec.get(lease.listener.as_str()).is_none_or(|l| l.suspended);
+                if leaving {
+                    *releasing.entry(pod.name.as_str()).or_default() += 1;
                 }
             }
         }
+        Load { held, releasing }
     }
 
-    for (id, lease) in &leases {
+    /// maxPerPod: ask over-full pods to shed their excess, highest ids first; how many.
+    fn shed_excess(
+        &self,
+        index: &Index<'a>,
+        sticky: &BTreeMap<&str, Vec<&LeaseView>>,
+        limit: usize,
+        releases: &mut Vec<Move>,
+    ) -> usize {
+        let mut shed = 0usize;
+        for (pod, held) in &self.held {
+            let pending = self.releasing.get(pod).copied().unwrap_or(0);
+            let excess = held.saturating_sub(limit).saturating_sub(pending);
+            if excess == 0 {
+                continue;
+            }
+            if let (Some(kept), Some(holder)) = (sticky.get(pod), index.pods.get(pod)) {
+                for lease in kept.iter().rev().take(excess) {
+                    releases.push(request(lease, holder, ReleaseReason::OverLimit));
+                    shed += 1;
+                }
+            }
+        }
+        shed
+    }
+
+    /// Free listeners: each to the eligible pod with the fewest live Leases first, then name
+    /// (away from a pod whose Lease of it expired, on a tie); never beyond `limit`.
+    fn place(&mut self, index: &Index<'a>, free: &[(&ListenerView, Option<&LeaseView>)], limit: usize) -> Vec<Move> {
+        let mut assigns = Vec::new();
+        for (listener, lease) in free {
+            let previous = lease
+                .filter(|l| l.expired)
+                .and_then(|l| index.holder_pod(l))
+                .map(|p| p.name.as_str());
+            let target = self
+                .held
+                .iter()
+                .filter(|(_, held)| **held < limit)
+                .min_by_key(|(name, held)| (**held, previous == Some(**name), **name))
+                .map(|(name, _)| *name);
+            let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
+                continue;
+            };
+            if let Some(held) = self.held.get_mut(pod.name.as_str()) {
+                *held += 1;
+            }
+            let last = listener.last_transitions;
+            let (from_resource_version, transitions) = match lease {
+                Some(l) => (
+                    Some(l.resource_version.clone()),
+                    l.transitions.max(last.unwrap_or(0)).saturating_add(1),
+                ),
+                None => (None, last.map_or(0, |t| t.saturating_add(1))),
+            };
+            assigns.push(Move::Assign {
+                listener: listener.id.clone(),
+                pod: pod.name.clone(),
+                pod_uid: pod.uid.clone(),
+                from_resource_version,
+                transitions,
+            });
+        }
+        assigns
+    }
+
+    /// Free places on eligible pods (after the placements).
+    fn room(&self, limit: usize, max_per_pod: u32) -> usize {
+        if self.held.is_empty() {
+            0
+        } else if max_per_pod == 0 {
+            usize::MAX
+        } else {
+            self.held.values().map(|held| limit.saturating_sub(*held)).sum()
+        }
+    }
+}
+
+/// The spec's listeners sorted by what becomes of them.
+struct Sorted<'a> {
+    /// Release requests (suspended listeners on live holders).
+    releases: Vec<Move>,
+    /// Listeners with no live holder, with their Lease if any.
+    free: Vec<(&'a ListenerView, Option<&'a LeaseView>)>,
+    /// Listeners on live, non-eligible holders: (lease, holder).
+    stranded: Vec<(&'a LeaseView, &'a PodView)>,
+    /// Listeners staying on eligible pods, not yet asked to release, by pod.
+    sticky: BTreeMap<&'a str, Vec<&'a LeaseView>>,
+    /// Listeners that will need a new home once their outstanding release happens.
+    reserved: usize,
+}
+
+impl<'a> Sorted<'a> {
+    fn of(
+        index: &Index<'a>,
+        spec: &BTreeMap<&'a str, &'a ListenerView>,
+        leases: &BTreeMap<&'a str, &'a LeaseView>,
+    ) -> Sorted<'a> {
+        let mut out = Sorted {
+            releases: Vec::new(),
+            free: Vec::new(),
+            stranded: Vec::new(),
+            sticky: BTreeMap::new(),
+            reserved: 0,
+        };
+        for (id, listener) in spec {
+            let lease = leases.get(id).copied();
+            let Some((lease, holder)) = lease.and_then(|l| index.live_holder(l).map(|p| (l, p))) else {
+                if !listener.suspended {
+                    out.free.push((listener, lease));
+                }
+                continue;
+            };
+            if listener.suspended {
+                if !lease.release_requested {
+                    out.releases.push(request(lease, holder, ReleaseReason::Suspended));
+                }
+            } else if lease.release_requested {
+                out.reserved += 1;
+            } else if holder.eligible {
+                out.sticky.entry(holder.name.as_str()).or_default().push(lease);
+            } else {
+                out.stranded.push((lease, holder));
+            }
+        }
+        out
+    }
+}
+
+/// Leases of listeners the spec no longer has: a live holder is asked to release, a free Lease
+/// is deleted. (release requests, deletes)
+fn removed(
+    index: &Index<'_>,
+    spec: &BTreeMap<&str, &ListenerView>,
+    leases: &BTreeMap<&str, &LeaseView>,
+) -> (Vec<Move>, Vec<Move>) {
+    let (mut releases, mut deletes) = (Vec::new(), Vec::new());
+    for (id, lease) in leases {
         if spec.contains_key(id) {
             continue;
         }
@@ -280,79 +416,7 @@ pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]
             }),
         }
     }
-
-    // maxPerPod: ask over-full pods to shed their excess, highest ids first.
-    let mut shed = 0usize;
-    for (pod, held) in &load {
-        let pending = releasing.get(pod).copied().unwrap_or(0);
-        let excess = held.saturating_sub(limit).saturating_sub(pending);
-        if excess == 0 {
-            continue;
-        }
-        if let (Some(kept), Some(holder)) = (sticky.get(pod), index.pods.get(pod)) {
-            for lease in kept.iter().rev().take(excess) {
-                releases.push(request(lease, holder, ReleaseReason::OverLimit));
-                shed += 1;
-            }
-        }
-    }
-
-    // Free listeners: fewest live Leases first, then name.
-    for (listener, lease) in free {
-        let previous = lease
-            .filter(|l| l.expired)
-            .and_then(|l| index.holder_pod(l))
-            .map(|p| p.name.as_str());
-        let target = load
-            .iter()
-            .filter(|(_, held)| **held < limit)
-            .min_by_key(|(name, held)| (**held, previous == Some(**name), **name))
-            .map(|(name, _)| *name);
-        let Some(name) = target else { continue };
-        let Some(pod) = index.pods.get(name) else {
-            continue;
-        };
-        if let Some(held) = load.get_mut(name) {
-            *held += 1;
-        }
-        let last = listener.last_transitions;
-        let (from_resource_version, transitions) = match lease {
-            Some(l) => (
-                Some(l.resource_version.clone()),
-                l.transitions.max(last.unwrap_or(0)).saturating_add(1),
-            ),
-            None => (None, last.map_or(0, |t| t.saturating_add(1))),
-        };
-        assigns.push(Move::Assign {
-            listener: listener.id.clone(),
-            pod: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            from_resource_version,
-            transitions,
-        });
-    }
-
-    // Stranded listeners move only where there is room (make-before-break).
-    let room = if load.is_empty() {
-        0
-    } else if max_per_pod == 0 {
-        usize::MAX
-    } else {
-        load.values().map(|held| limit.saturating_sub(*held)).sum()
-    };
-    let mut room = room.saturating_sub(reserved).saturating_sub(shed);
-    for (lease, holder) in stranded {
-        if room == 0 {
-            break;
-        }
-        room -= 1;
-        releases.push(request(lease, holder, ReleaseReason::HolderNotEligible));
-    }
-
-    releases.sort_by(|a, b| a.listener().cmp(b.listener()));
-    releases.extend(assigns);
-    releases.extend(deletes);
-    releases
+    (releases, deletes)
 }
 
 /// The moves that wind a deleted ListenerSet down: every listener is treated as removed (a live

@@ -171,6 +171,43 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     let lapsed = lapsed(input, &leases);
     let pods = pod_views(input, &leases, &lapsed);
     let silent = silent(input, &leases, &lapsed, &renewed);
+    remember_tokens(input, &leases, memory);
+    remember_holders(input, &leases, memory);
+    let listeners = listener_views(input, &leases, memory);
+    let restored = restore(input, &leases, memory);
+    let writes = writes(input, &pods, &leases, &listeners, &restored, memory);
+    // While the set is being deleted, its listeners are the Leases still left.
+    let counted: Vec<ListenerView> = if input.deleting {
+        leases
+            .iter()
+            .map(|l| ListenerView {
+                id: l.listener.clone(),
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        listeners
+    };
+    let seen = as_written(&leases, &writes, &restored);
+    Decision {
+        summary: assigner::summarize(&counted, &pods, &seen),
+        writes,
+        eligible: pods.iter().filter(|p| p.eligible).count(),
+        requeue: [next_expiry, restored.wake]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
+        recovered,
+        tokens: memory.tokens.clone(),
+        lapsed,
+        renewed,
+        silent,
+    }
+}
+
+/// Raise the remembered fencing tokens to those of the Leases and the status.
+fn remember_tokens(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
     for (listener, token) in leases.iter().map(|l| (l.listener.as_str(), l.transitions)) {
         memory.raise(listener, token);
     }
@@ -179,9 +216,19 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     for (listener, token) in status.fencing_tokens.iter().map(|(l, t)| (l, *t)).chain(recorded) {
         memory.raise(listener, token);
     }
-    remember_holders(input, &leases, memory);
-    let listeners = listener_views(input, &leases, memory);
-    let restored = restore(input, &leases, memory);
+}
+
+/// The Lease writes: the assigner's moves (or the wind-down's), without assignments of
+/// listeners whose config cannot be read or whose Lease is being restored, plus the restoring
+/// writes. Their tokens are remembered at once (the status carries them before any Lease).
+fn writes(
+    input: &Input,
+    pods: &[PodView],
+    leases: &[LeaseView],
+    listeners: &[ListenerView],
+    restored: &Restored,
+    memory: &mut Memory,
+) -> Vec<Write> {
     let no_config: BTreeSet<&str> = input
         .listeners
         .iter()
@@ -201,9 +248,9 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         .chain(restored.waiting.iter().map(|l| l.listener.as_str()))
         .collect();
     let planned = if input.deleting {
-        assigner::finalize(&pods, &leases)
+        assigner::finalize(pods, leases)
     } else {
-        plan(input, &pods, &leases, &listeners, &restored)
+        plan(input, pods, leases, listeners, restored)
     };
     let mut writes: Vec<Write> = planned
         .into_iter()
@@ -211,8 +258,8 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         // The restoring write is the only one for its listener (its Lease does not exist yet).
         .filter(|m| !restoring.contains(m.listener()))
         .map(|change| {
-            let kind = matches!(change, Move::Assign { .. })
-                .then(|| kind_of(input, &leases, &memory.ended, change.listener()));
+            let kind =
+                matches!(change, Move::Assign { .. }).then(|| kind_of(input, leases, &memory.ended, change.listener()));
             Write { change, kind }
         })
         .collect();
@@ -225,44 +272,23 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
             memory.raise(listener, *transitions);
         }
     }
-    // While the set is being deleted, its listeners are the Leases still left.
-    let counted: Vec<ListenerView> = if input.deleting {
-        leases
-            .iter()
-            .map(|l| ListenerView {
-                id: l.listener.clone(),
-                ..Default::default()
-            })
-            .collect()
-    } else {
-        listeners
-    };
-    // The status shows every assignment of this decision (as starting) and held listeners as
-    // orphaned: it is written before any Lease, so a controller that starts after it knows who
-    // may run each listener even if a Lease it wrote was deleted before it saw it.
-    let mut seen: Vec<LeaseView> = leases.clone();
-    for w in &writes {
+    writes
+}
+
+/// The Leases as they will be after the restoring writes, with the listeners held for their
+/// last holder. The status shows every assignment of this decision (as starting) and held
+/// listeners as orphaned: it is written before any Lease, so a controller that starts after it
+/// knows who may run each listener even if a Lease it wrote was deleted before it saw it.
+fn as_written(leases: &[LeaseView], writes: &[Write], restored: &Restored) -> Vec<LeaseView> {
+    let mut seen: Vec<LeaseView> = leases.to_vec();
+    for w in writes {
         if let Some(view) = restored_view(&w.change) {
             seen.retain(|l| l.listener != view.listener);
             seen.push(view);
         }
     }
     seen.extend(restored.waiting.iter().cloned());
-    Decision {
-        writes,
-        summary: assigner::summarize(&counted, &pods, &seen),
-        eligible: pods.iter().filter(|p| p.eligible).count(),
-        requeue: [next_expiry, restored.wake]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
-        recovered,
-        tokens: memory.tokens.clone(),
-        lapsed,
-        renewed,
-        silent,
-    }
+    seen
 }
 
 /// The assigner's moves. A restored listener counts as held by its pod (it is, once the Lease is
@@ -458,6 +484,8 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>
     Kind::Takeover(why)
 }
 
+mod confirm;
+mod expected;
 mod memory;
 #[cfg(test)]
 mod properties;
@@ -465,6 +493,8 @@ mod properties;
 mod tests;
 mod unresponsive;
 
+pub use confirm::{confirmed, to_confirm};
+pub use expected::Expectations;
 pub use memory::Memory;
 use memory::{remember_holders, restore, restored_view, Restored};
 use unresponsive::silent;

@@ -12,3 +12,4 @@ mod deletion;
 mod failures;
 mod handover;
 mod lifecycle;
+mod stale_cache;

@@ -60,7 +60,7 @@ pub use reconcile::reconcile;
 pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
-use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive};
+use crate::listeners::decide::{Decision, Expectations, Memory, PodFacts, Unresponsive};
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -97,7 +97,11 @@ pub struct Stats {
     pub lease_updates: AtomicU64,
     pub lease_deletes: AtomicU64,
     pub release_requests: AtomicU64,
+    /// Conditional Lease writes answered 409 or 404 (most are release requests crossing a
+    /// release the agent made on its own, e.g. at SIGTERM: harmless).
     pub conflicts: AtomicU64,
+    /// Of those, assignments: each one skips a fencing token (reserved in the status first).
+    pub assign_conflicts: AtomicU64,
     pub status_writes: AtomicU64,
     pub takeovers: AtomicU64,
     pub handovers: AtomicU64,
@@ -120,6 +124,9 @@ pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, St
     crate::api::pod::selector_matches(sel, labels.unwrap_or(&empty))
 }
 
+/// (namespace, name) of a ListenerSet.
+type SetKey = (String, String);
+
 /// What a reconcile needs.
 pub struct Context {
     pub client: kube::Client,
@@ -131,6 +138,8 @@ pub struct Context {
     /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
     /// garbage collector deleted with its pod must not be recreated with a lower one).
     memory: Mutex<HashMap<(String, String), Memory>>,
+    /// (namespace, set) → the set's Lease writes its cache has not shown yet.
+    written: Mutex<HashMap<SetKey, Expectations<Arc<Lease>>>>,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
     unresponsive: Mutex<Unresponsive>,
     /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).
@@ -149,6 +158,17 @@ impl Context {
     /// Run `f` on the memory of set `set` in `ns`.
     pub(super) fn with_memory<T>(&self, ns: &str, set: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
         let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        f(m.entry((ns.to_string(), set.to_string())).or_default())
+    }
+
+    /// Run `f` on the Lease writes of set `set` in `ns` that the cache has not shown yet.
+    pub(super) fn with_expectations<T>(
+        &self,
+        ns: &str,
+        set: &str,
+        f: impl FnOnce(&mut Expectations<Arc<Lease>>) -> T,
+    ) -> T {
+        let mut m = self.written.lock().unwrap_or_else(|p| p.into_inner());
         f(m.entry((ns.to_string(), set.to_string())).or_default())
     }
 
@@ -173,8 +193,9 @@ impl Context {
 
     /// Forget a deleted set.
     pub(super) fn forget(&self, ns: &str, set: &str) {
-        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(&(ns.to_string(), set.to_string()));
+        let key = (ns.to_string(), set.to_string());
+        self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     }
 }
 
@@ -199,6 +220,18 @@ impl StoppedPods {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         m.insert(uid.clone(), now);
         m.retain(|_, seen| now.saturating_duration_since(*seen) < STOPPED_MEMORY);
+    }
+
+    /// `pod_events`, each pod noted on its way.
+    fn noting(&self, pod_events: Events<Pod>) -> Events<Pod> {
+        let stopped = self.clone();
+        pod_events
+            .inspect(move |r| {
+                if let Ok(p) = r {
+                    stopped.note(p);
+                }
+            })
+            .boxed()
     }
 
     /// The uids of every pod known stopped.
@@ -248,17 +281,7 @@ pub async fn run_counted(
 ) -> Arc<Stats> {
     // Every pod change passes here first: the last state of a deleted pod is seen only here.
     let stopped = StoppedPods::default();
-    let pod_events = {
-        let stopped = stopped.clone();
-        views
-            .pod_events
-            .inspect(move |r| {
-                if let Ok(p) = r {
-                    stopped.note(p);
-                }
-            })
-            .boxed()
-    };
+    let pod_events = stopped.noting(views.pod_events);
     let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
     let secrets = secret_watch.stores;
     let secret_stream = secret_watch.changes;
@@ -272,6 +295,7 @@ pub async fn run_counted(
         leases: views.leases,
         secrets,
         memory: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
         unresponsive: Mutex::new(Unresponsive::default()),
         stopped,
         stats: stats.clone(),
@@ -308,20 +332,7 @@ pub async fn run_counted(
         "starting the ListenerSet controller"
     );
     let shutdown = futures::FutureExt::shared(shutdown);
-    let report_client = client.clone();
-    let report = tolerant::report_each(bad, move |b| {
-        let (c, e) = (report_client.clone(), events.clone());
-        async move { report_undecodable(&c, &e, b).await }
-    });
-    let report = {
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                _ = report => {}
-                _ = shutdown => {}
-            }
-        }
-    };
+    let report = report_until(bad, client.clone(), events, shutdown.clone());
     let run = controller
         .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
         .watches_stream(pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
@@ -344,6 +355,19 @@ pub async fn run_counted(
     ctx.events.drain(Duration::from_secs(2)).await;
     info!("the ListenerSet controller stopped");
     stats
+}
+
+/// Report each undecodable ListenerSet of `bad` (an Event and the InvalidSpec condition) until
+/// `shutdown`.
+async fn report_until(bad: Undecodables, client: kube::Client, events: Publisher, shutdown: impl Future<Output = ()>) {
+    let report = tolerant::report_each(bad, move |b| {
+        let (c, e) = (client.clone(), events.clone());
+        async move { report_undecodable(&c, &e, b).await }
+    });
+    tokio::select! {
+        _ = report => {}
+        _ = shutdown => {}
+    }
 }
 
 /// [`reconcile`] under its span, timed and counted; a success resets the set's backoff.

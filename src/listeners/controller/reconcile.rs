@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::desired::{resolve, Desired};
 use super::expiry::lease_facts;
 use super::finalize::{add_finalizer, finish_deletion};
-use super::leases::{apply_move, assignment_event};
+use super::leases::{apply_move, assignment_event, Target};
 use super::status::{condition, report, write_status, Report};
 use super::{publish, selector_matches, Context};
 use crate::api::listenerset::{
@@ -30,7 +30,7 @@ use crate::api::listenerset::{
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::{self, Move};
-use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts, Wanted};
+use crate::listeners::decide::{confirmed, decide, to_confirm, Decision, Input, LeaseFacts, PodFacts, Wanted};
 
 /// One reconcile of one ListenerSet.
 pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -57,32 +57,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     }
     let reference = set.object_ref(&());
     let previous = set.status.clone().unwrap_or_default();
-
-    let mut spec_errors = Vec::new();
-    if let Err(e) = listenerset::validate_name(&name) {
-        spec_errors.push(e);
-    }
-    if let Err(es) = listenerset::validate(&set.spec) {
-        spec_errors.extend(es);
-    }
     // A set being deleted is wound down whatever its spec says.
-    if !spec_errors.is_empty() && !deleting {
-        let message = spec_errors.join("; ");
-        let status = ListenerSetStatus {
-            observed_generation: set.metadata.generation,
-            conditions: vec![
-                condition(&previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, &set),
-                condition(&previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, &set),
-            ],
-            ..previous.clone()
-        };
-        if set.status.as_ref() != Some(&status) {
-            publish(&ctx, &reference, EventType::Warning, REASON_INVALID_SPEC, &message);
-            write_status(&ctx, &ns, &name, &status).await?;
-        }
+    if !deleting && report_invalid_spec(&ctx, &set, &ns, &name, &previous).await? {
         return Ok(Requeue::await_change());
     }
-
     let desired = if deleting {
         Desired {
             listeners: Vec::new(),
@@ -95,23 +73,93 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     let recover_nonce = annotation(&set.metadata, RECOVER_ANNOTATION)
         .filter(|n| annotation(&set.metadata, RECOVERED_ANNOTATION) != Some(*n))
         .map(str::to_string);
-    // Recover acts on what the API server says now, not on a cache that may not have seen the
-    // holder's deletion yet: the user ran it because they saw the pod die.
-    let live_now: Option<BTreeSet<String>> = match &recover_nonce {
-        Some(_) => Some(
-            Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .filter(|p| pod_is_live(p))
-                .filter_map(|p| p.metadata.name.clone())
-                .collect(),
-        ),
+    let live_now = match &recover_nonce {
+        Some(_) => Some(live_pod_names(&ctx, &ns).await?),
         None => None,
     };
+    let (decision, lease_by_listener) = decide_now(&ctx, &set, &desired, &previous, live_now.as_ref());
+    // Status first, from the state the writes start from (the next reconcile sees their
+    // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
+    // the status does not (a restarted or standby controller continues above it).
+    write_report(&ctx, &set, &previous, &desired, &decision, &lease_by_listener).await?;
+    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
 
-    let (leases, pods) = read_caches(&ctx, &set, &ns, &name);
+    // A failed write leaves the recover pending, so the retry releases what this pass could not.
+    if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
+        mark_recovered(&ctx, &set, nonce, decision.recovered).await?;
+    }
+    if deleting && lease_by_listener.is_empty() && !retry_soon {
+        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
+    }
+    if retry_soon {
+        return Ok(Requeue::requeue(Duration::from_millis(100)));
+    }
+    Ok(decision.requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+}
+
+/// If the spec is invalid, report it (the InvalidSpec conditions and an Event, once) and say so.
+async fn report_invalid_spec(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    name: &str,
+    previous: &ListenerSetStatus,
+) -> Result<bool> {
+    let mut spec_errors = Vec::new();
+    if let Err(e) = listenerset::validate_name(name) {
+        spec_errors.push(e);
+    }
+    if let Err(es) = listenerset::validate(&set.spec) {
+        spec_errors.extend(es);
+    }
+    if spec_errors.is_empty() {
+        return Ok(false);
+    }
+    let message = spec_errors.join("; ");
+    let status = ListenerSetStatus {
+        observed_generation: set.metadata.generation,
+        conditions: vec![
+            condition(previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, set),
+            condition(previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, set),
+        ],
+        ..previous.clone()
+    };
+    if set.status.as_ref() != Some(&status) {
+        publish(
+            ctx,
+            &set.object_ref(&()),
+            EventType::Warning,
+            REASON_INVALID_SPEC,
+            &message,
+        );
+        write_status(ctx, ns, name, &status).await?;
+    }
+    Ok(true)
+}
+
+/// The names of the pods the API server lists as live now. Recover acts on this, not on a cache
+/// that may not have seen the holder's deletion yet: the user ran it because they saw the pod die.
+async fn live_pod_names(ctx: &Context, ns: &str) -> Result<BTreeSet<String>> {
+    Ok(Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|p| pod_is_live(p))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect())
+}
+
+/// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
+fn decide_now(
+    ctx: &Context,
+    set: &ListenerSet,
+    desired: &Desired,
+    previous: &ListenerSetStatus,
+    live_now: Option<&BTreeSet<String>>,
+) -> (Decision, BTreeMap<String, Arc<Lease>>) {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    let (leases, pods) = read_caches(ctx, set, &ns, &name);
     ctx.metrics.objects.observe_leases(&ns, &name, &leases);
     let wanted: Vec<Wanted> = desired
         .listeners
@@ -122,10 +170,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             no_config: l.config_problem.is_some(),
         })
         .collect();
-    let facts: Vec<LeaseFacts> = leases
+    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<Lease>>) = leases
         .iter()
-        .filter_map(|l| lease_facts(l, &name, set.spec.lease_duration_seconds))
-        .collect();
+        .filter_map(|l| Some((lease_facts(l, &name, set.spec.lease_duration_seconds)?, l.clone())))
+        .unzip();
     let unresponsive = ctx.unresponsive();
     let mut stopped = ctx.stopped.uids();
     stopped.extend(
@@ -137,14 +185,14 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             .filter_map(|p| p.metadata.uid.clone()),
     );
     let input = Input {
-        deleting,
+        deleting: set.metadata.deletion_timestamp.is_some(),
         listeners: &wanted,
         keep_unknown: desired.keep_unknown,
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
         pods: &pods,
         leases: &facts,
-        status: &previous,
-        recover: live_now.as_ref(),
+        status: previous,
+        recover: live_now,
         unresponsive: &unresponsive,
         stopped: &stopped,
         lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
@@ -152,41 +200,24 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
     ctx.learn_unresponsive(&decision, &pods);
-    let lease_by_listener: BTreeMap<String, Arc<Lease>> = leases
-        .iter()
-        .zip(&facts)
-        .map(|(l, f)| (f.view.listener.clone(), l.clone()))
-        .collect();
-    // Status first, from the state the writes start from (the next reconcile sees their
-    // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
-    // the status does not (a restarted or standby controller continues above it).
-    write_report(&ctx, &set, &previous, &desired, &decision, &lease_by_listener).await?;
-    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
+    let lease_by_listener = facts.iter().map(|f| f.view.listener.clone()).zip(read).collect();
+    (decision, lease_by_listener)
+}
 
-    // A failed write leaves the recover pending, so the retry releases what this pass could not.
-    if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
-        publish(
-            &ctx,
-            &reference,
-            EventType::Normal,
-            EVENT_RECOVERED,
-            &format!(
-                "recover {nonce}: {} orphaned listeners released for reassignment",
-                decision.recovered
-            ),
-        );
-        let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"metadata": {"annotations": {RECOVERED_ANNOTATION: nonce}}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    }
-
-    if deleting && facts.is_empty() && !retry_soon {
-        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
-    }
-    if retry_soon {
-        return Ok(Requeue::requeue(Duration::from_millis(100)));
-    }
-    Ok(decision.requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+/// Record that the recover `nonce` was carried out (with its Event).
+async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered: usize) -> Result<()> {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    publish(
+        ctx,
+        &set.object_ref(&()),
+        EventType::Normal,
+        EVENT_RECOVERED,
+        &format!("recover {nonce}: {recovered} orphaned listeners released for reassignment"),
+    );
+    let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = json!({"metadata": {"annotations": {RECOVERED_ANNOTATION: nonce}}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
 }
 
 /// Write the status made from `decision` (with its Events), unless it is already so.
@@ -225,7 +256,7 @@ async fn write_report(
 
 /// The set's Leases, and the namespace's pods as the decision sees them.
 fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<Arc<Lease>>, Vec<PodFacts>) {
-    let leases: Vec<Arc<Lease>> = ctx
+    let cached: Vec<(String, String, Arc<Lease>)> = ctx
         .leases
         .state()
         .into_iter()
@@ -238,7 +269,10 @@ fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<A
                     .map(String::as_str)
                     == Some(name)
         })
+        .map(|l| (l.name_any(), l.resource_version().unwrap_or_default(), l))
         .collect();
+    // What the cache shows, corrected by the writes it has not shown yet.
+    let leases = ctx.with_expectations(ns, name, |e| e.overlay(cached));
     let pods: Vec<PodFacts> = ctx
         .pods
         .state()
@@ -279,28 +313,36 @@ async fn apply_writes(
                 .map(|(s, k)| (l.id.as_str(), listenerset::lease::config_value(s, k)))
         })
         .collect();
-    let writes = decision.writes.iter().map(|w| {
+    // Only to pods the API server confirms (see `decide::confirm`): the pod cache may lag.
+    let live = live_pods(ctx, ns, to_confirm(&decision.writes)).await;
+    let (go, held_back) = confirmed(&decision.writes, &live);
+    for w in &held_back {
+        info!(
+            listenerset = %name,
+            change = ?w.change,
+            "assignment held back: the API server does not have the pod the cache shows"
+        );
+    }
+    let writes = go.iter().map(|w| {
         let m = &w.change;
-        let lease = lease_by_listener.get(m.listener()).cloned();
-        let config = config_of.get(m.listener()).cloned();
-        apply_move(
-            &lease_api,
+        let target = Target {
+            api: &lease_api,
             ns,
-            &name,
-            m,
-            lease,
-            config,
-            set.spec.lease_duration_seconds,
-            &ctx.stats,
-        )
+            set: &name,
+            lease: lease_by_listener.get(m.listener()).cloned(),
+            config: config_of.get(m.listener()).cloned(),
+            default_duration: set.spec.lease_duration_seconds,
+        };
+        apply_move(target, m, &ctx.stats)
     });
     let results = futures::future::join_all(writes).await;
-    let mut retry_soon = false;
-    for (w, r) in decision.writes.iter().zip(results) {
+    let mut retry_soon = !held_back.is_empty();
+    for (w, r) in go.iter().zip(results) {
         let m = &w.change;
         match r {
-            Ok(()) => {
+            Ok(written) => {
                 ctx.with_memory(ns, &name, |mem| mem.written(m, Instant::now()));
+                expect(ctx, ns, &name, m, lease_by_listener.get(m.listener()), written);
                 if let (
                     Move::Assign {
                         listener,
@@ -320,8 +362,11 @@ async fn apply_writes(
             Err(e) => {
                 if is_status(&e, 409) || is_status(&e, 404) {
                     ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    if matches!(m, Move::Assign { .. }) {
+                        ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);
+                    }
                     ctx.metrics.objects.fencing_conflict(ns, &name);
-                    debug!(listenerset = %name, listener = m.listener(), error = %e, "lease write lost a race");
+                    debug!(listenerset = %name, change = ?m, error = %e, "lease write lost a race");
                 } else {
                     warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");
                 }
@@ -330,6 +375,47 @@ async fn apply_writes(
         }
     }
     retry_soon
+}
+
+/// Which of `pods` (name, uid) the API server has now, by one GET each; a pod it cannot answer
+/// for is not confirmed (the assignment waits for the next reconcile).
+async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let gets = pods.into_iter().map(|(name, uid)| {
+        let api = api.clone();
+        async move {
+            match api.get_opt(&name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => Some((name, uid)),
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(pod = %name, error = %e, "could not confirm the pod of an assignment");
+                    None
+                }
+            }
+        }
+    });
+    futures::future::join_all(gets).await.into_iter().flatten().collect()
+}
+
+/// Remember a successful write conditional on a resourceVersion until the cache shows it (see
+/// [`Expectations`](crate::listeners::decide::Expectations)): the next reconcile must not decide from the Lease as it was before.
+fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>>, written: Option<Lease>) {
+    let replaced = match m {
+        Move::Assign {
+            from_resource_version: Some(rv),
+            ..
+        } => rv,
+        Move::RequestRelease { resource_version, .. } | Move::DeleteLease { resource_version, .. } => resource_version,
+        // A create: the decision's memory holds the Lease for its pod until the cache shows it.
+        Move::Assign { .. } => return,
+    };
+    let Some(name) = read.map(|l| l.name_any()) else { return };
+    let deleted = matches!(m, Move::DeleteLease { .. });
+    let written = written.filter(|_| !deleted).map(Arc::new);
+    if written.is_none() && !deleted {
+        return;
+    }
+    ctx.with_expectations(ns, set, |e| e.wrote(&name, replaced, written));
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {

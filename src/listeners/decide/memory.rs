@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{pods_by_name, Input, Kind, Write};
+use super::{pods_by_name, Input, Kind, PodFacts, Write};
 use crate::listeners::assigner::{LeaseView, Move};
 
 /// What the controller remembers of one set between reconciles.
@@ -85,6 +85,30 @@ impl Memory {
 /// recreated for it), else one lease duration from when the Lease was seen gone; a holder
 /// reported stopped is forgotten at once.
 pub(super) fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
+    remember_leases(input, leases, memory);
+    if !memory.seeded {
+        memory.seeded = true;
+        seed_from_status(input, leases, memory);
+    }
+    let by_name = pods_by_name(input.pods);
+    let ended = &mut memory.ended;
+    memory.holders.retain(|listener, h| {
+        if leases.iter().any(|l| l.listener == *listener) {
+            return true;
+        }
+        match still_holds(input, &by_name, h) {
+            Ok(keep) => keep,
+            Err(why) => {
+                ended.insert(listener.clone(), why);
+                false
+            }
+        }
+    });
+}
+
+/// A live holder of a Lease is remembered; a released or expired Lease ends the memory (that
+/// pod no longer runs the listener).
+fn remember_leases(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
     for lease in leases {
         memory.ended.remove(&lease.listener);
         match (&lease.holder, lease.expired) {
@@ -108,83 +132,79 @@ pub(super) fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut
             }
         }
     }
-    if !memory.seeded {
-        memory.seeded = true;
-        for a in &input.status.assignments {
-            if !leases.iter().any(|l| l.listener == a.listener) {
-                let holder = Holder {
-                    pod: a.pod.clone(),
-                    uid: a.pod_uid.clone(),
-                    unseen_since: None,
-                    duration: input.lease_duration,
-                    hold_until: None,
-                };
-                memory.holders.entry(a.listener.clone()).or_insert(holder);
-            }
-        }
-        // A listener that had a token but has no Lease and no holder on record may still run
-        // where its Lease was before it went: a fresh controller holds it one lease duration.
-        for id in input.status.fencing_tokens.keys() {
-            if !leases.iter().any(|l| l.listener == *id) && !memory.holders.contains_key(id) {
-                let holder = Holder {
-                    pod: String::new(),
-                    uid: None,
-                    unseen_since: None,
-                    duration: input.lease_duration,
-                    hold_until: Some(input.now + input.lease_duration),
-                };
-                memory.holders.insert(id.clone(), holder);
-            }
+}
+
+/// A fresh controller learns the holders of listeners without a Lease from the status: its
+/// assignments, and for a listener with a token but no holder on record, an unknown holder held
+/// one lease duration (it may still run where its Lease was before it went).
+fn seed_from_status(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
+    for a in &input.status.assignments {
+        if !leases.iter().any(|l| l.listener == a.listener) {
+            let holder = Holder {
+                pod: a.pod.clone(),
+                uid: a.pod_uid.clone(),
+                unseen_since: None,
+                duration: input.lease_duration,
+                hold_until: None,
+            };
+            memory.holders.entry(a.listener.clone()).or_insert(holder);
         }
     }
-    let by_name = pods_by_name(input.pods);
-    let now = input.now;
-    let ended = &mut memory.ended;
-    memory.holders.retain(|listener, h| {
-        if leases.iter().any(|l| l.listener == *listener) {
-            return true;
-        }
-        // The holder's pod, if it exists: same name *and* uid (without the uid, a pod of that
-        // name may be another one).
-        let pod = by_name
-            .get(h.pod.as_str())
-            .filter(|p| h.uid.as_ref().is_some_and(|u| *u == p.uid));
-        let stopped = h
-            .uid
-            .iter()
-            .chain(pod.map(|p| &p.uid))
-            .any(|u| input.stopped.contains(u));
-        // A recover is the operator's word that pods not live are not running anything.
-        let recovered = input.recover.is_some_and(|live| !live.contains(&h.pod));
-        let who = &h.pod;
-        if stopped || recovered {
-            let why = if stopped {
-                format!("holder pod {who} stopped (the kubelet reported its containers terminated)")
-            } else {
-                format!("recovered from holder pod {who}, which is not live")
+    for id in input.status.fencing_tokens.keys() {
+        if !leases.iter().any(|l| l.listener == *id) && !memory.holders.contains_key(id) {
+            let holder = Holder {
+                pod: String::new(),
+                uid: None,
+                unseen_since: None,
+                duration: input.lease_duration,
+                hold_until: Some(input.now + input.lease_duration),
             };
-            ended.insert(listener.clone(), why);
-            return false;
+            memory.holders.insert(id.clone(), holder);
         }
-        if pod.is_some_and(|p| !input.unresponsive.contains(p)) && h.hold_until.is_none() {
-            return true;
-        }
-        let hold = h.duration.max(input.lease_duration);
-        let keep = now < *h.hold_until.get_or_insert(now + hold);
-        if !keep {
-            let state = if pod.is_some() { "does not renew" } else { "is gone" };
-            let why = if who.is_empty() {
-                format!("its Lease was gone and its last holder unknown for {}s", hold.as_secs())
-            } else {
-                format!(
-                    "holder pod {who} {state} and its Lease went {}s ago: its agent has stopped the listener",
-                    hold.as_secs()
-                )
-            };
-            ended.insert(listener.clone(), why);
-        }
-        keep
-    });
+    }
+}
+
+/// Whether holder `h` of a listener whose Lease is gone is still remembered: for good while its
+/// pod exists and answers, else until one lease duration after the Lease was seen gone (set on
+/// `h` here). `Err(why)` once it is let go (reported stopped, recovered, or held long enough):
+/// why, for the Event of the listener's next assignment.
+fn still_holds(input: &Input, by_name: &BTreeMap<&str, &PodFacts>, h: &mut Holder) -> Result<bool, String> {
+    // The holder's pod, if it exists: same name *and* uid (without the uid, a pod of that name
+    // may be another one).
+    let pod = by_name
+        .get(h.pod.as_str())
+        .filter(|p| h.uid.as_ref().is_some_and(|u| *u == p.uid));
+    let stopped = h
+        .uid
+        .iter()
+        .chain(pod.map(|p| &p.uid))
+        .any(|u| input.stopped.contains(u));
+    let who = &h.pod;
+    if stopped {
+        return Err(format!(
+            "holder pod {who} stopped (the kubelet reported its containers terminated)"
+        ));
+    }
+    // A recover is the operator's word that pods not live are not running anything.
+    if input.recover.is_some_and(|live| !live.contains(&h.pod)) {
+        return Err(format!("recovered from holder pod {who}, which is not live"));
+    }
+    if pod.is_some_and(|p| !input.unresponsive.contains(p)) && h.hold_until.is_none() {
+        return Ok(true);
+    }
+    let hold = h.duration.max(input.lease_duration);
+    if input.now < *h.hold_until.get_or_insert(input.now + hold) {
+        return Ok(true);
+    }
+    let state = if pod.is_some() { "does not renew" } else { "is gone" };
+    Err(if who.is_empty() {
+        format!("its Lease was gone and its last holder unknown for {}s", hold.as_secs())
+    } else {
+        format!(
+            "holder pod {who} {state} and its Lease went {}s ago: its agent has stopped the listener",
+            hold.as_secs()
+        )
+    })
 }
 
 /// What becomes of wanted listeners whose Lease is missing while their last holder may still
@@ -235,7 +255,14 @@ pub(super) fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> R
         match until {
             Some(until) if input.now < until => {
                 out.wake = Some(out.wake.map_or(until, |w| w.min(until)));
-                out.waiting.extend(restored_view(&change));
+                // Shown with the token of the tenure that may still run (or that this controller
+                // just created), not the next one: the status lists it, and a token the status
+                // lists is never given again, so showing the next one would skip it.
+                let current = memory.token(&l.id).unwrap_or(0);
+                out.waiting.extend(restored_view(&change).map(|v| LeaseView {
+                    transitions: current,
+                    ..v
+                }));
             }
             _ if pod.is_some() => out.writes.push(Write {
                 change,

@@ -9,7 +9,10 @@
 //! Leases naming its pod (and uid), starts a listener only after a renewal, stops one at once when
 //! its Lease is gone or names another pod, and releases on request; whatever the agent's state,
 //! its app stops a listener at the agent's safety deadline (`validUntil`: last renewal + duration
-//! − margin). The controller sees the API server's current state whenever it reconciles.
+//! − margin). The controller's Lease cache is either current or still where its last reconcile
+//! saw it (a watch that has not delivered that reconcile's writes yet), corrected as the shell
+//! corrects it with the writes it has not shown ([`Expectations`]); the controller must never
+//! make a write conditional on a `resourceVersion` older than one of its own writes.
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -29,6 +32,9 @@ const LISTENERS: usize = 4;
 enum Op {
     Tick,
     Reconcile,
+    /// A reconcile right after the last one (no time passed), whose cache has not moved since
+    /// (that reconcile's writes not seen yet).
+    LaggingReconcile,
     DeleteLease(usize),
     /// The pod's agent and app die; the pod stays Ready (nothing restarts them).
     Kill(usize),
@@ -46,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => Just(Op::Tick),
         6 => Just(Op::Reconcile),
+        3 => Just(Op::LaggingReconcile),
         1 => (0..8usize).prop_map(Op::DeleteLease),
         1 => (0..8usize).prop_map(Op::Kill),
         1 => (0..8usize).prop_map(Op::Revive),
@@ -93,6 +100,13 @@ struct World {
     high: BTreeMap<String, i32>,
     wanted: Vec<Wanted>,
     next_pod: usize,
+    /// The Leases as the controller's last reconcile saw them (its cache, before its writes),
+    /// and when.
+    cache: Option<(Instant, Vec<LeaseFacts>)>,
+    /// The controller's writes its cache has not shown.
+    expected: Expectations<LeaseFacts>,
+    /// Listener → the resourceVersion of the controller's last successful write of its Lease.
+    own: BTreeMap<String, u64>,
 }
 
 impl World {
@@ -114,6 +128,9 @@ impl World {
                 })
                 .collect(),
             next_pod: 0,
+            cache: None,
+            expected: Expectations::default(),
+            own: BTreeMap::new(),
         };
         for _ in 0..3 {
             w.add_pod();
@@ -190,6 +207,28 @@ impl World {
         self.check()
     }
 
+    /// The Leases as the controller sees them: its cache (current, or where the last reconcile
+    /// saw it when `lagging`), corrected by its writes the cache has not shown.
+    fn seen(&mut self, lagging: bool) -> Vec<LeaseFacts> {
+        let current = self.facts().1;
+        // A watch lags by moments, not by a Tick.
+        let cache = match self.cache.take() {
+            Some((at, last)) if lagging && at == self.now => last,
+            _ => current,
+        };
+        self.cache = Some((self.now, cache.clone()));
+        let cached = cache
+            .into_iter()
+            .map(|f| (f.name.clone(), f.view.resource_version.clone(), f))
+            .collect();
+        self.expected.overlay(cached)
+    }
+
+    /// The facts of `listener`'s Lease as it is now.
+    fn lease_facts(&self, listener: &str) -> Option<LeaseFacts> {
+        self.facts().1.into_iter().find(|f| f.view.listener == listener)
+    }
+
     fn facts(&self) -> (Vec<PodFacts>, Vec<LeaseFacts>) {
         let pods = self
             .pods
@@ -226,8 +265,9 @@ impl World {
     }
 
     /// One reconcile: decide, write the status, then the Leases (each conditional).
-    fn reconcile(&mut self) -> Result<(), TestCaseError> {
-        let (pods, leases) = self.facts();
+    fn reconcile(&mut self, lagging: bool) -> Result<(), TestCaseError> {
+        let pods = self.facts().0;
+        let leases = self.seen(lagging);
         let stopped = self.stopped.clone();
         let unresponsive = self.unresponsive.clone();
         let input = Input {
@@ -267,13 +307,79 @@ impl World {
         for w in &d.writes {
             if self.apply(&w.change)? {
                 self.memory.written(&w.change, self.now);
+                self.expect(&w.change);
             }
         }
         self.check()
     }
 
+    /// Remember a successful write as the shell does, until the cache shows it.
+    fn expect(&mut self, m: &Move) {
+        let (listener, replaced) = match m {
+            Move::Assign {
+                listener,
+                from_resource_version: Some(rv),
+                ..
+            } => (listener, rv),
+            Move::RequestRelease {
+                listener,
+                resource_version,
+                ..
+            }
+            | Move::DeleteLease {
+                listener,
+                resource_version,
+            } => (listener, resource_version),
+            Move::Assign { .. } => return,
+        };
+        let written = self.lease_facts(listener);
+        self.expected.wrote(&format!("set-{listener}"), replaced, written);
+    }
+
+    /// The controller never decides from a view older than its own last write of a Lease.
+    fn check_fresh(&self, m: &Move) -> Result<(), TestCaseError> {
+        let listener = m.listener();
+        let Some(own) = self.own.get(listener).copied() else {
+            return Ok(());
+        };
+        let read = match m {
+            Move::Assign {
+                from_resource_version: None,
+                ..
+            } => {
+                // A create of a Lease this controller made and nobody has touched since.
+                let again = self.leases.get(listener).is_some_and(|l| l.rv == own);
+                prop_assert!(!again, "{listener} created again over its own create");
+                return Ok(());
+            }
+            Move::Assign {
+                from_resource_version: Some(rv),
+                ..
+            } => rv,
+            Move::RequestRelease { resource_version, .. } | Move::DeleteLease { resource_version, .. } => {
+                resource_version
+            }
+        };
+        let read: u64 = read.parse().unwrap_or(0);
+        prop_assert!(
+            read >= own,
+            "{m:?} decided from resourceVersion {read}, older than the controller's own write ({own})"
+        );
+        Ok(())
+    }
+
     /// Apply one write as the API server would; whether it succeeded.
     fn apply(&mut self, m: &Move) -> Result<bool, TestCaseError> {
+        self.check_fresh(m)?;
+        let ok = self.apply_unchecked(m)?;
+        if ok {
+            let rv = self.leases.get(m.listener()).map_or(self.rv, |l| l.rv);
+            self.own.insert(m.listener().to_string(), rv);
+        }
+        Ok(ok)
+    }
+
+    fn apply_unchecked(&mut self, m: &Move) -> Result<bool, TestCaseError> {
         let rv = self.bump();
         match m {
             Move::Assign {
@@ -341,7 +447,8 @@ impl World {
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op {
             Op::Tick => return self.tick(),
-            Op::Reconcile => return self.reconcile(),
+            Op::Reconcile => return self.reconcile(false),
+            Op::LaggingReconcile => return self.reconcile(true),
             Op::DeleteLease(i) => {
                 if let Some(id) = self.leases.keys().nth(i % LISTENERS).cloned() {
                     self.leases.remove(&id);
@@ -395,8 +502,12 @@ impl World {
                 self.remove_pod(*i);
             }
             Op::RestartController => {
+                // A new process: fresh memory, and a cache that lists the current state.
                 self.memory = Memory::default();
                 self.unresponsive = Unresponsive::default();
+                self.expected = Expectations::default();
+                self.cache = None;
+                self.own.clear();
             }
             Op::AddPod => {
                 if self.pods.iter().filter(|p| p.exists).count() < 4 {
@@ -444,7 +555,7 @@ proptest! {
         }
         for _ in 0..40 {
             w.tick()?;
-            w.reconcile()?;
+            w.reconcile(false)?;
         }
         if w.pods.iter().any(|p| p.exists) {
             for l in &w.wanted {

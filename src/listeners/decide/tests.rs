@@ -598,3 +598,68 @@ fn a_pod_that_never_renewed_is_named_silent_and_one_that_stopped_too() {
         vec![("a".into(), "r".into(), 1), ("b".into(), "r".into(), 1)]
     );
 }
+
+/// The status a decision's shell writes (its tokens and assignments).
+fn status_of(d: &Decision) -> ListenerSetStatus {
+    let assignments =
+        d.summary
+            .states
+            .iter()
+            .filter_map(|(id, s)| match s {
+                ListenerState::Running { pod, uid, transitions }
+                | ListenerState::Starting { pod, uid, transitions } => Some(crate::api::listenerset::Assignment {
+                    listener: id.clone(),
+                    pod: pod.clone(),
+                    pod_uid: Some(uid.clone()),
+                    since: None,
+                    transitions: *transitions,
+                    starting: matches!(s, ListenerState::Starting { .. }),
+                }),
+                _ => None,
+            })
+            .collect();
+    ListenerSetStatus {
+        fencing_tokens: d.tokens.clone(),
+        assignments,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_create_the_cache_has_not_shown_keeps_its_token_and_the_next_handover_steps_by_one() {
+    let t0 = Instant::now();
+    let (ls, pods) = ([wanted("a")], [pod("p"), pod("q")]);
+    let mut m = Memory::default();
+    let d = decide(&input(&ls, &pods, &[], t0), &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "p".into(), 0)]);
+    m.written(&d.writes[0].change, t0);
+    let mut status = status_of(&d);
+    // The next reconcile runs before the cache shows the new Lease: the listener is shown as
+    // starting on p with the token written (0), and the status written from it says so. (It
+    // showed the next token, 1; the status reserved it, and the first handover gave 2.)
+    let mut i = input(&ls, &pods, &[], t0 + Duration::from_millis(5));
+    i.status = &status;
+    let d = decide(&i, &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    assert_eq!(d.tokens.get("a"), Some(&0));
+    let starting = ListenerState::Starting {
+        pod: "p".into(),
+        uid: "uid-p".into(),
+        transitions: 0,
+    };
+    assert_eq!(d.summary.states, vec![("a".into(), starting)]);
+    status = status_of(&d);
+    // p runs it, then releases it: q gets token 1.
+    let mut i = input(&ls, &pods, &[], t0 + Duration::from_millis(10));
+    let held = [lease("a", Some("p"), 0, 1)];
+    i.leases = &held;
+    i.status = &status;
+    let d = decide(&i, &mut m);
+    assert!(d.writes.is_empty(), "{:?}", d.writes);
+    status = status_of(&d);
+    let released = [lease("a", None, 0, 1)];
+    let mut i = input(&ls, &pods, &released, t0 + Duration::from_millis(20));
+    i.status = &status;
+    let d = decide(&i, &mut m);
+    assert_eq!(assigns(&d), vec![("a".into(), "p".into(), 1)]);
+}

@@ -1,0 +1,164 @@
+//! The controller's own Lease writes are conditional. A Lease changed between the controller's
+//! read and its write (here a hand edit with `kubectl annotate`, which gives it a new
+//! resourceVersion) answers the controller's patch 409: the change is not overwritten, and the
+//! controller decides again from what it then sees. A Lease deleted by hand while a controller
+//! patch is on its way answers it 404 and stays deleted: a merge patch never creates (a PUT
+//! would: Leases allow create on update).
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use baton::api::listenerset::lease_name;
+use baton_sim::FaultRule;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::harness::app::AppConfig;
+use crate::harness::kubectl::Kubectl;
+use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
+use crate::{assert_clean, ok};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// Answered patches of Lease `lease` by `user` (from the audit), by HTTP code.
+fn answered(ns: &Ns, user: &str) -> BTreeMap<u16, u64> {
+    let mut by_code = BTreeMap::new();
+    for (k, n) in ns.cluster.sim.core.auth.audit.counts() {
+        if k.user == user && k.resource == "leases" && k.verb == "patch" {
+            *by_code.entry(k.code).or_insert(0) += n;
+        }
+    }
+    by_code
+}
+
+/// Suspend `listener` of set `set` (the controller then asks its holder to release it).
+async fn suspend(ns: &Ns, set: &str, ids: &[String], listener: &str) {
+    let listeners: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"id": id, "suspend": id == listener}))
+        .collect();
+    let patch = json!({"spec": {"listeners": listeners}});
+    ns.sets()
+        .patch(set, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("suspending a listener");
+}
+
+/// Wait until `user` has a patch of `path` on its way (arrived after `t0`, not answered yet).
+async fn in_flight(ns: &Ns, user: &str, path: &str, t0: Instant) {
+    ok(wait_for("the controller's patch on its way", LONG, || async {
+        let writes = ns.cluster.sim.core.writes();
+        writes
+            .iter()
+            .any(|w| w.at > t0 && w.identity.contains(user) && w.method == "PATCH" && w.path.ends_with(path))
+            .then_some(())
+    })
+    .await);
+}
+
+/// Wait until `user`'s patches answered with `code` outnumber `before`'s.
+async fn answered_with(ns: &Ns, user: &str, before: &BTreeMap<u16, u64>, code: u16) {
+    let had = before.get(&code).copied().unwrap_or(0);
+    ok(wait_for(&format!("a patch answered {code}"), LONG, || async {
+        (answered(ns, user).get(&code).copied().unwrap_or(0) > had).then_some(())
+    })
+    .await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
+    let ns = ok(Ns::new(
+        Cluster::shared(),
+        "ctlwrites",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await);
+    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let ctl = ok(ns.start_controller().await);
+    ok(ns.create_pod("cw-a").await);
+    let (spec, keys) = listeners("sxt", 2);
+    let ids: Vec<String> = spec.iter().map(|l| l.id.clone()).collect();
+    ok(ns.create_set("sxt", spec, 8).await);
+    ok(ns.settled("sxt", 2, "both listeners running", LONG).await);
+
+    // 1. A hand edit lands while the controller's release request is on its way.
+    let lease = lease_name("sxt", &ids[0]);
+    let path = format!("/leases/{lease}");
+    let slow = FaultRule {
+        client: Some(ctl.clone()),
+        latency: Duration::from_secs(1),
+        path: Some(path.clone()),
+        ..FaultRule::default()
+    };
+    ns.cluster.sim.faults.add_rule(slow.clone());
+    let before = answered(&ns, &ctl);
+    let t0 = Instant::now();
+    suspend(&ns, "sxt", &ids, &ids[0]).await;
+    in_flight(&ns, &ctl, &path, t0).await;
+    kubectl
+        .ok(&["annotate", "lease", &lease, "-n", &ns.name, "example.com/note=by-hand"])
+        .await;
+    answered_with(&ns, &ctl, &before, 409).await;
+    ns.cluster.sim.faults.remove_rule(&slow);
+    // The controller asks again from the Lease it now sees; the hand edit stays.
+    ok(wait_for("l000 released and stopped", LONG, || async {
+        (!ns.log.running().contains_key(&keys[0])).then_some(())
+    })
+    .await);
+    let found = ns.leases().get(&lease).await.expect("reading the Lease");
+    let note = found
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("example.com/note"))
+        .cloned();
+    assert_eq!(note.as_deref(), Some("by-hand"), "{found:?}");
+
+    // 2. The Lease is deleted by hand while the controller's release request is on its way.
+    let lease = lease_name("sxt", &ids[1]);
+    let path = format!("/leases/{lease}");
+    let slow = FaultRule {
+        client: Some(ctl.clone()),
+        latency: Duration::from_secs(1),
+        path: Some(path.clone()),
+        ..FaultRule::default()
+    };
+    ns.cluster.sim.faults.add_rule(slow.clone());
+    let before = answered(&ns, &ctl);
+    let t0 = Instant::now();
+    let listeners: Vec<_> = ids.iter().map(|id| json!({"id": id, "suspend": true})).collect();
+    ns.sets()
+        .patch(
+            "sxt",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"listeners": listeners}})),
+        )
+        .await
+        .expect("suspending the second listener");
+    in_flight(&ns, &ctl, &path, t0).await;
+    kubectl.ok(&["delete", "lease", &lease, "-n", &ns.name]).await;
+    answered_with(&ns, &ctl, &before, 404).await;
+    ns.cluster.sim.faults.remove_rule(&slow);
+    let after = answered(&ns, &ctl);
+    assert_eq!(
+        after.get(&201).copied().unwrap_or(0),
+        before.get(&201).copied().unwrap_or(0),
+        "a controller patch created a Lease: {after:?}"
+    );
+    // The agent stops the listener whose Lease is gone; the set reports both suspended, and the
+    // Lease stays gone.
+    ok(wait_for("l001 stopped", LONG, || async {
+        (!ns.log.running().contains_key(&keys[1])).then_some(())
+    })
+    .await);
+    ok(wait_for("status: 2 suspended", LONG, || async {
+        let set = ns.sets().get("sxt").await.ok()?;
+        (set.status?.suspended == 2).then_some(())
+    })
+    .await);
+    assert!(
+        ns.leases().get_opt(&lease).await.expect("reading").is_none(),
+        "the Lease deleted by hand is back"
+    );
+    assert_clean(&ns, true);
+}
