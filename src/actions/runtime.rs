@@ -1,5 +1,6 @@
 //! The runtime actions: promote, abort, retry (annotations, judged first, refused with a
 //! message when there is nothing to act on) and restart.
+use crate::api::ROLLOUT_RESOURCE;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -67,7 +68,7 @@ pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request, 
         let nonce = Timestamp::now().to_string();
         let patch = json!({"metadata": {"resourceVersion": r.resource_version(), "annotations": {key: nonce}}});
         match api.patch(name, &who.patch_params(), &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(format!("rollout.baton.dev/{name} {verb}")),
+            Ok(_) => return Ok(format!("{ROLLOUT_RESOURCE}/{name} {verb}")),
             // The rollout moved on between reading and writing: judge it again.
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(e) => return Err(s.error(&e)),
@@ -86,5 +87,5 @@ pub async fn restart(s: &Session, api: &Api<Rollout>, name: &str, who: Actor<'_>
     api.patch(name, &who.patch_params(), &Patch::Merge(&patch))
         .await
         .map_err(|e| s.error(&e))?;
-    Ok(format!("rollout.baton.dev/{name} restarted"))
+    Ok(format!("{ROLLOUT_RESOURCE}/{name} restarted"))
 }

@@ -2,6 +2,7 @@
 //! checked against the Rollout (and its history) before anything is written, each writing its
 //! cause (the CLI's command line, or what the dashboard did) as `kubernetes.io/change-cause` in
 //! the same conditional write.
+use crate::api::ROLLOUT_RESOURCE;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -90,7 +91,7 @@ pub async fn set_paused(s: &Session, api: &Api<Rollout>, name: &str, paused: boo
     })
     .await?;
     Ok(format!(
-        "rollout.baton.dev/{name} {}",
+        "{ROLLOUT_RESOURCE}/{name} {}",
         if paused { "paused" } else { "resumed" }
     ))
 }
@@ -211,9 +212,9 @@ pub async fn pin(
     })
     .await?;
     Ok(match version {
-        Some(v) => format!("rollout.baton.dev/{name} pinned {} to {v}", instances.join(",")),
-        None if instances.is_empty() => format!("rollout.baton.dev/{name} unpinned all instances"),
-        None => format!("rollout.baton.dev/{name} unpinned {}", instances.join(",")),
+        Some(v) => format!("{ROLLOUT_RESOURCE}/{name} pinned {} to {v}", instances.join(",")),
+        None if instances.is_empty() => format!("{ROLLOUT_RESOURCE}/{name} unpinned all instances"),
+        None => format!("{ROLLOUT_RESOURCE}/{name} unpinned {}", instances.join(",")),
     })
 }
 
@@ -261,7 +262,7 @@ pub async fn undo(s: &Session, api: &Api<Rollout>, name: &str, to: Option<i64>, 
     })
     .await?;
     Ok(format!(
-        "rollout.baton.dev/{name} rolled back to revision {} ({})",
+        "{ROLLOUT_RESOURCE}/{name} rolled back to revision {} ({})",
         target.revision,
         version.as_str().unwrap_or("")
     ))
@@ -345,9 +346,9 @@ pub async fn set_image(
     })
     .await?;
     if written.is_none() {
-        return Ok(format!("rollout.baton.dev/{name} unchanged"));
+        return Ok(format!("{ROLLOUT_RESOURCE}/{name} unchanged"));
     }
-    Ok(format!("rollout.baton.dev/{name} image updated (version {version})"))
+    Ok(format!("{ROLLOUT_RESOURCE}/{name} image updated (version {version})"))
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of every baton resource, `<group>/<version>`.
 pub const API_VERSION: &str = "baton.dev/v1alpha1";
 
+/// kubectl's `<resource>.<group>` of a Rollout: `-o name` prints `rollout.baton.dev/<name>`, and so
+/// do the CLI's messages.
+pub const ROLLOUT_RESOURCE: &str = "rollout.baton.dev";
+/// kubectl's `<resource>.<group>` of a ListenerSet.
+pub const LISTENERSET_RESOURCE: &str = "listenerset.baton.dev";
+
 /// Field manager (and Event reporter) of the Rollout controller's writes.
 pub const ROLLOUT_MANAGER: &str = "baton-rollout";
 /// Field manager (and Event reporter) of the ListenerSet controller's writes.

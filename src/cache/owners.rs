@@ -151,7 +151,7 @@ mod tests {
                 uid: u.into(),
                 kind: "Rollout".into(),
                 name: "r".into(),
-                api_version: "baton.dev/v1alpha1".into(),
+                api_version: crate::api::API_VERSION.into(),
                 ..Default::default()
             }]
         });

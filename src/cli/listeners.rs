@@ -1,5 +1,6 @@
 //! `baton listeners NAME` (assignment table), `baton listeners list [-A]` and
 //! `baton listeners recover NAME` (reassign orphans now, and say which listeners moved).
+use crate::api::LISTENERSET_RESOURCE;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -165,7 +166,7 @@ async fn show(s: &Session, api: &Api<ListenerSet>, name: &str, out: Option<Outpu
     let set = api.get(name).await.map_err(|e| s.error(&e))?;
     match out {
         Some(o @ (Output::Json | Output::Yaml)) => emit(&output::document(&output::object(&set)?, o)?),
-        Some(Output::Name) => emit(&format!("listenerset.baton.dev/{name}\n")),
+        Some(Output::Name) => emit(&format!("{LISTENERSET_RESOURCE}/{name}\n")),
         other => emit(&render_at(&set, Timestamp::now(), other == Some(Output::Wide))),
     }
     Ok(ExitCode::SUCCESS)
@@ -186,7 +187,7 @@ async fn list(s: &Session, all: bool, out: Option<Output>) -> Result<ExitCode, C
         }
         Some(Output::Name) => {
             for x in &sets {
-                emit(&format!("listenerset.baton.dev/{}\n", x.name_any()));
+                emit(&format!("{LISTENERSET_RESOURCE}/{}\n", x.name_any()));
             }
         }
         _ if sets.is_empty() => eprintln!("No resources found in {} namespace.", s.namespace),
@@ -230,14 +231,14 @@ pub fn report(name: &str, moved: &[(String, String, Option<String>)], pending: i
         .map(|(l, _, _)| l.as_str())
         .collect();
     let mut out = match placed.len() {
-        0 if waiting.is_empty() => format!("listenerset.baton.dev/{name} recovered: no orphaned listener to move\n"),
-        0 => format!("listenerset.baton.dev/{name} recovered: no listener placed yet\n"),
+        0 if waiting.is_empty() => format!("{LISTENERSET_RESOURCE}/{name} recovered: no orphaned listener to move\n"),
+        0 => format!("{LISTENERSET_RESOURCE}/{name} recovered: no listener placed yet\n"),
         1 => format!(
-            "listenerset.baton.dev/{name} recovered: 1 listener moved ({})\n",
+            "{LISTENERSET_RESOURCE}/{name} recovered: 1 listener moved ({})\n",
             placed[0]
         ),
         n => format!(
-            "listenerset.baton.dev/{name} recovered: {n} listeners moved ({})\n",
+            "{LISTENERSET_RESOURCE}/{name} recovered: {n} listeners moved ({})\n",
             placed.join(", ")
         ),
     };

@@ -1,5 +1,6 @@
 //! `baton rollout history`: the revisions (when, why, by whom) and the deploy and rollback
 //! records of `status.history`; `--revision N` shows one revision's pod template.
+use crate::api::ROLLOUT_RESOURCE;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
@@ -105,7 +106,7 @@ fn revision_detail(
         .created
         .map(|t| format!("{t} ({} ago)", ago(Some(t), now)))
         .unwrap_or_else(|| "<unknown>".into());
-    let mut out = format!("rollout.baton.dev/{name} with revision #{}\n", entry.revision);
+    let mut out = format!("{ROLLOUT_RESOURCE}/{name} with revision #{}\n", entry.revision);
     out.push_str(&output::table(&[
         vec!["Version:".into(), entry.version.clone()],
         vec!["Revision:".into(), entry.name.clone()],

@@ -1,5 +1,6 @@
 //! `baton rollout list` (alias `get`): the Rollouts of a namespace or, with `-A`, of all, as
 //! kubectl's table (or `-o json|yaml|wide|name`).
+use crate::api::ROLLOUT_RESOURCE;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
@@ -105,7 +106,7 @@ pub async fn list(
         }
         Some(Output::Name) => {
             for r in &items {
-                emit(&format!("rollout.baton.dev/{}\n", r.name_any()));
+                emit(&format!("{ROLLOUT_RESOURCE}/{}\n", r.name_any()));
             }
         }
         _ if items.is_empty() => {

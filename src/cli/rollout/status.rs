@@ -1,6 +1,7 @@
 //! `baton rollout status`: the view of a Rollout, followed until it is Healthy, failed or the
 //! timeout. On a terminal the view is redrawn in place (indicatif); elsewhere (CI logs) the
 //! first view is printed, then one line per change, then the final view.
+use crate::api::ROLLOUT_RESOURCE;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -95,7 +96,7 @@ pub async fn status(
             return Ok(code(verdict(&first)));
         }
         Some(Output::Name) => {
-            emit(&format!("rollout.baton.dev/{name}\n"));
+            emit(&format!("{ROLLOUT_RESOURCE}/{name}\n"));
             return Ok(code(verdict(&first)));
         }
         _ => {}

@@ -106,8 +106,10 @@ impl Planner<'_> {
                 EventType::Normal,
                 EventReason::Restarted,
                 format!(
-                    "restart requested (baton.dev/restartedAt): every instance moves to revision {} of {}",
-                    target.revision, target.version
+                    "restart requested ({}): every instance moves to revision {} of {}",
+                    crate::api::rollout::annotations::RESTARTED_AT,
+                    target.revision,
+                    target.version
                 ),
             );
         }

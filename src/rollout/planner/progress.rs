@@ -209,7 +209,10 @@ impl Planner<'_> {
             self.event(
                 EventType::Normal,
                 EventReason::Promoted,
-                format!("batch {k}/{total} promoted (baton.dev/promote)"),
+                format!(
+                    "batch {k}/{total} promoted ({})",
+                    crate::api::rollout::annotations::PROMOTE
+                ),
             );
         }
         self.next_batch(rollout);
@@ -350,8 +353,9 @@ impl Planner<'_> {
                 EventType::Normal,
                 EventReason::Promoted,
                 format!(
-                    "{} fully promoted (baton.dev/promote-full): the bake window ends early",
-                    target.version
+                    "{} fully promoted ({}): the bake window ends early",
+                    target.version,
+                    crate::api::rollout::annotations::PROMOTE_FULL
                 ),
             );
             return true;
@@ -366,8 +370,9 @@ impl Planner<'_> {
             EventType::Normal,
             EventReason::Promoted,
             format!(
-                "{} fully promoted (baton.dev/promote-full) at batch {from}/{total}: every remaining instance moves now, with no more pauses",
-                target.version
+                "{} fully promoted ({}) at batch {from}/{total}: every remaining instance moves now, with no more pauses",
+                target.version,
+                crate::api::rollout::annotations::PROMOTE_FULL
             ),
         );
         false

@@ -153,8 +153,11 @@ impl Planner<'_> {
             Some(s) => s,
         };
         let message = format!(
-            "rollout of {} aborted (baton.dev/abort) at batch {}/{}",
-            target.version, batch.current, batch.total
+            "rollout of {} aborted ({}) at batch {}/{}",
+            target.version,
+            crate::api::rollout::annotations::ABORT,
+            batch.current,
+            batch.total
         );
         self.event(
             EventType::Warning,
