@@ -355,7 +355,7 @@ def main() -> int:
             assert rule_for(cr, "baton.dev", sub) == {"patch"}, sub
         for sub in ("rollouts/scale", "listenersets/scale"):
             assert rule_for(cr, "baton.dev", sub) == set(), sub
-        assert rule_for(cr, "", "pods") == {"list", "watch", "create", "delete", "patch"}
+        assert rule_for(cr, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
         assert rule_for(cr, "apps", "controllerrevisions") == {"list", "watch", "create", "delete"}
         assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "patch", "delete"}
         assert rule_for(cr, "events.k8s.io", "events") == {"create", "patch"}
@@ -437,7 +437,7 @@ def main() -> int:
         assert [o["metadata"]["name"] for o in find(objs, "ClusterRoleBinding")] == []
         role = one(objs, "Role", "baton-controller")
         assert role["metadata"]["namespace"] == "team-a"
-        assert rule_for(role, "", "pods") == {"list", "watch", "create", "delete", "patch"}
+        assert rule_for(role, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
         assert rule_for(role, "", "secrets") == {"list", "watch"}
         rb = one(objs, "RoleBinding", "baton-controller")
         assert rb["roleRef"]["kind"] == "Role" and rb["metadata"]["namespace"] == "team-a"

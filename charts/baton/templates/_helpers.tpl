@@ -74,7 +74,8 @@ app.kubernetes.io/component: controller
 Rules the controller needs in the namespaces it watches (Secrets are added separately): what
 the demo scenario measured it using (tests/chart_rbac/least_privilege.rs), plus the grants
 docs/operating.md lists under "Permissions beyond the demo scenario". It reads through watch
-caches (list, watch: no get), writes status and its ListenerSet finalizer with patches, pods'
+caches (list, watch; get only for pods: a listener's new holder is confirmed with the API server
+before its Lease is written, since the cache may still show a pod that is gone), writes status and its ListenerSet finalizer with patches, pods'
 drain annotation with a patch, Leases with conditional updates.
 */}}
 {{- define "baton.controllerRules" -}}
@@ -89,7 +90,7 @@ drain annotation with a patch, Leases with conditional updates.
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch", "create", "delete", "patch"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["list", "watch", "create", "delete"]
