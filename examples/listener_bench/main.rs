@@ -117,8 +117,9 @@ async fn main() {
     }
     println!();
     println!(
-        "command: cargo run --release --example listener_bench {}  (total {:.1} s)",
+        "command: listener_bench {}  ({} build, total {:.1} s)",
         args.join(" "),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         started.elapsed().as_secs_f64()
     );
     // Rows marked "(not gated)" are findings, not the benchmark's own targets.
