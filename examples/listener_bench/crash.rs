@@ -154,7 +154,7 @@ pub(crate) async fn crashes() -> Result<Crash, String> {
 }
 
 /// The pod holding the most listeners, and the listeners it runs.
-fn busiest(w: &World) -> Option<(String, Vec<String>)> {
+pub(crate) fn busiest(w: &World) -> Option<(String, Vec<String>)> {
     let load = w.load();
     let (victim, _) = load.iter().max_by_key(|(_, n)| **n)?;
     let held = w

@@ -1,7 +1,8 @@
 //! ListenerSet handover benchmark: graceful handovers during rolling replacement, and crash
 //! takeovers, measured end to end on the simulator.
 //!
-//! Run with `cargo run --release --example listener_bench`.
+//! Run with `cargo run --release --example listener_bench [graceful] [crash] [faults]` (no
+//! argument: every phase; with arguments, only the phases named).
 //!
 //! Everything runs in this process on loopback: the `baton-sim` API server and kubelet, the
 //! ListenerSet controller (`baton::operator::run_listeners`, client identity `ls-ctl-bench`) and one
@@ -33,21 +34,31 @@
 //!    Lease expiry. Takeover time = the crash → the listener started on another pod. Rounds
 //!    continue until ≥ 100 listener takeovers and ≥ 10 crashes. A few pods deleted with grace 0
 //!    are measured too (information only: the holder pod is gone, no expiry wait).
+//! 3. **Confirmed stops and hand-deleted Leases** (lease 15 s): a fresh simulator, 10 pods, 200
+//!    listeners. *Confirmed stop*: the busiest pod's agent is killed (`sim.kubelet.crash`, no
+//!    release; the restarted container runs no agent), then the pod is deleted gracefully: the
+//!    container exits on SIGTERM, the kubelet reports it terminated and removes the pod, which
+//!    proves the listeners stopped. Takeover = the kill (the old holder's last running moment) →
+//!    the listener started on another pod; a few rounds. *Hand-deleted Lease*: the Leases of a
+//!    few running listeners, each on another live pod, are deleted at once; their holders stop
+//!    them (the Lease is gone) and the controller recreates each for the same pod with the next
+//!    token (or holds it one lease duration). Time = the holder's stop → the listener running
+//!    again, and on which pod; a few rounds, then five Leases deleted again three times, each
+//!    time as soon as their listeners run again. Both: duplicates and fencing-token regressions
+//!    (target 0), including a restart on the same pod whose token did not go up.
 mod crash;
+mod faults;
 mod graceful;
 mod log;
 mod metrics;
+mod report;
 #[path = "../../tests/support/wait.rs"]
 mod wait;
 mod world;
 
 use std::time::Duration;
 
-use crate::crash::crashes;
-use crate::graceful::graceful;
-use crate::metrics::{ms, pct, total};
-
-// The bench parameters, shared by both phases.
+// The bench parameters, shared by the phases.
 const NS: &str = "default";
 const AGENT_LABEL: &str = "baton-agent";
 const CONTROLLER_ID: &str = "ls-ctl-bench";
@@ -61,6 +72,11 @@ const MIN_CRASHES: usize = 10;
 const GRACE0_ROUNDS: usize = 3;
 const HANG_ROUNDS: usize = 3;
 const DRAIN_AFTER_HANG: Duration = Duration::from_secs(2);
+const FAULT_LEASE: i32 = 15;
+const CONFIRMED_ROUNDS: usize = 3;
+const LEASE_DELETE_ROUNDS: usize = 3;
+const LEASE_DELETES_PER_ROUND: usize = 5;
+const AGAIN_TIMES: usize = 3;
 const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -68,224 +84,31 @@ async fn main() {
     if std::env::var_os("BATON_BENCH_LOG").is_some() {
         baton::telemetry::init(baton::telemetry::LogFormat::Pretty);
     }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    const PHASES: [&str; 3] = ["graceful", "crash", "faults"];
+    if let Some(bad) = args.iter().find(|a| !PHASES.contains(&a.as_str())) {
+        eprintln!("unknown phase {bad:?}; phases: {}", PHASES.join(", "));
+        std::process::exit(64);
+    }
+    let run = |p: &str| args.is_empty() || args.iter().any(|a| a == p);
     let started = std::time::Instant::now();
     println!("listener_bench: {PODS} pods, {LISTENERS} listeners, simulator on loopback, 2 tokio workers");
-    println!("[1/2] graceful handovers (lease {GRACEFUL_LEASE} s), pods replaced one at a time, drain / SIGTERM alternating …");
-    let g = match graceful().await {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("graceful phase failed: {e}");
-            std::process::exit(1);
-        }
-    };
-    let mut all_gaps: Vec<Duration> = g.gaps_drain.iter().chain(&g.gaps_sigterm).copied().collect();
-    all_gaps.sort();
-    let renewals = g.renew_rate * g.phase.as_secs_f64();
-    let ctl_total = total(&g.ctl_writes);
-    let agent_total = total(&g.agent_writes);
-    let per_handover_raw = (ctl_total + agent_total) as f64 / g.handovers as f64;
-    let per_handover_net = (ctl_total as f64 + (agent_total as f64 - renewals).max(0.0)) / g.handovers as f64;
-    println!(
-        "  {} pod replacements in {:.1} s, {} handovers (controller counted {} Handover events)",
-        g.rounds,
-        g.phase.as_secs_f64(),
-        g.handovers,
-        g.handovers_counted_by_controller
-    );
-    println!(
-        "  duplicates: {} overlapping intervals, {} fencing-token regressions",
-        g.overlaps, g.token_regressions
-    );
-    for (what, gaps) in [
-        ("all", &all_gaps),
-        ("drain", &g.gaps_drain),
-        ("SIGTERM", &g.gaps_sigterm),
-    ] {
-        println!(
-            "  gap {what:<8} n={:<5} p50 {:>9}  p99 {:>9}  max {:>9}",
-            gaps.len(),
-            ms(pct(gaps, 0.50)),
-            ms(pct(gaps, 0.99)),
-            ms(gaps.last().copied().unwrap_or_default())
-        );
+    let mut rows = Vec::new();
+    if run("graceful") {
+        println!("[graceful] handovers (lease {GRACEFUL_LEASE} s), pods replaced one at a time, drain / SIGTERM alternating …");
+        let g = graceful::graceful().await.unwrap_or_else(|e| fail("graceful", e));
+        rows.extend(report::graceful(&g));
     }
-    println!("  API writes during the phase (POST/PUT/PATCH/DELETE by identity):");
-    println!("    controller {CONTROLLER_ID}: {:?} = {ctl_total}", g.ctl_writes);
-    println!("    agents (agent-*):           {:?} = {agent_total}", g.agent_writes);
-    println!(
-        "    of which renewals (quiet rate {:.1}/s × {:.1} s) ≈ {renewals:.0}",
-        g.renew_rate,
-        g.phase.as_secs_f64()
-    );
-    for (k, v) in &g.breakdown {
-        println!(
-            "    {k:<36} {v:>6}  ({:.2} per handover)",
-            *v as f64 / g.handovers as f64
-        );
+    if run("crash") {
+        println!("[crash] takeovers (lease {CRASH_LEASE} s): sim.kubelet.crash, restarted container hangs …");
+        let c = crash::crashes().await.unwrap_or_else(|e| fail("crash", e));
+        rows.extend(report::crash(&c));
     }
-    println!(
-        "  writes per handover: {per_handover_raw:.2} (controller + agents, renewals included), {per_handover_net:.2} without renewals"
-    );
-
-    println!("[2/2] crash takeovers (lease {CRASH_LEASE} s): sim.kubelet.crash, restarted container hangs …");
-    let c = match crashes().await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("crash phase failed: {e}");
-            std::process::exit(1);
-        }
-    };
-    println!(
-        "  {} crashes, {} listener takeovers; duplicates: {} overlapping intervals, {} fencing-token regressions",
-        c.crashes,
-        c.takeovers.len(),
-        c.overlaps,
-        c.token_regressions
-    );
-    println!(
-        "  takeover per listener  p50 {}  p99 {}  max {}  (min {})",
-        ms(pct(&c.takeovers, 0.50)),
-        ms(pct(&c.takeovers, 0.99)),
-        ms(c.takeovers.last().copied().unwrap_or_default()),
-        ms(c.takeovers.first().copied().unwrap_or_default())
-    );
-    println!(
-        "  per crash (all moved)  p50 {}  max {}",
-        ms(pct(&c.per_crash, 0.50)),
-        ms(c.per_crash.last().copied().unwrap_or_default())
-    );
-    println!(
-        "  grace-0 delete (info)  n={} p50 {}  max {}",
-        c.grace0.len(),
-        ms(pct(&c.grace0, 0.50)),
-        ms(c.grace0.last().copied().unwrap_or_default())
-    );
-    let over = |v: &[Duration]| {
-        v.iter()
-            .filter(|d| **d > Duration::from_secs(CRASH_LEASE as u64 + 1))
-            .count()
-    };
-    println!(
-        "  agent hung, pod Ready (info)      n={} ({} over lease + 1 s) p50 {}  p90 {}  max {}",
-        c.hung.len(),
-        over(&c.hung),
-        ms(pct(&c.hung, 0.50)),
-        ms(pct(&c.hung, 0.90)),
-        ms(c.hung.last().copied().unwrap_or_default())
-    );
-    println!(
-        "  agent hung, drained {:.0} s later (info) n={} ({} over lease + 1 s) p50 {}  max {}",
-        DRAIN_AFTER_HANG.as_secs_f64(),
-        c.drained.len(),
-        over(&c.drained),
-        ms(pct(&c.drained, 0.50)),
-        ms(c.drained.last().copied().unwrap_or_default())
-    );
-
-    let limit = Duration::from_secs(CRASH_LEASE as u64 + 1);
-    let rows: Vec<(String, String, String, &str)> = vec![
-        (
-            "graceful handovers".into(),
-            g.handovers.to_string(),
-            format!("≥ {GRACEFUL_TARGET}"),
-            if g.handovers >= GRACEFUL_TARGET { "PASS" } else { "FAIL" },
-        ),
-        (
-            "duplicates (graceful + crash)".into(),
-            (g.overlaps + g.token_regressions + c.overlaps + c.token_regressions).to_string(),
-            "0".into(),
-            if g.overlaps + g.token_regressions + c.overlaps + c.token_regressions == 0 {
-                "PASS"
-            } else {
-                "FAIL"
-            },
-        ),
-        (
-            "graceful gap p50 / p99 / max".into(),
-            format!(
-                "{} / {} / {}",
-                ms(pct(&all_gaps, 0.5)),
-                ms(pct(&all_gaps, 0.99)),
-                ms(all_gaps.last().copied().unwrap_or_default())
-            ),
-            "p99 < 1 s".into(),
-            if pct(&all_gaps, 0.99) < Duration::from_secs(1) {
-                "PASS"
-            } else {
-                "FAIL"
-            },
-        ),
-        (
-            "API writes per handover (ctl + agents)".into(),
-            format!("{per_handover_raw:.2} ({per_handover_net:.2} w/o renewals)"),
-            "info".into(),
-            "-",
-        ),
-        (
-            format!("crash takeover p50 / p99 (lease {CRASH_LEASE} s)"),
-            format!("{} / {}", ms(pct(&c.takeovers, 0.5)), ms(pct(&c.takeovers, 0.99))),
-            format!("≤ {} s", limit.as_secs()),
-            if pct(&c.takeovers, 0.99) <= limit && c.takeovers.last().is_some_and(|m| *m <= limit) {
-                "PASS"
-            } else {
-                "FAIL"
-            },
-        ),
-        (
-            "crash takeover max".into(),
-            ms(c.takeovers.last().copied().unwrap_or_default()),
-            format!("≤ {} s", limit.as_secs()),
-            if c.takeovers.last().is_some_and(|m| *m <= limit) {
-                "PASS"
-            } else {
-                "FAIL"
-            },
-        ),
-        (
-            format!(
-                "controller writes while nothing moves ({:.1} s)",
-                GRACEFUL_LEASE as f64 / 2.0
-            ),
-            g.ctl_quiet_writes.to_string(),
-            "0 (design: status only on change)".into(),
-            if g.ctl_quiet_writes == 0 {
-                "PASS"
-            } else {
-                "FAIL (not gated)"
-            },
-        ),
-        (
-            "takeover, agent hung in a Ready pod: p50 / max".into(),
-            format!(
-                "{} / {}",
-                ms(pct(&c.hung, 0.5)),
-                ms(c.hung.last().copied().unwrap_or_default())
-            ),
-            format!("≤ {} s", limit.as_secs()),
-            if c.hung.last().is_some_and(|m| *m <= limit) {
-                "PASS"
-            } else {
-                "FAIL (not gated)"
-            },
-        ),
-        (
-            format!(
-                "takeover, agent hung, pod drained {:.0} s later: p50 / max",
-                DRAIN_AFTER_HANG.as_secs_f64()
-            ),
-            format!(
-                "{} / {}",
-                ms(pct(&c.drained, 0.5)),
-                ms(c.drained.last().copied().unwrap_or_default())
-            ),
-            format!("≤ {} s", limit.as_secs()),
-            if c.drained.last().is_some_and(|m| *m <= limit) {
-                "PASS"
-            } else {
-                "FAIL (not gated)"
-            },
-        ),
-    ];
+    if run("faults") {
+        println!("[faults] confirmed stops and hand-deleted Leases (lease {FAULT_LEASE} s) …");
+        let f = faults::faults().await.unwrap_or_else(|e| fail("faults", e));
+        rows.extend(report::faults(&f));
+    }
     println!();
     println!("| figure | measured | target | result |");
     println!("|---|---|---|---|");
@@ -294,11 +117,18 @@ async fn main() {
     }
     println!();
     println!(
-        "command: cargo run --release --example listener_bench   (total {:.1} s)",
+        "command: listener_bench {}  ({} build, total {:.1} s)",
+        args.join(" "),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         started.elapsed().as_secs_f64()
     );
     // Rows marked "(not gated)" are findings, not the benchmark's own targets.
     if rows.iter().any(|r| r.3 == "FAIL") {
         std::process::exit(2);
     }
+}
+
+fn fail(phase: &str, e: String) -> ! {
+    eprintln!("{phase} phase failed: {e}");
+    std::process::exit(1);
 }

@@ -22,7 +22,7 @@ pub(crate) struct World {
     pub(crate) sim: Sim,
     pub(crate) client: kube::Client,
     pub(crate) log: Arc<Log>,
-    /// Pods whose (re)started process hangs without running an agent.
+    /// Pods whose (re)started process runs no agent (it exits on SIGTERM).
     pub(crate) dead: Arc<Mutex<HashSet<String>>>,
     /// Pods whose running agent is to hang now (aborted without release; the pod stays Ready).
     pub(crate) hang: Arc<Mutex<HashSet<String>>>,
@@ -70,7 +70,10 @@ pub(crate) async fn world() -> Result<World, String> {
             let mut hang_rx = hang_rx.clone();
             async move {
                 if dead.lock().unwrap().contains(&ctx.name) {
-                    futures::future::pending::<()>().await;
+                    // No agent runs; the container exits when the kubelet stops it.
+                    let mut sigterm = ctx.sigterm.clone();
+                    let _ = sigterm.wait_for(|t| *t).await;
+                    return;
                 }
                 let client = ids.client(&format!("agent-{}", ctx.name)).expect("agent client");
                 let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));
