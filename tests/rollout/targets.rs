@@ -64,8 +64,15 @@ async fn the_canary_batch_is_the_named_instance_and_a_bad_name_moves_nothing() {
         e => panic!("unexpected error {e}"),
     }
 
-    // An instance that does not exist: InvalidSpec with a Warning Event, nothing moves.
-    let before = identities(&env.pods(NAME).await);
+    // An instance that does not exist: InvalidSpec with a Warning Event, nothing moves. The
+    // snapshot is taken once svc-2's old pod has finished terminating, so its removal (the
+    // canary's, not v3's) is not counted as a move.
+    let settled = env
+        .wait_pods(NAME, "svc-2's old pod gone", |pods| {
+            pods.len() == 4 && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none())
+        })
+        .await;
+    let before = identities(&settled);
     let mut v3 = manifest_v(NAME, 4, "v3");
     v3["spec"]["strategy"] = json!({
         "batches": [1, "100%"], "pause": {"manual": true},
