@@ -30,7 +30,7 @@ pub mod reasons;
 pub mod replacement;
 pub mod targets;
 mod validation;
-pub use checks::{Check, HttpCheck, HttpMethod, JsonMatch};
+pub use checks::{Check, Comparison, HttpCheck, HttpMethod, JsonMatch, PrometheusCheck, Threshold};
 pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};

@@ -17,6 +17,7 @@ mod events;
 mod gate;
 mod invalid_spec;
 mod pins;
+mod prometheus;
 mod resilience;
 mod rollback;
 mod runtime_actions;
