@@ -46,3 +46,36 @@ async fn the_demo_serves_the_dashboard_and_prints_its_url() {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
+
+/// `baton demo` runs every step to the end: the webhook receiver of step 5 hears v4 start, fail
+/// its health check and roll back, after its migration hook ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_every_step_including_hooks_checks_and_webhooks() {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["demo", "--metrics-addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baton demo starts");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(600), child.wait_with_output())
+        .await
+        .expect("the demo ends within 10 minutes")
+        .expect("the demo's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    for needle in [
+        "webhook ← Started",
+        "webhook ← CheckFailed: check health on user-service-",
+        "migration hook Job user-service-",
+        "webhook ← RolledBack",
+        "failedUpdate: CheckFailed",
+        "baton demo: every step finished as expected",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
+    }
+}
