@@ -71,11 +71,16 @@ async fn the_demo_runs_every_step_including_hooks_checks_and_webhooks() {
     for needle in [
         "webhook ← Started",
         "webhook ← CheckFailed: check health on user-service-",
-        "migration hook Job user-service-",
         "webhook ← RolledBack",
         "failedUpdate: CheckFailed",
         "baton demo: every step finished as expected",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
     }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("migration hook Job user-service-") && l.ends_with(": succeeded")),
+        "the hook Job succeeded:\n{stdout}"
+    );
 }
