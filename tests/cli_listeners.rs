@@ -4,14 +4,14 @@
 #![allow(clippy::await_holding_lock)]
 #[path = "cli_support/mod.rs"]
 mod cli_support;
-#[path = "listeners_support/mod.rs"]
-mod listeners_support;
+#[path = "support/listener_world.rs"]
+mod listener_world;
 
 use std::time::Duration;
 
 use cli_support::*;
 use kube::api::{Patch, PatchParams};
-use listeners_support::*;
+use listener_world::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

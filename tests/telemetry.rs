@@ -4,8 +4,8 @@
 //! object; a handover's gap — and its JSON log, every reconcile line carrying the reconcile's
 //! namespace, name and id. And `baton demo` serving /metrics.
 #![allow(clippy::await_holding_lock)]
-#[path = "listeners_support/mod.rs"]
-mod listeners_support;
+#[path = "support/listener_world.rs"]
+mod listener_world;
 #[path = "support/process.rs"]
 mod process;
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use baton::api::rollout::{Rollout, RolloutPhase};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use listeners_support::*;
+use listener_world::*;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use process::{http_get, LoggedChild};
 use serde_json::{json, Value};

@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// kill -9 of an agent, and a pod deleted with grace 0: the listeners run again within lease
 /// duration + 1 s.

@@ -5,21 +5,24 @@
 // own runtime, so holding it across awaits is intended.
 #![allow(clippy::await_holding_lock)]
 #![allow(dead_code)]
+#[path = "listenersets.rs"]
+pub mod listenersets;
+pub use listenersets::{ids, listeners};
+
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent};
-use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
+use baton::api::listenerset::{Listener, ListenerSet};
 use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -368,14 +371,7 @@ impl World {
             let pods = pods.clone();
             async move {
                 let p = pods.get_opt(name).await.ok()??;
-                let ready = p
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .as_ref()?
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                (ready && p.metadata.deletion_timestamp.is_none()).then(|| p.metadata.uid.clone().unwrap_or_default())
+                listenersets::ready_and_running(&p).then(|| p.metadata.uid.clone().unwrap_or_default())
             }
         })
         .await
@@ -390,28 +386,25 @@ impl World {
     }
 
     pub async fn create_set(&self, name: &str, app: &str, listeners: Vec<Listener>, lease_seconds: i32) {
-        let set = ListenerSet {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(NS.into()),
-                ..Default::default()
-            },
-            spec: ListenerSetSpec {
-                selector: LabelSelector {
-                    match_labels: Some([("app".to_string(), app.to_string())].into()),
-                    ..Default::default()
-                },
-                listeners,
-                listeners_from: None,
-                max_per_pod: 0,
-                lease_duration_seconds: lease_seconds,
-            },
-            status: None,
-        };
+        let set = listenersets::set(NS, name, app, listeners, lease_seconds);
         self.sets()
             .create(&PostParams::default(), &set)
             .await
             .expect("set created");
+    }
+
+    /// Create Secret `name` in the test namespace with `data` (as `stringData`).
+    pub async fn create_secret(&self, name: &str, data: serde_json::Value) {
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS},
+            "stringData": data
+        }))
+        .expect("a Secret");
+        Api::<Secret>::namespaced(self.client.clone(), NS)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("secret created");
     }
 
     /// Wait until the log shows every listener in `ids` running on exactly one pod that passes `ok`.
@@ -426,24 +419,10 @@ impl World {
         .await
     }
 
-    /// Lease holders of a set: listener → holder.
+    /// Lease holders of a set: listener → (holder, token).
     pub async fn holders(&self, set: &str) -> BTreeMap<String, (Option<String>, i32)> {
-        let lp = ListParams::default().labels(&format!("baton.dev/listenerset={set}"));
-        let list = self.leases().list(&lp).await.expect("leases");
-        list.items
-            .into_iter()
-            .filter_map(|l| {
-                let id = l.metadata.labels.as_ref()?.get("baton.dev/listener")?.clone();
-                let spec = l.spec.unwrap_or_default();
-                Some((
-                    id,
-                    (
-                        spec.holder_identity.filter(|h| !h.is_empty()),
-                        spec.lease_transitions.unwrap_or(0),
-                    ),
-                ))
-            })
-            .collect()
+        let lp = ListParams::default().labels(&listenersets::lease_selector(set));
+        listenersets::holders(self.leases().list(&lp).await.expect("leases").items)
     }
 }
 
@@ -465,7 +444,7 @@ impl World {
         use futures::StreamExt;
         use kube::runtime::{watcher, WatchStreamExt};
         let seen: Deletions = Arc::default();
-        let cfg = watcher::Config::default().labels(&format!("baton.dev/listenerset={set}"));
+        let cfg = watcher::Config::default().labels(&listenersets::lease_selector(set));
         // Backoff: once the simulator is gone, retries must not spin and block runtime shutdown.
         let mut stream = watcher(self.leases(), cfg).default_backoff().boxed();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -480,7 +459,7 @@ impl World {
                         }
                     }
                     Ok(watcher::Event::Delete(l)) => {
-                        if let Some(id) = l.metadata.labels.as_ref().and_then(|m| m.get("baton.dev/listener")) {
+                        if let Some(id) = listenersets::lease_listener(&l) {
                             out.lock().unwrap().insert(id.clone(), Instant::now());
                         }
                     }
@@ -509,17 +488,4 @@ impl World {
             .filter_map(|e| e.reason)
             .collect()
     }
-}
-
-pub fn listeners(n: usize) -> Vec<Listener> {
-    (0..n)
-        .map(|i| Listener {
-            id: format!("l{i:03}"),
-            ..Default::default()
-        })
-        .collect()
-}
-
-pub fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("l{i:03}")).collect()
 }
