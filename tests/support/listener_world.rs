@@ -22,7 +22,7 @@ use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -423,6 +423,60 @@ impl World {
     pub async fn holders(&self, set: &str) -> BTreeMap<String, (Option<String>, i32)> {
         let lp = ListParams::default().labels(&listenersets::lease_selector(set));
         listenersets::holders(self.leases().list(&lp).await.expect("leases").items)
+    }
+}
+
+/// A stopped-by-dropping controller task (see [`World::controller`]).
+pub type ControllerTask = (tokio::sync::oneshot::Sender<()>, JoinHandle<Arc<Stats>>);
+
+/// The `recover` scene: Ready pods `rc-a`, `rc-b`, `rc-c` whose agents may take 120 s to stop,
+/// a controller, and set `sxt` with 6 listeners running.
+pub async fn recover_world() -> (World, ControllerTask) {
+    let knobs = AgentKnobs {
+        stop_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let w = world(knobs).await;
+    let ctl = w.controller("controller-a").await;
+    for p in ["rc-a", "rc-b", "rc-c"] {
+        w.create_pod(p, "svc").await;
+    }
+    for p in ["rc-a", "rc-b", "rc-c"] {
+        w.wait_ready(p).await;
+    }
+    w.create_set("sxt", "svc", listeners(6), 60).await;
+    w.wait_running("6 listeners", &ids(6), Duration::from_secs(30), |_| true)
+        .await;
+    (w, ctl)
+}
+
+impl World {
+    /// Pod `pod` gets stuck: its agent is cut off from the API, then the pod is deleted (a
+    /// finalizer keeps it terminating). Returns once the agent stopped its listeners on SIGTERM
+    /// (it cannot release them).
+    pub async fn strand(&self, pod: &str) {
+        let patch = json!({"metadata": {"finalizers": ["test/hold"]}});
+        self.pods()
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("finalizer added");
+        self.sim.faults.block(&format!("token=agent-{pod}"));
+        self.delete_pod(pod, Some(30)).await;
+        wait_for(&format!("{pod} stopped its listeners"), Duration::from_secs(20), || {
+            let open = self.log.running().values().any(|p| p.iter().any(|p| p == pod));
+            async move { (!open).then_some(()) }
+        })
+        .await;
+    }
+
+    /// Undo [`World::strand`]: the agent reaches the API again and the pod may go.
+    pub async fn unstrand(&self, pod: &str) {
+        self.sim.faults.unblock(&format!("token=agent-{pod}"));
+        let patch = json!({"metadata": {"finalizers": null}});
+        let _ = self
+            .pods()
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
     }
 }
 
