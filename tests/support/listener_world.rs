@@ -15,13 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent};
-use baton::api::listenerset::{Listener, ListenerSet};
+use baton::api::listenerset::{ConfigRef, Listener, ListenerSet, SecretKeyRef};
 use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -201,10 +200,7 @@ pub async fn world(knobs: AgentKnobs) -> World {
     }
     let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
     let client = sim.client().await.expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
+    baton::demo::install_crds(&client).await.expect("CRDs");
     let log = Arc::new(Log::default());
     let configs: Configs = Arc::default();
     let ids = sim.identities();
@@ -423,6 +419,21 @@ impl World {
     pub async fn holders(&self, set: &str) -> BTreeMap<String, (Option<String>, i32)> {
         let lp = ListParams::default().labels(&listenersets::lease_selector(set));
         listenersets::holders(self.leases().list(&lp).await.expect("leases").items)
+    }
+}
+
+/// Listener `tokened`, configured by key `tokened` of Secret `tokens` (see
+/// [`World::create_secret`]).
+pub fn tokened() -> Listener {
+    Listener {
+        id: "tokened".into(),
+        config_ref: Some(ConfigRef {
+            secret_key_ref: SecretKeyRef {
+                name: "tokens".into(),
+                key: "tokened".into(),
+            },
+        }),
+        suspend: false,
     }
 }
 

@@ -38,7 +38,6 @@ use baton::api::listenerset::{Listener, ListenerSet};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use tokio::process::Command;
@@ -102,12 +101,7 @@ impl Cluster {
         .map_err(|e| e.to_string())?;
         let history = History::start(sim.core.store.subscribe());
         let client = sim.client().await.map_err(|e| e.to_string())?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .map_err(|e| format!("installing a CRD: {e}"))?;
-        }
+        baton::demo::install_crds(&client).await?;
         let dir = scratch_dir()?;
         Ok(Arc::new(Cluster { sim, history, dir }))
     }
