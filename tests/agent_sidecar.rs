@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton::agent::sidecar::Document;
-use baton::api::listenerset::{ConfigRef, Listener, SecretKeyRef};
+use baton::api::listenerset::Listener;
 use baton::listeners::controller::Stats;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -150,16 +150,7 @@ fn spec(suspend_l000: bool, with_l002: bool) -> Vec<Listener> {
             id: "l001".into(),
             ..Default::default()
         },
-        Listener {
-            id: "tokened".into(),
-            config_ref: Some(ConfigRef {
-                secret_key_ref: SecretKeyRef {
-                    name: "tokens".into(),
-                    key: "tokened".into(),
-                },
-            }),
-            suspend: false,
-        },
+        tokened(),
     ];
     if with_l002 {
         ls.push(Listener {

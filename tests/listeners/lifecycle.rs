@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use baton::api::listenerset::{ConfigRef, Listener, SecretKeyRef};
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
@@ -22,16 +21,7 @@ async fn suspend_resume_remove_and_missing_secret() {
     w.wait_ready("sr-a").await;
     w.wait_ready("sr-b").await;
     let mut ls = listeners(3);
-    ls.push(Listener {
-        id: "tokened".into(),
-        config_ref: Some(ConfigRef {
-            secret_key_ref: SecretKeyRef {
-                name: "tokens".into(),
-                key: "tokened".into(),
-            },
-        }),
-        suspend: false,
-    });
+    ls.push(tokened());
     w.create_set("sxt", "svc", ls.clone(), 10).await;
     let three = ids(3);
     w.wait_running("3 plain listeners", &three, Duration::from_secs(30), |_| true)
