@@ -2,7 +2,7 @@
 //! answers and content negotiation, one Event store behind two APIs.
 mod common;
 
-use common::{get_accepting, raw, send_json, sim};
+use common::{delete_in_background, get_accepting, raw, send_json, sim};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};
 use k8s_openapi::api::events::v1::Event as EventV1;
@@ -420,14 +420,7 @@ async fn every_namespace_has_its_default_objects_and_the_cluster_its_kubernetes_
         .create(&PostParams::default(), &cm("plain"))
         .await
         .expect("create plain");
-    let r = raw(
-        &sim,
-        "DELETE",
-        "/api/v1/namespaces/team",
-        Some("application/json"),
-        br#"{"propagationPolicy":"Background"}"#,
-    )
-    .await;
+    let r = delete_in_background(&sim, "/api/v1/namespaces/team").await;
     assert_eq!(r.code, 200);
     let v = r.json();
     assert_eq!(v["kind"], "Namespace");

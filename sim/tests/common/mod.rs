@@ -45,6 +45,19 @@ pub async fn send_json(sim: &Sim, method: &str, path: &str, body: &Value) -> Raw
     raw(sim, method, path, Some("application/json"), body.to_string().as_bytes()).await
 }
 
+/// A DELETE as the admin with `propagationPolicy: Background` (dependents go after the owner).
+#[allow(dead_code)]
+pub async fn delete_in_background(sim: &Sim, path: &str) -> RawResponse {
+    raw(
+        sim,
+        "DELETE",
+        path,
+        Some("application/json"),
+        br#"{"propagationPolicy":"Background"}"#,
+    )
+    .await
+}
+
 /// A GET as the admin, asking for `accept`.
 #[allow(dead_code)]
 pub async fn get_accepting(sim: &Sim, path: &str, accept: &str) -> RawResponse {
