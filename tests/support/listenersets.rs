@@ -1,6 +1,6 @@
-//! What the listener harnesses share (the in-process agents of `listener_world.rs`, the real
-//! processes of `tests/listener_procs/harness` and the benchmarks under `examples/`, through
-//! `#[path]`): a ListenerSet's spec, its listeners, its Lease holders and a pod's readiness.
+//! What the two listener harnesses share (the in-process agents of `listener_world.rs` and the
+//! real processes of `tests/listener_procs/harness`, through `#[path]`): a ListenerSet's spec,
+//! its listeners, its Lease holders and a pod's readiness.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
