@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// Two instances, a listener added, the first instance stopped
 /// with SIGTERM → the second runs it; the first comes back → nothing moves.
