@@ -572,4 +572,4 @@ pub fn selector_string(selector: &LabelSelector) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -25,7 +25,7 @@ macro_rules! out {
 }
 
 mod around;
-mod listeners;
+pub mod listeners;
 pub mod states;
 use listeners::HandoverLog;
 
@@ -216,7 +216,8 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
         .join("\n"))
 }
 
-async fn install_crds(client: &kube::Client) -> Result<(), String> {
+/// Create baton's CRDs (the demo's simulator, and the tests' and benchmarks').
+pub async fn install_crds(client: &kube::Client) -> Result<(), String> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
         crds.create(&PostParams::default(), &crd)

@@ -28,7 +28,7 @@ mod requests;
 
 pub use objects::{ObjectLabels, Objects};
 pub use queue::{instrumented, WorkQueue};
-pub use requests::{counted_client, CountRequests, Counted};
+pub use requests::{CountRequests, Counted};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {

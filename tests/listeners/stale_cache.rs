@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// Lease events in watch order: (deleted, listener, holder).
 type LeaseLog = Arc<Mutex<Vec<(bool, String, Option<String>)>>>;
