@@ -65,6 +65,7 @@ pub mod events;
 mod layers;
 pub mod listeners;
 pub mod metrics;
+pub mod notify;
 pub mod operator;
 pub mod probes;
 pub mod rollout;

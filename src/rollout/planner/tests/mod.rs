@@ -91,6 +91,7 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
         pins: vec![],
         bake_seconds: 0,
         checks: vec![],
+        notifications: vec![],
     }
 }
 
@@ -136,6 +137,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         rejected: None,
         origin: Default::default(),
         checks: BTreeMap::new(),
+        sink_problems: None,
     }
 }
 
