@@ -65,7 +65,6 @@ pub mod events;
 mod layers;
 pub mod listeners;
 pub mod metrics;
-pub mod notify;
 pub mod operator;
 pub mod probes;
 pub mod rollout;

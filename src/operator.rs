@@ -56,7 +56,7 @@ pub struct OperatorConfig {
     /// None = all.
     pub selector: Option<String>,
     /// Retries of notifications.
-    pub notify: crate::notify::Config,
+    pub notify: crate::rollout::notify::Config,
 }
 
 impl Default for OperatorConfig {
@@ -266,9 +266,12 @@ impl Operator {
             })
             .boxed();
         let (checks, checks_done) = crate::rollout::checks::CheckRunner::new();
-        let notifier = crate::notify::Notifier::new(
+        let notifier = crate::rollout::notify::Notifier::new(
             client.clone(),
-            cfg.secrets.clone(),
+            {
+                let access = cfg.secrets.clone();
+                Arc::new(move |ns: &str| access.allows(ns))
+            },
             events.clone(),
             metrics.notifications.clone(),
             cfg.notify.clone(),

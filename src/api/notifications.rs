@@ -1,6 +1,6 @@
 //! Notifications (`spec.notifications[]`): webhook sinks and the events they subscribe to. The
 //! wire words of the feature live here: the Secret's keys, the formats, the event names, the
-//! headers a message carries. Delivery is `crate::notify`; the semantics are in
+//! headers a message carries. Delivery is `rollout::notify`; the semantics are in
 //! docs/rollouts.md ("Notifications").
 
 use schemars::JsonSchema;

@@ -79,8 +79,8 @@ pub struct Context {
     pub status_written: WriteClock,
     /// The check runs of every Rollout (see [`crate::rollout::checks`]).
     pub checks: Arc<crate::rollout::checks::CheckRunner>,
-    /// The notification queues of every Rollout (see [`crate::notify`]).
-    pub notifier: Arc<crate::notify::Notifier>,
+    /// The notification queues of every Rollout (see [`crate::rollout::notify`]).
+    pub notifier: Arc<crate::rollout::notify::Notifier>,
 }
 
 /// The time of the last status write per Rollout uid; entries older than the progress interval
@@ -280,7 +280,7 @@ async fn plan_and_apply(
     let sinks_requeue = sink_problems
         .as_ref()
         .filter(|p| !p.is_empty())
-        .map(|_| crate::notify::SECRET_TTL);
+        .map(|_| crate::rollout::notify::SECRET_TTL);
     let input = PlanInput {
         name: name.clone(),
         namespace: ns.clone(),
@@ -395,7 +395,7 @@ fn transition_key(rollout: &Rollout, status: &RolloutStatus, ev: &planner::PlanE
         return None;
     }
     let generation = rollout.metadata.generation.unwrap_or(0);
-    Some(crate::notify::decide::transition_key(generation, status, ev))
+    Some(crate::rollout::notify::decide::transition_key(generation, status, ev))
 }
 
 fn severity(t: planner::EventType) -> Severity {

@@ -22,7 +22,6 @@ use tokio::sync::mpsc;
 use crate::api::notifications::{NotificationFormat, RolloutNotification};
 use crate::api::rollout::{Rollout, RolloutStatus};
 use crate::events::Publisher;
-use crate::listeners::controller::SecretAccess;
 use crate::metrics::NotificationLabels;
 use crate::rollout::checks::HttpClient;
 use crate::rollout::planner::PlanEvent;
@@ -32,7 +31,7 @@ mod deliver;
 pub mod format;
 pub mod sink;
 
-pub use sink::SECRET_TTL;
+pub use sink::{SecretsReadable, SECRET_TTL};
 
 /// Retry settings of deliveries.
 #[derive(Debug, Clone)]
@@ -88,7 +87,7 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(
         client: kube::Client,
-        access: SecretAccess,
+        access: sink::SecretsReadable,
         events: Publisher,
         counts: Family<NotificationLabels, Counter>,
         cfg: Config,

@@ -9,7 +9,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use crate::api::notifications::secret_keys;
-use crate::listeners::controller::SecretAccess;
 
 /// How long a Secret read is trusted: a fixed or rotated Secret is seen this long after at the
 /// latest (a Rollout with a broken sink is reconciled again after it).
@@ -59,18 +58,22 @@ fn parse_headers(raw: &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
     Ok(out)
 }
 
+/// Whether the controller may read Secrets of a namespace (what its flags and RBAC allow), and
+/// why not.
+pub type SecretsReadable = std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Each Secret (namespace, name) as last read: when, and what it said.
 type Reads = HashMap<(String, String), (Instant, Result<Target, String>)>;
 
 /// Secret reads, remembered for [`SECRET_TTL`].
 pub struct Sinks {
     client: kube::Client,
-    access: SecretAccess,
+    access: SecretsReadable,
     cache: Mutex<Reads>,
 }
 
 impl Sinks {
-    pub fn new(client: kube::Client, access: SecretAccess) -> Self {
+    pub fn new(client: kube::Client, access: SecretsReadable) -> Self {
         Sinks {
             client,
             access,
@@ -107,15 +110,7 @@ impl Sinks {
 
     /// May the controller read Secrets of `ns` (`--read-secrets`, `--secret-namespaces`)?
     fn readable(&self, ns: &str) -> Result<(), String> {
-        match &self.access {
-            SecretAccess::All => Ok(()),
-            SecretAccess::Off => Err("the controller does not read Secrets (--read-secrets=false)".into()),
-            SecretAccess::Namespaces(list) if list.iter().any(|n| n == ns) => Ok(()),
-            SecretAccess::Namespaces(list) => Err(format!(
-                "the controller reads Secrets only in namespace(s) {} (--secret-namespaces)",
-                list.join(", ")
-            )),
-        }
+        (self.access)(ns)
     }
 
     /// Ok: the answer about the Secret (a parsed sink or what is wrong); Err: no answer.

@@ -148,7 +148,7 @@ fn retries_back_off_from_one_second_to_a_minute_within_the_bound() {
 
 #[test]
 fn each_format_has_its_shape() {
-    use crate::notify::format::render;
+    use crate::rollout::notify::format::render;
     let p = Payload {
         id: "u1-3-00ff".into(),
         rollout: "web".into(),
@@ -160,13 +160,14 @@ fn each_format_has_its_shape() {
         message: "v2 healthy".into(),
         time: at(0),
     };
-    let header = |b: &crate::notify::format::Body, k: &str| {
+    let header = |b: &crate::rollout::notify::format::Body, k: &str| {
         b.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(k))
             .map(|(_, v)| v.clone())
     };
-    let json = |b: &crate::notify::format::Body| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap();
+    let json =
+        |b: &crate::rollout::notify::format::Body| serde_json::from_slice::<serde_json::Value>(&b.bytes).unwrap();
 
     let b = render(&p, NotificationFormat::Json);
     assert_eq!(header(&b, "Idempotency-Key").as_deref(), Some("u1-3-00ff"));
