@@ -314,6 +314,29 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
     let ces = ["BatchCompleted", "Promoted"];
     assert_eq!(rx.wait_events("ces", &ces).await, ces);
 
+    let uid = env.get(NAME).await.metadata.uid.expect("uid");
+    assert_shapes(&rx, &uid);
+
+    // The failed attempt is an Event and a metric.
+    let ev = env
+        .wait_event(NAME, "NotificationFailed", |e| {
+            e.reason.as_deref() == Some("NotificationFailed")
+        })
+        .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert!(ev.note.as_deref().unwrap_or("").contains("HTTP 500"), "{ev:?}");
+    assert!(ctrl.metric("baton_notifications_total{result=\"retried\"}").await >= Some(1.0));
+    // Counted once the answer is read, which may be after the receiver logged the request.
+    wait_for("14 delivered", LONG, || async {
+        let n = ctrl.metric("baton_notifications_total{result=\"delivered\"}").await;
+        (n == Some(14.0)).then_some(())
+    })
+    .await;
+}
+
+/// What each sink of [`subscribed_events_arrive_once_in_order_in_each_format`] got, in its
+/// format's shape; the json sink's first message was answered 500 and retried.
+fn assert_shapes(rx: &Receiver, uid: &str) {
     // The 500 was retried: the first message came twice, with one key.
     let json_got = rx.got("json");
     assert_eq!(json_got[0].key(), json_got[1].key(), "the retry carries the same key");
@@ -327,7 +350,6 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
             assert!(m.body.get(field).is_some(), "{field} in {}", m.body);
         }
     }
-    let uid = env.get(NAME).await.metadata.uid.expect("uid");
     assert!(
         json_got[0].key().starts_with(&format!("{uid}-")),
         "{}",
@@ -372,22 +394,6 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
     );
     assert_eq!(ces.body["id"].as_str(), Some(ces.key().as_str()));
     assert_eq!(ces.body["data"]["batch"], 1);
-
-    // The failed attempt is an Event and a metric.
-    let ev = env
-        .wait_event(NAME, "NotificationFailed", |e| {
-            e.reason.as_deref() == Some("NotificationFailed")
-        })
-        .await;
-    assert_eq!(ev.type_.as_deref(), Some("Warning"));
-    assert!(ev.note.as_deref().unwrap_or("").contains("HTTP 500"), "{ev:?}");
-    assert!(ctrl.metric("baton_notifications_total{result=\"retried\"}").await >= Some(1.0));
-    // Counted once the answer is read, which may be after the receiver logged the request.
-    wait_for("14 delivered", LONG, || async {
-        let n = ctrl.metric("baton_notifications_total{result=\"delivered\"}").await;
-        (n == Some(14.0)).then_some(())
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
