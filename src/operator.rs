@@ -55,6 +55,8 @@ pub struct OperatorConfig {
     /// Reconcile only the Rollouts and ListenerSets this label selector matches (a shard);
     /// None = all.
     pub selector: Option<String>,
+    /// Retries of notifications.
+    pub notify: crate::rollout::notify::Config,
 }
 
 impl Default for OperatorConfig {
@@ -66,6 +68,7 @@ impl Default for OperatorConfig {
             instance: "baton".into(),
             secrets: Default::default(),
             selector: None,
+            notify: Default::default(),
         }
     }
 }
@@ -263,6 +266,16 @@ impl Operator {
             })
             .boxed();
         let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
+        let notifier = crate::rollout::notify::Notifier::new(
+            client.clone(),
+            {
+                let access = cfg.secrets.clone();
+                Arc::new(move |ns: &str| access.allows(ns))
+            },
+            events.clone(),
+            metrics.notifications.clone(),
+            cfg.notify.clone(),
+        );
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
@@ -279,6 +292,7 @@ impl Operator {
             expectations: expectations.clone(),
             status_written: Default::default(),
             checks: checks.clone(),
+            notifier,
         });
         info!(
             namespace = cfg.namespace.as_deref().unwrap_or("<all>"),

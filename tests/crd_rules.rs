@@ -272,3 +272,48 @@ async fn a_crd_with_an_over_budget_rule_is_refused_with_kube_apiserver_message()
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn notification_formats_and_events_are_checked_by_the_api_server() {
+    let (_sim, k) = cluster().await;
+    let base = sample("rollout.yaml");
+    let sink = |format: &str, events: Value| json!([{"sink": {"secretRef": {"name": "hook"}}, "format": format, "events": events}]);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "an unknown format",
+            sink("xml", json!(["Completed"])),
+            "spec.notifications[0].format: Unsupported value: \"xml\": supported values: \"json\", \"slack\", \"cloudevents-binary\", \"cloudevents-structured\"",
+        ),
+        (
+            "an unknown event",
+            sink("json", json!(["Deployed"])),
+            "spec.notifications[0].events[0]: Unsupported value: \"Deployed\"",
+        ),
+        (
+            "no event",
+            sink("json", json!([])),
+            "spec.notifications[0].events: Invalid value: 0: spec.notifications[0].events in body should have at least 1 items",
+        ),
+        (
+            "an event twice",
+            sink("slack", json!(["Completed", "Completed"])),
+            "spec.notifications[0].events[1]: Duplicate value: \"Completed\"",
+        ),
+    ];
+    for (what, notifications, expected) in cases {
+        let mut r = base.clone();
+        r["metadata"]["name"] = json!("bad");
+        r["spec"]["notifications"] = notifications;
+        let (ok, out) = k.apply(&r).await;
+        assert!(!ok, "{what}: accepted: {out}");
+        assert!(
+            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
+            "{what}: {out}"
+        );
+    }
+    let mut r = base;
+    r["metadata"]["name"] = json!("good");
+    r["spec"]["notifications"] = sink("cloudevents-structured", json!(["Started", "Completed", "HookFailed"]));
+    let (ok, out) = k.apply(&r).await;
+    assert!(ok, "{out}");
+}

@@ -162,6 +162,10 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub checks: Vec<Check>,
+    /// Webhooks told about the rollout's transitions (see docs/rollouts.md, "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub notifications: Vec<super::notifications::RolloutNotification>,
 }
 
 /// Batches, pauses and surge limits of a rollout.

@@ -23,7 +23,19 @@ use crate::rollout::planner::{check_outcome, CheckOutcome, CheckProgress, CheckR
 
 pub mod prometheus;
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The HTTP client of checks and notifications (http and https with the system's roots).
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client for checks and notifications; None without TLS roots (said in the log).
+pub fn http_client() -> Option<HttpClient> {
+    match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(b) => Some(Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())),
+        Err(e) => {
+            warn!(error = %e, "no TLS roots: HTTP checks and notifications cannot run");
+            None
+        }
+    }
+}
 
 /// Most bytes of a response body read (for the JSON match).
 const MAX_BODY: usize = 1 << 20;
@@ -46,13 +58,7 @@ impl CheckRunner {
     /// A runner, and the stream of Rollouts to reconcile because a run finished.
     pub fn new(kube: kube::Client) -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Rollout>>) {
         let (wake, woken) = mpsc::unbounded();
-        let client = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(b) => Some(Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())),
-            Err(e) => {
-                warn!(error = %e, "no TLS roots: HTTP checks cannot run");
-                None
-            }
-        };
+        let client = http_client();
         let runner = Arc::new(Self {
             client,
             kube,
@@ -274,7 +280,7 @@ pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
 }
 
 /// An error with its causes ("client error (Connect): tcp connect error: Connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -79,6 +79,8 @@ pub struct Context {
     pub status_written: WriteClock,
     /// The check runs of every Rollout (see [`crate::rollout::checks`]).
     pub checks: Arc<crate::rollout::checks::CheckRunner>,
+    /// The notification queues of every Rollout (see [`crate::rollout::notify`]).
+    pub notifier: Arc<crate::rollout::notify::Notifier>,
 }
 
 /// The time of the last status write per Rollout uid; entries older than the progress interval
@@ -211,6 +213,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
         ctx.expectations.forget(&uid);
         ctx.status_written.forget(&uid);
         ctx.checks.forget(&uid);
+        ctx.notifier.forget(&uid);
         return Ok(Requeue::await_change());
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
@@ -272,6 +275,12 @@ async fn plan_and_apply(
         })
         .collect();
     let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
+    let sink_problems = ctx.notifier.problems(&ns, &rollout.spec.notifications).await;
+    // A broken sink is looked at again once its Secret read is stale: a fix shows then.
+    let sinks_requeue = sink_problems
+        .as_ref()
+        .filter(|p| !p.is_empty())
+        .map(|_| crate::rollout::notify::SECRET_TTL);
     let input = PlanInput {
         name: name.clone(),
         namespace: ns.clone(),
@@ -286,6 +295,7 @@ async fn plan_and_apply(
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(&uid),
+        sink_problems,
     };
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
@@ -330,12 +340,16 @@ async fn plan_and_apply(
         return Err(e);
     }
     publish_events(ctx, rollout, &ns, &plan);
+    ctx.notifier.send(rollout, &plan.status, &plan.events);
     applied?;
     let deferred = match decision {
         StatusWrite::After(d) => Some(d),
         _ => None,
     };
-    let requeue = [plan.requeue_after, deferred].into_iter().flatten().min();
+    let requeue = [plan.requeue_after, deferred, sinks_requeue]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(match requeue {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
         None if wrote => Requeue::requeue(Duration::from_secs(30)),
@@ -380,13 +394,8 @@ fn transition_key(rollout: &Rollout, status: &RolloutStatus, ev: &planner::PlanE
     ) {
         return None;
     }
-    let retry = status.actions.as_ref().and_then(|a| a.retry.as_deref()).unwrap_or("");
-    Some(format!(
-        "{}/{}/{retry}/{}",
-        rollout.metadata.generation.unwrap_or(0),
-        status.update_revision.as_deref().unwrap_or(""),
-        ev.identity
-    ))
+    let generation = rollout.metadata.generation.unwrap_or(0);
+    Some(crate::rollout::notify::decide::transition_key(generation, status, ev))
 }
 
 fn severity(t: planner::EventType) -> Severity {

@@ -16,6 +16,7 @@ mod drain;
 mod events;
 mod gate;
 mod invalid_spec;
+mod notifications;
 mod pins;
 mod prometheus;
 mod resilience;

@@ -105,7 +105,7 @@ drain annotation with a patch, Leases with conditional updates.
 {{- define "baton.secretRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* Labels that select the dashboard pod. */}}

@@ -101,6 +101,9 @@ wire_words! {
         Progressing,
         /// True when the spec cannot be acted on; the message says what to fix.
         InvalidSpec,
+        /// Only with `spec.notifications`: True when every sink's Secret is there with a usable
+        /// URL (delivery failures are Events and a metric, not this condition).
+        NotificationsReady,
     }
 }
 
@@ -149,6 +152,11 @@ wire_words! {
         CheckFailed,
         /// An instance was not available during the bake window.
         BakeFailed,
+        /// `NotificationsReady` is True.
+        SinksReady,
+        /// `NotificationsReady` is False: a sink's Secret is missing or unreadable, or its URL or
+        /// headers do not parse (the message says which).
+        SinkInvalid,
     }
 }
 
@@ -218,6 +226,8 @@ wire_words! {
         BakeStarted,
         /// A check failed (the note names it, its target and its last result).
         CheckFailed,
+        /// A notification could not be delivered (yet, or within the retry bound).
+        NotificationFailed,
     }
 }
 

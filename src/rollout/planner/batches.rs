@@ -173,7 +173,7 @@ impl Planner<'_> {
     ) -> BatchStatus {
         let total = i32::try_from(counts.len()).unwrap_or(i32::MAX);
         let from = stable.map(|s| format!(" from {}", s.version)).unwrap_or_default();
-        self.event(
+        self.batch_event(
             EventType::Normal,
             EventReason::BatchStarted,
             format!(
@@ -182,6 +182,7 @@ impl Planner<'_> {
                 target.revision,
                 counts.first().copied().unwrap_or(0),
             ),
+            Some(1),
         );
         BatchStatus {
             current: 1,

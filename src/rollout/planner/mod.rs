@@ -154,6 +154,10 @@ pub struct PlanInput {
     /// How the check runs of the last plans are doing, by [`CheckRun::key`] (the shell's
     /// memory: empty after a restart).
     pub checks: BTreeMap<String, CheckProgress>,
+    /// The notification sinks as the shell resolved them: `None` without
+    /// `spec.notifications`, else what is wrong with them (empty: all usable). Sets condition
+    /// `NotificationsReady`.
+    pub sink_problems: Option<Vec<String>>,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -210,6 +214,8 @@ pub struct PlanEvent {
     /// The message as first planned, before a phase change was added to it: the same for
     /// every plan that reports this occurrence (a transition's Event is published once).
     pub identity: String,
+    /// The batch (1-based) the event is about, for the events about one.
+    pub batch: Option<i32>,
 }
 
 /// The planner's answer.
@@ -287,12 +293,18 @@ impl<'a> Planner<'a> {
     }
 
     fn event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>) {
+        self.batch_event(type_, reason, message, None);
+    }
+
+    /// An event about batch `batch` (1-based).
+    fn batch_event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>, batch: Option<i32>) {
         let message = message.into();
         self.events.push(PlanEvent {
             type_,
             reason,
             identity: message.clone(),
             message,
+            batch,
         });
     }
 

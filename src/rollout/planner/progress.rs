@@ -182,10 +182,11 @@ impl Planner<'_> {
                 PauseMode::Timed(d) => format!("pausing for {}", human(d)),
                 PauseMode::Manual => "waiting for promotion (baton rollout promote)".to_string(),
             };
-            self.event(
+            self.batch_event(
                 EventType::Normal,
                 EventReason::BatchCompleted,
                 format!("batch {k}/{total} of {version} healthy; {what}"),
+                Some(k),
             );
         }
         let paused_at = rollout.batch.pause_started_at.as_ref().map_or(now, |t| t.0);
@@ -206,13 +207,14 @@ impl Planner<'_> {
             }
             // A promotion is used up by the pause it ends.
             *promote = false;
-            self.event(
+            self.batch_event(
                 EventType::Normal,
                 EventReason::Promoted,
                 format!(
                     "batch {k}/{total} promoted ({})",
                     crate::api::rollout::annotations::PROMOTE
                 ),
+                Some(k),
             );
         }
         self.next_batch(rollout);
@@ -237,7 +239,8 @@ impl Planner<'_> {
             rollout.target.revision,
             rollout.unpinned.len()
         );
-        self.event(EventType::Normal, EventReason::BatchStarted, message);
+        let current = Some(batch.current);
+        self.batch_event(EventType::Normal, EventReason::BatchStarted, message, current);
     }
 
     /// Has the current (unhealthy) batch run out of time? Measured from the batch start, or
@@ -262,7 +265,8 @@ impl Planner<'_> {
 
     /// A batch failed by a check: a `CheckFailed` event besides the batch's.
     fn check_failed(&mut self, rollout: &mut RolloutState, message: String, slot: Option<i32>) -> Step {
-        self.event(EventType::Warning, EventReason::CheckFailed, message.clone());
+        let batch = Some(rollout.batch.current);
+        self.batch_event(EventType::Warning, EventReason::CheckFailed, message.clone(), batch);
         let instances: SlotList = slot.map(|s| (s, String::new())).into_iter().collect();
         rollout.failed = Some(self.fail(FailureReason::CheckFailed, message, rollout, &instances));
         Step::Failed
@@ -388,7 +392,8 @@ impl Planner<'_> {
     ) -> FailedUpdate {
         let stable = rollout.stable.as_ref();
         let rolled_back = self.spec.auto_rollback && stable.is_some();
-        self.event(EventType::Warning, EventReason::BatchFailed, message.clone());
+        let batch = Some(rollout.batch.current);
+        self.batch_event(EventType::Warning, EventReason::BatchFailed, message.clone(), batch);
         if let (true, Some(s)) = (rolled_back, stable) {
             self.event(
                 EventType::Warning,

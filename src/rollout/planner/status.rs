@@ -99,6 +99,7 @@ pub(super) fn phase_change_event(prior: Option<RolloutPhase>, phase: RolloutPhas
         reason: EventReason::PhaseChanged,
         identity: message.clone(),
         message,
+        batch: None,
     })
 }
 
@@ -179,6 +180,7 @@ impl Planner<'_> {
             ConditionType::InvalidSpec,
             cond(ConditionStatus::False, Reason::SpecValid, "spec is valid"),
         ));
+        wanted.extend(self.sinks_condition());
         status.conditions = self.conditions(wanted);
         status.message = Some(outcome.message);
 
@@ -471,6 +473,23 @@ impl Planner<'_> {
 
     /// Conditions for this generation; a condition keeps its stored transition time while its
     /// status stays the same.
+    /// `NotificationsReady`, with `spec.notifications` only: False names every sink problem.
+    fn sinks_condition(&self) -> Option<(ConditionType, Cond)> {
+        let problems = self.input.sink_problems.as_ref()?;
+        let c = if problems.is_empty() {
+            let n = self.spec.notifications.len();
+            let s = if n == 1 { "" } else { "s" };
+            cond(
+                ConditionStatus::True,
+                Reason::SinksReady,
+                format!("{n} notification sink{s} ready"),
+            )
+        } else {
+            cond(ConditionStatus::False, Reason::SinkInvalid, problems.join("; "))
+        };
+        Some((ConditionType::NotificationsReady, c))
+    }
+
     pub(super) fn conditions(&self, wanted: Vec<(ConditionType, Cond)>) -> Vec<Condition> {
         conditions_at(&self.prior, self.now, self.input.generation, wanted)
     }

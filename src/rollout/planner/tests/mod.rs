@@ -115,6 +115,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         rejected: None,
         origin: Default::default(),
         checks: BTreeMap::new(),
+        sink_problems: None,
     }
 }
 
