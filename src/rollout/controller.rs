@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
@@ -44,11 +45,12 @@ pub struct Stats {
     pub status_writes: AtomicU64,
 }
 
-/// The pod and revision caches indexed by owner uid.
+/// The pod, revision and Job caches indexed by owner uid.
 #[derive(Clone, Default)]
 pub struct OwnedIndexes {
     pub pods: OwnerIndex<Pod>,
     pub revisions: OwnerIndex<ControllerRevision>,
+    pub jobs: OwnerIndex<Job>,
 }
 
 /// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
@@ -63,6 +65,8 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
+    /// The Rollouts' Jobs (hooks and `job` checks).
+    pub jobs: Store<Job>,
     /// The pod and revision caches by owner: a reconcile reads only its Rollout's own.
     pub owners: OwnedIndexes,
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
@@ -118,6 +122,21 @@ pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<Pod>>, Vec<Ar
     let mut revisions = ctx.owners.revisions.owned_by(&ctx.revisions, uid);
     revisions.retain(|r| in_ns(&r.metadata));
     (pods, revisions)
+}
+
+/// The planner's view of the Jobs of the Rollout of uid `uid` in `ns` (each with its pods).
+fn own_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<planner::ObservedJob> {
+    let mut jobs = ctx.owners.jobs.owned_by(&ctx.jobs, uid);
+    jobs.retain(|j| j.metadata.namespace.as_deref() == Some(ns));
+    jobs.iter()
+        .filter_map(|j| {
+            let pods = j
+                .uid()
+                .map(|juid| ctx.owners.pods.owned_by(&ctx.pods, &juid))
+                .unwrap_or_default();
+            crate::rollout::jobs::observe_job(j, &pods)
+        })
+        .collect()
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -286,6 +305,7 @@ async fn plan_and_apply(
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(&uid),
+        jobs: own_jobs(ctx, &ns, &uid),
     };
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
@@ -424,6 +444,14 @@ impl Context {
                 .get(&ObjectRef::new(n).within(ns))
                 .is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
             Expected::RevisionCreated(n) => self.revisions.get(&ObjectRef::new(n).within(ns)).is_some(),
+            Expected::JobCreated(n) => self
+                .jobs
+                .get(&ObjectRef::new(n).within(ns))
+                .is_some_and(|j| j.metadata.deletion_timestamp.is_none()),
+            Expected::JobDeleted(n) => self
+                .jobs
+                .get(&ObjectRef::new(n).within(ns))
+                .is_none_or(|j| j.metadata.deletion_timestamp.is_some()),
             // The write's version, or a newer object with the status written (only this
             // controller writes it), or the Rollout is gone or another.
             Expected::Status {
@@ -575,6 +603,24 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             ignore_code(pods.delete(name, &DeleteParams::default()).await.map(|_| ()), 404)?;
             ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
             Some(Expected::PodDeleted(name.clone()))
+        }
+        Action::CreateJob { name, labels, job } => {
+            let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+            let built = crate::rollout::jobs::build_job(ns, name, labels, job, owner);
+            match jobs.create(&PostParams::default(), &built).await {
+                // Another reconcile (or controller) made it: found by its labels next time.
+                Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => None,
+                r => {
+                    r?;
+                    Some(Expected::JobCreated(name.clone()))
+                }
+            }
+        }
+        Action::DeleteJob { name } => {
+            let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+            // A Job's pods go with it (the REST default for batch/v1 Jobs orphans them).
+            ignore_code(jobs.delete(name, &DeleteParams::background()).await.map(|_| ()), 404)?;
+            Some(Expected::JobDeleted(name.clone()))
         }
         Action::DrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: drain_value(Timestamp::now())}}});

@@ -2,5 +2,6 @@
 pub mod checks;
 pub mod controller;
 pub mod expectations;
+pub mod jobs;
 pub mod planner;
 pub mod status_write;

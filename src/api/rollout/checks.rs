@@ -1,6 +1,6 @@
 //! Checks per batch (`spec.checks`): what, besides pod readiness, a batch (and the bake window)
-//! must pass. Only the `http` kind exists so far; a check without it is refused (CEL), so no
-//! spec silently loses a gate it asked for. The semantics are in docs/rollouts.md ("Checks").
+//! must pass. The `http` and `job` kinds exist so far; a check with neither is refused (CEL), so
+//! no spec silently loses a gate it asked for. The semantics are in docs/rollouts.md ("Checks").
 
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -31,7 +31,7 @@ pub mod placeholders {
 
 /// One check.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.http)").message("a check needs a kind: http (job and prometheus checks are not implemented yet)"))]
+#[x_kube(validation = Rule::new("has(self.http) != has(self.job)").message("a check needs exactly one kind: http or job (prometheus checks are not implemented yet)"))]
 #[x_kube(validation = Rule::new("(has(self.failureLimit) ? self.failureLimit : 0) < (has(self.count) ? self.count : 1)").message("failureLimit must be below count"))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
@@ -41,7 +41,10 @@ pub struct Check {
     /// An HTTP request that must answer as expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCheck>,
-    /// Most attempts of one run.
+    /// A Job that must succeed (one per batch, and one for the bake window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<super::JobTemplate>,
+    /// Most attempts of one run (http).
     #[serde(default = "default_count")]
     #[schemars(range(min = 1, max = 100))]
     pub count: i32,
@@ -168,12 +171,14 @@ pub fn validate_checks(checks: &[Check], errors: &mut Vec<String>) {
         if !(0..=3600).contains(&c.interval_seconds) {
             errors.push(format!("{at}.intervalSeconds is {}; use 0..3600", c.interval_seconds));
         }
-        match &c.http {
-            None => errors.push(format!(
-                "{at} ({}) has no kind; give it http (job and prometheus checks are not implemented yet)",
+        match (&c.http, &c.job) {
+            (None, None) => errors.push(format!(
+                "{at} ({}) has no kind; give it http or job (prometheus checks are not implemented yet)",
                 c.name
             )),
-            Some(h) => validate_http(&at, h, errors),
+            (Some(_), Some(_)) => errors.push(format!("{at} ({}) has two kinds; give it either http or job", c.name)),
+            (Some(h), None) => validate_http(&at, h, errors),
+            (None, Some(j)) => super::hooks::validate_job(&format!("{at}.job"), j, errors),
         }
     }
 }

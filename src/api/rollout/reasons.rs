@@ -149,6 +149,10 @@ wire_words! {
         CheckFailed,
         /// An instance was not available during the bake window.
         BakeFailed,
+        /// A hook's Job (`spec.hooks`) runs: the rollout waits for it.
+        HookRunning,
+        /// A hook's Job failed.
+        HookFailed,
     }
 }
 
@@ -167,6 +171,8 @@ wire_words! {
         CheckFailed,
         /// An instance was not available during the bake window.
         BakeFailed,
+        /// A hook's Job (`spec.hooks`) failed.
+        HookFailed,
     }
 }
 
@@ -181,6 +187,7 @@ impl FailureReason {
             (FailureReason::ProgressDeadlineExceeded, false) => Reason::ProgressDeadlineExceeded,
             (FailureReason::CheckFailed, false) => Reason::CheckFailed,
             (FailureReason::BakeFailed, false) => Reason::BakeFailed,
+            (FailureReason::HookFailed, false) => Reason::HookFailed,
         }
     }
 }
@@ -218,6 +225,10 @@ wire_words! {
         BakeStarted,
         /// A check failed (the note names it, its target and its last result).
         CheckFailed,
+        /// A hook's Job was created (the note names it).
+        HookStarted,
+        /// A hook's Job failed (the note names it, its failed pod and why).
+        HookFailed,
     }
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn sample_spec() -> RolloutSpec {
         pins: vec![],
         bake_seconds: 0,
         checks: vec![],
+        hooks: Default::default(),
     }
 }
 

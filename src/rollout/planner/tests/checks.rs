@@ -9,6 +9,7 @@ use crate::api::rollout::{Check, HttpCheck, HttpMethod};
 fn health_check(count: i32, failure_limit: i32) -> Check {
     Check {
         name: "health".into(),
+        job: None,
         http: Some(HttpCheck {
             url: "http://{{podIP}}:8080/health/{{instance}}?v={{version}}".into(),
             method: HttpMethod::Get,

@@ -23,6 +23,7 @@ mod failures;
 mod gate_properties;
 mod history;
 mod honesty;
+mod hooks;
 mod invariants;
 mod pods;
 mod properties;
@@ -91,6 +92,7 @@ fn spec(version: &str, replicas: i32) -> RolloutSpec {
         pins: vec![],
         bake_seconds: 0,
         checks: vec![],
+        hooks: Default::default(),
     }
 }
 
@@ -136,6 +138,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         rejected: None,
         origin: Default::default(),
         checks: BTreeMap::new(),
+        jobs: Vec::new(),
     }
 }
 
