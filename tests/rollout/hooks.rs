@@ -43,7 +43,10 @@ async fn wait_jobs(env: &Env, what: &str, pred: impl Fn(&[Job]) -> bool) -> Vec<
         if pred(&jobs) {
             Ok(jobs)
         } else {
-            Err(jobs.iter().map(|j| format!("{} {:?}", j.name_any(), j.status)).collect::<Vec<_>>())
+            Err(jobs
+                .iter()
+                .map(|j| format!("{} {:?}", j.name_any(), j.status))
+                .collect::<Vec<_>>())
         }
     })
     .await
@@ -100,15 +103,27 @@ async fn a_pre_rollout_hook_runs_once_before_the_first_v2_pod() {
     assert_eq!(label(job, labels::HOOK), "preRollout");
     assert_eq!(label(job, labels::REVISION_HASH), hash);
     let owner = job.owner_references().first().expect("an owner");
-    assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("Rollout", NAME, Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Rollout", NAME, Some(true))
+    );
     assert_eq!(owner.uid, r.uid().unwrap());
     assert!(job_condition(job, "Complete"), "{:?}", job.status);
     // Every v2 pod was created after the hook finished (times in whole seconds).
-    let done = job.status.as_ref().and_then(|s| s.completion_time.clone()).expect("completionTime").0;
+    let done = job
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.clone())
+        .expect("completionTime")
+        .0;
     let pods = env.pods(NAME).await;
     for p in &pods {
         let created = p.metadata.creation_timestamp.as_ref().expect("created").0;
-        assert!(created >= done, "{} created {created} before the hook completed at {done}", p.name_any());
+        assert!(
+            created >= done,
+            "{} created {created} before the hook completed at {done}",
+            p.name_any()
+        );
     }
     assert!(v1.iter().all(|old| pods.iter().all(|p| p.uid() != old.uid())));
     env.wait_event(NAME, "HookStarted", |e| {
@@ -136,11 +151,17 @@ async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() 
     let f = st.failed_update.clone().expect("failedUpdate");
     assert_eq!(f.reason, FailureReason::HookFailed, "{f:?}");
     assert!(!f.rolled_back);
-    let failed_pod = job_pods(&env, &job_name).await.first().map(|p| p.name_any()).expect("the hook's pod");
+    let failed_pod = job_pods(&env, &job_name)
+        .await
+        .first()
+        .map(|p| p.name_any())
+        .expect("the hook's pod");
     for text in [&f.message, st.message.as_ref().unwrap()] {
         assert!(text.contains(&format!("Job {job_name} BackoffLimitExceeded")), "{text}");
         assert!(
-            text.contains(&format!("failed pod {failed_pod}: container migrate ended with exit code 1 (Error)")),
+            text.contains(&format!(
+                "failed pod {failed_pod}: container migrate ended with exit code 1 (Error)"
+            )),
             "{text}"
         );
     }
@@ -148,7 +169,9 @@ async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() 
     assert_eq!(cond(&r, "Ready").0, "False");
     assert!(st.message.unwrap_or_default().contains("nothing was replaced"));
     let ev = env
-        .wait_event(NAME, "HookFailed Warning", |e| e.reason.as_deref() == Some("HookFailed"))
+        .wait_event(NAME, "HookFailed Warning", |e| {
+            e.reason.as_deref() == Some("HookFailed")
+        })
         .await;
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
     assert!(ev.note.as_deref().unwrap_or("").contains(&failed_pod), "{ev:?}");
@@ -185,7 +208,8 @@ async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
     deployed(&env, 3, "v1").await;
 
     // The hook's pod runs until the test says it is done.
-    env.apply(&hooked(json!({"preRollout": hook("migrate-never-ready:v2")}))).await;
+    env.apply(&hooked(json!({"preRollout": hook("migrate-never-ready:v2")})))
+        .await;
     let r = env
         .wait_rollout(NAME, "HookRunning", LONG, |r| {
             current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "HookRunning")
@@ -193,7 +217,10 @@ async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
         .await;
     let job_name = format!("{NAME}-{}-pre", update_hash(&r));
     assert!(
-        status(&r).message.unwrap_or_default().contains(&format!("waiting for hook preRollout (Job {job_name})")),
+        status(&r)
+            .message
+            .unwrap_or_default()
+            .contains(&format!("waiting for hook preRollout (Job {job_name})")),
         "{}",
         describe(Some(&r))
     );
@@ -220,7 +247,14 @@ async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
     let js = jobs(&env).await;
     assert_eq!(js.len(), 1, "{js:?}");
     assert_eq!(js[0].uid(), uid, "the same Job");
-    assert_eq!(status(&env.get(NAME).await).instances.iter().filter(|i| i.version.as_deref() == Some("v2")).count(), 0);
+    assert_eq!(
+        status(&env.get(NAME).await)
+            .instances
+            .iter()
+            .filter(|i| i.version.as_deref() == Some("v2"))
+            .count(),
+        0
+    );
 
     // The hook's container exits 0 (as a kubelet reports it): the rollout goes on.
     let pod = wait::poll("the hook pod", LONG, wait::POLL, || async {
@@ -258,14 +292,20 @@ async fn a_failed_post_rollout_hook_rolls_back() {
     assert_eq!(f.reason, FailureReason::HookFailed, "{f:?}");
     assert!(f.rolled_back);
     let job_name = format!("{NAME}-{}-post", update_hash(&r));
-    assert!(f.message.contains(&format!("hook postRollout of v2 failed: Job {job_name}")), "{}", f.message);
+    assert!(
+        f.message
+            .contains(&format!("hook postRollout of v2 failed: Job {job_name}")),
+        "{}",
+        f.message
+    );
     assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
     // It ran after the last batch: every instance had been on v2.
     env.wait_event(NAME, "the last batch started", |e| {
         e.reason.as_deref() == Some("BatchStarted") && e.note.as_deref().unwrap_or("").contains("batch 3/3")
     })
     .await;
-    env.wait_event(NAME, "HookFailed", |e| e.reason.as_deref() == Some("HookFailed")).await;
+    env.wait_event(NAME, "HookFailed", |e| e.reason.as_deref() == Some("HookFailed"))
+        .await;
     let js = jobs(&env).await;
     assert_eq!(js.iter().map(|j| j.name_any()).collect::<Vec<_>>(), vec![job_name]);
 }
@@ -289,7 +329,12 @@ async fn a_failing_job_check_fails_its_batch() {
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
     assert_eq!(f.batch, 1);
     let job_name = format!("{NAME}-{}-smoke-1", update_hash(&r));
-    assert!(f.message.contains(&format!("check smoke failed: Job {job_name} BackoffLimitExceeded")), "{}", f.message);
+    assert!(
+        f.message
+            .contains(&format!("check smoke failed: Job {job_name} BackoffLimitExceeded")),
+        "{}",
+        f.message
+    );
     assert!(f.message.contains("exit code 1 (Error)"), "{}", f.message);
     assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
     env.wait_event(NAME, "CheckFailed", |e| {
