@@ -289,7 +289,7 @@ impl Operator {
                 }
             })
             .boxed();
-        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new();
+        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),

@@ -307,12 +307,12 @@ async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
         (
             "a check with two kinds",
             json!({"checks": [{"name": "smoke", "job": pod(json!({})), "http": {"url": "http://x/"}}]}),
-            "a check needs exactly one kind: http or job",
+            "a check needs exactly one kind: http, job or prometheus",
         ),
         (
             "a check with none",
             json!({"checks": [{"name": "smoke"}]}),
-            "a check needs exactly one kind: http or job",
+            "a check needs exactly one kind: http, job or prometheus",
         ),
     ];
     for (what, spec_patch, expected) in cases {

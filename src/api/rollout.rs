@@ -31,7 +31,7 @@ pub mod reasons;
 pub mod replacement;
 pub mod targets;
 mod validation;
-pub use checks::{Check, HttpCheck, HttpMethod, JsonMatch};
+pub use checks::{Check, Comparison, HttpCheck, HttpMethod, JsonMatch, PrometheusCheck, Threshold};
 pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use hooks::{Hooks, JobTemplate};
 pub use pause::{Pause, PauseMode};

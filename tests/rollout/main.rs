@@ -18,6 +18,7 @@ mod gate;
 mod hooks;
 mod invalid_spec;
 mod pins;
+mod prometheus;
 mod resilience;
 mod rollback;
 mod runtime_actions;

@@ -248,6 +248,7 @@ fn a_failing_job_check_fails_its_batch() {
         s.checks = vec![Check {
             name: "smoke".into(),
             http: None,
+            prometheus: None,
             job: Some(job("smoke:v2")),
             count: 1,
             failure_limit: 0,
