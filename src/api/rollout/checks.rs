@@ -44,7 +44,7 @@ pub struct Check {
     pub http: Option<HttpCheck>,
     /// A Job that must succeed (one per batch, and one for the bake window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<super::JobTemplate>,
+    pub job: Option<Box<super::JobTemplate>>,
     /// A Prometheus query whose result must satisfy a condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusCheck>,

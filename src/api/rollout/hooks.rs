@@ -20,18 +20,19 @@ pub mod hook_names {
     pub const POST_ROLLOUT: &str = "postRollout";
 }
 
-/// The Jobs run around a rollout.
+/// The Jobs run around a rollout. Boxed: a pod template is kilobytes, and a Rollout is held in
+/// many futures (an unboxed one overflowed a debug build's stack in the CLI's retry).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Hooks {
     /// Runs once per new update revision before its first batch; until it succeeds no instance
     /// is replaced, and its failure stops the rollout with nothing replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pre_rollout: Option<JobTemplate>,
+    pub pre_rollout: Option<Box<JobTemplate>>,
     /// Runs once per update revision after its last batch is healthy (before the bake); the
     /// rollout completes only when it succeeds, and its failure fails the rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub post_rollout: Option<JobTemplate>,
+    pub post_rollout: Option<Box<JobTemplate>>,
 }
 
 impl Hooks {

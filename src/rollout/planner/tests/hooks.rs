@@ -7,8 +7,8 @@ use super::*;
 use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
 use crate::api::rollout::{Check, JobTemplate};
 
-fn job(image: &str) -> JobTemplate {
-    JobTemplate {
+fn job(image: &str) -> Box<JobTemplate> {
+    Box::new(JobTemplate {
         template: PodTemplateSpec {
             metadata: None,
             spec: Some(PodSpec {
@@ -22,7 +22,7 @@ fn job(image: &str) -> JobTemplate {
         },
         backoff_limit: 0,
         active_deadline_seconds: 600,
-    }
+    })
 }
 
 /// v1 healthy on 3 instances, spec now v2 (batches 1, 50%, 100%) with the hooks set by `f`.
