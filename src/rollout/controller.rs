@@ -124,21 +124,6 @@ pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<Pod>>, Vec<Ar
     (pods, revisions)
 }
 
-/// The planner's view of the Jobs of the Rollout of uid `uid` in `ns` (each with its pods).
-fn own_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<planner::ObservedJob> {
-    let mut jobs = ctx.owners.jobs.owned_by(&ctx.jobs, uid);
-    jobs.retain(|j| j.metadata.namespace.as_deref() == Some(ns));
-    jobs.iter()
-        .filter_map(|j| {
-            let pods = j
-                .uid()
-                .map(|juid| ctx.owners.pods.owned_by(&ctx.pods, &juid))
-                .unwrap_or_default();
-            crate::rollout::jobs::observe_job(j, &pods)
-        })
-        .collect()
-}
-
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref().and_then(|l| l.get(key)).map(String::as_str)
 }
@@ -305,7 +290,7 @@ async fn plan_and_apply(
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(&uid),
-        jobs: own_jobs(ctx, &ns, &uid),
+        jobs: crate::rollout::jobs::own_jobs(ctx, &ns, &uid),
     };
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
@@ -604,23 +589,8 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
             Some(Expected::PodDeleted(name.clone()))
         }
-        Action::CreateJob { name, labels, job } => {
-            let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-            let built = crate::rollout::jobs::build_job(ns, name, labels, job, owner);
-            match jobs.create(&PostParams::default(), &built).await {
-                // Another reconcile (or controller) made it: found by its labels next time.
-                Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => None,
-                r => {
-                    r?;
-                    Some(Expected::JobCreated(name.clone()))
-                }
-            }
-        }
-        Action::DeleteJob { name } => {
-            let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-            // A Job's pods go with it (the REST default for batch/v1 Jobs orphans them).
-            ignore_code(jobs.delete(name, &DeleteParams::background()).await.map(|_| ()), 404)?;
-            Some(Expected::JobDeleted(name.clone()))
+        Action::CreateJob { .. } | Action::DeleteJob { .. } => {
+            crate::rollout::jobs::apply(&ctx.client, ns, owner, action).await?
         }
         Action::DrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: drain_value(Timestamp::now())}}});

@@ -8,10 +8,64 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::ResourceExt;
 
 use crate::api::rollout::{labels, ConditionStatus, JobTemplate};
-use crate::rollout::planner::{JobState, ObservedJob};
+use crate::error::{is_status, Result};
+use crate::rollout::controller::Context;
+use crate::rollout::expectations::Expected;
+use crate::rollout::planner::{Action, JobState, ObservedJob};
+
+/// The planner's view of the Jobs of the Rollout of uid `uid` in `ns` (each with its pods).
+pub fn own_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<ObservedJob> {
+    let mut jobs = ctx.owners.jobs.owned_by(&ctx.jobs, uid);
+    jobs.retain(|j| j.metadata.namespace.as_deref() == Some(ns));
+    jobs.iter()
+        .filter_map(|j| {
+            let pods = j
+                .uid()
+                .map(|juid| ctx.owners.pods.owned_by(&ctx.pods, &juid))
+                .unwrap_or_default();
+            observe_job(j, &pods)
+        })
+        .collect()
+}
+
+/// Apply a [`Action::CreateJob`] or [`Action::DeleteJob`]; returns what the Job cache will
+/// show of it.
+pub async fn apply(
+    client: &kube::Client,
+    ns: &str,
+    owner: &OwnerReference,
+    action: &Action,
+) -> Result<Option<Expected>> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    match action {
+        Action::CreateJob { name, labels, job } => {
+            let built = build_job(ns, name, labels, job, owner);
+            match jobs.create(&PostParams::default(), &built).await {
+                // Another reconcile (or controller) made it: found by its labels next time.
+                Err(kube::Error::Api(s)) if s.reason == "AlreadyExists" => Ok(None),
+                r => {
+                    r?;
+                    Ok(Some(Expected::JobCreated(name.clone())))
+                }
+            }
+        }
+        Action::DeleteJob { name } => {
+            // A Job's pods go with it (the REST default for batch/v1 Jobs orphans them).
+            match jobs.delete(name, &DeleteParams::background()).await {
+                Err(e) if is_status(&e, 404) => {}
+                r => {
+                    r?;
+                }
+            }
+            Ok(Some(Expected::JobDeleted(name.clone())))
+        }
+        _ => Ok(None),
+    }
+}
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref().and_then(|l| l.get(key)).map(String::as_str)
