@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
@@ -82,6 +83,7 @@ pub struct Operator {
     pods: Store<Pod>,
     leases: Store<Lease>,
     revisions: Store<ControllerRevision>,
+    jobs: Store<Job>,
     rollouts: Store<Rollout>,
     /// Rollouts left out of the cache because they do not decode.
     bad_rollouts: Undecodables,
@@ -92,21 +94,23 @@ pub struct Operator {
     caches: JoinHandle<()>,
 }
 
-/// Readiness of the pod, listener-Lease, revision and Rollout caches.
+/// Readiness of the pod, listener-Lease, revision, Job and Rollout caches.
 #[derive(Clone)]
 struct Synced4 {
     pods: Synced,
     leases: Synced,
     revisions: Synced,
+    jobs: Synced,
     rollouts: Synced,
 }
 
 impl Synced4 {
-    fn all(&self) -> [Synced; 4] {
+    fn all(&self) -> [Synced; 5] {
         [
             self.pods.clone(),
             self.leases.clone(),
             self.revisions.clone(),
+            self.jobs.clone(),
             self.rollouts.clone(),
         ]
     }
@@ -118,6 +122,7 @@ struct Triggers {
     listener_pods: Events<Pod>,
     listener_leases: Events<Lease>,
     revisions: Events<ControllerRevision>,
+    jobs: Events<Job>,
     rollouts: Events<Rollout>,
 }
 
@@ -144,11 +149,29 @@ impl Operator {
         let owners = OwnedIndexes {
             pods: shared.pod_owners.clone(),
             revisions: OwnerIndex::default(),
+            jobs: OwnerIndex::default(),
         };
         let (rev_trigger, rev_drive) = caches::gated_cache(
             rev_watch,
             (rev_writer, Some(owners.revisions.clone())),
             rev_synced_tx,
+            gate.clone(),
+        );
+        // The Rollouts' Jobs (hooks, job checks): a finished one wakes its Rollout.
+        let job_watch = watcher(
+            api::<Job>(&client, &cfg.namespace),
+            watcher::Config::default().labels(labels::ROLLOUT),
+        )
+        .modify(|j: &mut Job| {
+            j.metadata.managed_fields = None;
+            j.spec = None;
+        });
+        let (jobs, job_writer) = reflector::store();
+        let (job_synced_tx, job_synced) = synced();
+        let (job_trigger, job_drive) = caches::gated_cache(
+            job_watch,
+            (job_writer, Some(owners.jobs.clone())),
+            job_synced_tx,
             gate.clone(),
         );
         // Each Rollout is decoded on its own: one that does not fit the type is skipped and
@@ -173,11 +196,12 @@ impl Operator {
             pods: shared.pods_synced.clone(),
             leases: shared.leases_synced.clone(),
             revisions: rev_synced,
+            jobs: job_synced,
             rollouts: rollout_synced,
         };
         let drive_shared = shared.drive();
         let caches = tokio::spawn(async move {
-            futures::join!(drive_shared, rev_drive, rollout_drive);
+            futures::join!(drive_shared, rev_drive, job_drive, rollout_drive);
         });
         Operator {
             client,
@@ -187,6 +211,7 @@ impl Operator {
             pods,
             leases,
             revisions,
+            jobs,
             rollouts,
             bad_rollouts,
             synced,
@@ -196,6 +221,7 @@ impl Operator {
                 listener_pods,
                 listener_leases,
                 revisions: rev_trigger,
+                jobs: job_trigger,
                 rollouts: rollout_trigger,
             },
             listener_holders,
@@ -233,6 +259,7 @@ impl Operator {
             pods,
             leases,
             revisions,
+            jobs,
             rollouts,
             bad_rollouts,
             synced,
@@ -281,12 +308,13 @@ impl Operator {
             events: events.clone(),
             pods: pods.clone(),
             revisions,
+            jobs,
             owners,
             rollouts: rollouts.clone(),
             listener_holders,
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),
-            synced: vec![synced.pods.clone(), synced.revisions.clone()],
+            synced: vec![synced.pods.clone(), synced.revisions.clone(), synced.jobs.clone()],
             backoff: Backoff::new(metrics.backoff_gauge("rollout")),
             rejections: Default::default(),
             expectations: expectations.clone(),
@@ -303,6 +331,7 @@ impl Operator {
                 rollouts: triggers.rollouts,
                 pods: rollout_pods,
                 revisions: triggers.revisions,
+                jobs: triggers.jobs,
                 leases: triggers.rollout_leases,
                 checks: checks_done,
             },
@@ -410,6 +439,7 @@ struct RolloutTriggers {
     rollouts: Events<Rollout>,
     pods: Events<Pod>,
     revisions: Events<ControllerRevision>,
+    jobs: Events<Job>,
     leases: Events<Lease>,
     /// Check runs that finished.
     checks: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<Rollout>>,
@@ -446,16 +476,19 @@ fn rollout_controller_run(
             .await
         }
     };
-    let (pod_owner, rev_owner) = (
+    let (pod_owner, rev_owner, job_owner) = (
         |o: &Pod| metrics::queue::owner_keys(o, "Rollout"),
         |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &Job| metrics::queue::owner_keys(o, "Rollout"),
     );
     Controller::for_stream(
         metrics::queue::probe(queue.clone(), triggers.rollouts, metrics::queue::own_key),
         rollouts,
     )
     .owns_stream(metrics::queue::probe(queue.clone(), triggers.pods, pod_owner))
-    .owns_stream(metrics::queue::probe(queue, triggers.revisions, rev_owner))
+    .owns_stream(metrics::queue::probe(queue.clone(), triggers.revisions, rev_owner))
+    // A hook's (or job check's) Job changed: its Rollout looks again.
+    .owns_stream(metrics::queue::probe(queue, triggers.jobs, job_owner))
     // A draining pod released a listener: its Rollout may stop waiting and delete it.
     .watches_stream(triggers.leases, move |l| {
         mapped.add_refs(draining_rollouts_of_lease(&pods, &l))

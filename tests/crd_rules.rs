@@ -317,3 +317,89 @@ async fn notification_formats_and_events_are_checked_by_the_api_server() {
     let (ok, out) = k.apply(&r).await;
     assert!(ok, "{out}");
 }
+
+/// `spec.hooks` and `job` checks (issue 11): what the schema refuses through real `kubectl`, and
+/// a hook's pod template kept as written (its schema checks only `restartPolicy` and the
+/// containers; the API server checks the rest when the Job is created).
+#[tokio::test]
+async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
+    let (_sim, k) = cluster().await;
+    let base = sample("rollout.yaml");
+    let pod = |extra: Value| {
+        let mut spec = json!({"containers": [{"name": "migrate", "image": "migrate:v1", "command": ["migrate", "up"],
+                                               "env": [{"name": "DB", "value": "postgres://db"}]}]});
+        for (k2, v) in extra.as_object().expect("object") {
+            spec[k2] = v.clone();
+        }
+        json!({"template": {"metadata": {"labels": {"role": "migration"}}, "spec": spec}})
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "a restartPolicy a Job refuses",
+            json!({"hooks": {"preRollout": pod(json!({"restartPolicy": "Always"}))}}),
+            "spec.hooks.preRollout.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"Never\", \"OnFailure\"",
+        ),
+        (
+            "no container",
+            json!({"hooks": {"postRollout": pod(json!({"containers": []}))}}),
+            "spec.hooks.postRollout.template.spec.containers: Invalid value: 0: spec.hooks.postRollout.template.spec.containers in body should have at least 1 items",
+        ),
+        (
+            "too many retries",
+            json!({"hooks": {"preRollout": {"template": pod(json!({}))["template"], "backoffLimit": 11}}}),
+            "spec.hooks.preRollout.backoffLimit: Invalid value: 11: spec.hooks.preRollout.backoffLimit in body should be less than or equal to 10",
+        ),
+        (
+            "a check with two kinds",
+            json!({"checks": [{"name": "smoke", "job": pod(json!({})), "http": {"url": "http://x/"}}]}),
+            "a check needs exactly one kind: http, job or prometheus",
+        ),
+        (
+            "a check with none",
+            json!({"checks": [{"name": "smoke"}]}),
+            "a check needs exactly one kind: http, job or prometheus",
+        ),
+    ];
+    for (what, spec_patch, expected) in cases {
+        let mut r = base.clone();
+        r["metadata"]["name"] = json!("bad");
+        for (k2, v) in spec_patch.as_object().expect("patch") {
+            r["spec"][k2] = v.clone();
+        }
+        let (ok, out) = k.apply(&r).await;
+        assert!(!ok, "{what}: accepted: {out}");
+        assert!(
+            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
+            "{what}: {out}"
+        );
+    }
+    let mut r = base;
+    r["metadata"]["name"] = json!("good");
+    r["spec"]["hooks"] =
+        json!({"preRollout": pod(json!({})), "postRollout": pod(json!({"restartPolicy": "OnFailure"}))});
+    r["spec"]["checks"] = json!([{"name": "smoke", "job": pod(json!({}))}]);
+    let (ok, out) = k.apply(&r).await;
+    assert!(ok, "{out}");
+    let (ok, out) = k.run(&["get", "rollout", "good", "-o", "json"]).await;
+    assert!(ok, "{out}");
+    let stored: Value = serde_json::from_str(&out).expect("json");
+    let pre = &stored["spec"]["hooks"]["preRollout"];
+    assert_eq!(
+        pre["template"]["spec"]["containers"][0]["command"],
+        json!(["migrate", "up"]),
+        "{pre}"
+    );
+    assert_eq!(
+        pre["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "postgres://db"
+    );
+    assert_eq!(pre["template"]["metadata"]["labels"]["role"], "migration");
+    assert_eq!(
+        (pre["backoffLimit"].clone(), pre["activeDeadlineSeconds"].clone()),
+        (json!(0), json!(600))
+    );
+    assert_eq!(
+        stored["spec"]["checks"][0]["job"]["template"]["spec"]["containers"][0]["image"],
+        "migrate:v1"
+    );
+}

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod checks;
 pub mod history;
+pub mod hooks;
 pub mod origin;
 pub mod pause;
 pub mod reasons;
@@ -32,6 +33,7 @@ pub mod targets;
 mod validation;
 pub use checks::{Check, Comparison, HttpCheck, HttpMethod, JsonMatch, PrometheusCheck, Threshold};
 pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
+pub use hooks::{Hooks, JobTemplate};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
@@ -82,6 +84,10 @@ pub mod labels {
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     /// Value of [`MANAGED_BY`].
     pub const MANAGED_BY_VALUE: &str = "baton";
+    /// On a hook's Job: which hook it runs ([`super::hooks::hook_names`]).
+    pub const HOOK: &str = "baton.dev/hook";
+    /// On a `job` check's Job: the check it runs.
+    pub const CHECK: &str = "baton.dev/check";
 }
 
 /// Desired state of a Rollout.
@@ -166,6 +172,9 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4))]
     pub notifications: Vec<super::notifications::RolloutNotification>,
+    /// Jobs run before the first batch and after the last one of each new revision.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
 }
 
 /// Batches, pauses and surge limits of a rollout.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
@@ -44,11 +45,12 @@ pub struct Stats {
     pub status_writes: AtomicU64,
 }
 
-/// The pod and revision caches indexed by owner uid.
+/// The pod, revision and Job caches indexed by owner uid.
 #[derive(Clone, Default)]
 pub struct OwnedIndexes {
     pub pods: OwnerIndex<Pod>,
     pub revisions: OwnerIndex<ControllerRevision>,
+    pub jobs: OwnerIndex<Job>,
 }
 
 /// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
@@ -63,6 +65,8 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
+    /// The Rollouts' Jobs (hooks and `job` checks).
+    pub jobs: Store<Job>,
     /// The pod and revision caches by owner: a reconcile reads only its Rollout's own.
     pub owners: OwnedIndexes,
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
@@ -296,6 +300,7 @@ async fn plan_and_apply(
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(&uid),
         sink_problems,
+        jobs: crate::rollout::jobs::own_jobs(ctx, &ns, &uid),
     };
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
@@ -433,6 +438,14 @@ impl Context {
                 .get(&ObjectRef::new(n).within(ns))
                 .is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
             Expected::RevisionCreated(n) => self.revisions.get(&ObjectRef::new(n).within(ns)).is_some(),
+            Expected::JobCreated(n) => self
+                .jobs
+                .get(&ObjectRef::new(n).within(ns))
+                .is_some_and(|j| j.metadata.deletion_timestamp.is_none()),
+            Expected::JobDeleted(n) => self
+                .jobs
+                .get(&ObjectRef::new(n).within(ns))
+                .is_none_or(|j| j.metadata.deletion_timestamp.is_some()),
             // The write's version, or a newer object with the status written (only this
             // controller writes it), or the Rollout is gone or another.
             Expected::Status {
@@ -584,6 +597,9 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             ignore_code(pods.delete(name, &DeleteParams::default()).await.map(|_| ()), 404)?;
             ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
             Some(Expected::PodDeleted(name.clone()))
+        }
+        Action::CreateJob { .. } | Action::DeleteJob { .. } => {
+            crate::rollout::jobs::apply(&ctx.client, ns, owner, action).await?
         }
         Action::DrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: drain_value(Timestamp::now())}}});

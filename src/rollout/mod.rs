@@ -3,5 +3,6 @@ pub mod checks;
 pub mod controller;
 pub mod expectations;
 pub mod notify;
+pub mod jobs;
 pub mod planner;
 pub mod status_write;

@@ -15,6 +15,7 @@ mod checks;
 mod drain;
 mod events;
 mod gate;
+mod hooks;
 mod invalid_spec;
 mod notifications;
 mod pins;

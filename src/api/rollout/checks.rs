@@ -1,7 +1,7 @@
 //! Checks per batch (`spec.checks`): what, besides pod readiness, a batch (and the bake window)
-//! must pass. A check has exactly one kind (`http`, `prometheus`); a check without one is refused
-//! (CEL), so no spec silently loses a gate it asked for. The semantics are in docs/rollouts.md
-//! ("Checks").
+//! must pass. A check has exactly one kind (`http`, `job`, `prometheus`); a check without one is
+//! refused (CEL), so no spec silently loses a gate it asked for. The semantics are in
+//! docs/rollouts.md ("Checks").
 
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -32,7 +32,7 @@ pub mod placeholders {
 
 /// One check.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.http) != has(self.prometheus)").message("a check needs exactly one kind: http or prometheus"))]
+#[x_kube(validation = Rule::new("(has(self.http) ? 1 : 0) + (has(self.job) ? 1 : 0) + (has(self.prometheus) ? 1 : 0) == 1").message("a check needs exactly one kind: http, job or prometheus"))]
 #[x_kube(validation = Rule::new("(has(self.failureLimit) ? self.failureLimit : 0) < (has(self.count) ? self.count : 1)").message("failureLimit must be below count"))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
@@ -42,10 +42,13 @@ pub struct Check {
     /// An HTTP request that must answer as expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCheck>,
+    /// A Job that must succeed (one per batch, and one for the bake window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<super::JobTemplate>>,
     /// A Prometheus query whose result must satisfy a condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusCheck>,
-    /// Most attempts of one run.
+    /// Most attempts of one run (http, prometheus).
     #[serde(default = "default_count")]
     #[schemars(range(min = 1, max = 100))]
     pub count: i32,
@@ -279,14 +282,18 @@ pub fn validate_checks(checks: &[Check], errors: &mut Vec<String>) {
         if !(0..=3600).contains(&c.interval_seconds) {
             errors.push(format!("{at}.intervalSeconds is {}; use 0..3600", c.interval_seconds));
         }
-        match (&c.http, &c.prometheus) {
-            (None, None) => errors.push(format!("{at} ({}) has no kind; give it http or prometheus", c.name)),
-            (Some(_), Some(_)) => errors.push(format!(
-                "{at} ({}) has two kinds; give it one of http and prometheus",
+        match (&c.http, &c.job, &c.prometheus) {
+            (None, None, None) => errors.push(format!(
+                "{at} ({}) has no kind; give it http, job or prometheus",
                 c.name
             )),
-            (Some(h), None) => validate_http(&at, h, errors),
-            (None, Some(p)) => validate_prometheus(&at, p, errors),
+            (Some(h), None, None) => validate_http(&at, h, errors),
+            (None, Some(j), None) => super::hooks::validate_job(&format!("{at}.job"), j, errors),
+            (None, None, Some(p)) => validate_prometheus(&at, p, errors),
+            _ => errors.push(format!(
+                "{at} ({}) has more than one kind; give it one of http, job and prometheus",
+                c.name
+            )),
         }
     }
 }

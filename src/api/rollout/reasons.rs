@@ -157,6 +157,10 @@ wire_words! {
         /// `NotificationsReady` is False: a sink's Secret is missing or unreadable, or its URL or
         /// headers do not parse (the message says which).
         SinkInvalid,
+        /// A hook's Job (`spec.hooks`) runs: the rollout waits for it.
+        HookRunning,
+        /// A hook's Job failed.
+        HookFailed,
     }
 }
 
@@ -175,6 +179,8 @@ wire_words! {
         CheckFailed,
         /// An instance was not available during the bake window.
         BakeFailed,
+        /// A hook's Job (`spec.hooks`) failed.
+        HookFailed,
     }
 }
 
@@ -189,6 +195,7 @@ impl FailureReason {
             (FailureReason::ProgressDeadlineExceeded, false) => Reason::ProgressDeadlineExceeded,
             (FailureReason::CheckFailed, false) => Reason::CheckFailed,
             (FailureReason::BakeFailed, false) => Reason::BakeFailed,
+            (FailureReason::HookFailed, false) => Reason::HookFailed,
         }
     }
 }
@@ -228,6 +235,10 @@ wire_words! {
         CheckFailed,
         /// A notification could not be delivered (yet, or within the retry bound).
         NotificationFailed,
+        /// A hook's Job was created (the note names it).
+        HookStarted,
+        /// A hook's Job failed (the note names it, its failed pod and why).
+        HookFailed,
     }
 }
 

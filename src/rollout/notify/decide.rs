@@ -29,7 +29,8 @@ pub fn rollout_event(ev: &PlanEvent) -> Option<RolloutEvent> {
         RolledBack => Some(RolloutEvent::RolledBack),
         RolloutAborted => Some(RolloutEvent::Aborted),
         CheckFailed => Some(RolloutEvent::CheckFailed),
-        BatchStarted | PhaseChanged | RollingBack | Resumed | RetryRequested | Restarted | Pinned | Unpinned
+        HookFailed => Some(RolloutEvent::HookFailed),
+        BatchStarted | HookStarted | PhaseChanged | RollingBack | Resumed | RetryRequested | Restarted | Pinned | Unpinned
         | ActionIgnored | InvalidSpec | BakeStarted | NotificationFailed => None,
     }
 }

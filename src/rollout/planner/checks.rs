@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use super::batches::RolloutState;
+use super::hooks::JobVerdict;
 use super::{slot_name, Planner};
 use crate::api::rollout::checks::placeholders;
 use crate::api::rollout::Check;
@@ -86,7 +87,19 @@ impl Planner<'_> {
         let name = self.input.name.clone();
         let mut waiting = Vec::new();
         let mut failed = None;
-        for check in &self.spec.checks {
+        let spec = self.spec;
+        for check in &spec.checks {
+            if let Some(job) = &check.job {
+                let phase = phase.strip_prefix('b').unwrap_or(phase);
+                match self.check_job_verdict(target, &check.name, phase, job) {
+                    JobVerdict::Passed => {}
+                    JobVerdict::Waiting(j) => waiting.push(format!("check {} (Job {j})", check.name)),
+                    JobVerdict::Failed(why) => {
+                        failed.get_or_insert((format!("check {} failed: {why}", check.name), None));
+                    }
+                }
+                continue;
+            }
             let Some(template) = check.template() else { continue };
             let common = [
                 (placeholders::VERSION, target.version.as_str()),

@@ -25,6 +25,7 @@ use super::batches::{Mode, RolloutState};
 use super::counts::pinned_versions;
 use super::observed::SlotHealth;
 use super::{budgets, EventType, PlanEvent, Planner, RevisionInfo};
+use crate::api::rollout::hooks::hook_names;
 use crate::api::rollout::{
     reasons, ConditionStatus, ConditionType, EventReason, FailedUpdate, HandledActions, InstanceStatus, Reason,
     RolloutPhase, RolloutStatus,
@@ -340,6 +341,22 @@ impl Planner<'_> {
             ..
         } = rollout;
         let k = batch.current;
+        if let Some((hook, job)) = &rollout.hook {
+            let msg = if *hook == hook_names::PRE_ROLLOUT {
+                format!(
+                    "waiting for hook {hook} (Job {job}) before batch {k}/{total_batches} of {}",
+                    target.version
+                )
+            } else {
+                format!(
+                    "all {} instances of {} healthy; waiting for hook {hook} (Job {job})",
+                    unpinned.len(),
+                    target.version
+                )
+            };
+            let progressing = cond(ConditionStatus::True, Reason::HookRunning, msg.clone());
+            return Outcome::new(RolloutPhase::Progressing, progressing, msg);
+        }
         if *waiting_promotion {
             let msg = format!(
                 "batch {k}/{total_batches} of {} healthy; waiting for promotion (baton rollout promote {})",
@@ -431,7 +448,9 @@ impl Planner<'_> {
 
     fn stopped_outcome(&self, rollout: &RolloutState) -> Outcome {
         let f = rollout.failed.clone().unwrap_or_default();
-        let why = if rollout.stable.is_none() {
+        let why = if rollout.hold {
+            "nothing was replaced"
+        } else if rollout.stable.is_none() {
             "no healthy revision to roll back to"
         } else {
             "autoRollback is off"

@@ -9,6 +9,7 @@ use crate::api::rollout::{Check, HttpCheck, HttpMethod, PrometheusCheck};
 fn health_check(count: i32, failure_limit: i32) -> Check {
     Check {
         name: "health".into(),
+        job: None,
         http: Some(HttpCheck {
             url: "http://{{podIP}}:8080/health/{{instance}}?v={{version}}".into(),
             method: HttpMethod::Get,
@@ -135,6 +136,7 @@ fn error_ratio(query: &str) -> Check {
     Check {
         name: "errors".into(),
         http: None,
+        job: None,
         prometheus: Some(PrometheusCheck {
             address: "http://prometheus:9090".into(),
             query: query.into(),

@@ -23,6 +23,7 @@ mod failures;
 mod gate_properties;
 mod history;
 mod honesty;
+mod hooks;
 mod invariants;
 mod pods;
 mod properties;
@@ -116,6 +117,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         origin: Default::default(),
         checks: BTreeMap::new(),
         sink_problems: None,
+        jobs: Vec::new(),
     }
 }
 
