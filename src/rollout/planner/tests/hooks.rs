@@ -6,6 +6,7 @@
 use super::*;
 use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
 use crate::api::rollout::{Check, JobTemplate};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 
 fn job(image: &str) -> Box<JobTemplate> {
     Box::new(JobTemplate {
