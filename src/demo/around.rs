@@ -59,11 +59,7 @@ async fn serve() -> Result<Endpoints, String> {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok(Endpoints {
-        port,
-        received,
-        task,
-    })
+    Ok(Endpoints { port, received, task })
 }
 
 /// v4 with a preRollout migration hook, an HTTP health check and a webhook sink.
@@ -129,16 +125,28 @@ pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<R
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let got = endpoints.received.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if ["Started", "CheckFailed", "RolledBack"].iter().all(|e| got.iter().any(|g| g == e)) {
+        if ["Started", "CheckFailed", "RolledBack"]
+            .iter()
+            .all(|e| got.iter().any(|g| g == e))
+        {
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("the webhook got {got:?}, not Started, CheckFailed and RolledBack"));
+            return Err(format!(
+                "the webhook got {got:?}, not Started, CheckFailed and RolledBack"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     out!("spec back to v2 (baton rollout undo): the hook, check and webhook go with v4's spec");
-    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
+    // A merge patch, not an apply without them: server-side apply leaves `hooks.preRollout`
+    // holding its defaulted fields without a template, which the API server refuses.
+    let back = json!({"spec": {
+        "version": "v2",
+        "template": rollout_manifest("v2", "user-service:v2")["spec"]["template"],
+        "hooks": null, "checks": null, "notifications": null, "progressDeadlineSeconds": 6
+    }});
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&back))
         .await
         .map_err(|e| e.to_string())?;
     follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;

@@ -56,10 +56,14 @@ async fn the_demo_runs_every_step_including_hooks_checks_and_webhooks() {
         .expect("the demo's output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
     for needle in [
         "webhook ← Started",
-        "webhook ← CheckFailed: check health on user-service-",
+        "webhook ← CheckFailed: batch 1/3 of v4: check health on user-service-",
         "webhook ← RolledBack",
         "failedUpdate: CheckFailed",
         "baton demo: every step finished as expected",

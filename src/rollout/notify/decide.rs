@@ -30,8 +30,8 @@ pub fn rollout_event(ev: &PlanEvent) -> Option<RolloutEvent> {
         RolloutAborted => Some(RolloutEvent::Aborted),
         CheckFailed => Some(RolloutEvent::CheckFailed),
         HookFailed => Some(RolloutEvent::HookFailed),
-        BatchStarted | HookStarted | PhaseChanged | RollingBack | Resumed | RetryRequested | Restarted | Pinned | Unpinned
-        | ActionIgnored | InvalidSpec | BakeStarted | NotificationFailed => None,
+        BatchStarted | HookStarted | PhaseChanged | RollingBack | Resumed | RetryRequested | Restarted | Pinned
+        | Unpinned | ActionIgnored | InvalidSpec | BakeStarted | NotificationFailed => None,
     }
 }
 
