@@ -394,12 +394,37 @@ async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
         "postgres://db"
     );
     assert_eq!(pre["template"]["metadata"]["labels"]["role"], "migration");
+    // The limits' defaults (0, 600) are the controller's, not the schema's: see below.
     assert_eq!(
         (pre["backoffLimit"].clone(), pre["activeDeadlineSeconds"].clone()),
-        (json!(0), json!(600))
+        (Value::Null, Value::Null)
     );
     assert_eq!(
         stored["spec"]["checks"][0]["job"]["template"]["spec"]["containers"][0]["image"],
         "migrate:v1"
     );
+}
+
+/// A server-side apply that no longer has `hooks` removes them. (With schema defaults on a
+/// hook's `backoffLimit` and `activeDeadlineSeconds`, the defaulted fields — owned by no field
+/// manager — stayed behind without the removed `template`, and the apply was refused with 422
+/// `spec.hooks.preRollout.template: Required value`.)
+#[tokio::test]
+async fn a_server_side_apply_without_hooks_removes_them() {
+    let (_sim, k) = cluster().await;
+    let mut plain = sample("rollout.yaml");
+    plain["metadata"]["name"] = json!("ssa");
+    let mut hooked = plain.clone();
+    hooked["spec"]["hooks"] =
+        json!({"preRollout": {"template": {"spec": {"containers": [{"name": "migrate", "image": "migrate:v1"}]}}}});
+    let file = k.home.path().join("ssa.json");
+    for (what, obj) in [("with hooks", &hooked), ("without hooks", &plain)] {
+        std::fs::write(&file, obj.to_string()).expect("write manifest");
+        let (ok, out) = k.run(&["apply", "--server-side", "-f", &file.to_string_lossy()]).await;
+        assert!(ok, "apply {what}: {out}");
+    }
+    let (ok, out) = k.run(&["get", "rollout", "ssa", "-o", "json"]).await;
+    assert!(ok, "{out}");
+    let stored: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(stored["spec"]["hooks"], Value::Null, "{}", stored["spec"]);
 }

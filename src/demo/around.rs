@@ -139,14 +139,7 @@ pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<R
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     out!("spec back to v2 (baton rollout undo): the hook, check and webhook go with v4's spec");
-    // A merge patch, not an apply without them: server-side apply leaves `hooks.preRollout`
-    // holding its defaulted fields without a template, which the API server refuses.
-    let back = json!({"spec": {
-        "version": "v2",
-        "template": rollout_manifest("v2", "user-service:v2")["spec"]["template"],
-        "hooks": null, "checks": null, "notifications": null, "progressDeadlineSeconds": 6
-    }});
-    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&back))
+    api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
         .await
         .map_err(|e| e.to_string())?;
     follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;

@@ -164,8 +164,8 @@ pub fn build_job(
         },
         spec: Some(JobSpec {
             template,
-            backoff_limit: Some(job.backoff_limit),
-            active_deadline_seconds: Some(job.active_deadline_seconds),
+            backoff_limit: Some(job.backoff_limit()),
+            active_deadline_seconds: Some(job.active_deadline_seconds()),
             ..JobSpec::default()
         }),
         status: None,

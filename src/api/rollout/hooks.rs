@@ -49,21 +49,32 @@ pub struct JobTemplate {
     /// `OnFailure`).
     #[schemars(schema_with = "job_pod_template_schema")]
     pub template: PodTemplateSpec,
-    /// Retries before the Job counts as failed.
-    #[serde(default)]
+    /// Retries before the Job counts as failed (default 0).
+    // No schema default here or below: a defaulted field nobody applied would keep the hook
+    // (without its template) when a server-side apply drops `hooks`, and the API server would
+    // refuse the apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10))]
-    pub backoff_limit: i32,
-    /// Seconds the Job may run before it counts as failed.
-    #[serde(default = "default_active_deadline_seconds")]
+    pub backoff_limit: Option<i32>,
+    /// Seconds the Job may run before it counts as failed (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub active_deadline_seconds: i64,
+    pub active_deadline_seconds: Option<i64>,
 }
 
 /// Default bound on a hook Job's run.
 pub const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 600;
 
-fn default_active_deadline_seconds() -> i64 {
-    DEFAULT_ACTIVE_DEADLINE_SECONDS
+impl JobTemplate {
+    /// `backoffLimit`, or its default (0).
+    pub fn backoff_limit(&self) -> i32 {
+        self.backoff_limit.unwrap_or(0)
+    }
+
+    /// `activeDeadlineSeconds`, or its default.
+    pub fn active_deadline_seconds(&self) -> i64 {
+        self.active_deadline_seconds.unwrap_or(DEFAULT_ACTIVE_DEADLINE_SECONDS)
+    }
 }
 
 /// The pod template of a Job, as far as the CRD checks it: a `spec` with at least one container
@@ -93,13 +104,13 @@ fn job_pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schem
 
 /// What the schema checks, for the controller's own validation.
 pub fn validate_job(at: &str, job: &JobTemplate, errors: &mut Vec<String>) {
-    if !(0..=10).contains(&job.backoff_limit) {
-        errors.push(format!("{at}.backoffLimit is {}; use 0..10", job.backoff_limit));
+    if !(0..=10).contains(&job.backoff_limit()) {
+        errors.push(format!("{at}.backoffLimit is {}; use 0..10", job.backoff_limit()));
     }
-    if job.active_deadline_seconds < 1 {
+    if job.active_deadline_seconds() < 1 {
         errors.push(format!(
             "{at}.activeDeadlineSeconds is {}; use 1 or more",
-            job.active_deadline_seconds
+            job.active_deadline_seconds()
         ));
     }
     match &job.template.spec {

@@ -273,8 +273,8 @@ fn validate_reports_what_to_fix_in_hooks_and_job_checks() {
                     ..Default::default()
                 }),
             },
-            backoff_limit: backoff,
-            active_deadline_seconds: 600,
+            backoff_limit: Some(backoff),
+            active_deadline_seconds: None,
         })
     };
     let mut spec = sample_spec();

@@ -21,8 +21,8 @@ fn job(image: &str) -> Box<JobTemplate> {
                 ..Default::default()
             }),
         },
-        backoff_limit: 0,
-        active_deadline_seconds: 600,
+        backoff_limit: None,
+        active_deadline_seconds: None,
     })
 }
 
