@@ -115,104 +115,98 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector));
-        let registry = root.sub_registry_with_prefix("baton");
-        let reconciles = Family::<ResultLabels, Counter>::default();
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        let reconcile_duration =
-            Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
-        let reconcile_active = Family::<ControllerLabel, Gauge>::default();
-        let leader = Gauge::<i64, AtomicI64>::default();
-        let leader_transitions = Counter::<u64, AtomicU64>::default();
-        let api_requests = Family::<RequestLabels, Counter>::default();
-        let backoff_objects = Family::<ControllerLabel, Gauge>::default();
-        let undecodable_objects = Family::<KindLabel, Gauge>::default();
-        let queue_depth = Family::<ControllerLabel, Gauge>::default();
-        let queue_adds = Family::<ControllerLabel, Counter>::default();
-        let queue_latency =
-            Family::<ControllerLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
-        register_build_info(registry);
-        registry.register(
+        let mut m = Metrics {
+            // Replaced by `root` once every family is registered in it.
+            registry: Registry::default(),
+            scrape: Mutex::new(()),
+            reconciles: Family::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Family::new_with_constructor(duration_histogram),
+            reconcile_active: Family::default(),
+            leader: Gauge::default(),
+            leader_transitions: Counter::default(),
+            api_requests: Family::default(),
+            backoff_objects: Family::default(),
+            undecodable_objects: Family::default(),
+            queue_depth: Family::default(),
+            queue_adds: Family::default(),
+            queue_latency: Family::new_with_constructor(duration_histogram),
+            queues: Mutex::new(Vec::new()),
+            objects: Objects::default(),
+            notifications: Family::default(),
+        };
+        m.register(root.sub_registry_with_prefix("baton"));
+        m.registry = root;
+        m
+    }
+}
+
+impl Metrics {
+    /// Register every family in `r`, in the order of the scrape output.
+    fn register(&self, r: &mut Registry) {
+        register_build_info(r);
+        r.register(
             "reconcile",
             "Reconciles run, per controller and result (success, requeue, error)",
-            reconciles.clone(),
+            self.reconciles.clone(),
         );
-        registry.register(
+        r.register(
             "reconcile_errors",
             "Reconciles that failed, per controller and error kind",
-            reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
-        registry.register(
+        r.register(
             "reconcile_duration_seconds",
             "Reconcile duration, per controller",
-            reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
-        registry.register(
+        r.register(
             "reconcile_active",
             "Reconciles running now, per controller",
-            reconcile_active.clone(),
+            self.reconcile_active.clone(),
         );
-        registry.register(
+        r.register(
             "workqueue_depth",
             "Objects a change has triggered and whose reconcile has not started yet, per controller",
-            queue_depth.clone(),
+            self.queue_depth.clone(),
         );
-        registry.register(
+        r.register(
             "workqueue_adds",
             "Objects triggered for a reconcile (a change of the object or of what it watches), per controller",
-            queue_adds.clone(),
+            self.queue_adds.clone(),
         );
-        registry.register(
+        r.register(
             "workqueue_queue_duration_seconds",
             "Time from the first change that triggered an object to the start of its reconcile, per controller",
-            queue_latency.clone(),
+            self.queue_latency.clone(),
         );
-        registry.register("leader", "1 while this replica is the leader", leader.clone());
-        registry.register(
+        r.register("leader", "1 while this replica is the leader", self.leader.clone());
+        r.register(
             "leader_transitions",
             "Times this replica became the leader",
-            leader_transitions.clone(),
+            self.leader_transitions.clone(),
         );
-        registry.register(
+        r.register(
             "kubernetes_api_requests",
             "Kubernetes API requests made, by verb and HTTP code",
-            api_requests.clone(),
+            self.api_requests.clone(),
         );
-        registry.register(
+        r.register(
             "reconcile_backoff_objects",
             "Objects whose last reconcile failed and that are retried with backoff, per controller",
-            backoff_objects.clone(),
+            self.backoff_objects.clone(),
         );
-        registry.register(
+        r.register(
             "undecodable_objects",
             "Objects skipped because they do not decode (see the log and their Events), per kind",
-            undecodable_objects.clone(),
+            self.undecodable_objects.clone(),
         );
-        let notifications = Family::<NotificationLabels, Counter>::default();
-        registry.register(
+        r.register(
             "notifications",
             "Notification attempts, by result: delivered, retried (failed, tried again), failed (dropped after the retry bound)",
-            notifications.clone(),
+            self.notifications.clone(),
         );
-        let objects = Objects::register(registry);
-        Metrics {
-            registry: root,
-            scrape: Mutex::new(()),
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            reconcile_active,
-            leader,
-            leader_transitions,
-            api_requests,
-            backoff_objects,
-            undecodable_objects,
-            queue_depth,
-            queue_adds,
-            queue_latency,
-            queues: Mutex::new(Vec::new()),
-            objects,
-            notifications,
-        }
+        self.objects.register(r);
     }
 }
 

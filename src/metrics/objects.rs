@@ -112,10 +112,10 @@ pub struct Objects {
     gaps: Gaps,
 }
 
-impl Objects {
-    /// Register every per-object family in `r`.
-    pub fn register(r: &mut Registry) -> Objects {
-        let o = Objects {
+/// The per-object families, not registered yet (see [`Objects::register`]).
+impl Default for Objects {
+    fn default() -> Objects {
+        Objects {
             stores: Mutex::default(),
             rollouts_by_phase: Family::default(),
             rollout_info: Family::default(),
@@ -133,7 +133,14 @@ impl Objects {
             counted: Mutex::default(),
             phases: Mutex::default(),
             gaps: Gaps::default(),
-        };
+        }
+    }
+}
+
+impl Objects {
+    /// Register every per-object family in `r`.
+    pub fn register(&self, r: &mut Registry) {
+        let o = self;
         r.register("rollouts", "Rollouts per phase", o.rollouts_by_phase.clone());
         r.register(
             "rollout_info",
@@ -191,7 +198,6 @@ impl Objects {
             "From the release of a listener's Lease to the new holder's first renewal, as the controller saw them",
             o.gap.clone(),
         );
-        o
     }
 
     fn with_stores<R>(&self, f: impl FnOnce(&mut Stores) -> R) -> R {

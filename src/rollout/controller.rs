@@ -269,39 +269,7 @@ async fn plan_and_apply(
     let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = rollout.name_any();
     let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
-    let holders = ctx.listener_holders.clone();
-    let (pods, revisions) = own_objects(ctx, &ns, &uid);
-    let pods: Vec<ObservedPod> = pods
-        .iter()
-        .filter_map(|p| {
-            let uid = p.metadata.uid.as_deref().unwrap_or_default();
-            observe_pod(p, holders(&ns, &p.name_any(), uid))
-        })
-        .collect();
-    let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
-    let sink_problems = ctx.notifier.problems(&ns, &rollout.spec.notifications).await;
-    // A broken sink is looked at again once its Secret read is stale: a fix shows then.
-    let sinks_requeue = sink_problems
-        .as_ref()
-        .filter(|p| !p.is_empty())
-        .map(|_| crate::rollout::notify::SECRET_TTL);
-    let input = PlanInput {
-        name: name.clone(),
-        namespace: ns.clone(),
-        generation: rollout.metadata.generation.unwrap_or(0),
-        spec: rollout.spec.clone(),
-        requests: ActionRequests::from_annotations(rollout.annotations()),
-        status: prior.clone(),
-        pods,
-        revisions,
-        now: Timestamp::now(),
-        drain_timeout: ctx.drain_timeout,
-        rejected,
-        origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
-        checks: ctx.checks.progress(&uid),
-        sink_problems,
-        jobs: crate::rollout::jobs::own_jobs(ctx, &ns, &uid),
-    };
+    let (input, sinks_requeue) = plan_input(rollout, ctx, &ns, &uid, prior.clone(), rejected).await;
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
     ctx.checks.want(&uid, &ObjectRef::from_obj(rollout), &plan.checks);
@@ -360,6 +328,53 @@ async fn plan_and_apply(
         None if wrote => Requeue::requeue(Duration::from_secs(30)),
         None => Requeue::await_change(),
     })
+}
+
+/// What the planner is given: the Rollout, its stored status (`prior`), the pods, revisions and
+/// Jobs it owns as the caches show them, and what the shell knows (check runs, sink problems).
+/// Also when to look again at a broken notification sink.
+async fn plan_input(
+    rollout: &Rollout,
+    ctx: &Context,
+    ns: &str,
+    uid: &str,
+    prior: Option<RolloutStatus>,
+    rejected: Option<String>,
+) -> (PlanInput, Option<Duration>) {
+    let holders = ctx.listener_holders.clone();
+    let (pods, revisions) = own_objects(ctx, ns, uid);
+    let pods: Vec<ObservedPod> = pods
+        .iter()
+        .filter_map(|p| {
+            let uid = p.metadata.uid.as_deref().unwrap_or_default();
+            observe_pod(p, holders(ns, &p.name_any(), uid))
+        })
+        .collect();
+    let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
+    let sink_problems = ctx.notifier.problems(ns, &rollout.spec.notifications).await;
+    // A broken sink is looked at again once its Secret read is stale: a fix shows then.
+    let sinks_requeue = sink_problems
+        .as_ref()
+        .filter(|p| !p.is_empty())
+        .map(|_| crate::rollout::notify::SECRET_TTL);
+    let input = PlanInput {
+        name: rollout.name_any(),
+        namespace: ns.to_string(),
+        generation: rollout.metadata.generation.unwrap_or(0),
+        spec: rollout.spec.clone(),
+        requests: ActionRequests::from_annotations(rollout.annotations()),
+        status: prior,
+        pods,
+        revisions,
+        now: Timestamp::now(),
+        drain_timeout: ctx.drain_timeout,
+        rejected,
+        origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
+        checks: ctx.checks.progress(uid),
+        sink_problems,
+        jobs: crate::rollout::jobs::own_jobs(ctx, ns, uid),
+    };
+    (input, sinks_requeue)
 }
 
 fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, plan: &planner::Plan) {

@@ -23,6 +23,23 @@ pub(super) enum Mode {
     Stopped,
 }
 
+impl Mode {
+    /// The mode of a rollout: `rolling` when the update revision is not the last healthy one,
+    /// with the update revision's recorded failure, whether there is a revision to roll back
+    /// to, and whether every slot is pinned (nothing for batches to do).
+    fn of(rolling: bool, failed: Option<&FailedUpdate>, has_stable: bool, all_pinned: bool) -> Mode {
+        if !rolling {
+            return Mode::Steady;
+        }
+        match failed {
+            Some(f) if f.rolled_back && has_stable => Mode::Rollback,
+            Some(_) => Mode::Stopped,
+            None if all_pinned => Mode::Steady,
+            None => Mode::Rollout,
+        }
+    }
+}
+
 /// Where the rollout stands, as worked out by the steps of `Planner::run` and read by the later
 /// ones (desired revisions, pruning, status).
 pub(super) struct RolloutState {
@@ -74,21 +91,11 @@ impl Planner<'_> {
         pins: BTreeMap<i32, RevisionInfo>,
         requests: &RequestedActions,
     ) -> RolloutState {
-        let spec = self.spec;
         let now = self.now;
 
         // Pinned slots are outside the batches.
         let unpinned: Vec<i32> = (0..self.replicas()).filter(|s| !pins.contains_key(s)).collect();
-        let first_rollout = stable.is_none();
-        let batches = if first_rollout && !unpinned.is_empty() {
-            Batches {
-                counts: vec![unpinned.len()],
-                named: vec![Default::default()],
-            }
-        } else {
-            let (named, _) = self.target_slots(&pins);
-            targets::resolve(&spec.strategy, &unpinned, &named)
-        };
+        let batches = self.batches(stable.is_none(), &unpinned, &pins);
         let counts = batches.counts.clone();
         let total_batches = i32::try_from(counts.len()).unwrap_or(i32::MAX);
 
@@ -137,18 +144,7 @@ impl Planner<'_> {
             self.abort_rollout(&mut failed, &batch, &target, stable.as_ref(), rolling);
         }
 
-        let mut mode = if !rolling {
-            Mode::Steady
-        } else {
-            match &failed {
-                Some(f) if f.rolled_back && stable.is_some() => Mode::Rollback,
-                Some(_) => Mode::Stopped,
-                None => Mode::Rollout,
-            }
-        };
-        if unpinned.is_empty() && mode == Mode::Rollout {
-            mode = Mode::Steady;
-        }
+        let mode = Mode::of(rolling, failed.as_ref(), stable.is_some(), unpinned.is_empty());
         let skip_bake = requests.promote_full && self.promote_full(mode, &mut batch, &target);
         let hold = matches!(mode, Mode::Rollout | Mode::Stopped) && !self.pre_hook_done(&target).0;
         RolloutState {
@@ -170,6 +166,20 @@ impl Planner<'_> {
             skip_bake,
             hold,
             hook: None,
+        }
+    }
+
+    /// The batches over the unpinned slots: one batch on a first rollout, else the strategy's,
+    /// raised to cover the instances its batches name.
+    fn batches(&self, first_rollout: bool, unpinned: &[i32], pins: &BTreeMap<i32, RevisionInfo>) -> Batches {
+        if first_rollout && !unpinned.is_empty() {
+            Batches {
+                counts: vec![unpinned.len()],
+                named: vec![Default::default()],
+            }
+        } else {
+            let (named, _) = self.target_slots(pins);
+            targets::resolve(&self.spec.strategy, unpinned, &named)
         }
     }
 
