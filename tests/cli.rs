@@ -55,7 +55,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
 
     // The current context's namespace, a long name: columns sized to their content.
     let r = plugin.kubectl(&kc, &["baton", "rollout", "list"]).await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     let mut want = vec![LIST_HEADER.to_vec()];
     want.push(vec![long, "1", "0", "0", "0", "<none>", "Pending", "<none>", "<age>"]);
     want.push(vec!["web", "3", "0", "0", "0", "<none>", "Pending", "<none>", "<age>"]);
@@ -74,7 +74,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
     let r = plugin
         .kubectl(&kc, &["baton", "rollout", "list", "--context", "team-b"])
         .await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     assert_eq!(
         cells(&r.stdout, &["AGE"]),
         expect(&[
@@ -92,7 +92,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
     let r = plugin
         .kubectl(&kc, &["baton", "rollout", "list", "-A", "-o", "json"])
         .await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     let list: Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(
         (list["apiVersion"].as_str(), list["kind"].as_str()),
@@ -168,7 +168,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
     let r = baton(&kc, &["rollout", "list", "-n", "nothing-here"]).await;
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (Some(0), "", "No resources found in nothing-here namespace.\n")
+        (0, "", "No resources found in nothing-here namespace.\n")
     );
 }
 
@@ -179,7 +179,7 @@ async fn api_errors_print_like_kubectl() {
     let kc = env.sim.kubeconfig_path().to_path_buf();
     let plugin = Plugin::install();
     let kubectl = plugin.kubectl(&kc, &["get", "rollouts.baton.dev", "nope"]).await;
-    assert_eq!(kubectl.code, Some(1), "{kubectl}");
+    assert_eq!(kubectl.code, 1, "{kubectl}");
     let want = "Error from server (NotFound): rollouts.baton.dev \"nope\" not found\n";
     assert_eq!(kubectl.stderr, want, "what kubectl itself prints");
     for args in [
@@ -191,7 +191,7 @@ async fn api_errors_print_like_kubectl() {
         let r = plugin.kubectl(&kc, &args).await;
         assert_eq!(
             (r.code, r.stderr.as_str(), r.stdout.as_str()),
-            (Some(1), want, ""),
+            (1, want, ""),
             "{args:?}"
         );
     }
@@ -199,7 +199,7 @@ async fn api_errors_print_like_kubectl() {
     assert_eq!(
         (r.code, r.stderr.as_str()),
         (
-            Some(1),
+            1,
             "Error from server (NotFound): listenersets.baton.dev \"nope\" not found\n"
         )
     );
@@ -215,7 +215,7 @@ async fn api_errors_print_like_kubectl() {
     assert_eq!(
         (r.code, r.stderr.as_str()),
         (
-            Some(1),
+            1,
             format!(
                 "The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?\n"
             )
@@ -284,10 +284,7 @@ async fn impersonation_and_request_timeout() {
     .await;
     assert_eq!(
         (r.code, r.stderr.as_str()),
-        (
-            Some(1),
-            "Error from server (NotFound): rollouts.baton.dev \"x\" not found\n"
-        ),
+        (1, "Error from server (NotFound): rollouts.baton.dev \"x\" not found\n"),
         "{r}"
     );
     let head = heads.recv().expect("a request").to_ascii_lowercase();
@@ -306,7 +303,7 @@ async fn impersonation_and_request_timeout() {
     kubeconfig(&kc, &url, "me", &[("fake", "default")]);
     let started = std::time::Instant::now();
     let r = baton(&kc, &["rollout", "list", "--request-timeout", "1s"]).await;
-    assert_eq!(r.code, Some(1), "{r}");
+    assert_eq!(r.code, 1, "{r}");
     assert!(r.stderr.starts_with("Unable to connect to the server: "), "{r}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
@@ -328,7 +325,7 @@ async fn a_closed_pipe_ends_quietly() {
     let r = run("sh", &["-c", &format!("{BATON} crds | head -1")], &[]).await;
     assert_eq!(
         (r.code, r.stdout.clone(), r.stderr.as_str()),
-        (Some(0), format!("{first}\n"), ""),
+        (0, format!("{first}\n"), ""),
         "{r}"
     );
     // The writer's own exit: read one line, close the pipe, wait.
@@ -360,11 +357,7 @@ async fn completion_scripts() {
     .await;
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (
-            Some(0),
-            "complete -o bashdefault -o default -o nosort -F _baton baton\n",
-            ""
-        ),
+        (0, "complete -o bashdefault -o default -o nosort -F _baton baton\n", ""),
         "{r}"
     );
     let r = run(BATON, &["completion", "zsh"], &[]).await;
@@ -376,5 +369,5 @@ async fn completion_scripts() {
         "{r}"
     );
     let r = run(BATON, &["completion", "tcsh"], &[]).await;
-    assert_eq!(r.code, Some(2), "{r}");
+    assert_eq!(r.code, 2, "{r}");
 }

@@ -6,6 +6,8 @@
 mod cli_support;
 #[path = "support/listener_world.rs"]
 mod listener_world;
+#[path = "support/mod.rs"]
+mod support;
 
 use cli_support::*;
 use listener_world::*;
@@ -18,7 +20,7 @@ async fn recover_says_which_listeners_moved() {
 
     // Nothing orphaned: nothing moves, and it says so.
     let r = baton(&kc, &["listeners", "recover", "sxt"]).await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     assert_eq!(
         r.stdout.lines().next(),
         Some("listenerset.baton.dev/sxt recovered: no orphaned listener to move"),
@@ -36,7 +38,7 @@ async fn recover_says_which_listeners_moved() {
     w.strand("rc-a").await;
 
     let r = baton(&kc, &["listeners", "recover", "sxt"]).await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     let after = w.holders("sxt").await;
     let moved: Vec<String> = on_a
         .iter()

@@ -16,7 +16,7 @@ use support::*;
 
 const NAME: &str = "svc";
 
-async fn cli(env: &Env, args: &[&str]) -> Ran {
+async fn cli(env: &Env, args: &[&str]) -> Run {
     let mut all = vec!["rollout"];
     all.extend_from_slice(args);
     baton(env.sim.kubeconfig_path(), &all).await
@@ -41,7 +41,7 @@ async fn set_image_history_and_the_deploy_records() {
     let r = cli(&env, &["set", "image", NAME, "app=svc:v2"]).await;
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (Some(0), "rollout.baton.dev/svc image updated (version v2)\n", ""),
+        (0, "rollout.baton.dev/svc image updated (version v2)\n", ""),
         "{r}"
     );
     let rollout = env.wait_healthy(NAME, "v2", 3).await;
@@ -57,7 +57,7 @@ async fn set_image_history_and_the_deploy_records() {
     let r = cli(&env, &["set", "image", NAME, "web=svc:v2"]).await;
     assert_eq!(
         (r.code, r.stderr.as_str()),
-        (Some(1), "error: unable to find container named \"web\"\n")
+        (1, "error: unable to find container named \"web\"\n")
     );
 
     // kubectl apply changes the template: its manager is credited, not baton's old cause.
@@ -76,14 +76,14 @@ async fn set_image_history_and_the_deploy_records() {
         &["set", "image", NAME, "app=svc:v4-never-ready", "--version", "v4"],
     )
     .await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     env.wait_rollout(NAME, "v4 rolled back", LONG, |r| {
         current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
     })
     .await;
 
     let r = cli(&env, &["history", NAME]).await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     let (revisions, records) = r.stdout.split_once("\n\n").expect("two tables");
     assert_eq!(
         cells(revisions, &["AGE"]),
@@ -167,7 +167,7 @@ async fn set_image_history_and_the_deploy_records() {
     assert_eq!(
         (r.code, r.stderr.as_str()),
         (
-            Some(1),
+            1,
             "error: unable to find the specified revision 9; see `baton rollout history svc`\n"
         )
     );
@@ -207,7 +207,7 @@ async fn pin_is_checked_against_the_rollout_and_its_history_before_writing() {
         ),
     ] {
         let r = cli(&env, &args).await;
-        assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (Some(1), message, ""), "{args:?}");
+        assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (1, message, ""), "{args:?}");
     }
     assert_eq!(env.get(NAME).await.resource_version(), before, "nothing was written");
     let r = cli(&env, &["pin", NAME, "--instances", "svc-1", "--version", "v1"]).await;
@@ -240,7 +240,7 @@ async fn status_watch_prints_a_line_per_change_off_a_terminal() {
     env.wait_healthy(NAME, "v1", 3).await;
     v2_in_batches(&env).await;
     let r = cli(&env, &["status", NAME, "--timeout", "60s"]).await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(lines[0].starts_with("rollout svc — "), "{}", r.stdout);
     let updates: Vec<&str> = lines
@@ -281,7 +281,7 @@ async fn status_watch_redraws_in_place_on_a_terminal() {
         &[("KUBECONFIG", &kc), ("TERM", "xterm")],
     )
     .await;
-    assert_eq!(r.code, Some(0), "{r}");
+    assert_eq!(r.code, 0, "{r}");
     // indicatif moves the cursor up over the previous view and clears it before drawing.
     let redraws = r.stdout.matches("\x1b[1A").count() + r.stdout.matches("\x1b[2K").count();
     assert!(redraws > 0, "no redraw in place: {:?}", r.stdout);

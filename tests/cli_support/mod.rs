@@ -4,42 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
+
+// Every test crate that uses this module also has `support` at its root.
+pub use crate::support::kubectl::{unique, Run};
 
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
 const DEADLINE: Duration = Duration::from_secs(90);
 
-/// What a command printed and how it exited.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Ran {
-    pub fn from(o: Output) -> Ran {
-        Ran {
-            code: o.status.code(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl std::fmt::Display for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 /// Run `program args` with `env` (RUST_LOG removed), within a generous deadline.
-pub async fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
+pub async fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = tokio::process::Command::new(program);
     c.args(args)
         .env_remove("RUST_LOG")
@@ -52,11 +27,11 @@ pub async fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
         .await
         .unwrap_or_else(|_| panic!("{program} {args:?} did not finish"))
         .expect("the command runs");
-    Ran::from(out)
+    Run::from(out)
 }
 
 /// `baton ARGS` with `KUBECONFIG=kubeconfig`.
-pub async fn baton(kubeconfig: &Path, args: &[&str]) -> Ran {
+pub async fn baton(kubeconfig: &Path, args: &[&str]) -> Run {
     run(BATON, args, &[("KUBECONFIG", &kubeconfig.to_string_lossy())]).await
 }
 
@@ -68,7 +43,7 @@ pub struct Plugin {
 
 impl Plugin {
     pub fn install() -> Plugin {
-        let dir = std::env::temp_dir().join(format!("baton-plugin-{}", uuid_like()));
+        let dir = std::env::temp_dir().join(format!("baton-plugin-{}", unique()));
         std::fs::create_dir_all(dir.join("bin")).expect("plugin dir");
         std::fs::create_dir_all(dir.join("home")).expect("plugin home");
         std::os::unix::fs::symlink(BATON, dir.join("bin").join("kubectl-baton")).expect("install kubectl-baton");
@@ -76,7 +51,7 @@ impl Plugin {
     }
 
     /// `kubectl ARGS` with the plugin on the PATH and `KUBECONFIG=kubeconfig`.
-    pub async fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Ran {
+    pub async fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Run {
         let path = format!(
             "{}:{}",
             self.dir.join("bin").display(),
@@ -108,17 +83,6 @@ impl Drop for Plugin {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    )
 }
 
 /// The rows of a kubectl-style table as column → cell maps, cut at the header's column

@@ -4,10 +4,14 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
+
+#[path = "run.rs"]
+mod run;
+pub use run::{unique, Run};
 
 pub const KUBECTL: &str = "/usr/bin/kubectl";
 
@@ -21,34 +25,6 @@ pub struct Kubectl {
     kubeconfig: PathBuf,
 }
 
-/// What a kubectl run printed and how it exited.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn from(out: Output) -> Run {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 impl Kubectl {
     pub fn new(sim: &baton_sim::Sim) -> Kubectl {
         Self::with_kubeconfig(sim.kubeconfig_path().to_path_buf())
@@ -56,15 +32,7 @@ impl Kubectl {
 
     /// kubectl with another kubeconfig (another identity).
     pub fn with_kubeconfig(kubeconfig: PathBuf) -> Kubectl {
-        let unique = format!(
-            "{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
-        let home = std::env::temp_dir().join(format!("baton-kubectl-{unique}"));
+        let home = std::env::temp_dir().join(format!("baton-kubectl-{}", unique()));
         std::fs::create_dir_all(&home).expect("kubectl home");
         Kubectl { home, kubeconfig }
     }
