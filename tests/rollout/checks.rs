@@ -79,8 +79,7 @@ fn checked(version: &str, port: u16) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_rolls_the_batch_back() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("checks");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let _ctrl = controller::start_in_temp(&env.sim, "checks").await;
     let server = HealthServer::start().await;
 
     // v1: every instance is checked (the first rollout is one batch) before it is Healthy.
@@ -94,11 +93,7 @@ async fn a_failing_health_check_rolls_the_batch_back() {
     // The endpoint turns to failing; v2's first batch fails its check and is rolled back.
     server.healthy.store(false, Ordering::SeqCst);
     env.apply(&checked("v2", server.port)).await;
-    let r = env
-        .wait_rollout(NAME, "RolledBack", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
+    let r = wait_phase(&env, "RolledBack", RolloutPhase::RolledBack).await;
     let st = status(&r);
     let f = st.failed_update.clone().expect("failedUpdate");
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
@@ -131,8 +126,7 @@ async fn a_failing_health_check_rolls_the_batch_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("bake");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let _ctrl = controller::start_in_temp(&env.sim, "bake").await;
     deployed(&env, 3, "v1").await;
 
     // v2 bakes for 10 minutes; an instance lost meanwhile fails it and it is rolled back.
@@ -169,11 +163,7 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
         .delete(&victim, &DeleteParams::default())
         .await
         .expect("delete");
-    let r = env
-        .wait_rollout(NAME, "RolledBack after the bake failed", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
+    let r = wait_phase(&env, "RolledBack after the bake failed", RolloutPhase::RolledBack).await;
     let f = status(&r).failed_update.expect("failedUpdate");
     assert_eq!(f.reason, FailureReason::BakeFailed, "{f:?}");
     assert!(

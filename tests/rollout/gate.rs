@@ -27,10 +27,7 @@ async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back(
     let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     k.ok(&["apply", "-f", &k.file("v2.json", &m)]).await;
-    env.wait_rollout(NAME, "RolledBack", LONG, |r| {
-        current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-    })
-    .await;
+    wait_phase(&env, "RolledBack", RolloutPhase::RolledBack).await;
     let out = k.ok(&["get", "rollout", NAME]).await;
     let header = out.lines().next().unwrap_or_default().to_string();
     assert_eq!(
@@ -72,11 +69,7 @@ async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_goo
     let run = k.sh(&format!("kubectl apply -f {v2} && {gate} --timeout=8s")).await;
     assert_ne!(run.code, 0, "kubectl wait passed a crash-looping version: {run}");
     assert!(run.stderr.contains("timed out waiting for the condition"), "{run}");
-    let r = env
-        .wait_rollout(NAME, "v2 rolled back", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
+    let r = wait_phase(&env, "v2 rolled back", RolloutPhase::RolledBack).await;
     assert_eq!(cond(&r, "Ready"), ("False".into(), "RolledBack".into()));
     // Waiting longer does not change the answer: the failed version never becomes Ready.
     let run = k
@@ -182,13 +175,7 @@ async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion()
     ])
     .await;
     // A 1 s pause would have moved on long before this: the rollout waits for promotion.
-    let r = env
-        .wait_rollout(NAME, "waiting for promotion after batch 1", LONG, |r| {
-            current_generation(r)
-                && status(r).phase == Some(RolloutPhase::Paused)
-                && instance_versions(r) == map(&[("v1", 2), ("v2", 1)])
-        })
-        .await;
+    let r = wait_promotion_after_batch_1(&env).await;
     assert!(
         status(&r).message.unwrap_or_default().contains("waiting for promotion"),
         "{}",
@@ -213,10 +200,7 @@ async fn batch_times_are_stored_to_the_microsecond() {
     let (env, op, _) = operator_with_v1().await;
     let k = Kubectl::new(&env.sim);
     apply_v2_pausing(&env).await;
-    env.wait_rollout(NAME, "paused after batch 1", LONG, |r| {
-        current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
-    })
-    .await;
+    wait_phase(&env, "paused after batch 1", RolloutPhase::Paused).await;
     for field in ["startedAt", "pauseStartedAt"] {
         let t = k
             .ok(&[

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use baton::api::rollout::{FailedUpdate, Rollout, RolloutPhase};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::support::*;
@@ -44,4 +45,33 @@ pub(crate) async fn apply_v2_pausing(env: &Env) {
     let mut m = manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["pause"] = serde_json::json!({});
     env.apply(&m).await;
+}
+
+/// Waits until the Rollout's current generation is in `phase` (`what` names the wait in the
+/// failure message); returns the Rollout.
+pub(crate) async fn wait_phase(env: &Env, what: &str, phase: RolloutPhase) -> Rollout {
+    env.wait_rollout(NAME, what, LONG, |r| {
+        current_generation(r) && status(r).phase == Some(phase)
+    })
+    .await
+}
+
+/// Waits until the current generation is rolled back; returns it and its recorded failure.
+pub(crate) async fn wait_rolled_back(env: &Env) -> (Rollout, FailedUpdate) {
+    let r = wait_phase(env, "RolledBack", RolloutPhase::RolledBack).await;
+    let f = status(&r)
+        .failed_update
+        .expect("a rolled-back Rollout records failedUpdate");
+    (r, f)
+}
+
+/// Waits until v2 (of [`apply_v2_pausing`] or alike on 3 instances) waits for promotion after
+/// batch 1: v1 on 2 instances, v2 on 1.
+pub(crate) async fn wait_promotion_after_batch_1(env: &Env) -> Rollout {
+    env.wait_rollout(NAME, "waiting for promotion after batch 1", LONG, |r| {
+        current_generation(r)
+            && status(r).phase == Some(RolloutPhase::Paused)
+            && instance_versions(r) == map(&[("v1", 2), ("v2", 1)])
+    })
+    .await
 }

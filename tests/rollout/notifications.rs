@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use baton::api::rollout::RolloutPhase;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::core::v1::Secret;
@@ -248,16 +249,31 @@ fn sink(secret: &str, format: &str, events: &[&str]) -> Value {
     json!({"sink": {"secretRef": {"name": secret}}, "format": format, "events": events})
 }
 
-async fn promote(env: &Env, nonce: &str) {
-    env.merge(NAME, json!({"metadata": {"annotations": {"baton.dev/promote": nonce}}}))
+/// What a sink subscribed to every event hears from v1's deploy and then v2's (paused after
+/// batch 1 and promoted, as [`v2_promoted`] does).
+const V1_THEN_V2: [&str; 6] = [
+    "Started",
+    "Completed",
+    "Started",
+    "BatchCompleted",
+    "Promoted",
+    "Completed",
+];
+
+/// Applies v2 with `sinks`, waits for it to pause after batch 1, promotes it and waits until it
+/// is Healthy.
+async fn v2_promoted(env: &Env, sinks: Value) {
+    env.apply(&notified("v2", sinks)).await;
+    wait_phase(env, "v2 paused after batch 1", RolloutPhase::Paused).await;
+    env.merge(NAME, json!({"metadata": {"annotations": {"baton.dev/promote": "p1"}}}))
         .await;
+    env.wait_healthy(NAME, "v2", 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribed_events_arrive_once_in_order_in_each_format() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("notify");
-    let ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let ctrl = controller::start_in_temp(&env.sim, "notify").await;
     let rx = Receiver::start().await;
     secret(
         &env,
@@ -286,26 +302,11 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
         })
         .await;
     assert_eq!(cond(&r, "NotificationsReady").1, "SinksReady");
-    env.apply(&notified("v2", sinks)).await;
-    env.wait_rollout(NAME, "v2 paused after batch 1", LONG, |r| {
-        current_generation(r)
-            && r.status.as_ref().and_then(|s| s.phase) == Some(baton::api::rollout::RolloutPhase::Paused)
-    })
-    .await;
-    promote(&env, "p1").await;
-    env.wait_healthy(NAME, "v2", 3).await;
+    v2_promoted(&env, sinks).await;
 
-    let want = [
-        "Started",
-        "Completed",
-        "Started",
-        "BatchCompleted",
-        "Promoted",
-        "Completed",
-    ];
     assert_eq!(
-        rx.wait_events("json", &want).await,
-        want,
+        rx.wait_events("json", &V1_THEN_V2).await,
+        V1_THEN_V2,
         "json, in order, once per key"
     );
     assert_eq!(rx.wait_events("slack", &["Completed"; 2]).await, ["Completed"; 2]);
@@ -399,8 +400,7 @@ fn assert_shapes(rx: &Receiver, uid: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_ten_seconds_gets_everything_afterwards() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("notify-down");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let _ctrl = controller::start_in_temp(&env.sim, "notify-down").await;
     let mut rx = Receiver::start().await;
     secret(&env, "hook", &rx.url("json"), None).await;
     let sinks = json!([sink("hook", "json", &ALL)]);
@@ -411,36 +411,20 @@ async fn a_receiver_down_for_ten_seconds_gets_everything_afterwards() {
     // Down while v2 rolls out, promoted, to the end: every message waits.
     rx.down().await;
     let down_at = Instant::now();
-    env.apply(&notified("v2", sinks)).await;
-    env.wait_rollout(NAME, "v2 paused after batch 1", LONG, |r| {
-        current_generation(r)
-            && r.status.as_ref().and_then(|s| s.phase) == Some(baton::api::rollout::RolloutPhase::Paused)
-    })
-    .await;
-    promote(&env, "p1").await;
-    env.wait_healthy(NAME, "v2", 3).await;
+    v2_promoted(&env, sinks).await;
     let before = rx.got("json").len();
     // The outage is what is measured: it lasts 10 s from when the receiver went down.
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(down_at.elapsed())).await;
     assert_eq!(rx.got("json").len(), before, "nothing arrived while down");
     rx.up().await;
 
-    let want = [
-        "Started",
-        "Completed",
-        "Started",
-        "BatchCompleted",
-        "Promoted",
-        "Completed",
-    ];
-    assert_eq!(rx.wait_events("json", &want).await, want);
+    assert_eq!(rx.wait_events("json", &V1_THEN_V2).await, V1_THEN_V2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("notify-bad");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let _ctrl = controller::start_in_temp(&env.sim, "notify-bad").await;
     let rx = Receiver::start().await;
     env.apply(&notified("v1", json!([sink("hook", "json", &ALL)]))).await;
     let not_ready = |needle: &'static str| {

@@ -8,12 +8,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton::api::rollout::{FailureReason, RolloutPhase};
+use baton::api::rollout::FailureReason;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::support::controller::{self, NO_ELECTION};
+use crate::support::controller;
 use crate::support::*;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -161,19 +161,25 @@ fn gated(version: &str, address: &str, secret: Option<&str>) -> serde_json::Valu
     m
 }
 
+/// The app's metrics with each version's error ratio set, and a Prometheus that has scraped
+/// them all.
+async fn scraped(ratios: &[(&str, f64)]) -> (Metrics, Prometheus) {
+    let metrics = Metrics::start().await;
+    let prometheus = Prometheus::start(&metrics).await;
+    for (v, x) in ratios {
+        metrics.set(v, *x);
+    }
+    for (v, x) in ratios {
+        prometheus.wait_scraped(v, *x).await;
+    }
+    (metrics, prometheus)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_ratio_above_the_condition_rolls_the_batch_back() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("prom-check");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
-    let metrics = Metrics::start().await;
-    let prometheus = Prometheus::start(&metrics).await;
-    metrics.set("v1", 0.0);
-    metrics.set("v2", 0.5);
-    metrics.set("v3", 0.02);
-    for (v, x) in [("v1", 0.0), ("v2", 0.5), ("v3", 0.02)] {
-        prometheus.wait_scraped(v, x).await;
-    }
+    let _ctrl = controller::start_in_temp(&env.sim, "prom-check").await;
+    let (_metrics, prometheus) = scraped(&[("v1", 0.0), ("v2", 0.5), ("v3", 0.02)]).await;
 
     // v1's error ratio is 0: its checks pass and it is Healthy.
     env.apply(&gated("v1", &prometheus.address, None)).await;
@@ -181,12 +187,7 @@ async fn an_error_ratio_above_the_condition_rolls_the_batch_back() {
 
     // v2's is 0.5: its first batch fails the check and is rolled back, naming the series.
     env.apply(&gated("v2", &prometheus.address, None)).await;
-    let r = env
-        .wait_rollout(NAME, "RolledBack", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
-    let f = status(&r).failed_update.expect("failedUpdate");
+    let (r, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
     assert!(
         f.message
@@ -208,12 +209,8 @@ async fn an_error_ratio_above_the_condition_rolls_the_batch_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_whose_secret_is_missing_fails_naming_it() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("prom-secret");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
-    let metrics = Metrics::start().await;
-    let prometheus = Prometheus::start(&metrics).await;
-    metrics.set("v2", 0.0);
-    prometheus.wait_scraped("v2", 0.0).await;
+    let _ctrl = controller::start_in_temp(&env.sim, "prom-secret").await;
+    let (_metrics, prometheus) = scraped(&[("v2", 0.0)]).await;
     env.apply(&manifest_v(NAME, 2, "v1")).await;
     env.wait_healthy(NAME, "v1", 2).await;
 
@@ -234,12 +231,7 @@ async fn a_check_whose_secret_is_missing_fails_naming_it() {
     }
 
     env.apply(&gated("v2", &prometheus.address, Some("prom-creds"))).await;
-    let r = env
-        .wait_rollout(NAME, "RolledBack", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
-    let f = status(&r).failed_update.expect("failedUpdate");
+    let (_, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
     assert!(
         f.message.contains("cannot read Secret default/prom-creds") && f.message.contains("not found"),

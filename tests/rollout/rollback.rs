@@ -164,13 +164,7 @@ async fn undo_mid_rollout_returns_everything_to_v1() {
     let op = env.start_operator().await;
     let v1 = deployed(&env, 3, "v1").await;
     apply_v2_pausing(&env).await;
-    let r = env
-        .wait_rollout(NAME, "waiting for promotion after batch 1", LONG, |r| {
-            current_generation(r)
-                && status(r).phase == Some(RolloutPhase::Paused)
-                && instance_versions(r) == map(&[("v1", 2), ("v2", 1)])
-        })
-        .await;
+    let r = wait_promotion_after_batch_1(&env).await;
     assert_eq!(cond(&r, "Progressing"), ("True".into(), "BatchPaused".into()));
     assert!(status(&r).message.unwrap_or_default().contains("waiting for promotion"));
     assert_eq!(status(&r).batch.as_ref().map(|b| (b.current, b.total)), Some((1, 3)));

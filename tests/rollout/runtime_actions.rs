@@ -53,10 +53,7 @@ async fn promote_advances_a_pause_waiting_for_promotion() {
 async fn abort_then_retry() {
     let (env, op, _) = operator_with_v1().await;
     apply_v2_pausing(&env).await;
-    env.wait_rollout(NAME, "paused after batch 1", LONG, |r| {
-        current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
-    })
-    .await;
+    wait_phase(&env, "paused after batch 1", RolloutPhase::Paused).await;
 
     let recorder = StatusRecorder::start(&env, NAME);
     assert_ok(env.cli(RolloutCommand::Abort { name: NAME.into() }).await, "abort");

@@ -104,11 +104,7 @@ async fn deleted_pod_is_recreated() {
 async fn new_spec_mid_rollout_supersedes_the_old_target() {
     let (env, op, _) = operator_with_v1().await;
     apply_v2_pausing(&env).await;
-    let mid = env
-        .wait_rollout(NAME, "v2 paused after batch 1", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
-        })
-        .await;
+    let mid = wait_phase(&env, "v2 paused after batch 1", RolloutPhase::Paused).await;
     let v2_rev = status(&mid).update_revision.unwrap();
     let rec = StatusRecorder::start(&env, NAME);
     let applied = env.apply(&manifest_v(NAME, 3, "v3")).await;
@@ -139,11 +135,7 @@ async fn spec_paused_stops_progress_until_resumed() {
     let mut m = manifest_v(NAME, 3, "v2");
     m["spec"]["paused"] = json!(true);
     env.apply(&m).await;
-    let r = env
-        .wait_rollout(NAME, "phase Paused", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::Paused)
-        })
-        .await;
+    let r = wait_phase(&env, "phase Paused", RolloutPhase::Paused).await;
     assert_eq!(cond(&r, "Progressing"), ("Unknown".into(), "RolloutPaused".into()));
     assert_eq!(status(&r).versions, map(&[("v1", 3)]));
     assert_eq!(

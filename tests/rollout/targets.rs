@@ -5,14 +5,13 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::support::controller::{self, NO_ELECTION};
+use crate::support::controller;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_batch_is_the_named_instance_and_a_bad_name_moves_nothing() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("targets");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let _ctrl = controller::start_in_temp(&env.sim, "targets").await;
     let mut m = manifest_v(NAME, 4, "v1");
     m["spec"]["strategy"] = json!({"batches": [1, "100%"], "pause": {"manual": true}});
     env.apply(&m).await;

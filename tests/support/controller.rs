@@ -194,6 +194,33 @@ impl ControllerProc {
     }
 }
 
+/// A controller "ctrl" with no election and its directory: [`start`] in a [`temp_dir`] tagged
+/// `tag`. The process is killed before its directory is removed.
+pub async fn start_in_temp(sim: &Sim, tag: &str) -> InTemp {
+    let dir = temp_dir(tag);
+    let proc = start(sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    InTemp { proc, _dir: dir }
+}
+
+/// A controller and its temporary directory (fields drop in order: the process first).
+pub struct InTemp {
+    pub proc: ControllerProc,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for InTemp {
+    type Target = ControllerProc;
+    fn deref(&self) -> &ControllerProc {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for InTemp {
+    fn deref_mut(&mut self) -> &mut ControllerProc {
+        &mut self.proc
+    }
+}
+
 /// A temporary directory (for kubeconfigs), removed on drop.
 pub fn temp_dir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
