@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent, StopReason};
 use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
+use baton::api::pod::is_ready;
 use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::FutureExt;
@@ -183,14 +184,7 @@ impl World {
             let pods = pods.clone();
             async move {
                 let p = pods.get_opt(name).await.ok()??;
-                let ready = p
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .as_ref()?
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                (ready && p.metadata.deletion_timestamp.is_none()).then_some(())
+                (is_ready(&p) && p.metadata.deletion_timestamp.is_none()).then_some(())
             }
         })
         .await

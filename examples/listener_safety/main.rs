@@ -30,6 +30,7 @@ mod harness;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton::api::listenerset::{EVENT_LEASE_RECREATED, EVENT_TAKEOVER, LISTENERSET_LABEL};
 use harness::app::{AppConfig, Mode};
 use harness::kubectl::Kubectl;
 use harness::{kubelet, listeners, AgentFlags, Cluster, Ns, R};
@@ -116,7 +117,7 @@ async fn hand_deletions(cluster: Arc<Cluster>) -> R<Hand> {
                 "-n",
                 "hand",
                 "-l",
-                "baton.dev/listenerset=hand",
+                &format!("{LISTENERSET_LABEL}=hand"),
                 "--wait=false",
             ])
             .await;
@@ -153,8 +154,8 @@ async fn hand_deletions(cluster: Arc<Cluster>) -> R<Hand> {
     Ok(Hand {
         rounds: settle.len(),
         settle,
-        recreated_events: count("LeaseRecreated"),
-        takeover_events: count("Takeover"),
+        recreated_events: count(EVENT_LEASE_RECREATED),
+        takeover_events: count(EVENT_TAKEOVER),
         safety: safety(&ns),
     })
 }

@@ -11,6 +11,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::{follow, healthy_at, rollout_manifest, states, step, MANAGER, NAME};
+use crate::api::notifications::RolloutEvent::{
+    BatchCompleted, CheckFailed, Completed, Failed, HookFailed, RolledBack, Started,
+};
 use crate::api::rollout::Rollout;
 
 /// The Secret the notifications are sent with (its `url` is the demo's receiver).
@@ -80,7 +83,7 @@ fn around_manifest(port: u16) -> serde_json::Value {
     spec["notifications"] = json!([{
         "sink": {"secretRef": {"name": SINK}},
         "format": "json",
-        "events": ["Started", "BatchCompleted", "Completed", "Failed", "RolledBack", "CheckFailed", "HookFailed"]
+        "events": [Started, BatchCompleted, Completed, Failed, RolledBack, CheckFailed, HookFailed]
     }]);
     m
 }
@@ -125,9 +128,9 @@ pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<R
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let got = endpoints.received.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if ["Started", "CheckFailed", "RolledBack"]
+        if [Started, CheckFailed, RolledBack]
             .iter()
-            .all(|e| got.iter().any(|g| g == e))
+            .all(|e| got.iter().any(|g| g == e.as_str()))
         {
             break;
         }
