@@ -5,11 +5,13 @@
 //! time ≈ 2 s per batch: three attempts, one second apart). Figure: (with − without) ÷ 3 batches −
 //! 2 s; target ≤ 100 ms. The controller runs in-process against the simulator.
 //! `cargo run --release --example check_bench`.
+mod common;
+
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
 use baton::operator::{self, OperatorConfig};
-use baton_sim::{KubeletConfig, Sim, SimConfig};
+use baton_sim::{Sim, SimConfig};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -86,12 +88,7 @@ async fn measure(api: &Api<Rollout>, name: &str, port: Option<u16>) -> Result<Du
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = Sim::start(SimConfig {
-        kubelet: KubeletConfig {
-            schedule_delay: Duration::from_millis(5),
-            start_delay: Duration::from_millis(30),
-            ready_delay: Duration::from_millis(100),
-            ..KubeletConfig::default()
-        },
+        kubelet: common::fast_kubelet(),
         ..SimConfig::default()
     })
     .await?;

@@ -27,6 +27,7 @@
 //! Run: `cargo build --release --bin baton && cargo run --release --example failover_bench`
 //! (`FAILOVER_TRIALS=n` changes the number of trials per scenario, default 20).
 // The child-process, HTTP and metrics helpers the integration tests use too.
+mod common;
 #[path = "../tests/support/process.rs"]
 mod process;
 #[path = "../tests/support/wait.rs"]
@@ -37,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
-use baton_sim::{KubeletConfig, Sim, SimConfig};
+use baton_sim::{Sim, SimConfig};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use process::{http_get, metric, LoggedChild};
 use serde_json::json;
@@ -417,12 +418,7 @@ async fn run() -> Result<bool, String> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let baton: PathBuf = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("baton"))
-        .ok_or("no target dir")?;
+    let baton: PathBuf = common::baton_binary()?;
     if !baton.exists() {
         return Err(format!(
             "{} not found: run cargo build --release --bin baton",
@@ -430,12 +426,7 @@ async fn run() -> Result<bool, String> {
         ));
     }
     let sim = Sim::start(SimConfig {
-        kubelet: KubeletConfig {
-            schedule_delay: Duration::from_millis(5),
-            start_delay: Duration::from_millis(30),
-            ready_delay: Duration::from_millis(100),
-            ..KubeletConfig::default()
-        },
+        kubelet: common::fast_kubelet(),
         ..SimConfig::default()
     })
     .await

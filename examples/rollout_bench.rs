@@ -5,6 +5,8 @@
 //! in-process simulator, so its API writes are counted by the simulator per client identity and
 //! its peak RSS is its own. Run with `make bench` or
 //! `cargo run --release --example rollout_bench`.
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -105,38 +107,27 @@ async fn run(replicas: i32) -> Result<Figures, String> {
     let kubeconfig = dir.join(format!("kubeconfig-{replicas}"));
     sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)
         .map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let baton = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("baton"))
-        .ok_or("no target dir")?;
-    let child = tokio::process::Command::new(&baton)
-        .args([
-            "controller",
-            "--log-format",
-            "json",
-            "--concurrency",
-            "8",
-            "--leader-elect=false",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            // The bench measures a rollout against its health-gate bound, not the client-side
-            // rate limit (50 QPS by default would bound a 1,000-instance rollout instead).
-            "--kube-api-qps=-1",
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "starting {}: {e} (build it with cargo build --release)",
-                baton.display()
-            )
-        })?;
+    let baton = common::baton_binary()?;
+    let child = common::spawn_baton(
+        tokio::process::Command::new(&baton)
+            .args([
+                "controller",
+                "--log-format",
+                "json",
+                "--concurrency",
+                "8",
+                "--leader-elect=false",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                // The bench measures a rollout against its health-gate bound, not the client-side
+                // rate limit (50 QPS by default would bound a 1,000-instance rollout instead).
+                "--kube-api-qps=-1",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
+            .stderr(Stdio::piped()),
+        &baton,
+    )?;
     let pid = child.id().ok_or("controller exited")?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("bench").force();
@@ -144,21 +135,14 @@ async fn run(replicas: i32) -> Result<Figures, String> {
         .await
         .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v1", replicas, Duration::from_secs(300)).await?;
-    let writes_before = ["POST", "PUT", "PATCH", "DELETE"]
-        .iter()
-        .map(|m| sim.core.request_count(CONTROLLER_ID, m))
-        .sum::<u64>();
+    let writes_before = common::writes(&sim, CONTROLLER_ID);
     let start = Instant::now();
     api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2")))
         .await
         .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v2", replicas, Duration::from_secs(600)).await?;
     let wall = start.elapsed();
-    let writes = ["POST", "PUT", "PATCH", "DELETE"]
-        .iter()
-        .map(|m| sim.core.request_count(CONTROLLER_ID, m))
-        .sum::<u64>()
-        - writes_before;
+    let writes = common::writes(&sim, CONTROLLER_ID) - writes_before;
     // Status writes = PATCHes of rollouts/status; events are POSTs, pods are POST+DELETE.
     let rss = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
     let _ = nix_term(pid);

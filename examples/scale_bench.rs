@@ -15,6 +15,7 @@
 //!
 //! `cargo run --release --example scale_bench [N×R ...]` (default: 1000x10 10000x1 2000x10
 //! 4000x10); `make bench-scale` builds the controller first.
+mod common;
 #[path = "../tests/support/wait.rs"]
 mod wait;
 
@@ -34,7 +35,6 @@ use serde_json::json;
 
 const CONTROLLER_ID: &str = "baton-controller-scale";
 const NS: &str = "default";
-const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
 fn manifest(name: &str, replicas: i32, version: &str) -> serde_json::Value {
     json!({
@@ -182,7 +182,7 @@ async fn apply_all(api: &Api<Rollout>, n: usize, replicas: i32, version: &str) -
 }
 
 fn writes(sim: &Sim) -> u64 {
-    WRITES.iter().map(|m| sim.core.request_count(CONTROLLER_ID, m)).sum()
+    common::writes(sim, CONTROLLER_ID)
 }
 
 /// Events in the namespace, and how many of them repeat an earlier one's regarding object,
@@ -222,27 +222,16 @@ async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
     let kubeconfig = dir.join(format!("kubeconfig-{n}x{replicas}"));
     sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)
         .map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let baton = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("baton"))
-        .ok_or("no target dir")?;
-    let mut child = tokio::process::Command::new(&baton)
-        .args(["controller", "--log-format", "json", "--leader-elect=false"])
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "starting {}: {e} (build it with cargo build --release)",
-                baton.display()
-            )
-        })?;
+    let baton = common::baton_binary()?;
+    let mut child = common::spawn_baton(
+        tokio::process::Command::new(&baton)
+            .args(["controller", "--log-format", "json", "--leader-elect=false"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null()),
+        &baton,
+    )?;
     let pid = child.id().ok_or("controller exited")?;
     let rss = RssSampler::start(pid);
 

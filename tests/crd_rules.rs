@@ -59,6 +59,16 @@ impl Kubectl {
     }
 }
 
+/// `kubectl apply` of `obj` fails, and its output contains each of `expected` (`what` names the
+/// case in a failure).
+async fn refused(k: &Kubectl, obj: &Value, expected: &[&str], what: &str) {
+    let (ok, out) = k.apply(obj).await;
+    assert!(!ok, "{what}: accepted: {out}");
+    for e in expected {
+        assert!(out.contains(e), "{what}: {e:?} not in {out}");
+    }
+}
+
 async fn cluster() -> (Sim, Kubectl) {
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let k = Kubectl::new(&sim);
@@ -126,12 +136,7 @@ async fn each_rollout_rule_refuses_the_violation_it_was_written_for() {
         for (k2, v) in strategy_patch.as_object().expect("patch") {
             r["spec"]["strategy"][k2] = v.clone();
         }
-        let (ok, out) = k.apply(&r).await;
-        assert!(!ok, "{what}: accepted: {out}");
-        assert!(
-            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
-            "{what}: {out}"
-        );
+        refused(&k, &r, &["The Rollout \"bad\" is invalid", expected], what).await;
     }
     // Sorted batches with percentages are fine.
     let mut r = base;
@@ -146,14 +151,7 @@ async fn duplicate_listener_ids_are_refused() {
     let (_sim, k) = cluster().await;
     let mut set = sample("listenerset.yaml");
     set["spec"]["listeners"][1]["id"] = json!("listener1");
-    let (ok, out) = k.apply(&set).await;
-    assert!(!ok, "accepted: {out}");
-    assert!(
-        out.contains(
-            "The ListenerSet \"user-service-listeners\" is invalid: spec.listeners[1]: Duplicate value: map[string]interface {}{\"id\":\"listener1\"}"
-        ),
-        "{out}"
-    );
+    refused(&k, &set, &["The ListenerSet \"user-service-listeners\" is invalid: spec.listeners[1]: Duplicate value: map[string]interface {}{\"id\":\"listener1\"}"], "").await;
 }
 
 /// Every integer field of both kinds, at 2³¹, 2⁶³ and -1, is refused (none of them could be
@@ -263,14 +261,7 @@ async fn a_crd_with_an_over_budget_rule_is_refused_with_kube_apiserver_message()
         "rule": "self.all(b, type(b) == int ? b >= 0 : (b.matches('^[0-9]{1,3}%$') && int(b.substring(0, size(b) - 1)) <= 100))",
         "message": "each batch is a count >= 0 or a percentage like \"50%\" no greater than 100%",
     }]);
-    let (ok, out) = k.apply(&crd).await;
-    assert!(!ok, "accepted: {out}");
-    assert!(
-        out.contains(
-            "The CustomResourceDefinition \"rollouts.baton.dev\" is invalid: spec.validation.openAPIV3Schema.properties[spec].properties[strategy].properties[batches].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of 5.0x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"
-        ),
-        "{out}"
-    );
+    refused(&k, &crd, &["The CustomResourceDefinition \"rollouts.baton.dev\" is invalid: spec.validation.openAPIV3Schema.properties[spec].properties[strategy].properties[batches].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of 5.0x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"], "").await;
 }
 
 #[tokio::test]
@@ -304,12 +295,7 @@ async fn notification_formats_and_events_are_checked_by_the_api_server() {
         let mut r = base.clone();
         r["metadata"]["name"] = json!("bad");
         r["spec"]["notifications"] = notifications;
-        let (ok, out) = k.apply(&r).await;
-        assert!(!ok, "{what}: accepted: {out}");
-        assert!(
-            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
-            "{what}: {out}"
-        );
+        refused(&k, &r, &["The Rollout \"bad\" is invalid", expected], what).await;
     }
     let mut r = base;
     r["metadata"]["name"] = json!("good");
@@ -366,12 +352,7 @@ async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
         for (k2, v) in spec_patch.as_object().expect("patch") {
             r["spec"][k2] = v.clone();
         }
-        let (ok, out) = k.apply(&r).await;
-        assert!(!ok, "{what}: accepted: {out}");
-        assert!(
-            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
-            "{what}: {out}"
-        );
+        refused(&k, &r, &["The Rollout \"bad\" is invalid", expected], what).await;
     }
     let mut r = base;
     r["metadata"]["name"] = json!("good");

@@ -46,6 +46,8 @@
 //!    again, and on which pod; a few rounds, then five Leases deleted again three times, each
 //!    time as soon as their listeners run again. Both: duplicates and fencing-token regressions
 //!    (target 0), including a restart on the same pod whose token did not go up.
+#[path = "../common/mod.rs"]
+mod common;
 mod crash;
 mod faults;
 mod graceful;
@@ -77,7 +79,6 @@ const CONFIRMED_ROUNDS: usize = 3;
 const LEASE_DELETE_ROUNDS: usize = 3;
 const LEASE_DELETES_PER_ROUND: usize = 5;
 const AGAIN_TIMES: usize = 3;
-const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -15,8 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
 
+use crate::common::WRITE_METHODS;
 use crate::log::{End, KillGuard, Log};
-use crate::{AGENT_LABEL, CONTROLLER_ID, LISTENERS, NS, WRITE_METHODS};
+use crate::{AGENT_LABEL, CONTROLLER_ID, LISTENERS, NS};
 
 pub(crate) struct World {
     pub(crate) sim: Sim,
