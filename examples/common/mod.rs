@@ -48,3 +48,16 @@ pub fn fast_kubelet() -> KubeletConfig {
         ..KubeletConfig::default()
     }
 }
+
+/// One figure of a report: what, measured, target, result.
+pub type Row = (String, String, String, &'static str);
+
+/// The report's figures as a Markdown table, after a blank line.
+pub fn print_rows(rows: &[Row]) {
+    println!();
+    println!("| figure | measured | target | result |");
+    println!("|---|---|---|---|");
+    for (f, m, t, r) in rows {
+        println!("| {f} | {m} | {t} | {r} |");
+    }
+}

@@ -7,8 +7,8 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::log::Log;
-use crate::world::{world, World};
-use crate::{CRASH_LEASE, CRASH_TARGET, DRAIN_AFTER_HANG, GRACE0_ROUNDS, HANG_ROUNDS, MIN_CRASHES, NS, PODS};
+use crate::world::{running_world, World};
+use crate::{CRASH_LEASE, CRASH_TARGET, DRAIN_AFTER_HANG, GRACE0_ROUNDS, HANG_ROUNDS, MIN_CRASHES, NS};
 
 pub(crate) struct Crash {
     pub(crate) crashes: usize,
@@ -39,17 +39,7 @@ pub(crate) fn takeover_times(log: &Log, victim: &str, listeners: &[String], t0: 
 }
 
 pub(crate) async fn crashes() -> Result<Crash, String> {
-    let mut w = world().await?;
-    let mut live: Vec<String> = Vec::new();
-    for _ in 0..PODS {
-        live.push(w.create_pod().await?);
-    }
-    for p in &live {
-        w.wait_ready(p).await?;
-    }
-    w.create_set(CRASH_LEASE).await?;
-    w.wait_all_running("200 listeners running", Duration::from_secs(30), |_| true)
-        .await?;
+    let (mut w, mut live) = running_world(CRASH_LEASE).await?;
     // One full lease duration: the controller only judges expiry after observing a Lease for
     // that long, and the first renewals settle.
     tokio::time::sleep(Duration::from_secs(CRASH_LEASE as u64)).await;

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use crate::log::{End, Interval, Log};
 use crate::metrics::{breakdown, diff, stats_diff, stats_of, total};
-use crate::world::world;
-use crate::{CONTROLLER_ID, GRACEFUL_LEASE, GRACEFUL_TARGET, PODS};
+use crate::world::running_world;
+use crate::{CONTROLLER_ID, GRACEFUL_LEASE, GRACEFUL_TARGET};
 
 pub(crate) struct Graceful {
     pub(crate) rounds: usize,
@@ -29,17 +29,7 @@ pub(crate) struct Graceful {
 }
 
 pub(crate) async fn graceful() -> Result<Graceful, String> {
-    let mut w = world().await?;
-    let mut live: Vec<String> = Vec::new();
-    for _ in 0..PODS {
-        live.push(w.create_pod().await?);
-    }
-    for p in &live {
-        w.wait_ready(p).await?;
-    }
-    w.create_set(GRACEFUL_LEASE).await?;
-    w.wait_all_running("200 listeners running", Duration::from_secs(30), |_| true)
-        .await?;
+    let (mut w, mut live) = running_world(GRACEFUL_LEASE).await?;
     println!("  initial spread: {:?}", w.load().values().collect::<Vec<_>>());
 
     // Quiet window: what the agents write when nothing moves (Lease renewals).

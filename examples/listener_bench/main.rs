@@ -110,12 +110,7 @@ async fn main() {
         let f = faults::faults().await.unwrap_or_else(|e| fail("faults", e));
         rows.extend(report::faults(&f));
     }
-    println!();
-    println!("| figure | measured | target | result |");
-    println!("|---|---|---|---|");
-    for (f, m, t, r) in &rows {
-        println!("| {f} | {m} | {t} | {r} |");
-    }
+    common::print_rows(&rows);
     println!();
     println!(
         "command: listener_bench {}  ({} build, total {:.1} s)",

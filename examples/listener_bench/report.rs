@@ -8,7 +8,7 @@ use crate::metrics::{ms, pct, total};
 use crate::{CONTROLLER_ID, CRASH_LEASE, DRAIN_AFTER_HANG, FAULT_LEASE, GRACEFUL_LEASE, GRACEFUL_TARGET};
 
 /// (figure, measured, target, result).
-pub(crate) type Row = (String, String, String, &'static str);
+pub(crate) use crate::common::Row;
 
 pub(crate) fn graceful(g: &Graceful) -> Vec<Row> {
     let mut all_gaps: Vec<Duration> = g.gaps_drain.iter().chain(&g.gaps_sigterm).copied().collect();

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::common::WRITE_METHODS;
 use crate::log::{End, KillGuard, Log};
-use crate::{AGENT_LABEL, CONTROLLER_ID, LISTENERS, NS};
+use crate::{AGENT_LABEL, CONTROLLER_ID, LISTENERS, NS, PODS};
 
 pub(crate) struct World {
     pub(crate) sim: Sim,
@@ -32,6 +32,23 @@ pub(crate) struct World {
     pub(crate) ctl: Option<tokio::task::JoinHandle<Arc<Stats>>>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) next_pod: usize,
+}
+
+/// A world with [`PODS`] Ready pods and a ListenerSet of `lease`-second Leases whose
+/// listeners all run; the pods' names.
+pub(crate) async fn running_world(lease: i32) -> Result<(World, Vec<String>), String> {
+    let mut w = world().await?;
+    let mut live: Vec<String> = Vec::new();
+    for _ in 0..PODS {
+        live.push(w.create_pod().await?);
+    }
+    for p in &live {
+        w.wait_ready(p).await?;
+    }
+    w.create_set(lease).await?;
+    w.wait_all_running("200 listeners running", Duration::from_secs(30), |_| true)
+        .await?;
+    Ok((w, live))
 }
 
 pub(crate) async fn world() -> Result<World, String> {

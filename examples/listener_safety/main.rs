@@ -24,6 +24,8 @@
 //! Targets: 0 duplicates (no listener in two apps at any moment: exact intervals and 20 ms
 //! samples), 0 fencing-token regressions (apps and Leases), nothing assigned to a pod after it
 //! was force-deleted.
+#[path = "../common/mod.rs"]
+mod common;
 #[path = "../../tests/listener_procs/harness/mod.rs"]
 mod harness;
 
@@ -322,7 +324,7 @@ fn row(f: &str, m: String, t: &str, pass: bool) -> (String, String, String, &'st
 }
 
 /// The duplicates and token-regressions rows of a run (`what` names it, `short` again).
-fn safety_rows(what: &str, short: &str, s: &Safety) -> Vec<(String, String, String, &'static str)> {
+fn safety_rows(what: &str, short: &str, s: &Safety) -> Vec<common::Row> {
     vec![
         row(
             &format!("{what}: duplicates"),
@@ -394,12 +396,7 @@ async fn main() {
     );
     let mut rows = safety_rows("hand-deleted Leases (20 × 40, 1 s stops)", "hand-deleted Leases", s);
     rows.extend(safety_rows("churn (3 min, 3 × 30, file apps)", "churn", c));
-    println!();
-    println!("| figure | measured | target | result |");
-    println!("|---|---|---|---|");
-    for (f, m, t, r) in &rows {
-        println!("| {f} | {m} | {t} | {r} |");
-    }
+    common::print_rows(&rows);
     println!();
     println!(
         "command: cargo run --release --example listener_safety   (total {:.1} s)",
