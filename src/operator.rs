@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::pod::CachedPod;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
 
+use crate::cache::namespaces::NamespacePods;
 use crate::cache::owners::OwnerIndex;
 use crate::rollout::controller::OwnedIndexes;
 use kube::runtime::{watcher, Controller, WatchStreamExt};
@@ -76,7 +77,9 @@ pub struct Operator {
     cfg: OperatorConfig,
     metrics: Arc<Metrics>,
     gate: Arc<AtomicBool>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
+    /// The pods of namespaces with a ListenerSet (watched while one uses them).
+    namespace_pods: NamespacePods,
     leases: Store<Lease>,
     revisions: Store<ControllerRevision>,
     rollouts: Store<Rollout>,
@@ -110,9 +113,9 @@ impl Synced4 {
 }
 
 struct Triggers {
-    rollout_pods: Events<Pod>,
+    rollout_pods: Events<CachedPod>,
     rollout_leases: Events<Lease>,
-    listener_pods: Events<Pod>,
+    listener_pods: Events<CachedPod>,
     listener_leases: Events<Lease>,
     revisions: Events<ControllerRevision>,
     rollouts: Events<Rollout>,
@@ -131,6 +134,7 @@ impl Operator {
         let listener_pods = shared.pod_events();
         let listener_leases = shared.lease_events();
         let listener_holders = shared.listener_holders();
+        let namespace_pods = shared.namespace_pods();
         let rev_watch = watcher(
             api::<ControllerRevision>(&client, &cfg.namespace),
             watcher::Config::default().labels(labels::ROLLOUT),
@@ -166,6 +170,8 @@ impl Operator {
         let (rollout_trigger, rollout_drive) =
             caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate.clone());
         metrics.watch_rollouts(rollouts.clone());
+        let (counted, in_namespaces) = (pods.clone(), namespace_pods.clone());
+        metrics.watch_pods(Arc::new(move || counted.state().len() + in_namespaces.len()));
         let synced = Synced4 {
             pods: shared.pods_synced.clone(),
             leases: shared.leases_synced.clone(),
@@ -182,6 +188,7 @@ impl Operator {
             metrics,
             gate,
             pods,
+            namespace_pods,
             leases,
             revisions,
             rollouts,
@@ -228,6 +235,7 @@ impl Operator {
             metrics,
             gate,
             pods,
+            namespace_pods,
             leases,
             revisions,
             rollouts,
@@ -244,7 +252,7 @@ impl Operator {
         let listeners = listener_work(
             &client,
             &cfg,
-            (pods.clone(), triggers.listener_pods),
+            (namespace_pods, triggers.listener_pods),
             (leases, triggers.listener_leases),
             &synced,
             metrics.clone(),
@@ -346,7 +354,7 @@ fn log_stopped(stats: &Stats) {
 fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
-    (pods, pod_events): (Store<Pod>, Events<Pod>),
+    (pods, pod_events): (NamespacePods, Events<CachedPod>),
     (leases, lease_events): (Store<Lease>, Events<Lease>),
     synced: &Synced4,
     metrics: Arc<Metrics>,
@@ -364,7 +372,7 @@ fn listener_work(
         pod_events,
         leases,
         lease_events,
-        synced: vec![synced.pods.clone(), synced.leases.clone()],
+        synced: vec![synced.leases.clone()],
     };
     listener_controller::run_counted(
         client.clone(),
@@ -394,7 +402,7 @@ async fn within_grace(work: impl Future<Output = ()>, shutdown: impl Future<Outp
 /// What wakes the Rollout controller.
 struct RolloutTriggers {
     rollouts: Events<Rollout>,
-    pods: Events<Pod>,
+    pods: Events<CachedPod>,
     revisions: Events<ControllerRevision>,
     leases: Events<Lease>,
     /// Check runs that finished.
@@ -405,7 +413,7 @@ struct RolloutTriggers {
 fn rollout_controller_run(
     triggers: RolloutTriggers,
     rollouts: Store<Rollout>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     ctx: Arc<Context>,
     metrics: Arc<Metrics>,
     concurrency: u16,
@@ -433,7 +441,7 @@ fn rollout_controller_run(
         }
     };
     let (pod_owner, rev_owner) = (
-        |o: &Pod| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &CachedPod| metrics::queue::owner_keys(o, "Rollout"),
         |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
     );
     Controller::for_stream(
@@ -479,11 +487,11 @@ pub async fn run_listeners(
 ) -> Arc<listener_controller::Stats> {
     let mut caches = SharedCaches::new(&client, &cfg.namespace);
     let views = listener_controller::SharedViews {
-        pods: caches.pods.clone(),
-        leases: caches.leases.clone(),
         pod_events: caches.pod_events(),
+        pods: caches.namespace_pods(),
+        leases: caches.leases.clone(),
         lease_events: caches.lease_events(),
-        synced: vec![caches.pods_synced.clone(), caches.leases_synced.clone()],
+        synced: vec![caches.leases_synced.clone()],
     };
     let drive = caches.drive();
     let ctrl = listener_controller::run_counted(client, cfg, views, Arc::new(Metrics::default()), stats, shutdown);
