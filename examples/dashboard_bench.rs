@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use baton::api::rollout::{Rollout, RolloutPhase};
 use baton::operator::{self, OperatorConfig};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,12 +68,7 @@ async fn main() -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let client = sim.client().await.map_err(|e| e.to_string())?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    baton::demo::install_crds(&client).await?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     while api.list(&ListParams::default().limit(1)).await.is_err() {
         tokio::task::yield_now().await;

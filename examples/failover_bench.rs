@@ -38,8 +38,7 @@ use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use process::{http_get, metric, LoggedChild};
 use serde_json::json;
 use tokio::process::Command;
@@ -375,12 +374,7 @@ fn summarize(name: &str, results: &[Trial], target: &str, ok: impl Fn(&[Duration
 }
 
 async fn install(client: &kube::Client) -> Result<(), String> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    baton::demo::install_crds(client).await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     let end = Instant::now() + Duration::from_secs(30);
     while rollouts.list(&ListParams::default()).await.is_err() {

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 const READY_DELAY: Duration = Duration::from_secs(1);
@@ -101,12 +100,7 @@ async fn run(replicas: i32) -> Result<Figures, String> {
     .await
     .map_err(|e| e.to_string())?;
     let client = sim.client().await.map_err(|e| e.to_string())?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    baton::demo::install_crds(&client).await?;
     let dir = std::env::temp_dir().join(format!("baton-bench-{}", std::process::id()));
     let kubeconfig = dir.join(format!("kubeconfig-{replicas}"));
     sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)

@@ -28,8 +28,7 @@ use baton::api::rollout::{Rollout, RolloutPhase};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use serde_json::json;
 
@@ -217,12 +216,7 @@ async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
     .await
     .map_err(|e| e.to_string())?;
     let client = sim.client().await.map_err(|e| e.to_string())?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    baton::demo::install_crds(&client).await?;
     let dir = std::env::temp_dir().join(format!("baton-scale-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let kubeconfig = dir.join(format!("kubeconfig-{n}x{replicas}"));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::api::pod::CachedPod;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector::{self, Store};
 
@@ -56,6 +57,8 @@ pub struct OperatorConfig {
     /// Reconcile only the Rollouts and ListenerSets this label selector matches (a shard);
     /// None = all.
     pub selector: Option<String>,
+    /// Retries of notifications.
+    pub notify: crate::rollout::notify::Config,
 }
 
 impl Default for OperatorConfig {
@@ -67,6 +70,7 @@ impl Default for OperatorConfig {
             instance: "baton".into(),
             secrets: Default::default(),
             selector: None,
+            notify: Default::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Operator {
     namespace_pods: NamespacePods,
     leases: Store<Lease>,
     revisions: Store<ControllerRevision>,
+    jobs: Store<Job>,
     rollouts: Store<Rollout>,
     /// Rollouts left out of the cache because they do not decode.
     bad_rollouts: Undecodables,
@@ -92,21 +97,23 @@ pub struct Operator {
     caches: JoinHandle<()>,
 }
 
-/// Readiness of the pod, listener-Lease, revision and Rollout caches.
+/// Readiness of the pod, listener-Lease, revision, Job and Rollout caches.
 #[derive(Clone)]
 struct Synced4 {
     pods: Synced,
     leases: Synced,
     revisions: Synced,
+    jobs: Synced,
     rollouts: Synced,
 }
 
 impl Synced4 {
-    fn all(&self) -> [Synced; 4] {
+    fn all(&self) -> [Synced; 5] {
         [
             self.pods.clone(),
             self.leases.clone(),
             self.revisions.clone(),
+            self.jobs.clone(),
             self.rollouts.clone(),
         ]
     }
@@ -118,6 +125,7 @@ struct Triggers {
     listener_pods: Events<CachedPod>,
     listener_leases: Events<Lease>,
     revisions: Events<ControllerRevision>,
+    jobs: Events<Job>,
     rollouts: Events<Rollout>,
 }
 
@@ -145,11 +153,33 @@ impl Operator {
         let owners = OwnedIndexes {
             pods: shared.pod_owners.clone(),
             revisions: OwnerIndex::default(),
+            jobs: OwnerIndex::default(),
         };
         let (rev_trigger, rev_drive) = caches::gated_cache(
             rev_watch,
             (rev_writer, Some(owners.revisions.clone())),
             rev_synced_tx,
+            gate.clone(),
+        );
+        // The Rollouts' Jobs (hooks, job checks): a finished one wakes its Rollout.
+        let job_watch = watcher(
+            api::<Job>(&client, &cfg.namespace),
+            watcher::Config::default().labels(labels::ROLLOUT),
+        )
+        .modify(|j: &mut Job| {
+            j.metadata.managed_fields = None;
+            // Of the spec only the selector is read (the pods of a failed Job, see `jobs`).
+            j.spec = j.spec.take().map(|s| k8s_openapi::api::batch::v1::JobSpec {
+                selector: s.selector,
+                ..Default::default()
+            });
+        });
+        let (jobs, job_writer) = reflector::store();
+        let (job_synced_tx, job_synced) = synced();
+        let (job_trigger, job_drive) = caches::gated_cache(
+            job_watch,
+            (job_writer, Some(owners.jobs.clone())),
+            job_synced_tx,
             gate.clone(),
         );
         // Each Rollout is decoded on its own: one that does not fit the type is skipped and
@@ -176,11 +206,12 @@ impl Operator {
             pods: shared.pods_synced.clone(),
             leases: shared.leases_synced.clone(),
             revisions: rev_synced,
+            jobs: job_synced,
             rollouts: rollout_synced,
         };
         let drive_shared = shared.drive();
         let caches = tokio::spawn(async move {
-            futures::join!(drive_shared, rev_drive, rollout_drive);
+            futures::join!(drive_shared, rev_drive, job_drive, rollout_drive);
         });
         Operator {
             client,
@@ -191,6 +222,7 @@ impl Operator {
             namespace_pods,
             leases,
             revisions,
+            jobs,
             rollouts,
             bad_rollouts,
             synced,
@@ -200,6 +232,7 @@ impl Operator {
                 listener_pods,
                 listener_leases,
                 revisions: rev_trigger,
+                jobs: job_trigger,
                 rollouts: rollout_trigger,
             },
             listener_holders,
@@ -238,6 +271,7 @@ impl Operator {
             namespace_pods,
             leases,
             revisions,
+            jobs,
             rollouts,
             bad_rollouts,
             synced,
@@ -270,23 +304,36 @@ impl Operator {
                 }
             })
             .boxed();
-        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new();
+        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
+        let notifier = crate::rollout::notify::Notifier::new(
+            client.clone(),
+            {
+                let access = cfg.secrets.clone();
+                Arc::new(move |ns: &str| access.allows(ns))
+            },
+            events.clone(),
+            metrics.notifications.clone(),
+            cfg.notify.clone(),
+        );
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
             pods: pods.clone(),
             revisions,
+            jobs,
+            failed_job_pods: Default::default(),
             owners,
             rollouts: rollouts.clone(),
             listener_holders,
             drain_timeout: cfg.drain_timeout,
             stats: stats.clone(),
-            synced: vec![synced.pods.clone(), synced.revisions.clone()],
+            synced: vec![synced.pods.clone(), synced.revisions.clone(), synced.jobs.clone()],
             backoff: Backoff::new(metrics.backoff_gauge("rollout")),
             rejections: Default::default(),
             expectations: expectations.clone(),
             status_written: Default::default(),
             checks: checks.clone(),
+            notifier,
         });
         info!(
             namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
@@ -297,6 +344,7 @@ impl Operator {
                 rollouts: triggers.rollouts,
                 pods: rollout_pods,
                 revisions: triggers.revisions,
+                jobs: triggers.jobs,
                 leases: triggers.rollout_leases,
                 checks: checks_done,
             },
@@ -404,6 +452,7 @@ struct RolloutTriggers {
     rollouts: Events<Rollout>,
     pods: Events<CachedPod>,
     revisions: Events<ControllerRevision>,
+    jobs: Events<Job>,
     leases: Events<Lease>,
     /// Check runs that finished.
     checks: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<Rollout>>,
@@ -440,16 +489,19 @@ fn rollout_controller_run(
             .await
         }
     };
-    let (pod_owner, rev_owner) = (
+    let (pod_owner, rev_owner, job_owner) = (
         |o: &CachedPod| metrics::queue::owner_keys(o, "Rollout"),
         |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &Job| metrics::queue::owner_keys(o, "Rollout"),
     );
     Controller::for_stream(
         metrics::queue::probe(queue.clone(), triggers.rollouts, metrics::queue::own_key),
         rollouts,
     )
     .owns_stream(metrics::queue::probe(queue.clone(), triggers.pods, pod_owner))
-    .owns_stream(metrics::queue::probe(queue, triggers.revisions, rev_owner))
+    .owns_stream(metrics::queue::probe(queue.clone(), triggers.revisions, rev_owner))
+    // A hook's (or job check's) Job changed: its Rollout looks again.
+    .owns_stream(metrics::queue::probe(queue, triggers.jobs, job_owner))
     // A draining pod released a listener: its Rollout may stop waiting and delete it.
     .watches_stream(triggers.leases, move |l| {
         mapped.add_refs(draining_rollouts_of_lease(&pods, &l))

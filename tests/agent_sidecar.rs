@@ -3,7 +3,8 @@
 //! its file and its localhost HTTP endpoints the way an application would.
 // The serial guard is held for a whole test on that test's own runtime: intended.
 #![allow(clippy::await_holding_lock)]
-mod listeners_support;
+#[path = "support/listener_world.rs"]
+mod listener_world;
 // The shared child-process helpers, without the simulator harness of `support`.
 #[path = "support/process.rs"]
 mod process;
@@ -15,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton::agent::sidecar::Document;
-use baton::api::listenerset::{ConfigRef, Listener, SecretKeyRef};
+use baton::api::listenerset::Listener;
 use baton::listeners::controller::Stats;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use listeners_support::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams, PostParams};
+use listener_world::*;
 use process::{http, LoggedChild};
 use serde_json::json;
 use tokio::process::Command;
@@ -149,16 +150,7 @@ fn spec(suspend_l000: bool, with_l002: bool) -> Vec<Listener> {
             id: "l001".into(),
             ..Default::default()
         },
-        Listener {
-            id: "tokened".into(),
-            config_ref: Some(ConfigRef {
-                secret_key_ref: SecretKeyRef {
-                    name: "tokens".into(),
-                    key: "tokened".into(),
-                },
-            }),
-            suspend: false,
-        },
+        tokened(),
     ];
     if with_l002 {
         ls.push(Listener {
@@ -194,16 +186,7 @@ async fn sidecar_serves_assignments_and_releases_on_sigterm() {
     let w = world(AgentKnobs::default()).await;
     let stats = Arc::new(Stats::default());
     let (_stop, _ctl) = w.controller_counted("controller-a", stats.clone()).await;
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "tokens", "namespace": NS},
-        "stringData": {"tokened": "s3cr3t"}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(w.client.clone(), NS)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    w.create_secret("tokens", json!({"tokened": "s3cr3t"})).await;
     let uid = create_plain_pod(&w, POD).await;
     let lease = 10;
     w.create_set("sxt", "svc", spec(false, false), lease).await;

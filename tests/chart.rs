@@ -4,6 +4,9 @@
 //!
 //! The Helm check needs `.venv/bin/python` with helm-python-sdk (`make deps` creates it); without
 //! it the test fails and says so, unless BATON_SKIP_HELM_CHECKS=1.
+#[path = "support/helm.rs"]
+mod helm;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -57,38 +60,12 @@ fn crd_copies_equal_the_generated_crds() {
     );
 }
 
-/// The interpreter for the Helm checks: the project venv if it exists, else python3.
-fn python() -> PathBuf {
-    let venv = root().join(".venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_chart_lints_renders_and_installs_into_the_simulator() {
-    let python = python();
-    let importable = tokio::process::Command::new(&python)
-        .args(["-c", "import helm_python"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if !importable {
-        let msg = format!(
-            "{} cannot import helm_python (helm-python-sdk). Create the venv: \
-             python3 -m venv .venv && .venv/bin/pip install helm-python-sdk (make deps)",
-            python.display()
-        );
-        if std::env::var("BATON_SKIP_HELM_CHECKS").as_deref() == Ok("1") {
-            eprintln!("skipping the Helm checks (BATON_SKIP_HELM_CHECKS=1): {msg}");
-            return;
-        }
-        panic!("{msg}; set BATON_SKIP_HELM_CHECKS=1 to skip");
+    if !helm::helm_available().await {
+        return;
     }
+    let python = helm::python();
 
     // The simulator runs in this process (running `cargo run` from inside `cargo test` would
     // wait forever on the build-directory lock).

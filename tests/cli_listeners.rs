@@ -4,35 +4,16 @@
 #![allow(clippy::await_holding_lock)]
 #[path = "cli_support/mod.rs"]
 mod cli_support;
-#[path = "listeners_support/mod.rs"]
-mod listeners_support;
-
-use std::time::Duration;
+#[path = "support/listener_world.rs"]
+mod listener_world;
 
 use cli_support::*;
-use kube::api::{Patch, PatchParams};
-use listeners_support::*;
-use serde_json::json;
+use listener_world::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_says_which_listeners_moved() {
     let _serial = serial();
-    let knobs = AgentKnobs {
-        stop_timeout: Duration::from_secs(120),
-        ..Default::default()
-    };
-    let w = world(knobs).await;
-    let (_stop, _ctl) = w.controller("controller-a").await;
-    for p in ["rc-a", "rc-b", "rc-c"] {
-        w.create_pod(p, "svc").await;
-    }
-    for p in ["rc-a", "rc-b", "rc-c"] {
-        w.wait_ready(p).await;
-    }
-    w.create_set("sxt", "svc", listeners(6), 60).await;
-    let all = ids(6);
-    w.wait_running("6 listeners", &all, Duration::from_secs(30), |_| true)
-        .await;
+    let (w, _ctl) = recover_world().await;
     let kc = w.sim.kubeconfig_path().to_path_buf();
 
     // Nothing orphaned: nothing moves, and it says so.
@@ -52,18 +33,7 @@ async fn recover_says_which_listeners_moved() {
         .collect();
     assert!(!on_a.is_empty(), "{before:?}");
     // rc-a gets stuck: cut off from the API, then deleted (a finalizer keeps it terminating).
-    let patch = json!({"metadata": {"finalizers": ["test/hold"]}});
-    w.pods()
-        .patch("rc-a", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    w.sim.faults.block("token=agent-rc-a");
-    w.delete_pod("rc-a", Some(30)).await;
-    wait_for("rc-a stopped its listeners", Duration::from_secs(20), || {
-        let open = w.log.running().values().any(|p| p.contains(&"rc-a".to_string()));
-        async move { (!open).then_some(()) }
-    })
-    .await;
+    w.strand("rc-a").await;
 
     let r = baton(&kc, &["listeners", "recover", "sxt"]).await;
     assert_eq!(r.code, Some(0), "{r}");
@@ -110,10 +80,5 @@ async fn recover_says_which_listeners_moved() {
         r.stdout
     );
 
-    w.sim.faults.unblock("token=agent-rc-a");
-    let patch = json!({"metadata": {"finalizers": null}});
-    let _ = w
-        .pods()
-        .patch("rc-a", &PatchParams::default(), &Patch::Merge(&patch))
-        .await;
+    w.unstrand("rc-a").await;
 }

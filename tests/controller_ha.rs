@@ -31,14 +31,6 @@ use support::{fast_kubelet, healthy_on, identities, manifest_v, wait_for, Env, L
 const LEASE: &str = "baton-controller";
 const LEASE_DURATION: Duration = Duration::from_secs(3);
 const RETRY_PERIOD: Duration = Duration::from_millis(500);
-const TIMINGS: [&str; 6] = [
-    "--lease-duration",
-    "3s",
-    "--renew-deadline",
-    "2s",
-    "--retry-period",
-    "500ms",
-];
 /// Allowance for a loaded 2-core machine on top of protocol bounds.
 const SLACK: Duration = Duration::from_secs(2);
 const NAME: &str = "web";
@@ -64,7 +56,11 @@ async fn start_controller(sim: &Sim, dir: &Path, id: &str) -> ControllerProc {
 /// Leader election on [`LEASE`] with the test timings.
 fn election_flags() -> Vec<&'static str> {
     let election = ["--leader-elect", "true", "--lease-name", LEASE, "--lease-namespace", NS];
-    election.iter().chain(TIMINGS.iter()).copied().collect()
+    election
+        .iter()
+        .chain(controller::ELECTION_TIMINGS.iter())
+        .copied()
+        .collect()
 }
 
 /// `baton_leader` (None: not scraped).

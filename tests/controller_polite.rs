@@ -19,7 +19,7 @@ use std::time::Duration;
 use baton::api::rollout::Rollout;
 use baton_sim::auth::AuthorizationMode;
 use baton_sim::server::FlowLimit;
-use baton_sim::{Sim, SimConfig};
+use baton_sim::SimConfig;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -28,23 +28,28 @@ use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 
 use support::controller::{self, temp_dir, ControllerProc, NO_ELECTION};
-use support::{fast_kubelet, healthy_on, install_crds, manifest_v, Env, LONG, NS};
+use support::{fast_kubelet, healthy_on, manifest_v, Env, LONG, NS};
 
 /// A simulator whose users (but system:masters) get `limit` requests a second, authorizing
 /// everything (the controller runs as a plain user).
 async fn throttled_env(limit: FlowLimit) -> Env {
-    support::init_tracing();
-    let sim = Sim::start(SimConfig {
+    Env::with_config(SimConfig {
         kubelet: fast_kubelet(),
         authorization: AuthorizationMode::AlwaysAllow,
         flow_limit: Some(limit),
         ..SimConfig::default()
     })
     .await
-    .expect("simulator starts");
-    let client = sim.client().await.expect("admin client");
-    install_crds(&client).await;
-    Env { sim, client }
+}
+
+/// `baton controller` as plain user `id` without leader election, with `flags`, serving.
+async fn start_as_user(env: &Env, dir: &std::path::Path, id: &str, flags: &[&str]) -> ControllerProc {
+    let mut all = NO_ELECTION.to_vec();
+    all.extend(flags);
+    let mut c = controller::spawn_as_user(&env.sim, dir, id, &all);
+    c.addr = c.proc.wait_addr(LONG).await;
+    assert!(c.addr.is_some(), "the controller did not start");
+    c
 }
 
 /// A v1 → v2 rollout of `replicas` instances of `name`, each Healthy within `deadline`.
@@ -72,11 +77,13 @@ async fn below_the_servers_limit_no_request_is_refused() {
     let env = throttled_env(FlowLimit { qps: 20.0, burst: 20 }).await;
     let dir = temp_dir("polite-below");
     let id = "baton-polite";
-    let mut flags = NO_ELECTION.to_vec();
-    flags.extend(["--kube-api-qps", "10", "--kube-api-burst", "10"]);
-    let mut c = controller::spawn_as_user(&env.sim, dir.path(), id, &flags);
-    c.addr = c.proc.wait_addr(LONG).await;
-    assert!(c.addr.is_some(), "the controller did not start");
+    let c = start_as_user(
+        &env,
+        dir.path(),
+        id,
+        &["--kube-api-qps", "10", "--kube-api-burst", "10"],
+    )
+    .await;
     roll(&env, "web", 4, LONG).await;
     let audit = &env.sim.core.auth.audit;
     assert_eq!(
@@ -96,11 +103,7 @@ async fn above_the_servers_limit_it_waits_retry_after_and_finishes() {
     let env = throttled_env(FlowLimit { qps: 5.0, burst: 5 }).await;
     let dir = temp_dir("polite-above");
     let id = "baton-rude";
-    let mut flags = NO_ELECTION.to_vec();
-    flags.extend(["--kube-api-qps", "-1"]);
-    let mut c = controller::spawn_as_user(&env.sim, dir.path(), id, &flags);
-    c.addr = c.proc.wait_addr(LONG).await;
-    assert!(c.addr.is_some(), "the controller did not start");
+    let c = start_as_user(&env, dir.path(), id, &["--kube-api-qps", "-1"]).await;
     roll(&env, "web", 4, Duration::from_secs(120)).await;
     let refused = env.sim.core.auth.audit.count_code(id, 429);
     assert!(
@@ -149,14 +152,6 @@ async fn two_shards_split_the_rollouts_by_label() {
     let env = Env::start().await;
     let owners = record_pod_owners(env.client.clone());
     let dir = temp_dir("shards");
-    let timings = [
-        "--lease-duration",
-        "3s",
-        "--renew-deadline",
-        "2s",
-        "--retry-period",
-        "500ms",
-    ];
     let shard = |name: &'static str, selector: &'static str| {
         let mut f = vec![
             "--leader-elect",
@@ -168,7 +163,7 @@ async fn two_shards_split_the_rollouts_by_label() {
             "--selector",
             selector,
         ];
-        f.extend(timings);
+        f.extend(controller::ELECTION_TIMINGS);
         f
     };
     let (a, b) = ("shard-a", "shard-b");
@@ -258,24 +253,16 @@ async fn a_selector_without_a_shard_or_a_bad_selector_is_refused() {
 async fn a_low_qps_never_costs_the_leader_its_lease() {
     let env = Env::start().await;
     let dir = temp_dir("polite-lease");
-    let flags = [
+    let mut flags = vec![
         "--leader-elect",
         "true",
         "--lease-name",
         "baton-controller",
         "--lease-namespace",
         NS,
-        "--lease-duration",
-        "3s",
-        "--renew-deadline",
-        "2s",
-        "--retry-period",
-        "500ms",
-        "--kube-api-qps",
-        "2",
-        "--kube-api-burst",
-        "1",
     ];
+    flags.extend(controller::ELECTION_TIMINGS);
+    flags.extend(["--kube-api-qps", "2", "--kube-api-burst", "1"]);
     let mut c = controller::start(&env.sim, dir.path(), "baton-slow", &flags).await;
     c.wait_metric("baton_leader", 1.0).await;
     // Tens of writes at 2 a second: the controllers' requests wait far longer than 2 s.

@@ -272,3 +272,159 @@ async fn a_crd_with_an_over_budget_rule_is_refused_with_kube_apiserver_message()
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn notification_formats_and_events_are_checked_by_the_api_server() {
+    let (_sim, k) = cluster().await;
+    let base = sample("rollout.yaml");
+    let sink = |format: &str, events: Value| json!([{"sink": {"secretRef": {"name": "hook"}}, "format": format, "events": events}]);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "an unknown format",
+            sink("xml", json!(["Completed"])),
+            "spec.notifications[0].format: Unsupported value: \"xml\": supported values: \"json\", \"slack\", \"cloudevents-binary\", \"cloudevents-structured\"",
+        ),
+        (
+            "an unknown event",
+            sink("json", json!(["Deployed"])),
+            "spec.notifications[0].events[0]: Unsupported value: \"Deployed\"",
+        ),
+        (
+            "no event",
+            sink("json", json!([])),
+            "spec.notifications[0].events: Invalid value: 0: spec.notifications[0].events in body should have at least 1 items",
+        ),
+        (
+            "an event twice",
+            sink("slack", json!(["Completed", "Completed"])),
+            "spec.notifications[0].events[1]: Duplicate value: \"Completed\"",
+        ),
+    ];
+    for (what, notifications, expected) in cases {
+        let mut r = base.clone();
+        r["metadata"]["name"] = json!("bad");
+        r["spec"]["notifications"] = notifications;
+        let (ok, out) = k.apply(&r).await;
+        assert!(!ok, "{what}: accepted: {out}");
+        assert!(
+            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
+            "{what}: {out}"
+        );
+    }
+    let mut r = base;
+    r["metadata"]["name"] = json!("good");
+    r["spec"]["notifications"] = sink("cloudevents-structured", json!(["Started", "Completed", "HookFailed"]));
+    let (ok, out) = k.apply(&r).await;
+    assert!(ok, "{out}");
+}
+
+/// `spec.hooks` and `job` checks (issue 11): what the schema refuses through real `kubectl`, and
+/// a hook's pod template kept as written (its schema checks only `restartPolicy` and the
+/// containers; the API server checks the rest when the Job is created).
+#[tokio::test]
+async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
+    let (_sim, k) = cluster().await;
+    let base = sample("rollout.yaml");
+    let pod = |extra: Value| {
+        let mut spec = json!({"containers": [{"name": "migrate", "image": "migrate:v1", "command": ["migrate", "up"],
+                                               "env": [{"name": "DB", "value": "postgres://db"}]}]});
+        for (k2, v) in extra.as_object().expect("object") {
+            spec[k2] = v.clone();
+        }
+        json!({"template": {"metadata": {"labels": {"role": "migration"}}, "spec": spec}})
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "a restartPolicy a Job refuses",
+            json!({"hooks": {"preRollout": pod(json!({"restartPolicy": "Always"}))}}),
+            "spec.hooks.preRollout.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"Never\", \"OnFailure\"",
+        ),
+        (
+            "no container",
+            json!({"hooks": {"postRollout": pod(json!({"containers": []}))}}),
+            "spec.hooks.postRollout.template.spec.containers: Invalid value: 0: spec.hooks.postRollout.template.spec.containers in body should have at least 1 items",
+        ),
+        (
+            "too many retries",
+            json!({"hooks": {"preRollout": {"template": pod(json!({}))["template"], "backoffLimit": 11}}}),
+            "spec.hooks.preRollout.backoffLimit: Invalid value: 11: spec.hooks.preRollout.backoffLimit in body should be less than or equal to 10",
+        ),
+        (
+            "a check with two kinds",
+            json!({"checks": [{"name": "smoke", "job": pod(json!({})), "http": {"url": "http://x/"}}]}),
+            "a check needs exactly one kind: http, job or prometheus",
+        ),
+        (
+            "a check with none",
+            json!({"checks": [{"name": "smoke"}]}),
+            "a check needs exactly one kind: http, job or prometheus",
+        ),
+    ];
+    for (what, spec_patch, expected) in cases {
+        let mut r = base.clone();
+        r["metadata"]["name"] = json!("bad");
+        for (k2, v) in spec_patch.as_object().expect("patch") {
+            r["spec"][k2] = v.clone();
+        }
+        let (ok, out) = k.apply(&r).await;
+        assert!(!ok, "{what}: accepted: {out}");
+        assert!(
+            out.contains("The Rollout \"bad\" is invalid") && out.contains(expected),
+            "{what}: {out}"
+        );
+    }
+    let mut r = base;
+    r["metadata"]["name"] = json!("good");
+    r["spec"]["hooks"] =
+        json!({"preRollout": pod(json!({})), "postRollout": pod(json!({"restartPolicy": "OnFailure"}))});
+    r["spec"]["checks"] = json!([{"name": "smoke", "job": pod(json!({}))}]);
+    let (ok, out) = k.apply(&r).await;
+    assert!(ok, "{out}");
+    let (ok, out) = k.run(&["get", "rollout", "good", "-o", "json"]).await;
+    assert!(ok, "{out}");
+    let stored: Value = serde_json::from_str(&out).expect("json");
+    let pre = &stored["spec"]["hooks"]["preRollout"];
+    assert_eq!(
+        pre["template"]["spec"]["containers"][0]["command"],
+        json!(["migrate", "up"]),
+        "{pre}"
+    );
+    assert_eq!(
+        pre["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "postgres://db"
+    );
+    assert_eq!(pre["template"]["metadata"]["labels"]["role"], "migration");
+    // The limits' defaults (0, 600) are the controller's, not the schema's: see below.
+    assert_eq!(
+        (pre["backoffLimit"].clone(), pre["activeDeadlineSeconds"].clone()),
+        (Value::Null, Value::Null)
+    );
+    assert_eq!(
+        stored["spec"]["checks"][0]["job"]["template"]["spec"]["containers"][0]["image"],
+        "migrate:v1"
+    );
+}
+
+/// A server-side apply that no longer has `hooks` removes them. (With schema defaults on a
+/// hook's `backoffLimit` and `activeDeadlineSeconds`, the defaulted fields — owned by no field
+/// manager — stayed behind without the removed `template`, and the apply was refused with 422
+/// `spec.hooks.preRollout.template: Required value`.)
+#[tokio::test]
+async fn a_server_side_apply_without_hooks_removes_them() {
+    let (_sim, k) = cluster().await;
+    let mut plain = sample("rollout.yaml");
+    plain["metadata"]["name"] = json!("ssa");
+    let mut hooked = plain.clone();
+    hooked["spec"]["hooks"] =
+        json!({"preRollout": {"template": {"spec": {"containers": [{"name": "migrate", "image": "migrate:v1"}]}}}});
+    let file = k.home.path().join("ssa.json");
+    for (what, obj) in [("with hooks", &hooked), ("without hooks", &plain)] {
+        std::fs::write(&file, obj.to_string()).expect("write manifest");
+        let (ok, out) = k.run(&["apply", "--server-side", "-f", &file.to_string_lossy()]).await;
+        assert!(ok, "apply {what}: {out}");
+    }
+    let (ok, out) = k.run(&["get", "rollout", "ssa", "-o", "json"]).await;
+    assert!(ok, "{out}");
+    let stored: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(stored["spec"]["hooks"], Value::Null, "{}", stored["spec"]);
+}

@@ -4,8 +4,8 @@
 //! object; a handover's gap — and its JSON log, every reconcile line carrying the reconcile's
 //! namespace, name and id. And `baton demo` serving /metrics.
 #![allow(clippy::await_holding_lock)]
-#[path = "listeners_support/mod.rs"]
-mod listeners_support;
+#[path = "support/listener_world.rs"]
+mod listener_world;
 #[path = "support/process.rs"]
 mod process;
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 use baton::api::rollout::{Rollout, RolloutPhase};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use listeners_support::*;
+use listener_world::*;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use process::{http_get, LoggedChild};
 use serde_json::{json, Value};
@@ -459,29 +459,18 @@ async fn metrics_and_logs_of_a_controller_process() {
 /// `baton demo` serves the controller's /metrics and says where.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_metrics() {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
-        .arg("demo")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("baton demo starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = tokio::time::timeout(LONG, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("baton demo: controller metrics at http://") {
-                return rest.strip_suffix("/metrics").and_then(|a| a.parse().ok());
-            }
-        }
-        None
-    })
+    let (mut child, url) = process::demo_says(
+        env!("CARGO_BIN_EXE_baton"),
+        &[],
+        "baton demo: controller metrics at http://",
+        LONG,
+    )
     .await
-    .expect("the demo prints its metrics address in time")
-    .expect("a metrics address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    .expect("the demo prints its metrics address in time");
+    let addr: SocketAddr = url
+        .strip_suffix("/metrics")
+        .and_then(|a| a.parse().ok())
+        .expect("a metrics address");
     wait_until("the demo's Rollout on /metrics", || async {
         let (_, m) = scrape(addr).await;
         value(

@@ -10,7 +10,6 @@ use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
@@ -47,12 +46,7 @@ pub(crate) async fn world() -> Result<World, String> {
     .await
     .map_err(|e| e.to_string())?;
     let client = sim.client_as("bench-driver").await.map_err(|e| e.to_string())?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    baton::demo::install_crds(&client).await?;
     let log = Arc::new(Log::default());
     let dead: Arc<Mutex<HashSet<String>>> = Arc::default();
     let hang: Arc<Mutex<HashSet<String>>> = Arc::default();

@@ -320,6 +320,24 @@ fn row(f: &str, m: String, t: &str, pass: bool) -> (String, String, String, &'st
     (f.to_string(), m, t.to_string(), if pass { "PASS" } else { "FAIL" })
 }
 
+/// The duplicates and token-regressions rows of a run (`what` names it, `short` again).
+fn safety_rows(what: &str, short: &str, s: &Safety) -> Vec<(String, String, String, &'static str)> {
+    vec![
+        row(
+            &format!("{what}: duplicates"),
+            format!("{} (sampled {} of {})", s.duplicates, s.duplicate_samples, s.samples),
+            "0",
+            s.duplicates == 0 && s.duplicate_samples == 0,
+        ),
+        row(
+            &format!("{short}: token regressions"),
+            s.token_regressions.to_string(),
+            "0",
+            s.token_regressions == 0 && s.other.is_empty(),
+        ),
+    ]
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let started = std::time::Instant::now();
@@ -373,32 +391,8 @@ async fn main() {
         "  all 90 running once again {} after the churn ended",
         ms(churn.settled_after)
     );
-    let rows = vec![
-        row(
-            "hand-deleted Leases (20 × 40, 1 s stops): duplicates",
-            format!("{} (sampled {} of {})", s.duplicates, s.duplicate_samples, s.samples),
-            "0",
-            s.duplicates == 0 && s.duplicate_samples == 0,
-        ),
-        row(
-            "hand-deleted Leases: token regressions",
-            s.token_regressions.to_string(),
-            "0",
-            s.token_regressions == 0 && s.other.is_empty(),
-        ),
-        row(
-            "churn (3 min, 3 × 30, file apps): duplicates",
-            format!("{} (sampled {} of {})", c.duplicates, c.duplicate_samples, c.samples),
-            "0",
-            c.duplicates == 0 && c.duplicate_samples == 0,
-        ),
-        row(
-            "churn: token regressions",
-            c.token_regressions.to_string(),
-            "0",
-            c.token_regressions == 0 && c.other.is_empty(),
-        ),
-    ];
+    let mut rows = safety_rows("hand-deleted Leases (20 × 40, 1 s stops)", "hand-deleted Leases", s);
+    rows.extend(safety_rows("churn (3 min, 3 × 30, file apps)", "churn", c));
     println!();
     println!("| figure | measured | target | result |");
     println!("|---|---|---|---|");

@@ -90,6 +90,12 @@ pub fn encode(v: &Value) -> Option<Result<Vec<u8>, String>> {
         Ok(raw) => raw,
         Err(e) => return Some(Err(e)),
     };
+    Some(Ok(envelope(api_version, kind, raw)))
+}
+
+/// The body of a protobuf request or answer: [`MAGIC`], then `runtime.Unknown{typeMeta, raw}`
+/// (`raw` an encoded object of `kind`).
+pub fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
     let unknown = Unknown {
         type_meta: Some(TypeMeta {
             api_version: Some(api_version.to_string()),
@@ -99,9 +105,7 @@ pub fn encode(v: &Value) -> Option<Result<Vec<u8>, String>> {
         content_encoding: Some(String::new()),
         content_type: Some(String::new()),
     };
-    let mut out = MAGIC.to_vec();
-    out.extend(unknown.encode_to_vec());
-    Some(Ok(out))
+    [MAGIC.as_slice(), &unknown.encode_to_vec()].concat()
 }
 
 fn bad(message: impl std::fmt::Display) -> ApiError {

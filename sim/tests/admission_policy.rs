@@ -10,10 +10,11 @@ use common::kubectl::Kubectl;
 use common::{raw_with, sim, RawResponse};
 use serde_json::{json, Value};
 
-async fn post(sim: &Sim, token: &str, path: &str, body: &Value) -> RawResponse {
+/// A JSON request as `token`.
+async fn send(sim: &Sim, method: &str, token: &str, path: &str, body: &Value) -> RawResponse {
     raw_with(
         sim,
-        "POST",
+        method,
         path,
         &[
             ("Authorization", &format!("Bearer {token}")),
@@ -24,18 +25,28 @@ async fn post(sim: &Sim, token: &str, path: &str, body: &Value) -> RawResponse {
     .await
 }
 
+async fn post(sim: &Sim, token: &str, path: &str, body: &Value) -> RawResponse {
+    send(sim, "POST", token, path, body).await
+}
+
 async fn put(sim: &Sim, token: &str, path: &str, body: &Value) -> RawResponse {
-    raw_with(
-        sim,
-        "PUT",
-        path,
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    )
-    .await
+    send(sim, "PUT", token, path, body).await
+}
+
+/// User `username` (token `token`) in group `group`, which is bound to cluster-admin.
+async fn group_admin(sim: &Sim, token: &str, username: &str, group: &str) {
+    sim.register_user(
+        token,
+        UserInfo {
+            username: username.into(),
+            groups: vec![group.into()],
+            ..Default::default()
+        },
+    );
+    let r = post(sim, baton_sim::ADMIN, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", &json!({
+        "metadata": {"name": format!("{group}-admin")}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": group}]})).await;
+    assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
 }
 
 const POLICIES: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies";
@@ -68,18 +79,7 @@ fn cm(name: &str, data: Value) -> Value {
 #[tokio::test]
 async fn deny_with_messages_reasons_and_user_info() {
     let sim = sim().await;
-    sim.register_user(
-        "jane-token",
-        UserInfo {
-            username: "jane".into(),
-            groups: vec!["devs".into()],
-            ..Default::default()
-        },
-    );
-    let r = post(&sim, baton_sim::ADMIN, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", &json!({
-        "metadata": {"name": "devs-admin"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "Group", "name": "devs"}]})).await;
-    assert_eq!(r.code, 201);
+    group_admin(&sim, "jane-token", "jane", "devs").await;
     install(&sim, configmap_policy("size-limit", json!({
         "matchConditions": [{"name": "not-admins", "expression": "!('system:masters' in request.userInfo.groups)"}],
         "variables": [{"name": "size", "expression": "has(object.data) ? size(object.data) : 0"}],
@@ -191,17 +191,7 @@ async fn failure_policy_selectors_and_excludes() {
         &json!({"metadata": {"name": "guarded", "labels": {"guard": "on"}}}),
     )
     .await;
-    sim.register_user(
-        "u",
-        UserInfo {
-            username: "u".into(),
-            groups: vec!["g".into()],
-            ..Default::default()
-        },
-    );
-    post(&sim, baton_sim::ADMIN, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", &json!({
-        "metadata": {"name": "g-admin"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "Group", "name": "g"}]})).await;
+    group_admin(&sim, "u", "u", "g").await;
     // An expression that errors (no such key) under failurePolicy Fail denies, only in
     // namespaces labelled guard=on and for objects labelled team.
     let mut p = configmap_policy(

@@ -248,11 +248,11 @@ async fn token_request_refusals_and_audiences() {
     assert_eq!(review["user"]["username"], "system:serviceaccount:default:a");
 }
 
-#[tokio::test]
-async fn kubectl_create_token_and_whoami() {
-    let sim = sim().await;
-    let admin = Kubectl::new(&sim);
-    admin.ok(&["create", "serviceaccount", "robot"]).await;
+/// An admin's kubectl, after it made ServiceAccount `default:robot` and pod `robot-pod` that
+/// runs as it.
+async fn robot_pod(sim: &Sim) -> Kubectl {
+    let admin = Kubectl::new(sim);
+    admin.ok(&["create", "serviceaccount", "robot", "-n", "default"]).await;
     admin
         .ok(&[
             "run",
@@ -262,6 +262,26 @@ async fn kubectl_create_token_and_whoami() {
             r#"{"spec":{"serviceAccountName":"robot"}}"#,
         ])
         .await;
+    admin
+}
+
+/// `kubectl auth whoami -o json` says: ServiceAccount `default:robot`, bound to `robot-pod`.
+fn assert_robot_pod(whoami: &str) {
+    let me: Value = serde_json::from_str(whoami).unwrap_or_else(|e| panic!("{e}: {whoami}"));
+    assert_eq!(
+        me["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:robot"
+    );
+    assert_eq!(
+        me["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["robot-pod"])
+    );
+}
+
+#[tokio::test]
+async fn kubectl_create_token_and_whoami() {
+    let sim = sim().await;
+    let admin = robot_pod(&sim).await;
     let token = admin
         .ok(&[
             "create",
@@ -277,15 +297,7 @@ async fn kubectl_create_token_and_whoami() {
         .await;
     let token = token.trim();
     let out = admin.ok(&["--token", token, "auth", "whoami", "-o", "json"]).await;
-    let me: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        me["status"]["userInfo"]["username"],
-        "system:serviceaccount:default:robot"
-    );
-    assert_eq!(
-        me["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
-        json!(["robot-pod"])
-    );
+    assert_robot_pod(&out);
     // Through the kubeconfig the simulator writes for a ServiceAccount, too.
     let robot = Kubectl::as_service_account(&sim, "default", "robot", Some("robot-pod"));
     let table = robot.ok(&["auth", "whoami"]).await;
@@ -306,17 +318,7 @@ async fn kubectl_create_token_and_whoami() {
 #[tokio::test]
 async fn baton_sim_kubeconfig_writes_a_service_account_kubeconfig() {
     let sim = sim().await;
-    let admin = Kubectl::new(&sim);
-    admin.ok(&["create", "serviceaccount", "robot", "-n", "default"]).await;
-    admin
-        .ok(&[
-            "run",
-            "robot-pod",
-            "--image=app:v1",
-            "--overrides",
-            r#"{"spec":{"serviceAccountName":"robot"}}"#,
-        ])
-        .await;
+    let admin = robot_pod(&sim).await;
     let out = admin.home().join("robot.kubeconfig");
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
         .arg("kubeconfig")
@@ -337,15 +339,7 @@ async fn baton_sim_kubeconfig_writes_a_service_account_kubeconfig() {
         .expect("baton-sim runs");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let robot = Kubectl::with_kubeconfig(out);
-    let me: Value = serde_json::from_str(&robot.ok(&["auth", "whoami", "-o", "json"]).await).unwrap();
-    assert_eq!(
-        me["status"]["userInfo"]["username"],
-        "system:serviceaccount:default:robot"
-    );
-    assert_eq!(
-        me["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
-        json!(["robot-pod"])
-    );
+    assert_robot_pod(&robot.ok(&["auth", "whoami", "-o", "json"]).await);
     // A ServiceAccount that does not exist: the API server's message, exit 1.
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton-sim"))
         .arg("kubeconfig")

@@ -1,7 +1,7 @@
 //! Bad input never crashes the server: each gets the Status code and reason kube-apiserver gives.
 mod common;
 
-use common::{raw, raw_with, sim, widget_crd};
+use common::{raw, raw_with, send_json, sim, widget_crd};
 use serde_json::json;
 
 fn assert_status(r: &common::RawResponse, code: u16, reason: &str) {
@@ -26,6 +26,18 @@ async fn refused(
     let r = raw(sim, method, path, content_type, body).await;
     assert_status(&r, code, reason);
     r
+}
+
+/// Serve the test's Widget CRD.
+async fn install_widgets(sim: &baton_sim::Sim) {
+    let r = send_json(
+        sim,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &widget_crd(),
+    )
+    .await;
+    assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
 }
 
 #[tokio::test]
@@ -197,16 +209,7 @@ async fn wrong_content_types_are_415() {
 #[tokio::test]
 async fn strategic_merge_on_custom_resource_is_415() {
     let sim = sim().await;
-    let crd = widget_crd().to_string();
-    let r = raw(
-        &sim,
-        "POST",
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        Some("application/json"),
-        crd.as_bytes(),
-    )
-    .await;
-    assert_eq!(r.code, 201);
+    install_widgets(&sim).await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"color": "red"}}).to_string();
     let r = raw(
         &sim,
@@ -261,15 +264,7 @@ async fn bad_selectors_are_400() {
 #[tokio::test]
 async fn schema_violations_are_422_with_a_cause_per_field() {
     let sim = sim().await;
-    let crd = widget_crd().to_string();
-    raw(
-        &sim,
-        "POST",
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        Some("application/json"),
-        crd.as_bytes(),
-    )
-    .await;
+    install_widgets(&sim).await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
                    "spec": {"color": "purple", "replicas": -1, "note": "much too long a note", "tags": ["a", "b", "c", "d"]}}).to_string();
     let r = refused(
@@ -310,15 +305,7 @@ async fn schema_violations_are_422_with_a_cause_per_field() {
 #[tokio::test]
 async fn strict_field_validation_rejects_unknown_fields() {
     let sim = sim().await;
-    let crd = widget_crd().to_string();
-    raw(
-        &sim,
-        "POST",
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        Some("application/json"),
-        crd.as_bytes(),
-    )
-    .await;
+    install_widgets(&sim).await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"color": "red", "bogus": 1}}).to_string();
     let r = refused(
         &sim,

@@ -2,7 +2,7 @@
 //! answers and content negotiation, one Event store behind two APIs.
 mod common;
 
-use common::{raw, raw_with, sim};
+use common::{delete_in_background, get_accepting, raw, send_json, sim};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};
 use k8s_openapi::api::events::v1::Event as EventV1;
@@ -83,14 +83,7 @@ async fn pods_answer_their_object_even_when_removed_at_once() {
         schedule_delay: Duration::from_secs(3600),
         ..baton_sim::KubeletConfig::default()
     });
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some("application/json"),
-        pod.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/api/v1/namespaces/default/pods", &pod).await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
     let r = raw(&sim, "DELETE", "/api/v1/namespaces/default/pods/p", None, b"").await;
     assert_eq!(r.code, 200);
@@ -107,14 +100,7 @@ async fn pods_answer_their_object_even_when_removed_at_once() {
 async fn dry_run_create_has_no_resource_version_and_stores_nothing() {
     let sim = sim().await;
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dry"}, "data": {"a": "b"}});
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps?dryRun=All",
-        Some("application/json"),
-        body.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/api/v1/namespaces/default/configmaps?dryRun=All", &body).await;
     assert_eq!(r.code, 201);
     let v = r.json();
     assert!(v["metadata"].get("resourceVersion").is_none(), "{v}");
@@ -147,12 +133,11 @@ async fn dry_run_create_has_no_resource_version_and_stores_nothing() {
     let real = cms.create(&PostParams::default(), &cm("real")).await.expect("create");
     let rv = real.metadata.resource_version.clone().expect("rv");
     let upd = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "real", "resourceVersion": rv}, "data": {"k": "changed"}});
-    let r = raw(
+    let r = send_json(
         &sim,
         "PUT",
         "/api/v1/namespaces/default/configmaps/real?dryRun=All",
-        Some("application/json"),
-        upd.to_string().as_bytes(),
+        &upd,
     )
     .await;
     assert_eq!(r.code, 200);
@@ -171,14 +156,7 @@ async fn dry_run_create_has_no_resource_version_and_stores_nothing() {
     assert_eq!(now.metadata.resource_version, Some(rv));
     assert_eq!(now.data.and_then(|d| d.get("k").cloned()), Some("v".into()));
     // A bad dryRun value is refused.
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps?dryRun=Some",
-        Some("application/json"),
-        body.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/api/v1/namespaces/default/configmaps?dryRun=Some", &body).await;
     assert_eq!(r.code, 400);
     assert_eq!(
         r.json()["message"],
@@ -198,14 +176,7 @@ async fn partial_object_metadata_answers_metadata_only() {
     c.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
     let created = cms.create(&PostParams::default(), &c).await.expect("create");
 
-    let r = raw_with(
-        &sim,
-        "GET",
-        "/api/v1/namespaces/default/configmaps/meta",
-        &[("Accept", META)],
-        b"",
-    )
-    .await;
+    let r = get_accepting(&sim, "/api/v1/namespaces/default/configmaps/meta", META).await;
     assert_eq!(r.code, 200);
     assert_eq!(r.header("content-type"), Some(META));
     let v = r.json();
@@ -218,14 +189,7 @@ async fn partial_object_metadata_answers_metadata_only() {
         "only kind, apiVersion, metadata: {v}"
     );
 
-    let r = raw_with(
-        &sim,
-        "GET",
-        "/api/v1/namespaces/default/configmaps",
-        &[("Accept", META_LIST)],
-        b"",
-    )
-    .await;
+    let r = get_accepting(&sim, "/api/v1/namespaces/default/configmaps", META_LIST).await;
     assert_eq!(r.code, 200);
     let v = r.json();
     assert_eq!(v["kind"], "PartialObjectMetadataList");
@@ -259,12 +223,10 @@ async fn partial_object_metadata_answers_metadata_only() {
     }
 
     // Unsupported transforms: 406 in kube-apiserver's words.
-    let r = raw_with(
+    let r = get_accepting(
         &sim,
-        "GET",
         "/api/v1/namespaces/default/configmaps/meta",
-        &[("Accept", "application/json;as=Foo;g=meta.k8s.io;v=v1")],
-        b"",
+        "application/json;as=Foo;g=meta.k8s.io;v=v1",
     )
     .await;
     assert_eq!(r.code, 406);
@@ -273,26 +235,17 @@ async fn partial_object_metadata_answers_metadata_only() {
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotAcceptable", "code": 406,
                "message": "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"})
     );
-    let r = raw_with(
-        &sim,
-        "GET",
-        "/api/v1/namespaces/default/configmaps",
-        &[("Accept", META)],
-        b"",
-    )
-    .await;
+    let r = get_accepting(&sim, "/api/v1/namespaces/default/configmaps", META).await;
     assert_eq!(r.code, 406);
     assert_eq!(
         r.json()["message"],
         "you requested PartialObjectMetadata, but the requested object is a list (*unstructured.UnstructuredList)"
     );
     // With a fallback, the fallback is used.
-    let r = raw_with(
+    let r = get_accepting(
         &sim,
-        "GET",
         "/api/v1/namespaces/default/configmaps/meta",
-        &[("Accept", "application/json;as=Foo;g=meta.k8s.io;v=v1, application/json")],
-        b"",
+        "application/json;as=Foo;g=meta.k8s.io;v=v1, application/json",
     )
     .await;
     assert_eq!(r.code, 200);
@@ -346,14 +299,7 @@ async fn events_are_one_store_behind_two_apis() {
         "involvedObject": {"kind": "ConfigMap", "name": "target", "namespace": "default"},
         "reason": "Legacy", "message": "from core", "type": "Normal", "count": 3,
         "source": {"component": "legacy"}, "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z"});
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/events",
-        Some("application/json"),
-        ev.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/api/v1/namespaces/default/events", &ev).await;
     assert_eq!(r.code, 201);
     let v1: Api<EventV1> = Api::default_namespaced(client.clone());
     let got = v1.get("old-style").await.expect("get through events.k8s.io");
@@ -393,14 +339,7 @@ async fn events_are_one_store_behind_two_apis() {
     let mut names = Vec::new();
     let ev2 = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "later"},
         "involvedObject": {"kind": "ConfigMap", "name": "target", "namespace": "default"}, "message": "m"});
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/events",
-        Some("application/json"),
-        ev2.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/api/v1/namespaces/default/events", &ev2).await;
     assert_eq!(r.code, 201);
     let seen = tokio::time::timeout(LONG, async {
         while let Ok(Some(e)) = w.try_next().await {
@@ -481,14 +420,7 @@ async fn every_namespace_has_its_default_objects_and_the_cluster_its_kubernetes_
         .create(&PostParams::default(), &cm("plain"))
         .await
         .expect("create plain");
-    let r = raw(
-        &sim,
-        "DELETE",
-        "/api/v1/namespaces/team",
-        Some("application/json"),
-        br#"{"propagationPolicy":"Background"}"#,
-    )
-    .await;
+    let r = delete_in_background(&sim, "/api/v1/namespaces/team").await;
     assert_eq!(r.code, 200);
     let v = r.json();
     assert_eq!(v["kind"], "Namespace");
@@ -549,14 +481,7 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     let sim = sim().await;
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dbg"},
         "spec": {"containers": [{"name": "c", "image": "app:1"}]}});
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some("application/json"),
-        pod.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/api/v1/namespaces/default/pods", &pod).await;
     assert_eq!(r.code, 201);
     let path = "/api/v1/namespaces/default/pods/dbg/ephemeralcontainers";
     let r = raw(&sim, "GET", path, None, b"").await;
@@ -581,17 +506,10 @@ async fn ephemeral_containers_are_added_through_their_subresource_only() {
     if let Some(m) = p["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    let r = raw(&sim, "PUT", path, Some("application/json"), p.to_string().as_bytes()).await;
+    let r = send_json(&sim, "PUT", path, &p).await;
     assert_eq!(r.code, 422);
     assert_eq!(r.json()["message"], "Pod \"dbg\" is invalid: spec.ephemeralContainers[0]: Forbidden: existing ephemeral containers may not be removed");
-    let r = raw(
-        &sim,
-        "PUT",
-        "/api/v1/namespaces/default/pods/dbg",
-        Some("application/json"),
-        p.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "PUT", "/api/v1/namespaces/default/pods/dbg", &p).await;
     assert_eq!(r.code, 422);
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueForbidden");
 }

@@ -3,7 +3,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{raw, sim, wait_for};
+use common::{delete_in_background, send_json, sim, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
@@ -143,14 +143,7 @@ async fn a_job_needs_a_run_to_completion_restart_policy() {
     let sim = sim().await;
     let mut j = serde_json::to_value(job("always", "x:1", 1, 1, 1)).expect("json");
     j["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
-    let r = raw(
-        &sim,
-        "POST",
-        "/apis/batch/v1/namespaces/default/jobs",
-        Some("application/json"),
-        j.to_string().as_bytes(),
-    )
-    .await;
+    let r = send_json(&sim, "POST", "/apis/batch/v1/namespaces/default/jobs", &j).await;
     assert_eq!(r.code, 422);
     assert_eq!(
         r.json()["message"],
@@ -176,14 +169,7 @@ async fn a_job_needs_a_run_to_completion_restart_policy() {
         }
     })
     .await;
-    let r = raw(
-        &sim,
-        "DELETE",
-        "/apis/batch/v1/namespaces/default/jobs/gc",
-        Some("application/json"),
-        br#"{"propagationPolicy":"Background"}"#,
-    )
-    .await;
+    let r = delete_in_background(&sim, "/apis/batch/v1/namespaces/default/jobs/gc").await;
     assert_eq!(r.code, 200);
     wait_for("the job's pods to be collected", LONG, || {
         let pods = pods.clone();

@@ -39,6 +39,24 @@ async fn patch_status(k: &Kubectl, name: &str, patch: &str) -> String {
     .await
 }
 
+/// kubectl against `sim`, after it served the Widget CRD and applied widget `w1` (red).
+async fn with_red_w1(sim: &baton_sim::Sim) -> Kubectl {
+    let k = Kubectl::new(sim);
+    with_crd(&k).await;
+    let f = k.file("w.json", &widget("w1", "red"));
+    k.ok(&["apply", "-f", &f]).await;
+    k
+}
+
+/// The next line a child wrote (30 s at the most; "" at its end).
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>, what: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .expect("read")
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn apply_client_side_and_server_side_then_get_shows_printer_columns() {
     let sim = sim().await;
@@ -86,10 +104,7 @@ async fn apply_client_side_and_server_side_then_get_shows_printer_columns() {
 #[tokio::test]
 async fn get_watch_streams_changes() {
     let sim = sim().await;
-    let k = Kubectl::new(&sim);
-    with_crd(&k).await;
-    let f = k.file("w.json", &widget("w1", "red"));
-    k.ok(&["apply", "-f", &f]).await;
+    let k = with_red_w1(&sim).await;
     let mut child = k
         .cmd(&["get", "widgets", "-w"])
         .stdout(Stdio::piped())
@@ -97,17 +112,9 @@ async fn get_watch_streams_changes() {
         .spawn()
         .expect("spawn watch");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("header in time")
-        .expect("read")
-        .unwrap_or_default();
+    let first = next_line(&mut lines, "header in time").await;
     assert!(first.contains("NAME") && first.contains("COLOR"), "{first}");
-    let row = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("row in time")
-        .expect("read")
-        .unwrap_or_default();
+    let row = next_line(&mut lines, "row in time").await;
     assert!(row.contains("w1") && row.contains("red"), "{row}");
     k.ok(&[
         "patch",
@@ -119,11 +126,7 @@ async fn get_watch_streams_changes() {
         r#"{"spec":{"color":"green"}}"#,
     ])
     .await;
-    let changed = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("change streamed in time")
-        .expect("read")
-        .unwrap_or_default();
+    let changed = next_line(&mut lines, "change streamed in time").await;
     assert!(changed.contains("w1") && changed.contains("green"), "{changed}");
     let _ = child.kill().await;
 }
@@ -131,10 +134,7 @@ async fn get_watch_streams_changes() {
 #[tokio::test]
 async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
     let sim = sim().await;
-    let k = Kubectl::new(&sim);
-    with_crd(&k).await;
-    let f = k.file("w.json", &widget("w1", "red"));
-    k.ok(&["apply", "-f", &f]).await;
+    let k = with_red_w1(&sim).await;
     let idle = sim.core.open_watches.load(Ordering::SeqCst);
 
     let Run { code, stderr: err, .. } = k
@@ -180,10 +180,7 @@ async fn wait_for_condition_returns_when_set_and_times_out_otherwise() {
 #[tokio::test]
 async fn patch_merge_json_status_and_scale() {
     let sim = sim().await;
-    let k = Kubectl::new(&sim);
-    with_crd(&k).await;
-    let f = k.file("w.json", &widget("w1", "red"));
-    k.ok(&["apply", "-f", &f]).await;
+    let k = with_red_w1(&sim).await;
     assert!(k
         .ok(&[
             "patch",

@@ -16,10 +16,10 @@ async fn can_i(k: &Kubectl, args: &[&str]) -> (i32, String) {
     (run.code, run.stdout.trim().to_string())
 }
 
-#[tokio::test]
-async fn kubectl_auth_can_i() {
-    let sim = sim().await;
-    let admin = Kubectl::new(&sim);
+/// An admin's kubectl, after it made namespace `team` and ServiceAccount `team:viewer` bound to
+/// the `view` ClusterRole there.
+async fn team_viewer(sim: &baton_sim::Sim) -> Kubectl {
+    let admin = Kubectl::new(sim);
     admin.ok(&["create", "namespace", "team"]).await;
     admin.ok(&["create", "serviceaccount", "viewer", "-n", "team"]).await;
     admin
@@ -33,6 +33,13 @@ async fn kubectl_auth_can_i() {
             "--serviceaccount=team:viewer",
         ])
         .await;
+    admin
+}
+
+#[tokio::test]
+async fn kubectl_auth_can_i() {
+    let sim = sim().await;
+    let admin = team_viewer(&sim).await;
     assert_eq!(can_i(&admin, &["delete", "nodes"]).await, (0, "yes".into()));
     let viewer = Kubectl::as_service_account(&sim, "team", "viewer", None);
     assert_eq!(can_i(&viewer, &["list", "pods"]).await, (0, "yes".into()));
@@ -78,20 +85,7 @@ async fn kubectl_auth_can_i() {
 #[tokio::test]
 async fn kubectl_as_impersonates_when_allowed() {
     let sim = sim().await;
-    let admin = Kubectl::new(&sim);
-    admin.ok(&["create", "namespace", "team"]).await;
-    admin.ok(&["create", "serviceaccount", "viewer", "-n", "team"]).await;
-    admin
-        .ok(&[
-            "create",
-            "rolebinding",
-            "viewer",
-            "-n",
-            "team",
-            "--clusterrole=view",
-            "--serviceaccount=team:viewer",
-        ])
-        .await;
+    let admin = team_viewer(&sim).await;
     admin
         .ok(&[
             "create",

@@ -13,6 +13,7 @@
 //! Everything else in the crate depends on this module; it depends on nothing else here.
 pub mod descriptions;
 pub mod listenerset;
+pub mod notifications;
 pub mod pod;
 pub mod rollout;
 pub mod schema_bounds;

@@ -24,14 +24,16 @@ use serde::{Deserialize, Serialize};
 
 pub mod checks;
 pub mod history;
+pub mod hooks;
 pub mod origin;
 pub mod pause;
 pub mod reasons;
 pub mod replacement;
 pub mod targets;
 mod validation;
-pub use checks::{Check, HttpCheck, HttpMethod, JsonMatch};
+pub use checks::{Check, Comparison, HttpCheck, HttpMethod, JsonMatch, PrometheusCheck, Threshold};
 pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
+pub use hooks::{Hooks, JobTemplate};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
@@ -82,6 +84,10 @@ pub mod labels {
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     /// Value of [`MANAGED_BY`].
     pub const MANAGED_BY_VALUE: &str = "baton";
+    /// On a hook's Job: which hook it runs ([`super::hooks::hook_names`]).
+    pub const HOOK: &str = "baton.dev/hook";
+    /// On a `job` check's Job: the check it runs.
+    pub const CHECK: &str = "baton.dev/check";
 }
 
 /// Desired state of a Rollout.
@@ -162,6 +168,13 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     pub checks: Vec<Check>,
+    /// Webhooks told about the rollout's transitions (see docs/rollouts.md, "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub notifications: Vec<super::notifications::RolloutNotification>,
+    /// Jobs run before the first batch and after the last one of each new revision.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
 }
 
 /// Batches, pauses and surge limits of a rollout.
@@ -572,4 +585,4 @@ pub fn selector_string(selector: &LabelSelector) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,8 @@
 //! `baton demo`: the whole system on one machine. Starts the embedded API server simulator, the
 //! controller and a sample 4-instance service, then shows v1 → v2 in batches, a broken v3 that
 //! fails its first batch and rolls back on its own (phase RolledBack, the Ready gate False),
-//! the spec set back to v2, and one instance pinned back to v1.
+//! the spec set back to v2, a v4 with a migration hook whose health check fails (rolled back,
+//! a webhook receiver printing the notifications), and one instance pinned back to v1.
 //!
 //! The CLI runs the demo (never the reverse): it hands in how it renders a Rollout
 //! ([`Render`]), so the demo shows what `baton rollout status` shows.
@@ -23,7 +24,8 @@ macro_rules! out {
     ($($arg:tt)*) => { crate::stdout::emit(&format!("{}\n", format_args!($($arg)*))) };
 }
 
-mod listeners;
+mod around;
+pub mod listeners;
 pub mod states;
 use listeners::HandoverLog;
 
@@ -214,7 +216,8 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
         .join("\n"))
 }
 
-async fn install_crds(client: &kube::Client) -> Result<(), String> {
+/// Create baton's CRDs (the demo's simulator, and the tests' and benchmarks').
+pub async fn install_crds(client: &kube::Client) -> Result<(), String> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
         crds.create(&PostParams::default(), &crd)
@@ -291,8 +294,8 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
 }
 
 /// The spec goes back to v2 (what `baton rollout undo` does): Healthy and Ready at once, no pod
-/// replaced. Then one instance is pinned back to v1.
-async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
+/// replaced.
+async fn undo(api: &Api<Rollout>) -> Result<(), String> {
     step("4. set the spec back to v2, the version that serves (baton rollout undo): Healthy again, nothing replaced");
     let pp = PatchParams::apply(MANAGER).force();
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
@@ -300,8 +303,12 @@ async fn undo_and_pin(api: &Api<Rollout>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let r = follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
     out!("{}", gate_line(&r));
+    Ok(())
+}
 
-    step("5. pin instance user-service-2 back to v1 (single-instance rollback)");
+/// One instance is pinned back to v1.
+async fn pin(api: &Api<Rollout>) -> Result<(), String> {
+    step("6. pin instance user-service-2 back to v1 (single-instance rollback)");
     let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
     api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin))
         .await
@@ -346,7 +353,9 @@ async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Resul
     }
 
     broken_v3_rolls_back(&client, &api).await?;
-    undo_and_pin(&api).await?;
+    undo(&api).await?;
+    around::hooks_checks_and_webhooks(&client, &api).await?;
+    pin(&api).await?;
 
     step("baton rollout status user-service");
     crate::stdout::emit(&render(&api.get(NAME).await.map_err(|e| e.to_string())?));

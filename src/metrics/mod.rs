@@ -28,7 +28,7 @@ mod requests;
 
 pub use objects::{ObjectLabels, Objects};
 pub use queue::{instrumented, WorkQueue};
-pub use requests::{counted_client, CountRequests, Counted};
+pub use requests::{CountRequests, Counted};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {
@@ -62,6 +62,13 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `delivered`, `retried` (an attempt failed; it is tried again) or `failed` (dropped
+    /// after the retry bound).
+    pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,6 +107,8 @@ pub struct Metrics {
     queues: Mutex<Vec<Arc<WorkQueue>>>,
     /// Per-object series (Rollouts, ListenerSets).
     pub objects: Objects,
+    /// Notification attempts by result.
+    pub notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -178,6 +187,12 @@ impl Default for Metrics {
             "Objects skipped because they do not decode (see the log and their Events), per kind",
             undecodable_objects.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification attempts, by result: delivered, retried (failed, tried again), failed (dropped after the retry bound)",
+            notifications.clone(),
+        );
         let objects = Objects::register(registry);
         Metrics {
             registry: root,
@@ -196,6 +211,7 @@ impl Default for Metrics {
             queue_latency,
             queues: Mutex::new(Vec::new()),
             objects,
+            notifications,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The shell of the checks per batch (`spec.checks`): runs the HTTP check runs the planner wants
+//! The shell of the checks per batch (`spec.checks`): runs the check runs the planner wants
 //! ([`planner::CheckRun`]) in tasks of their own, keeps their progress in memory, and wakes the
 //! Rollout when a run finishes. A reconcile only reads the progress and starts or cancels runs:
 //! no request ever holds a reconcile worker. Nothing is persisted: after a restart every run the
@@ -21,7 +21,21 @@ use tracing::{debug, warn};
 use crate::api::rollout::{HttpCheck, HttpMethod, JsonMatch, Rollout};
 use crate::rollout::planner::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub mod prometheus;
+
+/// The HTTP client of checks and notifications (http and https with the system's roots).
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client for checks and notifications; None without TLS roots (said in the log).
+pub fn http_client() -> Option<HttpClient> {
+    match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(b) => Some(Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())),
+        Err(e) => {
+            warn!(error = %e, "no TLS roots: HTTP checks and notifications cannot run");
+            None
+        }
+    }
+}
 
 /// Most bytes of a response body read (for the JSON match).
 const MAX_BODY: usize = 1 << 20;
@@ -34,23 +48,20 @@ struct Running {
 /// The check runs of every Rollout, by Rollout uid and run key.
 pub struct CheckRunner {
     client: Option<HttpClient>,
+    /// Reads the Secrets of Prometheus checks.
+    kube: kube::Client,
     runs: Mutex<HashMap<String, HashMap<String, Running>>>,
     wake: mpsc::UnboundedSender<ObjectRef<Rollout>>,
 }
 
 impl CheckRunner {
     /// A runner, and the stream of Rollouts to reconcile because a run finished.
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Rollout>>) {
+    pub fn new(kube: kube::Client) -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Rollout>>) {
         let (wake, woken) = mpsc::unbounded();
-        let client = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(b) => Some(Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())),
-            Err(e) => {
-                warn!(error = %e, "no TLS roots: HTTP checks cannot run");
-                None
-            }
-        };
+        let client = http_client();
         let runner = Arc::new(Self {
             client,
+            kube,
             runs: Mutex::new(HashMap::new()),
             wake,
         });
@@ -98,7 +109,7 @@ impl CheckRunner {
                 outcome: CheckOutcome::Running,
             }));
             let task = tokio::spawn(execute(
-                self.client.clone(),
+                (self.client.clone(), self.kube.clone()),
                 run.clone(),
                 progress.clone(),
                 self.wake.clone(),
@@ -136,7 +147,7 @@ impl Drop for CheckRunner {
 /// One run: up to `count` attempts `intervalSeconds` apart, until it passes or fails; then the
 /// Rollout is woken.
 async fn execute(
-    client: Option<HttpClient>,
+    (client, kube): (Option<HttpClient>, kube::Client),
     run: CheckRun,
     progress: Arc<Mutex<CheckProgress>>,
     wake: mpsc::UnboundedSender<ObjectRef<Rollout>>,
@@ -144,12 +155,21 @@ async fn execute(
 ) {
     let check = &run.check;
     let interval = Duration::from_secs(u64::try_from(check.interval_seconds.max(0)).unwrap_or(0));
+    // A Prometheus check's credentials, read at the first attempt (and again after a failed read).
+    let mut auth: Option<prometheus::Auth> = None;
     loop {
         let started = tokio::time::Instant::now();
-        let result = match (&client, &check.http) {
-            (Some(c), Some(http)) => attempt(c, http, &run.url).await,
-            (None, _) => Err("no TLS roots on the controller".to_string()),
-            (_, None) => Err("the check has no http".to_string()),
+        let result = match (&client, &check.http, &check.prometheus) {
+            (None, _, _) => Err("no TLS roots on the controller".to_string()),
+            (Some(c), Some(http), _) => attempt(c, http, &run.rendered).await,
+            (Some(c), None, Some(p)) => match (&p.secret_ref, &auth, rollout.namespace.as_deref()) {
+                (Some(s), None, Some(ns)) => match prometheus::read_auth(&kube, ns, &s.name).await {
+                    Ok(a) => prometheus::attempt(c, p, &run.rendered, Some(auth.insert(a))).await,
+                    Err(e) => Err(e),
+                },
+                _ => prometheus::attempt(c, p, &run.rendered, auth.as_ref()).await,
+            },
+            (Some(_), None, None) => Err("the check has no kind".to_string()),
         };
         let outcome = {
             let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,7 +183,7 @@ async fn execute(
             };
             p.last = Some(last);
             p.outcome = check_outcome(check, p.attempts, p.failures);
-            debug!(check = %run.name, url = %run.url, attempts = p.attempts, last = ?p.last, "check attempt");
+            debug!(check = %run.name, target = %run.rendered, attempts = p.attempts, last = ?p.last, "check attempt");
             p.outcome
         };
         if outcome != CheckOutcome::Running {
@@ -260,7 +280,7 @@ pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
 }
 
 /// An error with its causes ("client error (Connect): tcp connect error: Connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

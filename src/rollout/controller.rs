@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
@@ -44,11 +45,12 @@ pub struct Stats {
     pub status_writes: AtomicU64,
 }
 
-/// The pod and revision caches indexed by owner uid.
+/// The pod, revision and Job caches indexed by owner uid.
 #[derive(Clone, Default)]
 pub struct OwnedIndexes {
     pub pods: OwnerIndex<CachedPod>,
     pub revisions: OwnerIndex<ControllerRevision>,
+    pub jobs: OwnerIndex<Job>,
 }
 
 /// What a reconcile needs: a client, caches of the Rollouts' pods and revisions, an event recorder.
@@ -63,6 +65,10 @@ pub struct Context {
     pub events: Publisher,
     pub pods: Store<CachedPod>,
     pub revisions: Store<ControllerRevision>,
+    /// The Rollouts' Jobs (hooks and `job` checks).
+    pub jobs: Store<Job>,
+    /// How each failed Job failed (its pods are not cached: read once when it fails).
+    pub failed_job_pods: crate::rollout::jobs::FailedJobPods,
     /// The pod and revision caches by owner: a reconcile reads only its Rollout's own.
     pub owners: OwnedIndexes,
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
@@ -79,6 +85,8 @@ pub struct Context {
     pub status_written: WriteClock,
     /// The check runs of every Rollout (see [`crate::rollout::checks`]).
     pub checks: Arc<crate::rollout::checks::CheckRunner>,
+    /// The notification queues of every Rollout (see [`crate::rollout::notify`]).
+    pub notifier: Arc<crate::rollout::notify::Notifier>,
 }
 
 /// The time of the last status write per Rollout uid; entries older than the progress interval
@@ -195,6 +203,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
         ctx.expectations.forget(&uid);
         ctx.status_written.forget(&uid);
         ctx.checks.forget(&uid);
+        ctx.notifier.forget(&uid);
         return Ok(Requeue::await_change());
     }
     // The first reconciles after a start must not plan from caches still loading: an empty pod
@@ -256,6 +265,12 @@ async fn plan_and_apply(
         })
         .collect();
     let revisions: Vec<RevisionInfo> = revisions.iter().filter_map(|r| revision_info(r)).collect();
+    let sink_problems = ctx.notifier.problems(&ns, &rollout.spec.notifications).await;
+    // A broken sink is looked at again once its Secret read is stale: a fix shows then.
+    let sinks_requeue = sink_problems
+        .as_ref()
+        .filter(|p| !p.is_empty())
+        .map(|_| crate::rollout::notify::SECRET_TTL);
     let input = PlanInput {
         name: name.clone(),
         namespace: ns.clone(),
@@ -270,6 +285,8 @@ async fn plan_and_apply(
         rejected,
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(&uid),
+        sink_problems,
+        jobs: crate::rollout::jobs::own_jobs(ctx, &ns, &uid).await?,
     };
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
@@ -314,12 +331,16 @@ async fn plan_and_apply(
         return Err(e);
     }
     publish_events(ctx, rollout, &ns, &plan);
+    ctx.notifier.send(rollout, &plan.status, &plan.events);
     applied?;
     let deferred = match decision {
         StatusWrite::After(d) => Some(d),
         _ => None,
     };
-    let requeue = [plan.requeue_after, deferred].into_iter().flatten().min();
+    let requeue = [plan.requeue_after, deferred, sinks_requeue]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(match requeue {
         Some(d) => Requeue::requeue(d.max(Duration::from_millis(50))),
         None if wrote => Requeue::requeue(Duration::from_secs(30)),
@@ -364,13 +385,8 @@ fn transition_key(rollout: &Rollout, status: &RolloutStatus, ev: &planner::PlanE
     ) {
         return None;
     }
-    let retry = status.actions.as_ref().and_then(|a| a.retry.as_deref()).unwrap_or("");
-    Some(format!(
-        "{}/{}/{retry}/{}",
-        rollout.metadata.generation.unwrap_or(0),
-        status.update_revision.as_deref().unwrap_or(""),
-        ev.identity
-    ))
+    let generation = rollout.metadata.generation.unwrap_or(0);
+    Some(crate::rollout::notify::decide::transition_key(generation, status, ev))
 }
 
 fn severity(t: planner::EventType) -> Severity {
@@ -408,6 +424,14 @@ impl Context {
                 .get(&ObjectRef::new(n).within(ns))
                 .is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
             Expected::RevisionCreated(n) => self.revisions.get(&ObjectRef::new(n).within(ns)).is_some(),
+            Expected::JobCreated(n) => self
+                .jobs
+                .get(&ObjectRef::new(n).within(ns))
+                .is_some_and(|j| j.metadata.deletion_timestamp.is_none()),
+            Expected::JobDeleted(n) => self
+                .jobs
+                .get(&ObjectRef::new(n).within(ns))
+                .is_none_or(|j| j.metadata.deletion_timestamp.is_some()),
             // The write's version, or a newer object with the status written (only this
             // controller writes it), or the Rollout is gone or another.
             Expected::Status {
@@ -559,6 +583,9 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             ignore_code(pods.delete(name, &DeleteParams::default()).await.map(|_| ()), 404)?;
             ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
             Some(Expected::PodDeleted(name.clone()))
+        }
+        Action::CreateJob { .. } | Action::DeleteJob { .. } => {
+            crate::rollout::jobs::apply(&ctx.client, ns, owner, action).await?
         }
         Action::DrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: drain_value(Timestamp::now())}}});

@@ -27,6 +27,10 @@ pub enum Expected {
     PodDeleted(String),
     /// ControllerRevision `name` was created: the revision cache has it.
     RevisionCreated(String),
+    /// Job `name` was created: the Job cache has it (not terminating).
+    JobCreated(String),
+    /// Job `name` was deleted: the Job cache no longer has it, or shows it terminating.
+    JobDeleted(String),
     /// `status` was written to Rollout `uid`, giving it `resource_version`: the Rollout cache
     /// shows that version, or a newer object with that status.
     Status {

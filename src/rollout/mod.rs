@@ -2,5 +2,7 @@
 pub mod checks;
 pub mod controller;
 pub mod expectations;
+pub mod jobs;
+pub mod notify;
 pub mod planner;
 pub mod status_write;

@@ -37,35 +37,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python() -> PathBuf {
-    let venv = repo().join(".venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-/// Whether Helm's engine is available; None: skip the test (BATON_SKIP_HELM_CHECKS=1), and
-/// panic when it is missing otherwise, as tests/chart.rs does.
-pub async fn helm_available() -> bool {
-    let ok = Command::new(python())
-        .args(["-c", "import helm_python"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let msg = "helm-python-sdk is not importable: run `make deps` (creates .venv)";
-        if std::env::var("BATON_SKIP_HELM_CHECKS").as_deref() == Ok("1") {
-            eprintln!("skipping (BATON_SKIP_HELM_CHECKS=1): {msg}");
-            return false;
-        }
-        panic!("{msg}; set BATON_SKIP_HELM_CHECKS=1 to skip");
-    }
-    true
-}
+pub use crate::helm::{helm_available, python};
 
 /// One `baton` process and the pod it runs in.
 pub struct Proc {
@@ -236,27 +208,32 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{kind}/{name} is not in the release"))
     }
 
-    /// Run one replica of the chart's Deployment: a pod of its template, and `baton` with the
-    /// template's args and env in it (fieldRefs resolved), as the chart's ServiceAccount.
-    pub async fn start_controller(&mut self, replica: usize) -> usize {
-        let deploy = self.object("Deployment", "baton").clone();
-        let template = &deploy["spec"]["template"];
-        let name = format!("baton-5f7d9c-{replica}");
+    /// A pod `name` of Deployment `deploy`'s template, created as the kubelet would see it, and a
+    /// kubeconfig with its ServiceAccount's token bound to it: (template, pod uid, kubeconfig).
+    async fn pod_of(&self, deploy: &str, name: &str) -> (Value, String, std::path::PathBuf) {
+        let template = self.object("Deployment", deploy)["spec"]["template"].clone();
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": RELEASE_NS, "labels": template["metadata"]["labels"]},
             "spec": template["spec"]});
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.admin.clone(), RELEASE_NS);
         let created = pods
-            .create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
+            .create(&PostParams::default(), &serde_json::from_value(pod).expect("a pod"))
             .await
-            .expect("a controller pod");
+            .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
         let uid = created.metadata.uid.clone().unwrap_or_default();
         let sa = template["spec"]["serviceAccountName"]
             .as_str()
-            .expect("serviceAccountName")
-            .to_string();
+            .expect("serviceAccountName");
         let kubeconfig = self.dir.path().join(format!("{name}.kubeconfig"));
-        Minter::of(&self.sim).kubeconfig(RELEASE_NS, &sa, &name, &uid, &kubeconfig);
+        Minter::of(&self.sim).kubeconfig(RELEASE_NS, sa, name, &uid, &kubeconfig);
+        (template, uid, kubeconfig)
+    }
+
+    /// Run one replica of the chart's Deployment: a pod of its template, and `baton` with the
+    /// template's args and env in it (fieldRefs resolved), as the chart's ServiceAccount.
+    pub async fn start_controller(&mut self, replica: usize) -> usize {
+        let name = format!("baton-5f7d9c-{replica}");
+        let (template, uid, kubeconfig) = self.pod_of("baton", &name).await;
         let container = &template["spec"]["containers"][0];
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
         cmd.arg("--kubeconfig").arg(&kubeconfig);
@@ -296,23 +273,7 @@ impl Cluster {
     /// template's args in it, as the dashboard's ServiceAccount, on a loopback port instead of
     /// the template's 0.0.0.0 one. Returns the process and where it serves.
     pub async fn start_dashboard(&self) -> (LoggedChild, std::net::SocketAddr) {
-        let deploy = self.object("Deployment", "baton-dashboard").clone();
-        let template = &deploy["spec"]["template"];
-        let name = "baton-dashboard-7c9f5d-0";
-        let pod = json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": RELEASE_NS, "labels": template["metadata"]["labels"]},
-            "spec": template["spec"]});
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.admin.clone(), RELEASE_NS);
-        let created = pods
-            .create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
-            .await
-            .expect("a dashboard pod");
-        let uid = created.metadata.uid.clone().unwrap_or_default();
-        let sa = template["spec"]["serviceAccountName"]
-            .as_str()
-            .expect("serviceAccountName");
-        let kubeconfig = self.dir.path().join("dashboard.kubeconfig");
-        Minter::of(&self.sim).kubeconfig(RELEASE_NS, sa, name, &uid, &kubeconfig);
+        let (template, _, kubeconfig) = self.pod_of("baton-dashboard", "baton-dashboard-7c9f5d-0").await;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
         cmd.arg("--kubeconfig").arg(&kubeconfig);
         let args: Vec<&str> = template["spec"]["containers"][0]["args"]
@@ -383,31 +344,34 @@ impl Cluster {
     }
 }
 
+/// `baton agent` of set `set` in pod `(namespace, name, uid)` with `kubeconfig`: on a loopback
+/// port, writing `file`, JSON logs, and `extra` flags.
+pub fn agent_command(kubeconfig: &Path, set: &str, file: &Path, pod: (&str, &str, &str), extra: &[&str]) -> Command {
+    let (namespace, name, uid) = pod;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["agent", "--listenerset", set, "--listen", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
+        .args(extra)
+        .arg("--file")
+        .arg(file)
+        .env("POD_NAME", name)
+        .env("POD_NAMESPACE", namespace)
+        .env("POD_UID", uid)
+        .env("RUST_LOG", "info,kube=warn")
+        .env_remove("KUBECONFIG");
+    cmd
+}
+
 async fn run_agent(minter: &Minter, dir: &Path, logs: &AgentLogs, set: &str, ctx: PodContext) {
     let pod_dir = dir.join(&ctx.name);
     let _ = std::fs::create_dir_all(&pod_dir);
     let kubeconfig = pod_dir.join("kubeconfig");
     minter.kubeconfig(&ctx.namespace, APP_SA, &ctx.name, &ctx.uid, &kubeconfig);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-    cmd.arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "agent",
-            "--listenerset",
-            set,
-            "--listen",
-            "127.0.0.1:0",
-            "--ack-timeout-seconds",
-            "1",
-        ])
-        .arg("--file")
-        .arg(pod_dir.join("listeners.json"))
-        .args(["--log-format", "json"])
-        .env("POD_NAME", &ctx.name)
-        .env("POD_NAMESPACE", &ctx.namespace)
-        .env("POD_UID", &ctx.uid)
-        .env("RUST_LOG", "info,kube=warn")
-        .env_remove("KUBECONFIG");
+    let file = pod_dir.join("listeners.json");
+    let pod = (ctx.namespace.as_str(), ctx.name.as_str(), ctx.uid.as_str());
+    let mut cmd = agent_command(&kubeconfig, set, &file, pod, &["--ack-timeout-seconds", "1"]);
     let Ok(mut child) = LoggedChild::spawn(&mut cmd, "addr") else {
         return;
     };

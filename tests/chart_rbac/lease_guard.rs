@@ -15,9 +15,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::process::Command;
 
-use crate::harness::{Cluster, APPS, APP_SA, RELEASE_NS};
+use crate::harness::{agent_command, Cluster, APPS, APP_SA, RELEASE_NS};
 use crate::support::process::{http, LoggedChild};
 use crate::support::{healthy_on, wait_for, LONG};
 
@@ -133,25 +132,8 @@ async fn attacks(guarded: bool) {
     c.sim
         .kubeconfig_for_service_account(APPS, APP_SA, Some("intruder"), &kubeconfig)
         .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-    cmd.arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "agent",
-            "--listenerset",
-            SET,
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .arg("--file")
-        .arg(c.dir.path().join("intruder-listeners.json"))
-        .env("POD_NAME", &victim)
-        .env("POD_NAMESPACE", APPS)
-        .env("POD_UID", &victim_uid)
-        .env("RUST_LOG", "info,kube=warn")
-        .env_remove("KUBECONFIG");
+    let file = c.dir.path().join("intruder-listeners.json");
+    let mut cmd = agent_command(&kubeconfig, SET, &file, (APPS, &victim, &victim_uid), &[]);
     let mut impostor = LoggedChild::spawn(&mut cmd, "addr").expect("starting the impostor");
     let addr = impostor.wait_addr(LONG).await.expect("the impostor serves");
     let running = |addr| async move {

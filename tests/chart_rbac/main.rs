@@ -7,6 +7,8 @@
 //! Leases outside its namespace, the controller cannot read Secrets when that is off.
 //!
 //! Needs `.venv` with helm-python-sdk (`make deps`); BATON_SKIP_HELM_CHECKS=1 skips.
+#[path = "../support/helm.rs"]
+mod helm;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -7,11 +7,8 @@
 //! Every wait is on a DOM condition with a generous deadline (a loaded 2-core CI machine).
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use baton::agent::{Agent, AgentConfig, AgentEvent};
-use baton_sim::PodContext;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -162,36 +159,10 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-/// Run `baton agent`'s library in every pod of app `web`, so its listeners really run.
+/// Run `baton agent`'s library in every pod of app `web`, so its listeners really run (the
+/// demo's agents).
 fn attach_agents(env: &Env) {
-    let ids = env.sim.identities();
-    env.sim.kubelet.attach(
-        |pod| pod.pointer("/metadata/labels/app").and_then(|v| v.as_str()) == Some(NAME),
-        Arc::new(move |ctx: PodContext| {
-            let ids = ids.clone();
-            Box::pin(async move {
-                let Ok(client) = ids.client(&format!("agent-{}", ctx.name)) else {
-                    return;
-                };
-                let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));
-                let mut sigterm = ctx.sigterm.clone();
-                let mut terminating = false;
-                loop {
-                    tokio::select! {
-                        ev = agent.next() => match ev {
-                            Some(AgentEvent::Stop(s)) => s.ack(),
-                            Some(_) => {}
-                            None => break,
-                        },
-                        _ = sigterm.changed(), if !terminating => {
-                            terminating = true;
-                            agent.shutdown();
-                        }
-                    }
-                }
-            })
-        }),
-    );
+    baton::demo::listeners::attach_agents(&env.sim, NAME, Default::default());
 }
 
 /// Tiles of the grid on `version` that are Ready.

@@ -1,43 +1,32 @@
 //! `baton demo --keep` serves the dashboard from the start and prints its URL.
 use std::net::SocketAddr;
 
-use tokio::io::AsyncBufReadExt;
-
+use crate::support::process::demo_says;
 use crate::support::process::http::request;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_the_dashboard_and_prints_its_url() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args([
-            "demo",
-            "--keep",
-            "--dashboard-address",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("baton demo starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr: SocketAddr = tokio::time::timeout(LONG, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("baton demo: dashboard at http://") {
-                return rest.split('/').next().and_then(|a| a.parse().ok());
-            }
-        }
-        None
-    })
+    let args = [
+        "--keep",
+        "--dashboard-address",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    let (mut child, url) = demo_says(
+        env!("CARGO_BIN_EXE_baton"),
+        &args,
+        "baton demo: dashboard at http://",
+        LONG,
+    )
     .await
-    .expect("the demo prints the dashboard's URL in time")
-    .expect("a dashboard URL");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    .expect("the demo prints the dashboard's URL in time");
+    let addr: SocketAddr = url
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("a dashboard URL");
     wait_for("the demo's Rollout on the dashboard", LONG, || async {
         let r = request(addr, "GET", "/", &[], b"").await.ok()?;
         (r.code == 200 && r.text().contains(r#"data-name="user-service""#)).then_some(())
@@ -45,4 +34,46 @@ async fn the_demo_serves_the_dashboard_and_prints_its_url() {
     .await;
     let _ = child.start_kill();
     let _ = child.wait().await;
+}
+
+/// `baton demo` runs every step to the end: the webhook receiver of step 5 hears v4 start, fail
+/// its health check and roll back, after its migration hook ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_every_step_including_hooks_checks_and_webhooks() {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["demo", "--metrics-addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baton demo starts");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(600), child.wait_with_output())
+        .await
+        .expect("the demo ends within 10 minutes")
+        .expect("the demo's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    for needle in [
+        "webhook ← Started",
+        "webhook ← CheckFailed: batch 1/3 of v4: check health on user-service-",
+        "webhook ← RolledBack",
+        "failedUpdate: CheckFailed",
+        "baton demo: every step finished as expected",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("migration hook Job user-service-") && l.ends_with(": succeeded")),
+        "the hook Job succeeded:\n{stdout}"
+    );
 }

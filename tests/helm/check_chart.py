@@ -360,7 +360,7 @@ def main() -> int:
         assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "patch", "delete"}
         assert rule_for(cr, "events.k8s.io", "events") == {"create", "patch"}
         assert rule_for(cr, "", "events") == set()
-        assert rule_for(cr, "", "secrets") == {"list", "watch"}
+        assert rule_for(cr, "", "secrets") == {"get", "list", "watch"}
         assert rule_for(cr, "", "configmaps") == set()
         for rule in cr["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
@@ -438,7 +438,7 @@ def main() -> int:
         role = one(objs, "Role", "baton-controller")
         assert role["metadata"]["namespace"] == "team-a"
         assert rule_for(role, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
-        assert rule_for(role, "", "secrets") == {"list", "watch"}
+        assert rule_for(role, "", "secrets") == {"get", "list", "watch"}
         rb = one(objs, "RoleBinding", "baton-controller")
         assert rb["roleRef"]["kind"] == "Role" and rb["metadata"]["namespace"] == "team-a"
         env = env_of(one(objs, "Deployment", "baton"))
@@ -466,7 +466,7 @@ def main() -> int:
         assert env_of(one(objs, "Deployment", "baton"))["BATON_SECRET_NAMESPACES"] == "apps,billing"
         roles = find(objs, "Role", "baton-controller-secrets")
         assert sorted(o["metadata"]["namespace"] for o in roles) == ["apps", "billing"]
-        assert all(rule_for(o, "", "secrets") == {"list", "watch"} for o in roles)
+        assert all(rule_for(o, "", "secrets") == {"get", "list", "watch"} for o in roles)
         objs = render({"image": {"digest": "sha256:" + "a" * 64}, "podAntiAffinity": "hard"})["objects"]
         d = one(objs, "Deployment", "baton")
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/baton-dev/baton@sha256:" + "a" * 64

@@ -30,17 +30,18 @@ fn answered(ns: &Ns, user: &str) -> BTreeMap<u16, u64> {
     by_code
 }
 
-/// Suspend `listener` of set `set` (the controller then asks its holder to release it).
-async fn suspend(ns: &Ns, set: &str, ids: &[String], listener: &str) {
+/// Suspend the listeners `suspended` of set `set` (the controller then asks their holders to
+/// release them); the other `ids` run.
+async fn suspend(ns: &Ns, set: &str, ids: &[String], suspended: &[String]) {
     let listeners: Vec<_> = ids
         .iter()
-        .map(|id| json!({"id": id, "suspend": id == listener}))
+        .map(|id| json!({"id": id, "suspend": suspended.contains(id)}))
         .collect();
     let patch = json!({"spec": {"listeners": listeners}});
     ns.sets()
         .patch(set, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .expect("suspending a listener");
+        .expect("suspending listeners");
 }
 
 /// Wait until `user` has a patch of `path` on its way (arrived after `t0`, not answered yet).
@@ -64,6 +65,45 @@ async fn answered_with(ns: &Ns, user: &str, before: &BTreeMap<u16, u64>, code: u
     .await);
 }
 
+/// The test's namespace, kubectl, controller and the set `sxt`'s listener ids.
+struct Scene<'a> {
+    ns: &'a Ns,
+    kubectl: Kubectl,
+    ctl: String,
+    ids: Vec<String>,
+}
+
+impl Scene<'_> {
+    /// With the controller's patches of Lease `lease` slowed by 1 s, suspend `suspended`; once
+    /// the release patch is on its way run `kubectl args` (a hand change), and wait until a
+    /// patch of the controller is answered `code`. The audit counts from before.
+    async fn hand_change_while_releasing(
+        &self,
+        suspended: &[String],
+        lease: &str,
+        args: &[&str],
+        code: u16,
+    ) -> BTreeMap<u16, u64> {
+        let (ns, ctl) = (self.ns, self.ctl.as_str());
+        let path = format!("/leases/{lease}");
+        let slow = FaultRule {
+            client: Some(ctl.to_string()),
+            latency: Duration::from_secs(1),
+            path: Some(path.clone()),
+            ..FaultRule::default()
+        };
+        ns.cluster.sim.faults.add_rule(slow.clone());
+        let before = answered(ns, ctl);
+        let t0 = Instant::now();
+        suspend(ns, "sxt", &self.ids, suspended).await;
+        in_flight(ns, ctl, &path, t0).await;
+        self.kubectl.ok(args).await;
+        answered_with(ns, ctl, &before, code).await;
+        ns.cluster.sim.faults.remove_rule(&slow);
+        before
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
     let ns = ok(Ns::new(
@@ -73,33 +113,25 @@ async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
         AgentFlags::default(),
     )
     .await);
-    let kubectl = Kubectl::new(&ns.cluster.sim);
     let ctl = ok(ns.start_controller().await);
     ok(ns.create_pod("cw-a").await);
     let (spec, keys) = listeners("sxt", 2);
     let ids: Vec<String> = spec.iter().map(|l| l.id.clone()).collect();
     ok(ns.create_set("sxt", spec, 8).await);
     ok(ns.settled("sxt", 2, "both listeners running", LONG).await);
+    let scene = Scene {
+        ns: &ns,
+        ctl: ctl.clone(),
+        kubectl: Kubectl::new(&ns.cluster.sim),
+        ids: ids.clone(),
+    };
 
     // 1. A hand edit lands while the controller's release request is on its way.
     let lease = lease_name("sxt", &ids[0]);
-    let path = format!("/leases/{lease}");
-    let slow = FaultRule {
-        client: Some(ctl.clone()),
-        latency: Duration::from_secs(1),
-        path: Some(path.clone()),
-        ..FaultRule::default()
-    };
-    ns.cluster.sim.faults.add_rule(slow.clone());
-    let before = answered(&ns, &ctl);
-    let t0 = Instant::now();
-    suspend(&ns, "sxt", &ids, &ids[0]).await;
-    in_flight(&ns, &ctl, &path, t0).await;
-    kubectl
-        .ok(&["annotate", "lease", &lease, "-n", &ns.name, "example.com/note=by-hand"])
+    let annotate = ["annotate", "lease", &lease, "-n", &ns.name, "example.com/note=by-hand"];
+    scene
+        .hand_change_while_releasing(&ids[..1], &lease, &annotate, 409)
         .await;
-    answered_with(&ns, &ctl, &before, 409).await;
-    ns.cluster.sim.faults.remove_rule(&slow);
     // The controller asks again from the Lease it now sees; the hand edit stays.
     ok(wait_for("l000 released and stopped", LONG, || async {
         (!ns.log.running().contains_key(&keys[0])).then_some(())
@@ -116,29 +148,8 @@ async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
 
     // 2. The Lease is deleted by hand while the controller's release request is on its way.
     let lease = lease_name("sxt", &ids[1]);
-    let path = format!("/leases/{lease}");
-    let slow = FaultRule {
-        client: Some(ctl.clone()),
-        latency: Duration::from_secs(1),
-        path: Some(path.clone()),
-        ..FaultRule::default()
-    };
-    ns.cluster.sim.faults.add_rule(slow.clone());
-    let before = answered(&ns, &ctl);
-    let t0 = Instant::now();
-    let listeners: Vec<_> = ids.iter().map(|id| json!({"id": id, "suspend": true})).collect();
-    ns.sets()
-        .patch(
-            "sxt",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"listeners": listeners}})),
-        )
-        .await
-        .expect("suspending the second listener");
-    in_flight(&ns, &ctl, &path, t0).await;
-    kubectl.ok(&["delete", "lease", &lease, "-n", &ns.name]).await;
-    answered_with(&ns, &ctl, &before, 404).await;
-    ns.cluster.sim.faults.remove_rule(&slow);
+    let delete = ["delete", "lease", &lease, "-n", &ns.name];
+    let before = scene.hand_change_while_releasing(&ids, &lease, &delete, 404).await;
     let after = answered(&ns, &ctl);
     assert_eq!(
         after.get(&201).copied().unwrap_or(0),

@@ -7,7 +7,7 @@ use baton::api::listenerset::{Listener, ListenerSet};
 use tokio::time::Instant;
 
 use crate::helpers::*;
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// The listeners of `set`, per the agents' log: (id, end of its last interval; None = running).
 fn last_ends(w: &World, ids: &[String]) -> std::collections::BTreeMap<String, Option<Instant>> {

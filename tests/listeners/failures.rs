@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// kill -9 of an agent, and a pod deleted with grace 0: the listeners run again within lease
 /// duration + 1 s.
@@ -173,37 +173,12 @@ async fn controller_failover_mid_handover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_reassigns_only_orphans() {
     let _serial = serial();
-    let knobs = AgentKnobs {
-        stop_timeout: Duration::from_secs(120),
-        ..Default::default()
-    };
-    let w = world(knobs).await;
-    let (_stop, _ctl) = w.controller("controller-a").await;
-    for p in ["rc-a", "rc-b", "rc-c"] {
-        w.create_pod(p, "svc").await;
-    }
-    for p in ["rc-a", "rc-b", "rc-c"] {
-        w.wait_ready(p).await;
-    }
-    w.create_set("sxt", "svc", listeners(6), 60).await;
+    let (w, _ctl) = recover_world().await;
     let all = ids(6);
-    w.wait_running("6 listeners", &all, Duration::from_secs(30), |_| true)
-        .await;
     let before = w.holders("sxt").await;
-    // rc-a gets stuck: cut off from the API, then deleted (a finalizer keeps it terminating).
-    let patch = json!({"metadata": {"finalizers": ["test/hold"]}});
-    w.pods()
-        .patch("rc-a", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    w.sim.faults.block("token=agent-rc-a");
-    w.delete_pod("rc-a", Some(30)).await;
+    // rc-a gets stuck: cut off from the API, then deleted (a finalizer keeps it terminating);
     // SIGTERM: the agent stops its listeners but cannot release (it is cut off).
-    wait_for("rc-a stopped its listeners", Duration::from_secs(20), || {
-        let open = w.log.running().values().any(|p| p.contains(&"rc-a".to_string()));
-        async move { (!open).then_some(()) }
-    })
-    .await;
+    w.strand("rc-a").await;
     let t0 = Instant::now();
     let sets = w.sets();
     baton::cli::listeners::recover(&sets, "sxt", Duration::from_secs(10))
@@ -227,10 +202,5 @@ async fn recover_reassigns_only_orphans() {
     }
     let (dups, _, _) = w.log.analyse();
     assert_eq!(dups, 0);
-    w.sim.faults.unblock("token=agent-rc-a");
-    let patch = json!({"metadata": {"finalizers": null}});
-    let _ = w
-        .pods()
-        .patch("rc-a", &PatchParams::default(), &Patch::Merge(&patch))
-        .await;
+    w.unstrand("rc-a").await;
 }

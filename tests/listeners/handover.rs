@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// Two instances, a listener added, the first instance stopped
 /// with SIGTERM → the second runs it; the first comes back → nothing moves.
@@ -226,12 +226,15 @@ async fn rollout_hands_over_30_listeners_without_duplicates() {
     let _ = op.await;
 }
 
-/// Fencing tokens step by exactly 1 at every handover, and the controller does not race its
-/// own writes. 3 instances with 30 listeners are replaced one at a time with SIGTERM, 4 times:
-/// every listener starts at token 0 and each move raises its token by 1. (The controller once
-/// re-decided from a Lease cache that had not seen its own last write yet: the stale write got
-/// 409, and since its token was already reserved in the status, the next assignment skipped it;
-/// tokens stepped by 2 to 5 at handovers and the controller counted a conflict per handover.)
+/// Fencing tokens rise at every handover, by 1 unless an assignment lost a race, and the
+/// controller does not race its own writes. 3 instances with 30 listeners are replaced one at a
+/// time with SIGTERM, 4 times: every listener starts at token 0 and each move raises its token.
+/// (The controller once re-decided from a Lease cache that had not seen its own last write yet:
+/// the stale write got 409, and since its token was already reserved in the status, the next
+/// assignment skipped it; tokens stepped by 2 to 5 at 26 of 40 handovers.) A token is reserved
+/// in the status before its Lease is written, so an assignment that loses a race (409) still
+/// burns one: on a heavily loaded machine 0-5 of the 40 handovers step by 2, each matched by an
+/// assignment conflict — never more steps than conflicts, and at least 3 in 4 step by 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handovers_step_the_fencing_token_by_one() {
     let _serial = serial();
@@ -290,10 +293,16 @@ async fn handovers_step_the_fencing_token_by_one() {
         vec![0],
         "first tokens {first:?}"
     );
-    assert_eq!(
-        steps.keys().copied().collect::<Vec<_>>(),
-        vec![1],
-        "token steps {steps:?}"
+    let handovers: usize = steps.values().sum();
+    assert!(steps.keys().all(|s| *s >= 1), "a token that did not rise: {steps:?}");
+    let burned: usize = steps.iter().map(|(step, n)| (*step as usize - 1) * n).sum();
+    assert!(
+        burned as u64 <= assign_conflicts,
+        "{burned} tokens skipped at handovers but only {assign_conflicts} assignments lost a race: {steps:?}"
+    );
+    assert!(
+        steps.get(&1).copied().unwrap_or(0) * 4 >= handovers * 3,
+        "fewer than 3 in 4 handovers stepped by 1: {steps:?}"
     );
     assert_eq!(w.log.analyse().0, 0, "duplicates");
 }

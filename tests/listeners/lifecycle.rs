@@ -4,13 +4,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use baton::api::listenerset::{ConfigRef, Listener, SecretKeyRef};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// Suspend/resume, removal, a missing Secret (condition + other listeners unaffected), config.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,16 +21,7 @@ async fn suspend_resume_remove_and_missing_secret() {
     w.wait_ready("sr-a").await;
     w.wait_ready("sr-b").await;
     let mut ls = listeners(3);
-    ls.push(Listener {
-        id: "tokened".into(),
-        config_ref: Some(ConfigRef {
-            secret_key_ref: SecretKeyRef {
-                name: "tokens".into(),
-                key: "tokened".into(),
-            },
-        }),
-        suspend: false,
-    });
+    ls.push(tokened());
     w.create_set("sxt", "svc", ls.clone(), 10).await;
     let three = ids(3);
     w.wait_running("3 plain listeners", &three, Duration::from_secs(30), |_| true)
@@ -53,16 +42,7 @@ async fn suspend_resume_remove_and_missing_secret() {
     assert_eq!(condition(&set, "Ready").unwrap().0, "False");
 
     // The Secret appears: the listener starts with its config.
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "tokens", "namespace": NS},
-        "stringData": {"tokened": "s3cr3t"}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(w.client.clone(), NS)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    w.create_secret("tokens", json!({"tokened": "s3cr3t"})).await;
     w.wait_running(
         "tokened running",
         &["tokened".to_string()],

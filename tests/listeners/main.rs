@@ -1,8 +1,8 @@
 //! ListenerSet controller + agent, end to end on the simulator.
 // The serial guard is held for a whole test on that test's own runtime: intended.
 #![allow(clippy::await_holding_lock)]
-#[path = "../listeners_support/mod.rs"]
-mod listeners_support;
+#[path = "../support/listener_world.rs"]
+mod listener_world;
 #[path = "../support/mod.rs"]
 mod support;
 

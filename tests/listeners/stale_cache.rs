@@ -20,7 +20,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 
-use crate::listeners_support::*;
+use crate::listener_world::*;
 
 /// Lease events in watch order: (deleted, listener, holder).
 type LeaseLog = Arc<Mutex<Vec<(bool, String, Option<String>)>>>;

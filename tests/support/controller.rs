@@ -92,6 +92,15 @@ pub async fn start(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> Controlle
 
 /// Leader election off: the process reconciles as soon as its caches are synced.
 pub const NO_ELECTION: [&str; 2] = ["--leader-elect", "false"];
+/// Leader election timings for tests: a 3 s lease, renewed within 2 s, retried every 500 ms.
+pub const ELECTION_TIMINGS: [&str; 6] = [
+    "--lease-duration",
+    "3s",
+    "--renew-deadline",
+    "2s",
+    "--retry-period",
+    "500ms",
+];
 
 impl ControllerProc {
     /// Where it serves /metrics, /healthz and /readyz.

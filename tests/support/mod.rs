@@ -38,9 +38,8 @@ use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use kube::ResourceExt;
 use serde_json::{json, Value};
@@ -113,13 +112,17 @@ impl Env {
     }
 
     pub async fn with_kubelet(kubelet: KubeletConfig) -> Env {
-        init_tracing();
-        let sim = Sim::start(SimConfig {
+        Self::with_config(SimConfig {
             kubelet,
             ..SimConfig::default()
         })
         .await
-        .expect("simulator starts");
+    }
+
+    /// A simulator started with `config`, serving the CRDs.
+    pub async fn with_config(config: SimConfig) -> Env {
+        init_tracing();
+        let sim = Sim::start(config).await.expect("simulator starts");
         let client = sim.client().await.expect("admin client");
         install_crds(&client).await;
         Env { sim, client }
@@ -313,12 +316,7 @@ pub async fn events_of(client: &kube::Client, kind: &str, name: &str) -> Vec<K8s
 }
 
 pub async fn install_crds(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("installing a CRD");
-    }
+    baton::demo::install_crds(client).await.expect("installing the CRDs");
     // Wait until the resource is served.
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     wait_for("rollouts served", LONG, || {

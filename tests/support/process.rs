@@ -142,3 +142,33 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// Run `baton demo ARGS` (`baton` the binary; stdin and stderr null, killed on drop) and wait up
+/// to `deadline` for the stdout line that starts with `prefix`: the child and the rest of that
+/// line. Later output is drained. None if the line does not come.
+pub async fn demo_says(baton: &str, args: &[&str], prefix: &str, deadline: Duration) -> Option<(Child, String)> {
+    let mut child = Command::new(baton)
+        .arg("demo")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let mut lines = BufReader::new(child.stdout.take()?).lines();
+    let rest = tokio::time::timeout(deadline, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Some(rest.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Some((child, rest))
+}

@@ -94,6 +94,9 @@ drain annotation with a patch, Leases with conditional updates.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["list", "watch", "create", "delete"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -105,7 +108,7 @@ drain annotation with a patch, Leases with conditional updates.
 {{- define "baton.secretRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* Labels that select the dashboard pod. */}}

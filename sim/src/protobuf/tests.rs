@@ -6,7 +6,7 @@ use k8s_pb::api::core::v1::{ConfigMap, Secret};
 use k8s_pb::apimachinery::pkg::apis::meta::v1::{
     DeleteOptions, FieldsV1, ManagedFieldsEntry, ObjectMeta, OwnerReference, Preconditions, Time,
 };
-use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+use k8s_pb::apimachinery::pkg::runtime::Unknown;
 use prost::Message;
 use serde_json::json;
 
@@ -14,18 +14,7 @@ use super::*;
 
 /// `k8s\0` + `runtime.Unknown{typeMeta, raw}` around `object`.
 fn envelope(api_version: &str, kind: &str, object: &impl Message) -> Vec<u8> {
-    let unknown = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(object.encode_to_vec()),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut body = MAGIC.to_vec();
-    body.extend(unknown.encode_to_vec());
-    body
+    super::envelope(api_version, kind, object.encode_to_vec())
 }
 
 fn time(seconds: i64) -> Option<Time> {

@@ -54,30 +54,22 @@ pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
+/// A request header as text; "" when it is absent or not visible ASCII.
+pub(super) fn header_str<B>(req: &Request<B>, name: header::HeaderName) -> &str {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
 /// Who is calling: bearer token or User-Agent (fault rules match either).
 pub(super) fn identity<B>(req: &Request<B>) -> String {
-    let ua = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let ua = header_str(req, header::USER_AGENT);
+    let token = header_str(req, header::AUTHORIZATION);
+    let token = token.strip_prefix("Bearer ").unwrap_or("");
     format!("{ua} token={token}")
 }
 
 impl Server {
     pub(super) async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let ct = header_str(&req, header::CONTENT_TYPE).to_string();
         if let Some(len) = req
             .headers()
             .get(header::CONTENT_LENGTH)

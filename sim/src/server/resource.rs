@@ -102,12 +102,7 @@ impl Server {
                 Ok(self.render_reply(&rt, self.core.update(&rt, &ns, &name, v, sub, &opts)?, out))
             }
             (Method::PATCH, Some(name)) => {
-                let ct = req
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
+                let ct = super::request::header_str(&req, header::CONTENT_TYPE).to_string();
                 let pt = match ct.split(';').next().unwrap_or("").trim() {
                     "application/merge-patch+json" => PatchType::Merge,
                     "application/json-patch+json" => PatchType::Json,

@@ -35,12 +35,7 @@ impl Server {
     ) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_string();
         let query = parse_query(req.uri().query());
-        let accept = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let accept = super::request::header_str(&req, header::ACCEPT).to_string();
         let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
         let get_only = |r: Result<Response<Body>, ApiError>| {
@@ -154,73 +149,38 @@ impl Server {
         };
         let reg = self.core.registry();
         let lookup = |plural: &str| reg.get(group, version, plural).ok_or_else(ApiError::no_route);
-        let t = match rest {
+        // The resource and namespace, and what follows: [], [name] or [name, sub].
+        let (rt, namespace, tail) = match rest {
             // /api/v1/namespaces/{name}/status|finalize is the namespace object itself.
-            ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => Target {
-                rt: lookup("namespaces")?,
-                namespace: None,
-                name: Some(name.to_string()),
-                sub: Some(sub.to_string()),
-            },
+            ["namespaces", _, "status" | "finalize"] if group.is_empty() => (lookup("namespaces")?, None, &rest[1..]),
             ["namespaces", ns, plural, tail @ ..] => {
                 let rt = lookup(plural)?;
                 if !rt.namespaced {
                     return Err(ApiError::no_route());
                 }
-                match tail {
-                    [] => Target {
-                        rt,
-                        namespace: Some(ns.to_string()),
-                        name: None,
-                        sub: None,
-                    },
-                    [name] => Target {
-                        rt,
-                        namespace: Some(ns.to_string()),
-                        name: Some(name.to_string()),
-                        sub: None,
-                    },
-                    [name, sub] => Target {
-                        rt,
-                        namespace: Some(ns.to_string()),
-                        name: Some(name.to_string()),
-                        sub: Some(sub.to_string()),
-                    },
-                    _ => return Err(ApiError::no_route()),
-                }
+                (rt, Some(ns.to_string()), tail)
             }
-            [plural] => Target {
-                rt: lookup(plural)?,
-                namespace: None,
-                name: None,
-                sub: None,
-            },
-            [plural, name] => {
+            [plural, tail @ ..] => {
                 let rt = lookup(plural)?;
-                if rt.namespaced {
+                // A namespaced resource is listed across namespaces, never named without one.
+                if rt.namespaced && !tail.is_empty() {
                     return Err(ApiError::no_route());
                 }
-                Target {
-                    rt,
-                    namespace: None,
-                    name: Some(name.to_string()),
-                    sub: None,
-                }
+                (rt, None, tail)
             }
-            [plural, name, sub] => {
-                let rt = lookup(plural)?;
-                if rt.namespaced {
-                    return Err(ApiError::no_route());
-                }
-                Target {
-                    rt,
-                    namespace: None,
-                    name: Some(name.to_string()),
-                    sub: Some(sub.to_string()),
-                }
-            }
+            [] => return Err(ApiError::no_route()),
+        };
+        let (name, sub) = match tail {
+            [] => (None, None),
+            [name] => (Some(name.to_string()), None),
+            [name, sub] => (Some(name.to_string()), Some(sub.to_string())),
             _ => return Err(ApiError::no_route()),
         };
-        Ok(t)
+        Ok(Target {
+            rt,
+            namespace,
+            name,
+            sub,
+        })
     }
 }

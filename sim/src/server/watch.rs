@@ -46,47 +46,7 @@ impl Server {
         let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
         let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
         let key = rt.key();
-        let (initial, start_rv, rx) = if rv_param.is_empty() || rv_param == "0" || send_initial {
-            let (items, rv, rx) = self.core.store.snapshot_and_watch(&key);
-            (Some(items), rv, rx)
-        } else {
-            let rv: u64 = rv_param
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: {rv_param:?}")))?;
-            match self.core.store.watch_from(rv) {
-                Ok((past, rx)) => {
-                    let (tx, body) = channel_body();
-                    let me = self.clone();
-                    let ctx = WatchCtx {
-                        rt,
-                        ns,
-                        ls,
-                        fs,
-                        out,
-                        bookmarks,
-                        timeout,
-                        id: id.to_string(),
-                        last_rv: rv,
-                    };
-                    tokio::spawn(async move { me.pump(ctx, past, None, false, rx, tx).await });
-                    return Ok(watch_response(body, out));
-                }
-                Err(oldest) => {
-                    let e = ApiError::gone(format!("too old resource version: {rv} ({oldest})"));
-                    let ev = json!({"type": "ERROR", "object": e.to_status()});
-                    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
-                    line.push(b'\n');
-                    return Ok(Response::builder()
-                        .status(200)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(full(line))
-                        .unwrap_or_else(|_| Response::new(full(""))));
-                }
-            }
-        };
-        let (tx, body) = channel_body();
-        let me = self.clone();
-        let ctx = WatchCtx {
+        let mut ctx = WatchCtx {
             rt,
             ns,
             ls,
@@ -95,9 +55,29 @@ impl Server {
             bookmarks,
             timeout,
             id: id.to_string(),
-            last_rv: start_rv,
+            last_rv: 0,
         };
-        tokio::spawn(async move { me.pump(ctx, Vec::new(), initial, send_initial, rx, tx).await });
+        // From now (with the current objects first), or from a resourceVersion still in the
+        // history (the events since then first).
+        let (past, initial, rx) = if rv_param.is_empty() || rv_param == "0" || send_initial {
+            let (items, rv, rx) = self.core.store.snapshot_and_watch(&key);
+            ctx.last_rv = rv;
+            (Vec::new(), Some(items), rx)
+        } else {
+            let rv: u64 = rv_param
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: {rv_param:?}")))?;
+            match self.core.store.watch_from(rv) {
+                Ok((past, rx)) => {
+                    ctx.last_rv = rv;
+                    (past, None, rx)
+                }
+                Err(oldest) => return Ok(too_old(rv, oldest)),
+            }
+        };
+        let (tx, body) = channel_body();
+        let me = self.clone();
+        tokio::spawn(async move { me.pump(ctx, past, initial, send_initial, rx, tx).await });
         Ok(watch_response(body, out))
     }
 
@@ -280,5 +260,19 @@ fn watch_response(body: Body, out: Output) -> Response<Body> {
         .header(header::CONTENT_TYPE, out.content_type(Shape::Watch))
         .header(header::TRANSFER_ENCODING, "chunked")
         .body(body)
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// A watch from a resourceVersion no longer in the history: one ERROR event (410 Gone), as
+/// kube-apiserver sends it, and the end of the stream.
+fn too_old(rv: u64, oldest: u64) -> Response<Body> {
+    let e = ApiError::gone(format!("too old resource version: {rv} ({oldest})"));
+    let ev = json!({"type": "ERROR", "object": e.to_status()});
+    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+    line.push(b'\n');
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(line))
         .unwrap_or_else(|_| Response::new(full("")))
 }

@@ -39,22 +39,35 @@ pub async fn raw_with(sim: &Sim, method: &str, path: &str, headers: &[(&str, &st
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+/// `body` as JSON, as the admin.
+#[allow(dead_code)]
+pub async fn send_json(sim: &Sim, method: &str, path: &str, body: &Value) -> RawResponse {
+    raw(sim, method, path, Some("application/json"), body.to_string().as_bytes()).await
+}
+
+/// A DELETE as the admin with `propagationPolicy: Background` (dependents go after the owner).
+#[allow(dead_code)]
+pub async fn delete_in_background(sim: &Sim, path: &str) -> RawResponse {
+    raw(
+        sim,
+        "DELETE",
+        path,
+        Some("application/json"),
+        br#"{"propagationPolicy":"Background"}"#,
+    )
+    .await
+}
+
+/// A GET as the admin, asking for `accept`.
+#[allow(dead_code)]
+pub async fn get_accepting(sim: &Sim, path: &str, accept: &str) -> RawResponse {
+    raw_with(sim, "GET", path, &[("Accept", accept)], b"").await
+}
+
 /// A body as client-go sends it with `Content-Type: application/vnd.kubernetes.protobuf`:
 /// the `k8s\0` magic, then `runtime.Unknown{typeMeta, raw: object}`.
 pub fn protobuf_body(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<u8> {
-    use baton_sim::protobuf::MAGIC;
-    use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
-    use prost::Message as _;
-    let unknown = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(object.encode_to_vec()),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    [MAGIC.as_slice(), &unknown.encode_to_vec()].concat()
+    baton_sim::protobuf::envelope(api_version, kind, object.encode_to_vec())
 }
 
 /// A namespaced test CRD `widgets.test.baton.dev` with status and scale subresources,

@@ -1,6 +1,7 @@
 //! Checks per batch (`spec.checks`): what, besides pod readiness, a batch (and the bake window)
-//! must pass. Only the `http` kind exists so far; a check without it is refused (CEL), so no
-//! spec silently loses a gate it asked for. The semantics are in docs/rollouts.md ("Checks").
+//! must pass. A check has exactly one kind (`http`, `job`, `prometheus`); a check without one is
+//! refused (CEL), so no spec silently loses a gate it asked for. The semantics are in
+//! docs/rollouts.md ("Checks").
 
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -31,7 +32,7 @@ pub mod placeholders {
 
 /// One check.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("has(self.http)").message("a check needs a kind: http (job and prometheus checks are not implemented yet)"))]
+#[x_kube(validation = Rule::new("(has(self.http) ? 1 : 0) + (has(self.job) ? 1 : 0) + (has(self.prometheus) ? 1 : 0) == 1").message("a check needs exactly one kind: http, job or prometheus"))]
 #[x_kube(validation = Rule::new("(has(self.failureLimit) ? self.failureLimit : 0) < (has(self.count) ? self.count : 1)").message("failureLimit must be below count"))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
@@ -41,7 +42,13 @@ pub struct Check {
     /// An HTTP request that must answer as expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCheck>,
-    /// Most attempts of one run.
+    /// A Job that must succeed (one per batch, and one for the bake window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<super::JobTemplate>>,
+    /// A Prometheus query whose result must satisfy a condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusCheck>,
+    /// Most attempts of one run (http, prometheus).
     #[serde(default = "default_count")]
     #[schemars(range(min = 1, max = 100))]
     pub count: i32,
@@ -118,6 +125,104 @@ pub struct JsonMatch {
     pub equals: String,
 }
 
+/// A Prometheus check: an instant query, and a condition every sample of its result must meet.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusCheck {
+    /// Base URL of the Prometheus HTTP API (`http://prometheus.monitoring:9090`); the query goes
+    /// to `<address>/api/v1/query`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub address: String,
+    /// PromQL instant query; may use the placeholders of `http.url` (`{{instance}}`, `{{pod}}`
+    /// or `{{podIP}}` make it run once per pod).
+    #[schemars(length(min = 1, max = 8192))]
+    pub query: String,
+    /// What every sample must satisfy: a comparison and a number (`< 0.05`, `>= 0.99`, `== 0`).
+    /// An empty result fails the attempt.
+    #[schemars(
+        length(min = 2, max = 64),
+        regex(pattern = r"^\s*(<=|>=|==|!=|<|>)\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$")
+    )]
+    pub condition: String,
+    /// A Secret in the Rollout's namespace with `token` (sent as a bearer token) or `username`
+    /// and `password` (basic auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<crate::api::listenerset::SecretRef>,
+    /// Seconds an attempt may take.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_seconds: i32,
+}
+
+/// The comparison of a Prometheus check's condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+/// A parsed `condition`: the comparison and the number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Threshold {
+    pub op: Comparison,
+    pub value: f64,
+}
+
+impl Threshold {
+    /// `< 0.05`, `>=0.99`, `== 0`, … (what the schema's pattern admits).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let (op, rest) = [
+            ("<=", Comparison::Le),
+            (">=", Comparison::Ge),
+            ("==", Comparison::Eq),
+            ("!=", Comparison::Ne),
+            ("<", Comparison::Lt),
+            (">", Comparison::Gt),
+        ]
+        .into_iter()
+        .find_map(|(sym, op)| t.strip_prefix(sym).map(|rest| (op, rest)))
+        .ok_or_else(|| format!("condition {s:?} must start with <, <=, >, >=, == or !="))?;
+        let value = rest
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("condition {s:?} must compare with a number (`< 0.05`)"))?;
+        Ok(Self { op, value })
+    }
+
+    /// Does `v` meet the condition? NaN meets none but `!=`.
+    pub fn holds(&self, v: f64) -> bool {
+        match self.op {
+            Comparison::Lt => v < self.value,
+            Comparison::Le => v <= self.value,
+            Comparison::Gt => v > self.value,
+            Comparison::Ge => v >= self.value,
+            Comparison::Eq => v == self.value,
+            Comparison::Ne => v != self.value,
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.op {
+            Comparison::Lt => "<",
+            Comparison::Le => "<=",
+            Comparison::Gt => ">",
+            Comparison::Ge => ">=",
+            Comparison::Eq => "==",
+            Comparison::Ne => "!=",
+        };
+        write!(f, "{op} {}", self.value)
+    }
+}
+
 fn default_count() -> i32 {
     1
 }
@@ -129,11 +234,20 @@ fn default_timeout() -> i32 {
 }
 
 impl Check {
-    /// Does the check run once per pod (its URL names a pod)?
+    /// The text whose placeholders are filled in per run: the URL of an `http` check, the query
+    /// of a `prometheus` one.
+    pub fn template(&self) -> Option<&str> {
+        match (&self.http, &self.prometheus) {
+            (Some(h), _) => Some(&h.url),
+            (None, Some(p)) => Some(&p.query),
+            (None, None) => None,
+        }
+    }
+
+    /// Does the check run once per pod (its URL or query names a pod)?
     pub fn per_pod(&self) -> bool {
-        self.http
-            .as_ref()
-            .is_some_and(|h| placeholders::PER_POD.iter().any(|p| h.url.contains(p)))
+        self.template()
+            .is_some_and(|t| placeholders::PER_POD.iter().any(|p| t.contains(p)))
     }
 }
 
@@ -168,33 +282,66 @@ pub fn validate_checks(checks: &[Check], errors: &mut Vec<String>) {
         if !(0..=3600).contains(&c.interval_seconds) {
             errors.push(format!("{at}.intervalSeconds is {}; use 0..3600", c.interval_seconds));
         }
-        match &c.http {
-            None => errors.push(format!(
-                "{at} ({}) has no kind; give it http (job and prometheus checks are not implemented yet)",
+        match (&c.http, &c.job, &c.prometheus) {
+            (None, None, None) => errors.push(format!(
+                "{at} ({}) has no kind; give it http, job or prometheus",
                 c.name
             )),
-            Some(h) => validate_http(&at, h, errors),
+            (Some(h), None, None) => validate_http(&at, h, errors),
+            (None, Some(j), None) => super::hooks::validate_job(&format!("{at}.job"), j, errors),
+            (None, None, Some(p)) => validate_prometheus(&at, p, errors),
+            _ => errors.push(format!(
+                "{at} ({}) has more than one kind; give it one of http, job and prometheus",
+                c.name
+            )),
         }
     }
 }
 
-fn validate_http(at: &str, h: &HttpCheck, errors: &mut Vec<String>) {
-    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
-        errors.push(format!("{at}.http.url {:?} must start with http:// or https://", h.url));
+/// `url` is http(s) (`field` names it in messages).
+fn validate_scheme(field: &str, url: &str, errors: &mut Vec<String>) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        errors.push(format!("{field} {url:?} must start with http:// or https://"));
     }
-    let mut rest = h.url.as_str();
+}
+
+/// Every `{{…}}` in `text` is a known placeholder (`field` names it in messages).
+fn validate_placeholders(field: &str, text: &str, errors: &mut Vec<String>) {
+    let mut rest = text;
     while let Some(start) = rest.find("{{") {
         let tail = &rest[start..];
         let end = tail.find("}}").map_or(tail.len(), |e| e + 2);
         let word = &tail[..end];
         if !placeholders::ALL.contains(&word) {
             errors.push(format!(
-                "{at}.http.url uses {word:?}; the placeholders are {}",
+                "{field} uses {word:?}; the placeholders are {}",
                 placeholders::ALL.join(", ")
             ));
         }
         rest = &tail[end..];
     }
+}
+
+fn validate_prometheus(at: &str, p: &PrometheusCheck, errors: &mut Vec<String>) {
+    validate_scheme(&format!("{at}.prometheus.address"), &p.address, errors);
+    validate_placeholders(&format!("{at}.prometheus.query"), &p.query, errors);
+    if let Err(e) = Threshold::parse(&p.condition) {
+        errors.push(format!("{at}.prometheus.{e}"));
+    }
+    if !(1..=300).contains(&p.timeout_seconds) {
+        errors.push(format!(
+            "{at}.prometheus.timeoutSeconds is {}; use 1..300",
+            p.timeout_seconds
+        ));
+    }
+    if p.secret_ref.as_ref().is_some_and(|s| s.name.is_empty()) {
+        errors.push(format!("{at}.prometheus.secretRef.name is empty; name a Secret"));
+    }
+}
+
+fn validate_http(at: &str, h: &HttpCheck, errors: &mut Vec<String>) {
+    validate_scheme(&format!("{at}.http.url"), &h.url, errors);
+    validate_placeholders(&format!("{at}.http.url"), &h.url, errors);
     if !(1..=300).contains(&h.timeout_seconds) {
         errors.push(format!("{at}.http.timeoutSeconds is {}; use 1..300", h.timeout_seconds));
     }

@@ -101,6 +101,9 @@ wire_words! {
         Progressing,
         /// True when the spec cannot be acted on; the message says what to fix.
         InvalidSpec,
+        /// Only with `spec.notifications`: True when every sink's Secret is there with a usable
+        /// URL (delivery failures are Events and a metric, not this condition).
+        NotificationsReady,
     }
 }
 
@@ -149,6 +152,15 @@ wire_words! {
         CheckFailed,
         /// An instance was not available during the bake window.
         BakeFailed,
+        /// `NotificationsReady` is True.
+        SinksReady,
+        /// `NotificationsReady` is False: a sink's Secret is missing or unreadable, or its URL or
+        /// headers do not parse (the message says which).
+        SinkInvalid,
+        /// A hook's Job (`spec.hooks`) runs: the rollout waits for it.
+        HookRunning,
+        /// A hook's Job failed.
+        HookFailed,
     }
 }
 
@@ -167,6 +179,8 @@ wire_words! {
         CheckFailed,
         /// An instance was not available during the bake window.
         BakeFailed,
+        /// A hook's Job (`spec.hooks`) failed.
+        HookFailed,
     }
 }
 
@@ -181,6 +195,7 @@ impl FailureReason {
             (FailureReason::ProgressDeadlineExceeded, false) => Reason::ProgressDeadlineExceeded,
             (FailureReason::CheckFailed, false) => Reason::CheckFailed,
             (FailureReason::BakeFailed, false) => Reason::BakeFailed,
+            (FailureReason::HookFailed, false) => Reason::HookFailed,
         }
     }
 }
@@ -218,6 +233,12 @@ wire_words! {
         BakeStarted,
         /// A check failed (the note names it, its target and its last result).
         CheckFailed,
+        /// A notification could not be delivered (yet, or within the retry bound).
+        NotificationFailed,
+        /// A hook's Job was created (the note names it).
+        HookStarted,
+        /// A hook's Job failed (the note names it, its failed pod and why).
+        HookFailed,
     }
 }
 

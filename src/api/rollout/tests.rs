@@ -42,6 +42,8 @@ pub(crate) fn sample_spec() -> RolloutSpec {
         pins: vec![],
         bake_seconds: 0,
         checks: vec![],
+        notifications: vec![],
+        hooks: Default::default(),
     }
 }
 
@@ -249,4 +251,55 @@ fn selector_string_and_matching() {
     assert!(selector_matches(&selector, &labels));
     labels.insert("canary".into(), "1".into());
     assert!(!selector_matches(&selector, &labels));
+}
+
+#[test]
+fn validate_reports_what_to_fix_in_hooks_and_job_checks() {
+    let job = |image: &str, restart: Option<&str>, backoff: i32| -> Box<JobTemplate> {
+        Box::new(JobTemplate {
+            template: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    containers: if image.is_empty() {
+                        vec![]
+                    } else {
+                        vec![Container {
+                            name: "migrate".into(),
+                            image: Some(image.into()),
+                            ..Default::default()
+                        }]
+                    },
+                    restart_policy: restart.map(str::to_string),
+                    ..Default::default()
+                }),
+            },
+            backoff_limit: Some(backoff),
+            active_deadline_seconds: None,
+        })
+    };
+    let mut spec = sample_spec();
+    spec.hooks.pre_rollout = Some(job("migrate:v1", None, 0));
+    spec.hooks.post_rollout = Some(job("smoke:v1", Some("OnFailure"), 10));
+    assert_eq!(validate(&spec), Ok(()));
+    spec.hooks.pre_rollout = Some(job("migrate:v1", Some("Always"), 11));
+    spec.hooks.post_rollout = Some(job("", None, 0));
+    spec.checks = vec![Check {
+        name: "smoke".into(),
+        http: None,
+        job: Some(job("smoke:v1", None, -1)),
+        prometheus: None,
+        count: 1,
+        failure_limit: 0,
+        interval_seconds: 2,
+    }];
+    let errors = validate(&spec).unwrap_err();
+    for expected in [
+        "spec.hooks.preRollout.backoffLimit is 11; use 0..10",
+        "spec.hooks.preRollout.template.spec.restartPolicy is \"Always\"; a Job's pod needs Never or OnFailure",
+        "spec.hooks.postRollout.template.spec.containers is empty; give the Job's pod a container",
+        "spec.checks[0].job.backoffLimit is -1; use 0..10",
+    ] {
+        assert!(errors.iter().any(|e| e == expected), "{expected:?} not in {errors:#?}");
+    }
+    assert_eq!(errors.len(), 4, "{errors:#?}");
 }

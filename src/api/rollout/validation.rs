@@ -53,6 +53,7 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
         ));
     }
     super::checks::validate_checks(&spec.checks, &mut errors);
+    super::hooks::validate_hooks(&spec.hooks, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {

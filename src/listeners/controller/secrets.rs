@@ -30,6 +30,21 @@ pub enum SecretAccess {
     Off,
 }
 
+impl SecretAccess {
+    /// May the controller read Secrets of namespace `ns`? Err says why not, naming the flag.
+    pub fn allows(&self, ns: &str) -> Result<(), String> {
+        match self {
+            SecretAccess::All => Ok(()),
+            SecretAccess::Off => Err("the controller does not read Secrets (--read-secrets=false)".into()),
+            SecretAccess::Namespaces(list) if list.iter().any(|n| n == ns) => Ok(()),
+            SecretAccess::Namespaces(list) => Err(format!(
+                "the controller reads Secrets only in namespace(s) {} (--secret-namespaces)",
+                list.join(", ")
+            )),
+        }
+    }
+}
+
 /// The Secret caches the controller reads, by namespace (`None`: all namespaces watched).
 #[derive(Clone, Default)]
 pub struct SecretStores {

@@ -56,6 +56,10 @@ pub(super) struct RolloutState {
     pub(super) bake_until: Option<Timestamp>,
     /// `promote --full` ended the bake window.
     pub(super) skip_bake: bool,
+    /// The preRollout hook has not succeeded: no instance moves to the update revision.
+    pub(super) hold: bool,
+    /// The hook whose Job the rollout waits for, and the Job.
+    pub(super) hook: Option<(&'static str, String)>,
 }
 
 impl Planner<'_> {
@@ -124,6 +128,9 @@ impl Planner<'_> {
         self.spec_pause_changes(&mut batch);
 
         if requests.retry {
+            if failed.is_some() {
+                self.delete_failed_jobs(&target);
+            }
             self.retry_failed(&mut failed, &mut batch, &target, total_batches);
         }
         if requests.abort {
@@ -143,6 +150,7 @@ impl Planner<'_> {
             mode = Mode::Steady;
         }
         let skip_bake = requests.promote_full && self.promote_full(mode, &mut batch, &target);
+        let hold = matches!(mode, Mode::Rollout | Mode::Stopped) && !self.pre_hook_done(&target).0;
         RolloutState {
             target,
             stable,
@@ -160,6 +168,8 @@ impl Planner<'_> {
             holdups: Vec::new(),
             bake_until: None,
             skip_bake,
+            hold,
+            hook: None,
         }
     }
 
@@ -173,7 +183,7 @@ impl Planner<'_> {
     ) -> BatchStatus {
         let total = i32::try_from(counts.len()).unwrap_or(i32::MAX);
         let from = stable.map(|s| format!(" from {}", s.version)).unwrap_or_default();
-        self.event(
+        self.batch_event(
             EventType::Normal,
             EventReason::BatchStarted,
             format!(
@@ -182,6 +192,7 @@ impl Planner<'_> {
                 target.revision,
                 counts.first().copied().unwrap_or(0),
             ),
+            Some(1),
         );
         BatchStatus {
             current: 1,

@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use super::batches::RolloutState;
+use super::hooks::JobVerdict;
 use super::{slot_name, Planner};
 use crate::api::rollout::checks::placeholders;
 use crate::api::rollout::Check;
@@ -24,8 +25,9 @@ pub struct CheckRun {
     pub name: String,
     /// The instance it targets, for a check that runs per pod.
     pub target: Option<String>,
-    /// The URL with its placeholders filled in.
-    pub url: String,
+    /// The check's template (an `http` URL, a `prometheus` query) with its placeholders filled
+    /// in.
+    pub rendered: String,
     pub check: Check,
 }
 
@@ -73,8 +75,8 @@ pub(super) enum Verdict {
     Failed(String, Option<i32>),
 }
 
-fn fill(url: &str, vars: &[(&str, &str)]) -> String {
-    vars.iter().fold(url.to_string(), |u, (k, v)| u.replace(k, v))
+fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    vars.iter().fold(template.to_string(), |u, (k, v)| u.replace(k, v))
 }
 
 impl Planner<'_> {
@@ -85,8 +87,20 @@ impl Planner<'_> {
         let name = self.input.name.clone();
         let mut waiting = Vec::new();
         let mut failed = None;
-        for check in &self.spec.checks {
-            let Some(http) = &check.http else { continue };
+        let spec = self.spec;
+        for check in &spec.checks {
+            if let Some(job) = &check.job {
+                let phase = phase.strip_prefix('b').unwrap_or(phase);
+                match self.check_job_verdict(target, &check.name, phase, job) {
+                    JobVerdict::Passed => {}
+                    JobVerdict::Waiting(j) => waiting.push(format!("check {} (Job {j})", check.name)),
+                    JobVerdict::Failed(why) => {
+                        failed.get_or_insert((format!("check {} failed: {why}", check.name), None));
+                    }
+                }
+                continue;
+            }
+            let Some(template) = check.template() else { continue };
             let common = [
                 (placeholders::VERSION, target.version.as_str()),
                 (placeholders::NAMESPACE, self.input.namespace.as_str()),
@@ -112,13 +126,13 @@ impl Planner<'_> {
                     ];
                     vars.extend(common);
                     let key = format!("{}/{phase}/{}/{}", target.hash, check.name, pod.name);
-                    runs.push((Some(*slot), key, fill(&http.url, &vars)));
+                    runs.push((Some(*slot), key, fill(template, &vars)));
                 }
             } else {
                 let key = format!("{}/{phase}/{}/-", target.hash, check.name);
-                runs.push((None, key, fill(&http.url, &common)));
+                runs.push((None, key, fill(template, &common)));
             }
-            for (slot, key, url) in runs {
+            for (slot, key, rendered) in runs {
                 let on = slot.map(|s| format!(" on {}", slot_name(&name, s))).unwrap_or_default();
                 match self.input.checks.get(&key) {
                     Some(p) if p.outcome == CheckOutcome::Failed => {
@@ -148,7 +162,7 @@ impl Planner<'_> {
                     key,
                     name: check.name.clone(),
                     target: slot.map(|s| slot_name(&name, s)),
-                    url,
+                    rendered,
                     check: check.clone(),
                 });
             }

@@ -102,6 +102,7 @@ mod batches;
 mod checks;
 mod counts;
 mod history;
+mod hooks;
 mod names;
 mod observed;
 mod pods;
@@ -114,6 +115,7 @@ mod targets;
 mod validation;
 
 pub use checks::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
+pub use hooks::{check_job_name, hook_job_name, job_labels, JobState, ObservedJob};
 pub use names::{parse_slot, pod_labels, pod_name, revision_labels, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
@@ -154,6 +156,12 @@ pub struct PlanInput {
     /// How the check runs of the last plans are doing, by [`CheckRun::key`] (the shell's
     /// memory: empty after a restart).
     pub checks: BTreeMap<String, CheckProgress>,
+    /// The notification sinks as the shell resolved them: `None` without
+    /// `spec.notifications`, else what is wrong with them (empty: all usable). Sets condition
+    /// `NotificationsReady`.
+    pub sink_problems: Option<Vec<String>>,
+    /// The Jobs of the Rollout (hooks and `job` checks), terminating ones left out.
+    pub jobs: Vec<ObservedJob>,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -187,6 +195,15 @@ pub enum Action {
     },
     /// Delete pod `name`.
     DeletePod { name: String },
+    /// Create Job `name` with `labels` from `job` (a hook's or a `job` check's), owned by the
+    /// Rollout.
+    CreateJob {
+        name: String,
+        labels: BTreeMap<String, String>,
+        job: Arc<crate::api::rollout::JobTemplate>,
+    },
+    /// Delete Job `name` and its pods (a retried failure, or its revision was pruned).
+    DeleteJob { name: String },
     /// Ask pod `name` to hand its listeners over: set annotation `baton.dev/drain` to now.
     DrainPod { name: String },
     /// Pod `name` is wanted again: remove annotation `baton.dev/drain` (one this controller
@@ -210,6 +227,8 @@ pub struct PlanEvent {
     /// The message as first planned, before a phase change was added to it: the same for
     /// every plan that reports this occurrence (a transition's Event is published once).
     pub identity: String,
+    /// The batch (1-based) the event is about, for the events about one.
+    pub batch: Option<i32>,
 }
 
 /// The planner's answer.
@@ -244,6 +263,9 @@ struct Planner<'a> {
     events: Vec<PlanEvent>,
     wakeups: Vec<Timestamp>,
     check_runs: Vec<CheckRun>,
+    /// Jobs this plan deletes: absent for the rest of the plan, not created again before the
+    /// caches show them gone.
+    deleting_jobs: std::collections::BTreeSet<String>,
 }
 
 fn add_secs(ts: Timestamp, secs: i64) -> Timestamp {
@@ -283,16 +305,23 @@ impl<'a> Planner<'a> {
             events: Vec::new(),
             wakeups: Vec::new(),
             check_runs: Vec::new(),
+            deleting_jobs: Default::default(),
         }
     }
 
     fn event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>) {
+        self.batch_event(type_, reason, message, None);
+    }
+
+    /// An event about batch `batch` (1-based).
+    fn batch_event(&mut self, type_: EventType, reason: EventReason, message: impl Into<String>, batch: Option<i32>) {
         let message = message.into();
         self.events.push(PlanEvent {
             type_,
             reason,
             identity: message.clone(),
             message,
+            batch,
         });
     }
 

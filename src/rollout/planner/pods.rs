@@ -37,13 +37,22 @@ impl Planner<'_> {
             mode,
             ..
         } = rollout;
-        let chosen: BTreeSet<i32> = if *mode == Mode::Rollout {
+        // Until the preRollout hook succeeds, only slots already on the update revision stay.
+        let on_target = |slot: &i32| {
+            self.slots
+                .get(slot)
+                .is_some_and(|p| p.live.iter().any(|p| p.revision_hash == target.hash))
+        };
+        let mut chosen: BTreeSet<i32> = if *mode == Mode::Rollout {
             let k = usize::try_from(batch.current).unwrap_or(1).max(1);
             let count = counts.get(k - 1).copied().unwrap_or(unpinned.len());
             self.choose(rollout, k, count)
         } else {
             BTreeSet::new()
         };
+        if rollout.hold {
+            chosen.retain(on_target);
+        }
         let fallback = stable.clone().unwrap_or_else(|| target.clone());
         let mut desired: BTreeMap<i32, Option<RevisionInfo>> = BTreeMap::new();
         for slot in 0..self.replicas() {
@@ -64,7 +73,9 @@ impl Planner<'_> {
                 (true, false, false) => Some(fallback.clone()),
                 _ => Some(base),
             };
-            desired.insert(slot, want);
+            // Held by the preRollout hook on a first rollout: no pod of the new code starts.
+            let held = rollout.hold && stable.is_none() && !pins.contains_key(&slot) && !on_target(&slot);
+            desired.insert(slot, if held { None } else { want });
         }
         desired
     }

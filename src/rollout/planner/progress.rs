@@ -8,8 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use super::batches::{Mode, RolloutState};
 use super::checks::Verdict;
+use super::hooks::JobVerdict;
 use super::observed::SlotHealth;
 use super::{add_duration, add_secs, slot_name, EventType, Planner, RevisionInfo};
+use crate::api::rollout::hooks::hook_names;
 use crate::api::rollout::{BatchStatus, EventReason, FailedUpdate, FailureReason, PauseMode};
 
 /// Slots with a description of how each stands.
@@ -97,6 +99,9 @@ impl Planner<'_> {
 
     /// One look at the current batch.
     fn step_batch(&mut self, rollout: &mut RolloutState, promote: &mut bool) -> Step {
+        if let Some(step) = self.hook_step(rollout, hook_names::PRE_ROLLOUT) {
+            return step;
+        }
         let k = usize::try_from(rollout.batch.current).unwrap_or(1).max(1);
         let count = rollout.counts.get(k - 1).copied().unwrap_or(rollout.unpinned.len());
         let chosen = self.choose(rollout, k, count);
@@ -145,6 +150,12 @@ impl Planner<'_> {
         }
         if waiting.is_empty() && checks_waiting.is_empty() {
             if last {
+                // The postRollout hook runs once the last batch is healthy, before the bake.
+                if rollout.batch.bake_started_at.is_none() {
+                    if let Some(step) = self.hook_step(rollout, hook_names::POST_ROLLOUT) {
+                        return step;
+                    }
+                }
                 return self.bake(rollout, &chosen);
             }
             return self.after_healthy_batch(rollout, promote);
@@ -182,10 +193,11 @@ impl Planner<'_> {
                 PauseMode::Timed(d) => format!("pausing for {}", human(d)),
                 PauseMode::Manual => "waiting for promotion (baton rollout promote)".to_string(),
             };
-            self.event(
+            self.batch_event(
                 EventType::Normal,
                 EventReason::BatchCompleted,
                 format!("batch {k}/{total} of {version} healthy; {what}"),
+                Some(k),
             );
         }
         let paused_at = rollout.batch.pause_started_at.as_ref().map_or(now, |t| t.0);
@@ -206,13 +218,14 @@ impl Planner<'_> {
             }
             // A promotion is used up by the pause it ends.
             *promote = false;
-            self.event(
+            self.batch_event(
                 EventType::Normal,
                 EventReason::Promoted,
                 format!(
                     "batch {k}/{total} promoted ({})",
                     crate::api::rollout::annotations::PROMOTE
                 ),
+                Some(k),
             );
         }
         self.next_batch(rollout);
@@ -237,7 +250,8 @@ impl Planner<'_> {
             rollout.target.revision,
             rollout.unpinned.len()
         );
-        self.event(EventType::Normal, EventReason::BatchStarted, message);
+        let current = Some(batch.current);
+        self.batch_event(EventType::Normal, EventReason::BatchStarted, message, current);
     }
 
     /// Has the current (unhealthy) batch run out of time? Measured from the batch start, or
@@ -251,7 +265,11 @@ impl Planner<'_> {
             (Some(t), PauseMode::None) => Some(t.0),
             (None, _) => batch.started_at.as_ref().map(|t| t.0),
         };
-        let Some(base) = base else { return false };
+        let Some(mut base) = base else { return false };
+        // Batch 1 starts when the preRollout hook has succeeded.
+        if let (_, Some(hook_done)) = self.pre_hook_done(&rollout.target) {
+            base = base.max(hook_done);
+        }
         let deadline = add_secs(base, i64::from(self.spec.progress_deadline_seconds));
         if deadline <= self.now {
             return true;
@@ -260,9 +278,33 @@ impl Planner<'_> {
         false
     }
 
+    /// The hook `hook`: None once it passed (or there is none); otherwise the rollout waits for
+    /// its Job, or fails with it (`HookFailed`, and a `HookFailed` event): a failed preRollout
+    /// hook has replaced nothing, so nothing is rolled back.
+    fn hook_step(&mut self, rollout: &mut RolloutState, hook: &'static str) -> Option<Step> {
+        let target = rollout.target.clone();
+        match self.hook_verdict(&target, hook) {
+            JobVerdict::Passed => None,
+            JobVerdict::Waiting(job) => {
+                rollout.holdups = vec![format!("hook {hook} (Job {job})")];
+                rollout.hook = Some((hook, job));
+                self.check_runs.clear();
+                Some(Step::Wait(None))
+            }
+            JobVerdict::Failed(why) => {
+                let message = format!("hook {hook} of {} failed: {why}", target.version);
+                self.event(EventType::Warning, EventReason::HookFailed, message.clone());
+                let may_roll_back = hook != hook_names::PRE_ROLLOUT;
+                rollout.failed = Some(self.fail_as(FailureReason::HookFailed, message, rollout, &[], may_roll_back));
+                Some(Step::Failed)
+            }
+        }
+    }
+
     /// A batch failed by a check: a `CheckFailed` event besides the batch's.
     fn check_failed(&mut self, rollout: &mut RolloutState, message: String, slot: Option<i32>) -> Step {
-        self.event(EventType::Warning, EventReason::CheckFailed, message.clone());
+        let batch = Some(rollout.batch.current);
+        self.batch_event(EventType::Warning, EventReason::CheckFailed, message.clone(), batch);
         let instances: SlotList = slot.map(|s| (s, String::new())).into_iter().collect();
         rollout.failed = Some(self.fail(FailureReason::CheckFailed, message, rollout, &instances));
         Step::Failed
@@ -386,9 +428,22 @@ impl Planner<'_> {
         rollout: &RolloutState,
         instances: &[(i32, String)],
     ) -> FailedUpdate {
+        self.fail_as(reason, message, rollout, instances, true)
+    }
+
+    /// [`Self::fail`], rolled back only when `may_roll_back` (and `autoRollback`).
+    fn fail_as(
+        &mut self,
+        reason: FailureReason,
+        message: String,
+        rollout: &RolloutState,
+        instances: &[(i32, String)],
+        may_roll_back: bool,
+    ) -> FailedUpdate {
         let stable = rollout.stable.as_ref();
-        let rolled_back = self.spec.auto_rollback && stable.is_some();
-        self.event(EventType::Warning, EventReason::BatchFailed, message.clone());
+        let rolled_back = may_roll_back && self.spec.auto_rollback && stable.is_some();
+        let batch = Some(rollout.batch.current);
+        self.batch_event(EventType::Warning, EventReason::BatchFailed, message.clone(), batch);
         if let (true, Some(s)) = (rolled_back, stable) {
             self.event(
                 EventType::Warning,

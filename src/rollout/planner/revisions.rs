@@ -172,8 +172,11 @@ impl Planner<'_> {
             .collect();
         prunable.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
         let keep = usize::try_from(self.spec.revision_history_limit.max(0)).unwrap_or(0);
+        let mut pruned = BTreeSet::new();
         for rev in prunable.into_iter().skip(keep) {
             self.actions.push(Action::DeleteRevision { name: rev.name.clone() });
+            pruned.insert(rev.name.clone());
         }
+        self.prune_jobs(&rollout.target, &pruned);
     }
 }

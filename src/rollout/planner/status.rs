@@ -25,6 +25,7 @@ use super::batches::{Mode, RolloutState};
 use super::counts::pinned_versions;
 use super::observed::SlotHealth;
 use super::{budgets, EventType, PlanEvent, Planner, RevisionInfo};
+use crate::api::rollout::hooks::hook_names;
 use crate::api::rollout::{
     reasons, ConditionStatus, ConditionType, EventReason, FailedUpdate, HandledActions, InstanceStatus, Reason,
     RolloutPhase, RolloutStatus,
@@ -99,6 +100,7 @@ pub(super) fn phase_change_event(prior: Option<RolloutPhase>, phase: RolloutPhas
         reason: EventReason::PhaseChanged,
         identity: message.clone(),
         message,
+        batch: None,
     })
 }
 
@@ -179,6 +181,7 @@ impl Planner<'_> {
             ConditionType::InvalidSpec,
             cond(ConditionStatus::False, Reason::SpecValid, "spec is valid"),
         ));
+        wanted.extend(self.sinks_condition());
         status.conditions = self.conditions(wanted);
         status.message = Some(outcome.message);
 
@@ -338,6 +341,22 @@ impl Planner<'_> {
             ..
         } = rollout;
         let k = batch.current;
+        if let Some((hook, job)) = &rollout.hook {
+            let msg = if *hook == hook_names::PRE_ROLLOUT {
+                format!(
+                    "waiting for hook {hook} (Job {job}) before batch {k}/{total_batches} of {}",
+                    target.version
+                )
+            } else {
+                format!(
+                    "all {} instances of {} healthy; waiting for hook {hook} (Job {job})",
+                    unpinned.len(),
+                    target.version
+                )
+            };
+            let progressing = cond(ConditionStatus::True, Reason::HookRunning, msg.clone());
+            return Outcome::new(RolloutPhase::Progressing, progressing, msg);
+        }
         if *waiting_promotion {
             let msg = format!(
                 "batch {k}/{total_batches} of {} healthy; waiting for promotion (baton rollout promote {})",
@@ -429,7 +448,9 @@ impl Planner<'_> {
 
     fn stopped_outcome(&self, rollout: &RolloutState) -> Outcome {
         let f = rollout.failed.clone().unwrap_or_default();
-        let why = if rollout.stable.is_none() {
+        let why = if rollout.hold {
+            "nothing was replaced"
+        } else if rollout.stable.is_none() {
             "no healthy revision to roll back to"
         } else {
             "autoRollback is off"
@@ -471,6 +492,23 @@ impl Planner<'_> {
 
     /// Conditions for this generation; a condition keeps its stored transition time while its
     /// status stays the same.
+    /// `NotificationsReady`, with `spec.notifications` only: False names every sink problem.
+    fn sinks_condition(&self) -> Option<(ConditionType, Cond)> {
+        let problems = self.input.sink_problems.as_ref()?;
+        let c = if problems.is_empty() {
+            let n = self.spec.notifications.len();
+            let s = if n == 1 { "" } else { "s" };
+            cond(
+                ConditionStatus::True,
+                Reason::SinksReady,
+                format!("{n} notification sink{s} ready"),
+            )
+        } else {
+            cond(ConditionStatus::False, Reason::SinkInvalid, problems.join("; "))
+        };
+        Some((ConditionType::NotificationsReady, c))
+    }
+
     pub(super) fn conditions(&self, wanted: Vec<(ConditionType, Cond)>) -> Vec<Condition> {
         conditions_at(&self.prior, self.now, self.input.generation, wanted)
     }

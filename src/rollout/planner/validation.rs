@@ -142,6 +142,7 @@ fn invalid_report(
             reason: EventReason::InvalidSpec,
             identity: message.clone(),
             message: message.clone(),
+            batch: None,
         });
     }
     let mut status = prior.clone();

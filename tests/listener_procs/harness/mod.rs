@@ -20,6 +20,9 @@ pub mod history;
 /// Real kubectl against the simulator (the shared test helper).
 #[path = "../../support/kubectl.rs"]
 pub mod kubectl;
+/// ListenerSet specs, Lease holders (shared with the in-process listener world).
+#[path = "../../support/listenersets.rs"]
+pub mod listenersets;
 mod pods;
 #[path = "../../support/process.rs"]
 pub mod process;
@@ -31,13 +34,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
+use baton::api::listenerset::{Listener, ListenerSet};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -100,12 +101,7 @@ impl Cluster {
         .map_err(|e| e.to_string())?;
         let history = History::start(sim.core.store.subscribe());
         let client = sim.client().await.map_err(|e| e.to_string())?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-            crds.create(&PostParams::default(), &crd)
-                .await
-                .map_err(|e| format!("installing a CRD: {e}"))?;
-        }
+        baton::demo::install_crds(&client).await?;
         let dir = scratch_dir()?;
         Ok(Arc::new(Cluster { sim, history, dir }))
     }
@@ -356,17 +352,19 @@ impl Ns {
         Ok(id)
     }
 
+    /// Take controller `id` out of the running ones.
+    fn take_controller(&self, id: &str) -> R<ControllerProc> {
+        let mut g = self.controllers.lock().unwrap_or_else(|p| p.into_inner());
+        let i = g
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or_else(|| format!("no controller {id}"))?;
+        Ok(g.remove(i))
+    }
+
     /// SIGKILL controller `id` (a crash: no release of the leader Lease) and wait for its exit.
     pub async fn kill_controller(&self, id: &str) -> R<()> {
-        let c = {
-            let mut g = self.controllers.lock().unwrap_or_else(|p| p.into_inner());
-            let i = g
-                .iter()
-                .position(|c| c.id == id)
-                .ok_or_else(|| format!("no controller {id}"))?;
-            g.remove(i)
-        };
-        let mut c = c;
+        let mut c = self.take_controller(id)?;
         signal(c.proc.pid, "KILL").await;
         c.proc
             .wait_exit(Duration::from_secs(30))
@@ -378,15 +376,7 @@ impl Ns {
 
     /// SIGTERM controller `id` and wait for its exit.
     pub async fn stop_controller(&self, id: &str) -> R<()> {
-        let c = {
-            let mut g = self.controllers.lock().unwrap_or_else(|p| p.into_inner());
-            let i = g
-                .iter()
-                .position(|c| c.id == id)
-                .ok_or_else(|| format!("no controller {id}"))?;
-            g.remove(i)
-        };
-        let mut c = c;
+        let mut c = self.take_controller(id)?;
         c.proc.terminate();
         c.proc
             .wait_exit(Duration::from_secs(30))
@@ -399,24 +389,7 @@ impl Ns {
     // ----- ListenerSets -----
 
     pub async fn create_set(&self, name: &str, listeners: Vec<Listener>, lease_seconds: i32) -> R<()> {
-        let set = ListenerSet {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(self.name.clone()),
-                ..Default::default()
-            },
-            spec: ListenerSetSpec {
-                selector: LabelSelector {
-                    match_labels: Some([(APP_LABEL.to_string(), APP.to_string())].into()),
-                    ..Default::default()
-                },
-                listeners,
-                listeners_from: None,
-                max_per_pod: 0,
-                lease_duration_seconds: lease_seconds,
-            },
-            status: None,
-        };
+        let set = listenersets::set(&self.name, name, APP, listeners, lease_seconds);
         self.sets()
             .create(&PostParams::default(), &set)
             .await
@@ -426,18 +399,9 @@ impl Ns {
 
     /// Lease holders of `set`: listener → (holder, token).
     pub async fn holders(&self, set: &str) -> R<BTreeMap<String, (Option<String>, i32)>> {
-        let lp = ListParams::default().labels(&format!("baton.dev/listenerset={set}"));
+        let lp = ListParams::default().labels(&listenersets::lease_selector(set));
         let list = self.leases().list(&lp).await.map_err(|e| e.to_string())?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|l| {
-                let id = l.metadata.labels.as_ref()?.get("baton.dev/listener")?.clone();
-                let spec = l.spec.unwrap_or_default();
-                let holder = spec.holder_identity.filter(|h| !h.is_empty());
-                Some((id, (holder, spec.lease_transitions.unwrap_or(0))))
-            })
-            .collect())
+        Ok(listenersets::holders(list.items))
     }
 
     /// Wait until every listener in `ids` (`<set>/<id>`) runs in exactly one app that passes `ok`
@@ -534,12 +498,6 @@ pub fn pod_of(app: &str) -> &str {
 
 /// `n` listeners `l000`… of set `set`: (spec, `<set>/<id>` keys).
 pub fn listeners(set: &str, n: usize) -> (Vec<Listener>, Vec<String>) {
-    let spec = (0..n)
-        .map(|i| Listener {
-            id: format!("l{i:03}"),
-            ..Default::default()
-        })
-        .collect();
-    let keys = (0..n).map(|i| format!("{set}/l{i:03}")).collect();
-    (spec, keys)
+    let keys = listenersets::ids(n).iter().map(|id| format!("{set}/{id}")).collect();
+    (listenersets::listeners(n), keys)
 }

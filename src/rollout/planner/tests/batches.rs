@@ -38,10 +38,7 @@ fn batch_one_surges_a_single_new_pod_and_keeps_the_old_one() {
 fn converges_through_batches_and_pauses() {
     let mut inp = healthy("v1", 4);
     inp.spec = spec("v2", 4);
-    inp.spec.strategy.pause = Some(Pause {
-        duration: Some("5s".into()),
-        manual: None,
-    });
+    inp.spec.strategy.pause = pause(Some("5s"));
     let mut w = World::new(inp);
     let mut saw = BTreeSet::new();
     for _ in 0..200 {
@@ -80,10 +77,7 @@ fn converges_through_batches_and_pauses() {
 fn new_spec_mid_rollout_supersedes_the_old_target() {
     let mut inp = healthy("v1", 4);
     inp.spec = spec("v2", 4);
-    inp.spec.strategy.pause = Some(Pause {
-        duration: None,
-        manual: None,
-    });
+    inp.spec.strategy.pause = pause(None);
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     assert_eq!(w.versions().get("v2"), Some(&1));
@@ -103,10 +97,7 @@ fn scale_up_mid_rollout_fills_the_batch_with_new_slots() {
     let mut inp = healthy("v1", 2);
     inp.spec = spec("v2", 2);
     inp.spec.strategy.batches = vec![pct("50%")];
-    inp.spec.strategy.pause = Some(Pause {
-        duration: None,
-        manual: None,
-    });
+    inp.spec.strategy.pause = pause(None);
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     w.input.spec.replicas = 4;
@@ -148,10 +139,7 @@ fn paused_stops_progress_but_recreates_missing_pods() {
 fn requeue_covers_pause_and_deadline() {
     let mut inp = healthy("v1", 2);
     inp.spec = spec("v2", 2);
-    inp.spec.strategy.pause = Some(Pause {
-        duration: Some("1m".into()),
-        manual: None,
-    });
+    inp.spec.strategy.pause = pause(Some("1m"));
     let mut w = World::new(inp);
     let p = w.run_until(30, |s| s.message.as_deref().unwrap_or("").contains("paused for"));
     assert!(p < 30);

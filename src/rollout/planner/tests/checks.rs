@@ -4,11 +4,12 @@
 //! unavailable instance, and `promote --full` ends it.
 
 use super::*;
-use crate::api::rollout::{Check, HttpCheck, HttpMethod};
+use crate::api::rollout::{Check, HttpCheck, HttpMethod, PrometheusCheck};
 
 fn health_check(count: i32, failure_limit: i32) -> Check {
     Check {
         name: "health".into(),
+        job: None,
         http: Some(HttpCheck {
             url: "http://{{podIP}}:8080/health/{{instance}}?v={{version}}".into(),
             method: HttpMethod::Get,
@@ -17,6 +18,7 @@ fn health_check(count: i32, failure_limit: i32) -> Check {
             json: None,
             timeout_seconds: 2,
         }),
+        prometheus: None,
         count,
         failure_limit,
         interval_seconds: 2,
@@ -92,7 +94,7 @@ fn a_batch_waits_for_its_checks_then_moves_on() {
         }
     }
     let (run, p) = seen.expect("a check run is wanted once batch 1 is available");
-    assert_eq!(run.url, "http://10.0.0.0:8080/health/svc-0?v=v2");
+    assert_eq!(run.rendered, "http://10.0.0.0:8080/health/svc-0?v=v2");
     assert_eq!(run.target.as_deref(), Some("svc-0"));
     assert!(run.key.contains("/b1/health/svc-0-"), "{}", run.key);
     assert!(
@@ -127,6 +129,54 @@ fn a_batch_waits_for_its_checks_then_moves_on() {
         batch2_targets,
         ["svc-0", "svc-1", "svc-2"].map(String::from).into(),
         "batch 2 checks every pod of the batch"
+    );
+}
+
+fn error_ratio(query: &str) -> Check {
+    Check {
+        name: "errors".into(),
+        http: None,
+        job: None,
+        prometheus: Some(PrometheusCheck {
+            address: "http://prometheus:9090".into(),
+            query: query.into(),
+            condition: "< 0.05".into(),
+            secret_ref: None,
+            timeout_seconds: 5,
+        }),
+        count: 1,
+        failure_limit: 0,
+        interval_seconds: 2,
+    }
+}
+
+#[test]
+fn a_prometheus_query_is_filled_in_per_batch_or_per_pod() {
+    let per_batch = error_ratio(r#"max(errors{rollout="{{rollout}}",version="{{version}}"})"#);
+    let per_pod = error_ratio(r#"max(errors{instance="{{instance}}"})"#);
+    assert!(!per_batch.per_pod() && per_pod.per_pod());
+    let mut w = with_checks(vec![
+        per_batch,
+        Check {
+            name: "pod-errors".into(),
+            ..per_pod
+        },
+    ]);
+    let running = |_: &CheckRun| (CheckOutcome::Running, "0.01");
+    let runs = (0..20)
+        .map(|_| step_with(&mut w, &running).checks)
+        .find(|c| !c.is_empty())
+        .expect("check runs are wanted once batch 1 is available");
+    let rendered: Vec<(&str, Option<&str>, &str)> = runs
+        .iter()
+        .map(|r| (r.name.as_str(), r.target.as_deref(), r.rendered.as_str()))
+        .collect();
+    assert_eq!(
+        rendered,
+        [
+            ("errors", None, r#"max(errors{rollout="svc",version="v2"})"#),
+            ("pod-errors", Some("svc-0"), r#"max(errors{instance="svc-0"})"#),
+        ]
     );
 }
 

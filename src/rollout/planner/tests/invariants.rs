@@ -115,6 +115,9 @@ pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
             }
         }
     }
+    // (d) no pod of a new update revision starts before its preRollout hook succeeded, and a
+    // hook's Job is never created while one exists for the same revision and hook.
+    check_hooks(inp, p);
     check_status(inp, &p.status);
     // Never a duplicate create, never a create of an existing name.
     let mut names = BTreeSet::new();
@@ -122,6 +125,45 @@ pub(super) fn check_invariants(inp: &PlanInput, p: &Plan) {
         if let Action::CreatePod { name, .. } = a {
             assert!(names.insert(name.clone()), "duplicate create {name}");
             assert!(!inp.pods.iter().any(|p| &p.name == name), "{name} exists");
+        }
+    }
+}
+
+/// Invariant (d): hooks gate pods, and run once per revision and hook.
+fn check_hooks(inp: &PlanInput, p: &Plan) {
+    use crate::api::rollout::hooks::hook_names::PRE_ROLLOUT;
+    let current = p.status.current_revision.as_deref();
+    let update = p.status.update_revision.as_deref();
+    if inp.spec.hooks.pre_rollout.is_some() && update != current {
+        let pre_done = |hash: &str| {
+            inp.jobs.iter().any(|j| {
+                j.revision_hash == hash
+                    && j.hook.as_deref() == Some(PRE_ROLLOUT)
+                    && matches!(j.state, JobState::Succeeded { .. })
+            })
+        };
+        for a in &p.actions {
+            if let Action::CreatePod {
+                revision, hash, name, ..
+            } = a
+            {
+                if Some(revision.as_str()) == update {
+                    assert!(
+                        pre_done(hash),
+                        "pod {name} of {revision} created before its preRollout hook succeeded"
+                    );
+                }
+            }
+        }
+    }
+    for a in &p.actions {
+        if let Action::CreateJob { name, labels: l, .. } = a {
+            let hash = l.get(labels::REVISION_HASH);
+            let hook = l.get(labels::HOOK);
+            let twin = inp.jobs.iter().any(|j| {
+                &j.name == name || (hook.is_some() && Some(&j.revision_hash) == hash && j.hook.as_ref() == hook)
+            });
+            assert!(!twin, "Job {name} created while one exists for its revision and hook");
         }
     }
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, MicroTime, ObjectMeta, Time};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
 
@@ -23,6 +23,7 @@ mod failures;
 mod gate_properties;
 mod history;
 mod honesty;
+mod hooks;
 mod invariants;
 mod pods;
 mod properties;
@@ -52,46 +53,25 @@ fn pct(s: &str) -> IntOrString {
     IntOrString::String(s.into())
 }
 
+/// A pause between batches: for `duration`, or (None) until promoted.
+fn pause(duration: Option<&str>) -> Option<Pause> {
+    Some(Pause {
+        duration: duration.map(Into::into),
+        manual: None,
+    })
+}
+
+/// The API's sample spec (3 batches: 1, 50%, 100%; surge 1, unavailable 0) for `version` on
+/// `replicas` instances, with a 60 s progress deadline.
 fn spec(version: &str, replicas: i32) -> RolloutSpec {
-    let labels: BTreeMap<String, String> = [("app".to_string(), NAME.to_string())].into();
-    RolloutSpec {
-        replicas,
-        selector: LabelSelector {
-            match_labels: Some(labels.clone()),
-            match_expressions: None,
-        },
-        version: version.into(),
-        template: PodTemplateSpec {
-            metadata: Some(ObjectMeta {
-                labels: Some(labels),
-                ..Default::default()
-            }),
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "app".into(),
-                    image: Some(format!("svc:{version}")),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        },
-        strategy: RolloutStrategy {
-            batches: vec![IntOrString::Int(1), pct("50%"), pct("100%")],
-            pause: None,
-            max_surge: IntOrString::Int(1),
-            max_unavailable: IntOrString::Int(0),
-            pod_replacement_policy: None,
-            targets: vec![],
-        },
-        min_ready_seconds: 0,
-        progress_deadline_seconds: 60,
-        auto_rollback: true,
-        paused: false,
-        revision_history_limit: 10,
-        pins: vec![],
-        bake_seconds: 0,
-        checks: vec![],
+    let mut s = crate::api::rollout::tests::sample_spec();
+    s.replicas = replicas;
+    s.version = version.into();
+    if let Some(c) = s.template.spec.as_mut().and_then(|p| p.containers.first_mut()) {
+        c.image = Some(format!("svc:{version}"));
     }
+    s.progress_deadline_seconds = 60;
+    s
 }
 
 fn hash_of(version: &str) -> String {
@@ -136,6 +116,8 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         rejected: None,
         origin: Default::default(),
         checks: BTreeMap::new(),
+        sink_problems: None,
+        jobs: Vec::new(),
     }
 }
 

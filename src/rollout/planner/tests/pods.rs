@@ -145,8 +145,9 @@ fn scale_up_adds_slots_and_scale_down_removes_highest_first() {
     assert!(creates(&p).is_empty());
 }
 
-#[test]
-fn pods_holding_listeners_are_drained_before_deletion() {
+/// v1 on 2 instances whose pods hold listeners, v2 asked: the first batch started, its new pod
+/// Ready, the old pod of instance 0 still there.
+fn v2_first_batch_over_listener_holders() -> PlanInput {
     let mut inp = healthy("v1", 2);
     inp.spec = spec("v2", 2);
     inp.revisions.push(rev("v2", 2));
@@ -162,6 +163,12 @@ fn pods_holding_listeners_are_drained_before_deletion() {
         pause_started_at: None,
         bake_started_at: None,
     });
+    inp
+}
+
+#[test]
+fn pods_holding_listeners_are_drained_before_deletion() {
+    let mut inp = v2_first_batch_over_listener_holders();
     let old = pod_name(NAME, 0, &hash_of("v1"));
     let p = plan(&inp);
     assert_eq!(p.actions, vec![Action::DrainPod { name: old.clone() }]);
@@ -204,22 +211,8 @@ fn a_drain_set_by_hand_takes_the_pod_out_of_service_and_stays() {
 
 #[test]
 fn a_pod_drained_by_hand_is_drained_with_a_time_before_it_is_replaced() {
-    let mut inp = healthy("v1", 2);
-    inp.spec = spec("v2", 2);
-    inp.revisions.push(rev("v2", 2));
-    for pod in &mut inp.pods {
-        pod.holds_listeners = true;
-    }
+    let mut inp = v2_first_batch_over_listener_holders();
     inp.pods[0].drain = Some(Drain::ByHand);
-    inp.pods.push(ready_pod(0, "v2", at(0)));
-    inp.status.as_mut().unwrap().update_revision = Some(rev("v2", 2).name);
-    inp.status.as_mut().unwrap().batch = Some(BatchStatus {
-        current: 1,
-        total: 2,
-        started_at: Some(MicroTime(at(990))),
-        pause_started_at: None,
-        bake_started_at: None,
-    });
     let old = pod_name(NAME, 0, &hash_of("v1"));
     // No time to count the bounded wait from: the drain is asked again, with one.
     let p = plan(&inp);

@@ -156,10 +156,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 s.min_ready_seconds = min_ready;
                 s.paused = paused;
                 s.auto_rollback = auto;
-                s.strategy.pause = Some(Pause {
-                    duration: Some("10s".into()),
-                    manual: None,
-                });
+                s.strategy.pause = pause(Some("10s"));
                 if let Some(slot) = pin {
                     if (slot as i32) < replicas {
                         s.pins = vec![Pin {

@@ -20,10 +20,7 @@ fn action_requests_from_annotations() {
 fn pause_without_duration_waits_for_promote_once_per_nonce() {
     let mut inp = healthy("v1", 2);
     inp.spec = spec("v2", 2);
-    inp.spec.strategy.pause = Some(Pause {
-        duration: None,
-        manual: None,
-    });
+    inp.spec.strategy.pause = pause(None);
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     let st = w.input.status.clone().unwrap();
@@ -42,10 +39,7 @@ fn pause_without_duration_waits_for_promote_once_per_nonce() {
     assert_eq!(w.versions(), [("v2".to_string(), 2)].into());
     // The same nonce does nothing for the next rollout.
     w.input.spec = spec("v3", 2);
-    w.input.spec.strategy.pause = Some(Pause {
-        duration: None,
-        manual: None,
-    });
+    w.input.spec.strategy.pause = pause(None);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     assert_eq!(w.versions(), [("v2".to_string(), 1), ("v3".to_string(), 1)].into());
 }
@@ -75,10 +69,7 @@ fn retry_rolls_the_failed_revision_out_again_from_batch_one() {
 fn abort_mid_rollout_returns_to_current_revision() {
     let mut inp = healthy("v1", 4);
     inp.spec = spec("v2", 4);
-    inp.spec.strategy.pause = Some(Pause {
-        duration: None,
-        manual: None,
-    });
+    inp.spec.strategy.pause = pause(None);
     let mut w = World::new(inp);
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Paused));
     w.input.requests.abort = Some("x".into());

@@ -12,10 +12,7 @@ fn simulation_v1_to_v2_converges_and_v3_rolls_back() {
 
     w.input.spec = spec("v2", 4);
     w.input.spec.min_ready_seconds = 1;
-    w.input.spec.strategy.pause = Some(Pause {
-        duration: Some("3s".into()),
-        manual: None,
-    });
+    w.input.spec.strategy.pause = pause(Some("3s"));
     w.run_until(200, |s| s.phase == Some(RolloutPhase::Healthy));
     let st = w.input.status.clone().unwrap();
     assert_eq!(st.versions, [("v2".to_string(), 4)].into());

@@ -48,3 +48,38 @@ fn condition_transition_time_only_moves_on_status_change() {
     assert_eq!(c.status, "False");
     assert_eq!(c.last_transition_time, Time(at(5000)));
 }
+
+#[test]
+fn notifications_ready_says_what_is_wrong_with_the_sinks() {
+    let mut inp = healthy("v1", 2);
+    let types = |p: &Plan| -> Vec<String> { p.status.conditions.iter().map(|c| c.type_.clone()).collect() };
+    assert!(
+        !types(&plan(&inp)).contains(&"NotificationsReady".to_string()),
+        "no sinks, no condition"
+    );
+
+    inp.spec.notifications = vec![serde_json::from_value(serde_json::json!(
+        {"sink": {"secretRef": {"name": "hook"}}, "events": ["Completed"]}
+    ))
+    .unwrap()];
+    inp.sink_problems = Some(vec![]);
+    let ready = plan(&inp);
+    let c = condition(&ready.status, ConditionType::NotificationsReady);
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "SinksReady"));
+    assert_eq!(c.message, "1 notification sink ready");
+
+    inp.status = Some(ready.status.clone());
+    inp.now = at(1100);
+    inp.sink_problems = Some(vec!["Secret default/hook does not exist".into()]);
+    let broken = plan(&inp);
+    let c = condition(&broken.status, ConditionType::NotificationsReady);
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "SinkInvalid"));
+    assert_eq!(c.message, "Secret default/hook does not exist");
+    assert_eq!(c.last_transition_time.0, at(1100), "a transition");
+    assert_eq!(
+        broken.status.phase,
+        Some(RolloutPhase::Healthy),
+        "the rollout is not affected"
+    );
+    assert!(broken.actions.is_empty());
+}

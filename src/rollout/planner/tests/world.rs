@@ -16,6 +16,12 @@ pub(super) struct World {
     /// Pod name -> remaining ticks before it is gone (terminating).
     pub(super) grace: BTreeMap<String, i64>,
     pub(super) events: Vec<PlanEvent>,
+    /// Job name -> (created at, succeeds): a Job finishes 2 ticks after it was created.
+    pub(super) jobs: BTreeMap<String, (Timestamp, bool)>,
+    /// Whether a new Job succeeds, by its hook (or check) label; default: it does.
+    pub(super) job_outcome: BTreeMap<String, bool>,
+    /// Every Job created, in order.
+    pub(super) jobs_created: Vec<String>,
 }
 
 impl World {
@@ -25,6 +31,9 @@ impl World {
             behaviour: BTreeMap::new(),
             grace: BTreeMap::new(),
             events: Vec::new(),
+            jobs: BTreeMap::new(),
+            job_outcome: BTreeMap::new(),
+            jobs_created: Vec::new(),
         }
     }
 
@@ -82,6 +91,33 @@ impl World {
                         pod.drain = None;
                     }
                 }
+                Action::CreateJob { name, labels, .. } => {
+                    assert!(
+                        !self.input.jobs.iter().any(|j| &j.name == name),
+                        "Job {name} created while it exists"
+                    );
+                    let hash = labels
+                        .get(crate::api::rollout::labels::REVISION_HASH)
+                        .cloned()
+                        .unwrap_or_default();
+                    let hook = labels.get(crate::api::rollout::labels::HOOK).cloned();
+                    let kind = hook
+                        .clone()
+                        .or_else(|| labels.get(crate::api::rollout::labels::CHECK).cloned());
+                    let succeeds = kind.and_then(|k| self.job_outcome.get(&k).copied()).unwrap_or(true);
+                    self.jobs.insert(name.clone(), (now, succeeds));
+                    self.jobs_created.push(name.clone());
+                    self.input.jobs.push(ObservedJob {
+                        name: name.clone(),
+                        revision_hash: hash,
+                        hook,
+                        state: JobState::Running,
+                    });
+                }
+                Action::DeleteJob { name } => {
+                    self.jobs.remove(name);
+                    self.input.jobs.retain(|j| &j.name != name);
+                }
             }
         }
         self.input.status = Some(p.status.clone());
@@ -102,6 +138,23 @@ impl World {
         for name in gone {
             self.grace.remove(&name);
             self.input.pods.retain(|p| p.name != name);
+        }
+        for job in self.input.jobs.iter_mut().filter(|j| j.state == JobState::Running) {
+            let Some((created, succeeds)) = self.jobs.get(&job.name).copied() else {
+                continue;
+            };
+            if now.duration_since(created).as_secs() >= 2 {
+                job.state = if succeeds {
+                    JobState::Succeeded { at: Some(now) }
+                } else {
+                    JobState::Failed {
+                        why: format!(
+                            "Job {} BackoffLimitExceeded; failed pod {}-x: container ended with exit code 1 (Error)",
+                            job.name, job.name
+                        ),
+                    }
+                };
+            }
         }
         for pod in self.input.pods.iter_mut().filter(|p| !p.terminating) {
             let behaviour = self

@@ -5,21 +5,23 @@
 // own runtime, so holding it across awaits is intended.
 #![allow(clippy::await_holding_lock)]
 #![allow(dead_code)]
+#[path = "listenersets.rs"]
+pub mod listenersets;
+pub use listenersets::{ids, listeners};
+
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton::agent::{Agent, AgentConfig, AgentEvent};
-use baton::api::listenerset::{Listener, ListenerSet, ListenerSetSpec};
+use baton::api::listenerset::{ConfigRef, Listener, ListenerSet, SecretKeyRef};
 use baton::listeners::controller::{ControllerConfig, Stats};
 use baton_sim::{Sim, SimConfig};
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -198,10 +200,7 @@ pub async fn world(knobs: AgentKnobs) -> World {
     }
     let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
     let client = sim.client().await.expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [baton::api::rollout::crd(), baton::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
+    baton::demo::install_crds(&client).await.expect("CRDs");
     let log = Arc::new(Log::default());
     let configs: Configs = Arc::default();
     let ids = sim.identities();
@@ -368,14 +367,7 @@ impl World {
             let pods = pods.clone();
             async move {
                 let p = pods.get_opt(name).await.ok()??;
-                let ready = p
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .as_ref()?
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                (ready && p.metadata.deletion_timestamp.is_none()).then(|| p.metadata.uid.clone().unwrap_or_default())
+                listenersets::ready_and_running(&p).then(|| p.metadata.uid.clone().unwrap_or_default())
             }
         })
         .await
@@ -390,28 +382,25 @@ impl World {
     }
 
     pub async fn create_set(&self, name: &str, app: &str, listeners: Vec<Listener>, lease_seconds: i32) {
-        let set = ListenerSet {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(NS.into()),
-                ..Default::default()
-            },
-            spec: ListenerSetSpec {
-                selector: LabelSelector {
-                    match_labels: Some([("app".to_string(), app.to_string())].into()),
-                    ..Default::default()
-                },
-                listeners,
-                listeners_from: None,
-                max_per_pod: 0,
-                lease_duration_seconds: lease_seconds,
-            },
-            status: None,
-        };
+        let set = listenersets::set(NS, name, app, listeners, lease_seconds);
         self.sets()
             .create(&PostParams::default(), &set)
             .await
             .expect("set created");
+    }
+
+    /// Create Secret `name` in the test namespace with `data` (as `stringData`).
+    pub async fn create_secret(&self, name: &str, data: serde_json::Value) {
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS},
+            "stringData": data
+        }))
+        .expect("a Secret");
+        Api::<Secret>::namespaced(self.client.clone(), NS)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("secret created");
     }
 
     /// Wait until the log shows every listener in `ids` running on exactly one pod that passes `ok`.
@@ -426,24 +415,79 @@ impl World {
         .await
     }
 
-    /// Lease holders of a set: listener → holder.
+    /// Lease holders of a set: listener → (holder, token).
     pub async fn holders(&self, set: &str) -> BTreeMap<String, (Option<String>, i32)> {
-        let lp = ListParams::default().labels(&format!("baton.dev/listenerset={set}"));
-        let list = self.leases().list(&lp).await.expect("leases");
-        list.items
-            .into_iter()
-            .filter_map(|l| {
-                let id = l.metadata.labels.as_ref()?.get("baton.dev/listener")?.clone();
-                let spec = l.spec.unwrap_or_default();
-                Some((
-                    id,
-                    (
-                        spec.holder_identity.filter(|h| !h.is_empty()),
-                        spec.lease_transitions.unwrap_or(0),
-                    ),
-                ))
-            })
-            .collect()
+        let lp = ListParams::default().labels(&listenersets::lease_selector(set));
+        listenersets::holders(self.leases().list(&lp).await.expect("leases").items)
+    }
+}
+
+/// Listener `tokened`, configured by key `tokened` of Secret `tokens` (see
+/// [`World::create_secret`]).
+pub fn tokened() -> Listener {
+    Listener {
+        id: "tokened".into(),
+        config_ref: Some(ConfigRef {
+            secret_key_ref: SecretKeyRef {
+                name: "tokens".into(),
+                key: "tokened".into(),
+            },
+        }),
+        suspend: false,
+    }
+}
+
+/// A stopped-by-dropping controller task (see [`World::controller`]).
+pub type ControllerTask = (tokio::sync::oneshot::Sender<()>, JoinHandle<Arc<Stats>>);
+
+/// The `recover` scene: Ready pods `rc-a`, `rc-b`, `rc-c` whose agents may take 120 s to stop,
+/// a controller, and set `sxt` with 6 listeners running.
+pub async fn recover_world() -> (World, ControllerTask) {
+    let knobs = AgentKnobs {
+        stop_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let w = world(knobs).await;
+    let ctl = w.controller("controller-a").await;
+    for p in ["rc-a", "rc-b", "rc-c"] {
+        w.create_pod(p, "svc").await;
+    }
+    for p in ["rc-a", "rc-b", "rc-c"] {
+        w.wait_ready(p).await;
+    }
+    w.create_set("sxt", "svc", listeners(6), 60).await;
+    w.wait_running("6 listeners", &ids(6), Duration::from_secs(30), |_| true)
+        .await;
+    (w, ctl)
+}
+
+impl World {
+    /// Pod `pod` gets stuck: its agent is cut off from the API, then the pod is deleted (a
+    /// finalizer keeps it terminating). Returns once the agent stopped its listeners on SIGTERM
+    /// (it cannot release them).
+    pub async fn strand(&self, pod: &str) {
+        let patch = json!({"metadata": {"finalizers": ["test/hold"]}});
+        self.pods()
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("finalizer added");
+        self.sim.faults.block(&format!("token=agent-{pod}"));
+        self.delete_pod(pod, Some(30)).await;
+        wait_for(&format!("{pod} stopped its listeners"), Duration::from_secs(20), || {
+            let open = self.log.running().values().any(|p| p.iter().any(|p| p == pod));
+            async move { (!open).then_some(()) }
+        })
+        .await;
+    }
+
+    /// Undo [`World::strand`]: the agent reaches the API again and the pod may go.
+    pub async fn unstrand(&self, pod: &str) {
+        self.sim.faults.unblock(&format!("token=agent-{pod}"));
+        let patch = json!({"metadata": {"finalizers": null}});
+        let _ = self
+            .pods()
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
     }
 }
 
@@ -465,7 +509,7 @@ impl World {
         use futures::StreamExt;
         use kube::runtime::{watcher, WatchStreamExt};
         let seen: Deletions = Arc::default();
-        let cfg = watcher::Config::default().labels(&format!("baton.dev/listenerset={set}"));
+        let cfg = watcher::Config::default().labels(&listenersets::lease_selector(set));
         // Backoff: once the simulator is gone, retries must not spin and block runtime shutdown.
         let mut stream = watcher(self.leases(), cfg).default_backoff().boxed();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -480,7 +524,7 @@ impl World {
                         }
                     }
                     Ok(watcher::Event::Delete(l)) => {
-                        if let Some(id) = l.metadata.labels.as_ref().and_then(|m| m.get("baton.dev/listener")) {
+                        if let Some(id) = listenersets::lease_listener(&l) {
                             out.lock().unwrap().insert(id.clone(), Instant::now());
                         }
                     }
@@ -509,17 +553,4 @@ impl World {
             .filter_map(|e| e.reason)
             .collect()
     }
-}
-
-pub fn listeners(n: usize) -> Vec<Listener> {
-    (0..n)
-        .map(|i| Listener {
-            id: format!("l{i:03}"),
-            ..Default::default()
-        })
-        .collect()
-}
-
-pub fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("l{i:03}")).collect()
 }

@@ -1,0 +1,325 @@
+//! The built-in resources the simulator serves: a table of kube-apiserver's kinds with their
+//! short names, subresources and the field selectors each supports.
+use super::ResourceType;
+
+const POD_FIELDS: &[&str] = &[
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+];
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+const EVENTS_V1_FIELDS: &[&str] = &[
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "reason",
+    "reportingController",
+    "type",
+];
+const SECRET_FIELDS: &[&str] = &["type"];
+const NAMESPACE_FIELDS: &[&str] = &["status.phase"];
+const NODE_FIELDS: &[&str] = &["spec.unschedulable"];
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short: &[&str],
+    status: bool,
+    generation: bool,
+    fields: &'static [&'static str],
+) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: if ["pods", "services", "deployments", "jobs"].contains(&plural) {
+            vec!["all".into()]
+        } else {
+            vec![]
+        },
+        status_subresource: status,
+        scale: None,
+        printer_columns: None,
+        schema: None,
+        cel: None,
+        custom: false,
+        tracks_generation: generation,
+        field_labels: fields,
+        view: None,
+        create_only: false,
+    }
+}
+
+/// A create-only review API of `group`/v1.
+fn review(group: &str, plural: &str, kind: &str, namespaced: bool) -> ResourceType {
+    let mut t = builtin(group, "v1", plural, kind, namespaced, &[], false, false, &[]);
+    t.create_only = true;
+    t
+}
+
+/// The built-in resources the simulator serves.
+pub fn builtins() -> Vec<ResourceType> {
+    let mut v = vec![
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            true,
+            false,
+            NAMESPACE_FIELDS,
+        ),
+        builtin("", "v1", "pods", "Pod", true, &["po"], true, true, POD_FIELDS),
+        builtin("", "v1", "secrets", "Secret", true, &[], false, false, SECRET_FIELDS),
+        builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], false, false, &[]),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            false,
+            false,
+            &[],
+        ),
+        builtin("", "v1", "services", "Service", true, &["svc"], true, false, &[]),
+        builtin("", "v1", "events", "Event", true, &["ev"], false, false, EVENT_FIELDS),
+        builtin("", "v1", "nodes", "Node", false, &["no"], true, false, NODE_FIELDS),
+        builtin(
+            "",
+            "v1",
+            "componentstatuses",
+            "ComponentStatus",
+            false,
+            &["cs"],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            "APIService",
+            false,
+            &[],
+            true,
+            false,
+            &[],
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "controllerrevisions",
+            "ControllerRevision",
+            true,
+            &[],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            true,
+            true,
+            &[],
+        ),
+        builtin("batch", "v1", "jobs", "Job", true, &[], true, true, &[]),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            false,
+            EVENTS_V1_FIELDS,
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            true,
+            true,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "Role",
+            true,
+            &[],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            false,
+            false,
+            &[],
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+            true,
+            &[],
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+            &[],
+            true,
+            true,
+            &[],
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+            &[],
+            false,
+            true,
+            &[],
+        ),
+        review("authentication.k8s.io", "tokenreviews", "TokenReview", false),
+        review(
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        ),
+        review(
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            true,
+        ),
+    ];
+    for r in &mut v {
+        if r.kind == "CustomResourceDefinition" {
+            r.singular = "customresourcedefinition".into();
+        }
+        if r.group == "events.k8s.io" {
+            r.view = Some(crate::views::View::EventsV1);
+        }
+        if r.plural == "componentstatuses" {
+            r.singular = "componentstatus".into();
+        }
+        if r.plural == "apiservices" {
+            r.singular = "apiservice".into();
+        }
+        if r.plural == "controllerrevisions" {
+            r.singular = "controllerrevision".into();
+        }
+        if r.plural.starts_with("validatingadmissionpolic") {
+            r.singular = r.kind.to_lowercase();
+        }
+    }
+    v
+}

@@ -1,0 +1,117 @@
+//! One queue's task: each message is attempted until delivered or until it has waited
+//! `retry_for`, before the next one is tried.
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use tracing::{debug, info, warn};
+
+use super::{decide, format, Notifier, Queued};
+use crate::api::notifications::headers as h;
+use crate::api::rollout::EventReason;
+use crate::events::{Occurrence, Severity};
+
+pub(super) async fn run_queue(n: Arc<Notifier>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
+    while let Some(q) = rx.recv().await {
+        deliver(&n, &q).await;
+    }
+}
+
+/// What a log line or an Event calls message `q`.
+fn describe(q: &Queued) -> String {
+    format!(
+        "notification {} ({}) to Secret {}/{}",
+        q.payload.event, q.payload.id, q.namespace, q.secret
+    )
+}
+
+async fn deliver(n: &Notifier, q: &Queued) {
+    let cfg = &n.cfg;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let why = match attempt(n, q).await {
+            Ok(()) => {
+                n.count("delivered");
+                if attempts > 1 {
+                    info!(attempts, "{} delivered", describe(q));
+                }
+                return;
+            }
+            Err(why) => why,
+        };
+        let next = decide::next_attempt(
+            attempts,
+            q.queued.elapsed(),
+            cfg.retry_for,
+            cfg.first_retry,
+            cfg.max_retry,
+        );
+        let Some(wait) = next else {
+            n.count("failed");
+            let note = format!(
+                "{} dropped after {attempts} attempts in {}s: {why}",
+                describe(q),
+                cfg.retry_for.as_secs()
+            );
+            warn!("{note}");
+            report(n, q, note);
+            return;
+        };
+        n.count("retried");
+        debug!(
+            attempts,
+            wait_ms = wait.as_millis() as u64,
+            "{} failed: {why}",
+            describe(q)
+        );
+        if attempts == 1 {
+            let note = format!(
+                "{} failed: {why}; retrying for up to {}s",
+                describe(q),
+                cfg.retry_for.as_secs()
+            );
+            warn!("{note}");
+            report(n, q, note);
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn report(n: &Notifier, q: &Queued, note: String) {
+    let o = Occurrence::new(Severity::Warning, EventReason::NotificationFailed.as_str(), note);
+    n.events.publish_in_background(q.regarding.clone(), vec![o]);
+}
+
+/// One attempt: Ok when the receiver answered 2xx.
+async fn attempt(n: &Notifier, q: &Queued) -> Result<(), String> {
+    let target = n.sinks.resolve(&q.namespace, &q.secret).await?;
+    let client = n.http.as_ref().ok_or("no TLS roots on the controller")?;
+    let body = format::render(&q.payload, q.format);
+    let mut req = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(target.url.clone())
+        .header(http::header::USER_AGENT, h::USER_AGENT);
+    // The Secret's headers (authorization, say) never replace the message's own.
+    let ours = |k: &http::HeaderName| body.headers.iter().any(|(o, _)| k.as_str().eq_ignore_ascii_case(o));
+    for (k, v) in target.headers.iter().filter(|(k, _)| !ours(k)) {
+        req = req.header(k, v);
+    }
+    for (k, v) in &body.headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.bytes)))
+        .map_err(|e| format!("bad request: {e}"))?;
+    let exchange = client.request(req);
+    let resp = tokio::time::timeout(n.cfg.attempt_timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {}s", n.cfg.attempt_timeout.as_secs()))?
+        .map_err(|e| crate::rollout::checks::error_chain(&e))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", status.as_u16()))
+    }
+}

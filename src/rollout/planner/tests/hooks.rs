@@ -1,0 +1,290 @@
+//! Hooks and job checks: a preRollout hook holds batch 1 until its Job succeeds and, failing,
+//! replaces nothing (Degraded, `HookFailed`) until a retry deletes its Job and runs it again; a
+//! postRollout hook runs after the last batch and its failure rolls back; a Job is created once
+//! per revision and hook; a `job` check fails its batch; Jobs go with their pruned revision.
+
+use super::*;
+use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
+use crate::api::rollout::{Check, JobTemplate};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+fn job(image: &str) -> Box<JobTemplate> {
+    Box::new(JobTemplate {
+        template: PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "migrate".into(),
+                    image: Some(image.into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        },
+        backoff_limit: None,
+        active_deadline_seconds: None,
+    })
+}
+
+/// v1 healthy on 3 instances, spec now v2 (batches 1, 50%, 100%) with the hooks set by `f`.
+fn hooked(f: impl FnOnce(&mut RolloutSpec)) -> World {
+    let mut inp = healthy("v1", 3);
+    let mut s = spec("v2", 3);
+    f(&mut s);
+    inp.spec = s;
+    inp.generation += 1;
+    World::new(inp)
+}
+
+fn message(p: &Plan) -> String {
+    p.status.message.clone().unwrap_or_default()
+}
+
+fn v2_pods(w: &World) -> usize {
+    let h = hash_of("v2");
+    w.input.pods.iter().filter(|p| p.revision_hash == h).count()
+}
+
+fn run_until(w: &mut World, steps: usize, mut done: impl FnMut(&Plan) -> bool) -> Plan {
+    for _ in 0..steps {
+        let p = w.step();
+        if done(&p) {
+            return p;
+        }
+    }
+    panic!(
+        "not reached in {steps} steps: {:?}",
+        w.input.status.as_ref().and_then(|s| s.message.clone())
+    );
+}
+
+#[test]
+fn a_pre_rollout_hook_holds_batch_one_until_its_job_succeeds() {
+    let mut w = hooked(|s| s.hooks.pre_rollout = Some(job("migrate:v2")));
+    let p = w.step();
+    let name = hook_job_name(NAME, &hash_of("v2"), PRE_ROLLOUT);
+    assert_eq!(name, format!("svc-{}-pre", hash_of("v2")));
+    let created: Vec<&Action> = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateJob { .. }))
+        .collect();
+    assert_eq!(created.len(), 1, "{:?}", p.actions);
+    if let Action::CreateJob { name: n, labels: l, .. } = created[0] {
+        assert_eq!(n, &name);
+        assert_eq!(l.get(labels::HOOK).map(String::as_str), Some(PRE_ROLLOUT));
+        assert_eq!(l.get(labels::REVISION_HASH), Some(&hash_of("v2")));
+        assert_eq!(l.get(labels::ROLLOUT).map(String::as_str), Some(NAME));
+    }
+    assert!(creates(&p).is_empty(), "no pod before the hook: {:?}", p.actions);
+    assert!(has_event(&p, EventReason::HookStarted));
+    let st = &p.status;
+    assert_eq!(st.phase, Some(RolloutPhase::Progressing));
+    assert_eq!(condition(st, ConditionType::Progressing).reason, "HookRunning");
+    assert_eq!(condition(st, ConditionType::Reconciling).reason, "HookRunning");
+    assert!(
+        message(&p).contains(&format!("waiting for hook preRollout (Job {name})")),
+        "{}",
+        message(&p)
+    );
+    // While it runs nothing moves and it is not created again.
+    let p = w.step();
+    assert!(creates(&p).is_empty() && p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(v2_pods(&w), 0);
+    // It succeeds (2 ticks): the batches go on to Healthy, the Job created once.
+    run_until(&mut w, 100, |p| {
+        p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty()
+    });
+    assert_eq!(w.jobs_created, vec![name]);
+    assert_eq!(v2_pods(&w), 3);
+}
+
+#[test]
+fn a_failed_pre_rollout_hook_replaces_nothing_until_a_retry_runs_it_again() {
+    let mut w = hooked(|s| s.hooks.pre_rollout = Some(job("migrate:v2")));
+    w.job_outcome.insert(PRE_ROLLOUT.into(), false);
+    let p = run_until(&mut w, 20, |p| p.status.phase == Some(RolloutPhase::Degraded));
+    let st = &p.status;
+    let f = st.failed_update.clone().expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::HookFailed);
+    assert!(!f.rolled_back, "nothing to roll back");
+    assert!(
+        f.message.contains("hook preRollout of v2 failed: Job svc-"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("failed pod"), "{}", f.message);
+    assert_eq!(condition(st, ConditionType::Stalled).status, "True");
+    assert_eq!(condition(st, ConditionType::Stalled).reason, "HookFailed");
+    assert_eq!(condition(st, ConditionType::Ready).status, "False");
+    assert!(message(&p).contains("nothing was replaced"), "{}", message(&p));
+    let ev = p
+        .events
+        .iter()
+        .find(|e| e.reason == EventReason::HookFailed)
+        .expect("HookFailed event");
+    assert_eq!(ev.type_, EventType::Warning);
+    for _ in 0..10 {
+        let p = w.step();
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
+    }
+    assert_eq!(v2_pods(&w), 0);
+    assert_eq!(instance_versions(&w), map(&[("v1", 3)]));
+
+    // Retry: the failed Job is deleted, then created again, and this time it succeeds.
+    w.job_outcome.insert(PRE_ROLLOUT.into(), true);
+    w.input.requests.retry = Some("r1".into());
+    let p = w.step();
+    let name = hook_job_name(NAME, &hash_of("v2"), PRE_ROLLOUT);
+    assert!(
+        p.actions.contains(&Action::DeleteJob { name: name.clone() }),
+        "{:?}",
+        p.actions
+    );
+    assert!(
+        !p.actions.iter().any(|a| matches!(a, Action::CreateJob { .. })),
+        "not in the same plan"
+    );
+    assert_eq!(condition(&p.status, ConditionType::Progressing).reason, "HookRunning");
+    run_until(&mut w, 100, |p| {
+        p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty()
+    });
+    assert_eq!(w.jobs_created, vec![name.clone(), name]);
+}
+
+fn instance_versions(w: &World) -> BTreeMap<String, i32> {
+    let mut out = BTreeMap::new();
+    for p in w.input.pods.iter().filter(|p| !p.terminating) {
+        *out.entry(p.version.clone()).or_default() += 1;
+    }
+    out
+}
+
+fn map(pairs: &[(&str, i32)]) -> BTreeMap<String, i32> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[test]
+fn a_first_rollout_starts_no_pod_before_its_pre_rollout_hook() {
+    let mut s = spec("v1", 2);
+    s.hooks.pre_rollout = Some(job("migrate:v1"));
+    let mut w = World::new(input(s, vec![], vec![]));
+    w.job_outcome.insert(PRE_ROLLOUT.into(), false);
+    let p = run_until(&mut w, 20, |p| p.status.phase == Some(RolloutPhase::Degraded));
+    assert!(w.input.pods.is_empty(), "no pod of the new code: {:?}", w.input.pods);
+    assert_eq!(
+        p.status.failed_update.map(|f| f.reason),
+        Some(FailureReason::HookFailed)
+    );
+}
+
+#[test]
+fn a_failed_post_rollout_hook_rolls_back() {
+    let mut w = hooked(|s| s.hooks.post_rollout = Some(job("smoke:v2")));
+    w.job_outcome.insert(POST_ROLLOUT.into(), false);
+    let mut waited = false;
+    let p = run_until(&mut w, 100, |p| {
+        if condition(&p.status, ConditionType::Progressing).reason == "HookRunning" {
+            waited = true;
+            // The post hook runs only once every instance is on v2.
+            assert!(
+                message(p).contains("all 3 instances of v2 healthy; waiting for hook postRollout"),
+                "{}",
+                message(p)
+            );
+        }
+        p.status.phase == Some(RolloutPhase::RolledBack)
+    });
+    assert!(waited, "the rollout waited for the postRollout hook");
+    let f = p.status.failed_update.clone().expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::HookFailed);
+    assert!(f.rolled_back);
+    assert!(f.message.contains("hook postRollout of v2 failed"), "{}", f.message);
+    assert_eq!(instance_versions(&w), map(&[("v1", 3)]));
+    assert_eq!(w.jobs_created, vec![hook_job_name(NAME, &hash_of("v2"), POST_ROLLOUT)]);
+}
+
+#[test]
+fn a_post_rollout_hook_runs_before_the_revision_counts_as_healthy() {
+    let mut w = hooked(|s| s.hooks.post_rollout = Some(job("smoke:v2")));
+    let mut seen_running = false;
+    run_until(&mut w, 100, |p| {
+        if condition(&p.status, ConditionType::Progressing).reason == "HookRunning" {
+            seen_running = true;
+            assert_ne!(p.status.phase, Some(RolloutPhase::Healthy));
+            assert_ne!(p.status.current_revision, p.status.update_revision);
+        }
+        p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty()
+    });
+    assert!(seen_running);
+}
+
+#[test]
+fn the_progress_deadline_of_batch_one_counts_from_the_hook_success() {
+    let mut w = hooked(|s| {
+        s.hooks.pre_rollout = Some(job("migrate:v2"));
+        s.progress_deadline_seconds = 5;
+    });
+    w.behaviour.insert("v2".into(), Behaviour::ReadyAfter(3));
+    // The hook Job runs long: 20 ticks (well past the deadline) before it succeeds.
+    let p = w.step();
+    assert!(p.actions.iter().any(|a| matches!(a, Action::CreateJob { .. })));
+    let name = hook_job_name(NAME, &hash_of("v2"), PRE_ROLLOUT);
+    for _ in 0..20 {
+        if let Some(j) = w.jobs.get_mut(&name) {
+            j.0 = w.input.now;
+        }
+        w.step();
+    }
+    run_until(&mut w, 100, |p| {
+        assert!(p.status.failed_update.is_none(), "{:?}", p.status.failed_update);
+        p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty()
+    });
+}
+
+#[test]
+fn a_failing_job_check_fails_its_batch() {
+    let mut w = hooked(|s| {
+        s.checks = vec![Check {
+            name: "smoke".into(),
+            http: None,
+            prometheus: None,
+            job: Some(job("smoke:v2")),
+            count: 1,
+            failure_limit: 0,
+            interval_seconds: 2,
+        }]
+    });
+    w.job_outcome.insert("smoke".into(), false);
+    let p = run_until(&mut w, 100, |p| p.status.phase == Some(RolloutPhase::RolledBack));
+    let f = p.status.failed_update.expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::CheckFailed);
+    assert_eq!(f.batch, 1);
+    assert!(f.message.contains("check smoke failed: Job svc-"), "{}", f.message);
+    assert_eq!(w.jobs_created, vec![check_job_name(NAME, &hash_of("v2"), "smoke", "1")]);
+}
+
+#[test]
+fn jobs_go_with_their_pruned_revision() {
+    let mut inp = healthy("v2", 1);
+    inp.revisions.insert(0, rev("v1", 0));
+    inp.spec.revision_history_limit = 0;
+    let old = hook_job_name(NAME, &hash_of("v1"), PRE_ROLLOUT);
+    let current = hook_job_name(NAME, &hash_of("v2"), PRE_ROLLOUT);
+    for (name, version) in [(&old, "v1"), (&current, "v2")] {
+        inp.jobs.push(ObservedJob {
+            name: name.clone(),
+            revision_hash: hash_of(version),
+            hook: Some(PRE_ROLLOUT.into()),
+            state: JobState::Succeeded { at: None },
+        });
+    }
+    let p = plan(&inp);
+    assert!(p.actions.contains(&Action::DeleteJob { name: old }), "{:?}", p.actions);
+    assert!(
+        !p.actions.contains(&Action::DeleteJob { name: current }),
+        "{:?}",
+        p.actions
+    );
+}

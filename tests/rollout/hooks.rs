@@ -1,0 +1,347 @@
+//! Issue 11 §1 (hooks) and the `job` check kind of §2, with the real `baton controller`: the
+//! simulator's Job controller runs the hook Jobs and its kubelet runs their pods (an image whose
+//! name contains `fail` exits 1, `never-ready` runs until told otherwise, anything else exits 0).
+
+use baton::api::rollout::{labels, FailureReason, RolloutPhase};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::support::controller::{self, ControllerProc, NO_ELECTION};
+use crate::support::*;
+
+/// v2 of the 3-instance Rollout with `hooks`.
+fn hooked(hooks: serde_json::Value) -> serde_json::Value {
+    let mut m = manifest_v(NAME, 3, "v2");
+    m["spec"]["hooks"] = hooks;
+    m
+}
+
+fn hook(image: &str) -> serde_json::Value {
+    json!({"template": {"spec": {"containers": [{"name": "migrate", "image": image}]}}})
+}
+
+/// The Jobs of the Rollout (label `baton.dev/rollout`).
+async fn jobs(env: &Env) -> Vec<Job> {
+    let api: Api<Job> = Api::namespaced(env.client.clone(), NS);
+    let mut jobs = api
+        .list(&ListParams::default().labels(&format!("{}={NAME}", labels::ROLLOUT)))
+        .await
+        .expect("listing jobs")
+        .items;
+    jobs.sort_by_key(|j| j.name_any());
+    jobs
+}
+
+async fn wait_jobs(env: &Env, what: &str, pred: impl Fn(&[Job]) -> bool) -> Vec<Job> {
+    let pred = &pred;
+    wait::poll(what, LONG, wait::POLL, || async move {
+        let jobs = jobs(env).await;
+        if pred(&jobs) {
+            Ok(jobs)
+        } else {
+            Err(jobs
+                .iter()
+                .map(|j| format!("{} {:?}", j.name_any(), j.status))
+                .collect::<Vec<_>>())
+        }
+    })
+    .await
+    .unwrap_or_else(|(message, jobs)| panic!("{message}\njobs: {jobs:#?}"))
+}
+
+fn label<'a>(j: &'a Job, key: &str) -> &'a str {
+    j.labels().get(key).map(String::as_str).unwrap_or("")
+}
+
+fn job_condition(j: &Job, type_: &str) -> bool {
+    j.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// The pods of Job `job`.
+async fn job_pods(env: &Env, job: &str) -> Vec<Pod> {
+    env.pods_api()
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .expect("listing job pods")
+        .items
+}
+
+/// The update revision's hash (of the Rollout's status).
+fn update_hash(r: &baton::api::rollout::Rollout) -> String {
+    let rev = status(r).update_revision.unwrap_or_default();
+    rev.strip_prefix(&format!("{NAME}-")).unwrap_or(&rev).to_string()
+}
+
+async fn start_controller(env: &Env, dir: &std::path::Path, id: &str) -> ControllerProc {
+    controller::start(&env.sim, dir, id, &NO_ELECTION).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_rollout_hook_runs_once_before_the_first_v2_pod() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-pre");
+    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let v1 = deployed(&env, 3, "v1").await;
+    assert!(jobs(&env).await.is_empty(), "v1 has no hook");
+
+    env.apply(&hooked(json!({"preRollout": hook("migrate:v2")}))).await;
+    let r = env.wait_healthy(NAME, "v2", 3).await;
+    let hash = update_hash(&r);
+    let js = jobs(&env).await;
+    assert_eq!(js.len(), 1, "one Job: {js:?}");
+    let job = &js[0];
+    assert_eq!(job.name_any(), format!("{NAME}-{hash}-pre"));
+    assert_eq!(label(job, labels::HOOK), "preRollout");
+    assert_eq!(label(job, labels::REVISION_HASH), hash);
+    let owner = job.owner_references().first().expect("an owner");
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Rollout", NAME, Some(true))
+    );
+    assert_eq!(owner.uid, r.uid().unwrap());
+    assert!(job_condition(job, "Complete"), "{:?}", job.status);
+    // Every v2 pod was created after the hook finished (times in whole seconds).
+    let done = job
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.clone())
+        .expect("completionTime")
+        .0;
+    let pods = env.pods(NAME).await;
+    for p in &pods {
+        let created = p.metadata.creation_timestamp.as_ref().expect("created").0;
+        assert!(
+            created >= done,
+            "{} created {created} before the hook completed at {done}",
+            p.name_any()
+        );
+    }
+    assert!(v1.iter().all(|old| pods.iter().all(|p| p.uid() != old.uid())));
+    env.wait_event(NAME, "HookStarted", |e| {
+        e.reason.as_deref() == Some("HookStarted") && e.note.as_deref().unwrap_or("").contains(&job.name_any())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-fail");
+    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let v1 = deployed(&env, 3, "v1").await;
+
+    env.apply(&hooked(json!({"preRollout": hook("migrate-fail:v2")}))).await;
+    let r = env
+        .wait_rollout(NAME, "Degraded by the failed hook", LONG, |r| {
+            current_generation(r) && status(r).phase == Some(RolloutPhase::Degraded)
+        })
+        .await;
+    let hash = update_hash(&r);
+    let job_name = format!("{NAME}-{hash}-pre");
+    let st = status(&r);
+    let f = st.failed_update.clone().expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::HookFailed, "{f:?}");
+    assert!(!f.rolled_back);
+    let failed_pod = job_pods(&env, &job_name)
+        .await
+        .first()
+        .map(|p| p.name_any())
+        .expect("the hook's pod");
+    for text in [&f.message, st.message.as_ref().unwrap()] {
+        assert!(text.contains(&format!("Job {job_name} BackoffLimitExceeded")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "failed pod {failed_pod}: container migrate ended with exit code 1 (Error)"
+            )),
+            "{text}"
+        );
+    }
+    assert_eq!(cond(&r, "Stalled"), ("True".into(), "HookFailed".into()));
+    assert_eq!(cond(&r, "Ready").0, "False");
+    assert!(st.message.unwrap_or_default().contains("nothing was replaced"));
+    let ev = env
+        .wait_event(NAME, "HookFailed Warning", |e| {
+            e.reason.as_deref() == Some("HookFailed")
+        })
+        .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert!(ev.note.as_deref().unwrap_or("").contains(&failed_pod), "{ev:?}");
+    // Nothing was replaced: the same three v1 pods.
+    assert_eq!(identities(&env.pods(NAME).await), identities(&v1));
+    let failed_uid = jobs(&env).await.first().and_then(|j| j.uid()).expect("the failed Job");
+
+    // The migration is fixed and `baton rollout retry` runs it again (a new Job), then v2 goes out.
+    let mut fixed = hooked(json!({"preRollout": hook("migrate:v2")}));
+    fixed["metadata"]["resourceVersion"] = json!(null);
+    env.apply(&fixed).await;
+    let kubeconfig = dir.path().join("user.kubeconfig");
+    env.sim.kubeconfig_as("user", &kubeconfig).expect("kubeconfig");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["rollout", "retry", NAME])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .await
+        .expect("running baton rollout retry");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.wait_healthy(NAME, "v2", 3).await;
+    let js = jobs(&env).await;
+    assert_eq!(js.len(), 1, "{js:?}");
+    assert_eq!(js[0].name_any(), job_name);
+    assert_ne!(js[0].uid(), Some(failed_uid), "a new Job ran");
+    assert!(job_condition(&js[0], "Complete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-restart");
+    let mut ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    deployed(&env, 3, "v1").await;
+
+    // The hook's pod runs until the test says it is done.
+    env.apply(&hooked(json!({"preRollout": hook("migrate-never-ready:v2")})))
+        .await;
+    let r = env
+        .wait_rollout(NAME, "HookRunning", LONG, |r| {
+            current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "HookRunning")
+        })
+        .await;
+    let job_name = format!("{NAME}-{}-pre", update_hash(&r));
+    assert!(
+        status(&r)
+            .message
+            .unwrap_or_default()
+            .contains(&format!("waiting for hook preRollout (Job {job_name})")),
+        "{}",
+        describe(Some(&r))
+    );
+    let running = wait_jobs(&env, "the hook Job's pod running", |js| js.len() == 1).await;
+    let uid = running[0].uid();
+    ctrl.stop().await;
+
+    let ctrl2 = start_controller(&env, dir.path(), "ctrl2").await;
+    // The new controller has looked at the Rollout (it reconciles every Rollout on start).
+    wait_for("ctrl2 reconciled", LONG, || async {
+        let text = ctrl2.scrape().await?;
+        let n: f64 = ["success", "requeue", "error"]
+            .iter()
+            .filter_map(|r| {
+                crate::support::process::metric(
+                    &text,
+                    &format!("baton_reconcile_total{{controller=\"rollout\",result=\"{r}\"}}"),
+                )
+            })
+            .sum();
+        (n >= 1.0).then_some(())
+    })
+    .await;
+    let js = jobs(&env).await;
+    assert_eq!(js.len(), 1, "{js:?}");
+    assert_eq!(js[0].uid(), uid, "the same Job");
+    assert_eq!(
+        status(&env.get(NAME).await)
+            .instances
+            .iter()
+            .filter(|i| i.version.as_deref() == Some("v2"))
+            .count(),
+        0
+    );
+
+    // The hook's container exits 0 (as a kubelet reports it): the rollout goes on.
+    let pod = wait::poll("the hook pod", LONG, wait::POLL, || async {
+        job_pods(&env, &job_name).await.into_iter().next().ok_or(())
+    })
+    .await
+    .expect("the hook's pod");
+    let done = json!({"status": {"phase": "Succeeded", "containerStatuses": [{
+        "name": "migrate", "image": "migrate-never-ready:v2", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}});
+    env.pods_api()
+        .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&done))
+        .await
+        .expect("completing the hook pod");
+    env.wait_healthy(NAME, "v2", 3).await;
+    let js = jobs(&env).await;
+    assert_eq!(js.len(), 1, "{js:?}");
+    assert_eq!(js[0].uid(), uid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_post_rollout_hook_rolls_back() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-post");
+    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    deployed(&env, 3, "v1").await;
+
+    env.apply(&hooked(json!({"postRollout": hook("smoke-fail:v2")}))).await;
+    let r = env
+        .wait_rollout(NAME, "RolledBack", LONG, |r| {
+            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
+        })
+        .await;
+    let f = status(&r).failed_update.expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::HookFailed, "{f:?}");
+    assert!(f.rolled_back);
+    let job_name = format!("{NAME}-{}-post", update_hash(&r));
+    assert!(
+        f.message
+            .contains(&format!("hook postRollout of v2 failed: Job {job_name}")),
+        "{}",
+        f.message
+    );
+    assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
+    // It ran after the last batch: every instance had been on v2.
+    env.wait_event(NAME, "the last batch started", |e| {
+        e.reason.as_deref() == Some("BatchStarted") && e.note.as_deref().unwrap_or("").contains("batch 3/3")
+    })
+    .await;
+    env.wait_event(NAME, "HookFailed", |e| e.reason.as_deref() == Some("HookFailed"))
+        .await;
+    let js = jobs(&env).await;
+    assert_eq!(js.iter().map(|j| j.name_any()).collect::<Vec<_>>(), vec![job_name]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_check_fails_its_batch() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-check");
+    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    deployed(&env, 3, "v1").await;
+
+    let mut v2 = manifest_v(NAME, 3, "v2");
+    v2["spec"]["checks"] = json!([{"name": "smoke", "job": hook("smoke-fail:v2")}]);
+    env.apply(&v2).await;
+    let r = env
+        .wait_rollout(NAME, "RolledBack", LONG, |r| {
+            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
+        })
+        .await;
+    let f = status(&r).failed_update.expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
+    assert_eq!(f.batch, 1);
+    let job_name = format!("{NAME}-{}-smoke-1", update_hash(&r));
+    assert!(
+        f.message
+            .contains(&format!("check smoke failed: Job {job_name} BackoffLimitExceeded")),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("exit code 1 (Error)"), "{}", f.message);
+    assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
+    env.wait_event(NAME, "CheckFailed", |e| {
+        e.reason.as_deref() == Some("CheckFailed") && e.note.as_deref().unwrap_or("").contains(&job_name)
+    })
+    .await;
+    let js = jobs(&env).await;
+    assert_eq!(js.len(), 1, "{js:?}");
+    assert_eq!(label(&js[0], labels::CHECK), "smoke");
+}
