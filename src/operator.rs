@@ -143,45 +143,28 @@ impl Operator {
         let listener_leases = shared.lease_events();
         let listener_holders = shared.listener_holders();
         let namespace_pods = shared.namespace_pods();
-        let rev_watch = watcher(
-            api::<ControllerRevision>(&client, &cfg.namespace),
-            watcher::Config::default().labels(labels::ROLLOUT),
-        )
-        .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
-        let (revisions, rev_writer) = reflector::store();
-        let (rev_synced_tx, rev_synced) = synced();
         let owners = OwnedIndexes {
             pods: shared.pod_owners.clone(),
             revisions: OwnerIndex::default(),
             jobs: OwnerIndex::default(),
         };
-        let (rev_trigger, rev_drive) = caches::gated_cache(
-            rev_watch,
-            (rev_writer, Some(owners.revisions.clone())),
-            rev_synced_tx,
+        let (revisions, rev_trigger, rev_synced, rev_drive) = labelled_cache(
+            &client,
+            &cfg,
+            owners.revisions.clone(),
             gate.clone(),
+            |r: &mut ControllerRevision| r.metadata.managed_fields = None,
         );
         // The Rollouts' Jobs (hooks, job checks): a finished one wakes its Rollout.
-        let job_watch = watcher(
-            api::<Job>(&client, &cfg.namespace),
-            watcher::Config::default().labels(labels::ROLLOUT),
-        )
-        .modify(|j: &mut Job| {
-            j.metadata.managed_fields = None;
-            // Of the spec only the selector is read (the pods of a failed Job, see `jobs`).
-            j.spec = j.spec.take().map(|s| k8s_openapi::api::batch::v1::JobSpec {
-                selector: s.selector,
-                ..Default::default()
+        let (jobs, job_trigger, job_synced, job_drive) =
+            labelled_cache(&client, &cfg, owners.jobs.clone(), gate.clone(), |j: &mut Job| {
+                j.metadata.managed_fields = None;
+                // Of the spec only the selector is read (the pods of a failed Job, see `jobs`).
+                j.spec = j.spec.take().map(|s| k8s_openapi::api::batch::v1::JobSpec {
+                    selector: s.selector,
+                    ..Default::default()
+                });
             });
-        });
-        let (jobs, job_writer) = reflector::store();
-        let (job_synced_tx, job_synced) = synced();
-        let (job_trigger, job_drive) = caches::gated_cache(
-            job_watch,
-            (job_writer, Some(owners.jobs.clone())),
-            job_synced_tx,
-            gate.clone(),
-        );
         // Each Rollout is decoded on its own: one that does not fit the type is skipped and
         // reported, never the whole kind.
         let (rollouts, rollout_writer) = reflector::store();
@@ -294,27 +277,9 @@ impl Operator {
         );
         let events = crate::events::Publisher::new(client.clone(), crate::api::ROLLOUT_MANAGER, cfg.instance.clone());
         let expectations = Arc::new(Expectations::default());
-        // Pod creations a Rollout waits for are seen as the watch shows them (after the cache).
-        let observer = expectations.clone();
-        let rollout_pods = triggers
-            .rollout_pods
-            .inspect(move |r| {
-                if let Ok(p) = r {
-                    rollout_controller::observe_pod_event(&observer, p);
-                }
-            })
-            .boxed();
+        let rollout_pods = observed_pod_events(triggers.rollout_pods, expectations.clone());
         let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
-        let notifier = crate::rollout::notify::Notifier::new(
-            client.clone(),
-            {
-                let access = cfg.secrets.clone();
-                Arc::new(move |ns: &str| access.allows(ns))
-            },
-            events.clone(),
-            metrics.notifications.clone(),
-            cfg.notify.clone(),
-        );
+        let notifier = notifier(&client, &cfg, &events, &metrics);
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
@@ -365,6 +330,65 @@ impl Operator {
         log_stopped(&stats);
         stats
     }
+}
+
+/// The Rollout controller's pod events, each also shown to `expectations`: pod creations a
+/// Rollout waits for are seen as the watch shows them (after the cache).
+fn observed_pod_events(events: Events<CachedPod>, expectations: Arc<Expectations>) -> Events<CachedPod> {
+    events
+        .inspect(move |r| {
+            if let Ok(p) = r {
+                rollout_controller::observe_pod_event(&expectations, p);
+            }
+        })
+        .boxed()
+}
+
+/// The Rollouts' notification queues (reading sink Secrets where `cfg.secrets` allows).
+fn notifier(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    events: &crate::events::Publisher,
+    metrics: &Metrics,
+) -> Arc<crate::rollout::notify::Notifier> {
+    let access = cfg.secrets.clone();
+    crate::rollout::notify::Notifier::new(
+        client.clone(),
+        Arc::new(move |ns: &str| access.allows(ns)),
+        events.clone(),
+        metrics.notifications.clone(),
+        cfg.notify.clone(),
+    )
+}
+
+/// A gated watch cache of the objects of kind `K` with the Rollout label, each `prune`d of
+/// what no decision reads, indexed by owner in `index`: its store, its changes, when it has
+/// its first list, and the task that drives it.
+fn labelled_cache<K>(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    index: OwnerIndex<K>,
+    gate: Arc<AtomicBool>,
+    prune: impl FnMut(&mut K) + Send + 'static,
+) -> (Store<K>, Events<K>, Synced, impl Future<Output = ()> + Send + 'static)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let watch = watcher(
+        api::<K>(client, &cfg.namespace),
+        watcher::Config::default().labels(labels::ROLLOUT),
+    )
+    .modify(prune);
+    let (store, writer) = reflector::store();
+    let (synced_tx, synced) = synced();
+    let (events, drive) = caches::gated_cache(watch, (writer, Some(index)), synced_tx, gate);
+    (store, events, synced, drive)
 }
 
 /// Rollouts that do not decode, reported on the object while leading (until `shutdown`).
