@@ -13,8 +13,12 @@
 //! Rollout update, status writes per Rollout update, and the update's Events that repeat
 //! another's Rollout, reason and note (a transition reported twice; target 0).
 //!
-//! `cargo run --release --example scale_bench [N×R ...]` (default: 1000x10 10000x1 2000x10
-//! 4000x10); `make bench-scale` builds the controller first.
+//! The controller runs at `--kube-api-qps Q` (the bench's `--qps Q`, default 0: no client-side
+//! limit, so the figures are the controller's own cost rather than the rate limit's); every
+//! scenario of one run uses the same QPS, which the header and the table print.
+//!
+//! `cargo run --release --example scale_bench [--qps Q] [N×R ...]` (default: 1000x10 10000x1
+//! 2000x10 4000x10); `make bench-scale` builds the controller first.
 mod common;
 #[path = "../tests/support/wait.rs"]
 mod wait;
@@ -202,7 +206,7 @@ async fn count_events(client: &kube::Client) -> Result<(usize, usize), String> {
     Ok((list.items.len(), repeats))
 }
 
-async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
+async fn scenario(n: usize, replicas: i32, qps: f32) -> Result<Figures, String> {
     let sim = Sim::start(SimConfig {
         kubelet: KubeletConfig {
             schedule_delay: Duration::from_millis(1),
@@ -227,6 +231,7 @@ async fn scenario(n: usize, replicas: i32) -> Result<Figures, String> {
         tokio::process::Command::new(&baton)
             .args(["controller", "--log-format", "json", "--leader-elect=false"])
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--kube-api-qps", &qps.to_string()])
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::null()),
@@ -302,24 +307,59 @@ fn parse(arg: &str) -> Option<(usize, i32)> {
     Some((n.parse().ok()?, r.parse().ok()?))
 }
 
+/// The controller's `--kube-api-qps` as said in the table: `0 (no limit)` at 0 or below.
+fn qps_text(qps: f32) -> String {
+    if qps <= 0.0 {
+        "0 (no limit)".to_string()
+    } else {
+        qps.to_string()
+    }
+}
+
+/// `--qps Q` (or `--qps=Q`) and the scenarios among `args`.
+fn options(args: &[String]) -> Result<(f32, Vec<(usize, i32)>), String> {
+    let (mut qps, mut scenarios) = (0.0f32, Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.strip_prefix("--qps") {
+            Some("") => Some(it.next().ok_or("--qps needs a value")?.as_str()),
+            Some(v) => v.strip_prefix('='),
+            None => None,
+        };
+        match value {
+            Some(v) => qps = v.parse().map_err(|_| format!("--qps {v}: not a number"))?,
+            None => scenarios.push(parse(a).ok_or(format!("{a}: not a scenario N×R or --qps Q"))?),
+        }
+    }
+    if scenarios.is_empty() {
+        scenarios = vec![(1000, 10), (10000, 1), (2000, 10), (4000, 10)];
+    }
+    Ok((qps, scenarios))
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let scenarios: Vec<(usize, i32)> = if args.is_empty() {
-        vec![(1000, 10), (10000, 1), (2000, 10), (4000, 10)]
-    } else {
-        args.iter().filter_map(|a| parse(a)).collect()
+    let (qps, scenarios) = match options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("scale_bench: {e}");
+            std::process::exit(2);
+        }
     };
     println!("scale benchmark: N Rollouts × R instances, maxSurge 25%, maxUnavailable 0, one batch; kubelet ready delay 200 ms");
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     println!(
-        "controller: target/{profile}/baton controller --leader-elect=false (defaults: concurrency 8), its own process"
+        "controller: target/{profile}/baton controller --leader-elect=false --kube-api-qps {qps} (otherwise defaults: concurrency 8, --kube-api-burst {}), its own process",
+        baton::throttle::DEFAULT_BURST
     );
+    println!("client-side QPS of every scenario: {}", qps_text(qps));
     let release = if profile == "release" { " --release" } else { "" };
     println!("command: cargo run{release} --example scale_bench {}\n", args.join(" "));
     println!(
-        "{:>13} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13} {:>9}",
+        "{:>13} {:>12} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13} {:>9}",
         "rollouts×inst",
+        "qps",
         "rest MiB",
         "peak MiB",
         "update",
@@ -331,14 +371,15 @@ async fn main() {
     );
     let mut times: BTreeMap<usize, f64> = BTreeMap::new();
     for (n, r) in scenarios {
-        match scenario(n, r).await {
+        match scenario(n, r, qps).await {
             Ok(f) => {
                 if f.instances == 10 {
                     times.insert(f.rollouts, f.update.as_secs_f64());
                 }
                 println!(
-                    "{:>13} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13} {:>9}",
+                    "{:>13} {:>12} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13} {:>9}",
                     format!("{}×{}", f.rollouts, f.instances),
+                    qps_text(qps),
                     f.rest_mib,
                     f.peak_mib,
                     f.update.as_secs_f64(),
@@ -358,7 +399,8 @@ async fn main() {
         for (n, t) in times.iter().skip(1) {
             let expected = base_t * *n as f64 / base_n as f64;
             println!(
-                "mass update {n}×10 vs {base_n}×10: {t:.1}s = {:.2} × linear",
+                "mass update {n}×10 vs {base_n}×10 (both at QPS {}): {t:.1}s = {:.2} × linear",
+                qps_text(qps),
                 t / expected
             );
         }

@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::pod::CachedPod;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
 
+use crate::cache::namespaces::NamespacePods;
 use crate::cache::owners::OwnerIndex;
 use crate::rollout::controller::OwnedIndexes;
 use kube::runtime::{watcher, Controller, WatchStreamExt};
@@ -80,7 +81,9 @@ pub struct Operator {
     cfg: OperatorConfig,
     metrics: Arc<Metrics>,
     gate: Arc<AtomicBool>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
+    /// The pods of namespaces with a ListenerSet (watched while one uses them).
+    namespace_pods: NamespacePods,
     leases: Store<Lease>,
     revisions: Store<ControllerRevision>,
     jobs: Store<Job>,
@@ -117,9 +120,9 @@ impl Synced4 {
 }
 
 struct Triggers {
-    rollout_pods: Events<Pod>,
+    rollout_pods: Events<CachedPod>,
     rollout_leases: Events<Lease>,
-    listener_pods: Events<Pod>,
+    listener_pods: Events<CachedPod>,
     listener_leases: Events<Lease>,
     revisions: Events<ControllerRevision>,
     jobs: Events<Job>,
@@ -139,41 +142,29 @@ impl Operator {
         let listener_pods = shared.pod_events();
         let listener_leases = shared.lease_events();
         let listener_holders = shared.listener_holders();
-        let rev_watch = watcher(
-            api::<ControllerRevision>(&client, &cfg.namespace),
-            watcher::Config::default().labels(labels::ROLLOUT),
-        )
-        .modify(|r: &mut ControllerRevision| r.metadata.managed_fields = None);
-        let (revisions, rev_writer) = reflector::store();
-        let (rev_synced_tx, rev_synced) = synced();
+        let namespace_pods = shared.namespace_pods();
         let owners = OwnedIndexes {
             pods: shared.pod_owners.clone(),
             revisions: OwnerIndex::default(),
             jobs: OwnerIndex::default(),
         };
-        let (rev_trigger, rev_drive) = caches::gated_cache(
-            rev_watch,
-            (rev_writer, Some(owners.revisions.clone())),
-            rev_synced_tx,
+        let (revisions, rev_trigger, rev_synced, rev_drive) = labelled_cache(
+            &client,
+            &cfg,
+            owners.revisions.clone(),
             gate.clone(),
+            |r: &mut ControllerRevision| r.metadata.managed_fields = None,
         );
         // The Rollouts' Jobs (hooks, job checks): a finished one wakes its Rollout.
-        let job_watch = watcher(
-            api::<Job>(&client, &cfg.namespace),
-            watcher::Config::default().labels(labels::ROLLOUT),
-        )
-        .modify(|j: &mut Job| {
-            j.metadata.managed_fields = None;
-            j.spec = None;
-        });
-        let (jobs, job_writer) = reflector::store();
-        let (job_synced_tx, job_synced) = synced();
-        let (job_trigger, job_drive) = caches::gated_cache(
-            job_watch,
-            (job_writer, Some(owners.jobs.clone())),
-            job_synced_tx,
-            gate.clone(),
-        );
+        let (jobs, job_trigger, job_synced, job_drive) =
+            labelled_cache(&client, &cfg, owners.jobs.clone(), gate.clone(), |j: &mut Job| {
+                j.metadata.managed_fields = None;
+                // Of the spec only the selector is read (the pods of a failed Job, see `jobs`).
+                j.spec = j.spec.take().map(|s| k8s_openapi::api::batch::v1::JobSpec {
+                    selector: s.selector,
+                    ..Default::default()
+                });
+            });
         // Each Rollout is decoded on its own: one that does not fit the type is skipped and
         // reported, never the whole kind.
         let (rollouts, rollout_writer) = reflector::store();
@@ -192,6 +183,8 @@ impl Operator {
         let (rollout_trigger, rollout_drive) =
             caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate.clone());
         metrics.watch_rollouts(rollouts.clone());
+        let (counted, in_namespaces) = (pods.clone(), namespace_pods.clone());
+        metrics.watch_pods(Arc::new(move || counted.state().len() + in_namespaces.len()));
         let synced = Synced4 {
             pods: shared.pods_synced.clone(),
             leases: shared.leases_synced.clone(),
@@ -209,6 +202,7 @@ impl Operator {
             metrics,
             gate,
             pods,
+            namespace_pods,
             leases,
             revisions,
             jobs,
@@ -257,6 +251,7 @@ impl Operator {
             metrics,
             gate,
             pods,
+            namespace_pods,
             leases,
             revisions,
             jobs,
@@ -274,7 +269,7 @@ impl Operator {
         let listeners = listener_work(
             &client,
             &cfg,
-            (pods.clone(), triggers.listener_pods),
+            (namespace_pods, triggers.listener_pods),
             (leases, triggers.listener_leases),
             &synced,
             metrics.clone(),
@@ -282,33 +277,16 @@ impl Operator {
         );
         let events = crate::events::Publisher::new(client.clone(), crate::api::ROLLOUT_MANAGER, cfg.instance.clone());
         let expectations = Arc::new(Expectations::default());
-        // Pod creations a Rollout waits for are seen as the watch shows them (after the cache).
-        let observer = expectations.clone();
-        let rollout_pods = triggers
-            .rollout_pods
-            .inspect(move |r| {
-                if let Ok(p) = r {
-                    rollout_controller::observe_pod_event(&observer, p);
-                }
-            })
-            .boxed();
+        let rollout_pods = observed_pod_events(triggers.rollout_pods, expectations.clone());
         let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
-        let notifier = crate::rollout::notify::Notifier::new(
-            client.clone(),
-            {
-                let access = cfg.secrets.clone();
-                Arc::new(move |ns: &str| access.allows(ns))
-            },
-            events.clone(),
-            metrics.notifications.clone(),
-            cfg.notify.clone(),
-        );
+        let notifier = notifier(&client, &cfg, &events, &metrics);
         let ctx = Arc::new(Context {
             client: client.clone(),
             events: events.clone(),
             pods: pods.clone(),
             revisions,
             jobs,
+            failed_job_pods: Default::default(),
             owners,
             rollouts: rollouts.clone(),
             listener_holders,
@@ -354,6 +332,65 @@ impl Operator {
     }
 }
 
+/// The Rollout controller's pod events, each also shown to `expectations`: pod creations a
+/// Rollout waits for are seen as the watch shows them (after the cache).
+fn observed_pod_events(events: Events<CachedPod>, expectations: Arc<Expectations>) -> Events<CachedPod> {
+    events
+        .inspect(move |r| {
+            if let Ok(p) = r {
+                rollout_controller::observe_pod_event(&expectations, p);
+            }
+        })
+        .boxed()
+}
+
+/// The Rollouts' notification queues (reading sink Secrets where `cfg.secrets` allows).
+fn notifier(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    events: &crate::events::Publisher,
+    metrics: &Metrics,
+) -> Arc<crate::rollout::notify::Notifier> {
+    let access = cfg.secrets.clone();
+    crate::rollout::notify::Notifier::new(
+        client.clone(),
+        Arc::new(move |ns: &str| access.allows(ns)),
+        events.clone(),
+        metrics.notifications.clone(),
+        cfg.notify.clone(),
+    )
+}
+
+/// A gated watch cache of the objects of kind `K` with the Rollout label, each `prune`d of
+/// what no decision reads, indexed by owner in `index`: its store, its changes, when it has
+/// its first list, and the task that drives it.
+fn labelled_cache<K>(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    index: OwnerIndex<K>,
+    gate: Arc<AtomicBool>,
+    prune: impl FnMut(&mut K) + Send + 'static,
+) -> (Store<K>, Events<K>, Synced, impl Future<Output = ()> + Send + 'static)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let watch = watcher(
+        api::<K>(client, &cfg.namespace),
+        watcher::Config::default().labels(labels::ROLLOUT),
+    )
+    .modify(prune);
+    let (store, writer) = reflector::store();
+    let (synced_tx, synced) = synced();
+    let (events, drive) = caches::gated_cache(watch, (writer, Some(index)), synced_tx, gate);
+    (store, events, synced, drive)
+}
+
 /// Rollouts that do not decode, reported on the object while leading (until `shutdown`).
 fn report_undecodables(
     client: &kube::Client,
@@ -389,7 +426,7 @@ fn log_stopped(stats: &Stats) {
 fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
-    (pods, pod_events): (Store<Pod>, Events<Pod>),
+    (pods, pod_events): (NamespacePods, Events<CachedPod>),
     (leases, lease_events): (Store<Lease>, Events<Lease>),
     synced: &Synced4,
     metrics: Arc<Metrics>,
@@ -407,7 +444,7 @@ fn listener_work(
         pod_events,
         leases,
         lease_events,
-        synced: vec![synced.pods.clone(), synced.leases.clone()],
+        synced: vec![synced.leases.clone()],
     };
     listener_controller::run_counted(
         client.clone(),
@@ -437,7 +474,7 @@ async fn within_grace(work: impl Future<Output = ()>, shutdown: impl Future<Outp
 /// What wakes the Rollout controller.
 struct RolloutTriggers {
     rollouts: Events<Rollout>,
-    pods: Events<Pod>,
+    pods: Events<CachedPod>,
     revisions: Events<ControllerRevision>,
     jobs: Events<Job>,
     leases: Events<Lease>,
@@ -449,7 +486,7 @@ struct RolloutTriggers {
 fn rollout_controller_run(
     triggers: RolloutTriggers,
     rollouts: Store<Rollout>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     ctx: Arc<Context>,
     metrics: Arc<Metrics>,
     concurrency: u16,
@@ -477,7 +514,7 @@ fn rollout_controller_run(
         }
     };
     let (pod_owner, rev_owner, job_owner) = (
-        |o: &Pod| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &CachedPod| metrics::queue::owner_keys(o, "Rollout"),
         |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
         |o: &Job| metrics::queue::owner_keys(o, "Rollout"),
     );
@@ -526,11 +563,11 @@ pub async fn run_listeners(
 ) -> Arc<listener_controller::Stats> {
     let mut caches = SharedCaches::new(&client, &cfg.namespace);
     let views = listener_controller::SharedViews {
-        pods: caches.pods.clone(),
-        leases: caches.leases.clone(),
         pod_events: caches.pod_events(),
+        pods: caches.namespace_pods(),
+        leases: caches.leases.clone(),
         lease_events: caches.lease_events(),
-        synced: vec![caches.pods_synced.clone(), caches.leases_synced.clone()],
+        synced: vec![caches.leases_synced.clone()],
     };
     let drive = caches.drive();
     let ctrl = listener_controller::run_counted(client, cfg, views, Arc::new(Metrics::default()), stats, shutdown);

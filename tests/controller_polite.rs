@@ -7,6 +7,9 @@
 //! 3. Two shard controllers (`--selector`, `--shard`, leader election on) against one simulator
 //!    split the Rollouts by label: each leads on its own Lease, each Rollout's pods are created
 //!    and its status written by exactly one shard, and both rollouts finish.
+//! 4. The controller caches only its own pods: pods of other workloads are not held (the pod
+//!    watch takes the Rollouts' label), until a ListenerSet in their namespace needs them (its
+//!    namespace is watched while it exists).
 mod support;
 
 use std::collections::BTreeMap;
@@ -272,4 +275,60 @@ async fn a_low_qps_never_costs_the_leader_its_lease() {
     assert!(c.wait_exit(Duration::ZERO).await.is_none(), "the controller exited");
     assert_eq!(c.metric("baton_leader").await, Some(1.0));
     assert_eq!(c.metric("baton_leader_transitions_total").await, Some(1.0));
+}
+
+/// `n` pods of another workload (no baton label) in [`NS`].
+async fn strangers(env: &Env, n: usize, labels: Value) {
+    for i in 0..n {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("stranger-{i}"), "labels": labels},
+            "spec": {"containers": [{"name": "app", "image": "other:1"}]},
+        }))
+        .expect("pod");
+        env.pods_api()
+            .create(&kube::api::PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_baton_pods_are_cached_until_a_listenerset_needs_its_namespace() {
+    let env = Env::start().await;
+    strangers(&env, 30, serde_json::json!({"app": "other"})).await;
+    let dir = temp_dir("cached-pods");
+    let c = controller::start(&env.sim, dir.path(), "cacher", &NO_ELECTION).await;
+    env.apply(&manifest_v("web", 2, "v1")).await;
+    env.wait_healthy("web", "v1", 2).await;
+    // The Rollout's 2 pods, not the 30 others.
+    c.wait_metric("baton_cached_pods", 2.0).await;
+    // A ListenerSet in the namespace: its pods (all of the namespace's: a holder that no
+    // longer matches the selector must still be seen) are watched while it exists.
+    let sets: Api<baton::api::listenerset::ListenerSet> = Api::namespaced(env.client.clone(), NS);
+    let set: baton::api::listenerset::ListenerSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": baton::api::API_VERSION, "kind": "ListenerSet",
+        "metadata": {"name": "jobs"},
+        "spec": {"selector": {"matchLabels": {"app": "other"}}, "listeners": [{"id": "l1"}], "leaseDurationSeconds": 5},
+    }))
+    .expect("ListenerSet");
+    sets.create(&kube::api::PostParams::default(), &set)
+        .await
+        .expect("create ListenerSet");
+    // 2 Rollout pods + the namespace's 32 pods.
+    c.wait_metric("baton_cached_pods", 34.0).await;
+    // It works from that cache: its listener is assigned to one of the selected pods.
+    support::wait_for("listener l1 assigned to a stranger pod", LONG, || async {
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), NS);
+        let held = leases.list(&Default::default()).await.ok()?.items.into_iter().any(|l| {
+            let holder = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+            holder.starts_with("stranger-")
+        });
+        held.then_some(())
+    })
+    .await;
+    sets.delete("jobs", &Default::default())
+        .await
+        .expect("delete ListenerSet");
+    // Gone (its finalizer done): the namespace's watch stops, the Rollout's pods stay.
+    c.wait_metric("baton_cached_pods", 2.0).await;
 }

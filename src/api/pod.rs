@@ -8,6 +8,9 @@ use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::core::{Selector, SelectorExt};
 
+mod cached;
+pub use cached::{CachedContainer, CachedPod, CachedPodStatus, CachedState, ReadyCondition};
+
 /// Pod annotation: the pod is to hand its listeners over (it is *draining*).
 ///
 /// One meaning for every reader ([`drain`]): present with any value but `"false"`, the pod is
@@ -69,22 +72,7 @@ pub fn is_ready(pod: &Pod) -> bool {
 /// removes a gracefully deleted pod). A force-deleted pod's last state shows none of this: its
 /// containers may still run.
 pub fn has_stopped(pod: &Pod) -> bool {
-    let Some(status) = pod.status.as_ref() else {
-        return false;
-    };
-    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
-        return true;
-    }
-    let all = status.container_statuses.iter().flatten();
-    let init = status.init_container_statuses.iter().flatten();
-    let mut any = false;
-    let terminated = all.chain(init).all(|c| {
-        any = true;
-        c.state
-            .as_ref()
-            .is_some_and(|s| s.terminated.is_some() && s.running.is_none() && s.waiting.is_none())
-    });
-    any && terminated
+    CachedPod::from(pod).has_stopped()
 }
 
 /// Whether `labels` satisfy `selector`, with the API server's semantics (those of

@@ -57,8 +57,8 @@
 use crate::api::listenerset::lease::{self, Holder};
 pub use crate::api::listenerset::ReleaseReason;
 use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL};
+use crate::api::pod::CachedPod;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
 
 /// A listener of the set (after merging `listeners` and `listenersFrom`).
@@ -517,14 +517,14 @@ pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseVi
 
 /// Whether a pod may receive listeners: Ready, not terminating, not draining (see
 /// [`crate::api::pod::DRAIN_ANNOTATION`]). Selector matching is the caller's part.
-pub fn pod_is_eligible(pod: &Pod) -> bool {
+pub fn pod_is_eligible(pod: &CachedPod) -> bool {
     let terminating = pod.metadata.deletion_timestamp.is_some();
-    crate::api::pod::is_ready(pod) && !terminating && !crate::api::pod::is_draining(&pod.metadata)
+    pod.is_ready() && !terminating && !crate::api::pod::is_draining(&pod.metadata)
 }
 
 /// A [`PodView`] of `pod`; `None` if it has no name or uid. `selected` = it matches the
 /// ListenerSet's selector.
-pub fn pod_view(pod: &Pod, selected: bool) -> Option<PodView> {
+pub fn pod_view(pod: &CachedPod, selected: bool) -> Option<PodView> {
     Some(PodView {
         name: pod.metadata.name.clone()?,
         uid: pod.metadata.uid.clone()?,

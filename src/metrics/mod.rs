@@ -232,6 +232,11 @@ impl Metrics {
         self.objects.watch_rollouts(store);
     }
 
+    /// What `baton_cached_pods` reads: the number of pods the watch caches hold.
+    pub fn watch_pods(&self, count: objects::PodCount) {
+        self.objects.watch_pods(count);
+    }
+
     /// The gauge of objects backing off in `controller`.
     pub fn backoff_gauge(&self, controller: &str) -> Gauge {
         self.backoff_objects

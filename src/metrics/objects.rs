@@ -84,14 +84,20 @@ fn gap_histogram() -> Histogram {
     Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
 }
 
+/// How many pods the watch caches hold now.
+pub type PodCount = Arc<dyn Fn() -> usize + Send + Sync>;
+
 #[derive(Default)]
 struct Stores {
     rollouts: Option<Store<Rollout>>,
     sets: Option<Store<ListenerSet>>,
+    /// Counts the pods of the watch caches.
+    pods: Option<PodCount>,
 }
 
 pub struct Objects {
     stores: Mutex<Stores>,
+    cached_pods: Gauge,
     rollouts_by_phase: Family<PhaseLabel, Gauge>,
     rollout_info: Family<RolloutInfoLabels, Gauge>,
     rollout_phase: Family<ObjectValueLabels, Gauge>,
@@ -117,6 +123,7 @@ impl Default for Objects {
     fn default() -> Objects {
         Objects {
             stores: Mutex::default(),
+            cached_pods: Gauge::default(),
             rollouts_by_phase: Family::default(),
             rollout_info: Family::default(),
             rollout_phase: Family::default(),
@@ -142,6 +149,11 @@ impl Objects {
     pub fn register(&self, r: &mut Registry) {
         let o = self;
         r.register("rollouts", "Rollouts per phase", o.rollouts_by_phase.clone());
+        r.register(
+            "cached_pods",
+            "Pods held in the watch caches: the Rollouts' pods, and the pods of each namespace with a ListenerSet",
+            o.cached_pods.clone(),
+        );
         r.register(
             "rollout_info",
             "1 per Rollout, labelled with the serving and target versions and the current and update revisions",
@@ -210,6 +222,11 @@ impl Objects {
 
     pub fn watch_listener_sets(&self, sets: Store<ListenerSet>) {
         self.with_stores(|s| s.sets = Some(sets));
+    }
+
+    /// What `baton_cached_pods` reads.
+    pub fn watch_pods(&self, count: PodCount) {
+        self.with_stores(|s| s.pods = Some(count));
     }
 
     /// The controller is about to reconcile `r`: note when its phase changed.
@@ -282,7 +299,10 @@ impl Objects {
 
     /// Recompute the per-object gauges from the caches; drop the series of deleted objects.
     pub fn refresh(&self) {
-        let (rollouts, sets) = self.with_stores(|s| (s.rollouts.clone(), s.sets.clone()));
+        let (rollouts, sets, pods) = self.with_stores(|s| (s.rollouts.clone(), s.sets.clone(), s.pods.clone()));
+        if let Some(count) = pods {
+            self.cached_pods.set(i64::try_from(count()).unwrap_or(i64::MAX));
+        }
         if let Some(store) = rollouts {
             self.refresh_rollouts(&store.state());
         }

@@ -1,15 +1,15 @@
-//! Watch caches shared between the controllers: pods (slimmed) and listener Leases, each one
-//! watch whose changes are fanned out to every subscriber while the operator leads; and the
-//! lookups that tie the two controllers together (does a pod hold listeners, which Rollout
-//! waits for a draining pod).
+//! Watch caches shared between the controllers: pods (the Rollouts' pods, by their label, and
+//! the pods of namespaces with a ListenerSet, see [`NamespacePods`]; each cached as a
+//! [`CachedPod`] projection) and listener Leases, each watch's changes fanned out to every
+//! subscriber while the operator leads; and the lookups that tie the two controllers together
+//! (does a pod hold listeners, which Rollout waits for a draining pod).
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -18,19 +18,17 @@ use tracing::warn;
 use super::api;
 use crate::api::listenerset::lease::{held_by, owner_pod, Holder};
 use crate::api::listenerset::LISTENERSET_LABEL;
-use crate::api::pod::is_draining;
-use crate::api::rollout::Rollout;
+use crate::api::pod::{is_draining, CachedPod};
+use crate::api::rollout::{labels, Rollout};
+use crate::cache::namespaces::NamespacePods;
 use crate::cache::owners::OwnerIndex;
 use crate::cache::{synced, Events, Synced, SyncedTx};
 use crate::rollout::controller::HoldsListeners;
 
-/// Pods are cached with what the controllers read: metadata and status.
-fn slim_pod(p: &mut Pod) {
-    p.metadata.managed_fields = None;
-    p.spec = None;
-}
+type PodSubscribers = Arc<Mutex<Vec<futures::channel::mpsc::UnboundedSender<CachedPod>>>>;
 
-/// Watch caches of pods (all of them, slimmed) and of listener Leases, each one watch shared by
+/// Watch caches of the Rollouts' pods (those with the [`labels::ROLLOUT`] label) and of listener
+/// Leases, each one watch shared by
 /// every controller that subscribes: [`pod_events`](Self::pod_events) /
 /// [`lease_events`](Self::lease_events) hand out streams of every touched (applied or deleted)
 /// object, fanned out over unbounded channels; then drive the watches with
@@ -40,15 +38,18 @@ fn slim_pod(p: &mut Pod) {
 /// before it was read returns `Pending` without a waker and stalls forever, and deletions are
 /// not dispatched at all — a deleted pod must trigger an immediate takeover.)
 pub struct SharedCaches {
-    pub pods: Store<Pod>,
+    /// The Rollouts' pods.
+    pub pods: Store<CachedPod>,
     /// The pod cache by owner uid (a Rollout reads only its own pods).
-    pub pod_owners: OwnerIndex<Pod>,
+    pub pod_owners: OwnerIndex<CachedPod>,
     pub leases: Store<Lease>,
-    pod_writer: reflector::store::Writer<Pod>,
+    pod_writer: reflector::store::Writer<CachedPod>,
     lease_writer: reflector::store::Writer<Lease>,
-    pod_subs: Vec<futures::channel::mpsc::UnboundedSender<Pod>>,
+    /// Of every pod watch, this one's and the namespaces' ([`Self::namespace_pods`]).
+    pod_subs: PodSubscribers,
     lease_subs: Vec<futures::channel::mpsc::UnboundedSender<Lease>>,
-    pod_api: Api<Pod>,
+    client: kube::Client,
+    pod_api: Api<CachedPod>,
     lease_api: Api<Lease>,
     /// Changes are passed to subscribers only while this is set (a standby keeps its caches warm
     /// but runs no controller).
@@ -99,8 +100,9 @@ impl SharedCaches {
             leases,
             pod_writer,
             lease_writer,
-            pod_subs: Vec::new(),
+            pod_subs: Arc::default(),
             lease_subs: Vec::new(),
+            client: client.clone(),
             pod_api: api(client, namespace),
             lease_api: api(client, namespace),
             forward: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -110,11 +112,20 @@ impl SharedCaches {
         }
     }
 
-    /// A stream of pod changes (subscribe before [`drive`](Self::drive)).
-    pub fn pod_events(&mut self) -> Events<Pod> {
+    /// A stream of pod changes, of the Rollouts' pods and of the namespaces watched for
+    /// ListenerSets (subscribe before [`drive`](Self::drive) and
+    /// [`namespace_pods`](Self::namespace_pods)).
+    pub fn pod_events(&mut self) -> Events<CachedPod> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        self.pod_subs.push(tx);
+        self.pod_subs.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
         fan_in(rx)
+    }
+
+    /// The pods of namespaces with a ListenerSet, each namespace watched while a set uses it;
+    /// their changes go to the [`pod_events`](Self::pod_events) subscribers, through the
+    /// forwarding gate (call after [`set_forwarding`](Self::set_forwarding)).
+    pub fn namespace_pods(&self) -> NamespacePods {
+        NamespacePods::watched(self.client.clone(), self.pod_subs.clone(), self.forward.clone())
     }
 
     /// A stream of listener Lease changes (subscribe before [`drive`](Self::drive)).
@@ -144,9 +155,9 @@ impl SharedCaches {
     pub fn drive(self) -> impl Future<Output = ()> + Send + 'static {
         let (pods_tx, leases_tx) = self.synced_tx;
         let pod_owners = self.pod_owners;
-        let pods = watcher(self.pod_api, watcher::Config::default())
+        let pods = watcher(self.pod_api, watcher::Config::default().labels(labels::ROLLOUT))
             .default_backoff()
-            .modify(slim_pod)
+            .modify(CachedPod::prune)
             .inspect(move |e| pod_owners.observe(e))
             .reflect(self.pod_writer)
             .inspect(move |e| pods_tx.observe(e))
@@ -157,7 +168,8 @@ impl SharedCaches {
             .reflect(self.lease_writer)
             .inspect(move |e| leases_tx.observe(e))
             .touched_objects();
-        let pods = fan_out(pods, self.pod_subs, self.forward.clone(), "pod watch");
+        let pod_subs = self.pod_subs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let pods = fan_out(pods, pod_subs, self.forward.clone(), "pod watch");
         let leases = fan_out(leases, self.lease_subs, self.forward, "lease watch");
         async move {
             futures::join!(pods, leases);
@@ -191,11 +203,11 @@ fn fan_out<K: Clone + Send + 'static>(
 /// released Lease names no pod (the agent clears the holder and drops its pod's ownerReference,
 /// so the Lease outlives the pod): it may be any draining pod's, so every Rollout with a
 /// draining pod in the namespace looks again.
-pub fn draining_rollouts_of_lease(pods: &Store<Pod>, lease: &Lease) -> Vec<ObjectRef<Rollout>> {
+pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &Lease) -> Vec<ObjectRef<Rollout>> {
     let Some(ns) = lease.metadata.namespace.as_deref() else {
         return Vec::new();
     };
-    let rollout_of = |pod: &Pod| -> Option<String> {
+    let rollout_of = |pod: &CachedPod| -> Option<String> {
         if pod.metadata.namespace.as_deref() != Some(ns) || !is_draining(&pod.metadata) {
             return None;
         }
@@ -221,8 +233,8 @@ mod tests {
     use crate::api::pod::DRAIN_ANNOTATION;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-    fn pod_with_drain(value: Option<&str>) -> Pod {
-        Pod {
+    fn pod_with_drain(value: Option<&str>) -> CachedPod {
+        CachedPod {
             metadata: ObjectMeta {
                 name: Some("svc-0-abc".into()),
                 namespace: Some("ns".into()),
@@ -241,7 +253,7 @@ mod tests {
         }
     }
 
-    fn store_of(pods: Vec<Pod>) -> Store<Pod> {
+    fn store_of(pods: Vec<CachedPod>) -> Store<CachedPod> {
         let (store, mut writer) = reflector::store();
         for p in pods {
             writer.apply_watcher_event(&watcher::Event::Apply(p));

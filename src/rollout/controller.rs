@@ -18,8 +18,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::api::pod::{drain_value, DRAIN_ANNOTATION};
-use crate::api::rollout::{labels, ConditionStatus, EventReason, Rollout, RolloutStatus};
+use crate::api::pod::{drain_value, CachedPod, DRAIN_ANNOTATION};
+use crate::api::rollout::{labels, EventReason, Rollout, RolloutStatus};
 use crate::api::ROLLOUT_MANAGER as MANAGER;
 use crate::backoff::Backoff;
 use crate::cache::owners::OwnerIndex;
@@ -48,7 +48,7 @@ pub struct Stats {
 /// The pod, revision and Job caches indexed by owner uid.
 #[derive(Clone, Default)]
 pub struct OwnedIndexes {
-    pub pods: OwnerIndex<Pod>,
+    pub pods: OwnerIndex<CachedPod>,
     pub revisions: OwnerIndex<ControllerRevision>,
     pub jobs: OwnerIndex<Job>,
 }
@@ -63,10 +63,12 @@ pub struct Context {
     pub rejections: Mutex<HashMap<String, (i64, String)>>,
     pub client: kube::Client,
     pub events: Publisher,
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub revisions: Store<ControllerRevision>,
     /// The Rollouts' Jobs (hooks and `job` checks).
     pub jobs: Store<Job>,
+    /// How each failed Job failed (its pods are not cached: read once when it fails).
+    pub failed_job_pods: crate::rollout::jobs::FailedJobPods,
     /// The pod and revision caches by owner: a reconcile reads only its Rollout's own.
     pub owners: OwnedIndexes,
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
@@ -117,7 +119,7 @@ impl WriteClock {
 
 /// The pods and revisions of the Rollout of uid `uid` in `ns`, from the owner indexes: the cost
 /// grows with the Rollout's own objects, not with the caches.
-pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<Pod>>, Vec<Arc<ControllerRevision>>) {
+pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<CachedPod>>, Vec<Arc<ControllerRevision>>) {
     let in_ns = |m: &ObjectMeta| m.namespace.as_deref() == Some(ns);
     let mut pods = ctx.owners.pods.owned_by(&ctx.pods, uid);
     pods.retain(|p| in_ns(&p.metadata));
@@ -131,38 +133,22 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 }
 
 /// The planner's view of a pod.
-pub fn observe_pod(pod: &Pod, holds_listeners: bool) -> Option<ObservedPod> {
+pub fn observe_pod(pod: &CachedPod, holds_listeners: bool) -> Option<ObservedPod> {
     let meta = &pod.metadata;
     let slot: i32 = label(meta, labels::SLOT)?.parse().ok()?;
     let hash = label(meta, labels::REVISION_HASH)?;
     let mut o = ObservedPod::new(pod.name_any(), slot, hash);
     o.version = label(meta, labels::VERSION).unwrap_or("").to_string();
-    let status = pod.status.as_ref();
-    let ready = crate::api::pod::ready_condition(pod);
-    o.ready = ready.is_some_and(|c| c.status == ConditionStatus::True.as_str());
-    o.ready_since = ready
-        .filter(|c| c.status == ConditionStatus::True.as_str())
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map(|t| t.0);
-    let containers = status.and_then(|s| s.container_statuses.as_ref());
-    o.restarts = containers
-        .map(|cs| cs.iter().map(|c| c.restart_count).sum())
-        .unwrap_or(0);
-    o.crash_looping = containers.is_some_and(|cs| {
-        cs.iter().any(|c| {
-            c.state
-                .as_ref()
-                .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| w.reason.as_deref())
-                == Some("CrashLoopBackOff")
-        })
-    });
-    o.failed = matches!(status.and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"));
+    o.ready = pod.is_ready();
+    o.ready_since = pod.ready_since();
+    o.restarts = pod.container_restarts();
+    o.crash_looping = pod.crash_looping();
+    o.failed = pod.has_finished();
     o.terminating = meta.deletion_timestamp.is_some();
     o.created = meta.creation_timestamp.as_ref().map(|t| t.0);
     o.drain = crate::api::pod::drain(meta);
     o.holds_listeners = holds_listeners;
-    o.ip = status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
+    o.ip = pod.status.pod_ip.clone().filter(|ip| !ip.is_empty());
     Some(o)
 }
 
@@ -188,7 +174,7 @@ fn owner_ref(rollout: &Rollout) -> Result<OwnerReference> {
 
 /// The pod watch showed `pod`: a creation its Rollout expects is seen, even if the pod is
 /// deleted before the next reconcile reads the cache.
-pub fn observe_pod_event(expectations: &Expectations, pod: &Pod) {
+pub fn observe_pod_event(expectations: &Expectations, pod: &CachedPod) {
     let owner = pod
         .metadata
         .owner_references
@@ -269,7 +255,7 @@ async fn plan_and_apply(
     let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = rollout.name_any();
     let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
-    let (input, sinks_requeue) = plan_input(rollout, ctx, &ns, &uid, prior.clone(), rejected).await;
+    let (input, sinks_requeue) = plan_input(rollout, ctx, &ns, &uid, prior.clone(), rejected).await?;
     let plan = planner::plan(&input);
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
     ctx.checks.want(&uid, &ObjectRef::from_obj(rollout), &plan.checks);
@@ -340,7 +326,7 @@ async fn plan_input(
     uid: &str,
     prior: Option<RolloutStatus>,
     rejected: Option<String>,
-) -> (PlanInput, Option<Duration>) {
+) -> Result<(PlanInput, Option<Duration>)> {
     let holders = ctx.listener_holders.clone();
     let (pods, revisions) = own_objects(ctx, ns, uid);
     let pods: Vec<ObservedPod> = pods
@@ -372,9 +358,9 @@ async fn plan_input(
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(uid),
         sink_problems,
-        jobs: crate::rollout::jobs::own_jobs(ctx, ns, uid),
+        jobs: crate::rollout::jobs::own_jobs(ctx, ns, uid).await?,
     };
-    (input, sinks_requeue)
+    Ok((input, sinks_requeue))
 }
 
 fn publish_events(ctx: &Context, rollout: &Rollout, ns: &str, plan: &planner::Plan) {

@@ -11,11 +11,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use baton::api::pod::CachedPod;
+use baton::cache::namespaces::NamespacePods;
 use baton::listeners::controller::{run_counted, ControllerConfig, SharedViews, Stats};
 use baton::operator::SharedCaches;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 
@@ -31,10 +32,10 @@ async fn controller_with_gated_pods(
     open: tokio::sync::watch::Receiver<bool>,
 ) -> (tokio::sync::oneshot::Sender<()>, AbortOnDrop, AbortOnDrop) {
     let client = w.sim.client_as("controller-stale").await.expect("client");
-    let (pods, writer) = reflector::store::<Pod>();
+    let (pods, writer) = reflector::store::<CachedPod>();
     let (synced_tx, pods_synced) = baton::cache::synced();
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    let gated = watcher(Api::<Pod>::namespaced(client.clone(), NS), Default::default())
+    let gated = watcher(Api::<CachedPod>::namespaced(client.clone(), NS), Default::default())
         .default_backoff()
         .then(move |e| {
             let mut open = open.clone();
@@ -54,11 +55,11 @@ async fn controller_with_gated_pods(
     });
     let mut caches = SharedCaches::new(&client, &Some(NS.into()));
     let views = SharedViews {
-        pods,
+        pods: NamespacePods::fixed(pods, pods_synced),
         pod_events: rx.map(Ok).boxed(),
         leases: caches.leases.clone(),
         lease_events: caches.lease_events(),
-        synced: vec![pods_synced, caches.leases_synced.clone()],
+        synced: vec![caches.leases_synced.clone()],
     };
     let lease_watch = tokio::spawn(caches.drive());
     let cfg = ControllerConfig {

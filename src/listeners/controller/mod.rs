@@ -31,7 +31,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::api::pod::CachedPod;
+use crate::cache::namespaces::NamespacePods;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -131,7 +134,8 @@ type SetKey = (String, String);
 pub struct Context {
     pub client: kube::Client,
     pub events: Publisher,
-    pub pods: Store<Pod>,
+    /// The pods of the sets' namespaces (each watched while a set uses it).
+    pub pods: NamespacePods,
     pub leases: Store<Lease>,
     pub secrets: SecretStores,
     /// (namespace, set) → what the decisions remember of the set: when each Lease was first
@@ -180,12 +184,7 @@ impl Context {
     /// Learn from `decision` about `pods` which pods are unresponsive, forgetting pods that are
     /// gone.
     pub(super) fn learn_unresponsive(&self, decision: &Decision, pods: &[PodFacts]) {
-        let live: std::collections::HashSet<String> = self
-            .pods
-            .state()
-            .iter()
-            .filter_map(|p| p.metadata.uid.clone())
-            .collect();
+        let live = self.pods.uids();
         let mut u = self.unresponsive.lock().unwrap_or_else(|p| p.into_inner());
         u.learn(decision, pods);
         u.retain(|uid| live.contains(uid));
@@ -196,6 +195,7 @@ impl Context {
         let key = (ns.to_string(), set.to_string());
         self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.pods.release(ns, set);
     }
 }
 
@@ -211,9 +211,9 @@ const STOPPED_MEMORY: Duration = Duration::from_secs(3600);
 
 impl StoppedPods {
     /// Note `pod`'s state as seen on the watch.
-    fn note(&self, pod: &Pod) {
+    fn note(&self, pod: &CachedPod) {
         let Some(uid) = pod.metadata.uid.as_ref() else { return };
-        if !crate::api::pod::has_stopped(pod) {
+        if !pod.has_stopped() {
             return;
         }
         let now = tokio::time::Instant::now();
@@ -223,7 +223,7 @@ impl StoppedPods {
     }
 
     /// `pod_events`, each pod noted on its way.
-    fn noting(&self, pod_events: Events<Pod>) -> Events<Pod> {
+    fn noting(&self, pod_events: Events<CachedPod>) -> Events<CachedPod> {
         let stopped = self.clone();
         pod_events
             .inspect(move |r| {
@@ -248,11 +248,13 @@ impl StoppedPods {
 /// What the ListenerSet controller reads from caches it may share with other controllers (the
 /// operator's): the pod and Lease stores, their change streams, and their readiness.
 pub struct SharedViews {
-    pub pods: Store<Pod>,
-    pub pod_events: Events<Pod>,
+    /// Where the pods of a set's namespace are read.
+    pub pods: NamespacePods,
+    /// Changes of the pods `pods` holds (others may pass too).
+    pub pod_events: Events<CachedPod>,
     pub leases: Store<Lease>,
     pub lease_events: Events<Lease>,
-    /// Readiness of `pods` and `leases`.
+    /// Readiness of `leases` (a namespace's pods are waited for by the set's reconcile).
     pub synced: Vec<Synced>,
 }
 
@@ -327,6 +329,7 @@ pub async fn run_counted(
     metrics.objects.watch_listener_sets(sets.clone());
     let (s1, s2) = (sets.clone(), sets.clone());
     let (q1, q2, q3, forget) = (queue.clone(), queue.clone(), queue.clone(), queue);
+    let namespace_pods = ctx.pods.clone();
     info!(
         namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
         "starting the ListenerSet controller"
@@ -335,7 +338,7 @@ pub async fn run_counted(
     let report = report_until(bad, client.clone(), events, shutdown.clone());
     let run = controller
         .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
-        .watches_stream(pod_events, move |p: Pod| q2.add_refs(sets_selecting(&s2, &p)))
+        .watches_stream(pod_events, move |p: CachedPod| q2.add_refs(sets_selecting(&s2, &p)))
         .watches_stream(views.lease_events, move |l: Lease| {
             q3.add_refs(set_of_lease(&l).into_iter().collect()).pop()
         })
@@ -345,6 +348,7 @@ pub async fn run_counted(
         .for_each(move |r| {
             if let Err(kube::runtime::controller::Error::ObjectNotFound(o)) = &r {
                 forget.forget(&crate::metrics::queue::key(o.namespace.as_deref(), &o.name));
+                namespace_pods.release(o.namespace.as_deref().unwrap_or_default(), &o.name);
             }
             if let Err(e) = r {
                 debug!(error = %e, "listenerset controller");
@@ -409,7 +413,7 @@ fn sets_using_secret(sets: &Store<ListenerSet>, secret: &Secret) -> Vec<ObjectRe
         .collect()
 }
 
-fn sets_selecting(sets: &Store<ListenerSet>, pod: &Pod) -> Vec<ObjectRef<ListenerSet>> {
+fn sets_selecting(sets: &Store<ListenerSet>, pod: &CachedPod) -> Vec<ObjectRef<ListenerSet>> {
     let ns = pod.metadata.namespace.as_deref();
     sets.state()
         .iter()

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
@@ -27,6 +28,7 @@ use crate::api::listenerset::{
     LISTENERSET_LABEL, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION,
     RECOVER_ANNOTATION,
 };
+use crate::api::pod::CachedPod;
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::{self, Move};
@@ -49,10 +51,13 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     }
     // Never decide from half-filled caches: a missing pod would look like a dead holder.
     // Bounded, so a cache that cannot list (RBAC, an API outage) holds no worker for ever.
-    if tokio::time::timeout(Duration::from_secs(10), crate::cache::wait_all(&ctx.synced))
-        .await
-        .is_err()
-    {
+    // The namespace's pods are watched from the first reconcile of a set there.
+    let (pods, pods_synced) = ctx.pods.of(&ns, &name);
+    let all_synced = async {
+        crate::cache::wait_all(&ctx.synced).await;
+        pods_synced.wait().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), all_synced).await.is_err() {
         return Ok(Requeue::requeue(Duration::from_millis(500)));
     }
     let reference = set.object_ref(&());
@@ -77,7 +82,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         Some(_) => Some(live_pod_names(&ctx, &ns).await?),
         None => None,
     };
-    let (decision, lease_by_listener) = decide_now(&ctx, &set, &desired, &previous, live_now.as_ref());
+    let (decision, lease_by_listener) = decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref());
     // Status first, from the state the writes start from (the next reconcile sees their
     // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
     // the status does not (a restarted or standby controller continues above it).
@@ -153,13 +158,14 @@ async fn live_pod_names(ctx: &Context, ns: &str) -> Result<BTreeSet<String>> {
 /// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
 fn decide_now(
     ctx: &Context,
+    pods: &Store<CachedPod>,
     set: &ListenerSet,
     desired: &Desired,
     previous: &ListenerSetStatus,
     live_now: Option<&BTreeSet<String>>,
 ) -> (Decision, BTreeMap<String, Arc<Lease>>) {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
-    let (leases, pods) = read_caches(ctx, set, &ns, &name);
+    let (leases, pod_facts) = read_caches(ctx, pods, set, &ns, &name);
     ctx.metrics.objects.observe_leases(&ns, &name, &leases);
     let wanted: Vec<Wanted> = desired
         .listeners
@@ -177,11 +183,10 @@ fn decide_now(
     let unresponsive = ctx.unresponsive();
     let mut stopped = ctx.stopped.uids();
     stopped.extend(
-        ctx.pods
-            .state()
+        pods.state()
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-            .filter(|p| crate::api::pod::has_stopped(p))
+            .filter(|p| p.has_stopped())
             .filter_map(|p| p.metadata.uid.clone()),
     );
     let input = Input {
@@ -189,7 +194,7 @@ fn decide_now(
         listeners: &wanted,
         keep_unknown: desired.keep_unknown,
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
-        pods: &pods,
+        pods: &pod_facts,
         leases: &facts,
         status: previous,
         recover: live_now,
@@ -199,7 +204,7 @@ fn decide_now(
         now: Instant::now(),
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
-    ctx.learn_unresponsive(&decision, &pods);
+    ctx.learn_unresponsive(&decision, &pod_facts);
     let lease_by_listener = facts.iter().map(|f| f.view.listener.clone()).zip(read).collect();
     (decision, lease_by_listener)
 }
@@ -255,7 +260,13 @@ async fn write_report(
 }
 
 /// The set's Leases, and the namespace's pods as the decision sees them.
-fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<Arc<Lease>>, Vec<PodFacts>) {
+fn read_caches(
+    ctx: &Context,
+    pods: &Store<CachedPod>,
+    set: &ListenerSet,
+    ns: &str,
+    name: &str,
+) -> (Vec<Arc<Lease>>, Vec<PodFacts>) {
     let cached: Vec<(String, String, Arc<Lease>)> = ctx
         .leases
         .state()
@@ -273,8 +284,7 @@ fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<A
         .collect();
     // What the cache shows, corrected by the writes it has not shown yet.
     let leases = ctx.with_expectations(ns, name, |e| e.overlay(cached));
-    let pods: Vec<PodFacts> = ctx
-        .pods
+    let pods: Vec<PodFacts> = pods
         .state()
         .iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
@@ -284,7 +294,7 @@ fn read_caches(ctx: &Context, set: &ListenerSet, ns: &str, name: &str) -> (Vec<A
                 uid: p.metadata.uid.clone()?,
                 selected: selector_matches(&set.spec.selector, p.metadata.labels.as_ref()),
                 eligible: assigner::pod_is_eligible(p),
-                restarts: restarts(p),
+                restarts: p.restarts(),
             })
         })
         .collect();
@@ -420,17 +430,6 @@ fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(key).map(String::as_str)
-}
-
-/// Restarts of the pod's containers, summed.
-fn restarts(pod: &Pod) -> i32 {
-    let status = pod.status.as_ref();
-    let all = status.and_then(|s| s.container_statuses.as_ref()).into_iter().flatten();
-    let init = status
-        .and_then(|s| s.init_container_statuses.as_ref())
-        .into_iter()
-        .flatten();
-    all.chain(init).fold(0, |n, c| n.saturating_add(c.restart_count))
 }
 
 /// Ready and not terminating.

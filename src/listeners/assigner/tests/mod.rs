@@ -4,7 +4,7 @@ use super::*;
 use crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION;
 use crate::api::pod::DRAIN_ANNOTATION;
 use k8s_openapi::api::coordination::v1::LeaseSpec;
-use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use proptest::prelude::*;
 use std::collections::BTreeSet;

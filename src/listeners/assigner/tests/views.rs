@@ -1,8 +1,8 @@
 //! Tests of the pod and lease views built from Kubernetes objects.
 use super::*;
 
-fn k8s_pod(ready: bool, annotations: &[(&str, &str)], terminating: bool) -> Pod {
-    Pod {
+fn k8s_pod(ready: bool, annotations: &[(&str, &str)], terminating: bool) -> CachedPod {
+    CachedPod::from(Pod {
         metadata: ObjectMeta {
             name: Some("p1".into()),
             uid: Some("u1".into()),
@@ -24,7 +24,7 @@ fn k8s_pod(ready: bool, annotations: &[(&str, &str)], terminating: bool) -> Pod 
             ..Default::default()
         }),
         ..Default::default()
-    }
+    })
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn pod_views() {
     assert!(!pod_is_eligible(&k8s_pod(true, &[(DRAIN_ANNOTATION, "true")], false)));
     assert!(!pod_is_eligible(&k8s_pod(true, &[(DRAIN_ANNOTATION, "")], false)));
     assert!(pod_is_eligible(&k8s_pod(true, &[(DRAIN_ANNOTATION, "false")], false)));
-    assert_eq!(pod_view(&Pod::default(), true), None);
+    assert_eq!(pod_view(&CachedPod::default(), true), None);
 }
 
 #[test]
