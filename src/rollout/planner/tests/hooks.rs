@@ -288,3 +288,26 @@ fn jobs_go_with_their_pruned_revision() {
         p.actions
     );
 }
+
+#[test]
+fn a_job_check_runs_one_job_per_batch_and_one_for_the_bake_window() {
+    let mut w = hooked(|s| {
+        s.bake_seconds = 20;
+        s.checks = vec![Check {
+            name: "smoke".into(),
+            http: None,
+            prometheus: None,
+            job: Some(job("smoke:v2")),
+            count: 1,
+            failure_limit: 0,
+            interval_seconds: 2,
+        }]
+    });
+    run_until(&mut w, 200, |p| p.status.phase == Some(RolloutPhase::Healthy));
+    let h = hash_of("v2");
+    let want: Vec<String> = ["1", "2", "3", "bake"]
+        .iter()
+        .map(|phase| check_job_name(NAME, &h, "smoke", phase))
+        .collect();
+    assert_eq!(w.jobs_created, want);
+}
