@@ -144,8 +144,8 @@ impl Drop for CheckRunner {
     }
 }
 
-/// One run: up to `count` attempts `intervalSeconds` apart, until it passes or fails; then the
-/// Rollout is woken.
+/// One run: after its `delay`, up to `count` attempts `intervalSeconds` apart, until it passes or
+/// fails; then the Rollout is woken.
 async fn execute(
     (client, kube): (Option<HttpClient>, kube::Client),
     run: CheckRun,
@@ -157,6 +157,9 @@ async fn execute(
     let interval = Duration::from_secs(u64::try_from(check.interval_seconds.max(0)).unwrap_or(0));
     // A Prometheus check's credentials, read at the first attempt (and again after a failed read).
     let mut auth: Option<prometheus::Auth> = None;
+    if !run.delay.is_zero() {
+        tokio::time::sleep(run.delay).await;
+    }
     loop {
         let started = tokio::time::Instant::now();
         let result = match (&client, &check.http, &check.prometheus) {

@@ -21,6 +21,8 @@ struct HealthServer {
     port: u16,
     healthy: Arc<AtomicBool>,
     hits: Arc<Mutex<BTreeMap<String, u32>>>,
+    /// Every answer: the instance, when, and whether it was healthy.
+    log: Arc<Mutex<Vec<(String, jiff::Timestamp, bool)>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,14 +30,17 @@ impl HealthServer {
     async fn start() -> Self {
         let healthy = Arc::new(AtomicBool::new(true));
         let hits: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
-        let (h, c) = (healthy.clone(), hits.clone());
+        let log: Arc<Mutex<Vec<(String, jiff::Timestamp, bool)>>> = Arc::default();
+        let (h, c, l) = (healthy.clone(), hits.clone(), log.clone());
         let app = axum::Router::new().route(
             "/health/{instance}",
             axum::routing::get(move |axum::extract::Path(instance): axum::extract::Path<String>| {
-                let (h, c) = (h.clone(), c.clone());
+                let (h, c, l) = (h.clone(), c.clone(), l.clone());
                 async move {
-                    *c.lock().unwrap().entry(instance).or_default() += 1;
-                    if h.load(Ordering::SeqCst) {
+                    *c.lock().unwrap().entry(instance.clone()).or_default() += 1;
+                    let ok = h.load(Ordering::SeqCst);
+                    l.lock().unwrap().push((instance, jiff::Timestamp::now(), ok));
+                    if ok {
                         (axum::http::StatusCode::OK, axum::Json(json!({"status": "ok"})))
                     } else {
                         (
@@ -55,12 +60,22 @@ impl HealthServer {
             port,
             healthy,
             hits,
+            log,
             _task: task,
         }
     }
 
     fn hits(&self) -> BTreeMap<String, u32> {
         self.hits.lock().unwrap().clone()
+    }
+
+    /// The instances that got a healthy answer after `since`.
+    fn healthy_since(&self, since: jiff::Timestamp) -> std::collections::BTreeSet<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|(_, at, ok)| *ok && *at > since)
+            .map(|(i, _, _)| i.clone())
+            .collect()
     }
 }
 
@@ -232,4 +247,71 @@ async fn a_controller_killed_mid_check_runs_it_again_from_its_first_attempt() {
         after >= before + 5,
         "the new controller ran svc-0's check from its first attempt: {before} attempts before the kill, {after} in all"
     );
+}
+
+/// §3: "the checks and pod health keep being evaluated" through the bake window. The health
+/// endpoint turns to failing after the first bake run of every instance passed; a later run
+/// fails and the rollout is rolled back long before the 10-minute window ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_failing_in_the_middle_of_the_bake_rolls_back() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("bake-checks");
+    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let server = HealthServer::start().await;
+    let quick = |version: &str| {
+        let mut m = checked(version, server.port);
+        m["spec"]["checks"][0]["count"] = json!(1);
+        m
+    };
+    env.apply(&quick("v1")).await;
+    env.wait_healthy(NAME, "v1", 3).await;
+
+    let mut v2 = quick("v2");
+    v2["spec"]["bakeSeconds"] = json!(600);
+    env.apply(&v2).await;
+    let r = env
+        .wait_rollout(NAME, "Baking", LONG, |r| {
+            current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "Baking")
+        })
+        .await;
+    let started = status(&r)
+        .batch
+        .and_then(|b| b.bake_started_at)
+        .expect("bakeStartedAt")
+        .0;
+    // The bake's first run passed on every instance (the batch's runs all ended before it).
+    let all: std::collections::BTreeSet<String> = ["svc-0", "svc-1", "svc-2"].map(String::from).into();
+    wait_for("a healthy answer to every instance's first bake run", LONG, || {
+        let seen = server.healthy_since(started);
+        let all = all.clone();
+        async move { (seen == all).then_some(()) }
+    })
+    .await;
+    let r = env.get(NAME).await;
+    assert!(
+        condition(&r, "Progressing").is_some_and(|c| c.reason == "Baking"),
+        "still baking after the first runs passed: {}",
+        describe(Some(&r))
+    );
+
+    server.healthy.store(false, Ordering::SeqCst);
+    let r = env
+        .wait_rollout(NAME, "RolledBack by a bake check", LONG, |r| {
+            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
+        })
+        .await;
+    let f = status(&r).failed_update.expect("failedUpdate");
+    assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
+    assert!(
+        f.message.contains("v2 during the bake window: check health on svc-"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("last: HTTP 500 (expected 200)"), "{}", f.message);
+    assert!(f.rolled_back);
+    assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
+    env.wait_event(NAME, "CheckFailed during the bake", |e| {
+        e.reason.as_deref() == Some("CheckFailed") && e.note.as_deref().unwrap_or("").contains("during the bake window")
+    })
+    .await;
 }

@@ -126,10 +126,31 @@ async fn a_pre_rollout_hook_runs_once_before_the_first_v2_pod() {
         );
     }
     assert!(v1.iter().all(|old| pods.iter().all(|p| p.uid() != old.uid())));
-    env.wait_event(NAME, "HookStarted", |e| {
-        e.reason.as_deref() == Some("HookStarted") && e.note.as_deref().unwrap_or("").contains(&job.name_any())
-    })
-    .await;
+    let hook_started = env
+        .wait_event(NAME, "HookStarted", |e| {
+            e.reason.as_deref() == Some("HookStarted") && e.note.as_deref().unwrap_or("").contains(&job.name_any())
+        })
+        .await;
+    // Batch 1 starts (its Event, once) when the hook has succeeded, not when the Job is created.
+    let is_batch_one = |e: &k8s_openapi::api::events::v1::Event| {
+        e.reason.as_deref() == Some("BatchStarted")
+            && e.note.as_deref().unwrap_or("").contains("rolling out v2 from v1")
+    };
+    let batch_one = env.wait_event(NAME, "BatchStarted of v2's batch 1", is_batch_one).await;
+    let at = |e: &k8s_openapi::api::events::v1::Event| e.event_time.as_ref().map(|t| t.0);
+    assert!(
+        at(&batch_one) > at(&hook_started),
+        "batch 1 started at {:?}, before the hook did at {:?}",
+        at(&batch_one),
+        at(&hook_started)
+    );
+    let all = env.events(NAME).await;
+    assert_eq!(
+        all.iter().filter(|e| is_batch_one(e)).count(),
+        1,
+        "{}",
+        describe_events(&all)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,15 +124,24 @@ impl Planner<'_> {
                 ),
             );
         }
+        // Batch 1 starts once the preRollout hook has succeeded: until then it has no start
+        // time, and its BatchStarted Event waits for the plan that sees the hook done.
+        let pre_pending = rolling && !self.pre_hook_done(&target).0;
         if rolling && new_target && !unpinned.is_empty() {
-            batch = self.start_rollout(&target, stable.as_ref(), &counts, unpinned.len());
+            batch = BatchStatus {
+                current: 1,
+                ..BatchStatus::default()
+            };
         }
         batch.total = total_batches;
         batch.current = batch.current.clamp(1, total_batches.max(1));
-        if batch.started_at.is_none() {
-            batch.started_at = Some(MicroTime(now));
-        }
         self.spec_pause_changes(&mut batch);
+        if batch.started_at.is_none() && !pre_pending {
+            batch.started_at = Some(MicroTime(now));
+            if rolling && batch.current == 1 && failed.is_none() && !unpinned.is_empty() {
+                self.announce_batch_one(&target, stable.as_ref(), &counts, unpinned.len());
+            }
+        }
 
         if requests.retry {
             if failed.is_some() {
@@ -183,15 +192,15 @@ impl Planner<'_> {
         }
     }
 
-    /// Batch 1 of a new update revision, announced.
-    fn start_rollout(
+    /// Batch 1 of the update revision started: the `BatchStarted` Event.
+    fn announce_batch_one(
         &mut self,
         target: &RevisionInfo,
         stable: Option<&RevisionInfo>,
         counts: &[usize],
         unpinned: usize,
-    ) -> BatchStatus {
-        let total = i32::try_from(counts.len()).unwrap_or(i32::MAX);
+    ) {
+        let total = counts.len();
         let from = stable.map(|s| format!(" from {}", s.version)).unwrap_or_default();
         self.batch_event(
             EventType::Normal,
@@ -204,19 +213,16 @@ impl Planner<'_> {
             ),
             Some(1),
         );
-        BatchStatus {
-            current: 1,
-            total,
-            started_at: Some(MicroTime(self.now)),
-            ..BatchStatus::default()
-        }
     }
 
     /// Events for `spec.paused` set or cleared; the progress deadline restarts on resume.
     fn spec_pause_changes(&mut self, batch: &mut BatchStatus) {
         let was_spec_paused = self.prior_reason(ConditionType::Progressing) == Some(Reason::RolloutPaused);
         if was_spec_paused && !self.spec.paused {
-            batch.started_at = Some(MicroTime(self.now));
+            // A batch not started yet (its preRollout hook runs) starts when the hook is done.
+            if let Some(t) = batch.started_at.as_mut() {
+                *t = MicroTime(self.now);
+            }
             self.event(
                 EventType::Normal,
                 EventReason::Resumed,

@@ -4,11 +4,17 @@
 //! requests, in tasks of their own, and keeps their progress in memory only: a run it does not
 //! know (after a restart) starts again from its first attempt.
 //!
-//! A run is keyed by the update revision, the phase (`b<k>` for batch k, `bake`), the check and
-//! the pod it targets (`-` for a check that runs once per batch): a replaced pod or a new batch
-//! is a new run.
+//! A run is keyed by the update revision, the phase (`b<k>` for batch k, `bake<r>` for round r
+//! of the bake window), the check and the pod it targets (`-` for a check that runs once per
+//! batch): a replaced pod, a new batch or a new bake round is a new run.
+//!
+//! The bake window runs each `http` and `prometheus` check again and again: once round r of a
+//! run has passed, round r + 1 is wanted (its first attempt `intervalSeconds` later, at least a
+//! second), until the window ends. The round is read from the shell's memory (the highest round
+//! it reports), so after a restart the rounds start again from the first.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use super::batches::RolloutState;
 use super::hooks::JobVerdict;
@@ -29,6 +35,29 @@ pub struct CheckRun {
     /// in.
     pub rendered: String,
     pub check: Check,
+    /// Wait this long before the first attempt (a bake round after the first).
+    pub delay: Duration,
+}
+
+/// Whose runs: a batch's (1-based) or the bake window's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    Batch(usize),
+    Bake,
+}
+
+/// The phase part of a bake round's key.
+fn bake_phase(round: u32) -> String {
+    format!("bake{round}")
+}
+
+/// The pause before the first attempt of bake round `round`: none for the first, then the
+/// check's interval (at least a second: a check that passes at once must not spin).
+fn round_delay(check: &Check, round: u32) -> Duration {
+    if round <= 1 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(u64::try_from(check.interval_seconds.max(1)).unwrap_or(1))
 }
 
 /// Where a run stands.
@@ -79,19 +108,55 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     vars.iter().fold(template.to_string(), |u, (k, v)| u.replace(k, v))
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    /// The latest bake round the shell reports for each (check, target) of revision `hash`:
+    /// its number and progress.
+    fn bake_rounds(&self, hash: &str) -> BTreeMap<(&'a str, &'a str), (u32, &'a CheckProgress)> {
+        let input: &'a super::PlanInput = self.input;
+        let mut latest: BTreeMap<(&'a str, &'a str), (u32, &'a CheckProgress)> = BTreeMap::new();
+        for (key, progress) in &input.checks {
+            let mut parts = key.splitn(4, '/');
+            let (Some(h), Some(phase), Some(check), Some(target)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Some(round) = phase.strip_prefix("bake").and_then(|r| r.parse::<u32>().ok()) else {
+                continue;
+            };
+            if h != hash {
+                continue;
+            }
+            let entry = latest.entry((check, target)).or_insert((round, progress));
+            if round > entry.0 {
+                *entry = (round, progress);
+            }
+        }
+        latest
+    }
+
     /// The checks of `phase` over `slots` (their pods of the update revision): the runs wanted
     /// (recorded in `self.check_runs`) and what they say.
-    pub(super) fn checks_verdict(&mut self, rollout: &RolloutState, slots: &BTreeSet<i32>, phase: &str) -> Verdict {
+    pub(super) fn checks_verdict(&mut self, rollout: &RolloutState, slots: &BTreeSet<i32>, phase: Phase) -> Verdict {
         let target = &rollout.target;
         let name = self.input.name.clone();
         let mut waiting = Vec::new();
         let mut failed = None;
         let spec = self.spec;
+        let rounds = match phase {
+            Phase::Bake => self.bake_rounds(&target.hash),
+            Phase::Batch(_) => BTreeMap::new(),
+        };
+        let mut wanted = Vec::new();
         for check in &spec.checks {
             if let Some(job) = &check.job {
-                let phase = phase.strip_prefix('b').unwrap_or(phase);
-                match self.check_job_verdict(target, &check.name, phase, job) {
+                // One Job per batch, and one for the whole bake window (a Job per round would
+                // pile up until the revision is pruned).
+                let job_phase = match phase {
+                    Phase::Batch(k) => k.to_string(),
+                    Phase::Bake => "bake".to_string(),
+                };
+                match self.check_job_verdict(target, &check.name, &job_phase, job) {
                     JobVerdict::Passed => {}
                     JobVerdict::Waiting(j) => waiting.push(format!("check {} (Job {j})", check.name)),
                     JobVerdict::Failed(why) => {
@@ -125,16 +190,30 @@ impl Planner<'_> {
                         (placeholders::INSTANCE, instance.as_str()),
                     ];
                     vars.extend(common);
-                    let key = format!("{}/{phase}/{}/{}", target.hash, check.name, pod.name);
-                    runs.push((Some(*slot), key, fill(template, &vars)));
+                    runs.push((Some(*slot), pod.name.clone(), fill(template, &vars)));
                 }
             } else {
-                let key = format!("{}/{phase}/{}/-", target.hash, check.name);
-                runs.push((None, key, fill(template, &common)));
+                runs.push((None, "-".to_string(), fill(template, &common)));
             }
-            for (slot, key, rendered) in runs {
+            for (slot, on_pod, rendered) in runs {
                 let on = slot.map(|s| format!(" on {}", slot_name(&name, s))).unwrap_or_default();
-                match self.input.checks.get(&key) {
+                let (phase_key, delay, progress) = match phase {
+                    Phase::Batch(k) => (format!("b{k}"), Duration::ZERO, None),
+                    Phase::Bake => {
+                        let (round, progress) = match rounds.get(&(check.name.as_str(), on_pod.as_str())) {
+                            None => (1, None),
+                            Some((r, p)) if p.outcome == CheckOutcome::Passed => (r + 1, None),
+                            Some((r, p)) => (*r, Some(*p)),
+                        };
+                        (bake_phase(round), round_delay(check, round), progress)
+                    }
+                };
+                let key = format!("{}/{phase_key}/{}/{on_pod}", target.hash, check.name);
+                let progress = match phase {
+                    Phase::Batch(_) => self.input.checks.get(&key),
+                    Phase::Bake => progress,
+                };
+                match progress {
                     Some(p) if p.outcome == CheckOutcome::Failed => {
                         let last = p.last.as_deref().unwrap_or("no result");
                         failed.get_or_insert((
@@ -158,15 +237,17 @@ impl Planner<'_> {
                         ));
                     }
                 }
-                self.check_runs.push(CheckRun {
+                wanted.push(CheckRun {
                     key,
                     name: check.name.clone(),
                     target: slot.map(|s| slot_name(&name, s)),
                     rendered,
                     check: check.clone(),
+                    delay,
                 });
             }
         }
+        self.check_runs.extend(wanted);
         match (failed, waiting.is_empty()) {
             (Some((message, slot)), _) => Verdict::Failed(message, slot),
             (None, true) => Verdict::Passed,

@@ -44,7 +44,9 @@
 //!   healthy (its pause started).
 //! * Bake (`bakeSeconds`, `checks`): after the last batch, `status.batch.bakeStartedAt` is set and
 //!   the revision is not current until `bakeSeconds` later; an instance not available meanwhile
-//!   (`BakeFailed`), a crash loop, or a failed bake check run fails it like a batch.
+//!   (`BakeFailed`), a crash loop, or a failed bake check run fails it like a batch. The
+//!   checks run round after round through the window (keys `bake1`, `bake2`, …; a round starts
+//!   once the previous one passed, `intervalSeconds` later), `job` checks once per window.
 //!   `promote --full` ends it.
 //! * After a failure with `autoRollback` (and a healthy revision to return to) every unpinned
 //!   slot returns to `status.currentRevision` at once (no batches, no pauses): phase

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use super::batches::{Mode, RolloutState};
-use super::checks::Verdict;
+use super::checks::{Phase, Verdict};
 use super::hooks::JobVerdict;
 use super::observed::SlotHealth;
 use super::{add_duration, add_secs, slot_name, EventType, Planner, RevisionInfo};
@@ -138,7 +138,7 @@ impl Planner<'_> {
         let declared = rollout.batch.pause_started_at.is_some() || rollout.batch.bake_started_at.is_some();
         let mut checks_waiting = Vec::new();
         if waiting.is_empty() && !declared {
-            match self.checks_verdict(rollout, &chosen, &format!("b{k}")) {
+            match self.checks_verdict(rollout, &chosen, Phase::Batch(k)) {
                 Verdict::Passed => {}
                 Verdict::Waiting(w) => checks_waiting = w,
                 Verdict::Failed(why, slot) => {
@@ -311,7 +311,8 @@ impl Planner<'_> {
     }
 
     /// The last batch is healthy: bake for `bakeSeconds` (pod health is watched by
-    /// [`Self::step_batch`], the checks run again once), then complete.
+    /// [`Self::step_batch`], the checks run round after round until the window ends: see
+    /// `checks`), then complete. A round still running when the window ends holds nothing.
     fn bake(&mut self, rollout: &mut RolloutState, slots: &BTreeSet<i32>) -> Step {
         let secs = i64::from(self.spec.bake_seconds.max(0));
         if secs == 0 || rollout.skip_bake {
@@ -338,7 +339,7 @@ impl Planner<'_> {
         if until <= self.now {
             return Step::Completed;
         }
-        if let Verdict::Failed(why, slot) = self.checks_verdict(rollout, slots, "bake") {
+        if let Verdict::Failed(why, slot) = self.checks_verdict(rollout, slots, Phase::Bake) {
             let message = format!("{version} during the bake window: {why}");
             return self.check_failed(rollout, message, slot);
         }

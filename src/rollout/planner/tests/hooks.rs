@@ -288,3 +288,75 @@ fn jobs_go_with_their_pruned_revision() {
         p.actions
     );
 }
+
+#[test]
+fn a_job_check_runs_one_job_per_batch_and_one_for_the_bake_window() {
+    let mut w = hooked(|s| {
+        s.bake_seconds = 20;
+        s.checks = vec![Check {
+            name: "smoke".into(),
+            http: None,
+            prometheus: None,
+            job: Some(job("smoke:v2")),
+            count: 1,
+            failure_limit: 0,
+            interval_seconds: 2,
+        }]
+    });
+    run_until(&mut w, 200, |p| p.status.phase == Some(RolloutPhase::Healthy));
+    let h = hash_of("v2");
+    let want: Vec<String> = ["1", "2", "3", "bake"]
+        .iter()
+        .map(|phase| check_job_name(NAME, &h, "smoke", phase))
+        .collect();
+    assert_eq!(w.jobs_created, want);
+}
+
+#[test]
+fn batch_one_starts_when_the_pre_rollout_hook_succeeded() {
+    for first_rollout in [false, true] {
+        let mut w = if first_rollout {
+            let mut inp = input(spec("v1", 3), vec![], vec![]);
+            inp.spec.hooks.pre_rollout = Some(job("migrate:v1"));
+            World::new(inp)
+        } else {
+            hooked(|s| s.hooks.pre_rollout = Some(job("migrate:v2")))
+        };
+        // While the hook runs: no BatchStarted, and batch 1 has no start time.
+        let p = w.step();
+        assert!(has_event(&p, EventReason::HookStarted));
+        assert!(!has_event(&p, EventReason::BatchStarted), "{:?}", p.events);
+        let batch = p.status.batch.clone().expect("batch");
+        assert_eq!((batch.current, batch.started_at), (1, None));
+        // The hook's Job succeeds 2 ticks after its creation: batch 1 starts in the plan that
+        // sees it, with its pods.
+        let mut started = Vec::new();
+        for i in 0..100 {
+            let p = w.step();
+            let jobs_done = w
+                .input
+                .jobs
+                .iter()
+                .all(|j| matches!(j.state, JobState::Succeeded { .. }));
+            for e in p
+                .events
+                .iter()
+                .filter(|e| e.reason == EventReason::BatchStarted && e.batch == Some(1))
+            {
+                started.push((i, e.message.clone(), creates(&p).len()));
+            }
+            if started.is_empty() {
+                assert!(creates(&p).is_empty(), "a pod before batch 1 started: {:?}", p.actions);
+            } else if !jobs_done {
+                panic!("batch 1 started before the hook succeeded");
+            }
+            if p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(started.len(), 1, "BatchStarted for batch 1 once: {started:?}");
+        let (_, message, pods) = &started[0];
+        assert!(message.contains("batch 1/"), "{message}");
+        assert!(*pods > 0, "the plan that starts batch 1 creates its pods");
+    }
+}

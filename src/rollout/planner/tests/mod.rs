@@ -17,6 +17,7 @@ use crate::api::rollout::{
     PauseMode, Pin, PodReplacementPolicy, RolloutPhase, RolloutSpec, RolloutStatus, RolloutStrategy,
 };
 
+mod bake;
 mod batches;
 mod checks;
 mod failures;
