@@ -57,7 +57,7 @@ pub struct OperatorConfig {
     /// None = all.
     pub selector: Option<String>,
     /// Retries of notifications.
-    pub notify: crate::rollout::notify::Config,
+    pub notify: crate::notify::Config,
 }
 
 impl Default for OperatorConfig {
@@ -293,7 +293,7 @@ impl Operator {
             })
             .boxed();
         let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
-        let notifier = crate::rollout::notify::Notifier::new(
+        let notifier = crate::notify::Notifier::new(
             client.clone(),
             {
                 let access = cfg.secrets.clone();
@@ -401,6 +401,7 @@ fn listener_work(
         instance: cfg.instance.clone(),
         secrets: cfg.secrets.clone(),
         selector: cfg.selector.clone(),
+        notify: cfg.notify.clone(),
     };
     let views = listener_controller::SharedViews {
         pods,
