@@ -86,9 +86,9 @@ pub fn assigned(
     })
 }
 
-/// Listeners that ran (they were handed a fencing token) and that no pod runs now nor is given
-/// by this decision: their holder is gone or expired, or they were released with nowhere to go.
-/// None while the set is being deleted.
+/// Listeners that ran (they were handed a fencing token, the first being 0) and that no pod runs
+/// now nor is given by this decision: their holder is gone or expired, or they were released
+/// with nowhere to go. None while the set is being deleted.
 pub fn orphaned(decision: &Decision, deleting: bool) -> Vec<Note> {
     if deleting {
         return Vec::new();
@@ -106,8 +106,11 @@ pub fn orphaned(decision: &Decision, deleting: bool) -> Vec<Note> {
             ListenerState::Pending => None,
             _ => continue,
         };
-        let token = decision.tokens.get(id).copied().unwrap_or(0);
-        if token == 0 || assigned(id) {
+        // A listener with no token was never assigned: it did not lose anything.
+        let Some(token) = decision.tokens.get(id).copied() else {
+            continue;
+        };
+        if assigned(id) {
             continue;
         }
         let lost = match holder {

@@ -5,12 +5,8 @@
 //! `NotificationsReady=False`, and a message that cannot be delivered within the retry bound is
 //! dropped with a Warning Event and `baton_notifications_total{result="failed"}`.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams};
@@ -18,183 +14,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::support::controller::{self, NO_ELECTION};
+use crate::support::receiver::Receiver;
 use crate::support::*;
 
-/// One request the receiver got.
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The idempotency key.
-    fn key(&self) -> String {
-        self.header("idempotency-key").unwrap_or_default().to_string()
-    }
-
-    /// The event named by the message, whatever its format.
-    fn event(&self) -> String {
-        if let Some(t) = self.header("ce-type") {
-            return t.trim_start_matches("dev.baton.rollout.").to_string();
-        }
-        if let Some(t) = self.body["type"].as_str() {
-            return t.trim_start_matches("dev.baton.rollout.").to_string();
-        }
-        if let Some(e) = self.body["event"].as_str() {
-            return e.to_string();
-        }
-        // Slack: "[ns/name] Event: message".
-        let text = self.body["text"].as_str().unwrap_or_default();
-        text.split_once("] ")
-            .and_then(|(_, rest)| rest.split_once(':'))
-            .map(|(e, _)| e.to_string())
-            .unwrap_or_default()
-    }
-}
-
-#[derive(Default)]
-struct Log {
-    /// Every request, answered or not.
-    got: Vec<Received>,
-    /// Status codes to answer the next requests to a path with (then 200), by path.
-    script: std::collections::HashMap<String, VecDeque<u16>>,
-}
-
-/// A webhook receiver on a fixed port that can go down (its listener and every connection
-/// closed: connections are refused) and come back on the same port.
-struct Receiver {
-    port: u16,
-    log: Arc<Mutex<Log>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let mut r = Receiver {
-            port,
-            log: Arc::default(),
-            task: None,
-        };
-        r.task = Some(tokio::spawn(serve(listener, r.log.clone())));
-        r
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-
-    /// Down once this returns: the accept loop and its connections are gone.
-    async fn down(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-
-    async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("bind the same port again");
-        self.task = Some(tokio::spawn(serve(listener, self.log.clone())));
-    }
-
-    fn script(&self, path: &str, codes: &[u16]) {
-        self.log
-            .lock()
-            .unwrap()
-            .script
-            .entry(path.to_string())
-            .or_default()
-            .extend(codes);
-    }
-
-    fn got(&self, path: &str) -> Vec<Received> {
-        let log = self.log.lock().unwrap();
-        log.got.iter().filter(|r| r.path == path).cloned().collect()
-    }
-
-    /// The events delivered to `path`, once per idempotency key, in order of first arrival.
-    fn events(&self, path: &str) -> Vec<String> {
-        let mut seen = std::collections::HashSet::new();
-        self.got(path)
-            .into_iter()
-            .filter(|r| seen.insert(r.key()))
-            .map(|r| r.event())
-            .collect()
-    }
-
-    async fn wait_events(&self, path: &str, want: &[&str]) -> Vec<String> {
-        wait_for(&format!("{want:?} at /{path}"), Duration::from_secs(120), || async {
-            let got = self.events(path);
-            (got.len() >= want.len()).then_some(got)
-        })
-        .await
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-}
-
-/// Accept connections until aborted; the connections die with this task (a JoinSet).
-async fn serve(listener: tokio::net::TcpListener, log: Arc<Mutex<Log>>) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let log = log.clone();
-        conns.spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let log = log.clone();
-                async move {
-                    let path = req.uri().path().trim_start_matches('/').to_string();
-                    let headers = req
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                        .collect();
-                    let bytes = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    let code = {
-                        let mut l = log.lock().unwrap();
-                        let code = l.script.get_mut(&path).and_then(VecDeque::pop_front);
-                        l.got.push(Received { path, headers, body });
-                        code.unwrap_or(200)
-                    };
-                    let resp = hyper::Response::builder()
-                        .status(code)
-                        .body(Full::new(Bytes::new()))
-                        .unwrap();
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+/// Wait until `rx` got `want.len()` distinct messages at `path`; their events, in order.
+async fn wait_events(rx: &Receiver, path: &str, want: &[&str]) -> Vec<String> {
+    wait_for(&format!("{want:?} at /{path}"), Duration::from_secs(120), || async {
+        let got = rx.events(path);
+        (got.len() >= want.len()).then_some(got)
+    })
+    .await
 }
 
 async fn secret(env: &Env, name: &str, url: &str, headers: Option<&str>) {
@@ -304,15 +133,15 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
         "Completed",
     ];
     assert_eq!(
-        rx.wait_events("json", &want).await,
+        wait_events(&rx, "json", &want).await,
         want,
         "json, in order, once per key"
     );
-    assert_eq!(rx.wait_events("slack", &["Completed"; 2]).await, ["Completed"; 2]);
+    assert_eq!(wait_events(&rx, "slack", &["Completed"; 2]).await, ["Completed"; 2]);
     let ceb = ["Started", "Completed", "Started", "Completed"];
-    assert_eq!(rx.wait_events("ceb", &ceb).await, ceb);
+    assert_eq!(wait_events(&rx, "ceb", &ceb).await, ceb);
     let ces = ["BatchCompleted", "Promoted"];
-    assert_eq!(rx.wait_events("ces", &ces).await, ces);
+    assert_eq!(wait_events(&rx, "ces", &ces).await, ces);
 
     let uid = env.get(NAME).await.metadata.uid.expect("uid");
     assert_shapes(&rx, &uid);
@@ -406,7 +235,7 @@ async fn a_receiver_down_for_ten_seconds_gets_everything_afterwards() {
     let sinks = json!([sink("hook", "json", &ALL)]);
     env.apply(&notified("v1", sinks.clone())).await;
     env.wait_healthy(NAME, "v1", 3).await;
-    rx.wait_events("json", &["Started", "Completed"]).await;
+    wait_events(&rx, "json", &["Started", "Completed"]).await;
 
     // Down while v2 rolls out, promoted, to the end: every message waits.
     rx.down().await;
@@ -433,7 +262,7 @@ async fn a_receiver_down_for_ten_seconds_gets_everything_afterwards() {
         "Promoted",
         "Completed",
     ];
-    assert_eq!(rx.wait_events("json", &want).await, want);
+    assert_eq!(wait_events(&rx, "json", &want).await, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,7 +314,7 @@ async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
     })
     .await;
     assert_eq!(
-        rx.wait_events("json", &["Started", "Completed"]).await,
+        wait_events(&rx, "json", &["Started", "Completed"]).await,
         ["Started", "Completed"]
     );
 }
