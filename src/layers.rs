@@ -13,7 +13,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["api"],
     &["error", "events", "telemetry", "metrics", "cache", "stdout"],
-    &["backoff", "probes", "session", "throttle"],
+    &["backoff", "probes", "session", "throttle", "notify"],
     &["rollout", "listeners", "agent", "election"],
     &["operator", "actions"],
     &["dashboard"],

@@ -18,7 +18,8 @@
 //!   a draining pod), both controllers, startup checks and shutdown.
 //! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
 //!   [`events`], [`metrics`], [`probes`], [`telemetry`], [`throttle`] (client-side rate limit
-//!   and `Retry-After`).
+//!   and `Retry-After`), [`notify`] (webhook delivery for both controllers' notifications, and
+//!   the HTTP client of checks).
 //! * [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and the
 //!   judgement of whether it applies), shared by the CLI and the dashboard; [`session`] —
 //!   kubectl's flags, the client they make, errors in kubectl's words.
@@ -65,6 +66,7 @@ pub mod events;
 mod layers;
 pub mod listeners;
 pub mod metrics;
+pub mod notify;
 pub mod operator;
 pub mod probes;
 pub mod rollout;

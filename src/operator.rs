@@ -58,7 +58,7 @@ pub struct OperatorConfig {
     /// None = all.
     pub selector: Option<String>,
     /// Retries of notifications.
-    pub notify: crate::rollout::notify::Config,
+    pub notify: crate::notify::Config,
 }
 
 impl Default for OperatorConfig {
@@ -350,9 +350,9 @@ fn notifier(
     cfg: &OperatorConfig,
     events: &crate::events::Publisher,
     metrics: &Metrics,
-) -> Arc<crate::rollout::notify::Notifier> {
+) -> Arc<crate::notify::Notifier> {
     let access = cfg.secrets.clone();
-    crate::rollout::notify::Notifier::new(
+    crate::notify::Notifier::new(
         client.clone(),
         Arc::new(move |ns: &str| access.allows(ns)),
         events.clone(),
@@ -438,6 +438,7 @@ fn listener_work(
         instance: cfg.instance.clone(),
         secrets: cfg.secrets.clone(),
         selector: cfg.selector.clone(),
+        notify: cfg.notify.clone(),
     };
     let views = listener_controller::SharedViews {
         pods,

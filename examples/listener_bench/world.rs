@@ -241,6 +241,7 @@ impl World {
                 listeners_from: None,
                 max_per_pod: 0,
                 lease_duration_seconds: lease_seconds,
+                notifications: Vec::new(),
             },
             status: None,
         };

@@ -132,6 +132,11 @@ pub struct ListenerSetSpec {
     #[serde(default = "default_lease_duration_seconds")]
     #[schemars(range(min = 1))]
     pub lease_duration_seconds: i32,
+    /// Webhooks told about takeovers, orphaned listeners and the set turning Degraded (see
+    /// docs/listeners.md, "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub notifications: Vec<super::notifications::ListenerSetNotification>,
 }
 
 /// One listener.
@@ -222,7 +227,7 @@ pub struct ListenerSetStatus {
     /// recreated after garbage collection, continues above it: tokens never go backwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fencing_tokens: BTreeMap<String, i32>,
-    /// `Ready` and `Degraded`.
+    /// `Ready` and `Degraded` (and `NotificationsReady` with `spec.notifications`).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

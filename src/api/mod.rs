@@ -30,6 +30,10 @@ pub const API_VERSION: &str = "baton.dev/v1alpha1";
 pub const ROLLOUT_RESOURCE: &str = "rollout.baton.dev";
 /// kubectl's `<resource>.<group>` of a ListenerSet.
 pub const LISTENERSET_RESOURCE: &str = "listenerset.baton.dev";
+/// The resource (plural) in a Rollout's API path (and a notification's CloudEvents `source`).
+pub const ROLLOUT_PLURAL: &str = "rollouts";
+/// The resource (plural) in a ListenerSet's API path.
+pub const LISTENERSET_PLURAL: &str = "listenersets";
 
 /// Field manager (and Event reporter) of the Rollout controller's writes.
 pub const ROLLOUT_MANAGER: &str = "baton-rollout";
@@ -90,5 +94,7 @@ mod tests {
         assert_eq!(rollout::Rollout::group(&()), GROUP);
         assert_eq!(listenerset::ListenerSet::version(&()), VERSION);
         assert_eq!(API_VERSION, format!("{GROUP}/{VERSION}"));
+        assert_eq!(rollout::Rollout::plural(&()), ROLLOUT_PLURAL);
+        assert_eq!(listenerset::ListenerSet::plural(&()), LISTENERSET_PLURAL);
     }
 }

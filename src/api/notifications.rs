@@ -1,7 +1,9 @@
-//! Notifications (`spec.notifications[]`): webhook sinks and the events they subscribe to. The
-//! wire words of the feature live here: the Secret's keys, the formats, the event names, the
-//! headers a message carries. Delivery is `rollout::notify`; the semantics are in
-//! docs/rollouts.md ("Notifications").
+//! Notifications (`spec.notifications[]` of Rollouts and ListenerSets): webhook sinks and the
+//! events they subscribe to. The wire words of the feature live here: the Secret's keys, the
+//! formats, the event names of each kind, the headers a message carries, the condition and
+//! Event words both kinds report with. Delivery is `notify` (shared), the decisions are
+//! `rollout::notify` and `listeners::notify`; the semantics are in docs/rollouts.md and
+//! docs/listeners.md ("Notifications").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,19 @@ pub mod headers {
 
 /// CloudEvents `type` of a Rollout's event `e`: `dev.baton.rollout.<e>`.
 pub const ROLLOUT_EVENT_TYPE_PREFIX: &str = "dev.baton.rollout.";
+/// CloudEvents `type` of a ListenerSet's event `e`: `dev.baton.listenerset.<e>`.
+pub const LISTENERSET_EVENT_TYPE_PREFIX: &str = "dev.baton.listenerset.";
+
+/// Condition type (both kinds, only with `spec.notifications`): True when every sink's Secret
+/// is there with a usable URL (delivery failures are Events and a metric, not this condition).
+pub const CONDITION_NOTIFICATIONS_READY: &str = "NotificationsReady";
+/// `NotificationsReady` reason: every sink is usable.
+pub const REASON_SINKS_READY: &str = "SinksReady";
+/// `NotificationsReady` reason: a sink's Secret is missing, unreadable or has no usable URL.
+pub const REASON_SINK_INVALID: &str = "SinkInvalid";
+/// Event reason (Warning, both kinds): a notification could not be delivered (yet, or within the
+/// retry bound).
+pub const EVENT_NOTIFICATION_FAILED: &str = "NotificationFailed";
 
 /// One sink: where to send (a Secret), in which format, and which events.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -163,13 +178,79 @@ impl std::fmt::Display for RolloutEvent {
 /// A Rollout's sink.
 pub type RolloutNotification = Notification<RolloutEvent>;
 
+/// What a ListenerSet notifies (`spec.notifications[].events`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ListenerSetEvent {
+    /// A listener whose holder was gone, stopped or let its Lease expire went to another pod.
+    Takeover,
+    /// A listener that ran lost its pod and no pod runs it now (its holder is gone or expired,
+    /// or it was released with no pod to take it).
+    Orphaned,
+    /// The set's `Degraded` condition turned True, or its reason changed (not for `Orphaned`,
+    /// which is its own event).
+    Degraded,
+    /// A listener released by its holder (a graceful stop, a drain) went to another pod.
+    Handover,
+    /// A hand-deleted Lease was recreated for the pod that may still run the listener.
+    LeaseRecreated,
+    /// A `baton listeners recover` request was carried out.
+    Recovered,
+}
+
+impl ListenerSetEvent {
+    pub const ALL: &'static [ListenerSetEvent] = &[
+        ListenerSetEvent::Takeover,
+        ListenerSetEvent::Orphaned,
+        ListenerSetEvent::Degraded,
+        ListenerSetEvent::Handover,
+        ListenerSetEvent::LeaseRecreated,
+        ListenerSetEvent::Recovered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerSetEvent::Takeover => "Takeover",
+            ListenerSetEvent::Orphaned => "Orphaned",
+            ListenerSetEvent::Degraded => "Degraded",
+            ListenerSetEvent::Handover => "Handover",
+            ListenerSetEvent::LeaseRecreated => "LeaseRecreated",
+            ListenerSetEvent::Recovered => "Recovered",
+        }
+    }
+}
+
+impl std::fmt::Display for ListenerSetEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A ListenerSet's sink.
+pub type ListenerSetNotification = Notification<ListenerSetEvent>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The Rollout's typed words are these shared ones.
+    #[test]
+    fn rollout_words_are_the_shared_ones() {
+        use crate::api::rollout::{ConditionType, EventReason, Reason};
+        assert_eq!(
+            ConditionType::NotificationsReady.as_str(),
+            CONDITION_NOTIFICATIONS_READY
+        );
+        assert_eq!(Reason::SinksReady.as_str(), REASON_SINKS_READY);
+        assert_eq!(Reason::SinkInvalid.as_str(), REASON_SINK_INVALID);
+        assert_eq!(EventReason::NotificationFailed.as_str(), EVENT_NOTIFICATION_FAILED);
+    }
+
     #[test]
     fn words_match_serde() {
         for e in RolloutEvent::ALL {
+            assert_eq!(serde_json::to_value(e).unwrap(), serde_json::json!(e.as_str()));
+        }
+        for e in ListenerSetEvent::ALL {
             assert_eq!(serde_json::to_value(e).unwrap(), serde_json::json!(e.as_str()));
         }
         for f in [

@@ -11,31 +11,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::channel::mpsc;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::api::rollout::{HttpCheck, HttpMethod, JsonMatch, Rollout};
 use crate::rollout::planner::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
 
 pub mod prometheus;
 
-/// The HTTP client of checks and notifications (http and https with the system's roots).
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// A client for checks and notifications; None without TLS roots (said in the log).
-pub fn http_client() -> Option<HttpClient> {
-    match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-        Ok(b) => Some(Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())),
-        Err(e) => {
-            warn!(error = %e, "no TLS roots: HTTP checks and notifications cannot run");
-            None
-        }
-    }
-}
+pub use crate::notify::client::{error_chain, http_client, HttpClient};
 
 /// Most bytes of a response body read (for the JSON match).
 const MAX_BODY: usize = 1 << 20;
@@ -280,18 +265,6 @@ pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
     } else {
         Err(format!("json {} = {found:?} (expected {:?})", m.path, m.equals))
     }
-}
-
-/// An error with its causes ("client error (Connect): tcp connect error: Connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -85,8 +85,8 @@ pub struct Context {
     pub status_written: WriteClock,
     /// The check runs of every Rollout (see [`crate::rollout::checks`]).
     pub checks: Arc<crate::rollout::checks::CheckRunner>,
-    /// The notification queues of every Rollout (see [`crate::rollout::notify`]).
-    pub notifier: Arc<crate::rollout::notify::Notifier>,
+    /// The notification queues of every Rollout (see [`crate::notify`]).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// The time of the last status write per Rollout uid; entries older than the progress interval
@@ -299,7 +299,7 @@ async fn plan_and_apply(
         return Err(e);
     }
     publish_events(ctx, rollout, &ns, &plan);
-    ctx.notifier.send(rollout, &plan.status, &plan.events);
+    crate::rollout::notify::send(&ctx.notifier, rollout, &plan.status, &plan.events);
     applied?;
     let deferred = match decision {
         StatusWrite::After(d) => Some(d),
@@ -342,7 +342,7 @@ async fn plan_input(
     let sinks_requeue = sink_problems
         .as_ref()
         .filter(|p| !p.is_empty())
-        .map(|_| crate::rollout::notify::SECRET_TTL);
+        .map(|_| crate::notify::SECRET_TTL);
     let input = PlanInput {
         name: rollout.name_any(),
         namespace: ns.to_string(),

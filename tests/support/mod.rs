@@ -6,6 +6,7 @@
 pub mod controller;
 pub mod kubectl;
 pub mod process;
+pub mod receiver;
 pub mod recorders;
 pub mod wait;
 

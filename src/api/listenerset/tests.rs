@@ -29,6 +29,7 @@ fn spec() -> ListenerSetSpec {
         listeners_from: None,
         max_per_pod: 0,
         lease_duration_seconds: 15,
+        notifications: vec![],
     }
 }
 

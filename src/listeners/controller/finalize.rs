@@ -46,6 +46,9 @@ pub(super) async fn finish_deletion(
         }
     }
     ctx.forget(ns, name);
+    if let Some(uid) = set.metadata.uid.as_deref() {
+        ctx.notifier.forget(uid);
+    }
     if let Some(index) = set.finalizers().iter().position(|f| f == FINALIZER) {
         // Remove exactly our entry, and only if it is still where we saw it.
         let path = format!("/metadata/finalizers/{index}");

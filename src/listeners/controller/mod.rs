@@ -22,7 +22,7 @@
 //!
 //! Layout: `desired` (the spec's listeners),
 //! `expiry` (judging Leases), `reconcile` (one pass), `leases` (the Lease writes), `status`
-//! (conditions and the status write) and `finalize` (deletion).
+//! (conditions and the status write), `notify` (notifications) and `finalize` (deletion).
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +54,7 @@ mod desired;
 mod expiry;
 mod finalize;
 mod leases;
+mod notify;
 mod reconcile;
 mod secrets;
 mod status;
@@ -78,6 +79,8 @@ pub struct ControllerConfig {
     pub secrets: SecretAccess,
     /// Reconcile only the ListenerSets this label selector matches (a shard); None = all.
     pub selector: Option<String>,
+    /// Retries of notifications.
+    pub notify: crate::notify::Config,
 }
 
 impl Default for ControllerConfig {
@@ -88,6 +91,7 @@ impl Default for ControllerConfig {
             instance: "baton".into(),
             secrets: SecretAccess::All,
             selector: None,
+            notify: crate::notify::Config::default(),
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Per-set handovers, takeovers, fencing conflicts and handover gaps.
     pub metrics: Arc<Metrics>,
+    /// The notification queues of every set (see [`crate::notify`]).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 impl Context {
@@ -290,6 +296,16 @@ pub async fn run_counted(
     let mut synced = views.synced;
     synced.extend(secret_watch.synced);
     let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
+    let notifier = crate::notify::Notifier::new(
+        client.clone(),
+        {
+            let access = cfg.secrets.clone();
+            Arc::new(move |ns: &str| access.allows(ns))
+        },
+        events.clone(),
+        metrics.notifications.clone(),
+        cfg.notify.clone(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: events.clone(),
@@ -304,6 +320,7 @@ pub async fn run_counted(
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
         metrics: metrics.clone(),
+        notifier,
     });
     // Each ListenerSet is decoded on its own: one that does not fit the type is skipped and
     // reported, never the whole kind.
@@ -408,6 +425,7 @@ fn sets_using_secret(sets: &Store<ListenerSet>, secret: &Secret) -> Vec<ObjectRe
                     .listeners
                     .iter()
                     .any(|l| l.config_ref.as_ref().is_some_and(|c| c.secret_key_ref.name == name))
+                || s.spec.notifications.iter().any(|n| n.sink.secret_ref.name == name)
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()

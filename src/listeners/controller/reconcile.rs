@@ -22,7 +22,7 @@ use super::expiry::lease_facts;
 use super::finalize::{add_finalizer, finish_deletion};
 use super::leases::{apply_move, assignment_event, Target};
 use super::status::{condition, report, write_status, Report};
-use super::{publish, selector_matches, Context};
+use super::{notify, publish, selector_matches, Context};
 use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
     LISTENERSET_LABEL, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION,
@@ -32,7 +32,8 @@ use crate::api::pod::CachedPod;
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::{self, Move};
-use crate::listeners::decide::{confirmed, decide, to_confirm, Decision, Input, LeaseFacts, PodFacts, Wanted};
+use crate::listeners::decide::{confirmed, decide, to_confirm, Decision, Input, LeaseFacts, PodFacts, Wanted, Write};
+use crate::listeners::notify::{self as notes, Note};
 
 /// One reconcile of one ListenerSet.
 pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -83,10 +84,15 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         None => None,
     };
     let (decision, lease_by_listener) = decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref());
+    let sinks = match deleting {
+        true => None,
+        false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
+    };
     // Status first, from the state the writes start from (the next reconcile sees their
     // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
     // the status does not (a restarted or standby controller continues above it).
-    write_report(&ctx, &set, &previous, &desired, &decision, &lease_by_listener).await?;
+    let report_of = (&desired, sinks.as_deref());
+    write_report(&ctx, &set, &previous, report_of, &decision, &lease_by_listener).await?;
     let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
 
     // A failed write leaves the recover pending, so the retry releases what this pass could not.
@@ -99,7 +105,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     if retry_soon {
         return Ok(Requeue::requeue(Duration::from_millis(100)));
     }
-    Ok(decision.requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+    // A broken sink is looked at again once its Secret read is stale: a fix shows then.
+    let sinks_requeue = sinks.filter(|p| !p.is_empty()).map(|_| crate::notify::SECRET_TTL);
+    let requeue = decision.requeue.into_iter().chain(sinks_requeue).min();
+    Ok(requeue.map_or_else(Requeue::await_change, Requeue::requeue))
 }
 
 /// If the spec is invalid, report it (the InvalidSpec conditions and an Event, once) and say so.
@@ -138,6 +147,8 @@ async fn report_invalid_spec(
             &message,
         );
         write_status(ctx, ns, name, &status).await?;
+        let note = notes::degraded(previous, true, REASON_INVALID_SPEC, &message);
+        notify::send(ctx, set, note.into_iter().collect());
     }
     Ok(true)
 }
@@ -222,15 +233,18 @@ async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered
     let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = json!({"metadata": {"annotations": {RECOVERED_ANNOTATION: nonce}}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    notify::send(ctx, set, vec![notes::recovered(nonce, recovered)]);
     Ok(())
 }
 
-/// Write the status made from `decision` (with its Events), unless it is already so.
+/// Write the status made from `decision` (with its Events), unless it is already so; then
+/// notify what it shows (a set turned Degraded, orphaned listeners). `sinks`: what is wrong
+/// with the notification sinks (None without any).
 async fn write_report(
     ctx: &Context,
     set: &ListenerSet,
     previous: &ListenerSetStatus,
-    desired: &Desired,
+    (desired, sinks): (&Desired, Option<&[String]>),
     decision: &Decision,
     lease_by_listener: &BTreeMap<String, Arc<Lease>>,
 ) -> Result<()> {
@@ -243,7 +257,14 @@ async fn write_report(
         degraded,
         degraded_reason,
         degraded_message,
-    } = report(set, previous, deleting, &desired.problems, decision, lease_by_listener);
+    } = report(
+        set,
+        previous,
+        deleting,
+        (&desired.problems, sinks),
+        decision,
+        lease_by_listener,
+    );
     if set.status.as_ref() != Some(&status) {
         let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
         if deleting && prev_ready.is_none_or(|c| c.reason != REASON_TERMINATING) {
@@ -256,6 +277,11 @@ async fn write_report(
         }
         write_status(ctx, &ns, &name, &status).await?;
     }
+    let mut notes: Vec<Note> = notes::degraded(previous, degraded, degraded_reason, &degraded_message)
+        .into_iter()
+        .collect();
+    notes.extend(notes::orphaned(decision, deleting));
+    notify::send(ctx, set, notes);
     Ok(())
 }
 
@@ -312,7 +338,6 @@ async fn apply_writes(
     lease_by_listener: &BTreeMap<String, Arc<Lease>>,
 ) -> bool {
     let name = set.name_any();
-    let reference = set.object_ref(&());
     let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
     let config_of: BTreeMap<&str, String> = desired
         .listeners
@@ -347,27 +372,15 @@ async fn apply_writes(
     });
     let results = futures::future::join_all(writes).await;
     let mut retry_soon = !held_back.is_empty();
+    let mut notes = Vec::new();
     for (w, r) in go.iter().zip(results) {
         let m = &w.change;
         match r {
             Ok(written) => {
                 ctx.with_memory(ns, &name, |mem| mem.written(m, Instant::now()));
-                expect(ctx, ns, &name, m, lease_by_listener.get(m.listener()), written);
-                if let (
-                    Move::Assign {
-                        listener,
-                        pod,
-                        transitions,
-                        ..
-                    },
-                    Some(kind),
-                ) = (m, &w.kind)
-                {
-                    let (reason, note, type_) = assignment_event(kind, listener, pod, *transitions, &ctx.stats);
-                    ctx.metrics.objects.listener_assigned(ns, &name, reason);
-                    info!(listenerset = %name, %listener, %pod, reason, "{note}");
-                    publish(ctx, &reference, type_, reason, &note);
-                }
+                let read = lease_by_listener.get(m.listener());
+                expect(ctx, ns, &name, m, read, written);
+                notes.extend(report_assignment(ctx, set, w, read));
             }
             Err(e) => {
                 if is_status(&e, 409) || is_status(&e, 404) {
@@ -384,7 +397,44 @@ async fn apply_writes(
             }
         }
     }
+    notify::send(ctx, set, notes);
     retry_soon
+}
+
+/// The Event (and metric) of assignment `w`, written over Lease `read`; its note to notify.
+fn report_assignment(ctx: &Context, set: &ListenerSet, w: &Write, read: Option<&Arc<Lease>>) -> Option<Note> {
+    let (
+        Move::Assign {
+            listener,
+            pod,
+            transitions,
+            ..
+        },
+        Some(kind),
+    ) = (&w.change, &w.kind)
+    else {
+        return None;
+    };
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    let (reason, note, type_) = assignment_event(kind, listener, pod, *transitions, &ctx.stats);
+    ctx.metrics.objects.listener_assigned(&ns, &name, reason);
+    info!(listenerset = %name, %listener, %pod, reason, "{note}");
+    publish(ctx, &set.object_ref(&()), type_, reason, &note);
+    // The Lease's holder, or (a Lease collected with its pod) the holder the status recorded.
+    let holder = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
+    let recorded = || {
+        let assignments = set
+            .status
+            .as_ref()
+            .map(|s| s.assignments.as_slice())
+            .unwrap_or_default();
+        assignments
+            .iter()
+            .find(|a| &a.listener == listener)
+            .map(|a| a.pod.as_str())
+    };
+    let previous = holder.filter(|h| !h.is_empty()).or_else(recorded);
+    notes::assigned(kind, listener, pod, previous, *transitions, &note)
 }
 
 /// Which of `pods` (name, uid) the API server has now, by one GET each; a pod it cannot answer

@@ -1,5 +1,5 @@
-//! A ListenerSet's status: counts, assignments and the Ready and Degraded conditions, and
-//! writing it.
+//! A ListenerSet's status: counts, assignments and the Ready, Degraded and NotificationsReady
+//! conditions, and writing it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -16,6 +16,7 @@ use crate::api::listenerset::{
     REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LISTENERS_NOT_RUNNING, REASON_LISTENERS_STARTING,
     REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
 };
+use crate::api::notifications::{CONDITION_NOTIFICATIONS_READY, REASON_SINKS_READY, REASON_SINK_INVALID};
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
 use crate::listeners::decide::{Decision, Silent};
@@ -32,12 +33,12 @@ pub(super) struct Report {
 
 /// The status of `set` from the decision (the state its writes start from, the pods that may
 /// take listeners, the highest fencing token of each listener); `problems` are the spec's
-/// (missing Secrets or keys).
+/// (missing Secrets or keys), `sink_problems` its notification sinks' (None without sinks).
 pub(super) fn report(
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     deleting: bool,
-    problems: &[String],
+    (problems, sink_problems): (&[String], Option<&[String]>),
     decision: &Decision,
     lease_by_listener: &BTreeMap<String, Arc<Lease>>,
 ) -> Report {
@@ -83,6 +84,25 @@ pub(super) fn report(
     } else {
         conditions(summary, decision.eligible, &decision.silent, problems)
     };
+    let mut conditions = vec![
+        condition(
+            previous,
+            CONDITION_READY,
+            c.ready,
+            c.ready_reason,
+            &c.ready_message,
+            set,
+        ),
+        condition(
+            previous,
+            CONDITION_DEGRADED,
+            c.degraded,
+            c.degraded_reason,
+            &c.degraded_message,
+            set,
+        ),
+    ];
+    conditions.extend(sink_problems.map(|p| sinks_condition(previous, set, p)));
     let status = ListenerSetStatus {
         observed_generation: set.metadata.generation,
         listeners: summary.listeners,
@@ -93,24 +113,7 @@ pub(super) fn report(
         suspended: summary.suspended,
         assignments,
         fencing_tokens: decision.tokens.clone(),
-        conditions: vec![
-            condition(
-                previous,
-                CONDITION_READY,
-                c.ready,
-                c.ready_reason,
-                &c.ready_message,
-                set,
-            ),
-            condition(
-                previous,
-                CONDITION_DEGRADED,
-                c.degraded,
-                c.degraded_reason,
-                &c.degraded_message,
-                set,
-            ),
-        ],
+        conditions,
     };
     Report {
         status,
@@ -118,6 +121,33 @@ pub(super) fn report(
         degraded: c.degraded,
         degraded_reason: c.degraded_reason,
         degraded_message: c.degraded_message,
+    }
+}
+
+/// `NotificationsReady` (with `spec.notifications` only): False names every sink problem.
+fn sinks_condition(previous: &ListenerSetStatus, set: &ListenerSet, problems: &[String]) -> Condition {
+    if problems.is_empty() {
+        let n = set.spec.notifications.len();
+        let s = if n == 1 { "" } else { "s" };
+        let message = format!("{n} notification sink{s} ready");
+        condition(
+            previous,
+            CONDITION_NOTIFICATIONS_READY,
+            true,
+            REASON_SINKS_READY,
+            &message,
+            set,
+        )
+    } else {
+        let message = problems.join("; ");
+        condition(
+            previous,
+            CONDITION_NOTIFICATIONS_READY,
+            false,
+            REASON_SINK_INVALID,
+            &message,
+            set,
+        )
     }
 }
 

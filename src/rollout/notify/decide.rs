@@ -6,14 +6,18 @@
 //! it), and the key of a message is derived from what identifies the transition, so a report
 //! repeated by a plan from a stale cache, or by another controller after a failover, carries
 //! the same key.
-use std::hash::{Hash, Hasher};
-use std::time::Duration;
-
 use jiff::Timestamp;
 
-use crate::api::notifications::{RolloutEvent, RolloutNotification};
+use crate::api::notifications::{RolloutEvent, RolloutNotification, ROLLOUT_EVENT_TYPE_PREFIX};
 use crate::api::rollout::{EventReason, RolloutStatus};
+use crate::notify::{schedule::digest, Kind, Message, Outgoing};
 use crate::rollout::planner::PlanEvent;
+
+/// What a Rollout's messages are about.
+pub const KIND: Kind = Kind {
+    type_prefix: ROLLOUT_EVENT_TYPE_PREFIX,
+    plural: crate::api::ROLLOUT_PLURAL,
+};
 
 /// The subscription word a plan event stands for, if any. Exhaustive on purpose: a new event
 /// reason needs a decision here.
@@ -50,9 +54,7 @@ pub fn transition_key(generation: i64, status: &RolloutStatus, ev: &PlanEvent) -
 /// A message's idempotency key: `<uid>-<generation>-<16 hex digits>` of the transition and the
 /// event reported.
 pub fn message_id(uid: &str, generation: i64, key: &str, event: RolloutEvent) -> String {
-    let mut h = fnv::FnvHasher::default();
-    (key, event.as_str()).hash(&mut h);
-    format!("{uid}-{generation}-{:016x}", h.finish())
+    format!("{uid}-{generation}-{}", digest(key, event.as_str()))
 }
 
 /// What a message says (the `json` format, and the data of the others).
@@ -72,11 +74,20 @@ pub struct Payload {
     pub time: Timestamp,
 }
 
-/// A message for sink `sink` (its index in `spec.notifications`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Outgoing {
-    pub sink: usize,
-    pub payload: Payload,
+impl Payload {
+    /// The message that carries it (its JSON is the `json` body).
+    pub fn message(&self) -> Message {
+        Message {
+            id: self.id.clone(),
+            event: self.event.as_str(),
+            kind: KIND,
+            name: self.rollout.clone(),
+            namespace: self.namespace.clone(),
+            message: self.message.clone(),
+            time: self.time,
+            data: serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+        }
+    }
 }
 
 /// The Rollout a plan was made for.
@@ -114,35 +125,17 @@ pub fn messages(subject: &Subject<'_>, status: &RolloutStatus, events: &[PlanEve
             message: ev.message.clone(),
             time: now,
         };
+        let message = payload.message();
         for (i, sink) in subject.sinks.iter().enumerate() {
             if sink.events.contains(&event) {
                 out.push(Outgoing {
                     sink: i,
-                    payload: payload.clone(),
+                    message: message.clone(),
                 });
             }
         }
     }
     out
-}
-
-/// Retry schedule: the wait after failed attempt `n` (1-based), `first` doubling up to `max`.
-pub fn backoff(n: u32, first: Duration, max: Duration) -> Duration {
-    let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
-    first.saturating_mul(factor).min(max)
-}
-
-/// After a failed attempt at `elapsed` since the message was queued, the wait before the next
-/// attempt, or None when the bound `retry_for` is reached (the message is dropped).
-pub fn next_attempt(
-    n: u32,
-    elapsed: Duration,
-    retry_for: Duration,
-    first: Duration,
-    max: Duration,
-) -> Option<Duration> {
-    let left = retry_for.checked_sub(elapsed).filter(|l| !l.is_zero())?;
-    Some(backoff(n, first, max).min(left))
 }
 
 #[cfg(test)]

@@ -1,206 +1,34 @@
-//! The shell of notifications (`spec.notifications`): the messages a plan makes
-//! ([`decide::messages`]) go to an ordered queue per Rollout and sink, delivered by a task of
-//! its own, so no webhook ever holds a reconcile worker. A failed attempt is retried with
-//! exponential backoff ([`Config`]) until the message has waited `retry_for`; a message is
-//! delivered before the next one of its queue is tried, so a receiver sees a Rollout's events in
-//! order. Failures are Warning Events (`NotificationFailed`) and `baton_notifications_total`.
-//!
-//! The queues live in memory: what is still queued when the controller exits is not sent (the
-//! next leader does not re-plan transitions the status already records). Each message carries
-//! an idempotency key, so a receiver can drop a transition reported twice (a plan from a stale
-//! cache, a controller failover).
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+//! A Rollout's notifications (`spec.notifications`): the messages a plan makes
+//! ([`decide::messages`]) go to the shared [`Notifier`](crate::notify::Notifier), which
+//! delivers them in order per Rollout and sink, off the reconcile.
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{Resource, ResourceExt};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use tokio::sync::mpsc;
 
-use crate::api::notifications::{NotificationFormat, RolloutNotification};
 use crate::api::rollout::{Rollout, RolloutStatus};
-use crate::events::Publisher;
-use crate::metrics::NotificationLabels;
-use crate::rollout::checks::HttpClient;
+use crate::notify::Notifier;
 use crate::rollout::planner::PlanEvent;
 
 pub mod decide;
-mod deliver;
-pub mod format;
-pub mod sink;
 
-pub use sink::{SecretsReadable, SECRET_TTL};
-
-/// Retry settings of deliveries.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// How long a message is retried after it was queued (`--notification-retry-seconds`).
-    pub retry_for: Duration,
-    /// The wait after the first failed attempt; it doubles after each.
-    pub first_retry: Duration,
-    /// The longest wait between attempts.
-    pub max_retry: Duration,
-    /// How long one attempt may take.
-    pub attempt_timeout: Duration,
-}
-
-/// Default bound on retrying one message.
-pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(600);
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            retry_for: DEFAULT_RETRY_FOR,
-            first_retry: Duration::from_secs(1),
-            max_retry: Duration::from_secs(60),
-            attempt_timeout: Duration::from_secs(10),
-        }
+/// Queue the messages of a plan's `events` (its status `status`) for `rollout`'s sinks.
+pub fn send(notifier: &Arc<Notifier>, rollout: &Rollout, status: &RolloutStatus, events: &[PlanEvent]) {
+    let sinks = &rollout.spec.notifications;
+    let (Some(uid), Some(ns)) = (rollout.metadata.uid.as_deref(), rollout.metadata.namespace.as_deref()) else {
+        return;
+    };
+    if sinks.is_empty() || events.is_empty() {
+        return;
     }
-}
-
-/// Message ids remembered per Rollout, to send a transition reported twice only once.
-const SEEN: usize = 256;
-
-/// One message waiting in a queue.
-struct Queued {
-    regarding: ObjectReference,
-    namespace: String,
-    secret: String,
-    format: NotificationFormat,
-    payload: decide::Payload,
-    queued: Instant,
-}
-
-/// The queues of every Rollout, by Rollout uid and sink index.
-pub struct Notifier {
-    cfg: Config,
-    http: Option<HttpClient>,
-    sinks: sink::Sinks,
-    events: Publisher,
-    counts: Family<NotificationLabels, Counter>,
-    queues: Mutex<HashMap<(String, usize), mpsc::UnboundedSender<Queued>>>,
-    seen: Mutex<HashMap<String, VecDeque<(String, usize)>>>,
-}
-
-impl Notifier {
-    pub fn new(
-        client: kube::Client,
-        access: sink::SecretsReadable,
-        events: Publisher,
-        counts: Family<NotificationLabels, Counter>,
-        cfg: Config,
-    ) -> Arc<Self> {
-        Arc::new(Notifier {
-            cfg,
-            http: crate::rollout::checks::http_client(),
-            sinks: sink::Sinks::new(client, access),
-            events,
-            counts,
-            queues: Mutex::new(HashMap::new()),
-            seen: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// What is wrong with the sinks of a Rollout in `ns` (None without sinks; empty: none).
-    pub async fn problems(&self, ns: &str, sinks: &[RolloutNotification]) -> Option<Vec<String>> {
-        if sinks.is_empty() {
-            return None;
-        }
-        let mut problems = Vec::new();
-        for s in sinks {
-            if let Err(why) = self.sinks.resolve(ns, &s.sink.secret_ref.name).await {
-                if !problems.contains(&why) {
-                    problems.push(why);
-                }
-            }
-        }
-        Some(problems)
-    }
-
-    /// Queue the messages of a plan's `events` (its status `status`) for `rollout`'s sinks.
-    pub fn send(self: &Arc<Self>, rollout: &Rollout, status: &RolloutStatus, events: &[PlanEvent]) {
-        let sinks = &rollout.spec.notifications;
-        let (Some(uid), Some(ns)) = (rollout.metadata.uid.as_deref(), rollout.metadata.namespace.as_deref()) else {
-            return;
-        };
-        if sinks.is_empty() || events.is_empty() {
-            return;
-        }
-        let name = rollout.name_any();
-        let subject = decide::Subject {
-            name: &name,
-            namespace: ns,
-            uid,
-            generation: rollout.metadata.generation.unwrap_or(0),
-            version: &rollout.spec.version,
-            sinks,
-        };
-        let regarding = rollout.object_ref(&());
-        for out in decide::messages(&subject, status, events, jiff::Timestamp::now()) {
-            if !self.first_time(uid, &out.payload.id, out.sink) {
-                continue;
-            }
-            let Some(sink) = sinks.get(out.sink) else { continue };
-            let q = Queued {
-                regarding: regarding.clone(),
-                namespace: ns.to_string(),
-                secret: sink.sink.secret_ref.name.clone(),
-                format: sink.format,
-                payload: out.payload,
-                queued: Instant::now(),
-            };
-            self.enqueue(uid, out.sink, q);
-        }
-    }
-
-    /// Is message `id` for `sink` new for Rollout `uid`? Remembers it.
-    fn first_time(&self, uid: &str, id: &str, sink: usize) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let ids = seen.entry(uid.to_string()).or_default();
-        if ids.iter().any(|(i, s)| i == id && *s == sink) {
-            return false;
-        }
-        if ids.len() >= SEEN {
-            ids.pop_front();
-        }
-        ids.push_back((id.to_string(), sink));
-        true
-    }
-
-    /// Put `q` in the queue of (`uid`, `sink`), starting its task if it has none.
-    fn enqueue(self: &Arc<Self>, uid: &str, sink: usize, q: Queued) {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (uid.to_string(), sink);
-        let q = match queues.get(&key) {
-            Some(tx) => match tx.send(q) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(q)) => q,
-            },
-            None => q,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        // Cannot fail: the receiver is alive.
-        let _ = tx.send(q);
-        queues.insert(key, tx);
-        tokio::spawn(deliver::run_queue(self.clone(), rx));
-    }
-
-    /// Rollout `uid` is gone: its queues end once they are delivered.
-    pub fn forget(&self, uid: &str) {
-        self.queues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(u, _), _| u != uid);
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
-    }
-
-    fn count(&self, result: &str) {
-        self.counts
-            .get_or_create(&NotificationLabels {
-                result: result.to_string(),
-            })
-            .inc();
-    }
+    let name = rollout.name_any();
+    let subject = decide::Subject {
+        name: &name,
+        namespace: ns,
+        uid,
+        generation: rollout.metadata.generation.unwrap_or(0),
+        version: &rollout.spec.version,
+        sinks,
+    };
+    let out = decide::messages(&subject, status, events, jiff::Timestamp::now());
+    notifier.send(&rollout.object_ref(&()), uid, ns, sinks, out);
 }

@@ -26,6 +26,9 @@ pub mod listenersets;
 mod pods;
 #[path = "../../support/process.rs"]
 pub mod process;
+/// A webhook receiver (the shared test helper).
+#[path = "../../support/receiver.rs"]
+pub mod receiver;
 #[path = "../../support/wait.rs"]
 pub mod wait;
 

@@ -6,9 +6,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use tracing::{debug, info, warn};
 
-use super::{decide, format, Notifier, Queued};
-use crate::api::notifications::headers as h;
-use crate::api::rollout::EventReason;
+use super::{format, schedule, Notifier, Queued};
+use crate::api::notifications::{headers as h, EVENT_NOTIFICATION_FAILED};
 use crate::events::{Occurrence, Severity};
 
 pub(super) async fn run_queue(n: Arc<Notifier>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
@@ -21,7 +20,7 @@ pub(super) async fn run_queue(n: Arc<Notifier>, mut rx: tokio::sync::mpsc::Unbou
 fn describe(q: &Queued) -> String {
     format!(
         "notification {} ({}) to Secret {}/{}",
-        q.payload.event, q.payload.id, q.namespace, q.secret
+        q.message.event, q.message.id, q.namespace, q.secret
     )
 }
 
@@ -40,7 +39,7 @@ async fn deliver(n: &Notifier, q: &Queued) {
             }
             Err(why) => why,
         };
-        let next = decide::next_attempt(
+        let next = schedule::next_attempt(
             attempts,
             q.queued.elapsed(),
             cfg.retry_for,
@@ -79,7 +78,7 @@ async fn deliver(n: &Notifier, q: &Queued) {
 }
 
 fn report(n: &Notifier, q: &Queued, note: String) {
-    let o = Occurrence::new(Severity::Warning, EventReason::NotificationFailed.as_str(), note);
+    let o = Occurrence::new(Severity::Warning, EVENT_NOTIFICATION_FAILED, note);
     n.events.publish_in_background(q.regarding.clone(), vec![o]);
 }
 
@@ -87,7 +86,7 @@ fn report(n: &Notifier, q: &Queued, note: String) {
 async fn attempt(n: &Notifier, q: &Queued) -> Result<(), String> {
     let target = n.sinks.resolve(&q.namespace, &q.secret).await?;
     let client = n.http.as_ref().ok_or("no TLS roots on the controller")?;
-    let body = format::render(&q.payload, q.format);
+    let body = format::render(&q.message, q.format);
     let mut req = http::Request::builder()
         .method(http::Method::POST)
         .uri(target.url.clone())
@@ -107,7 +106,7 @@ async fn attempt(n: &Notifier, q: &Queued) -> Result<(), String> {
     let resp = tokio::time::timeout(n.cfg.attempt_timeout, exchange)
         .await
         .map_err(|_| format!("no answer within {}s", n.cfg.attempt_timeout.as_secs()))?
-        .map_err(|e| crate::rollout::checks::error_chain(&e))?;
+        .map_err(|e| super::client::error_chain(&e))?;
     let status = resp.status();
     if status.is_success() {
         Ok(())

@@ -1,0 +1,279 @@
+//! Issue 11 §5, notifications per ListenerSet, with the real `baton controller` and `baton
+//! agent` binaries and a real HTTP receiver in the test: a takeover after its holder pod died
+//! arrives once per listener (by idempotency key) naming the new pod and fencing token; a
+//! listener left with no pod arrives as Orphaned and the set turning Degraded as Degraded; a
+//! missing Secret or a bad URL sets `NotificationsReady=False`, and what was decided meanwhile
+//! arrives once the Secret is fixed.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use baton::api::listenerset::ListenerSet;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+
+use crate::harness::app::AppConfig;
+use crate::harness::listenersets;
+use crate::harness::receiver::{Received, Receiver};
+use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns, APP};
+use crate::{assert_clean, ok};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// Secret `name` of `ns` with webhook URL `url` (created or replaced).
+async fn sink_secret(ns: &Ns, name: &str, url: &str) {
+    let data = [("url".to_string(), ByteString(url.as_bytes().to_vec()))].into();
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    };
+    let mut body = serde_json::to_value(&s).expect("secret json");
+    body["apiVersion"] = json!("v1");
+    body["kind"] = json!("Secret");
+    kube::Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
+        .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&body))
+        .await
+        .unwrap_or_else(|e| panic!("applying Secret {name}: {e}"));
+}
+
+/// Create set `name` of `n` listeners (Leases of `lease` seconds) with `sinks` as
+/// `spec.notifications`.
+async fn create_notified_set(ns: &Ns, name: &str, n: usize, lease: i32, sinks: Value) -> Vec<String> {
+    let (spec, keys) = listeners(name, n);
+    let mut set = listenersets::set(&ns.name, name, APP, spec, lease);
+    set.spec.notifications = serde_json::from_value(sinks).expect("notifications");
+    ns.sets()
+        .create(&PostParams::default(), &set)
+        .await
+        .unwrap_or_else(|e| panic!("creating set {name}: {e}"));
+    keys
+}
+
+fn sink(secret: &str, format: &str, events: &[&str]) -> Value {
+    json!({"sink": {"secretRef": {"name": secret}}, "format": format, "events": events})
+}
+
+/// The messages at `path`, once per idempotency key, in order of first arrival.
+fn distinct(rx: &Receiver, path: &str) -> Vec<Received> {
+    let mut seen = BTreeSet::new();
+    rx.got(path).into_iter().filter(|r| seen.insert(r.key())).collect()
+}
+
+/// Wait until `path` got `n` distinct messages of event `event`.
+async fn wait_distinct(rx: &Receiver, path: &str, event: &str, n: usize) -> Vec<Received> {
+    ok(wait_for(&format!("{n} {event} at /{path}"), LONG, || async {
+        let got: Vec<Received> = distinct(rx, path).into_iter().filter(|r| r.event() == event).collect();
+        (got.len() >= n).then_some(got)
+    })
+    .await)
+}
+
+async fn get_set(ns: &Ns, name: &str) -> ListenerSet {
+    ns.sets()
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("reading set {name}: {e}"))
+}
+
+fn condition(set: &ListenerSet, t: &str) -> Option<(String, String, String)> {
+    let c = set.status.as_ref()?.conditions.iter().find(|c| c.type_ == t)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_after_the_holder_pod_died_arrives_once_per_listener() {
+    let ns = ok(Ns::new(
+        Cluster::shared(),
+        "notify-takeover",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await);
+    let rx = Receiver::start().await;
+    sink_secret(&ns, "hook", &rx.url("json")).await;
+    sink_secret(&ns, "hook-ce", &rx.url("ce")).await;
+    ok(ns.start_controller().await);
+    for p in ["nt-a", "nt-b"] {
+        ok(ns.create_pod(p).await);
+    }
+    let sinks = json!([
+        sink("hook", "json", &["Takeover"]),
+        sink("hook-ce", "cloudevents-binary", &["Takeover"]),
+    ]);
+    create_notified_set(&ns, "sxt", 4, 3, sinks).await;
+    let before = ok(ns.settled("sxt", 4, "4 listeners running", LONG).await);
+    let set = get_set(&ns, "sxt").await;
+    assert_eq!(
+        condition(&set, "NotificationsReady").map(|c| (c.0, c.1)),
+        Some(("True".into(), "SinksReady".into()))
+    );
+    let uid = set.metadata.uid.clone().expect("uid");
+
+    // nt-a's containers die (agent and app), then it is deleted: its agent cannot release its
+    // Leases; the kubelet reports the containers stopped, so they are taken over at once.
+    let victim = "nt-a";
+    let moved: BTreeMap<String, i32> = before
+        .iter()
+        .filter(|(_, (h, _))| h.as_deref() == Some(victim))
+        .map(|(id, (_, t))| (id.clone(), *t))
+        .collect();
+    assert!(!moved.is_empty(), "{victim} holds a listener: {before:?}");
+    ok(ns.kill_containers(victim).await);
+    ok(ns.mark_dead(victim));
+    ok(ns.delete_pod(victim, 30).await);
+    ok(wait_for("every listener held by nt-b", LONG, || async {
+        let held = ns.holders("sxt").await.ok()?;
+        let all = held.len() == 4 && held.values().all(|(h, _)| h.as_deref() == Some("nt-b"));
+        all.then_some(())
+    })
+    .await);
+    let after = ok(ns.settled("sxt", 4, "4 listeners running on nt-b", LONG).await);
+
+    let got = wait_distinct(&rx, "json", "Takeover", moved.len()).await;
+    // The set is settled: a late report would only repeat a key.
+    assert_eq!(got.len(), moved.len(), "one Takeover per listener: {got:#?}");
+    for m in &got {
+        let id = m.body["listener"].as_str().unwrap_or_default().to_string();
+        assert!(
+            moved.contains_key(&id),
+            "a Takeover of {id}, which {victim} did not hold"
+        );
+        let token = after[&id].1;
+        assert!(token > moved[&id], "{id}: token {token} after {}", moved[&id]);
+        assert_eq!(m.body["fencingToken"], token, "{id}: the token of the takeover");
+        assert_eq!(m.body["pod"], "nt-b");
+        assert_eq!(m.body["previousPod"], victim);
+        assert_eq!(m.body["listenerSet"], "sxt");
+        assert_eq!(m.body["namespace"], ns.name.as_str());
+        assert_eq!(m.body["id"].as_str(), Some(m.key().as_str()));
+        assert!(m.key().starts_with(&format!("{uid}-")), "{}", m.key());
+        let message = m.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("taken over by pod nt-b"), "{message}");
+    }
+    let listeners: BTreeSet<&str> = got.iter().filter_map(|m| m.body["listener"].as_str()).collect();
+    assert_eq!(listeners.len(), moved.len(), "each listener once: {got:#?}");
+
+    // CloudEvents binary mode: the same keys, the ListenerSet's type and source.
+    let ce = wait_distinct(&rx, "ce", "Takeover", moved.len()).await;
+    let keys = |v: &[Received]| v.iter().map(Received::key).collect::<BTreeSet<_>>();
+    assert_eq!(keys(&ce), keys(&got));
+    assert_eq!(ce[0].header("ce-type"), Some("dev.baton.listenerset.Takeover"));
+    let source = format!("/apis/baton.dev/v1alpha1/namespaces/{}/listenersets/sxt", ns.name);
+    assert_eq!(ce[0].header("ce-source"), Some(source.as_str()));
+    assert_eq!(ce[0].header("ce-id").map(str::to_string), Some(ce[0].key()));
+    assert_clean(&ns, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_left_without_a_pod_arrives_as_orphaned_and_the_set_as_degraded() {
+    let ns = ok(Ns::new(
+        Cluster::shared(),
+        "notify-orphan",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await);
+    let rx = Receiver::start().await;
+    sink_secret(&ns, "hook", &rx.url("json")).await;
+    ok(ns.start_controller().await);
+    // Ready before the set exists (create_pod waits): the set is not Degraded before it goes.
+    ok(ns.create_pod("no-a").await);
+    let sinks = json!([sink("hook", "json", &["Orphaned", "Degraded"])]);
+    create_notified_set(&ns, "solo", 2, 3, sinks).await;
+    let before = ok(ns.settled("solo", 2, "2 listeners running on no-a", LONG).await);
+    // Running: nothing to notify.
+    let early: Vec<String> = distinct(&rx, "json").iter().map(Received::event).collect();
+    assert!(early.is_empty(), "{early:?}");
+
+    // The only pod goes (gracefully: its agent releases both Leases) and none replaces it.
+    ok(ns.delete_pod("no-a", 30).await);
+    let orphans = wait_distinct(&rx, "json", "Orphaned", 2).await;
+    let by_listener: BTreeMap<String, i64> = orphans
+        .iter()
+        .map(|m| {
+            let id = m.body["listener"].as_str().unwrap_or_default().to_string();
+            (id, m.body["fencingToken"].as_i64().unwrap_or_default())
+        })
+        .collect();
+    let want: BTreeMap<String, i64> = before.iter().map(|(id, (_, t))| (id.clone(), i64::from(*t))).collect();
+    assert_eq!(by_listener, want, "each listener once, with the token it last ran with");
+    for m in &orphans {
+        let message = m.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("nothing runs it"), "{message}");
+        assert!(message.contains("no pod matching spec.selector is Ready"), "{message}");
+    }
+    let degraded = wait_distinct(&rx, "json", "Degraded", 1).await;
+    assert_eq!(degraded[0].body["reason"], "NoEligiblePods", "{:?}", degraded[0].body);
+    let set = get_set(&ns, "solo").await;
+    assert_eq!(
+        condition(&set, "Degraded").map(|c| (c.0, c.1)),
+        Some(("True".into(), "NoEligiblePods".into()))
+    );
+
+    // A new pod takes them: nothing more is orphaned (each occurrence arrived once).
+    ok(ns.create_pod("no-b").await);
+    ok(wait_for("both on no-b", LONG, || async {
+        let held = ns.holders("solo").await.ok()?;
+        held.values().all(|(h, _)| h.as_deref() == Some("no-b")).then_some(())
+    })
+    .await);
+    ok(ns.settled("solo", 2, "2 listeners running on no-b", LONG).await);
+    let all = distinct(&rx, "json");
+    let count = |e: &str| all.iter().filter(|m| m.event() == e).count();
+    assert_eq!((count("Orphaned"), count("Degraded")), (2, 1), "{all:#?}");
+    assert_clean(&ns, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
+    let ns = ok(Ns::new(
+        Cluster::shared(),
+        "notify-bad",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await);
+    let rx = Receiver::start().await;
+    ok(ns.start_controller().await);
+    // No pod: the set is Degraded (NoEligiblePods) from the start, while its sink is broken.
+    create_notified_set(&ns, "lonely", 1, 3, json!([sink("hook", "json", &["Degraded"])])).await;
+    let not_ready = |needle: &'static str| {
+        let ns = &ns;
+        move || async move {
+            let set = ns.sets().get("lonely").await.ok()?;
+            let c = condition(&set, "NotificationsReady")?;
+            (c.0 == "False" && c.2.contains(needle)).then_some(c)
+        }
+    };
+    let c = ok(wait_for(
+        "NotificationsReady=False (no Secret)",
+        LONG,
+        not_ready("does not exist"),
+    )
+    .await);
+    assert_eq!(c.1, "SinkInvalid");
+    assert!(
+        c.2.contains(&format!("Secret {}/hook does not exist", ns.name)),
+        "{c:?}"
+    );
+
+    sink_secret(&ns, "hook", "not a url").await;
+    let c = ok(wait_for("NotificationsReady=False (bad URL)", LONG, not_ready("is not a URL")).await);
+    assert!(c.2.contains("key url \"not a url\" is not a URL"), "{c:?}");
+
+    // Fixed within the retry bound: the Degraded decided meanwhile arrives.
+    sink_secret(&ns, "hook", &rx.url("json")).await;
+    ok(wait_for("NotificationsReady=True", LONG, || async {
+        let set = ns.sets().get("lonely").await.ok()?;
+        let c = condition(&set, "NotificationsReady")?;
+        (c.0 == "True" && c.1 == "SinksReady").then_some(())
+    })
+    .await);
+    let degraded = wait_distinct(&rx, "json", "Degraded", 1).await;
+    assert_eq!(degraded[0].body["reason"], "NoEligiblePods");
+}
