@@ -123,8 +123,8 @@ pub enum Kind {
     Assigned,
     /// Its holder released it.
     Handover,
-    /// Taken from a holder that is gone or whose Lease expired; the text says which.
-    Takeover(String),
+    /// Taken from holder pod `from`, which is gone or whose Lease expired; `why` says which.
+    Takeover { from: String, why: String },
     /// The Lease was deleted while its holder may still run the listener: recreated for it.
     Recreated,
 }
@@ -454,11 +454,14 @@ fn listener_views(input: &Input, leases: &[LeaseView], memory: &Memory) -> Vec<L
 }
 
 /// How `listener` comes to its new holder, from the Lease it has now.
-fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>, listener: &str) -> Kind {
+fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, (String, String)>, listener: &str) -> Kind {
     let Some(prior) = leases.iter().find(|l| l.listener == listener) else {
         return ended
             .get(listener)
-            .map_or(Kind::Assigned, |why| Kind::Takeover(why.clone()));
+            .map_or(Kind::Assigned, |(from, why)| Kind::Takeover {
+                from: from.clone(),
+                why: why.clone(),
+            });
     };
     let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
         return Kind::Handover;
@@ -481,7 +484,10 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, String>
     } else {
         format!("the Lease of holder pod {holder} expired ({secs}s without renewal)")
     };
-    Kind::Takeover(why)
+    Kind::Takeover {
+        from: holder.to_string(),
+        why,
+    }
 }
 
 mod confirm;

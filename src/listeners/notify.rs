@@ -61,8 +61,8 @@ impl Note {
 }
 
 /// The note of an assignment written: `listener` to `pod` with fencing token `token`, from
-/// `previous` (the holder the Lease named, if any), described by `text` (its Event's note).
-/// None for a first assignment (not an event anyone subscribes to).
+/// `previous` (the holder the Lease named, if any; a takeover names its own), described by
+/// `text` (its Event's note). None for a first assignment (not an event anyone subscribes to).
 pub fn assigned(
     kind: &Kind,
     listener: &str,
@@ -71,11 +71,11 @@ pub fn assigned(
     token: i32,
     text: &str,
 ) -> Option<Note> {
-    let event = match kind {
+    let (event, previous) = match kind {
         Kind::Assigned => return None,
-        Kind::Handover => ListenerSetEvent::Handover,
-        Kind::Takeover(_) => ListenerSetEvent::Takeover,
-        Kind::Recreated => ListenerSetEvent::LeaseRecreated,
+        Kind::Handover => (ListenerSetEvent::Handover, previous),
+        Kind::Takeover { from, .. } => (ListenerSetEvent::Takeover, Some(from.as_str())),
+        Kind::Recreated => (ListenerSetEvent::LeaseRecreated, previous),
     };
     Some(Note {
         listener: Some(listener.to_string()),

@@ -51,7 +51,7 @@ pub(super) fn assignment_event(
             ),
             EventType::Warning,
         ),
-        Kind::Takeover(why) => {
+        Kind::Takeover { why, .. } => {
             stats.takeovers.fetch_add(1, Ordering::Relaxed);
             (
                 EVENT_TAKEOVER,

@@ -420,20 +420,7 @@ fn report_assignment(ctx: &Context, set: &ListenerSet, w: &Write, read: Option<&
     ctx.metrics.objects.listener_assigned(&ns, &name, reason);
     info!(listenerset = %name, %listener, %pod, reason, "{note}");
     publish(ctx, &set.object_ref(&()), type_, reason, &note);
-    // The Lease's holder, or (a Lease collected with its pod) the holder the status recorded.
-    let holder = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
-    let recorded = || {
-        let assignments = set
-            .status
-            .as_ref()
-            .map(|s| s.assignments.as_slice())
-            .unwrap_or_default();
-        assignments
-            .iter()
-            .find(|a| &a.listener == listener)
-            .map(|a| a.pod.as_str())
-    };
-    let previous = holder.filter(|h| !h.is_empty()).or_else(recorded);
+    let previous = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
     notes::assigned(kind, listener, pod, previous, *transitions, &note)
 }
 

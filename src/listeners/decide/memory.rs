@@ -24,8 +24,8 @@ pub struct Memory {
     /// The status's assignments have been read (once: they seed `holders`).
     seeded: bool,
     /// Listeners without a Lease whose last holder was let go (seen stopped, held long enough,
-    /// recovered): why, for the Event of their next assignment.
-    pub(super) ended: BTreeMap<String, String>,
+    /// recovered): that holder and why, for the Event of their next assignment.
+    pub(super) ended: BTreeMap<String, (String, String)>,
 }
 
 /// A pod that held a listener.
@@ -99,7 +99,7 @@ pub(super) fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut
         match still_holds(input, &by_name, h) {
             Ok(keep) => keep,
             Err(why) => {
-                ended.insert(listener.clone(), why);
+                ended.insert(listener.clone(), (h.pod.clone(), why));
                 false
             }
         }
@@ -107,7 +107,8 @@ pub(super) fn remember_holders(input: &Input, leases: &[LeaseView], memory: &mut
 }
 
 /// A live holder of a Lease is remembered; a released or expired Lease ends the memory (that
-/// pod no longer runs the listener).
+/// pod no longer runs the listener). An expired one is remembered as ended: if the Lease goes
+/// (collected with its pod) before the listener moves, the move is still a takeover from it.
 fn remember_leases(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
     for lease in leases {
         memory.ended.remove(&lease.listener);
@@ -126,6 +127,11 @@ fn remember_leases(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
                     hold_until: None,
                 };
                 memory.holders.insert(lease.listener.clone(), holder);
+            }
+            (Some(pod), true) if !pod.is_empty() => {
+                memory.holders.remove(&lease.listener);
+                let why = format!("the Lease of holder pod {pod} expired");
+                memory.ended.insert(lease.listener.clone(), (pod.clone(), why));
             }
             _ => {
                 memory.holders.remove(&lease.listener);

@@ -98,7 +98,7 @@ fn a_lease_expires_one_duration_after_its_holder_record_last_changed() {
     let d = decide(&input(&ls, &pods, &renewed, t0 + Duration::from_secs(9)), &mut m);
     // Expired on p, which still exists: p is unresponsive and gets nothing; q takes it over.
     assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 2)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("expired")));
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover { why, .. }) if why.contains("expired")));
     assert_eq!(d.requeue, None);
 }
 
@@ -118,7 +118,9 @@ fn a_fresh_controller_waits_a_full_duration() {
     assert_eq!(d.requeue, Some(SECS + EXPIRY_SLACK));
     let d = decide(&input(&ls, &pods[1..], &old, t0 + SECS), &mut m);
     assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("gone") && why.contains("expired")));
+    assert!(
+        matches!(&d.writes[0].kind, Some(Kind::Takeover { why, .. }) if why.contains("gone") && why.contains("expired"))
+    );
 }
 
 #[test]
@@ -131,7 +133,7 @@ fn a_gone_holder_reported_stopped_is_taken_over_at_once() {
     i.stopped = &stopped;
     let d = decide(&i, &mut Memory::default());
     assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 5)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("stopped")));
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover { why, .. }) if why.contains("stopped")));
     // Also while the stopped pod still exists (phase Failed: not eligible, never releases).
     let pods = [
         PodFacts {
@@ -213,7 +215,7 @@ fn recover_expires_only_leases_of_holders_not_live() {
     let d = decide(&i, &mut Memory::default());
     assert_eq!(d.recovered, 1);
     assert_eq!(assigns(&d), vec![("a".into(), "r".into(), 2)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("recovered")));
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover { why, .. }) if why.contains("recovered")));
 }
 
 #[test]
@@ -239,7 +241,7 @@ fn tokens_continue_from_the_highest_seen() {
     i.status = &status;
     let d = decide(&i, &mut m);
     assert_eq!(assigns(&d), vec![("a".into(), "q".into(), 8)]);
-    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover(why)) if why.contains("unknown")));
+    assert!(matches!(&d.writes[0].kind, Some(Kind::Takeover { why, .. }) if why.contains("unknown")));
     assert_eq!(
         d.summary.states,
         vec![(
@@ -456,6 +458,20 @@ fn an_expired_or_released_holder_is_forgotten() {
     let d = decide(&input(&ls, &pods, &[], later), &mut m);
     assert!(recreated(&d).is_empty(), "{:?}", d.writes);
     assert_eq!(assigns(&d).len(), 2);
+    // The takeover of a did not happen (say its write lost to the garbage collector): the move
+    // is still a takeover from p, whose Lease expired; b was released.
+    let kind = |l: &str| {
+        d.writes
+            .iter()
+            .find(|w| w.change.listener() == l)
+            .and_then(|w| w.kind.clone())
+    };
+    assert!(
+        matches!(kind("a"), Some(Kind::Takeover { from, .. }) if from == "p"),
+        "{:?}",
+        d.writes
+    );
+    assert_eq!(kind("b"), Some(Kind::Assigned));
 }
 
 #[test]

@@ -19,7 +19,10 @@ fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &
                     from_resource_version: Some("1".into()),
                     transitions: 9,
                 },
-                kind: Some(Kind::Takeover("gone".into())),
+                kind: Some(Kind::Takeover {
+                    from: "p1".into(),
+                    why: "gone".into(),
+                }),
             })
             .collect(),
         summary: Summary {
@@ -99,7 +102,12 @@ fn orphaned_are_listeners_that_ran_and_that_nothing_runs_or_takes() {
 
 #[test]
 fn assignments_are_notified_by_kind_keyed_by_their_token() {
-    let take = assigned(&Kind::Takeover("holder gone".into()), "a", "p2", Some("p1"), 4, "taken").unwrap();
+    let takeover = Kind::Takeover {
+        from: "p1".into(),
+        why: "holder gone".into(),
+    };
+    // The Lease (collected with its pod) named nobody: the takeover names the holder.
+    let take = assigned(&takeover, "a", "p2", None, 4, "taken").unwrap();
     assert_eq!(take.event, ListenerSetEvent::Takeover);
     assert_eq!(take.key, "a/4");
     assert_eq!(
@@ -162,6 +170,13 @@ fn degraded_is_notified_when_it_turns_true_or_changes_reason() {
     assert!(degraded(&status_with(None), true, "InvalidSpec", "bad").is_some());
 }
 
+fn takeover(from: &str) -> Kind {
+    Kind::Takeover {
+        from: from.into(),
+        why: "gone".into(),
+    }
+}
+
 fn sink(events: &[ListenerSetEvent]) -> ListenerSetNotification {
     ListenerSetNotification {
         sink: Sink {
@@ -185,7 +200,7 @@ fn messages_follow_the_notes_and_the_subscriptions() {
         sinks: &sinks,
     };
     let notes = [
-        assigned(&Kind::Takeover("gone".into()), "a", "p2", Some("p1"), 4, "a taken over").unwrap(),
+        assigned(&takeover("p1"), "a", "p2", None, 4, "a taken over").unwrap(),
         recovered("n1", 1),
         orphaned(&decision(&[("b", orphan("p1"))], &[("b", 2)], &[], 0), false).remove(0),
     ];
