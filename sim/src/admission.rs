@@ -109,30 +109,42 @@ fn typed_check(rt: &ResourceType, v: &Value) -> Vec<StatusCause> {
     }
 }
 
-fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
+/// The containers of the pod spec `spec` (at field path `at`), as kube-apiserver's
+/// `validateContainerCommon` sees them: at least one, each with a name and an image, and valid
+/// ports. Pods and the pod templates of Jobs alike.
+fn containers(at: &str, spec: Option<&Value>) -> Vec<StatusCause> {
     let mut out = Vec::new();
-    match new.pointer("/spec/containers").and_then(Value::as_array) {
+    match spec.and_then(|s| s.get("containers")).and_then(Value::as_array) {
         Some(cs) if !cs.is_empty() => {
             for (i, c) in cs.iter().enumerate() {
                 if c.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
                     out.push(cause(
                         "FieldValueRequired",
-                        &format!("spec.containers[{i}].name"),
+                        &format!("{at}.containers[{i}].name"),
                         "Required value",
                     ));
                 }
                 if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
                     out.push(cause(
                         "FieldValueRequired",
-                        &format!("spec.containers[{i}].image"),
+                        &format!("{at}.containers[{i}].image"),
                         "Required value",
                     ));
                 }
-                out.extend(container_ports(i, c));
+                out.extend(container_ports(at, i, c));
             }
         }
-        _ => out.push(cause("FieldValueRequired", "spec.containers", "Required value")),
+        _ => out.push(cause(
+            "FieldValueRequired",
+            &format!("{at}.containers"),
+            "Required value",
+        )),
     }
+    out
+}
+
+fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
+    let mut out = containers("spec", new.get("spec"));
     if !out.is_empty() {
         return out;
     }
@@ -200,13 +212,13 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
 
 /// `spec.containers[i].ports[j].containerPort` is a port number, as kube-apiserver's
 /// `validateContainerPorts` requires (`IsValidPortNum`: 1–65535).
-fn container_ports(i: usize, c: &Value) -> Vec<StatusCause> {
+fn container_ports(at: &str, i: usize, c: &Value) -> Vec<StatusCause> {
     let Some(ports) = c.get("ports").and_then(Value::as_array) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for (j, p) in ports.iter().enumerate() {
-        let field = format!("spec.containers[{i}].ports[{j}].containerPort");
+        let field = format!("{at}.containers[{i}].ports[{j}].containerPort");
         match p.get("containerPort") {
             None | Some(Value::Null) => out.push(cause("FieldValueRequired", &field, "Required value")),
             Some(v) if v.as_i64() == Some(0) => out.push(cause("FieldValueRequired", &field, "Required value")),
@@ -250,6 +262,12 @@ fn job(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
                 format!("Unsupported value: {other:?}: supported values: \"OnFailure\", \"Never\""),
             )]
         }
+    }
+    // The pod template is validated as a pod spec (`ValidatePodTemplateSpec`): a container
+    // without an image is refused here, not when the Job controller creates its pod.
+    let template = containers("spec.template.spec", new.pointer("/spec/template/spec"));
+    if !template.is_empty() {
+        return template;
     }
     if old.is_some() {
         return Vec::new();

@@ -184,3 +184,35 @@ async fn a_job_needs_a_run_to_completion_restart_policy() {
     })
     .await;
 }
+
+/// kube-apiserver validates a Job's pod template as a pod spec (`ValidatePodTemplateSpec` →
+/// `validateContainerCommon`): a container without an image is refused when the Job is
+/// created, not left to a Job controller whose pods would all be refused.
+#[tokio::test]
+async fn a_job_whose_container_has_no_image_is_refused() {
+    let sim = sim().await;
+    let mut j = serde_json::to_value(job("noimage", "x:1", 1, 1, 1)).expect("json");
+    j["spec"]["template"]["spec"]["containers"] = json!([{"name": "c"}]);
+    let r = send_json(&sim, "POST", "/apis/batch/v1/namespaces/default/jobs", &j).await;
+    assert_eq!(r.code, 422);
+    let body = r.json();
+    assert_eq!(
+        body["message"],
+        "Job.batch \"noimage\" is invalid: spec.template.spec.containers[0].image: Required value"
+    );
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.template.spec.containers[0].image"
+    );
+    j["spec"]["template"]["spec"]["containers"] = json!([]);
+    let r = send_json(&sim, "POST", "/apis/batch/v1/namespaces/default/jobs", &j).await;
+    assert_eq!(r.code, 422);
+    assert_eq!(
+        r.json()["message"],
+        "Job.batch \"noimage\" is invalid: spec.template.spec.containers: Required value"
+    );
+    // Nothing was stored.
+    let client = sim.client().await.expect("client");
+    let jobs: Api<Job> = Api::default_namespaced(client);
+    assert!(jobs.get_opt("noimage").await.expect("get").is_none());
+}

@@ -366,3 +366,116 @@ async fn a_failing_job_check_fails_its_batch() {
     assert_eq!(js.len(), 1, "{js:?}");
     assert_eq!(label(&js[0], labels::CHECK), "smoke");
 }
+
+/// A hook template the CRD schema lets through but the Job API refuses (a container without an
+/// image: kube-apiserver validates a Job's pod template as a pod spec) is an invalid spec:
+/// InvalidSpec=True and a Warning Event with the API server's words, no Job, no v2 pod; fixing
+/// the template rolls v2 out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_job_the_api_server_refuses_is_an_invalid_spec() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-refused");
+    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let v1 = deployed(&env, 3, "v1").await;
+
+    let no_image = json!({"template": {"spec": {"containers": [{"name": "migrate"}]}}});
+    env.apply(&hooked(json!({"preRollout": no_image}))).await;
+    let needle = "spec.template.spec.containers[0].image: Required value";
+    let r = env
+        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
+            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
+        })
+        .await;
+    let c = condition(&r, "InvalidSpec").expect("InvalidSpec");
+    assert!(c.message.contains(needle), "{}", c.message);
+    assert!(
+        c.message
+            .contains("the API server refuses the Job of hook preRollout: Job.batch \"svc-")
+            && c.message.contains("fix spec.hooks.preRollout.template"),
+        "names the Job and what to fix: {}",
+        c.message
+    );
+    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
+    let ev = env
+        .wait_event(NAME, "InvalidSpec Warning", |e| {
+            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
+        })
+        .await;
+    let note = ev.note.as_deref().unwrap_or("");
+    assert!(
+        note.contains(needle) && note.contains("fix spec.hooks.preRollout.template"),
+        "{ev:?}"
+    );
+    assert!(jobs(&env).await.is_empty(), "the refused Job does not exist");
+    let pods = env.pods(NAME).await;
+    assert_eq!(
+        pods.iter().map(|p| p.uid()).collect::<Vec<_>>(),
+        v1.iter().map(|p| p.uid()).collect::<Vec<_>>(),
+        "no pod replaced: {}",
+        describe_pods(&pods)
+    );
+    assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
+
+    // Fixed: the hook runs and v2 rolls out.
+    env.apply(&hooked(json!({"preRollout": hook("migrate:v2")}))).await;
+    let r = env.wait_healthy(NAME, "v2", 3).await;
+    assert_eq!(cond(&r, "InvalidSpec").0, "False");
+    let js = jobs(&env).await;
+    assert_eq!(js.len(), 1, "{js:?}");
+    assert!(job_condition(&js[0], "Complete"), "{:?}", js[0].status);
+}
+
+/// Jobs are kept while their revision is in the history and deleted with it: with
+/// `revisionHistoryLimit: 1`, v1's hook Job goes when v3 prunes v1's revision; v2's stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_jobs_go_with_their_pruned_revision() {
+    let env = Env::start().await;
+    let dir = controller::temp_dir("hooks-prune");
+    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let with_hook = |version: &str| {
+        let mut m = manifest_v(NAME, 3, version);
+        m["spec"]["revisionHistoryLimit"] = json!(1);
+        m["spec"]["hooks"] = json!({"preRollout": hook(&format!("migrate:{version}"))});
+        m
+    };
+    let mut hashes = Vec::new();
+    for version in ["v1", "v2"] {
+        env.apply(&with_hook(version)).await;
+        let r = env.wait_healthy(NAME, version, 3).await;
+        hashes.push(update_hash(&r));
+    }
+    let js = jobs(&env).await;
+    let of = |js: &[Job], hash: &str| js.iter().filter(|j| label(j, labels::REVISION_HASH) == hash).count();
+    assert_eq!(js.len(), 2, "v1's and v2's hook Jobs: {js:?}");
+    assert_eq!((of(&js, &hashes[0]), of(&js, &hashes[1])), (1, 1));
+
+    env.apply(&with_hook("v3")).await;
+    let r = env.wait_healthy(NAME, "v3", 3).await;
+    let v3 = update_hash(&r);
+    let js = wait_jobs(&env, "v1's Job pruned with its revision", |js| {
+        js.len() == 2 && of(js, &hashes[0]) == 0
+    })
+    .await;
+    assert_eq!((of(&js, &hashes[1]), of(&js, &v3)), (1, 1), "{js:?}");
+    let revisions: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::namespaced(env.client.clone(), NS);
+    let names: Vec<String> = revisions
+        .list(&ListParams::default().labels(&format!("{}={NAME}", labels::ROLLOUT)))
+        .await
+        .expect("listing revisions")
+        .items
+        .iter()
+        .map(|r| r.name_any())
+        .collect();
+    assert!(
+        !names.contains(&format!("{NAME}-{}", hashes[0])),
+        "v1's revision is pruned too: {names:?}"
+    );
+    // The pruned Job's pods went with it.
+    let v1_job = format!("{NAME}-{}-pre", hashes[0]);
+    wait_for("v1's hook pods gone", LONG, || {
+        let env = &env;
+        let v1_job = v1_job.clone();
+        async move { job_pods(env, &v1_job).await.is_empty().then_some(()) }
+    })
+    .await;
+}

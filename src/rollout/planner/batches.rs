@@ -95,7 +95,7 @@ impl Planner<'_> {
 
         // Pinned slots are outside the batches.
         let unpinned: Vec<i32> = (0..self.replicas()).filter(|s| !pins.contains_key(s)).collect();
-        let batches = self.batches(stable.is_none(), &unpinned, &pins);
+        let batches = self.batches_of(stable.is_none(), &unpinned, &pins);
         let counts = batches.counts.clone();
         let total_batches = i32::try_from(counts.len()).unwrap_or(i32::MAX);
 
@@ -113,16 +113,7 @@ impl Planner<'_> {
         };
         let rolling = stable.as_ref().is_none_or(|s| s.name != target.name);
         if requests.restart {
-            self.event(
-                EventType::Normal,
-                EventReason::Restarted,
-                format!(
-                    "restart requested ({}): every instance moves to revision {} of {}",
-                    crate::api::rollout::annotations::RESTARTED_AT,
-                    target.revision,
-                    target.version
-                ),
-            );
+            self.restart_event(&target);
         }
         // Batch 1 starts once the preRollout hook has succeeded: until then it has no start
         // time, and its BatchStarted Event waits for the plan that sees the hook done.
@@ -178,18 +169,31 @@ impl Planner<'_> {
         }
     }
 
-    /// The batches over the unpinned slots: one batch on a first rollout, else the strategy's,
-    /// raised to cover the instances its batches name.
-    fn batches(&self, first_rollout: bool, unpinned: &[i32], pins: &BTreeMap<i32, RevisionInfo>) -> Batches {
+    /// The batches over the `unpinned` slots: all at once for a first rollout (nothing to
+    /// compare with), else the strategy's with its targets.
+    fn batches_of(&self, first_rollout: bool, unpinned: &[i32], pins: &BTreeMap<i32, RevisionInfo>) -> Batches {
         if first_rollout && !unpinned.is_empty() {
-            Batches {
+            return Batches {
                 counts: vec![unpinned.len()],
                 named: vec![Default::default()],
-            }
-        } else {
-            let (named, _) = self.target_slots(pins);
-            targets::resolve(&self.spec.strategy, unpinned, &named)
+            };
         }
+        let (named, _) = self.target_slots(pins);
+        targets::resolve(&self.spec.strategy, unpinned, &named)
+    }
+
+    /// `baton.dev/restartedAt` was set: every instance moves to `target`, a new revision.
+    fn restart_event(&mut self, target: &RevisionInfo) {
+        self.event(
+            EventType::Normal,
+            EventReason::Restarted,
+            format!(
+                "restart requested ({}): every instance moves to revision {} of {}",
+                crate::api::rollout::annotations::RESTARTED_AT,
+                target.revision,
+                target.version
+            ),
+        );
     }
 
     /// Batch 1 of the update revision started: the `BatchStarted` Event.

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use super::batches::RolloutState;
 use super::hooks::JobVerdict;
-use super::{slot_name, Planner};
+use super::{slot_name, Planner, RevisionInfo};
 use crate::api::rollout::checks::placeholders;
-use crate::api::rollout::Check;
+use crate::api::rollout::{Check, JobTemplate};
 
 /// A check run the planner wants: the shell starts it when it has no run under `key`, and
 /// cancels the runs no plan wants any more.
@@ -139,119 +139,168 @@ impl<'a> Planner<'a> {
     /// (recorded in `self.check_runs`) and what they say.
     pub(super) fn checks_verdict(&mut self, rollout: &RolloutState, slots: &BTreeSet<i32>, phase: Phase) -> Verdict {
         let target = &rollout.target;
-        let name = self.input.name.clone();
-        let mut waiting = Vec::new();
-        let mut failed = None;
-        let spec = self.spec;
+        let mut tally = Tally::default();
         let rounds = match phase {
             Phase::Bake => self.bake_rounds(&target.hash),
             Phase::Batch(_) => BTreeMap::new(),
         };
-        let mut wanted = Vec::new();
+        let spec = self.spec;
         for check in &spec.checks {
             if let Some(job) = &check.job {
-                // One Job per batch, and one for the whole bake window (a Job per round would
-                // pile up until the revision is pruned).
-                let job_phase = match phase {
-                    Phase::Batch(k) => k.to_string(),
-                    Phase::Bake => "bake".to_string(),
-                };
-                match self.check_job_verdict(target, &check.name, &job_phase, job) {
-                    JobVerdict::Passed => {}
-                    JobVerdict::Waiting(j) => waiting.push(format!("check {} (Job {j})", check.name)),
-                    JobVerdict::Failed(why) => {
-                        failed.get_or_insert((format!("check {} failed: {why}", check.name), None));
-                    }
-                }
+                self.job_check(target, check, job, phase, &mut tally);
                 continue;
             }
             let Some(template) = check.template() else { continue };
-            let common = [
-                (placeholders::VERSION, target.version.as_str()),
-                (placeholders::NAMESPACE, self.input.namespace.as_str()),
-                (placeholders::ROLLOUT, name.as_str()),
-            ];
-            let mut runs: Vec<(Option<i32>, String, String)> = Vec::new();
-            if check.per_pod() {
-                for slot in slots {
-                    let instance = slot_name(&name, *slot);
-                    let pod = self.slots.get(slot).and_then(|p| p.live_with(&target.hash));
-                    let Some(pod) = pod else {
-                        waiting.push(format!("check {} on {instance} (no pod)", check.name));
-                        continue;
-                    };
-                    let Some(ip) = pod.ip.as_deref() else {
-                        waiting.push(format!("check {} on {instance} (pod has no IP yet)", check.name));
-                        continue;
-                    };
-                    let mut vars = vec![
-                        (placeholders::POD_IP, ip),
-                        (placeholders::POD, pod.name.as_str()),
-                        (placeholders::INSTANCE, instance.as_str()),
-                    ];
-                    vars.extend(common);
-                    runs.push((Some(*slot), pod.name.clone(), fill(template, &vars)));
-                }
-            } else {
-                runs.push((None, "-".to_string(), fill(template, &common)));
-            }
-            for (slot, on_pod, rendered) in runs {
-                let on = slot.map(|s| format!(" on {}", slot_name(&name, s))).unwrap_or_default();
-                let (phase_key, delay, progress) = match phase {
-                    Phase::Batch(k) => (format!("b{k}"), Duration::ZERO, None),
-                    Phase::Bake => {
-                        let (round, progress) = match rounds.get(&(check.name.as_str(), on_pod.as_str())) {
-                            None => (1, None),
-                            Some((r, p)) if p.outcome == CheckOutcome::Passed => (r + 1, None),
-                            Some((r, p)) => (*r, Some(*p)),
-                        };
-                        (bake_phase(round), round_delay(check, round), progress)
-                    }
-                };
-                let key = format!("{}/{phase_key}/{}/{on_pod}", target.hash, check.name);
-                let progress = match phase {
-                    Phase::Batch(_) => self.input.checks.get(&key),
-                    Phase::Bake => progress,
-                };
-                match progress {
-                    Some(p) if p.outcome == CheckOutcome::Failed => {
-                        let last = p.last.as_deref().unwrap_or("no result");
-                        failed.get_or_insert((
-                            format!(
-                                "check {}{on} failed: {} of {} attempts failed, last: {last}",
-                                check.name, p.failures, p.attempts
-                            ),
-                            slot,
-                        ));
-                    }
-                    Some(p) if p.outcome == CheckOutcome::Passed => {}
-                    progress => {
-                        let attempt = progress.map_or(0, |p| p.attempts);
-                        let last = progress
-                            .and_then(|p| p.last.as_deref())
-                            .map(|l| format!(", last: {l}"))
-                            .unwrap_or_default();
-                        waiting.push(format!(
-                            "check {}{on} (attempt {attempt}/{}{last})",
-                            check.name, check.count
-                        ));
-                    }
-                }
-                wanted.push(CheckRun {
+            for (slot, on_pod, rendered) in self.rendered_runs(target, check, template, slots, &mut tally) {
+                let (key, delay, progress) = self.run_key(&target.hash, check, &on_pod, phase, &rounds);
+                let on = slot
+                    .map(|s| format!(" on {}", slot_name(&self.input.name, s)))
+                    .unwrap_or_default();
+                tally.judge(check, &on, slot, progress);
+                self.check_runs.push(CheckRun {
                     key,
                     name: check.name.clone(),
-                    target: slot.map(|s| slot_name(&name, s)),
+                    target: slot.map(|s| slot_name(&self.input.name, s)),
                     rendered,
                     check: check.clone(),
                     delay,
                 });
             }
         }
-        self.check_runs.extend(wanted);
-        match (failed, waiting.is_empty()) {
+        match (tally.failed, tally.waiting.is_empty()) {
             (Some((message, slot)), _) => Verdict::Failed(message, slot),
             (None, true) => Verdict::Passed,
-            (None, false) => Verdict::Waiting(waiting),
+            (None, false) => Verdict::Waiting(tally.waiting),
+        }
+    }
+
+    /// A `job` check: one Job per batch, and one for the whole bake window (a Job per round
+    /// would pile up until the revision is pruned).
+    fn job_check(&mut self, target: &RevisionInfo, check: &Check, job: &JobTemplate, phase: Phase, tally: &mut Tally) {
+        let job_phase = match phase {
+            Phase::Batch(k) => k.to_string(),
+            Phase::Bake => "bake".to_string(),
+        };
+        match self.check_job_verdict(target, &check.name, &job_phase, job) {
+            JobVerdict::Passed => {}
+            JobVerdict::Waiting(j) => tally.waiting.push(format!("check {} (Job {j})", check.name)),
+            JobVerdict::Failed(why) => {
+                tally
+                    .failed
+                    .get_or_insert((format!("check {} failed: {why}", check.name), None));
+            }
+        }
+    }
+
+    /// The runs of an `http` or `prometheus` check: (slot, pod or `-`, template filled in),
+    /// one per pod of `slots` for a per-pod check (a pod without an IP yet waits), else one.
+    fn rendered_runs(
+        &self,
+        target: &RevisionInfo,
+        check: &Check,
+        template: &str,
+        slots: &BTreeSet<i32>,
+        tally: &mut Tally,
+    ) -> Vec<(Option<i32>, String, String)> {
+        let name = self.input.name.as_str();
+        let common = [
+            (placeholders::VERSION, target.version.as_str()),
+            (placeholders::NAMESPACE, self.input.namespace.as_str()),
+            (placeholders::ROLLOUT, name),
+        ];
+        if !check.per_pod() {
+            return vec![(None, "-".to_string(), fill(template, &common))];
+        }
+        let mut runs = Vec::new();
+        for slot in slots {
+            let instance = slot_name(name, *slot);
+            let Some(pod) = self.slots.get(slot).and_then(|p| p.live_with(&target.hash)) else {
+                tally
+                    .waiting
+                    .push(format!("check {} on {instance} (no pod)", check.name));
+                continue;
+            };
+            let Some(ip) = pod.ip.as_deref() else {
+                tally
+                    .waiting
+                    .push(format!("check {} on {instance} (pod has no IP yet)", check.name));
+                continue;
+            };
+            let mut vars = vec![
+                (placeholders::POD_IP, ip),
+                (placeholders::POD, pod.name.as_str()),
+                (placeholders::INSTANCE, instance.as_str()),
+            ];
+            vars.extend(common);
+            runs.push((Some(*slot), pod.name.clone(), fill(template, &vars)));
+        }
+        runs
+    }
+
+    /// The key of the run of `check` on `on_pod` in `phase`, the pause before its first
+    /// attempt, and its progress: a batch's run has one key; in the bake, the latest round
+    /// reported, or the next one once that passed.
+    fn run_key(
+        &self,
+        hash: &str,
+        check: &Check,
+        on_pod: &str,
+        phase: Phase,
+        rounds: &BTreeMap<(&'a str, &'a str), (u32, &'a CheckProgress)>,
+    ) -> (String, Duration, Option<&'a CheckProgress>) {
+        let input: &'a super::PlanInput = self.input;
+        let key = |phase_key: &str| format!("{hash}/{phase_key}/{}/{on_pod}", check.name);
+        match phase {
+            Phase::Batch(k) => {
+                let key = key(&format!("b{k}"));
+                let progress = input.checks.get(&key);
+                (key, Duration::ZERO, progress)
+            }
+            Phase::Bake => {
+                let (round, progress) = match rounds.get(&(check.name.as_str(), on_pod)) {
+                    None => (1, None),
+                    Some((r, p)) if p.outcome == CheckOutcome::Passed => (r + 1, None),
+                    Some((r, p)) => (*r, Some(*p)),
+                };
+                (key(&bake_phase(round)), round_delay(check, round), progress)
+            }
+        }
+    }
+}
+
+/// What the runs of a phase said so far: those not finished (described) and the first failure.
+#[derive(Default)]
+struct Tally {
+    waiting: Vec<String>,
+    failed: Option<(String, Option<i32>)>,
+}
+
+impl Tally {
+    /// A run of `check` (` on <instance>`, on `slot`) as its `progress` says.
+    fn judge(&mut self, check: &Check, on: &str, slot: Option<i32>, progress: Option<&CheckProgress>) {
+        match progress {
+            Some(p) if p.outcome == CheckOutcome::Failed => {
+                let last = p.last.as_deref().unwrap_or("no result");
+                self.failed.get_or_insert((
+                    format!(
+                        "check {}{on} failed: {} of {} attempts failed, last: {last}",
+                        check.name, p.failures, p.attempts
+                    ),
+                    slot,
+                ));
+            }
+            Some(p) if p.outcome == CheckOutcome::Passed => {}
+            progress => {
+                let attempt = progress.map_or(0, |p| p.attempts);
+                let last = progress
+                    .and_then(|p| p.last.as_deref())
+                    .map(|l| format!(", last: {l}"))
+                    .unwrap_or_default();
+                self.waiting.push(format!(
+                    "check {}{on} (attempt {attempt}/{}{last})",
+                    check.name, check.count
+                ));
+            }
         }
     }
 }

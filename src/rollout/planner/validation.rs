@@ -72,14 +72,50 @@ impl Planner<'_> {
         }
         errors.extend(self.target_slots(&pins).1);
         if let Some(refused) = &input.rejected {
-            errors.push(format!(
-                "the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"
-            ));
+            errors.push(self.refusal(refused, &target.hash));
         }
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(pins)
+    }
+
+    /// What the API server's refusal (422) of an object made from this spec says, and what to
+    /// fix: the Job of a hook or `job` check (named in the message, as kube-apiserver names the
+    /// object it refuses) comes from its template, anything else from the pod template.
+    fn refusal(&self, refused: &str, hash: &str) -> String {
+        use super::hooks::{check_job_name, hook_job_name};
+        use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
+        let name = self.input.name.as_str();
+        let names = |object: &str| refused.contains(&format!("\"{object}\""));
+        let hooks = [
+            (PRE_ROLLOUT, self.spec.hooks.pre_rollout.is_some()),
+            (POST_ROLLOUT, self.spec.hooks.post_rollout.is_some()),
+        ];
+        for (hook, set) in hooks {
+            if set && names(&hook_job_name(name, hash, hook)) {
+                return format!(
+                    "the API server refuses the Job of hook {hook}: {refused}; fix spec.hooks.{hook}.template"
+                );
+            }
+        }
+        for (i, check) in self.spec.checks.iter().enumerate() {
+            // `<rollout>-<hash>-<check>-<phase>`, the phase a batch number or `bake`.
+            let prefix = format!("\"{}", check_job_name(name, hash, &check.name, ""));
+            let named = refused.match_indices(&prefix).any(|(at, _)| {
+                let rest = &refused[at + prefix.len()..];
+                let phase = rest.split('"').next().unwrap_or("");
+                rest.len() > phase.len()
+                    && (phase == "bake" || (!phase.is_empty() && phase.bytes().all(|b| b.is_ascii_digit())))
+            });
+            if check.job.is_some() && named {
+                return format!(
+                    "the API server refuses the Job of check {}: {refused}; fix spec.checks[{i}].job.template",
+                    check.name
+                );
+            }
+        }
+        format!("the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version")
     }
 
     /// The plan for an invalid spec: report, move nothing.

@@ -360,3 +360,71 @@ fn batch_one_starts_when_the_pre_rollout_hook_succeeded() {
         assert!(*pods > 0, "the plan that starts batch 1 creates its pods");
     }
 }
+
+#[test]
+fn a_refused_job_says_which_template_to_fix() {
+    let h = hash_of("v2");
+    let refused = |object: &str| {
+        format!("Job.batch \"{object}\" is invalid: spec.template.spec.containers[0].image: Required value")
+    };
+    let smoke = Check {
+        name: "smoke".into(),
+        http: None,
+        prometheus: None,
+        job: Some(job("smoke:v2")),
+        count: 1,
+        failure_limit: 0,
+        interval_seconds: 2,
+    };
+    let cases = [
+        (
+            hook_job_name(NAME, &h, PRE_ROLLOUT),
+            "the Job of hook preRollout",
+            "fix spec.hooks.preRollout.template",
+        ),
+        (
+            hook_job_name(NAME, &h, POST_ROLLOUT),
+            "the Job of hook postRollout",
+            "fix spec.hooks.postRollout.template",
+        ),
+        (
+            check_job_name(NAME, &h, "smoke", "2"),
+            "the Job of check smoke",
+            "fix spec.checks[0].job.template",
+        ),
+        (
+            check_job_name(NAME, &h, "smoke", "bake"),
+            "the Job of check smoke",
+            "fix spec.checks[0].job.template",
+        ),
+        (
+            "svc-0-abc".to_string(),
+            "the pods of this spec",
+            "fix spec.template or spec.version",
+        ),
+    ];
+    for (object, what, fix) in cases {
+        let mut w = hooked(|s| {
+            s.hooks.pre_rollout = Some(job("migrate:v2"));
+            s.hooks.post_rollout = Some(job("contract:v2"));
+            s.checks = vec![smoke.clone()];
+        });
+        w.input.rejected = Some(refused(&object));
+        let p = plan(&w.input);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        let c = condition(&p.status, ConditionType::InvalidSpec);
+        assert_eq!(c.status, "True");
+        assert!(
+            c.message.contains(&format!("the API server refuses {what}: Job.batch")),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains(fix), "{}", c.message);
+        let ev = p
+            .events
+            .iter()
+            .find(|e| e.reason == EventReason::InvalidSpec)
+            .expect("InvalidSpec Event");
+        assert!(ev.message.contains(fix), "{}", ev.message);
+    }
+}
