@@ -391,3 +391,53 @@ async fn a_string_column_prints_a_float_as_kubectl_jsonpath_does() {
         );
     }
 }
+
+/// `kubectl get jobs` shows the Job printer's columns (NAME, STATUS, COMPLETIONS, DURATION, AGE;
+/// CONTAINERS, IMAGES, SELECTOR with `-o wide`), as kube-apiserver serves them: a Job that
+/// completes reads `Complete 2/2`, one whose pod fails past its backoff limit `Failed 0/1`.
+#[tokio::test]
+async fn get_jobs_shows_status_completions_and_duration() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    let job = |name: &str, image: &str, completions: i64| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"completions": completions, "backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "m", "image": image}]}}}})
+    };
+    let f = k.file("ok.json", &job("migrate", "migrate:v2", 2));
+    assert!(k.ok(&["apply", "-f", &f]).await.contains("job.batch/migrate created"));
+    let f = k.file("bad.json", &job("broken", "tool-fail:1", 1));
+    k.ok(&["apply", "-f", &f]).await;
+    let row = |out: &str, name: &str| out.lines().find(|l| l.starts_with(name)).map(str::to_string);
+    let out = wait_for("kubectl to show both Jobs finished", Duration::from_secs(60), || {
+        let k = &k;
+        async move {
+            let out = k.ok(&["get", "jobs"]).await;
+            let done = row(&out, "migrate").is_some_and(|l| l.contains("Complete"))
+                && row(&out, "broken").is_some_and(|l| l.contains("Failed"));
+            done.then_some(out)
+        }
+    })
+    .await;
+    let words = |l: Option<String>| {
+        l.unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let header = words(out.lines().next().map(str::to_string));
+    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], "{out}");
+    let migrate = words(row(&out, "migrate"));
+    assert_eq!(&migrate[..3], ["migrate", "Complete", "2/2"], "{out}");
+    assert!(
+        migrate[3].ends_with('s') || migrate[3].ends_with('m'),
+        "a duration: {out}"
+    );
+    assert_eq!(&words(row(&out, "broken"))[..3], ["broken", "Failed", "0/1"], "{out}");
+    let wide = k.ok(&["get", "job", "migrate", "-o", "wide"]).await;
+    let header = words(wide.lines().next().map(str::to_string));
+    assert_eq!(&header[5..], ["CONTAINERS", "IMAGES", "SELECTOR"], "{wide}");
+    let line = words(row(&wide, "migrate"));
+    assert_eq!(&line[5..7], ["m", "migrate:v2"], "{wide}");
+    assert!(line[7].starts_with("batch.kubernetes.io/controller-uid="), "{wide}");
+}

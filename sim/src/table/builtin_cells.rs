@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::lookup::{age_of, arr_at, at, b_at, i_at, name_of, obj_len, or_placeholder, s_at, string_map};
 use super::pod_cells::pod_cells;
-use super::timestamp::{parse_ts, rfc3339_utc, translate_timestamp_since};
+use super::timestamp::{human_duration, parse_ts, rfc3339_utc, translate_timestamp_since};
 
 /// Cells for one object of a built-in kind: its printer's, or the default convertor's
 /// (`Name`, `Created At`) for kinds without one.
@@ -43,6 +43,7 @@ pub(super) fn builtin_cells(kind: &str, obj: &Value, now: jiff::Timestamp) -> Ve
         "ControllerRevision" => controller_revision_cells(obj, now),
         "Node" => node_cells(obj, now),
         "Deployment" => deployment_cells(obj, now),
+        "Job" => job_cells(obj, now),
         "ReplicaSet" => {
             let (names, images) = layout_containers(arr_at(obj, &["spec", "template", "spec", "containers"]));
             vec![
@@ -341,5 +342,55 @@ fn deployment_cells(d: &Value, now: jiff::Timestamp) -> Vec<Value> {
         Value::String(names),
         Value::String(images),
         Value::String(selector_string(d.get("spec").and_then(|s| s.get("selector")), false)),
+    ]
+}
+
+/// `printJob`: what the Job came to (its first true condition in the printer's order), how many
+/// pods succeeded of how many wanted, and how long it took or has taken so far.
+fn job_cells(job: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let has = |kind: &str| {
+        arr_at(job, &["status", "conditions"])
+            .iter()
+            .any(|c| s_at(c, &["type"]) == kind && s_at(c, &["status"]) == "True")
+    };
+    let status = if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if at(job, &["metadata", "deletionTimestamp"]).is_some_and(|t| !t.is_null()) {
+        "Terminating"
+    } else if has("Suspended") {
+        "Suspended"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    let succeeded = i_at(job, &["status", "succeeded"]);
+    let completions = match at(job, &["spec", "completions"]).and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match i_at(job, &["spec", "parallelism"]) {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    };
+    let started = parse_ts(at(job, &["status", "startTime"]));
+    let duration = match (started, parse_ts(at(job, &["status", "completionTime"]))) {
+        (None, _) => String::new(),
+        (Some(s), None) => human_duration(now.duration_since(s)),
+        (Some(s), Some(c)) => human_duration(c.duration_since(s)),
+    };
+    let (names, images) = layout_containers(arr_at(job, &["spec", "template", "spec", "containers"]));
+    vec![
+        name_of(job),
+        json!(status),
+        Value::String(completions),
+        Value::String(duration),
+        age_of(job, now),
+        Value::String(names),
+        Value::String(images),
+        Value::String(selector_string(job.get("spec").and_then(|s| s.get("selector")), true)),
     ]
 }

@@ -116,6 +116,16 @@ pub fn builtin_columns(kind: &str) -> Vec<Column> {
             col("Containers", "string", CONTAINERS_DESC, 1),
             col("Images", "string", IMAGES_DESC, 1),
         ],
+        "Job" => vec![
+            name_col(),
+            col("Status", "string", "Status of the job.", 0),
+            col("Completions", "string", "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs.", 0),
+            col("Duration", "string", "Time required to complete the job.", 0),
+            age_col(),
+            col("Containers", "string", CONTAINERS_DESC, 1),
+            col("Images", "string", IMAGES_DESC, 1),
+            col("Selector", "string", "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
+        ],
         _ => default_columns(),
     }
 }
@@ -142,5 +152,6 @@ pub fn has_builtin_printer(kind: &str) -> bool {
             | "Deployment"
             | "ReplicaSet"
             | "StatefulSet"
+            | "Job"
     )
 }

@@ -332,6 +332,7 @@ fn builtin_kinds() {
         "Deployment",
         "ReplicaSet",
         "StatefulSet",
+        "Job",
         "Foo",
     ] {
         // Column and cell counts always agree, even for an empty object.
@@ -476,4 +477,48 @@ fn table_shape() {
     assert_eq!(t["rows"], json!([]));
     assert!(valid_include_object("Metadata"));
     assert!(!valid_include_object("metadata"));
+}
+
+#[test]
+fn job_status_completions_and_duration() {
+    let n = now();
+    let at = |secs: i64| (n - jiff::SignedDuration::from_secs(secs)).to_string();
+    let running = json!({"metadata": {"name": "migrate"},
+            "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
+                "template": {"spec": {"containers": [{"name": "m", "image": "migrate:v2"}]}}},
+            "status": {"startTime": at(150), "active": 1}});
+    assert_eq!(
+        cells("Job", &builtin_columns("Job"), &running, n),
+        vec![
+            json!("migrate"),
+            json!("Running"),
+            json!("0/1"),
+            json!("2m30s"),
+            json!("<unknown>"),
+            json!("m"),
+            json!("migrate:v2"),
+            json!("batch.kubernetes.io/controller-uid=u1")
+        ]
+    );
+    let done = json!({"metadata": {"name": "j"}, "spec": {"completions": 3},
+            "status": {"startTime": at(100), "completionTime": at(40), "succeeded": 3,
+                "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}});
+    let c = cells("Job", &builtin_columns("Job"), &done, n);
+    assert_eq!(
+        (&c[1], &c[2], &c[3]),
+        (&json!("Complete"), &json!("3/3"), &json!("60s"))
+    );
+    let failed = json!({"metadata": {"name": "j", "deletionTimestamp": at(1)}, "spec": {"parallelism": 2},
+            "status": {"conditions": [{"type": "Complete", "status": "False"}, {"type": "Failed", "status": "True"}]}});
+    let c = cells("Job", &builtin_columns("Job"), &failed, n);
+    assert_eq!(
+        (&c[1], &c[2], &c[3]),
+        (&json!("Failed"), &json!("0/1 of 2"), &json!(""))
+    );
+    let deleting = json!({"metadata": {"name": "j", "deletionTimestamp": at(1)},
+            "status": {"conditions": [{"type": "Suspended", "status": "True"}]}});
+    assert_eq!(
+        cells("Job", &builtin_columns("Job"), &deleting, n)[1],
+        json!("Terminating")
+    );
 }
