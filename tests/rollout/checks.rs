@@ -163,7 +163,7 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
     );
     assert!(st.batch.as_ref().and_then(|b| b.bake_started_at.as_ref()).is_some());
     assert!(
-        st.message.clone().unwrap_or_default().contains("baking for"),
+        st.message.clone().unwrap_or_default().contains("baking until"),
         "{:?}",
         st.message
     );

@@ -366,25 +366,22 @@ impl Planner<'_> {
             return Outcome::new(RolloutPhase::Paused, progressing, msg);
         }
         if let Some(until) = rollout.bake_until {
-            let left = u128::try_from(until.duration_since(self.now).as_millis())
-                .unwrap_or(0)
-                .div_ceil(1000);
+            // The end, not the time left: a message is rewritten only with other changes, and
+            // a count of seconds would be stale the moment it was stored.
             let msg = format!(
-                "all {} instances of {} healthy; baking for {left}s more",
+                "all {} instances of {} healthy; baking until {}",
                 unpinned.len(),
-                target.version
+                target.version,
+                until_text(until)
             );
             let progressing = cond(ConditionStatus::True, Reason::Baking, msg.clone());
             return Outcome::new(RolloutPhase::Progressing, progressing, msg);
         }
         if let Some(until) = *pause_until {
-            // Whole seconds left, rounded up: "0s" only once the pause is over.
-            let left = u128::try_from(until.duration_since(self.now).as_millis())
-                .unwrap_or(0)
-                .div_ceil(1000);
             let msg = format!(
-                "batch {k}/{total_batches} of {} healthy; paused for {left}s more",
-                target.version
+                "batch {k}/{total_batches} of {} healthy; paused until {}",
+                target.version,
+                until_text(until)
             );
             let progressing = cond(ConditionStatus::True, Reason::BatchPaused, msg.clone());
             return Outcome::new(RolloutPhase::Progressing, progressing, msg);
@@ -542,4 +539,13 @@ fn failure_text(f: &FailedUpdate) -> String {
         crate::api::rollout::FailureReason::Aborted => f.message.clone(),
         _ => format!("{} failed ({})", f.version, f.message),
     }
+}
+
+/// A pause's or bake's end as the message says it: RFC 3339 in UTC, to the second, rounded up
+/// (never earlier than the end).
+fn until_text(until: jiff::Timestamp) -> String {
+    let up = until
+        .checked_add(jiff::SignedDuration::from_nanos(999_999_999))
+        .unwrap_or(until);
+    up.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

@@ -46,7 +46,7 @@ fn converges_through_batches_and_pauses() {
         if let Some(b) = &p.status.batch {
             saw.insert(b.current);
         }
-        if p.status.message.as_deref().unwrap_or("").contains("paused for") {
+        if p.status.message.as_deref().unwrap_or("").contains("paused until") {
             assert!(p.requeue_after.is_some());
             assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
             assert_eq!(condition(&p.status, ConditionType::Progressing).reason, "BatchPaused");
@@ -141,7 +141,7 @@ fn requeue_covers_pause_and_deadline() {
     inp.spec = spec("v2", 2);
     inp.spec.strategy.pause = pause(Some("1m"));
     let mut w = World::new(inp);
-    let p = w.run_until(30, |s| s.message.as_deref().unwrap_or("").contains("paused for"));
+    let p = w.run_until(30, |s| s.message.as_deref().unwrap_or("").contains("paused until"));
     assert!(p < 30);
     let p = plan(&w.input);
     let left = p.requeue_after.unwrap();

@@ -261,7 +261,20 @@ fn the_bake_window_holds_the_revision_until_it_ends() {
     assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
     assert_eq!(condition(&p.status, ConditionType::Ready).status, "False");
     assert_eq!(condition(&p.status, ConditionType::Progressing).reason, "Baking");
-    assert!(message(&p).contains("baking for 30s more"), "{}", message(&p));
+    // The message names the end of the window (bake start + 30 s), which does not go stale.
+    let started = p
+        .status
+        .batch
+        .as_ref()
+        .and_then(|b| b.bake_started_at.clone())
+        .expect("bakeStartedAt")
+        .0;
+    // Rounded up to the second, as the message says it.
+    let end = started
+        .checked_add(jiff::SignedDuration::from_nanos(30_999_999_999))
+        .expect("end");
+    let want = format!("baking until {}", end.strftime("%Y-%m-%dT%H:%M:%SZ"));
+    assert!(message(&p).contains(&want), "{} (want {want})", message(&p));
     assert_eq!(
         p.status.current_revision,
         Some(rev("v1", 1).name),
