@@ -114,7 +114,10 @@ impl Planner<'_> {
         } else {
             f.batch.clamp(1, total_batches.max(1))
         };
-        batch.started_at = Some(MicroTime(now));
+        // Batch 1 behind a preRollout hook that has not succeeded (it failed, and the retry
+        // runs it again) starts, with its BatchStarted, when the hook is done.
+        let held = batch.current == 1 && !self.pre_hook_done(target).0;
+        batch.started_at = (!held).then_some(MicroTime(now));
         batch.pause_started_at = None;
         self.event(
             EventType::Normal,

@@ -147,10 +147,26 @@ fn a_failed_pre_rollout_hook_replaces_nothing_until_a_retry_runs_it_again() {
         "not in the same plan"
     );
     assert_eq!(condition(&p.status, ConditionType::Progressing).reason, "HookRunning");
+    // Batch 1 starts again once the re-run hook succeeded: no start time while it runs, and
+    // one BatchStarted when it is done (the retry's RetryRequested is not a start).
+    assert_eq!(p.status.batch.as_ref().and_then(|b| b.started_at.clone()), None);
+    let mut started = 0;
     run_until(&mut w, 100, |p| {
+        let hook_done = w_jobs_succeeded(p);
+        let batch_one = |e: &&PlanEvent| e.reason == EventReason::BatchStarted && e.batch == Some(1);
+        for _ in p.events.iter().filter(batch_one) {
+            assert!(hook_done, "batch 1 started before the re-run hook succeeded");
+            started += 1;
+        }
         p.status.phase == Some(RolloutPhase::Healthy) && p.actions.is_empty()
     });
+    assert_eq!(started, 1, "one BatchStarted of batch 1 after the retry");
     assert_eq!(w.jobs_created, vec![name.clone(), name]);
+}
+
+/// The plan no longer waits for the preRollout hook (it has moved past `HookRunning`).
+fn w_jobs_succeeded(p: &Plan) -> bool {
+    p.status.conditions.iter().all(|c| c.reason != "HookRunning")
 }
 
 fn instance_versions(w: &World) -> BTreeMap<String, i32> {
