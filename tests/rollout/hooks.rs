@@ -161,11 +161,7 @@ async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() 
     let v1 = deployed(&env, 3, "v1").await;
 
     env.apply(&hooked(json!({"preRollout": hook("migrate-fail:v2")}))).await;
-    let r = env
-        .wait_rollout(NAME, "Degraded by the failed hook", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::Degraded)
-        })
-        .await;
+    let r = wait_phase(&env, "Degraded by the failed hook", RolloutPhase::Degraded).await;
     let hash = update_hash(&r);
     let job_name = format!("{NAME}-{hash}-pre");
     let st = status(&r);
@@ -304,12 +300,7 @@ async fn a_failed_post_rollout_hook_rolls_back() {
     deployed(&env, 3, "v1").await;
 
     env.apply(&hooked(json!({"postRollout": hook("smoke-fail:v2")}))).await;
-    let r = env
-        .wait_rollout(NAME, "RolledBack", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
-    let f = status(&r).failed_update.expect("failedUpdate");
+    let (r, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::HookFailed, "{f:?}");
     assert!(f.rolled_back);
     let job_name = format!("{NAME}-{}-post", update_hash(&r));
@@ -341,12 +332,7 @@ async fn a_failing_job_check_fails_its_batch() {
     let mut v2 = manifest_v(NAME, 3, "v2");
     v2["spec"]["checks"] = json!([{"name": "smoke", "job": hook("smoke-fail:v2")}]);
     env.apply(&v2).await;
-    let r = env
-        .wait_rollout(NAME, "RolledBack", LONG, |r| {
-            current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
-        })
-        .await;
-    let f = status(&r).failed_update.expect("failedUpdate");
+    let (r, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
     assert_eq!(f.batch, 1);
     let job_name = format!("{NAME}-{}-smoke-1", update_hash(&r));
