@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use baton::api::listenerset::ListenerSet;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::ByteString;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::{json, Value};
 
 use crate::harness::app::AppConfig;
@@ -23,22 +21,7 @@ const LONG: Duration = Duration::from_secs(90);
 
 /// Secret `name` of `ns` with webhook URL `url` (created or replaced).
 async fn sink_secret(ns: &Ns, name: &str, url: &str) {
-    let data = [("url".to_string(), ByteString(url.as_bytes().to_vec()))].into();
-    let s = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Default::default()
-    };
-    let mut body = serde_json::to_value(&s).expect("secret json");
-    body["apiVersion"] = json!("v1");
-    body["kind"] = json!("Secret");
-    kube::Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
-        .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&body))
-        .await
-        .unwrap_or_else(|e| panic!("applying Secret {name}: {e}"));
+    crate::harness::receiver::apply_sink_secret(&ns.client, &ns.name, name, url, None).await;
 }
 
 /// Create set `name` of `n` listeners (Leases of `lease` seconds) with `sinks` as

@@ -75,3 +75,35 @@ pub(crate) async fn wait_promotion_after_batch_1(env: &Env) -> Rollout {
     })
     .await
 }
+
+/// Waits for InvalidSpec=True on the current generation with every `needles` in its message,
+/// the Rollout Degraded, and a Warning `InvalidSpec` Event whose note has every `needles` too.
+pub(crate) async fn wait_invalid_spec(env: &Env, needles: &[&str]) -> Rollout {
+    let r = env
+        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
+            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
+        })
+        .await;
+    let c = condition(&r, "InvalidSpec").expect("InvalidSpec");
+    for n in needles {
+        assert!(
+            c.message.contains(n),
+            "InvalidSpec message {:?} should contain {n:?}",
+            c.message
+        );
+    }
+    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
+    let ev = env
+        .wait_event(NAME, "InvalidSpec Warning", |e| {
+            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
+        })
+        .await;
+    for n in needles {
+        assert!(
+            ev.note.as_deref().unwrap_or("").contains(n),
+            "event note {:?} should contain {n:?}",
+            ev.note
+        );
+    }
+    r
+}

@@ -366,32 +366,13 @@ async fn a_hook_job_the_api_server_refuses_is_an_invalid_spec() {
 
     let no_image = json!({"template": {"spec": {"containers": [{"name": "migrate"}]}}});
     env.apply(&hooked(json!({"preRollout": no_image}))).await;
-    let needle = "spec.template.spec.containers[0].image: Required value";
-    let r = env
-        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
-            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
-        })
-        .await;
-    let c = condition(&r, "InvalidSpec").expect("InvalidSpec");
-    assert!(c.message.contains(needle), "{}", c.message);
-    assert!(
-        c.message
-            .contains("the API server refuses the Job of hook preRollout: Job.batch \"svc-")
-            && c.message.contains("fix spec.hooks.preRollout.template"),
-        "names the Job and what to fix: {}",
-        c.message
-    );
-    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
-    let ev = env
-        .wait_event(NAME, "InvalidSpec Warning", |e| {
-            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
-        })
-        .await;
-    let note = ev.note.as_deref().unwrap_or("");
-    assert!(
-        note.contains(needle) && note.contains("fix spec.hooks.preRollout.template"),
-        "{ev:?}"
-    );
+    // The API server's words, the Job, and what to fix: in the condition and the Event.
+    let needles = [
+        "spec.template.spec.containers[0].image: Required value",
+        "the API server refuses the Job of hook preRollout: Job.batch \"svc-",
+        "fix spec.hooks.preRollout.template",
+    ];
+    let r = wait_invalid_spec(&env, &needles).await;
     assert!(jobs(&env).await.is_empty(), "the refused Job does not exist");
     let pods = env.pods(NAME).await;
     assert_eq!(

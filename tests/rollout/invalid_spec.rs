@@ -1,6 +1,5 @@
 //! (8) Invalid specs: InvalidSpec=True saying what to fix, a Warning Event, nothing moves.
 
-use baton::api::rollout::RolloutPhase;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
@@ -16,32 +15,7 @@ async fn refused_and_nothing_moved(
     before: &[k8s_openapi::api::core::v1::Pod],
     needles: &[&str],
 ) -> baton::api::rollout::Rollout {
-    let r = env
-        .wait_rollout(NAME, "InvalidSpec=True", LONG, |r| {
-            current_generation(r) && cond(r, "InvalidSpec").0 == "True"
-        })
-        .await;
-    let c = condition(&r, "InvalidSpec").unwrap();
-    for n in needles {
-        assert!(
-            c.message.contains(n),
-            "InvalidSpec message {:?} should contain {n:?}",
-            c.message
-        );
-    }
-    assert_eq!(status(&r).phase, Some(RolloutPhase::Degraded));
-    let ev = env
-        .wait_event(NAME, "InvalidSpec Warning", |e| {
-            e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")
-        })
-        .await;
-    for n in needles {
-        assert!(
-            ev.note.as_deref().unwrap_or("").contains(n),
-            "event note {:?} should contain {n:?}",
-            ev.note
-        );
-    }
+    let r = wait_invalid_spec(env, needles).await;
     // The reconcile that wrote this status has applied its actions: nothing moved.
     let after = env.pods(NAME).await;
     assert_eq!(

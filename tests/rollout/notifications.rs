@@ -8,9 +8,6 @@
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::RolloutPhase;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::ByteString;
-use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -19,26 +16,7 @@ use crate::support::receiver::Receiver;
 use crate::support::*;
 
 async fn secret(env: &Env, name: &str, url: &str, headers: Option<&str>) {
-    let mut data = std::collections::BTreeMap::new();
-    data.insert("url".to_string(), ByteString(url.as_bytes().to_vec()));
-    if let Some(h) = headers {
-        data.insert("headers".to_string(), ByteString(h.as_bytes().to_vec()));
-    }
-    let s = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Default::default()
-    };
-    let api: Api<Secret> = Api::namespaced(env.client.clone(), NS);
-    let mut body = serde_json::to_value(&s).expect("secret json");
-    body["apiVersion"] = json!("v1");
-    body["kind"] = json!("Secret");
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&body))
-        .await
-        .unwrap_or_else(|e| panic!("applying Secret {name}: {e}"));
+    crate::support::receiver::apply_sink_secret(&env.client, NS, name, url, headers).await;
 }
 
 /// `version` on 3 instances with the given sinks; v2 and later in two batches, pausing between

@@ -11,6 +11,34 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
+/// Applies (server-side, forced) Secret `name` in `ns` holding a sink's `url` and optional
+/// `headers`, as the notification sinks read it.
+pub async fn apply_sink_secret(client: &kube::Client, ns: &str, name: &str, url: &str, headers: Option<&str>) {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::ByteString;
+    let mut data = std::collections::BTreeMap::new();
+    data.insert("url".to_string(), ByteString(url.as_bytes().to_vec()));
+    if let Some(h) = headers {
+        data.insert("headers".to_string(), ByteString(h.as_bytes().to_vec()));
+    }
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    };
+    let mut body = serde_json::to_value(&s).expect("secret json");
+    body["apiVersion"] = "v1".into();
+    body["kind"] = "Secret".into();
+    let patch = kube::api::Patch::Apply(&body);
+    kube::Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(name, &kube::api::PatchParams::apply("test").force(), &patch)
+        .await
+        .unwrap_or_else(|e| panic!("applying Secret {name}: {e}"));
+}
+
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
