@@ -52,9 +52,7 @@ async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back(
 /// returning only once the good version is out everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_good_one() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let (env, op, k) = with_operator().await;
     let gate = "kubectl wait --for=condition=Ready rollout/svc";
 
     let v1 = k.file("v1.json", &manifest_v(NAME, 3, "v1"));
@@ -142,9 +140,7 @@ async fn kubectl_wait_right_after_a_spec_change_waits_for_the_new_generation() {
 /// duration was set; today's `pause: {}` keeps working (see `apply_v2_pausing`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let (env, op, k) = with_operator().await;
     let mut m = manifest_v(NAME, 3, "v1");
     m["spec"]["strategy"]["pause"] = json!({"duration": "1s"});
     k.ok(&["apply", "-f", &k.file("v1.json", &m)]).await;
