@@ -145,30 +145,18 @@ async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion()
     m["spec"]["strategy"]["pause"] = json!({"duration": "1s"});
     k.ok(&["apply", "-f", &k.file("v1.json", &m)]).await;
     env.wait_healthy(NAME, "v1", 3).await;
-    k.ok(&[
-        "patch",
-        "rollout",
-        NAME,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"strategy":{"pause":{"manual":true}}}}"#,
-    ])
-    .await;
+    k.merge_patch("rollout", NAME, r#"{"spec":{"strategy":{"pause":{"manual":true}}}}"#)
+        .await;
     let pause = k
         .ok(&["get", "rollout", NAME, "-o", "jsonpath={.spec.strategy.pause}"])
         .await;
     let pause: serde_json::Value = serde_json::from_str(&pause).expect("pause as JSON");
     assert_eq!(pause, json!({"duration": "1s", "manual": true}));
-    k.ok(&[
-        "patch",
+    k.merge_patch(
         "rollout",
         NAME,
-        "--type",
-        "merge",
-        "-p",
         r#"{"spec":{"version":"v2","template":{"spec":{"containers":[{"name":"app","image":"svc:v2"}]}}}}"#,
-    ])
+    )
     .await;
     // A 1 s pause would have moved on long before this: the rollout waits for promotion.
     let r = wait_promotion_after_batch_1(&env).await;

@@ -15,6 +15,7 @@ mod list;
 mod status;
 pub mod view;
 
+pub use list::COLUMNS;
 pub use view::{render, verdict, Verdict};
 
 /// [`render`] now, as the CLI shows it (what `baton demo` is handed).
