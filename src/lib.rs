@@ -74,3 +74,5 @@ pub mod session;
 pub mod stdout;
 pub mod telemetry;
 pub mod throttle;
+#[cfg(test)]
+mod wire;
