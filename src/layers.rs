@@ -32,7 +32,7 @@ fn module_of(relative: &Path) -> Option<String> {
         .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let first = parts.next()?;
     let name = first.strip_suffix(".rs").unwrap_or(&first).to_string();
-    (!matches!(name.as_str(), "lib" | "main" | "layers")).then_some(name)
+    (!matches!(name.as_str(), "lib" | "main" | "layers" | "wire")).then_some(name)
 }
 
 /// The modules named after `crate::` in `code` (comments left out), including each name of a
@@ -81,7 +81,8 @@ fn first_name(path: &str) -> String {
         .collect()
 }
 
-fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+/// Every `.rs` file below `dir`.
+pub(crate) fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {

@@ -8,8 +8,11 @@
 //! * [`rollout`] — the Rollout controller. [`rollout::planner`] decides (pure: spec + observed
 //!   pods and revisions + `now` → actions, status, events); [`rollout::controller`] reads the
 //!   caches, calls the planner and applies the result.
-//! * [`listeners`] — the ListenerSet controller. [`listeners::assigner`] decides which pod holds
-//!   which listener (pure); [`listeners::controller`] turns its moves into conditional Lease writes.
+//! * [`listeners`] — the ListenerSet controller. [`listeners::decide`] makes one reconcile's
+//!   decisions (pure: the caches' views, its memory and `now` → Lease writes, the status
+//!   summary, each assignment's kind, requeue), placing listeners with [`listeners::assigner`];
+//!   [`listeners::controller`] reads the caches and carries the writes out as conditional Lease
+//!   updates.
 //! * [`agent`] — runs beside (or inside) the application: renews its pod's listener Leases and
 //!   tells the application what to run.
 //! * [`election`] — leader election on a Lease; only the leader runs the reconcilers.
@@ -31,7 +34,8 @@
 //! Dependencies point one way, down this list: `api` ← the utilities (with `session`) ← the
 //! subsystems (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator`,
 //! `actions` ← `dashboard` ← `demo` ← `cli`. A unit test (`layers`) reads the sources and fails
-//! on any other edge.
+//! on any other edge; another (`wire`) fails on a wire word (key, reason, condition type) spelled
+//! outside `api`.
 //!
 //! # A rollout, end to end
 //!
@@ -74,3 +78,5 @@ pub mod session;
 pub mod stdout;
 pub mod telemetry;
 pub mod throttle;
+#[cfg(test)]
+mod wire;

@@ -245,55 +245,45 @@ impl Operator {
     /// [`SHUTDOWN_GRACE`] after `shutdown` (plus a bounded wait for Events being published),
     /// whatever the controllers and caches are doing: what has not stopped by then is dropped.
     pub async fn lead(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
-        let Operator {
-            client,
-            cfg,
-            metrics,
-            gate,
-            pods,
-            namespace_pods,
-            leases,
-            revisions,
-            jobs,
-            rollouts,
-            bad_rollouts,
-            synced,
-            triggers,
-            listener_holders,
-            owners,
-            caches,
-        } = self;
         let stats = Arc::new(Stats::default());
-        gate.store(true, Ordering::Relaxed);
+        self.gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
         let listeners = listener_work(
-            &client,
-            &cfg,
-            (namespace_pods, triggers.listener_pods),
-            (leases, triggers.listener_leases),
-            &synced,
-            metrics.clone(),
+            &self.client,
+            &self.cfg,
+            (self.namespace_pods, self.triggers.listener_pods),
+            (self.leases, self.triggers.listener_leases),
+            &self.synced,
+            self.metrics.clone(),
             shutdown.clone(),
         );
-        let events = crate::events::Publisher::new(client.clone(), crate::api::ROLLOUT_MANAGER, cfg.instance.clone());
+        let events = crate::events::Publisher::new(
+            self.client.clone(),
+            crate::api::ROLLOUT_MANAGER,
+            self.cfg.instance.clone(),
+        );
         let expectations = Arc::new(Expectations::default());
-        let rollout_pods = observed_pod_events(triggers.rollout_pods, expectations.clone());
-        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(client.clone());
-        let notifier = notifier(&client, &cfg, &events, &metrics);
+        let rollout_pods = observed_pod_events(self.triggers.rollout_pods, expectations.clone());
+        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(self.client.clone());
+        let notifier = notifier(&self.client, &self.cfg, &events, &self.metrics);
         let ctx = Arc::new(Context {
-            client: client.clone(),
+            client: self.client.clone(),
             events: events.clone(),
-            pods: pods.clone(),
-            revisions,
-            jobs,
+            pods: self.pods.clone(),
+            revisions: self.revisions,
+            jobs: self.jobs,
             failed_job_pods: Default::default(),
-            owners,
-            rollouts: rollouts.clone(),
-            listener_holders,
-            drain_timeout: cfg.drain_timeout,
+            owners: self.owners,
+            rollouts: self.rollouts.clone(),
+            listener_holders: self.listener_holders,
+            drain_timeout: self.cfg.drain_timeout,
             stats: stats.clone(),
-            synced: vec![synced.pods.clone(), synced.revisions.clone(), synced.jobs.clone()],
-            backoff: Backoff::new(metrics.backoff_gauge("rollout")),
+            synced: vec![
+                self.synced.pods.clone(),
+                self.synced.revisions.clone(),
+                self.synced.jobs.clone(),
+            ],
+            backoff: Backoff::new(self.metrics.backoff_gauge("rollout")),
             rejections: Default::default(),
             expectations: expectations.clone(),
             status_written: Default::default(),
@@ -301,32 +291,32 @@ impl Operator {
             notifier,
         });
         info!(
-            namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
+            namespace = self.cfg.namespace.as_deref().unwrap_or("<all>"),
             "starting the Rollout and ListenerSet controllers"
         );
         let rollouts_done = rollout_controller_run(
             RolloutTriggers {
-                rollouts: triggers.rollouts,
+                rollouts: self.triggers.rollouts,
                 pods: rollout_pods,
-                revisions: triggers.revisions,
-                jobs: triggers.jobs,
-                leases: triggers.rollout_leases,
+                revisions: self.triggers.revisions,
+                jobs: self.triggers.jobs,
+                leases: self.triggers.rollout_leases,
                 checks: checks_done,
             },
-            rollouts,
-            pods,
+            self.rollouts,
+            self.pods,
             ctx,
-            metrics,
-            cfg.concurrency,
+            self.metrics,
+            self.cfg.concurrency,
             shutdown.clone(),
         );
-        let report = report_undecodables(&client, &events, bad_rollouts, shutdown.clone());
+        let report = report_undecodables(&self.client, &events, self.bad_rollouts, shutdown.clone());
         let work = async {
             futures::join!(rollouts_done, listeners, report);
         };
         within_grace(work, shutdown.clone()).await;
         events.drain(Duration::from_secs(2)).await;
-        caches.abort();
+        self.caches.abort();
         log_stopped(&stats);
         stats
     }

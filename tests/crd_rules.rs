@@ -3,67 +3,26 @@
 //! accepted, and each violation the rules and bounds were written for is a 422 naming the
 //! field — through real `kubectl` for what users type, and kube-rs for the table of integer
 //! bounds.
+#[path = "support/kubectl.rs"]
+mod kubectl;
+
 use std::path::Path;
-use std::process::Command;
 
 use baton_sim::{Sim, SimConfig};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
+use kubectl::Kubectl;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-struct Kubectl {
-    home: tempfile::TempDir,
-    kubeconfig: std::path::PathBuf,
-}
-
-impl Kubectl {
-    fn new(sim: &Sim) -> Kubectl {
-        Kubectl {
-            home: tempfile::tempdir().expect("home"),
-            kubeconfig: sim.kubeconfig_path().to_path_buf(),
-        }
-    }
-
-    /// Run kubectl; (success, stdout + stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String) {
-        let home = self.home.path().to_path_buf();
-        let kubeconfig = self.kubeconfig.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new("/usr/bin/kubectl")
-                .env("HOME", &home)
-                .env("KUBECONFIG", &kubeconfig)
-                .arg("--cache-dir")
-                .arg(home.join("cache"))
-                .args(&args)
-                .output()
-                .expect("kubectl runs")
-        })
-        .await
-        .expect("join");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    /// `kubectl apply -f` of one object written to a file.
-    async fn apply(&self, obj: &Value) -> (bool, String) {
-        let file = self.home.path().join("obj.json");
-        std::fs::write(&file, obj.to_string()).expect("write manifest");
-        self.run(&["apply", "-f", &file.to_string_lossy()]).await
-    }
-}
 
 /// `kubectl apply` of `obj` fails, and its output contains each of `expected` (`what` names the
 /// case in a failure).
 async fn refused(k: &Kubectl, obj: &Value, expected: &[&str], what: &str) {
-    let (ok, out) = k.apply(obj).await;
-    assert!(!ok, "{what}: accepted: {out}");
+    let run = k.run(&["apply", "-f", &k.file("refused.json", obj)]).await;
+    assert_ne!(run.code, 0, "{what}: accepted: {run}");
+    let out = format!("{}{}", run.stdout, run.stderr);
     for e in expected {
         assert!(out.contains(e), "{what}: {e:?} not in {out}");
     }
@@ -72,8 +31,7 @@ async fn refused(k: &Kubectl, obj: &Value, expected: &[&str], what: &str) {
 async fn cluster() -> (Sim, Kubectl) {
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let k = Kubectl::new(&sim);
-    let (ok, out) = k.run(&["apply", "-f", &format!("{ROOT}/crds/")]).await;
-    assert!(ok, "kubectl apply -f crds/: {out}");
+    k.ok(&["apply", "-f", &format!("{ROOT}/crds/")]).await;
     (sim, k)
 }
 
@@ -85,8 +43,7 @@ fn sample(file: &str) -> Value {
 #[tokio::test]
 async fn the_samples_are_accepted_with_rules_enforced() {
     let (_sim, k) = cluster().await;
-    let (ok, out) = k.run(&["apply", "-k", &format!("{ROOT}/config/samples")]).await;
-    assert!(ok, "kubectl apply -k config/samples: {out}");
+    let out = k.ok(&["apply", "-k", &format!("{ROOT}/config/samples")]).await;
     assert!(out.contains("rollout.baton.dev/user-service created"), "{out}");
     assert!(
         out.contains("listenerset.baton.dev/user-service-listeners created"),
@@ -142,8 +99,7 @@ async fn each_rollout_rule_refuses_the_violation_it_was_written_for() {
     let mut r = base;
     r["metadata"]["name"] = json!("good");
     r["spec"]["strategy"]["batches"] = json!([1, "34%", 2, "100%"]);
-    let (ok, out) = k.apply(&r).await;
-    assert!(ok, "{out}");
+    k.ok(&["apply", "-f", &k.file("good.json", &r)]).await;
 }
 
 #[tokio::test]
@@ -300,8 +256,7 @@ async fn notification_formats_and_events_are_checked_by_the_api_server() {
     let mut r = base;
     r["metadata"]["name"] = json!("good");
     r["spec"]["notifications"] = sink("cloudevents-structured", json!(["Started", "Completed", "HookFailed"]));
-    let (ok, out) = k.apply(&r).await;
-    assert!(ok, "{out}");
+    k.ok(&["apply", "-f", &k.file("good.json", &r)]).await;
 }
 
 /// `spec.hooks` and `job` checks (issue 11): what the schema refuses through real `kubectl`, and
@@ -359,10 +314,8 @@ async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
     r["spec"]["hooks"] =
         json!({"preRollout": pod(json!({})), "postRollout": pod(json!({"restartPolicy": "OnFailure"}))});
     r["spec"]["checks"] = json!([{"name": "smoke", "job": pod(json!({}))}]);
-    let (ok, out) = k.apply(&r).await;
-    assert!(ok, "{out}");
-    let (ok, out) = k.run(&["get", "rollout", "good", "-o", "json"]).await;
-    assert!(ok, "{out}");
+    k.ok(&["apply", "-f", &k.file("good.json", &r)]).await;
+    let out = k.ok(&["get", "rollout", "good", "-o", "json"]).await;
     let stored: Value = serde_json::from_str(&out).expect("json");
     let pre = &stored["spec"]["hooks"]["preRollout"];
     assert_eq!(
@@ -398,14 +351,11 @@ async fn a_server_side_apply_without_hooks_removes_them() {
     let mut hooked = plain.clone();
     hooked["spec"]["hooks"] =
         json!({"preRollout": {"template": {"spec": {"containers": [{"name": "migrate", "image": "migrate:v1"}]}}}});
-    let file = k.home.path().join("ssa.json");
     for (what, obj) in [("with hooks", &hooked), ("without hooks", &plain)] {
-        std::fs::write(&file, obj.to_string()).expect("write manifest");
-        let (ok, out) = k.run(&["apply", "--server-side", "-f", &file.to_string_lossy()]).await;
-        assert!(ok, "apply {what}: {out}");
+        let run = k.run(&["apply", "--server-side", "-f", &k.file("ssa.json", obj)]).await;
+        assert_eq!(run.code, 0, "apply {what}: {run}");
     }
-    let (ok, out) = k.run(&["get", "rollout", "ssa", "-o", "json"]).await;
-    assert!(ok, "{out}");
+    let out = k.ok(&["get", "rollout", "ssa", "-o", "json"]).await;
     let stored: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(stored["spec"]["hooks"], Value::Null, "{}", stored["spec"]);
 }

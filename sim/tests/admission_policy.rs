@@ -88,6 +88,7 @@ async fn deny_with_messages_reasons_and_user_info() {
             {"expression": "variables.size <= 2", "messageExpression": "'too many keys: ' + string(variables.size) + ' for ' + request.userInfo.username"},
             {"expression": "oldObject == null || object.data == oldObject.data || object.metadata.labels.team == 'a'"}
         ]})), json!(["Deny"])).await;
+    let three_keys = json!({"a": "1", "b": "2", "c": "3"});
     // Allowed.
     assert_eq!(
         post(&sim, "jane-token", CONFIGMAPS, &cm("small", json!({"a": "1"})))
@@ -96,13 +97,7 @@ async fn deny_with_messages_reasons_and_user_info() {
         201
     );
     // messageExpression; reason Invalid by default: 422.
-    let r = post(
-        &sim,
-        "jane-token",
-        CONFIGMAPS,
-        &cm("big", json!({"a": "1", "b": "2", "c": "3"})),
-    )
-    .await;
+    let r = post(&sim, "jane-token", CONFIGMAPS, &cm("big", three_keys.clone())).await;
     assert_eq!(r.code, 422);
     let msg = "configmaps \"big\" is forbidden: ValidatingAdmissionPolicy 'size-limit' with binding 'size-limit-binding' denied request: too many keys: 3 for jane";
     assert_eq!(
@@ -130,14 +125,9 @@ async fn deny_with_messages_reasons_and_user_info() {
     assert!(r.json()["message"].as_str().unwrap().ends_with("denied request: failed expression: oldObject == null || object.data == oldObject.data || object.metadata.labels.team == 'a'"), "{}", r.json());
     // The match condition exempts system:masters.
     assert_eq!(
-        post(
-            &sim,
-            baton_sim::ADMIN,
-            CONFIGMAPS,
-            &cm("big", json!({"a": "1", "b": "2", "c": "3"}))
-        )
-        .await
-        .code,
+        post(&sim, baton_sim::ADMIN, CONFIGMAPS, &cm("big", three_keys.clone()))
+            .await
+            .code,
         201
     );
     // Dry runs are judged too.
@@ -145,7 +135,7 @@ async fn deny_with_messages_reasons_and_user_info() {
         &sim,
         "jane-token",
         &format!("{CONFIGMAPS}?dryRun=All"),
-        &cm("huge", json!({"a": "1", "b": "2", "c": "3"})),
+        &cm("huge", three_keys.clone()),
     )
     .await;
     assert_eq!(r.code, 422);

@@ -4,6 +4,10 @@ mod common;
 use common::{raw, raw_with, send_json, sim, widget_crd};
 use serde_json::json;
 
+const JSON: Option<&str> = Some("application/json");
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+const WIDGETS: &str = "/apis/test.baton.dev/v1/namespaces/default/widgets";
+
 fn assert_status(r: &common::RawResponse, code: u16, reason: &str) {
     assert_eq!(r.code, code, "body: {}", String::from_utf8_lossy(&r.body));
     let v = r.json();
@@ -28,6 +32,42 @@ async fn refused(
     r
 }
 
+/// The `message` of a Status answer.
+fn message(r: &common::RawResponse) -> String {
+    r.json()["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// A PATCH of `path` with a body of `content_type` refused with 415.
+async fn patch_refused_as_unsupported(sim: &baton_sim::Sim, path: &str, content_type: &str, body: &[u8]) {
+    refused(
+        sim,
+        "PATCH",
+        path,
+        Some(content_type),
+        body,
+        415,
+        "UnsupportedMediaType",
+    )
+    .await;
+}
+
+/// A GET of `path` refused with `code` and `reason`.
+async fn get_refused(sim: &baton_sim::Sim, path: &str, code: u16, reason: &str) -> common::RawResponse {
+    refused(sim, "GET", path, None, b"", code, reason).await
+}
+
+/// POSTs `body` (of `content_type`) to the ConfigMaps of `default`: refused with `code` and
+/// `reason`.
+async fn configmap_refused(
+    sim: &baton_sim::Sim,
+    content_type: &str,
+    body: &[u8],
+    code: u16,
+    reason: &str,
+) -> common::RawResponse {
+    refused(sim, "POST", CONFIGMAPS, Some(content_type), body, code, reason).await
+}
+
 /// Serve the test's Widget CRD.
 async fn install_widgets(sim: &baton_sim::Sim) {
     let r = send_json(
@@ -43,31 +83,13 @@ async fn install_widgets(sim: &baton_sim::Sim) {
 #[tokio::test]
 async fn malformed_json_is_400() {
     let sim = sim().await;
-    refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        b"{\"metadata\": ",
-        400,
-        "BadRequest",
-    )
-    .await;
+    configmap_refused(&sim, "application/json", b"{\"metadata\": ", 400, "BadRequest").await;
 }
 
 #[tokio::test]
 async fn malformed_yaml_is_400() {
     let sim = sim().await;
-    refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/yaml"),
-        b"metadata: [unclosed",
-        400,
-        "BadRequest",
-    )
-    .await;
+    configmap_refused(&sim, "application/yaml", b"metadata: [unclosed", 400, "BadRequest").await;
 }
 
 #[tokio::test]
@@ -91,41 +113,14 @@ async fn apply_bodies_are_json_or_yaml_and_malformed_ones_are_400() {
 #[tokio::test]
 async fn unknown_resource_is_404() {
     let sim = sim().await;
-    refused(
-        &sim,
-        "GET",
-        "/api/v1/namespaces/default/gizmos",
-        None,
-        b"",
-        404,
-        "NotFound",
-    )
-    .await;
-    refused(
-        &sim,
-        "GET",
-        "/apis/nope.example.com/v1/things",
-        None,
-        b"",
-        404,
-        "NotFound",
-    )
-    .await;
+    get_refused(&sim, "/api/v1/namespaces/default/gizmos", 404, "NotFound").await;
+    get_refused(&sim, "/apis/nope.example.com/v1/things", 404, "NotFound").await;
 }
 
 #[tokio::test]
 async fn missing_object_is_404_with_details() {
     let sim = sim().await;
-    let r = refused(
-        &sim,
-        "GET",
-        "/api/v1/namespaces/default/pods/ghost",
-        None,
-        b"",
-        404,
-        "NotFound",
-    )
-    .await;
+    let r = get_refused(&sim, "/api/v1/namespaces/default/pods/ghost", 404, "NotFound").await;
     let v = r.json();
     assert_eq!(v["message"], "pods \"ghost\" not found");
     assert_eq!(v["details"]["name"], "ghost");
@@ -134,76 +129,24 @@ async fn missing_object_is_404_with_details() {
 #[tokio::test]
 async fn unsupported_verb_is_405() {
     let sim = sim().await;
-    refused(
-        &sim,
-        "PUT",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        b"{}",
-        405,
-        "MethodNotAllowed",
-    )
-    .await;
-    refused(
-        &sim,
-        "POST",
-        "/version",
-        Some("application/json"),
-        b"{}",
-        405,
-        "MethodNotAllowed",
-    )
-    .await;
+    refused(&sim, "PUT", CONFIGMAPS, JSON, b"{}", 405, "MethodNotAllowed").await;
+    refused(&sim, "POST", "/version", JSON, b"{}", 405, "MethodNotAllowed").await;
 }
 
 #[tokio::test]
 async fn body_over_3_mib_is_413() {
     let sim = sim().await;
     let big = vec![b' '; 3 * 1024 * 1024 + 1];
-    refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        &big,
-        413,
-        "RequestEntityTooLarge",
-    )
-    .await;
+    configmap_refused(&sim, "application/json", &big, 413, "RequestEntityTooLarge").await;
 }
 
 #[tokio::test]
 async fn wrong_content_types_are_415() {
     let sim = sim().await;
-    refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("text/plain"),
-        b"hello",
-        415,
-        "UnsupportedMediaType",
-    )
-    .await;
+    configmap_refused(&sim, "text/plain", b"hello", 415, "UnsupportedMediaType").await;
     let body = json!({"metadata": {"name": "x"}}).to_string();
-    raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        body.as_bytes(),
-    )
-    .await;
-    refused(
-        &sim,
-        "PATCH",
-        "/api/v1/namespaces/default/configmaps/x",
-        Some("application/xml"),
-        b"<x/>",
-        415,
-        "UnsupportedMediaType",
-    )
-    .await;
+    raw(&sim, "POST", CONFIGMAPS, JSON, body.as_bytes()).await;
+    patch_refused_as_unsupported(&sim, &format!("{CONFIGMAPS}/x"), "application/xml", b"<x/>").await;
 }
 
 #[tokio::test]
@@ -211,23 +154,13 @@ async fn strategic_merge_on_custom_resource_is_415() {
     let sim = sim().await;
     install_widgets(&sim).await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"color": "red"}}).to_string();
-    let r = raw(
-        &sim,
-        "POST",
-        "/apis/test.baton.dev/v1/namespaces/default/widgets",
-        Some("application/json"),
-        w.as_bytes(),
-    )
-    .await;
+    let r = raw(&sim, "POST", WIDGETS, JSON, w.as_bytes()).await;
     assert_eq!(r.code, 201, "{}", String::from_utf8_lossy(&r.body));
-    refused(
+    patch_refused_as_unsupported(
         &sim,
-        "PATCH",
-        "/apis/test.baton.dev/v1/namespaces/default/widgets/w",
-        Some("application/strategic-merge-patch+json"),
+        &format!("{WIDGETS}/w"),
+        "application/strategic-merge-patch+json",
         b"{\"spec\":{\"color\":\"blue\"}}",
-        415,
-        "UnsupportedMediaType",
     )
     .await;
 }
@@ -235,30 +168,21 @@ async fn strategic_merge_on_custom_resource_is_415() {
 #[tokio::test]
 async fn bad_selectors_are_400() {
     let sim = sim().await;
-    refused(
+    get_refused(
         &sim,
-        "GET",
         "/api/v1/namespaces/default/pods?labelSelector=a%20in%20(b",
-        None,
-        b"",
         400,
         "BadRequest",
     )
     .await;
-    let r = refused(
+    let r = get_refused(
         &sim,
-        "GET",
         "/api/v1/namespaces/default/pods?fieldSelector=spec.bogus%3Dx",
-        None,
-        b"",
         400,
         "BadRequest",
     )
     .await;
-    assert!(r.json()["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("field label not supported"));
+    assert!(message(&r).contains("field label not supported"), "{}", message(&r));
 }
 
 #[tokio::test]
@@ -267,16 +191,7 @@ async fn schema_violations_are_422_with_a_cause_per_field() {
     install_widgets(&sim).await;
     let w = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
                    "spec": {"color": "purple", "replicas": -1, "note": "much too long a note", "tags": ["a", "b", "c", "d"]}}).to_string();
-    let r = refused(
-        &sim,
-        "POST",
-        "/apis/test.baton.dev/v1/namespaces/default/widgets",
-        Some("application/json"),
-        w.as_bytes(),
-        422,
-        "Invalid",
-    )
-    .await;
+    let r = refused(&sim, "POST", WIDGETS, JSON, w.as_bytes(), 422, "Invalid").await;
     let v = r.json();
     let fields: Vec<String> = v["details"]["causes"]
         .as_array()
@@ -289,16 +204,7 @@ async fn schema_violations_are_422_with_a_cause_per_field() {
     }
     let missing = json!({"apiVersion": "test.baton.dev/v1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {}})
         .to_string();
-    let r = refused(
-        &sim,
-        "POST",
-        "/apis/test.baton.dev/v1/namespaces/default/widgets",
-        Some("application/json"),
-        missing.as_bytes(),
-        422,
-        "Invalid",
-    )
-    .await;
+    let r = refused(&sim, "POST", WIDGETS, JSON, missing.as_bytes(), 422, "Invalid").await;
     assert_eq!(r.json()["details"]["causes"][0]["reason"], "FieldValueRequired");
 }
 
@@ -311,25 +217,15 @@ async fn strict_field_validation_rejects_unknown_fields() {
         &sim,
         "POST",
         "/apis/test.baton.dev/v1/namespaces/default/widgets?fieldValidation=Strict",
-        Some("application/json"),
+        JSON,
         w.as_bytes(),
         400,
         "BadRequest",
     )
     .await;
-    assert!(r.json()["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("unknown field \"spec.bogus\""));
+    assert!(message(&r).contains("unknown field \"spec.bogus\""), "{}", message(&r));
     // Warn (the default) prunes and says so in a Warning header.
-    let r = raw(
-        &sim,
-        "POST",
-        "/apis/test.baton.dev/v1/namespaces/default/widgets",
-        Some("application/json"),
-        w.as_bytes(),
-    )
-    .await;
+    let r = raw(&sim, "POST", WIDGETS, JSON, w.as_bytes()).await;
     assert_eq!(r.code, 201);
     assert!(r.header("Warning").unwrap_or("").contains("spec.bogus"));
     assert!(r.json()["spec"].get("bogus").is_none(), "unknown field pruned");
@@ -339,40 +235,13 @@ async fn strict_field_validation_rejects_unknown_fields() {
 async fn invalid_names_and_oversized_annotations_are_422() {
     let sim = sim().await;
     let bad = json!({"metadata": {"name": "Not_Valid"}}).to_string();
-    refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        bad.as_bytes(),
-        422,
-        "Invalid",
-    )
-    .await;
+    configmap_refused(&sim, "application/json", bad.as_bytes(), 422, "Invalid").await;
     let long = "a".repeat(254);
     let bad = json!({"metadata": {"name": long}}).to_string();
-    refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        bad.as_bytes(),
-        422,
-        "Invalid",
-    )
-    .await;
+    configmap_refused(&sim, "application/json", bad.as_bytes(), 422, "Invalid").await;
     let huge = "x".repeat(262_145);
     let bad = json!({"metadata": {"name": "big", "annotations": {"a": huge}}}).to_string();
-    let r = refused(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some("application/json"),
-        bad.as_bytes(),
-        422,
-        "Invalid",
-    )
-    .await;
+    let r = configmap_refused(&sim, "application/json", bad.as_bytes(), 422, "Invalid").await;
     assert_eq!(r.json()["details"]["causes"][0]["field"], "metadata.annotations");
 }
 
@@ -386,14 +255,7 @@ async fn watch_from_an_expired_version_gets_410_expired() {
     .expect("sim");
     for i in 0..40 {
         let b = json!({"metadata": {"name": format!("c{i}")}}).to_string();
-        raw(
-            &sim,
-            "POST",
-            "/api/v1/namespaces/default/configmaps",
-            Some("application/json"),
-            b.as_bytes(),
-        )
-        .await;
+        raw(&sim, "POST", CONFIGMAPS, JSON, b.as_bytes()).await;
     }
     let r = raw(
         &sim,
@@ -419,7 +281,7 @@ async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
         &sim,
         "POST",
         "/api/v1/namespaces/nowhere/configmaps",
-        Some("application/json"),
+        JSON,
         b.as_bytes(),
         404,
         "NotFound",
@@ -429,7 +291,7 @@ async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps?dryRun=Some",
-        Some("application/json"),
+        JSON,
         b.as_bytes(),
         400,
         "BadRequest",
@@ -440,7 +302,7 @@ async fn namespace_that_does_not_exist_is_404_and_bad_dry_run_is_400() {
         &sim,
         "POST",
         "/api/v1/namespaces/default/configmaps?dryRun=All",
-        Some("application/json"),
+        JSON,
         b.as_bytes(),
     )
     .await;
@@ -552,7 +414,7 @@ async fn invalid_pods_are_422_with_kube_apiservers_messages() {
             &sim,
             "POST",
             "/api/v1/namespaces/default/pods",
-            Some("application/json"),
+            JSON,
             &body,
             422,
             "Invalid",
@@ -563,13 +425,6 @@ async fn invalid_pods_are_422_with_kube_apiservers_messages() {
         assert!(message.contains(needle), "{message:?} should contain {needle:?}");
     }
     let ok = pod(container(json!([{"containerPort": 8080}])), json!({"app": "a"}));
-    let r = raw(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/pods",
-        Some("application/json"),
-        &ok,
-    )
-    .await;
+    let r = raw(&sim, "POST", "/api/v1/namespaces/default/pods", JSON, &ok).await;
     assert_eq!(r.code, 201, "body: {}", String::from_utf8_lossy(&r.body));
 }

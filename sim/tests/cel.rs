@@ -4,27 +4,20 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{raw, RawResponse};
+use common::{crd, raw, RawResponse};
 
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const WIDGETS: &str = "/apis/example.com/v1/namespaces/default/widgets";
 
 fn crd_with(spec: Value, status: Value) -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec, "status": status}}},
-            }],
-        },
-    })
+    crd(
+        "example.com",
+        "Widget",
+        json!({
+            "subresources": {"status": {}},
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec, "status": status}}},
+        }),
+    )
 }
 
 async fn send(sim: &baton_sim::Sim, method: &str, path: &str, body: &Value) -> RawResponse {

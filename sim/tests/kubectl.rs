@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::kubectl::{Kubectl, Run};
-use common::{sim, wait_for, widget_crd};
+use common::{crd, sim, wait_for, widget_crd};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -116,16 +116,7 @@ async fn get_watch_streams_changes() {
     assert!(first.contains("NAME") && first.contains("COLOR"), "{first}");
     let row = next_line(&mut lines, "row in time").await;
     assert!(row.contains("w1") && row.contains("red"), "{row}");
-    k.ok(&[
-        "patch",
-        "widget",
-        "w1",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"color":"green"}}"#,
-    ])
-    .await;
+    k.merge_patch("widget", "w1", r#"{"spec":{"color":"green"}}"#).await;
     let changed = next_line(&mut lines, "change streamed in time").await;
     assert!(changed.contains("w1") && changed.contains("green"), "{changed}");
     let _ = child.kill().await;
@@ -182,15 +173,7 @@ async fn patch_merge_json_status_and_scale() {
     let sim = sim().await;
     let k = with_red_w1(&sim).await;
     assert!(k
-        .ok(&[
-            "patch",
-            "widget",
-            "w1",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"color":"blue"}}"#
-        ])
+        .merge_patch("widget", "w1", r#"{"spec":{"color":"blue"}}"#)
         .await
         .contains("patched"));
     assert!(k
@@ -280,16 +263,8 @@ async fn delete_blocks_while_a_finalizer_is_present() {
         deleter.try_wait().expect("poll").is_none(),
         "kubectl delete must still be waiting while the finalizer holds the object"
     );
-    k.ok(&[
-        "patch",
-        "widget",
-        "held",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .await;
+    k.merge_patch("widget", "held", r#"{"metadata":{"finalizers":null}}"#)
+        .await;
     let out = tokio::time::timeout(Duration::from_secs(40), deleter.wait_with_output())
         .await
         .expect("delete returned")
@@ -357,23 +332,16 @@ async fn get_pods_shows_kubelet_progress() {
 async fn a_string_column_prints_a_float_as_kubectl_jsonpath_does() {
     let sim = sim().await;
     let k = Kubectl::new(&sim);
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "gauges.test.baton.dev"},
-        "spec": {
-            "group": "test.baton.dev",
-            "scope": "Namespaced",
-            "names": {"plural": "gauges", "singular": "gauge", "kind": "Gauge", "listKind": "GaugeList"},
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "additionalPrinterColumns": [{"name": "Reading", "type": "string", "jsonPath": ".spec.reading"}],
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"reading": {"type": "number"}}}
-                }}}
-            }]
-        }
-    });
+    let crd = crd(
+        "test.baton.dev",
+        "Gauge",
+        json!({
+            "additionalPrinterColumns": [{"name": "Reading", "type": "string", "jsonPath": ".spec.reading"}],
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {"reading": {"type": "number"}}}
+            }}}
+        }),
+    );
     k.ok(&["apply", "-f", &k.file("crd.json", &crd)]).await;
     for (name, reading) in [("big", 1500000.5), ("small", 999999.5), ("tiny", 0.00001)] {
         let gauge = json!({"apiVersion": "test.baton.dev/v1", "kind": "Gauge",

@@ -127,16 +127,7 @@ async fn client_side_then_server_side_then_client_side_apply() {
         &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}, "data": {"x": "1"}}),
     );
     k.ok(&["apply", "-f", &f]).await;
-    k.ok(&[
-        "patch",
-        "configmap",
-        "other",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"x":"edited"}}"#,
-    ])
-    .await;
+    k.merge_patch("configmap", "other", r#"{"data":{"x":"edited"}}"#).await;
     let f = k.file(
         "other2.json",
         &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}, "data": {"x": "2"}}),

@@ -5,9 +5,15 @@
 mod common;
 
 use baton_sim::auth::UserInfo;
-use common::rbac::{admin_create, answers, bind, call, cluster_role, role, sa, sa_subject};
+use common::rbac::{admin_create, answers, bind, call, cluster_role, grant_cluster_role, role, sa, sa_subject};
 use common::{raw_with, sim, widget_crd};
 use serde_json::json;
+
+/// ClusterRole `name` as stored (read as the admin).
+async fn stored_cluster_role(sim: &baton_sim::Sim, name: &str) -> serde_json::Value {
+    let path = format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}");
+    raw_with(sim, "GET", &path, &[], b"").await.json()
+}
 
 #[tokio::test]
 async fn roles_bindings_and_forbidden_messages() {
@@ -162,19 +168,12 @@ async fn resource_names_subresources_urls_and_wildcards() {
         anon.json()["message"],
         "forbidden: User \"system:anonymous\" cannot get path \"/openapi/v3\""
     );
-    cluster_role(
-        &sim,
-        "openapi-reader",
-        json!({}),
-        json!([{"nonResourceURLs": ["/openapi/*"], "verbs": ["get"]}]),
-    )
-    .await;
-    bind(
+    grant_cluster_role(
         &sim,
         "",
         "openapi-anon",
-        "ClusterRole",
         "openapi-reader",
+        json!([{"nonResourceURLs": ["/openapi/*"], "verbs": ["get"]}]),
         json!({"kind": "Group", "name": "system:unauthenticated"}),
     )
     .await;
@@ -185,19 +184,12 @@ async fn resource_names_subresources_urls_and_wildcards() {
         200
     );
     // Wildcards: every verb on every resource of a group.
-    cluster_role(
-        &sim,
-        "all-apps",
-        json!({}),
-        json!([{"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]}]),
-    )
-    .await;
-    bind(
+    grant_cluster_role(
         &sim,
         "",
         "ctl-apps",
-        "ClusterRole",
         "all-apps",
+        json!([{"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]}]),
         sa_subject("default", "ctl"),
     )
     .await;
@@ -267,15 +259,7 @@ async fn default_roles_aggregation_and_masters() {
     for t in [&viewer, &editor, &admin] {
         assert_eq!(call(&sim, t, "GET", widgets, None).await.0, 200);
     }
-    let view = raw_with(
-        &sim,
-        "GET",
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles/view",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let view = stored_cluster_role(&sim, "view").await;
     assert!(
         view["rules"]
             .as_array()
@@ -298,15 +282,7 @@ async fn default_roles_aggregation_and_masters() {
         json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]),
     )
     .await;
-    let m = raw_with(
-        &sim,
-        "GET",
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles/monitoring",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let m = stored_cluster_role(&sim, "monitoring").await;
     assert_eq!(
         m["rules"],
         json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
@@ -319,15 +295,7 @@ async fn default_roles_aggregation_and_masters() {
         b"",
     )
     .await;
-    let m = raw_with(
-        &sim,
-        "GET",
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles/monitoring",
-        &[],
-        b"",
-    )
-    .await
-    .json();
+    let m = stored_cluster_role(&sim, "monitoring").await;
     assert_eq!(m["rules"], json!([]));
     // system:masters members need no binding.
     let mut root = UserInfo::admin("root");
@@ -396,16 +364,7 @@ async fn escalation_is_refused() {
         ),
         "{msg}"
     );
-    cluster_role(&sim, "binder", json!({}), json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "resourceNames": ["cluster-admin"], "verbs": ["bind"]}])).await;
-    bind(
-        &sim,
-        "team",
-        "lead-binder",
-        "ClusterRole",
-        "binder",
-        sa_subject("team", "lead"),
-    )
-    .await;
+    grant_cluster_role(&sim, "team", "lead-binder", "binder", json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "resourceNames": ["cluster-admin"], "verbs": ["bind"]}]), sa_subject("team", "lead")).await;
     assert_eq!(call(&sim, &t, "POST", bindings, Some(b)).await.0, 201);
     // The `escalate` verb lifts the check on roles.
     let t2 = sa(&sim, "team", "lead2").await;
@@ -419,19 +378,12 @@ async fn escalation_is_refused() {
     )
     .await;
     assert_eq!(call(&sim, &t2, "POST", roles, Some(bad.clone())).await.0, 403);
-    cluster_role(
-        &sim,
-        "escalator",
-        json!({}),
-        json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]),
-    )
-    .await;
-    bind(
+    grant_cluster_role(
         &sim,
         "team",
         "lead2-esc",
-        "ClusterRole",
         "escalator",
+        json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]),
         sa_subject("team", "lead2"),
     )
     .await;

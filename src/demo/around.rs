@@ -11,6 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::{follow, healthy_at, rollout_manifest, states, step, MANAGER, NAME};
+use crate::api::notifications::secret_keys;
 use crate::api::notifications::RolloutEvent::{
     BatchCompleted, CheckFailed, Completed, Failed, HookFailed, RolledBack, Started,
 };
@@ -97,7 +98,7 @@ pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<R
     let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": SINK, "namespace": "default"},
-        "stringData": {"url": format!("http://127.0.0.1:{}/webhook", endpoints.port)}
+        "stringData": {secret_keys::URL: format!("http://127.0.0.1:{}/webhook", endpoints.port)}
     });
     let pp = PatchParams::apply(MANAGER).force();
     secrets

@@ -172,7 +172,12 @@ fn gate_line(r: &Rollout) -> String {
 
 /// The server-rendered `kubectl get rollouts` table.
 async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
-    let req = http::Request::get("/apis/baton.dev/v1alpha1/namespaces/default/rollouts")
+    let path = format!(
+        "/apis/{}/namespaces/default/{}",
+        crate::api::API_VERSION,
+        crate::api::ROLLOUT_PLURAL
+    );
+    let req = http::Request::get(path)
         .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
         .body(Vec::new())
         .map_err(|e| e.to_string())?;

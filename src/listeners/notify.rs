@@ -28,11 +28,13 @@ pub const ABOUT: About = About {
     plural: crate::api::LISTENERSET_PLURAL,
 };
 
-/// One occurrence to notify.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One occurrence to notify; serialized, the fields of its message's [`Payload`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Note {
     pub event: ListenerSetEvent,
-    /// Identifies the occurrence within the set (see the module doc).
+    /// Identifies the occurrence within the set (see the module doc); not sent as such.
+    #[serde(skip)]
     pub key: String,
     pub listener: Option<String>,
     /// The pod the listener went to.
@@ -177,17 +179,12 @@ pub fn message_id(uid: &str, key: &str, event: ListenerSetEvent) -> String {
 /// What a message says (the `json` format, and the data of the others).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Payload {
+pub struct Payload<'a> {
     pub id: String,
-    pub listener_set: String,
-    pub namespace: String,
-    pub event: ListenerSetEvent,
-    pub listener: Option<String>,
-    pub pod: Option<String>,
-    pub previous_pod: Option<String>,
-    pub fencing_token: Option<i32>,
-    pub reason: Option<String>,
-    pub message: String,
+    pub listener_set: &'a str,
+    pub namespace: &'a str,
+    #[serde(flatten)]
+    pub note: &'a Note,
     pub time: Timestamp,
 }
 
@@ -212,24 +209,18 @@ pub fn messages(subject: &Subject<'_>, notes: &[Note], now: Timestamp) -> Vec<Ou
         }
         let payload = Payload {
             id: message_id(subject.uid, &n.key, n.event),
-            listener_set: subject.name.to_string(),
-            namespace: subject.namespace.to_string(),
-            event: n.event,
-            listener: n.listener.clone(),
-            pod: n.pod.clone(),
-            previous_pod: n.previous_pod.clone(),
-            fencing_token: n.fencing_token,
-            reason: n.reason.clone(),
-            message: n.message.clone(),
+            listener_set: subject.name,
+            namespace: subject.namespace,
+            note: n,
             time: now,
         };
         let message = Message {
             id: payload.id.clone(),
             event: n.event.as_str(),
             kind: ABOUT,
-            name: payload.listener_set.clone(),
-            namespace: payload.namespace.clone(),
-            message: payload.message.clone(),
+            name: subject.name.to_string(),
+            namespace: subject.namespace.to_string(),
+            message: n.message.clone(),
             time: now,
             data: serde_json::to_value(&payload).unwrap_or(serde_json::Value::Null),
         };

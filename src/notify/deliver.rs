@@ -26,6 +26,7 @@ fn describe(q: &Queued) -> String {
 
 async fn deliver(n: &Notifier, q: &Queued) {
     let cfg = &n.cfg;
+    let retry_for = cfg.retry_for.as_secs();
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -48,13 +49,11 @@ async fn deliver(n: &Notifier, q: &Queued) {
         );
         let Some(wait) = next else {
             n.count("failed");
-            let note = format!(
-                "{} dropped after {attempts} attempts in {}s: {why}",
-                describe(q),
-                cfg.retry_for.as_secs()
+            report(
+                n,
+                q,
+                format!("dropped after {attempts} attempts in {retry_for}s: {why}"),
             );
-            warn!("{note}");
-            report(n, q, note);
             return;
         };
         n.count("retried");
@@ -65,19 +64,17 @@ async fn deliver(n: &Notifier, q: &Queued) {
             describe(q)
         );
         if attempts == 1 {
-            let note = format!(
-                "{} failed: {why}; retrying for up to {}s",
-                describe(q),
-                cfg.retry_for.as_secs()
-            );
-            warn!("{note}");
-            report(n, q, note);
+            report(n, q, format!("failed: {why}; retrying for up to {retry_for}s"));
         }
         tokio::time::sleep(wait).await;
     }
 }
 
-fn report(n: &Notifier, q: &Queued, note: String) {
+/// Logs and publishes (a `NotificationFailed` Event) what happened to message `q`: `what`
+/// follows the message's description.
+fn report(n: &Notifier, q: &Queued, what: String) {
+    let note = format!("{} {what}", describe(q));
+    warn!("{note}");
     let o = Occurrence::new(Severity::Warning, EVENT_NOTIFICATION_FAILED, note);
     n.events.publish_in_background(q.regarding.clone(), vec![o]);
 }

@@ -26,8 +26,8 @@ async fn settled(ns: &Ns, set: &str, keys: &[String], what: &str) -> BTreeMap<St
     ok(ns.settled(set, keys.len(), what, LONG).await)
 }
 
-/// Case 1: `kubectl delete lease -l baton.dev/listenerset=sxt` — the old system's emergency
-/// procedure — five times while every listener runs and apps take 1 s to stop: no listener is
+/// Case 1: `kubectl delete lease -l baton.dev/listenerset=sxt` — the emergency procedure
+/// for stuck listeners that a Redis lock scheme needs — five times while every listener runs and apps take 1 s to stop: no listener is
 /// ever in two apps, tokens only rise, and each Lease comes back for the pod that ran it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_deleted_leases_never_make_a_duplicate() {

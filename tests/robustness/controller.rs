@@ -124,14 +124,9 @@ pub async fn create_under_unbounded_schema(
     out
 }
 
-/// [`create_under_unbounded_schema`], each create expected to succeed.
-pub async fn store_under_unbounded_schema(
-    client: &kube::Client,
-    crd_name: &str,
-    api: &Api<DynamicObject>,
-    objects: Vec<Value>,
-) {
-    for r in create_under_unbounded_schema(client, crd_name, api, objects).await {
+/// Each create of [`create_under_unbounded_schema`] succeeded.
+pub fn all_stored(created: Vec<Result<DynamicObject, kube::Error>>) {
+    for r in created {
         if let Err(e) = r {
             panic!("storing under the unbounded schema: {e}");
         }

@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use crate::controller::{
-    create_raw, listenerset, raw_condition, raw_listenersets, raw_rollouts, start, store_under_unbounded_schema,
-    temp_dir, wait_observed, wait_warning, LISTENERSETS_CRD, NO_ELECTION, ROLLOUTS_CRD,
+    all_stored, create_raw, create_under_unbounded_schema, listenerset, raw_condition, raw_listenersets, raw_rollouts,
+    start, temp_dir, wait_observed, wait_warning, LISTENERSETS_CRD, NO_ELECTION, ROLLOUTS_CRD,
 };
 use crate::support::{manifest_v, wait_for, Env, LONG};
 
@@ -27,7 +27,7 @@ async fn an_undecodable_rollout_is_skipped_and_reported_and_poisons_nothing() {
         matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 422),
         "{refused:?}"
     );
-    store_under_unbounded_schema(&env.client, ROLLOUTS_CRD, &raw, vec![bad]).await;
+    all_stored(create_under_unbounded_schema(&env.client, ROLLOUTS_CRD, &raw, vec![bad]).await);
 
     let mut c = start(&env.sim, dir.path(), "baton-poison-a", &NO_ELECTION).await;
     c.wait_ready().await;
@@ -97,7 +97,7 @@ async fn undecodable_listenersets_are_skipped_and_reported_and_poison_nothing() 
     per_pod["spec"]["maxPerPod"] = json!(2_147_483_648_i64);
     let mut lease = listenerset("bad-lease");
     lease["spec"]["leaseDurationSeconds"] = json!(2_147_483_648_i64);
-    store_under_unbounded_schema(&env.client, LISTENERSETS_CRD, &sets, vec![per_pod, lease]).await;
+    all_stored(create_under_unbounded_schema(&env.client, LISTENERSETS_CRD, &sets, vec![per_pod, lease]).await);
 
     let c = start(&env.sim, dir.path(), "baton-poison-ls", &NO_ELECTION).await;
     let mut c = c;

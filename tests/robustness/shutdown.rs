@@ -7,7 +7,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::controller::{raw_listenersets, start, store_under_unbounded_schema, temp_dir, LISTENERSETS_CRD};
+use crate::controller::{
+    all_stored, create_under_unbounded_schema, raw_listenersets, start, temp_dir, LISTENERSETS_CRD,
+};
 use crate::support::{manifest_v, wait_for, Env, CONTROLLER_ID, LONG, NS};
 
 /// Bound on SIGTERM → exit: the controllers' grace period, the wait for Events being
@@ -25,7 +27,9 @@ async fn sigterm_stops_a_poisoned_leader_within_a_bound_and_releases_its_lease()
     let dir = temp_dir("shutdown");
     let mut set = crate::controller::listenerset("poisoned");
     set["spec"]["maxPerPod"] = json!(2_147_483_648_i64);
-    store_under_unbounded_schema(&env.client, LISTENERSETS_CRD, &raw_listenersets(&env.client), vec![set]).await;
+    all_stored(
+        create_under_unbounded_schema(&env.client, LISTENERSETS_CRD, &raw_listenersets(&env.client), vec![set]).await,
+    );
     env.apply(&manifest_v("svc", 1, "v1")).await;
     let args = ["--lease-name", "baton-controller", "--lease-namespace", NS];
     let mut c = start(&env.sim, dir.path(), "baton-term", &args).await;

@@ -91,6 +91,16 @@ fn checked(version: &str, port: u16) -> serde_json::Value {
     m
 }
 
+/// Applies `m` with a 10-minute bake window and waits until it is baking (its last batch out).
+async fn bake_for_10_minutes(env: &Env, mut m: serde_json::Value) -> baton::api::rollout::Rollout {
+    m["spec"]["bakeSeconds"] = json!(600);
+    env.apply(&m).await;
+    env.wait_rollout(NAME, "Baking", LONG, |r| {
+        current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "Baking")
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_rolls_the_batch_back() {
     let env = Env::start().await;
@@ -145,14 +155,7 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
     deployed(&env, 3, "v1").await;
 
     // v2 bakes for 10 minutes; an instance lost meanwhile fails it and it is rolled back.
-    let mut v2 = manifest_v(NAME, 3, "v2");
-    v2["spec"]["bakeSeconds"] = json!(600);
-    env.apply(&v2).await;
-    let r = env
-        .wait_rollout(NAME, "Baking", LONG, |r| {
-            current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "Baking")
-        })
-        .await;
+    let r = bake_for_10_minutes(&env, manifest_v(NAME, 3, "v2")).await;
     let st = status(&r);
     assert_eq!(st.phase, Some(RolloutPhase::Progressing));
     assert_eq!(cond(&r, "Ready").0, "False");
@@ -266,14 +269,7 @@ async fn a_health_check_failing_in_the_middle_of_the_bake_rolls_back() {
     env.apply(&quick("v1")).await;
     env.wait_healthy(NAME, "v1", 3).await;
 
-    let mut v2 = quick("v2");
-    v2["spec"]["bakeSeconds"] = json!(600);
-    env.apply(&v2).await;
-    let r = env
-        .wait_rollout(NAME, "Baking", LONG, |r| {
-            current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "Baking")
-        })
-        .await;
+    let r = bake_for_10_minutes(&env, quick("v2")).await;
     let started = status(&r)
         .batch
         .and_then(|b| b.bake_started_at)

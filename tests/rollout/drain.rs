@@ -7,14 +7,12 @@ use baton::api::rollout::RolloutPhase;
 use kube::ResourceExt;
 
 use crate::helpers::*;
-use crate::support::kubectl::{cell, Kubectl};
+use crate::support::kubectl::cell;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_drained_by_hand_is_not_available_until_the_drain_is_withdrawn() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let (env, op, k) = with_operator().await;
     let pods = deployed(&env, 2, "v1").await;
     let pod = pods.iter().find(|p| pod_slot(p) == 0).expect("slot 0").name_any();
 

@@ -52,9 +52,7 @@ async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back(
 /// returning only once the good version is out everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_good_one() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let (env, op, k) = with_operator().await;
     let gate = "kubectl wait --for=condition=Ready rollout/svc";
 
     let v1 = k.file("v1.json", &manifest_v(NAME, 3, "v1"));
@@ -142,37 +140,23 @@ async fn kubectl_wait_right_after_a_spec_change_waits_for_the_new_generation() {
 /// duration was set; today's `pause: {}` keeps working (see `apply_v2_pausing`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion() {
-    let env = Env::start().await;
-    let op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let (env, op, k) = with_operator().await;
     let mut m = manifest_v(NAME, 3, "v1");
     m["spec"]["strategy"]["pause"] = json!({"duration": "1s"});
     k.ok(&["apply", "-f", &k.file("v1.json", &m)]).await;
     env.wait_healthy(NAME, "v1", 3).await;
-    k.ok(&[
-        "patch",
-        "rollout",
-        NAME,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"strategy":{"pause":{"manual":true}}}}"#,
-    ])
-    .await;
+    k.merge_patch("rollout", NAME, r#"{"spec":{"strategy":{"pause":{"manual":true}}}}"#)
+        .await;
     let pause = k
         .ok(&["get", "rollout", NAME, "-o", "jsonpath={.spec.strategy.pause}"])
         .await;
     let pause: serde_json::Value = serde_json::from_str(&pause).expect("pause as JSON");
     assert_eq!(pause, json!({"duration": "1s", "manual": true}));
-    k.ok(&[
-        "patch",
+    k.merge_patch(
         "rollout",
         NAME,
-        "--type",
-        "merge",
-        "-p",
         r#"{"spec":{"version":"v2","template":{"spec":{"containers":[{"name":"app","image":"svc:v2"}]}}}}"#,
-    ])
+    )
     .await;
     // A 1 s pause would have moved on long before this: the rollout waits for promotion.
     let r = wait_promotion_after_batch_1(&env).await;

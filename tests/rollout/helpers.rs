@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use baton::api::rollout::{FailedUpdate, Rollout, RolloutPhase};
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::support::kubectl::Kubectl;
 use crate::support::*;
 
 pub(crate) const NAME: &str = "svc";
@@ -28,9 +29,16 @@ pub(crate) async fn deployed(env: &Env, replicas: i32, version: &str) -> Vec<Pod
 }
 
 /// A simulator with the operator running and v1 Healthy on 3 instances (their pods).
-pub(crate) async fn operator_with_v1() -> (Env, OperatorTask, Vec<Pod>) {
+/// A fresh simulator with the in-process operator running (leading), and kubectl for it.
+pub(crate) async fn with_operator() -> (Env, OperatorTask, Kubectl) {
     let env = Env::start().await;
     let op = env.start_operator().await;
+    let k = Kubectl::new(&env.sim);
+    (env, op, k)
+}
+
+pub(crate) async fn operator_with_v1() -> (Env, OperatorTask, Vec<Pod>) {
+    let (env, op, _) = with_operator().await;
     let pods = deployed(&env, 3, "v1").await;
     (env, op, pods)
 }

@@ -80,6 +80,11 @@ impl Kubectl {
         run.stdout
     }
 
+    /// `kubectl patch KIND NAME --type merge -p PATCH`, required to succeed; returns stdout.
+    pub async fn merge_patch(&self, kind: &str, name: &str, patch: &str) -> String {
+        self.ok(&["patch", kind, name, "--type", "merge", "-p", patch]).await
+    }
+
     /// A shell command line with `kubectl` meaning this kubectl (`sh -c`), run to completion:
     /// for sequences exactly as a CI script writes them (`kubectl apply … && kubectl wait …`).
     pub async fn sh(&self, script: &str) -> Run {

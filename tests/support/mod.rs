@@ -15,18 +15,8 @@ pub use recorders::{PodHistory, PodRecorder, Snapshots, StatusRecorder};
 pub use wait::wait_for;
 
 /// The columns of a Rollout table, as `kubectl get rollouts` (the CRD's printer columns) and
-/// `kubectl baton rollout list` print them.
-pub const ROLLOUT_COLUMNS: &[&str] = &[
-    "NAME",
-    "DESIRED",
-    "CURRENT",
-    "UP-TO-DATE",
-    "AVAILABLE",
-    "VERSION",
-    "PHASE",
-    "BATCH",
-    "AGE",
-];
+/// `kubectl baton rollout list` print them: the tests check that both print these.
+pub const ROLLOUT_COLUMNS: &[&str] = &baton::cli::rollout::COLUMNS;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

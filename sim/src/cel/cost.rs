@@ -645,26 +645,31 @@ impl Coster<'_> {
     }
 }
 
-/// The result size of `s.replace(from, with)`.
+/// The result size of `s.replace(from, with)`: each bound from the string's same bound and the
+/// opposite bound of `from` (the shortest `from` makes the most replacements).
 fn replace_size(sz: Est, from: Est, with: Est) -> Est {
-    let (mut count, mut retained) = (fixed(0), fixed(0));
-    if from.min == 0 {
-        count.max = if sz.max < u64::MAX { sz.max + 1 } else { sz.max };
-        retained.max = sz.max;
-    } else if with.max <= from.min {
-        count.max = 0;
-        retained.max = sz.max;
-    } else {
-        count.max = (sz.max as f64 / from.min as f64).ceil() as u64;
-    }
-    if from.max == 0 {
-        count.min = if sz.min < u64::MAX { sz.min + 1 } else { sz.min };
-        retained.min = sz.min;
-    } else if from.max <= with.min {
-        count.min = 0;
-        retained.min = sz.min;
-    } else {
-        count.min = (sz.min as f64 / from.max as f64).ceil() as u64;
-    }
+    let (max_count, max_retained) = replacements(sz.max, from.min, with.max <= from.min);
+    let (min_count, min_retained) = replacements(sz.min, from.max, from.max <= with.min);
+    let count = Est {
+        min: min_count,
+        max: max_count,
+    };
+    let retained = Est {
+        min: min_retained,
+        max: max_retained,
+    };
     count.mul(with).add(retained)
+}
+
+/// One bound of a replace: how many replacements a string of `size` takes with a `from` of
+/// `from_size`, and how much of the string is counted as retained. A `from` that is no shorter
+/// than the replacement (`not_shorter`) bounds the result by the string's own size.
+fn replacements(size: u64, from_size: u64, not_shorter: bool) -> (u64, u64) {
+    if from_size == 0 {
+        (size.saturating_add(1), size)
+    } else if not_shorter {
+        (0, size)
+    } else {
+        ((size as f64 / from_size as f64).ceil() as u64, 0)
+    }
 }

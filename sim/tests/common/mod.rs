@@ -72,6 +72,29 @@ pub fn protobuf_body(api_version: &str, kind: &str, object: &impl prost::Message
 
 /// A namespaced test CRD `widgets.test.baton.dev` with status and scale subresources,
 /// printer columns and a schema exercising validation.
+/// A namespaced CRD of `kind` in `group` (plural: the kind in lower case plus "s") serving one
+/// version, `v1`, its storage version, with the other fields of `version` (schema,
+/// subresources, printer columns).
+pub fn crd(group: &str, kind: &str, version: Value) -> Value {
+    let singular = kind.to_lowercase();
+    let plural = format!("{singular}s");
+    let mut served = json!({"name": "v1", "served": true, "storage": true});
+    if let (Some(v), Value::Object(extra)) = (served.as_object_mut(), version) {
+        v.extend(extra);
+    }
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": singular, "kind": kind, "listKind": format!("{kind}List")},
+            "versions": [served],
+        },
+    })
+}
+
 pub fn widget_crd() -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -56,6 +56,13 @@ pub async fn cluster_role(sim: &Sim, name: &str, labels: Value, rules: Value) {
     .await;
 }
 
+/// A new ClusterRole `role` of `rules` (no labels), bound to `subject` by binding `name` in `ns`
+/// ("" = a ClusterRoleBinding).
+pub async fn grant_cluster_role(sim: &Sim, ns: &str, name: &str, role: &str, rules: Value, subject: Value) {
+    cluster_role(sim, role, json!({}), rules).await;
+    bind(sim, ns, name, "ClusterRole", role, subject).await;
+}
+
 /// Bind `role_kind/role` to ServiceAccount `sa_ns/sa` in `ns` ("" = a ClusterRoleBinding).
 pub async fn bind(sim: &Sim, ns: &str, name: &str, role_kind: &str, role: &str, subject: Value) {
     let (path, meta) = if ns.is_empty() {

@@ -1,7 +1,6 @@
 //! `status.history`: each deploy and rollback of a Rollout as a record with an id, its start and
-//! end times, outcome and revision (what the old system's release API returned as a deploy id
-//! and a rollback id). Written by the controller with the status it writes anyway; read by
-//! `baton rollout history`.
+//! end times, outcome and revision (the deploy id and rollback id a release API hands out).
+//! Written by the controller with the status it writes anyway; read by `baton rollout history`.
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

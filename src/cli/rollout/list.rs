@@ -21,23 +21,27 @@ fn images(r: &Rollout) -> String {
     output::or_none(Some(&images.join(",")))
 }
 
+/// The columns of the Rollout table, the CRD's printer columns as `kubectl get rollouts` prints
+/// them (`-o wide` adds TARGET, READY, IMAGES).
+pub const COLUMNS: [&str; 9] = [
+    "NAME",
+    "DESIRED",
+    "CURRENT",
+    "UP-TO-DATE",
+    "AVAILABLE",
+    "VERSION",
+    "PHASE",
+    "BATCH",
+    "AGE",
+];
+
 /// The table of `rollouts` at `now`; `namespaces` adds the NAMESPACE column.
 pub fn table(rollouts: &[Rollout], now: Timestamp, namespaces: bool, wide: bool) -> String {
     let mut head: Vec<&str> = Vec::new();
     if namespaces {
         head.push("NAMESPACE");
     }
-    head.extend([
-        "NAME",
-        "DESIRED",
-        "CURRENT",
-        "UP-TO-DATE",
-        "AVAILABLE",
-        "VERSION",
-        "PHASE",
-        "BATCH",
-        "AGE",
-    ]);
+    head.extend(COLUMNS);
     if wide {
         head.extend(["TARGET", "READY", "IMAGES"]);
     }

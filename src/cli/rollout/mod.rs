@@ -15,6 +15,7 @@ mod list;
 mod status;
 pub mod view;
 
+pub use list::COLUMNS;
 pub use view::{render, verdict, Verdict};
 
 /// [`render`] now, as the CLI shows it (what `baton demo` is handed).
@@ -135,7 +136,7 @@ pub enum SetCommand {
     },
 }
 
-/// Parse `90s`, `5m`, `1h`, `250ms` or plain seconds.
+/// Parse a duration with its unit, in Go's syntax: `90s`, `5m`, `1h30m`, `250ms` (a bare number is refused).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::api::rollout::parse_duration(s)
 }

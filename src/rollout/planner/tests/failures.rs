@@ -45,12 +45,9 @@ fn never_ready_version_rolls_back_automatically() {
 
 #[test]
 fn crash_loop_fails_the_batch_at_once() {
-    let mut inp = healthy("v1", 3);
-    inp.spec = spec("v2", 3);
+    let mut inp = updating(3);
     inp.spec.progress_deadline_seconds = 10_000;
-    inp.revisions.push(rev("v2", 2));
-    let mut bad = ready_pod(0, "v2", at(990));
-    bad.ready = false;
+    let mut bad = starting_pod(0, "v2", at(990));
     bad.crash_looping = true;
     bad.restarts = 4;
     inp.pods.push(bad.clone());

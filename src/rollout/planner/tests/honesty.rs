@@ -142,12 +142,9 @@ fn simulation_ready_follows_each_generation_through_a_failure_and_a_fix() {
 
 #[test]
 fn the_progress_deadline_is_measured_below_the_second() {
-    let mut inp = healthy("v1", 3);
-    inp.spec = spec("v2", 3);
+    let mut inp = updating(3);
     inp.spec.progress_deadline_seconds = 8;
-    inp.revisions.push(rev("v2", 2));
-    let mut new = ready_pod(0, "v2", at(990));
-    new.ready = false;
+    let new = starting_pod(0, "v2", at(990));
     inp.pods.push(new);
     let started = add_duration(at(990), Duration::from_millis(550));
     let st = inp.status.as_mut().unwrap();
@@ -177,11 +174,9 @@ fn the_progress_deadline_is_measured_below_the_second() {
 
 #[test]
 fn min_ready_seconds_counts_from_an_exact_ready_time_when_it_has_one() {
-    let mut inp = healthy("v1", 2);
-    inp.spec = spec("v2", 2);
+    let mut inp = updating(2);
     inp.spec.min_ready_seconds = 3;
     inp.spec.progress_deadline_seconds = 100;
-    inp.revisions.push(rev("v2", 2));
     let since = add_duration(at(997), Duration::from_millis(400));
     inp.pods.push(ready_pod(0, "v2", since));
     let p = plan(&inp);

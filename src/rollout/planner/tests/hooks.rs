@@ -27,6 +27,19 @@ fn job(image: &str) -> Box<JobTemplate> {
 }
 
 /// v1 healthy on 3 instances, spec now v2 (batches 1, 50%, 100%) with the hooks set by `f`.
+/// A `job` check named `name` running `image` once per batch.
+fn job_check(name: &str, image: &str) -> Check {
+    Check {
+        name: name.into(),
+        http: None,
+        prometheus: None,
+        job: Some(job(image)),
+        count: 1,
+        failure_limit: 0,
+        interval_seconds: 2,
+    }
+}
+
 fn hooked(f: impl FnOnce(&mut RolloutSpec)) -> World {
     let mut inp = healthy("v1", 3);
     let mut s = spec("v2", 3);
@@ -261,17 +274,7 @@ fn the_progress_deadline_of_batch_one_counts_from_the_hook_success() {
 
 #[test]
 fn a_failing_job_check_fails_its_batch() {
-    let mut w = hooked(|s| {
-        s.checks = vec![Check {
-            name: "smoke".into(),
-            http: None,
-            prometheus: None,
-            job: Some(job("smoke:v2")),
-            count: 1,
-            failure_limit: 0,
-            interval_seconds: 2,
-        }]
-    });
+    let mut w = hooked(|s| s.checks = vec![job_check("smoke", "smoke:v2")]);
     w.job_outcome.insert("smoke".into(), false);
     let p = run_until(&mut w, 100, |p| p.status.phase == Some(RolloutPhase::RolledBack));
     let f = p.status.failed_update.expect("failedUpdate");
@@ -309,15 +312,7 @@ fn jobs_go_with_their_pruned_revision() {
 fn a_job_check_runs_one_job_per_batch_and_one_for_the_bake_window() {
     let mut w = hooked(|s| {
         s.bake_seconds = 20;
-        s.checks = vec![Check {
-            name: "smoke".into(),
-            http: None,
-            prometheus: None,
-            job: Some(job("smoke:v2")),
-            count: 1,
-            failure_limit: 0,
-            interval_seconds: 2,
-        }]
+        s.checks = vec![job_check("smoke", "smoke:v2")]
     });
     run_until(&mut w, 200, |p| p.status.phase == Some(RolloutPhase::Healthy));
     let h = hash_of("v2");
@@ -383,15 +378,7 @@ fn a_refused_job_says_which_template_to_fix() {
     let refused = |object: &str| {
         format!("Job.batch \"{object}\" is invalid: spec.template.spec.containers[0].image: Required value")
     };
-    let smoke = Check {
-        name: "smoke".into(),
-        http: None,
-        prometheus: None,
-        job: Some(job("smoke:v2")),
-        count: 1,
-        failure_limit: 0,
-        interval_seconds: 2,
-    };
+    let smoke = job_check("smoke", "smoke:v2");
     let cases = [
         (
             hook_job_name(NAME, &h, PRE_ROLLOUT),

@@ -137,6 +137,22 @@ fn healthy(version: &str, replicas: i32) -> PlanInput {
     inp
 }
 
+/// [`healthy`] on v1 with `replicas` slots, its spec changed to v2 (revision 2 recorded).
+fn updating(replicas: i32) -> PlanInput {
+    let mut inp = healthy("v1", replicas);
+    inp.spec = spec("v2", replicas);
+    inp.revisions.push(rev("v2", 2));
+    inp
+}
+
+/// A pod of `version` in `slot` created at `since` that is not Ready yet.
+fn starting_pod(slot: i32, version: &str, since: Timestamp) -> ObservedPod {
+    ObservedPod {
+        ready: false,
+        ..ready_pod(slot, version, since)
+    }
+}
+
 fn creates(p: &Plan) -> Vec<(i32, String)> {
     p.actions
         .iter()

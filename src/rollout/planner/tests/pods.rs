@@ -4,13 +4,10 @@ use super::*;
 
 #[test]
 fn old_pod_goes_only_once_the_new_one_is_available() {
-    let mut inp = healthy("v1", 4);
-    inp.spec = spec("v2", 4);
+    let mut inp = updating(4);
     inp.spec.min_ready_seconds = 10;
     inp.spec.progress_deadline_seconds = 100;
-    inp.revisions.push(rev("v2", 2));
-    let mut new = ready_pod(0, "v2", at(995));
-    new.ready = false;
+    let mut new = starting_pod(0, "v2", at(995));
     inp.pods.push(new.clone());
     let p = plan(&inp);
     assert!(p.actions.is_empty(), "{:?}", p.actions);
@@ -56,11 +53,9 @@ fn max_unavailable_replaces_in_place_without_surge() {
 
 /// A v1 Rollout of 4 updating to v2 with surge 1: slot 0 has a v2 pod, Ready, and its v1 pod.
 fn surge_in_progress(policy: Option<PodReplacementPolicy>) -> PlanInput {
-    let mut inp = healthy("v1", 4);
-    inp.spec = spec("v2", 4);
+    let mut inp = updating(4);
     inp.spec.strategy.batches = vec![];
     inp.spec.strategy.pod_replacement_policy = policy;
-    inp.revisions.push(rev("v2", 2));
     inp.pods.push(ready_pod(0, "v2", at(990)));
     inp
 }
@@ -148,9 +143,7 @@ fn scale_up_adds_slots_and_scale_down_removes_highest_first() {
 /// v1 on 2 instances whose pods hold listeners, v2 asked: the first batch started, its new pod
 /// Ready, the old pod of instance 0 still there.
 fn v2_first_batch_over_listener_holders() -> PlanInput {
-    let mut inp = healthy("v1", 2);
-    inp.spec = spec("v2", 2);
-    inp.revisions.push(rev("v2", 2));
+    let mut inp = updating(2);
     for pod in &mut inp.pods {
         pod.holds_listeners = true;
     }
