@@ -246,6 +246,11 @@ impl Drop for Ns {
 
 impl Ns {
     /// A fresh namespace `name` on `cluster`, its apps configured by `app`, sidecars by `agent`.
+    /// Namespace `name` in the shared cluster, with default apps and agents.
+    pub async fn plain(name: &str) -> Ns {
+        crate::ok(Ns::new(Cluster::shared(), name, AppConfig::default(), AgentFlags::default()).await)
+    }
+
     pub async fn new(cluster: Arc<Cluster>, name: &str, app: AppConfig, agent: AgentFlags) -> R<Ns> {
         let client = cluster.sim.client().await.map_err(|e| e.to_string())?;
         cluster.history.watch_namespace(name);
