@@ -12,9 +12,8 @@ use baton_sim::FaultRule;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::harness::app::AppConfig;
 use crate::harness::kubectl::Kubectl;
-use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
+use crate::harness::{listeners, wait_for, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -106,13 +105,7 @@ impl Scene<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "ctlwrites",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("ctlwrites").await;
     let ctl = ok(ns.start_controller().await);
     ok(ns.create_pod("cw-a").await);
     let (spec, keys) = listeners("sxt", 2);

@@ -10,9 +10,8 @@ use baton::api::listenerset::lease_name;
 use baton_sim::FaultRule;
 use kube::api::DeleteParams;
 
-use crate::harness::app::AppConfig;
 use crate::harness::kubectl::Kubectl;
-use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
+use crate::harness::{listeners, wait_for, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -39,13 +38,7 @@ fn since(before: &BTreeMap<u16, u64>, now: &BTreeMap<u16, u64>) -> BTreeMap<u16,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_in_flight_never_brings_back_a_deleted_lease() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "inflight",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("inflight").await;
     let kubectl = Kubectl::new(&ns.cluster.sim);
     let controller = ok(ns.start_controller().await);
     let pod = ok(ns.create_pod("if-a").await);

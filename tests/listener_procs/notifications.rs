@@ -11,10 +11,9 @@ use baton::api::listenerset::ListenerSet;
 use kube::api::PostParams;
 use serde_json::{json, Value};
 
-use crate::harness::app::AppConfig;
 use crate::harness::listenersets;
 use crate::harness::receiver::{Received, Receiver};
-use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns, APP};
+use crate::harness::{listeners, wait_for, Ns, APP};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -70,13 +69,7 @@ fn condition(set: &ListenerSet, t: &str) -> Option<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_takeover_after_the_holder_pod_died_arrives_once_per_listener() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "notify-takeover",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("notify-takeover").await;
     let rx = Receiver::start().await;
     sink_secret(&ns, "hook", &rx.url("json")).await;
     sink_secret(&ns, "hook-ce", &rx.url("ce")).await;
@@ -154,13 +147,7 @@ async fn a_takeover_after_the_holder_pod_died_arrives_once_per_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_left_without_a_pod_arrives_as_orphaned_and_the_set_as_degraded() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "notify-orphan",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("notify-orphan").await;
     let rx = Receiver::start().await;
     sink_secret(&ns, "hook", &rx.url("json")).await;
     ok(ns.start_controller().await);
@@ -214,13 +201,7 @@ async fn a_listener_left_without_a_pod_arrives_as_orphaned_and_the_set_as_degrad
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "notify-bad",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("notify-bad").await;
     let rx = Receiver::start().await;
     ok(ns.start_controller().await);
     // No pod: the set is Degraded (NoEligiblePods) from the start, while its sink is broken.

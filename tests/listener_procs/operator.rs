@@ -91,7 +91,7 @@ async fn hand_deleted_leases_never_make_a_duplicate() {
 /// set whose Leases it let expire, not in another set — and no status names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ready_pod_with_a_dead_agent_gets_nothing_new() {
-    let ns = ok(Ns::new(Cluster::shared(), "case2", AppConfig::default(), AgentFlags::default()).await);
+    let ns = Ns::plain("case2").await;
     ok(ns.start_controller().await);
     for p in ["da-a", "da-b", "da-c"] {
         ok(ns.create_pod(p).await);
@@ -145,7 +145,7 @@ async fn a_ready_pod_with_a_dead_agent_gets_nothing_new() {
 /// is SIGKILLed mid-handover with a standby running: the token still only rises.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fencing_tokens_survive_gc_restarts_and_failovers() {
-    let ns = ok(Ns::new(Cluster::shared(), "case5", AppConfig::default(), AgentFlags::default()).await);
+    let ns = Ns::plain("case5").await;
     let ctl1 = ok(ns.start_controller().await);
     for p in ["ft-a", "ft-b"] {
         ok(ns.create_pod(p).await);

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use kube::api::ListParams;
 
-use crate::harness::app::AppConfig;
 use crate::harness::kubectl::Kubectl;
-use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
+use crate::harness::{listeners, wait_for, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -30,13 +29,7 @@ async fn lease_uids(ns: &Ns, set: &str) -> BTreeMap<String, String> {
 /// over (Handover, next token), not new ones (Assigned).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_leases_outlive_their_pod_and_are_handed_over() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "release",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("release").await;
     let kubectl = Kubectl::new(&ns.cluster.sim);
     ok(ns.start_controller().await);
     ok(ns.create_pod("rl-a").await);

@@ -84,13 +84,7 @@ async fn a_killed_sidecar_does_not_leave_its_file_app_running() {
 /// SIGKILLed, it stops its listeners by their validUntil, before they run anywhere else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_app_stops_when_its_sidecar_is_gone() {
-    let ns = ok(Ns::new(
-        Cluster::shared(),
-        "case4-sample",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await);
+    let ns = Ns::plain("case4-sample").await;
     ok(ns.start_controller().await);
     let script = std::path::PathBuf::from(format!("{}/config/samples/app.py", env!("CARGO_MANIFEST_DIR")));
     for p in ["sa-a", "sa-b"] {

@@ -3,9 +3,8 @@
 //! status, get nothing more, and nothing churns.
 use std::time::Duration;
 
-use crate::harness::app::AppConfig;
 use crate::harness::kubectl::Kubectl;
-use crate::harness::{listeners, wait_for, AgentFlags, AppKind, Cluster, Ns};
+use crate::harness::{listeners, wait_for, AppKind, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -15,7 +14,7 @@ const LONG: Duration = Duration::from_secs(90);
 /// agents never renewed, and once every pod has shown it, nothing is written any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_without_agents_are_named_and_nothing_churns() {
-    let ns = ok(Ns::new(Cluster::shared(), "case3", AppConfig::default(), AgentFlags::default()).await);
+    let ns = Ns::plain("case3").await;
     let kubectl = Kubectl::new(&ns.cluster.sim);
     ok(ns.start_controller().await);
     for p in ["nr-a", "nr-b", "nr-c"] {
@@ -64,13 +63,7 @@ async fn pods_without_agents_are_named_and_nothing_churns() {
 /// exactly one app, and status never ran ahead of the renewals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_runs_with_its_sidecar() {
-    let ns = std::sync::Arc::new(ok(Ns::new(
-        Cluster::shared(),
-        "default",
-        AppConfig::default(),
-        AgentFlags::default(),
-    )
-    .await));
+    let ns = std::sync::Arc::new(Ns::plain("default").await);
     let kubectl = Kubectl::new(&ns.cluster.sim);
     ok(ns.start_controller().await);
     let samples = format!("{}/config/samples", env!("CARGO_MANIFEST_DIR"));

@@ -114,17 +114,7 @@ async fn update_in_batches_reports_progress_versions_and_instances() {
     }
     let h = pods.take();
     // TerminationStarted (the default): terminating pods are not counted against maxSurge.
-    assert!(
-        h.max_live_per_slot.values().all(|n| *n <= 2),
-        "{:?}",
-        h.max_live_per_slot
-    );
-    assert!(
-        h.max_live_total <= 4,
-        "replicas 3 + maxSurge 1, saw {} live",
-        h.max_live_total
-    );
-    assert!(h.recreated().is_empty(), "{:?}", h.recreated());
+    h.assert_surge_of_one(4);
 
     // Events (events.k8s.io/v1) regarding the Rollout.
     let events = env.events(name).await;

@@ -43,6 +43,16 @@ pub(crate) async fn operator_with_v1() -> (Env, OperatorTask, Vec<Pod>) {
     (env, op, pods)
 }
 
+/// The Rollout has an Event with `reason`.
+pub(crate) async fn assert_event(env: &Env, reason: &str) {
+    let events = env.events(NAME).await;
+    assert!(
+        event_reasons(&events).iter().any(|r| r == reason),
+        "no {reason} Event: {}",
+        describe_events(&events)
+    );
+}
+
 pub(crate) fn event_reasons(events: &[k8s_openapi::api::events::v1::Event]) -> Vec<String> {
     events.iter().filter_map(|e| e.reason.clone()).collect()
 }

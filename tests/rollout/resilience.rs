@@ -35,17 +35,7 @@ async fn controller_killed_mid_batch_and_restarted_finishes_safely() {
     let p = status(&r).progress.unwrap();
     assert_eq!((p.completed, p.failed), (4, 0));
     let h = rec.take();
-    assert!(
-        h.max_live_per_slot.values().all(|n| *n <= 2),
-        "a slot had more than 2 live pods: {:?}",
-        h.max_live_per_slot
-    );
-    assert!(
-        h.max_live_total <= 5,
-        "more than replicas + maxSurge live pods at once: {}",
-        h.max_live_total
-    );
-    assert!(h.recreated().is_empty(), "pod names created twice: {:?}", h.recreated());
+    h.assert_surge_of_one(5);
     assert_eq!(h.creations.len(), 4, "exactly one new pod per slot: {:?}", h.creations);
     op.stop().await;
 }
@@ -70,13 +60,7 @@ async fn rollout_completes_despite_injected_409_and_500() {
     assert_eq!(st.progress.as_ref().map(|p| p.completed), Some(3));
     assert_eq!(st.current_revision, st.update_revision);
     let h = rec.take();
-    assert!(
-        h.max_live_per_slot.values().all(|n| *n <= 2),
-        "{:?}",
-        h.max_live_per_slot
-    );
-    assert!(h.max_live_total <= 4, "{}", h.max_live_total);
-    assert!(h.recreated().is_empty(), "{:?}", h.recreated());
+    h.assert_surge_of_one(4);
     op.stop().await;
 }
 

@@ -40,12 +40,7 @@ async fn promote_advances_a_pause_waiting_for_promotion() {
         nonce,
         "the handled nonce is recorded"
     );
-    let events = env.events(NAME).await;
-    assert!(
-        event_reasons(&events).iter().any(|r| r == "Promoted"),
-        "{}",
-        describe_events(&events)
-    );
+    assert_event(&env, "Promoted").await;
     op.stop().await;
 }
 
@@ -108,12 +103,7 @@ async fn abort_then_retry() {
     assert_eq!(status(&r).batch.map(|b| b.current), Some(1));
     env.merge(NAME, json!({"spec": {"strategy": {"pause": null}}})).await;
     env.wait_healthy(NAME, "v2", 3).await;
-    let events = env.events(NAME).await;
-    assert!(
-        event_reasons(&events).iter().any(|r| r == "RetryRequested"),
-        "{}",
-        describe_events(&events)
-    );
+    assert_event(&env, "RetryRequested").await;
     op.stop().await;
 }
 

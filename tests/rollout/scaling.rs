@@ -157,12 +157,7 @@ async fn spec_paused_stops_progress_until_resumed() {
     assert!(pods.iter().all(|p| pod_version(p) == "v1"), "{}", describe_pods(&pods));
     assert_ok(env.cli(RolloutCommand::Resume { name: NAME.into() }).await, "resume");
     env.wait_healthy(NAME, "v2", 3).await;
-    let events = env.events(NAME).await;
-    assert!(
-        event_reasons(&events).iter().any(|r| r == "Resumed"),
-        "{}",
-        describe_events(&events)
-    );
+    assert_event(&env, "Resumed").await;
     op.stop().await;
 }
 

@@ -114,6 +114,13 @@ impl Log {
         self.intervals.lock().unwrap().len()
     }
 
+    /// No listener ever ran in two places at once; prints the worst gap.
+    pub fn assert_no_duplicates(&self) {
+        let (dups, worst, _) = self.analyse();
+        println!("duplicates {dups}, worst gap {worst:?}");
+        assert_eq!(dups, 0, "listeners that ran in two places at once");
+    }
+
     /// Check that no two intervals of one listener overlap; returns (duplicates, worst gap, gaps).
     pub fn analyse(&self) -> (usize, Duration, Vec<Duration>) {
         let mut by: BTreeMap<String, Vec<Interval>> = BTreeMap::new();

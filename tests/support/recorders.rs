@@ -167,6 +167,26 @@ impl PodHistory {
             .map(|(n, _)| n.clone())
             .collect()
     }
+
+    /// What a surge of one guarantees: never more than 2 live pods in a slot (old and new),
+    /// never more than `max_live` live pods at once, and no pod name created twice.
+    pub fn assert_surge_of_one(&self, max_live: usize) {
+        assert!(
+            self.max_live_per_slot.values().all(|n| *n <= 2),
+            "a slot had more than 2 live pods: {:?}",
+            self.max_live_per_slot
+        );
+        assert!(
+            self.max_live_total <= max_live,
+            "more than replicas + maxSurge ({max_live}) live pods at once: {}",
+            self.max_live_total
+        );
+        assert!(
+            self.recreated().is_empty(),
+            "pod names created twice: {:?}",
+            self.recreated()
+        );
+    }
 }
 
 /// Watches the pods of a Rollout and records counts per slot and in total at every change.

@@ -9,6 +9,7 @@ use crate::resources::ResourceType;
 use crate::store::Write;
 
 use super::list_types::SchemaListTypes;
+use super::update::Missing;
 use super::{meta_mut, str_field, Core, Opts, Reply, Sub};
 
 /// The annotation client-side `kubectl apply` keeps its applied configuration in.
@@ -172,7 +173,7 @@ impl Core {
                 if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.insert("resourceVersion".into(), json!(cur.rv.to_string()));
                 }
-                self.update_existing(rt, ns, name, body, sub, &no_manager)
+                self.replace(rt, ns, name, body, sub, &no_manager, Missing::NotFound)
             }
         }
     }

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, StatusCause};
 use crate::resources::ResourceType;
 
+use super::update::Missing;
 use super::{str_field, Core, Opts, PatchType, Reply, Sub};
 
 impl Core {
@@ -59,7 +60,7 @@ impl Core {
                     m.insert("resourceVersion".into(), json!(current.rv.to_string()));
                 }
             }
-            match self.update_existing(rt, ns, name, body, sub, opts) {
+            match self.replace(rt, ns, name, body, sub, opts, Missing::NotFound) {
                 Err(e) if e.code == 409 && e.reason == "Conflict" && !sets_rv && attempts < 8 => continue,
                 other => return other,
             }

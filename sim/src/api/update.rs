@@ -113,6 +113,15 @@ fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value
     Ok(n)
 }
 
+/// What replacing an object that is gone does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Missing {
+    /// Create it where kube-apiserver does (`PUT` of a Lease or an Event).
+    CreateIfAllowed,
+    /// 404: a patch or an apply never creates, even a Lease.
+    NotFound,
+}
+
 impl Core {
     /// `PUT`: replace the object at `sub`. Of a missing Lease or Event it creates one, as
     /// kube-apiserver does (their strategies' `AllowCreateOnUpdate`).
@@ -125,25 +134,13 @@ impl Core {
         sub: Sub,
         opts: &Opts,
     ) -> Result<Reply, ApiError> {
-        self.replace(rt, ns, name, body, sub, opts, true)
+        self.replace(rt, ns, name, body, sub, opts, Missing::CreateIfAllowed)
     }
 
-    /// The common tail of every patch and apply: replace an object that exists (a patch never
-    /// creates: 404 when the object is gone, even a Lease).
-    pub(super) fn update_existing(
-        &self,
-        rt: &ResourceType,
-        ns: &str,
-        name: &str,
-        body: Value,
-        sub: Sub,
-        opts: &Opts,
-    ) -> Result<Reply, ApiError> {
-        self.replace(rt, ns, name, body, sub, opts, false)
-    }
-
+    /// Replace the object at `sub`; `missing` says what a missing object gets. The common tail
+    /// of `PUT`, every patch and apply.
     #[allow(clippy::too_many_arguments)]
-    fn replace(
+    pub(super) fn replace(
         &self,
         rt: &ResourceType,
         ns: &str,
@@ -151,11 +148,11 @@ impl Core {
         mut body: Value,
         sub: Sub,
         opts: &Opts,
-        may_create: bool,
+        missing: Missing,
     ) -> Result<Reply, ApiError> {
         if rt.view.is_some() {
             let body = crate::views::to_storage(rt, body);
-            return self.through_view(rt, |s| self.replace(s, ns, name, body, sub, opts, may_create));
+            return self.through_view(rt, |s| self.replace(s, ns, name, body, sub, opts, missing));
         }
         Self::check_type(rt, &mut body)?;
         let key = rt.key();
@@ -167,7 +164,7 @@ impl Core {
                 )));
             }
         }
-        let create_on_update = may_create
+        let create_on_update = missing == Missing::CreateIfAllowed
             && matches!(
                 (rt.group.as_str(), rt.plural.as_str()),
                 ("coordination.k8s.io", "leases") | ("", "events") | ("events.k8s.io", "events")

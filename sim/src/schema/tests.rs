@@ -11,16 +11,29 @@ pub(super) fn c(reason: &str, field: &str, message: &str) -> Cause {
     }
 }
 
+/// kube-apiserver's cause for a value of JSON type `got` at `field` where the schema wants
+/// `want`.
+pub(super) fn type_invalid(field: &str, got: &str, want: &str) -> Cause {
+    let message = format!("Invalid value: \"{got}\": {field} in body must be of type {want}: \"{got}\"");
+    c("FieldValueTypeInvalid", field, &message)
+}
+
+/// The schema of an object: `apiVersion`, `kind`, `metadata` and `properties` (`spec`,
+/// `status`).
+fn object_schema(properties: Value) -> Value {
+    let mut all = json!({
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"}
+    });
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), properties) {
+        all.extend(more);
+    }
+    json!({"type": "object", "properties": all})
+}
+
 pub(super) fn spec_schema(spec_props: Value) -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {"type": "object", "properties": spec_props}
-        }
-    })
+    object_schema(json!({"spec": {"type": "object", "properties": spec_props}}))
 }
 
 pub(super) fn obj(spec: Value) -> Value {
@@ -59,74 +72,68 @@ fn prune_drops_non_nullable_nulls_and_defaults_fill_them() {
 // ----- realistic CRD -----
 
 fn rollout_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {
-                "type": "object",
-                "required": ["selector", "template"],
-                "properties": {
-                    "replicas": {"type": "integer", "format": "int32", "minimum": 0, "default": 1},
-                    "paused": {"type": "boolean"},
-                    "revisionHistoryLimit": {"type": "integer", "nullable": true},
-                    "selector": {
-                        "type": "object",
-                        "properties": {
-                            "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}
-                        }
-                    },
-                    "strategy": {
-                        "type": "object",
-                        "default": {},
-                        "properties": {
-                            "type": {"type": "string", "enum": ["Canary", "BlueGreen"], "default": "Canary"},
-                            "batches": {
-                                "type": "array",
-                                "maxItems": 4,
-                                "items": {
-                                    "x-kubernetes-int-or-string": true,
-                                    "anyOf": [{"type": "integer"}, {"type": "string"}],
-                                    "pattern": "^[0-9]+%?$"
-                                }
-                            },
-                            "steps": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {
-                                        "setWeight": {"type": "integer", "minimum": 0, "maximum": 100},
-                                        "pause": {
-                                            "type": "object",
-                                            "properties": {"duration": {"type": "string", "default": "30s"}}
-                                        }
+    object_schema(json!({
+        "spec": {
+            "type": "object",
+            "required": ["selector", "template"],
+            "properties": {
+                "replicas": {"type": "integer", "format": "int32", "minimum": 0, "default": 1},
+                "paused": {"type": "boolean"},
+                "revisionHistoryLimit": {"type": "integer", "nullable": true},
+                "selector": {
+                    "type": "object",
+                    "properties": {
+                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                },
+                "strategy": {
+                    "type": "object",
+                    "default": {},
+                    "properties": {
+                        "type": {"type": "string", "enum": ["Canary", "BlueGreen"], "default": "Canary"},
+                        "batches": {
+                            "type": "array",
+                            "maxItems": 4,
+                            "items": {
+                                "x-kubernetes-int-or-string": true,
+                                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                                "pattern": "^[0-9]+%?$"
+                            }
+                        },
+                        "steps": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "setWeight": {"type": "integer", "minimum": 0, "maximum": 100},
+                                    "pause": {
+                                        "type": "object",
+                                        "properties": {"duration": {"type": "string", "default": "30s"}}
                                     }
                                 }
                             }
                         }
-                    },
-                    "template": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": true,
-                        "properties": {
-                            "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-                        }
-                    },
-                    "x-kubernetes-validations": {"type": "string"}
+                    }
                 },
-                "x-kubernetes-validations": [{"rule": "self.replicas < 0", "message": "ignored"}]
+                "template": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {
+                        "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                    }
+                },
+                "x-kubernetes-validations": {"type": "string"}
             },
-            "status": {
-                "type": "object",
-                "properties": {
-                    "phase": {"type": "string"},
-                    "updatedAt": {"type": "string", "format": "date-time"}
-                }
+            "x-kubernetes-validations": [{"rule": "self.replicas < 0", "message": "ignored"}]
+        },
+        "status": {
+            "type": "object",
+            "properties": {
+                "phase": {"type": "string"},
+                "updatedAt": {"type": "string", "format": "date-time"}
             }
         }
-    })
+    }))
 }
 
 #[test]

@@ -245,6 +245,12 @@ impl Drop for Ns {
 }
 
 impl Ns {
+    /// Namespace `name` in the shared cluster, with default apps and agents.
+    pub async fn plain(name: &str) -> Ns {
+        let ns = Ns::new(Cluster::shared(), name, AppConfig::default(), AgentFlags::default()).await;
+        ns.unwrap_or_else(|e| panic!("namespace {name}: {e}"))
+    }
+
     /// A fresh namespace `name` on `cluster`, its apps configured by `app`, sidecars by `agent`.
     pub async fn new(cluster: Arc<Cluster>, name: &str, app: AppConfig, agent: AgentFlags) -> R<Ns> {
         let client = cluster.sim.client().await.map_err(|e| e.to_string())?;

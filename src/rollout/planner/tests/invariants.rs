@@ -34,18 +34,7 @@ fn after(inp: &PlanInput, p: &Plan) -> Vec<ObservedPod> {
     let mut pods = inp.pods.clone();
     for action in &p.actions {
         match action {
-            Action::CreatePod {
-                name,
-                slot,
-                hash,
-                version,
-                ..
-            } => {
-                let mut pod = ObservedPod::new(name.clone(), *slot, hash.clone());
-                pod.version = version.clone();
-                pod.created = Some(inp.now);
-                pods.push(pod);
-            }
+            Action::CreatePod { .. } => pods.extend(created_pod(action, inp.now)),
             Action::DeletePod { name } => {
                 for pod in pods.iter_mut().filter(|p| &p.name == name) {
                     pod.terminating = true;

@@ -153,6 +153,26 @@ fn starting_pod(slot: i32, version: &str, since: Timestamp) -> ObservedPod {
     }
 }
 
+/// The pod a `CreatePod` action makes, as a cache first shows it at `now` (None for another
+/// action).
+fn created_pod(action: &Action, now: Timestamp) -> Option<ObservedPod> {
+    let Action::CreatePod {
+        name,
+        slot,
+        hash,
+        version,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    Some(ObservedPod {
+        version: version.clone(),
+        created: Some(now),
+        ..ObservedPod::new(name.clone(), *slot, hash.clone())
+    })
+}
+
 fn creates(p: &Plan) -> Vec<(i32, String)> {
     p.actions
         .iter()

@@ -56,22 +56,16 @@ impl World {
                     template: template.clone(),
                 }),
                 Action::DeleteRevision { name } => self.input.revisions.retain(|r| &r.name != name),
-                Action::CreatePod {
-                    name,
-                    slot,
-                    hash,
-                    version,
-                    ..
-                } => {
+                Action::CreatePod { name, slot, .. } => {
                     assert!(
                         !self.input.pods.iter().any(|p| &p.name == name),
                         "pod {name} created twice"
                     );
-                    let mut pod = ObservedPod::new(name.clone(), *slot, hash.clone());
-                    pod.version = version.clone();
-                    pod.created = Some(now);
-                    pod.ip = Some(format!("10.0.0.{slot}"));
-                    self.input.pods.push(pod);
+                    let pods = created_pod(action, now).map(|pod| ObservedPod {
+                        ip: Some(format!("10.0.0.{slot}")),
+                        ..pod
+                    });
+                    self.input.pods.extend(pods);
                 }
                 Action::DeletePod { name } => {
                     if let Some(pod) = self.input.pods.iter_mut().find(|p| &p.name == name) {
