@@ -8,113 +8,108 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use syn::visit::{self, Visit};
+
 use crate::api::listenerset::ReleaseReason;
 use crate::api::notifications::{ListenerSetEvent, RolloutEvent};
 use crate::api::rollout::{ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 
-/// A Rust source with comments dropped and each string literal replaced by `""`: the code, and
-/// the literals with their offset in it.
-struct Lexed {
-    code: String,
-    literals: Vec<(usize, String)>,
+/// What the wire check reads from one source file (parsed by `syn`): the string literals of
+/// its code (macro arguments included; attributes, doc comments and `#[cfg(test)]` items not),
+/// the values of its `const …: &str` items, and the test modules it keeps in files of their own.
+#[derive(Default)]
+struct Scan {
+    literals: Vec<String>,
+    consts: Vec<String>,
+    test_files: Vec<String>,
 }
 
-fn lex(src: &str) -> Lexed {
-    let b: Vec<char> = src.chars().collect();
-    let mut out = Lexed {
-        code: String::new(),
-        literals: Vec::new(),
-    };
-    let at = |i: usize| b.get(i).copied().unwrap_or('\0');
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let ident = |j: usize| j < b.len() && (b[j].is_alphanumeric() || b[j] == '_');
-        // `r"…"` and `br"…"` start raw strings; `for"` or `xr"` do not occur in Rust.
-        let raw_prefix = i == 0 || !ident(i - 1) || (b[i - 1] == 'b' && (i < 2 || !ident(i - 2)));
-        if c == '/' && at(i + 1) == '/' {
-            while i < b.len() && b[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '/' && at(i + 1) == '*' {
-            i += 2;
-            while i < b.len() && !(b[i] == '*' && at(i + 1) == '/') {
-                i += 1;
-            }
-            i += 2;
-        } else if c == '\'' && (at(i + 1) == '\\' || at(i + 2) == '\'') {
-            // A char literal (a lifetime has no closing quote right after one character).
-            i += 2;
-            while i < b.len() && b[i] != '\'' {
-                i += 1;
-            }
-            i += 1;
-        } else if c == 'r' && raw_prefix && matches!(at(i + 1), '"' | '#') {
-            let hashes = (i + 1..b.len()).take_while(|&j| b[j] == '#').count();
-            if at(i + 1 + hashes) != '"' {
-                out.code.push(c);
-                i += 1;
-                continue;
-            }
-            let start = i + 2 + hashes;
-            let closes = |j: usize| b[j] == '"' && (1..=hashes).all(|k| at(j + k) == '#');
-            let mut end = start;
-            while end < b.len() && !closes(end) {
-                end += 1;
-            }
-            out.literals
-                .push((out.code.len(), b[start..end.min(b.len())].iter().collect()));
-            out.code.push_str("\"\"");
-            i = end + 1 + hashes;
-        } else if c == '"' {
-            let mut text = String::new();
-            i += 1;
-            while i < b.len() && b[i] != '"' {
-                if b[i] == '\\' {
-                    i += 1;
+fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
+    attrs
+        .iter()
+        .any(|a| a.path().is_ident("cfg") && a.parse_args::<syn::Path>().is_ok_and(|p| p.is_ident("test")))
+}
+
+fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
+    use syn::Item::*;
+    match item {
+        Const(i) => &i.attrs,
+        Enum(i) => &i.attrs,
+        Fn(i) => &i.attrs,
+        Impl(i) => &i.attrs,
+        Mod(i) => &i.attrs,
+        Static(i) => &i.attrs,
+        Struct(i) => &i.attrs,
+        Trait(i) => &i.attrs,
+        Use(i) => &i.attrs,
+        _ => &[],
+    }
+}
+
+fn is_str_ref(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Reference(r) if matches!(&*r.elem, syn::Type::Path(p) if p.path.is_ident("str")))
+}
+
+impl Scan {
+    /// String literals among a macro's tokens (`format!`, `info!` …), whose arguments `syn`
+    /// does not parse as expressions.
+    fn tokens(&mut self, tokens: proc_macro2::TokenStream) {
+        for tt in tokens {
+            match tt {
+                proc_macro2::TokenTree::Group(g) => self.tokens(g.stream()),
+                proc_macro2::TokenTree::Literal(l) => {
+                    if let Ok(s) = syn::parse2::<syn::LitStr>(proc_macro2::TokenTree::Literal(l).into()) {
+                        self.literals.push(s.value());
+                    }
                 }
-                text.push(at(i));
-                i += 1;
+                _ => {}
             }
-            out.literals.push((out.code.len(), text));
-            out.code.push_str("\"\"");
-            i += 1;
-        } else {
-            out.code.push(c);
-            i += 1;
         }
+    }
+}
+
+impl<'ast> Visit<'ast> for Scan {
+    fn visit_attribute(&mut self, _: &'ast syn::Attribute) {}
+
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        if !is_cfg_test(item_attrs(item)) {
+            return visit::visit_item(self, item);
+        }
+        if let syn::Item::Mod(m) = item {
+            if m.content.is_none() {
+                self.test_files.push(m.ident.to_string());
+            }
+        }
+    }
+
+    fn visit_item_const(&mut self, c: &'ast syn::ItemConst) {
+        if let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s), ..
+        }) = &*c.expr
+        {
+            if is_str_ref(&c.ty) {
+                self.consts.push(s.value());
+            }
+        }
+        visit::visit_item_const(self, c);
+    }
+
+    fn visit_lit_str(&mut self, s: &'ast syn::LitStr) {
+        self.literals.push(s.value());
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        self.tokens(m.tokens.clone());
+    }
+}
+
+fn scan(src: &str) -> Scan {
+    let mut out = Scan::default();
+    match syn::parse_file(src) {
+        Ok(file) => out.visit_file(&file),
+        Err(e) => panic!("a source the compiler accepts parses: {e}"),
     }
     out
-}
-
-/// The byte ranges of `code` under `#[cfg(test)]` (an item with a body), and the names of the
-/// test modules declared there as files (`#[cfg(test)] mod tests;`).
-fn test_code(code: &str) -> (Vec<(usize, usize)>, Vec<String>) {
-    let (mut ranges, mut files) = (Vec::new(), Vec::new());
-    for (at, _) in code.match_indices("#[cfg(test)]") {
-        let rest = &code[at..];
-        let Some(end) = rest.find([';', '{']) else { continue };
-        if rest.as_bytes()[end] == b';' {
-            let item = rest[..end].split_whitespace().collect::<Vec<_>>();
-            if let [.., "mod", name] = item.as_slice() {
-                files.push(name.to_string());
-            }
-            continue;
-        }
-        let mut depth = 0;
-        for (j, ch) in rest[end..].char_indices() {
-            match ch {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ => continue,
-            }
-            if depth == 0 {
-                ranges.push((at, at + end + j));
-                break;
-            }
-        }
-    }
-    (ranges, files)
 }
 
 /// Where the files of the modules that `file` declares live.
@@ -124,19 +119,6 @@ fn children_dir(file: &Path) -> PathBuf {
         Some("mod" | "lib" | "main") | None => parent.to_path_buf(),
         Some(stem) => parent.join(stem),
     }
-}
-
-/// The values of the `const …: &str` items of `lexed` code.
-fn str_consts(lexed: &Lexed) -> Vec<String> {
-    let mut out = Vec::new();
-    for (at, text) in &lexed.literals {
-        let before = &lexed.code[..*at];
-        let item = before.rsplit([';', '{', '}']).next().unwrap_or_default();
-        if item.contains("const ") && item.contains("str") && item.trim_end().ends_with('=') {
-            out.push(text.clone());
-        }
-    }
-    out
 }
 
 /// A word that only baton's API means: a key or path (`/`, `.`, `-`, `{`), or a compound word
@@ -166,43 +148,38 @@ fn each_wire_word_is_spelled_only_in_api() {
     let mut files = Vec::new();
     crate::layers::sources(&src, &mut files);
     files.sort();
-    let lexed: Vec<(PathBuf, Lexed)> = files
+    let scanned: Vec<(PathBuf, Scan)> = files
         .into_iter()
         .map(|f| {
             let text = std::fs::read_to_string(&f).expect("readable source");
-            (f, lex(&text))
+            (f, scan(&text))
         })
         .collect();
     // Test modules kept in files of their own, and everything below them.
     let mut test_dirs = Vec::new();
-    for (file, l) in &lexed {
-        for name in test_code(&l.code).1 {
-            let dir = children_dir(file).join(&name);
+    for (file, s) in &scanned {
+        for name in &s.test_files {
+            let dir = children_dir(file).join(name);
             test_dirs.push(dir.with_extension("rs"));
             test_dirs.push(dir);
         }
     }
     let is_test = |f: &Path| test_dirs.iter().any(|d| f.starts_with(d));
     let api = src.join("api");
-    let consts = (lexed.iter())
+    let consts = (scanned.iter())
         .filter(|(f, _)| f.starts_with(&api) && !is_test(f))
-        .flat_map(|(_, l)| str_consts(l))
+        .flat_map(|(_, s)| s.consts.clone())
         .collect();
     let words = wire_words(consts);
     let mut problems = Vec::new();
-    for (file, l) in &lexed {
-        if file.starts_with(&api) || is_test(file) || file.ends_with("wire.rs") {
+    for (file, s) in &scanned {
+        if file.starts_with(&api) || is_test(file) {
             continue;
         }
-        let ranges = test_code(&l.code).0;
-        for (at, text) in &l.literals {
-            if ranges.iter().any(|(a, b)| a <= at && at <= b) {
-                continue;
-            }
+        for text in &s.literals {
             if words.contains(text) || text.starts_with("baton.dev/") {
-                let line = l.code[..*at].lines().count();
                 let name = file.strip_prefix(&src).unwrap_or(file).display();
-                problems.push(format!("src/{name}: \"{text}\" (near line {line})"));
+                problems.push(format!("src/{name}: \"{text}\""));
             }
         }
     }
@@ -226,20 +203,24 @@ fn each_wire_word_is_spelled_only_in_api() {
 }
 
 #[test]
-fn the_lexer_finds_literals_outside_comments_and_test_code() {
-    let code = "// \"in a comment\"\nlet a = \"one\"; let c = '\"'; let r = r#\"two \"x\"\"#;\nfn f<'a>(x: &'a str) {}\n#[cfg(test)]\nmod tests { fn t() { \"three\"; } }\n#[cfg(test)]\nmod more;\n/* \"block\" */";
-    let l = lex(code);
-    let texts: Vec<&str> = l.literals.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(texts, ["one", "two \"x\"", "three"]);
-    let (ranges, files) = test_code(&l.code);
-    let three = l.literals[2].0;
-    assert!(ranges.iter().any(|(a, b)| *a <= three && three <= *b));
-    assert!(!ranges
-        .iter()
-        .any(|(a, b)| *a <= l.literals[0].0 && l.literals[0].0 <= *b));
-    assert_eq!(files, ["more"]);
-    let consts = str_consts(&lex(
-        "pub const A: &str = \"x\";\nlet b = \"y\";\nconst C: &'static str = \"z\";",
-    ));
-    assert_eq!(consts, ["x", "z"]);
+fn the_scan_finds_literals_outside_comments_attributes_and_test_code() {
+    let code = r##"
+        /// "in a doc comment"
+        // "in a comment"
+        fn f<'a>(x: &'a str) { let a = "one"; let c = '"'; let r = r#"two "x""#; info!(k = %x, "in {}", "macro"); }
+        #[serde(rename = "attribute")]
+        struct S;
+        #[cfg(test)]
+        mod tests { fn t() { let _ = "three"; } }
+        #[cfg(test)]
+        mod more;
+        /* "block" */
+        pub const A: &str = "x";
+        const C: &'static str = "z";
+        const N: usize = 1;
+    "##;
+    let s = scan(code);
+    assert_eq!(s.literals, ["one", "two \"x\"", "in {}", "macro", "x", "z"]);
+    assert_eq!(s.consts, ["x", "z"]);
+    assert_eq!(s.test_files, ["more"]);
 }
