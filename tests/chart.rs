@@ -95,3 +95,45 @@ async fn helm_chart_lints_renders_and_installs_into_the_simulator() {
         out.status
     );
 }
+
+/// The value of `key:` in the chart's values.yaml (the first line that sets it; the chart's
+/// keys under `controller:` are unique).
+fn chart_value(values: &str, key: &str) -> String {
+    let prefix = format!("{key}:");
+    values
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("values.yaml sets no {key}"))
+}
+
+/// The chart states `baton controller`'s defaults for users to read and change: they must be
+/// the binary's own, or an install without overrides behaves unlike the docs say.
+#[test]
+fn chart_defaults_are_the_controllers() {
+    let values = read(&root().join("charts/baton/values.yaml"));
+    let secs = |d: Duration| format!("{}s", d.as_secs());
+    let expected = [
+        ("concurrency", baton::operator::DEFAULT_CONCURRENCY.to_string()),
+        (
+            "drainTimeoutSeconds",
+            baton::rollout::planner::DEFAULT_DRAIN_TIMEOUT.as_secs().to_string(),
+        ),
+        ("kubeApiBurst", baton::throttle::DEFAULT_BURST.to_string()),
+        ("leaseDuration", secs(baton::election::DEFAULT_LEASE_DURATION)),
+        ("renewDeadline", secs(baton::election::DEFAULT_RENEW_DEADLINE)),
+        ("retryPeriod", secs(baton::election::DEFAULT_RETRY_PERIOD)),
+    ];
+    for (key, want) in expected {
+        assert_eq!(chart_value(&values, key), want, "charts/baton/values.yaml: {key}");
+    }
+    let qps: f32 = chart_value(&values, "kubeApiQps")
+        .parse()
+        .expect("kubeApiQps is a number");
+    assert_eq!(
+        qps,
+        baton::throttle::DEFAULT_QPS,
+        "charts/baton/values.yaml: kubeApiQps"
+    );
+}
