@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use crate::api::pod::CachedPod;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector::{self, Store};
@@ -25,7 +24,7 @@ pub mod startup;
 
 pub use caches::{draining_rollouts_of_lease, SharedCaches};
 
-use crate::api::rollout::{labels, Rollout};
+use crate::api::rollout::{labels, CachedRevision, Rollout};
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::cache::{self, api, synced, Events, Synced};
@@ -85,7 +84,7 @@ pub struct Operator {
     /// The pods of namespaces with a ListenerSet (watched while one uses them).
     namespace_pods: NamespacePods,
     leases: Store<Lease>,
-    revisions: Store<ControllerRevision>,
+    revisions: Store<CachedRevision>,
     jobs: Store<Job>,
     rollouts: Store<Rollout>,
     /// Rollouts left out of the cache because they do not decode.
@@ -124,7 +123,7 @@ struct Triggers {
     rollout_leases: Events<Lease>,
     listener_pods: Events<CachedPod>,
     listener_leases: Events<Lease>,
-    revisions: Events<ControllerRevision>,
+    revisions: Events<CachedRevision>,
     jobs: Events<Job>,
     rollouts: Events<Rollout>,
 }
@@ -148,12 +147,13 @@ impl Operator {
             revisions: OwnerIndex::default(),
             jobs: OwnerIndex::default(),
         };
+        // Revisions as a projection: the template as JSON text, not a `Value` tree.
         let (revisions, rev_trigger, rev_synced, rev_drive) = labelled_cache(
             &client,
             &cfg,
             owners.revisions.clone(),
             gate.clone(),
-            |r: &mut ControllerRevision| r.metadata.managed_fields = None,
+            CachedRevision::prune,
         );
         // The Rollouts' Jobs (hooks, job checks): a finished one wakes its Rollout.
         let (jobs, job_trigger, job_synced, job_drive) =
@@ -177,8 +177,8 @@ impl Operator {
             rollouts.clone(),
             bad_rollouts.clone(),
         )
-        // Only what says who changed the spec is kept of managedFields.
-        .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_managed_fields(&mut r.metadata));
+        // Only what says who changed the spec is kept of managedFields (and no kubectl copy).
+        .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_for_cache(&mut r.metadata));
         let (rollout_synced_tx, rollout_synced) = synced();
         let (rollout_trigger, rollout_drive) =
             caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate.clone());
@@ -466,7 +466,7 @@ async fn within_grace(work: impl Future<Output = ()>, shutdown: impl Future<Outp
 struct RolloutTriggers {
     rollouts: Events<Rollout>,
     pods: Events<CachedPod>,
-    revisions: Events<ControllerRevision>,
+    revisions: Events<CachedRevision>,
     jobs: Events<Job>,
     leases: Events<Lease>,
     /// Check runs that finished.
@@ -506,7 +506,7 @@ fn rollout_controller_run(
     };
     let (pod_owner, rev_owner, job_owner) = (
         |o: &CachedPod| metrics::queue::owner_keys(o, "Rollout"),
-        |o: &ControllerRevision| metrics::queue::owner_keys(o, "Rollout"),
+        |o: &CachedRevision| metrics::queue::owner_keys(o, "Rollout"),
         |o: &Job| metrics::queue::owner_keys(o, "Rollout"),
     );
     Controller::for_stream(

@@ -35,6 +35,10 @@ pub const ROLLOUT_PLURAL: &str = "rollouts";
 /// The resource (plural) in a ListenerSet's API path.
 pub const LISTENERSET_PLURAL: &str = "listenersets";
 
+/// kubectl's copy of an object applied client-side (`kubectl apply` without `--server-side`):
+/// the whole object again, which the controller's caches drop.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Field manager (and Event reporter) of the Rollout controller's writes.
 pub const ROLLOUT_MANAGER: &str = "baton-rollout";
 /// Field manager (and Event reporter) of the ListenerSet controller's writes.

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::core::{Selector, SelectorExt};
 
 mod cached;
+pub(crate) use cached::null_default;
 pub use cached::{CachedContainer, CachedPod, CachedPodStatus, CachedState, ReadyCondition};
 
 /// Pod annotation: the pod is to hand its listeners over (it is *draining*).

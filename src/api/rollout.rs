@@ -29,6 +29,7 @@ pub mod origin;
 pub mod pause;
 pub mod reasons;
 pub mod replacement;
+pub mod revision;
 pub mod targets;
 mod validation;
 pub use checks::{Check, Comparison, HttpCheck, HttpMethod, JsonMatch, PrometheusCheck, Threshold};
@@ -37,6 +38,7 @@ pub use hooks::{Hooks, JobTemplate};
 pub use pause::{Pause, PauseMode};
 pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Reason, RolloutPhase};
 pub use replacement::PodReplacementPolicy;
+pub use revision::CachedRevision;
 pub use targets::BatchTarget;
 pub use validation::validate;
 

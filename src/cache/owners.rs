@@ -56,6 +56,17 @@ fn owners<K: Resource>(o: &K) -> Owners {
         .collect()
 }
 
+/// The object's namespace and name only (`ObjectRef::from_obj` also copies its resourceVersion
+/// and uid, two more strings per entry that the index, which holds each key twice, never reads).
+fn key<K: Resource<DynamicType = ()>>(o: &K) -> ObjectRef<K> {
+    let m = o.meta();
+    let key = ObjectRef::new(m.name.as_deref().unwrap_or_default());
+    match m.namespace.as_deref() {
+        Some(ns) => key.within(ns),
+        None => key,
+    }
+}
+
 impl<K: Resource<DynamicType = ()>> Inner<K> {
     fn unlink(&mut self, key: &ObjectRef<K>) {
         for uid in self.owners_of.remove(key).into_iter().flatten() {
@@ -87,14 +98,14 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnerIndex<K> {
         // relist either way, so keep serving it.
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         match event {
-            watcher::Event::Apply(o) => inner.link(ObjectRef::from_obj(o), owners(o)),
-            watcher::Event::Delete(o) => inner.unlink(&ObjectRef::from_obj(o)),
+            watcher::Event::Apply(o) => inner.link(key(o), owners(o)),
+            watcher::Event::Delete(o) => inner.unlink(&key(o)),
             watcher::Event::Init => inner.relist = Some(HashMap::new()),
             watcher::Event::InitApply(o) => {
                 let uids = owners(o);
                 if let Some(relist) = inner.relist.as_mut() {
                     if !uids.is_empty() {
-                        relist.insert(ObjectRef::from_obj(o), uids);
+                        relist.insert(key(o), uids);
                     }
                 }
             }

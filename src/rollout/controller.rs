@@ -19,7 +19,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::api::pod::{drain_value, CachedPod, DRAIN_ANNOTATION};
-use crate::api::rollout::{labels, EventReason, Rollout, RolloutStatus};
+use crate::api::rollout::{labels, CachedRevision, EventReason, Rollout, RolloutStatus};
 use crate::api::ROLLOUT_MANAGER as MANAGER;
 use crate::backoff::Backoff;
 use crate::cache::owners::OwnerIndex;
@@ -49,7 +49,7 @@ pub struct Stats {
 #[derive(Clone, Default)]
 pub struct OwnedIndexes {
     pub pods: OwnerIndex<CachedPod>,
-    pub revisions: OwnerIndex<ControllerRevision>,
+    pub revisions: OwnerIndex<CachedRevision>,
     pub jobs: OwnerIndex<Job>,
 }
 
@@ -64,7 +64,7 @@ pub struct Context {
     pub client: kube::Client,
     pub events: Publisher,
     pub pods: Store<CachedPod>,
-    pub revisions: Store<ControllerRevision>,
+    pub revisions: Store<CachedRevision>,
     /// The Rollouts' Jobs (hooks and `job` checks).
     pub jobs: Store<Job>,
     /// How each failed Job failed (its pods are not cached: read once when it fails).
@@ -119,7 +119,7 @@ impl WriteClock {
 
 /// The pods and revisions of the Rollout of uid `uid` in `ns`, from the owner indexes: the cost
 /// grows with the Rollout's own objects, not with the caches.
-pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<CachedPod>>, Vec<Arc<ControllerRevision>>) {
+pub fn own_objects(ctx: &Context, ns: &str, uid: &str) -> (Vec<Arc<CachedPod>>, Vec<Arc<CachedRevision>>) {
     let in_ns = |m: &ObjectMeta| m.namespace.as_deref() == Some(ns);
     let mut pods = ctx.owners.pods.owned_by(&ctx.pods, uid);
     pods.retain(|p| in_ns(&p.metadata));
@@ -154,15 +154,13 @@ pub fn observe_pod(pod: &CachedPod, holds_listeners: bool) -> Option<ObservedPod
 
 /// The planner's view of a revision; None for one without its hash label or template (the
 /// planner then makes it anew, under the same name).
-fn revision_info(rev: &ControllerRevision) -> Option<RevisionInfo> {
-    use serde::Deserialize;
-    let template = rev.data.as_ref()?.0.get("template")?;
+fn revision_info(rev: &CachedRevision) -> Option<RevisionInfo> {
     Some(RevisionInfo {
         name: rev.name_any(),
         revision: rev.revision,
         hash: label(&rev.metadata, labels::REVISION_HASH)?.to_string(),
         version: label(&rev.metadata, labels::VERSION).unwrap_or("").to_string(),
-        template: Arc::new(PodTemplateSpec::deserialize(template).ok()?),
+        template: Arc::new(rev.template()?),
     })
 }
 

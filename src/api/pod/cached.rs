@@ -98,7 +98,9 @@ fn ready_only<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ReadyCond
 }
 
 /// `null` reads as the default (the API server omits or nulls empty fields).
-fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+pub(crate) fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 

@@ -149,6 +149,17 @@ pub fn prune_managed_fields(meta: &mut ObjectMeta) {
     meta.managed_fields = (!kept.is_empty()).then_some(kept);
 }
 
+/// A Rollout's metadata as the controller's cache keeps it: managedFields pruned (see
+/// [`prune_managed_fields`]) and without kubectl's copy of the whole object
+/// ([`crate::api::LAST_APPLIED_ANNOTATION`], left by client-side `kubectl apply`), which nothing
+/// in the controller reads.
+pub fn prune_for_cache(meta: &mut ObjectMeta) {
+    prune_managed_fields(meta);
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(crate::api::LAST_APPLIED_ANNOTATION);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +264,23 @@ mod tests {
             kept[0].fields_v1.as_ref().unwrap().0,
             json!({"f:spec": {"f:version": {}, "f:template": {}}})
         );
+        assert_eq!(spec_origin(&m), before);
+    }
+
+    #[test]
+    fn the_cache_drops_kubectls_copy_and_keeps_the_rest() {
+        let mut m = meta(Some("why"), vec![entry("baton", 200, spec_and_cause())]);
+        let annotations = m.annotations.get_or_insert_with(Default::default);
+        annotations.insert(
+            crate::api::LAST_APPLIED_ANNOTATION.into(),
+            "{\"kind\":\"Rollout\"}".into(),
+        );
+        annotations.insert(annotations::PROMOTE.into(), "1".into());
+        let before = spec_origin(&m);
+        prune_for_cache(&mut m);
+        let kept = m.annotations.as_ref().unwrap();
+        assert!(!kept.contains_key(crate::api::LAST_APPLIED_ANNOTATION));
+        assert!(kept.contains_key(annotations::PROMOTE) && kept.contains_key(annotations::CHANGE_CAUSE));
         assert_eq!(spec_origin(&m), before);
     }
 }
