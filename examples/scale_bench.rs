@@ -131,6 +131,32 @@ struct Figures {
     /// Events of the update that repeat another's regarding object, reason and note.
     repeated_events: usize,
     status_writes_per_update: Option<f64>,
+    /// Rollout reconciles per Rollout updated (from the controller's `/metrics`).
+    reconciles_per_update: Option<f64>,
+}
+
+/// A loopback address with a port free right now, for the controller's metrics endpoint.
+fn free_local_addr() -> Result<String, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.to_string())
+}
+
+/// The Rollout controller's reconciles so far: the sum of `baton_reconcile_total` for
+/// `controller="rollout"` in a scrape of `/metrics` at `addr` (None when it cannot be read).
+async fn reconciles(addr: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.ok()?;
+    let total = body
+        .lines()
+        .filter(|l| l.starts_with("baton_reconcile_total{") && l.contains("controller=\"rollout\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    Some(total)
 }
 
 /// Rollouts Healthy on `version` at their current generation, per the driver's cache.
@@ -227,10 +253,11 @@ async fn scenario(n: usize, replicas: i32, qps: f32) -> Result<Figures, String> 
     sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)
         .map_err(|e| e.to_string())?;
     let baton = common::baton_binary()?;
+    let metrics_addr = free_local_addr()?;
     let mut child = common::spawn_baton(
         tokio::process::Command::new(&baton)
             .args(["controller", "--log-format", "json", "--leader-elect=false"])
-            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", &metrics_addr])
             .args(["--kube-api-qps", &qps.to_string()])
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "warn")
@@ -262,14 +289,18 @@ async fn scenario(n: usize, replicas: i32, qps: f32) -> Result<Figures, String> 
 
     let (writes0, (events0, repeats0), cpu0) =
         (writes(&sim), count_events(&client).await?, cpu_secs(pid).unwrap_or(0.0));
+    let reconciles0 = reconciles(&metrics_addr).await;
     let log0 = Instant::now();
     rss.reset();
+    let perf = profile_update(pid, n, replicas)?;
     let start = Instant::now();
     apply_all(&api, n, replicas, "v2").await?;
     wait_all_healthy(&store, n, "v2", replicas, Duration::from_secs(3600)).await?;
     let update = start.elapsed();
+    stop_profile(perf).await;
     let peak = rss.peak_kib();
     let cpu = cpu_secs(pid).unwrap_or(0.0) - cpu0;
+    let reconciled = reconciles(&metrics_addr).await.zip(reconciles0).map(|(b, a)| b - a);
     let written = writes(&sim) - writes0;
     let (events, repeats) = count_events(&client).await?;
     let (events, repeats) = (events - events0, repeats - repeats0);
@@ -299,7 +330,48 @@ async fn scenario(n: usize, replicas: i32, qps: f32) -> Result<Figures, String> 
         events_per_update: events as f64 / n as f64,
         repeated_events: repeats,
         status_writes_per_update: status_writes.map(|s| s as f64 / n as f64),
+        reconciles_per_update: reconciled.map(|r| r / n as f64),
     })
+}
+
+/// With `SCALE_BENCH_PERF=<dir>`, `perf record` samples the controller during the mass update
+/// into `<dir>/perf-<n>x<r>.data` (call graphs by DWARF unwinding: build with
+/// `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only` for symbols). A diagnostic, off by default.
+fn profile_update(pid: u32, n: usize, replicas: i32) -> Result<Option<tokio::process::Child>, String> {
+    let Some(dir) = std::env::var_os("SCALE_BENCH_PERF") else {
+        return Ok(None);
+    };
+    let out = std::path::Path::new(&dir).join(format!("perf-{n}x{replicas}.data"));
+    eprintln!("  profiling controller pid {pid} into {}", out.display());
+    let child = tokio::process::Command::new("perf")
+        .args([
+            "record",
+            "-F",
+            "250",
+            "--call-graph",
+            "dwarf,16384",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting perf: {e}"))?;
+    Ok(Some(child))
+}
+
+/// Stop `perf record` (SIGINT makes it write its file) and wait for it.
+async fn stop_profile(perf: Option<tokio::process::Child>) {
+    let Some(mut child) = perf else { return };
+    if let Some(id) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &id.to_string()])
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(120), child.wait()).await;
 }
 
 fn parse(arg: &str) -> Option<(usize, i32)> {
@@ -357,7 +429,7 @@ async fn main() {
     let release = if profile == "release" { " --release" } else { "" };
     println!("command: cargo run{release} --example scale_bench {}\n", args.join(" "));
     println!(
-        "{:>13} {:>12} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13} {:>9}",
+        "{:>13} {:>12} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>13} {:>9} {:>11}",
         "rollouts×inst",
         "qps",
         "rest MiB",
@@ -367,7 +439,8 @@ async fn main() {
         "writes/inst",
         "events/upd",
         "status w/upd",
-        "repeated"
+        "repeated",
+        "reconc/upd"
     );
     let mut times: BTreeMap<usize, f64> = BTreeMap::new();
     for (n, r) in scenarios {
@@ -377,7 +450,7 @@ async fn main() {
                     times.insert(f.rollouts, f.update.as_secs_f64());
                 }
                 println!(
-                    "{:>13} {:>12} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13} {:>9}",
+                    "{:>13} {:>12} {:>9.1} {:>9.1} {:>8.1}s {:>10.2} {:>11.2} {:>12.2} {:>13} {:>9} {:>11}",
                     format!("{}×{}", f.rollouts, f.instances),
                     qps_text(qps),
                     f.rest_mib,
@@ -390,6 +463,9 @@ async fn main() {
                         .map(|s| format!("{s:.2}"))
                         .unwrap_or_else(|| "n/a".into()),
                     f.repeated_events,
+                    f.reconciles_per_update
+                        .map(|r| format!("{r:.1}"))
+                        .unwrap_or_else(|| "n/a".into()),
                 );
             }
             Err(e) => println!("{:>13} FAILED: {e}", format!("{n}×{r}")),

@@ -23,12 +23,18 @@ use super::{ControllerLabel, Metrics};
 /// Waiting entries older than this are dropped (a trigger for an object no reconcile will
 /// start, e.g. one deleted meanwhile that kube-runtime reports as not found before we see it).
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// How often [`WorkQueue::add`] looks for such entries: a sweep visits every waiting entry, so
+/// sweeping on every add made a mass update quadratic (issue 16: every pod event of N Rollouts
+/// swept up to N entries).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// One controller's work queue, as seen from its triggers and reconciles.
 pub struct WorkQueue {
     pub controller: String,
     /// `namespace/name` → when its first unreconciled change was seen.
     waiting: Mutex<HashMap<String, Instant>>,
+    /// When `waiting` was last swept of entries older than [`FORGET_AFTER`].
+    swept: Mutex<Instant>,
     depth: Gauge,
     adds: Counter,
     latency: Histogram,
@@ -44,6 +50,7 @@ impl WorkQueue {
         WorkQueue {
             controller: controller.to_string(),
             waiting: Mutex::new(HashMap::new()),
+            swept: Mutex::new(Instant::now()),
             depth,
             adds,
             latency,
@@ -61,8 +68,18 @@ impl WorkQueue {
     pub fn add(&self, key: String) {
         self.adds.inc();
         let now = Instant::now();
+        let sweep = {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            let due = now.saturating_duration_since(*swept) >= SWEEP_EVERY;
+            if due {
+                *swept = now;
+            }
+            due
+        };
         self.with(|w| {
-            w.retain(|_, t| now.duration_since(*t) < FORGET_AFTER);
+            if sweep {
+                w.retain(|_, t| now.saturating_duration_since(*t) < FORGET_AFTER);
+            }
             w.entry(key).or_insert(now);
         });
     }

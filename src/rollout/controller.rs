@@ -253,19 +253,16 @@ async fn plan_and_apply(
     let ns = rollout.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = rollout.name_any();
     let uid = rollout.uid().ok_or(Error::MissingField("metadata.uid"))?;
-    let (input, sinks_requeue) = plan_input(rollout, ctx, &ns, &uid, prior.clone(), rejected).await?;
+    let (input, sinks_requeue) = plan_input(rollout, ctx, &ns, &uid, prior, rejected).await?;
     let plan = planner::plan(&input);
+    let prior = input.status.as_ref();
     // Runs start (or stop) off this worker; a finished run wakes the Rollout.
     ctx.checks.want(&uid, &ObjectRef::from_obj(rollout), &plan.checks);
     debug!(namespace = %ns, rollout = %name, actions = plan.actions.len(), "planned");
     // The status describes what the plan saw and decided, not the actions' outcome, so it is
     // written alongside them: on a large Rollout it is the slowest write of the reconcile.
     // Progress alone waits a little (see `status_write`): the reconcile comes back for it.
-    let decision = status_write::decide(
-        prior.as_ref(),
-        &plan.status,
-        ctx.status_written.since(&uid, Instant::now()),
-    );
+    let decision = status_write::decide(prior, &plan.status, ctx.status_written.since(&uid, Instant::now()));
     let status_write = async {
         if decision != StatusWrite::Now {
             return Ok(None);
@@ -281,16 +278,18 @@ async fn plan_and_apply(
     // unless the API server refused the spec, whose report replaces this plan.
     let (mut expected, applied) = applied;
     let wrote = !expected.is_empty();
-    if let Ok(Some(w)) = &written {
+    let written = written.map(|w| {
         // The status as the API server stored it: times keep whole seconds there, so the
         // planned value (with its sub-second times) never equals what the cache shows once
         // another write (a label, an annotation, kubectl apply) has moved the Rollout on.
-        expected.push(Expected::Status {
-            uid: uid.clone(),
-            resource_version: w.resource_version().unwrap_or_default(),
-            status: Box::new(w.status.clone().unwrap_or_else(|| plan.status.clone())),
-        });
-    }
+        if let Some(w) = w {
+            expected.push(Expected::Status {
+                uid: uid.clone(),
+                resource_version: w.metadata.resource_version.unwrap_or_default(),
+                status: Box::new(w.status.unwrap_or_else(|| plan.status.clone())),
+            });
+        }
+    });
     ctx.expectations.expect(&uid, expected, Instant::now());
     written?;
     if let Err(e @ Error::Refused { .. }) = applied {
@@ -588,12 +587,12 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
             name, labels, template, ..
         } => {
             let pod = build_pod(ns, name, labels, template, owner);
-            ignore_already_exists(pods.create(&PostParams::default(), &pod).await.map(|_| ()))?;
+            ignore_already_exists(create_unread(&ctx.client, ns, &pod).await)?;
             ctx.stats.pod_creates.fetch_add(1, Ordering::Relaxed);
             Some(Expected::PodCreated(name.clone()))
         }
         Action::DeletePod { name } => {
-            ignore_code(pods.delete(name, &DeleteParams::default()).await.map(|_| ()), 404)?;
+            ignore_code(delete_unread::<Pod>(&ctx.client, ns, name).await, 404)?;
             ctx.stats.pod_deletes.fetch_add(1, Ordering::Relaxed);
             Some(Expected::PodDeleted(name.clone()))
         }
@@ -667,16 +666,63 @@ fn build_pod(
     }
 }
 
-async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &RolloutStatus) -> Result<Rollout> {
-    let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
+/// What a reconcile reads of a create or delete's answer: nothing. The watch brings the object
+/// into the caches; decoding the whole Pod the API server sends back (spec, status, managed
+/// fields) cost more CPU than anything else of a replacement's writes (issue 16).
+async fn create_unread<K>(client: &kube::Client, ns: &str, obj: &K) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + serde::Serialize,
+{
+    let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
+    let mut req = kube::core::Request::new(K::url_path(&(), Some(ns)))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("create");
+    client.request_text(req).await.map(|_| ())
+}
+
+/// Delete `name` (foreground default, as [`Api::delete`]), not reading the answer.
+async fn delete_unread<K>(client: &kube::Client, ns: &str, name: &str) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut req = kube::core::Request::new(K::url_path(&(), Some(ns)))
+        .delete(name, &DeleteParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("delete");
+    client.request_text(req).await.map(|_| ())
+}
+
+/// What a status write's answer is read for: the version and status the API server stored
+/// (not the spec, its template or the managed fields).
+#[derive(serde::Deserialize)]
+struct Written {
+    metadata: WrittenMeta,
+    status: Option<RolloutStatus>,
+}
+
+#[derive(serde::Deserialize)]
+struct WrittenMeta {
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+}
+
+async fn write_status(client: &kube::Client, ns: &str, name: &str, status: &RolloutStatus) -> Result<Written> {
     let body = json!({
         "apiVersion": crate::api::API_VERSION,
         "kind": "Rollout",
         "status": status,
     });
-    Ok(api
-        .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-        .await?)
+    let mut req = kube::core::Request::new(Rollout::url_path(&(), Some(ns)))
+        .patch_subresource(
+            "status",
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("patch_status");
+    Ok(client.request::<Written>(req).await?)
 }
 
 /// Retry a failed Rollout with exponential backoff of its own (see [`crate::backoff`]): one

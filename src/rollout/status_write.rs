@@ -46,10 +46,18 @@ pub fn decide(
     let Some(stored) = stored else {
         return StatusWrite::Now;
     };
-    if stored == planned || to_seconds(stored) == to_seconds(planned) {
+    if stored == planned {
         return StatusWrite::Unchanged;
     }
-    if facts(stored) != facts(planned) {
+    // One copy of each, cut to the second, then stripped of progress in place (a decision is
+    // made on every reconcile, and each copy of a status is dozens of allocations).
+    let (mut stored, mut planned) = (to_seconds(stored), to_seconds(planned));
+    if stored == planned {
+        return StatusWrite::Unchanged;
+    }
+    strip_progress(&mut stored);
+    strip_progress(&mut planned);
+    if stored != planned {
         return StatusWrite::Now;
     }
     match since_last_write {
@@ -87,9 +95,8 @@ fn to_seconds(s: &RolloutStatus) -> RolloutStatus {
     s
 }
 
-/// `s` without its progress: what must be written at once when it changes.
-fn facts(s: &RolloutStatus) -> RolloutStatus {
-    let mut f = to_seconds(s);
+/// `f` (cut to the second) without its progress: what must be written at once when it changes.
+fn strip_progress(f: &mut RolloutStatus) {
     f.replicas = 0;
     f.ready_replicas = 0;
     f.updated_replicas = 0;
@@ -108,7 +115,6 @@ fn facts(s: &RolloutStatus) -> RolloutStatus {
         i.ready = false;
         i.since = None;
     }
-    f
 }
 
 #[cfg(test)]

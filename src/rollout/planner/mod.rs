@@ -258,7 +258,8 @@ pub fn plan(input: &PlanInput) -> Plan {
 struct Planner<'a> {
     input: &'a PlanInput,
     spec: &'a RolloutSpec,
-    prior: RolloutStatus,
+    /// The stored status, borrowed from the input (none stored: the default).
+    prior: std::borrow::Cow<'a, RolloutStatus>,
     now: Timestamp,
     slots: BTreeMap<i32, SlotPods<'a>>,
     actions: Vec<Action>,
@@ -300,7 +301,10 @@ impl<'a> Planner<'a> {
         Self {
             input,
             spec: &input.spec,
-            prior: input.status.clone().unwrap_or_default(),
+            prior: input
+                .status
+                .as_ref()
+                .map_or_else(Default::default, std::borrow::Cow::Borrowed),
             now: input.now,
             slots,
             actions: Vec::new(),
