@@ -302,6 +302,7 @@ impl Operator {
                 jobs: self.triggers.jobs,
                 leases: self.triggers.rollout_leases,
                 checks: checks_done,
+                relisted: futures::stream::select_all(self.synced.all().iter().map(Synced::relisted)).boxed(),
             },
             self.rollouts,
             self.pods,
@@ -471,6 +472,8 @@ struct RolloutTriggers {
     leases: Events<Lease>,
     /// Check runs that finished.
     checks: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<Rollout>>,
+    /// A cache the reconcile reads listed its objects again (see [`Synced::relisted`]).
+    relisted: futures::stream::BoxStream<'static, ()>,
 }
 
 /// The Rollout controller, until `shutdown` and its in-flight reconciles finish.
@@ -523,8 +526,10 @@ fn rollout_controller_run(
     })
     // A check run finished: its Rollout decides what it means.
     .reconcile_on(triggers.checks)
-    // The caches filled while standing by: reconcile everything once on taking over.
-    .reconcile_all_on(futures::stream::once(async {}))
+    // The caches filled while standing by: reconcile everything once on taking over, and
+    // again after any of them listed anew (what changed in the gap triggered reconciles that
+    // read the store from before it).
+    .reconcile_all_on(futures::stream::once(async {}).chain(triggers.relisted))
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
     .graceful_shutdown_on(shutdown)
     .run(reconcile, rollout_controller::error_policy, ctx)

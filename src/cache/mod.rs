@@ -45,27 +45,27 @@ pub fn selected(selector: Option<&str>) -> watcher::Config {
 /// (`watches_stream`, `owns_stream`).
 pub type Events<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
 
-/// Whether a watch cache has had its first complete list. Cheap to clone; any number of tasks
-/// may wait on it.
+/// Whether a watch cache has had its first complete list, and how many it has had. Cheap to
+/// clone; any number of tasks may wait on it.
 #[derive(Clone, Debug)]
-pub struct Synced(watch::Receiver<bool>);
+pub struct Synced(watch::Receiver<u64>);
 
-/// The writing side of [`Synced`]: marks the cache synced on the first `InitDone`.
+/// The writing side of [`Synced`]: counts the cache's complete lists (`InitDone`s).
 #[derive(Debug)]
-pub struct SyncedTx(watch::Sender<bool>);
+pub struct SyncedTx(watch::Sender<u64>);
 
 /// A new, not yet synced, readiness flag.
 pub fn synced() -> (SyncedTx, Synced) {
-    let (tx, rx) = watch::channel(false);
+    let (tx, rx) = watch::channel(0);
     (SyncedTx(tx), Synced(rx))
 }
 
 impl SyncedTx {
-    /// Mark synced when `event` is an `InitDone` (place after `.reflect(writer)`, so the store
-    /// already holds the list).
+    /// Count a complete list when `event` is an `InitDone` (place after `.reflect(writer)`, so
+    /// the store already holds the list).
     pub fn observe<K>(&self, event: &Result<watcher::Event<K>, watcher::Error>) {
         if matches!(event, Ok(watcher::Event::InitDone)) {
-            self.0.send_if_modified(|s| !std::mem::replace(s, true));
+            self.0.send_modify(|n| *n += 1);
         }
     }
 
@@ -81,20 +81,36 @@ impl SyncedTx {
 impl Synced {
     /// A flag that is synced from the start (for caches a caller fills by other means).
     pub fn always() -> Synced {
-        let (tx, rx) = watch::channel(true);
+        let (tx, rx) = watch::channel(1);
         drop(tx);
         Synced(rx)
     }
 
     pub fn is_synced(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() > 0
+    }
+
+    /// A signal after each complete list from now on: a relist after a watch expired (410) or
+    /// failed. A controller must look at all its objects again then. The objects of a relist
+    /// come as `InitApply` and trigger their owners' reconciles while the store still holds the
+    /// state from before the gap (kube-runtime swaps the new list in at `InitDone`); a
+    /// reconcile that ran then saw the old state, and nothing triggers it again — a Rollout
+    /// whose pods became Ready in the gap waited forever. The signal comes after the swap.
+    pub fn relisted(&self) -> futures::stream::BoxStream<'static, ()> {
+        let mut rx = self.0.clone();
+        rx.borrow_and_update();
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+        .boxed()
     }
 
     /// Wait until synced. Pending forever if the cache's watch stopped before syncing (bound
     /// it with a timeout or a shutdown signal).
     pub async fn wait(&self) {
         let mut rx = self.0.clone();
-        if rx.wait_for(|s| *s).await.is_err() {
+        if rx.wait_for(|n| *n > 0).await.is_err() {
             std::future::pending::<()>().await;
         }
     }

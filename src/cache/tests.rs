@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::task::ArcWake;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::{reflector, watcher};
+use kube::runtime::{reflector, watcher, WatchStreamExt};
 
 use super::*;
 
@@ -99,4 +99,64 @@ async fn a_watch_that_ends_before_syncing_never_reports_synced() {
     let (tx, synced) = synced();
     drop(tx);
     assert!(!synced.wait_for(Duration::from_millis(50)).await);
+}
+
+fn cm(name: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A relist (after a watch expired) is signalled once the store shows the new list, and only
+/// lists after the subscription are: the objects that changed in the gap came as `InitApply`
+/// while the store still held the old state, so whoever reconciled on them must look again.
+#[tokio::test]
+async fn relisted_fires_after_the_store_holds_the_new_list() {
+    let (store, writer) = reflector::store::<ConfigMap>();
+    let (tx, synced) = synced();
+    let (events_tx, events_rx) = futures::channel::mpsc::unbounded();
+    let drive = tokio::spawn(
+        events_rx
+            .map(Ok::<_, watcher::Error>)
+            .reflect(writer)
+            .inspect(move |e| tx.observe(e))
+            .for_each(|_| futures::future::ready(())),
+    );
+    let send = |e: watcher::Event<ConfigMap>| events_tx.unbounded_send(e).expect("driver runs");
+    send(watcher::Event::Init);
+    send(watcher::Event::InitApply(cm("old")));
+    send(watcher::Event::InitDone);
+    synced.wait().await;
+    let mut relisted = synced.relisted();
+    // The first list happened before the subscription: no signal for it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), relisted.next())
+            .await
+            .is_err(),
+        "a list before the subscription is not signalled"
+    );
+    // A relist: while its objects arrive the store still shows the old state.
+    send(watcher::Event::Init);
+    send(watcher::Event::InitApply(cm("new")));
+    send(watcher::Event::InitDone);
+    let signalled = tokio::time::timeout(Duration::from_secs(10), relisted.next()).await;
+    assert_eq!(signalled, Ok(Some(())), "a relist is signalled");
+    let names: Vec<String> = store
+        .state()
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["new"],
+        "when the signal comes, the store holds the relisted objects"
+    );
+    assert!(synced.is_synced());
+    drop(events_tx);
+    drive.await.expect("driver ends");
 }
