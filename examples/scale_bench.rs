@@ -421,8 +421,9 @@ async fn main() {
     };
     println!("scale benchmark: N Rollouts × R instances, maxSurge 25%, maxUnavailable 0, one batch; kubelet ready delay 200 ms");
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let bin = common::baton_binary().map_or_else(|e| e, |b| b.display().to_string());
     println!(
-        "controller: target/{profile}/baton controller --leader-elect=false --kube-api-qps {qps} (otherwise defaults: concurrency 8, --kube-api-burst {}), its own process",
+        "controller: {bin} controller --leader-elect=false --kube-api-qps {qps} (otherwise defaults: concurrency 8, --kube-api-burst {}), its own process",
         baton::throttle::DEFAULT_BURST
     );
     println!("client-side QPS of every scenario: {}", qps_text(qps));

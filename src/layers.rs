@@ -11,7 +11,7 @@ use std::path::Path;
 /// dashboard and the CLI; the demo serves the dashboard; the CLI runs the demo and the
 /// dashboard, never the reverse.
 const LAYERS: &[&[&str]] = &[
-    &["api"],
+    &["api", "memory"],
     &["error", "events", "telemetry", "metrics", "cache", "stdout"],
     &["backoff", "probes", "session", "throttle", "notify"],
     &["rollout", "listeners", "agent", "election"],

@@ -69,6 +69,7 @@ pub mod events;
 #[cfg(test)]
 mod layers;
 pub mod listeners;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod operator;

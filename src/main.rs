@@ -6,8 +6,15 @@ use clap::Parser;
 
 use baton::cli::{self, Cli};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads (see `baton::memory`).
+    baton::memory::limit_arenas();
     let cli = Cli::parse();
-    cli::run(cli).await
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(cli::run(cli)),
+        Err(e) => {
+            eprintln!("starting the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -18,8 +18,13 @@ pub fn writes(sim: &Sim, who: &str) -> u64 {
     WRITE_METHODS.iter().map(|m| sim.core.request_count(who, m)).sum()
 }
 
-/// `target/<profile>/baton`: the binary built beside this example (in `target/<profile>/examples/`).
+/// The `baton` binary to run as the controller: `$BATON_BIN` if set (`make bench-scale` sets it
+/// to the image's build, without the `demo` feature), else `target/<profile>/baton`, the binary
+/// built beside this example (in `target/<profile>/examples/`).
 pub fn baton_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("BATON_BIN").filter(|b| !b.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     exe.parent()
         .and_then(|p| p.parent())

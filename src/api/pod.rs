@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::core::{Selector, SelectorExt};
+use kube::core::{Expression, Selector, SelectorExt};
 
 mod cached;
+mod labels;
 pub(crate) use cached::null_default;
 pub use cached::{CachedContainer, CachedPod, CachedPodStatus, CachedState, ReadyCondition};
+pub use labels::Labels;
 
 /// Pod annotation: the pod is to hand its listeners over (it is *draining*).
 ///
@@ -83,6 +85,22 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
     Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(labels))
 }
 
+/// [`selector_matches`] for a cached pod's [`Labels`], with the same semantics (those of
+/// `kube::core::Expression`).
+pub fn selector_matches_labels(selector: &LabelSelector, labels: &Labels) -> bool {
+    let Ok(selector) = Selector::try_from(selector.clone()) else {
+        return false;
+    };
+    selector.into_iter().all(|e| match &e {
+        Expression::In(k, values) => labels.get(k).is_some_and(|v| values.contains(v)),
+        Expression::NotIn(k, values) => labels.get(k).is_none_or(|v| !values.contains(v)),
+        Expression::Exists(k) => labels.get(k).is_some(),
+        Expression::DoesNotExist(k) => labels.get(k).is_none(),
+        Expression::Equal(k, value) => labels.get(k) == Some(value.as_str()),
+        Expression::NotEqual(k, value) => labels.get(k) != Some(value.as_str()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,9 +120,38 @@ mod tests {
                 values: Some(vec!["db".into()]),
             }]),
         };
-        assert!(selector_matches(&sel, &labels(&[("app", "a")])));
-        assert!(!selector_matches(&sel, &labels(&[("app", "a"), ("tier", "db")])));
-        assert!(!selector_matches(&sel, &labels(&[("app", "b")])));
+        let both = |sel: &LabelSelector, l: &BTreeMap<String, String>| {
+            let (map, compact) = (selector_matches(sel, l), selector_matches_labels(sel, &Labels::from(l)));
+            assert_eq!(map, compact, "{sel:?} on {l:?}");
+            map
+        };
+        assert!(both(&sel, &labels(&[("app", "a")])));
+        assert!(!both(&sel, &labels(&[("app", "a"), ("tier", "db")])));
+        assert!(!both(&sel, &labels(&[("app", "b")])));
+        assert!(both(&sel, &labels(&[("app", "a"), ("tier", "web")])));
+        let every = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(
+                [("In", "x"), ("NotIn", "x"), ("Exists", ""), ("DoesNotExist", "")]
+                    .iter()
+                    .map(|(op, v)| LabelSelectorRequirement {
+                        key: format!("k-{op}"),
+                        operator: op.to_string(),
+                        values: (!v.is_empty()).then(|| vec![v.to_string()]),
+                    })
+                    .collect(),
+            ),
+        };
+        for l in [
+            labels(&[]),
+            labels(&[("k-In", "x"), ("k-Exists", "")]),
+            labels(&[("k-In", "x"), ("k-NotIn", "y"), ("k-Exists", "1")]),
+            labels(&[("k-In", "x"), ("k-NotIn", "x"), ("k-Exists", "1")]),
+            labels(&[("k-In", "x"), ("k-Exists", "1"), ("k-DoesNotExist", "")]),
+        ] {
+            both(&every, &l);
+        }
+        assert!(both(&every, &labels(&[("k-In", "x"), ("k-Exists", "")])));
         // The empty selector matches everything (the spec checks reject it where it is wrong).
         assert!(selector_matches(&LabelSelector::default(), &labels(&[("app", "a")])));
         assert!(selector_matches(&LabelSelector::default(), &BTreeMap::new()));
@@ -117,6 +164,10 @@ mod tests {
             ..Default::default()
         };
         assert!(!selector_matches(&bad, &labels(&[("tier", "db")])));
+        assert!(!selector_matches_labels(
+            &bad,
+            &Labels::from(&labels(&[("tier", "db")]))
+        ));
     }
 
     fn annotated(value: &str) -> ObjectMeta {

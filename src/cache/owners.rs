@@ -5,70 +5,88 @@
 //! store applies, each applied to the index just *before* the store, and answers with the
 //! store's own objects: an object the store has is always in the index, so a reconcile that
 //! waited for the store to show its new pod (an expectation) finds it through the index too.
+//!
+//! Its entries are small (each index entry is an object's "namespace/name" and its owners'
+//! uids, shared between the two maps as `Arc<str>`), as it holds one per cached pod.
 use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::Resource;
 
-type Owners = Vec<String>;
+/// An object's `namespace/name` (neither may hold a `/`; cluster-scoped: `/name`).
+type Key = Arc<str>;
+/// An owner's uid.
+type Uid = Arc<str>;
 
-struct Inner<K: Resource<DynamicType = ()>> {
-    by_owner: HashMap<String, HashSet<ObjectRef<K>>>,
-    owners_of: HashMap<ObjectRef<K>, Owners>,
+#[derive(Default)]
+struct Inner {
+    by_owner: HashMap<Uid, HashSet<Key>>,
+    owners_of: HashMap<Key, Box<[Uid]>>,
     /// The relist in progress (between `Init` and `InitDone`), swapped in at its end as the
     /// store swaps its own buffer.
-    relist: Option<HashMap<ObjectRef<K>, Owners>>,
+    relist: Option<HashMap<Key, Box<[Uid]>>>,
 }
 
 /// Objects of kind `K` by the uids of their owners; clones share the index.
-pub struct OwnerIndex<K: Resource<DynamicType = ()>> {
-    inner: Arc<RwLock<Inner<K>>>,
+pub struct OwnerIndex<K> {
+    inner: Arc<RwLock<Inner>>,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Resource<DynamicType = ()>> Clone for OwnerIndex<K> {
+impl<K> Clone for OwnerIndex<K> {
     fn clone(&self) -> Self {
         OwnerIndex {
             inner: self.inner.clone(),
+            kind: PhantomData,
         }
     }
 }
 
-impl<K: Resource<DynamicType = ()>> Default for OwnerIndex<K> {
+impl<K> Default for OwnerIndex<K> {
     fn default() -> Self {
         OwnerIndex {
-            inner: Arc::new(RwLock::new(Inner {
-                by_owner: HashMap::new(),
-                owners_of: HashMap::new(),
-                relist: None,
-            })),
+            inner: Arc::default(),
+            kind: PhantomData,
         }
     }
 }
 
-fn owners<K: Resource>(o: &K) -> Owners {
-    o.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .map(|r| r.uid.clone())
-        .collect()
+fn owners<K: Resource>(o: &K) -> impl Iterator<Item = &str> {
+    o.meta().owner_references.iter().flatten().map(|r| r.uid.as_str())
 }
 
-/// The object's namespace and name only (`ObjectRef::from_obj` also copies its resourceVersion
-/// and uid, two more strings per entry that the index, which holds each key twice, never reads).
-fn key<K: Resource<DynamicType = ()>>(o: &K) -> ObjectRef<K> {
+fn key<K: Resource>(o: &K) -> Key {
     let m = o.meta();
-    let key = ObjectRef::new(m.name.as_deref().unwrap_or_default());
-    match m.namespace.as_deref() {
-        Some(ns) => key.within(ns),
-        None => key,
+    let (ns, name) = (
+        m.namespace.as_deref().unwrap_or_default(),
+        m.name.as_deref().unwrap_or_default(),
+    );
+    format!("{ns}/{name}").into()
+}
+
+fn object_ref<K: Resource<DynamicType = ()>>(key: &str) -> ObjectRef<K> {
+    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+    let r = ObjectRef::new(name);
+    if ns.is_empty() {
+        r
+    } else {
+        r.within(ns)
     }
 }
 
-impl<K: Resource<DynamicType = ()>> Inner<K> {
-    fn unlink(&mut self, key: &ObjectRef<K>) {
+impl Inner {
+    /// `uid` as the index holds it (one allocation per owner, shared by its objects' entries).
+    fn uid(&self, uid: &str) -> Uid {
+        match self.by_owner.get_key_value(uid) {
+            Some((held, _)) => held.clone(),
+            None => uid.into(),
+        }
+    }
+
+    fn unlink(&mut self, key: &str) {
         for uid in self.owners_of.remove(key).into_iter().flatten() {
             if let Some(set) = self.by_owner.get_mut(&uid) {
                 set.remove(key);
@@ -79,7 +97,7 @@ impl<K: Resource<DynamicType = ()>> Inner<K> {
         }
     }
 
-    fn link(&mut self, key: ObjectRef<K>, uids: Owners) {
+    fn link(&mut self, key: Key, uids: Box<[Uid]>) {
         self.unlink(&key);
         for uid in &uids {
             self.by_owner.entry(uid.clone()).or_default().insert(key.clone());
@@ -87,6 +105,10 @@ impl<K: Resource<DynamicType = ()>> Inner<K> {
         if !uids.is_empty() {
             self.owners_of.insert(key, uids);
         }
+    }
+
+    fn uids<K: Resource>(&self, o: &K) -> Box<[Uid]> {
+        owners(o).map(|u| self.uid(u)).collect()
     }
 }
 
@@ -98,11 +120,14 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnerIndex<K> {
         // relist either way, so keep serving it.
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         match event {
-            watcher::Event::Apply(o) => inner.link(key(o), owners(o)),
+            watcher::Event::Apply(o) => {
+                let uids = inner.uids(o);
+                inner.link(key(o), uids);
+            }
             watcher::Event::Delete(o) => inner.unlink(&key(o)),
             watcher::Event::Init => inner.relist = Some(HashMap::new()),
             watcher::Event::InitApply(o) => {
-                let uids = owners(o);
+                let uids = inner.uids(o);
                 if let Some(relist) = inner.relist.as_mut() {
                     if !uids.is_empty() {
                         relist.insert(key(o), uids);
@@ -111,9 +136,9 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnerIndex<K> {
             }
             watcher::Event::InitDone => {
                 let relist = inner.relist.take().unwrap_or_default();
-                let mut by_owner: HashMap<String, HashSet<ObjectRef<K>>> = HashMap::new();
+                let mut by_owner: HashMap<Uid, HashSet<Key>> = HashMap::new();
                 for (key, uids) in &relist {
-                    for uid in uids {
+                    for uid in uids.iter() {
                         by_owner.entry(uid.clone()).or_default().insert(key.clone());
                     }
                 }
@@ -127,7 +152,7 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnerIndex<K> {
     /// An object the index knows but the store no longer has is left out, and each object
     /// returned is checked against `uid` again, so the answer never includes a stranger.
     pub fn owned_by(&self, store: &Store<K>, uid: &str) -> Vec<Arc<K>> {
-        let keys: Vec<ObjectRef<K>> = {
+        let keys: Vec<Key> = {
             let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
             match inner.by_owner.get(uid) {
                 Some(set) => set.iter().cloned().collect(),
@@ -135,8 +160,8 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnerIndex<K> {
             }
         };
         keys.iter()
-            .filter_map(|k| store.get(k))
-            .filter(|o| owners(o.as_ref()).iter().any(|u| u == uid))
+            .filter_map(|k| store.get(&object_ref(k)))
+            .filter(|o| owners(o.as_ref()).any(|u| u == uid))
             .collect()
     }
 

@@ -132,10 +132,10 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 /// The planner's view of a pod.
 pub fn observe_pod(pod: &CachedPod, holds_listeners: bool) -> Option<ObservedPod> {
     let meta = &pod.metadata;
-    let slot: i32 = label(meta, labels::SLOT)?.parse().ok()?;
-    let hash = label(meta, labels::REVISION_HASH)?;
+    let slot: i32 = pod.label(labels::SLOT)?.parse().ok()?;
+    let hash = pod.label(labels::REVISION_HASH)?;
     let mut o = ObservedPod::new(pod.name_any(), slot, hash);
-    o.version = label(meta, labels::VERSION).unwrap_or("").to_string();
+    o.version = pod.label(labels::VERSION).unwrap_or("").to_string();
     o.ready = pod.is_ready();
     o.ready_since = pod.ready_since();
     o.restarts = pod.container_restarts();

@@ -10,14 +10,32 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
 
+use super::Labels;
+
 /// A Pod as the watch caches hold it (see the module). Read it with the methods here and
-/// [`super::drain`] on its `metadata`.
+/// [`super::drain`] on its `metadata`. Its labels are in [`labels`](Self::labels), compacted,
+/// not in `metadata` (whose `labels` is always `None`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(from = "RawPod")]
 pub struct CachedPod {
-    #[serde(default, deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
-    #[serde(default, deserialize_with = "null_default")]
+    pub labels: Labels,
     pub status: CachedPodStatus,
+}
+
+/// The JSON as it comes; [`CachedPod`] moves the labels out and prunes the metadata.
+#[derive(Deserialize)]
+struct RawPod {
+    #[serde(default, deserialize_with = "null_default")]
+    metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_default")]
+    status: CachedPodStatus,
+}
+
+impl From<RawPod> for CachedPod {
+    fn from(raw: RawPod) -> Self {
+        CachedPod::new(raw.metadata, raw.status)
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -129,9 +147,30 @@ impl kube::Resource for CachedPod {
 }
 
 impl CachedPod {
-    /// Drop the metadata no decision reads (call on every object before it is cached):
-    /// managedFields, annotations other than baton's (`baton.dev/…`), generateName, finalizers.
+    /// The pod of `metadata` (its labels moved into [`Labels`], the rest pruned) and `status`.
+    pub fn new(mut metadata: ObjectMeta, status: CachedPodStatus) -> Self {
+        let labels = metadata.labels.take().map(|l| Labels::from(&l)).unwrap_or_default();
+        let mut pod = CachedPod {
+            metadata,
+            labels,
+            status,
+        };
+        pod.prune();
+        pod
+    }
+
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key)
+    }
+
+    /// Drop the metadata no decision reads (done by [`new`](Self::new) and decoding):
+    /// managedFields, annotations other than baton's (`baton.dev/…`), generateName, finalizers;
+    /// labels left in `metadata` move to [`labels`](Self::labels).
     pub fn prune(&mut self) {
+        if let Some(l) = self.metadata.labels.take() {
+            self.labels = Labels::from(&l);
+        }
         let m = &mut self.metadata;
         m.managed_fields = None;
         m.generate_name = None;
@@ -226,18 +265,14 @@ impl From<&Pod> for CachedPod {
                 status: c.status.clone(),
                 last_transition_time: c.last_transition_time.clone(),
             });
-        let mut cached = CachedPod {
-            metadata: pod.metadata.clone(),
-            status: CachedPodStatus {
-                phase: status.and_then(|s| s.phase.clone()),
-                ready,
-                pod_ip: status.and_then(|s| s.pod_ip.clone()),
-                container_statuses: containers(status.and_then(|s| s.container_statuses.as_ref())),
-                init_container_statuses: containers(status.and_then(|s| s.init_container_statuses.as_ref())),
-            },
+        let status = CachedPodStatus {
+            phase: status.and_then(|s| s.phase.clone()),
+            ready,
+            pod_ip: status.and_then(|s| s.pod_ip.clone()),
+            container_statuses: containers(status.and_then(|s| s.container_statuses.as_ref())),
+            init_container_statuses: containers(status.and_then(|s| s.init_container_statuses.as_ref())),
         };
-        cached.prune();
-        cached
+        CachedPod::new(pod.metadata.clone(), status)
     }
 }
 
@@ -279,9 +314,10 @@ mod tests {
             }
         });
         let pod: Pod = serde_json::from_value(json.clone()).unwrap();
-        let mut decoded: CachedPod = serde_json::from_value(json).unwrap();
-        decoded.prune();
+        let decoded: CachedPod = serde_json::from_value(json).unwrap();
         assert_eq!(decoded, CachedPod::from(&pod));
+        assert_eq!(decoded.label("app"), Some("web"));
+        assert!(decoded.metadata.labels.is_none());
         assert!(decoded.is_ready());
         assert_eq!(decoded.ready_since(), Some("2026-01-01T00:00:00Z".parse().unwrap()));
         assert_eq!(decoded.restarts(), 3);

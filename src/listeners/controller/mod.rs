@@ -23,7 +23,7 @@
 //! Layout: `desired` (the spec's listeners),
 //! `expiry` (judging Leases), `reconcile` (one pass), `leases` (the Lease writes), `status`
 //! (conditions and the status write), `notify` (notifications) and `finalize` (deletion).
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,6 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::api::pod::CachedPod;
 use crate::cache::namespaces::NamespacePods;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -123,12 +122,6 @@ impl Stats {
             + self.release_requests.load(Ordering::Relaxed)
             + self.status_writes.load(Ordering::Relaxed)
     }
-}
-
-/// Whether a pod's `labels` match a LabelSelector ([`crate::api::pod::selector_matches`]).
-pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let empty = BTreeMap::new();
-    crate::api::pod::selector_matches(sel, labels.unwrap_or(&empty))
 }
 
 /// (namespace, name) of a ListenerSet.
@@ -436,7 +429,7 @@ fn sets_selecting(sets: &Store<ListenerSet>, pod: &CachedPod) -> Vec<ObjectRef<L
     sets.state()
         .iter()
         .filter(|s| s.metadata.namespace.as_deref() == ns)
-        .filter(|s| selector_matches(&s.spec.selector, pod.metadata.labels.as_ref()))
+        .filter(|s| crate::api::pod::selector_matches_labels(&s.spec.selector, &pod.labels))
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()
 }

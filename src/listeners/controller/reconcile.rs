@@ -22,7 +22,7 @@ use super::expiry::lease_facts;
 use super::finalize::{add_finalizer, finish_deletion};
 use super::leases::{apply_move, assignment_event, Target};
 use super::status::{condition, report, write_status, Report};
-use super::{notify, publish, selector_matches, Context};
+use super::{notify, publish, Context};
 use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
     LISTENERSET_LABEL, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION,
@@ -318,7 +318,7 @@ fn read_caches(
             Some(PodFacts {
                 name: p.metadata.name.clone()?,
                 uid: p.metadata.uid.clone()?,
-                selected: selector_matches(&set.spec.selector, p.metadata.labels.as_ref()),
+                selected: crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels),
                 eligible: assigner::pod_is_eligible(p),
                 restarts: p.restarts(),
             })

@@ -2,8 +2,11 @@
 use super::*;
 use k8s_openapi::ByteString;
 
-/// The wrapper adds only this to `api::pod::selector_matches` (whose tests hold the semantics):
-/// a pod without labels has empty labels.
+use crate::api::pod::Labels;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use std::collections::BTreeMap;
+
+/// A cached pod without labels has empty labels: only the empty selector takes it.
 #[test]
 fn selectors() {
     let app_a: BTreeMap<String, String> = [("app".to_string(), "a".to_string())].into();
@@ -11,10 +14,11 @@ fn selectors() {
         match_labels: Some(app_a.clone()),
         ..Default::default()
     };
-    assert!(selector_matches(&sel, Some(&app_a)));
-    assert!(!selector_matches(&sel, None));
-    assert!(selector_matches(&LabelSelector::default(), Some(&app_a)));
-    assert!(selector_matches(&LabelSelector::default(), None));
+    let matches = crate::api::pod::selector_matches_labels;
+    assert!(matches(&sel, &Labels::from(&app_a)));
+    assert!(!matches(&sel, &Labels::default()));
+    assert!(matches(&LabelSelector::default(), &Labels::from(&app_a)));
+    assert!(matches(&LabelSelector::default(), &Labels::default()));
 }
 
 #[test]
