@@ -17,13 +17,14 @@ ENV BATON_COMMIT=${BATON_COMMIT}
 WORKDIR /src
 # The whole workspace (sim/ is a member); .dockerignore keeps target/, .git/, the chart and the
 # manifests out of the context. Without default features: no `baton demo`, and the simulator it
-# embeds is not built into the image.
+# embeds is not built into the image. The `image` profile is release with fat LTO and one codegen
+# unit (a smaller binary, less of it resident).
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --no-default-features --bin baton \
- && install -D -m 0755 target/release/baton /out/baton
+    cargo build --profile image --locked --no-default-features --bin baton \
+ && install -D -m 0755 target/image/baton /out/baton
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="baton" \

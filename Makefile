@@ -79,9 +79,9 @@ bench:
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.
 bench-scale:
 	$(CARGO) build --release --bin baton --example scale_bench --example rollout_bench --example owner_lookup_bench
-	# The controller as the image ships it (no `demo` feature: the simulator is not linked in).
-	$(CARGO) build --release --no-default-features --bin baton --target-dir target/image
+	# The controller as the image ships it (Dockerfile: the `image` profile, no `demo` feature).
+	$(CARGO) build --profile image --no-default-features --bin baton
 	$(CARGO) run --quiet --release --example owner_lookup_bench
-	BATON_BIN=target/image/release/baton $(CARGO) run --quiet --release --example scale_bench
+	BATON_BIN=target/image/baton $(CARGO) run --quiet --release --example scale_bench
 	$(CARGO) run --quiet --release --example rollout_bench
 	$(CARGO) run --quiet --release --example check_bench

@@ -3,8 +3,13 @@
 //! carry `Retry-After` (429, or a 5xx) retried after the delay the server asked for, at most
 //! [`MAX_RETRIES`] times.
 //!
-//! The stack, outermost first: retry → buffer → count → token bucket → kube's own stack (with
-//! kube's default retry turned off, so there is one retry policy, this one).
+//! The stack, outermost first: retry → buffer → count → token bucket → in-flight limit → kube's
+//! own stack (with kube's default retry turned off, so there is one retry policy, this one).
+//!
+//! The in-flight limit ([`MAX_IN_FLIGHT`]) bounds the connections: kube's HTTP/1.1 client opens
+//! one per concurrent request and keeps every one idle in its pool afterwards, each with its
+//! read buffer (a mass update without a QPS limit left over 100 open); client-go talks HTTP/2,
+//! one connection for all. A watch holds its slot only until its response starts.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -24,6 +29,9 @@ pub const MAX_RETRIES: u32 = 10;
 /// The longest `Retry-After` honoured as given; longer ones are shortened to it (kube-apiserver's
 /// API Priority and Fairness never asks for more than 32 s).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Requests of the controller's client in flight at once (see the module).
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// Default `--kube-api-qps` (kube-scheduler's, and Flux's; see docs/operating.md).
 pub const DEFAULT_QPS: f32 = 50.0;
@@ -206,6 +214,7 @@ pub fn client(mut config: kube::Config, metrics: Arc<Metrics>, limits: Limits) -
     config.default_retry = false;
     let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
     Ok(builder
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_layer(&ThrottleLayer(bucket))
         .with_layer(&CountRequests(metrics))
         // The retry layer re-sends through a handle on the stack below it.
