@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
-use super::{synced, Synced};
+use super::{synced, Synced, SyncedTx};
 use crate::api::pod::CachedPod;
 
 /// Where the ListenerSet controller reads the pods of a namespace. Clones share the watches.
@@ -35,6 +35,9 @@ struct Watches {
     subscribers: Arc<Mutex<Vec<UnboundedSender<CachedPod>>>>,
     gate: Arc<AtomicBool>,
     by_ns: Mutex<HashMap<String, Watch>>,
+    /// Counts the lists of every namespace's watch after its first (relists: see
+    /// [`NamespacePods::relisted`]).
+    relists: (Arc<SyncedTx>, Synced),
 }
 
 struct Watch {
@@ -68,7 +71,21 @@ impl NamespacePods {
             subscribers,
             gate,
             by_ns: Mutex::new(HashMap::new()),
+            relists: {
+                let (tx, rx) = synced();
+                (Arc::new(tx), rx)
+            },
         })))
+    }
+
+    /// A signal after any namespace's pod watch lists anew (after its watch expired or failed),
+    /// once its store holds the new list (see [`Synced::relisted`]); a namespace's first list is
+    /// not one (the sets there wait for it).
+    pub fn relisted(&self) -> futures::stream::BoxStream<'static, ()> {
+        match self.0.as_ref() {
+            Source::Fixed(_, synced) => synced.relisted(),
+            Source::Watched(w) => w.relists.1.relisted(),
+        }
     }
 
     /// The pods of `ns` for ListenerSet `set`, and whether they are listed yet: starts the
@@ -152,10 +169,19 @@ impl Watches {
         let subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let gate = self.gate.clone();
         let what = format!("pod watch of namespace {ns}");
+        let (relists, mut lists) = (self.relists.0.clone(), 0u64);
         let changes = watcher(api, watcher::Config::default())
             .default_backoff()
             .reflect(writer)
-            .inspect(move |e| synced_tx.observe(e))
+            .inspect(move |e| {
+                synced_tx.observe(e);
+                if matches!(e, Ok(watcher::Event::InitDone)) {
+                    lists += 1;
+                    if lists > 1 {
+                        relists.observe(e);
+                    }
+                }
+            })
             .touched_objects();
         let task = tokio::spawn(changes.for_each(move |r| {
             match r {

@@ -22,7 +22,14 @@
 //! * **Fencing tokens** continue from the highest ever seen for the listener (Leases, the
 //!   status, the controller's memory of its own writes); [`Decision::tokens`] includes the
 //!   tokens of this decision's assignments, and the shell writes them to the status before any
-//!   Lease carries them, so no restart, failover or garbage collection sends a token back.
+//!   Lease carries them, so no restart, failover or garbage collection sends a token back. A
+//!   token reserved for an assignment that was certainly not written (refused with 409/404, held
+//!   back) goes to the listener's next assignment ([`Memory::refused`]): no Lease carried it, and
+//!   a retry must not skip it.
+//! * **How often it runs changes nothing**: the reason a takeover gives is decided from what is
+//!   observed (the holder stopped, gone, recovered, or its Lease expired) in one place
+//!   ([`why_expired`]), whether the listener moves while the Lease is still there or after it
+//!   went (collected with its pod) and the memory of how it ended is used.
 //! * **A gone pod is not proof.** A Lease whose holder pod is gone (force-deleted: its
 //!   containers may run on) is taken over only once it expired — unless the kubelet reported
 //!   the pod stopped (`Input::stopped`: phase Succeeded/Failed or every container terminated,
@@ -210,6 +217,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
 fn remember_tokens(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
     for (listener, token) in leases.iter().map(|l| (l.listener.as_str(), l.transitions)) {
         memory.raise(listener, token);
+        memory.carried(listener, token);
     }
     let status = input.status;
     let recorded = status.assignments.iter().map(|a| (&a.listener, a.transitions));
@@ -436,7 +444,7 @@ fn listener_views(input: &Input, leases: &[LeaseView], memory: &Memory) -> Vec<L
         .map(|l| ListenerView {
             id: l.id.clone(),
             suspended: l.suspended,
-            last_transitions: memory.token(&l.id),
+            last_transitions: memory.last_carried(&l.id),
         })
         .collect();
     if input.keep_unknown {
@@ -453,7 +461,8 @@ fn listener_views(input: &Input, leases: &[LeaseView], memory: &Memory) -> Vec<L
     views
 }
 
-/// How `listener` comes to its new holder, from the Lease it has now.
+/// How `listener` comes to its new holder, from the Lease it has now (or, with its Lease gone,
+/// from how its last holder was let go).
 fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, (String, String)>, listener: &str) -> Kind {
     let Some(prior) = leases.iter().find(|l| l.listener == listener) else {
         return ended
@@ -466,28 +475,45 @@ fn kind_of(input: &Input, leases: &[LeaseView], ended: &BTreeMap<String, (String
     let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
         return Kind::Handover;
     };
+    Kind::Takeover {
+        from: holder.to_string(),
+        why: why_expired(input, prior),
+    }
+}
+
+/// Why the held Lease `lease`, judged expired, is no longer its holder's. One wording whether
+/// the listener moves while the Lease is still there or after it went (collected with its pod):
+/// how often, or when, the decision ran in between must not change what it says.
+pub(super) fn why_expired(input: &Input, lease: &LeaseView) -> String {
+    let holder = lease.holder.as_deref().unwrap_or_default();
     let gone = pods_by_name(input.pods)
         .get(holder)
-        .is_none_or(|p| !prior.held_by(&p.name, &p.uid));
-    let stopped = prior.holder_uid.as_ref().is_some_and(|u| input.stopped.contains(u));
+        .is_none_or(|p| !lease.held_by(&p.name, &p.uid));
+    let stopped = lease.holder_uid.as_ref().is_some_and(|u| input.stopped.contains(u));
     let secs = input
         .leases
         .iter()
-        .find(|l| l.view.listener == listener)
+        .find(|l| l.view.listener == lease.listener)
         .map_or(0, |l| l.duration.as_secs());
-    let why = if stopped {
-        format!("holder pod {holder} stopped (the kubelet reported its containers terminated)")
+    if stopped {
+        why_stopped(holder)
     } else if input.recover.is_some() && !gone {
-        format!("recovered from holder pod {holder}, which is not live")
+        why_recovered(holder)
     } else if gone {
         format!("holder pod {holder} is gone and its Lease expired ({secs}s without renewal)")
     } else {
         format!("the Lease of holder pod {holder} expired ({secs}s without renewal)")
-    };
-    Kind::Takeover {
-        from: holder.to_string(),
-        why,
     }
+}
+
+/// Why a listener of holder pod `pod`, which the kubelet reported stopped, moved.
+pub(super) fn why_stopped(pod: &str) -> String {
+    format!("holder pod {pod} stopped (the kubelet reported its containers terminated)")
+}
+
+/// Why a listener of holder pod `pod`, not live at a recover, moved.
+pub(super) fn why_recovered(pod: &str) -> String {
+    format!("recovered from holder pod {pod}, which is not live")
 }
 
 mod confirm;
@@ -495,6 +521,8 @@ mod expected;
 mod memory;
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod repeat;
 #[cfg(test)]
 mod tests;
 mod unresponsive;

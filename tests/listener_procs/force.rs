@@ -5,11 +5,13 @@
 //! every container terminated) is proof: its listeners move at once.
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, ListParams};
 use tokio::time::Instant;
 
 use crate::harness::app::AppConfig;
 use crate::harness::kubectl::Kubectl;
-use crate::harness::{listeners, AgentFlags, Cluster, Ns};
+use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -69,6 +71,7 @@ async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped()
         .map(|(l, _)| l)
         .collect();
     assert!(!on_c.is_empty(), "fd-c runs a slow listener");
+    let tokens = ok(ns.holders("slow").await);
     ok(ns.kill_containers("fd-c").await);
     let t = Instant::now();
     ok(ns.delete_pod("fd-c", 30).await);
@@ -82,6 +85,41 @@ async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped()
         "moved after {took:?}: the lease expired first"
     );
     ok(ns.wait_running("all on fd-d", &all, LONG, |p| p == "fd-d").await);
+    // Each of fd-c's slow listeners moved for that reason, with the next token, however many
+    // reconciles ran meanwhile (one that assigned over the Lease just before the garbage
+    // collector deleted it was refused, and its retry said "the Lease of holder pod fd-c
+    // expired" with a token skipped).
+    let notes: Vec<String> = on_c
+        .iter()
+        .map(|key| {
+            let id = key.trim_start_matches("slow/");
+            let (holder, token) = tokens.get(id).cloned().unwrap_or_default();
+            assert_eq!(
+                holder.as_deref(),
+                Some("fd-c"),
+                "{id}'s Lease before the kill: {tokens:?}"
+            );
+            format!(
+                "listener {id} taken over by pod fd-d (fencing token {}): holder pod fd-c stopped (the kubelet \
+                 reported its containers terminated)",
+                token + 1
+            )
+        })
+        .collect();
+    // (Events are published in the background: wait for them.)
+    let events: Api<Event> = Api::namespaced(ns.client.clone(), &ns.name);
+    let found = wait_for("the takeover Events of fd-c's slow listeners", LONG, || async {
+        let messages: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter_map(|e| e.message)
+            .collect();
+        notes.iter().all(|n| messages.contains(n)).then_some(())
+    })
+    .await;
     let reasons = kubectl
         .ok(&[
             "get",
@@ -92,10 +130,7 @@ async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped()
             "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
         ])
         .await;
-    assert!(
-        reasons.contains("the kubelet reported its containers terminated"),
-        "{reasons}"
-    );
+    assert!(found.is_ok(), "not all of {notes:#?} in:\n{reasons}");
     assert!(
         reasons.contains("holder pod fd-a is gone and its Lease went"),
         "{reasons}"

@@ -321,6 +321,7 @@ pub async fn run_counted(
     // (tolerant::controller, with the work queue probed on the set's own changes.)
     let queue = metrics.queue("listenerset");
     let (sets, writer) = reflector::store();
+    let (sets_synced_tx, sets_synced) = crate::cache::synced();
     let set_changes = tolerant::decode_events(
         watcher(
             api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
@@ -331,7 +332,16 @@ pub async fn run_counted(
     )
     .default_backoff()
     .reflect(writer)
+    .inspect(move |e| sets_synced_tx.observe(e))
     .applied_objects();
+    // After any cache lists anew (Leases, Secrets, sets, a namespace's pods), every set is
+    // looked at again (see `Synced::relisted`): what changed in the watch's gap triggered
+    // reconciles that read the store from before the gap.
+    let relisted = futures::stream::select_all(
+        (ctx.synced.iter().chain([&sets_synced]))
+            .map(Synced::relisted)
+            .chain([ctx.pods.relisted()]),
+    );
     let controller = kube::runtime::Controller::for_stream(
         crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
         sets.clone(),
@@ -352,6 +362,7 @@ pub async fn run_counted(
         .watches_stream(views.lease_events, move |l: Lease| {
             q3.add_refs(set_of_lease(&l).into_iter().collect()).pop()
         })
+        .reconcile_all_on(relisted)
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_counted, error_policy, ctx.clone())

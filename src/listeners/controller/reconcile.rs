@@ -92,7 +92,13 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
     // the status does not (a restarted or standby controller continues above it).
     let report_of = (&desired, sinks.as_deref());
-    write_report(&ctx, &set, &previous, report_of, &decision, &lease_by_listener).await?;
+    if let Err(e) = write_report(&ctx, &set, &previous, report_of, &decision, &lease_by_listener).await {
+        // No Lease write was made: the tokens this decision reserved go to the next one.
+        ctx.with_memory(&ns, &name, |mem| {
+            decision.writes.iter().for_each(|w| mem.refused(&w.change))
+        });
+        return Err(e);
+    }
     let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
 
     // A failed write leaves the recover pending, so the retry releases what this pass could not.
@@ -357,6 +363,7 @@ async fn apply_writes(
             change = ?w.change,
             "assignment held back: the API server does not have the pod the cache shows"
         );
+        ctx.with_memory(ns, &name, |mem| mem.refused(&w.change));
     }
     let writes = go.iter().map(|w| {
         let m = &w.change;
@@ -384,6 +391,8 @@ async fn apply_writes(
             }
             Err(e) => {
                 if is_status(&e, 409) || is_status(&e, 404) {
+                    // Refused: nothing was written (its token goes to the next assignment).
+                    ctx.with_memory(ns, &name, |mem| mem.refused(m));
                     ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                     if matches!(m, Move::Assign { .. }) {
                         ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);

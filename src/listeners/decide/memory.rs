@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{pods_by_name, Input, Kind, PodFacts, Write};
+use super::{pods_by_name, why_expired, why_recovered, why_stopped, Input, Kind, PodFacts, Write};
 use crate::listeners::assigner::{LeaseView, Move};
 
 /// What the controller remembers of one set between reconciles.
@@ -26,6 +26,10 @@ pub struct Memory {
     /// Listeners without a Lease whose last holder was let go (seen stopped, held long enough,
     /// recovered): that holder and why, for the Event of their next assignment.
     pub(super) ended: BTreeMap<String, (String, String)>,
+    /// Listener → its highest token in `tokens`, reserved for an assignment whose conditional
+    /// write the API server refused (or that was held back): no Lease ever carried it, so the
+    /// next assignment takes it again instead of skipping it.
+    unused: BTreeMap<String, i32>,
 }
 
 /// A pod that held a listener.
@@ -56,6 +60,7 @@ impl Memory {
         } = change
         {
             self.raise(listener, *transitions);
+            self.unused.remove(listener);
             self.ended.remove(listener);
             let holder = Holder {
                 pod: pod.clone(),
@@ -68,14 +73,48 @@ impl Memory {
         }
     }
 
+    /// A write of the last decision was certainly not made: the API server refused it (409
+    /// or 404 on a conditional write) or it was held back. An assignment's token, if it is
+    /// still the highest, is given to the listener's next assignment (no Lease carries it).
+    pub fn refused(&mut self, change: &Move) {
+        if let Move::Assign {
+            listener, transitions, ..
+        } = change
+        {
+            if self.token(listener) == Some(*transitions) {
+                self.unused.insert(listener.clone(), *transitions);
+            }
+        }
+    }
+
     /// The highest fencing token known for `listener`.
     pub fn token(&self, listener: &str) -> Option<i32> {
         self.tokens.get(listener).copied()
     }
 
+    /// The token `listener`'s next assignment continues above: the highest known, less a
+    /// reserved one no Lease carried (see [`Memory::refused`]).
+    pub(super) fn last_carried(&self, listener: &str) -> Option<i32> {
+        let token = self.token(listener)?;
+        match self.unused.get(listener) {
+            Some(u) if *u == token => token.checked_sub(1).filter(|t| *t >= 0),
+            _ => Some(token),
+        }
+    }
+
     pub(super) fn raise(&mut self, listener: &str, token: i32) {
         let t = self.tokens.entry(listener.to_string()).or_insert(token);
-        *t = (*t).max(token);
+        if token > *t {
+            *t = token;
+            self.unused.remove(listener);
+        }
+    }
+
+    /// A Lease of `listener` carries `token`: a reserved token at or below it was used after all.
+    pub(super) fn carried(&mut self, listener: &str, token: i32) {
+        if self.unused.get(listener).is_some_and(|u| *u <= token) {
+            self.unused.remove(listener);
+        }
     }
 }
 
@@ -130,8 +169,10 @@ fn remember_leases(input: &Input, leases: &[LeaseView], memory: &mut Memory) {
             }
             (Some(pod), true) if !pod.is_empty() => {
                 memory.holders.remove(&lease.listener);
-                let why = format!("the Lease of holder pod {pod} expired");
-                memory.ended.insert(lease.listener.clone(), (pod.clone(), why));
+                // Said as the takeover would say it with the Lease still there.
+                memory
+                    .ended
+                    .insert(lease.listener.clone(), (pod.clone(), why_expired(input, lease)));
             }
             _ => {
                 memory.holders.remove(&lease.listener);
@@ -187,13 +228,11 @@ fn still_holds(input: &Input, by_name: &BTreeMap<&str, &PodFacts>, h: &mut Holde
         .any(|u| input.stopped.contains(u));
     let who = &h.pod;
     if stopped {
-        return Err(format!(
-            "holder pod {who} stopped (the kubelet reported its containers terminated)"
-        ));
+        return Err(why_stopped(who));
     }
     // A recover is the operator's word that pods not live are not running anything.
     if input.recover.is_some_and(|live| !live.contains(&h.pod)) {
-        return Err(format!("recovered from holder pod {who}, which is not live"));
+        return Err(why_recovered(who));
     }
     if pod.is_some_and(|p| !input.unresponsive.contains(p)) && h.hold_until.is_none() {
         return Ok(true);
@@ -251,7 +290,7 @@ pub(super) fn restore(input: &Input, leases: &[LeaseView], memory: &Memory) -> R
             pod: holder.pod.clone(),
             pod_uid: pod.map_or_else(|| holder.uid.clone().unwrap_or_default(), |p| p.uid.clone()),
             from_resource_version: None,
-            transitions: memory.token(&l.id).map_or(0, |t| t.saturating_add(1)),
+            transitions: memory.last_carried(&l.id).map_or(0, |t| t.saturating_add(1)),
         };
         let until = match (pod, holder.hold_until) {
             (_, Some(until)) => Some(until),

@@ -308,6 +308,10 @@ impl World {
             if self.apply(&w.change)? {
                 self.memory.written(&w.change, self.now);
                 self.expect(&w.change);
+            } else {
+                // Refused (409/404), as the shell tells it: the token may be given again, and
+                // `apply` checks it is above every tenure's.
+                self.memory.refused(&w.change);
             }
         }
         self.check()

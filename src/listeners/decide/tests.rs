@@ -2,7 +2,7 @@
 use super::*;
 use crate::listeners::assigner::{ListenerState, ReleaseReason};
 
-const SECS: Duration = Duration::from_secs(5);
+pub(super) const SECS: Duration = Duration::from_secs(5);
 
 pub(super) fn pod(name: &str) -> PodFacts {
     PodFacts {
@@ -62,7 +62,7 @@ pub(super) fn input<'a>(
     }
 }
 
-fn assigns(d: &Decision) -> Vec<(String, String, i32)> {
+pub(super) fn assigns(d: &Decision) -> Vec<(String, String, i32)> {
     d.writes
         .iter()
         .filter_map(|w| match &w.change {
@@ -616,7 +616,7 @@ fn a_pod_that_never_renewed_is_named_silent_and_one_that_stopped_too() {
 }
 
 /// The status a decision's shell writes (its tokens and assignments).
-fn status_of(d: &Decision) -> ListenerSetStatus {
+pub(super) fn status_of(d: &Decision) -> ListenerSetStatus {
     let assignments =
         d.summary
             .states
