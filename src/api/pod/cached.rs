@@ -5,9 +5,10 @@
 //! Ready condition, the pod IP and each container's restarts and state. It is decoded straight
 //! from the API server's JSON: the rest of the object is never held.
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::Deserialize;
 
 use super::Labels;
@@ -27,14 +28,47 @@ pub struct CachedPod {
 #[derive(Deserialize)]
 struct RawPod {
     #[serde(default, deserialize_with = "null_default")]
-    metadata: ObjectMeta,
+    metadata: RawMeta,
     #[serde(default, deserialize_with = "null_default")]
     status: CachedPodStatus,
 }
 
+/// The metadata fields a [`CachedPod`] keeps; the others (`managedFields` above all, a tree per
+/// field manager) are skipped while decoding, never built.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    creation_timestamp: Option<Time>,
+    deletion_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
 impl From<RawPod> for CachedPod {
     fn from(raw: RawPod) -> Self {
-        CachedPod::new(raw.metadata, raw.status)
+        let m = raw.metadata;
+        let metadata = ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            generation: m.generation,
+            creation_timestamp: m.creation_timestamp,
+            deletion_timestamp: m.deletion_timestamp,
+            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+            labels: m.labels,
+            annotations: m.annotations,
+            owner_references: m.owner_references,
+            ..ObjectMeta::default()
+        };
+        CachedPod::new(metadata, raw.status)
     }
 }
 
