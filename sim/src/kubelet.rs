@@ -407,7 +407,7 @@ impl Kubelet {
     }
 
     /// Apply a status change to a pod if it is still the same incarnation.
-    fn set_status(&self, ns: &str, name: &str, uid: &str, f: impl Fn(&mut Value)) -> bool {
+    fn set_status(&self, ns: &str, name: &str, uid: &str, f: impl FnOnce(&mut Value)) -> bool {
         let r = self.core.store.write(&pods_key(), ns, name, false, |cur| {
             let Some(cur) = cur.filter(|c| c.uid == uid) else {
                 return Err(crate::error::ApiError::not_found("pods", name));
@@ -539,13 +539,9 @@ impl Kubelet {
         let Some(pod) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
             return;
         };
+        let v = pod.value();
         let factory = {
             let fs = self.factories.lock().unwrap_or_else(|p| p.into_inner());
-            // Most simulations attach no process: no need to read the pod then.
-            if fs.is_empty() {
-                return;
-            }
-            let v = pod.value();
             fs.iter().find(|(m, _)| m(&v)).map(|(_, f)| f.clone())
         };
         let Some(factory) = factory else { return };

@@ -121,9 +121,6 @@ struct Inner {
     changed: HashMap<ResKey, u64>,
 }
 
-/// How often [`Store::write`] decides outside the lock before it decides under it.
-const OPTIMISTIC_ATTEMPTS: usize = 3;
-
 /// At most this many bytes of object bodies are kept in the watch history.
 const HISTORY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -356,59 +353,16 @@ impl Store {
         out
     }
 
-    /// Read-modify-write of one object, as kube-apiserver's `GuaranteedUpdate` does it: `f`
-    /// decides from the object as it is, outside the store lock (parsing, admission and field
-    /// ownership of a large object would otherwise hold up every other write), and its result
-    /// is committed only if the object is still that version; if another write came between,
-    /// `f` runs again on the new one. After [`OPTIMISTIC_ATTEMPTS`] such races `f` runs under
-    /// the lock, so a write always finishes. Writers never interleave within one object, so
-    /// resourceVersion preconditions checked inside `f` stay exact. An error or `Keep` decided
-    /// from a version is the answer as of that version.
-    pub fn write<F>(&self, key: &ResKey, ns: &str, name: &str, dry_run: bool, mut f: F) -> Result<Written, ApiError>
-    where
-        F: FnMut(Option<&Arc<Stored>>) -> Result<Write, ApiError>,
-    {
-        let okey = (ns.to_string(), name.to_string());
-        for _ in 0..OPTIMISTIC_ATTEMPTS {
-            let current = self.lock().tables.get(key).and_then(|t| t.get(&okey)).cloned();
-            let decision = f(current.as_ref())?;
-            let g = self.lock();
-            let now = g.tables.get(key).and_then(|t| t.get(&okey));
-            let unchanged = match (now, &current) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if unchanged {
-                return self.commit(g, key, okey, current, decision, dry_run);
-            }
-        }
-        self.write_locked(key, ns, name, dry_run, f)
-    }
-
-    /// Read-modify-write of one object with `f` run under the store lock: for decisions that
-    /// are cheap (a create's "is it there?"), where running `f` again would cost a copy.
-    pub fn write_locked<F>(&self, key: &ResKey, ns: &str, name: &str, dry_run: bool, f: F) -> Result<Written, ApiError>
+    /// Read-modify-write of one object under the store lock, so concurrent writers serialise and
+    /// resourceVersion preconditions checked inside `f` are exact.
+    pub fn write<F>(&self, key: &ResKey, ns: &str, name: &str, dry_run: bool, f: F) -> Result<Written, ApiError>
     where
         F: FnOnce(Option<&Arc<Stored>>) -> Result<Write, ApiError>,
     {
-        let g = self.lock();
+        let mut g = self.lock();
         let okey = (ns.to_string(), name.to_string());
         let current = g.tables.get(key).and_then(|t| t.get(&okey)).cloned();
         let decision = f(current.as_ref())?;
-        self.commit(g, key, okey, current, decision, dry_run)
-    }
-
-    /// Store `decision` about the object at `okey`, which is `current` (the lock held since).
-    fn commit(
-        &self,
-        mut g: MutexGuard<'_, Inner>,
-        key: &ResKey,
-        okey: ObjKey,
-        current: Option<Arc<Stored>>,
-        decision: Write,
-        dry_run: bool,
-    ) -> Result<Written, ApiError> {
         let next = g.rv + 1;
         let (mut value, kind) = match decision {
             Write::Keep => {
@@ -455,7 +409,7 @@ impl Store {
         }
         g.rv = next;
         g.changed.insert(key.clone(), next);
-        let full = (key.clone(), okey.0.clone(), okey.1.clone());
+        let full = (key.clone(), ns.to_string(), name.to_string());
         if let Some(prev) = &current {
             for o in &prev.owners {
                 if let Some(set) = g.dependents.get_mut(&o.uid) {
@@ -590,94 +544,5 @@ impl Store {
             .flat_map(|t| t.values())
             .map(|s| s.raw.len())
             .sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-
-    use serde_json::json;
-
-    use super::*;
-
-    fn key() -> ResKey {
-        ResKey {
-            group: String::new(),
-            plural: "configmaps".into(),
-        }
-    }
-
-    fn n_of(s: &Stored) -> i64 {
-        s.value().pointer("/data/n").and_then(Value::as_i64).unwrap_or(0)
-    }
-
-    fn put(store: &Store, n: i64) {
-        let obj = json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"n": n}});
-        store
-            .write(&key(), "ns", "a", false, |_| Ok(Write::Put(obj.clone())))
-            .unwrap();
-    }
-
-    /// A write that another write overtakes while it decides is decided again on the new
-    /// version: no update is lost (the decision runs outside the lock).
-    #[test]
-    fn a_raced_write_decides_again_on_the_new_version() {
-        let store = Store::new(100);
-        put(&store, 1);
-        let first = store.get(&key(), "ns", "a").unwrap().rv;
-        let calls = Cell::new(0);
-        let w = store
-            .write(&key(), "ns", "a", false, |cur| {
-                calls.set(calls.get() + 1);
-                let seen = n_of(cur.unwrap());
-                if calls.get() == 1 {
-                    put(&store, 5);
-                }
-                let obj = json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"n": seen + 10}});
-                Ok(Write::Put(obj))
-            })
-            .unwrap();
-        assert_eq!(calls.get(), 2);
-        assert_eq!(n_of(&w.obj), 15);
-        assert_eq!(store.get(&key(), "ns", "a").map(|s| n_of(&s)), Some(15));
-        assert_eq!(w.obj.rv, first + 2, "committed after the racing write, once");
-    }
-
-    /// Raced on every optimistic attempt, a write still finishes: its last decision is made
-    /// under the lock.
-    #[test]
-    fn a_write_raced_every_time_still_finishes() {
-        let store = Store::new(100);
-        put(&store, 0);
-        let calls = Cell::new(0);
-        let w = store
-            .write(&key(), "ns", "a", false, |cur| {
-                calls.set(calls.get() + 1);
-                let seen = n_of(cur.unwrap());
-                // Writing from inside the last (locked) decision would deadlock: race only the
-                // optimistic ones.
-                if calls.get() <= OPTIMISTIC_ATTEMPTS {
-                    put(&store, seen + 1);
-                }
-                Ok(Write::Put(
-                    json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"n": seen + 100}}),
-                ))
-            })
-            .unwrap();
-        assert_eq!(calls.get(), OPTIMISTIC_ATTEMPTS + 1);
-        let racing = i64::try_from(OPTIMISTIC_ATTEMPTS).unwrap();
-        assert_eq!(n_of(&w.obj), racing + 100);
-    }
-
-    /// An error decided from a version is the answer: nothing is written.
-    #[test]
-    fn an_error_is_answered_without_a_write() {
-        let store = Store::new(100);
-        put(&store, 1);
-        let rv = store.get(&key(), "ns", "a").map(|s| s.rv);
-        let r = store.write(&key(), "ns", "a", false, |_| Err(ApiError::conflict("configmaps", "a")));
-        assert!(r.is_err());
-        assert_eq!(store.get(&key(), "ns", "a").map(|s| s.rv), rv);
     }
 }

@@ -198,7 +198,7 @@ impl Core {
             .write(&rt.key(), if rt.namespaced { ns } else { "" }, &name, false, |cur| {
                 let Some(cur) = cur else { return Ok(Write::Keep) };
                 let mut v = cur.value();
-                meta_mut(&mut v)?.insert("managedFields".into(), mf.clone());
+                meta_mut(&mut v)?.insert("managedFields".into(), mf);
                 Ok(Write::Put(v))
             })?;
         Ok(Reply {

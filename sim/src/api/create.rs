@@ -97,7 +97,7 @@ impl Core {
         );
         let key = rt.key();
         let qualified = rt.qualified();
-        let w = self.store.write_locked(&key, ns, &name, opts.dry_run, |cur| {
+        let w = self.store.write(&key, ns, &name, opts.dry_run, |cur| {
             if cur.is_some() {
                 return Err(ApiError::already_exists(&qualified, &name));
             }

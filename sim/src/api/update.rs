@@ -221,7 +221,7 @@ impl Core {
                     n
                 }
                 _ => {
-                    let mut n = body.clone();
+                    let mut n = body;
                     if rt.status_subresource {
                         if let Some(o) = n.as_object_mut() {
                             match old.get("status") {
