@@ -34,10 +34,12 @@ impl Recorder {
                 match rx.recv().await {
                     Ok(e) if e.key.group.is_empty() && e.key.plural == "pods" => {
                         let at = Instant::now();
-                        ev.lock().unwrap().push((at, e.kind, e.obj.clone()));
+                        ev.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((at, e.kind, e.obj.clone()));
                     }
                     Ok(_) => {}
-                    Err(RecvError::Lagged(n)) => *lag.lock().unwrap() += n,
+                    Err(RecvError::Lagged(n)) => *lag.lock().unwrap_or_else(|p| p.into_inner()) += n,
                     Err(RecvError::Closed) => break,
                 }
             }
@@ -49,8 +51,8 @@ impl Recorder {
     /// seen healthy at `end`; `writes` are the simulator's write log entries of the controller.
     pub fn report(self, start: Instant, end: Instant, writes: &[baton_sim::api::WriteRecord]) {
         self.task.abort();
-        let events = std::mem::take(&mut *self.events.lock().unwrap());
-        let lagged = *self.lagged.lock().unwrap();
+        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()));
+        let lagged = *self.lagged.lock().unwrap_or_else(|p| p.into_inner());
         let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1000.0;
         let mut new_pods: Vec<(Instant, Option<Instant>)> = Vec::new();
         let mut created = std::collections::HashMap::new();
@@ -100,8 +102,11 @@ impl Recorder {
         let waves = split_waves(&new_pods);
         let mut post_i = 0;
         for (w, pods) in waves.iter().enumerate() {
-            let first_add = pods.iter().map(|p| p.0).min().unwrap();
-            let last_add = pods.iter().map(|p| p.0).max().unwrap();
+            // A wave has at least one pod (see `split_waves`).
+            let (Some(first_add), Some(last_add)) = (pods.iter().map(|p| p.0).min(), pods.iter().map(|p| p.0).max())
+            else {
+                continue;
+            };
             let first_ready = pods.iter().filter_map(|p| p.1).min();
             let last_ready = pods.iter().filter_map(|p| p.1).max();
             // This wave's POSTs: those that arrived before its last create committed.
@@ -143,7 +148,7 @@ fn split_waves(pods: &[(Instant, Option<Instant>)]) -> Vec<Vec<(Instant, Option<
     let mut waves: Vec<Vec<(Instant, Option<Instant>)>> = Vec::new();
     for p in sorted {
         match waves.last_mut() {
-            Some(w) if p.0.saturating_duration_since(w.last().unwrap().0) <= WAVE_GAP => w.push(p),
+            Some(w) if w.last().is_some_and(|l| p.0.saturating_duration_since(l.0) <= WAVE_GAP) => w.push(p),
             _ => waves.push(vec![p]),
         }
     }
