@@ -5,7 +5,10 @@
 //! in-process simulator, so its API writes are counted by the simulator per client identity and
 //! its peak RSS is its own. Run with `make bench` or
 //! `cargo run --release --example rollout_bench [SIZE ...]` (default: 100 1000).
+//! `ROLLOUT_BENCH_TIMELINE=1` also prints where the time went, wave by wave (see `timeline`).
+#[path = "../common/mod.rs"]
 mod common;
+mod timeline;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -138,12 +141,22 @@ async fn run(replicas: i32) -> Result<Figures, String> {
         .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v1", replicas, Duration::from_secs(300)).await?;
     let writes_before = common::writes(&sim, CONTROLLER_ID);
+    let recorder = std::env::var_os("ROLLOUT_BENCH_TIMELINE").map(|_| timeline::Recorder::start(&sim));
     let start = Instant::now();
     api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2")))
         .await
         .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v2", replicas, Duration::from_secs(600)).await?;
     let wall = start.elapsed();
+    if let Some(r) = recorder {
+        let log: Vec<_> = sim
+            .core
+            .writes()
+            .into_iter()
+            .filter(|w| w.identity.contains(CONTROLLER_ID))
+            .collect();
+        r.report(start, start + wall, &log);
+    }
     let writes = common::writes(&sim, CONTROLLER_ID) - writes_before;
     // Status writes = PATCHes of rollouts/status; events are POSTs, pods are POST+DELETE.
     let rss = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
