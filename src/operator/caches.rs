@@ -157,7 +157,6 @@ impl SharedCaches {
         let pod_owners = self.pod_owners;
         let pods = watcher(self.pod_api, watcher::Config::default().labels(labels::ROLLOUT))
             .default_backoff()
-            .modify(CachedPod::prune)
             .inspect(move |e| pod_owners.observe(e))
             .reflect(self.pod_writer)
             .inspect(move |e| pods_tx.observe(e))
