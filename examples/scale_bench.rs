@@ -254,14 +254,23 @@ async fn scenario(n: usize, replicas: i32, qps: f32) -> Result<Figures, String> 
         .map_err(|e| e.to_string())?;
     let baton = common::baton_binary()?;
     let metrics_addr = free_local_addr()?;
+    // With `SCALE_BENCH_LOG=<dir>`, the controller's log (info and up) is kept there.
+    let (log_level, stderr) = match std::env::var_os("SCALE_BENCH_LOG") {
+        Some(d) => {
+            let path = std::path::Path::new(&d).join(format!("controller-{n}x{replicas}.log"));
+            let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            ("info", Stdio::from(file))
+        }
+        None => ("warn", Stdio::null()),
+    };
     let mut child = common::spawn_baton(
         tokio::process::Command::new(&baton)
             .args(["controller", "--log-format", "json", "--leader-elect=false"])
             .args(["--metrics-addr", &metrics_addr])
             .args(["--kube-api-qps", &qps.to_string()])
             .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null()),
+            .env("RUST_LOG", log_level)
+            .stderr(stderr),
         &baton,
     )?;
     let pid = child.id().ok_or("controller exited")?;
