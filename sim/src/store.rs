@@ -1,5 +1,7 @@
-//! Object storage with one global resourceVersion, a bounded event history for watches,
-//! and the indexes the garbage collector needs.
+//! Object storage with one global resourceVersion, a bounded event history and an event channel
+//! per resource for watches (as kube-apiserver's watch cache, one per resource: a watch of one
+//! resource is neither slowed nor expired by another's traffic), and the indexes the garbage
+//! collector needs.
 //!
 //! Objects are kept as their serialized JSON plus a small index (labels, fields for
 //! selectors, owners), which keeps memory close to the objects' JSON size.
@@ -111,18 +113,56 @@ struct Inner {
     tables: HashMap<ResKey, BTreeMap<ObjKey, Arc<Stored>>>,
     by_uid: HashMap<String, (ResKey, String, String)>,
     dependents: HashMap<String, BTreeSet<(ResKey, String, String)>>,
-    history: VecDeque<Arc<Event>>,
-    /// Events with rv ≤ this are no longer in history.
-    compacted: u64,
-    /// Sum of the object sizes in `history`.
-    history_bytes: usize,
+    /// Per resource: the events watches resume from, and the channel of what follows.
+    watch_caches: HashMap<ResKey, WatchCache>,
     /// The resourceVersion of the last committed write per resource (caches built from a
     /// resource's objects, e.g. RBAC's, know when to rebuild).
     changed: HashMap<ResKey, u64>,
 }
 
-/// At most this many bytes of object bodies are kept in the watch history.
+/// At most this many bytes of object bodies are kept in a resource's watch history.
 const HISTORY_BYTES: usize = 8 * 1024 * 1024;
+
+/// A watch channel keeps its last this-many events alive whether read or not, so it is modest;
+/// a watcher that falls this far behind is closed and resumes from the history.
+const WATCH_CHANNEL: usize = 1024;
+
+/// One resource's watch history and channel.
+struct WatchCache {
+    history: VecDeque<Arc<Event>>,
+    /// Events with rv ≤ this are no longer in history.
+    compacted: u64,
+    /// Sum of the object sizes in `history`.
+    bytes: usize,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for WatchCache {
+    fn default() -> Self {
+        WatchCache {
+            history: VecDeque::new(),
+            compacted: 0,
+            bytes: 0,
+            tx: broadcast::channel(WATCH_CHANNEL).0,
+        }
+    }
+}
+
+impl WatchCache {
+    /// Record `ev` and pass it to the resource's watches; the history bounded by count and bytes.
+    fn push(&mut self, ev: &Arc<Event>, limit: usize) {
+        self.bytes += ev.obj.raw.len();
+        self.history.push_back(ev.clone());
+        while self.history.len() > limit || (self.bytes > HISTORY_BYTES && self.history.len() > 16) {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted = old.rv;
+                self.bytes -= old.obj.raw.len();
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(ev.clone());
+    }
+}
 
 pub struct Store {
     inner: Mutex<Inner>,
@@ -285,9 +325,8 @@ fn stamp_rv(v: &mut Value, rv: u64) {
 
 impl Store {
     pub fn new(history_limit: usize) -> Self {
-        // The channel keeps its last `capacity` events alive whether read or not, so keep it
-        // modest; a watcher that falls this far behind is closed and resumes from the history.
-        let (tx, _) = broadcast::channel(1024);
+        // Every event, for the simulator's own controllers (kubelet, garbage collector, Jobs).
+        let (tx, _) = broadcast::channel(WATCH_CHANNEL);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
@@ -456,15 +495,10 @@ impl Store {
             obj: stored.clone(),
             prev,
         });
-        g.history_bytes += ev.obj.raw.len();
-        g.history.push_back(ev.clone());
-        // Bounded by count and by bytes.
-        while g.history.len() > self.history_limit || (g.history_bytes > HISTORY_BYTES && g.history.len() > 16) {
-            if let Some(old) = g.history.pop_front() {
-                g.compacted = old.rv;
-                g.history_bytes -= old.obj.raw.len();
-            }
-        }
+        g.watch_caches
+            .entry(key.clone())
+            .or_default()
+            .push(&ev, self.history_limit);
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(ev);
         Ok(Written {
@@ -473,24 +507,26 @@ impl Store {
         })
     }
 
-    /// Start a watch after `rv`: the history events after it and a receiver for what follows,
-    /// taken atomically so nothing falls between them. Err when `rv` is older than history.
+    /// Start a watch of resource `key` after `rv`: the history events after it and a receiver
+    /// for what follows, taken atomically so nothing falls between them. Err (the oldest
+    /// resumable version) when `rv` is older than the resource's history.
     #[allow(clippy::type_complexity)]
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
-        let g = self.lock();
-        if rv < g.compacted {
-            return Err(g.compacted);
+    pub fn watch_from(&self, key: &ResKey, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+        let mut g = self.lock();
+        let cache = g.watch_caches.entry(key.clone()).or_default();
+        if rv < cache.compacted {
+            return Err(cache.compacted);
         }
-        let rx = self.tx.subscribe();
-        let past = g.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        let rx = cache.tx.subscribe();
+        let past = cache.history.iter().filter(|e| e.rv > rv).cloned().collect();
         Ok((past, rx))
     }
 
     /// A snapshot plus a receiver for later events (watch without resourceVersion, or "0").
     #[allow(clippy::type_complexity)]
     pub fn snapshot_and_watch(&self, key: &ResKey) -> (Vec<Arc<Stored>>, u64, broadcast::Receiver<Arc<Event>>) {
-        let g = self.lock();
-        let rx = self.tx.subscribe();
+        let mut g = self.lock();
+        let rx = g.watch_caches.entry(key.clone()).or_default().tx.subscribe();
         let items = g
             .tables
             .get(key)
@@ -499,6 +535,8 @@ impl Store {
         (items, g.rv, rx)
     }
 
+    /// Every resource's events (for the simulator's own controllers; watches use their
+    /// resource's channel).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }

@@ -67,7 +67,7 @@ impl Server {
             let rv: u64 = rv_param
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: {rv_param:?}")))?;
-            match self.core.store.watch_from(rv) {
+            match self.core.store.watch_from(&key, rv) {
                 Ok((past, rx)) => {
                     ctx.last_rv = rv;
                     (past, None, rx)
@@ -200,6 +200,14 @@ impl Server {
                     Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = tick.tick(), if ctx.bookmarks => {
+                    // As the watch cache's bookmarks, which follow etcd's progress: once every
+                    // event of this resource up to the store's version has been sent, the
+                    // bookmark says that version (read first: an event at or below it is then
+                    // already in the channel), so an idle watch resumes from a recent one.
+                    let now = self.core.store.current_rv();
+                    if rx.is_empty() {
+                        ctx.last_rv = ctx.last_rv.max(now);
+                    }
                     if !self.faults.is_held(&ctx.id) && tx.send(self.bookmark(&ctx, false)).await.is_err() {
                         return;
                     }
