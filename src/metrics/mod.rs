@@ -4,8 +4,8 @@
 //! * per controller (`rollout`, `listenerset`): reconciles by result, errors by kind, duration,
 //!   reconciles running, the work queue (depth, adds, time from a trigger to its reconcile) and
 //!   objects backing off (`queue`);
-//! * per object, labelled `namespace` and `name`, computed from the caches at scrape time so a
-//!   deleted object's series go with it (`objects`);
+//! * per object, labelled `namespace` and `name`, computed from the caches as a scrape encodes
+//!   them (a collector) so a deleted object's series go with it (`objects`);
 //! * listener handovers, takeovers, fencing conflicts and the handover gap per ListenerSet
 //!   (`objects`, `gaps`);
 //! * the process (CPU, memory, file descriptors: `process`), the build, leadership, and the
@@ -60,11 +60,6 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabel {
-    pub phase: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotificationLabels {
     /// `delivered`, `retried` (an attempt failed; it is tried again) or `failed` (dropped
     /// after the retry bound).
@@ -88,8 +83,6 @@ fn duration_histogram() -> Histogram {
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
-    /// One scrape at a time: the per-object families are cleared and refilled by each.
-    scrape: Mutex<()>,
     pub reconciles: Family<ResultLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<ControllerLabel, Histogram>,
@@ -118,7 +111,6 @@ impl Default for Metrics {
         let mut m = Metrics {
             // Replaced by `root` once every family is registered in it.
             registry: Registry::default(),
-            scrape: Mutex::new(()),
             reconciles: Family::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: Family::new_with_constructor(duration_histogram),
@@ -296,13 +288,10 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
-        let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
-        self.objects.refresh();
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        self.objects.release();
         without_empty_families(&out)
     }
 }
