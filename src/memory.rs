@@ -3,13 +3,19 @@
 //! tens of thousands of objects — inside its arenas, so the resident size after the burst stays
 //! near its peak though the live heap is far smaller. The controller runs with few arenas (each
 //! thread allocating in its own arena multiplies that slack) and trims once the work has been
-//! quiet for a moment: `malloc_trim` releases the free pages of every arena. Elsewhere (musl,
-//! other systems) both are no-ops.
+//! quiet for a moment: `malloc_trim` releases the free pages of every arena. Large blocks (a
+//! list's or a watch's buffers) are mapped on their own and returned when freed: glibc would
+//! otherwise raise that threshold as such blocks are freed and keep them in the heap, where they
+//! fragment it. Elsewhere (musl, other systems) all of this is a no-op.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How many malloc arenas the controller uses (glibc's default is 8 per core).
 pub const ARENAS: i32 = 2;
+
+/// Blocks of at least this many bytes are mapped on their own (glibc's default, 128 KiB, kept
+/// fixed: set, it no longer grows), and the top of a heap is returned above this much free.
+pub const LARGE_BLOCK: i32 = 128 * 1024;
 
 /// How often [`trim_when_quiet`] looks whether work went on.
 pub const QUIET_CHECK: Duration = Duration::from_secs(1);
@@ -21,12 +27,15 @@ pub fn note_activity() {
     ACTIVITY.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Limit malloc's arenas; call first thing in `main`, before any other thread starts.
+/// Limit malloc's arenas and fix its large-block thresholds; call first thing in `main`, before
+/// any other thread starts.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a malloc parameter; called before other threads exist.
+    // SAFETY: mallopt only sets malloc parameters; called before other threads exist.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, LARGE_BLOCK);
     }
 }
 
