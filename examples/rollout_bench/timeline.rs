@@ -1,6 +1,6 @@
 //! Where a rollout's time goes: a timeline per wave of new pods, from the simulator's own
-//! records (its store's pod events as committed, its write log of the controller's requests as
-//! they arrived). Enabled with `ROLLOUT_BENCH_TIMELINE=1`; the recording is an `Arc` clone per
+//! records (its store's pod and Rollout events as committed, its write log of the controller's
+//! requests as they arrived). Enabled with `ROLLOUT_BENCH_TIMELINE=1`; the recording is an `Arc` clone per
 //! pod event, the analysis runs after the rollout.
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 /// a ready delay of 1 s apart; the creates of one wave come within a few hundred ms).
 const WAVE_GAP: Duration = Duration::from_millis(400);
 
+/// A pod's or the Rollout's event.
 type PodEvent = (Instant, EventKind, Arc<Stored>);
 
 /// Pod events recorded from the simulator's store while the rollout runs.
@@ -32,7 +33,7 @@ impl Recorder {
         let task = tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.key.group.is_empty() && e.key.plural == "pods" => {
+                    Ok(e) if (e.key.group.is_empty() && e.key.plural == "pods") || e.key.plural == "rollouts" => {
                         let at = Instant::now();
                         ev.lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -56,7 +57,26 @@ impl Recorder {
         let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1000.0;
         let mut new_pods: Vec<(Instant, Option<Instant>)> = Vec::new();
         let mut created = std::collections::HashMap::new();
+        let mut rollout_writes = Vec::new();
         for (at, kind, obj) in &events {
+            // The Rollout (pods are named `svc-<ordinal>-<hash>`): its versions committed in
+            // the first 100 ms show what the first reaction waited for.
+            if obj.name == "svc" {
+                if ms(*at) >= 100.0 {
+                    continue;
+                }
+                let v = obj.value();
+                let s = |p: &str| v.pointer(p).map(|x| x.to_string()).unwrap_or_default();
+                rollout_writes.push(format!(
+                    "{:.0} gen={} phase={} update={} batch={}",
+                    ms(*at),
+                    s("/metadata/generation"),
+                    s("/status/phase"),
+                    s("/status/updateRevision"),
+                    s("/status/batchLabel")
+                ));
+                continue;
+            }
             let v2 = obj
                 .labels
                 .iter()
@@ -132,6 +152,22 @@ impl Recorder {
                     .unwrap_or_else(|| "-".into()),
             );
         }
+        // The first reaction in detail: the controller's writes up to its first pod create.
+        let first: Vec<String> = writes
+            .iter()
+            .filter(|w| w.at >= start)
+            .take_while(|w| !(w.method == "POST" && w.path.ends_with("/pods")))
+            .map(|w| {
+                format!(
+                    "{} {} {:.0}",
+                    w.method,
+                    w.path.trim_start_matches("/api/v1/namespaces/default/"),
+                    ms(w.at)
+                )
+            })
+            .collect();
+        println!("writes before the first pod POST: {}", first.join(", "));
+        println!("Rollout versions in the first 100 ms: {}", rollout_writes.join("; "));
         let st: Vec<String> = status.iter().map(|t| format!("{:.0}", ms(*t))).collect();
         println!("status PATCHes at: {}", st.join(" "));
         println!(

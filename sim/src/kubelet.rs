@@ -196,6 +196,51 @@ fn behaviour(pod: &Value) -> Behaviour {
     }
 }
 
+/// What the lifecycle reads of a pod (`spec.nodeName`, `spec.containers`, `spec.restartPolicy`,
+/// `status.phase`, `metadata.ownerReferences`), decoded from the stored bytes as a pod-shaped
+/// value with only those fields: the rest is skipped by the parser rather than built.
+fn lifecycle_view(raw: &[u8]) -> Value {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Pod {
+        metadata: Meta,
+        spec: Spec,
+        status: Status,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Meta {
+        owner_references: Option<Value>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Spec {
+        node_name: Option<Value>,
+        containers: Option<Value>,
+        restart_policy: Option<Value>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Status {
+        phase: Option<Value>,
+    }
+    let Ok(pod) = serde_json::from_slice::<Pod>(raw) else {
+        return Value::Null;
+    };
+    let mut v = json!({"metadata": {}, "spec": {}, "status": {}});
+    let mut put = |at: &str, key: &str, field: Option<Value>| {
+        if let (Some(field), Some(obj)) = (field, v.get_mut(at).and_then(Value::as_object_mut)) {
+            obj.insert(key.to_string(), field);
+        }
+    };
+    put("metadata", "ownerReferences", pod.metadata.owner_references);
+    put("spec", "nodeName", pod.spec.node_name);
+    put("spec", "containers", pod.spec.containers);
+    put("spec", "restartPolicy", pod.spec.restart_policy);
+    put("status", "phase", pod.status.phase);
+    v
+}
+
 fn now() -> String {
     crate::meta::now_rfc3339()
 }
@@ -426,9 +471,11 @@ impl Kubelet {
         let Some(stored) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
             return;
         };
-        // Keep only what the lifecycle needs, not the parsed pod: thousands of these tasks wait at once.
+        // Keep only what the lifecycle needs, not the parsed pod: thousands of these tasks wait at
+        // once. Only those fields are decoded (not the metadata's labels, annotations and
+        // managed fields, nor the status).
         let (bound, pending, containers, images, b, ends) = {
-            let pod = stored.value();
+            let pod = lifecycle_view(&stored.raw);
             let bound = pod
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
@@ -536,6 +583,11 @@ impl Kubelet {
     }
 
     async fn start_process(&self, ns: &str, name: &str, uid: &str, slot: Arc<Mutex<Option<JoinHandle<()>>>>) {
+        // Without attached process factories there is nothing to start: the pod is not read
+        // (its decoding was one of the ~6 per pod's life; most pods have no process).
+        if self.factories.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            return;
+        }
         let Some(pod) = self.core.store.get(&pods_key(), ns, name).filter(|p| p.uid == uid) else {
             return;
         };

@@ -165,7 +165,18 @@ impl Planner<'_> {
                 b.bake_started_at = None;
             }
             if *mode == Mode::Steady {
-                b.current = *total_batches;
+                // Finished: the batches the rollout finished with, as stored. The plan that
+                // completes a first rollout counts one batch (no healthy revision yet); the plans
+                // after it, with one, would count the strategy's and write the status again.
+                let done = self
+                    .prior
+                    .batch
+                    .as_ref()
+                    .filter(|p| p.total > 0 && self.prior.update_revision.as_deref() == Some(target.name.as_str()));
+                if let Some(done) = done {
+                    b.total = done.total;
+                }
+                b.current = b.total;
                 b.started_at = None;
             }
             status.batch_label = Some(format!("{}/{}", b.current, b.total));

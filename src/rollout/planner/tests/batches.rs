@@ -20,6 +20,38 @@ fn first_rollout_creates_revision_and_every_slot_at_once() {
 }
 
 #[test]
+fn a_finished_first_rollout_plans_the_status_it_wrote() {
+    // The plan that completes a first rollout counts one batch (there is no healthy revision
+    // yet); the plans after it have one and must not count the strategy's batches instead: a
+    // status that changes with no change in the pods is a write (150 KB at 1,000 instances)
+    // after every first rollout, which held up the next rollout's first reaction (stop 29).
+    let mut w = World::new(input(spec("v1", 4), vec![], vec![]));
+    w.run_until(30, |s| s.phase == Some(RolloutPhase::Healthy));
+    let stored = w.input.status.clone().unwrap_or_default();
+    assert_eq!(stored.batch_label.as_deref(), Some("1/1"));
+    for _ in 0..3 {
+        let p = w.step();
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.status.batch, stored.batch);
+        assert_eq!(p.status.batch_label, stored.batch_label);
+        assert_eq!(
+            crate::rollout::status_write::decide(Some(&stored), &p.status, None),
+            crate::rollout::status_write::StatusWrite::Unchanged,
+        );
+    }
+    // The next rollout counts the strategy's batches.
+    w.set_spec(spec("v2", 4));
+    let p = w.step();
+    assert_eq!(p.status.batch.as_ref().map(|b| (b.current, b.total)), Some((1, 3)));
+    w.run_until(60, |s| {
+        s.phase == Some(RolloutPhase::Healthy) && s.version.as_deref() == Some("v2")
+    });
+    let stored = w.input.status.clone().unwrap_or_default();
+    assert_eq!(stored.batch_label.as_deref(), Some("3/3"));
+    assert_eq!(w.step().status.batch_label.as_deref(), Some("3/3"));
+}
+
+#[test]
 fn batch_one_surges_a_single_new_pod_and_keeps_the_old_one() {
     let mut inp = healthy("v1", 4);
     inp.spec = spec("v2", 4);
