@@ -241,6 +241,7 @@ async fn scenario(n: usize, replicas: i32, qps: f32) -> Result<Figures, String> 
             ..KubeletConfig::default()
         },
         history: 500_000,
+        history_bytes: 1 << 30,
         ..SimConfig::default()
     })
     .await

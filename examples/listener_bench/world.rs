@@ -60,6 +60,7 @@ pub(crate) async fn world() -> Result<World, String> {
             ..KubeletConfig::default()
         },
         history: 200_000,
+        history_bytes: 1 << 30,
         ..SimConfig::default()
     })
     .await

@@ -109,6 +109,7 @@ async fn run(replicas: i32) -> Result<Figures, String> {
             ..KubeletConfig::default()
         },
         history: 200_000,
+        history_bytes: 1 << 30,
         ..SimConfig::default()
     })
     .await

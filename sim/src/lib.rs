@@ -73,6 +73,10 @@ pub struct SimConfig {
     pub kubelet: KubeletConfig,
     /// Watch events kept for resuming watches; older resourceVersions get 410 Gone.
     pub history: usize,
+    /// And at most this many bytes of object bodies per resource (the simulator's own bound;
+    /// kube-apiserver bounds its watch cache by count): raise it with `history` for benchmarks
+    /// whose watches must not expire.
+    pub history_bytes: usize,
     pub bookmark_interval: Duration,
     /// RBAC (the default, as a cluster) or AlwaysAllow.
     pub authorization: auth::AuthorizationMode,
@@ -88,6 +92,7 @@ impl Default for SimConfig {
             kubeconfig: None,
             kubelet: KubeletConfig::default(),
             history: 20_000,
+            history_bytes: store::HISTORY_BYTES,
             bookmark_interval: Duration::from_secs(5),
             authorization: auth::AuthorizationMode::Rbac,
             flow_limit: None,
@@ -140,7 +145,7 @@ impl Sim {
             }
         };
         let tls = tls::Tls::generate(addr).map_err(SimError::Tls)?;
-        let core = Core::new(config.history);
+        let core = Core::new(config.history, config.history_bytes);
         core.auth.set_mode(config.authorization);
         core.auth.register_admin(ADMIN);
         write_kubeconfig_full(

@@ -120,8 +120,8 @@ struct Inner {
     changed: HashMap<ResKey, u64>,
 }
 
-/// At most this many bytes of object bodies are kept in a resource's watch history.
-const HISTORY_BYTES: usize = 8 * 1024 * 1024;
+/// By default, at most this many bytes of object bodies are kept in a resource's watch history.
+pub const HISTORY_BYTES: usize = 8 * 1024 * 1024;
 
 /// A watch channel keeps its last this-many events alive whether read or not, so it is modest;
 /// a watcher that falls this far behind is closed and resumes from the history.
@@ -150,10 +150,10 @@ impl Default for WatchCache {
 
 impl WatchCache {
     /// Record `ev` and pass it to the resource's watches; the history bounded by count and bytes.
-    fn push(&mut self, ev: &Arc<Event>, limit: usize) {
+    fn push(&mut self, ev: &Arc<Event>, limit: usize, max_bytes: usize) {
         self.bytes += ev.obj.raw.len();
         self.history.push_back(ev.clone());
-        while self.history.len() > limit || (self.bytes > HISTORY_BYTES && self.history.len() > 16) {
+        while self.history.len() > limit || (self.bytes > max_bytes && self.history.len() > 16) {
             if let Some(old) = self.history.pop_front() {
                 self.compacted = old.rv;
                 self.bytes -= old.obj.raw.len();
@@ -168,6 +168,7 @@ pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<Event>>,
     history_limit: usize,
+    history_bytes: usize,
 }
 
 /// Field-selector values for kinds that support more than name/namespace.
@@ -324,7 +325,7 @@ fn stamp_rv(v: &mut Value, rv: u64) {
 }
 
 impl Store {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(history_limit: usize, history_bytes: usize) -> Self {
         // Every event, for the simulator's own controllers (kubelet, garbage collector, Jobs).
         let (tx, _) = broadcast::channel(WATCH_CHANNEL);
         Store {
@@ -334,6 +335,7 @@ impl Store {
             }),
             tx,
             history_limit: history_limit.max(16),
+            history_bytes,
         }
     }
 
@@ -498,7 +500,7 @@ impl Store {
         g.watch_caches
             .entry(key.clone())
             .or_default()
-            .push(&ev, self.history_limit);
+            .push(&ev, self.history_limit, self.history_bytes);
         // No receivers is fine: nobody is watching.
         let _ = self.tx.send(ev);
         Ok(Written {

@@ -128,9 +128,9 @@ fn str_field<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 }
 
 impl Core {
-    pub fn new(history_limit: usize) -> Arc<Self> {
+    pub fn new(history_limit: usize, history_bytes: usize) -> Arc<Self> {
         let core = Arc::new(Core {
-            store: Store::new(history_limit),
+            store: Store::new(history_limit, history_bytes),
             registry: RwLock::new(Registry::with_builtins()),
             open_watches: Default::default(),
             requests: Default::default(),

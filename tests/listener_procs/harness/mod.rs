@@ -98,6 +98,7 @@ impl Cluster {
         let sim = Sim::start(SimConfig {
             kubelet,
             history: 200_000,
+            history_bytes: 1 << 30,
             ..SimConfig::default()
         })
         .await
