@@ -22,7 +22,7 @@ pub(super) fn completion(pod: &Value) -> Option<Completion> {
     if policy == "Always" {
         return None;
     }
-    let fails = super::images_of(pod).iter().any(|i| i.contains("fail"));
+    let fails = super::pod::images_of(pod).iter().any(|i| i.contains("fail"));
     let job_owned = pod
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
