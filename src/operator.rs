@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 mod caches;
 pub mod startup;
 
+use crate::listeners::controller::index::LeaseIndex;
 pub use caches::{draining_rollouts_of_lease, SharedCaches};
 
 use crate::api::rollout::{labels, CachedRevision, Rollout};
@@ -122,7 +123,7 @@ struct Triggers {
     rollout_pods: Events<CachedPod>,
     rollout_leases: Events<Lease>,
     listener_pods: Events<CachedPod>,
-    listener_leases: Events<Lease>,
+    listener_leases: Arc<LeaseIndex>,
     revisions: Events<CachedRevision>,
     jobs: Events<Job>,
     rollouts: Events<Rollout>,
@@ -139,7 +140,7 @@ impl Operator {
         let rollout_pods = shared.pod_events();
         let rollout_leases = shared.lease_events();
         let listener_pods = shared.pod_events();
-        let listener_leases = shared.lease_events();
+        let listener_leases = shared.lease_index.clone();
         let listener_holders = shared.listener_holders();
         let namespace_pods = shared.namespace_pods();
         let owners = OwnedIndexes {
@@ -418,7 +419,7 @@ fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
     (pods, pod_events): (NamespacePods, Events<CachedPod>),
-    (leases, lease_events): (Store<Lease>, Events<Lease>),
+    (leases, index): (Store<Lease>, Arc<LeaseIndex>),
     synced: &Synced4,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -435,7 +436,7 @@ fn listener_work(
         pods,
         pod_events,
         leases,
-        lease_events,
+        index,
         synced: vec![synced.leases.clone()],
     };
     listener_controller::run_counted(
@@ -562,7 +563,7 @@ pub async fn run_listeners(
         pod_events: caches.pod_events(),
         pods: caches.namespace_pods(),
         leases: caches.leases.clone(),
-        lease_events: caches.lease_events(),
+        index: caches.lease_index.clone(),
         synced: vec![caches.leases_synced.clone()],
     };
     let drive = caches.drive();

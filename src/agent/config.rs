@@ -1,18 +1,16 @@
-//! Identity and timing of an agent, and which listener Leases it looks at.
+//! Identity and timing of an agent, and which ListenerSets it serves.
 
 use std::time::Duration;
 
 use crate::api::listenerset::LISTENERSET_LABEL;
 
-/// Which listener Leases the agent looks at.
+/// Which ListenerSets the agent serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetFilter {
     /// Every ListenerSet of the namespace.
     All,
     /// These ListenerSets.
     Names(Vec<String>),
-    /// Leases matching this extra label selector (e.g. `baton.dev/listenerset=sxt`).
-    Selector(String),
 }
 
 /// Identity and timing of an agent.
@@ -22,13 +20,16 @@ pub struct AgentConfig {
     pub pod_name: String,
     pub pod_uid: String,
     pub sets: SetFilter,
-    /// Renew every this long; None = a quarter of each Lease's duration.
+    /// Renew every this long; None = a quarter of the shortest lease duration of the listeners
+    /// held (of the default, 15 s, with none).
     pub renew_interval: Option<Duration>,
     /// Stop a listener this long before its Lease could expire; None = max(duration / 5, 500 ms)
     /// (at most half the duration). It must cover the time the application needs to stop.
     pub safety_margin: Option<Duration>,
-    /// Wait between retries of a failed write.
+    /// First wait before retrying a failed write; doubled (with jitter) on each failure.
     pub retry_period: Duration,
+    /// Longest wait between retries of a failed write.
+    pub max_retry_period: Duration,
     /// Give up on one API request after this long.
     pub request_timeout: Duration,
     /// On shutdown, how long to wait for the application to acknowledge its stops.
@@ -45,6 +46,7 @@ impl AgentConfig {
             renew_interval: None,
             safety_margin: None,
             retry_period: Duration::from_millis(250),
+            max_retry_period: Duration::from_secs(5),
             request_timeout: Duration::from_secs(2),
             stop_timeout: Duration::from_secs(10),
         }
@@ -56,12 +58,19 @@ impl AgentConfig {
         self
     }
 
-    pub(super) fn label_selector(&self) -> String {
+    /// Whether the agent serves ListenerSet `set`.
+    pub fn serves(&self, set: &str) -> bool {
         match &self.sets {
-            SetFilter::All => LISTENERSET_LABEL.to_string(),
-            SetFilter::Names(n) if n.is_empty() => LISTENERSET_LABEL.to_string(),
-            SetFilter::Names(n) => format!("{LISTENERSET_LABEL} in ({})", n.join(",")),
-            SetFilter::Selector(s) => format!("{LISTENERSET_LABEL},{s}"),
+            SetFilter::All => true,
+            SetFilter::Names(n) => n.is_empty() || n.iter().any(|s| s == set),
+        }
+    }
+
+    /// The per-set watch's label selector (controllers of the per-listener protocol).
+    pub(super) fn sets_selector(&self) -> String {
+        match &self.sets {
+            SetFilter::Names(n) if !n.is_empty() => format!("{LISTENERSET_LABEL} in ({})", n.join(",")),
+            _ => LISTENERSET_LABEL.to_string(),
         }
     }
 

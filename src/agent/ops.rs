@@ -1,5 +1,11 @@
-//! The agent's API requests: one conditional write (acquire, renew, release) or read of a Lease,
-//! as decided by [`State`](super::state::State), performed here and reported back.
+//! The agent's API requests: one conditional write (acknowledge, renew, release) or read of a
+//! listener Lease, or of its pod's liveness Lease (register, renew, read), as decided by
+//! [`State`](super::state::State), performed here and reported back; and the listeners' configs,
+//! read through a small cache of the Secrets that hold them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -8,24 +14,32 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use tokio::time::Instant;
 
-use super::state::{OpError, OpKind, OpResult};
+use super::state::{LiveOp, LiveResult, OpError, OpKind, OpResult};
 use crate::api::listenerset::lease::config_of;
 use crate::error::is_status;
 
-/// A finished request, for [`State::on_op`](super::state::State::on_op).
+/// A finished request on a listener Lease, for [`State::on_op`](super::state::State::on_op).
 pub(super) struct OpDone {
     pub(super) name: String,
     pub(super) kind: OpKind,
     pub(super) result: OpResult,
 }
 
+/// A finished request on the liveness Lease.
+pub(super) struct LiveDone {
+    pub(super) kind: LiveOp,
+    pub(super) result: LiveResult,
+}
+
 /// Where the requests go.
 #[derive(Clone)]
 pub(super) struct Apis {
     pub(super) leases: Api<Lease>,
-    pub(super) secrets: Api<Secret>,
-    pub(super) timeout: std::time::Duration,
+    pub(super) configs: Configs,
+    pub(super) timeout: Duration,
+    pub(super) pod: String,
 }
 
 fn classify(e: kube::Error, not_found_is_gone: bool) -> OpError {
@@ -38,38 +52,48 @@ fn classify(e: kube::Error, not_found_is_gone: bool) -> OpError {
     }
 }
 
-/// Perform `kind` on Lease `name`, based on `lease`.
+fn now_micro() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+/// The resourceVersion a write is conditional on: without it the write would not be.
+fn condition_of(lease: &Lease) -> Result<String, OpError> {
+    lease
+        .metadata
+        .resource_version
+        .clone()
+        .ok_or_else(|| OpError::Other("the Lease read has no resourceVersion".into()))
+}
+
+/// A merge patch conditional on the resourceVersion: 409 if the Lease changed, 404 if it is gone.
+/// Never a PUT: of a missing Lease a PUT creates one (Leases allow create on update), and an
+/// agent must never bring back a Lease that was deleted.
+async fn patch(api: &Api<Lease>, name: &str, body: serde_json::Value) -> Result<Lease, OpError> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|e| classify(e, true))
+}
+
+/// Perform `kind` on listener Lease `name`, based on `lease`.
 pub(super) fn perform(apis: Apis, name: String, kind: OpKind, lease: Lease) -> BoxFuture<'static, OpDone> {
     async move {
         let work = async {
-            // Every write is conditional: without the resourceVersion it would not be.
-            let rv = match (kind, lease.metadata.resource_version.as_deref()) {
-                (OpKind::Read, _) => None,
-                (_, Some(rv)) => Some(rv.to_string()),
-                (_, None) => return Err(OpError::Other("the Lease read has no resourceVersion".into())),
-            };
             match kind {
-                // Merge patches conditional on the resourceVersion: 409 if the Lease changed,
-                // 404 if it is gone. Never a PUT: of a missing Lease a PUT creates one (Leases
-                // allow create on update), and an agent must never bring back a Lease that was
-                // deleted (by hand, or by the garbage collector with a force-deleted pod).
-                OpKind::Acquire | OpKind::Renew => {
-                    let patch = json!({
-                        "metadata": {"resourceVersion": rv},
-                        "spec": {"renewTime": MicroTime(jiff::Timestamp::now())},
+                OpKind::Ack => {
+                    // The config first: a listener is acknowledged only once it can be started.
+                    let config = apis.configs.read(&lease).await?;
+                    let body = json!({
+                        "metadata": {"resourceVersion": condition_of(&lease)?},
+                        "spec": {"renewTime": now_micro()},
                     });
-                    let l = apis
-                        .leases
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                        .map_err(|e| classify(e, true))?;
-                    // A 404 here is the config Secret's: not proof the Lease is gone.
-                    let config = if kind == OpKind::Acquire {
-                        read_config(&apis.secrets, &l).await?
-                    } else {
-                        None
-                    };
-                    Ok((Some(l), config))
+                    Ok((Some(patch(&apis.leases, &name, body).await?), config))
+                }
+                OpKind::Renew => {
+                    let body = json!({
+                        "metadata": {"resourceVersion": condition_of(&lease)?},
+                        "spec": {"renewTime": now_micro()},
+                    });
+                    Ok((Some(patch(&apis.leases, &name, body).await?), None))
                 }
                 OpKind::Release => {
                     // A released Lease belongs to no pod: without the ownerReference the
@@ -83,19 +107,14 @@ pub(super) fn perform(apis: Apis, name: String, kind: OpKind, lease: Lease) -> B
                         .filter(|o| !(o.kind == "Pod" && o.api_version == "v1"))
                         .cloned()
                         .collect();
-                    let patch = json!({
+                    let body = json!({
                         "metadata": {
-                            "resourceVersion": rv,
+                            "resourceVersion": condition_of(&lease)?,
                             "ownerReferences": (!owners.is_empty()).then_some(owners),
                         },
                         "spec": {"holderIdentity": null},
                     });
-                    let l = apis
-                        .leases
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                        .map_err(|e| classify(e, true))?;
-                    Ok((Some(l), None))
+                    Ok((Some(patch(&apis.leases, &name, body).await?), None))
                 }
                 OpKind::Read => match apis.leases.get_opt(&name).await {
                     Ok(l) => Ok((l, None)),
@@ -112,22 +131,108 @@ pub(super) fn perform(apis: Apis, name: String, kind: OpKind, lease: Lease) -> B
     .boxed()
 }
 
-/// The value of the Secret key the controller named in the Lease's config annotation.
-async fn read_config(secrets: &Api<Secret>, l: &Lease) -> Result<Option<String>, OpError> {
-    let (secret, key) = match config_of(l) {
-        None => return Ok(None),
-        Some(Ok(at)) => at,
-        Some(Err(value)) => {
-            return Err(OpError::Other(format!(
-                "config annotation {value:?} is not <secret>/<key>"
-            )));
+/// Perform `kind` on the liveness Lease, based on `lease`, for listeners of `duration_seconds`.
+pub(super) fn perform_live(
+    apis: Apis,
+    kind: LiveOp,
+    lease: Lease,
+    duration_seconds: i32,
+) -> BoxFuture<'static, LiveDone> {
+    async move {
+        let name = lease.metadata.name.clone().unwrap_or_default();
+        let work = async {
+            match kind {
+                LiveOp::Register => {
+                    let now = now_micro();
+                    let number = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
+                    let body = json!({
+                        "metadata": {"resourceVersion": condition_of(&lease)?},
+                        "spec": {
+                            "holderIdentity": apis.pod,
+                            "leaseTransitions": number.saturating_add(1),
+                            "acquireTime": now,
+                            "renewTime": now,
+                            "leaseDurationSeconds": duration_seconds,
+                        },
+                    });
+                    Ok(Some(patch(&apis.leases, &name, body).await?))
+                }
+                LiveOp::Renew => {
+                    let body = json!({
+                        "metadata": {"resourceVersion": condition_of(&lease)?},
+                        "spec": {"renewTime": now_micro(), "leaseDurationSeconds": duration_seconds},
+                    });
+                    Ok(Some(patch(&apis.leases, &name, body).await?))
+                }
+                LiveOp::Read => apis
+                    .leases
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| OpError::Other(e.to_string())),
+            }
+        };
+        let result = match tokio::time::timeout(apis.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(OpError::Other("request timed out".into())),
+        };
+        LiveDone { kind, result }
+    }
+    .boxed()
+}
+
+/// How long a Secret read for a config is used before it is read again.
+const CONFIG_TTL: Duration = Duration::from_secs(10);
+/// A key missing from a cached Secret is looked for again at most this often.
+const MISS_RETRY: Duration = Duration::from_secs(1);
+
+/// The listeners' configs: each Secret read once for every listener it configures (500
+/// listeners acknowledged at once read their Secret once, not 500 times), again after
+/// [`CONFIG_TTL`], or when a key is missing from the copy read.
+#[derive(Clone)]
+pub(super) struct Configs {
+    secrets: Api<Secret>,
+    cache: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(Instant, Secret)>>>>>>,
+}
+
+impl Configs {
+    pub(super) fn new(secrets: Api<Secret>) -> Self {
+        Configs {
+            secrets,
+            cache: Arc::default(),
         }
-    };
-    let s = secrets.get(secret).await.map_err(|e| classify(e, false))?;
-    let value = s
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(|| OpError::Other(format!("Secret {secret} has no key {key:?}")))?;
-    Ok(Some(String::from_utf8_lossy(&value.0).into_owned()))
+    }
+
+    /// The value of the Secret key the controller named in the Lease's config annotation.
+    async fn read(&self, l: &Lease) -> Result<Option<String>, OpError> {
+        let (secret, key) = match config_of(l) {
+            None => return Ok(None),
+            Some(Ok(at)) => at,
+            Some(Err(value)) => {
+                return Err(OpError::Other(format!(
+                    "config annotation {value:?} is not <secret>/<key>"
+                )));
+            }
+        };
+        let slot = self.cache.lock().await.entry(secret.to_string()).or_default().clone();
+        // One read at a time per Secret: the others wait for it and use its copy.
+        let mut cached = slot.lock().await;
+        let value = |s: &Secret| s.data.as_ref().and_then(|d| d.get(key)).map(|v| v.0.clone());
+        let now = Instant::now();
+        let fresh = match cached.as_ref() {
+            Some((at, s)) => {
+                let age = now.saturating_duration_since(*at);
+                age < CONFIG_TTL && (value(s).is_some() || age < MISS_RETRY)
+            }
+            None => false,
+        };
+        if !fresh {
+            let s = self.secrets.get(secret).await.map_err(|e| classify(e, false))?;
+            *cached = Some((now, s));
+        }
+        let found = cached.as_ref().and_then(|(_, s)| value(s));
+        match found {
+            Some(v) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
+            None => Err(OpError::Other(format!("Secret {secret} has no key {key:?}"))),
+        }
+    }
 }

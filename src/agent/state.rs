@@ -1,9 +1,26 @@
-//! The agent's state machine, pure: what it knows of every Lease it has seen, the ones it holds
-//! and the phase of each. Events go in (a Lease observed or gone, the result of a request, an
-//! application's acknowledgement, shutdown, time passing), each with `now` as an input; the
-//! [`Action`]s that follow come out (send a write, read a Lease back, start or stop a listener).
-//! The shell (`task`, `ops`) performs them and reports back; nothing here does I/O or reads a
-//! clock, so the tests step it through time by hand.
+//! The agent's state machine, pure: its pod's liveness Lease ([`liveness`]), the listener Leases
+//! assigned to its pod and the phase of each. Events go in (a Lease observed or gone, the result
+//! of a request, an application's acknowledgement, shutdown, time passing), each with `now` as an
+//! input; the [`Action`]s that follow come out (send a write, read a Lease back, start or stop a
+//! listener, open the per-set watch). The shell (`task`, `ops`) performs them and reports back;
+//! nothing here does I/O or reads a clock, so the tests step it through time by hand.
+//!
+//! # When a listener may run
+//!
+//! A listener runs from a successful *acknowledgement* (a conditional write of its Lease's
+//! `renewTime`) until its deadline: the later of that write's send time and, if it was sent
+//! under the current liveness registration, the send time of the registration's last successful
+//! renewal, plus the lease duration, minus the safety margin. So:
+//!
+//! * at rest nothing but the liveness Lease is written, every quarter of the shortest lease;
+//! * a listener acknowledged before the current registration (before it began, or under one the
+//!   controller fenced) is not covered by its renewals: it is acknowledged again, which is also
+//!   how it is kept alive when there is no registration at all (a controller of the
+//!   per-listener protocol never creates the liveness Lease: then every running listener's Lease
+//!   is renewed every quarter of its duration, as that protocol asks);
+//! * the controller takes a listener from a pod only after a conditional write that proves the
+//!   pod's agent wrote nothing since it judged it expired (a fence of the liveness Lease, then
+//!   the Lease of the listener itself), so both can never win.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,30 +30,42 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{AgentConfig, Start, StopReason};
-use crate::api::listenerset::lease;
+use crate::api::listenerset::{lease, liveness as wire, DEFAULT_LEASE_DURATION_SECONDS};
+
+mod liveness;
+mod retry;
+
+pub(super) use liveness::{LiveChange, LiveOp, LivePhase, LiveResult, Liveness};
+pub(super) use retry::Retry;
+
+/// How long after start an agent that has seen no liveness Lease of its pod decides the
+/// controller speaks the per-listener protocol (and watches every Lease of its sets).
+pub(super) const LIVENESS_WAIT: Duration = Duration::from_secs(2);
+/// Listener requests in flight at once (each is one connection of the client's pool).
+pub(super) const MAX_OPS_IN_FLIGHT: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
-    /// Ours per the API; renew + config read in progress, not started.
-    Acquiring,
+    /// Ours per the API; acknowledgement (config read + conditional write) pending, not started.
+    Acking,
     /// Started.
     Running,
-    /// Stop emitted; waiting for the application's ack, still renewing.
+    /// Stop emitted; waiting for the application's ack.
     Stopping,
-    /// Stopped because renewals failed; retrying to acquire.
+    /// Stopped because its deadline passed; to be acknowledged again before it runs again.
     Lost,
     /// Stopped; clearing holderIdentity.
     Releasing,
 }
 
-/// The request a phase calls for.
+/// A request on a listener Lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OpKind {
-    /// Renew (conditional update), then read the listener's config.
-    Acquire,
-    /// Renew (conditional update).
+    /// Read the listener's config, then write `renewTime` (conditional): the acknowledgement.
+    Ack,
+    /// Write `renewTime` (conditional) for a running listener no registration covers.
     Renew,
-    /// Clear `holderIdentity` (conditional update).
+    /// Clear `holderIdentity` (conditional).
     Release,
     /// Read the Lease back (after a conflict).
     Read,
@@ -51,18 +80,25 @@ pub(super) enum OpError {
 }
 
 /// A request's result: the Lease the server answered with (`None`: read, not found) and, for an
-/// acquire, the listener's config.
+/// acknowledgement, the listener's config.
 pub(super) type OpResult = Result<(Option<Lease>, Option<String>), OpError>;
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Action {
-    /// Send `kind` for Lease `name` based on `lease` (the copy carrying the resourceVersion to
-    /// be conditional on); report the result with [`State::on_op`].
+    /// Send `kind` for listener Lease `name` based on `lease` (the copy carrying the
+    /// resourceVersion to be conditional on); report the result with [`State::on_op`].
     Send {
         name: String,
         kind: OpKind,
         lease: Box<Lease>,
+    },
+    /// Send `kind` for the liveness Lease based on `lease`, renewing for `duration_seconds`;
+    /// report the result with [`State::on_live_op`].
+    SendLive {
+        kind: LiveOp,
+        lease: Box<Lease>,
+        duration_seconds: i32,
     },
     /// Tell the application to run a listener.
     Start(Start),
@@ -75,6 +111,9 @@ pub(super) enum Action {
         reason: StopReason,
         ack: Option<u64>,
     },
+    /// Watch every Lease of the served sets: no liveness Lease appeared, so the controller
+    /// speaks the per-listener protocol and does not label Leases with their holder.
+    WatchSets,
 }
 
 pub(super) struct Tracked {
@@ -82,14 +121,17 @@ pub(super) struct Tracked {
     pub(super) listener: String,
     pub(super) lease: Lease,
     pub(super) phase: Phase,
-    /// Send instant of the last successful write of ours.
-    pub(super) base: Option<Instant>,
+    /// Send instant of the last successful acknowledgement or renewal of this Lease.
+    pub(super) ack_base: Option<Instant>,
+    /// The registration current when that write was sent (0: none).
+    pub(super) ack_reg: u64,
     pub(super) duration: Duration,
-    /// Send instant of the request in flight, if any.
-    pub(super) in_flight: Option<Instant>,
+    /// The request in flight: sent at, what, the registration current then.
+    pub(super) in_flight: Option<(Instant, OpKind, u64)>,
     pub(super) due: Instant,
     /// Bumped on every Start, so stale acks are ignored.
     pub(super) epoch: u64,
+    retry: Retry,
 }
 
 fn rv_num(l: &Lease) -> Option<u64> {
@@ -102,31 +144,52 @@ fn lease_duration(l: &Lease) -> Duration {
         .as_ref()
         .and_then(|s| s.lease_duration_seconds)
         .filter(|d| *d > 0)
-        .unwrap_or(crate::api::listenerset::DEFAULT_LEASE_DURATION_SECONDS);
+        .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS);
     Duration::from_secs(u64::try_from(secs).unwrap_or(15))
 }
 
+/// Why the holder must let the listener go, if it must: asked to, or its Lease is being deleted.
 fn release_reason(l: &Lease) -> Option<String> {
-    lease::release_requested(l).map(str::to_string)
+    lease::release_requested(l).map(str::to_string).or_else(|| {
+        lease::is_terminating(l).then(|| {
+            crate::api::listenerset::ReleaseReason::LeaseDeleted
+                .as_str()
+                .to_string()
+        })
+    })
 }
 
 pub(super) struct State {
     pub(super) cfg: AgentConfig,
+    /// Listener Leases as last seen (watches, answers), by name.
     pub(super) known: HashMap<String, Lease>,
+    /// Listener Leases held by this pod.
     pub(super) tracked: BTreeMap<String, Tracked>,
+    pub(super) live: Liveness,
+    started: Instant,
+    /// The per-set watch is open (the controller speaks the per-listener protocol).
+    pub(super) watching_sets: bool,
     pub(super) shutting_down: bool,
     pub(super) epoch: u64,
+    ops_in_flight: usize,
     out: Vec<Action>,
 }
 
 impl State {
-    pub(super) fn new(cfg: AgentConfig) -> State {
+    pub(super) fn new(cfg: AgentConfig, now: Instant) -> State {
+        let name = wire::liveness_lease_name(&cfg.pod_uid);
+        let retry = Retry::new(cfg.retry_period, cfg.max_retry_period, &cfg.pod_uid);
+        let live = Liveness::new(name, cfg.pod_name.clone(), now, retry);
         State {
             cfg,
             known: HashMap::new(),
             tracked: BTreeMap::new(),
+            live,
+            started: now,
+            watching_sets: false,
             shutting_down: false,
             epoch: 0,
+            ops_in_flight: 0,
             out: Vec::new(),
         }
     }
@@ -138,6 +201,7 @@ impl State {
 
     fn is_mine(&self, l: &Lease) -> bool {
         lease::held_by(l, &self.cfg.pod_name, &self.cfg.pod_uid)
+            && lease::listener_of(l).is_some_and(|(set, _)| self.cfg.serves(set))
     }
 
     fn emit_stop(&mut self, name: &str, reason: StopReason, want_ack: bool) {
@@ -152,9 +216,16 @@ impl State {
         });
     }
 
-    /// A newer copy of a Lease (`None`: its deletion) was seen on the watch.
+    /// A Lease seen on a watch: the pod's liveness Lease or a listener Lease (`None`: its
+    /// deletion, or it left the watch's selector, `rv` then being the event's version).
     pub(super) fn observe(&mut self, name: &str, lease: Option<Lease>, now: Instant) {
+        if name == self.live.name {
+            let change = self.live.observe(lease, now);
+            self.live_changed(change, now);
+            return;
+        }
         match lease {
+            Some(l) if wire::is_liveness(&l) => {}
             Some(l) => {
                 if let (Some(old), Some(new)) = (self.known.get(name).and_then(rv_num), rv_num(&l)) {
                     if new < old {
@@ -170,14 +241,10 @@ impl State {
                     if self.tracked.get(name).is_some_and(|t| t.phase == Phase::Running) {
                         self.emit_stop(name, StopReason::Lost, false);
                     }
-                    self.tracked.remove(name);
+                    self.forget(name);
                 }
                 if let Some(t) = self.tracked.get_mut(name) {
-                    let newer = match (rv_num(&t.lease), rv_num(&l)) {
-                        (Some(a), Some(b)) => b >= a,
-                        _ => true,
-                    };
-                    if newer {
+                    if rv_num(&l) >= rv_num(&t.lease) {
                         t.lease = l.clone();
                     }
                 }
@@ -190,17 +257,68 @@ impl State {
         self.evaluate(name, now);
     }
 
+    /// A deletion seen on one watch at version `rv`: a copy newer than that (from the other
+    /// watch) stands.
+    pub(super) fn observe_gone(&mut self, name: &str, rv: Option<u64>, now: Instant) {
+        if name != self.live.name {
+            if let (Some(known), Some(gone)) = (self.known.get(name).and_then(rv_num), rv) {
+                if known > gone {
+                    return;
+                }
+            }
+        }
+        self.observe(name, None, now);
+    }
+
+    fn forget(&mut self, name: &str) {
+        if let Some(t) = self.tracked.remove(name) {
+            if t.in_flight.is_some() {
+                self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// What a liveness change means for the listeners.
+    fn live_changed(&mut self, change: LiveChange, now: Instant) {
+        match change {
+            LiveChange::Nothing => {}
+            // Listeners acknowledged under the registration that ended keep its last renewal
+            // as their own base: nothing will extend it.
+            LiveChange::Ended => {
+                let (ended, base) = (self.live.registration, self.live.base);
+                for t in self.tracked.values_mut().filter(|t| t.ack_reg == ended) {
+                    t.ack_base = t.ack_base.max(base);
+                    t.ack_reg = 0;
+                    t.due = now;
+                }
+            }
+            // Acknowledge every running listener under the new registration.
+            LiveChange::Registered => {
+                for t in self.tracked.values_mut() {
+                    t.due = now;
+                }
+            }
+        }
+        let names: Vec<String> = self.tracked.keys().cloned().collect();
+        for name in names {
+            self.evaluate(&name, now);
+        }
+    }
+
+    /// When a listener stops unless something extends it (see the module doc).
+    fn deadline(&self, t: &Tracked) -> Option<Instant> {
+        let covered = t.ack_reg != 0 && t.ack_reg == self.live.current();
+        let base = t.ack_base.max(if covered { self.live.base } else { None })?;
+        Some(base + t.duration.saturating_sub(self.cfg.margin(t.duration)))
+    }
+
     /// Each running listener's safety deadline, `(set, listener)` → the instant at which the
-    /// agent stops it unless a renewal succeeds first (last renewal sent + duration − margin).
+    /// agent stops it unless something extends it first.
     pub(super) fn valid_until(&self) -> BTreeMap<(String, String), Instant> {
         self.tracked
             .values()
             .filter(|t| t.phase == Phase::Running)
-            .filter_map(|t| {
-                let base = t.base?;
-                let until = base + t.duration.saturating_sub(self.cfg.margin(t.duration));
-                Some(((t.set.clone(), t.listener.clone()), until))
-            })
+            .filter_map(|t| Some(((t.set.clone(), t.listener.clone()), self.deadline(t)?)))
             .collect()
     }
 
@@ -210,6 +328,16 @@ impl State {
         let names: Vec<String> = self.tracked.keys().cloned().collect();
         for name in names {
             self.evaluate(&name, now);
+        }
+    }
+
+    /// Acknowledgements may be sent: under a registration, or when none is coming (no liveness
+    /// Lease after the wait, or registering keeps failing).
+    fn may_ack(&self, now: Instant) -> bool {
+        match self.live.phase {
+            LivePhase::Registered => true,
+            LivePhase::Absent => now >= self.started + LIVENESS_WAIT,
+            LivePhase::Unregistered => self.live.failing(),
         }
     }
 
@@ -225,12 +353,14 @@ impl State {
                 set: set.to_string(),
                 listener: listener.to_string(),
                 lease: l.clone(),
-                phase: if release { Phase::Releasing } else { Phase::Acquiring },
-                base: None,
+                phase: if release { Phase::Releasing } else { Phase::Acking },
+                ack_base: None,
+                ack_reg: 0,
                 duration: lease_duration(l),
                 in_flight: None,
                 due: now,
                 epoch: 0,
+                retry: Retry::new(self.cfg.retry_period, self.cfg.max_retry_period, name),
             };
             debug!(lease = name, phase = ?t.phase, "tracking");
             self.tracked.insert(name.to_string(), t);
@@ -244,7 +374,7 @@ impl State {
             if matches!(t.phase, Phase::Running) {
                 self.emit_stop(name, StopReason::Lost, false);
             }
-            self.tracked.remove(name);
+            self.forget(name);
             return;
         }
         let reason = release_reason(&t.lease);
@@ -260,7 +390,7 @@ impl State {
                     t.phase = Phase::Stopping;
                 }
             }
-            Phase::Acquiring | Phase::Lost if want_release => {
+            Phase::Acking | Phase::Lost if want_release => {
                 if let Some(t) = self.tracked.get_mut(name) {
                     t.phase = Phase::Releasing;
                     t.due = now;
@@ -271,18 +401,27 @@ impl State {
         }
     }
 
-    /// Send the write this Lease's phase calls for, if it is due and none is in flight.
+    /// Send the write this Lease's phase calls for, if it is due, none is in flight and a slot
+    /// is free.
     fn issue(&mut self, name: &str, now: Instant) {
+        if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
+            return;
+        }
+        let may_ack = self.may_ack(now);
+        let current = self.live.current();
         let Some(t) = self.tracked.get_mut(name) else { return };
         if t.in_flight.is_some() || now < t.due {
             return;
         }
         let kind = match t.phase {
-            Phase::Acquiring | Phase::Lost => OpKind::Acquire,
-            Phase::Running | Phase::Stopping => OpKind::Renew,
+            Phase::Acking | Phase::Lost if may_ack => OpKind::Ack,
+            // A running listener no registration covers is kept alive by its own Lease.
+            Phase::Running | Phase::Stopping if (current == 0 || t.ack_reg != current) && may_ack => OpKind::Renew,
             Phase::Releasing => OpKind::Release,
+            _ => return,
         };
-        t.in_flight = Some(now);
+        t.in_flight = Some((now, kind, current));
+        self.ops_in_flight += 1;
         self.out.push(Action::Send {
             name: name.to_string(),
             kind,
@@ -293,7 +432,8 @@ impl State {
     /// Read the Lease back: after a conflict, our copy is stale.
     fn read_back(&mut self, name: &str, now: Instant) {
         let Some(t) = self.tracked.get_mut(name) else { return };
-        t.in_flight = Some(now);
+        t.in_flight = Some((now, OpKind::Read, 0));
+        self.ops_in_flight += 1;
         self.out.push(Action::Send {
             name: name.to_string(),
             kind: OpKind::Read,
@@ -301,10 +441,13 @@ impl State {
         });
     }
 
-    /// The request in flight for `name` ended.
+    /// The request in flight for listener Lease `name` ended.
     pub(super) fn on_op(&mut self, name: &str, kind: OpKind, result: OpResult, now: Instant) {
         let Some(t) = self.tracked.get_mut(name) else { return };
-        let Some(sent) = t.in_flight.take() else { return };
+        let Some((sent, _, reg)) = t.in_flight.take() else {
+            return;
+        };
+        self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
         match (kind, result) {
             (OpKind::Read, Ok((lease, _))) => {
                 t.due = now;
@@ -313,14 +456,14 @@ impl State {
             }
             (OpKind::Release, Ok((lease, _))) => {
                 info!(set = %t.set, listener = %t.listener, "released");
-                self.tracked.remove(name);
+                self.forget(name);
                 if let Some(l) = lease {
                     self.known.insert(name.to_string(), l);
                 }
                 return;
             }
-            (kind @ (OpKind::Acquire | OpKind::Renew), Ok((Some(lease), config))) => {
-                self.renewed(name, kind, sent, lease, config);
+            (kind @ (OpKind::Ack | OpKind::Renew), Ok((Some(lease), config))) => {
+                self.acknowledged(name, kind, (sent, reg), lease, config, now);
             }
             (_, Ok(_)) => {}
             (_, Err(OpError::Conflict)) => {
@@ -332,25 +475,44 @@ impl State {
                 self.known.remove(name);
             }
             (_, Err(OpError::Other(e))) => {
-                debug!(lease = %name, error = %e, "write failed; retrying");
-                t.due = now + self.cfg.retry_period;
+                let wait = t.retry.next();
+                debug!(lease = %name, error = %e, ?wait, "write failed; retrying");
+                t.due = now + wait;
             }
         }
         self.evaluate(name, now);
+        self.issue_waiting(now);
     }
 
-    /// A renewal sent at `sent` succeeded: the safety deadline moves, and an acquisition starts
-    /// the listener.
-    fn renewed(&mut self, name: &str, kind: OpKind, sent: Instant, lease: Lease, config: Option<String>) {
+    /// An acknowledgement (or renewal) sent at `sent` under registration `reg` succeeded: the
+    /// listener's deadline moves, and a first acknowledgement starts it.
+    fn acknowledged(
+        &mut self,
+        name: &str,
+        kind: OpKind,
+        (sent, reg): (Instant, u64),
+        lease: Lease,
+        config: Option<String>,
+        now: Instant,
+    ) {
         let release = self.shutting_down || release_reason(&lease).is_some();
         let mine = self.is_mine(&lease);
         let renew_every = self.cfg.renew_every(lease_duration(&lease));
+        let current = self.live.current();
         let Some(t) = self.tracked.get_mut(name) else { return };
-        t.base = Some(sent);
+        t.ack_base = Some(sent);
+        // Covered by the registration only if it is still the current one.
+        t.ack_reg = if reg != 0 && reg == current { reg } else { 0 };
         t.duration = lease_duration(&lease);
-        t.due = sent + renew_every;
         t.lease = lease.clone();
-        let start = kind == OpKind::Acquire && matches!(t.phase, Phase::Acquiring | Phase::Lost) && !release && mine;
+        t.retry.reset();
+        // A release waits for nothing once the application has acknowledged its stop.
+        t.due = if t.phase == Phase::Releasing {
+            now
+        } else {
+            sent + renew_every
+        };
+        let start = kind == OpKind::Ack && matches!(t.phase, Phase::Acking | Phase::Lost) && !release && mine;
         if start {
             t.phase = Phase::Running;
             self.epoch += 1;
@@ -381,6 +543,39 @@ impl State {
             }
         }
         self.evaluate(name, now);
+        self.issue_waiting(now);
+    }
+
+    /// A liveness request ended.
+    pub(super) fn on_live_op(&mut self, kind: LiveOp, result: LiveResult, now: Instant) {
+        let every = self.cfg.renew_every(self.shortest());
+        let change = self.live.on_op(kind, result, now, every);
+        if let Some(lease) = self.live.reading() {
+            self.out.push(Action::SendLive {
+                kind: LiveOp::Read,
+                lease: Box::new(lease),
+                duration_seconds: self.shortest_seconds(),
+            });
+        }
+        self.live_changed(change, now);
+    }
+
+    /// The shortest lease duration of the listeners held (the default with none): the liveness
+    /// Lease is renewed often enough for it.
+    fn shortest(&self) -> Duration {
+        self.tracked
+            .values()
+            .map(|t| t.duration)
+            .min()
+            .unwrap_or(Duration::from_secs(
+                u64::try_from(DEFAULT_LEASE_DURATION_SECONDS).unwrap_or(15),
+            ))
+    }
+
+    fn shortest_seconds(&self) -> i32 {
+        i32::try_from(self.shortest().as_secs())
+            .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS)
+            .max(1)
     }
 
     /// The application acknowledged the stop emitted with `epoch`.
@@ -394,35 +589,91 @@ impl State {
         self.evaluate(name, now);
     }
 
+    /// Requests that waited for a free slot.
+    fn issue_waiting(&mut self, now: Instant) {
+        if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
+            return;
+        }
+        let due: Vec<String> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.in_flight.is_none() && t.due <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
+                break;
+            }
+            self.issue(&name, now);
+        }
+    }
+
     /// Time passed: safety deadlines and due writes. Returns when to be called next.
     pub(super) fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
-        let names: Vec<String> = self.tracked.keys().cloned().collect();
-        for name in names {
-            let Some(t) = self.tracked.get(&name) else { continue };
-            if matches!(t.phase, Phase::Running | Phase::Stopping) {
-                let base = t.base.unwrap_or(now);
-                let deadline = base + t.duration.saturating_sub(self.cfg.margin(t.duration));
-                if now < deadline {
-                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
-                } else if t.phase == Phase::Running {
-                    warn!(set = %t.set, listener = %t.listener, "renewals failed for too long; stopping before the Lease can expire");
-                    self.emit_stop(&name, StopReason::RenewFailed, false);
-                    if let Some(t) = self.tracked.get_mut(&name) {
-                        t.phase = Phase::Lost;
-                        t.epoch = 0;
-                    }
-                }
-                // Stopping past the deadline: the stop is out; the release still waits for its ack.
-            }
-            self.issue(&name, now);
-            if let Some(t) = self.tracked.get(&name) {
-                if t.in_flight.is_none() {
-                    next = Some(next.map_or(t.due, |n| n.min(t.due)));
-                }
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        if !self.watching_sets && !self.live.seen {
+            let decide_at = self.started + LIVENESS_WAIT;
+            if now >= decide_at {
+                info!(
+                    lease = %self.live.name,
+                    "no liveness Lease for this pod: the controller speaks the per-listener protocol; watching every \
+                     Lease of the served sets"
+                );
+                self.watching_sets = true;
+                self.out.push(Action::WatchSets);
+            } else {
+                at(decide_at);
             }
         }
+        let expired: Vec<String> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.phase == Phase::Running)
+            .filter(|(_, t)| self.deadline(t).is_none_or(|d| now >= d))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in expired {
+            if let Some(t) = self.tracked.get(&name) {
+                warn!(set = %t.set, listener = %t.listener, "nothing renewed it in time; stopping before the controller can give it to another pod");
+            }
+            self.emit_stop(&name, StopReason::RenewFailed, false);
+            if let Some(t) = self.tracked.get_mut(&name) {
+                t.phase = Phase::Lost;
+                t.epoch = 0;
+                t.due = now;
+            }
+        }
+        for t in self.tracked.values().filter(|t| t.phase == Phase::Running) {
+            if let Some(d) = self.deadline(t) {
+                at(d);
+            }
+        }
+        let names: Vec<String> = self.tracked.keys().cloned().collect();
+        for name in &names {
+            self.issue(name, now);
+        }
+        // What is due but could not be sent (no free slot, no registration yet) is looked at
+        // again when a request ends or the registration changes.
+        for t in self.tracked.values().filter(|t| t.in_flight.is_none() && t.due > now) {
+            at(t.due);
+        }
+        self.tick_live(now, &mut at);
         next
+    }
+
+    fn tick_live(&mut self, now: Instant, at: &mut impl FnMut(Instant)) {
+        let every = self.cfg.renew_every(self.shortest());
+        if let Some((kind, lease)) = self.live.issue(now, every) {
+            self.out.push(Action::SendLive {
+                kind,
+                lease: Box::new(lease),
+                duration_seconds: self.shortest_seconds(),
+            });
+        }
+        if self.live.in_flight.is_none() && self.live.phase != LivePhase::Absent {
+            at(self.live.next_due(every));
+        }
     }
 }
 

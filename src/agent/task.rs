@@ -1,12 +1,14 @@
-//! The agent's task, the shell around [`State`]: watch the namespace's listener Leases, feed
-//! what happens (with the time) to the state machine and perform the actions it decides, until
-//! the application has acknowledged every stop of a shutdown (or the stop timeout passes).
+//! The agent's task, the shell around [`State`]: watch the Leases labelled with this pod's uid
+//! (its liveness Lease and the listener Leases assigned to it; with a controller of the
+//! per-listener protocol, every Lease of the served sets), feed what happens (with the time) to
+//! the state machine and perform the actions it decides, until the application has acknowledged
+//! every stop of a shutdown (or the stop timeout passes).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
+use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
@@ -16,17 +18,25 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::ops::{perform, Apis, OpDone};
+use super::ops::{perform, perform_live, Apis, Configs, LiveDone, OpDone};
 use super::state::{Action, State};
 use super::{AgentConfig, AgentEvent, Stop};
+use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
 
 /// The I/O side: requests in flight, acknowledgements awaited, the application's channel.
 struct Shell {
     apis: Apis,
     events: mpsc::UnboundedSender<AgentEvent>,
     ops: FuturesUnordered<BoxFuture<'static, OpDone>>,
+    live_ops: FuturesUnordered<BoxFuture<'static, LiveDone>>,
     acks: FuturesUnordered<BoxFuture<'static, (String, u64)>>,
+    /// The per-set watch, once the state machine asked for it.
+    sets_watch: Option<Watch>,
+    sets_selector: String,
 }
+
+/// One watch's changes.
+type Watch = BoxStream<'static, Result<watcher::Event<Lease>, watcher::Error>>;
 
 impl Shell {
     /// Perform what the state machine decided.
@@ -34,6 +44,13 @@ impl Shell {
         for action in st.take_actions() {
             match action {
                 Action::Send { name, kind, lease } => self.ops.push(perform(self.apis.clone(), name, kind, *lease)),
+                Action::SendLive {
+                    kind,
+                    lease,
+                    duration_seconds,
+                } => self
+                    .live_ops
+                    .push(perform_live(self.apis.clone(), kind, *lease, duration_seconds)),
                 Action::Start(s) => {
                     let _ = self.events.send(AgentEvent::Start(s));
                 }
@@ -61,8 +78,54 @@ impl Shell {
                         );
                     }
                 }
+                Action::WatchSets => {
+                    let cfg = watcher::Config::default().labels(&self.sets_selector);
+                    self.sets_watch = Some(watcher(self.apis.leases.clone(), cfg).default_backoff().boxed());
+                }
             }
         }
+    }
+}
+
+/// The Leases one watch shows now (its initial list, then its changes).
+#[derive(Default)]
+struct Shown {
+    now: HashSet<String>,
+    listing: Option<HashSet<String>>,
+}
+
+/// Feed one event of watch `this` to the state machine. A Lease that leaves it (deleted, or no
+/// longer matching its selector) is gone for the agent unless the `other` watch shows it.
+fn feed(st: &mut State, this: &mut Shown, other: &Shown, ev: Result<watcher::Event<Lease>, watcher::Error>) {
+    let now = Instant::now();
+    match ev {
+        Ok(watcher::Event::Apply(l)) | Ok(watcher::Event::InitApply(l)) => {
+            let name = l.metadata.name.clone().unwrap_or_default();
+            if let Some(listing) = this.listing.as_mut() {
+                listing.insert(name.clone());
+            }
+            this.now.insert(name.clone());
+            st.observe(&name, Some(l), now);
+        }
+        Ok(watcher::Event::Delete(l)) => {
+            let name = l.metadata.name.clone().unwrap_or_default();
+            this.now.remove(&name);
+            if !other.now.contains(&name) {
+                let rv = l.metadata.resource_version.as_deref().and_then(|v| v.parse().ok());
+                st.observe_gone(&name, rv, now);
+            }
+        }
+        Ok(watcher::Event::Init) => this.listing = Some(HashSet::new()),
+        Ok(watcher::Event::InitDone) => {
+            if let Some(listing) = this.listing.take() {
+                let left: Vec<String> = this.now.difference(&listing).cloned().collect();
+                this.now = listing;
+                for name in left.into_iter().filter(|n| !other.now.contains(n)) {
+                    st.observe_gone(&name, None, now);
+                }
+            }
+        }
+        Err(e) => debug!(error = %e, "lease watch"),
     }
 }
 
@@ -74,22 +137,25 @@ pub(super) async fn run(
     valid_until: watch::Sender<super::ValidUntil>,
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
-    let wcfg = watcher::Config::default().labels(&cfg.label_selector());
-    let stream = watcher(leases.clone(), wcfg).default_backoff();
-    let mut stream = std::pin::pin!(stream);
+    let own = watcher::Config::default().labels(&format!("{HOLDER_UID_LABEL}={}", cfg.pod_uid));
+    let mut pod_watch = watcher(leases.clone(), own).default_backoff().boxed();
     let apis = Apis {
         leases,
-        secrets: Api::namespaced(client, &cfg.namespace),
+        configs: Configs::new(Api::namespaced(client, &cfg.namespace)),
         timeout: cfg.request_timeout,
+        pod: cfg.pod_name.clone(),
     };
     let mut sh = Shell {
         apis,
         events,
         ops: FuturesUnordered::new(),
+        live_ops: FuturesUnordered::new(),
         acks: FuturesUnordered::new(),
+        sets_watch: None,
+        sets_selector: cfg.sets_selector(),
     };
-    let mut st = State::new(cfg);
-    let mut init_seen: Option<HashSet<String>> = None;
+    let mut st = State::new(cfg, Instant::now());
+    let (mut pod_shown, mut sets_shown) = (Shown::default(), Shown::default());
     let mut shutdown_deadline: Option<Instant> = None;
     info!(pod = %st.cfg.pod_name, namespace = %st.cfg.namespace, "agent started");
     loop {
@@ -106,7 +172,8 @@ pub(super) async fn run(
             if !st.tracked.is_empty() {
                 warn!(
                     left = st.tracked.len(),
-                    "shutdown: stops not acknowledged in time; those Leases will expire"
+                    "shutdown: stops not acknowledged in time; those listeners stop at their deadline and their \
+                     Leases are taken over then"
                 );
             }
             break;
@@ -116,33 +183,23 @@ pub(super) async fn run(
             .flatten()
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let sets_watch = async {
+            match sh.sets_watch.as_mut() {
+                Some(w) => w.next().await,
+                None => futures::future::pending().await,
+            }
+        };
         tokio::select! {
-            ev = stream.next() => match ev {
-                Some(Ok(watcher::Event::Apply(l))) | Some(Ok(watcher::Event::InitApply(l))) => {
-                    let name = l.metadata.name.clone().unwrap_or_default();
-                    if let Some(seen) = init_seen.as_mut() {
-                        seen.insert(name.clone());
-                    }
-                    st.observe(&name, Some(l), Instant::now());
-                }
-                Some(Ok(watcher::Event::Delete(l))) => {
-                    let name = l.metadata.name.clone().unwrap_or_default();
-                    st.observe(&name, None, Instant::now());
-                }
-                Some(Ok(watcher::Event::Init)) => init_seen = Some(HashSet::new()),
-                Some(Ok(watcher::Event::InitDone)) => {
-                    if let Some(seen) = init_seen.take() {
-                        let gone: Vec<String> = st.known.keys().filter(|k| !seen.contains(*k)).cloned().collect();
-                        for name in gone {
-                            st.observe(&name, None, Instant::now());
-                        }
-                    }
-                }
-                Some(Err(e)) => debug!(error = %e, "lease watch"),
+            ev = pod_watch.next() => match ev {
+                Some(ev) => feed(&mut st, &mut pod_shown, &sets_shown, ev),
                 None => break,
             },
+            Some(ev) = sets_watch => feed(&mut st, &mut sets_shown, &pod_shown, ev),
             Some(done) = sh.ops.next(), if !sh.ops.is_empty() => {
                 st.on_op(&done.name, done.kind, done.result, Instant::now());
+            }
+            Some(done) = sh.live_ops.next(), if !sh.live_ops.is_empty() => {
+                st.on_live_op(done.kind, done.result, Instant::now());
             }
             Some((name, epoch)) = sh.acks.next(), if !sh.acks.is_empty() => st.on_ack(&name, epoch, Instant::now()),
             r = shutdown.changed(), if !st.shutting_down => {

@@ -12,12 +12,13 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
-use kube::{CustomResource, CustomResourceExt};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub mod lease;
+pub mod liveness;
 pub use lease::{lease_name, ReleaseReason};
 
 /// Label on every listener Lease: the name of the ListenerSet it belongs to.
@@ -40,6 +41,18 @@ pub const RECOVERED_ANNOTATION: &str = "baton.dev/recovered";
 /// Finalizer the controller puts on every ListenerSet: a deleted set goes only once every
 /// listener has stopped and every Lease of the set is deleted.
 pub const FINALIZER: &str = "baton.dev/listeners";
+/// Finalizer the controller puts on every listener Lease it writes: a Lease deleted by hand, or
+/// by the garbage collector with its pod, stays (terminating, its holder and fencing token still
+/// there) until the controller knows nobody runs its listener, so the controller never has to
+/// guess who might.
+pub const LEASE_FINALIZER: &str = "baton.dev/listener";
+/// Annotation on the Leases the controller writes: the version of the ownership protocol it
+/// speaks ([`PROTOCOL_VERSION`]). An agent that finds its liveness Lease carrying it renews that
+/// Lease instead of each listener's.
+pub const PROTOCOL_ANNOTATION: &str = "baton.dev/protocol";
+/// The ownership protocol: liveness per pod ([`liveness`]), ownership per listener ([`lease`]).
+/// Version 1 (no annotation) renewed every listener Lease.
+pub const PROTOCOL_VERSION: &str = "2";
 
 /// Condition type: every listener that is not suspended is running.
 pub const CONDITION_READY: &str = "Ready";
@@ -73,6 +86,9 @@ pub const EVENT_TAKEOVER: &str = "Takeover";
 pub const EVENT_LEASE_RECREATED: &str = "LeaseRecreated";
 /// Event reason: a `baton listeners recover` request was acted on.
 pub const EVENT_RECOVERED: &str = "Recovered";
+/// Event reason (Warning): pods whose agents stopped renewing their liveness Lease were fenced
+/// (their registration ended), so their listeners can move.
+pub const EVENT_FENCED: &str = "AgentFenced";
 /// Event reason: every Lease of a deleted set is gone and the finalizer was removed.
 pub const EVENT_FINALIZED: &str = "Finalized";
 
@@ -81,6 +97,22 @@ pub const EVENT_FINALIZED: &str = "Finalized";
 pub const REASON_AGENTS_NOT_RENEWING: &str = "AgentsNotRenewing";
 /// Ready reason: listeners are assigned but their holders have not renewed yet.
 pub const REASON_LISTENERS_STARTING: &str = "ListenersStarting";
+
+/// `status.attention` state: the listener's holder is gone or its agent fell silent.
+pub const ATTENTION_ORPHANED: &str = "Orphaned";
+/// `status.attention` state: no pod holds the listener.
+pub const ATTENTION_PENDING: &str = "Pending";
+/// `status.attention` state: assigned, not acknowledged by the holder's agent.
+pub const ATTENTION_STARTING: &str = "Starting";
+/// `status.attention` reason: the holder pod is gone, stopped renewing, or was fenced.
+pub const ATTENTION_HOLDER_LOST: &str = "HolderGoneOrSilent";
+/// `status.attention` reason: no selected pod may take listeners.
+pub const ATTENTION_NO_ELIGIBLE_POD: &str = "NoEligiblePod";
+/// `status.attention` reason: pods may take listeners but none has room (`maxPerPod`), or the
+/// listener waits for its previous holder to have stopped, or for its config.
+pub const ATTENTION_WAITING: &str = "WaitingForRoom";
+/// `status.attention` reason: the holder's agent does not acknowledge.
+pub const ATTENTION_NOT_ACKNOWLEDGED: &str = "AgentNotAcknowledging";
 
 /// Default `spec.leaseDurationSeconds`.
 pub const DEFAULT_LEASE_DURATION_SECONDS: i32 = 15;
@@ -176,12 +208,20 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// Source of listeners: one listener per key.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+/// Source of listeners: one listener per key of one Secret, or of every Secret a label selector
+/// picks (a Secret holds at most 1 MiB, some 20,000 short tokens).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.secretRef) ? 1 : 0) + (has(self.secretSelector) ? 1 : 0) == 1").message("listenersFrom needs exactly one of secretRef and secretSelector"))]
 #[serde(rename_all = "camelCase")]
 pub struct ListenersFrom {
     /// Every key of this Secret is a listener id; its value is the listener's config.
-    pub secret_ref: SecretRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+    /// Every key of every Secret of the namespace these labels select is a listener id. A key
+    /// found in two Secrets is the listener of the Secret whose name sorts first (the other is
+    /// reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_selector: Option<LabelSelector>,
 }
 
 /// A Secret in the same namespace.
@@ -192,7 +232,9 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// Observed state of a ListenerSet.
+/// Observed state of a ListenerSet. Its size is bounded whatever the number of listeners: the
+/// truth about each listener (who holds it, since when, its fencing token) is in its Lease, which
+/// `baton listeners <set>` reads.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerSetStatus {
@@ -202,56 +244,98 @@ pub struct ListenerSetStatus {
     /// Listeners in the set (inline and from `listenersFrom`).
     #[serde(default)]
     pub listeners: i32,
-    /// Listeners held by a live pod with an unexpired Lease that it renewed since the
-    /// assignment (its agent starts a listener only after a renewal).
+    /// Listeners held by a live pod whose agent acknowledged the assignment (it starts a
+    /// listener only once that acknowledgement is written).
     #[serde(default)]
     pub running: i32,
-    /// Listeners assigned to a live pod that has not renewed the Lease since.
+    /// Listeners assigned to a live pod whose agent has not acknowledged yet.
     #[serde(default)]
     pub starting: i32,
     /// Listeners (not suspended) that no pod holds.
     #[serde(default)]
     pub pending: i32,
-    /// Listeners (not suspended) whose holder pod is gone or whose Lease expired.
+    /// Listeners (not suspended) whose holder pod is gone or no longer renews.
     #[serde(default)]
     pub orphaned: i32,
     /// Suspended listeners that are no longer running.
     #[serde(default)]
     pub suspended: i32,
-    /// Which pod runs which listener.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["listener"]))]
-    pub assignments: Vec<Assignment>,
-    /// The highest fencing token handed out for each listener, running or not. It is written
-    /// before any Lease carries the token, so a restarted or standby controller, or a Lease
-    /// recreated after garbage collection, continues above it: tokens never go backwards.
+    /// Listeners held (running or starting) per pod, for at most [`MAX_STATUS_PODS`] pods (those
+    /// holding the most; `podsOmitted` counts the others).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fencing_tokens: BTreeMap<String, i32>,
+    pub pods: BTreeMap<String, i32>,
+    /// Pods holding listeners that `pods` leaves out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pods_omitted: i32,
+    /// Listeners that need attention (pending, orphaned, or starting for long), at most
+    /// [`MAX_ATTENTION`], with why; `attentionOmitted` counts the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<Attention>,
+    /// Listeners needing attention that `attention` leaves out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attention_omitted: i32,
+    /// Every fencing token ever handed out for a listener of this set is at most this. It is
+    /// written before any Lease carries a higher token, so a listener whose Lease is gone (and a
+    /// restarted or standby controller) continues above it: tokens never go backwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token_ceiling: Option<i32>,
     /// `Ready` and `Degraded` (and `NotificationsReady` with `spec.notifications`).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Deprecated: written by controllers before the liveness protocol (one entry per listener);
+    /// read once to carry their tokens over, then removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["listener"]))]
+    pub assignments: Vec<Assignment>,
+    /// Deprecated: the per-listener fencing tokens of controllers before the liveness protocol;
+    /// read once into `fencingTokenCeiling`, then removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fencing_tokens: BTreeMap<String, i32>,
 }
 
-/// One assigned listener (running, or starting: see `starting`).
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// Most pods `status.pods` lists.
+pub const MAX_STATUS_PODS: usize = 100;
+/// Most listeners `status.attention` lists.
+pub const MAX_ATTENTION: usize = 20;
+
+/// A listener that needs attention.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attention {
+    /// Listener id.
+    pub listener: String,
+    /// `Pending`, `Orphaned` or `Starting`.
+    pub state: String,
+    /// Why, in a few words.
+    pub reason: String,
+    /// The pod concerned (the holder, or the last one), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// One assigned listener, as controllers before the liveness protocol listed them (deprecated).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     /// Listener id.
     pub listener: String,
-    /// Pod that holds the listener's Lease.
+    /// Pod that held the listener's Lease.
     pub pod: String,
-    /// That pod's uid (a pod of the same name later is another pod).
+    /// That pod's uid.
     #[serde(rename = "podUID", default, skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
     /// When that pod acquired it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
-    /// The Lease's `leaseTransitions`: the fencing token handed to the app.
+    /// The Lease's `leaseTransitions`.
     #[serde(default)]
     pub transitions: i32,
-    /// The pod has not renewed the Lease since it was assigned: the listener is not running
-    /// yet.
+    /// The pod had not renewed the Lease since it was assigned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub starting: bool,
 }
@@ -372,12 +456,25 @@ pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
         }
     }
     if let Some(from) = &spec.listeners_from {
-        if from.secret_ref.name.is_empty() {
-            errors.push(
+        match (&from.secret_ref, &from.secret_selector) {
+            (Some(r), None) if r.name.is_empty() => errors.push(
                 "spec.listenersFrom.secretRef.name is empty: name the Secret whose keys are \
                  the listener ids, or remove listenersFrom"
                     .to_string(),
-            );
+            ),
+            (Some(_), None) => {}
+            (None, Some(sel)) => {
+                let no_labels = sel.match_labels.as_ref().is_none_or(|m| m.is_empty());
+                let no_exprs = sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+                if no_labels && no_exprs {
+                    errors.push(
+                        "spec.listenersFrom.secretSelector is empty and would take every Secret of the \
+                         namespace: set matchLabels or matchExpressions"
+                            .to_string(),
+                    );
+                }
+            }
+            _ => errors.push("spec.listenersFrom needs exactly one of secretRef and secretSelector".to_string()),
         }
     }
     if spec.max_per_pod < 0 {

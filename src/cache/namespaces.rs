@@ -113,6 +113,18 @@ impl NamespacePods {
         }
     }
 
+    /// Pod `name` of `ns`, if its namespace is watched and the pod cached.
+    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<CachedPod>> {
+        let r = reflector::ObjectRef::new(name).within(ns);
+        match self.0.as_ref() {
+            Source::Fixed(store, _) => store.get(&r),
+            Source::Watched(w) => {
+                let by_ns = w.by_ns.lock().unwrap_or_else(|p| p.into_inner());
+                by_ns.get(ns)?.store.get(&r)
+            }
+        }
+    }
+
     /// The uids of every cached pod.
     pub fn uids(&self) -> HashSet<String> {
         let uids_of =

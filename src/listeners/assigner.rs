@@ -66,10 +66,12 @@ use std::collections::BTreeMap;
 pub struct ListenerView {
     pub id: String,
     pub suspended: bool,
-    /// Highest fencing token recorded for this listener (e.g. `status.assignments[].
-    /// transitions`), so that a Lease recreated after garbage collection continues the
-    /// sequence instead of restarting at 0. `None` if unknown.
+    /// For a listener without a Lease: a fencing token no Lease of it ever exceeded (the set's
+    /// token ceiling), so a Lease made anew continues above it. `None`: start at 0.
     pub last_transitions: Option<i32>,
+    /// A pod to give the listener to when it is free, if that pod may take it (the pod that let
+    /// it go for a reason that was not its own, e.g. its Lease was deleted).
+    pub prefer: Option<String>,
 }
 
 /// An existing pod. Pass every existing pod that matches the selector **and** every existing
@@ -141,6 +143,16 @@ pub enum Move {
     },
     /// Delete the Lease of a removed listener (precondition: `resource_version`).
     DeleteLease { listener: String, resource_version: String },
+    /// Let a Lease that is being deleted go, once nobody runs its listener: remove its finalizer
+    /// (conditional on `resource_version`).
+    RemoveFinalizer { listener: String, resource_version: String },
+    /// Bring a Lease written before the liveness protocol to it (conditional on
+    /// `resource_version`): its finalizer, the holder's uid label and the protocol annotation.
+    Adopt {
+        listener: String,
+        resource_version: String,
+        holder_uid: Option<String>,
+    },
 }
 
 impl Move {
@@ -149,7 +161,9 @@ impl Move {
         match self {
             Move::Assign { listener, .. }
             | Move::RequestRelease { listener, .. }
-            | Move::DeleteLease { listener, .. } => listener,
+            | Move::DeleteLease { listener, .. }
+            | Move::RemoveFinalizer { listener, .. }
+            | Move::Adopt { listener, .. } => listener,
         }
     }
 }
@@ -298,12 +312,19 @@ impl<'a> Load<'a> {
                 .filter(|l| l.expired)
                 .and_then(|l| index.holder_pod(l))
                 .map(|p| p.name.as_str());
-            let target = self
-                .held
-                .iter()
-                .filter(|(_, held)| **held < limit)
-                .min_by_key(|(name, held)| (**held, previous == Some(**name), **name))
-                .map(|(name, _)| *name);
+            // Back to the pod that let it go for a reason not its own (it ran there: the
+            // distribution is the one it was), if it may take it.
+            let preferred = listener
+                .prefer
+                .as_deref()
+                .filter(|p| self.held.get(p).is_some_and(|h| *h < limit));
+            let target = preferred.or_else(|| {
+                self.held
+                    .iter()
+                    .filter(|(_, held)| **held < limit)
+                    .min_by_key(|(name, held)| (**held, previous == Some(**name), **name))
+                    .map(|(name, _)| *name)
+            });
             let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
                 continue;
             };

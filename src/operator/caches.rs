@@ -10,13 +10,15 @@ use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
+
+use crate::listeners::controller::index::LeaseIndex;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
 use super::api;
-use crate::api::listenerset::lease::{held_by, owner_pod, Holder};
+use crate::api::listenerset::lease::{owner_pod, Holder};
 use crate::api::listenerset::LISTENERSET_LABEL;
 use crate::api::pod::{is_draining, CachedPod};
 use crate::api::rollout::{labels, Rollout};
@@ -43,6 +45,8 @@ pub struct SharedCaches {
     /// The pod cache by owner uid (a Rollout reads only its own pods).
     pub pod_owners: OwnerIndex<CachedPod>,
     pub leases: Store<Lease>,
+    /// The listener Leases by set and holder (see [`LeaseIndex`]), following `leases`.
+    pub lease_index: Arc<LeaseIndex>,
     pod_writer: reflector::store::Writer<CachedPod>,
     lease_writer: reflector::store::Writer<Lease>,
     /// Of every pod watch, this one's and the namespaces' ([`Self::namespace_pods`]).
@@ -98,6 +102,7 @@ impl SharedCaches {
             pods,
             pod_owners: OwnerIndex::default(),
             leases,
+            lease_index: Arc::default(),
             pod_writer,
             lease_writer,
             pod_subs: Arc::default(),
@@ -136,14 +141,10 @@ impl SharedCaches {
     }
 
     /// For the Rollout controller: does pod `name` of uid `uid` in `ns` hold a listener Lease?
+    /// (An index lookup: the Lease cache is never scanned per pod.)
     pub fn listener_holders(&self) -> HoldsListeners {
-        let leases = self.leases.clone();
-        Arc::new(move |ns: &str, name: &str, uid: &str| {
-            leases
-                .state()
-                .iter()
-                .any(|l| l.metadata.namespace.as_deref() == Some(ns) && held_by(l, name, uid))
-        })
+        let index = self.lease_index.clone();
+        Arc::new(move |ns: &str, _name: &str, uid: &str| index.holds_any(ns, uid))
     }
 
     /// Use `gate` as the switch that passes changes on to subscribers (default: always on).
@@ -161,10 +162,17 @@ impl SharedCaches {
             .reflect(self.pod_writer)
             .inspect(move |e| pods_tx.observe(e))
             .touched_objects();
+        let index = self.lease_index.clone();
         let leases = watcher(self.lease_api, watcher::Config::default().labels(LISTENERSET_LABEL))
             .default_backoff()
             .modify(|l: &mut Lease| l.metadata.managed_fields = None)
             .reflect(self.lease_writer)
+            // The index follows the store, before the cache counts as synced.
+            .inspect(move |e| {
+                if let Ok(ev) = e {
+                    index.apply(ev, tokio::time::Instant::now());
+                }
+            })
             .inspect(move |e| leases_tx.observe(e))
             .touched_objects();
         let pod_subs = self.pod_subs.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -2,8 +2,10 @@
 //! read and its write (here a hand edit with `kubectl annotate`, which gives it a new
 //! resourceVersion) answers the controller's patch 409: the change is not overwritten, and the
 //! controller decides again from what it then sees. A Lease deleted by hand while a controller
-//! patch is on its way answers it 404 and stays deleted: a merge patch never creates (a PUT
-//! would: Leases allow create on update).
+//! patch is on its way is being deleted (its finalizer keeps it until nobody runs its listener):
+//! the patch, conditional on the version before, answers 409, never creates (a merge patch
+//! never does; a PUT would: Leases allow create on update), and once its holder let it go the
+//! Lease goes and stays gone.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -141,8 +143,8 @@ async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
 
     // 2. The Lease is deleted by hand while the controller's release request is on its way.
     let lease = lease_name("sxt", &ids[1]);
-    let delete = ["delete", "lease", &lease, "-n", &ns.name];
-    let before = scene.hand_change_while_releasing(&ids, &lease, &delete, 404).await;
+    let delete = ["delete", "lease", &lease, "-n", &ns.name, "--wait=false"];
+    let before = scene.hand_change_while_releasing(&ids, &lease, &delete, 409).await;
     let after = answered(&ns, &ctl);
     assert_eq!(
         after.get(&201).copied().unwrap_or(0),
@@ -155,6 +157,17 @@ async fn the_controllers_stale_patches_neither_overwrite_nor_recreate() {
         (!ns.log.running().contains_key(&keys[1])).then_some(())
     })
     .await);
+    ok(wait_for("status: 2 suspended", LONG, || async {
+        let set = ns.sets().get("sxt").await.ok()?;
+        (set.status?.suspended == 2).then_some(())
+    })
+    .await);
+    ok(
+        wait_for("the Lease deleted by hand gone once released", LONG, || async {
+            ns.leases().get_opt(&lease).await.ok()?.is_none().then_some(())
+        })
+        .await,
+    );
     ok(wait_for("status: 2 suspended", LONG, || async {
         let set = ns.sets().get("sxt").await.ok()?;
         (set.status?.suspended == 2).then_some(())

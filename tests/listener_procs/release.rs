@@ -53,11 +53,26 @@ async fn released_leases_outlive_their_pod_and_are_handed_over() {
         assert!(*token > before[id].1, "{id}: token {token} after {}", before[id].1);
     }
     assert_eq!(lease_uids(&ns, "sxt").await, uids, "the same Lease objects");
-    let reasons = kubectl
-        .ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"])
+    // One Event per burst and reason, each saying how many listeners it covers.
+    let events = kubectl
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"|\"}{.message}{\"\\n\"}{end}",
+        ])
         .await;
-    let count = |r: &str| reasons.split_whitespace().filter(|x| *x == r).count();
-    assert_eq!((count("Assigned"), count("Handover")), (4, 4), "{reasons}");
+    let count = |r: &str| -> usize {
+        events
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .filter(|(reason, _)| *reason == r)
+            .filter_map(|(_, m)| m.split_once(" listener(s)")?.0.parse::<usize>().ok())
+            .sum()
+    };
+    assert_eq!((count("Assigned"), count("Handover")), (4, 4), "{events}");
     ok(ns.wait_running("all on rl-b", &keys, LONG, |p| p == "rl-b").await);
     assert_clean(&ns, true);
 }

@@ -62,11 +62,33 @@ async fn sigterm_hands_over_and_a_returning_instance_moves_nothing() {
     let starts = w.log.starts();
     w.create_pod(&first, "svc").await;
     w.wait_ready(&first).await;
-    // Let the controller see the new Ready pod: wait for two more reconciles.
+    // Let the controller see the new Ready pod: its agent registers on the pod's liveness Lease
+    // (which the controller creates for it); then the set is changed, and reconciled after that.
+    let leases = w.leases();
+    wait_for("the returning pod's agent registered", Duration::from_secs(10), || {
+        let leases = leases.clone();
+        let first = first.clone();
+        async move {
+            let list = leases.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|l| {
+                    l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(first.as_str())
+                        && baton::api::listenerset::liveness::is_liveness(l)
+                })
+                .then_some(())
+        }
+    })
+    .await;
     let seen = stats.reconciles.load(Ordering::Relaxed);
-    wait_for("reconciles after the pod became Ready", Duration::from_secs(10), || {
+    let nudge = json!({"metadata": {"annotations": {"test/nudge": "1"}}});
+    w.sets()
+        .patch("sxt", &PatchParams::default(), &Patch::Merge(&nudge))
+        .await
+        .unwrap();
+    wait_for("a reconcile after the pod registered", Duration::from_secs(10), || {
         let n = stats.reconciles.load(Ordering::Relaxed);
-        async move { (n >= seen + 2).then_some(()) }
+        async move { (n > seen).then_some(()) }
     })
     .await;
     assert_eq!(w.holders("sxt").await, before, "a returning instance moved nothing");

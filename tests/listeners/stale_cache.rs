@@ -53,12 +53,12 @@ async fn controller_with_gated_pods(
             }
         }
     });
-    let mut caches = SharedCaches::new(&client, &Some(NS.into()));
+    let caches = SharedCaches::new(&client, &Some(NS.into()));
     let views = SharedViews {
         pods: NamespacePods::fixed(pods, pods_synced),
         pod_events: rx.map(Ok).boxed(),
         leases: caches.leases.clone(),
-        lease_events: caches.lease_events(),
+        index: caches.lease_index.clone(),
         synced: vec![caches.leases_synced.clone()],
     };
     let lease_watch = tokio::spawn(caches.drive());

@@ -10,13 +10,22 @@
 //! * [`CONFIG_ANNOTATION`]` = <secret>/<key>` ([`config_value`], [`parse_config`]) when the
 //!   listener has a config;
 //! * [`RELEASE_REQUESTED_ANNOTATION`]` = <reason>` ([`ReleaseReason`]) while its holder is asked
-//!   to release it.
+//!   to release it;
+//! * while held, label [`HOLDER_UID_LABEL`]` = <holder pod uid>` (so the holder's agent, which
+//!   watches only its own Leases, sees it) and the finalizer [`LEASE_FINALIZER`];
+//! * `spec.renewTime` different from `spec.acquireTime` once the holder's agent acknowledged the
+//!   assignment ([`acknowledged`]): written once per assignment, not renewed. That the holder is
+//!   alive is its liveness Lease's business ([`super::liveness`]).
 
 use std::hash::Hasher;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+#[cfg(doc)]
+use super::liveness::HOLDER_UID_LABEL;
+#[cfg(doc)]
+use super::LEASE_FINALIZER;
 use super::{CONFIG_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN, RELEASE_REQUESTED_ANNOTATION};
 
 /// Name of the Lease that records who runs `listener` of set `set`: `<set>-<listener>` when
@@ -130,9 +139,21 @@ pub fn fencing_token(lease: &Lease) -> i32 {
     lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)
 }
 
-/// The holder renewed the Lease after it was assigned: the controller writes `acquireTime` and
-/// `renewTime` equal with every assignment, and only the holder's agent renews, which it does
-/// before it starts the listener. Until then the listener is starting, not running.
+/// The holder's agent acknowledged the assignment: the controller writes `acquireTime` and
+/// `renewTime` equal with every assignment, and only the holder's agent changes `renewTime`,
+/// which it does (a conditional write) before it starts the listener. Until then the listener is
+/// starting, not running.
+pub fn acknowledged(lease: &Lease) -> bool {
+    renewed_since_assignment(lease)
+}
+
+/// Whether the Lease is being deleted (by hand, or by the garbage collector with its pod): it
+/// stays while [`LEASE_FINALIZER`] is on it.
+pub fn is_terminating(lease: &Lease) -> bool {
+    lease.metadata.deletion_timestamp.is_some()
+}
+
+/// The holder renewed the Lease after it was assigned (see [`acknowledged`]).
 pub fn renewed_since_assignment(lease: &Lease) -> bool {
     lease
         .spec
@@ -164,16 +185,20 @@ pub enum ReleaseReason {
     OverLimit,
     /// The ListenerSet is being deleted.
     SetDeleted,
+    /// The Lease was deleted (by hand, or with its pod): the holder stops the listener and lets
+    /// the Lease go, and the listener gets a new one.
+    LeaseDeleted,
 }
 
 impl ReleaseReason {
     /// Every reason.
-    pub const ALL: [ReleaseReason; 5] = [
+    pub const ALL: [ReleaseReason; 6] = [
         ReleaseReason::HolderNotEligible,
         ReleaseReason::Suspended,
         ReleaseReason::Removed,
         ReleaseReason::OverLimit,
         ReleaseReason::SetDeleted,
+        ReleaseReason::LeaseDeleted,
     ];
 
     /// Value of the [`RELEASE_REQUESTED_ANNOTATION`].
@@ -184,6 +209,7 @@ impl ReleaseReason {
             ReleaseReason::Removed => "removed",
             ReleaseReason::OverLimit => "over-limit",
             ReleaseReason::SetDeleted => "listenerset-deleted",
+            ReleaseReason::LeaseDeleted => "lease-deleted",
         }
     }
 

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Secret;
+
 use super::SecretStores;
 use crate::api::listenerset::{self, ListenerSet};
 
@@ -25,44 +27,85 @@ pub(super) struct Desired {
     pub(super) keep_unknown: bool,
 }
 
+/// One listener per key of Secret `name` (a key already taken by a Secret earlier in name order
+/// is reported, not replaced).
+fn add_keys(secret: &Secret, name: &str, map: &mut BTreeMap<String, Resolved>, problems: &mut Vec<String>) {
+    for key in secret.data.iter().flatten().map(|(k, _)| k) {
+        if let Err(e) = listenerset::validate_listener_id(key) {
+            problems.push(format!("Secret {name} key {e}; rename the key"));
+            continue;
+        }
+        if let Some(first) = map.get(key).and_then(|r| r.config.as_ref()) {
+            problems.push(format!(
+                "listener {key} is a key of both Secret {} and Secret {name}: the listener takes its config from {}; \
+                 remove the key from one of them",
+                first.0, first.0
+            ));
+            continue;
+        }
+        map.insert(
+            key.clone(),
+            Resolved {
+                id: key.clone(),
+                suspended: false,
+                config: Some((name.to_string(), key.clone())),
+                config_problem: None,
+            },
+        );
+    }
+}
+
+/// The listeners of Secret `name` (`spec.listenersFrom.secretRef`).
+fn from_secret(
+    ns: &str,
+    name: &str,
+    secrets: &SecretStores,
+    map: &mut BTreeMap<String, Resolved>,
+    problems: &mut Vec<String>,
+    keep_unknown: &mut bool,
+) {
+    match secrets.get(ns, name) {
+        Ok(Some(secret)) => add_keys(&secret, name, map, problems),
+        Ok(None) => {
+            *keep_unknown = true;
+            problems.push(format!(
+                "Secret {ns}/{name} (spec.listenersFrom.secretRef) does not exist: create it; listeners \
+                 already running keep running"
+            ));
+        }
+        Err(why) => {
+            *keep_unknown = true;
+            problems.push(format!(
+                "Secret {ns}/{name} (spec.listenersFrom.secretRef) cannot be read: {why}; listeners \
+                 already running keep running"
+            ));
+        }
+    }
+}
+
 pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> Desired {
     let mut problems = Vec::new();
     let mut map: BTreeMap<String, Resolved> = BTreeMap::new();
     let mut keep_unknown = false;
     if let Some(from) = &set.spec.listeners_from {
-        let name = &from.secret_ref.name;
-        match secrets.get(ns, name) {
-            Ok(Some(secret)) => {
-                for key in secret.data.iter().flatten().map(|(k, _)| k) {
-                    if let Err(e) = listenerset::validate_listener_id(key) {
-                        problems.push(format!("Secret {name} key {e}; rename the key"));
-                        continue;
+        match (&from.secret_ref, &from.secret_selector) {
+            (Some(r), _) => from_secret(ns, &r.name, secrets, &mut map, &mut problems, &mut keep_unknown),
+            (None, Some(selector)) => match secrets.select(ns, selector) {
+                Ok(found) => {
+                    for secret in found {
+                        let name = secret.metadata.name.clone().unwrap_or_default();
+                        add_keys(&secret, &name, &mut map, &mut problems);
                     }
-                    map.insert(
-                        key.clone(),
-                        Resolved {
-                            id: key.clone(),
-                            suspended: false,
-                            config: Some((name.clone(), key.clone())),
-                            config_problem: None,
-                        },
-                    );
                 }
-            }
-            Ok(None) => {
-                keep_unknown = true;
-                problems.push(format!(
-                    "Secret {ns}/{name} (spec.listenersFrom.secretRef) does not exist: create it; listeners \
-                     already running keep running"
-                ));
-            }
-            Err(why) => {
-                keep_unknown = true;
-                problems.push(format!(
-                    "Secret {ns}/{name} (spec.listenersFrom.secretRef) cannot be read: {why}; listeners \
-                     already running keep running"
-                ));
-            }
+                Err(why) => {
+                    keep_unknown = true;
+                    problems.push(format!(
+                        "the Secrets of {ns} (spec.listenersFrom.secretSelector) cannot be read: {why}; listeners \
+                         already running keep running"
+                    ));
+                }
+            },
+            (None, None) => {}
         }
     }
     for l in &set.spec.listeners {

@@ -1,66 +1,26 @@
-//! Lease writes: each [`Move`] of the assigner as one conditional API call, and how a
-//! successful assignment is reported.
+//! Lease writes: each [`Move`] of a decision as one conditional API call (two for a delete), each
+//! [`Fence`] as one, and the liveness Leases of new pods.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 
 use super::Stats;
 use crate::api::listenerset::lease::pod_owner_reference;
+use crate::api::listenerset::liveness::{
+    liveness_lease_name, FENCED_ANNOTATION, HOLDER_UID_LABEL, LIVENESS_LABEL, LIVENESS_LABEL_VALUE,
+};
 use crate::api::listenerset::{
-    lease_name, CONFIG_ANNOTATION, EVENT_ASSIGNED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
-    LISTENERSET_LABEL, LISTENER_LABEL, RELEASE_REQUESTED_ANNOTATION,
+    lease_name, CONFIG_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION,
+    PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
 };
 use crate::error::is_status;
-use crate::events::Severity as EventType;
 use crate::listeners::assigner::Move;
-use crate::listeners::decide::Kind;
-
-/// `(reason, note, type)` of the Event for an assignment of `listener` to `pod`; counts
-/// handovers and takeovers.
-pub(super) fn assignment_event(
-    kind: &Kind,
-    listener: &str,
-    pod: &str,
-    transitions: i32,
-    stats: &Stats,
-) -> (&'static str, String, EventType) {
-    match kind {
-        Kind::Assigned => (
-            EVENT_ASSIGNED,
-            format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
-            EventType::Normal,
-        ),
-        Kind::Handover => {
-            stats.handovers.fetch_add(1, Ordering::Relaxed);
-            (
-                EVENT_HANDOVER,
-                format!("listener {listener} handed over to pod {pod} (fencing token {transitions})"),
-                EventType::Normal,
-            )
-        }
-        Kind::Recreated => (
-            EVENT_LEASE_RECREATED,
-            format!(
-                "the Lease of listener {listener} was deleted while pod {pod} may still run it: recreated for \
-                 {pod} (fencing token {transitions}), so no other pod starts it"
-            ),
-            EventType::Warning,
-        ),
-        Kind::Takeover { why, .. } => {
-            stats.takeovers.fetch_add(1, Ordering::Relaxed);
-            (
-                EVENT_TAKEOVER,
-                format!("listener {listener} taken over by pod {pod} (fencing token {transitions}): {why}"),
-                EventType::Warning,
-            )
-        }
-    }
-}
+use crate::listeners::decide::Fence;
 
 fn now_micro() -> MicroTime {
     MicroTime(jiff::Timestamp::now())
@@ -78,113 +38,169 @@ pub(super) struct Target<'a> {
     pub(super) default_duration: i32,
 }
 
-/// Apply one move as one conditional API call; the Lease it made (`None` for a delete, or when
-/// there was nothing to write).
+/// Apply one move; the Lease it made (`None` for a delete, or when there was nothing to write).
 pub(super) async fn apply_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lease>, kube::Error> {
-    match m {
-        Move::Assign {
-            listener,
-            pod,
-            pod_uid,
-            from_resource_version,
-            transitions,
-        } => {
-            let spec = assignment_spec(pod, *transitions, t.default_duration);
-            let owner = pod_owner_reference(pod, pod_uid);
-            match (&t.lease, from_resource_version) {
-                (Some(l), Some(rv)) => {
-                    let written = reassign(&t, &lease_name_of(l), listener, rv, spec, owner).await?;
-                    stats.lease_updates.fetch_add(1, Ordering::Relaxed);
-                    Ok(Some(written))
-                }
-                _ => {
-                    let written = create(&t, listener, spec, owner).await?;
-                    stats.lease_creates.fetch_add(1, Ordering::Relaxed);
-                    Ok(Some(written))
-                }
-            }
+    let name = t.lease.as_ref().and_then(|l| l.metadata.name.clone());
+    match (m, name) {
+        (
+            Move::Assign {
+                listener,
+                pod,
+                pod_uid,
+                from_resource_version: Some(rv),
+                transitions,
+            },
+            Some(name),
+        ) => {
+            let written = reassign(&t, &name, listener, rv, (pod, pod_uid), *transitions).await?;
+            stats.lease_updates.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(written))
         }
-        Move::RequestRelease {
-            resource_version,
-            reason,
-            ..
-        } => {
-            let Some(lease) = t.lease else { return Ok(None) };
-            // A patch, conditional on the resourceVersion: unlike a PUT it never recreates a
-            // Lease deleted meanwhile (Leases allow create on update).
+        (
+            Move::Assign {
+                listener,
+                pod,
+                pod_uid,
+                transitions,
+                ..
+            },
+            _,
+        ) => {
+            let written = create(&t, listener, (pod, pod_uid), *transitions).await?;
+            stats.lease_creates.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(written))
+        }
+        (
+            Move::RequestRelease {
+                resource_version,
+                reason,
+                ..
+            },
+            Some(name),
+        ) => {
             let patch = serde_json::json!({
                 "metadata": {
                     "resourceVersion": resource_version,
                     "annotations": {RELEASE_REQUESTED_ANNOTATION: reason.as_str()},
                 },
             });
-            let written = t
-                .api
-                .patch(&lease_name_of(&lease), &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+            let written = merge(t.api, &name, &patch).await?;
             stats.release_requests.fetch_add(1, Ordering::Relaxed);
             Ok(Some(written))
         }
-        Move::DeleteLease { resource_version, .. } => {
-            let Some(lease) = t.lease else { return Ok(None) };
-            delete(t.api, &lease, resource_version).await?;
+        (Move::DeleteLease { resource_version, .. }, Some(name)) => {
+            // Let go of the finalizer first (conditional), then delete that very version.
+            let patched = remove_finalizer(t.api, t.lease.as_deref(), &name, resource_version).await?;
+            let rv = patched.metadata.resource_version.clone().unwrap_or_default();
+            delete(t.api, &name, patched.metadata.uid.clone(), &rv).await?;
             stats.lease_deletes.fetch_add(1, Ordering::Relaxed);
             Ok(None)
         }
+        (Move::RemoveFinalizer { resource_version, .. }, Some(name)) => {
+            remove_finalizer(t.api, t.lease.as_deref(), &name, resource_version).await?;
+            stats.lease_deletes.fetch_add(1, Ordering::Relaxed);
+            Ok(None)
+        }
+        (
+            Move::Adopt {
+                resource_version,
+                holder_uid,
+                ..
+            },
+            Some(name),
+        ) => {
+            let mut finalizers = t
+                .lease
+                .as_ref()
+                .map(|l| l.metadata.finalizers.clone().unwrap_or_default())
+                .unwrap_or_default();
+            if !finalizers.iter().any(|f| f == LEASE_FINALIZER) {
+                finalizers.push(LEASE_FINALIZER.to_string());
+            }
+            let patch = serde_json::json!({
+                "metadata": {
+                    "resourceVersion": resource_version,
+                    "finalizers": finalizers,
+                    "labels": {HOLDER_UID_LABEL: holder_uid},
+                    "annotations": {PROTOCOL_ANNOTATION: PROTOCOL_VERSION},
+                },
+            });
+            let written = merge(t.api, &name, &patch).await?;
+            stats.lease_updates.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(written))
+        }
+        // A move about a Lease the cache no longer shows: nothing to write.
+        (_, None) => Ok(None),
     }
 }
 
-/// The spec of a new tenure: `pod` holds the Lease from now, with fencing token `transitions`.
-fn assignment_spec(pod: &str, transitions: i32, duration: i32) -> LeaseSpec {
+async fn merge(api: &Api<Lease>, name: &str, patch: &serde_json::Value) -> Result<Lease, kube::Error> {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await
+}
+
+/// Every field of a new tenure's spec: `pod` holds the Lease from now, with fencing token
+/// `transitions`. Fields this write does not set are cleared.
+fn tenure(pod: &str, transitions: i32, duration: i32) -> serde_json::Value {
     let now = now_micro();
-    LeaseSpec {
-        holder_identity: Some(pod.to_string()),
-        lease_duration_seconds: Some(duration),
-        acquire_time: Some(now.clone()),
-        renew_time: Some(now),
-        lease_transitions: Some(transitions),
-        ..Default::default()
-    }
+    serde_json::json!({
+        "holderIdentity": pod,
+        "leaseDurationSeconds": duration,
+        "acquireTime": now,
+        "renewTime": now,
+        "leaseTransitions": transitions,
+        "preferredHolder": null,
+        "strategy": null,
+    })
 }
 
 /// Give the existing Lease `name` to a new holder: a merge patch conditional on the
 /// resourceVersion `rv` the decision read. 404 when the Lease was deleted meanwhile (a PUT would
-/// create it again: Leases allow create on update), and the next reconcile decides again from
-/// what it sees.
+/// create it again: Leases allow create on update), and the next reconcile decides again.
 async fn reassign(
     t: &Target<'_>,
     name: &str,
     listener: &str,
     rv: &str,
-    spec: LeaseSpec,
-    owner: OwnerReference,
+    (pod, uid): (&str, &str),
+    transitions: i32,
 ) -> Result<Lease, kube::Error> {
+    let mut finalizers = t
+        .lease
+        .as_ref()
+        .and_then(|l| l.metadata.finalizers.clone())
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == LEASE_FINALIZER) {
+        finalizers.push(LEASE_FINALIZER.to_string());
+    }
     let patch = serde_json::json!({
         "metadata": {
             "resourceVersion": rv,
-            "labels": {LISTENERSET_LABEL: t.set, LISTENER_LABEL: listener},
+            "labels": {LISTENERSET_LABEL: t.set, LISTENER_LABEL: listener, HOLDER_UID_LABEL: uid},
             "annotations": {
                 RELEASE_REQUESTED_ANNOTATION: null,
                 CONFIG_ANNOTATION: t.config,
+                PROTOCOL_ANNOTATION: PROTOCOL_VERSION,
             },
-            "ownerReferences": [owner],
+            "ownerReferences": [pod_owner_reference(pod, uid)],
+            "finalizers": finalizers,
         },
-        // Every field of the spec: those this write does not set are cleared.
-        "spec": {
-            "holderIdentity": spec.holder_identity,
-            "leaseDurationSeconds": spec.lease_duration_seconds,
-            "acquireTime": spec.acquire_time,
-            "renewTime": spec.renew_time,
-            "leaseTransitions": spec.lease_transitions,
-            "preferredHolder": null,
-            "strategy": null,
-        },
+        "spec": tenure(pod, transitions, t.default_duration),
     });
-    t.api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await
+    merge(t.api, name, &patch).await
 }
 
 /// Create the Lease of `listener` (409 AlreadyExists when someone else did first).
-async fn create(t: &Target<'_>, listener: &str, spec: LeaseSpec, owner: OwnerReference) -> Result<Lease, kube::Error> {
+async fn create(
+    t: &Target<'_>,
+    listener: &str,
+    (pod, uid): (&str, &str),
+    transitions: i32,
+) -> Result<Lease, kube::Error> {
+    let mut annotations = BTreeMap::from([(PROTOCOL_ANNOTATION.to_string(), PROTOCOL_VERSION.to_string())]);
+    if let Some(c) = &t.config {
+        annotations.insert(CONFIG_ANNOTATION.into(), c.clone());
+    }
+    let spec: LeaseSpec = serde_json::from_value(tenure(pod, transitions, t.default_duration)).unwrap_or_default();
     let l = Lease {
         metadata: ObjectMeta {
             name: Some(lease_name(t.set, listener)),
@@ -192,12 +208,11 @@ async fn create(t: &Target<'_>, listener: &str, spec: LeaseSpec, owner: OwnerRef
             labels: Some(BTreeMap::from([
                 (LISTENERSET_LABEL.into(), t.set.into()),
                 (LISTENER_LABEL.into(), listener.to_string()),
+                (HOLDER_UID_LABEL.into(), uid.to_string()),
             ])),
-            annotations: t
-                .config
-                .clone()
-                .map(|c| BTreeMap::from([(CONFIG_ANNOTATION.into(), c)])),
-            owner_references: Some(vec![owner]),
+            annotations: Some(annotations),
+            owner_references: Some(vec![pod_owner_reference(pod, uid)]),
+            finalizers: Some(vec![LEASE_FINALIZER.to_string()]),
             ..Default::default()
         },
         spec: Some(spec),
@@ -205,22 +220,82 @@ async fn create(t: &Target<'_>, listener: &str, spec: LeaseSpec, owner: OwnerRef
     t.api.create(&PostParams::default(), &l).await
 }
 
-/// Delete `lease`, on the precondition that it is still at `rv` (already gone is fine).
-async fn delete(api: &Api<Lease>, lease: &Lease, rv: &str) -> Result<(), kube::Error> {
+/// Remove [`LEASE_FINALIZER`] from Lease `name`, conditional on `rv`. A Lease being deleted goes
+/// with it; one without the finalizer is left as it is (answered as read).
+async fn remove_finalizer(api: &Api<Lease>, read: Option<&Lease>, name: &str, rv: &str) -> Result<Lease, kube::Error> {
+    let finalizers: Vec<String> = read.and_then(|l| l.metadata.finalizers.clone()).unwrap_or_default();
+    if !finalizers.iter().any(|f| f == LEASE_FINALIZER) {
+        return Ok(read.cloned().unwrap_or_default());
+    }
+    let kept: Vec<String> = finalizers.into_iter().filter(|f| f != LEASE_FINALIZER).collect();
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": rv, "finalizers": (!kept.is_empty()).then_some(kept)},
+    });
+    match merge(api, name, &patch).await {
+        Ok(l) => Ok(l),
+        // Its last finalizer gone, a Lease being deleted is gone too.
+        Err(e) if is_status(&e, 404) => Ok(read.cloned().unwrap_or_default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete Lease `name` of uid `uid`, on the precondition that it is still at `rv` (already gone
+/// is fine).
+async fn delete(api: &Api<Lease>, name: &str, uid: Option<String>, rv: &str) -> Result<(), kube::Error> {
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
-            resource_version: Some(rv.to_string()),
-            uid: lease.metadata.uid.clone(),
+            resource_version: (!rv.is_empty()).then(|| rv.to_string()),
+            uid,
         }),
         ..Default::default()
     };
-    match api.delete(&lease_name_of(lease), &dp).await {
+    match api.delete(name, &dp).await {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-fn lease_name_of(l: &Lease) -> String {
-    l.metadata.name.clone().unwrap_or_default()
+/// End a pod's liveness registration: clear the holder of its liveness Lease on the copy judged
+/// (409 if its agent wrote since), or create it fenced when it has none (409 if it exists).
+pub(super) async fn fence(api: &Api<Lease>, ns: &str, f: &Fence) -> Result<Lease, kube::Error> {
+    let at = jiff::Timestamp::now().to_string();
+    match &f.lease {
+        Some((name, rv)) => {
+            let patch = serde_json::json!({
+                "metadata": {"resourceVersion": rv, "annotations": {FENCED_ANNOTATION: at}},
+                "spec": {"holderIdentity": null},
+            });
+            merge(api, name, &patch).await
+        }
+        None => {
+            let mut l = liveness_lease(ns, &f.pod, &f.uid);
+            l.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(FENCED_ANNOTATION.into(), at);
+            api.create(&PostParams::default(), &l).await
+        }
+    }
+}
+
+/// The liveness Lease of pod `pod` (uid `uid`), unregistered.
+pub(super) fn liveness_lease(ns: &str, pod: &str, uid: &str) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(liveness_lease_name(uid)),
+            namespace: Some(ns.to_string()),
+            labels: Some(BTreeMap::from([
+                (LIVENESS_LABEL.into(), LIVENESS_LABEL_VALUE.into()),
+                (HOLDER_UID_LABEL.into(), uid.to_string()),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                PROTOCOL_ANNOTATION.to_string(),
+                PROTOCOL_VERSION.to_string(),
+            )])),
+            owner_references: Some(vec![pod_owner_reference(pod, uid)]),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec::default()),
+    }
 }

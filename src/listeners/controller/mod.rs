@@ -40,7 +40,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use tracing::{debug, info};
 
-use crate::api::listenerset::{ListenerSet, LISTENERSET_LABEL};
+use crate::api::listenerset::ListenerSet;
 use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::cache::{api, Events, Synced};
@@ -52,18 +52,24 @@ use crate::metrics::Metrics;
 mod desired;
 mod expiry;
 mod finalize;
+pub mod index;
 mod leases;
+pub mod liveness;
 mod notify;
+mod read;
 mod reconcile;
 mod secrets;
 mod status;
 mod undecodable;
+mod writes;
 
 pub use reconcile::reconcile;
 pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
 use crate::listeners::decide::{Decision, Expectations, Memory, PodFacts, Unresponsive};
+use index::LeaseIndex;
+use liveness::LivenessTracker;
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -111,6 +117,10 @@ pub struct Stats {
     pub status_writes: AtomicU64,
     pub takeovers: AtomicU64,
     pub handovers: AtomicU64,
+    /// Liveness Leases fenced (their pods' agents stopped renewing).
+    pub fences: AtomicU64,
+    /// Liveness Leases created for new pods.
+    pub liveness_creates: AtomicU64,
 }
 
 impl Stats {
@@ -121,6 +131,8 @@ impl Stats {
             + self.lease_deletes.load(Ordering::Relaxed)
             + self.release_requests.load(Ordering::Relaxed)
             + self.status_writes.load(Ordering::Relaxed)
+            + self.fences.load(Ordering::Relaxed)
+            + self.liveness_creates.load(Ordering::Relaxed)
     }
 }
 
@@ -134,11 +146,18 @@ pub struct Context {
     /// The pods of the sets' namespaces (each watched while a set uses it).
     pub pods: NamespacePods,
     pub leases: Store<Lease>,
+    /// The listener Leases by set and holder, and when each holder record was first seen.
+    pub index: Arc<LeaseIndex>,
+    /// The pods' liveness Leases.
+    pub liveness: Arc<LivenessTracker>,
+    /// When this controller started watching (a fresh controller waits a lease duration before
+    /// judging anything expired that it has not seen renewed).
+    pub started: tokio::time::Instant,
     pub secrets: SecretStores,
-    /// (namespace, set) → what the decisions remember of the set: when each Lease was first
-    /// seen as it is (expiry), and the highest fencing token of each listener (a Lease the
-    /// garbage collector deleted with its pod must not be recreated with a lower one).
+    /// (namespace, set) → what the decisions remember of the set (see [`Memory`]).
     memory: Mutex<HashMap<(String, String), Memory>>,
+    /// (namespace, set) → when its status was last written.
+    status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
     written: Mutex<HashMap<SetKey, Expectations<Arc<Lease>>>>,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
@@ -180,13 +199,28 @@ impl Context {
         self.unresponsive.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Learn from `decision` about `pods` which pods are unresponsive, forgetting pods that are
-    /// gone.
-    pub(super) fn learn_unresponsive(&self, decision: &Decision, pods: &[PodFacts]) {
+    /// Learn from `decision` about `pods` (of namespace `ns`) which pods are unresponsive,
+    /// forgetting pods that are gone.
+    pub(super) fn learn_unresponsive(&self, ns: &str, decision: &Decision, pods: &[PodFacts]) {
         let live = self.pods.uids();
         let mut u = self.unresponsive.lock().unwrap_or_else(|p| p.into_inner());
-        u.learn(decision, pods);
+        u.learn(decision, pods, |uid| self.liveness.registered(ns, uid));
         u.retain(|uid| live.contains(uid));
+    }
+
+    /// When set `key`'s status was last written by this controller.
+    pub(super) fn status_written_at(&self, key: &SetKey) -> Option<tokio::time::Instant> {
+        self.status_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    /// Set `key`'s status was written now.
+    pub(super) fn status_written(&self, key: &SetKey) {
+        let mut m = self.status_at.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(key.clone(), tokio::time::Instant::now());
     }
 
     /// Forget a deleted set.
@@ -194,6 +228,8 @@ impl Context {
         let key = (ns.to_string(), set.to_string());
         self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.status_at.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.index.forget_set(ns, set);
         self.pods.release(ns, set);
     }
 }
@@ -252,7 +288,9 @@ pub struct SharedViews {
     /// Changes of the pods `pods` holds (others may pass too).
     pub pod_events: Events<CachedPod>,
     pub leases: Store<Lease>,
-    pub lease_events: Events<Lease>,
+    /// The listener Leases by set and holder, following `leases`; it wakes the sets whose
+    /// Leases changed in a way a decision reads.
+    pub index: Arc<LeaseIndex>,
     /// Readiness of `leases` (a namespace's pods are waited for by the set's reconcile).
     pub synced: Vec<Synced>,
 }
@@ -299,11 +337,21 @@ pub async fn run_counted(
         metrics.notifications.clone(),
         cfg.notify.clone(),
     );
+    // The liveness Leases: a watch of their own, listed before any decision.
+    let tracker = Arc::new(LivenessTracker::default());
+    let (live_synced_tx, live_synced) = crate::cache::synced();
+    synced.push(live_synced);
+    let pod_wakes = tracker.clone().run(&client, &cfg.namespace, live_synced_tx);
+    let lease_wakes = views.index.wakes();
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: events.clone(),
         pods: views.pods,
         leases: views.leases,
+        index: views.index,
+        liveness: tracker,
+        started: tokio::time::Instant::now(),
+        status_at: Mutex::new(HashMap::new()),
         secrets,
         memory: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
@@ -347,8 +395,31 @@ pub async fn run_counted(
         sets.clone(),
     );
     metrics.objects.watch_listener_sets(sets.clone());
-    let (s1, s2) = (sets.clone(), sets.clone());
-    let (q1, q2, q3, forget) = (queue.clone(), queue.clone(), queue.clone(), queue);
+    let (s1, s2, s3) = (sets.clone(), sets.clone(), sets.clone());
+    let (q1, q2, q3, q4, forget) = (queue.clone(), queue.clone(), queue.clone(), queue.clone(), queue);
+    // A listener Lease changed in a way a decision reads: its set looks again.
+    let lease_refs = lease_wakes.map(move |(ns, set)| {
+        let r = ObjectRef::new(&set).within(&ns);
+        q3.add_refs(vec![r.clone()]);
+        r
+    });
+    // A pod's liveness changed or lapsed: the sets it holds listeners of, and the sets that
+    // select it (it may take listeners now, or no longer), look again.
+    let (wake_ctx, wake_pods) = (ctx.clone(), ctx.pods.clone());
+    let pod_refs = pod_wakes.flat_map(move |w| {
+        let mut refs: Vec<ObjectRef<ListenerSet>> = wake_ctx
+            .index
+            .sets_held_by(&w.namespace, &w.uid)
+            .into_iter()
+            .map(|s| ObjectRef::new(&s).within(&w.namespace))
+            .collect();
+        if let Some(pod) = wake_pods.get(&w.namespace, &w.pod) {
+            refs.extend(sets_selecting(&s3, &pod));
+        }
+        refs.sort_by(|a, b| a.name.cmp(&b.name));
+        refs.dedup();
+        futures::stream::iter(q4.add_refs(refs))
+    });
     let namespace_pods = ctx.pods.clone();
     info!(
         namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
@@ -359,9 +430,7 @@ pub async fn run_counted(
     let run = controller
         .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
         .watches_stream(pod_events, move |p: CachedPod| q2.add_refs(sets_selecting(&s2, &p)))
-        .watches_stream(views.lease_events, move |l: Lease| {
-            q3.add_refs(set_of_lease(&l).into_iter().collect()).pop()
-        })
+        .reconcile_on(futures::stream::select(lease_refs, pod_refs))
         .reconcile_all_on(relisted)
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
         .graceful_shutdown_on(shutdown)
@@ -421,10 +490,11 @@ fn sets_using_secret(sets: &Store<ListenerSet>, secret: &Secret) -> Vec<ObjectRe
         .iter()
         .filter(|s| s.metadata.namespace.as_deref() == ns)
         .filter(|s| {
+            // A selector: any Secret of the namespace may start or stop matching it.
             s.spec
                 .listeners_from
                 .as_ref()
-                .is_some_and(|f| f.secret_ref.name == name)
+                .is_some_and(|f| f.secret_selector.is_some() || f.secret_ref.as_ref().is_some_and(|r| r.name == name))
                 || s.spec
                     .listeners
                     .iter()
@@ -443,12 +513,6 @@ fn sets_selecting(sets: &Store<ListenerSet>, pod: &CachedPod) -> Vec<ObjectRef<L
         .filter(|s| crate::api::pod::selector_matches_labels(&s.spec.selector, &pod.labels))
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()
-}
-
-fn set_of_lease(lease: &Lease) -> Option<ObjectRef<ListenerSet>> {
-    let set = lease.metadata.labels.as_ref()?.get(LISTENERSET_LABEL)?;
-    let ns = lease.metadata.namespace.as_deref()?;
-    Some(ObjectRef::new(set).within(ns))
 }
 
 fn publish(

@@ -1,39 +1,38 @@
 //! One reconcile of one ListenerSet, the thin shell around [`decide`]: read the caches, decide,
-//! make the Lease writes, then report status.
+//! make the writes (the status first when the token ceiling must rise, fences, liveness Leases,
+//! listener Leases), then report status.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tokio::time::Instant;
-use tracing::{debug, info, warn};
 
 use super::desired::{resolve, Desired};
-use super::expiry::lease_facts;
 use super::finalize::{add_finalizer, finish_deletion};
-use super::leases::{apply_move, assignment_event, Target};
+use super::read::{ceiling_of, decide_now};
 use super::status::{condition, report, write_status, Report};
+use super::writes::{apply_fences, apply_writes, create_liveness};
 use super::{notify, publish, Context};
 use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
-    LISTENERSET_LABEL, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION,
-    RECOVER_ANNOTATION,
+    REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
 };
-use crate::api::pod::CachedPod;
-use crate::error::{is_status, Error, Result};
+use crate::error::{Error, Result};
 use crate::events::Severity as EventType;
-use crate::listeners::assigner::{self, Move};
-use crate::listeners::decide::{confirmed, decide, to_confirm, Decision, Input, LeaseFacts, PodFacts, Wanted, Write};
+use crate::listeners::decide::Decision;
 use crate::listeners::notify::{self as notes, Note};
+
+/// A status that changed only in its counts is written at most this often per set (conditions,
+/// the token ceiling and the observed generation go out at once): a burst of acknowledgements
+/// makes one status write, not one per reconcile.
+pub(super) const STATUS_EVERY: Duration = Duration::from_millis(500);
 
 /// One reconcile of one ListenerSet.
 pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -88,33 +87,77 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         true => None,
         false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
     };
-    // Status first, from the state the writes start from (the next reconcile sees their
-    // effect): it carries the fencing tokens of the writes, so no Lease ever holds a token
-    // the status does not (a restarted or standby controller continues above it).
-    let report_of = (&desired, sinks.as_deref());
-    if let Err(e) = write_report(&ctx, &set, &previous, report_of, &decision, &lease_by_listener).await {
-        // No Lease write was made: the tokens this decision reserved go to the next one.
-        ctx.with_memory(&ns, &name, |mem| {
-            decision.writes.iter().for_each(|w| mem.refused(&w.change))
-        });
-        return Err(e);
+    let reported = report(
+        &set,
+        &previous,
+        deleting,
+        (&desired.problems, sinks.as_deref()),
+        &decision,
+    );
+    // The ceiling first: no Lease may carry a token the status does not cover, so a restarted
+    // or standby controller (or a Lease made anew) continues above every token handed out.
+    let status_written = decision.ceiling > ceiling_of(&previous);
+    if status_written {
+        write_report(&ctx, &set, &previous, &reported).await?;
     }
-    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await;
-
+    let (fenced, fence_failed) = apply_fences(&ctx, &set, &ns, &decision).await;
+    create_liveness(&ctx, &ns, &decision).await;
+    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await || fence_failed;
     // A failed write leaves the recover pending, so the retry releases what this pass could not.
     if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
         mark_recovered(&ctx, &set, nonce, decision.recovered).await?;
     }
+    let status_wait = if status_written {
+        None
+    } else {
+        report_when_due(&ctx, &set, &previous, &reported).await?
+    };
+    notify_report(&ctx, &set, &previous, &decision, &reported);
     if deleting && lease_by_listener.is_empty() && !retry_soon {
         return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
     }
-    if retry_soon {
-        return Ok(Requeue::requeue(Duration::from_millis(100)));
+    if retry_soon || fenced {
+        // A fence frees its pod's listeners for the next pass; a lost race is decided again.
+        return Ok(Requeue::requeue(Duration::from_millis(if fenced { 10 } else { 100 })));
     }
     // A broken sink is looked at again once its Secret read is stale: a fix shows then.
     let sinks_requeue = sinks.filter(|p| !p.is_empty()).map(|_| crate::notify::SECRET_TTL);
-    let requeue = decision.requeue.into_iter().chain(sinks_requeue).min();
+    let requeue = decision
+        .requeue
+        .into_iter()
+        .chain(sinks_requeue)
+        .chain(status_wait)
+        .min();
     Ok(requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+}
+
+/// Write the status now if what changed is more than counts, or the last write is
+/// [`STATUS_EVERY`] old; otherwise say when to look again.
+async fn report_when_due(
+    ctx: &Context,
+    set: &ListenerSet,
+    previous: &ListenerSetStatus,
+    reported: &Report,
+) -> Result<Option<Duration>> {
+    if set.status.as_ref() == Some(&reported.status) {
+        return Ok(None);
+    }
+    fn urgent(s: &ListenerSetStatus) -> (Option<i64>, Option<i32>, Vec<(&str, &str, &str)>) {
+        let conds = s
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect();
+        (s.observed_generation, s.fencing_token_ceiling, conds)
+    }
+    let key = (set.namespace().unwrap_or_default(), set.name_any());
+    let since = ctx.status_written_at(&key).map(|at| at.elapsed());
+    let due = urgent(&reported.status) != urgent(previous) || since.is_none_or(|s| s >= STATUS_EVERY);
+    if !due {
+        return Ok(since.map(|s| STATUS_EVERY.saturating_sub(s)));
+    }
+    write_report(ctx, set, previous, reported).await?;
+    Ok(None)
 }
 
 /// If the spec is invalid, report it (the InvalidSpec conditions and an Event, once) and say so.
@@ -172,60 +215,6 @@ async fn live_pod_names(ctx: &Context, ns: &str) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
-fn decide_now(
-    ctx: &Context,
-    pods: &Store<CachedPod>,
-    set: &ListenerSet,
-    desired: &Desired,
-    previous: &ListenerSetStatus,
-    live_now: Option<&BTreeSet<String>>,
-) -> (Decision, BTreeMap<String, Arc<Lease>>) {
-    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
-    let (leases, pod_facts) = read_caches(ctx, pods, set, &ns, &name);
-    ctx.metrics.objects.observe_leases(&ns, &name, &leases);
-    let wanted: Vec<Wanted> = desired
-        .listeners
-        .iter()
-        .map(|l| Wanted {
-            id: l.id.clone(),
-            suspended: l.suspended,
-            no_config: l.config_problem.is_some(),
-        })
-        .collect();
-    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<Lease>>) = leases
-        .iter()
-        .filter_map(|l| Some((lease_facts(l, &name, set.spec.lease_duration_seconds)?, l.clone())))
-        .unzip();
-    let unresponsive = ctx.unresponsive();
-    let mut stopped = ctx.stopped.uids();
-    stopped.extend(
-        pods.state()
-            .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-            .filter(|p| p.has_stopped())
-            .filter_map(|p| p.metadata.uid.clone()),
-    );
-    let input = Input {
-        deleting: set.metadata.deletion_timestamp.is_some(),
-        listeners: &wanted,
-        keep_unknown: desired.keep_unknown,
-        max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
-        pods: &pod_facts,
-        leases: &facts,
-        status: previous,
-        recover: live_now,
-        unresponsive: &unresponsive,
-        stopped: &stopped,
-        lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
-        now: Instant::now(),
-    };
-    let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
-    ctx.learn_unresponsive(&decision, &pod_facts);
-    let lease_by_listener = facts.iter().map(|f| f.view.listener.clone()).zip(read).collect();
-    (decision, lease_by_listener)
-}
-
 /// Record that the recover `nonce` was carried out (with its Event).
 async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered: usize) -> Result<()> {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
@@ -243,17 +232,8 @@ async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered
     Ok(())
 }
 
-/// Write the status made from `decision` (with its Events), unless it is already so; then
-/// notify what it shows (a set turned Degraded, orphaned listeners). `sinks`: what is wrong
-/// with the notification sinks (None without any).
-async fn write_report(
-    ctx: &Context,
-    set: &ListenerSet,
-    previous: &ListenerSetStatus,
-    (desired, sinks): (&Desired, Option<&[String]>),
-    decision: &Decision,
-    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
-) -> Result<()> {
+/// Write the status `reported` (with its Events), unless it is already so.
+async fn write_report(ctx: &Context, set: &ListenerSet, previous: &ListenerSetStatus, reported: &Report) -> Result<()> {
     let deleting = set.metadata.deletion_timestamp.is_some();
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
     let reference = set.object_ref(&());
@@ -263,215 +243,44 @@ async fn write_report(
         degraded,
         degraded_reason,
         degraded_message,
-    } = report(
-        set,
-        previous,
-        deleting,
-        (&desired.problems, sinks),
-        decision,
-        lease_by_listener,
-    );
-    if set.status.as_ref() != Some(&status) {
+    } = reported;
+    if set.status.as_ref() != Some(status) {
         let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
         if deleting && prev_ready.is_none_or(|c| c.reason != REASON_TERMINATING) {
-            publish(ctx, &reference, EventType::Normal, REASON_TERMINATING, &ready_message);
+            publish(ctx, &reference, EventType::Normal, REASON_TERMINATING, ready_message);
         }
         let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
-        if degraded && prev_degraded.is_none_or(|c| c.message != degraded_message) && degraded_reason != REASON_ORPHANED
+        if *degraded
+            && prev_degraded.is_none_or(|c| c.message != *degraded_message)
+            && *degraded_reason != REASON_ORPHANED
         {
-            publish(ctx, &reference, EventType::Warning, degraded_reason, &degraded_message);
+            publish(ctx, &reference, EventType::Warning, degraded_reason, degraded_message);
         }
-        write_status(ctx, &ns, &name, &status).await?;
+        write_status(ctx, &ns, &name, status).await?;
+        ctx.status_written(&(ns, name));
     }
-    let mut notes: Vec<Note> = notes::degraded(previous, degraded, degraded_reason, &degraded_message)
-        .into_iter()
-        .collect();
-    notes.extend(notes::orphaned(decision, deleting));
-    notify::send(ctx, set, notes);
     Ok(())
 }
 
-/// The set's Leases, and the namespace's pods as the decision sees them.
-fn read_caches(
-    ctx: &Context,
-    pods: &Store<CachedPod>,
-    set: &ListenerSet,
-    ns: &str,
-    name: &str,
-) -> (Vec<Arc<Lease>>, Vec<PodFacts>) {
-    let cached: Vec<(String, String, Arc<Lease>)> = ctx
-        .leases
-        .state()
-        .into_iter()
-        .filter(|l| {
-            l.metadata.namespace.as_deref() == Some(ns)
-                && l.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|m| m.get(LISTENERSET_LABEL))
-                    .map(String::as_str)
-                    == Some(name)
-        })
-        .map(|l| (l.name_any(), l.resource_version().unwrap_or_default(), l))
-        .collect();
-    // What the cache shows, corrected by the writes it has not shown yet.
-    let leases = ctx.with_expectations(ns, name, |e| e.overlay(cached));
-    let pods: Vec<PodFacts> = pods
-        .state()
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-        .filter_map(|p| {
-            Some(PodFacts {
-                name: p.metadata.name.clone()?,
-                uid: p.metadata.uid.clone()?,
-                selected: crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels),
-                eligible: assigner::pod_is_eligible(p),
-                restarts: p.restarts(),
-            })
-        })
-        .collect();
-    (leases, pods)
-}
-
-/// Make the decision's Lease writes, all at once (each is independent and conditional), and
-/// report each assignment; true if one failed (retry soon).
-async fn apply_writes(
+/// Notify what the report shows: a set turned Degraded, orphaned listeners.
+fn notify_report(
     ctx: &Context,
     set: &ListenerSet,
-    ns: &str,
-    desired: &Desired,
+    previous: &ListenerSetStatus,
     decision: &Decision,
-    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
-) -> bool {
-    let name = set.name_any();
-    let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
-    let config_of: BTreeMap<&str, String> = desired
-        .listeners
-        .iter()
-        .filter_map(|l| {
-            l.config
-                .as_ref()
-                .map(|(s, k)| (l.id.as_str(), listenerset::lease::config_value(s, k)))
-        })
-        .collect();
-    // Only to pods the API server confirms (see `decide::confirm`): the pod cache may lag.
-    let live = live_pods(ctx, ns, to_confirm(&decision.writes)).await;
-    let (go, held_back) = confirmed(&decision.writes, &live);
-    for w in &held_back {
-        info!(
-            listenerset = %name,
-            change = ?w.change,
-            "assignment held back: the API server does not have the pod the cache shows"
-        );
-        ctx.with_memory(ns, &name, |mem| mem.refused(&w.change));
-    }
-    let writes = go.iter().map(|w| {
-        let m = &w.change;
-        let target = Target {
-            api: &lease_api,
-            ns,
-            set: &name,
-            lease: lease_by_listener.get(m.listener()).cloned(),
-            config: config_of.get(m.listener()).cloned(),
-            default_duration: set.spec.lease_duration_seconds,
-        };
-        apply_move(target, m, &ctx.stats)
-    });
-    let results = futures::future::join_all(writes).await;
-    let mut retry_soon = !held_back.is_empty();
-    let mut notes = Vec::new();
-    for (w, r) in go.iter().zip(results) {
-        let m = &w.change;
-        match r {
-            Ok(written) => {
-                ctx.with_memory(ns, &name, |mem| mem.written(m, Instant::now()));
-                let read = lease_by_listener.get(m.listener());
-                expect(ctx, ns, &name, m, read, written);
-                notes.extend(report_assignment(ctx, set, w, read));
-            }
-            Err(e) => {
-                if is_status(&e, 409) || is_status(&e, 404) {
-                    // Refused: nothing was written (its token goes to the next assignment).
-                    ctx.with_memory(ns, &name, |mem| mem.refused(m));
-                    ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    if matches!(m, Move::Assign { .. }) {
-                        ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);
-                    }
-                    ctx.metrics.objects.fencing_conflict(ns, &name);
-                    debug!(listenerset = %name, change = ?m, error = %e, "lease write lost a race");
-                } else {
-                    warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");
-                }
-                retry_soon = true;
-            }
-        }
-    }
+    reported: &Report,
+) {
+    let deleting = set.metadata.deletion_timestamp.is_some();
+    let mut notes: Vec<Note> = notes::degraded(
+        previous,
+        reported.degraded,
+        reported.degraded_reason,
+        &reported.degraded_message,
+    )
+    .into_iter()
+    .collect();
+    notes.extend(notes::orphaned(decision, deleting));
     notify::send(ctx, set, notes);
-    retry_soon
-}
-
-/// The Event (and metric) of assignment `w`, written over Lease `read`; its note to notify.
-fn report_assignment(ctx: &Context, set: &ListenerSet, w: &Write, read: Option<&Arc<Lease>>) -> Option<Note> {
-    let (
-        Move::Assign {
-            listener,
-            pod,
-            transitions,
-            ..
-        },
-        Some(kind),
-    ) = (&w.change, &w.kind)
-    else {
-        return None;
-    };
-    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
-    let (reason, note, type_) = assignment_event(kind, listener, pod, *transitions, &ctx.stats);
-    ctx.metrics.objects.listener_assigned(&ns, &name, reason);
-    info!(listenerset = %name, %listener, %pod, reason, "{note}");
-    publish(ctx, &set.object_ref(&()), type_, reason, &note);
-    let previous = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
-    notes::assigned(kind, listener, pod, previous, *transitions, &note)
-}
-
-/// Which of `pods` (name, uid) the API server has now, by one GET each; a pod it cannot answer
-/// for is not confirmed (the assignment waits for the next reconcile).
-async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let gets = pods.into_iter().map(|(name, uid)| {
-        let api = api.clone();
-        async move {
-            match api.get_opt(&name).await {
-                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => Some((name, uid)),
-                Ok(_) => None,
-                Err(e) => {
-                    warn!(pod = %name, error = %e, "could not confirm the pod of an assignment");
-                    None
-                }
-            }
-        }
-    });
-    futures::future::join_all(gets).await.into_iter().flatten().collect()
-}
-
-/// Remember a successful write conditional on a resourceVersion until the cache shows it (see
-/// [`Expectations`](crate::listeners::decide::Expectations)): the next reconcile must not decide from the Lease as it was before.
-fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>>, written: Option<Lease>) {
-    let replaced = match m {
-        Move::Assign {
-            from_resource_version: Some(rv),
-            ..
-        } => rv,
-        Move::RequestRelease { resource_version, .. } | Move::DeleteLease { resource_version, .. } => resource_version,
-        // A create: the decision's memory holds the Lease for its pod until the cache shows it.
-        Move::Assign { .. } => return,
-    };
-    let Some(name) = read.map(|l| l.name_any()) else { return };
-    let deleted = matches!(m, Move::DeleteLease { .. });
-    let written = written.filter(|_| !deleted).map(Arc::new);
-    if written.is_none() && !deleted {
-        return;
-    }
-    ctx.with_expectations(ns, set, |e| e.wrote(&name, replaced, written));
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {

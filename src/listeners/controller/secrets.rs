@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -74,6 +75,32 @@ impl SecretStores {
             )),
             (None, SecretAccess::All) => Err("the controller does not watch this namespace".into()),
         }
+    }
+}
+
+impl SecretStores {
+    /// The Secrets of `ns` that `selector` matches, in name order; Err says why the controller
+    /// cannot read them.
+    pub fn select(&self, ns: &str, selector: &LabelSelector) -> Result<Vec<Arc<Secret>>, String> {
+        // The store of the namespace (by reading one name through it: the same access rules).
+        self.get(ns, "")?;
+        let store = self
+            .stores
+            .iter()
+            .find(|(n, _)| n.as_deref().is_none_or(|n| n == ns))
+            .map(|(_, s)| s);
+        let mut found: Vec<Arc<Secret>> = store
+            .map(|s| s.state())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
+            .filter(|s| {
+                let labels = s.metadata.labels.clone().unwrap_or_default();
+                crate::api::pod::selector_matches(selector, &labels)
+            })
+            .collect();
+        found.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(found)
     }
 }
 

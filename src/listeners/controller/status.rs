@@ -1,18 +1,18 @@
-//! A ListenerSet's status: counts, assignments and the Ready, Degraded and NotificationsReady
+//! A ListenerSet's status: counts, the pods holding listeners, what needs attention and the Ready, Degraded and NotificationsReady
 //! conditions, and writing it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::Context;
 use crate::api::listenerset::{
-    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, REASON_AGENTS_NOT_RENEWING,
+    Attention, ListenerSet, ListenerSetStatus, ATTENTION_HOLDER_LOST, ATTENTION_NOT_ACKNOWLEDGED,
+    ATTENTION_NO_ELIGIBLE_POD, ATTENTION_ORPHANED, ATTENTION_PENDING, ATTENTION_STARTING, ATTENTION_WAITING,
+    CONDITION_DEGRADED, CONDITION_READY, MAX_ATTENTION, MAX_STATUS_PODS, REASON_AGENTS_NOT_RENEWING,
     REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LISTENERS_NOT_RUNNING, REASON_LISTENERS_STARTING,
     REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
 };
@@ -32,45 +32,18 @@ pub(super) struct Report {
 }
 
 /// The status of `set` from the decision (the state its writes start from, the pods that may
-/// take listeners, the highest fencing token of each listener); `problems` are the spec's
-/// (missing Secrets or keys), `sink_problems` its notification sinks' (None without sinks).
+/// take listeners, the token ceiling); `problems` are the spec's (missing Secrets or keys),
+/// `sink_problems` its notification sinks' (None without sinks). Bounded whatever the number of
+/// listeners: counts, the pods that hold them (at most [`MAX_STATUS_PODS`]), the listeners that
+/// need attention (at most [`MAX_ATTENTION`]).
 pub(super) fn report(
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     deleting: bool,
     (problems, sink_problems): (&[String], Option<&[String]>),
     decision: &Decision,
-    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
 ) -> Report {
     let summary = &decision.summary;
-    let since = |id: &str| {
-        lease_by_listener
-            .get(id)
-            .and_then(|l| l.spec.as_ref()?.acquire_time.as_ref())
-            // Status stores whole seconds: truncate, or the stored status never equals the
-            // computed one and is rewritten on every reconcile.
-            .and_then(|t| jiff::Timestamp::from_second(t.0.as_second()).ok())
-            .map(Time)
-    };
-    let assignments = summary
-        .states
-        .iter()
-        .filter_map(|(id, state)| {
-            let (pod, uid, transitions, starting) = match state {
-                ListenerState::Running { pod, uid, transitions } => (pod, uid, transitions, false),
-                ListenerState::Starting { pod, uid, transitions } => (pod, uid, transitions, true),
-                _ => return None,
-            };
-            Some(listenerset::Assignment {
-                listener: id.clone(),
-                pod: pod.clone(),
-                pod_uid: Some(uid.clone()),
-                since: since(id),
-                transitions: *transitions,
-                starting,
-            })
-        })
-        .collect();
     let c = if deleting {
         let message = terminating_message(summary);
         Conditions {
@@ -103,6 +76,8 @@ pub(super) fn report(
         ),
     ];
     conditions.extend(sink_problems.map(|p| sinks_condition(previous, set, p)));
+    let (pods, pods_omitted) = pods_of(summary);
+    let (attention, attention_omitted) = attention(summary, decision);
     let status = ListenerSetStatus {
         observed_generation: set.metadata.generation,
         listeners: summary.listeners,
@@ -111,9 +86,14 @@ pub(super) fn report(
         pending: summary.pending,
         orphaned: summary.orphaned,
         suspended: summary.suspended,
-        assignments,
-        fencing_tokens: decision.tokens.clone(),
+        pods,
+        pods_omitted,
+        attention,
+        attention_omitted,
+        fencing_token_ceiling: decision.ceiling,
         conditions,
+        assignments: Vec::new(),
+        fencing_tokens: BTreeMap::new(),
     };
     Report {
         status,
@@ -122,6 +102,62 @@ pub(super) fn report(
         degraded_reason: c.degraded_reason,
         degraded_message: c.degraded_message,
     }
+}
+
+/// Listeners held (running or starting) per pod: the [`MAX_STATUS_PODS`] pods holding the most,
+/// and how many pods are left out.
+fn pods_of(summary: &assigner::Summary) -> (BTreeMap<String, i32>, i32) {
+    let mut held: BTreeMap<&str, i32> = BTreeMap::new();
+    for (_, state) in &summary.states {
+        if let ListenerState::Running { pod, .. } | ListenerState::Starting { pod, .. } = state {
+            *held.entry(pod.as_str()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<(&str, i32)> = held.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let omitted = i32::try_from(ranked.len().saturating_sub(MAX_STATUS_PODS)).unwrap_or(i32::MAX);
+    let kept = ranked
+        .into_iter()
+        .take(MAX_STATUS_PODS)
+        .map(|(p, n)| (p.to_string(), n))
+        .collect();
+    (kept, omitted)
+}
+
+/// The listeners that need attention, orphaned first, then pending, then those starting on a pod
+/// whose agent does not answer: at most [`MAX_ATTENTION`], and how many more there are.
+fn attention(summary: &assigner::Summary, decision: &Decision) -> (Vec<Attention>, i32) {
+    let silent: std::collections::BTreeSet<&str> = decision.silent.iter().map(|s| s.pod.as_str()).collect();
+    let mut out: Vec<(u8, Attention)> = Vec::new();
+    for (id, state) in &summary.states {
+        let item = match state {
+            ListenerState::Orphaned { holder } => {
+                Some((0, ATTENTION_ORPHANED, ATTENTION_HOLDER_LOST, Some(holder.clone())))
+            }
+            ListenerState::Pending if decision.eligible == 0 => {
+                Some((1, ATTENTION_PENDING, ATTENTION_NO_ELIGIBLE_POD, None))
+            }
+            ListenerState::Pending => Some((1, ATTENTION_PENDING, ATTENTION_WAITING, None)),
+            ListenerState::Starting { pod, .. } if silent.contains(pod.as_str()) => {
+                Some((2, ATTENTION_STARTING, ATTENTION_NOT_ACKNOWLEDGED, Some(pod.clone())))
+            }
+            _ => None,
+        };
+        if let Some((rank, state, reason, pod)) = item {
+            out.push((
+                rank,
+                Attention {
+                    listener: id.clone(),
+                    state: state.to_string(),
+                    reason: reason.to_string(),
+                    pod,
+                },
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.listener.cmp(&b.1.listener)));
+    let omitted = i32::try_from(out.len().saturating_sub(MAX_ATTENTION)).unwrap_or(i32::MAX);
+    (out.into_iter().take(MAX_ATTENTION).map(|(_, a)| a).collect(), omitted)
 }
 
 /// `NotificationsReady` (with `spec.notifications` only): False names every sink problem.

@@ -1,21 +1,24 @@
-//! Pods whose agents do not renew, remembered across every set of the controller.
+//! Pods whose agents do not answer: what the status names, and the per-listener-protocol lapses
+//! remembered across every set of the controller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Decision, Input, PodFacts};
-use crate::listeners::assigner::LeaseView;
+use super::judge::Judged;
+use super::{Decision, Input, Memory, PodFacts};
 
-/// A selected pod whose agent does not renew (see [`Unresponsive`]).
+/// A selected pod whose agent does not answer (see [`silent`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Silent {
     pub pod: String,
-    /// Not seen renewing anything, ever (no agent, or one that may not update Leases), as opposed
-    /// to an agent that stopped renewing (dead, hung or cut off).
+    /// Never seen registering or acknowledging anything (no agent, or one that may not update
+    /// Leases), as opposed to an agent that stopped (dead, hung or cut off).
     pub never_renewed: bool,
 }
 
-/// Pods whose agents let a Lease expire, by uid, with their restart count then, and the pods
-/// ever seen renewing: shared by every set's decisions (see the module doc).
+/// Pods an agent of the per-listener protocol let a Lease expire on, by uid, with their restart
+/// count then, and the pods ever seen renewing: shared by every set's decisions. (A pod whose
+/// agent speaks the liveness protocol is fenced instead, on its liveness Lease, which every set
+/// and every controller reads.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Unresponsive {
     lapsed: BTreeMap<String, i32>,
@@ -33,10 +36,11 @@ impl Unresponsive {
         self.renewed.contains(uid)
     }
 
-    /// Learn from one decision about the pods of one namespace (`pods`).
-    pub fn learn(&mut self, decision: &Decision, pods: &[PodFacts]) {
+    /// Learn from one decision about the pods of one namespace (`pods`): only lapses of pods that
+    /// never registered a liveness Lease count here.
+    pub fn learn(&mut self, decision: &Decision, pods: &[PodFacts], registered: impl Fn(&str) -> bool) {
         for pod in pods {
-            if decision.renewed.contains(&pod.uid) {
+            if decision.renewed.contains(&pod.uid) || registered(&pod.uid) {
                 self.lapsed.remove(&pod.uid);
                 self.renewed.insert(pod.uid.clone());
             } else if decision.lapsed.contains(&pod.uid) {
@@ -54,24 +58,33 @@ impl Unresponsive {
     }
 }
 
-/// Selected pods that let a Lease expire (now or before) and did not renew since.
-pub(super) fn silent(
-    input: &Input,
-    leases: &[LeaseView],
-    lapsed: &BTreeSet<String>,
-    renewed: &BTreeSet<String>,
-) -> Vec<Silent> {
+/// Selected pods that get nothing new because their agent does not answer: fenced, registered
+/// but silent, lapsed in this set, or unresponsive in another.
+pub(super) fn silent(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Silent> {
     input
         .pods
         .iter()
-        .filter(|p| p.selected && !renewed.contains(&p.uid))
-        .filter(|p| lapsed.contains(&p.uid) || input.unresponsive.contains(p))
-        .map(|p| Silent {
-            pod: p.name.clone(),
-            never_renewed: !input.unresponsive.ever_renewed(&p.uid)
-                && !leases
-                    .iter()
-                    .any(|l| l.renewed && l.holder_uid.as_deref() == Some(p.uid.as_str())),
+        .filter(|p| p.selected && !judged.renewed.contains(&p.uid))
+        .filter_map(|p| {
+            let live = input.liveness.get(&p.uid);
+            let lease = live.and_then(|l| l.lease.as_ref());
+            let fenced = lease.is_some_and(|l| l.fenced);
+            let stale = lease.is_some_and(|l| l.registered)
+                && live
+                    .and_then(|l| l.observed)
+                    .is_some_and(|o| input.now >= o + input.lease_duration);
+            let lapsed = judged.lapsed.contains(&p.uid) || memory.lapsed(p) || input.unresponsive.contains(p);
+            (fenced || stale || lapsed).then(|| Silent {
+                pod: p.name.clone(),
+                never_renewed: !fenced
+                    && !stale
+                    && live.and_then(|l| l.observed).is_none()
+                    && !input.unresponsive.ever_renewed(&p.uid)
+                    && !judged
+                        .views
+                        .iter()
+                        .any(|l| l.renewed && l.holder_uid.as_deref() == Some(p.uid.as_str())),
+            })
         })
         .collect()
 }

@@ -38,6 +38,9 @@ fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &
             .collect::<BTreeMap<_, _>>(),
         lapsed: BTreeSet::new(),
         renewed: BTreeSet::new(),
+        fences: Vec::new(),
+        liveness_creates: Vec::new(),
+        ceiling: None,
         silent: Vec::new(),
     }
 }

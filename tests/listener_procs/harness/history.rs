@@ -29,8 +29,6 @@ pub struct LeaseRec {
 pub struct StatusRec {
     pub rv: u64,
     pub set: String,
-    /// (listener, pod, token, starting).
-    pub assignments: Vec<(String, String, i32, bool)>,
     pub running: i64,
     /// Ready: (status, reason, message).
     pub ready: Option<(String, String, String)>,
@@ -138,19 +136,6 @@ impl History {
                 let Some(st) = v.get("status").filter(|s| s.is_object()) else {
                     return;
                 };
-                let assignments = st["assignments"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|a| {
-                        (
-                            a["listener"].as_str().unwrap_or_default().to_string(),
-                            a["pod"].as_str().unwrap_or_default().to_string(),
-                            a["transitions"].as_i64().unwrap_or(0) as i32,
-                            a["starting"].as_bool().unwrap_or(false),
-                        )
-                    })
-                    .collect();
                 let ready = st["conditions"]
                     .as_array()
                     .into_iter()
@@ -163,7 +148,6 @@ impl History {
                 h.statuses.push(StatusRec {
                     rv: ev.rv,
                     set: ev.obj.name.clone(),
-                    assignments,
                     running: st["running"].as_i64().unwrap_or(0),
                     ready,
                 });
@@ -236,30 +220,40 @@ pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool) -> Vec<Str
     out
 }
 
-/// Status counts a listener as running (an assignment not marked starting) only after a Lease
-/// state in which that holder, with that token, had renewed.
+/// Status never counts more listeners as running than the set had acknowledged (held by a pod
+/// whose agent renewed the Lease after the assignment) since the status before it: a status is
+/// decided from a read made after the previous status was written, and may be written after a
+/// release it did not see yet, never before an acknowledgement.
 fn running_before_renewal(h: &NsHistory) -> Vec<String> {
     let mut out = Vec::new();
+    let mut previous: BTreeMap<&str, u64> = BTreeMap::new();
     for st in &h.statuses {
-        for (listener, pod, token, starting) in &st.assignments {
-            if *starting {
-                continue;
+        let from = previous.get(st.set.as_str()).copied().unwrap_or(0);
+        let acked = |l: &LeaseRec| !l.deleted && l.holder.is_some() && l.renewed;
+        let mut latest: BTreeMap<&str, &LeaseRec> = BTreeMap::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for l in h.leases.iter().filter(|l| l.rv < st.rv && l.set == st.set) {
+            if l.rv > from && acked(l) {
+                seen.insert(&l.listener);
             }
-            let renewed = h.leases.iter().any(|l| {
-                l.rv < st.rv
-                    && l.set == st.set
-                    && &l.listener == listener
-                    && l.holder.as_deref() == Some(pod)
-                    && l.transitions == *token
-                    && l.renewed
-            });
-            if !renewed {
-                out.push(format!(
-                    "status of {} at rv {} counts {listener} as running on {pod} (token {token}) before it renewed",
-                    st.set, st.rv
-                ));
+            latest.insert(&l.listener, l);
+            if l.rv <= from {
+                // The state as of the previous status: reset, then count if acknowledged.
+                seen.remove(l.listener.as_str());
+                if acked(l) {
+                    seen.insert(&l.listener);
+                }
             }
         }
+        let acknowledged = seen.len() as i64;
+        if st.running > acknowledged {
+            out.push(format!(
+                "status of {} at rv {} counts {} listeners running while {acknowledged} Leases were acknowledged by \
+                 their holder since the status before",
+                st.set, st.rv, st.running
+            ));
+        }
+        previous.insert(&st.set, st.rv);
     }
     out
 }

@@ -23,7 +23,7 @@ fn suspended(id: &str) -> ListenerView {
     ListenerView {
         id: id.into(),
         suspended: true,
-        last_transitions: None,
+        ..Default::default()
     }
 }
 fn pod(name: &str) -> PodView {
@@ -116,6 +116,7 @@ fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseVie
             Move::DeleteLease { listener, .. } => {
                 map.remove(listener);
             }
+            Move::RemoveFinalizer { .. } | Move::Adopt { .. } => unreachable!("the assigner never emits {m:?}"),
         }
     }
     map.into_values().collect()

@@ -39,6 +39,7 @@ fn world(all_free: bool) -> impl Strategy<Value = World> {
                 id: format!("l{i}"),
                 suspended: *suspended,
                 last_transitions: *last,
+                prefer: None,
             })
             .collect();
         let pods = ps
@@ -100,7 +101,12 @@ proptest! {
         let index = Index::new(&w.pods);
         let mut seen = BTreeSet::new();
         for m in &moves {
-            let kind = match m { Move::Assign { .. } => 0, Move::RequestRelease { .. } => 1, Move::DeleteLease { .. } => 2 };
+            let kind = match m {
+                Move::Assign { .. } => 0,
+                Move::RequestRelease { .. } => 1,
+                Move::DeleteLease { .. } => 2,
+                Move::RemoveFinalizer { .. } | Move::Adopt { .. } => unreachable!("the assigner never emits {m:?}"),
+            };
             prop_assert!(seen.insert((m.listener().to_string(), kind)),
                 "two moves of one kind for a listener: {:?}", moves);
             if let Move::Assign { listener, pod, pod_uid, from_resource_version, .. } = m {

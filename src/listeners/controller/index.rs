@@ -1,0 +1,283 @@
+//! The listener Leases by set, and which changes of them matter. Every change of a listener Lease
+//! passes here (from the shared Lease watch) before it may wake its set:
+//!
+//! * each Lease's *holder record* (holder, renewal, acquisition, transitions) is remembered with
+//!   the instant it was first seen as it is: that is what its expiry counts from;
+//! * only a change a decision reads wakes the set: a new holder, an acknowledgement, a release
+//!   or release request, a deletion, a missing finalizer. A renewal by an agent of the
+//!   per-listener protocol changes the record only, and wakes nothing (the set looks again when
+//!   something could expire, see `decide`);
+//! * the set's Lease names and each holder pod's sets are indexed, so a reconcile reads its own
+//!   Leases (not every Lease of the cluster) and a pod's liveness change wakes only the sets it
+//!   holds listeners of.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::ResourceExt;
+use tokio::time::Instant;
+
+use crate::api::listenerset::lease::{self, owner_pod};
+use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
+use crate::api::listenerset::{LEASE_FINALIZER, LISTENERSET_LABEL, PROTOCOL_ANNOTATION};
+
+/// (namespace, name).
+type Key = (String, String);
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// What a decision reads of the Lease.
+    decision: u64,
+    /// The holder record, and when it was first seen as it is.
+    record: u64,
+    observed: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The Leases of the watch's list in progress (a relist forgets what it does not show).
+    listing: Option<BTreeSet<Key>>,
+    leases: HashMap<Key, (String, Entry)>,
+    /// (namespace, set) → its Lease names.
+    by_set: HashMap<Key, BTreeSet<String>>,
+    /// (namespace, holder uid) → set → how many of its Leases that pod holds.
+    by_holder: HashMap<Key, BTreeMap<String, usize>>,
+    /// (namespace, Lease name) → (holder uid, set) as counted in `by_holder`.
+    held: HashMap<Key, (String, String)>,
+}
+
+/// The index (shared by the watch and every reconcile), and where the sets it wakes go.
+#[derive(Default)]
+pub struct LeaseIndex {
+    inner: Mutex<Inner>,
+    wakes: Mutex<Option<futures::channel::mpsc::UnboundedSender<(String, String)>>>,
+}
+
+fn digest(parts: impl Hash) -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// The holder record: what only an assignment or the holder's agent changes.
+fn record(l: &Lease) -> u64 {
+    let spec = l.spec.as_ref();
+    digest((
+        spec.and_then(|s| s.holder_identity.as_deref()),
+        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0.as_nanosecond()),
+        spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0.as_nanosecond()),
+        spec.and_then(|s| s.lease_transitions),
+    ))
+}
+
+/// What a decision reads of a Lease (all but a renewal's new time).
+fn decision(l: &Lease) -> u64 {
+    let spec = l.spec.as_ref();
+    let labels = l.metadata.labels.as_ref();
+    digest((
+        spec.and_then(|s| s.holder_identity.as_deref()),
+        owner_pod(l).map(|o| o.uid.as_str()),
+        spec.and_then(|s| s.lease_transitions),
+        spec.and_then(|s| s.lease_duration_seconds),
+        lease::renewed_since_assignment(l),
+        lease::release_requested(l),
+        lease::is_terminating(l),
+        l.finalizers().iter().any(|f| f == LEASE_FINALIZER),
+        labels.and_then(|m| m.get(HOLDER_UID_LABEL)),
+        l.metadata.annotations.as_ref().and_then(|a| a.get(PROTOCOL_ANNOTATION)),
+    ))
+}
+
+fn set_of(l: &Lease) -> Option<&str> {
+    l.metadata.labels.as_ref()?.get(LISTENERSET_LABEL).map(String::as_str)
+}
+
+fn holder_uid(l: &Lease) -> Option<String> {
+    lease::Holder::of(l).and_then(|h| h.uid.map(str::to_string))
+}
+
+impl LeaseIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sets to wake, `(namespace, name)`, from now on (one subscriber: the ListenerSet
+    /// controller; a new subscription replaces the last).
+    pub fn wakes(&self) -> futures::channel::mpsc::UnboundedReceiver<(String, String)> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        *self.wakes.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    fn wake(&self, set: Option<(String, String)>) {
+        let Some(set) = set else { return };
+        if let Some(tx) = self.wakes.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.unbounded_send(set);
+        }
+    }
+
+    /// An event of the listener Lease watch, seen at `now` (after the Lease store applied it).
+    pub fn apply(&self, ev: &kube::runtime::watcher::Event<Lease>, now: Instant) {
+        use kube::runtime::watcher::Event;
+        match ev {
+            Event::Apply(l) => self.wake(self.observe(l, false, now)),
+            Event::Delete(l) => self.wake(self.observe(l, true, now)),
+            Event::Init => self.lock().listing = Some(BTreeSet::new()),
+            Event::InitApply(l) => {
+                if let (Some(ns), Some(name)) = (l.metadata.namespace.clone(), l.metadata.name.clone()) {
+                    if let Some(listing) = self.lock().listing.as_mut() {
+                        listing.insert((ns, name));
+                    }
+                }
+                self.wake(self.observe(l, false, now));
+            }
+            Event::InitDone => {
+                let gone: Vec<(Key, String)> = {
+                    let mut inner = self.lock();
+                    let Some(seen) = inner.listing.take() else { return };
+                    inner
+                        .leases
+                        .iter()
+                        .filter(|(k, _)| !seen.contains(*k))
+                        .map(|(k, (set, _))| (k.clone(), set.clone()))
+                        .collect()
+                };
+                for ((ns, name), set) in gone {
+                    let mut l = Lease::default();
+                    l.metadata.namespace = Some(ns);
+                    l.metadata.name = Some(name);
+                    l.metadata.labels = Some([(LISTENERSET_LABEL.to_string(), set)].into());
+                    self.wake(self.observe(&l, true, now));
+                }
+            }
+        }
+    }
+
+    /// A change of `lease` seen at `now` (`gone`: deleted). Returns the set to wake, if the
+    /// change is one a decision reads.
+    pub fn observe(&self, lease: &Lease, gone: bool, now: Instant) -> Option<(String, String)> {
+        let ns = lease.metadata.namespace.clone()?;
+        let name = lease.metadata.name.clone()?;
+        let set = set_of(lease).map(str::to_string);
+        let key = (ns.clone(), name.clone());
+        let mut inner = self.lock();
+        let old = inner.leases.remove(&key);
+        if let Some((old_set, _)) = &old {
+            if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old_set.clone())) {
+                names.remove(&name);
+            }
+        }
+        if gone {
+            inner.unhold(&ns, lease);
+            return old.map(|(s, _)| s).or(set).map(|s| (ns, s));
+        }
+        let set = set?;
+        let (d, r) = (decision(lease), record(lease));
+        let entry = match old.as_ref().map(|(_, e)| *e) {
+            Some(e) if e.record == r => Entry { decision: d, ..e },
+            _ => Entry {
+                decision: d,
+                record: r,
+                observed: now,
+            },
+        };
+        let relevant = old.as_ref().is_none_or(|(_, e)| e.decision != d);
+        inner.leases.insert(key, (set.clone(), entry));
+        inner.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
+        if relevant {
+            inner.rehold(&ns, lease);
+        }
+        relevant.then_some((ns, set))
+    }
+
+    /// When the holder record of `lease` was first seen as it is; `None` when the watch has not
+    /// shown this record (a write of ours it has not delivered yet).
+    pub fn observed(&self, lease: &Lease) -> Option<Instant> {
+        let key = (lease.metadata.namespace.clone()?, lease.metadata.name.clone()?);
+        let r = record(lease);
+        self.lock()
+            .leases
+            .get(&key)
+            .filter(|(_, e)| e.record == r)
+            .map(|(_, e)| e.observed)
+    }
+
+    /// The names of set `set`'s Leases.
+    pub fn leases_of(&self, ns: &str, set: &str) -> Vec<String> {
+        self.lock()
+            .by_set
+            .get(&(ns.to_string(), set.to_string()))
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The sets with a Lease held by the pod of uid `uid` in `ns`.
+    pub fn sets_held_by(&self, ns: &str, uid: &str) -> Vec<String> {
+        self.lock()
+            .by_holder
+            .get(&(ns.to_string(), uid.to_string()))
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the pod of uid `uid` in `ns` holds any listener Lease.
+    pub fn holds_any(&self, ns: &str, uid: &str) -> bool {
+        self.lock()
+            .by_holder
+            .get(&(ns.to_string(), uid.to_string()))
+            .is_some_and(|m| !m.is_empty())
+    }
+
+    /// Forget everything about set `set` (deleted).
+    pub fn forget_set(&self, ns: &str, set: &str) {
+        let mut inner = self.lock();
+        if let Some(names) = inner.by_set.remove(&(ns.to_string(), set.to_string())) {
+            for n in names {
+                inner.leases.remove(&(ns.to_string(), n));
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// `lease` (now or before) held by its holder: re-count.
+    fn rehold(&mut self, ns: &str, lease: &Lease) {
+        self.unhold(ns, lease);
+        let (Some(uid), Some(set), Some(name)) = (holder_uid(lease), set_of(lease), lease.metadata.name.as_ref())
+        else {
+            return;
+        };
+        self.held
+            .insert((ns.to_string(), name.clone()), (uid.clone(), set.to_string()));
+        *self
+            .by_holder
+            .entry((ns.to_string(), uid))
+            .or_default()
+            .entry(set.to_string())
+            .or_default() += 1;
+    }
+
+    /// `lease` no longer counts for whoever held it.
+    fn unhold(&mut self, ns: &str, lease: &Lease) {
+        let Some(name) = lease.metadata.name.as_ref() else {
+            return;
+        };
+        let Some((uid, set)) = self.held.remove(&(ns.to_string(), name.clone())) else {
+            return;
+        };
+        let key = (ns.to_string(), uid);
+        if let Some(sets) = self.by_holder.get_mut(&key) {
+            if let Some(n) = sets.get_mut(&set) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    sets.remove(&set);
+                }
+            }
+            if sets.is_empty() {
+                self.by_holder.remove(&key);
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The agents' liveness Leases as the controller sees them: one watch of every liveness Lease
+//! (label [`LIVENESS_LABEL`]), each pod's registration, and when this controller last saw its
+//! agent write it — on this process's monotonic clock, never comparing `renewTime` with a wall
+//! clock. A renewal costs one map update here and wakes nothing; a set is woken only when a pod's
+//! liveness *changes* (registered, fenced, created, deleted) or when a registered pod's renewals
+//! stop arriving (a timer per pod, at its last renewal + its duration).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::{watcher, WatchStreamExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::api::listenerset::liveness::{self, LIVENESS_LABEL};
+use crate::api::listenerset::DEFAULT_LEASE_DURATION_SECONDS;
+use crate::cache::{api, SyncedTx};
+use crate::listeners::decide::{LiveLease, LivenessFacts};
+
+/// A timer fires this long after the renewal it waits for was due, so a renewal that is merely
+/// late by scheduling does not wake anything.
+const SLACK: Duration = Duration::from_millis(50);
+
+/// (namespace, pod uid).
+type PodKey = (String, String);
+
+/// How long the last renewal of a pod whose liveness Lease was deleted is remembered: far longer
+/// than any lease duration. Until a lease duration has passed since it, something that renewed
+/// it may still run the listeners it covered (a force-deleted pod's agent, cut off).
+const TOMBSTONE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// `None` once the Lease is deleted: the pod's last renewal is still remembered (see
+    /// [`TOMBSTONE`]).
+    lease: Option<LiveLease>,
+    /// The owner pod's name.
+    pod: String,
+    record: u64,
+    observed: Option<Instant>,
+    duration: Duration,
+    /// resourceVersion as a number, to ignore copies older than one of our own writes.
+    rv: Option<u64>,
+    /// When its Lease was seen deleted.
+    gone_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pods: HashMap<PodKey, Entry>,
+    /// Registered pods by when their next renewal is overdue.
+    timers: BTreeMap<Instant, BTreeSet<PodKey>>,
+    /// Names seen by the watch's current list.
+    listing: Option<BTreeSet<PodKey>>,
+}
+
+/// A pod whose liveness changed (or whose renewals stopped): wake the sets that care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodWake {
+    pub namespace: String,
+    pub uid: String,
+    /// The pod's name (from the liveness Lease's ownerReference).
+    pub pod: String,
+}
+
+/// The liveness Leases, shared by the watch task and every reconcile.
+#[derive(Default)]
+pub struct LivenessTracker {
+    inner: Mutex<Inner>,
+    rearm: Notify,
+}
+
+fn record(l: &Lease) -> u64 {
+    let spec = l.spec.as_ref();
+    let mut h = fnv::FnvHasher::default();
+    (
+        spec.and_then(|s| s.holder_identity.as_deref()),
+        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0.as_nanosecond()),
+        spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0.as_nanosecond()),
+        spec.and_then(|s| s.lease_transitions),
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+fn key_of(l: &Lease) -> Option<PodKey> {
+    Some((l.metadata.namespace.clone()?, liveness::pod_uid_of(l)?.to_string()))
+}
+
+impl Inner {
+    /// Forget pods whose Lease went long ago.
+    fn prune(&mut self) {
+        let now = Instant::now();
+        self.pods
+            .retain(|_, e| e.gone_at.is_none_or(|at| now.saturating_duration_since(at) < TOMBSTONE));
+    }
+}
+
+impl LivenessTracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of a liveness Lease seen at `now` (from the watch, or answered to our own write:
+    /// `ours`). Returns the pod to wake when its liveness changed.
+    pub fn observe(&self, l: &Lease, ours: bool, now: Instant) -> Option<PodWake> {
+        let key = key_of(l)?;
+        let pod = liveness::owner_name(l)?.to_string();
+        let rv = l
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok());
+        let mut inner = self.lock();
+        if let Some(listing) = inner.listing.as_mut() {
+            listing.insert(key.clone());
+        }
+        let old = inner.pods.get(&key).cloned();
+        if let (Some(old_rv), Some(new_rv)) = (old.as_ref().and_then(|e| e.rv), rv) {
+            let same = old
+                .as_ref()
+                .and_then(|e| e.lease.as_ref())
+                .is_some_and(|o| Some(&o.name) == l.metadata.name.as_ref());
+            if new_rv < old_rv && same {
+                return None;
+            }
+        }
+        let registered = liveness::registration(l, &pod).is_some();
+        let fenced = liveness::is_fenced(l);
+        let rec = record(l);
+        let changed_record = old.as_ref().is_none_or(|e| e.record != rec);
+        // An agent's write (not the controller's own) of a registered Lease is a sign of life.
+        let observed = if registered && changed_record && !ours {
+            Some(now)
+        } else if registered && old.as_ref().is_some_and(|e| e.observed.is_none()) && !ours {
+            Some(now)
+        } else {
+            old.as_ref()
+                .and_then(|e| e.observed)
+                .or((registered && !ours).then_some(now))
+        };
+        let secs = l
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_duration_seconds)
+            .filter(|d| *d > 0)
+            .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS);
+        let lease = LiveLease {
+            name: l.metadata.name.clone().unwrap_or_default(),
+            resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
+            registered,
+            fenced,
+        };
+        let entry = Entry {
+            lease: Some(lease.clone()),
+            pod: pod.clone(),
+            record: rec,
+            observed,
+            duration: Duration::from_secs(u64::try_from(secs).unwrap_or(15)),
+            rv,
+            gone_at: None,
+        };
+        let woke = old.as_ref().is_none_or(|e| {
+            e.lease
+                .as_ref()
+                .is_none_or(|o| o.registered != registered || o.fenced != fenced || o.name != lease.name)
+        });
+        if registered {
+            if let Some(at) = observed.map(|o| o + entry.duration + SLACK) {
+                inner.timers.entry(at).or_default().insert(key.clone());
+                drop(inner.pods.insert(key.clone(), entry));
+                drop(inner);
+                self.rearm.notify_one();
+            } else {
+                inner.pods.insert(key.clone(), entry);
+            }
+        } else {
+            inner.pods.insert(key.clone(), entry);
+        }
+        woke.then(|| PodWake {
+            namespace: key.0,
+            uid: key.1,
+            pod,
+        })
+    }
+
+    /// A liveness Lease was deleted: its pod's last renewal is remembered.
+    pub fn gone(&self, l: &Lease) -> Option<PodWake> {
+        let key = key_of(l)?;
+        let mut inner = self.lock();
+        let entry = inner.pods.get_mut(&key)?;
+        entry.lease = None;
+        entry.gone_at = Some(Instant::now());
+        let pod = entry.pod.clone();
+        inner.prune();
+        Some(PodWake {
+            namespace: key.0,
+            uid: key.1,
+            pod,
+        })
+    }
+
+    /// What a decision reads of the pods of `uids` in `ns`: their liveness Lease and when their
+    /// agent was last seen writing it.
+    pub fn facts<'a>(&self, ns: &str, uids: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, LivenessFacts> {
+        let inner = self.lock();
+        uids.into_iter()
+            .map(|uid| {
+                let e = inner.pods.get(&(ns.to_string(), uid.to_string()));
+                let facts = LivenessFacts {
+                    lease: e.and_then(|e| e.lease.clone()),
+                    observed: e.and_then(|e| e.observed),
+                };
+                (uid.to_string(), facts)
+            })
+            .collect()
+    }
+
+    /// Whether the pod of `uid` in `ns` is registered on its liveness Lease now.
+    pub fn registered(&self, ns: &str, uid: &str) -> bool {
+        self.lock()
+            .pods
+            .get(&(ns.to_string(), uid.to_string()))
+            .is_some_and(|e| e.lease.as_ref().is_some_and(|l| l.registered))
+    }
+
+    /// A watch relist begins / ends: what the list did not show is gone.
+    fn listing(&self, begin: bool) -> Vec<PodWake> {
+        let mut inner = self.lock();
+        if begin {
+            inner.listing = Some(BTreeSet::new());
+            return Vec::new();
+        }
+        let Some(seen) = inner.listing.take() else {
+            return Vec::new();
+        };
+        let gone: Vec<PodKey> = inner
+            .pods
+            .iter()
+            .filter(|(k, e)| !seen.contains(*k) && e.lease.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let now = Instant::now();
+        gone.into_iter()
+            .filter_map(|k| {
+                let e = inner.pods.get_mut(&k)?;
+                e.lease = None;
+                e.gone_at = Some(now);
+                Some(PodWake {
+                    namespace: k.0,
+                    uid: k.1,
+                    pod: e.pod.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Registered pods whose renewal is overdue now, and when the next timer is due.
+    fn overdue(&self, now: Instant) -> (Vec<PodWake>, Option<Instant>) {
+        let mut inner = self.lock();
+        let later = inner.timers.split_off(&now);
+        let due = std::mem::replace(&mut inner.timers, later);
+        let mut out = Vec::new();
+        for key in due.into_values().flatten() {
+            let Some(e) = inner.pods.get(&key) else { continue };
+            let registered = e.lease.as_ref().is_some_and(|l| l.registered);
+            let overdue = registered && e.observed.is_some_and(|o| o + e.duration + SLACK <= now);
+            if overdue {
+                out.push(PodWake {
+                    namespace: key.0.clone(),
+                    uid: key.1.clone(),
+                    pod: e.pod.clone(),
+                });
+            }
+        }
+        (out, inner.timers.keys().next().copied())
+    }
+
+    /// Watch the liveness Leases of `namespace` (None: all) until the stream is dropped: the
+    /// pods whose liveness changed or lapsed.
+    pub fn run(
+        self: Arc<Self>,
+        client: &kube::Client,
+        namespace: &Option<String>,
+        synced: SyncedTx,
+    ) -> impl Stream<Item = PodWake> + Send + 'static {
+        let cfg = watcher::Config::default().labels(LIVENESS_LABEL);
+        let tracker = self.clone();
+        let watch = synced
+            .track(watcher(api::<Lease>(client, namespace), cfg).default_backoff())
+            .flat_map(move |ev| {
+                let now = Instant::now();
+                let wakes: Vec<PodWake> = match ev {
+                    Ok(watcher::Event::Apply(l)) | Ok(watcher::Event::InitApply(l)) => {
+                        tracker.observe(&l, false, now).into_iter().collect()
+                    }
+                    Ok(watcher::Event::Delete(l)) => tracker.gone(&l).into_iter().collect(),
+                    Ok(watcher::Event::Init) => tracker.listing(true),
+                    Ok(watcher::Event::InitDone) => tracker.listing(false),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "liveness Lease watch");
+                        Vec::new()
+                    }
+                };
+                futures::stream::iter(wakes)
+            });
+        let timers = futures::stream::unfold(self, |tracker| async move {
+            loop {
+                let (wakes, next) = tracker.overdue(Instant::now());
+                if !wakes.is_empty() {
+                    return Some((futures::stream::iter(wakes), tracker));
+                }
+                let sleep =
+                    tokio::time::sleep_until(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)));
+                tokio::select! {
+                    _ = sleep => {}
+                    _ = tracker.rearm.notified() => {}
+                }
+            }
+        })
+        .flatten();
+        futures::stream::select(watch, timers)
+    }
+}

@@ -1,0 +1,162 @@
+//! What a decision is made from, read from the caches: the set's own listener Leases (through the
+//! [`LeaseIndex`](super::index::LeaseIndex), never every Lease of the cluster), the namespace's
+//! pods, their liveness, and the token ceiling the status carries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::ResourceExt;
+use tokio::time::Instant;
+
+use super::desired::Desired;
+use super::expiry::lease_duration;
+use super::Context;
+use crate::api::listenerset::lease::{self, owner_pod};
+use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
+use crate::api::listenerset::{ListenerSet, ListenerSetStatus, LEASE_FINALIZER, PROTOCOL_ANNOTATION};
+use crate::api::pod::CachedPod;
+use crate::listeners::assigner;
+use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts, Wanted};
+
+/// The highest token the status vouches for: its ceiling, or what the fields of controllers
+/// before it recorded (read once, when such a controller wrote the status last); `None` when no
+/// token was ever handed out.
+pub(super) fn ceiling_of(status: &ListenerSetStatus) -> Option<i32> {
+    status
+        .fencing_tokens
+        .values()
+        .copied()
+        .chain(status.assignments.iter().map(|a| a.transitions))
+        .chain(status.fencing_token_ceiling)
+        .max()
+}
+
+/// Whether the Lease carries what the liveness protocol puts on every Lease it writes.
+fn adopted(l: &Lease) -> bool {
+    let has_finalizer = l.finalizers().iter().any(|f| f == LEASE_FINALIZER);
+    let protocol = l
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(PROTOCOL_ANNOTATION));
+    let labelled = match owner_pod(l) {
+        Some(o) if lease::Holder::of(l).is_some() => {
+            l.metadata.labels.as_ref().and_then(|m| m.get(HOLDER_UID_LABEL)) == Some(&o.uid)
+        }
+        _ => true,
+    };
+    has_finalizer && protocol && labelled
+}
+
+/// The set's listener Leases (the cache, corrected by the writes it has not shown yet).
+fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Lease>> {
+    let cached: Vec<(String, String, Arc<Lease>)> = ctx
+        .index
+        .leases_of(ns, name)
+        .into_iter()
+        .filter_map(|n| ctx.leases.get(&ObjectRef::new(&n).within(ns)))
+        .map(|l| (l.name_any(), l.resource_version().unwrap_or_default(), l))
+        .collect();
+    ctx.with_expectations(ns, name, |e| e.overlay(cached))
+}
+
+/// The namespace's pods as the decision sees them.
+fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str) -> Vec<PodFacts> {
+    pods.state()
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter_map(|p| {
+            Some(PodFacts {
+                name: p.metadata.name.clone()?,
+                uid: p.metadata.uid.clone()?,
+                selected: crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels),
+                eligible: assigner::pod_is_eligible(p),
+                restarts: p.restarts(),
+            })
+        })
+        .collect()
+}
+
+/// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
+pub(super) fn decide_now(
+    ctx: &Context,
+    pods: &Store<CachedPod>,
+    set: &ListenerSet,
+    desired: &Desired,
+    previous: &ListenerSetStatus,
+    live_now: Option<&BTreeSet<String>>,
+) -> (Decision, BTreeMap<String, Arc<Lease>>) {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    let leases = set_leases(ctx, &ns, &name);
+    let pod_facts = pod_facts(pods, set, &ns);
+    ctx.metrics.objects.observe_leases(&ns, &name, &leases);
+    let wanted: Vec<Wanted> = desired
+        .listeners
+        .iter()
+        .map(|l| Wanted {
+            id: l.id.clone(),
+            suspended: l.suspended,
+            no_config: l.config_problem.is_some(),
+        })
+        .collect();
+    let now = Instant::now();
+    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<Lease>>) = leases
+        .iter()
+        .filter_map(|l| {
+            let view = assigner::lease_view(l, &name, false)?;
+            let facts = LeaseFacts {
+                name: l.name_any(),
+                view,
+                observed: ctx.index.observed(l).unwrap_or(now).max(ctx.started),
+                duration: lease_duration(l, set.spec.lease_duration_seconds),
+                terminating: lease::is_terminating(l),
+                adopted: adopted(l),
+                labelled_uid: l
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|m| m.get(HOLDER_UID_LABEL))
+                    .cloned(),
+            };
+            Some((facts, l.clone()))
+        })
+        .unzip();
+    let uids: BTreeSet<&str> = pod_facts
+        .iter()
+        .map(|p| p.uid.as_str())
+        .chain(facts.iter().filter_map(|f| f.view.holder_uid.as_deref()))
+        .collect();
+    let liveness = ctx.liveness.facts(&ns, uids);
+    let unresponsive = ctx.unresponsive();
+    let mut stopped = ctx.stopped.uids();
+    stopped.extend(
+        pods.state()
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|p| p.has_stopped())
+            .filter_map(|p| p.metadata.uid.clone()),
+    );
+    let input = Input {
+        deleting: set.metadata.deletion_timestamp.is_some(),
+        listeners: &wanted,
+        keep_unknown: desired.keep_unknown,
+        max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
+        pods: &pod_facts,
+        leases: &facts,
+        liveness: &liveness,
+        ceiling: ceiling_of(previous),
+        recover: live_now,
+        unresponsive: &unresponsive,
+        stopped: &stopped,
+        lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
+        started: ctx.started,
+        now,
+    };
+    let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
+    ctx.learn_unresponsive(&ns, &decision, &pod_facts);
+    let lease_by_listener = facts.iter().map(|f| f.view.listener.clone()).zip(read).collect();
+    (decision, lease_by_listener)
+}

@@ -1,0 +1,330 @@
+//! Making a decision's writes: fences first (they gate the next decision's takeovers), the
+//! liveness Leases of new pods, then the listener Lease writes, all conditional and sent at once
+//! (the client bounds how many are in flight); each assignment reported in one Event per kind
+//! and burst, not one per listener.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::desired::Desired;
+use super::leases::{apply_move, fence, liveness_lease, Target};
+use super::{notify, publish, Context};
+use crate::api::listenerset::{
+    self, ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
+};
+use crate::error::is_status;
+use crate::events::Severity as EventType;
+use crate::listeners::assigner::Move;
+use crate::listeners::decide::{confirmed, to_confirm, Decision, Kind, Write};
+use crate::listeners::notify::{self as notes, Note};
+
+/// Listener Lease writes in flight at once from one reconcile (the client bounds the total).
+const WRITES_AT_ONCE: usize = 64;
+/// Listeners an aggregated Event names before "and N more".
+const NAMED: usize = 5;
+
+/// Fence the pods the decision found expired; true if any fence was written (the listeners it
+/// frees move on the next pass), and whether one failed.
+pub(super) async fn apply_fences(ctx: &Context, set: &ListenerSet, ns: &str, decision: &Decision) -> (bool, bool) {
+    if decision.fences.is_empty() {
+        return (false, false);
+    }
+    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
+    let results = futures::future::join_all(decision.fences.iter().map(|f| fence(&api, ns, f))).await;
+    let (mut fenced, mut failed) = (Vec::new(), false);
+    for (f, r) in decision.fences.iter().zip(results) {
+        match r {
+            Ok(l) => {
+                ctx.liveness.observe(&l, true, Instant::now());
+                ctx.stats.fences.fetch_add(1, Ordering::Relaxed);
+                fenced.push(f.pod.clone());
+            }
+            Err(e) if is_status(&e, 409) || is_status(&e, 404) => {
+                debug!(listenerset = %set.name_any(), pod = %f.pod, error = %e, "fence lost a race: the agent renewed");
+                failed = true;
+            }
+            Err(e) => {
+                warn!(listenerset = %set.name_any(), pod = %f.pod, error = %e, "fencing failed");
+                failed = true;
+            }
+        }
+    }
+    if !fenced.is_empty() {
+        let note = format!(
+            "{} stopped renewing {} liveness Lease{}: fenced, so {} listeners can move once nothing can run them \
+             there",
+            names(&fenced),
+            if fenced.len() == 1 { "its" } else { "their" },
+            if fenced.len() == 1 { "" } else { "s" },
+            if fenced.len() == 1 { "its" } else { "their" },
+        );
+        info!(listenerset = %set.name_any(), "{note}");
+        publish(ctx, &set.object_ref(&()), EventType::Warning, EVENT_FENCED, &note);
+    }
+    (!fenced.is_empty(), failed)
+}
+
+/// "pod a", "pods a, b and 3 more".
+fn names(pods: &[String]) -> String {
+    let mut sorted: Vec<&str> = pods.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let shown = sorted.iter().take(NAMED).copied().collect::<Vec<_>>().join(", ");
+    let more = sorted.len().saturating_sub(NAMED);
+    match (sorted.len(), more) {
+        (1, _) => format!("pod {shown}"),
+        (_, 0) => format!("pods {shown}"),
+        _ => format!("pods {shown} and {more} more"),
+    }
+}
+
+/// Create the liveness Lease of each new pod (unregistered) that the tracker does not show yet.
+pub(super) async fn create_liveness(ctx: &Context, ns: &str, decision: &Decision) {
+    if decision.liveness_creates.is_empty() {
+        return;
+    }
+    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
+    let creates = decision.liveness_creates.iter().map(|(pod, uid)| {
+        let (api, lease) = (api.clone(), liveness_lease(ns, pod, uid));
+        async move { (pod, api.create(&Default::default(), &lease).await) }
+    });
+    for (pod, r) in futures::future::join_all(creates).await {
+        match r {
+            Ok(l) => {
+                ctx.liveness.observe(&l, true, Instant::now());
+                ctx.stats.liveness_creates.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => warn!(%pod, error = %e, "creating the pod's liveness Lease failed"),
+        }
+    }
+}
+
+/// Make the decision's Lease writes, all at once (each is independent and conditional), and
+/// report the assignments; true if one failed (retry soon).
+pub(super) async fn apply_writes(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    desired: &Desired,
+    decision: &Decision,
+    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
+) -> bool {
+    let name = set.name_any();
+    let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
+    let config_of: BTreeMap<&str, String> = desired
+        .listeners
+        .iter()
+        .filter_map(|l| {
+            l.config
+                .as_ref()
+                .map(|(s, k)| (l.id.as_str(), listenerset::lease::config_value(s, k)))
+        })
+        .collect();
+    // Only to pods the API server confirms (see `decide::confirm`): the pod cache may lag.
+    let live = live_pods(ctx, ns, to_confirm(&decision.writes)).await;
+    let (go, held_back) = confirmed(&decision.writes, &live);
+    for w in &held_back {
+        info!(listenerset = %name, change = ?w.change, "assignment held back: the API server does not have the pod the cache shows");
+    }
+    let mut sends: Vec<BoxFuture<'_, Result<Option<Lease>, kube::Error>>> = Vec::with_capacity(go.len());
+    for w in &go {
+        let m = &w.change;
+        let target = Target {
+            api: &lease_api,
+            ns,
+            set: &name,
+            lease: lease_by_listener.get(m.listener()).cloned(),
+            config: config_of.get(m.listener()).cloned(),
+            default_duration: set.spec.lease_duration_seconds,
+        };
+        sends.push(apply_move(target, m, &ctx.stats).boxed());
+    }
+    let results: Vec<_> = futures::stream::iter(sends).buffered(WRITES_AT_ONCE).collect().await;
+    let mut retry_soon = !held_back.is_empty();
+    let mut tally = Tally::default();
+    let mut sent = Vec::new();
+    for (w, r) in go.iter().zip(results) {
+        let m = &w.change;
+        match r {
+            Ok(written) => {
+                let read = lease_by_listener.get(m.listener());
+                expect(ctx, ns, &name, m, read, written);
+                sent.extend(tally.add(ctx, set, w, read));
+            }
+            Err(e) => {
+                if is_status(&e, 409) || is_status(&e, 404) {
+                    ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    if matches!(m, Move::Assign { .. }) {
+                        ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ctx.metrics.objects.fencing_conflict(ns, &name);
+                    debug!(listenerset = %name, change = ?m, error = %e, "lease write lost a race");
+                } else {
+                    warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");
+                }
+                retry_soon = true;
+            }
+        }
+    }
+    tally.publish(ctx, set);
+    notify::send(ctx, set, sent);
+    retry_soon
+}
+
+/// The assignments of one reconcile, by Event reason (and, for takeovers, by the pod they left
+/// and why).
+#[derive(Default)]
+struct Tally {
+    groups: BTreeMap<(&'static str, String), Vec<(String, String, i32)>>,
+}
+
+impl Tally {
+    /// Count assignment `w` (written over Lease `read`); its note to notify.
+    fn add(&mut self, ctx: &Context, set: &ListenerSet, w: &Write, read: Option<&Arc<Lease>>) -> Option<Note> {
+        let (
+            Move::Assign {
+                listener,
+                pod,
+                transitions,
+                ..
+            },
+            Some(kind),
+        ) = (&w.change, &w.kind)
+        else {
+            return None;
+        };
+        let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+        let (reason, about) = match kind {
+            Kind::Assigned => (EVENT_ASSIGNED, String::new()),
+            Kind::Handover => {
+                ctx.stats.handovers.fetch_add(1, Ordering::Relaxed);
+                (EVENT_HANDOVER, String::new())
+            }
+            Kind::Recreated => (EVENT_LEASE_RECREATED, String::new()),
+            Kind::Takeover { from, why } => {
+                ctx.stats.takeovers.fetch_add(1, Ordering::Relaxed);
+                (EVENT_TAKEOVER, format!("{from}\u{0}{why}"))
+            }
+        };
+        ctx.metrics.objects.listener_assigned(&ns, &name, reason);
+        debug!(listenerset = %name, %listener, %pod, token = transitions, reason, "assigned");
+        self.groups
+            .entry((reason, about))
+            .or_default()
+            .push((listener.clone(), pod.clone(), *transitions));
+        let previous = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
+        let text = match kind {
+            Kind::Assigned => format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
+            Kind::Handover => format!("listener {listener} handed over to pod {pod} (fencing token {transitions})"),
+            Kind::Recreated => format!(
+                "the Lease of listener {listener} was deleted: its holder stopped it; it runs on pod {pod} (fencing \
+                 token {transitions})"
+            ),
+            Kind::Takeover { why, .. } => {
+                format!("listener {listener} taken over by pod {pod} (fencing token {transitions}): {why}")
+            }
+        };
+        notes::assigned(kind, listener, pod, previous, *transitions, &text)
+    }
+
+    /// One Event per group.
+    fn publish(self, ctx: &Context, set: &ListenerSet) {
+        for ((reason, about), moved) in self.groups {
+            let pods: BTreeSet<&str> = moved.iter().map(|(_, p, _)| p.as_str()).collect();
+            let n = moved.len();
+            let listed = moved
+                .iter()
+                .take(NAMED)
+                .map(|(l, p, t)| format!("{l} → {p} (token {t})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = n.saturating_sub(NAMED);
+            let list = if more > 0 {
+                format!("{listed} and {more} more")
+            } else {
+                listed
+            };
+            let (what, type_) = match reason {
+                EVENT_ASSIGNED => (
+                    format!("{n} listener(s) assigned to {} pod(s)", pods.len()),
+                    EventType::Normal,
+                ),
+                EVENT_HANDOVER => (
+                    format!("{n} listener(s) handed over to {} pod(s)", pods.len()),
+                    EventType::Normal,
+                ),
+                EVENT_LEASE_RECREATED => (
+                    format!("{n} listener(s) whose Lease was deleted: stopped by their holder, given a new Lease"),
+                    EventType::Warning,
+                ),
+                _ => {
+                    let (from, why) = about.split_once('\u{0}').unwrap_or((about.as_str(), ""));
+                    (
+                        format!("{n} listener(s) taken over from pod {from} ({why})"),
+                        EventType::Warning,
+                    )
+                }
+            };
+            let note = format!("{what}: {list}");
+            info!(listenerset = %set.name_any(), reason, count = n, "{note}");
+            publish(ctx, &set.object_ref(&()), type_, reason, &note);
+        }
+    }
+}
+
+/// Which of `pods` (name, uid) the API server has now, by one GET each; a pod it cannot answer
+/// for is not confirmed (the assignment waits for the next reconcile).
+async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let gets = pods.into_iter().map(|(name, uid)| {
+        let api = api.clone();
+        async move {
+            match api.get_opt(&name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => Some((name, uid)),
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(pod = %name, error = %e, "could not confirm the pod of an assignment");
+                    None
+                }
+            }
+        }
+    });
+    futures::future::join_all(gets).await.into_iter().flatten().collect()
+}
+
+/// Remember a successful write conditional on a resourceVersion until the cache shows it (see
+/// [`Expectations`](crate::listeners::decide::Expectations)): the next reconcile must not decide
+/// from the Lease as it was before.
+fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>>, written: Option<Lease>) {
+    let replaced = match m {
+        Move::Assign {
+            from_resource_version: Some(rv),
+            ..
+        } => rv,
+        Move::RequestRelease { resource_version, .. }
+        | Move::DeleteLease { resource_version, .. }
+        | Move::RemoveFinalizer { resource_version, .. }
+        | Move::Adopt { resource_version, .. } => resource_version,
+        // A create: the cache shows it soon; meanwhile the listener has no Lease and a second
+        // create would be refused (AlreadyExists).
+        Move::Assign { .. } => return,
+    };
+    let Some(name) = read.map(|l| l.name_any()) else { return };
+    let deleted = matches!(m, Move::DeleteLease { .. } | Move::RemoveFinalizer { .. });
+    let written = written.filter(|_| !deleted).map(Arc::new);
+    if written.is_none() && !deleted {
+        return;
+    }
+    ctx.with_expectations(ns, set, |e| e.wrote(&name, replaced, written));
+}

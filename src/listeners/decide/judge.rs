@@ -1,0 +1,250 @@
+//! Judging each listener Lease of a set: may its listener be running on its holder (valid), is it
+//! free for another pod (expired, in the assigner's words), does its holder need a fence first,
+//! and when will that change.
+
+use std::collections::BTreeSet;
+
+use tokio::time::Instant;
+
+use super::{Fence, Input, LiveLease, LivenessFacts, Memory, PodFacts};
+use crate::listeners::assigner::LeaseView;
+
+/// The set's Leases as judged now.
+pub(in crate::listeners) struct Judged {
+    /// Every Lease's view, `expired` meaning "free for another pod".
+    pub(super) views: Vec<LeaseView>,
+    /// When the first judgement may change by time alone.
+    pub(super) next_expiry: Option<Instant>,
+    /// How many a recover freed.
+    pub(super) recovered: usize,
+    /// Uids of holders seen acknowledging (or renewing) a Lease of this set.
+    pub(super) renewed: BTreeSet<String>,
+    /// Uids of existing holders that left a Lease of this set unacknowledged past its duration,
+    /// or, never registered, let an acknowledged one expire.
+    pub(super) lapsed: BTreeSet<String>,
+    /// Liveness fences to write (one per pod).
+    pub(super) fences: Vec<Fence>,
+    /// Listeners whose Lease is being deleted.
+    pub(super) terminating: BTreeSet<String>,
+}
+
+/// What the holder of a Lease is, now.
+enum Holder<'a> {
+    /// No holder (released).
+    None,
+    /// The holder pod exists with the Lease's uid.
+    Exists(&'a PodFacts),
+    /// No pod of that name and uid.
+    Gone,
+}
+
+fn holder<'a>(input: &'a Input, lease: &LeaseView) -> Holder<'a> {
+    let Some(name) = lease.holder.as_deref().filter(|h| !h.is_empty()) else {
+        return Holder::None;
+    };
+    match input
+        .pods
+        .iter()
+        .find(|p| p.name == name && lease.held_by(&p.name, &p.uid))
+    {
+        Some(p) => Holder::Exists(p),
+        None => Holder::Gone,
+    }
+}
+
+fn earliest(next: &mut Option<Instant>, at: Instant) {
+    *next = Some(next.map_or(at, |n| n.min(at)));
+}
+
+/// Judge every Lease of the set.
+pub(super) fn leases(input: &Input, _memory: &Memory) -> Judged {
+    let now = input.now;
+    let mut out = Judged {
+        views: Vec::with_capacity(input.leases.len()),
+        next_expiry: None,
+        recovered: 0,
+        renewed: BTreeSet::new(),
+        lapsed: BTreeSet::new(),
+        fences: Vec::new(),
+        terminating: BTreeSet::new(),
+    };
+    let mut fenced_pods: BTreeSet<&str> = BTreeSet::new();
+    for lease in input.leases {
+        if lease.terminating {
+            out.terminating.insert(lease.view.listener.clone());
+        }
+        let view = &lease.view;
+        let uid = view.holder_uid.as_deref().unwrap_or_default();
+        let who = holder(input, view);
+        if matches!(who, Holder::None) {
+            out.views.push(LeaseView {
+                expired: false,
+                ..view.clone()
+            });
+            continue;
+        }
+        if view.renewed && lease.observed + lease.duration > now {
+            out.renewed.insert(uid.to_string());
+        }
+        let live = input.liveness.get(uid);
+        let expired = judge_one(input, lease, &who, live, &mut out, &mut fenced_pods);
+        out.views.push(LeaseView {
+            expired,
+            ..view.clone()
+        });
+    }
+    out
+}
+
+/// Whether the listener of `lease` is free for another pod; records fences, lapses and when to
+/// look again.
+fn judge_one<'a>(
+    input: &'a Input,
+    lease: &'a super::LeaseFacts,
+    who: &Holder<'a>,
+    live: Option<&LivenessFacts>,
+    out: &mut Judged,
+    fenced_pods: &mut BTreeSet<&'a str>,
+) -> bool {
+    let (now, view, duration) = (input.now, &lease.view, lease.duration);
+    let uid = view.holder_uid.as_deref().unwrap_or_default();
+    // The kubelet says its containers are gone: nothing of it runs the listener.
+    if input.stopped.contains(uid) {
+        return true;
+    }
+    // A recover is the operator's word that pods not live run nothing.
+    if let (Some(live_pods), Some(name)) = (input.recover, view.holder.as_deref()) {
+        if !live_pods.contains(name) {
+            out.recovered += 1;
+            if let Holder::Exists(p) = who {
+                fence(out, fenced_pods, p, live);
+            }
+            return true;
+        }
+    }
+    let own_until = lease.observed + duration;
+    if now < own_until {
+        earliest(&mut out.next_expiry, own_until);
+        return false;
+    }
+    if !view.renewed {
+        // Never acknowledged: the agent did not start it and cannot without a write that the
+        // takeover would conflict with. Its pod does not serve this set.
+        if let Holder::Exists(p) = who {
+            out.lapsed.insert(p.uid.clone());
+        }
+        return true;
+    }
+    let lp = live.and_then(|l| l.lease.as_ref());
+    let registered = lp.is_some_and(|l| l.registered);
+    // Renewals count from when this controller saw them, and never from before it started.
+    let renewed_until = live
+        .and_then(|l| l.observed)
+        .map_or(input.started, |o| o.max(input.started))
+        + duration;
+    let gone = matches!(who, Holder::Gone);
+    if gone && registered {
+        // Whatever still renews a gone pod's liveness Lease must stop: fence it now, and let
+        // its listeners go once what it renewed before has run out.
+        fence_lease(out, fenced_pods, view, lp);
+    }
+    if registered && now < renewed_until {
+        if gone {
+            earliest(&mut out.next_expiry, renewed_until);
+        }
+        // Alive: the liveness tracker wakes the set if the pod stops renewing.
+        return false;
+    }
+    match (who, lp) {
+        (_, Some(l)) if l.fenced || gone => {
+            if now >= renewed_until && l.fenced {
+                return true;
+            }
+            fence_lease(out, fenced_pods, view, lp);
+            earliest(&mut out.next_expiry, renewed_until);
+            false
+        }
+        (Holder::Gone, None) => {
+            // Gone with its liveness Lease: nothing can renew, wait out what was renewed.
+            if now >= renewed_until {
+                return true;
+            }
+            earliest(&mut out.next_expiry, renewed_until);
+            false
+        }
+        (Holder::Exists(p), _) => {
+            if !registered {
+                // An agent of the per-listener protocol let it expire.
+                out.lapsed.insert(p.uid.clone());
+            }
+            fence_lease(out, fenced_pods, view, lp);
+            false
+        }
+        (Holder::Gone, Some(_)) | (Holder::None, _) => true,
+    }
+}
+
+/// Fence the holder of `view` (once per decision) unless its liveness Lease is already fenced.
+fn fence_lease<'a>(out: &mut Judged, fenced_pods: &mut BTreeSet<&'a str>, view: &'a LeaseView, lp: Option<&LiveLease>) {
+    let uid = view.holder_uid.as_deref().unwrap_or_default();
+    if lp.is_some_and(|l| l.fenced) || !fenced_pods.insert(uid) {
+        return;
+    }
+    out.fences.push(Fence {
+        pod: view.holder.clone().unwrap_or_default(),
+        uid: uid.to_string(),
+        lease: lp.map(|l| (l.name.clone(), l.resource_version.clone())),
+    });
+}
+
+/// Fence pod `p` (once per decision) unless its liveness Lease is already fenced.
+fn fence<'a>(out: &mut Judged, fenced_pods: &mut BTreeSet<&'a str>, p: &'a PodFacts, live: Option<&LivenessFacts>) {
+    let lease = live.and_then(|l| l.lease.as_ref());
+    if lease.is_some_and(|l| l.fenced) || !fenced_pods.insert(p.uid.as_str()) {
+        return;
+    }
+    out.fences.push(Fence {
+        pod: p.name.clone(),
+        uid: p.uid.clone(),
+        lease: lease.map(|l| (l.name.clone(), l.resource_version.clone())),
+    });
+}
+
+/// Why the held Lease `lease`, judged free, is no longer its holder's. One wording however
+/// often, or when, the decision ran in between.
+pub(super) fn why_expired(input: &Input, lease: &LeaseView) -> String {
+    let holder_name = lease.holder.as_deref().unwrap_or_default();
+    let uid = lease.holder_uid.as_deref().unwrap_or_default();
+    let secs = input
+        .leases
+        .iter()
+        .find(|l| l.view.listener == lease.listener)
+        .map_or(input.lease_duration.as_secs(), |l| l.duration.as_secs());
+    if input.stopped.contains(uid) {
+        return why_stopped(holder_name);
+    }
+    match holder(input, lease) {
+        Holder::Exists(_) if input.recover.is_some_and(|live| !live.contains(holder_name)) => {
+            why_recovered(holder_name)
+        }
+        Holder::Exists(_) if !lease.renewed => {
+            format!("holder pod {holder_name} did not acknowledge it within {secs}s")
+        }
+        Holder::Exists(_) => {
+            format!("holder pod {holder_name} stopped renewing ({secs}s without renewal) and was fenced")
+        }
+        Holder::Gone | Holder::None => {
+            format!("holder pod {holder_name} is gone and renewed nothing for {secs}s")
+        }
+    }
+}
+
+/// Why a listener of holder pod `pod`, which the kubelet reported stopped, moved.
+pub(super) fn why_stopped(pod: &str) -> String {
+    format!("holder pod {pod} stopped (the kubelet reported its containers terminated)")
+}
+
+/// Why a listener of holder pod `pod`, not live at a recover, moved.
+pub(super) fn why_recovered(pod: &str) -> String {
+    format!("recovered from holder pod {pod}, which is not live")
+}
