@@ -5,7 +5,7 @@ VENV := .venv
 HELM_SDK := helm-python-sdk==0.2.2
 export CARGO_TERM_COLOR := never
 
-.PHONY: build test lint fmt crds crds-check demo sim bench bench-scale deps chart-check conformance protobuf
+.PHONY: build test lint fmt crds crds-check demo sim bench bench-scale bench-listeners-scale deps compat chart-check conformance protobuf
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -24,7 +24,25 @@ deps:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c 'import helm_python' 2>/dev/null || $(VENV)/bin/pip install --quiet '$(HELM_SDK)'
 
-test: deps
+# The baton of the per-listener ownership protocol (the last commit before the liveness Leases),
+# built from this repository's history, for the mixed-version upgrade tests (tests/listener_procs/upgrade.rs):
+# its sources at that commit, with its binary renamed baton-v1 so that it never takes the place of
+# the binary under test, in this target directory (the dependencies are shared).
+COMPAT_REV := 0d2f28776ef561c289a9bb970d765c3498d01523
+COMPAT_DIR := target/compat
+compat:
+	@test -x target/debug/baton-v1 || { \
+		git cat-file -e $(COMPAT_REV)^{commit} 2>/dev/null || \
+			{ test "$$(git rev-parse --is-shallow-repository)" = true && git fetch --quiet --unshallow; } || true; \
+		git cat-file -e $(COMPAT_REV)^{commit} 2>/dev/null || { \
+			echo "make compat: commit $(COMPAT_REV) is not in this clone's history (a shallow clone?): fetch it (git fetch --unshallow) to build the baton of the per-listener protocol for tests/listener_procs/upgrade.rs"; exit 1; }; \
+		rm -rf $(COMPAT_DIR)/src && mkdir -p $(COMPAT_DIR)/src && \
+		git archive $(COMPAT_REV) | tar -x -C $(COMPAT_DIR)/src && \
+		sed -i '/^\[\[bin\]\]/,/^path/ s/^name = "baton"$$/name = "baton-v1"/' $(COMPAT_DIR)/src/Cargo.toml && \
+		echo "building the baton of the per-listener protocol ($(COMPAT_REV)) as target/debug/baton-v1" && \
+		cd $(COMPAT_DIR)/src && CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) build --quiet --locked --no-default-features --bin baton-v1; }
+
+test: deps compat
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 

@@ -78,6 +78,8 @@ impl Default for OperatorConfig {
 /// The operator's caches, warm from start; the controllers run only in [`Operator::lead`].
 pub struct Operator {
     client: kube::Client,
+    /// The ListenerSet controller's client (a token bucket of its own).
+    listener_client: kube::Client,
     cfg: OperatorConfig,
     metrics: Arc<Metrics>,
     gate: Arc<AtomicBool>,
@@ -132,6 +134,16 @@ struct Triggers {
 impl Operator {
     /// Start the watch caches. Nothing reconciles until [`lead`](Self::lead).
     pub fn start(client: kube::Client, cfg: OperatorConfig, metrics: Arc<Metrics>) -> Self {
+        Self::start_with(client.clone(), client, cfg, metrics)
+    }
+
+    /// [`start`](Self::start), the ListenerSet controller talking through `listener_client`.
+    pub fn start_with(
+        client: kube::Client,
+        listener_client: kube::Client,
+        cfg: OperatorConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let gate = Arc::new(AtomicBool::new(false));
         // One pod cache and one listener-Lease cache, shared by both controllers.
         let mut shared = SharedCaches::new(&client, &cfg.namespace);
@@ -199,6 +211,7 @@ impl Operator {
         });
         Operator {
             client,
+            listener_client,
             cfg,
             metrics,
             gate,
@@ -250,7 +263,7 @@ impl Operator {
         self.gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
         let listeners = listener_work(
-            &self.client,
+            &self.listener_client,
             &self.cfg,
             (self.namespace_pods, self.triggers.listener_pods),
             (self.leases, self.triggers.listener_leases),

@@ -38,6 +38,14 @@ pub const DEFAULT_QPS: f32 = 50.0;
 /// Default `--kube-api-burst` (kube-scheduler's).
 pub const DEFAULT_BURST: u32 = 100;
 
+/// Default `--listener-api-qps`: the ListenerSet controller's client of its own. A set is made of
+/// one Lease per listener: creating a set of 10,000 listeners is 10,000 creates, and a drain of a
+/// pod holding 500 is 1,000 writes of the controller (release requests and assignments); at
+/// 500/s with a burst of 1,000 those take ~18 s and ~1 s (see docs/operating.md).
+pub const DEFAULT_LISTENER_QPS: f32 = 500.0;
+/// Default `--listener-api-burst`.
+pub const DEFAULT_LISTENER_BURST: u32 = 1000;
+
 /// The client-side limit: `qps` requests per second on average, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {

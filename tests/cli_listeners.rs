@@ -62,10 +62,16 @@ async fn recover_says_which_listeners_moved() {
         "{r}"
     );
 
-    // The same set as JSON and as a wide table.
+    // The same set as JSON (its status counts; which pod holds what is in the Leases) and as a
+    // wide table (read from the Leases).
     let r = baton(&kc, &["listeners", "sxt", "-o", "json"]).await;
     let set: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
-    assert_eq!(set["status"]["assignments"].as_array().map(Vec::len), Some(6));
+    assert_eq!(set["status"]["running"].as_i64(), Some(6), "{}", r.stdout);
+    let per_pod: i64 = set["status"]["pods"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_i64()).sum())
+        .unwrap_or_default();
+    assert_eq!(per_pod, 6, "{}", r.stdout);
     let r = baton(&kc, &["listeners", "show", "sxt", "-o", "wide"]).await;
     let table: String = r
         .stdout
@@ -74,10 +80,12 @@ async fn recover_says_which_listeners_moved() {
         .collect::<Vec<_>>()
         .join("\n");
     let c = cells(&table, &["AGE"]);
-    assert_eq!(c[0], ["LISTENER", "POD", "AGE", "TOKEN", "LEASE"]);
+    assert_eq!(c[0], ["LISTENER", "POD", "AGE", "TOKEN", "STATE", "LEASE"]);
     assert_eq!(c.len(), 7, "{}", r.stdout);
     assert!(
-        c[1..].iter().all(|row| row[4] == format!("sxt-{}", row[0])),
+        c[1..]
+            .iter()
+            .all(|row| row[4] == "running" && row[5] == format!("sxt-{}", row[0])),
         "{}",
         r.stdout
     );

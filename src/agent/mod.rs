@@ -169,6 +169,12 @@ impl Agent {
         self.events.recv().await
     }
 
+    /// The next thing to do if one is waiting already (a burst of assignments arrives as many
+    /// events at once: an application may apply them together).
+    pub fn try_next(&mut self) -> Option<AgentEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// Stop every listener, release every Lease, then end the event stream. Keep calling
     /// [`next`](Self::next) (and acknowledging the stops) until it returns `None`.
     pub fn shutdown(&self) {

@@ -23,6 +23,8 @@ use crate::error::is_status;
 /// A finished request on a listener Lease, for [`State::on_op`](super::state::State::on_op).
 pub(super) struct OpDone {
     pub(super) name: String,
+    /// The tracking of the Lease that asked (see [`State::answered`](super::state::State::answered)).
+    pub(super) tracking: u64,
     pub(super) kind: OpKind,
     pub(super) result: OpResult,
 }
@@ -69,13 +71,22 @@ fn condition_of(lease: &Lease) -> Result<String, OpError> {
 /// Never a PUT: of a missing Lease a PUT creates one (Leases allow create on update), and an
 /// agent must never bring back a Lease that was deleted.
 async fn patch(api: &Api<Lease>, name: &str, body: serde_json::Value) -> Result<Lease, OpError> {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+    let mut l = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&body))
         .await
-        .map_err(|e| classify(e, true))
+        .map_err(|e| classify(e, true))?;
+    // Kept per Lease held: what the API server's field tracking says is of no use here.
+    l.metadata.managed_fields = None;
+    Ok(l)
 }
 
 /// Perform `kind` on listener Lease `name`, based on `lease`.
-pub(super) fn perform(apis: Apis, name: String, kind: OpKind, lease: Lease) -> BoxFuture<'static, OpDone> {
+pub(super) fn perform(
+    apis: Apis,
+    (name, tracking): (String, u64),
+    kind: OpKind,
+    lease: Lease,
+) -> BoxFuture<'static, OpDone> {
     async move {
         let work = async {
             match kind {
@@ -126,7 +137,12 @@ pub(super) fn perform(apis: Apis, name: String, kind: OpKind, lease: Lease) -> B
             Ok(r) => r,
             Err(_) => Err(OpError::Other("request timed out".into())),
         };
-        OpDone { name, kind, result }
+        OpDone {
+            name,
+            tracking,
+            kind,
+            result,
+        }
     }
     .boxed()
 }
@@ -191,8 +207,11 @@ const MISS_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub(super) struct Configs {
     secrets: Api<Secret>,
-    cache: Arc<tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<(Instant, Secret)>>>>>>,
+    cache: Arc<tokio::sync::Mutex<HashMap<String, Slot>>>,
 }
+
+/// One Secret's copy (when read, what), read by one request at a time.
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Secret)>>>;
 
 impl Configs {
     pub(super) fn new(secrets: Api<Secret>) -> Self {

@@ -179,35 +179,44 @@ pub async fn run_on(
     loop {
         tokio::select! {
             ev = agent.next() => {
-                let Some(ev) = ev else { break };
+                let Some(first) = ev else { break };
                 last_publish = Instant::now();
-                match ev {
-                    AgentEvent::Start(s) => {
-                        running.insert(
-                            (s.set.clone(), s.listener.clone()),
-                            ListenerEntry {
-                                listener_set: s.set,
-                                id: s.listener,
-                                config: s.config,
-                                fencing_token: s.fencing_token,
-                                valid_until: None,
-                            },
-                        );
-                        publish(&shared, &running, &valid.borrow_and_update());
+                // Everything already waiting goes into one version: a burst of 500 starts is one
+                // file write and one answer to the long polls, not 500.
+                let mut stops = Vec::new();
+                let mut next = Some(first);
+                while let Some(ev) = next {
+                    match ev {
+                        AgentEvent::Start(s) => {
+                            running.insert(
+                                (s.set.clone(), s.listener.clone()),
+                                ListenerEntry {
+                                    listener_set: s.set,
+                                    id: s.listener,
+                                    config: s.config,
+                                    fencing_token: s.fencing_token,
+                                    valid_until: None,
+                                },
+                            );
+                        }
+                        AgentEvent::Stop(stop) => {
+                            running.remove(&(stop.set.clone(), stop.listener.clone()));
+                            stops.push(stop);
+                        }
                     }
-                    AgentEvent::Stop(stop) => {
-                        running.remove(&(stop.set.clone(), stop.listener.clone()));
-                        let version = publish(&shared, &running, &valid.borrow_and_update());
-                        // Hold the Stop (and so the release) until the app has applied `version`,
-                        // or until `ack_timeout` after the file without the listener was written.
-                        let acked = shared.acked.subscribe();
-                        let written = shared.written.subscribe();
-                        let timeout = cfg.ack_timeout;
-                        tokio::spawn(async move {
-                            applied(acked, written, version, timeout).await;
-                            stop.ack();
-                        });
-                    }
+                    next = agent.try_next();
+                }
+                let version = publish(&shared, &running, &valid.borrow_and_update());
+                // Hold each Stop (and so its release) until the app has applied `version`, or
+                // until `ack_timeout` after the file without the listener was written.
+                for stop in stops {
+                    let acked = shared.acked.subscribe();
+                    let written = shared.written.subscribe();
+                    let timeout = cfg.ack_timeout;
+                    tokio::spawn(async move {
+                        applied(acked, written, version, timeout).await;
+                        stop.ack();
+                    });
                 }
             }
             r = valid.changed(), if valid_open && refresh.is_none() => {

@@ -87,11 +87,13 @@ pub(super) type OpResult = Result<(Option<Lease>, Option<String>), OpError>;
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Action {
     /// Send `kind` for listener Lease `name` based on `lease` (the copy carrying the
-    /// resourceVersion to be conditional on); report the result with [`State::on_op`].
+    /// resourceVersion to be conditional on); report the result with [`State::answered`]
+    /// (`tracking`: which tracking of the Lease asked).
     Send {
         name: String,
         kind: OpKind,
         lease: Box<Lease>,
+        tracking: u64,
     },
     /// Send `kind` for the liveness Lease based on `lease`, renewing for `duration_seconds`;
     /// report the result with [`State::on_live_op`].
@@ -131,6 +133,9 @@ pub(super) struct Tracked {
     pub(super) due: Instant,
     /// Bumped on every Start, so stale acks are ignored.
     pub(super) epoch: u64,
+    /// Which tracking of the Lease this is (a Lease forgotten and tracked again is another):
+    /// an answer to a request of an earlier one is ignored.
+    pub(super) tracking: u64,
     retry: Retry,
 }
 
@@ -172,6 +177,8 @@ pub(super) struct State {
     pub(super) shutting_down: bool,
     pub(super) epoch: u64,
     ops_in_flight: usize,
+    /// Trackings of listener Leases so far.
+    trackings: u64,
     out: Vec<Action>,
 }
 
@@ -190,6 +197,7 @@ impl State {
             shutting_down: false,
             epoch: 0,
             ops_in_flight: 0,
+            trackings: 0,
             out: Vec::new(),
         }
     }
@@ -232,17 +240,7 @@ impl State {
                         return;
                     }
                 }
-                // Another Lease under the same name (deleted and recreated between two things
-                // the watch showed), or another tenure: what runs belongs to the old one.
-                let replaced = self.tracked.get(name).is_some_and(|t| {
-                    t.lease.metadata.uid != l.metadata.uid || lease::fencing_token(&t.lease) != lease::fencing_token(&l)
-                });
-                if replaced {
-                    if self.tracked.get(name).is_some_and(|t| t.phase == Phase::Running) {
-                        self.emit_stop(name, StopReason::Lost, false);
-                    }
-                    self.forget(name);
-                }
+                self.end_replaced(name, &l);
                 if let Some(t) = self.tracked.get_mut(name) {
                     if rv_num(&l) >= rv_num(&t.lease) {
                         t.lease = l.clone();
@@ -255,6 +253,20 @@ impl State {
             }
         }
         self.evaluate(name, now);
+    }
+
+    /// Another Lease under the same name (deleted and recreated between two things the watch
+    /// showed), or another tenure: what runs belongs to the old one.
+    fn end_replaced(&mut self, name: &str, l: &Lease) {
+        let replaced = self.tracked.get(name).is_some_and(|t| {
+            t.lease.metadata.uid != l.metadata.uid || lease::fencing_token(&t.lease) != lease::fencing_token(l)
+        });
+        if replaced {
+            if self.tracked.get(name).is_some_and(|t| t.phase == Phase::Running) {
+                self.emit_stop(name, StopReason::Lost, false);
+            }
+            self.forget(name);
+        }
     }
 
     /// A deletion seen on one watch at version `rv`: a copy newer than that (from the other
@@ -360,6 +372,10 @@ impl State {
                 in_flight: None,
                 due: now,
                 epoch: 0,
+                tracking: {
+                    self.trackings += 1;
+                    self.trackings
+                },
                 retry: Retry::new(self.cfg.retry_period, self.cfg.max_retry_period, name),
             };
             debug!(lease = name, phase = ?t.phase, "tracking");
@@ -426,6 +442,7 @@ impl State {
             name: name.to_string(),
             kind,
             lease: Box::new(t.lease.clone()),
+            tracking: t.tracking,
         });
     }
 
@@ -438,7 +455,21 @@ impl State {
             name: name.to_string(),
             kind: OpKind::Read,
             lease: Box::new(t.lease.clone()),
+            tracking: t.tracking,
         });
+    }
+
+    /// The answer to a request the shell sent for tracking `tracking` of listener Lease `name`:
+    /// [`State::on_op`] unless that Lease was forgotten (and maybe tracked again) meanwhile, or
+    /// the answer is not to the request in flight.
+    pub(super) fn answered(&mut self, name: &str, tracking: u64, kind: OpKind, result: OpResult, now: Instant) {
+        let current = self
+            .tracked
+            .get(name)
+            .is_some_and(|t| t.tracking == tracking && t.in_flight.is_some_and(|(_, k, _)| k == kind));
+        if current {
+            self.on_op(name, kind, result, now);
+        }
     }
 
     /// The request in flight for listener Lease `name` ended.
@@ -533,6 +564,7 @@ impl State {
     fn observe_forced(&mut self, name: &str, lease: Option<Lease>, now: Instant) {
         match lease {
             Some(l) => {
+                self.end_replaced(name, &l);
                 if let Some(t) = self.tracked.get_mut(name) {
                     t.lease = l.clone();
                 }
@@ -657,6 +689,10 @@ impl State {
         // again when a request ends or the registration changes.
         for t in self.tracked.values().filter(|t| t.in_flight.is_none() && t.due > now) {
             at(t.due);
+        }
+        // Acknowledgements held back by the wait after start (no liveness Lease now).
+        if self.live.phase == LivePhase::Absent && now < self.started + LIVENESS_WAIT {
+            at(self.started + LIVENESS_WAIT);
         }
         self.tick_live(now, &mut at);
         next

@@ -43,7 +43,14 @@ impl Shell {
     fn perform(&mut self, st: &mut State) {
         for action in st.take_actions() {
             match action {
-                Action::Send { name, kind, lease } => self.ops.push(perform(self.apis.clone(), name, kind, *lease)),
+                Action::Send {
+                    name,
+                    kind,
+                    lease,
+                    tracking,
+                } => self
+                    .ops
+                    .push(perform(self.apis.clone(), (name, tracking), kind, *lease)),
                 Action::SendLive {
                     kind,
                     lease,
@@ -80,7 +87,12 @@ impl Shell {
                 }
                 Action::WatchSets => {
                     let cfg = watcher::Config::default().labels(&self.sets_selector);
-                    self.sets_watch = Some(watcher(self.apis.leases.clone(), cfg).default_backoff().boxed());
+                    self.sets_watch = Some(
+                        watcher(self.apis.leases.clone(), cfg)
+                            .default_backoff()
+                            .modify(|l: &mut Lease| l.metadata.managed_fields = None)
+                            .boxed(),
+                    );
                 }
             }
         }
@@ -138,7 +150,10 @@ pub(super) async fn run(
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
     let own = watcher::Config::default().labels(&format!("{HOLDER_UID_LABEL}={}", cfg.pod_uid));
-    let mut pod_watch = watcher(leases.clone(), own).default_backoff().boxed();
+    let mut pod_watch = watcher(leases.clone(), own)
+        .default_backoff()
+        .modify(|l: &mut Lease| l.metadata.managed_fields = None)
+        .boxed();
     let apis = Apis {
         leases,
         configs: Configs::new(Api::namespaced(client, &cfg.namespace)),
@@ -196,7 +211,7 @@ pub(super) async fn run(
             },
             Some(ev) = sets_watch => feed(&mut st, &mut sets_shown, &pod_shown, ev),
             Some(done) = sh.ops.next(), if !sh.ops.is_empty() => {
-                st.on_op(&done.name, done.kind, done.result, Instant::now());
+                st.answered(&done.name, done.tracking, done.kind, done.result, Instant::now());
             }
             Some(done) = sh.live_ops.next(), if !sh.live_ops.is_empty() => {
                 st.on_live_op(done.kind, done.result, Instant::now());

@@ -260,15 +260,15 @@ pub struct ListenerSetStatus {
     /// Suspended listeners that are no longer running.
     #[serde(default)]
     pub suspended: i32,
-    /// Listeners held (running or starting) per pod, for at most [`MAX_STATUS_PODS`] pods (those
-    /// holding the most; `podsOmitted` counts the others).
+    /// Listeners held (running or starting) per pod, for at most 100 pods (those holding the
+    /// most; `podsOmitted` counts the others).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pods: BTreeMap<String, i32>,
     /// Pods holding listeners that `pods` leaves out.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pods_omitted: i32,
-    /// Listeners that need attention (pending, orphaned, or starting for long), at most
-    /// [`MAX_ATTENTION`], with why; `attentionOmitted` counts the others.
+    /// Listeners that need attention (pending, orphaned, or starting on a pod whose agent does not
+    /// acknowledge), at most 20, with why; `attentionOmitted` counts the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attention: Vec<Attention>,
     /// Listeners needing attention that `attention` leaves out.
@@ -298,9 +298,9 @@ fn is_zero(n: &i32) -> bool {
     *n == 0
 }
 
-/// Most pods `status.pods` lists.
+/// Most pods `status.pods` lists (its field documentation says so).
 pub const MAX_STATUS_PODS: usize = 100;
-/// Most listeners `status.attention` lists.
+/// Most listeners `status.attention` lists (its field documentation says so).
 pub const MAX_ATTENTION: usize = 20;
 
 /// A listener that needs attention.

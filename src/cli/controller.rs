@@ -81,6 +81,13 @@ pub struct ControllerArgs {
     /// Requests the token bucket lets through at once.
     #[arg(long, env = "BATON_KUBE_API_BURST", default_value_t = crate::throttle::DEFAULT_BURST)]
     pub kube_api_burst: u32,
+    /// Requests per second of the ListenerSet controller (a client and token bucket of its own:
+    /// a set of N listeners is N Leases to write; 0 or negative: no client-side limit).
+    #[arg(long, env = "BATON_LISTENER_API_QPS", default_value_t = crate::throttle::DEFAULT_LISTENER_QPS, allow_negative_numbers = true)]
+    pub listener_api_qps: f32,
+    /// Requests the ListenerSet controller's token bucket lets through at once.
+    #[arg(long, env = "BATON_LISTENER_API_BURST", default_value_t = crate::throttle::DEFAULT_LISTENER_BURST)]
+    pub listener_api_burst: u32,
 }
 
 /// The leader Lease of an unsharded controller.
@@ -165,13 +172,29 @@ fn election_config(args: &ControllerArgs, default_ns: String, identity: String) 
     Ok(election_cfg)
 }
 
-/// The controllers' client (behind the flags' token bucket) and leader election's own.
-fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) -> Result<(Client, Client), String> {
+/// The clients: the Rollout controller's (behind `--kube-api-qps`), the ListenerSet controller's
+/// (behind `--listener-api-qps`) and leader election's own.
+struct Clients {
+    rollouts: Client,
+    listeners: Client,
+    election: Client,
+}
+
+fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) -> Result<Clients, String> {
     let limits = crate::throttle::Limits {
         qps: args.kube_api_qps,
         burst: args.kube_api_burst,
     };
     limits.bucket().map_err(|e| e.to_string())?;
+    let listener_limits = crate::throttle::Limits {
+        qps: args.listener_api_qps,
+        burst: args.listener_api_burst,
+    };
+    listener_limits
+        .bucket()
+        .map_err(|e| e.replace("--kube-api", "--listener-api"))?;
+    let listeners = crate::throttle::client(config.clone(), metrics.clone(), listener_limits)
+        .map_err(|e| format!("building a client: {e}"))?;
     // Leader election has a client of its own (as kube-controller-manager's does), outside the
     // token bucket: renewals never queue behind a mass update's writes and miss the renew
     // deadline, and its traffic is bounded anyway (about one request per --retry-period).
@@ -179,7 +202,11 @@ fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) 
     let client = crate::throttle::client(config.clone(), metrics.clone(), limits);
     let election = crate::throttle::client(config, metrics.clone(), unlimited);
     match (client, election) {
-        (Ok(c), Ok(e)) => Ok((c, e)),
+        (Ok(rollouts), Ok(election)) => Ok(Clients {
+            rollouts,
+            listeners,
+            election,
+        }),
         (Err(e), _) | (_, Err(e)) => Err(format!("building a client: {e}")),
     }
 }
@@ -202,7 +229,11 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let (client, election_client) = match clients(&args, config, &metrics) {
+    let Clients {
+        rollouts: client,
+        listeners: listener_client,
+        election: election_client,
+    } = match clients(&args, config, &metrics) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -233,7 +264,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
             ..Default::default()
         },
     };
-    let operator = Operator::start(client, cfg, metrics.clone());
+    let operator = Operator::start_with(client, listener_client, cfg, metrics.clone());
     operator.publish_synced(ready);
     if !args.leader_elect {
         metrics.leader.set(1);

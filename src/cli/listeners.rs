@@ -12,7 +12,10 @@ use kube::ResourceExt;
 
 use super::output::{self, Output};
 use super::{emit, CliError, Session};
-use crate::api::listenerset::{lease_name, ListenerSet, RECOVERED_ANNOTATION, RECOVER_ANNOTATION};
+use crate::api::listenerset::{
+    lease, lease_name, ListenerSet, LISTENERSET_LABEL, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
+};
+use k8s_openapi::api::coordination::v1::Lease;
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -51,13 +54,43 @@ pub enum ListenersCommand {
     },
 }
 
-/// The summary and assignment table of a ListenerSet.
-pub fn render(set: &ListenerSet) -> String {
-    render_at(set, Timestamp::now(), false)
+/// One listener's Lease, as the table shows it.
+struct Row {
+    listener: String,
+    pod: Option<String>,
+    since: Option<Timestamp>,
+    token: i32,
+    state: &'static str,
+}
+
+fn row_of(l: &Lease) -> Option<Row> {
+    let (_, listener) = lease::listener_of(l)?;
+    let spec = l.spec.as_ref();
+    let pod = spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty());
+    let state = match (&pod, lease::is_terminating(l), lease::release_requested(l).is_some()) {
+        (None, true, _) => "deleting",
+        (None, false, _) => "released",
+        (Some(_), true, _) | (Some(_), false, true) => "releasing",
+        (Some(_), false, false) if lease::acknowledged(l) => "running",
+        (Some(_), false, false) => "starting",
+    };
+    Some(Row {
+        listener: listener.to_string(),
+        pod,
+        since: spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0),
+        token: lease::fencing_token(l),
+        state,
+    })
+}
+
+/// The summary of a ListenerSet and the table of its listeners, from its Leases (`leases`: every
+/// Lease labelled with the set): who holds each, since when, its fencing token, what it is doing.
+pub fn render(set: &ListenerSet, leases: &[Lease]) -> String {
+    render_at(set, leases, Timestamp::now(), false)
 }
 
 /// [`render`] at `now`; `wide` adds each Lease's name.
-pub fn render_at(set: &ListenerSet, now: Timestamp, wide: bool) -> String {
+pub fn render_at(set: &ListenerSet, leases: &[Lease], now: Timestamp, wide: bool) -> String {
     let mut out = String::new();
     let name = set.name_any();
     let Some(st) = &set.status else {
@@ -70,33 +103,40 @@ pub fn render_at(set: &ListenerSet, now: Timestamp, wide: bool) -> String {
     for c in &st.conditions {
         out.push_str(&format!("  {}={} ({}): {}\n", c.type_, c.status, c.reason, c.message));
     }
-    let mut head = vec!["LISTENER", "POD", "AGE", "TOKEN"];
+    for a in &st.attention {
+        let pod = a.pod.as_deref().map(|p| format!(" (pod {p})")).unwrap_or_default();
+        out.push_str(&format!("  {} {}: {}{pod}\n", a.state, a.listener, a.reason));
+    }
+    if st.attention_omitted > 0 {
+        out.push_str(&format!("  … and {} more needing attention\n", st.attention_omitted));
+    }
+    let mut head = vec!["LISTENER", "POD", "AGE", "TOKEN", "STATE"];
     if wide {
         head.push("LEASE");
     }
     let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
-    for a in &st.assignments {
+    let mut found: Vec<Row> = leases.iter().filter_map(row_of).collect();
+    found.sort_by(|a, b| a.listener.cmp(&b.listener));
+    for r in &found {
+        let since = r.since.map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
         let mut row = vec![
-            a.listener.clone(),
-            if a.starting {
-                format!("{} (starting)", a.pod)
-            } else {
-                a.pod.clone()
-            },
-            output::age(a.since.as_ref(), now),
-            a.transitions.to_string(),
+            r.listener.clone(),
+            r.pod.clone().unwrap_or_else(|| "-".into()),
+            output::age(since.as_ref(), now),
+            r.token.to_string(),
+            r.state.to_string(),
         ];
         if wide {
-            row.push(lease_name(&name, &a.listener));
+            row.push(lease_name(&name, &r.listener));
         }
         rows.push(row);
     }
     let mut ids: Vec<(String, bool)> = set.spec.listeners.iter().map(|l| (l.id.clone(), l.suspend)).collect();
     ids.sort();
     for (id, suspended) in ids {
-        if !st.assignments.iter().any(|a| a.listener == id) {
-            let what = if suspended { "(suspended)" } else { "(not running)" };
-            let mut row = vec![id.clone(), what.into(), "-".into(), "-".into()];
+        if !found.iter().any(|r| r.listener == id) {
+            let what = if suspended { "suspended" } else { "pending" };
+            let mut row = vec![id.clone(), "-".into(), "-".into(), "-".into(), what.into()];
             if wide {
                 row.push(lease_name(&name, &id));
             }
@@ -105,6 +145,12 @@ pub fn render_at(set: &ListenerSet, now: Timestamp, wide: bool) -> String {
     }
     out.push_str(&output::table(&rows));
     out
+}
+
+/// Every Lease of ListenerSet `name` (the per-listener truth the status only counts).
+pub async fn set_leases(client: &kube::Client, ns: &str, name: &str) -> Result<Vec<Lease>, kube::Error> {
+    let lp = ListParams::default().labels(&format!("{LISTENERSET_LABEL}={name}"));
+    Ok(Api::<Lease>::namespaced(client.clone(), ns).list(&lp).await?.items)
 }
 
 /// The ListenerSets table at `now`.
@@ -167,7 +213,12 @@ async fn show(s: &Session, api: &Api<ListenerSet>, name: &str, out: Option<Outpu
     match out {
         Some(o @ (Output::Json | Output::Yaml)) => emit(&output::document(&output::object(&set)?, o)?),
         Some(Output::Name) => emit(&format!("{LISTENERSET_RESOURCE}/{name}\n")),
-        other => emit(&render_at(&set, Timestamp::now(), other == Some(Output::Wide))),
+        other => {
+            let leases = set_leases(&s.client, &s.namespace, name)
+                .await
+                .map_err(|e| s.error(&e))?;
+            emit(&render_at(&set, &leases, Timestamp::now(), other == Some(Output::Wide)))
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -196,11 +247,12 @@ async fn list(s: &Session, all: bool, out: Option<Output>) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
-/// Which pod each listener is assigned to.
-fn placement(set: &ListenerSet) -> BTreeMap<String, String> {
-    set.status
+/// Which pod each listener is assigned to (from its Lease).
+fn placement(leases: &[Lease]) -> BTreeMap<String, String> {
+    leases
         .iter()
-        .flat_map(|st| st.assignments.iter().map(|a| (a.listener.clone(), a.pod.clone())))
+        .filter_map(row_of)
+        .filter_map(|r| Some((r.listener, r.pod?)))
         .collect()
 }
 
@@ -263,8 +315,13 @@ pub async fn recover_with(
     timeout: Duration,
     error: &(dyn Fn(&kube::Error) -> CliError + Sync),
 ) -> Result<(String, bool), CliError> {
-    let before = api.get(name).await.map_err(|e| error(&e))?;
-    let was = placement(&before);
+    api.get(name).await.map_err(|e| error(&e))?;
+    let leases = |api: &Api<ListenerSet>| {
+        let lp = ListParams::default().labels(&format!("{LISTENERSET_LABEL}={name}"));
+        let leases: Api<Lease> = Api::namespaced(api.clone().into_client(), api.namespace().unwrap_or_default());
+        async move { leases.list(&lp).await.map(|l| l.items) }
+    };
+    let was = placement(&leases(api).await.map_err(|e| error(&e))?);
     let nonce = Timestamp::now().as_nanosecond().to_string();
     let patch = serde_json::json!({"metadata": {"annotations": {RECOVER_ANNOTATION: nonce}}});
     let pp = PatchParams {
@@ -280,7 +337,8 @@ pub async fn recover_with(
         let set = api.get(name).await.map_err(|e| error(&e))?;
         acted = acted || set.annotations().get(RECOVERED_ANNOTATION) == Some(&nonce);
         let st = set.status.clone().unwrap_or_default();
-        let moved = moves(&was, &placement(&set));
+        let now_held = leases(api).await.map_err(|e| error(&e))?;
+        let moved = moves(&was, &placement(&now_held));
         let settled = acted
             && st.orphaned == 0
             && st.pending == 0
@@ -288,7 +346,7 @@ pub async fn recover_with(
             && st.observed_generation == set.metadata.generation;
         let late = tokio::time::Instant::now() > end;
         if settled || (acted && late) {
-            let text = report(name, &moved, st.pending) + &render(&set);
+            let text = report(name, &moved, st.pending) + &render(&set, &now_held);
             return Ok((text, settled));
         }
         if late {

@@ -24,13 +24,15 @@
 //!     if the agent renewed nothing since the copy judged, and after which none of its renewals
 //!     can succeed. The agent stops every listener at its last successful write's send time +
 //!     duration − margin, before the controller (which saw that write later) judges it expired.
-//!     A pod gone with its liveness Lease needs no fence: nothing can renew it.
+//!     A pod gone with its liveness Lease needs no fence: nothing can renew it. (A holder pod that
+//!     is merely gone proves nothing: its containers may run on, so its listeners wait like any
+//!     other's.)
 //! * **Fenced pods get nothing new**, in any set, until their agent registers again (the fence is
 //!   on the liveness Lease, so a restarted controller knows it too); nor do pods whose
 //!   registration is stale, pods that left a listener of this set unacknowledged past its duration
 //!   (their agent does not serve this set: remembered per set until the pod acknowledges one or
 //!   restarts), nor pods an agent of the per-listener protocol let a Lease expire on
-//!   ([`Unresponsive`], across sets).
+//!   ([`Unresponsive`], across sets). Such pods are not asked to give up what they hold either.
 //! * **A Lease being deleted** (it carries the finalizer [`LEASE_FINALIZER`], so it stays with
 //!   its holder and token) is released by a live holder first (`lease-deleted`), then let go
 //!   ([`Move::RemoveFinalizer`]) once nobody runs its listener; the listener then gets a new
@@ -55,6 +57,9 @@ use super::assigner::{self, LeaseView, ListenerView, Move, PodView, Summary};
 
 /// Added to a requeue at the next expiry, so the next pass finds the Lease expired.
 const EXPIRY_SLACK: Duration = Duration::from_millis(20);
+/// The shortest time-driven requeue: expiries closer together than this are judged together
+/// (a burst of assignments must not make one decision per listener as each expires).
+const REQUEUE_FLOOR: Duration = Duration::from_millis(100);
 /// How far above the highest token a raised ceiling goes: the ceiling is written again only
 /// after that many more handovers of the listener with the highest token.
 pub const CEILING_RESERVE: i32 = 16;
@@ -251,7 +256,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     Decision {
         summary: assigner::summarize(&counted, &pods, &judged.views),
         eligible: pods.iter().filter(|p| p.eligible).count(),
-        requeue: wake.map(|at| at.saturating_duration_since(input.now) + EXPIRY_SLACK),
+        requeue: wake.map(|at| (at.saturating_duration_since(input.now) + EXPIRY_SLACK).max(REQUEUE_FLOOR)),
         recovered: judged.recovered,
         ceiling,
         lapsed: judged.lapsed.clone(),
@@ -331,7 +336,8 @@ fn answers(input: &Input, judged: &Judged, memory: &Memory, p: &PodFacts) -> boo
     let fenced = live.and_then(|l| l.lease.as_ref()).is_some_and(|l| l.fenced);
     let stale = live.is_some_and(|l| {
         l.lease.as_ref().is_some_and(|lease| lease.registered)
-            && l.observed.is_some_and(|o| input.now >= o + input.lease_duration)
+            && l.observed
+                .is_some_and(|o| input.now >= o.max(input.started) + input.lease_duration)
     });
     !fenced && !stale && !judged.lapsed.contains(&p.uid) && !memory.lapsed(p) && !input.unresponsive.contains(p)
 }
@@ -393,23 +399,31 @@ fn writes(
         )
         .chain(hold.iter().copied())
         .collect();
+    let ghosts = ghosts(input, judged);
     let (leaving, staying): (Vec<&LeaseView>, Vec<&LeaseView>) = judged
         .views
         .iter()
         .partition(|l| judged.terminating.contains(l.listener.as_str()));
-    let staying: Vec<LeaseView> = staying.into_iter().cloned().collect();
+    let staying: Vec<LeaseView> = staying
+        .into_iter()
+        .filter(|l| !ghosts.contains(l.listener.as_str()))
+        .cloned()
+        .collect();
     let mut planned = if input.deleting {
         assigner::finalize(pods, &staying)
     } else {
         // A listener whose Lease is being deleted gets a new one only once it is gone.
         let free: Vec<ListenerView> = listeners
             .iter()
-            .filter(|l| !leaving.iter().any(|t| t.listener == l.id))
+            .filter(|l| !leaving.iter().any(|t| t.listener == l.id) && !ghosts.contains(l.id.as_str()))
             .cloned()
             .collect();
         assigner::assign(&free, pods, &staying, input.max_per_pod)
     };
-    planned.retain(|m| !(matches!(m, Move::Assign { .. }) && no_config.contains(m.listener())));
+    planned.retain(|m| {
+        let unstartable = matches!(m, Move::Assign { .. }) && no_config.contains(m.listener());
+        !unstartable && !asks_silent(input, m)
+    });
     planned.extend(leaving.iter().filter_map(|l| terminating_move(pods, l)));
     let moving: BTreeSet<&str> = planned.iter().map(Move::listener).collect();
     let adopt: Vec<Move> = input
@@ -431,6 +445,32 @@ fn writes(
         })
         .collect();
     (writes, until)
+}
+
+/// Listeners whose holder pod is gone (no pod of its name and uid) and that are not judged free:
+/// its containers may run on (a force delete), so nobody gets them and nothing is written about
+/// them (the assigner takes a missing holder for a free Lease) until that holder must have
+/// stopped.
+fn ghosts<'a>(input: &Input, judged: &'a Judged) -> BTreeSet<&'a str> {
+    judged
+        .views
+        .iter()
+        .filter(|l| !l.expired)
+        .filter(|l| {
+            l.holder
+                .as_deref()
+                .is_some_and(|h| !h.is_empty() && !input.pods.iter().any(|p| p.name == h && l.held_by(&p.name, &p.uid)))
+        })
+        .map(|l| l.listener.as_str())
+        .collect()
+}
+
+/// Whether `m` asks a selected, Ready pod to give a listener up only because its agent does not
+/// answer: such a pod gets nothing new, but what it holds stays valid until it is fenced, and the
+/// request would be one write per listener to an agent that may not be listening.
+fn asks_silent(input: &Input, m: &Move) -> bool {
+    matches!(m, Move::RequestRelease { holder, reason: assigner::ReleaseReason::HolderNotEligible, .. }
+        if input.pods.iter().any(|p| p.name == *holder && p.selected && p.eligible))
 }
 
 /// What to do with a Lease being deleted: ask a live holder to let it go; remove the finalizer

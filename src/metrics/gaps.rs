@@ -26,10 +26,9 @@ pub enum Seen {
 
 /// How the Lease `l` reads.
 pub fn seen(l: &Lease) -> Seen {
-    let spec = l.spec.clone().unwrap_or_default();
     if Holder::of(l).is_none() {
         Seen::Released
-    } else if spec.renew_time.is_some() && spec.renew_time != spec.acquire_time {
+    } else if crate::api::listenerset::lease::acknowledged(l) {
         Seen::Running
     } else {
         Seen::Starting
@@ -59,10 +58,10 @@ impl Gaps {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         let state = sets.entry((ns.to_string(), set.to_string())).or_default();
         let mut ended = Vec::new();
-        let mut present = Vec::new();
+        let mut present = std::collections::HashSet::with_capacity(leases.len());
         for l in leases {
             let Some((_, listener)) = listener_of(l) else { continue };
-            present.push(listener.to_string());
+            present.insert(listener);
             let (next, gap) = step(state.get(listener).copied(), seen(l), now);
             match next {
                 Some(t) => state.insert(listener.to_string(), t),
@@ -72,7 +71,9 @@ impl Gaps {
         }
         // A released Lease may be deleted (its pod's garbage collection) and made anew for the
         // next holder: the gap runs on for a while.
-        state.retain(|listener, released| present.contains(listener) || now.duration_since(*released) < KEEP_ABSENT);
+        state.retain(|listener, released| {
+            present.contains(listener.as_str()) || now.duration_since(*released) < KEEP_ABSENT
+        });
         ended
     }
 

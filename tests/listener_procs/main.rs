@@ -16,6 +16,7 @@ mod operator;
 mod release;
 mod sidecar;
 mod starting;
+mod upgrade;
 
 use harness::R;
 

@@ -111,11 +111,17 @@ async fn suspend_resume_remove_and_missing_secret() {
         async move {
             let s = sets.get("sxt").await.ok()?;
             let st = s.status.clone()?;
-            (st.listeners == 3 && st.running == 3 && !st.assignments.iter().any(|a| a.listener == "l002")).then_some(s)
+            (st.listeners == 3 && st.running == 3).then_some(s)
         }
     })
     .await;
-    print!("{}", baton::cli::listeners::render(&set));
+    let leases = baton::cli::listeners::set_leases(&w.client, NS, "sxt")
+        .await
+        .expect("leases");
+    assert!(!leases
+        .iter()
+        .any(|l| baton::api::listenerset::lease::listener_of(l) == Some(("sxt", "l002"))));
+    print!("{}", baton::cli::listeners::render(&set, &leases));
     let (dups, _, _) = w.log.analyse();
     assert_eq!(dups, 0);
 }

@@ -142,6 +142,9 @@ impl Liveness {
         }
         if self.phase == LivePhase::Registered && !self.still_ours(&l) {
             self.lease = Some(l);
+            // Register again now, not at the renewal's time: until then nothing it covered is
+            // extended.
+            self.due = now;
             return self.end("the controller fenced it or it was replaced");
         }
         if self.phase == LivePhase::Absent {

@@ -126,7 +126,10 @@ fn validate_reports_every_problem() {
         ..Default::default()
     });
     s.listeners[1].config_ref = Some(ConfigRef::default());
-    s.listeners_from = Some(ListenersFrom::default());
+    s.listeners_from = Some(ListenersFrom {
+        secret_ref: Some(SecretRef::default()),
+        secret_selector: None,
+    });
     s.max_per_pod = -1;
     s.lease_duration_seconds = 0;
     let errors = validate(&s).unwrap_err();
@@ -143,6 +146,42 @@ fn validate_reports_every_problem() {
     assert!(has("spec.maxPerPod is -1"));
     assert!(has("spec.leaseDurationSeconds is 0: set it to at least 1"));
     assert_eq!(errors.len(), 9, "{errors:#?}");
+}
+
+#[test]
+fn listeners_from_takes_exactly_one_source_and_a_selector_that_selects() {
+    let mut s = spec();
+    s.listeners_from = Some(ListenersFrom::default());
+    let errors = validate(&s).unwrap_err();
+    assert_eq!(
+        errors,
+        vec!["spec.listenersFrom needs exactly one of secretRef and secretSelector".to_string()]
+    );
+    s.listeners_from = Some(ListenersFrom {
+        secret_ref: Some(SecretRef { name: "tokens".into() }),
+        secret_selector: Some(LabelSelector::default()),
+    });
+    assert!(validate(&s).is_err());
+    s.listeners_from = Some(ListenersFrom {
+        secret_ref: None,
+        secret_selector: Some(LabelSelector::default()),
+    });
+    let errors = validate(&s).unwrap_err();
+    assert!(errors[0].contains("secretSelector is empty"), "{errors:?}");
+    s.listeners_from = Some(ListenersFrom {
+        secret_ref: None,
+        secret_selector: Some(LabelSelector {
+            match_labels: Some([("baton.dev/tokens".to_string(), "sxt".to_string())].into()),
+            ..Default::default()
+        }),
+    });
+    assert_eq!(validate(&s), Ok(()));
+    // The CRD refuses both or neither, as the API server evaluates it.
+    let json = serde_json::to_string(&crd()).unwrap();
+    assert!(
+        json.contains("listenersFrom needs exactly one of secretRef and secretSelector"),
+        "{json}"
+    );
 }
 
 #[test]

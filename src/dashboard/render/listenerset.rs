@@ -1,6 +1,6 @@
-//! A ListenerSet's page: which pod holds which listener, with its fencing token, from the set's
-//! status and from the listener Leases themselves (holder, token, last renewal, a release asked
-//! for), and the handover Events.
+//! A ListenerSet's page: which pod holds which listener, with its fencing token, from the listener
+//! Leases themselves (holder, since when, token, acknowledged or not, a release asked for; the
+//! status only counts), and the handover Events.
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Event;
 use kube::ResourceExt;
 use maud::{html, Markup};
 
-use super::{conditions, events, or_dash, time, time_of};
-use crate::api::listenerset::lease::{fencing_token, listener_of, release_requested};
-use crate::api::listenerset::{Assignment, ListenerSet};
+use super::{conditions, events, or_dash, time};
+use crate::api::listenerset::lease::{acknowledged, fencing_token, is_terminating, listener_of, release_requested};
+use crate::api::listenerset::ListenerSet;
 
 /// What the page shows of one ListenerSet.
 pub struct SetView<'a> {
@@ -22,36 +22,38 @@ pub struct SetView<'a> {
     pub events: Vec<&'a Event>,
 }
 
-/// One listener's row: from the spec, the status and its Lease.
+/// One listener's row: from the spec and its Lease.
 struct Row<'a> {
     id: String,
     suspended: bool,
-    assignment: Option<&'a Assignment>,
-    token: Option<i32>,
     lease: Option<&'a Lease>,
+}
+
+impl Row<'_> {
+    /// The pod that holds the listener's Lease, if any.
+    fn holder(&self) -> Option<&str> {
+        self.lease
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.as_deref())
+            .filter(|h| !h.is_empty())
+    }
 }
 
 fn rows<'a>(view: &SetView<'a>) -> Vec<Row<'a>> {
     let set = view.set;
     let name = set.name_any();
-    let st = set.status.as_ref();
     let leases: BTreeMap<&str, &Lease> = view
         .leases
         .iter()
         .filter_map(|l| listener_of(l).filter(|(s, _)| *s == name).map(|(_, id)| (id, *l)))
         .collect();
     let mut ids: BTreeSet<String> = set.spec.listeners.iter().map(|l| l.id.clone()).collect();
-    if let Some(st) = st {
-        ids.extend(st.assignments.iter().map(|a| a.listener.clone()));
-    }
     ids.extend(leases.keys().map(|k| k.to_string()));
     let mut ids: Vec<String> = ids.into_iter().collect();
     ids.sort_by_cached_key(|id| natural(id));
     ids.into_iter()
         .map(|id| Row {
             suspended: set.spec.listeners.iter().any(|l| l.id == id && l.suspend),
-            assignment: st.and_then(|s| s.assignments.iter().find(|a| a.listener == id)),
-            token: st.and_then(|s| s.fencing_tokens.get(&id).copied()),
             lease: leases.get(id.as_str()).copied(),
             id,
         })
@@ -86,33 +88,30 @@ pub fn natural(s: &str) -> Vec<(String, u128)> {
 }
 
 fn row(r: &Row<'_>) -> Markup {
-    let holder = r
-        .lease
-        .and_then(|l| l.spec.as_ref())
-        .and_then(|s| s.holder_identity.as_deref())
-        .filter(|h| !h.is_empty());
-    let state = match (r.assignment, r.suspended) {
-        (Some(_), _) => "running",
-        (None, true) => "suspended",
-        (None, false) if holder.is_some() => "starting",
-        (None, false) => "not running",
+    let holder = r.holder();
+    let lease = r.lease;
+    let state = match (holder, lease) {
+        (Some(_), Some(l)) if is_terminating(l) || release_requested(l).is_some() => "releasing",
+        (Some(_), Some(l)) if acknowledged(l) => "running",
+        (Some(_), _) => "starting",
+        (None, _) if r.suspended => "suspended",
+        (None, _) => "not running",
     };
-    let renewed = r
-        .lease
-        .and_then(|l| l.spec.as_ref())
+    let spec = lease.and_then(|l| l.spec.as_ref());
+    let since = spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0);
+    let acked = spec
+        .filter(|_| lease.is_some_and(acknowledged))
         .and_then(|s| s.renew_time.as_ref())
         .map(|t| t.0);
     html! {
-        tr.listener data-listener=(r.id) data-state=(state) data-pod=(r.assignment.map(|a| a.pod.as_str()).unwrap_or("")) {
+        tr.listener data-listener=(r.id) data-state=(state) data-pod=(holder.unwrap_or("")) {
             td { (r.id) }
             td.state { (state) }
-            td.pod { (or_dash(r.assignment.map(|a| a.pod.as_str()))) }
-            td { (time_of(r.assignment.and_then(|a| a.since.as_ref()))) }
-            td.token { (r.assignment.map(|a| a.transitions.to_string()).or(r.token.map(|t| t.to_string())).unwrap_or_else(|| "-".into())) }
-            td { (or_dash(holder)) }
-            td { (r.lease.map(|l| fencing_token(l).to_string()).unwrap_or_else(|| "-".into())) }
-            td { (time(renewed)) }
-            td { (or_dash(r.lease.and_then(release_requested))) }
+            td.pod { (or_dash(holder)) }
+            td { (time(since.filter(|_| holder.is_some()))) }
+            td.token { (lease.map(|l| fencing_token(l).to_string()).unwrap_or_else(|| "-".into())) }
+            td { (time(acked)) }
+            td { (or_dash(lease.and_then(release_requested))) }
         }
     }
 }
@@ -124,8 +123,8 @@ pub fn fragment(view: &SetView<'_>) -> Markup {
     let rows = rows(view);
     let mut pods: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in &rows {
-        if let Some(a) = r.assignment {
-            pods.entry(a.pod.as_str()).or_default().push(r.id.as_str());
+        if let Some(pod) = r.holder() {
+            pods.entry(pod).or_default().push(r.id.as_str());
         }
     }
     html! {
@@ -157,7 +156,7 @@ pub fn fragment(view: &SetView<'_>) -> Markup {
             table #listeners .list {
                 thead { tr {
                     th { "Listener" } th { "State" } th { "Pod" } th { "Since" } th { "Token" }
-                    th { "Lease holder" } th { "Lease token" } th { "Renewed" } th { "Release asked" }
+                    th { "Acknowledged" } th { "Release asked" }
                 } }
                 tbody { @for r in &rows { (row(r)) } }
             }

@@ -38,8 +38,18 @@ pub(super) struct Target<'a> {
     pub(super) default_duration: i32,
 }
 
-/// Apply one move; the Lease it made (`None` for a delete, or when there was nothing to write).
+/// Apply one move; the Lease it made (`None` for a delete, or when there was nothing to write),
+/// without its `managedFields` (the API server answers every write with them: kept for a burst
+/// of 10,000 writes they were most of the controller's memory).
 pub(super) async fn apply_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lease>, kube::Error> {
+    let mut written = write_move(t, m, stats).await?;
+    if let Some(l) = written.as_mut() {
+        l.metadata.managed_fields = None;
+    }
+    Ok(written)
+}
+
+async fn write_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lease>, kube::Error> {
     let name = t.lease.as_ref().and_then(|l| l.metadata.name.clone());
     match (m, name) {
         (
@@ -259,6 +269,12 @@ async fn delete(api: &Api<Lease>, name: &str, uid: Option<String>, rv: &str) -> 
 /// End a pod's liveness registration: clear the holder of its liveness Lease on the copy judged
 /// (409 if its agent wrote since), or create it fenced when it has none (409 if it exists).
 pub(super) async fn fence(api: &Api<Lease>, ns: &str, f: &Fence) -> Result<Lease, kube::Error> {
+    let mut l = write_fence(api, ns, f).await?;
+    l.metadata.managed_fields = None;
+    Ok(l)
+}
+
+async fn write_fence(api: &Api<Lease>, ns: &str, f: &Fence) -> Result<Lease, kube::Error> {
     let at = jiff::Timestamp::now().to_string();
     match &f.lease {
         Some((name, rv)) => {

@@ -28,6 +28,9 @@ const SLACK: Duration = Duration::from_millis(50);
 /// (namespace, pod uid).
 type PodKey = (String, String);
 
+/// How long a refused creation of a pod's liveness Lease is not tried again.
+pub const CREATE_RETRY: Duration = Duration::from_secs(30);
+
 /// How long the last renewal of a pod whose liveness Lease was deleted is remembered: far longer
 /// than any lease duration. Until a lease duration has passed since it, something that renewed
 /// it may still run the listeners it covered (a force-deleted pod's agent, cut off).
@@ -52,6 +55,9 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     pods: HashMap<PodKey, Entry>,
+    /// Pods whose liveness Lease could not be created (e.g. refused), and when: tried again
+    /// after [`CREATE_RETRY`], not at every reconcile.
+    refused: HashMap<PodKey, Instant>,
     /// Registered pods by when their next renewal is overdue.
     timers: BTreeMap<Instant, BTreeSet<PodKey>>,
     /// Names seen by the watch's current list.
@@ -134,9 +140,8 @@ impl LivenessTracker {
         let rec = record(l);
         let changed_record = old.as_ref().is_none_or(|e| e.record != rec);
         // An agent's write (not the controller's own) of a registered Lease is a sign of life.
-        let observed = if registered && changed_record && !ours {
-            Some(now)
-        } else if registered && old.as_ref().is_some_and(|e| e.observed.is_none()) && !ours {
+        let first_seen = old.as_ref().is_some_and(|e| e.observed.is_none());
+        let observed = if registered && !ours && (changed_record || first_seen) {
             Some(now)
         } else {
             old.as_ref()
@@ -181,7 +186,7 @@ impl LivenessTracker {
         } else {
             inner.pods.insert(key.clone(), entry);
         }
-        woke.then(|| PodWake {
+        woke.then_some(PodWake {
             namespace: key.0,
             uid: key.1,
             pod,
@@ -220,6 +225,25 @@ impl LivenessTracker {
             .collect()
     }
 
+    /// Creating the liveness Lease of the pod of `uid` in `ns` failed now.
+    pub fn create_failed(&self, ns: &str, uid: &str) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        inner
+            .refused
+            .retain(|_, at| now.saturating_duration_since(*at) < CREATE_RETRY);
+        inner.refused.insert((ns.to_string(), uid.to_string()), now);
+    }
+
+    /// Whether creating the liveness Lease of the pod of `uid` in `ns` failed less than
+    /// [`CREATE_RETRY`] ago.
+    pub fn recently_refused(&self, ns: &str, uid: &str) -> bool {
+        self.lock()
+            .refused
+            .get(&(ns.to_string(), uid.to_string()))
+            .is_some_and(|at| at.elapsed() < CREATE_RETRY)
+    }
+
     /// Whether the pod of `uid` in `ns` is registered on its liveness Lease now.
     pub fn registered(&self, ns: &str, uid: &str) -> bool {
         self.lock()
@@ -248,6 +272,11 @@ impl LivenessTracker {
         gone.into_iter()
             .filter_map(|k| {
                 let e = inner.pods.get_mut(&k)?;
+                // Deleted while the watch was away: renewals may have landed before that, unseen.
+                // The last one was before now, which is all that is known.
+                if e.lease.as_ref().is_some_and(|l| l.registered) {
+                    e.observed = Some(now);
+                }
                 e.lease = None;
                 e.gone_at = Some(now);
                 Some(PodWake {

@@ -82,7 +82,17 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         Some(_) => Some(live_pod_names(&ctx, &ns).await?),
         None => None,
     };
+    let started = std::time::Instant::now();
     let (decision, lease_by_listener) = decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref());
+    tracing::debug!(
+        listenerset = %name,
+        leases = lease_by_listener.len(),
+        writes = decision.writes.len(),
+        fences = decision.fences.len(),
+        requeue = ?decision.requeue,
+        took = ?started.elapsed(),
+        "decided"
+    );
     let sinks = match deleting {
         true => None,
         false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
@@ -142,7 +152,10 @@ async fn report_when_due(
     if set.status.as_ref() == Some(&reported.status) {
         return Ok(None);
     }
-    fn urgent(s: &ListenerSetStatus) -> (Option<i64>, Option<i32>, Vec<(&str, &str, &str)>) {
+    /// What must reach the API server at once: the generation seen, the token ceiling and the
+    /// conditions' type, status and reason.
+    type Urgent<'a> = (Option<i64>, Option<i32>, Vec<(&'a str, &'a str, &'a str)>);
+    fn urgent(s: &ListenerSetStatus) -> Urgent<'_> {
         let conds = s
             .conditions
             .iter()

@@ -94,18 +94,31 @@ pub(super) async fn create_liveness(ctx: &Context, ns: &str, decision: &Decision
         return;
     }
     let api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
-    let creates = decision.liveness_creates.iter().map(|(pod, uid)| {
-        let (api, lease) = (api.clone(), liveness_lease(ns, pod, uid));
-        async move { (pod, api.create(&Default::default(), &lease).await) }
-    });
-    for (pod, r) in futures::future::join_all(creates).await {
+    let creates = decision
+        .liveness_creates
+        .iter()
+        .filter(|(_, uid)| !ctx.liveness.recently_refused(ns, uid))
+        .map(|(pod, uid)| {
+            let (api, lease) = (api.clone(), liveness_lease(ns, pod, uid));
+            async move { (pod, uid, api.create(&Default::default(), &lease).await) }
+        });
+    for (pod, uid, r) in futures::future::join_all(creates).await {
         match r {
             Ok(l) => {
                 ctx.liveness.observe(&l, true, Instant::now());
                 ctx.stats.liveness_creates.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) if is_status(&e, 409) => {}
-            Err(e) => warn!(%pod, error = %e, "creating the pod's liveness Lease failed"),
+            Err(e) => {
+                // Its agent falls back to renewing each listener's Lease: slower, still safe.
+                warn!(
+                    %pod,
+                    error = %e,
+                    retry_in = ?super::liveness::CREATE_RETRY,
+                    "creating the pod's liveness Lease failed; its agent renews each listener's Lease instead"
+                );
+                ctx.liveness.create_failed(ns, uid);
+            }
         }
     }
 }
@@ -186,8 +199,11 @@ pub(super) async fn apply_writes(
 /// and why).
 #[derive(Default)]
 struct Tally {
-    groups: BTreeMap<(&'static str, String), Vec<(String, String, i32)>>,
+    groups: BTreeMap<(&'static str, String), Vec<Assigned>>,
 }
+
+/// One assignment counted by [`Tally`]: listener, pod and Lease transitions.
+type Assigned = (String, String, i32);
 
 impl Tally {
     /// Count assignment `w` (written over Lease `read`); its note to notify.

@@ -22,6 +22,8 @@ pub(in crate::listeners) struct Judged {
     /// Uids of existing holders that left a Lease of this set unacknowledged past its duration,
     /// or, never registered, let an acknowledged one expire.
     pub(super) lapsed: BTreeSet<String>,
+    /// Of those, the ones that left a Lease of this set unacknowledged (remembered in this set).
+    pub(super) unacknowledged: BTreeSet<String>,
     /// Liveness fences to write (one per pod).
     pub(super) fences: Vec<Fence>,
     /// Listeners whose Lease is being deleted.
@@ -65,6 +67,7 @@ pub(super) fn leases(input: &Input, _memory: &Memory) -> Judged {
         recovered: 0,
         renewed: BTreeSet::new(),
         lapsed: BTreeSet::new(),
+        unacknowledged: BTreeSet::new(),
         fences: Vec::new(),
         terminating: BTreeSet::new(),
     };
@@ -116,13 +119,19 @@ fn judge_one<'a>(
     if let (Some(live_pods), Some(name)) = (input.recover, view.holder.as_deref()) {
         if !live_pods.contains(name) {
             out.recovered += 1;
-            if let Holder::Exists(p) = who {
+            // (An unacknowledged assignment needs no fence: the takeover is conditional.)
+            if let (Holder::Exists(p), true) = (who, view.renewed) {
                 fence(out, fenced_pods, p, live);
             }
             return true;
         }
     }
     let own_until = lease.observed + duration;
+    if view.renewed && matches!(who, Holder::Exists(_)) && alive(input, live, duration) {
+        // Acknowledged, and its holder renews its registration: valid for as long as that
+        // lasts, which the liveness tracker watches (no timer per listener here).
+        return false;
+    }
     if now < own_until {
         earliest(&mut out.next_expiry, own_until);
         return false;
@@ -132,6 +141,7 @@ fn judge_one<'a>(
         // takeover would conflict with. Its pod does not serve this set.
         if let Holder::Exists(p) = who {
             out.lapsed.insert(p.uid.clone());
+            out.unacknowledged.insert(p.uid.clone());
         }
         return true;
     }
@@ -173,8 +183,9 @@ fn judge_one<'a>(
             false
         }
         (Holder::Exists(p), _) => {
-            if !registered {
-                // An agent of the per-listener protocol let it expire.
+            if !registered && live.and_then(|l| l.observed).is_none() {
+                // An agent of the per-listener protocol let it expire. (One seen registering
+                // speaks the liveness protocol: the fence sends it to register again.)
                 out.lapsed.insert(p.uid.clone());
             }
             fence_lease(out, fenced_pods, view, lp);
@@ -182,6 +193,16 @@ fn judge_one<'a>(
         }
         (Holder::Gone, Some(_)) | (Holder::None, _) => true,
     }
+}
+
+/// Whether the pod of `live` is registered on its liveness Lease and was seen renewing it less
+/// than `duration` ago (never counting from before this controller started).
+fn alive(input: &Input, live: Option<&LivenessFacts>, duration: std::time::Duration) -> bool {
+    let registered = live.and_then(|l| l.lease.as_ref()).is_some_and(|l| l.registered);
+    let seen = live
+        .and_then(|l| l.observed)
+        .map_or(input.started, |o| o.max(input.started));
+    registered && input.now < seen + duration
 }
 
 /// Fence the holder of `view` (once per decision) unless its liveness Lease is already fenced.

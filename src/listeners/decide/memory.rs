@@ -2,9 +2,13 @@
 //! (that lives in the Leases); it makes the next decision better: how a listener whose Lease
 //! went was let go (the Event of its next assignment, and the pod to prefer when it was not that
 //! pod's doing), and which pods left a Lease of this set unacknowledged (they get nothing new
-//! here until they acknowledge one or restart).
+//! here until they acknowledge one, restart, or a minute (at least ten lease durations) has
+//! passed).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::judge::{why_expired, Judged};
 use super::{Input, Kind, PodFacts};
@@ -25,20 +29,27 @@ pub struct Memory {
     /// Listener → the holder of its Lease while that Lease is being deleted (the release clears
     /// the holder).
     leaving: BTreeMap<String, String>,
-    /// Pod uid → its restart count when it left a Lease of this set unacknowledged.
-    lapsed: BTreeMap<String, i32>,
-    /// Listener → the fencing token of its Lease when it was last seen being deleted: the Lease
-    /// made anew continues at the next one (no token is skipped).
+    /// Pod uid → its restart count when it left a Lease of this set unacknowledged, and when.
+    lapsed: BTreeMap<String, (i32, Instant)>,
+    /// Listener → the highest fencing token seen on its Lease: a Lease made anew (after the one
+    /// before was deleted) continues at the next one (no token is skipped, none given twice).
     last_tokens: BTreeMap<String, i32>,
 }
+
+/// How long a pod that left an assignment of this set unacknowledged gets nothing more here (its
+/// agent may not serve the set; or it was restarting): then it is offered listeners again.
+const LAPSE_FOR: Duration = Duration::from_secs(60);
 
 impl Memory {
     /// Learn from what was judged now.
     pub(super) fn learn(&mut self, input: &Input, judged: &Judged, released_by: &BTreeMap<String, String>) {
         for v in &judged.views {
             let terminating = judged.terminating.contains(&v.listener);
-            if terminating {
-                self.last_tokens.insert(v.listener.clone(), v.transitions);
+            match self.last_tokens.get_mut(&v.listener) {
+                Some(t) => *t = (*t).max(v.transitions),
+                None => {
+                    self.last_tokens.insert(v.listener.clone(), v.transitions);
+                }
             }
             match (&v.holder, v.expired) {
                 (Some(h), false) => {
@@ -73,20 +84,22 @@ impl Memory {
         for pod in input.pods {
             if judged.renewed.contains(&pod.uid) {
                 self.lapsed.remove(&pod.uid);
-            } else if judged.lapsed.contains(&pod.uid) {
-                self.lapsed.insert(pod.uid.clone(), pod.restarts);
+            } else if judged.unacknowledged.contains(&pod.uid) {
+                self.lapsed.insert(pod.uid.clone(), (pod.restarts, input.now));
             }
         }
         let exists = |uid: &String| input.pods.iter().any(|p| &p.uid == uid);
-        self.lapsed.retain(|uid, _| exists(uid));
+        let forget_before = input.now.checked_sub(LAPSE_FOR.max(10 * input.lease_duration));
+        self.lapsed
+            .retain(|uid, (_, at)| exists(uid) && forget_before.is_none_or(|f| *at > f));
     }
 
-    /// Whether `pod` left a Lease of this set unacknowledged and has not restarted since.
+    /// Whether `pod` left a Lease of this set unacknowledged recently and has not restarted since.
     pub(super) fn lapsed(&self, pod: &PodFacts) -> bool {
-        self.lapsed.get(&pod.uid).is_some_and(|r| pod.restarts <= *r)
+        self.lapsed.get(&pod.uid).is_some_and(|(r, _)| pod.restarts <= *r)
     }
 
-    /// The token of `listener`'s Lease when it was last seen being deleted.
+    /// The highest token seen on `listener`'s Lease.
     pub(super) fn last_token(&self, listener: &str) -> Option<i32> {
         self.last_tokens.get(listener).copied()
     }

@@ -225,6 +225,8 @@ pub struct Ns {
     controllers: Mutex<Vec<ControllerProc>>,
     dead: Mutex<Vec<Dead>>,
     next_controller: Mutex<usize>,
+    /// The binaries of the controllers and sidecars started from now on (None: [`baton_bin`]).
+    binaries: Mutex<(Option<PathBuf>, Option<PathBuf>)>,
     _sampler: app::AbortOnDrop,
     reapers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -281,6 +283,7 @@ impl Ns {
             controllers: Mutex::default(),
             dead: Mutex::default(),
             next_controller: Mutex::new(0),
+            binaries: Mutex::default(),
             reapers: Mutex::default(),
         })
     }
@@ -305,6 +308,26 @@ impl Ns {
             .collect()
     }
 
+    /// Start controllers with `bin` from now on (None: the binary under test).
+    pub fn use_controller_bin(&self, bin: Option<PathBuf>) {
+        self.binaries.lock().unwrap_or_else(|p| p.into_inner()).0 = bin;
+    }
+
+    /// Start sidecars with `bin` from now on (None: the binary under test).
+    pub fn use_agent_bin(&self, bin: Option<PathBuf>) {
+        self.binaries.lock().unwrap_or_else(|p| p.into_inner()).1 = bin;
+    }
+
+    fn controller_bin(&self) -> PathBuf {
+        let b = self.binaries.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
+        b.unwrap_or_else(baton_bin)
+    }
+
+    pub(crate) fn agent_bin(&self) -> PathBuf {
+        let b = self.binaries.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+        b.unwrap_or_else(baton_bin)
+    }
+
     pub fn pod(&self, name: &str) -> R<Arc<PodProcs>> {
         self.pods
             .lock()
@@ -326,7 +349,7 @@ impl Ns {
         };
         let id = format!("ctl-{}-{n}", self.name);
         let kubeconfig = self.cluster.kubeconfig(&id)?;
-        let mut cmd = Command::new(baton_bin());
+        let mut cmd = Command::new(self.controller_bin());
         cmd.arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["controller", "--watch-namespace", &self.name])
@@ -347,7 +370,10 @@ impl Ns {
                 "--log-format",
                 "json",
             ])
-            .env("RUST_LOG", "info,kube=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BATON_CONTROLLER_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .env_remove("KUBECONFIG")
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE");
@@ -360,6 +386,26 @@ impl Ns {
             .unwrap_or_else(|p| p.into_inner())
             .push(ControllerProc { id: id.clone(), proc });
         Ok(id)
+    }
+
+    /// The process id of controller `id`.
+    pub fn controller_pid(&self, id: &str) -> Option<u32> {
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.proc.pid)
+    }
+
+    /// What controller `id` logged so far.
+    pub fn controller_log(&self, id: &str) -> Option<String> {
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.proc.log_text())
     }
 
     /// Take controller `id` out of the running ones.

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::app::App;
 use super::history::Dead;
 use super::process::LoggedChild;
-use super::{baton_bin, signal, wait_for, Ns, APP, APP_LABEL, R};
+use super::{signal, wait_for, Ns, APP, APP_LABEL, R};
 
 /// What runs beside a pod's sidecar.
 #[derive(Clone, Debug)]
@@ -236,7 +236,7 @@ impl Ns {
     /// Spawn `baton agent` for `pod` (on its port) and attach it to the simulated pod.
     async fn start_sidecar(&self, pod: &PodProcs) -> R<()> {
         let kubeconfig = self.cluster.kubeconfig(&pod.identity)?;
-        let mut cmd = Command::new(baton_bin());
+        let mut cmd = Command::new(self.agent_bin());
         cmd.arg("--kubeconfig")
             .arg(&kubeconfig)
             .args([
@@ -343,6 +343,15 @@ impl Ns {
             },
         )
         .await
+    }
+
+    /// Replace the sidecar of `name` by one of the binary `use_agent_bin` names now (an upgrade of
+    /// its container): SIGTERM the running one (it stops and releases every listener), then
+    /// start the new one on the same port.
+    pub async fn replace_agent(&self, name: &str) -> R<()> {
+        self.term_agent(name).await?;
+        let pod = self.pod(name)?;
+        self.start_sidecar(&pod).await
     }
 
     /// Cut the sidecar of `name` off from the API server (its requests hang).
