@@ -93,6 +93,15 @@ bench:
 	$(CARGO) run --quiet --release --example dashboard_bench
 	$(CARGO) run --quiet --release --example listener_safety
 
+# ListenerSets at scale (docs/benchmarks.md, "ListenerSets at scale"): 1,000 to 50,000
+# listeners on 20 and 100 pods with real agents and the controller as the image ships it.
+# Takes ~15-25 min; SIZES (e.g. "1000x20 10000x20") runs fewer.
+SIZES ?=
+bench-listeners-scale:
+	$(CARGO) build --profile image --no-default-features --bin baton
+	$(CARGO) build --release --example listener_scale
+	BATON_TEST_BIN=target/image/baton target/release/examples/listener_scale $(SIZES)
+
 # Issue 16's figures: many Rollouts on one controller (its own process), then the
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.
 bench-scale:

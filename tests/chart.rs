@@ -121,6 +121,7 @@ fn chart_defaults_are_the_controllers() {
             baton::rollout::planner::DEFAULT_DRAIN_TIMEOUT.as_secs().to_string(),
         ),
         ("kubeApiBurst", baton::throttle::DEFAULT_BURST.to_string()),
+        ("listenerApiBurst", baton::throttle::DEFAULT_LISTENER_BURST.to_string()),
         ("leaseDuration", secs(baton::election::DEFAULT_LEASE_DURATION)),
         ("renewDeadline", secs(baton::election::DEFAULT_RENEW_DEADLINE)),
         ("retryPeriod", secs(baton::election::DEFAULT_RETRY_PERIOD)),
@@ -135,5 +136,13 @@ fn chart_defaults_are_the_controllers() {
         qps,
         baton::throttle::DEFAULT_QPS,
         "charts/baton/values.yaml: kubeApiQps"
+    );
+    let listener_qps: f32 = chart_value(&values, "listenerApiQps")
+        .parse()
+        .expect("listenerApiQps is a number");
+    assert_eq!(
+        listener_qps,
+        baton::throttle::DEFAULT_LISTENER_QPS,
+        "charts/baton/values.yaml: listenerApiQps"
     );
 }

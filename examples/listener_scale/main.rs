@@ -1,142 +1,183 @@
-//! ListenerSets at scale (probe): time to all running and API writes at rest, with real `baton
-//! agent` sidecars and a real `baton controller`.
+//! ListenerSets at scale: one set of N listeners on P pods, each pod with a real `baton agent`
+//! sidecar and an app that acknowledges each change, under a real `baton controller` (the shipped
+//! leader-election timings), all on the simulator on loopback.
+//!
+//! `cargo run --release --example listener_scale [NxP ...]` (default `1000x20 10000x20
+//! 10000x100 50000x100`); `LEASE` (seconds, default 15) and `REST` (seconds, default 30) tune
+//! it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example).
+//!
+//! For each size, a fresh simulator and:
+//!
+//! 1. **start**: the listeners come from Secrets of 10,000 each (`listenersFrom.secretSelector`);
+//!    time from the set's creation until its status says all running, and until every app runs
+//!    all of them; writes by client, resource and verb.
+//! 2. **rest**: nothing changes for `REST` seconds: writes per second by client, resource and
+//!    verb (the target: at most pods × 4 / lease, whatever N), the controller's and the agents'
+//!    CPU (share of one core) and RSS.
+//! 3. **drain**: the busiest pod is annotated `baton.dev/drain`; time until all its listeners run
+//!    elsewhere, and the gap per listener (old app stopped → new app started).
+//! 4. **SIGKILL**: the agent of the next busiest pod is killed (its app runs on until the
+//!    listeners' `validUntil`); takeover per listener = the kill → the listener started
+//!    elsewhere (the target: ≤ lease + 1 s).
+//!
+//! Throughout, the apps' starts and stops are logged on one monotonic clock and sampled every
+//! 20 ms; every phase must end with 0 duplicates and 0 fencing-token regressions (apps and Leases).
 #[path = "../../tests/listener_procs/harness/mod.rs"]
 mod harness;
+mod measure;
+mod phases;
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harness::app::AppConfig;
 use harness::{kubelet, AgentFlags, Cluster, Ns, R};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
-use serde_json::json;
+use measure::{pct, show};
 
-fn env(name: &str, default: usize) -> usize {
+struct Size {
+    listeners: usize,
+    pods: usize,
+}
+
+fn sizes() -> Vec<Size> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = if args.is_empty() {
+        ["1000x20", "10000x20", "10000x100", "50000x100"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        args
+    };
+    args.iter()
+        .filter_map(|a| {
+            let (n, p) = a.split_once('x')?;
+            Some(Size {
+                listeners: n.parse().ok()?,
+                pods: p.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Writes (create/update/patch/delete) answered per (user kind, resource, verb).
-fn writes(ns: &Ns) -> BTreeMap<(String, String, String), u64> {
-    let mut out = BTreeMap::new();
-    for (k, n) in ns.cluster.sim.core.auth.audit.counts() {
-        if !matches!(k.verb.as_str(), "create" | "update" | "patch" | "delete") || k.namespace != ns.name {
-            continue;
-        }
-        let who = if k.user.contains("agent") {
-            "agents"
-        } else if k.user.contains("ctl") {
-            "controller"
-        } else {
-            "other"
-        };
-        *out.entry((who.to_string(), k.resource.clone(), k.verb.clone()))
-            .or_insert(0) += n;
-    }
-    out
-}
-
-/// (utime + stime in clock ticks, RSS in KiB) of `pid`.
-fn proc_stat(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (ticks, rss)
-}
-
-async fn run(listeners: usize, pods: usize, lease: i32) -> R<()> {
+/// One size's phases; (clean, its row of the summary table).
+async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String)> {
+    let (n, p) = (size.listeners, size.pods);
+    println!("\n## {n} listeners on {p} pods, lease {lease} s");
     let cluster = Cluster::start(kubelet()).await?;
     let ns = Ns::new(cluster, "scale", AppConfig::default(), AgentFlags::default()).await?;
-    if let Some(bin) = std::env::var_os("SCALE_CONTROLLER_BIN") {
-        ns.use_controller_bin(Some(bin.into()));
-    }
+    ns.use_shipped_election();
     let ctl = ns.start_controller().await?;
-    let pid = ns.controller_pid(&ctl).ok_or("controller pid")?;
-    let t = Instant::now();
-    for i in 0..pods {
+    let pid = ns.controller_pid(&ctl).ok_or("the controller has no pid")?;
+    for i in 0..p {
         ns.create_pod(&format!("p{i:03}")).await?;
     }
-    println!("{pods} pods with sidecars in {:?}", t.elapsed());
-    let data: BTreeMap<String, String> = (0..listeners)
-        .map(|i| (format!("l{i:05}"), format!("token-{i}")))
-        .collect();
-    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "tokens", "namespace": ns.name}, "stringData": data}))
-    .map_err(|e| e.to_string())?;
-    kube::Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
-        .create(&PostParams::default(), &secret)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut set = harness::listenersets::set(&ns.name, "big", harness::APP, Vec::new(), lease);
-    set.spec.listeners_from = Some(baton::api::listenerset::ListenersFrom {
-        secret_ref: Some(baton::api::listenerset::SecretRef { name: "tokens".into() }),
-        secret_selector: None,
-    });
-    let before = writes(&ns);
-    let t = Instant::now();
-    ns.sets()
-        .create(&PostParams::default(), &set)
-        .await
-        .map_err(|e| e.to_string())?;
-    ns.settled("big", listeners, "all running", Duration::from_secs(600))
-        .await?;
-    let all_running = t.elapsed();
-    let after = writes(&ns);
-    println!("{listeners} listeners on {pods} pods: all running in {all_running:?}");
-    for (k, n) in &after {
-        let d = n - before.get(k).copied().unwrap_or(0);
-        if d > 0 {
-            println!("  start writes {k:?}: {d}");
-        }
-    }
-    // At rest.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let (w0, (c0, _), t0) = (writes(&ns), proc_stat(pid), Instant::now());
-    tokio::time::sleep(Duration::from_secs(
-        std::env::var("REST").ok().and_then(|v| v.parse().ok()).unwrap_or(30),
-    ))
-    .await;
-    let (w1, (c1, rss), secs) = (writes(&ns), proc_stat(pid), t0.elapsed().as_secs_f64());
-    let mut total = 0.0;
-    for (k, n) in &w1 {
-        let d = (n - w0.get(k).copied().unwrap_or(0)) as f64 / secs;
-        if d > 0.0 {
-            println!("  at rest {k:?}: {d:.2}/s");
-            total += d;
-        }
-    }
-    let tick = 100.0;
+    let start = phases::start(&ns, n, lease).await?;
     println!(
-        "  at rest total {total:.2} writes/s (target ≤ {:.2}); controller CPU {:.2}% RSS {} MiB",
-        pods as f64 * 4.0 / lease as f64,
-        (c1 - c0) as f64 / tick / secs * 100.0,
-        rss / 1024
+        "start: status says all running in {}, apps run all in {}; writes: {}",
+        show(start.status_all_running),
+        show(start.apps_all_running),
+        measure::lines(&start.writes, None).join(", ")
     );
-    if let Some(path) = std::env::var_os("SCALE_DUMP") {
-        let _ = std::fs::write(path, ns.controller_log(&ctl).unwrap_or_default());
-    }
+    // Let the start's last writes and the first renewal round pass before measuring rest.
+    tokio::time::sleep(Duration::from_secs(u64::try_from(lease).unwrap_or(15) / 2)).await;
+    let rest = phases::rest(&ns, pid, rest_secs).await?;
+    let per_sec: f64 = rest.writes.values().sum::<u64>() as f64 / rest.secs;
+    println!(
+        "rest ({:.0} s): {per_sec:.2} writes/s (agents {:.2}, controller {:.2}; bound {:.2}): {}",
+        rest.secs,
+        measure::total(&rest.writes, "agents") as f64 / rest.secs,
+        measure::total(&rest.writes, "controller") as f64 / rest.secs,
+        p as f64 * 4.0 / f64::from(lease),
+        measure::lines(&rest.writes, Some(rest.secs)).join(", ")
+    );
+    println!(
+        "rest: controller CPU {:.2} % RSS {:.1} MiB; agents CPU mean {:.2} % max {:.2} %, RSS max {:.1} MiB",
+        rest.controller.max_cpu(),
+        rest.controller.max_rss_mib(),
+        rest.agents.mean_cpu(),
+        rest.agents.max_cpu(),
+        rest.agents.max_rss_mib()
+    );
+    let drain = phases::drain(&ns, n).await?;
+    print_moved("drain", &drain, "gap");
+    let kill = phases::kill(&ns, n, &drain.pod).await?;
+    print_moved("SIGKILL", &kill, "takeover");
+    let (_, rss) = measure::proc_stat(pid);
     let v = ns.violations(true);
-    println!("  violations: {}", v.len());
+    let a = ns.log.analyse();
+    println!(
+        "end: controller RSS {:.1} MiB; {} samples, {} duplicate samples, {} violations",
+        rss as f64 / 1024.0,
+        a.samples,
+        a.duplicate_samples,
+        v.len()
+    );
     for x in v.iter().take(10) {
-        println!("    {x}");
+        println!("  violation: {x}");
     }
-    Ok(())
+    let row = format!(
+        "| {n} | {p} | {:.2} | {:.2} % / {:.1} MiB | {:.2} % / {:.1} MiB | {} ({}) | {} of {}: {}, gap p50 {} p99 {} max {} | {} of {}: max {} | {} |",
+        per_sec,
+        rest.controller.max_cpu(),
+        rest.controller.max_rss_mib(),
+        rest.agents.max_cpu(),
+        rest.agents.max_rss_mib(),
+        show(start.status_all_running),
+        show(start.apps_all_running),
+        drain.listeners,
+        drain.pod,
+        show(drain.all_moved),
+        show(pct(&drain.times, 0.5)),
+        show(pct(&drain.times, 0.99)),
+        show(pct(&drain.times, 1.0)),
+        kill.listeners,
+        kill.pod,
+        show(pct(&kill.times, 1.0)),
+        v.len()
+    );
+    Ok((v.is_empty(), row))
+}
+
+fn print_moved(what: &str, m: &phases::Moved, per: &str) {
+    println!(
+        "{what}: {} listeners of {} all running elsewhere in {}; {per} p50 {} p99 {} max {}; writes: {}",
+        m.listeners,
+        m.pod,
+        show(m.all_moved),
+        show(pct(&m.times, 0.5)),
+        show(pct(&m.times, 0.99)),
+        show(pct(&m.times, 1.0)),
+        measure::lines(&m.writes, None).join(", ")
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (n, p, lease) = (env("LISTENERS", 1000), env("PODS", 20), env("LEASE", 15) as i32);
-    if let Err(e) = run(n, p, lease).await {
-        eprintln!("failed: {e}");
+    let (lease, rest) = (i32::try_from(env("LEASE", 15)).unwrap_or(15), env("REST", 30));
+    let (mut clean, mut rows) = (true, Vec::new());
+    for size in sizes() {
+        match run(&size, lease, rest).await {
+            Ok((ok, row)) => {
+                clean &= ok;
+                rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("{}x{}: failed: {e}", size.listeners, size.pods);
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "\n| listeners | pods | writes/s at rest | controller CPU / RSS at rest | busiest agent CPU / RSS | all running: status (apps) | drain | SIGKILLed agent | violations |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in rows {
+        println!("{row}");
+    }
+    if !clean {
         std::process::exit(1);
     }
 }

@@ -364,7 +364,10 @@ fn a_terminating_lease_is_released_after_the_ack() {
     let a = st.take_actions();
     let s = stops(&a);
     assert_eq!(s.len(), 1);
-    assert_eq!(s[0].0, StopReason::ReleaseRequested("lease-deleted".into()));
+    assert_eq!(
+        s[0].0,
+        StopReason::ReleaseRequested(crate::api::listenerset::ReleaseReason::LeaseDeleted.as_str().into())
+    );
     assert!(sent(&a).is_none());
     st.on_ack(NAME, s[0].1.expect("ack wanted"), t0 + ms(200));
     assert_eq!(sent(&st.take_actions()), Some(OpKind::Release));

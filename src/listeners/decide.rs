@@ -116,6 +116,11 @@ pub struct LivenessFacts {
     /// When this controller last saw the pod's agent write it (registration or renewal), or
     /// first saw it registered; `None`: never.
     pub observed: Option<Instant>,
+    /// How long after `observed` the liveness tracker wakes the pod's sets if no renewal comes
+    /// (the liveness Lease's own duration); `None`: as soon as any of its listeners' Leases
+    /// could lapse. A listener whose set has a shorter lease needs a timer of its own until the
+    /// agent renews with that duration.
+    pub wakes_after: Option<std::time::Duration>,
 }
 
 /// A listener the spec asks for.

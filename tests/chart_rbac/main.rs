@@ -154,7 +154,7 @@ async fn cluster_scope_runs_the_demo_with_no_403() {
         .expect_err("the controller may not take kube-system's Leases");
     assert_eq!(
         api_message(err),
-        (403, "leases.coordination.k8s.io \"kube-scheduler\" is forbidden: ValidatingAdmissionPolicy 'baton-controller-leases' with binding 'baton-controller-leases' denied request: the baton controller writes only ListenerSet Leases and its leader Lease, not kube-system/kube-scheduler".to_string())
+        (403, "leases.coordination.k8s.io \"kube-scheduler\" is forbidden: ValidatingAdmissionPolicy 'baton-controller-leases' with binding 'baton-controller-leases' denied request: the baton controller writes only ListenerSet Leases, agent liveness Leases and its leader Lease, not kube-system/kube-scheduler".to_string())
     );
     let own: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(agent, APPS);
     let created = own

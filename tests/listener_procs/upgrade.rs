@@ -73,22 +73,41 @@ fn agent_listener_writes(ns: &Ns) -> u64 {
         .count() as u64
 }
 
-/// Every pod of `pods` registered on its liveness Lease.
+/// Every pod of `pods` registered on its liveness Lease, and acknowledged each listener it
+/// holds under that registration (a listener Lease renewed at or after the registration's
+/// `acquireTime`): from then on its listeners' validity rests on the liveness Lease alone.
 async fn all_registered(ns: &Ns, pods: &[String]) {
-    ok(
-        wait_for("every agent registered on its liveness Lease", LONG, || async {
+    ok(wait_for(
+        "every agent registered and its listeners acknowledged under it",
+        LONG,
+        || async {
             let leases = ns.leases().list(&ListParams::default()).await.ok()?.items;
             let registered = pods.iter().all(|p| {
                 let Ok(procs) = ns.pod(p) else { return false };
                 let name = liveness_lease_name(&procs.uid);
-                leases.iter().any(|l| {
-                    is_liveness(l) && l.metadata.name.as_deref() == Some(name.as_str()) && registration(l, p).is_some()
-                })
+                let Some(since) = leases
+                    .iter()
+                    .find(|l| is_liveness(l) && l.metadata.name.as_deref() == Some(name.as_str()))
+                    .filter(|l| registration(l, p).is_some())
+                    .and_then(|l| l.spec.as_ref()?.acquire_time.clone())
+                else {
+                    return false;
+                };
+                leases
+                    .iter()
+                    .filter(|l| !is_liveness(l))
+                    .filter(|l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(p.as_str()))
+                    .all(|l| {
+                        l.spec
+                            .as_ref()
+                            .and_then(|s| s.renew_time.as_ref())
+                            .is_some_and(|r| r.0 >= since.0)
+                    })
             });
             registered.then_some(())
-        })
-        .await,
-    );
+        },
+    )
+    .await);
 }
 
 /// After everything is upgraded: in two lease durations the agents write no listener Lease.

@@ -129,7 +129,11 @@ fn judge_one<'a>(
     let own_until = lease.observed + duration;
     if view.renewed && matches!(who, Holder::Exists(_)) && alive(input, live, duration) {
         // Acknowledged, and its holder renews its registration: valid for as long as that
-        // lasts, which the liveness tracker watches (no timer per listener here).
+        // lasts, which the liveness tracker watches (no timer per listener here) — unless the
+        // tracker would look later than this set's lease runs out.
+        if let Some(l) = live.filter(|l| l.wakes_after.is_some_and(|w| w > duration)) {
+            earliest(&mut out.next_expiry, seen_at(input, l) + duration);
+        }
         return false;
     }
     if now < own_until {
@@ -199,10 +203,13 @@ fn judge_one<'a>(
 /// than `duration` ago (never counting from before this controller started).
 fn alive(input: &Input, live: Option<&LivenessFacts>, duration: std::time::Duration) -> bool {
     let registered = live.and_then(|l| l.lease.as_ref()).is_some_and(|l| l.registered);
-    let seen = live
-        .and_then(|l| l.observed)
-        .map_or(input.started, |o| o.max(input.started));
-    registered && input.now < seen + duration
+    registered && live.is_some_and(|l| input.now < seen_at(input, l) + duration)
+}
+
+/// When the pod of `live` was last seen renewing, never counting from before this controller
+/// started.
+fn seen_at(input: &Input, live: &LivenessFacts) -> Instant {
+    live.observed.map_or(input.started, |o| o.max(input.started))
 }
 
 /// Fence the holder of `view` (once per decision) unless its liveness Lease is already fenced.

@@ -279,7 +279,14 @@ fn build((pods, live, listeners, leases, others): WorldGen) -> Seen {
         // (The tracker reports a registered Lease as seen, at the latest when it first saw it.)
         let registered = lease.as_ref().is_some_and(|l| l.registered);
         let observed = observed.map(&at).or(registered.then(|| at(0)));
-        scene.liveness.insert(uid(&name), LivenessFacts { lease, observed });
+        scene.liveness.insert(
+            uid(&name),
+            LivenessFacts {
+                wakes_after: None,
+                lease,
+                observed,
+            },
+        );
     }
     for (i, (present, suspended, no_config)) in listeners.iter().enumerate() {
         if *present {

@@ -76,6 +76,7 @@ pub(super) fn live_lease(pod: &str, registered: bool, fenced: bool) -> LiveLease
 /// `pod`'s agent registered and last seen writing its liveness Lease at `observed`.
 pub(super) fn registered(pod: &str, observed: Instant) -> LivenessFacts {
     LivenessFacts {
+        wakes_after: None,
         lease: Some(live_lease(pod, true, false)),
         observed: Some(observed),
     }
@@ -84,6 +85,7 @@ pub(super) fn registered(pod: &str, observed: Instant) -> LivenessFacts {
 /// `pod`'s liveness Lease fenced; its agent last seen writing it at `observed`.
 pub(super) fn fenced(pod: &str, observed: Option<Instant>) -> LivenessFacts {
     LivenessFacts {
+        wakes_after: None,
         lease: Some(live_lease(pod, false, true)),
         observed,
     }

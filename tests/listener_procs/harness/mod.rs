@@ -1,4 +1,4 @@
-//! Real-process harness for the listener safety replays (issue 8) and the churn benchmark.
+//! Real-process harness for the listener safety replays and the churn benchmark.
 //!
 //! * One simulator ([`Cluster`]) with the CRDs; every test works in its own namespace ([`Ns`]),
 //!   so tests run side by side without a global lock.
@@ -227,6 +227,9 @@ pub struct Ns {
     next_controller: Mutex<usize>,
     /// The binaries of the controllers and sidecars started from now on (None: [`baton_bin`]).
     binaries: Mutex<(Option<PathBuf>, Option<PathBuf>)>,
+    /// Controllers started from now on elect a leader with the shipped timings (15 s / 10 s /
+    /// 2 s) instead of the harness's fast ones (2 s / 1.5 s / 250 ms, for quick failovers).
+    shipped_election: std::sync::atomic::AtomicBool,
     _sampler: app::AbortOnDrop,
     reapers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -284,6 +287,7 @@ impl Ns {
             dead: Mutex::default(),
             next_controller: Mutex::new(0),
             binaries: Mutex::default(),
+            shipped_election: std::sync::atomic::AtomicBool::new(false),
             reapers: Mutex::default(),
         })
     }
@@ -328,6 +332,16 @@ impl Ns {
         b.unwrap_or_else(baton_bin)
     }
 
+    /// The names of the pods the harness started.
+    pub fn pod_names(&self) -> Vec<String> {
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     pub fn pod(&self, name: &str) -> R<Arc<PodProcs>> {
         self.pods
             .lock()
@@ -353,30 +367,32 @@ impl Ns {
         cmd.arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["controller", "--watch-namespace", &self.name])
-            .args(["--lease-namespace", &self.name, "--lease-name", "baton-controller"])
-            .args([
+            .args(["--lease-namespace", &self.name, "--lease-name", "baton-controller"]);
+        if !self.shipped_election.load(std::sync::atomic::Ordering::Relaxed) {
+            cmd.args([
                 "--lease-duration",
                 "2s",
                 "--renew-deadline",
                 "1500ms",
                 "--retry-period",
                 "250ms",
-            ])
-            .args([
-                "--identity",
-                &id,
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .env(
-                "RUST_LOG",
-                std::env::var("BATON_CONTROLLER_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
-            )
-            .env_remove("KUBECONFIG")
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE");
+            ]);
+        }
+        cmd.args([
+            "--identity",
+            &id,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env(
+            "RUST_LOG",
+            std::env::var("BATON_CONTROLLER_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .env_remove("KUBECONFIG")
+        .env_remove("POD_NAME")
+        .env_remove("POD_NAMESPACE");
         let mut proc = LoggedChild::spawn(&mut cmd, "bound").map_err(|e| format!("starting {id}: {e}"))?;
         if proc.wait_addr(Duration::from_secs(60)).await.is_none() {
             return Err(format!("controller {id} did not start\n{}", proc.log_text()));
@@ -386,6 +402,12 @@ impl Ns {
             .unwrap_or_else(|p| p.into_inner())
             .push(ControllerProc { id: id.clone(), proc });
         Ok(id)
+    }
+
+    /// Controllers started from now on use the shipped leader-election timings (a benchmark's
+    /// writes at rest are then those of an install).
+    pub fn use_shipped_election(&self) {
+        self.shipped_election.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The process id of controller `id`.

@@ -157,6 +157,7 @@ impl Ctl {
             .iter()
             .map(|(uid, t)| {
                 let facts = LivenessFacts {
+                    wakes_after: None,
                     lease: t.lease.clone(),
                     observed: t.observed,
                 };

@@ -90,6 +90,7 @@ fn liveness_leases_are_made_for_selected_pods_without_one() {
         .live(
             "lost",
             LivenessFacts {
+                wakes_after: None,
                 lease: None,
                 observed: Some(t),
             },

@@ -50,6 +50,7 @@ fn a_gone_holder_still_registered_is_fenced_and_waited_out() {
     let collected = base.live(
         "p",
         LivenessFacts {
+            wakes_after: None,
             lease: None,
             observed: Some(t + secs(2)),
         },
@@ -71,6 +72,7 @@ fn a_gone_holder_without_a_liveness_lease_is_free_one_duration_after_its_last_re
         .live(
             "p",
             LivenessFacts {
+                wakes_after: None,
                 lease: None,
                 observed: Some(t + secs(3)),
             },
@@ -201,6 +203,7 @@ fn a_deleted_lease_of_a_gone_holder_is_let_go_only_once_nothing_runs_it() {
         .live(
             "p",
             LivenessFacts {
+                wakes_after: None,
                 lease: None,
                 observed: Some(t + secs(1)),
             },

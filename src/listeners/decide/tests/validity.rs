@@ -26,6 +26,35 @@ fn an_acknowledged_listener_stays_while_its_own_record_is_fresh() {
 }
 
 #[test]
+fn a_set_with_a_shorter_lease_than_the_liveness_lease_looks_again_when_its_own_lease_runs_out() {
+    let t0 = Instant::now();
+    let t = t0 + secs(60);
+    // p registered with a 15 s liveness Lease and has not yet renewed it with the set's shorter
+    // lease: the liveness tracker would look only 15 s after the registration.
+    let long = LivenessFacts {
+        wakes_after: Some(D * 5),
+        ..registered("p", t)
+    };
+    let scene = Scene::new(&["a"], &["p", "q"], t0)
+        .live("p", long)
+        .live("q", registered("q", t + secs(100)))
+        .leases(vec![lease("a", Some("p"), 3, true, t)]);
+    let mut m = Memory::default();
+    let d = scene.decide(t + MS, &mut m);
+    assert!(d.writes.is_empty() && d.fences.is_empty(), "{d:?}");
+    assert_eq!(d.requeue, wake(D - MS), "looked at again when the set's lease runs out");
+    let d = scene.decide(t + D, &mut m);
+    assert_eq!(fences(&d), vec![fence_on("p")], "not renewed within the set's lease");
+    // Once the liveness Lease carries the set's duration, the tracker's wake is enough.
+    let short = LivenessFacts {
+        wakes_after: Some(D),
+        ..registered("p", t)
+    };
+    let d = scene.clone().live("p", short).decide(t + MS, &mut Memory::default());
+    assert_eq!(d.requeue, None, "no timer of the set's own: {d:?}");
+}
+
+#[test]
 fn an_acknowledged_listener_stays_while_its_holder_renews_its_liveness() {
     let t0 = Instant::now();
     let t = t0 + secs(60);
@@ -48,6 +77,7 @@ fn an_acknowledged_listener_stays_while_its_holder_renews_its_liveness() {
     assert_eq!(d.eligible, 1, "p's registration is stale: it gets nothing new");
     // Liveness counts only while p is registered on it: an unregistered Lease renews nothing.
     let unregistered = LivenessFacts {
+        wakes_after: None,
         lease: Some(live_lease("p", false, false)),
         observed: Some(t + secs(8)),
     };
@@ -77,6 +107,7 @@ fn a_fresh_controller_counts_from_its_start() {
     unseen.liveness.insert(
         uid("p"),
         LivenessFacts {
+            wakes_after: None,
             lease: Some(live_lease("p", true, false)),
             observed: None,
         },
@@ -219,6 +250,7 @@ fn a_registered_pod_whose_liveness_lease_vanished_is_fenced_not_lapsed() {
     // hand. It must be fenced (its agent registers again on the fenced Lease), and must not be
     // remembered as a pod that does not serve the set.
     let gone = LivenessFacts {
+        wakes_after: None,
         lease: None,
         observed: Some(t),
     };

@@ -1,0 +1,186 @@
+//! What the scale benchmark reads: the simulator's audit counts, `/proc` of the controller and
+//! the sidecars, and the apps' log of starts and stops.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::harness::app::Interval;
+use crate::harness::{pod_of, Ns};
+
+/// Writes (create/update/patch/delete) answered in the benchmark's namespace, by (who, resource,
+/// verb); who is `agents`, `controller` or `other`.
+pub type Writes = BTreeMap<(String, String, String), u64>;
+
+pub fn writes(ns: &Ns) -> Writes {
+    let mut out = Writes::new();
+    for (k, n) in ns.cluster.sim.core.auth.audit.counts() {
+        if !matches!(k.verb.as_str(), "create" | "update" | "patch" | "delete") || k.namespace != ns.name {
+            continue;
+        }
+        let who = if k.user.starts_with("agent-") {
+            "agents"
+        } else if k.user.starts_with("ctl-") {
+            "controller"
+        } else {
+            "other"
+        };
+        *out.entry((who.to_string(), k.resource.clone(), k.verb.clone()))
+            .or_insert(0) += n;
+    }
+    out
+}
+
+/// `after - before`, dropping what did not change.
+pub fn delta(after: &Writes, before: &Writes) -> Writes {
+    after
+        .iter()
+        .filter_map(|(k, n)| {
+            let d = n.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+/// Writes of `who` in `d`.
+pub fn total(d: &Writes, who: &str) -> u64 {
+    d.iter().filter(|(k, _)| k.0 == who).map(|(_, n)| n).sum()
+}
+
+/// `who resource verb n` for each entry, per second when `secs` is given.
+pub fn lines(d: &Writes, secs: Option<f64>) -> Vec<String> {
+    d.iter()
+        .map(|((who, res, verb), n)| match secs {
+            Some(s) => format!("{who} {res} {verb} {:.2}/s", *n as f64 / s),
+            None => format!("{who} {res} {verb} {n}"),
+        })
+        .collect()
+}
+
+/// Kernel clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// (CPU time, RSS in KiB) of `pid` now.
+pub fn proc_stat(pid: u32) -> (Duration, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let cpu = Duration::from_secs_f64((field(11) + field(12)) as f64 / TICKS);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (cpu, rss)
+}
+
+/// CPU use of processes over a window.
+pub struct Cpu {
+    pids: Vec<u32>,
+    before: Vec<Duration>,
+    at: Instant,
+}
+
+/// Per process: share of one core over the window, RSS in KiB at its end.
+pub struct Usage {
+    pub cpu: Vec<f64>,
+    pub rss_kib: Vec<u64>,
+}
+
+impl Usage {
+    pub fn max_cpu(&self) -> f64 {
+        self.cpu.iter().copied().fold(0.0, f64::max)
+    }
+    pub fn mean_cpu(&self) -> f64 {
+        self.cpu.iter().sum::<f64>() / self.cpu.len().max(1) as f64
+    }
+    pub fn max_rss_mib(&self) -> f64 {
+        self.rss_kib.iter().copied().max().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
+impl Cpu {
+    pub fn start(pids: Vec<u32>) -> Cpu {
+        let before = pids.iter().map(|p| proc_stat(*p).0).collect();
+        Cpu {
+            pids,
+            before,
+            at: Instant::now(),
+        }
+    }
+
+    pub fn stop(&self) -> Usage {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-3);
+        let now: Vec<(Duration, u64)> = self.pids.iter().map(|p| proc_stat(*p)).collect();
+        Usage {
+            cpu: now
+                .iter()
+                .zip(&self.before)
+                .map(|((c, _), b)| c.saturating_sub(*b).as_secs_f64() / secs * 100.0)
+                .collect(),
+            rss_kib: now.iter().map(|(_, r)| *r).collect(),
+        }
+    }
+}
+
+/// The `p`th percentile (0..=1) of `sorted`.
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `d` in milliseconds, or seconds from 10 s on.
+pub fn show(d: Duration) -> String {
+    if d >= Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// How the listeners that ran on `pod` at `t0` moved: for each, (its stop on `pod`, its next
+/// start on another pod), from the apps' log. A listener not (yet) started elsewhere is absent.
+pub fn moves(log: &[Interval], pod: &str, t0: Instant) -> BTreeMap<String, (Instant, Instant)> {
+    let mut out = BTreeMap::new();
+    for i in log.iter().filter(|i| pod_of(&i.app) == pod && i.start <= t0) {
+        let Some(end) = i.end.filter(|e| *e >= t0) else {
+            continue;
+        };
+        let next = log
+            .iter()
+            .filter(|j| j.listener == i.listener && pod_of(&j.app) != pod && j.start >= end)
+            .map(|j| j.start)
+            .min();
+        if let Some(next) = next {
+            out.insert(i.listener.clone(), (end, next));
+        }
+    }
+    out
+}
+
+/// The listeners running on `pod` now.
+pub fn on_pod(ns: &Ns, pod: &str) -> Vec<String> {
+    ns.running_on()
+        .into_iter()
+        .filter(|(_, p)| p == pod)
+        .map(|(l, _)| l)
+        .collect()
+}
+
+/// The pod running the most listeners now, other than those in `not`.
+pub fn busiest(ns: &Ns, not: &[String]) -> Option<(String, usize)> {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for pod in ns.running_on().into_values() {
+        *count.entry(pod).or_default() += 1;
+    }
+    count
+        .into_iter()
+        .filter(|(p, _)| !not.contains(p))
+        .max_by_key(|(_, n)| *n)
+}
