@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release --example listener_scale [NxP ...]` (default `1000x20 10000x20
 //! 10000x100 50000x100`); `LEASE` (seconds, default 15) and `REST` (seconds, default 30) tune
-//! it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example).
+//! it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example);
+//! `SCALE_LOGS=<dir>` keeps the controller's log and the drained and killed pods' agent logs there
+//! (`BATON_CONTROLLER_LOG` / `BATON_AGENT_LOG` set their `RUST_LOG`).
 //!
 //! For each size, a fresh simulator and:
 //!
@@ -105,6 +107,17 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String)> {
     print_moved("drain", &drain, "gap");
     let kill = phases::kill(&ns, n, &drain.pod).await?;
     print_moved("SIGKILL", &kill, "takeover");
+    if let Some(dir) = std::env::var_os("SCALE_LOGS") {
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::write(
+            dir.join(format!("controller-{n}x{p}.log")),
+            ns.controller_log(&ctl).unwrap_or_default(),
+        );
+        for pod in [&drain.pod, &kill.pod] {
+            let log = ns.pod(pod).map(|p| p.logs()).unwrap_or_default();
+            let _ = std::fs::write(dir.join(format!("agent-{pod}-{n}x{p}.log")), log);
+        }
+    }
     let (_, rss) = measure::proc_stat(pid);
     let v = ns.violations(true);
     let a = ns.log.analyse();
@@ -152,6 +165,7 @@ fn print_moved(what: &str, m: &phases::Moved, per: &str) {
         show(pct(&m.times, 1.0)),
         measure::lines(&m.writes, None).join(", ")
     );
+    println!("{what} timeline (first / median / last): {}", m.timeline);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

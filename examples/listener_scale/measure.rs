@@ -184,3 +184,46 @@ pub fn busiest(ns: &Ns, not: &[String]) -> Option<(String, usize)> {
         .filter(|(p, _)| !not.contains(p))
         .max_by_key(|(_, n)| *n)
 }
+
+/// When things happened after `t0`, per kind: (first, median, last) of the writes of the
+/// controller, of `pod`'s agent and of the other agents, and of the apps' stops on `pod` and
+/// starts elsewhere.
+pub fn timeline(ns: &Ns, pod: &str, t0: Instant) -> String {
+    let t0s = t0.into_std();
+    let mine = format!("agent-{}-{pod}", ns.name);
+    let mut by: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for w in ns.cluster.sim.core.writes().iter().filter(|w| w.at >= t0s) {
+        let who = if w.identity.contains(&mine) {
+            "its agent's writes"
+        } else if w.identity.contains("agent-") {
+            "other agents' writes"
+        } else if w.identity.contains("ctl-") {
+            "controller writes"
+        } else {
+            continue;
+        };
+        by.entry(who).or_default().push(w.at - t0s);
+    }
+    for i in ns.log.snapshot() {
+        if pod_of(&i.app) == pod {
+            if let Some(end) = i.end.filter(|e| *e >= t0) {
+                by.entry("app stops").or_default().push(end - t0);
+            }
+        } else if i.start >= t0 {
+            by.entry("app starts").or_default().push(i.start - t0);
+        }
+    }
+    by.into_iter()
+        .map(|(k, mut v)| {
+            v.sort();
+            format!(
+                "{k} {}: {} / {} / {}",
+                v.len(),
+                show(pct(&v, 0.0)),
+                show(pct(&v, 0.5)),
+                show(pct(&v, 1.0))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

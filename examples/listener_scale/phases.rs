@@ -59,7 +59,7 @@ pub async fn start(ns: &Ns, n: usize, lease: i32) -> R<Start> {
     let seen = std::sync::Mutex::new((None, None));
     let seen = &seen;
     wait_for("status and apps: all running", deadline, || async move {
-        let apps = ns.log.running().len() == n;
+        let apps = ns.log.running_count() == n;
         let status = ns
             .sets()
             .get_status(SET)
@@ -126,6 +126,8 @@ pub struct Moved {
     /// (SIGKILL).
     pub times: Vec<Duration>,
     pub writes: Writes,
+    /// First / median / last of each kind of step (see [`measure::timeline`]).
+    pub timeline: String,
 }
 
 /// Annotate the busiest pod `baton.dev/drain`; wait until its listeners all run elsewhere.
@@ -177,7 +179,7 @@ async fn moved_off(
     )
     .await?;
     wait_for("all listeners running", Duration::from_secs(300), || async {
-        (ns.log.running().len() == n).then_some(())
+        (ns.log.running_count() == n).then_some(())
     })
     .await?;
     Ok(measure::moves(&ns.log.snapshot(), pod, t0))
@@ -198,6 +200,7 @@ fn finish(
     times.sort();
     let last = moved.values().map(|(_, start)| *start).max().unwrap_or(t0);
     Ok(Moved {
+        timeline: measure::timeline(ns, &pod, t0),
         pod,
         listeners,
         all_moved: last.duration_since(t0),

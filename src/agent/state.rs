@@ -324,6 +324,15 @@ impl State {
         Some(base + t.duration.saturating_sub(self.cfg.margin(t.duration)))
     }
 
+    /// Whether the watch of every Lease of the served sets (opened for a controller of the
+    /// per-listener protocol) can go: the agent is registered on its liveness Lease, so the
+    /// controller labels every Lease it assigns with this pod's uid, and the pod's own watch
+    /// (`shown`) already shows every Lease the agent tracks. The per-set watch costs an event
+    /// for every change of every listener of the sets, whichever pod holds it.
+    pub(super) fn sets_watch_needless(&self, shown: &std::collections::HashSet<String>) -> bool {
+        self.watching_sets && self.live.current() != 0 && self.tracked.keys().all(|n| shown.contains(n))
+    }
+
     /// Each running listener's safety deadline, `(set, listener)` → the instant at which the
     /// agent stops it unless something extends it first.
     pub(super) fn valid_until(&self) -> BTreeMap<(String, String), Instant> {

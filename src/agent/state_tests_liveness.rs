@@ -446,3 +446,30 @@ fn a_listener_acknowledged_before_the_registration_is_renewed_until_acknowledged
     let valid = st.valid_until().get(&key("l1")).copied().expect("still running");
     assert!(valid > tl + secs(55), "kept alive by the liveness renewals");
 }
+
+#[test]
+fn the_set_watch_is_needless_once_registered_and_every_tracked_lease_is_labelled() {
+    let t0 = Instant::now();
+    let mut st = machine(t0);
+    st.observe(NAME, Some(mine(1, 3)), t0);
+    st.tick(t0 + LIVENESS_WAIT);
+    assert!(st.take_actions().contains(&Action::WatchSets));
+    let mut shown = std::collections::HashSet::new();
+    assert!(
+        !st.sets_watch_needless(&shown),
+        "no liveness Lease: the per-listener protocol"
+    );
+    // The controller is upgraded: it creates the liveness Lease; the agent registers.
+    st.observe(&live_name(), Some(live(5, None, 0)), t0 + secs(3));
+    st.tick(t0 + secs(3));
+    let a = st.take_actions();
+    assert_eq!(live_sent(&a).map(|(k, ..)| k), Some(LiveOp::Register));
+    st.on_live_op(LiveOp::Register, Ok(Some(live(6, Some(POD), 1))), t0 + secs(3) + ms(5));
+    assert_ne!(st.live.current(), 0);
+    assert!(
+        !st.sets_watch_needless(&shown),
+        "l1 is not labelled with the pod's uid yet"
+    );
+    shown.insert(NAME.to_string());
+    assert!(st.sets_watch_needless(&shown));
+}

@@ -183,6 +183,11 @@ pub(super) async fn run(
             changed
         });
         sh.perform(&mut st);
+        if sh.sets_watch.is_some() && st.sets_watch_needless(&pod_shown.now) {
+            info!("registered on the liveness Lease: no longer watching every Lease of the served sets");
+            sh.sets_watch = None;
+            sets_shown = Shown::default();
+        }
         if st.shutting_down && (st.tracked.is_empty() || shutdown_deadline.is_some_and(|d| Instant::now() >= d)) {
             if !st.tracked.is_empty() {
                 warn!(

@@ -11,6 +11,7 @@ mod harness;
 mod controller_writes;
 mod force;
 mod in_flight;
+mod liveness;
 mod notifications;
 mod operator;
 mod release;

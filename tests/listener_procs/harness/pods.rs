@@ -252,7 +252,10 @@ impl Ns {
             .env("POD_NAME", &pod.name)
             .env("POD_NAMESPACE", &self.name)
             .env("POD_UID", &pod.uid)
-            .env("RUST_LOG", "info,kube=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BATON_AGENT_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .env_remove("KUBECONFIG");
         if !pod.sets.is_empty() {
             cmd.arg(format!("--listenerset={}", pod.sets.join(",")));
