@@ -95,7 +95,7 @@ bench:
 
 # ListenerSets at scale (docs/benchmarks.md, "ListenerSets at scale"): 1,000 to 50,000
 # listeners on 20 and 100 pods with real agents and the controller as the image ships it.
-# Takes ~15-25 min; SIZES (e.g. "1000x20 10000x20") runs fewer.
+# Takes ~20 min after the build; SIZES (e.g. "1000x20 10000x20") runs fewer.
 SIZES ?=
 bench-listeners-scale:
 	$(CARGO) build --profile image --no-default-features --bin baton

@@ -219,7 +219,7 @@ impl LivenessTracker {
                 let facts = LivenessFacts {
                     lease: e.and_then(|e| e.lease.clone()),
                     observed: e.and_then(|e| e.observed),
-                    wakes_after: e.map(|e| e.duration + SLACK),
+                    wakes_after: e.map(|e| e.duration),
                 };
                 (uid.to_string(), facts)
             })
