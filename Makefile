@@ -102,7 +102,7 @@ bench-listeners-scale:
 	$(CARGO) build --release --example listener_scale
 	BATON_TEST_BIN=target/image/baton target/release/examples/listener_scale $(SIZES)
 
-# Issue 16's figures: many Rollouts on one controller (its own process), then the
+# Many Rollouts on one controller (its own process), then the
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.
 bench-scale:
 	$(CARGO) build --release --bin baton --example scale_bench --example rollout_bench --example owner_lookup_bench
