@@ -33,6 +33,7 @@ use super::{AgentConfig, Start, StopReason};
 use crate::api::listenerset::{lease, liveness as wire, DEFAULT_LEASE_DURATION_SECONDS};
 
 mod liveness;
+mod registration;
 mod retry;
 
 pub(super) use liveness::{LiveChange, LiveOp, LivePhase, LiveResult, Liveness};
@@ -290,47 +291,11 @@ impl State {
         }
     }
 
-    /// What a liveness change means for the listeners.
-    fn live_changed(&mut self, change: LiveChange, now: Instant) {
-        match change {
-            LiveChange::Nothing => {}
-            // Listeners acknowledged under the registration that ended keep its last renewal
-            // as their own base: nothing will extend it.
-            LiveChange::Ended => {
-                let (ended, base) = (self.live.registration, self.live.base);
-                for t in self.tracked.values_mut().filter(|t| t.ack_reg == ended) {
-                    t.ack_base = t.ack_base.max(base);
-                    t.ack_reg = 0;
-                    t.due = now;
-                }
-            }
-            // Acknowledge every running listener under the new registration.
-            LiveChange::Registered => {
-                for t in self.tracked.values_mut() {
-                    t.due = now;
-                }
-            }
-        }
-        let names: Vec<String> = self.tracked.keys().cloned().collect();
-        for name in names {
-            self.evaluate(&name, now);
-        }
-    }
-
     /// When a listener stops unless something extends it (see the module doc).
     fn deadline(&self, t: &Tracked) -> Option<Instant> {
         let covered = t.ack_reg != 0 && t.ack_reg == self.live.current();
         let base = t.ack_base.max(if covered { self.live.base } else { None })?;
         Some(base + t.duration.saturating_sub(self.cfg.margin(t.duration)))
-    }
-
-    /// Whether the watch of every Lease of the served sets (opened for a controller of the
-    /// per-listener protocol) can go: the agent is registered on its liveness Lease, so the
-    /// controller labels every Lease it assigns with this pod's uid, and the pod's own watch
-    /// (`shown`) already shows every Lease the agent tracks. The per-set watch costs an event
-    /// for every change of every listener of the sets, whichever pod holds it.
-    pub(super) fn sets_watch_needless(&self, shown: &std::collections::HashSet<String>) -> bool {
-        self.watching_sets && self.live.current() != 0 && self.tracked.keys().all(|n| shown.contains(n))
     }
 
     /// Each running listener's safety deadline, `(set, listener)` → the instant at which the
@@ -587,38 +552,6 @@ impl State {
         self.issue_waiting(now);
     }
 
-    /// A liveness request ended.
-    pub(super) fn on_live_op(&mut self, kind: LiveOp, result: LiveResult, now: Instant) {
-        let every = self.cfg.renew_every(self.shortest());
-        let change = self.live.on_op(kind, result, now, every);
-        if let Some(lease) = self.live.reading() {
-            self.out.push(Action::SendLive {
-                kind: LiveOp::Read,
-                lease: Box::new(lease),
-                duration_seconds: self.shortest_seconds(),
-            });
-        }
-        self.live_changed(change, now);
-    }
-
-    /// The shortest lease duration of the listeners held (the default with none): the liveness
-    /// Lease is renewed often enough for it.
-    fn shortest(&self) -> Duration {
-        self.tracked
-            .values()
-            .map(|t| t.duration)
-            .min()
-            .unwrap_or(Duration::from_secs(
-                u64::try_from(DEFAULT_LEASE_DURATION_SECONDS).unwrap_or(15),
-            ))
-    }
-
-    fn shortest_seconds(&self) -> i32 {
-        i32::try_from(self.shortest().as_secs())
-            .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS)
-            .max(1)
-    }
-
     /// The application acknowledged the stop emitted with `epoch`.
     pub(super) fn on_ack(&mut self, name: &str, epoch: u64, now: Instant) {
         let Some(t) = self.tracked.get_mut(name) else { return };
@@ -705,20 +638,6 @@ impl State {
         }
         self.tick_live(now, &mut at);
         next
-    }
-
-    fn tick_live(&mut self, now: Instant, at: &mut impl FnMut(Instant)) {
-        let every = self.cfg.renew_every(self.shortest());
-        if let Some((kind, lease)) = self.live.issue(now, every) {
-            self.out.push(Action::SendLive {
-                kind,
-                lease: Box::new(lease),
-                duration_seconds: self.shortest_seconds(),
-            });
-        }
-        if self.live.in_flight.is_none() && self.live.phase != LivePhase::Absent {
-            at(self.live.next_due(every));
-        }
     }
 }
 
