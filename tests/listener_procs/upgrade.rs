@@ -127,14 +127,21 @@ async fn quiet_at_rest(ns: &Ns) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrading_the_controller_then_the_agents_never_runs_a_listener_twice() {
+/// Namespace `name` with controller and agents of the per-listener protocol, 12 listeners
+/// running on pods named `<prefix>-…`: (namespace, the old controller, the pods).
+async fn on_v1(name: &str, prefix: &str) -> (Ns, String, Vec<String>) {
     let v1 = v1();
-    let ns = ok(Ns::new(Cluster::shared(), "upgrade-ctl", slow(), AgentFlags::default()).await);
+    let ns = ok(Ns::new(Cluster::shared(), name, slow(), AgentFlags::default()).await);
     ns.use_controller_bin(Some(v1.clone()));
     ns.use_agent_bin(Some(v1));
     let old = ok(ns.start_controller().await);
-    let pods = running(&ns, "uc").await;
+    let pods = running(&ns, prefix).await;
+    (ns, old, pods)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_the_controller_then_the_agents_never_runs_a_listener_twice() {
+    let (ns, old, pods) = on_v1("upgrade-ctl", "uc").await;
     let starts = ns.log.starts();
 
     // The controller is upgraded: what its predecessor assigned stays where it runs.
@@ -179,12 +186,7 @@ async fn upgrading_the_controller_then_the_agents_never_runs_a_listener_twice() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrading_the_agents_then_the_controller_never_runs_a_listener_twice() {
-    let v1 = v1();
-    let ns = ok(Ns::new(Cluster::shared(), "upgrade-agents", slow(), AgentFlags::default()).await);
-    ns.use_controller_bin(Some(v1.clone()));
-    ns.use_agent_bin(Some(v1));
-    let old = ok(ns.start_controller().await);
-    let pods = running(&ns, "ua").await;
+    let (ns, old, pods) = on_v1("upgrade-agents", "ua").await;
 
     // New agents under the old controller: they find no liveness Lease and renew each
     // listener's Lease, as that controller expects.
