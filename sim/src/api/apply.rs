@@ -149,13 +149,17 @@ impl Core {
                 ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
             })?;
         let no_manager = Opts {
-            field_manager: String::new(),
+            unrecorded: true,
             ..opts.clone()
         };
         match current {
             None => {
                 if sub == Sub::Status {
                     return Err(ApiError::not_found(&rt.qualified(), name));
+                }
+                // An apply that creates needs `create` as well as `patch`.
+                if let Some(refused) = opts.request.as_ref().and_then(|r| r.create_refused.clone()) {
+                    return Err(refused);
                 }
                 let mut body = merged;
                 if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {

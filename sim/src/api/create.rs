@@ -82,9 +82,6 @@ impl Core {
         self.ensure_namespace(rt, ns)?;
         let warnings = self.admit(rt, None, &mut body, opts, Sub::Main)?;
         let name = str_field(&body, "/metadata/name").unwrap_or("").to_string();
-        if opts.field_manager.is_empty() {
-            return Err(ApiError::internal("missing field manager"));
-        }
         managed::record_update(
             None,
             &mut body,

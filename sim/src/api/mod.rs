@@ -47,6 +47,8 @@ pub struct Opts {
     pub field_manager: String,
     pub validation: FieldValidation,
     pub force: bool,
+    /// Managed fields are already computed (server-side apply): the write records none.
+    pub unrecorded: bool,
     /// The request's user and what was read for it (None: the simulator's own controllers).
     pub request: Option<Arc<crate::auth::RequestContext>>,
 }

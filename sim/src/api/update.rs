@@ -277,7 +277,7 @@ impl Core {
                 Sub::EphemeralContainers => Some("ephemeralcontainers"),
                 Sub::Main => None,
             };
-            if !opts.field_manager.is_empty() {
+            if !opts.unrecorded {
                 managed::record_update(
                     Some(&old),
                     &mut new,

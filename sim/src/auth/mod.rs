@@ -116,6 +116,9 @@ pub struct RequestContext {
     /// Admission policies and the request's namespace, read before the write.
     pub policies: Option<Arc<crate::policy::Snapshot>>,
     pub namespace_object: Option<Value>,
+    /// For a patch: why the user may not `create` the object (None: may). kube-apiserver
+    /// authorizes `create` as well when a server-side apply creates the object.
+    pub create_refused: Option<ApiError>,
 }
 
 /// Authentication and authorization state of one simulator.

@@ -173,11 +173,24 @@ impl Server {
             }),
             _ => None,
         };
+        let create_refused = (info.resource_request && info.verb == "patch")
+            .then(|| {
+                let create = RequestInfo {
+                    verb: "create".into(),
+                    ..info.clone()
+                };
+                let d = self.core.authorize(&user, &create);
+                // `withAuthorization` in kube-apiserver's patch handler: NewForbidden with the
+                // authorizer's reason.
+                (!d.allowed).then(|| ApiError::forbidden(&info.api_group, &info.resource, &info.name, &d.reason))
+            })
+            .flatten();
         RequestContext {
             user,
             rbac,
             policies,
             namespace_object,
+            create_refused,
         }
     }
 }

@@ -59,12 +59,32 @@ pub(super) fn header_str<B>(req: &Request<B>, name: header::HeaderName) -> &str 
     req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// Who is calling: bearer token or User-Agent (fault rules match either).
+/// Who is calling: bearer token or User-Agent (fault rules match either). Never stored: the
+/// default field manager comes from the User-Agent alone ([`user_agent_of`]).
 pub(super) fn identity<B>(req: &Request<B>) -> String {
     let ua = header_str(req, header::USER_AGENT);
     let token = header_str(req, header::AUTHORIZATION);
     let token = token.strip_prefix("Bearer ").unwrap_or("");
     format!("{ua} token={token}")
+}
+
+/// The User-Agent part of an [`identity`].
+fn user_agent_of(id: &str) -> &str {
+    id.rsplit_once(" token=").map_or(id, |(ua, _)| ua)
+}
+
+/// kube-apiserver's `prefixFromUserAgent`: what precedes the first `/`, without unprintable
+/// characters, cut at the field manager's 128 bytes. No User-Agent: the empty manager.
+pub(super) fn default_field_manager(user_agent: &str) -> String {
+    let prefix = user_agent.split('/').next().unwrap_or("");
+    let mut out = String::new();
+    for c in prefix.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Server {
@@ -165,17 +185,29 @@ impl Server {
                 }
                 m.clone()
             }
-            _ => {
-                // As kube-apiserver: the manager defaults to the client's User-Agent program name.
-                let ua = id.split_whitespace().next().unwrap_or("unknown");
-                ua.split('/').next().unwrap_or("unknown").to_string()
+            // An apply names its manager: kubectl defaults it, controllers must set it.
+            _ if verb == "apply" => {
+                return Err(ApiError::invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![crate::error::StatusCause {
+                        reason: "FieldValueRequired".into(),
+                        message: "Required value: is required for apply patch".into(),
+                        field: "fieldManager".into(),
+                    }],
+                ))
             }
+            // As kube-apiserver: the manager defaults to the User-Agent's program name (never to
+            // anything of the credentials).
+            _ => default_field_manager(user_agent_of(id)),
         };
         Ok(Opts {
             dry_run,
             field_manager,
             validation,
             force,
+            unrecorded: false,
             request: Some(ctx.clone()),
         })
     }

@@ -232,6 +232,8 @@ pub struct Ns {
     shipped_election: std::sync::atomic::AtomicBool,
     _sampler: app::AbortOnDrop,
     reapers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The last wait that failed, printed again after the logs (a long log buries the panic).
+    failed: Mutex<Option<String>>,
 }
 
 impl Drop for Ns {
@@ -245,6 +247,9 @@ impl Drop for Ns {
             }
             for p in self.pods.lock().unwrap_or_else(|p| p.into_inner()).values() {
                 eprintln!("----- sidecar of {} -----\n{}", p.name, p.logs());
+            }
+            if let Some(f) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                eprintln!("----- the wait that failed -----\n{f}");
             }
         }
     }
@@ -289,6 +294,7 @@ impl Ns {
             binaries: Mutex::default(),
             shipped_election: std::sync::atomic::AtomicBool::new(false),
             reapers: Mutex::default(),
+            failed: Mutex::default(),
         })
     }
 
@@ -388,7 +394,8 @@ impl Ns {
         ])
         .env(
             "RUST_LOG",
-            std::env::var("BATON_CONTROLLER_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            std::env::var("BATON_CONTROLLER_LOG")
+                .unwrap_or_else(|_| "info,kube=warn,baton::listeners::controller::reconcile=debug".into()),
         )
         .env_remove("KUBECONFIG")
         .env_remove("POD_NAME")
@@ -513,12 +520,58 @@ impl Ns {
             };
             async move { (all || !v.is_empty()).then_some(v) }
         })
-        .await?;
-        if broken.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("while waiting for {what}:\n{}", broken.join("\n")))
+        .await;
+        match broken {
+            Ok(b) if b.is_empty() => Ok(()),
+            Ok(b) => Err(format!("while waiting for {what}:\n{}", b.join("\n"))),
+            Err(e) => {
+                let e = format!("{e}\n{}", self.api_state().await);
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                Err(e)
+            }
         }
+    }
+
+    /// What the API server holds for the namespace's sets and Leases (for a failure's message).
+    pub async fn api_state(&self) -> String {
+        let mut out = String::from("API state:\n");
+        for s in self
+            .sets()
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let status = serde_json::to_string(&s.status).unwrap_or_default();
+            out.push_str(&format!(
+                "  ListenerSet {}: {status}\n",
+                s.metadata.name.unwrap_or_default()
+            ));
+        }
+        for l in self
+            .leases()
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let m = &l.metadata;
+            out.push_str(&format!(
+                "  Lease {} rv {:?} deleting {:?} finalizers {:?} labels {:?} owners {:?} spec {}\n",
+                m.name.clone().unwrap_or_default(),
+                m.resource_version,
+                m.deletion_timestamp.as_ref().map(|t| t.0.to_string()),
+                m.finalizers,
+                m.labels,
+                m.owner_references
+                    .iter()
+                    .flatten()
+                    .map(|o| o.name.clone())
+                    .collect::<Vec<_>>(),
+                serde_json::to_string(&l.spec).unwrap_or_default(),
+            ));
+        }
+        out
     }
 
     /// Wait until every listener of `set` runs in exactly one app, on the pod its Lease names
