@@ -49,6 +49,8 @@ fn classify(e: kube::Error, not_found_is_gone: bool) -> OpError {
         OpError::Conflict
     } else if is_status(&e, 404) && not_found_is_gone {
         OpError::NotFound
+    } else if is_status(&e, 403) || is_status(&e, 422) {
+        OpError::Refused(e.to_string())
     } else {
         OpError::Other(e.to_string())
     }

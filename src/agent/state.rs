@@ -77,7 +77,16 @@ pub(super) enum OpKind {
 pub(super) enum OpError {
     Conflict,
     NotFound,
+    /// 403 or 422: RBAC or an admission policy refused the write; the same write will be
+    /// refused again, so it is logged (at WARN, ever more rarely) while it is retried.
+    Refused(String),
     Other(String),
+}
+
+/// Whether the `n`th consecutive failure is logged at WARN: the 1st, 2nd, 4th, 8th… — a
+/// refused write retried with backoff writes a handful of lines, not one per attempt.
+pub(super) fn worth_a_warning(n: u32) -> bool {
+    n.is_power_of_two()
 }
 
 /// A request's result: the Lease the server answered with (`None`: read, not found) and, for an
@@ -478,6 +487,14 @@ impl State {
             }
             (_, Err(OpError::NotFound)) => {
                 self.known.remove(name);
+            }
+            (_, Err(OpError::Refused(e))) => {
+                let wait = t.retry.next();
+                if worth_a_warning(t.retry.failures()) {
+                    warn!(lease = %name, write = ?kind, refusals = t.retry.failures(), error = %e, ?wait,
+                        "the API server refused this write (RBAC or an admission policy); retrying with backoff");
+                }
+                t.due = now + wait;
             }
             (_, Err(OpError::Other(e))) => {
                 let wait = t.retry.next();

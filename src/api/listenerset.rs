@@ -91,6 +91,10 @@ pub const EVENT_RECOVERED: &str = "Recovered";
 pub const EVENT_FENCED: &str = "AgentFenced";
 /// Event reason: every Lease of a deleted set is gone and the finalizer was removed.
 pub const EVENT_FINALIZED: &str = "Finalized";
+/// Event (Warning) and Degraded reason: a listener's Lease name is taken by a Lease that is not
+/// the set's (no `baton.dev/listenerset` label naming it); the listener cannot run until that
+/// Lease is deleted or renamed. The controller never writes a Lease it did not create.
+pub const REASON_LEASE_NAME_TAKEN: &str = "LeaseNameTaken";
 
 /// Ready and Degraded reason: pods let a Lease assigned to them go unrenewed past its duration (their
 /// agents are missing, dead or cut off); the message names them. They get no new listeners.

@@ -1,4 +1,4 @@
-//! The chart's Lease guard (issue 15 item 8): the three attacks the issue measured, by an
+//! The chart's Lease guard: three attacks by an
 //! application pod of the set's own ServiceAccount, against a running set with real agents —
 //! refused with the guard, and (the same test with `leaseGuard.enabled=false`) successful
 //! without it, which is what makes the refusals meaningful:
@@ -165,6 +165,16 @@ async fn attacks(guarded: bool) {
             "{msg}"
         );
         assert_eq!(running(addr).await, Some(0), "the impostor runs no listener");
+        // And its own log says so, at WARN, with the API server's words.
+        let warned = wait_for("the impostor's log names the refusal", LONG, || async {
+            impostor
+                .log_text()
+                .lines()
+                .find(|l| l.contains("\"WARN\"") && l.contains("refused") && l.contains("pod intruder may write only"))
+                .map(str::to_string)
+        })
+        .await;
+        assert!(warned.contains("baton-lease-guard"), "{warned}");
     } else {
         let n = wait_for("the impostor running the victim's listeners", LONG, || async {
             running(addr).await.filter(|n| *n == victim_leases.len())

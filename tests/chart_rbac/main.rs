@@ -18,6 +18,7 @@ mod dashboard_harness;
 mod dashboard;
 mod harness;
 mod lease_guard;
+mod lease_scope;
 mod least_privilege;
 mod scenario;
 

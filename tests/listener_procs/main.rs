@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod collision;
 mod controller_writes;
 mod force;
 mod in_flight;

@@ -231,6 +231,15 @@ impl Liveness {
                 self.in_flight = Some((now, LiveOp::Read));
                 LiveChange::Nothing
             }
+            (_, Err(OpError::Refused(e))) => {
+                let wait = self.retry.next();
+                if super::worth_a_warning(self.retry.failures()) {
+                    warn!(lease = %self.name, refusals = self.retry.failures(), error = %e, ?wait,
+                        "the API server refused this liveness write (RBAC or an admission policy); retrying with backoff");
+                }
+                self.due = now + wait;
+                LiveChange::Nothing
+            }
             (_, Err(OpError::Other(e))) => {
                 let wait = self.retry.next();
                 debug!(lease = %self.name, error = %e, ?wait, "liveness write failed; retrying");

@@ -49,6 +49,7 @@ use crate::events::{Occurrence, Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
 use crate::metrics::Metrics;
 
+mod collisions;
 mod desired;
 mod expiry;
 mod finalize;
@@ -160,6 +161,8 @@ pub struct Context {
     status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
     written: Mutex<HashMap<SetKey, Expectations<Arc<Lease>>>>,
+    /// Listener Lease names taken by Leases that are not the set's (see [`collisions`]).
+    collisions: collisions::Collisions,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
     unresponsive: Mutex<Unresponsive>,
     /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).
@@ -231,6 +234,7 @@ impl Context {
         self.status_at.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.index.forget_set(ns, set);
         self.pods.release(ns, set);
+        self.collisions.forget(ns, set);
     }
 }
 
@@ -352,6 +356,7 @@ pub async fn run_counted(
         liveness: tracker,
         started: tokio::time::Instant::now(),
         status_at: Mutex::new(HashMap::new()),
+        collisions: Default::default(),
         secrets,
         memory: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),

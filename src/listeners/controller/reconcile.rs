@@ -97,11 +97,13 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         true => None,
         false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
     };
+    let wanted = |l: &str| desired.listeners.iter().any(|w| w.id == l);
+    let collisions = ctx.collisions.of((&ns, &name), &lease_by_listener, &wanted);
     let reported = report(
         &set,
         &previous,
         deleting,
-        (&desired.problems, sinks.as_deref()),
+        (&desired.problems, sinks.as_deref(), &collisions),
         &decision,
     );
     // The ceiling first: no Lease may carry a token the status does not cover, so a restarted
@@ -136,6 +138,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         .requeue
         .into_iter()
         .chain(sinks_requeue)
+        .chain((!collisions.is_empty()).then_some(super::collisions::RETRY))
         .chain(status_wait)
         .min();
     Ok(requeue.map_or_else(Requeue::await_change, Requeue::requeue))

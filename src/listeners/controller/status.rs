@@ -13,8 +13,8 @@ use crate::api::listenerset::{
     Attention, ListenerSet, ListenerSetStatus, ATTENTION_HOLDER_LOST, ATTENTION_NOT_ACKNOWLEDGED,
     ATTENTION_NO_ELIGIBLE_POD, ATTENTION_ORPHANED, ATTENTION_PENDING, ATTENTION_STARTING, ATTENTION_WAITING,
     CONDITION_DEGRADED, CONDITION_READY, MAX_ATTENTION, MAX_STATUS_PODS, REASON_AGENTS_NOT_RENEWING,
-    REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LISTENERS_NOT_RUNNING, REASON_LISTENERS_STARTING,
-    REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
+    REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LEASE_NAME_TAKEN, REASON_LISTENERS_NOT_RUNNING,
+    REASON_LISTENERS_STARTING, REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
 };
 use crate::api::notifications::{CONDITION_NOTIFICATIONS_READY, REASON_SINKS_READY, REASON_SINK_INVALID};
 use crate::error::Result;
@@ -40,7 +40,7 @@ pub(super) fn report(
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     deleting: bool,
-    (problems, sink_problems): (&[String], Option<&[String]>),
+    (problems, sink_problems, collisions): (&[String], Option<&[String]>, &[String]),
     decision: &Decision,
 ) -> Report {
     let summary = &decision.summary;
@@ -55,7 +55,18 @@ pub(super) fn report(
             degraded_message: message,
         }
     } else {
-        conditions(summary, decision.eligible, &decision.silent, problems)
+        let mut c = conditions(summary, decision.eligible, &decision.silent, problems);
+        if !collisions.is_empty() {
+            c.degraded = true;
+            c.degraded_reason = REASON_LEASE_NAME_TAKEN;
+            c.degraded_message = collisions
+                .iter()
+                .chain(problems)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        c
     };
     let mut conditions = vec![
         condition(

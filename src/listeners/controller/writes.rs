@@ -167,6 +167,7 @@ pub(super) async fn apply_writes(
     let mut retry_soon = !held_back.is_empty();
     let mut tally = Tally::default();
     let mut sent = Vec::new();
+    let mut taken = Vec::new();
     for (w, r) in go.iter().zip(results) {
         let m = &w.change;
         match r {
@@ -174,6 +175,17 @@ pub(super) async fn apply_writes(
                 let read = lease_by_listener.get(m.listener());
                 expect(ctx, ns, &name, m, read, written);
                 sent.extend(tally.add(ctx, set, w, read));
+            }
+            Err(e)
+                if matches!(m, Move::Assign { .. })
+                    && is_already_exists(&e)
+                    && lease_by_listener.get(m.listener()).is_none() =>
+            {
+                // Created while a Lease of that name exists that the set's cache does not show:
+                // another set's or component's, or one the cache has not caught up with.
+                if !ctx.collisions.known((ns, &name), m.listener()) {
+                    taken.push(m.listener().to_string());
+                }
             }
             Err(e) => {
                 if is_status(&e, 409) || is_status(&e, 404) {
@@ -192,7 +204,16 @@ pub(super) async fn apply_writes(
     }
     tally.publish(ctx, set);
     notify::send(ctx, set, sent);
+    // A new collision is reported by the next pass, at once; a known one waits for its retry.
+    if !taken.is_empty() {
+        let found = super::collisions::probe(ctx, set, ns, &taken).await;
+        retry_soon |= found > 0 || found < taken.len();
+    }
     retry_soon
+}
+
+fn is_already_exists(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
 }
 
 /// The assignments of one reconcile, by Event reason (and, for takeovers, by the pod they left
