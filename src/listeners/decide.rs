@@ -123,6 +123,20 @@ pub struct LivenessFacts {
     pub wakes_after: Option<std::time::Duration>,
 }
 
+impl LivenessFacts {
+    /// Registered, and not seen writing its liveness Lease (never counting from before this
+    /// controller `started`) for as long as that Lease says: its agent does not answer. The
+    /// agent renews at a quarter of the shortest lease it holds and writes that as its
+    /// liveness Lease's duration, so a pod that holds nothing of a set with a short lease is
+    /// judged by its own, longer promise (`set_duration` only when the Lease has none).
+    pub fn silent(&self, now: Instant, started: Instant, set_duration: std::time::Duration) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.registered)
+            && self
+                .observed
+                .is_some_and(|o| now >= o.max(started) + self.wakes_after.unwrap_or(set_duration))
+    }
+}
+
 /// A listener the spec asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Wanted {
@@ -339,11 +353,7 @@ fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<PodView> {
 fn answers(input: &Input, judged: &Judged, memory: &Memory, p: &PodFacts) -> bool {
     let live = input.liveness.get(&p.uid);
     let fenced = live.and_then(|l| l.lease.as_ref()).is_some_and(|l| l.fenced);
-    let stale = live.is_some_and(|l| {
-        l.lease.as_ref().is_some_and(|lease| lease.registered)
-            && l.observed
-                .is_some_and(|o| input.now >= o.max(input.started) + input.lease_duration)
-    });
+    let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
     !fenced && !stale && !judged.lapsed.contains(&p.uid) && !memory.lapsed(p) && !input.unresponsive.contains(p)
 }
 

@@ -169,11 +169,19 @@ impl LivenessTracker {
             rv,
             gone_at: None,
         };
-        let woke = old.as_ref().is_none_or(|e| {
-            e.lease
+        // An agent writing again after a silence past its Lease's duration answers again: the
+        // sets that select its pod may give it listeners now (a renewal wakes nothing else).
+        let returned = registered
+            && !ours
+            && old
                 .as_ref()
-                .is_none_or(|o| o.registered != registered || o.fenced != fenced || o.name != lease.name)
-        });
+                .is_some_and(|e| e.observed.is_some_and(|o| now >= o + e.duration));
+        let woke = returned
+            || old.as_ref().is_none_or(|e| {
+                e.lease
+                    .as_ref()
+                    .is_none_or(|o| o.registered != registered || o.fenced != fenced || o.name != lease.name)
+            });
         if registered {
             if let Some(at) = observed.map(|o| o + entry.duration + SLACK) {
                 inner.timers.entry(at).or_default().insert(key.clone());
@@ -354,5 +362,47 @@ impl LivenessTracker {
         })
         .flatten();
         futures::stream::select(watch, timers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The liveness Lease of pod `p` registered by its agent (registration 1), renewed at `renew`
+    /// (RFC 3339), resourceVersion `rv`.
+    fn lease(renew: &str, rv: u64) -> Lease {
+        serde_json::from_value(json!({
+            "metadata": {"name": "baton-agent.uid-p", "namespace": "ns", "resourceVersion": rv.to_string(),
+                "labels": {"baton.dev/liveness": "agent", "baton.dev/holder-uid": "uid-p"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "uid-p"}]},
+            "spec": {"holderIdentity": "p", "leaseTransitions": 1, "leaseDurationSeconds": 15, "renewTime": renew}
+        }))
+        .expect("a liveness Lease")
+    }
+
+    #[test]
+    fn a_renewal_wakes_nothing_unless_the_agent_was_silent_past_its_duration() {
+        let t = LivenessTracker::default();
+        let t0 = Instant::now();
+        let first = lease("2026-01-01T00:00:00.000000Z", 1);
+        assert!(
+            liveness::registration(&first, "p").is_some(),
+            "the test's Lease is registered"
+        );
+        assert!(t.observe(&first, false, t0).is_some(), "registration wakes");
+        let renewed = lease("2026-01-01T00:00:03.000000Z", 2);
+        assert!(
+            t.observe(&renewed, false, t0 + Duration::from_secs(3)).is_none(),
+            "a renewal does not"
+        );
+        let late = lease("2026-01-01T00:00:30.000000Z", 3);
+        let back = t.observe(&late, false, t0 + Duration::from_secs(30));
+        assert_eq!(
+            back.map(|w| w.pod),
+            Some("p".to_string()),
+            "back after 27 s of silence (15 s Lease)"
+        );
     }
 }

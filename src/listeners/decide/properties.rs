@@ -164,10 +164,7 @@ fn answers(input: &Input, d: &Decision, name: &str) -> bool {
     };
     let live = input.liveness.get(&p.uid);
     let lease = live.and_then(|l| l.lease.as_ref());
-    let stale = lease.is_some_and(|l| l.registered)
-        && live
-            .and_then(|l| l.observed)
-            .is_some_and(|o| input.now >= o + input.lease_duration);
+    let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
     p.selected && p.eligible && !lease.is_some_and(|l| l.fenced) && !stale && !d.lapsed.contains(&p.uid)
 }
 

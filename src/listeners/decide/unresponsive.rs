@@ -69,10 +69,7 @@ pub(super) fn silent(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Sil
             let live = input.liveness.get(&p.uid);
             let lease = live.and_then(|l| l.lease.as_ref());
             let fenced = lease.is_some_and(|l| l.fenced);
-            let stale = lease.is_some_and(|l| l.registered)
-                && live
-                    .and_then(|l| l.observed)
-                    .is_some_and(|o| input.now >= o + input.lease_duration);
+            let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
             let lapsed = judged.lapsed.contains(&p.uid) || memory.lapsed(p) || input.unresponsive.contains(p);
             (fenced || stale || lapsed).then(|| Silent {
                 pod: p.name.clone(),

@@ -252,3 +252,23 @@ fn unselected_holders_are_never_eligible() {
         }
     ));
 }
+
+#[test]
+fn a_pod_holding_nothing_is_judged_by_its_own_liveness_lease_not_the_sets_shorter_one() {
+    // The agent of q holds nothing of this set: it renews at a quarter of its liveness Lease's
+    // 15 s (3.75 s), longer than this set's lease D. Between renewals it still answers.
+    let t0 = Instant::now();
+    let seen = t0 + secs(60);
+    let facts = LivenessFacts {
+        wakes_after: Some(secs(15)),
+        ..registered("q", seen)
+    };
+    let scene = Scene::new(&["a"], &["q"], t0).live("q", facts.clone());
+    let d = scene.decide(seen + D + secs(1), &mut Memory::default());
+    assert_eq!(assigns(&d), vec![to("a", "q", 0)]);
+    assert!(d.silent.is_empty(), "{:?}", d.silent);
+    // Silent past its own promise: nothing new, and named silent.
+    let d = scene.decide(seen + secs(15), &mut Memory::default());
+    assert!(assigns(&d).is_empty(), "{:?}", d.writes);
+    assert_eq!(d.silent.len(), 1);
+}
