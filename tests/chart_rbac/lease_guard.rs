@@ -8,6 +8,9 @@
 //! 2. a raw Lease write by a pod steals a listener and resets its fencing token to 0;
 //! 3. a write to the leader Lease (by a pod whose namespace holds it) stops the operator.
 //!
+//! Deleting or injecting a listener's Lease (also by a server-side apply that would create it)
+//! is refused by RBAC either way, and no Lease an app pod reads carries a credential.
+//!
 //! Legitimate agents keep renewing and releasing throughout (no 401/403/422 for them).
 use std::time::Duration;
 
@@ -244,6 +247,8 @@ async fn attacks(guarded: bool) {
         assert_eq!(code, 200, "without the guard the steal succeeds: {msg}");
     }
 
+    deletes_injections_and_harvesting(&token_client, &target).await;
+
     // 3. The leader Lease, writable by the application's ServiceAccount where the operator
     // runs in the application's namespace (here: a Role like the agent's in baton-system).
     let rbac: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(c.admin.clone(), RELEASE_NS);
@@ -276,7 +281,7 @@ async fn attacks(guarded: bool) {
         assert_eq!((code, msg.as_str()), (403, "leases.coordination.k8s.io \"baton-controller\" is forbidden: ValidatingAdmissionPolicy 'baton-lease-guard' with binding 'baton-lease-guard' denied request: only the baton controller writes its leader Lease"));
         assert_eq!(holder(&leader_leases.get("baton-controller").await.unwrap()), leading);
         // Legitimate agents kept working: the only refusals of the application's ServiceAccount
-        // are the intruder's and the three writes the test made on purpose.
+        // are the intruder's and the writes the test made on purpose.
         let refused: Vec<String> = c
             .sim
             .core
@@ -298,12 +303,64 @@ async fn attacks(guarded: bool) {
         let expected = [
             format!("leases.coordination.k8s.io \"{target}\" is {prefix} a pod may not change a Lease's fencing token (leaseTransitions), duration or acquire time"),
             format!("leases.coordination.k8s.io \"{target}\" is {prefix} a pod may renew or release its Lease, not hand it to another holder"),
+            format!("leases.coordination.k8s.io \"{target}\" is forbidden: User \"{}\" cannot delete resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{APPS}\"", crate::harness::agent_user()),
+            format!("leases.coordination.k8s.io is forbidden: User \"{}\" cannot create resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{APPS}\"", crate::harness::agent_user()),
+            "leases.coordination.k8s.io \"guarded-injected\" is forbidden: ".to_string(),
             format!("leases.coordination.k8s.io \"baton-controller\" is {prefix} only the baton controller writes its leader Lease"),
         ];
         assert_eq!(refused, expected, "legitimate agents refused");
     } else {
         assert_eq!(code, 200, "without the guard the leader Lease is taken: {msg}");
     }
+}
+
+/// As the intruder, guard or not (RBAC refuses these): delete a listener's Lease, create one
+/// (inject a listener for itself), or create one by server-side apply with `patch` alone; and
+/// no Lease it can read names a credential in its managed fields.
+async fn deletes_injections_and_harvesting(intruder: &kube::Client, target: &str) {
+    let api: Api<Lease> = Api::namespaced(intruder.clone(), APPS);
+    let code = |r: Result<_, kube::Error>| match r {
+        Ok(_) => 200,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        code(api.delete(target, &Default::default()).await.map(|_| ())),
+        403,
+        "delete"
+    );
+    let injected: Lease = serde_json::from_value(json!({"metadata": {"name": "guarded-injected",
+        "labels": {"baton.dev/listenerset": SET}}, "spec": {"holderIdentity": "intruder"}}))
+    .unwrap();
+    assert_eq!(
+        code(api.create(&PostParams::default(), &injected).await.map(|_| ())),
+        403,
+        "create"
+    );
+    let applied = api
+        .patch(
+            "guarded-injected",
+            &PatchParams::apply("intruder"),
+            &Patch::Apply(&injected),
+        )
+        .await;
+    assert_eq!(code(applied.map(|_| ())), 403, "a server-side apply that creates");
+    let all = api
+        .list(&Default::default())
+        .await
+        .expect("the agent Role lists Leases");
+    let managers: std::collections::BTreeSet<String> = all
+        .items
+        .iter()
+        .flat_map(|l| l.metadata.managed_fields.iter().flatten())
+        .map(|m| m.manager.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        managers.iter().all(|m| m == "baton" || m.is_empty()),
+        "managers in the Leases an app pod can read: {managers:?}"
+    );
+    let text = serde_json::to_string(&all.items).unwrap();
+    assert!(!text.contains("token="), "a credential in a Lease: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

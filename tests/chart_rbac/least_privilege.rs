@@ -1,4 +1,4 @@
-//! Least privilege, measured (issue 15 item 9): the whole demo scenario runs with the chart's
+//! Least privilege, measured: the whole demo scenario runs with the chart's
 //! RBAC; the simulator's audit lists every (verb, API group, resource, subresource) the
 //! controller and the agents actually used, and the test fails when the chart grants either
 //! of them anything beyond that set plus the grants docs/operating.md documents as intended
@@ -149,12 +149,31 @@ async fn the_chart_grants_what_the_scenario_uses_and_what_is_documented() {
     if !crate::harness::helm_available().await {
         return;
     }
-    let values = crate::values(serde_json::json!({}), true);
+    // Secrets where the scenario's set lives, as its users would list them.
+    let values = crate::values(serde_json::json!({"rbac": {"secrets": {"namespaces": [APPS]}}}), true);
     let mut c = Cluster::install(values, true).await;
     c.start_controller(0).await;
     c.start_controller(1).await;
     scenario::run(&mut c, Listeners::FromSecret).await;
     crate::assert_no_denials(&c);
+    // The revision history shrinks to what is in use: the controller prunes the rest.
+    let rollouts: kube::Api<baton::api::rollout::Rollout> = kube::Api::namespaced(c.admin.clone(), APPS);
+    let limit = serde_json::json!({"spec": {"revisionHistoryLimit": 0}});
+    rollouts
+        .patch(
+            scenario::NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&limit),
+        )
+        .await
+        .expect("lowering revisionHistoryLimit");
+    crate::support::wait_for("a revision pruned", crate::support::LONG, || async {
+        let pruned = used(&c, &controller_user())
+            .into_iter()
+            .any(|((verb, _, resource), _)| verb == "delete" && resource == "controllerrevisions");
+        pruned.then_some(())
+    })
+    .await;
     // The set is deleted: its Leases go with it (what the controller does on deletion).
     let sets: kube::Api<baton::api::listenerset::ListenerSet> = kube::Api::namespaced(c.admin.clone(), APPS);
     sets.delete(scenario::SET, &Default::default())

@@ -87,7 +87,8 @@ async fn cluster_scope_runs_the_demo_with_no_403() {
     if !helm_available().await {
         return;
     }
-    let mut c = Cluster::install(values(json!({}), true), true).await;
+    // Secrets cluster-wide: the opt-in (the default reads none; see the test below).
+    let mut c = Cluster::install(values(json!({"rbac": {"secrets": {"clusterWide": true}}}), true), true).await;
     two_controllers(&mut c).await;
     scenario::run(&mut c, Listeners::FromSecret).await;
     assert_no_denials(&c);
@@ -190,11 +191,11 @@ async fn namespace_scope_runs_the_demo_with_no_403() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn secrets_off_runs_the_demo_with_no_403_and_reads_no_secret() {
+async fn the_default_install_reads_no_secret_and_runs_the_demo_with_no_403() {
     if !helm_available().await {
         return;
     }
-    let mut c = Cluster::install(values(json!({"rbac": {"secrets": {"read": false}}}), false), true).await;
+    let mut c = Cluster::install(values(json!({}), false), true).await;
     two_controllers(&mut c).await;
     scenario::run(&mut c, Listeners::Inline).await;
     assert_no_denials(&c);
@@ -223,6 +224,23 @@ async fn secrets_off_runs_the_demo_with_no_403_and_reads_no_secret() {
         api_message(err),
         (403, format!("secrets \"{SECRET}\" is forbidden: User \"{}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{APPS}\"", controller_user()))
     );
+    // kubectl agrees, here and in a namespace no baton object names.
+    let kubeconfig = c.sim.kubeconfig_path().to_path_buf();
+    for ns in [APPS, "kube-system", "default"] {
+        let out = tokio::process::Command::new("/usr/bin/kubectl")
+            .env("HOME", c.dir.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["auth", "can-i", "get", "secrets", "-n", ns, "--as", &controller_user()])
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert_eq!(
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).trim()),
+            (Some(1), "no"),
+            "can-i get secrets -n {ns}"
+        );
+    }
     // A ListenerSet that needs a Secret is told why it cannot have it.
     let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), APPS);
     let set = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": "needs-secret", "namespace": APPS},
@@ -238,7 +256,12 @@ async fn secrets_off_runs_the_demo_with_no_403_and_reads_no_secret() {
             .map(|c| c.message.clone())
     })
     .await;
-    assert!(msg.contains("the controller does not read Secrets"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "the controller does not read Secrets (baton controller --read-secrets=false); with the chart, list namespace {APPS} in rbac.secrets.namespaces"
+        )),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

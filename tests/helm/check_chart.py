@@ -360,7 +360,10 @@ def main() -> int:
         assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "patch", "delete"}
         assert rule_for(cr, "events.k8s.io", "events") == {"create", "patch"}
         assert rule_for(cr, "", "events") == set()
-        assert rule_for(cr, "", "secrets") == {"get", "list", "watch"}
+        # No Secret anywhere by default: rbac.secrets.namespaces names where (see _render_options).
+        assert rule_for(cr, "", "secrets") == set()
+        assert not find(objs, "Role", "baton-controller-secrets")
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_READ_SECRETS"] == "false"
         assert rule_for(cr, "", "configmaps") == set()
         for rule in cr["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
@@ -370,8 +373,10 @@ def main() -> int:
         assert le["rules"] == [
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["baton-controller"],
              "verbs": ["get", "list", "watch", "update"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-        ], le["rules"]
+        ], le["rules"]  # create: the ClusterRole grants it (a second grant would hide a removal)
+        le = one(render({"rbac": {"scope": "namespace"}, "controller": {"leaderElection": {"leaseNamespace": "elsewhere"}}})["objects"],
+                 "Role", "baton-leader-election")
+        assert le["rules"][1:] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}], le
         for role, label in (("admin", "aggregate-to-admin"), ("edit", "aggregate-to-edit"), ("view", "aggregate-to-view")):
             agg = one(objs, "ClusterRole", f"baton-{role}")
             assert agg["metadata"]["labels"][f"rbac.authorization.k8s.io/{label}"] == "true"
@@ -397,7 +402,8 @@ def main() -> int:
         assert (env["BATON_LEASE_DURATION"], env["BATON_RENEW_DEADLINE"], env["BATON_RETRY_PERIOD"]) == ("15s", "10s", "2s")
         assert env["BATON_METRICS_ADDR"] == "0.0.0.0:8080"
         assert env["BATON_LOG_FORMAT"] == "json" and env["BATON_CONCURRENCY"] == "8"
-        assert env["BATON_READ_SECRETS"] == "true" and "BATON_SECRET_NAMESPACES" not in env, env
+        # The default reads no Secret (rbac.secrets.namespaces names where it may).
+        assert env["BATON_READ_SECRETS"] == "false" and "BATON_SECRET_NAMESPACES" not in env, env
         assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
         assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -467,6 +473,12 @@ def main() -> int:
         roles = find(objs, "Role", "baton-controller-secrets")
         assert sorted(o["metadata"]["namespace"] for o in roles) == ["apps", "billing"]
         assert all(rule_for(o, "", "secrets") == {"get", "list", "watch"} for o in roles)
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_READ_SECRETS"] == "true"
+        objs = render({"rbac": {"secrets": {"clusterWide": True}}})["objects"]
+        assert rule_for(one(objs, "ClusterRole", "baton-controller"), "", "secrets") == {"get", "list", "watch"}
+        assert not find(objs, "Role", "baton-controller-secrets")
+        env = env_of(one(objs, "Deployment", "baton"))
+        assert env["BATON_READ_SECRETS"] == "true" and "BATON_SECRET_NAMESPACES" not in env, env
         objs = render({"image": {"digest": "sha256:" + "a" * 64}, "podAntiAffinity": "hard"})["objects"]
         d = one(objs, "Deployment", "baton")
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/baton-dev/baton@sha256:" + "a" * 64

@@ -63,11 +63,10 @@ impl SecretStores {
             .map(|(_, s)| s);
         match (store, &self.access) {
             (Some(s), _) => Ok(s.get(&ObjectRef::new(name).within(ns))),
-            (None, SecretAccess::Off) => Err(
-                "the controller does not read Secrets (baton controller --read-secrets=false; chart value \
-                 rbac.secrets.read=false)"
-                    .into(),
-            ),
+            (None, SecretAccess::Off) => Err(format!(
+                "the controller does not read Secrets (baton controller --read-secrets=false); with the chart, list \
+                 namespace {ns} in rbac.secrets.namespaces"
+            )),
             (None, SecretAccess::Namespaces(list)) => Err(format!(
                 "the controller reads Secrets only in namespace(s) {} (--secret-namespaces; chart value \
                  rbac.secrets.namespaces)",
@@ -186,7 +185,7 @@ mod tests {
         let off = stores(SecretAccess::Off, &[]);
         let err = off.get("apps", "s").unwrap_err();
         assert!(
-            err.contains("does not read Secrets") && err.contains("rbac.secrets.read=false"),
+            err.contains("does not read Secrets") && err.contains("list namespace apps in rbac.secrets.namespaces"),
             "{err}"
         );
     }
