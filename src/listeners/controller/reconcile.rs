@@ -132,16 +132,25 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         // A fence frees its pod's listeners for the next pass; a lost race is decided again.
         return Ok(Requeue::requeue(Duration::from_millis(if fenced { 10 } else { 100 })));
     }
-    // A broken sink is looked at again once its Secret read is stale: a fix shows then.
-    let sinks_requeue = sinks.filter(|p| !p.is_empty()).map(|_| crate::notify::SECRET_TTL);
-    let requeue = decision
-        .requeue
+    let broken_sinks = sinks.is_some_and(|p| !p.is_empty());
+    Ok(next_look(
+        decision.requeue,
+        broken_sinks,
+        !collisions.is_empty(),
+        status_wait,
+    ))
+}
+
+/// When to look again without a change: the decision's next expiry, a broken sink once its
+/// Secret read is stale (a fix shows then), a taken Lease name at its retry, a coalesced status.
+fn next_look(expiry: Option<Duration>, broken_sinks: bool, collisions: bool, status: Option<Duration>) -> Requeue {
+    let requeue = expiry
         .into_iter()
-        .chain(sinks_requeue)
-        .chain((!collisions.is_empty()).then_some(super::collisions::RETRY))
-        .chain(status_wait)
+        .chain(broken_sinks.then_some(crate::notify::SECRET_TTL))
+        .chain(collisions.then_some(super::collisions::RETRY))
+        .chain(status)
         .min();
-    Ok(requeue.map_or_else(Requeue::await_change, Requeue::requeue))
+    requeue.map_or_else(Requeue::await_change, Requeue::requeue)
 }
 
 /// Write the status now if what changed is more than counts, or the last write is
