@@ -502,6 +502,7 @@ fn rollout_controller_run(
 ) -> impl Future<Output = ()> + Send {
     // Every reconcile under its span, timed and counted; the work queue seen from the triggers.
     let queue = metrics.queue("rollout");
+    metrics.set_max_concurrent("rollout", concurrency);
     let (forget, mapped) = (queue.clone(), queue.clone());
     let m = metrics.clone();
     let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {

@@ -220,11 +220,15 @@ pub fn client(mut config: kube::Config, metrics: Arc<Metrics>, limits: Limits) -
     // One retry policy: this one (kube's default retries 503/504 without Retry-After too, and
     // would sit under the limiter, its retries not counted).
     config.default_retry = false;
+    let host = config
+        .cluster_url
+        .authority()
+        .map_or_else(|| config.cluster_url.to_string(), |a| a.to_string());
     let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
     Ok(builder
         .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_layer(&ThrottleLayer(bucket))
-        .with_layer(&CountRequests(metrics))
+        .with_layer(&CountRequests(metrics, host))
         // The retry layer re-sends through a handle on the stack below it.
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&tower::retry::RetryLayer::new(RetryAfter::default()))

@@ -264,6 +264,15 @@ async fn metrics_and_logs_of_a_controller_process() {
         ("baton_listenerset_listeners", Gauge, &["namespace", "name", "state"]),
         ("baton_listener_handovers", Counter, &["namespace", "name"]),
         ("baton_listener_handover_gap_seconds", Histogram, &["namespace", "name"]),
+        ("controller_runtime_reconcile", Counter, &["controller", "result"]),
+        ("controller_runtime_reconcile_time_seconds", Histogram, &["controller"]),
+        ("controller_runtime_max_concurrent_reconciles", Gauge, &["controller"]),
+        ("controller_runtime_active_workers", Gauge, &["controller"]),
+        ("workqueue_depth", Gauge, &["name"]),
+        ("workqueue_adds", Counter, &["name"]),
+        ("workqueue_queue_duration_seconds", Histogram, &["name"]),
+        ("workqueue_work_duration_seconds", Histogram, &["name"]),
+        ("rest_client_requests", Counter, &["code", "method", "host"]),
         ("process_cpu_seconds", Counter, &[]),
         ("process_resident_memory_bytes", Gauge, &[]),
         ("process_virtual_memory_bytes", Gauge, &[]),
@@ -281,6 +290,9 @@ async fn metrics_and_logs_of_a_controller_process() {
         ("baton_listener_takeovers", Counter, &["namespace", "name"][..]),
         ("baton_listener_fencing_conflicts", Counter, &["namespace", "name"][..]),
         ("baton_reconcile_errors", Counter, &["controller", "error"][..]),
+        ("controller_runtime_reconcile_errors", Counter, &["controller"][..]),
+        ("workqueue_retries", Counter, &["name"][..]),
+        ("leader_election_master_status", Gauge, &["name"][..]),
     ] {
         if m.families.contains_key(name) {
             assert_eq!(family(&m, name), (kind, strings(labels)), "{name}");
@@ -337,7 +349,36 @@ async fn metrics_and_logs_of_a_controller_process() {
             value(&m, "baton_workqueue_adds", &[("controller", controller)]).unwrap_or(0.0) > 0.0,
             "{controller}"
         );
+        // controller-runtime's names carry the same facts.
+        let runtime: f64 = samples(&m, "controller_runtime_reconcile")
+            .iter()
+            .filter(|(l, _)| l["controller"] == controller)
+            .map(|(_, v)| v)
+            .sum();
+        assert!(runtime > 0.0, "{controller}:\n{text}");
+        assert!(
+            value(&m, "workqueue_adds", &[("name", controller)]).unwrap_or(0.0) > 0.0,
+            "{controller}"
+        );
+        assert!(
+            value(
+                &m,
+                "controller_runtime_max_concurrent_reconciles",
+                &[("controller", controller)]
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
+            "{controller}"
+        );
     }
+    let rest = samples(&m, "rest_client_requests");
+    assert!(
+        rest.iter().any(|(l, v)| l["method"] == "GET"
+            && l["code"] == "200"
+            && l["host"].starts_with("127.0.0.1:")
+            && *v > 0.0),
+        "{rest:?}"
+    );
     assert!(value(&m, "process_resident_memory_bytes", &[]).unwrap_or(0.0) > 1e6);
     assert!(value(&m, "process_open_fds", &[]).unwrap_or(0.0) > 3.0);
     // Same version, two namespaces: two series, never one merged.

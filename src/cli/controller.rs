@@ -277,11 +277,13 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
 /// Lead while elected: the leader metrics follow the election's status.
 async fn run_elected(operator: Operator, client: Client, cfg: ElectionConfig, metrics: Arc<Metrics>) -> ExitCode {
     let (status_tx, mut status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
+    let lease = cfg.lease_name.clone();
+    metrics.set_leader(&lease, false);
     tokio::spawn(async move {
         let mut seen = 0;
         while status_rx.changed().await.is_ok() {
             let st = status_rx.borrow_and_update().clone();
-            metrics.leader.set(i64::from(st.leadership == Leadership::Leading));
+            metrics.set_leader(&lease, st.leadership == Leadership::Leading);
             while seen < st.acquisitions {
                 metrics.leader_transitions.inc();
                 seen += 1;

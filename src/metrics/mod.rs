@@ -25,10 +25,12 @@ mod objects;
 mod process;
 pub mod queue;
 mod requests;
+mod runtime;
 
 pub use objects::{ObjectLabels, Objects};
 pub use queue::{instrumented, WorkQueue};
 pub use requests::{CountRequests, Counted};
+pub use runtime::Runtime;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {
@@ -102,6 +104,8 @@ pub struct Metrics {
     pub objects: Objects,
     /// Notification attempts by result.
     pub notifications: Family<NotificationLabels, Counter>,
+    /// The same facts under controller-runtime's and client-go's names.
+    pub runtime: Runtime,
 }
 
 impl Default for Metrics {
@@ -126,8 +130,11 @@ impl Default for Metrics {
             queues: Mutex::new(Vec::new()),
             objects: Objects::default(),
             notifications: Family::default(),
+            runtime: Runtime::default(),
         };
         m.register(root.sub_registry_with_prefix("baton"));
+        m.runtime
+            .register(&mut root, &m.reconcile_duration, &m.reconcile_active);
         m.registry = root;
         m
     }
@@ -254,11 +261,21 @@ impl Metrics {
         let label = ControllerLabel {
             controller: controller.to_string(),
         };
+        let name = runtime::NameLabel {
+            name: controller.to_string(),
+        };
         let q = Arc::new(WorkQueue::new(
             controller,
-            self.queue_depth.get_or_create(&label).clone(),
-            self.queue_adds.get_or_create(&label).clone(),
-            self.queue_latency.get_or_create(&label).clone(),
+            queue::Series {
+                depth: self.queue_depth.get_or_create(&label).clone(),
+                adds: self.queue_adds.get_or_create(&label).clone(),
+                latency: self.queue_latency.get_or_create(&label).clone(),
+            },
+            queue::Series {
+                depth: self.runtime.queue_depth.get_or_create(&name).clone(),
+                adds: self.runtime.queue_adds.get_or_create(&name).clone(),
+                latency: self.runtime.queue_latency.get_or_create(&name).clone(),
+            },
         ));
         queues.push(q.clone());
         q
@@ -276,6 +293,7 @@ impl Metrics {
             })
             .inc();
         self.reconcile_duration.get_or_create(&label).observe(seconds);
+        self.runtime.observe(controller, seconds, result);
         if let Some(e) = error {
             self.reconcile_errors
                 .get_or_create(&ErrorLabels {
@@ -284,6 +302,28 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// `controller` runs at most `n` reconciles at once.
+    pub fn set_max_concurrent(&self, controller: &str, n: u16) {
+        self.runtime
+            .max_concurrent
+            .get_or_create(&ControllerLabel {
+                controller: controller.to_string(),
+            })
+            .set(i64::from(n));
+    }
+
+    /// Whether this replica leads, on Lease `lease` (`baton_leader` and client-go's
+    /// `leader_election_master_status`).
+    pub fn set_leader(&self, lease: &str, leading: bool) {
+        self.leader.set(i64::from(leading));
+        self.runtime
+            .leader
+            .get_or_create(&runtime::NameLabel {
+                name: lease.to_string(),
+            })
+            .set(i64::from(leading));
     }
 
     /// The OpenMetrics text exposition.

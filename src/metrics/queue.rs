@@ -28,6 +28,13 @@ const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// swept up to N entries).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// The series one queue feeds (baton's, and client-go's twins).
+pub struct Series {
+    pub depth: Gauge,
+    pub adds: Counter,
+    pub latency: Histogram,
+}
+
 /// One controller's work queue, as seen from its triggers and reconciles.
 pub struct WorkQueue {
     pub controller: String,
@@ -35,9 +42,7 @@ pub struct WorkQueue {
     waiting: Mutex<HashMap<String, Instant>>,
     /// When `waiting` was last swept of entries older than [`FORGET_AFTER`].
     swept: Mutex<Instant>,
-    depth: Gauge,
-    adds: Counter,
-    latency: Histogram,
+    series: [Series; 2],
 }
 
 /// The queue key of an object.
@@ -46,27 +51,29 @@ pub fn key(namespace: Option<&str>, name: &str) -> String {
 }
 
 impl WorkQueue {
-    pub fn new(controller: &str, depth: Gauge, adds: Counter, latency: Histogram) -> Self {
+    pub fn new(controller: &str, baton: Series, runtime: Series) -> Self {
         WorkQueue {
             controller: controller.to_string(),
             waiting: Mutex::new(HashMap::new()),
             swept: Mutex::new(Instant::now()),
-            depth,
-            adds,
-            latency,
+            series: [baton, runtime],
         }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Instant>) -> R) -> R {
         let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         let r = f(&mut w);
-        self.depth.set(i64::try_from(w.len()).unwrap_or(i64::MAX));
+        for s in &self.series {
+            s.depth.set(i64::try_from(w.len()).unwrap_or(i64::MAX));
+        }
         r
     }
 
     /// A change triggered `key`.
     pub fn add(&self, key: String) {
-        self.adds.inc();
+        for s in &self.series {
+            s.adds.inc();
+        }
         let now = Instant::now();
         let sweep = {
             let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
@@ -95,7 +102,10 @@ impl WorkQueue {
     /// The reconcile of `key` starts: it leaves the queue.
     pub fn start(&self, key: &str) {
         if let Some(t) = self.with(|w| w.remove(key)) {
-            self.latency.observe(t.elapsed().as_secs_f64());
+            let waited = t.elapsed().as_secs_f64();
+            for s in &self.series {
+                s.latency.observe(waited);
+            }
         }
     }
 

@@ -5,11 +5,13 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures::future::BoxFuture;
 
+use super::runtime::RestLabels;
 use super::{Metrics, RequestLabels};
 
-/// A tower layer counting the client's requests by verb and response code.
+/// A tower layer counting the client's requests by verb and response code (and, as client-go's
+/// `rest_client_requests_total`, by code, method and `host`, the API server's host:port).
 #[derive(Clone)]
-pub struct CountRequests(pub Arc<Metrics>);
+pub struct CountRequests(pub Arc<Metrics>, pub String);
 
 impl<S> tower::Layer<S> for CountRequests {
     type Service = Counted<S>;
@@ -17,6 +19,7 @@ impl<S> tower::Layer<S> for CountRequests {
         Counted {
             inner,
             metrics: self.0.clone(),
+            host: self.1.clone(),
         }
     }
 }
@@ -25,6 +28,7 @@ impl<S> tower::Layer<S> for CountRequests {
 pub struct Counted<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    host: String,
 }
 
 fn verb<B>(req: &http::Request<B>) -> &'static str {
@@ -58,6 +62,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let verb = verb(&req);
+        let method = req.method().as_str().to_string();
+        let host = req
+            .uri()
+            .authority()
+            .map_or_else(|| self.host.clone(), |a| a.to_string());
         let metrics = self.metrics.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -66,6 +75,15 @@ where
                 Ok(resp) => resp.status().as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
+            metrics
+                .runtime
+                .rest_requests
+                .get_or_create(&RestLabels {
+                    code: code.clone(),
+                    method,
+                    host,
+                })
+                .inc();
             metrics
                 .api_requests
                 .get_or_create(&RequestLabels {

@@ -373,6 +373,7 @@ pub async fn run_counted(
     let bad = Undecodables::new("ListenerSet", metrics.undecodable_gauge("ListenerSet"));
     // (tolerant::controller, with the work queue probed on the set's own changes.)
     let queue = metrics.queue("listenerset");
+    metrics.set_max_concurrent("listenerset", cfg.concurrency);
     let (sets, writer) = reflector::store();
     let (sets_synced_tx, sets_synced) = crate::cache::synced();
     let set_changes = tolerant::decode_events(
