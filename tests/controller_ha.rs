@@ -218,6 +218,10 @@ async fn exactly_one_controller_reconciles() {
     );
     assert_eq!(metric(&lm, "baton_leader"), Some(1.0), "leader /metrics:\n{lm}");
     assert_eq!(metric(&sm, "baton_leader"), Some(0.0), "standby /metrics:\n{sm}");
+    // client-go's name for the same, per Lease.
+    let status = format!("leader_election_master_status{{name=\"{LEASE}\"}}");
+    assert_eq!(metric(&lm, &status), Some(1.0), "leader /metrics:\n{lm}");
+    assert_eq!(metric(&sm, &status), Some(0.0), "standby /metrics:\n{sm}");
     assert_eq!(
         metric(&lm, "baton_leader_transitions_total"),
         Some(1.0),
