@@ -12,15 +12,16 @@ build:
 
 # What the tests need beyond cargo: real kubectl (on these machines at /usr/bin/kubectl), Helm's
 # engine from PyPI (helm-python-sdk) in a virtualenv, for the chart checks, Debian's headless
-# Chromium with chromedriver, for the dashboard's browser test, and Debian's Prometheus, for the
-# Rollout's prometheus checks (installed when missing).
+# Chromium with chromedriver, for the dashboard's browser test, Debian's Prometheus, for the
+# Rollout's prometheus checks, and Debian's Lua 5.1, which runs the Argo CD health scripts as
+# Argo CD does (installed when missing).
 deps:
 	@test -x /usr/bin/kubectl || { echo "kubectl not found at /usr/bin/kubectl"; exit 1; }
-	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver -a -x /usr/bin/prometheus || { \
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver -a -x /usr/bin/prometheus -a -x /usr/bin/lua5.1 || { \
 		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-		echo "installing Debian's chromium, chromium-driver (the dashboard's browser test) and prometheus (prometheus checks)"; \
+		echo "installing Debian's chromium, chromium-driver (the dashboard's browser test), prometheus (prometheus checks) and lua5.1 (Argo CD health scripts)"; \
 		$$SUDO apt-get update -qq >/dev/null && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver prometheus >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver prometheus lua5.1 >/dev/null; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c 'import helm_python' 2>/dev/null || $(VENV)/bin/pip install --quiet '$(HELM_SDK)'
 

@@ -628,6 +628,20 @@ def main() -> int:
                 mine = one(objs, kind, name)["spec"]
                 theirs = one(chart, kind, name)["spec"]
                 assert mine == theirs, f"config/policy {kind}/{name} differs from the chart's: {mine} != {theirs}"
+        # config/argocd: a component merging the health scripts into Argo CD's argocd-cm.
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copytree(CONFIG / "argocd", os.path.join(d, "argocd"))
+            with open(os.path.join(d, "cm.yaml"), "w") as f:
+                f.write("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd}\ndata: {url: x}\n")
+            with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+                f.write("resources: [cm.yaml]\ncomponents: [argocd]\n")
+            proc = subprocess.run([KUBECTL, "kustomize", d], capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, f"config/argocd as a component: {proc.stderr}"
+            cm = one(parse_manifests(proc.stdout), "ConfigMap", "argocd-cm")
+            for kind in ("Rollout", "ListenerSet"):
+                script = (CONFIG / "argocd" / "baton.dev" / kind / "health.lua").read_text()
+                assert cm["data"][f"resource.customizations.health.baton.dev_{kind}"] == script, kind
+            assert cm["data"]["url"] == "x", "the rest of argocd-cm is kept"
         for o in objs:
             if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):

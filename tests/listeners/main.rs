@@ -8,6 +8,7 @@ mod support;
 
 mod helpers;
 
+mod argocd;
 mod deletion;
 mod failures;
 mod handover;

@@ -10,6 +10,7 @@ mod support;
 
 mod helpers;
 
+mod argocd;
 mod batches;
 mod checks;
 mod drain;

@@ -3,6 +3,7 @@
 //! Rollout statuses and pods so tests can assert on every intermediate state.
 #![allow(dead_code)]
 
+pub mod argocd;
 pub mod controller;
 pub mod kubectl;
 pub mod process;

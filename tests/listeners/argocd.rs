@@ -1,0 +1,97 @@
+//! Argo CD's health of a ListenerSet, as Argo CD computes it: the shipped
+//! `config/argocd/baton.dev/ListenerSet/health.lua` run by a real Lua 5.1 on the set as the
+//! controller wrote it, captured in each state: all running, starting (a pod without an agent),
+//! agents not renewing (an agent cut off), no eligible pod.
+use std::time::Duration;
+
+use baton::api::listenerset::ListenerSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use serde_json::json;
+
+use crate::listener_world::*;
+use crate::support::argocd::argocd_health;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn health(s: &ListenerSet) -> (String, String) {
+    argocd_health(
+        "baton.dev/ListenerSet/health.lua",
+        &serde_json::to_value(s).expect("a ListenerSet as JSON"),
+    )
+}
+
+fn condition(s: &ListenerSet, type_: &str) -> (String, String) {
+    s.status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+        .unwrap_or_default()
+}
+
+/// Set `name` once `ok` holds for its current generation.
+async fn wait_set(w: &World, name: &str, what: &str, ok: impl Fn(&ListenerSet) -> bool) -> ListenerSet {
+    let sets = w.sets();
+    wait_for(what, LONG, || {
+        let sets = sets.clone();
+        let ok = &ok;
+        async move {
+            let s = sets.get(name).await.ok()?;
+            let current = s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation;
+            (current && ok(&s)).then_some(s)
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cd_health_of_a_listenerset_in_every_state() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    let (_stop, _ctl) = w.controller("controller-a").await;
+    for p in ["hl-a", "hl-b"] {
+        w.create_pod(p, "svc").await;
+        w.wait_ready(p).await;
+    }
+    w.create_set("sxt", "svc", listeners(4), 3).await;
+    let running = wait_set(&w, "sxt", "all running", |s| condition(s, "Ready").0 == "True").await;
+    assert_eq!(health(&running).0, "Healthy", "{:?}", health(&running));
+
+    // A Ready pod without an agent: what it is given stays starting (a long lease keeps it so).
+    let lonely: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "hl-lonely", "namespace": NS, "labels": {"app": "lonely"}},
+        "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}),
+    )
+    .expect("a pod");
+    w.pods()
+        .create(&PostParams::default(), &lonely)
+        .await
+        .expect("the lonely pod");
+    w.wait_ready("hl-lonely").await;
+    w.create_set("lonely", "lonely", listeners(2), 60).await;
+    let starting = wait_set(&w, "lonely", "listeners starting", |s| {
+        s.status.as_ref().is_some_and(|st| st.starting > 0)
+    })
+    .await;
+    let (status, message) = health(&starting);
+    assert_eq!(status, "Progressing", "{message}");
+
+    // An agent cut off from the API server: its pod stops renewing.
+    w.sim.faults.block("token=agent-hl-a");
+    let silent = wait_set(&w, "sxt", "Degraded=AgentsNotRenewing", |s| {
+        condition(s, "Degraded") == ("True".into(), "AgentsNotRenewing".into())
+    })
+    .await;
+    let (status, message) = health(&silent);
+    assert_eq!(status, "Degraded");
+    assert!(message.contains("hl-a"), "names the pod: {message}");
+    w.sim.faults.unblock("token=agent-hl-a");
+
+    // No pod matches the selector.
+    w.create_set("nobody", "nobody", listeners(2), 3).await;
+    let orphan = wait_set(&w, "nobody", "Degraded=NoEligiblePods", |s| {
+        condition(s, "Degraded") == ("True".into(), "NoEligiblePods".into())
+    })
+    .await;
+    assert_eq!(health(&orphan).0, "Degraded", "{:?}", health(&orphan));
+}
