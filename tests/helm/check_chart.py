@@ -642,6 +642,13 @@ def main() -> int:
                 script = (CONFIG / "argocd" / "baton.dev" / kind / "health.lua").read_text()
                 assert cm["data"][f"resource.customizations.health.baton.dev_{kind}"] == script, kind
             assert cm["data"]["url"] == "x", "the rest of argocd-cm is kept"
+            # The actions key is the action scripts in argocd-cm's format, nothing else.
+            rollout = CONFIG / "argocd" / "baton.dev" / "Rollout"
+            indent = lambda text, n: "".join((" " * n + l) if l.strip() else l for l in text.splitlines(True))
+            want = "discovery.lua: |\n" + indent((rollout / "actions" / "discovery.lua").read_text(), 2) + "definitions:\n"
+            for a in ("promote", "promote-full", "abort", "retry", "restart", "pause", "resume"):
+                want += f"  - name: {a}\n    action.lua: |\n" + indent((rollout / "actions" / a / "action.lua").read_text(), 6)
+            assert cm["data"]["resource.customizations.actions.baton.dev_Rollout"] == want, "actions.yaml is stale"
         for o in objs:
             if o["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):

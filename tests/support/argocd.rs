@@ -48,6 +48,62 @@ pub(crate) fn argocd_health(script: &str, obj: &Value) -> (String, String) {
         lua(obj),
         lua(&Value::String(path))
     );
+    let text = run(&program);
+    let (status, message) = text.split_once('\t').unwrap_or((text.as_str(), ""));
+    (status.to_string(), message.to_string())
+}
+
+/// Run `config/argocd/<kind>/actions/<action>/action.lua` on `obj` as Argo CD does, and return
+/// what it changed as a JSON merge patch (the annotations it set, `spec.paused`): what Argo CD
+/// writes back.
+pub(crate) fn argocd_action(kind: &str, action: &str, obj: &Value) -> Value {
+    let path = format!(
+        "{}/config/argocd/{kind}/actions/{action}/action.lua",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let literal = lua(obj);
+    let program = format!(
+        r#"obj = {literal}
+local before = {literal}
+local out = dofile({path})
+local function json(s) return '"' .. string.gsub(s, '(["\\])', '\\%1') .. '"' end
+local was = before.metadata.annotations or {{}}
+local parts = {{}}
+for k, v in pairs(out.metadata.annotations or {{}}) do
+  if was[k] ~= v then table.insert(parts, json(k) .. ":" .. json(v)) end
+end
+io.write('{{"metadata":{{"annotations":{{' .. table.concat(parts, ",") .. '}}}}')
+local paused = out.spec and out.spec.paused
+if paused ~= (before.spec and before.spec.paused) then
+  io.write(',"spec":{{"paused":' .. tostring(paused == true) .. '}}')
+end
+io.write('}}')
+"#,
+        path = lua(&Value::String(path))
+    );
+    serde_json::from_str(&run(&program)).expect("the action's changes as JSON")
+}
+
+/// The actions `discovery.lua` of `kind` offers on `obj`: name → enabled.
+pub(crate) fn argocd_actions(kind: &str, obj: &Value) -> std::collections::BTreeMap<String, bool> {
+    let path = format!(
+        "{}/config/argocd/{kind}/actions/discovery.lua",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let program = format!(
+        "obj = {}\nfor name, a in pairs(dofile({})) do io.write(name, \"\\t\", tostring(not a.disabled), \"\\n\") end\n",
+        lua(obj),
+        lua(&Value::String(path))
+    );
+    run(&program)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, e)| (n.to_string(), e == "true"))
+        .collect()
+}
+
+/// Run `program` with Lua 5.1; its standard output.
+fn run(program: &str) -> String {
     let mut child = Command::new(LUA)
         .arg("-")
         .stdin(Stdio::piped())
@@ -67,7 +123,5 @@ pub(crate) fn argocd_health(script: &str, obj: &Value) -> (String, String) {
         "lua5.1 failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (status, message) = text.split_once('\t').unwrap_or((text.as_str(), ""));
-    (status.to_string(), message.to_string())
+    String::from_utf8_lossy(&out.stdout).to_string()
 }

@@ -1,0 +1,3 @@
+-- `baton rollout resume`.
+obj.spec.paused = false
+return obj

@@ -1,0 +1,8 @@
+-- `baton rollout retry`: the request is an annotation whose new value (a time) the controller
+-- acts on once. The time alone could repeat a request made in the same second; with the
+-- resourceVersion it read, every request is new.
+if obj.metadata.annotations == nil then
+  obj.metadata.annotations = {}
+end
+obj.metadata.annotations["baton.dev/retry"] = os.date("!%Y-%m-%dT%H:%M:%SZ") .. " rv " .. tostring(obj.metadata.resourceVersion)
+return obj
