@@ -1,6 +1,7 @@
 -- `baton rollout promote-full`: the request is an annotation whose new value (a time) the controller
 -- acts on once. The time alone could repeat a request made in the same second; with the
 -- resourceVersion it read, every request is new.
+local os = require("os") -- Argo CD loads its sandboxed os library on require
 if obj.metadata.annotations == nil then
   obj.metadata.annotations = {}
 end

@@ -1,5 +1,6 @@
 -- `baton rollout restart`: the controller stamps this time into the pod template, a new
 -- revision rolled out in the normal batches.
+local os = require("os") -- Argo CD loads its sandboxed os library on require
 if obj.metadata.annotations == nil then
   obj.metadata.annotations = {}
 end
