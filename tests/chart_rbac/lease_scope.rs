@@ -31,6 +31,18 @@ fn holder(l: &Lease) -> String {
         .unwrap_or_default()
 }
 
+/// Another component's leader Lease in the application namespace (unlabelled), made by the admin.
+async fn payments_leader(c: &Cluster) {
+    let admin_apps: Api<Lease> = Api::namespaced(c.admin.clone(), APPS);
+    admin_apps
+        .create(
+            &PostParams::default(),
+            &lease(APPS, "payments-leader", json!({}), "payments-0"),
+        )
+        .await
+        .expect("another component's Lease");
+}
+
 async fn controller_client(c: &Cluster) -> kube::Client {
     c.sim
         .client_for_service_account(RELEASE_NS, "baton", None)
@@ -88,14 +100,7 @@ async fn the_controller_cannot_take_delete_or_create_the_clusters_own_leases() {
     );
 
     // The same in an application namespace: an unlabelled Lease is not baton's either.
-    let admin_apps: Api<Lease> = Api::namespaced(c.admin.clone(), APPS);
-    admin_apps
-        .create(
-            &PostParams::default(),
-            &lease(APPS, "payments-leader", json!({}), "payments-0"),
-        )
-        .await
-        .expect("another component's Lease");
+    payments_leader(&c).await;
     let apps: Api<Lease> = Api::namespaced(ctl, APPS);
     let (code, msg) = answer(
         apps.patch("payments-leader", &PatchParams::default(), &Patch::Merge(&take))
@@ -125,14 +130,7 @@ async fn foreign_lease_by_an_agent(confine: bool) -> (u16, String) {
     let values = json!({"replicaCount": 1, "leaseGuard": {"confineAgents": confine},
         "agentRole": {"create": true, "namespace": APPS, "serviceAccounts": [APP_SA]}});
     let c = Cluster::install(values, false).await;
-    let admin_apps: Api<Lease> = Api::namespaced(c.admin.clone(), APPS);
-    admin_apps
-        .create(
-            &PostParams::default(),
-            &lease(APPS, "payments-leader", json!({}), "payments-0"),
-        )
-        .await
-        .expect("another component's Lease");
+    payments_leader(&c).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.admin.clone(), APPS);
     let p = json!({"metadata": {"name": "app-0"},
         "spec": {"serviceAccountName": APP_SA, "containers": [{"name": "c", "image": "app:v1"}]}});
