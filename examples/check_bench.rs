@@ -1,4 +1,4 @@
-//! Check overhead benchmark (issue 11 §2): the wall time a per-pod HTTP check adds to a batch,
+//! Check overhead benchmark: the wall time a per-pod HTTP check adds to a batch,
 //! beyond the check's own configured time. A Rollout of 3 instances goes v(n) → v(n+1) in
 //! batches [1, 2, 3] (maxSurge 1, kubelet ready after ~150 ms), without checks and with a check
 //! per pod of `count: 3, intervalSeconds: 1` against a local endpoint that answers at once (own

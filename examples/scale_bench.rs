@@ -1,4 +1,4 @@
-//! Scale benchmark (issue 16): many Rollouts on one controller.
+//! Scale benchmark: many Rollouts on one controller.
 //!
 //! For each scenario (N Rollouts × R instances) the simulator and this driver share one process
 //! and the controller runs as its own (`target/release/baton controller --leader-elect=false`),

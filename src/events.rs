@@ -1,6 +1,6 @@
 //! Publishing `events.k8s.io/v1` Events: repeats aggregated into series, transitions once.
 //!
-//! Two kinds of occurrence (issue 16: Events per Rollout update, and what they cost etcd):
+//! Two kinds of occurrence (Events per Rollout update, and what they cost etcd):
 //! * *Transitions* (a batch started or completed, a rollout completed or failed) carry a key that
 //!   names the transition ([`Occurrence::once`]): the Event's name is derived from it, so a second
 //!   report of the same transition — from a reconcile that planned from a stale cache, or from a

@@ -1,4 +1,4 @@
-//! Issue 12, the CLI: kubectl's global flags, `rollout list -A`, `-o`, tables sized to their
+//! The CLI: kubectl's global flags, `rollout list -A`, `-o`, tables sized to their
 //! content, kubectl's error messages, a closed pipe, completion scripts. The real `baton`
 //! binary, and real kubectl running it as the plugin `kubectl baton`, against the simulator.
 #[path = "cli_support/mod.rs"]

@@ -1,4 +1,4 @@
-//! Issue 12: `baton listeners recover` reports what it did — which listeners moved, from which
+//! `baton listeners recover` reports what it did — which listeners moved, from which
 //! pod to which — without internal nonces; `baton listeners NAME -o json|wide`. The real binary
 //! against the simulator, with agents in the simulated pods.
 #![allow(clippy::await_holding_lock)]

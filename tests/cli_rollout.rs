@@ -1,4 +1,4 @@
-//! Issue 12, the rollout commands: `set image`, the change cause and who changed the spec in
+//! The rollout commands: `set image`, the change cause and who changed the spec in
 //! `history`, `history --revision N`, the deploy and rollback records, `pin` checked before it
 //! writes, and `status --watch` on a terminal and in a log. The real binary and real kubectl
 //! against the simulator, with the operator running in-process.

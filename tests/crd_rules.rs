@@ -259,7 +259,7 @@ async fn notification_formats_and_events_are_checked_by_the_api_server() {
     k.ok(&["apply", "-f", &k.file("good.json", &r)]).await;
 }
 
-/// `spec.hooks` and `job` checks (issue 11): what the schema refuses through real `kubectl`, and
+/// `spec.hooks` and `job` checks: what the schema refuses through real `kubectl`, and
 /// a hook's pod template kept as written (its schema checks only `restartPolicy` and the
 /// containers; the API server checks the rest when the Job is created).
 #[tokio::test]

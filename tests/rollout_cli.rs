@@ -275,7 +275,7 @@ async fn v2_waiting_after_batch_1(env: &Env) {
     .await;
 }
 
-/// Issue 9 (5): promote while `spec.paused` is refused with a message and exit 1, and a
+/// Promote while `spec.paused` is refused with a message and exit 1, and a
 /// promotion that lands while paused anyway is acted on at resume, never lost. Promote, abort
 /// and retry with nothing to act on say so and exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +344,7 @@ async fn promote_while_paused_is_refused_or_kept_never_lost() {
     op.stop().await;
 }
 
-/// Issue 9 (6): `promote --full` skips the remaining batches and pauses.
+/// `promote --full` skips the remaining batches and pauses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_full_skips_the_remaining_batches_and_pauses() {
     let (env, op) = v1_deployed().await;
@@ -374,7 +374,7 @@ async fn promote_full_skips_the_remaining_batches_and_pauses() {
     op.stop().await;
 }
 
-/// Issue 9 (6): `undo` goes straight to the revision, without stopping at the strategy's
+/// `undo` goes straight to the revision, without stopping at the strategy's
 /// manual pauses; `undo --batches` goes through them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undo_goes_straight_to_the_revision_unless_asked_for_batches() {

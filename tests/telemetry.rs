@@ -1,4 +1,4 @@
-//! Issue 12, telemetry: the real `baton controller` process against the simulator (with agents
+//! Telemetry: the real `baton controller` process against the simulator (with agents
 //! in the simulated pods), its /metrics scraped and parsed by an OpenMetrics parser — names,
 //! types, labels; per-object series that neither merge across namespaces nor outlive their
 //! object; a handover's gap — and its JSON log, every reconcile line carrying the reconcile's

@@ -1,5 +1,5 @@
 //! Phase 3: the holder's stop confirmed by the kubelet, and Leases deleted by hand while their
-//! holder lives (issue 8 case 6 and the "missing Lease is not a free one" rule).
+//! holder lives (the "missing Lease is not a free one" rule).
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Listener safety benchmark (issue 8): what operators and clusters do to listeners, with real
+//! Listener safety benchmark: what operators and clusters do to listeners, with real
 //! processes, measured for duplicates and fencing-token regressions.
 //!
 //! Run with `cargo run --release --example listener_safety` (after `cargo build --release --bin

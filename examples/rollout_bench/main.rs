@@ -20,12 +20,12 @@ use serde_json::json;
 
 /// The simulator in this process allocates for every object it decodes, merges and encodes
 /// (malloc and free were ~35% of its CPU under glibc's allocator): mimalloc makes its writes
-/// cheaper, so less of the measured time is the simulator's own (docs/benchmarks.md, stop 29).
+/// cheaper, so less of the measured time is the simulator's own (docs/benchmarks.md).
 /// The controller, a separate process, keeps its own allocator.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Issue 16's target: wall time ≤ 1.05 × the health gates' lower bound.
+/// The target: wall time ≤ 1.05 × the health gates' lower bound.
 const TARGET_RATIO: f64 = 1.05;
 const READY_DELAY: Duration = Duration::from_secs(1);
 const CONTROLLER_ID: &str = "baton-controller-bench";

@@ -1,4 +1,4 @@
-//! What clients hit first on a real cluster (issue 10 §3): DELETE answers, dry-run, metadata-only
+//! What clients hit first on a real cluster: DELETE answers, dry-run, metadata-only
 //! answers and content negotiation, one Event store behind two APIs.
 mod common;
 

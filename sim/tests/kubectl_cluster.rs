@@ -1,4 +1,4 @@
-//! Real kubectl against what every cluster has and does (issue 10 §3): `kubectl create` of
+//! Real kubectl against what every cluster has and does: `kubectl create` of
 //! built-in kinds (protobuf bodies), `describe` and `events --for` finding Events written through
 //! events.k8s.io/v1, and client-side → server-side → client-side apply.
 mod common;

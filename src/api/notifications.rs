@@ -135,7 +135,7 @@ pub enum RolloutEvent {
     Aborted,
     /// A check of a batch or of the bake window failed.
     CheckFailed,
-    /// A hook Job failed (sent once hooks exist: issue 11 §1).
+    /// A hook Job failed (sent once hooks exist).
     HookFailed,
 }
 

@@ -24,7 +24,7 @@ use super::{ControllerLabel, Metrics};
 /// start, e.g. one deleted meanwhile that kube-runtime reports as not found before we see it).
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// How often [`WorkQueue::add`] looks for such entries: a sweep visits every waiting entry, so
-/// sweeping on every add made a mass update quadratic (issue 16: every pod event of N Rollouts
+/// sweeping on every add made a mass update quadratic (every pod event of N Rollouts
 /// swept up to N entries).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 

@@ -1,4 +1,4 @@
-//! When a planned Rollout status is written (issue 16: API writes per replaced instance).
+//! When a planned Rollout status is written (API writes per replaced instance).
 //!
 //! Every reconcile plans a whole status, but not every difference from the stored one is worth a
 //! write at once. A status differs from the stored one in

@@ -1,4 +1,4 @@
-//! The chart's RBAC exercised as a real cluster would (issue 10 section 2): charts/baton is
+//! The chart's RBAC exercised as a real cluster would: charts/baton is
 //! installed with Helm's engine into a simulator that enforces RBAC, the controller runs as the
 //! chart's ServiceAccount (two replicas, leader election) and the agents as the application's
 //! ServiceAccount bound by the chart's agent Role, and the whole demo scenario runs — in

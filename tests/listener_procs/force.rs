@@ -1,4 +1,4 @@
-//! Issue 8 case 6: a force-deleted holder is not proof the listener stopped. After `kubectl
+//! A force-deleted holder is not proof the listener stopped. After `kubectl
 //! delete pod --force --grace-period=0` the pod's containers may run on (the node has not caught
 //! up, or is cut off): its listeners move only once its agent, by its own safety rule, can no
 //! longer be running them. A pod whose deletion the controller saw complete (the kubelet reported

@@ -1,4 +1,4 @@
-//! Issue 8 replayed with real processes: every pod runs the `baton agent` binary as its sidecar
+//! Listeners with real processes: every pod runs the `baton agent` binary as its sidecar
 //! (attached to the simulated pod, so the simulated kubelet signals it), its app follows the
 //! sidecar's endpoint or file and logs every start and stop, the controller is the `baton
 //! controller` binary, and every Lease, ListenerSet and pod change is recorded. Each test runs in

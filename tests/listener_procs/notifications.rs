@@ -1,4 +1,4 @@
-//! Issue 11 §5, notifications per ListenerSet, with the real `baton controller` and `baton
+//! Notifications per ListenerSet, with the real `baton controller` and `baton
 //! agent` binaries and a real HTTP receiver in the test: a takeover after its holder pod died
 //! arrives once per listener (by idempotency key) naming the new pod and fencing token; a
 //! listener left with no pod arrives as Orphaned and the set turning Degraded as Degraded; a

@@ -1,4 +1,4 @@
-//! What an operator does in an incident (issue 8 cases 1, 2 and 5): Leases deleted by hand with
+//! What an operator does in an incident: Leases deleted by hand with
 //! real kubectl while apps take 1 s to stop, a Ready pod whose agent died, and fencing tokens
 //! across garbage collection, controller crashes and failovers.
 use std::collections::BTreeMap;

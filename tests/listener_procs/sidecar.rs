@@ -1,4 +1,4 @@
-//! Issue 8 case 4: a dead sidecar must not leave its app running. `baton agent` is SIGKILLed
+//! A dead sidecar must not leave its app running. `baton agent` is SIGKILLed
 //! (OOM) and restarts later than the lease; its app keeps running, and must stop each listener
 //! by the `validUntil` the sidecar last published — it cannot hear anything else — before the
 //! listener is given to another pod.

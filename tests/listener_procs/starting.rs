@@ -1,4 +1,4 @@
-//! Issue 8 case 3: "running" means running. A listener counts as running only once its holder
+//! "running" means running. A listener counts as running only once its holder
 //! renewed the Lease after the assignment; pods whose agents never renew are named in the
 //! status, get nothing more, and nothing churns.
 use std::time::Duration;

@@ -336,7 +336,7 @@ async fn bad_input_is_refused_or_reported_and_never_stops_the_canaries() {
     // What an older CRD let in (2⁶³ is not an integer to kube-apiserver: refused even then):
     // each kind's rows stored together, the bounds lifted once.
     let mut old: Vec<Row> = integer_rows("old-", REFUSED_OR_INVALID);
-    // Issue 15 case 3: huge replicas that decode (10⁹, 2³¹−1) wedged the planner.
+    // Huge replicas that decode (10⁹, 2³¹−1) wedged the planner.
     for (tag, n) in [("1e9", 1_000_000_000), ("max", i32::MAX)] {
         old.push(row(
             Kind::Rollout,

@@ -1,4 +1,4 @@
-//! Robustness of `baton controller` (issue 15, items 1–7), replayed against the simulator with
+//! Robustness of `baton controller`, replayed against the simulator with
 //! the real binary where the case is the process's own behaviour:
 //!
 //! * `startup`: transient API errors at startup (409/429/5xx) are retried, many starts.

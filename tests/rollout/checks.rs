@@ -1,4 +1,4 @@
-//! Issue 11 §2 and §3, with the real `baton controller`: an HTTP check per batch against a real
+//! Checks, with the real `baton controller`: an HTTP check per batch against a real
 //! server in the test (the simulator's pod IPs are not routable, so the URL names the instance
 //! in its path), a health endpoint that flips to failing and rolls the batch back; the bake
 //! window, which an instance lost during it rolls back and `baton rollout promote --full` ends.

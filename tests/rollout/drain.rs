@@ -1,4 +1,4 @@
-//! `baton.dev/drain` has one meaning on both sides (issue 14, item 1): a pod annotated by hand
+//! `baton.dev/drain` has one meaning on both sides: a pod annotated by hand
 //! with `"true"` is draining for the Rollout controller too, which no longer counts it as
 //! available, and the drain is the person's to withdraw.
 

@@ -1,4 +1,4 @@
-//! Events per Rollout update (issue 16): one per transition, each transition's Event published
+//! Events per Rollout update: one per transition, each transition's Event published
 //! once even when it is planned again from a stale status, and repeats aggregated into an
 //! events.k8s.io/v1 series.
 

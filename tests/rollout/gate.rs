@@ -1,4 +1,4 @@
-//! Issue 9: what a user and a CI gate read, with real kubectl. After an automatic rollback
+//! What a user and a CI gate read, with real kubectl. After an automatic rollback
 //! nothing says Healthy or Ready about the failed version; `kubectl wait --for=condition=Ready`
 //! times out for a failed version and returns for a good one, also right after a spec change;
 //! a merge patch asks for a manual pause; times are kept below the second; events are not

@@ -1,4 +1,4 @@
-//! Issue 11 §1 (hooks) and the `job` check kind of §2, with the real `baton controller`: the
+//! Hooks and the `job` check kind, with the real `baton controller`: the
 //! simulator's Job controller runs the hook Jobs and its kubelet runs their pods (an image whose
 //! name contains `fail` exits 1, `never-ready` runs until told otherwise, anything else exits 0).
 

@@ -1,4 +1,4 @@
-//! Issue 11 §5, notifications, with the real `baton controller` and a real HTTP receiver in the
+//! Notifications, with the real `baton controller` and a real HTTP receiver in the
 //! test: every subscribed event arrives once per occurrence (by idempotency key) and in order, in
 //! each format's shape; a receiver answering 500 first still gets the message; a receiver down
 //! for 10 s gets everything afterwards; a missing Secret or a bad URL sets

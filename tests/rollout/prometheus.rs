@@ -1,4 +1,4 @@
-//! Issue 11 §2, `prometheus` checks with the real `baton controller` and a real Prometheus server
+//! `prometheus` checks with the real `baton controller` and a real Prometheus server
 //! (Debian's `prometheus`, installed by `make deps`) scraping a metrics endpoint this test serves:
 //! an error ratio below the condition passes a batch, one above it fails the batch and rolls it
 //! back naming the series and its value; a check whose Secret is missing fails naming it.

@@ -33,7 +33,7 @@ async fn never_ready_batch_is_rolled_back_automatically() {
         .await;
     let st = status(&r);
     assert_eq!(st.versions, map(&[("v1", 3)]), "status.versions after the rollback");
-    // Issue 9 (3): the failed instance counts as failed, nothing is pending, and the counts add
+    // The failed instance counts as failed, nothing is pending, and the counts add
     // up to the instances.
     let p = st.progress.clone().expect("progress");
     assert_eq!(

@@ -60,7 +60,7 @@ async fn abort_then_retry() {
                 && instance_versions(r) == map(&[("v1", 3)])
         })
         .await;
-    // Issue 9 (6): straight back, never stopping at a pause on the way.
+    // Straight back, never stopping at a pause on the way.
     let phases: Vec<RolloutPhase> = recorder
         .take()
         .into_iter()

@@ -1,4 +1,4 @@
-//! Issue 11 §4, targeted batches: a batch names the instances it includes (a canary on a chosen
+//! Targeted batches: a batch names the instances it includes (a canary on a chosen
 //! instance), with the real `baton controller`.
 
 use kube::api::{Patch, PatchParams};

@@ -205,7 +205,7 @@ fn build_pod(
 
 /// What a reconcile reads of a create or delete's answer: nothing. The watch brings the object
 /// into the caches; decoding the whole Pod the API server sends back (spec, status, managed
-/// fields) cost more CPU than anything else of a replacement's writes (issue 16).
+/// fields) cost more CPU than anything else of a replacement's writes.
 async fn create_unread<K>(client: &kube::Client, ns: &str, obj: &K) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + serde::Serialize,

@@ -204,7 +204,7 @@ impl Planner<'_> {
     /// The phase change, when the phase is not the stored one: said by the plan's last
     /// transition event of the same type (a batch started, the rollout completed, a batch
     /// failed, a spec pause), which the
-    /// change follows from — one Event per transition (issue 16) —, else its own `PhaseChanged`.
+    /// change follows from — one Event per transition —, else its own `PhaseChanged`.
     pub(super) fn phase_event(&mut self, phase: RolloutPhase) {
         let Some(ev) = phase_change_event(self.prior.phase, phase) else {
             return;

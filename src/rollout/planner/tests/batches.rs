@@ -24,7 +24,7 @@ fn a_finished_first_rollout_plans_the_status_it_wrote() {
     // The plan that completes a first rollout counts one batch (there is no healthy revision
     // yet); the plans after it have one and must not count the strategy's batches instead: a
     // status that changes with no change in the pods is a write (150 KB at 1,000 instances)
-    // after every first rollout, which held up the next rollout's first reaction (stop 29).
+    // after every first rollout, which held up the next rollout's first reaction.
     let mut w = World::new(input(spec("v1", 4), vec![], vec![]));
     w.run_until(30, |s| s.phase == Some(RolloutPhase::Healthy));
     let stored = w.input.status.clone().unwrap_or_default();

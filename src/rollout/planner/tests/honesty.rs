@@ -1,4 +1,4 @@
-//! Issue 9 at the planner: what status and events claim after failures, the gate conditions per
+//! At the planner: what status and events claim after failures, the gate conditions per
 //! generation, progress counts, sub-second times, and runtime actions that are never lost.
 
 use super::*;
