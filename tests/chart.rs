@@ -1,6 +1,7 @@
 //! Deployment artefacts: the CRD copies in the Helm chart and in config/crd/ are the generated
 //! `crds/baton.dev_crds.yaml`, and the chart lints, renders and installs with Helm's real engine
-//! (`tests/helm/check_chart.py`, helm-python-sdk) into a simulator started here.
+//! (`tests/helm/check_chart.py`, helm-python-sdk) into a simulator started here; its dashboard
+//! and alerts render and pass `promtool` (`tests/helm/check_monitoring.py`).
 //!
 //! The Helm check needs `.venv/bin/python` with helm-python-sdk (`make deps` creates it); without
 //! it the test fails and says so, unless BATON_SKIP_HELM_CHECKS=1.
@@ -60,20 +61,12 @@ fn crd_copies_equal_the_generated_crds() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_chart_lints_renders_and_installs_into_the_simulator() {
-    if !helm::helm_available().await {
-        return;
-    }
-    let python = helm::python();
-
-    // The simulator runs in this process (running `cargo run` from inside `cargo test` would
-    // wait forever on the build-directory lock).
-    let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
-    let child = tokio::process::Command::new(&python)
-        .arg("tests/helm/check_chart.py")
-        .arg("--kubeconfig")
-        .arg(sim.kubeconfig_path())
+/// Run `tests/helm/<script>` with the project's Python and `args`, print its output, and fail
+/// when it does.
+async fn run_helm_check(script: &str, args: &[&std::ffi::OsStr]) {
+    let child = tokio::process::Command::new(helm::python())
+        .arg(format!("tests/helm/{script}"))
+        .args(args)
         .current_dir(root())
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
@@ -81,19 +74,49 @@ async fn helm_chart_lints_renders_and_installs_into_the_simulator() {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("start tests/helm/check_chart.py");
+        .unwrap_or_else(|e| panic!("start tests/helm/{script}: {e}"));
     let out = tokio::time::timeout(Duration::from_secs(600), child.wait_with_output())
         .await
-        .expect("tests/helm/check_chart.py finished within 10 minutes")
-        .expect("tests/helm/check_chart.py ran");
+        .unwrap_or_else(|_| panic!("tests/helm/{script} finished within 10 minutes"))
+        .unwrap_or_else(|e| panic!("tests/helm/{script} ran: {e}"));
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    sim.stop();
     assert!(
         out.status.success(),
-        "tests/helm/check_chart.py failed ({}); its output is above",
+        "tests/helm/{script} failed ({}); its output is above",
         out.status
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_chart_lints_renders_and_installs_into_the_simulator() {
+    if !helm::helm_available().await {
+        return;
+    }
+    // The simulator runs in this process (running `cargo run` from inside `cargo test` would
+    // wait forever on the build-directory lock).
+    let sim = Sim::start(SimConfig::default()).await.expect("simulator starts");
+    run_helm_check(
+        "check_chart.py",
+        &["--kubeconfig".as_ref(), sim.kubeconfig_path().as_os_str()],
+    )
+    .await;
+    sim.stop();
+}
+
+/// The chart's Grafana dashboard and PrometheusRule render with their values, and the rendered
+/// rules pass `promtool check rules` and the alert cases of tests/monitoring/alerts_test.yaml
+/// (`tests/helm/check_monitoring.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_chart_dashboard_and_alerts_render_and_pass_promtool() {
+    if !helm::helm_available().await {
+        return;
+    }
+    assert!(
+        Path::new("/usr/bin/promtool").exists(),
+        "/usr/bin/promtool not found: `make deps` installs Debian's prometheus"
+    );
+    run_helm_check("check_monitoring.py", &[]).await;
 }
 
 /// The value of `key:` in the chart's values.yaml (the first line that sets it; the chart's

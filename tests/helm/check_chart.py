@@ -459,6 +459,8 @@ def main() -> int:
         assert sm["apiVersion"] == "monitoring.coreos.com/v1"
         assert sm["metadata"]["labels"]["release"] == "prometheus"
         assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+        # The series' own `namespace` label (the object's) must survive the scrape.
+        assert sm["spec"]["endpoints"][0]["honorLabels"] is True, sm
         assert sm["spec"]["selector"]["matchLabels"] == one(objs, "Deployment", "baton")["spec"]["selector"]["matchLabels"]
 
     @check("render: other options (secrets off / per-namespace, digest, leader election off, hard anti-affinity)")

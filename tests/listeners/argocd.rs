@@ -1,7 +1,11 @@
 //! Argo CD's health of a ListenerSet, as Argo CD computes it: the shipped
 //! `config/argocd/baton.dev/ListenerSet/health.lua` run by a real Lua 5.1 on the set as the
 //! controller wrote it, captured in each state: all running, starting (a pod without an agent),
-//! agents not renewing (an agent cut off), no eligible pod.
+//! agents not renewing (an agent cut off), a holder gone (orphaned), no eligible pod. Each state is also captured as the
+//! testdata of `config/argocd/baton.dev/ListenerSet/health_test.yaml`
+//! (`crate::support::argocd::testdata`): checked against the fixture, or written with
+//! `BATON_UPDATE_ARGOCD_TESTDATA=1`.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use baton::api::listenerset::ListenerSet;
@@ -10,9 +14,21 @@ use kube::api::PostParams;
 use serde_json::json;
 
 use crate::listener_world::*;
-use crate::support::argocd::argocd_health;
+use crate::support::argocd::{argocd_health, testdata, Checked};
 
 const LONG: Duration = Duration::from_secs(30);
+
+/// What of a captured ListenerSet varies from run to run, compared by presence only: which
+/// listeners the per-listener attention entries name.
+const CHECKED: Checked = Checked {
+    presence_only: &["status.attention[*].listener"],
+};
+
+/// `s` as fixture `testdata/<state>.yaml` of the health tests.
+fn capture(state: &str, s: &ListenerSet) {
+    let obj = serde_json::to_value(s).expect("a ListenerSet as JSON");
+    testdata(&format!("baton.dev/ListenerSet/testdata/{state}.yaml"), &obj, &CHECKED);
+}
 
 fn health(s: &ListenerSet) -> (String, String) {
     argocd_health(
@@ -56,6 +72,7 @@ async fn argo_cd_health_of_a_listenerset_in_every_state() {
     w.create_set("sxt", "svc", listeners(4), 3).await;
     let running = wait_set(&w, "sxt", "all running", |s| condition(s, "Ready").0 == "True").await;
     assert_eq!(health(&running).0, "Healthy", "{:?}", health(&running));
+    capture("all-running", &running);
 
     // A Ready pod without an agent: what it is given stays starting (a long lease keeps it so).
     let lonely: Pod = serde_json::from_value(
@@ -75,17 +92,42 @@ async fn argo_cd_health_of_a_listenerset_in_every_state() {
     .await;
     let (status, message) = health(&starting);
     assert_eq!(status, "Progressing", "{message}");
+    capture("starting", &starting);
 
-    // An agent cut off from the API server: its pod stops renewing.
+    // An agent cut off from the API server: its pod stops renewing, and is reported so after its
+    // listeners were taken over (the state stays until it renews again or restarts).
     w.sim.faults.block("token=agent-hl-a");
-    let silent = wait_set(&w, "sxt", "Degraded=AgentsNotRenewing", |s| {
+    let silent = wait_set(&w, "sxt", "Degraded=AgentsNotRenewing, all taken over", |s| {
         condition(s, "Degraded") == ("True".into(), "AgentsNotRenewing".into())
+            && s.status.as_ref().is_some_and(|st| st.running == 4)
     })
     .await;
     let (status, message) = health(&silent);
     assert_eq!(status, "Degraded");
     assert!(message.contains("hl-a"), "names the pod: {message}");
+    capture("not-renewing", &silent);
     w.sim.faults.unblock("token=agent-hl-a");
+
+    // A holder pod deleted: its listener is orphaned until its Lease (60 s) expires.
+    for p in ["hl-c", "hl-d"] {
+        w.create_pod(p, "solo").await;
+        w.wait_ready(p).await;
+    }
+    w.create_set("solo", "solo", listeners(2), 60).await;
+    let spread = BTreeMap::from([("hl-c".to_string(), 1), ("hl-d".to_string(), 1)]);
+    wait_set(&w, "solo", "one listener on each pod", |s| {
+        condition(s, "Ready").0 == "True" && s.status.as_ref().is_some_and(|st| st.pods == spread)
+    })
+    .await;
+    w.delete_pod("hl-c", Some(0)).await;
+    let orphaned = wait_set(&w, "solo", "Degraded=Orphaned", |s| {
+        condition(s, "Degraded") == ("True".into(), "Orphaned".into())
+    })
+    .await;
+    let (status, message) = health(&orphaned);
+    assert_eq!(status, "Degraded");
+    assert!(message.contains("taken over"), "{message}");
+    capture("orphaned", &orphaned);
 
     // No pod matches the selector.
     w.create_set("nobody", "nobody", listeners(2), 3).await;
@@ -94,4 +136,5 @@ async fn argo_cd_health_of_a_listenerset_in_every_state() {
     })
     .await;
     assert_eq!(health(&orphan).0, "Degraded", "{:?}", health(&orphan));
+    capture("no-eligible-pod", &orphan);
 }

@@ -11,6 +11,7 @@ mod helpers;
 mod argocd;
 mod deletion;
 mod failures;
+mod flux;
 mod handover;
 mod lifecycle;
 mod stale_cache;

@@ -15,6 +15,7 @@ mod batches;
 mod checks;
 mod drain;
 mod events;
+mod flux;
 mod gate;
 mod hooks;
 mod invalid_spec;

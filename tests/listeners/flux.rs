@@ -1,0 +1,191 @@
+//! Flux's view of a ListenerSet: kstatus (`tests/support/kstatus.rs`, the rules Flux judges a
+//! custom resource by) computed on the set as the API server serves it, captured from the
+//! controller in each state, and what Flux's wait concludes from it. A ListenerSet has `Ready`
+//! and `Degraded`, no `Reconciling` or `Stalled`: kstatus reads `Ready` alone.
+use std::time::Duration;
+
+use baton::api::listenerset::ListenerSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+
+use crate::helpers::condition;
+use crate::listener_world::*;
+use crate::support::kstatus::{compute, flux_timeout, flux_wait, watch_until, FluxWait, Outcome, Seen, Status};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn raw_api(w: &World) -> Api<DynamicObject> {
+    Api::namespaced_with(w.client.clone(), NS, &ApiResource::erase::<ListenerSet>(&()))
+}
+
+fn json_of(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).expect("JSON")
+}
+
+/// `(status, reason)` of condition `type_`, or empty strings.
+fn cond(s: &ListenerSet, type_: &str) -> (String, String) {
+    condition(s, type_).map(|(st, r, _)| (st, r)).unwrap_or_default()
+}
+
+fn pair(status: &str, reason: &str) -> (String, String) {
+    (status.to_string(), reason.to_string())
+}
+
+/// Set `name` as the API server serves it, once `ok` holds for its current generation.
+async fn wait_set(w: &World, name: &str, what: &str, ok: impl Fn(&ListenerSet) -> bool) -> Value {
+    watch_until(&raw_api(w), name, what, LONG, |v| {
+        let s: ListenerSet = serde_json::from_value(v.clone()).expect("a ListenerSet");
+        let current = s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation;
+        current && ok(&s)
+    })
+    .await
+}
+
+/// kstatus on set `v` in `state`: asserts its status and the reason of its `Reconciling`
+/// verdict, and that Flux's wait passes on `Current` and keeps waiting (failing at its timeout)
+/// otherwise. Prints a row of the table.
+fn judge(state: &str, v: &Value, want: Status, reason: &str) -> Outcome {
+    let o = compute(v).unwrap_or_else(|e| panic!("{state}: kstatus failed: {e}"));
+    let seen = [Seen::of(v)];
+    let wait = flux_wait(&seen);
+    println!("| {state} | {} | {} | {} | {wait:?} |", o.status, o.reason(), o.message);
+    assert_eq!(
+        (o.status, o.reason()),
+        (want, reason),
+        "{state}: kstatus on status {}",
+        v["status"]
+    );
+    let expected = if want == Status::Current {
+        FluxWait::Passed
+    } else {
+        FluxWait::Waiting
+    };
+    assert_eq!(wait, expected, "{state}");
+    if want == Status::InProgress {
+        let id = format!("ListenerSet/{NS}/{}", v["metadata"]["name"].as_str().unwrap_or(""));
+        assert_eq!(
+            flux_timeout(&seen),
+            format!("timeout waiting for: [{id} status: 'InProgress']")
+        );
+    }
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_status_of_a_listenerset_in_every_state() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    for p in ["fx-a", "fx-b"] {
+        w.create_pod(p, "svc").await;
+        w.wait_ready(p).await;
+    }
+    // Before the controller runs: no status at all, and kstatus has nothing to go on.
+    w.create_set("sxt", "svc", listeners(4), 3).await;
+    let unseen = json_of(&raw_api(&w).get("sxt").await.expect("the set"));
+    assert!(unseen["status"].is_null(), "{}", unseen["status"]);
+    let o = judge("created, no status yet", &unseen, Status::Current, "");
+    assert_eq!(o.message, "Resource is current");
+
+    let (_stop, _ctl) = w.controller("controller-a").await;
+    let running = wait_set(&w, "sxt", "all running", |s| cond(s, "Ready").0 == "True").await;
+    assert_eq!(
+        judge("all running", &running, Status::Current, "").message,
+        "Resource is Ready"
+    );
+
+    let more = json!({"spec": {"listeners": listeners(5)}});
+    let changed = raw_api(&w)
+        .patch("sxt", &PatchParams::default(), &Patch::Merge(&more))
+        .await
+        .expect("patching the set");
+    judge(
+        "changed, not observed yet",
+        &json_of(&changed),
+        Status::InProgress,
+        "LatestGenerationNotObserved",
+    );
+    wait_set(&w, "sxt", "5 running", |s| {
+        cond(s, "Ready").0 == "True" && s.status.as_ref().is_some_and(|st| st.running == 5)
+    })
+    .await;
+
+    // A Ready pod without an agent: what it is given stays starting (a long lease keeps it so).
+    let lonely: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "fx-lonely", "namespace": NS, "labels": {"app": "lonely"}},
+        "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}),
+    )
+    .expect("a pod");
+    w.pods()
+        .create(&PostParams::default(), &lonely)
+        .await
+        .expect("the lonely pod");
+    w.wait_ready("fx-lonely").await;
+    w.create_set("lonely", "lonely", listeners(2), 60).await;
+    let starting = wait_set(&w, "lonely", "listeners starting", |s| {
+        s.status.as_ref().is_some_and(|st| st.starting > 0)
+    })
+    .await;
+    judge("starting", &starting, Status::InProgress, "ListenersStarting");
+
+    w.create_set("nobody", "nobody", listeners(2), 3).await;
+    let orphan = wait_set(&w, "nobody", "no eligible pod", |s| {
+        cond(s, "Ready") == pair("False", "NoEligiblePods")
+    })
+    .await;
+    judge("no eligible pod", &orphan, Status::InProgress, "NoEligiblePods");
+
+    // A name that is no label value: the controller reports the spec invalid, Degraded=True.
+    let long = format!("fx-invalid-{}", "x".repeat(53));
+    w.create_set(&long, "svc", listeners(1), 3).await;
+    let invalid = wait_set(&w, &long, "InvalidSpec", |s| {
+        cond(s, "Ready") == pair("False", "InvalidSpec") && cond(s, "Degraded") == pair("True", "InvalidSpec")
+    })
+    .await;
+    let o = judge("invalid spec", &invalid, Status::InProgress, "InvalidSpec");
+    assert!(o.message.contains("rename it"), "{}", o.message);
+
+    // Deleted: the finalizer keeps it until its Leases are gone.
+    let deleting = raw_api(&w)
+        .delete("sxt", &DeleteParams::default())
+        .await
+        .expect("deleting the set")
+        .left()
+        .expect("held by its finalizer");
+    let o = judge("being deleted", &json_of(&deleting), Status::Terminating, "");
+    assert_eq!(o.message, "Resource scheduled for deletion");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_status_of_a_listenerset_whose_agents_stop_renewing() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    for p in ["fx-a", "fx-b"] {
+        w.create_pod(p, "svc").await;
+        w.wait_ready(p).await;
+    }
+    let (_stop, _ctl) = w.controller("controller-a").await;
+    w.create_set("sxt", "svc", listeners(4), 3).await;
+    wait_set(&w, "sxt", "all running", |s| cond(s, "Ready").0 == "True").await;
+
+    // One agent cut off: its listeners move to the other pod; Degraded names the silent one.
+    w.sim.faults.block("token=agent-fx-a");
+    let moved = wait_set(&w, "sxt", "all running on fx-b, Degraded", |s| {
+        cond(s, "Ready").0 == "True" && cond(s, "Degraded") == pair("True", "AgentsNotRenewing")
+    })
+    .await;
+    judge("one agent not renewing, listeners moved", &moved, Status::Current, "");
+
+    // Every agent cut off: nothing can run the listeners.
+    w.sim.faults.block("token=agent-fx-b");
+    let silent = wait_set(&w, "sxt", "no listener running, no agent renewing", |s| {
+        cond(s, "Ready") == pair("False", "AgentsNotRenewing") && s.status.as_ref().is_some_and(|st| st.running == 0)
+    })
+    .await;
+    let o = judge("no agent renewing", &silent, Status::InProgress, "AgentsNotRenewing");
+    assert!(
+        o.message.contains("fx-a") && o.message.contains("fx-b"),
+        "{}",
+        o.message
+    );
+}
