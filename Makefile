@@ -5,7 +5,7 @@ VENV := .venv
 HELM_SDK := helm-python-sdk==0.2.2
 export CARGO_TERM_COLOR := never
 
-.PHONY: build test lint fmt crds crds-check demo sim bench bench-scale bench-listeners-scale deps compat chart-check conformance protobuf
+.PHONY: build test lint fmt crds crds-check demo sim bench bench-scale bench-listeners-scale bench-listeners-rebalance deps compat chart-check conformance protobuf
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -102,6 +102,13 @@ bench-listeners-scale:
 	$(CARGO) build --profile image --no-default-features --bin baton
 	$(CARGO) build --release --example listener_scale
 	BATON_TEST_BIN=target/image/baton target/release/examples/listener_scale $(SIZES)
+
+# Evening out after a scale-out (docs/listeners.md, "Balance"): 2,000 listeners 5 → 10 pods and
+# 10,000 listeners 10 → 20 pods, real agents and apps that take 200 ms to stop. ~5 min.
+bench-listeners-rebalance:
+	$(CARGO) build --profile image --no-default-features --bin baton
+	$(CARGO) build --release --example listener_rebalance
+	BATON_TEST_BIN=target/image/baton target/release/examples/listener_rebalance $(SIZES)
 
 # Many Rollouts on one controller (its own process), then the
 # 1,000-instance single rollout against its bound. Takes ~15-30 min; see docs/benchmarks.md.

@@ -242,6 +242,7 @@ impl World {
                 listeners_from: None,
                 max_per_pod: 0,
                 lease_duration_seconds: lease_seconds,
+                rebalance: None,
                 notifications: Vec::new(),
             },
             status: None,

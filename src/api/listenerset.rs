@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 
 pub mod lease;
 pub mod liveness;
+pub mod rebalance;
 pub use lease::{lease_name, ReleaseReason};
+pub use rebalance::{RebalancePolicy, RebalanceSpec, RebalanceStatus};
 
 /// Label on every listener Lease: the name of the ListenerSet it belongs to.
 pub const LISTENERSET_LABEL: &str = "baton.dev/listenerset";
@@ -89,6 +91,10 @@ pub const EVENT_RECOVERED: &str = "Recovered";
 /// Event reason (Warning): pods whose agents stopped renewing their liveness Lease were fenced
 /// (their registration ended), so their listeners can move.
 pub const EVENT_FENCED: &str = "AgentFenced";
+/// Event reason: listeners start moving to even out the pods' loads (one Event per burst).
+pub const EVENT_REBALANCING: &str = "Rebalancing";
+/// Event reason: the pods' loads are within `maxSkew` again and nothing is on the move.
+pub const EVENT_REBALANCED: &str = "Rebalanced";
 /// Event reason: every Lease of a deleted set is gone and the finalizer was removed.
 pub const EVENT_FINALIZED: &str = "Finalized";
 /// Event (Warning) and Degraded reason: a listener's Lease name is taken by a Lease that is not
@@ -168,6 +174,10 @@ pub struct ListenerSetSpec {
     #[serde(default = "default_lease_duration_seconds")]
     #[schemars(range(min = 1))]
     pub lease_duration_seconds: i32,
+    /// Whether listeners move to pods that join the set, and how fast (see docs/listeners.md,
+    /// "Balance").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
     /// Webhooks told about takeovers, orphaned listeners and the set turning Degraded (see
     /// docs/listeners.md, "Notifications").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -283,6 +293,9 @@ pub struct ListenerSetStatus {
     /// restarted or standby controller) continues above it: tokens never go backwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fencing_token_ceiling: Option<i32>,
+    /// How evenly the listeners are spread, and whether they are being evened out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
     /// `Ready` and `Degraded` (and `NotificationsReady` with `spec.notifications`).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -492,6 +505,10 @@ pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
             "spec.leaseDurationSeconds is {}: set it to at least 1 (default {})",
             spec.lease_duration_seconds, DEFAULT_LEASE_DURATION_SECONDS
         ));
+    }
+
+    if let Some(rebalance) = &spec.rebalance {
+        errors.extend(rebalance.problems());
     }
 
     if errors.is_empty() {

@@ -467,7 +467,7 @@ fn count_or_percent() -> serde_json::Value {
 
 /// `x-kubernetes-int-or-string` without `nullable` (kube marks optional int-or-string fields
 /// nullable; a null would then be kept instead of defaulted, and fail to deserialize).
-fn int_or_string_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn int_or_string_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut s = count_or_percent();
     s["nullable"] = serde_json::json!(false);
     schemars::Schema::try_from(s).unwrap_or_default()

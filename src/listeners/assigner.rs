@@ -42,11 +42,12 @@
 //!
 //! # Placement rules
 //!
-//! * Sticky: a listener held by an eligible pod stays there; nothing moves merely to even out
-//!   counts when a pod appears. The only rebalancing is for `maxPerPod`: a pod holding more
-//!   than the limit is asked to release the excess (its highest ids first).
-//! * A free listener goes to the eligible pod with the fewest live Leases, ties broken by
-//!   name (and, for a Lease that expired on a still-existing pod, away from that pod when it
+//! * Sticky unless evened out: a listener held by an eligible pod stays there, except that a
+//!   pod holding more than `maxPerPod` is asked to release the excess (its highest ids first)
+//!   and, for a `Balanced` set ([`assign_balanced`] with [`Balancing`]), the most loaded pods
+//!   are asked to release what brings the loads within `maxSkew` ([`rebalance`]).
+//! * A free listener goes to the eligible pod furthest below its share (its weight's part of
+//!   the listeners; with equal weights, the fewest live Leases), ties broken by name (and, for a Lease that expired on a still-existing pod, away from that pod when it
 //!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order.
 //! * A listener held by a live but non-eligible pod is asked to move only when an eligible pod
 //!   has room for it (make-before-break: if nowhere can take it, it keeps running where it
@@ -60,6 +61,9 @@ use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL};
 use crate::api::pod::CachedPod;
 use k8s_openapi::api::coordination::v1::Lease;
 use std::collections::BTreeMap;
+
+mod rebalance;
+pub use rebalance::{Balance, Balancing, WAIT_HANDOVERS, WAIT_RESIDENCE};
 
 /// A listener of the set (after merging `listeners` and `listenersFrom`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,6 +87,9 @@ pub struct PodView {
     pub uid: String,
     /// Ready, not terminating, not draining, matches the selector.
     pub eligible: bool,
+    /// Its share of the listeners relative to other pods' (`baton.dev/listener-weight`; 0 is
+    /// read as 1).
+    pub weight: u32,
 }
 
 /// A listener Lease of the set.
@@ -105,6 +112,10 @@ pub struct LeaseView {
     /// `acquireTime` the controller wrote with the assignment). Until then the listener is
     /// starting, not running: the holder's agent starts a listener only after a renewal.
     pub renewed: bool,
+    /// The release was asked to even out loads ([`ReleaseReason::Rebalance`]).
+    pub rebalancing: bool,
+    /// How long its holder has held it (since `acquireTime`); `None`: unknown.
+    pub held_for: Option<std::time::Duration>,
 }
 
 impl LeaseView {
@@ -210,6 +221,18 @@ fn by_key<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> BTreeMap<&'a
 /// Duplicate listener ids, pod names or Lease listeners are ignored after the first.
 /// `max_per_pod == 0` means no limit.
 pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView], max_per_pod: u32) -> Vec<Move> {
+    assign_balanced(listeners, pods, leases, max_per_pod, None).0
+}
+
+/// [`assign`], and with `balancing` also the moves that even out the loads
+/// ([`rebalance::plan`]); how balanced the set is.
+pub fn assign_balanced(
+    listeners: &[ListenerView],
+    pods: &[PodView],
+    leases: &[LeaseView],
+    max_per_pod: u32,
+    balancing: Option<&Balancing>,
+) -> (Vec<Move>, Balance) {
     let index = Index::new(pods);
     let spec = by_key(listeners, |l| l.id.as_str());
     let leases = by_key(leases, |l| l.listener.as_str());
@@ -229,13 +252,22 @@ pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]
         .room(limit, max_per_pod)
         .saturating_sub(sorted.reserved)
         .saturating_sub(shed);
-    for (lease, holder) in sorted.stranded.into_iter().take(room) {
+    let stranded = sorted.stranded.len();
+    for (lease, holder) in sorted.stranded.iter().take(room) {
         releases.push(request(lease, holder, ReleaseReason::HolderNotEligible));
     }
+    let churn = rebalance::Churn {
+        assigned: assigns.len(),
+        unplaced: sorted.free.len().saturating_sub(assigns.len()),
+        released: releases.len(),
+        stranded: stranded.saturating_sub(room),
+    };
+    let (evening, balance) = rebalance::plan(&index, &load, &sorted.sticky, &leases, &churn, limit, balancing);
+    releases.extend(evening);
     releases.sort_by(|a, b| a.listener().cmp(b.listener()));
     releases.extend(assigns);
     releases.extend(deletes);
-    releases
+    (releases, balance)
 }
 
 /// Ask `holder` to release `lease`.
@@ -303,10 +335,13 @@ impl<'a> Load<'a> {
         shed
     }
 
-    /// Free listeners: each to the eligible pod with the fewest live Leases first, then name
+    /// Free listeners: each to the eligible pod with the fewest live Leases beyond its share
+    /// (its weight's part of all the listeners) first, then name
     /// (away from a pod whose Lease of it expired, on a tie); never beyond `limit`.
     fn place(&mut self, index: &Index<'a>, free: &[(&ListenerView, Option<&LeaseView>)], limit: usize) -> Vec<Move> {
         let mut assigns = Vec::new();
+        let total = self.held.values().sum::<usize>() + free.len();
+        let shares = rebalance::Shares::of(index, &self.held, total);
         for (listener, lease) in free {
             let previous = lease
                 .filter(|l| l.expired)
@@ -322,7 +357,12 @@ impl<'a> Load<'a> {
                 self.held
                     .iter()
                     .filter(|(_, held)| **held < limit)
-                    .min_by_key(|(name, held)| (**held, previous == Some(**name), **name))
+                    .min_by(|(a, n), (b, m)| {
+                        let (ea, eb) = (shares.excess(a, **n), shares.excess(b, **m));
+                        ea.total_cmp(&eb)
+                            .then((previous == Some(**a)).cmp(&(previous == Some(**b))))
+                            .then(a.cmp(b))
+                    })
                     .map(|(name, _)| *name)
             });
             let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
@@ -550,6 +590,7 @@ pub fn pod_view(pod: &CachedPod, selected: bool) -> Option<PodView> {
         name: pod.metadata.name.clone()?,
         uid: pod.metadata.uid.clone()?,
         eligible: selected && pod_is_eligible(pod),
+        weight: crate::api::listenerset::rebalance::pod_weight(pod.metadata.annotations.as_ref()).unwrap_or(1),
     })
 }
 
@@ -567,6 +608,8 @@ pub fn lease_view(lease: &Lease, set: &str, expired: bool) -> Option<LeaseView> 
     Some(LeaseView {
         listener,
         renewed,
+        rebalancing: lease::release_requested(lease) == Some(ReleaseReason::Rebalance.as_str()),
+        held_for: None,
         holder: spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty()),
         holder_uid,
         expired,

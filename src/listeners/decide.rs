@@ -75,6 +75,12 @@ pub struct PodFacts {
     pub eligible: bool,
     /// Restarts of its containers, summed (a restarted agent is a new chance).
     pub restarts: i32,
+    /// Its share of the listeners relative to other pods' (`baton.dev/listener-weight`).
+    pub weight: u32,
+    /// `(workload, revision)`: the workload that made it and the revision of its template (a
+    /// Rollout's `baton.dev/revision-hash`), if known. Pods of one workload on two revisions are
+    /// a rollout under way.
+    pub revision: Option<(String, String)>,
 }
 
 /// A listener Lease of the set, as read.
@@ -155,6 +161,8 @@ pub struct Input<'a> {
     pub keep_unknown: bool,
     /// 0 = no limit.
     pub max_per_pod: u32,
+    /// How loads are evened out; `None`: `Sticky`.
+    pub rebalance: Option<&'a Rebalance>,
     pub pods: &'a [PodFacts],
     pub leases: &'a [LeaseFacts],
     /// By pod uid: every pod of `pods` and every holder of `leases` (absent = no liveness Lease
@@ -175,6 +183,15 @@ pub struct Input<'a> {
     /// When this controller started watching (a fresh controller's rule).
     pub started: Instant,
     pub now: Instant,
+}
+
+/// `spec.rebalance` for a `Balanced` set, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rebalance {
+    pub max_skew: u32,
+    /// `maxConcurrentMoves` as a count.
+    pub max_moves: u32,
+    pub min_residence: Duration,
 }
 
 /// How an assignment came about, for its Event.
@@ -235,6 +252,22 @@ pub struct Decision {
     pub silent: Vec<Silent>,
     /// The fencing token of each listener that is pending or orphaned and has a Lease.
     pub tokens: BTreeMap<String, i32>,
+    /// How balanced the set is and what evening out did ([`assigner::Balance`]).
+    pub balance: assigner::Balance,
+    /// Listeners asked to move to even out loads in the last minute (this decision's included).
+    pub moves_last_minute: u32,
+    /// The start or the end of a burst of evening-out moves, for its Event.
+    pub burst: Option<Burst>,
+}
+
+/// A burst of evening-out moves: from the first move while the set was balanced to the moment
+/// it is balanced again with nothing on the move.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Burst {
+    /// The first moves: how many, and the skew they start from.
+    Started { moves: u32, skew: u32 },
+    /// Balanced again: moves made in the burst, how long it took, the skew now.
+    Ended { moves: u32, took: Duration, skew: u32 },
 }
 
 /// Decide one reconcile. See the module doc.
@@ -244,7 +277,8 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     let pods = pod_views(input, &judged, memory);
     let silent = silent(input, &judged, memory);
     let listeners = listener_views(input, &judged, memory);
-    let (writes, held_back) = writes(input, &pods, &judged, &listeners, memory);
+    let (writes, held_back, balance) = writes(input, &pods, &judged, &listeners, memory);
+    let (moves_last_minute, burst) = memory.note_balance(input.now, &balance, input.rebalance.map(|r| r.max_skew));
     let counted: Vec<ListenerView> = if input.deleting {
         judged
             .views
@@ -270,7 +304,11 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         (Some(h), _) => Some(h.saturating_add(CEILING_RESERVE)),
         (None, c) => c,
     };
-    let wake = [judged.next_expiry, held_back].into_iter().flatten().min();
+    let balance_wake = balance.wake.map(|d| input.now + d);
+    let wake = [judged.next_expiry, held_back, balance_wake, memory.moves_expire_at()]
+        .into_iter()
+        .flatten()
+        .min();
     let tokens = unrun_tokens(&judged, &writes);
     Decision {
         summary: assigner::summarize(&counted, &pods, &judged.views),
@@ -285,6 +323,9 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         tokens,
         writes,
         silent,
+        balance,
+        moves_last_minute,
+        burst,
     }
 }
 
@@ -344,6 +385,7 @@ fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<PodView> {
             name: p.name.clone(),
             uid: p.uid.clone(),
             eligible: p.selected && p.eligible && answers(input, judged, memory, p),
+            weight: p.weight,
         })
         .collect()
 }
@@ -399,7 +441,7 @@ fn writes(
     judged: &Judged,
     listeners: &[ListenerView],
     memory: &Memory,
-) -> (Vec<Write>, Option<Instant>) {
+) -> (Vec<Write>, Option<Instant>, assigner::Balance) {
     let (hold, until) = held(input, judged, memory);
     let no_config: BTreeSet<&str> = input
         .listeners
@@ -424,8 +466,8 @@ fn writes(
         .filter(|l| !ghosts.contains(l.listener.as_str()))
         .cloned()
         .collect();
-    let mut planned = if input.deleting {
-        assigner::finalize(pods, &staying)
+    let (mut planned, balance) = if input.deleting {
+        (assigner::finalize(pods, &staying), assigner::Balance::default())
     } else {
         // A listener whose Lease is being deleted gets a new one only once it is gone.
         let free: Vec<ListenerView> = listeners
@@ -433,7 +475,13 @@ fn writes(
             .filter(|l| !leaving.iter().any(|t| t.listener == l.id) && !ghosts.contains(l.id.as_str()))
             .cloned()
             .collect();
-        assigner::assign(&free, pods, &staying, input.max_per_pod)
+        let balancing = input.rebalance.map(|r| assigner::Balancing {
+            max_skew: r.max_skew,
+            max_moves: r.max_moves,
+            min_residence: r.min_residence,
+            wait: wait_for(input),
+        });
+        assigner::assign_balanced(&free, pods, &staying, input.max_per_pod, balancing.as_ref())
     };
     planned.retain(|m| {
         let unstartable = matches!(m, Move::Assign { .. }) && no_config.contains(m.listener());
@@ -459,7 +507,33 @@ fn writes(
             Write { change, kind }
         })
         .collect();
-    (writes, until)
+    (writes, until, balance)
+}
+
+/// Why loads are not evened out now, whatever the Leases say: a selected pod is starting, not
+/// Ready, draining or terminating (a scale or a rollout is under way: evening out waits for the
+/// pods to settle), or the pods of one workload run two revisions (a rollout between batches).
+fn wait_for(input: &Input) -> Option<String> {
+    if let Some(p) = input
+        .pods
+        .iter()
+        .find(|p| p.selected && !p.eligible && !input.stopped.contains(&p.uid))
+    {
+        return Some(format!("pod {} is not Ready, or is draining or terminating", p.name));
+    }
+    let mut revisions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (workload, revision) in input
+        .pods
+        .iter()
+        .filter(|p| p.selected)
+        .filter_map(|p| p.revision.as_ref())
+    {
+        revisions.entry(workload).or_default().insert(revision);
+    }
+    revisions
+        .iter()
+        .find(|(_, r)| r.len() > 1)
+        .map(|(w, _)| format!("{w} is between revisions (its pods run two, and it is not Healthy for its generation)"))
 }
 
 /// Listeners whose holder pod is gone (no pod of its name and uid) and that are not judged free:
@@ -565,5 +639,6 @@ pub use confirm::{confirmed, to_confirm};
 pub use expected::Expectations;
 use judge::Judged;
 pub use memory::Memory;
+pub use memory::MOVES_WINDOW;
 use unresponsive::silent;
 pub use unresponsive::{Silent, Unresponsive};

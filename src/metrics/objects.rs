@@ -59,6 +59,7 @@ struct State {
     handovers: Family<ObjectLabels, Counter>,
     takeovers: Family<ObjectLabels, Counter>,
     conflicts: Family<ObjectLabels, Counter>,
+    rebalance_moves: Family<ObjectLabels, Counter>,
     gap: Family<ObjectLabels, Histogram>,
     /// ListenerSets that have counter series.
     counted: Mutex<BTreeSet<ObjectLabels>>,
@@ -74,6 +75,7 @@ impl Default for State {
             handovers: Family::default(),
             takeovers: Family::default(),
             conflicts: Family::default(),
+            rebalance_moves: Family::default(),
             gap: Family::new_with_constructor(gap_histogram),
             counted: Mutex::default(),
             phases: Mutex::default(),
@@ -143,6 +145,12 @@ impl Objects {
         } else if reason == EVENT_TAKEOVER {
             self.0.takeovers.get_or_create(&key).inc();
         }
+    }
+
+    /// `n` listeners of set `ns/set` were asked to move to even out loads.
+    pub fn rebalanced(&self, ns: &str, set: &str, n: u32) {
+        let key = self.counted(ns, set);
+        self.0.rebalance_moves.get_or_create(&key).inc_by(u64::from(n));
     }
 
     /// A Lease write of set `ns/set` lost to a concurrent change.

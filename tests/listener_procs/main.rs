@@ -15,6 +15,7 @@ mod in_flight;
 mod liveness;
 mod notifications;
 mod operator;
+mod rebalance;
 mod release;
 mod sidecar;
 mod starting;

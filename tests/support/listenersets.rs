@@ -28,6 +28,7 @@ pub fn set(namespace: &str, name: &str, app: &str, listeners: Vec<Listener>, lea
             listeners_from: None,
             max_per_pod: 0,
             lease_duration_seconds: lease_seconds,
+            rebalance: None,
             notifications: Vec::new(),
         },
         status: None,

@@ -188,17 +188,21 @@ pub enum ReleaseReason {
     /// The Lease was deleted (by hand, or with its pod): the holder stops the listener and lets
     /// the Lease go, and the listener gets a new one.
     LeaseDeleted,
+    /// The holder carries more than its share: the listener moves to a less loaded pod
+    /// (`spec.rebalance`).
+    Rebalance,
 }
 
 impl ReleaseReason {
     /// Every reason.
-    pub const ALL: [ReleaseReason; 6] = [
+    pub const ALL: [ReleaseReason; 7] = [
         ReleaseReason::HolderNotEligible,
         ReleaseReason::Suspended,
         ReleaseReason::Removed,
         ReleaseReason::OverLimit,
         ReleaseReason::SetDeleted,
         ReleaseReason::LeaseDeleted,
+        ReleaseReason::Rebalance,
     ];
 
     /// Value of the [`RELEASE_REQUESTED_ANNOTATION`].
@@ -210,6 +214,7 @@ impl ReleaseReason {
             ReleaseReason::OverLimit => "over-limit",
             ReleaseReason::SetDeleted => "listenerset-deleted",
             ReleaseReason::LeaseDeleted => "lease-deleted",
+            ReleaseReason::Rebalance => "rebalance",
         }
     }
 

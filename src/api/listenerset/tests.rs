@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
 fn spec() -> ListenerSetSpec {
     ListenerSetSpec {
+        rebalance: None,
         selector: LabelSelector {
             match_labels: Some([("app".to_string(), "svc".to_string())].into()),
             ..Default::default()

@@ -49,6 +49,7 @@ use crate::events::{Occurrence, Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
 use crate::metrics::Metrics;
 
+mod balance;
 mod collisions;
 mod desired;
 mod expiry;

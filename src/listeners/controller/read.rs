@@ -11,6 +11,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
 use tokio::time::Instant;
 
+use super::balance;
 use super::desired::Desired;
 use super::expiry::lease_duration;
 use super::Context;
@@ -64,7 +65,8 @@ fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Lease>> {
 }
 
 /// The namespace's pods as the decision sees them.
-fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str) -> Vec<PodFacts> {
+/// `settled`: workloads whose mixed revisions are intended (see [`balance::settled_rollouts`]).
+fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str, settled: &BTreeSet<String>) -> Vec<PodFacts> {
     pods.state()
         .iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
@@ -75,6 +77,8 @@ fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str) -> Vec<PodFac
                 selected: crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels),
                 eligible: assigner::pod_is_eligible(p),
                 restarts: p.restarts(),
+                weight: balance::weight(p),
+                revision: balance::revision(p).filter(|(w, _)| !settled.contains(w)),
             })
         })
         .collect()
@@ -88,10 +92,11 @@ pub(super) fn decide_now(
     desired: &Desired,
     previous: &ListenerSetStatus,
     live_now: Option<&BTreeSet<String>>,
+    settled: &BTreeSet<String>,
 ) -> (Decision, BTreeMap<String, Arc<Lease>>) {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
     let leases = set_leases(ctx, &ns, &name);
-    let pod_facts = pod_facts(pods, set, &ns);
+    let pod_facts = pod_facts(pods, set, &ns, settled);
     ctx.metrics.objects.observe_leases(&ns, &name, &leases);
     let wanted: Vec<Wanted> = desired
         .listeners
@@ -103,10 +108,12 @@ pub(super) fn decide_now(
         })
         .collect();
     let now = Instant::now();
+    let wall = jiff::Timestamp::now();
     let (facts, read): (Vec<LeaseFacts>, Vec<Arc<Lease>>) = leases
         .iter()
         .filter_map(|l| {
-            let view = assigner::lease_view(l, &name, false)?;
+            let mut view = assigner::lease_view(l, &name, false)?;
+            view.held_for = balance::held_for(l, wall);
             let facts = LeaseFacts {
                 name: l.name_any(),
                 view,
@@ -139,11 +146,13 @@ pub(super) fn decide_now(
             .filter(|p| p.has_stopped())
             .filter_map(|p| p.metadata.uid.clone()),
     );
+    let rebalance = balance::resolve(set, previous, wanted.len());
     let input = Input {
         deleting: set.metadata.deletion_timestamp.is_some(),
         listeners: &wanted,
         keep_unknown: desired.keep_unknown,
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
+        rebalance: rebalance.as_ref(),
         pods: &pod_facts,
         leases: &facts,
         liveness: &liveness,

@@ -82,8 +82,9 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         Some(_) => Some(live_pod_names(&ctx, &ns).await?),
         None => None,
     };
+    let settled = super::balance::settled_rollouts(&ctx, &set, &previous, &pods).await;
     let started = std::time::Instant::now();
-    let (decision, lease_by_listener) = decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref());
+    let (decision, lease_by_listener) = decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref(), &settled);
     tracing::debug!(
         listenerset = %name,
         leases = lease_by_listener.len(),
@@ -125,6 +126,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         report_when_due(&ctx, &set, &previous, &reported).await?
     };
     notify_report(&ctx, &set, &previous, &decision, &reported);
+    super::balance::report(&ctx, &set, &decision);
     if deleting && lease_by_listener.is_empty() && !retry_soon {
         return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
     }
@@ -210,6 +212,17 @@ async fn report_invalid_spec(
             condition(previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, set),
             condition(previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, set),
         ],
+        // The policy the set was given is recorded now: once observed, a set without one counts
+        // as one from before evening out.
+        rebalance: Some(
+            previous
+                .rebalance
+                .clone()
+                .unwrap_or_else(|| crate::api::listenerset::RebalanceStatus {
+                    policy: Some(super::balance::policy(set, previous)),
+                    ..Default::default()
+                }),
+        ),
         ..previous.clone()
     };
     if set.status.as_ref() != Some(&status) {

@@ -102,6 +102,7 @@ pub(super) fn report(
         attention,
         attention_omitted,
         fencing_token_ceiling: decision.ceiling,
+        rebalance: (!deleting).then(|| super::balance::status(set, previous, decision)),
         conditions,
         assignments: Vec::new(),
         fencing_tokens: BTreeMap::new(),

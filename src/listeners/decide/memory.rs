@@ -5,13 +5,14 @@
 //! here until they acknowledge one, restart, or a minute (at least ten lease durations) has
 //! passed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::judge::{why_expired, Judged};
-use super::{Input, Kind, PodFacts};
+use super::{Burst, Input, Kind, PodFacts};
+use crate::listeners::assigner::Balance;
 
 /// How a listener's last tenure ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +35,14 @@ pub struct Memory {
     /// Listener → the highest fencing token seen on its Lease: a Lease made anew (after the one
     /// before was deleted) continues at the next one (no token is skipped, none given twice).
     last_tokens: BTreeMap<String, i32>,
+    /// When evening-out moves were asked in the last [`MOVES_WINDOW`], and how many each time.
+    moves: VecDeque<(Instant, u32)>,
+    /// The burst of evening-out moves under way: when it started and how many moves it made.
+    burst: Option<(Instant, u32)>,
 }
+
+/// The window of `status.rebalance.movesLastMinute`.
+pub const MOVES_WINDOW: Duration = Duration::from_secs(60);
 
 /// How long a pod that left an assignment of this set unacknowledged gets nothing more here (its
 /// agent may not serve the set; or it was restarting): then it is offered listeners again.
@@ -112,5 +120,51 @@ impl Memory {
     /// How a listener without a Lease comes to its next holder.
     pub(super) fn ended_kind(&self, listener: &str) -> Kind {
         self.ended.get(listener).map_or(Kind::Assigned, |e| e.kind.clone())
+    }
+
+    /// When the oldest move counted in the last minute leaves the count (the status shows it).
+    pub(super) fn moves_expire_at(&self) -> Option<Instant> {
+        self.moves.front().map(|(at, _)| *at + MOVES_WINDOW)
+    }
+
+    /// Count this decision's evening-out moves: the moves of the last minute, and the start or
+    /// end of a burst (`max_skew`: the set is `Balanced`).
+    pub(super) fn note_balance(
+        &mut self,
+        now: Instant,
+        balance: &Balance,
+        max_skew: Option<u32>,
+    ) -> (u32, Option<Burst>) {
+        if balance.requested > 0 {
+            self.moves.push_back((now, balance.requested));
+        }
+        while self
+            .moves
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= MOVES_WINDOW)
+        {
+            self.moves.pop_front();
+        }
+        let last_minute = self.moves.iter().map(|(_, n)| *n).sum();
+        let burst = match (self.burst.as_mut(), balance.requested) {
+            (None, 0) => None,
+            (None, moves) => {
+                self.burst = Some((now, moves));
+                Some(Burst::Started {
+                    moves,
+                    skew: balance.skew,
+                })
+            }
+            (Some((_, made)), moves) => {
+                *made = made.saturating_add(moves);
+                let settled = balance.in_progress == 0 && max_skew.is_none_or(|m| balance.skew <= m);
+                self.burst.take_if(|_| settled).map(|(since, moves)| Burst::Ended {
+                    moves,
+                    took: now.saturating_duration_since(since),
+                    skew: balance.skew,
+                })
+            }
+        };
+        (last_minute, burst)
     }
 }

@@ -6,6 +6,7 @@ pub(super) use crate::listeners::assigner::{ListenerState, ReleaseReason};
 
 mod eligibility;
 mod gone;
+mod rebalance;
 mod tokens;
 mod validity;
 
@@ -25,6 +26,8 @@ pub(super) fn uid(pod: &str) -> String {
 /// A selected, eligible pod of uid `uid-<name>`.
 pub(super) fn pod(name: &str) -> PodFacts {
     PodFacts {
+        revision: None,
+        weight: 1,
         name: name.into(),
         uid: uid(name),
         selected: true,
@@ -46,6 +49,8 @@ pub(super) fn lease(listener: &str, holder: Option<&str>, token: i32, acked: boo
     LeaseFacts {
         name: format!("set-{listener}"),
         view: LeaseView {
+            held_for: None,
+            rebalancing: false,
             listener: listener.into(),
             holder: holder.map(String::from),
             holder_uid: holder.map(uid),
@@ -105,6 +110,7 @@ pub(super) struct Scene {
     pub deleting: bool,
     pub keep_unknown: bool,
     pub max_per_pod: u32,
+    pub rebalance: Option<Rebalance>,
     pub started: Instant,
 }
 
@@ -124,6 +130,7 @@ impl Scene {
             deleting: false,
             keep_unknown: false,
             max_per_pod: 0,
+            rebalance: None,
             started,
         }
     }
@@ -142,6 +149,7 @@ impl Scene {
 
     pub fn input(&self, now: Instant) -> Input<'_> {
         Input {
+            rebalance: self.rebalance.as_ref(),
             deleting: self.deleting,
             listeners: &self.listeners,
             keep_unknown: self.keep_unknown,

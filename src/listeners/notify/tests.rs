@@ -9,6 +9,9 @@ use crate::listeners::decide::Write;
 
 fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &[&str], eligible: usize) -> Decision {
     Decision {
+        balance: Default::default(),
+        burst: None,
+        moves_last_minute: 0,
         writes: assigns
             .iter()
             .map(|l| Write {

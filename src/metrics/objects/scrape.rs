@@ -70,9 +70,27 @@ impl Collector for Objects {
             &mut enc,
             "listenerset_listeners",
             "Listeners by state: running, starting, pending, orphaned, suspended.",
-            sets.flat_map(|s| listener_states(s)),
+            sets.clone().flat_map(|s| listener_states(s)),
+        )?;
+        gauges(
+            &mut enc,
+            "listenerset_skew",
+            "Difference between the most and least loaded eligible pods, in listeners beyond each pod's share.",
+            sets.clone().map(|s| balance_gauge(s, |r| r.skew)),
+        )?;
+        gauges(
+            &mut enc,
+            "listenerset_moves_in_progress",
+            "Listeners on the move: release asked, or assigned and not yet acknowledged.",
+            sets.clone().map(|s| balance_gauge(s, |r| r.moves_in_progress)),
         )?;
         let s = &self.0;
+        metric(
+            &mut enc,
+            "listener_rebalance_moves",
+            "Listeners asked to move to even out the pods' loads.",
+            &s.rebalance_moves,
+        )?;
         metric(
             &mut enc,
             "listener_handovers",
@@ -98,6 +116,13 @@ impl Collector for Objects {
             &s.gap,
         )
     }
+}
+
+/// One `status.rebalance` figure of a ListenerSet (0 without one).
+fn balance_gauge(s: &ListenerSet, f: fn(&crate::api::listenerset::RebalanceStatus) -> i32) -> ([(&str, &str); 2], i64) {
+    let (ns, name) = key(s);
+    let r = s.status.as_ref().and_then(|st| st.rebalance.as_ref());
+    ([("namespace", ns), ("name", name)], i64::from(r.map_or(0, f)))
 }
 
 /// `baton_listenerset_listeners` of one ListenerSet.
@@ -130,6 +155,7 @@ impl Objects {
                 s.handovers.remove(k);
                 s.takeovers.remove(k);
                 s.conflicts.remove(k);
+                s.rebalance_moves.remove(k);
                 s.gap.remove(k);
             }
             keep

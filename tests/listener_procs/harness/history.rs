@@ -22,6 +22,8 @@ pub struct LeaseRec {
     pub transitions: i32,
     /// `renewTime` differs from `acquireTime`: the holder renewed after the assignment.
     pub renewed: bool,
+    /// The `baton.dev/release-requested` annotation (the reason), if the holder is asked to go.
+    pub release_requested: Option<String>,
 }
 
 /// One status of a ListenerSet.
@@ -130,6 +132,7 @@ impl History {
                     owner_uid,
                     transitions: v.pointer("/spec/leaseTransitions").and_then(Value::as_i64).unwrap_or(0) as i32,
                     renewed: renewed.is_some() && renewed != acquired,
+                    release_requested: s(&v, "/metadata/annotations/baton.dev~1release-requested"),
                 });
             }
             ("baton.dev", "listenersets") => {

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 mod assign;
 mod properties;
+mod rebalance;
 mod views;
 
 fn l(id: &str) -> ListenerView {
@@ -28,6 +29,7 @@ fn suspended(id: &str) -> ListenerView {
 }
 fn pod(name: &str) -> PodView {
     PodView {
+        weight: 1,
         name: name.into(),
         uid: format!("uid-{name}"),
         eligible: true,
@@ -41,6 +43,8 @@ fn unfit(name: &str) -> PodView {
 }
 fn held(listener: &str, holder: &str) -> LeaseView {
     LeaseView {
+        held_for: None,
+        rebalancing: false,
         listener: listener.into(),
         holder: Some(holder.into()),
         holder_uid: Some(format!("uid-{holder}")),
@@ -96,6 +100,8 @@ fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseVie
                 map.insert(
                     listener.clone(),
                     LeaseView {
+                        held_for: None,
+                        rebalancing: false,
                         listener: listener.clone(),
                         holder: Some(pod.clone()),
                         holder_uid: Some(pod_uid.clone()),
@@ -107,9 +113,10 @@ fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseVie
                     },
                 );
             }
-            Move::RequestRelease { listener, .. } => {
+            Move::RequestRelease { listener, reason, .. } => {
                 if let Some(lease) = map.get_mut(listener) {
                     lease.release_requested = true;
+                    lease.rebalancing = *reason == ReleaseReason::Rebalance;
                     lease.resource_version.push('r');
                 }
             }

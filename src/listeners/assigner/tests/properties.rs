@@ -47,6 +47,7 @@ fn world(all_free: bool) -> impl Strategy<Value = World> {
             .enumerate()
             .filter(|(_, (exists, _, _))| *exists)
             .map(|(i, (_, eligible, _))| PodView {
+                weight: 1,
                 name: format!("p{i}"),
                 uid: format!("uid-p{i}"),
                 eligible: *eligible,
@@ -64,6 +65,8 @@ fn world(all_free: bool) -> impl Strategy<Value = World> {
                     _ => None,
                 };
                 LeaseView {
+                    held_for: None,
+                    rebalancing: false,
                     listener: format!("l{i}"),
                     holder,
                     holder_uid,

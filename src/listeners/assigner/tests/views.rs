@@ -33,6 +33,7 @@ fn pod_views() {
     assert_eq!(
         view,
         Some(PodView {
+            weight: 1,
             name: "p1".into(),
             uid: "u1".into(),
             eligible: true
@@ -82,6 +83,8 @@ fn lease_views() {
     assert_eq!(
         lease_view(&lease, "sxt", true),
         Some(LeaseView {
+            held_for: None,
+            rebalancing: false,
             listener: "a".into(),
             holder: Some("p1".into()),
             holder_uid: Some("u1".into()),

@@ -136,6 +136,8 @@ impl Ctl {
             .map(|(id, l)| LeaseFacts {
                 name: format!("set-{id}"),
                 view: LeaseView {
+                    held_for: None,
+                    rebalancing: false,
                     listener: id.clone(),
                     holder: l.holder.as_ref().map(|h| h.0.clone()),
                     holder_uid: l.owner.clone(),
@@ -185,6 +187,8 @@ impl World {
             .iter()
             .filter(|p| p.exists)
             .map(|p| PodFacts {
+                revision: None,
+                weight: 1,
                 name: p.name.clone(),
                 uid: p.uid.clone(),
                 selected: true,
@@ -195,7 +199,14 @@ impl World {
             .collect();
         let live_now = std::mem::take(&mut self.recover).then(|| self.recover_list());
         let (stopped, unresponsive) = (self.stopped.clone(), self.ctl.unresponsive.clone());
+        // Evening out on, with no residence: its release requests meet every fault here too.
+        let rebalance = Rebalance {
+            max_skew: 1,
+            max_moves: 2,
+            min_residence: std::time::Duration::ZERO,
+        };
         let input = Input {
+            rebalance: Some(&rebalance),
             deleting: false,
             listeners: &self.wanted,
             keep_unknown: false,

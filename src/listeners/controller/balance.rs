@@ -1,0 +1,207 @@
+//! What the shell reads for evening out (see [`crate::listeners::assigner::Balancing`]): the
+//! policy in force, `spec.rebalance` resolved, how long each holder has held its Lease, a pod's
+//! weight and revision; and what it reports: `status.rebalance`, the burst Events, the metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Resource, ResourceExt};
+
+use super::{publish, Context};
+use crate::api::listenerset::rebalance::{pod_weight, RebalancePolicy, RebalanceStatus};
+use crate::api::listenerset::{ListenerSet, ListenerSetStatus, EVENT_REBALANCED, EVENT_REBALANCING};
+use crate::api::pod::CachedPod;
+use crate::api::rollout::{labels, Rollout, RolloutPhase};
+use crate::events::Severity as EventType;
+use crate::listeners::decide::{Burst, Decision, Rebalance};
+use kube::api::Api;
+use kube::runtime::reflector::Store;
+
+/// The policy in force: the spec's; unset, the one the status records; without one, `Balanced`
+/// for a set no controller has reconciled yet and `Sticky` for one a controller before evening
+/// out already had (its listeners do not start moving on an upgrade).
+pub(super) fn policy(set: &ListenerSet, previous: &ListenerSetStatus) -> RebalancePolicy {
+    let recorded = previous.rebalance.as_ref().and_then(|r| r.policy);
+    let given = if previous.observed_generation.is_some() {
+        RebalancePolicy::Sticky
+    } else {
+        RebalancePolicy::Balanced
+    };
+    set.spec
+        .rebalance
+        .as_ref()
+        .and_then(|r| r.policy)
+        .or(recorded)
+        .unwrap_or(given)
+}
+
+/// `spec.rebalance` resolved for a `Balanced` set of `listeners` listeners; `None` for a
+/// `Sticky` one (or values the spec check refuses).
+pub(super) fn resolve(set: &ListenerSet, previous: &ListenerSetStatus, listeners: usize) -> Option<Rebalance> {
+    if policy(set, previous) != RebalancePolicy::Balanced {
+        return None;
+    }
+    let spec = set.spec.rebalance.clone().unwrap_or_default();
+    Some(Rebalance {
+        max_skew: u32::try_from(spec.max_skew.max(1)).unwrap_or(1),
+        max_moves: spec.max_moves(listeners).ok()?,
+        min_residence: Duration::from_secs(u64::try_from(spec.min_residence_seconds.max(0)).unwrap_or(0)),
+    })
+}
+
+/// How long the Lease's holder has held it, by the wall clock (`acquireTime` is written by the
+/// controller with each assignment); `None` without one.
+pub(super) fn held_for(lease: &Lease, now: jiff::Timestamp) -> Option<Duration> {
+    let acquired = lease.spec.as_ref()?.acquire_time.as_ref()?.0;
+    Duration::try_from(now.duration_since(acquired))
+        .ok()
+        .or(Some(Duration::ZERO))
+}
+
+/// A pod's weight (1 when its annotation is missing or not understood).
+pub(super) fn weight(pod: &CachedPod) -> u32 {
+    pod_weight(pod.metadata.annotations.as_ref()).unwrap_or(1)
+}
+
+/// `(workload, revision)` of a pod a Rollout made.
+pub(super) fn revision(pod: &CachedPod) -> Option<(String, String)> {
+    let rollout = pod.labels.get(labels::ROLLOUT)?;
+    let hash = pod.labels.get(labels::REVISION_HASH)?;
+    Some((format!("{ROLLOUT_WORKLOAD}{rollout}"), hash.to_string()))
+}
+
+/// The Rollouts whose pods selected by `set` run two revisions although the Rollout is settled
+/// (Healthy for its generation: a pin keeps an instance on another revision on purpose), by the
+/// workload key of [`revision`]. Read from the API server only for a `Balanced` set whose pods
+/// are mixed, so it costs nothing at rest otherwise.
+pub(super) async fn settled_rollouts(
+    ctx: &Context,
+    set: &ListenerSet,
+    previous: &ListenerSetStatus,
+    pods: &Store<CachedPod>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if policy(set, previous) != RebalancePolicy::Balanced {
+        return out;
+    }
+    let ns = set.namespace().unwrap_or_default();
+    let mut revisions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in pods
+        .state()
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+    {
+        if crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels) {
+            if let Some((workload, hash)) = revision(p) {
+                revisions.entry(workload).or_default().insert(hash);
+            }
+        }
+    }
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    for (workload, _) in revisions.into_iter().filter(|(_, h)| h.len() > 1) {
+        let Some(name) = workload.strip_prefix(ROLLOUT_WORKLOAD) else {
+            continue;
+        };
+        if let Ok(Some(r)) = api.get_opt(name).await {
+            let status = r.status.as_ref();
+            let current = status.and_then(|s| s.observed_generation) == r.metadata.generation;
+            if current && status.and_then(|s| s.phase) == Some(RolloutPhase::Healthy) {
+                out.insert(workload);
+            }
+        }
+    }
+    out
+}
+
+/// How [`revision`] names a Rollout: `Rollout <name>`.
+const ROLLOUT_WORKLOAD: &str = "Rollout ";
+
+/// `status.rebalance` from the decision.
+pub(super) fn status(set: &ListenerSet, previous: &ListenerSetStatus, decision: &Decision) -> RebalanceStatus {
+    let b = &decision.balance;
+    RebalanceStatus {
+        policy: Some(policy(set, previous)),
+        skew: i32::try_from(b.skew).unwrap_or(i32::MAX),
+        moves_in_progress: i32::try_from(b.in_progress).unwrap_or(i32::MAX),
+        moves_last_minute: i32::try_from(decision.moves_last_minute).unwrap_or(i32::MAX),
+        waiting: b.waiting.clone(),
+    }
+}
+
+/// The Event of a burst's start or end, and the metrics of the moves.
+pub(super) fn report(ctx: &Context, set: &ListenerSet, decision: &Decision) {
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    if decision.balance.requested > 0 {
+        ctx.metrics.objects.rebalanced(&ns, &name, decision.balance.requested);
+    }
+    let max_skew = set.spec.rebalance.as_ref().map_or(1, |r| r.max_skew);
+    let message = match decision.burst {
+        Some(Burst::Started { moves, skew }) => format!(
+            "evening out listeners: skew {skew} is above maxSkew {max_skew}; moving {moves} now, at most {} at once",
+            set.spec
+                .rebalance
+                .clone()
+                .unwrap_or_default()
+                .max_moves(usize::try_from(decision.summary.listeners).unwrap_or(0))
+                .unwrap_or(1)
+        ),
+        Some(Burst::Ended { moves, took, skew }) => {
+            format!(
+                "balanced: skew {skew} after {moves} moves in {:.1} s",
+                took.as_secs_f64()
+            )
+        }
+        None => return,
+    };
+    let reason = match decision.burst {
+        Some(Burst::Started { .. }) => EVENT_REBALANCING,
+        _ => EVENT_REBALANCED,
+    };
+    publish(ctx, &set.object_ref(&()), EventType::Normal, reason, &message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::listenerset::RebalanceSpec;
+
+    fn set(policy: Option<RebalancePolicy>) -> ListenerSet {
+        let mut s = ListenerSet::new("s", Default::default());
+        s.spec.rebalance = policy.map(|p| RebalanceSpec {
+            policy: Some(p),
+            ..Default::default()
+        });
+        s
+    }
+
+    #[test]
+    fn new_sets_are_balanced_sets_from_before_stay_sticky_and_the_spec_wins() {
+        let fresh = ListenerSetStatus::default();
+        let upgraded = ListenerSetStatus {
+            observed_generation: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(policy(&set(None), &fresh), RebalancePolicy::Balanced);
+        assert_eq!(policy(&set(None), &upgraded), RebalancePolicy::Sticky);
+        let recorded = ListenerSetStatus {
+            rebalance: Some(RebalanceStatus {
+                policy: Some(RebalancePolicy::Balanced),
+                ..Default::default()
+            }),
+            ..upgraded.clone()
+        };
+        assert_eq!(policy(&set(None), &recorded), RebalancePolicy::Balanced);
+        assert_eq!(
+            policy(&set(Some(RebalancePolicy::Balanced)), &upgraded),
+            RebalancePolicy::Balanced
+        );
+        assert_eq!(
+            policy(&set(Some(RebalancePolicy::Sticky)), &fresh),
+            RebalancePolicy::Sticky
+        );
+        assert!(resolve(&set(Some(RebalancePolicy::Sticky)), &fresh, 10).is_none());
+        let r = resolve(&set(None), &fresh, 2000).expect("balanced");
+        assert_eq!((r.max_skew, r.max_moves, r.min_residence.as_secs()), (1, 200, 60));
+    }
+}
