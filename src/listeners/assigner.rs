@@ -45,7 +45,7 @@
 //! * Sticky unless evened out: a listener held by an eligible pod stays there, except that a
 //!   pod holding more than `maxPerPod` is asked to release the excess (its highest ids first)
 //!   and, for a `Balanced` set ([`assign_balanced`] with [`Balancing`]), the most loaded pods
-//!   are asked to release what brings the loads within `maxSkew` ([`rebalance`]).
+//!   are asked to release what brings the loads within `maxSkew` (the `rebalance` module).
 //! * A free listener goes to the eligible pod furthest below its share (its weight's part of
 //!   the listeners; with equal weights, the fewest live Leases), ties broken by name (and, for a Lease that expired on a still-existing pod, away from that pod when it
 //!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order.
@@ -225,7 +225,7 @@ pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]
 }
 
 /// [`assign`], and with `balancing` also the moves that even out the loads
-/// ([`rebalance::plan`]); how balanced the set is.
+/// (the `rebalance` module); how balanced the set is.
 pub fn assign_balanced(
     listeners: &[ListenerView],
     pods: &[PodView],

@@ -475,13 +475,20 @@ fn writes(
             .filter(|l| !leaving.iter().any(|t| t.listener == l.id) && !ghosts.contains(l.id.as_str()))
             .cloned()
             .collect();
+        let (wait, recheck) = wait_for(input).unzip();
         let balancing = input.rebalance.map(|r| assigner::Balancing {
             max_skew: r.max_skew,
             max_moves: r.max_moves,
             min_residence: r.min_residence,
-            wait: wait_for(input),
+            wait,
         });
-        assigner::assign_balanced(&free, pods, &staying, input.max_per_pod, balancing.as_ref())
+        let (moves, mut balance) =
+            assigner::assign_balanced(&free, pods, &staying, input.max_per_pod, balancing.as_ref());
+        // Nothing wakes the set when a Rollout's status turns Healthy: look again.
+        if balance.waiting.is_some() && recheck.flatten().is_some() {
+            balance.wake = recheck.flatten();
+        }
+        (moves, balance)
     };
     planned.retain(|m| {
         let unstartable = matches!(m, Move::Assign { .. }) && no_config.contains(m.listener());
@@ -510,16 +517,24 @@ fn writes(
     (writes, until, balance)
 }
 
-/// Why loads are not evened out now, whatever the Leases say: a selected pod is starting, not
-/// Ready, draining or terminating (a scale or a rollout is under way: evening out waits for the
-/// pods to settle), or the pods of one workload run two revisions (a rollout between batches).
-fn wait_for(input: &Input) -> Option<String> {
+/// How often a set waiting for a Rollout of its pods to settle looks again (the Rollout's status
+/// turning Healthy changes no pod and no Lease, so nothing else wakes the set).
+pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
+
+/// Why loads are not evened out now, whatever the Leases say, and when to look again unasked: a
+/// selected pod is starting, not Ready, draining or terminating (a scale or a rollout is under
+/// way: evening out waits for the pods to settle; their changes wake the set), or the pods of one
+/// workload run two revisions (a rollout between batches: [`ROLLOUT_RECHECK`]).
+fn wait_for(input: &Input) -> Option<(String, Option<Duration>)> {
     if let Some(p) = input
         .pods
         .iter()
         .find(|p| p.selected && !p.eligible && !input.stopped.contains(&p.uid))
     {
-        return Some(format!("pod {} is not Ready, or is draining or terminating", p.name));
+        return Some((
+            format!("pod {} is not Ready, or is draining or terminating", p.name),
+            None,
+        ));
     }
     let mut revisions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (workload, revision) in input
@@ -530,10 +545,10 @@ fn wait_for(input: &Input) -> Option<String> {
     {
         revisions.entry(workload).or_default().insert(revision);
     }
-    revisions
-        .iter()
-        .find(|(_, r)| r.len() > 1)
-        .map(|(w, _)| format!("{w} is between revisions (its pods run two, and it is not Healthy for its generation)"))
+    revisions.iter().find(|(_, r)| r.len() > 1).map(|(w, _)| {
+        let why = format!("{w} is between revisions (its pods run two, and it is not Healthy for its generation)");
+        (why, Some(ROLLOUT_RECHECK))
+    })
 }
 
 /// Listeners whose holder pod is gone (no pod of its name and uid) and that are not judged free:

@@ -55,6 +55,11 @@ fn a_rollout_of_the_pods_or_a_pod_that_is_not_ready_holds_evening_out() {
     assert!(rebalance_requests(&d).is_empty(), "{:?}", d.writes);
     let why = d.balance.waiting.clone().unwrap_or_default();
     assert!(why.contains("Rollout web"), "{why}");
+    assert_eq!(
+        d.requeue,
+        wake(ROLLOUT_RECHECK),
+        "its status turning Healthy wakes nothing"
+    );
 
     scene.pods[1].revision = Some(("Rollout web".into(), "v1".into()));
     scene.pods.push(PodFacts {
