@@ -266,7 +266,7 @@ impl Operator {
             &self.listener_client,
             &self.cfg,
             (self.namespace_pods, self.triggers.listener_pods),
-            (self.leases, self.triggers.listener_leases),
+            (self.leases, self.triggers.listener_leases, Some(self.rollouts.clone())),
             &self.synced,
             self.metrics.clone(),
             shutdown.clone(),
@@ -432,7 +432,7 @@ fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
     (pods, pod_events): (NamespacePods, Events<CachedPod>),
-    (leases, index): (Store<Lease>, Arc<LeaseIndex>),
+    (leases, index, rollouts): (Store<Lease>, Arc<LeaseIndex>, Option<Store<Rollout>>),
     synced: &Synced4,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -450,6 +450,7 @@ fn listener_work(
         pod_events,
         leases,
         index,
+        rollouts,
         synced: vec![synced.leases.clone()],
     };
     listener_controller::run_counted(
@@ -578,6 +579,9 @@ pub async fn run_listeners(
         pods: caches.namespace_pods(),
         leases: caches.leases.clone(),
         index: caches.lease_index.clone(),
+        // Alone, no Rollout is cached: a Rollout's pods on two revisions hold evening out
+        // until they are on one.
+        rollouts: None,
         synced: vec![caches.leases_synced.clone()],
     };
     let drive = caches.drive();

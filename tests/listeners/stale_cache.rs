@@ -55,6 +55,7 @@ async fn controller_with_gated_pods(
     });
     let caches = SharedCaches::new(&client, &Some(NS.into()));
     let views = SharedViews {
+        rollouts: None,
         pods: NamespacePods::fixed(pods, pods_synced),
         pod_events: rx.map(Ok).boxed(),
         leases: caches.leases.clone(),

@@ -12,11 +12,10 @@ use super::{publish, Context};
 use crate::api::listenerset::rebalance::{pod_weight, RebalancePolicy, RebalanceStatus};
 use crate::api::listenerset::{ListenerSet, ListenerSetStatus, EVENT_REBALANCED, EVENT_REBALANCING};
 use crate::api::pod::CachedPod;
-use crate::api::rollout::{labels, Rollout, RolloutPhase};
+use crate::api::rollout::{labels, RolloutPhase};
 use crate::events::Severity as EventType;
 use crate::listeners::decide::{Burst, Decision, Rebalance};
-use kube::api::Api;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 /// The policy in force: the spec's; unset, the one the status records; without one, `Balanced`
 /// for a set no controller has reconciled yet and `Sticky` for one a controller before evening
@@ -73,15 +72,18 @@ pub(super) fn revision(pod: &CachedPod) -> Option<(String, String)> {
 
 /// The Rollouts whose pods selected by `set` run two revisions although the Rollout is settled
 /// (Healthy for its generation: a pin keeps an instance on another revision on purpose), by the
-/// workload key of [`revision`]. Read from the API server only for a `Balanced` set whose pods
-/// are mixed, so it costs nothing at rest otherwise.
-pub(super) async fn settled_rollouts(
+/// workload key of [`revision`]. Read from the Rollout controller's cache (no request), only for a
+/// `Balanced` set.
+pub(super) fn settled_rollouts(
     ctx: &Context,
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     pods: &Store<CachedPod>,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    let Some(rollouts) = ctx.rollouts.as_ref() else {
+        return out;
+    };
     if policy(set, previous) != RebalancePolicy::Balanced {
         return out;
     }
@@ -98,17 +100,17 @@ pub(super) async fn settled_rollouts(
             }
         }
     }
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     for (workload, _) in revisions.into_iter().filter(|(_, h)| h.len() > 1) {
         let Some(name) = workload.strip_prefix(ROLLOUT_WORKLOAD) else {
             continue;
         };
-        if let Ok(Some(r)) = api.get_opt(name).await {
-            let status = r.status.as_ref();
-            let current = status.and_then(|s| s.observed_generation) == r.metadata.generation;
-            if current && status.and_then(|s| s.phase) == Some(RolloutPhase::Healthy) {
-                out.insert(workload);
-            }
+        let Some(r) = rollouts.get(&ObjectRef::new(name).within(&ns)) else {
+            continue;
+        };
+        let status = r.status.as_ref();
+        let current = status.and_then(|s| s.observed_generation) == r.metadata.generation;
+        if current && status.and_then(|s| s.phase) == Some(RolloutPhase::Healthy) {
+            out.insert(workload);
         }
     }
     out

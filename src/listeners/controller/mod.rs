@@ -156,6 +156,8 @@ pub struct Context {
     /// judging anything expired that it has not seen renewed).
     pub started: tokio::time::Instant,
     pub secrets: SecretStores,
+    /// The Rollouts, when the Rollout controller runs beside ([`SharedViews::rollouts`]).
+    pub rollouts: Option<Store<crate::api::rollout::Rollout>>,
     /// (namespace, set) → what the decisions remember of the set (see [`Memory`]).
     memory: Mutex<HashMap<(String, String), Memory>>,
     /// (namespace, set) → when its status was last written.
@@ -296,6 +298,9 @@ pub struct SharedViews {
     /// The listener Leases by set and holder, following `leases`; it wakes the sets whose
     /// Leases changed in a way a decision reads.
     pub index: Arc<LeaseIndex>,
+    /// The Rollout controller's cache, when it runs beside (evening out reads whether a Rollout
+    /// whose pods run two revisions is settled).
+    pub rollouts: Option<Store<crate::api::rollout::Rollout>>,
     /// Readiness of `leases` (a namespace's pods are waited for by the set's reconcile).
     pub synced: Vec<Synced>,
 }
@@ -359,6 +364,7 @@ pub async fn run_counted(
         status_at: Mutex::new(HashMap::new()),
         collisions: Default::default(),
         secrets,
+        rollouts: views.rollouts,
         memory: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
         unresponsive: Mutex::new(Unresponsive::default()),

@@ -228,7 +228,7 @@ pub struct Ns {
     /// The binaries of the controllers and sidecars started from now on (None: [`baton_bin`]).
     binaries: Mutex<(Option<PathBuf>, Option<PathBuf>)>,
     /// Controllers started from now on elect a leader with the shipped timings (15 s / 10 s /
-    /// 2 s) instead of the harness's fast ones (2 s / 1.5 s / 250 ms, for quick failovers).
+    /// 2 s) instead of the harness's fast ones (6 s / 4 s / 500 ms, for quick failovers).
     shipped_election: std::sync::atomic::AtomicBool,
     _sampler: app::AbortOnDrop,
     reapers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -375,13 +375,16 @@ impl Ns {
             .args(["controller", "--watch-namespace", &self.name])
             .args(["--lease-namespace", &self.name, "--lease-name", "baton-controller"]);
         if !self.shipped_election.load(std::sync::atomic::Ordering::Relaxed) {
+            // Quick failovers, but a renew deadline a loaded 2-core machine (every test of the
+            // suite running beside) does not miss: a leader that misses it exits, and these tests
+            // run no second controller unless they say so.
             cmd.args([
                 "--lease-duration",
-                "2s",
+                "6s",
                 "--renew-deadline",
-                "1500ms",
+                "4s",
                 "--retry-period",
-                "250ms",
+                "500ms",
             ]);
         }
         cmd.args([
