@@ -163,6 +163,9 @@ pub struct Input<'a> {
     pub max_per_pod: u32,
     /// How loads are evened out; `None`: `Sticky`.
     pub rebalance: Option<&'a Rebalance>,
+    /// Workloads of the selected pods (as [`PodFacts::revision`] names them) that are rolling out
+    /// or scaling, as their own status says: evening out waits for them.
+    pub under_way: &'a BTreeSet<String>,
     pub pods: &'a [PodFacts],
     pub leases: &'a [LeaseFacts],
     /// By pod uid: every pod of `pods` and every holder of `leases` (absent = no liveness Lease
@@ -523,8 +526,9 @@ pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
 
 /// Why loads are not evened out now, whatever the Leases say, and when to look again unasked: a
 /// selected pod is starting, not Ready, draining or terminating (a scale or a rollout is under
-/// way: evening out waits for the pods to settle; their changes wake the set), or the pods of one
-/// workload run two revisions (a rollout between batches: [`ROLLOUT_RECHECK`]).
+/// way: evening out waits for the pods to settle; their changes wake the set), a workload of the
+/// pods says it is rolling out or scaling, or the pods of one workload run two revisions (a
+/// rollout between batches); for these two, [`ROLLOUT_RECHECK`].
 fn wait_for(input: &Input) -> Option<(String, Option<Duration>)> {
     if let Some(p) = input
         .pods
@@ -535,6 +539,10 @@ fn wait_for(input: &Input) -> Option<(String, Option<Duration>)> {
             format!("pod {} is not Ready, or is draining or terminating", p.name),
             None,
         ));
+    }
+    if let Some(w) = input.under_way.iter().next() {
+        let why = format!("{w} is rolling out or scaling (not Healthy for its generation)");
+        return Some((why, Some(ROLLOUT_RECHECK)));
     }
     let mut revisions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (workload, revision) in input

@@ -2,7 +2,7 @@
 //! policy in force, `spec.rebalance` resolved, how long each holder has held its Lease, a pod's
 //! weight and revision; and what it reports: `status.rebalance`, the burst Events, the metrics.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -70,37 +70,33 @@ pub(super) fn revision(pod: &CachedPod) -> Option<(String, String)> {
     Some((format!("{ROLLOUT_WORKLOAD}{rollout}"), hash.to_string()))
 }
 
-/// The Rollouts whose pods selected by `set` run two revisions although the Rollout is settled
-/// (Healthy for its generation: a pin keeps an instance on another revision on purpose), by the
-/// workload key of [`revision`]. Read from the Rollout controller's cache (no request), only for a
-/// `Balanced` set.
-pub(super) fn settled_rollouts(
+/// The Rollouts of the pods `set` selects, by the workload key of [`revision`], as the Rollout
+/// controller's cache (no request) shows them: `(settled, under_way)`. Settled: Healthy for its
+/// generation (two revisions among its pods are then a pin, on purpose); under way: anything else
+/// (a batch, a pause, a scale whose pods do not all exist yet). Empty without that cache or for a
+/// `Sticky` set.
+pub(super) fn rollouts_of(
     ctx: &Context,
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     pods: &Store<CachedPod>,
-) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut settled, mut under_way) = (BTreeSet::new(), BTreeSet::new());
     let Some(rollouts) = ctx.rollouts.as_ref() else {
-        return out;
+        return (settled, under_way);
     };
     if policy(set, previous) != RebalancePolicy::Balanced {
-        return out;
+        return (settled, under_way);
     }
     let ns = set.namespace().unwrap_or_default();
-    let mut revisions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for p in pods
+    let workloads: BTreeSet<String> = pods
         .state()
         .iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-    {
-        if crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels) {
-            if let Some((workload, hash)) = revision(p) {
-                revisions.entry(workload).or_default().insert(hash);
-            }
-        }
-    }
-    for (workload, _) in revisions.into_iter().filter(|(_, h)| h.len() > 1) {
+        .filter(|p| crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels))
+        .filter_map(|p| revision(p).map(|(w, _)| w))
+        .collect();
+    for workload in workloads {
         let Some(name) = workload.strip_prefix(ROLLOUT_WORKLOAD) else {
             continue;
         };
@@ -110,10 +106,12 @@ pub(super) fn settled_rollouts(
         let status = r.status.as_ref();
         let current = status.and_then(|s| s.observed_generation) == r.metadata.generation;
         if current && status.and_then(|s| s.phase) == Some(RolloutPhase::Healthy) {
-            out.insert(workload);
+            settled.insert(workload);
+        } else {
+            under_way.insert(workload);
         }
     }
-    out
+    (settled, under_way)
 }
 
 /// How [`revision`] names a Rollout: `Rollout <name>`.

@@ -65,7 +65,7 @@ fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Lease>> {
 }
 
 /// The namespace's pods as the decision sees them.
-/// `settled`: workloads whose mixed revisions are intended (see [`balance::settled_rollouts`]).
+/// `settled`: workloads whose mixed revisions are intended (see [`balance::rollouts_of`]).
 fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str, settled: &BTreeSet<String>) -> Vec<PodFacts> {
     pods.state()
         .iter()
@@ -92,7 +92,7 @@ pub(super) fn decide_now(
     desired: &Desired,
     previous: &ListenerSetStatus,
     live_now: Option<&BTreeSet<String>>,
-    settled: &BTreeSet<String>,
+    (settled, under_way): &(BTreeSet<String>, BTreeSet<String>),
 ) -> (Decision, BTreeMap<String, Arc<Lease>>) {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
     let leases = set_leases(ctx, &ns, &name);
@@ -153,6 +153,7 @@ pub(super) fn decide_now(
         keep_unknown: desired.keep_unknown,
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
         rebalance: rebalance.as_ref(),
+        under_way,
         pods: &pod_facts,
         leases: &facts,
         liveness: &liveness,

@@ -82,9 +82,10 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         Some(_) => Some(live_pod_names(&ctx, &ns).await?),
         None => None,
     };
-    let settled = super::balance::settled_rollouts(&ctx, &set, &previous, &pods);
+    let rollouts = super::balance::rollouts_of(&ctx, &set, &previous, &pods);
     let started = std::time::Instant::now();
-    let (decision, lease_by_listener) = decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref(), &settled);
+    let (decision, lease_by_listener) =
+        decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref(), &rollouts);
     tracing::debug!(
         listenerset = %name,
         leases = lease_by_listener.len(),

@@ -111,6 +111,7 @@ pub(super) struct Scene {
     pub keep_unknown: bool,
     pub max_per_pod: u32,
     pub rebalance: Option<Rebalance>,
+    pub under_way: BTreeSet<String>,
     pub started: Instant,
 }
 
@@ -131,6 +132,7 @@ impl Scene {
             keep_unknown: false,
             max_per_pod: 0,
             rebalance: None,
+            under_way: BTreeSet::new(),
             started,
         }
     }
@@ -150,6 +152,7 @@ impl Scene {
     pub fn input(&self, now: Instant) -> Input<'_> {
         Input {
             rebalance: self.rebalance.as_ref(),
+            under_way: &self.under_way,
             deleting: self.deleting,
             listeners: &self.listeners,
             keep_unknown: self.keep_unknown,

@@ -205,8 +205,10 @@ impl World {
             max_moves: 2,
             min_residence: std::time::Duration::ZERO,
         };
+        let under_way = BTreeSet::new();
         let input = Input {
             rebalance: Some(&rebalance),
+            under_way: &under_way,
             deleting: false,
             listeners: &self.wanted,
             keep_unknown: false,

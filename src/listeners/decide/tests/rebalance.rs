@@ -62,6 +62,17 @@ fn a_rollout_of_the_pods_or_a_pod_that_is_not_ready_holds_evening_out() {
     );
 
     scene.pods[1].revision = Some(("Rollout web".into(), "v1".into()));
+    // One revision, but the Rollout says it is scaling (its next pods do not exist yet).
+    scene.under_way.insert("Rollout web".into());
+    let d = scene.decide(t, &mut Memory::default());
+    assert!(rebalance_requests(&d).is_empty());
+    assert!(
+        d.balance.waiting.clone().unwrap_or_default().contains("scaling"),
+        "{:?}",
+        d.balance
+    );
+    assert_eq!(d.requeue, wake(ROLLOUT_RECHECK));
+    scene.under_way.clear();
     scene.pods.push(PodFacts {
         eligible: false,
         ..pod("r")
