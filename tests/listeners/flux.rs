@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::condition;
 use crate::listener_world::*;
-use crate::support::kstatus::{compute, flux_timeout, flux_wait, watch_until, FluxWait, Outcome, Seen, Status};
+use crate::support::kstatus::{self, watch_until, Outcome, Status};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -42,34 +42,14 @@ async fn wait_set(w: &World, name: &str, what: &str, ok: impl Fn(&ListenerSet) -
     .await
 }
 
-/// kstatus on set `v` in `state`: asserts its status and the reason of its `Reconciling`
-/// verdict, and that Flux's wait passes on `Current` and keeps waiting (failing at its timeout)
-/// otherwise. Prints a row of the table.
+/// kstatus on `v` in `state` ([`kstatus::judge`]).
 fn judge(state: &str, v: &Value, want: Status, reason: &str) -> Outcome {
-    let o = compute(v).unwrap_or_else(|e| panic!("{state}: kstatus failed: {e}"));
-    let seen = [Seen::of(v)];
-    let wait = flux_wait(&seen);
-    println!("| {state} | {} | {} | {} | {wait:?} |", o.status, o.reason(), o.message);
-    assert_eq!(
-        (o.status, o.reason()),
+    kstatus::judge(
+        state,
+        v,
+        &format!("ListenerSet/{NS}/{}", v["metadata"]["name"].as_str().unwrap_or("")),
         (want, reason),
-        "{state}: kstatus on status {}",
-        v["status"]
-    );
-    let expected = if want == Status::Current {
-        FluxWait::Passed
-    } else {
-        FluxWait::Waiting
-    };
-    assert_eq!(wait, expected, "{state}");
-    if want == Status::InProgress {
-        let id = format!("ListenerSet/{NS}/{}", v["metadata"]["name"].as_str().unwrap_or(""));
-        assert_eq!(
-            flux_timeout(&seen),
-            format!("timeout waiting for: [{id} status: 'InProgress']")
-        );
-    }
-    o
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::support::kstatus::{compute, flux_timeout, flux_wait, watch_until, FluxWait, Outcome, Seen, Status};
+use crate::support::kstatus::{self, watch_until, Outcome, Status};
 use crate::support::*;
 
 fn raw_api(env: &Env) -> Api<DynamicObject> {
@@ -47,36 +47,9 @@ fn is(r: &Rollout, phase: RolloutPhase, progressing: (&str, &str)) -> bool {
         && cond(r, "Progressing") == (progressing.0.to_string(), progressing.1.to_string())
 }
 
-/// kstatus on the Rollout `v` in `state`: asserts its status and the reason of its
-/// `Reconciling`/`Stalled` verdict, and that Flux's wait passes on `Current`, fails at once on
-/// `Failed` and keeps waiting (failing at its timeout) otherwise. Prints a row of the table.
+/// kstatus on `v` in `state` ([`kstatus::judge`]).
 fn judge(state: &str, v: &Value, want: Status, reason: &str) -> Outcome {
-    let o = compute(v).unwrap_or_else(|e| panic!("{state}: kstatus failed: {e}"));
-    let seen = [Seen::of(v)];
-    let wait = flux_wait(&seen);
-    println!("| {state} | {} | {} | {} | {wait:?} |", o.status, o.reason(), o.message);
-    assert_eq!(
-        (o.status, o.reason()),
-        (want, reason),
-        "{state}: kstatus on status {}",
-        v["status"]
-    );
-    let id = format!("Rollout/{NS}/{NAME}");
-    let expected = match want {
-        Status::Current => FluxWait::Passed,
-        Status::Failed => FluxWait::FailedEarly(format!(
-            "failed early due to stalled resources: [{id} status: 'Failed']"
-        )),
-        _ => FluxWait::Waiting,
-    };
-    assert_eq!(wait, expected, "{state}");
-    if want == Status::InProgress {
-        assert_eq!(
-            flux_timeout(&seen),
-            format!("timeout waiting for: [{id} status: 'InProgress']")
-        );
-    }
-    o
+    kstatus::judge(state, v, &format!("Rollout/{NS}/{NAME}"), (want, reason))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -388,3 +388,34 @@ pub async fn watch_until(
         }
     }
 }
+
+/// kstatus on `v` (the object Flux names `id`, `Kind/namespace/name`) in `state`: asserts its
+/// status and the reason of its verdict, and that Flux's wait passes on `Current`, fails at once on
+/// `Failed` and keeps waiting, failing at its timeout, otherwise. Prints a row of the table.
+pub fn judge(state: &str, v: &Value, id: &str, (want, reason): (Status, &str)) -> Outcome {
+    let o = compute(v).unwrap_or_else(|e| panic!("{state}: kstatus failed: {e}"));
+    let seen = [Seen::of(v)];
+    let wait = flux_wait(&seen);
+    println!("| {state} | {} | {} | {} | {wait:?} |", o.status, o.reason(), o.message);
+    assert_eq!(
+        (o.status, o.reason()),
+        (want, reason),
+        "{state}: kstatus on status {}",
+        v["status"]
+    );
+    let expected = match want {
+        Status::Current => FluxWait::Passed,
+        Status::Failed => FluxWait::FailedEarly(format!(
+            "failed early due to stalled resources: [{id} status: 'Failed']"
+        )),
+        _ => FluxWait::Waiting,
+    };
+    assert_eq!(wait, expected, "{state}");
+    if want == Status::InProgress {
+        assert_eq!(
+            flux_timeout(&seen),
+            format!("timeout waiting for: [{id} status: 'InProgress']")
+        );
+    }
+    o
+}
