@@ -9,9 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use baton::api::listenerset::ListenerSet;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
-use serde_json::json;
 
 use crate::listener_world::*;
 use crate::support::argocd::{argocd_health, testdata, Checked};
@@ -74,18 +71,8 @@ async fn argo_cd_health_of_a_listenerset_in_every_state() {
     assert_eq!(health(&running).0, "Healthy", "{:?}", health(&running));
     capture("all-running", &running);
 
-    // A Ready pod without an agent: what it is given stays starting (a long lease keeps it so).
-    let lonely: Pod = serde_json::from_value(
-        json!({"metadata": {"name": "hl-lonely", "namespace": NS, "labels": {"app": "lonely"}},
-        "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}),
-    )
-    .expect("a pod");
-    w.pods()
-        .create(&PostParams::default(), &lonely)
-        .await
-        .expect("the lonely pod");
-    w.wait_ready("hl-lonely").await;
-    w.create_set("lonely", "lonely", listeners(2), 60).await;
+    // A Ready pod without an agent: what it is given stays starting.
+    crate::helpers::lonely_set(&w, "hl-lonely").await;
     let starting = wait_set(&w, "lonely", "listeners starting", |s| {
         s.status.as_ref().is_some_and(|st| st.starting > 0)
     })

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use baton::api::listenerset::ListenerSet;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::helpers::condition;
@@ -90,18 +89,8 @@ async fn flux_status_of_a_listenerset_in_every_state() {
     })
     .await;
 
-    // A Ready pod without an agent: what it is given stays starting (a long lease keeps it so).
-    let lonely: Pod = serde_json::from_value(
-        json!({"metadata": {"name": "fx-lonely", "namespace": NS, "labels": {"app": "lonely"}},
-        "spec": {"containers": [{"name": "app", "image": "app:v1"}]}}),
-    )
-    .expect("a pod");
-    w.pods()
-        .create(&PostParams::default(), &lonely)
-        .await
-        .expect("the lonely pod");
-    w.wait_ready("fx-lonely").await;
-    w.create_set("lonely", "lonely", listeners(2), 60).await;
+    // A Ready pod without an agent: what it is given stays starting.
+    crate::helpers::lonely_set(&w, "fx-lonely").await;
     let starting = wait_set(&w, "lonely", "listeners starting", |s| {
         s.status.as_ref().is_some_and(|st| st.starting > 0)
     })
