@@ -8,8 +8,10 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
+use baton::api::listenerset::REASON_AGENTS_NOT_RENEWING;
+
 use crate::harness::app::{AppConfig, Mode};
-use crate::harness::{listeners, AgentFlags, AppKind, Cluster, Ns};
+use crate::harness::{listeners, wait_for, AgentFlags, AppKind, Cluster, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -54,6 +56,15 @@ async fn sidecar_killed(mode: Mode, ns_name: &str) {
     );
     // The sidecar comes back (its container restarted), later than the lease.
     ok(ns.restart_agent("ks-a").await);
+    // The pod is Ready before its agent renews again; listeners added in between go to the
+    // others. Wait until the controller counts ks-a's agent as renewing.
+    let sets = ns.sets();
+    ok(wait_for("the controller sees ks-a renewing again", LONG, || async {
+        let set = sets.get("sxt").await.ok()?;
+        let degraded = set.status?.conditions.into_iter().find(|c| c.type_ == "Degraded");
+        (!degraded.is_some_and(|c| c.status == "True" && c.reason == REASON_AGENTS_NOT_RENEWING)).then_some(())
+    })
+    .await);
     let (more, more_keys) = listeners("sxt", 12);
     let patch = json!({"spec": {"listeners": more}});
     ns.sets()
