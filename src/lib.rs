@@ -67,9 +67,11 @@ pub mod election;
 pub mod error;
 pub mod events;
 #[cfg(test)]
+mod house;
+#[cfg(test)]
 mod layers;
 pub mod listeners;
-pub mod memory;
+pub mod malloc;
 pub mod metrics;
 pub mod notify;
 pub mod operator;

@@ -7,8 +7,8 @@ use clap::Parser;
 use baton::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    // Before the runtime starts its threads (see `baton::memory`).
-    baton::memory::limit_arenas();
+    // Before the runtime starts its threads (see `baton::malloc`).
+    baton::malloc::limit_arenas();
     let cli = Cli::parse();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(cli::run(cli)),

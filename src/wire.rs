@@ -146,7 +146,7 @@ fn wire_words(api_consts: Vec<String>) -> BTreeSet<String> {
 fn each_wire_word_is_spelled_only_in_api() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    crate::layers::sources(&src, &mut files);
+    crate::layers::scan::sources(&src, &mut files);
     files.sort();
     let scanned: Vec<(PathBuf, Scan)> = files
         .into_iter()

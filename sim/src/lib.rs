@@ -8,22 +8,43 @@
 //! println!("kubeconfig at {}", sim.kubeconfig_path().display());
 //! # Ok(()) }
 //! ```
+//!
+//! # Map
+//!
+//! A request travels down this list; nothing lower calls back up (a test, `layers`, reads the
+//! sources and fails on an upward `crate::` reference).
+//!
+//! * [`server`] — HTTP/2 and TLS, routes, content negotiation (JSON, YAML, protobuf, Table),
+//!   authentication and impersonation, API Priority and Fairness, watches; it prepares the
+//!   request's admission checks and calls the handlers. Renders through [`openapi`],
+//!   [`protobuf`] and [`table`]; [`faults`] injects errors and delays.
+//! * [`controllers`] — kube-controller-manager's, the kubelet's and kube-apiserver's
+//!   post-start work: bootstrap objects, namespaces, RBAC aggregation, garbage collector, Jobs,
+//!   the kubelet. Clients of [`Core`]; started by [`Sim::start`].
+//! * [`api`] — the handlers ([`Core`]): create, update, patch, server-side apply, scale,
+//!   delete, the review and TokenRequest endpoints, authorization against the RBAC snapshot.
+//! * [`strategy`] — per-kind defaulting and validation of built-in kinds (the registry
+//!   strategies).
+//! * [`admission`] — the chain of checks a user's request carries: RBAC escalation
+//!   prevention, ValidatingAdmissionPolicies.
+//! * [`auth`] — users, tokens, what a request asks, RBAC rules and the authorizer, audit.
+//! * [`store`] — objects, one resourceVersion, watch history, the garbage collector's indexes.
+//! * [`resources`] — the registry of served types (built-in and from CRDs) and views.
+//! * Formats and algorithms: [`cel`], [`managed`] (field ownership), [`strategic`] (strategic
+//!   merge patch), [`schema`] (OpenAPI validation, defaulting, pruning), [`selector`],
+//!   [`jsonpath`], [`meta`], [`go_format`], [`error`], [`tls`].
 pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cel;
+pub mod controllers;
 pub mod error;
 pub mod faults;
-pub mod gc;
 pub mod go_format;
-pub mod jobs;
 pub mod jsonpath;
-pub mod kubelet;
 pub mod managed;
 pub mod meta;
-pub mod namespaces;
 pub mod openapi;
-pub mod policy;
 pub mod protobuf;
 pub mod resources;
 pub mod schema;
@@ -31,9 +52,12 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod strategic;
+pub mod strategy;
 pub mod table;
 pub mod tls;
-pub mod views;
+
+#[cfg(test)]
+mod layers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,8 +69,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use api::Core;
+pub use controllers::kubelet::{self, AttachError, Kubelet, KubeletConfig, PodContext, ProcessFactory};
 pub use faults::{FaultRule, Faults};
-pub use kubelet::{AttachError, Kubelet, KubeletConfig, PodContext, ProcessFactory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -159,10 +183,7 @@ impl Sim {
         let faults = Arc::new(Faults::default());
         let fairness = Arc::new(server::Fairness::new(config.flow_limit));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let kubelet = Kubelet::new(core.clone(), config.kubelet.clone());
-        tokio::spawn(kubelet.clone().run(shutdown_rx.clone()));
-        tokio::spawn(gc::run(core.clone(), shutdown_rx.clone()));
-        tokio::spawn(jobs::run(core.clone(), shutdown_rx.clone()));
+        let kubelet = controllers::start(&core, config.kubelet.clone(), &shutdown_rx);
         let server = Arc::new(server::Server {
             core: core.clone(),
             faults: faults.clone(),
@@ -170,6 +191,7 @@ impl Sim {
             bookmark_interval: config.bookmark_interval,
             fairness: fairness.clone(),
             shutdown: shutdown_rx.clone(),
+            policies: Default::default(),
         });
         tokio::spawn(serve(listener, server, tls.acceptor.clone(), shutdown_rx));
         Ok(Sim {

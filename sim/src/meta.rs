@@ -1,5 +1,5 @@
 //! Object metadata rules shared by every kind: names, labels, annotation size, timestamps.
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::StatusCause;
 
@@ -224,4 +224,30 @@ pub fn write_object<W: std::io::Write>(w: &mut W, v: &serde_json::Value) -> Resu
         w.write_all(b"{").map_err(serde_json::Error::io)?;
     }
     w.write_all(b"}").map_err(serde_json::Error::io)
+}
+
+/// The body types of a PATCH (`Content-Type`), as kube-apiserver names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Merge,
+    Json,
+    Strategic,
+    Apply,
+}
+
+/// Set a value at a JSON pointer, creating objects on the way.
+pub fn set_pointer(v: &mut Value, ptr: &str, val: Value) {
+    let mut cur = v;
+    let parts: Vec<&str> = ptr.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, p) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Some(obj) = cur.as_object_mut() else { return };
+        if i + 1 == parts.len() {
+            obj.insert((*p).to_string(), val);
+            return;
+        }
+        cur = obj.entry((*p).to_string()).or_insert_with(|| json!({}));
+    }
 }

@@ -49,6 +49,22 @@ impl Stored {
         self.labels.iter().cloned().collect()
     }
 
+    /// This version's index without its body (what an event keeps of a superseded version).
+    fn without_body(&self) -> Stored {
+        Stored {
+            raw: Bytes::new(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            rv: self.rv,
+            labels: self.labels.clone(),
+            fields: self.fields.clone(),
+            owners: self.owners.clone(),
+            finalizers: self.finalizers.clone(),
+            deleting: self.deleting,
+        }
+    }
+
     /// The value of a field selector label.
     pub fn field(&self, name: &str) -> Option<String> {
         match name {
@@ -324,6 +340,72 @@ fn stamp_rv(v: &mut Value, rv: u64) {
     }
 }
 
+/// The answer to a write that keeps the object as it is.
+fn kept(current: Option<Arc<Stored>>) -> Result<Written, ApiError> {
+    match current {
+        Some(obj) => Ok(Written { obj, kind: None }),
+        None => Err(ApiError::internal(
+            "write decided to keep an object that does not exist",
+        )),
+    }
+}
+
+/// Stamps the written object's resourceVersion: `next` when committed. As kube-apiserver, a
+/// dry-run create has none (nothing was stored) and a dry-run update or delete shows the
+/// version it would have replaced.
+fn stamp_written_rv(value: &mut Value, current: Option<&Stored>, dry_run: bool, next: u64) {
+    if !dry_run {
+        stamp_rv(value, next);
+        return;
+    }
+    match current {
+        Some(c) => stamp_rv(value, c.rv),
+        None => {
+            if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Puts `stored` in (or, for a delete, takes `current` out of) the table and the uid and
+    /// dependents indexes.
+    fn reindex(
+        &mut self,
+        key: &ResKey,
+        okey: ObjKey,
+        current: Option<&Arc<Stored>>,
+        stored: &Arc<Stored>,
+        kind: EventKind,
+    ) {
+        let full = (key.clone(), okey.0.clone(), okey.1.clone());
+        if let Some(prev) = current {
+            for o in &prev.owners {
+                if let Some(set) = self.dependents.get_mut(&o.uid) {
+                    set.remove(&full);
+                    if set.is_empty() {
+                        self.dependents.remove(&o.uid);
+                    }
+                }
+            }
+            if kind == EventKind::Deleted {
+                self.by_uid.remove(&prev.uid);
+            }
+        }
+        let table = self.tables.entry(key.clone()).or_default();
+        if kind == EventKind::Deleted {
+            table.remove(&okey);
+            return;
+        }
+        table.insert(okey, stored.clone());
+        for o in &stored.owners {
+            self.dependents.entry(o.uid.clone()).or_default().insert(full.clone());
+        }
+        self.by_uid.insert(stored.uid.clone(), full);
+    }
+}
+
 impl Store {
     pub fn new(history_limit: usize, history_bytes: usize) -> Self {
         // Every event, for the simulator's own controllers (kubelet, garbage collector, Jobs).
@@ -406,41 +488,15 @@ impl Store {
         let decision = f(current.as_ref())?;
         let next = g.rv + 1;
         let (mut value, kind) = match decision {
-            Write::Keep => {
-                return match current {
-                    Some(obj) => Ok(Written { obj, kind: None }),
-                    None => Err(ApiError::internal(
-                        "write decided to keep an object that does not exist",
-                    )),
-                }
-            }
-            Write::Put(v) => (
-                v,
-                if current.is_some() {
-                    EventKind::Modified
-                } else {
-                    EventKind::Added
-                },
-            ),
+            Write::Keep => return kept(current),
+            Write::Put(v) if current.is_some() => (v, EventKind::Modified),
+            Write::Put(v) => (v, EventKind::Added),
             Write::Delete(v) => (v, EventKind::Deleted),
         };
         if kind == EventKind::Deleted && current.is_none() {
             return Err(ApiError::internal("delete of an object that does not exist"));
         }
-        if dry_run {
-            // As kube-apiserver: a dry-run create has no resourceVersion (nothing was stored);
-            // a dry-run update or delete shows the version it would have replaced.
-            match &current {
-                Some(c) => stamp_rv(&mut value, c.rv),
-                None => {
-                    if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-                        m.remove("resourceVersion");
-                    }
-                }
-            }
-        } else {
-            stamp_rv(&mut value, next);
-        }
+        stamp_written_rv(&mut value, current.as_deref(), dry_run, next);
         let stored = Arc::new(build_stored(key, &value, next)?);
         if dry_run {
             return Ok(Written {
@@ -450,52 +506,15 @@ impl Store {
         }
         g.rv = next;
         g.changed.insert(key.clone(), next);
-        let full = (key.clone(), ns.to_string(), name.to_string());
-        if let Some(prev) = &current {
-            for o in &prev.owners {
-                if let Some(set) = g.dependents.get_mut(&o.uid) {
-                    set.remove(&full);
-                    if set.is_empty() {
-                        g.dependents.remove(&o.uid);
-                    }
-                }
-            }
-            if kind == EventKind::Deleted {
-                g.by_uid.remove(&prev.uid);
-            }
-        }
-        let table = g.tables.entry(key.clone()).or_default();
-        if kind == EventKind::Deleted {
-            table.remove(&okey);
-        } else {
-            table.insert(okey, stored.clone());
-            for o in &stored.owners {
-                g.dependents.entry(o.uid.clone()).or_default().insert(full.clone());
-            }
-            g.by_uid.insert(stored.uid.clone(), full);
-        }
+        g.reindex(key, okey, current.as_ref(), &stored, kind);
         // The event keeps the previous version's index but not its body: superseded bodies held
         // by the history are the watch cache's memory cost.
-        let prev = current.map(|c| {
-            Arc::new(Stored {
-                raw: Bytes::new(),
-                namespace: c.namespace.clone(),
-                name: c.name.clone(),
-                uid: c.uid.clone(),
-                rv: c.rv,
-                labels: c.labels.clone(),
-                fields: c.fields.clone(),
-                owners: c.owners.clone(),
-                finalizers: c.finalizers.clone(),
-                deleting: c.deleting,
-            })
-        });
         let ev = Arc::new(Event {
             rv: next,
             key: key.clone(),
             kind,
             obj: stored.clone(),
-            prev,
+            prev: current.map(|c| Arc::new(c.without_body())),
         });
         g.watch_caches
             .entry(key.clone())

@@ -24,6 +24,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ use tracing::{info, warn};
 
 use tokio::time::Instant;
 
-use super::{Agent, AgentConfig, AgentEvent, ValidUntil};
+use super::{Agent, AgentConfig, AgentEvent, Stop, ValidUntil};
 
 /// Settings of the sidecar.
 #[derive(Debug, Clone)]
@@ -149,93 +150,13 @@ pub async fn run_on(
     // On shutdown a file-only application is given `ack_timeout` per stop: the agent must wait
     // at least that long before it gives up on releasing (and lets the Leases expire instead).
     cfg.agent.stop_timeout = cfg.agent.stop_timeout.max(cfg.ack_timeout + Duration::from_secs(2));
-    let first = first_version();
-    let initial = Document {
-        version: first,
-        pod: cfg.agent.pod_name.clone(),
-        namespace: cfg.agent.namespace.clone(),
-        listeners: Vec::new(),
-        valid_until: None,
-    };
-    // Start from an empty file: whatever an earlier incarnation listed is not ours any more.
-    write_atomically(&cfg.file, &render(&initial))?;
-    let shared = Arc::new(Shared {
-        doc: watch::channel(initial).0,
-        acked: watch::channel(0).0,
-        written: watch::channel(first).0,
-    });
+    let shared = start_empty(&cfg)?;
     info!(addr = %listener.local_addr()?, file = %cfg.file.display(), "baton agent sidecar serving");
     let server = tokio::spawn(serve(listener, shared.clone()));
     let writer = tokio::spawn(write_file(cfg.file.clone(), shared.clone()));
     let mut agent = Agent::start(client, cfg.agent.clone());
-    let mut valid = agent.valid_until();
-    let mut valid_open = true;
-    // When to publish the deadlines the last renewals moved (coalesced: see REFRESH).
-    let mut refresh: Option<Instant> = None;
-    let mut last_publish = Instant::now();
     tokio::pin!(shutdown);
-    let mut stopping = false;
-    let mut running: BTreeMap<(String, String), ListenerEntry> = BTreeMap::new();
-    loop {
-        tokio::select! {
-            ev = agent.next() => {
-                let Some(first) = ev else { break };
-                last_publish = Instant::now();
-                // Everything already waiting goes into one version: a burst of 500 starts is one
-                // file write and one answer to the long polls, not 500.
-                let mut stops = Vec::new();
-                let mut next = Some(first);
-                while let Some(ev) = next {
-                    match ev {
-                        AgentEvent::Start(s) => {
-                            running.insert(
-                                (s.set.clone(), s.listener.clone()),
-                                ListenerEntry {
-                                    listener_set: s.set,
-                                    id: s.listener,
-                                    config: s.config,
-                                    fencing_token: s.fencing_token,
-                                    valid_until: None,
-                                },
-                            );
-                        }
-                        AgentEvent::Stop(stop) => {
-                            running.remove(&(stop.set.clone(), stop.listener.clone()));
-                            stops.push(stop);
-                        }
-                    }
-                    next = agent.try_next();
-                }
-                let version = publish(&shared, &running, &valid.borrow_and_update());
-                // Hold each Stop (and so its release) until the app has applied `version`, or
-                // until `ack_timeout` after the file without the listener was written.
-                for stop in stops {
-                    let acked = shared.acked.subscribe();
-                    let written = shared.written.subscribe();
-                    let timeout = cfg.ack_timeout;
-                    tokio::spawn(async move {
-                        applied(acked, written, version, timeout).await;
-                        stop.ack();
-                    });
-                }
-            }
-            r = valid.changed(), if valid_open && refresh.is_none() => {
-                valid_open = r.is_ok();
-                refresh = Some((last_publish + REFRESH).max(Instant::now()));
-            }
-            _ = tokio::time::sleep_until(refresh.unwrap_or_else(Instant::now)), if refresh.is_some() => {
-                refresh = None;
-                if !running.is_empty() {
-                    last_publish = Instant::now();
-                    publish(&shared, &running, &valid.borrow_and_update());
-                }
-            }
-            _ = &mut shutdown, if !stopping => {
-                stopping = true;
-                agent.shutdown();
-            }
-        }
-    }
+    follow(&mut agent, &shared, cfg.ack_timeout, shutdown.as_mut()).await;
     // Leave the final (empty) document in the file before going.
     let last = shared.doc.borrow().version;
     let mut written = shared.written.subscribe();
@@ -248,6 +169,115 @@ pub async fn run_on(
     writer.abort();
     server.abort();
     Ok(())
+}
+
+/// The listeners the application runs, by (set, listener).
+type Running = BTreeMap<(String, String), ListenerEntry>;
+
+/// The sidecar's first document, with no listeners, written to `cfg.file` before anything is
+/// served: whatever an earlier incarnation listed is not ours any more.
+fn start_empty(cfg: &SidecarConfig) -> std::io::Result<Arc<Shared>> {
+    let first = first_version();
+    let initial = Document {
+        version: first,
+        pod: cfg.agent.pod_name.clone(),
+        namespace: cfg.agent.namespace.clone(),
+        listeners: Vec::new(),
+        valid_until: None,
+    };
+    write_atomically(&cfg.file, &render(&initial))?;
+    Ok(Arc::new(Shared {
+        doc: watch::channel(initial).0,
+        acked: watch::channel(0).0,
+        written: watch::channel(first).0,
+    }))
+}
+
+/// Follow `agent` until it ends: publish what it starts and stops (each stop held until the
+/// application applied it) and the deadlines its renewals move; when `shutdown` resolves, shut
+/// it down (it stops everything, then releases).
+async fn follow(
+    agent: &mut Agent,
+    shared: &Shared,
+    ack_timeout: Duration,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) {
+    let mut valid = agent.valid_until();
+    let mut valid_open = true;
+    // When to publish the deadlines the last renewals moved (coalesced: see REFRESH).
+    let mut refresh: Option<Instant> = None;
+    let mut last_publish = Instant::now();
+    let mut stopping = false;
+    let mut running = Running::new();
+    loop {
+        tokio::select! {
+            ev = agent.next() => {
+                let Some(first) = ev else { break };
+                last_publish = Instant::now();
+                let stops = take_waiting(agent, first, &mut running);
+                let version = publish(shared, &running, &valid.borrow_and_update());
+                hold_until_applied(shared, stops, version, ack_timeout);
+            }
+            r = valid.changed(), if valid_open && refresh.is_none() => {
+                valid_open = r.is_ok();
+                refresh = Some((last_publish + REFRESH).max(Instant::now()));
+            }
+            _ = tokio::time::sleep_until(refresh.unwrap_or_else(Instant::now)), if refresh.is_some() => {
+                refresh = None;
+                if !running.is_empty() {
+                    last_publish = Instant::now();
+                    publish(shared, &running, &valid.borrow_and_update());
+                }
+            }
+            _ = &mut shutdown, if !stopping => {
+                stopping = true;
+                agent.shutdown();
+            }
+        }
+    }
+}
+
+/// Apply `first` and every event already waiting to `running`; returns the stops among them.
+/// Everything already waiting goes into one version: a burst of 500 starts is one file write and
+/// one answer to the long polls, not 500.
+fn take_waiting(agent: &mut Agent, first: AgentEvent, running: &mut Running) -> Vec<Stop> {
+    let mut stops = Vec::new();
+    let mut next = Some(first);
+    while let Some(ev) = next {
+        match ev {
+            AgentEvent::Start(s) => {
+                running.insert(
+                    (s.set.clone(), s.listener.clone()),
+                    ListenerEntry {
+                        listener_set: s.set,
+                        id: s.listener,
+                        config: s.config,
+                        fencing_token: s.fencing_token,
+                        valid_until: None,
+                    },
+                );
+            }
+            AgentEvent::Stop(stop) => {
+                running.remove(&(stop.set.clone(), stop.listener.clone()));
+                stops.push(stop);
+            }
+        }
+        next = agent.try_next();
+    }
+    stops
+}
+
+/// Hold each of `stops` (and so its release) until the application has applied `version`, or
+/// until `ack_timeout` after the file without the listener was written.
+fn hold_until_applied(shared: &Shared, stops: Vec<Stop>, version: u64, ack_timeout: Duration) {
+    for stop in stops {
+        let acked = shared.acked.subscribe();
+        let written = shared.written.subscribe();
+        tokio::spawn(async move {
+            applied(acked, written, version, ack_timeout).await;
+            stop.ack();
+        });
+    }
 }
 
 /// Resolves once the application acknowledged `version`, or `timeout` after the file of that

@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod holder;
 pub mod lease;
 pub mod liveness;
 pub mod rebalance;
@@ -410,10 +411,46 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
 
-    let sel = &spec.selector;
+    check_selector(&spec.selector, &mut errors);
+
+    check_listeners(&spec.listeners, &mut errors);
+    if let Some(from) = &spec.listeners_from {
+        check_listeners_from(from, &mut errors);
+    }
+    if spec.max_per_pod < 0 {
+        errors.push(format!(
+            "spec.maxPerPod is {}: use 0 for no limit or a positive number",
+            spec.max_per_pod
+        ));
+    }
+    if spec.lease_duration_seconds < 1 {
+        errors.push(format!(
+            "spec.leaseDurationSeconds is {}: set it to at least 1 (default {})",
+            spec.lease_duration_seconds, DEFAULT_LEASE_DURATION_SECONDS
+        ));
+    }
+
+    if let Some(rebalance) = &spec.rebalance {
+        errors.extend(rebalance.problems());
+    }
+
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Whether `sel` has neither matchLabels nor matchExpressions (it would select everything).
+fn selector_is_empty(sel: &LabelSelector) -> bool {
     let no_labels = sel.match_labels.as_ref().is_none_or(|m| m.is_empty());
     let no_exprs = sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
-    if no_labels && no_exprs {
+    no_labels && no_exprs
+}
+
+/// The problems of `spec.selector`: empty, or an expression whose values do not fit its operator.
+fn check_selector(sel: &LabelSelector, errors: &mut Vec<String>) {
+    if selector_is_empty(sel) {
         errors.push(
             "spec.selector is empty and would select every pod in the namespace: set \
              matchLabels or matchExpressions to the pods that run the baton agent"
@@ -440,9 +477,12 @@ pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
             )),
         }
     }
+}
 
+/// The problems of `spec.listeners`: bad or duplicate ids, config references that name nothing.
+fn check_listeners(listeners: &[Listener], errors: &mut Vec<String>) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, listener) in spec.listeners.iter().enumerate() {
+    for (i, listener) in listeners.iter().enumerate() {
         if let Err(e) = validate_listener_id(&listener.id) {
             errors.push(format!("spec.listeners[{i}].id {e}"));
         }
@@ -472,49 +512,27 @@ pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
             }
         }
     }
-    if let Some(from) = &spec.listeners_from {
-        match (&from.secret_ref, &from.secret_selector) {
-            (Some(r), None) if r.name.is_empty() => errors.push(
-                "spec.listenersFrom.secretRef.name is empty: name the Secret whose keys are \
-                 the listener ids, or remove listenersFrom"
-                    .to_string(),
-            ),
-            (Some(_), None) => {}
-            (None, Some(sel)) => {
-                let no_labels = sel.match_labels.as_ref().is_none_or(|m| m.is_empty());
-                let no_exprs = sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
-                if no_labels && no_exprs {
-                    errors.push(
-                        "spec.listenersFrom.secretSelector is empty and would take every Secret of the \
-                         namespace: set matchLabels or matchExpressions"
-                            .to_string(),
-                    );
-                }
+}
+
+/// The problems of `spec.listenersFrom`: not exactly one source, or one that names nothing.
+fn check_listeners_from(from: &ListenersFrom, errors: &mut Vec<String>) {
+    match (&from.secret_ref, &from.secret_selector) {
+        (Some(r), None) if r.name.is_empty() => errors.push(
+            "spec.listenersFrom.secretRef.name is empty: name the Secret whose keys are \
+             the listener ids, or remove listenersFrom"
+                .to_string(),
+        ),
+        (Some(_), None) => {}
+        (None, Some(sel)) => {
+            if selector_is_empty(sel) {
+                errors.push(
+                    "spec.listenersFrom.secretSelector is empty and would take every Secret of the \
+                     namespace: set matchLabels or matchExpressions"
+                        .to_string(),
+                );
             }
-            _ => errors.push("spec.listenersFrom needs exactly one of secretRef and secretSelector".to_string()),
         }
-    }
-    if spec.max_per_pod < 0 {
-        errors.push(format!(
-            "spec.maxPerPod is {}: use 0 for no limit or a positive number",
-            spec.max_per_pod
-        ));
-    }
-    if spec.lease_duration_seconds < 1 {
-        errors.push(format!(
-            "spec.leaseDurationSeconds is {}: set it to at least 1 (default {})",
-            spec.lease_duration_seconds, DEFAULT_LEASE_DURATION_SECONDS
-        ));
-    }
-
-    if let Some(rebalance) = &spec.rebalance {
-        errors.extend(rebalance.problems());
-    }
-
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+        _ => errors.push("spec.listenersFrom needs exactly one of secretRef and secretSelector".to_string()),
     }
 }
 

@@ -213,7 +213,7 @@ fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) 
 
 pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    tokio::spawn(crate::memory::trim_when_quiet());
+    tokio::spawn(crate::malloc::trim_when_quiet());
     let metrics = Arc::new(Metrics::default());
     let config = match super::config(kube).await {
         Ok(c) => c,

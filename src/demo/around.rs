@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::{follow, healthy_at, rollout_manifest, states, step, MANAGER, NAME};
+use super::{follow, healthy_at, rollout_manifest, states, step, DemoError, MANAGER, NAME};
 use crate::api::notifications::secret_keys;
 use crate::api::notifications::RolloutEvent::{
     BatchCompleted, CheckFailed, Completed, Failed, HookFailed, RolledBack, Started,
@@ -34,7 +34,7 @@ impl Drop for Endpoints {
     }
 }
 
-async fn serve() -> Result<Endpoints, String> {
+async fn serve() -> Result<Endpoints, DemoError> {
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
     let r = received.clone();
     let app = axum::Router::new()
@@ -58,8 +58,8 @@ async fn serve() -> Result<Endpoints, String> {
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("serving the demo's endpoints: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        .map_err(DemoError::Endpoints)?;
+    let port = listener.local_addr()?.port();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -91,7 +91,7 @@ fn around_manifest(port: u16) -> serde_json::Value {
 
 /// Step 5: v4 runs its migration Job, then its first batch fails the health check (the endpoint
 /// answers 503) and is rolled back to v2; the webhook receiver prints each notification.
-pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<Rollout>) -> Result<(), String> {
+pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<Rollout>) -> Result<(), DemoError> {
     step("5. around the rollout: v4 runs a migration Job first, then a health check fails its first batch; a webhook hears it all");
     let endpoints = serve().await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
@@ -101,20 +101,16 @@ pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<R
         "stringData": {secret_keys::URL: format!("http://127.0.0.1:{}/webhook", endpoints.port)}
     });
     let pp = PatchParams::apply(MANAGER).force();
-    secrets
-        .patch(SINK, &pp, &Patch::Apply(&secret))
-        .await
-        .map_err(|e| e.to_string())?;
+    secrets.patch(SINK, &pp, &Patch::Apply(&secret)).await?;
     out!(
         "health endpoint http://127.0.0.1:{}/health/<instance> answers 503; webhook receiver at /webhook",
         endpoints.port
     );
     api.patch(NAME, &pp, &Patch::Apply(around_manifest(endpoints.port)))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let r = follow(api, Duration::from_secs(90), |r| states::rolled_back_to(r, "v2")).await?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
-    for j in jobs.list(&Default::default()).await.map_err(|e| e.to_string())?.items {
+    for j in jobs.list(&Default::default()).await?.items {
         let done = j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0;
         out!(
             "migration hook Job {}: {}",
@@ -136,16 +132,13 @@ pub(super) async fn hooks_checks_and_webhooks(client: &kube::Client, api: &Api<R
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "the webhook got {got:?}, not Started, CheckFailed and RolledBack"
-            ));
+            return Err(DemoError::Notifications(got));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     out!("spec back to v2 (baton rollout undo): the hook, check and webhook go with v4's spec");
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
     Ok(())
 }

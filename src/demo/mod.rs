@@ -32,6 +32,44 @@ use listeners::HandoverLog;
 /// How the CLI renders a Rollout (`baton rollout status`).
 pub type Render = fn(&Rollout) -> String;
 
+/// A demo step that did not go as the script expects (printed after `baton demo FAILED:`).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("installing CRDs: {0}")]
+    InstallCrds(#[source] kube::Error),
+    #[error(transparent)]
+    Request(#[from] http::Error),
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("watch ended")]
+    WatchEnded,
+    #[error("only {running} of 12 listeners running after {deadline:?}")]
+    ListenersNotRunning { running: usize, deadline: Duration },
+    /// The CI gate (`gate`, as [`gate_line`] says it) is not closed after v3 rolled back.
+    #[error("the gate should be closed after the rollback: {0}")]
+    GateOpen(String),
+    #[error("the webhook got {0:?}, not Started, CheckFailed and RolledBack")]
+    Notifications(Vec<String>),
+    #[error("{0} listener duplicates")]
+    Duplicates(u64),
+    #[error("serving the demo's endpoints: {0}")]
+    Endpoints(#[source] std::io::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("serving the dashboard: {0}")]
+    Dashboard(#[source] std::io::Error),
+}
+
+/// The test harnesses and benchmarks that install the CRDs with [`install_crds`] say their
+/// own errors in words: `?` turns the demo's into them.
+impl From<DemoError> for String {
+    fn from(e: DemoError) -> Self {
+        e.to_string()
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Keep the simulator and controller running at the end and print the kubeconfig; serve the
@@ -80,7 +118,7 @@ fn rollout_manifest(version: &str, image: &str) -> serde_json::Value {
 }
 
 /// Follow the Rollout, printing each new view, until `done` says it is finished (or the deadline).
-async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) -> bool) -> Result<Rollout, String> {
+async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) -> bool) -> Result<Rollout, DemoError> {
     let cfg = watcher::Config::default().fields(&format!("metadata.name={NAME}"));
     let mut stream = std::pin::pin!(watcher(api.clone(), cfg).default_backoff().applied_objects());
     let mut last = String::new();
@@ -88,7 +126,7 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
     loop {
         let next = tokio::time::timeout_at(end, stream.next())
             .await
-            .map_err(|_| format!("timed out after {deadline:?}"))?;
+            .map_err(|_| DemoError::TimedOut(deadline))?;
         match next {
             Some(Ok(r)) => {
                 let view = progress_line(&r);
@@ -101,7 +139,7 @@ async fn follow(api: &Api<Rollout>, deadline: Duration, done: impl Fn(&Rollout) 
                 }
             }
             Some(Err(e)) => eprintln!("watch: {e}"),
-            None => return Err("watch ended".into()),
+            None => return Err(DemoError::WatchEnded),
         }
     }
 }
@@ -171,7 +209,7 @@ fn gate_line(r: &Rollout) -> String {
 }
 
 /// The server-rendered `kubectl get rollouts` table.
-async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
+async fn get_rollouts_table(client: &kube::Client) -> Result<String, DemoError> {
     let path = format!(
         "/apis/{}/namespaces/default/{}",
         crate::api::API_VERSION,
@@ -179,9 +217,8 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
     );
     let req = http::Request::get(path)
         .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-        .body(Vec::new())
-        .map_err(|e| e.to_string())?;
-    let table: serde_json::Value = client.request(req).await.map_err(|e| e.to_string())?;
+        .body(Vec::new())?;
+    let table: serde_json::Value = client.request(req).await?;
     let cols: Vec<String> = table["columnDefinitions"]
         .as_array()
         .map(|c| {
@@ -222,12 +259,12 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, String> {
 }
 
 /// Create baton's CRDs (the demo's simulator, and the tests' and benchmarks').
-pub async fn install_crds(client: &kube::Client) -> Result<(), String> {
+pub async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
         crds.create(&PostParams::default(), &crd)
             .await
-            .map_err(|e| format!("installing CRDs: {e}"))?;
+            .map_err(DemoError::InstallCrds)?;
     }
     Ok(())
 }
@@ -243,14 +280,14 @@ fn listenerset_manifest() -> serde_json::Value {
 }
 
 /// Wait until every listener runs on some pod, per the agents' own log.
-async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<(), String> {
+async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<(), DemoError> {
     let end = tokio::time::Instant::now() + deadline;
     while log.assignment().len() < 12 {
         if tokio::time::Instant::now() > end {
-            return Err(format!(
-                "only {} of 12 listeners running after {deadline:?}",
-                log.assignment().len()
-            ));
+            return Err(DemoError::ListenersNotRunning {
+                running: log.assignment().len(),
+                deadline,
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -259,7 +296,7 @@ async fn all_listeners_running(log: &HandoverLog, deadline: Duration) -> Result<
 
 /// A broken v3 fails its first batch and is rolled back: what serves is v2, and nothing says
 /// Healthy or Ready about v3.
-async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Result<(), String> {
+async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Result<(), DemoError> {
     step("3. roll out a broken v3 (never becomes ready): its first batch fails and rolls back on its own");
     let pp = PatchParams::apply(MANAGER).force();
     api.patch(
@@ -267,8 +304,7 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
         &pp,
         &Patch::Apply(rollout_manifest("v3", "user-service:v3-never-ready")),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let r = follow(api, Duration::from_secs(90), |r| states::rolled_back_to(r, "v2")).await?;
     if let Some(c) = condition(&r, ConditionType::Progressing) {
         out!("Progressing={} reason={}: {}", c.status, c.reason, c.message);
@@ -291,7 +327,7 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
     if condition(&r, ConditionType::Ready)
         .is_none_or(|c| c.status != ConditionStatus::False.as_str() || c.reason != Reason::RolledBack.as_str())
     {
-        return Err(format!("the gate should be closed after the rollback: {gate}"));
+        return Err(DemoError::GateOpen(gate));
     }
     step("kubectl get rollouts (VERSION is what serves)");
     out!("{}", get_rollouts_table(client).await?);
@@ -300,24 +336,21 @@ async fn broken_v3_rolls_back(client: &kube::Client, api: &Api<Rollout>) -> Resu
 
 /// The spec goes back to v2 (what `baton rollout undo` does): Healthy and Ready at once, no pod
 /// replaced.
-async fn undo(api: &Api<Rollout>) -> Result<(), String> {
+async fn undo(api: &Api<Rollout>) -> Result<(), DemoError> {
     step("4. set the spec back to v2, the version that serves (baton rollout undo): Healthy again, nothing replaced");
     let pp = PatchParams::apply(MANAGER).force();
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let r = follow(api, Duration::from_secs(60), |r| healthy_at(r, "v2")).await?;
     out!("{}", gate_line(&r));
     Ok(())
 }
 
 /// One instance is pinned back to v1.
-async fn pin(api: &Api<Rollout>) -> Result<(), String> {
+async fn pin(api: &Api<Rollout>) -> Result<(), DemoError> {
     step("6. pin instance user-service-2 back to v1 (single-instance rollback)");
     let pin = json!({"spec": {"pins": [{"instances": ["user-service-2"], "version": "v1"}]}});
-    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin))
-        .await
-        .map_err(|e| e.to_string())?;
+    api.patch(NAME, &PatchParams::default(), &Patch::Merge(&pin)).await?;
     follow(api, Duration::from_secs(60), |r| {
         states::pinned(r, "user-service-2", "v1", "v2", 3)
     })
@@ -325,30 +358,26 @@ async fn pin(api: &Api<Rollout>) -> Result<(), String> {
     Ok(())
 }
 
-async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Result<(), String> {
+async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Result<(), DemoError> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply(MANAGER).force();
 
     step("1. deploy user-service v1 to 4 instances");
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v1", "user-service:v1")))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     follow(&api, Duration::from_secs(60), |r| healthy_at(r, "v1")).await?;
     let sets: Api<crate::api::listenerset::ListenerSet> = Api::namespaced(client.clone(), "default");
-    sets.patch("sxt", &pp, &Patch::Apply(listenerset_manifest()))
-        .await
-        .map_err(|e| e.to_string())?;
+    sets.patch("sxt", &pp, &Patch::Apply(listenerset_manifest())).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
     out!("ListenerSet sxt: 12 listeners running, each on exactly one pod (a Lease per listener, owned by its pod)");
 
     step("2. roll out v2 in batches [1, 50%, 100%], 1s pause between batches; listeners move off each old pod before it goes");
     log.print_handovers(true);
     api.patch(NAME, &pp, &Patch::Apply(rollout_manifest("v2", "user-service:v2")))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     follow(&api, Duration::from_secs(90), |r| healthy_at(r, "v2")).await?;
     all_listeners_running(&log, Duration::from_secs(30)).await?;
-    out!("{}", gate_line(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    out!("{}", gate_line(&api.get(NAME).await?));
     log.print_handovers(false);
     let (n, worst) = log.handover_summary();
     out!("{n} handovers, worst gap {worst} ms, duplicates {}", log.duplicates());
@@ -363,11 +392,11 @@ async fn script(client: kube::Client, log: HandoverLog, render: Render) -> Resul
     pin(&api).await?;
 
     step("baton rollout status user-service");
-    crate::stdout::emit(&render(&api.get(NAME).await.map_err(|e| e.to_string())?));
+    crate::stdout::emit(&render(&api.get(NAME).await?));
 
     step("kubectl get rollouts");
     out!("{}", get_rollouts_table(&client).await?);
-    let r = api.get(NAME).await.map_err(|e| e.to_string())?;
+    let r = api.get(NAME).await?;
     step("instances and versions");
     if let Some(st) = &r.status {
         for i in &st.instances {
@@ -456,7 +485,7 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
         .await
         .and_then(|()| match log.duplicates() {
             0 => Ok(()),
-            n => Err(format!("{n} listener duplicates")),
+            n => Err(DemoError::Duplicates(n)),
         });
     let code = match &outcome {
         Ok(()) => {
@@ -482,7 +511,7 @@ async fn dashboard(
     sim: &Sim,
     client: kube::Client,
     address: std::net::SocketAddr,
-) -> Result<crate::dashboard::Served, String> {
+) -> Result<crate::dashboard::Served, DemoError> {
     let session = crate::session::Session {
         client,
         namespace: "default".into(),
@@ -495,7 +524,7 @@ async fn dashboard(
             let any = std::net::SocketAddr::new(address.ip(), 0);
             let d = crate::dashboard::serve(session, ns, any, &[], false)
                 .await
-                .map_err(|e| format!("serving the dashboard: {e}"))?;
+                .map_err(DemoError::Dashboard)?;
             out!("baton demo: {address} is taken ({e}); the dashboard uses another port");
             d
         }

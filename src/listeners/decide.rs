@@ -653,13 +653,11 @@ mod expected;
 mod judge;
 mod memory;
 #[cfg(test)]
-mod properties;
-#[cfg(test)]
 mod tests;
 mod unresponsive;
 
 pub use confirm::{confirmed, to_confirm};
-pub use expected::Expectations;
+pub use expected::UnseenWrites;
 use judge::Judged;
 pub use memory::Memory;
 pub use memory::MOVES_WINDOW;

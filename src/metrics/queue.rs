@@ -185,7 +185,7 @@ where
     let namespace = meta.namespace.clone().unwrap_or_default();
     let name = meta.name.clone().unwrap_or_default();
     metrics.queue(controller).start(&key(Some(&namespace), &name));
-    crate::memory::note_activity();
+    crate::malloc::note_activity();
     let id = uuid::Uuid::new_v4();
     let span = tracing::info_span!("reconcile", controller, namespace = %namespace, name = %name, reconcile_id = %id);
     let gauge = metrics

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use tracing::{debug, info, warn};
 
-use super::{format, schedule, Notifier, Queued};
+use super::{format, schedule, Notifier, Queued, SinkError};
 use crate::api::notifications::{headers as h, EVENT_NOTIFICATION_FAILED};
 use crate::events::{Occurrence, Severity};
 
@@ -80,9 +80,9 @@ fn report(n: &Notifier, q: &Queued, what: String) {
 }
 
 /// One attempt: Ok when the receiver answered 2xx.
-async fn attempt(n: &Notifier, q: &Queued) -> Result<(), String> {
+async fn attempt(n: &Notifier, q: &Queued) -> Result<(), SinkError> {
     let target = n.sinks.resolve(&q.namespace, &q.secret).await?;
-    let client = n.http.as_ref().ok_or("no TLS roots on the controller")?;
+    let client = n.http.as_ref().ok_or(SinkError::NoTlsRoots)?;
     let body = format::render(&q.message, q.format);
     let mut req = http::Request::builder()
         .method(http::Method::POST)
@@ -98,16 +98,16 @@ async fn attempt(n: &Notifier, q: &Queued) -> Result<(), String> {
     }
     let req = req
         .body(Full::new(Bytes::from(body.bytes)))
-        .map_err(|e| format!("bad request: {e}"))?;
+        .map_err(|e| SinkError::BadRequest(Arc::new(e)))?;
     let exchange = client.request(req);
     let resp = tokio::time::timeout(n.cfg.attempt_timeout, exchange)
         .await
-        .map_err(|_| format!("no answer within {}s", n.cfg.attempt_timeout.as_secs()))?
-        .map_err(|e| super::client::error_chain(&e))?;
+        .map_err(|_| SinkError::Timeout(n.cfg.attempt_timeout))?
+        .map_err(|e| SinkError::Transport(super::client::error_chain(&e)))?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("HTTP {}", status.as_u16()))
+        Err(SinkError::Status(status.as_u16()))
     }
 }

@@ -25,10 +25,12 @@ use crate::metrics::NotificationLabels;
 
 pub mod client;
 mod deliver;
+mod error;
 pub mod format;
 pub mod schedule;
 pub mod sink;
 
+pub use error::SinkError;
 pub use sink::{SecretsReadable, SECRET_TTL};
 
 /// Retry settings of deliveries.
@@ -136,14 +138,16 @@ impl Notifier {
         })
     }
 
-    /// What is wrong with the sinks of an object in `ns` (None without sinks; empty: none).
+    /// What is wrong with the sinks of an object in `ns`, in the words of condition
+    /// `NotificationsReady` (None without sinks; empty: nothing).
     pub async fn problems<E>(&self, ns: &str, sinks: &[Notification<E>]) -> Option<Vec<String>> {
         if sinks.is_empty() {
             return None;
         }
         let mut problems = Vec::new();
         for s in sinks {
-            if let Err(why) = self.sinks.resolve(ns, &s.sink.secret_ref.name).await {
+            if let Err(e) = self.sinks.resolve(ns, &s.sink.secret_ref.name).await {
+                let why = e.to_string();
                 if !problems.contains(&why) {
                     problems.push(why);
                 }

@@ -1,13 +1,15 @@
 //! A sink's Secret: read (a `get`, remembered for [`SECRET_TTL`]) and parsed into a URL and
-//! headers. What is wrong with it is said in words for condition `NotificationsReady`.
+//! headers. What is wrong with it is a [`SinkError`], said in words for condition
+//! `NotificationsReady`.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue, Uri};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
+use super::SinkError;
 use crate::api::notifications::secret_keys;
 
 /// How long a Secret read is trusted: a fixed or rotated Secret is seen this long after at the
@@ -22,25 +24,32 @@ pub struct Target {
 }
 
 /// The sink in Secret `ns/name` (its data as stored), or what is wrong with it.
-pub fn parse(ns: &str, name: &str, secret: &Secret) -> Result<Target, String> {
-    let at = format!("Secret {ns}/{name}");
+pub fn parse(ns: &str, name: &str, secret: &Secret) -> Result<Target, SinkError> {
+    let (ns, name) = (ns.to_string(), name.to_string());
     let data = secret.data.as_ref();
     let value = |key: &str| data.and_then(|d| d.get(key)).map(|b| b.0.as_slice());
-    let url = value(secret_keys::URL).ok_or_else(|| format!("{at} has no key {:?}", secret_keys::URL))?;
-    let url = std::str::from_utf8(url).map_err(|_| format!("{at} key url is not UTF-8 text"))?;
-    let url = url.trim();
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("{at} key url {url:?} is not a URL: {e}"))?;
+    let Some(url) = value(secret_keys::URL) else {
+        return Err(SinkError::NoUrl { ns, name });
+    };
+    let Ok(url) = std::str::from_utf8(url) else {
+        return Err(SinkError::UrlNotText { ns, name });
+    };
+    let url = url.trim().to_string();
+    let uri: Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            let source = Arc::new(e);
+            return Err(SinkError::NotAUrl { ns, name, url, source });
+        }
+    };
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
     if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-        return Err(format!(
-            "{at} key url {url:?} is not an http:// or https:// URL with a host"
-        ));
+        return Err(SinkError::NotHttp { ns, name, url });
     }
-    let headers = match value(secret_keys::HEADERS) {
+    let headers = match value(secret_keys::HEADERS).map(parse_headers) {
         None => Vec::new(),
-        Some(raw) => parse_headers(raw).map_err(|why| format!("{at} key headers: {why}"))?,
+        Some(Ok(h)) => h,
+        Some(Err(why)) => return Err(SinkError::BadHeaders { ns, name, why }),
     };
     Ok(Target { url: uri, headers })
 }
@@ -59,11 +68,11 @@ fn parse_headers(raw: &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
 }
 
 /// Whether the controller may read Secrets of a namespace (what its flags and RBAC allow), and
-/// why not.
+/// why not (the words of [`SinkError::NotReadable`]).
 pub type SecretsReadable = std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// Each Secret (namespace, name) as last read: when, and what it said.
-type Reads = HashMap<(String, String), (Instant, Result<Target, String>)>;
+type Reads = HashMap<(String, String), (Instant, Result<Target, SinkError>)>;
 
 /// Secret reads, remembered for [`SECRET_TTL`].
 pub struct Sinks {
@@ -82,7 +91,7 @@ impl Sinks {
     }
 
     /// The sink in Secret `ns/name`, read at most every [`SECRET_TTL`].
-    pub async fn resolve(&self, ns: &str, name: &str) -> Result<Target, String> {
+    pub async fn resolve(&self, ns: &str, name: &str) -> Result<Target, SinkError> {
         let key = (ns.to_string(), name.to_string());
         let cached = self.lock().get(&key).cloned();
         if let Some((at, r)) = &cached {
@@ -91,7 +100,11 @@ impl Sinks {
             }
         }
         let r = match self.readable(ns) {
-            Err(why) => Ok(Err(format!("Secret {ns}/{name} cannot be read: {why}"))),
+            Err(why) => Ok(Err(SinkError::NotReadable {
+                ns: ns.to_string(),
+                name: name.to_string(),
+                why,
+            })),
             Ok(()) => self.read(ns, name).await,
         };
         let r = match (r, cached) {
@@ -114,22 +127,31 @@ impl Sinks {
     }
 
     /// Ok: the answer about the Secret (a parsed sink or what is wrong); Err: no answer.
-    async fn read(&self, ns: &str, name: &str) -> Result<Result<Target, String>, Transient> {
+    async fn read(&self, ns: &str, name: &str) -> Result<Result<Target, SinkError>, Transient> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        match api.get(name).await {
-            Ok(s) => Ok(parse(ns, name, &s)),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Err(format!("Secret {ns}/{name} does not exist"))),
-            Err(kube::Error::Api(s)) if s.code == 403 => Ok(Err(format!(
-                "Secret {ns}/{name} cannot be read: {} (the controller needs get on secrets)",
-                s.message
-            ))),
-            Err(e) => Err(Transient(format!("Secret {ns}/{name} could not be read: {e}"))),
+        let e = match api.get(name).await {
+            Ok(s) => return Ok(parse(ns, name, &s)),
+            Err(e) => e,
+        };
+        let (ns, name) = (ns.to_string(), name.to_string());
+        match e {
+            kube::Error::Api(s) if s.code == 404 => Ok(Err(SinkError::Missing { ns, name })),
+            kube::Error::Api(s) if s.code == 403 => Ok(Err(SinkError::Forbidden {
+                ns,
+                name,
+                message: s.message,
+            })),
+            e => Err(Transient(SinkError::Unreachable {
+                ns,
+                name,
+                source: Arc::new(e),
+            })),
         }
     }
 }
 
 /// A read that failed for a reason other than the Secret (API server unreachable, 5xx).
-struct Transient(String);
+struct Transient(SinkError);
 
 #[cfg(test)]
 mod tests {
@@ -161,7 +183,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.url.to_string(), "http://example.com/x");
         assert_eq!(ok.headers[0].0.as_str(), "authorization");
-        let err = |pairs: &[(&str, &str)]| parse("ns", "hook", &secret(pairs)).unwrap_err();
+        let err = |pairs: &[(&str, &str)]| parse("ns", "hook", &secret(pairs)).unwrap_err().to_string();
         assert_eq!(err(&[]), "Secret ns/hook has no key \"url\"");
         assert!(
             err(&[("url", "not a url")]).contains("is not a URL"),

@@ -21,6 +21,36 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
+/// Why `baton controller` cannot start; printed as `error: <text>`.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// An answer that retrying will not change.
+    #[error("{}", api_message(.0))]
+    Definite(#[source] kube::Error),
+    /// Transient failures (the last one: `why`) lasted longer than `patience`.
+    #[error("{why} (still failing after {attempts} attempts over {patience:?})")]
+    StillFailing {
+        why: String,
+        attempts: u32,
+        patience: Duration,
+    },
+    /// `what` ran out of attempts.
+    #[error("{what}: gave up")]
+    GaveUp { what: String },
+    /// Checking that CRD `crd` is served failed for another reason than its absence.
+    #[error("checking that {crd} is served: {source}")]
+    Served { crd: String, source: Box<StartupError> },
+    #[error(
+        "the CustomResourceDefinition {crd} is not installed: run `kubectl apply -f crds/` (or install the Helm chart)"
+    )]
+    NotInstalled { crd: String },
+    /// The API server refused (400) the label selector `selector` with `message`.
+    #[error("--selector {selector:?}: {message}")]
+    BadSelector { selector: String, message: String },
+    #[error("listing Rollouts with --selector {selector:?}: {source}")]
+    Selector { selector: String, source: kube::Error },
+}
+
 /// Why an attempt failed.
 #[derive(Debug)]
 pub enum Attempt {
@@ -32,7 +62,7 @@ pub enum Attempt {
 
 /// Run `attempt` until it succeeds, fails definitely, or transient failures have lasted
 /// `patience`; each failure is logged with the delay before the next try.
-pub async fn retry_transient<T, F, Fut>(what: &str, patience: Duration, mut attempt: F) -> Result<T, String>
+pub async fn retry_transient<T, F, Fut>(what: &str, patience: Duration, mut attempt: F) -> Result<T, StartupError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -47,9 +77,13 @@ where
             Err(_) => Attempt::Transient(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
         };
         match failure {
-            Attempt::Definite(e) => return Err(api_message(&e)),
+            Attempt::Definite(e) => return Err(StartupError::Definite(e)),
             Attempt::Transient(why) if tokio::time::Instant::now() + delay > give_up => {
-                return Err(format!("{why} (still failing after {n} attempts over {patience:?})"));
+                return Err(StartupError::StillFailing {
+                    why,
+                    attempts: n,
+                    patience,
+                });
             }
             Attempt::Transient(why) => {
                 warn!(attempt = n, retry_in = ?delay, error = %why, "{what}: transient failure, retrying");
@@ -58,12 +92,12 @@ where
             }
         }
     }
-    Err(format!("{what}: gave up"))
+    Err(StartupError::GaveUp { what: what.to_string() })
 }
 
 /// Check that `rollouts.baton.dev` and `listenersets.baton.dev` are served; the error names a
 /// missing CRD (404) or says what else answered.
-pub async fn check_crds(client: &kube::Client, ns: &Option<String>, patience: Duration) -> Result<(), String> {
+pub async fn check_crds(client: &kube::Client, ns: &Option<String>, patience: Duration) -> Result<(), StartupError> {
     let (r, l): (Api<Rollout>, Api<ListenerSet>) = match ns {
         Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -74,19 +108,25 @@ pub async fn check_crds(client: &kube::Client, ns: &Option<String>, patience: Du
 
 /// The API server accepts `selector` (a shard's `--selector`): a list of Rollouts with it
 /// answers, else its 400 message is the error.
-pub async fn check_selector(client: &kube::Client, ns: &Option<String>, selector: &str) -> Result<(), String> {
+pub async fn check_selector(client: &kube::Client, ns: &Option<String>, selector: &str) -> Result<(), StartupError> {
     let r: Api<Rollout> = match ns {
         Some(n) => Api::namespaced(client.clone(), n),
         None => Api::all(client.clone()),
     };
     match r.list_metadata(&ListParams::default().labels(selector).limit(1)).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 400 => Err(format!("--selector {selector:?}: {}", s.message)),
-        Err(e) => Err(format!("listing Rollouts with --selector {selector:?}: {e}")),
+        Err(kube::Error::Api(s)) if s.code == 400 => Err(StartupError::BadSelector {
+            selector: selector.to_string(),
+            message: s.message,
+        }),
+        Err(source) => Err(StartupError::Selector {
+            selector: selector.to_string(),
+            source,
+        }),
     }
 }
 
-async fn served<K>(api: &Api<K>, crd: &str, patience: Duration) -> Result<(), String>
+async fn served<K>(api: &Api<K>, crd: &str, patience: Duration) -> Result<(), StartupError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
@@ -100,10 +140,11 @@ where
     };
     match retry_transient(&what, patience, missing).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "the CustomResourceDefinition {crd} is not installed: run `kubectl apply -f crds/` (or install the Helm chart)"
-        )),
-        Err(e) => Err(format!("{what}: {e}")),
+        Ok(false) => Err(StartupError::NotInstalled { crd: crd.to_string() }),
+        Err(e) => Err(StartupError::Served {
+            crd: crd.to_string(),
+            source: Box::new(e),
+        }),
     }
 }
 

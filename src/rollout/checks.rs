@@ -25,6 +25,52 @@ pub use crate::notify::client::{error_chain, http_client, HttpClient};
 /// Most bytes of a response body read (for the JSON match).
 const MAX_BODY: usize = 1 << 20;
 
+/// Why a check attempt failed; its text is the attempt's result for people (the `last:` of the
+/// status and of the Rollout's failure message).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("no TLS roots on the controller")]
+    NoTlsRoots,
+    #[error("the check has no kind")]
+    NoKind,
+    #[error("bad request for {url}: {source}")]
+    BadRequest { url: String, source: http::Error },
+    /// The request did not complete: the client's error with its causes ([`error_chain`]).
+    #[error("{0}")]
+    Transport(String),
+    #[error("HTTP {status}, reading the body: {source}")]
+    Body {
+        status: u16,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("no answer within {}s", .0.as_secs())]
+    Timeout(Duration),
+    /// The status is not one of `expected` (empty: any 2xx).
+    #[error("HTTP {status} (expected {})", wanted(.expected))]
+    Status { status: u16, expected: Vec<i32> },
+    #[error("the body is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    #[error("json {path} missing")]
+    JsonMissing { path: String },
+    #[error("json {path} = {found:?} (expected {expected:?})")]
+    JsonMismatch {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Prometheus(#[from] prometheus::QueryError),
+}
+
+/// The statuses a check accepts, as its failure says them.
+fn wanted(expected: &[i32]) -> String {
+    if expected.is_empty() {
+        "2xx".to_string()
+    } else {
+        expected.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
 struct Running {
     progress: Arc<Mutex<CheckProgress>>,
     task: AbortHandle,
@@ -148,7 +194,7 @@ async fn execute(
     loop {
         let started = tokio::time::Instant::now();
         let result = match (&client, &check.http, &check.prometheus) {
-            (None, _, _) => Err("no TLS roots on the controller".to_string()),
+            (None, _, _) => Err(CheckError::NoTlsRoots),
             (Some(c), Some(http), _) => attempt(c, http, &run.rendered).await,
             (Some(c), None, Some(p)) => match (&p.secret_ref, &auth, rollout.namespace.as_deref()) {
                 (Some(s), None, Some(ns)) => match prometheus::read_auth(&kube, ns, &s.name).await {
@@ -156,17 +202,18 @@ async fn execute(
                     Err(e) => Err(e),
                 },
                 _ => prometheus::attempt(c, p, &run.rendered, auth.as_ref()).await,
-            },
-            (Some(_), None, None) => Err("the check has no kind".to_string()),
+            }
+            .map_err(CheckError::from),
+            (Some(_), None, None) => Err(CheckError::NoKind),
         };
         let outcome = {
             let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
             p.attempts += 1;
             let last = match result {
                 Ok(r) => r,
-                Err(r) => {
+                Err(e) => {
                     p.failures += 1;
-                    r
+                    e.to_string()
                 }
             };
             p.last = Some(last);
@@ -183,7 +230,7 @@ async fn execute(
 }
 
 /// One attempt: the result for people, `Ok` when it passed.
-async fn attempt(client: &HttpClient, http: &HttpCheck, url: &str) -> Result<String, String> {
+async fn attempt(client: &HttpClient, http: &HttpCheck, url: &str) -> Result<String, CheckError> {
     let body = match (http.method, &http.body) {
         (HttpMethod::Post, Some(b)) => Bytes::from(b.clone()),
         _ => Bytes::new(),
@@ -195,48 +242,46 @@ async fn attempt(client: &HttpClient, http: &HttpCheck, url: &str) -> Result<Str
     if http.method == HttpMethod::Post {
         req = req.header(http::header::CONTENT_TYPE, "application/json");
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| format!("bad request for {url}: {e}"))?;
+    let req = req.body(Full::new(body)).map_err(|source| CheckError::BadRequest {
+        url: url.to_string(),
+        source,
+    })?;
     let timeout = Duration::from_secs(u64::try_from(http.timeout_seconds.max(1)).unwrap_or(1));
     let exchange = async {
-        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| CheckError::Transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let body = if http.json.is_some() {
             Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
-                .map_err(|e| format!("HTTP {status}, reading the body: {e}"))?
+                .map_err(|source| CheckError::Body { status, source })?
         } else {
             Bytes::new()
         };
-        Ok::<_, String>((status, body))
+        Ok::<_, CheckError>((status, body))
     };
     let (status, body) = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))??;
+        .map_err(|_| CheckError::Timeout(timeout))??;
     judge(http, status, &body)
 }
 
 /// The verdict on a response.
-pub fn judge(http: &HttpCheck, status: u16, body: &[u8]) -> Result<String, String> {
+pub fn judge(http: &HttpCheck, status: u16, body: &[u8]) -> Result<String, CheckError> {
     let expected = if http.expected_status.is_empty() {
         (200..300).contains(&status)
     } else {
         http.expected_status.iter().any(|s| i32::from(status) == *s)
     };
     if !expected {
-        let wanted = if http.expected_status.is_empty() {
-            "2xx".to_string()
-        } else {
-            http.expected_status
-                .iter()
-                .map(i32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(format!("HTTP {status} (expected {wanted})"));
+        return Err(CheckError::Status {
+            status,
+            expected: http.expected_status.clone(),
+        });
     }
     if let Some(m) = &http.json {
         return json_match(m, body).map(|v| format!("HTTP {status}, {} = {v:?}", m.path));
@@ -245,8 +290,8 @@ pub fn judge(http: &HttpCheck, status: u16, body: &[u8]) -> Result<String, Strin
 }
 
 /// The field `m.path` of a JSON `body`, when it equals `m.equals` (as a string).
-pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
+pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, CheckError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(CheckError::NotJson)?;
     let mut at = &value;
     for part in m.path.split('.') {
         let next = match at {
@@ -254,7 +299,7 @@ pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
             serde_json::Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
             _ => None,
         };
-        at = next.ok_or_else(|| format!("json {} missing", m.path))?;
+        at = next.ok_or_else(|| CheckError::JsonMissing { path: m.path.clone() })?;
     }
     let found = match at {
         serde_json::Value::String(s) => s.clone(),
@@ -263,7 +308,11 @@ pub fn json_match(m: &JsonMatch, body: &[u8]) -> Result<String, String> {
     if found == m.equals {
         Ok(found)
     } else {
-        Err(format!("json {} = {found:?} (expected {:?})", m.path, m.equals))
+        Err(CheckError::JsonMismatch {
+            path: m.path.clone(),
+            found,
+            expected: m.equals.clone(),
+        })
     }
 }
 
@@ -285,31 +334,36 @@ mod tests {
         }
     }
 
+    /// The verdict as the status says it.
+    fn judged(http: &HttpCheck, status: u16, body: &[u8]) -> Result<String, String> {
+        judge(http, status, body).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn status_codes_and_json_fields_are_judged() {
-        assert_eq!(judge(&http(vec![], None), 204, b""), Ok("HTTP 204".into()));
+        assert_eq!(judged(&http(vec![], None), 204, b""), Ok("HTTP 204".into()));
         assert_eq!(
-            judge(&http(vec![], None), 503, b""),
+            judged(&http(vec![], None), 503, b""),
             Err("HTTP 503 (expected 2xx)".into())
         );
         assert_eq!(
-            judge(&http(vec![200, 202], None), 201, b""),
+            judged(&http(vec![200, 202], None), 201, b""),
             Err("HTTP 201 (expected 200, 202)".into())
         );
         let body = br#"{"status":"ok","checks":{"db":true},"items":[{"n":3}]}"#;
-        assert!(judge(&http(vec![200], Some(("status", "ok"))), 200, body).is_ok());
-        assert!(judge(&http(vec![200], Some(("checks.db", "true"))), 200, body).is_ok());
-        assert!(judge(&http(vec![200], Some(("items.0.n", "3"))), 200, body).is_ok());
+        assert!(judged(&http(vec![200], Some(("status", "ok"))), 200, body).is_ok());
+        assert!(judged(&http(vec![200], Some(("checks.db", "true"))), 200, body).is_ok());
+        assert!(judged(&http(vec![200], Some(("items.0.n", "3"))), 200, body).is_ok());
         assert_eq!(
-            judge(&http(vec![200], Some(("status", "degraded"))), 200, body),
+            judged(&http(vec![200], Some(("status", "degraded"))), 200, body),
             Err("json status = \"ok\" (expected \"degraded\")".into())
         );
         assert_eq!(
-            judge(&http(vec![200], Some(("checks.cache", "true"))), 200, body),
+            judged(&http(vec![200], Some(("checks.cache", "true"))), 200, body),
             Err("json checks.cache missing".into())
         );
         assert_eq!(
-            judge(&http(vec![200], Some(("status", "ok"))), 200, b"<html>"),
+            judged(&http(vec![200], Some(("status", "ok"))), 200, b"<html>"),
             Err("the body is not JSON".into())
         );
     }

@@ -22,6 +22,7 @@ use crate::cache::Synced;
 use crate::error::{Error, Result};
 use crate::events::{Occurrence, Publisher, Severity};
 use crate::rollout::expectations::{Expectations, Expected};
+use crate::rollout::jobs::{self, FailedJobPods, JobReads};
 use crate::rollout::planner::{self, ActionRequests, ObservedPod, PlanInput, RevisionInfo};
 use crate::rollout::status_write::{self, StatusWrite};
 
@@ -65,7 +66,7 @@ pub struct Context {
     /// The Rollouts' Jobs (hooks and `job` checks).
     pub jobs: Store<Job>,
     /// How each failed Job failed (its pods are not cached: read once when it fails).
-    pub failed_job_pods: crate::rollout::jobs::FailedJobPods,
+    pub failed_job_pods: FailedJobPods,
     /// The pod and revision caches by owner: a reconcile reads only its Rollout's own.
     pub owners: OwnedIndexes,
     /// The Rollouts the controller reconciles (after a status write, the next plan waits for
@@ -352,7 +353,7 @@ async fn plan_input(
         origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
         checks: ctx.checks.progress(uid),
         sink_problems,
-        jobs: crate::rollout::jobs::own_jobs(ctx, ns, uid).await?,
+        jobs: jobs::own_jobs(&ctx.job_reads(), ns, uid).await?,
     };
     Ok((input, sinks_requeue))
 }
@@ -406,6 +407,16 @@ fn severity(t: planner::EventType) -> Severity {
 }
 
 impl Context {
+    /// What [`jobs::own_jobs`] reads.
+    fn job_reads(&self) -> JobReads<'_> {
+        JobReads {
+            client: &self.client,
+            jobs: &self.jobs,
+            owners: &self.owners.jobs,
+            failed_pods: &self.failed_job_pods,
+        }
+    }
+
     /// The refusal recorded for this generation of Rollout `uid`, if any.
     fn rejected(&self, uid: &str, generation: i64) -> Option<String> {
         let mut r = self.rejections.lock().unwrap_or_else(|p| p.into_inner());

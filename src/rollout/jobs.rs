@@ -16,24 +16,34 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::Selector;
+use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
 use crate::api::rollout::{labels, ConditionStatus, JobTemplate};
+use crate::cache::owners::OwnerIndex;
 use crate::error::{is_status, Result};
-use crate::rollout::controller::Context;
 use crate::rollout::expectations::Expected;
 use crate::rollout::planner::{Action, JobState, ObservedJob};
 
+/// What reading a Rollout's Jobs takes: the Job cache and its owner index, the failed pods
+/// already told, and a client for the one read of a failed Job's pods.
+pub struct JobReads<'a> {
+    pub client: &'a kube::Client,
+    pub jobs: &'a Store<Job>,
+    pub owners: &'a OwnerIndex<Job>,
+    pub failed_pods: &'a FailedJobPods,
+}
+
 /// The planner's view of the Jobs of the Rollout of uid `uid` in `ns` (a failed one with its
 /// failed pod, read from the API server the first time it is seen failed).
-pub async fn own_jobs(ctx: &Context, ns: &str, uid: &str) -> Result<Vec<ObservedJob>> {
-    let mut jobs = ctx.owners.jobs.owned_by(&ctx.jobs, uid);
+pub async fn own_jobs(reads: &JobReads<'_>, ns: &str, uid: &str) -> Result<Vec<ObservedJob>> {
+    let mut jobs = reads.owners.owned_by(reads.jobs, uid);
     jobs.retain(|j| j.metadata.namespace.as_deref() == Some(ns));
     let mut observed = Vec::with_capacity(jobs.len());
     for job in jobs {
         let failed = job.metadata.deletion_timestamp.is_none() && failed_condition(&job).is_some();
         let failed_pod = match failed {
-            true => Some(ctx.failed_job_pods.describe(&ctx.client, &ctx.jobs, &job).await?),
+            true => Some(reads.failed_pods.describe(reads.client, reads.jobs, &job).await?),
             false => None,
         };
         observed.extend(observe_job(&job, failed_pod.as_deref()));

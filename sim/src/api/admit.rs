@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::admission;
+use crate::admission::{Attributes, Stage};
 use crate::error::{ApiError, StatusCause};
 use crate::meta;
 use crate::resources::{ResKey, ResourceType};
@@ -120,10 +120,10 @@ impl Core {
         opts: &Opts,
         sub: Sub,
     ) -> Result<Vec<String>, ApiError> {
-        if let Some(ctx) = &opts.request {
-            crate::auth::rbac::check_escalation(rt, ctx, old, new)?;
-        }
         let mut warnings = Vec::new();
+        if let Some(ctx) = &opts.request {
+            warnings.extend(ctx.admit(Stage::Registry, &Self::attributes(rt, old, new, opts, sub))?);
+        }
         let name = meta_of(new)
             .and_then(|m| m.get("name"))
             .and_then(Value::as_str)
@@ -175,35 +175,45 @@ impl Core {
             };
             causes.extend(meta::validate_metadata(m, rule));
         }
-        causes.extend(admission::admit(self, rt, old, new)?);
+        causes.extend(crate::strategy::admit(&self.store, rt, old, new)?);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
         }
         // Validating admission (ValidatingAdmissionPolicies) on the object as it would be stored.
         if let Some(ctx) = &opts.request {
-            let namespace = meta_of(new)
-                .and_then(|m| m.get("namespace"))
+            warnings.extend(ctx.admit(Stage::Validating, &Self::attributes(rt, old, new, opts, sub))?);
+        }
+        Ok(warnings)
+    }
+
+    /// A create or update as the admission chain sees it.
+    fn attributes<'a>(
+        rt: &'a ResourceType,
+        old: Option<&'a Value>,
+        new: &'a Value,
+        opts: &Opts,
+        sub: Sub,
+    ) -> Attributes<'a> {
+        let meta = |k: &str| {
+            meta_of(new)
+                .and_then(|m| m.get(k))
                 .and_then(Value::as_str)
                 .unwrap_or("")
-                .to_string();
-            let subresource = match sub {
+        };
+        Attributes {
+            operation: if old.is_some() { "UPDATE" } else { "CREATE" },
+            rt,
+            namespace: meta("namespace"),
+            name: meta("name"),
+            subresource: match sub {
                 Sub::Status => "status",
                 Sub::Scale => "scale",
                 Sub::EphemeralContainers => "ephemeralcontainers",
                 Sub::Main => "",
-            };
-            let attrs = crate::policy::Attributes {
-                operation: if old.is_some() { "UPDATE" } else { "CREATE" },
-                rt,
-                namespace: &namespace,
-                name: &name,
-                subresource,
-                object: Some(new),
-                old_object: old,
-                dry_run: opts.dry_run,
-            };
-            warnings.extend(crate::policy::admit(ctx, &attrs)?);
+            },
+            object: Some(new),
+            old_object: old,
+            dry_run: opts.dry_run,
         }
-        Ok(warnings)
     }
 }

@@ -1,5 +1,5 @@
-//! Follow-up work after a committed write: CRDs register or unregister their resources,
-//! new namespaces get what the controllers add to them.
+//! Follow-up work after a committed write: CRDs register or unregister their resources, and
+//! the in-process controllers' hooks run.
 
 use crate::resources::{Registry, ResKey, ResourceType};
 use crate::store::Written;
@@ -8,7 +8,7 @@ use super::Core;
 
 impl Core {
     /// Follow-up work after a committed write: CRDs register or unregister their resources,
-    /// new namespaces get their default ServiceAccount and root CA ConfigMap.
+    /// then every [`super::AfterWrite`] hook runs.
     pub(super) fn after_write(&self, rt: &ResourceType, w: &Written, dry_run: bool) {
         if dry_run {
             return;
@@ -36,11 +36,9 @@ impl Core {
                 }
             }
         }
-        if rt.group == crate::auth::rbac::GROUP && rt.plural == "clusterroles" {
-            self.aggregate_cluster_roles();
-        }
-        if rt.group.is_empty() && rt.plural == "namespaces" && kind == crate::store::EventKind::Added {
-            crate::namespaces::populate(self, &w.obj.name);
+        let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for h in hooks {
+            h.after_write(self, rt, w);
         }
     }
 }

@@ -46,6 +46,66 @@ fn set_last_applied(obj: &mut Value, config: &Value) {
     }
 }
 
+/// The object `config` applied by `opts.field_manager` makes of `live` (None: a create), with
+/// its managedFields; field-ownership conflicts are a 409 unless forced.
+fn applied(rt: &ResourceType, live: Option<&Value>, config: &Value, sub: Sub, opts: &Opts) -> Result<Value, ApiError> {
+    let lt = SchemaListTypes {
+        schema: rt.schema.as_ref(),
+    };
+    let subresource = if sub == Sub::Status { Some("status") } else { None };
+    let now = meta::now_rfc3339();
+    let run = |force: bool| {
+        managed::apply(
+            live,
+            config,
+            &opts.field_manager,
+            force,
+            subresource,
+            rt.status_subresource,
+            &lt,
+            &now,
+        )
+    };
+    let mut merged = run(opts.force)
+        .or_else(|conflicts| {
+            // kube-apiserver's lastAppliedManager: kubectl moving from client-side to
+            // server-side apply takes over the fields its last client-side apply set
+            // (and nobody changed since) without conflicts.
+            match live.and_then(last_applied) {
+                Some(last) if opts.field_manager == KUBECTL => {
+                    let allowed = managed::unchanged_last_applied(&last, live.unwrap_or(&Value::Null), &lt);
+                    let rest: Vec<_> = conflicts.into_iter().filter(|c| !allowed.contains(&c.field)).collect();
+                    if rest.is_empty() {
+                        run(true)
+                    } else {
+                        Err(rest)
+                    }
+                }
+                _ => Err(conflicts),
+            }
+        })
+        .map_err(|conflicts| conflict_error(rt, &conflicts))?;
+    // lastAppliedUpdater: kubectl's server-side apply keeps the annotation current, so a later
+    // client-side apply diffs against what was applied last.
+    if opts.field_manager == KUBECTL && live.and_then(last_applied).is_some() {
+        set_last_applied(&mut merged, config);
+    }
+    Ok(merged)
+}
+
+/// The 409 of an apply whose fields other managers own.
+fn conflict_error(rt: &ResourceType, conflicts: &[managed::Conflict]) -> ApiError {
+    let causes = conflicts
+        .iter()
+        .map(|c| StatusCause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with \"{}\"", c.manager),
+            field: c.field.clone(),
+        })
+        .collect();
+    ApiError::conflict_message(managed::conflict_message(conflicts, &rt.api_version()), causes)
+}
+
 impl Core {
     /// Server-side apply: create or merge with field ownership.
     pub(super) fn apply(
@@ -90,96 +150,50 @@ impl Core {
         if sub == Sub::Scale {
             return Err(ApiError::unsupported_media_type("application/apply-patch+yaml"));
         }
-        let lt = SchemaListTypes {
-            schema: rt.schema.as_ref(),
-        };
-        let subresource = if sub == Sub::Status { Some("status") } else { None };
         let current = self.store.get(&rt.key(), ns, name);
-        let now = meta::now_rfc3339();
         let live = current.as_ref().map(|c| c.value());
-        let run = |force: bool| {
-            managed::apply(
-                live.as_ref(),
-                &config,
-                &opts.field_manager,
-                force,
-                subresource,
-                rt.status_subresource,
-                &lt,
-                &now,
-            )
+        let merged = applied(rt, live.as_ref(), &config, sub, opts)?;
+        let Some(cur) = current else {
+            return self.apply_create(rt, ns, name, merged, sub, opts);
         };
-        let merged = run(opts.force)
-            .or_else(|conflicts| {
-                // kube-apiserver's lastAppliedManager: kubectl moving from client-side to
-                // server-side apply takes over the fields its last client-side apply set
-                // (and nobody changed since) without conflicts.
-                let last = live.as_ref().and_then(last_applied);
-                match last {
-                    Some(last) if opts.field_manager == KUBECTL => {
-                        let allowed =
-                            managed::unchanged_last_applied(&last, live.as_ref().unwrap_or(&Value::Null), &lt);
-                        let rest: Vec<_> = conflicts.into_iter().filter(|c| !allowed.contains(&c.field)).collect();
-                        if rest.is_empty() {
-                            run(true)
-                        } else {
-                            Err(rest)
-                        }
-                    }
-                    _ => Err(conflicts),
-                }
-            })
-            .map(|mut merged| {
-                // lastAppliedUpdater: kubectl's server-side apply keeps the annotation current,
-                // so a later client-side apply diffs against what was applied last.
-                if opts.field_manager == KUBECTL && live.as_ref().and_then(last_applied).is_some() {
-                    set_last_applied(&mut merged, &config);
-                }
-                merged
-            })
-            .map_err(|conflicts| {
-                let causes = conflicts
-                    .iter()
-                    .map(|c| StatusCause {
-                        reason: "FieldManagerConflict".into(),
-                        message: format!("conflict with \"{}\"", c.manager),
-                        field: c.field.clone(),
-                    })
-                    .collect();
-                ApiError::conflict_message(managed::conflict_message(&conflicts, &rt.api_version()), causes)
-            })?;
+        let mut body = merged;
+        if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("resourceVersion".into(), json!(cur.rv.to_string()));
+        }
         let no_manager = Opts {
             unrecorded: true,
             ..opts.clone()
         };
-        match current {
-            None => {
-                if sub == Sub::Status {
-                    return Err(ApiError::not_found(&rt.qualified(), name));
-                }
-                // An apply that creates needs `create` as well as `patch`.
-                if let Some(refused) = opts.request.as_ref().and_then(|r| r.create_refused.clone()) {
-                    return Err(refused);
-                }
-                let mut body = merged;
-                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.insert("name".into(), json!(name));
-                    m.remove("resourceVersion");
-                }
-                // managedFields were computed by apply; keep them through create.
-                let mf = body.pointer("/metadata/managedFields").cloned();
-                let mut reply = self.create_keeping_fields(rt, ns, body, opts, mf)?;
-                reply.code = 201;
-                Ok(reply)
-            }
-            Some(cur) => {
-                let mut body = merged;
-                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.insert("resourceVersion".into(), json!(cur.rv.to_string()));
-                }
-                self.replace(rt, ns, name, body, sub, &no_manager, Missing::NotFound)
-            }
+        self.replace(rt, ns, name, body, sub, &no_manager, Missing::NotFound)
+    }
+
+    /// An apply of an object that does not exist creates it (never through /status), keeping
+    /// the managedFields apply computed.
+    fn apply_create(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        sub: Sub,
+        opts: &Opts,
+    ) -> Result<Reply, ApiError> {
+        if sub == Sub::Status {
+            return Err(ApiError::not_found(&rt.qualified(), name));
         }
+        // An apply that creates needs `create` as well as `patch`.
+        if let Some(refused) = opts.request.as_ref().and_then(|r| r.create_refused.clone()) {
+            return Err(refused);
+        }
+        if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("name".into(), json!(name));
+            m.remove("resourceVersion");
+        }
+        // managedFields were computed by apply; keep them through create.
+        let mf = body.pointer("/metadata/managedFields").cloned();
+        let mut reply = self.create_keeping_fields(rt, ns, body, opts, mf)?;
+        reply.code = 201;
+        Ok(reply)
     }
 
     fn create_keeping_fields(

@@ -15,7 +15,7 @@ impl Core {
     /// `POST` a new object.
     pub fn create(&self, rt: &ResourceType, ns: Option<&str>, mut body: Value, opts: &Opts) -> Result<Reply, ApiError> {
         if rt.view.is_some() {
-            let body = crate::views::to_storage(rt, body);
+            let body = crate::resources::views::to_storage(rt, body);
             return self.through_view(rt, |s| self.create(s, ns, body, opts));
         }
         Self::check_type(rt, &mut body)?;

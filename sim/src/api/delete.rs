@@ -52,7 +52,7 @@ impl Core {
             }
             let mut v = cur.value();
             if let Some(ctx) = &d.request {
-                let attrs = crate::policy::Attributes {
+                let attrs = crate::admission::Attributes {
                     operation: "DELETE",
                     rt,
                     namespace: ns,
@@ -62,7 +62,7 @@ impl Core {
                     old_object: Some(&v),
                     dry_run: d.dry_run,
                 };
-                crate::policy::admit(ctx, &attrs)?;
+                ctx.admit(crate::admission::Stage::Validating, &attrs)?;
             }
             let m = meta_mut(&mut v)?;
             let mut finalizers: Vec<String> = m.get("finalizers").and_then(Value::as_array).map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default();
@@ -87,7 +87,7 @@ impl Core {
             };
             let m = meta_mut(&mut v)?;
             if is_namespace {
-                // The namespace controller empties it first (see `crate::namespaces`).
+                // The namespace controller empties it first (see `crate::controllers::namespaces`).
                 if already {
                     return Ok(Write::Keep);
                 }

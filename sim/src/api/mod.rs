@@ -9,17 +9,23 @@ use std::sync::{Arc, RwLock};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+pub use crate::meta::{set_pointer, PatchType};
 use crate::resources::{Registry, ResourceType};
-use crate::store::{Store, Stored};
+use crate::store::{Store, Stored, Written};
 
 mod admit;
 mod after_write;
 mod apply;
+pub mod authn;
+mod authorize;
 mod create;
 mod delete;
+pub mod impersonation;
 mod list_types;
 mod patch;
+mod reviews;
 mod scale;
+mod token_request;
 mod update;
 
 /// Which endpoint of an object a write addresses.
@@ -50,15 +56,7 @@ pub struct Opts {
     /// Managed fields are already computed (server-side apply): the write records none.
     pub unrecorded: bool,
     /// The request's user and what was read for it (None: the simulator's own controllers).
-    pub request: Option<Arc<crate::auth::RequestContext>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchType {
-    Merge,
-    Json,
-    Strategic,
-    Apply,
+    pub request: Option<Arc<crate::admission::RequestContext>>,
 }
 
 /// `DeleteOptions` the server honours.
@@ -70,7 +68,7 @@ pub struct DeleteOpts {
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
     /// The request's user and what was read for it (None: the simulator's own controllers).
-    pub request: Option<Arc<crate::auth::RequestContext>>,
+    pub request: Option<Arc<crate::admission::RequestContext>>,
 }
 
 /// One entry of [`Core::write_log`].
@@ -93,6 +91,14 @@ pub struct Reply {
     pub warnings: Vec<String>,
 }
 
+/// Work an in-process controller does right after a committed write, before the write's
+/// response (kube's controllers react to a watch, eventually; the simulator's react at once, so
+/// a client sees their effect as soon as its write returns). A hook writes through the same
+/// `Core` methods as any client.
+pub trait AfterWrite: Send + Sync {
+    fn after_write(&self, core: &Core, rt: &ResourceType, w: &Written);
+}
+
 pub struct Core {
     pub store: Store,
     pub registry: RwLock<Registry>,
@@ -105,8 +111,8 @@ pub struct Core {
     pub requests: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashMap<String, u64>>>,
     /// Authentication, authorization and their audit.
     pub auth: crate::auth::Auth,
-    /// The compiled ValidatingAdmissionPolicies (see [`Core::policies`]).
-    pub(crate) policy_cache: crate::policy::Cache,
+    /// The in-process controllers' work after each committed write.
+    hooks: RwLock<Vec<Arc<dyn AfterWrite>>>,
 }
 
 fn meta_of(v: &Value) -> Option<&Map<String, Value>> {
@@ -130,86 +136,23 @@ fn str_field<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 }
 
 impl Core {
+    /// An empty API server: the built-in types, no objects. What every cluster starts with (the
+    /// default namespaces, Services, RBAC roles) is created by `controllers::bootstrap`.
     pub fn new(history_limit: usize, history_bytes: usize) -> Arc<Self> {
-        let core = Arc::new(Core {
+        Arc::new(Core {
             store: Store::new(history_limit, history_bytes),
             registry: RwLock::new(Registry::with_builtins()),
             open_watches: Default::default(),
             requests: Default::default(),
             write_log: Default::default(),
             auth: crate::auth::Auth::default(),
-            policy_cache: Default::default(),
-        });
-        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let rt = core.resource("", "namespaces");
-            if let Some(rt) = rt {
-                let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                let _ = core.create(
-                    &rt,
-                    None,
-                    body,
-                    &Opts {
-                        field_manager: "baton-sim".into(),
-                        ..Opts::default()
-                    },
-                );
-            }
-        }
-        core.create_default_service();
-        core.create_control_plane_objects();
-        core.create_rbac_defaults();
-        core
+            hooks: Default::default(),
+        })
     }
 
-    /// What kube-apiserver serves about the control plane: ComponentStatuses (deprecated but
-    /// served) and a local APIService per built-in group version.
-    fn create_control_plane_objects(&self) {
-        let opts = Opts {
-            field_manager: "kube-apiserver".into(),
-            ..Opts::default()
-        };
-        if let Some(rt) = self.resource("", "componentstatuses") {
-            for name in ["scheduler", "controller-manager", "etcd-0"] {
-                let cs = json!({"apiVersion": "v1", "kind": "ComponentStatus", "metadata": {"name": name},
-                    "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]});
-                let _ = self.create(&rt, None, cs, &opts);
-            }
-        }
-        let Some(rt) = self.resource("apiregistration.k8s.io", "apiservices") else {
-            return;
-        };
-        let gvs: Vec<(String, String)> = {
-            let reg = self.registry();
-            let mut v: Vec<(String, String)> = reg.all().map(|t| (t.group.clone(), t.version.clone())).collect();
-            v.dedup();
-            v
-        };
-        for (group, version) in gvs {
-            let svc = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-                "metadata": {"name": format!("{version}.{group}"), "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
-                "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000, "versionPriority": 15},
-                "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Local", "message": "Local APIServices are always available"}]}});
-            let _ = self.create(&rt, None, svc, &opts);
-        }
-    }
-
-    /// `default/kubernetes`, the Service every cluster has for its API server.
-    fn create_default_service(&self) {
-        let Some(rt) = self.resource("", "services") else {
-            return;
-        };
-        let svc = json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}], "sessionAffinity": "None", "type": "ClusterIP"}});
-        let _ = self.create(
-            &rt,
-            Some("default"),
-            svc,
-            &Opts {
-                field_manager: "kube-apiserver".into(),
-                ..Opts::default()
-            },
-        );
+    /// Run `hook` after every committed write from now on.
+    pub fn add_hook(&self, hook: Arc<dyn AfterWrite>) {
+        self.hooks.write().unwrap_or_else(|p| p.into_inner()).push(hook);
     }
 
     /// Requests so far from clients whose identity contains `client`, with this HTTP method.
@@ -277,7 +220,7 @@ impl Core {
         self.registry().any_version(group, plural)
     }
 
-    /// The resource a view's objects are stored as (see [`crate::views`]).
+    /// The resource a view's objects are stored as (see [`crate::resources::views`]).
     pub fn storage_type(&self, rt: &ResourceType) -> Result<Arc<ResourceType>, ApiError> {
         let Some(view) = rt.view else {
             return Err(ApiError::internal(format!("{} is not a view", rt.qualified())));
@@ -295,7 +238,7 @@ impl Core {
     ) -> Result<Reply, ApiError> {
         let storage = self.storage_type(rt)?;
         let mut r = f(&storage)?;
-        r.body = crate::views::to_view(rt, r.body);
+        r.body = crate::resources::views::to_view(rt, r.body);
         Ok(r)
     }
 
@@ -303,22 +246,5 @@ impl Core {
         self.store
             .get(&rt.key(), ns, name)
             .ok_or_else(|| ApiError::not_found(&rt.qualified(), name))
-    }
-}
-
-/// Set a value at a JSON pointer, creating objects on the way.
-pub fn set_pointer(v: &mut Value, ptr: &str, val: Value) {
-    let mut cur = v;
-    let parts: Vec<&str> = ptr.split('/').filter(|p| !p.is_empty()).collect();
-    for (i, p) in parts.iter().enumerate() {
-        if !cur.is_object() {
-            *cur = json!({});
-        }
-        let Some(obj) = cur.as_object_mut() else { return };
-        if i + 1 == parts.len() {
-            obj.insert((*p).to_string(), val);
-            return;
-        }
-        cur = obj.entry((*p).to_string()).or_insert_with(|| json!({}));
     }
 }

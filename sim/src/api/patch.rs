@@ -23,7 +23,7 @@ impl Core {
     ) -> Result<Reply, ApiError> {
         let ns = if rt.namespaced { ns } else { "" };
         if rt.view.is_some() {
-            let patch = crate::views::patch_to_storage(rt, pt, patch);
+            let patch = crate::resources::views::patch_to_storage(rt, pt, patch);
             return self.through_view(rt, |s| self.patch(s, ns, name, pt, patch, sub, opts));
         }
         if pt == PatchType::Strategic && rt.custom {

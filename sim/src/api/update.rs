@@ -1,6 +1,8 @@
 //! `PUT`: replacing an object or its status, with server-owned metadata, generation, no-op
 //! detection and finalizer-driven deletion.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, StatusCause};
@@ -113,6 +115,132 @@ fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value
     Ok(n)
 }
 
+/// A body naming another object than the URL is a bad request.
+fn check_body_name(body: &Value, name: &str) -> Result<(), ApiError> {
+    match str_field(body, "/metadata/name") {
+        Some(bname) if bname != name => Err(ApiError::bad_request(format!(
+            "the name of the object ({bname}) does not match the name on the URL ({name})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// True if replacing a missing object of `rt` creates it (`AllowCreateOnUpdate`).
+fn creates_on_update(rt: &ResourceType, missing: Missing) -> bool {
+    missing == Missing::CreateIfAllowed
+        && matches!(
+            (rt.group.as_str(), rt.plural.as_str()),
+            ("coordination.k8s.io", "leases") | ("", "events") | ("events.k8s.io", "events")
+        )
+}
+
+/// The body's resourceVersion must match the stored one's; custom resources must give one.
+fn check_precondition(rt: &ResourceType, name: &str, qualified: &str, body: &Value, rv: u64) -> Result<(), ApiError> {
+    let want_rv = str_field(body, "/metadata/resourceVersion").unwrap_or("");
+    if want_rv.is_empty() {
+        if rt.custom {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &rt.group,
+                name,
+                vec![StatusCause {
+                    reason: "FieldValueInvalid".into(),
+                    message: "Invalid value: 0x0: must be specified for an update".into(),
+                    field: "metadata.resourceVersion".into(),
+                }],
+            ));
+        }
+    } else if want_rv != rv.to_string() {
+        return Err(ApiError::conflict(qualified, name));
+    }
+    Ok(())
+}
+
+/// The new object before server-owned metadata: the stored one with `body`'s status (or
+/// ephemeral containers) at a subresource, else `body` keeping the stored status when status
+/// is a subresource of its own.
+fn replaced_at(rt: &ResourceType, name: &str, sub: Sub, old: &Value, body: Value) -> Result<Value, ApiError> {
+    Ok(match sub {
+        Sub::EphemeralContainers => ephemeral_containers(rt, name, old, &body)?,
+        Sub::Status => {
+            let mut n = old.clone();
+            if let Some(o) = n.as_object_mut() {
+                match body.get("status") {
+                    Some(s) => o.insert("status".into(), s.clone()),
+                    None => o.remove("status"),
+                };
+            }
+            // Field ownership computed by a server-side apply to /status travels with it.
+            if let (Some(mf), Some(m)) = (
+                body.pointer("/metadata/managedFields").cloned(),
+                n.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
+                m.insert("managedFields".into(), mf);
+            }
+            n
+        }
+        _ => {
+            let mut n = body;
+            if rt.status_subresource {
+                if let Some(o) = n.as_object_mut() {
+                    match old.get("status") {
+                        Some(s) => o.insert("status".into(), s.clone()),
+                        None => o.remove("status"),
+                    };
+                }
+            }
+            n
+        }
+    })
+}
+
+/// Server-owned metadata always comes from the stored object, and so do managedFields the
+/// body leaves out.
+fn keep_server_meta(rt: &ResourceType, ns: &str, name: &str, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    let old_meta = meta_of(old).cloned().unwrap_or_default();
+    let m = meta_mut(new)?;
+    for k in SERVER_META {
+        match old_meta.get(*k) {
+            Some(v) => m.insert((*k).to_string(), v.clone()),
+            None => m.remove(*k),
+        };
+    }
+    m.insert("name".into(), json!(name));
+    if rt.namespaced {
+        m.insert("namespace".into(), json!(ns));
+    } else {
+        m.remove("namespace");
+    }
+    if !m.contains_key("managedFields") {
+        if let Some(mf) = old_meta.get("managedFields") {
+            m.insert("managedFields".into(), mf.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The old object admission compares against. Through pods/ephemeralcontainers the pod spec
+/// may change there and only there, so the old object already has the new ones.
+fn admission_old<'a>(sub: Sub, old: &'a Value, new: &Value) -> Cow<'a, Value> {
+    if sub != Sub::EphemeralContainers {
+        return Cow::Borrowed(old);
+    }
+    let mut o = old.clone();
+    let eph = new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(Value::Null);
+    crate::api::set_pointer(&mut o, "/spec/ephemeralContainers", eph);
+    Cow::Owned(o)
+}
+
+/// The subresource managedFields entries record.
+fn subresource_name(sub: Sub) -> Option<&'static str> {
+    match sub {
+        Sub::Status => Some("status"),
+        Sub::Scale => Some("scale"),
+        Sub::EphemeralContainers => Some("ephemeralcontainers"),
+        Sub::Main => None,
+    }
+}
+
 /// What replacing an object that is gone does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Missing {
@@ -151,26 +279,15 @@ impl Core {
         missing: Missing,
     ) -> Result<Reply, ApiError> {
         if rt.view.is_some() {
-            let body = crate::views::to_storage(rt, body);
+            let body = crate::resources::views::to_storage(rt, body);
             return self.through_view(rt, |s| self.replace(s, ns, name, body, sub, opts, missing));
         }
         Self::check_type(rt, &mut body)?;
         let key = rt.key();
         let ns = if rt.namespaced { ns } else { "" };
-        if let Some(bname) = str_field(&body, "/metadata/name") {
-            if bname != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({bname}) does not match the name on the URL ({name})"
-                )));
-            }
-        }
-        let create_on_update = missing == Missing::CreateIfAllowed
-            && matches!(
-                (rt.group.as_str(), rt.plural.as_str()),
-                ("coordination.k8s.io", "leases") | ("", "events") | ("events.k8s.io", "events")
-            );
+        check_body_name(&body, name)?;
         if self.store.get(&key, ns, name).is_none() {
-            if create_on_update && sub == Sub::Main {
+            if creates_on_update(rt, missing) && sub == Sub::Main {
                 if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.remove("resourceVersion");
                     m.insert("name".into(), json!(name));
@@ -183,113 +300,10 @@ impl Core {
         let mut warnings = Vec::new();
         let w = self.store.write(&key, ns, name, opts.dry_run, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(&qualified, name))?;
-            let old = cur.value();
-            let want_rv = str_field(&body, "/metadata/resourceVersion").unwrap_or("").to_string();
-            if want_rv.is_empty() {
-                if rt.custom {
-                    return Err(ApiError::invalid(
-                        &rt.kind,
-                        &rt.group,
-                        name,
-                        vec![StatusCause {
-                            reason: "FieldValueInvalid".into(),
-                            message: "Invalid value: 0x0: must be specified for an update".into(),
-                            field: "metadata.resourceVersion".into(),
-                        }],
-                    ));
-                }
-            } else if want_rv != cur.rv.to_string() {
-                return Err(ApiError::conflict(&qualified, name));
-            }
-            let mut new = match sub {
-                Sub::EphemeralContainers => ephemeral_containers(rt, name, &old, &body)?,
-                Sub::Status => {
-                    let mut n = old.clone();
-                    if let Some(o) = n.as_object_mut() {
-                        match body.get("status") {
-                            Some(s) => o.insert("status".into(), s.clone()),
-                            None => o.remove("status"),
-                        };
-                    }
-                    // Field ownership computed by a server-side apply to /status travels with it.
-                    if let (Some(mf), Some(m)) = (
-                        body.pointer("/metadata/managedFields").cloned(),
-                        n.get_mut("metadata").and_then(Value::as_object_mut),
-                    ) {
-                        m.insert("managedFields".into(), mf);
-                    }
-                    n
-                }
-                _ => {
-                    let mut n = body;
-                    if rt.status_subresource {
-                        if let Some(o) = n.as_object_mut() {
-                            match old.get("status") {
-                                Some(s) => o.insert("status".into(), s.clone()),
-                                None => o.remove("status"),
-                            };
-                        }
-                    }
-                    n
-                }
-            };
-            // Server-owned metadata always comes from the stored object.
-            {
-                let old_meta = meta_of(&old).cloned().unwrap_or_default();
-                let m = meta_mut(&mut new)?;
-                for k in SERVER_META {
-                    match old_meta.get(*k) {
-                        Some(v) => m.insert((*k).to_string(), v.clone()),
-                        None => m.remove(*k),
-                    };
-                }
-                m.insert("name".into(), json!(name));
-                if rt.namespaced {
-                    m.insert("namespace".into(), json!(ns));
-                } else {
-                    m.remove("namespace");
-                }
-                if !m.contains_key("managedFields") {
-                    if let Some(mf) = old_meta.get("managedFields") {
-                        m.insert("managedFields".into(), mf.clone());
-                    }
-                }
-            }
-            // Through pods/ephemeralcontainers the pod spec may change there and only there.
-            let adjusted;
-            let old_for_admission = if sub == Sub::EphemeralContainers {
-                let mut o = old.clone();
-                let eph = new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(Value::Null);
-                crate::api::set_pointer(&mut o, "/spec/ephemeralContainers", eph);
-                adjusted = o;
-                &adjusted
-            } else {
-                &old
-            };
-            warnings = self.admit(rt, Some(old_for_admission), &mut new, opts, sub)?;
-            if rt.tracks_generation && generation_part(&old) != generation_part(&new) {
-                let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
-                meta_mut(&mut new)?.insert("generation".into(), json!(g));
-            }
-            let subresource = match sub {
-                Sub::Status => Some("status"),
-                Sub::Scale => Some("scale"),
-                Sub::EphemeralContainers => Some("ephemeralcontainers"),
-                Sub::Main => None,
-            };
-            if !opts.unrecorded {
-                managed::record_update(
-                    Some(&old),
-                    &mut new,
-                    &opts.field_manager,
-                    subresource,
-                    &SchemaListTypes {
-                        schema: rt.schema.as_ref(),
-                    },
-                    &meta::now_rfc3339(),
-                );
-            }
-            Self::finish(&old, new)
+            check_precondition(rt, name, &qualified, &body, cur.rv)?;
+            let (write, admitted) = self.replace_stored(rt, ns, name, body, sub, opts, &cur.value())?;
+            warnings = admitted;
+            Ok(write)
         })?;
         self.after_write(rt, &w, opts.dry_run);
         Ok(Reply {
@@ -297,6 +311,42 @@ impl Core {
             body: w.obj.value(),
             warnings,
         })
+    }
+
+    /// Under the store lock: the object `body` makes of the stored `old` at `sub`, admitted,
+    /// with its generation and field ownership brought up to date; and admission's warnings.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_stored(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Sub,
+        opts: &Opts,
+        old: &Value,
+    ) -> Result<(Write, Vec<String>), ApiError> {
+        let mut new = replaced_at(rt, name, sub, old, body)?;
+        keep_server_meta(rt, ns, name, old, &mut new)?;
+        let old_for_admission = admission_old(sub, old, &new);
+        let warnings = self.admit(rt, Some(&old_for_admission), &mut new, opts, sub)?;
+        if rt.tracks_generation && generation_part(old) != generation_part(&new) {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            meta_mut(&mut new)?.insert("generation".into(), json!(g));
+        }
+        if !opts.unrecorded {
+            managed::record_update(
+                Some(old),
+                &mut new,
+                &opts.field_manager,
+                subresource_name(sub),
+                &SchemaListTypes {
+                    schema: rt.schema.as_ref(),
+                },
+                &meta::now_rfc3339(),
+            );
+        }
+        Ok((Self::finish(old, new)?, warnings))
     }
 
     /// Common end of a write: no-op detection and deletion once the last finalizer is gone.

@@ -1,11 +1,12 @@
-//! Who may do what: authentication (bearer tokens: static tokens the simulator hands out, and
-//! ServiceAccount tokens it issues through TokenRequest), RBAC authorization, escalation
-//! checks on RBAC writes, the review APIs (`kubectl auth can-i`, `whoami`) and an audit of every
-//! decision — kube-apiserver's filter chain and its authentication/authorization APIs.
+//! Who may do what, without reading the store: users and groups, static tokens, the
+//! ServiceAccount token issuer, what a request asks (from its path), the RBAC rules and the
+//! authorizer over a snapshot of them, and an audit of every decision. The steps that read the
+//! store (authenticating a ServiceAccount token, impersonation, the review APIs, TokenRequest)
+//! are `crate::api`'s; RBAC's escalation prevention is an admission check
+//! (`crate::admission::escalation`).
 //!
-//! Submodules: `attributes` (what a request asks, from its path), `authn` (tokens → users),
-//! `token` (ServiceAccount JWTs and TokenRequest), `rbac` (the authorizer, the default roles,
-//! role aggregation, escalation checks), `reviews` (SelfSubjectAccessReview and friends),
+//! Submodules: `attributes` (what a request asks, from its path), `token` (ServiceAccount JWTs),
+//! `token_request` (what a TokenRequest asks), `rbac` (rules, the snapshot, the authorizer),
 //! `audit` (decisions per identity).
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +18,7 @@ use crate::error::ApiError;
 
 pub mod attributes;
 pub mod audit;
-pub mod authn;
-pub mod impersonation;
 pub mod rbac;
-pub mod reviews;
 pub mod token;
 pub mod token_request;
 
@@ -104,23 +102,6 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// What a write knows about the request that made it (kube-apiserver's request context):
-/// who sent it and the RBAC state it was authorized against. Writes by the simulator's own
-/// controllers have none.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub user: UserInfo,
-    /// The RBAC snapshot the request was authorized with (escalation checks use it: they run
-    /// while the store is locked and cannot read it).
-    pub rbac: Option<Arc<rbac::Snapshot>>,
-    /// Admission policies and the request's namespace, read before the write.
-    pub policies: Option<Arc<crate::policy::Snapshot>>,
-    pub namespace_object: Option<Value>,
-    /// For a patch: why the user may not `create` the object (None: may). kube-apiserver
-    /// authorizes `create` as well when a server-side apply creates the object.
-    pub create_refused: Option<ApiError>,
-}
-
 /// Authentication and authorization state of one simulator.
 pub struct Auth {
     static_tokens: RwLock<HashMap<String, UserInfo>>,
@@ -128,9 +109,6 @@ pub struct Auth {
     rbac: Mutex<Option<Arc<rbac::Snapshot>>>,
     pub audit: audit::Audit,
     always_allow: AtomicBool,
-    /// The aggregation controller's pass in progress, and writes that call for another.
-    pub(crate) aggregation: Mutex<()>,
-    pub(crate) aggregation_dirty: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Auth {
@@ -141,8 +119,6 @@ impl Default for Auth {
             rbac: Mutex::new(None),
             audit: audit::Audit::default(),
             always_allow: AtomicBool::new(false),
-            aggregation: Mutex::new(()),
-            aggregation_dirty: Default::default(),
         }
     }
 }

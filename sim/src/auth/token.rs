@@ -11,6 +11,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
+/// Unix seconds now.
+pub fn now_seconds() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
 /// The API server's own audience and issuer (kubeadm's and kind's default).
 pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";

@@ -15,6 +15,10 @@ use super::check::{Checked, COMPREHENSIONS};
 use super::decl::{Decl, DeclKind};
 use super::types::Ty;
 
+mod overload;
+
+use overload::overload_cost;
+
 /// cel-go `common.StringTraversalCostFactor` and `RegexStringLengthCostFactor`.
 const STRING_TRAVERSAL: f64 = 0.1;
 const REGEX_STRING_LENGTH: f64 = 0.25;
@@ -482,62 +486,31 @@ impl Coster<'_> {
         if let Some((c, size)) = self.k8s_call_cost(function, call, target, args) {
             return (c.add(arg_sum), size);
         }
+        if let Some(r) = self.joining_cost(e, call, id, args, arg_costs, arg_sum) {
+            return r;
+        }
+        overload_cost(id, target, args, arg_costs, arg_sum).unwrap_or((fixed(1).add(arg_sum), None))
+    }
+
+    /// The cost and size of the overloads whose result joins two operands (`?:` and `+` of
+    /// strings, bytes and lists), which also carry the operands' map/list entries over.
+    fn joining_cost(
+        &mut self,
+        e: &IdedExpr,
+        call: &CallExpr,
+        id: &str,
+        args: &[Node],
+        arg_costs: &[Est],
+        arg_sum: Est,
+    ) -> Option<(Est, Option<Est>)> {
         let size_of = |n: &Node| n.size.unwrap_or(UNKNOWN);
         match id {
-            "string_to_bytes" if args.len() == 1 => {
-                let sz = size_of(&args[0]);
-                return (
-                    sz.by(STRING_TRAVERSAL).add(arg_sum),
-                    Some(Est {
-                        min: sz.min,
-                        max: sz.max.saturating_mul(4),
-                    }),
-                );
-            }
-            "bytes_to_string" if args.len() == 1 => {
-                let sz = size_of(&args[0]);
-                return (
-                    sz.by(STRING_TRAVERSAL).add(arg_sum),
-                    Some(Est {
-                        min: sz.min / 4,
-                        max: sz.max,
-                    }),
-                );
-            }
-            "starts_with_string" | "ends_with_string" if args.len() == 1 => {
-                return (size_of(&args[0]).by(STRING_TRAVERSAL).add(arg_sum), None);
-            }
-            "in_list" if args.len() == 2 => return (size_of(&args[1]).by(1.0).add(arg_sum), None),
-            "matches_string" => {
-                if let (Some(t), 1) = (target, args.len()) {
-                    let s = size_of(t).add(fixed(1)).by(STRING_TRAVERSAL);
-                    let r = size_of(&args[0]).by(REGEX_STRING_LENGTH);
-                    return (s.mul(r).add(arg_sum), None);
-                }
-            }
-            "contains_string" => {
-                if let (Some(t), 1) = (target, args.len()) {
-                    let s = size_of(t).by(STRING_TRAVERSAL);
-                    let sub = size_of(&args[0]).by(STRING_TRAVERSAL);
-                    return (s.mul(sub).add(arg_sum), None);
-                }
-            }
-            "logical_and" | "logical_or" => {
-                let (l, r) = (arg_costs[0], arg_costs[1]);
-                return (
-                    Est {
-                        min: l.min,
-                        max: l.add(r).max,
-                    },
-                    None,
-                );
-            }
             "conditional" => {
                 let size = size_of(&args[1]).union(size_of(&args[2]));
                 if let Some(en) = union_entry(self.entry(&call.args[1]), self.entry(&call.args[2])) {
                     self.entries.insert(e.id, en);
                 }
-                return (arg_costs[0].add(arg_costs[1].union(arg_costs[2])), Some(size));
+                Some((arg_costs[0].add(arg_costs[1].union(arg_costs[2])), Some(size)))
             }
             "add_string" | "add_bytes" | "add_list" if args.len() == 2 => {
                 let size = size_of(&args[0]).add(size_of(&args[1]));
@@ -549,25 +522,10 @@ impl Coster<'_> {
                 } else {
                     size.by(STRING_TRAVERSAL).add(arg_sum)
                 };
-                return (c, Some(size));
+                Some((c, Some(size)))
             }
-            "equals"
-            | "not_equals"
-            | "less_string"
-            | "greater_string"
-            | "less_equals_string"
-            | "greater_equals_string"
-            | "less_bytes"
-            | "greater_bytes"
-            | "less_equals_bytes"
-            | "greater_equals_bytes" => {
-                let smallest = size_of(&args[0]).max.min(size_of(&args[1]).max);
-                let min = u64::from(smallest > 0);
-                return (Est { min, max: smallest }.by(STRING_TRAVERSAL).add(arg_sum), None);
-            }
-            _ => {}
+            _ => None,
         }
-        (fixed(1).add(arg_sum), None)
     }
 
     /// The element node of a list (`listElementNode`).

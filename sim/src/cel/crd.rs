@@ -4,10 +4,12 @@
 //! within `StaticEstimatedCostLimit`, and that the schema's total stays within
 //! `StaticEstimatedCRDCostLimit`.
 
+use std::sync::Arc;
+
 use serde_json::Value as Json;
 
-use super::compile::{compile, RuleSpec};
-use super::decl::{decl_of, max_cardinality};
+use super::compile::{compile, Compiled, RuleSpec};
+use super::decl::{decl_of, max_cardinality, Decl};
 use crate::error::StatusCause;
 use crate::schema::go_quote;
 
@@ -116,41 +118,7 @@ impl Walk {
             return;
         }
         let schema_errs_before = self.schema_errs.len();
-        let child_card = card.and_then(|c| max_elements(s).map(|m| c.saturating_mul(m)));
-        let atomic_map = s
-            .get("x-kubernetes-map-type")
-            .and_then(Json::as_str)
-            .is_some_and(|t| t != "granular");
-        if let Some(add) = s.get("additionalProperties").filter(|a| a.is_object()) {
-            self.node(
-                add,
-                &format!("{path}.additionalProperties"),
-                child_card,
-                forbid_old,
-                false,
-                depth + 1,
-            );
-        }
-        if let Some(props) = s.get("properties").and_then(Json::as_object) {
-            let mut names: Vec<&String> = props.keys().collect();
-            names.sort();
-            for name in names {
-                let forbid = forbid_old.or(atomic_map.then_some(path));
-                self.node(
-                    &props[name],
-                    &format!("{path}.properties[{name}]"),
-                    child_card,
-                    forbid,
-                    false,
-                    depth + 1,
-                );
-            }
-        }
-        if let Some(items) = s.get("items").filter(|i| i.is_object()) {
-            let map_list = s.get("x-kubernetes-list-type").and_then(Json::as_str) == Some("map");
-            let forbid = forbid_old.or((!map_list).then_some(path));
-            self.node(items, &format!("{path}.items"), child_card, forbid, false, depth + 1);
-        }
+        self.children(s, path, card, forbid_old, depth);
         let Some(rules) = s.get("x-kubernetes-validations").and_then(Json::as_array) else {
             return;
         };
@@ -158,6 +126,7 @@ impl Walk {
         for (i, r) in specs.iter().enumerate() {
             self.rule_fields(s, &format!("{path}.x-kubernetes-validations[{i}]"), r);
         }
+        // A schema error anywhere below (or in these rules' fields) leaves the rules uncompiled.
         if self.schema_errs.len() != schema_errs_before {
             return;
         }
@@ -173,69 +142,117 @@ impl Walk {
         let cardinality = card.unwrap_or_else(|| max_cardinality(decl.min_size));
         for (i, spec) in specs.into_iter().enumerate() {
             let base = format!("{path}.x-kubernetes-validations[{i}]");
-            let rendered = render_rule(&spec);
-            let c = compile(spec, &decl, s);
-            let cost = if c.max_cost == 0 {
-                0
-            } else {
-                c.max_cost.saturating_mul(cardinality)
-            };
-            if cost > RULE_COST_LIMIT {
-                let msg = cost_message("estimated rule cost", cost, RULE_COST_LIMIT);
+            self.rule(s, &decl, &base, spec, cardinality, forbid_old);
+        }
+    }
+
+    /// Walks the node's child schemas. They repeat up to `max_elements` times each, and below an
+    /// atomic map or a list that is not a map list `oldSelf` cannot be correlated.
+    fn children(&mut self, s: &Json, path: &str, card: Option<u64>, forbid_old: Option<&str>, depth: usize) {
+        let child_card = card.and_then(|c| max_elements(s).map(|m| c.saturating_mul(m)));
+        let atomic_map = s
+            .get("x-kubernetes-map-type")
+            .and_then(Json::as_str)
+            .is_some_and(|t| t != "granular");
+        if let Some(add) = s.get("additionalProperties").filter(|a| a.is_object()) {
+            let add_path = format!("{path}.additionalProperties");
+            self.node(add, &add_path, child_card, forbid_old, false, depth + 1);
+        }
+        if let Some(props) = s.get("properties").and_then(Json::as_object) {
+            let mut names: Vec<&String> = props.keys().collect();
+            names.sort();
+            for name in names {
+                let forbid = forbid_old.or(atomic_map.then_some(path));
+                let prop_path = format!("{path}.properties[{name}]");
+                self.node(&props[name], &prop_path, child_card, forbid, false, depth + 1);
+            }
+        }
+        if let Some(items) = s.get("items").filter(|i| i.is_object()) {
+            let map_list = s.get("x-kubernetes-list-type").and_then(Json::as_str) == Some("map");
+            let forbid = forbid_old.or((!map_list).then_some(path));
+            self.node(items, &format!("{path}.items"), child_card, forbid, false, depth + 1);
+        }
+    }
+
+    /// Compiles one rule at `base`: its cost (times `cardinality`) and its messageExpression's
+    /// against the per-rule limit, compile errors, and oldSelf use.
+    fn rule(
+        &mut self,
+        s: &Json,
+        decl: &Arc<Decl>,
+        base: &str,
+        spec: RuleSpec,
+        cardinality: u64,
+        forbid_old: Option<&str>,
+    ) {
+        let rendered = render_rule(&spec);
+        let c = compile(spec, decl, s);
+        let cost = if c.max_cost == 0 {
+            0
+        } else {
+            c.max_cost.saturating_mul(cardinality)
+        };
+        if cost > RULE_COST_LIMIT {
+            let msg = cost_message("estimated rule cost", cost, RULE_COST_LIMIT);
+            self.cel_errs.push(cause(
+                "FieldValueForbidden",
+                format!("{base}.rule"),
+                format!("Forbidden: {msg}"),
+            ));
+        }
+        self.observe(format!("{base}.rule"), &c.spec.rule, cost);
+        if let Some(e) = &c.error {
+            self.cel_errs.push(cause(
+                "FieldValueInvalid",
+                format!("{base}.rule"),
+                format!("Invalid value: {rendered}: {e}"),
+            ));
+        }
+        if let Some(e) = &c.message_error {
+            self.cel_errs.push(cause(
+                "FieldValueInvalid",
+                format!("{base}.messageExpression"),
+                format!("Invalid value: {rendered}: {e}"),
+            ));
+        } else if c.message_program.is_some() {
+            if c.message_cost > RULE_COST_LIMIT {
+                let msg = cost_message("estimated messageExpression cost", c.message_cost, RULE_COST_LIMIT);
                 self.cel_errs.push(cause(
                     "FieldValueForbidden",
-                    format!("{base}.rule"),
+                    format!("{base}.messageExpression"),
                     format!("Forbidden: {msg}"),
                 ));
             }
-            self.observe(format!("{base}.rule"), &c.spec.rule, cost);
-            if let Some(e) = &c.error {
+            self.observe(
+                format!("{base}.messageExpression"),
+                &c.spec.message_expression,
+                c.message_cost,
+            );
+        }
+        self.old_self_use(base, &c, forbid_old);
+    }
+
+    /// oldSelf may not be used where it cannot be correlated (`forbid_old` names where), and
+    /// `optionalOldSelf` only with a rule that uses it.
+    fn old_self_use(&mut self, base: &str, c: &Compiled, forbid_old: Option<&str>) {
+        if c.uses_old_self {
+            if let Some(p) = forbid_old {
                 self.cel_errs.push(cause(
                     "FieldValueInvalid",
                     format!("{base}.rule"),
-                    format!("Invalid value: {rendered}: {e}"),
+                    format!(
+                        "Invalid value: {}: oldSelf cannot be used on the uncorrelatable portion of the schema within {p}",
+                        go_quote(&c.spec.rule)
+                    ),
                 ));
             }
-            if let Some(e) = &c.message_error {
+        } else if let Some(b) = c.spec.optional_old_self {
+            if c.error.is_none() {
                 self.cel_errs.push(cause(
                     "FieldValueInvalid",
-                    format!("{base}.messageExpression"),
-                    format!("Invalid value: {rendered}: {e}"),
+                    format!("{base}.optionalOldSelf"),
+                    format!("Invalid value: {b}: may not be set if oldSelf is not used in rule"),
                 ));
-            } else if c.message_program.is_some() {
-                if c.message_cost > RULE_COST_LIMIT {
-                    let msg = cost_message("estimated messageExpression cost", c.message_cost, RULE_COST_LIMIT);
-                    self.cel_errs.push(cause(
-                        "FieldValueForbidden",
-                        format!("{base}.messageExpression"),
-                        format!("Forbidden: {msg}"),
-                    ));
-                }
-                self.observe(
-                    format!("{base}.messageExpression"),
-                    &c.spec.message_expression,
-                    c.message_cost,
-                );
-            }
-            if c.uses_old_self {
-                if let Some(p) = forbid_old {
-                    self.cel_errs.push(cause(
-                        "FieldValueInvalid",
-                        format!("{base}.rule"),
-                        format!(
-                            "Invalid value: {}: oldSelf cannot be used on the uncorrelatable portion of the schema within {p}",
-                            go_quote(&c.spec.rule)
-                        ),
-                    ));
-                }
-            } else if let Some(b) = c.spec.optional_old_self {
-                if c.error.is_none() {
-                    self.cel_errs.push(cause(
-                        "FieldValueInvalid",
-                        format!("{base}.optionalOldSelf"),
-                        format!("Invalid value: {b}: may not be set if oldSelf is not used in rule"),
-                    ));
-                }
             }
         }
     }

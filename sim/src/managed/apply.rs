@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::compare::compare_objects;
+use super::compare::{compare_objects, Comparison};
 use super::encoding::{decode_managed_fields, path_to_string, without_managed_fields, write_managed_fields, Entry};
 use super::fieldset::{has_strict_descendant, is_ignored, to_field_set, FieldSet, Pe};
 use super::merge::{merge_values, remove_at};
@@ -92,8 +92,56 @@ pub fn apply(
         .position(|e| e.is(manager, "Apply", subresource, &api_version));
     let last_set = applier.map(|i| entries[i].set.clone()).unwrap_or_default();
 
-    // Prune what this manager applied last time but no longer does, unless someone
-    // (including this new configuration) still owns it or something inside it.
+    prune(
+        &mut merged,
+        &entries,
+        applier,
+        &last_set,
+        &new_set,
+        scope,
+        &mut names,
+        list_types,
+    );
+    let cmp = compare_objects(&live_clean, &merged, list_types);
+    settle_conflicts(&mut entries, applier, &cmp, force)?;
+
+    let changed = merged != live_clean || applier.is_none() || last_set != new_set;
+    match applier {
+        Some(i) => {
+            let e = &mut entries[i];
+            e.set = new_set;
+            e.api_version = api_version;
+            if changed || e.time.is_none() {
+                e.time = Some(now.to_string());
+            }
+        }
+        None => entries.push(Entry {
+            manager: manager.to_string(),
+            operation: "Apply".to_string(),
+            api_version,
+            time: Some(now.to_string()),
+            subresource: subresource.map(str::to_string),
+            set: new_set,
+        }),
+    }
+    entries.retain(|e| !e.set.is_empty());
+    write_managed_fields(&mut merged, entries);
+    Ok(merged)
+}
+
+/// Prunes what this manager applied last time (`last_set`) but no longer does, unless someone
+/// (including this new configuration) still owns it or something inside it.
+#[allow(clippy::too_many_arguments)]
+fn prune(
+    merged: &mut Value,
+    entries: &[Entry],
+    applier: Option<usize>,
+    last_set: &FieldSet,
+    new_set: &FieldSet,
+    scope: Scope,
+    names: &mut Vec<String>,
+    list_types: &dyn ListTypes,
+) {
     let mut owned = new_set.clone();
     for (i, e) in entries.iter().enumerate() {
         if Some(i) != applier {
@@ -104,11 +152,19 @@ pub fn apply(
         if !scope.contains(path) || has_strict_descendant(&owned, path) {
             continue;
         }
-        remove_at(&mut merged, path, 0, &mut names, list_types, &owned, None);
+        remove_at(merged, path, 0, names, list_types, &owned, None);
     }
+}
 
-    // Compare the live object with the result: changed fields owned by others conflict.
-    let cmp = compare_objects(&live_clean, &merged, list_types);
+/// Fields the apply changes (`cmp` compares the live object with the result) that other
+/// managers own conflict; with `force` they lose them instead. Fields the apply removes
+/// leave every other manager's set.
+fn settle_conflicts(
+    entries: &mut [Entry],
+    applier: Option<usize>,
+    cmp: &Comparison,
+    force: bool,
+) -> Result<(), Vec<Conflict>> {
     let mut conflicts = Vec::new();
     let mut taken: Vec<(usize, FieldSet)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -140,29 +196,7 @@ pub fn apply(
             e.set.retain(|p| !cmp.removes(p));
         }
     }
-
-    let changed = merged != live_clean || applier.is_none() || last_set != new_set;
-    match applier {
-        Some(i) => {
-            let e = &mut entries[i];
-            e.set = new_set;
-            e.api_version = api_version;
-            if changed || e.time.is_none() {
-                e.time = Some(now.to_string());
-            }
-        }
-        None => entries.push(Entry {
-            manager: manager.to_string(),
-            operation: "Apply".to_string(),
-            api_version,
-            time: Some(now.to_string()),
-            subresource: subresource.map(str::to_string),
-            set: new_set,
-        }),
-    }
-    entries.retain(|e| !e.set.is_empty());
-    write_managed_fields(&mut merged, entries);
-    Ok(merged)
+    Ok(())
 }
 
 /// The fields of a client-side apply's last-applied configuration whose live value is still

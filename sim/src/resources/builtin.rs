@@ -83,9 +83,28 @@ fn review(group: &str, plural: &str, kind: &str, namespaced: bool) -> ResourceTy
     t
 }
 
-/// The built-in resources the simulator serves.
+/// The built-in resources the simulator serves, group by group in discovery order.
 pub fn builtins() -> Vec<ResourceType> {
-    let mut v = vec![
+    [
+        core(),
+        apiregistration(),
+        coordination(),
+        apps(),
+        batch(),
+        events(),
+        apiextensions(),
+        rbac(),
+        policy(),
+        admissionregistration(),
+        authentication(),
+        authorization(),
+    ]
+    .concat()
+}
+
+/// The core ("") group.
+fn core() -> Vec<ResourceType> {
+    vec![
         builtin(
             "",
             "v1",
@@ -125,28 +144,40 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
             &[],
         ),
-        builtin(
-            "apiregistration.k8s.io",
-            "v1",
-            "apiservices",
-            "APIService",
-            false,
-            &[],
-            true,
-            false,
-            &[],
-        ),
-        builtin(
-            "coordination.k8s.io",
-            "v1",
-            "leases",
-            "Lease",
-            true,
-            &[],
-            false,
-            false,
-            &[],
-        ),
+    ]
+}
+
+fn apiregistration() -> Vec<ResourceType> {
+    let g = "apiregistration.k8s.io";
+    vec![builtin(
+        g,
+        "v1",
+        "apiservices",
+        "APIService",
+        false,
+        &[],
+        true,
+        false,
+        &[],
+    )]
+}
+
+fn coordination() -> Vec<ResourceType> {
+    vec![builtin(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        &[],
+        false,
+        false,
+        &[],
+    )]
+}
+
+fn apps() -> Vec<ResourceType> {
+    vec![
         builtin(
             "apps",
             "v1",
@@ -169,64 +200,54 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
         ),
-        builtin("batch", "v1", "jobs", "Job", true, &[], true, true, &[]),
+    ]
+}
+
+fn batch() -> Vec<ResourceType> {
+    vec![builtin("batch", "v1", "jobs", "Job", true, &[], true, true, &[])]
+}
+
+/// `events.k8s.io/v1` Events: the core Events' storage seen through the v1 field names.
+fn events() -> Vec<ResourceType> {
+    let mut ev = builtin(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        true,
+        &["ev"],
+        false,
+        false,
+        EVENTS_V1_FIELDS,
+    );
+    ev.view = Some(crate::resources::views::View::EventsV1);
+    vec![ev]
+}
+
+fn apiextensions() -> Vec<ResourceType> {
+    let g = "apiextensions.k8s.io";
+    let short = &["crd", "crds"];
+    vec![builtin(
+        g,
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        short,
+        true,
+        true,
+        &[],
+    )]
+}
+
+fn rbac() -> Vec<ResourceType> {
+    let g = "rbac.authorization.k8s.io";
+    vec![
+        builtin(g, "v1", "roles", "Role", true, &[], false, false, &[]),
+        builtin(g, "v1", "rolebindings", "RoleBinding", true, &[], false, false, &[]),
+        builtin(g, "v1", "clusterroles", "ClusterRole", false, &[], false, false, &[]),
         builtin(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "Event",
-            true,
-            &["ev"],
-            false,
-            false,
-            EVENTS_V1_FIELDS,
-        ),
-        builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-            &["crd", "crds"],
-            true,
-            true,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "roles",
-            "Role",
-            true,
-            &[],
-            false,
-            false,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "rolebindings",
-            "RoleBinding",
-            true,
-            &[],
-            false,
-            false,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            &[],
-            false,
-            false,
-            &[],
-        ),
-        builtin(
-            "rbac.authorization.k8s.io",
+            g,
             "v1",
             "clusterrolebindings",
             "ClusterRoleBinding",
@@ -236,19 +257,28 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
             &[],
         ),
+    ]
+}
+
+fn policy() -> Vec<ResourceType> {
+    vec![builtin(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        true,
+        true,
+        &[],
+    )]
+}
+
+fn admissionregistration() -> Vec<ResourceType> {
+    let g = "admissionregistration.k8s.io";
+    vec![
         builtin(
-            "policy",
-            "v1",
-            "poddisruptionbudgets",
-            "PodDisruptionBudget",
-            true,
-            &["pdb"],
-            true,
-            true,
-            &[],
-        ),
-        builtin(
-            "admissionregistration.k8s.io",
+            g,
             "v1",
             "validatingadmissionpolicies",
             "ValidatingAdmissionPolicy",
@@ -259,7 +289,7 @@ pub fn builtins() -> Vec<ResourceType> {
             &[],
         ),
         builtin(
-            "admissionregistration.k8s.io",
+            g,
             "v1",
             "validatingadmissionpolicybindings",
             "ValidatingAdmissionPolicyBinding",
@@ -269,57 +299,23 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             &[],
         ),
-        review("authentication.k8s.io", "tokenreviews", "TokenReview", false),
-        review(
-            "authentication.k8s.io",
-            "selfsubjectreviews",
-            "SelfSubjectReview",
-            false,
-        ),
-        review(
-            "authorization.k8s.io",
-            "selfsubjectaccessreviews",
-            "SelfSubjectAccessReview",
-            false,
-        ),
-        review(
-            "authorization.k8s.io",
-            "selfsubjectrulesreviews",
-            "SelfSubjectRulesReview",
-            false,
-        ),
-        review(
-            "authorization.k8s.io",
-            "subjectaccessreviews",
-            "SubjectAccessReview",
-            false,
-        ),
-        review(
-            "authorization.k8s.io",
-            "localsubjectaccessreviews",
-            "LocalSubjectAccessReview",
-            true,
-        ),
-    ];
-    for r in &mut v {
-        if r.kind == "CustomResourceDefinition" {
-            r.singular = "customresourcedefinition".into();
-        }
-        if r.group == "events.k8s.io" {
-            r.view = Some(crate::views::View::EventsV1);
-        }
-        if r.plural == "componentstatuses" {
-            r.singular = "componentstatus".into();
-        }
-        if r.plural == "apiservices" {
-            r.singular = "apiservice".into();
-        }
-        if r.plural == "controllerrevisions" {
-            r.singular = "controllerrevision".into();
-        }
-        if r.plural.starts_with("validatingadmissionpolic") {
-            r.singular = r.kind.to_lowercase();
-        }
-    }
-    v
+    ]
+}
+
+fn authentication() -> Vec<ResourceType> {
+    let g = "authentication.k8s.io";
+    vec![
+        review(g, "tokenreviews", "TokenReview", false),
+        review(g, "selfsubjectreviews", "SelfSubjectReview", false),
+    ]
+}
+
+fn authorization() -> Vec<ResourceType> {
+    let g = "authorization.k8s.io";
+    vec![
+        review(g, "selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+        review(g, "selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
+        review(g, "subjectaccessreviews", "SubjectAccessReview", false),
+        review(g, "localsubjectaccessreviews", "LocalSubjectAccessReview", true),
+    ]
 }

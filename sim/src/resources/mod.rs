@@ -5,6 +5,7 @@ use serde_json::Value;
 
 mod builtin;
 mod registry;
+pub mod views;
 
 pub use builtin::builtins;
 pub use registry::Registry;
@@ -43,7 +44,7 @@ pub struct ResourceType {
     /// Extra field selector labels this resource supports beyond metadata.name/namespace.
     pub field_labels: &'static [&'static str],
     /// A second view of another resource's objects (events.k8s.io/v1 Events).
-    pub view: Option<crate::views::View>,
+    pub view: Option<views::View>,
     /// Create-only APIs whose objects are answers, never stored (SelfSubjectAccessReview,
     /// TokenReview, ...).
     pub create_only: bool,

@@ -1,7 +1,8 @@
 //! metav1.LabelSelector JSON objects (`{matchLabels, matchExpressions}`) as label selectors,
 //! and their printed form.
 
-use super::label::{LabelSelector, Operator, Requirement};
+use super::label::LabelSelector;
+use super::requirement::{Operator, Requirement};
 use super::validation::go_quote;
 
 /// `metav1.FormatLabelSelector` on a metav1.LabelSelector JSON value: `<none>` for an

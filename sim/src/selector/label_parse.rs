@@ -1,6 +1,6 @@
 //! The `labelSelector` query syntax: a port of `labels.Parse`'s lexer and parser.
 
-use super::label::{Operator, Requirement};
+use super::requirement::{Operator, Requirement};
 use super::validation::validate_label_key;
 
 /// Parse `labelSelector` query syntax into its requirements, in the order given.

@@ -83,7 +83,10 @@ impl Server {
         }
         match out {
             Output::Table => {
-                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
+                let values: Vec<Value> = items
+                    .iter()
+                    .map(|o| crate::resources::views::to_view(rt, o.value()))
+                    .collect();
                 let tbl = self.table_for(
                     rt,
                     &values,
@@ -99,11 +102,17 @@ impl Server {
                 return Ok(json_response(200, &list, &out.content_type(Shape::List), &[]));
             }
             Output::Protobuf => {
-                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
+                let values: Vec<Value> = items
+                    .iter()
+                    .map(|o| crate::resources::views::to_view(rt, o.value()))
+                    .collect();
                 return Ok(super::response::protobuf_list_response(rt, &meta, values));
             }
             Output::Json if rt.view.is_some() => {
-                let values: Vec<Value> = items.iter().map(|o| crate::views::to_view(rt, o.value())).collect();
+                let values: Vec<Value> = items
+                    .iter()
+                    .map(|o| crate::resources::views::to_view(rt, o.value()))
+                    .collect();
                 let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": values});
                 return Ok(json_response(200, &list, "application/json", &[]));
             }

@@ -12,8 +12,11 @@ use http::{Method, Request, Response};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
+use crate::admission::escalation::Escalation;
+use crate::admission::policy::{self, Admission};
+use crate::admission::{Check, RequestContext};
 use crate::api::Core;
-use crate::auth::{RequestContext, RequestInfo, UserInfo};
+use crate::auth::{RequestInfo, UserInfo};
 use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
 
@@ -40,12 +43,14 @@ pub struct Server {
     pub core: Arc<Core>,
     pub faults: Arc<Faults>,
     /// For the simulator's own admin endpoints (`/baton-sim/...`).
-    pub kubelet: Arc<crate::kubelet::Kubelet>,
+    pub kubelet: Arc<crate::controllers::kubelet::Kubelet>,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
     /// API Priority and Fairness: the per-user rate above which requests get 429.
     pub fairness: Arc<Fairness>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The compiled ValidatingAdmissionPolicies, kept until one of them changes.
+    pub policies: policy::Cache,
 }
 
 fn namespaces_key() -> crate::resources::ResKey {
@@ -105,7 +110,7 @@ impl Server {
             }
         };
         // `kubectl --as`: act as another user if this one may impersonate them.
-        let user = if crate::auth::impersonation::requested(req.headers()) {
+        let user = if crate::api::impersonation::requested(req.headers()) {
             match self.core.impersonate(user.clone(), req.headers()) {
                 Ok(u) => u,
                 Err(e) => {
@@ -152,27 +157,36 @@ impl Server {
         Ok(resp)
     }
 
-    /// What a write needs to know about its request: the user, and (for users RBAC restricts)
-    /// the RBAC state escalation checks compare against.
+    /// What a write needs to know about its request: the user and the admission checks it
+    /// gets — escalation prevention for writes of RBAC objects by users RBAC restricts (against
+    /// the RBAC state the request was authorized with), and the admission policies with the
+    /// namespace they may select on. Both are read here, before the write (which runs with the
+    /// store locked).
     fn request_context(&self, user: UserInfo, info: &RequestInfo, method: &Method) -> RequestContext {
         let write = method != Method::GET && method != Method::HEAD;
-        let rbac = (write && info.api_group == crate::auth::rbac::GROUP && !user.in_group(crate::auth::MASTERS))
-            .then(|| self.core.rbac());
-        // Admission policies and the namespace they may select on are read before the write
-        // (which runs with the store locked).
+        let mut checks: Vec<Arc<dyn Check>> = Vec::new();
+        if write && info.api_group == crate::auth::rbac::GROUP && !user.in_group(crate::auth::MASTERS) {
+            checks.push(Arc::new(Escalation { rbac: self.core.rbac() }));
+        }
         let policies = (write && info.resource_request)
-            .then(|| self.core.policies())
+            .then(|| self.policies.snapshot(&self.core.store))
             .filter(|p| !p.is_empty());
-        let namespace_object = match (&policies, info.namespace.is_empty()) {
-            (Some(_), false) => self.core.store.get(&namespaces_key(), "", &info.namespace).map(|n| {
-                let mut v = n.value();
-                if let Some(m) = v.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-                    m.remove("managedFields");
-                }
-                v
-            }),
-            _ => None,
-        };
+        if let Some(snapshot) = policies {
+            let namespace_object = (!info.namespace.is_empty())
+                .then(|| self.core.store.get(&namespaces_key(), "", &info.namespace))
+                .flatten()
+                .map(|n| {
+                    let mut v = n.value();
+                    if let Some(m) = v.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+                        m.remove("managedFields");
+                    }
+                    v
+                });
+            checks.push(Arc::new(Admission {
+                snapshot,
+                namespace_object,
+            }));
+        }
         let create_refused = (info.resource_request && info.verb == "patch")
             .then(|| {
                 let create = RequestInfo {
@@ -187,9 +201,7 @@ impl Server {
             .flatten();
         RequestContext {
             user,
-            rbac,
-            policies,
-            namespace_object,
+            checks,
             create_refused,
         }
     }

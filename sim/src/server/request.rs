@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
+use crate::admission::RequestContext;
 use crate::api::{DeleteOpts, FieldValidation, Opts};
-use crate::auth::RequestContext;
 use crate::error::ApiError;
 
 use super::{Server, MAX_BODY};

@@ -1,13 +1,14 @@
 //! Routing of Kubernetes REST paths: version and health, discovery, OpenAPI, and resource
 //! paths resolved to their resource type, namespace, name and subresource.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{header, Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::auth::RequestContext;
+use crate::admission::RequestContext;
 use crate::error::ApiError;
 use crate::openapi;
 use crate::resources::ResourceType;
@@ -17,6 +18,14 @@ use super::response::{full, json_response};
 use super::{Body, Server};
 
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// The `/version` answer.
+fn version() -> serde_json::Value {
+    json!({
+        "major": "1", "minor": "32", "gitVersion": "v1.32.0-baton-sim", "gitCommit": "baton-sim",
+        "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"
+    })
+}
 
 /// A parsed resource path.
 pub(super) struct Target {
@@ -38,94 +47,76 @@ impl Server {
         let accept = super::request::header_str(&req, header::ACCEPT).to_string();
         let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
-        let get_only = |r: Result<Response<Body>, ApiError>| {
-            if method == Method::GET {
+        if let Some(r) = self.read_only_route(&segs, &accept) {
+            return if method == Method::GET {
                 r
             } else {
                 Err(ApiError::method_not_allowed(
                     "the server does not allow this method on the requested resource",
                 ))
-            }
-        };
+            };
+        }
         match segs.as_slice() {
-            ["version"] => get_only(Ok(json_response(
-                200,
-                &json!({
-                    "major": "1", "minor": "32", "gitVersion": "v1.32.0-baton-sim", "gitCommit": "baton-sim",
-                    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"
-                }),
-                "application/json",
-                &[],
-            ))),
-            ["healthz"] | ["readyz"] | ["livez"] => get_only(Ok(Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, "text/plain")
-                .body(full("ok"))
-                .unwrap_or_else(|_| Response::new(full("ok"))))),
-            ["api"] => get_only(Ok(self.discovery(true, &accept))),
-            ["apis"] => get_only(Ok(self.discovery(false, &accept))),
-            ["api", "v1"] => get_only(
-                self.core
-                    .registry()
-                    .api_resource_list("", "v1")
-                    .map(|v| json_response(200, &v, "application/json", &[]))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["apis", g] => get_only(
-                self.core
-                    .registry()
-                    .api_group(g)
-                    .map(|v| json_response(200, &v, "application/json", &[]))
-                    .ok_or_else(ApiError::no_route),
-            ),
-            ["apis", g, v] => get_only(
-                self.core
-                    .registry()
-                    .api_resource_list(g, v)
-                    .map(|v| json_response(200, &v, "application/json", &[]))
-                    .ok_or_else(ApiError::no_route),
-            ),
             // The simulator's own admin endpoint (not a Kubernetes API): attach an OS process to
             // a pod, as `baton-sim attach` does.
-            ["baton-sim", "attach"] if method == Method::POST => {
-                let ns = query.get("namespace").map(String::as_str).unwrap_or("default");
-                let pod = query
-                    .get("pod")
-                    .ok_or_else(|| ApiError::bad_request("pod: Required value"))?;
-                let pid: u32 = query
-                    .get("pid")
-                    .and_then(|p| p.parse().ok())
-                    .ok_or_else(|| ApiError::bad_request("pid: Required value: a process id"))?;
-                match self.kubelet.attach_pid(ns, pod, pid) {
-                    Ok(()) => Ok(json_response(
-                        200,
-                        &json!({"namespace": ns, "pod": pod, "pid": pid}),
-                        "application/json",
-                        &[],
-                    )),
-                    Err(crate::kubelet::AttachError::NoPod(_)) => Err(ApiError::not_found("pods", pod)),
-                    Err(e) => Err(ApiError::bad_request(e.to_string())),
-                }
-            }
+            ["baton-sim", "attach"] if method == Method::POST => self.attach(&query),
             ["openapi", "v2"] => Err(ApiError::no_route()),
-            ["openapi", "v3"] => get_only(Ok(json_response(
-                200,
-                &openapi::index(&self.core.registry()),
-                "application/json",
-                &[],
-            ))),
-            ["openapi", "v3", rest @ ..] => {
-                let gv = rest.join("/");
-                get_only(
-                    openapi::group_version(&self.core.registry(), &gv)
-                        .map(|v| json_response(200, &v, "application/json", &[]))
-                        .ok_or_else(ApiError::no_route),
-                )
-            }
             _ => {
                 let target = self.resolve(&segs)?;
                 self.resource_request(req, target, query, &accept, id, ctx).await
             }
+        }
+    }
+
+    /// The paths only GET may read: version, health, discovery and OpenAPI v3. None for any
+    /// other path.
+    fn read_only_route(&self, segs: &[&str], accept: &str) -> Option<Result<Response<Body>, ApiError>> {
+        let found = |v: Option<serde_json::Value>| {
+            v.map(|v| json_response(200, &v, "application/json", &[]))
+                .ok_or_else(ApiError::no_route)
+        };
+        Some(match segs {
+            ["version"] => Ok(json_response(200, &version(), "application/json", &[])),
+            ["healthz"] | ["readyz"] | ["livez"] => Ok(Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(full("ok"))
+                .unwrap_or_else(|_| Response::new(full("ok")))),
+            ["api"] => Ok(self.discovery(true, accept)),
+            ["apis"] => Ok(self.discovery(false, accept)),
+            ["api", "v1"] => found(self.core.registry().api_resource_list("", "v1")),
+            ["apis", g] => found(self.core.registry().api_group(g)),
+            ["apis", g, v] => found(self.core.registry().api_resource_list(g, v)),
+            ["openapi", "v3"] => Ok(json_response(
+                200,
+                &openapi::index(&self.core.registry()),
+                "application/json",
+                &[],
+            )),
+            ["openapi", "v3", rest @ ..] => found(openapi::group_version(&self.core.registry(), &rest.join("/"))),
+            _ => return None,
+        })
+    }
+
+    /// `POST /baton-sim/attach?namespace=&pod=&pid=`: the kubelet runs pod `pod` as process `pid`.
+    fn attach(&self, query: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+        let ns = query.get("namespace").map(String::as_str).unwrap_or("default");
+        let pod = query
+            .get("pod")
+            .ok_or_else(|| ApiError::bad_request("pod: Required value"))?;
+        let pid: u32 = query
+            .get("pid")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| ApiError::bad_request("pid: Required value: a process id"))?;
+        match self.kubelet.attach_pid(ns, pod, pid) {
+            Ok(()) => Ok(json_response(
+                200,
+                &json!({"namespace": ns, "pod": pod, "pid": pid}),
+                "application/json",
+                &[],
+            )),
+            Err(crate::controllers::kubelet::AttachError::NoPod(_)) => Err(ApiError::not_found("pods", pod)),
+            Err(e) => Err(ApiError::bad_request(e.to_string())),
         }
     }
 

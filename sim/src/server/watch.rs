@@ -88,7 +88,7 @@ impl Server {
         out.extend_from_slice(b"\",\"object\":");
         match ctx.out {
             Output::Table => {
-                let v = crate::views::to_view(&ctx.rt, obj.value());
+                let v = crate::resources::views::to_view(&ctx.rt, obj.value());
                 let tbl = self.table_for(&ctx.rt, &[v], &obj.rv.to_string(), None, "Object");
                 out.extend_from_slice(&serde_json::to_vec(&tbl).unwrap_or_default());
             }
@@ -96,7 +96,7 @@ impl Server {
                 out.extend_from_slice(&serde_json::to_vec(&partial(&obj.value(), version)).unwrap_or_default());
             }
             _ if ctx.rt.view.is_some() => {
-                let v = crate::views::to_view(&ctx.rt, obj.value());
+                let v = crate::resources::views::to_view(&ctx.rt, obj.value());
                 out.extend_from_slice(&serde_json::to_vec(&v).unwrap_or_default());
             }
             _ => out.extend_from_slice(&obj.raw),

@@ -20,10 +20,10 @@
 use std::hash::Hasher;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 #[cfg(doc)]
-use super::liveness::HOLDER_UID_LABEL;
+use super::holder::HOLDER_UID_LABEL;
+pub use super::holder::{owner_pod, pod_owner_reference};
 #[cfg(doc)]
 use super::LEASE_FINALIZER;
 use super::{CONFIG_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN, RELEASE_REQUESTED_ANNOTATION};
@@ -105,27 +105,6 @@ impl<'a> Holder<'a> {
 /// Whether `lease` is a listener Lease held by pod `name` of uid `uid` (see [`Holder::is`]).
 pub fn held_by(lease: &Lease, name: &str, uid: &str) -> bool {
     listener_of(lease).is_some() && Holder::of(lease).is_some_and(|h| h.is(name, uid))
-}
-
-/// The Lease's Pod ownerReference (the holder the controller assigned).
-pub fn owner_pod(lease: &Lease) -> Option<&OwnerReference> {
-    lease
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Pod" && o.api_version == "v1")
-}
-
-/// The ownerReference that ties a Lease to its holder pod (so the pod's deletion takes it along).
-pub fn pod_owner_reference(name: &str, uid: &str) -> OwnerReference {
-    OwnerReference {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        name: name.to_string(),
-        uid: uid.to_string(),
-        ..Default::default()
-    }
 }
 
 /// `(set, listener)` from the Lease's labels, if both are there.

@@ -21,7 +21,9 @@
 
 use k8s_openapi::api::coordination::v1::Lease;
 
-use super::lease::{fnv1a64, owner_pod};
+use super::holder::owner_pod;
+pub use super::holder::HOLDER_UID_LABEL;
+use super::lease::fnv1a64;
 use super::MAX_NAME_LEN;
 
 /// Label on every agent liveness Lease (value [`LIVENESS_LABEL_VALUE`]): the controller watches
@@ -29,10 +31,6 @@ use super::MAX_NAME_LEN;
 pub const LIVENESS_LABEL: &str = "baton.dev/liveness";
 /// The value of [`LIVENESS_LABEL`].
 pub const LIVENESS_LABEL_VALUE: &str = "agent";
-/// Label on a pod's liveness Lease and on every listener Lease assigned to the pod: the pod's uid.
-/// An agent watches exactly the Leases with its own uid here, so a change to another pod's
-/// listeners never reaches it.
-pub const HOLDER_UID_LABEL: &str = "baton.dev/holder-uid";
 /// Liveness Lease annotation written by the controller when it fences the pod: the time (RFC
 /// 3339). A fenced Lease has no holder; the agent registers again to be live.
 pub const FENCED_ANNOTATION: &str = "baton.dev/fenced-at";

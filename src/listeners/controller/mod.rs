@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 
@@ -47,6 +49,7 @@ use crate::cache::{api, Events, Synced};
 use crate::error::Error;
 use crate::events::{Occurrence, Publisher, Severity as EventType};
 use crate::listeners::MANAGER;
+use crate::metrics::queue::WorkQueue;
 use crate::metrics::Metrics;
 
 mod balance;
@@ -69,9 +72,9 @@ pub use reconcile::reconcile;
 pub use secrets::{SecretAccess, SecretStores};
 pub use undecodable::report_undecodable;
 
-use crate::listeners::decide::{Decision, Expectations, Memory, PodFacts, Unresponsive};
+use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive, UnseenWrites};
 use index::LeaseIndex;
-use liveness::LivenessTracker;
+use liveness::{LivenessTracker, PodWake};
 
 /// Settings of the ListenerSet controller.
 #[derive(Debug, Clone)]
@@ -163,7 +166,7 @@ pub struct Context {
     /// (namespace, set) → when its status was last written.
     status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
-    written: Mutex<HashMap<SetKey, Expectations<Arc<Lease>>>>,
+    written: Mutex<HashMap<SetKey, UnseenWrites<Arc<Lease>>>>,
     /// Listener Lease names taken by Leases that are not the set's (see [`collisions`]).
     collisions: collisions::Collisions,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
@@ -194,7 +197,7 @@ impl Context {
         &self,
         ns: &str,
         set: &str,
-        f: impl FnOnce(&mut Expectations<Arc<Lease>>) -> T,
+        f: impl FnOnce(&mut UnseenWrites<Arc<Lease>>) -> T,
     ) -> T {
         let mut m = self.written.lock().unwrap_or_else(|p| p.into_inner());
         f(m.entry((ns.to_string(), set.to_string())).or_default())
@@ -328,10 +331,86 @@ pub async fn run_counted(
     stats: Arc<Stats>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Stats> {
+    let (ctx, feeds) = start(&client, &cfg, views, &metrics, stats.clone());
+    // Each ListenerSet is decoded on its own: one that does not fit the type is skipped and
+    // reported, never the whole kind.
+    let bad = Undecodables::new("ListenerSet", metrics.undecodable_gauge("ListenerSet"));
+    // (tolerant::controller, with the work queue probed on the set's own changes.)
+    let queue = metrics.queue("listenerset");
+    metrics.set_max_concurrent("listenerset", cfg.concurrency);
+    let (sets, set_changes, sets_synced) = watch_sets(&client, &cfg.namespace, cfg.selector.as_deref(), bad.clone());
+    // After any cache lists anew (Leases, Secrets, sets, a namespace's pods), every set is
+    // looked at again (see `Synced::relisted`): what changed in the watch's gap triggered
+    // reconciles that read the store from before the gap.
+    let relisted = futures::stream::select_all(
+        (ctx.synced.iter().chain([&sets_synced]))
+            .map(Synced::relisted)
+            .chain([ctx.pods.relisted()]),
+    );
+    let controller = kube::runtime::Controller::for_stream(
+        crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
+        sets.clone(),
+    );
+    metrics.objects.watch_listener_sets(sets.clone());
+    let (s1, s2) = (sets.clone(), sets.clone());
+    let (q1, q2, forget) = (queue.clone(), queue.clone(), queue.clone());
+    let wakes = woken_sets(&ctx, feeds.leases, feeds.liveness, sets, queue);
+    let namespace_pods = ctx.pods.clone();
+    info!(
+        namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
+        "starting the ListenerSet controller"
+    );
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let report = report_until(bad, client.clone(), ctx.events.clone(), shutdown.clone());
+    let run = controller
+        .watches_stream(feeds.secrets, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
+        .watches_stream(feeds.pods, move |p: CachedPod| q2.add_refs(sets_selecting(&s2, &p)))
+        .reconcile_on(wakes)
+        .reconcile_all_on(relisted)
+        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_counted, error_policy, ctx.clone())
+        .for_each(move |r| {
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(o)) = &r {
+                forget.forget(&crate::metrics::queue::key(o.namespace.as_deref(), &o.name));
+                namespace_pods.release(o.namespace.as_deref().unwrap_or_default(), &o.name);
+            }
+            if let Err(e) = r {
+                debug!(error = %e, "listenerset controller");
+            }
+            futures::future::ready(())
+        });
+    futures::join!(run, report);
+    ctx.events.drain(Duration::from_secs(2)).await;
+    info!("the ListenerSet controller stopped");
+    stats
+}
+
+/// What wakes sets besides their own changes.
+struct Feeds {
+    /// Secrets the sets may read (listener configs, notification sinks).
+    secrets: Events<Secret>,
+    /// Pod changes, each noted in [`StoppedPods`] on its way.
+    pods: Events<CachedPod>,
+    /// Sets whose listener Leases changed in a way a decision reads ([`LeaseIndex::wakes`]).
+    leases: UnboundedReceiver<(String, String)>,
+    /// Pods whose liveness changed or lapsed ([`LivenessTracker::run`]).
+    liveness: BoxStream<'static, PodWake>,
+}
+
+/// The context every reconcile shares, with the watches of its own it starts (Secrets, the
+/// pods' liveness Leases), and what wakes sets.
+fn start(
+    client: &kube::Client,
+    cfg: &ControllerConfig,
+    views: SharedViews,
+    metrics: &Arc<Metrics>,
+    stats: Arc<Stats>,
+) -> (Arc<Context>, Feeds) {
     // Every pod change passes here first: the last state of a deleted pod is seen only here.
     let stopped = StoppedPods::default();
     let pod_events = stopped.noting(views.pod_events);
-    let secret_watch = secrets::watch(&client, &cfg.secrets, &cfg.namespace);
+    let secret_watch = secrets::watch(client, &cfg.secrets, &cfg.namespace);
     let secrets = secret_watch.stores;
     let secret_stream = secret_watch.changes;
     let mut synced = views.synced;
@@ -351,11 +430,11 @@ pub async fn run_counted(
     let tracker = Arc::new(LivenessTracker::default());
     let (live_synced_tx, live_synced) = crate::cache::synced();
     synced.push(live_synced);
-    let pod_wakes = tracker.clone().run(&client, &cfg.namespace, live_synced_tx);
+    let pod_wakes = tracker.clone().run(client, &cfg.namespace, live_synced_tx).boxed();
     let lease_wakes = views.index.wakes();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        events: events.clone(),
+        events,
         pods: views.pods,
         leases: views.leases,
         index: views.index,
@@ -369,57 +448,69 @@ pub async fn run_counted(
         written: Mutex::new(HashMap::new()),
         unresponsive: Mutex::new(Unresponsive::default()),
         stopped,
-        stats: stats.clone(),
+        stats,
         synced,
         backoff: Backoff::new(metrics.backoff_gauge("listenerset")),
         metrics: metrics.clone(),
         notifier,
     });
-    // Each ListenerSet is decoded on its own: one that does not fit the type is skipped and
-    // reported, never the whole kind.
-    let bad = Undecodables::new("ListenerSet", metrics.undecodable_gauge("ListenerSet"));
-    // (tolerant::controller, with the work queue probed on the set's own changes.)
-    let queue = metrics.queue("listenerset");
-    metrics.set_max_concurrent("listenerset", cfg.concurrency);
+    let feeds = Feeds {
+        secrets: secret_stream,
+        pods: pod_events,
+        leases: lease_wakes,
+        liveness: pod_wakes,
+    };
+    (ctx, feeds)
+}
+
+/// The ListenerSets of `namespace` (all when `None`) that `selector` selects: their store, their
+/// changes (each set decoded on its own, the undecodable ones kept in `bad`) and its readiness.
+fn watch_sets(
+    client: &kube::Client,
+    namespace: &Option<String>,
+    selector: Option<&str>,
+    bad: Undecodables,
+) -> (
+    Store<ListenerSet>,
+    impl Stream<Item = Result<ListenerSet, watcher::Error>> + Send + 'static,
+    Synced,
+) {
     let (sets, writer) = reflector::store();
     let (sets_synced_tx, sets_synced) = crate::cache::synced();
     let set_changes = tolerant::decode_events(
         watcher(
-            api::<Tolerant<ListenerSet>>(&client, &cfg.namespace),
-            crate::cache::selected(cfg.selector.as_deref()),
+            api::<Tolerant<ListenerSet>>(client, namespace),
+            crate::cache::selected(selector),
         ),
         sets.clone(),
-        bad.clone(),
+        bad,
     )
     .default_backoff()
     .reflect(writer)
     .inspect(move |e| sets_synced_tx.observe(e))
     .applied_objects();
-    // After any cache lists anew (Leases, Secrets, sets, a namespace's pods), every set is
-    // looked at again (see `Synced::relisted`): what changed in the watch's gap triggered
-    // reconciles that read the store from before the gap.
-    let relisted = futures::stream::select_all(
-        (ctx.synced.iter().chain([&sets_synced]))
-            .map(Synced::relisted)
-            .chain([ctx.pods.relisted()]),
-    );
-    let controller = kube::runtime::Controller::for_stream(
-        crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
-        sets.clone(),
-    );
-    metrics.objects.watch_listener_sets(sets.clone());
-    let (s1, s2, s3) = (sets.clone(), sets.clone(), sets.clone());
-    let (q1, q2, q3, q4, forget) = (queue.clone(), queue.clone(), queue.clone(), queue.clone(), queue);
-    // A listener Lease changed in a way a decision reads: its set looks again.
-    let lease_refs = lease_wakes.map(move |(ns, set)| {
+    (sets, set_changes, sets_synced)
+}
+
+/// The sets to look at again, each counted on `queue`: those whose listener Leases changed in a
+/// way a decision reads (`leases`), and, for a pod whose liveness changed or lapsed
+/// (`liveness`), the sets it holds listeners of and the sets that select it (it may take
+/// listeners now, or no longer).
+fn woken_sets(
+    ctx: &Arc<Context>,
+    leases: UnboundedReceiver<(String, String)>,
+    liveness: BoxStream<'static, PodWake>,
+    sets: Store<ListenerSet>,
+    queue: Arc<WorkQueue>,
+) -> impl Stream<Item = ObjectRef<ListenerSet>> + Send + 'static {
+    let lease_queue = queue.clone();
+    let lease_refs = leases.map(move |(ns, set)| {
         let r = ObjectRef::new(&set).within(&ns);
-        q3.add_refs(vec![r.clone()]);
+        lease_queue.add_refs(vec![r.clone()]);
         r
     });
-    // A pod's liveness changed or lapsed: the sets it holds listeners of, and the sets that
-    // select it (it may take listeners now, or no longer), look again.
     let (wake_ctx, wake_pods) = (ctx.clone(), ctx.pods.clone());
-    let pod_refs = pod_wakes.flat_map(move |w| {
+    let pod_refs = liveness.flat_map(move |w| {
         let mut refs: Vec<ObjectRef<ListenerSet>> = wake_ctx
             .index
             .sets_held_by(&w.namespace, &w.uid)
@@ -427,41 +518,13 @@ pub async fn run_counted(
             .map(|s| ObjectRef::new(&s).within(&w.namespace))
             .collect();
         if let Some(pod) = wake_pods.get(&w.namespace, &w.pod) {
-            refs.extend(sets_selecting(&s3, &pod));
+            refs.extend(sets_selecting(&sets, &pod));
         }
         refs.sort_by(|a, b| a.name.cmp(&b.name));
         refs.dedup();
-        futures::stream::iter(q4.add_refs(refs))
+        futures::stream::iter(queue.add_refs(refs))
     });
-    let namespace_pods = ctx.pods.clone();
-    info!(
-        namespace = cfg.namespace.as_deref().unwrap_or("<all>"),
-        "starting the ListenerSet controller"
-    );
-    let shutdown = futures::FutureExt::shared(shutdown);
-    let report = report_until(bad, client.clone(), events, shutdown.clone());
-    let run = controller
-        .watches_stream(secret_stream, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
-        .watches_stream(pod_events, move |p: CachedPod| q2.add_refs(sets_selecting(&s2, &p)))
-        .reconcile_on(futures::stream::select(lease_refs, pod_refs))
-        .reconcile_all_on(relisted)
-        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_counted, error_policy, ctx.clone())
-        .for_each(move |r| {
-            if let Err(kube::runtime::controller::Error::ObjectNotFound(o)) = &r {
-                forget.forget(&crate::metrics::queue::key(o.namespace.as_deref(), &o.name));
-                namespace_pods.release(o.namespace.as_deref().unwrap_or_default(), &o.name);
-            }
-            if let Err(e) = r {
-                debug!(error = %e, "listenerset controller");
-            }
-            futures::future::ready(())
-        });
-    futures::join!(run, report);
-    ctx.events.drain(Duration::from_secs(2)).await;
-    info!("the ListenerSet controller stopped");
-    stats
+    futures::stream::select(lease_refs, pod_refs)
 }
 
 /// Report each undecodable ListenerSet of `bad` (an Event and the InvalidSpec condition) until

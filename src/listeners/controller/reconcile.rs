@@ -2,15 +2,18 @@
 //! make the writes (the status first when the token ceiling must rise, fences, liveness Leases,
 //! listener Leases), then report status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -24,6 +27,7 @@ use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
     REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
 };
+use crate::api::pod::CachedPod;
 use crate::error::{Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::decide::Decision;
@@ -40,32 +44,112 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     let ns = set.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = set.name_any();
     let deleting = set.metadata.deletion_timestamp.is_some();
-    let finalized = set.finalizers().iter().any(|f| f == FINALIZER);
-    if deleting && !finalized {
-        // Not ours to wind down (already finalized, or deleted before we ever saw it).
-        return Ok(Requeue::await_change());
-    }
-    if !finalized {
-        // Before any Lease of the set exists: a set deleted later cannot leave Leases behind.
-        add_finalizer(&ctx, &set, &ns, &name).await?;
-    }
-    // Never decide from half-filled caches: a missing pod would look like a dead holder.
-    // Bounded, so a cache that cannot list (RBAC, an API outage) holds no worker for ever.
-    // The namespace's pods are watched from the first reconcile of a set there.
-    let (pods, pods_synced) = ctx.pods.of(&ns, &name);
-    let all_synced = async {
-        crate::cache::wait_all(&ctx.synced).await;
-        pods_synced.wait().await;
+    let pods = match admit(&ctx, &set, &ns, &name, deleting).await? {
+        ControlFlow::Continue(pods) => pods,
+        ControlFlow::Break(requeue) => return Ok(requeue),
     };
-    if tokio::time::timeout(Duration::from_secs(10), all_synced).await.is_err() {
-        return Ok(Requeue::requeue(Duration::from_millis(500)));
-    }
     let reference = set.object_ref(&());
     let previous = set.status.clone().unwrap_or_default();
     // A set being deleted is wound down whatever its spec says.
     if !deleting && report_invalid_spec(&ctx, &set, &ns, &name, &previous).await? {
         return Ok(Requeue::await_change());
     }
+    let pass = decide_pass(&ctx, &set, &ns, &pods, &previous, deleting).await?;
+    let sinks = match deleting {
+        true => None,
+        false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
+    };
+    let wanted = |l: &str| pass.desired.listeners.iter().any(|w| w.id == l);
+    let collisions = ctx.collisions.of((&ns, &name), &pass.lease_by_listener, &wanted);
+    let reported = report(
+        &set,
+        &previous,
+        deleting,
+        (&pass.desired.problems, sinks.as_deref(), &collisions),
+        &pass.decision,
+    );
+    let written = write_pass(&ctx, &set, &ns, &previous, &pass, &reported).await?;
+    let status_wait = if written.status {
+        None
+    } else {
+        report_when_due(&ctx, &set, &previous, &reported).await?
+    };
+    notify_report(&ctx, &set, &previous, &pass.decision, &reported);
+    super::balance::report(&ctx, &set, &pass.decision);
+    if deleting && pass.lease_by_listener.is_empty() && !written.retry_soon {
+        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
+    }
+    if written.retry_soon || written.fenced {
+        // A fence frees its pod's listeners for the next pass; a lost race is decided again.
+        return Ok(Requeue::requeue(Duration::from_millis(if written.fenced {
+            10
+        } else {
+            100
+        })));
+    }
+    let broken_sinks = sinks.is_some_and(|p| !p.is_empty());
+    Ok(next_look(
+        pass.decision.requeue,
+        broken_sinks,
+        !collisions.is_empty(),
+        status_wait,
+    ))
+}
+
+/// Whether the set may be decided on now: it carries the finalizer (added here if it is not
+/// being deleted) and every cache it reads holds its first list. The pods of its namespace when
+/// it may; when to look again otherwise.
+async fn admit(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    name: &str,
+    deleting: bool,
+) -> Result<ControlFlow<Requeue, Store<CachedPod>>> {
+    let finalized = set.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && !finalized {
+        // Not ours to wind down (already finalized, or deleted before we ever saw it).
+        return Ok(ControlFlow::Break(Requeue::await_change()));
+    }
+    if !finalized {
+        // Before any Lease of the set exists: a set deleted later cannot leave Leases behind.
+        add_finalizer(ctx, set, ns, name).await?;
+    }
+    // Never decide from half-filled caches: a missing pod would look like a dead holder.
+    // Bounded, so a cache that cannot list (RBAC, an API outage) holds no worker for ever.
+    // The namespace's pods are watched from the first reconcile of a set there.
+    let (pods, pods_synced) = ctx.pods.of(ns, name);
+    let all_synced = async {
+        crate::cache::wait_all(&ctx.synced).await;
+        pods_synced.wait().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), all_synced).await.is_err() {
+        return Ok(ControlFlow::Break(Requeue::requeue(Duration::from_millis(500))));
+    }
+    Ok(ControlFlow::Continue(pods))
+}
+
+/// What one pass decided, and from what.
+struct Pass {
+    /// The spec's listeners (none while the set is being deleted).
+    desired: Desired,
+    /// The recover this pass carries out, if one is pending.
+    recover_nonce: Option<String>,
+    decision: Decision,
+    /// The set's listener Leases the decision was made on, by listener.
+    lease_by_listener: BTreeMap<String, Arc<Lease>>,
+}
+
+/// Read what a decision needs beyond the caches (the spec's listeners, a pending recover's live
+/// pods, the Rollouts of the set's pods) and decide.
+async fn decide_pass(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    pods: &Store<CachedPod>,
+    previous: &ListenerSetStatus,
+    deleting: bool,
+) -> Result<Pass> {
     let desired = if deleting {
         Desired {
             listeners: Vec::new(),
@@ -73,21 +157,20 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
             keep_unknown: false,
         }
     } else {
-        resolve(&set, &ns, &ctx.secrets)
+        resolve(set, ns, &ctx.secrets)
     };
     let recover_nonce = annotation(&set.metadata, RECOVER_ANNOTATION)
         .filter(|n| annotation(&set.metadata, RECOVERED_ANNOTATION) != Some(*n))
         .map(str::to_string);
     let live_now = match &recover_nonce {
-        Some(_) => Some(live_pod_names(&ctx, &ns).await?),
+        Some(_) => Some(live_pod_names(ctx, ns).await?),
         None => None,
     };
-    let rollouts = super::balance::rollouts_of(&ctx, &set, &previous, &pods);
+    let rollouts = super::balance::rollouts_of(ctx, set, previous, pods);
     let started = std::time::Instant::now();
-    let (decision, lease_by_listener) =
-        decide_now(&ctx, &pods, &set, &desired, &previous, live_now.as_ref(), &rollouts);
+    let (decision, lease_by_listener) = decide_now(ctx, pods, set, &desired, previous, live_now.as_ref(), &rollouts);
     tracing::debug!(
-        listenerset = %name,
+        listenerset = %set.name_any(),
         leases = lease_by_listener.len(),
         writes = decision.writes.len(),
         fences = decision.fences.len(),
@@ -95,53 +178,53 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         took = ?started.elapsed(),
         "decided"
     );
-    let sinks = match deleting {
-        true => None,
-        false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
-    };
-    let wanted = |l: &str| desired.listeners.iter().any(|w| w.id == l);
-    let collisions = ctx.collisions.of((&ns, &name), &lease_by_listener, &wanted);
-    let reported = report(
-        &set,
-        &previous,
-        deleting,
-        (&desired.problems, sinks.as_deref(), &collisions),
-        &decision,
-    );
+    Ok(Pass {
+        desired,
+        recover_nonce,
+        decision,
+        lease_by_listener,
+    })
+}
+
+/// What the writes of one pass came to.
+struct Written {
+    /// The status `reported` was written (its token ceiling had to rise).
+    status: bool,
+    /// A pod was fenced: its listeners are free for the next pass.
+    fenced: bool,
+    /// A write failed or lost a race: decide again soon.
+    retry_soon: bool,
+}
+
+/// Make the pass's writes: the status first when the token ceiling must rise, then the fences,
+/// the liveness Leases, the listener Leases, and the recover's mark once all of them went through.
+async fn write_pass(
+    ctx: &Context,
+    set: &ListenerSet,
+    ns: &str,
+    previous: &ListenerSetStatus,
+    pass: &Pass,
+    reported: &Report,
+) -> Result<Written> {
+    let decision = &pass.decision;
     // The ceiling first: no Lease may carry a token the status does not cover, so a restarted
     // or standby controller (or a Lease made anew) continues above every token handed out.
-    let status_written = decision.ceiling > ceiling_of(&previous);
-    if status_written {
-        write_report(&ctx, &set, &previous, &reported).await?;
+    let status = decision.ceiling > ceiling_of(previous);
+    if status {
+        write_report(ctx, set, previous, reported).await?;
     }
-    let (fenced, fence_failed) = apply_fences(&ctx, &set, &ns, &decision).await;
-    create_liveness(&ctx, &ns, &decision).await;
-    let retry_soon = apply_writes(&ctx, &set, &ns, &desired, &decision, &lease_by_listener).await || fence_failed;
+    let (fenced, fence_failed) = apply_fences(ctx, set, ns, decision).await;
+    create_liveness(ctx, ns, decision).await;
+    let retry_soon = apply_writes(ctx, set, ns, &pass.desired, decision, &pass.lease_by_listener).await || fence_failed;
     // A failed write leaves the recover pending, so the retry releases what this pass could not.
-    if let Some(nonce) = recover_nonce.as_ref().filter(|_| !retry_soon) {
-        mark_recovered(&ctx, &set, nonce, decision.recovered).await?;
+    if let Some(nonce) = pass.recover_nonce.as_ref().filter(|_| !retry_soon) {
+        mark_recovered(ctx, set, nonce, decision.recovered).await?;
     }
-    let status_wait = if status_written {
-        None
-    } else {
-        report_when_due(&ctx, &set, &previous, &reported).await?
-    };
-    notify_report(&ctx, &set, &previous, &decision, &reported);
-    super::balance::report(&ctx, &set, &decision);
-    if deleting && lease_by_listener.is_empty() && !retry_soon {
-        return finish_deletion(&ctx, &set, &ns, &name, &reference).await;
-    }
-    if retry_soon || fenced {
-        // A fence frees its pod's listeners for the next pass; a lost race is decided again.
-        return Ok(Requeue::requeue(Duration::from_millis(if fenced { 10 } else { 100 })));
-    }
-    let broken_sinks = sinks.is_some_and(|p| !p.is_empty());
-    Ok(next_look(
-        decision.requeue,
-        broken_sinks,
-        !collisions.is_empty(),
-        status_wait,
-    ))
+    Ok(Written {
+        status,
+        fenced,
+        retry_soon,
+    })
 }
 
 /// When to look again without a change: the decision's next expiry, a broken sink once its

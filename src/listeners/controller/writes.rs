@@ -341,7 +341,7 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
 }
 
 /// Remember a successful write conditional on a resourceVersion until the cache shows it (see
-/// [`Expectations`](crate::listeners::decide::Expectations)): the next reconcile must not decide
+/// [`UnseenWrites`](crate::listeners::decide::UnseenWrites)): the next reconcile must not decide
 /// from the Lease as it was before.
 fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>>, written: Option<Lease>) {
     let replaced = match m {

@@ -18,20 +18,20 @@ use std::collections::BTreeMap;
 
 /// The controller's writes the cache may not have seen yet, by object name.
 #[derive(Clone, Debug)]
-pub struct Expectations<T> {
+pub struct UnseenWrites<T> {
     /// name → (the `resourceVersion` the write replaced, what the write made: `None` = deleted).
     by_name: BTreeMap<String, (String, Option<T>)>,
 }
 
-impl<T> Default for Expectations<T> {
+impl<T> Default for UnseenWrites<T> {
     fn default() -> Self {
-        Expectations {
+        UnseenWrites {
             by_name: BTreeMap::new(),
         }
     }
 }
 
-impl<T: Clone> Expectations<T> {
+impl<T: Clone> UnseenWrites<T> {
     /// A write conditional on `replaced` (the `resourceVersion` it was made from) succeeded and
     /// made `written` (`None`: the object was deleted).
     pub fn wrote(&mut self, name: &str, replaced: &str, written: Option<T>) {
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn a_cache_behind_our_write_shows_the_write_until_it_catches_up() {
-        let mut e = Expectations::default();
+        let mut e = UnseenWrites::default();
         e.wrote("a", "5", Some("a@7 (ours)".to_string()));
         assert_eq!(
             e.overlay(cached(&[("a", "5"), ("b", "6")])),
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn a_later_change_by_someone_else_is_never_hidden() {
-        let mut e = Expectations::default();
+        let mut e = UnseenWrites::default();
         e.wrote("a", "5", Some("a@7 (ours)".to_string()));
         // The agent renewed after our write (the cache skipped our version).
         assert_eq!(e.overlay(cached(&[("a", "9")])), vec!["a@9".to_string()]);
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_delete_hides_the_object_until_the_cache_sees_it_gone() {
-        let mut e = Expectations::default();
+        let mut e = UnseenWrites::default();
         e.wrote("a", "5", None);
         assert_eq!(e.overlay(cached(&[("a", "5"), ("b", "1")])), vec!["b@1".to_string()]);
         assert_eq!(e.len(), 1);

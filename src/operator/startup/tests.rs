@@ -35,7 +35,7 @@ async fn transient_errors_are_retried_until_the_api_server_answers() {
         .await
         .expect("finishes")
         .expect("no panic");
-    assert_eq!(out, Ok(()));
+    assert_eq!(out.map_err(|e| e.to_string()), Ok(()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +43,7 @@ async fn transient_errors_end_in_an_error_once_patience_runs_out() {
     let (sim, client) = sim_with_crds().await;
     sim.faults.set_error_rate(None, 1.0, &[500]);
     let out = check_crds(&client, &Some("default".into()), Duration::from_millis(700)).await;
-    let e = out.expect_err("gives up");
+    let e = out.expect_err("gives up").to_string();
     assert!(e.starts_with("checking that rollouts.baton.dev is served: "), "{e}");
     assert!(
         e.contains("(500 InternalError)") && e.contains("still failing after"),
@@ -58,7 +58,8 @@ async fn a_missing_crd_is_a_definite_answer() {
     let started = tokio::time::Instant::now();
     let e = check_crds(&client, &None, Duration::from_secs(60))
         .await
-        .expect_err("missing");
+        .expect_err("missing")
+        .to_string();
     assert_eq!(
         e,
         "the CustomResourceDefinition rollouts.baton.dev is not installed: run `kubectl apply -f crds/` (or install the Helm chart)"

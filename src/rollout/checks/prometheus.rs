@@ -30,20 +30,84 @@ pub mod keys {
     pub const PASSWORD: &str = "password";
 }
 
+/// Why a Prometheus check attempt failed; its text is the attempt's result for people.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The check's `condition` does not parse (the words of [`Threshold::parse`]).
+    #[error("{0}")]
+    Condition(String),
+    #[error("cannot read Secret {ns}/{name}: {}", secret_reason(.source))]
+    SecretUnreadable {
+        ns: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error(
+        "Secret {ns}/{name} has neither `{}` nor `{}` and `{}`",
+        keys::TOKEN,
+        keys::USERNAME,
+        keys::PASSWORD
+    )]
+    NoCredentials { ns: String, name: String },
+    #[error("bad request for {address}: {source}")]
+    BadRequest { address: String, source: http::Error },
+    /// The request did not complete: the client's error with its causes ([`error_chain`]).
+    #[error("{0}")]
+    Transport(String),
+    #[error("HTTP {status}, reading the body: {source}")]
+    Body {
+        status: u16,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("no answer within {}s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("HTTP {status}, not a Prometheus API answer")]
+    NotPrometheus { status: u16, source: serde_json::Error },
+    /// Prometheus refused the query: its `errorType` and `error`.
+    #[error("query error ({kind}): {message}")]
+    Refused { kind: String, message: String },
+    #[error("HTTP {0} from Prometheus")]
+    Status(u16),
+    #[error("the query returned a {0}; use one that returns an instant vector or a scalar")]
+    ResultType(String),
+    #[error("HTTP 200, but no data.resultType in the answer")]
+    NoResultType,
+    #[error("no data: the query returned no samples")]
+    NoData,
+    /// `series` is the sample's labels (`{a="1"} = `), empty for a scalar.
+    #[error("{series}value {value} is not a number")]
+    NotANumber { series: String, value: serde_json::Value },
+    #[error("{series}{value} (expected {condition})")]
+    Unmet {
+        series: String,
+        value: f64,
+        condition: Threshold,
+    },
+}
+
+/// What a failed read of a check's Secret says: the API server's message, else the client's.
+fn secret_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
+}
+
 /// The credentials in Secret `ns/name`: `token` (bearer) or `username` and `password` (basic).
-pub async fn read_auth(client: &kube::Client, ns: &str, name: &str) -> Result<Auth, String> {
+pub async fn read_auth(client: &kube::Client, ns: &str, name: &str) -> Result<Auth, QueryError> {
     let secret = Api::<Secret>::namespaced(client.clone(), ns)
         .get(name)
         .await
-        .map_err(|e| match e {
-            kube::Error::Api(s) => format!("cannot read Secret {ns}/{name}: {}", s.message),
-            e => format!("cannot read Secret {ns}/{name}: {e}"),
+        .map_err(|source| QueryError::SecretUnreadable {
+            ns: ns.to_string(),
+            name: name.to_string(),
+            source,
         })?;
-    auth_from(&secret).map_err(|e| format!("Secret {ns}/{name} {e}"))
+    auth_from(ns, name, &secret)
 }
 
-/// The header a Secret's data gives, or what it lacks.
-pub fn auth_from(secret: &Secret) -> Result<Auth, String> {
+/// The header the data of Secret `ns/name` gives, or what it lacks.
+pub fn auth_from(ns: &str, name: &str, secret: &Secret) -> Result<Auth, QueryError> {
     let data = secret.data.clone().unwrap_or_default();
     let text = |k: &str| {
         data.get(k)
@@ -55,12 +119,10 @@ pub fn auth_from(secret: &Secret) -> Result<Auth, String> {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         ))),
-        _ => Err(format!(
-            "has neither `{}` nor `{}` and `{}`",
-            keys::TOKEN,
-            keys::USERNAME,
-            keys::PASSWORD
-        )),
+        _ => Err(QueryError::NoCredentials {
+            ns: ns.to_string(),
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -78,8 +140,8 @@ pub async fn attempt(
     check: &PrometheusCheck,
     query: &str,
     auth: Option<&Auth>,
-) -> Result<String, String> {
-    let condition = Threshold::parse(&check.condition)?;
+) -> Result<String, QueryError> {
+    let condition = Threshold::parse(&check.condition).map_err(QueryError::Condition)?;
     let url = query_url(&check.address, query);
     let mut req = http::Request::builder()
         .method("GET")
@@ -91,38 +153,43 @@ pub async fn attempt(
     }
     let req = req
         .body(Full::new(Bytes::new()))
-        .map_err(|e| format!("bad request for {}: {e}", check.address))?;
+        .map_err(|source| QueryError::BadRequest {
+            address: check.address.clone(),
+            source,
+        })?;
     let timeout = Duration::from_secs(u64::try_from(check.timeout_seconds.max(1)).unwrap_or(1));
     let exchange = async {
-        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| QueryError::Transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
             .map(|b| b.to_bytes())
-            .map_err(|e| format!("HTTP {status}, reading the body: {e}"))?;
-        Ok::<_, String>((status, body))
+            .map_err(|source| QueryError::Body { status, source })?;
+        Ok::<_, QueryError>((status, body))
     };
     let (status, body) = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))??;
+        .map_err(|_| QueryError::Timeout(timeout))??;
     judge(&condition, status, &body)
 }
 
 /// The verdict on Prometheus's answer: every sample of an instant vector (or the scalar) meets
 /// `condition`; no sample at all is a failure (a query that matches nothing proves nothing).
-pub fn judge(condition: &Threshold, status: u16, body: &[u8]) -> Result<String, String> {
+pub fn judge(condition: &Threshold, status: u16, body: &[u8]) -> Result<String, QueryError> {
     let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| format!("HTTP {status}, not a Prometheus API answer"))?;
+        serde_json::from_slice(body).map_err(|source| QueryError::NotPrometheus { status, source })?;
     if v["status"] == "error" {
-        return Err(format!(
-            "query error ({}): {}",
-            v["errorType"].as_str().unwrap_or("unknown"),
-            v["error"].as_str().unwrap_or("no message")
-        ));
+        return Err(QueryError::Refused {
+            kind: v["errorType"].as_str().unwrap_or("unknown").to_string(),
+            message: v["error"].as_str().unwrap_or("no message").to_string(),
+        });
     }
     if status != 200 {
-        return Err(format!("HTTP {status} from Prometheus"));
+        return Err(QueryError::Status(status));
     }
     let data = &v["data"];
     let samples: Vec<(String, &serde_json::Value)> = match data["resultType"].as_str() {
@@ -131,26 +198,27 @@ pub fn judge(condition: &Threshold, status: u16, body: &[u8]) -> Result<String, 
             .map(|a| a.iter().map(|s| (labels(&s["metric"]), &s["value"][1])).collect())
             .unwrap_or_default(),
         Some("scalar") => vec![(String::new(), &data["result"][1])],
-        Some(other) => {
-            return Err(format!(
-                "the query returned a {other}; use one that returns an instant vector or a scalar"
-            ))
-        }
-        None => return Err("HTTP 200, but no data.resultType in the answer".into()),
+        Some(other) => return Err(QueryError::ResultType(other.to_string())),
+        None => return Err(QueryError::NoResultType),
     };
     if samples.is_empty() {
-        return Err("no data: the query returned no samples".into());
+        return Err(QueryError::NoData);
     }
     let count = samples.len();
     let mut last = String::new();
     for (series, value) in samples {
         let text = value.as_str().unwrap_or("");
-        let x: f64 = text
-            .parse()
-            .map_err(|_| format!("{series}value {value} is not a number"))?;
+        let Ok(x) = text.parse::<f64>() else {
+            let value = value.clone();
+            return Err(QueryError::NotANumber { series, value });
+        };
         last = format!("{series}{x}");
         if !condition.holds(x) {
-            return Err(format!("{series}{x} (expected {condition})"));
+            return Err(QueryError::Unmet {
+                series,
+                value: x,
+                condition: *condition,
+            });
         }
     }
     Ok(if count == 1 {
@@ -192,6 +260,11 @@ mod tests {
         .expect("json")
     }
 
+    /// The verdict as the status says it.
+    fn judged(condition: &Threshold, status: u16, body: &[u8]) -> Result<String, String> {
+        judge(condition, status, body).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn conditions_parse_and_hold() {
         assert_eq!(cond("< 0.05").to_string(), "< 0.05");
@@ -208,40 +281,40 @@ mod tests {
     fn every_sample_must_meet_the_condition_and_no_data_fails() {
         let lt = cond("< 0.05");
         assert_eq!(
-            judge(&lt, 200, &vector(&[("v2", "0.01")])),
+            judged(&lt, 200, &vector(&[("v2", "0.01")])),
             Ok("{version=\"v2\"} = 0.01".into())
         );
         assert_eq!(
-            judge(&lt, 200, &vector(&[("v1", "0.01"), ("v2", "0.5")])),
+            judged(&lt, 200, &vector(&[("v1", "0.01"), ("v2", "0.5")])),
             Err("{version=\"v2\"} = 0.5 (expected < 0.05)".into())
         );
         assert_eq!(
-            judge(&lt, 200, &vector(&[("v1", "0"), ("v2", "0.02")])),
+            judged(&lt, 200, &vector(&[("v1", "0"), ("v2", "0.02")])),
             Ok("2 samples, all < 0.05".into())
         );
         assert_eq!(
-            judge(&lt, 200, &vector(&[])),
+            judged(&lt, 200, &vector(&[])),
             Err("no data: the query returned no samples".into())
         );
         assert_eq!(
-            judge(&lt, 200, &vector(&[("v2", "NaN")])),
+            judged(&lt, 200, &vector(&[("v2", "NaN")])),
             Err("{version=\"v2\"} = NaN (expected < 0.05)".into())
         );
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"0.2"]}}"#;
-        assert_eq!(judge(&lt, 200, scalar), Err("0.2 (expected < 0.05)".into()));
+        assert_eq!(judged(&lt, 200, scalar), Err("0.2 (expected < 0.05)".into()));
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert!(judge(&lt, 200, matrix).unwrap_err().contains("returned a matrix"));
+        assert!(judged(&lt, 200, matrix).unwrap_err().contains("returned a matrix"));
     }
 
     #[test]
     fn prometheus_errors_are_reported_with_their_message() {
         let body = br#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#;
         assert_eq!(
-            judge(&cond("< 1"), 400, body),
+            judged(&cond("< 1"), 400, body),
             Err("query error (bad_data): 1:5: parse error: unexpected end of input".into())
         );
         assert_eq!(
-            judge(&cond("< 1"), 502, b"<html>bad gateway</html>"),
+            judged(&cond("< 1"), 502, b"<html>bad gateway</html>"),
             Err("HTTP 502, not a Prometheus API answer".into())
         );
     }
@@ -261,11 +334,15 @@ mod tests {
             ),
             ..Default::default()
         };
-        assert_eq!(auth_from(&secret(&[("token", "abc\n")])), Ok(Auth("Bearer abc".into())));
+        let auth = |pairs: &[(&str, &str)]| auth_from("ns", "creds", &secret(pairs));
+        assert_eq!(auth(&[("token", "abc\n")]).ok(), Some(Auth("Bearer abc".into())));
         assert_eq!(
-            auth_from(&secret(&[("username", "u"), ("password", "p")])),
-            Ok(Auth("Basic dTpw".into()))
+            auth(&[("username", "u"), ("password", "p")]).ok(),
+            Some(Auth("Basic dTpw".into()))
         );
-        assert!(auth_from(&secret(&[("username", "u")])).is_err());
+        assert_eq!(
+            auth(&[("username", "u")]).map_err(|e| e.to_string()),
+            Err("Secret ns/creds has neither `token` nor `username` and `password`".into())
+        );
     }
 }

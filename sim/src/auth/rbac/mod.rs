@@ -12,23 +12,19 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::Core;
 use crate::resources::ResKey;
+use crate::store::Store;
 
 use super::{Decision, RequestInfo, UserInfo, MASTERS};
 
-mod aggregate;
-mod bootstrap;
-mod escalation;
 pub mod rules;
 
-pub use escalation::check_escalation;
 pub use rules::PolicyRule;
 
 pub const GROUP: &str = "rbac.authorization.k8s.io";
-const RESOURCES: [&str; 4] = ["roles", "rolebindings", "clusterroles", "clusterrolebindings"];
+pub const RESOURCES: [&str; 4] = ["roles", "rolebindings", "clusterroles", "clusterrolebindings"];
 
-fn rkey(plural: &str) -> ResKey {
+pub(crate) fn rkey(plural: &str) -> ResKey {
     ResKey {
         group: GROUP.into(),
         plural: plural.into(),
@@ -84,7 +80,7 @@ pub fn rules_of(v: &Value) -> Vec<PolicyRule> {
         .unwrap_or_default()
 }
 
-fn binding_of(v: &Value, name: &str, namespace: &str) -> Binding {
+pub(crate) fn binding_of(v: &Value, name: &str, namespace: &str) -> Binding {
     let b: BindingBody = serde_json::from_value(v.clone()).unwrap_or_default();
     Binding {
         name: name.to_string(),
@@ -126,22 +122,28 @@ fn describe(s: &Subject, binding_ns: &str) -> String {
 }
 
 impl Snapshot {
-    fn build(core: &Core, version: [u64; 4]) -> Snapshot {
+    /// The store's change versions of the four RBAC resources this snapshot was read at.
+    pub fn version(&self) -> [u64; 4] {
+        self.version
+    }
+
+    /// The roles and bindings in `store`, read at the store's `version` of them.
+    pub fn build(store: &Store, version: [u64; 4]) -> Snapshot {
         let mut s = Snapshot {
             version,
             ..Snapshot::default()
         };
-        for o in core.store.list(&rkey("clusterroles"), None).0 {
+        for o in store.list(&rkey("clusterroles"), None).0 {
             s.cluster_roles.insert(o.name.clone(), Arc::new(rules_of(&o.value())));
         }
-        for o in core.store.list(&rkey("roles"), None).0 {
+        for o in store.list(&rkey("roles"), None).0 {
             s.roles
                 .insert((o.namespace.clone(), o.name.clone()), Arc::new(rules_of(&o.value())));
         }
-        for o in core.store.list(&rkey("clusterrolebindings"), None).0 {
+        for o in store.list(&rkey("clusterrolebindings"), None).0 {
             s.cluster_bindings.push(binding_of(&o.value(), &o.name, ""));
         }
-        for o in core.store.list(&rkey("rolebindings"), None).0 {
+        for o in store.list(&rkey("rolebindings"), None).0 {
             let b = binding_of(&o.value(), &o.name, &o.namespace);
             s.role_bindings.entry(o.namespace.clone()).or_default().push(b);
         }
@@ -149,7 +151,7 @@ impl Snapshot {
     }
 
     /// The rules a binding grants, or the lister's not-found error.
-    fn role_rules(&self, b: &Binding) -> Result<Arc<Vec<PolicyRule>>, String> {
+    pub(crate) fn role_rules(&self, b: &Binding) -> Result<Arc<Vec<PolicyRule>>, String> {
         let found = match b.role_ref.kind.as_str() {
             "ClusterRole" => self.cluster_roles.get(&b.role_ref.name),
             "Role" if !b.namespace.is_empty() => self.roles.get(&(b.namespace.clone(), b.role_ref.name.clone())),
@@ -252,43 +254,5 @@ impl Snapshot {
     /// Whether `user` may do `verb` on `resource` (RBAC only, masters included).
     pub fn allows(&self, user: &UserInfo, req: &RequestInfo) -> bool {
         user.in_group(MASTERS) || self.authorize(user, req).allowed
-    }
-}
-
-impl Core {
-    /// The current RBAC snapshot (rebuilt if a role or binding changed since the last one).
-    pub fn rbac(&self) -> Arc<Snapshot> {
-        let version = RESOURCES.map(|r| self.store.changed_at(&rkey(r)));
-        if let Some(s) = self.auth.cached_rbac() {
-            if s.version == version {
-                return s;
-            }
-        }
-        let s = Arc::new(Snapshot::build(self, version));
-        self.auth.store_rbac(s.clone());
-        s
-    }
-
-    /// Whether `user` may make the request: `system:masters` always; otherwise RBAC (unless the
-    /// simulator runs with `AlwaysAllow`).
-    pub fn authorize(&self, user: &UserInfo, req: &RequestInfo) -> Decision {
-        if user.in_group(MASTERS) || self.auth.mode() == super::AuthorizationMode::AlwaysAllow {
-            return Decision {
-                allowed: true,
-                reason: String::new(),
-            };
-        }
-        self.rbac().authorize(user, req)
-    }
-
-    /// Create the default roles and bindings (kube-apiserver's RBAC bootstrap) and fill the
-    /// aggregated roles.
-    pub fn create_rbac_defaults(&self) {
-        bootstrap::create(self);
-    }
-
-    /// The cluster-role aggregation controller's work after a ClusterRole changed.
-    pub(crate) fn aggregate_cluster_roles(&self) {
-        aggregate::run(self);
     }
 }

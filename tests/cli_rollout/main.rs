@@ -1,0 +1,47 @@
+//! The `baton rollout …` commands: the real binary and real kubectl against the simulator
+//! (`KUBECONFIG` = the simulator's kubeconfig), with the operator running in-process.
+#[path = "../cli_support/mod.rs"]
+mod cli_support;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod history;
+mod pins;
+mod promote;
+mod status;
+
+use cli_support::{baton, Run};
+use serde_json::json;
+use support::*;
+
+const NAME: &str = "svc";
+
+/// `baton rollout <args>`.
+async fn cli(env: &Env, args: &[&str]) -> Run {
+    let mut all = vec!["rollout"];
+    all.extend_from_slice(args);
+    baton(env.sim.kubeconfig_path(), &all).await
+}
+
+/// `baton rollout <args>`, expecting it to exit with `expected`.
+async fn cli_exits(env: &Env, args: &[&str], expected: i32) -> Run {
+    let r = cli(env, args).await;
+    assert_eq!(r.code, expected, "baton rollout {args:?}: {r}");
+    r
+}
+
+/// The Rollout at `version` (3 instances), given up on after 3 seconds without progress.
+fn fast(version: &str, image: &str) -> serde_json::Value {
+    let mut m = manifest(NAME, 3, version, image);
+    m["spec"]["progressDeadlineSeconds"] = json!(3);
+    m
+}
+
+/// A simulator with the operator running and v1 of the Rollout deployed and Healthy.
+async fn v1_deployed() -> (Env, OperatorTask) {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    env.apply(&manifest_v(NAME, 3, "v1")).await;
+    env.wait_healthy(NAME, "v1", 3).await;
+    (env, op)
+}
