@@ -85,7 +85,8 @@ sim:
 
 # Benchmarks print their figures; docs/benchmarks.md records them with these commands.
 bench:
-	$(CARGO) build --release --bin baton --bin baton-sim --examples
+	$(CARGO) build --release --bin baton --examples
+	$(CARGO) build --release -p baton-sim --bin baton-sim --examples
 	$(CARGO) run --quiet --release -p baton-sim --example sim_bench
 	$(CARGO) run --quiet --release --example rollout_bench
 	$(CARGO) run --quiet --release --example check_bench
