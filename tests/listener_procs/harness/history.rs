@@ -223,40 +223,134 @@ pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool) -> Vec<Str
     out
 }
 
-/// Status never counts more listeners as running than the set had acknowledged (held by a pod
-/// whose agent renewed the Lease after the assignment) since the status before it: a status is
-/// decided from a read made after the previous status was written, and may be written after a
-/// release it did not see yet, never before an acknowledgement.
+/// Status never counts more listeners as running than some state of the set's Leases before it
+/// had acknowledged (held by a pod whose agent renewed the Lease after the assignment). The
+/// controller decides a status from its Lease cache, which may lag behind the store — even behind
+/// the controller's own previous status write, whose watch event can start the next reconcile
+/// before the Lease events written before it arrive — so a status may count listeners whose
+/// release it has not seen yet, and nothing in the store says which state it read. Counts alone
+/// allow no more than this bound; that each listener counted running is in a tenure its holder
+/// acknowledged is checked exactly, listener by listener, by the decision's property tests.
 fn running_before_renewal(h: &NsHistory) -> Vec<String> {
     let mut out = Vec::new();
-    let mut previous: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut by_set: BTreeMap<&str, Vec<&LeaseRec>> = BTreeMap::new();
+    for l in &h.leases {
+        by_set.entry(l.set.as_str()).or_default().push(l);
+    }
+    let mut seen: BTreeMap<&str, Acknowledged> = BTreeMap::new();
     for st in &h.statuses {
-        let from = previous.get(st.set.as_str()).copied().unwrap_or(0);
-        let acked = |l: &LeaseRec| !l.deleted && l.holder.is_some() && l.renewed;
-        let mut latest: BTreeMap<&str, &LeaseRec> = BTreeMap::new();
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for l in h.leases.iter().filter(|l| l.rv < st.rv && l.set == st.set) {
-            if l.rv > from && acked(l) {
-                seen.insert(&l.listener);
-            }
-            latest.insert(&l.listener, l);
-            if l.rv <= from {
-                // The state as of the previous status: reset, then count if acknowledged.
-                seen.remove(l.listener.as_str());
-                if acked(l) {
-                    seen.insert(&l.listener);
-                }
-            }
+        let acks = seen.entry(st.set.as_str()).or_default();
+        let records = by_set.get(st.set.as_str()).map(Vec::as_slice).unwrap_or_default();
+        for l in records.iter().skip(acks.applied).take_while(|l| l.rv < st.rv) {
+            acks.apply(l);
         }
-        let acknowledged = seen.len() as i64;
-        if st.running > acknowledged {
+        if st.running > acks.most {
             out.push(format!(
-                "status of {} at rv {} counts {} listeners running while {acknowledged} Leases were acknowledged by \
-                 their holder since the status before",
-                st.set, st.rv, st.running
+                "status of {} at rv {} counts {} listeners running while no state of its Leases before it had more \
+                 than {} acknowledged by their holder",
+                st.set, st.rv, st.running, acks.most
             ));
         }
-        previous.insert(&st.set, st.rv);
     }
     out
+}
+
+/// One set's Leases replayed up to a resourceVersion: the listeners acknowledged in that state,
+/// and the most any state so far had.
+#[derive(Default)]
+struct Acknowledged<'a> {
+    applied: usize,
+    now: BTreeSet<&'a str>,
+    most: i64,
+}
+
+impl<'a> Acknowledged<'a> {
+    fn apply(&mut self, l: &'a LeaseRec) {
+        if !l.deleted && l.holder.is_some() && l.renewed {
+            self.now.insert(&l.listener);
+        } else {
+            self.now.remove(l.listener.as_str());
+        }
+        self.applied += 1;
+        self.most = self.most.max(self.now.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(rv: u64, listener: &str, holder: Option<&str>, renewed: bool) -> LeaseRec {
+        LeaseRec {
+            rv,
+            deleted: false,
+            set: "s".into(),
+            listener: listener.into(),
+            holder: holder.map(str::to_string),
+            owner_uid: None,
+            transitions: 1,
+            renewed,
+            release_requested: None,
+        }
+    }
+
+    fn status(rv: u64, running: i64) -> StatusRec {
+        StatusRec {
+            rv,
+            set: "s".into(),
+            running,
+            ready: None,
+        }
+    }
+
+    fn history(leases: Vec<LeaseRec>, statuses: Vec<StatusRec>) -> NsHistory {
+        NsHistory {
+            leases,
+            statuses,
+            pods: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_status_read_from_a_cache_behind_the_status_before_it_is_explained() {
+        // a acknowledged at 2, released at 4; the status at 5 was read at 3, and so was the one
+        // at 6 (started by the watch event of the status at 5 before the release arrived).
+        let h = history(
+            vec![
+                lease(1, "a", Some("p"), false),
+                lease(2, "a", Some("p"), true),
+                lease(4, "a", None, false),
+            ],
+            vec![status(5, 1), status(6, 1), status(8, 0)],
+        );
+        assert_eq!(running_before_renewal(&h), Vec::<String>::new());
+    }
+
+    #[test]
+    fn running_before_any_acknowledgement_is_reported() {
+        let h = history(
+            vec![lease(1, "a", Some("p"), false), lease(3, "a", Some("p"), true)],
+            vec![status(2, 1), status(4, 1)],
+        );
+        let found = running_before_renewal(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("at rv 2 counts 1"), "{found:?}");
+    }
+
+    #[test]
+    fn running_above_what_any_state_held_is_reported() {
+        // a and b were acknowledged, never both at once.
+        let h = history(
+            vec![
+                lease(1, "a", Some("p"), true),
+                lease(2, "b", Some("q"), false),
+                lease(3, "a", None, false),
+                lease(4, "b", Some("q"), true),
+            ],
+            vec![status(5, 1), status(6, 1), status(7, 2)],
+        );
+        let found = running_before_renewal(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("at rv 7 counts 2"), "{found:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The API server of the simulated cluster: the set's listener Leases and the pods' liveness
 //! Leases as it holds them, which the agents ([`super::agent`]) and the controller
 //! ([`super::controller`]) read and the world ([`super::world`]) writes.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The lease duration of the simulated set.
@@ -40,6 +40,8 @@ pub(super) struct Api {
     pub leases: BTreeMap<String, ListenerLease>,
     /// By pod uid.
     pub live: BTreeMap<String, LiveM>,
+    /// Every tenure whose holder acknowledged it: (listener, holder uid, token).
+    pub acknowledged: BTreeSet<(String, String, i32)>,
 }
 
 impl Api {

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::agent::{Agent, Answer, Ask, Sent};
 use super::api::{Api, ListenerLease, LiveM};
 use super::controller::{Ctl, Reads};
+use crate::listeners::assigner::ListenerState;
 use crate::listeners::decide::*;
 
 pub(super) const STEP: Duration = Duration::from_millis(250);
@@ -220,6 +221,7 @@ impl World {
                 .filter(|l| l.rv == s.rv && l.holder == who)
                 .map(|l| {
                     (l.renew, l.rv) = (rv, rv);
+                    self.api.acknowledged.insert((listener.clone(), uid.clone(), l.token));
                     Answer::Acknowledged {
                         token: l.token,
                         requested: l.release_requested,
@@ -434,6 +436,17 @@ impl World {
             stopped: &self.stopped,
         };
         let d = self.ctl.decide(&reads, lagging, self.now)?;
+        // The status counts a listener running only in a tenure its holder acknowledged, whatever
+        // the caches lag behind.
+        for (id, state) in &d.summary.states {
+            if let ListenerState::Running { uid, transitions, .. } = state {
+                let tenure = (id.clone(), uid.clone(), *transitions);
+                prop_assert!(
+                    self.api.acknowledged.contains(&tenure),
+                    "{id} counted running on {uid} with token {transitions}, a tenure never acknowledged"
+                );
+            }
+        }
         prop_assert!(
             d.ceiling >= self.ceiling,
             "the ceiling fell: {:?} < {:?}",
