@@ -4,11 +4,15 @@
 //! Field numbers and types come from k8s-pb's own prost messages (the generated code uses its
 //! types, so the compiler checks every field against k8s-pb); JSON field names come from
 //! k8s-openapi's serde code, matched on the name without case or underscores (`pod_i_ps` ↔
-//! `podIPs`). Both crates' sources are found with `cargo metadata`.
+//! `podIPs`). Both crates' sources are found with `cargo metadata`. Which scalar fields keep a
+//! zero value in JSON comes from the Go structs, through `sim/src/protobuf/go_fields.rs`.
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+#[path = "../src/protobuf/go_fields.rs"]
+mod go_fields;
 
 /// (apiVersion, kind, k8s-pb path) of every top-level message encoded; lists are added.
 const ROOTS: &[(&str, &str, &str)] = &[
@@ -271,6 +275,29 @@ fn norm(s: &str) -> String {
     s.trim_start_matches("r#").replace('_', "").to_lowercase()
 }
 
+/// The reader of a scalar field's JSON value.
+fn scalar_get(kind: &str) -> String {
+    let t = match kind {
+        "string" => "s",
+        "int32" => "i32",
+        "int64" => "i64",
+        _ => "bool",
+    };
+    format!("get_{t}(k, v)?")
+}
+
+/// Every entry of `go_fields.rs` names a scalar field of a generated message.
+fn check_go_fields(kept: &BTreeSet<(String, String)>) -> Result<(), String> {
+    for (path, keys) in go_fields::POINTERS.iter().chain(go_fields::NOT_OMITEMPTY) {
+        if let Some(key) = keys.iter().find(|k| !kept.contains(&(path.to_string(), k.to_string()))) {
+            return Err(format!(
+                "go_fields.rs: {path}.{key} is no scalar field of a generated message"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// JSON names of a type's fields, from k8s-openapi's deserializer.
 fn json_names(openapi: &Path, path: &str) -> Result<Vec<String>, String> {
     let (module, name) = path.rsplit_once("::").ok_or("bad path")?;
@@ -297,6 +324,7 @@ fn emit(
     fields: &[Field],
     names: &[String],
     structs: &BTreeMap<String, Vec<Field>>,
+    kept: &mut BTreeSet<(String, String)>,
     code: &mut String,
 ) -> Result<(), String> {
     // Fields newer than k8s-openapi's newest version: Go's lowerCamelCase of the proto name.
@@ -321,21 +349,19 @@ fn emit(
         let key = json_of(f);
         let fname = &f.name;
         let (put, get) = match (f.kind.as_str(), f.repeated) {
+            // A scalar Go keeps at zero (a pointer, or no `omitempty`): kept whenever sent.
+            ("string", false) | ("int32", false) | ("int64", false) | ("bool", false)
+                if go_fields::keeps_zero(path, &key) =>
+            {
+                kept.insert((path.to_string(), key.clone()));
+                ("keep".to_string(), scalar_get(&f.kind))
+            }
+            (_, false) if go_fields::keeps_zero(path, &key) => {
+                return Err(format!("{path}.{key}: go_fields.rs lists a {} field", f.kind))
+            }
             ("string", false) => ("s".to_string(), "get_s(k, v)?".to_string()),
             ("string", true) => ("list".into(), "get_list(k, v, get_s)?".into()),
-            ("int32", false) | ("int64", false) | ("bool", false) => (
-                "n".into(),
-                format!(
-                    "get_{}(k, v)?",
-                    if f.kind == "int32" {
-                        "i32"
-                    } else if f.kind == "int64" {
-                        "i64"
-                    } else {
-                        "bool"
-                    }
-                ),
-            ),
+            ("int32", false) | ("int64", false) | ("bool", false) => ("n".into(), scalar_get(&f.kind)),
             ("int32", true) => ("list".into(), "get_list(k, v, get_i32)?".into()),
             ("int64", true) => ("list".into(), "get_list(k, v, get_i64)?".into()),
             ("double", false) => ("f".into(), "get_f64(k, v)?".into()),
@@ -448,6 +474,7 @@ fn run() -> Result<String, String> {
             }
         }
     }
+    let mut kept = BTreeSet::new();
     for p in seen.iter().filter(|p| !SPECIAL.contains(&p.as_str())) {
         let n = match names.get(p) {
             Some(n) => n.clone(),
@@ -457,8 +484,9 @@ fn run() -> Result<String, String> {
                 Vec::new()
             }
         };
-        emit(p, &structs[p], &n, &structs, &mut code)?;
+        emit(p, &structs[p], &n, &structs, &mut kept, &mut code)?;
     }
+    check_go_fields(&kept)?;
     Ok(code)
 }
 

@@ -8,8 +8,18 @@
 //! for protobuf first. The JSON ⇄ message conversions are generated (`generated.rs`, by
 //! `make protobuf`) from k8s-pb's messages and k8s-openapi's field names; `json.rs` has the
 //! helpers and the types whose JSON is not an object (times, quantities, int-or-string, raw
-//! JSON). Custom resources have no protobuf form, as on kube-apiserver: a protobuf body of a
-//! kind not served here is 415 naming the kind; a malformed body is 400.
+//! JSON).
+//!
+//! A body reads as kube-apiserver reads it — into the Go struct, then out as Go's JSON:
+//! client-go writes every non-pointer field, and a zero one (`stdin: false`, `hostNetwork:
+//! false`, a nested `generation: 0`) is left out as `omitempty` leaves it out, while a pointer
+//! set to zero (`replicas: 0`, `terminationGracePeriodSeconds: 0`) or a field without
+//! `omitempty` (`containerPort`) is kept; a zero time is `null` (a pod template's
+//! `creationTimestamp`). Which fields are pointers is not in k8s-pb nor k8s-openapi: the
+//! generator takes it from `go_fields.rs`, derived from the Go structs' tags.
+//!
+//! Custom resources have no protobuf form, as on kube-apiserver: a protobuf body of a kind not
+//! served here is 415 naming the kind; a malformed body is 400.
 //!
 //! Wire format: the 4-byte magic `k8s\0`, then a `runtime.Unknown` whose `raw` field is the
 //! object's own message.
@@ -69,10 +79,11 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         Some(r) => r.map_err(|e| bad(format!("{api_version} {kind}: {e}")))?,
         None => return Err(unsupported_kind(&api_version, &kind)),
     };
-    // Go leaves out a zero `generation` (`omitempty`); protobuf always carries it.
+    // The object's own creation time is the server's to set (on create; carried over on
+    // update): the zero one every Go client sends is no part of the request.
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        if meta.get("generation").and_then(Value::as_i64) == Some(0) {
-            meta.remove("generation");
+        if meta.get("creationTimestamp").is_some_and(Value::is_null) {
+            meta.remove("creationTimestamp");
         }
     }
     if let Some(obj) = v.as_object_mut() {

@@ -7,6 +7,8 @@ use crate::error::{ApiError, StatusCause};
 use crate::resources::{Registry, ResourceType};
 use crate::store::Store;
 
+mod apps;
+
 fn cause(reason: &str, field: &str, message: impl Into<String>) -> StatusCause {
     StatusCause {
         reason: reason.into(),
@@ -37,6 +39,14 @@ pub fn admit(
             "validatingadmissionpolicybindings" => crate::admission::policy::validation::binding(new),
             _ => Vec::new(),
         };
+        return Ok(if causes.is_empty() {
+            typed_check(rt, new)
+        } else {
+            causes
+        });
+    }
+    if rt.group == "apps" && rt.plural != "controllerrevisions" {
+        let causes = apps::workload(&rt.plural, old, new);
         return Ok(if causes.is_empty() {
             typed_check(rt, new)
         } else {
@@ -92,6 +102,8 @@ fn typed_check(rt: &ResourceType, v: &Value) -> Vec<StatusCause> {
         ("coordination.k8s.io", "Lease") => check::<k::coordination::v1::Lease>(v),
         ("apps", "ControllerRevision") => check::<k::apps::v1::ControllerRevision>(v),
         ("apps", "Deployment") => check::<k::apps::v1::Deployment>(v),
+        ("apps", "ReplicaSet") => check::<k::apps::v1::ReplicaSet>(v),
+        ("apps", "StatefulSet") => check::<k::apps::v1::StatefulSet>(v),
         ("batch", "Job") => check::<k::batch::v1::Job>(v),
         ("events.k8s.io", "Event") => check::<k::events::v1::Event>(v),
         ("rbac.authorization.k8s.io", "Role") => check::<k::rbac::v1::Role>(v),
@@ -151,29 +163,13 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
     let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
         return out;
     };
-    spec.entry("restartPolicy").or_insert(json!("Always"));
-    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
-    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
-    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    default_pod_spec(spec);
+    // What admission adds to a pod, not to a pod template: its service account, priority and
+    // service links.
     spec.entry("serviceAccountName").or_insert(json!("default"));
-    spec.entry("securityContext").or_insert(json!({}));
     spec.entry("enableServiceLinks").or_insert(json!(true));
     spec.entry("preemptionPolicy").or_insert(json!("PreemptLowerPriority"));
     spec.entry("priority").or_insert(json!(0));
-    if let Some(Value::Array(cs)) = spec.get_mut("containers") {
-        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
-            let latest = c
-                .get("image")
-                .and_then(Value::as_str)
-                .is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
-            c.entry("imagePullPolicy")
-                .or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
-            c.entry("terminationMessagePath")
-                .or_insert(json!("/dev/termination-log"));
-            c.entry("terminationMessagePolicy").or_insert(json!("File"));
-            c.entry("resources").or_insert(json!({}));
-        }
-    }
     match old {
         None => {
             if new.pointer("/status/phase").is_none() {
@@ -208,6 +204,30 @@ fn pod(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
         }
     }
     out
+}
+
+/// `SetDefaults_PodSpec` and the container defaults: what a pod and a workload's pod template
+/// both get.
+fn default_pod_spec(spec: &mut serde_json::Map<String, Value>) {
+    spec.entry("restartPolicy").or_insert(json!("Always"));
+    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
+    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    spec.entry("securityContext").or_insert(json!({}));
+    if let Some(Value::Array(cs)) = spec.get_mut("containers") {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            let latest = c
+                .get("image")
+                .and_then(Value::as_str)
+                .is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
+            c.entry("imagePullPolicy")
+                .or_insert(json!(if latest { "Always" } else { "IfNotPresent" }));
+            c.entry("terminationMessagePath")
+                .or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy").or_insert(json!("File"));
+            c.entry("resources").or_insert(json!({}));
+        }
+    }
 }
 
 /// `spec.containers[i].ports[j].containerPort` is a port number, as kube-apiserver's

@@ -23,6 +23,15 @@ impl Core {
         let mut st = json!({"replicas": status});
         if let Some(sel) = scale.label_selector_path.as_ref().and_then(|p| obj.pointer(&ptr(p))) {
             st["selector"] = sel.clone();
+        } else if !rt.custom {
+            // A workload's Scale carries its `spec.selector` in the string form, as the apps
+            // registry's scale strategy writes it.
+            let sel = obj
+                .pointer("/spec/selector")
+                .map(crate::selector::from_label_selector_json);
+            if let Some(Ok(sel)) = sel {
+                st["selector"] = json!(sel.to_string());
+            }
         }
         let m = meta_of(obj).cloned().unwrap_or_default();
         Ok(json!({

@@ -281,9 +281,19 @@ impl Kubelet {
         let Some(rt) = self.core.resource("", "nodes") else {
             return;
         };
+        // The labels a kubelet registers its node with (`kubelet_node_status.go`).
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
         let node = json!({
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
+            "metadata": {"name": NODE_NAME, "labels": {
+                "kubernetes.io/hostname": NODE_NAME,
+                "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+                "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch,
+            }},
             "spec": {},
         });
         let opts = crate::api::Opts {

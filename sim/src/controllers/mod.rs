@@ -9,6 +9,8 @@
 //! * `rbac_aggregation`: ClusterRoles with an `aggregationRule` get the rules they select.
 //! * `gc`: the garbage collector (ownerReferences, `orphan` and `foregroundDeletion`).
 //! * `jobs`: the Job controller.
+//! * `replicasets`, `deployments`, `statefulsets`: kube-controller-manager's workload
+//!   controllers for `apps/v1`.
 //! * `kubelet`: pods' lifecycle on one simulated node, with attached processes.
 use std::sync::Arc;
 
@@ -17,12 +19,15 @@ use tokio::sync::watch;
 use crate::api::Core;
 
 pub mod bootstrap;
+pub mod deployments;
 pub mod gc;
 pub mod jobs;
 pub mod kubelet;
 pub mod namespaces;
 pub mod rbac_aggregation;
 pub mod rbac_bootstrap;
+pub mod replicasets;
+pub mod statefulsets;
 
 use kubelet::{Kubelet, KubeletConfig};
 
@@ -37,5 +42,8 @@ pub fn start(core: &Arc<Core>, kubelet: KubeletConfig, shutdown: &watch::Receive
     tokio::spawn(kubelet.clone().run(shutdown.clone()));
     tokio::spawn(gc::run(core.clone(), shutdown.clone()));
     tokio::spawn(jobs::run(core.clone(), shutdown.clone()));
+    tokio::spawn(replicasets::run(core.clone(), shutdown.clone()));
+    tokio::spawn(deployments::run(core.clone(), shutdown.clone()));
+    tokio::spawn(statefulsets::run(core.clone(), shutdown.clone()));
     kubelet
 }

@@ -217,8 +217,8 @@ pub fn encode_kind(api_version: &str, kind: &str, v: &Value) -> Option<Result<Ve
 impl Pb for pb::api::admissionregistration::v1::AuditAnnotation {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "key", &self.key);
-        s(&mut o, "valueExpression", &self.value_expression);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "valueExpression", &self.value_expression);
         Ok(Value::Object(o))
     }
 
@@ -239,8 +239,8 @@ impl Pb for pb::api::admissionregistration::v1::AuditAnnotation {
 impl Pb for pb::api::admissionregistration::v1::ExpressionWarning {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "fieldRef", &self.field_ref);
-        s(&mut o, "warning", &self.warning);
+        keep(&mut o, "fieldRef", &self.field_ref);
+        keep(&mut o, "warning", &self.warning);
         Ok(Value::Object(o))
     }
 
@@ -261,8 +261,8 @@ impl Pb for pb::api::admissionregistration::v1::ExpressionWarning {
 impl Pb for pb::api::admissionregistration::v1::MatchCondition {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "expression", &self.expression);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "expression", &self.expression);
         Ok(Value::Object(o))
     }
 
@@ -287,7 +287,7 @@ impl Pb for pb::api::admissionregistration::v1::MatchResources {
         m(&mut o, "objectSelector", &self.object_selector)?;
         ml(&mut o, "resourceRules", &self.resource_rules)?;
         ml(&mut o, "excludeResourceRules", &self.exclude_resource_rules)?;
-        s(&mut o, "matchPolicy", &self.match_policy);
+        keep(&mut o, "matchPolicy", &self.match_policy);
         Ok(Value::Object(o))
     }
 
@@ -358,7 +358,7 @@ impl Pb for pb::api::admissionregistration::v1::ParamRef {
         s(&mut o, "name", &self.name);
         s(&mut o, "namespace", &self.namespace);
         m(&mut o, "selector", &self.selector)?;
-        s(&mut o, "parameterNotFoundAction", &self.parameter_not_found_action);
+        keep(&mut o, "parameterNotFoundAction", &self.parameter_not_found_action);
         Ok(Value::Object(o))
     }
 
@@ -384,7 +384,7 @@ impl Pb for pb::api::admissionregistration::v1::Rule {
         list(&mut o, "apiGroups", &self.api_groups);
         list(&mut o, "apiVersions", &self.api_versions);
         list(&mut o, "resources", &self.resources);
-        s(&mut o, "scope", &self.scope);
+        keep(&mut o, "scope", &self.scope);
         Ok(Value::Object(o))
     }
 
@@ -568,7 +568,7 @@ impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicySpec {
         m(&mut o, "paramKind", &self.param_kind)?;
         m(&mut o, "matchConstraints", &self.match_constraints)?;
         ml(&mut o, "validations", &self.validations)?;
-        s(&mut o, "failurePolicy", &self.failure_policy);
+        keep(&mut o, "failurePolicy", &self.failure_policy);
         ml(&mut o, "auditAnnotations", &self.audit_annotations)?;
         ml(&mut o, "matchConditions", &self.match_conditions)?;
         ml(&mut o, "variables", &self.variables)?;
@@ -621,9 +621,9 @@ impl Pb for pb::api::admissionregistration::v1::ValidatingAdmissionPolicyStatus 
 impl Pb for pb::api::admissionregistration::v1::Validation {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "expression", &self.expression);
+        keep(&mut o, "expression", &self.expression);
         s(&mut o, "message", &self.message);
-        s(&mut o, "reason", &self.reason);
+        keep(&mut o, "reason", &self.reason);
         s(&mut o, "messageExpression", &self.message_expression);
         Ok(Value::Object(o))
     }
@@ -647,8 +647,8 @@ impl Pb for pb::api::admissionregistration::v1::Validation {
 impl Pb for pb::api::admissionregistration::v1::Variable {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "expression", &self.expression);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "expression", &self.expression);
         Ok(Value::Object(o))
     }
 
@@ -671,7 +671,7 @@ impl Pb for pb::api::apps::v1::ControllerRevision {
         let mut o = Map::new();
         m(&mut o, "metadata", &self.metadata)?;
         m(&mut o, "data", &self.data)?;
-        n(&mut o, "revision", &self.revision);
+        keep(&mut o, "revision", &self.revision);
         Ok(Value::Object(o))
     }
 
@@ -740,7 +740,7 @@ impl Pb for pb::api::apps::v1::DeploymentCondition {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         m(&mut o, "lastUpdateTime", &self.last_update_time)?;
         m(&mut o, "lastTransitionTime", &self.last_transition_time)?;
         s(&mut o, "reason", &self.reason);
@@ -791,14 +791,14 @@ impl Pb for pb::api::apps::v1::DeploymentList {
 impl Pb for pb::api::apps::v1::DeploymentSpec {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "replicas", &self.replicas);
+        keep(&mut o, "replicas", &self.replicas);
         m(&mut o, "selector", &self.selector)?;
         m(&mut o, "template", &self.template)?;
         m(&mut o, "strategy", &self.strategy)?;
         n(&mut o, "minReadySeconds", &self.min_ready_seconds);
-        n(&mut o, "revisionHistoryLimit", &self.revision_history_limit);
+        keep(&mut o, "revisionHistoryLimit", &self.revision_history_limit);
         n(&mut o, "paused", &self.paused);
-        n(&mut o, "progressDeadlineSeconds", &self.progress_deadline_seconds);
+        keep(&mut o, "progressDeadlineSeconds", &self.progress_deadline_seconds);
         Ok(Value::Object(o))
     }
 
@@ -831,9 +831,9 @@ impl Pb for pb::api::apps::v1::DeploymentStatus {
         n(&mut o, "readyReplicas", &self.ready_replicas);
         n(&mut o, "availableReplicas", &self.available_replicas);
         n(&mut o, "unavailableReplicas", &self.unavailable_replicas);
-        n(&mut o, "terminatingReplicas", &self.terminating_replicas);
+        keep(&mut o, "terminatingReplicas", &self.terminating_replicas);
         ml(&mut o, "conditions", &self.conditions)?;
-        n(&mut o, "collisionCount", &self.collision_count);
+        keep(&mut o, "collisionCount", &self.collision_count);
         Ok(Value::Object(o))
     }
 
@@ -998,7 +998,7 @@ impl Pb for pb::api::authentication::v1::TokenRequestSpec {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         list(&mut o, "audiences", &self.audiences);
-        n(&mut o, "expirationSeconds", &self.expiration_seconds);
+        keep(&mut o, "expirationSeconds", &self.expiration_seconds);
         m(&mut o, "boundObjectRef", &self.bound_object_ref)?;
         Ok(Value::Object(o))
     }
@@ -1021,7 +1021,7 @@ impl Pb for pb::api::authentication::v1::TokenRequestSpec {
 impl Pb for pb::api::authentication::v1::TokenRequestStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "token", &self.token);
+        keep(&mut o, "token", &self.token);
         m(&mut o, "expirationTimestamp", &self.expiration_timestamp)?;
         Ok(Value::Object(o))
     }
@@ -1459,7 +1459,7 @@ impl Pb for pb::api::authorization::v1::SubjectAccessReviewSpec {
 impl Pb for pb::api::authorization::v1::SubjectAccessReviewStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "allowed", &self.allowed);
+        keep(&mut o, "allowed", &self.allowed);
         n(&mut o, "denied", &self.denied);
         s(&mut o, "reason", &self.reason);
         s(&mut o, "evaluationError", &self.evaluation_error);
@@ -1487,7 +1487,7 @@ impl Pb for pb::api::authorization::v1::SubjectRulesReviewStatus {
         let mut o = Map::new();
         ml(&mut o, "resourceRules", &self.resource_rules)?;
         ml(&mut o, "nonResourceRules", &self.non_resource_rules)?;
-        n(&mut o, "incomplete", &self.incomplete);
+        keep(&mut o, "incomplete", &self.incomplete);
         s(&mut o, "evaluationError", &self.evaluation_error);
         Ok(Value::Object(o))
     }
@@ -1536,7 +1536,7 @@ impl Pb for pb::api::batch::v1::JobCondition {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         m(&mut o, "lastProbeTime", &self.last_probe_time)?;
         m(&mut o, "lastTransitionTime", &self.last_transition_time)?;
         s(&mut o, "reason", &self.reason);
@@ -1587,22 +1587,22 @@ impl Pb for pb::api::batch::v1::JobList {
 impl Pb for pb::api::batch::v1::JobSpec {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "parallelism", &self.parallelism);
-        n(&mut o, "completions", &self.completions);
-        n(&mut o, "activeDeadlineSeconds", &self.active_deadline_seconds);
+        keep(&mut o, "parallelism", &self.parallelism);
+        keep(&mut o, "completions", &self.completions);
+        keep(&mut o, "activeDeadlineSeconds", &self.active_deadline_seconds);
         m(&mut o, "podFailurePolicy", &self.pod_failure_policy)?;
         m(&mut o, "successPolicy", &self.success_policy)?;
-        n(&mut o, "backoffLimit", &self.backoff_limit);
-        n(&mut o, "backoffLimitPerIndex", &self.backoff_limit_per_index);
-        n(&mut o, "maxFailedIndexes", &self.max_failed_indexes);
+        keep(&mut o, "backoffLimit", &self.backoff_limit);
+        keep(&mut o, "backoffLimitPerIndex", &self.backoff_limit_per_index);
+        keep(&mut o, "maxFailedIndexes", &self.max_failed_indexes);
         m(&mut o, "selector", &self.selector)?;
-        n(&mut o, "manualSelector", &self.manual_selector);
+        keep(&mut o, "manualSelector", &self.manual_selector);
         m(&mut o, "template", &self.template)?;
-        n(&mut o, "ttlSecondsAfterFinished", &self.ttl_seconds_after_finished);
-        s(&mut o, "completionMode", &self.completion_mode);
-        n(&mut o, "suspend", &self.suspend);
-        s(&mut o, "podReplacementPolicy", &self.pod_replacement_policy);
-        s(&mut o, "managedBy", &self.managed_by);
+        keep(&mut o, "ttlSecondsAfterFinished", &self.ttl_seconds_after_finished);
+        keep(&mut o, "completionMode", &self.completion_mode);
+        keep(&mut o, "suspend", &self.suspend);
+        keep(&mut o, "podReplacementPolicy", &self.pod_replacement_policy);
+        keep(&mut o, "managedBy", &self.managed_by);
         Ok(Value::Object(o))
     }
 
@@ -1643,11 +1643,11 @@ impl Pb for pb::api::batch::v1::JobStatus {
         n(&mut o, "active", &self.active);
         n(&mut o, "succeeded", &self.succeeded);
         n(&mut o, "failed", &self.failed);
-        n(&mut o, "terminating", &self.terminating);
+        keep(&mut o, "terminating", &self.terminating);
         s(&mut o, "completedIndexes", &self.completed_indexes);
-        s(&mut o, "failedIndexes", &self.failed_indexes);
+        keep(&mut o, "failedIndexes", &self.failed_indexes);
         m(&mut o, "uncountedTerminatedPods", &self.uncounted_terminated_pods)?;
-        n(&mut o, "ready", &self.ready);
+        keep(&mut o, "ready", &self.ready);
         Ok(Value::Object(o))
     }
 
@@ -1697,8 +1697,8 @@ impl Pb for pb::api::batch::v1::PodFailurePolicy {
 impl Pb for pb::api::batch::v1::PodFailurePolicyOnExitCodesRequirement {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "containerName", &self.container_name);
-        s(&mut o, "operator", &self.operator);
+        keep(&mut o, "containerName", &self.container_name);
+        keep(&mut o, "operator", &self.operator);
         list(&mut o, "values", &self.values);
         Ok(Value::Object(o))
     }
@@ -1722,7 +1722,7 @@ impl Pb for pb::api::batch::v1::PodFailurePolicyOnPodConditionsPattern {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         Ok(Value::Object(o))
     }
 
@@ -1743,7 +1743,7 @@ impl Pb for pb::api::batch::v1::PodFailurePolicyOnPodConditionsPattern {
 impl Pb for pb::api::batch::v1::PodFailurePolicyRule {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "action", &self.action);
+        keep(&mut o, "action", &self.action);
         m(&mut o, "onExitCodes", &self.on_exit_codes)?;
         ml(&mut o, "onPodConditions", &self.on_pod_conditions)?;
         Ok(Value::Object(o))
@@ -1787,8 +1787,8 @@ impl Pb for pb::api::batch::v1::SuccessPolicy {
 impl Pb for pb::api::batch::v1::SuccessPolicyRule {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "succeededIndexes", &self.succeeded_indexes);
-        n(&mut o, "succeededCount", &self.succeeded_count);
+        keep(&mut o, "succeededIndexes", &self.succeeded_indexes);
+        keep(&mut o, "succeededCount", &self.succeeded_count);
         Ok(Value::Object(o))
     }
 
@@ -1875,13 +1875,13 @@ impl Pb for pb::api::coordination::v1::LeaseList {
 impl Pb for pb::api::coordination::v1::LeaseSpec {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "holderIdentity", &self.holder_identity);
-        n(&mut o, "leaseDurationSeconds", &self.lease_duration_seconds);
+        keep(&mut o, "holderIdentity", &self.holder_identity);
+        keep(&mut o, "leaseDurationSeconds", &self.lease_duration_seconds);
         m(&mut o, "acquireTime", &self.acquire_time)?;
         m(&mut o, "renewTime", &self.renew_time)?;
-        n(&mut o, "leaseTransitions", &self.lease_transitions);
-        s(&mut o, "strategy", &self.strategy);
-        s(&mut o, "preferredHolder", &self.preferred_holder);
+        keep(&mut o, "leaseTransitions", &self.lease_transitions);
+        keep(&mut o, "strategy", &self.strategy);
+        keep(&mut o, "preferredHolder", &self.preferred_holder);
         Ok(Value::Object(o))
     }
 
@@ -1932,7 +1932,7 @@ impl Pb for pb::api::core::v1::AppArmorProfile {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "localhostProfile", &self.localhost_profile);
+        keep(&mut o, "localhostProfile", &self.localhost_profile);
         Ok(Value::Object(o))
     }
 
@@ -1953,8 +1953,8 @@ impl Pb for pb::api::core::v1::AppArmorProfile {
 impl Pb for pb::api::core::v1::AttachedVolume {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "devicePath", &self.device_path);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "devicePath", &self.device_path);
         Ok(Value::Object(o))
     }
 
@@ -1975,7 +1975,7 @@ impl Pb for pb::api::core::v1::AttachedVolume {
 impl Pb for pb::api::core::v1::AwsElasticBlockStoreVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "volumeID", &self.volume_id);
+        keep(&mut o, "volumeID", &self.volume_id);
         s(&mut o, "fsType", &self.fs_type);
         n(&mut o, "partition", &self.partition);
         n(&mut o, "readOnly", &self.read_only);
@@ -2001,12 +2001,12 @@ impl Pb for pb::api::core::v1::AwsElasticBlockStoreVolumeSource {
 impl Pb for pb::api::core::v1::AzureDiskVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "diskName", &self.disk_name);
-        s(&mut o, "diskURI", &self.disk_uri);
-        s(&mut o, "cachingMode", &self.caching_mode);
-        s(&mut o, "fsType", &self.fs_type);
-        n(&mut o, "readOnly", &self.read_only);
-        s(&mut o, "kind", &self.kind);
+        keep(&mut o, "diskName", &self.disk_name);
+        keep(&mut o, "diskURI", &self.disk_uri);
+        keep(&mut o, "cachingMode", &self.caching_mode);
+        keep(&mut o, "fsType", &self.fs_type);
+        keep(&mut o, "readOnly", &self.read_only);
+        keep(&mut o, "kind", &self.kind);
         Ok(Value::Object(o))
     }
 
@@ -2031,8 +2031,8 @@ impl Pb for pb::api::core::v1::AzureDiskVolumeSource {
 impl Pb for pb::api::core::v1::AzureFileVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "secretName", &self.secret_name);
-        s(&mut o, "shareName", &self.share_name);
+        keep(&mut o, "secretName", &self.secret_name);
+        keep(&mut o, "shareName", &self.share_name);
         n(&mut o, "readOnly", &self.read_only);
         Ok(Value::Object(o))
     }
@@ -2055,9 +2055,9 @@ impl Pb for pb::api::core::v1::AzureFileVolumeSource {
 impl Pb for pb::api::core::v1::CSIVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "driver", &self.driver);
-        n(&mut o, "readOnly", &self.read_only);
-        s(&mut o, "fsType", &self.fs_type);
+        keep(&mut o, "driver", &self.driver);
+        keep(&mut o, "readOnly", &self.read_only);
+        keep(&mut o, "fsType", &self.fs_type);
         map_s(&mut o, "volumeAttributes", &self.volume_attributes);
         m(&mut o, "nodePublishSecretRef", &self.node_publish_secret_ref)?;
         Ok(Value::Object(o))
@@ -2135,7 +2135,7 @@ impl Pb for pb::api::core::v1::CephFsVolumeSource {
 impl Pb for pb::api::core::v1::CinderVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "volumeID", &self.volume_id);
+        keep(&mut o, "volumeID", &self.volume_id);
         s(&mut o, "fsType", &self.fs_type);
         n(&mut o, "readOnly", &self.read_only);
         m(&mut o, "secretRef", &self.secret_ref)?;
@@ -2161,7 +2161,7 @@ impl Pb for pb::api::core::v1::CinderVolumeSource {
 impl Pb for pb::api::core::v1::ClientIpConfig {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "timeoutSeconds", &self.timeout_seconds);
+        keep(&mut o, "timeoutSeconds", &self.timeout_seconds);
         Ok(Value::Object(o))
     }
 
@@ -2181,11 +2181,11 @@ impl Pb for pb::api::core::v1::ClientIpConfig {
 impl Pb for pb::api::core::v1::ClusterTrustBundleProjection {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "signerName", &self.signer_name);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "signerName", &self.signer_name);
         m(&mut o, "labelSelector", &self.label_selector)?;
-        n(&mut o, "optional", &self.optional);
-        s(&mut o, "path", &self.path);
+        keep(&mut o, "optional", &self.optional);
+        keep(&mut o, "path", &self.path);
         Ok(Value::Object(o))
     }
 
@@ -2210,7 +2210,7 @@ impl Pb for pb::api::core::v1::ConfigMap {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         m(&mut o, "metadata", &self.metadata)?;
-        n(&mut o, "immutable", &self.immutable);
+        keep(&mut o, "immutable", &self.immutable);
         map_s(&mut o, "data", &self.data);
         map_b(&mut o, "binaryData", &self.binary_data);
         Ok(Value::Object(o))
@@ -2236,7 +2236,7 @@ impl Pb for pb::api::core::v1::ConfigMapEnvSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -2258,8 +2258,8 @@ impl Pb for pb::api::core::v1::ConfigMapKeySelector {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
-        s(&mut o, "key", &self.key);
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -2303,11 +2303,11 @@ impl Pb for pb::api::core::v1::ConfigMapList {
 impl Pb for pb::api::core::v1::ConfigMapNodeConfigSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "namespace", &self.namespace);
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "namespace", &self.namespace);
+        keep(&mut o, "name", &self.name);
         s(&mut o, "uid", &self.uid);
         s(&mut o, "resourceVersion", &self.resource_version);
-        s(&mut o, "kubeletConfigKey", &self.kubelet_config_key);
+        keep(&mut o, "kubeletConfigKey", &self.kubelet_config_key);
         Ok(Value::Object(o))
     }
 
@@ -2333,7 +2333,7 @@ impl Pb for pb::api::core::v1::ConfigMapProjection {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
         ml(&mut o, "items", &self.items)?;
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -2357,8 +2357,8 @@ impl Pb for pb::api::core::v1::ConfigMapVolumeSource {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
         ml(&mut o, "items", &self.items)?;
-        n(&mut o, "defaultMode", &self.default_mode);
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "defaultMode", &self.default_mode);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -2381,7 +2381,7 @@ impl Pb for pb::api::core::v1::ConfigMapVolumeSource {
 impl Pb for pb::api::core::v1::Container {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         s(&mut o, "image", &self.image);
         list(&mut o, "command", &self.command);
         list(&mut o, "args", &self.args);
@@ -2391,7 +2391,7 @@ impl Pb for pb::api::core::v1::Container {
         ml(&mut o, "env", &self.env)?;
         m(&mut o, "resources", &self.resources)?;
         ml(&mut o, "resizePolicy", &self.resize_policy)?;
-        s(&mut o, "restartPolicy", &self.restart_policy);
+        keep(&mut o, "restartPolicy", &self.restart_policy);
         ml(&mut o, "restartPolicyRules", &self.restart_policy_rules)?;
         ml(&mut o, "volumeMounts", &self.volume_mounts)?;
         ml(&mut o, "volumeDevices", &self.volume_devices)?;
@@ -2449,9 +2449,9 @@ impl Pb for pb::api::core::v1::Container {
 impl Pb for pb::api::core::v1::ContainerExtendedResourceRequest {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "containerName", &self.container_name);
-        s(&mut o, "resourceName", &self.resource_name);
-        s(&mut o, "requestName", &self.request_name);
+        keep(&mut o, "containerName", &self.container_name);
+        keep(&mut o, "resourceName", &self.resource_name);
+        keep(&mut o, "requestName", &self.request_name);
         Ok(Value::Object(o))
     }
 
@@ -2497,7 +2497,7 @@ impl Pb for pb::api::core::v1::ContainerPort {
         let mut o = Map::new();
         s(&mut o, "name", &self.name);
         n(&mut o, "hostPort", &self.host_port);
-        n(&mut o, "containerPort", &self.container_port);
+        keep(&mut o, "containerPort", &self.container_port);
         s(&mut o, "protocol", &self.protocol);
         s(&mut o, "hostIP", &self.host_ip);
         Ok(Value::Object(o))
@@ -2523,8 +2523,8 @@ impl Pb for pb::api::core::v1::ContainerPort {
 impl Pb for pb::api::core::v1::ContainerResizePolicy {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "resourceName", &self.resource_name);
-        s(&mut o, "restartPolicy", &self.restart_policy);
+        keep(&mut o, "resourceName", &self.resource_name);
+        keep(&mut o, "restartPolicy", &self.restart_policy);
         Ok(Value::Object(o))
     }
 
@@ -2633,7 +2633,7 @@ impl Pb for pb::api::core::v1::ContainerStateRunning {
 impl Pb for pb::api::core::v1::ContainerStateTerminated {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "exitCode", &self.exit_code);
+        keep(&mut o, "exitCode", &self.exit_code);
         n(&mut o, "signal", &self.signal);
         s(&mut o, "reason", &self.reason);
         s(&mut o, "message", &self.message);
@@ -2687,21 +2687,21 @@ impl Pb for pb::api::core::v1::ContainerStateWaiting {
 impl Pb for pb::api::core::v1::ContainerStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         m(&mut o, "state", &self.state)?;
         m(&mut o, "lastState", &self.last_state)?;
-        n(&mut o, "ready", &self.ready);
-        n(&mut o, "restartCount", &self.restart_count);
-        s(&mut o, "image", &self.image);
-        s(&mut o, "imageID", &self.image_id);
+        keep(&mut o, "ready", &self.ready);
+        keep(&mut o, "restartCount", &self.restart_count);
+        keep(&mut o, "image", &self.image);
+        keep(&mut o, "imageID", &self.image_id);
         s(&mut o, "containerID", &self.container_id);
-        n(&mut o, "started", &self.started);
+        keep(&mut o, "started", &self.started);
         map_m(&mut o, "allocatedResources", &self.allocated_resources)?;
         m(&mut o, "resources", &self.resources)?;
         ml(&mut o, "volumeMounts", &self.volume_mounts)?;
         m(&mut o, "user", &self.user)?;
         ml(&mut o, "allocatedResourcesStatus", &self.allocated_resources_status)?;
-        s(&mut o, "stopSignal", &self.stop_signal);
+        keep(&mut o, "stopSignal", &self.stop_signal);
         Ok(Value::Object(o))
     }
 
@@ -2755,7 +2755,7 @@ impl Pb for pb::api::core::v1::ContainerUser {
 impl Pb for pb::api::core::v1::DaemonEndpoint {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "Port", &self.port);
+        keep(&mut o, "Port", &self.port);
         Ok(Value::Object(o))
     }
 
@@ -2795,10 +2795,10 @@ impl Pb for pb::api::core::v1::DownwardAPIProjection {
 impl Pb for pb::api::core::v1::DownwardAPIVolumeFile {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "path", &self.path);
+        keep(&mut o, "path", &self.path);
         m(&mut o, "fieldRef", &self.field_ref)?;
         m(&mut o, "resourceFieldRef", &self.resource_field_ref)?;
-        n(&mut o, "mode", &self.mode);
+        keep(&mut o, "mode", &self.mode);
         Ok(Value::Object(o))
     }
 
@@ -2822,7 +2822,7 @@ impl Pb for pb::api::core::v1::DownwardAPIVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         ml(&mut o, "items", &self.items)?;
-        n(&mut o, "defaultMode", &self.default_mode);
+        keep(&mut o, "defaultMode", &self.default_mode);
         Ok(Value::Object(o))
     }
 
@@ -2889,7 +2889,7 @@ impl Pb for pb::api::core::v1::EnvFromSource {
 impl Pb for pb::api::core::v1::EnvVar {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         s(&mut o, "value", &self.value);
         m(&mut o, "valueFrom", &self.value_from)?;
         Ok(Value::Object(o))
@@ -2963,7 +2963,7 @@ impl Pb for pb::api::core::v1::EphemeralContainer {
 impl Pb for pb::api::core::v1::EphemeralContainerCommon {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         s(&mut o, "image", &self.image);
         list(&mut o, "command", &self.command);
         list(&mut o, "args", &self.args);
@@ -2973,7 +2973,7 @@ impl Pb for pb::api::core::v1::EphemeralContainerCommon {
         ml(&mut o, "env", &self.env)?;
         m(&mut o, "resources", &self.resources)?;
         ml(&mut o, "resizePolicy", &self.resize_policy)?;
-        s(&mut o, "restartPolicy", &self.restart_policy);
+        keep(&mut o, "restartPolicy", &self.restart_policy);
         ml(&mut o, "restartPolicyRules", &self.restart_policy_rules)?;
         ml(&mut o, "volumeMounts", &self.volume_mounts)?;
         ml(&mut o, "volumeDevices", &self.volume_devices)?;
@@ -3064,8 +3064,8 @@ impl Pb for pb::api::core::v1::Event {
         m(&mut o, "series", &self.series)?;
         s(&mut o, "action", &self.action);
         m(&mut o, "related", &self.related)?;
-        s(&mut o, "reportingComponent", &self.reporting_component);
-        s(&mut o, "reportingInstance", &self.reporting_instance);
+        keep(&mut o, "reportingComponent", &self.reporting_component);
+        keep(&mut o, "reportingInstance", &self.reporting_instance);
         Ok(Value::Object(o))
     }
 
@@ -3186,7 +3186,7 @@ impl Pb for pb::api::core::v1::FcVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         list(&mut o, "targetWWNs", &self.target_ww_ns);
-        n(&mut o, "lun", &self.lun);
+        keep(&mut o, "lun", &self.lun);
         s(&mut o, "fsType", &self.fs_type);
         n(&mut o, "readOnly", &self.read_only);
         list(&mut o, "wwids", &self.wwids);
@@ -3213,10 +3213,10 @@ impl Pb for pb::api::core::v1::FcVolumeSource {
 impl Pb for pb::api::core::v1::FileKeySelector {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "volumeName", &self.volume_name);
-        s(&mut o, "path", &self.path);
-        s(&mut o, "key", &self.key);
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "volumeName", &self.volume_name);
+        keep(&mut o, "path", &self.path);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -3239,7 +3239,7 @@ impl Pb for pb::api::core::v1::FileKeySelector {
 impl Pb for pb::api::core::v1::FlexVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "driver", &self.driver);
+        keep(&mut o, "driver", &self.driver);
         s(&mut o, "fsType", &self.fs_type);
         m(&mut o, "secretRef", &self.secret_ref)?;
         n(&mut o, "readOnly", &self.read_only);
@@ -3289,7 +3289,7 @@ impl Pb for pb::api::core::v1::FlockerVolumeSource {
 impl Pb for pb::api::core::v1::GcePersistentDiskVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "pdName", &self.pd_name);
+        keep(&mut o, "pdName", &self.pd_name);
         s(&mut o, "fsType", &self.fs_type);
         n(&mut o, "partition", &self.partition);
         n(&mut o, "readOnly", &self.read_only);
@@ -3315,7 +3315,7 @@ impl Pb for pb::api::core::v1::GcePersistentDiskVolumeSource {
 impl Pb for pb::api::core::v1::GitRepoVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "repository", &self.repository);
+        keep(&mut o, "repository", &self.repository);
         s(&mut o, "revision", &self.revision);
         s(&mut o, "directory", &self.directory);
         Ok(Value::Object(o))
@@ -3339,8 +3339,8 @@ impl Pb for pb::api::core::v1::GitRepoVolumeSource {
 impl Pb for pb::api::core::v1::GlusterfsVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "endpoints", &self.endpoints);
-        s(&mut o, "path", &self.path);
+        keep(&mut o, "endpoints", &self.endpoints);
+        keep(&mut o, "path", &self.path);
         n(&mut o, "readOnly", &self.read_only);
         Ok(Value::Object(o))
     }
@@ -3363,8 +3363,8 @@ impl Pb for pb::api::core::v1::GlusterfsVolumeSource {
 impl Pb for pb::api::core::v1::GrpcAction {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "port", &self.port);
-        s(&mut o, "service", &self.service);
+        keep(&mut o, "port", &self.port);
+        keep(&mut o, "service", &self.service);
         Ok(Value::Object(o))
     }
 
@@ -3385,7 +3385,7 @@ impl Pb for pb::api::core::v1::GrpcAction {
 impl Pb for pb::api::core::v1::HostAlias {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "ip", &self.ip);
+        keep(&mut o, "ip", &self.ip);
         list(&mut o, "hostnames", &self.hostnames);
         Ok(Value::Object(o))
     }
@@ -3407,7 +3407,7 @@ impl Pb for pb::api::core::v1::HostAlias {
 impl Pb for pb::api::core::v1::HostIp {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "ip", &self.ip);
+        keep(&mut o, "ip", &self.ip);
         Ok(Value::Object(o))
     }
 
@@ -3427,7 +3427,7 @@ impl Pb for pb::api::core::v1::HostIp {
 impl Pb for pb::api::core::v1::HostPathVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "path", &self.path);
+        keep(&mut o, "path", &self.path);
         s(&mut o, "type", &self.r#type);
         Ok(Value::Object(o))
     }
@@ -3477,8 +3477,8 @@ impl Pb for pb::api::core::v1::HttpGetAction {
 impl Pb for pb::api::core::v1::HttpHeader {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "value", &self.value);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "value", &self.value);
         Ok(Value::Object(o))
     }
 
@@ -3521,9 +3521,9 @@ impl Pb for pb::api::core::v1::ImageVolumeSource {
 impl Pb for pb::api::core::v1::IscsiVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "targetPortal", &self.target_portal);
-        s(&mut o, "iqn", &self.iqn);
-        n(&mut o, "lun", &self.lun);
+        keep(&mut o, "targetPortal", &self.target_portal);
+        keep(&mut o, "iqn", &self.iqn);
+        keep(&mut o, "lun", &self.lun);
         s(&mut o, "iscsiInterface", &self.iscsi_interface);
         s(&mut o, "fsType", &self.fs_type);
         n(&mut o, "readOnly", &self.read_only);
@@ -3531,7 +3531,7 @@ impl Pb for pb::api::core::v1::IscsiVolumeSource {
         n(&mut o, "chapAuthDiscovery", &self.chap_auth_discovery);
         n(&mut o, "chapAuthSession", &self.chap_auth_session);
         m(&mut o, "secretRef", &self.secret_ref)?;
-        s(&mut o, "initiatorName", &self.initiator_name);
+        keep(&mut o, "initiatorName", &self.initiator_name);
         Ok(Value::Object(o))
     }
 
@@ -3561,9 +3561,9 @@ impl Pb for pb::api::core::v1::IscsiVolumeSource {
 impl Pb for pb::api::core::v1::KeyToPath {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "key", &self.key);
-        s(&mut o, "path", &self.path);
-        n(&mut o, "mode", &self.mode);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "path", &self.path);
+        keep(&mut o, "mode", &self.mode);
         Ok(Value::Object(o))
     }
 
@@ -3587,7 +3587,7 @@ impl Pb for pb::api::core::v1::Lifecycle {
         let mut o = Map::new();
         m(&mut o, "postStart", &self.post_start)?;
         m(&mut o, "preStop", &self.pre_stop)?;
-        s(&mut o, "stopSignal", &self.stop_signal);
+        keep(&mut o, "stopSignal", &self.stop_signal);
         Ok(Value::Object(o))
     }
 
@@ -3635,8 +3635,8 @@ impl Pb for pb::api::core::v1::LifecycleHandler {
 impl Pb for pb::api::core::v1::LinuxContainerUser {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "uid", &self.uid);
-        n(&mut o, "gid", &self.gid);
+        keep(&mut o, "uid", &self.uid);
+        keep(&mut o, "gid", &self.gid);
         list(&mut o, "supplementalGroups", &self.supplemental_groups);
         Ok(Value::Object(o))
     }
@@ -3661,7 +3661,7 @@ impl Pb for pb::api::core::v1::LoadBalancerIngress {
         let mut o = Map::new();
         s(&mut o, "ip", &self.ip);
         s(&mut o, "hostname", &self.hostname);
-        s(&mut o, "ipMode", &self.ip_mode);
+        keep(&mut o, "ipMode", &self.ip_mode);
         ml(&mut o, "ports", &self.ports)?;
         Ok(Value::Object(o))
     }
@@ -3750,7 +3750,7 @@ impl Pb for pb::api::core::v1::NamespaceCondition {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         m(&mut o, "lastTransitionTime", &self.last_transition_time)?;
         s(&mut o, "reason", &self.reason);
         s(&mut o, "message", &self.message);
@@ -3841,8 +3841,8 @@ impl Pb for pb::api::core::v1::NamespaceStatus {
 impl Pb for pb::api::core::v1::NfsVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "server", &self.server);
-        s(&mut o, "path", &self.path);
+        keep(&mut o, "server", &self.server);
+        keep(&mut o, "path", &self.path);
         n(&mut o, "readOnly", &self.read_only);
         Ok(Value::Object(o))
     }
@@ -3890,7 +3890,7 @@ impl Pb for pb::api::core::v1::NodeAddress {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "address", &self.address);
+        keep(&mut o, "address", &self.address);
         Ok(Value::Object(o))
     }
 
@@ -3946,7 +3946,7 @@ impl Pb for pb::api::core::v1::NodeCondition {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         m(&mut o, "lastHeartbeatTime", &self.last_heartbeat_time)?;
         m(&mut o, "lastTransitionTime", &self.last_transition_time)?;
         s(&mut o, "reason", &self.reason);
@@ -4041,7 +4041,7 @@ impl Pb for pb::api::core::v1::NodeDaemonEndpoints {
 impl Pb for pb::api::core::v1::NodeFeatures {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "supplementalGroupsPolicy", &self.supplemental_groups_policy);
+        keep(&mut o, "supplementalGroupsPolicy", &self.supplemental_groups_policy);
         Ok(Value::Object(o))
     }
 
@@ -4083,7 +4083,7 @@ impl Pb for pb::api::core::v1::NodeList {
 impl Pb for pb::api::core::v1::NodeRuntimeHandler {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         m(&mut o, "features", &self.features)?;
         Ok(Value::Object(o))
     }
@@ -4105,8 +4105,8 @@ impl Pb for pb::api::core::v1::NodeRuntimeHandler {
 impl Pb for pb::api::core::v1::NodeRuntimeHandlerFeatures {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "recursiveReadOnlyMounts", &self.recursive_read_only_mounts);
-        n(&mut o, "userNamespaces", &self.user_namespaces);
+        keep(&mut o, "recursiveReadOnlyMounts", &self.recursive_read_only_mounts);
+        keep(&mut o, "userNamespaces", &self.user_namespaces);
         Ok(Value::Object(o))
     }
 
@@ -4147,8 +4147,8 @@ impl Pb for pb::api::core::v1::NodeSelector {
 impl Pb for pb::api::core::v1::NodeSelectorRequirement {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "key", &self.key);
-        s(&mut o, "operator", &self.operator);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "operator", &self.operator);
         list(&mut o, "values", &self.values);
         Ok(Value::Object(o))
     }
@@ -4271,7 +4271,7 @@ impl Pb for pb::api::core::v1::NodeStatus {
 impl Pb for pb::api::core::v1::NodeSwapStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "capacity", &self.capacity);
+        keep(&mut o, "capacity", &self.capacity);
         Ok(Value::Object(o))
     }
 
@@ -4291,16 +4291,16 @@ impl Pb for pb::api::core::v1::NodeSwapStatus {
 impl Pb for pb::api::core::v1::NodeSystemInfo {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "machineID", &self.machine_id);
-        s(&mut o, "systemUUID", &self.system_uuid);
-        s(&mut o, "bootID", &self.boot_id);
-        s(&mut o, "kernelVersion", &self.kernel_version);
-        s(&mut o, "osImage", &self.os_image);
-        s(&mut o, "containerRuntimeVersion", &self.container_runtime_version);
-        s(&mut o, "kubeletVersion", &self.kubelet_version);
-        s(&mut o, "kubeProxyVersion", &self.kube_proxy_version);
-        s(&mut o, "operatingSystem", &self.operating_system);
-        s(&mut o, "architecture", &self.architecture);
+        keep(&mut o, "machineID", &self.machine_id);
+        keep(&mut o, "systemUUID", &self.system_uuid);
+        keep(&mut o, "bootID", &self.boot_id);
+        keep(&mut o, "kernelVersion", &self.kernel_version);
+        keep(&mut o, "osImage", &self.os_image);
+        keep(&mut o, "containerRuntimeVersion", &self.container_runtime_version);
+        keep(&mut o, "kubeletVersion", &self.kubelet_version);
+        keep(&mut o, "kubeProxyVersion", &self.kube_proxy_version);
+        keep(&mut o, "operatingSystem", &self.operating_system);
+        keep(&mut o, "architecture", &self.architecture);
         m(&mut o, "swap", &self.swap)?;
         Ok(Value::Object(o))
     }
@@ -4332,7 +4332,7 @@ impl Pb for pb::api::core::v1::ObjectFieldSelector {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "apiVersion", &self.api_version);
-        s(&mut o, "fieldPath", &self.field_path);
+        keep(&mut o, "fieldPath", &self.field_path);
         Ok(Value::Object(o))
     }
 
@@ -4389,11 +4389,11 @@ impl Pb for pb::api::core::v1::PersistentVolumeClaimSpec {
         m(&mut o, "selector", &self.selector)?;
         m(&mut o, "resources", &self.resources)?;
         s(&mut o, "volumeName", &self.volume_name);
-        s(&mut o, "storageClassName", &self.storage_class_name);
-        s(&mut o, "volumeMode", &self.volume_mode);
+        keep(&mut o, "storageClassName", &self.storage_class_name);
+        keep(&mut o, "volumeMode", &self.volume_mode);
         m(&mut o, "dataSource", &self.data_source)?;
         m(&mut o, "dataSourceRef", &self.data_source_ref)?;
-        s(&mut o, "volumeAttributesClassName", &self.volume_attributes_class_name);
+        keep(&mut o, "volumeAttributesClassName", &self.volume_attributes_class_name);
         Ok(Value::Object(o))
     }
 
@@ -4443,7 +4443,7 @@ impl Pb for pb::api::core::v1::PersistentVolumeClaimTemplate {
 impl Pb for pb::api::core::v1::PersistentVolumeClaimVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "claimName", &self.claim_name);
+        keep(&mut o, "claimName", &self.claim_name);
         n(&mut o, "readOnly", &self.read_only);
         Ok(Value::Object(o))
     }
@@ -4465,7 +4465,7 @@ impl Pb for pb::api::core::v1::PersistentVolumeClaimVolumeSource {
 impl Pb for pb::api::core::v1::PhotonPersistentDiskVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "pdID", &self.pd_id);
+        keep(&mut o, "pdID", &self.pd_id);
         s(&mut o, "fsType", &self.fs_type);
         Ok(Value::Object(o))
     }
@@ -4547,7 +4547,7 @@ impl Pb for pb::api::core::v1::PodAffinityTerm {
         let mut o = Map::new();
         m(&mut o, "labelSelector", &self.label_selector)?;
         list(&mut o, "namespaces", &self.namespaces);
-        s(&mut o, "topologyKey", &self.topology_key);
+        keep(&mut o, "topologyKey", &self.topology_key);
         m(&mut o, "namespaceSelector", &self.namespace_selector)?;
         list(&mut o, "matchLabelKeys", &self.match_label_keys);
         list(&mut o, "mismatchLabelKeys", &self.mismatch_label_keys);
@@ -4611,7 +4611,7 @@ impl Pb for pb::api::core::v1::PodCertificateProjection {
         let mut o = Map::new();
         s(&mut o, "signerName", &self.signer_name);
         s(&mut o, "keyType", &self.key_type);
-        n(&mut o, "maxExpirationSeconds", &self.max_expiration_seconds);
+        keep(&mut o, "maxExpirationSeconds", &self.max_expiration_seconds);
         s(&mut o, "credentialBundlePath", &self.credential_bundle_path);
         s(&mut o, "keyPath", &self.key_path);
         s(&mut o, "certificateChainPath", &self.certificate_chain_path);
@@ -4643,7 +4643,7 @@ impl Pb for pb::api::core::v1::PodCondition {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
         n(&mut o, "observedGeneration", &self.observed_generation);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         m(&mut o, "lastProbeTime", &self.last_probe_time)?;
         m(&mut o, "lastTransitionTime", &self.last_transition_time)?;
         s(&mut o, "reason", &self.reason);
@@ -4698,7 +4698,7 @@ impl Pb for pb::api::core::v1::PodDnsConfigOption {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "name", &self.name);
-        s(&mut o, "value", &self.value);
+        keep(&mut o, "value", &self.value);
         Ok(Value::Object(o))
     }
 
@@ -4720,7 +4720,7 @@ impl Pb for pb::api::core::v1::PodExtendedResourceClaimStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         ml(&mut o, "requestMappings", &self.request_mappings)?;
-        s(&mut o, "resourceClaimName", &self.resource_claim_name);
+        keep(&mut o, "resourceClaimName", &self.resource_claim_name);
         Ok(Value::Object(o))
     }
 
@@ -4741,7 +4741,7 @@ impl Pb for pb::api::core::v1::PodExtendedResourceClaimStatus {
 impl Pb for pb::api::core::v1::PodIp {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "ip", &self.ip);
+        keep(&mut o, "ip", &self.ip);
         Ok(Value::Object(o))
     }
 
@@ -4783,7 +4783,7 @@ impl Pb for pb::api::core::v1::PodList {
 impl Pb for pb::api::core::v1::PodOs {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         Ok(Value::Object(o))
     }
 
@@ -4803,7 +4803,7 @@ impl Pb for pb::api::core::v1::PodOs {
 impl Pb for pb::api::core::v1::PodReadinessGate {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "conditionType", &self.condition_type);
+        keep(&mut o, "conditionType", &self.condition_type);
         Ok(Value::Object(o))
     }
 
@@ -4823,9 +4823,9 @@ impl Pb for pb::api::core::v1::PodReadinessGate {
 impl Pb for pb::api::core::v1::PodResourceClaim {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "resourceClaimName", &self.resource_claim_name);
-        s(&mut o, "resourceClaimTemplateName", &self.resource_claim_template_name);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "resourceClaimName", &self.resource_claim_name);
+        keep(&mut o, "resourceClaimTemplateName", &self.resource_claim_template_name);
         Ok(Value::Object(o))
     }
 
@@ -4847,8 +4847,8 @@ impl Pb for pb::api::core::v1::PodResourceClaim {
 impl Pb for pb::api::core::v1::PodResourceClaimStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "resourceClaimName", &self.resource_claim_name);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "resourceClaimName", &self.resource_claim_name);
         Ok(Value::Object(o))
     }
 
@@ -4869,7 +4869,7 @@ impl Pb for pb::api::core::v1::PodResourceClaimStatus {
 impl Pb for pb::api::core::v1::PodSchedulingGate {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         Ok(Value::Object(o))
     }
 
@@ -4891,17 +4891,17 @@ impl Pb for pb::api::core::v1::PodSecurityContext {
         let mut o = Map::new();
         m(&mut o, "seLinuxOptions", &self.se_linux_options)?;
         m(&mut o, "windowsOptions", &self.windows_options)?;
-        n(&mut o, "runAsUser", &self.run_as_user);
-        n(&mut o, "runAsGroup", &self.run_as_group);
-        n(&mut o, "runAsNonRoot", &self.run_as_non_root);
+        keep(&mut o, "runAsUser", &self.run_as_user);
+        keep(&mut o, "runAsGroup", &self.run_as_group);
+        keep(&mut o, "runAsNonRoot", &self.run_as_non_root);
         list(&mut o, "supplementalGroups", &self.supplemental_groups);
-        s(&mut o, "supplementalGroupsPolicy", &self.supplemental_groups_policy);
-        n(&mut o, "fsGroup", &self.fs_group);
+        keep(&mut o, "supplementalGroupsPolicy", &self.supplemental_groups_policy);
+        keep(&mut o, "fsGroup", &self.fs_group);
         ml(&mut o, "sysctls", &self.sysctls)?;
-        s(&mut o, "fsGroupChangePolicy", &self.fs_group_change_policy);
+        keep(&mut o, "fsGroupChangePolicy", &self.fs_group_change_policy);
         m(&mut o, "seccompProfile", &self.seccomp_profile)?;
         m(&mut o, "appArmorProfile", &self.app_armor_profile)?;
-        s(&mut o, "seLinuxChangePolicy", &self.se_linux_change_policy);
+        keep(&mut o, "seLinuxChangePolicy", &self.se_linux_change_policy);
         Ok(Value::Object(o))
     }
 
@@ -4938,17 +4938,17 @@ impl Pb for pb::api::core::v1::PodSpec {
         ml(&mut o, "containers", &self.containers)?;
         ml(&mut o, "ephemeralContainers", &self.ephemeral_containers)?;
         s(&mut o, "restartPolicy", &self.restart_policy);
-        n(
+        keep(
             &mut o,
             "terminationGracePeriodSeconds",
             &self.termination_grace_period_seconds,
         );
-        n(&mut o, "activeDeadlineSeconds", &self.active_deadline_seconds);
+        keep(&mut o, "activeDeadlineSeconds", &self.active_deadline_seconds);
         s(&mut o, "dnsPolicy", &self.dns_policy);
         map_s(&mut o, "nodeSelector", &self.node_selector);
         s(&mut o, "serviceAccountName", &self.service_account_name);
         s(&mut o, "serviceAccount", &self.service_account);
-        n(
+        keep(
             &mut o,
             "automountServiceAccountToken",
             &self.automount_service_account_token,
@@ -4957,7 +4957,7 @@ impl Pb for pb::api::core::v1::PodSpec {
         n(&mut o, "hostNetwork", &self.host_network);
         n(&mut o, "hostPID", &self.host_pid);
         n(&mut o, "hostIPC", &self.host_ipc);
-        n(&mut o, "shareProcessNamespace", &self.share_process_namespace);
+        keep(&mut o, "shareProcessNamespace", &self.share_process_namespace);
         m(&mut o, "securityContext", &self.security_context)?;
         ml(&mut o, "imagePullSecrets", &self.image_pull_secrets)?;
         s(&mut o, "hostname", &self.hostname);
@@ -4967,21 +4967,21 @@ impl Pb for pb::api::core::v1::PodSpec {
         ml(&mut o, "tolerations", &self.tolerations)?;
         ml(&mut o, "hostAliases", &self.host_aliases)?;
         s(&mut o, "priorityClassName", &self.priority_class_name);
-        n(&mut o, "priority", &self.priority);
+        keep(&mut o, "priority", &self.priority);
         m(&mut o, "dnsConfig", &self.dns_config)?;
         ml(&mut o, "readinessGates", &self.readiness_gates)?;
-        s(&mut o, "runtimeClassName", &self.runtime_class_name);
-        n(&mut o, "enableServiceLinks", &self.enable_service_links);
-        s(&mut o, "preemptionPolicy", &self.preemption_policy);
+        keep(&mut o, "runtimeClassName", &self.runtime_class_name);
+        keep(&mut o, "enableServiceLinks", &self.enable_service_links);
+        keep(&mut o, "preemptionPolicy", &self.preemption_policy);
         map_m(&mut o, "overhead", &self.overhead)?;
         ml(&mut o, "topologySpreadConstraints", &self.topology_spread_constraints)?;
-        n(&mut o, "setHostnameAsFQDN", &self.set_hostname_as_fqdn);
+        keep(&mut o, "setHostnameAsFQDN", &self.set_hostname_as_fqdn);
         m(&mut o, "os", &self.os)?;
-        n(&mut o, "hostUsers", &self.host_users);
+        keep(&mut o, "hostUsers", &self.host_users);
         ml(&mut o, "schedulingGates", &self.scheduling_gates)?;
         ml(&mut o, "resourceClaims", &self.resource_claims)?;
         m(&mut o, "resources", &self.resources)?;
-        s(&mut o, "hostnameOverride", &self.hostname_override);
+        keep(&mut o, "hostnameOverride", &self.hostname_override);
         m(&mut o, "workloadRef", &self.workload_ref)?;
         Ok(Value::Object(o))
     }
@@ -5127,9 +5127,9 @@ impl Pb for pb::api::core::v1::PodTemplateSpec {
 impl Pb for pb::api::core::v1::PortStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "port", &self.port);
-        s(&mut o, "protocol", &self.protocol);
-        s(&mut o, "error", &self.error);
+        keep(&mut o, "port", &self.port);
+        keep(&mut o, "protocol", &self.protocol);
+        keep(&mut o, "error", &self.error);
         Ok(Value::Object(o))
     }
 
@@ -5151,7 +5151,7 @@ impl Pb for pb::api::core::v1::PortStatus {
 impl Pb for pb::api::core::v1::PortworxVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "volumeID", &self.volume_id);
+        keep(&mut o, "volumeID", &self.volume_id);
         s(&mut o, "fsType", &self.fs_type);
         n(&mut o, "readOnly", &self.read_only);
         Ok(Value::Object(o))
@@ -5175,7 +5175,7 @@ impl Pb for pb::api::core::v1::PortworxVolumeSource {
 impl Pb for pb::api::core::v1::PreferredSchedulingTerm {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "weight", &self.weight);
+        keep(&mut o, "weight", &self.weight);
         m(&mut o, "preference", &self.preference)?;
         Ok(Value::Object(o))
     }
@@ -5203,7 +5203,7 @@ impl Pb for pb::api::core::v1::Probe {
         n(&mut o, "periodSeconds", &self.period_seconds);
         n(&mut o, "successThreshold", &self.success_threshold);
         n(&mut o, "failureThreshold", &self.failure_threshold);
-        n(
+        keep(
             &mut o,
             "terminationGracePeriodSeconds",
             &self.termination_grace_period_seconds,
@@ -5260,7 +5260,7 @@ impl Pb for pb::api::core::v1::ProjectedVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         ml(&mut o, "sources", &self.sources)?;
-        n(&mut o, "defaultMode", &self.default_mode);
+        keep(&mut o, "defaultMode", &self.default_mode);
         Ok(Value::Object(o))
     }
 
@@ -5281,8 +5281,8 @@ impl Pb for pb::api::core::v1::ProjectedVolumeSource {
 impl Pb for pb::api::core::v1::QuobyteVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "registry", &self.registry);
-        s(&mut o, "volume", &self.volume);
+        keep(&mut o, "registry", &self.registry);
+        keep(&mut o, "volume", &self.volume);
         n(&mut o, "readOnly", &self.read_only);
         s(&mut o, "user", &self.user);
         s(&mut o, "group", &self.group);
@@ -5312,7 +5312,7 @@ impl Pb for pb::api::core::v1::RbdVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         list(&mut o, "monitors", &self.monitors);
-        s(&mut o, "image", &self.image);
+        keep(&mut o, "image", &self.image);
         s(&mut o, "fsType", &self.fs_type);
         s(&mut o, "pool", &self.pool);
         s(&mut o, "user", &self.user);
@@ -5345,7 +5345,7 @@ impl Pb for pb::api::core::v1::RbdVolumeSource {
 impl Pb for pb::api::core::v1::ResourceClaim {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         s(&mut o, "request", &self.request);
         Ok(Value::Object(o))
     }
@@ -5368,7 +5368,7 @@ impl Pb for pb::api::core::v1::ResourceFieldSelector {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "containerName", &self.container_name);
-        s(&mut o, "resource", &self.resource);
+        keep(&mut o, "resource", &self.resource);
         m(&mut o, "divisor", &self.divisor)?;
         Ok(Value::Object(o))
     }
@@ -5391,7 +5391,7 @@ impl Pb for pb::api::core::v1::ResourceFieldSelector {
 impl Pb for pb::api::core::v1::ResourceHealth {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "resourceID", &self.resource_id);
+        keep(&mut o, "resourceID", &self.resource_id);
         s(&mut o, "health", &self.health);
         Ok(Value::Object(o))
     }
@@ -5437,7 +5437,7 @@ impl Pb for pb::api::core::v1::ResourceRequirements {
 impl Pb for pb::api::core::v1::ResourceStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         ml(&mut o, "resources", &self.resources)?;
         Ok(Value::Object(o))
     }
@@ -5459,8 +5459,8 @@ impl Pb for pb::api::core::v1::ResourceStatus {
 impl Pb for pb::api::core::v1::ScaleIoVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "gateway", &self.gateway);
-        s(&mut o, "system", &self.system);
+        keep(&mut o, "gateway", &self.gateway);
+        keep(&mut o, "system", &self.system);
         m(&mut o, "secretRef", &self.secret_ref)?;
         n(&mut o, "sslEnabled", &self.ssl_enabled);
         s(&mut o, "protectionDomain", &self.protection_domain);
@@ -5524,7 +5524,7 @@ impl Pb for pb::api::core::v1::SeccompProfile {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "localhostProfile", &self.localhost_profile);
+        keep(&mut o, "localhostProfile", &self.localhost_profile);
         Ok(Value::Object(o))
     }
 
@@ -5546,7 +5546,7 @@ impl Pb for pb::api::core::v1::Secret {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         m(&mut o, "metadata", &self.metadata)?;
-        n(&mut o, "immutable", &self.immutable);
+        keep(&mut o, "immutable", &self.immutable);
         map_b(&mut o, "data", &self.data);
         map_s(&mut o, "stringData", &self.string_data);
         s(&mut o, "type", &self.r#type);
@@ -5574,7 +5574,7 @@ impl Pb for pb::api::core::v1::SecretEnvSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -5596,8 +5596,8 @@ impl Pb for pb::api::core::v1::SecretKeySelector {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
-        s(&mut o, "key", &self.key);
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -5643,7 +5643,7 @@ impl Pb for pb::api::core::v1::SecretProjection {
         let mut o = Map::new();
         inline(&mut o, &self.local_object_reference)?;
         ml(&mut o, "items", &self.items)?;
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -5667,8 +5667,8 @@ impl Pb for pb::api::core::v1::SecretVolumeSource {
         let mut o = Map::new();
         s(&mut o, "secretName", &self.secret_name);
         ml(&mut o, "items", &self.items)?;
-        n(&mut o, "defaultMode", &self.default_mode);
-        n(&mut o, "optional", &self.optional);
+        keep(&mut o, "defaultMode", &self.default_mode);
+        keep(&mut o, "optional", &self.optional);
         Ok(Value::Object(o))
     }
 
@@ -5692,15 +5692,15 @@ impl Pb for pb::api::core::v1::SecurityContext {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         m(&mut o, "capabilities", &self.capabilities)?;
-        n(&mut o, "privileged", &self.privileged);
+        keep(&mut o, "privileged", &self.privileged);
         m(&mut o, "seLinuxOptions", &self.se_linux_options)?;
         m(&mut o, "windowsOptions", &self.windows_options)?;
-        n(&mut o, "runAsUser", &self.run_as_user);
-        n(&mut o, "runAsGroup", &self.run_as_group);
-        n(&mut o, "runAsNonRoot", &self.run_as_non_root);
-        n(&mut o, "readOnlyRootFilesystem", &self.read_only_root_filesystem);
-        n(&mut o, "allowPrivilegeEscalation", &self.allow_privilege_escalation);
-        s(&mut o, "procMount", &self.proc_mount);
+        keep(&mut o, "runAsUser", &self.run_as_user);
+        keep(&mut o, "runAsGroup", &self.run_as_group);
+        keep(&mut o, "runAsNonRoot", &self.run_as_non_root);
+        keep(&mut o, "readOnlyRootFilesystem", &self.read_only_root_filesystem);
+        keep(&mut o, "allowPrivilegeEscalation", &self.allow_privilege_escalation);
+        keep(&mut o, "procMount", &self.proc_mount);
         m(&mut o, "seccompProfile", &self.seccomp_profile)?;
         m(&mut o, "appArmorProfile", &self.app_armor_profile)?;
         Ok(Value::Object(o))
@@ -5760,7 +5760,7 @@ impl Pb for pb::api::core::v1::ServiceAccount {
         m(&mut o, "metadata", &self.metadata)?;
         ml(&mut o, "secrets", &self.secrets)?;
         ml(&mut o, "imagePullSecrets", &self.image_pull_secrets)?;
-        n(
+        keep(
             &mut o,
             "automountServiceAccountToken",
             &self.automount_service_account_token,
@@ -5810,8 +5810,8 @@ impl Pb for pb::api::core::v1::ServiceAccountTokenProjection {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "audience", &self.audience);
-        n(&mut o, "expirationSeconds", &self.expiration_seconds);
-        s(&mut o, "path", &self.path);
+        keep(&mut o, "expirationSeconds", &self.expiration_seconds);
+        keep(&mut o, "path", &self.path);
         Ok(Value::Object(o))
     }
 
@@ -5857,8 +5857,8 @@ impl Pb for pb::api::core::v1::ServicePort {
         let mut o = Map::new();
         s(&mut o, "name", &self.name);
         s(&mut o, "protocol", &self.protocol);
-        s(&mut o, "appProtocol", &self.app_protocol);
-        n(&mut o, "port", &self.port);
+        keep(&mut o, "appProtocol", &self.app_protocol);
+        keep(&mut o, "port", &self.port);
         m(&mut o, "targetPort", &self.target_port)?;
         n(&mut o, "nodePort", &self.node_port);
         Ok(Value::Object(o))
@@ -5900,15 +5900,15 @@ impl Pb for pb::api::core::v1::ServiceSpec {
         n(&mut o, "publishNotReadyAddresses", &self.publish_not_ready_addresses);
         m(&mut o, "sessionAffinityConfig", &self.session_affinity_config)?;
         list(&mut o, "ipFamilies", &self.ip_families);
-        s(&mut o, "ipFamilyPolicy", &self.ip_family_policy);
-        n(
+        keep(&mut o, "ipFamilyPolicy", &self.ip_family_policy);
+        keep(
             &mut o,
             "allocateLoadBalancerNodePorts",
             &self.allocate_load_balancer_node_ports,
         );
-        s(&mut o, "loadBalancerClass", &self.load_balancer_class);
-        s(&mut o, "internalTrafficPolicy", &self.internal_traffic_policy);
-        s(&mut o, "trafficDistribution", &self.traffic_distribution);
+        keep(&mut o, "loadBalancerClass", &self.load_balancer_class);
+        keep(&mut o, "internalTrafficPolicy", &self.internal_traffic_policy);
+        keep(&mut o, "trafficDistribution", &self.traffic_distribution);
         Ok(Value::Object(o))
     }
 
@@ -5989,7 +5989,7 @@ impl Pb for pb::api::core::v1::SessionAffinityConfig {
 impl Pb for pb::api::core::v1::SleepAction {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "seconds", &self.seconds);
+        keep(&mut o, "seconds", &self.seconds);
         Ok(Value::Object(o))
     }
 
@@ -6037,8 +6037,8 @@ impl Pb for pb::api::core::v1::StorageOsVolumeSource {
 impl Pb for pb::api::core::v1::Sysctl {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "value", &self.value);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "value", &self.value);
         Ok(Value::Object(o))
     }
 
@@ -6059,9 +6059,9 @@ impl Pb for pb::api::core::v1::Sysctl {
 impl Pb for pb::api::core::v1::Taint {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "key", &self.key);
+        keep(&mut o, "key", &self.key);
         s(&mut o, "value", &self.value);
-        s(&mut o, "effect", &self.effect);
+        keep(&mut o, "effect", &self.effect);
         m(&mut o, "timeAdded", &self.time_added)?;
         Ok(Value::Object(o))
     }
@@ -6111,7 +6111,7 @@ impl Pb for pb::api::core::v1::Toleration {
         s(&mut o, "operator", &self.operator);
         s(&mut o, "value", &self.value);
         s(&mut o, "effect", &self.effect);
-        n(&mut o, "tolerationSeconds", &self.toleration_seconds);
+        keep(&mut o, "tolerationSeconds", &self.toleration_seconds);
         Ok(Value::Object(o))
     }
 
@@ -6135,13 +6135,13 @@ impl Pb for pb::api::core::v1::Toleration {
 impl Pb for pb::api::core::v1::TopologySpreadConstraint {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "maxSkew", &self.max_skew);
-        s(&mut o, "topologyKey", &self.topology_key);
-        s(&mut o, "whenUnsatisfiable", &self.when_unsatisfiable);
+        keep(&mut o, "maxSkew", &self.max_skew);
+        keep(&mut o, "topologyKey", &self.topology_key);
+        keep(&mut o, "whenUnsatisfiable", &self.when_unsatisfiable);
         m(&mut o, "labelSelector", &self.label_selector)?;
-        n(&mut o, "minDomains", &self.min_domains);
-        s(&mut o, "nodeAffinityPolicy", &self.node_affinity_policy);
-        s(&mut o, "nodeTaintsPolicy", &self.node_taints_policy);
+        keep(&mut o, "minDomains", &self.min_domains);
+        keep(&mut o, "nodeAffinityPolicy", &self.node_affinity_policy);
+        keep(&mut o, "nodeTaintsPolicy", &self.node_taints_policy);
         list(&mut o, "matchLabelKeys", &self.match_label_keys);
         Ok(Value::Object(o))
     }
@@ -6169,9 +6169,9 @@ impl Pb for pb::api::core::v1::TopologySpreadConstraint {
 impl Pb for pb::api::core::v1::TypedLocalObjectReference {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "apiGroup", &self.api_group);
-        s(&mut o, "kind", &self.kind);
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "apiGroup", &self.api_group);
+        keep(&mut o, "kind", &self.kind);
+        keep(&mut o, "name", &self.name);
         Ok(Value::Object(o))
     }
 
@@ -6193,10 +6193,10 @@ impl Pb for pb::api::core::v1::TypedLocalObjectReference {
 impl Pb for pb::api::core::v1::TypedObjectReference {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "apiGroup", &self.api_group);
-        s(&mut o, "kind", &self.kind);
-        s(&mut o, "name", &self.name);
-        s(&mut o, "namespace", &self.namespace);
+        keep(&mut o, "apiGroup", &self.api_group);
+        keep(&mut o, "kind", &self.kind);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "namespace", &self.namespace);
         Ok(Value::Object(o))
     }
 
@@ -6219,7 +6219,7 @@ impl Pb for pb::api::core::v1::TypedObjectReference {
 impl Pb for pb::api::core::v1::Volume {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         inline(&mut o, &self.volume_source)?;
         Ok(Value::Object(o))
     }
@@ -6241,8 +6241,8 @@ impl Pb for pb::api::core::v1::Volume {
 impl Pb for pb::api::core::v1::VolumeDevice {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "devicePath", &self.device_path);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "devicePath", &self.device_path);
         Ok(Value::Object(o))
     }
 
@@ -6263,12 +6263,12 @@ impl Pb for pb::api::core::v1::VolumeDevice {
 impl Pb for pb::api::core::v1::VolumeMount {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         n(&mut o, "readOnly", &self.read_only);
-        s(&mut o, "recursiveReadOnly", &self.recursive_read_only);
-        s(&mut o, "mountPath", &self.mount_path);
+        keep(&mut o, "recursiveReadOnly", &self.recursive_read_only);
+        keep(&mut o, "mountPath", &self.mount_path);
         s(&mut o, "subPath", &self.sub_path);
-        s(&mut o, "mountPropagation", &self.mount_propagation);
+        keep(&mut o, "mountPropagation", &self.mount_propagation);
         s(&mut o, "subPathExpr", &self.sub_path_expr);
         Ok(Value::Object(o))
     }
@@ -6295,10 +6295,10 @@ impl Pb for pb::api::core::v1::VolumeMount {
 impl Pb for pb::api::core::v1::VolumeMountStatus {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "mountPath", &self.mount_path);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "mountPath", &self.mount_path);
         n(&mut o, "readOnly", &self.read_only);
-        s(&mut o, "recursiveReadOnly", &self.recursive_read_only);
+        keep(&mut o, "recursiveReadOnly", &self.recursive_read_only);
         Ok(Value::Object(o))
     }
 
@@ -6451,7 +6451,7 @@ impl Pb for pb::api::core::v1::VolumeSource {
 impl Pb for pb::api::core::v1::VsphereVirtualDiskVolumeSource {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "volumePath", &self.volume_path);
+        keep(&mut o, "volumePath", &self.volume_path);
         s(&mut o, "fsType", &self.fs_type);
         s(&mut o, "storagePolicyName", &self.storage_policy_name);
         s(&mut o, "storagePolicyID", &self.storage_policy_id);
@@ -6477,7 +6477,7 @@ impl Pb for pb::api::core::v1::VsphereVirtualDiskVolumeSource {
 impl Pb for pb::api::core::v1::WeightedPodAffinityTerm {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "weight", &self.weight);
+        keep(&mut o, "weight", &self.weight);
         m(&mut o, "podAffinityTerm", &self.pod_affinity_term)?;
         Ok(Value::Object(o))
     }
@@ -6499,10 +6499,10 @@ impl Pb for pb::api::core::v1::WeightedPodAffinityTerm {
 impl Pb for pb::api::core::v1::WindowsSecurityContextOptions {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "gmsaCredentialSpecName", &self.gmsa_credential_spec_name);
-        s(&mut o, "gmsaCredentialSpec", &self.gmsa_credential_spec);
-        s(&mut o, "runAsUserName", &self.run_as_user_name);
-        n(&mut o, "hostProcess", &self.host_process);
+        keep(&mut o, "gmsaCredentialSpecName", &self.gmsa_credential_spec_name);
+        keep(&mut o, "gmsaCredentialSpec", &self.gmsa_credential_spec);
+        keep(&mut o, "runAsUserName", &self.run_as_user_name);
+        keep(&mut o, "hostProcess", &self.host_process);
         Ok(Value::Object(o))
     }
 
@@ -6525,8 +6525,8 @@ impl Pb for pb::api::core::v1::WindowsSecurityContextOptions {
 impl Pb for pb::api::core::v1::WorkloadReference {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "name", &self.name);
-        s(&mut o, "podGroup", &self.pod_group);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "podGroup", &self.pod_group);
         s(&mut o, "podGroupReplicaKey", &self.pod_group_replica_key);
         Ok(Value::Object(o))
     }
@@ -6619,7 +6619,7 @@ impl Pb for pb::api::events::v1::EventList {
 impl Pb for pb::api::events::v1::EventSeries {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "count", &self.count);
+        keep(&mut o, "count", &self.count);
         m(&mut o, "lastObservedTime", &self.last_observed_time)?;
         Ok(Value::Object(o))
     }
@@ -6690,7 +6690,7 @@ impl Pb for pb::api::policy::v1::PodDisruptionBudgetSpec {
         m(&mut o, "minAvailable", &self.min_available)?;
         m(&mut o, "selector", &self.selector)?;
         m(&mut o, "maxUnavailable", &self.max_unavailable)?;
-        s(
+        keep(
             &mut o,
             "unhealthyPodEvictionPolicy",
             &self.unhealthy_pod_eviction_policy,
@@ -6719,10 +6719,10 @@ impl Pb for pb::api::policy::v1::PodDisruptionBudgetStatus {
         let mut o = Map::new();
         n(&mut o, "observedGeneration", &self.observed_generation);
         map_m(&mut o, "disruptedPods", &self.disrupted_pods)?;
-        n(&mut o, "disruptionsAllowed", &self.disruptions_allowed);
-        n(&mut o, "currentHealthy", &self.current_healthy);
-        n(&mut o, "desiredHealthy", &self.desired_healthy);
-        n(&mut o, "expectedPods", &self.expected_pods);
+        keep(&mut o, "disruptionsAllowed", &self.disruptions_allowed);
+        keep(&mut o, "currentHealthy", &self.current_healthy);
+        keep(&mut o, "desiredHealthy", &self.desired_healthy);
+        keep(&mut o, "expectedPods", &self.expected_pods);
         ml(&mut o, "conditions", &self.conditions)?;
         Ok(Value::Object(o))
     }
@@ -6979,9 +6979,9 @@ impl Pb for pb::api::rbac::v1::RoleList {
 impl Pb for pb::api::rbac::v1::RoleRef {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "apiGroup", &self.api_group);
-        s(&mut o, "kind", &self.kind);
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "apiGroup", &self.api_group);
+        keep(&mut o, "kind", &self.kind);
+        keep(&mut o, "name", &self.name);
         Ok(Value::Object(o))
     }
 
@@ -7003,9 +7003,9 @@ impl Pb for pb::api::rbac::v1::RoleRef {
 impl Pb for pb::api::rbac::v1::Subject {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "kind", &self.kind);
+        keep(&mut o, "kind", &self.kind);
         s(&mut o, "apiGroup", &self.api_group);
-        s(&mut o, "name", &self.name);
+        keep(&mut o, "name", &self.name);
         s(&mut o, "namespace", &self.namespace);
         Ok(Value::Object(o))
     }
@@ -7030,11 +7030,11 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::Condition {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
         s(&mut o, "type", &self.r#type);
-        s(&mut o, "status", &self.status);
+        keep(&mut o, "status", &self.status);
         n(&mut o, "observedGeneration", &self.observed_generation);
         m(&mut o, "lastTransitionTime", &self.last_transition_time)?;
-        s(&mut o, "reason", &self.reason);
-        s(&mut o, "message", &self.message);
+        keep(&mut o, "reason", &self.reason);
+        keep(&mut o, "message", &self.message);
         Ok(Value::Object(o))
     }
 
@@ -7059,12 +7059,12 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::Condition {
 impl Pb for pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        n(&mut o, "gracePeriodSeconds", &self.grace_period_seconds);
+        keep(&mut o, "gracePeriodSeconds", &self.grace_period_seconds);
         m(&mut o, "preconditions", &self.preconditions)?;
-        n(&mut o, "orphanDependents", &self.orphan_dependents);
-        s(&mut o, "propagationPolicy", &self.propagation_policy);
+        keep(&mut o, "orphanDependents", &self.orphan_dependents);
+        keep(&mut o, "propagationPolicy", &self.propagation_policy);
         list(&mut o, "dryRun", &self.dry_run);
-        n(
+        keep(
             &mut o,
             "ignoreStoreReadErrorWithClusterBreakingPotential",
             &self.ignore_store_read_error_with_cluster_breaking_potential,
@@ -7095,8 +7095,8 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
 impl Pb for pb::apimachinery::pkg::apis::meta::v1::FieldSelectorRequirement {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "key", &self.key);
-        s(&mut o, "operator", &self.operator);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "operator", &self.operator);
         list(&mut o, "values", &self.values);
         Ok(Value::Object(o))
     }
@@ -7141,8 +7141,8 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::LabelSelector {
 impl Pb for pb::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "key", &self.key);
-        s(&mut o, "operator", &self.operator);
+        keep(&mut o, "key", &self.key);
+        keep(&mut o, "operator", &self.operator);
         list(&mut o, "values", &self.values);
         Ok(Value::Object(o))
     }
@@ -7168,7 +7168,7 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::ListMeta {
         s(&mut o, "selfLink", &self.self_link);
         s(&mut o, "resourceVersion", &self.resource_version);
         s(&mut o, "continue", &self.r#continue);
-        n(&mut o, "remainingItemCount", &self.remaining_item_count);
+        keep(&mut o, "remainingItemCount", &self.remaining_item_count);
         Ok(Value::Object(o))
     }
 
@@ -7232,7 +7232,7 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         n(&mut o, "generation", &self.generation);
         m(&mut o, "creationTimestamp", &self.creation_timestamp)?;
         m(&mut o, "deletionTimestamp", &self.deletion_timestamp)?;
-        n(
+        keep(
             &mut o,
             "deletionGracePeriodSeconds",
             &self.deletion_grace_period_seconds,
@@ -7275,12 +7275,12 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
 impl Pb for pb::apimachinery::pkg::apis::meta::v1::OwnerReference {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "apiVersion", &self.api_version);
-        s(&mut o, "kind", &self.kind);
-        s(&mut o, "name", &self.name);
-        s(&mut o, "uid", &self.uid);
-        n(&mut o, "controller", &self.controller);
-        n(&mut o, "blockOwnerDeletion", &self.block_owner_deletion);
+        keep(&mut o, "apiVersion", &self.api_version);
+        keep(&mut o, "kind", &self.kind);
+        keep(&mut o, "name", &self.name);
+        keep(&mut o, "uid", &self.uid);
+        keep(&mut o, "controller", &self.controller);
+        keep(&mut o, "blockOwnerDeletion", &self.block_owner_deletion);
         Ok(Value::Object(o))
     }
 
@@ -7305,8 +7305,8 @@ impl Pb for pb::apimachinery::pkg::apis::meta::v1::OwnerReference {
 impl Pb for pb::apimachinery::pkg::apis::meta::v1::Preconditions {
     fn to_json(&self) -> Result<Value, String> {
         let mut o = Map::new();
-        s(&mut o, "uid", &self.uid);
-        s(&mut o, "resourceVersion", &self.resource_version);
+        keep(&mut o, "uid", &self.uid);
+        keep(&mut o, "resourceVersion", &self.resource_version);
         Ok(Value::Object(o))
     }
 

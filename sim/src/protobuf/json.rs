@@ -2,9 +2,13 @@
 //! code implements per message, the field helpers it calls, and the messages whose JSON form is
 //! not an object (Time, MicroTime, Quantity, IntOrString, RawExtension, FieldsV1).
 //!
-//! JSON follows Go's encoding of the same types: `omitempty` scalars and empty strings are left
-//! out (Go makes no difference between an empty and an unset non-pointer field), lists and maps
-//! are left out when empty, `bytes` are base64, times are RFC 3339.
+//! JSON follows what kube-apiserver's Go makes of the same message: client-go writes every
+//! non-pointer field, so a non-pointer `omitempty` scalar is left out at its zero value (`n`,
+//! `s`: `stdin: false`, `generation: 0`, `""`), while a scalar Go keeps at zero — a pointer, or
+//! a field without `omitempty`, listed in `go_fields.rs` — is kept whenever sent (`keep`:
+//! `replicas: 0`). A message that was sent is written even when empty, as Go writes a struct
+//! (`resources: {}`), and a zero time is `null`. Lists and maps are left out when empty,
+//! `bytes` are base64, times are RFC 3339.
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -21,13 +25,6 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-/// Insert unless null.
-fn put(o: &mut Map<String, Value>, key: &str, v: Value) {
-    if !v.is_null() {
-        o.insert(key.to_string(), v);
-    }
-}
-
 // --- to JSON ---
 
 pub fn s(o: &mut Map<String, Value>, key: &str, v: &Option<String>) {
@@ -36,20 +33,29 @@ pub fn s(o: &mut Map<String, Value>, key: &str, v: &Option<String>) {
     }
 }
 
-pub fn n<T: Copy + Into<Value>>(o: &mut Map<String, Value>, key: &str, v: &Option<T>) {
+/// A non-pointer `omitempty` number or bool: left out at zero, as Go's `omitempty` does.
+pub fn n<T: Copy + Default + PartialEq + Into<Value>>(o: &mut Map<String, Value>, key: &str, v: &Option<T>) {
+    if let Some(v) = v.filter(|v| *v != T::default()) {
+        o.insert(key.to_string(), v.into());
+    }
+}
+
+/// A scalar Go keeps at zero (a pointer, or a field without `omitempty`): written whenever it
+/// was sent.
+pub fn keep<T: Clone + Into<Value>>(o: &mut Map<String, Value>, key: &str, v: &Option<T>) {
     if let Some(v) = v {
-        o.insert(key.to_string(), (*v).into());
+        o.insert(key.to_string(), v.clone().into());
     }
 }
 
 pub fn f(o: &mut Map<String, Value>, key: &str, v: &Option<f64>) {
-    if let Some(x) = v.and_then(serde_json::Number::from_f64) {
+    if let Some(x) = v.filter(|x| *x != 0.0).and_then(serde_json::Number::from_f64) {
         o.insert(key.to_string(), Value::Number(x));
     }
 }
 
 pub fn by(o: &mut Map<String, Value>, key: &str, v: &Option<Vec<u8>>) {
-    if let Some(v) = v {
+    if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
         o.insert(key.to_string(), Value::String(b64().encode(v)));
     }
 }
@@ -63,16 +69,19 @@ pub fn list<T: Clone + Into<Value>>(o: &mut Map<String, Value>, key: &str, v: &[
     }
 }
 
+/// A message that was sent: Go writes a struct whatever its content (`omitempty` does not
+/// leave structs out) and a set pointer to one, so it is written even when empty — or `null`,
+/// as a zero time is.
 pub fn m<T: Pb>(o: &mut Map<String, Value>, key: &str, v: &Option<T>) -> Result<(), String> {
     if let Some(v) = v {
-        put(o, key, v.to_json().map_err(|e| format!("{key}: {e}"))?);
+        o.insert(key.to_string(), v.to_json().map_err(|e| format!("{key}: {e}"))?);
     }
     Ok(())
 }
 
 pub fn mb<T: Pb>(o: &mut Map<String, Value>, key: &str, v: &Option<Box<T>>) -> Result<(), String> {
     if let Some(v) = v {
-        put(o, key, v.to_json().map_err(|e| format!("{key}: {e}"))?);
+        o.insert(key.to_string(), v.to_json().map_err(|e| format!("{key}: {e}"))?);
     }
     Ok(())
 }
@@ -268,10 +277,17 @@ pub fn get_map_m<T: Pb>(key: &str, v: &Value) -> Result<BTreeMap<String, T>, Str
 
 // --- messages with a non-object JSON form ---
 
-/// Seconds of Go's zero `time.Time` (year 1): what an unset non-pointer `Time` is sent as.
+/// Seconds of Go's zero `time.Time` (year 1): Go reads a message carrying them as the zero
+/// time, and a `null` time is encoded with them.
 pub const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
 
+/// A time as Go's JSON has it; the zero time is `null`. client-go sends a zero `metav1.Time`
+/// as an empty message (no seconds, no nanos), which Go reads back as the zero time, not as
+/// 1970.
 fn time_json(seconds: Option<i64>, nanos: Option<i32>, micro: bool) -> Result<Value, String> {
+    if seconds.is_none() && nanos.is_none() {
+        return Ok(Value::Null);
+    }
     let secs = seconds.unwrap_or(0);
     if secs == GO_ZERO_TIME_SECONDS {
         return Ok(Value::Null);

@@ -35,6 +35,7 @@ const EVENTS_V1_FIELDS: &[&str] = &[
     "type",
 ];
 const SECRET_FIELDS: &[&str] = &["type"];
+const REPLICASET_FIELDS: &[&str] = &["status.replicas"];
 const NAMESPACE_FIELDS: &[&str] = &["status.phase"];
 const NODE_FIELDS: &[&str] = &["spec.unschedulable"];
 
@@ -58,7 +59,7 @@ fn builtin(
         kind: kind.into(),
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: if ["pods", "services", "deployments", "jobs"].contains(&plural) {
+        categories: if ["pods", "services", "deployments", "replicasets", "statefulsets", "jobs"].contains(&plural) {
             vec!["all".into()]
         } else {
             vec![]
@@ -177,6 +178,18 @@ fn coordination() -> Vec<ResourceType> {
 }
 
 fn apps() -> Vec<ResourceType> {
+    let workload = |plural: &str, kind: &str, short: &[&str]| {
+        let mut t = builtin("apps", "v1", plural, kind, true, short, true, true, &[]);
+        // The Scale's selector is `spec.selector` printed as a string (see `Core::scale_of`).
+        t.scale = Some(super::ScaleSpec {
+            spec_replicas_path: ".spec.replicas".into(),
+            status_replicas_path: ".status.replicas".into(),
+            label_selector_path: None,
+        });
+        t
+    };
+    let mut replicasets = workload("replicasets", "ReplicaSet", &["rs"]);
+    replicasets.field_labels = REPLICASET_FIELDS;
     vec![
         builtin(
             "apps",
@@ -189,17 +202,9 @@ fn apps() -> Vec<ResourceType> {
             false,
             &[],
         ),
-        builtin(
-            "apps",
-            "v1",
-            "deployments",
-            "Deployment",
-            true,
-            &["deploy"],
-            true,
-            true,
-            &[],
-        ),
+        workload("deployments", "Deployment", &["deploy"]),
+        replicasets,
+        workload("statefulsets", "StatefulSet", &["sts"]),
     ]
 }
 
