@@ -1,5 +1,5 @@
 //! Wiring of the controllers. [`Operator::start`] starts the watch caches (pods, listener
-//! Leases, revisions, Rollouts) at once — a standby keeps them warm — and
+//! Leases, revisions, Jobs, Rollouts, Deployments) at once — a standby keeps them warm — and
 //! [`Operator::lead`] runs the Rollout and ListenerSet controllers on them until told to stop.
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::api::pod::CachedPod;
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector::{self, Store};
@@ -92,6 +93,9 @@ pub struct Operator {
     rollouts: Store<Rollout>,
     /// Rollouts left out of the cache because they do not decode.
     bad_rollouts: Undecodables,
+    /// The Deployments `spec.workloadRef` may name (not among `synced`: only the Rollouts
+    /// that name one wait for it).
+    workloads: crate::rollout::workload::Workloads,
     synced: Synced4,
     triggers: Triggers,
     listener_holders: crate::rollout::controller::HoldsListeners,
@@ -129,6 +133,7 @@ struct Triggers {
     revisions: Events<CachedRevision>,
     jobs: Events<Job>,
     rollouts: Events<Rollout>,
+    deployments: Events<Deployment>,
 }
 
 impl Operator {
@@ -178,23 +183,9 @@ impl Operator {
                     ..Default::default()
                 });
             });
-        // Each Rollout is decoded on its own: one that does not fit the type is skipped and
-        // reported, never the whole kind.
-        let (rollouts, rollout_writer) = reflector::store();
-        let bad_rollouts = Undecodables::new("Rollout", metrics.undecodable_gauge("Rollout"));
-        let rollout_watch = tolerant::decode_events(
-            watcher(
-                api::<Tolerant<Rollout>>(&client, &cfg.namespace),
-                cache::selected(cfg.selector.as_deref()),
-            ),
-            rollouts.clone(),
-            bad_rollouts.clone(),
-        )
-        // Only what says who changed the spec is kept of managedFields (and no kubectl copy).
-        .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_for_cache(&mut r.metadata));
-        let (rollout_synced_tx, rollout_synced) = synced();
-        let (rollout_trigger, rollout_drive) =
-            caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate.clone());
+        let (rollouts, bad_rollouts, rollout_trigger, rollout_synced, rollout_drive) =
+            rollout_cache(&client, &cfg, &metrics, gate.clone());
+        let (workloads, deployment_trigger, deployment_drive) = deployment_cache(&client, &cfg, gate.clone());
         metrics.watch_rollouts(rollouts.clone());
         let (counted, in_namespaces) = (pods.clone(), namespace_pods.clone());
         metrics.watch_pods(Arc::new(move || counted.state().len() + in_namespaces.len()));
@@ -207,7 +198,7 @@ impl Operator {
         };
         let drive_shared = shared.drive();
         let caches = tokio::spawn(async move {
-            futures::join!(drive_shared, rev_drive, job_drive, rollout_drive);
+            futures::join!(drive_shared, rev_drive, job_drive, rollout_drive, deployment_drive);
         });
         Operator {
             client,
@@ -222,6 +213,7 @@ impl Operator {
             jobs,
             rollouts,
             bad_rollouts,
+            workloads,
             synced,
             triggers: Triggers {
                 rollout_pods,
@@ -231,6 +223,7 @@ impl Operator {
                 revisions: rev_trigger,
                 jobs: job_trigger,
                 rollouts: rollout_trigger,
+                deployments: deployment_trigger,
             },
             listener_holders,
             owners,
@@ -303,6 +296,7 @@ impl Operator {
             status_written: Default::default(),
             checks: checks.clone(),
             notifier,
+            workloads: self.workloads,
         });
         info!(
             namespace = self.cfg.namespace.as_deref().unwrap_or("<all>"),
@@ -315,6 +309,7 @@ impl Operator {
                 revisions: self.triggers.revisions,
                 jobs: self.triggers.jobs,
                 leases: self.triggers.rollout_leases,
+                deployments: self.triggers.deployments,
                 checks: checks_done,
                 relisted: futures::stream::select_all(self.synced.all().iter().map(Synced::relisted)).boxed(),
             },
@@ -394,6 +389,61 @@ where
     let (synced_tx, synced) = synced();
     let (events, drive) = caches::gated_cache(watch, (writer, Some(index)), synced_tx, gate);
     (store, events, synced, drive)
+}
+
+/// The Rollout cache: its store, the Rollouts left out of it because they do not decode, its
+/// changes, when it has its first list, and the task that drives it.
+fn rollout_cache(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    metrics: &Metrics,
+    gate: Arc<AtomicBool>,
+) -> (
+    Store<Rollout>,
+    Undecodables,
+    Events<Rollout>,
+    Synced,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    // Each Rollout is decoded on its own: one that does not fit the type is skipped and
+    // reported, never the whole kind.
+    let (rollouts, rollout_writer) = reflector::store();
+    let bad_rollouts = Undecodables::new("Rollout", metrics.undecodable_gauge("Rollout"));
+    let rollout_watch = tolerant::decode_events(
+        watcher(
+            api::<Tolerant<Rollout>>(client, &cfg.namespace),
+            cache::selected(cfg.selector.as_deref()),
+        ),
+        rollouts.clone(),
+        bad_rollouts.clone(),
+    )
+    // Only what says who changed the spec is kept of managedFields (and no kubectl copy).
+    .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_for_cache(&mut r.metadata));
+    let (rollout_synced_tx, rollout_synced) = synced();
+    let (rollout_trigger, rollout_drive) =
+        caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate);
+    (rollouts, bad_rollouts, rollout_trigger, rollout_synced, rollout_drive)
+}
+
+/// A gated watch cache of the Deployments of the watched namespaces, pruned to what a plan
+/// reads of one (see [`crate::rollout::workload`]): the cache, its changes, and the task that
+/// drives it.
+fn deployment_cache(
+    client: &kube::Client,
+    cfg: &OperatorConfig,
+    gate: Arc<AtomicBool>,
+) -> (
+    crate::rollout::workload::Workloads,
+    Events<Deployment>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let watch = watcher(api::<Deployment>(client, &cfg.namespace), watcher::Config::default())
+        .modify(crate::rollout::workload::prune);
+    let (deployments, writer) = reflector::store();
+    let (synced_tx, synced) = synced();
+    let (events, drive) = caches::gated_cache(watch, (writer, None), synced_tx, gate);
+    let workloads = crate::rollout::workload::Workloads { deployments, synced };
+    (workloads, events, drive)
 }
 
 /// Rollouts that do not decode, reported on the object while leading (until `shutdown`).
@@ -485,6 +535,8 @@ struct RolloutTriggers {
     revisions: Events<CachedRevision>,
     jobs: Events<Job>,
     leases: Events<Lease>,
+    /// Deployments changed: the Rollouts whose `spec.workloadRef` names them look again.
+    deployments: Events<Deployment>,
     /// Check runs that finished.
     checks: futures::channel::mpsc::UnboundedReceiver<reflector::ObjectRef<Rollout>>,
     /// A cache the reconcile reads listed its objects again (see [`Synced::relisted`]).
@@ -504,7 +556,8 @@ fn rollout_controller_run(
     // Every reconcile under its span, timed and counted; the work queue seen from the triggers.
     let queue = metrics.queue("rollout");
     metrics.set_max_concurrent("rollout", concurrency);
-    let (forget, mapped) = (queue.clone(), queue.clone());
+    let (forget, mapped, referenced) = (queue.clone(), queue.clone(), queue.clone());
+    let referencing = rollouts.clone();
     let m = metrics.clone();
     let reconcile = move |r: Arc<Rollout>, ctx: Arc<Context>| {
         let m = m.clone();
@@ -539,6 +592,10 @@ fn rollout_controller_run(
     // A draining pod released a listener: its Rollout may stop waiting and delete it.
     .watches_stream(triggers.leases, move |l| {
         mapped.add_refs(draining_rollouts_of_lease(&pods, &l))
+    })
+    // The Deployment of a `spec.workloadRef` changed: a new template is a new revision.
+    .watches_stream(triggers.deployments, move |d| {
+        referenced.add_refs(crate::rollout::workload::rollouts_referencing(&referencing, &d))
     })
     // A check run finished: its Rollout decides what it means.
     .reconcile_on(triggers.checks)

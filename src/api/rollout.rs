@@ -32,6 +32,7 @@ pub mod replacement;
 pub mod revision;
 pub mod targets;
 mod validation;
+pub mod workload_ref;
 pub use checks::{Check, Comparison, HttpCheck, HttpMethod, JsonMatch, PrometheusCheck, Threshold};
 pub use history::{DeployRecord, RecordKind, RecordOutcome, RecordTrigger};
 pub use hooks::{Hooks, JobTemplate};
@@ -40,7 +41,8 @@ pub use reasons::{ConditionStatus, ConditionType, EventReason, FailureReason, Re
 pub use replacement::PodReplacementPolicy;
 pub use revision::CachedRevision;
 pub use targets::BatchTarget;
-pub use validation::validate;
+pub use validation::{validate, validate_template_labels, TemplateSource};
+pub use workload_ref::{ScaleDown, WorkloadRef, WorkloadRefStatus};
 
 /// Runtime-action annotations on a Rollout (written by the CLI, never by GitOps).
 ///
@@ -122,21 +124,31 @@ pub mod labels {
 )]
 #[x_kube(validation = Rule::new(BATCHES_SORTED_RULE).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
 #[x_kube(validation = Rule::new(checks::CHECK_NAMES_UNIQUE_RULE).message("spec.checks: each check needs its own name"))]
+#[x_kube(validation = Rule::new(workload_ref::ONE_OF_RULE).message(workload_ref::ONE_OF_MESSAGE))]
+#[x_kube(validation = Rule::new(workload_ref::NOT_BOTH_RULE).message(workload_ref::NOT_BOTH_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
     /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`), at most 10000.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 10000))]
     pub replicas: i32,
-    /// Selects the pods of this Rollout; must match `template.metadata.labels`.
+    /// Selects the pods of this Rollout; must match the pod template's labels (those of
+    /// `template`, or of the Deployment of `workloadRef`).
     pub selector: LabelSelector,
     /// Human version, stamped on pods as `app.kubernetes.io/version`.
     #[schemars(length(min = 1, max = 63))]
     pub version: String,
     /// Pod template of every instance (its schema is kept without descriptions to keep the CRD
-    /// small).
+    /// small). Exactly one of `template` and `workloadRef`; unset (empty) with `workloadRef`.
+    #[serde(default, skip_serializing_if = "workload_ref::template_is_unset")]
     #[schemars(schema_with = "pod_template_schema")]
     pub template: PodTemplateSpec,
+    /// Take the pod template from this Deployment instead of `template`, and scale it down as
+    /// the Rollout's instances become available (docs/rollouts.md, "Migrating from a
+    /// Deployment").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "workload_ref::workload_ref_schema")]
+    pub workload_ref: Option<WorkloadRef>,
     /// How a new revision is rolled out.
     #[serde(default)]
     pub strategy: RolloutStrategy,
@@ -308,6 +320,9 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub history: Vec<DeployRecord>,
+    /// With `spec.workloadRef`: the Deployment as last seen, and its replicas as scaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRefStatus>,
 }
 
 /// Batch progress of the rollout in progress.

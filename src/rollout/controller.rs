@@ -85,6 +85,8 @@ pub struct Context {
     pub checks: Arc<crate::rollout::checks::CheckRunner>,
     /// The notification queues of every Rollout (see [`crate::notify`]).
     pub notifier: Arc<crate::notify::Notifier>,
+    /// The Deployments that `spec.workloadRef` names (see [`crate::rollout::workload`]).
+    pub workloads: crate::rollout::workload::Workloads,
 }
 
 /// The time of the last status write per Rollout uid; entries older than the progress interval
@@ -354,6 +356,7 @@ async fn plan_input(
         checks: ctx.checks.progress(uid),
         sink_problems,
         jobs: jobs::own_jobs(&ctx.job_reads(), ns, uid).await?,
+        workload: ctx.workloads.read(rollout, ns).await,
     };
     Ok((input, sinks_requeue))
 }

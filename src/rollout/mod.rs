@@ -6,3 +6,4 @@ pub mod jobs;
 pub mod notify;
 pub mod planner;
 pub mod status_write;
+pub mod workload;

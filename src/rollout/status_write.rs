@@ -6,8 +6,9 @@
 //!   handled actions, history, pins, phase, the conditions' status, reason, generation and
 //!   transition time) and what `kubectl wait`, the CLI and readers gate on. Written at once:
 //!   a plan made from a status without them would decide again (and repeat a transition);
-//! * *progress*: the counts, the per-instance pods and versions, `versions`, `progress` and the
-//!   messages. These move with every pod event of a rollout; they are written at most once per
+//! * *progress*: the counts, the per-instance pods and versions, `versions`, `progress`, the
+//!   available pods of the Deployment of `spec.workloadRef` and the messages. These move with
+//!   every pod event of a rollout; they are written at most once per
 //!   [`PROGRESS_INTERVAL`] per Rollout (the reconcile is requeued for the rest, so the stored
 //!   status always catches up), and they ride along for free with the next fact change (a batch
 //!   transition, the end of the rollout);
@@ -106,6 +107,11 @@ fn strip_progress(f: &mut RolloutStatus) {
     f.message = None;
     for c in &mut f.conditions {
         c.message.clear();
+    }
+    // The Deployment of `spec.workloadRef` losing pods as the Rollout takes over is progress
+    // too; its replicas (what this controller set) are a fact.
+    if let Some(w) = f.workload_ref.as_mut() {
+        w.available_replicas = 0;
     }
     for i in &mut f.instances {
         // The pin stays a fact: the planner reports pin changes against the stored one.
@@ -257,5 +263,24 @@ mod tests {
             change(&mut planned);
             assert_eq!(decide(Some(&stored), &planned, recent), StatusWrite::Now, "{what}");
         }
+    }
+
+    #[test]
+    fn the_deployments_available_pods_are_progress_and_its_replicas_a_fact() {
+        use crate::api::rollout::WorkloadRefStatus;
+        let mut stored = base();
+        stored.workload_ref = Some(WorkloadRefStatus {
+            name: "web".into(),
+            observed_generation: 1,
+            replicas: 3,
+            available_replicas: 3,
+            original_replicas: Some(3),
+        });
+        let recent = Some(Duration::from_millis(10));
+        let mut planned = stored.clone();
+        planned.workload_ref.as_mut().unwrap().available_replicas = 2;
+        assert!(matches!(decide(Some(&stored), &planned, recent), StatusWrite::After(_)));
+        planned.workload_ref.as_mut().unwrap().replicas = 2;
+        assert_eq!(decide(Some(&stored), &planned, recent), StatusWrite::Now);
     }
 }

@@ -1,7 +1,8 @@
 //! Acceptance tests of the Rollout controller against the API server simulator: batched update,
 //! single-instance and batch rollback, automatic rollback, whole-service undo, controller crash,
 //! API faults, invalid specs, drains, scale, repair,
-//! superseding specs, `spec.paused` and the runtime actions (promote, abort, retry, restart).
+//! superseding specs, `spec.paused`, the runtime actions (promote, abort, retry, restart) and
+//! a Rollout taking over a Deployment (`spec.workloadRef`).
 //!
 //! Every test starts its own simulator and operator, waits on conditions with deadlines (never a
 //! fixed sleep), and asserts on the Rollout's status, its pods and its events.k8s.io/v1 Events.
@@ -27,3 +28,4 @@ mod rollback;
 mod runtime_actions;
 mod scaling;
 mod targets;
+mod workload_ref;

@@ -76,7 +76,8 @@ the demo scenario measured it using (tests/chart_rbac/least_privilege.rs), plus 
 docs/operating.md lists under "Permissions beyond the demo scenario". It reads through watch
 caches (list, watch; get only for pods: a listener's new holder is confirmed with the API server
 before its Lease is written, since the cache may still show a pod that is gone), writes status and its ListenerSet finalizer with patches, pods'
-drain annotation with a patch, Leases with conditional updates.
+drain annotation with a patch, Leases with conditional updates. For a Rollout's spec.workloadRef it
+watches Deployments and scales one down through its scale subresource.
 */}}
 {{- define "baton.controllerRules" -}}
 - apiGroups: ["baton.dev"]
@@ -94,6 +95,12 @@ drain annotation with a patch, Leases with conditional updates.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["list", "watch", "create", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["list", "watch", "create", "delete"]

@@ -239,6 +239,9 @@ wire_words! {
         HookStarted,
         /// A hook's Job failed (the note names it, its failed pod and why).
         HookFailed,
+        /// The Deployment of `spec.workloadRef` was scaled (the note says from what to what, and
+        /// why).
+        WorkloadScaled,
     }
 }
 

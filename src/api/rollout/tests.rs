@@ -44,6 +44,7 @@ pub(crate) fn sample_spec() -> RolloutSpec {
         checks: vec![],
         notifications: vec![],
         hooks: Default::default(),
+        workload_ref: None,
     }
 }
 

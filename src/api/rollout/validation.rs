@@ -2,6 +2,7 @@
 //! (the controller runs it too, and answers `InvalidSpec` with these messages).
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{parse_duration, parse_percent, scaled_value, selector_matches};
@@ -25,8 +26,14 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
         errors.push("spec.version is empty; set it to the version being deployed".into());
     }
     validate_selector(spec, &mut errors);
-    if spec.template.spec.is_none() {
-        errors.push("spec.template.spec is missing; give the pod template its containers".into());
+    super::workload_ref::validate_workload_ref(spec.workload_ref.as_ref(), &spec.template, &mut errors);
+    // With `workloadRef` the pod template is the Deployment's: the planner, which reads it,
+    // checks it with [`validate_template_labels`].
+    if spec.workload_ref.is_none() && !super::workload_ref::template_is_unset(&spec.template) {
+        if spec.template.spec.is_none() {
+            errors.push("spec.template.spec is missing; give the pod template its containers".into());
+        }
+        validate_template_labels(spec, &spec.template, TemplateSource::Spec, &mut errors);
     }
     validate_batches(spec, &mut errors);
     validate_strategy(spec, &mut errors);
@@ -61,26 +68,55 @@ pub fn validate(spec: &RolloutSpec) -> Result<(), Vec<String>> {
     }
 }
 
-/// The selector: not empty, and matching the template's labels.
+/// The selector is not empty.
 fn validate_selector(spec: &RolloutSpec, errors: &mut Vec<String>) {
-    let selector_empty = spec.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && spec.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
-    if selector_empty {
+    if selector_is_empty(spec) {
         errors.push("spec.selector is empty; set matchLabels that the pod template carries".into());
-    } else {
-        let labels = spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        if !selector_matches(&spec.selector, &labels) {
-            errors.push(
-                "spec.selector does not match spec.template.metadata.labels; add the selector's labels to the template"
-                    .into(),
-            );
-        }
     }
+}
+
+fn selector_is_empty(spec: &RolloutSpec) -> bool {
+    spec.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && spec.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty())
+}
+
+/// Where the pod template rolled out comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum TemplateSource<'a> {
+    /// `spec.template`.
+    Spec,
+    /// The Deployment of `spec.workloadRef`, of this name.
+    Deployment(&'a str),
+}
+
+/// The pod template's labels carry what `spec.selector` selects (an empty selector is reported
+/// on its own).
+pub fn validate_template_labels(
+    spec: &RolloutSpec,
+    template: &PodTemplateSpec,
+    source: TemplateSource<'_>,
+    errors: &mut Vec<String>,
+) {
+    if selector_is_empty(spec) {
+        return;
+    }
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    if selector_matches(&spec.selector, &labels) {
+        return;
+    }
+    errors.push(match source {
+        TemplateSource::Spec => {
+            "spec.selector does not match spec.template.metadata.labels; add the selector's labels to the template"
+                .into()
+        }
+        TemplateSource::Deployment(name) => format!(
+            "spec.selector does not match the pod template labels of Deployment {name} (its spec.template.metadata.labels); select labels its pods carry"
+        ),
+    });
 }
 
 /// Batches: each a valid count or percentage, cumulative (never decreasing), at most 32.

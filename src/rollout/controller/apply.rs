@@ -1,4 +1,5 @@
-//! The writes of a reconcile: the plan's actions (revisions, pods, Jobs, drains) and the status.
+//! The writes of a reconcile: the plan's actions (revisions, pods, Jobs, drains, the Deployment
+//! of `spec.workloadRef`) and the status.
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -144,6 +145,10 @@ async fn apply_one(ctx: &Context, ns: &str, owner: &OwnerReference, action: &Act
         Action::UndrainPod { name } => {
             let patch = json!({"metadata": {"annotations": {DRAIN_ANNOTATION: null}}});
             patch_pod(ctx, &pods, name, &patch).await?;
+            None
+        }
+        Action::ScaleWorkload { name, replicas } => {
+            crate::rollout::workload::scale(&ctx.client, ns, name, *replicas).await?;
             None
         }
     };

@@ -35,7 +35,7 @@ pub fn rollout_event(ev: &PlanEvent) -> Option<RolloutEvent> {
         CheckFailed => Some(RolloutEvent::CheckFailed),
         HookFailed => Some(RolloutEvent::HookFailed),
         BatchStarted | HookStarted | PhaseChanged | RollingBack | Resumed | RetryRequested | Restarted | Pinned
-        | Unpinned | ActionIgnored | InvalidSpec | BakeStarted | NotificationFailed => None,
+        | Unpinned | ActionIgnored | InvalidSpec | BakeStarted | NotificationFailed | WorkloadScaled => None,
     }
 }
 

@@ -87,7 +87,8 @@
 //! sizes), `validation` (an invalid spec), `requests` (runtime actions), `batches` (batch
 //! bookkeeping), `progress` (batch progression, pauses, promotion, the deadline), `pods`
 //! (desired revision per slot and pod actions), `status` (phase, conditions, events of
-//! phase and pin changes) and `counts` (observed counts, instances, progress).
+//! phase and pin changes), `counts` (observed counts, instances, progress) and `workload`
+//! (`spec.workloadRef`: the Deployment's template, and its scale-down).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,6 +116,7 @@ mod status;
 mod strategy;
 mod targets;
 mod validation;
+mod workload;
 
 pub use checks::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
 pub use hooks::{check_job_name, hook_job_name, job_labels, JobState, ObservedJob};
@@ -124,6 +126,7 @@ pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
 pub use strategy::{batch_counts, budgets};
 pub use validation::plan_undecodable;
+pub use workload::{scale_down_target, ObservedWorkload, WorkloadRead};
 
 use observed::SlotPods;
 
@@ -164,6 +167,9 @@ pub struct PlanInput {
     pub sink_problems: Option<Vec<String>>,
     /// The Jobs of the Rollout (hooks and `job` checks), terminating ones left out.
     pub jobs: Vec<ObservedJob>,
+    /// With `spec.workloadRef` (of a supported kind): its Deployment, as read (see
+    /// `planner/workload.rs`).
+    pub workload: Option<WorkloadRead>,
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -208,6 +214,9 @@ pub enum Action {
     DeleteJob { name: String },
     /// Ask pod `name` to hand its listeners over: set annotation `baton.dev/drain` to now.
     DrainPod { name: String },
+    /// Set the `spec.replicas` of Deployment `name` (of `spec.workloadRef`) through its scale
+    /// subresource.
+    ScaleWorkload { name: String, replicas: i32 },
     /// Pod `name` is wanted again: remove annotation `baton.dev/drain` (one this controller
     /// set).
     UndrainPod { name: String },
@@ -388,6 +397,7 @@ impl<'a> Planner<'a> {
             now: self.now,
         };
         status.history = history::records(&self.prior, &status, &facts);
+        self.scale_workload(&mut status);
         self.finish(status)
     }
 

@@ -33,7 +33,13 @@ pub fn revision_data(template: &PodTemplateSpec, version: &str) -> serde_json::V
 /// The pod template actually rolled out: `spec.template` plus, when a restart was requested,
 /// annotation `baton.dev/restartedAt`.
 pub fn effective_template(spec: &RolloutSpec, restarted_at: Option<&str>) -> PodTemplateSpec {
-    let mut template = spec.template.clone();
+    restarted_template(&spec.template, restarted_at)
+}
+
+/// `template` (`spec.template`, or the Deployment's of `spec.workloadRef`) plus, when a
+/// restart was requested, annotation `baton.dev/restartedAt`.
+pub fn restarted_template(template: &PodTemplateSpec, restarted_at: Option<&str>) -> PodTemplateSpec {
+    let mut template = template.clone();
     if let Some(value) = restarted_at {
         template
             .metadata
@@ -103,7 +109,10 @@ impl Planner<'_> {
         let spec = self.spec;
         let name = input.name.as_str();
 
-        let template = Arc::new(effective_template(spec, input.requests.restarted_at.as_deref()));
+        let template = Arc::new(restarted_template(
+            self.pod_template(),
+            input.requests.restarted_at.as_deref(),
+        ));
         let hash = revision_hash(&template, &spec.version);
         let existing_target = input.revisions.iter().find(|r| r.hash == hash).cloned();
         let next_number = input.revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1;

@@ -71,6 +71,7 @@ impl Planner<'_> {
             }
         }
         errors.extend(self.target_slots(&pins).1);
+        errors.extend(self.workload_problems());
         if let Some(refused) = &input.rejected {
             errors.push(self.refusal(refused, &target.hash));
         }
@@ -115,7 +116,13 @@ impl Planner<'_> {
                 );
             }
         }
-        format!("the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version")
+        match self.workload() {
+            Some(d) => format!(
+                "the API server refuses the pods of this spec: {refused}; fix the pod template of Deployment {} or spec.version",
+                d.name
+            ),
+            None => format!("the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"),
+        }
     }
 
     /// The plan for an invalid spec: report, move nothing.

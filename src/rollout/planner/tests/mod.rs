@@ -35,6 +35,7 @@ mod status;
 mod strategy;
 mod targets;
 mod validation;
+mod workload;
 mod world;
 
 use invariants::check_invariants;
@@ -119,6 +120,7 @@ fn input(spec: RolloutSpec, pods: Vec<ObservedPod>, revisions: Vec<RevisionInfo>
         checks: BTreeMap::new(),
         sink_problems: None,
         jobs: Vec::new(),
+        workload: None,
     }
 }
 

@@ -112,6 +112,11 @@ impl World {
                     self.jobs.remove(name);
                     self.input.jobs.retain(|j| &j.name != name);
                 }
+                Action::ScaleWorkload { replicas, .. } => {
+                    if let Some(WorkloadRead::Found(d)) = self.input.workload.as_mut() {
+                        d.replicas = *replicas;
+                    }
+                }
             }
         }
         self.input.status = Some(p.status.clone());
