@@ -94,6 +94,7 @@ bench:
 	$(CARGO) run --quiet --release --example listener_bench
 	$(CARGO) run --quiet --release --example dashboard_bench
 	$(CARGO) run --quiet --release --example listener_safety
+	$(CARGO) run --quiet --release --example workload_handover
 
 # ListenerSets at scale (docs/benchmarks.md, "ListenerSets at scale"): 1,000 to 50,000
 # listeners on 20 and 100 pods with real agents and the controller as the image ships it.

@@ -52,6 +52,13 @@ struct Safety {
 
 fn safety(ns: &Ns) -> Safety {
     let a = ns.log.analyse();
+    // What a failure looks like, for whoever reads the report.
+    for o in a.overlaps.iter().take(5) {
+        println!("  duplicate: {o}");
+    }
+    for n in a.duplicate_notes.iter().take(3) {
+        println!("  sampled twice: {n}");
+    }
     let rules = ns.violations(true);
     let token_regressions = a.token_regressions.len() + rules.iter().filter(|v| v.starts_with("token of")).count();
     let other = rules
@@ -234,7 +241,8 @@ async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
     let mut actions = Actions::default();
     // Sidecars down (SIGKILLed, to be restarted later than the lease), and their restarts.
     let mut down: Vec<(String, Instant)> = Vec::new();
-    let end = Instant::now() + churn_time();
+    let t0 = Instant::now();
+    let end = t0 + churn_time();
     while Instant::now() < end {
         // Restart the sidecars whose time has come.
         let now = Instant::now();
@@ -257,10 +265,11 @@ async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
                 let new = format!("c{next}");
                 next += 1;
                 ns.create_pod(&new).await?;
-                live.push(new);
+                live.push(new.clone());
                 live.retain(|p| *p != old);
                 if rng.below(100) < 20 {
                     actions.force += 1;
+                    eprintln!("{:>7.2}s force-delete {old} (new {new})", t0.elapsed().as_secs_f64());
                     ns.force_delete_pod(&old).await?;
                     ns.mark_dead(&old)?;
                     let (ns2, old2) = (ns.clone(), old.clone());
@@ -270,23 +279,27 @@ async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
                     });
                 } else {
                     actions.graceful += 1;
+                    eprintln!("{:>7.2}s delete {old} (new {new})", t0.elapsed().as_secs_f64());
                     ns.delete_pod(&old, 30).await?;
                 }
             }
             35..=54 if up.len() > 1 => {
                 actions.sigterm += 1;
                 let pod = pick(&mut rng, &up);
+                eprintln!("{:>7.2}s SIGTERM agent of {pod}", t0.elapsed().as_secs_f64());
                 ns.term_agent(&pod).await?;
                 ns.restart_agent(&pod).await?;
             }
             55..=74 if up.len() > 1 => {
                 actions.sigkill += 1;
                 let pod = pick(&mut rng, &up);
+                eprintln!("{:>7.2}s SIGKILL agent of {pod}", t0.elapsed().as_secs_f64());
                 ns.kill_agent(&pod).await?;
                 down.push((pod, Instant::now() + Duration::from_secs(CHURN_LEASE + 1)));
             }
             75..=89 => {
                 actions.controller_kills += 1;
+                eprintln!("{:>7.2}s kill a controller", t0.elapsed().as_secs_f64());
                 let ids = ns.controller_ids();
                 if let Some(id) = ids.get(rng.below(ids.len() as u64) as usize) {
                     ns.kill_controller(id).await?;

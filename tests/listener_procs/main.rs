@@ -13,6 +13,7 @@ mod controller_writes;
 mod force;
 mod in_flight;
 mod liveness;
+mod migration;
 mod notifications;
 mod operator;
 mod rebalance;
@@ -20,6 +21,7 @@ mod release;
 mod sidecar;
 mod starting;
 mod upgrade;
+mod workloads;
 
 use harness::R;
 

@@ -63,11 +63,25 @@ pub(super) fn weight(pod: &CachedPod) -> u32 {
     pod_weight(pod.metadata.annotations.as_ref()).unwrap_or(1)
 }
 
-/// `(workload, revision)` of a pod a Rollout made.
+/// `(workload, revision)` of a pod a Rollout or a Deployment made: a Rollout's pods carry its
+/// name and `baton.dev/revision-hash`; a Deployment's carry `pod-template-hash` and are owned by
+/// its ReplicaSet `<deployment>-<hash>`. Two revisions among a Deployment's pods are a rollout
+/// under way (or paused mid-way), never a steady state. A StatefulSet's pods are left out: a
+/// partition keeps two revisions for as long as the user wants, and nothing here reads the
+/// StatefulSet to tell that from a rollout.
 pub(super) fn revision(pod: &CachedPod) -> Option<(String, String)> {
-    let rollout = pod.labels.get(labels::ROLLOUT)?;
-    let hash = pod.labels.get(labels::REVISION_HASH)?;
-    Some((format!("{ROLLOUT_WORKLOAD}{rollout}"), hash.to_string()))
+    if let (Some(rollout), Some(hash)) = (pod.labels.get(labels::ROLLOUT), pod.labels.get(labels::REVISION_HASH)) {
+        return Some((format!("{ROLLOUT_WORKLOAD}{rollout}"), hash.to_string()));
+    }
+    let hash = pod.labels.get(POD_TEMPLATE_HASH)?;
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == "ReplicaSet")?;
+    let deployment = owner.name.strip_suffix(hash)?.strip_suffix('-')?;
+    Some((format!("{DEPLOYMENT_WORKLOAD}{deployment}"), hash.to_string()))
 }
 
 /// The Rollouts of the pods `set` selects, by the workload key of [`revision`], as the Rollout
@@ -116,6 +130,9 @@ pub(super) fn rollouts_of(
 
 /// How [`revision`] names a Rollout: `Rollout <name>`.
 const ROLLOUT_WORKLOAD: &str = "Rollout ";
+const DEPLOYMENT_WORKLOAD: &str = "Deployment ";
+/// The label the Deployment controller puts on its ReplicaSets' pods.
+const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 /// `status.rebalance` from the decision.
 pub(super) fn status(set: &ListenerSet, previous: &ListenerSetStatus, decision: &Decision) -> RebalanceStatus {
@@ -165,6 +182,36 @@ pub(super) fn report(ctx: &Context, set: &ListenerSet, decision: &Decision) {
 mod tests {
     use super::*;
     use crate::api::listenerset::RebalanceSpec;
+
+    fn pod(labels: &[(&str, &str)], owner: Option<(&str, &str)>) -> CachedPod {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "p", "uid": "u",
+                "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+                "ownerReferences": owner.map(|(kind, name)| vec![serde_json::json!(
+                    {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "o", "controller": true})]).unwrap_or_default()
+            }
+        }))
+        .expect("a pod");
+        serde_json::from_value(serde_json::to_value(pod).expect("json")).expect("a cached pod")
+    }
+
+    #[test]
+    fn a_pods_revision_names_the_workload_that_made_it() {
+        let d = pod(&[("pod-template-hash", "7d9f")], Some(("ReplicaSet", "web-7d9f")));
+        assert_eq!(revision(&d), Some(("Deployment web".into(), "7d9f".into())));
+        let r = pod(
+            &[(labels::ROLLOUT, "api"), (labels::REVISION_HASH, "abc")],
+            Some(("Rollout", "api")),
+        );
+        assert_eq!(revision(&r), Some(("Rollout api".into(), "abc".into())));
+        // A ReplicaSet of its own (not a Deployment's), a StatefulSet's pod, a bare pod: unknown.
+        let rs = pod(&[("pod-template-hash", "7d9f")], Some(("ReplicaSet", "web")));
+        assert_eq!(revision(&rs), None);
+        let sts = pod(&[("controller-revision-hash", "db-5c8")], Some(("StatefulSet", "db")));
+        assert_eq!(revision(&sts), None);
+        assert_eq!(revision(&pod(&[], None)), None);
+    }
 
     fn set(policy: Option<RebalancePolicy>) -> ListenerSet {
         let mut s = ListenerSet::new("s", Default::default());

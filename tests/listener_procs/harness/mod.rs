@@ -31,6 +31,7 @@ pub mod process;
 pub mod receiver;
 #[path = "../../support/wait.rs"]
 pub mod wait;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
