@@ -343,12 +343,25 @@ impl State {
                 return;
             }
             let release = self.shutting_down || release_reason(l).is_some();
+            // Acknowledged by this pod before this agent saw it: an earlier incarnation of the
+            // agent (a restarted sidecar) may have started it, and the application may run it
+            // still. It is released only once the application has applied a document without
+            // it, as any stop is; an unacknowledged one nobody can have started.
+            let may_run = release && lease::acknowledged(l);
+            let why = match release_reason(l) {
+                Some(r) if !self.shutting_down => StopReason::ReleaseRequested(r),
+                _ => StopReason::Shutdown,
+            };
             let (set, listener) = lease::listener_of(l).unwrap_or_default();
             let t = Tracked {
                 set: set.to_string(),
                 listener: listener.to_string(),
                 lease: l.clone(),
-                phase: if release { Phase::Releasing } else { Phase::Acking },
+                phase: match (release, may_run) {
+                    (true, true) => Phase::Stopping,
+                    (true, false) => Phase::Releasing,
+                    _ => Phase::Acking,
+                },
                 ack_base: None,
                 ack_reg: 0,
                 duration: lease_duration(l),
@@ -363,6 +376,10 @@ impl State {
             };
             debug!(lease = name, phase = ?t.phase, "tracking");
             self.tracked.insert(name.to_string(), t);
+            if may_run {
+                self.emit_stop(name, why, true);
+                return;
+            }
         }
         let Some(t) = self.tracked.get(name) else { return };
         if t.in_flight.is_some() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use tokio::time::Instant;
 
 use super::*;
@@ -606,4 +606,56 @@ fn an_answer_to_a_request_of_an_earlier_tracking_is_ignored() {
     assert!(starts(&st.take_actions()).is_empty());
     st.answered(NAME, new, OpKind::Ack, Ok((Some(mine(7, 4)), None)), t0 + ms(40));
     assert_eq!(starts(&st.take_actions()), vec![4]);
+}
+
+/// A Lease this pod acknowledged, as a restarted sidecar first sees it.
+fn acknowledged(mut l: Lease) -> Lease {
+    let spec = l.spec.get_or_insert_with(Default::default);
+    spec.acquire_time = Some(MicroTime("2026-01-10T10:00:00Z".parse().expect("a time")));
+    spec.renew_time = Some(MicroTime("2026-01-10T10:00:01Z".parse().expect("a time")));
+    l
+}
+
+#[test]
+fn a_restarted_agent_releases_what_an_earlier_one_may_have_started_only_after_the_apps_ack() {
+    let t0 = Instant::now();
+    let mut st = registered(t0);
+    // Acknowledged before this agent started (its predecessor's app may run it), and asked to
+    // go: the application is told first, the Lease released once it applied that.
+    st.observe(NAME, Some(acknowledged(with_release(mine(3, 2)))), t0 + ms(10));
+    let a = st.take_actions();
+    let asked = stops(&a);
+    assert_eq!(
+        asked,
+        vec![(StopReason::ReleaseRequested("drain".into()), Some(0))],
+        "{a:?}"
+    );
+    assert!(
+        sends(&a).is_empty(),
+        "released before the application stopped it: {a:?}"
+    );
+    // Meanwhile it may be acknowledged again under this agent's registration (keeping it valid
+    // while the application stops), never released.
+    st.tick(t0 + secs(1));
+    let a = st.take_actions();
+    let renewing = sends(&a);
+    assert!(!renewing.iter().any(|(_, k)| *k == OpKind::Release), "{a:?}");
+    st.on_ack(NAME, 0, t0 + secs(2));
+    let mut a = st.take_actions();
+    for (name, kind) in renewing {
+        // The renewal answers: what waited on it goes out.
+        st.on_op(
+            &name,
+            kind,
+            Ok((Some(acknowledged(with_release(mine(5, 2)))), None)),
+            t0 + secs(2),
+        );
+        a.extend(st.take_actions());
+    }
+    assert_eq!(sends(&a), vec![(NAME.to_string(), OpKind::Release)], "{a:?}");
+    // Never acknowledged: no application can have started it, released at once.
+    st.observe("sxt-l2", Some(with_release(mine_of("l2", 4, SECS))), t0 + secs(3));
+    let a = st.take_actions();
+    assert!(stops(&a).is_empty(), "{a:?}");
+    assert_eq!(sends(&a), vec![("sxt-l2".to_string(), OpKind::Release)]);
 }

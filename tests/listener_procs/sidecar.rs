@@ -111,3 +111,54 @@ async fn the_sample_app_stops_when_its_sidecar_is_gone() {
     ok(ns.wait_running("all on sa-b", &keys, LONG, |p| p == "sa-b").await);
     assert_clean(&ns, true);
 }
+
+/// A sidecar that comes back (its container restarted) while its pod's listeners are asked to
+/// go: the app still runs what the sidecar's predecessor listed, so the new sidecar releases each
+/// listener only once the app has applied a document without it — never at once, which handed
+/// listeners to another pod while the old app was still stopping them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sidecar_releases_only_what_its_app_has_stopped() {
+    let app = AppConfig {
+        mode: Mode::Http,
+        stop_delay: Duration::from_millis(500),
+        ..AppConfig::default()
+    };
+    let ns = ok(Ns::new(Cluster::shared(), "case4-restart", app, AgentFlags::default()).await);
+    ok(ns.start_controller().await);
+    for p in ["rs-a", "rs-b"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, keys) = listeners("sxt", 8);
+    ok(ns.create_set("sxt", spec, 5).await);
+    ok(ns.settled("sxt", 8, "8 listeners running", LONG).await);
+    let on_a = ns.running_on().values().filter(|p| *p == "rs-a").count();
+    assert!(on_a > 0, "rs-a runs listeners");
+    // The sidecar dies; before its Leases can expire, the pod is drained and the controller asks
+    // for every listener of it back.
+    ok(ns.kill_agent("rs-a").await);
+    let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
+    ok(ns
+        .pods_api()
+        .patch("rs-a", &PatchParams::default(), &Patch::Merge(&drain))
+        .await
+        .map_err(|e| e.to_string()));
+    ok(wait_for("rs-a's Leases asked back", LONG, || async {
+        let held = ns.holders("sxt").await.ok()?;
+        let mine = held.values().filter(|(h, _)| h.as_deref() == Some("rs-a")).count();
+        let leases = ns.leases().list(&Default::default()).await.ok()?;
+        let asked = leases
+            .items
+            .iter()
+            .filter(|l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some("rs-a"))
+            .filter(|l| baton::api::listenerset::lease::release_requested(l).is_some())
+            .count();
+        (mine > 0 && asked == mine).then_some(())
+    })
+    .await);
+    // The sidecar's container restarts: the new sidecar finds them asked back.
+    ok(ns.restart_agent("rs-a").await);
+    ok(ns
+        .wait_running("every listener off the drained rs-a", &keys, LONG, |p| p == "rs-b")
+        .await);
+    assert_clean(&ns, true);
+}
