@@ -251,3 +251,15 @@ pub fn set_pointer(v: &mut Value, ptr: &str, val: Value) {
         cur = obj.entry((*p).to_string()).or_insert_with(|| json!({}));
     }
 }
+
+/// A JSON object of strings (labels, annotations, `matchLabels`) as a map; values that are not
+/// strings are left out, a missing or non-object value is empty.
+pub fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

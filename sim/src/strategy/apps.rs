@@ -86,15 +86,7 @@ fn go_map(labels: &BTreeMap<String, String>) -> String {
     format!("map[string]string{{{}}}", parts.join(", "))
 }
 
-fn labels_of(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::meta::string_map as labels_of;
 
 /// What every workload must satisfy: a non-empty selector matching the template's labels,
 /// non-negative counts, a valid pod template that restarts always.

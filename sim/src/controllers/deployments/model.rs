@@ -176,15 +176,7 @@ impl Status {
     }
 }
 
-pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::meta::string_map;
 
 /// A Deployment, defaulted.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,14 +18,7 @@ pub(crate) struct Owner<'a> {
 }
 
 fn labels_of(v: &Value) -> std::collections::BTreeMap<String, String> {
-    v.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::meta::string_map(v.pointer("/metadata/labels"))
 }
 
 impl Owner<'_> {

@@ -26,15 +26,7 @@ pub struct Plan {
     pub requeue: Option<Duration>,
 }
 
-fn labels_of(v: Option<&Value>) -> Vec<(String, String)> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::meta::string_map as labels_of;
 
 /// `podutil.IsPodAvailable`: Ready, for longer than `min_ready` seconds.
 pub fn available(p: &PodView, min_ready: i64, now: Timestamp) -> bool {

@@ -127,15 +127,7 @@ impl SetView {
     }
 }
 
-pub fn labels_of(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::meta::string_map as labels_of;
 
 /// The parent name and ordinal in a pod name `<parent>-<ordinal>` (kube's
 /// `getParentNameAndOrdinal`: the ordinal must fit an int32).
