@@ -19,6 +19,12 @@ pub mod judge;
 pub mod runtime;
 pub mod spec;
 
+/// The time an action's request annotation carries: RFC 3339 in UTC with all nine fraction
+/// digits, so every request has the same shape whatever the clock's last digits were.
+fn request_time() -> String {
+    format!("{:.9}", jiff::Timestamp::now())
+}
+
 /// What an action did, as one line (`rollout.baton.dev/web promoted`), or why it did not.
 pub type Done = Result<String, CliError>;
 
@@ -39,6 +45,20 @@ impl Actor<'_> {
         PatchParams {
             field_manager: Some(self.manager.into()),
             ..PatchParams::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_request_time_always_has_nine_fraction_digits() {
+        for _ in 0..50 {
+            let t = super::request_time();
+            let fraction = t.split_once('.').map(|(_, f)| f);
+            assert_eq!(fraction.map(str::len), Some(10), "{t}");
+            assert!(t.ends_with('Z'), "{t}");
+            assert!(t.parse::<jiff::Timestamp>().is_ok(), "{t}");
         }
     }
 }

@@ -4,7 +4,6 @@ use crate::api::ROLLOUT_RESOURCE;
 use std::time::Duration;
 
 use futures::StreamExt;
-use jiff::Timestamp;
 use kube::api::{Api, Patch};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
@@ -65,7 +64,7 @@ pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request, 
         if let Some(why) = refusal(&r, req) {
             return Err(CliError::msg(why));
         }
-        let nonce = Timestamp::now().to_string();
+        let nonce = super::request_time();
         let patch = json!({"metadata": {"resourceVersion": r.resource_version(), "annotations": {key: nonce}}});
         match api.patch(name, &who.patch_params(), &Patch::Merge(&patch)).await {
             Ok(_) => return Ok(format!("{ROLLOUT_RESOURCE}/{name} {verb}")),
@@ -79,7 +78,7 @@ pub async fn request(s: &Session, api: &Api<Rollout>, name: &str, req: Request, 
 
 /// Restart every instance: a new revision (the pod template gets the restart time).
 pub async fn restart(s: &Session, api: &Api<Rollout>, name: &str, who: Actor<'_>) -> Done {
-    let now = Timestamp::now().to_string();
+    let now = super::request_time();
     let patch = json!({"metadata": {"annotations": {
         annotations::RESTARTED_AT: now,
         annotations::CHANGE_CAUSE: who.cause,

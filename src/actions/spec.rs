@@ -5,7 +5,6 @@
 use crate::api::ROLLOUT_RESOURCE;
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use kube::api::{Api, Patch};
 use kube::ResourceExt;
 use serde_json::{json, Value};
@@ -256,7 +255,7 @@ pub async fn undo(s: &Session, api: &Api<Rollout>, name: &str, to: Option<i64>, 
         let current = r.status.as_ref().and_then(|st| st.current_revision.as_deref());
         let mut extra = Vec::new();
         if !batches && current != Some(target_name.as_str()) {
-            extra.push((annotations::PROMOTE_FULL, Timestamp::now().to_string()));
+            extra.push((annotations::PROMOTE_FULL, super::request_time()));
         }
         Ok(Some(Change { ops, extra }))
     })
