@@ -109,6 +109,7 @@ async fn main() -> Result<(), String> {
         client: client.clone(),
         namespace: "default".into(),
         server: sim.addr().to_string(),
+        read_timeout: None,
     };
     let t0 = Instant::now();
     let served = baton::dashboard::serve(

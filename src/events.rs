@@ -1,4 +1,13 @@
-//! Publishing `events.k8s.io/v1` Events: repeats aggregated into series, transitions once.
+//! Publishing Events: repeats aggregated into series, transitions once.
+//!
+//! Events are written through core/v1 with both generations of fields: the events.k8s.io/v1
+//! ones (`eventTime`, `series`, `reportingComponent`/`reportingInstance`, `action`) and
+//! `firstTimestamp`/`lastTimestamp`/`count`, as client-go's `tools/record` writes them.
+//! `kubectl describe` orders Events by `lastTimestamp` alone, and kube-apiserver refuses those
+//! fields through events.k8s.io/v1 (`deprecatedLastTimestamp` "needs to be unset" on create,
+//! immutable on update): Events written there all have none, and `describe` shows them in the
+//! order the API lists them, i.e. by name. Readers of events.k8s.io/v1 see the same objects
+//! (one store, `deprecated*` being these fields).
 //!
 //! Two kinds of occurrence (Events per Rollout update, and what they cost etcd):
 //! * *Transitions* (a batch started or completed, a rollout completed or failed) carry a key that
@@ -22,9 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::{Event, EventSeries};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Event, EventSeries, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 /// An isomorphic occurrence this long after the last one starts a new Event (client-go's
@@ -352,12 +360,15 @@ impl Publisher {
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(now)),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
             action: Some(o.reason.clone()),
             reason: Some(o.reason.clone()),
-            note: Some(o.note.clone()),
+            message: Some(o.note.clone()),
             type_: Some(o.severity.as_str().into()),
-            regarding: Some(regarding.clone()),
-            reporting_controller: Some(self.controller.clone()),
+            involved_object: regarding.clone(),
+            reporting_component: Some(self.controller.clone()),
             reporting_instance: Some(self.instance.clone()),
             ..Event::default()
         }
@@ -394,15 +405,22 @@ impl Publisher {
         now: Timestamp,
     ) -> Result<(), kube::Error> {
         let series = EventSeries {
-            count,
-            last_observed_time: MicroTime(last),
+            count: Some(count),
+            last_observed_time: Some(MicroTime(last)),
         };
-        let patch = serde_json::json!({ "series": series });
+        // lastTimestamp moves with the series: it is what `kubectl describe` orders by.
+        let patch = serde_json::json!({
+            "series": series,
+            "count": count,
+            "lastTimestamp": Time(last),
+        });
         let api = self.api(regarding);
         match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 let mut ev = self.event(regarding, o, name.to_string(), now);
                 ev.series = Some(series);
+                ev.count = Some(count);
+                ev.last_timestamp = Some(Time(last));
                 api.create(&PostParams::default(), &ev).await.map(|_| ())
             }
             other => other.map(|_| ()),

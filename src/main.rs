@@ -5,11 +5,22 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use baton::cli::{self, Cli};
+use baton::session::exit;
 
 fn main() -> ExitCode {
     // Before the runtime starts its threads (see `baton::malloc`).
     baton::malloc::limit_arenas();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` come back as errors that print to stdout: they worked.
+            let code = if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            if let Err(io) = e.print() {
+                eprintln!("{io}");
+            }
+            return ExitCode::from(code);
+        }
+    };
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(cli::run(cli)),
         Err(e) => {

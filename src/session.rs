@@ -31,10 +31,40 @@ pub struct KubeArgs {
     /// Group to impersonate for the operation (repeatable).
     #[arg(long = "as-group", global = true, value_name = "GROUP")]
     pub as_group: Vec<String>,
-    /// How long to wait for a single server request before giving up (e.g. 1s, 2m; 0 = no
-    /// limit).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0")]
-    pub request_timeout: String,
+    /// How long to wait for the server before giving up: to connect, and for each read or write
+    /// of a request (e.g. 1s, 2m; 0 = no limit). Default for `rollout`, `listeners` and
+    /// `dashboard`: 10s to connect, 30s per read or write; their watches ask the server to end
+    /// them sooner than that and start again, so a quiet watch is not a timeout.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+}
+
+/// How long a CLI command waits to connect when `--request-timeout` is absent.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a CLI command waits for each read or write when `--request-timeout` is absent.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// kube-rs's own watch timeout (its read timeout, 295 s, is just above it).
+const KUBE_WATCH_TIMEOUT_SECS: u32 = 290;
+
+/// The exit codes of every CLI command: one meaning each, the same for every command.
+pub mod exit {
+    /// It worked (`status`: the rollout is Healthy).
+    pub const SUCCESS: u8 = 0;
+    /// The rollout failed or was rolled back, an action was refused (nothing to act on), or
+    /// `lint` found something.
+    pub const FAILED: u8 = 1;
+    /// `--timeout` elapsed before the outcome.
+    pub const TIMEOUT: u8 = 2;
+    /// `status --watch=false`: still in progress.
+    pub const IN_PROGRESS: u8 = 3;
+    /// The named object (or file) does not exist.
+    pub const NOT_FOUND: u8 = 4;
+    /// The API server refused the request or could not be reached (connection, TLS, request
+    /// timeout, kubeconfig).
+    pub const API: u8 = 5;
+    /// The command line is wrong: an unknown flag, a bad flag value, an argument that is not
+    /// what the command takes (sysexits' `EX_USAGE`).
+    pub const USAGE: u8 = 64;
 }
 
 /// A failed command: the message as printed (kubectl's words), the exit code, and the API
@@ -47,11 +77,20 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// `error: <message>`, exit 1.
+    /// `error: <message>`, exit [`exit::FAILED`].
     pub fn msg(message: impl std::fmt::Display) -> Self {
         CliError {
             message: format!("error: {message}"),
-            code: 1,
+            code: exit::FAILED,
+            http_status: None,
+        }
+    }
+
+    /// `error: <message>`, exit [`exit::USAGE`]: the command line is wrong.
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        CliError {
+            message: format!("error: {message}"),
+            code: exit::USAGE,
             http_status: None,
         }
     }
@@ -80,7 +119,8 @@ impl std::fmt::Display for CliError {
 
 /// How kubectl words an error (`cmdutil.StandardErrorMessage`): the API server's Status as
 /// `Error from server (<reason>): <message>`, a refused connection with the server's address,
-/// any other transport failure as `Unable to connect to the server: …`.
+/// any other transport failure as `Unable to connect to the server: …`. Exit
+/// [`exit::NOT_FOUND`] when the server answered 404, else [`exit::API`].
 pub fn kube_error(e: &kube::Error, server: &str) -> CliError {
     let message = match e {
         kube::Error::Api(s) if s.reason == "Unauthorized" => {
@@ -100,9 +140,13 @@ pub fn kube_error(e: &kube::Error, server: &str) -> CliError {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
     };
+    let code = match http_status {
+        Some(404) => exit::NOT_FOUND,
+        _ => exit::API,
+    };
     CliError {
         message,
-        code: 1,
+        code,
         http_status,
     }
 }
@@ -137,12 +181,35 @@ pub struct Session {
     pub namespace: String,
     /// `host:port` of the API server (for error messages).
     pub server: String,
+    /// The client's timeout for each read, when shorter than kube-rs's own (None: no limit, or
+    /// kube-rs's). A watch must end before a quiet connection trips it: see
+    /// [`Session::watch_config`].
+    pub read_timeout: Option<Duration>,
 }
 
 impl Session {
     /// kubectl's wording of an API error from this session's server.
     pub fn error(&self, e: &kube::Error) -> CliError {
         kube_error(e, &self.server)
+    }
+
+    /// What every watch of this session starts from: the server ends the watch after
+    /// [`watch_timeout_secs`] (kube's watcher then watches again from where it was, silently),
+    /// so a watch with nothing to say never waits a whole read timeout for its next byte.
+    pub fn watch_config(&self) -> kube::runtime::watcher::Config {
+        kube::runtime::watcher::Config::default().timeout(watch_timeout_secs(self.read_timeout))
+    }
+}
+
+/// The server-side timeout of a watch under a client read timeout of `read`: two thirds of it
+/// (20 s under the default 30 s), at least 1 s; kube-rs's 290 s when there is no shorter limit.
+pub fn watch_timeout_secs(read: Option<Duration>) -> u32 {
+    match read {
+        Some(r) if r.as_secs() < u64::from(KUBE_WATCH_TIMEOUT_SECS) => {
+            let secs = u32::try_from(r.as_secs() * 2 / 3).unwrap_or(KUBE_WATCH_TIMEOUT_SECS);
+            secs.max(1)
+        }
+        _ => KUBE_WATCH_TIMEOUT_SECS,
     }
 }
 
@@ -153,7 +220,7 @@ pub fn request_timeout(s: &str) -> Result<Option<Duration>, CliError> {
         return Ok((secs > 0).then(|| Duration::from_secs(secs)));
     }
     let d = crate::api::rollout::parse_duration(s).map_err(|_| {
-        CliError::msg("Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)")
+        CliError::usage("Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)")
     })?;
     Ok((!d.is_zero()).then_some(d))
 }
@@ -167,47 +234,95 @@ fn has_default_kubeconfig() -> bool {
 
 /// The client configuration the flags select: `--kubeconfig`, else $KUBECONFIG (several files
 /// merged, as kubectl does), else ~/.kube/config, else the in-cluster service account; then
-/// `--context`/`--cluster`/`--user`, impersonation and the request timeout.
+/// `--context`/`--cluster`/`--user`, impersonation and `--request-timeout` (absent: kube-rs's
+/// timeouts, what the controller and the agent run with). Errors are worded as kubectl words
+/// them and exit [`exit::API`]: the configuration is the client's.
 pub async fn config(args: &KubeArgs) -> Result<kube::Config, CliError> {
-    let options = KubeConfigOptions {
-        context: args.context.clone(),
-        cluster: args.cluster.clone(),
-        user: args.user.clone(),
-    };
-    let explicit = args.context.is_some() || args.cluster.is_some() || args.user.is_some();
-    let mut config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| CliError::msg(format!("reading kubeconfig {}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| CliError::msg(format!("kubeconfig {}: {e}", path.display())))?
-        }
-        None if has_default_kubeconfig() || explicit => {
-            let kc = Kubeconfig::read().map_err(|e| CliError::msg(format!("reading kubeconfig: {e}")))?;
-            kube::Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| CliError::msg(format!("kubeconfig: {e}")))?
-        }
-        None => kube::Config::incluster().map_err(|e| {
-            CliError::msg(format!(
-                "no kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config) and not running in a cluster: {e}"
-            ))
-        })?,
-    };
+    let mut config = load(args).await?;
     if let Some(user) = &args.as_user {
         config.auth_info.impersonate = Some(user.clone());
     }
     if !args.as_group.is_empty() {
         config.auth_info.impersonate_groups = Some(args.as_group.clone());
     }
-    if let Some(t) = request_timeout(&args.request_timeout)? {
-        config.connect_timeout = Some(t);
-        config.read_timeout = Some(t);
-        config.write_timeout = Some(t);
+    if let Some(t) = &args.request_timeout {
+        let t = request_timeout(t)?;
+        config.connect_timeout = t;
+        config.read_timeout = t;
+        config.write_timeout = t;
     }
     config.headers.push((http::header::USER_AGENT, user_agent()));
     Ok(config)
+}
+
+async fn load(args: &KubeArgs) -> Result<kube::Config, CliError> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        cluster: args.cluster.clone(),
+        user: args.user.clone(),
+    };
+    let explicit = args.context.is_some() || args.cluster.is_some() || args.user.is_some();
+    let kc = match &args.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).map_err(kubeconfig_error)?,
+        None if has_default_kubeconfig() || explicit => Kubeconfig::read().map_err(kubeconfig_error)?,
+        None => {
+            return kube::Config::incluster().map_err(|e| {
+                config_error(format!(
+                    "no kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config) and not running in a cluster: {e}"
+                ))
+            })
+        }
+    };
+    // kube-rs takes a user the kubeconfig does not have as no credentials; kubectl refuses.
+    if let Some(user) = &args.user {
+        if !kc.auth_infos.iter().any(|a| &a.name == user) {
+            return Err(config_error(format!("auth info \"{user}\" does not exist")));
+        }
+    }
+    kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .map_err(kubeconfig_error)
+}
+
+/// `error: <message>`, exit [`exit::API`].
+fn config_error(message: impl std::fmt::Display) -> CliError {
+    CliError::with_code(format!("error: {message}"), exit::API)
+}
+
+/// A kubeconfig that cannot be used, in kubectl's (client-go's) words.
+fn kubeconfig_error(e: kube::config::KubeconfigError) -> CliError {
+    use kube::config::KubeconfigError as K;
+    match e {
+        K::ReadConfig(io, path) => {
+            let op = if io.kind() == std::io::ErrorKind::NotFound {
+                "stat"
+            } else {
+                "open"
+            };
+            config_error(format!("{op} {}: {}", path.display(), os_error(&io)))
+        }
+        K::LoadContext(name) => CliError::with_code(
+            format!("Error in configuration: context was not found for specified context: {name}"),
+            exit::API,
+        ),
+        K::LoadClusterOfContext(name) => config_error(format!("no server found for cluster \"{name}\"")),
+        other => config_error(other),
+    }
+}
+
+/// An I/O error as Go prints it: the system's words in lower case, without Rust's
+/// `(os error N)`.
+fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// What the API server sees as the client, as client-go words it (`<program>/<version>
@@ -223,9 +338,16 @@ pub fn user_agent() -> http::HeaderValue {
     http::HeaderValue::from_str(&ua).unwrap_or_else(|_| http::HeaderValue::from_static("baton"))
 }
 
-/// [`config`], a client and the namespace.
+/// [`config`] with the CLI's default timeouts when `--request-timeout` is absent (10 s to
+/// connect, 30 s per read or write: a server that accepts the connection and never answers ends
+/// the command), a client and the namespace.
 pub async fn session(args: &KubeArgs) -> Result<Session, CliError> {
-    let config = config(args).await?;
+    let mut config = config(args).await?;
+    if args.request_timeout.is_none() {
+        config.connect_timeout = Some(DEFAULT_CONNECT_TIMEOUT);
+        config.read_timeout = Some(DEFAULT_REQUEST_TIMEOUT);
+        config.write_timeout = Some(DEFAULT_REQUEST_TIMEOUT);
+    }
     let server = config
         .cluster_url
         .authority()
@@ -235,11 +357,13 @@ pub async fn session(args: &KubeArgs) -> Result<Session, CliError> {
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).map_err(|e| CliError::msg(format!("building a client: {e}")))?;
+    let read_timeout = config.read_timeout;
+    let client = kube::Client::try_from(config).map_err(|e| config_error(format!("building a client: {e}")))?;
     Ok(Session {
         client,
         namespace,
         server,
+        read_timeout,
     })
 }
 
@@ -265,10 +389,31 @@ mod tests {
     }
 
     #[test]
+    fn a_404_is_not_found_and_every_other_api_error_is_api() {
+        assert_eq!(kube_error(&api(404, "NotFound", "x"), "h:1").code, exit::NOT_FOUND);
+        assert_eq!(kube_error(&api(403, "Forbidden", "x"), "h:1").code, exit::API);
+        assert_eq!(kube_error(&api(500, "", "x"), "h:1").code, exit::API);
+    }
+
+    #[test]
+    fn watches_end_before_the_read_timeout() {
+        assert_eq!(watch_timeout_secs(Some(DEFAULT_REQUEST_TIMEOUT)), 20);
+        assert_eq!(watch_timeout_secs(Some(Duration::from_millis(500))), 1);
+        assert_eq!(watch_timeout_secs(Some(Duration::from_secs(295))), 290);
+        assert_eq!(watch_timeout_secs(None), 290);
+    }
+
+    #[test]
+    fn io_errors_read_like_go() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(os_error(&e), "no such file or directory");
+    }
+
+    #[test]
     fn request_timeouts_parse_like_kubectl() {
         assert_eq!(request_timeout("0").unwrap(), None);
         assert_eq!(request_timeout("5").unwrap(), Some(Duration::from_secs(5)));
         assert_eq!(request_timeout("250ms").unwrap(), Some(Duration::from_millis(250)));
-        assert!(request_timeout("soon").is_err());
+        assert_eq!(request_timeout("soon").map_err(|e| e.code), Err(exit::USAGE));
     }
 }

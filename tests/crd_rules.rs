@@ -359,3 +359,81 @@ async fn a_server_side_apply_without_hooks_removes_them() {
     let stored: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(stored["spec"]["hooks"], Value::Null, "{}", stored["spec"]);
 }
+
+/// A Rollout of `selector` (YAML flow mapping) over a template labelled `labels`, as a user
+/// writes it.
+fn selector_manifest(name: &str, selector: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: baton.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  selector: {selector}
+  version: \"1.0\"
+  template:
+    metadata:
+      labels: {labels}
+    spec:
+      containers:
+        - name: app
+          image: web:1.0
+"
+    )
+}
+
+/// `kubectl apply --dry-run=server` refuses a Rollout whose selector does not match its
+/// template's labels, as kube-apiserver refuses such a Deployment, and accepts one that matches
+/// (or takes its template from a Deployment).
+#[tokio::test]
+async fn a_selector_that_does_not_match_the_template_is_refused() {
+    let (_sim, k) = cluster().await;
+    let write = |file: &str, text: String| {
+        let path = k.home().join(file);
+        std::fs::write(&path, text).expect("write manifest");
+        path.to_string_lossy().into_owned()
+    };
+    let refused_cases = [
+        ("another value", "{matchLabels: {app: web}}", "{app: api}"),
+        ("a missing label", "{matchLabels: {app: web, tier: front}}", "{app: web}"),
+        ("no labels", "{matchLabels: {app: web}}", "{}"),
+        ("In", "{matchExpressions: [{key: tier, operator: In, values: [front]}]}", "{tier: db}"),
+        ("NotIn", "{matchExpressions: [{key: tier, operator: NotIn, values: [db]}]}", "{tier: db}"),
+        ("Exists", "{matchExpressions: [{key: tier, operator: Exists}]}", "{app: web}"),
+        ("DoesNotExist", "{matchExpressions: [{key: canary, operator: DoesNotExist}]}", "{canary: \"yes\"}"),
+    ];
+    for (what, selector, labels) in refused_cases {
+        let file = write("mismatch.yaml", selector_manifest("web", selector, labels));
+        let run = k.run(&["apply", "--dry-run=server", "-f", &file]).await;
+        assert_ne!(run.code, 0, "{what}: accepted: {run}");
+        assert!(
+            run.stderr.contains("The Rollout \"web\" is invalid: spec.template.metadata.labels: Invalid value: \"object\": selector does not match template labels"),
+            "{what}: {run}"
+        );
+    }
+    let accepted_cases = [
+        ("equal labels", "{matchLabels: {app: web}}", "{app: web, tier: front}"),
+        (
+            "every operator holding",
+            "{matchLabels: {app: web}, matchExpressions: [{key: tier, operator: In, values: [front, back]}, {key: tier, operator: NotIn, values: [db]}, {key: zone, operator: NotIn, values: [a]}, {key: app, operator: Exists}, {key: canary, operator: DoesNotExist}]}",
+            "{app: web, tier: front}",
+        ),
+    ];
+    for (what, selector, labels) in accepted_cases {
+        let file = write("match.yaml", selector_manifest("web", selector, labels));
+        let out = k.ok(&["apply", "--dry-run=server", "-f", &file]).await;
+        assert!(out.contains("rollout.baton.dev/web created (server dry run)"), "{what}: {out}");
+    }
+    let from_deployment = "apiVersion: baton.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: migrated
+spec:
+  selector: {matchLabels: {app: web}}
+  version: \"1.0\"
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+";
+    let file = write("migrated.yaml", from_deployment.to_string());
+    let out = k.ok(&["apply", "--dry-run=server", "-f", &file]).await;
+    assert!(out.contains("rollout.baton.dev/migrated created (server dry run)"), "{out}");
+}

@@ -41,7 +41,7 @@ pub mod controllers;
 pub mod error;
 pub mod faults;
 pub mod go_format;
-pub mod jsonpath;
+pub use kube_jsonpath as jsonpath;
 pub mod managed;
 pub mod meta;
 pub mod openapi;

@@ -232,6 +232,9 @@ fn index_fields(key: &ResKey, v: &Value) -> Vec<(&'static str, String)> {
             ("regarding.namespace", s("/involvedObject/namespace")),
             ("regarding.name", s("/involvedObject/name")),
             ("regarding.uid", s("/involvedObject/uid")),
+            ("regarding.apiVersion", s("/involvedObject/apiVersion")),
+            ("regarding.resourceVersion", s("/involvedObject/resourceVersion")),
+            ("regarding.fieldPath", s("/involvedObject/fieldPath")),
             ("reportingController", s("/reportingComponent")),
         ],
         ("events.k8s.io", "events") => vec![

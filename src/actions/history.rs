@@ -6,7 +6,7 @@ use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use serde::Serialize;
 
-use crate::api::rollout::{annotations, labels, Rollout};
+use crate::api::rollout::{annotations, labels, FailureReason, RecordOutcome, Rollout};
 
 /// The Rollout's ControllerRevisions, oldest first.
 pub async fn revisions(
@@ -100,4 +100,85 @@ pub fn entries<'a>(rollout: &Rollout, revs: impl IntoIterator<Item = &'a Control
             }
         })
         .collect()
+}
+
+/// How a revision's last rollout ended, as the Rollout's status records it (the last healthy
+/// revision, the failed update, the deploy and rollback records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every instance ran it: the last healthy revision, or its last record succeeded.
+    Succeeded,
+    /// Its last rollout failed, for this reason.
+    Failed(String),
+    /// Its last rollout was aborted by a person.
+    Aborted,
+    /// Its last rollout is under way, or a newer spec replaced it before it finished.
+    Unfinished,
+    /// No record of it: older than the records kept ([`crate::api::rollout::history::MAX_RECORDS`]).
+    Unknown,
+}
+
+impl std::fmt::Display for Outcome {
+    /// What happened to it, after "revision N".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Succeeded => f.write_str("rolled out successfully"),
+            Outcome::Failed(why) => write!(f, "failed: {why}"),
+            Outcome::Aborted => f.write_str("was aborted"),
+            Outcome::Unfinished => f.write_str("never finished rolling out"),
+            Outcome::Unknown => f.write_str("has no recorded rollout"),
+        }
+    }
+}
+
+/// How the last rollout of revision `name` (a ControllerRevision's name) of `rollout` ended.
+pub fn outcome(rollout: &Rollout, name: &str) -> Outcome {
+    let Some(st) = &rollout.status else {
+        return Outcome::Unknown;
+    };
+    if st.current_revision.as_deref() == Some(name) {
+        return Outcome::Succeeded;
+    }
+    if let Some(f) = st.failed_update.as_ref().filter(|f| f.revision == name) {
+        return match f.reason {
+            FailureReason::Aborted => Outcome::Aborted,
+            _ => Outcome::Failed(f.message.clone()),
+        };
+    }
+    // Records are oldest first: the last one naming the revision is its last rollout (a deploy
+    // of it, or a rollback to it).
+    match st.history.iter().rev().find(|r| r.revision_name == name) {
+        None => Outcome::Unknown,
+        Some(r) => match r.outcome {
+            RecordOutcome::Succeeded => Outcome::Succeeded,
+            RecordOutcome::Failed => Outcome::Failed(r.message.clone().unwrap_or_else(|| "no message".into())),
+            RecordOutcome::Aborted => Outcome::Aborted,
+            RecordOutcome::InProgress | RecordOutcome::Superseded => Outcome::Unfinished,
+        },
+    }
+}
+
+/// Revisions passed over, newest first: their numbers and how their last rollout ended.
+pub type Skipped = Vec<(i64, Outcome)>;
+
+/// Where a plain `undo` goes: of `revs` (oldest first), the newest revision other than the one
+/// the spec names (`status.updateRevision`) whose last rollout succeeded, with the newer ones
+/// passed over (newest first) and why. Err: no such revision, and why each was passed over.
+pub fn last_good<'a>(
+    rollout: &Rollout,
+    revs: &'a [ControllerRevision],
+) -> Result<(&'a ControllerRevision, Skipped), Skipped> {
+    let update = rollout.status.as_ref().and_then(|st| st.update_revision.as_deref());
+    let mut skipped = Vec::new();
+    for r in revs.iter().rev() {
+        let name = r.name_any();
+        if Some(name.as_str()) == update {
+            continue;
+        }
+        match outcome(rollout, &name) {
+            Outcome::Succeeded => return Ok((r, skipped)),
+            other => skipped.push((r.revision, other)),
+        }
+    }
+    Err(skipped)
 }

@@ -23,7 +23,7 @@ async fn get_observed(s: &Session, api: &Api<Rollout>, name: &str) -> Result<Rol
     if observed(&r) {
         return Ok(r);
     }
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let cfg = s.watch_config().fields(&format!("metadata.name={name}"));
     let mut stream = std::pin::pin!(watcher(api.clone(), cfg).default_backoff().applied_objects());
     let deadline = tokio::time::Instant::now() + OBSERVE_TIMEOUT;
     loop {

@@ -5,15 +5,20 @@
 use crate::api::ROLLOUT_RESOURCE;
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::api::{Api, Patch};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
-use super::history::revisions;
+use super::history::{last_good, outcome, revisions, Outcome, Skipped};
 use super::{Actor, Done};
+use crate::api::listenerset::is_label_value;
 use crate::api::rollout::{annotations, labels, Pin, Rollout};
 use crate::rollout::planner::{parse_slot, slot_name};
 use crate::session::{CliError, Session};
+
+mod image;
 
 /// A spec change: JSON patch operations and annotations to set besides the change cause.
 struct Change {
@@ -217,25 +222,23 @@ pub async fn pin(
     })
 }
 
-/// Copy revision `to` (default: the newest other than the one being rolled out) back into
-/// spec; straight there unless `batches`.
-pub async fn undo(s: &Session, api: &Api<Rollout>, name: &str, to: Option<i64>, batches: bool, who: Actor<'_>) -> Done {
+/// Copy revision `to` back into spec (default: the newest earlier revision whose last rollout
+/// succeeded); straight there unless `batches`. A revision whose last rollout failed is
+/// refused unless `force`.
+pub async fn undo(
+    s: &Session,
+    api: &Api<Rollout>,
+    name: &str,
+    to: Option<i64>,
+    batches: bool,
+    force: bool,
+    who: Actor<'_>,
+) -> Done {
     let rollout = api.get(name).await.map_err(|e| s.error(&e))?;
     let revs = revisions(&s.client, &s.namespace, &rollout)
         .await
         .map_err(|e| s.error(&e))?;
-    let update = rollout.status.as_ref().and_then(|st| st.update_revision.clone());
-    let target = match to {
-        Some(n) => revs.iter().find(|r| r.revision == n),
-        // The newest revision other than the one being rolled out.
-        None => revs.iter().rev().find(|r| Some(r.name_any()) != update),
-    };
-    let Some(target) = target else {
-        return Err(CliError::msg(match to {
-            Some(n) => format!("revision {n} not found; see `baton rollout history {name}`"),
-            None => format!("rollout {name} has no earlier revision to return to"),
-        }));
-    };
+    let (target, skipped) = undo_target(&rollout, &revs, to, force)?;
     let data = target.data.as_ref().map(|d| d.0.clone()).unwrap_or_default();
     let (Some(template), Some(version)) = (data.get("template"), data.get("version")) else {
         return Err(CliError::msg(format!(
@@ -260,11 +263,48 @@ pub async fn undo(s: &Session, api: &Api<Rollout>, name: &str, to: Option<i64>, 
         Ok(Some(Change { ops, extra }))
     })
     .await?;
+    let mut why = vec![version.as_str().unwrap_or("").to_string()];
+    why.extend(skipped.iter().map(|(n, o)| format!("revision {n} {o}, skipped")));
     Ok(format!(
         "{ROLLOUT_RESOURCE}/{name} rolled back to revision {} ({})",
         target.revision,
-        version.as_str().unwrap_or("")
+        why.join("; ")
     ))
+}
+
+/// The revision `undo` copies back (see [`undo`]), with the newer ones a plain `undo` passed
+/// over and why.
+fn undo_target<'a>(
+    rollout: &Rollout,
+    revs: &'a [ControllerRevision],
+    to: Option<i64>,
+    force: bool,
+) -> Result<(&'a ControllerRevision, Skipped), CliError> {
+    let name = rollout.name_any();
+    let Some(n) = to else {
+        return last_good(rollout, revs).map_err(|skipped| {
+            if skipped.is_empty() {
+                return CliError::msg(format!("rollout {name} has no earlier revision to return to"));
+            }
+            let why: Vec<String> = skipped.iter().map(|(n, o)| format!("revision {n} {o}")).collect();
+            CliError::msg(format!(
+                "rollout {name} has no earlier revision that rolled out successfully ({}); `baton rollout undo {name} --to-revision N --force` returns to one anyway",
+                why.join("; ")
+            ))
+        });
+    };
+    let Some(target) = revs.iter().find(|r| r.revision == n) else {
+        return Err(CliError::msg(format!(
+            "revision {n} not found; see `baton rollout history {name}`"
+        )));
+    };
+    match outcome(rollout, &target.name_any()) {
+        Outcome::Failed(why) if !force => Err(CliError::msg(format!(
+            "revision {n} ({}) failed when it last rolled out: {why}; `baton rollout undo {name} --to-revision {n} --force` returns to it anyway",
+            target.labels().get(labels::VERSION).map(String::as_str).unwrap_or("no version")
+        ))),
+        _ => Ok((target, Vec::new())),
+    }
 }
 
 /// The tag of an image reference (`repo/app:v2` → `v2`), if it has one and no digest.
@@ -292,6 +332,7 @@ pub fn image_version(images: &[(String, String)], version: Option<&str>) -> Resu
             }
         }
     }
+    tags.sort_unstable();
     tags.dedup();
     match tags.as_slice() {
         [one] => Ok(one.to_string()),
@@ -302,7 +343,55 @@ pub fn image_version(images: &[(String, String)], version: Option<&str>) -> Resu
     }
 }
 
-/// `set image NAME CONTAINER=IMAGE … [--version V]`.
+/// The images and version of `set image NAME CONTAINER=IMAGE … [--version V]`, checked before
+/// anything is read or written: each image a reference a runtime can pull, the version (given,
+/// or the images' tag) a label value, as it is stamped on the pods. Usage errors otherwise.
+pub fn image_args(pairs: &[String], version: Option<&str>) -> Result<(Vec<(String, String)>, String), CliError> {
+    let mut images = Vec::new();
+    for p in pairs {
+        let Some((container, image)) = p.split_once('=').filter(|(c, _)| !c.is_empty()) else {
+            return Err(CliError::usage(format!("{p:?} is not CONTAINER=IMAGE")));
+        };
+        image::validate(image).map_err(|e| {
+            CliError::usage(format!("invalid image {image:?} for container {container:?}: {e}"))
+        })?;
+        images.push((container.to_string(), image.to_string()));
+    }
+    let v = image_version(&images, version).map_err(CliError::usage)?;
+    if !is_label_value(&v) {
+        let from = if version.is_some() { "" } else { " (the images' tag)" };
+        return Err(CliError::usage(format!(
+            "version {v:?}{from} is not a valid label value for {}: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit; give one with --version",
+            labels::VERSION
+        )));
+    }
+    Ok((images, v))
+}
+
+/// Where `images` go in `pod`: (field, index) → image, in kubectl's order (init containers,
+/// then containers); `*` names every one of both. A later pair wins over an earlier one.
+fn image_targets(pod: &PodSpec, images: &[(String, String)]) -> Result<BTreeMap<(&'static str, usize), String>, CliError> {
+    let init = pod.init_containers.as_deref().unwrap_or_default();
+    let mut targets = BTreeMap::new();
+    for (container, image) in images {
+        let mut found = false;
+        for (field, list) in [("initContainers", init), ("containers", pod.containers.as_slice())] {
+            for (i, c) in list.iter().enumerate() {
+                if container == "*" || &c.name == container {
+                    targets.insert((field, i), image.clone());
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return Err(CliError::msg(format!("unable to find container named {container:?}")));
+        }
+    }
+    Ok(targets)
+}
+
+/// `set image NAME CONTAINER=IMAGE … [--version V]` (`*=IMAGE`: every container and init
+/// container, as kubectl's).
 pub async fn set_image(
     s: &Session,
     api: &Api<Rollout>,
@@ -311,30 +400,15 @@ pub async fn set_image(
     version: Option<&str>,
     who: Actor<'_>,
 ) -> Done {
-    let mut images = Vec::new();
-    for p in pairs {
-        match p.split_once('=') {
-            Some((c, i)) if !c.is_empty() && !i.is_empty() => images.push((c.to_string(), i.to_string())),
-            _ => return Err(CliError::msg(format!("{p:?} is not CONTAINER=IMAGE"))),
-        }
-    }
-    let version = image_version(&images, version).map_err(CliError::msg)?;
+    let (images, version) = image_args(pairs, version)?;
     let written = change_spec(s, api, name, who, |r| {
         let pod = r.spec.template.spec.clone().unwrap_or_default();
-        let init = pod.init_containers.clone().unwrap_or_default();
+        let init = pod.init_containers.as_deref().unwrap_or_default();
         let mut ops = Vec::new();
         let mut changed = r.spec.version != version;
-        for (container, image) in &images {
-            let found = [("containers", &pod.containers), ("initContainers", &init)]
-                .into_iter()
-                .find_map(|(field, list)| {
-                    let i = list.iter().position(|c| &c.name == container)?;
-                    Some((field, i, list[i].image.clone()))
-                });
-            let Some((field, i, old)) = found else {
-                return Err(CliError::msg(format!("unable to find container named {container:?}")));
-            };
-            changed |= old.as_deref() != Some(image.as_str());
+        for ((field, i), image) in image_targets(&pod, &images)? {
+            let list = if field == "containers" { pod.containers.as_slice() } else { init };
+            changed |= list.get(i).and_then(|c| c.image.as_deref()) != Some(image.as_str());
             ops.push(json!({"op": "add", "path": format!("/spec/template/spec/{field}/{i}/image"), "value": image}));
         }
         if !changed {

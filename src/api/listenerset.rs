@@ -21,6 +21,7 @@ pub mod holder;
 pub mod lease;
 pub mod liveness;
 pub mod rebalance;
+pub mod view;
 pub use lease::{lease_name, ReleaseReason};
 pub use rebalance::{RebalancePolicy, RebalanceSpec, RebalanceStatus};
 
@@ -146,13 +147,7 @@ fn default_lease_duration_seconds() -> i32 {
     status = "ListenerSetStatus",
     shortname = "lset",
     derive = "PartialEq",
-    doc = "A set of singleton listeners, each run by exactly one of the selected pods at a time.",
-    printcolumn = r#"{"name": "LISTENERS", "type": "integer", "description": "Listeners in the set", "jsonPath": ".status.listeners"}"#,
-    printcolumn = r#"{"name": "RUNNING", "type": "integer", "description": "Listeners held by a live pod that renewed its Lease since the assignment", "jsonPath": ".status.running"}"#,
-    printcolumn = r#"{"name": "STARTING", "type": "integer", "description": "Listeners assigned to a live pod that has not renewed yet", "jsonPath": ".status.starting"}"#,
-    printcolumn = r#"{"name": "PENDING", "type": "integer", "description": "Listeners waiting for a pod", "jsonPath": ".status.pending"}"#,
-    printcolumn = r#"{"name": "ORPHANED", "type": "integer", "description": "Listeners whose holder is gone or whose Lease expired", "jsonPath": ".status.orphaned"}"#,
-    printcolumn = r#"{"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+    doc = "A set of singleton listeners, each run by exactly one of the selected pods at a time."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerSetSpec {
@@ -359,8 +354,13 @@ pub struct Assignment {
 }
 
 /// The ListenerSet CustomResourceDefinition.
+/// Its printer columns are [`view::COLUMNS`], the columns `baton listeners list` prints too.
 pub fn crd() -> CustomResourceDefinition {
-    super::descriptions::unwrap(super::schema_bounds::bound_integers(ListenerSet::crd()))
+    let mut crd = super::descriptions::unwrap(super::schema_bounds::bound_integers(ListenerSet::crd()));
+    for v in &mut crd.spec.versions {
+        v.additional_printer_columns = Some(view::printer_columns());
+    }
+    crd
 }
 
 /// Whether `s` is a valid, non-empty Kubernetes label value: at most 63 characters of

@@ -30,6 +30,7 @@ pub mod pause;
 pub mod reasons;
 pub mod replacement;
 pub mod revision;
+pub mod selector;
 pub mod targets;
 mod validation;
 pub mod workload_ref;
@@ -126,6 +127,7 @@ pub mod labels {
 #[x_kube(validation = Rule::new(checks::CHECK_NAMES_UNIQUE_RULE).message("spec.checks: each check needs its own name"))]
 #[x_kube(validation = Rule::new(workload_ref::ONE_OF_RULE).message(workload_ref::ONE_OF_MESSAGE))]
 #[x_kube(validation = Rule::new(workload_ref::NOT_BOTH_RULE).message(workload_ref::NOT_BOTH_MESSAGE))]
+#[x_kube(validation = Rule::new(selector::MATCHES_TEMPLATE_RULE).message(selector::MATCHES_TEMPLATE_MESSAGE).field_path(selector::MATCHES_TEMPLATE_FIELD))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
     /// Number of instances (slots `<name>-0` .. `<name>-<replicas-1>`), at most 10000.
@@ -134,6 +136,7 @@ pub struct RolloutSpec {
     pub replicas: i32,
     /// Selects the pods of this Rollout; must match the pod template's labels (those of
     /// `template`, or of the Deployment of `workloadRef`).
+    #[schemars(schema_with = "selector::selector_schema")]
     pub selector: LabelSelector,
     /// Human version, stamped on pods as `app.kubernetes.io/version`.
     #[schemars(length(min = 1, max = 63))]

@@ -200,9 +200,13 @@ pub async fn execute(s: &Session, args: ListenersArgs) -> Result<ExitCode, CliEr
             let (text, settled) =
                 recover_with(&api, &name, Duration::from_secs(timeout_seconds), &|e| s.error(e)).await?;
             emit(&text);
-            Ok(if settled { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if settled {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(super::session::exit::TIMEOUT)
+            })
         }
-        (None, None) => Err(CliError::msg(
+        (None, None) => Err(CliError::usage(
             "name a ListenerSet: baton listeners NAME, baton listeners list, or baton listeners recover NAME",
         )),
     }
@@ -350,9 +354,10 @@ pub async fn recover_with(
             return Ok((text, settled));
         }
         if late {
-            return Err(CliError::msg(format!(
-                "the controller did not act on the recover request within {timeout:?}: is it running?"
-            )));
+            return Err(CliError::with_code(
+                format!("error: the controller did not act on the recover request within {timeout:?}: is it running?"),
+                super::session::exit::TIMEOUT,
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

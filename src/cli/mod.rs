@@ -17,7 +17,8 @@ pub use crate::session::{self, config, session, CliError, KubeArgs, Session};
 #[command(
     name = "baton",
     version,
-    about = "Batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes"
+    about = "Batched, health-gated rollouts and zero-duplicate listener handover for Kubernetes",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -25,6 +26,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The exit codes ([`session::exit`]), as `baton --help` lists them.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok, 1 failed or rolled back (or an action refused), 2 timeout, \
+3 still in progress, 4 not found, 5 API server error or unreachable (or kubeconfig), 64 usage error";
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -50,9 +55,11 @@ pub enum Command {
 
 pub use crate::stdout::emit;
 
-/// The client configuration for the controller and the agent (the same flags as every command).
+/// The client for the agent (the same flags as every command, kube-rs's timeouts unless
+/// `--request-timeout` says otherwise: its watches are long and quiet).
 pub async fn client(args: &KubeArgs) -> Result<kube::Client, String> {
-    session::session(args).await.map(|s| s.client).map_err(|e| e.message)
+    let config = session::config(args).await.map_err(|e| e.message)?;
+    kube::Client::try_from(config).map_err(|e| format!("error: building a client: {e}"))
 }
 
 fn finish(result: Result<ExitCode, CliError>) -> ExitCode {
@@ -88,7 +95,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(c) => agent::run(c, args).await,
             Err(e) => {
                 eprintln!("{e}");
-                ExitCode::FAILURE
+                ExitCode::from(session::exit::API)
             }
         },
         Command::Dashboard(args) => crate::dashboard::run(&kube, args).await,

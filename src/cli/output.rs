@@ -1,10 +1,16 @@
 //! How the CLI prints: kubectl's tables (columns sized to their content by a tabwriter with
-//! kubectl's settings), kubectl's ages ("3m", "2d4h"), and `-o json|yaml|wide|name`.
+//! kubectl's settings), kubectl's ages ("3m", "2d4h"), and kubectl's other `-o` formats.
 use std::io::Write;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
+
+mod columns;
+mod printer;
+mod tabs;
+
+pub use printer::{Follow, Format, Got, PrintFlags, Printer};
 
 /// `-o/--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -134,7 +134,7 @@ async fn perform(s: &Session, ns: &str, name: &str, action: &str, body: &Body) -
         "restart" => runtime::restart(s, &api, name, who).await,
         "pause" => spec::set_paused(s, &api, name, true, who).await,
         "resume" => spec::set_paused(s, &api, name, false, who).await,
-        "undo" => spec::undo(s, &api, name, body.revision, false, who).await,
+        "undo" => spec::undo(s, &api, name, body.revision, false, false, who).await,
         "pin" => match &body.version {
             Some(v) if !body.instances.is_empty() => spec::pin(s, &api, name, &body.instances, Some(v), who).await,
             _ => Err(CliError::msg("pin needs \"instances\" and \"version\"")),

@@ -106,7 +106,9 @@ impl Caches {
             changed: Arc::new(watch::channel(0).0),
         };
         let mut tasks = JoinSet::new();
-        let all = watcher::Config::default();
+        // The server ends each watch before the client's read timeout would (see
+        // `Session::watch_config`).
+        let all = session.watch_config();
         let stream = decode_events(watcher(api(client), all.clone()), rollouts, caches.bad_rollouts.clone());
         tasks.spawn(
             caches
@@ -120,15 +122,15 @@ impl Caches {
                 .clone()
                 .run(Kind::ListenerSets, session.clone(), stream.reflect(sets_w)),
         );
-        let by_rollout = watcher::Config::default().labels(labels::ROLLOUT);
+        let by_rollout = session.watch_config().labels(labels::ROLLOUT);
         tasks.spawn(
             caches
                 .clone()
                 .watch::<ControllerRevision>(Kind::Revisions, session, by_rollout, revisions_w),
         );
-        let by_set = watcher::Config::default().labels(LISTENERSET_LABEL);
+        let by_set = session.watch_config().labels(LISTENERSET_LABEL);
         tasks.spawn(caches.clone().watch::<Lease>(Kind::Leases, session, by_set, leases_w));
-        let of = |kind: &str| watcher::Config::default().fields(&format!("involvedObject.kind={kind}"));
+        let of = |kind: &str| session.watch_config().fields(&format!("involvedObject.kind={kind}"));
         tasks.spawn(
             caches
                 .clone()

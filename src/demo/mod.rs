@@ -436,7 +436,7 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
     };
     out!(
         "baton demo: API server simulator at {} (kubeconfig {})",
-        sim.url(),
+        sim.https_url(),
         sim.kubeconfig_path().display()
     );
     let client = match sim.client().await {
@@ -516,6 +516,7 @@ async fn dashboard(
         client,
         namespace: "default".into(),
         server: sim.addr().to_string(),
+        read_timeout: None,
     };
     let ns = Some("default".to_string());
     let served = match crate::dashboard::serve(session.clone(), ns.clone(), address, &[], false).await {

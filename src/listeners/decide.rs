@@ -73,6 +73,8 @@ pub struct PodFacts {
     pub selected: bool,
     /// Ready, not terminating, not draining (the selector aside).
     pub eligible: bool,
+    /// Ready (draining or terminating or not): tells a draining pod from one not Ready.
+    pub ready: bool,
     /// Restarts of its containers, summed (a restarted agent is a new chance).
     pub restarts: i32,
     /// Its share of the listeners relative to other pods' (`baton.dev/listener-weight`).
@@ -240,6 +242,8 @@ pub struct Decision {
     pub summary: Summary,
     /// Pods that may take listeners.
     pub eligible: usize,
+    /// Why no pod may take a listener (`None`: some pod may).
+    pub blocked: Option<Blocked>,
     /// Look again after this long (something expires then), unless something changes first.
     pub requeue: Option<Duration>,
     /// Leases a pending recover expired at once.
@@ -316,6 +320,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     Decision {
         summary: assigner::summarize(&counted, &pods, &judged.views),
         eligible: pods.iter().filter(|p| p.eligible).count(),
+        blocked: blocked::blocked(input, &pods),
         requeue: wake.map(|at| (at.saturating_duration_since(input.now) + EXPIRY_SLACK).max(REQUEUE_FLOOR)),
         recovered: judged.recovered,
         ceiling,
@@ -648,6 +653,7 @@ fn kind_of(input: &Input, judged: &Judged, memory: &Memory, listener: &str) -> K
     }
 }
 
+mod blocked;
 mod confirm;
 mod expected;
 mod judge;
@@ -656,6 +662,7 @@ mod memory;
 mod tests;
 mod unresponsive;
 
+pub use blocked::Blocked;
 pub use confirm::{confirmed, to_confirm};
 pub use expected::UnseenWrites;
 use judge::Judged;

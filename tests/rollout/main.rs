@@ -16,6 +16,7 @@ mod batches;
 mod checks;
 mod drain;
 mod events;
+mod events_order;
 mod flux;
 mod gate;
 mod hooks;

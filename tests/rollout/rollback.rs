@@ -174,6 +174,7 @@ async fn undo_mid_rollout_returns_everything_to_v1() {
             name: NAME.into(),
             to_revision: None,
             batches: false,
+            force: false,
         })
         .await,
         "undo",

@@ -107,7 +107,7 @@ watches Deployments and scales one down through its scale subresource.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-- apiGroups: ["events.k8s.io"]
+- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}

@@ -174,9 +174,11 @@ async fn main() -> ExitCode {
             ..FaultRule::default()
         });
     }
+    // The URL its kubeconfig names: the same port also answers plain HTTP, but TLS is what a
+    // client following the banner should use.
     println!(
         "baton-sim listening on {} kubeconfig={}",
-        sim.url(),
+        sim.https_url(),
         sim.kubeconfig_path().display()
     );
     wait_for_signal().await;

@@ -25,13 +25,19 @@ const EVENT_FIELDS: &[&str] = &[
     "source",
     "type",
 ];
+/// pkg/apis/events/v1 `AddFieldLabelConversionsForEvent`: the core/v1 labels under their
+/// events.k8s.io/v1 names, `source` kept although the v1 kind has no such field.
 const EVENTS_V1_FIELDS: &[&str] = &[
     "regarding.kind",
     "regarding.namespace",
     "regarding.name",
     "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
     "reason",
     "reportingController",
+    "source",
     "type",
 ];
 const SECRET_FIELDS: &[&str] = &["type"];

@@ -61,7 +61,10 @@ fn crd_has_names_columns_and_status() {
             ("STARTING", ".status.starting", "integer"),
             ("PENDING", ".status.pending", "integer"),
             ("ORPHANED", ".status.orphaned", "integer"),
+            ("REASON", ".status.conditions[?(@.type==\"Ready\")].reason", "string"),
             ("AGE", ".metadata.creationTimestamp", "date"),
+            ("SUSPENDED", ".status.suspended", "integer"),
+            ("MESSAGE", ".status.conditions[?(@.type==\"Ready\")].message", "string"),
         ]
     );
 }

@@ -89,6 +89,17 @@ pub fn records_table(records: &[DeployRecord], now: Timestamp, wide: bool) -> St
     output::table(&rows)
 }
 
+/// `-o name`: each revision as `kubectl get controllerrevisions -o name` names it.
+fn revision_names(entries: &[RevisionEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{REVISION_RESOURCE}/{}\n", e.name))
+        .collect()
+}
+
+/// The resource of a ControllerRevision as kubectl names it (`-o name`).
+const REVISION_RESOURCE: &str = "controllerrevision.apps";
+
 /// `history --revision N`: its version, origin and pod template (YAML), as text.
 fn revision_detail(
     name: &str,
@@ -142,12 +153,14 @@ pub async fn history(
         };
         match out {
             Some(o @ (Output::Json | Output::Yaml)) => emit(&output::document(&output::object(rev)?, o)?),
+            Some(Output::Name) => emit(&revision_names(std::slice::from_ref(entry))),
             _ => emit(&revision_detail(name, rev, entry, now)?),
         }
         return Ok(ExitCode::SUCCESS);
     }
     let records = rollout.status.as_ref().map(|st| st.history.as_slice()).unwrap_or(&[]);
     match out {
+        Some(Output::Name) => emit(&revision_names(&entries)),
         Some(o @ (Output::Json | Output::Yaml)) => {
             let doc = History {
                 rollout: name.to_string(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kube::api::Api;
 
-use super::output::Output;
+use super::output::{Output, PrintFlags};
 use super::{emit, CliError, Session};
 use crate::actions::{self, runtime, spec, Actor};
 use crate::api::rollout::Rollout;
@@ -13,6 +13,7 @@ use crate::api::rollout::Rollout;
 mod history;
 mod list;
 mod status;
+pub mod tree;
 pub mod view;
 
 pub use list::COLUMNS;
@@ -23,20 +24,12 @@ pub fn render_now(r: &Rollout) -> String {
     render(r, jiff::Timestamp::now(), false)
 }
 
-/// Exit code of `status` when the rollout failed or was rolled back.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code of `status` on timeout.
-pub const EXIT_TIMEOUT: u8 = 2;
-/// Exit code of `status --watch=false` while still in progress.
-pub const EXIT_IN_PROGRESS: u8 = 3;
-
 /// Field manager of every write the CLI makes (the CHANGED-BY of `history`).
 pub const FIELD_MANAGER: &str = actions::CLI_MANAGER;
 
 #[derive(clap::Subcommand)]
 pub enum RolloutCommand {
     /// List Rollouts (this namespace, or every one with -A).
-    #[command(visible_alias = "get")]
     List {
         /// Only these Rollouts.
         names: Vec<String>,
@@ -46,11 +39,32 @@ pub enum RolloutCommand {
         /// Label selector (e.g. app=web).
         #[arg(short = 'l', long)]
         selector: Option<String>,
-        #[arg(short = 'o', long, value_enum)]
-        output: Option<Output>,
+        #[command(flatten)]
+        print: PrintFlags,
+        /// After the list, a row (or document, or name) per change, until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    /// Without a name, the list; with names, each Rollout as a tree of its revisions, instances
+    /// and pods.
+    Get {
+        /// The Rollouts to show.
+        names: Vec<String>,
+        /// List the Rollouts of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Label selector (e.g. app=web).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[command(flatten)]
+        print: PrintFlags,
+        /// With one name: follow the tree, redrawn on each change, until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// Show progress and instances; with --watch (default) follow until Healthy, failed or timeout.
-    /// Exit codes: 0 Healthy, 1 failed or rolled back, 2 timeout, 3 still in progress (--watch=false).
+    /// Exit codes: 0 Healthy, 1 failed or rolled back, 2 timeout, 3 still in progress (--watch=false),
+    /// 4 not found, 5 API server error or unreachable, 64 usage error.
     Status {
         name: String,
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -85,12 +99,16 @@ pub enum RolloutCommand {
     /// instances move straight there, without the strategy's batches and pauses.
     Undo {
         name: String,
-        /// Revision number (see `history`); default: the one before the current.
+        /// Revision number (see `history`); default: the last earlier one that rolled out
+        /// successfully.
         #[arg(long)]
         to_revision: Option<i64>,
         /// Move through the strategy's batches and pauses, like any new revision.
         #[arg(long)]
         batches: bool,
+        /// Return to the revision even if its last rollout failed.
+        #[arg(long)]
+        force: bool,
     },
     /// Keep instances on a version from the history (single-instance or batch rollback).
     Pin {
@@ -147,6 +165,7 @@ pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCod
         client,
         namespace: ns.to_string(),
         server: "the API server".into(),
+        read_timeout: None,
     };
     match execute(&s, cmd).await {
         Ok(code) => code,
@@ -165,8 +184,26 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
             names,
             all_namespaces,
             selector,
-            output,
-        } => list::list(s, &names, all_namespaces, selector.as_deref(), output).await,
+            print,
+            watch,
+        } => list::list(s, &names, all_namespaces, selector.as_deref(), &print, watch).await,
+        // Named Rollouts, shown as a table only when asked for a format: the tree.
+        RolloutCommand::Get {
+            names,
+            all_namespaces: false,
+            selector: None,
+            print,
+            watch,
+        } if !names.is_empty() && print.printer()?.is_table() => {
+            tree::live::get(s, &api, &names, watch).await
+        }
+        RolloutCommand::Get {
+            names,
+            all_namespaces,
+            selector,
+            print,
+            watch,
+        } => list::list(s, &names, all_namespaces, selector.as_deref(), &print, watch).await,
         RolloutCommand::Status {
             name,
             watch,
@@ -177,7 +214,7 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
                 .as_deref()
                 .map(parse_duration)
                 .transpose()
-                .map_err(|e| CliError::msg(format!("--timeout: {e}")))?;
+                .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
             status::status(s, &api, &name, watch, timeout, output).await
         }
         RolloutCommand::History { name, revision, output } => history::history(s, &api, &name, revision, output).await,
@@ -203,7 +240,8 @@ async fn act(s: &Session, api: &Api<Rollout>, cmd: RolloutCommand) -> Result<Exi
             name,
             to_revision,
             batches,
-        } => spec::undo(s, api, &name, to_revision, batches, who).await,
+            force,
+        } => spec::undo(s, api, &name, to_revision, batches, force, who).await,
         RolloutCommand::Pin {
             name,
             instances,
@@ -213,7 +251,10 @@ async fn act(s: &Session, api: &Api<Rollout>, cmd: RolloutCommand) -> Result<Exi
         RolloutCommand::Set(SetCommand::Image { name, images, version }) => {
             spec::set_image(s, api, &name, &images, version.as_deref(), who).await
         }
-        RolloutCommand::List { .. } | RolloutCommand::Status { .. } | RolloutCommand::History { .. } => {
+        RolloutCommand::List { .. }
+        | RolloutCommand::Get { .. }
+        | RolloutCommand::Status { .. }
+        | RolloutCommand::History { .. } => {
             return Err(CliError::msg("not an action"));
         }
     };

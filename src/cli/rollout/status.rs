@@ -9,20 +9,21 @@ use std::time::Duration;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
 
-use super::view::{render, summary_line, verdict, Verdict};
-use super::{EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_TIMEOUT};
+use super::view::{render, render_with_pods, summary_line, verdict, Verdict};
 use crate::api::rollout::Rollout;
 use crate::cli::output::{self, Output};
 use crate::cli::{emit, CliError, Session};
+use crate::session::exit;
 
 fn code(v: Verdict) -> ExitCode {
     match v {
         Verdict::Healthy => ExitCode::SUCCESS,
-        Verdict::Failed => ExitCode::from(EXIT_FAILED),
-        Verdict::InProgress => ExitCode::from(EXIT_IN_PROGRESS),
+        Verdict::Failed => ExitCode::from(exit::FAILED),
+        Verdict::InProgress => ExitCode::from(exit::IN_PROGRESS),
     }
 }
 
@@ -63,13 +64,13 @@ impl Display {
     }
 
     /// Leave the final view on screen (printed once more in a log).
-    fn finish(self, r: &Rollout, wide: bool) {
+    fn finish(self, r: &Rollout, pods: &[Pod], wide: bool) {
         match self {
             Display::Terminal(bar) => {
-                bar.set_message(render(r, Timestamp::now(), wide).trim_end().to_string());
+                bar.set_message(render_with_pods(r, pods, Timestamp::now(), wide).trim_end().to_string());
                 bar.finish();
             }
-            Display::Log { .. } => emit(&render(r, Timestamp::now(), wide)),
+            Display::Log { .. } => emit(&render_with_pods(r, pods, Timestamp::now(), wide)),
         }
     }
 
@@ -103,11 +104,13 @@ pub async fn status(
     }
     let v = verdict(&first);
     if !watch || v != Verdict::InProgress {
-        emit(&render(&first, Timestamp::now(), wide));
+        // The pods only add what is stuck: a client not allowed to list them still gets the view.
+        let pods = super::tree::live::pods(s, &first).await.unwrap_or_default();
+        emit(&render_with_pods(&first, &pods, Timestamp::now(), wide));
         return Ok(code(v));
     }
     let mut display = Display::new(&first, wide);
-    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let cfg = s.watch_config().fields(&format!("metadata.name={name}"));
     let mut stream = std::pin::pin!(watcher(api.clone(), cfg).default_backoff().applied_objects());
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     loop {
@@ -118,7 +121,7 @@ pub async fn status(
                     display.abandon();
                     return Err(CliError::with_code(
                         format!("timed out waiting for rollout {name}"),
-                        EXIT_TIMEOUT,
+                        exit::TIMEOUT,
                     ));
                 }
             },
@@ -128,7 +131,8 @@ pub async fn status(
             Some(Ok(r)) => {
                 let v = verdict(&r);
                 if v != Verdict::InProgress {
-                    display.finish(&r, wide);
+                    let pods = super::tree::live::pods(s, &r).await.unwrap_or_default();
+                    display.finish(&r, &pods, wide);
                     return Ok(code(v));
                 }
                 display.show(&r, wide);
@@ -136,7 +140,7 @@ pub async fn status(
             Some(Err(e)) => eprintln!("watch: {e}"),
             None => {
                 display.abandon();
-                return Err(CliError::msg("watch ended"));
+                return Err(CliError::with_code("error: watch ended", exit::API));
             }
         }
     }

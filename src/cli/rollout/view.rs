@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 
 pub use crate::actions::judge::{header, observed, phase_word, refusal, verdict, Request, Verdict};
+use super::tree::{self, PodView};
 use crate::api::rollout::Rollout;
 use crate::cli::output;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 fn bar(done: i32, total: i32, width: usize) -> String {
     let filled = if total <= 0 {
@@ -50,13 +53,26 @@ fn progress_text(r: &Rollout) -> Option<String> {
 /// instance has been Ready, or since its pod was created), versions. `wide` adds the pod and
 /// revision of each instance.
 pub fn render(r: &Rollout, now: Timestamp, wide: bool) -> String {
+    render_with_pods(r, &[], now, wide)
+}
+
+/// [`render`], told about the Rollout's `pods` too: a pod stuck short of Ready (see
+/// [`PodView::stuck`]) is named with why on one line, even when it is not an instance's current
+/// pod (a new incarnation kept beside the old one); `wide` adds a table of every pod not Ready.
+pub fn render_with_pods(r: &Rollout, pods: &[Pod], now: Timestamp, wide: bool) -> String {
     let st = r.status.clone().unwrap_or_default();
+    let views: Vec<PodView> = tree::instance_pods(r, pods).into_iter().map(PodView::of).collect();
     let mut out = format!("{}\n", header(r));
     if let Some(p) = progress_text(r) {
         out.push_str(&format!("  {p}\n"));
     }
     if let Some(m) = &st.message {
         out.push_str(&format!("  {m}\n"));
+    }
+    if !wide {
+        if let Some(line) = stuck_line(r, &views, now) {
+            out.push_str(&format!("  {line}\n"));
+        }
     }
     let mut head = vec!["INSTANCE"];
     if wide {
@@ -89,12 +105,53 @@ pub fn render(r: &Rollout, now: Timestamp, wide: bool) -> String {
     if !st.instances.is_empty() {
         out.push_str(&output::table_indented(&rows, "  "));
     }
+    if wide {
+        out.push_str(&not_ready_table(r, &views, now));
+    }
     let versions: BTreeMap<_, _> = st.versions.clone();
     let summary: Vec<String> = versions.iter().map(|(v, n)| format!("{v}: {n}")).collect();
     if !summary.is_empty() {
         out.push_str(&format!("  versions: {}\n", summary.join(", ")));
     }
     out
+}
+
+/// `stuck: POD (READY): why; …`, when a pod is stuck.
+fn stuck_line(r: &Rollout, views: &[PodView], now: Timestamp) -> Option<String> {
+    let stuck: Vec<String> = views
+        .iter()
+        .filter_map(|p| {
+            let why = p.stuck(now, tree::deadline(r), tree::failed_here(r, p))?;
+            Some(format!("{} ({}): {why}", p.name, p.ready_text()))
+        })
+        .collect();
+    (!stuck.is_empty()).then(|| format!("stuck: {}", stuck.join("; ")))
+}
+
+/// `not ready:` and a table of the pods not Ready (not those going away), with why.
+fn not_ready_table(r: &Rollout, views: &[PodView], now: Timestamp) -> String {
+    let mut rows = vec![["POD", "INSTANCE", "READY", "RESTARTS", "AGE", "REASON"].map(String::from).to_vec()];
+    for p in views {
+        let Some(why) = p.not_ready_reason(now) else {
+            continue;
+        };
+        let why = match p.stuck(now, tree::deadline(r), tree::failed_here(r, p)) {
+            Some(_) => format!("stuck: {why}"),
+            None => why,
+        };
+        rows.push(vec![
+            p.name.clone(),
+            output::or_none(p.instance.as_deref()),
+            p.ready_text(),
+            p.restarts.to_string(),
+            output::age(p.created.map(Time).as_ref(), now),
+            why,
+        ]);
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    format!("  not ready:\n{}", output::table_indented(&rows, "    "))
 }
 
 /// One line saying where the rollout is (for logs): header, progress, message.

@@ -76,6 +76,7 @@ fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str, settled: &BTr
                 uid: p.metadata.uid.clone()?,
                 selected: crate::api::pod::selector_matches_labels(&set.spec.selector, &p.labels),
                 eligible: assigner::pod_is_eligible(p),
+                ready: p.is_ready(),
                 restarts: p.restarts(),
                 weight: balance::weight(p),
                 revision: balance::revision(p).filter(|(w, _)| !settled.contains(w)),

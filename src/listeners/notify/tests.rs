@@ -33,6 +33,7 @@ fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &
             ..Summary::default()
         },
         eligible,
+        blocked: None,
         requeue: None,
         recovered: 0,
         tokens: tokens

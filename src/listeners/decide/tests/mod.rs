@@ -33,6 +33,7 @@ pub(super) fn pod(name: &str) -> PodFacts {
         uid: uid(name),
         selected: true,
         eligible: true,
+        ready: true,
         restarts: 0,
     }
 }

@@ -423,6 +423,7 @@ impl World {
                 selected: true,
                 // A pod whose agent died stays Ready: nothing restarts it.
                 eligible: true,
+                ready: true,
                 restarts: p.restarts,
             })
             .collect();

@@ -42,6 +42,11 @@ pub(super) fn parse_template(expr: &str) -> Result<Vec<Node>, String> {
     parse(&text)
 }
 
+/// `Parse(name, text)` as client-go has it: no wrapping of a bare expression.
+pub(super) fn parse_exact(text: &str) -> Result<Vec<Node>, String> {
+    parse(text)
+}
+
 /// `Parse(name, text)`: returns the root list's nodes.
 fn parse(text: &str) -> Result<Vec<Node>, String> {
     parse_at_depth(text, 0)

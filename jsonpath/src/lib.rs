@@ -16,7 +16,9 @@
 
 use serde_json::Value;
 
-use crate::go_format::go_float;
+pub mod go_format;
+
+use go_format::go_float;
 
 mod ast;
 mod compare;
@@ -103,3 +105,24 @@ pub fn to_text(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A template parsed as `JSONPath.Parse` does (text outside braces is literal, a bare
+/// expression is not wrapped), for `kubectl -o jsonpath=` and custom columns.
+#[derive(Debug, Clone)]
+pub struct Template {
+    nodes: Vec<ast::Node>,
+}
+
+impl Template {
+    /// Parse `text` exactly as client-go does; the error is client-go's words.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        parse::parse_exact(text).map(|nodes| Template { nodes })
+    }
+
+    /// `FindResults`: one result list per template segment (missing keys yield none).
+    pub fn find_results(&self, obj: &Value) -> Result<Vec<Vec<Value>>, String> {
+        let mut out = Vec::new();
+        exec_nodes(&self.nodes, obj, &mut out)?;
+        Ok(out)
+    }
+}

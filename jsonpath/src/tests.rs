@@ -276,3 +276,15 @@ fn text_rendering() {
     assert_eq!(to_text(&json!(0.00001)), "1e-05");
     assert_eq!(to_text(&json!(1000000)), "1000000");
 }
+
+#[test]
+fn a_template_is_parsed_as_client_go_parses_it() {
+    let obj = json!({"items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]});
+    let t = Template::parse("{.items[*].metadata.name}").unwrap();
+    assert_eq!(t.find_results(&obj).unwrap(), vec![vec![json!("a"), json!("b")]]);
+    // Without braces the whole template is text, as with kubectl -o jsonpath=.
+    let t = Template::parse(".items[*].metadata.name").unwrap();
+    assert_eq!(t.find_results(&obj).unwrap(), vec![vec![json!(".items[*].metadata.name")]]);
+    assert_eq!(Template::parse("{.items[*").unwrap_err(), "unterminated array");
+    assert!(Template::parse("{.items[5]}").unwrap().find_results(&obj).is_err());
+}
