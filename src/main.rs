@@ -1,5 +1,6 @@
 //! The `baton` binary: controller, CLI, CRD generator and demo. Also works as a kubectl plugin
-//! when installed as `kubectl-baton`.
+//! when installed as `kubectl-baton`, and completes `kubectl baton …` when installed as
+//! `kubectl_complete-baton`.
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,6 +11,11 @@ use baton::session::exit;
 fn main() -> ExitCode {
     // Before the runtime starts its threads (see `baton::malloc`).
     baton::malloc::limit_arenas();
+    // A TAB's request (a shell's, or kubectl's as `kubectl_complete-baton`): answered before
+    // anything else runs or prints.
+    if let Some(code) = cli::completion::intercept() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

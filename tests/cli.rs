@@ -189,9 +189,11 @@ async fn api_errors_print_like_kubectl() {
         vec!["baton", "rollout", "set", "image", "nope", "app=svc:v2"],
     ] {
         let r = plugin.kubectl(&kc, &args).await;
+        // Exit 4: not found (kubectl's own exit is 1 for every error; baton's codes tell them
+        // apart, and the plugin passes its code through).
         assert_eq!(
             (r.code, r.stderr.as_str(), r.stdout.as_str()),
-            (1, want, ""),
+            (4, want, ""),
             "{args:?}"
         );
     }
@@ -199,7 +201,7 @@ async fn api_errors_print_like_kubectl() {
     assert_eq!(
         (r.code, r.stderr.as_str()),
         (
-            1,
+            4,
             "Error from server (NotFound): listenersets.baton.dev \"nope\" not found\n"
         )
     );
@@ -215,7 +217,7 @@ async fn api_errors_print_like_kubectl() {
     assert_eq!(
         (r.code, r.stderr.as_str()),
         (
-            1,
+            5,
             format!(
                 "The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?\n"
             )
@@ -284,7 +286,7 @@ async fn impersonation_and_request_timeout() {
     .await;
     assert_eq!(
         (r.code, r.stderr.as_str()),
-        (1, "Error from server (NotFound): rollouts.baton.dev \"x\" not found\n"),
+        (4, "Error from server (NotFound): rollouts.baton.dev \"x\" not found\n"),
         "{r}"
     );
     let head = heads.recv().expect("a request").to_ascii_lowercase();
@@ -303,7 +305,7 @@ async fn impersonation_and_request_timeout() {
     kubeconfig(&kc, &url, "me", &[("fake", "default")]);
     let started = std::time::Instant::now();
     let r = baton(&kc, &["rollout", "list", "--request-timeout", "1s"]).await;
-    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(r.code, 5, "{r}");
     assert!(r.stderr.starts_with("Unable to connect to the server: "), "{r}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
@@ -312,8 +314,8 @@ async fn impersonation_and_request_timeout() {
     );
     let r = baton(&kc, &["rollout", "list", "--request-timeout", "soon"]).await;
     assert_eq!(
-        r.stderr,
-        "error: Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)\n"
+        (r.code, r.stderr.as_str()),
+        (64, "error: Invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)\n")
     );
 }
 
@@ -346,7 +348,9 @@ async fn a_closed_pipe_ends_quietly() {
     );
 }
 
-/// `baton completion bash|zsh|fish`; bash really loads it.
+/// `baton completion bash|zsh|fish`: scripts that call baton back on each TAB (the names
+/// themselves are tested in cli_completion.rs); bash really loads its own; `--help` says how to
+/// install, kubectl's completer included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_scripts() {
     let r = run(
@@ -357,17 +361,30 @@ async fn completion_scripts() {
     .await;
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
-        (0, "complete -o bashdefault -o default -o nosort -F _baton baton\n", ""),
+        (
+            0,
+            "complete -o bashdefault -o nosort -o nospace -F _clap_complete_baton baton\n",
+            ""
+        ),
         "{r}"
     );
     let r = run(BATON, &["completion", "zsh"], &[]).await;
     assert_eq!(r.stdout.lines().next(), Some("#compdef baton"), "{r}");
-    let r = run(BATON, &["completion", "fish"], &[]).await;
     assert!(
         r.stdout
-            .contains("complete -c baton -n \"__fish_baton_needs_command\" -f -a \"rollout\""),
+            .contains(&format!("BATON_COMPLETE=\"zsh\" \\\n        {BATON} --")),
+        "{r}"
+    );
+    let r = run(BATON, &["completion", "fish"], &[]).await;
+    assert!(
+        r.stdout.contains(&format!(
+            "complete --keep-order --exclusive --command baton --arguments \"(BATON_COMPLETE=fish {BATON} -- "
+        )),
         "{r}"
     );
     let r = run(BATON, &["completion", "tcsh"], &[]).await;
-    assert_eq!(r.code, 2, "{r}");
+    assert_eq!(r.code, i32::from(baton::session::exit::USAGE), "{r}");
+    let r = run(BATON, &["completion", "--help"], &[]).await;
+    assert!(r.stdout.contains("source <(baton completion bash)"), "{r}");
+    assert!(r.stdout.contains("kubectl_complete-baton"), "{r}");
 }

@@ -1,16 +1,24 @@
 //! `baton listeners recover` reports what it did — which listeners moved, from which
-//! pod to which — without internal nonces; `baton listeners NAME -o json|wide`. The real binary
+//! pod to which — without internal nonces; `baton listeners NAME -o json|wide`; and when no
+//! listener can move, every view of the set (`recover`, `baton listeners`, `kubectl get lset`,
+//! the dashboard) says so with the same words and columns. The real binary (and real kubectl)
 //! against the simulator, with agents in the simulated pods.
 #![allow(clippy::await_holding_lock)]
 #[path = "cli_support/mod.rs"]
 mod cli_support;
+#[path = "dashboard/harness.rs"]
+mod dashboard;
 #[path = "support/listener_world.rs"]
 mod listener_world;
 #[path = "support/mod.rs"]
 mod support;
 
+use baton::api::listenerset::view;
+use baton::api::listenerset::ListenerSet;
 use cli_support::*;
 use listener_world::*;
+use support::docs::{same_text, shown};
+use support::kubectl::Kubectl;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_says_which_listeners_moved() {
@@ -91,4 +99,144 @@ async fn recover_says_which_listeners_moved() {
     );
 
     w.unstrand("rc-a").await;
+}
+
+/// The set's status once the controller says that its 6 listeners wait (the Leases of the gone
+/// pods collected: pending) and none can move, with why.
+async fn cannot_move(w: &World) -> (ListenerSet, String) {
+    wait_for(
+        "a status saying no listener can move",
+        std::time::Duration::from_secs(60),
+        || async {
+            let set = w.sets().get("sxt").await.ok()?;
+            let st = set.status.as_ref()?;
+            let why = view::cannot_move(st)?.to_string();
+            (st.pending == 6 && st.observed_generation == set.metadata.generation).then_some((set, why))
+        },
+    )
+    .await
+}
+
+/// Every pod of the set gone while its agent was cut off from the API (so nothing was
+/// released, and the Leases go with their pods): the listeners wait and no pod may take them. `recover` says no listener
+/// moved, how many wait and why (no eligible pod), exit 1 at once rather than after its
+/// timeout; `baton listeners list` prints what `kubectl get lset` prints (wide too);
+/// `baton listeners sxt` and the dashboard name each listener's state as the status counts
+/// them, with the same reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_says_why_no_listener_can_move() {
+    let _serial = serial();
+    let (w, _ctl) = recover_world().await;
+    let kc = w.sim.kubeconfig_path().to_path_buf();
+    for pod in ["rc-a", "rc-b", "rc-c"] {
+        w.sim.faults.block(&format!("token=agent-{pod}"));
+        w.delete_pod(pod, Some(1)).await;
+    }
+    let (_, why) = cannot_move(&w).await;
+    assert_eq!(why, "no eligible pod (no pod matches spec.selector)");
+
+    let started = std::time::Instant::now();
+    let r = baton(&kc, &["listeners", "recover", "sxt", "--timeout-seconds", "60"]).await;
+    assert_eq!(r.code, 1, "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(50), "{r}");
+    let (set, why) = cannot_move(&w).await;
+    let st = set.status.clone().unwrap_or_default();
+    assert_eq!((st.orphaned, st.pending), (0, 6), "{st:?}");
+    let mut lines = r.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("listenerset.baton.dev/sxt recovered: no listener moved"),
+        "{r}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some(
+            format!(
+                "{} orphaned, {} pending: no listener can move: {why}",
+                st.orphaned, st.pending
+            )
+            .as_str()
+        ),
+        "{r}"
+    );
+
+    let doc = shown("docs/listeners.md", "recover-cannot-move");
+    assert_eq!(doc[0].command, "baton listeners recover sxt");
+    assert!(
+        same_text(&r.stdout, &doc[0].output),
+        "docs/listeners.md shows:\n{}\nthe command prints:\n{}",
+        doc[0].output,
+        r.stdout
+    );
+
+    let k = Kubectl::new(&w.sim);
+    for wide in [false, true] {
+        let mut args = vec!["get", "listenersets", "sxt"];
+        let mut ours = vec!["listeners", "list", "sxt"];
+        if wide {
+            args.extend(["-o", "wide"]);
+            ours.extend(["-o", "wide"]);
+        }
+        let theirs = k.ok(&args).await;
+        let r = baton(&kc, &ours).await;
+        assert_eq!(r.code, 0, "{r}");
+        assert!(
+            same_text(&r.stdout, &theirs),
+            "kubectl:\n{theirs}\nbaton:\n{}",
+            r.stdout
+        );
+        assert!(theirs.contains("NoEligiblePods"), "{theirs}");
+    }
+    assert!(k.ok(&["get", "lset", "sxt", "-o", "wide"]).await.contains(&why));
+    let doc = shown("docs/listeners.md", "list-cannot-move");
+    let r = baton(&kc, &["listeners", "list", "-o", "wide"]).await;
+    assert_eq!(doc[0].command, "baton listeners list -o wide");
+    assert!(
+        same_text(&r.stdout, &doc[0].output),
+        "docs:\n{}\nrun:\n{}",
+        doc[0].output,
+        r.stdout
+    );
+
+    let r = baton(&kc, &["listeners", "sxt"]).await;
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout.lines().next(),
+        Some(format!("ListenerSet sxt: {}", view::summary(&st)).as_str()),
+        "{r}"
+    );
+    let table: String = r
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("LISTENER"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let states: Vec<String> = cells(&table, &[])[1..].iter().map(|row| row[4].clone()).collect();
+    let count = |word: &str| i32::try_from(states.iter().filter(|s| *s == word).count()).unwrap_or(-1);
+    assert_eq!((count("orphaned"), count("pending")), (st.orphaned, st.pending), "{r}");
+    assert_eq!(states.len(), 6, "{r}");
+
+    let d = dashboard::start(&w.sim, &[]).await;
+    let page = d.get("/listenersets/default/sxt").await;
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(html.contains(&view::summary(&st).replace(", ", " · ")), "{html}");
+    assert!(
+        html.contains(&format!("no listener can move: {}", html_escaped(&why))),
+        "{html}"
+    );
+    let data = |word: &str| i32::try_from(html.matches(&format!("data-state=\"{word}\"")).count()).unwrap_or(-1);
+    assert_eq!((data("orphaned"), data("pending")), (st.orphaned, st.pending), "{html}");
+    let front = String::from_utf8_lossy(&d.get("/").await.body).into_owned();
+    assert!(
+        front.contains(">NoEligiblePods<") && front.contains(">Starting<"),
+        "{front}"
+    );
+}
+
+/// `s` as the dashboard's HTML writes text.
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -395,12 +395,32 @@ async fn a_selector_that_does_not_match_the_template_is_refused() {
     };
     let refused_cases = [
         ("another value", "{matchLabels: {app: web}}", "{app: api}"),
-        ("a missing label", "{matchLabels: {app: web, tier: front}}", "{app: web}"),
+        (
+            "a missing label",
+            "{matchLabels: {app: web, tier: front}}",
+            "{app: web}",
+        ),
         ("no labels", "{matchLabels: {app: web}}", "{}"),
-        ("In", "{matchExpressions: [{key: tier, operator: In, values: [front]}]}", "{tier: db}"),
-        ("NotIn", "{matchExpressions: [{key: tier, operator: NotIn, values: [db]}]}", "{tier: db}"),
-        ("Exists", "{matchExpressions: [{key: tier, operator: Exists}]}", "{app: web}"),
-        ("DoesNotExist", "{matchExpressions: [{key: canary, operator: DoesNotExist}]}", "{canary: \"yes\"}"),
+        (
+            "In",
+            "{matchExpressions: [{key: tier, operator: In, values: [front]}]}",
+            "{tier: db}",
+        ),
+        (
+            "NotIn",
+            "{matchExpressions: [{key: tier, operator: NotIn, values: [db]}]}",
+            "{tier: db}",
+        ),
+        (
+            "Exists",
+            "{matchExpressions: [{key: tier, operator: Exists}]}",
+            "{app: web}",
+        ),
+        (
+            "DoesNotExist",
+            "{matchExpressions: [{key: canary, operator: DoesNotExist}]}",
+            "{canary: \"yes\"}",
+        ),
     ];
     for (what, selector, labels) in refused_cases {
         let file = write("mismatch.yaml", selector_manifest("web", selector, labels));
@@ -422,7 +442,10 @@ async fn a_selector_that_does_not_match_the_template_is_refused() {
     for (what, selector, labels) in accepted_cases {
         let file = write("match.yaml", selector_manifest("web", selector, labels));
         let out = k.ok(&["apply", "--dry-run=server", "-f", &file]).await;
-        assert!(out.contains("rollout.baton.dev/web created (server dry run)"), "{what}: {out}");
+        assert!(
+            out.contains("rollout.baton.dev/web created (server dry run)"),
+            "{what}: {out}"
+        );
     }
     let from_deployment = "apiVersion: baton.dev/v1alpha1
 kind: Rollout
@@ -435,5 +458,8 @@ spec:
 ";
     let file = write("migrated.yaml", from_deployment.to_string());
     let out = k.ok(&["apply", "--dry-run=server", "-f", &file]).await;
-    assert!(out.contains("rollout.baton.dev/migrated created (server dry run)"), "{out}");
+    assert!(
+        out.contains("rollout.baton.dev/migrated created (server dry run)"),
+        "{out}"
+    );
 }

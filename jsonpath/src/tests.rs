@@ -284,7 +284,10 @@ fn a_template_is_parsed_as_client_go_parses_it() {
     assert_eq!(t.find_results(&obj).unwrap(), vec![vec![json!("a"), json!("b")]]);
     // Without braces the whole template is text, as with kubectl -o jsonpath=.
     let t = Template::parse(".items[*].metadata.name").unwrap();
-    assert_eq!(t.find_results(&obj).unwrap(), vec![vec![json!(".items[*].metadata.name")]]);
+    assert_eq!(
+        t.find_results(&obj).unwrap(),
+        vec![vec![json!(".items[*].metadata.name")]]
+    );
     assert_eq!(Template::parse("{.items[*").unwrap_err(), "unterminated array");
     assert!(Template::parse("{.items[5]}").unwrap().find_results(&obj).is_err());
 }

@@ -352,9 +352,8 @@ pub fn image_args(pairs: &[String], version: Option<&str>) -> Result<(Vec<(Strin
         let Some((container, image)) = p.split_once('=').filter(|(c, _)| !c.is_empty()) else {
             return Err(CliError::usage(format!("{p:?} is not CONTAINER=IMAGE")));
         };
-        image::validate(image).map_err(|e| {
-            CliError::usage(format!("invalid image {image:?} for container {container:?}: {e}"))
-        })?;
+        image::validate(image)
+            .map_err(|e| CliError::usage(format!("invalid image {image:?} for container {container:?}: {e}")))?;
         images.push((container.to_string(), image.to_string()));
     }
     let v = image_version(&images, version).map_err(CliError::usage)?;
@@ -370,7 +369,10 @@ pub fn image_args(pairs: &[String], version: Option<&str>) -> Result<(Vec<(Strin
 
 /// Where `images` go in `pod`: (field, index) → image, in kubectl's order (init containers,
 /// then containers); `*` names every one of both. A later pair wins over an earlier one.
-fn image_targets(pod: &PodSpec, images: &[(String, String)]) -> Result<BTreeMap<(&'static str, usize), String>, CliError> {
+fn image_targets(
+    pod: &PodSpec,
+    images: &[(String, String)],
+) -> Result<BTreeMap<(&'static str, usize), String>, CliError> {
     let init = pod.init_containers.as_deref().unwrap_or_default();
     let mut targets = BTreeMap::new();
     for (container, image) in images {
@@ -407,7 +409,11 @@ pub async fn set_image(
         let mut ops = Vec::new();
         let mut changed = r.spec.version != version;
         for ((field, i), image) in image_targets(&pod, &images)? {
-            let list = if field == "containers" { pod.containers.as_slice() } else { init };
+            let list = if field == "containers" {
+                pod.containers.as_slice()
+            } else {
+                init
+            };
             changed |= list.get(i).and_then(|c| c.image.as_deref()) != Some(image.as_str());
             ops.push(json!({"op": "add", "path": format!("/spec/template/spec/{field}/{i}/image"), "value": image}));
         }

@@ -121,7 +121,8 @@ pub mod labels {
     printcolumn = r#"{"name":"Batch","type":"string","jsonPath":".status.batchLabel"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Target","type":"string","description":"spec.version: the version being rolled out","jsonPath":".spec.version","priority":1}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","description":"Ready condition: this generation fully rolled out and available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#
+    printcolumn = r#"{"name":"Ready","type":"string","description":"Ready condition: this generation fully rolled out and available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#,
+    printcolumn = r#"{"name":"Images","type":"string","description":"The images of the pod template's containers (kubectl shows the first; baton rollout list -o wide all of them)","jsonPath":".spec.template.spec.containers[*].image","priority":1}"#
 )]
 #[x_kube(validation = Rule::new(BATCHES_SORTED_RULE).message("strategy.batches are cumulative targets and must not decrease, e.g. [1, \"50%\", \"100%\"]"))]
 #[x_kube(validation = Rule::new(checks::CHECK_NAMES_UNIQUE_RULE).message("spec.checks: each check needs its own name"))]

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod completion;
 pub mod controller;
+pub mod get;
 pub mod listeners;
 pub mod output;
 pub mod rollout;
@@ -99,6 +100,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Dashboard(args) => crate::dashboard::run(&kube, args).await,
+        // Offline: no client, so no kubeconfig needed.
+        Command::Rollout(rollout::RolloutCommand::Lint(args)) => {
+            finish(rollout::lint::run(kube.namespace.as_deref(), args).await)
+        }
         Command::Rollout(cmd) => finish(async { rollout::execute(&session(&kube).await?, cmd).await }.await),
     }
 }

@@ -362,7 +362,8 @@ async fn view_cannot_promote_edit_can() {
     })
     .await;
     let out = scenario::baton(&c, &jane, &["promote", NAME]).await;
-    assert_eq!(out.status.code(), Some(1));
+    // The API server refused: exit 5, kubectl's words.
+    assert_eq!(out.status.code(), Some(5));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         format!("Error from server (Forbidden): rollouts.baton.dev \"{NAME}\" is forbidden: User \"jane\" cannot patch resource \"rollouts\" in API group \"baton.dev\" in the namespace \"{APPS}\"")

@@ -9,6 +9,7 @@ mod history;
 mod pins;
 mod promote;
 mod status;
+mod tree;
 mod undo;
 
 use cli_support::{baton, Run};

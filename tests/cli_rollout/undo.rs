@@ -58,7 +58,12 @@ async fn undo_passes_over_failed_revisions_and_needs_force_to_return_to_one() {
     );
 
     // Revision 3 failed and was rolled back to 2; revision 4 is healthy.
-    cli_exits(&env, &["set", "image", NAME, "app=svc:v3-never-ready", "--version", "v3"], 0).await;
+    cli_exits(
+        &env,
+        &["set", "image", NAME, "app=svc:v3-never-ready", "--version", "v3"],
+        0,
+    )
+    .await;
     wait_failed(&env, "v3").await;
     let v3_failure = failure_of(&env, 3).await;
     cli_exits(&env, &["set", "image", NAME, "app=svc:v4"], 0).await;
@@ -86,7 +91,12 @@ async fn undo_passes_over_failed_revisions_and_needs_force_to_return_to_one() {
     let rollout = env.get(NAME).await;
     assert_eq!(rollout.spec.version, "v3");
     assert_eq!(
-        rollout.spec.template.spec.as_ref().map(|s| s.containers[0].image.clone()),
+        rollout
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].image.clone()),
         Some(Some("svc:v3-never-ready".into()))
     );
     op.stop().await;
@@ -129,7 +139,11 @@ async fn set_image_star_refuses_bad_images_and_history_prints_names() {
     let v2 = Some("svc:v2".to_string());
     assert_eq!(
         images(&rollout),
-        [("init".into(), v2.clone()), ("app".into(), v2.clone()), ("proxy".into(), v2)]
+        [
+            ("init".into(), v2.clone()),
+            ("app".into(), v2.clone()),
+            ("proxy".into(), v2)
+        ]
     );
     env.wait_healthy(NAME, "v2", 3).await;
 
@@ -163,7 +177,14 @@ async fn set_image_star_refuses_bad_images_and_history_prints_names() {
     assert_eq!(lines.len(), 2, "{r}");
     let kubectl = Kubectl::new(&env.sim);
     let theirs = kubectl
-        .ok(&["get", "controllerrevisions", "-l", "baton.dev/rollout=svc", "-o", "name"])
+        .ok(&[
+            "get",
+            "controllerrevisions",
+            "-l",
+            "baton.dev/rollout=svc",
+            "-o",
+            "name",
+        ])
         .await;
     let mut sorted = lines.clone();
     sorted.sort_unstable();

@@ -67,6 +67,8 @@ async fn the_demo_runs_every_step_including_hooks_checks_and_webhooks() {
         "webhook ← RolledBack",
         "failedUpdate: CheckFailed",
         "baton demo: every step finished as expected",
+        // The scheme its kubeconfig names: the simulator serves TLS.
+        "baton demo: API server simulator at https://127.0.0.1:",
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
     }

@@ -5,6 +5,7 @@
 
 pub mod argocd;
 pub mod controller;
+pub mod docs;
 pub mod kstatus;
 pub mod kubectl;
 pub mod process;

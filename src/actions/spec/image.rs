@@ -156,9 +156,7 @@ fn is_path_component(c: &str) -> bool {
 fn is_tag(t: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let b = t.as_bytes();
-    b.len() <= TAG_MAX
-        && b.first().is_some_and(|&f| word(f))
-        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    b.len() <= TAG_MAX && b.first().is_some_and(|&f| word(f)) && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
 /// `ALGORITHM:HEX`: algorithm components `[A-Za-z][A-Za-z0-9]*` separated by `+`, `.`, `-` or
@@ -210,7 +208,10 @@ mod tests {
         assert_eq!(validate("svc:v8!"), Err(ImageError::Tag("v8!".into())));
         assert_eq!(validate("svc:-v8"), Err(ImageError::Tag("-v8".into())));
         assert_eq!(validate("svc:"), Err(ImageError::Tag(String::new())));
-        assert_eq!(validate(&format!("svc:{}", "v".repeat(129))), Err(ImageError::Tag("v".repeat(129))));
+        assert_eq!(
+            validate(&format!("svc:{}", "v".repeat(129))),
+            Err(ImageError::Tag("v".repeat(129)))
+        );
         assert_eq!(validate("svc@sha256:abc"), Err(ImageError::Digest("sha256:abc".into())));
         assert_eq!(validate("svc@abc"), Err(ImageError::Digest("abc".into())));
         assert_eq!(validate("a//b"), Err(ImageError::Name("a//b".into())));

@@ -148,7 +148,12 @@ pub const COLUMNS: [Column; 9] = [
     column("AGE", "date", ".metadata.creationTimestamp", ""),
     Column {
         priority: 1,
-        ..column("SUSPENDED", "integer", ".status.suspended", "Suspended listeners no longer running")
+        ..column(
+            "SUSPENDED",
+            "integer",
+            ".status.suspended",
+            "Suspended listeners no longer running",
+        )
     },
     Column {
         priority: 1,
@@ -297,7 +302,15 @@ mod tests {
         let narrow: Vec<&str> = columns(false).map(|c| c.name).collect();
         assert_eq!(
             narrow,
-            ["LISTENERS", "RUNNING", "STARTING", "PENDING", "ORPHANED", "REASON", "AGE"]
+            [
+                "LISTENERS",
+                "RUNNING",
+                "STARTING",
+                "PENDING",
+                "ORPHANED",
+                "REASON",
+                "AGE"
+            ]
         );
         let wide: Vec<&str> = columns(true).map(|c| c.name).collect();
         assert_eq!(wide.len(), narrow.len() + 2);

@@ -24,10 +24,7 @@ pub fn relaxed(path: &str) -> Result<String, String> {
         };
         (!rest.is_empty() && !rest.contains(['{', '}'])).then(|| format!("{{.{rest}}}"))
     };
-    let braced = path
-        .strip_prefix('{')
-        .and_then(|p| p.strip_suffix('}'))
-        .and_then(field);
+    let braced = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).and_then(field);
     braced.or_else(|| field(path)).ok_or_else(|| {
         "unexpected path string, expected a 'name1.name2' or '.name1.name2' or '{name1.name2}' or '{.name1.name2}'"
             .to_string()

@@ -9,8 +9,7 @@ use super::tabs::Widths;
 use crate::session::CliError;
 
 /// The formats `-o` takes, as kubectl lists them (sorted) when it takes none of them.
-const FORMATS: &str =
-    "custom-columns,custom-columns-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,wide,yaml";
+const FORMATS: &str = "custom-columns,custom-columns-file,json,jsonpath,jsonpath-as-json,jsonpath-file,name,wide,yaml";
 
 /// kubectl's printing flags, for the commands that print objects (`-w/--watch` is the
 /// command's own: what it follows differs).
@@ -32,7 +31,9 @@ pub struct PrintFlags {
 #[derive(Debug, Clone)]
 pub enum Format {
     /// The command's table; `wide` with its extra columns.
-    Table { wide: bool },
+    Table {
+        wide: bool,
+    },
     Json,
     Yaml,
     /// `<resource>/<name>` per object.
@@ -44,7 +45,10 @@ pub enum Format {
         as_json: bool,
     },
     /// Columns of JSONPaths; `headers` unless `--no-headers` (a columns file always has them).
-    CustomColumns { columns: Vec<Column>, headers: bool },
+    CustomColumns {
+        columns: Vec<Column>,
+        headers: bool,
+    },
 }
 
 /// A chosen format and the flags that shape a table.
@@ -163,7 +167,9 @@ fn labels(obj: &Value) -> String {
 }
 
 fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Go's `json.Marshal`: compact, with `<`, `>` and `&` escaped as it escapes them.
@@ -256,9 +262,7 @@ impl Printer {
             Format::Yaml => super::yaml(&target())?,
             Format::Name => names(got.resource, got.objects),
             Format::JsonPath { template, raw, as_json } => jsonpath(template, raw, &target(), *as_json)?,
-            Format::CustomColumns { columns, headers } => {
-                super::table(&custom_rows(columns, *headers, got.objects)?)
-            }
+            Format::CustomColumns { columns, headers } => super::table(&custom_rows(columns, *headers, got.objects)?),
         })
     }
 }
@@ -313,7 +317,9 @@ impl Follow {
         match &p.format {
             Format::Table { .. } => out = self.widths.render(&p.shape(rows, got.objects, header)),
             Format::CustomColumns { columns, headers } => {
-                out = self.widths.render(&custom_rows(columns, *headers && header, got.objects)?)
+                out = self
+                    .widths
+                    .render(&custom_rows(columns, *headers && header, got.objects)?)
             }
             Format::Name => out = names(got.resource, got.objects),
             Format::Json | Format::Yaml => {

@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn later_rows_keep_the_widths_and_widen_them() {
         let mut w = Widths::default();
-        assert_eq!(w.render(&[row(&["N", "V"]), row(&["web", "v1"])]), "N     V\nweb   v1\n");
+        assert_eq!(
+            w.render(&[row(&["N", "V"]), row(&["web", "v1"])]),
+            "N     V\nweb   v1\n"
+        );
         assert_eq!(w.render(&[row(&["a", "v2"])]), "a     v2\n");
         assert_eq!(w.render(&[row(&["a-longer-one", "v3"])]), "a-longer-one   v3\n");
         assert_eq!(w.render(&[row(&["b", "v4"])]), "b              v4\n");

@@ -4,14 +4,13 @@ use crate::api::ROLLOUT_RESOURCE;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
-use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::ResourceExt;
 
 use super::view::{phase_word, verdict};
 use crate::api::rollout::Rollout;
-use crate::cli::output::{self, Follow, Got, PrintFlags};
-use crate::cli::{emit, CliError, Session};
+use crate::cli::get::{get, Kind, Query};
+use crate::cli::output::{self, PrintFlags};
+use crate::cli::{CliError, Session};
 
 /// The images of a Rollout's containers, comma-separated.
 fn images(r: &Rollout) -> String {
@@ -84,100 +83,15 @@ pub async fn list(
     flags: &PrintFlags,
     follow: bool,
 ) -> Result<ExitCode, CliError> {
-    let printer = flags.printer()?;
-    let api: Api<Rollout> = if all_namespaces {
-        Api::all(s.client.clone())
-    } else {
-        Api::namespaced(s.client.clone(), &s.namespace)
-    };
-    let mut lp = ListParams::default();
-    if let Some(sel) = selector {
-        lp = lp.labels(sel);
-    }
-    let listed = api.list(&lp).await.map_err(|e| s.error(&e))?;
-    let version = listed.metadata.resource_version.clone().unwrap_or_default();
-    let mut items = listed.items;
-    if !names.is_empty() {
-        for n in names {
-            if !items.iter().any(|r| &r.name_any() == n) {
-                return Err(CliError::with_code(
-                    format!("Error from server (NotFound): rollouts.baton.dev \"{n}\" not found"),
-                    1,
-                ));
-            }
-        }
-        items.retain(|r| names.contains(&r.name_any()));
-    }
-    items.sort_by_key(|r| (r.namespace(), r.name_any()));
-    // kubectl shows one object asked for by name as itself, several (or none) as a List.
-    let single = names.len() == 1 && selector.is_none();
-    let objects = items.iter().map(output::object).collect::<Result<Vec<_>, _>>()?;
-    let got = Got {
+    let kind = Kind {
         resource: ROLLOUT_RESOURCE,
-        objects: &objects,
-        single,
+        plural: "rollouts.baton.dev",
+        rows,
     };
-    let rows = rows(&items, Timestamp::now(), all_namespaces, printer.wide());
-    if items.is_empty() && printer.is_table() {
-        if all_namespaces {
-            eprintln!("No resources found");
-        } else {
-            eprintln!("No resources found in {} namespace.", s.namespace);
-        }
-    }
-    if !follow {
-        if !(items.is_empty() && printer.is_table()) {
-            emit(&printer.print(&got, rows)?);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut follow = Follow::new(printer);
-    if !items.is_empty() {
-        emit(&follow.print(&got, rows)?);
-    }
-    watch(s, &api, names, all_namespaces, version, &mut follow).await
-}
-
-/// `-w`: a row (or document, or name) per change to the Rollouts listed, from `version` on,
-/// until interrupted; a watch the server ends is started again where it stopped.
-async fn watch(
-    s: &Session,
-    api: &Api<Rollout>,
-    names: &[String],
-    all_namespaces: bool,
-    mut version: String,
-    follow: &mut Follow,
-) -> Result<ExitCode, CliError> {
-    let mut wp = WatchParams::default();
-    if let Some(t) = s.watch_config().timeout {
-        wp = wp.timeout(t);
-    }
-    if let [one] = names {
-        wp = wp.fields(&format!("metadata.name={one}"));
-    }
-    loop {
-        let mut events = api.watch(&wp, &version).await.map_err(|e| s.error(&e))?.boxed();
-        while let Some(event) = events.try_next().await.map_err(|e| s.error(&e))? {
-            let r = match event {
-                WatchEvent::Added(r) | WatchEvent::Modified(r) | WatchEvent::Deleted(r) => r,
-                WatchEvent::Bookmark(b) => {
-                    version = b.metadata.resource_version;
-                    continue;
-                }
-                WatchEvent::Error(e) => return Err(CliError::msg(e.message)),
-            };
-            version = r.resource_version().unwrap_or_default();
-            if !names.is_empty() && !names.contains(&r.name_any()) {
-                continue;
-            }
-            let objects = [output::object(&r)?];
-            let got = Got {
-                resource: ROLLOUT_RESOURCE,
-                objects: &objects,
-                single: true,
-            };
-            let rows = rows(std::slice::from_ref(&r), Timestamp::now(), all_namespaces, follow.wide());
-            emit(&follow.print(&got, rows)?);
-        }
-    }
+    let query = Query {
+        names,
+        all_namespaces,
+        selector,
+    };
+    get(s, &kind, &query, flags, follow).await
 }

@@ -1,5 +1,6 @@
-//! `baton rollout …`: list, status, history; the runtime actions (annotations); pause/resume,
-//! pins, undo and set image (spec changes, each recording its command line as the change cause).
+//! `baton rollout …`: list, status, history, lint (offline); the runtime actions (annotations);
+//! pause/resume, pins, undo and set image (spec changes, each recording its command line as the
+//! change cause).
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::actions::{self, runtime, spec, Actor};
 use crate::api::rollout::Rollout;
 
 mod history;
+pub mod lint;
 mod list;
 mod status;
 pub mod tree;
@@ -32,6 +34,7 @@ pub enum RolloutCommand {
     /// List Rollouts (this namespace, or every one with -A).
     List {
         /// Only these Rollouts.
+        #[arg(add = super::completion::rollouts())]
         names: Vec<String>,
         /// List the Rollouts of every namespace.
         #[arg(short = 'A', long)]
@@ -49,6 +52,7 @@ pub enum RolloutCommand {
     /// and pods.
     Get {
         /// The Rollouts to show.
+        #[arg(add = super::completion::rollouts())]
         names: Vec<String>,
         /// List the Rollouts of every namespace.
         #[arg(short = 'A', long)]
@@ -66,6 +70,7 @@ pub enum RolloutCommand {
     /// Exit codes: 0 Healthy, 1 failed or rolled back, 2 timeout, 3 still in progress (--watch=false),
     /// 4 not found, 5 API server error or unreachable, 64 usage error.
     Status {
+        #[arg(add = super::completion::rollouts())]
         name: String,
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         watch: bool,
@@ -78,6 +83,7 @@ pub enum RolloutCommand {
     },
     /// End the current pause between batches now; refused (exit 1) when there is none.
     Promote {
+        #[arg(add = super::completion::rollouts())]
         name: String,
         /// Skip every remaining batch and pause: the rest of the instances move now, still
         /// health-gated.
@@ -85,23 +91,39 @@ pub enum RolloutCommand {
         full: bool,
     },
     /// Stop all progress (sets spec.paused).
-    Pause { name: String },
+    Pause {
+        #[arg(add = super::completion::rollouts())]
+        name: String,
+    },
     /// Resume progress (clears spec.paused).
-    Resume { name: String },
+    Resume {
+        #[arg(add = super::completion::rollouts())]
+        name: String,
+    },
     /// Abort the rollout in progress: instances return to the last healthy revision at once.
     /// Refused (exit 1) when nothing is in progress.
-    Abort { name: String },
+    Abort {
+        #[arg(add = super::completion::rollouts())]
+        name: String,
+    },
     /// Roll out a failed revision again; refused (exit 1) when nothing failed.
-    Retry { name: String },
+    Retry {
+        #[arg(add = super::completion::rollouts())]
+        name: String,
+    },
     /// Restart every instance (a new revision, rolled out in batches).
-    Restart { name: String },
+    Restart {
+        #[arg(add = super::completion::rollouts())]
+        name: String,
+    },
     /// Roll the whole service back: copy a revision's template and version into spec. The
     /// instances move straight there, without the strategy's batches and pauses.
     Undo {
+        #[arg(add = super::completion::rollouts())]
         name: String,
         /// Revision number (see `history`); default: the last earlier one that rolled out
         /// successfully.
-        #[arg(long)]
+        #[arg(long, add = super::completion::revisions())]
         to_revision: Option<i64>,
         /// Move through the strategy's batches and pauses, like any new revision.
         #[arg(long)]
@@ -112,29 +134,51 @@ pub enum RolloutCommand {
     },
     /// Keep instances on a version from the history (single-instance or batch rollback).
     Pin {
+        #[arg(add = super::completion::rollouts())]
         name: String,
         /// Instances, comma-separated (e.g. web-0,web-2).
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required = true, add = super::completion::instances())]
         instances: Vec<String>,
         #[arg(long)]
         version: String,
     },
     /// Remove pins (of the given instances, or all).
     Unpin {
+        #[arg(add = super::completion::rollouts())]
         name: String,
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', add = super::completion::pinned_instances())]
         instances: Vec<String>,
     },
     /// Revisions (when, why, by whom) and the deploy and rollback records; --revision N shows
     /// one revision's template.
     History {
+        #[arg(add = super::completion::rollouts())]
         name: String,
         /// Show this revision's version, origin and pod template.
-        #[arg(long)]
+        #[arg(long, add = super::completion::revisions())]
         revision: Option<i64>,
         #[arg(short = 'o', long, value_enum)]
         output: Option<Output>,
     },
+    /// Check Rollout and ListenerSet manifests offline, as the API server and the controller
+    /// would (no cluster, no kubeconfig).
+    ///
+    /// Each Rollout and ListenerSet of the files is sent as a server-side dry-run create to an API
+    /// server embedded in baton, with baton's CRDs: the schema, its CEL rules (a selector that does
+    /// not match the template's labels, …) and the metadata rules refuse what kube-apiserver would
+    /// refuse, in its words. What it accepts, with its defaults, then goes through the
+    /// controller's own validation (what would make it report InvalidSpec), and the pod and hook or
+    /// check Jobs the controller would make from it are dry-run created too.
+    ///
+    /// Not checked, because they need the cluster: that pinned versions are in the revision
+    /// history, the Deployment of spec.workloadRef (that it exists and its labels are selected),
+    /// and the Secrets that listenersFrom, checks and notifications read. Objects of other kinds
+    /// are skipped. Namespace: the object's, else -n, else default.
+    ///
+    /// Prints one line per finding, `FILE: KIND/NAME: FIELD: MESSAGE`, and nothing when all is
+    /// well. Exit codes: 0 nothing found, 1 findings, 4 a file does not exist, 64 no -f or a
+    /// document that is not YAML or JSON.
+    Lint(lint::LintArgs),
     /// Change the spec: `set image NAME CONTAINER=IMAGE … [--version V]`.
     #[command(subcommand)]
     Set(SetCommand),
@@ -144,6 +188,7 @@ pub enum RolloutCommand {
 pub enum SetCommand {
     /// Deploy new images: set containers' images and the version (default: the images' tag).
     Image {
+        #[arg(add = super::completion::rollouts())]
         name: String,
         /// CONTAINER=IMAGE, one or more.
         #[arg(required = true, value_name = "CONTAINER=IMAGE")]
@@ -194,9 +239,7 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
             selector: None,
             print,
             watch,
-        } if !names.is_empty() && print.printer()?.is_table() => {
-            tree::live::get(s, &api, &names, watch).await
-        }
+        } if !names.is_empty() && print.printer()?.is_table() => tree::live::get(s, &api, &names, watch).await,
         RolloutCommand::Get {
             names,
             all_namespaces,
@@ -218,6 +261,7 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
             status::status(s, &api, &name, watch, timeout, output).await
         }
         RolloutCommand::History { name, revision, output } => history::history(s, &api, &name, revision, output).await,
+        RolloutCommand::Lint(args) => lint::run(Some(&s.namespace), args).await,
         action => act(s, &api, action).await,
     }
 }
@@ -254,7 +298,8 @@ async fn act(s: &Session, api: &Api<Rollout>, cmd: RolloutCommand) -> Result<Exi
         RolloutCommand::List { .. }
         | RolloutCommand::Get { .. }
         | RolloutCommand::Status { .. }
-        | RolloutCommand::History { .. } => {
+        | RolloutCommand::History { .. }
+        | RolloutCommand::Lint(_) => {
             return Err(CliError::msg("not an action"));
         }
     };

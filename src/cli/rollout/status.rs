@@ -120,7 +120,7 @@ pub async fn status(
                 Err(_) => {
                     display.abandon();
                     return Err(CliError::with_code(
-                        format!("timed out waiting for rollout {name}"),
+                        format!("error: timed out waiting for rollout {name}"),
                         exit::TIMEOUT,
                     ));
                 }

@@ -85,7 +85,11 @@ fn summary(r: &Rollout) -> String {
         lines.push(("Message:", m.clone()));
     }
     let batches: Vec<String> = r.spec.strategy.batches.iter().map(target).collect();
-    let batches = if batches.is_empty() { "100%".into() } else { batches.join(", ") };
+    let batches = if batches.is_empty() {
+        "100%".into()
+    } else {
+        batches.join(", ")
+    };
     lines.push(("Strategy:", format!("Batches ({batches})")));
     if let Some(b) = &st.batch {
         lines.push(("  Batch:", format!("{}/{}", b.current, b.total)));
@@ -93,7 +97,12 @@ fn summary(r: &Rollout) -> String {
     let serving = st.version.clone().unwrap_or_else(|| "-".into());
     lines.push(("Version:", format!("{serving} (serving), {} (spec)", r.spec.version)));
     let spec = r.spec.template.spec.as_ref();
-    for (k, c) in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().enumerate() {
+    for (k, c) in spec
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let label = if k == 0 { "Images:" } else { "" };
         lines.push((label, format!("{} ({})", c.image.clone().unwrap_or_default(), c.name)));
     }

@@ -3,8 +3,8 @@
 //! Rollout object.
 use std::collections::BTreeMap;
 
-pub use crate::actions::judge::{header, observed, phase_word, refusal, verdict, Request, Verdict};
 use super::tree::{self, PodView};
+pub use crate::actions::judge::{header, observed, phase_word, refusal, verdict, Request, Verdict};
 use crate::api::rollout::Rollout;
 use crate::cli::output;
 use jiff::Timestamp;
@@ -130,7 +130,9 @@ fn stuck_line(r: &Rollout, views: &[PodView], now: Timestamp) -> Option<String> 
 
 /// `not ready:` and a table of the pods not Ready (not those going away), with why.
 fn not_ready_table(r: &Rollout, views: &[PodView], now: Timestamp) -> String {
-    let mut rows = vec![["POD", "INSTANCE", "READY", "RESTARTS", "AGE", "REASON"].map(String::from).to_vec()];
+    let mut rows = vec![["POD", "INSTANCE", "READY", "RESTARTS", "AGE", "REASON"]
+        .map(String::from)
+        .to_vec()];
     for p in views {
         let Some(why) = p.not_ready_reason(now) else {
             continue;

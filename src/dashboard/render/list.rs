@@ -5,7 +5,7 @@ use maud::{html, Markup};
 
 use super::{rollout_href, set_href, time_of};
 use crate::actions::judge::{phase_word, verdict, Verdict};
-use crate::api::listenerset::{ListenerSet, CONDITION_READY};
+use crate::api::listenerset::{view, ListenerSet, CONDITION_READY};
 use crate::api::rollout::Rollout;
 
 /// The list fragment: Rollouts, then ListenerSets, each sorted by namespace and name.
@@ -35,9 +35,10 @@ pub fn fragment(rollouts: &[&Rollout], sets: &[&ListenerSet]) -> Markup {
                 p.none { "No ListenerSets." }
             } @else {
                 table #listenersets .list {
+                    // The columns of `kubectl get listenersets` and `baton listeners list`.
                     thead { tr {
-                        th { "Namespace" } th { "Name" } th { "Ready" } th { "Listeners" } th { "Running" }
-                        th { "Pending" } th { "Orphaned" } th { "Suspended" } th { "Age" }
+                        th { "Namespace" } th { "Name" }
+                        @for c in view::columns(false) { th { (title(c.name)) } }
                     } }
                     tbody { @for s in &sets { (set_row(s)) } }
                 }
@@ -67,27 +68,35 @@ fn rollout_row(r: &Rollout) -> Markup {
     }
 }
 
+/// A column name as the page's headings are written: "ORPHANED" → "Orphaned".
+fn title(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 fn set_row(s: &ListenerSet) -> Markup {
     let ns = s.namespace().unwrap_or_default();
     let name = s.name_any();
-    let st = s.status.clone().unwrap_or_default();
+    let st = s.status.as_ref();
     let ready = st
-        .conditions
-        .iter()
-        .find(|c| c.type_ == CONDITION_READY)
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == CONDITION_READY))
         .map(|c| c.status.clone())
         .unwrap_or_else(|| "Unknown".into());
     html! {
-        tr.listenerset data-name=(name) data-namespace=(ns) {
+        tr.listenerset data-name=(name) data-namespace=(ns) data-ready=(ready) {
             td { (ns) }
             td { a href=(set_href(&ns, &name)) { (name) } }
-            td { (ready) }
-            td { (st.listeners) }
-            td { (st.running) }
-            td { (st.pending) }
-            td { (st.orphaned) }
-            td { (st.suspended) }
-            td { (time_of(s.metadata.creation_timestamp.as_ref())) }
+            @for c in view::columns(false) {
+                @if c.kind == "date" {
+                    td { (time_of(s.metadata.creation_timestamp.as_ref())) }
+                } @else {
+                    td { (view::cell(c, st).unwrap_or_default()) }
+                }
+            }
         }
     }
 }

@@ -9,8 +9,9 @@ use kube::ResourceExt;
 use maud::{html, Markup};
 
 use super::{conditions, events, or_dash, time};
-use crate::api::listenerset::lease::{acknowledged, fencing_token, is_terminating, listener_of, release_requested};
-use crate::api::listenerset::ListenerSet;
+use crate::api::listenerset::lease::{acknowledged, fencing_token, listener_of, release_requested};
+use crate::api::listenerset::view;
+use crate::api::listenerset::{ListenerSet, ListenerSetStatus};
 
 /// What the page shows of one ListenerSet.
 pub struct SetView<'a> {
@@ -87,16 +88,11 @@ pub fn natural(s: &str) -> Vec<(String, u128)> {
     key
 }
 
-fn row(r: &Row<'_>) -> Markup {
+fn row(r: &Row<'_>, status: Option<&ListenerSetStatus>) -> Markup {
     let holder = r.holder();
     let lease = r.lease;
-    let state = match (holder, lease) {
-        (Some(_), Some(l)) if is_terminating(l) || release_requested(l).is_some() => "releasing",
-        (Some(_), Some(l)) if acknowledged(l) => "running",
-        (Some(_), _) => "starting",
-        (None, _) if r.suspended => "suspended",
-        (None, _) => "not running",
-    };
+    // The words of every view of the set: a holder the status found gone or silent is orphaned.
+    let state = view::state(&r.id, lease, r.suspended, status).word();
     let spec = lease.and_then(|l| l.spec.as_ref());
     let since = spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0);
     let acked = spec
@@ -130,9 +126,9 @@ pub fn fragment(view: &SetView<'_>) -> Markup {
     html! {
         section.head {
             h1 { "ListenerSet " span.ns { (set.namespace().unwrap_or_default()) "/" } (set.name_any()) }
-            p.counts {
-                (st.listeners) " listeners · " (st.running) " running · " (st.pending) " pending · "
-                (st.orphaned) " orphaned · " (st.suspended) " suspended"
+            p.counts { (view::summary(&st).replace(", ", " · ")) }
+            @if let Some(why) = view::cannot_move(&st) {
+                p.problem.blocked { strong { (view::CANNOT_MOVE.trim_end_matches(": ")) ": " } (why) }
             }
         }
         section {
@@ -158,7 +154,7 @@ pub fn fragment(view: &SetView<'_>) -> Markup {
                     th { "Listener" } th { "State" } th { "Pod" } th { "Since" } th { "Token" }
                     th { "Acknowledged" } th { "Release asked" }
                 } }
-                tbody { @for r in &rows { (row(r)) } }
+                tbody { @for r in &rows { (row(r, set.status.as_ref())) } }
             }
         }
         section {

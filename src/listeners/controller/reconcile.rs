@@ -69,11 +69,25 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         &pass.decision,
     );
     let written = write_pass(&ctx, &set, &ns, &previous, &pass, &reported).await?;
+    // A recover's outcome is written at once, before its mark: whoever asked for it reads the
+    // status once the mark is there, so the status must already say what the recover did. A
+    // pass that fenced a pod frees its listeners only on the next one (which fences nothing
+    // again): the recover stays pending until then.
+    let recovered = pass
+        .recover_nonce
+        .as_ref()
+        .filter(|_| !written.retry_soon && !written.fenced);
     let status_wait = if written.status {
+        None
+    } else if recovered.is_some() {
+        write_report(&ctx, &set, &previous, &reported).await?;
         None
     } else {
         report_when_due(&ctx, &set, &previous, &reported).await?
     };
+    if let Some(nonce) = recovered {
+        mark_recovered(&ctx, &set, nonce, pass.decision.recovered).await?;
+    }
     notify_report(&ctx, &set, &previous, &pass.decision, &reported);
     super::balance::report(&ctx, &set, &pass.decision);
     if deleting && pass.lease_by_listener.is_empty() && !written.retry_soon {
@@ -197,7 +211,7 @@ struct Written {
 }
 
 /// Make the pass's writes: the status first when the token ceiling must rise, then the fences,
-/// the liveness Leases, the listener Leases, and the recover's mark once all of them went through.
+/// the liveness Leases and the listener Leases.
 async fn write_pass(
     ctx: &Context,
     set: &ListenerSet,
@@ -215,11 +229,9 @@ async fn write_pass(
     }
     let (fenced, fence_failed) = apply_fences(ctx, set, ns, decision).await;
     create_liveness(ctx, ns, decision).await;
+    // A failed write leaves the recover pending (unmarked), so the retry releases what this pass
+    // could not.
     let retry_soon = apply_writes(ctx, set, ns, &pass.desired, decision, &pass.lease_by_listener).await || fence_failed;
-    // A failed write leaves the recover pending, so the retry releases what this pass could not.
-    if let Some(nonce) = pass.recover_nonce.as_ref().filter(|_| !retry_soon) {
-        mark_recovered(ctx, set, nonce, decision.recovered).await?;
-    }
     Ok(Written {
         status,
         fenced,

@@ -9,6 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::Context;
+use crate::api::listenerset::view::CANNOT_MOVE;
 use crate::api::listenerset::{
     Attention, ListenerSet, ListenerSetStatus, ATTENTION_HOLDER_LOST, ATTENTION_NOT_ACKNOWLEDGED,
     ATTENTION_NO_ELIGIBLE_POD, ATTENTION_ORPHANED, ATTENTION_PENDING, ATTENTION_STARTING, ATTENTION_WAITING,
@@ -19,7 +20,7 @@ use crate::api::listenerset::{
 use crate::api::notifications::{CONDITION_NOTIFICATIONS_READY, REASON_SINKS_READY, REASON_SINK_INVALID};
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
-use crate::listeners::decide::{Decision, Silent};
+use crate::listeners::decide::{Blocked, Decision, Silent};
 use crate::listeners::MANAGER;
 
 /// A set's new status, with the parts of it its Events are decided on.
@@ -55,7 +56,7 @@ pub(super) fn report(
             degraded_message: message,
         }
     } else {
-        let mut c = conditions(summary, decision.eligible, &decision.silent, problems);
+        let mut c = conditions(summary, decision.blocked.as_ref(), &decision.silent, problems);
         if !collisions.is_empty() {
             c.degraded = true;
             c.degraded_reason = REASON_LEASE_NAME_TAKEN;
@@ -210,8 +211,15 @@ struct Conditions {
 }
 
 /// Ready is True only when every listener that is not suspended runs (its holder renewed since
-/// the assignment); otherwise the reason says why, naming the pods whose agents do not renew.
-fn conditions(summary: &assigner::Summary, eligible: usize, silent: &[Silent], problems: &[String]) -> Conditions {
+/// the assignment); otherwise the reason says why: when no pod may take a listener (`blocked`),
+/// the message is [`CANNOT_MOVE`] and why, the words every view of the set repeats; it names the
+/// pods whose agents do not renew.
+fn conditions(
+    summary: &assigner::Summary,
+    blocked: Option<&Blocked>,
+    silent: &[Silent],
+    problems: &[String],
+) -> Conditions {
     let wanted = summary.listeners - summary.suspended;
     let all_running =
         summary.running >= wanted && summary.pending == 0 && summary.orphaned == 0 && summary.starting == 0;
@@ -225,16 +233,19 @@ fn conditions(summary: &assigner::Summary, eligible: usize, silent: &[Silent], p
             REASON_ALL_RUNNING,
             format!("{} of {} listeners running", summary.running, wanted),
         )
+    } else if let Some(b) = blocked {
+        let reason = match b {
+            Blocked::NoEligiblePod { .. } => REASON_NO_ELIGIBLE_PODS,
+            Blocked::AgentsNotRenewing { .. } => REASON_AGENTS_NOT_RENEWING,
+        };
+        let hint = if silent.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", silent_pods(silent))
+        };
+        (reason, format!("{CANNOT_MOVE}{b}{hint}"))
     } else if let Some(m) = &silent_message {
         (REASON_AGENTS_NOT_RENEWING, m.clone())
-    } else if eligible == 0 {
-        (
-            REASON_NO_ELIGIBLE_PODS,
-            format!(
-                "{} listeners wait for a pod: no pod matching spec.selector is Ready (and not draining or terminating)",
-                wanted - summary.running
-            ),
-        )
     } else if summary.pending == 0 && summary.orphaned == 0 {
         (
             REASON_LISTENERS_STARTING,
@@ -248,8 +259,8 @@ fn conditions(summary: &assigner::Summary, eligible: usize, silent: &[Silent], p
     } else if !silent.is_empty() {
         // Without the counts: an Event goes with every new message.
         (true, REASON_AGENTS_NOT_RENEWING, silent_pods(silent))
-    } else if !all_running && eligible == 0 {
-        (true, REASON_NO_ELIGIBLE_PODS, ready_message.clone())
+    } else if !all_running && blocked.is_some() {
+        (true, ready_reason, ready_message.clone())
     } else if summary.orphaned > 0 {
         (
             true,

@@ -50,17 +50,25 @@ impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Blocked::NoEligiblePod { selected: 0, .. } => f.write_str("no eligible pod (no pod matches spec.selector)"),
-            Blocked::NoEligiblePod { selected: 1, draining: 0, .. } => {
-                f.write_str("no eligible pod (the one pod matching spec.selector is not Ready)")
-            }
-            Blocked::NoEligiblePod { selected, draining: 0, .. } => write!(
+            Blocked::NoEligiblePod {
+                selected: 1,
+                draining: 0,
+                ..
+            } => f.write_str("no eligible pod (the one pod matching spec.selector is not Ready)"),
+            Blocked::NoEligiblePod {
+                selected, draining: 0, ..
+            } => write!(
                 f,
                 "no eligible pod (none of the {selected} pods matching spec.selector is Ready)"
             ),
-            Blocked::NoEligiblePod { selected: 1, not_ready: 0, .. } => {
-                f.write_str("no eligible pod (the one pod matching spec.selector is draining or terminating)")
-            }
-            Blocked::NoEligiblePod { selected, not_ready: 0, .. } => write!(
+            Blocked::NoEligiblePod {
+                selected: 1,
+                not_ready: 0,
+                ..
+            } => f.write_str("no eligible pod (the one pod matching spec.selector is draining or terminating)"),
+            Blocked::NoEligiblePod {
+                selected, not_ready: 0, ..
+            } => write!(
                 f,
                 "no eligible pod (all {selected} pods matching spec.selector are draining or terminating)"
             ),

@@ -53,7 +53,12 @@ pub struct PodView {
 }
 
 fn condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 fn with_message(reason: &str, message: Option<&String>) -> String {
@@ -228,9 +233,11 @@ mod tests {
 
     #[test]
     fn a_crash_looping_pod_is_stuck_with_its_waiting_reason() {
-        let p = PodView::of(&pod(json!({"phase": "Running", "containerStatuses": [{"name": "app", "image": "web:v2",
+        let p = PodView::of(&pod(
+            json!({"phase": "Running", "containerStatuses": [{"name": "app", "image": "web:v2",
             "imageID": "", "ready": false, "restartCount": 4,
-            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}}]})));
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}}]}),
+        ));
         assert_eq!(p.status, "CrashLoopBackOff");
         assert_eq!(p.restarts, 4);
         assert_eq!(p.ready_text(), "0/1");
@@ -250,7 +257,10 @@ mod tests {
             "containerStatuses": [{"name": "app", "image": "web:v2", "imageID": "", "ready": false,
                 "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:01Z"}}}]})));
         let now = at("2026-01-01T00:00:11Z");
-        assert_eq!(p.not_ready_reason(now).as_deref(), Some("not Ready for 10s (ContainersNotReady)"));
+        assert_eq!(
+            p.not_ready_reason(now).as_deref(),
+            Some("not Ready for 10s (ContainersNotReady)")
+        );
         assert_eq!(p.stuck(now, Duration::from_secs(30), false), None);
         assert!(p.stuck(now, Duration::from_secs(10), false).is_some());
         assert!(p.stuck(now, Duration::from_secs(30), true).is_some());
@@ -285,7 +295,8 @@ mod tests {
         assert_eq!(p.status, "ImagePullBackOff");
         assert_eq!(p.icon(true), ICON_WARNING);
         assert_eq!(
-            p.stuck(at("2026-01-01T00:00:01Z"), Duration::from_secs(600), false).as_deref(),
+            p.stuck(at("2026-01-01T00:00:01Z"), Duration::from_secs(600), false)
+                .as_deref(),
             Some("ImagePullBackOff")
         );
     }
