@@ -281,6 +281,12 @@ async fn kubectl_completes_the_plugins_names() {
     };
     let r = kubectl(&["baton", "rollout", "status", ""]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, "api\nweb\n:4\n"), "{r}");
+    let doc = support::docs::shown("docs/operating.md", "kubectl-complete");
+    assert_eq!(
+        support::docs::words(&doc[0].command),
+        ["kubectl", "__complete", "baton", "rollout", "status", ""]
+    );
+    assert_eq!(doc[0].output, r.stdout, "docs/operating.md shows what kubectl prints");
     assert!(r.stderr.contains("ShellCompDirectiveNoFileComp"), "{r}");
     let r = kubectl(&["baton", "rollout", "status", "-n", "other", ""]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, "db\n:4\n"), "{r}");

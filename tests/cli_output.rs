@@ -9,7 +9,7 @@ mod support;
 
 use cli_support::*;
 use serde_json::Value;
-use support::docs::{same_text, squeezed};
+use support::docs::{same_text, shown, squeezed, words};
 use support::kubectl::Kubectl;
 use support::{manifest_v, Env};
 
@@ -72,6 +72,20 @@ async fn every_format_prints_what_kubectl_get_prints() {
         (out.split(' ').filter(|r| !r.is_empty()).count() == 2).then_some(())
     })
     .await;
+    // The examples of docs/operating.md, run as shown.
+    for doc in shown("docs/operating.md", "output-flags") {
+        let w = words(&doc.command);
+        assert_eq!(w[0], "baton", "{doc:?}");
+        let args: Vec<&str> = w[1..].iter().map(String::as_str).collect();
+        let r = baton(&kc, &args).await;
+        assert_eq!(r.code, 0, "{r}");
+        assert!(
+            same_text(&r.stdout, &doc.output),
+            "docs:\n{}\nrun:\n{}",
+            doc.output,
+            r.stdout
+        );
+    }
     let columns_file = k.home().join("columns.txt");
     std::fs::write(&columns_file, "NAME          VERSION\n.metadata.name .spec.version\n").expect("write");
     let template_file = k.home().join("template.txt");

@@ -16,6 +16,7 @@
 //! * `Recovered`: the recover request's nonce.
 use jiff::Timestamp;
 
+use crate::api::listenerset::view::CANNOT_MOVE;
 use crate::api::listenerset::{ListenerSetStatus, CONDITION_DEGRADED, REASON_ORPHANED};
 use crate::api::notifications::{ListenerSetEvent, ListenerSetNotification, LISTENERSET_EVENT_TYPE_PREFIX};
 use crate::listeners::assigner::{ListenerState, Move};
@@ -119,10 +120,10 @@ pub fn orphaned(decision: &Decision, deleting: bool) -> Vec<Note> {
             Some(h) => format!("listener {id} lost its holder {h} (gone, stopped or its Lease expired)"),
             None => format!("listener {id} was released and no pod took it"),
         };
-        let waits = if decision.eligible == 0 {
-            "no pod matching spec.selector is Ready to take it"
-        } else {
-            "it moves once that is safe and a pod has room"
+        // When nothing can move, in the words of the set's status and every view of it.
+        let waits = match &decision.blocked {
+            Some(why) => format!("{CANNOT_MOVE}{why}"),
+            None => "it moves once that is safe and a pod has room".to_string(),
         };
         out.push(Note {
             listener: Some(id.clone()),

@@ -27,6 +27,7 @@ use crate::rollout::planner::{self, ActionRequests, ObservedPod, PlanInput, Revi
 use crate::rollout::status_write::{self, StatusWrite};
 
 mod apply;
+pub use apply::build_pod;
 use apply::{apply_actions, write_status};
 
 /// Does the pod of namespace, name and uid hold a listener Lease? (From the ListenerSet side.)

@@ -7,6 +7,7 @@
 use baton::api::rollout::RolloutPhase;
 use serde_json::{json, Value};
 
+use crate::support::docs::{same_text, shown};
 use crate::support::kubectl::Kubectl;
 use crate::support::*;
 use crate::{cli, cli_exits, fast, NAME};
@@ -70,7 +71,15 @@ async fn undo_passes_over_failed_revisions_and_needs_force_to_return_to_one() {
     env.wait_healthy(NAME, "v4", 3).await;
 
     let generation = env.get(NAME).await.metadata.generation;
+    let doc = shown("docs/rollouts.md", "undo");
     let r = cli_exits(&env, &["undo", NAME, "--to-revision", "3"], 1).await;
+    assert_eq!(doc[0].command, "baton rollout undo svc --to-revision 3");
+    assert!(
+        same_text(&r.stderr, &doc[0].output),
+        "docs:\n{}\nrun:\n{}",
+        doc[0].output,
+        r.stderr
+    );
     assert_eq!(
         r.stderr,
         format!(
@@ -83,6 +92,13 @@ async fn undo_passes_over_failed_revisions_and_needs_force_to_return_to_one() {
     assert_eq!(
         r.stdout,
         format!("rollout.baton.dev/svc rolled back to revision 2 (v2; revision 3 failed: {v3_failure}, skipped)\n")
+    );
+    assert_eq!(doc[1].command, "baton rollout undo svc");
+    assert!(
+        same_text(&r.stdout, &doc[1].output),
+        "docs:\n{}\nrun:\n{}",
+        doc[1].output,
+        r.stdout
     );
     env.wait_healthy(NAME, "v2", 3).await;
 

@@ -175,7 +175,7 @@ async fn a_listener_left_without_a_pod_arrives_as_orphaned_and_the_set_as_degrad
     for m in &orphans {
         let message = m.body["message"].as_str().unwrap_or_default();
         assert!(message.contains("nothing runs it"), "{message}");
-        assert!(message.contains("no pod matching spec.selector is Ready"), "{message}");
+        assert!(message.contains("no listener can move: no eligible pod ("), "{message}");
     }
     let degraded = wait_distinct(&rx, "json", "Degraded", 1).await;
     assert_eq!(degraded[0].body["reason"], "NoEligiblePods", "{:?}", degraded[0].body);

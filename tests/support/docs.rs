@@ -57,6 +57,28 @@ pub fn shown(doc: &str, name: &str) -> Vec<Shown> {
     out
 }
 
+/// The words of a command line as a POSIX shell splits it: at blanks outside quotes, quotes
+/// removed (no expansions: the docs show commands that need none).
+pub fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in command.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, ' ' | '\t') => out.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    out.extend(word);
+    out
+}
+
 /// Whether `s` is an age as kubectl prints one ("5s", "3m", "2d4h", "<unknown>").
 fn is_age(s: &str) -> bool {
     if s == "<unknown>" {
@@ -106,5 +128,9 @@ mod tests {
         assert!(same_text("NAME   AGE\nweb    5s\n", "NAME AGE\nweb  2d4h\n"));
         assert!(!same_text("web 5s v1\n", "web 5s v2\n"));
         assert!(is_age("3m") && is_age("2d4h") && !is_age("v1") && !is_age("5") && !is_age("ms"));
+        assert_eq!(
+            words(r#"baton get -o 'jsonpath={.a}{"\n"}' "" x"#),
+            ["baton", "get", "-o", r#"jsonpath={.a}{"\n"}"#, "", "x"]
+        );
     }
 }

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::*;
 use crate::api::notifications::{NotificationFormat, SecretName, Sink};
 use crate::listeners::assigner::Summary;
-use crate::listeners::decide::Write;
+use crate::listeners::decide::{Blocked, Write};
 
 fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &[&str], eligible: usize) -> Decision {
     Decision {
@@ -33,7 +33,11 @@ fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &
             ..Summary::default()
         },
         eligible,
-        blocked: None,
+        blocked: (eligible == 0).then_some(Blocked::NoEligiblePod {
+            selected: 0,
+            not_ready: 0,
+            draining: 0,
+        }),
         requeue: None,
         recovered: 0,
         tokens: tokens
@@ -94,7 +98,9 @@ fn orphaned_are_listeners_that_ran_and_that_nothing_runs_or_takes() {
     assert_eq!(notes[0].key, "b/3");
     assert!(notes[0].message.contains("lost its holder p0"), "{}", notes[0].message);
     assert!(
-        notes[0].message.contains("no pod matching spec.selector is Ready"),
+        notes[0]
+            .message
+            .contains("no listener can move: no eligible pod (no pod matches spec.selector)"),
         "{}",
         notes[0].message
     );

@@ -187,7 +187,7 @@ fn ignore_code(r: Result<(), kube::Error>, code: u16) -> Result<()> {
 }
 
 /// Pod `pod_name` from the planner's template and labels, owned by the Rollout.
-fn build_pod(
+pub fn build_pod(
     ns: &str,
     pod_name: &str,
     labels: &BTreeMap<String, String>,

@@ -120,12 +120,13 @@ mod workload;
 
 pub use checks::{check_outcome, CheckOutcome, CheckProgress, CheckRun};
 pub use hooks::{check_job_name, hook_job_name, job_labels, JobState, ObservedJob};
-pub use names::{parse_slot, pod_labels, pod_name, revision_labels, revision_name, slot_name};
+pub use names::{parse_slot, pod_labels, pod_labels_from, pod_name, revision_labels, revision_name, slot_name};
 pub use observed::ObservedPod;
 pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
 pub use strategy::{batch_counts, budgets};
-pub use validation::plan_undecodable;
+pub use targets::target_slots;
+pub use validation::{long_instance_names, pin_slots, plan_undecodable};
 pub use workload::{scale_down_target, ObservedWorkload, WorkloadRead};
 
 use observed::SlotPods;

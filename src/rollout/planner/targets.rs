@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{parse_slot, Planner, RevisionInfo};
-use crate::api::rollout::{scaled_value, RolloutStrategy};
+use crate::api::rollout::{scaled_value, BatchTarget, RolloutStrategy};
 
 /// The batches of a rollout: cumulative sizes, and for each the slots it must include
 /// (cumulative too).
@@ -86,28 +86,50 @@ impl Planner<'_> {
     /// Slots named by `spec.strategy.targets`, per written batch, and every problem with the
     /// names: an instance that does not exist or is pinned.
     pub(super) fn target_slots(&self, pins: &BTreeMap<i32, RevisionInfo>) -> (BTreeMap<usize, Vec<i32>>, Vec<String>) {
-        let name = self.input.name.as_str();
-        let mut named: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
-        let mut errors = Vec::new();
-        for (i, t) in self.spec.strategy.targets.iter().enumerate() {
-            let batch = usize::try_from(t.batch).unwrap_or(0);
-            for instance in &t.instances {
-                match parse_slot(name, instance) {
-                    Some(slot) if slot < self.replicas() => {
-                        if pins.contains_key(&slot) {
-                            errors.push(format!(
-                                "spec.strategy.targets[{i}] names instance {instance}, which spec.pins holds on another version; unpin it or name another instance"
-                            ));
-                        }
-                        named.entry(batch).or_default().push(slot);
+        target_slots(&self.input.name, self.replicas(), &self.spec.strategy.targets, |slot| {
+            pins.contains_key(&slot)
+        })
+    }
+}
+
+/// Slots that `targets` name, per written batch, and every problem with the names: an instance
+/// that is not one of the `replicas` instances of Rollout `name`, or one that `pinned`.
+pub fn target_slots(
+    name: &str,
+    replicas: i32,
+    targets: &[BatchTarget],
+    pinned: impl Fn(i32) -> bool,
+) -> (BTreeMap<usize, Vec<i32>>, Vec<String>) {
+    let mut named: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let batch = usize::try_from(t.batch).unwrap_or(0);
+        for instance in &t.instances {
+            match parse_slot(name, instance) {
+                Some(slot) if slot < replicas => {
+                    if pinned(slot) {
+                        errors.push(format!(
+                            "spec.strategy.targets[{i}] names instance {instance}, which spec.pins holds on another version; unpin it or name another instance"
+                        ));
                     }
-                    _ => errors.push(format!(
-                        "spec.strategy.targets[{i}] names instance {instance:?}, which is not one of {name}-0 .. {name}-{}; fix the name or the replicas",
-                        self.replicas() - 1
-                    )),
+                    named.entry(batch).or_default().push(slot);
                 }
+                _ => errors.push(not_an_instance(
+                    name,
+                    replicas,
+                    &format!("spec.strategy.targets[{i}]"),
+                    instance,
+                )),
             }
         }
-        (named, errors)
     }
+    (named, errors)
+}
+
+/// "`at` names instance "x", which is not one of web-0 .. web-2; fix the name or the replicas".
+pub(super) fn not_an_instance(name: &str, replicas: i32, at: &str, instance: &str) -> String {
+    format!(
+        "{at} names instance {instance:?}, which is not one of {name}-0 .. {name}-{}; fix the name or the replicas",
+        replicas - 1
+    )
 }

@@ -7,11 +7,33 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::status::{conditions_at, gate_conditions, phase_change_event, Cond};
+use super::targets::not_an_instance;
 use super::{parse_slot, slot_name, EventType, Plan, PlanEvent, Planner, RevisionInfo};
 use crate::api::rollout::{
-    reasons, selector_string, validate, ConditionStatus, ConditionType, EventReason, Reason, RolloutPhase,
+    reasons, selector_string, validate, ConditionStatus, ConditionType, EventReason, Pin, Reason, RolloutPhase,
     RolloutStatus,
 };
+
+/// The problem with Rollout `name`'s instance names, if the last of `replicas` is longer than a
+/// label value may be.
+pub fn long_instance_names(name: &str, replicas: i32) -> Option<String> {
+    let last = slot_name(name, (replicas - 1).max(0));
+    (last.len() > 63).then(|| format!("instance names like {last} exceed 63 characters; use a shorter Rollout name"))
+}
+
+/// The slots pin `i` names among the `replicas` instances of Rollout `name`, and a problem for
+/// each instance it names that is not one of them.
+pub fn pin_slots(name: &str, replicas: i32, i: usize, pin: &Pin) -> (Vec<i32>, Vec<String>) {
+    let mut slots = Vec::new();
+    let mut errors = Vec::new();
+    for instance in &pin.instances {
+        match parse_slot(name, instance) {
+            Some(slot) if slot < replicas => slots.push(slot),
+            _ => errors.push(not_an_instance(name, replicas, &format!("spec.pins[{i}]"), instance)),
+        }
+    }
+    (slots, errors)
+}
 
 impl Planner<'_> {
     /// The pinned slots and their revisions, or every problem with the spec. `target` is the
@@ -23,13 +45,7 @@ impl Planner<'_> {
 
         // Validation, including what needs the name and the history.
         let mut errors = validate(spec).err().unwrap_or_default();
-        let max_ordinal = (self.replicas() - 1).max(0);
-        if slot_name(name, max_ordinal).len() > 63 {
-            errors.push(format!(
-                "instance names like {} exceed 63 characters; use a shorter Rollout name",
-                slot_name(name, max_ordinal)
-            ));
-        }
+        errors.extend(long_instance_names(name, self.replicas()));
         let mut pins: BTreeMap<i32, RevisionInfo> = BTreeMap::new();
         for (i, pin) in spec.pins.iter().enumerate() {
             let revision = if pin.version == spec.version {
@@ -56,18 +72,10 @@ impl Planner<'_> {
                     }
                 ));
             }
-            for instance in &pin.instances {
-                match parse_slot(name, instance) {
-                    Some(slot) if slot < self.replicas() => {
-                        if let Some(rev) = &revision {
-                            pins.insert(slot, rev.clone());
-                        }
-                    }
-                    _ => errors.push(format!(
-                        "spec.pins[{i}] names instance {instance:?}, which is not one of {name}-0 .. {name}-{}; fix the name or the replicas",
-                        self.replicas() - 1
-                    )),
-                }
+            let (slots, wrong) = pin_slots(name, self.replicas(), i, pin);
+            errors.extend(wrong);
+            if let Some(rev) = &revision {
+                pins.extend(slots.into_iter().map(|slot| (slot, rev.clone())));
             }
         }
         errors.extend(self.target_slots(&pins).1);

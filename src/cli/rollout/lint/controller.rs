@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
@@ -21,54 +21,28 @@ use super::Finding;
 use crate::api::listenerset::{self, ListenerSetSpec};
 use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
 use crate::api::rollout::{labels, validate, workload_ref, JobTemplate, Rollout, RolloutSpec, MAX_REPLICAS};
+use crate::rollout::controller::build_pod;
 use crate::rollout::jobs::build_job;
 use crate::rollout::planner::{
-    check_job_name, effective_template, hook_job_name, job_labels, parse_slot, pod_labels, pod_name, revision_hash,
-    slot_name,
+    check_job_name, effective_template, hook_job_name, job_labels, long_instance_names, pin_slots, pod_labels_from,
+    pod_name, revision_hash, target_slots,
 };
 
 /// What the Rollout planner would report as an invalid spec, in its words, except what needs
-/// the cluster (see the module's documentation).
+/// the cluster (see the module's documentation): its own checks, with every pinned version taken
+/// to be in the history.
 pub fn rollout_problems(name: &str, spec: &RolloutSpec) -> Vec<String> {
     let mut errors = validate(spec).err().unwrap_or_default();
     let replicas = spec.replicas.clamp(0, MAX_REPLICAS);
-    let last = slot_name(name, (replicas - 1).max(0));
-    if last.len() > 63 {
-        errors.push(format!(
-            "instance names like {last} exceed 63 characters; use a shorter Rollout name"
-        ));
-    }
-    let not_an_instance = |at: String, instance: &str| {
-        format!(
-            "{at} names instance {instance:?}, which is not one of {name}-0 .. {name}-{}; fix the name or the replicas",
-            replicas - 1
-        )
-    };
+    errors.extend(long_instance_names(name, replicas));
     let mut pinned = BTreeSet::new();
     for (i, pin) in spec.pins.iter().enumerate() {
-        for instance in &pin.instances {
-            match parse_slot(name, instance) {
-                Some(slot) if slot < replicas => {
-                    pinned.insert(slot);
-                }
-                _ => errors.push(not_an_instance(format!("spec.pins[{i}]"), instance)),
-            }
-        }
+        let (slots, wrong) = pin_slots(name, replicas, i, pin);
+        pinned.extend(slots);
+        errors.extend(wrong);
     }
-    for (i, target) in spec.strategy.targets.iter().enumerate() {
-        for instance in &target.instances {
-            match parse_slot(name, instance) {
-                Some(slot) if slot < replicas => {
-                    if pinned.contains(&slot) {
-                        errors.push(format!(
-                            "spec.strategy.targets[{i}] names instance {instance}, which spec.pins holds on another version; unpin it or name another instance"
-                        ));
-                    }
-                }
-                _ => errors.push(not_an_instance(format!("spec.strategy.targets[{i}]"), instance)),
-            }
-        }
-    }
+    let (_, wrong) = target_slots(name, replicas, &spec.strategy.targets, |slot| pinned.contains(&slot));
+    errors.extend(wrong);
     errors
 }
 
@@ -130,25 +104,8 @@ pub fn made_objects(rollout: &Rollout, ns: &str) -> Vec<Made> {
     let own_template = spec.workload_ref.is_none() && !workload_ref::template_is_unset(&spec.template);
     if own_template && template.spec.is_some() {
         let slot = (spec.replicas.clamp(0, MAX_REPLICAS) - 1).max(0);
-        // The template's labels, then the controller's, which win.
-        let mut labels = template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        labels.extend(pod_labels(&name, slot, &hash, &spec.version));
-        let pod = Pod {
-            metadata: ObjectMeta {
-                name: Some(pod_name(&name, slot, &hash)),
-                namespace: Some(ns.to_string()),
-                labels: Some(labels),
-                annotations: template.metadata.as_ref().and_then(|m| m.annotations.clone()),
-                owner_references: Some(vec![owner.clone()]),
-                ..ObjectMeta::default()
-            },
-            spec: template.spec.clone(),
-            status: None,
-        };
+        let labels = pod_labels_from(&template, &name, slot, &hash, &spec.version);
+        let pod = build_pod(ns, &pod_name(&name, slot, &hash), &labels, &template, &owner);
         out.push(Made {
             path: Pod::url_path(&(), Some(ns)),
             body: serde_json::to_value(&pod).unwrap_or(Value::Null),
