@@ -187,6 +187,25 @@ async fn set_image_star_refuses_bad_images_and_history_prints_names() {
     }
     assert_eq!(env.get(NAME).await.metadata.generation, generation, "nothing written");
 
+    // kubectl's other formats: the history document, or one ControllerRevision.
+    let r = cli_exits(&env, &["history", NAME, "-o", "jsonpath={.revisions[*].version}"], 0).await;
+    assert_eq!(r.stdout, "v1 v2", "{r}");
+    let r = cli_exits(
+        &env,
+        &[
+            "history",
+            NAME,
+            "--revision",
+            "2",
+            "-o",
+            "custom-columns=REVISION:.revision",
+            "--no-headers",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(r.stdout, "2\n", "{r}");
+
     // -o name: one line per revision, oldest first; the names kubectl gives them.
     let r = cli_exits(&env, &["history", NAME, "-o", "name"], 0).await;
     let lines: Vec<&str> = r.stdout.lines().collect();

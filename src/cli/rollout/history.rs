@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use crate::actions::history::{entries, revisions, RevisionEntry};
 use crate::api::rollout::{DeployRecord, RecordOutcome, Rollout};
-use crate::cli::output::{self, Output};
+use crate::cli::output::{self, Format, Got, PrintFlags};
 use crate::cli::{emit, CliError, Session};
 
 /// `-o json|yaml` of `history`.
@@ -132,46 +132,49 @@ fn revision_detail(
     Ok(out)
 }
 
+/// `history NAME [--revision N]` with kubectl's printing flags: the tables (or one revision's
+/// detail), `-o name` the ControllerRevisions' names, any other format the history document
+/// (or the one ControllerRevision).
 pub async fn history(
     s: &Session,
     api: &Api<Rollout>,
     name: &str,
     revision: Option<i64>,
-    out: Option<Output>,
+    flags: &PrintFlags,
 ) -> Result<ExitCode, CliError> {
+    let printer = flags.printer()?;
     let rollout = api.get(name).await.map_err(|e| s.error(&e))?;
     let revs = revisions(&s.client, &s.namespace, &rollout)
         .await
         .map_err(|e| s.error(&e))?;
     let entries = entries(&rollout, &revs);
     let now = Timestamp::now();
+    let print = |object: serde_json::Value| {
+        let objects = [object];
+        let got = Got {
+            resource: REVISION_RESOURCE,
+            objects: &objects,
+            single: true,
+        };
+        printer.print(&got, Vec::new())
+    };
     if let Some(n) = revision {
         let Some((rev, entry)) = revs.iter().zip(&entries).find(|(r, _)| r.revision == n) else {
             return Err(CliError::msg(format!(
                 "unable to find the specified revision {n}; see `baton rollout history {name}`"
             )));
         };
-        match out {
-            Some(o @ (Output::Json | Output::Yaml)) => emit(&output::document(&output::object(rev)?, o)?),
-            Some(Output::Name) => emit(&revision_names(std::slice::from_ref(entry))),
-            _ => emit(&revision_detail(name, rev, entry, now)?),
+        match printer.format {
+            Format::Table { .. } => emit(&revision_detail(name, rev, entry, now)?),
+            Format::Name => emit(&revision_names(std::slice::from_ref(entry))),
+            _ => emit(&print(output::object(rev)?)?),
         }
         return Ok(ExitCode::SUCCESS);
     }
     let records = rollout.status.as_ref().map(|st| st.history.as_slice()).unwrap_or(&[]);
-    match out {
-        Some(Output::Name) => emit(&revision_names(&entries)),
-        Some(o @ (Output::Json | Output::Yaml)) => {
-            let doc = History {
-                rollout: name.to_string(),
-                namespace: s.namespace.clone(),
-                revisions: entries,
-                deploys: records,
-            };
-            emit(&output::document(&doc, o)?);
-        }
-        other => {
-            let wide = other == Some(Output::Wide);
+    match printer.format {
+        Format::Name => emit(&revision_names(&entries)),
+        Format::Table { wide } => {
             emit(&revisions_table(&entries, now, wide));
             if !records.is_empty() {
                 emit("\n");
@@ -183,6 +186,15 @@ pub async fn history(
                     r.kind, r.id, r.revision
                 ));
             }
+        }
+        _ => {
+            let doc = History {
+                rollout: name.to_string(),
+                namespace: s.namespace.clone(),
+                revisions: entries,
+                deploys: records,
+            };
+            emit(&print(output::object(&doc)?)?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -157,8 +157,8 @@ pub enum RolloutCommand {
         /// Show this revision's version, origin and pod template.
         #[arg(long, add = super::completion::revisions())]
         revision: Option<i64>,
-        #[arg(short = 'o', long, value_enum)]
-        output: Option<Output>,
+        #[command(flatten)]
+        print: PrintFlags,
     },
     /// Check Rollout and ListenerSet manifests offline, as the API server and the controller
     /// would (no cluster, no kubeconfig).
@@ -260,7 +260,7 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
                 .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
             status::status(s, &api, &name, watch, timeout, output).await
         }
-        RolloutCommand::History { name, revision, output } => history::history(s, &api, &name, revision, output).await,
+        RolloutCommand::History { name, revision, print } => history::history(s, &api, &name, revision, &print).await,
         RolloutCommand::Lint(args) => lint::run(Some(&s.namespace), args).await,
         action => act(s, &api, action).await,
     }
