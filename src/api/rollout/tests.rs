@@ -77,7 +77,8 @@ fn crd_is_small_and_complete() {
             "Batch",
             "Age",
             "Target",
-            "Ready"
+            "Ready",
+            "Images"
         ]
     );
     // VERSION is the serving version; the spec's target and the gate are `-o wide` columns.
