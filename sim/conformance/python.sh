@@ -20,21 +20,7 @@ VENV=$ROOT/.venv
 "$VENV/bin/pip" install --quiet lightkube kubernetes pytest pytest-asyncio anyio
 
 $CARGO build --quiet -p baton-sim --bin baton-sim
-RUN=$(mktemp -d)
-SIM_PID=
-cleanup() {
-    [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
-"$ROOT/target/debug/baton-sim" serve --kubeconfig "$RUN/kubeconfig" > "$RUN/sim.out" 2> "$RUN/sim.err" &
-SIM_PID=$!
-for _ in $(seq 1 600); do
-    grep -q listening "$RUN/sim.out" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q listening "$RUN/sim.out" || { echo "python conformance: baton-sim did not start" >&2; cat "$RUN/sim.err" >&2; exit 1; }
-export KUBECONFIG=$RUN/kubeconfig
+source "$ROOT/sim/conformance/start-sim.sh" "python conformance"
 
 status=0
 run_suite() {

@@ -68,21 +68,7 @@ $CARGO build -p baton-sim --bin baton-sim
 built=$(date +%s)
 
 # 4. A fresh simulator and a kubeconfig pointing at it.
-RUN=$(mktemp -d)
-SIM_PID=
-cleanup() {
-    [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
-    rm -rf "$RUN"
-}
-trap cleanup EXIT
-"$ROOT/target/debug/baton-sim" serve --kubeconfig "$RUN/kubeconfig" > "$RUN/sim.out" 2> "$RUN/sim.err" &
-SIM_PID=$!
-for _ in $(seq 1 600); do
-    grep -q listening "$RUN/sim.out" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q listening "$RUN/sim.out" || { echo "conformance: baton-sim did not start" >&2; cat "$RUN/sim.err" >&2; exit 1; }
-export KUBECONFIG=$RUN/kubeconfig
+source "$ROOT/sim/conformance/start-sim.sh" "conformance"
 
 # 5. The ignored tests, one report.
 export CARGO_TARGET_DIR=$WORK/target CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0
