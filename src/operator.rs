@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 mod caches;
+mod crds;
 pub mod startup;
 
 use crate::listeners::controller::index::LeaseIndex;
@@ -255,6 +256,7 @@ impl Operator {
         let stats = Arc::new(Stats::default());
         self.gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
+        let namespace_pods = self.namespace_pods.clone();
         let listeners = listener_work(
             &self.listener_client,
             &self.cfg,
@@ -273,6 +275,7 @@ impl Operator {
         let rollout_pods = observed_pod_events(self.triggers.rollout_pods, expectations.clone());
         let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(self.client.clone());
         let notifier = notifier(&self.client, &self.cfg, &events, &self.metrics);
+        let crd_metrics = self.metrics.clone();
         let ctx = Arc::new(Context {
             client: self.client.clone(),
             events: events.clone(),
@@ -321,12 +324,16 @@ impl Operator {
             shutdown.clone(),
         );
         let report = report_undecodables(&self.client, &events, self.bad_rollouts, shutdown.clone());
+        let crds = crds::watch(self.client.clone(), crd_metrics, shutdown.clone());
         let work = async {
-            futures::join!(rollouts_done, listeners, report);
+            futures::join!(rollouts_done, listeners, report, crds);
         };
         within_grace(work, shutdown.clone()).await;
         events.drain(Duration::from_secs(2)).await;
+        // Every watch ends before this returns: nothing is left talking to the API server.
         self.caches.abort();
+        let _ = self.caches.await;
+        namespace_pods.stop().await;
         log_stopped(&stats);
         stats
     }
@@ -396,7 +403,7 @@ where
 fn rollout_cache(
     client: &kube::Client,
     cfg: &OperatorConfig,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     gate: Arc<AtomicBool>,
 ) -> (
     Store<Rollout>,
@@ -409,6 +416,7 @@ fn rollout_cache(
     // reported, never the whole kind.
     let (rollouts, rollout_writer) = reflector::store();
     let bad_rollouts = Undecodables::new("Rollout", metrics.undecodable_gauge("Rollout"));
+    let watched = metrics.clone();
     let rollout_watch = tolerant::decode_events(
         watcher(
             api::<Tolerant<Rollout>>(client, &cfg.namespace),
@@ -418,7 +426,8 @@ fn rollout_cache(
         bad_rollouts.clone(),
     )
     // Only what says who changed the spec is kept of managedFields (and no kubectl copy).
-    .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_for_cache(&mut r.metadata));
+    .modify(|r: &mut Rollout| crate::api::rollout::origin::prune_for_cache(&mut r.metadata))
+    .inspect(move |e| watched.crds.note_watch(crate::metrics::crds::ROLLOUTS, e));
     let (rollout_synced_tx, rollout_synced) = synced();
     let (rollout_trigger, rollout_drive) =
         caches::gated_cache(rollout_watch, (rollout_writer, None), rollout_synced_tx, gate);

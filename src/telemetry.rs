@@ -1,4 +1,5 @@
-//! Logging: JSON lines in a cluster, pretty on a terminal. In JSON the fields of the spans an
+//! Logging: JSON lines in a cluster, pretty on a terminal, coloured only there (and never with
+//! `NO_COLOR` set, <https://no-color.org>). In JSON the fields of the spans an
 //! event happens in are merged into the line itself, so every line of a reconcile carries the
 //! reconcile's `controller`, `namespace`, `name` and `reconcile_id` as top-level fields (the
 //! shape controller-runtime's logs have), where log pipelines index them.
@@ -28,12 +29,22 @@ pub fn init(format: LogFormat) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if json {
         builder.fmt_fields(JsonFields::new()).event_format(FlatJson).try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Whether pretty lines carry ANSI colours: only on a terminal, and not when `NO_COLOR` is set
+/// to anything but the empty string.
+fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// One JSON object per line: `timestamp`, `level`, `target`, the fields of the enclosing spans
@@ -113,6 +124,16 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colours(true, None));
+        assert!(colours(true, Some(OsStr::new(""))));
+        assert!(!colours(true, Some(OsStr::new("1"))));
+        assert!(!colours(false, None));
+        assert!(!colours(false, Some(OsStr::new(""))));
     }
 
     #[test]

@@ -297,6 +297,139 @@ fn a_wrong_expectation_fails_its_case() {
     assert_eq!(named("unused.yaml: no test uses it"), 1, "{failures:#?}");
 }
 
+/// The `baton rollout` commands a status may name that change nothing (nothing for Argo CD to
+/// offer).
+const READ_ONLY: [&str; 5] = ["status", "history", "list", "tree", "lint"];
+
+/// The `baton rollout` commands `message` tells the user to run, by the name of the Argo CD
+/// action that does the same (`promote --full` is `promote-full`).
+fn commands_named(message: &str) -> BTreeSet<String> {
+    message
+        .split("baton rollout ")
+        .skip(1)
+        .filter_map(|rest| {
+            let command: Vec<&str> = rest.split(['`', ')', ',', ';']).next()?.split_whitespace().collect();
+            let verb = *command.first()?;
+            let full = verb == "promote" && command.contains(&"--full");
+            Some(if full { "promote-full".into() } else { verb.to_string() })
+        })
+        .collect()
+}
+
+/// Must a state whose health is `health` that offers action `name` say to run it? `retry` (only
+/// a failure has something to retry) and `promote` (only a pause has something to end) always;
+/// `abort` when the rollout failed (Degraded), where it is the way out besides a retry.
+fn must_be_named(name: &str, health: &str) -> bool {
+    matches!(name, "retry" | "promote") || (name == "abort" && health == "Degraded")
+}
+
+/// Where, in one captured state `obj` of a kind (its `health.lua` and `actions/discovery.lua` in
+/// `dir`), the actions Argo CD offers and the messages written disagree: a command the health
+/// message or `status.message` tells the user to run that is not offered enabled, or an action
+/// offered that the state must name ([`must_be_named`]) and does not.
+fn disagreement(dir: &Path, obj: &Value) -> Result<Vec<String>, String> {
+    let (health, message) = health_at(&dir.join("health.lua"), obj)?;
+    let offered = discover(&dir.join("actions/discovery.lua"), obj)?;
+    let enabled: BTreeSet<&String> = offered
+        .iter()
+        .filter(|(_, a)| a["disabled"] != json!(true))
+        .map(|(n, _)| n)
+        .collect();
+    let status_message = obj.pointer("/status/message").and_then(Value::as_str).unwrap_or("");
+    let mut named = commands_named(&message);
+    named.extend(commands_named(status_message));
+    let mut out = Vec::new();
+    for c in named.iter().filter(|c| !READ_ONLY.contains(&c.as_str())) {
+        if !enabled.contains(c) {
+            let how = if offered.contains_key(c) {
+                "disabled"
+            } else {
+                "not at all"
+            };
+            out.push(format!(
+                "the status says to run `baton rollout {c}`, and Argo CD offers it {how} ({health}: {message:?})"
+            ));
+        }
+    }
+    for a in enabled
+        .into_iter()
+        .filter(|a| must_be_named(a, &health) && !named.contains(*a))
+    {
+        out.push(format!(
+            "Argo CD offers {a}, and the status does not say to run it ({health}: {message:?})"
+        ));
+    }
+    Ok(out)
+}
+
+/// The disagreements of every state under `root` (each fixture of a kind that has a health.lua
+/// and actions: `testdata/` and `actions/testdata/`), and how many states there are.
+fn disagreements(root: &Path) -> (usize, Vec<String>) {
+    let (mut states, mut failures) = (0, Vec::new());
+    let kinds = dirs(root);
+    for dir in kinds
+        .iter()
+        .filter(|d| d.join("health.lua").is_file() && d.join("actions/discovery.lua").is_file())
+    {
+        for data in [dir.join("testdata"), dir.join("actions/testdata")] {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&data)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect();
+            files.sort();
+            for f in files {
+                states += 1;
+                match yaml(&f).and_then(|obj| disagreement(dir, &obj)) {
+                    Ok(found) => failures.extend(found.into_iter().map(|d| format!("{}: {d}", f.display()))),
+                    Err(e) => failures.push(e),
+                }
+            }
+        }
+    }
+    (states, failures)
+}
+
+/// In every state the fixtures capture, what the status tells the user to run is what Argo CD
+/// offers: each `baton rollout` command a message names is an action offered enabled, and a
+/// retry, a promote, or an abort of a failed rollout offered is named by the message.
+#[test]
+fn what_a_status_says_to_run_argo_cd_offers() {
+    let (states, failures) = disagreements(&root());
+    assert!(states >= 20, "only {states} states under config/argocd");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // A discovery that withholds what a message names, or offers what it must name, fails.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_tree(&root(), tmp.path());
+    let discovery = tmp.path().join("baton.dev/Rollout/actions/discovery.lua");
+    edit(
+        &discovery,
+        "return actions",
+        "actions[\"retry\"] = {[\"disabled\"] = true}\nreturn actions",
+    );
+    let (_, failures) = disagreements(tmp.path());
+    assert!(
+        !failures.is_empty() && failures.iter().all(|f| f.contains("run `baton rollout retry`")),
+        "{failures:#?}"
+    );
+    edit(
+        &discovery,
+        "[\"retry\"] = {[\"disabled\"] = true}",
+        "[\"promote\"] = {[\"disabled\"] = false}",
+    );
+    let (_, failures) = disagreements(tmp.path());
+    assert!(
+        !failures.is_empty()
+            && failures
+                .iter()
+                .all(|f| f.contains("offers promote, and the status does not")),
+        "{failures:#?}"
+    );
+}
+
 /// `script` as a health.lua of its own, run on an empty object.
 fn health_of_script(script: &str) -> Result<(String, String), String> {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -388,3 +388,66 @@ async fn completion_scripts() {
     assert!(r.stdout.contains("source <(baton completion bash)"), "{r}");
     assert!(r.stdout.contains("kubectl_complete-baton"), "{r}");
 }
+
+/// `baton demo` runs its own API server: its `--help` lists its own flags and none of
+/// kubectl's, which every other command's help lists, and a kubectl flag given to it is a usage
+/// error rather than ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_takes_no_kubectl_flags() {
+    const KUBECTL_FLAGS: [&str; 8] = [
+        "--kubeconfig",
+        "--context",
+        "--cluster",
+        "--user",
+        "--namespace",
+        "--as",
+        "--as-group",
+        "--request-timeout",
+    ];
+    // The long flags a help text lists: those its option lines start with.
+    let flags = |help: &str| -> Vec<String> {
+        help.lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .filter_map(|l| l.split([' ', ',', '=', '[', '<']).find(|w| w.starts_with("--")))
+            .map(String::from)
+            .collect()
+    };
+    let demo = run(BATON, &["demo", "--help"], &[]).await;
+    assert_eq!((demo.code, demo.stderr.as_str()), (0, ""), "{demo}");
+    let demo_flags = flags(&demo.stdout);
+    assert!(demo_flags.iter().any(|f| f == "--keep"), "{demo_flags:?}\n{demo}");
+    for f in KUBECTL_FLAGS {
+        assert!(
+            !demo_flags.iter().any(|d| d == f),
+            "baton demo --help lists {f}:\n{}",
+            demo.stdout
+        );
+    }
+    let list = run(BATON, &["rollout", "list", "--help"], &[]).await;
+    let list_flags = flags(&list.stdout);
+    for f in KUBECTL_FLAGS {
+        assert!(
+            list_flags.iter().any(|d| d == f),
+            "rollout list --help lacks {f}:\n{}",
+            list.stdout
+        );
+    }
+    for (args, given) in [
+        (vec!["demo", "--kubeconfig", "/nowhere"], "--kubeconfig"),
+        (vec!["-n", "prod", "demo"], "--namespace"),
+        (
+            vec!["demo", "--context", "prod", "--request-timeout=5s"],
+            "--context, --request-timeout",
+        ),
+    ] {
+        let r = run(BATON, &args, &[]).await;
+        let refused = format!(
+            "error: baton demo runs its own API server and takes no kubeconfig or namespace: {given} does not apply\n"
+        );
+        assert_eq!(
+            (r.code, r.stdout.as_str(), r.stderr.as_str()),
+            (64, "", refused.as_str()),
+            "{args:?}"
+        );
+    }
+}

@@ -52,12 +52,12 @@ async fn usage_errors_exit_64_and_help_exits_0() {
     );
 }
 
-/// Each code once, against a simulator: NotFound 4, a bad `--timeout` 64, a timeout 2, still
+/// Each code once, against the API server: NotFound 4, a bad `--timeout` 64, a timeout 2, still
 /// in progress 3; and the API server refusing (a Forbidden) 5.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_outcome_has_its_own_code() {
     let env = Env::start().await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let kc = env.admin_kubeconfig();
     let r = baton(&kc, &["rollout", "status", "nope"]).await;
     assert_eq!(
         (r.code, r.stderr.as_str()),
@@ -77,7 +77,7 @@ async fn each_outcome_has_its_own_code() {
     let r = baton(&kc, &["rollout", "status", "nope", "--timeout", "soon"]).await;
     assert_eq!(r.code, 64, "{r}");
     // No controller runs: the Rollout never gets a status.
-    env.apply(&support::manifest_v("web", 1, "v1")).await;
+    env.apply(&env.manifest_v("web", 1, "v1")).await;
     let r = baton(&kc, &["rollout", "status", "web", "--watch=false"]).await;
     assert_eq!(r.code, 3, "{r}");
     let r = baton(&kc, &["rollout", "status", "web", "--timeout", "1s"]).await;
@@ -86,16 +86,22 @@ async fn each_outcome_has_its_own_code() {
         (2, "error: timed out waiting for rollout web\n"),
         "{r}"
     );
-    Kubectl::new(&env.sim)
-        .ok(&["create", "serviceaccount", "nobody", "-n", "default"])
+    env.kubectl()
+        .ok(&["create", "serviceaccount", "nobody", "-n", &env.ns])
         .await;
-    let nobody = env.sim.kubeconfig_path().with_file_name("nobody.kubeconfig");
-    env.sim
-        .kubeconfig_for_service_account("default", "nobody", None, &nobody)
-        .expect("a kubeconfig with no rights");
+    let dir = tempfile::tempdir().expect("dir");
+    let nobody = dir.path().join("nobody.kubeconfig");
+    cluster::service_account_kubeconfig(&env, "nobody", &nobody).await;
     let r = baton(&nobody, &["rollout", "list"]).await;
     assert_eq!(r.code, 5, "{r}");
-    assert!(r.stderr.starts_with("Error from server (Forbidden): "), "{r}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "Error from server (Forbidden): rollouts.baton.dev is forbidden: User \"system:serviceaccount:{ns}:nobody\" \
+             cannot list resource \"rollouts\" in API group \"baton.dev\" in the namespace \"{ns}\"\n",
+            ns = env.ns
+        )
+    );
 }
 
 /// A server that accepts the connection and never answers: without `--request-timeout` the

@@ -259,6 +259,32 @@ fn the_pods_and_jobs_the_controller_would_make_are_checked() {
     );
 }
 
+/// A version that is not a label value is `spec.version`'s finding (the pods carry it as
+/// `app.kubernetes.io/version`), in kube-apiserver's words; a bad template label stays the
+/// template's.
+#[test]
+fn a_version_that_is_not_a_label_value_is_found_at_spec_version() {
+    let dir = Dir::new();
+    let text = rollout("web", "").replace("version: v1.2.3", "version: \"1.0 beta\"");
+    dir.write("web.yaml", &text);
+    let label = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+    assert_eq!(
+        findings(&dir.lint(&["-f", "web.yaml"])),
+        [format!(
+            "web.yaml: Rollout/web: spec.version: Invalid value: \"1.0 beta\": {label}"
+        )]
+    );
+    let text = text.replace("labels: {app: web}}", "labels: {app: web, tier: \"x y\"}}");
+    dir.write("both.yaml", &text);
+    assert_eq!(
+        findings(&dir.lint(&["-f", "both.yaml"])),
+        [
+            format!("both.yaml: Rollout/web: spec.version: Invalid value: \"1.0 beta\": {label}"),
+            format!("both.yaml: Rollout/web: spec.template.metadata.labels: Invalid value: \"x y\": {label}"),
+        ]
+    );
+}
+
 #[test]
 fn several_documents_and_files_are_reported_in_order() {
     let dir = Dir::new();

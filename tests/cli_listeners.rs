@@ -240,3 +240,55 @@ fn html_escaped(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+/// The sample (`kubectl apply -k config/samples`) on baton-sim: its pods are Ready but run no
+/// containers, so no `baton agent` takes a listener and the sample's `kubectl wait
+/// --for=condition=Ready listenerset/…` times out however long it waits. The sample says so
+/// beside that command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_samples_listenerset_wait_cannot_pass_on_the_simulator_and_says_so() {
+    const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/samples");
+    let env = support::Env::start().await;
+    let _op = env.start_operator().await;
+    let k = Kubectl::new(&env.sim);
+    k.ok(&["apply", "-k", SAMPLES]).await;
+    let text = std::fs::read_to_string(format!("{SAMPLES}/kustomization.yaml")).expect("kustomization");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("kubectl wait --for=condition=Ready listenerset/"))
+        .expect("the sample shows the ListenerSet's wait");
+    let wait = lines[at].trim_start_matches(['#', ' ']);
+    let set = wait.rsplit('/').next().unwrap_or_default();
+    // A Ready pod the set selects, and the set's status written.
+    env.wait_pods("user-service", "a Ready pod", |pods| {
+        pods.iter().any(baton::api::pod::is_ready)
+    })
+    .await;
+    let sets: kube::Api<ListenerSet> = kube::Api::namespaced(env.client.clone(), support::NS);
+    support::wait_for("the set's status", support::LONG, || async {
+        let st = sets.get(set).await.ok()?.status?;
+        (st.listeners > 0).then_some(())
+    })
+    .await;
+    let mut args: Vec<&str> = wait.split_whitespace().skip(1).collect();
+    args.push("--timeout=5s");
+    let r = k.run(&args).await;
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("timed out waiting for the condition"), "{r}");
+    let st = sets.get(set).await.expect("the set").status.expect("its status");
+    assert_eq!(st.running, 0, "{st:?}");
+    // The note under the command (the comment lines indented below it).
+    let note: String = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("#     "))
+        .map(|l| l.trim_start_matches(['#', ' ']))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for words in ["baton-sim", "never passes", "no agent", "RUNNING stays 0"] {
+        assert!(
+            note.contains(words),
+            "{SAMPLES}/kustomization.yaml, under `{wait}`: {note:?}"
+        );
+    }
+}

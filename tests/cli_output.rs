@@ -164,6 +164,67 @@ async fn every_format_prints_what_kubectl_get_prints() {
     }
 }
 
+/// Names that exist and names that do not: what kubectl prints — the objects found on stdout
+/// (a row, a name, a List), a NotFound on stderr for each missing name — and the exit code of
+/// not found (kubectl's is 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_names_are_reported_after_what_was_found() {
+    let env = Env::start().await;
+    let _op = env.start_operator().await;
+    let k = Kubectl::new(&env.sim);
+    objects(&env, &k).await;
+    env.wait_healthy("web", "v1", 1).await;
+    let kc = env.sim.kubeconfig_path().to_path_buf();
+    for (ours, theirs) in [
+        (
+            vec!["rollout", "list", "web", "nope"],
+            vec!["get", "rollouts", "web", "nope"],
+        ),
+        (
+            vec!["rollout", "list", "nope", "web", "gone", "-o", "name"],
+            vec!["get", "rollouts", "nope", "web", "gone", "-o", "name"],
+        ),
+        (
+            vec!["listeners", "list", "sxt", "nope", "--no-headers"],
+            vec!["get", "listenersets", "sxt", "nope", "--no-headers"],
+        ),
+        (
+            vec!["rollout", "list", "nope", "gone"],
+            vec!["get", "rollouts", "nope", "gone"],
+        ),
+        (
+            vec!["rollout", "list", "web", "nope", "-o", "json"],
+            vec!["get", "rollouts", "web", "nope", "-o", "json"],
+        ),
+    ] {
+        let kubectl = k.run(&theirs).await;
+        let r = baton(&kc, &ours).await;
+        assert_eq!(kubectl.code, 1, "kubectl {theirs:?}: {kubectl}");
+        assert_eq!(r.code, 4, "baton {ours:?}: {r}");
+        assert_eq!(r.stderr, kubectl.stderr, "baton {ours:?}");
+        if ours.contains(&"json") {
+            let names = |out: &str| -> Vec<Value> {
+                let v: Value = serde_json::from_str(out).expect("a JSON List");
+                assert_eq!(v["kind"], "List", "{out}");
+                v["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .map(|i| i["metadata"]["name"].clone())
+                    .collect()
+            };
+            assert_eq!(names(&r.stdout), names(&kubectl.stdout), "baton {ours:?}");
+        } else {
+            assert!(
+                same_text(&r.stdout, &kubectl.stdout),
+                "baton {ours:?} prints:\n{}\nkubectl {theirs:?} prints:\n{}",
+                r.stdout,
+                kubectl.stdout
+            );
+        }
+    }
+}
+
 /// A template kubectl cannot parse or a format it does not know: the same words, exit 64.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_template_or_format_is_refused_as_kubectl_refuses_it() {

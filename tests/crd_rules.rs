@@ -1,26 +1,33 @@
-//! baton's shipped CRDs against an API server that enforces them as kube-apiserver does (the
-//! simulator evaluates CEL rules, list-type uniqueness and schema bounds): the samples are
-//! accepted, and each violation the rules and bounds were written for is a 422 naming the
-//! field — through real `kubectl` for what users type, and kube-rs for the table of integer
-//! bounds.
-#[path = "support/kubectl.rs"]
-mod kubectl;
+//! baton's shipped CRDs against an API server that enforces them: baton-sim (which evaluates
+//! CEL rules, list-type uniqueness and schema bounds as kube-apiserver does) or the real
+//! kube-apiserver (`BATON_TEST_CLUSTER=real`, whose cel-go compiles, cost-estimates and runs the
+//! rules): the samples are accepted, and each violation the rules and bounds were written for is
+//! a 422 naming the field — through real `kubectl` for what users type, and kube-rs for the
+//! table of integer bounds. On the real control plane each test works in a namespace of its own.
+#[path = "support/world.rs"]
+mod world;
 
 use std::path::Path;
 
-use baton_sim::{Sim, SimConfig};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
-use kubectl::Kubectl;
+use world::kubectl::Kubectl;
+use world::World;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// `kubectl apply` of `obj` fails, and its output contains each of `expected` (`what` names the
 /// case in a failure).
 async fn refused(k: &Kubectl, obj: &Value, expected: &[&str], what: &str) {
-    let run = k.run(&["apply", "-f", &k.file("refused.json", obj)]).await;
+    refused_with(k, &[], obj, expected, what).await
+}
+
+/// [`refused`], with `flags` after `kubectl apply`.
+async fn refused_with(k: &Kubectl, flags: &[&str], obj: &Value, expected: &[&str], what: &str) {
+    let file = k.file("refused.json", obj);
+    let run = k.run(&[&["apply"][..], flags, &["-f", &file]].concat()).await;
     assert_ne!(run.code, 0, "{what}: accepted: {run}");
     let out = format!("{}{}", run.stdout, run.stderr);
     for e in expected {
@@ -28,11 +35,17 @@ async fn refused(k: &Kubectl, obj: &Value, expected: &[&str], what: &str) {
     }
 }
 
-async fn cluster() -> (Sim, Kubectl) {
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
-    let k = Kubectl::new(&sim);
-    k.ok(&["apply", "-f", &format!("{ROOT}/crds/")]).await;
-    (sim, k)
+/// A world with the CRDs: applied with `kubectl apply -f crds/` to a fresh simulator; on the
+/// shared real control plane installed (idempotently) as every test there installs them.
+async fn cluster() -> (World, Kubectl) {
+    let w = World::start("crd-rules").await;
+    let k = w.kubectl();
+    if w.is_real() {
+        w.install_crds().await;
+    } else {
+        k.ok(&["apply", "-f", &format!("{ROOT}/crds/")]).await;
+    }
+    (w, k)
 }
 
 fn sample(file: &str) -> Value {
@@ -42,7 +55,7 @@ fn sample(file: &str) -> Value {
 
 #[tokio::test]
 async fn the_samples_are_accepted_with_rules_enforced() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let out = k.ok(&["apply", "-k", &format!("{ROOT}/config/samples")]).await;
     assert!(out.contains("rollout.baton.dev/user-service created"), "{out}");
     assert!(
@@ -53,7 +66,7 @@ async fn the_samples_are_accepted_with_rules_enforced() {
 
 #[tokio::test]
 async fn each_rollout_rule_refuses_the_violation_it_was_written_for() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let base = sample("rollout.yaml");
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -104,7 +117,7 @@ async fn each_rollout_rule_refuses_the_violation_it_was_written_for() {
 
 #[tokio::test]
 async fn duplicate_listener_ids_are_refused() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let mut set = sample("listenerset.yaml");
     set["spec"]["listeners"][1]["id"] = json!("listener1");
     refused(&k, &set, &["The ListenerSet \"user-service-listeners\" is invalid: spec.listeners[1]: Duplicate value: map[string]interface {}{\"id\":\"listener1\"}"], "").await;
@@ -114,16 +127,12 @@ async fn duplicate_listener_ids_are_refused() {
 /// decoded by the controller, or they are meaningless); in-range values pass.
 #[tokio::test]
 async fn out_of_range_integers_are_refused() {
-    let (sim, _k) = cluster().await;
-    let client = sim.client().await.expect("client");
+    let (w, _k) = cluster().await;
+    let client = w.client.clone();
     let api = |kind: &str| {
         let gvk = GroupVersionKind::gvk("baton.dev", "v1alpha1", kind);
         let plural = format!("{}s", kind.to_lowercase());
-        Api::<DynamicObject>::namespaced_with(
-            client.clone(),
-            "default",
-            &ApiResource::from_gvk_with_plural(&gvk, &plural),
-        )
+        Api::<DynamicObject>::namespaced_with(client.clone(), &w.ns, &ApiResource::from_gvk_with_plural(&gvk, &plural))
     };
     let (rollouts, sets) = (api("Rollout"), api("ListenerSet"));
     let rollout = sample("rollout.yaml");
@@ -204,11 +213,11 @@ async fn out_of_range_integers_are_refused() {
 /// The Rollout CRD as it shipped before these rules were reworked: its `batches` rule ran
 /// `matches` and `substring` on every int-or-string batch, which kube-apiserver sizes at the
 /// 3 MiB request limit. A real API server refuses it, and so does the simulator, in the same
-/// words.
+/// words. (A server dry run: on the shared real control plane nothing may change the CRDs.)
 #[tokio::test]
 async fn a_crd_with_an_over_budget_rule_is_refused_with_kube_apiserver_message() {
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
-    let k = Kubectl::new(&sim);
+    let w = World::start("crd-budget").await;
+    let k = w.kubectl();
     let mut crd = serde_json::to_value(baton::api::rollout::crd()).expect("json");
     let batches = crd
         .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/strategy/properties/batches")
@@ -217,12 +226,12 @@ async fn a_crd_with_an_over_budget_rule_is_refused_with_kube_apiserver_message()
         "rule": "self.all(b, type(b) == int ? b >= 0 : (b.matches('^[0-9]{1,3}%$') && int(b.substring(0, size(b) - 1)) <= 100))",
         "message": "each batch is a count >= 0 or a percentage like \"50%\" no greater than 100%",
     }]);
-    refused(&k, &crd, &["The CustomResourceDefinition \"rollouts.baton.dev\" is invalid: spec.validation.openAPIV3Schema.properties[spec].properties[strategy].properties[batches].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of 5.0x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"], "").await;
+    refused_with(&k, &["--dry-run=server"], &crd, &["The CustomResourceDefinition \"rollouts.baton.dev\" is invalid: spec.validation.openAPIV3Schema.properties[spec].properties[strategy].properties[batches].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget by factor of 5.0x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"], "").await;
 }
 
 #[tokio::test]
 async fn notification_formats_and_events_are_checked_by_the_api_server() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let base = sample("rollout.yaml");
     let sink = |format: &str, events: Value| json!([{"sink": {"secretRef": {"name": "hook"}}, "format": format, "events": events}]);
     let cases: Vec<(&str, Value, &str)> = vec![
@@ -264,7 +273,7 @@ async fn notification_formats_and_events_are_checked_by_the_api_server() {
 /// containers; the API server checks the rest when the Job is created).
 #[tokio::test]
 async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let base = sample("rollout.yaml");
     let pod = |extra: Value| {
         let mut spec = json!({"containers": [{"name": "migrate", "image": "migrate:v1", "command": ["migrate", "up"],
@@ -345,7 +354,7 @@ async fn hooks_and_job_checks_are_checked_by_the_schema_and_kept_as_written() {
 /// `spec.hooks.preRollout.template: Required value`.)
 #[tokio::test]
 async fn a_server_side_apply_without_hooks_removes_them() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let mut plain = sample("rollout.yaml");
     plain["metadata"]["name"] = json!("ssa");
     let mut hooked = plain.clone();
@@ -387,7 +396,7 @@ spec:
 /// (or takes its template from a Deployment).
 #[tokio::test]
 async fn a_selector_that_does_not_match_the_template_is_refused() {
-    let (_sim, k) = cluster().await;
+    let (_w, k) = cluster().await;
     let write = |file: &str, text: String| {
         let path = k.home().join(file);
         std::fs::write(&path, text).expect("write manifest");

@@ -1,11 +1,15 @@
 //! Leader election against the in-process simulator: one leader at a time, graceful handover
 //! through a released Lease (watch-driven), takeover after a crash, a partitioned leader that
-//! stops its work before anyone else can start, config validation, and resourceVersion races.
+//! stops its work before anyone else can start, config validation, and resourceVersion races;
+//! leaders whose work hogs their thread in `busy`.
 //!
 //! Timing assertions are deliberately loose (lower bounds, or generous upper bounds); the
 //! safety properties are checked as orders of events in a shared log.
 #[path = "support/wait.rs"]
 mod wait;
+
+#[path = "election/busy.rs"]
+mod busy;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use baton::api::listenerset::{EVENT_LEASE_RECREATED, EVENT_TAKEOVER, LISTENERSET_LABEL};
 use harness::app::{AppConfig, Mode};
-use harness::kubectl::Kubectl;
 use harness::{kubelet, listeners, AgentFlags, Cluster, Ns, R};
 use tokio::time::Instant;
 
@@ -108,7 +107,7 @@ async fn hand_deletions(cluster: Arc<Cluster>) -> R<Hand> {
         ..AgentFlags::default()
     };
     let ns = Ns::new(cluster.clone(), "hand", app, agent).await?;
-    let kubectl = Kubectl::new(&cluster.sim);
+    let kubectl = cluster.kubectl();
     ns.start_controller().await?;
     for i in 0..4 {
         ns.create_pod(&format!("h{i}")).await?;
@@ -271,7 +270,7 @@ async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
                     actions.force += 1;
                     eprintln!("{:>7.2}s force-delete {old} (new {new})", t0.elapsed().as_secs_f64());
                     ns.force_delete_pod(&old).await?;
-                    ns.mark_dead(&old)?;
+                    ns.mark_dead(&old).await?;
                     let (ns2, old2) = (ns.clone(), old.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -13,19 +13,31 @@ use crate::harness::{pod_of, Ns};
 pub type Writes = BTreeMap<(String, String, String), u64>;
 
 pub fn writes(ns: &Ns) -> Writes {
-    let mut out = Writes::new();
-    for (k, n) in ns.cluster.sim.core.auth.audit.counts() {
-        if !matches!(k.verb.as_str(), "create" | "update" | "patch" | "delete") || k.namespace != ns.name {
-            continue;
-        }
-        let who = if k.user.starts_with("agent-") {
+    let who = |user: &str| {
+        if user.starts_with("agent-") {
             "agents"
-        } else if k.user.starts_with("ctl-") {
+        } else if user.starts_with("ctl-") {
             "controller"
         } else {
             "other"
-        };
-        *out.entry((who.to_string(), k.resource.clone(), k.verb.clone()))
+        }
+    };
+    let mut out = Writes::new();
+    let write = |verb: &str| matches!(verb, "create" | "update" | "patch" | "delete");
+    // On the real control plane: kube-apiserver's audit log (every write, its user and verb).
+    if let Some(real) = ns.cluster.real() {
+        for w in real.audited_writes(0) {
+            if write(&w.verb) && w.namespace == ns.name {
+                *out.entry((who(&w.user).to_string(), w.resource, w.verb)).or_insert(0) += 1;
+            }
+        }
+        return out;
+    }
+    for (k, n) in ns.cluster.sim().core.auth.audit.counts() {
+        if !write(&k.verb) || k.namespace != ns.name {
+            continue;
+        }
+        *out.entry((who(&k.user).to_string(), k.resource.clone(), k.verb.clone()))
             .or_insert(0) += n;
     }
     out
@@ -192,17 +204,17 @@ pub fn timeline(ns: &Ns, pod: &str, t0: Instant) -> String {
     let t0s = t0.into_std();
     let mine = format!("agent-{}-{pod}", ns.name);
     let mut by: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    for w in ns.cluster.sim.core.writes().iter().filter(|w| w.at >= t0s) {
-        let who = if w.identity.contains(&mine) {
+    for (identity, at) in writes_since(ns, t0s) {
+        let who = if identity.contains(&mine) {
             "its agent's writes"
-        } else if w.identity.contains("agent-") {
+        } else if identity.contains("agent-") {
             "other agents' writes"
-        } else if w.identity.contains("ctl-") {
+        } else if identity.contains("ctl-") {
             "controller writes"
         } else {
             continue;
         };
-        by.entry(who).or_default().push(w.at - t0s);
+        by.entry(who).or_default().push(at);
     }
     for i in ns.log.snapshot() {
         if pod_of(&i.app) == pod {
@@ -226,4 +238,30 @@ pub fn timeline(ns: &Ns, pod: &str, t0: Instant) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Every write since `t0`: (identity, time after `t0`) — baton-sim's request log, or
+/// kube-apiserver's audit log (its wall-clock times placed on the monotonic clock by the offset
+/// of the two clocks now).
+fn writes_since(ns: &Ns, t0: std::time::Instant) -> Vec<(String, Duration)> {
+    if let Some(real) = ns.cluster.real() {
+        let (wall_now, mono_now) = (jiff::Timestamp::now(), std::time::Instant::now());
+        let since_t0 = mono_now.duration_since(t0);
+        return real
+            .audited_writes(0)
+            .into_iter()
+            .filter_map(|w| {
+                let ago = wall_now.duration_since(w.at?).unsigned_abs();
+                Some((w.user, since_t0.checked_sub(ago)?))
+            })
+            .collect();
+    }
+    ns.cluster
+        .sim()
+        .core
+        .writes()
+        .into_iter()
+        .filter(|w| w.at >= t0)
+        .map(|w| (w.identity, w.at - t0))
+        .collect()
 }

@@ -4,8 +4,10 @@
 //! The controller runs as a separate process (`target/release/baton controller`) against the
 //! in-process simulator, so its API writes are counted by the simulator per client identity and
 //! its peak RSS is its own. Run with `make bench` or
-//! `cargo run --release --example rollout_bench [SIZE ...]` (default: 100 1000).
+//! `cargo run --release --example rollout_bench [--backend real] [SIZE ...]` (default: 100
+//! 1000); `--backend real` runs each size on a real control plane of its own (`backend`).
 //! `ROLLOUT_BENCH_TIMELINE=1` also prints where the time went, wave by wave (see `timeline`).
+mod backend;
 #[path = "../common/mod.rs"]
 mod common;
 mod timeline;
@@ -14,7 +16,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use baton::api::rollout::{Rollout, RolloutPhase};
-use baton_sim::{KubeletConfig, Sim, SimConfig};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
@@ -100,26 +101,19 @@ struct Figures {
     rss_mib: f64,
 }
 
-async fn run(replicas: i32) -> Result<Figures, String> {
-    let sim = Sim::start(SimConfig {
-        kubelet: KubeletConfig {
-            schedule_delay: Duration::from_millis(1),
-            start_delay: Duration::from_millis(1),
-            ready_delay: READY_DELAY,
-            ..KubeletConfig::default()
-        },
-        history: 200_000,
-        history_bytes: 1 << 30,
-        ..SimConfig::default()
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let client = sim.client().await.map_err(|e| e.to_string())?;
+async fn run(replicas: i32, real: bool) -> Result<Figures, String> {
+    let backend = backend::Backend::start(real, READY_DELAY).await?;
+    let out = measure(&backend, replicas).await;
+    backend.stop();
+    out
+}
+
+async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, String> {
+    let client = backend.client().await?;
     baton::demo::install_crds(&client).await?;
     let dir = std::env::temp_dir().join(format!("baton-bench-{}", std::process::id()));
     let kubeconfig = dir.join(format!("kubeconfig-{replicas}"));
-    sim.kubeconfig_as(CONTROLLER_ID, &kubeconfig)
-        .map_err(|e| e.to_string())?;
+    backend.kubeconfig_as(CONTROLLER_ID, &kubeconfig)?;
     let baton = common::baton_binary()?;
     let child = common::spawn_baton(
         tokio::process::Command::new(&baton)
@@ -148,15 +142,17 @@ async fn run(replicas: i32) -> Result<Figures, String> {
         .await
         .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v1", replicas, Duration::from_secs(300)).await?;
-    let writes_before = common::writes(&sim, CONTROLLER_ID);
-    let recorder = std::env::var_os("ROLLOUT_BENCH_TIMELINE").map(|_| timeline::Recorder::start(&sim));
+    let writes_before = backend.writes(CONTROLLER_ID);
+    let recorder = std::env::var_os("ROLLOUT_BENCH_TIMELINE")
+        .and(backend.sim())
+        .map(timeline::Recorder::start);
     let start = Instant::now();
     api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2")))
         .await
         .map_err(|e| e.to_string())?;
     wait_healthy(&api, "v2", replicas, Duration::from_secs(600)).await?;
     let wall = start.elapsed();
-    if let Some(r) = recorder {
+    if let (Some(r), Some(sim)) = (recorder, backend.sim()) {
         let log: Vec<_> = sim
             .core
             .writes()
@@ -165,7 +161,7 @@ async fn run(replicas: i32) -> Result<Figures, String> {
             .collect();
         r.report(start, start + wall, &log);
     }
-    let writes = common::writes(&sim, CONTROLLER_ID) - writes_before;
+    let writes = backend.writes(CONTROLLER_ID) - writes_before;
     // Status writes = PATCHes of rollouts/status; events are POSTs, pods are POST+DELETE.
     let rss = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
     let _ = nix_term(pid);
@@ -203,7 +199,13 @@ async fn main() {
     println!("rollout benchmark: batches [10%, 50%, 100%], maxSurge 25%, maxUnavailable 0, ready delay 1s, minReadySeconds 0");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut sizes = Vec::new();
-    for a in &args {
+    let mut real = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--backend" {
+            real = it.next().map(String::as_str) == Some("real");
+            continue;
+        }
         match a.parse::<i32>() {
             Ok(n) if n > 0 => sizes.push(n),
             _ => {
@@ -225,7 +227,7 @@ async fn main() {
     );
     let mut ok = true;
     for n in sizes {
-        match run(n).await {
+        match run(n, real).await {
             Ok(f) => {
                 let ratio = f.wall.as_secs_f64() / f.bound.as_secs_f64();
                 ok &= ratio <= TARGET_RATIO;

@@ -1,6 +1,13 @@
 //! API errors rendered as `meta.k8s.io/v1` `Status` objects, the way kube-apiserver reports them.
 use serde_json::{json, Value};
 
+/// The media types a create or update body may come in.
+pub const BODY_MEDIA_TYPES: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf";
+
+/// The patch types of a custom resource (it has no strategic merge patch).
+pub const CUSTOM_PATCH_TYPES: &str =
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+
 /// One `details.causes[]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCause {
@@ -40,9 +47,12 @@ impl ApiError {
         e
     }
 
-    /// 404 for a path nothing serves (unknown resource type).
+    /// 404 for a path nothing serves (unknown resource type): `NewNotFound` of an empty
+    /// resource, whose details are empty.
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        let mut e = Self::new(404, "NotFound", "the server could not find the requested resource");
+        e.details = Some(json!({}));
+        e
     }
 
     pub fn already_exists(resource: &str, name: &str) -> Self {
@@ -63,6 +73,30 @@ impl ApiError {
         );
         e.details =
             Some(json!({"name": name, "kind": resource_kind_field(resource), "group": resource_group_field(resource)}));
+        e
+    }
+
+    /// 409 for a DELETE whose precondition (`field`: `UID` or `ResourceVersion`) does not hold,
+    /// as kube-apiserver's `BeforeDelete` words it: the conflict names the object's kind.
+    pub fn precondition_failed(kind: &str, group: &str, name: &str, field: &str, want: &str, got: &str) -> Self {
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let why = if field == "UID" {
+            "deleted and then recreated"
+        } else {
+            "modified"
+        };
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {qualified} {name:?}: the {field} in the precondition ({want}) does not match the {field} in record ({got}). The object might have been {why}"
+            ),
+        );
+        e.details = Some(json!({"name": name, "group": group, "kind": kind}));
         e
     }
 
@@ -110,22 +144,39 @@ impl ApiError {
         Self::new(413, "RequestEntityTooLarge", message)
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type:?}"))
+    /// 415 for a body in a media type the handler does not decode; `accepted` lists those it
+    /// does (`application/json, application/yaml, application/vnd.kubernetes.protobuf` for a
+    /// create or update, the patch types for a patch of a custom resource).
+    pub fn unsupported_media_type(accepted: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
+        )
     }
 
-    /// 422 Invalid with a cause per field, like kube-apiserver's `errors.NewInvalid`.
+    /// 415 for a PATCH whose `Content-Type` is no patch type (kube-apiserver's generic
+    /// `415: Unsupported Media Type`, with empty details).
+    pub fn unsupported_patch_type() -> Self {
+        let mut e = Self::new(415, "UnsupportedMediaType", "415: Unsupported Media Type");
+        e.details = Some(json!({}));
+        e
+    }
+
+    /// 422 Invalid with a cause per field, like kube-apiserver's `errors.NewInvalid`: the
+    /// message lists each distinct cause once (`ErrorList.ToAggregate`), the details all.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<StatusCause>) -> Self {
-        let summary: Vec<String> = causes
-            .iter()
-            .map(|c| {
-                if c.field.is_empty() {
-                    c.message.clone()
-                } else {
-                    format!("{}: {}", c.field, c.message)
-                }
-            })
-            .collect();
+        let mut summary: Vec<String> = Vec::new();
+        for c in &causes {
+            let line = if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            };
+            if !summary.contains(&line) {
+                summary.push(line);
+            }
+        }
         let what = if group.is_empty() {
             kind.to_string()
         } else {
@@ -145,6 +196,12 @@ impl ApiError {
         let mut e = Self::new(429, "TooManyRequests", message);
         e.details = Some(json!({"retryAfterSeconds": 1}));
         e
+    }
+
+    /// 500 for an error kube-apiserver passes on as it is (a Go error that is no API
+    /// status): the message only, no `reason`.
+    pub fn unclassified(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -171,9 +228,40 @@ impl ApiError {
             "code": self.code,
         });
         if let (Some(d), Some(obj)) = (&self.details, v.as_object_mut()) {
-            obj.insert("details".into(), d.clone());
+            obj.insert("details".into(), omit_empty(d.clone()));
+        }
+        if self.reason.is_empty() {
+            if let Some(obj) = v.as_object_mut() {
+                obj.remove("reason");
+            }
         }
         v
+    }
+}
+
+/// `StatusDetails` as Go's `encoding/json` writes it: every field is `omitempty`, and so are
+/// the fields of each cause.
+fn omit_empty(details: Value) -> Value {
+    let empty = |v: &Value| match v {
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Number(n) => n.as_i64() == Some(0),
+        Value::Null => true,
+        _ => false,
+    };
+    match details {
+        Value::Object(mut m) => {
+            if let Some(Value::Array(causes)) = m.get_mut("causes") {
+                for c in causes.iter_mut() {
+                    if let Value::Object(cm) = c {
+                        cm.retain(|_, v| !empty(v));
+                    }
+                }
+            }
+            m.retain(|_, v| !empty(v));
+            Value::Object(m)
+        }
+        other => other,
     }
 }
 
@@ -197,5 +285,5 @@ fn resource_group_field(resource: &str) -> &str {
 
 /// A success `Status` (what DELETE returns for some kinds, and deletecollection bodies).
 pub fn success_status(details: Value) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": omit_empty(details)})
 }

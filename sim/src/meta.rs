@@ -62,27 +62,115 @@ pub fn dns_label_errors(name: &str) -> Option<String> {
     }
 }
 
-fn qualified_name_ok(s: &str) -> bool {
-    let (prefix, name) = match s.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, s),
-    };
-    if let Some(p) = prefix {
-        if dns_subdomain_errors(p).is_some() {
-            return false;
-        }
-    }
-    label_value_ok(name) && !name.is_empty()
+/// The regex error of a qualified name's name part (apimachinery's `qualifiedNameErrMsg` with
+/// its examples and pattern).
+const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+
+/// The regex error of a label value.
+const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+fn name_chars_ok(v: &str) -> bool {
+    v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && v.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric())
+        && v.as_bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
-fn label_value_ok(v: &str) -> bool {
-    v.len() <= 63
-        && (v.is_empty()
-            || (v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-                && v.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric())
-                && v.as_bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())))
+/// apimachinery's `IsQualifiedName`: an optional DNS-subdomain prefix and `/`, then a name of
+/// at most 63 characters; each problem in its words.
+pub fn qualified_name_errors(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let parts: Vec<&str> = s.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else if let Some(e) = dns_subdomain_errors(prefix) {
+                errs.push(format!("prefix part {e}"));
+            }
+            name
+        }
+        _ => {
+            errs.push(format!("a qualified name {QUALIFIED_NAME_ERR} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"));
+            return errs;
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".into());
+    }
+    if !name_chars_ok(name) {
+        errs.push(format!("name part {QUALIFIED_NAME_ERR}"));
+    }
+    errs
+}
+
+/// apimachinery's `IsValidLabelValue`.
+pub fn label_value_errors(v: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v.len() > 63 {
+        errs.push("must be no more than 63 characters".into());
+    }
+    if !v.is_empty() && !name_chars_ok(v) {
+        errs.push(LABEL_VALUE_ERR.into());
+    }
+    errs
+}
+
+/// The finalizers a built-in kind may carry without a `/`.
+const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDeletion"];
+
+/// apimachinery's `ValidateFinalizers` (each a qualified name) and, for the kinds core's
+/// `ValidateObjectMeta` validates (`builtin`), `validateKubeFinalizerName` (one without a
+/// domain must be a standard finalizer).
+fn finalizer_errors(finalizers: &[Value], builtin: bool) -> Vec<StatusCause> {
+    let mut out = Vec::new();
+    for (i, f) in finalizers.iter().enumerate() {
+        let Some(f) = f.as_str() else { continue };
+        for e in qualified_name_errors(f) {
+            out.push(cause(
+                "FieldValueInvalid",
+                "metadata.finalizers",
+                format!("Invalid value: {f:?}: {e}"),
+            ));
+        }
+        if builtin && !f.contains('/') && !STANDARD_FINALIZERS.contains(&f) {
+            out.push(cause(
+                "FieldValueInvalid",
+                &format!("metadata.finalizers[{i}]"),
+                format!("Invalid value: {f:?}: name is neither a standard finalizer name nor is it fully qualified"),
+            ));
+        }
+    }
+    out
+}
+
+/// `ValidateNoNewFinalizers`: an object being deleted (`old` has a `deletionTimestamp`) takes
+/// no new finalizer.
+pub fn no_new_finalizers(old: &Map<String, Value>, new: &Map<String, Value>) -> Option<StatusCause> {
+    old.get("deletionTimestamp").filter(|t| t.is_string())?;
+    let list = |m: &Map<String, Value>| -> std::collections::BTreeSet<String> {
+        m.get("finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let before = list(old);
+    let extra: Vec<String> = list(new).into_iter().filter(|f| !before.contains(f)).collect();
+    if extra.is_empty() {
+        return None;
+    }
+    let quoted: Vec<String> = extra.iter().map(|f| format!("{f:?}")).collect();
+    Some(cause(
+        "FieldValueForbidden",
+        "metadata.finalizers",
+        format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+            quoted.join(", ")
+        ),
+    ))
 }
 
 /// How a kind's names are validated.
@@ -108,14 +196,33 @@ pub fn path_segment_errors(name: &str) -> Option<String> {
 }
 
 /// Validate metadata the way kube-apiserver does for every kind.
-pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule) -> Vec<StatusCause> {
+pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule, builtin: bool) -> Vec<StatusCause> {
     let mut out = Vec::new();
-    if let Some(name) = meta.get("name").and_then(Value::as_str) {
-        let err = match names {
-            NameRule::DnsLabel => dns_label_errors(name),
-            NameRule::DnsSubdomain => dns_subdomain_errors(name),
-            NameRule::PathSegment => path_segment_errors(name),
+    let check = |name: &str| match names {
+        NameRule::DnsLabel => dns_label_errors(name),
+        NameRule::DnsSubdomain => dns_subdomain_errors(name),
+        NameRule::PathSegment => path_segment_errors(name),
+    };
+    if let Some(prefix) = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    {
+        // A prefix is checked as a name whose trailing dash is masked (`maskTrailingDash`).
+        let masked = match prefix.strip_suffix('-') {
+            Some(p) if !p.is_empty() => format!("{p}a"),
+            _ => prefix.to_string(),
         };
+        if let Some(e) = check(&masked) {
+            out.push(cause(
+                "FieldValueInvalid",
+                "metadata.generateName",
+                format!("Invalid value: {prefix:?}: {e}"),
+            ));
+        }
+    }
+    if let Some(name) = meta.get("name").and_then(Value::as_str) {
+        let err = check(name);
         if let Some(e) = err {
             out.push(cause(
                 "FieldValueInvalid",
@@ -128,12 +235,28 @@ pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule) -> Vec<Stat
         None | Some(Value::Null) => {}
         Some(Value::Object(labels)) => {
             for (k, v) in labels {
-                if !qualified_name_ok(k) {
-                    out.push(cause("FieldValueInvalid", "metadata.labels", format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
+                for e in qualified_name_errors(k) {
+                    out.push(cause(
+                        "FieldValueInvalid",
+                        "metadata.labels",
+                        format!("Invalid value: {k:?}: {e}"),
+                    ));
                 }
                 match v.as_str() {
-                    Some(s) if label_value_ok(s) => {}
-                    _ => out.push(cause("FieldValueInvalid", "metadata.labels", format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))),
+                    Some(s) => {
+                        for e in label_value_errors(s) {
+                            out.push(cause(
+                                "FieldValueInvalid",
+                                "metadata.labels",
+                                format!("Invalid value: {s:?}: {e}"),
+                            ));
+                        }
+                    }
+                    None => out.push(cause(
+                        "FieldValueInvalid",
+                        "metadata.labels",
+                        format!("Invalid value: {v}: {LABEL_VALUE_ERR}"),
+                    )),
                 }
             }
         }
@@ -157,13 +280,11 @@ pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule) -> Vec<Stat
                         "Invalid value: annotation values must be strings".into(),
                     )),
                 }
-                if !qualified_name_ok(k) {
+                for e in qualified_name_errors(&k.to_lowercase()) {
                     out.push(cause(
                         "FieldValueInvalid",
                         "metadata.annotations",
-                        format!(
-                            "Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.'"
-                        ),
+                        format!("Invalid value: {k:?}: {e}"),
                     ));
                 }
             }
@@ -180,6 +301,9 @@ pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule) -> Vec<Stat
             "metadata.annotations",
             "Invalid value: must be a map of strings".into(),
         )),
+    }
+    if let Some(Value::Array(finalizers)) = meta.get("finalizers") {
+        out.extend(finalizer_errors(finalizers, builtin));
     }
     out
 }

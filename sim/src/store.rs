@@ -134,6 +134,8 @@ struct Inner {
     /// The resourceVersion of the last committed write per resource (caches built from a
     /// resource's objects, e.g. RBAC's, know when to rebuild).
     changed: HashMap<ResKey, u64>,
+    /// Watches resume from no version older than this (see [`Store::start_history`]).
+    history_start: u64,
 }
 
 /// By default, at most this many bytes of object bodies are kept in a resource's watch history.
@@ -434,6 +436,14 @@ impl Store {
         self.lock().rv
     }
 
+    /// Start the watch history at the current resourceVersion: a watch from an older one is
+    /// told 410 Gone, as kube-apiserver's watch cache, which starts at its initial list, tells
+    /// a watch from before it (the objects every cluster starts with are older).
+    pub fn start_history(&self) {
+        let mut g = self.lock();
+        g.history_start = g.rv;
+    }
+
     /// The resourceVersion of the last write to any object of `key` (0: none yet).
     pub fn changed_at(&self, key: &ResKey) -> u64 {
         self.lock().changed.get(key).copied().unwrap_or(0)
@@ -537,9 +547,11 @@ impl Store {
     #[allow(clippy::type_complexity)]
     pub fn watch_from(&self, key: &ResKey, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
         let mut g = self.lock();
+        let start = g.history_start;
         let cache = g.watch_caches.entry(key.clone()).or_default();
-        if rv < cache.compacted {
-            return Err(cache.compacted);
+        let oldest = cache.compacted.max(start);
+        if rv < oldest {
+            return Err(oldest);
         }
         let rx = cache.tx.subscribe();
         let past = cache.history.iter().filter(|e| e.rv > rv).cloned().collect();
@@ -582,7 +594,9 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Drop a whole resource's objects (a deleted CRD), emitting DELETED for each.
+    /// Drop a whole resource's objects (a deleted CRD), emitting DELETED for each, then end its
+    /// watches (kube-apiserver tears a deleted CRD's storage down, and its watches with it):
+    /// they get what was sent so far, then the end of the stream.
     pub fn drop_resource(&self, key: &ResKey) -> usize {
         let (items, _) = self.list(key, None);
         let mut n = 0;
@@ -594,6 +608,10 @@ impl Store {
             if res.is_ok() {
                 n += 1;
             }
+        }
+        if let Some(cache) = self.lock().watch_caches.get_mut(key) {
+            // The old sender dropped: its receivers read what is queued, then see the end.
+            cache.tx = broadcast::channel(WATCH_CHANNEL).0;
         }
         n
     }

@@ -8,6 +8,7 @@ use crate::resources::{Registry, ResourceType};
 use crate::store::Store;
 
 mod apps;
+pub mod crd_status;
 
 fn cause(reason: &str, field: &str, message: impl Into<String>) -> StatusCause {
     StatusCause {
@@ -71,7 +72,7 @@ pub fn admit(
         ("", "secrets") => secret(new),
         ("", "configmaps") => configmap(new),
         ("", "services") => service(store, old, new),
-        ("apiextensions.k8s.io", "customresourcedefinitions") => crd(new),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => crd(old, new),
         _ => Vec::new(),
     };
     let mut causes = causes;
@@ -363,12 +364,19 @@ fn secret(new: &mut Value) -> Vec<StatusCause> {
                 ));
             }
             if !config_key_ok(k) {
-                out.push(cause("FieldValueInvalid", "data", format!("Invalid value: {k:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'")));
+                out.push(cause(
+                    "FieldValueInvalid",
+                    &format!("data[{k}]"),
+                    format!("Invalid value: {k:?}: {CONFIG_KEY_ERR}"),
+                ));
             }
         }
     }
     out
 }
+
+/// apimachinery's `IsConfigMapKey` regex error, with its examples and pattern.
+const CONFIG_KEY_ERR: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
 
 fn config_key_ok(k: &str) -> bool {
     !k.is_empty()
@@ -382,7 +390,11 @@ fn configmap(new: &Value) -> Vec<StatusCause> {
     for field in ["data", "binaryData"] {
         if let Some(Value::Object(d)) = new.get(field) {
             for k in d.keys().filter(|k| !config_key_ok(k)) {
-                out.push(cause("FieldValueInvalid", field, format!("Invalid value: {k:?}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'")));
+                out.push(cause(
+                    "FieldValueInvalid",
+                    &format!("{field}[{k}]"),
+                    format!("Invalid value: {k:?}: {CONFIG_KEY_ERR}"),
+                ));
             }
         }
     }
@@ -435,7 +447,7 @@ fn service(store: &Store, old: Option<&Value>, new: &mut Value) -> Vec<StatusCau
     Vec::new()
 }
 
-fn crd(new: &mut Value) -> Vec<StatusCause> {
+fn crd(old: Option<&Value>, new: &mut Value) -> Vec<StatusCause> {
     let types = match Registry::types_from_crd(new) {
         Ok(t) => t,
         Err(e) => return vec![cause("FieldValueInvalid", "spec", e)],
@@ -479,7 +491,7 @@ fn crd(new: &mut Value) -> Vec<StatusCause> {
     }
     let names = new.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let now = crate::meta::now_rfc3339();
-    let status = json!({
+    let mut status = json!({
         "acceptedNames": names,
         "storedVersions": storage,
         "conditions": [
@@ -487,6 +499,8 @@ fn crd(new: &mut Value) -> Vec<StatusCause> {
             {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
         ],
     });
+    // An update keeps what the conditions said (a CRD being deleted stays Terminating).
+    crd_status::keep_conditions(old, &mut status);
     if let Some(o) = new.as_object_mut() {
         o.insert("status".into(), status);
     }

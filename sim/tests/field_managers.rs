@@ -66,10 +66,21 @@ async fn the_default_field_manager_is_the_user_agents_program_never_the_token() 
     assert_eq!(code, 201, "{created}");
     assert_eq!(
         managers(&created),
-        vec![String::new()],
-        "no User-Agent: the empty manager"
+        vec!["unknown".to_string()],
+        "no User-Agent: kube-apiserver records the write under \"unknown\""
     );
     let merge = "application/merge-patch+json";
+    // A merge patch without a User-Agent or fieldManager: "unknown" too, never "".
+    let (code, patched) = send(
+        &sim,
+        &token,
+        "",
+        ("PATCH", &format!("{LEASES}/plain"), merge),
+        json!({"spec": {"leaseDurationSeconds": 7}}),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(managers(&patched), vec!["unknown".to_string()], "{patched}");
     let (code, patched) = send(
         &sim,
         &token,

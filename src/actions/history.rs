@@ -50,7 +50,8 @@ pub struct RevisionEntry {
     pub change_cause: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_by: Option<String>,
-    /// `current` (last healthy), `update` (being rolled out), `failed`.
+    /// `current` (last healthy), `update` (being rolled out), `failed` (the failed update, or
+    /// an older revision whose last rollout failed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -74,7 +75,10 @@ pub fn entries<'a>(rollout: &Rollout, revs: impl IntoIterator<Item = &'a Control
             if st.update_revision.as_deref() == Some(name.as_str()) {
                 marks.push("update".to_string());
             }
-            if st.failed_update.as_ref().is_some_and(|f| f.revision == name) {
+            // The failed update, and any older revision whose last rollout failed: a newer
+            // revision does not make it any less failed.
+            let failed_update = st.failed_update.as_ref().is_some_and(|f| f.revision == name);
+            if failed_update || matches!(outcome(rollout, &name), Outcome::Failed(_)) {
                 marks.push("failed".to_string());
             }
             let images = r

@@ -203,23 +203,41 @@ pub async fn pin(
         .iter()
         .filter_map(|rev| rev.labels().get(labels::VERSION).cloned())
         .collect();
-    change_spec(s, api, name, who, |r| {
+    let written = change_spec(s, api, name, who, |r| {
         let problems = pin_problems(r, instances, version, &known);
         if !problems.is_empty() {
             return Err(CliError::msg(problems.join("; ")));
         }
-        let pins = serde_json::to_value(pins_after(&r.spec.pins, instances, version))
-            .map_err(|e| CliError::msg(e.to_string()))?;
+        let after = pins_after(&r.spec.pins, instances, version);
+        if same_pins(&after, &r.spec.pins) {
+            return Ok(None);
+        }
+        let pins = serde_json::to_value(after).map_err(|e| CliError::msg(e.to_string()))?;
         Ok(Some(Change::ops(vec![
             json!({"op": "add", "path": "/spec/pins", "value": pins}),
         ])))
     })
     .await?;
+    // As kubectl says of a patch that changes nothing: nothing was written.
+    let unchanged = if written.is_none() { " (no change)" } else { "" };
     Ok(match version {
-        Some(v) => format!("{ROLLOUT_RESOURCE}/{name} pinned {} to {v}", instances.join(",")),
-        None if instances.is_empty() => format!("{ROLLOUT_RESOURCE}/{name} unpinned all instances"),
-        None => format!("{ROLLOUT_RESOURCE}/{name} unpinned {}", instances.join(",")),
+        Some(v) => format!(
+            "{ROLLOUT_RESOURCE}/{name} pinned {} to {v}{unchanged}",
+            instances.join(",")
+        ),
+        None if instances.is_empty() => format!("{ROLLOUT_RESOURCE}/{name} unpinned all instances{unchanged}"),
+        None => format!("{ROLLOUT_RESOURCE}/{name} unpinned {}{unchanged}", instances.join(",")),
     })
+}
+
+/// Whether two lists of pins keep the same instances on the same versions.
+fn same_pins(a: &[Pin], b: &[Pin]) -> bool {
+    let of = |pins: &[Pin]| -> BTreeMap<String, String> {
+        pins.iter()
+            .flat_map(|p| p.instances.iter().map(|i| (i.clone(), p.version.clone())))
+            .collect()
+    };
+    of(a) == of(b)
 }
 
 /// Copy revision `to` back into spec (default: the newest earlier revision whose last rollout

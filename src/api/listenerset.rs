@@ -356,7 +356,8 @@ pub struct Assignment {
 /// The ListenerSet CustomResourceDefinition.
 /// Its printer columns are [`view::COLUMNS`], the columns `baton listeners list` prints too.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = super::descriptions::unwrap(super::schema_bounds::bound_integers(ListenerSet::crd()));
+    let crd = super::descriptions::unwrap(super::schema_bounds::bound_integers(ListenerSet::crd()));
+    let mut crd = super::edit_schemas(crd, super::drop_false_nullable);
     for v in &mut crd.spec.versions {
         v.additional_printer_columns = Some(view::printer_columns());
     }

@@ -85,6 +85,23 @@ pub(crate) fn edit_schemas(
     serde_json::from_value(v).unwrap_or(crd)
 }
 
+/// Removes every `nullable: false` from a schema: it is the default, and kube-apiserver stores
+/// none, so a definition that says it differs from the stored one — and a server-side apply of
+/// the CRDs by a second field manager (kubectl after `baton`, Helm or Argo CD) conflicts with the
+/// first on `.spec.versions`.
+pub(crate) fn drop_false_nullable(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if map.get("nullable") == Some(&serde_json::Value::Bool(false)) {
+                map.remove("nullable");
+            }
+            map.values_mut().for_each(drop_false_nullable);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_false_nullable),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

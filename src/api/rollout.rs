@@ -485,7 +485,9 @@ fn count_or_percent() -> serde_json::Value {
 }
 
 /// `x-kubernetes-int-or-string` without `nullable` (kube marks optional int-or-string fields
-/// nullable; a null would then be kept instead of defaulted, and fail to deserialize).
+/// nullable; a null would then be kept instead of defaulted, and fail to deserialize). The
+/// explicit `nullable: false` that keeps kube from doing so is removed from the finished CRDs
+/// (`drop_false_nullable`).
 pub(crate) fn int_or_string_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut s = count_or_percent();
     s["nullable"] = serde_json::json!(false);
@@ -533,7 +535,8 @@ fn strip_value(value: &mut serde_json::Value) {
 /// The Rollout CRD as installed (`baton crds`): the pod template schema carries no
 /// descriptions.
 pub fn crd() -> CustomResourceDefinition {
-    super::descriptions::unwrap(super::schema_bounds::bound_integers(Rollout::crd()))
+    let crd = super::descriptions::unwrap(super::schema_bounds::bound_integers(Rollout::crd()));
+    super::edit_schemas(crd, super::drop_false_nullable)
 }
 
 /// Resolves a count-or-percentage against `total`; percentages round up when `round_up`,

@@ -45,12 +45,15 @@ struct Watch {
     synced: Synced,
     /// The ListenerSets that use it.
     users: BTreeSet<String>,
-    task: tokio::task::JoinHandle<()>,
+    /// Taken only by [`NamespacePods::stop`], which waits for its end.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -110,6 +113,20 @@ impl NamespacePods {
             if watch.users.is_empty() {
                 by_ns.remove(ns);
             }
+        }
+    }
+
+    /// Stop every namespace's watch and wait until each has ended (the controllers stopped:
+    /// nothing of theirs may still talk to the API server).
+    pub async fn stop(&self) {
+        let Source::Watched(w) = self.0.as_ref() else { return };
+        let tasks: Vec<_> = {
+            let mut by_ns = w.by_ns.lock().unwrap_or_else(|p| p.into_inner());
+            by_ns.drain().filter_map(|(_, mut watch)| watch.task.take()).collect()
+        };
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
         }
     }
 
@@ -211,7 +228,7 @@ impl Watches {
             store,
             synced,
             users: BTreeSet::new(),
-            task,
+            task: Some(task),
         }
     }
 }

@@ -11,7 +11,7 @@ use kube::Client;
 use tracing::{error, info};
 
 use crate::api::rollout::parse_duration;
-use crate::election::{self, ElectionConfig, ElectionStatus, Leader, Leadership};
+use crate::election::{self, ElectionClient, ElectionConfig, ElectionStatus, Leader, Leadership};
 use crate::metrics::Metrics;
 use crate::operator::{startup, Operator, OperatorConfig};
 use crate::telemetry::{self, LogFormat};
@@ -173,11 +173,11 @@ fn election_config(args: &ControllerArgs, default_ns: String, identity: String) 
 }
 
 /// The clients: the Rollout controller's (behind `--kube-api-qps`), the ListenerSet controller's
-/// (behind `--listener-api-qps`) and leader election's own.
+/// (behind `--listener-api-qps`) and leader election's own (built on the election's thread).
 struct Clients {
     rollouts: Client,
     listeners: Client,
-    election: Client,
+    election: ElectionClient,
 }
 
 fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) -> Result<Clients, String> {
@@ -195,20 +195,21 @@ fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) 
         .map_err(|e| e.replace("--kube-api", "--listener-api"))?;
     let listeners = crate::throttle::client(config.clone(), metrics.clone(), listener_limits)
         .map_err(|e| format!("building a client: {e}"))?;
+    let rollouts = crate::throttle::client(config.clone(), metrics.clone(), limits)
+        .map_err(|e| format!("building a client: {e}"))?;
     // Leader election has a client of its own (as kube-controller-manager's does), outside the
     // token bucket: renewals never queue behind a mass update's writes and miss the renew
-    // deadline, and its traffic is bounded anyway (about one request per --retry-period).
+    // deadline, and its traffic is bounded anyway (about one request per --retry-period). It is
+    // built on the election's thread, so that its requests need nothing from this runtime,
+    // which the controllers can keep busy.
     let unlimited = crate::throttle::Limits { qps: -1.0, burst: 0 };
-    let client = crate::throttle::client(config.clone(), metrics.clone(), limits);
-    let election = crate::throttle::client(config, metrics.clone(), unlimited);
-    match (client, election) {
-        (Ok(rollouts), Ok(election)) => Ok(Clients {
-            rollouts,
-            listeners,
-            election,
-        }),
-        (Err(e), _) | (_, Err(e)) => Err(format!("building a client: {e}")),
-    }
+    let metrics = metrics.clone();
+    let election = ElectionClient::build(move || crate::throttle::client(config, metrics, unlimited));
+    Ok(Clients {
+        rollouts,
+        listeners,
+        election,
+    })
 }
 
 pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
@@ -275,7 +276,12 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
 }
 
 /// Lead while elected: the leader metrics follow the election's status.
-async fn run_elected(operator: Operator, client: Client, cfg: ElectionConfig, metrics: Arc<Metrics>) -> ExitCode {
+async fn run_elected(
+    operator: Operator,
+    client: ElectionClient,
+    cfg: ElectionConfig,
+    metrics: Arc<Metrics>,
+) -> ExitCode {
     let (status_tx, mut status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
     let lease = cfg.lease_name.clone();
     metrics.set_leader(&lease, false);

@@ -60,12 +60,12 @@ where
     let listed = api.list(&lp).await.map_err(|e| s.error(&e))?;
     let version = listed.metadata.resource_version.clone().unwrap_or_default();
     let mut items = listed.items;
-    if let Some(missing) = q.names.iter().find(|n| !items.iter().any(|r| &r.name_any() == *n)) {
-        return Err(CliError::with_code(
-            format!("Error from server (NotFound): {} \"{missing}\" not found", kind.plural),
-            exit::NOT_FOUND,
-        ));
-    }
+    // As `kubectl get a nope`: what was found is printed, then a NotFound for each name that
+    // was not (a watch starts only when every name was found).
+    let missing = match not_found(kind, q.names, &items) {
+        Some(e) if follow => return Err(e),
+        missing => missing,
+    };
     if !q.names.is_empty() {
         items.retain(|r| q.names.contains(&r.name_any()));
     }
@@ -80,7 +80,7 @@ where
     };
     let rows = (kind.rows)(&items, Timestamp::now(), q.all_namespaces, printer.wide());
     let nothing = items.is_empty() && printer.is_table();
-    if nothing {
+    if nothing && q.names.is_empty() {
         if q.all_namespaces {
             eprintln!("No resources found");
         } else {
@@ -91,13 +91,24 @@ where
         if !nothing {
             emit(&printer.print(&got, rows)?);
         }
-        return Ok(ExitCode::SUCCESS);
+        return missing.map_or(Ok(ExitCode::SUCCESS), Err);
     }
     let mut follow = Follow::new(printer);
     if !items.is_empty() {
         emit(&follow.print(&got, rows)?);
     }
     watch(s, &api, kind, q, version, &mut follow).await
+}
+
+/// kubectl's NotFound for each of `names` that is not among `items`, one line each; None when
+/// every one is there.
+fn not_found<K: Resource>(kind: &Kind<K>, names: &[String], items: &[K]) -> Option<CliError> {
+    let lines: Vec<String> = names
+        .iter()
+        .filter(|n| !items.iter().any(|r| &r.name_any() == *n))
+        .map(|n| format!("Error from server (NotFound): {} \"{n}\" not found", kind.plural))
+        .collect();
+    (!lines.is_empty()).then(|| CliError::with_code(lines.join("\n"), exit::NOT_FOUND))
 }
 
 /// `-w`: a row (or document, or name) per change to the objects listed, from `version` on,

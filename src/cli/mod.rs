@@ -40,6 +40,7 @@ pub enum Command {
     Crds,
     /// Run the whole system on one machine: simulator, controller and a sample service.
     #[cfg(feature = "demo")]
+    #[command(args = unused_kube_args())]
     Demo(crate::demo::DemoArgs),
     /// Inspect and steer Rollouts.
     #[command(subcommand)]
@@ -55,6 +56,31 @@ pub enum Command {
 }
 
 pub use crate::stdout::emit;
+
+/// kubectl's global flags as a command that runs its own API server has them: hidden from its
+/// help and not passed on (given, [`kube_flags_given`] names them and the command refuses).
+fn unused_kube_args() -> Vec<clap::Arg> {
+    use clap::Args;
+    KubeArgs::augment_args(clap::Command::new("kube"))
+        .get_arguments()
+        .map(|a| a.clone().hide(true).global(false))
+        .collect()
+}
+
+/// The kubectl flags given on the command line (`--kubeconfig`, `-n`, …).
+fn kube_flags_given(k: &KubeArgs) -> Vec<&'static str> {
+    let given = [
+        ("--kubeconfig", k.kubeconfig.is_some()),
+        ("--context", k.context.is_some()),
+        ("--cluster", k.cluster.is_some()),
+        ("--user", k.user.is_some()),
+        ("--namespace", k.namespace.is_some()),
+        ("--as", k.as_user.is_some()),
+        ("--as-group", !k.as_group.is_empty()),
+        ("--request-timeout", k.request_timeout.is_some()),
+    ];
+    given.into_iter().filter(|(_, g)| *g).map(|(f, _)| f).collect()
+}
 
 /// The client for the agent (the same flags as every command, kube-rs's timeouts unless
 /// `--request-timeout` says otherwise: its watches are long and quiet).
@@ -90,7 +116,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Controller(args) => controller::run(&kube, args).await,
         #[cfg(feature = "demo")]
-        Command::Demo(args) => crate::demo::run(args, rollout::render_now).await,
+        Command::Demo(args) => match kube_flags_given(&kube).as_slice() {
+            [] => crate::demo::run(args, rollout::render_now).await,
+            flags => finish(Err(CliError::usage(format!(
+                "baton demo runs its own API server and takes no kubeconfig or namespace: {} does not apply",
+                flags.join(", ")
+            )))),
+        },
         Command::Listeners(args) => finish(async { listeners::execute(&session(&kube).await?, args).await }.await),
         Command::Agent(args) => match client(&kube).await {
             Ok(c) => agent::run(c, args).await,

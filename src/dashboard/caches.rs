@@ -81,6 +81,13 @@ pub struct Watches {
     _tasks: JoinSet<()>,
 }
 
+impl Watches {
+    /// Stop every watch and wait until each has ended.
+    pub async fn stop(&mut self) {
+        self._tasks.shutdown().await;
+    }
+}
+
 impl Caches {
     /// Start watching, in `namespace` or all (None), as `session`'s user.
     pub fn start(session: &Session, namespace: Option<String>) -> (Caches, Watches) {

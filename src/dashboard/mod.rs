@@ -94,6 +94,13 @@ impl Drop for Served {
 }
 
 impl Served {
+    /// Stop serving and watching, and wait until every watch has ended (nothing is left
+    /// talking to the API server).
+    pub async fn stop(mut self) {
+        self.server.abort();
+        self._watches.stop().await;
+    }
+
     /// The URL to open.
     pub fn url(&self) -> String {
         let host = match self.address.ip() {

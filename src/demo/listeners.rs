@@ -1,11 +1,14 @@
 //! The demo's listener side: every pod of the sample service runs the baton agent (as its
-//! in-process "process" in the simulator), and each start/stop is logged so the demo can show
-//! each handover (old pod → new pod, gap in ms) and count duplicates.
+//! in-process "process": baton-sim's kubelet runs it, or on the real control plane
+//! `baton_cluster::programs`), and each start/stop is logged so the demo can show each handover
+//! (old pod → new pod, gap in ms) and count duplicates.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use baton_sim::{PodContext, Sim};
+use baton_sim::Sim;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
 
 use crate::agent::{Agent, AgentConfig, AgentEvent};
 
@@ -86,39 +89,150 @@ impl HandoverLog {
     }
 }
 
-/// Run the agent in every pod labelled `app=<app>`, logging into `log`.
-pub fn attach_agents(sim: &Sim, app: &str, log: HandoverLog) {
+/// The agents of the demo's pods, stopped together at the end: each releases its Leases while
+/// the API server still answers, so nothing talks to it once it stops.
+pub struct Agents {
+    stop: watch::Sender<bool>,
+    running: watch::Sender<usize>,
+}
+
+/// Counts one running agent for as long as it lives (however its task ends).
+struct Counted(watch::Sender<usize>);
+
+impl Counted {
+    fn new(running: &watch::Sender<usize>) -> Counted {
+        running.send_modify(|n| *n += 1);
+        Counted(running.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Agents {
+    /// Tell every agent to stop (as on SIGTERM) and wait until all have finished, at most
+    /// `deadline`; agents of pods that start later do not run.
+    pub async fn stop(&self, deadline: Duration) {
+        let _ = self.stop.send(true);
+        let mut running = self.running.subscribe();
+        let _ = tokio::time::timeout(deadline, running.wait_for(|n| *n == 0)).await;
+    }
+}
+
+/// What an agent learns about its pod (from either backend's kubelet).
+struct PodContext {
+    namespace: String,
+    name: String,
+    uid: String,
+    sigterm: watch::Receiver<bool>,
+}
+
+/// How an agent gets its client: its own identity, `agent-<pod>`.
+type Identities = Arc<dyn Fn(String) -> BoxFuture<'static, Option<kube::Client>> + Send + Sync>;
+
+fn agents_and_counter() -> (Agents, watch::Sender<bool>, watch::Sender<usize>) {
+    let (stop, _) = watch::channel(false);
+    let (running, _) = watch::channel(0usize);
+    let agents = Agents {
+        stop: stop.clone(),
+        running: running.clone(),
+    };
+    (agents, stop, running)
+}
+
+/// Run the agent in every pod labelled `app=<app>` of the simulator, logging into `log`.
+pub fn attach_agents(sim: &Sim, app: &str, log: HandoverLog) -> Agents {
     let ids = sim.identities();
+    let ids: Identities = Arc::new(move |who: String| {
+        let c = ids.client(&who).ok();
+        Box::pin(async move { c })
+    });
     let app = app.to_string();
+    let (agents, stop, running) = agents_and_counter();
     sim.kubelet.attach(
         move |pod| pod.pointer("/metadata/labels/app").and_then(|v| v.as_str()) == Some(app.as_str()),
-        Arc::new(move |ctx: PodContext| {
-            let (log, ids) = (log.clone(), ids.clone());
-            Box::pin(async move {
-                let Ok(client) = ids.client(&format!("agent-{}", ctx.name)) else {
-                    return;
-                };
-                let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));
-                let mut sigterm = ctx.sigterm.clone();
-                let mut terminating = false;
-                loop {
-                    tokio::select! {
-                        ev = agent.next() => match ev {
-                            Some(AgentEvent::Start(s)) => log.start(&ctx.name, &s.listener, s.fencing_token),
-                            Some(AgentEvent::Stop(s)) => {
-                                log.stop(&ctx.name, &s.listener);
-                                s.ack();
-                            }
-                            None => break,
-                        },
-                        _ = sigterm.changed(), if !terminating => {
-                            // SIGTERM: stop everything and release every Lease at once.
-                            terminating = true;
-                            agent.shutdown();
-                        }
-                    }
-                }
-            })
+        Arc::new(move |ctx: baton_sim::PodContext| {
+            let (log, ids, stop) = (log.clone(), ids.clone(), stop.subscribe());
+            let counted = Counted::new(&running);
+            let ctx = PodContext {
+                namespace: ctx.namespace,
+                name: ctx.name,
+                uid: ctx.uid,
+                sigterm: ctx.sigterm,
+            };
+            Box::pin(run_agent(ctx, ids, log, stop, counted))
         }),
     );
+    agents
+}
+
+/// Run the agent in every pod labelled `app=<app>` of namespace `default` on the real control
+/// plane (kwok's nodes run nothing; `baton_cluster::programs` plays the kubelet for them).
+pub fn attach_agents_real(
+    cp: Arc<baton_cluster::ControlPlane>,
+    client: kube::Client,
+    app: &str,
+    log: HandoverLog,
+) -> (Agents, tokio::task::JoinHandle<()>) {
+    let ids: Identities = Arc::new(move |who: String| {
+        let cp = cp.clone();
+        Box::pin(async move { cp.client_as(&who).await.ok() })
+    });
+    let (agents, stop, running) = agents_and_counter();
+    let program: baton_cluster::programs::Program = Arc::new(move |ctx: baton_cluster::programs::PodContext| {
+        let (log, ids, stop) = (log.clone(), ids.clone(), stop.subscribe());
+        let counted = Counted::new(&running);
+        let ctx = PodContext {
+            namespace: ctx.namespace,
+            name: ctx.name,
+            uid: ctx.uid,
+            sigterm: ctx.sigterm,
+        };
+        Box::pin(run_agent(ctx, ids, log, stop, counted))
+    });
+    let task = baton_cluster::programs::run_in_pods(client, "default", &format!("app={app}"), program);
+    (agents, task)
+}
+
+/// One pod's agent, until its pod's SIGTERM or the demo's end made it release everything.
+async fn run_agent(
+    ctx: PodContext,
+    ids: Identities,
+    log: HandoverLog,
+    mut stop: watch::Receiver<bool>,
+    _counted: Counted,
+) {
+    if *stop.borrow_and_update() {
+        return;
+    }
+    let Some(client) = ids(format!("agent-{}", ctx.name)).await else {
+        return;
+    };
+    let mut agent = Agent::start(client, AgentConfig::new(&ctx.namespace, &ctx.name, &ctx.uid));
+    let mut sigterm = ctx.sigterm.clone();
+    let mut terminating = false;
+    loop {
+        tokio::select! {
+            ev = agent.next() => match ev {
+                Some(AgentEvent::Start(s)) => log.start(&ctx.name, &s.listener, s.fencing_token),
+                Some(AgentEvent::Stop(s)) => {
+                    log.stop(&ctx.name, &s.listener);
+                    s.ack();
+                }
+                None => break,
+            },
+            // SIGTERM, or the demo ends: stop everything and release every Lease at once.
+            _ = sigterm.changed(), if !terminating => {
+                terminating = true;
+                agent.shutdown();
+            }
+            _ = stop.changed(), if !terminating => {
+                terminating = true;
+                agent.shutdown();
+            }
+        }
+    }
 }

@@ -9,10 +9,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baton_sim::{KubeletConfig, Sim, SimConfig};
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
@@ -27,7 +26,10 @@ macro_rules! out {
 mod around;
 pub mod listeners;
 pub mod states;
+mod world;
 use listeners::HandoverLog;
+pub use world::Cluster;
+use world::World;
 
 /// How the CLI renders a Rollout (`baton rollout status`).
 pub type Render = fn(&Rollout) -> String;
@@ -39,6 +41,8 @@ pub enum DemoError {
     Kube(#[from] kube::Error),
     #[error("installing CRDs: {0}")]
     InstallCrds(#[source] kube::Error),
+    #[error("CustomResourceDefinition {0} was not Established within 60 s")]
+    CrdNotEstablished(String),
     #[error(transparent)]
     Request(#[from] http::Error),
     #[error("timed out after {0:?}")]
@@ -85,6 +89,12 @@ pub struct DemoArgs {
     /// Where to serve the controller's /metrics (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub metrics_addr: std::net::SocketAddr,
+    /// The API server: the embedded simulator, or the real control plane on this machine
+    /// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok; built from the Go
+    /// module proxy on first use, 15-30 minutes on 2 cores, then cached). (`--cluster` is
+    /// kubectl's flag, which every other command takes.)
+    #[arg(long, value_enum, default_value_t = Cluster::Sim)]
+    pub backend: Cluster,
 }
 
 const NAME: &str = "user-service";
@@ -261,10 +271,22 @@ async fn get_rollouts_table(client: &kube::Client) -> Result<String, DemoError> 
 /// Create baton's CRDs (the demo's simulator, and the tests' and benchmarks').
 pub async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("baton").force();
     for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
-        crds.create(&PostParams::default(), &crd)
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &params, &Patch::Apply(&crd))
             .await
             .map_err(DemoError::InstallCrds)?;
+        // kube-apiserver serves a CRD's resources only once it is Established.
+        let established = kube::runtime::wait::await_condition(
+            crds.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(Duration::from_secs(60), established)
+            .await
+            .map_err(|_| DemoError::CrdNotEstablished(name.clone()))?
+            .map_err(|_| DemoError::CrdNotEstablished(name))?;
     }
     Ok(())
 }
@@ -419,41 +441,37 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn,kube_client=error");
     }
-    crate::telemetry::init(crate::telemetry::LogFormat::Pretty);
-    let config = SimConfig {
-        kubelet: KubeletConfig {
-            ready_delay: Duration::from_millis(args.ready_delay_ms),
-            ..KubeletConfig::default()
-        },
-        ..SimConfig::default()
-    };
-    let sim = match Sim::start(config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: starting the simulator: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    out!(
-        "baton demo: API server simulator at {} (kubeconfig {})",
-        sim.https_url(),
-        sim.kubeconfig_path().display()
-    );
-    let client = match sim.client().await {
-        Ok(c) => c,
+    // The API server first: the control plane's readiness probes fail until it is up, and
+    // nothing should log them.
+    let mut world = match World::start(args.backend, Duration::from_millis(args.ready_delay_ms)).await {
+        Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    crate::telemetry::init(crate::telemetry::LogFormat::Pretty);
+    out!(
+        "baton demo: {} (kubeconfig {})",
+        world.describe(),
+        world.kubeconfig_path().display()
+    );
+    let client = match world.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            world.stop().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let log = HandoverLog::default();
-    listeners::attach_agents(&sim, NAME, log.clone());
+    let agents = world.attach_agents(client.clone(), NAME, log.clone());
     if let Err(e) = install_crds(&client).await {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
     let dashboard = match args.keep {
-        true => match dashboard(&sim, client.clone(), args.dashboard_address).await {
+        true => match dashboard(world.server(), client.clone(), args.dashboard_address).await {
             Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -498,24 +516,31 @@ pub async fn run(args: DemoArgs, render: Render) -> ExitCode {
         }
     };
     if let Some(d) = &dashboard {
-        out!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\n  baton rollout status {NAME}\nDashboard: {}rollouts/default/{NAME} (also `baton dashboard` with that KUBECONFIG)\nPress Ctrl-C to stop.", sim.kubeconfig_path().display(), d.url());
+        out!("\nStill running. Try:\n  export KUBECONFIG={}\n  kubectl get rollouts -o wide\n  kubectl wait --for=condition=Ready rollout/{NAME} --timeout=60s\n  kubectl get pods\n  baton rollout status {NAME}\nDashboard: {}rollouts/default/{NAME} (also `baton dashboard` with that KUBECONFIG)\nPress Ctrl-C to stop.", world.kubeconfig_path().display(), d.url());
         operator::shutdown_signal().await;
     }
+    // Every client stops before the API server does, the controller first (it would act on
+    // the agents' releases): nothing is left talking to a server that went away.
     let _ = stop_tx.send(());
     let _ = controller.await;
+    agents.stop(Duration::from_secs(10)).await;
+    if let Some(d) = dashboard {
+        d.stop().await;
+    }
+    world.stop().await;
     code
 }
 
-/// `baton dashboard` on the simulator, as its admin: at `address`, else on any free port.
+/// `baton dashboard` on the demo's API server, as its admin: at `address`, else on any free port.
 async fn dashboard(
-    sim: &Sim,
+    server: String,
     client: kube::Client,
     address: std::net::SocketAddr,
 ) -> Result<crate::dashboard::Served, DemoError> {
     let session = crate::session::Session {
         client,
         namespace: "default".into(),
-        server: sim.addr().to_string(),
+        server,
         read_timeout: None,
     };
     let ns = Some("default".to_string());

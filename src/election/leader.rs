@@ -1,18 +1,18 @@
-//! Leading: run the work, renew the Lease, fence by time, and end by releasing the Lease (or by
-//! losing it), as described on [`run`](super::run).
+//! Leading, on the election thread: have the work started, renew the Lease, fence by time, and
+//! end by releasing the Lease (or by losing it), as described on [`run`](super::run).
 
 use std::future::Future;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::lock::transitions_of;
+use super::thread::{FromWork, Link, ToWork};
 use super::{
     holder_of, lease_ref, publish, publish_observed, ElectionConfig, ElectionError, ElectionOutcome, ElectionStatus,
-    Leader, Leadership, LeaseLock, WriteOutcome,
+    Leadership, LeaseLock, WriteOutcome,
 };
 
 /// Poll an optional future; pending forever when there is none.
@@ -53,20 +53,16 @@ async fn renew_once(lock: &LeaseLock) -> Result<Renewal, kube::Error> {
     })
 }
 
-/// Lead: run the work, renew, and end as described on [`run`](super::run).
-pub(super) async fn lead_until_done<S, F, Fut>(
+/// Lead, on the election thread: tell the caller's future to start the work, renew every
+/// retry period, fence by time, and release once the work has finished, as described on
+/// [`run`](super::run). None: the caller's future was dropped (and the work with it).
+pub(super) async fn lead_until_done(
     lock: &LeaseLock,
     cfg: &ElectionConfig,
     acquired: Acquired,
-    mut shutdown: std::pin::Pin<&mut S>,
-    lead: F,
+    link: &mut Link,
     status: &watch::Sender<ElectionStatus>,
-) -> Result<ElectionOutcome, ElectionError>
-where
-    S: Future<Output = ()>,
-    F: FnOnce(Leader) -> Fut,
-    Fut: Future,
-{
+) -> Option<Result<ElectionOutcome, ElectionError>> {
     let lease_name = lease_ref(cfg);
     let transitions = transitions_of(&acquired.lease);
     info!(
@@ -79,7 +75,7 @@ where
         s.leadership = Leadership::Leading;
         s.acquisitions += 1;
     });
-    let token = CancellationToken::new();
+    let token = link.stop.clone();
     let stop = |why: &str| {
         if !token.is_cancelled() {
             info!(lease = %lease_name, reason = why, "leader election: stopping the leader's work");
@@ -87,16 +83,16 @@ where
             publish(status, |s| s.leadership = Leadership::Standby);
         }
     };
-    let mut work = Some(Box::pin(lead(Leader {
-        stop: token.clone(),
+    let start = ToWork::Lead {
         lease_transitions: transitions,
-        identity: cfg.identity.clone(),
-    })));
-
+    };
+    if link.to_work.send(start).is_err() {
+        stop("the election was dropped");
+        return None;
+    }
     let mut term = Term::new(acquired, cfg);
     let mut renewal = None;
-    let mut shutdown_seen = false;
-    while work.is_some() {
+    loop {
         let deadline = term.last_renew + cfg.renew_deadline;
         tokio::select! {
             biased;
@@ -110,24 +106,30 @@ where
                 term.lost = Some(reason);
                 renewal = None;
             }
-            () = tokio::time::sleep_until(deadline + cfg.abort_grace()), if term.lost.is_some() => {
+            () = tokio::time::sleep_until(deadline + cfg.abort_grace()), if term.lost.is_some() && !term.drop_asked => {
                 error!(lease = %lease_name, "leader election: the leader's work ignored the stop signal; dropping it");
-                work = None;
-                term.work_aborted = true;
+                term.drop_asked = true;
+                let _ = link.to_work.send(ToWork::Drop);
             }
-            _ = poll_opt(&mut work) => {
-                work = None;
-                if !token.is_cancelled() {
-                    error!(lease = %lease_name, "leader election: the leader's work ended by itself");
-                    term.ended_by_itself = true;
-                    stop("the work ended");
+            msg = link.from_work.recv() => match msg {
+                Some(FromWork::Shutdown) => {
+                    term.shutdown_first = term.lost.is_none();
+                    stop("shutdown");
                 }
-            }
-            () = &mut shutdown, if !shutdown_seen => {
-                shutdown_seen = true;
-                term.shutdown_first = term.lost.is_none();
-                stop("shutdown");
-            }
+                Some(FromWork::Finished { dropped }) => {
+                    if !token.is_cancelled() {
+                        error!(lease = %lease_name, "leader election: the leader's work ended by itself");
+                        term.ended_by_itself = true;
+                        stop("the work ended");
+                    }
+                    term.work_aborted = dropped;
+                    break;
+                }
+                None => {
+                    stop("the election was dropped");
+                    return None;
+                }
+            },
             r = poll_opt(&mut renewal) => {
                 renewal = None;
                 term.renewed(r, cfg, &lease_name, &stop);
@@ -140,7 +142,7 @@ where
     }
     drop(renewal);
     publish(status, |s| s.leadership = Leadership::Standby);
-    term.end(lock, cfg, lease_name, status).await
+    Some(term.end(lock, cfg, lease_name, status).await)
 }
 
 /// What the leading loop keeps between events.
@@ -154,6 +156,8 @@ struct Term {
     lost: Option<String>,
     shutdown_first: bool,
     ended_by_itself: bool,
+    /// The caller's future was asked to drop the work.
+    drop_asked: bool,
     work_aborted: bool,
 }
 
@@ -167,6 +171,7 @@ impl Term {
             lost: None,
             shutdown_first: false,
             ended_by_itself: false,
+            drop_asked: false,
             work_aborted: false,
         }
     }

@@ -7,6 +7,15 @@
 //! runs the reconcilers, which [`run`] starts by calling the caller's `lead` factory with a
 //! [`Leader`] context and stops by cancelling [`Leader::stop`].
 //!
+//! * **The election runs on a thread of its own.** Standing by, acquiring, renewing, the
+//!   renew-deadline bookkeeping and the release run on a dedicated OS thread
+//!   (`baton-election`) with a current-thread tokio runtime of its own and, built there with
+//!   [`ElectionClient::build`], a client of its own. The `lead` future is polled by [`run`]'s
+//!   own future on the caller's runtime; the two talk over channels. However long the work's
+//!   polls hold their thread (the controllers poll their reconcilers inside their own streams,
+//!   and one ListenerSet decision over thousands of listeners is a synchronous pass), or every
+//!   worker of the caller's runtime, renewals go out every retry period, as client-go's do
+//!   from a goroutine of their own: a busy leader keeps its Lease.
 //! * **Every write is conditional.** Acquire and renew read the Lease, then either create it
 //!   (when absent; `409 AlreadyExists` = another replica won) or *replace* it with the observed
 //!   `metadata.resourceVersion` (`409 Conflict` = the read is stale, someone else wrote first).
@@ -21,16 +30,19 @@
 //!   monotonic instant at which it *sent* (started) its last successful acquire/renew: the write
 //!   reached the server after that, and any standby observed it later still, so a standby cannot
 //!   take over before `last_renew_sent + lease_duration`. If no renew succeeds by
-//!   `last_renew_sent + renew_deadline` the leader cancels [`Leader::stop`] *at that instant*
-//!   (`renew_deadline < lease_duration` leaves the gap for the work to wind down). If the `lead`
-//!   future still has not finished halfway through that gap
-//!   (`last_renew_sent + renew_deadline + (lease_duration - renew_deadline) / 2`) it is dropped,
-//!   which cancels it at its next `.await`. The `lead` future is polled inside [`run`]'s own
-//!   future (never spawned), so dropping it really stops everything it owns; work it spawned
-//!   itself must be tied to [`Leader::stop`]. [`run`] then returns
-//!   [`ElectionError::LostLeadership`] and the process is expected to exit non-zero.
-//!   A renew that finds another holder on the Lease ends leadership at once, without waiting
-//!   for the deadline.
+//!   `last_renew_sent + renew_deadline` the election thread cancels [`Leader::stop`] *at that
+//!   instant*, whatever the caller's runtime is doing (`renew_deadline < lease_duration` leaves
+//!   the gap for the work to wind down). If the `lead` future still has not finished halfway
+//!   through that gap (`last_renew_sent + renew_deadline + (lease_duration - renew_deadline) /
+//!   2`) the thread has [`run`]'s future drop it, which cancels it at its next `.await`: that
+//!   future checks the thread's word before every poll of the work, so work whose polls hog
+//!   the thread is dropped as soon as its current poll returns (no future can be interrupted
+//!   inside a poll). The `lead` future is polled inside [`run`]'s own future (never spawned),
+//!   so dropping it really stops everything it owns; work it spawned itself must be tied to
+//!   [`Leader::stop`]. [`run`] then returns [`ElectionError::LostLeadership`] and the process
+//!   is expected to exit non-zero. A renew that finds another holder on the Lease ends
+//!   leadership at once, without waiting for the deadline. Dropping [`run`]'s future drops the
+//!   work, cancels [`Leader::stop`] and ends the election thread (no more renewals, no release).
 //! * **Graceful handover.** When `shutdown` fires on the leader, it cancels [`Leader::stop`],
 //!   *keeps renewing* while the `lead` future winds down, and only after that future has
 //!   finished releases the Lease like client-go's `ReleaseOnCancel`: `holderIdentity` cleared,
@@ -81,18 +93,20 @@
 //! until [`Leader::stop`] is cancelled and resolves only once they have stopped (for a kube
 //! `Controller`: `.graceful_shutdown_on(leader.stop.cancelled_owned())`, then await the stream to
 //! its end). Do not also bind the controllers to the process's signal: `shutdown` goes to
-//! [`run`], which stops the work first and releases the Lease after.
+//! [`run`], which stops the work first and releases the Lease after. Give the election a client
+//! of its own, built on its thread ([`ElectionClient::build`]); a ready-made `kube::Client`
+//! also works, but its dispatch task stays on the runtime that built it.
 //!
 //! ```no_run
 //! # async fn run_controllers(_: kube::Client, _stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {}
-//! # async fn demo(client: kube::Client) {
-//! use baton::election::{self, ElectionConfig, ElectionStatus, Leader};
+//! # async fn demo(config: kube::Config, work_client: kube::Client) {
+//! use baton::election::{self, ElectionClient, ElectionConfig, ElectionStatus, Leader};
 //! let cfg = ElectionConfig::new("baton-controller", "baton-system", "baton-7d9f-abcde");
 //! let (status_tx, _status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
 //! let shutdown = async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! };
-//! let work_client = client.clone();
+//! let client = ElectionClient::build(move || kube::Client::try_from(config).map_err(|e| e.to_string()));
 //! let lead = move |leader: Leader| run_controllers(work_client, leader.stop.cancelled_owned());
 //! match election::run(client, cfg, shutdown, lead, status_tx).await {
 //!     Ok(outcome) => tracing::info!(?outcome, "leader election ended"),
@@ -107,17 +121,21 @@
 //! # Layout
 //!
 //! `config` (settings and timing rules), `lock` (the Lease's conditional reads and writes),
-//! `standby` (watching and acquiring) and `leader` (renewing, fencing, releasing).
+//! `thread` (the election thread and its messages), `standby` (watching and acquiring) and
+//! `leader` (renewing, fencing, releasing) on that thread, and `work` (polling `shutdown` and
+//! the `lead` future in [`run`]'s own future).
 use std::future::Future;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 mod config;
 mod leader;
 mod lock;
 mod standby;
+mod thread;
+mod work;
 
 pub use config::{
     ConfigError, ElectionConfig, DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD, JITTER_FACTOR,
@@ -125,9 +143,7 @@ pub use config::{
 };
 pub use lock::{holder_of, LeaseLock, WriteOutcome};
 
-use leader::lead_until_done;
 use lock::transitions_of;
-use standby::stand_by;
 
 /// Whether this replica currently leads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -198,6 +214,55 @@ pub enum ElectionError {
     /// possible) so a standby takes over.
     #[error("the leader's work ended by itself while it held Lease {lease} (released: {released})")]
     WorkEnded { lease: String, released: bool },
+    /// The election thread could not start (no thread, runtime or client) or ended without an
+    /// outcome; if it was leading, the work has been stopped.
+    #[error("the election thread failed: {0}")]
+    Thread(String),
+}
+
+/// The client the election thread uses: built on that thread ([`ElectionClient::build`]), or
+/// given ready-made (`From<kube::Client>`).
+///
+/// A kube [`Client`](kube::Client) hands every request to a dispatch task spawned on the
+/// runtime it was built on. Built on the election thread, that task runs there too, so
+/// renewals depend on nothing the caller's runtime does; a ready-made client still sends its
+/// requests from the election thread, but its dispatch task needs its own runtime to be
+/// responsive (fine in tests, not for a controller whose work can hog its runtime).
+pub struct ElectionClient(ClientSource);
+
+enum ClientSource {
+    Ready(kube::Client),
+    Build(Box<dyn FnOnce() -> Result<kube::Client, String> + Send>),
+}
+
+impl ElectionClient {
+    /// A client that `make` builds on the election thread (its error ends [`run`] with
+    /// [`ElectionError::Thread`]).
+    pub fn build(make: impl FnOnce() -> Result<kube::Client, String> + Send + 'static) -> Self {
+        ElectionClient(ClientSource::Build(Box::new(make)))
+    }
+
+    fn make(self) -> Result<kube::Client, String> {
+        match self.0 {
+            ClientSource::Ready(c) => Ok(c),
+            ClientSource::Build(make) => make(),
+        }
+    }
+}
+
+impl From<kube::Client> for ElectionClient {
+    fn from(client: kube::Client) -> Self {
+        ElectionClient(ClientSource::Ready(client))
+    }
+}
+
+impl std::fmt::Debug for ElectionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            ClientSource::Ready(_) => "ElectionClient(ready)",
+            ClientSource::Build(_) => "ElectionClient(built on the election thread)",
+        })
+    }
 }
 
 fn work_fate(aborted: bool) -> &'static str {
@@ -225,12 +290,15 @@ fn publish_observed(status: &watch::Sender<ElectionStatus>, lease: Option<&Lease
 
 /// Run the election until `shutdown` fires or leadership is lost.
 ///
+/// The election itself runs on a thread of its own (see the module docs); `run`'s future polls
+/// `shutdown` and the `lead` future, and does what that thread says.
+///
 /// * Standing by, it watches the Lease and tries to acquire it every `retry_period` (jittered),
 ///   at the instant the observed holder's lease would expire, and at once when the Lease is
 ///   released or deleted.
 /// * On acquiring, it publishes [`Leadership::Leading`] and calls `lead` once with a
-///   [`Leader`]; the returned future is polled by `run` itself while it renews the Lease every
-///   `retry_period`.
+///   [`Leader`]; the returned future is polled by `run` itself while the election thread renews
+///   the Lease every `retry_period`, however long the future's polls take.
 /// * `shutdown` while leading: [`Leader::stop`] is cancelled, renewals continue until the
 ///   `lead` future finishes, then the Lease is released → `Ok(`[`ElectionOutcome::Released`]`)`.
 ///   `shutdown` while standing by → `Ok(`[`ElectionOutcome::NotLeading`]`)`.
@@ -238,10 +306,12 @@ fn publish_observed(status: &watch::Sender<ElectionStatus>, lease: Option<&Lease
 ///   cancelled at that instant, the `lead` future is awaited (dropped if it overstays, see the
 ///   module docs) → `Err(`[`ElectionError::LostLeadership`]`)`: exit non-zero.
 /// * The `lead` future ending on its own → Lease released → `Err(`[`ElectionError::WorkEnded`]`)`.
+/// * Dropping `run`'s future drops the `lead` future, cancels [`Leader::stop`] and ends the
+///   election thread without releasing the Lease (standbys take over after it expires).
 ///
 /// A replica leads at most once per call: after losing leadership the process should restart.
 pub async fn run<S, F, Fut>(
-    client: kube::Client,
+    client: impl Into<ElectionClient>,
     cfg: ElectionConfig,
     shutdown: S,
     lead: F,
@@ -253,14 +323,23 @@ where
     Fut: Future,
 {
     cfg.validate()?;
-    let lock = LeaseLock::new(client, &cfg);
-    let mut shutdown = std::pin::pin!(shutdown);
-    publish(&status, |s| s.leadership = Leadership::Standby);
-    let acquired = match stand_by(&lock, &cfg, shutdown.as_mut(), &status).await {
-        Some(a) => a,
-        None => return Ok(ElectionOutcome::NotLeading),
+    let stop = CancellationToken::new();
+    let (to_thread, from_work) = mpsc::unbounded_channel();
+    let (to_work, from_thread) = mpsc::unbounded_channel();
+    let identity = cfg.identity.clone();
+    let link = thread::Link {
+        from_work,
+        to_work,
+        stop: stop.clone(),
     };
-    lead_until_done(&lock, &cfg, acquired, shutdown, lead, &status).await
+    thread::spawn(client.into(), cfg, status, link).map_err(|e| ElectionError::Thread(format!("starting it: {e}")))?;
+    let link = work::Link {
+        to_thread,
+        from_thread,
+        stop,
+        identity,
+    };
+    work::follow(shutdown, lead, link).await
 }
 
 fn lease_ref(cfg: &ElectionConfig) -> String {

@@ -79,3 +79,17 @@ fn observer_restarts_clock_only_on_change() {
     o.observe(None, t1, Duration::from_secs(9));
     assert_eq!(o.expires_at(), None);
 }
+
+#[tokio::test]
+async fn a_client_that_cannot_be_built_ends_the_election_with_its_reason() {
+    let (tx, _rx) = watch::channel(ElectionStatus::default());
+    let client = ElectionClient::build(|| Err("no kubeconfig".to_string()));
+    let r = run(client, cfg(), std::future::pending(), |_: Leader| async {}, tx).await;
+    match r {
+        Err(e @ ElectionError::Thread(_)) => assert_eq!(
+            e.to_string(),
+            "the election thread failed: building its client: no kubeconfig"
+        ),
+        other => panic!("expected a thread error, got {other:?}"),
+    }
+}

@@ -30,9 +30,16 @@
 //! * **Fenced pods get nothing new**, in any set, until their agent registers again (the fence is
 //!   on the liveness Lease, so a restarted controller knows it too); nor do pods whose
 //!   registration is stale, pods that left a listener of this set unacknowledged past its duration
-//!   (their agent does not serve this set: remembered per set until the pod acknowledges one or
-//!   restarts), nor pods an agent of the per-listener protocol let a Lease expire on
-//!   ([`Unresponsive`], across sets). Such pods are not asked to give up what they hold either.
+//!   (their agent does not serve this set: remembered per set until the pod acknowledges one,
+//!   restarts, its agent registers after that assignment lapsed, or a recover finds its agent
+//!   renewing), nor pods that never registered and on which an agent of the per-listener protocol
+//!   let a Lease expire ([`Unresponsive`], across sets). Such pods are not asked to give up what
+//!   they hold either. A pod whose agent renews its registration is never named as stopped
+//!   ([`Silence`]).
+//! * **Registered pods first.** A pod whose agent never registered gets a new listener only while
+//!   no registered, answering pod may take listeners (or those cannot hold them all within
+//!   `maxPerPod`): agents of the per-listener protocol never register and show themselves only by
+//!   acknowledging an assignment, which is all their compatibility needs.
 //! * **A Lease being deleted** (it carries the finalizer [`LEASE_FINALIZER`], so it stays with
 //!   its holder and token) is released by a live holder first (`lease-deleted`), then let go
 //!   ([`Move::RemoveFinalizer`]) once nobody runs its listener; the listener then gets a new
@@ -129,9 +136,18 @@ pub struct LivenessFacts {
     /// could lapse. A listener whose set has a shorter lease needs a timer of its own until the
     /// agent renews with that duration.
     pub wakes_after: Option<std::time::Duration>,
+    /// When this controller first saw the registration its liveness Lease records now (a new
+    /// registration number, or a Lease made anew); `None`: not registered, or not known when
+    /// (as good as before anything this controller remembers).
+    pub registration_seen: Option<Instant>,
 }
 
 impl LivenessFacts {
+    /// Registered on its liveness Lease.
+    pub fn registered(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.registered)
+    }
+
     /// Registered, and not seen writing its liveness Lease (never counting from before this
     /// controller `started`) for as long as that Lease says: its agent does not answer. The
     /// agent renews at a quarter of the shortest lease it holds and writes that as its
@@ -382,31 +398,6 @@ fn liveness_creates(input: &Input) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every selected pod, plus every pod named as a holder (never eligible unless selected).
-fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<PodView> {
-    let holders: BTreeSet<&str> = judged.views.iter().filter_map(|l| l.holder.as_deref()).collect();
-    input
-        .pods
-        .iter()
-        .filter(|p| p.selected || holders.contains(p.name.as_str()))
-        .map(|p| PodView {
-            name: p.name.clone(),
-            uid: p.uid.clone(),
-            eligible: p.selected && p.eligible && answers(input, judged, memory, p),
-            weight: p.weight,
-        })
-        .collect()
-}
-
-/// Whether a pod's agent answers: not fenced, not registered-but-silent, not lapsed here, not
-/// unresponsive elsewhere.
-fn answers(input: &Input, judged: &Judged, memory: &Memory, p: &PodFacts) -> bool {
-    let live = input.liveness.get(&p.uid);
-    let fenced = live.and_then(|l| l.lease.as_ref()).is_some_and(|l| l.fenced);
-    let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
-    !fenced && !stale && !judged.lapsed.contains(&p.uid) && !memory.lapsed(p) && !input.unresponsive.contains(p)
-}
-
 /// The spec's listeners; with `keep_unknown`, also the listeners of Leases the spec cannot name
 /// now. A listener without a Lease starts above the ceiling; one whose Lease was deleted under
 /// it prefers the pod that let it go.
@@ -655,6 +646,7 @@ fn kind_of(input: &Input, judged: &Judged, memory: &Memory, listener: &str) -> K
 
 mod blocked;
 mod confirm;
+mod eligible;
 mod expected;
 mod judge;
 mod memory;
@@ -664,9 +656,10 @@ mod unresponsive;
 
 pub use blocked::Blocked;
 pub use confirm::{confirmed, to_confirm};
+use eligible::pod_views;
 pub use expected::UnseenWrites;
 use judge::Judged;
 pub use memory::Memory;
 pub use memory::MOVES_WINDOW;
 use unresponsive::silent;
-pub use unresponsive::{Silent, Unresponsive};
+pub use unresponsive::{Silence, Silent, Unresponsive};

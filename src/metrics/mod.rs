@@ -20,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+pub mod crds;
 mod gaps;
 mod objects;
 mod process;
@@ -106,6 +107,8 @@ pub struct Metrics {
     pub notifications: Family<NotificationLabels, Counter>,
     /// The same facts under controller-runtime's and client-go's names.
     pub runtime: Runtime,
+    /// Whether the CRDs of Rollouts and ListenerSets are installed (see [`crds`]).
+    pub crds: crds::Crds,
 }
 
 impl Default for Metrics {
@@ -131,6 +134,7 @@ impl Default for Metrics {
             objects: Objects::default(),
             notifications: Family::default(),
             runtime: Runtime::default(),
+            crds: crds::Crds::default(),
         };
         m.register(root.sub_registry_with_prefix("baton"));
         m.runtime
@@ -205,6 +209,11 @@ impl Metrics {
             "Notification attempts, by result: delivered, retried (failed, tried again), failed (dropped after the retry bound)",
             self.notifications.clone(),
         );
+        r.register(
+            "crd_installed",
+            "1 while the CustomResourceDefinition is installed and not being deleted, 0 while it is being deleted or missing",
+            self.crds.installed.clone(),
+        );
         self.objects.register(r);
     }
 }
@@ -252,7 +261,10 @@ impl Metrics {
             .clone()
     }
 
-    /// The work queue of `controller` (one per controller, made on first use).
+    /// The work queue of `controller` (one per controller, made on first use, as its controller
+    /// starts). Its error and retry counters exist from then on, at 0 until something fails, as
+    /// controller-runtime and client-go's work queue export them: a rate over them is 0, not
+    /// absent, on a controller that never failed.
     pub fn queue(&self, controller: &str) -> Arc<WorkQueue> {
         let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(q) = queues.iter().find(|q| q.controller == controller) {
@@ -264,6 +276,9 @@ impl Metrics {
         let name = runtime::NameLabel {
             name: controller.to_string(),
         };
+        // A series exists, at 0, once asked for.
+        let _ = self.runtime.errors.get_or_create(&label);
+        let _ = self.runtime.retries.get_or_create(&name);
         let q = Arc::new(WorkQueue::new(
             controller,
             queue::Series {

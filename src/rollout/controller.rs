@@ -353,7 +353,7 @@ async fn plan_input(
         now: Timestamp::now(),
         drain_timeout: ctx.drain_timeout,
         rejected,
-        origin: crate::api::rollout::origin::spec_origin(&rollout.metadata),
+        origin: crate::api::rollout::origin::SpecOwners::of(&rollout.metadata),
         checks: ctx.checks.progress(uid),
         sink_problems,
         jobs: jobs::own_jobs(&ctx.job_reads(), ns, uid).await?,

@@ -19,18 +19,20 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{agent_command, Cluster, APPS, APP_SA, RELEASE_NS};
+use crate::harness::{agent_command, Cluster, APPS, APP_SA};
 use crate::support::process::{http, LoggedChild};
 use crate::support::{healthy_on, wait_for, LONG};
 
 const SET: &str = "guarded";
+/// The field manager of the raw writes (without the guard, the steal succeeds and is recorded).
+const ATTACKER: &str = "attacker";
 
 /// Two instances, a set of 4 inline listeners, one controller; returns the listener Leases.
 async fn running_set(c: &mut Cluster) -> Vec<Lease> {
     c.start_controller(0).await;
     c.attach_agents(SET);
-    let rollouts: Api<baton::api::rollout::Rollout> = Api::namespaced(c.admin.clone(), APPS);
-    let r = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "user-service", "namespace": APPS},
+    let rollouts: Api<baton::api::rollout::Rollout> = Api::namespaced(c.admin.clone(), &c.apps);
+    let r = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "user-service", "namespace": c.apps},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": APP_SA}}, "version": "v1",
                  "template": {"metadata": {"labels": {"app": APP_SA}}, "spec": {"serviceAccountName": APP_SA, "containers": [{"name": "app", "image": "app:v1"}]}}}});
     rollouts
@@ -45,8 +47,8 @@ async fn running_set(c: &mut Cluster) -> Vec<Lease> {
             .filter(|r| healthy_on(r, "v1", 2))
     })
     .await;
-    let sets: Api<baton::api::listenerset::ListenerSet> = Api::namespaced(c.admin.clone(), APPS);
-    let set = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": SET, "namespace": APPS},
+    let sets: Api<baton::api::listenerset::ListenerSet> = Api::namespaced(c.admin.clone(), &c.apps);
+    let set = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": SET, "namespace": c.apps},
         "spec": {"selector": {"matchLabels": {"app": APP_SA}}, "listeners": (1..=4).map(|i| json!({"id": format!("l{i}")})).collect::<Vec<_>>(),
                  "leaseDurationSeconds": 10}});
     sets.create(&PostParams::default(), &serde_json::from_value(set).unwrap())
@@ -57,7 +59,7 @@ async fn running_set(c: &mut Cluster) -> Vec<Lease> {
         (st.running == 4).then_some(())
     })
     .await;
-    let leases: Api<Lease> = Api::namespaced(c.admin.clone(), APPS);
+    let leases: Api<Lease> = Api::namespaced(c.admin.clone(), &c.apps);
     leases
         .list(&kube::api::ListParams::default().labels(&format!("baton.dev/listenerset={SET}")))
         .await
@@ -74,7 +76,7 @@ fn holder(l: &Lease) -> String {
 
 /// A pod of the application's ServiceAccount that the set does not select.
 async fn intruder(c: &Cluster) -> Pod {
-    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), APPS);
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), &c.apps);
     let p = json!({"metadata": {"name": "intruder", "labels": {"app": "other"}},
         "spec": {"serviceAccountName": APP_SA, "containers": [{"name": "c", "image": "tool:v1"}]}});
     pods.create(&PostParams::default(), &serde_json::from_value(p).unwrap())
@@ -92,7 +94,11 @@ async fn write(c: &Cluster, client: &kube::Client, ns: &str, name: &str, change:
     for _ in 0..20 {
         let mut lease = read.get(name).await.expect("the Lease");
         change(&mut lease);
-        match api.patch(name, &PatchParams::default(), &Patch::Merge(&lease)).await {
+        let params = PatchParams {
+            field_manager: Some(ATTACKER.into()),
+            ..PatchParams::default()
+        };
+        match api.patch(name, &params, &Patch::Merge(&lease)).await {
             Ok(_) => return (200, String::new()),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(kube::Error::Api(s)) => return (s.code, s.message),
@@ -108,6 +114,8 @@ async fn attacks(guarded: bool) {
         "controller": {"leaderElection": {"leaseDuration": "4s", "renewDeadline": "3s", "retryPeriod": "500ms"}},
         "agentRole": {"create": true, "namespace": APPS, "serviceAccounts": [APP_SA]}});
     let mut c = Cluster::install(values, false).await;
+    let policy = format!("{}-lease-guard", c.fullname());
+    let guard = format!("ValidatingAdmissionPolicy '{policy}' with binding '{policy}' denied request:");
     let leases = running_set(&mut c).await;
     let victim_lease = leases.first().expect("a listener Lease").clone();
     let victim = holder(&victim_lease);
@@ -124,19 +132,15 @@ async fn attacks(guarded: bool) {
         .filter_map(|l| l.metadata.name.clone())
         .collect();
     let bad = intruder(&c).await;
-    let token_client = c
-        .sim
-        .client_for_service_account(APPS, APP_SA, Some("intruder"))
-        .await
-        .unwrap();
+    let apps = c.apps.clone();
+    let token_client = c.service_account(&apps, APP_SA, Some("intruder")).await;
 
     // 1. A real agent with the victim's name and uid, but its own pod's token.
-    let kubeconfig = c.dir.path().join("intruder.kubeconfig");
-    c.sim
-        .kubeconfig_for_service_account(APPS, APP_SA, Some("intruder"), &kubeconfig)
-        .unwrap();
-    let file = c.dir.path().join("intruder-listeners.json");
-    let mut cmd = agent_command(&kubeconfig, SET, &file, (APPS, &victim, &victim_uid), &[]);
+    let kubeconfig = c.w.dir.path().join("intruder.kubeconfig");
+    c.w.service_account_kubeconfig(&apps, APP_SA, Some("intruder"), &kubeconfig)
+        .await;
+    let file = c.w.dir.path().join("intruder-listeners.json");
+    let mut cmd = agent_command(&kubeconfig, SET, &file, (&apps, &victim, &victim_uid), &[]);
     let mut impostor = LoggedChild::spawn(&mut cmd, "addr").expect("starting the impostor");
     let addr = impostor.wait_addr(LONG).await.expect("the impostor serves");
     let running = |addr| async move {
@@ -147,26 +151,17 @@ async fn attacks(guarded: bool) {
     if guarded {
         // Its first acquisition is refused by the guard, naming the pod it really is.
         let msg = wait_for("the impostor's write refused", LONG, || async {
-            c.sim
-                .core
-                .auth
-                .audit
-                .recent()
+            c.answers()
                 .into_iter()
-                .find(|e| {
-                    e.key.code == 403
-                        && e.message
+                .find(|a| {
+                    a.code == 403
+                        && a.message
                             .contains("pod intruder may write only the ListenerSet Leases it holds")
                 })
-                .map(|e| e.message)
+                .map(|a| a.message)
         })
         .await;
-        assert!(
-            msg.contains(
-                "ValidatingAdmissionPolicy 'baton-lease-guard' with binding 'baton-lease-guard' denied request"
-            ),
-            "{msg}"
-        );
+        assert!(msg.contains(&guard), "{msg}");
         assert_eq!(running(addr).await, Some(0), "the impostor runs no listener");
         // And its own log says so, at WARN, with the API server's words.
         let warned = wait_for("the impostor's log names the refusal", LONG, || async {
@@ -177,7 +172,7 @@ async fn attacks(guarded: bool) {
                 .map(str::to_string)
         })
         .await;
-        assert!(warned.contains("baton-lease-guard"), "{warned}");
+        assert!(warned.contains(&policy), "{warned}");
     } else {
         let n = wait_for("the impostor running the victim's listeners", LONG, || async {
             running(addr).await.filter(|n| *n == victim_leases.len())
@@ -193,7 +188,7 @@ async fn attacks(guarded: bool) {
     let _ = impostor.wait_exit(LONG).await;
 
     // 2. A raw write stealing a listener with token 0.
-    let admin_leases: Api<Lease> = Api::namespaced(c.admin.clone(), APPS);
+    let admin_leases: Api<Lease> = Api::namespaced(c.admin.clone(), &apps);
     let target = victim_leases[0].clone();
     let before = admin_leases
         .get(&target)
@@ -205,7 +200,7 @@ async fn attacks(guarded: bool) {
     let owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference =
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "name": "intruder", "uid": bad.metadata.uid}))
             .unwrap();
-    let (code, msg) = write(&c, &token_client, APPS, &target, |l| {
+    let (code, msg) = write(&c, &token_client, &apps, &target, |l| {
         let spec = l.spec.get_or_insert_with(Default::default);
         spec.holder_identity = Some("intruder".into());
         spec.lease_transitions = Some(0);
@@ -213,14 +208,10 @@ async fn attacks(guarded: bool) {
     })
     .await;
     if guarded {
-        assert_eq!((code, msg.as_str()), (403, format!("leases.coordination.k8s.io \"{target}\" is forbidden: ValidatingAdmissionPolicy 'baton-lease-guard' with binding 'baton-lease-guard' denied request: pod intruder may write only the ListenerSet Leases it holds").as_str()));
+        assert_eq!((code, msg), (403, format!("leases.coordination.k8s.io \"{target}\" is forbidden: {guard} pod intruder may write only the ListenerSet Leases it holds")));
         // The rightful holder may not change its own token or hand its Lease on either.
-        let own = c
-            .sim
-            .client_for_service_account(APPS, APP_SA, Some(&victim))
-            .await
-            .unwrap();
-        let (code, msg) = write(&c, &own, APPS, &target, |l| {
+        let own = c.service_account(&apps, APP_SA, Some(&victim)).await;
+        let (code, msg) = write(&c, &own, &apps, &target, |l| {
             l.spec.get_or_insert_with(Default::default).lease_transitions = Some(before + 7);
         })
         .await;
@@ -229,7 +220,7 @@ async fn attacks(guarded: bool) {
             msg.ends_with("a pod may not change a Lease's fencing token (leaseTransitions), duration or acquire time"),
             "{msg}"
         );
-        let (code, msg) = write(&c, &own, APPS, &target, |l| {
+        let (code, msg) = write(&c, &own, &apps, &target, |l| {
             l.spec.get_or_insert_with(Default::default).holder_identity = Some("intruder".into());
         })
         .await;
@@ -247,12 +238,13 @@ async fn attacks(guarded: bool) {
         assert_eq!(code, 200, "without the guard the steal succeeds: {msg}");
     }
 
-    deletes_injections_and_harvesting(&token_client, &target).await;
+    deletes_injections_and_harvesting(&token_client, &apps, &target).await;
 
     // 3. The leader Lease, writable by the application's ServiceAccount where the operator
     // runs in the application's namespace (here: a Role like the agent's in baton-system).
-    let rbac: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(c.admin.clone(), RELEASE_NS);
-    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(c.admin.clone(), RELEASE_NS);
+    let release_ns = c.release_ns().to_string();
+    let rbac: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(c.admin.clone(), &release_ns);
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(c.admin.clone(), &release_ns);
     roles
         .create(
             &PostParams::default(),
@@ -266,46 +258,38 @@ async fn attacks(guarded: bool) {
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "app-leases"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "app-leases"},
-        "subjects": [{"kind": "ServiceAccount", "name": APP_SA, "namespace": APPS}]}))
+        "subjects": [{"kind": "ServiceAccount", "name": APP_SA, "namespace": apps}]}))
         .unwrap(),
     )
     .await
     .unwrap();
-    let leader_leases: Api<Lease> = Api::namespaced(c.admin.clone(), RELEASE_NS);
+    let leader_leases: Api<Lease> = Api::namespaced(c.admin.clone(), &release_ns);
     let leading = holder(&leader_leases.get("baton-controller").await.unwrap());
-    let (code, msg) = write(&c, &token_client, RELEASE_NS, "baton-controller", |l| {
+    let (code, msg) = write(&c, &token_client, &release_ns, "baton-controller", |l| {
         l.spec.get_or_insert_with(Default::default).holder_identity = Some("intruder".into());
     })
     .await;
     if guarded {
-        assert_eq!((code, msg.as_str()), (403, "leases.coordination.k8s.io \"baton-controller\" is forbidden: ValidatingAdmissionPolicy 'baton-lease-guard' with binding 'baton-lease-guard' denied request: only the baton controller writes its leader Lease"));
+        assert_eq!((code, msg), (403, format!("leases.coordination.k8s.io \"baton-controller\" is forbidden: {guard} only the baton controller writes its leader Lease")));
         assert_eq!(holder(&leader_leases.get("baton-controller").await.unwrap()), leading);
         // Legitimate agents kept working: the only refusals of the application's ServiceAccount
         // are the intruder's and the writes the test made on purpose.
         let refused: Vec<String> = c
-            .sim
-            .core
-            .auth
-            .audit
-            .recent()
+            .answers()
             .into_iter()
-            .filter(|e| {
-                e.key.user == crate::harness::agent_user()
-                    && e.key.code >= 400
-                    && e.key.code != 409
-                    && e.key.code != 404
-            })
-            .map(|e| e.message)
+            .filter(|a| a.user == c.agent_user() && a.code >= 400 && a.code != 409 && a.code != 404)
+            .map(|a| a.message)
             .filter(|m| !m.contains("pod intruder may write only"))
             .collect();
-        let prefix =
-            "forbidden: ValidatingAdmissionPolicy 'baton-lease-guard' with binding 'baton-lease-guard' denied request:";
+        let prefix = format!("forbidden: {guard}");
         let expected = [
             format!("leases.coordination.k8s.io \"{target}\" is {prefix} a pod may not change a Lease's fencing token (leaseTransitions), duration or acquire time"),
             format!("leases.coordination.k8s.io \"{target}\" is {prefix} a pod may renew or release its Lease, not hand it to another holder"),
-            format!("leases.coordination.k8s.io \"{target}\" is forbidden: User \"{}\" cannot delete resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{APPS}\"", crate::harness::agent_user()),
-            format!("leases.coordination.k8s.io is forbidden: User \"{}\" cannot create resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{APPS}\"", crate::harness::agent_user()),
-            "leases.coordination.k8s.io \"guarded-injected\" is forbidden: ".to_string(),
+            format!("leases.coordination.k8s.io \"{target}\" is forbidden: User \"{}\" cannot delete resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{apps}\"", c.agent_user()),
+            format!("leases.coordination.k8s.io is forbidden: User \"{}\" cannot create resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{apps}\"", c.agent_user()),
+            // A server-side apply that would create needs `create` too: refused in the RBAC
+            // authorizer's words, with the name.
+            format!("leases.coordination.k8s.io \"guarded-injected\" is forbidden: User \"{}\" cannot create resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{apps}\"", c.agent_user()),
             format!("leases.coordination.k8s.io \"baton-controller\" is {prefix} only the baton controller writes its leader Lease"),
         ];
         assert_eq!(refused, expected, "legitimate agents refused");
@@ -317,8 +301,8 @@ async fn attacks(guarded: bool) {
 /// As the intruder, guard or not (RBAC refuses these): delete a listener's Lease, create one
 /// (inject a listener for itself), or create one by server-side apply with `patch` alone; and
 /// no Lease it can read names a credential in its managed fields.
-async fn deletes_injections_and_harvesting(intruder: &kube::Client, target: &str) {
-    let api: Api<Lease> = Api::namespaced(intruder.clone(), APPS);
+async fn deletes_injections_and_harvesting(intruder: &kube::Client, apps: &str, target: &str) {
+    let api: Api<Lease> = Api::namespaced(intruder.clone(), apps);
     let code = |r: Result<_, kube::Error>| match r {
         Ok(_) => 200,
         Err(kube::Error::Api(s)) => s.code,
@@ -356,7 +340,7 @@ async fn deletes_injections_and_harvesting(intruder: &kube::Client, target: &str
         .map(|m| m.manager.clone().unwrap_or_default())
         .collect();
     assert!(
-        managers.iter().all(|m| m == "baton" || m.is_empty()),
+        managers.iter().all(|m| m == "baton" || m == ATTACKER || m.is_empty()),
         "managers in the Leases an app pod can read: {managers:?}"
     );
     let text = serde_json::to_string(&all.items).unwrap();

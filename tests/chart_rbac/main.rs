@@ -1,30 +1,40 @@
-//! The chart's RBAC exercised as a real cluster would: charts/baton is
-//! installed with Helm's engine into a simulator that enforces RBAC, the controller runs as the
-//! chart's ServiceAccount (two replicas, leader election) and the agents as the application's
+//! The chart's RBAC exercised as a real cluster would: charts/baton is installed with Helm's
+//! engine into an API server that enforces RBAC and admission policies — baton-sim, or the real
+//! kube-apiserver (`BATON_TEST_CLUSTER=real`: its RBAC authorizer, escalation check,
+//! ValidatingAdmissionPolicies and TokenRequest) — the controller runs as the chart's
+//! ServiceAccount (two replicas, leader election) and the agents as the application's
 //! ServiceAccount bound by the chart's agent Role, and the whole demo scenario runs — in
 //! `cluster` scope, in `namespace` scope, and with Secret reads off — with zero 401/403
 //! answers to either. Negative tests: the `view` role cannot promote, an agent cannot write
 //! Leases outside its namespace, the controller cannot read Secrets when that is off.
 //!
 //! Needs `.venv` with helm-python-sdk (`make deps`); BATON_SKIP_HELM_CHECKS=1 skips.
+
+// `support` and `world` each bring their own copy of the kubectl and real-control-plane helpers.
+#![allow(clippy::duplicate_mod)]
 #[path = "../support/helm.rs"]
 mod helm;
 #[path = "../support/mod.rs"]
 mod support;
+#[path = "../support/world.rs"]
+mod world;
 
 #[path = "../dashboard/harness.rs"]
 mod dashboard_harness;
 
+mod audit;
 mod dashboard;
 mod harness;
 mod lease_guard;
 mod lease_scope;
 mod least_privilege;
+mod real_agents;
+mod releases;
 mod scenario;
+mod users;
 
 use baton::api::listenerset::ListenerSet;
-use baton_sim::auth::UserInfo;
-use harness::{agent_user, controller_user, helm_available, Cluster, APPS, RELEASE_NS, SECRET};
+use harness::{helm_available, Cluster, APPS, SECRET};
 use kube::api::{Api, Patch, PatchParams};
 use scenario::{Listeners, NAME};
 use serde_json::{json, Value};
@@ -54,32 +64,42 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// Neither the controller nor the agents got a 401, 403 or 422 (RBAC, authentication, the
-/// Lease guard), and both did work.
+/// Lease guard), and both did work. The real control plane's audit log records writes only: a
+/// refused read shows in the processes' logs, which must not have one either.
 fn assert_no_denials(c: &Cluster) {
-    let audit = &c.sim.core.auth.audit;
-    for user in [controller_user(), agent_user()] {
-        let denied: Vec<String> = audit
-            .recent()
-            .into_iter()
-            .filter(|e| e.key.user == user && matches!(e.key.code, 401 | 403 | 422))
-            .map(|e| e.message)
-            .collect();
-        assert_eq!(audit.count_code(&user, 403), 0, "403s for {user}: {denied:#?}");
-        assert_eq!(audit.count_code(&user, 401), 0, "401s for {user}: {denied:#?}");
-        assert_eq!(audit.count_code(&user, 422), 0, "422s for {user}: {denied:#?}");
-        let writes: u64 = audit
-            .counts()
-            .iter()
-            .filter(|(k, _)| k.user == user && matches!(k.verb.as_str(), "update" | "patch" | "create"))
-            .map(|(_, n)| n)
-            .sum();
+    for user in [c.controller_user(), c.agent_user()] {
+        let denied = c.refused(&user, &[401, 403, 422]);
+        assert_eq!(denied, Vec::<(u16, String)>::new(), "refusals of {user}");
+        let writes: u64 = c.writes(&user).values().sum();
         assert!(writes > 0, "{user} wrote nothing: the scenario did not exercise it");
+    }
+    let agents = c.agent_logs.lock().unwrap_or_else(|p| p.into_inner());
+    let logs = c.controllers.iter().map(|p| (p.pod.clone(), p.child.log_text())).chain(
+        agents
+            .iter()
+            .map(|(pod, log)| (pod.clone(), log.lock().unwrap_or_else(|p| p.into_inner()).join("\n"))),
+    );
+    for (pod, log) in logs {
+        let refused = log
+            .lines()
+            .find(|l| l.contains(" is forbidden: ") || l.contains("Unauthorized"));
+        assert_eq!(refused, None, "a refusal in the log of {pod}");
     }
 }
 
 async fn two_controllers(c: &mut Cluster) {
     c.start_controller(0).await;
     c.start_controller(1).await;
+}
+
+type Leases = Api<k8s_openapi::api::coordination::v1::Lease>;
+
+/// On the real control plane the cluster's own Leases (kube-system's leader elections) are
+/// live: writes to them that the policies must refuse are server dry runs there, which
+/// kube-apiserver authorizes and admits like any write, and which change nothing should the
+/// policy let one through.
+fn dry_run_on_real(c: &Cluster) -> bool {
+    c.w.is_real()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -94,29 +114,20 @@ async fn cluster_scope_runs_the_demo_with_no_403() {
     assert_no_denials(&c);
 
     // An agent cannot write Leases outside its namespace (nor create any in it).
-    let pod = c
-        .sim
-        .core
-        .store
-        .list(
-            &baton_sim::resources::ResKey {
-                group: String::new(),
-                plural: "pods".into(),
-            },
-            Some(APPS),
-        )
-        .0
-        .into_iter()
-        .find(|p| p.name.starts_with(NAME))
-        .expect("an application pod");
-    let agent = c
-        .sim
-        .client_for_service_account(APPS, harness::APP_SA, Some(&pod.name))
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.admin.clone(), &c.apps);
+    let pod = pods
+        .list(&Default::default())
         .await
-        .unwrap();
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(agent.clone(), RELEASE_NS);
+        .expect("the application's pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .find(|n| n.starts_with(NAME))
+        .expect("an application pod");
+    let agent = c.service_account(&c.apps, harness::APP_SA, Some(&pod)).await;
+    let leases: Leases = Api::namespaced(agent.clone(), c.release_ns());
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "baton-controller"},
-        "spec": {"holderIdentity": pod.name}});
+        "spec": {"holderIdentity": pod}});
     let err = leases
         .patch(
             "baton-controller",
@@ -127,38 +138,36 @@ async fn cluster_scope_runs_the_demo_with_no_403() {
         .expect_err("an agent may not write the leader Lease");
     assert_eq!(
         api_message(err),
-        (403, format!("leases.coordination.k8s.io \"baton-controller\" is forbidden: User \"{}\" cannot patch resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{RELEASE_NS}\"", agent_user()))
+        (403, format!("leases.coordination.k8s.io \"baton-controller\" is forbidden: User \"{}\" cannot patch resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{}\"", c.agent_user(), c.release_ns()))
     );
     // RBAC lets the controller write Leases everywhere (ListenerSets may be anywhere); the
     // chart's policy keeps it to ListenerSet Leases and its own leader Lease.
-    let system: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(c.admin.clone(), "kube-system");
-    system
-        .create(
-            &Default::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "kube-scheduler"}, "spec": {"holderIdentity": "node-1"}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let ctl = c
-        .sim
-        .client_for_service_account(RELEASE_NS, "baton", None)
-        .await
-        .unwrap();
-    let foreign: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(ctl, "kube-system");
+    let system: Leases = Api::namespaced(c.admin.clone(), "kube-system");
+    if !c.w.is_real() {
+        let scheduler = json!({"metadata": {"name": "kube-scheduler"}, "spec": {"holderIdentity": "node-1"}});
+        system
+            .create(&Default::default(), &serde_json::from_value(scheduler).unwrap())
+            .await
+            .unwrap();
+    }
+    let ctl = c.service_account(c.release_ns(), c.fullname(), None).await;
+    let foreign: Leases = Api::namespaced(ctl, "kube-system");
     // A merge patch: the verb the controller's role grants on Leases.
     let take = json!({"spec": {"holderIdentity": "baton"}});
+    let params = PatchParams {
+        dry_run: dry_run_on_real(&c),
+        ..PatchParams::default()
+    };
     let err = foreign
-        .patch("kube-scheduler", &PatchParams::default(), &Patch::Merge(&take))
+        .patch("kube-scheduler", &params, &Patch::Merge(&take))
         .await
         .expect_err("the controller may not take kube-system's Leases");
+    let policy = format!("{}-controller-leases", c.fullname());
     assert_eq!(
         api_message(err),
-        (403, "leases.coordination.k8s.io \"kube-scheduler\" is forbidden: ValidatingAdmissionPolicy 'baton-controller-leases' with binding 'baton-controller-leases' denied request: the baton controller writes only ListenerSet Leases, agent liveness Leases and its leader Lease, not kube-system/kube-scheduler".to_string())
+        (403, format!("leases.coordination.k8s.io \"kube-scheduler\" is forbidden: ValidatingAdmissionPolicy '{policy}' with binding '{policy}' denied request: the baton controller writes only ListenerSet Leases, agent liveness Leases and its leader Lease, not kube-system/kube-scheduler"))
     );
-    let own: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(agent, APPS);
+    let own: Leases = Api::namespaced(agent, &c.apps);
     let created = own
         .create(
             &Default::default(),
@@ -180,11 +189,13 @@ async fn namespace_scope_runs_the_demo_with_no_403() {
     );
     let mut c = Cluster::install(v, true).await;
     // The controller's Role is in the watched namespace; nothing cluster-wide but the CRD reader.
-    assert_eq!(c.object("Role", "baton-controller")["metadata"]["namespace"], APPS);
+    let controller = format!("{}-controller", c.fullname());
+    assert_eq!(c.object("Role", &controller)["metadata"]["namespace"], c.apps.as_str());
     assert!(!c
+        .release
         .manifest
         .iter()
-        .any(|o| o["kind"] == "ClusterRoleBinding" && o["metadata"]["name"] == "baton-controller"));
+        .any(|o| o["kind"] == "ClusterRoleBinding" && o["metadata"]["name"] == controller.as_str()));
     two_controllers(&mut c).await;
     scenario::run(&mut c, Listeners::FromSecret).await;
     assert_no_denials(&c);
@@ -195,43 +206,49 @@ async fn the_default_install_reads_no_secret_and_runs_the_demo_with_no_403() {
     if !helm_available().await {
         return;
     }
-    let mut c = Cluster::install(values(json!({}), false), true).await;
+    let mut c = Cluster::install(values(json!({}), false), false).await;
     two_controllers(&mut c).await;
     scenario::run(&mut c, Listeners::Inline).await;
     assert_no_denials(&c);
-    // No Secret was asked for by the controller, and it may not read one.
-    let secret_reads = c
-        .sim
-        .core
-        .auth
-        .audit
-        .counts()
-        .into_iter()
-        .filter(|(k, _)| k.user == controller_user() && k.resource == "secrets")
-        .count();
-    assert_eq!(secret_reads, 0);
-    let ctl = c
-        .sim
-        .client_for_service_account(RELEASE_NS, "baton", None)
-        .await
-        .unwrap();
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctl, APPS);
+    // No Secret was asked for by the controller (baton-sim's audit has every read; the real
+    // control plane's only writes), and it may not read one.
+    if let world::Backend::Sim(sim) = &c.w.backend {
+        let secret_reads = sim
+            .core
+            .auth
+            .audit
+            .counts()
+            .into_iter()
+            .filter(|(k, _)| k.user == c.controller_user() && k.resource == "secrets")
+            .count();
+        assert_eq!(secret_reads, 0);
+    }
+    let ctl = c.service_account(c.release_ns(), c.fullname(), None).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctl, &c.apps);
     let err = secrets
         .get(SECRET)
         .await
         .expect_err("the controller may not read Secrets");
     assert_eq!(
         api_message(err),
-        (403, format!("secrets \"{SECRET}\" is forbidden: User \"{}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{APPS}\"", controller_user()))
+        (403, format!("secrets \"{SECRET}\" is forbidden: User \"{}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{}\"", c.controller_user(), c.apps))
     );
     // kubectl agrees, here and in a namespace no baton object names.
-    let kubeconfig = c.sim.kubeconfig_path().to_path_buf();
-    for ns in [APPS, "kube-system", "default"] {
+    for ns in [c.apps.as_str(), "kube-system", "default"] {
         let out = tokio::process::Command::new("/usr/bin/kubectl")
-            .env("HOME", c.dir.path())
+            .env("HOME", c.w.dir.path())
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["auth", "can-i", "get", "secrets", "-n", ns, "--as", &controller_user()])
+            .arg(c.admin_kubeconfig())
+            .args([
+                "auth",
+                "can-i",
+                "get",
+                "secrets",
+                "-n",
+                ns,
+                "--as",
+                &c.controller_user(),
+            ])
             .output()
             .await
             .expect("kubectl runs");
@@ -242,8 +259,8 @@ async fn the_default_install_reads_no_secret_and_runs_the_demo_with_no_403() {
         );
     }
     // A ListenerSet that needs a Secret is told why it cannot have it.
-    let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), APPS);
-    let set = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": "needs-secret", "namespace": APPS},
+    let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), &c.apps);
+    let set = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": "needs-secret", "namespace": c.apps},
         "spec": {"selector": {"matchLabels": {"app": "nothing"}}, "listenersFrom": {"secretRef": {"name": SECRET}}}});
     sets.patch("needs-secret", &PatchParams::apply("user").force(), &Patch::Apply(&set))
         .await
@@ -258,7 +275,8 @@ async fn the_default_install_reads_no_secret_and_runs_the_demo_with_no_403() {
     .await;
     assert!(
         msg.contains(&format!(
-            "the controller does not read Secrets (baton controller --read-secrets=false); with the chart, list namespace {APPS} in rbac.secrets.namespaces"
+            "the controller does not read Secrets (baton controller --read-secrets=false); with the chart, list namespace {} in rbac.secrets.namespaces",
+            c.apps
         )),
         "{msg}"
     );
@@ -271,15 +289,15 @@ async fn secrets_in_listed_namespaces_run_the_demo_with_no_403() {
     }
     let mut c = Cluster::install(values(json!({"rbac": {"secrets": {"namespaces": [APPS]}}}), true), true).await;
     // Secret access is a Role in the listed namespace, not in the ClusterRole.
-    let cluster_role = c.object("ClusterRole", "baton-controller");
+    let cluster_role = c.object("ClusterRole", &format!("{}-controller", c.fullname()));
     assert!(!cluster_role["rules"]
         .as_array()
         .unwrap()
         .iter()
         .any(|r| r["resources"].as_array().unwrap().contains(&json!("secrets"))));
     assert_eq!(
-        c.object("Role", "baton-controller-secrets")["metadata"]["namespace"],
-        APPS
+        c.object("Role", &format!("{}-controller-secrets", c.fullname()))["metadata"]["namespace"],
+        c.apps.as_str()
     );
     two_controllers(&mut c).await;
     scenario::run(&mut c, Listeners::FromSecret).await;
@@ -291,126 +309,4 @@ fn api_message(e: kube::Error) -> (u16, String) {
         kube::Error::Api(s) => (s.code, s.message),
         other => panic!("not an API error: {other}"),
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn view_cannot_promote_edit_can() {
-    if !helm_available().await {
-        return;
-    }
-    let mut c = Cluster::install(values(json!({"replicaCount": 1}), false), false).await;
-    c.start_controller(0).await;
-    c.sim.register_user(
-        "jane-token",
-        UserInfo {
-            username: "jane".into(),
-            groups: vec!["viewers".into()],
-            ..Default::default()
-        },
-    );
-    c.sim.register_user(
-        "bob-token",
-        UserInfo {
-            username: "bob".into(),
-            groups: vec!["editors".into()],
-            ..Default::default()
-        },
-    );
-    let rb = |name: &str, role: &str, group: &str| {
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": APPS},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
-    };
-    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> = Api::namespaced(c.admin.clone(), APPS);
-    for (n, r, g) in [("viewers", "view", "viewers"), ("editors", "edit", "editors")] {
-        bindings
-            .create(&Default::default(), &serde_json::from_value(rb(n, r, g)).unwrap())
-            .await
-            .unwrap();
-    }
-    let jane = c.dir.path().join("jane.kubeconfig");
-    c.sim.kubeconfig_with_token("jane", "jane-token", &jane).unwrap();
-    let bob = c.dir.path().join("bob.kubeconfig");
-    c.sim.kubeconfig_with_token("bob", "bob-token", &bob).unwrap();
-    // A rollout that waits for promotion after its first batch.
-    let mut r = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": NAME, "namespace": APPS},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "version": "v1",
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:v1"}]}},
-                 "strategy": {"batches": [1, "100%"], "pause": {}}}});
-    let rollouts: Api<baton::api::rollout::Rollout> = Api::namespaced(c.admin.clone(), APPS);
-    rollouts
-        .patch(NAME, &PatchParams::apply("user").force(), &Patch::Apply(&r))
-        .await
-        .unwrap();
-    wait_for("v1 healthy", LONG, || async {
-        rollouts
-            .get(NAME)
-            .await
-            .ok()
-            .filter(|r| support::healthy_on(r, "v1", 2))
-    })
-    .await;
-    r["spec"]["version"] = json!("v2");
-    r["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:v2");
-    rollouts
-        .patch(NAME, &PatchParams::apply("user").force(), &Patch::Apply(&r))
-        .await
-        .unwrap();
-    wait_for("paused after the first batch", LONG, || async {
-        let r = rollouts.get(NAME).await.ok()?;
-        (r.status?.phase == Some(baton::api::rollout::RolloutPhase::Paused)).then_some(())
-    })
-    .await;
-    let out = scenario::baton(&c, &jane, &["promote", NAME]).await;
-    // The API server refused: exit 5, kubectl's words.
-    assert_eq!(out.status.code(), Some(5));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
-        format!("Error from server (Forbidden): rollouts.baton.dev \"{NAME}\" is forbidden: User \"jane\" cannot patch resource \"rollouts\" in API group \"baton.dev\" in the namespace \"{APPS}\"")
-    );
-    // kubectl agrees: view may read rollouts but not patch them; edit may.
-    let kubectl = |kc: std::path::PathBuf, args: Vec<String>| {
-        let home = c.dir.path().join("kubectl-home");
-        async move {
-            let out = tokio::process::Command::new("/usr/bin/kubectl")
-                .env("HOME", &home)
-                .arg("--kubeconfig")
-                .arg(kc)
-                .args(args)
-                .output()
-                .await
-                .expect("kubectl runs");
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            )
-        }
-    };
-    let can = |verb: &str| {
-        vec![
-            "auth".into(),
-            "can-i".into(),
-            verb.into(),
-            "rollouts.baton.dev".into(),
-            "-n".into(),
-            APPS.into(),
-        ]
-    };
-    assert_eq!(kubectl(jane.clone(), can("get")).await, (Some(0), "yes".into()));
-    assert_eq!(kubectl(jane.clone(), can("patch")).await, (Some(1), "no".into()));
-    assert_eq!(kubectl(bob.clone(), can("patch")).await, (Some(0), "yes".into()));
-    let out = scenario::baton(&c, &bob, &["promote", NAME]).await;
-    assert!(
-        out.status.success(),
-        "edit promotes: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for("v2 healthy after the promotion", LONG, || async {
-        rollouts
-            .get(NAME)
-            .await
-            .ok()
-            .filter(|r| support::healthy_on(r, "v2", 2))
-    })
-    .await;
 }

@@ -1,4 +1,4 @@
-//! The demo scenario, driven by a user (the simulator's admin, with the real `baton rollout`
+//! The demo scenario, driven by a user (the API server's admin, with the real `baton rollout`
 //! CLI for undo and pin) against controllers and agents that run with the chart's RBAC: a
 //! rollout in batches, listeners handed over by agents, a SIGTERM handover between the two
 //! controllers mid-rollout, a broken version rolled back on its own, undo, a pin.
@@ -10,7 +10,7 @@ use baton::demo::states;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
 
-use crate::harness::{Cluster, APPS, APP_SA, SECRET};
+use crate::harness::{Cluster, APP_SA, SECRET};
 use crate::support::{healthy_on, wait_for, LONG};
 
 pub const NAME: &str = "user-service";
@@ -27,10 +27,10 @@ pub enum Listeners {
     Inline,
 }
 
-fn rollout(version: &str, image: &str) -> Value {
+fn rollout(ns: &str, version: &str, image: &str) -> Value {
     json!({
         "apiVersion": "baton.dev/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": NAME, "namespace": APPS},
+        "metadata": {"name": NAME, "namespace": ns},
         "spec": {
             "replicas": REPLICAS,
             "selector": {"matchLabels": {"app": APP_SA}},
@@ -49,7 +49,7 @@ fn rollout(version: &str, image: &str) -> Value {
     })
 }
 
-fn listener_set(source: Listeners) -> Value {
+fn listener_set(ns: &str, source: Listeners) -> Value {
     let spec = match source {
         Listeners::FromSecret => {
             json!({"selector": {"matchLabels": {"app": APP_SA}}, "listenersFrom": {"secretRef": {"name": SECRET}}, "leaseDurationSeconds": 10})
@@ -59,11 +59,11 @@ fn listener_set(source: Listeners) -> Value {
             json!({"selector": {"matchLabels": {"app": APP_SA}}, "listeners": listeners, "leaseDurationSeconds": 10})
         }
     };
-    json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": SET, "namespace": APPS}, "spec": spec})
+    json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": SET, "namespace": ns}, "spec": spec})
 }
 
 fn rollouts(c: &Cluster) -> Api<Rollout> {
-    Api::namespaced(c.admin.clone(), APPS)
+    Api::namespaced(c.admin.clone(), &c.apps)
 }
 
 async fn apply(c: &Cluster, manifest: Value) {
@@ -83,7 +83,7 @@ async fn wait_rollout(c: &Cluster, what: &str, ok: impl Fn(&Rollout) -> bool) ->
 
 /// Every listener runs on a live pod, as the ListenerSet's status counts them.
 pub async fn wait_listeners_running(c: &Cluster) {
-    let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), APPS);
+    let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), &c.apps);
     wait_for("every listener running", Duration::from_secs(120), || async {
         let st = sets.get(SET).await.ok()?.status?;
         (st.listeners == LISTENERS && st.running == LISTENERS && st.pending == 0 && st.orphaned == 0).then_some(())
@@ -91,18 +91,17 @@ pub async fn wait_listeners_running(c: &Cluster) {
     .await;
 }
 
-/// `baton rollout ARGS` as the admin (a user's command).
+/// `baton rollout ARGS` with `kubeconfig` in the application namespace (a user's command).
 pub async fn baton(c: &Cluster, kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["-n", APPS, "rollout"])
+        .args(["-n", &c.apps, "rollout"])
         .args(args)
         .env_remove("KUBECONFIG")
         .env_remove("RUST_LOG")
         .kill_on_drop(true)
         .output();
-    let _ = c;
     tokio::time::timeout(LONG, out)
         .await
         .unwrap_or_else(|_| panic!("baton rollout {args:?} did not finish"))
@@ -113,13 +112,13 @@ pub async fn baton(c: &Cluster, kubeconfig: &std::path::Path, args: &[&str]) -> 
 pub async fn run(c: &mut Cluster, source: Listeners) {
     c.attach_agents(SET);
     // 1. v1 to every instance, and the listeners on them.
-    apply(c, rollout("v1", "user-service:v1")).await;
+    apply(c, rollout(&c.apps, "v1", "user-service:v1")).await;
     wait_rollout(c, "v1 healthy", |r| healthy_on(r, "v1", REPLICAS)).await;
-    let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), APPS);
+    let sets: Api<ListenerSet> = Api::namespaced(c.admin.clone(), &c.apps);
     sets.patch(
         SET,
         &PatchParams::apply("user").force(),
-        &Patch::Apply(&listener_set(source)),
+        &Patch::Apply(&listener_set(&c.apps, source)),
     )
     .await
     .expect("applying the ListenerSet");
@@ -128,7 +127,7 @@ pub async fn run(c: &mut Cluster, source: Listeners) {
     // 2. v2 in batches; the leader gets SIGTERM once the first batch is out and the standby
     // finishes the rollout.
     let leader = c.leader().await;
-    apply(c, rollout("v2", "user-service:v2")).await;
+    apply(c, rollout(&c.apps, "v2", "user-service:v2")).await;
     wait_rollout(c, "the first v2 batch", |r| {
         r.status.as_ref().is_some_and(|s| s.updated_replicas >= 1)
     })
@@ -150,11 +149,11 @@ pub async fn run(c: &mut Cluster, source: Listeners) {
     wait_listeners_running(c).await;
 
     // 3. A broken v3 fails its first batch and is rolled back on its own.
-    apply(c, rollout("v3", "user-service:v3-never-ready")).await;
+    apply(c, rollout(&c.apps, "v3", "user-service:v3-never-ready")).await;
     wait_rollout(c, "v3 rolled back", |r| states::rolled_back_to(r, "v2")).await;
 
     // 4. undo (the CLI copies the last healthy revision back into spec), then a pin.
-    let admin_kc = c.sim.kubeconfig_path().to_path_buf();
+    let admin_kc = c.admin_kubeconfig().to_path_buf();
     let out = baton(c, &admin_kc, &["undo", NAME]).await;
     assert!(out.status.success(), "undo: {}", String::from_utf8_lossy(&out.stderr));
     wait_rollout(c, "v2 healthy after undo", |r| healthy_on(r, "v2", REPLICAS)).await;

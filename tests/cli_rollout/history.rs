@@ -10,6 +10,9 @@ use crate::support::kubectl::Kubectl;
 use crate::support::*;
 use crate::{cli, cli_exits, fast, v1_deployed, NAME};
 
+#[path = "../dashboard/harness.rs"]
+mod dashboard;
+
 /// `set image` deploys and records why; `history` says when, why and who for each revision
 /// (a cause left by an earlier command is not credited to a later `kubectl apply`), lists each
 /// deploy and rollback with its outcome, and shows one revision's template.
@@ -153,6 +156,140 @@ async fn set_image_history_and_the_deploy_records() {
             "error: unable to find the specified revision 9; see `baton rollout history svc`\n"
         )
     );
+    op.stop().await;
+}
+
+/// The managers of the Rollout's own Updates (not its status) in managedFields order, each with
+/// the time of its last write.
+fn update_times(r: &baton::api::rollout::Rollout) -> Vec<(String, String)> {
+    r.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| e.operation.as_deref() == Some("Update") && e.subresource.as_deref().is_none_or(str::is_empty))
+        .map(|e| {
+            let time = e.time.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+            (e.manager.clone().unwrap_or_default(), time)
+        })
+        .collect()
+}
+
+/// Until the wall clock starts a new second (the API server stamps managedFields to the second).
+async fn a_new_second() {
+    let into = jiff::Timestamp::now().subsec_nanosecond();
+    let rest = 1_000_000_000 - u64::try_from(into).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_nanos(rest + 10_000_000)).await;
+}
+
+/// The cells of the row of revision `revision` (of version `version`) of the dashboard's
+/// revision history on `page`.
+fn dashboard_row(page: &str, revision: usize, version: &str) -> Vec<String> {
+    let at = page
+        .find(&format!("data-revision=\"{revision}\" data-version=\"{version}\""))
+        .unwrap_or_else(|| panic!("no revision {revision} ({version}) on the page:\n{page}"));
+    let row = &page[at..at + page[at..].find("</tr>").expect("the row ends")];
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let text = &cell[cell.find('>').map_or(0, |i| i + 1)..];
+            let mut out = String::new();
+            let mut in_tag = false;
+            for c in text.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out.trim().to_string()
+        })
+        .collect()
+}
+
+/// `kubectl apply -f` then `baton rollout set image` at once, as a CI script runs them: both
+/// writes stamp their managedFields entry with the same second, and the API server orders entries
+/// of equal times by manager name, kubectl's after baton's. The revision `set image` made is
+/// still credited to baton with its cause — in `history` and on the dashboard — because baton
+/// owns what changed (the version and the image) and the cause; kubectl's apply changed only a
+/// label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_image_in_the_same_second_as_an_apply_is_credited_to_baton() {
+    let env = Env::start().await;
+    let op = env.start_operator().await;
+    let kubectl = Kubectl::new(&env.sim);
+    // Run `run` of the CI script applies the version that serves (that of the last run's
+    // `set image`) with a new label: the apply changes no field a revision is made of.
+    let manifest = |run: usize| {
+        let serving = format!("v{}", run.max(1));
+        let mut m = fast(&serving, &format!("svc:{serving}"));
+        m["metadata"]["labels"] = json!({"ci-run": run.to_string()});
+        m
+    };
+    kubectl
+        .ok(&["apply", "-f", &kubectl.file("tie.json", &manifest(0))])
+        .await;
+    env.wait_healthy(NAME, "v1", 3).await;
+
+    // Both writes within one second; should a loaded machine take longer, again (each run a new
+    // label and version), up to five times.
+    let mut tied = None;
+    for run in 1..=5 {
+        let (version, file) = (format!("v{}", run + 1), kubectl.file("tie.json", &manifest(run)));
+        a_new_second().await;
+        kubectl.ok(&["apply", "-f", &file]).await;
+        let image = format!("app=svc:{version}");
+        let r = cli(&env, &["set", "image", NAME, &image]).await;
+        assert_eq!(r.code, 0, "{r}");
+        let times = update_times(&env.get(NAME).await);
+        let entry = |m: &str| times.iter().position(|(x, _)| x == m).map(|i| (i, times[i].1.clone()));
+        let (Some((b, baton)), Some((k, kubectl))) = (entry("baton"), entry("kubectl-client-side-apply")) else {
+            panic!("both write the Rollout: {times:?}");
+        };
+        if baton == kubectl {
+            // Equal times in the API server's order: kubectl's entry last, as if newer.
+            assert!(b < k, "{times:?}");
+            tied = Some(run);
+            break;
+        }
+    }
+    let runs = tied.expect("kubectl apply and set image in the same second in one of 5 runs");
+    let last = format!("v{}", runs + 1);
+    env.wait_healthy(NAME, &last, 3).await;
+
+    let r = cli(&env, &["history", NAME]).await;
+    assert_eq!(r.code, 0, "{r}");
+    let (revisions, _) = r.stdout.split_once("\n\n").expect("two tables");
+    let mut want: Vec<Vec<String>> = vec![
+        ["REVISION", "VERSION", "AGE", "CHANGE-CAUSE", "CHANGED-BY", "STATUS"]
+            .map(String::from)
+            .to_vec(),
+        ["1", "v1", "<age>", "<none>", "kubectl-client-side-apply", "-"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for run in 1..=runs {
+        let version = format!("v{}", run + 1);
+        let status = if version == last { "current,update" } else { "-" };
+        let cause = format!("baton rollout set image svc app=svc:{version}");
+        want.push(vec![
+            (run + 1).to_string(),
+            version,
+            "<age>".into(),
+            cause,
+            "baton".into(),
+            status.into(),
+        ]);
+    }
+    assert_eq!(cells(revisions, &["AGE"]), want, "{}", r.stdout);
+
+    // The dashboard reads the same.
+    let d = dashboard::start(&env.sim, &[]).await;
+    let page = d.get(&format!("/rollouts/{NS}/{NAME}")).await;
+    assert_eq!(page.code, 200, "{}", page.text());
+    let row = dashboard_row(&page.text(), runs + 1, &last);
+    let cause = format!("baton rollout set image svc app=svc:{last}");
+    assert_eq!((row[3].as_str(), row[4].as_str()), (cause.as_str(), "baton"), "{row:?}");
     op.stop().await;
 }
 

@@ -47,6 +47,12 @@ async fn pin_is_checked_against_the_rollout_and_its_history_before_writing() {
     assert_eq!(r.stdout, "rollout.baton.dev/svc pinned svc-1 to v1\n", "{r}");
     let pinned = env.get(NAME).await;
     assert_eq!(pinned.spec.pins.len(), 1);
+    // The same pin again changes nothing, and says so.
+    let r = cli(&env, &["pin", NAME, "--instances", "svc-1", "--version", "v1"]).await;
+    assert_eq!(
+        r.stdout, "rollout.baton.dev/svc pinned svc-1 to v1 (no change)\n",
+        "{r}"
+    );
     assert_eq!(
         pinned
             .annotations()
@@ -119,6 +125,13 @@ async fn history_pin_unpin_and_undo_to_revision() {
     assert_eq!(o.stdout.trim(), "rollout.baton.dev/svc unpinned all instances");
     let r = env.wait_healthy(NAME, "v2", 3).await;
     assert!(r.spec.pins.is_empty());
+    // A second `unpin` has nothing to unpin: it writes nothing and says so, as `kubectl patch`
+    // says of a patch that changes nothing.
+    let o = cli_exits(&env, &["unpin", NAME], 0).await;
+    assert_eq!(
+        (o.stdout.as_str(), o.stderr.as_str()),
+        ("rollout.baton.dev/svc unpinned all instances (no change)\n", "")
+    );
 
     // A pin of a version that is not in the history is refused before anything is written.
     let before = env.get(NAME).await.resource_version();

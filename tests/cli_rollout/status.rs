@@ -152,3 +152,49 @@ async fn status_watch_redraws_in_place_on_a_terminal() {
     );
     op.stop().await;
 }
+
+/// `-w` is `--watch`, before or after the name, as `kubectl rollout status -w` and Argo
+/// Rollouts' `kubectl argo rollouts status -w` take it: it follows the rollout to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_takes_w_for_watch() {
+    let (env, op) = v1_deployed().await;
+    v2_in_batches(&env).await;
+    let o = cli_exits(&env, &["status", "-w", NAME, "--timeout", "60s"], 0).await;
+    let last_view = o.stdout.rsplit("rollout svc — ").next().unwrap_or_default();
+    assert!(last_view.starts_with("Healthy — version v2\n"), "{}", o.stdout);
+    for args in [["status", NAME, "-w"], ["status", NAME, "-w=false"]] {
+        let o = cli_exits(&env, &args, 0).await;
+        assert!(
+            o.stdout.starts_with("rollout svc — Healthy — version v2\n"),
+            "{args:?}: {o}"
+        );
+    }
+    op.stop().await;
+}
+
+/// `kubectl rollout status` knows Deployments, DaemonSets and StatefulSets only: for a Rollout
+/// it fails with its own error, which docs/rollouts.md shows beside `kubectl wait` (and the
+/// README says so where it names the gate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_fails_as_the_docs_say() {
+    let env = Env::start().await;
+    let k = kubectl::Kubectl::new(&env.sim);
+    let [shown]: [docs::Shown; 1] = docs::shown("docs/rollouts.md", "kubectl-rollout-status")
+        .try_into()
+        .expect("one command");
+    let words = docs::words(&shown.command);
+    assert_eq!(words[..3], ["kubectl", "rollout", "status"], "{shown:?}");
+    let name = words[3].strip_prefix("rollout/").expect("rollout/NAME");
+    env.apply(&manifest_v(name, 1, "v1")).await;
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let r = k.run(&args).await;
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{r}");
+    assert_eq!(r.stderr, shown.output, "docs/rollouts.md shows:\n{}", shown.output);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let gate = readme
+        .split("**The deploy gate is `kubectl wait")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("README names the deploy gate");
+    assert!(gate.contains("`kubectl rollout status`"), "{gate}");
+}

@@ -157,3 +157,44 @@ async fn read_until(
         }
     }
 }
+
+/// v2 fails and is rolled back, then v3 rolls out: revision 2 still failed, and both views
+/// say so — `get`'s tree (`✖ Failed`, not `Superseded`) and `history` (`failed`, not `-`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_revision_stays_failed_once_a_newer_one_exists() {
+    let (env, op) = crate::v1_deployed().await;
+    let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
+    m["spec"]["progressDeadlineSeconds"] = json!(2);
+    env.apply(&m).await;
+    env.wait_rollout(NAME, "v2 rolled back", LONG, |r| {
+        current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
+    })
+    .await;
+    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    env.wait_healthy(NAME, "v3", 3).await;
+
+    let r = cli_exits(&env, &["get", NAME], 0).await;
+    let revision = |n: i64| {
+        r.stdout
+            .lines()
+            .find(|l| l.contains(&format!("# revision:{n} ")))
+            .unwrap_or_else(|| panic!("revision {n} in:\n{}", r.stdout))
+    };
+    assert!(revision(3).contains("✔ Healthy"), "{}", r.stdout);
+    assert!(
+        revision(2).contains("✖ Failed") && revision(2).ends_with(" v2"),
+        "{}",
+        r.stdout
+    );
+    assert!(revision(1).contains("Superseded"), "{}", r.stdout);
+
+    let h = cli_exits(&env, &["history", NAME], 0).await;
+    let revisions = h.stdout.split("\n\n").next().unwrap_or_default();
+    let marks: Vec<(String, String)> = crate::cli_support::rows(revisions)
+        .into_iter()
+        .map(|row| (row["REVISION"].clone(), row["STATUS"].clone()))
+        .collect();
+    let want = [("1", "-"), ("2", "failed"), ("3", "current,update")];
+    assert_eq!(marks, want.map(|(a, b)| (a.to_string(), b.to_string())), "{}", h.stdout);
+    op.stop().await;
+}

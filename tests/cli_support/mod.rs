@@ -2,6 +2,8 @@
 //! reading what it prints: tables by their header's column offsets, ages as kubectl writes them.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -18,6 +18,12 @@ Simulator: `--kubeconfig PATH` or $BATON_SIM_KUBECONFIG uses one that is already
 ($BATON_SIM_BIN, else target/release/baton-sim or target/debug/baton-sim if built, else
 `cargo run --release -p baton-sim --bin baton-sim`).
 
+A shared cluster (`--kubeconfig PATH --shared SUFFIX`: the real control plane, where other tests
+run at the same time): every release and namespace is named with `-SUFFIX` and removed at the
+end (the releases' cluster-scoped objects are named after them), the CRDs are left as they are,
+and config/ — whose names are fixed — is a server dry run (kube-apiserver validates and admits
+each object as it would a write, and stores nothing) in a namespace of its own.
+
 Run: .venv/bin/python tests/helm/check_chart.py   (the venv has helm-python-sdk installed)
 Exit status 0 when every check passed; the last line is "N passed, N failed".
 """
@@ -66,6 +72,15 @@ def namespaced_install_values() -> dict[str, Any]:
     values["metrics"]["serviceMonitor"]["enabled"] = False
     values["dashboard"] = {"enabled": True, "actions": True}
     return values
+
+
+# The suffix of every release and namespace on a shared cluster (`--shared`); empty otherwise.
+SHARED = ""
+
+
+def uniq(name: str) -> str:
+    """`name`, or `name-SUFFIX` on a shared cluster."""
+    return f"{name}-{SHARED}" if SHARED else name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +315,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kubeconfig", help="kubeconfig of a running baton-sim (default: $BATON_SIM_KUBECONFIG or start one)")
     parser.add_argument("--no-install", action="store_true", help="only lint and render (no simulator)")
+    parser.add_argument("--shared", metavar="SUFFIX", default="",
+                        help="the cluster of --kubeconfig is shared: name releases and namespaces with -SUFFIX")
     args = parser.parse_args()
+    global SHARED
+    SHARED = args.shared
+    if SHARED and not args.kubeconfig:
+        parser.error("--shared needs --kubeconfig")
 
     print(f"helm SDK {helm.helm_sdk_version()} (helm-python-sdk {helm.__version__}), chart {CHART}", flush=True)
 
@@ -462,6 +483,12 @@ def main() -> int:
         # The series' own `namespace` label (the object's) must survive the scrape.
         assert sm["spec"]["endpoints"][0]["honorLabels"] is True, sm
         assert sm["spec"]["selector"]["matchLabels"] == one(objs, "Deployment", "baton")["spec"]["selector"]["matchLabels"]
+        # The Lease guard covers the namespace the controller is confined to (another release's
+        # controller elsewhere is not refused); the controller's own policy stays cluster-wide.
+        guard = one(objs, "ValidatingAdmissionPolicyBinding", "baton-lease-guard")["spec"]
+        assert guard["matchResources"] == {"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}]}}, guard
+        assert "matchResources" not in one(objs, "ValidatingAdmissionPolicyBinding", "baton-controller-leases")["spec"]
 
     @check("render: other options (secrets off / per-namespace, digest, leader election off, hard anti-affinity)")
     def _render_options() -> None:
@@ -684,75 +711,134 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def delete_namespaces(kubeconfig: str, *names: str) -> None:
+    """On a shared cluster: delete the namespaces a check made (in the background)."""
+    if SHARED:
+        kubectl(kubeconfig, "delete", "namespace", "--wait=false", "--ignore-not-found", *names, check_rc=False)
+
+
 def run_install_checks(kubeconfig: str) -> None:
     @check("install: default values into baton-system; every object and the CRDs exist")
     def _install_default() -> None:
-        rel = install(kubeconfig, "baton", "baton-system", None)
-        assert rel["status"] == "deployed", rel
-        objs = parse_manifests(rel["manifest"])
-        assert objs, "release has no manifest"
-        expected = render(None)["objects"]
-        assert sorted((o["kind"], o["metadata"]["name"]) for o in objs) == sorted(
-            (o["kind"], o["metadata"]["name"]) for o in expected
-        ), "installed manifest differs from the offline render"
-        assert_exist(kubeconfig, objs, "baton-system")
-        with helm.Chart.load(CHART) as chart:
-            crds = [o for c in chart.crds for o in parse_manifests(c["data"])]
-        assert_exist(kubeconfig, crds, "default")
-        # The CRDs serve their resources: the sample objects are accepted.
-        out = kubectl(kubeconfig, "api-resources", "--api-group=baton.dev", "-o", "name").stdout.split()
-        assert sorted(out) == ["listenersets.baton.dev", "rollouts.baton.dev"], out
+        release, ns = uniq("baton"), uniq("baton-system")
+        try:
+            rel = install(kubeconfig, release, ns, None)
+            assert rel["status"] == "deployed", rel
+            objs = parse_manifests(rel["manifest"])
+            assert objs, "release has no manifest"
+            expected = render(None, name=release, namespace=ns)["objects"]
+            assert sorted((o["kind"], o["metadata"]["name"]) for o in objs) == sorted(
+                (o["kind"], o["metadata"]["name"]) for o in expected
+            ), "installed manifest differs from the offline render"
+            assert_exist(kubeconfig, objs, ns)
+            with helm.Chart.load(CHART) as chart:
+                crds = [o for c in chart.crds for o in parse_manifests(c["data"])]
+            assert_exist(kubeconfig, crds, "default")
+            # The CRDs serve their resources: the sample objects are accepted.
+            out = kubectl(kubeconfig, "api-resources", "--api-group=baton.dev", "-o", "name").stdout.split()
+            assert sorted(out) == ["listenersets.baton.dev", "rollouts.baton.dev"], out
+        finally:
+            if SHARED:
+                # Its Lease guard covers every namespace: gone before other tests' controllers mind.
+                try:
+                    with helm.Config(kubeconfig_path=kubeconfig, namespace=ns, storage_driver="secret") as cfg:
+                        cfg.uninstall(release, timeout=60)
+                except Exception as e:  # noqa: BLE001 - the install's own failure is the one to report
+                    print(f"     helm uninstall {release}: {e}", flush=True)
+                delete_namespaces(kubeconfig, ns)
 
     @check("install: namespace-scoped RBAC + agent Role into team-a; every object exists; upgrade; uninstall removes them")
     def _install_ns() -> None:
-        values = namespaced_install_values()
-        rel = install(kubeconfig, "baton-team-a", "team-a", values)
-        assert rel["status"] == "deployed", rel
-        objs = parse_manifests(rel["manifest"])
-        kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
-        assert ("Role", "baton-team-a-agent") in kinds and ("Role", "baton-team-a-controller") in kinds, kinds
-        assert ("ClusterRole", "baton-team-a-controller") not in kinds, kinds
-        assert_exist(kubeconfig, objs, "team-a")
-        # The dashboard's ServiceAccount may read what it shows and patch Rollouts, in team-a only.
-        sa = "system:serviceaccount:team-a:baton-team-a-dashboard"
-        for verb, what, ns, want in (("list", "rollouts.baton.dev", "team-a", "yes"), ("watch", "leases", "team-a", "yes"),
-                                     ("list", "controllerrevisions.apps", "team-a", "yes"), ("list", "events", "team-a", "yes"),
-                                     ("patch", "rollouts.baton.dev", "team-a", "yes"), ("get", "secrets", "team-a", "no"),
-                                     ("patch", "rollouts.baton.dev", "default", "no"), ("patch", "deployments.apps", "team-a", "no")):
-            got = kubectl(kubeconfig, "auth", "can-i", verb, what, "-n", ns, "--as", sa, check_rc=False).stdout.strip()
-            assert got == want, f"{sa} can-i {verb} {what} -n {ns}: {got}, want {want}"
-        values["replicaCount"] = 3
-        rel = upgrade(kubeconfig, "baton-team-a", "team-a", values)
-        assert rel["status"] == "deployed", rel
-        live = json.loads(kubectl(kubeconfig, "get", "-n", "team-a", "deployment", "baton-team-a", "-o", "json").stdout)
-        assert live["spec"]["replicas"] == 3, live["spec"]
-        uninstall(kubeconfig, "baton-team-a", "team-a")
-        deadline = time.monotonic() + 30
-        while True:
-            left = kubectl(kubeconfig, "get", "-n", "team-a", "--ignore-not-found", "-f", "-", "-o", "name",
-                           stdin=objects_to_yaml(objs)).stdout.split()
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert not left, f"left after uninstall: {left}"
+        release, ns = uniq("baton-team-a"), uniq("team-a")
+        try:
+            install_ns(kubeconfig, release, ns)
+        finally:
+            delete_namespaces(kubeconfig, ns)
 
     @check("kustomize: kubectl apply -k config/ and config/samples/ are accepted")
     def _apply_config() -> None:
+        if SHARED:
+            apply_config_shared(kubeconfig)
+            return
         kubectl(kubeconfig, "apply", "-k", str(CONFIG))
         objs = parse_manifests(kubectl(kubeconfig, "kustomize", str(CONFIG)).stdout)
         assert_exist(kubeconfig, objs, "baton-system")
-        kubectl(kubeconfig, "apply", "-n", "default", "-k", str(CONFIG / "samples"))
-        samples = parse_manifests(kubectl(kubeconfig, "kustomize", str(CONFIG / "samples")).stdout)
-        # The service, its listeners and their Secret; the app (a ConfigMap) and the identity its
-        # `baton agent` sidecar runs with (ServiceAccount, Role, RoleBinding).
-        assert {o["kind"] for o in samples} == {
-            "Rollout", "ListenerSet", "Secret", "ConfigMap", "ServiceAccount", "Role", "RoleBinding"}
-        assert_exist(kubeconfig, samples, "default")
-        rollout = json.loads(kubectl(kubeconfig, "get", "-n", "default", "rollout", "user-service", "-o", "json").stdout)
-        assert rollout["spec"]["replicas"] == 3 and rollout["spec"]["version"], rollout["spec"]
+        apply_samples(kubeconfig, "default")
 
     for c in (_install_default, _install_ns, _apply_config):
         c()
+
+
+def install_ns(kubeconfig: str, release: str, ns: str) -> None:
+    """Release `release` into `ns` with namespace-scoped RBAC, the agent Role and the dashboard:
+    every object exists, the dashboard may do what it should there only; upgrade; uninstall."""
+    values = namespaced_install_values()
+    rel = install(kubeconfig, release, ns, values)
+    assert rel["status"] == "deployed", rel
+    objs = parse_manifests(rel["manifest"])
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert ("Role", f"{release}-agent") in kinds and ("Role", f"{release}-controller") in kinds, kinds
+    assert ("ClusterRole", f"{release}-controller") not in kinds, kinds
+    assert_exist(kubeconfig, objs, ns)
+    # The dashboard's ServiceAccount may read what it shows and patch Rollouts, in its namespace only.
+    sa = f"system:serviceaccount:{ns}:{release}-dashboard"
+    for verb, what, where, want in (("list", "rollouts.baton.dev", ns, "yes"), ("watch", "leases", ns, "yes"),
+                                    ("list", "controllerrevisions.apps", ns, "yes"), ("list", "events", ns, "yes"),
+                                    ("patch", "rollouts.baton.dev", ns, "yes"), ("get", "secrets", ns, "no"),
+                                    ("patch", "rollouts.baton.dev", "default", "no"), ("patch", "deployments.apps", ns, "no")):
+        got = kubectl(kubeconfig, "auth", "can-i", verb, what, "-n", where, "--as", sa, check_rc=False).stdout.strip()
+        assert got == want, f"{sa} can-i {verb} {what} -n {where}: {got}, want {want}"
+    values["replicaCount"] = 3
+    rel = upgrade(kubeconfig, release, ns, values)
+    assert rel["status"] == "deployed", rel
+    live = json.loads(kubectl(kubeconfig, "get", "-n", ns, "deployment", release, "-o", "json").stdout)
+    assert live["spec"]["replicas"] == 3, live["spec"]
+    uninstall(kubeconfig, release, ns)
+    deadline = time.monotonic() + 30
+    while True:
+        left = kubectl(kubeconfig, "get", "-n", ns, "--ignore-not-found", "-f", "-", "-o", "name",
+                       stdin=objects_to_yaml(objs)).stdout.split()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, f"left after uninstall: {left}"
+
+
+def apply_samples(kubeconfig: str, ns: str) -> None:
+    """`kubectl apply -k config/samples/` into `ns`: every object exists."""
+    kubectl(kubeconfig, "apply", "-n", ns, "-k", str(CONFIG / "samples"))
+    samples = parse_manifests(kubectl(kubeconfig, "kustomize", str(CONFIG / "samples")).stdout)
+    # The service, its listeners and their Secret; the app (a ConfigMap) and the identity its
+    # `baton agent` sidecar runs with (ServiceAccount, Role, RoleBinding).
+    assert {o["kind"] for o in samples} == {
+        "Rollout", "ListenerSet", "Secret", "ConfigMap", "ServiceAccount", "Role", "RoleBinding"}
+    assert_exist(kubeconfig, samples, ns)
+    rollout = json.loads(kubectl(kubeconfig, "get", "-n", ns, "rollout", "user-service", "-o", "json").stdout)
+    assert rollout["spec"]["replicas"] == 3 and rollout["spec"]["version"], rollout["spec"]
+
+
+def apply_config_shared(kubeconfig: str) -> None:
+    """config/ on a shared cluster: its objects but the CRDs (installed already, and left as they
+    are) and its Namespace, with the namespaced ones moved to a namespace of the check's own,
+    applied as a server dry run — every object validated and admitted, none stored; the
+    samples applied for real in another namespace of the check's own."""
+    ns, samples = uniq("baton-system"), uniq("samples")
+    kubectl(kubeconfig, "create", "namespace", ns)
+    kubectl(kubeconfig, "create", "namespace", samples)
+    try:
+        objs = parse_manifests(kubectl(kubeconfig, "kustomize", str(CONFIG)).stdout)
+        objs = [o for o in objs if o["kind"] not in ("CustomResourceDefinition", "Namespace")]
+        for o in objs:
+            if o["metadata"].get("namespace") == "baton-system":
+                o["metadata"]["namespace"] = ns
+        out = kubectl(kubeconfig, "apply", "--dry-run=server", "-f", "-", stdin=objects_to_yaml(objs)).stdout
+        said = [line for line in out.splitlines() if line.strip()]
+        assert len(said) == len(objs), f"{len(objs)} objects, kubectl said:\n{out}"
+        done = re.compile(r"^\S+ (created|configured|unchanged) \(server dry run\)$")
+        assert all(done.match(line) for line in said), out
+        apply_samples(kubeconfig, samples)
+    finally:
+        delete_namespaces(kubeconfig, ns, samples)
 
 
 if __name__ == "__main__":

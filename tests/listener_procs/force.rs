@@ -10,7 +10,6 @@ use kube::api::{Api, ListParams};
 use tokio::time::Instant;
 
 use crate::harness::app::AppConfig;
-use crate::harness::kubectl::Kubectl;
 use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
 use crate::{assert_clean, ok};
 
@@ -28,7 +27,7 @@ async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped()
         ..AgentFlags::default()
     };
     let ns = ok(Ns::new(Cluster::shared(), "case6", app, agent).await);
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     for p in ["fd-a", "fd-b", "fd-c", "fd-d"] {
         ok(ns.create_pod(p).await);
@@ -48,7 +47,7 @@ async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped()
         .ok(&["delete", "pod", "fd-a", "-n", &ns.name, "--force", "--grace-period=0"])
         .await;
     assert!(out.contains("force deleted"), "{out}");
-    ok(ns.mark_dead("fd-a"));
+    ok(ns.mark_dead("fd-a").await);
     ok(ns.wait_running("fast off fd-a", &fast, LONG, |p| p != "fd-a").await);
     ok(ns.kill_containers("fd-a").await);
 
@@ -56,7 +55,7 @@ async fn a_force_deleted_holder_keeps_its_listeners_until_it_must_have_stopped()
     // force): its agent learns nothing and stops by its safety deadline.
     ok(ns.partition_agent("fd-b"));
     ok(ns.force_delete_pod("fd-b").await);
-    ok(ns.mark_dead("fd-b"));
+    ok(ns.mark_dead("fd-b").await);
     ok(ns
         .wait_running("fast off fd-b", &fast, LONG, |p| p != "fd-a" && p != "fd-b")
         .await);

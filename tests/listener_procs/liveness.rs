@@ -9,7 +9,6 @@ use baton::api::listenerset::liveness::{is_liveness, registration, LIVENESS_LABE
 use kube::api::ListParams;
 
 use crate::harness::app::AppConfig;
-use crate::harness::kubectl::Kubectl;
 use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
 use crate::{assert_clean, ok};
 
@@ -46,7 +45,7 @@ async fn hand_deleted_liveness_leases_move_nothing_and_run_nothing_twice() {
         ..AppConfig::default()
     };
     let ns = ok(Ns::new(Cluster::shared(), "live-del", app, AgentFlags::default()).await);
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     for p in PODS {
         ok(ns.create_pod(p).await);

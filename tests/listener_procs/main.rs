@@ -20,6 +20,7 @@ mod rebalance;
 mod release;
 mod sidecar;
 mod starting;
+mod unregistered;
 mod upgrade;
 mod workloads;
 

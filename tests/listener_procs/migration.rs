@@ -14,7 +14,6 @@ use kube::api::ListParams;
 use serde_json::json;
 
 use crate::harness::app::{AbortOnDrop, AppConfig};
-use crate::harness::kubectl::Kubectl;
 use crate::harness::workloads::{expect_ok, manifest, on_live_pods, Case};
 use crate::harness::{listeners, AgentFlags, AppKind, Cluster, Ns, APP, APP_LABEL};
 use crate::{assert_clean, ok};
@@ -47,7 +46,7 @@ async fn the_migration_guide_keeps_every_pod_serving_and_every_listener_once() {
     let ns = Arc::new(ok(
         Ns::new(Cluster::shared(), "migrate", app, AgentFlags::default()).await
     ));
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     let n = &ns.name;
     ok(ns.start_controller().await);
     let _node = AbortOnDrop(ns.run_declared_sidecars("baton-agent", AppKind::Model));

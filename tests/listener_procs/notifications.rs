@@ -100,7 +100,7 @@ async fn a_takeover_after_the_holder_pod_died_arrives_once_per_listener() {
         .collect();
     assert!(!moved.is_empty(), "{victim} holds a listener: {before:?}");
     ok(ns.kill_containers(victim).await);
-    ok(ns.mark_dead(victim));
+    ok(ns.mark_dead(victim).await);
     ok(ns.delete_pod(victim, 30).await);
     ok(wait_for("every listener held by nt-b", LONG, || async {
         let held = ns.holders("sxt").await.ok()?;

@@ -8,7 +8,6 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::harness::app::AppConfig;
-use crate::harness::kubectl::Kubectl;
 use crate::harness::{listeners, wait_for, AgentFlags, Cluster, Ns};
 use crate::{assert_clean, ok};
 
@@ -32,7 +31,7 @@ async fn settled(ns: &Ns, set: &str, keys: &[String], what: &str) -> BTreeMap<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_deleted_leases_never_make_a_duplicate() {
     let ns = ok(Ns::new(Cluster::shared(), "case1", slow(), AgentFlags::default()).await);
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     for p in ["hd-a", "hd-b", "hd-c"] {
         ok(ns.create_pod(p).await);
@@ -102,7 +101,7 @@ async fn a_ready_pod_with_a_dead_agent_gets_nothing_new() {
     ok(ns.wait_running("6 listeners", &keys, LONG, |_| true).await);
     // da-a's containers die; the pod stays Ready (nothing restarts them).
     ok(ns.kill_containers("da-a").await);
-    ok(ns.mark_dead("da-a"));
+    ok(ns.mark_dead("da-a").await);
     ok(ns
         .wait_running("taken over from da-a", &keys, LONG, |p| p != "da-a")
         .await);

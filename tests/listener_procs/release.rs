@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use kube::api::ListParams;
 
-use crate::harness::kubectl::Kubectl;
 use crate::harness::{listeners, wait_for, Ns};
 use crate::{assert_clean, ok};
 
@@ -30,7 +29,7 @@ async fn lease_uids(ns: &Ns, set: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_leases_outlive_their_pod_and_are_handed_over() {
     let ns = Ns::plain("release").await;
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     ok(ns.create_pod("rl-a").await);
     let (spec, keys) = listeners("sxt", 4);

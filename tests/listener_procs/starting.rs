@@ -3,7 +3,6 @@
 //! status, get nothing more, and nothing churns.
 use std::time::Duration;
 
-use crate::harness::kubectl::Kubectl;
 use crate::harness::{listeners, wait_for, AppKind, Ns};
 use crate::{assert_clean, ok};
 
@@ -15,7 +14,7 @@ const LONG: Duration = Duration::from_secs(90);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_without_agents_are_named_and_nothing_churns() {
     let ns = Ns::plain("case3").await;
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     for p in ["nr-a", "nr-b", "nr-c"] {
         ok(ns.create_plain_pod(p).await);
@@ -64,7 +63,7 @@ async fn pods_without_agents_are_named_and_nothing_churns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_runs_with_its_sidecar() {
     let ns = std::sync::Arc::new(Ns::plain("default").await);
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     let samples = format!("{}/config/samples", env!("CARGO_MANIFEST_DIR"));
     let out = kubectl.ok(&["apply", "-k", &samples]).await;

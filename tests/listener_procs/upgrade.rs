@@ -64,12 +64,10 @@ async fn running(ns: &Ns, prefix: &str) -> Vec<String> {
 /// Writes of listener Leases (not liveness Leases) by the agents of `ns`, answered so far.
 fn agent_listener_writes(ns: &Ns) -> u64 {
     ns.cluster
-        .sim
-        .core
         .writes()
         .iter()
-        .filter(|w| w.identity.contains(&format!("agent-{}-", ns.name)))
-        .filter(|w| w.path.contains("/leases/") && !w.path.contains("/leases/baton-agent."))
+        .filter(|(who, _)| who.contains(&format!("agent-{}-", ns.name)))
+        .filter(|(_, path)| path.contains("/leases/") && !path.contains("/leases/baton-agent."))
         .count() as u64
 }
 

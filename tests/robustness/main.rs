@@ -10,6 +10,8 @@
 //! * `backoff`: a failing reconcile backs off exponentially per object, one log line per attempt.
 //! * `bad_input`: the bad-input table, with a canary Rollout and ListenerSet reconciled
 //!   throughout and after a restart.
+//! * `crd_deleted`: a CRD deleted with kubectl under a running controller is reported, and its
+//!   ListenerSets leave no Lease behind.
 //!
 //! `BATON_TEST_BIN=/path/to/baton` runs them against another build of the binary, e.g. one
 //! from before a fix, to see them fail.
@@ -20,6 +22,7 @@ mod controller;
 
 mod backoff;
 mod bad_input;
+mod crd_deleted;
 mod poison;
 mod restarts;
 mod shutdown;

@@ -3,7 +3,7 @@
 //! Lua 5.1) on the Rollout as the controller wrote it, in each state: healthy, a new generation
 //! not observed yet, a batch under way, paused, aborted, rolled back, stalled past its progress
 //! deadline, InvalidSpec; and each action's output written back as Argo CD writes it, acted on by
-//! the controller.
+//! the controller — among them the abort a stalled rollout's status tells the user to run.
 //!
 //! Each state is also captured as the testdata of `health_test.yaml` and
 //! `actions/action_test.yaml` (`crate::support::argocd::testdata`): checked against the fixture,
@@ -31,8 +31,12 @@ const CHECKED: Checked = Checked {
     ],
 };
 
+/// `r` as JSON, in namespace `default` whatever namespace the test ran in (the fixtures are
+/// captured on either backend).
 fn value(r: &Rollout) -> Value {
-    serde_json::to_value(r).expect("a Rollout as JSON")
+    let mut v = serde_json::to_value(r).expect("a Rollout as JSON");
+    v["metadata"]["namespace"] = json!("default");
+    v
 }
 
 fn health(r: &Rollout) -> (String, String) {
@@ -52,7 +56,7 @@ async fn argo_cd_health_of_a_rollout_in_every_state() {
     capture("healthy", &healthy);
 
     // Applied: the status is the previous generation's until the controller looks.
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["pause"] = json!({});
     let applied = env.apply(&m).await;
     assert!(
@@ -84,7 +88,7 @@ async fn argo_cd_health_of_a_rollout_in_every_state() {
 
     // A batch whose pod never becomes Ready: under way until its progress deadline (30 s), once
     // its pod exists (an updated replica) and is waited on.
-    env.apply(&manifest(NAME, 3, "v3", "svc:v3-never-ready")).await;
+    env.apply(&env.manifest(NAME, 3, "v3", "svc:v3-never-ready")).await;
     let under_way = env
         .wait_rollout(NAME, "v3's first batch under way", LONG, |r| {
             current_generation(r)
@@ -108,7 +112,7 @@ async fn argo_cd_health_of_a_rollout_in_every_state() {
     capture("rolled-back", &rolled_back);
 
     // Without automatic rollback, a batch past its deadline stops: Stalled.
-    let mut m = manifest(NAME, 3, "v5", "svc:v5-never-ready");
+    let mut m = env.manifest(NAME, 3, "v5", "svc:v5-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     m["spec"]["autoRollback"] = json!(false);
     env.apply(&m).await;
@@ -120,6 +124,9 @@ async fn argo_cd_health_of_a_rollout_in_every_state() {
     let (status, message) = health(&stalled);
     assert_eq!(status, "Degraded");
     assert!(message.contains("v5"), "names the stalled version: {message}");
+    // It says to retry or abort, and Argo CD offers both.
+    assert!(message.contains("`baton rollout abort svc`"), "{message}");
+    assert_eq!(actions(&stalled), ["abort", "pause", "restart", "retry"]);
     capture("stalled", &stalled);
 
     env.merge(
@@ -207,7 +214,7 @@ async fn argo_cd_actions_make_the_controller_act() {
     act(&env, &restarted, "restarted", "pause").await;
     let paused = env.wait_rollout(NAME, "spec.paused", LONG, |r| r.spec.paused).await;
     assert!(actions(&paused).contains(&"resume".to_string()));
-    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v3")).await;
     let held = wait_phase(&env, "v3 held by the pause", RolloutPhase::Paused).await;
     assert_eq!(
         instance_versions(&held),
@@ -225,7 +232,7 @@ async fn argo_cd_actions_make_the_controller_act() {
     .await;
 
     // abort, then retry.
-    let mut m = manifest_v(NAME, 3, "v4");
+    let mut m = env.manifest_v(NAME, 3, "v4");
     m["spec"]["strategy"]["pause"] = json!({});
     env.apply(&m).await;
     let paused = wait_phase(&env, "v4 paused after batch 1", RolloutPhase::Paused).await;
@@ -248,6 +255,31 @@ async fn argo_cd_actions_make_the_controller_act() {
             && status(r).failed_update.is_none()
             && r.spec.version == "v4"
             && instance_versions(r).contains_key("v4")
+    })
+    .await;
+
+    // Stopped by a failure without automatic rollback: the status says to retry or abort, and
+    // Argo CD's abort returns the instances to the last healthy revision (v3).
+    let mut m = env.manifest(NAME, 3, "v5", "svc:v5-never-ready");
+    m["spec"]["progressDeadlineSeconds"] = json!(2);
+    m["spec"]["autoRollback"] = json!(false);
+    env.apply(&m).await;
+    let stalled = env
+        .wait_rollout(NAME, "v5 stalled", LONG, |r| {
+            current_generation(r) && cond(r, "Stalled") == ("True".into(), "ProgressDeadlineExceeded".into())
+        })
+        .await;
+    let message = status(&stalled).message.unwrap_or_default();
+    assert!(
+        message.contains("`baton rollout retry svc`, or `baton rollout abort svc`"),
+        "{message}"
+    );
+    assert_eq!(actions(&stalled), ["abort", "pause", "restart", "retry"]);
+    act(&env, &stalled, "stalled", "abort").await;
+    env.wait_rollout(NAME, "v5 aborted: back on v3", LONG, |r| {
+        current_generation(r)
+            && cond(r, "Progressing") == ("False".into(), "RolloutAborted".into())
+            && instance_versions(r) == map(&[("v3", 3)])
     })
     .await;
     op.stop().await;

@@ -13,14 +13,14 @@ async fn update_in_batches_reports_progress_versions_and_instances() {
     let env = Env::start().await;
     let op = env.start_operator().await;
     let name = "user-service";
-    env.apply(&manifest_v(name, 3, "v1.2.2")).await;
+    env.apply(&env.manifest_v(name, 3, "v1.2.2")).await;
     let before = env.wait_healthy(name, "v1.2.2", 3).await;
     let old_rev = status(&before).current_revision.clone().expect("current revision");
 
     let pods = PodRecorder::start(&env, name).await;
     let recorder = StatusRecorder::start(&env, name);
     recorder.wait_synced().await;
-    let applied = env.apply(&manifest_v(name, 3, "v1.2.3")).await;
+    let applied = env.apply(&env.manifest_v(name, 3, "v1.2.3")).await;
     let done = env.wait_healthy(name, "v1.2.3", 3).await;
     let st = status(&done);
     let new_rev = st.update_revision.clone().expect("update revision");
@@ -146,7 +146,7 @@ async fn update_in_batches_reports_progress_versions_and_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batch_and_phase_change_gets_its_own_event_message() {
     let (env, op, _) = operator_with_v1().await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     let events = env.events(NAME).await;
     let notes: Vec<String> = events.iter().filter_map(|e| e.note.clone()).collect();

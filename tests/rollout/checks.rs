@@ -1,6 +1,6 @@
 //! Checks, with the real `baton controller`: an HTTP check per batch against a real
-//! server in the test (the simulator's pod IPs are not routable, so the URL names the instance
-//! in its path), a health endpoint that flips to failing and rolls the batch back; the bake
+//! server in the test (pod IPs, baton-sim's or kwok's, are not routable, so the URL names the
+//! instance in its path), a health endpoint that flips to failing and rolls the batch back; the bake
 //! window, which an instance lost during it rolls back and `baton rollout promote --full` ends.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use kube::api::DeleteParams;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::support::controller::{self, NO_ELECTION};
+use crate::support::controller::NO_ELECTION;
 use crate::support::*;
 
 /// A health endpoint: `GET /health/<instance>` answers 200 `{"status":"ok"}` while healthy, 500
@@ -80,8 +80,8 @@ impl HealthServer {
 }
 
 /// A Rollout of `version` on 3 instances checked by `health` (3 successes, 1 s apart).
-fn checked(version: &str, port: u16) -> serde_json::Value {
-    let mut m = manifest_v(NAME, 3, version);
+fn checked(env: &Env, version: &str, port: u16) -> serde_json::Value {
+    let mut m = env.manifest_v(NAME, 3, version);
     m["spec"]["checks"] = json!([{
         "name": "health",
         "http": {"url": format!("http://127.0.0.1:{port}/health/{{{{instance}}}}"), "expectedStatus": [200],
@@ -104,11 +104,11 @@ async fn bake_for_10_minutes(env: &Env, mut m: serde_json::Value) -> baton::api:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_rolls_the_batch_back() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "checks").await;
+    let _ctrl = env.controller().await;
     let server = HealthServer::start().await;
 
     // v1: every instance is checked (the first rollout is one batch) before it is Healthy.
-    env.apply(&checked("v1", server.port)).await;
+    env.apply(&checked(&env, "v1", server.port)).await;
     env.wait_healthy(NAME, "v1", 3).await;
     let hits = server.hits();
     for i in ["svc-0", "svc-1", "svc-2"] {
@@ -117,7 +117,7 @@ async fn a_failing_health_check_rolls_the_batch_back() {
 
     // The endpoint turns to failing; v2's first batch fails its check and is rolled back.
     server.healthy.store(false, Ordering::SeqCst);
-    env.apply(&checked("v2", server.port)).await;
+    env.apply(&checked(&env, "v2", server.port)).await;
     let r = wait_phase(&env, "RolledBack", RolloutPhase::RolledBack).await;
     let st = status(&r);
     let f = st.failed_update.clone().expect("failedUpdate");
@@ -151,11 +151,11 @@ async fn a_failing_health_check_rolls_the_batch_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "bake").await;
+    let _ctrl = env.controller().await;
     deployed(&env, 3, "v1").await;
 
     // v2 bakes for 10 minutes; an instance lost meanwhile fails it and it is rolled back.
-    let r = bake_for_10_minutes(&env, manifest_v(NAME, 3, "v2")).await;
+    let r = bake_for_10_minutes(&env, env.manifest_v(NAME, 3, "v2")).await;
     let st = status(&r);
     assert_eq!(st.phase, Some(RolloutPhase::Progressing));
     assert_eq!(cond(&r, "Ready").0, "False");
@@ -192,7 +192,7 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
     assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
 
     // v3 bakes for an hour; `baton rollout promote --full` ends the bake and it is Healthy.
-    let mut v3 = manifest_v(NAME, 3, "v3");
+    let mut v3 = env.manifest_v(NAME, 3, "v3");
     v3["spec"]["bakeSeconds"] = json!(3600);
     env.apply(&v3).await;
     env.wait_rollout(NAME, "v3 baking", LONG, |r| {
@@ -201,7 +201,7 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
     .await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["rollout", "promote", "--full", NAME])
-        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env("KUBECONFIG", env.admin_kubeconfig())
         .env_remove("RUST_LOG")
         .kill_on_drop(true)
         .output()
@@ -219,10 +219,9 @@ async fn the_bake_window_rolls_back_on_a_lost_instance_and_promote_full_ends_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_check_runs_it_again_from_its_first_attempt() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("checks-restart");
-    let mut first = controller::start(&env.sim, dir.path(), "ctrl-1", &NO_ELECTION).await;
+    let mut first = env.start_controller("ctrl-1", &NO_ELECTION).await;
     let server = HealthServer::start().await;
-    let mut m = checked("v1", server.port);
+    let mut m = checked(&env, "v1", server.port);
     m["spec"]["checks"][0]["count"] = json!(5);
     env.apply(&m).await;
     // Mid-check: svc-0 has had 2 of its 5 attempts.
@@ -243,7 +242,7 @@ async fn a_controller_killed_mid_check_runs_it_again_from_its_first_attempt() {
     let r = env.get(NAME).await;
     assert_ne!(status(&r).phase, Some(RolloutPhase::Healthy), "{}", describe(Some(&r)));
 
-    let _second = controller::start(&env.sim, dir.path(), "ctrl-2", &NO_ELECTION).await;
+    let _second = env.start_controller("ctrl-2", &NO_ELECTION).await;
     env.wait_healthy(NAME, "v1", 3).await;
     let after = hits_at(&server);
     assert!(
@@ -258,11 +257,10 @@ async fn a_controller_killed_mid_check_runs_it_again_from_its_first_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_health_check_failing_in_the_middle_of_the_bake_rolls_back() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("bake-checks");
-    let _ctrl = controller::start(&env.sim, dir.path(), "ctrl", &NO_ELECTION).await;
+    let _ctrl = env.start_controller("ctrl", &NO_ELECTION).await;
     let server = HealthServer::start().await;
     let quick = |version: &str| {
-        let mut m = checked(version, server.port);
+        let mut m = checked(&env, version, server.port);
         m["spec"]["checks"][0]["count"] = json!(1);
         m
     };

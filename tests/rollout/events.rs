@@ -11,14 +11,12 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::support::*;
 
-/// Event POSTs by the controller since `since` (in the simulator's write log, which records a
-/// request as it arrives, whatever its answer).
-fn event_posts(env: &Env, since: std::time::Instant) -> usize {
-    env.sim
-        .core
-        .writes()
+/// Event POSTs by the controller since `since` (in the API server's record of writes, whatever
+/// their answer).
+fn event_posts(env: &Env, since: &backend::WriteMark) -> usize {
+    env.writes_since(since)
         .iter()
-        .filter(|w| w.at >= since && w.identity.contains(CONTROLLER_ID))
+        .filter(|w| w.identity.contains(CONTROLLER_ID))
         .filter(|w| w.method == "POST" && w.path.contains("/events"))
         .count()
 }
@@ -43,7 +41,7 @@ async fn each_transition_is_one_event_even_when_planned_again_from_a_stale_statu
     deployed(&env, 3, "v1").await;
     let recorder = StatusRecorder::start(&env, NAME);
     recorder.wait_synced().await;
-    let applied = env.apply(&manifest_v(NAME, 3, "v2")).await;
+    let applied = env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     let done = env.wait_healthy(NAME, "v2", 3).await;
     let new_rev = status(&done).update_revision.clone().expect("update revision");
     let started = recorder
@@ -78,7 +76,7 @@ async fn each_transition_is_one_event_even_when_planned_again_from_a_stale_statu
         .replace_status(NAME, &PostParams::default(), &r)
         .await
         .expect("status replaced");
-    let since = std::time::Instant::now();
+    let since = env.write_mark();
     let op = env.start_operator().await;
     // It completes batches 1 to 3 again (5 transitions) and says so.
     env.wait_healthy(NAME, "v2", 3).await;
@@ -87,7 +85,7 @@ async fn each_transition_is_one_event_even_when_planned_again_from_a_stale_statu
         LONG,
         wait::POLL,
         || async {
-            let n = event_posts(&env, since);
+            let n = event_posts(&env, &since);
             if n >= 5 {
                 Ok(())
             } else {

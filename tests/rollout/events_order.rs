@@ -11,7 +11,7 @@ use kube::Resource;
 use crate::helpers::*;
 use crate::support::*;
 
-/// `kubectl ARGS` against the simulator, with a cache directory of its own.
+/// `kubectl ARGS` as the test's admin, with a cache directory of its own.
 async fn kubectl(env: &Env, args: &[&str]) -> (i32, String, String) {
     let cache = std::env::temp_dir().join(format!("baton-events-kubectl-{}", std::process::id()));
     let mut all = vec!["--cache-dir", cache.to_str().unwrap_or("/tmp")];
@@ -20,7 +20,7 @@ async fn kubectl(env: &Env, args: &[&str]) -> (i32, String, String) {
         Duration::from_secs(60),
         tokio::process::Command::new("/usr/bin/kubectl")
             .args(&all)
-            .env("KUBECONFIG", env.sim.kubeconfig_path())
+            .env("KUBECONFIG", env.admin_kubeconfig())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -87,7 +87,7 @@ fn described_reasons(out: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_lists_events_by_their_last_occurrence() {
     let env = Env::start().await;
-    let rollout = env.apply(&manifest_v(NAME, 1, "v1")).await;
+    let rollout = env.apply(&env.manifest_v(NAME, 1, "v1")).await;
     let regarding = rollout.object_ref(&());
     let publisher = Publisher::new(env.client.clone(), "baton-rollout", "test-0");
     let repeated = Occurrence::new(Severity::Warning, "ActionIgnored", "promote requested, nothing done");
@@ -107,7 +107,7 @@ async fn describe_lists_events_by_their_last_occurrence() {
             .unwrap_or_else(|e| panic!("publishing {o:?}: {e}"));
     }
 
-    let out = kubectl_ok(&env, &["describe", "rollout", NAME, "-n", NS]).await;
+    let out = kubectl_ok(&env, &["describe", "rollout", NAME, "-n", &env.ns]).await;
     let rows = described_reasons(&out);
     let reasons: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(
@@ -117,7 +117,7 @@ async fn describe_lists_events_by_their_last_occurrence() {
     );
     assert!(rows[2].1.contains("(x2 over "), "the repeat is counted:\n{out}");
 
-    let out = kubectl_ok(&env, &["events", "-n", NS, "--for", &format!("rollout/{NAME}")]).await;
+    let out = kubectl_ok(&env, &["events", "-n", &env.ns, "--for", &format!("rollout/{NAME}")]).await;
     let order: Vec<usize> = ["BatchStarted", "BatchCompleted", "ActionIgnored"]
         .iter()
         .map(|r| out.find(r).unwrap_or_else(|| panic!("{r} in kubectl events:\n{out}")))
@@ -125,7 +125,7 @@ async fn describe_lists_events_by_their_last_occurrence() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "kubectl events order:\n{out}");
 
     let selector = format!("involvedObject.name={NAME}");
-    let out = kubectl_ok(&env, &["get", "events", "-n", NS, "--field-selector", &selector]).await;
+    let out = kubectl_ok(&env, &["get", "events", "-n", &env.ns, "--field-selector", &selector]).await;
     for r in ["BatchStarted", "BatchCompleted", "ActionIgnored"] {
         assert!(
             out.contains(r),
@@ -138,7 +138,7 @@ async fn describe_lists_events_by_their_last_occurrence() {
             "get",
             "events",
             "-n",
-            NS,
+            &env.ns,
             "--field-selector",
             &format!("regarding.name={NAME}"),
         ],

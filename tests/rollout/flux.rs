@@ -16,7 +16,7 @@ use crate::support::kstatus::{self, watch_until, Outcome, Status};
 use crate::support::*;
 
 fn raw_api(env: &Env) -> Api<DynamicObject> {
-    Api::namespaced_with(env.client.clone(), NS, &ApiResource::erase::<Rollout>(&()))
+    Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::erase::<Rollout>(&()))
 }
 
 fn typed(v: &Value) -> Rollout {
@@ -48,8 +48,8 @@ fn is(r: &Rollout, phase: RolloutPhase, progressing: (&str, &str)) -> bool {
 }
 
 /// kstatus on `v` in `state` ([`kstatus::judge`]).
-fn judge(state: &str, v: &Value, want: Status, reason: &str) -> Outcome {
-    kstatus::judge(state, v, &format!("Rollout/{NS}/{NAME}"), (want, reason))
+fn judge(env: &Env, state: &str, v: &Value, want: Status, reason: &str) -> Outcome {
+    kstatus::judge(state, v, &format!("Rollout/{}/{NAME}", env.ns), (want, reason))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +57,7 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
     let (env, op, _) = operator_with_v1().await;
     let healthy = wait_raw(&env, "Healthy on v1", |r| healthy_on(r, "v1", 3)).await;
     assert_eq!(
-        judge("Healthy", &healthy, Status::Current, "").message,
+        judge(&env, "Healthy", &healthy, Status::Current, "").message,
         "Resource is Ready"
     );
 
@@ -69,13 +69,14 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
     .await;
     assert_eq!(instance_versions(&typed(&idle)), map(&[("v1", 3)]));
     judge(
+        &env,
         "spec.paused, nothing to roll out",
         &idle,
         Status::InProgress,
         "RolloutPaused",
     );
 
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["pause"] = json!({});
     let applied = apply_raw(&env, &m).await;
     let (generation, observed) = (
@@ -84,6 +85,7 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
     );
     assert_ne!(generation, observed, "the apply's answer carries the old status");
     let o = judge(
+        &env,
         "applied, not observed yet",
         &applied,
         Status::InProgress,
@@ -99,7 +101,13 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
     })
     .await;
     assert_eq!(instance_versions(&typed(&held)), map(&[("v1", 3)]), "nothing moved");
-    let o = judge("v2 held by spec.paused", &held, Status::InProgress, "RolloutPaused");
+    let o = judge(
+        &env,
+        "v2 held by spec.paused",
+        &held,
+        Status::InProgress,
+        "RolloutPaused",
+    );
     assert!(o.message.contains("v2"), "{}", o.message);
 
     env.merge(NAME, json!({"spec": {"paused": false}})).await;
@@ -107,7 +115,13 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
         is(r, RolloutPhase::Progressing, ("True", "ReplicaSetUpdated"))
     })
     .await;
-    let o = judge("batch under way", &moving, Status::InProgress, "ReplicaSetUpdated");
+    let o = judge(
+        &env,
+        "batch under way",
+        &moving,
+        Status::InProgress,
+        "ReplicaSetUpdated",
+    );
     assert!(o.message.contains("v2"), "{}", o.message);
 
     let step = wait_raw(&env, "paused after batch 1", |r| {
@@ -115,6 +129,7 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
     })
     .await;
     let o = judge(
+        &env,
         "pause step, waiting for promotion",
         &step,
         Status::InProgress,
@@ -128,7 +143,7 @@ async fn flux_waits_for_a_rollout_until_its_generation_is_rolled_out() {
     };
     assert_ok(env.cli(promote).await, "promote --full");
     let done = wait_raw(&env, "Healthy on v2", |r| healthy_on(r, "v2", 3)).await;
-    judge("Healthy on v2", &done, Status::Current, "");
+    judge(&env, "Healthy on v2", &done, Status::Current, "");
     op.stop().await;
 }
 
@@ -145,23 +160,23 @@ async fn flux_fails_at_once_on_an_aborted_rolled_back_or_invalid_rollout() {
         is(r, RolloutPhase::RolledBack, ("False", "RolloutAborted"))
     })
     .await;
-    let o = judge("aborted", &aborted, Status::Failed, "RolloutAborted");
+    let o = judge(&env, "aborted", &aborted, Status::Failed, "RolloutAborted");
     assert!(o.message.contains("v2"), "names the aborted version: {}", o.message);
 
-    let mut m = manifest(NAME, 3, "v3", "svc:v3-never-ready");
+    let mut m = env.manifest(NAME, 3, "v3", "svc:v3-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     env.apply(&m).await;
     let rolling = wait_raw(&env, "v3 rolling back", |r| {
         is(r, RolloutPhase::RollingBack, ("True", "RollingBack"))
     })
     .await;
-    let o = judge("rolling back", &rolling, Status::InProgress, "RolledBack");
+    let o = judge(&env, "rolling back", &rolling, Status::InProgress, "RolledBack");
     assert!(o.message.contains("rolling back to v1"), "{}", o.message);
     let rolled_back = wait_raw(&env, "v3 rolled back", |r| {
         is(r, RolloutPhase::RolledBack, ("False", "RolledBack"))
     })
     .await;
-    let o = judge("rolled back", &rolled_back, Status::Failed, "RolledBack");
+    let o = judge(&env, "rolled back", &rolled_back, Status::Failed, "RolledBack");
     assert!(
         o.message.contains("v3 failed"),
         "names the failed version: {}",
@@ -178,7 +193,7 @@ async fn flux_fails_at_once_on_an_aborted_rolled_back_or_invalid_rollout() {
         current_generation(r) && cond(r, "InvalidSpec").0 == "True"
     })
     .await;
-    let o = judge("InvalidSpec", &invalid, Status::Failed, "InvalidSpec");
+    let o = judge(&env, "InvalidSpec", &invalid, Status::Failed, "InvalidSpec");
     assert!(o.message.contains("v0.9"), "says what to fix: {}", o.message);
     op.stop().await;
 }
@@ -187,16 +202,16 @@ async fn flux_fails_at_once_on_an_aborted_rolled_back_or_invalid_rollout() {
 async fn flux_on_a_rollout_not_yet_seen_and_one_past_its_progress_deadline() {
     let env = Env::start().await;
     // No controller yet: the Rollout has no status at all, and kstatus has nothing to go on.
-    let created = apply_raw(&env, &manifest_v(NAME, 3, "v1")).await;
+    let created = apply_raw(&env, &env.manifest_v(NAME, 3, "v1")).await;
     assert!(created["status"].is_null(), "{}", created["status"]);
-    let o = judge("created, no status yet", &created, Status::Current, "");
+    let o = judge(&env, "created, no status yet", &created, Status::Current, "");
     assert_eq!(o.message, "Resource is current");
 
     let op = env.start_operator().await;
     let healthy = wait_raw(&env, "Healthy on v1", |r| healthy_on(r, "v1", 3)).await;
-    judge("Healthy", &healthy, Status::Current, "");
+    judge(&env, "Healthy", &healthy, Status::Current, "");
 
-    let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
+    let mut m = env.manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     m["spec"]["autoRollback"] = json!(false);
     env.apply(&m).await;
@@ -205,6 +220,7 @@ async fn flux_on_a_rollout_not_yet_seen_and_one_past_its_progress_deadline() {
     })
     .await;
     let o = judge(
+        &env,
         "progress deadline exceeded",
         &stopped,
         Status::Failed,

@@ -11,7 +11,7 @@ use baton::cli::rollout::RolloutCommand;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::support::kubectl::{cell, finish, Kubectl};
+use crate::support::kubectl::{cell, finish};
 use crate::support::*;
 
 /// (1) `kubectl get rollout` after an automatic rollback: VERSION is the version that serves,
@@ -19,12 +19,12 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_after_a_rollback_shows_the_serving_version_and_rolled_back() {
     let (env, op, _) = operator_with_v1().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     let out = k.ok(&["get", "rollout", NAME]).await;
     assert_eq!(cell(&out, NAME, "VERSION").as_deref(), Some("v1"), "{out}");
     assert_eq!(cell(&out, NAME, "PHASE").as_deref(), Some("Healthy"), "{out}");
 
-    let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
+    let mut m = env.manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     k.ok(&["apply", "-f", &k.file("v2.json", &m)]).await;
     wait_phase(&env, "RolledBack", RolloutPhase::RolledBack).await;
@@ -55,13 +55,13 @@ async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_goo
     let (env, op, k) = with_operator().await;
     let gate = "kubectl wait --for=condition=Ready rollout/svc";
 
-    let v1 = k.file("v1.json", &manifest_v(NAME, 3, "v1"));
+    let v1 = k.file("v1.json", &env.manifest_v(NAME, 3, "v1"));
     let run = k.sh(&format!("kubectl apply -f {v1} && {gate} --timeout=60s")).await;
     assert_eq!(run.code, 0, "{run}");
     assert!(run.stdout.contains("rollout.baton.dev/svc condition met"), "{run}");
     assert!(healthy_on(&env.get(NAME).await, "v1", 3));
 
-    let mut crash = manifest(NAME, 3, "v2", "svc:v2-crash");
+    let mut crash = env.manifest(NAME, 3, "v2", "svc:v2-crash");
     crash["spec"]["progressDeadlineSeconds"] = json!(600);
     let v2 = k.file("v2.json", &crash);
     let run = k.sh(&format!("kubectl apply -f {v2} && {gate} --timeout=8s")).await;
@@ -75,7 +75,7 @@ async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_goo
         .await;
     assert_ne!(run.code, 0, "{run}");
 
-    let v3 = k.file("v3.json", &manifest_v(NAME, 3, "v3"));
+    let v3 = k.file("v3.json", &env.manifest_v(NAME, 3, "v3"));
     let run = k.sh(&format!("kubectl apply -f {v3} && {gate} --timeout=60s")).await;
     assert_eq!(run.code, 0, "{run}");
     // When the gate opened, v3 was out on every instance, at the current generation.
@@ -93,12 +93,12 @@ async fn kubectl_wait_ready_times_out_for_a_failed_version_and_returns_for_a_goo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_wait_right_after_a_spec_change_waits_for_the_new_generation() {
     let (env, op, _) = operator_with_v1().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     k.ok(&["wait", "--for=condition=Ready", "rollout/svc", "--timeout=30s"])
         .await;
     // No controller: the apply below stays unobserved for as long as the test wants.
     op.stop().await;
-    k.ok(&["apply", "-f", &k.file("v2.json", &manifest_v(NAME, 3, "v2"))])
+    k.ok(&["apply", "-f", &k.file("v2.json", &env.manifest_v(NAME, 3, "v2"))])
         .await;
     let r = env.get(NAME).await;
     assert_eq!(r.metadata.generation, Some(2));
@@ -141,7 +141,7 @@ async fn kubectl_wait_right_after_a_spec_change_waits_for_the_new_generation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion() {
     let (env, op, k) = with_operator().await;
-    let mut m = manifest_v(NAME, 3, "v1");
+    let mut m = env.manifest_v(NAME, 3, "v1");
     m["spec"]["strategy"]["pause"] = json!({"duration": "1s"});
     k.ok(&["apply", "-f", &k.file("v1.json", &m)]).await;
     env.wait_healthy(NAME, "v1", 3).await;
@@ -182,7 +182,7 @@ async fn merge_patch_manual_true_turns_a_timed_pause_into_a_wait_for_promotion()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_times_are_stored_to_the_microsecond() {
     let (env, op, _) = operator_with_v1().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     apply_v2_pausing(&env).await;
     wait_phase(&env, "paused after batch 1", RolloutPhase::Paused).await;
     for field in ["startedAt", "pauseStartedAt"] {
@@ -209,7 +209,7 @@ async fn batch_times_are_stored_to_the_microsecond() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_for_pin_unpin_restart_and_no_repeated_batch_start() {
     let (env, op, _) = operator_with_v1().await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     env.merge(
         NAME,

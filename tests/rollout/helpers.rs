@@ -22,21 +22,22 @@ pub(crate) fn assert_ok(code: ExitCode, what: &str) {
 
 /// Deploys `version` on `replicas` instances, waits until it is Healthy, returns its pods.
 pub(crate) async fn deployed(env: &Env, replicas: i32, version: &str) -> Vec<Pod> {
-    env.apply(&manifest_v(NAME, replicas, version)).await;
+    env.apply(&env.manifest_v(NAME, replicas, version)).await;
     env.wait_healthy(NAME, version, usize::try_from(replicas).unwrap())
         .await;
     env.pods(NAME).await
 }
 
-/// A simulator with the operator running and v1 Healthy on 3 instances (their pods).
-/// A fresh simulator with the in-process operator running (leading), and kubectl for it.
+/// A fresh test world (simulator or namespace) with the in-process operator running (leading),
+/// and kubectl for it.
 pub(crate) async fn with_operator() -> (Env, OperatorTask, Kubectl) {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     (env, op, k)
 }
 
+/// [`with_operator`] and v1 Healthy on 3 instances (their pods).
 pub(crate) async fn operator_with_v1() -> (Env, OperatorTask, Vec<Pod>) {
     let (env, op, _) = with_operator().await;
     let pods = deployed(&env, 3, "v1").await;
@@ -60,7 +61,7 @@ pub(crate) fn event_reasons(events: &[k8s_openapi::api::events::v1::Event]) -> V
 /// Applies v2 of a 3-instance Rollout with a pause (no duration) after every batch but the last,
 /// so it stops after batch 1 until promoted.
 pub(crate) async fn apply_v2_pausing(env: &Env) {
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["pause"] = serde_json::json!({});
     env.apply(&m).await;
 }

@@ -1,6 +1,7 @@
-//! Hooks and the `job` check kind, with the real `baton controller`: the
-//! simulator's Job controller runs the hook Jobs and its kubelet runs their pods (an image whose
-//! name contains `fail` exits 1, `never-ready` runs until told otherwise, anything else exits 0).
+//! Hooks and the `job` check kind, with the real `baton controller`: the Job controller
+//! (baton-sim's, or kube-controller-manager's) runs the hook Jobs and the kubelet (baton-sim's, or
+//! kwok's stages) runs their pods: an image whose name contains `fail` exits 1, anything else
+//! exits 0.
 
 use baton::api::rollout::{labels, FailureReason, RolloutPhase};
 use k8s_openapi::api::batch::v1::Job;
@@ -10,12 +11,12 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::support::controller::{self, ControllerProc, NO_ELECTION};
+use crate::support::controller::{ControllerProc, NO_ELECTION};
 use crate::support::*;
 
 /// v2 of the 3-instance Rollout with `hooks`.
-fn hooked(hooks: serde_json::Value) -> serde_json::Value {
-    let mut m = manifest_v(NAME, 3, "v2");
+fn hooked(env: &Env, hooks: serde_json::Value) -> serde_json::Value {
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["hooks"] = hooks;
     m
 }
@@ -26,7 +27,7 @@ fn hook(image: &str) -> serde_json::Value {
 
 /// The Jobs of the Rollout (label `baton.dev/rollout`).
 async fn jobs(env: &Env) -> Vec<Job> {
-    let api: Api<Job> = Api::namespaced(env.client.clone(), NS);
+    let api: Api<Job> = Api::namespaced(env.client.clone(), &env.ns);
     let mut jobs = api
         .list(&ListParams::default().labels(&format!("{}={NAME}", labels::ROLLOUT)))
         .await
@@ -81,19 +82,19 @@ fn update_hash(r: &baton::api::rollout::Rollout) -> String {
     rev.strip_prefix(&format!("{NAME}-")).unwrap_or(&rev).to_string()
 }
 
-async fn start_controller(env: &Env, dir: &std::path::Path, id: &str) -> ControllerProc {
-    controller::start(&env.sim, dir, id, &NO_ELECTION).await
+async fn start_controller(env: &Env, id: &str) -> ControllerProc {
+    env.start_controller(id, &NO_ELECTION).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pre_rollout_hook_runs_once_before_the_first_v2_pod() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-pre");
-    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let _ctrl = start_controller(&env, "ctrl").await;
     let v1 = deployed(&env, 3, "v1").await;
     assert!(jobs(&env).await.is_empty(), "v1 has no hook");
 
-    env.apply(&hooked(json!({"preRollout": hook("migrate:v2")}))).await;
+    env.apply(&hooked(&env, json!({"preRollout": hook("migrate:v2")})))
+        .await;
     let r = env.wait_healthy(NAME, "v2", 3).await;
     let hash = update_hash(&r);
     let js = jobs(&env).await;
@@ -156,11 +157,11 @@ async fn a_pre_rollout_hook_runs_once_before_the_first_v2_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-fail");
-    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let _ctrl = start_controller(&env, "ctrl").await;
     let v1 = deployed(&env, 3, "v1").await;
 
-    env.apply(&hooked(json!({"preRollout": hook("migrate-fail:v2")}))).await;
+    env.apply(&hooked(&env, json!({"preRollout": hook("migrate-fail:v2")})))
+        .await;
     let r = wait_phase(&env, "Degraded by the failed hook", RolloutPhase::Degraded).await;
     let hash = update_hash(&r);
     let job_name = format!("{NAME}-{hash}-pre");
@@ -197,11 +198,9 @@ async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() 
     let failed_uid = jobs(&env).await.first().and_then(|j| j.uid()).expect("the failed Job");
 
     // The migration is fixed and `baton rollout retry` runs it again (a new Job), then v2 goes out.
-    let mut fixed = hooked(json!({"preRollout": hook("migrate:v2")}));
-    fixed["metadata"]["resourceVersion"] = json!(null);
-    env.apply(&fixed).await;
-    let kubeconfig = dir.path().join("user.kubeconfig");
-    env.sim.kubeconfig_as("user", &kubeconfig).expect("kubeconfig");
+    env.apply(&hooked(&env, json!({"preRollout": hook("migrate:v2")})))
+        .await;
+    let kubeconfig = env.kubeconfig("user");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["rollout", "retry", NAME])
         .env("KUBECONFIG", &kubeconfig)
@@ -220,13 +219,15 @@ async fn a_failed_pre_rollout_hook_replaces_nothing_and_a_retry_runs_it_again() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-restart");
-    let mut ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let mut ctrl = start_controller(&env, "ctrl").await;
     deployed(&env, 3, "v1").await;
 
-    // The hook's pod runs until the test says it is done.
-    env.apply(&hooked(json!({"preRollout": hook("migrate-never-ready:v2")})))
-        .await;
+    // The hook's pod does not finish until the test says it is done: baton-sim's kubelet runs a
+    // `never-ready` Job pod until then; a scheduling gate keeps it Pending where kwok would
+    // complete it (kwok's stages finish every Job pod not `fail`ing).
+    let mut gated = hook("migrate-never-ready:v2");
+    gated["template"]["spec"]["schedulingGates"] = json!([{"name": "baton.dev/test-hold"}]);
+    env.apply(&hooked(&env, json!({"preRollout": gated}))).await;
     let r = env
         .wait_rollout(NAME, "HookRunning", LONG, |r| {
             current_generation(r) && condition(r, "Progressing").is_some_and(|c| c.reason == "HookRunning")
@@ -245,7 +246,7 @@ async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
     let uid = running[0].uid();
     ctrl.stop().await;
 
-    let ctrl2 = start_controller(&env, dir.path(), "ctrl2").await;
+    let ctrl2 = start_controller(&env, "ctrl2").await;
     // The new controller has looked at the Rollout (it reconciles every Rollout on start).
     wait_for("ctrl2 reconciled", LONG, || async {
         let text = ctrl2.scrape().await?;
@@ -295,11 +296,11 @@ async fn a_controller_restarted_while_the_hook_runs_creates_no_second_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_post_rollout_hook_rolls_back() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-post");
-    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let _ctrl = start_controller(&env, "ctrl").await;
     deployed(&env, 3, "v1").await;
 
-    env.apply(&hooked(json!({"postRollout": hook("smoke-fail:v2")}))).await;
+    env.apply(&hooked(&env, json!({"postRollout": hook("smoke-fail:v2")})))
+        .await;
     let (r, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::HookFailed, "{f:?}");
     assert!(f.rolled_back);
@@ -325,11 +326,10 @@ async fn a_failed_post_rollout_hook_rolls_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_job_check_fails_its_batch() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-check");
-    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let _ctrl = start_controller(&env, "ctrl").await;
     deployed(&env, 3, "v1").await;
 
-    let mut v2 = manifest_v(NAME, 3, "v2");
+    let mut v2 = env.manifest_v(NAME, 3, "v2");
     v2["spec"]["checks"] = json!([{"name": "smoke", "job": hook("smoke-fail:v2")}]);
     env.apply(&v2).await;
     let (r, f) = wait_rolled_back(&env).await;
@@ -360,12 +360,11 @@ async fn a_failing_job_check_fails_its_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hook_job_the_api_server_refuses_is_an_invalid_spec() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-refused");
-    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let _ctrl = start_controller(&env, "ctrl").await;
     let v1 = deployed(&env, 3, "v1").await;
 
     let no_image = json!({"template": {"spec": {"containers": [{"name": "migrate"}]}}});
-    env.apply(&hooked(json!({"preRollout": no_image}))).await;
+    env.apply(&hooked(&env, json!({"preRollout": no_image}))).await;
     // The API server's words, the Job, and what to fix: in the condition and the Event.
     let needles = [
         "spec.template.spec.containers[0].image: Required value",
@@ -384,7 +383,8 @@ async fn a_hook_job_the_api_server_refuses_is_an_invalid_spec() {
     assert_eq!(instance_versions(&r), map(&[("v1", 3)]));
 
     // Fixed: the hook runs and v2 rolls out.
-    env.apply(&hooked(json!({"preRollout": hook("migrate:v2")}))).await;
+    env.apply(&hooked(&env, json!({"preRollout": hook("migrate:v2")})))
+        .await;
     let r = env.wait_healthy(NAME, "v2", 3).await;
     assert_eq!(cond(&r, "InvalidSpec").0, "False");
     let js = jobs(&env).await;
@@ -397,10 +397,9 @@ async fn a_hook_job_the_api_server_refuses_is_an_invalid_spec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hook_jobs_go_with_their_pruned_revision() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("hooks-prune");
-    let _ctrl = start_controller(&env, dir.path(), "ctrl").await;
+    let _ctrl = start_controller(&env, "ctrl").await;
     let with_hook = |version: &str| {
-        let mut m = manifest_v(NAME, 3, version);
+        let mut m = env.manifest_v(NAME, 3, version);
         m["spec"]["revisionHistoryLimit"] = json!(1);
         m["spec"]["hooks"] = json!({"preRollout": hook(&format!("migrate:{version}"))});
         m
@@ -424,7 +423,7 @@ async fn hook_jobs_go_with_their_pruned_revision() {
     })
     .await;
     assert_eq!((of(&js, &hashes[1]), of(&js, &v3)), (1, 1), "{js:?}");
-    let revisions: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::namespaced(env.client.clone(), NS);
+    let revisions: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
     let names: Vec<String> = revisions
         .list(&ListParams::default().labels(&format!("{}={NAME}", labels::ROLLOUT)))
         .await

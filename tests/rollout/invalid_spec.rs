@@ -51,13 +51,13 @@ async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
         "the running instances are still available"
     );
     let revisions: kube::Api<k8s_openapi::api::apps::v1::ControllerRevision> =
-        kube::Api::namespaced(env.client.clone(), NS);
+        kube::Api::namespaced(env.client.clone(), &env.ns);
     let revs = revisions.list(&Default::default()).await.unwrap().items;
     assert_eq!(revs.len(), 1, "no revision is created for an invalid spec");
 
     // Fix it: the whole valid manifest for v2.
     env.merge(NAME, json!({"spec": {"pins": null}})).await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     let r = env.wait_healthy(NAME, "v2", 3).await;
     assert_eq!(cond(&r, "InvalidSpec"), ("False".into(), "SpecValid".into()));
     op.stop().await;
@@ -151,7 +151,7 @@ async fn negative_replicas_are_rejected_by_the_api_with_422() {
         }
         other => panic!("expected a 422 Status, got {other:?}"),
     }
-    let mut m = manifest_v("neg", -2, "v1");
+    let mut m = env.manifest_v("neg", -2, "v1");
     m["metadata"]["name"] = json!("neg");
     let err = env
         .rollouts()
@@ -198,7 +198,7 @@ async fn refused_by_the_api_server_case(invalid: serde_json::Value, needles: &[&
         json!({"spec": {"template": {"metadata": {"labels": {"bad key": null}}}}}),
     )
     .await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     let r = env.wait_healthy(NAME, "v2", 3).await;
     assert_eq!(cond(&r, "InvalidSpec"), ("False".into(), "SpecValid".into()));
     let invalid_events = env

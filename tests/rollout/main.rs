@@ -1,11 +1,16 @@
-//! Acceptance tests of the Rollout controller against the API server simulator: batched update,
-//! single-instance and batch rollback, automatic rollback, whole-service undo, controller crash,
-//! API faults, invalid specs, drains, scale, repair,
-//! superseding specs, `spec.paused`, the runtime actions (promote, abort, retry, restart) and
-//! a Rollout taking over a Deployment (`spec.workloadRef`).
+//! Acceptance tests of the Rollout controller: batched update, single-instance and batch
+//! rollback, automatic rollback, whole-service undo, controller crash and partition, API faults,
+//! invalid specs, hooks and checks, drains, scale, repair, superseding specs, `spec.paused`, the
+//! runtime actions (promote, abort, retry, restart), Flux's and Argo CD's view, and a Rollout
+//! taking over a Deployment (`spec.workloadRef`).
 //!
-//! Every test starts its own simulator and operator, waits on conditions with deadlines (never a
-//! fixed sleep), and asserts on the Rollout's status, its pods and its events.k8s.io/v1 Events.
+//! They run on both backends (`tests/support`): baton-sim, where every test starts its own
+//! simulator, and the real control plane (`BATON_TEST_CLUSTER=real`: kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok's nodes), where every test works in a namespace
+//! of its own. Tests that need what only baton-sim offers (its fault rules) are named
+//! `sim_only_…` and skipped there (`-- --skip sim_only`). Every test starts its own operator,
+//! waits on conditions with deadlines (never a fixed sleep), and asserts on the Rollout's status,
+//! its pods and its events.k8s.io/v1 Events.
 #[path = "../support/mod.rs"]
 mod support;
 

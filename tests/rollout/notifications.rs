@@ -11,18 +11,18 @@ use baton::api::rollout::RolloutPhase;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::support::controller::{self, NO_ELECTION};
+use crate::support::controller::NO_ELECTION;
 use crate::support::receiver::Receiver;
 use crate::support::*;
 
 async fn secret(env: &Env, name: &str, url: &str, headers: Option<&str>) {
-    crate::support::receiver::apply_sink_secret(&env.client, NS, name, url, headers).await;
+    crate::support::receiver::apply_sink_secret(&env.client, &env.ns, name, url, headers).await;
 }
 
 /// `version` on 3 instances with the given sinks; v2 and later in two batches, pausing between
 /// them until promoted.
-fn notified(version: &str, sinks: Value) -> Value {
-    let mut m = manifest_v(NAME, 3, version);
+fn notified(env: &Env, version: &str, sinks: Value) -> Value {
+    let mut m = env.manifest_v(NAME, 3, version);
     m["spec"]["notifications"] = sinks;
     if version != "v1" {
         m["spec"]["strategy"]["batches"] = json!([1, "100%"]);
@@ -61,7 +61,7 @@ const V1_THEN_V2: [&str; 6] = [
 /// Applies v2 with `sinks`, waits for it to pause after batch 1, promotes it and waits until it
 /// is Healthy.
 async fn v2_promoted(env: &Env, sinks: Value) {
-    env.apply(&notified("v2", sinks)).await;
+    env.apply(&notified(env, "v2", sinks)).await;
     wait_phase(env, "v2 paused after batch 1", RolloutPhase::Paused).await;
     env.merge(NAME, json!({"metadata": {"annotations": {"baton.dev/promote": "p1"}}}))
         .await;
@@ -71,7 +71,7 @@ async fn v2_promoted(env: &Env, sinks: Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribed_events_arrive_once_in_order_in_each_format() {
     let env = Env::start().await;
-    let ctrl = controller::start_in_temp(&env.sim, "notify").await;
+    let ctrl = env.controller().await;
     let rx = Receiver::start().await;
     secret(
         &env,
@@ -92,7 +92,7 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
     // The first delivery to the json sink is answered 500: it is retried.
     rx.script("json", &[500]);
 
-    env.apply(&notified("v1", sinks.clone())).await;
+    env.apply(&notified(&env, "v1", sinks.clone())).await;
     env.wait_healthy(NAME, "v1", 3).await;
     let r = env
         .wait_rollout(NAME, "NotificationsReady=True", LONG, |r| {
@@ -114,7 +114,7 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
     assert_eq!(rx.wait_events("ces", &ces).await, ces);
 
     let uid = env.get(NAME).await.metadata.uid.expect("uid");
-    assert_shapes(&rx, &uid);
+    assert_shapes(&rx, &env.ns, &uid);
 
     // The failed attempt is an Event and a metric.
     let ev = env
@@ -135,7 +135,7 @@ async fn subscribed_events_arrive_once_in_order_in_each_format() {
 
 /// What each sink of [`subscribed_events_arrive_once_in_order_in_each_format`] got, in its
 /// format's shape; the json sink's first message was answered 500 and retried.
-fn assert_shapes(rx: &Receiver, uid: &str) {
+fn assert_shapes(rx: &Receiver, ns: &str, uid: &str) {
     // The 500 was retried: the first message came twice, with one key.
     let json_got = rx.got("json");
     assert_eq!(json_got[0].key(), json_got[1].key(), "the retry carries the same key");
@@ -144,7 +144,7 @@ fn assert_shapes(rx: &Receiver, uid: &str) {
         assert_eq!(m.header("content-type"), Some("application/json"));
         assert_eq!(m.body["id"].as_str(), Some(m.key().as_str()), "id = Idempotency-Key");
         assert_eq!(m.body["rollout"], NAME);
-        assert_eq!(m.body["namespace"], NS);
+        assert_eq!(m.body["namespace"], ns);
         for field in ["version", "revision", "batch", "message", "time"] {
             assert!(m.body.get(field).is_some(), "{field} in {}", m.body);
         }
@@ -167,7 +167,7 @@ fn assert_shapes(rx: &Receiver, uid: &str) {
         slack.body["text"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("[default/svc] Completed: "),
+            .starts_with(&format!("[{ns}/svc] Completed: ")),
         "{}",
         slack.body
     );
@@ -177,7 +177,7 @@ fn assert_shapes(rx: &Receiver, uid: &str) {
     assert_eq!(ceb.header("ce-type"), Some("dev.baton.rollout.Started"));
     assert_eq!(
         ceb.header("ce-source"),
-        Some("/apis/baton.dev/v1alpha1/namespaces/default/rollouts/svc")
+        Some(format!("/apis/baton.dev/v1alpha1/namespaces/{ns}/rollouts/svc").as_str())
     );
     assert_eq!(ceb.header("ce-id").map(str::to_string), Some(ceb.key()));
     assert!(ceb.header("ce-time").is_some());
@@ -189,7 +189,7 @@ fn assert_shapes(rx: &Receiver, uid: &str) {
     assert_eq!(ces.body["type"], "dev.baton.rollout.BatchCompleted");
     assert_eq!(
         ces.body["source"],
-        "/apis/baton.dev/v1alpha1/namespaces/default/rollouts/svc"
+        format!("/apis/baton.dev/v1alpha1/namespaces/{ns}/rollouts/svc")
     );
     assert_eq!(ces.body["id"].as_str(), Some(ces.key().as_str()));
     assert_eq!(ces.body["data"]["batch"], 1);
@@ -198,11 +198,11 @@ fn assert_shapes(rx: &Receiver, uid: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_ten_seconds_gets_everything_afterwards() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "notify-down").await;
+    let _ctrl = env.controller().await;
     let mut rx = Receiver::start().await;
     secret(&env, "hook", &rx.url("json"), None).await;
     let sinks = json!([sink("hook", "json", &ALL)]);
-    env.apply(&notified("v1", sinks.clone())).await;
+    env.apply(&notified(&env, "v1", sinks.clone())).await;
     env.wait_healthy(NAME, "v1", 3).await;
     rx.wait_events("json", &["Started", "Completed"]).await;
 
@@ -222,9 +222,10 @@ async fn a_receiver_down_for_ten_seconds_gets_everything_afterwards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "notify-bad").await;
+    let _ctrl = env.controller().await;
     let rx = Receiver::start().await;
-    env.apply(&notified("v1", json!([sink("hook", "json", &ALL)]))).await;
+    env.apply(&notified(&env, "v1", json!([sink("hook", "json", &ALL)])))
+        .await;
     let not_ready = |needle: &'static str| {
         move |r: &baton::api::rollout::Rollout| {
             condition(r, "NotificationsReady").is_some_and(|c| c.status == "False" && c.message.contains(needle))
@@ -244,7 +245,7 @@ async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
         condition(&r, "NotificationsReady")
             .unwrap()
             .message
-            .contains("Secret default/hook does not exist"),
+            .contains(&format!("Secret {}/hook does not exist", env.ns)),
         "{:?}",
         condition(&r, "NotificationsReady")
     );
@@ -275,13 +276,12 @@ async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_not_delivered_within_the_bound_is_dropped_and_reported() {
     let env = Env::start().await;
-    let dir = controller::temp_dir("notify-drop");
     let extra = [NO_ELECTION[0], NO_ELECTION[1], "--notification-retry-seconds", "3"];
-    let ctrl = controller::start(&env.sim, dir.path(), "ctrl", &extra).await;
+    let ctrl = env.start_controller("ctrl", &extra).await;
     let rx = Receiver::start().await;
     rx.script("json", &[503; 1000]);
     secret(&env, "hook", &rx.url("json"), None).await;
-    env.apply(&notified("v1", json!([sink("hook", "json", &["Started"])])))
+    env.apply(&notified(&env, "v1", json!([sink("hook", "json", &["Started"])])))
         .await;
     let ev = env
         .wait_event(NAME, "NotificationFailed (dropped)", |e| {

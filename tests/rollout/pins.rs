@@ -15,7 +15,7 @@ async fn pin_one_instance_to_the_old_version_then_unpin() {
     let op = env.start_operator().await;
     let v1_pods = deployed(&env, 3, "v1").await;
     let v1_hash = pod_label(&v1_pods[0], labels::REVISION_HASH).to_string();
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
 
     env.merge(
@@ -68,7 +68,7 @@ async fn pin_one_instance_to_the_old_version_then_unpin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_two_instances_batch_rollback() {
     let (env, op, _) = operator_with_v1().await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     let rec = PodRecorder::start(&env, NAME).await;
 

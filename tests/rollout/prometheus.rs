@@ -144,8 +144,8 @@ async fn http_get(url: &str) -> Result<serde_json::Value, String> {
 
 /// A Rollout of `version` on 2 instances gated by the error ratio of its version (< 0.1, twice,
 /// 1 s apart).
-fn gated(version: &str, address: &str, secret: Option<&str>) -> serde_json::Value {
-    let mut m = manifest_v(NAME, 2, version);
+fn gated(env: &Env, version: &str, address: &str, secret: Option<&str>) -> serde_json::Value {
+    let mut m = env.manifest_v(NAME, 2, version);
     let mut prometheus = json!({
         "address": address,
         "query": "max by (version) (app_error_ratio{version=\"{{version}}\"})",
@@ -178,15 +178,15 @@ async fn scraped(ratios: &[(&str, f64)]) -> (Metrics, Prometheus) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_ratio_above_the_condition_rolls_the_batch_back() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "prom-check").await;
+    let _ctrl = env.controller().await;
     let (_metrics, prometheus) = scraped(&[("v1", 0.0), ("v2", 0.5), ("v3", 0.02)]).await;
 
     // v1's error ratio is 0: its checks pass and it is Healthy.
-    env.apply(&gated("v1", &prometheus.address, None)).await;
+    env.apply(&gated(&env, "v1", &prometheus.address, None)).await;
     env.wait_healthy(NAME, "v1", 2).await;
 
     // v2's is 0.5: its first batch fails the check and is rolled back, naming the series.
-    env.apply(&gated("v2", &prometheus.address, None)).await;
+    env.apply(&gated(&env, "v2", &prometheus.address, None)).await;
     let (r, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
     assert!(
@@ -202,20 +202,20 @@ async fn an_error_ratio_above_the_condition_rolls_the_batch_back() {
     .await;
 
     // v3's is 0.02: it passes and is Healthy.
-    env.apply(&gated("v3", &prometheus.address, None)).await;
+    env.apply(&gated(&env, "v3", &prometheus.address, None)).await;
     env.wait_healthy(NAME, "v3", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_whose_secret_is_missing_fails_naming_it() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "prom-secret").await;
+    let _ctrl = env.controller().await;
     let (_metrics, prometheus) = scraped(&[("v2", 0.0)]).await;
-    env.apply(&manifest_v(NAME, 2, "v1")).await;
+    env.apply(&env.manifest_v(NAME, 2, "v1")).await;
     env.wait_healthy(NAME, "v1", 2).await;
 
     // A condition without a comparison is refused by the API server (the schema's pattern).
-    let mut bad = gated("v2", &prometheus.address, None);
+    let mut bad = gated(&env, "v2", &prometheus.address, None);
     bad["spec"]["checks"][0]["prometheus"]["condition"] = json!("0.1");
     let err = env
         .rollouts()
@@ -230,11 +230,12 @@ async fn a_check_whose_secret_is_missing_fails_naming_it() {
         e => panic!("unexpected error {e}"),
     }
 
-    env.apply(&gated("v2", &prometheus.address, Some("prom-creds"))).await;
+    env.apply(&gated(&env, "v2", &prometheus.address, Some("prom-creds")))
+        .await;
     let (_, f) = wait_rolled_back(&env).await;
     assert_eq!(f.reason, FailureReason::CheckFailed, "{f:?}");
     assert!(
-        f.message.contains("cannot read Secret default/prom-creds") && f.message.contains("not found"),
+        f.message.contains(&format!("cannot read Secret {}/prom-creds", env.ns)) && f.message.contains("not found"),
         "{}",
         f.message
     );

@@ -17,7 +17,7 @@ async fn never_ready_batch_is_rolled_back_automatically() {
     let recorder = StatusRecorder::start(&env, NAME);
     recorder.wait_synced().await;
 
-    let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
+    let mut m = env.manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     let applied = env.apply(&m).await;
     env.wait_rollout(NAME, "Progressing=False/RolledBack", LONG, |r| {
@@ -121,7 +121,7 @@ async fn never_ready_batch_is_rolled_back_automatically() {
 async fn crash_looping_batch_fails_and_is_rolled_back() {
     let (env, op, _) = operator_with_v1().await;
     // A long deadline: the crash loop, not the deadline, must fail the batch.
-    let mut m = manifest(NAME, 3, "v2", "svc:v2-crash");
+    let mut m = env.manifest(NAME, 3, "v2", "svc:v2-crash");
     m["spec"]["progressDeadlineSeconds"] = json!(600);
     env.apply(&m).await;
     let r = env

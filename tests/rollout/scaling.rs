@@ -107,7 +107,7 @@ async fn new_spec_mid_rollout_supersedes_the_old_target() {
     let mid = wait_phase(&env, "v2 paused after batch 1", RolloutPhase::Paused).await;
     let v2_rev = status(&mid).update_revision.unwrap();
     let rec = StatusRecorder::start(&env, NAME);
-    let applied = env.apply(&manifest_v(NAME, 3, "v3")).await;
+    let applied = env.apply(&env.manifest_v(NAME, 3, "v3")).await;
     let r = env.wait_healthy(NAME, "v3", 3).await;
     let st = status(&r);
     assert_ne!(st.update_revision.as_deref(), Some(v2_rev.as_str()));
@@ -132,7 +132,7 @@ async fn new_spec_mid_rollout_supersedes_the_old_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_paused_stops_progress_until_resumed() {
     let (env, op, before) = operator_with_v1().await;
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["paused"] = json!(true);
     env.apply(&m).await;
     let r = wait_phase(&env, "phase Paused", RolloutPhase::Paused).await;
@@ -167,17 +167,20 @@ async fn spec_paused_stops_progress_until_resumed() {
 /// only live pods are bounded by it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacement_policy_decides_whether_terminating_pods_take_the_surge() {
-    // Pods take 2 s to stop: much longer than one becomes Ready.
-    let env = Env::with_kubelet(baton_sim::KubeletConfig {
-        stop_delay: std::time::Duration::from_secs(2),
-        ..fast_kubelet()
-    })
-    .await;
+    let env = Env::start().await;
+    // Pods take 2 s to stop (they ignore SIGTERM and are killed at the end of their 2 s grace
+    // period): much longer than one takes to become Ready.
+    let slow_to_stop = |version: &str| {
+        let mut m = env.manifest(NAME, 3, version, &format!("svc:{version}-ignore-sigterm"));
+        m["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(2);
+        m
+    };
     let op = env.start_operator().await;
-    deployed(&env, 3, "v1").await;
+    env.apply(&slow_to_stop("v1")).await;
+    env.wait_healthy(NAME, "v1", 3).await;
 
     let rec = PodRecorder::start(&env, NAME).await;
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = slow_to_stop("v2");
     m["spec"]["strategy"]["podReplacementPolicy"] = json!("TerminationComplete");
     env.apply(&m).await;
     env.wait_healthy(NAME, "v2", 3).await;
@@ -188,7 +191,7 @@ async fn replacement_policy_decides_whether_terminating_pods_take_the_surge() {
 
     env.wait_pods(NAME, "old pods gone", |pods| pods.len() == 3).await;
     let rec = PodRecorder::start(&env, NAME).await;
-    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    env.apply(&slow_to_stop("v3")).await;
     env.wait_healthy(NAME, "v3", 3).await;
     let h = rec.take();
     assert!(

@@ -5,20 +5,19 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::support::controller;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_batch_is_the_named_instance_and_a_bad_name_moves_nothing() {
     let env = Env::start().await;
-    let _ctrl = controller::start_in_temp(&env.sim, "targets").await;
-    let mut m = manifest_v(NAME, 4, "v1");
+    let _ctrl = env.controller().await;
+    let mut m = env.manifest_v(NAME, 4, "v1");
     m["spec"]["strategy"] = json!({"batches": [1, "100%"], "pause": {"manual": true}});
     env.apply(&m).await;
     env.wait_healthy(NAME, "v1", 4).await;
 
     // v2 with the canary on svc-2: batch 1 is svc-2 alone, and the rollout waits for promote.
-    let mut v2 = manifest_v(NAME, 4, "v2");
+    let mut v2 = env.manifest_v(NAME, 4, "v2");
     v2["spec"]["strategy"] = json!({
         "batches": [1, "100%"], "pause": {"manual": true},
         "targets": [{"batch": 1, "instances": ["svc-2"]}]
@@ -72,7 +71,7 @@ async fn the_canary_batch_is_the_named_instance_and_a_bad_name_moves_nothing() {
         })
         .await;
     let before = identities(&settled);
-    let mut v3 = manifest_v(NAME, 4, "v3");
+    let mut v3 = env.manifest_v(NAME, 4, "v3");
     v3["spec"]["strategy"] = json!({
         "batches": [1, "100%"], "pause": {"manual": true},
         "targets": [{"batch": 1, "instances": ["svc-9"]}]

@@ -17,11 +17,11 @@ use crate::support::*;
 const DEPLOYMENT: &str = "web";
 
 /// Deployment `web`: 3 replicas of `image`, selecting (and labelling its pods) `app: svc`.
-fn deployment(image: &str) -> Value {
+fn deployment(env: &Env, image: &str) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": DEPLOYMENT, "namespace": NS},
+        "metadata": {"name": DEPLOYMENT, "namespace": env.ns},
         "spec": {
             "replicas": 3,
             "selector": {"matchLabels": {"app": NAME}},
@@ -35,12 +35,12 @@ fn deployment(image: &str) -> Value {
 
 /// Rollout `svc` of 3 instances with the same selector as the Deployment, its template taken
 /// from Deployment `name`, scaled down `scale_down`.
-fn referencing(name: &str, scale_down: &str) -> Value {
-    referencing_with(name, scale_down, 3)
+fn referencing(env: &Env, name: &str, scale_down: &str) -> Value {
+    referencing_with(env, name, scale_down, 3)
 }
 
-fn referencing_with(name: &str, scale_down: &str, replicas: i32) -> Value {
-    let mut m = manifest_v(NAME, replicas, "v1");
+fn referencing_with(env: &Env, name: &str, scale_down: &str, replicas: i32) -> Value {
+    let mut m = env.manifest_v(NAME, replicas, "v1");
     m["spec"].as_object_mut().expect("a spec").remove("template");
     m["spec"]["workloadRef"] =
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "scaleDown": scale_down});
@@ -52,7 +52,7 @@ async fn apply(k: &crate::support::kubectl::Kubectl, file: &str, manifest: &Valu
 }
 
 fn deployments(env: &Env) -> Api<Deployment> {
-    Api::namespaced(env.client.clone(), NS)
+    Api::namespaced(env.client.clone(), &env.ns)
 }
 
 fn image(p: &Pod) -> &str {
@@ -105,9 +105,14 @@ async fn follow_scale_down(env: &Env, until: i32) -> Vec<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_takes_over_a_deployment_progressively_and_follows_its_template() {
     let (env, op, k) = with_operator().await;
-    apply(&k, "deployment.json", &deployment("svc:v1")).await;
+    apply(&k, "deployment.json", &deployment(&env, "svc:v1")).await;
     // One instance first: the Deployment gives up one pod for it and keeps the other two.
-    apply(&k, "rollout.json", &referencing_with(DEPLOYMENT, "progressively", 1)).await;
+    apply(
+        &k,
+        "rollout.json",
+        &referencing_with(&env, DEPLOYMENT, "progressively", 1),
+    )
+    .await;
     let first = follow_scale_down(&env, 2).await;
     assert_eq!(first, [3, 2]);
     env.wait_healthy(NAME, "v1", 1).await;
@@ -166,7 +171,7 @@ async fn a_rollout_takes_over_a_deployment_progressively_and_follows_its_templat
         pods.iter().all(|p| pod_version(p) == "v1"),
         "spec.version is the Rollout's"
     );
-    let revisions: Api<ControllerRevision> = Api::namespaced(env.client.clone(), NS);
+    let revisions: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
     let revs = revisions.list(&ListParams::default()).await.unwrap().items;
     let ours = revs.iter().filter(|r| pod_label_of(r) == NAME).count();
     assert_eq!(ours, 2, "one revision per template");
@@ -188,15 +193,15 @@ fn pod_label_of(r: &ControllerRevision) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_deployment_is_an_invalid_spec_until_it_exists() {
     let (env, op, k) = with_operator().await;
-    apply(&k, "rollout.json", &referencing(DEPLOYMENT, "progressively")).await;
-    wait_invalid_spec(
-        &env,
-        &["spec.workloadRef names Deployment web, which is not in namespace default"],
-    )
-    .await;
+    apply(&k, "rollout.json", &referencing(&env, DEPLOYMENT, "progressively")).await;
+    let needle = format!(
+        "spec.workloadRef names Deployment web, which is not in namespace {}",
+        env.ns
+    );
+    wait_invalid_spec(&env, &[&needle]).await;
     assert!(env.pods(NAME).await.is_empty(), "nothing is made without a template");
 
-    apply(&k, "deployment.json", &deployment("svc:v1")).await;
+    apply(&k, "deployment.json", &deployment(&env, "svc:v1")).await;
     let r = env.wait_healthy(NAME, "v1", 3).await;
     assert_eq!(cond(&r, "InvalidSpec"), ("False".into(), "SpecValid".into()));
     op.stop().await;
@@ -205,9 +210,9 @@ async fn a_missing_deployment_is_an_invalid_spec_until_it_exists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_never_leaves_the_deployment_alone() {
     let (env, op, k) = with_operator().await;
-    apply(&k, "deployment.json", &deployment("svc:v1")).await;
+    apply(&k, "deployment.json", &deployment(&env, "svc:v1")).await;
     let generation = deployments(&env).get(DEPLOYMENT).await.unwrap().metadata.generation;
-    apply(&k, "rollout.json", &referencing(DEPLOYMENT, "never")).await;
+    apply(&k, "rollout.json", &referencing(&env, DEPLOYMENT, "never")).await;
     env.wait_healthy(NAME, "v1", 3).await;
     let r = env
         .wait_rollout(NAME, "status.workloadRef", LONG, |r| status(r).workload_ref.is_some())
@@ -234,13 +239,13 @@ async fn scale_down_never_leaves_the_deployment_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_both_neither_or_another_kind() {
     let env = Env::start().await;
-    let mut both = referencing(DEPLOYMENT, "progressively");
-    both["spec"]["template"] = manifest_v(NAME, 3, "v1")["spec"]["template"].clone();
-    let mut neither = referencing(DEPLOYMENT, "progressively");
+    let mut both = referencing(&env, DEPLOYMENT, "progressively");
+    both["spec"]["template"] = env.manifest_v(NAME, 3, "v1")["spec"]["template"].clone();
+    let mut neither = referencing(&env, DEPLOYMENT, "progressively");
     neither["spec"].as_object_mut().unwrap().remove("workloadRef");
-    let mut statefulset = referencing(DEPLOYMENT, "progressively");
+    let mut statefulset = referencing(&env, DEPLOYMENT, "progressively");
     statefulset["spec"]["workloadRef"]["kind"] = json!("StatefulSet");
-    let mut scale_down = referencing(DEPLOYMENT, "progressively");
+    let mut scale_down = referencing(&env, DEPLOYMENT, "progressively");
     scale_down["spec"]["workloadRef"]["scaleDown"] = json!("Progressively");
     let cases = [
         (both, "spec.template and spec.workloadRef are both set"),
@@ -265,9 +270,13 @@ async fn the_api_refuses_both_neither_or_another_kind() {
             other => panic!("expected a 422, got {other:?}"),
         }
     }
-    // A `workloadRef: null` (a Helm value left empty) is no workloadRef at all.
-    let mut with_null = manifest_v(NAME, 3, "v1");
+    // A `workloadRef: null` (a Helm value left empty) created as Helm 3 and a client-side
+    // `kubectl apply` send it is no workloadRef at all: the API server prunes the null of a field
+    // that is not nullable. (A server-side apply of it is refused by kube-apiserver: "must be of
+    // type object".)
+    let mut with_null = env.manifest_v(NAME, 3, "v1");
     with_null["spec"]["workloadRef"] = Value::Null;
-    let r = env.apply(&with_null).await;
-    assert_eq!(r.spec.workload_ref, None);
+    let k = env.kubectl();
+    k.ok(&["apply", "-f", &k.file("rollout.json", &with_null)]).await;
+    assert_eq!(env.get(NAME).await.spec.workload_ref, None);
 }

@@ -7,8 +7,9 @@
 //! (gopher-json's encoding, `cleanReturnedObj` for action outputs, the invalid-status rule for
 //! health).
 //!
-//! The testdata next to the scripts is captured from the simulator by the tests that drive each
-//! state ([`testdata`]), normalized so it does not change from run to run ([`normalize`]).
+//! The testdata next to the scripts is captured from the API server (baton-sim or the real control
+//! plane) by the tests that drive each state ([`testdata`]), normalized so it does not change from
+//! run to run ([`normalize`]).
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -60,12 +60,18 @@ pub fn spawn_as_user(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> Control
 }
 
 fn spawn_with(kubeconfig: &Path, id: &str, extra: &[&str]) -> ControllerProc {
+    spawn_in(kubeconfig, NS, id, extra)
+}
+
+/// Spawn `baton controller` as `id` with `kubeconfig`, watching namespace `ns`, metrics on an
+/// ephemeral port, JSON logs; `extra` flags appended.
+pub fn spawn_in(kubeconfig: &Path, ns: &str, id: &str, extra: &[&str]) -> ControllerProc {
     // BATON_TEST_BIN replays the tests against another build (e.g. one from before a fix).
     let bin = std::env::var_os("BATON_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_baton").into());
     let mut cmd = Command::new(bin);
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["controller", "--watch-namespace", NS, "--identity", id])
+        .args(["controller", "--watch-namespace", ns, "--identity", id])
         .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)
         .env("RUST_LOG", "info,kube=warn")
@@ -82,10 +88,18 @@ fn spawn_with(kubeconfig: &Path, id: &str, extra: &[&str]) -> ControllerProc {
 
 /// Spawn and wait until it serves its probes.
 pub async fn start(sim: &Sim, dir: &Path, id: &str, extra: &[&str]) -> ControllerProc {
-    let mut p = spawn(sim, dir, id, extra);
+    started(spawn(sim, dir, id, extra)).await
+}
+
+/// [`spawn_in`] and wait until it serves its probes.
+pub async fn start_in(kubeconfig: &Path, ns: &str, id: &str, extra: &[&str]) -> ControllerProc {
+    started(spawn_in(kubeconfig, ns, id, extra)).await
+}
+
+async fn started(mut p: ControllerProc) -> ControllerProc {
     match p.proc.wait_addr(LONG).await {
         Some(a) => p.addr = Some(a),
-        None => panic!("controller {id} did not report its metrics address"),
+        None => panic!("controller {} did not report its metrics address", p.id),
     }
     p
 }

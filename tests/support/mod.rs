@@ -1,14 +1,18 @@
-//! Shared harness for the root crate's integration tests: a simulator per test, the CRDs, the
-//! operator as a task that can be stopped or killed, Rollout manifests, and recorders that watch
-//! Rollout statuses and pods so tests can assert on every intermediate state.
+//! Shared harness for the root crate's integration tests: a simulator per test — or, with
+//! `BATON_TEST_CLUSTER=real`, a namespace per test in the real control plane ([`backend`],
+//! [`real`]) — the CRDs, the operator as a task that can be stopped or killed, Rollout
+//! manifests, and recorders that watch Rollout statuses and pods so tests can assert on every
+//! intermediate state.
 #![allow(dead_code)]
 
 pub mod argocd;
+pub mod backend;
 pub mod controller;
 pub mod docs;
 pub mod kstatus;
 pub mod kubectl;
 pub mod process;
+pub mod real;
 pub mod receiver;
 pub mod recorders;
 pub mod wait;
@@ -39,9 +43,10 @@ use kube::ResourceExt;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-/// Namespace every test works in.
+/// Namespace every test works in on baton-sim (on the real control plane, [`Env::ns`]).
 pub const NS: &str = "default";
-/// Bearer-token identity of the operator's client (fault rules single it out).
+/// Identity of the operator's client (baton-sim's bearer token, or the CN of a client certificate
+/// on the real control plane): fault rules and the API server's record of writes single it out.
 pub const CONTROLLER_ID: &str = "baton-controller";
 /// Generous deadline for anything a loaded 2-core machine must get done.
 pub const LONG: Duration = Duration::from_secs(60);
@@ -94,17 +99,41 @@ impl OperatorTask {
     }
 }
 
-/// One test's world: its own simulator, an admin client, the CRDs installed.
+/// One test's world: its own simulator (namespace [`NS`]), or a fresh namespace in the real
+/// control plane; an admin client; the CRDs installed.
 pub struct Env {
-    pub sim: Sim,
+    /// The simulator; panics on the real control plane (see [`backend::SimOnly`]).
+    pub sim: backend::SimOnly,
     pub client: kube::Client,
+    /// The namespace the test works in.
+    pub ns: String,
+    real: Option<Arc<real::Real>>,
+    /// Kubeconfigs of the identities the test uses.
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        match &self.real {
+            None => {}
+            Some(_) if std::thread::panicking() => eprintln!("namespace {} is kept for inspection", self.ns),
+            // The control plane's admin kubeconfig: the test's own goes with the test.
+            Some(r) => backend::delete_namespace(r.admin_kubeconfig(), &self.ns),
+        }
+    }
 }
 
 impl Env {
+    /// baton-sim with the fast kubelet, or a fresh namespace of the real control plane when the
+    /// run selects it ([`real::selected`]).
     pub async fn start() -> Env {
+        if real::selected() {
+            return Self::start_real().await;
+        }
         Self::with_kubelet(fast_kubelet()).await
     }
 
+    /// baton-sim with `kubelet`: a test that needs it is sim-only.
     pub async fn with_kubelet(kubelet: KubeletConfig) -> Env {
         Self::with_config(SimConfig {
             kubelet,
@@ -113,21 +142,123 @@ impl Env {
         .await
     }
 
-    /// A simulator started with `config`, serving the CRDs.
+    /// A simulator started with `config`, serving the CRDs: a test that needs it is sim-only
+    /// (it panics when the run selects the real control plane).
     pub async fn with_config(config: SimConfig) -> Env {
+        assert!(
+            !real::selected(),
+            "this test configures baton-sim: name it sim_only_… so that the real tier skips it"
+        );
         init_tracing();
         let sim = Sim::start(config).await.expect("simulator starts");
         let client = sim.client().await.expect("admin client");
         install_crds(&client).await;
-        Env { sim, client }
+        Env {
+            sim: backend::SimOnly(Some(sim)),
+            client,
+            ns: NS.to_string(),
+            real: None,
+            dir: controller::temp_dir("env"),
+        }
     }
 
-    /// Start the operator with its own client identity ([`CONTROLLER_ID`]).
+    /// A fresh namespace in the real control plane (CRDs installed once per process).
+    async fn start_real() -> Env {
+        init_tracing();
+        let real = backend::shared_real();
+        // A client of this test's own runtime (one made on another runtime dies with it).
+        let client = real
+            .attached
+            .client_as("baton-test-admin")
+            .await
+            .expect("an admin client");
+        let ns = backend::namespace_name();
+        backend::create_namespace(&client, &ns).await;
+        Env {
+            sim: backend::SimOnly(None),
+            client,
+            ns,
+            real: Some(real),
+            dir: controller::temp_dir("env"),
+        }
+    }
+
+    /// Whether the test runs on the real control plane.
+    pub fn is_real(&self) -> bool {
+        self.real.is_some()
+    }
+
+    /// A client as admin `identity` (baton-sim's token, or a client certificate of the cluster's
+    /// CA in group `system:masters`): the API server's logs name it.
+    pub async fn client_as(&self, identity: &str) -> kube::Client {
+        match &self.real {
+            None => self.sim.client_as(identity).await.expect("a client"),
+            Some(r) => r.attached.client_as(identity).await.expect("a client"),
+        }
+    }
+
+    /// A kubeconfig for admin `identity` whose namespace is the test's (written once).
+    pub fn kubeconfig(&self, identity: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(format!("{identity}.kubeconfig"));
+        if !path.exists() {
+            match &self.real {
+                None => self.sim.kubeconfig_as(identity, &path).expect("a kubeconfig"),
+                Some(r) => r
+                    .attached
+                    .kubeconfig_as(identity, &self.ns, &path)
+                    .expect("a kubeconfig"),
+            }
+        }
+        path
+    }
+
+    /// The admin's kubeconfig, namespace the test's.
+    pub fn admin_kubeconfig(&self) -> std::path::PathBuf {
+        match &self.real {
+            None => self.sim.kubeconfig_path().to_path_buf(),
+            Some(_) => self.kubeconfig("baton-test-admin"),
+        }
+    }
+
+    /// Real kubectl as the admin, in the test's namespace.
+    pub fn kubectl(&self) -> kubectl::Kubectl {
+        kubectl::Kubectl::with_kubeconfig(self.admin_kubeconfig())
+    }
+
+    /// Start the real `baton controller` as `id`, watching the test's namespace, `extra` flags
+    /// appended, and wait until it serves its probes.
+    pub async fn start_controller(&self, id: &str, extra: &[&str]) -> controller::ControllerProc {
+        controller::start_in(&self.kubeconfig(id), &self.ns, id, extra).await
+    }
+
+    /// [`Env::start_controller`] "ctrl" with no leader election.
+    pub async fn controller(&self) -> controller::ControllerProc {
+        self.start_controller("ctrl", &controller::NO_ELECTION).await
+    }
+
+    /// [`manifest`] in the test's namespace.
+    pub fn manifest(&self, name: &str, replicas: i32, version: &str, image: &str) -> Value {
+        let mut m = manifest(name, replicas, version, image);
+        m["metadata"]["namespace"] = json!(self.ns);
+        m
+    }
+
+    /// [`manifest_v`] in the test's namespace.
+    pub fn manifest_v(&self, name: &str, replicas: i32, version: &str) -> Value {
+        self.manifest(name, replicas, version, &format!("svc:{version}"))
+    }
+
+    /// Start the operator with its own client identity ([`CONTROLLER_ID`]), watching the test's
+    /// namespace.
     pub async fn start_operator(&self) -> OperatorTask {
-        let client = self.sim.client_as(CONTROLLER_ID).await.expect("controller client");
+        self.start_operator_with(self.client_as(CONTROLLER_ID).await)
+    }
+
+    /// Start the operator with `client`, watching the test's namespace.
+    pub fn start_operator_with(&self, client: kube::Client) -> OperatorTask {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let cfg = OperatorConfig {
-            namespace: Some(NS.to_string()),
+            namespace: Some(self.ns.clone()),
             concurrency: 4,
             drain_timeout: Duration::from_secs(30),
             instance: "test".into(),
@@ -140,11 +271,11 @@ impl Env {
     }
 
     pub fn rollouts(&self) -> Api<Rollout> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     pub fn pods_api(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), &self.ns)
     }
 
     /// Server-side apply of a whole Rollout manifest (field manager `test`, forced).
@@ -270,7 +401,7 @@ impl Env {
 
     /// events.k8s.io/v1 Events regarding the Rollout `name`, oldest first.
     pub async fn events(&self, name: &str) -> Vec<K8sEvent> {
-        let mut events = events_of(&self.client, "Rollout", name).await;
+        let mut events = events_in(&self.client, &self.ns, "Rollout", name).await;
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
         events
     }
@@ -289,13 +420,18 @@ impl Env {
 
     /// Run a `baton rollout …` command in-process (the CLI's library entry point).
     pub async fn cli(&self, cmd: baton::cli::rollout::RolloutCommand) -> std::process::ExitCode {
-        baton::cli::rollout::run(self.client.clone(), NS, cmd).await
+        baton::cli::rollout::run(self.client.clone(), &self.ns, cmd).await
     }
 }
 
 /// events.k8s.io/v1 Events regarding the object `kind`/`name` in [`NS`].
 pub async fn events_of(client: &kube::Client, kind: &str, name: &str) -> Vec<K8sEvent> {
-    let api: Api<K8sEvent> = Api::namespaced(client.clone(), NS);
+    events_in(client, NS, kind, name).await
+}
+
+/// events.k8s.io/v1 Events regarding the object `kind`/`name` in `ns`.
+pub async fn events_in(client: &kube::Client, ns: &str, kind: &str, name: &str) -> Vec<K8sEvent> {
+    let api: Api<K8sEvent> = Api::namespaced(client.clone(), ns);
     api.list(&ListParams::default())
         .await
         .expect("listing events")

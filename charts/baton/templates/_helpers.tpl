@@ -112,6 +112,16 @@ watches Deployments and scales one down through its scale subresource.
   verbs: ["create", "patch"]
 {{- end }}
 
+{{/* Cluster scope only: the CRDs of the two kinds, read by name, so the controller can say when
+one is being deleted (namespace scope grants nothing cluster-wide; a deletion is then seen once
+the CRD is gone). */}}
+{{- define "baton.crdRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames: ["rollouts.baton.dev", "listenersets.baton.dev"]
+  verbs: ["list", "watch"]
+{{- end }}
+
 {{- define "baton.secretRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]

@@ -12,7 +12,7 @@ use crate::schema;
 use super::{meta_of, Core, FieldValidation, Opts, Sub};
 
 impl Core {
-    pub(super) fn ensure_namespace(&self, rt: &ResourceType, ns: &str) -> Result<(), ApiError> {
+    pub(super) fn ensure_namespace(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
         if !rt.namespaced {
             return Ok(());
         }
@@ -21,15 +21,22 @@ impl Core {
             plural: "namespaces".into(),
         };
         match self.store.get(&key, "", ns) {
-            Some(n) if n.deleting => Err(ApiError {
-                code: 403,
-                reason: "Forbidden",
-                message: format!(
-                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    rt.qualified()
-                ),
-                details: None,
-            }),
+            Some(n) if n.deleting => {
+                // The NamespaceLifecycle admission plugin's refusal.
+                let mut e = ApiError::forbidden(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    format!("unable to create new content in namespace {ns} because it is being terminated"),
+                );
+                if let Some(d) = e.details.as_mut().and_then(Value::as_object_mut) {
+                    d.insert(
+                        "causes".into(),
+                        json!([{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]),
+                    );
+                }
+                Err(e)
+            }
             Some(_) => Ok(()),
             None => Err(ApiError::not_found("namespaces", ns)),
         }
@@ -46,6 +53,17 @@ impl Core {
                 obj.insert("kind".into(), json!(rt.kind));
             }
             Some(k) if k == rt.kind => {}
+            // A built-in body of another kind fails the conversion to the endpoint's internal
+            // type, in the decoder's words.
+            Some(k) if !rt.custom => {
+                let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or(&want_av);
+                let version = av.rsplit('/').next().unwrap_or(av);
+                let internal = rt.group.split('.').next().filter(|g| !g.is_empty()).unwrap_or("core");
+                return Err(ApiError::bad_request(format!(
+                    "{k} in version {version:?} cannot be handled as a {kind}: converting ({version}.{k}) to ({internal}.{kind}): unknown conversion",
+                    kind = rt.kind
+                )));
+            }
             Some(k) => {
                 return Err(ApiError::bad_request(format!(
                     "the kind in the data ({k}) does not match the expected kind ({})",
@@ -137,7 +155,10 @@ impl Core {
                     FieldValidation::Strict => {
                         let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
                         return Err(ApiError::bad_request(format!(
-                            "strict decoding error: {}",
+                            "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                            rt.kind,
+                            rt.version,
+                            rt.kind,
                             list.join(", ")
                         )));
                     }
@@ -165,6 +186,9 @@ impl Core {
                 warnings.extend(Self::cel_rules(cel, old, new, &mut causes));
             }
         }
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            namespace_name_label(new);
+        }
         if let Some(m) = meta_of(new) {
             let rule = if matches!(rt.plural.as_str(), "namespaces" | "services") && rt.group.is_empty() {
                 meta::NameRule::DnsLabel
@@ -173,7 +197,19 @@ impl Core {
             } else {
                 meta::NameRule::DnsSubdomain
             };
-            causes.extend(meta::validate_metadata(m, rule));
+            // Kinds validated with core's ValidateObjectMeta also check finalizer names
+            // without a domain against the standard ones.
+            let kube_finalizers = !rt.custom
+                && matches!(
+                    rt.group.as_str(),
+                    "" | "apps" | "batch" | "policy" | "coordination.k8s.io"
+                );
+            causes.extend(meta::validate_metadata(m, rule, kube_finalizers));
+            if let Some(c) = old.and_then(meta_of).and_then(|o| meta::no_new_finalizers(o, m)) {
+                // kube-apiserver checks the metadata update twice (the registry's BeforeUpdate,
+                // then the kind's ValidateUpdate): the cause is listed twice.
+                causes.extend([c.clone(), c]);
+            }
         }
         causes.extend(crate::strategy::admit(&self.store, rt, old, new)?);
         if !causes.is_empty() {
@@ -215,5 +251,23 @@ impl Core {
             old_object: old,
             dry_run: opts.dry_run,
         }
+    }
+}
+
+/// core/v1's `SetDefaults_Namespace`: every namespace carries `kubernetes.io/metadata.name`
+/// with its name (set when decoding, so the writer owns it; a change or removal is undone).
+fn namespace_name_label(ns: &mut Value) {
+    let Some(name) = ns.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string) else {
+        return;
+    };
+    let Some(meta) = ns.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    if let Some(l) = labels.as_object_mut() {
+        l.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
 }

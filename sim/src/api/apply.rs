@@ -35,7 +35,9 @@ fn set_last_applied(obj: &mut Value, config: &Value) {
             }
         }
     }
-    let Ok(text) = serde_json::to_string(&applied) else {
+    // Written as kube-apiserver's lastAppliedUpdater encodes it (`runtime.Encode`: the JSON
+    // and a newline).
+    let Ok(text) = serde_json::to_string(&applied).map(|t| t + "\n") else {
         return;
     };
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -99,7 +101,7 @@ fn conflict_error(rt: &ResourceType, conflicts: &[managed::Conflict]) -> ApiErro
         .iter()
         .map(|c| StatusCause {
             reason: "FieldManagerConflict".into(),
-            message: format!("conflict with \"{}\"", c.manager),
+            message: format!("conflict with {}", managed::print_manager(c, &rt.api_version())),
             field: c.field.clone(),
         })
         .collect();
@@ -146,9 +148,18 @@ impl Core {
                 "PATCH, actionType: apply: fieldManager is required for apply requests",
             ));
         }
+        // An applied configuration names its kind: without one the decoder has no type for it.
+        let type_of = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (api_version, kind) = (type_of("apiVersion"), type_of("kind"));
+        if api_version.is_empty() || kind.is_empty() {
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {group}/{version}, Kind={kind}"
+            )));
+        }
         Self::check_type(rt, &mut config)?;
         if sub == Sub::Scale {
-            return Err(ApiError::unsupported_media_type("application/apply-patch+yaml"));
+            return Err(ApiError::unsupported_media_type(crate::error::CUSTOM_PATCH_TYPES));
         }
         let current = self.store.get(&rt.key(), ns, name);
         let live = current.as_ref().map(|c| c.value());

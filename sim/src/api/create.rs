@@ -7,11 +7,36 @@ use crate::managed;
 use crate::meta;
 use crate::resources::ResourceType;
 use crate::store::Write;
+use crate::strategy::crd_status;
 
 use super::list_types::SchemaListTypes;
 use super::{meta_mut, str_field, Core, Opts, Reply, Sub};
 
 impl Core {
+    /// A `POST` of a custom resource whose CRD is `Terminating` is refused before anything else
+    /// is looked at (apiextensions-apiserver's handler): 405 MethodNotAllowed. Updates, patches
+    /// and deletes are served, so finalizers can still act on the resources being deleted.
+    pub fn refuse_create(&self, rt: &ResourceType) -> Result<(), ApiError> {
+        if !rt.custom {
+            return Ok(());
+        }
+        let crds = crate::resources::ResKey {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+        };
+        let terminating = self
+            .store
+            .get(&crds, "", &format!("{}.{}", rt.plural, rt.group))
+            .filter(|c| c.deleting)
+            .is_some_and(|c| crd_status::condition_true(&c.value(), crd_status::TERMINATING));
+        if !terminating {
+            return Ok(());
+        }
+        let mut e = ApiError::method_not_allowed("create not allowed while custom resource definition is terminating");
+        e.details = Some(json!({"group": rt.group, "kind": rt.plural}));
+        Err(e)
+    }
+
     /// `POST` a new object.
     pub fn create(&self, rt: &ResourceType, ns: Option<&str>, mut body: Value, opts: &Opts) -> Result<Reply, ApiError> {
         if rt.view.is_some() {
@@ -79,7 +104,7 @@ impl Core {
                 o.remove("status");
             }
         }
-        self.ensure_namespace(rt, ns)?;
+        self.ensure_namespace(rt, ns, str_field(&body, "/metadata/name").unwrap_or(""))?;
         let warnings = self.admit(rt, None, &mut body, opts, Sub::Main)?;
         let name = str_field(&body, "/metadata/name").unwrap_or("").to_string();
         managed::record_update(

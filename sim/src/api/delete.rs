@@ -6,6 +6,7 @@ use crate::error::{success_status, ApiError};
 use crate::meta;
 use crate::resources::ResourceType;
 use crate::store::{EventKind, Write, Written};
+use crate::strategy::crd_status::{self, CLEANUP_FINALIZER, TERMINATING};
 
 use super::{meta_mut, Core, DeleteOpts, Reply};
 
@@ -38,16 +39,26 @@ impl Core {
         let qualified = rt.qualified();
         let is_pod = rt.group.is_empty() && rt.plural == "pods";
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        let is_crd = rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions";
         let w = self.store.write(&key, ns, name, d.dry_run, |cur| {
             let cur = cur.ok_or_else(|| ApiError::not_found(&qualified, name))?;
             if let Some(uid) = &d.precondition_uid {
                 if uid != &cur.uid {
-                    return Err(ApiError::conflict_message(format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", cur.uid), vec![]));
+                    return Err(ApiError::precondition_failed(
+                        &rt.kind, &rt.group, name, "UID", uid, &cur.uid,
+                    ));
                 }
             }
             if let Some(rv) = &d.precondition_rv {
                 if rv != &cur.rv.to_string() {
-                    return Err(ApiError::conflict_message(format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.rv), vec![]));
+                    return Err(ApiError::precondition_failed(
+                        &rt.kind,
+                        &rt.group,
+                        name,
+                        "ResourceVersion",
+                        rv,
+                        &cur.rv.to_string(),
+                    ));
                 }
             }
             let mut v = cur.value();
@@ -64,11 +75,20 @@ impl Core {
                 };
                 ctx.admit(crate::admission::Stage::Validating, &attrs)?;
             }
+            if is_crd && !cur.deleting {
+                return Ok(Write::Put(begin_crd_deletion(v)));
+            }
             let m = meta_mut(&mut v)?;
-            let mut finalizers: Vec<String> = m.get("finalizers").and_then(Value::as_array).map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let mut finalizers: Vec<String> = m
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
             match d.propagation.as_deref() {
                 Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
-                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => finalizers.push("foregroundDeletion".into()),
+                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                    finalizers.push("foregroundDeletion".into())
+                }
                 _ => {}
             }
             if !finalizers.is_empty() {
@@ -78,10 +98,23 @@ impl Core {
             // Pods on a node get a grace period the kubelet honours; anything else with
             // finalizers waits for them.
             let grace = if is_pod {
-                let bound = v.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-                let done = matches!(v.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
-                let spec_grace = v.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
-                if bound && !done { d.grace_period_seconds.unwrap_or(spec_grace).max(0) } else { 0 }
+                let bound = v
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                let done = matches!(
+                    v.pointer("/status/phase").and_then(Value::as_str),
+                    Some("Succeeded" | "Failed")
+                );
+                let spec_grace = v
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30);
+                if bound && !done {
+                    d.grace_period_seconds.unwrap_or(spec_grace).max(0)
+                } else {
+                    0
+                }
             } else {
                 0
             };
@@ -91,16 +124,20 @@ impl Core {
                 if already {
                     return Ok(Write::Keep);
                 }
+                // Namespace storage sets no grace period (kube-apiserver's namespace REST).
                 m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
                 crate::api::set_pointer(&mut v, "/status/phase", json!("Terminating"));
                 return Ok(Write::Put(v));
             }
             if grace == 0 && finalizers.is_empty() {
-                if !already {
-                    m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+                // Only a graceful resource (pods) is stamped on its way out; anything else
+                // leaves as it was stored (its DELETED event carries no deletionTimestamp).
+                if is_pod {
+                    if !already {
+                        m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
+                    }
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
                 }
-                m.insert("deletionGracePeriodSeconds".into(), json!(0));
                 return Ok(Write::Delete(v));
             }
             let cur_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
@@ -117,4 +154,25 @@ impl Core {
         self.after_write(rt, &w, d.dry_run);
         Ok(w)
     }
+}
+
+/// The first DELETE of a CustomResourceDefinition, as apiextensions-apiserver's `REST.Delete`
+/// answers it: a `deletionTimestamp`, the cleanup finalizer and `Terminating=True`, whatever
+/// the propagation asked. The CRD finalizer controller (`controllers/crd_cleanup.rs`) then
+/// deletes every custom resource it defines and removes the finalizer once none is left.
+fn begin_crd_deletion(mut v: Value) -> Value {
+    crate::api::set_pointer(&mut v, "/metadata/deletionTimestamp", json!(meta::now_rfc3339()));
+    let mut finalizers = crd_status::finalizers(&v);
+    if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
+        finalizers.push(CLEANUP_FINALIZER.to_string());
+    }
+    crd_status::set_finalizers(&mut v, &finalizers);
+    crd_status::set_condition(
+        &mut v,
+        TERMINATING,
+        "True",
+        "InstanceDeletionPending",
+        "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+    );
+    v
 }

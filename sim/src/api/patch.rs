@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, StatusCause};
+use crate::error::ApiError;
 use crate::resources::ResourceType;
 
 use super::update::Missing;
@@ -27,9 +27,7 @@ impl Core {
             return self.through_view(rt, |s| self.patch(s, ns, name, pt, patch, sub, opts));
         }
         if pt == PatchType::Strategic && rt.custom {
-            return Err(ApiError::unsupported_media_type(
-                "application/strategic-merge-patch+json",
-            ));
+            return Err(ApiError::unsupported_media_type(crate::error::CUSTOM_PATCH_TYPES));
         }
         if pt == PatchType::Apply {
             return self.apply(rt, ns, name, patch, sub, opts);
@@ -87,22 +85,24 @@ impl Core {
             }
             PatchType::Json => {
                 let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "the server rejected our request due to an error in our request: {e}"
-                    ))
+                    let what = match patch {
+                        Value::Array(_) => e.to_string(),
+                        // Go's words for a JSON patch that is no list of operations.
+                        other => format!(
+                            "json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
+                            go_json_type(other)
+                        ),
+                    };
+                    ApiError::bad_request(format!("error decoding patch: {what}"))
                 })?;
                 let mut t = base;
-                json_patch::patch(&mut t, &ops).map_err(|e| {
-                    ApiError::invalid(
-                        &rt.kind,
-                        &rt.group,
-                        name,
-                        vec![StatusCause {
-                            reason: "FieldValueInvalid".into(),
-                            message: e.to_string(),
-                            field: String::new(),
-                        }],
-                    )
+                // kube-apiserver answers a patch that cannot be applied (a failed `test`, a
+                // missing path) with a generic 422, without the reason.
+                json_patch::patch(&mut t, &ops).map_err(|_| {
+                    let mut e = ApiError::invalid(&rt.kind, &rt.group, name, vec![]);
+                    e.message = "the server rejected our request due to an error in our request".into();
+                    e.details = Some(serde_json::json!({}));
+                    e
                 })?;
                 t
             }
@@ -111,5 +111,17 @@ impl Core {
             }
             PatchType::Apply => return Err(ApiError::internal("apply is not a merge patch")),
         })
+    }
+}
+
+/// The JSON type of `v` as Go's `encoding/json` names it in an unmarshal error.
+fn go_json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Null => "null",
     }
 }

@@ -150,6 +150,11 @@ fn check_precondition(rt: &ResourceType, name: &str, qualified: &str, body: &Val
                 }],
             ));
         }
+    } else if want_rv.parse::<u64>().is_err() {
+        // etcd3's store parses it before comparing, and passes the Go error on.
+        return Err(ApiError::unclassified(format!(
+            "strconv.ParseUint: parsing {want_rv:?}: invalid syntax"
+        )));
     } else if want_rv != rv.to_string() {
         return Err(ApiError::conflict(qualified, name));
     }

@@ -8,6 +8,8 @@
 //!   one emptied, then removed.
 //! * `rbac_aggregation`: ClusterRoles with an `aggregationRule` get the rules they select.
 //! * `gc`: the garbage collector (ownerReferences, `orphan` and `foregroundDeletion`).
+//! * `crd_cleanup`: apiextensions-apiserver's CRD finalizer (a deleted CRD's custom resources
+//!   are deleted before it goes).
 //! * `jobs`: the Job controller.
 //! * `replicasets`, `deployments`, `statefulsets`: kube-controller-manager's workload
 //!   controllers for `apps/v1`.
@@ -19,6 +21,7 @@ use tokio::sync::watch;
 use crate::api::Core;
 
 pub mod bootstrap;
+pub mod crd_cleanup;
 pub mod deployments;
 pub mod gc;
 pub mod jobs;
@@ -38,9 +41,11 @@ pub fn start(core: &Arc<Core>, kubelet: KubeletConfig, shutdown: &watch::Receive
     core.add_hook(Arc::new(namespaces::Populate));
     core.add_hook(Arc::new(rbac_aggregation::Aggregation::default()));
     bootstrap::run(core);
+    core.store.start_history();
     let kubelet = Kubelet::new(core.clone(), kubelet);
     tokio::spawn(kubelet.clone().run(shutdown.clone()));
     tokio::spawn(gc::run(core.clone(), shutdown.clone()));
+    tokio::spawn(crd_cleanup::run(core.clone(), shutdown.clone()));
     tokio::spawn(jobs::run(core.clone(), shutdown.clone()));
     tokio::spawn(replicasets::run(core.clone(), shutdown.clone()));
     tokio::spawn(deployments::run(core.clone(), shutdown.clone()));

@@ -85,7 +85,7 @@ pub fn apply(
 
     let mut new_set = FieldSet::new();
     to_field_set(&config, &mut Vec::new(), &mut names, list_types, &mut new_set);
-    new_set.retain(|p| !is_ignored(p) && scope.contains(p));
+    new_set.retain(|p| !is_ignored(p, list_types.custom()) && scope.contains(p));
 
     let applier = entries
         .iter()
@@ -105,21 +105,26 @@ pub fn apply(
     let cmp = compare_objects(&live_clean, &merged, list_types);
     settle_conflicts(&mut entries, applier, &cmp, force)?;
 
-    let changed = merged != live_clean || applier.is_none() || last_set != new_set;
+    // kube-apiserver's managedFieldsUpdater stamps the applier's entry only when the apply
+    // changed the object: an apply that changes nothing (a new manager taking a share of
+    // fields that already hold its values, or the same configuration again) leaves the times
+    // as they were, and a new entry without one.
+    let changed = merged != live_clean;
+    let time = changed.then(|| now.to_string());
     match applier {
         Some(i) => {
             let e = &mut entries[i];
             e.set = new_set;
             e.api_version = api_version;
-            if changed || e.time.is_none() {
-                e.time = Some(now.to_string());
+            if changed {
+                e.time = time;
             }
         }
         None => entries.push(Entry {
             manager: manager.to_string(),
             operation: "Apply".to_string(),
             api_version,
-            time: Some(now.to_string()),
+            time,
             subresource: subresource.map(str::to_string),
             set: new_set,
         }),
@@ -177,6 +182,8 @@ fn settle_conflicts(
                 manager: e.manager.clone(),
                 field: path_to_string(p),
                 operation: e.operation.clone(),
+                api_version: e.api_version.clone(),
+                subresource: e.subresource.clone(),
             });
         }
         if !lost.is_empty() {
@@ -212,23 +219,36 @@ pub fn unchanged_last_applied(
     to_field_set(last_applied, &mut Vec::new(), &mut Vec::new(), list_types, &mut set);
     let cmp = compare_objects(last_applied, &live_clean, list_types);
     set.iter()
-        .filter(|p| !is_ignored(p) && !cmp.changes(p))
+        .filter(|p| !is_ignored(p, list_types.custom()) && !cmp.changes(p))
         .map(|p| path_to_string(p))
         .collect()
+}
+
+/// The other manager of a conflict as kube-apiserver's `printManager` names it: `"name"`, with
+/// ` with subresource "status"` for a subresource's manager and ` using <apiVersion>` for an
+/// Update (its own API version; `api_version` when it has none).
+pub fn print_manager(c: &Conflict, api_version: &str) -> String {
+    let mut name = format!("{:?}", c.manager);
+    if let Some(sub) = &c.subresource {
+        name = format!("{name} with subresource {sub:?}");
+    }
+    if c.operation == "Update" {
+        let v = if c.api_version.is_empty() {
+            api_version
+        } else {
+            &c.api_version
+        };
+        format!("{name} using {v}")
+    } else {
+        name
+    }
 }
 
 /// The real server's 409 message, e.g.
 /// `Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .spec.replicas`.
 /// `api_version` is the version shown for managers whose operation is "Update".
 pub fn conflict_message(conflicts: &[Conflict], api_version: &str) -> String {
-    let print_manager = |c: &Conflict| {
-        let name = format!("{:?}", c.manager);
-        if c.operation == "Update" {
-            format!("{name} using {api_version}")
-        } else {
-            name
-        }
-    };
+    let print_manager = |c: &Conflict| print_manager(c, api_version);
     if let [c] = conflicts {
         return format!(
             "Apply failed with 1 conflict: conflict with {}: {}",

@@ -28,9 +28,10 @@ impl Comparison {
 pub(super) fn compare_objects(lhs: &Value, rhs: &Value, lt: &dyn ListTypes) -> Comparison {
     let mut cmp = Comparison::default();
     compare(Some(lhs), Some(rhs), &mut Vec::new(), &mut Vec::new(), lt, &mut cmp);
-    cmp.added.retain(|p| !is_ignored(p));
-    cmp.modified.retain(|p| !is_ignored(p));
-    cmp.removed.retain(|p| !is_ignored(p));
+    let custom = lt.custom();
+    cmp.added.retain(|p| !is_ignored(p, custom));
+    cmp.modified.retain(|p| !is_ignored(p, custom));
+    cmp.removed.retain(|p| !is_ignored(p, custom));
     cmp
 }
 

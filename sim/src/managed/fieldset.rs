@@ -36,10 +36,14 @@ pub(super) const IGNORED_METADATA: &[&str] = &[
 ];
 
 /// Paths never owned: apiVersion, kind, server-set metadata, and the top-level structs
-/// themselves.
-pub(super) fn is_ignored(path: &[Pe]) -> bool {
+/// themselves — of a built-in kind: its Go type always has `spec` and `status`, while a
+/// custom resource's are fields like any other (`f:spec: {".": {}}` once set).
+pub(super) fn is_ignored(path: &[Pe], custom: bool) -> bool {
     match path {
-        [Pe::Field(f)] => matches!(f.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status"),
+        [Pe::Field(f)] => {
+            matches!(f.as_str(), "apiVersion" | "kind" | "metadata")
+                || (!custom && matches!(f.as_str(), "spec" | "status"))
+        }
         [Pe::Field(m), Pe::Field(f), ..] if m == "metadata" => IGNORED_METADATA.contains(&f.as_str()),
         _ => false,
     }

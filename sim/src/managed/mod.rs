@@ -21,7 +21,7 @@ mod fieldset;
 mod merge;
 mod update;
 
-pub use apply::{apply, conflict_message, unchanged_last_applied};
+pub use apply::{apply, conflict_message, print_manager, unchanged_last_applied};
 pub use update::record_update;
 
 /// How lists are treated at a path: atomic (replace whole), map keyed by fields, or set (primitive values).
@@ -43,6 +43,11 @@ pub trait ListTypes {
     fn map_is_atomic(&self, _path: &str) -> bool {
         false
     }
+    /// Whether the object is a custom resource (unstructured: its top-level `spec` and
+    /// `status` are owned like other fields). Defaults to a built-in kind.
+    fn custom(&self) -> bool {
+        false
+    }
 }
 
 /// One field that an apply would take from another manager.
@@ -55,6 +60,9 @@ pub struct Conflict {
     /// The other manager's operation: "Apply" or "Update" (the real message then says
     /// `using <apiVersion>`).
     pub operation: String,
+    /// The other manager's API version ("" for the request's) and subresource.
+    pub api_version: String,
+    pub subresource: Option<String>,
 }
 
 #[cfg(test)]

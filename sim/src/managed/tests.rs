@@ -157,7 +157,9 @@ fn conflict_on_different_value_and_shared_ownership_on_same_value() {
         vec![Conflict {
             manager: "one".into(),
             field: ".spec.replicas".into(),
-            operation: "Apply".into()
+            operation: "Apply".into(),
+            api_version: "apps/v1".into(),
+            subresource: None,
         }]
     );
     assert_eq!(
@@ -376,16 +378,19 @@ fn multiple_conflicts_message() {
             manager: "b".into(),
             field: ".spec.x".into(),
             operation: "Apply".into(),
+            ..Default::default()
         },
         Conflict {
             manager: "a".into(),
             field: ".spec.y".into(),
             operation: "Update".into(),
+            ..Default::default()
         },
         Conflict {
             manager: "a".into(),
             field: ".spec.z".into(),
             operation: "Update".into(),
+            ..Default::default()
         },
     ];
     assert_eq!(

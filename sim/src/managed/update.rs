@@ -24,6 +24,9 @@ pub fn record_update(
     if !new.is_object() {
         return;
     }
+    // kube-apiserver's buildManagerInfo: a write whose manager is empty (no `fieldManager`, no
+    // User-Agent to derive one from) is recorded under "unknown".
+    let manager = if manager.is_empty() { "unknown" } else { manager };
     let subresource = subresource.filter(|s| !s.is_empty());
     let api_version = new
         .get("apiVersion")
@@ -41,7 +44,9 @@ pub fn record_update(
     let old_clean = match old {
         Some(o @ Value::Object(_)) => without_managed_fields(o),
         // A create: compare with an empty object whose top-level structs already exist, so
-        // that `metadata`/`spec`/`status` are not owned as a whole.
+        // that `metadata`/`spec`/`status` of a built-in kind are not owned as a whole (a
+        // custom resource's `spec` and `status` are, once set).
+        _ if list_types.custom() => serde_json::json!({"metadata": {}}),
         _ => serde_json::json!({"metadata": {}, "spec": {}, "status": {}}),
     };
     let new_clean = without_managed_fields(new);

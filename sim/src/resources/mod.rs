@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 mod builtin;
+pub mod discovery;
 mod registry;
 pub mod views;
 
@@ -83,20 +84,9 @@ impl ResourceType {
         }
     }
 
+    /// The verbs discovery lists for this resource (see [`discovery::verbs`]).
     pub fn verbs(&self) -> Vec<&'static str> {
-        if self.create_only {
-            return vec!["create"];
-        }
-        vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        discovery::verbs(self)
     }
 
     /// Whether a DELETE that removes the object at once answers with the object rather than a

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{builtins, ResourceType, ScaleSpec};
+use super::{builtins, discovery, ResourceType, ScaleSpec};
 
 /// The set of served resource types.
 #[derive(Debug, Default, Clone)]
@@ -88,12 +88,19 @@ impl Registry {
     /// Legacy `GET /apis`.
     pub fn api_group_list(&self) -> Value {
         let groups: Vec<Value> = self
-            .groups()
+            .ordered_groups()
             .iter()
             .filter(|(g, _)| !g.is_empty())
             .map(|(g, vs)| Self::group_json(g, vs))
             .collect();
         json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    /// The groups in the order kube-apiserver lists them ([`discovery::group_rank`]).
+    fn ordered_groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = self.groups().into_iter().collect();
+        groups.sort_by_key(|(g, _)| discovery::group_rank(g));
+        groups
     }
 
     /// Legacy `GET /apis/<group>`.
@@ -113,30 +120,16 @@ impl Registry {
         if !self.has_group_version(group, version) {
             return None;
         }
-        let mut resources = Vec::new();
+        let mut resources: Vec<Value> = Vec::new();
+        let mut custom = false;
         for t in self.types.values().filter(|t| t.group == group && t.version == version) {
-            let mut r = json!({
-                "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
-                "kind": t.kind, "verbs": t.verbs(),
-            });
-            if let Some(o) = r.as_object_mut() {
-                if !t.short_names.is_empty() {
-                    o.insert("shortNames".into(), json!(t.short_names));
-                }
-                if !t.categories.is_empty() {
-                    o.insert("categories".into(), json!(t.categories));
-                }
-            }
-            resources.push(r);
-            if t.status_subresource {
-                resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"]}));
-            }
-            if t.scale.is_some() {
-                resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
-            }
-            if t.is_service_accounts() {
-                resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
-            }
+            custom |= t.custom;
+            resources.extend(discovery::legacy_entries(t));
+        }
+        // A built-in group version's list is sorted by name, subresources included;
+        // apiextensions-apiserver writes each custom resource followed by its subresources.
+        if !custom {
+            resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         }
         let gv = if group.is_empty() {
             version.to_string()
@@ -149,7 +142,7 @@ impl Registry {
     /// Aggregated discovery (`apidiscovery.k8s.io/v2`) for `/api` (core) or `/apis` (all groups).
     pub fn aggregated(&self, core: bool) -> Value {
         let mut items = Vec::new();
-        for (group, versions) in self.groups() {
+        for (group, versions) in self.ordered_groups() {
             if core != group.is_empty() {
                 continue;
             }
@@ -160,35 +153,7 @@ impl Registry {
                         .types
                         .values()
                         .filter(|t| t.group == group && &t.version == v)
-                        .map(|t| {
-                            let mut subs = Vec::new();
-                            if t.status_subresource {
-                                subs.push(json!({"subresource": "status", "responseKind": {"group": t.group, "version": t.version, "kind": t.kind}, "verbs": ["get", "patch", "update"]}));
-                            }
-                            if t.scale.is_some() {
-                                subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
-                            }
-                            if t.is_service_accounts() {
-                                subs.push(json!({"subresource": "token", "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, "verbs": ["create"]}));
-                            }
-                            let mut r = json!({
-                                "resource": t.plural,
-                                "responseKind": {"group": t.group, "version": t.version, "kind": t.kind},
-                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
-                                "singularResource": t.singular,
-                                "verbs": t.verbs(),
-                                "subresources": subs,
-                            });
-                            if let Some(o) = r.as_object_mut() {
-                                if !t.short_names.is_empty() {
-                                    o.insert("shortNames".into(), json!(t.short_names));
-                                }
-                                if !t.categories.is_empty() {
-                                    o.insert("categories".into(), json!(t.categories));
-                                }
-                            }
-                            r
-                        })
+                        .map(|t| discovery::aggregated_entry(t))
                         .collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })

@@ -60,10 +60,26 @@ fn namespaces_key() -> crate::resources::ResKey {
     }
 }
 
-const TABLE_CT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+/// The `Content-Type` of a Table answer: kube-apiserver names the serializer's media type,
+/// without the `as=Table` parameters the client asked with.
+const TABLE_CT: &str = "application/json";
 
 impl Server {
+    /// Answer one request. Every answer carries, as kube-apiserver's filters set them, an
+    /// `Audit-Id` (one per request) and `Cache-Control: no-cache, private`.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let mut resp = self.answer(req).await?;
+        let headers = resp.headers_mut();
+        if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+            headers.insert("audit-id", id);
+        }
+        headers
+            .entry(http::header::CACHE_CONTROL)
+            .or_insert(http::HeaderValue::from_static("no-cache, private"));
+        Ok(resp)
+    }
+
+    async fn answer(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let id = identity(&req);
         self.core.count_request(&id, req.method().as_str());
         if req.method() != Method::GET {
@@ -89,7 +105,7 @@ impl Server {
                     503 => ApiError::unavailable("The server is currently unable to handle the request (injected)"),
                     _ => ApiError::internal("Internal error occurred: injected fault"),
                 };
-                return Ok(error_response(&e));
+                return Ok(response::injected_error_response(&e));
             }
         }
         // Authentication, then authorization of what the path asks (kube-apiserver's filters).
@@ -135,7 +151,7 @@ impl Server {
         if !decision.allowed {
             let e = crate::auth::forbidden(&user, &info, &decision.reason);
             self.core.auth.audit.record(&user, &info, false, e.code, &e.message);
-            return Ok(error_response(&e));
+            return Ok(response::forbidden_response(&e));
         }
         let ctx = Arc::new(self.request_context(user, &info, req.method()));
         let mut resp = match self.route(req, &id, &ctx).await {

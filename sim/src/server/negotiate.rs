@@ -46,6 +46,7 @@ pub(super) fn negotiate(accept: &str, shape: Shape, protobuf: bool) -> Result<Ou
     if accept.trim().is_empty() {
         return Ok(Output::Json);
     }
+    let mut acceptable_media = false;
     for clause in accept.split(',') {
         let mut parts = clause.split(';').map(str::trim);
         let media = parts.next().unwrap_or("").to_ascii_lowercase();
@@ -64,6 +65,7 @@ pub(super) fn negotiate(accept: &str, shape: Shape, protobuf: bool) -> Result<Ou
             media.as_str(),
             "application/json" | "application/yaml" | "*/*" | "application/*"
         );
+        acceptable_media |= json_like || media == crate::protobuf::MEDIA_TYPE;
         if media == crate::protobuf::MEDIA_TYPE {
             // Protobuf of objects only; transforms (Table, metadata) are answered in JSON by
             // the clauses that ask for them in JSON.
@@ -102,6 +104,20 @@ pub(super) fn negotiate(accept: &str, shape: Shape, protobuf: bool) -> Result<Ou
             _ => continue,
         }
     }
+    if !acceptable_media {
+        // No media type the server encodes at all: the generic 406 of the handler's
+        // negotiation, listing what it could have answered.
+        let mut e = not_acceptable(format!(
+            "406: Not Acceptable\n\nAvailable representations: {}",
+            if shape == Shape::Object {
+                ACCEPTED
+            } else {
+                ACCEPTED_WATCH
+            }
+        ));
+        e.details = Some(json!({}));
+        return Err(e);
+    }
     Err(not_acceptable(format!(
         "only the following media types are accepted: {}",
         if shape == Shape::Watch {
@@ -114,18 +130,11 @@ pub(super) fn negotiate(accept: &str, shape: Shape, protobuf: bool) -> Result<Ou
 
 impl Output {
     /// The Content-Type of an answer in this output.
-    pub(super) fn content_type(self, shape: Shape) -> String {
+    /// The answer's `Content-Type`: the serializer's media type, as kube-apiserver names it
+    /// (a Table or metadata answer is `application/json`, without the `as=` parameters).
+    pub(super) fn content_type(self, _shape: Shape) -> String {
         match self {
-            Output::Json => "application/json".into(),
-            Output::Table => super::TABLE_CT.into(),
-            Output::Meta(v) => {
-                let kind = if shape == Shape::List {
-                    "PartialObjectMetadataList"
-                } else {
-                    "PartialObjectMetadata"
-                };
-                format!("application/json;as={kind};g=meta.k8s.io;v={v}")
-            }
+            Output::Json | Output::Table | Output::Meta(_) => "application/json".into(),
             Output::Protobuf => crate::protobuf::MEDIA_TYPE.into(),
         }
     }

@@ -54,6 +54,9 @@ pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
+/// kube-apiserver's answer to a body over its limit (`MaxRequestBodyBytes`, 3 MiB).
+const TOO_LARGE: &str = "Request entity too large: limit is 3145728";
+
 /// A request header as text; "" when it is absent or not visible ASCII.
 pub(super) fn header_str<B>(req: &Request<B>, name: header::HeaderName) -> &str {
     req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
@@ -97,9 +100,7 @@ impl Server {
             .and_then(|v| v.parse::<usize>().ok())
         {
             if len > MAX_BODY {
-                return Err(ApiError::too_large(
-                    "the server has received a request that is too large",
-                ));
+                return Err(ApiError::too_large(TOO_LARGE));
             }
         }
         let body = Limited::new(req.into_body(), MAX_BODY)
@@ -107,7 +108,7 @@ impl Server {
             .await
             .map_err(|e| {
                 if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    ApiError::too_large("the server has received a request that is too large")
+                    ApiError::too_large(TOO_LARGE)
                 } else {
                     ApiError::bad_request(format!("reading request body: {e}"))
                 }
@@ -122,12 +123,14 @@ impl Server {
         serde_json::from_slice(body).or_else(|_| serde_saphyr::from_slice(body))
     }
 
-    pub(super) fn decode(body: &[u8], ct: &str, yaml_ok: bool) -> Result<Value, ApiError> {
+    /// Decode a request body of media type `ct`; `kind` is the kind the request expects (named
+    /// in a refusal, as kube-apiserver names it).
+    pub(super) fn decode(body: &[u8], ct: &str, yaml_ok: bool, kind: &str) -> Result<Value, ApiError> {
         let media = ct.split(';').next().unwrap_or("").trim();
         let v: Value = match media {
             "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
                 ApiError::bad_request(format!(
-                    "the object provided is unrecognized: couldn't get version/kind; json parse error: {e}"
+                    "the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; json parse error: {e}"
                 ))
             })?,
             "application/yaml" | "application/apply-patch+yaml" if yaml_ok || media == "application/yaml" => {
@@ -136,7 +139,7 @@ impl Server {
             }
             // client-go's typed clients (Helm's release storage among them) send protobuf.
             crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body)?,
-            other => return Err(ApiError::unsupported_media_type(other)),
+            _ => return Err(ApiError::unsupported_media_type(crate::error::BODY_MEDIA_TYPES)),
         };
         Ok(v)
     }
@@ -147,15 +150,12 @@ impl Server {
         verb: &str,
         ctx: &Arc<RequestContext>,
     ) -> Result<Opts, ApiError> {
-        let dry_run = match query.get("dryRun").map(String::as_str) {
-            None | Some("") => false,
-            Some("All") => true,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-                )))
-            }
+        let options = match verb {
+            "create" => "CreateOptions",
+            "update" => "UpdateOptions",
+            _ => "PatchOptions",
         };
+        let dry_run = dry_run_option(query.get("dryRun").map(String::as_str), options)?;
         let validation = match query.get("fieldValidation").map(String::as_str) {
             None | Some("") | Some("Warn") => FieldValidation::Warn,
             Some("Strict") => FieldValidation::Strict,
@@ -171,16 +171,23 @@ impl Server {
             Some("true") => true,
             Some(other) => return Err(ApiError::bad_request(format!("force: Invalid value: {other:?}"))),
         };
-        if force && verb != "apply" {
-            return Err(ApiError::bad_request(
-                "force: Invalid value: true: may not be specified for non-apply patch",
+        if force && verb == "patch" {
+            return Err(invalid_options(
+                options,
+                "force",
+                "FieldValueForbidden",
+                "Forbidden: may not be specified for non-apply patch",
             ));
         }
+        let force = force && verb == "apply";
         let field_manager = match query.get("fieldManager") {
             Some(m) if !m.is_empty() => {
                 if m.len() > 128 {
-                    return Err(ApiError::bad_request(
-                        "fieldManager: Too long: may not be more than 128 bytes",
+                    return Err(invalid_options(
+                        options,
+                        "fieldManager",
+                        "FieldValueTooLong",
+                        "Too long: may not be more than 128 bytes",
                     ));
                 }
                 m.clone()
@@ -222,8 +229,9 @@ impl Server {
             request: Some(ctx.clone()),
             ..DeleteOpts::default()
         };
+        let mut orphan = None;
         if !body.is_empty() {
-            let v = Self::decode(&body, &ct, true)?;
+            let v = Self::decode(&body, &ct, true, "DeleteOptions")?;
             d.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
             d.grace_period_seconds = v.get("gracePeriodSeconds").and_then(Value::as_i64);
             d.precondition_uid = v
@@ -237,6 +245,7 @@ impl Server {
             if let Some(Value::Array(dr)) = v.get("dryRun") {
                 d.dry_run = dr.iter().any(|x| x.as_str() == Some("All"));
             }
+            orphan = v.get("orphanDependents").and_then(Value::as_bool);
         }
         if let Some(p) = query.get("propagationPolicy") {
             d.propagation = Some(p.clone());
@@ -247,12 +256,61 @@ impl Server {
                     .map_err(|_| ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}")))?,
             );
         }
-        if query.get("dryRun").map(String::as_str) == Some("All") {
+        if dry_run_option(query.get("dryRun").map(String::as_str), "DeleteOptions")? {
             d.dry_run = true;
         }
-        match d.propagation.as_deref() {
-            None | Some("Background" | "Foreground" | "Orphan") => Ok(d),
-            Some(other) => Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""))),
+        if let Some(o) = query.get("orphanDependents") {
+            orphan = orphan.or(Some(o == "true"));
+        }
+        match (d.propagation.as_deref(), orphan) {
+            (None | Some("Background" | "Foreground" | "Orphan"), None) => Ok(d),
+            (None, Some(o)) => {
+                // The deprecated flag, as kube-apiserver reads it.
+                d.propagation = Some(if o { "Orphan" } else { "Background" }.to_string());
+                Ok(d)
+            }
+            (Some(p @ ("Background" | "Foreground" | "Orphan")), Some(_)) => Err(invalid_options(
+                "DeleteOptions",
+                "propagationPolicy",
+                "FieldValueInvalid",
+                &format!("Invalid value: {p:?}: orphanDependents and deletionPropagation cannot be both set"),
+            )),
+            (Some(other), _) => Err(invalid_options(
+                "DeleteOptions",
+                "propagationPolicy",
+                "FieldValueNotSupported",
+                &format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+            )),
         }
     }
+}
+
+/// A `dryRun` query value: `All` or nothing; anything else is 422 on `options` (the
+/// `CreateOptions`, `UpdateOptions`, `PatchOptions` or `DeleteOptions` of the request).
+fn dry_run_option(value: Option<&str>, options: &str) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(invalid_options(
+            options,
+            "dryRun",
+            "FieldValueNotSupported",
+            &format!("Unsupported value: []string{{{other:?}}}: supported values: \"All\""),
+        )),
+    }
+}
+
+/// 422 for a request's options (`meta.k8s.io` `DeleteOptions`, `ListOptions`, …), as
+/// kube-apiserver's handlers refuse them: `<Kind>.meta.k8s.io "" is invalid: <field>: …`.
+pub(super) fn invalid_options(kind: &str, field: &str, reason: &str, message: &str) -> ApiError {
+    ApiError::invalid(
+        kind,
+        "meta.k8s.io",
+        "",
+        vec![crate::error::StatusCause {
+            reason: reason.into(),
+            message: message.into(),
+            field: field.into(),
+        }],
+    )
 }

@@ -53,7 +53,7 @@ fn patch_type(content_type: &str) -> Result<PatchType, ApiError> {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(PatchType::Apply),
-        other => Err(ApiError::unsupported_media_type(other)),
+        _ => Err(ApiError::unsupported_patch_type()),
     }
 }
 
@@ -134,9 +134,10 @@ impl Server {
 
     /// POST: create in the path's namespace (`default` for a namespaced kind without one).
     async fn create_object(&self, req: Request<Incoming>, c: &Call<'_>) -> Result<Response<Body>, ApiError> {
+        self.core.refuse_create(c.rt)?;
         let opts = Self::write_opts(c.query, c.id, "create", c.ctx)?;
         let (body, ct) = Self::read_body(req).await?;
-        let v = Self::decode(&body, &ct, true)?;
+        let v = Self::decode(&body, &ct, true, &c.rt.kind)?;
         let r = self.core.create(c.rt, c.namespace.or(Some("default")), v, &opts)?;
         Ok(self.render_reply(c.rt, r, c.out))
     }
@@ -151,7 +152,12 @@ impl Server {
         let (rt, ns) = (c.rt, c.ns);
         let opts = Self::write_opts(c.query, c.id, "update", c.ctx)?;
         let (body, ct) = Self::read_body(req).await?;
-        let v = Self::decode(&body, &ct, true)?;
+        let kind = if c.sub == Sub::Scale {
+            "Scale"
+        } else {
+            c.rt.kind.as_str()
+        };
+        let v = Self::decode(&body, &ct, true, kind)?;
         if c.sub == Sub::Scale {
             let cur = self.core.get(rt, ns, name)?.value();
             let r = self.core.write_scale(rt, ns, name, &cur, &v, &opts)?;
@@ -169,8 +175,16 @@ impl Server {
         let v: Value = if pt == PatchType::Apply {
             Self::parse_yaml(&body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
         } else {
-            serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("couldn't get patch: invalid JSON: {e}")))?
+            serde_json::from_slice(&body).map_err(|e| {
+                // Go's encoding/json names a truncated document so; other syntax errors
+                // keep serde_json's words.
+                let what = if e.is_eof() {
+                    "unexpected end of JSON input".to_string()
+                } else {
+                    e.to_string()
+                };
+                ApiError::bad_request(format!("error decoding patch: {what}"))
+            })?
         };
         let r = self.core.patch(c.rt, c.ns, name, pt, v, c.sub, &opts)?;
         if c.sub == Sub::Scale {
@@ -208,7 +222,7 @@ impl Server {
             return Err(ApiError::method_not_allowed(METHOD_NOT_ALLOWED));
         }
         let (body, ct) = Self::read_body(req).await?;
-        let v = Self::decode(&body, &ct, true)?;
+        let v = Self::decode(&body, &ct, true, &t.rt.kind)?;
         let ns = t.namespace.as_deref().unwrap_or("");
         let reply = match &t.name {
             Some(name) => self.core.token_request(ns, name, &v)?,

@@ -27,8 +27,45 @@ pub(super) fn json_response(code: u16, v: &Value, content_type: &str, warnings: 
     b.body(full(bytes)).unwrap_or_else(|_| Response::new(full("")))
 }
 
+/// An error as its `Status`; a `details.retryAfterSeconds` is also sent as `Retry-After`, as
+/// kube-apiserver's `responsewriters` do.
 pub(super) fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.code, &e.to_status(), "application/json", &[]);
+    let retry = e
+        .details
+        .as_ref()
+        .and_then(|d| d.get("retryAfterSeconds"))
+        .and_then(Value::as_u64);
+    if let Some(s) = retry.filter(|s| *s > 0) {
+        if let Ok(v) = http::HeaderValue::from_str(&s.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// An injected fault's `Status`, without `Retry-After` (see docs/simulator.md).
+pub(super) fn injected_error_response(e: &ApiError) -> Response<Body> {
     json_response(e.code, &e.to_status(), "application/json", &[])
+}
+
+/// A refusal of the authorization filter (`responsewriters.Forbidden`): the `Status`, with
+/// `X-Content-Type-Options: nosniff`.
+pub(super) fn forbidden_response(e: &ApiError) -> Response<Body> {
+    let mut r = error_response(e);
+    r.headers_mut()
+        .insert("x-content-type-options", http::HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// Go's `http.NotFound`, what kube-apiserver's mux answers for a path no handler serves.
+pub(super) fn page_not_found() -> Response<Body> {
+    Response::builder()
+        .status(404)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header("x-content-type-options", "nosniff")
+        .body(full("404 page not found\n"))
+        .unwrap_or_else(|_| Response::new(full("")))
 }
 
 pub(super) fn raw_response(code: u16, raw: Bytes) -> Response<Body> {

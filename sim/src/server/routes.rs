@@ -22,7 +22,8 @@ const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGrou
 /// The `/version` answer.
 fn version() -> serde_json::Value {
     json!({
-        "major": "1", "minor": "32", "gitVersion": "v1.32.0-baton-sim", "gitCommit": "baton-sim",
+        "major": "1", "minor": "32", "emulationMajor": "1", "emulationMinor": "32",
+        "minCompatibilityMajor": "1", "minCompatibilityMinor": "31", "gitVersion": "v1.32.0-baton-sim", "gitCommit": "baton-sim",
         "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"
     })
 }
@@ -47,6 +48,9 @@ impl Server {
         let accept = super::request::header_str(&req, header::ACCEPT).to_string();
         let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
+        if self.unknown_path(&segs) {
+            return Ok(super::response::page_not_found());
+        }
         if let Some(r) = self.read_only_route(&segs, &accept) {
             return if method == Method::GET {
                 r
@@ -68,6 +72,19 @@ impl Server {
         }
     }
 
+    /// A path no API handler of kube-apiserver's serves — outside `/api`, `/apis` and the
+    /// server's own endpoints, or under `/apis/<group>` of a group nobody serves: its
+    /// mux's `NotFound`, a plain-text 404 rather than a `Status`.
+    fn unknown_path(&self, segs: &[&str]) -> bool {
+        match segs {
+            [] => false,
+            ["api", ..] | ["version"] | ["healthz", ..] | ["readyz", ..] | ["livez", ..] | ["openapi", ..] => false,
+            ["baton-sim", ..] | ["apis"] => false,
+            ["apis", group, ..] => self.core.registry().api_group(group).is_none(),
+            _ => true,
+        }
+    }
+
     /// The paths only GET may read: version, health, discovery and OpenAPI v3. None for any
     /// other path.
     fn read_only_route(&self, segs: &[&str], accept: &str) -> Option<Result<Response<Body>, ApiError>> {
@@ -79,7 +96,8 @@ impl Server {
             ["version"] => Ok(json_response(200, &version(), "application/json", &[])),
             ["healthz"] | ["readyz"] | ["livez"] => Ok(Response::builder()
                 .status(200)
-                .header(header::CONTENT_TYPE, "text/plain")
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .header("x-content-type-options", "nosniff")
                 .body(full("ok"))
                 .unwrap_or_else(|_| Response::new(full("ok")))),
             ["api"] => Ok(self.discovery(true, accept)),

@@ -43,6 +43,7 @@ impl Server {
             _ => None,
         };
         let bookmarks = query.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+        watch_options(query)?;
         let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
         let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
         let key = rt.key();
@@ -66,7 +67,12 @@ impl Server {
         } else {
             let rv: u64 = rv_param
                 .parse()
-                .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: {rv_param:?}")))?;
+                // kube-apiserver does not classify this error: a 500 without a reason.
+                .map_err(|_| {
+                    ApiError::unclassified(format!(
+                        "resourceVersion: Invalid value: {rv_param:?}: strconv.ParseUint: parsing {rv_param:?}: invalid syntax"
+                    ))
+                })?;
             match self.core.store.watch_from(&key, rv) {
                 Ok((past, rx)) => {
                     ctx.last_rv = rv;
@@ -230,6 +236,61 @@ impl Server {
                 _ = tx.closed() => return,
             }
         }
+    }
+}
+
+/// Whether `sendInitialEvents` is served: kube-apiserver v1.33's WatchList feature gate, off
+/// by default there (the initial-events stream of [`Server::watch`] serves it when on).
+const WATCH_LIST: bool = false;
+
+/// A watch's `sendInitialEvents` and `resourceVersionMatch`, checked as kube-apiserver's
+/// `validateWatchOptions` checks them (the same causes, in the same order).
+fn watch_options(query: &HashMap<String, String>) -> Result<(), ApiError> {
+    let send_initial = query.get("sendInitialEvents").filter(|v| !v.is_empty());
+    let rv_match = query.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+    let cause = |field: &str, reason: &str, message: String| crate::error::StatusCause {
+        reason: reason.into(),
+        message,
+        field: field.into(),
+    };
+    let mut causes = Vec::new();
+    if send_initial.is_some() {
+        if rv_match != "NotOlderThan" {
+            causes.push(cause(
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+            ));
+        }
+        if !WATCH_LIST {
+            causes.push(cause(
+                "sendInitialEvents",
+                "FieldValueForbidden",
+                "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+                    .into(),
+            ));
+        }
+    }
+    if !rv_match.is_empty() {
+        if send_initial.is_none() {
+            causes.push(cause(
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".into(),
+            ));
+        }
+        if rv_match != "NotOlderThan" {
+            causes.push(cause(
+                "resourceVersionMatch",
+                "FieldValueNotSupported",
+                format!("Unsupported value: {rv_match:?}: supported values: \"NotOlderThan\""),
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", causes))
     }
 }
 

@@ -1,13 +1,23 @@
-//! Who changed a Rollout's spec, and why: read from `metadata.managedFields` (the field manager
-//! that last set `spec.version`, `spec.template` or the restart annotation) and the
-//! `kubernetes.io/change-cause` annotation, which counts only when that same manager set it —
-//! a cause left behind by an earlier command is not credited to a later change.
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+//! Who changed a Rollout's spec, and why: read from `metadata.managedFields` and the
+//! `kubernetes.io/change-cause` annotation. A new revision is credited to the field manager that
+//! owns the fields that differ from the revision before it (`spec.version`, a field of
+//! `spec.template`, the restart annotation); when several do, to the one that also owns the
+//! change cause. The cause counts only when that same manager set it: a cause left behind by an
+//! earlier command is not credited to a later change. Times decide only what ownership cannot:
+//! a change that only removed fields (a removed field has no owner) goes to the newest writer.
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta, Time};
 use serde_json::Value;
 
 use super::annotations;
 
-/// The origin of the current spec.
+mod fields;
+#[cfg(test)]
+mod tests;
+
+pub use fields::RevisionFields;
+
+/// The origin of a revision.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SpecOrigin {
     /// `kubernetes.io/change-cause`, when set with the change.
@@ -16,280 +26,165 @@ pub struct SpecOrigin {
     pub changed_by: Option<String>,
 }
 
-/// The managed paths that make a new revision: `(["f:spec", "f:version"], …)`.
-fn revision_paths() -> [[String; 2]; 3] {
-    [
-        ["f:spec".into(), "f:version".into()],
-        ["f:spec".into(), "f:template".into()],
-        ["f:metadata".into(), "f:annotations".into()],
-    ]
+/// A field manager that owns a field a revision is made of, or the change cause.
+#[derive(Clone, Debug, PartialEq)]
+struct Writer {
+    manager: String,
+    time: Option<Timestamp>,
+    /// What it owns of those fields: a `fieldsV1` tree (see [`fields::restricted`]).
+    fields: Value,
 }
 
-fn annotation_key(name: &str) -> String {
-    format!("f:{name}")
+/// What of a Rollout's metadata says who changed its spec ([`SpecOwners::of`]), to decide the
+/// origin of a revision from ([`SpecOwners::origin`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpecOwners {
+    /// An origin decided already, whatever the revisions.
+    decided: Option<SpecOrigin>,
+    cause: Option<String>,
+    /// The writers of the revision fields and the change cause, in the API server's order.
+    writers: Vec<Writer>,
 }
 
-fn owns(fields: &Value, path: &[String]) -> Option<Value> {
-    let mut cur = fields;
-    for p in path {
-        cur = cur.get(p)?;
+impl From<SpecOrigin> for SpecOwners {
+    fn from(o: SpecOrigin) -> Self {
+        SpecOwners {
+            decided: Some(o),
+            ..SpecOwners::default()
+        }
     }
-    Some(cur.clone())
 }
 
-/// Does the entry own a field whose change makes a new revision?
-fn changes_revision(fields: &Value) -> bool {
-    let [version, template, annos] = revision_paths();
-    owns(fields, &version).is_some()
-        || owns(fields, &template).is_some()
-        || owns(fields, &annos).is_some_and(|a| a.get(annotation_key(annotations::RESTARTED_AT)).is_some())
-}
-
-fn owns_cause(fields: &Value) -> bool {
-    let [_, _, annos] = revision_paths();
-    owns(fields, &annos).is_some_and(|a| a.get(annotation_key(annotations::CHANGE_CAUSE)).is_some())
-}
+/// The `fieldsType` of the managedFields entries a cached Rollout keeps (see
+/// [`prune_for_cache`]): `fieldsV1` is the restricted tree as compact JSON text. An API server
+/// accepts only `FieldsV1`, so no stored object has it.
+const CACHED_FIELDS: &str = "baton.dev/revision-fields";
 
 fn main_resource(e: &ManagedFieldsEntry) -> bool {
     e.subresource.as_deref().is_none_or(str::is_empty)
 }
 
-fn fields(e: &ManagedFieldsEntry) -> Value {
-    e.fields_v1.as_ref().map(|f| f.0.clone()).unwrap_or(Value::Null)
-}
-
-/// Who changed the spec last, and the change cause if they set it.
-pub fn spec_origin(meta: &ObjectMeta) -> SpecOrigin {
-    let cause = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotations::CHANGE_CAUSE))
-        .filter(|c| !c.is_empty())
-        .cloned();
-    if let Some(cached) = cached_origin(meta, cause.clone()) {
-        return cached;
-    }
-    let entries: Vec<&ManagedFieldsEntry> = meta
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|e| main_resource(e))
-        .collect();
-    if entries.is_empty() {
-        // A server that tracks no field managers: the annotation is all there is.
-        return SpecOrigin {
-            change_cause: cause,
-            changed_by: None,
-        };
-    }
-    // The newest writer of a revision field (later entries win ties: the API server keeps them
-    // in the order they were last updated).
-    let changer = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| changes_revision(&fields(e)))
-        .max_by_key(|(i, e)| (e.time.as_ref().map(|t| t.0), *i))
-        .map(|(_, e)| *e);
-    let cause_owners: Vec<&str> = entries
-        .iter()
-        .filter(|e| owns_cause(&fields(e)))
-        .filter_map(|e| e.manager.as_deref())
-        .collect();
-    let changed_by = changer.and_then(|e| e.manager.clone());
-    let change_cause = match &changed_by {
-        Some(m) if !cause_owners.contains(&m.as_str()) => None,
-        _ => cause,
+/// The writer an entry is, if it owns a revision field or the cause.
+fn writer(e: &ManagedFieldsEntry) -> Option<Writer> {
+    let raw = &e.fields_v1.as_ref()?.0;
+    let fields = if e.fields_type.as_deref() == Some(CACHED_FIELDS) {
+        serde_json::from_str(raw.as_str()?).ok()?
+    } else {
+        fields::restricted(raw)?
     };
-    SpecOrigin {
-        change_cause,
-        changed_by,
-    }
-}
-
-/// The `fieldsType` of the one managedFields entry a cached Rollout keeps (see
-/// [`prune_for_cache`]); an API server accepts only `FieldsV1`, so no stored object has it.
-const CACHED_ORIGIN: &str = "baton.dev/cached-origin";
-
-/// The origin as [`prune_for_cache`] left it, if it did.
-fn cached_origin(meta: &ObjectMeta, cause: Option<String>) -> Option<SpecOrigin> {
-    let entries = meta.managed_fields.as_deref()?;
-    let [e] = entries else {
-        return None;
-    };
-    (e.fields_type.as_deref() == Some(CACHED_ORIGIN)).then(|| SpecOrigin {
-        change_cause: cause,
-        changed_by: e.manager.clone(),
+    Some(Writer {
+        manager: e.manager.clone()?,
+        time: e.time.as_ref().map(|t| t.0),
+        fields,
     })
 }
 
-/// A Rollout's metadata as the controller's cache keeps it: the origin decided once, as it is
-/// cached (managedFields, a tree of every field of every writer, become one entry naming who
-/// changed the spec: ~2 KB less per Rollout; the change cause stays only when it is credited),
-/// and without kubectl's copy of the whole object ([`crate::api::LAST_APPLIED_ANNOTATION`], left
-/// by client-side `kubectl apply`), which nothing in the controller reads. [`spec_origin`] of
-/// the result is [`spec_origin`] of the object.
+impl SpecOwners {
+    /// The owners of `meta`, a Rollout's metadata (as stored, or as [`prune_for_cache`] left it).
+    pub fn of(meta: &ObjectMeta) -> SpecOwners {
+        let cause = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(annotations::CHANGE_CAUSE))
+            .filter(|c| !c.is_empty())
+            .cloned();
+        let writers = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|e| main_resource(e))
+            .filter_map(writer)
+            .collect();
+        SpecOwners {
+            decided: None,
+            cause,
+            writers,
+        }
+    }
+
+    /// The origin of revision `after`, made from the spec that named revision `before` (None:
+    /// the first revision, or one no longer kept).
+    pub fn origin(&self, before: Option<RevisionFields<'_>>, after: RevisionFields<'_>) -> SpecOrigin {
+        if let Some(o) = &self.decided {
+            return o.clone();
+        }
+        let (cause, writers) = (&self.cause, &self.writers);
+        if writers.is_empty() {
+            // No manager owns those fields (a server that tracks no field managers): the
+            // annotation is all there is.
+            return SpecOrigin {
+                change_cause: cause.clone(),
+                changed_by: None,
+            };
+        }
+        let (before, after) = (before.map(fields::rollout_view), fields::rollout_view(after));
+        let revision_writers: Vec<&Writer> = writers
+            .iter()
+            .filter(|w| fields::owns_revision_field(&w.fields))
+            .collect();
+        let changers: Vec<&Writer> = revision_writers
+            .iter()
+            .copied()
+            .filter(|w| fields::differs(&w.fields, before.as_ref(), Some(&after)))
+            .collect();
+        let changer = if changers.is_empty() {
+            // Nobody owns what changed (fields were only removed): the newest writer.
+            newest(revision_writers.iter().copied())
+        } else {
+            newest(changers.iter().copied().filter(|w| fields::owns_cause(&w.fields)))
+                .or_else(|| newest(changers.iter().copied()))
+        };
+        SpecOrigin {
+            change_cause: cause
+                .clone()
+                .filter(|_| changer.is_some_and(|w| fields::owns_cause(&w.fields))),
+            changed_by: changer.map(|w| w.manager.clone()),
+        }
+    }
+
+    /// As [`prune_for_cache`] keeps them: one entry per writer, its tree as compact text.
+    fn cached_entries(&self) -> Option<Vec<ManagedFieldsEntry>> {
+        let entries: Vec<ManagedFieldsEntry> = self
+            .writers
+            .iter()
+            .map(|w| ManagedFieldsEntry {
+                manager: Some(w.manager.clone()),
+                time: w.time.map(Time),
+                fields_type: Some(CACHED_FIELDS.into()),
+                fields_v1: Some(FieldsV1(Value::String(w.fields.to_string()))),
+                ..ManagedFieldsEntry::default()
+            })
+            .collect();
+        (!entries.is_empty()).then_some(entries)
+    }
+}
+
+/// The newest of `writers` (the API server keeps entries in order of operation, time and manager
+/// name, so of equal times the last one: only a tie-break, where ownership has decided nothing).
+fn newest<'a>(writers: impl Iterator<Item = &'a Writer>) -> Option<&'a Writer> {
+    writers.enumerate().max_by_key(|(i, w)| (w.time, *i)).map(|(_, w)| w)
+}
+
+/// A Rollout's metadata as the controller's cache keeps it: of managedFields (a tree of every
+/// field of every writer) only what [`SpecOwners`] reads — the entries of the managers that own
+/// a field a revision is made of or the change cause, each cut to those fields and kept as
+/// compact text; the change cause only when it can be credited (a manager owns it, or no managers
+/// are tracked); and without kubectl's copy of the whole object
+/// ([`crate::api::LAST_APPLIED_ANNOTATION`], left by client-side `kubectl apply`), which nothing
+/// in the controller reads. The owners of the result decide every origin as those of the object.
 pub fn prune_for_cache(meta: &mut ObjectMeta) {
-    let origin = spec_origin(meta);
-    meta.managed_fields = origin.changed_by.map(|manager| {
-        vec![ManagedFieldsEntry {
-            manager: Some(manager),
-            fields_type: Some(CACHED_ORIGIN.into()),
-            ..ManagedFieldsEntry::default()
-        }]
-    });
+    let owners = SpecOwners::of(meta);
+    // Without writers the annotation is all there is; with them it counts only when one owns it.
+    let cause_counts = owners.writers.is_empty() || owners.writers.iter().any(|w| fields::owns_cause(&w.fields));
+    meta.managed_fields = owners.cached_entries();
     if let Some(a) = meta.annotations.as_mut() {
         a.remove(crate::api::LAST_APPLIED_ANNOTATION);
-        if origin.change_cause.is_none() {
+        if !cause_counts {
             a.remove(annotations::CHANGE_CAUSE);
         }
         if a.is_empty() {
             // An emptied map still holds its node.
             meta.annotations = None;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use serde_json::json;
-
-    fn entry(manager: &str, secs: i64, fields: Value) -> ManagedFieldsEntry {
-        ManagedFieldsEntry {
-            manager: Some(manager.into()),
-            operation: Some("Update".into()),
-            time: Some(Time(jiff::Timestamp::from_second(secs).unwrap())),
-            fields_v1: Some(FieldsV1(fields)),
-            ..Default::default()
-        }
-    }
-
-    fn meta(cause: Option<&str>, entries: Vec<ManagedFieldsEntry>) -> ObjectMeta {
-        ObjectMeta {
-            annotations: cause.map(|c| [(annotations::CHANGE_CAUSE.to_string(), c.to_string())].into()),
-            managed_fields: Some(entries),
-            ..Default::default()
-        }
-    }
-
-    fn spec_and_cause() -> Value {
-        json!({"f:metadata": {"f:annotations": {"f:kubernetes.io/change-cause": {}}}, "f:spec": {"f:template": {"f:spec": {}}}})
-    }
-
-    #[test]
-    fn the_newest_spec_writer_changed_it_and_its_cause_counts() {
-        let m = meta(
-            Some("baton rollout set image svc app=svc:v2"),
-            vec![
-                entry(
-                    "kubectl-client-side-apply",
-                    100,
-                    json!({"f:spec": {"f:version": {}, "f:replicas": {}}}),
-                ),
-                entry("baton", 200, spec_and_cause()),
-            ],
-        );
-        assert_eq!(
-            spec_origin(&m),
-            SpecOrigin {
-                change_cause: Some("baton rollout set image svc app=svc:v2".into()),
-                changed_by: Some("baton".into()),
-            }
-        );
-    }
-
-    #[test]
-    fn a_cause_left_by_an_earlier_writer_is_not_credited() {
-        let m = meta(
-            Some("baton rollout set image svc app=svc:v2"),
-            vec![
-                entry("baton", 100, spec_and_cause()),
-                entry("kubectl-edit", 300, json!({"f:spec": {"f:template": {}}})),
-            ],
-        );
-        assert_eq!(
-            spec_origin(&m),
-            SpecOrigin {
-                change_cause: None,
-                changed_by: Some("kubectl-edit".into()),
-            }
-        );
-    }
-
-    #[test]
-    fn status_writers_and_other_fields_do_not_count() {
-        let mut status = entry("baton-rollout", 900, json!({"f:status": {}}));
-        status.subresource = Some("status".into());
-        let m = meta(
-            None,
-            vec![
-                entry("helm", 100, json!({"f:spec": {"f:version": {}}})),
-                entry("kubectl-scale", 500, json!({"f:spec": {"f:replicas": {}}})),
-                status,
-            ],
-        );
-        assert_eq!(spec_origin(&m).changed_by.as_deref(), Some("helm"));
-    }
-
-    #[test]
-    fn the_cache_keeps_the_origin_in_one_small_entry() {
-        let writers = || {
-            vec![
-                entry(
-                    "kubectl-client-side-apply",
-                    100,
-                    json!({"f:spec": {"f:version": {}, "f:replicas": {}, "f:template": {"f:spec": {"f:containers": {}}}}}),
-                ),
-                entry("kubectl-scale", 500, json!({"f:spec": {"f:replicas": {}}})),
-                entry("baton", 200, spec_and_cause()),
-            ]
-        };
-        // Credited cause, cause of an earlier writer, no cause, no managers at all.
-        let mut later = writers();
-        later.push(entry("kubectl-edit", 600, json!({"f:spec": {"f:template": {}}})));
-        for (cause, entries) in [
-            (Some("why"), writers()),
-            (Some("why"), later),
-            (None, writers()),
-            (Some("why"), Vec::new()),
-        ] {
-            let mut m = meta(cause, entries);
-            let before = spec_origin(&m);
-            prune_for_cache(&mut m);
-            assert_eq!(spec_origin(&m), before);
-            let kept = m.managed_fields.clone().unwrap_or_default();
-            assert!(
-                kept.len() <= 1 && kept.iter().all(|e| e.fields_v1.is_none()),
-                "{kept:?}"
-            );
-            // Pruning the pruned changes nothing.
-            let once = m.clone();
-            prune_for_cache(&mut m);
-            assert_eq!(m, once);
-        }
-    }
-
-    #[test]
-    fn the_cache_drops_kubectls_copy_and_keeps_the_rest() {
-        let mut m = meta(Some("why"), vec![entry("baton", 200, spec_and_cause())]);
-        let annotations = m.annotations.get_or_insert_with(Default::default);
-        annotations.insert(
-            crate::api::LAST_APPLIED_ANNOTATION.into(),
-            "{\"kind\":\"Rollout\"}".into(),
-        );
-        annotations.insert(annotations::PROMOTE.into(), "1".into());
-        let before = spec_origin(&m);
-        prune_for_cache(&mut m);
-        let kept = m.annotations.as_ref().unwrap();
-        assert!(!kept.contains_key(crate::api::LAST_APPLIED_ANNOTATION));
-        assert!(kept.contains_key(annotations::PROMOTE) && kept.contains_key(annotations::CHANGE_CAUSE));
-        assert_eq!(spec_origin(&m), before);
-        // With kubectl's copy the only annotation, none are left (not an empty map).
-        let mut m = meta(None, Vec::new());
-        m.annotations = Some([(crate::api::LAST_APPLIED_ANNOTATION.to_string(), "{}".to_string())].into());
-        prune_for_cache(&mut m);
-        assert_eq!(m.annotations, None);
     }
 }

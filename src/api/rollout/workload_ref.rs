@@ -93,9 +93,10 @@ pub struct WorkloadRefStatus {
     pub original_replicas: Option<i32>,
 }
 
-/// The schema of `spec.workloadRef`, not nullable: the API server prunes a `workloadRef: null`
-/// (as a Helm value left empty renders) instead of keeping a null that the CEL rules' `has()`
-/// would count as set.
+/// The schema of `spec.workloadRef`, not nullable, so that no stored object holds a null the CEL
+/// rules' `has()` would count as set. kube-apiserver drops a `workloadRef: null` (as a Helm
+/// value left empty renders) from a create, an update or a client-side apply, but refuses it in
+/// a server-side apply (422 `must be of type object`): leave the field out there.
 pub(super) fn workload_ref_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     generator.subschema_for::<WorkloadRef>()
 }

@@ -66,13 +66,14 @@ pub enum RolloutCommand {
         #[arg(short = 'w', long)]
         watch: bool,
     },
-    /// Show progress and instances; with --watch (default) follow until Healthy, failed or timeout.
-    /// Exit codes: 0 Healthy, 1 failed or rolled back, 2 timeout, 3 still in progress (--watch=false),
-    /// 4 not found, 5 API server error or unreachable, 64 usage error.
+    /// Show progress and instances; with --watch (-w, the default) follow until Healthy, failed or
+    /// timeout. Exit codes: 0 Healthy, 1 failed or rolled back, 2 timeout, 3 still in progress
+    /// (--watch=false), 4 not found, 5 API server error or unreachable, 64 usage error.
     Status {
         #[arg(add = super::completion::rollouts())]
         name: String,
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        /// Follow the rollout until it is done (the default); --watch=false shows it once.
+        #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
         watch: bool,
         /// Give up after this long (e.g. 90s, 5m).
         #[arg(long)]

@@ -121,18 +121,22 @@ fn summary(r: &Rollout) -> String {
 }
 
 /// STATUS and INFO of a revision: stable (the last healthy), being rolled out (or paused),
-/// failed with its reason, rolled back, or superseded.
+/// failed with its reason, rolled back, failed before (an older revision whose last rollout
+/// failed), or superseded.
 fn revision_outcome(r: &Rollout, e: &history::RevisionEntry) -> (String, String) {
     let st = r.status.clone().unwrap_or_default();
     let has = |m: &str| e.marks.iter().any(|x| x == m);
     let mut info = vec![e.version.clone()];
-    let status = if let Some(f) = st.failed_update.as_ref().filter(|_| has("failed")) {
+    let status = if let Some(f) = st.failed_update.as_ref().filter(|f| f.revision == e.name) {
         info.push(f.reason.to_string());
         if f.rolled_back {
             format!("{ICON_BAD} RolledBack")
         } else {
             format!("{ICON_BAD} Failed")
         }
+    } else if has("failed") {
+        // An older revision whose last rollout failed (its deploy record says so).
+        format!("{ICON_BAD} Failed")
     } else if has("update") && !has("current") {
         let (icon, _) = phase(r);
         let word = if icon == ICON_PAUSED { "Paused" } else { "Progressing" };

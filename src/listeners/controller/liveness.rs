@@ -50,6 +50,10 @@ struct Entry {
     rv: Option<u64>,
     /// When its Lease was seen deleted.
     gone_at: Option<Instant>,
+    /// The registration the Lease records (its number and `acquireTime`), while registered.
+    registration: Option<(i32, Option<i128>)>,
+    /// When this controller first saw that registration.
+    registration_seen: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -91,6 +95,18 @@ fn record(l: &Lease) -> u64 {
     )
         .hash(&mut h);
     h.finish()
+}
+
+/// The registration `l` records for pod `pod` (its number and `acquireTime`), if registered: a
+/// new registration changes both, even on a Lease made anew.
+fn registration_of(l: &Lease, pod: &str) -> Option<(i32, Option<i128>)> {
+    let number = liveness::registration(l, pod)?;
+    let acquired = l
+        .spec
+        .as_ref()
+        .and_then(|s| s.acquire_time.as_ref())
+        .map(|t| t.0.as_nanosecond());
+    Some((number, acquired))
 }
 
 fn key_of(l: &Lease) -> Option<PodKey> {
@@ -135,8 +151,13 @@ impl LivenessTracker {
                 return None;
             }
         }
-        let registered = liveness::registration(l, &pod).is_some();
+        let registration = registration_of(l, &pod);
+        let registered = registration.is_some();
         let fenced = liveness::is_fenced(l);
+        let registration_seen = match old.as_ref() {
+            Some(e) if registration.is_some() && e.registration == registration => e.registration_seen,
+            _ => registration.map(|_| now),
+        };
         let rec = record(l);
         let changed_record = old.as_ref().is_none_or(|e| e.record != rec);
         // An agent's write (not the controller's own) of a registered Lease is a sign of life.
@@ -168,6 +189,8 @@ impl LivenessTracker {
             duration: Duration::from_secs(u64::try_from(secs).unwrap_or(15)),
             rv,
             gone_at: None,
+            registration,
+            registration_seen,
         };
         // An agent writing again after a silence past its Lease's duration answers again: the
         // sets that select its pod may give it listeners now (a renewal wakes nothing else).
@@ -207,6 +230,8 @@ impl LivenessTracker {
         let mut inner = self.lock();
         let entry = inner.pods.get_mut(&key)?;
         entry.lease = None;
+        entry.registration = None;
+        entry.registration_seen = None;
         entry.gone_at = Some(Instant::now());
         let pod = entry.pod.clone();
         inner.prune();
@@ -228,6 +253,7 @@ impl LivenessTracker {
                     lease: e.and_then(|e| e.lease.clone()),
                     observed: e.and_then(|e| e.observed),
                     wakes_after: e.map(|e| e.duration),
+                    registration_seen: e.and_then(|e| e.registration_seen),
                 };
                 (uid.to_string(), facts)
             })
@@ -287,6 +313,8 @@ impl LivenessTracker {
                     e.observed = Some(now);
                 }
                 e.lease = None;
+                e.registration = None;
+                e.registration_seen = None;
                 e.gone_at = Some(now);
                 Some(PodWake {
                     namespace: k.0,
@@ -404,5 +432,34 @@ mod tests {
             Some("p".to_string()),
             "back after 27 s of silence (15 s Lease)"
         );
+    }
+
+    #[test]
+    fn a_registration_is_dated_from_its_first_sight_and_a_new_one_anew() {
+        let t = LivenessTracker::default();
+        let t0 = Instant::now();
+        let seen = |t: &LivenessTracker| t.facts("ns", ["uid-p"]).get("uid-p").and_then(|f| f.registration_seen);
+        t.observe(&lease("2026-01-01T00:00:00.000000Z", 1), false, t0);
+        t.observe(
+            &lease("2026-01-01T00:00:03.000000Z", 2),
+            false,
+            t0 + Duration::from_secs(3),
+        );
+        assert_eq!(seen(&t), Some(t0), "a renewal is the same registration");
+        // Fenced (holder cleared by the controller): not registered.
+        let mut fenced = lease("2026-01-01T00:00:03.000000Z", 3);
+        if let Some(spec) = fenced.spec.as_mut() {
+            spec.holder_identity = None;
+        }
+        t.observe(&fenced, true, t0 + Duration::from_secs(20));
+        assert_eq!(seen(&t), None);
+        // Registered again (registration 2): a new registration, first seen now.
+        let mut again = lease("2026-01-01T00:00:21.000000Z", 4);
+        if let Some(spec) = again.spec.as_mut() {
+            spec.lease_transitions = Some(2);
+        }
+        let at = t0 + Duration::from_secs(21);
+        t.observe(&again, false, at);
+        assert_eq!(seen(&t), Some(at));
     }
 }

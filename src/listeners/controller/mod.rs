@@ -338,7 +338,12 @@ pub async fn run_counted(
     // (tolerant::controller, with the work queue probed on the set's own changes.)
     let queue = metrics.queue("listenerset");
     metrics.set_max_concurrent("listenerset", cfg.concurrency);
-    let (sets, set_changes, sets_synced) = watch_sets(&client, &cfg.namespace, cfg.selector.as_deref(), bad.clone());
+    let (sets, set_changes, sets_synced) = watch_sets(
+        &client,
+        (&cfg.namespace, cfg.selector.as_deref()),
+        bad.clone(),
+        metrics.clone(),
+    );
     // After any cache lists anew (Leases, Secrets, sets, a namespace's pods), every set is
     // looked at again (see `Synced::relisted`): what changed in the watch's gap triggered
     // reconciles that read the store from before the gap.
@@ -465,11 +470,12 @@ fn start(
 
 /// The ListenerSets of `namespace` (all when `None`) that `selector` selects: their store, their
 /// changes (each set decoded on its own, the undecodable ones kept in `bad`) and its readiness.
+/// A list answered 404 (the CRD is gone) is noted in `metrics`.
 fn watch_sets(
     client: &kube::Client,
-    namespace: &Option<String>,
-    selector: Option<&str>,
+    (namespace, selector): (&Option<String>, Option<&str>),
     bad: Undecodables,
+    metrics: Arc<Metrics>,
 ) -> (
     Store<ListenerSet>,
     impl Stream<Item = Result<ListenerSet, watcher::Error>> + Send + 'static,
@@ -485,6 +491,7 @@ fn watch_sets(
         sets.clone(),
         bad,
     )
+    .inspect(move |e| metrics.crds.note_watch(crate::metrics::crds::LISTENERSETS, e))
     .default_backoff()
     .reflect(writer)
     .inspect(move |e| sets_synced_tx.observe(e))

@@ -20,7 +20,7 @@ use crate::api::listenerset::{
 use crate::api::notifications::{CONDITION_NOTIFICATIONS_READY, REASON_SINKS_READY, REASON_SINK_INVALID};
 use crate::error::Result;
 use crate::listeners::assigner::{self, ListenerState};
-use crate::listeners::decide::{Blocked, Decision, Silent};
+use crate::listeners::decide::{Blocked, Decision, Silence, Silent};
 use crate::listeners::MANAGER;
 
 /// A set's new status, with the parts of it its Events are decided on.
@@ -283,14 +283,12 @@ fn conditions(
     }
 }
 
-/// "pods a, b never renewed a Lease assigned to them (…); pods c stopped renewing (…)".
+/// "pods a, b never renewed a Lease assigned to them (…); pods c stopped renewing (…); they get no
+/// listeners until they renew again or restart; pods d renew their liveness Lease but did not
+/// acknowledge (…)": each pod for what its Leases show.
 fn silent_pods(silent: &[Silent]) -> String {
-    let names = |never: bool| {
-        let mut v: Vec<&str> = silent
-            .iter()
-            .filter(|s| s.never_renewed == never)
-            .map(|s| s.pod.as_str())
-            .collect();
+    let names = |why: Silence| {
+        let mut v: Vec<&str> = silent.iter().filter(|s| s.why == why).map(|s| s.pod.as_str()).collect();
         v.sort_unstable();
         let more = v.len().saturating_sub(10);
         let mut list = v.into_iter().take(10).collect::<Vec<_>>().join(", ");
@@ -300,23 +298,35 @@ fn silent_pods(silent: &[Silent]) -> String {
         list
     };
     let mut parts = Vec::new();
-    let never = names(true);
+    let never = names(Silence::NeverRenewed);
     if !never.is_empty() {
         parts.push(format!(
             "pods {never} never renewed a Lease assigned to them: is the baton agent sidecar running in them, \
              allowed to patch Leases?"
         ));
     }
-    let stopped = names(false);
+    let stopped = names(Silence::Stopped);
     if !stopped.is_empty() {
         parts.push(format!(
             "pods {stopped} stopped renewing their Leases (agent dead, hung or cut off from the API server)"
         ));
     }
-    format!(
-        "{}; they get no listeners until they renew again or restart",
-        parts.join("; ")
-    )
+    let mut out = Vec::new();
+    if !parts.is_empty() {
+        out.push(format!(
+            "{}; they get no listeners until they renew again or restart",
+            parts.join("; ")
+        ));
+    }
+    let not_serving = names(Silence::NotServing);
+    if !not_serving.is_empty() {
+        out.push(format!(
+            "pods {not_serving} renew their liveness Lease but did not acknowledge a listener of this set \
+             assigned to them: does their agent serve this set (its --listenerset)? They get no more of its \
+             listeners until their agent registers anew (a restart)"
+        ));
+    }
+    out.join("; ")
 }
 
 fn terminating_message(summary: &assigner::Summary) -> String {
@@ -367,4 +377,30 @@ pub(super) async fn write_status(ctx: &Context, ns: &str, name: &str, status: &L
         .await?;
     ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_pod_is_named_for_what_its_leases_show() {
+        let s = |pod: &str, why| Silent { pod: pod.into(), why };
+        let m = silent_pods(&[
+            s("b", Silence::NotServing),
+            s("a", Silence::NeverRenewed),
+            s("c", Silence::Stopped),
+        ]);
+        assert!(m.contains("pods a never renewed a Lease"), "{m}");
+        assert!(m.contains("pods c stopped renewing"), "{m}");
+        assert!(
+            m.contains("pods b renew their liveness Lease but did not acknowledge a listener of this set"),
+            "{m}"
+        );
+        let renewing = silent_pods(&[s("b", Silence::NotServing)]);
+        assert!(
+            !renewing.contains("stopped") && !renewing.contains("renew again"),
+            "{renewing}"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! free for another pod (expired, in the assigner's words), does its holder need a fence first,
 //! and when will that change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
@@ -22,12 +22,32 @@ pub(in crate::listeners) struct Judged {
     /// Uids of existing holders that left a Lease of this set unacknowledged past its duration,
     /// or, never registered, let an acknowledged one expire.
     pub(super) lapsed: BTreeSet<String>,
-    /// Of those, the ones that left a Lease of this set unacknowledged (remembered in this set).
-    pub(super) unacknowledged: BTreeSet<String>,
+    /// Of those, the ones that left a Lease of this set unacknowledged (remembered in this set),
+    /// with when the latest such assignment lapsed (its holder record's first sight + duration).
+    pub(super) unacknowledged: BTreeMap<String, Instant>,
     /// Liveness fences to write (one per pod).
     pub(super) fences: Vec<Fence>,
     /// Listeners whose Lease is being deleted.
     pub(super) terminating: BTreeSet<String>,
+}
+
+impl Judged {
+    /// Whether the pod of `uid`, never registered, let an acknowledged Lease of this set expire
+    /// (an agent of the per-listener protocol that stopped renewing), as opposed to leaving an
+    /// assignment unacknowledged.
+    pub(super) fn let_expire(&self, uid: &str) -> bool {
+        self.lapsed.contains(uid) && !self.unacknowledged.contains_key(uid)
+    }
+
+    /// Whether the pod of `uid` lapsed in this set now: it let an acknowledged Lease expire, or
+    /// left an assignment unacknowledged and gets no new chance (`memory::new_chance`).
+    pub(super) fn lapsed_now(&self, input: &Input, uid: &str) -> bool {
+        self.let_expire(uid)
+            || self
+                .unacknowledged
+                .get(uid)
+                .is_some_and(|at| !super::memory::new_chance(input, uid, *at))
+    }
 }
 
 /// What the holder of a Lease is, now.
@@ -67,7 +87,7 @@ pub(super) fn leases(input: &Input, _memory: &Memory) -> Judged {
         recovered: 0,
         renewed: BTreeSet::new(),
         lapsed: BTreeSet::new(),
-        unacknowledged: BTreeSet::new(),
+        unacknowledged: BTreeMap::new(),
         fences: Vec::new(),
         terminating: BTreeSet::new(),
     };
@@ -145,7 +165,8 @@ fn judge_one<'a>(
         // takeover would conflict with. Its pod does not serve this set.
         if let Holder::Exists(p) = who {
             out.lapsed.insert(p.uid.clone());
-            out.unacknowledged.insert(p.uid.clone());
+            let lapsed_at = out.unacknowledged.entry(p.uid.clone()).or_insert(own_until);
+            *lapsed_at = (*lapsed_at).max(own_until);
         }
         return true;
     }

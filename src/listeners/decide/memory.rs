@@ -2,8 +2,8 @@
 //! (that lives in the Leases); it makes the next decision better: how a listener whose Lease
 //! went was let go (the Event of its next assignment, and the pod to prefer when it was not that
 //! pod's doing), and which pods left a Lease of this set unacknowledged (they get nothing new
-//! here until they acknowledge one, restart, or a minute (at least ten lease durations) has
-//! passed).
+//! here until they acknowledge one, restart, their agent registers anew, or a minute (at least ten
+//! lease durations) has passed).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -30,8 +30,9 @@ pub struct Memory {
     /// Listener → the holder of its Lease while that Lease is being deleted (the release clears
     /// the holder).
     leaving: BTreeMap<String, String>,
-    /// Pod uid → its restart count when it left a Lease of this set unacknowledged, and when.
-    lapsed: BTreeMap<String, (i32, Instant)>,
+    /// Pod uid → its restart count when it left a Lease of this set unacknowledged, when this
+    /// was learnt, and when the latest such assignment lapsed.
+    lapsed: BTreeMap<String, (i32, Instant, Instant)>,
     /// Listener → the highest fencing token seen on its Lease: a Lease made anew (after the one
     /// before was deleted) continues at the next one (no token is skipped, none given twice).
     last_tokens: BTreeMap<String, i32>,
@@ -92,19 +93,24 @@ impl Memory {
         for pod in input.pods {
             if judged.renewed.contains(&pod.uid) {
                 self.lapsed.remove(&pod.uid);
-            } else if judged.unacknowledged.contains(&pod.uid) {
-                self.lapsed.insert(pod.uid.clone(), (pod.restarts, input.now));
+            } else if let Some(lapsed_at) = judged.unacknowledged.get(&pod.uid) {
+                let e = self
+                    .lapsed
+                    .entry(pod.uid.clone())
+                    .or_insert((pod.restarts, input.now, *lapsed_at));
+                *e = (pod.restarts, input.now, e.2.max(*lapsed_at));
             }
         }
         let exists = |uid: &String| input.pods.iter().any(|p| &p.uid == uid);
         let forget_before = input.now.checked_sub(LAPSE_FOR.max(10 * input.lease_duration));
-        self.lapsed
-            .retain(|uid, (_, at)| exists(uid) && forget_before.is_none_or(|f| *at > f));
+        self.lapsed.retain(|uid, (_, at, lapsed_at)| {
+            exists(uid) && forget_before.is_none_or(|f| *at > f) && !new_chance(input, uid, *lapsed_at)
+        });
     }
 
     /// Whether `pod` left a Lease of this set unacknowledged recently and has not restarted since.
     pub(super) fn lapsed(&self, pod: &PodFacts) -> bool {
-        self.lapsed.get(&pod.uid).is_some_and(|(r, _)| pod.restarts <= *r)
+        self.lapsed.get(&pod.uid).is_some_and(|(r, _, _)| pod.restarts <= *r)
     }
 
     /// The highest token seen on `listener`'s Lease.
@@ -167,4 +173,17 @@ impl Memory {
         };
         (last_minute, burst)
     }
+}
+
+/// Whether the pod of `uid`, which left an assignment of this set unacknowledged that lapsed at
+/// `lapsed_at`, gets another chance here: its agent registered after that (a sidecar started or
+/// restarted since: the lapse was not its doing), or a recover is pending and its agent renews
+/// its registration (the operator's word to try it again).
+pub(super) fn new_chance(input: &Input, uid: &str, lapsed_at: Instant) -> bool {
+    let Some(live) = input.liveness.get(uid) else {
+        return false;
+    };
+    let registered_since = live.registration_seen.is_some_and(|seen| seen > lapsed_at);
+    let renewing = live.registered() && !live.silent(input.now, input.started, input.lease_duration);
+    registered_since || (input.recover.is_some() && renewing)
 }

@@ -10,9 +10,21 @@ use super::{Decision, Input, Memory, PodFacts};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Silent {
     pub pod: String,
-    /// Never seen registering or acknowledging anything (no agent, or one that may not update
-    /// Leases), as opposed to an agent that stopped (dead, hung or cut off).
-    pub never_renewed: bool,
+    pub why: Silence,
+}
+
+/// Why a selected pod gets nothing new: what its Leases show of its agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// Never seen registering or acknowledging anything: no agent, or one that may not update
+    /// Leases.
+    NeverRenewed,
+    /// Its agent stopped: fenced, its registration not renewed for its duration, or (never
+    /// registered) it let an acknowledged Lease expire — dead, hung or cut off.
+    Stopped,
+    /// Its agent renews its registration but left an assignment of this set unacknowledged
+    /// under it: it does not serve this set (its `--listenerset`), or could not acknowledge.
+    NotServing,
 }
 
 /// Pods an agent of the per-listener protocol let a Lease expire on, by uid, with their restart
@@ -59,7 +71,8 @@ impl Unresponsive {
 }
 
 /// Selected pods that get nothing new because their agent does not answer: fenced, registered
-/// but silent, lapsed in this set, or unresponsive in another.
+/// but silent, lapsed in this set, or (never registered) unresponsive in another; and why. A pod
+/// whose agent renews its registration is never said to have stopped.
 pub(super) fn silent(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Silent> {
     input
         .pods
@@ -68,19 +81,26 @@ pub(super) fn silent(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Sil
         .filter_map(|p| {
             let live = input.liveness.get(&p.uid);
             let lease = live.and_then(|l| l.lease.as_ref());
+            let registered = live.is_some_and(super::LivenessFacts::registered);
             let fenced = lease.is_some_and(|l| l.fenced);
             let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
-            let lapsed = judged.lapsed.contains(&p.uid) || memory.lapsed(p) || input.unresponsive.contains(p);
+            let unresponsive = input.unresponsive.contains(p) && !registered;
+            let lapsed = judged.lapsed_now(input, &p.uid) || memory.lapsed(p) || unresponsive;
+            let never = live.and_then(|l| l.observed).is_none()
+                && !input.unresponsive.ever_renewed(&p.uid)
+                && !judged
+                    .views
+                    .iter()
+                    .any(|l| l.renewed && l.holder_uid.as_deref() == Some(p.uid.as_str()));
+            let why = match () {
+                _ if fenced || stale => Silence::Stopped,
+                _ if registered => Silence::NotServing,
+                _ if never => Silence::NeverRenewed,
+                _ => Silence::Stopped,
+            };
             (fenced || stale || lapsed).then(|| Silent {
                 pod: p.name.clone(),
-                never_renewed: !fenced
-                    && !stale
-                    && live.and_then(|l| l.observed).is_none()
-                    && !input.unresponsive.ever_renewed(&p.uid)
-                    && !judged
-                        .views
-                        .iter()
-                        .any(|l| l.renewed && l.holder_uid.as_deref() == Some(p.uid.as_str())),
+                why,
             })
         })
         .collect()

@@ -97,7 +97,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::rollout::origin::SpecOrigin;
+use crate::api::rollout::origin::{RevisionFields, SpecOrigin, SpecOwners};
 use crate::api::rollout::{annotations, reasons, MAX_REPLICAS};
 use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, RolloutStatus};
 
@@ -156,9 +156,11 @@ pub struct PlanInput {
     /// The API server's answer when it refused (422) an object made from this generation's
     /// spec (a pod or revision): the spec is invalid, with that message.
     pub rejected: Option<String>,
-    /// Who changed the spec and why ([`crate::api::rollout::origin`]): recorded on a new
-    /// revision and on the deploy record it starts.
-    pub origin: SpecOrigin,
+    /// Who owns what of the fields a revision is made of, and the change cause
+    /// ([`crate::api::rollout::origin`]): who changed the spec and why is decided from them and
+    /// the revision the spec named before, and recorded on a new revision and on the deploy
+    /// record it starts.
+    pub origin: SpecOwners,
     /// How the check runs of the last plans are doing, by [`CheckRun::key`] (the shell's
     /// memory: empty after a restart).
     pub checks: BTreeMap<String, CheckProgress>,
@@ -171,6 +173,14 @@ pub struct PlanInput {
     /// With `spec.workloadRef` (of a supported kind): its Deployment, as read (see
     /// `planner/workload.rs`).
     pub workload: Option<WorkloadRead>,
+}
+
+/// What revision `r` is made of.
+fn revision_fields(r: &RevisionInfo) -> RevisionFields<'_> {
+    RevisionFields {
+        version: &r.version,
+        template: &r.template,
+    }
 }
 
 /// Something the reconciler must do. Apply in the order given.
@@ -365,10 +375,10 @@ impl<'a> Planner<'a> {
         self.progress_batches(&mut rollout, requests.promote);
         let desired = self.desired_revisions(&rollout);
 
+        let origin = self.origin(&rollout.target, update.exists);
         // Pod actions.
         if !update.exists {
             let target = &rollout.target;
-            let origin = &self.input.origin;
             let annotations: BTreeMap<String, String> = [
                 (annotations::CHANGE_CAUSE, origin.change_cause.clone()),
                 (annotations::CHANGED_BY, origin.changed_by.clone()),
@@ -394,12 +404,26 @@ impl<'a> Planner<'a> {
             target: &rollout.target,
             target_existed: update.exists,
             known: &rollout.known,
-            origin: &self.input.origin,
+            origin: &origin,
             now: self.now,
         };
         status.history = history::records(&self.prior, &status, &facts);
         self.scale_workload(&mut status);
         self.finish(status)
+    }
+
+    /// Who made update revision `target` and why, when it is new or the spec names another
+    /// revision than before (else nothing reads it): decided by who owns the fields that differ
+    /// from the revision named before.
+    fn origin(&self, target: &RevisionInfo, exists: bool) -> SpecOrigin {
+        let before = self.prior.update_revision.as_deref();
+        if exists && before == Some(target.name.as_str()) {
+            return SpecOrigin::default();
+        }
+        let before = self.input.revisions.iter().find(|r| Some(r.name.as_str()) == before);
+        self.input
+            .origin
+            .origin(before.map(revision_fields), revision_fields(target))
     }
 
     fn finish(self, status: RolloutStatus) -> Plan {

@@ -1,5 +1,6 @@
-//! Every change of the Leases, ListenerSets and pods of the namespaces under test, straight from
-//! the simulator's store (each with its resourceVersion: one global order), and the checks made
+//! Every change of the Leases, ListenerSets and pods of the namespaces under test — straight from
+//! the simulator's store, or from watches of the real control plane (`real::feed`) — each with
+//! its resourceVersion (one global order), and the checks made
 //! on it at the end of a test: fencing tokens never go back, nothing is assigned to a pod after it
 //! was marked dead, and status never counts a listener as running before its holder renewed.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -9,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use baton_sim::store::{Event, EventKind};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
+
+use super::real::feed::Change;
 
 /// One state of a listener Lease.
 #[derive(Clone, Debug)]
@@ -61,7 +64,20 @@ pub struct History {
     pub lagged: AtomicU64,
     /// The newest resourceVersion seen.
     pub rv: AtomicU64,
+    /// The newest resourceVersion of a Lease seen: every Lease change at or below it has been
+    /// recorded (each resource has its own ordered feed on the real control plane, so a status
+    /// may arrive before the Lease changes that precede it).
+    pub lease_rv: AtomicU64,
+    /// One ordered feed for every resource (the simulator's store).
+    ordered: bool,
 }
+
+/// The resources the recorder follows on the real control plane.
+pub const RESOURCES: &[super::real::feed::Resource] = &[
+    ("coordination.k8s.io", "v1", "Lease", "leases"),
+    ("baton.dev", "v1alpha1", "ListenerSet", "listenersets"),
+    ("", "v1", "Pod", "pods"),
+];
 
 fn s(v: &Value, p: &str) -> Option<String> {
     v.pointer(p).and_then(Value::as_str).map(str::to_string)
@@ -70,7 +86,10 @@ fn s(v: &Value, p: &str) -> Option<String> {
 impl History {
     /// Start recording what `feed` carries (subscribe before anything happens).
     pub fn start(mut feed: tokio::sync::broadcast::Receiver<Arc<Event>>) -> Arc<History> {
-        let h = Arc::new(History::default());
+        let h = Arc::new(History {
+            ordered: true,
+            ..History::default()
+        });
         let me = h.clone();
         std::thread::spawn(move || loop {
             match feed.blocking_recv() {
@@ -79,6 +98,19 @@ impl History {
                     me.lagged.fetch_add(n, Ordering::Relaxed);
                 }
                 Err(RecvError::Closed) => return,
+            }
+        });
+        h
+    }
+
+    /// Start recording what the real control plane's watches carry.
+    pub fn start_real(mut feed: tokio::sync::mpsc::UnboundedReceiver<Change>, lagged: Arc<AtomicU64>) -> Arc<History> {
+        let h = Arc::new(History::default());
+        let me = h.clone();
+        std::thread::spawn(move || {
+            while let Some(c) = feed.blocking_recv() {
+                me.lagged.store(lagged.load(Ordering::Relaxed), Ordering::Relaxed);
+                me.record_value(&c.group, &c.plural, &c.namespace, c.rv, c.deleted, &c.value);
             }
         });
         h
@@ -94,25 +126,34 @@ impl History {
     }
 
     fn record(&self, ev: &Event) {
-        self.rv.fetch_max(ev.rv, Ordering::Relaxed);
         let kind = (ev.key.group.as_str(), ev.key.plural.as_str());
         if !matches!(
             kind,
             ("coordination.k8s.io", "leases") | ("baton.dev", "listenersets") | ("", "pods")
         ) {
+            self.rv.fetch_max(ev.rv, Ordering::Relaxed);
             return;
         }
-        let mut g = self.lock();
-        let Some(h) = g.get_mut(&ev.obj.namespace) else {
-            return;
-        };
         let v = ev.obj.value();
         let deleted = ev.kind == EventKind::Deleted;
+        self.record_value(kind.0, kind.1, &ev.obj.namespace, ev.rv, deleted, &v);
+    }
+
+    fn record_value(&self, group: &str, plural: &str, ns: &str, rv: u64, deleted: bool, v: &Value) {
+        self.rv.fetch_max(rv, Ordering::Relaxed);
+        let kind = (group, plural);
+        if kind.1 == "leases" {
+            self.lease_rv.fetch_max(rv, Ordering::Relaxed);
+        }
+        let mut g = self.lock();
+        let Some(h) = g.get_mut(ns) else {
+            return;
+        };
         match kind {
             ("coordination.k8s.io", "leases") => {
                 let (Some(set), Some(listener)) = (
-                    s(&v, "/metadata/labels/baton.dev~1listenerset"),
-                    s(&v, "/metadata/labels/baton.dev~1listener"),
+                    s(v, "/metadata/labels/baton.dev~1listenerset"),
+                    s(v, "/metadata/labels/baton.dev~1listener"),
                 ) else {
                     return;
                 };
@@ -122,17 +163,17 @@ impl History {
                     .and_then(|os| os.iter().find(|o| o["kind"] == "Pod"))
                     .and_then(|o| o["uid"].as_str())
                     .map(str::to_string);
-                let (acquired, renewed) = (s(&v, "/spec/acquireTime"), s(&v, "/spec/renewTime"));
+                let (acquired, renewed) = (s(v, "/spec/acquireTime"), s(v, "/spec/renewTime"));
                 h.leases.push(LeaseRec {
-                    rv: ev.rv,
+                    rv,
                     deleted,
                     set,
                     listener,
-                    holder: s(&v, "/spec/holderIdentity").filter(|h| !h.is_empty()),
+                    holder: s(v, "/spec/holderIdentity").filter(|h| !h.is_empty()),
                     owner_uid,
                     transitions: v.pointer("/spec/leaseTransitions").and_then(Value::as_i64).unwrap_or(0) as i32,
                     renewed: renewed.is_some() && renewed != acquired,
-                    release_requested: s(&v, "/metadata/annotations/baton.dev~1release-requested"),
+                    release_requested: s(v, "/metadata/annotations/baton.dev~1release-requested"),
                 });
             }
             ("baton.dev", "listenersets") => {
@@ -149,19 +190,28 @@ impl History {
                         (f("status"), f("reason"), f("message"))
                     });
                 h.statuses.push(StatusRec {
-                    rv: ev.rv,
-                    set: ev.obj.name.clone(),
+                    rv,
+                    set: s(v, "/metadata/name").unwrap_or_default(),
                     running: st["running"].as_i64().unwrap_or(0),
                     ready,
                 });
             }
             _ => h.pods.push(PodRec {
-                rv: ev.rv,
+                rv,
                 deleted,
-                name: ev.obj.name.clone(),
-                uid: ev.obj.uid.clone(),
-                terminating: ev.obj.deleting,
+                name: s(v, "/metadata/name").unwrap_or_default(),
+                uid: s(v, "/metadata/uid").unwrap_or_default(),
+                terminating: v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()),
             }),
+        }
+    }
+
+    /// Statuses at or below this resourceVersion can be checked against the Leases recorded.
+    pub fn complete_up_to(&self) -> u64 {
+        if self.ordered {
+            u64::MAX
+        } else {
+            self.lease_rv.load(Ordering::Relaxed)
         }
     }
 
@@ -183,7 +233,7 @@ pub struct Dead {
 }
 
 /// Every way the recorded history breaks the rules (empty: none).
-pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool) -> Vec<String> {
+pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool, complete_up_to: u64) -> Vec<String> {
     let mut out = Vec::new();
     // Fencing tokens never go back, across releases, deletions and recreations.
     let mut high: BTreeMap<(&str, &str), (i32, u64)> = BTreeMap::new();
@@ -218,7 +268,7 @@ pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool) -> Vec<Str
         }
     }
     if check_starting {
-        out.extend(running_before_renewal(h));
+        out.extend(running_before_renewal(h, complete_up_to));
     }
     out
 }
@@ -231,14 +281,17 @@ pub fn violations(h: &NsHistory, dead: &[Dead], check_starting: bool) -> Vec<Str
 /// release it has not seen yet, and nothing in the store says which state it read. Counts alone
 /// allow no more than this bound; that each listener counted running is in a tenure its holder
 /// acknowledged is checked exactly, listener by listener, by the decision's property tests.
-fn running_before_renewal(h: &NsHistory) -> Vec<String> {
+///
+/// Statuses above `complete_up_to` are left out: the Lease changes before them may not have
+/// arrived yet.
+fn running_before_renewal(h: &NsHistory, complete_up_to: u64) -> Vec<String> {
     let mut out = Vec::new();
     let mut by_set: BTreeMap<&str, Vec<&LeaseRec>> = BTreeMap::new();
     for l in &h.leases {
         by_set.entry(l.set.as_str()).or_default().push(l);
     }
     let mut seen: BTreeMap<&str, Acknowledged> = BTreeMap::new();
-    for st in &h.statuses {
+    for st in h.statuses.iter().filter(|st| st.rv <= complete_up_to) {
         let acks = seen.entry(st.set.as_str()).or_default();
         let records = by_set.get(st.set.as_str()).map(Vec::as_slice).unwrap_or_default();
         for l in records.iter().skip(acks.applied).take_while(|l| l.rv < st.rv) {
@@ -323,7 +376,7 @@ mod tests {
             ],
             vec![status(5, 1), status(6, 1), status(8, 0)],
         );
-        assert_eq!(running_before_renewal(&h), Vec::<String>::new());
+        assert_eq!(running_before_renewal(&h, u64::MAX), Vec::<String>::new());
     }
 
     #[test]
@@ -332,7 +385,7 @@ mod tests {
             vec![lease(1, "a", Some("p"), false), lease(3, "a", Some("p"), true)],
             vec![status(2, 1), status(4, 1)],
         );
-        let found = running_before_renewal(&h);
+        let found = running_before_renewal(&h, u64::MAX);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("at rv 2 counts 1"), "{found:?}");
     }
@@ -349,7 +402,7 @@ mod tests {
             ],
             vec![status(5, 1), status(6, 1), status(7, 2)],
         );
-        let found = running_before_renewal(&h);
+        let found = running_before_renewal(&h, u64::MAX);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("at rv 7 counts 2"), "{found:?}");
     }

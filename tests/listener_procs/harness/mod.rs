@@ -1,7 +1,8 @@
 //! Real-process harness for the listener safety replays and the churn benchmark.
 //!
-//! * One simulator ([`Cluster`]) with the CRDs; every test works in its own namespace ([`Ns`]),
-//!   so tests run side by side without a global lock.
+//! * One cluster ([`Cluster`]) with the CRDs — a simulator, or the real control plane when
+//!   `BATON_TEST_CLUSTER=real` (see `tests/support/real`) — and every test works in its own
+//!   namespace ([`Ns`]), so tests run side by side without a global lock.
 //! * Every pod gets a real `baton agent` sidecar (the binary, spawned with its own client
 //!   identity `agent-<ns>-<pod>`) attached to the simulated pod with `sim.kubelet.attach_pid`,
 //!   so the simulated kubelet SIGTERMs it on a graceful deletion and SIGKILLs it at the end of the
@@ -26,6 +27,9 @@ pub mod listenersets;
 mod pods;
 #[path = "../../support/process.rs"]
 pub mod process;
+/// The real control plane as a backend (the shared test helper).
+#[path = "../../support/real/mod.rs"]
+pub mod real;
 /// A webhook receiver (the shared test helper).
 #[path = "../../support/receiver.rs"]
 pub mod receiver;
@@ -76,9 +80,18 @@ pub fn baton_bin() -> PathBuf {
 pub const APP_LABEL: &str = "app";
 pub const APP: &str = "svc";
 
-/// One simulator with the CRDs and a recorder of every change.
+/// Where the harness runs: an in-process simulator, or the real control plane (one per test:
+/// its size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Backend {
+    Sim(Sim),
+    /// The real control plane, and the watches that record its changes.
+    Real(real::Real, real::feed::Watches),
+}
+
+/// One cluster with the CRDs and a recorder of every change.
 pub struct Cluster {
-    pub sim: Sim,
+    pub backend: Backend,
     pub history: Arc<History>,
     dir: tempfile::TempDir,
 }
@@ -94,8 +107,12 @@ pub fn kubelet() -> KubeletConfig {
 }
 
 impl Cluster {
-    /// Start a simulator on the current runtime and install the CRDs.
+    /// Start a simulator on the current runtime and install the CRDs — or, when the run's
+    /// backend is the real control plane, attach to it (`kubelet` is then kwok's stages').
     pub async fn start(kubelet: KubeletConfig) -> R<Arc<Cluster>> {
+        if real::selected() {
+            return Self::start_real().await;
+        }
         let sim = Sim::start(SimConfig {
             kubelet,
             history: 200_000,
@@ -108,10 +125,28 @@ impl Cluster {
         let client = sim.client().await.map_err(|e| e.to_string())?;
         baton::demo::install_crds(&client).await?;
         let dir = scratch_dir()?;
-        Ok(Arc::new(Cluster { sim, history, dir }))
+        Ok(Arc::new(Cluster {
+            backend: Backend::Sim(sim),
+            history,
+            dir,
+        }))
     }
 
-    /// The simulator shared by every test of this binary, on a runtime of its own (each test
+    async fn start_real() -> R<Arc<Cluster>> {
+        let real = real::Real::connect().await?;
+        baton::demo::install_crds(&real.admin).await?;
+        let lagged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (feed, watches) = real::feed::start(real.admin.clone(), history::RESOURCES, lagged.clone()).await?;
+        let history = History::start_real(feed, lagged);
+        let dir = scratch_dir()?;
+        Ok(Arc::new(Cluster {
+            backend: Backend::Real(real, watches),
+            history,
+            dir,
+        }))
+    }
+
+    /// The shared cluster of every test of this binary, on a runtime of its own (each test
     /// has its own runtime, which ends with the test).
     pub fn shared() -> Arc<Cluster> {
         static SHARED: OnceLock<Arc<Cluster>> = OnceLock::new();
@@ -123,25 +158,132 @@ impl Cluster {
                         .worker_threads(2)
                         .enable_all()
                         .build()
-                        .expect("a runtime for the simulator");
+                        .expect("a runtime for the cluster");
                     rt.block_on(async move {
-                        let c = Cluster::start(kubelet()).await.expect("the simulator starts");
+                        let c = Cluster::start(kubelet()).await.expect("the cluster starts");
                         let _ = tx.send(c);
                         std::future::pending::<()>().await;
                     });
                 });
-                rx.recv().expect("the simulator thread answers")
+                rx.recv().expect("the cluster thread answers")
             })
             .clone()
     }
 
-    /// A kubeconfig for `identity` (its bearer token), written once.
-    pub fn kubeconfig(&self, identity: &str) -> R<PathBuf> {
+    /// The simulator, for what only it offers (fault rules, its request log); panics on the
+    /// real control plane, where such tests do not run (their names say `sim_only`).
+    pub fn sim(&self) -> &Sim {
+        match &self.backend {
+            Backend::Sim(s) => s,
+            Backend::Real(..) => panic!("this test needs baton-sim (name it sim_only)"),
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        matches!(self.backend, Backend::Real(..))
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> R<kube::Client> {
+        match &self.backend {
+            Backend::Sim(s) => s.client().await.map_err(|e| e.to_string()),
+            // A client of its own: one made on another test's runtime dies with it.
+            Backend::Real(r, _) => r
+                .attached
+                .client_as("baton-test-admin")
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A kubeconfig for `identity` (an admin), written once. On the real control plane an
+    /// agent's (`agent-…`) goes through the identity's own proxy, so [`Cluster::set_blocked`]
+    /// can cut it off; others go straight to kube-apiserver.
+    pub async fn kubeconfig(&self, identity: &str) -> R<PathBuf> {
         let path = self.dir.path().join(format!("{identity}.kubeconfig"));
         if !path.exists() {
-            self.sim.kubeconfig_as(identity, &path).map_err(|e| e.to_string())?;
+            match &self.backend {
+                Backend::Sim(s) => s.kubeconfig_as(identity, &path).map_err(|e| e.to_string())?,
+                Backend::Real(r, _) if identity.starts_with("agent-") => {
+                    r.kubeconfig_via_proxy(identity, &path).await?
+                }
+                Backend::Real(r, _) => r.kubeconfig_as(identity, &path)?,
+            }
         }
         Ok(path)
+    }
+
+    /// Real kubectl as the admin.
+    pub fn kubectl(&self) -> kubectl::Kubectl {
+        match &self.backend {
+            Backend::Sim(s) => kubectl::Kubectl::new(s),
+            Backend::Real(r, _) => kubectl::Kubectl::with_kubeconfig(r.admin_kubeconfig().to_path_buf()),
+        }
+    }
+
+    /// Attach OS process `pid` to pod `ns/name`: the kubelet (baton-sim's, or the harness's node
+    /// agent) signals it when the pod is deleted.
+    pub async fn attach_pid(&self, ns: &str, name: &str, pid: u32) -> R<()> {
+        match &self.backend {
+            Backend::Sim(s) => s.kubelet.attach_pid(ns, name, pid).map_err(|e| e.to_string()),
+            Backend::Real(r, _) => r.node.attach(ns, name, pid).await,
+        }
+    }
+
+    /// A container of pod `ns/name` restarts (the kubelet counts it; not Ready for a moment).
+    pub async fn restart_container(&self, ns: &str, name: &str) -> R<()> {
+        match &self.backend {
+            Backend::Sim(s) => {
+                if s.kubelet.crash(ns, name) {
+                    Ok(())
+                } else {
+                    Err(format!("the kubelet does not run pod {name}"))
+                }
+            }
+            Backend::Real(r, _) => r.node.restart_container(ns, name).await,
+        }
+    }
+
+    /// Cut `identity` off from the API server (its requests hang) or heal it.
+    pub fn set_blocked(&self, identity: &str, blocked: bool) -> R<()> {
+        let done = match (&self.backend, blocked) {
+            (Backend::Sim(s), true) => {
+                s.faults.block(identity);
+                true
+            }
+            (Backend::Sim(s), false) => {
+                s.faults.unblock(identity);
+                true
+            }
+            (Backend::Real(r, _), true) => r.block(identity),
+            (Backend::Real(r, _), false) => r.unblock(identity),
+        };
+        done.then_some(())
+            .ok_or_else(|| format!("{identity} has no proxy to block"))
+    }
+
+    /// The real control plane, if that is the backend.
+    pub fn real(&self) -> Option<&real::Real> {
+        match &self.backend {
+            Backend::Real(r, _) => Some(r),
+            Backend::Sim(_) => None,
+        }
+    }
+
+    /// Every write the API server answered so far: (identity, request path).
+    pub fn writes(&self) -> Vec<(String, String)> {
+        match &self.backend {
+            Backend::Sim(s) => s.core.writes().into_iter().map(|w| (w.identity, w.path)).collect(),
+            Backend::Real(r, _) => r.audited_writes(0).into_iter().map(|w| (w.user, w.uri)).collect(),
+        }
+    }
+
+    /// The API server's current resourceVersion: every change made before the call is at or below.
+    pub async fn current_rv(&self) -> R<u64> {
+        match &self.backend {
+            Backend::Sim(s) => Ok(s.core.store.current_rv()),
+            Backend::Real(r, _) => r.current_rv().await,
+        }
     }
 }
 
@@ -265,7 +407,7 @@ impl Ns {
 
     /// A fresh namespace `name` on `cluster`, its apps configured by `app`, sidecars by `agent`.
     pub async fn new(cluster: Arc<Cluster>, name: &str, app: AppConfig, agent: AgentFlags) -> R<Ns> {
-        let client = cluster.sim.client().await.map_err(|e| e.to_string())?;
+        let client = cluster.client().await?;
         cluster.history.watch_namespace(name);
         let ns: Namespace =
             serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
@@ -278,6 +420,20 @@ impl Ns {
             // `default` and other namespaces every cluster has.
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(e) => return Err(format!("creating namespace {name}: {e}")),
+        }
+        if cluster.is_real() {
+            // Pods need the namespace's `default` ServiceAccount, which kube-controller-manager
+            // creates a moment after the namespace.
+            let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), name);
+            wait_for(
+                &format!("ServiceAccount {name}/default"),
+                Duration::from_secs(60),
+                || {
+                    let sas = sas.clone();
+                    async move { sas.get_opt("default").await.ok()?.map(|_| ()) }
+                },
+            )
+            .await?;
         }
         let log = Arc::new(AppLog::default());
         Ok(Ns {
@@ -369,7 +525,7 @@ impl Ns {
             *g
         };
         let id = format!("ctl-{}-{n}", self.name);
-        let kubeconfig = self.cluster.kubeconfig(&id)?;
+        let kubeconfig = self.cluster.kubeconfig(&id).await?;
         let mut cmd = Command::new(self.controller_bin());
         cmd.arg("--kubeconfig")
             .arg(&kubeconfig)
@@ -624,11 +780,9 @@ impl Ns {
             ));
         }
         let dead = self.dead.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        out.extend(
-            self.cluster
-                .history
-                .with(&self.name, |h| history::violations(h, &dead, check_starting)),
-        );
+        out.extend(self.cluster.history.with(&self.name, |h| {
+            history::violations(h, &dead, check_starting, self.cluster.history.complete_up_to())
+        }));
         let lagged = self.cluster.history.lagged.load(std::sync::atomic::Ordering::Relaxed);
         if lagged > 0 {
             out.push(format!("the history recorder missed {lagged} changes"));

@@ -124,11 +124,11 @@ impl Ns {
     }
 
     /// From now on, nothing may be assigned to `name` (checked at the end).
-    pub fn mark_dead(&self, name: &str) -> R<()> {
+    pub async fn mark_dead(&self, name: &str) -> R<()> {
         let pod = self.pod(name)?;
         // The store's own revision, not the recorder's (which may lag behind under load): every
         // change before this call, the dead pod's last assignments included, is at or below it.
-        let after_rv = self.cluster.sim.core.store.current_rv();
+        let after_rv = self.cluster.current_rv().await?;
         self.dead.lock().unwrap_or_else(|p| p.into_inner()).push(Dead {
             pod: pod.name.clone(),
             uid: pod.uid.clone(),
@@ -154,9 +154,8 @@ impl Ns {
         };
         if let Some(pid) = app.pid {
             self.cluster
-                .sim
-                .kubelet
                 .attach_pid(&self.name, name, pid)
+                .await
                 .map_err(|e| format!("attaching the app of {name}: {e}"))?;
         }
         let procs = Arc::new(PodProcs {
@@ -235,7 +234,7 @@ impl Ns {
 
     /// Spawn `baton agent` for `pod` (on its port) and attach it to the simulated pod.
     async fn start_sidecar(&self, pod: &PodProcs) -> R<()> {
-        let kubeconfig = self.cluster.kubeconfig(&pod.identity)?;
+        let kubeconfig = self.cluster.kubeconfig(&pod.identity).await?;
         let mut cmd = Command::new(self.agent_bin());
         cmd.arg("--kubeconfig")
             .arg(&kubeconfig)
@@ -272,9 +271,8 @@ impl Ns {
             ));
         };
         self.cluster
-            .sim
-            .kubelet
             .attach_pid(&self.name, &pod.name, child.pid)
+            .await
             .map_err(|e| format!("attaching the sidecar of {}: {e}", pod.name))?;
         pod.replace_sidecar(Some(child));
         pod.addr.send_replace(Some(addr));
@@ -331,9 +329,7 @@ impl Ns {
                 .sum()
         };
         let before = self.pods_api().get(name).await.map(|p| restarts(&p)).unwrap_or(0);
-        if !self.cluster.sim.kubelet.crash(&self.name, name) {
-            return Err(format!("the kubelet does not run pod {name}"));
-        }
+        self.cluster.restart_container(&self.name, name).await?;
         self.start_sidecar(&pod).await?;
         // Until the kubelet shows the restart and the pod Ready again.
         let pods = self.pods_api();
@@ -360,14 +356,12 @@ impl Ns {
     /// Cut the sidecar of `name` off from the API server (its requests hang).
     pub fn partition_agent(&self, name: &str) -> R<()> {
         let pod = self.pod(name)?;
-        self.cluster.sim.faults.block(&pod.identity);
-        Ok(())
+        self.cluster.set_blocked(&pod.identity, true)
     }
 
     pub fn heal_agent(&self, name: &str) -> R<()> {
         let pod = self.pod(name)?;
-        self.cluster.sim.faults.unblock(&pod.identity);
-        Ok(())
+        self.cluster.set_blocked(&pod.identity, false)
     }
 
     /// The pod's containers all die at once (the node went away): sidecar SIGKILLed, app killed.

@@ -107,7 +107,7 @@ pub struct Outcome {
 /// ListenerSet of `n` listeners settled on it, then the user's command and `kubectl rollout
 /// status` until the workload is done, and every listener running again once, on a live pod.
 pub async fn run(ns: &Arc<Ns>, case: Case, n: usize) -> R<Outcome> {
-    let kubectl = Kubectl::new(&ns.cluster.sim);
+    let kubectl = ns.cluster.kubectl();
     ns.start_controller().await?;
     let _node = AbortOnDrop(ns.run_declared_sidecars("baton-agent", AppKind::Model));
     let set = "accounts";

@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::Finding;
-use crate::api::listenerset::{self, ListenerSetSpec};
+use crate::api::listenerset::{self, is_label_value, ListenerSetSpec};
 use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
 use crate::api::rollout::{labels, validate, workload_ref, JobTemplate, Rollout, RolloutSpec, MAX_REPLICAS};
 use crate::rollout::controller::build_pod;
@@ -65,20 +65,40 @@ pub struct Made {
     what: String,
     /// What to fix when a refused field is none of [`Made::fields`].
     fix: String,
+    /// `spec.version`, when the object carries it as a label value and it is not a valid one: the
+    /// API server's refusal of that label is about `spec.version`, not the template's labels.
+    bad_version: Option<String>,
 }
 
 impl Made {
     /// The API server's causes for refusing this object, each at the Rollout's field it comes
     /// from; a cause at another field in the planner's words.
     pub fn refusal(&self, causes: Vec<Finding>) -> Vec<Finding> {
+        // kube-apiserver names a bad label value at `metadata.labels`, with the value quoted.
+        let mut version = self
+            .bad_version
+            .as_ref()
+            .map(|v| format!("Invalid value: {}: ", Value::String(v.clone())));
         causes
             .into_iter()
-            .map(|c| match c.field.as_deref().and_then(|f| self.rollout_field(f)) {
-                Some(field) => Finding {
-                    field: Some(field),
-                    message: c.message,
-                },
-                None => Finding::plain(format!("the API server refuses {}: {c}; fix {}", self.what, self.fix)),
+            .map(|c| {
+                let of_version = c.field.as_deref() == Some("metadata.labels")
+                    && version.as_ref().is_some_and(|v| c.message.starts_with(v.as_str()));
+                if of_version {
+                    // Once: a template label with the same bad value stays the template's.
+                    version = None;
+                    return Finding {
+                        field: Some("spec.version".into()),
+                        message: c.message,
+                    };
+                }
+                match c.field.as_deref().and_then(|f| self.rollout_field(f)) {
+                    Some(field) => Finding {
+                        field: Some(field),
+                        message: c.message,
+                    },
+                    None => Finding::plain(format!("the API server refuses {}: {c}; fix {}", self.what, self.fix)),
+                }
             })
             .collect()
     }
@@ -116,6 +136,7 @@ pub fn made_objects(rollout: &Rollout, ns: &str) -> Vec<Made> {
             ],
             what: "the pods of this spec".into(),
             fix: "spec.template or spec.version".into(),
+            bad_version: Some(spec.version.clone()).filter(|v| !is_label_value(v)),
         });
     }
     let mut jobs: Vec<JobOf> = Vec::new();
@@ -152,6 +173,7 @@ pub fn made_objects(rollout: &Rollout, ns: &str) -> Vec<Made> {
             fields: vec![("spec.template", format!("{}.template", j.at))],
             what: j.what,
             fix: format!("{}.template", j.at),
+            bad_version: None,
         });
     }
     out
@@ -219,6 +241,26 @@ mod tests {
         let name = "a".repeat(62);
         let problems = rollout_problems(&name, &spec(json!({"replicas": 10})));
         assert!(problems[0].contains("exceed 63 characters"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_refused_label_value_that_is_the_version_is_spec_version_s() {
+        let mut s = spec(json!({}));
+        s.version = "1.0 beta".into();
+        let made = made_objects(&Rollout::new("web", s), "default");
+        let refused = |value: &str| Finding {
+            field: Some("metadata.labels".into()),
+            message: format!("Invalid value: \"{value}\": a valid label must be …"),
+        };
+        let found = made[0].refusal(vec![refused("1.0 beta"), refused("x y")]);
+        assert_eq!(
+            found[0].to_string(),
+            "spec.version: Invalid value: \"1.0 beta\": a valid label must be …"
+        );
+        assert_eq!(
+            found[1].to_string(),
+            "spec.template.metadata.labels: Invalid value: \"x y\": a valid label must be …"
+        );
     }
 
     #[test]

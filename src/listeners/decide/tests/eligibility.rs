@@ -32,8 +32,17 @@ fn pods_that_do_not_answer_get_nothing_new() {
     let d = scene.decide(t + D + secs(1), &mut m);
     assert_eq!(d.eligible, 1);
     assert_eq!(assigns(&d), vec![to("a", "ok", 0), to("b", "ok", 0)]);
-    let silent: Vec<(&str, bool)> = d.silent.iter().map(|s| (s.pod.as_str(), s.never_renewed)).collect();
-    assert_eq!(silent, vec![("f", false), ("s", false), ("l", false), ("u", true)]);
+    let silent: Vec<(&str, Silence)> = d.silent.iter().map(|s| (s.pod.as_str(), s.why)).collect();
+    // l renews its registration: it is said not to serve the set, never to have stopped.
+    assert_eq!(
+        silent,
+        vec![
+            ("f", Silence::Stopped),
+            ("s", Silence::Stopped),
+            ("l", Silence::NotServing),
+            ("u", Silence::NeverRenewed)
+        ]
+    );
     assert_eq!(d.liveness_creates, vec![("u".to_string(), uid("u"))]);
 }
 
@@ -91,6 +100,7 @@ fn liveness_leases_are_made_for_selected_pods_without_one() {
             "lost",
             LivenessFacts {
                 wakes_after: None,
+                registration_seen: None,
                 lease: None,
                 observed: Some(t),
             },

@@ -51,6 +51,7 @@ fn a_gone_holder_still_registered_is_fenced_and_waited_out() {
         "p",
         LivenessFacts {
             wakes_after: None,
+            registration_seen: None,
             lease: None,
             observed: Some(t + secs(2)),
         },
@@ -73,6 +74,7 @@ fn a_gone_holder_without_a_liveness_lease_is_free_one_duration_after_its_last_re
             "p",
             LivenessFacts {
                 wakes_after: None,
+                registration_seen: None,
                 lease: None,
                 observed: Some(t + secs(3)),
             },
@@ -204,6 +206,7 @@ fn a_deleted_lease_of_a_gone_holder_is_let_go_only_once_nothing_runs_it() {
             "p",
             LivenessFacts {
                 wakes_after: None,
+                registration_seen: None,
                 lease: None,
                 observed: Some(t + secs(1)),
             },

@@ -8,6 +8,7 @@ mod eligibility;
 mod gone;
 mod properties;
 mod rebalance;
+mod registration;
 mod tokens;
 mod validity;
 
@@ -84,6 +85,7 @@ pub(super) fn live_lease(pod: &str, registered: bool, fenced: bool) -> LiveLease
 pub(super) fn registered(pod: &str, observed: Instant) -> LivenessFacts {
     LivenessFacts {
         wakes_after: None,
+        registration_seen: None,
         lease: Some(live_lease(pod, true, false)),
         observed: Some(observed),
     }
@@ -93,6 +95,7 @@ pub(super) fn registered(pod: &str, observed: Instant) -> LivenessFacts {
 pub(super) fn fenced(pod: &str, observed: Option<Instant>) -> LivenessFacts {
     LivenessFacts {
         wakes_after: None,
+        registration_seen: None,
         lease: Some(live_lease(pod, false, true)),
         observed,
     }

@@ -25,7 +25,8 @@ fn each_deploy_is_a_record_that_closes_when_every_instance_is_on_it() {
     inp.origin = SpecOrigin {
         change_cause: Some("kubectl apply -f svc.yaml".into()),
         changed_by: Some("kubectl-client-side-apply".into()),
-    };
+    }
+    .into();
     let mut w = World::new(inp);
     let p = w.step();
     // The first plan opens the record, and the revision carries who and why.
@@ -51,7 +52,8 @@ fn each_deploy_is_a_record_that_closes_when_every_instance_is_on_it() {
     w.input.origin = SpecOrigin {
         change_cause: Some("baton rollout set image svc app=svc:v2".into()),
         changed_by: Some("baton".into()),
-    };
+    }
+    .into();
     w.run_until(200, healthy_on("v2"));
     assert_eq!(
         records(&w),

@@ -19,6 +19,8 @@ struct Tracked {
     /// (registered, renewTime, registration).
     record: (bool, u64, i32),
     observed: Option<Instant>,
+    /// When the registration it records was first seen.
+    registration_seen: Option<Instant>,
 }
 
 /// Caches as a reconcile reads them: the set's Leases and the pods' liveness.
@@ -89,6 +91,7 @@ impl Ctl {
                 lease: None,
                 record: (false, 0, -1),
                 observed: None,
+                registration_seen: None,
             });
             e.observed = Some(now);
         }
@@ -107,11 +110,19 @@ impl Ctl {
                 lease: None,
                 record: (false, 0, -1),
                 observed: None,
+                registration_seen: None,
             });
             // An agent's write of a registered Lease is a sign of life (the controller's own
             // writes never register it).
             if l.registered && (e.record != record || e.observed.is_none()) {
                 e.observed = Some(now);
+            }
+            // A registration number not seen registered before (or on a Lease made anew).
+            let anew = e.lease.is_none() || !e.record.0 || e.record.2 != l.transitions;
+            if !l.registered {
+                e.registration_seen = None;
+            } else if anew || e.registration_seen.is_none() {
+                e.registration_seen = Some(now);
             }
             e.record = record;
             e.lease = Some(LiveLease {
@@ -161,6 +172,7 @@ impl Ctl {
                     wakes_after: None,
                     lease: t.lease.clone(),
                     observed: t.observed,
+                    registration_seen: t.registration_seen,
                 };
                 (uid.clone(), facts)
             })

@@ -101,15 +101,45 @@ fn may_run(input: &Input, l: &LeaseFacts) -> bool {
     }
 }
 
-/// Whether pod `name` may take a new listener: selected, Ready, its agent answering.
+/// Whether pod `name` may take a new listener: selected, Ready, its agent answering (not lapsed
+/// in this set, unless a recover gives its renewing agent another chance), and, if its agent
+/// never registered, no registered pod may take listeners ([`registered_may`]).
 fn answers(input: &Input, d: &Decision, name: &str) -> bool {
     let Some(p) = input.pods.iter().find(|p| p.name == name) else {
         return false;
     };
+    answering(input, d, p) && (is_registered(input, p) || !registered_may(input, d))
+}
+
+/// Whether pod `p` is selected and Ready and its agent answers.
+fn answering(input: &Input, d: &Decision, p: &PodFacts) -> bool {
     let live = input.liveness.get(&p.uid);
     let lease = live.and_then(|l| l.lease.as_ref());
     let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
-    p.selected && p.eligible && !lease.is_some_and(|l| l.fenced) && !stale && !d.lapsed.contains(&p.uid)
+    let another_chance = input.recover.is_some() && is_registered(input, p) && !stale;
+    let silent = d.silent.iter().any(|s| s.pod == p.name);
+    p.selected
+        && p.eligible
+        && !lease.is_some_and(|l| l.fenced)
+        && !stale
+        && !silent
+        && (!d.lapsed.contains(&p.uid) || another_chance)
+}
+
+fn is_registered(input: &Input, p: &PodFacts) -> bool {
+    input.liveness.get(&p.uid).is_some_and(LivenessFacts::registered)
+}
+
+/// Whether pods whose agents registered and answer may take every listener (`maxPerPod`
+/// permitting): then no other pod gets one.
+fn registered_may(input: &Input, d: &Decision) -> bool {
+    let n = input
+        .pods
+        .iter()
+        .filter(|p| is_registered(input, p) && answering(input, d, p))
+        .count();
+    let wanted = input.listeners.iter().filter(|l| !l.suspended).count();
+    n > 0 && (input.max_per_pod == 0 || n * input.max_per_pod as usize >= wanted)
 }
 
 /// A world seen once: see [`world_strategy`].
@@ -224,6 +254,7 @@ fn build((pods, live, listeners, leases, others): WorldGen) -> Seen {
             uid(&name),
             LivenessFacts {
                 wakes_after: None,
+                registration_seen: None,
                 lease,
                 observed,
             },
