@@ -63,12 +63,17 @@ test-sim: deps compat
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
-# The end-to-end test binaries that run on the real control plane too.
+# The end-to-end test binaries that run on the real control plane too, then the differential
+# suite (the same requests to baton-sim and kube-apiserver, answers compared), then the demo on
+# a control plane of its own.
 REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac
 test-real: deps compat
 	$(CARGO) build -p baton-cluster --bin baton-cluster
-	target/debug/baton-cluster exec --dir target/cluster-test -- \
-		$(CARGO) test $(REAL_TESTS) --no-fail-fast -- --skip sim_only
+	target/debug/baton-cluster exec --dir target/cluster-test -- sh -c '\
+		$(CARGO) test $(REAL_TESTS) --no-fail-fast -- --skip sim_only; a=$$?; \
+		$(CARGO) test -p baton-sim --test differential -- --ignored; b=$$?; \
+		[ $$a -eq 0 ] && [ $$b -eq 0 ]'
+	$(CARGO) test --test dashboard real_control_plane -- --ignored
 
 # After a test build: the binaries `make demo`, `make crds` and `make test-real` run compile
 # nothing more (cargo lists every artifact, fresh or not; an empty list fails too).

@@ -114,7 +114,10 @@ async fn apply_bodies_are_json_or_yaml_and_malformed_ones_are_400() {
 async fn unknown_resource_is_404() {
     let sim = sim().await;
     get_refused(&sim, "/api/v1/namespaces/default/gizmos", 404, "NotFound").await;
-    get_refused(&sim, "/apis/nope.example.com/v1/things", 404, "NotFound").await;
+    // A group nobody serves is the mux's plain-text 404, as kube-apiserver's.
+    let r = raw(&sim, "GET", "/apis/nope.example.com/v1/things", None, b"").await;
+    assert_eq!(r.code, 404);
+    assert_eq!(String::from_utf8_lossy(&r.body), "404 page not found\n");
 }
 
 #[tokio::test]
