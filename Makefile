@@ -66,7 +66,9 @@ test-sim: deps compat
 # The end-to-end test binaries that run on the real control plane too, then the differential
 # suite (the same requests to baton-sim and kube-apiserver, answers compared), then the demo on
 # a control plane of its own.
-REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac
+REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac \
+	--test cli --test cli_rollout --test cli_output --test cli_listeners --test cli_completion \
+	--test cli_exit_codes --test cli_lint
 test-real: deps compat
 	$(CARGO) build -p baton-cluster --bin baton-cluster
 	target/debug/baton-cluster exec --dir target/cluster-test -- sh -c '\

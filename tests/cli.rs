@@ -1,6 +1,8 @@
 //! The CLI: kubectl's global flags, `rollout list -A`, `-o`, tables sized to their
 //! content, kubectl's error messages, a closed pipe, completion scripts. The real `baton`
-//! binary, and real kubectl running it as the plugin `kubectl baton`, against the simulator.
+//! binary, and real kubectl running it as the plugin `kubectl baton`, against the test's API
+//! server: baton-sim, or the real control plane (`BATON_TEST_CLUSTER=real`), where the test's
+//! namespaces are its own.
 #[path = "cli_support/mod.rs"]
 mod cli_support;
 #[path = "support/mod.rs"]
@@ -9,26 +11,20 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 
+use cli_support::cluster::{with_contexts, Namespace};
 use cli_support::*;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
-use support::{manifest_v, Env};
+use support::Env;
 
 /// Rollout `name` in namespace `ns`, applied as is (no controller: its status stays empty).
 async fn put(env: &Env, ns: &str, name: &str, replicas: i32, version: &str) {
-    let mut m = manifest_v(name, replicas, version);
+    let mut m = env.manifest_v(name, replicas, version);
     m["metadata"]["namespace"] = json!(ns);
     let api: Api<baton::api::rollout::Rollout> = Api::namespaced(env.client.clone(), ns);
     api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&m))
         .await
         .unwrap_or_else(|e| panic!("applying {ns}/{name}: {e}"));
-}
-
-async fn namespace(env: &Env, ns: &str) {
-    let api: Api<Namespace> = Api::all(env.client.clone());
-    let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
-    api.create(&PostParams::default(), &n).await.expect("namespace");
 }
 
 use support::ROLLOUT_COLUMNS as LIST_HEADER;
@@ -38,19 +34,18 @@ use support::ROLLOUT_COLUMNS as LIST_HEADER;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces() {
     let env = Env::start().await;
-    namespace(&env, "team-b").await;
+    let team_b = Namespace::create(&env, "team-b").await;
+    let (ns, ns_b) = (env.ns.as_str(), team_b.name.as_str());
     let long = "a-rollout-with-a-name-much-longer-than-eight-tabs";
-    put(&env, "default", "web", 3, "v1").await;
-    put(&env, "default", long, 1, "v2.0.0-rc.1").await;
-    put(&env, "team-b", "web", 2, "v1").await;
+    put(&env, ns, "web", 3, "v1").await;
+    put(&env, ns, long, 1, "v2.0.0-rc.1").await;
+    put(&env, ns_b, "web", 2, "v1").await;
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    kubeconfig(
-        &kc,
-        &env.sim.url(),
-        "sim-admin",
-        &[("sim", "default"), ("team-b", "team-b")],
-    );
+    with_contexts(&env.admin_kubeconfig(), &kc, &[("sim", ns), ("team-b", ns_b)]);
+    // On the real control plane `-A` lists other tests' Rollouts too: this test's are those of
+    // its two namespaces.
+    let ours = |namespace: &str| namespace == ns || namespace == ns_b;
     let plugin = Plugin::install();
 
     // The current context's namespace, a long name: columns sized to their content.
@@ -84,7 +79,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
     );
     // -n wins over the context's namespace.
     let r = plugin
-        .kubectl(&kc, &["baton", "rollout", "get", "-n", "team-b", "--context", "sim"])
+        .kubectl(&kc, &["baton", "rollout", "get", "-n", ns_b, "--context", "sim"])
         .await;
     assert_eq!(cells(&r.stdout, &["AGE"])[1][1], "2", "{r}");
 
@@ -98,9 +93,13 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
         (list["apiVersion"].as_str(), list["kind"].as_str()),
         (Some("v1"), Some("List"))
     );
-    let items: Vec<(String, String)> = list["items"]
+    let listed: Vec<&Value> = list["items"]
         .as_array()
         .unwrap()
+        .iter()
+        .filter(|i| ours(i["metadata"]["namespace"].as_str().unwrap_or_default()))
+        .collect();
+    let items: Vec<(String, String)> = listed
         .iter()
         .map(|i| {
             (
@@ -112,13 +111,13 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
     assert_eq!(
         items,
         [
-            ("default".to_string(), long.to_string()),
-            ("default".to_string(), "web".to_string()),
-            ("team-b".to_string(), "web".to_string())
+            (ns.to_string(), long.to_string()),
+            (ns.to_string(), "web".to_string()),
+            (ns_b.to_string(), "web".to_string())
         ]
     );
     assert!(
-        list["items"][0]["metadata"].get("managedFields").is_none(),
+        listed[0]["metadata"].get("managedFields").is_none(),
         "kubectl hides managedFields"
     );
     assert!(
@@ -131,14 +130,15 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
     let r = plugin
         .kubectl(&kc, &["baton", "rollout", "list", "-A", "-o", "wide"])
         .await;
-    let c = cells(&r.stdout, &["AGE"]);
+    let mut c = cells(&r.stdout, &["AGE"]);
+    c.retain(|row| row[0] == "NAMESPACE" || ours(&row[0]));
     assert_eq!(
         c[0],
         [&["NAMESPACE"], LIST_HEADER, &["TARGET", "READY", "IMAGES"]].concat()
     );
     assert_eq!(
         c[3],
-        ["team-b", "web", "2", "0", "0", "0", "<none>", "Pending", "<none>", "<age>", "v1", "False", "svc:v1"]
+        [ns_b, "web", "2", "0", "0", "0", "<none>", "Pending", "<none>", "<age>", "v1", "False", "svc:v1"]
     );
     // -o yaml and -o name.
     let r = baton(&kc, &["rollout", "list", "-o", "name"]).await;
@@ -147,7 +147,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
         format!("rollout.baton.dev/{long}\nrollout.baton.dev/web\n"),
         "{r}"
     );
-    let r = baton(&kc, &["rollout", "list", "-n", "team-b", "-o", "yaml"]).await;
+    let r = baton(&kc, &["rollout", "list", "-n", ns_b, "-o", "yaml"]).await;
     assert!(r.stdout.starts_with("apiVersion: v1\nitems:\n"), "{r}");
 
     // --kubeconfig is optional: $KUBECONFIG (or ~/.kube/config) is used, and usage says so.
@@ -176,7 +176,7 @@ async fn kubectl_plugin_takes_kubectls_global_flags_and_lists_across_namespaces(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_errors_print_like_kubectl() {
     let env = Env::start().await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let kc = env.admin_kubeconfig();
     let plugin = Plugin::install();
     let kubectl = plugin.kubectl(&kc, &["get", "rollouts.baton.dev", "nope"]).await;
     assert_eq!(kubectl.code, 1, "{kubectl}");

@@ -1,6 +1,8 @@
 //! Shell completion of resource names: real bash running the script `baton completion bash`
 //! registers (driven as bash drives a completion function), and real kubectl completing
-//! `kubectl baton …` through `kubectl_complete-baton`, against the simulator.
+//! `kubectl baton …` through `kubectl_complete-baton`, against the test's API server: baton-sim,
+//! or the real control plane (`BATON_TEST_CLUSTER=real`), where the test's namespaces are its
+//! own and names from every namespace (`-A`, namespace names) are those the API server lists.
 #[path = "cli_support/mod.rs"]
 mod cli_support;
 #[path = "support/mod.rs"]
@@ -11,32 +13,29 @@ use std::time::{Duration, Instant};
 
 use baton::api::listenerset::ListenerSet;
 use baton::api::rollout::{labels, Rollout};
+use cli_support::cluster::Namespace;
 use cli_support::*;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
-use support::{manifest_v, Env};
+use support::Env;
 
-/// Rollouts web and api in `default`, db in `other`; ListenerSets tasks and tokens in
-/// `default`, tickets in `other`.
-async fn cluster() -> Env {
+/// Rollouts web and api in the test's namespace, db in `other`; ListenerSets tasks and tokens
+/// in the test's namespace, tickets in `other`.
+async fn cluster() -> (Env, Namespace) {
     let env = Env::start().await;
-    let ns: Api<Namespace> = Api::all(env.client.clone());
-    let other: Namespace = serde_json::from_value(json!({"metadata": {"name": "other"}})).expect("namespace");
-    ns.create(&PostParams::default(), &other)
-        .await
-        .expect("create namespace");
-    for (ns, name) in [("default", "web"), ("default", "api"), ("other", "db")] {
-        let mut m = manifest_v(name, 3, "v1");
+    let other = Namespace::create(&env, "other").await;
+    let (here, there) = (env.ns.as_str(), other.name.as_str());
+    for (ns, name) in [(here, "web"), (here, "api"), (there, "db")] {
+        let mut m = env.manifest_v(name, 3, "v1");
         m["metadata"]["namespace"] = json!(ns);
         let api: Api<Rollout> = Api::namespaced(env.client.clone(), ns);
         api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&m))
             .await
             .unwrap_or_else(|e| panic!("applying rollout {ns}/{name}: {e}"));
     }
-    for (ns, name) in [("default", "tasks"), ("default", "tokens"), ("other", "tickets")] {
+    for (ns, name) in [(here, "tasks"), (here, "tokens"), (there, "tickets")] {
         let api: Api<ListenerSet> = Api::namespaced(env.client.clone(), ns);
         let set: ListenerSet = serde_json::from_value(json!({
             "apiVersion": baton::api::API_VERSION, "kind": "ListenerSet",
@@ -48,7 +47,33 @@ async fn cluster() -> Env {
             .await
             .unwrap_or_else(|e| panic!("creating listenerset {ns}/{name}: {e}"));
     }
-    env
+    (env, other)
+}
+
+/// The names of the Rollouts of every namespace and those of the namespaces starting with
+/// `oth`, as the API server lists them now (sorted, each once).
+async fn cluster_wide_names(env: &Env) -> (Vec<String>, Vec<String>) {
+    let rollouts: Api<Rollout> = Api::all(env.client.clone());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    let names = |items: Vec<String>| {
+        let set: std::collections::BTreeSet<String> = items.into_iter().collect();
+        set.into_iter().collect::<Vec<_>>()
+    };
+    let r = rollouts.list(&ListParams::default()).await.expect("listing rollouts");
+    let n = namespaces
+        .list(&ListParams::default())
+        .await
+        .expect("listing namespaces");
+    (
+        names(r.items.iter().map(|o| o.name_any()).collect()),
+        names(
+            n.items
+                .iter()
+                .map(|o| o.name_any())
+                .filter(|o| o.starts_with("oth"))
+                .collect(),
+        ),
+    )
 }
 
 /// Source `baton completion bash`, then complete each line of `lines` (the cursor at its end)
@@ -111,31 +136,48 @@ fn expect(replies: &[&[&str]]) -> Vec<Vec<String>> {
 /// Rollout and ListenerSet names complete in bash, from the namespace the line points at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bash_completes_the_names_of_the_namespace() {
-    let env = cluster().await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
-    let r = bash_complete(
-        &kc,
-        &[
-            "baton rollout status ",
-            "baton rollout status w",
-            "baton rollout status -n other ",
-            "baton --namespace=other rollout undo ",
-            "baton rollout list -A ",
-            "baton rollout list web ",
-            "baton listeners t",
-            "baton listeners -n other t",
-            "baton listeners show ",
-            "baton listeners recover --namespace other ",
-            // bash splits `--namespace=other` in three words.
-            "baton rollout status --namespace=other ",
-            "baton rollout status --namespace=oth",
-            // Flags once a flag is being typed, and only then.
-            "baton rollout status --wa",
-            "baton rollout status web ",
-        ],
-    )
-    .await;
+    let (env, other) = cluster().await;
+    let kc = env.admin_kubeconfig();
+    let o = other.name.as_str();
+    let lines = [
+        "baton rollout status ".to_string(),
+        "baton rollout status w".to_string(),
+        format!("baton rollout status -n {o} "),
+        format!("baton --namespace={o} rollout undo "),
+        "baton rollout list -A ".to_string(),
+        "baton rollout list web ".to_string(),
+        "baton listeners t".to_string(),
+        format!("baton listeners -n {o} t"),
+        "baton listeners show ".to_string(),
+        format!("baton listeners recover --namespace {o} "),
+        // bash splits `--namespace=other` in three words.
+        format!("baton rollout status --namespace={o} "),
+        "baton rollout status --namespace=oth".to_string(),
+        // Flags once a flag is being typed, and only then.
+        "baton rollout status --wa".to_string(),
+        "baton rollout status web ".to_string(),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    // On the real control plane other tests' Rollouts and namespaces come and go: the names
+    // from every namespace are compared with a listing that did not change during the run.
+    let mut attempts = 0;
+    let (r, (all_rollouts, oth)) = loop {
+        let before = cluster_wide_names(&env).await;
+        let r = bash_complete(&kc, &lines).await;
+        let after = cluster_wide_names(&env).await;
+        attempts += 1;
+        if !env.is_real() || before == after || attempts == 5 {
+            break (r, after);
+        }
+    };
     assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{r}");
+    let (all_rollouts, oth) = if env.is_real() {
+        (all_rollouts, oth)
+    } else {
+        (vec!["api".into(), "db".into(), "web".into()], vec!["other".into()])
+    };
+    let all_rollouts: Vec<&str> = all_rollouts.iter().map(String::as_str).collect();
+    let oth: Vec<&str> = oth.iter().map(String::as_str).collect();
     assert_eq!(
         replies(&r),
         expect(&[
@@ -143,14 +185,14 @@ async fn bash_completes_the_names_of_the_namespace() {
             &["web"],
             &["db"],
             &["db"],
-            &["api", "db", "web"],
+            &all_rollouts,
             &["api", "web"],
             &["tasks", "tokens"],
             &["tickets"],
             &["tasks", "tokens"],
             &["tickets"],
             &["db"],
-            &["other"],
+            &oth,
             &["--watch"],
             &[],
         ]),
@@ -162,10 +204,10 @@ async fn bash_completes_the_names_of_the_namespace() {
 /// after a comma too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revisions_and_instances_of_the_named_rollout_complete() {
-    let env = cluster().await;
+    let (env, _other) = cluster().await;
     let web = env.get("web").await;
     let uid = web.uid().expect("uid");
-    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), "default");
+    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
     for (n, version) in [(1, "v1"), (2, "v2"), (10, "v3")] {
         let rev: ControllerRevision = serde_json::from_value(json!({
             "metadata": {
@@ -174,6 +216,8 @@ async fn revisions_and_instances_of_the_named_rollout_complete() {
                 "ownerReferences": [{"apiVersion": baton::api::API_VERSION, "kind": "Rollout", "name": "web", "uid": uid, "controller": true}],
             },
             "revision": n,
+            // kube-apiserver requires data (a revision's snapshot); the completion reads none.
+            "data": {},
         }))
         .expect("ControllerRevision");
         revs.create(&PostParams::default(), &rev)
@@ -189,7 +233,7 @@ async fn revisions_and_instances_of_the_named_rollout_complete() {
         .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
         .await
         .expect("status");
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let kc = env.admin_kubeconfig();
     let r = bash_complete(
         &kc,
         &[
@@ -251,8 +295,8 @@ async fn an_unanswering_cluster_offers_nothing_quickly_and_silently() {
 /// the same names, in cobra's protocol, the directive last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_completes_the_plugins_names() {
-    let env = cluster().await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let (env, other) = cluster().await;
+    let kc = env.admin_kubeconfig();
     let plugin = Plugin::install();
     std::os::unix::fs::symlink(BATON, plugin.dir.join("bin").join("kubectl_complete-baton"))
         .expect("install kubectl_complete-baton");
@@ -262,11 +306,14 @@ async fn kubectl_completes_the_plugins_names() {
         std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
     );
     let home = plugin.dir.join("home");
-    let kubectl = |args: &'static [&'static str]| {
-        let mut all = vec!["__complete"];
-        all.extend_from_slice(args);
+    let kubectl = |args: &[&str]| {
+        let all: Vec<String> = std::iter::once("__complete")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
         let (path, home, kc) = (path.clone(), home.clone(), kc.clone());
         async move {
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
             run(
                 "/usr/bin/kubectl",
                 &all,
@@ -288,9 +335,9 @@ async fn kubectl_completes_the_plugins_names() {
     );
     assert_eq!(doc[0].output, r.stdout, "docs/operating.md shows what kubectl prints");
     assert!(r.stderr.contains("ShellCompDirectiveNoFileComp"), "{r}");
-    let r = kubectl(&["baton", "rollout", "status", "-n", "other", ""]).await;
+    let r = kubectl(&["baton", "rollout", "status", "-n", &other.name, ""]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, "db\n:4\n"), "{r}");
-    let r = kubectl(&["baton", "listeners", "-n", "other", "t"]).await;
+    let r = kubectl(&["baton", "listeners", "-n", &other.name, "t"]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, "tickets\n:4\n"), "{r}");
     // Subcommands, each with the first sentence of its help.
     let r = kubectl(&["baton", "rollout", "res"]).await;

@@ -267,7 +267,7 @@ fn a_version_that_is_not_a_label_value_is_found_at_spec_version() {
     let dir = Dir::new();
     let text = rollout("web", "").replace("version: v1.2.3", "version: \"1.0 beta\"");
     dir.write("web.yaml", &text);
-    let label = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+    let label = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
     assert_eq!(
         findings(&dir.lint(&["-f", "web.yaml"])),
         [format!(

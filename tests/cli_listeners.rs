@@ -20,8 +20,10 @@ use listener_world::*;
 use support::docs::{same_text, shown};
 use support::kubectl::Kubectl;
 
+// Sim-only: the listener world's agents run against a baton-sim of its own, whose per-agent
+// fault rules strand one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recover_says_which_listeners_moved() {
+async fn sim_only_recover_says_which_listeners_moved() {
     let _serial = serial();
     let (w, _ctl) = recover_world().await;
     let kc = w.sim.kubeconfig_path().to_path_buf();
@@ -123,8 +125,10 @@ async fn cannot_move(w: &World) -> (ListenerSet, String) {
 /// timeout; `baton listeners list` prints what `kubectl get lset` prints (wide too);
 /// `baton listeners sxt` and the dashboard name each listener's state as the status counts
 /// them, with the same reason.
+// Sim-only: the listener world's agents run against a baton-sim of its own, whose per-agent
+// fault rules cut them off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_view_says_why_no_listener_can_move() {
+async fn sim_only_every_view_says_why_no_listener_can_move() {
     let _serial = serial();
     let (w, _ctl) = recover_world().await;
     let kc = w.sim.kubeconfig_path().to_path_buf();
@@ -250,7 +254,7 @@ async fn the_samples_listenerset_wait_cannot_pass_on_the_simulator_and_says_so()
     const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/samples");
     let env = support::Env::start().await;
     let _op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     k.ok(&["apply", "-k", SAMPLES]).await;
     let text = std::fs::read_to_string(format!("{SAMPLES}/kustomization.yaml")).expect("kustomization");
     let lines: Vec<&str> = text.lines().collect();
@@ -265,7 +269,7 @@ async fn the_samples_listenerset_wait_cannot_pass_on_the_simulator_and_says_so()
         pods.iter().any(baton::api::pod::is_ready)
     })
     .await;
-    let sets: kube::Api<ListenerSet> = kube::Api::namespaced(env.client.clone(), support::NS);
+    let sets: kube::Api<ListenerSet> = kube::Api::namespaced(env.client.clone(), &env.ns);
     support::wait_for("the set's status", support::LONG, || async {
         let st = sets.get(set).await.ok()?.status?;
         (st.listeners > 0).then_some(())

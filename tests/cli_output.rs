@@ -11,13 +11,13 @@ use cli_support::*;
 use serde_json::Value;
 use support::docs::{same_text, shown, squeezed, words};
 use support::kubectl::Kubectl;
-use support::{manifest_v, Env};
+use support::Env;
 
 /// A Rollout `name` labelled `tier=…` and two ListenerSets (one selecting no pod), with the
 /// controller writing their statuses.
 async fn objects(env: &Env, k: &Kubectl) {
     for (name, version, tier) in [("web", "v1", "front"), ("api", "v2", "back")] {
-        let mut m = manifest_v(name, 1, version);
+        let mut m = env.manifest_v(name, 1, version);
         m["metadata"]["labels"] = serde_json::json!({"tier": tier});
         env.apply(&m).await;
     }
@@ -59,9 +59,9 @@ fn without_managed_fields(mut v: Value) -> Value {
 async fn every_format_prints_what_kubectl_get_prints() {
     let env = Env::start().await;
     let _op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     objects(&env, &k).await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let kc = env.admin_kubeconfig();
     // Both ListenerSets reported on (a REASON to print) and both Rollouts healthy.
     env.wait_healthy("web", "v1", 1).await;
     env.wait_healthy("api", "v2", 1).await;
@@ -171,10 +171,10 @@ async fn every_format_prints_what_kubectl_get_prints() {
 async fn missing_names_are_reported_after_what_was_found() {
     let env = Env::start().await;
     let _op = env.start_operator().await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     objects(&env, &k).await;
     env.wait_healthy("web", "v1", 1).await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let kc = env.admin_kubeconfig();
     for (ours, theirs) in [
         (
             vec!["rollout", "list", "web", "nope"],
@@ -229,9 +229,9 @@ async fn missing_names_are_reported_after_what_was_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_template_or_format_is_refused_as_kubectl_refuses_it() {
     let env = Env::start().await;
-    let k = Kubectl::new(&env.sim);
-    env.apply(&manifest_v("web", 1, "v1")).await;
-    let kc = env.sim.kubeconfig_path().to_path_buf();
+    let k = env.kubectl();
+    env.apply(&env.manifest_v("web", 1, "v1")).await;
+    let kc = env.admin_kubeconfig();
     for f in [
         vec!["-o", "jsonpath={.items[}"],
         vec!["-o", "jsonpath="],
@@ -306,20 +306,20 @@ impl Follower {
 async fn watch_prints_each_change_as_kubectl_get_w_does() {
     let env = Env::start().await;
     let _op = env.start_operator().await;
-    env.apply(&manifest_v("web", 1, "v1")).await;
+    env.apply(&env.manifest_v("web", 1, "v1")).await;
     env.wait_healthy("web", "v1", 1).await;
-    let k = Kubectl::new(&env.sim);
+    let k = env.kubectl();
     let mut theirs = Follower::spawn(k.cmd(&["get", "rollouts", "-w"]));
     let mut ours_cmd = tokio::process::Command::new(BATON);
     ours_cmd
         .args(["rollout", "list", "-w"])
-        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env("KUBECONFIG", env.admin_kubeconfig())
         .env_remove("RUST_LOG");
     let mut ours = Follower::spawn(ours_cmd);
     let mut names_cmd = tokio::process::Command::new(BATON);
     names_cmd
         .args(["rollout", "get", "-w", "-o", "name"])
-        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env("KUBECONFIG", env.admin_kubeconfig())
         .env_remove("RUST_LOG");
     let mut names = Follower::spawn(names_cmd);
     let first = |l: &str| l.starts_with("web ");
@@ -329,7 +329,7 @@ async fn watch_prints_each_change_as_kubectl_get_w_does() {
         .until("baton's first name", |l| l == "rollout.baton.dev/web")
         .await;
 
-    env.apply(&manifest_v("web", 1, "v2")).await;
+    env.apply(&env.manifest_v("web", 1, "v2")).await;
     env.wait_healthy("web", "v2", 1).await;
     let healthy_v2 = |l: &str| l.starts_with("web ") && l.contains(" v2 ") && l.contains(" Healthy ");
     let theirs = theirs.until("kubectl's row for v2 Healthy", healthy_v2).await.to_vec();

@@ -1,5 +1,7 @@
-//! The `baton rollout …` commands: the real binary and real kubectl against the simulator
-//! (`KUBECONFIG` = the simulator's kubeconfig), with the operator running in-process.
+//! The `baton rollout …` commands: the real binary and real kubectl against the test's API
+//! server (`KUBECONFIG` = its admin kubeconfig, whose namespace is the test's), with the operator
+//! running in-process. They run on both backends: baton-sim, and the real control plane
+//! (`BATON_TEST_CLUSTER=real`), where each test works in a namespace of its own.
 #[path = "../cli_support/mod.rs"]
 mod cli_support;
 #[path = "../support/mod.rs"]
@@ -22,7 +24,7 @@ const NAME: &str = "svc";
 async fn cli(env: &Env, args: &[&str]) -> Run {
     let mut all = vec!["rollout"];
     all.extend_from_slice(args);
-    baton(env.sim.kubeconfig_path(), &all).await
+    baton(&env.admin_kubeconfig(), &all).await
 }
 
 /// `baton rollout <args>`, expecting it to exit with `expected`.
@@ -33,17 +35,17 @@ async fn cli_exits(env: &Env, args: &[&str], expected: i32) -> Run {
 }
 
 /// The Rollout at `version` (3 instances), given up on after 3 seconds without progress.
-fn fast(version: &str, image: &str) -> serde_json::Value {
-    let mut m = manifest(NAME, 3, version, image);
+fn fast(env: &Env, version: &str, image: &str) -> serde_json::Value {
+    let mut m = env.manifest(NAME, 3, version, image);
     m["spec"]["progressDeadlineSeconds"] = json!(3);
     m
 }
 
-/// A simulator with the operator running and v1 of the Rollout deployed and Healthy.
+/// A test world with the operator running and v1 of the Rollout deployed and Healthy.
 async fn v1_deployed() -> (Env, OperatorTask) {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    env.apply(&manifest_v(NAME, 3, "v1")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v1")).await;
     env.wait_healthy(NAME, "v1", 3).await;
     (env, op)
 }

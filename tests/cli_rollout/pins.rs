@@ -12,9 +12,9 @@ use crate::{cli, cli_exits, v1_deployed, NAME};
 async fn pin_is_checked_against_the_rollout_and_its_history_before_writing() {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    env.apply(&manifest_v(NAME, 3, "v1")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v1")).await;
     env.wait_healthy(NAME, "v1", 3).await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     env.wait_healthy(NAME, "v2", 3).await;
     let before = env.get(NAME).await.resource_version();
     for (args, message) in [
@@ -66,7 +66,7 @@ async fn pin_is_checked_against_the_rollout_and_its_history_before_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_pin_unpin_and_undo_to_revision() {
     let (env, op) = v1_deployed().await;
-    env.apply(&manifest_v(NAME, 3, "v2")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v2")).await;
     let r = env.wait_healthy(NAME, "v2", 3).await;
     let st = status(&r);
 

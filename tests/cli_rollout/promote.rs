@@ -12,7 +12,7 @@ use crate::{cli, cli_exits, v1_deployed, NAME};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_ends_the_wait_for_promotion() {
     let (env, op) = v1_deployed().await;
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["batches"] = json!([1, "100%"]);
     m["spec"]["strategy"]["pause"] = json!({});
     env.apply(&m).await;
@@ -33,7 +33,7 @@ async fn promote_ends_the_wait_for_promotion() {
 
 /// Applies v2 with a pause waiting for promotion after each batch, and waits for the first.
 async fn v2_waiting_after_batch_1(env: &Env) {
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["pause"] = json!({"manual": true});
     env.apply(&m).await;
     env.wait_rollout(NAME, "waiting for promotion after batch 1", LONG, |r| {

@@ -13,7 +13,7 @@ use crate::{cli, cli_exits, v1_deployed, NAME};
 async fn status_exits_0_when_healthy_and_shows_instances() {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    env.apply(&manifest_v(NAME, 3, "v1")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v1")).await;
     // Started before the rollout is done: it follows the watch until Healthy.
     let o = cli_exits(&env, &["status", NAME, "--timeout", "30s"], 0).await;
     let text = &o.stdout;
@@ -35,7 +35,7 @@ async fn status_exits_0_when_healthy_and_shows_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_exits_1_after_an_automatic_rollback() {
     let (env, op) = v1_deployed().await;
-    let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
+    let mut m = env.manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     env.apply(&m).await;
     let o = cli_exits(&env, &["status", NAME, "--timeout", "30s"], 1).await;
@@ -55,7 +55,7 @@ async fn status_exits_1_after_an_automatic_rollback() {
 
     // A spec the controller has not seen yet is not judged by the previous generation's status.
     op.stop().await;
-    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v3")).await;
     let o = cli_exits(&env, &["status", NAME, "--watch=false"], 3).await;
     assert_eq!(
         o.stdout.lines().next().unwrap_or_default(),
@@ -68,7 +68,7 @@ async fn status_exits_1_after_an_automatic_rollback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_exits_2_on_timeout_while_paused() {
     let (env, op) = v1_deployed().await;
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["paused"] = json!(true);
     env.apply(&m).await;
     env.wait_rollout(NAME, "Paused", LONG, |r| {
@@ -85,7 +85,7 @@ async fn status_exits_2_on_timeout_while_paused() {
 
 /// Applies v2 with short timed pauses after each batch, so the status changes several times.
 async fn v2_in_batches(env: &Env) {
-    let mut m = manifest_v(NAME, 3, "v2");
+    let mut m = env.manifest_v(NAME, 3, "v2");
     m["spec"]["strategy"]["pause"] = json!({"duration": "1s"});
     env.apply(&m).await;
 }
@@ -95,7 +95,7 @@ async fn v2_in_batches(env: &Env) {
 async fn status_watch_prints_a_line_per_change_off_a_terminal() {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    env.apply(&manifest_v(NAME, 3, "v1")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v1")).await;
     env.wait_healthy(NAME, "v1", 3).await;
     v2_in_batches(&env).await;
     let r = cli(&env, &["status", NAME, "--timeout", "60s"]).await;
@@ -129,11 +129,11 @@ async fn status_watch_prints_a_line_per_change_off_a_terminal() {
 async fn status_watch_redraws_in_place_on_a_terminal() {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    env.apply(&manifest_v(NAME, 3, "v1")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v1")).await;
     env.wait_healthy(NAME, "v1", 3).await;
     v2_in_batches(&env).await;
     let command = format!("stty cols 200 rows 50; {BATON} rollout status {NAME} --timeout 60s");
-    let kc = env.sim.kubeconfig_path().to_string_lossy().into_owned();
+    let kc = env.admin_kubeconfig().to_string_lossy().into_owned();
     let r = run(
         "script",
         &["-qfec", &command, "/dev/null"],
@@ -178,14 +178,14 @@ async fn status_takes_w_for_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_rollout_status_fails_as_the_docs_say() {
     let env = Env::start().await;
-    let k = kubectl::Kubectl::new(&env.sim);
+    let k = env.kubectl();
     let [shown]: [docs::Shown; 1] = docs::shown("docs/rollouts.md", "kubectl-rollout-status")
         .try_into()
         .expect("one command");
     let words = docs::words(&shown.command);
     assert_eq!(words[..3], ["kubectl", "rollout", "status"], "{shown:?}");
     let name = words[3].strip_prefix("rollout/").expect("rollout/NAME");
-    env.apply(&manifest_v(name, 1, "v1")).await;
+    env.apply(&env.manifest_v(name, 1, "v1")).await;
     let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
     let r = k.run(&args).await;
     assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{r}");

@@ -22,7 +22,7 @@ use crate::{cli, cli_exits, NAME};
 async fn stuck() -> (Env, OperatorTask, serde_json::Value) {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    let mut m = manifest(NAME, 1, "v1", "svc:v1");
+    let mut m = env.manifest(NAME, 1, "v1", "svc:v1");
     m["spec"]["autoRollback"] = json!(false);
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     env.apply(&m).await;
@@ -39,7 +39,7 @@ async fn stuck() -> (Env, OperatorTask, serde_json::Value) {
 
 /// The names of the Rollout's pods: (Ready ones, the others).
 async fn pods(env: &Env) -> (Vec<String>, Vec<String>) {
-    let api: Api<Pod> = Api::namespaced(env.client.clone(), NS);
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let pods = api
         .list(&ListParams::default().labels(&format!("baton.dev/rollout={NAME}")))
         .await
@@ -88,8 +88,15 @@ async fn get_shows_revisions_instances_and_the_stuck_pod() {
     assert!(lines[at(old)].contains("ready:1/1,current"), "{}", r.stdout);
     let doc = shown("docs/rollouts.md", "rollout-get");
     assert_eq!(doc[0].command, "baton rollout get svc");
+    // The docs' run was in `default`; on the real control plane the test has a namespace of
+    // its own.
+    let shown_output = doc[0].output.replacen(
+        "Namespace:       default\n",
+        &format!("Namespace:       {}\n", env.ns),
+        1,
+    );
     assert!(
-        same_text(&r.stdout, &doc[0].output),
+        same_text(&r.stdout, &shown_output),
         "docs/rollouts.md shows:\n{}\nthe command prints:\n{}",
         doc[0].output,
         r.stdout
@@ -114,7 +121,7 @@ async fn get_shows_revisions_instances_and_the_stuck_pod() {
     // `--watch` in a log: the tree, then the tree again on each change, until interrupted.
     let mut child = tokio::process::Command::new(BATON)
         .args(["rollout", "get", NAME, "--watch"])
-        .env("KUBECONFIG", env.sim.kubeconfig_path())
+        .env("KUBECONFIG", env.admin_kubeconfig())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -163,14 +170,14 @@ async fn read_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_revision_stays_failed_once_a_newer_one_exists() {
     let (env, op) = crate::v1_deployed().await;
-    let mut m = manifest(NAME, 3, "v2", "svc:v2-never-ready");
+    let mut m = env.manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     env.apply(&m).await;
     env.wait_rollout(NAME, "v2 rolled back", LONG, |r| {
         current_generation(r) && status(r).phase == Some(RolloutPhase::RolledBack)
     })
     .await;
-    env.apply(&manifest_v(NAME, 3, "v3")).await;
+    env.apply(&env.manifest_v(NAME, 3, "v3")).await;
     env.wait_healthy(NAME, "v3", 3).await;
 
     let r = cli_exits(&env, &["get", NAME], 0).await;

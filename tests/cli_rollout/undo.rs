@@ -8,7 +8,6 @@ use baton::api::rollout::RolloutPhase;
 use serde_json::{json, Value};
 
 use crate::support::docs::{same_text, shown};
-use crate::support::kubectl::Kubectl;
 use crate::support::*;
 use crate::{cli, cli_exits, fast, NAME};
 
@@ -45,7 +44,7 @@ async fn undo_passes_over_failed_revisions_and_needs_force_to_return_to_one() {
     let env = Env::start().await;
     let op = env.start_operator().await;
     // Revision 1 never became healthy; revision 2 did.
-    env.apply(&fast("v1", "svc:v1-never-ready")).await;
+    env.apply(&fast(&env, "v1", "svc:v1-never-ready")).await;
     wait_failed(&env, "v1").await;
     let v1_failure = failure_of(&env, 1).await;
     cli_exits(&env, &["set", "image", NAME, "app=svc:v2"], 0).await;
@@ -135,7 +134,7 @@ fn images(r: &baton::api::rollout::Rollout) -> Vec<(String, Option<String>)> {
 async fn set_image_star_refuses_bad_images_and_history_prints_names() {
     let env = Env::start().await;
     let op = env.start_operator().await;
-    let mut m = fast("v1", "svc:v1");
+    let mut m = fast(&env, "v1", "svc:v1");
     m["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "init", "image": "tools:v1"}]);
     m["spec"]["template"]["spec"]["containers"] = json!([
         {"name": "app", "image": "svc:v1"},
@@ -210,7 +209,7 @@ async fn set_image_star_refuses_bad_images_and_history_prints_names() {
     let r = cli_exits(&env, &["history", NAME, "-o", "name"], 0).await;
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{r}");
-    let kubectl = Kubectl::new(&env.sim);
+    let kubectl = env.kubectl();
     let theirs = kubectl
         .ok(&[
             "get",

@@ -19,7 +19,8 @@ use crate::api::rollout::Rollout;
 use crate::api::{API_VERSION, LISTENERSET_PLURAL, ROLLOUT_PLURAL};
 use crate::session::CliError;
 
-/// What kube-apiserver says before the unknown fields of a strict create.
+/// What kube-apiserver says before the unknown fields of a strict create (after the kind and
+/// version it could not decode).
 const STRICT_DECODING: &str = "strict decoding error: ";
 
 /// The kinds `lint` checks.
@@ -244,7 +245,9 @@ fn refusal(e: &kube::Error) -> Vec<Finding> {
 /// words (`unknown field "spec.replica"`); None for any other answer.
 fn unknown_fields(e: &kube::Error) -> Option<Vec<Finding>> {
     let kube::Error::Api(status) = e else { return None };
-    let list = status.message.strip_prefix(STRICT_DECODING)?;
+    // kube-apiserver: `Rollout in version "v1alpha1" cannot be handled as a Rollout: strict
+    // decoding error: unknown field "spec.replica", unknown field …`.
+    let (_, list) = status.message.split_once(STRICT_DECODING)?;
     const SEPARATOR: &str = ", unknown field ";
     let mut out = Vec::new();
     for (i, part) in list.split(SEPARATOR).enumerate() {
@@ -268,7 +271,8 @@ mod tests {
         let e = api_error(
             400,
             "BadRequest",
-            "strict decoding error: unknown field \"spec.replica\", unknown field \"spec.foo\"",
+            "Rollout in version \"v1alpha1\" cannot be handled as a Rollout: strict decoding error: \
+             unknown field \"spec.replica\", unknown field \"spec.foo\"",
         );
         let found: Vec<String> = unknown_fields(&e).unwrap().iter().map(|f| f.to_string()).collect();
         assert_eq!(found, ["unknown field \"spec.replica\"", "unknown field \"spec.foo\""]);
