@@ -210,9 +210,9 @@ impl Server {
                     ..info.clone()
                 };
                 let d = self.core.authorize(&user, &create);
-                // `withAuthorization` in kube-apiserver's patch handler: NewForbidden with the
-                // authorizer's reason.
-                (!d.allowed).then(|| ApiError::forbidden(&info.api_group, &info.resource, &info.name, &d.reason))
+                // `withAuthorization` in kube-apiserver's patch handler: the RBAC authorizer's
+                // refusal of `create`, with the object's name.
+                (!d.allowed).then(|| crate::auth::forbidden(&user, &create, &d.reason))
             })
             .flatten();
         RequestContext {

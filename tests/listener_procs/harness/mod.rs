@@ -371,7 +371,7 @@ pub struct Ns {
     /// The binaries of the controllers and sidecars started from now on (None: [`baton_bin`]).
     binaries: Mutex<(Option<PathBuf>, Option<PathBuf>)>,
     /// Controllers started from now on elect a leader with the shipped timings (15 s / 10 s /
-    /// 2 s) instead of the harness's fast ones (6 s / 4 s / 500 ms, for quick failovers).
+    /// 2 s) instead of the harness's fast ones (10 s / 8 s / 500 ms, for quick failovers).
     shipped_election: std::sync::atomic::AtomicBool,
     _sampler: app::AbortOnDrop,
     reapers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -534,12 +534,14 @@ impl Ns {
         if !self.shipped_election.load(std::sync::atomic::Ordering::Relaxed) {
             // Quick failovers, but a renew deadline a loaded 2-core machine (every test of the
             // suite running beside) does not miss: a leader that misses it exits, and these tests
-            // run no second controller unless they say so.
+            // run no second controller unless they say so. The deadline counts from when the
+            // acquiring request was sent, and under CI's load that request alone took 2.5 s: at
+            // 4 s the first renewal then had 1.5 s and missed it.
             cmd.args([
                 "--lease-duration",
-                "6s",
+                "10s",
                 "--renew-deadline",
-                "4s",
+                "8s",
                 "--retry-period",
                 "500ms",
             ]);
