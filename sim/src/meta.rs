@@ -198,32 +198,15 @@ pub fn path_segment_errors(name: &str) -> Option<String> {
 /// Validate metadata the way kube-apiserver does for every kind.
 pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule, builtin: bool) -> Vec<StatusCause> {
     let mut out = Vec::new();
-    let check = |name: &str| match names {
-        NameRule::DnsLabel => dns_label_errors(name),
-        NameRule::DnsSubdomain => dns_subdomain_errors(name),
-        NameRule::PathSegment => path_segment_errors(name),
-    };
     if let Some(prefix) = meta
         .get("generateName")
         .and_then(Value::as_str)
         .filter(|p| !p.is_empty())
     {
-        // A prefix is checked as a name whose trailing dash is masked (`maskTrailingDash`).
-        let masked = match prefix.strip_suffix('-') {
-            Some(p) if !p.is_empty() => format!("{p}a"),
-            _ => prefix.to_string(),
-        };
-        if let Some(e) = check(&masked) {
-            out.push(cause(
-                "FieldValueInvalid",
-                "metadata.generateName",
-                format!("Invalid value: {prefix:?}: {e}"),
-            ));
-        }
+        out.extend(generate_name_error(prefix, names));
     }
     if let Some(name) = meta.get("name").and_then(Value::as_str) {
-        let err = check(name);
-        if let Some(e) = err {
+        if let Some(e) = names.errors(name) {
             out.push(cause(
                 "FieldValueInvalid",
                 "metadata.name",
@@ -231,79 +214,119 @@ pub fn validate_metadata(meta: &Map<String, Value>, names: NameRule, builtin: bo
             ));
         }
     }
-    match meta.get("labels") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(labels)) => {
-            for (k, v) in labels {
-                for e in qualified_name_errors(k) {
-                    out.push(cause(
-                        "FieldValueInvalid",
-                        "metadata.labels",
-                        format!("Invalid value: {k:?}: {e}"),
-                    ));
-                }
-                match v.as_str() {
-                    Some(s) => {
-                        for e in label_value_errors(s) {
-                            out.push(cause(
-                                "FieldValueInvalid",
-                                "metadata.labels",
-                                format!("Invalid value: {s:?}: {e}"),
-                            ));
-                        }
-                    }
-                    None => out.push(cause(
-                        "FieldValueInvalid",
-                        "metadata.labels",
-                        format!("Invalid value: {v}: {LABEL_VALUE_ERR}"),
-                    )),
-                }
-            }
-        }
-        Some(_) => out.push(cause(
-            "FieldValueTypeInvalid",
-            "metadata.labels",
-            "Invalid value: must be a map of strings".into(),
-        )),
-    }
-    match meta.get("annotations") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(ann)) => {
-            let mut total = 0usize;
-            for (k, v) in ann {
-                total += k.len();
-                match v.as_str() {
-                    Some(s) => total += s.len(),
-                    None => out.push(cause(
-                        "FieldValueTypeInvalid",
-                        &format!("metadata.annotations[{k}]"),
-                        "Invalid value: annotation values must be strings".into(),
-                    )),
-                }
-                for e in qualified_name_errors(&k.to_lowercase()) {
-                    out.push(cause(
-                        "FieldValueInvalid",
-                        "metadata.annotations",
-                        format!("Invalid value: {k:?}: {e}"),
-                    ));
-                }
-            }
-            if total > MAX_ANNOTATIONS_BYTES {
-                out.push(cause(
-                    "FieldValueTooLong",
-                    "metadata.annotations",
-                    format!("Too long: may not be more than {MAX_ANNOTATIONS_BYTES} bytes"),
-                ));
-            }
-        }
-        Some(_) => out.push(cause(
-            "FieldValueTypeInvalid",
-            "metadata.annotations",
-            "Invalid value: must be a map of strings".into(),
-        )),
-    }
+    out.extend(label_errors(meta.get("labels")));
+    out.extend(annotation_errors(meta.get("annotations")));
     if let Some(Value::Array(finalizers)) = meta.get("finalizers") {
         out.extend(finalizer_errors(finalizers, builtin));
+    }
+    out
+}
+
+impl NameRule {
+    /// What is wrong with `name` under this rule, if anything.
+    fn errors(self, name: &str) -> Option<String> {
+        match self {
+            NameRule::DnsLabel => dns_label_errors(name),
+            NameRule::DnsSubdomain => dns_subdomain_errors(name),
+            NameRule::PathSegment => path_segment_errors(name),
+        }
+    }
+}
+
+/// A `generateName` prefix is checked as a name whose trailing dash is masked
+/// (`maskTrailingDash`), since the generated suffix follows it.
+fn generate_name_error(prefix: &str, names: NameRule) -> Option<StatusCause> {
+    let masked = match prefix.strip_suffix('-') {
+        Some(p) if !p.is_empty() => format!("{p}a"),
+        _ => prefix.to_string(),
+    };
+    let e = names.errors(&masked)?;
+    Some(cause(
+        "FieldValueInvalid",
+        "metadata.generateName",
+        format!("Invalid value: {prefix:?}: {e}"),
+    ))
+}
+
+/// The cause for a `labels` or `annotations` field that is not a JSON object.
+fn not_a_string_map(field: &str) -> StatusCause {
+    cause(
+        "FieldValueTypeInvalid",
+        field,
+        "Invalid value: must be a map of strings".into(),
+    )
+}
+
+/// `metadata.labels`: each key a qualified name, each value a string that is a valid label value.
+fn label_errors(labels: Option<&Value>) -> Vec<StatusCause> {
+    let labels = match labels {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Object(labels)) => labels,
+        Some(_) => return vec![not_a_string_map("metadata.labels")],
+    };
+    let mut out = Vec::new();
+    for (k, v) in labels {
+        for e in qualified_name_errors(k) {
+            out.push(cause(
+                "FieldValueInvalid",
+                "metadata.labels",
+                format!("Invalid value: {k:?}: {e}"),
+            ));
+        }
+        match v.as_str() {
+            Some(s) => {
+                for e in label_value_errors(s) {
+                    out.push(cause(
+                        "FieldValueInvalid",
+                        "metadata.labels",
+                        format!("Invalid value: {s:?}: {e}"),
+                    ));
+                }
+            }
+            None => out.push(cause(
+                "FieldValueInvalid",
+                "metadata.labels",
+                format!("Invalid value: {v}: {LABEL_VALUE_ERR}"),
+            )),
+        }
+    }
+    out
+}
+
+/// `metadata.annotations`: string values, keys that are qualified names (case-insensitively),
+/// and keys and values together no larger than [`MAX_ANNOTATIONS_BYTES`].
+fn annotation_errors(annotations: Option<&Value>) -> Vec<StatusCause> {
+    let ann = match annotations {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Object(ann)) => ann,
+        Some(_) => return vec![not_a_string_map("metadata.annotations")],
+    };
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for (k, v) in ann {
+        total += k.len();
+        match v.as_str() {
+            Some(s) => total += s.len(),
+            None => out.push(cause(
+                "FieldValueTypeInvalid",
+                &format!("metadata.annotations[{k}]"),
+                "Invalid value: annotation values must be strings".into(),
+            )),
+        }
+        for e in qualified_name_errors(&k.to_lowercase()) {
+            out.push(cause(
+                "FieldValueInvalid",
+                "metadata.annotations",
+                format!("Invalid value: {k:?}: {e}"),
+            ));
+        }
+    }
+    if total > MAX_ANNOTATIONS_BYTES {
+        out.push(cause(
+            "FieldValueTooLong",
+            "metadata.annotations",
+            format!("Too long: may not be more than {MAX_ANNOTATIONS_BYTES} bytes"),
+        ));
     }
     out
 }
