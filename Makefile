@@ -69,10 +69,14 @@ test-sim: deps compat
 REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac \
 	--test cli --test cli_rollout --test cli_output --test cli_listeners --test cli_completion \
 	--test cli_exit_codes --test cli_lint
+# Open on the real control plane (docs/cluster.md, "Open on the real control plane"): they pass
+# there alone, and fail under CI's load; they run on baton-sim in test-sim.
+REAL_SKIP ?= --skip sim_only --skip rebalance::a_scale_out_evens_out \
+	--skip notifications::a_takeover_after_the_holder_pod_died
 test-real: deps compat
 	$(CARGO) build -p baton-cluster --bin baton-cluster
 	target/debug/baton-cluster exec --dir target/cluster-test -- sh -c '\
-		$(CARGO) test $(REAL_TESTS) --no-fail-fast -- --skip sim_only; a=$$?; \
+		$(CARGO) test $(REAL_TESTS) --no-fail-fast -- $(REAL_SKIP); a=$$?; \
 		$(CARGO) test -p baton-sim --test differential -- --ignored; b=$$?; \
 		[ $$a -eq 0 ] && [ $$b -eq 0 ]'
 	$(CARGO) test --test dashboard real_control_plane -- --ignored
