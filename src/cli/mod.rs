@@ -59,6 +59,7 @@ pub use crate::stdout::emit;
 
 /// kubectl's global flags as a command that runs its own API server has them: hidden from its
 /// help and not passed on (given, [`kube_flags_given`] names them and the command refuses).
+#[cfg(feature = "demo")]
 fn unused_kube_args() -> Vec<clap::Arg> {
     use clap::Args;
     KubeArgs::augment_args(clap::Command::new("kube"))
@@ -68,6 +69,7 @@ fn unused_kube_args() -> Vec<clap::Arg> {
 }
 
 /// The kubectl flags given on the command line (`--kubeconfig`, `-n`, …).
+#[cfg(feature = "demo")]
 fn kube_flags_given(k: &KubeArgs) -> Vec<&'static str> {
     let given = [
         ("--kubeconfig", k.kubeconfig.is_some()),
