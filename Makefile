@@ -70,7 +70,7 @@ REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules 
 	--test cli --test cli_rollout --test cli_output --test cli_listeners --test cli_completion \
 	--test cli_exit_codes --test cli_lint
 # Open on the real control plane (docs/cluster.md, "Open on the real control plane"): they pass
-# there alone, and fail under CI's load; they run on baton-sim in test-sim.
+# there alone, and fail with other tests beside them; they run on baton-sim in test-sim.
 REAL_SKIP ?= --skip sim_only --skip rebalance::a_scale_out_evens_out \
 	--skip notifications::a_takeover_after_the_holder_pod_died
 test-real: deps compat
