@@ -157,19 +157,11 @@ impl NodeAgent {
     pub async fn restart_container(&self, ns: &str, name: &str) -> Result<(), String> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let pod = api.get(name).await.map_err(|e| e.to_string())?;
-        let statuses: Vec<serde_json::Value> = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                json!({"name": c.name, "image": c.image, "imageID": c.image_id, "ready": false, "started": true,
-                       "restartCount": c.restart_count + 1,
-                       "state": {"running": {"startedAt": jiff::Timestamp::now().to_string()}}})
-            })
-            .collect();
         let now = jiff::Timestamp::now().to_string();
+        let statuses = container_statuses(&pod, |c| {
+            json!({"name": c.name, "image": c.image, "imageID": c.image_id, "ready": false, "started": true,
+                   "restartCount": c.restart_count + 1, "state": {"running": {"startedAt": now}}})
+        });
         let patch = json!({"status": {
             "containerStatuses": statuses,
             "conditions": [
@@ -206,18 +198,11 @@ pub async fn remove_pod(api: &Api<Pod>, name: &str, uid: &str) -> Result<(), kub
 async fn report_terminated(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
     let pod = api.get(name).await?;
     let now = jiff::Timestamp::now().to_string();
-    let statuses: Vec<serde_json::Value> = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            json!({"name": c.name, "image": c.image, "imageID": c.image_id, "ready": false, "started": false,
-                   "restartCount": c.restart_count,
-                   "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}}})
-        })
-        .collect();
+    let statuses = container_statuses(&pod, |c| {
+        json!({"name": c.name, "image": c.image, "imageID": c.image_id, "ready": false, "started": false,
+               "restartCount": c.restart_count,
+               "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}}})
+    });
     let patch = json!({"status": {"containerStatuses": statuses}});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -226,4 +211,18 @@ async fn report_terminated(api: &Api<Pod>, name: &str) -> Result<(), kube::Error
 
 fn jiff_now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// Each container status of `pod`, rewritten by `status` (what a kubelet reports next).
+fn container_statuses(
+    pod: &Pod,
+    status: impl Fn(&k8s_openapi::api::core::v1::ContainerStatus) -> serde_json::Value,
+) -> Vec<serde_json::Value> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .map(status)
+        .collect()
 }

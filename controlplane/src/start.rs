@@ -264,6 +264,17 @@ fn apiserver_args(pki: &Pki, etcd: &str, port: u16) -> Vec<String> {
     ]
 }
 
+/// The controller manager's and the scheduler's leader election (60 s Leases, 50 s renew
+/// deadline: at the defaults a loaded machine made both give up and exit), and no serving port.
+const LEADER_ELECTION: &[&str] = &[
+    "--leader-elect=true",
+    "--leader-elect-lease-duration=60s",
+    "--leader-elect-renew-deadline=50s",
+    "--leader-elect-retry-period=5s",
+    "--secure-port=0",
+    "--v=1",
+];
+
 fn kcm_args(pki: &Pki, kubeconfig: &Path) -> Vec<String> {
     let p = |n: &str| pki.path(n).display().to_string();
     vec![
@@ -274,25 +285,17 @@ fn kcm_args(pki: &Pki, kubeconfig: &Path) -> Vec<String> {
         format!("--cluster-signing-key-file={}", p("ca.key")),
         "--use-service-account-credentials=true".into(),
         "--controllers=*,bootstrapsigner,tokencleaner".into(),
-        "--leader-elect=true".into(),
-        "--leader-elect-lease-duration=60s".into(),
-        "--leader-elect-renew-deadline=50s".into(),
-        "--leader-elect-retry-period=5s".into(),
-        "--secure-port=0".into(),
-        "--v=1".into(),
     ]
+    .into_iter()
+    .chain(s(LEADER_ELECTION))
+    .collect()
 }
 
 fn scheduler_args(kubeconfig: &Path) -> Vec<String> {
-    vec![
-        format!("--kubeconfig={}", kubeconfig.display()),
-        "--leader-elect=true".into(),
-        "--leader-elect-lease-duration=60s".into(),
-        "--leader-elect-renew-deadline=50s".into(),
-        "--leader-elect-retry-period=5s".into(),
-        "--secure-port=0".into(),
-        "--v=1".into(),
-    ]
+    vec![format!("--kubeconfig={}", kubeconfig.display())]
+        .into_iter()
+        .chain(s(LEADER_ELECTION))
+        .collect()
 }
 
 fn kwok_args(kubeconfig: &Path, stages: &Path, port: u16) -> Vec<String> {
