@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 
 mod caches;
 mod crds;
+mod run;
 pub mod startup;
+
+pub use run::{run, run_listeners, run_with_metrics, shutdown_signal, Operators};
 
 use crate::listeners::controller::index::LeaseIndex;
 pub use caches::{draining_rollouts_of_lease, SharedCaches};
@@ -253,6 +256,16 @@ impl Operator {
     /// [`SHUTDOWN_GRACE`] after `shutdown` (plus a bounded wait for Events being published),
     /// whatever the controllers and caches are doing: what has not stopped by then is dropped.
     pub async fn lead(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
+        self.lead_with(shutdown, true).await
+    }
+
+    /// [`lead`](Self::lead), watching the CRDs too if `watch_crds` (one of several operators
+    /// of a process is enough).
+    async fn lead_with(
+        self,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+        watch_crds: bool,
+    ) -> Arc<Stats> {
         let stats = Arc::new(Stats::default());
         self.gate.store(true, Ordering::Relaxed);
         let shutdown = futures::FutureExt::shared(shutdown);
@@ -324,7 +337,12 @@ impl Operator {
             shutdown.clone(),
         );
         let report = report_undecodables(&self.client, &events, self.bad_rollouts, shutdown.clone());
-        let crds = crds::watch(self.client.clone(), crd_metrics, shutdown.clone());
+        let crds = watch_crds.then(|| crds::watch(self.client.clone(), crd_metrics, shutdown.clone()));
+        let crds = async move {
+            if let Some(watch) = crds {
+                watch.await
+            }
+        };
         let work = async {
             futures::join!(rollouts_done, listeners, report, crds);
         };
@@ -629,70 +647,4 @@ fn rollout_controller_run(
         }
         futures::future::ready(())
     })
-}
-
-/// Run the ListenerSet controller alone, on caches of its own, until `shutdown` resolves,
-/// counting into `stats` (readable while it runs).
-pub async fn run_listeners(
-    client: kube::Client,
-    cfg: listener_controller::ControllerConfig,
-    stats: Arc<listener_controller::Stats>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Arc<listener_controller::Stats> {
-    let mut caches = SharedCaches::new(&client, &cfg.namespace);
-    let views = listener_controller::SharedViews {
-        pod_events: caches.pod_events(),
-        pods: caches.namespace_pods(),
-        leases: caches.leases.clone(),
-        index: caches.lease_index.clone(),
-        // Alone, no Rollout is cached: a Rollout's pods on two revisions hold evening out
-        // until they are on one.
-        rollouts: None,
-        synced: vec![caches.leases_synced.clone()],
-    };
-    let drive = caches.drive();
-    let ctrl = listener_controller::run_counted(client, cfg, views, Arc::new(Metrics::default()), stats, shutdown);
-    tokio::pin!(drive);
-    tokio::pin!(ctrl);
-    loop {
-        tokio::select! {
-            stats = &mut ctrl => return stats,
-            _ = &mut drive => {}
-        }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Start the caches and run the controllers until `shutdown` (no leader election).
-pub async fn run(
-    client: kube::Client,
-    cfg: OperatorConfig,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Arc<Stats> {
-    run_with_metrics(client, cfg, Arc::new(Metrics::default()), shutdown).await
-}
-
-/// [`run`], counting into `metrics` (which `baton demo` serves).
-pub async fn run_with_metrics(
-    client: kube::Client,
-    cfg: OperatorConfig,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Arc<Stats> {
-    Operator::start(client, cfg, metrics).lead(shutdown).await
 }

@@ -13,14 +13,16 @@ use tracing::{error, info};
 use crate::api::rollout::parse_duration;
 use crate::election::{self, ElectionClient, ElectionConfig, ElectionStatus, Leader, Leadership};
 use crate::metrics::Metrics;
-use crate::operator::{startup, Operator, OperatorConfig};
+use crate::operator::{startup, OperatorConfig, Operators};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(clap::Args, Debug)]
 pub struct ControllerArgs {
-    /// Watch only this namespace (default: all).
-    #[arg(long, env = "BATON_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated, or the flag repeated; default: all). Each
+    /// is watched on its own, as controller-runtime's multi-namespace cache does: RBAC then
+    /// needs a Role in each, and nothing cluster-wide.
+    #[arg(long, env = "BATON_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub watch_namespace: Vec<String>,
     /// Run leader election (several replicas, one active).
     #[arg(long, env = "BATON_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
@@ -117,6 +119,18 @@ impl ControllerArgs {
             .map(str::to_string)
     }
 
+    /// The namespaces to watch, each named once (none: all), or what is wrong with one.
+    fn watched(&self) -> Result<Vec<String>, String> {
+        let mut namespaces: Vec<String> = Vec::new();
+        for n in self.watch_namespace.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            namespace_name(n).map_err(|why| format!("--watch-namespace: {n:?} is not a namespace name: {why}"))?;
+            if !namespaces.iter().any(|m| m == n) {
+                namespaces.push(n.to_string());
+            }
+        }
+        Ok(namespaces)
+    }
+
     /// The Secret access the flags ask for.
     fn secret_access(&self) -> crate::listeners::controller::SecretAccess {
         use crate::listeners::controller::SecretAccess;
@@ -131,6 +145,20 @@ impl ControllerArgs {
             (true, true) => SecretAccess::All,
             (true, false) => SecretAccess::Namespaces(listed),
         }
+    }
+}
+
+/// A namespace name is a DNS-1123 label, as kube-apiserver checks it.
+fn namespace_name(n: &str) -> Result<(), &'static str> {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if n.len() > 63 {
+        Err("at most 63 characters")
+    } else if !n.chars().all(|c| alnum(c) || c == '-') {
+        Err("only lowercase letters, digits and '-'")
+    } else if !n.starts_with(alnum) || !n.ends_with(alnum) {
+        Err("must start and end with a lowercase letter or digit")
+    } else {
+        Ok(())
     }
 }
 
@@ -224,6 +252,10 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let namespaces = match args.watched() {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
     let default_ns = config.default_namespace.clone();
     let identity = args.identity.clone().unwrap_or_else(super::default_identity);
     let election_cfg = match election_config(&args, default_ns, identity.clone()) {
@@ -243,18 +275,18 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
     if let Err(e) = crate::probes::serve(args.metrics_addr, metrics.clone(), ready.clone()).await {
         return fail(format!("binding {}: {e}", args.metrics_addr));
     }
-    if let Err(e) = startup::check_crds(&client, &args.watch_namespace, startup::STARTUP_PATIENCE).await {
+    if let Err(e) = startup::check_crds(&client, &namespaces, startup::STARTUP_PATIENCE).await {
         return fail(e);
     }
     let selector = args.selector();
     if let Some(s) = &selector {
-        if let Err(e) = startup::check_selector(&client, &args.watch_namespace, s).await {
+        if let Err(e) = startup::check_selector(&client, &namespaces, s).await {
             return fail(e);
         }
         info!(selector = %s, shard = args.shard.as_deref().unwrap_or(""), "reconciling one shard");
     }
     let cfg = OperatorConfig {
-        namespace: args.watch_namespace.clone(),
+        namespace: None,
         concurrency: args.concurrency.max(1),
         drain_timeout: Duration::from_secs(args.drain_timeout_seconds),
         instance: identity,
@@ -265,7 +297,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
             ..Default::default()
         },
     };
-    let operator = Operator::start_with(client, listener_client, cfg, metrics.clone());
+    let operator = Operators::start(client, listener_client, cfg, &namespaces, metrics.clone());
     operator.publish_synced(ready);
     if !args.leader_elect {
         metrics.leader.set(1);
@@ -277,7 +309,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
 
 /// Lead while elected: the leader metrics follow the election's status.
 async fn run_elected(
-    operator: Operator,
+    operator: Operators,
     client: ElectionClient,
     cfg: ElectionConfig,
     metrics: Arc<Metrics>,
@@ -333,6 +365,20 @@ mod tests {
         assert!(lease(&["--selector", "s=a", "--leader-elect", "false"]).is_ok());
         assert_eq!(parse(&["--selector", " "]).selector(), None);
         assert_eq!(parse(&["--kube-api-qps", "-1"]).kube_api_qps, -1.0);
+    }
+
+    #[test]
+    fn watched_namespaces_are_a_list_each_named_once() {
+        let watched = |f: &[&str]| parse(f).watched();
+        assert_eq!(watched(&[]), Ok(vec![]));
+        assert_eq!(watched(&["--watch-namespace", "a"]), Ok(vec!["a".to_string()]));
+        let two = Ok(vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(watched(&["--watch-namespace", "a,b,a"]), two);
+        assert_eq!(watched(&["--watch-namespace", "a", "--watch-namespace", " b "]), two);
+        let bad = watched(&["--watch-namespace", "a,Team_B"]).expect_err("an invalid name");
+        assert!(bad.contains("\"Team_B\" is not a namespace name"), "{bad}");
+        assert!(watched(&["--watch-namespace=a-"]).is_err());
+        assert!(watched(&["--watch-namespace", &"a".repeat(64)]).is_err());
     }
 
     use super::*;

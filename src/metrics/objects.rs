@@ -42,12 +42,13 @@ fn gap_histogram() -> Histogram {
 /// How many pods the watch caches hold now.
 pub type PodCount = Arc<dyn Fn() -> usize + Send + Sync>;
 
+/// The caches a scrape reads: one of each kind per watched namespace (or one for all).
 #[derive(Default)]
 struct Stores {
-    rollouts: Option<Store<Rollout>>,
-    sets: Option<Store<ListenerSet>>,
-    /// Counts the pods of the watch caches.
-    pods: Option<PodCount>,
+    rollouts: Vec<Store<Rollout>>,
+    sets: Vec<Store<ListenerSet>>,
+    /// Count the pods of the watch caches.
+    pods: Vec<PodCount>,
 }
 
 /// The per-object metrics: cheap to clone (one shared state), registered as a collector.
@@ -102,16 +103,16 @@ impl Objects {
     }
 
     pub fn watch_rollouts(&self, store: Store<Rollout>) {
-        self.with_stores(|s| s.rollouts = Some(store));
+        self.with_stores(|s| s.rollouts.push(store));
     }
 
     pub fn watch_listener_sets(&self, sets: Store<ListenerSet>) {
-        self.with_stores(|s| s.sets = Some(sets));
+        self.with_stores(|s| s.sets.push(sets));
     }
 
     /// What `baton_cached_pods` reads.
     pub fn watch_pods(&self, count: PodCount) {
-        self.with_stores(|s| s.pods = Some(count));
+        self.with_stores(|s| s.pods.push(count));
     }
 
     /// The controller is about to reconcile `r`: note when its phase changed.

@@ -95,24 +95,40 @@ where
     Err(StartupError::GaveUp { what: what.to_string() })
 }
 
-/// Check that `rollouts.baton.dev` and `listenersets.baton.dev` are served; the error names a
-/// missing CRD (404) or says what else answered.
-pub async fn check_crds(client: &kube::Client, ns: &Option<String>, patience: Duration) -> Result<(), StartupError> {
-    let (r, l): (Api<Rollout>, Api<ListenerSet>) = match ns {
-        Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
-    served(&r, "rollouts.baton.dev", patience).await?;
-    served(&l, "listenersets.baton.dev", patience).await
+/// Check that `rollouts.baton.dev` and `listenersets.baton.dev` are served in each of
+/// `namespaces` (none: across all); the error names a missing CRD (404) or says what else
+/// answered.
+pub async fn check_crds(client: &kube::Client, namespaces: &[String], patience: Duration) -> Result<(), StartupError> {
+    for ns in scopes(namespaces) {
+        let (r, l): (Api<Rollout>, Api<ListenerSet>) = (api(client, ns), api(client, ns));
+        served(&r, "rollouts.baton.dev", patience).await?;
+        served(&l, "listenersets.baton.dev", patience).await?;
+    }
+    Ok(())
+}
+
+/// Each watched namespace, or `None` once for all of them.
+fn scopes(namespaces: &[String]) -> Vec<Option<&str>> {
+    match namespaces {
+        [] => vec![None],
+        some => some.iter().map(|n| Some(n.as_str())).collect(),
+    }
+}
+
+fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// The API server accepts `selector` (a shard's `--selector`): a list of Rollouts with it
 /// answers, else its 400 message is the error.
-pub async fn check_selector(client: &kube::Client, ns: &Option<String>, selector: &str) -> Result<(), StartupError> {
-    let r: Api<Rollout> = match ns {
-        Some(n) => Api::namespaced(client.clone(), n),
-        None => Api::all(client.clone()),
-    };
+pub async fn check_selector(client: &kube::Client, namespaces: &[String], selector: &str) -> Result<(), StartupError> {
+    let r: Api<Rollout> = api(client, scopes(namespaces)[0]);
     match r.list_metadata(&ListParams::default().labels(selector).limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 400 => Err(StartupError::BadSelector {

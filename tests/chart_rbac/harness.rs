@@ -30,6 +30,8 @@ use crate::world::{Backend, World};
 /// The base names of the test's namespaces (on the real control plane `<name>-<suffix>`).
 pub const RELEASE_NS: &str = "baton-system";
 pub const APPS: &str = "apps";
+/// A second application namespace, made only for a test whose values name it.
+pub const APPS_B: &str = "apps-b";
 pub const APP_SA: &str = "user-service";
 pub const SECRET: &str = "sxt-tokens";
 
@@ -77,6 +79,8 @@ pub struct Cluster {
     pub release: Release,
     /// The application's namespace.
     pub apps: String,
+    /// The second application namespace, if the values name [`APPS_B`].
+    pub apps_b: Option<String>,
     pub controllers: Vec<Proc>,
     pub agent_logs: AgentLogs,
     /// Where kube-apiserver's audit log stood when the test started.
@@ -104,13 +108,23 @@ impl Drop for Cluster {
     }
 }
 
-/// Replace every string `APPS` of `values` (a namespace) by `apps`.
-fn localize(values: &mut Value, apps: &str) {
+/// Replace every string `from` of `values` (a namespace) by `to`.
+fn localize(values: &mut Value, from: &str, to: &str) {
     match values {
-        Value::String(s) if s == APPS => *s = apps.to_string(),
-        Value::Array(a) => a.iter_mut().for_each(|v| localize(v, apps)),
-        Value::Object(m) => m.values_mut().for_each(|v| localize(v, apps)),
+        Value::String(s) if s == from => *s = to.to_string(),
+        Value::Array(a) => a.iter_mut().for_each(|v| localize(v, from, to)),
+        Value::Object(m) => m.values_mut().for_each(|v| localize(v, from, to)),
         _ => {}
+    }
+}
+
+/// Whether `values` has the string `s` anywhere.
+fn mentions(values: &Value, s: &str) -> bool {
+    match values {
+        Value::String(v) => v == s,
+        Value::Array(a) => a.iter().any(|v| mentions(v, s)),
+        Value::Object(m) => m.values().any(|v| mentions(v, s)),
+        _ => false,
     }
 }
 
@@ -155,13 +169,19 @@ impl Cluster {
                 .await
                 .expect("the listeners' Secret");
         }
-        localize(&mut values, &apps);
-        if w.is_real()
-            && values["controller"]["watchNamespace"]
-                .as_str()
-                .unwrap_or_default()
-                .is_empty()
-        {
+        localize(&mut values, APPS, &apps);
+        let apps_b = match mentions(&values, APPS_B) {
+            true => Some(w.namespace(APPS_B).await),
+            false => None,
+        };
+        if let Some(b) = &apps_b {
+            localize(&mut values, APPS_B, b);
+        }
+        let confined = |v: &Value| {
+            !v["watchNamespace"].as_str().unwrap_or_default().is_empty()
+                || v["watchNamespaces"].as_array().is_some_and(|a| !a.is_empty())
+        };
+        if w.is_real() && !confined(&values["controller"]) {
             values["controller"]["watchNamespace"] = json!(apps);
         }
         let release = install_release(&w, "baton", &release_ns, &values).await;
@@ -170,6 +190,7 @@ impl Cluster {
             admin,
             release,
             apps,
+            apps_b,
             controllers: Vec::new(),
             agent_logs: Arc::default(),
             audit_from,

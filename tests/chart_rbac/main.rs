@@ -28,6 +28,7 @@ mod harness;
 mod lease_guard;
 mod lease_scope;
 mod least_privilege;
+mod namespaces;
 mod real_agents;
 mod releases;
 mod scenario;

@@ -350,7 +350,8 @@ def main() -> int:
                         {"controller": {"logFormat": "xml"}}, {"unknownKey": 1},
                         {"controller": {"leaderElection": {"leaseDuration": "15 seconds"}}},
                         {"dashboard": {"port": "web"}}, {"dashboard": {"enabled": "yes"}},
-                        {"dashboard": {"allowedHosts": [""]}}, {"dashboard": {"theme": "dark"}}):
+                        {"dashboard": {"allowedHosts": [""]}}, {"dashboard": {"theme": "dark"}},
+                        {"controller": {"watchNamespaces": ["Team-A"]}}, {"controller": {"watchNamespaces": "team-a"}}):
                 merged = chart.merge_values(bad)
                 try:
                     chart.validate_schema(merged)
@@ -489,6 +490,30 @@ def main() -> int:
         assert guard["matchResources"] == {"namespaceSelector": {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}]}}, guard
         assert "matchResources" not in one(objs, "ValidatingAdmissionPolicyBinding", "baton-controller-leases")["spec"]
+
+    @check("render: a list of watched namespaces (a Role in each, nothing cluster-wide; no dashboard)")
+    def _render_namespaces() -> None:
+        values = {"rbac": {"scope": "namespace"}, "controller": {"watchNamespace": "team-a", "watchNamespaces": ["team-b", "team-a"]}}
+        r = render(values, name="baton", namespace="baton-system")
+        objs = r["objects"]
+        assert [o["metadata"]["name"] for o in find(objs, "ClusterRoleBinding")] == []
+        for kind in ("Role", "RoleBinding"):
+            placed = sorted(o["metadata"]["namespace"] for o in find(objs, kind, "baton-controller"))
+            assert placed == ["team-a", "team-b"], (kind, placed)
+        assert env_of(one(objs, "Deployment", "baton"))["BATON_WATCH_NAMESPACE"] == "team-a,team-b"
+        guard = one(objs, "ValidatingAdmissionPolicyBinding", "baton-lease-guard")["spec"]
+        guarded = guard["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"]
+        assert guarded == ["team-a", "team-b", "baton-system"], guarded
+        # The leader Lease's namespace is not watched: its Role grants create there.
+        le = one(objs, "Role", "baton-leader-election")
+        assert "create" in rule_for(le, "coordination.k8s.io", "leases"), le
+        assert 'watches the namespaces team-a, team-b.' in r["notes"], r["notes"]
+        try:
+            render({**values, "dashboard": {"enabled": True}})
+        except helm.HelmError as e:
+            assert "the dashboard watches one namespace or all" in str(e), e
+        else:
+            raise AssertionError("a dashboard rendered for a controller watching two namespaces")
 
     @check("render: other options (secrets off / per-namespace, digest, leader election off, hard anti-affinity)")
     def _render_options() -> None:
@@ -683,7 +708,7 @@ def main() -> int:
                                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
                 assert o["metadata"].get("namespace") == "baton-system", o["metadata"]
 
-    checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_options, _render_shards, _render_dashboard, _crds,
+    checks = [_lint_default, _lint_ns, _schema, _render_default, _render_ns, _render_namespaces, _render_options, _render_shards, _render_dashboard, _crds,
               _package, _kustomize]
     for c in checks:
         c()

@@ -49,13 +49,30 @@ app.kubernetes.io/component: controller
 {{- end }}
 {{- end }}
 
-{{/* The namespace the controller watches; empty means all namespaces. */}}
-{{- define "baton.watchNamespace" -}}
-{{- if .Values.controller.watchNamespace }}
-{{- .Values.controller.watchNamespace }}
-{{- else if eq .Values.rbac.scope "namespace" }}
-{{- .Release.Namespace }}
+{{/* The namespaces the controller watches, comma-separated (controller.watchNamespace, then
+controller.watchNamespaces, each once); empty means all namespaces. */}}
+{{- define "baton.watchNamespaces" -}}
+{{- $list := list }}
+{{- with .Values.controller.watchNamespace }}
+{{- $list = append $list . }}
 {{- end }}
+{{- range .Values.controller.watchNamespaces }}
+{{- $list = append $list . }}
+{{- end }}
+{{- if and (not $list) (eq .Values.rbac.scope "namespace") }}
+{{- $list = list .Release.Namespace }}
+{{- end }}
+{{- join "," (uniq $list) }}
+{{- end }}
+
+{{/* The one namespace the dashboard is confined to, or empty for all; the dashboard watches one
+namespace or all of them, so a controller watching several has none. */}}
+{{- define "baton.dashboardNamespace" -}}
+{{- $watched := include "baton.watchNamespaces" . }}
+{{- if contains "," $watched }}
+{{- fail (printf "dashboard.enabled: the dashboard watches one namespace or all, and the controller watches %s; install one release per namespace for dashboards, or set dashboard.enabled=false" $watched) }}
+{{- end }}
+{{- $watched }}
 {{- end }}
 
 {{- define "baton.leaseNamespace" -}}

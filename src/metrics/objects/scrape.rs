@@ -58,14 +58,16 @@ fn metric(enc: &mut DescriptorEncoder, name: &str, help: &str, metric: &impl Enc
 impl Collector for Objects {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let (rollouts, sets, pods) = self.with_stores(|s| (s.rollouts.clone(), s.sets.clone(), s.pods.clone()));
-        let rollouts = rollouts.map(|s| s.state());
-        let sets = sets.map(|s| s.state());
-        if let Some(sets) = &sets {
-            self.forget_deleted_sets(sets);
+        let watched = !rollouts.is_empty();
+        let rollouts: Vec<_> = rollouts.iter().flat_map(|s| s.state()).collect();
+        let set_watched = !sets.is_empty();
+        let sets: Vec<_> = sets.iter().flat_map(|s| s.state()).collect();
+        if set_watched {
+            self.forget_deleted_sets(&sets);
         }
-        let rows: Vec<Row> = rollouts.iter().flatten().map(|r| self.row(r)).collect();
-        self.encode_rollouts(&mut enc, &rows, pods.map_or(0, |count| count()), rollouts.is_some())?;
-        let sets = sets.iter().flatten();
+        let rows: Vec<Row> = rollouts.iter().map(|r| self.row(r)).collect();
+        self.encode_rollouts(&mut enc, &rows, pods.iter().map(|count| count()).sum(), watched)?;
+        let sets = sets.iter();
         gauges(
             &mut enc,
             "listenerset_listeners",

@@ -165,3 +165,27 @@ fn the_per_object_series_are_those_of_the_stores() {
         "the phase of web is forgotten"
     );
 }
+
+/// A controller watching several namespaces has a store of each kind per namespace: a scrape
+/// reads them all, and counts the pods of every cache.
+#[test]
+fn the_stores_of_each_watched_namespace_are_read_together() {
+    let m = Metrics::default();
+    for (ns, pods) in [("a", 3), ("b", 4)] {
+        let (rollouts, mut rw) = reflector::store();
+        rw.apply_watcher_event(&Event::Apply(rollout(ns, "web", serde_json::Value::Null)));
+        let (sets, mut sw) = reflector::store();
+        sw.apply_watcher_event(&Event::Apply(listener_set(ns, "ls")));
+        m.watch_rollouts(rollouts);
+        m.objects.watch_listener_sets(sets);
+        m.watch_pods(Arc::new(move || pods));
+    }
+    let text = m.render();
+    let l = lines(&text);
+    assert!(l.contains(&"baton_rollouts{phase=\"Pending\"} 2"), "{text}");
+    assert!(l.contains(&"baton_cached_pods 7"), "{text}");
+    for ns in ["a", "b"] {
+        let running = format!(r#"baton_listenerset_listeners{{namespace="{ns}",name="ls",state="running"}} 2"#);
+        assert!(l.contains(&running.as_str()), "{running} in\n{text}");
+    }
+}
