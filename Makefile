@@ -63,22 +63,23 @@ test-sim: deps compat
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --workspace --doc
 
-# The end-to-end test binaries that run on the real control plane too, then the differential
-# suite (the same requests to baton-sim and kube-apiserver, answers compared), then the demo on
-# a control plane of its own.
+# The end-to-end test binaries that run on the real control plane too, then the faults of the
+# control plane itself (tests/listener_procs/real_faults.rs: they pause or kill its components,
+# so they run alone, one at a time), then the differential suite (the same requests to baton-sim
+# and kube-apiserver, answers compared), then the demo on a control plane of its own.
 REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac \
 	--test cli --test cli_rollout --test cli_output --test cli_listeners --test cli_completion \
 	--test cli_exit_codes --test cli_lint
 # Open on the real control plane (docs/cluster.md, "Open on the real control plane"): they pass
 # there alone, and fail with other tests beside them; they run on baton-sim in test-sim.
-REAL_SKIP ?= --skip sim_only --skip rebalance::a_scale_out_evens_out \
-	--skip notifications::a_takeover_after_the_holder_pod_died
+REAL_SKIP ?= --skip sim_only --skip rebalance::a_scale_out_evens_out
 test-real: deps compat
 	$(CARGO) build -p baton-cluster --bin baton-cluster
 	target/debug/baton-cluster exec --dir target/cluster-test -- sh -c '\
 		$(CARGO) test $(REAL_TESTS) --no-fail-fast -- $(REAL_SKIP); a=$$?; \
+		$(CARGO) test --test listener_procs real_faults -- --ignored --test-threads=1; c=$$?; \
 		$(CARGO) test -p baton-sim --test differential -- --ignored; b=$$?; \
-		[ $$a -eq 0 ] && [ $$b -eq 0 ]'
+		[ $$a -eq 0 ] && [ $$b -eq 0 ] && [ $$c -eq 0 ]'
 	$(CARGO) test --test dashboard real_control_plane -- --ignored
 
 # After a test build: the binaries `make demo`, `make crds` and `make test-real` run compile

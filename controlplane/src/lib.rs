@@ -12,7 +12,8 @@
 //! * [`programs`]: in-process programs run in pods (the demo's agents), signalled like processes.
 //! * [`proxy`]: a TCP proxy between one client and kube-apiserver that can cut it off.
 //! * [`ControlPlane`]: start everything, wait until every component is healthy, stop.
-//! * [`Attached`]: a control plane another process started (the test tier), found by its directory.
+//! * [`Attached`]: a control plane another process started (the test tier), found by its directory
+//!   (its kubeconfig, CA and the `pids` file naming each component's process).
 
 pub mod binaries;
 pub mod kubeconfig;
@@ -53,6 +54,8 @@ pub enum Error {
     },
     #[error("{0} exited:\n{1}")]
     Exited(String, String),
+    #[error("{0}: no process of a component named {1}")]
+    NoPid(PathBuf, String),
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("API: {0}")]
@@ -113,5 +116,19 @@ impl Attached {
     /// An admin client for `user`.
     pub async fn client_as(&self, user: &str) -> Result<kube::Client, Error> {
         kubeconfig::client(&self.server, &self.pki, user, Some("system:masters")).await
+    }
+
+    /// The process id of component `name` (`etcd`, `kube-apiserver`, `kube-controller-manager`,
+    /// `kube-scheduler`, `kwok`) now, from the directory's `pids` file, which the process that
+    /// runs the control plane rewrites whenever it starts a component again: for tests that
+    /// pause (SIGSTOP) or kill one.
+    pub fn pid_of(&self, name: &str) -> Result<u32, Error> {
+        let path = self.dir.join(start::PIDS);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        text.lines()
+            .filter_map(|line| line.split_once(' '))
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, pid)| pid.trim().parse().ok())
+            .ok_or_else(|| Error::NoPid(path, name.to_string()))
     }
 }

@@ -6,6 +6,9 @@
 //!   cluster, stop everything on Ctrl-C or SIGTERM.
 //! * `baton-cluster exec -- CMD…` — start them, run CMD with `BATON_CLUSTER_DIR` and
 //!   `BATON_TEST_CLUSTER=real` set (the test tier), stop them, exit with CMD's code.
+//!
+//! Both `up` and `exec` start again, every second, a component that exited meanwhile (and
+//! rewrite `DIR/pids`, which names each component's process).
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -148,7 +148,7 @@ impl NodeAgent {
                 signal(*pid, "KILL");
             }
             let api: Api<Pod> = Api::namespaced(client, &ns);
-            let _ = remove_pod(&api, &name, &uid).await;
+            remove_pod_retrying(&api, &name, &uid).await;
         });
     }
 
@@ -178,10 +178,28 @@ impl NodeAgent {
     }
 }
 
+/// How long [`remove_pod_retrying`] keeps trying.
+const REMOVE_FOR: Duration = Duration::from_secs(300);
+
+/// [`remove_pod`] again every 200 ms until it succeeds or the pod is gone (404, or another pod
+/// of that name: 409 on the uid precondition), as a kubelet retries its status and its final
+/// delete — kube-apiserver answers 5xx while etcd is down or restarting; at most [`REMOVE_FOR`].
+pub async fn remove_pod_retrying(api: &Api<Pod>, name: &str, uid: &str) {
+    let until = Instant::now() + REMOVE_FOR;
+    loop {
+        match remove_pod(api, name, uid).await {
+            Ok(()) => return,
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return,
+            Err(_) if Instant::now() >= until => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// What a kubelet does last: the containers of pod `name` (uid `uid`) reported terminated, then
 /// the pod deleted with grace 0.
 pub async fn remove_pod(api: &Api<Pod>, name: &str, uid: &str) -> Result<(), kube::Error> {
-    report_terminated(api, name).await?;
+    report_terminated(api, name, uid).await?;
     let dp = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions {
@@ -194,9 +212,13 @@ pub async fn remove_pod(api: &Api<Pod>, name: &str, uid: &str) -> Result<(), kub
 }
 
 /// Write every container of pod `name` as terminated (exit 0), as the kubelet reports stopped
-/// containers before it removes the pod.
-async fn report_terminated(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
+/// containers before it removes the pod; nothing when the pod of that name now has another uid
+/// (the delete that follows then fails on its uid precondition).
+async fn report_terminated(api: &Api<Pod>, name: &str, uid: &str) -> Result<(), kube::Error> {
     let pod = api.get(name).await?;
+    if pod.metadata.uid.as_deref() != Some(uid) {
+        return Ok(());
+    }
     let now = jiff::Timestamp::now().to_string();
     let statuses = container_statuses(&pod, |c| {
         json!({"name": c.name, "image": c.image, "imageID": c.image_id, "ready": false, "started": false,

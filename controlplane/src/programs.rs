@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::node::{remove_pod, ANNOTATION};
+use crate::node::{remove_pod_retrying, ANNOTATION};
 
 /// What a program learns about its pod.
 #[derive(Clone, Debug)]
@@ -83,7 +83,7 @@ async fn seen(pods: &Api<Pod>, running: &Arc<Mutex<HashMap<String, Running>>>, p
                     task.abort();
                 }
             }
-            let _ = remove_pod(&pods, &name, &uid).await;
+            remove_pod_retrying(&pods, &name, &uid).await;
         });
         return;
     }

@@ -1,7 +1,9 @@
 //! Start the control plane in order — etcd, kube-apiserver, then kube-controller-manager,
 //! kube-scheduler and kwok — wait until each is healthy, create the fake nodes, and write the
 //! admin kubeconfig last, so its presence means "ready". Stop in the reverse order. Components
-//! that exit are started again ([`ControlPlane::supervise`]).
+//! that exit are started again ([`ControlPlane::supervise`]). The directory's `pids` file names
+//! each component's process, one `<name> <pid>` a line, written before the kubeconfig and again
+//! after every restart (what [`crate::Attached::pid_of`] reads, for tests that pause or kill one).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,9 @@ rules:
 
 const DEADLINE: Duration = Duration::from_secs(180);
 
+/// The file in the control plane's directory that names each component's process.
+pub(crate) const PIDS: &str = "pids";
+
 impl ControlPlane {
     /// Start every component with `bins` as `opts` says; returns once all are healthy.
     pub async fn start(bins: &Binaries, opts: &Options) -> Result<ControlPlane, Error> {
@@ -72,6 +77,7 @@ impl ControlPlane {
             let _ = std::fs::remove_dir_all(dir.join(sub));
         }
         let _ = std::fs::remove_file(dir.join("kubeconfig"));
+        let _ = std::fs::remove_file(dir.join(PIDS));
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let pki = Pki::create(dir)?;
         let (etcd_port, peer_port, api_port, kwok_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
@@ -123,6 +129,7 @@ impl ControlPlane {
             probe_pod(admin.clone())
         })
         .await?;
+        cp.write_pids()?;
         kubeconfig::write(
             &cp.kubeconfig,
             &server,
@@ -189,6 +196,7 @@ impl ControlPlane {
     /// Start again every component that exited, as a kubelet restarts the static pods of a
     /// control plane (kube-controller-manager exits when it cannot reach kube-apiserver in time,
     /// for one); what it restarted, with the exit status. Call it every second or so.
+    /// The `pids` file is rewritten after a restart.
     pub fn supervise(&self) -> Result<Vec<String>, Error> {
         let mut restarted = Vec::new();
         for p in self.lock().iter_mut() {
@@ -197,12 +205,28 @@ impl ControlPlane {
                 restarted.push(format!("{} ({status}; restart {})", p.name, p.restarts));
             }
         }
+        if !restarted.is_empty() {
+            self.write_pids()?;
+        }
         Ok(restarted)
     }
 
     /// The process ids, by component (for tests that stop or pause one).
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.lock().iter().map(|p| (p.name.clone(), p.pid())).collect()
+    }
+
+    /// Write [`ControlPlane::pids`] to the directory's `pids` file, one `<name> <pid>` a line
+    /// (written aside, then renamed: a reader never sees half of it).
+    fn write_pids(&self) -> Result<(), Error> {
+        let text: String = self
+            .pids()
+            .into_iter()
+            .map(|(name, pid)| format!("{name} {pid}\n"))
+            .collect();
+        let (path, aside) = (self.dir.join(PIDS), self.dir.join(format!("{PIDS}.new")));
+        std::fs::write(&aside, text).map_err(|e| Error::io(&aside, e))?;
+        std::fs::rename(&aside, &path).map_err(|e| Error::io(&path, e))
     }
 
     /// Stop every component, the last started first.

@@ -16,6 +16,7 @@ mod liveness;
 mod migration;
 mod notifications;
 mod operator;
+mod real_faults;
 mod rebalance;
 mod release;
 mod sidecar;
