@@ -10,7 +10,8 @@ pub(crate) mod scan;
 /// subsystems (`rollout`, `listeners`, `agent`, `election`) share a layer, so none of them uses
 /// another; `operator` wires them; `actions` (what an operator does to a Rollout) serves the
 /// dashboard and the CLI; the demo serves the dashboard; the CLI runs the demo and the
-/// dashboard, never the reverse.
+/// dashboard, never the reverse. `api` and `agent` are the crates `baton-api` and `baton-agent`
+/// (re-exported): the compiler keeps what they use; here they are the layers they are used from.
 const LAYERS: &[&[&str]] = &[
     &["api", "malloc"],
     &["error", "events", "telemetry", "metrics", "cache", "stdout"],

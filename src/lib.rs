@@ -2,9 +2,9 @@
 //!
 //! # Map
 //!
-//! * [`api`] — the custom resources (`Rollout`, `ListenerSet`) and every wire contract the
-//!   controller, agent, CLI and users share: annotations, labels, finalizers, condition reasons.
-//!   Everything else depends on it; it depends on nothing here.
+//! * [`api`] — the crate `baton-api`: the custom resources (`Rollout`, `ListenerSet`) and every
+//!   wire contract the controller, agent, CLI and users share: annotations, labels, finalizers,
+//!   condition reasons. Everything else depends on it; it depends on no other baton crate.
 //! * [`rollout`] — the Rollout controller. [`rollout::planner`] decides (pure: spec + observed
 //!   pods and revisions + `now` → actions, status, events); [`rollout::controller`] reads the
 //!   caches, calls the planner and applies the result.
@@ -13,8 +13,9 @@
 //!   summary, each assignment's kind, requeue), placing listeners with [`listeners::assigner`];
 //!   [`listeners::controller`] reads the caches and carries the writes out as conditional Lease
 //!   updates.
-//! * [`agent`] — runs beside (or inside) the application: renews its pod's listener Leases and
-//!   tells the application what to run.
+//! * [`agent`] — the crate `baton-agent` (on `baton-api` and kube's client only, so an
+//!   application embeds it without the controller): runs beside (or inside) the application,
+//!   renews its pod's listener Leases and tells the application what to run.
 //! * [`election`] — leader election on a Lease; only the leader runs the reconcilers.
 //! * [`operator`] — wiring: the watch caches the two controllers share (pods and listener
 //!   Leases, and the lookups that tie them: does a pod hold listeners, which Rollout waits for
@@ -31,7 +32,8 @@
 //!   default, off in the container image) it also runs `baton demo` (module `demo`, with the
 //!   embedded simulator).
 //!
-//! Dependencies point one way, down this list: `api` ← the utilities (with `session`) ← the
+//! Dependencies point one way, down this list: `api` ← `agent` (crates: the compiler keeps
+//! those two edges) ← the utilities (with `session`) ← the
 //! subsystems (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator`,
 //! `actions` ← `dashboard` ← `demo` ← `cli`. A unit test (`layers`) reads the sources and fails
 //! on any other edge; another (`wire`) fails on a wire word (key, reason, condition type) spelled
@@ -55,8 +57,10 @@
 //! the listener. A holder that stops renewing loses the listener once its Lease expires on the
 //! controller's monotonic clock; the agent stops its listener before that point.
 pub mod actions;
-pub mod agent;
-pub mod api;
+/// The agent library: [`baton_agent`], re-exported.
+pub use baton_agent as agent;
+/// The custom resources and the wire protocol: [`baton_api`], re-exported.
+pub use baton_api as api;
 pub mod backoff;
 pub mod cache;
 pub mod cli;

@@ -1,9 +1,9 @@
 //! Each wire word (annotation, label and finalizer keys, condition types and reasons, Event
-//! reasons, release reasons, check placeholders) has one home in `src/api/`. This test reads the
-//! sources and fails on a string literal outside `src/api/` and outside test code that spells
-//! one, or that starts with `baton.dev/` (a key built by hand). Plain single words (`Ready`,
-//! `Orphaned`, `suspended`) are left out: they are also Kubernetes' own words and table
-//! headers, which code may spell.
+//! reasons, release reasons, check placeholders) has one home in `crates/baton-api`. This test
+//! reads the sources of `src/` and of the crates and fails on a string literal outside
+//! `baton-api` and outside test code that spells one, or that starts with `baton.dev/` (a key
+//! built by hand). Plain single words (`Ready`, `Orphaned`, `suspended`) are left out: they are
+//! also Kubernetes' own words and table headers, which code may spell.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -144,9 +144,12 @@ fn wire_words(api_consts: Vec<String>) -> BTreeSet<String> {
 
 #[test]
 fn each_wire_word_is_spelled_only_in_api() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let api = root.join("crates/baton-api/src");
     let mut files = Vec::new();
-    crate::layers::scan::sources(&src, &mut files);
+    for tree in ["src", "crates/baton-agent/src", "crates/baton-api/src"] {
+        crate::layers::scan::sources(&root.join(tree), &mut files);
+    }
     files.sort();
     let scanned: Vec<(PathBuf, Scan)> = files
         .into_iter()
@@ -165,7 +168,6 @@ fn each_wire_word_is_spelled_only_in_api() {
         }
     }
     let is_test = |f: &Path| test_dirs.iter().any(|d| f.starts_with(d));
-    let api = src.join("api");
     let consts = (scanned.iter())
         .filter(|(f, _)| f.starts_with(&api) && !is_test(f))
         .flat_map(|(_, s)| s.consts.clone())
@@ -178,14 +180,14 @@ fn each_wire_word_is_spelled_only_in_api() {
         }
         for text in &s.literals {
             if words.contains(text) || text.starts_with("baton.dev/") {
-                let name = file.strip_prefix(&src).unwrap_or(file).display();
-                problems.push(format!("src/{name}: \"{text}\""));
+                let name = file.strip_prefix(root).unwrap_or(file).display();
+                problems.push(format!("{name}: \"{text}\""));
             }
         }
     }
     assert!(
         problems.is_empty(),
-        "wire words spelled outside src/api/ (use the constant or enum there):\n{}",
+        "wire words spelled outside crates/baton-api (use the constant or enum there):\n{}",
         problems.join("\n")
     );
     // The checker sees what it should.

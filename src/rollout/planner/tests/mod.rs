@@ -66,7 +66,7 @@ fn pause(duration: Option<&str>) -> Option<Pause> {
 /// The API's sample spec (3 batches: 1, 50%, 100%; surge 1, unavailable 0) for `version` on
 /// `replicas` instances, with a 60 s progress deadline.
 fn spec(version: &str, replicas: i32) -> RolloutSpec {
-    let mut s = crate::api::rollout::tests::sample_spec();
+    let mut s = crate::api::rollout::fixtures::sample_spec();
     s.replicas = replicas;
     s.version = version.into();
     if let Some(c) = s.template.spec.as_mut().and_then(|p| p.containers.first_mut()) {

@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn no_baton_description_breaks_mid_sentence() {
-        for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
+        for crd in [crate::rollout::crd(), crate::listenerset::crd()] {
             let json = serde_json::to_string(&crd).unwrap();
             let value: Value = serde_json::from_str(&json).unwrap();
             let mut found = Vec::new();

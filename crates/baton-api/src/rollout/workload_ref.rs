@@ -132,8 +132,8 @@ pub fn validate_workload_ref(workload_ref: Option<&WorkloadRef>, template: &PodT
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::rollout::tests::sample_spec;
-    use crate::api::rollout::{validate, RolloutSpec};
+    use crate::rollout::fixtures::sample_spec;
+    use crate::rollout::{validate, RolloutSpec};
 
     fn with_ref(kind: &str, name: &str) -> RolloutSpec {
         let mut spec = sample_spec();
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn the_crd_asks_for_one_of_them() {
-        let crd = serde_json::to_value(crate::api::rollout::crd()).unwrap();
+        let crd = serde_json::to_value(crate::rollout::crd()).unwrap();
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         let required: Vec<&str> = spec["required"]
             .as_array()

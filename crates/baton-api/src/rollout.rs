@@ -23,6 +23,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod checks;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod history;
 pub mod hooks;
 pub mod origin;

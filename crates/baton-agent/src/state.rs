@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{AgentConfig, Start, StopReason};
-use crate::api::listenerset::{lease, liveness as wire, DEFAULT_LEASE_DURATION_SECONDS};
+use baton_api::listenerset::{lease, liveness as wire, DEFAULT_LEASE_DURATION_SECONDS};
 
 mod liveness;
 mod registration;
@@ -166,11 +166,7 @@ fn lease_duration(l: &Lease) -> Duration {
 /// Why the holder must let the listener go, if it must: asked to, or its Lease is being deleted.
 fn release_reason(l: &Lease) -> Option<String> {
     lease::release_requested(l).map(str::to_string).or_else(|| {
-        lease::is_terminating(l).then(|| {
-            crate::api::listenerset::ReleaseReason::LeaseDeleted
-                .as_str()
-                .to_string()
-        })
+        lease::is_terminating(l).then(|| baton_api::listenerset::ReleaseReason::LeaseDeleted.as_str().to_string())
     })
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn app(client: kube::Client) {
-//! use baton::agent::{Agent, AgentConfig, AgentEvent};
+//! use baton_agent::{Agent, AgentConfig, AgentEvent};
 //! let cfg = AgentConfig::new("default", "user-service-0-7d4a", "pod-uid").with_sets(["sxt"]);
 //! let mut agent = Agent::start(client, cfg);
 //! while let Some(event) = agent.next().await {
@@ -15,7 +15,7 @@
 //! # }
 //! ```
 //!
-//! # Protocol (the agent's side of [`crate::api::listenerset::lease`])
+//! # Protocol (the agent's side of [`baton_api::listenerset::lease`])
 //!
 //! * The agent watches the listener Leases of its namespace and considers *its own* those whose
 //!   `holderIdentity` is its pod name **and** whose Pod ownerReference uid is its pod uid.

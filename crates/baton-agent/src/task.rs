@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use super::ops::{perform, perform_live, Apis, Configs, LiveDone, OpDone};
 use super::state::{Action, State};
 use super::{AgentConfig, AgentEvent, Stop};
-use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
+use baton_api::listenerset::liveness::HOLDER_UID_LABEL;
 
 /// The I/O side: requests in flight, acknowledgements awaited, the application's channel.
 struct Shell {

@@ -170,7 +170,7 @@ fn newest<'a>(writers: impl Iterator<Item = &'a Writer>) -> Option<&'a Writer> {
 /// a field a revision is made of or the change cause, each cut to those fields and kept as
 /// compact text; the change cause only when it can be credited (a manager owns it, or no managers
 /// are tracked); and without kubectl's copy of the whole object
-/// ([`crate::api::LAST_APPLIED_ANNOTATION`], left by client-side `kubectl apply`), which nothing
+/// ([`crate::LAST_APPLIED_ANNOTATION`], left by client-side `kubectl apply`), which nothing
 /// in the controller reads. The owners of the result decide every origin as those of the object.
 pub fn prune_for_cache(meta: &mut ObjectMeta) {
     let owners = SpecOwners::of(meta);
@@ -178,7 +178,7 @@ pub fn prune_for_cache(meta: &mut ObjectMeta) {
     let cause_counts = owners.writers.is_empty() || owners.writers.iter().any(|w| fields::owns_cause(&w.fields));
     meta.managed_fields = owners.cached_entries();
     if let Some(a) = meta.annotations.as_mut() {
-        a.remove(crate::api::LAST_APPLIED_ANNOTATION);
+        a.remove(crate::LAST_APPLIED_ANNOTATION);
         if !cause_counts {
             a.remove(annotations::CHANGE_CAUSE);
         }

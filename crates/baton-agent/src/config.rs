@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::api::listenerset::LISTENERSET_LABEL;
+use baton_api::listenerset::LISTENERSET_LABEL;
 
 /// Which ListenerSets the agent serves.
 #[derive(Debug, Clone, PartialEq, Eq)]

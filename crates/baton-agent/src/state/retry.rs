@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use crate::api::listenerset::lease::fnv1a64;
+use baton_api::listenerset::lease::fnv1a64;
 
 /// The backoff of one Lease's requests.
 #[derive(Debug, Clone)]
-pub(in crate::agent) struct Retry {
+pub(crate) struct Retry {
     base: Duration,
     max: Duration,
     failures: u32,
@@ -17,7 +17,7 @@ pub(in crate::agent) struct Retry {
 }
 
 impl Retry {
-    pub(in crate::agent) fn new(base: Duration, max: Duration, seed: &str) -> Self {
+    pub(crate) fn new(base: Duration, max: Duration, seed: &str) -> Self {
         Retry {
             base: base.max(Duration::from_millis(1)),
             max: max.max(base),
@@ -27,7 +27,7 @@ impl Retry {
     }
 
     /// The wait before the next attempt, after one more failure.
-    pub(in crate::agent) fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let exp = self.base.saturating_mul(1u32 << self.failures.min(16));
         self.failures = self.failures.saturating_add(1);
         let cap = exp.min(self.max);
@@ -41,11 +41,11 @@ impl Retry {
     }
 
     /// Consecutive failures so far.
-    pub(in crate::agent) fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
-    pub(in crate::agent) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 }

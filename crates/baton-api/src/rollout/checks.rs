@@ -147,7 +147,7 @@ pub struct PrometheusCheck {
     /// A Secret in the Rollout's namespace with `token` (sent as a bearer token) or `username`
     /// and `password` (basic auth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_ref: Option<crate::api::listenerset::SecretRef>,
+    pub secret_ref: Option<crate::listenerset::SecretRef>,
     /// Seconds an attempt may take.
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 1, max = 300))]

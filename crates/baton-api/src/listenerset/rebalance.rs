@@ -58,7 +58,7 @@ pub struct RebalanceSpec {
     /// acknowledged), rebalancing or not: a count or a percentage of the listeners (rounded up;
     /// at least 1).
     #[serde(default = "default_max_concurrent_moves")]
-    #[schemars(schema_with = "crate::api::rollout::int_or_string_schema")]
+    #[schemars(schema_with = "crate::rollout::int_or_string_schema")]
     pub max_concurrent_moves: IntOrString,
     /// A listener that came to its pod less than this long ago is not moved to even out loads, so
     /// a flapping pod cannot make listeners ping-pong.
@@ -92,7 +92,7 @@ impl RebalanceSpec {
     /// `maxConcurrentMoves` as a count for a set of `listeners` listeners (at least 1).
     pub fn max_moves(&self, listeners: usize) -> Result<u32, String> {
         let total = i32::try_from(listeners).unwrap_or(i32::MAX);
-        let n = crate::api::rollout::scaled_value(&self.max_concurrent_moves, total, true).map_err(|e| {
+        let n = crate::rollout::scaled_value(&self.max_concurrent_moves, total, true).map_err(|e| {
             format!("spec.rebalance.maxConcurrentMoves {e}: use a count like 20 or a percentage like \"10%\"")
         })?;
         Ok(u32::try_from(n.max(1)).unwrap_or(1))

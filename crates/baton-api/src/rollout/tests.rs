@@ -1,52 +1,7 @@
 //! Unit tests of the parent module.
+use super::fixtures::sample_spec;
 use super::*;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-pub(crate) fn sample_spec() -> RolloutSpec {
-    let labels: BTreeMap<String, String> = [("app".to_string(), "svc".to_string())].into();
-    RolloutSpec {
-        replicas: 3,
-        selector: LabelSelector {
-            match_labels: Some(labels.clone()),
-            match_expressions: None,
-        },
-        version: "v1".into(),
-        template: PodTemplateSpec {
-            metadata: Some(ObjectMeta {
-                labels: Some(labels),
-                ..Default::default()
-            }),
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "app".into(),
-                    image: Some("svc:v1".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        },
-        strategy: RolloutStrategy {
-            batches: vec![
-                IntOrString::Int(1),
-                IntOrString::String("50%".into()),
-                IntOrString::String("100%".into()),
-            ],
-            ..Default::default()
-        },
-        min_ready_seconds: 0,
-        progress_deadline_seconds: 300,
-        auto_rollback: true,
-        paused: false,
-        revision_history_limit: 10,
-        pins: vec![],
-        bake_seconds: 0,
-        checks: vec![],
-        notifications: vec![],
-        hooks: Default::default(),
-        workload_ref: None,
-    }
-}
 
 #[test]
 fn crd_is_small_and_complete() {
@@ -102,8 +57,8 @@ fn crd_is_small_and_complete() {
     assert!(sub.status.is_some());
     assert_eq!(crd.spec.names.short_names, Some(vec!["rol".to_string()]));
     assert_eq!(crd.spec.scope, "Namespaced");
-    assert_eq!(crd.spec.group, crate::api::GROUP);
-    assert_eq!(version.name, crate::api::VERSION);
+    assert_eq!(crd.spec.group, crate::GROUP);
+    assert_eq!(version.name, crate::VERSION);
     assert!(json.contains("x-kubernetes-validations"));
     assert!(json.contains("isSorted()"));
     assert!(json.contains("x-kubernetes-int-or-string"));

@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn out_of_bounds_names_each_field_and_its_range() {
-        let crd = crate::api::rollout::crd();
+        let crd = crate::rollout::crd();
         let obj = json!({"spec": {
             "replicas": 2_147_483_648_i64,
             "minReadySeconds": -1,
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn every_integer_of_every_crd_is_bounded() {
-        for crd in [crate::api::rollout::crd(), crate::api::listenerset::crd()] {
+        for crd in [crate::rollout::crd(), crate::listenerset::crd()] {
             let v = serde_json::to_value(&crd).expect("json");
             let mut ints = Vec::new();
             for (i, version) in v["spec"]["versions"].as_array().expect("versions").iter().enumerate() {

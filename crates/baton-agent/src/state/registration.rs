@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Action, LiveChange, LiveOp, LivePhase, LiveResult, State};
-use crate::api::listenerset::DEFAULT_LEASE_DURATION_SECONDS;
+use baton_api::listenerset::DEFAULT_LEASE_DURATION_SECONDS;
 
 impl State {
     /// What a liveness change means for the listeners.
-    pub(in crate::agent) fn live_changed(&mut self, change: LiveChange, now: Instant) {
+    pub(crate) fn live_changed(&mut self, change: LiveChange, now: Instant) {
         match change {
             LiveChange::Nothing => {}
             // Listeners acknowledged under the registration that ended keep its last renewal
@@ -42,12 +42,12 @@ impl State {
     /// controller labels every Lease it assigns with this pod's uid, and the pod's own watch
     /// (`shown`) already shows every Lease the agent tracks. The per-set watch costs an event
     /// for every change of every listener of the sets, whichever pod holds it.
-    pub(in crate::agent) fn sets_watch_needless(&self, shown: &HashSet<String>) -> bool {
+    pub(crate) fn sets_watch_needless(&self, shown: &HashSet<String>) -> bool {
         self.watching_sets && self.live.current() != 0 && self.tracked.keys().all(|n| shown.contains(n))
     }
 
     /// A liveness request ended.
-    pub(in crate::agent) fn on_live_op(&mut self, kind: LiveOp, result: LiveResult, now: Instant) {
+    pub(crate) fn on_live_op(&mut self, kind: LiveOp, result: LiveResult, now: Instant) {
         let every = self.cfg.renew_every(self.shortest());
         let change = self.live.on_op(kind, result, now, every);
         if let Some(lease) = self.live.reading() {
@@ -62,7 +62,7 @@ impl State {
 
     /// The shortest lease duration of the listeners held (the default with none): the liveness
     /// Lease is renewed often enough for it.
-    pub(in crate::agent) fn shortest(&self) -> Duration {
+    pub(crate) fn shortest(&self) -> Duration {
         self.tracked
             .values()
             .map(|t| t.duration)
@@ -72,13 +72,13 @@ impl State {
             ))
     }
 
-    pub(in crate::agent) fn shortest_seconds(&self) -> i32 {
+    pub(crate) fn shortest_seconds(&self) -> i32 {
         i32::try_from(self.shortest().as_secs())
             .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS)
             .max(1)
     }
 
-    pub(in crate::agent) fn tick_live(&mut self, now: Instant, at: &mut impl FnMut(Instant)) {
+    pub(crate) fn tick_live(&mut self, now: Instant, at: &mut impl FnMut(Instant)) {
         let every = self.cfg.renew_every(self.shortest());
         if let Some((kind, lease)) = self.live.issue(now, every) {
             self.out.push(Action::SendLive {

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{json, Map, Value};
 
-use crate::api::rollout::annotations;
+use crate::rollout::annotations;
 
 /// What a revision is made of, as the Rollout's spec says it: the version and the pod template
 /// (with the restart annotation, when one was requested).

@@ -290,14 +290,11 @@ fn the_cache_keeps_what_decides_the_origin_and_no_more() {
 fn the_cache_drops_kubectls_copy_and_a_cause_nobody_can_be_credited_with() {
     let mut m = meta(Some("why"), vec![entry("baton", 200, set_image())]);
     let annotations = m.annotations.get_or_insert_with(Default::default);
-    annotations.insert(
-        crate::api::LAST_APPLIED_ANNOTATION.into(),
-        "{\"kind\":\"Rollout\"}".into(),
-    );
+    annotations.insert(crate::LAST_APPLIED_ANNOTATION.into(), "{\"kind\":\"Rollout\"}".into());
     annotations.insert(annotations::PROMOTE.into(), "1".into());
     prune_for_cache(&mut m);
     let kept = m.annotations.as_ref().unwrap();
-    assert!(!kept.contains_key(crate::api::LAST_APPLIED_ANNOTATION));
+    assert!(!kept.contains_key(crate::LAST_APPLIED_ANNOTATION));
     assert!(kept.contains_key(annotations::PROMOTE) && kept.contains_key(annotations::CHANGE_CAUSE));
     // A cause whose writer left no entry can never be credited.
     let mut m = meta(
@@ -308,7 +305,7 @@ fn the_cache_drops_kubectls_copy_and_a_cause_nobody_can_be_credited_with() {
     assert_eq!(m.annotations, None);
     // With kubectl's copy the only annotation, none are left (not an empty map).
     let mut m = meta(None, Vec::new());
-    m.annotations = Some([(crate::api::LAST_APPLIED_ANNOTATION.to_string(), "{}".to_string())].into());
+    m.annotations = Some([(crate::LAST_APPLIED_ANNOTATION.to_string(), "{}".to_string())].into());
     prune_for_cache(&mut m);
     assert_eq!(m.annotations, None);
 }

@@ -235,7 +235,7 @@ mod tests {
     /// The Rollout's typed words are these shared ones.
     #[test]
     fn rollout_words_are_the_shared_ones() {
-        use crate::api::rollout::{ConditionType, EventReason, Reason};
+        use crate::rollout::{ConditionType, EventReason, Reason};
         assert_eq!(
             ConditionType::NotificationsReady.as_str(),
             CONDITION_NOTIFICATIONS_READY

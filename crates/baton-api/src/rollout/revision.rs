@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// A ControllerRevision as the Rollout controller's cache holds it (see the module).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct CachedRevision {
-    #[serde(default, deserialize_with = "crate::api::pod::null_default")]
+    #[serde(default, deserialize_with = "crate::pod::null_default")]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub revision: i64,

@@ -8,11 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use tokio::time::Instant;
 
 use super::*;
-use crate::api::listenerset::lease::pod_owner_reference;
-use crate::api::listenerset::liveness::{
+use baton_api::listenerset::lease::pod_owner_reference;
+use baton_api::listenerset::liveness::{
     liveness_lease_name, FENCED_ANNOTATION, HOLDER_UID_LABEL, LIVENESS_LABEL, LIVENESS_LABEL_VALUE,
 };
-use crate::api::listenerset::{
+use baton_api::listenerset::{
     LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION, PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
 };
 
@@ -366,7 +366,7 @@ fn a_terminating_lease_is_released_after_the_ack() {
     assert_eq!(s.len(), 1);
     assert_eq!(
         s[0].0,
-        StopReason::ReleaseRequested(crate::api::listenerset::ReleaseReason::LeaseDeleted.as_str().into())
+        StopReason::ReleaseRequested(baton_api::listenerset::ReleaseReason::LeaseDeleted.as_str().into())
     );
     assert!(sent(&a).is_none());
     st.on_ack(NAME, s[0].1.expect("ack wanted"), t0 + ms(200));

@@ -207,7 +207,7 @@ pub fn cell(c: &Column, st: Option<&ListenerSetStatus>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::listenerset::Attention;
+    use crate::listenerset::Attention;
     use k8s_openapi::api::coordination::v1::LeaseSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 

@@ -1,4 +1,4 @@
-//! The agent's side of its pod's liveness Lease ([`crate::api::listenerset::liveness`]): register,
+//! The agent's side of its pod's liveness Lease ([`baton_api::listenerset::liveness`]): register,
 //! renew, notice a fence. Pure, like the rest of the state machine: the shell sends what
 //! [`Liveness::issue`] asks for and reports the answer to [`Liveness::on_op`].
 //!
@@ -16,12 +16,12 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{OpError, Retry};
-use crate::api::listenerset::liveness;
-use crate::api::listenerset::{PROTOCOL_ANNOTATION, PROTOCOL_VERSION};
+use baton_api::listenerset::liveness;
+use baton_api::listenerset::{PROTOCOL_ANNOTATION, PROTOCOL_VERSION};
 
 /// A request on the liveness Lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::agent) enum LiveOp {
+pub(crate) enum LiveOp {
     /// Set the holder to this pod and start a new registration (`leaseTransitions + 1`).
     Register,
     /// Renew the registration (`renewTime`).
@@ -32,7 +32,7 @@ pub(in crate::agent) enum LiveOp {
 
 /// What the liveness Lease shows, for this agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::agent) enum LivePhase {
+pub(crate) enum LivePhase {
     /// Not seen (not created yet, deleted, or the controller speaks the per-listener protocol).
     Absent,
     /// Seen, not registered by this agent (new, fenced, or registered by an earlier incarnation).
@@ -43,28 +43,28 @@ pub(in crate::agent) enum LivePhase {
 
 /// The agent's liveness Lease and its registration.
 #[derive(Debug)]
-pub(in crate::agent) struct Liveness {
-    pub(in crate::agent) name: String,
+pub(crate) struct Liveness {
+    pub(crate) name: String,
     pod: String,
-    pub(in crate::agent) lease: Option<Lease>,
-    pub(in crate::agent) phase: LivePhase,
+    pub(crate) lease: Option<Lease>,
+    pub(crate) phase: LivePhase,
     /// Local number of the current (or last) registration; 0 before the first.
-    pub(in crate::agent) registration: u64,
+    pub(crate) registration: u64,
     /// Send instant of the last successful write of the current registration.
-    pub(in crate::agent) base: Option<Instant>,
-    pub(in crate::agent) in_flight: Option<(Instant, LiveOp)>,
-    pub(in crate::agent) due: Instant,
+    pub(crate) base: Option<Instant>,
+    pub(crate) in_flight: Option<(Instant, LiveOp)>,
+    pub(crate) due: Instant,
     /// The Lease was seen at least once (the controller speaks the liveness protocol).
-    pub(in crate::agent) seen: bool,
+    pub(crate) seen: bool,
     retry: Retry,
 }
 
 /// The result of a liveness request: the Lease the server answered with (`None`: read, not found).
-pub(in crate::agent) type LiveResult = Result<Option<Lease>, OpError>;
+pub(crate) type LiveResult = Result<Option<Lease>, OpError>;
 
 /// What a finished liveness request changed for the listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::agent) enum LiveChange {
+pub(crate) enum LiveChange {
     Nothing,
     /// A new registration began: every listener must be acknowledged again under it.
     Registered,
@@ -73,7 +73,7 @@ pub(in crate::agent) enum LiveChange {
 }
 
 impl Liveness {
-    pub(in crate::agent) fn new(name: String, pod: String, now: Instant, retry: Retry) -> Self {
+    pub(crate) fn new(name: String, pod: String, now: Instant, retry: Retry) -> Self {
         Liveness {
             name,
             pod,
@@ -124,7 +124,7 @@ impl Liveness {
     }
 
     /// A copy seen on the watch (`None`: deleted).
-    pub(in crate::agent) fn observe(&mut self, lease: Option<Lease>, now: Instant) -> LiveChange {
+    pub(crate) fn observe(&mut self, lease: Option<Lease>, now: Instant) -> LiveChange {
         let Some(l) = lease else {
             self.lease = None;
             return self.end("its liveness Lease was deleted");
@@ -158,7 +158,7 @@ impl Liveness {
     /// When the next request is due: a retry's time, or for a registration the last renewal +
     /// `renew_every` (the interval of the shortest lease held now, which may be shorter than when
     /// that renewal was sent).
-    pub(in crate::agent) fn next_due(&self, renew_every: Duration) -> Instant {
+    pub(crate) fn next_due(&self, renew_every: Duration) -> Instant {
         match (self.phase, self.base) {
             (LivePhase::Registered, Some(base)) if self.retry.failures() == 0 => self.due.min(base + renew_every),
             _ => self.due,
@@ -166,7 +166,7 @@ impl Liveness {
     }
 
     /// The request to send now, if one is due: `(kind, the copy to be conditional on)`.
-    pub(in crate::agent) fn issue(&mut self, now: Instant, renew_every: Duration) -> Option<(LiveOp, Lease)> {
+    pub(crate) fn issue(&mut self, now: Instant, renew_every: Duration) -> Option<(LiveOp, Lease)> {
         if self.in_flight.is_some() || now < self.next_due(renew_every) {
             return None;
         }
@@ -181,13 +181,7 @@ impl Liveness {
     }
 
     /// A request ended.
-    pub(in crate::agent) fn on_op(
-        &mut self,
-        op: LiveOp,
-        result: LiveResult,
-        now: Instant,
-        renew_every: Duration,
-    ) -> LiveChange {
+    pub(crate) fn on_op(&mut self, op: LiveOp, result: LiveResult, now: Instant, renew_every: Duration) -> LiveChange {
         let Some((sent, kind)) = self.in_flight.take() else {
             return LiveChange::Nothing;
         };
@@ -250,7 +244,7 @@ impl Liveness {
     }
 
     /// Whether a read was just asked for by [`Self::on_op`] (a conflict).
-    pub(in crate::agent) fn reading(&self) -> Option<Lease> {
+    pub(crate) fn reading(&self) -> Option<Lease> {
         match self.in_flight {
             Some((_, LiveOp::Read)) => self.lease.clone(),
             _ => None,
@@ -259,12 +253,12 @@ impl Liveness {
 
     /// Registering has failed several times in a row (listeners are then acknowledged without
     /// waiting for it, and kept alive by their own Leases).
-    pub(in crate::agent) fn failing(&self) -> bool {
+    pub(crate) fn failing(&self) -> bool {
         self.retry.failures() >= 3
     }
 
     /// The registration current now (0: none).
-    pub(in crate::agent) fn current(&self) -> u64 {
+    pub(crate) fn current(&self) -> u64 {
         if self.phase == LivePhase::Registered {
             self.registration
         } else {

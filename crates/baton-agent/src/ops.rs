@@ -17,8 +17,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::state::{LiveOp, LiveResult, OpError, OpKind, OpResult};
-use crate::api::listenerset::lease::config_of;
-use crate::error::is_status;
+use baton_api::listenerset::lease::config_of;
 
 /// A finished request on a listener Lease, for [`State::on_op`](super::state::State::on_op).
 pub(super) struct OpDone {
@@ -256,4 +255,9 @@ impl Configs {
             None => Err(OpError::Other(format!("Secret {secret} has no key {key:?}"))),
         }
     }
+}
+
+/// Whether `e` is the API server's answer with HTTP status `code`.
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
 }
