@@ -151,7 +151,7 @@ bench:
 	$(CARGO) run --quiet --release --example listener_safety
 	$(CARGO) run --quiet --release --example workload_handover
 
-# ListenerSets at scale (docs/benchmarks.md, "ListenerSets at scale"): 1,000 to 50,000
+# ListenerSets at scale (docs/benchmarks-listeners.md, "ListenerSets at scale"): 1,000 to 50,000
 # listeners on 20 and 100 pods with real agents and the controller as the image ships it.
 # Takes ~20 min after the build; SIZES (e.g. "1000x20 10000x20") runs fewer.
 SIZES ?=

@@ -256,7 +256,8 @@ impl Operator {
     /// [`SHUTDOWN_GRACE`] after `shutdown` (plus a bounded wait for Events being published),
     /// whatever the controllers and caches are doing: what has not stopped by then is dropped.
     pub async fn lead(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Arc<Stats> {
-        self.lead_with(shutdown, true).await
+        // Boxed: the controllers' future is large, and a debug build's worker stack is not.
+        Box::pin(self.lead_with(shutdown, true)).await
     }
 
     /// [`lead`](Self::lead), watching the CRDs too if `watch_crds` (one of several operators

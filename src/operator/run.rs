@@ -59,7 +59,7 @@ impl Operators {
             .0
             .into_iter()
             .enumerate()
-            .map(|(i, o)| o.lead_with(shutdown.clone(), i == 0));
+            .map(|(i, o)| Box::pin(o.lead_with(shutdown.clone(), i == 0)));
         futures::future::join_all(leads).await;
     }
 }

@@ -154,13 +154,7 @@ fn rv_num(l: &Lease) -> Option<u64> {
 }
 
 fn lease_duration(l: &Lease) -> Duration {
-    let secs = l
-        .spec
-        .as_ref()
-        .and_then(|s| s.lease_duration_seconds)
-        .filter(|d| *d > 0)
-        .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS);
-    Duration::from_secs(u64::try_from(secs).unwrap_or(15))
+    lease::duration_of(l, DEFAULT_LEASE_DURATION_SECONDS)
 }
 
 /// Why the holder must let the listener go, if it must: asked to, or its Lease is being deleted.

@@ -9,14 +9,21 @@
 //!   and the listener Lease protocol ([`listenerset::lease`]).
 //! * [`pod`]: what the controllers read off pods (readiness, selectors) and the drain
 //!   annotation both controllers honour.
+//! * [`notifications`]: webhook sinks, the events they subscribe to and the words a message
+//!   carries; [`descriptions`]: field descriptions as `kubectl explain` shows them;
+//!   [`schema_bounds`]: the integer bounds of the generated schemas.
 //!
-//! Everything else in the crate depends on this module; it depends on nothing else here.
+//! Every other baton crate depends on this one (the controller, the agent, the CLI, the
+//! simulator's tests); it depends on kube's derive and the Kubernetes types only: no client.
 pub mod descriptions;
 pub mod listenerset;
 pub mod notifications;
 pub mod pod;
 pub mod rollout;
 pub mod schema_bounds;
+
+pub use listenerset::{ListenerSet, ListenerSetSpec, ListenerSetStatus};
+pub use rollout::{parse_duration, Rollout, RolloutSpec, RolloutStatus};
 
 /// API group of every baton resource.
 pub const GROUP: &str = "baton.dev";

@@ -576,7 +576,8 @@ pub(super) fn parse_percent(s: &str) -> Result<i32, String> {
     Ok(pct)
 }
 
-/// Parses a Go-style duration (`30s`, `5m`, `1h30m`, `0s`).
+/// Parses a duration with its unit, in Go's syntax (`30s`, `5m`, `1h30m`, `250ms`, `0s`; a bare
+/// number is refused): the one parser of durations of the API, the CLI and the flags.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let d: kube::core::Duration = s
         .parse()

@@ -2,7 +2,6 @@
 //! pause/resume, pins, undo and set image (spec changes, each recording its command line as the
 //! change cause).
 use std::process::ExitCode;
-use std::time::Duration;
 
 use kube::api::Api;
 
@@ -200,11 +199,6 @@ pub enum SetCommand {
     },
 }
 
-/// Parse a duration with its unit, in Go's syntax: `90s`, `5m`, `1h30m`, `250ms` (a bare number is refused).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::api::rollout::parse_duration(s)
-}
-
 /// Run `cmd` with `client` in namespace `ns`, printing any error (the library entry point).
 pub async fn run(client: kube::Client, ns: &str, cmd: RolloutCommand) -> ExitCode {
     let s = Session {
@@ -256,7 +250,7 @@ pub async fn execute(s: &Session, cmd: RolloutCommand) -> Result<ExitCode, CliEr
         } => {
             let timeout = timeout
                 .as_deref()
-                .map(parse_duration)
+                .map(crate::api::rollout::parse_duration)
                 .transpose()
                 .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
             status::status(s, &api, &name, watch, timeout, output).await

@@ -169,12 +169,6 @@ impl LivenessTracker {
                 .and_then(|e| e.observed)
                 .or((registered && !ours).then_some(now))
         };
-        let secs = l
-            .spec
-            .as_ref()
-            .and_then(|s| s.lease_duration_seconds)
-            .filter(|d| *d > 0)
-            .unwrap_or(DEFAULT_LEASE_DURATION_SECONDS);
         let lease = LiveLease {
             name: l.metadata.name.clone().unwrap_or_default(),
             resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
@@ -186,7 +180,7 @@ impl LivenessTracker {
             pod: pod.clone(),
             record: rec,
             observed,
-            duration: Duration::from_secs(u64::try_from(secs).unwrap_or(15)),
+            duration: crate::api::listenerset::lease::duration_of(l, DEFAULT_LEASE_DURATION_SECONDS),
             rv,
             gone_at: None,
             registration,

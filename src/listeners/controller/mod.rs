@@ -4,9 +4,10 @@
 //! * Caches: pods and listener Leases come from the caller ([`SharedViews`]: the operator's
 //!   caches, shared with the Rollout controller); Secrets (keys only, values stripped) and
 //!   ListenerSets from this controller's own watches.
-//! * Expiry: a Lease is expired when `leaseDurationSeconds` have passed on this process's
-//!   monotonic clock since it first saw the Lease's current holder record (client-go's
-//!   rule). `renewTime` is never compared with the local wall clock. A controller that starts
+//! * Expiry: a Lease is expired when `leaseDurationSeconds` (read by
+//!   [`duration_of`](crate::api::listenerset::lease::duration_of), as the agent reads it)
+//!   have passed on this process's monotonic clock since it first saw the Lease's current
+//!   holder record (client-go's rule). `renewTime` is never compared with the local wall clock. A controller that starts
 //!   (or takes over) therefore waits a full duration before judging any Lease expired.
 //! * Every Lease write is conditional: creates fail on AlreadyExists, updates carry the
 //!   `resourceVersion` the decision was made on, deletes carry it as a precondition. A 409
@@ -20,23 +21,24 @@
 //!   are asked to release, a Lease is deleted only once released, expired or its holder is gone,
 //!   and the finalizer goes when the API server lists no Lease of the set any more.
 //!
-//! Layout: `desired` (the spec's listeners),
-//! `expiry` (judging Leases), `reconcile` (one pass), `leases` (the Lease writes), `status`
-//! (conditions and the status write), `notify` (notifications) and `finalize` (deletion).
+//! Layout: this module wires the controller (its watches, what wakes a set, the kube-rs
+//! Controller); [`context`] holds what every reconcile shares, [`stats`] its counters and
+//! [`publish`] its Events. One pass is [`reconcile`]: [`read`] (the caches a decision reads),
+//! [`desired`] (the spec's listeners), [`balance`] (evening out), [`writes`] and [`leases`] (the conditional Lease writes),
+//! [`status`], [`notify`] (notifications), [`collisions`] (Lease names taken by others) and
+//! [`finalize`] (deletion); [`index`] and [`liveness`] follow the listener and liveness
+//! Leases, [`secrets`] the Secrets a set reads, [`undecodable`] the sets that do not decode.
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::api::pod::CachedPod;
-use crate::cache::namespaces::NamespacePods;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -47,278 +49,39 @@ use crate::backoff::Backoff;
 use crate::cache::tolerant::{self, Tolerant, Undecodables};
 use crate::cache::{api, Events, Synced};
 use crate::error::Error;
-use crate::events::{Occurrence, Publisher, Severity as EventType};
+use crate::events::Publisher;
 use crate::listeners::MANAGER;
 use crate::metrics::queue::WorkQueue;
 use crate::metrics::Metrics;
 
 mod balance;
 mod collisions;
+mod context;
 mod desired;
-mod expiry;
 mod finalize;
 pub mod index;
 mod leases;
 pub mod liveness;
 mod notify;
+mod publish;
 mod read;
 mod reconcile;
 mod secrets;
+mod stats;
 mod status;
 mod undecodable;
 mod writes;
 
+pub use context::{Context, ControllerConfig, SharedViews};
+use context::{SetKey, StoppedPods};
+use publish::publish;
 pub use reconcile::reconcile;
 pub use secrets::{SecretAccess, SecretStores};
+pub use stats::Stats;
 pub use undecodable::report_undecodable;
 
-use crate::listeners::decide::{Decision, Memory, PodFacts, Unresponsive, UnseenWrites};
-use index::LeaseIndex;
+use crate::listeners::decide::Unresponsive;
 use liveness::{LivenessTracker, PodWake};
-
-/// Settings of the ListenerSet controller.
-#[derive(Debug, Clone)]
-pub struct ControllerConfig {
-    /// Namespace to watch; None = all.
-    pub namespace: Option<String>,
-    /// Reconciles running at once.
-    pub concurrency: u16,
-    /// Reporting instance for events.
-    pub instance: String,
-    /// Which Secrets it reads (what RBAC grants it).
-    pub secrets: SecretAccess,
-    /// Reconcile only the ListenerSets this label selector matches (a shard); None = all.
-    pub selector: Option<String>,
-    /// Retries of notifications.
-    pub notify: crate::notify::Config,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        ControllerConfig {
-            namespace: None,
-            concurrency: 8,
-            instance: "baton".into(),
-            secrets: SecretAccess::All,
-            selector: None,
-            notify: crate::notify::Config::default(),
-        }
-    }
-}
-
-/// Counters for benchmarks and metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub reconciles: AtomicU64,
-    pub lease_creates: AtomicU64,
-    pub lease_updates: AtomicU64,
-    pub lease_deletes: AtomicU64,
-    pub release_requests: AtomicU64,
-    /// Conditional Lease writes answered 409 or 404 (most are release requests crossing a
-    /// release the agent made on its own, e.g. at SIGTERM: harmless).
-    pub conflicts: AtomicU64,
-    /// Of those, assignments: each one skips a fencing token (reserved in the status first).
-    pub assign_conflicts: AtomicU64,
-    pub status_writes: AtomicU64,
-    pub takeovers: AtomicU64,
-    pub handovers: AtomicU64,
-    /// Liveness Leases fenced (their pods' agents stopped renewing).
-    pub fences: AtomicU64,
-    /// Liveness Leases created for new pods.
-    pub liveness_creates: AtomicU64,
-}
-
-impl Stats {
-    /// Every API write this controller made (Leases, status, recover annotations).
-    pub fn writes(&self) -> u64 {
-        self.lease_creates.load(Ordering::Relaxed)
-            + self.lease_updates.load(Ordering::Relaxed)
-            + self.lease_deletes.load(Ordering::Relaxed)
-            + self.release_requests.load(Ordering::Relaxed)
-            + self.status_writes.load(Ordering::Relaxed)
-            + self.fences.load(Ordering::Relaxed)
-            + self.liveness_creates.load(Ordering::Relaxed)
-    }
-}
-
-/// (namespace, name) of a ListenerSet.
-type SetKey = (String, String);
-
-/// What a reconcile needs.
-pub struct Context {
-    pub client: kube::Client,
-    pub events: Publisher,
-    /// The pods of the sets' namespaces (each watched while a set uses it).
-    pub pods: NamespacePods,
-    pub leases: Store<Lease>,
-    /// The listener Leases by set and holder, and when each holder record was first seen.
-    pub index: Arc<LeaseIndex>,
-    /// The pods' liveness Leases.
-    pub liveness: Arc<LivenessTracker>,
-    /// When this controller started watching (a fresh controller waits a lease duration before
-    /// judging anything expired that it has not seen renewed).
-    pub started: tokio::time::Instant,
-    pub secrets: SecretStores,
-    /// The Rollouts, when the Rollout controller runs beside ([`SharedViews::rollouts`]).
-    pub rollouts: Option<Store<crate::api::rollout::Rollout>>,
-    /// (namespace, set) → what the decisions remember of the set (see [`Memory`]).
-    memory: Mutex<HashMap<(String, String), Memory>>,
-    /// (namespace, set) → when its status was last written.
-    status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
-    /// (namespace, set) → the set's Lease writes its cache has not shown yet.
-    written: Mutex<HashMap<SetKey, UnseenWrites<Arc<Lease>>>>,
-    /// Listener Lease names taken by Leases that are not the set's (see [`collisions`]).
-    collisions: collisions::Collisions,
-    /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
-    unresponsive: Mutex<Unresponsive>,
-    /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).
-    stopped: StoppedPods,
-    pub stats: Arc<Stats>,
-    /// Readiness of the Secret, pod and Lease caches: no decision is made before all three
-    /// hold their first list (see [`crate::cache`] for why not `Store::wait_until_ready`).
-    pub synced: Vec<Synced>,
-    /// Per-set exponential backoff of failing reconciles.
-    pub backoff: Backoff,
-    /// Per-set handovers, takeovers, fencing conflicts and handover gaps.
-    pub metrics: Arc<Metrics>,
-    /// The notification queues of every set (see [`crate::notify`]).
-    pub notifier: Arc<crate::notify::Notifier>,
-}
-
-impl Context {
-    /// Run `f` on the memory of set `set` in `ns`.
-    pub(super) fn with_memory<T>(&self, ns: &str, set: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
-        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        f(m.entry((ns.to_string(), set.to_string())).or_default())
-    }
-
-    /// Run `f` on the Lease writes of set `set` in `ns` that the cache has not shown yet.
-    pub(super) fn with_expectations<T>(
-        &self,
-        ns: &str,
-        set: &str,
-        f: impl FnOnce(&mut UnseenWrites<Arc<Lease>>) -> T,
-    ) -> T {
-        let mut m = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        f(m.entry((ns.to_string(), set.to_string())).or_default())
-    }
-
-    /// The pods known unresponsive now.
-    pub(super) fn unresponsive(&self) -> Unresponsive {
-        self.unresponsive.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Learn from `decision` about `pods` (of namespace `ns`) which pods are unresponsive,
-    /// forgetting pods that are gone.
-    pub(super) fn learn_unresponsive(&self, ns: &str, decision: &Decision, pods: &[PodFacts]) {
-        let live = self.pods.uids();
-        let mut u = self.unresponsive.lock().unwrap_or_else(|p| p.into_inner());
-        u.learn(decision, pods, |uid| self.liveness.registered(ns, uid));
-        u.retain(|uid| live.contains(uid));
-    }
-
-    /// When set `key`'s status was last written by this controller.
-    pub(super) fn status_written_at(&self, key: &SetKey) -> Option<tokio::time::Instant> {
-        self.status_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
-    }
-
-    /// Set `key`'s status was written now.
-    pub(super) fn status_written(&self, key: &SetKey) {
-        let mut m = self.status_at.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(key.clone(), tokio::time::Instant::now());
-    }
-
-    /// Forget a deleted set.
-    pub(super) fn forget(&self, ns: &str, set: &str) {
-        let key = (ns.to_string(), set.to_string());
-        self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        self.status_at.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        self.index.forget_set(ns, set);
-        self.pods.release(ns, set);
-        self.collisions.forget(ns, set);
-    }
-}
-
-/// Pods the kubelet reported stopped ([`crate::api::pod::has_stopped`]), by uid, with when that
-/// was seen: kept after the pods are gone (a gracefully deleted pod's last state shows every
-/// container terminated), because only that proves its listeners stopped; a force-deleted pod's
-/// last state does not. Forgotten after [`STOPPED_MEMORY`].
-#[derive(Clone, Default)]
-pub(super) struct StoppedPods(Arc<Mutex<HashMap<String, tokio::time::Instant>>>);
-
-/// How long a stopped pod is remembered (far longer than any lease that could still name it).
-const STOPPED_MEMORY: Duration = Duration::from_secs(3600);
-
-impl StoppedPods {
-    /// Note `pod`'s state as seen on the watch.
-    fn note(&self, pod: &CachedPod) {
-        let Some(uid) = pod.metadata.uid.as_ref() else { return };
-        if !pod.has_stopped() {
-            return;
-        }
-        let now = tokio::time::Instant::now();
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(uid.clone(), now);
-        m.retain(|_, seen| now.saturating_duration_since(*seen) < STOPPED_MEMORY);
-    }
-
-    /// `pod_events`, each pod noted on its way.
-    fn noting(&self, pod_events: Events<CachedPod>) -> Events<CachedPod> {
-        let stopped = self.clone();
-        pod_events
-            .inspect(move |r| {
-                if let Ok(p) = r {
-                    stopped.note(p);
-                }
-            })
-            .boxed()
-    }
-
-    /// The uids of every pod known stopped.
-    pub(super) fn uids(&self) -> std::collections::BTreeSet<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-}
-
-/// What the ListenerSet controller reads from caches it may share with other controllers (the
-/// operator's): the pod and Lease stores, their change streams, and their readiness.
-pub struct SharedViews {
-    /// Where the pods of a set's namespace are read.
-    pub pods: NamespacePods,
-    /// Changes of the pods `pods` holds (others may pass too).
-    pub pod_events: Events<CachedPod>,
-    pub leases: Store<Lease>,
-    /// The listener Leases by set and holder, following `leases`; it wakes the sets whose
-    /// Leases changed in a way a decision reads.
-    pub index: Arc<LeaseIndex>,
-    /// The Rollout controller's cache, when it runs beside (evening out reads whether a Rollout
-    /// whose pods run two revisions is settled).
-    pub rollouts: Option<Store<crate::api::rollout::Rollout>>,
-    /// Readiness of `leases` (a namespace's pods are waited for by the set's reconcile).
-    pub synced: Vec<Synced>,
-}
-
-/// Secrets are cached with their keys only: values are never held in memory.
-pub(super) fn strip_secret(s: &mut Secret) {
-    s.metadata.managed_fields = None;
-    s.metadata.annotations = None;
-    s.string_data = None;
-    if let Some(data) = s.data.as_mut() {
-        for v in data.values_mut() {
-            *v = k8s_openapi::ByteString(Vec::new());
-        }
-    }
-}
 
 /// Run the ListenerSet controller on caches shared with others until `shutdown` resolves,
 /// counting into `stats`; undecodable ListenerSets are counted in `metrics` and reported on
@@ -596,18 +359,6 @@ fn sets_selecting(sets: &Store<ListenerSet>, pod: &CachedPod) -> Vec<ObjectRef<L
         .filter(|s| crate::api::pod::selector_matches_labels(&s.spec.selector, &pod.labels))
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()
-}
-
-fn publish(
-    ctx: &Context,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-) {
-    // Events are informative: never hold a handover up for one.
-    ctx.events
-        .publish_in_background(reference.clone(), vec![Occurrence::new(type_, reason, note)]);
 }
 
 /// Retry a failed set with exponential backoff of its own (see [`crate::backoff`]): one log

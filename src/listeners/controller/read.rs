@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use super::balance;
 use super::desired::Desired;
-use super::expiry::lease_duration;
 use super::Context;
 use crate::api::listenerset::lease::{self, owner_pod};
 use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
@@ -119,7 +118,7 @@ pub(super) fn decide_now(
                 name: l.name_any(),
                 view,
                 observed: ctx.index.observed(l).unwrap_or(now).max(ctx.started),
-                duration: lease_duration(l, set.spec.lease_duration_seconds),
+                duration: crate::api::listenerset::lease::duration_of(l, set.spec.lease_duration_seconds),
                 terminating: lease::is_terminating(l),
                 adopted: adopted(l),
                 labelled_uid: l

@@ -14,7 +14,6 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 
-use super::strip_secret;
 use crate::cache::api;
 use crate::cache::{synced, Synced};
 
@@ -154,6 +153,18 @@ pub(super) fn watch(client: &kube::Client, access: &SecretAccess, watched: &Opti
         stores,
         synced: ready,
         changes,
+    }
+}
+
+/// Secrets are cached with their keys only: values are never held in memory.
+pub(super) fn strip_secret(s: &mut Secret) {
+    s.metadata.managed_fields = None;
+    s.metadata.annotations = None;
+    s.string_data = None;
+    if let Some(data) = s.data.as_mut() {
+        for v in data.values_mut() {
+            *v = k8s_openapi::ByteString(Vec::new());
+        }
     }
 }
 

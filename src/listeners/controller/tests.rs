@@ -1,4 +1,5 @@
 //! Unit tests of the parent module.
+use super::secrets::strip_secret;
 use super::*;
 use k8s_openapi::ByteString;
 

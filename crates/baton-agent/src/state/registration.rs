@@ -67,9 +67,7 @@ impl State {
             .values()
             .map(|t| t.duration)
             .min()
-            .unwrap_or(Duration::from_secs(
-                u64::try_from(DEFAULT_LEASE_DURATION_SECONDS).unwrap_or(15),
-            ))
+            .unwrap_or(baton_api::listenerset::lease::DEFAULT_DURATION)
     }
 
     pub(crate) fn shortest_seconds(&self) -> i32 {

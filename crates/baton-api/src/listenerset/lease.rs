@@ -223,6 +223,22 @@ pub fn config_of(lease: &Lease) -> Option<Result<(&str, &str), &str>> {
     Some(parse_config(value).ok_or(value.as_str()))
 }
 
+/// A Lease's `leaseDurationSeconds` as the agent and the controller read it: `default` seconds
+/// when it has none (or one under a second), and never under one second.
+pub fn duration_of(lease: &Lease, default: i32) -> std::time::Duration {
+    let secs = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.lease_duration_seconds)
+        .filter(|d| *d > 0)
+        .unwrap_or(default);
+    std::time::Duration::from_secs(u64::try_from(secs.max(1)).unwrap_or(1))
+}
+
+/// [`DEFAULT_LEASE_DURATION_SECONDS`](super::DEFAULT_LEASE_DURATION_SECONDS) as a duration.
+pub const DEFAULT_DURATION: std::time::Duration =
+    std::time::Duration::from_secs(super::DEFAULT_LEASE_DURATION_SECONDS.unsigned_abs() as u64);
+
 #[cfg(test)]
 mod tests {
     use super::*;
