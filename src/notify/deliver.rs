@@ -82,7 +82,6 @@ fn report(n: &Notifier, q: &Queued, what: String) {
 /// One attempt: Ok when the receiver answered 2xx.
 async fn attempt(n: &Notifier, q: &Queued) -> Result<(), SinkError> {
     let target = n.sinks.resolve(&q.namespace, &q.secret).await?;
-    let client = n.http.as_ref().ok_or(SinkError::NoTlsRoots)?;
     let body = format::render(&q.message, q.format);
     let mut req = http::Request::builder()
         .method(http::Method::POST)
@@ -96,18 +95,10 @@ async fn attempt(n: &Notifier, q: &Queued) -> Result<(), SinkError> {
     for (k, v) in &body.headers {
         req = req.header(*k, v.as_str());
     }
-    let req = req
-        .body(Full::new(Bytes::from(body.bytes)))
-        .map_err(|e| SinkError::BadRequest(Arc::new(e)))?;
-    let exchange = client.request(req);
-    let resp = tokio::time::timeout(n.cfg.attempt_timeout, exchange)
-        .await
-        .map_err(|_| SinkError::Timeout(n.cfg.attempt_timeout))?
-        .map_err(|e| SinkError::Transport(super::client::error_chain(&e)))?;
-    let status = resp.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(SinkError::Status(status.as_u16()))
+    let req = req.body(Full::new(Bytes::from(body.bytes)));
+    let (status, _) = super::client::exchange(n.http.as_ref(), req, n.cfg.attempt_timeout, None).await?;
+    match status {
+        200..=299 => Ok(()),
+        _ => Err(SinkError::Status(status)),
     }
 }

@@ -1,8 +1,8 @@
 //! What is wrong with a sink (its Secret, for condition `NotificationsReady`) or with one
 //! attempt to deliver to it (for the `NotificationFailed` Event and the log).
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::client::HttpError;
 use crate::api::notifications::secret_keys;
 
 /// A sink that cannot be used, or a delivery attempt that failed. Clone: a Secret read is
@@ -40,16 +40,9 @@ pub enum SinkError {
         name: String,
         source: Arc<kube::Error>,
     },
-    #[error("no TLS roots on the controller")]
-    NoTlsRoots,
-    #[error("bad request: {0}")]
-    BadRequest(#[source] Arc<http::Error>),
-    #[error("no answer within {}s", .0.as_secs())]
-    Timeout(Duration),
-    /// The request did not complete: the client's error with its causes
-    /// ([`super::client::error_chain`]).
-    #[error("{0}")]
-    Transport(String),
+    /// No answer (see [`HttpError`]).
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// The receiver answered with this non-2xx status.
     #[error("HTTP {0}")]
     Status(u16),

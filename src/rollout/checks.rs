@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::mpsc;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::AbortHandle;
 use tracing::debug;
@@ -20,7 +20,7 @@ use crate::rollout::planner::{check_outcome, CheckOutcome, CheckProgress, CheckR
 
 pub mod prometheus;
 
-pub use crate::notify::client::{error_chain, http_client, HttpClient};
+pub use crate::notify::client::{error_chain, exchange, http_client, HttpClient, HttpError};
 
 /// Most bytes of a response body read (for the JSON match).
 const MAX_BODY: usize = 1 << 20;
@@ -29,22 +29,11 @@ const MAX_BODY: usize = 1 << 20;
 /// status and of the Rollout's failure message).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("no TLS roots on the controller")]
-    NoTlsRoots,
     #[error("the check has no kind")]
     NoKind,
-    #[error("bad request for {url}: {source}")]
-    BadRequest { url: String, source: http::Error },
-    /// The request did not complete: the client's error with its causes ([`error_chain`]).
-    #[error("{0}")]
-    Transport(String),
-    #[error("HTTP {status}, reading the body: {source}")]
-    Body {
-        status: u16,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("no answer within {}s", .0.as_secs())]
-    Timeout(Duration),
+    /// No answer (see [`HttpError`]).
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// The status is not one of `expected` (empty: any 2xx).
     #[error("HTTP {status} (expected {})", wanted(.expected))]
     Status { status: u16, expected: Vec<i32> },
@@ -193,10 +182,10 @@ async fn execute(
     }
     loop {
         let started = tokio::time::Instant::now();
-        let result = match (&client, &check.http, &check.prometheus) {
-            (None, _, _) => Err(CheckError::NoTlsRoots),
-            (Some(c), Some(http), _) => attempt(c, http, &run.rendered).await,
-            (Some(c), None, Some(p)) => match (&p.secret_ref, &auth, rollout.namespace.as_deref()) {
+        let c = client.as_ref();
+        let result = match (&check.http, &check.prometheus) {
+            (Some(http), _) => attempt(c, http, &run.rendered).await,
+            (None, Some(p)) => match (&p.secret_ref, &auth, rollout.namespace.as_deref()) {
                 (Some(s), None, Some(ns)) => match prometheus::read_auth(&kube, ns, &s.name).await {
                     Ok(a) => prometheus::attempt(c, p, &run.rendered, Some(auth.insert(a))).await,
                     Err(e) => Err(e),
@@ -204,7 +193,7 @@ async fn execute(
                 _ => prometheus::attempt(c, p, &run.rendered, auth.as_ref()).await,
             }
             .map_err(CheckError::from),
-            (Some(_), None, None) => Err(CheckError::NoKind),
+            (None, None) => Err(CheckError::NoKind),
         };
         let outcome = {
             let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
@@ -230,7 +219,7 @@ async fn execute(
 }
 
 /// One attempt: the result for people, `Ok` when it passed.
-async fn attempt(client: &HttpClient, http: &HttpCheck, url: &str) -> Result<String, CheckError> {
+async fn attempt(client: Option<&HttpClient>, http: &HttpCheck, url: &str) -> Result<String, CheckError> {
     let body = match (http.method, &http.body) {
         (HttpMethod::Post, Some(b)) => Bytes::from(b.clone()),
         _ => Bytes::new(),
@@ -242,31 +231,9 @@ async fn attempt(client: &HttpClient, http: &HttpCheck, url: &str) -> Result<Str
     if http.method == HttpMethod::Post {
         req = req.header(http::header::CONTENT_TYPE, "application/json");
     }
-    let req = req.body(Full::new(body)).map_err(|source| CheckError::BadRequest {
-        url: url.to_string(),
-        source,
-    })?;
     let timeout = Duration::from_secs(u64::try_from(http.timeout_seconds.max(1)).unwrap_or(1));
-    let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| CheckError::Transport(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = if http.json.is_some() {
-            Limited::new(resp.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(|source| CheckError::Body { status, source })?
-        } else {
-            Bytes::new()
-        };
-        Ok::<_, CheckError>((status, body))
-    };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| CheckError::Timeout(timeout))??;
+    let limit = http.json.is_some().then_some(MAX_BODY);
+    let (status, body) = exchange(client, req.body(Full::new(body)), timeout, limit).await?;
     judge(http, status, &body)
 }
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use super::{error_chain, HttpClient, MAX_BODY};
+use super::{exchange, HttpClient, HttpError, MAX_BODY};
 use crate::api::rollout::{PrometheusCheck, Threshold};
 
 /// The `Authorization` header a check's Secret gives.
@@ -49,18 +49,9 @@ pub enum QueryError {
         keys::PASSWORD
     )]
     NoCredentials { ns: String, name: String },
-    #[error("bad request for {address}: {source}")]
-    BadRequest { address: String, source: http::Error },
-    /// The request did not complete: the client's error with its causes ([`error_chain`]).
-    #[error("{0}")]
-    Transport(String),
-    #[error("HTTP {status}, reading the body: {source}")]
-    Body {
-        status: u16,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("no answer within {}s", .0.as_secs())]
-    Timeout(Duration),
+    /// No answer (see [`HttpError`]).
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("HTTP {status}, not a Prometheus API answer")]
     NotPrometheus { status: u16, source: serde_json::Error },
     /// Prometheus refused the query: its `errorType` and `error`.
@@ -136,7 +127,7 @@ pub fn query_url(address: &str, query: &str) -> String {
 
 /// One attempt: the result for people, `Ok` when every sample met the condition.
 pub async fn attempt(
-    client: &HttpClient,
+    client: Option<&HttpClient>,
     check: &PrometheusCheck,
     query: &str,
     auth: Option<&Auth>,
@@ -151,29 +142,9 @@ pub async fn attempt(
     if let Some(Auth(header)) = auth {
         req = req.header(http::header::AUTHORIZATION, header);
     }
-    let req = req
-        .body(Full::new(Bytes::new()))
-        .map_err(|source| QueryError::BadRequest {
-            address: check.address.clone(),
-            source,
-        })?;
     let timeout = Duration::from_secs(u64::try_from(check.timeout_seconds.max(1)).unwrap_or(1));
-    let exchange = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| QueryError::Transport(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = Limited::new(resp.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|source| QueryError::Body { status, source })?;
-        Ok::<_, QueryError>((status, body))
-    };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| QueryError::Timeout(timeout))??;
+    let req = req.body(Full::new(Bytes::new()));
+    let (status, body) = exchange(client, req, timeout, Some(MAX_BODY)).await?;
     judge(&condition, status, &body)
 }
 
