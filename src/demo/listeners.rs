@@ -130,17 +130,51 @@ struct PodContext {
     sigterm: watch::Receiver<bool>,
 }
 
+impl From<baton_sim::PodContext> for PodContext {
+    fn from(c: baton_sim::PodContext) -> PodContext {
+        PodContext {
+            namespace: c.namespace,
+            name: c.name,
+            uid: c.uid,
+            sigterm: c.sigterm,
+        }
+    }
+}
+
+impl From<baton_cluster::programs::PodContext> for PodContext {
+    fn from(c: baton_cluster::programs::PodContext) -> PodContext {
+        PodContext {
+            namespace: c.namespace,
+            name: c.name,
+            uid: c.uid,
+            sigterm: c.sigterm,
+        }
+    }
+}
+
 /// How an agent gets its client: its own identity, `agent-<pod>`.
 type Identities = Arc<dyn Fn(String) -> BoxFuture<'static, Option<kube::Client>> + Send + Sync>;
 
-fn agents_and_counter() -> (Agents, watch::Sender<bool>, watch::Sender<usize>) {
+/// The agents' handle, and the program each pod runs (whichever backend's kubelet runs it): its
+/// agent, logging into `log`, counted while it runs.
+fn agents_and_program(
+    ids: Identities,
+    log: HandoverLog,
+) -> (
+    Agents,
+    impl Fn(PodContext) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+) {
     let (stop, _) = watch::channel(false);
     let (running, _) = watch::channel(0usize);
     let agents = Agents {
         stop: stop.clone(),
         running: running.clone(),
     };
-    (agents, stop, running)
+    let program = move |ctx: PodContext| -> BoxFuture<'static, ()> {
+        let counted = Counted::new(&running);
+        Box::pin(run_agent(ctx, ids.clone(), log.clone(), stop.subscribe(), counted))
+    };
+    (agents, program)
 }
 
 /// Run the agent in every pod labelled `app=<app>` of the simulator, logging into `log`.
@@ -151,20 +185,10 @@ pub fn attach_agents(sim: &Sim, app: &str, log: HandoverLog) -> Agents {
         Box::pin(async move { c })
     });
     let app = app.to_string();
-    let (agents, stop, running) = agents_and_counter();
+    let (agents, program) = agents_and_program(ids, log);
     sim.kubelet.attach(
         move |pod| pod.pointer("/metadata/labels/app").and_then(|v| v.as_str()) == Some(app.as_str()),
-        Arc::new(move |ctx: baton_sim::PodContext| {
-            let (log, ids, stop) = (log.clone(), ids.clone(), stop.subscribe());
-            let counted = Counted::new(&running);
-            let ctx = PodContext {
-                namespace: ctx.namespace,
-                name: ctx.name,
-                uid: ctx.uid,
-                sigterm: ctx.sigterm,
-            };
-            Box::pin(run_agent(ctx, ids, log, stop, counted))
-        }),
+        Arc::new(move |ctx: baton_sim::PodContext| program(ctx.into())),
     );
     agents
 }
@@ -181,18 +205,9 @@ pub fn attach_agents_real(
         let cp = cp.clone();
         Box::pin(async move { cp.client_as(&who).await.ok() })
     });
-    let (agents, stop, running) = agents_and_counter();
-    let program: baton_cluster::programs::Program = Arc::new(move |ctx: baton_cluster::programs::PodContext| {
-        let (log, ids, stop) = (log.clone(), ids.clone(), stop.subscribe());
-        let counted = Counted::new(&running);
-        let ctx = PodContext {
-            namespace: ctx.namespace,
-            name: ctx.name,
-            uid: ctx.uid,
-            sigterm: ctx.sigterm,
-        };
-        Box::pin(run_agent(ctx, ids, log, stop, counted))
-    });
+    let (agents, program) = agents_and_program(ids, log);
+    let program: baton_cluster::programs::Program =
+        Arc::new(move |ctx: baton_cluster::programs::PodContext| program(ctx.into()));
     let task = baton_cluster::programs::run_in_pods(client, "default", &format!("app={app}"), program);
     (agents, task)
 }
