@@ -67,9 +67,7 @@ test-sim: deps compat
 # control plane itself (tests/listener_procs/real_faults.rs: they pause or kill its components,
 # so they run alone, one at a time), then the differential suite (the same requests to baton-sim
 # and kube-apiserver, answers compared), then the demo on a control plane of its own.
-REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac \
-	--test cli --test cli_rollout --test cli_output --test cli_listeners --test cli_completion \
-	--test cli_exit_codes --test cli_lint
+REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac --test cli
 # Open on the real control plane (docs/cluster.md, "Open on the real control plane"): they pass
 # there alone, and fail with other tests beside them; they run on baton-sim in test-sim.
 REAL_SKIP ?= --skip sim_only --skip rebalance::a_scale_out_evens_out

@@ -12,10 +12,10 @@ use kube::ResourceExt;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::{cli, cli_exits, NAME};
 use crate::cli_support::BATON;
 use crate::support::docs::{same_text, shown};
 use crate::support::*;
-use crate::{cli, cli_exits, NAME};
 
 /// One instance, v1 healthy, then v2 that never becomes Ready with `autoRollback: false`: the
 /// Rollout stops, Degraded, with the new pod kept beside the old one.
@@ -169,7 +169,7 @@ async fn read_until(
 /// say so — `get`'s tree (`✖ Failed`, not `Superseded`) and `history` (`failed`, not `-`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_revision_stays_failed_once_a_newer_one_exists() {
-    let (env, op) = crate::v1_deployed().await;
+    let (env, op) = super::v1_deployed().await;
     let mut m = env.manifest(NAME, 3, "v2", "svc:v2-never-ready");
     m["spec"]["progressDeadlineSeconds"] = json!(2);
     env.apply(&m).await;

@@ -2,16 +2,12 @@
 //! format prints what real `kubectl get` prints for the same objects (`-o jsonpath=…`,
 //! `jsonpath-file=`, `custom-columns=`, `custom-columns-file=`, `name`, `json`, `--no-headers`,
 //! `--show-labels`, the table, `-o wide`), and a template kubectl refuses is refused the same way.
-#[path = "cli_support/mod.rs"]
-mod cli_support;
-#[path = "support/mod.rs"]
-mod support;
 
-use cli_support::*;
+use crate::cli_support::*;
+use crate::support::docs::{same_text, shown, squeezed, words};
+use crate::support::kubectl::Kubectl;
+use crate::support::Env;
 use serde_json::Value;
-use support::docs::{same_text, shown, squeezed, words};
-use support::kubectl::Kubectl;
-use support::Env;
 
 /// A Rollout `name` labelled `tier=…` and two ListenerSets (one selecting no pod), with the
 /// controller writing their statuses.
@@ -65,7 +61,7 @@ async fn every_format_prints_what_kubectl_get_prints() {
     // Both ListenerSets reported on (a REASON to print) and both Rollouts healthy.
     env.wait_healthy("web", "v1", 1).await;
     env.wait_healthy("api", "v2", 1).await;
-    support::wait_for("ListenerSet statuses", support::LONG, || async {
+    crate::support::wait_for("ListenerSet statuses", crate::support::LONG, || async {
         let out = k
             .ok(&["get", "lset", "-o", "jsonpath={.items[*].status.conditions[0].reason}"])
             .await;
@@ -289,7 +285,7 @@ impl Follower {
 
     /// Read until a line satisfies `done`; every line read so far.
     async fn until(&mut self, what: &str, done: impl Fn(&str) -> bool) -> &[String] {
-        let deadline = tokio::time::Instant::now() + support::LONG;
+        let deadline = tokio::time::Instant::now() + crate::support::LONG;
         while !self.seen.last().is_some_and(|l| done(l)) {
             match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
                 Ok(Ok(Some(line))) => self.seen.push(line),

@@ -1,9 +1,6 @@
 //! `baton rollout lint`: the real binary, offline. Every run has no kubeconfig to read
 //! (`KUBECONFIG` names a file that does not exist, `HOME` is empty), so a lint that needed a
 //! cluster would fail.
-#[allow(dead_code)]
-#[path = "support/docs.rs"]
-mod docs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -390,14 +387,14 @@ fn what_is_not_yaml_or_json_or_no_file_is_a_usage_error() {
 #[test]
 fn the_docs_show_what_lint_prints() {
     let home = Dir::new();
-    for shown in docs::shown("docs/rollouts.md", "lint-mismatch") {
+    for shown in crate::support::docs::shown("docs/rollouts.md", "lint-mismatch") {
         let words: Vec<&str> = shown.command.split_whitespace().collect();
         assert_eq!(words.first(), Some(&"baton"), "{shown:?}");
         let out = run(Path::new(ROOT), home.path(), &words[1..], "");
         assert_eq!(out.code, 1, "{shown:?}: {out:?}");
         let printed = format!("{}{}", out.stdout, out.stderr);
         assert!(
-            docs::same_text(&printed, &shown.output),
+            crate::support::docs::same_text(&printed, &shown.output),
             "docs/rollouts.md shows for `{}`:\n{}\nbut it prints:\n{printed}",
             shown.command,
             shown.output

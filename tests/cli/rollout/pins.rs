@@ -4,8 +4,8 @@
 use baton::api::rollout::RolloutPhase;
 use kube::ResourceExt;
 
+use super::{cli, cli_exits, v1_deployed, NAME};
 use crate::support::*;
-use crate::{cli, cli_exits, v1_deployed, NAME};
 
 /// `pin` names what is wrong with the instances or the version and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

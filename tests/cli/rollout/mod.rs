@@ -2,10 +2,6 @@
 //! server (`KUBECONFIG` = its admin kubeconfig, whose namespace is the test's), with the operator
 //! running in-process. They run on both backends: baton-sim, and the real control plane
 //! (`BATON_TEST_CLUSTER=real`), where each test works in a namespace of its own.
-#[path = "../cli_support/mod.rs"]
-mod cli_support;
-#[path = "../support/mod.rs"]
-mod support;
 
 mod history;
 mod pins;
@@ -14,9 +10,9 @@ mod status;
 mod tree;
 mod undo;
 
-use cli_support::{baton, Run};
+use crate::cli_support::{baton, Run};
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 const NAME: &str = "svc";
 

@@ -3,23 +3,19 @@
 //! `kubectl baton …` through `kubectl_complete-baton`, against the test's API server: baton-sim,
 //! or the real control plane (`BATON_TEST_CLUSTER=real`), where the test's namespaces are its
 //! own and names from every namespace (`-A`, namespace names) are those the API server lists.
-#[path = "cli_support/mod.rs"]
-mod cli_support;
-#[path = "support/mod.rs"]
-mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cli_support::cluster::Namespace;
+use crate::cli_support::*;
+use crate::support::Env;
 use baton::api::listenerset::ListenerSet;
 use baton::api::rollout::{labels, Rollout};
-use cli_support::cluster::Namespace;
-use cli_support::*;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
-use support::Env;
 
 /// Rollouts web and api in the test's namespace, db in `other`; ListenerSets tasks and tokens
 /// in the test's namespace, tickets in `other`.
@@ -328,9 +324,9 @@ async fn kubectl_completes_the_plugins_names() {
     };
     let r = kubectl(&["baton", "rollout", "status", ""]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, "api\nweb\n:4\n"), "{r}");
-    let doc = support::docs::shown("docs/operating.md", "kubectl-complete");
+    let doc = crate::support::docs::shown("docs/operating.md", "kubectl-complete");
     assert_eq!(
-        support::docs::words(&doc[0].command),
+        crate::support::docs::words(&doc[0].command),
         ["kubectl", "__complete", "baton", "rollout", "status", ""]
     );
     assert_eq!(doc[0].output, r.stdout, "docs/operating.md shows what kubectl prints");

@@ -4,17 +4,13 @@
 //! nor a missing object or an unreachable server like a rollback; a server that accepts the
 //! connection and never answers ends the command; a kubeconfig that cannot be used is said in
 //! kubectl's words. The real `baton` binary, and real kubectl for the words.
-#[path = "cli_support/mod.rs"]
-mod cli_support;
-#[path = "support/mod.rs"]
-mod support;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use cli_support::*;
-use support::kubectl::Kubectl;
-use support::Env;
+use crate::cli_support::*;
+use crate::support::kubectl::Kubectl;
+use crate::support::Env;
 
 /// `baton ARGS` with no `KUBECONFIG` and a HOME without one (commands that never reach a
 /// server).

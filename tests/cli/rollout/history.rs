@@ -5,12 +5,9 @@ use baton::api::rollout::RolloutPhase;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
+use super::{cli, cli_exits, fast, v1_deployed, NAME};
 use crate::cli_support::{cells, expect};
 use crate::support::*;
-use crate::{cli, cli_exits, fast, v1_deployed, NAME};
-
-#[path = "../dashboard/harness.rs"]
-mod dashboard;
 
 /// `set image` deploys and records why; `history` says when, why and who for each revision
 /// (a cause left by an earlier command is not credited to a later `kubectl apply`), lists each
@@ -287,7 +284,7 @@ async fn a_set_image_in_the_same_second_as_an_apply_is_credited_to_baton() {
 
     // The dashboard reads the same.
     // The harness scopes it to baton-sim's namespace; the later `-n` is the test's.
-    let d = dashboard::start_with(&env.admin_kubeconfig(), &["-n", &env.ns]).await;
+    let d = crate::dashboard::start_with(&env.admin_kubeconfig(), &["-n", &env.ns]).await;
     let page = d.get(&format!("/rollouts/{}/{NAME}", env.ns)).await;
     assert_eq!(page.code, 200, "{}", page.text());
     let row = dashboard_row(&page.text(), runs + 1, &last);

@@ -5,9 +5,9 @@
 use baton::api::rollout::RolloutPhase;
 use serde_json::json;
 
+use super::{cli, cli_exits, v1_deployed, NAME};
 use crate::cli_support::{run, BATON};
 use crate::support::*;
-use crate::{cli, cli_exits, v1_deployed, NAME};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_exits_0_when_healthy_and_shows_instances() {

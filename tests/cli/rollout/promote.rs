@@ -6,8 +6,8 @@ use baton::api::rollout::{annotations, RolloutPhase};
 use kube::ResourceExt;
 use serde_json::json;
 
+use super::{cli, cli_exits, v1_deployed, NAME};
 use crate::support::*;
-use crate::{cli, cli_exits, v1_deployed, NAME};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_ends_the_wait_for_promotion() {

@@ -4,21 +4,13 @@
 //! the dashboard) says so with the same words and columns. The real binary (and real kubectl)
 //! against the simulator, with agents in the simulated pods.
 #![allow(clippy::await_holding_lock)]
-#[path = "cli_support/mod.rs"]
-mod cli_support;
-#[path = "dashboard/harness.rs"]
-mod dashboard;
-#[path = "support/listener_world.rs"]
-mod listener_world;
-#[path = "support/mod.rs"]
-mod support;
 
+use crate::cli_support::*;
+use crate::listener_world::*;
+use crate::support::docs::{same_text, shown};
+use crate::support::kubectl::Kubectl;
 use baton::api::listenerset::view;
 use baton::api::listenerset::ListenerSet;
-use cli_support::*;
-use listener_world::*;
-use support::docs::{same_text, shown};
-use support::kubectl::Kubectl;
 
 // Sim-only: the listener world's agents run against a baton-sim of its own, whose per-agent
 // fault rules strand one.
@@ -220,7 +212,7 @@ async fn sim_only_every_view_says_why_no_listener_can_move() {
     assert_eq!((count("orphaned"), count("pending")), (st.orphaned, st.pending), "{r}");
     assert_eq!(states.len(), 6, "{r}");
 
-    let d = dashboard::start(&w.sim, &[]).await;
+    let d = crate::dashboard::start(&w.sim, &[]).await;
     let page = d.get("/listenersets/default/sxt").await;
     let html = String::from_utf8_lossy(&page.body).into_owned();
     assert!(html.contains(&view::summary(&st).replace(", ", " · ")), "{html}");
@@ -252,7 +244,7 @@ fn html_escaped(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_samples_listenerset_wait_cannot_pass_on_the_simulator_and_says_so() {
     const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/samples");
-    let env = support::Env::start().await;
+    let env = crate::support::Env::start().await;
     let _op = env.start_operator().await;
     let k = env.kubectl();
     k.ok(&["apply", "-k", SAMPLES]).await;
@@ -270,7 +262,7 @@ async fn the_samples_listenerset_wait_cannot_pass_on_the_simulator_and_says_so()
     })
     .await;
     let sets: kube::Api<ListenerSet> = kube::Api::namespaced(env.client.clone(), &env.ns);
-    support::wait_for("the set's status", support::LONG, || async {
+    crate::support::wait_for("the set's status", crate::support::LONG, || async {
         let st = sets.get(set).await.ok()?.status?;
         (st.listeners > 0).then_some(())
     })

@@ -7,9 +7,9 @@
 use baton::api::rollout::RolloutPhase;
 use serde_json::{json, Value};
 
+use super::{cli, cli_exits, fast, NAME};
 use crate::support::docs::{same_text, shown};
 use crate::support::*;
-use crate::{cli, cli_exits, fast, NAME};
 
 /// The message of the last deploy record of revision `n` (from `history -o json`), asserting
 /// that it failed.

@@ -3,19 +3,15 @@
 //! binary, and real kubectl running it as the plugin `kubectl baton`, against the test's API
 //! server: baton-sim, or the real control plane (`BATON_TEST_CLUSTER=real`), where the test's
 //! namespaces are its own.
-#[path = "cli_support/mod.rs"]
-mod cli_support;
-#[path = "support/mod.rs"]
-mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 
-use cli_support::cluster::{with_contexts, Namespace};
-use cli_support::*;
+use crate::cli_support::cluster::{with_contexts, Namespace};
+use crate::cli_support::*;
+use crate::support::Env;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
-use support::Env;
 
 /// Rollout `name` in namespace `ns`, applied as is (no controller: its status stays empty).
 async fn put(env: &Env, ns: &str, name: &str, replicas: i32, version: &str) {
@@ -27,7 +23,7 @@ async fn put(env: &Env, ns: &str, name: &str, replicas: i32, version: &str) {
         .unwrap_or_else(|e| panic!("applying {ns}/{name}: {e}"));
 }
 
-use support::ROLLOUT_COLUMNS as LIST_HEADER;
+use crate::support::ROLLOUT_COLUMNS as LIST_HEADER;
 
 /// `kubectl baton rollout list --context X`, `-n`, `-A -o json`, `-o wide`, `--kubeconfig`
 /// optional, and a table whose columns fit a long name.
