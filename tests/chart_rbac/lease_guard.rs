@@ -273,11 +273,12 @@ async fn attacks(guarded: bool) {
         assert_eq!((code, msg), (403, format!("leases.coordination.k8s.io \"baton-controller\" is forbidden: {guard} only the baton controller writes its leader Lease")));
         assert_eq!(holder(&leader_leases.get("baton-controller").await.unwrap()), leading);
         // Legitimate agents kept working: the only refusals of the application's ServiceAccount
-        // are the intruder's and the writes the test made on purpose.
+        // are the intruder's and the writes the test made on purpose. A 5xx (kube-apiserver's
+        // 504 "request did not complete" on a loaded machine) is no refusal: the agent retries.
         let refused: Vec<String> = c
             .answers()
             .into_iter()
-            .filter(|a| a.user == c.agent_user() && a.code >= 400 && a.code != 409 && a.code != 404)
+            .filter(|a| a.user == c.agent_user() && (400..500).contains(&a.code) && a.code != 409 && a.code != 404)
             .map(|a| a.message)
             .filter(|m| !m.contains("pod intruder may write only"))
             .collect();
