@@ -128,7 +128,7 @@ where
 /// The API server accepts `selector` (a shard's `--selector`): a list of Rollouts with it
 /// answers, else its 400 message is the error.
 pub async fn check_selector(client: &kube::Client, namespaces: &[String], selector: &str) -> Result<(), StartupError> {
-    let r: Api<Rollout> = api(client, scopes(namespaces)[0]);
+    let r: Api<Rollout> = api(client, namespaces.first().map(String::as_str));
     match r.list_metadata(&ListParams::default().labels(selector).limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 400 => Err(StartupError::BadSelector {
