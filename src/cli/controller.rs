@@ -1,5 +1,6 @@
 //! `baton controller`: the operator process — caches, probes and metrics, leader election, and
 //! the controllers while leading.
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -297,14 +298,17 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
             ..Default::default()
         },
     };
+    // From here on SIGTERM is a graceful shutdown, whenever it comes: the handler is installed
+    // before /readyz can say ready (until here it ends the process, which holds nothing yet).
+    let shutdown = super::shutdown_signal();
     let operator = Operators::start(client, listener_client, cfg, &namespaces, metrics.clone());
     operator.publish_synced(ready);
     if !args.leader_elect {
         metrics.leader.set(1);
-        operator.lead(super::shutdown_signal()).await;
+        operator.lead(shutdown).await;
         return ExitCode::SUCCESS;
     }
-    run_elected(operator, election_client, election_cfg, metrics).await
+    run_elected(operator, election_client, election_cfg, metrics, shutdown).await
 }
 
 /// Lead while elected: the leader metrics follow the election's status.
@@ -313,6 +317,7 @@ async fn run_elected(
     client: ElectionClient,
     cfg: ElectionConfig,
     metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> ExitCode {
     let (status_tx, mut status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
     let lease = cfg.lease_name.clone();
@@ -334,7 +339,7 @@ async fn run_elected(
         info!(identity = %leader.identity, fencing_token = leader.lease_transitions, "leading");
         operator.lead(leader.stop.cancelled_owned())
     };
-    match election::run(client, cfg, super::shutdown_signal(), lead, status_tx).await {
+    match election::run(client, cfg, shutdown, lead, status_tx).await {
         Ok(outcome) => {
             info!(?outcome, "stopped");
             ExitCode::SUCCESS
