@@ -89,7 +89,19 @@ async fn the_controller_cannot_take_delete_or_create_the_clusters_own_leases() {
 
     // The label and a new holder in one merge patch.
     let take = json!({"metadata": {"labels": {"baton.dev/listenerset": "x"}}, "spec": {"holderIdentity": "baton"}});
-    let (code, msg) = answer(system.patch("kube-scheduler", &patch, &Patch::Merge(&take)).await);
+    // kube-apiserver enforces a new policy once its informers have it (and the release was just
+    // installed): the first refusal is waited for. On the real control plane every write here is
+    // a dry run; on baton-sim the policy is in force at once, and a write let through would show
+    // in the holder checked below.
+    let (code, msg) = crate::support::wait_for(
+        "the controller-leases policy in force",
+        crate::support::LONG,
+        || async {
+            let (code, msg) = answer(system.patch("kube-scheduler", &patch, &Patch::Merge(&take)).await);
+            (code != 200).then_some((code, msg))
+        },
+    )
+    .await;
     assert_eq!(code, 403, "{msg}");
     assert!(msg.contains(&refused), "{msg}");
     assert!(msg.ends_with("not kube-system/kube-scheduler"), "{msg}");
