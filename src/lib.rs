@@ -2,42 +2,31 @@
 //!
 //! # Map
 //!
+//! baton is four crates whose edges are its layers; this one is the `baton` command.
+//!
 //! * [`api`] — the crate `baton-api`: the custom resources (`Rollout`, `ListenerSet`) and every
 //!   wire contract the controller, agent, CLI and users share: annotations, labels, finalizers,
-//!   condition reasons. Everything else depends on it; it depends on no other baton crate.
-//! * [`rollout`] — the Rollout controller. [`rollout::planner`] decides (pure: spec + observed
-//!   pods and revisions + `now` → actions, status, events); [`rollout::controller`] reads the
-//!   caches, calls the planner and applies the result.
-//! * [`listeners`] — the ListenerSet controller. [`listeners::decide`] makes one reconcile's
-//!   decisions (pure: the caches' views, its memory and `now` → Lease writes, the status
-//!   summary, each assignment's kind, requeue), placing listeners with [`listeners::assigner`];
-//!   [`listeners::controller`] reads the caches and carries the writes out as conditional Lease
-//!   updates.
+//!   condition reasons. It depends on no other baton crate.
 //! * [`agent`] — the crate `baton-agent` (on `baton-api` and kube's client only, so an
 //!   application embeds it without the controller): runs beside (or inside) the application,
 //!   renews its pod's listener Leases and tells the application what to run.
-//! * [`election`] — leader election on a Lease; only the leader runs the reconcilers.
-//! * [`operator`] — wiring: the watch caches the two controllers share (pods and listener
-//!   Leases, and the lookups that tie them: does a pod hold listeners, which Rollout waits for
-//!   a draining pod), both controllers, startup checks and shutdown.
-//! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
-//!   [`events`], [`metrics`], [`probes`], [`telemetry`], [`throttle`] (client-side rate limit
-//!   and `Retry-After`), [`notify`] (webhook delivery for both controllers' notifications, and
-//!   the HTTP client of checks).
-//! * [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and the
-//!   judgement of whether it applies), shared by the CLI and the dashboard; [`session`] —
-//!   kubectl's flags, the client they make, errors in kubectl's words.
-//! * [`dashboard`] — `baton dashboard`, the live web view with the actions.
-//! * [`cli`] — the `baton` command (also `kubectl baton`); with the `demo` feature (on by
-//!   default, off in the container image) it also runs `baton demo` (module `demo`, with the
-//!   embedded simulator).
+//! * The crate `baton-controller` (on `baton-api`), re-exported here module by module:
+//!   [`rollout`] (the planner and the Rollout controller), [`listeners`] (the listener decision
+//!   and the ListenerSet controller), [`election`], [`operator`] (the shared caches and the
+//!   wiring), and underneath them [`cache`], [`backoff`], [`error`], [`events`], [`metrics`],
+//!   [`probes`], [`throttle`], [`notify`], [`malloc`].
+//! * This crate: [`telemetry`] — logging; [`session`] — kubectl's flags, the client they make, errors in kubectl's
+//!   words; [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and
+//!   the judgement of whether it applies), shared by the CLI and the dashboard; [`dashboard`] —
+//!   `baton dashboard`, the live web view with the actions; [`cli`] — the `baton` command (also
+//!   `kubectl baton`); with the `demo` feature (on by default, off in the container image) it
+//!   also runs `baton demo` (module `demo`, with the embedded simulator).
 //!
-//! Dependencies point one way, down this list: `api` ← `agent` (crates: the compiler keeps
-//! those two edges) ← the utilities (with `session`) ← the
-//! subsystems (`rollout`, `listeners`, `agent`, `election`, none using another) ← `operator`,
-//! `actions` ← `dashboard` ← `demo` ← `cli`. A unit test (`layers`) reads the sources and fails
-//! on any other edge; another (`wire`) fails on a wire word (key, reason, condition type) spelled
-//! outside `api`.
+//! Dependencies point one way: `baton-api` ← `baton-agent`, `baton-controller` ← `baton` (the
+//! compiler keeps those edges); inside this crate `session`, `stdout` ← `actions` ← `dashboard`
+//! ← `demo` ← `cli`. A unit test (`layers`) reads the sources and fails on any other edge;
+//! another (`wire`) fails on a wire word (key, reason, condition type) spelled outside
+//! `baton-api`.
 //!
 //! # A rollout, end to end
 //!
@@ -61,29 +50,19 @@ pub mod actions;
 pub use baton_agent as agent;
 /// The custom resources and the wire protocol: [`baton_api`], re-exported.
 pub use baton_api as api;
-pub mod backoff;
-pub mod cache;
+pub use baton_controller::{
+    backoff, cache, election, error, events, listeners, malloc, metrics, notify, operator, probes, rollout, throttle,
+};
 pub mod cli;
 pub mod dashboard;
 #[cfg(feature = "demo")]
 pub mod demo;
-pub mod election;
-pub mod error;
-pub mod events;
 #[cfg(test)]
 mod house;
 #[cfg(test)]
 mod layers;
-pub mod listeners;
-pub mod malloc;
-pub mod metrics;
-pub mod notify;
-pub mod operator;
-pub mod probes;
-pub mod rollout;
 pub mod session;
 pub mod stdout;
 pub mod telemetry;
-pub mod throttle;
 #[cfg(test)]
 mod wire;

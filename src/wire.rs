@@ -147,7 +147,12 @@ fn each_wire_word_is_spelled_only_in_api() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let api = root.join("crates/baton-api/src");
     let mut files = Vec::new();
-    for tree in ["src", "crates/baton-agent/src", "crates/baton-api/src"] {
+    for tree in [
+        "src",
+        "crates/baton-agent/src",
+        "crates/baton-controller/src",
+        "crates/baton-api/src",
+    ] {
         crate::layers::scan::sources(&root.join(tree), &mut files);
     }
     files.sort();

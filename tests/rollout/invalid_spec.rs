@@ -67,7 +67,7 @@ async fn invalid_spec_case(invalid: serde_json::Value, needles: &[&str]) {
 /// answers 422 with the rule's message (CEL rules and patterns, enforced by the simulator as by
 /// kube-apiserver), and the stored spec, its generation and the pods are unchanged. The
 /// planner's own checks (for objects stored before the rules existed) are unit-tested in
-/// `src/rollout/planner`.
+/// `crates/baton-controller/src/rollout/planner`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strategy_mistakes_are_refused_by_the_api_with_the_rule_message() {
     let (env, op, before) = operator_with_v1().await;

@@ -82,9 +82,9 @@ pub fn is_transient(e: &kube::Error) -> bool {
     }
 }
 
-/// An error answer of the API server (`code`, `reason`, `message`), for tests.
-#[cfg(test)]
-pub(crate) fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+/// An error answer of the API server (`code`, `reason`, `message`), as kube's client reports
+/// one (tests build the answers they replay with it).
+pub fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
     let mut s = kube::core::Status::failure(message, reason);
     s.code = code;
     kube::Error::Api(Box::new(s))
