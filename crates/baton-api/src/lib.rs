@@ -12,16 +12,20 @@
 //! * [`notifications`]: webhook sinks, the events they subscribe to and the words a message
 //!   carries; [`descriptions`]: field descriptions as `kubectl explain` shows them;
 //!   [`schema_bounds`]: the integer bounds of the generated schemas.
+//! * [`Invalid`] ([`invalid`]): one mistake in a spec, its field path and what to fix; what
+//!   validation returns and every part of baton prints.
 //!
 //! Every other baton crate depends on this one (the controller, the agent, the CLI, the
 //! simulator's tests); it depends on kube's derive and the Kubernetes types only: no client.
 pub mod descriptions;
+pub mod invalid;
 pub mod listenerset;
 pub mod notifications;
 pub mod pod;
 pub mod rollout;
 pub mod schema_bounds;
 
+pub use invalid::Invalid;
 pub use listenerset::{ListenerSet, ListenerSetSpec, ListenerSetStatus};
 pub use rollout::{parse_duration, Rollout, RolloutSpec, RolloutStatus};
 

@@ -10,6 +10,7 @@
 //! exchange about a ListenerSet and its Leases (labels, annotations, the finalizer, condition
 //! types and reasons, Event reasons), [`crd`] and the pure spec check [`validate`].
 
+use crate::Invalid;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
@@ -382,34 +383,59 @@ pub fn is_label_value(s: &str) -> bool {
 }
 
 /// Check one listener id (also usable for keys found through `listenersFrom`).
-pub fn validate_listener_id(id: &str) -> Result<(), String> {
+pub fn validate_listener_id(id: &str) -> Result<(), BadListenerId> {
     if id.is_empty() {
-        return Err("is empty: give every listener a non-empty id".to_string());
+        return Err(BadListenerId::Empty);
     }
     if !is_label_value(id) {
-        return Err(format!(
-            "{id:?} is not a valid listener id: use at most {MAX_LISTENER_ID_LEN} characters \
-             from [A-Za-z0-9._-], starting and ending with a letter or digit"
-        ));
+        return Err(BadListenerId::NotALabelValue(id.to_string()));
     }
     Ok(())
 }
 
+/// What is wrong with a listener id; shown after the place that holds it
+/// (`spec.listeners[0].id is empty: …`, `Secret accounts key "-a" is not …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadListenerId {
+    /// The id is empty.
+    Empty,
+    /// The id (quoted when shown) is not a label value.
+    NotALabelValue(String),
+}
+
+impl std::fmt::Display for BadListenerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadListenerId::Empty => f.write_str("is empty: give every listener a non-empty id"),
+            BadListenerId::NotALabelValue(id) => write!(
+                f,
+                "{id:?} is not a valid listener id: use at most {MAX_LISTENER_ID_LEN} characters \
+                 from [A-Za-z0-9._-], starting and ending with a letter or digit"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BadListenerId {}
+
 /// Check a ListenerSet's name: it is stored as the [`LISTENERSET_LABEL`] value on Leases.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), Invalid> {
     if is_label_value(name) {
         Ok(())
     } else {
-        Err(format!(
-            "ListenerSet name {name:?} must be a valid label value (at most 63 characters \
+        Err(Invalid::at(
+            "metadata.name",
+            format!(
+                "ListenerSet name {name:?} must be a valid label value (at most 63 characters \
              from [A-Za-z0-9._-], starting and ending with a letter or digit); rename it"
+            ),
         ))
     }
 }
 
 /// Check a spec for the mistakes a user can make. Every message names the field and says
 /// what to fix; all problems are reported, not just the first.
-pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
+pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<Invalid>> {
     let mut errors = Vec::new();
 
     check_selector(&spec.selector, &mut errors);
@@ -419,15 +445,18 @@ pub fn validate(spec: &ListenerSetSpec) -> Result<(), Vec<String>> {
         check_listeners_from(from, &mut errors);
     }
     if spec.max_per_pod < 0 {
-        errors.push(format!(
-            "spec.maxPerPod is {}: use 0 for no limit or a positive number",
-            spec.max_per_pod
+        errors.push(Invalid::new(
+            "spec.maxPerPod",
+            format!("is {}: use 0 for no limit or a positive number", spec.max_per_pod),
         ));
     }
     if spec.lease_duration_seconds < 1 {
-        errors.push(format!(
-            "spec.leaseDurationSeconds is {}: set it to at least 1 (default {})",
-            spec.lease_duration_seconds, DEFAULT_LEASE_DURATION_SECONDS
+        errors.push(Invalid::new(
+            "spec.leaseDurationSeconds",
+            format!(
+                "is {}: set it to at least 1 (default {})",
+                spec.lease_duration_seconds, DEFAULT_LEASE_DURATION_SECONDS
+            ),
         ));
     }
 
@@ -450,49 +479,61 @@ fn selector_is_empty(sel: &LabelSelector) -> bool {
 }
 
 /// The problems of `spec.selector`: empty, or an expression whose values do not fit its operator.
-fn check_selector(sel: &LabelSelector, errors: &mut Vec<String>) {
+fn check_selector(sel: &LabelSelector, errors: &mut Vec<Invalid>) {
     if selector_is_empty(sel) {
-        errors.push(
-            "spec.selector is empty and would select every pod in the namespace: set \
-             matchLabels or matchExpressions to the pods that run the baton agent"
-                .to_string(),
-        );
+        errors.push(Invalid::new(
+            "spec.selector",
+            "is empty and would select every pod in the namespace: set \
+             matchLabels or matchExpressions to the pods that run the baton agent",
+        ));
     }
     for (i, expr) in sel.match_expressions.iter().flatten().enumerate() {
         let values = expr.values.as_ref().map_or(0, |v| v.len());
         match expr.operator.as_str() {
-            "In" | "NotIn" if values == 0 => errors.push(format!(
-                "spec.selector.matchExpressions[{i}] (key {:?}) uses operator {} without \
+            "In" | "NotIn" if values == 0 => errors.push(Invalid::new(
+                format!("spec.selector.matchExpressions[{i}]"),
+                format!(
+                    "(key {:?}) uses operator {} without \
                  values: list at least one value",
-                expr.key, expr.operator
+                    expr.key, expr.operator
+                ),
             )),
-            "Exists" | "DoesNotExist" if values > 0 => errors.push(format!(
-                "spec.selector.matchExpressions[{i}] (key {:?}) uses operator {} with values: \
+            "Exists" | "DoesNotExist" if values > 0 => errors.push(Invalid::new(
+                format!("spec.selector.matchExpressions[{i}]"),
+                format!(
+                    "(key {:?}) uses operator {} with values: \
                  remove the values",
-                expr.key, expr.operator
+                    expr.key, expr.operator
+                ),
             )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => errors.push(format!(
-                "spec.selector.matchExpressions[{i}] has unknown operator {other:?}: use In, \
+            other => errors.push(Invalid::new(
+                format!("spec.selector.matchExpressions[{i}]"),
+                format!(
+                    "has unknown operator {other:?}: use In, \
                  NotIn, Exists or DoesNotExist"
+                ),
             )),
         }
     }
 }
 
 /// The problems of `spec.listeners`: bad or duplicate ids, config references that name nothing.
-fn check_listeners(listeners: &[Listener], errors: &mut Vec<String>) {
+fn check_listeners(listeners: &[Listener], errors: &mut Vec<Invalid>) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, listener) in listeners.iter().enumerate() {
         if let Err(e) = validate_listener_id(&listener.id) {
-            errors.push(format!("spec.listeners[{i}].id {e}"));
+            errors.push(Invalid::new(format!("spec.listeners[{i}].id"), e.to_string()));
         }
         if !listener.id.is_empty() {
             if let Some(first) = seen.get(listener.id.as_str()) {
-                errors.push(format!(
-                    "spec.listeners[{i}].id {:?} duplicates spec.listeners[{first}].id: \
+                errors.push(Invalid::new(
+                    format!("spec.listeners[{i}].id"),
+                    format!(
+                        "{:?} duplicates spec.listeners[{first}].id: \
                      listener ids must be unique, rename or remove one",
-                    listener.id
+                        listener.id
+                    ),
                 ));
             } else {
                 seen.insert(&listener.id, i);
@@ -500,15 +541,17 @@ fn check_listeners(listeners: &[Listener], errors: &mut Vec<String>) {
         }
         if let Some(config) = &listener.config_ref {
             if config.secret_key_ref.name.is_empty() {
-                errors.push(format!(
-                    "spec.listeners[{i}].configRef.secretKeyRef.name is empty: name the Secret \
-                     that holds the listener's config"
+                errors.push(Invalid::new(
+                    format!("spec.listeners[{i}].configRef.secretKeyRef.name"),
+                    "is empty: name the Secret \
+                     that holds the listener's config",
                 ));
             }
             if config.secret_key_ref.key.is_empty() {
-                errors.push(format!(
-                    "spec.listeners[{i}].configRef.secretKeyRef.key is empty: name the key in \
-                     the Secret"
+                errors.push(Invalid::new(
+                    format!("spec.listeners[{i}].configRef.secretKeyRef.key"),
+                    "is empty: name the key in \
+                     the Secret",
                 ));
             }
         }
@@ -516,24 +559,27 @@ fn check_listeners(listeners: &[Listener], errors: &mut Vec<String>) {
 }
 
 /// The problems of `spec.listenersFrom`: not exactly one source, or one that names nothing.
-fn check_listeners_from(from: &ListenersFrom, errors: &mut Vec<String>) {
+fn check_listeners_from(from: &ListenersFrom, errors: &mut Vec<Invalid>) {
     match (&from.secret_ref, &from.secret_selector) {
-        (Some(r), None) if r.name.is_empty() => errors.push(
-            "spec.listenersFrom.secretRef.name is empty: name the Secret whose keys are \
-             the listener ids, or remove listenersFrom"
-                .to_string(),
-        ),
+        (Some(r), None) if r.name.is_empty() => errors.push(Invalid::new(
+            "spec.listenersFrom.secretRef.name",
+            "is empty: name the Secret whose keys are \
+             the listener ids, or remove listenersFrom",
+        )),
         (Some(_), None) => {}
         (None, Some(sel)) => {
             if selector_is_empty(sel) {
-                errors.push(
-                    "spec.listenersFrom.secretSelector is empty and would take every Secret of the \
-                     namespace: set matchLabels or matchExpressions"
-                        .to_string(),
-                );
+                errors.push(Invalid::new(
+                    "spec.listenersFrom.secretSelector",
+                    "is empty and would take every Secret of the \
+                     namespace: set matchLabels or matchExpressions",
+                ));
             }
         }
-        _ => errors.push("spec.listenersFrom needs exactly one of secretRef and secretSelector".to_string()),
+        _ => errors.push(Invalid::new(
+            "spec.listenersFrom",
+            "needs exactly one of secretRef and secretSelector",
+        )),
     }
 }
 

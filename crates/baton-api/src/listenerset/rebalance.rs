@@ -2,6 +2,7 @@
 //! the pods' loads may differ, and how many listeners may be on the move at once; the
 //! `baton.dev/listener-weight` pod annotation; and `status.rebalance`.
 
+use crate::Invalid;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -90,30 +91,39 @@ fn default_min_residence_seconds() -> i32 {
 
 impl RebalanceSpec {
     /// `maxConcurrentMoves` as a count for a set of `listeners` listeners (at least 1).
-    pub fn max_moves(&self, listeners: usize) -> Result<u32, String> {
+    pub fn max_moves(&self, listeners: usize) -> Result<u32, Invalid> {
         let total = i32::try_from(listeners).unwrap_or(i32::MAX);
         let n = crate::rollout::scaled_value(&self.max_concurrent_moves, total, true).map_err(|e| {
-            format!("spec.rebalance.maxConcurrentMoves {e}: use a count like 20 or a percentage like \"10%\"")
+            Invalid::new(
+                "spec.rebalance.maxConcurrentMoves",
+                format!("{e}: use a count like 20 or a percentage like \"10%\""),
+            )
         })?;
         Ok(u32::try_from(n.max(1)).unwrap_or(1))
     }
 
     /// The mistakes a user can make here, each naming the field.
-    pub fn problems(&self) -> Vec<String> {
+    pub fn problems(&self) -> Vec<Invalid> {
         let mut errors = Vec::new();
         if self.max_skew < 1 {
-            errors.push(format!(
-                "spec.rebalance.maxSkew is {}: set it to at least 1 (default {DEFAULT_MAX_SKEW})",
-                self.max_skew
+            errors.push(Invalid::new(
+                "spec.rebalance.maxSkew",
+                format!(
+                    "is {}: set it to at least 1 (default {DEFAULT_MAX_SKEW})",
+                    self.max_skew
+                ),
             ));
         }
         if let Err(e) = self.max_moves(1) {
             errors.push(e);
         }
         if self.min_residence_seconds < 0 {
-            errors.push(format!(
-                "spec.rebalance.minResidenceSeconds is {}: use 0 or more (default {DEFAULT_MIN_RESIDENCE_SECONDS})",
-                self.min_residence_seconds
+            errors.push(Invalid::new(
+                "spec.rebalance.minResidenceSeconds",
+                format!(
+                    "is {}: use 0 or more (default {DEFAULT_MIN_RESIDENCE_SECONDS})",
+                    self.min_residence_seconds
+                ),
             ));
         }
         errors
@@ -188,7 +198,7 @@ mod tests {
         };
         let problems = spec.problems();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("maxConcurrentMoves")));
-        assert!(problems.iter().any(|p| p.contains("maxSkew")));
+        assert!(problems.iter().any(|p| p.path == "spec.rebalance.maxConcurrentMoves"));
+        assert!(problems.iter().any(|p| p.path == "spec.rebalance.maxSkew"));
     }
 }

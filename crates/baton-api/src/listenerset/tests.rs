@@ -136,7 +136,11 @@ fn validate_reports_every_problem() {
     });
     s.max_per_pod = -1;
     s.lease_duration_seconds = 0;
-    let errors = validate(&s).unwrap_err();
+    let errors = validate(&s)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
     assert!(has("spec.selector is empty"), "{errors:#?}");
     assert!(has(
@@ -156,7 +160,11 @@ fn validate_reports_every_problem() {
 fn listeners_from_takes_exactly_one_source_and_a_selector_that_selects() {
     let mut s = spec();
     s.listeners_from = Some(ListenersFrom::default());
-    let errors = validate(&s).unwrap_err();
+    let errors = validate(&s)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     assert_eq!(
         errors,
         vec!["spec.listenersFrom needs exactly one of secretRef and secretSelector".to_string()]
@@ -170,7 +178,11 @@ fn listeners_from_takes_exactly_one_source_and_a_selector_that_selects() {
         secret_ref: None,
         secret_selector: Some(LabelSelector::default()),
     });
-    let errors = validate(&s).unwrap_err();
+    let errors = validate(&s)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     assert!(errors[0].contains("secretSelector is empty"), "{errors:?}");
     s.listeners_from = Some(ListenersFrom {
         secret_ref: None,
@@ -211,7 +223,11 @@ fn validate_checks_selector_expressions() {
             },
         ]),
     };
-    let errors = validate(&s).unwrap_err();
+    let errors = validate(&s)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(errors[0].contains("without values"));
     assert!(errors[1].contains("remove the values"));

@@ -3,6 +3,7 @@
 //! refused (CEL), so no spec silently loses a gate it asked for. The semantics are in
 //! docs/rollouts.md ("Checks").
 
+use crate::Invalid;
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -256,99 +257,123 @@ pub const CHECK_NAMES_UNIQUE_RULE: &str =
     "!has(self.checks) || self.checks.all(c, self.checks.exists_one(d, d.name == c.name))";
 
 /// What the schema and CEL check, plus the URL's scheme and placeholders.
-pub fn validate_checks(checks: &[Check], errors: &mut Vec<String>) {
+pub fn validate_checks(checks: &[Check], errors: &mut Vec<Invalid>) {
     if checks.len() > MAX_CHECKS {
-        errors.push(format!("spec.checks has {} checks; at most {MAX_CHECKS}", checks.len()));
+        errors.push(Invalid::new(
+            "spec.checks",
+            format!("has {} checks; at most {MAX_CHECKS}", checks.len()),
+        ));
     }
     let mut names = std::collections::BTreeSet::new();
     for (i, c) in checks.iter().enumerate() {
         let at = format!("spec.checks[{i}]");
         if !names.insert(c.name.as_str()) {
-            errors.push(format!(
-                "{at}: another check is named {:?}; give each check its own name",
-                c.name
+            errors.push(Invalid::at(
+                at.to_string(),
+                format!("another check is named {:?}; give each check its own name", c.name),
             ));
         }
         if !(1..=100).contains(&c.count) {
-            errors.push(format!("{at}.count is {}; use 1..100", c.count));
+            errors.push(Invalid::new(
+                format!("{at}.count"),
+                format!("is {}; use 1..100", c.count),
+            ));
         }
         if c.failure_limit < 0 || c.failure_limit >= c.count {
-            errors.push(format!(
-                "{at}.failureLimit is {}; use 0..{} (below count)",
-                c.failure_limit,
-                (c.count - 1).max(0)
+            errors.push(Invalid::new(
+                format!("{at}.failureLimit"),
+                format!("is {}; use 0..{} (below count)", c.failure_limit, (c.count - 1).max(0)),
             ));
         }
         if !(0..=3600).contains(&c.interval_seconds) {
-            errors.push(format!("{at}.intervalSeconds is {}; use 0..3600", c.interval_seconds));
+            errors.push(Invalid::new(
+                format!("{at}.intervalSeconds"),
+                format!("is {}; use 0..3600", c.interval_seconds),
+            ));
         }
         match (&c.http, &c.job, &c.prometheus) {
-            (None, None, None) => errors.push(format!(
-                "{at} ({}) has no kind; give it http, job or prometheus",
-                c.name
+            (None, None, None) => errors.push(Invalid::new(
+                at.to_string(),
+                format!("({}) has no kind; give it http, job or prometheus", c.name),
             )),
             (Some(h), None, None) => validate_http(&at, h, errors),
             (None, Some(j), None) => super::hooks::validate_job(&format!("{at}.job"), j, errors),
             (None, None, Some(p)) => validate_prometheus(&at, p, errors),
-            _ => errors.push(format!(
-                "{at} ({}) has more than one kind; give it one of http, job and prometheus",
-                c.name
+            _ => errors.push(Invalid::new(
+                at.to_string(),
+                format!(
+                    "({}) has more than one kind; give it one of http, job and prometheus",
+                    c.name
+                ),
             )),
         }
     }
 }
 
 /// `url` is http(s) (`field` names it in messages).
-fn validate_scheme(field: &str, url: &str, errors: &mut Vec<String>) {
+fn validate_scheme(field: &str, url: &str, errors: &mut Vec<Invalid>) {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        errors.push(format!("{field} {url:?} must start with http:// or https://"));
+        errors.push(Invalid::new(
+            field.to_string(),
+            format!("{url:?} must start with http:// or https://"),
+        ));
     }
 }
 
 /// Every `{{…}}` in `text` is a known placeholder (`field` names it in messages).
-fn validate_placeholders(field: &str, text: &str, errors: &mut Vec<String>) {
+fn validate_placeholders(field: &str, text: &str, errors: &mut Vec<Invalid>) {
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
         let tail = &rest[start..];
         let end = tail.find("}}").map_or(tail.len(), |e| e + 2);
         let word = &tail[..end];
         if !placeholders::ALL.contains(&word) {
-            errors.push(format!(
-                "{field} uses {word:?}; the placeholders are {}",
-                placeholders::ALL.join(", ")
+            errors.push(Invalid::new(
+                field.to_string(),
+                format!("uses {word:?}; the placeholders are {}", placeholders::ALL.join(", ")),
             ));
         }
         rest = &tail[end..];
     }
 }
 
-fn validate_prometheus(at: &str, p: &PrometheusCheck, errors: &mut Vec<String>) {
+fn validate_prometheus(at: &str, p: &PrometheusCheck, errors: &mut Vec<Invalid>) {
     validate_scheme(&format!("{at}.prometheus.address"), &p.address, errors);
     validate_placeholders(&format!("{at}.prometheus.query"), &p.query, errors);
     if let Err(e) = Threshold::parse(&p.condition) {
-        errors.push(format!("{at}.prometheus.{e}"));
+        errors.push(Invalid::new(
+            format!("{at}.prometheus.condition"),
+            e.strip_prefix("condition ").unwrap_or(&e),
+        ));
     }
     if !(1..=300).contains(&p.timeout_seconds) {
-        errors.push(format!(
-            "{at}.prometheus.timeoutSeconds is {}; use 1..300",
-            p.timeout_seconds
+        errors.push(Invalid::new(
+            format!("{at}.prometheus.timeoutSeconds"),
+            format!("is {}; use 1..300", p.timeout_seconds),
         ));
     }
     if p.secret_ref.as_ref().is_some_and(|s| s.name.is_empty()) {
-        errors.push(format!("{at}.prometheus.secretRef.name is empty; name a Secret"));
+        errors.push(Invalid::new(
+            format!("{at}.prometheus.secretRef.name"),
+            "is empty; name a Secret",
+        ));
     }
 }
 
-fn validate_http(at: &str, h: &HttpCheck, errors: &mut Vec<String>) {
+fn validate_http(at: &str, h: &HttpCheck, errors: &mut Vec<Invalid>) {
     validate_scheme(&format!("{at}.http.url"), &h.url, errors);
     validate_placeholders(&format!("{at}.http.url"), &h.url, errors);
     if !(1..=300).contains(&h.timeout_seconds) {
-        errors.push(format!("{at}.http.timeoutSeconds is {}; use 1..300", h.timeout_seconds));
+        errors.push(Invalid::new(
+            format!("{at}.http.timeoutSeconds"),
+            format!("is {}; use 1..300", h.timeout_seconds),
+        ));
     }
     for s in &h.expected_status {
         if !(100..=599).contains(s) {
-            errors.push(format!(
-                "{at}.http.expectedStatus has {s}; use HTTP status codes 100..599"
+            errors.push(Invalid::new(
+                format!("{at}.http.expectedStatus"),
+                format!("has {s}; use HTTP status codes 100..599"),
             ));
         }
     }

@@ -8,6 +8,7 @@
 //! would push the CRD past the 262,144-byte limit of client-side `kubectl apply`. The API server
 //! validates the template when the controller creates the Job; its 422 becomes `InvalidSpec`.
 
+use crate::Invalid;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -103,24 +104,29 @@ fn job_pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schem
 }
 
 /// What the schema checks, for the controller's own validation.
-pub fn validate_job(at: &str, job: &JobTemplate, errors: &mut Vec<String>) {
+pub fn validate_job(at: &str, job: &JobTemplate, errors: &mut Vec<Invalid>) {
     if !(0..=10).contains(&job.backoff_limit()) {
-        errors.push(format!("{at}.backoffLimit is {}; use 0..10", job.backoff_limit()));
+        errors.push(Invalid::new(
+            format!("{at}.backoffLimit"),
+            format!("is {}; use 0..10", job.backoff_limit()),
+        ));
     }
     if job.active_deadline_seconds() < 1 {
-        errors.push(format!(
-            "{at}.activeDeadlineSeconds is {}; use 1 or more",
-            job.active_deadline_seconds()
+        errors.push(Invalid::new(
+            format!("{at}.activeDeadlineSeconds"),
+            format!("is {}; use 1 or more", job.active_deadline_seconds()),
         ));
     }
     match &job.template.spec {
-        None => errors.push(format!(
-            "{at}.template.spec is missing; give the Job's pod its containers"
+        None => errors.push(Invalid::new(
+            format!("{at}.template.spec"),
+            "is missing; give the Job's pod its containers",
         )),
         Some(spec) => {
             if spec.containers.is_empty() {
-                errors.push(format!(
-                    "{at}.template.spec.containers is empty; give the Job's pod a container"
+                errors.push(Invalid::new(
+                    format!("{at}.template.spec.containers"),
+                    "is empty; give the Job's pod a container",
                 ));
             }
             if let Some(p) = spec
@@ -128,8 +134,9 @@ pub fn validate_job(at: &str, job: &JobTemplate, errors: &mut Vec<String>) {
                 .as_deref()
                 .filter(|p| !matches!(*p, "Never" | "OnFailure"))
             {
-                errors.push(format!(
-                    "{at}.template.spec.restartPolicy is {p:?}; a Job's pod needs Never or OnFailure"
+                errors.push(Invalid::new(
+                    format!("{at}.template.spec.restartPolicy"),
+                    format!("is {p:?}; a Job's pod needs Never or OnFailure"),
                 ));
             }
         }
@@ -137,7 +144,7 @@ pub fn validate_job(at: &str, job: &JobTemplate, errors: &mut Vec<String>) {
 }
 
 /// Validates `spec.hooks`.
-pub fn validate_hooks(hooks: &Hooks, errors: &mut Vec<String>) {
+pub fn validate_hooks(hooks: &Hooks, errors: &mut Vec<Invalid>) {
     if let Some(h) = &hooks.pre_rollout {
         validate_job("spec.hooks.preRollout", h, errors);
     }

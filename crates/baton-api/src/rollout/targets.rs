@@ -4,6 +4,7 @@
 //! The names are checked against the Rollout's instances by the planner (it knows the name and
 //! the replicas); the schema bounds the list and CEL keeps `batch` within `strategy.batches`.
 
+use crate::Invalid;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -28,32 +29,38 @@ pub const TARGETS_WITHIN_BATCHES_RULE: &str =
 
 /// What the schema and CEL check, for the controller too: batch indexes and non-empty lists,
 /// no instance named twice. `batches` is the number of written batches.
-pub fn validate_targets(targets: &[BatchTarget], batches: usize, errors: &mut Vec<String>) {
+pub fn validate_targets(targets: &[BatchTarget], batches: usize, errors: &mut Vec<Invalid>) {
     let max = batches.max(1);
     let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for (i, t) in targets.iter().enumerate() {
         if t.batch < 1 || usize::try_from(t.batch).is_ok_and(|b| b > max) {
-            errors.push(format!(
-                "spec.strategy.targets[{i}].batch is {}; name one of the {max} batches of spec.strategy.batches (1..{max})",
-                t.batch
+            errors.push(Invalid::new(
+                format!("spec.strategy.targets[{i}].batch"),
+                format!(
+                    "is {}; name one of the {max} batches of spec.strategy.batches (1..{max})",
+                    t.batch
+                ),
             ));
         }
         if t.instances.is_empty() {
-            errors.push(format!(
-                "spec.strategy.targets[{i}].instances is empty; name the instances of batch {}",
-                t.batch
+            errors.push(Invalid::new(
+                format!("spec.strategy.targets[{i}].instances"),
+                format!("is empty; name the instances of batch {}", t.batch),
             ));
         }
         if t.instances.len() > MAX_TARGET_INSTANCES {
-            errors.push(format!(
-                "spec.strategy.targets[{i}].instances names {} instances; at most {MAX_TARGET_INSTANCES}",
-                t.instances.len()
+            errors.push(Invalid::new(
+                format!("spec.strategy.targets[{i}].instances"),
+                format!("names {} instances; at most {MAX_TARGET_INSTANCES}", t.instances.len()),
             ));
         }
-        for instance in &t.instances {
+        for (j, instance) in t.instances.iter().enumerate() {
             if let Some(first) = seen.insert(instance.as_str(), i) {
-                errors.push(format!(
-                    "instance {instance} is named by both spec.strategy.targets[{first}] and spec.strategy.targets[{i}]; keep one"
+                errors.push(Invalid::new(
+                    format!("spec.strategy.targets[{i}].instances[{j}]"),
+                    format!(
+                        "({instance}) is named by both spec.strategy.targets[{first}] and spec.strategy.targets[{i}]; keep one"
+                    ),
                 ));
             }
         }

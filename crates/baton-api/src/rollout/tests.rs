@@ -140,7 +140,11 @@ fn validate_reports_what_to_fix() {
             version: "".into(),
         },
     ];
-    let errors = validate(&spec).unwrap_err();
+    let errors = validate(&spec)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     let all = errors.join("\n");
     assert!(all.contains("spec.replicas is -1"), "{all}");
     assert!(all.contains("batches[1]"), "{all}");
@@ -156,10 +160,18 @@ fn validate_reports_what_to_fix() {
 fn validate_checks_selector_against_template() {
     let mut spec = sample_spec();
     spec.selector.match_labels = Some([("app".to_string(), "other".to_string())].into());
-    let errors = validate(&spec).unwrap_err();
+    let errors = validate(&spec)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     assert!(errors[0].contains("does not match"));
     spec.selector.match_labels = None;
-    let errors = validate(&spec).unwrap_err();
+    let errors = validate(&spec)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     assert!(errors[0].contains("selector is empty"));
 }
 
@@ -251,7 +263,11 @@ fn validate_reports_what_to_fix_in_hooks_and_job_checks() {
         failure_limit: 0,
         interval_seconds: 2,
     }];
-    let errors = validate(&spec).unwrap_err();
+    let errors = validate(&spec)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
     for expected in [
         "spec.hooks.preRollout.backoffLimit is 11; use 0..10",
         "spec.hooks.preRollout.template.spec.restartPolicy is \"Always\"; a Job's pod needs Never or OnFailure",

@@ -7,6 +7,7 @@
 //! makes carry the Deployment template's labels plus the Rollout's own, and are owned by the
 //! Rollout, so the Deployment's ReplicaSets never adopt them.
 
+use crate::Invalid;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -106,26 +107,50 @@ pub fn template_is_unset(template: &PodTemplateSpec) -> bool {
     template.metadata.is_none() && template.spec.is_none()
 }
 
+/// [`ONE_OF_MESSAGE`] as a mistake of `spec.template` (the message names both fields).
+fn one_of() -> Invalid {
+    let reason = ONE_OF_MESSAGE.strip_prefix("spec.template ").unwrap_or(ONE_OF_MESSAGE);
+    Invalid::new("spec.template", reason)
+}
+
+/// [`NOT_BOTH_MESSAGE`] as a mistake of `spec.template` (the message names both fields).
+fn not_both() -> Invalid {
+    let reason = NOT_BOTH_MESSAGE
+        .strip_prefix("spec.template ")
+        .unwrap_or(NOT_BOTH_MESSAGE);
+    Invalid::new("spec.template", reason)
+}
+
 /// `spec.workloadRef` against `spec.template`, as the CEL rules and the schema check them (the
 /// Deployment's own template is checked by the planner, which reads it).
-pub fn validate_workload_ref(workload_ref: Option<&WorkloadRef>, template: &PodTemplateSpec, errors: &mut Vec<String>) {
+pub fn validate_workload_ref(
+    workload_ref: Option<&WorkloadRef>,
+    template: &PodTemplateSpec,
+    errors: &mut Vec<Invalid>,
+) {
     let Some(w) = workload_ref else {
         if template_is_unset(template) {
-            errors.push(ONE_OF_MESSAGE.into());
+            errors.push(one_of());
         }
         return;
     };
     if !template_is_unset(template) {
-        errors.push(NOT_BOTH_MESSAGE.into());
+        errors.push(not_both());
     }
     if w.api_version != DEPLOYMENT_API_VERSION || w.kind != DEPLOYMENT_KIND {
-        errors.push(format!(
-            "spec.workloadRef is {} {}: only {DEPLOYMENT_API_VERSION} {DEPLOYMENT_KIND} is supported",
-            w.api_version, w.kind
+        errors.push(Invalid::new(
+            "spec.workloadRef",
+            format!(
+                "is {} {}: only {DEPLOYMENT_API_VERSION} {DEPLOYMENT_KIND} is supported",
+                w.api_version, w.kind
+            ),
         ));
     }
     if w.name.trim().is_empty() {
-        errors.push("spec.workloadRef.name is empty; name the Deployment to take the pod template from".into());
+        errors.push(Invalid::new(
+            "spec.workloadRef.name",
+            "is empty; name the Deployment to take the pod template from",
+        ));
     }
 }
 
@@ -156,21 +181,35 @@ mod tests {
     fn exactly_one_of_template_and_workload_ref() {
         let mut both = with_ref(DEPLOYMENT_KIND, "web");
         both.template = sample_spec().template;
-        assert_eq!(validate(&both), Err(vec![NOT_BOTH_MESSAGE.to_string()]));
+        assert_eq!(
+            validate(&both).map_err(|e| e[0].to_string()),
+            Err(NOT_BOTH_MESSAGE.to_string())
+        );
         let mut neither = sample_spec();
         neither.template = PodTemplateSpec::default();
-        assert_eq!(validate(&neither), Err(vec![ONE_OF_MESSAGE.to_string()]));
+        assert_eq!(
+            validate(&neither).map_err(|e| e[0].to_string()),
+            Err(ONE_OF_MESSAGE.to_string())
+        );
     }
 
     #[test]
     fn only_a_deployment_is_supported() {
-        let errors = validate(&with_ref("StatefulSet", "web")).unwrap_err();
+        let errors = validate(&with_ref("StatefulSet", "web"))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         assert_eq!(
             errors,
             ["spec.workloadRef is apps/v1 StatefulSet: only apps/v1 Deployment is supported"]
         );
         assert!(!with_ref("StatefulSet", "web").workload_ref.unwrap().is_supported());
-        let errors = validate(&with_ref(DEPLOYMENT_KIND, " ")).unwrap_err();
+        let errors = validate(&with_ref(DEPLOYMENT_KIND, " "))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         assert!(errors[0].contains("spec.workloadRef.name is empty"), "{errors:?}");
     }
 

@@ -17,6 +17,7 @@ use super::Finding;
 use crate::api::listenerset::ListenerSet;
 use crate::api::rollout::Rollout;
 use crate::api::{API_VERSION, LISTENERSET_PLURAL, ROLLOUT_PLURAL};
+use crate::rollout::planner::undecodable;
 use crate::session::CliError;
 
 /// What kube-apiserver says before the unknown fields of a strict create (after the kind and
@@ -166,15 +167,11 @@ impl Validator {
         let rollout: Rollout = match serde_json::from_value(accepted) {
             Ok(r) => r,
             // The controller's words for a stored Rollout it cannot read.
-            Err(e) => {
-                return vec![Finding::plain(format!(
-                    "the stored Rollout does not decode ({e}); set each field within its range and apply again"
-                ))]
-            }
+            Err(e) => return vec![Finding::plain(undecodable(&e.to_string()).to_string())],
         };
         let mut findings: Vec<Finding> = controller::rollout_problems(&rollout.name_any(), &rollout.spec)
-            .into_iter()
-            .map(Finding::plain)
+            .iter()
+            .map(|p| Finding::plain(p.to_string()))
             .collect();
         for made in controller::made_objects(&rollout, namespace) {
             findings.extend(self.made(&made).await);
@@ -216,8 +213,8 @@ fn manifest(object: &Map<String, Value>) -> Value {
 fn listenerset(accepted: Value) -> Vec<Finding> {
     match serde_json::from_value::<ListenerSet>(accepted) {
         Ok(set) => controller::listenerset_problems(&set.name_any(), &set.spec)
-            .into_iter()
-            .map(Finding::plain)
+            .iter()
+            .map(|p| Finding::plain(p.to_string()))
             .collect(),
         Err(e) => vec![Finding::plain(format!("the stored ListenerSet does not decode ({e})"))],
     }

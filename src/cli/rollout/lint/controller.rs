@@ -21,6 +21,7 @@ use super::Finding;
 use crate::api::listenerset::{self, is_label_value, ListenerSetSpec};
 use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
 use crate::api::rollout::{labels, validate, workload_ref, JobTemplate, Rollout, RolloutSpec, MAX_REPLICAS};
+use crate::api::Invalid;
 use crate::rollout::controller::build_pod;
 use crate::rollout::jobs::build_job;
 use crate::rollout::planner::{
@@ -31,7 +32,7 @@ use crate::rollout::planner::{
 /// What the Rollout planner would report as an invalid spec, in its words, except what needs
 /// the cluster (see the module's documentation): its own checks, with every pinned version taken
 /// to be in the history.
-pub fn rollout_problems(name: &str, spec: &RolloutSpec) -> Vec<String> {
+pub fn rollout_problems(name: &str, spec: &RolloutSpec) -> Vec<Invalid> {
     let mut errors = validate(spec).err().unwrap_or_default();
     let replicas = spec.replicas.clamp(0, MAX_REPLICAS);
     errors.extend(long_instance_names(name, replicas));
@@ -47,8 +48,8 @@ pub fn rollout_problems(name: &str, spec: &RolloutSpec) -> Vec<String> {
 }
 
 /// What the ListenerSet reconciler would report as an invalid spec.
-pub fn listenerset_problems(name: &str, spec: &ListenerSetSpec) -> Vec<String> {
-    let mut errors: Vec<String> = listenerset::validate_name(name).err().into_iter().collect();
+pub fn listenerset_problems(name: &str, spec: &ListenerSetSpec) -> Vec<Invalid> {
+    let mut errors: Vec<Invalid> = listenerset::validate_name(name).err().into_iter().collect();
     errors.extend(listenerset::validate(spec).err().unwrap_or_default());
     errors
 }
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_valid_spec_has_no_problems() {
-        assert_eq!(rollout_problems("web", &spec(json!({}))), Vec::<String>::new());
+        assert_eq!(rollout_problems("web", &spec(json!({}))), Vec::new());
     }
 
     #[test]
@@ -230,7 +231,7 @@ mod tests {
             "pins": [{"instances": ["web-1", "web-7"], "version": "v0"}],
             "strategy": {"batches": [1, "100%"], "targets": [{"batch": 1, "instances": ["web-1"]}]},
         }));
-        let problems = rollout_problems("web", &s);
+        let problems: Vec<String> = rollout_problems("web", &s).iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("spec.pins[0] names instance \"web-7\", which is not one of web-0 .. web-2"));
         assert!(problems[1].starts_with("spec.strategy.targets[0] names instance web-1, which spec.pins holds"));
@@ -239,7 +240,9 @@ mod tests {
     #[test]
     fn long_names_make_instance_names_too_long() {
         let name = "a".repeat(62);
-        let problems = rollout_problems(&name, &spec(json!({"replicas": 10})));
+        let problems: Vec<String> = (rollout_problems(&name, &spec(json!({"replicas": 10}))).iter())
+            .map(ToString::to_string)
+            .collect();
         assert!(problems[0].contains("exceed 63 characters"), "{problems:?}");
     }
 

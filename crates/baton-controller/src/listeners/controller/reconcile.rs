@@ -301,7 +301,7 @@ async fn report_invalid_spec(
     if spec_errors.is_empty() {
         return Ok(false);
     }
-    let message = spec_errors.join("; ");
+    let message = crate::api::invalid::join(&spec_errors, "; ");
     let status = ListenerSetStatus {
         observed_generation: set.metadata.generation,
         conditions: vec![

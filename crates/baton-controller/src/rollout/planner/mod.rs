@@ -126,7 +126,7 @@ pub use requests::ActionRequests;
 pub use revisions::{effective_template, revision_data, revision_hash, RevisionInfo};
 pub use strategy::{batch_counts, budgets};
 pub use targets::target_slots;
-pub use validation::{long_instance_names, pin_slots, plan_undecodable};
+pub use validation::{long_instance_names, pin_slots, plan_undecodable, undecodable};
 pub use workload::{scale_down_target, ObservedWorkload, WorkloadRead};
 
 use observed::SlotPods;

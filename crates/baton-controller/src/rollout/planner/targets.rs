@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{parse_slot, Planner, RevisionInfo};
 use crate::api::rollout::{scaled_value, BatchTarget, RolloutStrategy};
+use crate::api::Invalid;
 
 /// The batches of a rollout: cumulative sizes, and for each the slots it must include
 /// (cumulative too).
@@ -85,7 +86,7 @@ pub(super) fn resolve(strategy: &RolloutStrategy, unpinned: &[i32], named: &BTre
 impl Planner<'_> {
     /// Slots named by `spec.strategy.targets`, per written batch, and every problem with the
     /// names: an instance that does not exist or is pinned.
-    pub(super) fn target_slots(&self, pins: &BTreeMap<i32, RevisionInfo>) -> (BTreeMap<usize, Vec<i32>>, Vec<String>) {
+    pub(super) fn target_slots(&self, pins: &BTreeMap<i32, RevisionInfo>) -> (BTreeMap<usize, Vec<i32>>, Vec<Invalid>) {
         target_slots(&self.input.name, self.replicas(), &self.spec.strategy.targets, |slot| {
             pins.contains_key(&slot)
         })
@@ -99,7 +100,7 @@ pub fn target_slots(
     replicas: i32,
     targets: &[BatchTarget],
     pinned: impl Fn(i32) -> bool,
-) -> (BTreeMap<usize, Vec<i32>>, Vec<String>) {
+) -> (BTreeMap<usize, Vec<i32>>, Vec<Invalid>) {
     let mut named: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (i, t) in targets.iter().enumerate() {
@@ -108,8 +109,11 @@ pub fn target_slots(
             match parse_slot(name, instance) {
                 Some(slot) if slot < replicas => {
                     if pinned(slot) {
-                        errors.push(format!(
-                            "spec.strategy.targets[{i}] names instance {instance}, which spec.pins holds on another version; unpin it or name another instance"
+                        errors.push(Invalid::new(
+                            format!("spec.strategy.targets[{i}]"),
+                            format!(
+                                "names instance {instance}, which spec.pins holds on another version; unpin it or name another instance"
+                            ),
                         ));
                     }
                     named.entry(batch).or_default().push(slot);
@@ -127,9 +131,12 @@ pub fn target_slots(
 }
 
 /// "`at` names instance "x", which is not one of web-0 .. web-2; fix the name or the replicas".
-pub(super) fn not_an_instance(name: &str, replicas: i32, at: &str, instance: &str) -> String {
-    format!(
-        "{at} names instance {instance:?}, which is not one of {name}-0 .. {name}-{}; fix the name or the replicas",
-        replicas - 1
+pub(super) fn not_an_instance(name: &str, replicas: i32, at: &str, instance: &str) -> Invalid {
+    Invalid::new(
+        at,
+        format!(
+            "names instance {instance:?}, which is not one of {name}-0 .. {name}-{}; fix the name or the replicas",
+            replicas - 1
+        ),
     )
 }

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::status::{conditions_at, gate_conditions, phase_change_event, Cond};
 use super::targets::not_an_instance;
 use super::{parse_slot, slot_name, EventType, Plan, PlanEvent, Planner, RevisionInfo};
+use crate::api::invalid::{self, Invalid};
 use crate::api::rollout::{
     reasons, selector_string, validate, ConditionStatus, ConditionType, EventReason, Pin, Reason, RolloutPhase,
     RolloutStatus,
@@ -16,14 +17,19 @@ use crate::api::rollout::{
 
 /// The problem with Rollout `name`'s instance names, if the last of `replicas` is longer than a
 /// label value may be.
-pub fn long_instance_names(name: &str, replicas: i32) -> Option<String> {
+pub fn long_instance_names(name: &str, replicas: i32) -> Option<Invalid> {
     let last = slot_name(name, (replicas - 1).max(0));
-    (last.len() > 63).then(|| format!("instance names like {last} exceed 63 characters; use a shorter Rollout name"))
+    (last.len() > 63).then(|| {
+        Invalid::at(
+            "metadata.name",
+            format!("instance names like {last} exceed 63 characters; use a shorter Rollout name"),
+        )
+    })
 }
 
 /// The slots pin `i` names among the `replicas` instances of Rollout `name`, and a problem for
 /// each instance it names that is not one of them.
-pub fn pin_slots(name: &str, replicas: i32, i: usize, pin: &Pin) -> (Vec<i32>, Vec<String>) {
+pub fn pin_slots(name: &str, replicas: i32, i: usize, pin: &Pin) -> (Vec<i32>, Vec<Invalid>) {
     let mut slots = Vec::new();
     let mut errors = Vec::new();
     for instance in &pin.instances {
@@ -38,7 +44,7 @@ pub fn pin_slots(name: &str, replicas: i32, i: usize, pin: &Pin) -> (Vec<i32>, V
 impl Planner<'_> {
     /// The pinned slots and their revisions, or every problem with the spec. `target` is the
     /// update revision, which pins of `spec.version` use.
-    pub(super) fn validate(&self, target: &RevisionInfo) -> Result<BTreeMap<i32, RevisionInfo>, Vec<String>> {
+    pub(super) fn validate(&self, target: &RevisionInfo) -> Result<BTreeMap<i32, RevisionInfo>, Vec<Invalid>> {
         let input = self.input;
         let spec = self.spec;
         let name = input.name.as_str();
@@ -62,14 +68,17 @@ impl Planner<'_> {
                 let mut versions: Vec<&str> = input.revisions.iter().map(|r| r.version.as_str()).collect();
                 versions.sort();
                 versions.dedup();
-                errors.push(format!(
-                    "spec.pins[{i}].version {:?} is not in the revision history (known: {}); pin one of those",
-                    pin.version,
-                    if versions.is_empty() {
-                        "none".to_string()
-                    } else {
-                        versions.join(", ")
-                    }
+                let known = if versions.is_empty() {
+                    "none".to_string()
+                } else {
+                    versions.join(", ")
+                };
+                errors.push(Invalid::new(
+                    format!("spec.pins[{i}].version"),
+                    format!(
+                        "{:?} is not in the revision history (known: {known}); pin one of those",
+                        pin.version
+                    ),
                 ));
             }
             let (slots, wrong) = pin_slots(name, self.replicas(), i, pin);
@@ -92,7 +101,7 @@ impl Planner<'_> {
     /// What the API server's refusal (422) of an object made from this spec says, and what to
     /// fix: the Job of a hook or `job` check (named in the message, as kube-apiserver names the
     /// object it refuses) comes from its template, anything else from the pod template.
-    fn refusal(&self, refused: &str, hash: &str) -> String {
+    fn refusal(&self, refused: &str, hash: &str) -> Invalid {
         use super::hooks::{check_job_name, hook_job_name};
         use crate::api::rollout::hooks::hook_names::{POST_ROLLOUT, PRE_ROLLOUT};
         let name = self.input.name.as_str();
@@ -103,8 +112,9 @@ impl Planner<'_> {
         ];
         for (hook, set) in hooks {
             if set && names(&hook_job_name(name, hash, hook)) {
-                return format!(
-                    "the API server refuses the Job of hook {hook}: {refused}; fix spec.hooks.{hook}.template"
+                return Invalid::at(
+                    format!("spec.hooks.{hook}.template"),
+                    format!("the API server refuses the Job of hook {hook}: {refused}; fix spec.hooks.{hook}.template"),
                 );
             }
         }
@@ -118,23 +128,32 @@ impl Planner<'_> {
                     && (phase == "bake" || (!phase.is_empty() && phase.bytes().all(|b| b.is_ascii_digit())))
             });
             if check.job.is_some() && named {
-                return format!(
-                    "the API server refuses the Job of check {}: {refused}; fix spec.checks[{i}].job.template",
-                    check.name
+                return Invalid::at(
+                    format!("spec.checks[{i}].job.template"),
+                    format!(
+                        "the API server refuses the Job of check {}: {refused}; fix spec.checks[{i}].job.template",
+                        check.name
+                    ),
                 );
             }
         }
         match self.workload() {
-            Some(d) => format!(
-                "the API server refuses the pods of this spec: {refused}; fix the pod template of Deployment {} or spec.version",
-                d.name
+            Some(d) => Invalid::at(
+                "spec.workloadRef",
+                format!(
+                    "the API server refuses the pods of this spec: {refused}; fix the pod template of Deployment {} or spec.version",
+                    d.name
+                ),
             ),
-            None => format!("the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"),
+            None => Invalid::at(
+                "spec.template",
+                format!("the API server refuses the pods of this spec: {refused}; fix spec.template or spec.version"),
+            ),
         }
     }
 
     /// The plan for an invalid spec: report, move nothing.
-    pub(super) fn invalid(mut self, errors: Vec<String>) -> Plan {
+    pub(super) fn invalid(mut self, errors: Vec<Invalid>) -> Plan {
         let selector = Some(selector_string(&self.spec.selector));
         let (status, events) = invalid_report(
             &self.prior,
@@ -158,8 +177,8 @@ const MAX_PROBLEMS: usize = 10;
 const MAX_MESSAGE: usize = 4096;
 
 /// The problems joined with `; `, bounded in count and length whatever the spec holds.
-fn bounded_message(errors: &[String]) -> String {
-    let mut message = errors.iter().take(MAX_PROBLEMS).cloned().collect::<Vec<_>>().join("; ");
+fn bounded_message(errors: &[Invalid]) -> String {
+    let mut message = invalid::join(&errors[..errors.len().min(MAX_PROBLEMS)], "; ");
     if message.len() > MAX_MESSAGE {
         let mut end = MAX_MESSAGE;
         while !message.is_char_boundary(end) {
@@ -228,14 +247,20 @@ fn invalid_report(
     (status, events)
 }
 
+/// What is wrong with a stored Rollout that does not decode (`error`, serde's words).
+pub fn undecodable(error: &str) -> Invalid {
+    Invalid::at(
+        "spec",
+        format!("the stored Rollout does not decode ({error}); set each field within its range and apply again"),
+    )
+}
+
 /// The plan for a Rollout whose stored object does not decode (a value the API server accepted
 /// that does not fit the type, e.g. an integer beyond `i32`): `InvalidSpec` with `error`, no
 /// action. `prior` is the stored status when it decodes.
 pub fn plan_undecodable(generation: i64, prior: Option<RolloutStatus>, now: Timestamp, error: &str) -> Plan {
     let prior = prior.unwrap_or_default();
-    let message = bounded_message(&[format!(
-        "the stored Rollout does not decode ({error}); set each field within its range and apply again"
-    )]);
+    let message = bounded_message(&[undecodable(error)]);
     let (status, events) = invalid_report(&prior, generation, now, None, message);
     Plan {
         actions: Vec::new(),

@@ -21,6 +21,7 @@ use super::{Action, EventType, Planner};
 use crate::api::rollout::{
     validate_template_labels, EventReason, RolloutPhase, RolloutStatus, ScaleDown, TemplateSource, WorkloadRefStatus,
 };
+use crate::api::Invalid;
 
 /// The Deployment of `spec.workloadRef`, as the shell read it: what the planner uses of it.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,7 +94,7 @@ impl Planner<'_> {
 
     /// What is wrong with `spec.workloadRef` that only its Deployment shows: it is missing or
     /// unreadable, or its template's labels are not selected.
-    pub(super) fn workload_problems(&self) -> Vec<String> {
+    pub(super) fn workload_problems(&self) -> Vec<Invalid> {
         let mut errors = Vec::new();
         let Some(r) = self.spec.workload_ref.as_ref().filter(|r| r.is_supported()) else {
             // An unsupported kind is reported by the spec's own validation.
@@ -101,20 +102,26 @@ impl Planner<'_> {
         };
         let ns = &self.input.namespace;
         let Some(read) = &self.input.workload else {
-            errors.push(format!("Deployment {} of spec.workloadRef was not read", r.name));
+            errors.push(Invalid::at(
+                "spec.workloadRef",
+                format!("Deployment {} was not read", r.name),
+            ));
             return errors;
         };
         match read {
             WorkloadRead::Found(d) => {
                 validate_template_labels(self.spec, &d.template, TemplateSource::Deployment(&d.name), &mut errors);
             }
-            WorkloadRead::NotFound => errors.push(format!(
-                "spec.workloadRef names Deployment {}, which is not in namespace {ns}; create it or fix spec.workloadRef.name",
-                r.name
+            WorkloadRead::NotFound => errors.push(Invalid::new(
+                "spec.workloadRef",
+                format!(
+                    "names Deployment {}, which is not in namespace {ns}; create it or fix spec.workloadRef.name",
+                    r.name
+                ),
             )),
-            WorkloadRead::Unreadable(why) => errors.push(format!(
-                "Deployment {} of spec.workloadRef cannot be read: {why}",
-                r.name
+            WorkloadRead::Unreadable(why) => errors.push(Invalid::at(
+                "spec.workloadRef",
+                format!("Deployment {} cannot be read: {why}", r.name),
             )),
         }
         errors

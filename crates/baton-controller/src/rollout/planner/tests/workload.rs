@@ -205,7 +205,7 @@ fn a_missing_deployment_is_an_invalid_spec_naming_it() {
     inp.workload = Some(WorkloadRead::Unreadable("forbidden".into()));
     let message = invalid_message(&plan(&inp));
     assert!(
-        message.contains("Deployment web of spec.workloadRef cannot be read: forbidden"),
+        message.contains("spec.workloadRef: Deployment web cannot be read: forbidden"),
         "{message}"
     );
 }
