@@ -221,7 +221,7 @@ fn clients(args: &ControllerArgs, config: kube::Config, metrics: &Arc<Metrics>) 
     };
     listener_limits
         .bucket()
-        .map_err(|e| e.replace("--kube-api", "--listener-api"))?;
+        .map_err(|e| e.to_string().replace("--kube-api", "--listener-api"))?;
     let listeners = crate::throttle::client(config.clone(), metrics.clone(), listener_limits)
         .map_err(|e| format!("building a client: {e}"))?;
     let rollouts = crate::throttle::client(config.clone(), metrics.clone(), limits)

@@ -110,7 +110,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                     emit(&y);
                     ExitCode::SUCCESS
                 })
-                .map_err(CliError::msg),
+                .map_err(|e| CliError::msg(format!("serialising CRD: {e}"))),
         ),
         Command::Completion(args) => {
             completion::run(args);

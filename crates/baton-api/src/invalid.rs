@@ -64,6 +64,36 @@ pub fn join(mistakes: &[Invalid], sep: &str) -> String {
     mistakes.iter().map(Invalid::to_string).collect::<Vec<_>>().join(sep)
 }
 
+/// A value that does not read as what its field holds. Shown after the field
+/// (`spec.strategy.maxSurge: "x" is neither …`) or the place that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    /// A negative count.
+    #[error("{0} is negative")]
+    NegativeCount(i32),
+    /// A negative duration.
+    #[error("{0:?} is negative")]
+    NegativeDuration(String),
+    /// Neither a count nor a percentage.
+    #[error("{0:?} is neither a number nor a percentage like \"50%\"")]
+    NotCountOrPercent(String),
+    /// A `%` whose number is not one.
+    #[error("{0:?} is not a percentage like \"50%\"")]
+    NotPercent(String),
+    /// More than `100%`.
+    #[error("{0:?} is more than 100%")]
+    OverHundredPercent(String),
+    /// Not a duration in Go's syntax; the parser's words.
+    #[error("{0:?} is not a duration like \"30s\" or \"5m\": {1}")]
+    NotDuration(String, String),
+    /// A check's condition without a comparison.
+    #[error("condition {0:?} must start with <, <=, >, >=, == or !=")]
+    NoComparison(String),
+    /// A check's condition that compares with something other than a number.
+    #[error("condition {0:?} must compare with a number (`< 0.05`)")]
+    NotANumber(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

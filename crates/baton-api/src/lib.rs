@@ -60,10 +60,10 @@ pub const CLI_MANAGER: &str = "baton";
 pub const DASHBOARD_MANAGER: &str = "baton-dashboard";
 
 /// Every CRD baton serves, as the multi-document YAML `baton crds` prints and `crds/` holds.
-pub fn crds_yaml() -> Result<String, String> {
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
     let mut out = String::new();
     for crd in [rollout::crd(), listenerset::crd()] {
-        let y = serde_saphyr::to_string(&crd).map_err(|e| format!("serialising CRD: {e}"))?;
+        let y = serde_saphyr::to_string(&crd)?;
         out.push_str("---\n");
         out.push_str(&y);
         if !out.ends_with('\n') {

@@ -12,6 +12,7 @@
 //! (`matches`, `substring`, string comparison): kube-apiserver estimates every int-or-string at
 //! the 3 MiB request limit, and such a rule would push the CRD over its CEL cost budget.
 
+use crate::invalid::BadValue;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -543,10 +544,10 @@ pub fn crd() -> CustomResourceDefinition {
 
 /// Resolves a count-or-percentage against `total`; percentages round up when `round_up`,
 /// down otherwise. Errors name the bad value.
-pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
+pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, BadValue> {
     match value {
         IntOrString::Int(n) if *n >= 0 => Ok(*n),
-        IntOrString::Int(n) => Err(format!("{n} is negative")),
+        IntOrString::Int(n) => Err(BadValue::NegativeCount(*n)),
         IntOrString::String(s) => {
             let pct = parse_percent(s)?;
             let total = i64::from(total.max(0));
@@ -560,30 +561,28 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
     }
 }
 
-pub(super) fn parse_percent(s: &str) -> Result<i32, String> {
+pub(super) fn parse_percent(s: &str) -> Result<i32, BadValue> {
     let digits = s
         .strip_suffix('%')
-        .ok_or_else(|| format!("{s:?} is neither a number nor a percentage like \"50%\""))?;
+        .ok_or_else(|| BadValue::NotCountOrPercent(s.to_string()))?;
     if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a percentage like \"50%\""));
+        return Err(BadValue::NotPercent(s.to_string()));
     }
-    let pct: i32 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a percentage like \"50%\""))?;
+    let pct: i32 = digits.parse().map_err(|_| BadValue::NotPercent(s.to_string()))?;
     if pct > 100 {
-        return Err(format!("{s:?} is more than 100%"));
+        return Err(BadValue::OverHundredPercent(s.to_string()));
     }
     Ok(pct)
 }
 
 /// Parses a duration with its unit, in Go's syntax (`30s`, `5m`, `1h30m`, `250ms`, `0s`; a bare
 /// number is refused): the one parser of durations of the API, the CLI and the flags.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, BadValue> {
     let d: kube::core::Duration = s
         .parse()
-        .map_err(|e| format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}"))?;
+        .map_err(|e| BadValue::NotDuration(s.to_string(), format!("{e}")))?;
     if d.is_negative() {
-        return Err(format!("{s:?} is negative"));
+        return Err(BadValue::NegativeDuration(s.to_string()));
     }
     Ok(d.into())
 }

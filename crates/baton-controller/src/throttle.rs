@@ -57,15 +57,15 @@ impl Limits {
     /// The token bucket the limits ask for; `None` when `qps` is zero or negative (no client-side
     /// limit, as client-go does for a negative QPS), an error when a positive `qps` comes with a
     /// zero burst (client-go refuses it too).
-    pub fn bucket(&self) -> Result<Option<TokenBucket>, String> {
+    pub fn bucket(&self) -> Result<Option<TokenBucket>, ClientError> {
         if !self.qps.is_finite() {
-            return Err(format!("--kube-api-qps must be a number, got {}", self.qps));
+            return Err(ClientError::Qps(self.qps));
         }
         if self.qps <= 0.0 {
             return Ok(None);
         }
         if self.burst == 0 {
-            return Err("--kube-api-burst must be at least 1 when --kube-api-qps is positive".into());
+            return Err(ClientError::Burst);
         }
         Ok(Some(TokenBucket::new(self.qps, self.burst)))
     }
@@ -213,9 +213,20 @@ impl<B> tower::retry::Policy<Request<Body>, Response<B>, BoxError> for RetryAfte
     }
 }
 
+/// Why the controller's client cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--kube-api-qps must be a number, got {0}")]
+    Qps(f32),
+    #[error("--kube-api-burst must be at least 1 when --kube-api-qps is positive")]
+    Burst,
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
 /// The controller's client: requests counted in `metrics` (every attempt, so throttled answers
 /// show as `code="429"`), limited by `limits`, retried when the server says when.
-pub fn client(mut config: kube::Config, metrics: Arc<Metrics>, limits: Limits) -> Result<kube::Client, String> {
+pub fn client(mut config: kube::Config, metrics: Arc<Metrics>, limits: Limits) -> Result<kube::Client, ClientError> {
     let bucket = limits.bucket()?.map(Arc::new);
     // One retry policy: this one (kube's default retries 503/504 without Retry-After too, and
     // would sit under the limiter, its retries not counted).
@@ -224,7 +235,7 @@ pub fn client(mut config: kube::Config, metrics: Arc<Metrics>, limits: Limits) -
         .cluster_url
         .authority()
         .map_or_else(|| config.cluster_url.to_string(), |a| a.to_string());
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| e.to_string())?;
+    let builder = kube::client::ClientBuilder::try_from(config)?;
     Ok(builder
         .with_layer(&tower::limit::ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_layer(&ThrottleLayer(bucket))

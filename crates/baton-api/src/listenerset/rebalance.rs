@@ -132,17 +132,20 @@ impl RebalanceSpec {
 
 /// The weight a pod's annotations give it: 1 without [`WEIGHT_ANNOTATION`]; an error naming the
 /// value when it is not an integer from 1 to [`MAX_WEIGHT`].
-pub fn pod_weight(annotations: Option<&BTreeMap<String, String>>) -> Result<u32, String> {
+pub fn pod_weight(annotations: Option<&BTreeMap<String, String>>) -> Result<u32, BadWeight> {
     let Some(value) = annotations.and_then(|a| a.get(WEIGHT_ANNOTATION)) else {
         return Ok(1);
     };
     match value.trim().parse::<u32>() {
         Ok(w) if (1..=MAX_WEIGHT).contains(&w) => Ok(w),
-        _ => Err(format!(
-            "annotation {WEIGHT_ANNOTATION}={value:?} is not an integer from 1 to {MAX_WEIGHT}; the pod is weighted 1"
-        )),
+        _ => Err(BadWeight(value.clone())),
     }
 }
+
+/// A [`WEIGHT_ANNOTATION`] value that is not an integer from 1 to [`MAX_WEIGHT`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {WEIGHT_ANNOTATION}={0:?} is not an integer from 1 to {MAX_WEIGHT}; the pod is weighted 1")]
+pub struct BadWeight(pub String);
 
 /// How balanced the set is.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -176,7 +179,7 @@ mod tests {
         let a = |v: &str| BTreeMap::from([(WEIGHT_ANNOTATION.to_string(), v.to_string())]);
         assert_eq!(pod_weight(Some(&a("3"))), Ok(3));
         for bad in ["0", "-1", "1.5", "x", "1001"] {
-            let e = pod_weight(Some(&a(bad))).expect_err(bad);
+            let e = pod_weight(Some(&a(bad))).expect_err(bad).to_string();
             assert!(e.contains(WEIGHT_ANNOTATION) && e.contains(bad), "{e}");
         }
     }

@@ -3,6 +3,7 @@
 //! refused (CEL), so no spec silently loses a gate it asked for. The semantics are in
 //! docs/rollouts.md ("Checks").
 
+use crate::invalid::BadValue;
 use crate::Invalid;
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -175,7 +176,7 @@ pub struct Threshold {
 
 impl Threshold {
     /// `< 0.05`, `>=0.99`, `== 0`, … (what the schema's pattern admits).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, BadValue> {
         let t = s.trim();
         let (op, rest) = [
             ("<=", Comparison::Le),
@@ -187,13 +188,13 @@ impl Threshold {
         ]
         .into_iter()
         .find_map(|(sym, op)| t.strip_prefix(sym).map(|rest| (op, rest)))
-        .ok_or_else(|| format!("condition {s:?} must start with <, <=, >, >=, == or !="))?;
+        .ok_or_else(|| BadValue::NoComparison(s.to_string()))?;
         let value = rest
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| format!("condition {s:?} must compare with a number (`< 0.05`)"))?;
+            .ok_or_else(|| BadValue::NotANumber(s.to_string()))?;
         Ok(Self { op, value })
     }
 
@@ -343,7 +344,7 @@ fn validate_prometheus(at: &str, p: &PrometheusCheck, errors: &mut Vec<Invalid>)
     if let Err(e) = Threshold::parse(&p.condition) {
         errors.push(Invalid::new(
             format!("{at}.prometheus.condition"),
-            e.strip_prefix("condition ").unwrap_or(&e),
+            e.to_string().trim_start_matches("condition "),
         ));
     }
     if !(1..=300).contains(&p.timeout_seconds) {

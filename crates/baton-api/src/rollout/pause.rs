@@ -35,7 +35,7 @@ pub enum PauseMode {
 
 impl Pause {
     /// The pause mode, or why the duration cannot be read.
-    pub fn mode(&self) -> Result<PauseMode, String> {
+    pub fn mode(&self) -> Result<PauseMode, crate::invalid::BadValue> {
         match (self.manual, &self.duration) {
             (Some(true), _) | (None, None) => Ok(PauseMode::Manual),
             (Some(false), None) => Ok(PauseMode::None),

@@ -106,7 +106,7 @@
 //! let shutdown = async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! };
-//! let client = ElectionClient::build(move || kube::Client::try_from(config).map_err(|e| e.to_string()));
+//! let client = ElectionClient::build(move || kube::Client::try_from(config));
 //! let lead = move |leader: Leader| run_controllers(work_client, leader.stop.cancelled_owned());
 //! match election::run(client, cfg, shutdown, lead, status_tx).await {
 //!     Ok(outcome) => tracing::info!(?outcome, "leader election ended"),
@@ -238,8 +238,8 @@ enum ClientSource {
 impl ElectionClient {
     /// A client that `make` builds on the election thread (its error ends [`run`] with
     /// [`ElectionError::Thread`]).
-    pub fn build(make: impl FnOnce() -> Result<kube::Client, String> + Send + 'static) -> Self {
-        ElectionClient(ClientSource::Build(Box::new(make)))
+    pub fn build<E: std::fmt::Display>(make: impl FnOnce() -> Result<kube::Client, E> + Send + 'static) -> Self {
+        ElectionClient(ClientSource::Build(Box::new(move || make().map_err(|e| e.to_string()))))
     }
 
     fn make(self) -> Result<kube::Client, String> {

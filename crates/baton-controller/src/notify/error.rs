@@ -27,7 +27,11 @@ pub enum SinkError {
     BadHeaders { ns: String, name: String, why: String },
     /// The controller's flags (`--read-secrets`, `--secret-namespaces`) keep it from the Secret.
     #[error("Secret {ns}/{name} cannot be read: {why}")]
-    NotReadable { ns: String, name: String, why: String },
+    NotReadable {
+        ns: String,
+        name: String,
+        why: SecretsNotRead,
+    },
     #[error("Secret {ns}/{name} does not exist")]
     Missing { ns: String, name: String },
     /// The API server answered 403 with `message`.
@@ -46,4 +50,13 @@ pub enum SinkError {
     /// The receiver answered with this non-2xx status.
     #[error("HTTP {0}")]
     Status(u16),
+}
+
+/// Why the controller does not read a namespace's Secrets, naming the flag that says so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsNotRead {
+    #[error("the controller does not read Secrets (--read-secrets=false)")]
+    Off,
+    #[error("the controller reads Secrets only in namespace(s) {} (--secret-namespaces)", .0.join(", "))]
+    Elsewhere(Vec<String>),
 }

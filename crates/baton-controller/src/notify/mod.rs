@@ -30,7 +30,7 @@ pub mod format;
 pub mod schedule;
 pub mod sink;
 
-pub use error::SinkError;
+pub use error::{SecretsNotRead, SinkError};
 pub use sink::{SecretsReadable, SECRET_TTL};
 
 /// Retry settings of deliveries.

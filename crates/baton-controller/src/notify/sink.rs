@@ -1,6 +1,7 @@
 //! A sink's Secret: read (a `get`, remembered for [`SECRET_TTL`]) and parsed into a URL and
 //! headers. What is wrong with it is a [`SinkError`], said in words for condition
 //! `NotificationsReady`.
+use super::error::SecretsNotRead;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ fn parse_headers(raw: &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
 
 /// Whether the controller may read Secrets of a namespace (what its flags and RBAC allow), and
 /// why not (the words of [`SinkError::NotReadable`]).
-pub type SecretsReadable = std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub type SecretsReadable = std::sync::Arc<dyn Fn(&str) -> Result<(), SecretsNotRead> + Send + Sync>;
 
 /// Each Secret (namespace, name) as last read: when, and what it said.
 type Reads = HashMap<(String, String), (Instant, Result<Target, SinkError>)>;
@@ -122,7 +123,7 @@ impl Sinks {
     }
 
     /// May the controller read Secrets of `ns` (`--read-secrets`, `--secret-namespaces`)?
-    fn readable(&self, ns: &str) -> Result<(), String> {
+    fn readable(&self, ns: &str) -> Result<(), SecretsNotRead> {
         (self.access)(ns)
     }
 

@@ -4,6 +4,7 @@
 //! watched namespace (`All`), only in listed namespaces (one watch each), or none (`Off`). A
 //! set whose Secret is outside that access is reported with why, never guessed at.
 
+use crate::notify::SecretsNotRead;
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
@@ -32,15 +33,12 @@ pub enum SecretAccess {
 
 impl SecretAccess {
     /// May the controller read Secrets of namespace `ns`? Err says why not, naming the flag.
-    pub fn allows(&self, ns: &str) -> Result<(), String> {
+    pub fn allows(&self, ns: &str) -> Result<(), SecretsNotRead> {
         match self {
             SecretAccess::All => Ok(()),
-            SecretAccess::Off => Err("the controller does not read Secrets (--read-secrets=false)".into()),
+            SecretAccess::Off => Err(SecretsNotRead::Off),
             SecretAccess::Namespaces(list) if list.iter().any(|n| n == ns) => Ok(()),
-            SecretAccess::Namespaces(list) => Err(format!(
-                "the controller reads Secrets only in namespace(s) {} (--secret-namespaces)",
-                list.join(", ")
-            )),
+            SecretAccess::Namespaces(list) => Err(SecretsNotRead::Elsewhere(list.clone())),
         }
     }
 }

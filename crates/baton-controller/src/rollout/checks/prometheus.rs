@@ -34,8 +34,8 @@ pub mod keys {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The check's `condition` does not parse (the words of [`Threshold::parse`]).
-    #[error("{0}")]
-    Condition(String),
+    #[error(transparent)]
+    Condition(crate::api::invalid::BadValue),
     #[error("cannot read Secret {ns}/{name}: {}", secret_reason(.source))]
     SecretUnreadable {
         ns: String,
