@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
         "backoff",
         "probes",
         "throttle",
-        "notify",
+        "webhooks",
         "rollout",
         "listeners",
         "election",

@@ -14,7 +14,7 @@
 //!   [`rollout`] (the planner and the Rollout controller), [`listeners`] (the listener decision
 //!   and the ListenerSet controller), [`election`], [`operator`] (the shared caches and the
 //!   wiring), and underneath them [`cache`], [`backoff`], [`error`], [`events`], [`metrics`],
-//!   [`probes`], [`throttle`], [`notify`], [`malloc`].
+//!   [`probes`], [`throttle`], [`webhooks`], [`malloc`].
 //! * This crate: [`telemetry`] — logging; [`session`] — kubectl's flags, the client they make, errors in kubectl's
 //!   words; [`actions`] — what an operator does to a Rollout (promote, abort, undo, pin …, and
 //!   the judgement of whether it applies), shared by the CLI and the dashboard; [`dashboard`] —
@@ -51,7 +51,7 @@ pub use baton_agent as agent;
 /// The custom resources and the wire protocol: [`baton_api`], re-exported.
 pub use baton_api as api;
 pub use baton_controller::{
-    backoff, cache, election, error, events, listeners, malloc, metrics, notify, operator, probes, rollout, throttle,
+    backoff, cache, election, error, events, listeners, malloc, metrics, operator, probes, rollout, throttle, webhooks,
 };
 pub mod cli;
 pub mod dashboard;

@@ -79,7 +79,7 @@ pub struct ControllerArgs {
     pub kube_api_qps: f32,
     /// Seconds a notification is retried (with backoff from 1 s doubling to 60 s) before it is
     /// dropped.
-    #[arg(long, env = "BATON_NOTIFICATION_RETRY_SECONDS", default_value_t = crate::notify::DEFAULT_RETRY_FOR.as_secs())]
+    #[arg(long, env = "BATON_NOTIFICATION_RETRY_SECONDS", default_value_t = crate::webhooks::DEFAULT_RETRY_FOR.as_secs())]
     pub notification_retry_seconds: u64,
     /// Requests the token bucket lets through at once.
     #[arg(long, env = "BATON_KUBE_API_BURST", default_value_t = crate::throttle::DEFAULT_BURST)]
@@ -293,7 +293,7 @@ pub async fn run(kube: &super::KubeArgs, args: ControllerArgs) -> ExitCode {
         instance: identity,
         secrets: args.secret_access(),
         selector,
-        notify: crate::notify::Config {
+        notify: crate::webhooks::Config {
             retry_for: Duration::from_secs(args.notification_retry_seconds),
             ..Default::default()
         },

@@ -1,8 +1,8 @@
 //! Notifications (`spec.notifications[]` of Rollouts and ListenerSets): webhook sinks and the
 //! events they subscribe to. The wire words of the feature live here: the Secret's keys, the
 //! formats, the event names of each kind, the headers a message carries, the condition and
-//! Event words both kinds report with. Delivery is `notify` (shared), the decisions are
-//! `rollout::notify` and `listeners::notify`; the semantics are in docs/rollouts.md and
+//! Event words both kinds report with. Delivery is `webhooks` (shared), the decisions are
+//! `rollout::announce` and `listeners::notices`; the semantics are in docs/rollouts.md and
 //! docs/listeners.md ("Notifications").
 
 use schemars::JsonSchema;

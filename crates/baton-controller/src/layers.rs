@@ -14,7 +14,7 @@ mod scan;
 const LAYERS: &[&[&str]] = &[
     &["api", "malloc"],
     &["error", "events", "metrics", "cache"],
-    &["backoff", "probes", "throttle", "notify"],
+    &["backoff", "probes", "throttle", "webhooks"],
     &["rollout", "listeners", "election"],
     &["operator"],
 ];

@@ -17,7 +17,7 @@
 //!   a draining pod), both controllers, startup checks and shutdown.
 //! * Underneath: [`cache`] (watch readiness, tolerant decoding), [`backoff`], [`error`],
 //!   [`events`], [`metrics`], [`probes`], [`throttle`] (client-side rate limit
-//!   and `Retry-After`), [`notify`] (webhook delivery for both controllers' notifications, and
+//!   and `Retry-After`), [`webhooks`] (webhook delivery for both controllers' notifications, and
 //!   the HTTP client of checks), [`malloc`] (handing freed memory back).
 //!
 //! The custom resources and every wire word are the crate `baton-api`; this crate never uses
@@ -42,7 +42,7 @@ mod layers;
 pub mod listeners;
 pub mod malloc;
 pub mod metrics;
-pub mod notify;
+pub mod webhooks;
 pub mod operator;
 pub mod probes;
 pub mod rollout;

@@ -63,7 +63,7 @@ pub struct OperatorConfig {
     /// None = all.
     pub selector: Option<String>,
     /// Retries of notifications.
-    pub notify: crate::notify::Config,
+    pub notify: crate::webhooks::Config,
 }
 
 impl Default for OperatorConfig {
@@ -376,9 +376,9 @@ fn notifier(
     cfg: &OperatorConfig,
     events: &crate::events::Publisher,
     metrics: &Metrics,
-) -> Arc<crate::notify::Notifier> {
+) -> Arc<crate::webhooks::Notifier> {
     let access = cfg.secrets.clone();
-    crate::notify::Notifier::new(
+    crate::webhooks::Notifier::new(
         client.clone(),
         Arc::new(move |ns: &str| access.allows(ns)),
         events.clone(),

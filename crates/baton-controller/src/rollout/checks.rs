@@ -20,7 +20,7 @@ use crate::rollout::planner::{check_outcome, CheckOutcome, CheckProgress, CheckR
 
 pub mod prometheus;
 
-pub use crate::notify::client::{error_chain, exchange, http_client, HttpClient, HttpError};
+pub use crate::webhooks::client::{error_chain, exchange, http_client, HttpClient, HttpError};
 
 /// Most bytes of a response body read (for the JSON match).
 const MAX_BODY: usize = 1 << 20;

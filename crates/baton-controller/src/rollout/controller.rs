@@ -84,8 +84,8 @@ pub struct Context {
     pub status_written: WriteClock,
     /// The check runs of every Rollout (see [`crate::rollout::checks`]).
     pub checks: Arc<crate::rollout::checks::CheckRunner>,
-    /// The notification queues of every Rollout (see [`crate::notify`]).
-    pub notifier: Arc<crate::notify::Notifier>,
+    /// The notification queues of every Rollout (see [`crate::webhooks`]).
+    pub notifier: Arc<crate::webhooks::Notifier>,
     /// The Deployments that `spec.workloadRef` names (see [`crate::rollout::workload`]).
     pub workloads: crate::rollout::workload::Workloads,
 }
@@ -297,7 +297,7 @@ async fn plan_and_apply(
         return Err(e);
     }
     publish_events(ctx, rollout, &ns, &plan);
-    crate::rollout::notify::send(&ctx.notifier, rollout, &plan.status, &plan.events);
+    crate::rollout::announce::send(&ctx.notifier, rollout, &plan.status, &plan.events);
     applied?;
     let deferred = match decision {
         StatusWrite::After(d) => Some(d),
@@ -340,7 +340,7 @@ async fn plan_input(
     let sinks_requeue = sink_problems
         .as_ref()
         .filter(|p| !p.is_empty())
-        .map(|_| crate::notify::SECRET_TTL);
+        .map(|_| crate::webhooks::SECRET_TTL);
     let input = PlanInput {
         name: rollout.name_any(),
         namespace: ns.to_string(),
@@ -400,7 +400,7 @@ fn transition_key(rollout: &Rollout, status: &RolloutStatus, ev: &planner::PlanE
         return None;
     }
     let generation = rollout.metadata.generation.unwrap_or(0);
-    Some(crate::rollout::notify::decide::transition_key(generation, status, ev))
+    Some(crate::rollout::announce::decide::transition_key(generation, status, ev))
 }
 
 fn severity(t: planner::EventType) -> Severity {

@@ -3,7 +3,7 @@ pub mod checks;
 pub mod controller;
 pub mod expectations;
 pub mod jobs;
-pub mod notify;
+pub mod announce;
 pub mod planner;
 pub mod status_write;
 pub mod workload;

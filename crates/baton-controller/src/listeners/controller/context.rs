@@ -37,7 +37,7 @@ pub struct ControllerConfig {
     /// Reconcile only the ListenerSets this label selector matches (a shard); None = all.
     pub selector: Option<String>,
     /// Retries of notifications.
-    pub notify: crate::notify::Config,
+    pub notify: crate::webhooks::Config,
 }
 
 impl Default for ControllerConfig {
@@ -48,7 +48,7 @@ impl Default for ControllerConfig {
             instance: "baton".into(),
             secrets: SecretAccess::All,
             selector: None,
-            notify: crate::notify::Config::default(),
+            notify: crate::webhooks::Config::default(),
         }
     }
 }
@@ -93,8 +93,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Per-set handovers, takeovers, fencing conflicts and handover gaps.
     pub metrics: Arc<Metrics>,
-    /// The notification queues of every set (see [`crate::notify`]).
-    pub notifier: Arc<crate::notify::Notifier>,
+    /// The notification queues of every set (see [`crate::webhooks`]).
+    pub notifier: Arc<crate::webhooks::Notifier>,
 }
 
 impl Context {

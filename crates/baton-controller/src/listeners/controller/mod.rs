@@ -25,7 +25,7 @@
 //! Controller); [`context`] holds what every reconcile shares, [`stats`] its counters and
 //! [`publish`] its Events. One pass is [`reconcile`]: [`read`] (the caches a decision reads),
 //! [`desired`] (the spec's listeners), [`balance`] (evening out), [`writes`] and [`leases`] (the conditional Lease writes),
-//! [`status`], [`notify`] (notifications), [`collisions`] (Lease names taken by others) and
+//! [`status`], [`outbox`] (notifications), [`collisions`] (Lease names taken by others) and
 //! [`finalize`] (deletion); [`index`] and [`liveness`] follow the listener and liveness
 //! Leases, [`secrets`] the Secrets a set reads, [`undecodable`] the sets that do not decode.
 use std::collections::HashMap;
@@ -62,7 +62,7 @@ mod finalize;
 pub mod index;
 mod leases;
 pub mod liveness;
-mod notify;
+mod outbox;
 mod publish;
 mod read;
 mod reconcile;
@@ -184,7 +184,7 @@ fn start(
     let mut synced = views.synced;
     synced.extend(secret_watch.synced);
     let events = Publisher::new(client.clone(), MANAGER, cfg.instance.clone());
-    let notifier = crate::notify::Notifier::new(
+    let notifier = crate::webhooks::Notifier::new(
         client.clone(),
         {
             let access = cfg.secrets.clone();

@@ -22,7 +22,7 @@ use super::finalize::{add_finalizer, finish_deletion};
 use super::read::{ceiling_of, decide_now};
 use super::status::{condition, report, write_status, Report};
 use super::writes::{apply_fences, apply_writes, create_liveness};
-use super::{notify, publish, Context};
+use super::{outbox, publish, Context};
 use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
     REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
@@ -31,7 +31,7 @@ use crate::api::pod::CachedPod;
 use crate::error::{Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::decide::Decision;
-use crate::listeners::notify::{self as notes, Note};
+use crate::listeners::notices::{self as notes, Note};
 
 /// A status that changed only in its counts is written at most this often per set (conditions,
 /// the token ceiling and the observed generation go out at once): a burst of acknowledgements
@@ -244,7 +244,7 @@ async fn write_pass(
 fn next_look(expiry: Option<Duration>, broken_sinks: bool, collisions: bool, status: Option<Duration>) -> Requeue {
     let requeue = expiry
         .into_iter()
-        .chain(broken_sinks.then_some(crate::notify::SECRET_TTL))
+        .chain(broken_sinks.then_some(crate::webhooks::SECRET_TTL))
         .chain(collisions.then_some(super::collisions::RETRY))
         .chain(status)
         .min();
@@ -331,7 +331,7 @@ async fn report_invalid_spec(
         );
         write_status(ctx, ns, name, &status).await?;
         let note = notes::degraded(previous, true, REASON_INVALID_SPEC, &message);
-        notify::send(ctx, set, note.into_iter().collect());
+        outbox::send(ctx, set, note.into_iter().collect());
     }
     Ok(true)
 }
@@ -362,7 +362,7 @@ async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered
     let api: Api<ListenerSet> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = json!({"metadata": {"annotations": {RECOVERED_ANNOTATION: nonce}}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    notify::send(ctx, set, vec![notes::recovered(nonce, recovered)]);
+    outbox::send(ctx, set, vec![notes::recovered(nonce, recovered)]);
     Ok(())
 }
 
@@ -414,7 +414,7 @@ fn notify_report(
     .into_iter()
     .collect();
     notes.extend(notes::orphaned(decision, deleting));
-    notify::send(ctx, set, notes);
+    outbox::send(ctx, set, notes);
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {

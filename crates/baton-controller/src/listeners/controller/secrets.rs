@@ -4,7 +4,7 @@
 //! watched namespace (`All`), only in listed namespaces (one watch each), or none (`Off`). A
 //! set whose Secret is outside that access is reported with why, never guessed at.
 
-use crate::notify::SecretsNotRead;
+use crate::webhooks::SecretsNotRead;
 use std::sync::Arc;
 
 use futures::stream::BoxStream;

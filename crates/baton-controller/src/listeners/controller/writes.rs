@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::desired::Desired;
 use super::leases::{apply_move, fence, liveness_lease, Target};
-use super::{notify, publish, Context};
+use super::{outbox, publish, Context};
 use crate::api::listenerset::{
     self, ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
 };
@@ -26,7 +26,7 @@ use crate::error::is_status;
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::Move;
 use crate::listeners::decide::{confirmed, to_confirm, Decision, Kind, Write};
-use crate::listeners::notify::{self as notes, Note};
+use crate::listeners::notices::{self as notes, Note};
 
 /// Listener Lease writes in flight at once from one reconcile (the client bounds the total).
 const WRITES_AT_ONCE: usize = 64;
@@ -203,7 +203,7 @@ pub(super) async fn apply_writes(
         }
     }
     tally.publish(ctx, set);
-    notify::send(ctx, set, sent);
+    outbox::send(ctx, set, sent);
     // A new collision is reported by the next pass, at once; a known one waits for its retry.
     if !taken.is_empty() {
         let found = super::collisions::probe(ctx, set, ns, &taken).await;

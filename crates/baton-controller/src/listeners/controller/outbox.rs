@@ -1,10 +1,10 @@
-//! Hands a reconcile's notes ([`crate::listeners::notify`]) to the shared notifier, which
+//! Hands a reconcile's notes ([`crate::listeners::notices`]) to the shared notifier, which
 //! delivers them off the reconcile.
 use kube::{Resource, ResourceExt};
 
 use super::Context;
 use crate::api::listenerset::ListenerSet;
-use crate::listeners::notify::{messages, Note, Subject};
+use crate::listeners::notices::{messages, Note, Subject};
 
 /// Queue `notes` for `set`'s sinks (nothing without `spec.notifications`).
 pub(super) fn send(ctx: &Context, set: &ListenerSet, notes: Vec<Note>) {

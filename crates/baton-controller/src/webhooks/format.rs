@@ -80,7 +80,7 @@ pub fn render(m: &Message, f: NotificationFormat) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::Kind;
+    use crate::webhooks::Kind;
 
     #[test]
     fn each_format_has_its_shape() {

@@ -1,12 +1,12 @@
 //! A Rollout's notifications (`spec.notifications`): the messages a plan makes
-//! ([`decide::messages`]) go to the shared [`Notifier`](crate::notify::Notifier), which
+//! ([`decide::messages`]) go to the shared [`Notifier`](crate::webhooks::Notifier), which
 //! delivers them in order per Rollout and sink, off the reconcile.
 use std::sync::Arc;
 
 use kube::{Resource, ResourceExt};
 
 use crate::api::rollout::{Rollout, RolloutStatus};
-use crate::notify::Notifier;
+use crate::webhooks::Notifier;
 use crate::rollout::planner::PlanEvent;
 
 pub mod decide;

@@ -1,6 +1,6 @@
 //! Pure: which notifications a ListenerSet reconcile makes (`spec.notifications`), and their
 //! idempotency keys. The shell (`listeners::controller`) hands the messages to the shared
-//! [`Notifier`](crate::notify::Notifier) once the write they report succeeded.
+//! [`Notifier`](crate::webhooks::Notifier) once the write they report succeeded.
 //!
 //! Keys are derived from what identifies the occurrence in the API server's state, never from
 //! the controller's memory, so a report repeated by a reconcile from a stale cache, or by another
@@ -21,7 +21,7 @@ use crate::api::listenerset::{ListenerSetStatus, CONDITION_DEGRADED, REASON_ORPH
 use crate::api::notifications::{ListenerSetEvent, ListenerSetNotification, LISTENERSET_EVENT_TYPE_PREFIX};
 use crate::listeners::assigner::{ListenerState, Move};
 use crate::listeners::decide::{Decision, Kind};
-use crate::notify::{schedule::digest, Kind as About, Message, Outgoing};
+use crate::webhooks::{schedule::digest, Kind as About, Message, Outgoing};
 
 /// What a ListenerSet's messages are about.
 pub const ABOUT: About = About {

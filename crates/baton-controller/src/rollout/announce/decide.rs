@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use crate::api::notifications::{RolloutEvent, RolloutNotification, ROLLOUT_EVENT_TYPE_PREFIX};
 use crate::api::rollout::{EventReason, RolloutStatus};
-use crate::notify::{schedule::digest, Kind, Message, Outgoing};
+use crate::webhooks::{schedule::digest, Kind, Message, Outgoing};
 use crate::rollout::planner::PlanEvent;
 
 /// What a Rollout's messages are about.

@@ -245,6 +245,6 @@ fn messages_follow_the_notes_and_the_subscriptions() {
         out[1].message.id, out[2].message.id,
         "one key per occurrence, whatever the sink"
     );
-    let cloud = crate::notify::format::source(m);
+    let cloud = crate::webhooks::format::source(m);
     assert_eq!(cloud, "/apis/baton.dev/v1alpha1/namespaces/apps/listenersets/accounts");
 }
