@@ -21,7 +21,7 @@ use crate::session::exit;
 pub type Rows<K> = fn(&[K], Timestamp, bool, bool) -> Vec<Vec<String>>;
 
 /// What `get` prints a kind with.
-pub struct Kind<K> {
+pub struct Printer<K> {
     /// `<singular>.<group>`, as `-o name` prints it.
     pub resource: &'static str,
     /// `<plural>.<group>`, as kubectl's NotFound names it.
@@ -39,7 +39,7 @@ pub struct Query<'a> {
 /// `get [NAMES] [-A] [-l SELECTOR] [-o …] [-w]` of `kind`.
 pub async fn get<K>(
     s: &Session,
-    kind: &Kind<K>,
+    kind: &Printer<K>,
     q: &Query<'_>,
     flags: &PrintFlags,
     follow: bool,
@@ -102,7 +102,7 @@ where
 
 /// kubectl's NotFound for each of `names` that is not among `items`, one line each; None when
 /// every one is there.
-fn not_found<K: Resource>(kind: &Kind<K>, names: &[String], items: &[K]) -> Option<CliError> {
+fn not_found<K: Resource>(kind: &Printer<K>, names: &[String], items: &[K]) -> Option<CliError> {
     let lines: Vec<String> = names
         .iter()
         .filter(|n| !items.iter().any(|r| &r.name_any() == *n))
@@ -116,7 +116,7 @@ fn not_found<K: Resource>(kind: &Kind<K>, names: &[String], items: &[K]) -> Opti
 async fn watch<K>(
     s: &Session,
     api: &Api<K>,
-    kind: &Kind<K>,
+    kind: &Printer<K>,
     q: &Query<'_>,
     mut version: String,
     follow: &mut Follow,

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 
-use super::get::{get, Kind, Query};
+use super::get::{get, Printer, Query};
 use super::output::{self, Got, PrintFlags};
 use super::{emit, CliError, Session};
 use crate::api::listenerset::view::{self, State};
@@ -220,7 +220,7 @@ pub async fn execute(s: &Session, args: ListenersArgs) -> Result<ExitCode, CliEr
             }),
             _,
         ) => {
-            let kind = Kind {
+            let kind = Printer {
                 resource: LISTENERSET_RESOURCE,
                 plural: "listenersets.baton.dev",
                 rows: set_rows,

@@ -27,7 +27,7 @@ use crate::session::Session;
 
 /// The kinds the dashboard watches, as named on its pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
+pub enum Watched {
     Rollouts,
     ListenerSets,
     Revisions,
@@ -36,15 +36,15 @@ pub enum Kind {
     ListenerSetEvents,
 }
 
-impl Kind {
+impl Watched {
     pub fn label(self) -> &'static str {
         match self {
-            Kind::Rollouts => "Rollouts",
-            Kind::ListenerSets => "ListenerSets",
-            Kind::Revisions => "ControllerRevisions",
-            Kind::Leases => "Leases",
-            Kind::RolloutEvents => "Events of Rollouts",
-            Kind::ListenerSetEvents => "Events of ListenerSets",
+            Watched::Rollouts => "Rollouts",
+            Watched::ListenerSets => "ListenerSets",
+            Watched::Revisions => "ControllerRevisions",
+            Watched::Leases => "Leases",
+            Watched::RolloutEvents => "Events of Rollouts",
+            Watched::ListenerSetEvents => "Events of ListenerSets",
         }
     }
 }
@@ -72,7 +72,7 @@ pub struct Caches {
     /// Rollouts and ListenerSets left out because they do not decode.
     pub bad_rollouts: Undecodables,
     pub bad_sets: Undecodables,
-    states: Arc<Mutex<BTreeMap<Kind, WatchState>>>,
+    states: Arc<Mutex<BTreeMap<Watched, WatchState>>>,
     changed: Arc<watch::Sender<u64>>,
 }
 
@@ -120,34 +120,39 @@ impl Caches {
         tasks.spawn(
             caches
                 .clone()
-                .run(Kind::Rollouts, session.clone(), stream.reflect(rollouts_w)),
+                .run(Watched::Rollouts, session.clone(), stream.reflect(rollouts_w)),
         );
         let sets_api: Api<Tolerant<ListenerSet>> = crate::cache::api(client, &namespace);
         let stream = decode_events(watcher(sets_api, all.clone()), sets, caches.bad_sets.clone());
         tasks.spawn(
             caches
                 .clone()
-                .run(Kind::ListenerSets, session.clone(), stream.reflect(sets_w)),
+                .run(Watched::ListenerSets, session.clone(), stream.reflect(sets_w)),
         );
         let by_rollout = session.watch_config().labels(labels::ROLLOUT);
         tasks.spawn(
             caches
                 .clone()
-                .watch::<ControllerRevision>(Kind::Revisions, session, by_rollout, revisions_w),
+                .watch::<ControllerRevision>(Watched::Revisions, session, by_rollout, revisions_w),
         );
         let by_set = session.watch_config().labels(LISTENERSET_LABEL);
-        tasks.spawn(caches.clone().watch::<Lease>(Kind::Leases, session, by_set, leases_w));
+        tasks.spawn(
+            caches
+                .clone()
+                .watch::<Lease>(Watched::Leases, session, by_set, leases_w),
+        );
         let of = |kind: &str| session.watch_config().fields(&format!("involvedObject.kind={kind}"));
         tasks.spawn(
             caches
                 .clone()
-                .watch::<Event>(Kind::RolloutEvents, session, of("Rollout"), rollout_events_w),
+                .watch::<Event>(Watched::RolloutEvents, session, of("Rollout"), rollout_events_w),
         );
-        tasks.spawn(
-            caches
-                .clone()
-                .watch::<Event>(Kind::ListenerSetEvents, session, of("ListenerSet"), set_events_w),
-        );
+        tasks.spawn(caches.clone().watch::<Event>(
+            Watched::ListenerSetEvents,
+            session,
+            of("ListenerSet"),
+            set_events_w,
+        ));
         // Undecodable objects change the pages too.
         for bad in [caches.bad_rollouts.clone(), caches.bad_sets.clone()] {
             let me = caches.clone();
@@ -164,7 +169,7 @@ impl Caches {
     /// A typed watch of `K` into `writer`.
     fn watch<K>(
         self,
-        kind: Kind,
+        kind: Watched,
         session: &Session,
         cfg: watcher::Config,
         writer: reflector::store::Writer<K>,
@@ -183,7 +188,7 @@ impl Caches {
     }
 
     /// Drive a reflecting watch stream, recording its state and announcing every change.
-    async fn run<K, S>(self, kind: Kind, session: Session, stream: S)
+    async fn run<K, S>(self, kind: Watched, session: Session, stream: S)
     where
         S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
     {
@@ -220,18 +225,18 @@ impl Caches {
     }
 
     /// The state of each watch that has reported anything.
-    pub fn states(&self) -> BTreeMap<Kind, WatchState> {
+    pub fn states(&self) -> BTreeMap<Watched, WatchState> {
         self.states.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether `kind`'s first list has arrived.
-    pub fn synced(&self, kind: Kind) -> bool {
+    pub fn synced(&self, kind: Watched) -> bool {
         self.states().get(&kind).is_some_and(|s| s.synced)
     }
 
     /// Wait (at most `timeout`) until the watches of `kinds` have their first list or an error,
     /// so a first page shows what there is rather than an empty table.
-    pub async fn settled(&self, kinds: &[Kind], timeout: std::time::Duration) {
+    pub async fn settled(&self, kinds: &[Watched], timeout: std::time::Duration) {
         let mut rx = self.changes();
         let done = |me: &Caches| {
             let states = me.states();

@@ -11,7 +11,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use maud::Markup;
 
-use super::caches::Kind;
+use super::caches::Watched;
 use super::render::{self, listenerset::SetView, rollout::RolloutView, Frame};
 use super::{text, Dashboard, FIRST_LIST};
 use crate::actions::history::owned;
@@ -34,11 +34,11 @@ pub(crate) enum View {
 }
 
 impl View {
-    fn kinds(&self) -> &'static [Kind] {
+    fn kinds(&self) -> &'static [Watched] {
         match self {
-            View::List => &[Kind::Rollouts, Kind::ListenerSets],
-            View::Rollout(..) => &[Kind::Rollouts, Kind::Revisions, Kind::RolloutEvents],
-            View::Set(..) => &[Kind::ListenerSets, Kind::Leases, Kind::ListenerSetEvents],
+            View::List => &[Watched::Rollouts, Watched::ListenerSets],
+            View::Rollout(..) => &[Watched::Rollouts, Watched::Revisions, Watched::RolloutEvents],
+            View::Set(..) => &[Watched::ListenerSets, Watched::Leases, Watched::ListenerSetEvents],
         }
     }
 
@@ -66,7 +66,7 @@ impl View {
             .into_iter()
             .filter(|(k, _)| self.kinds().contains(k))
             // The ListenerSet page says what it cannot read of the Leases beside their table.
-            .filter(|(k, _)| !matches!((self, k), (View::Set(..), Kind::Leases)))
+            .filter(|(k, _)| !matches!((self, k), (View::Set(..), Watched::Leases)))
             .collect();
         let problems = render::problems(&states, &c.undecodable());
         let (body, found) = match self {
@@ -89,7 +89,7 @@ impl View {
                     };
                     (render::rollout::fragment(&view), true)
                 }
-                None => (render::missing("Rollout", ns, name, c.synced(Kind::Rollouts)), false),
+                None => (render::missing("Rollout", ns, name, c.synced(Watched::Rollouts)), false),
             },
             View::Set(ns, name) => match c.sets.get(&ObjectRef::new(name).within(ns)) {
                 Some(s) => {
@@ -102,13 +102,13 @@ impl View {
                             .map(|a| a.as_ref())
                             .filter(|l| l.namespace().as_deref() == Some(ns.as_str()))
                             .collect(),
-                        leases_error: c.states().get(&Kind::Leases).and_then(|s| s.error.clone()),
+                        leases_error: c.states().get(&Watched::Leases).and_then(|s| s.error.clone()),
                         events: about(&events, ns, name, s.uid().as_deref()),
                     };
                     (render::listenerset::fragment(&view), true)
                 }
                 None => (
-                    render::missing("ListenerSet", ns, name, c.synced(Kind::ListenerSets)),
+                    render::missing("ListenerSet", ns, name, c.synced(Watched::ListenerSets)),
                     false,
                 ),
             },

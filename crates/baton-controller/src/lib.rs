@@ -42,11 +42,11 @@ mod layers;
 pub mod listeners;
 pub mod malloc;
 pub mod metrics;
-pub mod webhooks;
 pub mod operator;
 pub mod probes;
 pub mod rollout;
 pub mod throttle;
+pub mod webhooks;
 
 pub use election::ElectionConfig;
 pub use error::Error;

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use super::view::{phase_word, verdict};
 use crate::api::rollout::Rollout;
-use crate::cli::get::{get, Kind, Query};
+use crate::cli::get::{get, Printer, Query};
 use crate::cli::output::{self, PrintFlags};
 use crate::cli::{CliError, Session};
 
@@ -83,7 +83,7 @@ pub async fn list(
     flags: &PrintFlags,
     follow: bool,
 ) -> Result<ExitCode, CliError> {
-    let kind = Kind {
+    let kind = Printer {
         resource: ROLLOUT_RESOURCE,
         plural: "rollouts.baton.dev",
         rows,

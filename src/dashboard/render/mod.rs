@@ -13,7 +13,7 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::cache::tolerant::Bad;
 
-use super::caches::{Kind, WatchState};
+use super::caches::{WatchState, Watched};
 
 pub mod list;
 pub mod listenerset;
@@ -118,8 +118,8 @@ pub fn set_href(ns: &str, name: &str) -> String {
 }
 
 /// What the watches could not show, and objects left out because they do not decode.
-pub fn problems(states: &[(Kind, WatchState)], bad: &[Bad]) -> Markup {
-    let errors: Vec<&(Kind, WatchState)> = states.iter().filter(|(_, s)| s.error.is_some()).collect();
+pub fn problems(states: &[(Watched, WatchState)], bad: &[Bad]) -> Markup {
+    let errors: Vec<&(Watched, WatchState)> = states.iter().filter(|(_, s)| s.error.is_some()).collect();
     html! {
         @if !errors.is_empty() || !bad.is_empty() {
             section.problems {

@@ -217,7 +217,7 @@ pub struct Rebalance {
 
 /// How an assignment came about, for its Event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum HowAssigned {
     /// The listener had no Lease, or one nobody held before.
     Assigned,
     /// Its holder released it.
@@ -232,7 +232,7 @@ pub enum Kind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Write {
     pub change: Move,
-    pub kind: Option<Kind>,
+    pub kind: Option<HowAssigned>,
 }
 
 /// A conditional write that ends a pod's liveness registration: clear its holder (on the copy
@@ -627,18 +627,18 @@ fn held<'a>(input: &'a Input, judged: &Judged, memory: &Memory) -> (BTreeSet<&'a
 
 /// How `listener` comes to its new holder, from the Lease it has now (or, with its Lease gone,
 /// from how its last holder let it go).
-fn kind_of(input: &Input, judged: &Judged, memory: &Memory, listener: &str) -> Kind {
+fn kind_of(input: &Input, judged: &Judged, memory: &Memory, listener: &str) -> HowAssigned {
     let Some(prior) = judged.views.iter().find(|l| l.listener == listener) else {
         return memory.ended_kind(listener);
     };
     let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
         return if prior.transitions == 0 && !prior.renewed {
-            Kind::Assigned
+            HowAssigned::Assigned
         } else {
-            Kind::Handover
+            HowAssigned::Handover
         };
     };
-    Kind::Takeover {
+    HowAssigned::Takeover {
         from: holder.to_string(),
         why: judge::why_expired(input, prior),
     }

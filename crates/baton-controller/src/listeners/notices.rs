@@ -20,8 +20,8 @@ use crate::api::listenerset::view::CANNOT_MOVE;
 use crate::api::listenerset::{ListenerSetStatus, CONDITION_DEGRADED, REASON_ORPHANED};
 use crate::api::notifications::{ListenerSetEvent, ListenerSetNotification, LISTENERSET_EVENT_TYPE_PREFIX};
 use crate::listeners::assigner::{ListenerState, Move};
-use crate::listeners::decide::{Decision, Kind};
-use crate::webhooks::{schedule::digest, Kind as About, Message, Outgoing};
+use crate::listeners::decide::{Decision, HowAssigned};
+use crate::webhooks::{schedule::digest, Message, Outgoing, SourceKind as About};
 
 /// What a ListenerSet's messages are about.
 pub const ABOUT: About = About {
@@ -67,7 +67,7 @@ impl Note {
 /// `previous` (the holder the Lease named, if any; a takeover names its own), described by
 /// `text` (its Event's note). None for a first assignment (not an event anyone subscribes to).
 pub fn assigned(
-    kind: &Kind,
+    kind: &HowAssigned,
     listener: &str,
     pod: &str,
     previous: Option<&str>,
@@ -75,10 +75,10 @@ pub fn assigned(
     text: &str,
 ) -> Option<Note> {
     let (event, previous) = match kind {
-        Kind::Assigned => return None,
-        Kind::Handover => (ListenerSetEvent::Handover, previous),
-        Kind::Takeover { from, .. } => (ListenerSetEvent::Takeover, Some(from.as_str())),
-        Kind::Recreated => (ListenerSetEvent::LeaseRecreated, previous),
+        HowAssigned::Assigned => return None,
+        HowAssigned::Handover => (ListenerSetEvent::Handover, previous),
+        HowAssigned::Takeover { from, .. } => (ListenerSetEvent::Takeover, Some(from.as_str())),
+        HowAssigned::Recreated => (ListenerSetEvent::LeaseRecreated, previous),
     };
     Some(Note {
         listener: Some(listener.to_string()),

@@ -1,9 +1,9 @@
 //! The Rollout controller: a pure planner and the reconciler that applies its plans.
+pub mod announce;
 pub mod checks;
 pub mod controller;
 pub mod expectations;
 pub mod jobs;
-pub mod announce;
 pub mod planner;
 pub mod status_write;
 pub mod workload;

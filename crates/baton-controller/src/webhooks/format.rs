@@ -80,14 +80,14 @@ pub fn render(m: &Message, f: NotificationFormat) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhooks::Kind;
+    use crate::webhooks::SourceKind;
 
     #[test]
     fn each_format_has_its_shape() {
         let m = Message {
             id: "u1-3-00ff".into(),
             event: "Completed",
-            kind: Kind {
+            kind: SourceKind {
                 type_prefix: "dev.baton.rollout.",
                 plural: "rollouts",
             },

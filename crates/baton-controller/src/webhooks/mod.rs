@@ -62,7 +62,7 @@ impl Default for Config {
 
 /// The kind of object a message is about: its CloudEvents `type` prefix and its resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kind {
+pub struct SourceKind {
     /// `dev.baton.<kind>.`
     pub type_prefix: &'static str,
     /// The plural of the resource (`rollouts`), for the CloudEvents `source`.
@@ -76,7 +76,7 @@ pub struct Message {
     pub id: String,
     /// The subscription word of the event.
     pub event: &'static str,
-    pub kind: Kind,
+    pub kind: SourceKind,
     /// The object's name and namespace.
     pub name: String,
     pub namespace: String,

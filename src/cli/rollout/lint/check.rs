@@ -26,7 +26,7 @@ const STRICT_DECODING: &str = "strict decoding error: ";
 
 /// The kinds `lint` checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+enum Linted {
     Rollout,
     ListenerSet,
 }
@@ -65,8 +65,8 @@ impl Validator {
         let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
         let (api_version, kind) = (text("apiVersion"), text("kind"));
         let kind = match (api_version == API_VERSION, kind) {
-            (true, k) if k == Rollout::kind(&()) => Kind::Rollout,
-            (true, k) if k == ListenerSet::kind(&()) => Kind::ListenerSet,
+            (true, k) if k == Rollout::kind(&()) => Linted::Rollout,
+            (true, k) if k == ListenerSet::kind(&()) => Linted::ListenerSet,
             _ => {
                 return vec![Finding::plain(format!(
                     "no matches for kind {kind:?} in version {api_version:?}"
@@ -84,15 +84,15 @@ impl Validator {
             return problems;
         }
         let plural = match kind {
-            Kind::Rollout => ROLLOUT_PLURAL,
-            Kind::ListenerSet => LISTENERSET_PLURAL,
+            Linted::Rollout => ROLLOUT_PLURAL,
+            Linted::ListenerSet => LISTENERSET_PLURAL,
         };
         let path = format!("/apis/{API_VERSION}/namespaces/{namespace}/{plural}");
         let (accepted, mut findings) = self.dry_run(&path, &manifest(object)).await;
         if let Some(accepted) = accepted {
             findings.extend(match kind {
-                Kind::Rollout => self.rollout(accepted, namespace).await,
-                Kind::ListenerSet => listenerset(accepted),
+                Linted::Rollout => self.rollout(accepted, namespace).await,
+                Linted::ListenerSet => listenerset(accepted),
             });
         }
         findings

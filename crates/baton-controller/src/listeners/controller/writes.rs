@@ -25,7 +25,7 @@ use crate::api::listenerset::{
 use crate::error::is_status;
 use crate::events::Severity as EventType;
 use crate::listeners::assigner::Move;
-use crate::listeners::decide::{confirmed, to_confirm, Decision, Kind, Write};
+use crate::listeners::decide::{confirmed, to_confirm, Decision, HowAssigned, Write};
 use crate::listeners::notices::{self as notes, Note};
 
 /// Listener Lease writes in flight at once from one reconcile (the client bounds the total).
@@ -243,13 +243,13 @@ impl Tally {
         };
         let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
         let (reason, about) = match kind {
-            Kind::Assigned => (EVENT_ASSIGNED, String::new()),
-            Kind::Handover => {
+            HowAssigned::Assigned => (EVENT_ASSIGNED, String::new()),
+            HowAssigned::Handover => {
                 ctx.stats.handovers.fetch_add(1, Ordering::Relaxed);
                 (EVENT_HANDOVER, String::new())
             }
-            Kind::Recreated => (EVENT_LEASE_RECREATED, String::new()),
-            Kind::Takeover { from, why } => {
+            HowAssigned::Recreated => (EVENT_LEASE_RECREATED, String::new()),
+            HowAssigned::Takeover { from, why } => {
                 ctx.stats.takeovers.fetch_add(1, Ordering::Relaxed);
                 (EVENT_TAKEOVER, format!("{from}\u{0}{why}"))
             }
@@ -262,13 +262,15 @@ impl Tally {
             .push((listener.clone(), pod.clone(), *transitions));
         let previous = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
         let text = match kind {
-            Kind::Assigned => format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
-            Kind::Handover => format!("listener {listener} handed over to pod {pod} (fencing token {transitions})"),
-            Kind::Recreated => format!(
+            HowAssigned::Assigned => format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
+            HowAssigned::Handover => {
+                format!("listener {listener} handed over to pod {pod} (fencing token {transitions})")
+            }
+            HowAssigned::Recreated => format!(
                 "the Lease of listener {listener} was deleted: its holder stopped it; it runs on pod {pod} (fencing \
                  token {transitions})"
             ),
-            Kind::Takeover { why, .. } => {
+            HowAssigned::Takeover { why, .. } => {
                 format!("listener {listener} taken over by pod {pod} (fencing token {transitions}): {why}")
             }
         };

@@ -1,7 +1,7 @@
 //! Assignments go only to pods the API server confirms. The pod cache may lag behind the API
 //! server: a pod force-deleted a moment ago still shows there while the garbage collector has
 //! already removed its Leases, which then look deleted by hand with a live holder — and the
-//! decision recreates them for that pod ([`Kind::Recreated`](super::Kind)), an assignment to a
+//! decision recreates them for that pod ([`HowAssigned::Recreated`](super::HowAssigned)), an assignment to a
 //! pod that no longer exists but whose containers may run on (its agent could renew it). So the
 //! shell asks the API server for every pod an assignment names ([`to_confirm`]) and writes only
 //! the assignments whose pod it found with the same uid ([`confirmed`]); the others are held back

@@ -11,13 +11,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::judge::{why_expired, Judged};
-use super::{Burst, Input, Kind, PodFacts};
+use super::{Burst, HowAssigned, Input, PodFacts};
 use crate::listeners::assigner::Balance;
 
 /// How a listener's last tenure ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Ended {
-    kind: Kind,
+    kind: HowAssigned,
     /// Give it back to `pod` when it can take it (its Lease was deleted under it).
     prefer: Option<String>,
 }
@@ -68,7 +68,7 @@ impl Memory {
                     }
                 }
                 (Some(h), true) => {
-                    let kind = Kind::Takeover {
+                    let kind = HowAssigned::Takeover {
                         from: h.clone(),
                         why: why_expired(input, v),
                     };
@@ -78,7 +78,7 @@ impl Memory {
                     let by = released_by.get(&v.listener).cloned();
                     if let Some(h) = self.leaving.remove(&v.listener).or(by) {
                         let ended = Ended {
-                            kind: Kind::Recreated,
+                            kind: HowAssigned::Recreated,
                             prefer: Some(h),
                         };
                         self.ended.insert(v.listener.clone(), ended);
@@ -124,8 +124,10 @@ impl Memory {
     }
 
     /// How a listener without a Lease comes to its next holder.
-    pub(super) fn ended_kind(&self, listener: &str) -> Kind {
-        self.ended.get(listener).map_or(Kind::Assigned, |e| e.kind.clone())
+    pub(super) fn ended_kind(&self, listener: &str) -> HowAssigned {
+        self.ended
+            .get(listener)
+            .map_or(HowAssigned::Assigned, |e| e.kind.clone())
     }
 
     /// When the oldest move counted in the last minute leaves the count (the status shows it).

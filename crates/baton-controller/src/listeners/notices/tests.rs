@@ -22,7 +22,7 @@ fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &
                     from_resource_version: Some("1".into()),
                     transitions: 9,
                 },
-                kind: Some(Kind::Takeover {
+                kind: Some(HowAssigned::Takeover {
                     from: "p1".into(),
                     why: "gone".into(),
                 }),
@@ -115,7 +115,7 @@ fn orphaned_are_listeners_that_ran_and_that_nothing_runs_or_takes() {
 
 #[test]
 fn assignments_are_notified_by_kind_keyed_by_their_token() {
-    let takeover = Kind::Takeover {
+    let takeover = HowAssigned::Takeover {
         from: "p1".into(),
         why: "holder gone".into(),
     };
@@ -127,14 +127,14 @@ fn assignments_are_notified_by_kind_keyed_by_their_token() {
         (take.pod.as_deref(), take.previous_pod.as_deref(), take.fencing_token),
         (Some("p2"), Some("p1"), Some(4))
     );
-    let hand = assigned(&Kind::Handover, "a", "p2", Some(""), 5, "handed").unwrap();
+    let hand = assigned(&HowAssigned::Handover, "a", "p2", Some(""), 5, "handed").unwrap();
     assert_eq!((hand.event, hand.previous_pod), (ListenerSetEvent::Handover, None));
-    let back = assigned(&Kind::Recreated, "a", "p2", Some("p2"), 6, "back").unwrap();
+    let back = assigned(&HowAssigned::Recreated, "a", "p2", Some("p2"), 6, "back").unwrap();
     assert_eq!(
         (back.event, back.previous_pod),
         (ListenerSetEvent::LeaseRecreated, None)
     );
-    assert_eq!(assigned(&Kind::Assigned, "a", "p2", None, 1, "new"), None);
+    assert_eq!(assigned(&HowAssigned::Assigned, "a", "p2", None, 1, "new"), None);
 }
 
 fn status_with(degraded: Option<(&str, &str, i64)>) -> ListenerSetStatus {
@@ -183,8 +183,8 @@ fn degraded_is_notified_when_it_turns_true_or_changes_reason() {
     assert!(degraded(&status_with(None), true, "InvalidSpec", "bad").is_some());
 }
 
-fn takeover(from: &str) -> Kind {
-    Kind::Takeover {
+fn takeover(from: &str) -> HowAssigned {
+    HowAssigned::Takeover {
         from: from.into(),
         why: "gone".into(),
     }

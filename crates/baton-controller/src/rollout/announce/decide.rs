@@ -10,11 +10,11 @@ use jiff::Timestamp;
 
 use crate::api::notifications::{RolloutEvent, RolloutNotification, ROLLOUT_EVENT_TYPE_PREFIX};
 use crate::api::rollout::{EventReason, RolloutStatus};
-use crate::webhooks::{schedule::digest, Kind, Message, Outgoing};
 use crate::rollout::planner::PlanEvent;
+use crate::webhooks::{schedule::digest, Message, Outgoing, SourceKind};
 
 /// What a Rollout's messages are about.
-pub const KIND: Kind = Kind {
+pub const KIND: SourceKind = SourceKind {
     type_prefix: ROLLOUT_EVENT_TYPE_PREFIX,
     plural: crate::api::ROLLOUT_PLURAL,
 };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 
 use crate::api::rollout::{Rollout, RolloutStatus};
-use crate::webhooks::Notifier;
 use crate::rollout::planner::PlanEvent;
+use crate::webhooks::Notifier;
 
 pub mod decide;
 

@@ -173,7 +173,7 @@ fn a_deleted_lease_is_released_by_its_live_holder_then_recreated_for_it() {
             transitions: 4,
         }
     );
-    assert_eq!(write_of(&d, "a").kind, Some(Kind::Recreated));
+    assert_eq!(write_of(&d, "a").kind, Some(HowAssigned::Recreated));
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn a_lease_first_seen_released_while_deleted_goes_back_to_the_pod_its_label_name
     assert_eq!(write_of(&d, "a").change, remove_finalizer("a", "rv-a-3"));
     let d = scene.leases(vec![b]).decide(t + MS, &mut m);
     assert_eq!(assigns(&d), vec![to("a", "p", 4)], "no token skipped");
-    assert_eq!(write_of(&d, "a").kind, Some(Kind::Recreated));
+    assert_eq!(write_of(&d, "a").kind, Some(HowAssigned::Recreated));
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn a_deleted_lease_of_a_gone_holder_is_let_go_only_once_nothing_runs_it() {
     let d = scene.leases(Vec::new()).decide(t + secs(1) + D + MS, &mut m);
     assert_eq!(assigns(&d), vec![to("a", "q", 4)]);
     assert!(
-        matches!(&write_of(&d, "a").kind, Some(Kind::Takeover { from, .. }) if from == "p"),
+        matches!(&write_of(&d, "a").kind, Some(HowAssigned::Takeover { from, .. }) if from == "p"),
         "{:?}",
         d.writes
     );

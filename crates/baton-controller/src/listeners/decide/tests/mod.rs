@@ -226,7 +226,7 @@ pub(super) fn fence_on(pod: &str) -> (String, Option<(String, String)>) {
 
 /// Whether `d` says the held Lease of `listener` moves because of `why`.
 pub(super) fn takeover(d: &Decision, listener: &str, from: &str, why: &str) -> bool {
-    matches!(&write_of(d, listener).kind, Some(Kind::Takeover { from: f, why: w }) if f == from && w.contains(why))
+    matches!(&write_of(d, listener).kind, Some(HowAssigned::Takeover { from: f, why: w }) if f == from && w.contains(why))
 }
 
 /// Liveness facts for every pod of `scene`: registered, last seen at `at`.
@@ -264,7 +264,7 @@ mod confirm {
         let scene = scene.leases(vec![b]);
         let d = scene.decide(t + MS, &mut m);
         assert_eq!(assigns(&d), vec![to("a", "p", 4)]);
-        assert_eq!(write_of(&d, "a").kind, Some(Kind::Recreated));
+        assert_eq!(write_of(&d, "a").kind, Some(HowAssigned::Recreated));
         let targets = to_confirm(&d.writes);
         assert_eq!(targets, BTreeSet::from([("p".to_string(), uid("p"))]));
         // The API server no longer has p: nothing is written for it.

@@ -90,8 +90,8 @@ fn a_handover_raises_the_token_by_one() {
     let d = scene.decide(t, &mut Memory::default());
     assert_eq!(assigns(&d), vec![to("a", "p", 1), to("b", "p", 8)]);
     // Never held before: assigned; released by its holder: a handover.
-    assert_eq!(write_of(&d, "a").kind, Some(Kind::Assigned));
-    assert_eq!(write_of(&d, "b").kind, Some(Kind::Handover));
+    assert_eq!(write_of(&d, "a").kind, Some(HowAssigned::Assigned));
+    assert_eq!(write_of(&d, "b").kind, Some(HowAssigned::Handover));
     assert!(d.tokens.is_empty(), "both are assigned: {:?}", d.tokens);
 }
 
@@ -127,7 +127,7 @@ fn a_fresh_controller_holds_listeners_without_a_lease_for_one_duration() {
     assert!(matches!(&write_of(&d, "a").change, Move::RemoveFinalizer { .. }));
     let d = scene.decide(t0 + MS, &mut m);
     assert_eq!(assigns(&d), vec![to("a", "p", 6)]);
-    assert_eq!(write_of(&d, "a").kind, Some(Kind::Recreated));
+    assert_eq!(write_of(&d, "a").kind, Some(HowAssigned::Recreated));
 }
 
 #[test]
