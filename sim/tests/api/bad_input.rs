@@ -1,5 +1,5 @@
 //! Bad input never crashes the server: each gets the Status code and reason kube-apiserver gives.
-mod common;
+use crate::common;
 
 use common::{raw, raw_with, send_json, sim, widget_crd};
 use serde_json::json;

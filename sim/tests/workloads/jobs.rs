@@ -1,5 +1,5 @@
 //! `batch/v1` Jobs run by the simulated Job controller and kubelet.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

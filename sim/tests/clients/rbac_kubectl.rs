@@ -1,6 +1,6 @@
 //! `kubectl auth can-i`, `kubectl auth whoami` and `kubectl --as` (impersonation) with real
 //! kubectl against the RBAC-enforcing simulator.
-mod common;
+use crate::common;
 
 use baton_sim::auth::UserInfo;
 use common::kubectl::Kubectl;

@@ -1,7 +1,7 @@
 //! `apps/v1` StatefulSets run by the simulated StatefulSet controller and kubelet, observed as
 //! a client observes them: pods through a watch (every change, in order), the set's status,
 //! its ControllerRevisions, and real kubectl's `rollout` and `scale`.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! `object`, `oldObject`, `request.userInfo` (and its `extra`), `variables`, match conditions,
 //! selectors, `validationActions` Deny and Warn, `messageExpression`, `reason`, failure policy;
 //! 422/403 in kube-apiserver's words; policies that do not compile are refused.
-mod common;
+use crate::common;
 
 use baton_sim::auth::UserInfo;
 use baton_sim::Sim;

@@ -1,7 +1,7 @@
 //! Graceful pod deletion as a kubelet does it: SIGTERM to attached OS processes, the pod stays
 //! Terminating until they exit (or its containers' stop delay passes), never longer than the
 //! grace period (then SIGKILL); force deletes remove the pod at once and signal nothing.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! `resourceNames`, subresources, `nonResourceURLs`, wildcards, aggregated ClusterRoles, the
 //! default admin/edit/view roles, `system:masters`, escalation prevention, and 403s in
 //! kube-apiserver's words (kubectl: rbac_kubectl.rs).
-mod common;
+use crate::common;
 
 use baton_sim::auth::UserInfo;
 use common::rbac::{admin_create, answers, bind, call, cluster_role, grant_cluster_role, role, sa, sa_subject};

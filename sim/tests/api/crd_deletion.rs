@@ -2,7 +2,7 @@
 //! with the `customresourcecleanup.apiextensions.k8s.io` finalizer, while its custom resources
 //! are deleted (each waiting for its own finalizers) and new ones are refused; it goes once
 //! none is left. With kube-rs and with real kubectl.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

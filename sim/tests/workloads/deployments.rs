@@ -1,7 +1,6 @@
 //! `apps/v1` Deployments and ReplicaSets run by the simulated controllers and kubelet, through
 //! kube-rs here and real kubectl in `deployments/kubectl.rs`.
-mod common;
-#[path = "deployments/kubectl.rs"]
+use crate::common;
 mod kubectl;
 
 use std::collections::BTreeSet;

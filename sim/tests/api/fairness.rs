@@ -1,7 +1,7 @@
 //! API Priority and Fairness emulation: a per-user rate above which the simulator answers 429
 //! as kube-apiserver's APF filter does, and what real kubectl makes of it (it honours
 //! Retry-After, then reports the error in client-go's words).
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Real kubectl against what every cluster has and does: `kubectl create` of
 //! built-in kinds (protobuf bodies), `describe` and `events --for` finding Events written through
 //! events.k8s.io/v1, and client-side → server-side → client-side apply.
-mod common;
+use crate::common;
 
 use common::kubectl::{Kubectl, Run};
 use common::{sim, widget_crd};

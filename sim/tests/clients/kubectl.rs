@@ -1,5 +1,5 @@
 //! Real kubectl against the simulator: each test asserts what kubectl prints.
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,6 @@
 //! What clients hit first on a real cluster: DELETE answers, dry-run, metadata-only
 //! answers and content negotiation, one Event store behind two APIs.
-mod common;
+use crate::common;
 
 use common::{delete_in_background, get_accepting, raw, send_json, sim};
 use futures::{StreamExt, TryStreamExt};

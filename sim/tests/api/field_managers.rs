@@ -1,7 +1,7 @@
 //! Who a write is recorded as: the default field manager is the User-Agent's program name, as
 //! kube-apiserver's `prefixFromUserAgent` derives it, and never anything of the credentials;
 //! server-side apply names its manager, and an apply that creates needs `create` too.
-mod common;
+use crate::common;
 
 use common::rbac::{bind, role, sa, sa_subject};
 use common::{raw_with, sim};

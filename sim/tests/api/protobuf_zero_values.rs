@@ -3,7 +3,7 @@
 //! then leaves a zero non-pointer field out of the stored JSON while a pointer field set to
 //! zero (`replicas: 0`, `terminationGracePeriodSeconds: 0`) stays, and a zero `metav1.Time`
 //! is `null`.
-mod common;
+use crate::common;
 
 use common::kubectl::Kubectl;
 use common::{protobuf_body, raw, sim};

@@ -1,6 +1,6 @@
 //! What the API server does to `apps/v1` Deployments, ReplicaSets and StatefulSets before any
 //! controller sees them: kube's defaults, and its refusals with kube's field paths and words.
-mod common;
+use crate::common;
 
 use common::{send_json, sim};
 use serde_json::{json, Value};

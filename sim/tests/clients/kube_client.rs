@@ -1,5 +1,5 @@
 //! The simulator as kube-rs sees it: watches, reflectors, concurrency, subresources, GC.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! nobody issued; ServiceAccount tokens from TokenRequest (bound to a pod: its name and uid in
 //! the user's extra), which stop working when the ServiceAccount or the pod is gone; TokenReview;
 //! `kubectl create token` and `kubectl auth whoami` with real kubectl.
-mod common;
+use crate::common;
 
 use baton_sim::Sim;
 use common::kubectl::Kubectl;

@@ -1,6 +1,6 @@
 //! CEL validation rules and list-type uniqueness on custom resources, and the checks kube-apiserver
 //! makes of rules when a CRD is written — exact codes, messages and field paths.
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 
