@@ -67,7 +67,7 @@ test-sim: deps compat
 # control plane itself (tests/listener_procs/real_faults.rs: they pause or kill its components,
 # so they run alone, one at a time), then the differential suite (the same requests to baton-sim
 # and kube-apiserver, answers compared), then the demo on a control plane of its own.
-REAL_TESTS ?= --test listener_procs --test rollout --test crds --test crd_rules --test chart --test chart_rbac --test cli
+REAL_TESTS ?= --test listener_procs --test rollout --test packaging --test cli
 # Open on the real control plane (docs/cluster.md, "Open on the real control plane"): they pass
 # there alone, and fail with other tests beside them; they run on baton-sim in test-sim.
 REAL_SKIP ?= --skip sim_only --skip rebalance::a_scale_out_evens_out
@@ -103,7 +103,7 @@ crds:
 	cp crds/baton.dev_crds.yaml charts/baton/crds/baton.dev_crds.yaml
 	cp crds/baton.dev_crds.yaml config/crd/baton.dev_crds.yaml
 
-# Fails when crds/ is not what `baton crds` prints (also checked by tests/crds.rs).
+# Fails when crds/ is not what `baton crds` prints (also checked by tests/packaging/crds.rs).
 crds-check:
 	$(CARGO) run --quiet --bin baton -- crds | diff -u crds/baton.dev_crds.yaml - || { echo "crds/ is out of date: run 'make crds'"; exit 1; }
 

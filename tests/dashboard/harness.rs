@@ -1,6 +1,7 @@
 //! The real `baton dashboard` binary against a test's simulator, and what a browser would send
 //! it: pages, actions (with the page's CSRF token, Origin and JSON), and the live stream read
-//! event by event. Also used by tests/chart_rbac (the chart's dashboard, through `#[path]`).
+//! event by event. Also used, through `#[path]`, by tests/cli and tests/packaging (the chart's
+//! dashboard).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

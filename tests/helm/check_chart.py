@@ -14,7 +14,7 @@
    simulator, checking every object was accepted.
 
 Simulator: `--kubeconfig PATH` or $BATON_SIM_KUBECONFIG uses one that is already running
-(tests/chart.rs starts one in-process); otherwise the script starts `baton-sim serve`
+(tests/packaging/chart.rs starts one in-process); otherwise the script starts `baton-sim serve`
 ($BATON_SIM_BIN, else target/release/baton-sim or target/debug/baton-sim if built, else
 `cargo run --release -p baton-sim --bin baton-sim`).
 
@@ -370,7 +370,8 @@ def main() -> int:
         for o in objs:
             assert o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", o["metadata"]
         cr = one(objs, "ClusterRole", "baton-controller")
-        # Least privilege (tests/chart_rbac/least_privilege.rs measures it against what is used).
+        # Least privilege (tests/packaging/chart_rbac/least_privilege.rs measures it against what is
+        # used).
         assert rule_for(cr, "baton.dev", "rollouts") == {"list", "watch"}
         assert rule_for(cr, "baton.dev", "listenersets") == {"list", "watch", "patch"}
         for sub in ("rollouts/status", "listenersets/status"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`helm install` of charts/baton into a running simulator with Helm's real engine
 (helm-python-sdk), for the Rust tests that then run baton with the chart's RBAC
-(tests/chart_rbac). Prints the release's manifest as one JSON list of objects on stdout.
+(tests/packaging/chart_rbac). Prints the release's manifest as one JSON list of objects on stdout.
 
 Run: .venv/bin/python tests/helm/install_chart.py --kubeconfig K --release baton \
        --namespace baton-system --values '{"rbac": {"scope": "namespace"}}'

@@ -1,5 +1,5 @@
-//! Helm's real engine for the chart tests (`tests/chart.rs`, `tests/chart_rbac`): helm-python-sdk
-//! in the project's venv (`make deps` creates it).
+//! Helm's real engine for the chart tests (`tests/packaging/chart.rs`,
+//! `tests/packaging/chart_rbac`): helm-python-sdk in the project's venv (`make deps` creates it).
 #![allow(dead_code)]
 
 use std::path::PathBuf;

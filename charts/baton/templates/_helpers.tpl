@@ -89,7 +89,7 @@ namespace or all of them, so a controller watching several has none. */}}
 
 {{/*
 Rules the controller needs in the namespaces it watches (Secrets are added separately): what
-the demo scenario measured it using (tests/chart_rbac/least_privilege.rs), plus the grants
+the demo scenario measured it using (tests/packaging/chart_rbac/least_privilege.rs), plus the grants
 docs/operating.md lists under "Permissions beyond the demo scenario". It reads through watch
 caches (list, watch; get only for pods: a listener's new holder is confirmed with the API server
 before its Lease is written, since the cache may still show a pod that is gone), writes status and its ListenerSet finalizer with patches, pods'
