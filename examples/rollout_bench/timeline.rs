@@ -50,7 +50,7 @@ impl Recorder {
 
     /// Stop recording and print the timeline of the rollout that started at `start` and was
     /// seen healthy at `end`; `writes` are the simulator's write log entries of the controller.
-    pub fn report(self, start: Instant, end: Instant, writes: &[baton_sim::api::WriteRecord]) {
+    pub fn report(self, start: Instant, end: Instant, writes: &[baton_sim::handlers::WriteRecord]) {
         self.task.abort();
         let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()));
         let lagged = *self.lagged.lock().unwrap_or_else(|p| p.into_inner());

@@ -15,7 +15,7 @@ mod scan;
 /// * The request path below the handlers: `auth` (identities, tokens, RBAC over a snapshot),
 ///   `admission` (the chain of checks a request carries, and its plugins), `strategy` (per-kind
 ///   defaulting and validation).
-/// * `api`: the handlers (`Core`), which every write goes through.
+/// * `handlers`: the request handlers (`Core`), which every write goes through.
 /// * `controllers`: clients of `Core`, never called by it (they hook in through
 ///   `api::AfterWrite`).
 /// * What the HTTP server renders (`openapi`, `protobuf`, `table`) or injects (`faults`), then
@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["auth"],
     &["admission"],
     &["strategy"],
-    &["api"],
+    &["handlers"],
     &["controllers"],
     &["openapi", "protobuf", "table", "faults"],
     &["server"],
@@ -48,18 +48,22 @@ fn dependencies_point_down() {
         problems.join("\n")
     );
     // The checker sees what it should: known edges are found.
-    assert!(edges.contains_key(&("server".into(), "api".into())));
-    assert!(edges.contains_key(&("controllers".into(), "api".into())));
-    assert!(edges.contains_key(&("api".into(), "admission".into())));
+    assert!(edges.contains_key(&("server".into(), "handlers".into())));
+    assert!(edges.contains_key(&("controllers".into(), "handlers".into())));
+    assert!(edges.contains_key(&("handlers".into(), "admission".into())));
 }
 
 #[test]
 fn a_call_back_into_the_handlers_is_reported() {
-    let edges = [(("store".to_string(), "api".to_string()), "store.rs".to_string())].into();
+    let edges = [(("store".to_string(), "handlers".to_string()), "store.rs".to_string())].into();
     assert_eq!(
         scan::problems(&edges, LAYERS),
-        ["store.rs: store uses crate::api, which is not below it"]
+        ["store.rs: store uses crate::handlers, which is not below it"]
     );
-    let edges = [(("api".to_string(), "controllers".to_string()), "api/x.rs".to_string())].into();
+    let edges = [(
+        ("handlers".to_string(), "controllers".to_string()),
+        "handlers/x.rs".to_string(),
+    )]
+    .into();
     assert_eq!(scan::problems(&edges, LAYERS).len(), 1);
 }

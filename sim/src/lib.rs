@@ -21,7 +21,7 @@
 //! * [`controllers`] — kube-controller-manager's, the kubelet's and kube-apiserver's
 //!   post-start work: bootstrap objects, namespaces, RBAC aggregation, garbage collector, Jobs,
 //!   the kubelet. Clients of [`Core`]; started by [`Sim::start`].
-//! * [`api`] — the handlers ([`Core`]): create, update, patch, server-side apply, scale,
+//! * [`handlers`] — the request handlers ([`Core`]): create, update, patch, server-side apply, scale,
 //!   delete, the review and TokenRequest endpoints, authorization against the RBAC snapshot.
 //! * [`strategy`] — per-kind defaulting and validation of built-in kinds (the registry
 //!   strategies).
@@ -34,13 +34,13 @@
 //!   merge patch), [`schema`] (OpenAPI validation, defaulting, pruning), [`selector`],
 //!   [`jsonpath`], [`meta`], [`go_format`], [`error`], [`tls`].
 pub mod admission;
-pub mod api;
 pub mod auth;
 pub mod cel;
 pub mod controllers;
 pub mod error;
 pub mod faults;
 pub mod go_format;
+pub mod handlers;
 pub use kube_jsonpath as jsonpath;
 pub mod managed;
 pub mod meta;
@@ -68,9 +68,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use api::Core;
 pub use controllers::kubelet::{self, AttachError, Kubelet, KubeletConfig, PodContext, ProcessFactory};
 pub use faults::{FaultRule, Faults};
+pub use handlers::Core;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

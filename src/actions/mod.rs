@@ -14,8 +14,8 @@ use kube::api::PatchParams;
 
 use crate::session::CliError;
 
-pub mod history;
 pub mod judge;
+pub mod revision_log;
 pub mod runtime;
 pub mod spec;
 

@@ -11,7 +11,7 @@ use kube::api::{Api, Patch};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
-use super::history::{last_good, outcome, revisions, Outcome, Skipped};
+use super::revision_log::{last_good, outcome, revisions, Outcome, Skipped};
 use super::{Actor, Done};
 use crate::api::listenerset::is_label_value;
 use crate::api::rollout::{annotations, labels, Pin, Rollout};

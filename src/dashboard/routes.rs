@@ -14,7 +14,7 @@ use maud::Markup;
 use super::caches::Watched;
 use super::render::{self, listenerset::SetView, rollout::RolloutView, Frame};
 use super::{text, Dashboard, FIRST_LIST};
-use crate::actions::history::owned;
+use crate::actions::revision_log::owned;
 use crate::api::listenerset::ListenerSet;
 use crate::api::rollout::Rollout;
 

@@ -287,7 +287,7 @@ impl Operator {
         );
         let expectations = Arc::new(Expectations::default());
         let rollout_pods = observed_pod_events(self.triggers.rollout_pods, expectations.clone());
-        let (checks, checks_done) = crate::rollout::checks::CheckRunner::new(self.client.clone());
+        let (checks, checks_done) = crate::rollout::check_runs::CheckRunner::new(self.client.clone());
         let notifier = notifier(&self.client, &self.cfg, &events, &self.metrics);
         let crd_metrics = self.metrics.clone();
         let ctx = Arc::new(Context {

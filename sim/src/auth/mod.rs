@@ -2,7 +2,7 @@
 //! ServiceAccount token issuer, what a request asks (from its path), the RBAC rules and the
 //! authorizer over a snapshot of them, and an audit of every decision. The steps that read the
 //! store (authenticating a ServiceAccount token, impersonation, the review APIs, TokenRequest)
-//! are `crate::api`'s; RBAC's escalation prevention is an admission check
+//! are `crate::handlers`'s; RBAC's escalation prevention is an admission check
 //! (`crate::admission::escalation`).
 //!
 //! Submodules: `attributes` (what a request asks, from its path), `token` (ServiceAccount JWTs),

@@ -1,5 +1,5 @@
 //! What a `POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token` (TokenRequest) asks, as
-//! kube-apiserver's `TokenREST` reads it (the endpoint is `crate::api`'s): a token for the
+//! kube-apiserver's `TokenREST` reads it (the endpoint is `crate::handlers`'s): a token for the
 //! ServiceAccount, optionally bound to a Pod (its claims then name
 //! the pod and its node, and the token dies with the pod) or a Secret, for the requested
 //! audiences (default: the API server's) and lifetime (default 1 h, at least 10 min).

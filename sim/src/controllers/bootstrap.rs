@@ -3,7 +3,7 @@
 //! default RBAC roles and bindings.
 use serde_json::json;
 
-use crate::api::{Core, Opts};
+use crate::handlers::{Core, Opts};
 
 /// Create them all, through the API as any client would.
 pub fn run(core: &Core) {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use crate::api::{Core, DeleteOpts};
+use crate::handlers::{Core, DeleteOpts};
 use crate::resources::ResKey;
 use crate::store::{Event, EventKind, Stored, Write};
 use crate::strategy::crd_status::{self, CLEANUP_FINALIZER, TERMINATING};

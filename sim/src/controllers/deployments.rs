@@ -28,11 +28,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::api::{set_pointer, Core, DeleteOpts, Sub};
 use crate::controllers::replicasets::claim;
 use crate::controllers::replicasets::events::{self, Recorded};
 use crate::controllers::replicasets::queue::{self, Controller, Key, Next};
 use crate::controllers::replicasets::{controlled, controller_of, controller_opts, pods_key, rs_key};
+use crate::handlers::{set_pointer, Core, DeleteOpts, Sub};
 use crate::resources::ResKey;
 use crate::store::{Event, EventKind};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::api::{Core, DeleteOpts};
+use crate::handlers::{Core, DeleteOpts};
 use crate::store::{Event, EventKind, Write};
 
 pub async fn run(core: Arc<Core>, mut shutdown: tokio::sync::watch::Receiver<bool>) {

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::api::{Core, DeleteOpts, Opts};
+use crate::handlers::{Core, DeleteOpts, Opts};
 use crate::resources::ResKey;
 use crate::store::{Event, Write};
 
 /// What the controller needs to know of one of a Job's pods.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PodView {
+pub struct JobPod {
     pub name: String,
     pub phase: String,
     pub deleting: bool,
@@ -26,11 +26,11 @@ pub struct PodView {
     pub restarts: i64,
 }
 
-impl PodView {
-    fn of(v: &Value) -> PodView {
+impl JobPod {
+    fn of(v: &Value) -> JobPod {
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
         let statuses = v.pointer("/status/containerStatuses").and_then(Value::as_array);
-        PodView {
+        JobPod {
             name: s("/metadata/name"),
             phase: s("/status/phase"),
             deleting: v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()),
@@ -67,7 +67,7 @@ fn has_condition(status: &Value, ty: &str) -> bool {
 }
 
 /// The Job controller's decision for `job` given its pods, at `now` (RFC 3339).
-pub fn plan(job: &Value, pods: &[PodView], now: &str) -> Plan {
+pub fn plan(job: &Value, pods: &[JobPod], now: &str) -> Plan {
     let int = |p: &str| job.pointer(p).and_then(Value::as_i64);
     let parallelism = int("/spec/parallelism").unwrap_or(1).max(0) as usize;
     let completions = int("/spec/completions").map(|c| c.max(0) as usize);
@@ -78,7 +78,7 @@ pub fn plan(job: &Value, pods: &[PodView], now: &str) -> Plan {
         .cloned()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
-    let live: Vec<&PodView> = pods
+    let live: Vec<&JobPod> = pods
         .iter()
         .filter(|p| !p.deleting && p.phase != "Succeeded" && p.phase != "Failed")
         .collect();
@@ -209,13 +209,13 @@ fn reconcile(core: &Core, ns: &str, name: &str) {
         group: String::new(),
         plural: "pods".into(),
     };
-    let pods: Vec<PodView> = core
+    let pods: Vec<JobPod> = core
         .store
         .dependents_of(&job.uid)
         .into_iter()
         .filter(|(k, _, _)| *k == pods_key)
         .filter_map(|(k, ns, n)| core.store.get(&k, &ns, &n))
-        .map(|p| PodView::of(&p.value()))
+        .map(|p| JobPod::of(&p.value()))
         .collect();
     let p = plan(&job_v, &pods, &crate::meta::now_rfc3339());
     let Some(pods_rt) = core.resource("", "pods") else {

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::Core;
+use crate::handlers::Core;
 use crate::resources::ResKey;
 use crate::store::{EventKind, Write};
 
@@ -296,7 +296,7 @@ impl Kubelet {
             }},
             "spec": {},
         });
-        let opts = crate::api::Opts {
+        let opts = crate::handlers::Opts {
             field_manager: "kubelet".into(),
             ..Default::default()
         };

@@ -1,7 +1,7 @@
 //! The simulator's in-process controllers: what kube-controller-manager, the kubelet and
 //! kube-apiserver's post-start hooks do in a cluster. They are clients of [`Core`]: they read
 //! its store and write through its API methods, and the core never calls them — they are
-//! started here, and the synchronous ones hook into it through [`crate::api::AfterWrite`].
+//! started here, and the synchronous ones hook into it through [`crate::handlers::AfterWrite`].
 //!
 //! * `bootstrap` (and `rbac_bootstrap`): the objects every cluster starts with.
 //! * `namespaces`: a new namespace's default ServiceAccount and root CA ConfigMap; a deleted
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::api::Core;
+use crate::handlers::Core;
 
 pub mod bootstrap;
 pub mod crd_cleanup;

@@ -4,7 +4,7 @@
 //! controller deletes its contents, and goes once nothing is left in it.
 use serde_json::json;
 
-use crate::api::{AfterWrite, Core, DeleteOpts, Opts};
+use crate::handlers::{AfterWrite, Core, DeleteOpts, Opts};
 use crate::resources::{ResKey, ResourceType};
 use crate::store::{Event, EventKind, Write, Written};
 

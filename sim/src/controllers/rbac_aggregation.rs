@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use crate::api::{AfterWrite, Core, Opts, Sub};
 use crate::auth::rbac::{rkey, rules_of, PolicyRule, GROUP};
+use crate::handlers::{AfterWrite, Core, Opts, Sub};
 use crate::resources::ResourceType;
 use crate::selector::from_label_selector_json;
 use crate::store::Written;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{Core, Opts};
+use crate::handlers::{Core, Opts};
 
 const POLICY: &str = include_str!("rbac_bootstrap.yaml");
 

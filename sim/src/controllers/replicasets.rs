@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::api::{Core, DeleteOpts, Opts, Sub};
+use crate::handlers::{Core, DeleteOpts, Opts, Sub};
 use crate::resources::ResKey;
 use crate::store::{Event, EventKind};
 
@@ -27,7 +27,7 @@ pub(crate) mod queue;
 mod rank;
 
 pub use plan::{available, plan, Plan};
-pub use rank::{deleted_before, parse_time, to_delete, PodView};
+pub use rank::{deleted_before, parse_time, to_delete, RankedPod};
 
 use events::Recorded;
 use queue::{Controller, Key, Next};
@@ -116,7 +116,7 @@ pub async fn run(core: Arc<Core>, shutdown: watch::Receiver<bool>) {
 
 /// The pods of every ReplicaSet that `rs`'s owner controls (kube's "indirectly related" pods,
 /// whose spread over nodes ranks pods for deletion); the ReplicaSet's own without an owner.
-fn related_pods(core: &Core, rs: &Value, own: &[PodView]) -> Vec<PodView> {
+fn related_pods(core: &Core, rs: &Value, own: &[RankedPod]) -> Vec<RankedPod> {
     let Some(owner) = controller_of(rs) else {
         return own.to_vec();
     };
@@ -124,7 +124,7 @@ fn related_pods(core: &Core, rs: &Value, own: &[PodView]) -> Vec<PodView> {
         .iter()
         .filter_map(|s| s.pointer("/metadata/uid").and_then(Value::as_str))
         .flat_map(|uid| controlled(core, uid, &pods_key()))
-        .map(|p| PodView::of(&p))
+        .map(|p| RankedPod::of(&p))
         .collect()
 }
 
@@ -138,9 +138,9 @@ fn reconcile(core: &Core, ns: &str, name: &str) -> Next {
         api_version: "apps/v1",
         kind: "ReplicaSet",
     };
-    let pods: Vec<PodView> = claim::claim(core, &owner, &pods_key())
+    let pods: Vec<RankedPod> = claim::claim(core, &owner, &pods_key())
         .iter()
-        .map(PodView::of)
+        .map(RankedPod::of)
         .collect();
     // Only a scale-down ranks pods by their siblings: read those only then.
     let replicas = rs.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
@@ -184,7 +184,7 @@ fn reconcile(core: &Core, ns: &str, name: &str) -> Next {
     }
     if rs.get("status") != Some(&p.status) {
         let mut body = rs.clone();
-        crate::api::set_pointer(&mut body, "/status", p.status.clone());
+        crate::handlers::set_pointer(&mut body, "/status", p.status.clone());
         retry |= core
             .update(&rs_rt, ns, name, body, Sub::Status, &controller_opts())
             .is_err();

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
-use crate::api::{Core, DeleteOpts, Opts, Sub};
+use crate::handlers::{Core, DeleteOpts, Opts, Sub};
 use crate::resources::ResKey;
 use crate::selector::LabelSelector;
 use crate::store::{Event, EventKind, Write};
@@ -27,7 +27,7 @@ pub mod view;
 
 use plan::Revision;
 use revisions::{RevisionView, UpdateRevision};
-use view::{PodView, SetView};
+use view::{SetPod, SetView};
 
 /// How many names a new revision tries before the pass gives up (each name collision with a
 /// revision of other data bumps `collisionCount`).
@@ -161,7 +161,7 @@ fn controlled_by(v: &Value, uid: &str) -> bool {
 
 /// The set's revisions and pods: those it controls that its selector selects (and, for pods,
 /// whose names are `<set>-<ordinal>`).
-fn owned(core: &Core, set: &SetView, selector: &LabelSelector) -> (Vec<RevisionView>, Vec<PodView>) {
+fn owned(core: &Core, set: &SetView, selector: &LabelSelector) -> (Vec<RevisionView>, Vec<SetPod>) {
     let mut revisions = Vec::new();
     let mut pods = Vec::new();
     for (k, ns, name) in core.store.dependents_of(&set.uid) {
@@ -178,7 +178,7 @@ fn owned(core: &Core, set: &SetView, selector: &LabelSelector) -> (Vec<RevisionV
         if k == revisions_key() {
             revisions.push(RevisionView::of(&v));
         } else if k == pods_key() && view::parent_and_ordinal(&name).is_some_and(|(p, _)| p == set.name) {
-            pods.extend(PodView::of(&v));
+            pods.extend(SetPod::of(&v));
         }
     }
     revisions::sort(&mut revisions);

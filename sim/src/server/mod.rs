@@ -15,10 +15,10 @@ use hyper::body::Incoming;
 use crate::admission::escalation::Escalation;
 use crate::admission::policy::{self, Admission};
 use crate::admission::{Check, RequestContext};
-use crate::api::Core;
 use crate::auth::{RequestInfo, UserInfo};
 use crate::error::ApiError;
 use crate::faults::{Faults, Verdict};
+use crate::handlers::Core;
 
 mod fairness;
 mod list;
@@ -126,7 +126,7 @@ impl Server {
             }
         };
         // `kubectl --as`: act as another user if this one may impersonate them.
-        let user = if crate::api::impersonation::requested(req.headers()) {
+        let user = if crate::handlers::impersonation::requested(req.headers()) {
             match self.core.impersonate(user.clone(), req.headers()) {
                 Ok(u) => u,
                 Err(e) => {

@@ -4,7 +4,7 @@
 use http::Response;
 use serde_json::Value;
 
-use crate::api::Reply;
+use crate::handlers::Reply;
 use crate::resources::ResourceType;
 
 use super::negotiate::{partial, Output, Shape};

@@ -12,8 +12,8 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::admission::RequestContext;
-use crate::api::{DeleteOpts, FieldValidation, Opts};
 use crate::error::ApiError;
+use crate::handlers::{DeleteOpts, FieldValidation, Opts};
 
 use super::{Server, MAX_BODY};
 

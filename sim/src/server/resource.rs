@@ -9,8 +9,8 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::admission::RequestContext;
-use crate::api::{PatchType, Sub};
 use crate::error::ApiError;
+use crate::handlers::{PatchType, Sub};
 use crate::resources::ResourceType;
 
 use super::negotiate::{needs_render, negotiate, Output, Shape};

@@ -13,8 +13,8 @@ use hyper::body::Frame;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::api::Core;
 use crate::error::ApiError;
+use crate::handlers::Core;
 use crate::resources::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventKind, Stored};

@@ -17,7 +17,7 @@ use kube::config::Kubeconfig;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
-use crate::actions::history;
+use crate::actions::revision_log;
 use crate::api::listenerset::ListenerSet;
 use crate::api::rollout::Rollout;
 use crate::session::{self, KubeArgs, Session};
@@ -249,8 +249,8 @@ where
 pub fn revisions(current: &OsStr) -> Vec<CompletionCandidate> {
     of_rollout(current, |s, rollout| {
         Box::pin(async move {
-            let revs = history::revisions(&s.client, &s.namespace, &rollout).await?;
-            Ok(history::entries(&rollout, &revs)
+            let revs = revision_log::revisions(&s.client, &s.namespace, &rollout).await?;
+            Ok(revision_log::entries(&rollout, &revs)
                 .into_iter()
                 .map(|e| {
                     let mut help = e.version;

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use kube::api::Api;
 use serde::Serialize;
 
-pub use crate::actions::history::{entries, revisions, RevisionEntry};
+pub use crate::actions::revision_log::{entries, revisions, RevisionEntry};
 use crate::api::rollout::{DeployRecord, RecordOutcome, Rollout};
 use crate::cli::output::{self, Format, Got, PrintFlags};
 use crate::cli::{emit, CliError, Session};

@@ -13,10 +13,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::view::{phase_word, verdict, Verdict};
-use crate::actions::history;
+use crate::actions::revision_log;
 use crate::api::rollout::{labels, Rollout, RolloutPhase};
 use crate::cli::output;
-pub use pod::PodView;
+pub use pod::PodRow;
 use pod::{ICON_BAD, ICON_NEUTRAL, ICON_OK, ICON_PAUSED, ICON_PROGRESSING};
 
 pub mod live;
@@ -43,7 +43,7 @@ pub fn deadline(r: &Rollout) -> Duration {
 }
 
 /// Did the pod's instance fail on the pod's revision (`status.failedUpdate`)?
-pub fn failed_here(r: &Rollout, p: &PodView) -> bool {
+pub fn failed_here(r: &Rollout, p: &PodRow) -> bool {
     let Some(f) = r.status.as_ref().and_then(|s| s.failed_update.as_ref()) else {
         return false;
     };
@@ -123,7 +123,7 @@ fn summary(r: &Rollout) -> String {
 /// STATUS and INFO of a revision: stable (the last healthy), being rolled out (or paused),
 /// failed with its reason, rolled back, failed before (an older revision whose last rollout
 /// failed), or superseded.
-fn revision_outcome(r: &Rollout, e: &history::RevisionEntry) -> (String, String) {
+fn revision_outcome(r: &Rollout, e: &revision_log::RevisionEntry) -> (String, String) {
     let st = r.status.clone().unwrap_or_default();
     let has = |m: &str| e.marks.iter().any(|x| x == m);
     let mut info = vec![e.version.clone()];
@@ -161,7 +161,7 @@ fn prefixes(last: bool, parent: &str) -> (String, String) {
 
 /// INFO of a pod: ready x/y, restarts, `current` for its instance's current pod, and why it is
 /// stuck (or, not yet stuck, why it is not Ready).
-fn pod_row(r: &Rollout, p: &PodView, prefix: &str, now: Timestamp) -> Vec<String> {
+fn pod_row(r: &Rollout, p: &PodRow, prefix: &str, now: Timestamp) -> Vec<String> {
     let st = r.status.as_ref();
     let current = st.is_some_and(|s| s.instances.iter().any(|i| i.pod.as_deref() == Some(p.name.as_str())));
     let stuck = p.stuck(now, deadline(r), failed_here(r, p));
@@ -202,17 +202,17 @@ pub fn render(r: &Rollout, revisions: &[ControllerRevision], pods: &[Pod], now: 
             String::new(),
         ],
     ];
-    let views: Vec<PodView> = instance_pods(r, pods).into_iter().map(PodView::of).collect();
+    let views: Vec<PodRow> = instance_pods(r, pods).into_iter().map(PodRow::of).collect();
     // hash → instance → pods, oldest incarnation first.
-    let mut by_hash: BTreeMap<&str, BTreeMap<&str, Vec<&PodView>>> = BTreeMap::new();
+    let mut by_hash: BTreeMap<&str, BTreeMap<&str, Vec<&PodRow>>> = BTreeMap::new();
     for p in &views {
         let (Some(h), Some(i)) = (p.hash.as_deref(), p.instance.as_deref()) else {
             continue;
         };
         by_hash.entry(h).or_default().entry(i).or_default().push(p);
     }
-    let owned = history::owned(r, revisions);
-    let entries = history::entries(r, owned.iter().copied());
+    let owned = revision_log::owned(r, revisions);
+    let entries = revision_log::entries(r, owned.iter().copied());
     // Newest revision first; pods of a revision no longer kept come last.
     let mut groups: Vec<(Vec<String>, Option<&str>)> = owned
         .iter()
@@ -246,7 +246,7 @@ pub fn render(r: &Rollout, revisions: &[ControllerRevision], pods: &[Pod], now: 
         let (prefix, sub) = prefixes(k + 1 == n, "");
         row[0] = format!("{prefix}{}", row[0]);
         rows.push(row);
-        let instances: BTreeMap<&str, Vec<&PodView>> = match hash {
+        let instances: BTreeMap<&str, Vec<&PodRow>> = match hash {
             Some(h) => by_hash.get(h).cloned().unwrap_or_default(),
             None => orphans(&views, &known),
         };
@@ -260,8 +260,8 @@ pub fn render(r: &Rollout, revisions: &[ControllerRevision], pods: &[Pod], now: 
 }
 
 /// The pods whose revision is not among `known`, by instance.
-fn orphans<'a>(views: &'a [PodView], known: &BTreeSet<Option<&str>>) -> BTreeMap<&'a str, Vec<&'a PodView>> {
-    let mut m: BTreeMap<&str, Vec<&PodView>> = BTreeMap::new();
+fn orphans<'a>(views: &'a [PodRow], known: &BTreeSet<Option<&str>>) -> BTreeMap<&'a str, Vec<&'a PodRow>> {
+    let mut m: BTreeMap<&str, Vec<&PodRow>> = BTreeMap::new();
     for p in views.iter().filter(|p| !known.contains(&p.hash.as_deref())) {
         m.entry(p.instance.as_deref().unwrap_or_default()).or_default().push(p);
     }
@@ -271,7 +271,7 @@ fn orphans<'a>(views: &'a [PodView], known: &BTreeSet<Option<&str>>) -> BTreeMap
 /// Under a revision: each instance with a pod of it (by ordinal), and those pods, oldest first.
 fn instance_rows(
     r: &Rollout,
-    instances: &BTreeMap<&str, Vec<&PodView>>,
+    instances: &BTreeMap<&str, Vec<&PodRow>>,
     sub: &str,
     now: Timestamp,
     rows: &mut Vec<Vec<String>>,

@@ -3,7 +3,7 @@
 //! Rollout object.
 use std::collections::BTreeMap;
 
-use super::tree::{self, PodView};
+use super::tree::{self, PodRow};
 pub use crate::actions::judge::{header, observed, phase_word, refusal, verdict, Request, Verdict};
 use crate::api::rollout::Rollout;
 use crate::cli::output;
@@ -57,11 +57,11 @@ pub fn render(r: &Rollout, now: Timestamp, wide: bool) -> String {
 }
 
 /// [`render`], told about the Rollout's `pods` too: a pod stuck short of Ready (see
-/// [`PodView::stuck`]) is named with why on one line, even when it is not an instance's current
+/// [`PodRow::stuck`]) is named with why on one line, even when it is not an instance's current
 /// pod (a new incarnation kept beside the old one); `wide` adds a table of every pod not Ready.
 pub fn render_with_pods(r: &Rollout, pods: &[Pod], now: Timestamp, wide: bool) -> String {
     let st = r.status.clone().unwrap_or_default();
-    let views: Vec<PodView> = tree::instance_pods(r, pods).into_iter().map(PodView::of).collect();
+    let views: Vec<PodRow> = tree::instance_pods(r, pods).into_iter().map(PodRow::of).collect();
     let mut out = format!("{}\n", header(r));
     if let Some(p) = progress_text(r) {
         out.push_str(&format!("  {p}\n"));
@@ -117,7 +117,7 @@ pub fn render_with_pods(r: &Rollout, pods: &[Pod], now: Timestamp, wide: bool) -
 }
 
 /// `stuck: POD (READY): why; …`, when a pod is stuck.
-fn stuck_line(r: &Rollout, views: &[PodView], now: Timestamp) -> Option<String> {
+fn stuck_line(r: &Rollout, views: &[PodRow], now: Timestamp) -> Option<String> {
     let stuck: Vec<String> = views
         .iter()
         .filter_map(|p| {
@@ -129,7 +129,7 @@ fn stuck_line(r: &Rollout, views: &[PodView], now: Timestamp) -> Option<String> 
 }
 
 /// `not ready:` and a table of the pods not Ready (not those going away), with why.
-fn not_ready_table(r: &Rollout, views: &[PodView], now: Timestamp) -> String {
+fn not_ready_table(r: &Rollout, views: &[PodRow], now: Timestamp) -> String {
     let mut rows = vec![["POD", "INSTANCE", "READY", "RESTARTS", "AGE", "REASON"]
         .map(String::from)
         .to_vec()];

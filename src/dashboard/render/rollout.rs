@@ -8,8 +8,8 @@ use maud::{html, Markup};
 use serde_json::json;
 
 use super::{conditions, events, or_dash, segment, time, time_of};
-use crate::actions::history::{entries, RevisionEntry};
 use crate::actions::judge::{header, phase_word, refusal, verdict, Request, Verdict};
+use crate::actions::revision_log::{entries, RevisionEntry};
 use crate::api::rollout::{InstanceStatus, Rollout};
 
 /// What the page shows of one Rollout.

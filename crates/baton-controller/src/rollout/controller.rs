@@ -82,8 +82,8 @@ pub struct Context {
     /// When this controller last wrote each Rollout's status (by uid): progress-only changes
     /// wait [`status_write::PROGRESS_INTERVAL`] after it.
     pub status_written: WriteClock,
-    /// The check runs of every Rollout (see [`crate::rollout::checks`]).
-    pub checks: Arc<crate::rollout::checks::CheckRunner>,
+    /// The check runs of every Rollout (see [`crate::rollout::check_runs`]).
+    pub checks: Arc<crate::rollout::check_runs::CheckRunner>,
     /// The notification queues of every Rollout (see [`crate::webhooks`]).
     pub notifier: Arc<crate::webhooks::Notifier>,
     /// The Deployments that `spec.workloadRef` names (see [`crate::rollout::workload`]).

@@ -1,6 +1,6 @@
 //! The Rollout controller: a pure planner and the reconciler that applies its plans.
 pub mod announce;
-pub mod checks;
+pub mod check_runs;
 pub mod controller;
 pub mod expectations;
 pub mod jobs;

@@ -233,9 +233,9 @@ impl Sync<'_> {
             return Err(Stop);
         }
         let mut template = self.d.template.clone();
-        crate::api::set_pointer(&mut template, &format!("/metadata/labels/{HASH_LABEL}"), json!(hash));
+        crate::handlers::set_pointer(&mut template, &format!("/metadata/labels/{HASH_LABEL}"), json!(hash));
         let mut selector = self.d.selector.clone();
-        crate::api::set_pointer(&mut selector, &format!("/matchLabels/{HASH_LABEL}"), json!(hash));
+        crate::handlers::set_pointer(&mut selector, &format!("/matchLabels/{HASH_LABEL}"), json!(hash));
         let mut rs = ReplicaSet::of(&json!({"metadata": {"name": name}, "spec": {"replicas": 0}}), 0);
         rs.created = Some(self.now);
         rs.template = template;

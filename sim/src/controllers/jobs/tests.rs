@@ -12,8 +12,8 @@ fn job(completions: Option<i64>, parallelism: i64, backoff: i64) -> Value {
     j
 }
 
-fn pod(name: &str, phase: &str) -> PodView {
-    PodView {
+fn pod(name: &str, phase: &str) -> JobPod {
+    JobPod {
         name: name.into(),
         phase: phase.into(),
         deleting: false,

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{controlled, controller_of, controller_opts};
-use crate::api::{Core, Sub};
+use crate::handlers::{Core, Sub};
 use crate::resources::ResKey;
 use crate::selector::LabelSelector;
 

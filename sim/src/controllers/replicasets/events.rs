@@ -2,7 +2,7 @@
 //! `kubectl describe` and `kubectl get events` show).
 use serde_json::{json, Value};
 
-use crate::api::{Core, Opts};
+use crate::handlers::{Core, Opts};
 
 /// One event a plan asks for, about the object it reconciled.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{json, Map, Value};
 
-use super::rank::{to_delete, PodView};
+use super::rank::{to_delete, RankedPod};
 
 /// kube-controller-manager's `--replicaset-burst-replicas` default: at most this many pods are
 /// created or deleted in one sync.
@@ -29,7 +29,7 @@ pub struct Plan {
 use crate::meta::string_map as labels_of;
 
 /// `podutil.IsPodAvailable`: Ready, for longer than `min_ready` seconds.
-pub fn available(p: &PodView, min_ready: i64, now: Timestamp) -> bool {
+pub fn available(p: &RankedPod, min_ready: i64, now: Timestamp) -> bool {
     if !p.ready {
         return false;
     }
@@ -39,7 +39,7 @@ pub fn available(p: &PodView, min_ready: i64, now: Timestamp) -> bool {
 }
 
 /// When a Ready pod that is not yet available will be, from `now`.
-fn until_available(p: &PodView, min_ready: i64, now: Timestamp) -> Option<Duration> {
+fn until_available(p: &RankedPod, min_ready: i64, now: Timestamp) -> Option<Duration> {
     if !p.ready || available(p, min_ready, now) {
         return None;
     }
@@ -51,12 +51,12 @@ fn until_available(p: &PodView, min_ready: i64, now: Timestamp) -> Option<Durati
 
 /// The ReplicaSet controller's decision for `rs` given its active-or-not `pods` (those it
 /// owns) and `related` (the pods of every ReplicaSet its owner owns), at `now`.
-pub fn plan(rs: &Value, pods: &[PodView], related: &[PodView], now: Timestamp) -> Plan {
+pub fn plan(rs: &Value, pods: &[RankedPod], related: &[RankedPod], now: Timestamp) -> Plan {
     let int = |p: &str| rs.pointer(p).and_then(Value::as_i64);
     let replicas = int("/spec/replicas").unwrap_or(1).max(0) as usize;
     let min_ready = int("/spec/minReadySeconds").unwrap_or(0).max(0);
     let deleting = rs.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null());
-    let active: Vec<PodView> = pods.iter().filter(|p| p.active()).cloned().collect();
+    let active: Vec<RankedPod> = pods.iter().filter(|p| p.active()).cloned().collect();
     let (mut create, mut delete) = (0, Vec::new());
     if !deleting {
         if active.len() < replicas {
@@ -68,7 +68,7 @@ pub fn plan(rs: &Value, pods: &[PodView], related: &[PodView], now: Timestamp) -
     }
     // kube's status counts the pods it listed, deleted ones included, until their deletion is
     // observed; counting what remains says the same one sync earlier.
-    let counted: Vec<&PodView> = active.iter().filter(|p| !delete.contains(&p.name)).collect();
+    let counted: Vec<&RankedPod> = active.iter().filter(|p| !delete.contains(&p.name)).collect();
     let template = labels_of(rs.pointer("/spec/template/metadata/labels"));
     let fully = counted
         .iter()

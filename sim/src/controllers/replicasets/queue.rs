@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::api::Core;
+use crate::handlers::Core;
 use crate::store::Event;
 
 /// An object's namespace and name.

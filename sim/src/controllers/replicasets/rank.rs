@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// What the ReplicaSet controller needs to know of a pod.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct PodView {
+pub struct RankedPod {
     pub name: String,
     pub uid: String,
     /// `spec.nodeName` ("" while not scheduled).
@@ -57,8 +57,8 @@ fn max_restarts(statuses: Option<&Value>, only_sidecars: Option<&Value>) -> i64 
         .unwrap_or(0)
 }
 
-impl PodView {
-    pub fn of(v: &Value) -> PodView {
+impl RankedPod {
+    pub fn of(v: &Value) -> RankedPod {
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
         let ready_cond = v
             .pointer("/status/conditions")
@@ -74,7 +74,7 @@ impl PodView {
                     .collect()
             })
             .unwrap_or_default();
-        PodView {
+        RankedPod {
             name: s("/metadata/name"),
             uid: s("/metadata/uid"),
             node: s("/spec/nodeName"),
@@ -149,7 +149,7 @@ fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, a_uid: &str, b_uid: &
 }
 
 /// Whether `a` (with `ra` related pods on its node) goes before `b` when scaling down.
-pub fn deleted_before(a: &PodView, ra: usize, b: &PodView, rb: usize, now: Timestamp) -> bool {
+pub fn deleted_before(a: &RankedPod, ra: usize, b: &RankedPod, rb: usize, now: Timestamp) -> bool {
     if a.node != b.node && (a.node.is_empty() || b.node.is_empty()) {
         return a.node.is_empty();
     }
@@ -184,7 +184,7 @@ pub fn deleted_before(a: &PodView, ra: usize, b: &PodView, rb: usize, now: Times
 /// The `n` of `pods` (all active) to delete: ranked by [`deleted_before`], where a pod's rank
 /// is how many active `related` pods (the pods of its owner's siblings, itself included) share
 /// its node.
-pub fn to_delete(pods: &[PodView], related: &[PodView], n: usize, now: Timestamp) -> Vec<String> {
+pub fn to_delete(pods: &[RankedPod], related: &[RankedPod], n: usize, now: Timestamp) -> Vec<String> {
     if n >= pods.len() {
         return pods.iter().map(|p| p.name.clone()).collect();
     }
@@ -192,7 +192,7 @@ pub fn to_delete(pods: &[PodView], related: &[PodView], n: usize, now: Timestamp
     for p in related.iter().filter(|p| p.active()) {
         *on_node.entry(p.node.as_str()).or_default() += 1;
     }
-    let mut ranked: Vec<(&PodView, usize)> = pods
+    let mut ranked: Vec<(&RankedPod, usize)> = pods
         .iter()
         .map(|p| (p, on_node.get(p.node.as_str()).copied().unwrap_or(0)))
         .collect();

@@ -21,8 +21,8 @@ fn rs(replicas: i64, min_ready: i64) -> Value {
 }
 
 /// A Running, Ready pod on the node, Ready for a minute, created two minutes ago.
-fn pod(name: &str) -> PodView {
-    PodView {
+fn pod(name: &str) -> RankedPod {
+    RankedPod {
         name: name.into(),
         uid: format!("{name}-uid"),
         node: "sim-node-1".into(),
@@ -169,7 +169,7 @@ fn pod_views_read_readiness_restarts_and_deletion_cost() {
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:09:00Z"}],
             "containerStatuses": [{"name": "a", "restartCount": 2}, {"name": "b", "restartCount": 5}],
             "initContainerStatuses": [{"name": "side", "restartCount": 1}, {"name": "init", "restartCount": 9}]}});
-    let p = PodView::of(&v);
+    let p = RankedPod::of(&v);
     assert!(p.ready && p.active());
     assert_eq!(p.ready_since, ago(60));
     assert_eq!(p.restarts, (5, 1));

@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
-use super::view::{PodView, SetView, Strategy, POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL};
+use super::view::{SetPod, SetView, Strategy, POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL};
 
 /// A revision the pass makes pods from: its name and the pod template it restores.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct Plan {
 
 /// A pod slot of the pass: the pod, and its object when this pass may create it.
 struct Slot {
-    pod: PodView,
+    pod: SetPod,
     new: Option<Value>,
 }
 
@@ -52,7 +52,7 @@ struct Pass<'a> {
     monotonic: bool,
     replicas: Vec<Slot>,
     /// Pods beyond the ordinals the set keeps, highest ordinal first.
-    condemned: Vec<PodView>,
+    condemned: Vec<SetPod>,
     create: Vec<Value>,
     delete: Vec<String>,
 }
@@ -64,11 +64,11 @@ impl Pass<'_> {
         }
     }
 
-    fn unavailable(&self, pod: &PodView) -> bool {
+    fn unavailable(&self, pod: &SetPod) -> bool {
         pod.unavailable(self.set.min_ready_seconds, self.now)
     }
 
-    fn available(&self, pod: &PodView) -> bool {
+    fn available(&self, pod: &SetPod) -> bool {
         pod.available(self.set.min_ready_seconds, self.now)
     }
 
@@ -209,9 +209,9 @@ pub fn new_pod(set: &SetView, template: &Value, revision: &str, ordinal: i64) ->
 /// Put the set's pods in their ordinal slots, with a pod to create in each empty one (at the
 /// current revision below the partition, at the update revision otherwise:
 /// `newVersionedStatefulSetPod`), and the rest condemned, highest first.
-fn slots<'a>(set: &'a SetView, current: Revision, update: Revision, pods: &[PodView], now: Timestamp) -> Pass<'a> {
+fn slots<'a>(set: &'a SetView, current: Revision, update: Revision, pods: &[SetPod], now: Timestamp) -> Pass<'a> {
     let n = usize::try_from(set.replicas).unwrap_or(0);
-    let mut found: Vec<Option<PodView>> = vec![None; n];
+    let mut found: Vec<Option<SetPod>> = vec![None; n];
     let mut condemned = Vec::new();
     for pod in pods {
         match usize::try_from(pod.ordinal - set.start).ok().filter(|i| *i < n) {
@@ -231,7 +231,7 @@ fn slots<'a>(set: &'a SetView, current: Revision, update: Revision, pods: &[PodV
                     _ => update,
                 };
                 Slot {
-                    pod: PodView::planned(set.pod_name(ordinal), ordinal, rev.name),
+                    pod: SetPod::planned(set.pod_name(ordinal), ordinal, rev.name),
                     new: Some(new_pod(set, rev.template, rev.name, ordinal)),
                 }
             }
@@ -255,7 +255,7 @@ pub fn plan(
     current: Revision,
     update: Revision,
     collision_count: i64,
-    pods: &[PodView],
+    pods: &[SetPod],
     now: Timestamp,
 ) -> Plan {
     let mut pass = slots(set, current, update, pods, now);

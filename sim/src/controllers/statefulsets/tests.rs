@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::plan::{new_pod, plan, Plan, Revision};
 use super::revisions::{self, RevisionView, UpdateRevision};
-use super::view::{PodView, SetView, Strategy};
+use super::view::{SetPod, SetView, Strategy};
 
 mod revision_tests;
 
@@ -33,8 +33,8 @@ fn template(image: &str) -> Value {
     json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": image}]}})
 }
 
-fn pod(ordinal: i64, phase: &str, ready: bool, revision: &str) -> PodView {
-    PodView {
+fn pod(ordinal: i64, phase: &str, ready: bool, revision: &str) -> SetPod {
+    SetPod {
         name: format!("web-{ordinal}"),
         ordinal,
         phase: phase.into(),
@@ -45,17 +45,17 @@ fn pod(ordinal: i64, phase: &str, ready: bool, revision: &str) -> PodView {
     }
 }
 
-fn ready(ordinal: i64, revision: &str) -> PodView {
+fn ready(ordinal: i64, revision: &str) -> SetPod {
     pod(ordinal, "Running", true, revision)
 }
 
-fn terminating(mut p: PodView) -> PodView {
+fn terminating(mut p: SetPod) -> SetPod {
     p.deleting = true;
     p
 }
 
 /// A pass with the template at `NEW` and `OLD` as the current revision.
-fn pass(set: &SetView, pods: &[PodView]) -> Plan {
+fn pass(set: &SetView, pods: &[SetPod]) -> Plan {
     let (old, new) = (template("nginx:1"), template("nginx:2"));
     plan(
         set,
@@ -74,7 +74,7 @@ fn pass(set: &SetView, pods: &[PodView]) -> Plan {
 }
 
 /// A pass where current and update revision are the same (`NEW`): no update in progress.
-fn steady(set: &SetView, pods: &[PodView]) -> Plan {
+fn steady(set: &SetView, pods: &[SetPod]) -> Plan {
     let t = template("nginx:2");
     let r = Revision {
         name: NEW,
@@ -136,7 +136,7 @@ fn parallel_creates_every_missing_ordinal_at_once() {
 #[test]
 fn ordered_scale_down_deletes_the_highest_ordinal_and_waits_for_it_to_go() {
     let s = set(2, json!({}));
-    let all: Vec<PodView> = (0..4).map(|i| ready(i, NEW)).collect();
+    let all: Vec<SetPod> = (0..4).map(|i| ready(i, NEW)).collect();
     assert_eq!(steady(&s, &all).delete, vec!["web-3"]);
     let mut going = all.clone();
     going[3] = terminating(going[3].clone());
@@ -174,7 +174,7 @@ fn a_failed_pod_is_deleted_then_made_again_once_gone() {
 #[test]
 fn a_rolling_update_replaces_the_highest_old_pod_one_at_a_time() {
     let s = set(3, json!({}));
-    let old: Vec<PodView> = (0..3).map(|i| ready(i, OLD)).collect();
+    let old: Vec<SetPod> = (0..3).map(|i| ready(i, OLD)).collect();
     let p = pass(&s, &old);
     assert_eq!(p.delete, vec!["web-2"]);
     assert!(p.create.is_empty());

@@ -142,7 +142,7 @@ pub fn parent_and_ordinal(name: &str) -> Option<(&str, i64)> {
 
 /// What the controller needs to know of one pod.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PodView {
+pub struct SetPod {
     pub name: String,
     pub ordinal: i64,
     /// Empty for a pod this pass decided to create (kube's "not created" placeholder).
@@ -156,16 +156,16 @@ pub struct PodView {
     pub revision: String,
 }
 
-impl PodView {
+impl SetPod {
     /// A stored pod; None when its name carries no ordinal.
-    pub fn of(v: &Value) -> Option<PodView> {
+    pub fn of(v: &Value) -> Option<SetPod> {
         let name = str_at(v, "/metadata/name");
         let (_, ordinal) = parent_and_ordinal(&name)?;
         let ready_cond = v
             .pointer("/status/conditions")
             .and_then(Value::as_array)
             .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
-        Some(PodView {
+        Some(SetPod {
             ordinal,
             phase: str_at(v, "/status/phase"),
             deleting: v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()),
@@ -184,8 +184,8 @@ impl PodView {
     }
 
     /// A pod this pass creates: not yet created, at `revision`.
-    pub fn planned(name: String, ordinal: i64, revision: &str) -> PodView {
-        PodView {
+    pub fn planned(name: String, ordinal: i64, revision: &str) -> SetPod {
+        SetPod {
             name,
             ordinal,
             phase: String::new(),

@@ -15,7 +15,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 
 use super::render;
-use crate::actions::history;
+use crate::actions::revision_log;
 use crate::api::rollout::{labels, Rollout};
 use crate::cli::{emit, CliError, Session};
 use crate::session::exit;
@@ -40,7 +40,7 @@ struct Parts {
 impl Parts {
     async fn read(s: &Session, api: &Api<Rollout>, name: &str) -> Result<Parts, CliError> {
         let rollout = api.get(name).await.map_err(|e| s.error(&e))?;
-        let revisions = history::revisions(&s.client, &s.namespace, &rollout)
+        let revisions = revision_log::revisions(&s.client, &s.namespace, &rollout)
             .await
             .map_err(|e| s.error(&e))?;
         let pods = pods(s, &rollout).await.map_err(|e| s.error(&e))?;
@@ -241,7 +241,7 @@ async fn follow(s: &Session, api: &Api<Rollout>, name: &str) -> Result<ExitCode,
             },
         }
         if rollout_changed || unknown_revision(&parts.pods, &parts.revisions) {
-            match history::revisions(&s.client, &s.namespace, &parts.rollout).await {
+            match revision_log::revisions(&s.client, &s.namespace, &parts.rollout).await {
                 Ok(revs) => parts.revisions = revs,
                 Err(e) => eprintln!("{}", s.error(&e)),
             }

@@ -28,7 +28,7 @@ const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
 
 /// One pod, as the tree and `status` show it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PodView {
+pub struct PodRow {
     pub name: String,
     /// Its instance (`<rollout>-<ordinal>`).
     pub instance: Option<String>,
@@ -90,8 +90,8 @@ fn container_reason(c: &ContainerStatus) -> Option<(String, bool)> {
     Some((reason, t.exit_code != 0))
 }
 
-impl PodView {
-    pub fn of(pod: &Pod) -> PodView {
+impl PodRow {
+    pub fn of(pod: &Pod) -> PodRow {
         let spec_containers = pod.spec.as_ref().map_or(0, |s| s.containers.len());
         let st = pod.status.clone().unwrap_or_default();
         let mut status = st
@@ -135,7 +135,7 @@ impl PodView {
         let ready = ready_cond.is_some_and(|c| c.status == "True");
         let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let labels = pod.labels();
-        PodView {
+        PodRow {
             name: pod.name_any(),
             instance: labels.get(labels::INSTANCE).cloned(),
             hash: labels.get(labels::REVISION_HASH).cloned(),
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_crash_looping_pod_is_stuck_with_its_waiting_reason() {
-        let p = PodView::of(&pod(
+        let p = PodRow::of(&pod(
             json!({"phase": "Running", "containerStatuses": [{"name": "app", "image": "web:v2",
             "imageID": "", "ready": false, "restartCount": 4,
             "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}}]}),
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_running_pod_not_ready_is_stuck_only_past_the_deadline_or_when_failed() {
-        let p = PodView::of(&pod(json!({"phase": "Running",
+        let p = PodRow::of(&pod(json!({"phase": "Running",
             "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady",
                 "lastTransitionTime": "2026-01-01T00:00:01Z"}],
             "containerStatuses": [{"name": "app", "image": "web:v2", "imageID": "", "ready": false,
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn an_unschedulable_pod_says_why_and_a_ready_one_is_fine() {
-        let p = PodView::of(&pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+        let p = PodRow::of(&pod(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
             "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]})));
         assert_eq!(p.status, "Pending");
         let now = at("2026-01-01T00:00:02Z");
@@ -278,7 +278,7 @@ mod tests {
             p.stuck(now, Duration::from_secs(600), false).as_deref(),
             Some("Unschedulable: 0/1 nodes are available")
         );
-        let ok = PodView::of(&pod(json!({"phase": "Running",
+        let ok = PodRow::of(&pod(json!({"phase": "Running",
             "conditions": [{"type": "Ready", "status": "True"}],
             "containerStatuses": [{"name": "app", "image": "web:v2", "imageID": "", "ready": true,
                 "restartCount": 0, "state": {"running": {}}}]})));
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn image_pull_back_off_is_a_warning() {
-        let p = PodView::of(&pod(json!({"phase": "Pending", "containerStatuses": [{"name": "app",
+        let p = PodRow::of(&pod(json!({"phase": "Pending", "containerStatuses": [{"name": "app",
             "image": "web:v2", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": "ImagePullBackOff"}}}]})));
         assert_eq!(p.status, "ImagePullBackOff");

@@ -25,7 +25,7 @@
 //! Controller); [`context`] holds what every reconcile shares, [`stats`] its counters and
 //! [`publish`] its Events. One pass is [`reconcile`]: [`read`] (the caches a decision reads),
 //! [`desired`] (the spec's listeners), [`balance`] (evening out), [`writes`] and [`leases`] (the conditional Lease writes),
-//! [`status`], [`outbox`] (notifications), [`collisions`] (Lease names taken by others) and
+//! [`report`], [`outbox`] (notifications), [`collisions`] (Lease names taken by others) and
 //! [`finalize`] (deletion); [`index`] and [`liveness`] follow the listener and liveness
 //! Leases, [`secrets`] the Secrets a set reads, [`undecodable`] the sets that do not decode.
 use std::collections::HashMap;
@@ -66,9 +66,9 @@ mod outbox;
 mod publish;
 mod read;
 mod reconcile;
+mod report;
 mod secrets;
 mod stats;
-mod status;
 mod undecodable;
 mod writes;
 

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::desired::{resolve, Desired};
 use super::finalize::{add_finalizer, finish_deletion};
 use super::read::{ceiling_of, decide_now};
-use super::status::{condition, report, write_status, Report};
+use super::report::{condition, report, write_status, Report};
 use super::writes::{apply_fences, apply_writes, create_liveness};
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{

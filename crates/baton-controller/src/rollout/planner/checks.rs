@@ -96,7 +96,7 @@ pub fn check_outcome(check: &Check, attempts: i32, failures: i32) -> CheckOutcom
 }
 
 /// What the checks of a batch (or the bake) say.
-pub(super) enum Verdict {
+pub(super) enum CheckVerdict {
     Passed,
     /// Runs not finished, described.
     Waiting(Vec<String>),
@@ -137,7 +137,12 @@ impl<'a> Planner<'a> {
 
     /// The checks of `phase` over `slots` (their pods of the update revision): the runs wanted
     /// (recorded in `self.check_runs`) and what they say.
-    pub(super) fn checks_verdict(&mut self, rollout: &RolloutState, slots: &BTreeSet<i32>, phase: Phase) -> Verdict {
+    pub(super) fn checks_verdict(
+        &mut self,
+        rollout: &RolloutState,
+        slots: &BTreeSet<i32>,
+        phase: Phase,
+    ) -> CheckVerdict {
         let target = &rollout.target;
         let mut tally = Tally::default();
         let rounds = match phase {
@@ -168,9 +173,9 @@ impl<'a> Planner<'a> {
             }
         }
         match (tally.failed, tally.waiting.is_empty()) {
-            (Some((message, slot)), _) => Verdict::Failed(message, slot),
-            (None, true) => Verdict::Passed,
-            (None, false) => Verdict::Waiting(tally.waiting),
+            (Some((message, slot)), _) => CheckVerdict::Failed(message, slot),
+            (None, true) => CheckVerdict::Passed,
+            (None, false) => CheckVerdict::Waiting(tally.waiting),
         }
     }
 

@@ -77,7 +77,7 @@
 //!   update revision, the current revision, a pin or any pod uses.
 //!
 //! The runtime-action annotation protocol is described in `planner/requests.rs`, the status
-//! conditions in `planner/status.rs` and `api::rollout::reasons`.
+//! conditions in `planner/conditions.rs` and `api::rollout::reasons`.
 //!
 //! # Layout
 //!
@@ -103,16 +103,16 @@ use crate::api::rollout::{ConditionType, EventReason, Reason, RolloutSpec, Rollo
 
 mod batches;
 mod checks;
+mod conditions;
 mod counts;
-mod history;
 mod hooks;
 mod names;
 mod observed;
 mod pods;
 mod progress;
+mod records;
 mod requests;
 mod revisions;
-mod status;
 mod strategy;
 mod targets;
 mod validation;
@@ -400,14 +400,14 @@ impl<'a> Planner<'a> {
         self.prune_revisions(&rollout);
 
         let mut status = self.status(&rollout, &desired, requests.handled);
-        let facts = history::HistoryFacts {
+        let facts = records::HistoryFacts {
             target: &rollout.target,
             target_existed: update.exists,
             known: &rollout.known,
             origin: &origin,
             now: self.now,
         };
-        status.history = history::records(&self.prior, &status, &facts);
+        status.history = records::records(&self.prior, &status, &facts);
         self.scale_workload(&mut status);
         self.finish(status)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use super::batches::{Mode, RolloutState};
-use super::checks::{Phase, Verdict};
+use super::checks::{CheckVerdict, Phase};
 use super::hooks::JobVerdict;
 use super::observed::SlotHealth;
 use super::{add_duration, add_secs, slot_name, EventType, Planner, RevisionInfo};
@@ -139,9 +139,9 @@ impl Planner<'_> {
         let mut checks_waiting = Vec::new();
         if waiting.is_empty() && !declared {
             match self.checks_verdict(rollout, &chosen, Phase::Batch(k)) {
-                Verdict::Passed => {}
-                Verdict::Waiting(w) => checks_waiting = w,
-                Verdict::Failed(why, slot) => {
+                CheckVerdict::Passed => {}
+                CheckVerdict::Waiting(w) => checks_waiting = w,
+                CheckVerdict::Failed(why, slot) => {
                     let message = format!("batch {k}/{total} of {}: {why}", rollout.target.version);
                     return self.check_failed(rollout, message, slot);
                 }
@@ -339,7 +339,7 @@ impl Planner<'_> {
         if until <= self.now {
             return Step::Completed;
         }
-        if let Verdict::Failed(why, slot) = self.checks_verdict(rollout, slots, Phase::Bake) {
+        if let CheckVerdict::Failed(why, slot) = self.checks_verdict(rollout, slots, Phase::Bake) {
             let message = format!("{version} during the bake window: {why}");
             return self.check_failed(rollout, message, slot);
         }

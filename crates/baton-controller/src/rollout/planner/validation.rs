@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::status::{conditions_at, gate_conditions, phase_change_event, Cond};
+use super::conditions::{conditions_at, gate_conditions, phase_change_event, Cond};
 use super::targets::not_an_instance;
 use super::{parse_slot, slot_name, EventType, Plan, PlanEvent, Planner, RevisionInfo};
 use crate::api::invalid::{self, Invalid};

@@ -173,7 +173,7 @@ fn begin_namespace_deletion(mut v: Value, already: bool) -> Result<Write, ApiErr
     }
     // Namespace storage sets no grace period (kube-apiserver's namespace REST).
     meta_mut(&mut v)?.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
-    crate::api::set_pointer(&mut v, "/status/phase", json!("Terminating"));
+    crate::handlers::set_pointer(&mut v, "/status/phase", json!("Terminating"));
     Ok(Write::Put(v))
 }
 
@@ -212,7 +212,7 @@ fn mark_deleting(mut v: Value, already: bool, grace: i64, same_finalizers: bool)
 /// the propagation asked. The CRD finalizer controller (`controllers/crd_cleanup.rs`) then
 /// deletes every custom resource it defines and removes the finalizer once none is left.
 fn begin_crd_deletion(mut v: Value) -> Value {
-    crate::api::set_pointer(&mut v, "/metadata/deletionTimestamp", json!(meta::now_rfc3339()));
+    crate::handlers::set_pointer(&mut v, "/metadata/deletionTimestamp", json!(meta::now_rfc3339()));
     let mut finalizers = crd_status::finalizers(&v);
     if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
         finalizers.push(CLEANUP_FINALIZER.to_string());

@@ -102,7 +102,7 @@ fn ephemeral_containers(rt: &ResourceType, name: &str, old: &Value, body: &Value
         }
     }
     let mut n = old.clone();
-    crate::api::set_pointer(&mut n, "/spec/ephemeralContainers", Value::Array(after.clone()));
+    crate::handlers::set_pointer(&mut n, "/spec/ephemeralContainers", Value::Array(after.clone()));
     if let Some(Value::Array(cs)) = n.pointer_mut("/spec/ephemeralContainers") {
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
             c.entry("terminationMessagePath")
@@ -232,7 +232,7 @@ fn admission_old<'a>(sub: Sub, old: &'a Value, new: &Value) -> Cow<'a, Value> {
     }
     let mut o = old.clone();
     let eph = new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(Value::Null);
-    crate::api::set_pointer(&mut o, "/spec/ephemeralContainers", eph);
+    crate::handlers::set_pointer(&mut o, "/spec/ephemeralContainers", eph);
     Cow::Owned(o)
 }
 
