@@ -8,7 +8,7 @@ use super::plan::{new_pod, plan, Plan, Revision};
 use super::revisions::{self, RevisionView, UpdateRevision};
 use super::view::{SetPod, SetView, Strategy};
 
-mod revision_tests;
+mod revision_data;
 
 fn now() -> Timestamp {
     "2026-01-01T00:00:10Z".parse().expect("time")

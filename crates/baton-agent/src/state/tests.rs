@@ -1,6 +1,6 @@
 //! The agent's state machine stepped by hand: Leases in, actions out, time an input. Here the
 //! fixtures and the life of one listener Lease (acknowledge, release, lose, shut down); the
-//! liveness Lease and the deadlines it gives are in `state_tests_liveness.rs`.
+//! liveness Lease and the deadlines it gives are in `tests/liveness.rs`.
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -16,7 +16,6 @@ use baton_api::listenerset::{
     LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION, PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
 };
 
-#[path = "state_tests_liveness.rs"]
 mod liveness;
 
 const POD: &str = "pod-a";
