@@ -234,6 +234,37 @@ fn functions_are_short() {
     );
 }
 
+/// Longest source file a reader is asked to hold.
+const MAX_FILE_LINES: usize = 700;
+
+#[test]
+fn files_are_short() {
+    let dirs = [
+        "src",
+        "crates",
+        "sim/src",
+        "sim/tests",
+        "controlplane/src",
+        "tests",
+        "jsonpath/src",
+    ];
+    let mut long = Vec::new();
+    for (name, path) in files(&dirs, &["rs"]) {
+        if GENERATED.contains(&name.as_str()) {
+            continue;
+        }
+        let lines = std::fs::read_to_string(&path).expect("readable source").lines().count();
+        if lines > MAX_FILE_LINES {
+            long.push(format!("{name}: {lines} lines"));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these along what they do (at most {MAX_FILE_LINES} lines):\n{}",
+        long.join("\n")
+    );
+}
+
 #[test]
 fn function_lengths_are_measured_on_code() {
     let body = "    x += 1;\n".repeat(3);
