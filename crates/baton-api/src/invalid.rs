@@ -3,7 +3,8 @@
 //! what is wrong with it, with what to do. Validation returns a list of these; the planner's and
 //! the ListenerSet controller's `InvalidSpec` condition and Event, `baton rollout lint`, the CLI
 //! and the dashboard print them with [`Display`](std::fmt::Display), so the same mistake reads
-//! the same way everywhere.
+//! the same way everywhere. [`BadValue`] is a value that does not parse (a count, a percentage,
+//! a duration, a check's condition): the reason of such a mistake.
 use std::fmt;
 
 /// A field of a spec and what is wrong with it.
