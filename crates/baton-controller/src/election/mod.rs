@@ -100,7 +100,7 @@
 //! ```no_run
 //! # async fn run_controllers(_: kube::Client, _stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {}
 //! # async fn demo(config: kube::Config, work_client: kube::Client) {
-//! use baton::election::{self, ElectionClient, ElectionConfig, ElectionStatus, Leader};
+//! use baton_controller::election::{self, ElectionClient, ElectionConfig, ElectionStatus, Leader};
 //! let cfg = ElectionConfig::new("baton-controller", "baton-system", "baton-7d9f-abcde");
 //! let (status_tx, _status_rx) = tokio::sync::watch::channel(ElectionStatus::default());
 //! let shutdown = async {
