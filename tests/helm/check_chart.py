@@ -747,12 +747,15 @@ def run_install_checks(kubeconfig: str) -> None:
     @check("install: default values into baton-system; every object and the CRDs exist")
     def _install_default() -> None:
         release, ns = uniq("baton"), uniq("baton-system")
+        # On a shared cluster the controller watches its own namespace only, so its Lease guard
+        # binds there: a guard over every namespace would refuse other tests' controllers.
+        values = {"controller": {"watchNamespace": ns}} if SHARED else None
         try:
-            rel = install(kubeconfig, release, ns, None)
+            rel = install(kubeconfig, release, ns, values)
             assert rel["status"] == "deployed", rel
             objs = parse_manifests(rel["manifest"])
             assert objs, "release has no manifest"
-            expected = render(None, name=release, namespace=ns)["objects"]
+            expected = render(values, name=release, namespace=ns)["objects"]
             assert sorted((o["kind"], o["metadata"]["name"]) for o in objs) == sorted(
                 (o["kind"], o["metadata"]["name"]) for o in expected
             ), "installed manifest differs from the offline render"
@@ -765,7 +768,6 @@ def run_install_checks(kubeconfig: str) -> None:
             assert sorted(out) == ["listenersets.baton.dev", "rollouts.baton.dev"], out
         finally:
             if SHARED:
-                # Its Lease guard covers every namespace: gone before other tests' controllers mind.
                 try:
                     with helm.Config(kubeconfig_path=kubeconfig, namespace=ns, storage_driver="secret") as cfg:
                         cfg.uninstall(release, timeout=60)
