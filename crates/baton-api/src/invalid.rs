@@ -87,11 +87,11 @@ pub enum BadValue {
     /// Not a duration in Go's syntax; the parser's words.
     #[error("{0:?} is not a duration like \"30s\" or \"5m\": {1}")]
     NotDuration(String, String),
-    /// A check's condition without a comparison.
-    #[error("condition {0:?} must start with <, <=, >, >=, == or !=")]
+    /// A check's condition without a comparison (shown after the field, or after `condition`).
+    #[error("{0:?} must start with <, <=, >, >=, == or !=")]
     NoComparison(String),
     /// A check's condition that compares with something other than a number.
-    #[error("condition {0:?} must compare with a number (`< 0.05`)")]
+    #[error("{0:?} must compare with a number (`< 0.05`)")]
     NotANumber(String),
 }
 

@@ -342,10 +342,7 @@ fn validate_prometheus(at: &str, p: &PrometheusCheck, errors: &mut Vec<Invalid>)
     validate_scheme(&format!("{at}.prometheus.address"), &p.address, errors);
     validate_placeholders(&format!("{at}.prometheus.query"), &p.query, errors);
     if let Err(e) = Threshold::parse(&p.condition) {
-        errors.push(Invalid::new(
-            format!("{at}.prometheus.condition"),
-            e.to_string().trim_start_matches("condition "),
-        ));
+        errors.push(Invalid::new(format!("{at}.prometheus.condition"), e.to_string()));
     }
     if !(1..=300).contains(&p.timeout_seconds) {
         errors.push(Invalid::new(

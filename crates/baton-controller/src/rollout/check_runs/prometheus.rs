@@ -33,8 +33,8 @@ pub mod keys {
 /// Why a Prometheus check attempt failed; its text is the attempt's result for people.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// The check's `condition` does not parse (the words of [`Threshold::parse`]).
-    #[error(transparent)]
+    /// The check's `condition` does not parse (`condition` and the words of [`Threshold::parse`]).
+    #[error("condition {0}")]
     Condition(crate::api::invalid::BadValue),
     #[error("cannot read Secret {ns}/{name}: {}", secret_reason(.source))]
     SecretUnreadable {
