@@ -60,6 +60,7 @@ pub use crate::api::listenerset::ReleaseReason;
 use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL};
 use crate::api::pod::CachedPod;
 use k8s_openapi::api::coordination::v1::Lease;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 mod rebalance;
@@ -208,7 +209,7 @@ impl<'a> Index<'a> {
     }
 }
 
-fn by_key<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a str) -> BTreeMap<&'a str, &'a T> {
+fn by_key<'a, T: 'a>(items: impl Iterator<Item = &'a T>, key: impl Fn(&'a T) -> &'a str) -> BTreeMap<&'a str, &'a T> {
     let mut map = BTreeMap::new();
     for item in items {
         map.entry(key(item)).or_insert(item);
@@ -226,16 +227,19 @@ pub fn assign(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]
 
 /// [`assign`], and with `balancing` also the moves that even out the loads
 /// (the `rebalance` module); how balanced the set is.
-pub fn assign_balanced(
-    listeners: &[ListenerView],
+///
+/// Listeners and Leases are taken owned or by reference (a caller picking some of its own
+/// copies none).
+pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
+    listeners: &[V],
     pods: &[PodView],
-    leases: &[LeaseView],
+    leases: &[L],
     max_per_pod: u32,
     balancing: Option<&Balancing>,
 ) -> (Vec<Move>, Balance) {
     let index = Index::new(pods);
-    let spec = by_key(listeners, |l| l.id.as_str());
-    let leases = by_key(leases, |l| l.listener.as_str());
+    let spec = by_key(listeners.iter().map(Borrow::borrow), |l| l.id.as_str());
+    let leases = by_key(leases.iter().map(Borrow::borrow), |l| l.listener.as_str());
     let limit = if max_per_pod == 0 {
         usize::MAX
     } else {
@@ -483,8 +487,9 @@ fn removed(
 /// The moves that wind a deleted ListenerSet down: every listener is treated as removed (a live
 /// holder is asked to release, reason [`ReleaseReason::SetDeleted`]; a free Lease is deleted),
 /// and nothing is assigned.
-pub fn finalize(pods: &[PodView], leases: &[LeaseView]) -> Vec<Move> {
-    assign(&[], pods, leases, 0)
+pub fn finalize<L: Borrow<LeaseView>>(pods: &[PodView], leases: &[L]) -> Vec<Move> {
+    assign_balanced::<ListenerView, L>(&[], pods, leases, 0, None)
+        .0
         .into_iter()
         .map(|m| match m {
             Move::RequestRelease {
@@ -538,8 +543,8 @@ pub struct Summary {
 /// starting).
 pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]) -> Summary {
     let index = Index::new(pods);
-    let spec = by_key(listeners, |l| l.id.as_str());
-    let leases = by_key(leases, |l| l.listener.as_str());
+    let spec = by_key(listeners.iter(), |l| l.id.as_str());
+    let leases = by_key(leases.iter(), |l| l.listener.as_str());
     let mut summary = Summary::default();
     for (id, listener) in spec {
         let lease = leases.get(id).copied();

@@ -355,15 +355,16 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
 
 /// The tokens of listeners that have a Lease but no live holder, and are not assigned now.
 fn unrun_tokens(judged: &Judged, writes: &[Write]) -> BTreeMap<String, i32> {
+    let assigned: BTreeSet<&str> = writes
+        .iter()
+        .filter(|w| matches!(w.change, Move::Assign { .. }))
+        .map(|w| w.change.listener())
+        .collect();
     judged
         .views
         .iter()
         .filter(|l| l.expired || l.holder.is_none())
-        .filter(|l| {
-            !writes
-                .iter()
-                .any(|w| matches!(&w.change, Move::Assign { listener, .. } if *listener == l.listener))
-        })
+        .filter(|l| !assigned.contains(l.listener.as_str()))
         .map(|l| (l.listener.clone(), l.transitions))
         .collect()
 }
@@ -417,8 +418,9 @@ fn listener_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Listen
         })
         .collect();
     if input.keep_unknown {
+        let mut known: BTreeSet<String> = views.iter().map(|l| l.id.clone()).collect();
         for lease in &judged.views {
-            if !views.iter().any(|l| l.id == lease.listener) {
+            if known.insert(lease.listener.clone()) {
                 views.push(ListenerView {
                     id: lease.listener.clone(),
                     ..Default::default()
@@ -442,6 +444,7 @@ fn writes(
     memory: &Memory,
 ) -> (Vec<Write>, Option<Instant>, assigner::Balance) {
     let (hold, until) = held(input, judged, memory);
+    let wanted: BTreeSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
     let no_config: BTreeSet<&str> = input
         .listeners
         .iter()
@@ -450,29 +453,27 @@ fn writes(
         .chain(
             listeners
                 .iter()
-                .filter(|l| input.keep_unknown && !input.listeners.iter().any(|w| w.id == l.id))
+                .filter(|l| input.keep_unknown && !wanted.contains(l.id.as_str()))
                 .map(|l| l.id.as_str()),
         )
         .chain(hold.iter().copied())
         .collect();
-    let ghosts = ghosts(input, judged);
+    let ghosts = ghosts(judged);
     let (leaving, staying): (Vec<&LeaseView>, Vec<&LeaseView>) = judged
         .views
         .iter()
         .partition(|l| judged.terminating.contains(l.listener.as_str()));
-    let staying: Vec<LeaseView> = staying
+    let staying: Vec<&LeaseView> = staying
         .into_iter()
         .filter(|l| !ghosts.contains(l.listener.as_str()))
-        .cloned()
         .collect();
     let (mut planned, balance) = if input.deleting {
         (assigner::finalize(pods, &staying), assigner::Balance::default())
     } else {
         // A listener whose Lease is being deleted gets a new one only once it is gone.
-        let free: Vec<ListenerView> = listeners
+        let free: Vec<&ListenerView> = listeners
             .iter()
-            .filter(|l| !leaving.iter().any(|t| t.listener == l.id) && !ghosts.contains(l.id.as_str()))
-            .cloned()
+            .filter(|l| !judged.terminating.contains(&l.id) && !ghosts.contains(l.id.as_str()))
             .collect();
         let (wait, recheck) = wait_for(input).unzip();
         let balancing = input.rebalance.map(|r| assigner::Balancing {
@@ -559,17 +560,13 @@ fn wait_for(input: &Input) -> Option<(String, Option<Duration>)> {
 /// its containers may run on (a force delete), so nobody gets them and nothing is written about
 /// them (the assigner takes a missing holder for a free Lease) until that holder must have
 /// stopped.
-fn ghosts<'a>(input: &Input, judged: &'a Judged) -> BTreeSet<&'a str> {
+fn ghosts<'a>(judged: &'a Judged) -> BTreeSet<&'a str> {
     judged
         .views
         .iter()
-        .filter(|l| !l.expired)
-        .filter(|l| {
-            l.holder
-                .as_deref()
-                .is_some_and(|h| !h.is_empty() && !input.pods.iter().any(|p| p.name == h && l.held_by(&p.name, &p.uid)))
-        })
-        .map(|l| l.listener.as_str())
+        .zip(&judged.holders)
+        .filter(|(l, holder)| !l.expired && holder.is_none() && l.holder.as_deref().is_some_and(|h| !h.is_empty()))
+        .map(|(l, _)| l.listener.as_str())
         .collect()
 }
 
@@ -617,7 +614,7 @@ fn held<'a>(input: &'a Input, judged: &Judged, memory: &Memory) -> (BTreeSet<&'a
     let hold: BTreeSet<&str> = input
         .listeners
         .iter()
-        .filter(|l| !l.suspended && !judged.views.iter().any(|v| v.listener == l.id))
+        .filter(|l| !l.suspended && !judged.by_listener.contains_key(l.id.as_str()))
         .filter(|l| memory.last_token(&l.id).is_none())
         .map(|l| l.id.as_str())
         .collect();
@@ -628,7 +625,11 @@ fn held<'a>(input: &'a Input, judged: &Judged, memory: &Memory) -> (BTreeSet<&'a
 /// How `listener` comes to its new holder, from the Lease it has now (or, with its Lease gone,
 /// from how its last holder let it go).
 fn kind_of(input: &Input, judged: &Judged, memory: &Memory, listener: &str) -> HowAssigned {
-    let Some(prior) = judged.views.iter().find(|l| l.listener == listener) else {
+    let Some((i, prior)) = judged
+        .by_listener
+        .get(listener)
+        .and_then(|i| Some((*i, judged.views.get(*i)?)))
+    else {
         return memory.ended_kind(listener);
     };
     let Some(holder) = prior.holder.as_deref().filter(|h| !h.is_empty()) else {
@@ -640,7 +641,7 @@ fn kind_of(input: &Input, judged: &Judged, memory: &Memory, listener: &str) -> H
     };
     HowAssigned::Takeover {
         from: holder.to_string(),
-        why: judge::why_expired(input, prior),
+        why: judge::why_expired(input, judged, i),
     }
 }
 

@@ -109,6 +109,15 @@ pub struct Metrics {
     pub runtime: Runtime,
     /// Whether the CRDs of Rollouts and ListenerSets are installed (see [`crds`]).
     pub crds: crds::Crds,
+    /// How long each ListenerSet decision took, reading the caches included.
+    pub listener_decision: Histogram,
+    /// How many listener Leases and listeners each ListenerSet decision read.
+    pub listener_decision_size: Histogram,
+}
+
+/// Buckets of the sizes of a ListenerSet decision (listeners and Leases read).
+fn size_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(10.0, 4.0, 9))
 }
 
 impl Default for Metrics {
@@ -135,6 +144,8 @@ impl Default for Metrics {
             notifications: Family::default(),
             runtime: Runtime::default(),
             crds: crds::Crds::default(),
+            listener_decision: duration_histogram(),
+            listener_decision_size: size_histogram(),
         };
         m.register(root.sub_registry_with_prefix("baton"));
         m.runtime
@@ -213,6 +224,16 @@ impl Metrics {
             "crd_installed",
             "1 while the CustomResourceDefinition is installed and not being deleted, 0 while it is being deleted or missing",
             self.crds.installed.clone(),
+        );
+        r.register(
+            "listenerset_decision_seconds",
+            "Time of each ListenerSet decision, reading the caches included",
+            self.listener_decision.clone(),
+        );
+        r.register(
+            "listenerset_decision_size",
+            "Listeners and listener Leases each ListenerSet decision read",
+            self.listener_decision_size.clone(),
         );
         self.objects.register(r);
     }

@@ -183,6 +183,9 @@ async fn decide_pass(
     let rollouts = super::balance::rollouts_of(ctx, set, previous, pods);
     let started = std::time::Instant::now();
     let (decision, lease_by_listener) = decide_now(ctx, pods, set, &desired, previous, live_now.as_ref(), &rollouts);
+    ctx.metrics.listener_decision.observe(started.elapsed().as_secs_f64());
+    let size = desired.listeners.len() + lease_by_listener.len();
+    ctx.metrics.listener_decision_size.observe(size as f64);
     tracing::debug!(
         listenerset = %set.name_any(),
         leases = lease_by_listener.len(),

@@ -2,7 +2,7 @@
 //! free for another pod (expired, in the assigner's words), does its holder need a fence first,
 //! and when will that change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio::time::Instant;
 
@@ -10,9 +10,14 @@ use super::{Fence, Input, LiveLease, LivenessFacts, Memory, PodFacts};
 use crate::listeners::assigner::LeaseView;
 
 /// The set's Leases as judged now.
-pub(in crate::listeners) struct Judged {
-    /// Every Lease's view, `expired` meaning "free for another pod".
+pub(in crate::listeners) struct Judged<'a> {
+    /// Every Lease's view, `expired` meaning "free for another pod" (in the order of
+    /// `Input::leases`).
     pub(super) views: Vec<LeaseView>,
+    /// The pod holding each Lease of `views`, if it exists (with the Lease's uid).
+    pub(super) holders: Vec<Option<&'a PodFacts>>,
+    /// Each listener's first Lease: its place in `views` and `Input::leases`.
+    pub(super) by_listener: HashMap<&'a str, usize>,
     /// When the first judgement may change by time alone.
     pub(super) next_expiry: Option<Instant>,
     /// How many a recover freed.
@@ -31,7 +36,7 @@ pub(in crate::listeners) struct Judged {
     pub(super) terminating: BTreeSet<String>,
 }
 
-impl Judged {
+impl Judged<'_> {
     /// Whether the pod of `uid`, never registered, let an acknowledged Lease of this set expire
     /// (an agent of the per-listener protocol that stopped renewing), as opposed to leaving an
     /// assignment unacknowledged.
@@ -60,14 +65,25 @@ enum Holder<'a> {
     Gone,
 }
 
-fn holder<'a>(input: &'a Input, lease: &LeaseView) -> Holder<'a> {
+/// The namespace's pods by name, built once a pass (names are unique at any one time; all are
+/// kept, in order, so a lookup finds what a scan would).
+type PodsByName<'a> = HashMap<&'a str, Vec<&'a PodFacts>>;
+
+fn pods_by_name<'a>(input: &Input<'a>) -> PodsByName<'a> {
+    let mut map: PodsByName<'a> = HashMap::with_capacity(input.pods.len());
+    for p in input.pods {
+        map.entry(p.name.as_str()).or_default().push(p);
+    }
+    map
+}
+
+fn holder<'a>(pods: &PodsByName<'a>, lease: &LeaseView) -> Holder<'a> {
     let Some(name) = lease.holder.as_deref().filter(|h| !h.is_empty()) else {
         return Holder::None;
     };
-    match input
-        .pods
-        .iter()
-        .find(|p| p.name == name && lease.held_by(&p.name, &p.uid))
+    match pods
+        .get(name)
+        .and_then(|named| named.iter().find(|p| lease.held_by(&p.name, &p.uid)))
     {
         Some(p) => Holder::Exists(p),
         None => Holder::Gone,
@@ -79,10 +95,13 @@ fn earliest(next: &mut Option<Instant>, at: Instant) {
 }
 
 /// Judge every Lease of the set.
-pub(super) fn leases(input: &Input, _memory: &Memory) -> Judged {
+pub(super) fn leases<'a>(input: &'a Input<'a>, _memory: &Memory) -> Judged<'a> {
     let now = input.now;
+    let pods = pods_by_name(input);
     let mut out = Judged {
         views: Vec::with_capacity(input.leases.len()),
+        holders: Vec::with_capacity(input.leases.len()),
+        by_listener: HashMap::with_capacity(input.leases.len()),
         next_expiry: None,
         recovered: 0,
         renewed: BTreeSet::new(),
@@ -92,13 +111,19 @@ pub(super) fn leases(input: &Input, _memory: &Memory) -> Judged {
         terminating: BTreeSet::new(),
     };
     let mut fenced_pods: BTreeSet<&str> = BTreeSet::new();
-    for lease in input.leases {
+    let leases: &'a [super::LeaseFacts] = input.leases;
+    for (i, lease) in leases.iter().enumerate() {
         if lease.terminating {
             out.terminating.insert(lease.view.listener.clone());
         }
         let view = &lease.view;
+        out.by_listener.entry(view.listener.as_str()).or_insert(i);
         let uid = view.holder_uid.as_deref().unwrap_or_default();
-        let who = holder(input, view);
+        let who = holder(&pods, view);
+        out.holders.push(match who {
+            Holder::Exists(p) => Some(p),
+            Holder::None | Holder::Gone => None,
+        });
         if matches!(who, Holder::None) {
             out.views.push(LeaseView {
                 expired: false,
@@ -126,7 +151,7 @@ fn judge_one<'a>(
     lease: &'a super::LeaseFacts,
     who: &Holder<'a>,
     live: Option<&LivenessFacts>,
-    out: &mut Judged,
+    out: &mut Judged<'a>,
     fenced_pods: &mut BTreeSet<&'a str>,
 ) -> bool {
     let (now, view, duration) = (input.now, &lease.view, lease.duration);
@@ -234,7 +259,12 @@ fn seen_at(input: &Input, live: &LivenessFacts) -> Instant {
 }
 
 /// Fence the holder of `view` (once per decision) unless its liveness Lease is already fenced.
-fn fence_lease<'a>(out: &mut Judged, fenced_pods: &mut BTreeSet<&'a str>, view: &'a LeaseView, lp: Option<&LiveLease>) {
+fn fence_lease<'a>(
+    out: &mut Judged<'_>,
+    fenced_pods: &mut BTreeSet<&'a str>,
+    view: &'a LeaseView,
+    lp: Option<&LiveLease>,
+) {
     let uid = view.holder_uid.as_deref().unwrap_or_default();
     if lp.is_some_and(|l| l.fenced) || !fenced_pods.insert(uid) {
         return;
@@ -247,7 +277,7 @@ fn fence_lease<'a>(out: &mut Judged, fenced_pods: &mut BTreeSet<&'a str>, view: 
 }
 
 /// Fence pod `p` (once per decision) unless its liveness Lease is already fenced.
-fn fence<'a>(out: &mut Judged, fenced_pods: &mut BTreeSet<&'a str>, p: &'a PodFacts, live: Option<&LivenessFacts>) {
+fn fence<'a>(out: &mut Judged<'_>, fenced_pods: &mut BTreeSet<&'a str>, p: &'a PodFacts, live: Option<&LivenessFacts>) {
     let lease = live.and_then(|l| l.lease.as_ref());
     if lease.is_some_and(|l| l.fenced) || !fenced_pods.insert(p.uid.as_str()) {
         return;
@@ -259,30 +289,32 @@ fn fence<'a>(out: &mut Judged, fenced_pods: &mut BTreeSet<&'a str>, p: &'a PodFa
     });
 }
 
-/// Why the held Lease `lease`, judged free, is no longer its holder's. One wording however
-/// often, or when, the decision ran in between.
-pub(super) fn why_expired(input: &Input, lease: &LeaseView) -> String {
+/// Why the held Lease at `i` of `judged`, judged free, is no longer its holder's. One wording
+/// however often, or when, the decision ran in between.
+pub(super) fn why_expired(input: &Input, judged: &Judged, i: usize) -> String {
+    let Some(lease) = judged.views.get(i) else {
+        return String::new();
+    };
     let holder_name = lease.holder.as_deref().unwrap_or_default();
     let uid = lease.holder_uid.as_deref().unwrap_or_default();
-    let secs = input
-        .leases
-        .iter()
-        .find(|l| l.view.listener == lease.listener)
+    let secs = judged
+        .by_listener
+        .get(lease.listener.as_str())
+        .and_then(|first| input.leases.get(*first))
         .map_or(input.lease_duration.as_secs(), |l| l.duration.as_secs());
     if input.stopped.contains(uid) {
         return why_stopped(holder_name);
     }
-    match holder(input, lease) {
-        Holder::Exists(_) if input.recover.is_some_and(|live| !live.contains(holder_name)) => {
-            why_recovered(holder_name)
-        }
-        Holder::Exists(_) if !lease.renewed => {
+    let exists = judged.holders.get(i).is_some_and(Option::is_some);
+    match exists {
+        true if input.recover.is_some_and(|live| !live.contains(holder_name)) => why_recovered(holder_name),
+        true if !lease.renewed => {
             format!("holder pod {holder_name} did not acknowledge it within {secs}s")
         }
-        Holder::Exists(_) => {
+        true => {
             format!("holder pod {holder_name} stopped renewing ({secs}s without renewal) and was fenced")
         }
-        Holder::Gone | Holder::None => {
+        false => {
             format!("holder pod {holder_name} is gone and renewed nothing for {secs}s")
         }
     }

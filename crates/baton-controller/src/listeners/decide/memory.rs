@@ -5,7 +5,7 @@
 //! here until they acknowledge one, restart, their agent registers anew, or a minute (at least ten
 //! lease durations) has passed).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,7 +35,7 @@ pub struct Memory {
     lapsed: BTreeMap<String, (i32, Instant, Instant)>,
     /// Listener → the highest fencing token seen on its Lease: a Lease made anew (after the one
     /// before was deleted) continues at the next one (no token is skipped, none given twice).
-    last_tokens: BTreeMap<String, i32>,
+    last_tokens: HashMap<String, i32>,
     /// When evening-out moves were asked in the last [`MOVES_WINDOW`], and how many each time.
     moves: VecDeque<(Instant, u32)>,
     /// The burst of evening-out moves under way: when it started and how many moves it made.
@@ -52,7 +52,7 @@ const LAPSE_FOR: Duration = Duration::from_secs(60);
 impl Memory {
     /// Learn from what was judged now.
     pub(super) fn learn(&mut self, input: &Input, judged: &Judged, released_by: &BTreeMap<String, String>) {
-        for v in &judged.views {
+        for (i, v) in judged.views.iter().enumerate() {
             let terminating = judged.terminating.contains(&v.listener);
             match self.last_tokens.get_mut(&v.listener) {
                 Some(t) => *t = (*t).max(v.transitions),
@@ -70,7 +70,7 @@ impl Memory {
                 (Some(h), true) => {
                     let kind = HowAssigned::Takeover {
                         from: h.clone(),
-                        why: why_expired(input, v),
+                        why: why_expired(input, judged, i),
                     };
                     self.ended.insert(v.listener.clone(), Ended { kind, prefer: None });
                 }
@@ -86,7 +86,7 @@ impl Memory {
                 }
             }
         }
-        let wanted: std::collections::BTreeSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
+        let wanted: HashSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
         self.ended.retain(|l, _| wanted.contains(l.as_str()));
         self.last_tokens.retain(|l, _| wanted.contains(l.as_str()));
         self.leaving.retain(|l, _| judged.terminating.contains(l));

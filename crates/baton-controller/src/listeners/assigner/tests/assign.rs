@@ -313,7 +313,7 @@ fn a_deleted_set_releases_live_holders_deletes_free_leases_and_assigns_nothing()
             delete("orphan"),
         ]
     );
-    assert_eq!(finalize(&pods, &[]), vec![]);
+    assert_eq!(finalize::<LeaseView>(&pods, &[]), vec![]);
 }
 
 #[test]

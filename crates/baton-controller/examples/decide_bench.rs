@@ -1,0 +1,179 @@
+//! The listener decision alone, without I/O: how long one pass of [`decide`] takes for a set of
+//! N listeners on P pods, at rest, when one pod drains (its listeners are asked to move) and
+//! when those listeners are free to be assigned again. Prints p50 / p99 per size.
+//!
+//! `cargo run --release -p baton-controller --example decide_bench [N×P ...]` (default
+//! `1000x20 10000x20 50000x100`).
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use baton_controller::listeners::assigner::LeaseView;
+use baton_controller::listeners::decide::{
+    decide, Input, LeaseFacts, LiveLease, LivenessFacts, Memory, PodFacts, Unresponsive, Wanted,
+};
+use tokio::time::Instant;
+
+/// Owned facts for one decision.
+struct World {
+    listeners: Vec<Wanted>,
+    pods: Vec<PodFacts>,
+    leases: Vec<LeaseFacts>,
+    liveness: BTreeMap<String, LivenessFacts>,
+}
+
+const DURATION: Duration = Duration::from_secs(10);
+
+fn world(n: usize, p: usize, now: Instant) -> World {
+    let pods: Vec<PodFacts> = (0..p)
+        .map(|i| PodFacts {
+            name: format!("web-{i}"),
+            uid: format!("uid-web-{i}"),
+            selected: true,
+            eligible: true,
+            ready: true,
+            restarts: 0,
+            weight: 1,
+            revision: None,
+        })
+        .collect();
+    let listeners: Vec<Wanted> = (0..n)
+        .map(|i| Wanted {
+            id: format!("account-{i:06}"),
+            ..Default::default()
+        })
+        .collect();
+    let leases = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let holder = &pods[i % p];
+            LeaseFacts {
+                name: format!("set-{}", l.id),
+                view: LeaseView {
+                    listener: l.id.clone(),
+                    holder: Some(holder.name.clone()),
+                    holder_uid: Some(holder.uid.clone()),
+                    expired: false,
+                    transitions: 1,
+                    resource_version: format!("{}", 1000 + i),
+                    release_requested: false,
+                    renewed: true,
+                    rebalancing: false,
+                    held_for: Some(Duration::from_secs(60)),
+                },
+                observed: now,
+                duration: DURATION,
+                terminating: false,
+                adopted: true,
+                labelled_uid: Some(holder.uid.clone()),
+            }
+        })
+        .collect();
+    let liveness = pods
+        .iter()
+        .map(|p| {
+            let facts = LivenessFacts {
+                lease: Some(LiveLease {
+                    name: format!("baton-agent.{}", p.uid),
+                    resource_version: "1".into(),
+                    registered: true,
+                    fenced: false,
+                }),
+                observed: Some(now),
+                wakes_after: Some(DURATION),
+                registration_seen: None,
+            };
+            (p.uid.clone(), facts)
+        })
+        .collect();
+    World {
+        listeners,
+        pods,
+        leases,
+        liveness,
+    }
+}
+
+/// Decide `rounds` times on `w` at `now`; the pass times in µs, sorted, and the writes of one.
+fn passes(w: &World, memory: &mut Memory, now: Instant, started: Instant, rounds: usize) -> (Vec<u128>, usize) {
+    let (empty, unresponsive) = (BTreeSet::new(), Unresponsive::default());
+    let mut times = Vec::with_capacity(rounds);
+    let mut writes = 0;
+    for _ in 0..rounds {
+        let input = Input {
+            deleting: false,
+            listeners: &w.listeners,
+            keep_unknown: false,
+            max_per_pod: 0,
+            rebalance: None,
+            under_way: &empty,
+            pods: &w.pods,
+            leases: &w.leases,
+            liveness: &w.liveness,
+            ceiling: Some(17),
+            recover: None,
+            unresponsive: &unresponsive,
+            stopped: &empty,
+            lease_duration: DURATION,
+            started,
+            now,
+        };
+        let t = std::time::Instant::now();
+        let d = decide(&input, memory);
+        times.push(t.elapsed().as_micros());
+        writes = d.writes.len();
+    }
+    times.sort_unstable();
+    (times, writes)
+}
+
+fn pct(sorted: &[u128], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() {
+    let sizes: Vec<(usize, usize)> = std::env::args()
+        .skip(1)
+        .filter_map(|a| {
+            let (n, p) = a.split_once('x')?;
+            Some((n.parse().ok()?, p.parse().ok()?))
+        })
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![(1000, 20), (10_000, 20), (50_000, 100)]
+    } else {
+        sizes
+    };
+    println!("| set | phase | writes | pass p50 | pass p99 |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (n, p) in sizes {
+        let started = Instant::now();
+        let now = started + Duration::from_secs(60);
+        let mut w = world(n, p, now);
+        let mut memory = Memory::default();
+        let rounds = (2_000_000 / n).clamp(5, 200);
+        let row = |phase: &str, w: &World, memory: &mut Memory| {
+            let (t, writes) = passes(w, memory, now, started, rounds);
+            println!(
+                "| {n} × {p} | {phase} | {writes} | {:.2} ms | {:.2} ms |",
+                pct(&t, 0.5),
+                pct(&t, 0.99)
+            );
+        };
+        row("at rest", &w, &mut memory);
+        // One pod drains: each of its listeners is asked to move.
+        w.pods[0].eligible = false;
+        row("drain: release requests", &w, &mut memory);
+        // Its listeners are released: each is assigned to another pod.
+        for l in w
+            .leases
+            .iter_mut()
+            .filter(|l| l.view.holder.as_deref() == Some("web-0"))
+        {
+            l.view.holder = None;
+            l.view.renewed = false;
+        }
+        row("drain: assignments", &w, &mut memory);
+    }
+}
