@@ -1,11 +1,12 @@
 //! Flux's view of a ListenerSet: kstatus (`tests/support/kstatus.rs`, the rules Flux judges a
 //! custom resource by) computed on the set as the API server serves it, captured from the
-//! controller in each state, and what Flux's wait concludes from it. A ListenerSet has `Ready`
-//! and `Degraded`, no `Reconciling` or `Stalled`: kstatus reads `Ready` alone.
+//! controller in each state, and what Flux's wait concludes from it. A ListenerSet has `Ready`,
+//! `Stalled` and `Degraded`, no `Reconciling`: kstatus fails on `Stalled=True` (an invalid spec, a
+//! missing Secret: Flux stops waiting at once) and otherwise reads `Ready`.
 use std::time::Duration;
 
-use baton::api::listenerset::ListenerSet;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use baton::api::listenerset::{ListenerSet, ListenersFrom, SecretRef};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 use crate::helpers::condition;
@@ -104,14 +105,17 @@ async fn flux_status_of_a_listenerset_in_every_state() {
     .await;
     judge("no eligible pod", &orphan, Status::InProgress, "NoEligiblePods");
 
-    // A name that is no label value: the controller reports the spec invalid, Degraded=True.
+    // A name that is no label value: the controller reports the spec invalid, Degraded and
+    // Stalled True; Flux fails at once.
     let long = format!("fx-invalid-{}", "x".repeat(53));
     w.create_set(&long, "svc", listeners(1), 3).await;
     let invalid = wait_set(&w, &long, "InvalidSpec", |s| {
-        cond(s, "Ready") == pair("False", "InvalidSpec") && cond(s, "Degraded") == pair("True", "InvalidSpec")
+        cond(s, "Ready") == pair("False", "InvalidSpec")
+            && cond(s, "Degraded") == pair("True", "InvalidSpec")
+            && cond(s, "Stalled") == pair("True", "InvalidSpec")
     })
     .await;
-    let o = judge("invalid spec", &invalid, Status::InProgress, "InvalidSpec");
+    let o = judge("invalid spec", &invalid, Status::Failed, "InvalidSpec");
     assert!(o.message.contains("rename it"), "{}", o.message);
 
     // Deleted: the finalizer keeps it until its Leases are gone.
@@ -157,4 +161,63 @@ async fn flux_status_of_a_listenerset_whose_agents_stop_renewing() {
         "{}",
         o.message
     );
+}
+
+/// A set whose `listenersFrom` Secret is missing is Stalled, so Flux fails at once, saying what to
+/// create; once the Secret is there it is not Stalled, its listeners run and Flux passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_fails_early_on_a_listenerset_whose_secret_is_missing_and_passes_once_it_is_there() {
+    let _serial = serial();
+    let w = world(AgentKnobs::default()).await;
+    for p in ["fx-a", "fx-b"] {
+        w.create_pod(p, "svc").await;
+        w.wait_ready(p).await;
+    }
+    let (_stop, _ctl) = w.controller("controller-a").await;
+    let mut set = crate::listener_world::listenersets::set(NS, "from", "svc", Vec::new(), 3);
+    set.spec.listeners_from = Some(ListenersFrom {
+        secret_ref: Some(SecretRef {
+            name: "fx-tokens".into(),
+        }),
+        secret_selector: None,
+    });
+    w.sets().create(&PostParams::default(), &set).await.expect("the set");
+    let stalled = wait_set(&w, "from", "Stalled=True", |s| cond(s, "Stalled").0 == "True").await;
+    let o = judge(
+        "listenersFrom Secret missing",
+        &stalled,
+        Status::Failed,
+        "MissingSecret",
+    );
+    assert!(
+        o.message.contains("fx-tokens") && o.message.contains("create it"),
+        "{}",
+        o.message
+    );
+    assert_eq!(
+        (cond(&typed(&stalled), "Ready"), cond(&typed(&stalled), "Degraded")),
+        (pair("False", "MissingSecret"), pair("True", "MissingSecret"))
+    );
+
+    w.create_secret("fx-tokens", json!({"a1": "t1", "a2": "t2"})).await;
+    let fixed = wait_set(&w, "from", "Stalled=False and Ready", |s| {
+        cond(s, "Stalled").0 != "True" && cond(s, "Ready").0 == "True"
+    })
+    .await;
+    assert_eq!(cond(&typed(&fixed), "Stalled"), pair("False", "AllRunning"));
+    assert_eq!(
+        judge("listenersFrom Secret created", &fixed, Status::Current, "").message,
+        "Resource is Ready"
+    );
+    w.wait_running(
+        "both listeners of the Secret running",
+        &["a1".to_string(), "a2".to_string()],
+        LONG,
+        |_| true,
+    )
+    .await;
+}
+
+fn typed(v: &Value) -> ListenerSet {
+    serde_json::from_value(v.clone()).expect("a ListenerSet")
 }

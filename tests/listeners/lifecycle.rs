@@ -40,6 +40,10 @@ async fn suspend_resume_remove_and_missing_secret() {
     assert!(message.contains("tokens"));
     assert!(!w.log.running().contains_key("tokened"));
     assert_eq!(condition(&set, "Ready").unwrap().0, "False");
+    // Only a person can fix it: Stalled, with what to create (kstatus fails on it at once).
+    let (stalled, reason, message) = condition(&set, "Stalled").expect("Stalled");
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "MissingSecret"));
+    assert!(message.contains("create it"), "{message}");
 
     // The Secret appears: the listener starts with its config.
     w.create_secret("tokens", json!({"tokened": "s3cr3t"})).await;
@@ -65,7 +69,8 @@ async fn suspend_resume_remove_and_missing_secret() {
         let sets = sets.clone();
         async move {
             let s = sets.get("sxt").await.ok()?;
-            (condition(&s, "Ready")?.0 == "True" && condition(&s, "Degraded")?.0 == "False").then_some(())
+            let fixed = condition(&s, "Degraded")?.0 == "False" && condition(&s, "Stalled")?.0 == "False";
+            (condition(&s, "Ready")?.0 == "True" && fixed).then_some(())
         }
     })
     .await;

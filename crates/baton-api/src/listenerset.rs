@@ -63,7 +63,14 @@ pub const PROTOCOL_VERSION: &str = "2";
 pub const CONDITION_READY: &str = "Ready";
 /// Condition type: something needs attention (invalid spec, pending or orphaned listeners).
 pub const CONDITION_DEGRADED: &str = "Degraded";
-/// Condition and Event reason: the spec cannot be acted on (the message says what to fix).
+/// Condition type (kstatus): True while the set cannot become Ready until a person fixes what the
+/// message names: an invalid spec ([`REASON_INVALID_SPEC`]), a Secret or key the spec names that
+/// is missing or cannot be read ([`REASON_MISSING_SECRET`]), a listener's Lease name taken by a
+/// Lease that is not the set's ([`REASON_LEASE_NAME_TAKEN`]). `Ready` is then False with the same
+/// reason and message; while False it carries `Ready`'s.
+pub const CONDITION_STALLED: &str = "Stalled";
+/// Condition (Ready, Degraded, Stalled) and Event reason: the spec cannot be acted on (the
+/// message says what to fix).
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 /// Ready reason: every listener that is not suspended runs.
 pub const REASON_ALL_RUNNING: &str = "AllRunning";
@@ -72,7 +79,8 @@ pub const REASON_ALL_RUNNING: &str = "AllRunning";
 pub const REASON_NO_ELIGIBLE_PODS: &str = "NoEligiblePods";
 /// Ready reason: some listeners are pending or orphaned.
 pub const REASON_LISTENERS_NOT_RUNNING: &str = "ListenersNotRunning";
-/// Degraded reason (and Warning Event): a Secret or key named for a listener's config is missing.
+/// Ready, Degraded and Stalled reason (and Warning Event): a Secret or key the spec names (the
+/// `listenersFrom` Secret, a listener's config) is missing or cannot be read.
 pub const REASON_MISSING_SECRET: &str = "MissingSecret";
 /// Degraded reason: listeners have a gone or expired holder and are being taken over.
 pub const REASON_ORPHANED: &str = "Orphaned";
@@ -100,7 +108,7 @@ pub const EVENT_REBALANCING: &str = "Rebalancing";
 pub const EVENT_REBALANCED: &str = "Rebalanced";
 /// Event reason: every Lease of a deleted set is gone and the finalizer was removed.
 pub const EVENT_FINALIZED: &str = "Finalized";
-/// Event (Warning) and Degraded reason: a listener's Lease name is taken by a Lease that is not
+/// Event (Warning), and Ready, Degraded and Stalled reason: a listener's Lease name is taken by a Lease that is not
 /// the set's (no `baton.dev/listenerset` label naming it); the listener cannot run until that
 /// Lease is deleted or renamed. The controller never writes a Lease it did not create.
 pub const REASON_LEASE_NAME_TAKEN: &str = "LeaseNameTaken";
@@ -293,7 +301,8 @@ pub struct ListenerSetStatus {
     /// How evenly the listeners are spread, and whether they are being evened out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceStatus>,
-    /// `Ready` and `Degraded` (and `NotificationsReady` with `spec.notifications`).
+    /// `Ready`, `Degraded` and `Stalled` (kstatus: True while a person must fix the spec or a
+    /// Secret it names; `Ready` is then False), and `NotificationsReady` with `spec.notifications`.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -126,10 +126,16 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
         let Some((secret, key)) = &r.config else { continue };
         let problem = match secrets.get(ns, secret) {
             Err(why) => Some(format!("listener {}: Secret {ns}/{secret} cannot be read: {why}", r.id)),
-            Ok(None) => Some(format!("listener {}: Secret {ns}/{secret} does not exist", r.id)),
-            Ok(Some(s)) if !s.data.as_ref().is_some_and(|d| d.contains_key(key)) => {
-                Some(format!("listener {}: Secret {ns}/{secret} has no key {key:?}", r.id))
-            }
+            Ok(None) => Some(format!(
+                "listener {}: Secret {ns}/{secret} does not exist: create it, or point the listener's configRef at \
+                 one that does",
+                r.id
+            )),
+            Ok(Some(s)) if !s.data.as_ref().is_some_and(|d| d.contains_key(key)) => Some(format!(
+                "listener {}: Secret {ns}/{secret} has no key {key:?}: add it, or point the listener's configRef at \
+                 a key that exists",
+                r.id
+            )),
             Ok(Some(_)) => None,
         };
         if let Some(p) = &problem {

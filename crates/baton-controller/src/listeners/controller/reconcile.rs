@@ -24,8 +24,8 @@ use super::report::{condition, report, write_status, Report};
 use super::writes::{apply_fences, apply_writes, create_liveness};
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{
-    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, EVENT_RECOVERED, FINALIZER,
-    REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
+    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, CONDITION_STALLED, EVENT_RECOVERED,
+    FINALIZER, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
 };
 use crate::api::pod::CachedPod;
 use crate::error::{Error, Result};
@@ -286,7 +286,8 @@ async fn report_when_due(
     Ok(None)
 }
 
-/// If the spec is invalid, report it (the InvalidSpec conditions and an Event, once) and say so.
+/// If the spec is invalid, report it (Ready False, Degraded and Stalled True, all `InvalidSpec`
+/// with what to fix, and an Event, once) and say so.
 async fn report_invalid_spec(
     ctx: &Context,
     set: &ListenerSet,
@@ -310,6 +311,7 @@ async fn report_invalid_spec(
         conditions: vec![
             condition(previous, CONDITION_READY, false, REASON_INVALID_SPEC, &message, set),
             condition(previous, CONDITION_DEGRADED, true, REASON_INVALID_SPEC, &message, set),
+            condition(previous, CONDITION_STALLED, true, REASON_INVALID_SPEC, &message, set),
         ],
         // The policy the set was given is recorded now: once observed, a set without one counts
         // as one from before evening out.

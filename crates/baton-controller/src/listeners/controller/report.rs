@@ -1,5 +1,12 @@
-//! A ListenerSet's status: counts, the pods holding listeners, what needs attention and the Ready, Degraded and NotificationsReady
-//! conditions, and writing it.
+//! A ListenerSet's status: counts, the pods holding listeners, what needs attention and the Ready, Degraded,
+//! Stalled and NotificationsReady conditions, and writing it.
+//!
+//! `Ready` and `Stalled` follow kstatus (what Flux's health checks read): `Stalled` is True, and
+//! `Ready` False with the same reason and message, while only a person can fix what holds the set
+//! (a Secret or key the spec names is missing or unreadable, a Lease name is taken); `Stalled`
+//! False carries `Ready`'s reason and message. A set has no `Reconciling`: `Ready` False without
+//! `Stalled` is kstatus's `InProgress` already. The invalid spec is reported apart (the reconcile's
+//! `report_invalid_spec`), with `Stalled` True too.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -13,7 +20,7 @@ use crate::api::listenerset::view::CANNOT_MOVE;
 use crate::api::listenerset::{
     Attention, ListenerSet, ListenerSetStatus, ATTENTION_HOLDER_LOST, ATTENTION_NOT_ACKNOWLEDGED,
     ATTENTION_NO_ELIGIBLE_POD, ATTENTION_ORPHANED, ATTENTION_PENDING, ATTENTION_STARTING, ATTENTION_WAITING,
-    CONDITION_DEGRADED, CONDITION_READY, MAX_ATTENTION, MAX_STATUS_PODS, REASON_AGENTS_NOT_RENEWING,
+    CONDITION_DEGRADED, CONDITION_READY, CONDITION_STALLED, MAX_ATTENTION, MAX_STATUS_PODS, REASON_AGENTS_NOT_RENEWING,
     REASON_ALL_RUNNING, REASON_AS_EXPECTED, REASON_LEASE_NAME_TAKEN, REASON_LISTENERS_NOT_RUNNING,
     REASON_LISTENERS_STARTING, REASON_MISSING_SECRET, REASON_NO_ELIGIBLE_PODS, REASON_ORPHANED, REASON_TERMINATING,
 };
@@ -54,39 +61,13 @@ pub(super) fn report(
             degraded: false,
             degraded_reason: REASON_TERMINATING,
             degraded_message: message,
+            stalled: false,
         }
     } else {
-        let mut c = conditions(summary, decision.blocked.as_ref(), &decision.silent, problems);
-        if !collisions.is_empty() {
-            c.degraded = true;
-            c.degraded_reason = REASON_LEASE_NAME_TAKEN;
-            c.degraded_message = collisions
-                .iter()
-                .chain(problems)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ");
-        }
-        c
+        let c = conditions(summary, decision.blocked.as_ref(), &decision.silent, problems);
+        stall(c, problems, collisions)
     };
-    let mut conditions = vec![
-        condition(
-            previous,
-            CONDITION_READY,
-            c.ready,
-            c.ready_reason,
-            &c.ready_message,
-            set,
-        ),
-        condition(
-            previous,
-            CONDITION_DEGRADED,
-            c.degraded,
-            c.degraded_reason,
-            &c.degraded_message,
-            set,
-        ),
-    ];
+    let mut conditions = gate_conditions(previous, set, &c);
     conditions.extend(sink_problems.map(|p| sinks_condition(previous, set, p)));
     let (pods, pods_omitted) = pods_of(summary);
     let (attention, attention_omitted) = attention(summary, decision);
@@ -200,7 +181,8 @@ fn sinks_condition(previous: &ListenerSetStatus, set: &ListenerSet, problems: &[
     }
 }
 
-/// Ready and Degraded of a set that is not being deleted.
+/// Ready, Degraded and Stalled of a set.
+#[derive(Debug)]
 struct Conditions {
     ready: bool,
     ready_reason: &'static str,
@@ -208,6 +190,68 @@ struct Conditions {
     degraded: bool,
     degraded_reason: &'static str,
     degraded_message: String,
+    /// Only a person can fix what holds the set: `Stalled` is True with Ready's reason and message.
+    stalled: bool,
+}
+
+/// `Ready`, `Degraded` and `Stalled` as `c` says them (`Stalled` with `Ready`'s reason and
+/// message, True or False).
+fn gate_conditions(previous: &ListenerSetStatus, set: &ListenerSet, c: &Conditions) -> Vec<Condition> {
+    vec![
+        condition(
+            previous,
+            CONDITION_READY,
+            c.ready,
+            c.ready_reason,
+            &c.ready_message,
+            set,
+        ),
+        condition(
+            previous,
+            CONDITION_DEGRADED,
+            c.degraded,
+            c.degraded_reason,
+            &c.degraded_message,
+            set,
+        ),
+        condition(
+            previous,
+            CONDITION_STALLED,
+            c.stalled,
+            c.ready_reason,
+            &c.ready_message,
+            set,
+        ),
+    ]
+}
+
+/// `c` with what only a person can fix, if anything: listeners' Lease names taken by Leases that
+/// are not the set's (`collisions`), Secrets or keys the spec names missing or unreadable
+/// (`problems`). Then the set is Stalled, Degraded, and not Ready, all three saying what to fix,
+/// whatever runs: kstatus (Flux) fails on it at once instead of waiting for a Ready that cannot
+/// come.
+fn stall(mut c: Conditions, problems: &[String], collisions: &[String]) -> Conditions {
+    let reason = if !collisions.is_empty() {
+        REASON_LEASE_NAME_TAKEN
+    } else if !problems.is_empty() {
+        REASON_MISSING_SECRET
+    } else {
+        return c;
+    };
+    let message = collisions
+        .iter()
+        .chain(problems)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    c.ready = false;
+    c.ready_reason = reason;
+    c.ready_message = message.clone();
+    c.degraded = true;
+    c.degraded_reason = reason;
+    c.degraded_message = message;
+    c.stalled = true;
+    c
 }
 
 /// Ready is True only when every listener that is not suspended runs (its holder renewed since
@@ -280,6 +324,7 @@ fn conditions(
         degraded,
         degraded_reason,
         degraded_message,
+        stalled: false,
     }
 }
 
@@ -382,6 +427,104 @@ pub(super) async fn write_status(ctx: &Context, ns: &str, name: &str, status: &L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `listeners` listeners, `running` of them running, the others pending.
+    fn summary(listeners: i32, running: i32) -> assigner::Summary {
+        assigner::Summary {
+            listeners,
+            running,
+            pending: listeners - running,
+            ..Default::default()
+        }
+    }
+
+    fn set() -> ListenerSet {
+        let mut s = ListenerSet::new("sxt", Default::default());
+        s.metadata.generation = Some(2);
+        s
+    }
+
+    /// `(type, status, reason)` of each condition.
+    fn gates(c: &[Condition]) -> Vec<(&str, &str, &str)> {
+        c.iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_secret_stalls_the_set_until_it_is_there() {
+        let missing =
+            vec!["Secret default/tokens (spec.listenersFrom.secretRef) does not exist: create it".to_string()];
+        // No listener is known without the Secret: nothing pends, yet the set is not Ready.
+        let c = stall(conditions(&summary(0, 0), None, &[], &missing), &missing, &[]);
+        let stalled = gate_conditions(&ListenerSetStatus::default(), &set(), &c);
+        assert_eq!(
+            gates(&stalled),
+            [
+                ("Ready", "False", "MissingSecret"),
+                ("Degraded", "True", "MissingSecret"),
+                ("Stalled", "True", "MissingSecret")
+            ]
+        );
+        assert!(stalled.iter().all(|c| c.message == missing[0]), "{stalled:?}");
+        assert!(stalled.iter().all(|c| c.observed_generation == Some(2)));
+
+        // The Secret is there and its listeners run: Stalled turns False, with Ready's reason.
+        let previous = ListenerSetStatus {
+            conditions: stalled,
+            ..Default::default()
+        };
+        let c = stall(conditions(&summary(2, 2), None, &[], &[]), &[], &[]);
+        let fixed = gate_conditions(&previous, &set(), &c);
+        assert_eq!(
+            gates(&fixed),
+            [
+                ("Ready", "True", "AllRunning"),
+                ("Degraded", "False", "AsExpected"),
+                ("Stalled", "False", "AllRunning")
+            ]
+        );
+        assert_eq!(fixed[2].message, "2 of 2 listeners running");
+    }
+
+    #[test]
+    fn only_what_a_person_must_fix_stalls_and_it_is_never_ready_then() {
+        // Listeners waiting for a pod, or starting: in progress, not stalled.
+        let waiting = stall(conditions(&summary(3, 1), None, &[], &[]), &[], &[]);
+        assert_eq!(
+            (waiting.ready, waiting.stalled, waiting.ready_reason),
+            (false, false, REASON_LISTENERS_NOT_RUNNING)
+        );
+        let blocked = Blocked::NoEligiblePod {
+            selected: 0,
+            not_ready: 0,
+            draining: 0,
+        };
+        let nobody = stall(conditions(&summary(3, 0), Some(&blocked), &[], &[]), &[], &[]);
+        assert_eq!((nobody.stalled, nobody.ready_reason), (false, REASON_NO_ELIGIBLE_PODS));
+
+        // A listener's config Secret is missing: the others run, the set is stalled all the same.
+        let missing = vec!["listener tokened: Secret default/tokens does not exist".to_string()];
+        let c = stall(conditions(&summary(4, 3), None, &[], &missing), &missing, &[]);
+        assert_eq!(
+            (c.ready, c.stalled, c.ready_reason),
+            (false, true, REASON_MISSING_SECRET)
+        );
+
+        // A Lease name taken: every listener the set could place runs, still not Ready; the
+        // message names both problems, the taken name first.
+        let taken = vec!["listener l1: Lease sxt-l1 is not this set's: delete or rename it".to_string()];
+        let c = stall(conditions(&summary(2, 2), None, &[], &missing), &missing, &taken);
+        assert_eq!(
+            (c.ready, c.stalled, c.ready_reason),
+            (false, true, REASON_LEASE_NAME_TAKEN)
+        );
+        assert_eq!(c.ready_message, format!("{}; {}", taken[0], missing[0]));
+        assert_eq!(
+            (c.degraded_reason, &c.degraded_message),
+            (REASON_LEASE_NAME_TAKEN, &c.ready_message)
+        );
+    }
 
     #[test]
     fn each_pod_is_named_for_what_its_leases_show() {

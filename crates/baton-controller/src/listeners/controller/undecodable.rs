@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use tracing::{debug, warn};
 
 use crate::api::listenerset::{
-    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, REASON_INVALID_SPEC,
+    self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, CONDITION_STALLED, REASON_INVALID_SPEC,
 };
 use crate::backoff::{delay, Retry};
 use crate::cache::tolerant::Bad;
@@ -30,7 +30,7 @@ pub(super) fn message(problem: &str) -> String {
 }
 
 /// The status reporting it: `prior` (counts and assignments still hold: nothing moves) with
-/// Ready False and Degraded True for `generation`.
+/// Ready False, Degraded and Stalled True for `generation`.
 pub(super) fn status(prior: ListenerSetStatus, generation: Option<i64>, message: &str, now: Time) -> ListenerSetStatus {
     let condition = |type_: &str, status: &str| {
         let since = prior
@@ -52,6 +52,7 @@ pub(super) fn status(prior: ListenerSetStatus, generation: Option<i64>, message:
         conditions: vec![
             condition(CONDITION_READY, "False"),
             condition(CONDITION_DEGRADED, "True"),
+            condition(CONDITION_STALLED, "True"),
         ],
         ..prior
     }
@@ -107,7 +108,11 @@ mod tests {
             .collect();
         assert_eq!(
             types,
-            [("Ready", "False", "InvalidSpec"), ("Degraded", "True", "InvalidSpec")]
+            [
+                ("Ready", "False", "InvalidSpec"),
+                ("Degraded", "True", "InvalidSpec"),
+                ("Stalled", "True", "InvalidSpec")
+            ]
         );
         assert!(s.conditions[0].message.contains("spec.maxPerPod is 2147483648"));
         // Reported again: the same status, so nothing is rewritten.
