@@ -10,6 +10,7 @@
 //! * [`flux`]: Flux's view (kstatus) of a ListenerSet in each state;
 //! * [`handover`]: SIGTERM handovers, and a Rollout moving listeners without duplicates;
 //! * [`lifecycle`]: suspend/resume, removal, a missing Secret, config, the write counters;
+//! * [`rebalance`]: evening out after a scale-out that adds pods one at a time;
 //! * [`stale_cache`]: a lagging pod cache never makes the controller write a Lease for a gone pod.
 //!
 //! The scenarios hold one lock for their whole run ([`listener_world::serial`]): each drives
@@ -31,4 +32,5 @@ mod failures;
 mod flux;
 mod handover;
 mod lifecycle;
+mod rebalance;
 mod stale_cache;

@@ -298,6 +298,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
     let judged = judge::leases(input, memory);
     memory.learn(input, &judged, &terminated_by(input));
     let pods = pod_views(input, &judged, memory);
+    memory.note_pods(input, &pods);
     let silent = silent(input, &judged, memory);
     let listeners = listener_views(input, &judged, memory);
     let (writes, held_back, balance) = writes(input, &pods, &judged, &listeners, memory);
@@ -475,7 +476,7 @@ fn writes(
             .iter()
             .filter(|l| !judged.terminating.contains(&l.id) && !ghosts.contains(l.id.as_str()))
             .collect();
-        let (wait, recheck) = wait_for(input).unzip();
+        let (wait, recheck) = wait::wait_for(input, memory.pods_since()).unzip();
         let balancing = input.rebalance.map(|r| assigner::Balancing {
             max_skew: r.max_skew,
             max_moves: r.max_moves,
@@ -515,45 +516,6 @@ fn writes(
         })
         .collect();
     (writes, until, balance)
-}
-
-/// How often a set waiting for a Rollout of its pods to settle looks again (the Rollout's status
-/// turning Healthy changes no pod and no Lease, so nothing else wakes the set).
-pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
-
-/// Why loads are not evened out now, whatever the Leases say, and when to look again unasked: a
-/// selected pod is starting, not Ready, draining or terminating (a scale or a rollout is under
-/// way: evening out waits for the pods to settle; their changes wake the set), a workload of the
-/// pods says it is rolling out or scaling, or the pods of one workload run two revisions (a
-/// rollout between batches); for these two, [`ROLLOUT_RECHECK`].
-fn wait_for(input: &Input) -> Option<(String, Option<Duration>)> {
-    if let Some(p) = input
-        .pods
-        .iter()
-        .find(|p| p.selected && !p.eligible && !input.stopped.contains(&p.uid))
-    {
-        return Some((
-            format!("pod {} is not Ready, or is draining or terminating", p.name),
-            None,
-        ));
-    }
-    if let Some(w) = input.under_way.iter().next() {
-        let why = format!("{w} is rolling out or scaling (not Healthy for its generation)");
-        return Some((why, Some(ROLLOUT_RECHECK)));
-    }
-    let mut revisions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (workload, revision) in input
-        .pods
-        .iter()
-        .filter(|p| p.selected)
-        .filter_map(|p| p.revision.as_ref())
-    {
-        revisions.entry(workload).or_default().insert(revision);
-    }
-    revisions.iter().find(|(_, r)| r.len() > 1).map(|(w, _)| {
-        let why = format!("{w} is between revisions (its pods run two, and it is not Healthy for its generation)");
-        (why, Some(ROLLOUT_RECHECK))
-    })
 }
 
 /// Listeners whose holder pod is gone (no pod of its name and uid) and that are not judged free:
@@ -654,6 +616,7 @@ mod memory;
 #[cfg(test)]
 mod tests;
 mod unresponsive;
+mod wait;
 
 pub use blocked::Blocked;
 pub use confirm::{confirmed, to_confirm};
@@ -664,3 +627,4 @@ pub use memory::Memory;
 pub use memory::MOVES_WINDOW;
 use unresponsive::silent;
 pub use unresponsive::{Silence, Silent, Unresponsive};
+pub use wait::{PODS_SETTLE, ROLLOUT_RECHECK};

@@ -8,7 +8,8 @@
 //! `maxConcurrentMoves` listeners are on the move at once, counting every handover under way
 //! (a release asked, or an assignment not yet acknowledged), not only these. Nothing moves while
 //! other handovers are under way (a drain, listeners waiting for a pod, a `maxPerPod` shed) or
-//! while the caller says to wait (a rollout of the pods, a pod that is not Ready); nor does a
+//! while the caller says to wait (a rollout of the pods, a pod that is not Ready, pods that joined
+//! or left moments ago); nor does a
 //! listener that came to its pod less than `minResidenceSeconds` ago, so none moves twice in a
 //! burst and a flapping pod cannot make listeners ping-pong.
 
@@ -26,7 +27,8 @@ pub struct Balancing {
     pub max_moves: u32,
     /// A listener that came to its pod less recently than this may be moved.
     pub min_residence: Duration,
-    /// Why not now, as the caller judges it (a rollout of the pods under way, a pod starting).
+    /// Why not now, as the caller judges it (a rollout of the pods under way, a pod starting, pods
+    /// that have not settled after a scale).
     pub wait: Option<String>,
 }
 

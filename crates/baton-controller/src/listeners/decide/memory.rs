@@ -3,16 +3,17 @@
 //! went was let go (the Event of its next assignment, and the pod to prefer when it was not that
 //! pod's doing), and which pods left a Lease of this set unacknowledged (they get nothing new
 //! here until they acknowledge one, restart, their agent registers anew, or a minute (at least ten
-//! lease durations) has passed).
+//! lease durations) has passed), and since when the pods that may take listeners are the ones they
+//! are (evening out waits for them to settle).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::judge::{why_expired, Judged};
 use super::{Burst, HowAssigned, Input, PodFacts};
-use crate::listeners::assigner::Balance;
+use crate::listeners::assigner::{Balance, PodView};
 
 /// How a listener's last tenure ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct Memory {
     moves: VecDeque<(Instant, u32)>,
     /// The burst of evening-out moves under way: when it started and how many moves it made.
     burst: Option<(Instant, u32)>,
+    /// The pods that may take listeners (by uid), and since when they are these: evening out
+    /// waits until they have stayed the same for [`super::PODS_SETTLE`].
+    pods: Option<(BTreeSet<String>, Instant)>,
 }
 
 /// The window of `status.rebalance.movesLastMinute`.
@@ -106,6 +110,22 @@ impl Memory {
         self.lapsed.retain(|uid, (_, at, lapsed_at)| {
             exists(uid) && forget_before.is_none_or(|f| *at > f) && !new_chance(input, uid, *lapsed_at)
         });
+    }
+
+    /// Note the pods that may take listeners now (the eligible of `pods`): a change starts their
+    /// settling anew. Seen for the first time, they count from the controller's start.
+    pub(super) fn note_pods(&mut self, input: &Input, pods: &[PodView]) {
+        let now: BTreeSet<String> = pods.iter().filter(|p| p.eligible).map(|p| p.uid.clone()).collect();
+        match &self.pods {
+            Some((seen, _)) if *seen == now => {}
+            Some(_) => self.pods = Some((now, input.now)),
+            None => self.pods = Some((now, input.started)),
+        }
+    }
+
+    /// Since when the pods that may take listeners are the ones they are now.
+    pub(super) fn pods_since(&self) -> Option<Instant> {
+        self.pods.as_ref().map(|(_, since)| *since)
     }
 
     /// Whether `pod` left a Lease of this set unacknowledged recently and has not restarted since.

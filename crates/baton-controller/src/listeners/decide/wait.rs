@@ -1,0 +1,70 @@
+//! When evening out waits, whatever the loads: while the pods it would spread listeners over are
+//! still changing. A scale adds (or removes) pods one after another — a StatefulSet creates each
+//! pod once the one before is Ready, a Rollout or a Deployment rolls out in batches — and evening
+//! out over a pod count the workload is about to leave moves listeners again at its next pod:
+//! more moves than the final count needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Input;
+
+/// How often a set waiting for a Rollout of its pods to settle looks again (the Rollout's status
+/// turning Healthy changes no pod and no Lease, so nothing else wakes the set).
+pub const ROLLOUT_RECHECK: Duration = Duration::from_secs(5);
+
+/// How long the pods that may take listeners must have stayed the same (none joined, none left)
+/// before evening out starts. A workload that adds pods one at a time creates the next one as
+/// soon as the last is Ready (a StatefulSet's `OrderedReady`: well under a second on an idle
+/// control plane, a few seconds on a loaded one), and the next pod, not Ready yet, holds evening
+/// out by itself; this bridges the moment in between, so that a scale from 4 to 8 pods moves
+/// listeners once, to the 8 pods. A pod that joins or leaves starts it again; so does a
+/// controller that starts (it cannot know what changed just before). The decision asks to be
+/// woken when it ends: nothing else would wake the set.
+pub const PODS_SETTLE: Duration = Duration::from_secs(5);
+
+/// Why loads are not evened out now, and when to look again unasked: a selected pod is starting,
+/// not Ready, draining or terminating (a scale or a rollout is under way: evening out waits for
+/// the pods to settle; their changes wake the set); a workload of the pods says it is rolling out
+/// or scaling, or the pods of one workload run two revisions (a rollout between batches): then
+/// [`ROLLOUT_RECHECK`]; the pods that may take listeners changed less than [`PODS_SETTLE`] ago
+/// (`pods_since`: since when they are what they are): then when that ends.
+pub(super) fn wait_for(input: &Input, pods_since: Option<Instant>) -> Option<(String, Option<Duration>)> {
+    if let Some(p) = input
+        .pods
+        .iter()
+        .find(|p| p.selected && !p.eligible && !input.stopped.contains(&p.uid))
+    {
+        return Some((
+            format!("pod {} is not Ready, or is draining or terminating", p.name),
+            None,
+        ));
+    }
+    if let Some(w) = input.under_way.iter().next() {
+        let why = format!("{w} is rolling out or scaling (not Healthy for its generation)");
+        return Some((why, Some(ROLLOUT_RECHECK)));
+    }
+    let mut revisions: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (workload, revision) in input
+        .pods
+        .iter()
+        .filter(|p| p.selected)
+        .filter_map(|p| p.revision.as_ref())
+    {
+        revisions.entry(workload).or_default().insert(revision);
+    }
+    if let Some((w, _)) = revisions.iter().find(|(_, r)| r.len() > 1) {
+        let why = format!("{w} is between revisions (its pods run two, and it is not Healthy for its generation)");
+        return Some((why, Some(ROLLOUT_RECHECK)));
+    }
+    let settled_at = pods_since? + PODS_SETTLE;
+    (input.now < settled_at).then(|| {
+        let why = format!(
+            "the pods that may take listeners changed less than {} s ago (a scale may add or remove more)",
+            PODS_SETTLE.as_secs()
+        );
+        (why, Some(settled_at.saturating_duration_since(input.now)))
+    })
+}
