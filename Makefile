@@ -151,11 +151,13 @@ bench:
 
 # ListenerSets at scale (docs/benchmarks-listeners.md, "ListenerSets at scale"): 1,000 to 50,000
 # listeners on 20 and 100 pods with real agents and the controller as the image ships it.
-# Takes ~20 min after the build; SIZES (e.g. "1000x20 10000x20") runs fewer.
+# First the decision alone (decide_bench: one pass's time per size, no I/O). Takes ~20 min after
+# the build; SIZES (e.g. "1000x20 10000x20") runs fewer.
 SIZES ?=
 bench-listeners-scale:
 	$(CARGO) build --profile image --no-default-features --bin baton
 	$(CARGO) build --release --example listener_scale
+	$(CARGO) run --quiet --release -p baton-controller --example decide_bench $(SIZES)
 	BATON_TEST_BIN=target/image/baton target/release/examples/listener_scale $(SIZES)
 
 # Evening out after a scale-out (docs/listeners.md, "Balance"): 2,000 listeners 5 → 10 pods and
