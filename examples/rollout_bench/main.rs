@@ -115,7 +115,7 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
     let kubeconfig = dir.join(format!("kubeconfig-{replicas}"));
     backend.kubeconfig_as(CONTROLLER_ID, &kubeconfig)?;
     let baton = common::baton_binary()?;
-    let child = common::spawn_baton(
+    let mut child = common::spawn_baton(
         tokio::process::Command::new(&baton)
             .args([
                 "controller",
@@ -136,6 +136,13 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
         &baton,
     )?;
     let pid = child.id().ok_or("controller exited")?;
+    // Read its log while it runs: a log beyond the pipe's buffer would block the controller.
+    let mut stderr = child.stderr.take().ok_or("the controller has no stderr")?;
+    let log = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut buf).await;
+        buf
+    });
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply("bench").force();
     api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v1")))
@@ -165,11 +172,12 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
     // Status writes = PATCHes of rollouts/status; events are POSTs, pods are POST+DELETE.
     let rss = peak_rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
     let _ = nix_term(pid);
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .map_err(|_| "controller did not stop")?
         .map_err(|e| e.to_string())?;
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = log.await.map_err(|e| e.to_string())?;
+    let log = String::from_utf8_lossy(&log);
     let stopped = log.lines().rev().find(|l| l.contains("the controllers stopped"));
     let field = |name: &str| -> Option<u64> {
         let v: serde_json::Value = serde_json::from_str(stopped?).ok()?;
