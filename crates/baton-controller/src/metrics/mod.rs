@@ -109,13 +109,14 @@ pub struct Metrics {
     pub runtime: Runtime,
     /// Whether the CRDs of Rollouts and ListenerSets are installed (see [`crds`]).
     pub crds: crds::Crds,
-    /// How long each ListenerSet decision took, reading the caches included.
-    pub listener_decision: Histogram,
-    /// How many listener Leases and listeners each ListenerSet decision read.
-    pub listener_decision_size: Histogram,
+    /// How long each decision took, reading the caches included, per controller (`listenerset`).
+    pub decision_duration: Family<ControllerLabel, Histogram>,
+    /// How many objects each decision read, per controller (`listenerset`: its listeners and
+    /// listener Leases).
+    pub decision_size: Family<ControllerLabel, Histogram>,
 }
 
-/// Buckets of the sizes of a ListenerSet decision (listeners and Leases read).
+/// Buckets of the sizes of a decision (objects read).
 fn size_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(10.0, 4.0, 9))
 }
@@ -144,8 +145,8 @@ impl Default for Metrics {
             notifications: Family::default(),
             runtime: Runtime::default(),
             crds: crds::Crds::default(),
-            listener_decision: duration_histogram(),
-            listener_decision_size: size_histogram(),
+            decision_duration: Family::new_with_constructor(duration_histogram),
+            decision_size: Family::new_with_constructor(size_histogram),
         };
         m.register(root.sub_registry_with_prefix("baton"));
         m.runtime
@@ -226,14 +227,14 @@ impl Metrics {
             self.crds.installed.clone(),
         );
         r.register(
-            "listenerset_decision_seconds",
-            "Time of each ListenerSet decision, reading the caches included",
-            self.listener_decision.clone(),
+            "decision_duration_seconds",
+            "Time of each decision, reading the caches included, per controller",
+            self.decision_duration.clone(),
         );
         r.register(
-            "listenerset_decision_size",
-            "Listeners and listener Leases each ListenerSet decision read",
-            self.listener_decision_size.clone(),
+            "decision_size",
+            "Objects each decision read, per controller (listenerset: its listeners and listener Leases)",
+            self.decision_size.clone(),
         );
         self.objects.register(r);
     }

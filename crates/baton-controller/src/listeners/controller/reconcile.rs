@@ -183,9 +183,18 @@ async fn decide_pass(
     let rollouts = super::balance::rollouts_of(ctx, set, previous, pods);
     let started = std::time::Instant::now();
     let (decision, lease_by_listener) = decide_now(ctx, pods, set, &desired, previous, live_now.as_ref(), &rollouts);
-    ctx.metrics.listener_decision.observe(started.elapsed().as_secs_f64());
+    let controller = crate::metrics::ControllerLabel {
+        controller: "listenerset".into(),
+    };
     let size = desired.listeners.len() + lease_by_listener.len();
-    ctx.metrics.listener_decision_size.observe(size as f64);
+    ctx.metrics
+        .decision_duration
+        .get_or_create(&controller)
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .decision_size
+        .get_or_create(&controller)
+        .observe(size as f64);
     tracing::debug!(
         listenerset = %set.name_any(),
         leases = lease_by_listener.len(),
