@@ -166,11 +166,17 @@ async fn foreign_lease_by_an_agent(confine: bool) -> (u16, String, String) {
     let app = c.service_account(&c.apps, APP_SA, Some("app-0")).await;
     let leases: Api<Lease> = Api::namespaced(app, &c.apps);
     let take = json!({"spec": {"holderIdentity": "app-0"}});
-    let (code, msg) = answer(
-        leases
-            .patch("payments-leader", &PatchParams::default(), &Patch::Merge(&take))
-            .await,
-    );
+    // On the real control plane a dry run (admission policies judge it too): kube-apiserver
+    // enforces a new policy once its informers have it, so a refusal is waited for.
+    let pp = PatchParams {
+        dry_run: c.w.is_real(),
+        ..PatchParams::default()
+    };
+    let (code, msg) = crate::support::wait_for("the agent-leases policy in force", crate::support::LONG, || async {
+        let (code, msg) = answer(leases.patch("payments-leader", &pp, &Patch::Merge(&take)).await);
+        (!confine || code != 200).then_some((code, msg))
+    })
+    .await;
     (code, msg, c.apps.clone())
 }
 
