@@ -15,6 +15,16 @@ use crate::support::kstatus::{self, watch_until, Outcome, Status};
 
 const LONG: Duration = Duration::from_secs(30);
 
+/// A world with two Ready pods of `svc`, `fx-a` and `fx-b`.
+async fn two_ready_pods() -> World {
+    let w = world(AgentKnobs::default()).await;
+    for p in ["fx-a", "fx-b"] {
+        w.create_pod(p, "svc").await;
+        w.wait_ready(p).await;
+    }
+    w
+}
+
 fn raw_api(w: &World) -> Api<DynamicObject> {
     Api::namespaced_with(w.client.clone(), NS, &ApiResource::erase::<ListenerSet>(&()))
 }
@@ -55,11 +65,7 @@ fn judge(state: &str, v: &Value, want: Status, reason: &str) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flux_status_of_a_listenerset_in_every_state() {
     let _serial = serial();
-    let w = world(AgentKnobs::default()).await;
-    for p in ["fx-a", "fx-b"] {
-        w.create_pod(p, "svc").await;
-        w.wait_ready(p).await;
-    }
+    let w = two_ready_pods().await;
     // Before the controller runs: no status at all, and kstatus has nothing to go on.
     w.create_set("sxt", "svc", listeners(4), 3).await;
     let unseen = json_of(&raw_api(&w).get("sxt").await.expect("the set"));
@@ -132,11 +138,7 @@ async fn flux_status_of_a_listenerset_in_every_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flux_status_of_a_listenerset_whose_agents_stop_renewing() {
     let _serial = serial();
-    let w = world(AgentKnobs::default()).await;
-    for p in ["fx-a", "fx-b"] {
-        w.create_pod(p, "svc").await;
-        w.wait_ready(p).await;
-    }
+    let w = two_ready_pods().await;
     let (_stop, _ctl) = w.controller("controller-a").await;
     w.create_set("sxt", "svc", listeners(4), 3).await;
     wait_set(&w, "sxt", "all running", |s| cond(s, "Ready").0 == "True").await;
@@ -168,11 +170,7 @@ async fn flux_status_of_a_listenerset_whose_agents_stop_renewing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flux_fails_early_on_a_listenerset_whose_secret_is_missing_and_passes_once_it_is_there() {
     let _serial = serial();
-    let w = world(AgentKnobs::default()).await;
-    for p in ["fx-a", "fx-b"] {
-        w.create_pod(p, "svc").await;
-        w.wait_ready(p).await;
-    }
+    let w = two_ready_pods().await;
     let (_stop, _ctl) = w.controller("controller-a").await;
     let mut set = crate::listener_world::listenersets::set(NS, "from", "svc", Vec::new(), 3);
     set.spec.listeners_from = Some(ListenersFrom {
