@@ -21,11 +21,20 @@
 //!    restarted after the lease + 1 s, a controller SIGKILLed and replaced. Then every sidecar is
 //!    back and every listener must run once.
 //!
+//! 3. **A flaky API server**: 3 pods × 30 listeners (lease 5 s), the same file-only apps, one
+//!    controller; 20 % of the sidecars' and the controller's requests answered 500
+//!    (`BATON_FLAKY_RATE`, `BATON_FLAKY_CODES`) while, for 60 s (`BATON_FLAKY_SECONDS`), a pod is
+//!    replaced or a sidecar SIGTERMed and restarted, each time once every listener runs again.
+//!    The handover gap of each listener that stopped: p90 < 2 s, max ≤ lease + 2 s.
+//!
+//! `listener_safety [hand] [churn] [flaky]` runs those phases only (no argument: all three).
+//!
 //! Targets: 0 duplicates (no listener in two apps at any moment: exact intervals and 20 ms
 //! samples), 0 fencing-token regressions (apps and Leases), nothing assigned to a pod after it
 //! was force-deleted.
 #[path = "../common/mod.rs"]
 mod common;
+mod flaky;
 #[path = "../../tests/listener_procs/harness/mod.rs"]
 mod harness;
 
@@ -231,11 +240,7 @@ async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
     let (spec, _) = listeners("churn", 90);
     ns.create_set("churn", spec, CHURN_LEASE as i32).await?;
     ns.settled("churn", 90, "90 listeners running", LONG).await?;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-        | 1;
+    let seed = seed();
     let mut rng = Rng(seed);
     let mut actions = Actions::default();
     // Sidecars down (SIGKILLed, to be restarted later than the lease), and their restarts.
@@ -353,25 +358,17 @@ fn safety_rows(what: &str, short: &str, s: &Safety) -> Vec<common::Row> {
     ]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let started = std::time::Instant::now();
-    let cluster = match Cluster::start(kubelet()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("the simulator did not start: {e}");
-            std::process::exit(1);
-        }
-    };
-    println!("listener_safety: real baton agent sidecars and baton controllers on the simulator, 2 tokio workers");
-    println!("[1/2] hand-deleted Leases: 40 listeners on 4 pods (lease 5 s), apps take 1 s to stop, 20 rounds …");
-    let hand = match hand_deletions(cluster.clone()).await {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("hand-deletion phase failed: {e}");
-            std::process::exit(1);
-        }
-    };
+/// Exits with the phase's failure.
+fn or_exit<T>(phase: &str, r: R<T>) -> T {
+    r.unwrap_or_else(|e| {
+        eprintln!("{phase} phase failed: {e}");
+        std::process::exit(1);
+    })
+}
+
+async fn hand_phase(cluster: Arc<Cluster>, rows: &mut Vec<common::Row>) {
+    println!("[hand] hand-deleted Leases: 40 listeners on 4 pods (lease 5 s), apps take 1 s to stop, 20 rounds …");
+    let hand = or_exit("hand-deletion", hand_deletions(cluster).await);
     let s = &hand.safety;
     println!(
         "  {} rounds, {} starts, {} samples; every Lease back and every listener running again: p50 {} max {}",
@@ -385,17 +382,19 @@ async fn main() {
         "  duplicates {} (sampled {}), token regressions {}, Events: LeaseRecreated {}, Takeover {}; other: {:?}",
         s.duplicates, s.duplicate_samples, s.token_regressions, hand.recreated_events, hand.takeover_events, s.other
     );
+    rows.extend(safety_rows(
+        "hand-deleted Leases (20 × 40, 1 s stops)",
+        "hand-deleted Leases",
+        s,
+    ));
+}
+
+async fn churn_phase(cluster: Arc<Cluster>, rows: &mut Vec<common::Row>) {
     println!(
-        "[2/2] churn: 3 pods × 30 listeners (lease {CHURN_LEASE} s), file-only apps polling every 50 ms, {} s …",
+        "[churn] 3 pods × 30 listeners (lease {CHURN_LEASE} s), file-only apps polling every 50 ms, {} s …",
         churn_time().as_secs()
     );
-    let churn = match churn(cluster.clone()).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("churn phase failed: {e}");
-            std::process::exit(1);
-        }
-    };
+    let churn = or_exit("churn", churn(cluster).await);
     let c = &churn.safety;
     println!("  seed {:#x}: {:?}", churn.seed, churn.actions);
     println!(
@@ -406,12 +405,90 @@ async fn main() {
         "  all 90 running once again {} after the churn ended",
         ms(churn.settled_after)
     );
-    let mut rows = safety_rows("hand-deleted Leases (20 × 40, 1 s stops)", "hand-deleted Leases", s);
     rows.extend(safety_rows("churn (3 min, 3 × 30, file apps)", "churn", c));
+}
+
+async fn flaky_phase(cluster: Arc<Cluster>, rows: &mut Vec<common::Row>) {
+    let cfg = flaky::FlakyConfig::from_env();
+    println!(
+        "[flaky] 3 pods × 30 listeners (lease {} s), {:.0} % of the sidecars' and controller's requests answered {:?}, \
+         pods replaced and sidecars SIGTERMed for {} s …",
+        flaky::FLAKY_LEASE,
+        cfg.rate * 100.0,
+        cfg.codes,
+        cfg.seconds
+    );
+    let f = or_exit("flaky", flaky::flaky(cluster, &cfg, seed()).await);
+    let s = &f.safety;
+    let (p50, p90, max) = (pct(&f.gaps, 0.5), pct(&f.gaps, 0.9), pct(&f.gaps, 1.0));
+    println!(
+        "  seed {:#x}: {} pods replaced, {} sidecars SIGTERMed, {} requests failed; {} handovers, gap p50 {} p90 {} max {}",
+        f.seed,
+        f.replaced,
+        f.sigterms,
+        f.failed_requests,
+        f.gaps.len(),
+        ms(p50),
+        ms(p90),
+        ms(max)
+    );
+    for w in &f.slowest {
+        println!("  slow: {w}");
+    }
+    let bound = Duration::from_secs(flaky::FLAKY_LEASE + 2);
+    let what = format!("flaky API ({:.0} % {:?})", cfg.rate * 100.0, cfg.codes);
+    rows.push(row(
+        &format!("{what}: gap p90"),
+        ms(p90),
+        "< 2000 ms",
+        p90 < Duration::from_secs(2),
+    ));
+    rows.push(row(
+        &format!("{what}: gap max"),
+        ms(max),
+        &format!("≤ {} ms", bound.as_millis()),
+        max <= bound,
+    ));
+    rows.extend(safety_rows(&what, "flaky API", s));
+}
+
+/// A seed from the clock (printed, so a run can be told apart).
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let started = std::time::Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let run = |phase: &str| args.is_empty() || args.iter().any(|a| a == phase);
+    let cluster = match Cluster::start(kubelet()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("the simulator did not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("listener_safety: real baton agent sidecars and baton controllers on the simulator, 2 tokio workers");
+    let mut rows = Vec::new();
+    if run("hand") {
+        hand_phase(cluster.clone(), &mut rows).await;
+    }
+    if run("churn") {
+        churn_phase(cluster.clone(), &mut rows).await;
+    }
+    if run("flaky") {
+        flaky_phase(cluster.clone(), &mut rows).await;
+    }
     common::print_rows(&rows);
     println!();
     println!(
-        "command: cargo run --release --example listener_safety   (total {:.1} s)",
+        "command: cargo run --release --example listener_safety {}  (total {:.1} s)",
+        args.join(" "),
         started.elapsed().as_secs_f64()
     );
     if rows.iter().any(|r| r.3 == "FAIL") {

@@ -27,6 +27,8 @@ struct State {
     rules: Vec<FaultRule>,
     paused: bool,
     counter: u64,
+    /// Requests answered with an injected error so far.
+    injected: u64,
 }
 
 /// What a request must suffer, decided when it arrives.
@@ -138,6 +140,11 @@ impl Faults {
         self.drop_watches.subscribe()
     }
 
+    /// How many requests were answered with an injected error so far.
+    pub fn injected(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).injected
+    }
+
     /// Whether a client may talk to the server right now.
     pub fn is_held(&self, identity: &str) -> bool {
         let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,7 +177,10 @@ impl Faults {
             }
         }
         match code {
-            Some(code) => Verdict::Fail { latency, code },
+            Some(code) => {
+                g.injected += 1;
+                Verdict::Fail { latency, code }
+            }
             None => Verdict::Pass { latency },
         }
     }

@@ -8,7 +8,8 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-use baton::api::listenerset::REASON_AGENTS_NOT_RENEWING;
+use baton::api::listenerset::{lease_name, REASON_AGENTS_NOT_RENEWING};
+use baton_sim::FaultRule;
 
 use crate::harness::app::{AppConfig, Mode};
 use crate::harness::{listeners, wait_for, AgentFlags, AppKind, Cluster, Ns};
@@ -160,5 +161,57 @@ async fn a_restarted_sidecar_releases_only_what_its_app_has_stopped() {
     ok(ns
         .wait_running("every listener off the drained rs-a", &keys, LONG, |p| p == "rs-b")
         .await);
+    assert_clean(&ns, true);
+}
+
+/// sim-only: one release of the SIGTERMed sidecar is answered 500 until it exits (a fault rule on
+/// one path of one identity, which no proxy in front of kube-apiserver can single out under TLS).
+/// While it shuts down, its agent releases the rest; the pod is Ready and now holds the fewest,
+/// yet nothing is assigned back to it (its liveness Lease is marked leaving): each assignment
+/// would only be released again, and the listener wait until the sidecar gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_only_a_shutting_down_sidecar_is_given_nothing_back() {
+    let ns = ok(Ns::new(Cluster::shared(), "sdl", AppConfig::default(), AgentFlags::default()).await);
+    ok(ns.start_controller().await);
+    for p in ["sd-a", "sd-b"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, _) = listeners("sxt", 8);
+    ok(ns.create_set("sxt", spec, 5).await);
+    let held = ok(ns.settled("sxt", 8, "8 listeners running", LONG).await);
+    let on_a: Vec<(String, i32)> = held
+        .iter()
+        .filter(|(_, (h, _))| h.as_deref() == Some("sd-a"))
+        .map(|(id, (_, t))| (id.clone(), *t))
+        .collect();
+    assert!(on_a.len() >= 2, "sd-a runs listeners: {held:?}");
+    let stuck = FaultRule {
+        client: Some(ok(ns.pod("sd-a")).identity.clone()),
+        error_rate: 1.0,
+        error_codes: vec![500],
+        path: Some(format!("/leases/{}", lease_name("sxt", &on_a[0].0))),
+        ..FaultRule::default()
+    };
+    ns.cluster.sim().faults.add_rule(stuck.clone());
+    let since = ns.cluster.history.rv.load(std::sync::atomic::Ordering::SeqCst);
+    ok(ns.term_agent("sd-a").await);
+    ns.cluster.sim().faults.remove_rule(&stuck);
+    let given_back: Vec<String> = ns.cluster.history.with("sdl", |h| {
+        h.leases
+            .iter()
+            .filter(|r| r.rv > since && r.holder.as_deref() == Some("sd-a"))
+            .filter(|r| on_a.iter().all(|(id, t)| *id != r.listener || r.transitions > *t))
+            .map(|r| format!("{} (token {})", r.listener, r.transitions))
+            .collect()
+    });
+    assert!(
+        given_back.is_empty(),
+        "{} assignments to sd-a while its sidecar shut down, the first: {:?}",
+        given_back.len(),
+        &given_back[..given_back.len().min(10)]
+    );
+    // Its sidecar back, the stuck listener runs again, nothing twice.
+    ok(ns.restart_agent("sd-a").await);
+    ok(ns.settled("sxt", 8, "8 listeners running again", LONG).await);
     assert_clean(&ns, true);
 }

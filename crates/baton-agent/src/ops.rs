@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::state::{LiveOp, LiveResult, OpError, OpKind, OpResult};
 use baton_api::listenerset::lease::config_of;
+use baton_api::listenerset::liveness::LEAVING_ANNOTATION;
 
 /// A finished request on a listener Lease, for [`State::on_op`](super::state::State::on_op).
 pub(super) struct OpDone {
@@ -148,22 +149,31 @@ pub(super) fn perform(
     .boxed()
 }
 
-/// Perform `kind` on the liveness Lease, based on `lease`, for listeners of `duration_seconds`.
+/// Perform `kind` on the liveness Lease, based on `lease`, for listeners of `duration_seconds`;
+/// with `leaving`, the write marks the registration leaving (the agent shuts down), and a
+/// registration without it removes an earlier incarnation's mark.
 pub(super) fn perform_live(
     apis: Apis,
     kind: LiveOp,
     lease: Lease,
-    duration_seconds: i32,
+    (duration_seconds, leaving): (i32, bool),
 ) -> BoxFuture<'static, LiveDone> {
     async move {
         let name = lease.metadata.name.clone().unwrap_or_default();
+        let mark = |now: &MicroTime| -> serde_json::Value {
+            match (leaving, kind) {
+                (true, _) => json!({LEAVING_ANNOTATION: now}),
+                (false, LiveOp::Register) => json!({LEAVING_ANNOTATION: null}),
+                (false, _) => json!({}),
+            }
+        };
         let work = async {
             match kind {
                 LiveOp::Register => {
                     let now = now_micro();
                     let number = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
                     let body = json!({
-                        "metadata": {"resourceVersion": condition_of(&lease)?},
+                        "metadata": {"resourceVersion": condition_of(&lease)?, "annotations": mark(&now)},
                         "spec": {
                             "holderIdentity": apis.pod,
                             "leaseTransitions": number.saturating_add(1),
@@ -175,9 +185,10 @@ pub(super) fn perform_live(
                     Ok(Some(patch(&apis.leases, &name, body).await?))
                 }
                 LiveOp::Renew => {
+                    let now = now_micro();
                     let body = json!({
-                        "metadata": {"resourceVersion": condition_of(&lease)?},
-                        "spec": {"renewTime": now_micro(), "leaseDurationSeconds": duration_seconds},
+                        "metadata": {"resourceVersion": condition_of(&lease)?, "annotations": mark(&now)},
+                        "spec": {"renewTime": now, "leaseDurationSeconds": duration_seconds},
                     });
                     Ok(Some(patch(&apis.leases, &name, body).await?))
                 }

@@ -111,6 +111,8 @@ pub(super) enum Action {
         kind: LiveOp,
         lease: Box<Lease>,
         duration_seconds: i32,
+        /// Mark the registration leaving (the agent shuts down).
+        leaving: bool,
     },
     /// Tell the application to run a listener.
     Start(Start),
@@ -310,6 +312,7 @@ impl State {
     /// Begin a graceful shutdown: stop every listener and release every Lease.
     pub(super) fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
+        self.live.leave(now);
         let names: Vec<String> = self.tracked.keys().cloned().collect();
         for name in names {
             self.evaluate(&name, now);

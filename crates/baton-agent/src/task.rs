@@ -55,9 +55,13 @@ impl Shell {
                     kind,
                     lease,
                     duration_seconds,
-                } => self
-                    .live_ops
-                    .push(perform_live(self.apis.clone(), kind, *lease, duration_seconds)),
+                    leaving,
+                } => self.live_ops.push(perform_live(
+                    self.apis.clone(),
+                    kind,
+                    *lease,
+                    (duration_seconds, leaving),
+                )),
                 Action::Start(s) => {
                     let _ = self.events.send(AgentEvent::Start(s));
                 }

@@ -78,6 +78,7 @@ fn world(n: usize, p: usize, now: Instant) -> World {
                     resource_version: "1".into(),
                     registered: true,
                     fenced: false,
+                    leaving: false,
                 }),
                 observed: Some(now),
                 wakes_after: Some(DURATION),

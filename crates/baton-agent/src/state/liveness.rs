@@ -56,6 +56,9 @@ pub(crate) struct Liveness {
     pub(crate) due: Instant,
     /// The Lease was seen at least once (the controller speaks the liveness protocol).
     pub(crate) seen: bool,
+    /// The agent is shutting down: every write marks the registration leaving
+    /// ([`liveness::LEAVING_ANNOTATION`]), so the controller gives the pod nothing new.
+    pub(crate) leaving: bool,
     retry: Retry,
 }
 
@@ -84,7 +87,17 @@ impl Liveness {
             in_flight: None,
             due: now,
             seen: false,
+            leaving: false,
             retry,
+        }
+    }
+
+    /// The agent shuts down: mark the registration leaving now (a renewal at once), not at the
+    /// next renewal's time, or the controller keeps assigning to the pod what its agent releases.
+    pub(crate) fn leave(&mut self, now: Instant) {
+        self.leaving = true;
+        if self.phase == LivePhase::Registered && self.retry.failures() == 0 {
+            self.due = now;
         }
     }
 

@@ -55,6 +55,7 @@ impl State {
                 kind: LiveOp::Read,
                 lease: Box::new(lease),
                 duration_seconds: self.shortest_seconds(),
+                leaving: self.live.leaving,
             });
         }
         self.live_changed(change, now);
@@ -83,6 +84,7 @@ impl State {
                 kind,
                 lease: Box::new(lease),
                 duration_seconds: self.shortest_seconds(),
+                leaving: self.live.leaving,
             });
         }
         if self.live.in_flight.is_none() && self.live.phase != LivePhase::Absent {

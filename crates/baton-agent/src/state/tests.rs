@@ -153,6 +153,7 @@ fn live_sent(actions: &[Action]) -> Option<(LiveOp, i32, String)> {
                 kind,
                 lease,
                 duration_seconds,
+                ..
             } => Some((
                 *kind,
                 *duration_seconds,

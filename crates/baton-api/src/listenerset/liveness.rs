@@ -18,6 +18,10 @@
 //!   controller judged; afterwards no renewal of that registration can succeed. An agent that
 //!   finds its Lease fenced registers again, and must acknowledge each listener anew before it
 //!   may run it under the new registration.
+//! * **The agent marks its registration leaving** when it shuts down (SIGTERM): a conditional
+//!   renewal that also sets [`LEAVING_ANNOTATION`] (the time). While a registered Lease carries
+//!   it the pod takes no new listeners; what it holds it releases itself as its application stops.
+//!   A registration (the agent restarted) removes the mark.
 
 use k8s_openapi::api::coordination::v1::Lease;
 
@@ -34,6 +38,9 @@ pub const LIVENESS_LABEL_VALUE: &str = "agent";
 /// Liveness Lease annotation written by the controller when it fences the pod: the time (RFC
 /// 3339). A fenced Lease has no holder; the agent registers again to be live.
 pub const FENCED_ANNOTATION: &str = "baton.dev/fenced-at";
+/// Liveness Lease annotation written by the agent when it shuts down: the time (RFC 3339). The
+/// registration it marks takes no new listeners; a new registration removes it.
+pub const LEAVING_ANNOTATION: &str = "baton.dev/leaving-at";
 /// The name prefix of liveness Leases. Listener Lease names never contain a dot, so no listener
 /// Lease can take a liveness Lease's name.
 const PREFIX: &str = "baton-agent.";
@@ -93,6 +100,16 @@ pub fn is_registered(lease: &Lease) -> bool {
         .is_some_and(|h| !h.is_empty())
 }
 
+/// Whether the agent registered on this Lease is shutting down (see [`LEAVING_ANNOTATION`]).
+pub fn is_leaving(lease: &Lease) -> bool {
+    is_registered(lease)
+        && lease
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(LEAVING_ANNOTATION))
+}
+
 /// Whether the controller fenced this Lease and no agent registered since.
 pub fn is_fenced(lease: &Lease) -> bool {
     !is_registered(lease)
@@ -144,5 +161,20 @@ mod tests {
         }
         assert!(is_fenced(&l));
         assert_eq!(registration(&l, "p"), None);
+    }
+
+    #[test]
+    fn leaving_marks_a_registration_only() {
+        let mut l = Lease::default();
+        l.metadata.annotations = Some([(LEAVING_ANNOTATION.to_string(), "t".to_string())].into());
+        // Unregistered (fenced, or an agent gone): nothing is leaving.
+        assert!(!is_leaving(&l));
+        l.spec = Some(LeaseSpec {
+            holder_identity: Some("p".into()),
+            ..Default::default()
+        });
+        assert!(is_leaving(&l));
+        l.metadata.annotations = None;
+        assert!(!is_leaving(&l));
     }
 }

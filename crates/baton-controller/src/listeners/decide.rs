@@ -121,6 +121,9 @@ pub struct LiveLease {
     pub registered: bool,
     /// The controller fenced it and no agent registered since.
     pub fenced: bool,
+    /// Its agent is shutting down (the registration is marked leaving): the pod takes nothing
+    /// new.
+    pub leaving: bool,
 }
 
 /// What the controller knows of a pod's liveness.

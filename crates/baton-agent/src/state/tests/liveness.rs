@@ -473,3 +473,36 @@ fn the_set_watch_is_needless_once_registered_and_every_tracked_lease_is_labelled
     shown.insert(NAME.to_string());
     assert!(st.sets_watch_needless(&shown));
 }
+
+/// Whether the one liveness request among `actions` marks the registration leaving.
+fn live_leaving(actions: &[Action]) -> Option<bool> {
+    actions.iter().find_map(|a| match a {
+        Action::SendLive { leaving, .. } => Some(*leaving),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_shutdown_marks_the_registration_leaving_at_once_and_a_restart_registers_unmarked() {
+    let t0 = Instant::now();
+    let mut st = registered(t0);
+    st.observe("sxt-l1", Some(mine_of("l1", 1, SECS)), t0 + ms(10));
+    st.take_actions();
+    // Renewed long before its next renewal is due, marked leaving, before any release.
+    st.shutdown(t0 + ms(20));
+    st.tick(t0 + ms(20));
+    let a = st.take_actions();
+    assert_eq!(live_sent(&a).map(|(k, ..)| k), Some(LiveOp::Renew), "{a:?}");
+    assert_eq!(live_leaving(&a), Some(true));
+    // A failed mark is retried, still marked.
+    st.on_live_op(LiveOp::Renew, Err(OpError::Other("500".into())), t0 + ms(30));
+    let (_, (kind, ..)) = next_live(&mut st, t0 + ms(30));
+    assert_eq!(kind, LiveOp::Renew);
+    // A new incarnation registers without the mark.
+    let mut fresh = machine(t0);
+    fresh.observe(&live_name(), Some(live(2, None, 0)), t0);
+    fresh.tick(t0 + ms(1));
+    let a = fresh.take_actions();
+    assert_eq!(live_sent(&a).map(|(k, ..)| k), Some(LiveOp::Register));
+    assert_eq!(live_leaving(&a), Some(false));
+}

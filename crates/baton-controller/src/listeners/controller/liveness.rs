@@ -154,6 +154,7 @@ impl LivenessTracker {
         let registration = registration_of(l, &pod);
         let registered = registration.is_some();
         let fenced = liveness::is_fenced(l);
+        let leaving = liveness::is_leaving(l);
         let registration_seen = match old.as_ref() {
             Some(e) if registration.is_some() && e.registration == registration => e.registration_seen,
             _ => registration.map(|_| now),
@@ -174,6 +175,7 @@ impl LivenessTracker {
             resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
             registered,
             fenced,
+            leaving,
         };
         let entry = Entry {
             lease: Some(lease.clone()),
@@ -195,9 +197,9 @@ impl LivenessTracker {
                 .is_some_and(|e| e.observed.is_some_and(|o| now >= o + e.duration));
         let woke = returned
             || old.as_ref().is_none_or(|e| {
-                e.lease
-                    .as_ref()
-                    .is_none_or(|o| o.registered != registered || o.fenced != fenced || o.name != lease.name)
+                e.lease.as_ref().is_none_or(|o| {
+                    o.registered != registered || o.fenced != fenced || o.leaving != leaving || o.name != lease.name
+                })
             });
         if registered {
             if let Some(at) = observed.map(|o| o + entry.duration + SLACK) {

@@ -52,15 +52,17 @@ fn first_registered(input: &Input, answering: &[&PodFacts]) -> bool {
     registered > 0 && room >= wanted
 }
 
-/// Whether a pod's agent answers: not fenced, not registered-but-silent, not lapsed here (it left
-/// an assignment of this set unacknowledged and got no new chance since, or an agent of the
-/// per-listener protocol let a Lease expire on it), and — unless its agent registered, which
-/// makes its liveness Lease the judge — not unresponsive elsewhere.
+/// Whether a pod's agent answers: not fenced, not shutting down (its registration marked
+/// leaving), not registered-but-silent, not lapsed here (it left an assignment of this set
+/// unacknowledged and got no new chance since, or an agent of the per-listener protocol let a
+/// Lease expire on it), and — unless its agent registered, which makes its liveness Lease the
+/// judge — not unresponsive elsewhere.
 fn answers(input: &Input, judged: &Judged, memory: &Memory, p: &PodFacts) -> bool {
     let live = input.liveness.get(&p.uid);
-    let fenced = live.and_then(|l| l.lease.as_ref()).is_some_and(|l| l.fenced);
+    let lease = live.and_then(|l| l.lease.as_ref());
+    let (fenced, leaving) = (lease.is_some_and(|l| l.fenced), lease.is_some_and(|l| l.leaving));
     let stale = live.is_some_and(|l| l.silent(input.now, input.started, input.lease_duration));
     let lapsed = judged.lapsed_now(input, &p.uid) || memory.lapsed(p);
     let unresponsive = input.unresponsive.contains(p) && !registered(input, p);
-    !fenced && !stale && !lapsed && !unresponsive
+    !fenced && !leaving && !stale && !lapsed && !unresponsive
 }

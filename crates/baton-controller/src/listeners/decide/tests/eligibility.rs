@@ -282,3 +282,37 @@ fn a_pod_holding_nothing_is_judged_by_its_own_liveness_lease_not_the_sets_shorte
     assert!(assigns(&d).is_empty(), "{:?}", d.writes);
     assert_eq!(d.silent.len(), 1);
 }
+
+#[test]
+fn a_pod_whose_agent_is_leaving_gets_nothing_new_and_is_asked_for_nothing() {
+    let t0 = Instant::now();
+    let t = t0 + secs(60);
+    let fresh = t + secs(100);
+    let leaving = |pod: &str| {
+        let mut l = registered(pod, fresh);
+        if let Some(lease) = l.lease.as_mut() {
+            lease.leaving = true;
+        }
+        l
+    };
+    // p's agent shuts down holding a; q holds b and c. p has the fewest, yet takes nothing new.
+    let scene = Scene::new(&["a", "b", "c", "d"], &["p", "q"], t0)
+        .live("p", leaving("p"))
+        .live("q", registered("q", fresh))
+        .leases(vec![
+            lease("a", Some("p"), 1, true, t),
+            lease("b", Some("q"), 1, true, t),
+            lease("c", Some("q"), 1, true, t),
+        ]);
+    let d = scene.decide(t + secs(1), &mut Memory::default());
+    assert_eq!(assigns(&d), vec![to("d", "q", 0)]);
+    assert_eq!(d.writes.len(), 1, "p releases a itself: {:?}", d.writes);
+    // Released: a goes to q, not back to p.
+    let released = scene.leases(vec![
+        lease("a", None, 1, true, t),
+        lease("b", Some("q"), 1, true, t),
+        lease("c", Some("q"), 1, true, t),
+    ]);
+    let d = released.decide(t + secs(2), &mut Memory::default());
+    assert_eq!(assigns(&d), vec![to("a", "q", 2), to("d", "q", 0)]);
+}

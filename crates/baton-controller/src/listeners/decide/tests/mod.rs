@@ -78,6 +78,7 @@ pub(super) fn live_lease(pod: &str, registered: bool, fenced: bool) -> LiveLease
         resource_version: format!("lrv-{pod}"),
         registered,
         fenced,
+        leaving: false,
     }
 }
 

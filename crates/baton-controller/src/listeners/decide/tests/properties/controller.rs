@@ -130,6 +130,7 @@ impl Ctl {
                 resource_version: l.rv.to_string(),
                 registered: l.registered,
                 fenced: l.fenced,
+                leaving: false,
             });
         }
         for (uid, e) in &mut self.tracker {
