@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod clients;
 mod collision;
 mod controller_writes;
 mod force;

@@ -4,8 +4,9 @@ hand-written loop.
 "Running a listener" is a log line (``start <set>/<id> token=<n>``, ``stop <set>/<id>``), written
 when it starts and when its task has ended (before the stop is acknowledged); a real service opens
 its connection there. Serves GET /healthz on $PORT (0: any free port, printed) with what runs.
-$BATON_AGENT_URL is the sidecar (default http://127.0.0.1:8686). On SIGTERM it follows the
-sidecar until everything is stopped and acknowledged, then exits.
+$BATON_AGENT_URL is the sidecar (default http://127.0.0.1:8686); $STOP_SECONDS (default 0) is how
+long closing a listener's connection takes. On SIGTERM it follows the sidecar until everything is
+stopped and acknowledged, then exits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ except ImportError:  # run from a checkout: the package is beside this directory
 from baton_listeners import ListenerId, Listeners
 
 _out = threading.Lock()
+STOP_SECONDS = float(os.environ.get("STOP_SECONDS", "0"))
 
 
 def log(message: str) -> None:
@@ -39,6 +41,7 @@ async def listen(listener: ListenerId, config: str | None, token: int) -> None:
     try:
         await asyncio.Future()  # a real listener: connect with `config`, write with `token`
     finally:
+        await asyncio.sleep(STOP_SECONDS)  # closing the connection
         log(f"stop {listener}")
 
 
