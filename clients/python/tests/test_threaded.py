@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -38,9 +39,18 @@ class ThreadApp:
         self.log.add("stop", listener, token)
 
 
+@contextlib.contextmanager
+def release_at_exit(app: ThreadApp) -> Iterator[None]:
+    """Let every listener thread return when the test ends, failed or not (closing waits for them)."""
+    try:
+        yield
+    finally:
+        app.release.set()
+
+
 def test_each_listener_runs_in_a_thread_until_its_event_and_is_acknowledged_after(sidecar: FakeSidecar) -> None:
     app = ThreadApp()
-    with ThreadedListeners(app.listen, sidecar.url, handle_sigterm=False) as tl:
+    with ThreadedListeners(app.listen, sidecar.url, handle_sigterm=False) as tl, release_at_exit(app):
         sidecar.publish(Listed("sxt", "listener1", 3), Listed("sxt", "listener2", 4))
         until_sync("both running", lambda: len(app.log.running()) == 2)
         assert {str(r.listener): r.fencing_token for r in tl.running()} == {A: 3, "sxt/listener2": 4}

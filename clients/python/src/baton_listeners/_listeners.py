@@ -73,11 +73,14 @@ class Start:
 class Stop:
     """Stop ``listener``; call `done` once it has stopped (only then is it acknowledged)."""
 
-    def __init__(self, owner: Listeners, listener: ListenerId, fencing_token: int, reason: StopReason) -> None:
+    def __init__(
+        self, owner: Listeners, listener: ListenerId, fencing_token: int, reason: StopReason, started_at: float
+    ) -> None:
         self.listener = listener
         self.fencing_token = fencing_token
         self.reason: StopReason = reason
         self._owner = owner
+        self._started_at = started_at
 
     def done(self) -> None:
         """The listener has stopped. Safe to call from any thread, and more than once."""
@@ -97,7 +100,8 @@ class RunningListener:
     listener: ListenerId
     fencing_token: int
     state: Literal["running", "stopping"]
-    #: Seconds until its validUntil (negative once past; ``math.inf`` when the sidecar sent none).
+    #: Seconds until its validUntil (negative once past, 0 while stopping; ``math.inf`` when the
+    #: sidecar sent none).
     valid_for: float
     #: When it was started (``time.time()``).
     started_at: float
@@ -210,7 +214,7 @@ class Listeners:
                 left = entry.deadline - now if entry is not None else 0.0
                 out.append(RunningListener(key, run.token, "running", left, run.started_at))
             for key, stop in self._stopping.items():
-                out.append(RunningListener(key, stop.fencing_token, "stopping", 0.0, math.nan))
+                out.append(RunningListener(key, stop.fencing_token, "stopping", 0.0, stop._started_at))
         return sorted(out, key=lambda r: r.listener)
 
     @property
@@ -270,7 +274,7 @@ class Listeners:
                     reason = "expired"
                 if reason is not None:
                     del self._running[key]
-                    stop = Stop(self, key, run.token, reason)
+                    stop = Stop(self, key, run.token, reason, run.started_at)
                     self._stopping[key] = stop
                     return stop
             for key, entry in self._listed.items():
