@@ -233,3 +233,22 @@ def test_sigterm_follows_the_sidecar_until_it_lists_nothing_then_returns(sidecar
         assert sidecar.acks_of(empty), "serve returned before acknowledging the empty document"
 
     scenario(body)
+
+
+def test_sigterm_with_the_sidecar_gone_returns_once_every_valid_until_has_passed(sidecar: FakeSidecar) -> None:
+    async def body() -> None:
+        app = AsyncApp()
+        ls = Listeners(sidecar.url, backoff=Backoff(base=0.02, cap=0.1))
+        task = asyncio.get_running_loop().create_task(serve(app.start, listeners=ls, handle_sigterm=False))
+        published = time.monotonic()
+        sidecar.publish(Listed("sxt", "listener1", 3, valid_for=1.0))
+        await until("running", lambda: app.log.running() == {A: 3})
+        sidecar.kill()
+        ls.drain()
+        await until("the client sees the sidecar gone", lambda: not ls.sidecar_reachable)
+        assert not task.done() and app.log.running() == {A: 3}, "drained before validUntil"
+        await until("serve returned", task.done, timeout=3)
+        (stop,) = app.log.of("stop", A)
+        assert published + 1.0 - 0.002 <= stop.at <= published + 1.0 + LATE
+
+    scenario(body)
