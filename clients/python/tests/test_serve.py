@@ -252,3 +252,24 @@ def test_sigterm_with_the_sidecar_gone_returns_once_every_valid_until_has_passed
         assert published + 1.0 - 0.002 <= stop.at <= published + 1.0 + LATE
 
     scenario(body)
+
+
+def test_leaving_serve_ends_every_task_even_with_a_stop_that_keeps_failing(sidecar: FakeSidecar) -> None:
+    async def body() -> None:
+        app = AsyncApp()
+        calls: list[str] = []
+
+        def stop(listener: ListenerId) -> None:
+            calls.append(str(listener))
+            raise RuntimeError("never closes")
+
+        s = Served(sidecar, app, stop=stop)
+        sidecar.publish(Listed("sxt", "listener1", 3), Listed("sxt", "listener2", 4))
+        await until("running", lambda: len(app.log.running()) == 2)
+        dropped = sidecar.publish(Listed("sxt", "listener2", 4))
+        await until("the stop retried", lambda: calls.count(A) >= 2)
+        assert sidecar.acks_of(dropped) == []
+        await asyncio.wait_for(s.close(), 5)
+        assert app.log.running() == {}
+
+    scenario(body)

@@ -102,10 +102,13 @@ async def serve(
     ``start(listener, config, fencing_token)`` starts one (see `StartFn`); ``stop(listener)``,
     if given, is called to stop it before its task is cancelled. A stop is acknowledged only once
     both have finished. Leaving early (an exception, a cancellation) stops every listener's task.
+    ``listeners``: a `Listeners` of your own (for its ``running()`` and ``drain()``; its URL is
+    used, not ``url``).
     """
     ls = listeners if listeners is not None else Listeners(url, backoff=backoff)
     runs: dict[ListenerId, _Run] = {}
     stoppers: set[asyncio.Task[None]] = set()
+    ending: set[asyncio.Task[None]] = set()  # the tasks of listeners being stopped
     loop = asyncio.get_running_loop()
     sigterm = False
     if handle_sigterm:
@@ -122,17 +125,23 @@ async def serve(
                     run.task = loop.create_task(_keep_running(run, start, backoff), name=f"listener {change.listener}")
                     runs[change.listener] = run
                 else:
-                    task = loop.create_task(_stop(change, runs.pop(change.listener, None), stop, backoff))
+                    leaving = runs.pop(change.listener, None)
+                    if leaving is not None and leaving.task is not None:
+                        ending.add(leaving.task)
+                        leaving.task.add_done_callback(ending.discard)
+                    task = loop.create_task(_stop(change, leaving, stop, backoff))
                     stoppers.add(task)
                     task.add_done_callback(stoppers.discard)
     finally:
         if sigterm:
             loop.remove_signal_handler(signal.SIGTERM)
+        # Leaving early: every listener's task is cancelled and awaited; stops under way are
+        # abandoned (nothing more is acknowledged), not retried.
         for run in runs.values():
             run.stopping = True
-            if run.task is not None:
-                run.task.cancel()
-        pending = [r.task for r in runs.values() if r.task is not None] + list(stoppers)
+        pending = [r.task for r in runs.values() if r.task is not None] + list(ending) + list(stoppers)
+        for task in pending:
+            task.cancel()
         if pending:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait(pending)
