@@ -41,6 +41,9 @@ pub(super) struct Agent {
     /// Registration → the send time of its last successful write (registration or renewal).
     pub regs: BTreeMap<i32, Instant>,
     pub running: BTreeMap<String, Run>,
+    /// It shuts down (SIGTERM): it marks its registration leaving, stops and releases everything
+    /// it holds, and everything assigned to it after.
+    pub leaving: bool,
     /// Requests in flight: "" for the liveness Lease, else a listener.
     in_flight: BTreeSet<String>,
     ticks: u32,
@@ -64,6 +67,8 @@ pub(super) struct Sent {
     pub at: Instant,
     pub rv: u64,
     pub ask: Ask,
+    /// Sent by an agent shutting down: a liveness write marks the registration leaving.
+    pub leaving: bool,
 }
 
 /// What a successful request answers.
@@ -96,6 +101,7 @@ impl Agent {
             registrations: 0,
             regs: BTreeMap::new(),
             running: BTreeMap::new(),
+            leaving: false,
             in_flight: BTreeSet::new(),
             ticks: 0,
         }
@@ -132,6 +138,7 @@ impl Agent {
                 at: now,
                 rv,
                 ask,
+                leaving: self.leaving,
             });
         }
     }
@@ -149,7 +156,9 @@ impl Agent {
             match api.live.get(&who.1) {
                 None => self.reg = None,
                 Some(l) if l.registered && self.reg_on == Some((l.created, l.transitions)) => {
-                    if let Some(reg) = self.reg.filter(|_| renew_due) {
+                    // Shutting down: the mark is written at once, not at the renewal's time.
+                    let mark = self.leaving && !l.leaving;
+                    if let Some(reg) = self.reg.filter(|_| renew_due || mark) {
                         self.send(&mut out, me, l.rv, Ask::Renew { reg });
                     }
                 }
@@ -162,9 +171,9 @@ impl Agent {
         for (id, lease) in api.leases.iter().filter(|(_, l)| l.holder.as_ref() == Some(who)) {
             let listener = id.clone();
             let running = self.running.get(id).map(|r| r.reg);
-            // Asked to let it go, or (an agent of the liveness protocol) its Lease is being
-            // deleted: stop, then release.
-            if lease.release_requested || (lease.terminating && !legacy) {
+            // Asked to let it go, (an agent of the liveness protocol) its Lease is being deleted,
+            // or it shuts down: stop, then release.
+            if lease.release_requested || (lease.terminating && !legacy) || self.leaving {
                 self.running.remove(id);
                 self.send(&mut out, me, lease.rv, Ask::Release { listener });
             } else if legacy {

@@ -31,6 +31,8 @@ pub(super) struct LiveM {
     pub renew: u64,
     pub rv: u64,
     pub fenced: bool,
+    /// Its agent marked the registration leaving (it shuts down); a registration clears it.
+    pub leaving: bool,
 }
 
 #[derive(Default)]

@@ -130,7 +130,7 @@ impl Ctl {
                 resource_version: l.rv.to_string(),
                 registered: l.registered,
                 fenced: l.fenced,
-                leaving: false,
+                leaving: l.registered && l.leaving,
             });
         }
         for (uid, e) in &mut self.tracker {

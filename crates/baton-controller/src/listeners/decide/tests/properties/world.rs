@@ -36,7 +36,9 @@ pub(super) enum Op {
     DeleteLiveness(usize),
     /// The pod's agent and app die; the pod stays Ready.
     Kill(usize),
-    /// A dead agent's container restarts.
+    /// The pod's agent alone is SIGTERMed (it shuts down; the pod stays Ready).
+    Term(usize),
+    /// A dead (or shutting-down) agent's container restarts.
     Revive(usize),
     Partition(usize),
     Heal(usize),
@@ -63,6 +65,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         1 => (0..8usize).prop_map(Op::DeleteLease),
         1 => (0..8usize).prop_map(Op::DeleteLiveness),
         1 => (0..8usize).prop_map(Op::Kill),
+        1 => (0..8usize).prop_map(Op::Term),
         1 => (0..8usize).prop_map(Op::Revive),
         1 => (0..8usize).prop_map(Op::Partition),
         1 => (0..8usize).prop_map(Op::Heal),
@@ -201,6 +204,7 @@ impl World {
             Ask::Register => self.api.live.get_mut(&uid).filter(|l| l.rv == s.rv).map(|l| {
                 l.registered = true;
                 l.fenced = false;
+                l.leaving = s.leaving;
                 l.transitions += 1;
                 (l.renew, l.rv) = (rv, rv);
                 Answer::Registered((l.created, l.transitions))
@@ -212,6 +216,7 @@ impl World {
                 .filter(|l| l.rv == s.rv && l.registered)
                 .map(|l| {
                     (l.renew, l.rv) = (rv, rv);
+                    l.leaving |= s.leaving;
                     Answer::Done
                 }),
             Ask::Ack { listener, .. } => self
@@ -305,10 +310,15 @@ impl World {
                     self.pods[p].agent = None;
                 }
             }
+            Op::Term(i) => {
+                if let Some(agent) = self.pod_index(*i).and_then(|p| self.pods[p].agent.as_mut()) {
+                    agent.leaving = true;
+                }
+            }
             Op::Revive(i) => {
                 if let Some(p) = self
                     .pod_index(*i)
-                    .filter(|p| self.pods[*p].exists && self.pods[*p].agent.is_none())
+                    .filter(|p| self.pods[*p].exists && self.pods[*p].agent.as_ref().is_none_or(|a| a.leaving))
                 {
                     self.pods[p].agent = Some(self.agent());
                     self.pods[p].restarts += 1;
@@ -468,6 +478,7 @@ impl World {
                     renew: 0,
                     rv,
                     fenced: false,
+                    leaving: false,
                 };
                 self.api.live.insert(uid.clone(), lease);
             }
@@ -512,6 +523,7 @@ impl World {
                     renew: 0,
                     rv,
                     fenced: true,
+                    leaving: false,
                 };
                 self.api.live.insert(f.uid.clone(), lease);
             }
