@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::listenerset::lease::CachedLease;
 use crate::api::pod::CachedPod;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector::{self, Store};
 
 use crate::cache::namespaces::NamespacePods;
@@ -91,7 +91,7 @@ pub struct Operator {
     pods: Store<CachedPod>,
     /// The pods of namespaces with a ListenerSet (watched while one uses them).
     namespace_pods: NamespacePods,
-    leases: Store<Lease>,
+    leases: Store<CachedLease>,
     revisions: Store<CachedRevision>,
     jobs: Store<Job>,
     rollouts: Store<Rollout>,
@@ -131,7 +131,7 @@ impl Synced4 {
 
 struct Triggers {
     rollout_pods: Events<CachedPod>,
-    rollout_leases: Events<Lease>,
+    rollout_leases: Events<CachedLease>,
     listener_pods: Events<CachedPod>,
     listener_leases: Arc<LeaseIndex>,
     revisions: Events<CachedRevision>,
@@ -510,7 +510,7 @@ fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
     (pods, pod_events): (NamespacePods, Events<CachedPod>),
-    (leases, index, rollouts): (Store<Lease>, Arc<LeaseIndex>, Option<Store<Rollout>>),
+    (leases, index, rollouts): (Store<CachedLease>, Arc<LeaseIndex>, Option<Store<Rollout>>),
     synced: &Synced4,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -562,7 +562,7 @@ struct RolloutTriggers {
     pods: Events<CachedPod>,
     revisions: Events<CachedRevision>,
     jobs: Events<Job>,
-    leases: Events<Lease>,
+    leases: Events<CachedLease>,
     /// Deployments changed: the Rollouts whose `spec.workloadRef` names them look again.
     deployments: Events<Deployment>,
     /// Check runs that finished.

@@ -4,22 +4,26 @@
 //! ownerReference (uid included, so the pod's deletion takes the Lease along) and its uid in
 //! [`HOLDER_UID_LABEL`].
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::lease::LeaseFields;
 
 /// Label on a pod's liveness Lease and on every listener Lease assigned to the pod: the pod's uid.
 /// An agent watches exactly the Leases with its own uid here, so a change to another pod's
 /// listeners never reaches it.
 pub const HOLDER_UID_LABEL: &str = "baton.dev/holder-uid";
 
-/// The Lease's Pod ownerReference (the holder the controller assigned).
-pub fn owner_pod(lease: &Lease) -> Option<&OwnerReference> {
-    lease
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Pod" && o.api_version == "v1")
+/// A Lease's Pod ownerReference: the pod's name and uid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodOwner<'a> {
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// The Lease's Pod ownerReference (the holder the controller assigned): its first ownerReference
+/// of kind `Pod`, API version `v1`.
+pub fn owner_pod<L: LeaseFields + ?Sized>(lease: &L) -> Option<PodOwner<'_>> {
+    lease.pod_owner()
 }
 
 /// The ownerReference that ties a Lease to its holder pod (so the pod's deletion takes it along).

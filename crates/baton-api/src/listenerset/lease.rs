@@ -16,17 +16,116 @@
 //! * `spec.renewTime` different from `spec.acquireTime` once the holder's agent acknowledged the
 //!   assignment ([`acknowledged`]): written once per assignment, not renewed. That the holder is
 //!   alive is its liveness Lease's business ([`super::liveness`]).
+//!
+//! Every rule here reads a Lease through [`LeaseFields`]: the whole `Lease` or the
+//! [`CachedLease`] projection the controller's Lease cache holds.
 
 use std::hash::Hasher;
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 
 #[cfg(doc)]
 use super::holder::HOLDER_UID_LABEL;
-pub use super::holder::{owner_pod, pod_owner_reference};
+pub use super::holder::{owner_pod, pod_owner_reference, PodOwner};
 #[cfg(doc)]
 use super::LEASE_FINALIZER;
 use super::{CONFIG_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN, RELEASE_REQUESTED_ANNOTATION};
+
+mod cached;
+pub use cached::{CachedLease, CachedLeaseSpec, CachedOwner};
+
+/// What the protocol reads of a Lease, from the whole `Lease` (the agent, the command line) or
+/// from the [`CachedLease`] projection the controller caches: every rule of this module is
+/// written once, for both.
+pub trait LeaseFields {
+    /// The metadata: name, namespace, uid, resourceVersion, deletionTimestamp and finalizers are
+    /// there in both forms (labels, annotations and ownerReferences are read with the methods
+    /// below: a [`CachedLease`] keeps them apart).
+    fn object_meta(&self) -> &ObjectMeta;
+    /// The value of label `key` (of a [`CachedLease`]: baton's labels only, `baton.dev/…`).
+    fn label(&self, key: &str) -> Option<&str>;
+    /// The value of annotation `key` (of a [`CachedLease`]: baton's only, `baton.dev/…`).
+    fn annotation(&self, key: &str) -> Option<&str>;
+    /// The first Pod (`v1`) ownerReference (see [`owner_pod`]).
+    fn pod_owner(&self) -> Option<PodOwner<'_>>;
+    fn holder_identity(&self) -> Option<&str>;
+    fn lease_duration_seconds(&self) -> Option<i32>;
+    fn acquire_time(&self) -> Option<&MicroTime>;
+    fn renew_time(&self) -> Option<&MicroTime>;
+    fn lease_transitions(&self) -> Option<i32>;
+}
+
+impl LeaseFields for Lease {
+    fn object_meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+    }
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+    fn pod_owner(&self) -> Option<PodOwner<'_>> {
+        let mut owners = self.metadata.owner_references.iter().flatten();
+        let o = owners.find(|o| o.kind == "Pod" && o.api_version == "v1")?;
+        Some(PodOwner {
+            name: &o.name,
+            uid: &o.uid,
+        })
+    }
+    fn holder_identity(&self) -> Option<&str> {
+        self.spec.as_ref()?.holder_identity.as_deref()
+    }
+    fn lease_duration_seconds(&self) -> Option<i32> {
+        self.spec.as_ref()?.lease_duration_seconds
+    }
+    fn acquire_time(&self) -> Option<&MicroTime> {
+        self.spec.as_ref()?.acquire_time.as_ref()
+    }
+    fn renew_time(&self) -> Option<&MicroTime> {
+        self.spec.as_ref()?.renew_time.as_ref()
+    }
+    fn lease_transitions(&self) -> Option<i32> {
+        self.spec.as_ref()?.lease_transitions
+    }
+}
+
+/// A reference or an `Arc` to a Lease reads as the Lease.
+macro_rules! delegate_lease_fields {
+    ($($ptr:ty),*) => {$(
+        impl<T: LeaseFields + ?Sized> LeaseFields for $ptr {
+            fn object_meta(&self) -> &ObjectMeta {
+                (**self).object_meta()
+            }
+            fn label(&self, key: &str) -> Option<&str> {
+                (**self).label(key)
+            }
+            fn annotation(&self, key: &str) -> Option<&str> {
+                (**self).annotation(key)
+            }
+            fn pod_owner(&self) -> Option<PodOwner<'_>> {
+                (**self).pod_owner()
+            }
+            fn holder_identity(&self) -> Option<&str> {
+                (**self).holder_identity()
+            }
+            fn lease_duration_seconds(&self) -> Option<i32> {
+                (**self).lease_duration_seconds()
+            }
+            fn acquire_time(&self) -> Option<&MicroTime> {
+                (**self).acquire_time()
+            }
+            fn renew_time(&self) -> Option<&MicroTime> {
+                (**self).renew_time()
+            }
+            fn lease_transitions(&self) -> Option<i32> {
+                (**self).lease_transitions()
+            }
+        }
+    )*};
+}
+delegate_lease_fields!(&T, std::sync::Arc<T>);
 
 /// Name of the Lease that records who runs `listener` of set `set`: `<set>-<listener>` when
 /// that is already a valid name (lower-case alphanumerics and `-`, starting and ending with
@@ -81,16 +180,11 @@ pub struct Holder<'a> {
 
 impl<'a> Holder<'a> {
     /// The holder of `lease`, if `holderIdentity` names one (empty: released).
-    pub fn of(lease: &'a Lease) -> Option<Self> {
-        let name = lease
-            .spec
-            .as_ref()?
-            .holder_identity
-            .as_deref()
-            .filter(|h| !h.is_empty())?;
+    pub fn of<L: LeaseFields + ?Sized>(lease: &'a L) -> Option<Self> {
+        let name = lease.holder_identity().filter(|h| !h.is_empty())?;
         Some(Holder {
             name,
-            uid: owner_pod(lease).map(|o| o.uid.as_str()),
+            uid: owner_pod(lease).map(|o| o.uid),
         })
     }
 
@@ -103,51 +197,42 @@ impl<'a> Holder<'a> {
 }
 
 /// Whether `lease` is a listener Lease held by pod `name` of uid `uid` (see [`Holder::is`]).
-pub fn held_by(lease: &Lease, name: &str, uid: &str) -> bool {
+pub fn held_by<L: LeaseFields + ?Sized>(lease: &L, name: &str, uid: &str) -> bool {
     listener_of(lease).is_some() && Holder::of(lease).is_some_and(|h| h.is(name, uid))
 }
 
 /// `(set, listener)` from the Lease's labels, if both are there.
-pub fn listener_of(lease: &Lease) -> Option<(&str, &str)> {
-    let labels = lease.metadata.labels.as_ref()?;
-    Some((labels.get(LISTENERSET_LABEL)?, labels.get(LISTENER_LABEL)?))
+pub fn listener_of<L: LeaseFields + ?Sized>(lease: &L) -> Option<(&str, &str)> {
+    Some((lease.label(LISTENERSET_LABEL)?, lease.label(LISTENER_LABEL)?))
 }
 
 /// The fencing token the Lease carries (`spec.leaseTransitions`, 0 when absent).
-pub fn fencing_token(lease: &Lease) -> i32 {
-    lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0)
+pub fn fencing_token<L: LeaseFields + ?Sized>(lease: &L) -> i32 {
+    lease.lease_transitions().unwrap_or(0)
 }
 
 /// The holder's agent acknowledged the assignment: the controller writes `acquireTime` and
 /// `renewTime` equal with every assignment, and only the holder's agent changes `renewTime`,
 /// which it does (a conditional write) before it starts the listener. Until then the listener is
 /// starting, not running.
-pub fn acknowledged(lease: &Lease) -> bool {
+pub fn acknowledged<L: LeaseFields + ?Sized>(lease: &L) -> bool {
     renewed_since_assignment(lease)
 }
 
 /// Whether the Lease is being deleted (by hand, or by the garbage collector with its pod): it
 /// stays while [`LEASE_FINALIZER`] is on it.
-pub fn is_terminating(lease: &Lease) -> bool {
-    lease.metadata.deletion_timestamp.is_some()
+pub fn is_terminating<L: LeaseFields + ?Sized>(lease: &L) -> bool {
+    lease.object_meta().deletion_timestamp.is_some()
 }
 
 /// The holder renewed the Lease after it was assigned (see [`acknowledged`]).
-pub fn renewed_since_assignment(lease: &Lease) -> bool {
-    lease
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.renew_time.is_some() && s.renew_time != s.acquire_time)
+pub fn renewed_since_assignment<L: LeaseFields + ?Sized>(lease: &L) -> bool {
+    lease.renew_time().is_some() && lease.renew_time() != lease.acquire_time()
 }
 
 /// The value of [`RELEASE_REQUESTED_ANNOTATION`], if the holder is asked to release.
-pub fn release_requested(lease: &Lease) -> Option<&str> {
-    lease
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(RELEASE_REQUESTED_ANNOTATION)
-        .map(String::as_str)
+pub fn release_requested<L: LeaseFields + ?Sized>(lease: &L) -> Option<&str> {
+    lease.annotation(RELEASE_REQUESTED_ANNOTATION)
 }
 
 /// Why the controller asks a holder to release (the value of [`RELEASE_REQUESTED_ANNOTATION`],
@@ -218,20 +303,15 @@ pub fn parse_config(value: &str) -> Option<(&str, &str)> {
 
 /// The config location the Lease names, if any: `Some(Err(value))` when the annotation is there
 /// but not `<secret>/<key>`.
-pub fn config_of(lease: &Lease) -> Option<Result<(&str, &str), &str>> {
-    let value = lease.metadata.annotations.as_ref()?.get(CONFIG_ANNOTATION)?;
-    Some(parse_config(value).ok_or(value.as_str()))
+pub fn config_of<L: LeaseFields + ?Sized>(lease: &L) -> Option<Result<(&str, &str), &str>> {
+    let value = lease.annotation(CONFIG_ANNOTATION)?;
+    Some(parse_config(value).ok_or(value))
 }
 
 /// A Lease's `leaseDurationSeconds` as the agent and the controller read it: `default` seconds
 /// when it has none (or one under a second), and never under one second.
-pub fn duration_of(lease: &Lease, default: i32) -> std::time::Duration {
-    let secs = lease
-        .spec
-        .as_ref()
-        .and_then(|s| s.lease_duration_seconds)
-        .filter(|d| *d > 0)
-        .unwrap_or(default);
+pub fn duration_of<L: LeaseFields + ?Sized>(lease: &L, default: i32) -> std::time::Duration {
+    let secs = lease.lease_duration_seconds().filter(|d| *d > 0).unwrap_or(default);
     std::time::Duration::from_secs(u64::try_from(secs.max(1)).unwrap_or(1))
 }
 

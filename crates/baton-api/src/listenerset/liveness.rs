@@ -75,12 +75,12 @@ pub fn is_liveness(lease: &Lease) -> bool {
 
 /// The uid of the pod a liveness Lease belongs to: its Pod ownerReference's.
 pub fn pod_uid_of(lease: &Lease) -> Option<&str> {
-    owner_pod(lease).map(|o| o.uid.as_str())
+    owner_pod(lease).map(|o| o.uid)
 }
 
 /// The name of the pod a liveness Lease belongs to: its Pod ownerReference's.
 pub fn owner_name(lease: &Lease) -> Option<&str> {
-    owner_pod(lease).map(|o| o.name.as_str())
+    owner_pod(lease).map(|o| o.name)
 }
 
 /// The registration a liveness Lease records: `Some(number)` when its holder is the pod named

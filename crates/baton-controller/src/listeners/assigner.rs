@@ -55,11 +55,10 @@
 //! * Suspended listeners are released and never assigned. With no eligible pod nothing is
 //!   assigned; such listeners are pending (see [`summarize`]).
 
-use crate::api::listenerset::lease::{self, Holder};
+use crate::api::listenerset::lease::{self, Holder, LeaseFields};
 pub use crate::api::listenerset::ReleaseReason;
 use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL};
 use crate::api::pod::CachedPod;
-use k8s_openapi::api::coordination::v1::Lease;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
@@ -601,25 +600,23 @@ pub fn pod_view(pod: &CachedPod, selected: bool) -> Option<PodView> {
 
 /// A [`LeaseView`] of a listener Lease of set `set`; `None` if the Lease does not carry
 /// [`LISTENERSET_LABEL`]` = set` and a [`LISTENER_LABEL`]. `expired` is the caller's judgement.
-pub fn lease_view(lease: &Lease, set: &str, expired: bool) -> Option<LeaseView> {
-    let labels = lease.metadata.labels.as_ref()?;
-    if labels.get(LISTENERSET_LABEL).map(String::as_str) != Some(set) {
+pub fn lease_view<L: LeaseFields + ?Sized>(lease: &L, set: &str, expired: bool) -> Option<LeaseView> {
+    if lease.label(LISTENERSET_LABEL) != Some(set) {
         return None;
     }
-    let listener = labels.get(LISTENER_LABEL)?.clone();
-    let spec = lease.spec.as_ref();
-    let holder_uid = lease::owner_pod(lease).map(|o| o.uid.clone());
+    let listener = lease.label(LISTENER_LABEL)?.to_string();
+    let holder_uid = lease::owner_pod(lease).map(|o| o.uid.to_string());
     let renewed = lease::renewed_since_assignment(lease);
     Some(LeaseView {
         listener,
         renewed,
         rebalancing: lease::release_requested(lease) == Some(ReleaseReason::Rebalance.as_str()),
         held_for: None,
-        holder: spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty()),
+        holder: lease.holder_identity().filter(|h| !h.is_empty()).map(str::to_string),
         holder_uid,
         expired,
         transitions: lease::fencing_token(lease),
-        resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
+        resource_version: lease.object_meta().resource_version.clone().unwrap_or_default(),
         release_requested: lease::release_requested(lease).is_some(),
     })
 }

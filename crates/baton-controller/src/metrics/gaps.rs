@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::coordination::v1::Lease;
-
-use crate::api::listenerset::lease::{listener_of, Holder};
+use crate::api::listenerset::lease::{listener_of, CachedLease, Holder};
 
 /// How long a released listener whose Lease is gone is remembered.
 const KEEP_ABSENT: Duration = Duration::from_secs(300);
@@ -25,7 +23,7 @@ pub enum Seen {
 }
 
 /// How the Lease `l` reads.
-pub fn seen(l: &Lease) -> Seen {
+pub fn seen(l: &CachedLease) -> Seen {
     if Holder::of(l).is_none() {
         Seen::Released
     } else if crate::api::listenerset::lease::acknowledged(l) {
@@ -54,7 +52,7 @@ pub struct Gaps {
 
 impl Gaps {
     /// Observe the Leases of set `ns/set` at `now`; returns the gaps that ended.
-    pub fn observe(&self, ns: &str, set: &str, leases: &[std::sync::Arc<Lease>], now: Instant) -> Vec<Duration> {
+    pub fn observe(&self, ns: &str, set: &str, leases: &[std::sync::Arc<CachedLease>], now: Instant) -> Vec<Duration> {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         let state = sets.entry((ns.to_string(), set.to_string())).or_default();
         let mut ended = Vec::new();

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use k8s_openapi::api::coordination::v1::Lease;
+use crate::api::listenerset::lease::CachedLease;
 use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -161,7 +161,7 @@ impl Objects {
     }
 
     /// The Leases of set `ns/set` as a reconcile reads them: ends handover gaps.
-    pub fn observe_leases(&self, ns: &str, set: &str, leases: &[Arc<Lease>]) {
+    pub fn observe_leases(&self, ns: &str, set: &str, leases: &[Arc<CachedLease>]) {
         let ended = self.0.gaps.observe(ns, set, leases, Instant::now());
         if ended.is_empty() {
             return;

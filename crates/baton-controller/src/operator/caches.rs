@@ -1,15 +1,15 @@
 //! Watch caches shared between the controllers: pods (the Rollouts' pods, by their label, and
 //! the pods of namespaces with a ListenerSet, see [`NamespacePods`]; each cached as a
-//! [`CachedPod`] projection) and listener Leases, each watch's changes fanned out to every
-//! subscriber while the operator leads; and the lookups that tie the two controllers together
-//! (does a pod hold listeners, which Rollout waits for a draining pod).
+//! [`CachedPod`] projection) and listener Leases (each a [`CachedLease`] projection), each
+//! watch's changes fanned out to every subscriber while the operator leads; and the lookups that
+//! tie the two controllers together (does a pod hold listeners, which Rollout waits for a
+//! draining pod).
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::listeners::controller::index::LeaseIndex;
 use kube::api::Api;
@@ -18,7 +18,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
 use super::api;
-use crate::api::listenerset::lease::{owner_pod, Holder};
+use crate::api::listenerset::lease::{owner_pod, CachedLease, Holder};
 use crate::api::listenerset::LISTENERSET_LABEL;
 use crate::api::pod::{is_draining, CachedPod};
 use crate::api::rollout::{labels, Rollout};
@@ -44,17 +44,17 @@ pub struct SharedCaches {
     pub pods: Store<CachedPod>,
     /// The pod cache by owner uid (a Rollout reads only its own pods).
     pub pod_owners: OwnerIndex<CachedPod>,
-    pub leases: Store<Lease>,
+    pub leases: Store<CachedLease>,
     /// The listener Leases by set and holder (see [`LeaseIndex`]), following `leases`.
     pub lease_index: Arc<LeaseIndex>,
     pod_writer: reflector::store::Writer<CachedPod>,
-    lease_writer: reflector::store::Writer<Lease>,
+    lease_writer: reflector::store::Writer<CachedLease>,
     /// Of every pod watch, this one's and the namespaces' ([`Self::namespace_pods`]).
     pod_subs: PodSubscribers,
-    lease_subs: Vec<futures::channel::mpsc::UnboundedSender<Lease>>,
+    lease_subs: Vec<futures::channel::mpsc::UnboundedSender<CachedLease>>,
     client: kube::Client,
     pod_api: Api<CachedPod>,
-    lease_api: Api<Lease>,
+    lease_api: Api<CachedLease>,
     /// Changes are passed to subscribers only while this is set (a standby keeps its caches warm
     /// but runs no controller).
     forward: Arc<std::sync::atomic::AtomicBool>,
@@ -134,7 +134,7 @@ impl SharedCaches {
     }
 
     /// A stream of listener Lease changes (subscribe before [`drive`](Self::drive)).
-    pub fn lease_events(&mut self) -> Events<Lease> {
+    pub fn lease_events(&mut self) -> Events<CachedLease> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         self.lease_subs.push(tx);
         fan_in(rx)
@@ -165,7 +165,6 @@ impl SharedCaches {
         let index = self.lease_index.clone();
         let leases = watcher(self.lease_api, watcher::Config::default().labels(LISTENERSET_LABEL))
             .default_backoff()
-            .modify(|l: &mut Lease| l.metadata.managed_fields = None)
             .reflect(self.lease_writer)
             // The index follows the store, before the cache counts as synced.
             .inspect(move |e| {
@@ -210,7 +209,7 @@ fn fan_out<K: Clone + Send + 'static>(
 /// released Lease names no pod (the agent clears the holder and drops its pod's ownerReference,
 /// so the Lease outlives the pod): it may be any draining pod's, so every Rollout with a
 /// draining pod in the namespace looks again.
-pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &Lease) -> Vec<ObjectRef<Rollout>> {
+pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &CachedLease) -> Vec<ObjectRef<Rollout>> {
     let Some(ns) = lease.metadata.namespace.as_deref() else {
         return Vec::new();
     };
@@ -223,7 +222,7 @@ pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &Lease) -> Vec
     };
     let names: BTreeSet<String> = match owner_pod(lease) {
         Some(owner) => pods
-            .get(&ObjectRef::new(&owner.name).within(ns))
+            .get(&ObjectRef::new(owner.name).within(ns))
             .and_then(|p| rollout_of(&p))
             .into_iter()
             .collect(),
@@ -236,7 +235,7 @@ pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &Lease) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::listenerset::lease::pod_owner_reference;
+    use crate::api::listenerset::lease::CachedOwner;
     use crate::api::pod::DRAIN_ANNOTATION;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -270,9 +269,12 @@ mod tests {
 
     fn rollout_woken(drain: Option<&str>) -> Vec<ObjectRef<Rollout>> {
         let store = store_of(vec![pod_with_drain(drain)]);
-        let mut lease = Lease::default();
+        let mut lease = CachedLease::default();
         lease.metadata.namespace = Some("ns".into());
-        lease.metadata.owner_references = Some(vec![pod_owner_reference("svc-0-abc", "u0")]);
+        lease.owner = Some(CachedOwner {
+            name: "svc-0-abc".into(),
+            uid: "u0".into(),
+        });
         draining_rollouts_of_lease(&store, &lease)
     }
 
@@ -302,17 +304,14 @@ mod tests {
             p.metadata.name = Some("idle-0-abc".into());
             p
         }]);
-        let mut released = Lease::default();
+        let mut released = CachedLease::default();
         released.metadata.namespace = Some("ns".into());
         assert_eq!(
             draining_rollouts_of_lease(&store, &released),
             vec![ObjectRef::new("svc").within("ns"), ObjectRef::new("web").within("ns")]
         );
         // A Lease naming a holder but no owner pod (not the controller's) wakes nothing.
-        released.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
-            holder_identity: Some("someone".into()),
-            ..Default::default()
-        });
+        released.spec.holder_identity = Some("someone".into());
         assert_eq!(draining_rollouts_of_lease(&store, &released), vec![]);
     }
 }

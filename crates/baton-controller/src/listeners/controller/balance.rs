@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Resource, ResourceExt};
 
 use super::{publish, Context};
+use crate::api::listenerset::lease::CachedLease;
 use crate::api::listenerset::rebalance::{pod_weight, RebalancePolicy, RebalanceStatus};
 use crate::api::listenerset::{ListenerSet, ListenerSetStatus, EVENT_REBALANCED, EVENT_REBALANCING};
 use crate::api::pod::CachedPod;
@@ -51,8 +51,8 @@ pub(super) fn resolve(set: &ListenerSet, previous: &ListenerSetStatus, listeners
 
 /// How long the Lease's holder has held it, by the wall clock (`acquireTime` is written by the
 /// controller with each assignment); `None` without one.
-pub(super) fn held_for(lease: &Lease, now: jiff::Timestamp) -> Option<Duration> {
-    let acquired = lease.spec.as_ref()?.acquire_time.as_ref()?.0;
+pub(super) fn held_for(lease: &CachedLease, now: jiff::Timestamp) -> Option<Duration> {
+    let acquired = lease.spec.acquire_time.as_ref()?.0;
     Duration::try_from(now.duration_since(acquired))
         .ok()
         .or(Some(Duration::ZERO))

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
+
+use crate::api::listenerset::lease::CachedLease;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use tracing::warn;
@@ -33,7 +35,7 @@ impl Collisions {
     pub(super) fn of(
         &self,
         (ns, set): (&str, &str),
-        leases: &BTreeMap<String, Arc<Lease>>,
+        leases: &BTreeMap<String, Arc<CachedLease>>,
         wanted: &dyn Fn(&str) -> bool,
     ) -> Vec<String> {
         let mut all = self.lock();

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::api::listenerset::lease::CachedLease;
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector::Store;
 
 use super::collisions;
@@ -62,7 +62,7 @@ pub struct Context {
     pub events: Publisher,
     /// The pods of the sets' namespaces (each watched while a set uses it).
     pub pods: NamespacePods,
-    pub leases: Store<Lease>,
+    pub leases: Store<CachedLease>,
     /// The listener Leases by set and holder, and when each holder record was first seen.
     pub index: Arc<LeaseIndex>,
     /// The pods' liveness Leases.
@@ -78,7 +78,7 @@ pub struct Context {
     /// (namespace, set) → when its status was last written.
     pub(super) status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
-    pub(super) written: Mutex<HashMap<SetKey, UnseenWrites<Arc<Lease>>>>,
+    pub(super) written: Mutex<HashMap<SetKey, UnseenWrites<Arc<CachedLease>>>>,
     /// Listener Lease names taken by Leases that are not the set's (see [`collisions`]).
     pub(super) collisions: collisions::Collisions,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
@@ -109,7 +109,7 @@ impl Context {
         &self,
         ns: &str,
         set: &str,
-        f: impl FnOnce(&mut UnseenWrites<Arc<Lease>>) -> T,
+        f: impl FnOnce(&mut UnseenWrites<Arc<CachedLease>>) -> T,
     ) -> T {
         let mut m = self.written.lock().unwrap_or_else(|p| p.into_inner());
         f(m.entry((ns.to_string(), set.to_string())).or_default())
@@ -209,7 +209,7 @@ pub struct SharedViews {
     pub pods: NamespacePods,
     /// Changes of the pods `pods` holds (others may pass too).
     pub pod_events: Events<CachedPod>,
-    pub leases: Store<Lease>,
+    pub leases: Store<CachedLease>,
     /// The listener Leases by set and holder, following `leases`; it wakes the sets whose
     /// Leases changed in a way a decision reads.
     pub index: Arc<LeaseIndex>,

@@ -15,11 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use tokio::time::Instant;
 
-use crate::api::listenerset::lease::{self, owner_pod};
+use crate::api::listenerset::lease::{self, owner_pod, CachedLease, LeaseFields};
 use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
 use crate::api::listenerset::{LEASE_FINALIZER, LISTENERSET_LABEL, PROTOCOL_ANNOTATION};
 
@@ -62,39 +61,38 @@ fn digest(parts: impl Hash) -> u64 {
 }
 
 /// The holder record: what only an assignment or the holder's agent changes.
-fn record(l: &Lease) -> u64 {
-    let spec = l.spec.as_ref();
+fn record(l: &CachedLease) -> u64 {
+    let spec = &l.spec;
     digest((
-        spec.and_then(|s| s.holder_identity.as_deref()),
-        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0.as_nanosecond()),
-        spec.and_then(|s| s.acquire_time.as_ref()).map(|t| t.0.as_nanosecond()),
-        spec.and_then(|s| s.lease_transitions),
+        spec.holder_identity.as_deref(),
+        spec.renew_time.as_ref().map(|t| t.0.as_nanosecond()),
+        spec.acquire_time.as_ref().map(|t| t.0.as_nanosecond()),
+        spec.lease_transitions,
     ))
 }
 
 /// What a decision reads of a Lease (all but a renewal's new time).
-fn decision(l: &Lease) -> u64 {
-    let spec = l.spec.as_ref();
-    let labels = l.metadata.labels.as_ref();
+fn decision(l: &CachedLease) -> u64 {
+    let spec = &l.spec;
     digest((
-        spec.and_then(|s| s.holder_identity.as_deref()),
-        owner_pod(l).map(|o| o.uid.as_str()),
-        spec.and_then(|s| s.lease_transitions),
-        spec.and_then(|s| s.lease_duration_seconds),
+        spec.holder_identity.as_deref(),
+        owner_pod(l).map(|o| o.uid),
+        spec.lease_transitions,
+        spec.lease_duration_seconds,
         lease::renewed_since_assignment(l),
         lease::release_requested(l),
         lease::is_terminating(l),
         l.finalizers().iter().any(|f| f == LEASE_FINALIZER),
-        labels.and_then(|m| m.get(HOLDER_UID_LABEL)),
-        l.metadata.annotations.as_ref().and_then(|a| a.get(PROTOCOL_ANNOTATION)),
+        l.label(HOLDER_UID_LABEL),
+        l.annotation(PROTOCOL_ANNOTATION),
     ))
 }
 
-fn set_of(l: &Lease) -> Option<&str> {
-    l.metadata.labels.as_ref()?.get(LISTENERSET_LABEL).map(String::as_str)
+fn set_of(l: &CachedLease) -> Option<&str> {
+    l.label(LISTENERSET_LABEL)
 }
 
-fn holder_uid(l: &Lease) -> Option<String> {
+fn holder_uid(l: &CachedLease) -> Option<String> {
     lease::Holder::of(l).and_then(|h| h.uid.map(str::to_string))
 }
 
@@ -119,7 +117,7 @@ impl LeaseIndex {
     }
 
     /// An event of the listener Lease watch, seen at `now` (after the Lease store applied it).
-    pub fn apply(&self, ev: &kube::runtime::watcher::Event<Lease>, now: Instant) {
+    pub fn apply(&self, ev: &kube::runtime::watcher::Event<CachedLease>, now: Instant) {
         use kube::runtime::watcher::Event;
         match ev {
             Event::Apply(l) => self.wake(self.observe(l, false, now)),
@@ -145,10 +143,10 @@ impl LeaseIndex {
                         .collect()
                 };
                 for ((ns, name), set) in gone {
-                    let mut l = Lease::default();
+                    let mut l = CachedLease::default();
                     l.metadata.namespace = Some(ns);
                     l.metadata.name = Some(name);
-                    l.metadata.labels = Some([(LISTENERSET_LABEL.to_string(), set)].into());
+                    l.labels = [(LISTENERSET_LABEL, set)].into_iter().collect();
                     self.wake(self.observe(&l, true, now));
                 }
             }
@@ -157,7 +155,7 @@ impl LeaseIndex {
 
     /// A change of `lease` seen at `now` (`gone`: deleted). Returns the set to wake, if the
     /// change is one a decision reads.
-    pub fn observe(&self, lease: &Lease, gone: bool, now: Instant) -> Option<(String, String)> {
+    pub fn observe(&self, lease: &CachedLease, gone: bool, now: Instant) -> Option<(String, String)> {
         let ns = lease.metadata.namespace.clone()?;
         let name = lease.metadata.name.clone()?;
         let set = set_of(lease).map(str::to_string);
@@ -194,7 +192,7 @@ impl LeaseIndex {
 
     /// When the holder record of `lease` was first seen as it is; `None` when the watch has not
     /// shown this record (a write of ours it has not delivered yet).
-    pub fn observed(&self, lease: &Lease) -> Option<Instant> {
+    pub fn observed(&self, lease: &CachedLease) -> Option<Instant> {
         let key = (lease.metadata.namespace.clone()?, lease.metadata.name.clone()?);
         let r = record(lease);
         self.lock()
@@ -243,7 +241,7 @@ impl LeaseIndex {
 
 impl Inner {
     /// `lease` (now or before) held by its holder: re-count.
-    fn rehold(&mut self, ns: &str, lease: &Lease) {
+    fn rehold(&mut self, ns: &str, lease: &CachedLease) {
         self.unhold(ns, lease);
         let (Some(uid), Some(set), Some(name)) = (holder_uid(lease), set_of(lease), lease.metadata.name.as_ref())
         else {
@@ -260,7 +258,7 @@ impl Inner {
     }
 
     /// `lease` no longer counts for whoever held it.
-    fn unhold(&mut self, ns: &str, lease: &Lease) {
+    fn unhold(&mut self, ns: &str, lease: &CachedLease) {
         let Some(name) = lease.metadata.name.as_ref() else {
             return;
         };

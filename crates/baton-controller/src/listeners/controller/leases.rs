@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 
 use super::Stats;
-use crate::api::listenerset::lease::pod_owner_reference;
+use crate::api::listenerset::lease::{pod_owner_reference, CachedLease};
 use crate::api::listenerset::liveness::{
     liveness_lease_name, FENCED_ANNOTATION, HOLDER_UID_LABEL, LIVENESS_LABEL, LIVENESS_LABEL_VALUE,
 };
@@ -33,20 +33,17 @@ pub(super) struct Target<'a> {
     pub(super) api: &'a Api<Lease>,
     pub(super) ns: &'a str,
     pub(super) set: &'a str,
-    pub(super) lease: Option<Arc<Lease>>,
+    pub(super) lease: Option<Arc<CachedLease>>,
     pub(super) config: Option<String>,
     pub(super) default_duration: i32,
 }
 
 /// Apply one move; the Lease it made (`None` for a delete, or when there was nothing to write),
-/// without its `managedFields` (the API server answers every write with them: kept for a burst
-/// of 10,000 writes they were most of the controller's memory).
-pub(super) async fn apply_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lease>, kube::Error> {
-    let mut written = write_move(t, m, stats).await?;
-    if let Some(l) = written.as_mut() {
-        l.metadata.managed_fields = None;
-    }
-    Ok(written)
+/// as the cache holds it (the API server answers every write with the whole Lease, its
+/// `managedFields` included: kept for a burst of 10,000 writes they were most of the
+/// controller's memory).
+pub(super) async fn apply_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<CachedLease>, kube::Error> {
+    Ok(write_move(t, m, stats).await?.map(CachedLease::from))
 }
 
 async fn write_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lease>, kube::Error> {
@@ -101,8 +98,8 @@ async fn write_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lea
         (Move::DeleteLease { resource_version, .. }, Some(name)) => {
             // Let go of the finalizer first (conditional), then delete that very version.
             let patched = remove_finalizer(t.api, t.lease.as_deref(), &name, resource_version).await?;
-            let rv = patched.metadata.resource_version.clone().unwrap_or_default();
-            delete(t.api, &name, patched.metadata.uid.clone(), &rv).await?;
+            let rv = patched.resource_version.unwrap_or_default();
+            delete(t.api, &name, patched.uid, &rv).await?;
             stats.lease_deletes.fetch_add(1, Ordering::Relaxed);
             Ok(None)
         }
@@ -230,21 +227,28 @@ async fn create(
     t.api.create(&PostParams::default(), &l).await
 }
 
-/// Remove [`LEASE_FINALIZER`] from Lease `name`, conditional on `rv`. A Lease being deleted goes
-/// with it; one without the finalizer is left as it is (answered as read).
-async fn remove_finalizer(api: &Api<Lease>, read: Option<&Lease>, name: &str, rv: &str) -> Result<Lease, kube::Error> {
+/// Remove [`LEASE_FINALIZER`] from Lease `name`, conditional on `rv`; the metadata it has then.
+/// A Lease being deleted goes with it; one without the finalizer is left as it is (answered as
+/// read).
+async fn remove_finalizer(
+    api: &Api<Lease>,
+    read: Option<&CachedLease>,
+    name: &str,
+    rv: &str,
+) -> Result<ObjectMeta, kube::Error> {
+    let as_read = || read.map(|l| l.metadata.clone()).unwrap_or_default();
     let finalizers: Vec<String> = read.and_then(|l| l.metadata.finalizers.clone()).unwrap_or_default();
     if !finalizers.iter().any(|f| f == LEASE_FINALIZER) {
-        return Ok(read.cloned().unwrap_or_default());
+        return Ok(as_read());
     }
     let kept: Vec<String> = finalizers.into_iter().filter(|f| f != LEASE_FINALIZER).collect();
     let patch = serde_json::json!({
         "metadata": {"resourceVersion": rv, "finalizers": (!kept.is_empty()).then_some(kept)},
     });
     match merge(api, name, &patch).await {
-        Ok(l) => Ok(l),
+        Ok(l) => Ok(l.metadata),
         // Its last finalizer gone, a Lease being deleted is gone too.
-        Err(e) if is_status(&e, 404) => Ok(read.cloned().unwrap_or_default()),
+        Err(e) if is_status(&e, 404) => Ok(as_read()),
         Err(e) => Err(e),
     }
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
 use tokio::time::Instant;
@@ -14,7 +13,7 @@ use tokio::time::Instant;
 use super::balance;
 use super::desired::Desired;
 use super::Context;
-use crate::api::listenerset::lease::{self, owner_pod};
+use crate::api::listenerset::lease::{self, owner_pod, CachedLease, LeaseFields};
 use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
 use crate::api::listenerset::{ListenerSet, ListenerSetStatus, LEASE_FINALIZER, PROTOCOL_ANNOTATION};
 use crate::api::pod::CachedPod;
@@ -35,25 +34,19 @@ pub(super) fn ceiling_of(status: &ListenerSetStatus) -> Option<i32> {
 }
 
 /// Whether the Lease carries what the liveness protocol puts on every Lease it writes.
-fn adopted(l: &Lease) -> bool {
+fn adopted(l: &CachedLease) -> bool {
     let has_finalizer = l.finalizers().iter().any(|f| f == LEASE_FINALIZER);
-    let protocol = l
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(PROTOCOL_ANNOTATION));
+    let protocol = l.annotation(PROTOCOL_ANNOTATION).is_some();
     let labelled = match owner_pod(l) {
-        Some(o) if lease::Holder::of(l).is_some() => {
-            l.metadata.labels.as_ref().and_then(|m| m.get(HOLDER_UID_LABEL)) == Some(&o.uid)
-        }
+        Some(o) if lease::Holder::of(l).is_some() => l.label(HOLDER_UID_LABEL) == Some(o.uid),
         _ => true,
     };
     has_finalizer && protocol && labelled
 }
 
 /// The set's listener Leases (the cache, corrected by the writes it has not shown yet).
-fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<Lease>> {
-    let cached: Vec<(String, String, Arc<Lease>)> = ctx
+fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<CachedLease>> {
+    let cached: Vec<(String, String, Arc<CachedLease>)> = ctx
         .index
         .leases_of(ns, name)
         .into_iter()
@@ -93,7 +86,7 @@ pub(super) fn decide_now(
     previous: &ListenerSetStatus,
     live_now: Option<&BTreeSet<String>>,
     (settled, under_way): &(BTreeSet<String>, BTreeSet<String>),
-) -> (Decision, BTreeMap<String, Arc<Lease>>) {
+) -> (Decision, BTreeMap<String, Arc<CachedLease>>) {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
     let leases = set_leases(ctx, &ns, &name);
     let pod_facts = pod_facts(pods, set, &ns, settled);
@@ -109,7 +102,7 @@ pub(super) fn decide_now(
         .collect();
     let now = Instant::now();
     let wall = jiff::Timestamp::now();
-    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<Lease>>) = leases
+    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<CachedLease>>) = leases
         .iter()
         .filter_map(|l| {
             let mut view = assigner::lease_view(l, &name, false)?;
@@ -121,12 +114,7 @@ pub(super) fn decide_now(
                 duration: crate::api::listenerset::lease::duration_of(l, set.spec.lease_duration_seconds),
                 terminating: lease::is_terminating(l),
                 adopted: adopted(l),
-                labelled_uid: l
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|m| m.get(HOLDER_UID_LABEL))
-                    .cloned(),
+                labelled_uid: l.label(HOLDER_UID_LABEL).map(str::to_string),
             };
             Some((facts, l.clone()))
         })

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
+use crate::api::listenerset::lease::CachedLease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -151,7 +151,7 @@ struct Pass {
     recover_nonce: Option<String>,
     decision: Decision,
     /// The set's listener Leases the decision was made on, by listener.
-    lease_by_listener: BTreeMap<String, Arc<Lease>>,
+    lease_by_listener: BTreeMap<String, Arc<CachedLease>>,
 }
 
 /// Read what a decision needs beyond the caches (the spec's listeners, a pending recover's live

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
+
+use crate::api::listenerset::lease::CachedLease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
@@ -131,7 +133,7 @@ pub(super) async fn apply_writes(
     ns: &str,
     desired: &Desired,
     decision: &Decision,
-    lease_by_listener: &BTreeMap<String, Arc<Lease>>,
+    lease_by_listener: &BTreeMap<String, Arc<CachedLease>>,
 ) -> bool {
     let name = set.name_any();
     let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
@@ -150,7 +152,7 @@ pub(super) async fn apply_writes(
     for w in &held_back {
         info!(listenerset = %name, change = ?w.change, "assignment held back: the API server does not have the pod the cache shows");
     }
-    let mut sends: Vec<BoxFuture<'_, Result<Option<Lease>, kube::Error>>> = Vec::with_capacity(go.len());
+    let mut sends: Vec<BoxFuture<'_, Result<Option<CachedLease>, kube::Error>>> = Vec::with_capacity(go.len());
     for w in &go {
         let m = &w.change;
         let target = Target {
@@ -228,7 +230,7 @@ type Assigned = (String, String, i32);
 
 impl Tally {
     /// Count assignment `w` (written over Lease `read`); its note to notify.
-    fn add(&mut self, ctx: &Context, set: &ListenerSet, w: &Write, read: Option<&Arc<Lease>>) -> Option<Note> {
+    fn add(&mut self, ctx: &Context, set: &ListenerSet, w: &Write, read: Option<&Arc<CachedLease>>) -> Option<Note> {
         let (
             Move::Assign {
                 listener,
@@ -260,7 +262,7 @@ impl Tally {
             .entry((reason, about))
             .or_default()
             .push((listener.clone(), pod.clone(), *transitions));
-        let previous = read.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref());
+        let previous = read.and_then(|l| l.spec.holder_identity.as_deref());
         let text = match kind {
             HowAssigned::Assigned => format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
             HowAssigned::Handover => {
@@ -345,7 +347,7 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
 /// Remember a successful write conditional on a resourceVersion until the cache shows it (see
 /// [`UnseenWrites`](crate::listeners::decide::UnseenWrites)): the next reconcile must not decide
 /// from the Lease as it was before.
-fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<Lease>>, written: Option<Lease>) {
+fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<CachedLease>>, written: Option<CachedLease>) {
     let replaced = match m {
         Move::Assign {
             from_resource_version: Some(rv),

@@ -1,5 +1,7 @@
 //! Tests of the pod and lease views built from Kubernetes objects.
 use super::*;
+use crate::api::listenerset::lease::CachedLease;
+use k8s_openapi::api::coordination::v1::Lease;
 
 fn k8s_pod(ready: bool, annotations: &[(&str, &str)], terminating: bool) -> CachedPod {
     CachedPod::from(Pod {
@@ -96,6 +98,10 @@ fn lease_views() {
         })
     );
     assert_eq!(lease_view(&lease, "other", false), None);
+    // The cache's projection reads the same.
+    let cached = CachedLease::from(&lease);
+    assert_eq!(lease_view(&cached, "sxt", true), lease_view(&lease, "sxt", true));
+    assert_eq!(lease_view(&cached, "other", false), None);
     let mut empty = lease.clone();
     empty.spec = Some(LeaseSpec {
         holder_identity: Some(String::new()),
