@@ -9,6 +9,7 @@
 mod harness;
 
 mod clients;
+mod clients_go;
 mod collision;
 mod controller_writes;
 mod force;
