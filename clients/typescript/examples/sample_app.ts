@@ -14,7 +14,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { type Listener, run } from "../src/index.js";
+import { type Listener, Listeners } from "../src/index.js";
 
 const STOP_MS = Number(process.env["STOP_SECONDS"] ?? "0") * 1000;
 
@@ -31,7 +31,7 @@ async function listen(listener: Listener, signal: AbortSignal): Promise<void> {
   log(`stop ${listener.name}`);
 }
 
-const listeners = run({ start: listen }); // $BATON_AGENT_URL; drains on SIGTERM
+const listeners = new Listeners({ start: listen }); // $BATON_AGENT_URL; drains on SIGTERM
 
 const health = http.createServer((_req, res) => {
   const body =
@@ -42,9 +42,9 @@ const health = http.createServer((_req, res) => {
   res.writeHead(200, { "Content-Type": "application/json", Connection: "close" });
   res.end(body);
 });
-health.listen(Number(process.env["PORT"] ?? "8080"), "0.0.0.0", () => {
-  log(`serving /healthz on port ${(health.address() as AddressInfo).port}`);
-});
+await new Promise<void>((resolve) => health.listen(Number(process.env["PORT"] ?? "8080"), "0.0.0.0", resolve));
+log(`serving /healthz on port ${(health.address() as AddressInfo).port}`);
+listeners.start(); // what `run({ start: listen })` does
 
 await listeners.finished;
 health.close();
