@@ -333,6 +333,7 @@ export class Listeners {
   }
 
   private stopRun(key: string, run: Run, reason: StopReason): void {
+    if (this.runs.get(key) !== run) return; // already stopped (a reconciliation within this one)
     this.runs.delete(key);
     this.stopping.set(key, run);
     run.stopping = reason;

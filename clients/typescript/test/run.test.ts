@@ -270,3 +270,34 @@ test("drained before it ever reached the sidecar, it finishes at once", async ()
   await ls.drain();
   assert.deepEqual(app.log.events, []);
 });
+
+test("listeners waiting to be started again are stopped and started anew on new tokens", async () => {
+  const starts: [string, number][] = [];
+  const ls = run({
+    url: sidecar.url,
+    handleSigterm: false,
+    logger: quiet,
+    backoff: new Backoff(60_000, 60_000), // ended on their own: started again only in a minute
+    start: async (listener, signal) => {
+      starts.push([listener.name, listener.fencingToken]);
+      if (listener.fencingToken < 10) return; // the first tenures end at once
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    },
+  });
+  sidecar.publish(listed("sxt", "listener1", 3), listed("sxt", "listener2", 4));
+  await until("both started and ended", () => starts.length === 2);
+  const v = sidecar.publish(listed("sxt", "listener1", 13), listed("sxt", "listener2", 14));
+  await until("the new version acknowledged", () => some(sidecar.acksOf(v)));
+  assert.deepEqual(starts.slice(2).sort(), [
+    [A, 13],
+    [B, 14],
+  ]);
+  assert.deepEqual(
+    ls.running().map((r) => [r.listener, r.fencingToken, r.state]),
+    [
+      [A, 13, "running"],
+      [B, 14, "running"],
+    ],
+  );
+  await ls.close();
+});
