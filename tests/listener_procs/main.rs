@@ -10,6 +10,7 @@ mod harness;
 
 mod clients;
 mod clients_go;
+mod clients_ts;
 mod collision;
 mod controller_writes;
 mod force;
