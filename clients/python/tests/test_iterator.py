@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from baton_listeners import Listeners, Start, Stop
 from fake_sidecar import FakeSidecar, Listed
 from helpers import until
-
-
-@pytest.fixture
-def sidecar() -> Iterator[FakeSidecar]:
-    s = FakeSidecar()
-    yield s
-    if not s.dead:
-        s.kill()
 
 
 def test_changes_come_in_order_and_a_stop_is_acknowledged_when_done(sidecar: FakeSidecar) -> None:

@@ -11,10 +11,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from fake_sidecar import FakeSidecar, Listed
 
@@ -38,14 +35,6 @@ class Lines:
             return self._lines.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError(f"no line from the app in {timeout} s") from None
-
-
-@pytest.fixture
-def sidecar() -> Iterator[FakeSidecar]:
-    s = FakeSidecar()
-    yield s
-    if not s.dead:
-        s.kill()
 
 
 def test_the_sample_app_logs_its_listeners_and_exits_after_the_sidecar_emptied(sidecar: FakeSidecar) -> None:

@@ -6,9 +6,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
-
-import pytest
+from collections.abc import Awaitable, Callable
 
 from baton_listeners import Backoff, ListenerId, Listeners, serve
 from fake_sidecar import FakeSidecar, Listed
@@ -18,14 +16,6 @@ A = "sxt/listener1"
 B = "sxt/listener2"
 #: The client's timer fires on time give or take the event loop's latency (a loaded machine).
 LATE = 0.25
-
-
-@pytest.fixture
-def sidecar() -> Iterator[FakeSidecar]:
-    s = FakeSidecar()
-    yield s
-    if not s.dead:
-        s.kill()
 
 
 def scenario(body: Callable[[], Awaitable[None]]) -> None:

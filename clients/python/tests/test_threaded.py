@@ -7,21 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 
-import pytest
-
 from baton_listeners import ListenerId, ThreadedListeners
 from fake_sidecar import FakeSidecar, Listed
 from helpers import Log, until_sync
 
 A = "sxt/listener1"
-
-
-@pytest.fixture
-def sidecar() -> Iterator[FakeSidecar]:
-    s = FakeSidecar()
-    yield s
-    if not s.dead:
-        s.kill()
 
 
 class ThreadApp:
