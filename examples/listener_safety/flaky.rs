@@ -9,8 +9,8 @@ use std::time::Duration;
 use baton_sim::faults::FaultRule;
 use tokio::time::Instant;
 
-use crate::harness::app::{AppConfig, Interval, Mode};
-use crate::harness::{listeners, AgentFlags, Cluster, Ns, R};
+use crate::harness::app::Interval;
+use crate::harness::{listeners, Cluster, Ns, R};
 use crate::{Rng, Safety, LONG};
 
 pub(crate) const FLAKY_LEASE: u64 = 5;
@@ -75,16 +75,7 @@ fn gaps(snap: &[Interval], since: Instant) -> Vec<(Duration, String)> {
 }
 
 pub(crate) async fn flaky(cluster: Arc<Cluster>, cfg: &FlakyConfig, seed: u64) -> R<Flaky> {
-    let app = AppConfig {
-        mode: Mode::File,
-        stop_delay: Duration::from_millis(200),
-        poll: Duration::from_millis(50),
-        honour_valid_until: true,
-    };
-    let agent = AgentFlags {
-        ack_timeout: 1,
-        safety_margin: None,
-    };
+    let (app, agent) = crate::file_apps();
     let ns = Ns::new(cluster.clone(), "flaky", app, agent).await?;
     ns.start_controller().await?;
     let mut live: Vec<String> = Vec::new();

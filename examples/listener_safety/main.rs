@@ -215,7 +215,9 @@ fn churn_time() -> Duration {
 }
 const CHURN_LEASE: u64 = 5;
 
-async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
+/// The churn's apps and sidecars (also the flaky phase's): file-only apps reading
+/// `listeners.json` every 50 ms and honouring `validUntil`, 200 ms to stop; ack timeout 1 s.
+fn file_apps() -> (AppConfig, AgentFlags) {
     let app = AppConfig {
         mode: Mode::File,
         stop_delay: Duration::from_millis(200),
@@ -226,6 +228,11 @@ async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
         ack_timeout: 1,
         safety_margin: None,
     };
+    (app, agent)
+}
+
+async fn churn(cluster: Arc<Cluster>) -> R<Churn> {
+    let (app, agent) = file_apps();
     let ns = Arc::new(Ns::new(cluster, "churn", app, agent).await?);
     ns.start_controller().await?;
     ns.start_controller().await?;

@@ -156,7 +156,8 @@ pub(super) fn perform_live(
     apis: Apis,
     kind: LiveOp,
     lease: Lease,
-    (duration_seconds, leaving): (i32, bool),
+    duration_seconds: i32,
+    leaving: bool,
 ) -> BoxFuture<'static, LiveDone> {
     async move {
         let name = lease.metadata.name.clone().unwrap_or_default();

@@ -56,12 +56,9 @@ impl Shell {
                     lease,
                     duration_seconds,
                     leaving,
-                } => self.live_ops.push(perform_live(
-                    self.apis.clone(),
-                    kind,
-                    *lease,
-                    (duration_seconds, leaving),
-                )),
+                } => self
+                    .live_ops
+                    .push(perform_live(self.apis.clone(), kind, *lease, duration_seconds, leaving)),
                 Action::Start(s) => {
                     let _ = self.events.send(AgentEvent::Start(s));
                 }
