@@ -12,7 +12,8 @@
 //! balanced with nothing on the move, the most listeners on the move in any sample of the status,
 //! the gap per moved listener (old app stopped → new app started), the API writes by client,
 //! resource and verb during the rebalance, and duplicates / fencing-token regressions (which must
-//! be 0).
+//! be 0); then every size's figures beside their targets (the fewest moves, gap p99 < 250 ms,
+//! no violation): met or not met.
 #[path = "../../tests/listener_procs/harness/mod.rs"]
 mod harness;
 #[allow(dead_code)] // (shared with listener_scale, which uses all of it)
@@ -63,7 +64,15 @@ fn fewest_moves(loads: &[usize]) -> usize {
 
 struct Row {
     line: String,
+    /// Its figures beside their targets: rows of the targets table.
+    targets: Vec<String>,
     clean: bool,
+}
+
+/// A row of the targets table.
+fn target(size: &str, figure: &str, measured: String, target: &str, met: bool) -> String {
+    let result = if met { "met" } else { "not met" };
+    format!("| {size} | {figure} | {measured} | {target} | {result} |")
 }
 
 async fn run(n: usize, p: usize) -> R<Row> {
@@ -167,21 +176,42 @@ async fn run(n: usize, p: usize) -> R<Row> {
         writes.values().sum::<u64>(),
         v.len()
     );
+    let size = format!("{n}, {p} → {} pods", 2 * p);
+    let p99 = pct(&gaps, 0.99);
+    let targets = vec![
+        target(
+            &size,
+            "listeners moved",
+            format!("{moved} (fewest {fewest})"),
+            "the fewest",
+            moved == fewest,
+        ),
+        target(
+            &size,
+            "gap p99",
+            show(p99),
+            "< 250 ms",
+            p99 < Duration::from_millis(250),
+        ),
+        target(&size, "violations", v.len().to_string(), "0", v.is_empty()),
+    ];
     Ok(Row {
         line,
+        targets,
         clean: v.is_empty() && moved == fewest,
     })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut rows = Vec::new();
+    let (mut rows, mut targets) = (Vec::new(), Vec::new());
     let mut clean = true;
     for (n, p) in sizes() {
         match run(n, p).await {
             Ok(row) => {
                 clean &= row.clean;
                 rows.push(row.line);
+                targets.extend(row.targets);
             }
             Err(e) => {
                 eprintln!("{n}x{p}: failed: {e}");
@@ -194,6 +224,11 @@ async fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
+        println!("{row}");
+    }
+    println!("\n| size | figure | measured | target | result |");
+    println!("| --- | --- | --- | --- | --- |");
+    for row in targets {
         println!("{row}");
     }
     if !clean {

@@ -22,12 +22,15 @@
 //!    listeners' `validUntil`); takeover per listener = the kill → the listener started
 //!    elsewhere (the target: ≤ lease + 1 s).
 //!
+//! Last, every size's figures beside the targets they are held to (`targets`): met or not met.
+//!
 //! Throughout, the apps' starts and stops are logged on one monotonic clock and sampled every
 //! 20 ms; every phase must end with 0 duplicates and 0 fencing-token regressions (apps and Leases).
 #[path = "../../tests/listener_procs/harness/mod.rs"]
 mod harness;
 mod measure;
 mod phases;
+mod targets;
 
 use std::time::Duration;
 
@@ -64,8 +67,8 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// One size's phases; (clean, its row of the summary table).
-async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String)> {
+/// One size's phases; (clean, its row of the summary table, its figures against the targets).
+async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<targets::Check>)> {
     let (n, p) = (size.listeners, size.pods);
     println!("\n## {n} listeners on {p} pods, lease {lease} s");
     let cluster = Cluster::start(kubelet()).await?;
@@ -151,7 +154,18 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String)> {
         show(pct(&kill.times, 1.0)),
         v.len()
     );
-    Ok((v.is_empty(), row))
+    let checks = targets::judge(&targets::Figures {
+        listeners: n,
+        pods: p,
+        lease,
+        start: &start,
+        rest: &rest,
+        drain: &drain,
+        kill: &kill,
+        duplicate_samples: a.duplicate_samples,
+        violations: v.len(),
+    });
+    Ok((v.is_empty(), row, checks))
 }
 
 fn print_moved(what: &str, m: &phases::Moved, per: &str) {
@@ -171,12 +185,13 @@ fn print_moved(what: &str, m: &phases::Moved, per: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let (lease, rest) = (i32::try_from(env("LEASE", 15)).unwrap_or(15), env("REST", 30));
-    let (mut clean, mut rows) = (true, Vec::new());
+    let (mut clean, mut rows, mut checks) = (true, Vec::new(), Vec::new());
     for size in sizes() {
         match run(&size, lease, rest).await {
-            Ok((ok, row)) => {
+            Ok((ok, row, judged)) => {
                 clean &= ok;
                 rows.push(row);
+                checks.extend(judged);
             }
             Err(e) => {
                 eprintln!("{}x{}: failed: {e}", size.listeners, size.pods);
@@ -191,6 +206,7 @@ async fn main() {
     for row in rows {
         println!("{row}");
     }
+    targets::print(&checks);
     if !clean {
         std::process::exit(1);
     }

@@ -1,0 +1,117 @@
+//! The targets of docs/benchmarks-listeners.md ("ListenerSets at scale"), judged against one
+//! size's figures and printed side by side with them after the run.
+use std::time::Duration;
+
+use super::measure::{pct, show};
+use super::phases::{Moved, Rest, Start};
+
+/// One figure against its target.
+pub struct Check {
+    pub size: String,
+    pub figure: &'static str,
+    pub measured: String,
+    pub target: String,
+    pub met: bool,
+}
+
+/// What one size measured, as the targets read it.
+pub struct Figures<'a> {
+    pub listeners: usize,
+    pub pods: usize,
+    pub lease: i32,
+    pub start: &'a Start,
+    pub rest: &'a Rest,
+    pub drain: &'a Moved,
+    pub kill: &'a Moved,
+    pub duplicate_samples: u64,
+    pub violations: usize,
+}
+
+/// The controller's RSS at rest a size must stay under, where the targets name one.
+fn rss_target_mib(listeners: usize) -> Option<f64> {
+    match listeners {
+        10_000 => Some(48.0),
+        50_000 => Some(200.0),
+        _ => None,
+    }
+}
+
+/// Every target that applies to `f`'s size.
+pub fn judge(f: &Figures) -> Vec<Check> {
+    let size = format!("{} × {}", f.listeners, f.pods);
+    let check = |figure, measured: String, target: String, met| Check {
+        size: size.clone(),
+        figure,
+        measured,
+        target,
+        met,
+    };
+    let lease = Duration::from_secs(u64::try_from(f.lease).unwrap_or(15));
+    let per_sec = f.rest.writes.values().sum::<u64>() as f64 / f.rest.secs;
+    let bound = f.pods as f64 * 4.0 / f64::from(f.lease);
+    let drain_p99 = pct(&f.drain.times, 0.99);
+    let kill_max = pct(&f.kill.times, 1.0);
+    let mut out = Vec::new();
+    if f.listeners >= 50_000 {
+        let all = f.start.apps_all_running;
+        out.push(check(
+            "all running after creation",
+            show(all),
+            "≤ 60 s".into(),
+            all <= Duration::from_secs(60),
+        ));
+    }
+    out.push(check(
+        "writes/s at rest",
+        format!("{per_sec:.2}"),
+        format!("≤ pods × 4 / lease = {bound:.2}"),
+        per_sec <= bound,
+    ));
+    if let Some(mib) = rss_target_mib(f.listeners) {
+        let rss = f.rest.controller.max_rss_mib();
+        out.push(check(
+            "controller RSS at rest",
+            format!("{rss:.1} MiB"),
+            format!("< {mib:.0} MiB"),
+            rss < mib,
+        ));
+    }
+    out.push(check(
+        "drain: all running elsewhere",
+        format!("{} ({} listeners)", show(f.drain.all_moved), f.drain.listeners),
+        "≤ 1 s".into(),
+        f.drain.all_moved <= Duration::from_secs(1),
+    ));
+    out.push(check(
+        "drain: gap p99",
+        show(drain_p99),
+        "< 250 ms".into(),
+        drain_p99 < Duration::from_millis(250),
+    ));
+    out.push(check(
+        "SIGKILLed agent: takeover max",
+        format!("{} ({} listeners)", show(kill_max), f.kill.listeners),
+        format!("≤ lease + 1 s = {}", show(lease + Duration::from_secs(1))),
+        kill_max <= lease + Duration::from_secs(1),
+    ));
+    out.push(check(
+        "duplicates / violations",
+        format!("{} / {}", f.duplicate_samples, f.violations),
+        "0 / 0".into(),
+        f.duplicate_samples == 0 && f.violations == 0,
+    ));
+    out
+}
+
+/// The table of every size's checks.
+pub fn print(checks: &[Check]) {
+    println!("\n| size | figure | measured | target | result |");
+    println!("| --- | --- | --- | --- | --- |");
+    for c in checks {
+        let result = if c.met { "met" } else { "not met" };
+        println!(
+            "| {} | {} | {} | {} | {result} |",
+            c.size, c.figure, c.measured, c.target
+        );
+    }
+}
