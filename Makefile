@@ -60,8 +60,9 @@ compat:
 test: test-clients test-sim test-real
 
 # The listener clients' own tests, in seconds: clients/python (pytest against a fake sidecar that
-# answers as the agent's HTTP server does, and mypy --strict), with pytest and mypy from PyPI in
-# the same virtualenv; clients/go (go vet and go test, against a fake sidecar of the same kind);
+# answers as the agent's HTTP server does, and mypy --strict, of examples/seed_listeners too),
+# with pytest and mypy from PyPI in the same virtualenv; clients/go (go vet and go test, against
+# a fake sidecar of the same kind);
 # clients/typescript (tsc --strict, then node --test against a fake sidecar of its own), with
 # typescript and @types/node from npm at the versions of its package-lock.json.
 PY_CLIENT_TOOLS := pytest==9.2.0 mypy==2.4.1
@@ -70,6 +71,7 @@ test-clients: test-client-go test-client-ts
 	@$(VENV)/bin/python -c 'import pytest, mypy' 2>/dev/null || $(VENV)/bin/pip install --quiet $(PY_CLIENT_TOOLS)
 	cd clients/python && $(CURDIR)/$(VENV)/bin/python -m mypy
 	cd clients/python && $(CURDIR)/$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	cd examples/seed_listeners && MYPYPATH=$(CURDIR)/clients/python/src $(CURDIR)/$(VENV)/bin/python -m mypy --strict .
 
 test-client-go:
 	@command -v go >/dev/null || test -x $(VENV)/bin/go || { \
