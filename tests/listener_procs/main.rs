@@ -22,6 +22,7 @@ mod operator;
 mod real_faults;
 mod rebalance;
 mod release;
+mod seed;
 mod sidecar;
 mod starting;
 mod unregistered;
