@@ -1,6 +1,7 @@
 //! The listener clients as the app beside real `baton agent` sidecars: the Python client's sample
-//! app (clients/python/examples/sample_app.py, run by python3 from the checkout) logs every start
-//! and stop as config/samples/app.py does, so the run is judged as any other.
+//! app (clients/python/examples/sample_app.py, run by python3 from the checkout; config/samples
+//! runs it too) logs every start and stop in the harness's format, so the run is judged as any
+//! other.
 use std::time::Duration;
 
 use crate::harness::{listeners, AppKind, Ns};

@@ -1,6 +1,6 @@
 //! The Go listener client as the app beside real `baton agent` sidecars: its sample app
 //! (clients/go/examples/sample_app, built once with `go build`, `$GO` if set) logs every start
-//! and stop as config/samples/app.py does, so the run is judged as any other.
+//! and stop as the Python sample app does, so the run is judged as any other.
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;

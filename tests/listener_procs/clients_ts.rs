@@ -1,6 +1,6 @@
 //! The TypeScript listener client as the app beside real `baton agent` sidecars: its sample app
 //! (clients/typescript/examples/sample_app.ts, compiled by tsc and run by node from the checkout)
-//! logs every start and stop as config/samples/app.py does, so the run is judged as any other.
+//! logs every start and stop as the Python sample app does, so the run is judged as any other.
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;

@@ -92,13 +92,17 @@ async fn a_killed_sidecar_does_not_leave_its_file_app_running() {
     sidecar_killed(Mode::File, "case4-file").await;
 }
 
-/// The sample app (config/samples/app.py, run by python3) follows the contract too: its sidecar
+/// The sample app (the Python client's, clients/python/examples/sample_app.py, which
+/// config/samples runs; python3 from the checkout) follows the contract too: its sidecar
 /// SIGKILLed, it stops its listeners by their validUntil, before they run anywhere else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_app_stops_when_its_sidecar_is_gone() {
     let ns = Ns::plain("case4-sample").await;
     ok(ns.start_controller().await);
-    let script = std::path::PathBuf::from(format!("{}/config/samples/app.py", env!("CARGO_MANIFEST_DIR")));
+    let script = std::path::PathBuf::from(format!(
+        "{}/clients/python/examples/sample_app.py",
+        env!("CARGO_MANIFEST_DIR")
+    ));
     for p in ["sa-a", "sa-b"] {
         let uid = ok(ns.create_plain_pod(p).await);
         ok(ns

@@ -57,7 +57,8 @@ async fn pods_without_agents_are_named_and_nothing_churns() {
 
 /// The sample as a user applies it (`kubectl apply -k config/samples`, real kubectl): its pod
 /// template carries the `baton agent` sidecar and the sample app, which the "node" here runs as
-/// real processes (the sidecar binary, and `python3` on the app.py the ConfigMap holds).
+/// real processes (the sidecar binary, and `python3` on the Python client's sample app, laid out
+/// from the ConfigMap as the template mounts it).
 /// `kubectl wait --for=condition=Ready` on the ListenerSet succeeds, every listener runs in
 /// exactly one app, and status never ran ahead of the renewals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +72,7 @@ async fn the_sample_runs_with_its_sidecar() {
         out.contains("listenerset.baton.dev/user-service-listeners created"),
         "{out}"
     );
-    let script = ok(ns.script_from_config_map("user-service-app", "app.py").await);
+    let script = ok(ns.script_of_template("user-service", "app").await);
     let _node = crate::harness::app::AbortOnDrop(ns.run_declared_sidecars("baton-agent", AppKind::Script(script)));
     let gate = kubectl
         .run(&[

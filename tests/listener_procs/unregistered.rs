@@ -206,7 +206,7 @@ async fn the_sample_applied_before_its_agents_run_runs_on_the_first_agent() {
     let uid = ok(ns.wait_ready(&pod).await);
 
     // Its sidecar and the sample app start, as the sample's pod template runs them.
-    let script = ok(ns.script_from_config_map("user-service-app", "app.py").await);
+    let script = ok(ns.script_of_template("user-service", "app").await);
     let started = std::time::Instant::now();
     ok(ns
         .start_procs(&pod, &uid, vec![SET.into()], AppKind::Script(script))

@@ -259,20 +259,26 @@ fn crd_api_versions() -> BTreeMap<String, String> {
     out
 }
 
-/// `(kind, name)` of every object the kustomization at `dir` lists.
+/// `(kind, name)` of every object in the files the kustomization at `dir` lists, and in the
+/// kustomizations it lists (its directories' files; generated objects are not counted).
 fn objects_of(dir: &str) -> Vec<(String, String)> {
     let k = &documents(&format!("{dir}/kustomization.yaml"))[0];
-    let files = k["resources"].as_array().expect("resources");
-    files
-        .iter()
-        .flat_map(|f| documents(&format!("{dir}/{}", f.as_str().expect("a file name"))))
-        .map(|o| {
+    let resources = k["resources"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for r in resources {
+        let path = format!("{dir}/{}", r.as_str().expect("a path"));
+        if root().join(&path).is_dir() {
+            out.extend(objects_of(&path));
+            continue;
+        }
+        out.extend(documents(&path).into_iter().map(|o| {
             (
                 o["kind"].as_str().unwrap_or("").into(),
                 o["metadata"]["name"].as_str().unwrap_or("").into(),
             )
-        })
-        .collect()
+        }));
+    }
+    out
 }
 
 /// A Flux duration (`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`).

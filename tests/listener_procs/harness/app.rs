@@ -345,7 +345,7 @@ impl App {
         }
     }
 
-    /// Run `python3 -u script` as the app (the sample app, config/samples/app.py) against the
+    /// Run `python3 -u script` as the app (a sample app, e.g. clients/python/examples) against the
     /// sidecar at `agent`; its `start <set>/<id> token=<n>` and `stop <set>/<id>` lines are
     /// logged as they are read.
     pub fn script(log: Arc<AppLog>, id: String, script: &std::path::Path, agent: SocketAddr) -> Result<App, String> {

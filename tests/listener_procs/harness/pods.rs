@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use baton::api::rollout::Rollout;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
@@ -217,19 +218,61 @@ impl Ns {
         })
     }
 
-    /// Write the script of ConfigMap `name`, key `key`, to a file; its path.
-    pub async fn script_from_config_map(&self, name: &str, key: &str) -> R<PathBuf> {
-        let cm = Api::<ConfigMap>::namespaced(self.client.clone(), &self.name)
-            .get(name)
+    /// The script container `container` of Rollout `rollout`'s pod template runs, laid out as a
+    /// node would: every ConfigMap volume the container mounts written under its mount path in a
+    /// directory of this namespace (each item's key at its path; without items, every key at its
+    /// own name), and the `.py` argument of the container's command there
+    /// (`[python3, -u, /app/sample_app.py]` → `<dir>/app/sample_app.py`).
+    pub async fn script_of_template(&self, rollout: &str, container: &str) -> R<PathBuf> {
+        let ro = Api::<Rollout>::namespaced(self.client.clone(), &self.name)
+            .get(rollout)
             .await
-            .map_err(|e| format!("reading ConfigMap {name}: {e}"))?;
-        let text = cm
-            .data
-            .and_then(|d| d.get(key).cloned())
-            .ok_or_else(|| format!("ConfigMap {name} has no key {key}"))?;
-        let path = self.cluster.dir.path().join(format!("{}-{name}-{key}", self.name));
-        std::fs::write(&path, text).map_err(|e| e.to_string())?;
-        Ok(path)
+            .map_err(|e| format!("reading Rollout {rollout}: {e}"))?;
+        let spec = ro.spec.template.spec.unwrap_or_default();
+        let c = spec
+            .containers
+            .iter()
+            .find(|c| c.name == container)
+            .ok_or_else(|| format!("Rollout {rollout} has no container {container}"))?;
+        let root = self
+            .cluster
+            .dir
+            .path()
+            .join(format!("{}-{rollout}-{container}", self.name));
+        let config_maps = Api::<ConfigMap>::namespaced(self.client.clone(), &self.name);
+        for mount in c.volume_mounts.iter().flatten() {
+            let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name);
+            let Some(cm) = volume.and_then(|v| v.config_map.as_ref()) else {
+                continue;
+            };
+            let data = config_maps
+                .get(&cm.name)
+                .await
+                .map_err(|e| format!("reading ConfigMap {}: {e}", cm.name))?
+                .data
+                .unwrap_or_default();
+            let items: Vec<(String, String)> = match &cm.items {
+                Some(items) => items.iter().map(|i| (i.key.clone(), i.path.clone())).collect(),
+                None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+            };
+            for (key, path) in items {
+                let text = data
+                    .get(&key)
+                    .ok_or_else(|| format!("ConfigMap {} has no key {key}", cm.name))?;
+                let file = root.join(mount.mount_path.trim_start_matches('/')).join(path);
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+            }
+        }
+        let script = c
+            .command
+            .iter()
+            .flatten()
+            .find(|a| a.ends_with(".py"))
+            .ok_or_else(|| format!("the command of {container} runs no .py: {:?}", c.command))?;
+        Ok(root.join(script.trim_start_matches('/')))
     }
 
     /// Spawn `baton agent` for `pod` (on its port) and attach it to the simulated pod.
