@@ -99,6 +99,8 @@ struct LogInner {
     open: HashMap<String, Vec<usize>>,
     /// Apps whose containers were killed: they log nothing any more.
     dead: BTreeSet<String>,
+    /// (app, listener) of every tenure ended by the app's death, not by a stop it logged.
+    unstopped: Vec<(String, String)>,
     samples: u64,
     duplicate_samples: u64,
     duplicate_notes: Vec<String>,
@@ -158,7 +160,7 @@ impl AppLog {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start(&self, app: &str, listener: &str, token: i32) {
+    pub(super) fn start(&self, app: &str, listener: &str, token: i32) {
         let mut g = self.lock();
         if g.dead.contains(app) {
             return;
@@ -174,7 +176,7 @@ impl AppLog {
         g.open.entry(listener.to_string()).or_default().push(at);
     }
 
-    fn stop(&self, app: &str, listener: &str) {
+    pub(super) fn stop(&self, app: &str, listener: &str) {
         let now = Instant::now();
         self.lock().end(listener, now, |a| a == app);
     }
@@ -190,7 +192,19 @@ impl AppLog {
             .collect();
         for l in listeners {
             g.end(&l, now, |a| a == app);
+            g.unstopped.push((app.to_string(), l));
         }
+    }
+
+    /// The listeners `app` ran when it died (its process exited, or its containers were
+    /// killed): it never logged their stop.
+    pub fn unstopped(&self, app: &str) -> Vec<String> {
+        let g = self.lock();
+        g.unstopped
+            .iter()
+            .filter(|(a, _)| a == app)
+            .map(|(_, l)| l.clone())
+            .collect()
     }
 
     pub fn snapshot(&self) -> Vec<Interval> {
@@ -325,6 +339,11 @@ pub struct App {
     task: JoinHandle<()>,
     /// An app that is an OS process (the sample app): its pid.
     pub pid: Option<u32>,
+    /// An app that is an OS process: what else it printed, and its exit.
+    pub record: Option<Arc<super::program::ProcessRecord>>,
+    /// What went between the app and its sidecar, when a tap is between them.
+    pub tap: Option<Arc<super::tap::TapLog>>,
+    pub(super) tap_proxy: Option<super::tap::Tap>,
 }
 
 impl App {
@@ -337,51 +356,20 @@ impl App {
         addr: watch::Receiver<Option<SocketAddr>>,
     ) -> App {
         let task = tokio::spawn(run(cfg, log.clone(), id.clone(), file, addr));
+        App::with_task(id, log, task, None)
+    }
+
+    /// An app whose starts and stops `task` logs.
+    pub(super) fn with_task(id: String, log: Arc<AppLog>, task: JoinHandle<()>, pid: Option<u32>) -> App {
         App {
             id,
             log,
             task,
-            pid: None,
+            pid,
+            record: None,
+            tap: None,
+            tap_proxy: None,
         }
-    }
-
-    /// Run `python3 -u script` as the app (a sample app, e.g. clients/python/examples) against the
-    /// sidecar at `agent`; its `start <set>/<id> token=<n>` and `stop <set>/<id>` lines are
-    /// logged as they are read.
-    pub fn script(log: Arc<AppLog>, id: String, script: &std::path::Path, agent: SocketAddr) -> Result<App, String> {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new("python3")
-            .arg("-u")
-            .arg(script)
-            .env("BATON_AGENT_URL", format!("http://{agent}"))
-            .env("PORT", "0")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting python3 {}: {e}", script.display()))?;
-        let pid = child.id();
-        let stdout = child.stdout.take().ok_or("the app's stdout is not piped")?;
-        let (l2, id2) = (log.clone(), id.clone());
-        let task = tokio::spawn(async move {
-            let _child = child;
-            let mut lines = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut words = line.split_whitespace();
-                match (words.next(), words.next(), words.next()) {
-                    (Some("start"), Some(key), Some(token)) => {
-                        let token = token.trim_start_matches("token=").parse().unwrap_or(-1);
-                        l2.start(&id2, key, token);
-                    }
-                    (Some("stop"), Some(key), _) => l2.stop(&id2, key),
-                    _ => {}
-                }
-            }
-            // The process exited: nothing it ran runs any more.
-            l2.kill(&id2);
-        });
-        Ok(App { id, log, task, pid })
     }
 
     /// The app's containers die (kill -9, node gone): its listeners stop now.

@@ -101,6 +101,12 @@ impl Cluster {
         }
     }
 
+    /// A directory of this test process for what tests make (removed by a later run once this
+    /// process is gone).
+    pub fn scratch(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn is_real(&self) -> bool {
         matches!(self.backend, Backend::Real(..))
     }

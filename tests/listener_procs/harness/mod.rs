@@ -28,12 +28,15 @@ pub mod listenersets;
 mod pods;
 #[path = "../../support/process.rs"]
 pub mod process;
+/// Apps that are OS processes.
+pub mod program;
 /// The real control plane as a backend (the shared test helper).
 #[path = "../../support/real/mod.rs"]
 pub mod real;
 /// A webhook receiver (the shared test helper).
 #[path = "../../support/receiver.rs"]
 pub mod receiver;
+pub mod tap;
 #[path = "../../support/wait.rs"]
 pub mod wait;
 pub mod workloads;
@@ -163,6 +166,9 @@ impl Drop for Ns {
             }
             for p in self.pods.lock().unwrap_or_else(|p| p.into_inner()).values() {
                 eprintln!("----- sidecar of {} -----\n{}", p.name, p.logs());
+                if let Some(r) = &p.app.record {
+                    eprintln!("----- app of {} -----\n{}", p.name, r.output().join("\n"));
+                }
             }
             if let Some(f) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 eprintln!("----- the wait that failed -----\n{f}");

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::app::App;
 use super::history::Dead;
 use super::process::LoggedChild;
+use super::program::Program;
 use super::{signal, wait_for, Ns, APP, APP_LABEL, R};
 
 /// What runs beside a pod's sidecar.
@@ -25,6 +26,8 @@ pub enum AppKind {
     Model,
     /// `python3` running this script (the sample app).
     Script(PathBuf),
+    /// A program (a client library's sample app), optionally behind a tap.
+    Program(Program),
 }
 
 /// A pod's processes: its sidecar (restartable) and its app.
@@ -150,7 +153,11 @@ impl Ns {
             AppKind::Model => App::spawn(self.app.clone(), self.log.clone(), app_id, file.clone(), addr_rx),
             AppKind::Script(script) => {
                 let at = SocketAddr::from(([127, 0, 0, 1], port));
-                App::script(self.log.clone(), app_id, script, at)?
+                App::process(self.log.clone(), app_id, &Program::python(script), at)?
+            }
+            AppKind::Program(prog) => {
+                let at = SocketAddr::from(([127, 0, 0, 1], port));
+                App::process(self.log.clone(), app_id, prog, at)?
             }
         };
         if let Some(pid) = app.pid {

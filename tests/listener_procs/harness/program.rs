@@ -1,0 +1,126 @@
+//! Apps that are OS processes — config/samples/app.py, the client libraries' sample apps — beside
+//! the sidecar: each prints `start <set>/<id> token=<n>` and `stop <set>/<id>` as it starts and
+//! stops a listener, which the harness logs as it reads them. Whatever else it prints (stdout and
+//! stderr) is kept for the test, and so is its exit.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::time::Instant;
+
+use super::app::{App, AppLog};
+use super::tap::Tap;
+
+/// How to run an app process. The harness adds `BATON_AGENT_URL` (its sidecar, or a [`Tap`] in
+/// front of it) and `PORT=0`.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Put a tap between the app and its sidecar ([`App::tap`]: every document and
+    /// acknowledgement).
+    pub tap: bool,
+}
+
+impl Program {
+    /// `python3 -u script`.
+    pub fn python(script: &Path) -> Program {
+        Program {
+            program: "python3".into(),
+            args: vec!["-u".into(), script.display().to_string()],
+            env: Vec::new(),
+            tap: false,
+        }
+    }
+}
+
+/// What an app process printed besides its starts and stops, and how it ended.
+#[derive(Default)]
+pub struct ProcessRecord {
+    output: Mutex<Vec<String>>,
+    exit: Mutex<Option<(Instant, ExitStatus)>>,
+}
+
+/// At most this many lines of other output are kept.
+const KEEP_LINES: usize = 5000;
+
+impl ProcessRecord {
+    fn push(&self, line: String) {
+        let mut g = self.output.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() < KEEP_LINES {
+            g.push(line);
+        }
+    }
+
+    /// Every other line it printed so far (stderr's prefixed `stderr: `).
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// When it exited, and how (None: it runs).
+    pub fn exit(&self) -> Option<(Instant, ExitStatus)> {
+        *self.exit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl App {
+    /// Run `prog` as app `id` against the sidecar at `agent`: its starts and stops go to `log`
+    /// as they are read; once its stdout ends (it exited), nothing it ran runs any more.
+    pub fn process(log: Arc<AppLog>, id: String, prog: &Program, agent: SocketAddr) -> Result<App, String> {
+        let tap = if prog.tap { Some(Tap::start(agent)?) } else { None };
+        let url = tap.as_ref().map_or(agent, |t| t.addr);
+        let mut child = tokio::process::Command::new(&prog.program)
+            .args(&prog.args)
+            .envs(prog.env.iter().map(|(k, v)| (k, v)))
+            .env("BATON_AGENT_URL", format!("http://{url}"))
+            .env("PORT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", prog.program.display()))?;
+        let pid = child.id();
+        let stdout = child.stdout.take().ok_or("the app's stdout is not piped")?;
+        let stderr = child.stderr.take().ok_or("the app's stderr is not piped")?;
+        let record = Arc::new(ProcessRecord::default());
+        let errors = tokio::spawn(keep(stderr, record.clone(), "stderr: "));
+        let (l2, id2, r2) = (log.clone(), id.clone(), record.clone());
+        let task = tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut words = line.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some("start"), Some(key), Some(token)) => {
+                        let token = token.trim_start_matches("token=").parse().unwrap_or(-1);
+                        l2.start(&id2, key, token);
+                    }
+                    (Some("stop"), Some(key), _) => l2.stop(&id2, key),
+                    _ => r2.push(line),
+                }
+            }
+            // The process exited: nothing it ran runs any more.
+            l2.kill(&id2);
+            if let Ok(status) = child.wait().await {
+                *r2.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), status));
+            }
+            let _ = errors.await;
+        });
+        let mut app = App::with_task(id, log, task, pid);
+        app.record = Some(record);
+        app.tap = tap.as_ref().map(|t| t.log.clone());
+        app.tap_proxy = tap;
+        Ok(app)
+    }
+}
+
+/// Keep every line of `from` in `record`, each after `prefix`.
+async fn keep(from: impl AsyncRead + Unpin, record: Arc<ProcessRecord>, prefix: &'static str) {
+    let mut lines = BufReader::new(from).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        record.push(format!("{prefix}{line}"));
+    }
+}
