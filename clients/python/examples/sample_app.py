@@ -5,8 +5,9 @@ hand-written loop.
 when it starts and when its task has ended (before the stop is acknowledged); a real service opens
 its connection there. Serves GET /healthz on $PORT (0: any free port, printed) with what runs.
 $BATON_AGENT_URL is the sidecar (default http://127.0.0.1:8686); $STOP_SECONDS (default 0) is how
-long closing a listener's connection takes. On SIGTERM it follows the sidecar until everything is
-stopped and acknowledged, then exits.
+long closing a listener's connection takes; with $STOP_FAILS=1 the close then raises (the
+connection is gone all the same), as the conformance suite asks. On SIGTERM it follows the sidecar
+until everything is stopped and acknowledged, then exits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from baton_listeners import ListenerId, Listeners
 
 _out = threading.Lock()
 STOP_SECONDS = float(os.environ.get("STOP_SECONDS", "0"))
+STOP_FAILS = os.environ.get("STOP_FAILS") == "1"
 
 
 def log(message: str) -> None:
@@ -43,6 +45,8 @@ async def listen(listener: ListenerId, config: str | None, token: int) -> None:
     finally:
         await asyncio.sleep(STOP_SECONDS)  # closing the connection
         log(f"stop {listener}")
+        if STOP_FAILS:
+            raise RuntimeError(f"closing {listener} failed")
 
 
 async def serve_health(ls: Listeners, port: int) -> asyncio.Server:

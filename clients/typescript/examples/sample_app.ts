@@ -6,8 +6,9 @@
  * when it starts and when it has stopped (before the stop is acknowledged); a real service opens
  * its connection there. Serves GET /healthz on $PORT (0: any free port, printed) with what runs.
  * $BATON_AGENT_URL is the sidecar (default http://127.0.0.1:8686); $STOP_SECONDS (default 0) is
- * how long closing a listener's connection takes. On SIGTERM it follows the sidecar until
- * everything is stopped and acknowledged, then exits.
+ * how long closing a listener's connection takes; with $STOP_FAILS=1 the close then throws (the
+ * connection is gone all the same), as the conformance suite asks. On SIGTERM it follows the
+ * sidecar until everything is stopped and acknowledged, then exits.
  */
 
 import http from "node:http";
@@ -17,6 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Listener, Listeners } from "../src/index.js";
 
 const STOP_MS = Number(process.env["STOP_SECONDS"] ?? "0") * 1000;
+const STOP_FAILS = process.env["STOP_FAILS"] === "1";
 
 function log(message: string): void {
   // One write per line.
@@ -29,6 +31,7 @@ async function listen(listener: Listener, signal: AbortSignal): Promise<void> {
   await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
   await sleep(STOP_MS); // closing the connection
   log(`stop ${listener.name}`);
+  if (STOP_FAILS) throw new Error(`closing ${listener.name} failed`);
 }
 
 const listeners = new Listeners({ start: listen }); // $BATON_AGENT_URL; drains on SIGTERM

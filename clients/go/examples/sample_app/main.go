@@ -5,8 +5,9 @@
 // when it starts and when its Start returns (before the stop is acknowledged); a real service
 // opens its connection there. Serves GET /healthz on $PORT (0: any free port, printed) with what
 // runs. $BATON_AGENT_URL is the sidecar (default http://127.0.0.1:8686); $STOP_SECONDS (default
-// 0) is how long closing a listener's connection takes. On SIGTERM it follows the sidecar until
-// everything is stopped and acknowledged, then exits.
+// 0) is how long closing a listener's connection takes; with $STOP_FAILS=1 the close then panics
+// (the connection is gone all the same), as the conformance suite asks. On SIGTERM it follows the
+// sidecar until everything is stopped and acknowledged, then exits.
 package main
 
 import (
@@ -42,6 +43,7 @@ func main() {
 		}
 		stopSeconds = s
 	}
+	stopFails := os.Getenv("STOP_FAILS") == "1"
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
@@ -82,6 +84,9 @@ func main() {
 		<-ctx.Done()                                                  // a real listener: connect with l.Config, write with l.FencingToken
 		time.Sleep(time.Duration(stopSeconds * float64(time.Second))) // closing the connection
 		logLine("stop %s", l)
+		if stopFails {
+			panic(fmt.Sprintf("closing %s failed", l))
+		}
 	}))
 	_ = health.Close()
 	if err != nil {

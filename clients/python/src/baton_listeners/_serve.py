@@ -44,6 +44,8 @@ async def _keep_running(run: _Run, start: StartFn, backoff: Backoff) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            if run.stopping:
+                raise  # raised while stopping: the stop reports it, and the listener has ended
             log.exception("listener %s failed; starting it again", s.listener)
         if run.stopping:
             return
