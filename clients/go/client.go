@@ -320,7 +320,7 @@ func (c *Client) Run(ctx context.Context, h Handler) error {
 		c.mu.Lock()
 		c.reconcile(ctx, h, now)
 		done := c.finished(now)
-		next, ok := c.nextDeadline(now)
+		next, ok := c.nextDeadline(now) // conformance: valid-until-timer
 		c.mu.Unlock()
 		c.pokeAck()
 		if done {
@@ -468,7 +468,7 @@ func (c *Client) finished(now time.Time) bool {
 // ackable (c.mu held): the version to acknowledge — the last one received, once nothing is
 // stopping and everything running is listed with its token.
 func (c *Client) ackable() (uint64, bool) {
-	if c.doc == nil || c.doc.version == c.acked || c.doc.version == c.refused || len(c.stopping) > 0 {
+	if c.doc == nil || c.doc.version == c.acked || c.doc.version == c.refused || len(c.stopping) > 0 { // conformance: ack-after-stop
 		return 0, false
 	}
 	for key, r := range c.running {

@@ -290,7 +290,7 @@ export class Listeners {
       const entry = this.listed.get(key);
       if (entry !== undefined && entry.deadline < soonest) soonest = entry.deadline;
     }
-    if (soonest === Infinity) return;
+    if (soonest === Infinity) return; // conformance: valid-until-timer
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(soonest - now)));
     this.deadlineTimer = setTimeout(() => {
       this.deadlineTimer = null;
@@ -358,7 +358,7 @@ export class Listeners {
    * running is listed with its token (everything it dropped has stopped). */
   private ackable(): number | null {
     const doc = this.doc;
-    if (doc === null || doc.version === this.acked || doc.version === this.refused || this.stopping.size > 0) {
+    if (doc === null || doc.version === this.acked || doc.version === this.refused || this.stopping.size > 0) { // conformance: ack-after-stop
       return null;
     }
     for (const [key, run] of this.runs) {
@@ -425,7 +425,7 @@ export class Listeners {
         }
         this.reachable = false;
         failures += 1;
-        this.reconcile();
+        this.reconcile(); // conformance: valid-until-timer (the clock checked without a new version)
         await this.pause(failures);
         continue;
       }

@@ -253,7 +253,7 @@ class Listeners:
                 raise StopAsyncIteration
             # A timer sets the event at the next validUntil (asyncio.wait_for, on 3.10 and 3.11,
             # can swallow a cancellation that arrives as the event is set).
-            timeout = self._next_deadline(now)
+            timeout = self._next_deadline(now)  # conformance: valid-until-timer
             timer = None if timeout is None else self._loop.call_later(timeout, self._wake.set)
             try:
                 await self._wake.wait()
@@ -346,7 +346,7 @@ class Listeners:
         """The version to acknowledge: the last one received, once nothing is stopping and
         everything running is listed with its token (everything it dropped has stopped)."""
         doc = self._doc
-        if doc is None or doc.version in (self._acked, self._refused) or self._stopping:
+        if doc is None or doc.version in (self._acked, self._refused) or self._stopping:  # conformance: ack-after-stop
             return None
         for key, run in self._running.items():
             entry = self._listed.get(key)
