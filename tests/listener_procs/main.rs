@@ -8,10 +8,8 @@
 
 mod harness;
 
-mod clients;
-mod clients_go;
-mod clients_ts;
 mod collision;
+mod conformance;
 mod controller_writes;
 mod force;
 mod in_flight;
