@@ -384,7 +384,7 @@ export class Listeners {
         this.reachable = false;
         failures += 1;
         this.log.debug(`acknowledging version ${version} failed: ${String(e)}`);
-        this.reconcile();
+        this.reconcile(); // conformance: valid-until-timer (after a failed ack)
         await this.pause(failures);
         continue;
       }
@@ -425,7 +425,7 @@ export class Listeners {
         }
         this.reachable = false;
         failures += 1;
-        this.reconcile(); // conformance: valid-until-timer (the clock checked without a new version)
+        this.reconcile(); // conformance: valid-until-timer (after a failed poll)
         await this.pause(failures);
         continue;
       }

@@ -56,10 +56,12 @@ fn patches(client: Client, m: Mutation) -> Vec<Patch> {
         (Client::TypeScript, Mutation::AckBeforeStop) => {
             vec![p(TS, ACK, " || this.stopping.size > 0", "")]
         }
-        // No timer at the soonest validUntil, and no look at the clock when a poll fails.
+        // No timer at the soonest validUntil, and no look at the clock when a poll or an
+        // acknowledgement fails (the sidecar gone, nothing else would).
         (Client::TypeScript, Mutation::NoValidUntilTimer) => vec![
             p(TS, TIMER, "if (soonest === Infinity) return;", "return;"),
-            p(TS, TIMER, "this.reconcile();", ""),
+            p(TS, "valid-until-timer (after a failed poll)", "this.reconcile();", ""),
+            p(TS, "valid-until-timer (after a failed ack)", "this.reconcile();", ""),
         ],
     }
 }
