@@ -24,12 +24,12 @@ pub const ACK_SLACK: Duration = Duration::from_millis(200);
 /// (0.8 s at 4 s), which is all that keeps a late stop from meeting another pod's start.
 pub const LATE: Duration = Duration::from_millis(500);
 
-/// How much before its `validUntil` a stop may be logged: the client turns `validUntil` into a
-/// deadline with its own monotonic and wall clocks read together when the document arrives, the
-/// tap with the harness's read together when it handed the document over; both pairs differ by
-/// the same offset (one machine, one clock), so only the reading of two clocks (microseconds)
-/// and TypeScript's millisecond `Date.now()` (which makes its deadline later, not earlier) part
-/// them. 20 ms is the sampler's grain.
+/// How much before its `validUntil` a stop may be logged. The client turns `validUntil` into a
+/// deadline on its monotonic clock from its monotonic and wall clocks read one after the other
+/// as the document arrives, the tap from the harness's two clocks read the same way as it hands
+/// the document over: one machine, one offset between the clocks, so the two deadlines differ
+/// by the time between each pair of reads (microseconds; TypeScript's millisecond `Date.now()`
+/// moves its deadline later, not earlier). 20 ms is the sampler's grain.
 pub const EARLY: Duration = Duration::from_millis(20);
 
 /// The intervals of `app`, by listener.
