@@ -8,7 +8,11 @@
 //!   above all, *stopped what is no longer listed*) with `POST /ack?version=<version>`. A Lease
 //!   is released only after the version that dropped its listener is acknowledged, or, for
 //!   applications that only read the file, after `ack_timeout` (the contract is then: stop a
-//!   listener within `ack_timeout` of its disappearing from the file).
+//!   listener within `ack_timeout` of its disappearing from the file). An application that
+//!   acknowledges (it did once since the sidecar started) is waited for longer: a stop may take
+//!   it more than `ack_timeout`, and it acknowledges once it is done; without its ack the Lease
+//!   goes only once the listener's last published `validUntil`, when it stops whatever it heard,
+//!   plus `ack_timeout` have passed.
 //!
 //! * Versions increase across sidecar restarts (the first is the wall clock in milliseconds), and
 //!   an acknowledgement of a version that was never published is refused: a stale ack from before
@@ -209,14 +213,16 @@ async fn follow(
     let mut last_publish = Instant::now();
     let mut stopping = false;
     let mut running = Running::new();
+    // The `validUntil` each listener was last published with.
+    let mut told = ValidUntil::new();
     loop {
         tokio::select! {
             ev = agent.next() => {
                 let Some(first) = ev else { break };
                 last_publish = Instant::now();
                 let stops = take_waiting(agent, first, &mut running);
-                let version = publish(shared, &running, &valid.borrow_and_update());
-                hold_until_applied(shared, stops, version, ack_timeout);
+                let version = publish(shared, &running, &valid.borrow_and_update(), &mut told);
+                hold_until_applied(shared, stops, version, ack_timeout, &mut told);
             }
             r = valid.changed(), if valid_open && refresh.is_none() => {
                 valid_open = r.is_ok();
@@ -226,7 +232,7 @@ async fn follow(
                 refresh = None;
                 if !running.is_empty() {
                     last_publish = Instant::now();
-                    publish(shared, &running, &valid.borrow_and_update());
+                    publish(shared, &running, &valid.borrow_and_update(), &mut told);
                 }
             }
             _ = &mut shutdown, if !stopping => {
@@ -267,29 +273,45 @@ fn take_waiting(agent: &mut Agent, first: AgentEvent, running: &mut Running) -> 
     stops
 }
 
-/// Hold each of `stops` (and so its release) until the application has applied `version`, or
-/// until `ack_timeout` after the file without the listener was written.
-fn hold_until_applied(shared: &Shared, stops: Vec<Stop>, version: u64, ack_timeout: Duration) {
+/// Hold each of `stops` (and so its release) until the application has applied `version`, or,
+/// without its ack, until `ack_timeout` after the file without the listener was written — for
+/// an application that acknowledges, until `ack_timeout` after the `validUntil` it was last told
+/// for the listener (`told`, which forgets it), if that is later.
+fn hold_until_applied(shared: &Shared, stops: Vec<Stop>, version: u64, ack_timeout: Duration, told: &mut ValidUntil) {
+    let acknowledges = *shared.acked.borrow() > 0;
     for stop in stops {
+        let last_told = told.remove(&(stop.set.clone(), stop.listener.clone()));
+        let stopped_by = last_told
+            .filter(|_| acknowledges)
+            .and_then(|at| at.checked_add(ack_timeout));
         let acked = shared.acked.subscribe();
         let written = shared.written.subscribe();
         tokio::spawn(async move {
-            applied(acked, written, version, ack_timeout).await;
+            applied(acked, written, version, ack_timeout, stopped_by).await;
             stop.ack();
         });
     }
 }
 
 /// Resolves once the application acknowledged `version`, or `timeout` after the file of that
-/// version was written. (The channels close only after the sidecar dropped its [`Agent`], when an
-/// acknowledgement no longer releases anything.)
-async fn applied(mut acked: watch::Receiver<u64>, mut written: watch::Receiver<u64>, version: u64, timeout: Duration) {
+/// version was written and, if given, `stopped_by` has passed. (The channels close only after
+/// the sidecar dropped its [`Agent`], when an acknowledgement no longer releases anything.)
+async fn applied(
+    mut acked: watch::Receiver<u64>,
+    mut written: watch::Receiver<u64>,
+    version: u64,
+    timeout: Duration,
+    stopped_by: Option<Instant>,
+) {
     let ack = async {
         let _ = acked.wait_for(|a| *a >= version).await;
     };
     let file = async {
         if written.wait_for(|w| *w >= version).await.is_ok() {
             tokio::time::sleep(timeout).await;
+            if let Some(at) = stopped_by {
+                tokio::time::sleep_until(at).await;
+            }
         }
     };
     tokio::select! {
@@ -299,13 +321,20 @@ async fn applied(mut acked: watch::Receiver<u64>, mut written: watch::Receiver<u
 }
 
 /// Publish the running set, each listener with its `validUntil`, as a new version; returns it.
-fn publish(shared: &Shared, running: &BTreeMap<(String, String), ListenerEntry>, valid: &ValidUntil) -> u64 {
+/// `told` keeps each listener's.
+fn publish(
+    shared: &Shared,
+    running: &BTreeMap<(String, String), ListenerEntry>,
+    valid: &ValidUntil,
+    told: &mut ValidUntil,
+) -> u64 {
     let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
     let listeners: Vec<ListenerEntry> = running
         .iter()
         .map(|(key, e)| {
             // No deadline known (cannot happen: it is published before the Start): already past.
             let until = valid.get(key).copied().unwrap_or(now);
+            told.insert(key.clone(), until);
             let wall = wall_now
                 .checked_add(until.saturating_duration_since(now))
                 .unwrap_or(wall_now);
@@ -447,6 +476,38 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2025-01-10T10:00:12.345Z");
         let t: jiff::Timestamp = "2025-01-10T10:00:12Z".parse().unwrap();
         assert_eq!(rfc3339_millis(t), "2025-01-10T10:00:12.000Z");
+    }
+
+    /// A stop of an app that acknowledges is held past the ack timeout, until the ack timeout
+    /// after its last `validUntil` — or until its ack, whichever comes first.
+    #[tokio::test]
+    async fn an_app_that_acknowledges_is_waited_for_past_the_ack_timeout() {
+        let (acked_tx, acked) = watch::channel(0u64);
+        let (_written_tx, written) = watch::channel(7u64);
+        let start = Instant::now();
+        let stopped_by = start + Duration::from_millis(400);
+        let held = tokio::spawn(applied(acked, written, 7, Duration::from_millis(50), Some(stopped_by)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !held.is_finished(),
+            "released at the ack timeout, before validUntil + ack timeout"
+        );
+        tokio::time::timeout(Duration::from_secs(10), held)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(400));
+
+        let (acked_tx2, acked) = watch::channel(0u64);
+        let (_written_tx, written) = watch::channel(7u64);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let held = tokio::spawn(applied(acked, written, 7, Duration::from_millis(50), Some(far)));
+        acked_tx2.send_replace(7);
+        tokio::time::timeout(Duration::from_secs(10), held)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(acked_tx);
     }
 
     #[test]

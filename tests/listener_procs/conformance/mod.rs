@@ -349,9 +349,6 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "fails with every client: the agent releases an unacknowledged stop after \
-                        --ack-timeout-seconds even for an app that acknowledges, so another pod \
-                        starts the listener while the stop still runs (stops.rs)"]
             async fn sim_only_slow_stop() {
                 conformance(Case::SlowStop, C).await;
             }
