@@ -307,9 +307,19 @@ async fn conformance(case: Case, client: Client) {
     let Some(t) = t else {
         panic!("{case:?} with the {client:?} client: no trial");
     };
+    // The handover gaps (one app's stop → the next start of that listener), for the record.
+    let mut gaps = t.ns.log.analyse().gaps;
+    gaps.sort();
+    let at = |q: f64| {
+        gaps.get(((gaps.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+    };
     println!(
-        "{case:?} with the {client:?} client passed in {:.1?}",
-        started.elapsed()
+        "{case:?} with the {client:?} client passed in {:.1?}; {} handovers, gap p50 {:?} max {:?}",
+        started.elapsed(),
+        gaps.len(),
+        at(0.5).unwrap_or_default(),
+        at(1.0).unwrap_or_default()
     );
     crate::assert_clean(&t.ns, true);
 }
