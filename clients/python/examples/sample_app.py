@@ -1,5 +1,5 @@
-"""The sample user-service on the Python client: config/samples/app.py's behaviour, without the
-hand-written loop.
+"""The sample user-service on the Python client (the app config/samples runs, from a ConfigMap):
+a loop of threads, long polls and clocks a team would otherwise write, left to the client.
 
 "Running a listener" is a log line (``start <set>/<id> token=<n>``, ``stop <set>/<id>``), written
 when it starts and when its task has ended (before the stop is acknowledged); a real service opens

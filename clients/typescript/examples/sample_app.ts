@@ -1,6 +1,6 @@
 /**
- * The sample user-service on the TypeScript client: config/samples/app.py's behaviour (and
- * clients/python/examples/sample_app.py's), without the hand-written loop.
+ * The sample user-service on the TypeScript client: clients/python/examples/sample_app.py's
+ * behaviour (the app config/samples runs), on the TypeScript client.
  *
  * "Running a listener" is a log line (`start <set>/<id> token=<n>`, `stop <set>/<id>`), written
  * when it starts and when it has stopped (before the stop is acknowledged); a real service opens

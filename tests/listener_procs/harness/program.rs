@@ -1,4 +1,4 @@
-//! Apps that are OS processes — config/samples/app.py, the client libraries' sample apps — beside
+//! Apps that are OS processes — the client libraries' sample apps, the seed example — beside
 //! the sidecar: each prints `start <set>/<id> token=<n>` and `stop <set>/<id>` as it starts and
 //! stops a listener, which the harness logs as it reads them. Whatever else it prints (stdout and
 //! stderr) is kept for the test, and so is its exit.

@@ -1,5 +1,5 @@
-// The sample user-service on the Go client: config/samples/app.py's behaviour (as
-// clients/python/examples/sample_app.py), without the hand-written loop.
+// The sample user-service on the Go client: clients/python/examples/sample_app.py's behaviour
+// (the app config/samples runs), on the Go client.
 //
 // "Running a listener" is a log line ("start <set>/<id> token=<n>", "stop <set>/<id>"), written
 // when it starts and when its Start returns (before the stop is acknowledged); a real service
