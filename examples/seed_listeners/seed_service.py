@@ -67,4 +67,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:  # Ctrl-C in a terminal: the sessions were closed on the way out
+        sys.exit(130)
