@@ -45,7 +45,10 @@ async fn exited_by_itself(t: &Trial, pod: &str) -> Result<Vec<String>, Failure> 
         .clone()
         .ok_or_else(|| Failure::Harness(format!("the app of {pod} is not a process")))?;
     let what = format!("the app of {pod} exited");
-    let (exited, status) = t.step(wait_for(&what, Duration::from_secs(30), || async { record.exit() }).await)?;
+    let waited = wait_for(&what, Duration::from_secs(30), || async { record.exit() })
+        .await
+        .map_err(|e| format!("{e}; what it printed:\n{}", record.output().join("\n")));
+    let (exited, status) = t.step(waited)?;
     let mut v = Vec::new();
     if !status.success() {
         v.push(format!("the app of {pod} exited with {status} after SIGTERM"));
