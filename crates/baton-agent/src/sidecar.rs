@@ -321,7 +321,7 @@ async fn applied(
 }
 
 /// Publish the running set, each listener with its `validUntil`, as a new version; returns it.
-/// `told` keeps each listener's.
+/// `told` keeps the deadline of each listener the agent runs (its last one, once it is stopping).
 fn publish(
     shared: &Shared,
     running: &BTreeMap<(String, String), ListenerEntry>,
@@ -334,7 +334,11 @@ fn publish(
         .map(|(key, e)| {
             // No deadline known (cannot happen: it is published before the Start): already past.
             let until = valid.get(key).copied().unwrap_or(now);
-            told.insert(key.clone(), until);
+            // A listener the agent has begun to stop has no deadline any more (it is published
+            // as past): its last real one stays, the latest the app can have been told.
+            if let Some(at) = valid.get(key) {
+                told.insert(key.clone(), *at);
+            }
             let wall = wall_now
                 .checked_add(until.saturating_duration_since(now))
                 .unwrap_or(wall_now);
