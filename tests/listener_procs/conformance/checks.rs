@@ -83,10 +83,20 @@ pub fn contract(ns: &Ns, stop: Duration) -> Vec<String> {
     out
 }
 
+/// Each version the app behind `tap` was told, as first delivered (a long poll that times out
+/// hands the same version over again).
+fn first_deliveries(tap: &TapLog) -> BTreeMap<u64, crate::harness::tap::Delivered> {
+    let mut docs = BTreeMap::new();
+    for d in tap.documents() {
+        docs.entry(d.doc.version).or_insert(d);
+    }
+    docs
+}
+
 /// Rule 2: each acknowledgement the sidecar accepted came once every listener that ran when its
 /// version arrived, and that the version does not list (with that token), had stopped.
 fn acked_too_early(tap: &TapLog, app: &str, mine: &[&Interval], at: &dyn Fn(Instant) -> String) -> Vec<String> {
-    let docs: BTreeMap<u64, _> = tap.documents().into_iter().map(|d| (d.doc.version, d)).collect();
+    let docs = first_deliveries(tap);
     let mut out = Vec::new();
     for ack in tap
         .acks()
@@ -123,7 +133,7 @@ fn acked_too_early(tap: &TapLog, app: &str, mine: &[&Interval], at: &dyn Fn(Inst
 /// The last acknowledgement the sidecar accepted from the app behind `tap` of a version that
 /// lists none of `keys`: when it came.
 pub fn acked_without(tap: &TapLog, keys: &[String]) -> Option<Instant> {
-    let docs: BTreeMap<u64, _> = tap.documents().into_iter().map(|d| (d.doc.version, d)).collect();
+    let docs = first_deliveries(tap);
     tap.acks()
         .iter()
         .filter(|a| a.status.is_some_and(|s| (200..300).contains(&s)))
