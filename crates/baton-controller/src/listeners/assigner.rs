@@ -62,7 +62,9 @@ use crate::api::pod::CachedPod;
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
+mod keyed;
 mod rebalance;
+use keyed::Keyed;
 pub use rebalance::{Balance, Balancing, WAIT_HANDOVERS, WAIT_RESIDENCE};
 
 /// A listener of the set (after merging `listeners` and `listenersFrom`).
@@ -181,6 +183,8 @@ impl Move {
 
 struct Index<'a> {
     pods: BTreeMap<&'a str, &'a PodView>,
+    /// The same, hashed: every Lease's holder is looked up, several times a pass.
+    by_name: fnv::FnvHashMap<&'a str, &'a PodView>,
 }
 
 impl<'a> Index<'a> {
@@ -189,12 +193,13 @@ impl<'a> Index<'a> {
         for pod in pods {
             map.entry(pod.name.as_str()).or_insert(pod);
         }
-        Index { pods: map }
+        let by_name = map.iter().map(|(name, pod)| (*name, *pod)).collect();
+        Index { pods: map, by_name }
     }
 
     /// The pod named as holder, if it still exists (same uid when the Lease records one).
     fn holder_pod(&self, lease: &LeaseView) -> Option<&'a PodView> {
-        let pod = self.pods.get(lease.holder.as_deref()?)?;
+        let pod = self.by_name.get(lease.holder.as_deref()?)?;
         lease.held_by(&pod.name, &pod.uid).then_some(*pod)
     }
 
@@ -206,14 +211,6 @@ impl<'a> Index<'a> {
             self.holder_pod(lease)
         }
     }
-}
-
-fn by_key<'a, T: 'a>(items: impl Iterator<Item = &'a T>, key: impl Fn(&'a T) -> &'a str) -> BTreeMap<&'a str, &'a T> {
-    let mut map = BTreeMap::new();
-    for item in items {
-        map.entry(key(item)).or_insert(item);
-    }
-    map
 }
 
 /// Decide the moves that bring Leases towards the spec. See the module doc for the rules.
@@ -237,8 +234,8 @@ pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     balancing: Option<&Balancing>,
 ) -> (Vec<Move>, Balance) {
     let index = Index::new(pods);
-    let spec = by_key(listeners.iter().map(Borrow::borrow), |l| l.id.as_str());
-    let leases = by_key(leases.iter().map(Borrow::borrow), |l| l.listener.as_str());
+    let spec = Keyed::of(listeners.iter().map(Borrow::borrow), |l| l.id.as_str());
+    let leases = Keyed::of(leases.iter().map(Borrow::borrow), |l| l.listener.as_str());
     let limit = if max_per_pod == 0 {
         usize::MAX
     } else {
@@ -291,11 +288,7 @@ struct Load<'a> {
 }
 
 impl<'a> Load<'a> {
-    fn of(
-        index: &Index<'a>,
-        spec: &BTreeMap<&str, &ListenerView>,
-        leases: &BTreeMap<&'a str, &'a LeaseView>,
-    ) -> Load<'a> {
+    fn of(index: &Index<'a>, spec: &Keyed<'_, ListenerView>, leases: &Keyed<'a, LeaseView>) -> Load<'a> {
         let mut held: BTreeMap<&str, usize> = BTreeMap::new();
         let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
         for pod in index.pods.values().filter(|p| p.eligible) {
@@ -420,11 +413,7 @@ struct Sorted<'a> {
 }
 
 impl<'a> Sorted<'a> {
-    fn of(
-        index: &Index<'a>,
-        spec: &BTreeMap<&'a str, &'a ListenerView>,
-        leases: &BTreeMap<&'a str, &'a LeaseView>,
-    ) -> Sorted<'a> {
+    fn of(index: &Index<'a>, spec: &Keyed<'a, ListenerView>, leases: &Keyed<'a, LeaseView>) -> Sorted<'a> {
         let mut out = Sorted {
             releases: Vec::new(),
             free: Vec::new(),
@@ -432,8 +421,8 @@ impl<'a> Sorted<'a> {
             sticky: BTreeMap::new(),
             reserved: 0,
         };
-        for (id, listener) in spec {
-            let lease = leases.get(id).copied();
+        for (id, listener) in spec.iter() {
+            let lease = leases.get(id);
             let Some((lease, holder)) = lease.and_then(|l| index.live_holder(l).map(|p| (l, p))) else {
                 if !listener.suspended {
                     out.free.push((listener, lease));
@@ -458,13 +447,9 @@ impl<'a> Sorted<'a> {
 
 /// Leases of listeners the spec no longer has: a live holder is asked to release, a free Lease
 /// is deleted. (release requests, deletes)
-fn removed(
-    index: &Index<'_>,
-    spec: &BTreeMap<&str, &ListenerView>,
-    leases: &BTreeMap<&str, &LeaseView>,
-) -> (Vec<Move>, Vec<Move>) {
+fn removed(index: &Index<'_>, spec: &Keyed<'_, ListenerView>, leases: &Keyed<'_, LeaseView>) -> (Vec<Move>, Vec<Move>) {
     let (mut releases, mut deletes) = (Vec::new(), Vec::new());
-    for (id, lease) in leases {
+    for (id, lease) in leases.iter() {
         if spec.contains_key(id) {
             continue;
         }
@@ -542,11 +527,11 @@ pub struct Summary {
 /// starting).
 pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]) -> Summary {
     let index = Index::new(pods);
-    let spec = by_key(listeners.iter(), |l| l.id.as_str());
-    let leases = by_key(leases.iter(), |l| l.listener.as_str());
+    let spec = Keyed::of(listeners.iter(), |l| l.id.as_str());
+    let leases = Keyed::of(leases.iter(), |l| l.listener.as_str());
     let mut summary = Summary::default();
-    for (id, listener) in spec {
-        let lease = leases.get(id).copied();
+    for (id, listener) in spec.iter() {
+        let lease = leases.get(id);
         let live = lease.and_then(|l| index.live_holder(l).map(|p| (l, p)));
         let holder = lease.and_then(|l| l.holder.as_deref().filter(|h| !h.is_empty()));
         let state = match (live, holder) {

@@ -407,7 +407,6 @@ fn liveness_creates(input: &Input) -> Vec<(String, String)> {
 /// now. A listener without a Lease starts above the ceiling; one whose Lease was deleted under
 /// it prefers the pod that let it go.
 fn listener_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<ListenerView> {
-    let has_lease: BTreeSet<&str> = judged.views.iter().map(|l| l.listener.as_str()).collect();
     let mut views: Vec<ListenerView> = input
         .listeners
         .iter()
@@ -417,7 +416,7 @@ fn listener_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Listen
             last_transitions: memory
                 .last_token(&l.id)
                 .or(input.ceiling)
-                .filter(|_| !has_lease.contains(l.id.as_str())),
+                .filter(|_| !judged.by_listener.contains_key(l.id.as_str())),
             prefer: memory.preferred(&l.id),
         })
         .collect();
@@ -448,7 +447,11 @@ fn writes(
     memory: &Memory,
 ) -> (Vec<Write>, Option<Instant>, assigner::Balance) {
     let (hold, until) = held(input, judged, memory);
-    let wanted: BTreeSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
+    // Only a set that keeps unknown Leases asks which listeners are wanted.
+    let wanted: fnv::FnvHashSet<&str> = match input.keep_unknown {
+        true => input.listeners.iter().map(|l| l.id.as_str()).collect(),
+        false => Default::default(),
+    };
     let no_config: BTreeSet<&str> = input
         .listeners
         .iter()

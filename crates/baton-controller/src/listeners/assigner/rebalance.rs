@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{request, Index, LeaseView, Load, Move, ReleaseReason};
+use super::{request, Index, Keyed, LeaseView, Load, Move, ReleaseReason};
 
 /// What evening out may do (the pure form of `spec.rebalance`; `None` for `Sticky`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub(super) fn plan<'a>(
     index: &Index<'a>,
     load: &Load<'a>,
     sticky: &BTreeMap<&'a str, Vec<&'a LeaseView>>,
-    leases: &BTreeMap<&'a str, &'a LeaseView>,
+    leases: &Keyed<'a, LeaseView>,
     churn: &Churn,
     limit: usize,
     balancing: Option<&Balancing>,

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use fnv::FnvHashSet;
+
 use super::judge::Judged;
 use super::{Input, LivenessFacts, Memory, PodFacts};
 use crate::listeners::assigner::PodView;
@@ -11,7 +13,8 @@ use crate::listeners::assigner::PodView;
 /// selected, Ready pods whose agents answer, those whose agent never registered are eligible only
 /// while no registered one may take listeners ([`first_registered`]).
 pub(super) fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<PodView> {
-    let holders: BTreeSet<&str> = judged.views.iter().filter_map(|l| l.holder.as_deref()).collect();
+    // Hashed: every Lease names its holder, and a set has far more Leases than pods.
+    let holders: FnvHashSet<&str> = judged.views.iter().filter_map(|l| l.holder.as_deref()).collect();
     let answering: Vec<&PodFacts> = input
         .pods
         .iter()

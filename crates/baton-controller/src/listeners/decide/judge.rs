@@ -2,7 +2,9 @@
 //! free for another pod (expired, in the assigner's words), does its holder need a fence first,
 //! and when will that change.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use fnv::FnvHashMap as HashMap;
 
 use tokio::time::Instant;
 
@@ -70,7 +72,7 @@ enum Holder<'a> {
 type PodsByName<'a> = HashMap<&'a str, Vec<&'a PodFacts>>;
 
 fn pods_by_name<'a>(input: &Input<'a>) -> PodsByName<'a> {
-    let mut map: PodsByName<'a> = HashMap::with_capacity(input.pods.len());
+    let mut map: PodsByName<'a> = HashMap::with_capacity_and_hasher(input.pods.len(), Default::default());
     for p in input.pods {
         map.entry(p.name.as_str()).or_default().push(p);
     }
@@ -101,7 +103,7 @@ pub(super) fn leases<'a>(input: &'a Input<'a>, _memory: &Memory) -> Judged<'a> {
     let mut out = Judged {
         views: Vec::with_capacity(input.leases.len()),
         holders: Vec::with_capacity(input.leases.len()),
-        by_listener: HashMap::with_capacity(input.leases.len()),
+        by_listener: HashMap::with_capacity_and_hasher(input.leases.len(), Default::default()),
         next_expiry: None,
         recovered: 0,
         renewed: BTreeSet::new(),

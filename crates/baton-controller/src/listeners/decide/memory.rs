@@ -6,7 +6,9 @@
 //! lease durations) has passed), and since when the pods that may take listeners are the ones they
 //! are (evening out waits for them to settle).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use fnv::{FnvHashMap as HashMap, FnvHashSet as HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
