@@ -182,25 +182,21 @@ impl Move {
 }
 
 struct Index<'a> {
-    pods: BTreeMap<&'a str, &'a PodView>,
-    /// The same, hashed: every Lease's holder is looked up, several times a pass.
-    by_name: fnv::FnvHashMap<&'a str, &'a PodView>,
+    /// By name (hashed: every Lease's holder is looked up, several times a pass).
+    pods: Keyed<'a, PodView>,
 }
 
 impl<'a> Index<'a> {
     fn new(pods: &'a [PodView]) -> Self {
-        let mut map = BTreeMap::new();
-        for pod in pods {
-            map.entry(pod.name.as_str()).or_insert(pod);
+        Index {
+            pods: Keyed::of(pods.iter(), |p| p.name.as_str()),
         }
-        let by_name = map.iter().map(|(name, pod)| (*name, *pod)).collect();
-        Index { pods: map, by_name }
     }
 
     /// The pod named as holder, if it still exists (same uid when the Lease records one).
     fn holder_pod(&self, lease: &LeaseView) -> Option<&'a PodView> {
-        let pod = self.by_name.get(lease.holder.as_deref()?)?;
-        lease.held_by(&pod.name, &pod.uid).then_some(*pod)
+        let pod = self.pods.get(lease.holder.as_deref()?)?;
+        lease.held_by(&pod.name, &pod.uid).then_some(pod)
     }
 
     /// The live holder: the holder pod exists and the Lease has not expired.

@@ -4,7 +4,7 @@
 
 use fnv::FnvHashMap;
 
-/// Items of a slice by key, the first of each key kept (as `BTreeMap::entry().or_insert` would).
+/// Items by key, the first of each key kept (as `BTreeMap::entry().or_insert` would).
 pub(crate) struct Keyed<'a, T> {
     /// In key order.
     order: Vec<(&'a str, &'a T)>,

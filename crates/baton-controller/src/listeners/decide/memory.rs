@@ -7,9 +7,9 @@
 //! are (evening out waits for them to settle).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use fnv::{FnvHashMap as HashMap, FnvHashSet as HashSet};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
