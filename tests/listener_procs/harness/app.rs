@@ -344,6 +344,8 @@ pub struct App {
     /// What went between the app and its sidecar, when a tap is between them.
     pub tap: Option<Arc<super::tap::TapLog>>,
     pub(super) tap_proxy: Option<super::tap::Tap>,
+    /// An app that is an OS process: wakes its reader, which SIGKILLs it and reads on to its end.
+    pub(super) killer: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl App {
@@ -369,13 +371,21 @@ impl App {
             record: None,
             tap: None,
             tap_proxy: None,
+            killer: None,
         }
     }
 
-    /// The app's containers die (kill -9, node gone): its listeners stop now.
+    /// The app's containers die (kill -9, node gone): its listeners stop now. An OS process is
+    /// SIGKILLed (unless it has exited already) and its reader goes on to the end of what it
+    /// printed and records its exit, which aborting the reader would lose.
     pub fn kill(&self) {
-        self.log.kill(&self.id);
-        self.task.abort();
+        match &self.killer {
+            Some(killer) => killer.notify_one(),
+            None => {
+                self.log.kill(&self.id);
+                self.task.abort();
+            }
+        }
     }
 }
 

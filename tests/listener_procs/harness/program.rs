@@ -8,6 +8,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::app::{App, AppLog};
@@ -89,9 +90,20 @@ impl App {
         let record = Arc::new(ProcessRecord::default());
         let errors = tokio::spawn(keep(stderr, record.clone(), "stderr: "));
         let (l2, id2, r2) = (log.clone(), id.clone(), record.clone());
+        let killer = Arc::new(Notify::new());
+        let kill = killer.clone();
         let task = tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            loop {
+                let line = tokio::select! {
+                    line = lines.next_line() => line,
+                    () = kill.notified() => {
+                        // Killed (a no-op once it has exited): read on to the end.
+                        let _ = child.start_kill();
+                        continue;
+                    }
+                };
+                let Ok(Some(line)) = line else { break };
                 let mut words = line.split_whitespace();
                 match (words.next(), words.next(), words.next()) {
                     (Some("start"), Some(key), Some(token)) => {
@@ -111,6 +123,7 @@ impl App {
         });
         let mut app = App::with_task(id, log, task, pid);
         app.record = Some(record);
+        app.killer = Some(killer);
         app.tap = tap.as_ref().map(|t| t.log.clone());
         app.tap_proxy = tap;
         Ok(app)
@@ -122,5 +135,53 @@ async fn keep(from: impl AsyncRead + Unpin, record: Arc<ProcessRecord>, prefix: 
     let mut lines = BufReader::new(from).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         record.push(format!("{prefix}{line}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::harness::wait_for;
+
+    /// A pod's containers are killed (its graceful deletion ended) after its app exited but
+    /// before the harness read the end of what it printed: its exit and its last lines are still
+    /// recorded. A child keeps the app's stdout open for a moment, so the kill always comes first.
+    #[tokio::test]
+    async fn a_kill_after_the_app_exited_keeps_its_exit_and_last_lines() {
+        let log = Arc::new(AppLog::default());
+        let prog = Program {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "sleep 1 & echo 'start s/a token=3'; echo 'stop s/a'; echo bye".into(),
+            ],
+            env: Vec::new(),
+            tap: false,
+        };
+        let agent = SocketAddr::from(([127, 0, 0, 1], 9));
+        let app = App::process(log.clone(), "p#1".into(), &prog, agent).expect("the app runs");
+        let record = app.record.clone().expect("a process app has a record");
+        let pid = app.pid.expect("a process app has a pid");
+        let zombie = || async {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.trim_start().starts_with('Z').then_some(())
+        };
+        wait_for("the app's shell exited", Duration::from_secs(10), zombie)
+            .await
+            .expect("the shell exits at once");
+        app.kill();
+        let (_, status) = wait_for("its exit recorded", Duration::from_secs(10), || async { record.exit() })
+            .await
+            .expect("the exit is recorded");
+        assert!(status.success(), "{status}");
+        assert_eq!(record.output(), vec!["bye".to_string()]);
+        assert!(
+            log.unstopped("p#1").is_empty(),
+            "its stop was read: {:?}",
+            log.unstopped("p#1")
+        );
     }
 }
