@@ -75,6 +75,8 @@ pub struct Context {
     pub rollouts: Option<Store<crate::api::rollout::Rollout>>,
     /// (namespace, set) → what the decisions remember of the set (see [`Memory`]).
     pub(super) memory: Mutex<HashMap<(String, String), Memory>>,
+    /// (namespace, set) → the listeners its spec asks for, as last resolved.
+    pub(super) desired: super::desired::DesiredCache,
     /// (namespace, set) → when its status was last written.
     pub(super) status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
@@ -150,6 +152,7 @@ impl Context {
         self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.status_at.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.desired.forget(&key);
         self.index.forget_set(ns, set);
         self.pods.release(ns, set);
         self.collisions.forget(ns, set);

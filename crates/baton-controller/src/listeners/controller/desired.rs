@@ -1,12 +1,18 @@
 //! What a ListenerSet's spec asks for: its listeners after merging `listeners` and
-//! `listenersFrom`, each with where its config lives, and the problems found on the way.
+//! `listenersFrom`, each with where its config lives, and the problems found on the way. A set's
+//! resolved listeners are kept ([`DesiredCache`]) while its spec and the Secrets they were read
+//! from are unchanged: a pass at rest does not re-read thousands of Secret keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 
+use super::context::SetKey;
 use super::SecretStores;
 use crate::api::listenerset::{self, ListenerSet};
+use crate::listeners::decide::Wanted;
 
 /// One listener after merging `listeners` and `listenersFrom`.
 #[derive(Debug, Clone)]
@@ -20,8 +26,12 @@ pub(super) struct Resolved {
 }
 
 /// What the spec asks for, with the problems found on the way.
+#[derive(Default)]
 pub(super) struct Desired {
+    /// In id order.
     pub(super) listeners: Vec<Resolved>,
+    /// The same listeners as the decision reads them.
+    pub(super) wanted: Vec<Wanted>,
     pub(super) problems: Vec<String>,
     /// The listenersFrom Secret is missing: Leases of unknown listeners must not be removed.
     pub(super) keep_unknown: bool,
@@ -145,9 +155,170 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
         }
         r.config_problem = problem;
     }
+    let listeners: Vec<Resolved> = map.into_values().collect();
+    let wanted = listeners
+        .iter()
+        .map(|l| Wanted {
+            id: l.id.clone(),
+            suspended: l.suspended,
+            no_config: l.config_problem.is_some(),
+        })
+        .collect();
     Desired {
-        listeners: map.into_values().collect(),
+        listeners,
+        wanted,
         problems,
         keep_unknown,
+    }
+}
+
+impl Desired {
+    /// Where listener `id` takes its config from, as its Lease records it.
+    pub(super) fn config_of(&self, id: &str) -> Option<String> {
+        let at = self.listeners.binary_search_by(|l| l.id.as_str().cmp(id)).ok()?;
+        let (secret, key) = self.listeners[at].config.as_ref()?;
+        Some(listenerset::lease::config_value(secret, key))
+    }
+}
+
+/// What a resolution read: the set (uid, generation) and each Secret it looked at, by name, with
+/// its resourceVersion (None: missing) or why it cannot be read. Equal sources resolve alike.
+#[derive(PartialEq, Eq)]
+struct Source {
+    uid: String,
+    generation: i64,
+    secrets: Vec<(String, Result<Option<String>, String>)>,
+}
+
+/// The source of `set`'s resolution now; None for a set without uid or generation (never kept).
+fn source(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> Option<Source> {
+    let (uid, generation) = (set.uid()?, set.metadata.generation?);
+    let version = |s: &Secret| s.resource_version().unwrap_or_default();
+    let mut names: BTreeSet<&str> = set
+        .spec
+        .listeners
+        .iter()
+        .filter_map(|l| l.config_ref.as_ref())
+        .map(|c| c.secret_key_ref.name.as_str())
+        .collect();
+    let mut read = Vec::new();
+    if let Some(from) = &set.spec.listeners_from {
+        match (&from.secret_ref, &from.secret_selector) {
+            (Some(r), _) => {
+                names.insert(r.name.as_str());
+            }
+            (None, Some(selector)) => match secrets.select(ns, selector) {
+                Ok(found) => read.extend(found.iter().map(|s| (s.name_any(), Ok(Some(version(s)))))),
+                Err(why) => read.push((String::new(), Err(why))),
+            },
+            (None, None) => {}
+        }
+    }
+    for name in names {
+        let state = secrets.get(ns, name).map(|s| s.map(|s| version(&s)));
+        read.push((name.to_string(), state));
+    }
+    Some(Source {
+        uid,
+        generation,
+        secrets: read,
+    })
+}
+
+/// Each set's last resolution, with what it was read from.
+#[derive(Default)]
+pub(super) struct DesiredCache(Mutex<HashMap<SetKey, (Source, Arc<Desired>)>>);
+
+impl DesiredCache {
+    /// What `set` asks for now: the kept resolution while its source is unchanged, else a new
+    /// one (kept in its place).
+    pub(super) fn resolve(&self, set: &ListenerSet, ns: &str, secrets: &SecretStores) -> Arc<Desired> {
+        let key = (ns.to_string(), set.name_any());
+        // Read before resolving: a Secret that changes in between makes the next pass resolve again.
+        let Some(now) = source(set, ns, secrets) else {
+            return Arc::new(resolve(set, ns, secrets));
+        };
+        if let Some((kept, desired)) = self.lock().get(&key) {
+            if *kept == now {
+                return desired.clone();
+            }
+        }
+        let desired = Arc::new(resolve(set, ns, secrets));
+        self.lock().insert(key, (now, desired.clone()));
+        desired
+    }
+
+    /// Forget a deleted set.
+    pub(super) fn forget(&self, key: &SetKey) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SetKey, (Source, Arc<Desired>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SecretAccess;
+    use super::*;
+    use crate::api::listenerset::{ListenersFrom, SecretRef};
+    use kube::runtime::reflector::{self, store::Writer};
+    use kube::runtime::watcher;
+
+    fn secret(name: &str, version: &str, keys: &[&str]) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some(name.into());
+        s.metadata.namespace = Some("apps".into());
+        s.metadata.resource_version = Some(version.into());
+        s.data = Some(keys.iter().map(|k| (k.to_string(), Default::default())).collect());
+        s
+    }
+
+    fn set(generation: i64) -> ListenerSet {
+        let mut s = ListenerSet::new("accounts", Default::default());
+        s.metadata.namespace = Some("apps".into());
+        s.metadata.uid = Some("u1".into());
+        s.metadata.generation = Some(generation);
+        s.spec.listeners_from = Some(ListenersFrom {
+            secret_ref: Some(SecretRef { name: "ids".into() }),
+            ..Default::default()
+        });
+        s
+    }
+
+    fn ids(d: &Desired) -> Vec<&str> {
+        d.wanted.iter().map(|w| w.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_resolution_is_kept_while_the_spec_and_its_secrets_are_unchanged() {
+        let (store, mut writer): (_, Writer<Secret>) = reflector::store();
+        let secrets = SecretStores::with(SecretAccess::All, vec![(None, store)]);
+        writer.apply_watcher_event(&watcher::Event::Apply(secret("ids", "1", &["a", "b"])));
+        let cache = DesiredCache::default();
+        let first = cache.resolve(&set(1), "apps", &secrets);
+        assert_eq!(ids(&first), ["a", "b"]);
+        assert!(first.config_of("b").is_some());
+        assert_eq!(first.config_of("c"), None);
+        assert!(
+            Arc::ptr_eq(&first, &cache.resolve(&set(1), "apps", &secrets)),
+            "unchanged: kept"
+        );
+        // A new version of the Secret: resolved again.
+        writer.apply_watcher_event(&watcher::Event::Apply(secret("ids", "2", &["a", "b", "c"])));
+        let second = cache.resolve(&set(1), "apps", &secrets);
+        assert_eq!(ids(&second), ["a", "b", "c"]);
+        // A new generation of the spec: resolved again.
+        let third = cache.resolve(&set(2), "apps", &secrets);
+        assert!(!Arc::ptr_eq(&second, &third));
+        assert!(Arc::ptr_eq(&third, &cache.resolve(&set(2), "apps", &secrets)));
+        // The Secret gone: the problem is reported and unknown Leases kept.
+        writer.apply_watcher_event(&watcher::Event::Delete(secret("ids", "2", &[])));
+        let gone = cache.resolve(&set(2), "apps", &secrets);
+        assert!(gone.keep_unknown && gone.wanted.is_empty(), "{:?}", gone.problems);
+        // Forgotten with its set.
+        cache.forget(&("apps".into(), "accounts".into()));
+        assert!(!Arc::ptr_eq(&gone, &cache.resolve(&set(2), "apps", &secrets)));
     }
 }

@@ -209,6 +209,7 @@ fn start(
         liveness: tracker,
         started: tokio::time::Instant::now(),
         status_at: Mutex::new(HashMap::new()),
+        desired: Default::default(),
         collisions: Default::default(),
         secrets,
         rollouts: views.rollouts,

@@ -18,7 +18,7 @@ use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
 use crate::api::listenerset::{ListenerSet, ListenerSetStatus, LEASE_FINALIZER, PROTOCOL_ANNOTATION};
 use crate::api::pod::CachedPod;
 use crate::listeners::assigner;
-use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts, Wanted};
+use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts};
 
 /// The highest token the status vouches for: its ceiling, or what the fields of controllers
 /// before it recorded (read once, when such a controller wrote the status last); `None` when no
@@ -91,15 +91,7 @@ pub(super) fn decide_now(
     let leases = set_leases(ctx, &ns, &name);
     let pod_facts = pod_facts(pods, set, &ns, settled);
     ctx.metrics.objects.observe_leases(&ns, &name, &leases);
-    let wanted: Vec<Wanted> = desired
-        .listeners
-        .iter()
-        .map(|l| Wanted {
-            id: l.id.clone(),
-            suspended: l.suspended,
-            no_config: l.config_problem.is_some(),
-        })
-        .collect();
+    let wanted = &desired.wanted;
     let now = Instant::now();
     let wall = jiff::Timestamp::now();
     let (facts, read): (Vec<LeaseFacts>, Vec<Arc<CachedLease>>) = leases
@@ -137,7 +129,7 @@ pub(super) fn decide_now(
     let rebalance = balance::resolve(set, previous, wanted.len());
     let input = Input {
         deleting: set.metadata.deletion_timestamp.is_some(),
-        listeners: &wanted,
+        listeners: wanted,
         keep_unknown: desired.keep_unknown,
         max_per_pod: u32::try_from(set.spec.max_per_pod.max(0)).unwrap_or(0),
         rebalance: rebalance.as_ref(),

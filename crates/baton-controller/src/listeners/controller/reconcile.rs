@@ -17,7 +17,7 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::desired::{resolve, Desired};
+use super::desired::Desired;
 use super::finalize::{add_finalizer, finish_deletion};
 use super::read::{ceiling_of, decide_now};
 use super::report::{condition, report, write_status, Report};
@@ -146,7 +146,7 @@ async fn admit(
 /// What one pass decided, and from what.
 struct Pass {
     /// The spec's listeners (none while the set is being deleted).
-    desired: Desired,
+    desired: Arc<Desired>,
     /// The recover this pass carries out, if one is pending.
     recover_nonce: Option<String>,
     decision: Decision,
@@ -164,15 +164,13 @@ async fn decide_pass(
     previous: &ListenerSetStatus,
     deleting: bool,
 ) -> Result<Pass> {
+    let resolving = std::time::Instant::now();
     let desired = if deleting {
-        Desired {
-            listeners: Vec::new(),
-            problems: Vec::new(),
-            keep_unknown: false,
-        }
+        Arc::new(Desired::default())
     } else {
-        resolve(set, ns, &ctx.secrets)
+        ctx.desired.resolve(set, ns, &ctx.secrets)
     };
+    let resolved = resolving.elapsed();
     let recover_nonce = annotation(&set.metadata, RECOVER_ANNOTATION)
         .filter(|n| annotation(&set.metadata, RECOVERED_ANNOTATION) != Some(*n))
         .map(str::to_string);
@@ -202,6 +200,7 @@ async fn decide_pass(
         fences = decision.fences.len(),
         requeue = ?decision.requeue,
         took = ?started.elapsed(),
+        resolved = ?resolved,
         "decided"
     );
     Ok(Pass {

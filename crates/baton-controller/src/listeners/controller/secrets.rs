@@ -75,6 +75,12 @@ impl SecretStores {
 }
 
 impl SecretStores {
+    /// Stores over `stores`, read with `access` (tests fill the stores by hand).
+    #[cfg(test)]
+    pub(super) fn with(access: SecretAccess, stores: Vec<(Option<String>, Store<Secret>)>) -> SecretStores {
+        SecretStores { access, stores }
+    }
+
     /// The Secrets of `ns` that `selector` matches, in name order; Err says why the controller
     /// cannot read them.
     pub fn select(&self, ns: &str, selector: &LabelSelector) -> Result<Vec<Arc<Secret>>, String> {

@@ -22,7 +22,7 @@ use super::desired::Desired;
 use super::leases::{apply_move, fence, liveness_lease, Target};
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{
-    self, ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
+    ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
 };
 use crate::error::is_status;
 use crate::events::Severity as EventType;
@@ -137,15 +137,6 @@ pub(super) async fn apply_writes(
 ) -> bool {
     let name = set.name_any();
     let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
-    let config_of: BTreeMap<&str, String> = desired
-        .listeners
-        .iter()
-        .filter_map(|l| {
-            l.config
-                .as_ref()
-                .map(|(s, k)| (l.id.as_str(), listenerset::lease::config_value(s, k)))
-        })
-        .collect();
     // Only to pods the API server confirms (see `decide::confirm`): the pod cache may lag.
     let live = live_pods(ctx, ns, to_confirm(&decision.writes)).await;
     let (go, held_back) = confirmed(&decision.writes, &live);
@@ -160,7 +151,7 @@ pub(super) async fn apply_writes(
             ns,
             set: &name,
             lease: lease_by_listener.get(m.listener()).cloned(),
-            config: config_of.get(m.listener()).cloned(),
+            config: desired.config_of(m.listener()),
             default_duration: set.spec.lease_duration_seconds,
         };
         sends.push(apply_move(target, m, &ctx.stats).boxed());
