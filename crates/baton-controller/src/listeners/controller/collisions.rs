@@ -4,12 +4,11 @@
 //! it), so the listener stays pending: the set's Degraded condition and a Warning Event name the
 //! Lease, and the create is tried again every [`RETRY`] (two requests), not in a hot loop.
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 
-use crate::api::listenerset::lease::CachedLease;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use tracing::warn;
@@ -35,7 +34,7 @@ impl Collisions {
     pub(super) fn of(
         &self,
         (ns, set): (&str, &str),
-        leases: &BTreeMap<String, Arc<CachedLease>>,
+        leases: &super::read::LeaseByListener,
         wanted: &dyn Fn(&str) -> bool,
     ) -> Vec<String> {
         let mut all = self.lock();

@@ -173,6 +173,11 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
 }
 
 impl Desired {
+    /// Whether the spec asks for listener `id`.
+    pub(super) fn wants(&self, id: &str) -> bool {
+        self.listeners.binary_search_by(|l| l.id.as_str().cmp(id)).is_ok()
+    }
+
     /// Where listener `id` takes its config from, as its Lease records it.
     pub(super) fn config_of(&self, id: &str) -> Option<String> {
         let at = self.listeners.binary_search_by(|l| l.id.as_str().cmp(id)).ok()?;

@@ -2,7 +2,7 @@
 //! [`LeaseIndex`](super::index::LeaseIndex), never every Lease of the cluster), the namespace's
 //! pods, their liveness, and the token ceiling the status carries.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +77,9 @@ fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str, settled: &BTr
         .collect()
 }
 
+/// A set's listener Leases by listener.
+pub(super) type LeaseByListener = fnv::FnvHashMap<String, Arc<CachedLease>>;
+
 /// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
 pub(super) fn decide_now(
     ctx: &Context,
@@ -86,7 +89,7 @@ pub(super) fn decide_now(
     previous: &ListenerSetStatus,
     live_now: Option<&BTreeSet<String>>,
     (settled, under_way): &(BTreeSet<String>, BTreeSet<String>),
-) -> (Decision, BTreeMap<String, Arc<CachedLease>>) {
+) -> (Decision, LeaseByListener) {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
     let leases = set_leases(ctx, &ns, &name);
     let pod_facts = pod_facts(pods, set, &ns, settled);

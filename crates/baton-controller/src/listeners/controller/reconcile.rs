@@ -2,13 +2,12 @@
 //! make the writes (the status first when the token ceiling must rise, fences, liveness Leases,
 //! listener Leases), then report status.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::listenerset::lease::CachedLease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -19,7 +18,7 @@ use serde_json::json;
 
 use super::desired::Desired;
 use super::finalize::{add_finalizer, finish_deletion};
-use super::read::{ceiling_of, decide_now};
+use super::read::{ceiling_of, decide_now, LeaseByListener};
 use super::report::{condition, report, write_status, Report};
 use super::writes::{apply_fences, apply_writes, create_liveness};
 use super::{outbox, publish, Context};
@@ -59,7 +58,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         true => None,
         false => ctx.notifier.problems(&ns, &set.spec.notifications).await,
     };
-    let wanted = |l: &str| pass.desired.listeners.iter().any(|w| w.id == l);
+    let wanted = |l: &str| pass.desired.wants(l);
     let collisions = ctx.collisions.of((&ns, &name), &pass.lease_by_listener, &wanted);
     let reported = report(
         &set,
@@ -151,7 +150,7 @@ struct Pass {
     recover_nonce: Option<String>,
     decision: Decision,
     /// The set's listener Leases the decision was made on, by listener.
-    lease_by_listener: BTreeMap<String, Arc<CachedLease>>,
+    lease_by_listener: LeaseByListener,
 }
 
 /// Read what a decision needs beyond the caches (the spec's listeners, a pending recover's live

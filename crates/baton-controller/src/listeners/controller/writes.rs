@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::desired::Desired;
 use super::leases::{apply_move, fence, liveness_lease, Target};
+use super::read::LeaseByListener;
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{
     ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
@@ -133,7 +134,7 @@ pub(super) async fn apply_writes(
     ns: &str,
     desired: &Desired,
     decision: &Decision,
-    lease_by_listener: &BTreeMap<String, Arc<CachedLease>>,
+    lease_by_listener: &LeaseByListener,
 ) -> bool {
     let name = set.name_any();
     let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
