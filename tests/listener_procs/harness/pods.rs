@@ -3,6 +3,7 @@
 //! happens to them (graceful and force deletion, SIGKILL, restarts, partitions).
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,10 +74,35 @@ impl PodProcs {
     }
 }
 
-/// A free localhost port (bound and let go; the sidecar binds it next).
+/// Ports below this are left alone (well-known and registered services).
+const FIRST_PORT: u32 = 10_000;
+
+/// A free localhost port for a sidecar (bound and let go; the sidecar binds it next, and again
+/// after each restart). It is taken below the kernel's ephemeral range: a port let go inside it
+/// can be handed to any outgoing connection before the sidecar binds it, which then fails with
+/// "Address already in use"; below it only an explicit bind takes a port. Each test process
+/// walks the range from its own point, so two of them rarely probe the same port.
 fn free_port() -> R<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(FIRST_PORT);
+    if span < 1_000 {
+        // No room below the ephemeral range: let the kernel pick one.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        return Ok(l.local_addr().map_err(|e| e.to_string())?.port());
+    }
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST_PORT + (start + n) % span).map_err(|e| e.to_string())?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(format!("no free localhost port in {FIRST_PORT}..{ephemeral}"))
 }
 
 impl Ns {
@@ -468,5 +494,29 @@ impl Ns {
             .await
             .map(|_| ())
             .map_err(|e| format!("force-deleting pod {name}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sidecar's port is never one the kernel may hand to an outgoing connection meanwhile:
+    /// it lies below the ephemeral range, and it is free.
+    #[test]
+    fn sidecar_ports_are_free_and_below_the_ephemeral_range() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").expect("the port range");
+        let low: u16 = range
+            .split_whitespace()
+            .next()
+            .and_then(|l| l.parse().ok())
+            .expect("its low end");
+        let ports: Vec<u16> = (0..50).map(|_| free_port().expect("a port")).collect();
+        for p in &ports {
+            assert!((10_000..low).contains(p), "port {p} is not in 10000..{low}");
+            std::net::TcpListener::bind(("127.0.0.1", *p)).expect("the port is free");
+        }
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
     }
 }
