@@ -84,10 +84,7 @@ const FIRST_PORT: u32 = 10_000;
 /// walks the range from its own point, so two of them rarely probe the same port.
 fn free_port() -> R<u16> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32_768);
+    let ephemeral = ephemeral_floor();
     let span = ephemeral.saturating_sub(FIRST_PORT);
     if span < 1_000 {
         // No room below the ephemeral range: let the kernel pick one.
@@ -103,6 +100,15 @@ fn free_port() -> R<u16> {
         }
     }
     Err(format!("no free localhost port in {FIRST_PORT}..{ephemeral}"))
+}
+
+/// The lowest port of the kernel's ephemeral range (`ip_local_port_range`; Linux's default if
+/// unreadable).
+fn ephemeral_floor() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
 }
 
 impl Ns {
@@ -505,15 +511,13 @@ mod tests {
     /// it lies below the ephemeral range, and it is free.
     #[test]
     fn sidecar_ports_are_free_and_below_the_ephemeral_range() {
-        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").expect("the port range");
-        let low: u16 = range
-            .split_whitespace()
-            .next()
-            .and_then(|l| l.parse().ok())
-            .expect("its low end");
+        let low = u16::try_from(ephemeral_floor()).expect("a port number");
         let ports: Vec<u16> = (0..50).map(|_| free_port().expect("a port")).collect();
         for p in &ports {
-            assert!((10_000..low).contains(p), "port {p} is not in 10000..{low}");
+            assert!(
+                (u32::from(*p) >= FIRST_PORT) && *p < low,
+                "port {p} is not in {FIRST_PORT}..{low}"
+            );
             std::net::TcpListener::bind(("127.0.0.1", *p)).expect("the port is free");
         }
         let distinct: std::collections::BTreeSet<_> = ports.iter().collect();

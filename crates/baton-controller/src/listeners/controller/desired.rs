@@ -173,15 +173,20 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
 }
 
 impl Desired {
+    /// Listener `id`, if the spec asks for it.
+    fn find(&self, id: &str) -> Option<&Resolved> {
+        let at = self.listeners.binary_search_by(|l| l.id.as_str().cmp(id)).ok()?;
+        self.listeners.get(at)
+    }
+
     /// Whether the spec asks for listener `id`.
     pub(super) fn wants(&self, id: &str) -> bool {
-        self.listeners.binary_search_by(|l| l.id.as_str().cmp(id)).is_ok()
+        self.find(id).is_some()
     }
 
     /// Where listener `id` takes its config from, as its Lease records it.
     pub(super) fn config_of(&self, id: &str) -> Option<String> {
-        let at = self.listeners.binary_search_by(|l| l.id.as_str().cmp(id)).ok()?;
-        let (secret, key) = self.listeners[at].config.as_ref()?;
+        let (secret, key) = self.find(id)?.config.as_ref()?;
         Some(listenerset::lease::config_value(secret, key))
     }
 }
