@@ -51,15 +51,23 @@ pub struct Gaps {
 }
 
 impl Gaps {
-    /// Observe the Leases of set `ns/set` at `now`; returns the gaps that ended.
-    pub fn observe(&self, ns: &str, set: &str, leases: &[std::sync::Arc<CachedLease>], now: Instant) -> Vec<Duration> {
+    /// Observe the Leases of set `ns/set` that changed since its last observation (every one,
+    /// the first time) at `now`; `present` tells whether a listener of the set has a Lease now.
+    /// Returns the gaps that ended. A Lease that did not change reads as it did: it would take
+    /// no step.
+    pub fn observe(
+        &self,
+        ns: &str,
+        set: &str,
+        changed: &[std::sync::Arc<CachedLease>],
+        present: impl Fn(&str) -> bool,
+        now: Instant,
+    ) -> Vec<Duration> {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         let state = sets.entry((ns.to_string(), set.to_string())).or_default();
         let mut ended = Vec::new();
-        let mut present = std::collections::HashSet::with_capacity(leases.len());
-        for l in leases {
+        for l in changed {
             let Some((_, listener)) = listener_of(l) else { continue };
-            present.insert(listener);
             let (next, gap) = step(state.get(listener).copied(), seen(l), now);
             match next {
                 Some(t) => state.insert(listener.to_string(), t),
@@ -69,9 +77,7 @@ impl Gaps {
         }
         // A released Lease may be deleted (its pod's garbage collection) and made anew for the
         // next holder: the gap runs on for a while.
-        state.retain(|listener, released| {
-            present.contains(listener.as_str()) || now.duration_since(*released) < KEEP_ABSENT
-        });
+        state.retain(|listener, released| present(listener) || now.duration_since(*released) < KEEP_ABSENT);
         ended
     }
 

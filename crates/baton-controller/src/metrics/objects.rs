@@ -160,9 +160,10 @@ impl Objects {
         self.0.conflicts.get_or_create(&key).inc();
     }
 
-    /// The Leases of set `ns/set` as a reconcile reads them: ends handover gaps.
-    pub fn observe_leases(&self, ns: &str, set: &str, leases: &[Arc<CachedLease>]) {
-        let ended = self.0.gaps.observe(ns, set, leases, Instant::now());
+    /// The Leases of set `ns/set` that changed since its last reconcile, and which of its
+    /// listeners have a Lease (see [`super::gaps::Gaps::observe`]): ends handover gaps.
+    pub fn observe_leases(&self, ns: &str, set: &str, changed: &[Arc<CachedLease>], present: impl Fn(&str) -> bool) {
+        let ended = self.0.gaps.observe(ns, set, changed, present, Instant::now());
         if ended.is_empty() {
             return;
         }

@@ -77,6 +77,8 @@ pub struct Context {
     pub(super) memory: Mutex<HashMap<(String, String), Memory>>,
     /// (namespace, set) → the listeners its spec asks for, as last resolved.
     pub(super) desired: super::desired::DesiredCache,
+    /// (namespace, set) → its listener Leases as its last decision read them.
+    pub(super) lease_facts: Arc<super::facts::LeaseFactsCache>,
     /// (namespace, set) → when its status was last written.
     pub(super) status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
@@ -153,6 +155,7 @@ impl Context {
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.status_at.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.desired.forget(&key);
+        self.lease_facts.forget(&key);
         self.index.forget_set(ns, set);
         self.pods.release(ns, set);
         self.collisions.forget(ns, set);

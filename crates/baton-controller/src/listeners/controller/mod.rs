@@ -58,6 +58,7 @@ mod balance;
 mod collisions;
 mod context;
 mod desired;
+mod facts;
 mod finalize;
 pub mod index;
 mod leases;
@@ -210,6 +211,7 @@ fn start(
         started: tokio::time::Instant::now(),
         status_at: Mutex::new(HashMap::new()),
         desired: Default::default(),
+        lease_facts: Default::default(),
         collisions: Default::default(),
         secrets,
         rollouts: views.rollouts,

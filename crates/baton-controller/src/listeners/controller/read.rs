@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::balance;
 use super::desired::Desired;
+use super::facts::{Made, Stamp};
 use super::Context;
 use crate::api::listenerset::lease::{self, owner_pod, CachedLease, LeaseFields};
 use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
@@ -46,14 +47,22 @@ fn adopted(l: &CachedLease) -> bool {
 
 /// The set's listener Leases (the cache, corrected by the writes it has not shown yet).
 fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<CachedLease>> {
-    let cached: Vec<(String, String, Arc<CachedLease>)> = ctx
+    let cached: Vec<Arc<CachedLease>> = ctx
         .index
         .leases_of(ns, name)
         .into_iter()
         .filter_map(|n| ctx.leases.get(&ObjectRef::new(&n).within(ns)))
-        .map(|l| (l.name_any(), l.resource_version().unwrap_or_default(), l))
         .collect();
-    ctx.with_expectations(ns, name, |e| e.overlay(cached))
+    ctx.with_expectations(ns, name, |e| e.overlay(cached, name_and_version))
+}
+
+/// A Lease's name and resourceVersion.
+fn name_and_version(l: &Arc<CachedLease>) -> (&str, &str) {
+    let m = &l.metadata;
+    (
+        m.name.as_deref().unwrap_or_default(),
+        m.resource_version.as_deref().unwrap_or_default(),
+    )
 }
 
 /// The namespace's pods as the decision sees them.
@@ -77,8 +86,25 @@ fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str, settled: &BTr
         .collect()
 }
 
-/// A set's listener Leases by listener.
-pub(super) type LeaseByListener = fnv::FnvHashMap<String, Arc<CachedLease>>;
+/// A set's listener Leases by listener, with the facts its decision was made from.
+pub(super) type LeaseByListener = super::facts::Taken;
+
+/// The facts of Lease `l` of set `set` (`None`: not one of its listener Leases), and whether
+/// they may be kept while its resourceVersion stays.
+fn facts_of(ctx: &Context, set: &ListenerSet, name: &str, l: &CachedLease, now: Instant) -> Option<Made> {
+    let view = assigner::lease_view(l, name, false)?;
+    let seen = ctx.index.observed(l);
+    let facts = LeaseFacts {
+        name: l.name_any(),
+        view,
+        observed: seen.unwrap_or(now).max(ctx.started),
+        duration: crate::api::listenerset::lease::duration_of(l, set.spec.lease_duration_seconds),
+        terminating: lease::is_terminating(l),
+        adopted: adopted(l),
+        labelled_uid: l.label(HOLDER_UID_LABEL).map(str::to_string),
+    };
+    Some((facts, seen.is_some()))
+}
 
 /// Decide from the caches now (see [`decide`]); also the Leases decided from, by listener.
 pub(super) fn decide_now(
@@ -93,28 +119,24 @@ pub(super) fn decide_now(
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
     let leases = set_leases(ctx, &ns, &name);
     let pod_facts = pod_facts(pods, set, &ns, settled);
-    ctx.metrics.objects.observe_leases(&ns, &name, &leases);
     let wanted = &desired.wanted;
     let now = Instant::now();
     let wall = jiff::Timestamp::now();
-    let (facts, read): (Vec<LeaseFacts>, Vec<Arc<CachedLease>>) = leases
-        .iter()
-        .filter_map(|l| {
-            let mut view = assigner::lease_view(l, &name, false)?;
-            view.held_for = balance::held_for(l, wall);
-            let facts = LeaseFacts {
-                name: l.name_any(),
-                view,
-                observed: ctx.index.observed(l).unwrap_or(now).max(ctx.started),
-                duration: crate::api::listenerset::lease::duration_of(l, set.spec.lease_duration_seconds),
-                terminating: lease::is_terminating(l),
-                adopted: adopted(l),
-                labelled_uid: l.label(HOLDER_UID_LABEL).map(str::to_string),
-            };
-            Some((facts, l.clone()))
-        })
-        .unzip();
-    let uids: BTreeSet<&str> = pod_facts
+    let mut read = ctx.lease_facts.take((ns.clone(), name.clone()));
+    let stamp = Stamp {
+        uid: set.uid().unwrap_or_default(),
+        default_duration: set.spec.lease_duration_seconds,
+    };
+    let changed = read.update(
+        stamp,
+        leases,
+        |l| facts_of(ctx, set, &name, l, now),
+        |l| balance::held_for(l, wall),
+    );
+    let has_lease = |listener: &str| read.contains_key(listener);
+    ctx.metrics.objects.observe_leases(&ns, &name, &changed, has_lease);
+    let facts = read.facts();
+    let uids: fnv::FnvHashSet<&str> = pod_facts
         .iter()
         .map(|p| p.uid.as_str())
         .chain(facts.iter().filter_map(|f| f.view.holder_uid.as_deref()))
@@ -138,7 +160,7 @@ pub(super) fn decide_now(
         rebalance: rebalance.as_ref(),
         under_way,
         pods: &pod_facts,
-        leases: &facts,
+        leases: facts,
         liveness: &liveness,
         ceiling: ceiling_of(previous),
         recover: live_now,
@@ -150,6 +172,5 @@ pub(super) fn decide_now(
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
     ctx.learn_unresponsive(&ns, &decision, &pod_facts);
-    let lease_by_listener = facts.iter().map(|f| f.view.listener.clone()).zip(read).collect();
-    (decision, lease_by_listener)
+    (decision, read)
 }

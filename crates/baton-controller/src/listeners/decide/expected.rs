@@ -38,15 +38,20 @@ impl<T: Clone> UnseenWrites<T> {
         self.by_name.insert(name.to_string(), (replaced.to_string(), written));
     }
 
-    /// `cached` (every object of the set the cache shows, as `(name, resourceVersion, object)`)
-    /// with each object the cache shows at a `resourceVersion` one of our writes replaced
-    /// swapped for what that write made; expectations the cache has moved past are forgotten.
-    pub fn overlay(&mut self, cached: Vec<(String, String, T)>) -> Vec<T> {
+    /// `cached` (every object of the set the cache shows; `key` gives an object's name and
+    /// `resourceVersion`) with each object the cache shows at a `resourceVersion` one of our
+    /// writes replaced swapped for what that write made; expectations the cache has moved past
+    /// are forgotten.
+    pub fn overlay(&mut self, cached: Vec<T>, key: impl Fn(&T) -> (&str, &str)) -> Vec<T> {
+        if self.by_name.is_empty() {
+            return cached;
+        }
         let mut out = Vec::with_capacity(cached.len());
         let mut stale = BTreeMap::new();
-        for (name, rv, object) in cached {
-            match self.by_name.remove(&name) {
-                Some((replaced, written)) if replaced == rv => {
+        for object in cached {
+            let (name, rv) = key(&object);
+            match self.by_name.remove_entry(name) {
+                Some((name, (replaced, written))) if replaced == rv => {
                     out.extend(written.clone());
                     stale.insert(name, (replaced, written));
                 }
@@ -74,11 +79,15 @@ impl<T: Clone> UnseenWrites<T> {
 mod tests {
     use super::*;
 
-    fn cached(items: &[(&str, &str)]) -> Vec<(String, String, String)> {
-        items
-            .iter()
-            .map(|(n, rv)| (n.to_string(), rv.to_string(), format!("{n}@{rv}")))
-            .collect()
+    fn cached(items: &[(&str, &str)]) -> Vec<String> {
+        items.iter().map(|(n, rv)| format!("{n}@{rv}")).collect()
+    }
+
+    /// `name@version` (and what follows a space).
+    fn key<S: AsRef<str>>(object: &S) -> (&str, &str) {
+        let object = object.as_ref();
+        let (name, rest) = object.split_once('@').unwrap_or((object, ""));
+        (name, rest.split(' ').next().unwrap_or_default())
     }
 
     #[test]
@@ -86,19 +95,19 @@ mod tests {
         let mut e = UnseenWrites::default();
         e.wrote("a", "5", Some("a@7 (ours)".to_string()));
         assert_eq!(
-            e.overlay(cached(&[("a", "5"), ("b", "6")])),
+            e.overlay(cached(&[("a", "5"), ("b", "6")]), key),
             vec!["a@7 (ours)".to_string(), "b@6".into()]
         );
         assert_eq!(e.len(), 1, "still expected");
         // The cache shows our write: the cache is used, the expectation ends.
         assert_eq!(
-            e.overlay(cached(&[("a", "7"), ("b", "6")])),
+            e.overlay(cached(&[("a", "7"), ("b", "6")]), key),
             vec!["a@7".to_string(), "b@6".into()]
         );
         assert!(e.is_empty());
         // Once ended, an older view is not corrected any more (it cannot come back: caches only
         // move forward).
-        assert_eq!(e.overlay(cached(&[("a", "5")])), vec!["a@5".to_string()]);
+        assert_eq!(e.overlay(cached(&[("a", "5")]), key), vec!["a@5".to_string()]);
     }
 
     #[test]
@@ -106,11 +115,11 @@ mod tests {
         let mut e = UnseenWrites::default();
         e.wrote("a", "5", Some("a@7 (ours)".to_string()));
         // The agent renewed after our write (the cache skipped our version).
-        assert_eq!(e.overlay(cached(&[("a", "9")])), vec!["a@9".to_string()]);
+        assert_eq!(e.overlay(cached(&[("a", "9")]), key), vec!["a@9".to_string()]);
         assert!(e.is_empty());
         // Deleted after our write: the cache shows no object, nothing is brought back.
         e.wrote("b", "3", Some("b@4 (ours)".to_string()));
-        assert_eq!(e.overlay(cached(&[])), Vec::<String>::new());
+        assert_eq!(e.overlay(cached(&[]), key), Vec::<String>::new());
         assert!(e.is_empty());
     }
 
@@ -118,9 +127,12 @@ mod tests {
     fn a_delete_hides_the_object_until_the_cache_sees_it_gone() {
         let mut e = UnseenWrites::default();
         e.wrote("a", "5", None);
-        assert_eq!(e.overlay(cached(&[("a", "5"), ("b", "1")])), vec!["b@1".to_string()]);
+        assert_eq!(
+            e.overlay(cached(&[("a", "5"), ("b", "1")]), key),
+            vec!["b@1".to_string()]
+        );
         assert_eq!(e.len(), 1);
-        assert_eq!(e.overlay(cached(&[("b", "1")])), vec!["b@1".to_string()]);
+        assert_eq!(e.overlay(cached(&[("b", "1")]), key), vec!["b@1".to_string()]);
         assert!(e.is_empty());
     }
 }
