@@ -112,4 +112,52 @@ mod tests {
         let (_, g2) = step(s, Seen::Running, at(300));
         assert_eq!((g, g2), (None, None));
     }
+
+    /// Listener `a`'s Lease: released (`None`), assigned (`Some(false)`), or acknowledged.
+    fn lease(holder: Option<bool>) -> std::sync::Arc<CachedLease> {
+        use crate::api::listenerset::{LISTENERSET_LABEL, LISTENER_LABEL};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let mut l = CachedLease {
+            labels: [(LISTENERSET_LABEL, "s"), (LISTENER_LABEL, "a")].into_iter().collect(),
+            ..Default::default()
+        };
+        let t = |s: i64| jiff::Timestamp::from_second(s).ok().map(MicroTime);
+        if let Some(acknowledged) = holder {
+            l.spec.holder_identity = Some("pod".into());
+            l.spec.acquire_time = t(1);
+            l.spec.renew_time = t(if acknowledged { 2 } else { 1 });
+        }
+        std::sync::Arc::new(l)
+    }
+
+    #[test]
+    fn only_changed_leases_are_observed_and_an_absent_listener_is_kept_a_while() {
+        let gaps = Gaps::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let observe = |changed: &[std::sync::Arc<CachedLease>], present: bool, now| {
+            gaps.observe("ns", "s", changed, |l| present && l == "a", now)
+        };
+        assert!(observe(&[lease(None)], true, at(0)).is_empty());
+        // Passes that see no change of the Lease: the gap runs on from the release.
+        assert!(observe(&[], true, at(100)).is_empty());
+        assert!(observe(&[lease(Some(false))], true, at(200)).is_empty());
+        assert_eq!(
+            observe(&[lease(Some(true))], true, at(300)),
+            [Duration::from_millis(300)]
+        );
+        assert!(observe(&[], true, at(400)).is_empty(), "a gap ends once");
+        // Released, then its Lease deleted (the pod's garbage collection) and made anew.
+        assert!(observe(&[lease(None)], true, at(500)).is_empty());
+        assert!(observe(&[], false, at(600)).is_empty());
+        assert_eq!(
+            observe(&[lease(Some(true))], true, at(900)),
+            [Duration::from_millis(400)]
+        );
+        // Absent for longer than it is kept: forgotten.
+        assert!(observe(&[lease(None)], true, at(1000)).is_empty());
+        let later = at(1000) + KEEP_ABSENT;
+        assert!(observe(&[], false, later).is_empty());
+        assert!(observe(&[lease(Some(true))], true, later).is_empty());
+    }
 }
