@@ -521,10 +521,10 @@ pub struct Summary {
 /// Summarise the state of every listener in the spec (Leases of removed listeners are not
 /// counted). A suspended listener still running (release outstanding) counts as running (or
 /// starting).
-pub fn summarize(listeners: &[ListenerView], pods: &[PodView], leases: &[LeaseView]) -> Summary {
+pub fn summarize<L: Borrow<LeaseView>>(listeners: &[ListenerView], pods: &[PodView], leases: &[L]) -> Summary {
     let index = Index::new(pods);
     let spec = Keyed::of(listeners.iter(), |l| l.id.as_str());
-    let leases = Keyed::of(leases.iter(), |l| l.listener.as_str());
+    let leases = Keyed::of(leases.iter().map(Borrow::borrow), |l| l.listener.as_str());
     let mut summary = Summary::default();
     for (id, listener) in spec.iter() {
         let lease = leases.get(id);

@@ -469,6 +469,7 @@ fn writes(
     let (leaving, staying): (Vec<&LeaseView>, Vec<&LeaseView>) = judged
         .views
         .iter()
+        .map(|l| &**l)
         .partition(|l| judged.terminating.contains(l.listener.as_str()));
     let staying: Vec<&LeaseView> = staying
         .into_iter()

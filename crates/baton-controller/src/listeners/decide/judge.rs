@@ -2,6 +2,7 @@
 //! free for another pod (expired, in the assigner's words), does its holder need a fence first,
 //! and when will that change.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use fnv::FnvHashMap as HashMap;
@@ -14,8 +15,8 @@ use crate::listeners::assigner::LeaseView;
 /// The set's Leases as judged now.
 pub(in crate::listeners) struct Judged<'a> {
     /// Every Lease's view, `expired` meaning "free for another pod" (in the order of
-    /// `Input::leases`).
-    pub(super) views: Vec<LeaseView>,
+    /// `Input::leases`): the input's own where it says so already, a copy where it does not.
+    pub(super) views: Vec<Cow<'a, LeaseView>>,
     /// The pod holding each Lease of `views`, if it exists (with the Lease's uid).
     pub(super) holders: Vec<Option<&'a PodFacts>>,
     /// Each listener's first Lease: its place in `views` and `Input::leases`.
@@ -127,10 +128,7 @@ pub(super) fn leases<'a>(input: &'a Input<'a>, _memory: &Memory) -> Judged<'a> {
             Holder::None | Holder::Gone => None,
         });
         if matches!(who, Holder::None) {
-            out.views.push(LeaseView {
-                expired: false,
-                ..view.clone()
-            });
+            out.views.push(judged(view, false));
             continue;
         }
         if view.renewed && lease.observed + lease.duration > now {
@@ -138,12 +136,21 @@ pub(super) fn leases<'a>(input: &'a Input<'a>, _memory: &Memory) -> Judged<'a> {
         }
         let live = input.liveness.get(uid);
         let expired = judge_one(input, lease, &who, live, &mut out, &mut fenced_pods);
-        out.views.push(LeaseView {
-            expired,
-            ..view.clone()
-        });
+        out.views.push(judged(view, expired));
     }
     out
+}
+
+/// `view` judged free for another pod or not: itself if it says so already (no copy per Lease
+/// and pass), else a copy that does.
+fn judged(view: &LeaseView, expired: bool) -> Cow<'_, LeaseView> {
+    match view.expired == expired {
+        true => Cow::Borrowed(view),
+        false => Cow::Owned(LeaseView {
+            expired,
+            ..view.clone()
+        }),
+    }
 }
 
 /// Whether the listener of `lease` is free for another pod; records fences, lapses and when to
