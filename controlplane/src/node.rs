@@ -96,8 +96,7 @@ impl NodeAgent {
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let patch = json!({"metadata": {"annotations": {ANNOTATION: "attached"}}});
-        let pod = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        let pod = patch_retrying(&api, name, &patch)
             .await
             .map_err(|e| format!("pods \"{name}\": {e}"))?;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -175,6 +174,25 @@ impl NodeAgent {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// How many times [`patch_retrying`] sends its patch.
+const PATCH_TRIES: u32 = 5;
+
+/// Merge `patch` into pod `name`, sent again after 200 ms when the request did not reach an
+/// answer (a pooled connection the server closed as the request went out): the patch is
+/// idempotent. An answer of the API server, an error status included, is returned as it is.
+async fn patch_retrying(api: &Api<Pod>, name: &str, patch: &serde_json::Value) -> Result<Pod, kube::Error> {
+    let mut tries = 1;
+    loop {
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            Err(e) if !matches!(e, kube::Error::Api(_)) && tries < PATCH_TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answer => return answer,
+        }
     }
 }
 
