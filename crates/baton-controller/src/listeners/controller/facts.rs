@@ -88,9 +88,8 @@ impl SetLeases {
                 None => {
                     let before = old.next_if(|((f, _), _)| f.name == name);
                     let made = make(&lease);
-                    let listener = |m: Option<&LeaseFacts>| m.map(|f| f.view.listener.clone());
-                    reshaped |=
-                        listener(before.as_ref().map(|((f, _), _)| f)) != listener(made.as_ref().map(|(f, _)| f));
+                    let was = before.as_ref().map(|((f, _), _)| f.view.listener.as_str());
+                    reshaped |= was != made.as_ref().map(|(f, _)| f.view.listener.as_str());
                     if made.is_some() {
                         changed.push(lease.clone());
                     }
