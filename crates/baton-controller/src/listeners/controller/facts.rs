@@ -70,9 +70,10 @@ impl SetLeases {
                 ..Default::default()
             };
         }
-        let facts = std::mem::take(&mut self.facts);
-        let objects = std::mem::take(&mut self.objects);
-        let keep = std::mem::take(&mut self.keep);
+        // Sized to the Leases read: a pushed-to vector would keep up to twice that.
+        let facts = std::mem::replace(&mut self.facts, Vec::with_capacity(leases.len()));
+        let objects = std::mem::replace(&mut self.objects, Vec::with_capacity(leases.len()));
+        let keep = std::mem::replace(&mut self.keep, Vec::with_capacity(leases.len()));
         let mut old = facts.into_iter().zip(objects).zip(keep).peekable();
         let mut reshaped = false;
         let mut changed = Vec::new();

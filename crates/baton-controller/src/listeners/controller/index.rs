@@ -34,17 +34,25 @@ struct Entry {
     observed: Instant,
 }
 
+/// One listener Lease as indexed.
+#[derive(Debug)]
+struct Indexed {
+    set: String,
+    entry: Entry,
+    /// The holder uid it is counted for in `by_holder`.
+    holder: Option<String>,
+}
+
 #[derive(Default)]
 struct Inner {
     /// The Leases of the watch's list in progress (a relist forgets what it does not show).
     listing: Option<BTreeSet<Key>>,
-    leases: HashMap<Key, (String, Entry)>,
+    /// (namespace, Lease name) → the Lease.
+    leases: HashMap<Key, Indexed>,
     /// (namespace, set) → its Lease names.
     by_set: HashMap<Key, BTreeSet<String>>,
     /// (namespace, holder uid) → set → how many of its Leases that pod holds.
     by_holder: HashMap<Key, BTreeMap<String, usize>>,
-    /// (namespace, Lease name) → (holder uid, set) as counted in `by_holder`.
-    held: HashMap<Key, (String, String)>,
 }
 
 /// The index (shared by the watch and every reconcile), and where the sets it wakes go.
@@ -139,7 +147,7 @@ impl LeaseIndex {
                         .leases
                         .iter()
                         .filter(|(k, _)| !seen.contains(*k))
-                        .map(|(k, (set, _))| (k.clone(), set.clone()))
+                        .map(|(k, l)| (k.clone(), l.set.clone()))
                         .collect()
                 };
                 for ((ns, name), set) in gone {
@@ -162,18 +170,22 @@ impl LeaseIndex {
         let key = (ns.clone(), name.clone());
         let mut inner = self.lock();
         let old = inner.leases.remove(&key);
-        if let Some((old_set, _)) = &old {
-            if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old_set.clone())) {
+        if let Some(old) = &old {
+            if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old.set.clone())) {
                 names.remove(&name);
             }
         }
-        if gone {
-            inner.unhold(&ns, lease);
-            return old.map(|(s, _)| s).or(set).map(|s| (ns, s));
-        }
-        let set = set?;
+        let (set, mut holder) = match (gone, set) {
+            (false, Some(set)) => (set, old.as_ref().and_then(|o| o.holder.clone())),
+            (_, set) => {
+                if let Some(old) = &old {
+                    inner.unhold(&ns, old);
+                }
+                return old.map(|o| o.set).or(set).map(|s| (ns, s));
+            }
+        };
         let (d, r) = (decision(lease), record(lease));
-        let entry = match old.as_ref().map(|(_, e)| *e) {
+        let entry = match old.as_ref().map(|o| o.entry) {
             Some(e) if e.record == r => Entry { decision: d, ..e },
             _ => Entry {
                 decision: d,
@@ -181,12 +193,25 @@ impl LeaseIndex {
                 observed: now,
             },
         };
-        let relevant = old.as_ref().is_none_or(|(_, e)| e.decision != d);
-        inner.leases.insert(key, (set.clone(), entry));
-        inner.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
+        let relevant = old.as_ref().is_none_or(|o| o.entry.decision != d);
         if relevant {
-            inner.rehold(&ns, lease);
+            if let Some(old) = &old {
+                inner.unhold(&ns, old);
+            }
+            holder = holder_uid(lease);
+            if let Some(uid) = &holder {
+                inner.hold(&ns, uid, &set);
+            }
         }
+        inner.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
+        inner.leases.insert(
+            key,
+            Indexed {
+                set: set.clone(),
+                entry,
+                holder,
+            },
+        );
         relevant.then_some((ns, set))
     }
 
@@ -198,8 +223,8 @@ impl LeaseIndex {
         self.lock()
             .leases
             .get(&key)
-            .filter(|(_, e)| e.record == r)
-            .map(|(_, e)| e.observed)
+            .filter(|l| l.entry.record == r)
+            .map(|l| l.entry.observed)
     }
 
     /// The names of set `set`'s Leases.
@@ -233,44 +258,34 @@ impl LeaseIndex {
         let mut inner = self.lock();
         if let Some(names) = inner.by_set.remove(&(ns.to_string(), set.to_string())) {
             for n in names {
-                inner.leases.remove(&(ns.to_string(), n));
+                if let Some(old) = inner.leases.remove(&(ns.to_string(), n)) {
+                    inner.unhold(ns, &old);
+                }
             }
         }
     }
 }
 
 impl Inner {
-    /// `lease` (now or before) held by its holder: re-count.
-    fn rehold(&mut self, ns: &str, lease: &CachedLease) {
-        self.unhold(ns, lease);
-        let (Some(uid), Some(set), Some(name)) = (holder_uid(lease), set_of(lease), lease.metadata.name.as_ref())
-        else {
-            return;
-        };
-        self.held
-            .insert((ns.to_string(), name.clone()), (uid.clone(), set.to_string()));
+    /// A Lease of `set` is held by the pod of uid `uid`: count it.
+    fn hold(&mut self, ns: &str, uid: &str, set: &str) {
         *self
             .by_holder
-            .entry((ns.to_string(), uid))
+            .entry((ns.to_string(), uid.to_string()))
             .or_default()
             .entry(set.to_string())
             .or_default() += 1;
     }
 
-    /// `lease` no longer counts for whoever held it.
-    fn unhold(&mut self, ns: &str, lease: &CachedLease) {
-        let Some(name) = lease.metadata.name.as_ref() else {
-            return;
-        };
-        let Some((uid, set)) = self.held.remove(&(ns.to_string(), name.clone())) else {
-            return;
-        };
-        let key = (ns.to_string(), uid);
+    /// The Lease `old` no longer counts for the pod it was counted for.
+    fn unhold(&mut self, ns: &str, old: &Indexed) {
+        let Some(uid) = &old.holder else { return };
+        let key = (ns.to_string(), uid.clone());
         if let Some(sets) = self.by_holder.get_mut(&key) {
-            if let Some(n) = sets.get_mut(&set) {
+            if let Some(n) = sets.get_mut(&old.set) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    sets.remove(&set);
+                    sets.remove(&old.set);
                 }
             }
             if sets.is_empty() {
@@ -279,3 +294,6 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

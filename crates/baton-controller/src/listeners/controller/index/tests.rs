@@ -1,0 +1,82 @@
+//! Unit tests of the listener Lease index: which pods hold which sets' Leases.
+use super::*;
+use crate::api::listenerset::lease::CachedOwner;
+
+/// Lease `name` of set `set` in namespace `ns`, held by pod `holder` (`(name, uid)`) or free.
+fn lease(name: &str, set: Option<&str>, holder: Option<(&str, &str)>) -> CachedLease {
+    let mut l = CachedLease::default();
+    l.metadata.namespace = Some("ns".into());
+    l.metadata.name = Some(name.into());
+    if let Some(set) = set {
+        l.labels = [(LISTENERSET_LABEL, set.to_string())].into_iter().collect();
+    }
+    if let Some((pod, uid)) = holder {
+        l.spec.holder_identity = Some(pod.into());
+        l.owner = Some(CachedOwner {
+            name: pod.into(),
+            uid: uid.into(),
+        });
+    }
+    l
+}
+
+fn held(index: &LeaseIndex, uid: &str) -> Vec<String> {
+    let mut sets = index.sets_held_by("ns", uid);
+    sets.sort();
+    sets
+}
+
+#[test]
+fn a_pod_holds_the_sets_of_its_leases_until_they_move_or_go() {
+    let (index, now) = (LeaseIndex::default(), Instant::now());
+    let woke = index.observe(&lease("a-1", Some("a"), Some(("p", "u1"))), false, now);
+    assert_eq!(woke, Some(("ns".to_string(), "a".to_string())));
+    index.observe(&lease("a-2", Some("a"), Some(("p", "u1"))), false, now);
+    index.observe(&lease("b-1", Some("b"), Some(("p", "u1"))), false, now);
+    assert_eq!(held(&index, "u1"), ["a", "b"]);
+    assert_eq!(index.leases_of("ns", "a"), ["a-1", "a-2"]);
+
+    // A handover: b-1 moves to u2; a-1 is released.
+    index.observe(&lease("b-1", Some("b"), Some(("q", "u2"))), false, now);
+    index.observe(&lease("a-1", Some("a"), None), false, now);
+    assert_eq!(held(&index, "u1"), ["a"]);
+    assert_eq!(held(&index, "u2"), ["b"]);
+
+    // The same record again wakes nothing and counts nothing twice.
+    assert_eq!(
+        index.observe(&lease("a-2", Some("a"), Some(("p", "u1"))), false, now),
+        None
+    );
+    index.observe(&lease("a-2", Some("a"), Some(("p", "u1"))), true, now);
+    assert!(!index.holds_any("ns", "u1"));
+    assert!(index.holds_any("ns", "u2"));
+}
+
+#[test]
+fn a_lease_that_loses_its_set_label_or_its_set_counts_for_nobody() {
+    let (index, now) = (LeaseIndex::default(), Instant::now());
+    index.observe(&lease("a-1", Some("a"), Some(("p", "u1"))), false, now);
+    index.observe(&lease("b-1", Some("b"), Some(("p", "u1"))), false, now);
+    // Its label taken off: no longer the set's, and the set is told.
+    let woke = index.observe(&lease("a-1", None, Some(("p", "u1"))), false, now);
+    assert_eq!(woke, Some(("ns".to_string(), "a".to_string())));
+    assert_eq!(held(&index, "u1"), ["b"]);
+    assert!(index.leases_of("ns", "a").is_empty());
+    index.forget_set("ns", "b");
+    assert!(!index.holds_any("ns", "u1"));
+    assert!(index.leases_of("ns", "b").is_empty());
+}
+
+#[test]
+fn a_relist_forgets_the_leases_it_does_not_show() {
+    use kube::runtime::watcher::Event;
+    let (index, now) = (LeaseIndex::default(), Instant::now());
+    index.apply(&Event::Apply(lease("a-1", Some("a"), Some(("p", "u1")))), now);
+    index.apply(&Event::Apply(lease("a-2", Some("a"), Some(("q", "u2")))), now);
+    index.apply(&Event::Init, now);
+    index.apply(&Event::InitApply(lease("a-2", Some("a"), Some(("q", "u2")))), now);
+    index.apply(&Event::InitDone, now);
+    assert!(!index.holds_any("ns", "u1"));
+    assert_eq!(held(&index, "u2"), ["a"]);
+    assert_eq!(index.leases_of("ns", "a"), ["a-2"]);
+}
