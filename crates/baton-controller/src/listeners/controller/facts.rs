@@ -41,8 +41,11 @@ pub(super) struct SetLeases {
     facts: Vec<LeaseFacts>,
     objects: Vec<Arc<CachedLease>>,
     keep: Vec<bool>,
-    /// Listener → its place in `facts` (the last Lease read of that listener).
-    by_listener: fnv::FnvHashMap<String, usize>,
+    /// Places in `facts` by listener id (stable: of one listener's Leases, the last read is
+    /// last), searched by halving: a place per Lease, no copy of its id.
+    by_listener: Vec<u32>,
+    /// How many listeners have a Lease.
+    listeners: usize,
 }
 
 fn same_version(a: &Arc<CachedLease>, b: &Arc<CachedLease>) -> bool {
@@ -105,14 +108,36 @@ impl SetLeases {
         }
         reshaped |= old.next().is_some();
         if reshaped {
-            self.by_listener = self
-                .facts
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.view.listener.clone(), i))
-                .collect();
+            self.index_listeners();
         }
         changed
+    }
+
+    /// Sort the places of the facts by listener id, and count the listeners.
+    fn index_listeners(&mut self) {
+        let facts = &self.facts;
+        let mut order: Vec<u32> = (0..facts.len()).filter_map(|i| u32::try_from(i).ok()).collect();
+        order.sort_by(|a, b| Self::id(facts, *a).cmp(Self::id(facts, *b)));
+        order.shrink_to_fit();
+        self.listeners = order
+            .windows(2)
+            .filter(|w| Self::id(facts, w[0]) != Self::id(facts, w[1]))
+            .count()
+            + usize::from(!order.is_empty());
+        self.by_listener = order;
+    }
+
+    fn id(facts: &[LeaseFacts], place: u32) -> &str {
+        facts.get(place as usize).map_or("", |f| f.view.listener.as_str())
+    }
+
+    /// The place in `facts` of the last Lease read of `listener`.
+    fn place(&self, listener: &str) -> Option<usize> {
+        let after = self
+            .by_listener
+            .partition_point(|p| Self::id(&self.facts, *p) <= listener);
+        let place = *self.by_listener.get(after.checked_sub(1)?)?;
+        (Self::id(&self.facts, place) == listener).then_some(place as usize)
     }
 
     /// The facts, in the order of the Leases read.
@@ -122,20 +147,20 @@ impl SetLeases {
 
     /// The Lease of `listener` read last.
     pub(super) fn get(&self, listener: &str) -> Option<&Arc<CachedLease>> {
-        self.by_listener.get(listener).and_then(|i| self.objects.get(*i))
+        self.place(listener).and_then(|i| self.objects.get(i))
     }
 
     pub(super) fn contains_key(&self, listener: &str) -> bool {
-        self.by_listener.contains_key(listener)
+        self.place(listener).is_some()
     }
 
     /// How many listeners have a Lease.
     pub(super) fn len(&self) -> usize {
-        self.by_listener.len()
+        self.listeners
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.by_listener.is_empty()
+        self.listeners == 0
     }
 }
 

@@ -153,6 +153,29 @@ fn a_lease_that_names_another_listener_moves_its_lookup() {
 }
 
 #[test]
+fn two_leases_of_one_listener_count_once_and_the_last_read_is_its_lease() {
+    let made = Cell::new(0);
+    let mut s = SetLeases::default();
+    // Leases `s-b` and `s-c` both name listener `a`; `s-d` names `d`.
+    let one = |l: &CachedLease| {
+        make(l, &made, true).map(|(mut f, k)| {
+            if f.name != "s-d" {
+                f.view.listener = "a".into();
+            }
+            (f, k)
+        })
+    };
+    let leases = vec![lease("s-b", "1"), lease("s-c", "2"), lease("s-d", "3")];
+    s.update(stamp("u"), leases, one, |_| None);
+    assert_eq!(s.len(), 2);
+    let of_a = s.get("a").and_then(|l| l.metadata.name.clone());
+    assert_eq!(of_a.as_deref(), Some("s-c"));
+    assert!(s.contains_key("d") && !s.contains_key("b") && !s.contains_key(""));
+    s.update(stamp("u"), Vec::new(), |l| make(l, &made, true), |_| None);
+    assert!(s.is_empty() && s.get("a").is_none());
+}
+
+#[test]
 fn a_pass_gives_its_sets_leases_back_and_a_set_without_leases_keeps_nothing() {
     let cache = Arc::new(LeaseFactsCache::default());
     let key: SetKey = ("ns".into(), "s".into());
