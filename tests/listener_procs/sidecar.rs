@@ -182,7 +182,24 @@ async fn sim_only_a_shutting_down_sidecar_is_given_nothing_back() {
     }
     let (spec, _) = listeners("sxt", 8);
     ok(ns.create_set("sxt", spec, 5).await);
-    let held = ok(ns.settled("sxt", 8, "8 listeners running", LONG).await);
+    // All running is not yet placed for good: a pod whose agent registered late gets its share
+    // by evening out after. Wait for four on each pod and none asked to move, or a move that
+    // comes after would look like an assignment to the shutting-down sidecar.
+    let held = ok(wait_for(
+        "8 listeners running, four on each pod, none on the move",
+        LONG,
+        || async {
+            let held = ns.settled("sxt", 8, "8 listeners running", LONG).await.ok()?;
+            let on = |p: &str| held.values().filter(|(h, _)| h.as_deref() == Some(p)).count();
+            let leases = ns.leases().list(&Default::default()).await.ok()?;
+            let moving = leases
+                .items
+                .iter()
+                .any(|l| baton::api::listenerset::lease::release_requested(l).is_some());
+            (on("sd-a") == 4 && on("sd-b") == 4 && !moving).then_some(held)
+        },
+    )
+    .await);
     let on_a: Vec<(String, i32)> = held
         .iter()
         .filter(|(_, (h, _))| h.as_deref() == Some("sd-a"))
