@@ -97,6 +97,9 @@ struct LogInner {
     /// runs now, without walking the whole history (a set of 10,000 listeners is sampled every
     /// 20 ms).
     open: HashMap<String, Vec<usize>>,
+    /// The listeners of `open` with more than one open interval: what a sample reports, kept as
+    /// starts and stops come so a sample costs what runs twice, not what runs.
+    doubled: BTreeSet<String>,
     /// Apps whose containers were killed: they log nothing any more.
     dead: BTreeSet<String>,
     /// (app, listener) of every tenure ended by the app's death, not by a stop it logged.
@@ -120,6 +123,9 @@ impl LogInner {
             }
             !done
         });
+        if open.len() < 2 {
+            self.doubled.remove(listener);
+        }
         if open.is_empty() {
             self.open.remove(listener);
         }
@@ -173,7 +179,11 @@ impl AppLog {
             start: Instant::now(),
             end: None,
         });
-        g.open.entry(listener.to_string()).or_default().push(at);
+        let open = g.open.entry(listener.to_string()).or_default();
+        open.push(at);
+        if open.len() > 1 {
+            g.doubled.insert(listener.to_string());
+        }
     }
 
     pub(super) fn stop(&self, app: &str, listener: &str) {
@@ -219,6 +229,21 @@ impl AppLog {
             .collect()
     }
 
+    /// Whether each listener of `ids` runs in exactly one app now, one that `ok` accepts (read
+    /// under one lock, without copying what runs).
+    pub fn each_runs_once(&self, ids: &[String], ok: impl Fn(&str) -> bool) -> bool {
+        let g = self.lock();
+        ids.iter().all(|id| match g.open.get(id).map(Vec::as_slice) {
+            Some([i]) => ok(&g.intervals[*i].app),
+            _ => false,
+        })
+    }
+
+    /// Whether some listener runs in two apps now.
+    pub fn any_doubled(&self) -> bool {
+        !self.lock().doubled.is_empty()
+    }
+
     /// How many listeners run in at least one app now.
     pub fn running_count(&self) -> usize {
         self.lock().open.len()
@@ -251,10 +276,14 @@ impl AppLog {
     fn sample(&self) {
         let mut g = self.lock();
         g.samples += 1;
+        if g.doubled.is_empty() {
+            return;
+        }
         let dups: Vec<String> = g
-            .running()
-            .filter_map(|(l, is)| {
-                let apps: Vec<&str> = is.map(|i| i.app.as_str()).collect();
+            .doubled
+            .iter()
+            .filter_map(|l| {
+                let apps: Vec<&str> = g.open.get(l)?.iter().map(|&i| g.intervals[i].app.as_str()).collect();
                 (apps.len() > 1).then(|| format!("{l} in {apps:?}"))
             })
             .collect();
@@ -424,95 +453,158 @@ fn poller(addr: watch::Receiver<Option<SocketAddr>>, docs: watch::Sender<Option<
     })
 }
 
-fn key(e: &Entry) -> String {
-    format!("{}/{}", e.listener_set, e.id)
+/// Until when a listed entry may run under the `validUntil` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Until {
+    /// No `validUntil` (an older sidecar): valid while listed.
+    Listed,
+    /// A `validUntil` that does not parse: never valid.
+    Never,
+    At(jiff::Timestamp),
 }
 
-/// Whether `e` may run now under the `validUntil` rule.
-fn valid(e: &Entry, honour: bool) -> bool {
-    if !honour {
-        return true;
-    }
-    match &e.valid_until {
-        // A document without validUntil (an older sidecar) is valid while listed.
-        None => true,
-        Some(t) => t
-            .parse::<jiff::Timestamp>()
-            .is_ok_and(|until| jiff::Timestamp::now() < until),
+impl Until {
+    fn of(e: &Entry) -> Until {
+        match &e.valid_until {
+            None => Until::Listed,
+            Some(t) => t.parse::<jiff::Timestamp>().map_or(Until::Never, Until::At),
+        }
     }
 }
 
+/// One document as the app reads it, parsed once: `<set>/<id>` → (token, until when it is valid).
+struct Listed {
+    version: u64,
+    entries: BTreeMap<String, (i32, Until)>,
+}
+
+impl Listed {
+    fn of(doc: &Doc) -> Listed {
+        let entries = doc
+            .listeners
+            .iter()
+            .map(|e| (format!("{}/{}", e.listener_set, e.id), (e.fencing_token, Until::of(e))))
+            .collect();
+        Listed {
+            version: doc.version,
+            entries,
+        }
+    }
+
+    /// What may run at `now`, and the next moment that changes by time alone.
+    fn wanted(&self, honour: bool, now: jiff::Timestamp) -> (BTreeMap<&String, i32>, Option<jiff::Timestamp>) {
+        let mut next: Option<jiff::Timestamp> = None;
+        let wanted = self
+            .entries
+            .iter()
+            .filter(|(_, (_, until))| match (honour, until) {
+                (false, _) | (true, Until::Listed) => true,
+                (true, Until::Never) => false,
+                (true, Until::At(at)) => {
+                    let valid = now < *at;
+                    if valid {
+                        next = Some(next.map_or(*at, |n| n.min(*at)));
+                    }
+                    valid
+                }
+            })
+            .map(|(k, (token, _))| (k, *token))
+            .collect();
+        (wanted, next)
+    }
+}
+
+/// What one app runs, and what it acknowledged.
+#[derive(Default)]
+struct Running {
+    /// key → token of the running tenure.
+    running: BTreeMap<String, i32>,
+    stopping: BTreeSet<String>,
+    stops: JoinSet<String>,
+    acked: u64,
+}
+
+impl Running {
+    /// Stop what `listed` no longer wants at `now` (or wants with another token), start what it
+    /// wants and is not running (once a stop of it has finished); the next moment this changes
+    /// by time alone.
+    fn apply(&mut self, cfg: &AppConfig, log: &Arc<AppLog>, id: &str, listed: &Listed) -> Option<jiff::Timestamp> {
+        let (wanted, next) = listed.wanted(cfg.honour_valid_until, jiff::Timestamp::now());
+        let leaving: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(k, t)| wanted.get(k) != Some(t))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in leaving {
+            self.running.remove(&k);
+            self.stopping.insert(k.clone());
+            let (log, id, delay) = (log.clone(), id.to_string(), cfg.stop_delay);
+            self.stops.spawn(async move {
+                tokio::time::sleep(delay).await;
+                log.stop(&id, &k);
+                k
+            });
+        }
+        for (k, t) in &wanted {
+            if !self.running.contains_key(*k) && !self.stopping.contains(*k) {
+                self.running.insert((*k).clone(), *t);
+                log.start(id, k, *t);
+            }
+        }
+        next
+    }
+
+    /// Nothing runs or is stopping that `listed` does not list.
+    fn applied(&self, listed: &Listed) -> bool {
+        self.running
+            .keys()
+            .chain(self.stopping.iter())
+            .all(|k| listed.entries.contains_key(k))
+    }
+}
+
+/// The app's loop. It looks again at what it runs when the document changes, a stop finishes, a
+/// `validUntil` passes or an acknowledgement is still to make, not at every poll: a pod of 500
+/// listeners polled every 20 ms would cost the test process more than what it tests.
 async fn run(cfg: AppConfig, log: Arc<AppLog>, id: String, file: PathBuf, addr: watch::Receiver<Option<SocketAddr>>) {
     let (doc_tx, mut docs) = watch::channel::<Option<Doc>>(None);
     let _poller = match cfg.mode {
         Mode::Http => Some(AbortOnDrop(poller(addr.clone(), doc_tx))),
         Mode::File => None,
     };
-    let mut doc: Option<Doc> = None;
-    // key → token of the running tenure.
-    let mut running: BTreeMap<String, i32> = BTreeMap::new();
-    let mut stopping: BTreeSet<String> = BTreeSet::new();
-    let mut stops: JoinSet<String> = JoinSet::new();
-    let mut acked = 0u64;
+    let mut listed: Option<Listed> = None;
+    let mut read: Vec<u8> = Vec::new();
+    let mut app = Running::default();
+    let (mut dirty, mut expires) = (true, None::<jiff::Timestamp>);
     loop {
         if cfg.mode == Mode::File {
-            if let Some(d) = std::fs::read(&file)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Doc>(&b).ok())
-            {
-                doc = Some(d);
-            }
-        } else if let Some(d) = docs.borrow_and_update().clone() {
-            doc = Some(d);
-        }
-        let listed: BTreeMap<String, &Entry> = doc
-            .iter()
-            .flat_map(|d| d.listeners.iter())
-            .map(|e| (key(e), e))
-            .collect();
-        let wanted: BTreeMap<&String, i32> = listed
-            .iter()
-            .filter(|(_, e)| valid(e, cfg.honour_valid_until))
-            .map(|(k, e)| (k, e.fencing_token))
-            .collect();
-        // Stop what is no longer wanted (or wanted with another token).
-        let leaving: Vec<String> = running
-            .iter()
-            .filter(|(k, t)| wanted.get(k) != Some(t))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in leaving {
-            running.remove(&k);
-            stopping.insert(k.clone());
-            let (log, id, delay) = (log.clone(), id.clone(), cfg.stop_delay);
-            stops.spawn(async move {
-                tokio::time::sleep(delay).await;
-                log.stop(&id, &k);
-                k
-            });
-        }
-        // Start what is wanted and not running (once a stop of it has finished).
-        for (k, t) in &wanted {
-            if !running.contains_key(*k) && !stopping.contains(*k) {
-                running.insert((*k).clone(), *t);
-                log.start(&id, k, *t);
-            }
-        }
-        // Acknowledge the version once nothing it does not list runs or is stopping.
-        if let (Mode::Http, Some(d)) = (cfg.mode, doc.as_ref()) {
-            let applied = running.keys().chain(stopping.iter()).all(|k| listed.contains_key(k));
-            if applied && d.version > acked {
-                let at = *addr.borrow();
-                if let Some(at) = at {
-                    let path = format!("/ack?version={}", d.version);
-                    if matches!(http(at, "POST", &path, Duration::from_secs(5)).await, Some((204, _))) {
-                        acked = d.version;
-                    }
+            if let Some(bytes) = std::fs::read(&file).ok().filter(|b| *b != read) {
+                if let Ok(d) = serde_json::from_slice::<Doc>(&bytes) {
+                    (listed, dirty) = (Some(Listed::of(&d)), true);
                 }
+                read = bytes;
             }
+        } else {
+            // The poller sends only a version it did not have: another version is another doc.
+            let doc = docs.borrow_and_update();
+            if let Some(d) = doc
+                .as_ref()
+                .filter(|d| listed.as_ref().is_none_or(|l| l.version != d.version))
+            {
+                (listed, dirty) = (Some(Listed::of(d)), true);
+            }
+        }
+        dirty |= expires.is_some_and(|at| jiff::Timestamp::now() >= at);
+        if let (true, Some(l)) = (dirty, listed.as_ref()) {
+            expires = app.apply(&cfg, &log, &id, l);
+            dirty = !acknowledge(&cfg, &addr, &mut app, l).await;
         }
         tokio::select! {
-            Some(Ok(k)) = stops.join_next(), if !stops.is_empty() => { stopping.remove(&k); }
+            Some(Ok(k)) = app.stops.join_next(), if !app.stops.is_empty() => {
+                app.stopping.remove(&k);
+                dirty = true;
+            }
             r = docs.changed(), if cfg.mode == Mode::Http => {
                 if r.is_err() {
                     tokio::time::sleep(cfg.poll).await;
@@ -523,6 +615,27 @@ async fn run(cfg: AppConfig, log: Arc<AppLog>, id: String, file: PathBuf, addr: 
     }
 }
 
+/// An HTTP app acknowledges the version of `listed` once nothing it does not list runs or is
+/// stopping; true when nothing is left to acknowledge.
+async fn acknowledge(
+    cfg: &AppConfig,
+    addr: &watch::Receiver<Option<SocketAddr>>,
+    app: &mut Running,
+    listed: &Listed,
+) -> bool {
+    if cfg.mode != Mode::Http || !app.applied(listed) || listed.version <= app.acked {
+        return true;
+    }
+    let at = *addr.borrow();
+    let Some(at) = at else { return false };
+    let path = format!("/ack?version={}", listed.version);
+    if matches!(http(at, "POST", &path, Duration::from_secs(5)).await, Some((204, _))) {
+        app.acked = listed.version;
+        return true;
+    }
+    false
+}
+
 /// Aborts its task when dropped.
 pub struct AbortOnDrop(pub JoinHandle<()>);
 
@@ -531,3 +644,6 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests;

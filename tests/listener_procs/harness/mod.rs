@@ -445,14 +445,9 @@ impl Ns {
         const CHECK_EVERY: Duration = Duration::from_millis(500);
         let checked = Mutex::new(std::time::Instant::now());
         let broken = wait_for(what, deadline, || {
-            let running = self.log.running();
-            let all = ids.iter().all(|id| {
-                running
-                    .get(id)
-                    .is_some_and(|apps| apps.len() == 1 && ok(pod_of(&apps[0])))
-            });
+            let all = self.log.each_runs_once(ids, |app| ok(pod_of(app)));
             let mut at = checked.lock().unwrap_or_else(|p| p.into_inner());
-            let due = at.elapsed() >= CHECK_EVERY || running.values().any(|apps| apps.len() > 1);
+            let due = at.elapsed() >= CHECK_EVERY || self.log.any_doubled();
             let v = if all || !due {
                 Vec::new()
             } else {
