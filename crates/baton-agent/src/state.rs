@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 use super::{AgentConfig, Start, StopReason};
 use baton_api::listenerset::{lease, liveness as wire, DEFAULT_LEASE_DURATION_SECONDS};
 
+mod deadlines;
 mod liveness;
 mod registration;
 mod retry;
@@ -292,23 +293,6 @@ impl State {
         }
     }
 
-    /// When a listener stops unless something extends it (see the module doc).
-    fn deadline(&self, t: &Tracked) -> Option<Instant> {
-        let covered = t.ack_reg != 0 && t.ack_reg == self.live.current();
-        let base = t.ack_base.max(if covered { self.live.base } else { None })?;
-        Some(base + t.duration.saturating_sub(self.cfg.margin(t.duration)))
-    }
-
-    /// Each running listener's safety deadline, `(set, listener)` → the instant at which the
-    /// agent stops it unless something extends it first.
-    pub(super) fn valid_until(&self) -> BTreeMap<(String, String), Instant> {
-        self.tracked
-            .values()
-            .filter(|t| t.phase == Phase::Running)
-            .filter_map(|t| Some(((t.set.clone(), t.listener.clone()), self.deadline(t)?)))
-            .collect()
-    }
-
     /// Begin a graceful shutdown: stop every listener and release every Lease.
     pub(super) fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
@@ -419,15 +403,8 @@ impl State {
         let may_ack = self.may_ack(now);
         let current = self.live.current();
         let Some(t) = self.tracked.get_mut(name) else { return };
-        if t.in_flight.is_some() || now < t.due {
+        let Some(kind) = op_due(t, now, may_ack, current) else {
             return;
-        }
-        let kind = match t.phase {
-            Phase::Acking | Phase::Lost if may_ack => OpKind::Ack,
-            // A running listener no registration covers is kept alive by its own Lease.
-            Phase::Running | Phase::Stopping if (current == 0 || t.ack_reg != current) && may_ack => OpKind::Renew,
-            Phase::Releasing => OpKind::Release,
-            _ => return,
         };
         t.in_flight = Some((now, kind, current));
         self.ops_in_flight += 1;
@@ -595,10 +572,11 @@ impl State {
         if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
             return;
         }
+        let (may_ack, current) = (self.may_ack(now), self.live.current());
         let due: Vec<String> = self
             .tracked
             .iter()
-            .filter(|(_, t)| t.in_flight.is_none() && t.due <= now)
+            .filter(|(_, t)| op_due(t, now, may_ack, current).is_some())
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
@@ -650,10 +628,7 @@ impl State {
                 at(d);
             }
         }
-        let names: Vec<String> = self.tracked.keys().cloned().collect();
-        for name in &names {
-            self.issue(name, now);
-        }
+        self.issue_waiting(now);
         // What is due but could not be sent (no free slot, no registration yet) is looked at
         // again when a request ends or the registration changes.
         for t in self.tracked.values().filter(|t| t.in_flight.is_none() && t.due > now) {
@@ -665,6 +640,21 @@ impl State {
         }
         self.tick_live(now, &mut at);
         next
+    }
+}
+
+/// The request due for `t` at `now`, if one is (none while one is in flight): `may_ack` and the
+/// registration `current` as [`State::issue`] reads them.
+fn op_due(t: &Tracked, now: Instant, may_ack: bool, current: u64) -> Option<OpKind> {
+    if t.in_flight.is_some() || now < t.due {
+        return None;
+    }
+    match t.phase {
+        Phase::Acking | Phase::Lost if may_ack => Some(OpKind::Ack),
+        // A running listener no registration covers is kept alive by its own Lease.
+        Phase::Running | Phase::Stopping if (current == 0 || t.ack_reg != current) && may_ack => Some(OpKind::Renew),
+        Phase::Releasing => Some(OpKind::Release),
+        _ => None,
     }
 }
 

@@ -177,12 +177,7 @@ pub(super) async fn run(
     loop {
         let next = st.tick(Instant::now());
         // Deadlines first: the application reads a Start's deadline when it gets the Start.
-        let now_valid = st.valid_until();
-        valid_until.send_if_modified(|v| {
-            let changed = *v != now_valid;
-            *v = now_valid;
-            changed
-        });
+        valid_until.send_if_modified(|v| st.refresh_valid_until(v));
         sh.perform(&mut st);
         if sh.sets_watch.is_some() && st.sets_watch_needless(&pod_shown.now) {
             info!("registered on the liveness Lease: no longer watching every Lease of the served sets");
@@ -235,6 +230,55 @@ pub(super) async fn run(
             }
             _ = tokio::time::sleep_until(wake) => {}
         }
+        if !take_ready(&mut st, &mut sh, &mut pod_watch, &mut pod_shown, &mut sets_shown) {
+            break;
+        }
     }
     info!("agent finished");
+}
+
+/// Most events taken in one go before the state machine looks at the clock again.
+const READY_AT_ONCE: usize = 256;
+
+/// Feed the state machine whatever else is ready already (changes of the watches, answers,
+/// acknowledgements), up to [`READY_AT_ONCE`]: a burst of 500 assignments is then a few passes
+/// over the tracked Leases, not 500. False when this pod's watch ended.
+fn take_ready(
+    st: &mut State,
+    sh: &mut Shell,
+    pod_watch: &mut Watch,
+    pod_shown: &mut Shown,
+    sets_shown: &mut Shown,
+) -> bool {
+    for _ in 0..READY_AT_ONCE {
+        match pod_watch.next().now_or_never() {
+            Some(Some(ev)) => {
+                feed(st, pod_shown, sets_shown, ev);
+                continue;
+            }
+            Some(None) => return false,
+            None => {}
+        }
+        if let Some(Some(ev)) = sh.sets_watch.as_mut().and_then(|w| w.next().now_or_never()) {
+            feed(st, sets_shown, pod_shown, ev);
+            continue;
+        }
+        if let Some(Some(done)) = (!sh.ops.is_empty()).then(|| sh.ops.next().now_or_never()).flatten() {
+            st.answered(&done.name, done.tracking, done.kind, done.result, Instant::now());
+            continue;
+        }
+        if let Some(Some(done)) = (!sh.live_ops.is_empty())
+            .then(|| sh.live_ops.next().now_or_never())
+            .flatten()
+        {
+            st.on_live_op(done.kind, done.result, Instant::now());
+            continue;
+        }
+        if let Some(Some((name, epoch))) = (!sh.acks.is_empty()).then(|| sh.acks.next().now_or_never()).flatten() {
+            st.on_ack(&name, epoch, Instant::now());
+            continue;
+        }
+        break;
+    }
+    true
 }

@@ -573,6 +573,10 @@ fn at_most_max_ops_in_flight_requests_are_in_flight() {
     }
     assert_eq!(started, n);
     assert_eq!(st.valid_until().len(), n);
+    let mut shown = crate::ValidUntil::new();
+    assert!(st.refresh_valid_until(&mut shown), "the first look fills it");
+    assert_eq!(shown, st.valid_until());
+    assert!(!st.refresh_valid_until(&mut shown), "nothing moved: nothing changes");
 }
 
 /// The tracking of `name`'s current request, from the Send among `actions`.

@@ -109,9 +109,13 @@ fn a_shorter_lease_arriving_after_registration_pulls_the_next_renewal_in() {
     // A quarter of 3 s after the registration was sent, not a quarter of 15 s.
     let (at, (kind, dur, _)) = next_live(&mut st, t0 + ms(510));
     assert_eq!((at, kind, dur), (t0 + ms(750), LiveOp::Renew, 3));
+    let mut shown = crate::ValidUntil::new();
+    assert!(st.refresh_valid_until(&mut shown));
     st.on_live_op(LiveOp::Renew, Ok(Some(live(3, Some(POD), 1))), t0 + ms(760));
     // Runs until that renewal's send + 3 s - 600 ms.
     assert_eq!(st.valid_until().get(&key("l3")), Some(&(t0 + ms(750) + ms(2400))));
+    assert!(st.refresh_valid_until(&mut shown), "the renewal moved a deadline");
+    assert_eq!(shown, st.valid_until());
     assert_eq!(next_live(&mut st, t0 + ms(760)).0, t0 + ms(1500));
 }
 
