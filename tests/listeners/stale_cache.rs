@@ -17,7 +17,7 @@ use baton::listeners::controller::{run_counted, ControllerConfig, SharedViews, S
 use baton::operator::SharedCaches;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 
 use crate::listener_world::*;
@@ -168,11 +168,22 @@ async fn a_lagging_pod_cache_never_gets_a_lease_written_for_a_gone_pod() {
         async move { gone.then_some(()) }
     })
     .await;
-    // Let the controller act on it (a few reconciles of the set).
+    // Let the controller act on it (a few reconciles of the set). A controller with nothing
+    // left to do looks again only when something changes: the set is touched until it has.
     let seen = stats.reconciles.load(Ordering::Relaxed);
+    let touches = std::sync::atomic::AtomicU32::new(0);
     wait_for("3 reconciles after the deletions", Duration::from_secs(30), || {
         let n = stats.reconciles.load(Ordering::Relaxed);
-        async move { (n >= seen + 3).then_some(()) }
+        let touch = touches.fetch_add(1, Ordering::Relaxed);
+        let sets = w.sets();
+        async move {
+            if n >= seen + 3 {
+                return Some(());
+            }
+            let patch = serde_json::json!({"metadata": {"annotations": {"test.baton.dev/touched": touch.to_string()}}});
+            let _ = sets.patch("sxt", &PatchParams::default(), &Patch::Merge(&patch)).await;
+            None
+        }
     })
     .await;
     let wrong = written_after_deletion(&log, &on_a, "stale-a");
