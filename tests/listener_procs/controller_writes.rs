@@ -181,3 +181,72 @@ async fn sim_only_the_controllers_stale_patches_neither_overwrite_nor_recreate()
     );
     assert_clean(&ns, true);
 }
+
+/// sim-only, as above: one release request of the controller is held on its way.
+///
+/// A drain asks for every listener of the pod at once. A listener whose holder has let it go
+/// moves on while another's request is still on its way: the pass that sent the requests does
+/// not hold the handovers back until the slowest is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_only_a_slow_release_request_holds_back_no_other_handover() {
+    const SLOW: Duration = Duration::from_secs(20);
+    let ns = Ns::plain("slowreq").await;
+    let ctl = ok(ns.start_controller().await);
+    ok(ns.create_pod("sr-a").await);
+    ok(ns.create_pod("sr-b").await);
+    let (spec, keys) = listeners("srq", 4);
+    ok(ns.create_set("srq", spec, 8).await);
+    ok(ns.settled("srq", 4, "all four running", LONG).await);
+    let on_a: Vec<String> = keys
+        .iter()
+        .filter(|k| ns.running_on().get(*k).map(String::as_str) == Some("sr-a"))
+        .cloned()
+        .collect();
+    assert!(on_a.len() >= 2, "sr-a runs {on_a:?}: two are needed");
+    let id = |key: &str| key.rsplit('/').next().unwrap_or_default().to_string();
+    let (slow, other) = (id(&on_a[0]), on_a[1].clone());
+    let lease = lease_name("srq", &slow);
+    let path = format!("/leases/{lease}");
+    let rule = FaultRule {
+        client: Some(ctl.clone()),
+        latency: SLOW,
+        path: Some(path.clone()),
+        ..FaultRule::default()
+    };
+    ns.cluster.sim().faults.add_rule(rule.clone());
+    let t0 = Instant::now();
+    let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
+    ns.pods_api()
+        .patch("sr-a", &PatchParams::default(), &Patch::Merge(&drain))
+        .await
+        .expect("draining sr-a");
+    in_flight(&ns, &ctl, &path, t0).await;
+    ns.cluster.sim().faults.remove_rule(&rule);
+    // Well within the slow request's delay, the other listener runs on sr-b...
+    ok(ns
+        .wait_running("the other listener on sr-b", &[other], SLOW / 2, |pod| pod == "sr-b")
+        .await);
+    // ... while the slow request has not reached the Lease: its listener still runs on sr-a.
+    let held = ns
+        .leases()
+        .get(&lease)
+        .await
+        .expect("reading the slow listener's Lease");
+    let requested = held
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(baton::api::listenerset::RELEASE_REQUESTED_ANNOTATION));
+    assert!(requested.is_none(), "the slow request was answered already: {held:?}");
+    assert_eq!(
+        ns.running_on().get(&on_a[0]).map(String::as_str),
+        Some("sr-a"),
+        "{}",
+        ns.api_state().await
+    );
+    // Once it is answered, that listener moves too.
+    ok(ns
+        .wait_running("all four on sr-b", &keys, LONG, |pod| pod == "sr-b")
+        .await);
+    assert_clean(&ns, true);
+}

@@ -117,6 +117,11 @@ impl LeaseIndex {
         rx
     }
 
+    /// Wake set `set`, `(namespace, name)`, as a change of its Leases would.
+    pub(super) fn wake_set(&self, set: (String, String)) {
+        self.wake(Some(set));
+    }
+
     fn wake(&self, set: Option<(String, String)>) {
         let Some(set) = set else { return };
         if let Some(tx) = self.wakes.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {

@@ -68,6 +68,7 @@ mod publish;
 mod read;
 mod reconcile;
 mod report;
+mod requests;
 mod secrets;
 mod stats;
 mod undecodable;
@@ -150,6 +151,7 @@ pub async fn run_counted(
             futures::future::ready(())
         });
     futures::join!(run, report);
+    ctx.in_flight.abort_all();
     ctx.events.drain(Duration::from_secs(2)).await;
     info!("the ListenerSet controller stopped");
     stats
@@ -217,6 +219,7 @@ fn start(
         rollouts: views.rollouts,
         memory: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
+        in_flight: Default::default(),
         unresponsive: Mutex::new(Unresponsive::default()),
         stopped,
         stats,

@@ -2,7 +2,7 @@
 //! make the writes (the status first when the token ceiling must rise, fences, liveness Leases,
 //! listener Leases), then report status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use super::desired::Desired;
 use super::finalize::{add_finalizer, finish_deletion};
 use super::read::{ceiling_of, decide_now, LeaseByListener};
 use super::report::{condition, report, write_status, Report};
-use super::writes::{apply_fences, apply_writes, create_liveness};
+use super::writes::{apply_fences, apply_writes, create_liveness, Writing};
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{
     self, ListenerSet, ListenerSetStatus, CONDITION_DEGRADED, CONDITION_READY, CONDITION_STALLED, EVENT_RECOVERED,
@@ -151,6 +151,9 @@ struct Pass {
     decision: Decision,
     /// The set's listener Leases the decision was made on, by listener.
     lease_by_listener: LeaseByListener,
+    /// The listeners with a release request on its way when the Leases were read: the decision
+    /// may not show it yet, so they get no write from this pass.
+    in_flight: HashSet<String>,
 }
 
 /// Read what a decision needs beyond the caches (the spec's listeners, a pending recover's live
@@ -178,6 +181,7 @@ async fn decide_pass(
         None => None,
     };
     let rollouts = super::balance::rollouts_of(ctx, set, previous, pods);
+    let in_flight = ctx.in_flight.of(&(ns.to_string(), set.name_any()));
     let started = std::time::Instant::now();
     let (decision, lease_by_listener) = decide_now(ctx, pods, set, &desired, previous, live_now.as_ref(), &rollouts);
     let controller = crate::metrics::ControllerLabel {
@@ -207,6 +211,7 @@ async fn decide_pass(
         recover_nonce,
         decision,
         lease_by_listener,
+        in_flight,
     })
 }
 
@@ -223,7 +228,7 @@ struct Written {
 /// Make the pass's writes: the status first when the token ceiling must rise, then the fences,
 /// the liveness Leases and the listener Leases.
 async fn write_pass(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     set: &ListenerSet,
     ns: &str,
     previous: &ListenerSetStatus,
@@ -240,8 +245,16 @@ async fn write_pass(
     let (fenced, fence_failed) = apply_fences(ctx, set, ns, decision).await;
     create_liveness(ctx, ns, decision).await;
     // A failed write leaves the recover pending (unmarked), so the retry releases what this pass
-    // could not.
-    let retry_soon = apply_writes(ctx, set, ns, &pass.desired, decision, &pass.lease_by_listener).await || fence_failed;
+    // could not: a pass that carries out a recover waits for all its writes.
+    let writing = Writing {
+        set,
+        ns,
+        desired: &pass.desired,
+        lease_by_listener: &pass.lease_by_listener,
+        in_flight: &pass.in_flight,
+        detach: pass.recover_nonce.is_none(),
+    };
+    let retry_soon = apply_writes(ctx, writing, decision).await || fence_failed;
     Ok(Written {
         status,
         fenced,

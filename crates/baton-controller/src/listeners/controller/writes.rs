@@ -1,9 +1,10 @@
 //! Making a decision's writes: fences first (they gate the next decision's takeovers), the
 //! liveness Leases of new pods, then the listener Lease writes, all conditional and sent at once
-//! (the client bounds how many are in flight); each assignment reported in one Event per kind
-//! and burst, not one per listener.
+//! (the client bounds how many are in flight), the pass waiting for them but for the release
+//! requests [`requests`] sends on their own; each assignment reported in one Event per kind and
+//! burst, not one per listener.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::desired::Desired;
 use super::leases::{apply_move, fence, liveness_lease, Target};
 use super::read::LeaseByListener;
+use super::requests;
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{
     ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
@@ -32,7 +34,7 @@ use crate::listeners::decide::{confirmed, to_confirm, Decision, HowAssigned, Wri
 use crate::listeners::notices::{self as notes, Note};
 
 /// Listener Lease writes in flight at once from one reconcile (the client bounds the total).
-const WRITES_AT_ONCE: usize = 64;
+pub(super) const WRITES_AT_ONCE: usize = 64;
 /// Listeners an aggregated Event names before "and N more".
 const NAMED: usize = 5;
 
@@ -126,21 +128,59 @@ pub(super) async fn create_liveness(ctx: &Context, ns: &str, decision: &Decision
     }
 }
 
+/// What a pass's Lease writes are made from: the set, its listeners, the Leases decided from,
+/// the listeners that had a request on its way when they were read (see [`requests`]), and
+/// whether release requests may be sent without waiting for them.
+pub(super) struct Writing<'a> {
+    pub(super) set: &'a ListenerSet,
+    pub(super) ns: &'a str,
+    pub(super) desired: &'a Desired,
+    pub(super) lease_by_listener: &'a LeaseByListener,
+    pub(super) in_flight: &'a HashSet<String>,
+    pub(super) detach: bool,
+}
+
 /// Make the decision's Lease writes, all at once (each is independent and conditional), and
-/// report the assignments; true if one failed (retry soon).
-pub(super) async fn apply_writes(
-    ctx: &Context,
-    set: &ListenerSet,
-    ns: &str,
-    desired: &Desired,
-    decision: &Decision,
-    lease_by_listener: &LeaseByListener,
-) -> bool {
+/// report the assignments; true if one failed (retry soon). A listener with a request on its
+/// way gets no write; the release requests [`requests::detachable`] are sent without waiting.
+pub(super) async fn apply_writes(ctx: &Arc<Context>, w: Writing<'_>, decision: &Decision) -> bool {
+    let Writing {
+        set,
+        ns,
+        desired,
+        lease_by_listener,
+        in_flight,
+        detach,
+    } = w;
     let name = set.name_any();
     let lease_api: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
+    let key = (ns.to_string(), name.clone());
+    let (detached, writes): (Vec<Write>, Vec<Write>) = decision
+        .writes
+        .iter()
+        .filter(|w| {
+            let l = w.change.listener();
+            !in_flight.contains(l) && !ctx.in_flight.has(&key, l)
+        })
+        .cloned()
+        .partition(|w| detach && requests::detachable(&w.change));
+    if !detached.is_empty() {
+        let to = requests::Sending {
+            key,
+            api: lease_api.clone(),
+            default_duration: set.spec.lease_duration_seconds,
+        };
+        let read = |w: Write| {
+            let l = lease_by_listener.get(w.change.listener()).cloned();
+            (w, l)
+        };
+        requests::send(ctx, to, detached.into_iter().map(read).collect());
+    }
     // Only to pods the API server confirms (see `decide::confirm`): the pod cache may lag.
-    let live = live_pods(ctx, ns, to_confirm(&decision.writes)).await;
-    let (go, held_back) = confirmed(&decision.writes, &live);
+    let confirming = Instant::now();
+    let live = live_pods(ctx, ns, to_confirm(&writes)).await;
+    let confirmed_in = confirming.elapsed();
+    let (go, held_back) = confirmed(&writes, &live);
     for w in &held_back {
         info!(listenerset = %name, change = ?w.change, "assignment held back: the API server does not have the pod the cache shows");
     }
@@ -157,7 +197,12 @@ pub(super) async fn apply_writes(
         };
         sends.push(apply_move(target, m, &ctx.stats).boxed());
     }
+    let writing = Instant::now();
     let results: Vec<_> = futures::stream::iter(sends).buffered(WRITES_AT_ONCE).collect().await;
+    if !go.is_empty() {
+        let written_in = writing.elapsed();
+        debug!(listenerset = %name, namespace = ns, writes = go.len(), ?confirmed_in, ?written_in, "wrote");
+    }
     let mut retry_soon = !held_back.is_empty();
     let mut tally = Tally::default();
     let mut sent = Vec::new();
@@ -182,16 +227,7 @@ pub(super) async fn apply_writes(
                 }
             }
             Err(e) => {
-                if is_status(&e, 409) || is_status(&e, 404) {
-                    ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                    if matches!(m, Move::Assign { .. }) {
-                        ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);
-                    }
-                    ctx.metrics.objects.fencing_conflict(ns, &name);
-                    debug!(listenerset = %name, change = ?m, error = %e, "lease write lost a race");
-                } else {
-                    warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");
-                }
+                lost(ctx, ns, &name, m, &e);
                 retry_soon = true;
             }
         }
@@ -204,6 +240,21 @@ pub(super) async fn apply_writes(
         retry_soon |= found > 0 || found < taken.len();
     }
     retry_soon
+}
+
+/// Count and log a Lease write `m` of set `name` that failed with `e` (a lost race, or another
+/// failure).
+pub(super) fn lost(ctx: &Context, ns: &str, name: &str, m: &Move, e: &kube::Error) {
+    if is_status(e, 409) || is_status(e, 404) {
+        ctx.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+        if matches!(m, Move::Assign { .. }) {
+            ctx.stats.assign_conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        ctx.metrics.objects.fencing_conflict(ns, name);
+        debug!(listenerset = %name, change = ?m, error = %e, "lease write lost a race");
+    } else {
+        warn!(listenerset = %name, listener = m.listener(), error = %e, "lease write failed");
+    }
 }
 
 fn is_already_exists(e: &kube::Error) -> bool {
@@ -339,7 +390,14 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
 /// Remember a successful write conditional on a resourceVersion until the cache shows it (see
 /// [`UnseenWrites`](crate::listeners::decide::UnseenWrites)): the next reconcile must not decide
 /// from the Lease as it was before.
-fn expect(ctx: &Context, ns: &str, set: &str, m: &Move, read: Option<&Arc<CachedLease>>, written: Option<CachedLease>) {
+pub(super) fn expect(
+    ctx: &Context,
+    ns: &str,
+    set: &str,
+    m: &Move,
+    read: Option<&Arc<CachedLease>>,
+    written: Option<CachedLease>,
+) {
     let replaced = match m {
         Move::Assign {
             from_resource_version: Some(rv),
