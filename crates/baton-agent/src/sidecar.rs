@@ -329,6 +329,8 @@ fn publish(
     told: &mut ValidUntil,
 ) -> u64 {
     let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
+    // The listeners of one liveness Lease share their deadline: each is written out once.
+    let mut last: Option<(Instant, String)> = None;
     let listeners: Vec<ListenerEntry> = running
         .iter()
         .map(|(key, e)| {
@@ -339,11 +341,19 @@ fn publish(
             if let Some(at) = valid.get(key) {
                 told.insert(key.clone(), *at);
             }
-            let wall = wall_now
-                .checked_add(until.saturating_duration_since(now))
-                .unwrap_or(wall_now);
+            let text = match &last {
+                Some((at, text)) if *at == until => text.clone(),
+                _ => {
+                    let wall = wall_now
+                        .checked_add(until.saturating_duration_since(now))
+                        .unwrap_or(wall_now);
+                    let text = rfc3339_millis(wall);
+                    last = Some((until, text.clone()));
+                    text
+                }
+            };
             ListenerEntry {
-                valid_until: Some(rfc3339_millis(wall)),
+                valid_until: Some(text),
                 ..e.clone()
             }
         })
@@ -370,13 +380,17 @@ fn rfc3339_millis(t: jiff::Timestamp) -> String {
 async fn write_file(file: PathBuf, shared: Arc<Shared>) {
     let mut docs = shared.doc.subscribe();
     loop {
-        let doc = docs.borrow_and_update().clone();
-        if doc.version > *shared.written.borrow() {
-            let (path, bytes) = (file.clone(), render(&doc));
+        // Rendered from the shared copy: a version is not copied whole to be written.
+        let due = {
+            let doc = docs.borrow_and_update();
+            (doc.version > *shared.written.borrow()).then(|| (doc.version, render(&doc)))
+        };
+        if let Some((version, bytes)) = due {
+            let path = file.clone();
             let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
             match result {
                 Ok(Ok(())) => {
-                    shared.written.send_modify(|w| *w = (*w).max(doc.version));
+                    shared.written.send_modify(|w| *w = (*w).max(version));
                 }
                 Ok(Err(e)) => {
                     warn!(error = %e, file = %file.display(), "writing the listeners file failed; retrying");
@@ -440,8 +454,8 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
                 let mut rx = shared.doc.subscribe();
                 let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|d| d.version > wait)).await;
             }
-            let doc = shared.doc.borrow().clone();
-            reply(StatusCode::OK, render(&doc), "application/json")
+            let body = render(&shared.doc.borrow());
+            reply(StatusCode::OK, body, "application/json")
         }
         (&Method::POST, "/ack") => match query(&req, "version").and_then(|v| v.parse::<u64>().ok()) {
             Some(v) => {
@@ -512,6 +526,41 @@ mod tests {
             .unwrap()
             .unwrap();
         drop(acked_tx);
+    }
+
+    /// Listeners with one deadline get one text for it; another deadline gets its own, later
+    /// by as much; the deadlines are kept in `told`.
+    #[test]
+    fn each_listener_is_published_with_its_own_deadline() {
+        let shared = Shared {
+            doc: watch::channel(Document::default()).0,
+            acked: watch::channel(0).0,
+            written: watch::channel(0).0,
+        };
+        let key = |l: &str| ("s".to_string(), l.to_string());
+        let entry = |l: &str| ListenerEntry {
+            listener_set: "s".into(),
+            id: l.into(),
+            config: None,
+            fencing_token: 1,
+            valid_until: None,
+        };
+        let running: BTreeMap<_, _> = ["a", "b", "c", "d"].map(|l| (key(l), entry(l))).into();
+        let soon = Instant::now() + Duration::from_secs(10);
+        let later = soon + Duration::from_secs(5);
+        let valid: ValidUntil = [(key("a"), soon), (key("b"), soon), (key("c"), later), (key("d"), soon)].into();
+        let mut told = ValidUntil::new();
+        let version = publish(&shared, &running, &valid, &mut told);
+        let doc = shared.doc.borrow().clone();
+        assert_eq!(doc.version, version);
+        let at = |i: usize| -> jiff::Timestamp { doc.listeners[i].valid_until.as_deref().unwrap().parse().unwrap() };
+        let ids: Vec<&str> = doc.listeners.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(at(0), at(1));
+        assert_eq!(at(0), at(3));
+        assert_eq!(at(2).duration_since(at(0)), jiff::SignedDuration::from_secs(5));
+        assert_eq!(doc.valid_until, doc.listeners[0].valid_until);
+        assert_eq!(told, valid);
     }
 
     #[test]
