@@ -157,7 +157,7 @@ pub(super) async fn run(
         .boxed();
     let apis = Apis {
         leases,
-        configs: Configs::new(Api::namespaced(client, &cfg.namespace)),
+        configs: Configs::new(client, &cfg.namespace),
         timeout: cfg.request_timeout,
         pod: cfg.pod_name.clone(),
     };
