@@ -86,7 +86,8 @@ pub struct Document {
 }
 
 struct Shared {
-    doc: watch::Sender<Document>,
+    /// Shared, so a reader takes it and lets the channel go before rendering it.
+    doc: watch::Sender<Arc<Document>>,
     /// Highest version the application acknowledged.
     acked: watch::Sender<u64>,
     /// Highest version written to the file.
@@ -191,7 +192,7 @@ fn start_empty(cfg: &SidecarConfig) -> std::io::Result<Arc<Shared>> {
     };
     write_atomically(&cfg.file, &render(&initial))?;
     Ok(Arc::new(Shared {
-        doc: watch::channel(initial).0,
+        doc: watch::channel(Arc::new(initial)).0,
         acked: watch::channel(0).0,
         written: watch::channel(first).0,
     }))
@@ -362,10 +363,14 @@ fn publish(
     let earliest = listeners.iter().filter_map(|e| e.valid_until.clone()).min();
     let mut version = 0;
     shared.doc.send_modify(|d| {
-        d.version += 1;
-        d.listeners = listeners;
-        d.valid_until = earliest;
-        version = d.version;
+        version = d.version + 1;
+        *d = Arc::new(Document {
+            version,
+            pod: d.pod.clone(),
+            namespace: d.namespace.clone(),
+            listeners,
+            valid_until: earliest,
+        });
     });
     version
 }
@@ -380,11 +385,10 @@ fn rfc3339_millis(t: jiff::Timestamp) -> String {
 async fn write_file(file: PathBuf, shared: Arc<Shared>) {
     let mut docs = shared.doc.subscribe();
     loop {
-        // Rendered from the shared copy: a version is not copied whole to be written.
-        let due = {
-            let doc = docs.borrow_and_update();
-            (doc.version > *shared.written.borrow()).then(|| (doc.version, render(&doc)))
-        };
+        // Rendered from the shared copy (a version is not copied whole to be written), after
+        // letting the channel go (a publish does not wait for the rendering).
+        let doc = Arc::clone(&docs.borrow_and_update());
+        let due = (doc.version > *shared.written.borrow()).then(|| (doc.version, render(&doc)));
         if let Some((version, bytes)) = due {
             let path = file.clone();
             let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
@@ -454,7 +458,8 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
                 let mut rx = shared.doc.subscribe();
                 let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|d| d.version > wait)).await;
             }
-            let body = render(&shared.doc.borrow());
+            let doc = Arc::clone(&shared.doc.borrow());
+            let body = render(&doc);
             reply(StatusCode::OK, body, "application/json")
         }
         (&Method::POST, "/ack") => match query(&req, "version").and_then(|v| v.parse::<u64>().ok()) {
@@ -533,7 +538,7 @@ mod tests {
     #[test]
     fn each_listener_is_published_with_its_own_deadline() {
         let shared = Shared {
-            doc: watch::channel(Document::default()).0,
+            doc: watch::channel(Arc::new(Document::default())).0,
             acked: watch::channel(0).0,
             written: watch::channel(0).0,
         };

@@ -82,7 +82,7 @@ pub struct Context {
     /// (namespace, set) → when its status was last written.
     pub(super) status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
     /// The release requests on their way that no pass waits for (see [`super::requests`]).
-    pub(crate) in_flight: super::requests::InFlight,
+    pub(super) in_flight: super::requests::InFlight,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
     pub(super) written: Mutex<HashMap<SetKey, UnseenWrites<Arc<CachedLease>>>>,
     /// Listener Lease names taken by Leases that are not the set's (see [`collisions`]).

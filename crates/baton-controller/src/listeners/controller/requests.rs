@@ -41,7 +41,7 @@ pub(super) fn detachable(m: &Move) -> bool {
 
 /// The listeners of each set with a request on its way, and the tasks sending them.
 #[derive(Default)]
-pub(crate) struct InFlight {
+pub(super) struct InFlight {
     listeners: Mutex<HashMap<SetKey, HashSet<String>>>,
     tasks: Mutex<JoinSet<()>>,
 }
@@ -54,11 +54,6 @@ impl InFlight {
     /// The listeners of set `key` with a request on its way now.
     pub(super) fn of(&self, key: &SetKey) -> HashSet<String> {
         self.with(|m| m.get(key).cloned().unwrap_or_default())
-    }
-
-    /// Whether listener `listener` of set `key` has a request on its way.
-    pub(super) fn has(&self, key: &SetKey, listener: &str) -> bool {
-        self.with(|m| m.get(key).is_some_and(|s| s.contains(listener)))
     }
 
     /// Of `writes`, those whose listener had no request on its way, now marked as having one.
@@ -92,7 +87,7 @@ impl InFlight {
     }
 
     /// Stop every request still on its way (the controller stops: it may no longer write).
-    pub(crate) fn abort_all(&self) {
+    pub(super) fn abort_all(&self) {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
     }
 }
@@ -111,46 +106,46 @@ pub(super) fn send(ctx: &Arc<Context>, to: Sending, requests: Vec<(Write, Option
     if requests.is_empty() {
         return;
     }
-    let ctx2 = ctx.clone();
-    ctx.in_flight.spawn(async move {
-        let ctx = ctx2;
-        let Sending {
-            key,
-            api,
-            default_duration,
-        } = to;
-        let (ns, set) = (key.0.as_str(), key.1.as_str());
-        let sends = requests.into_iter().map(|(w, read)| {
-            let (api, ctx) = (&api, &ctx);
-            async move {
-                let target = Target {
-                    api,
-                    ns,
-                    set,
-                    lease: read.clone(),
-                    config: None,
-                    default_duration,
-                };
-                let r = apply_move(target, &w.change, &ctx.stats).await;
-                (w, read, r)
-            }
-        });
-        let mut answers = futures::stream::iter(sends).buffer_unordered(WRITES_AT_ONCE);
-        let mut refused = false;
-        while let Some((w, read, r)) = answers.next().await {
-            match r {
-                Ok(written) => expect(&ctx, ns, set, &w.change, read.as_ref(), written),
-                Err(e) => {
-                    lost(&ctx, ns, set, &w.change, &e);
-                    refused = true;
-                }
-            }
-            ctx.in_flight.done(&key, w.change.listener());
-        }
-        drop(answers);
-        if refused {
-            tokio::time::sleep(RETRY).await;
-            ctx.index.wake_set(key);
+    ctx.in_flight.spawn(deliver(Arc::clone(ctx), to, requests));
+}
+
+/// Send `requests`, record each answer, and wake the set again if one was refused.
+async fn deliver(ctx: Arc<Context>, to: Sending, requests: Vec<(Write, Option<Arc<CachedLease>>)>) {
+    let Sending {
+        key,
+        api,
+        default_duration,
+    } = to;
+    let (ns, set) = (key.0.as_str(), key.1.as_str());
+    let sends = requests.into_iter().map(|(w, read)| {
+        let (api, ctx) = (&api, &ctx);
+        async move {
+            let target = Target {
+                api,
+                ns,
+                set,
+                lease: read.clone(),
+                config: None,
+                default_duration,
+            };
+            let r = apply_move(target, &w.change, &ctx.stats).await;
+            (w, read, r)
         }
     });
+    let mut answers = futures::stream::iter(sends).buffer_unordered(WRITES_AT_ONCE);
+    let mut refused = false;
+    while let Some((w, read, r)) = answers.next().await {
+        match r {
+            Ok(written) => expect(&ctx, ns, set, &w.change, read.as_ref(), written),
+            Err(e) => {
+                lost(&ctx, ns, set, &w.change, &e);
+                refused = true;
+            }
+        }
+        ctx.in_flight.done(&key, w.change.listener());
+    }
+    if refused {
+        tokio::time::sleep(RETRY).await;
+        ctx.index.wake_set(key.clone());
+    }
 }

@@ -158,10 +158,9 @@ pub(super) async fn apply_writes(ctx: &Arc<Context>, w: Writing<'_>, decision: &
     let (detached, writes): (Vec<Write>, Vec<Write>) = decision
         .writes
         .iter()
-        .filter(|w| {
-            let l = w.change.listener();
-            !in_flight.contains(l) && !ctx.in_flight.has(&key, l)
-        })
+        // The requests on their way when the caches were read: a set's passes run one at a
+        // time and only they send requests, so none can have been sent since.
+        .filter(|w| !in_flight.contains(w.change.listener()))
         .cloned()
         .partition(|w| detach && requests::detachable(&w.change));
     if !detached.is_empty() {
