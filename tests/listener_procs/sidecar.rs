@@ -2,12 +2,14 @@
 //! (OOM) and restarts later than the lease; its app keeps running, and must stop each listener
 //! by the `validUntil` the sidecar last published — it cannot hear anything else — before the
 //! listener is given to another pod.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
+use baton::api::listenerset::liveness::liveness_lease_name;
 use baton::api::listenerset::{lease_name, REASON_AGENTS_NOT_RENEWING};
 use baton_sim::FaultRule;
 
@@ -182,24 +184,7 @@ async fn sim_only_a_shutting_down_sidecar_is_given_nothing_back() {
     }
     let (spec, _) = listeners("sxt", 8);
     ok(ns.create_set("sxt", spec, 5).await);
-    // All running is not yet placed for good: a pod whose agent registered late gets its share
-    // by evening out after. Wait for four on each pod and none asked to move, or a move that
-    // comes after would look like an assignment to the shutting-down sidecar.
-    let held = ok(wait_for(
-        "8 listeners running, four on each pod, none on the move",
-        LONG,
-        || async {
-            let held = ns.settled("sxt", 8, "8 listeners running", LONG).await.ok()?;
-            let on = |p: &str| held.values().filter(|(h, _)| h.as_deref() == Some(p)).count();
-            let leases = ns.leases().list(&Default::default()).await.ok()?;
-            let moving = leases
-                .items
-                .iter()
-                .any(|l| baton::api::listenerset::lease::release_requested(l).is_some());
-            (on("sd-a") == 4 && on("sd-b") == 4 && !moving).then_some(held)
-        },
-    )
-    .await);
+    let held = ok(four_on_each(&ns, "sxt", ["sd-a", "sd-b"]).await);
     let on_a: Vec<(String, i32)> = held
         .iter()
         .filter(|(_, (h, _))| h.as_deref() == Some("sd-a"))
@@ -234,5 +219,72 @@ async fn sim_only_a_shutting_down_sidecar_is_given_nothing_back() {
     // Its sidecar back, the stuck listener runs again, nothing twice.
     ok(ns.restart_agent("sd-a").await);
     ok(ns.settled("sxt", 8, "8 listeners running again", LONG).await);
+    assert_clean(&ns, true);
+}
+
+/// Wait for 8 listeners of set `set` running, four on each of `pods`, none asked to move (all
+/// running is not yet placed for good: a pod whose agent registered late gets its share by
+/// evening out after, and a move that comes after would look like an assignment to a
+/// shutting-down sidecar); what runs where, by listener: (holder, token).
+async fn four_on_each(ns: &Ns, set: &str, pods: [&str; 2]) -> Result<BTreeMap<String, (Option<String>, i32)>, String> {
+    wait_for(
+        "8 listeners running, four on each pod, none on the move",
+        LONG,
+        || async {
+            let held = ns.settled(set, 8, "8 listeners running", LONG).await.ok()?;
+            let on = |p: &str| held.values().filter(|(h, _)| h.as_deref() == Some(p)).count();
+            let leases = ns.leases().list(&Default::default()).await.ok()?;
+            let moving = leases
+                .items
+                .iter()
+                .any(|l| baton::api::listenerset::lease::release_requested(l).is_some());
+            (pods.iter().all(|p| on(p) == 4) && !moving).then_some(held)
+        },
+    )
+    .await
+}
+
+/// sim-only: every write of the SIGTERMed sidecar's liveness Lease takes 1.2 s (a fault rule on
+/// one path of one identity), so its leaving mark lands long after its listeners have stopped.
+/// Its releases wait for the mark: the controller never sees a released listener while the pod
+/// still looks able to take it, so nothing is assigned back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_only_a_sidecar_whose_leaving_mark_is_slow_is_given_nothing_back() {
+    let ns = ok(Ns::new(Cluster::shared(), "svl", AppConfig::default(), AgentFlags::default()).await);
+    ok(ns.start_controller().await);
+    for p in ["sv-a", "sv-b"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, keys) = listeners("sxt", 8);
+    ok(ns.create_set("sxt", spec, 5).await);
+    let held = ok(four_on_each(&ns, "sxt", ["sv-a", "sv-b"]).await);
+    let pod = ok(ns.pod("sv-a"));
+    let slow = FaultRule {
+        client: Some(pod.identity.clone()),
+        latency: Duration::from_millis(1200),
+        path: Some(format!("/leases/{}", liveness_lease_name(&pod.uid))),
+        ..FaultRule::default()
+    };
+    ns.cluster.sim().faults.add_rule(slow.clone());
+    let since = ns.cluster.history.rv.load(std::sync::atomic::Ordering::SeqCst);
+    ok(ns.term_agent("sv-a").await);
+    ns.cluster.sim().faults.remove_rule(&slow);
+    let given_back: Vec<String> = ns.cluster.history.with("svl", |h| {
+        h.leases
+            .iter()
+            .filter(|r| r.rv > since && r.holder.as_deref() == Some("sv-a"))
+            .filter(|r| held.get(&r.listener).is_none_or(|(_, t)| r.transitions > *t))
+            .map(|r| format!("{} (token {})", r.listener, r.transitions))
+            .collect()
+    });
+    assert!(
+        given_back.is_empty(),
+        "{} assignments to sv-a while its sidecar shut down, the first: {:?}",
+        given_back.len(),
+        &given_back[..given_back.len().min(10)]
+    );
+    ok(ns
+        .wait_running("every listener on sv-b", &keys, LONG, |p| p == "sv-b")
+        .await);
     assert_clean(&ns, true);
 }

@@ -31,8 +31,10 @@ use tracing::{debug, info, warn};
 
 use super::{AgentConfig, Start, StopReason};
 use baton_api::listenerset::{lease, liveness as wire, DEFAULT_LEASE_DURATION_SECONDS};
+use due::{op_due, Gates};
 
 mod deadlines;
+mod due;
 mod liveness;
 mod registration;
 mod retry;
@@ -45,6 +47,9 @@ pub(super) use retry::Retry;
 pub(super) const LIVENESS_WAIT: Duration = Duration::from_secs(2);
 /// Listener requests in flight at once (each is one connection of the client's pool).
 pub(super) const MAX_OPS_IN_FLIGHT: usize = 32;
+/// How long a shutting-down agent holds its releases back until its registration is marked
+/// leaving: a release the controller sees before the mark would be given back to this pod.
+pub(super) const LEAVING_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -178,6 +183,8 @@ pub(super) struct State {
     /// The per-set watch is open (the controller speaks the per-listener protocol).
     pub(super) watching_sets: bool,
     pub(super) shutting_down: bool,
+    /// When the shutdown began.
+    leaving_since: Option<Instant>,
     pub(super) epoch: u64,
     ops_in_flight: usize,
     /// Trackings of listener Leases so far.
@@ -198,6 +205,7 @@ impl State {
             started: now,
             watching_sets: false,
             shutting_down: false,
+            leaving_since: None,
             epoch: 0,
             ops_in_flight: 0,
             trackings: 0,
@@ -296,10 +304,27 @@ impl State {
     /// Begin a graceful shutdown: stop every listener and release every Lease.
     pub(super) fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
+        self.leaving_since.get_or_insert(now);
         self.live.leave(now);
         let names: Vec<String> = self.tracked.keys().cloned().collect();
         for name in names {
             self.evaluate(&name, now);
+        }
+    }
+
+    /// Releases may be sent: the agent is not shutting down, its registration is marked leaving
+    /// (or there is none to mark, or marking it fails), or it waited [`LEAVING_WAIT`] for that.
+    fn may_release(&self, now: Instant) -> bool {
+        self.leaving_since
+            .is_none_or(|since| self.live.left() || now >= since + LEAVING_WAIT)
+    }
+
+    /// What lets a write due now go out (see [`op_due`]).
+    fn gates(&self, now: Instant) -> Gates {
+        Gates {
+            may_ack: self.may_ack(now),
+            current: self.live.current(),
+            may_release: self.may_release(now),
         }
     }
 
@@ -400,13 +425,12 @@ impl State {
         if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
             return;
         }
-        let may_ack = self.may_ack(now);
-        let current = self.live.current();
+        let gates = self.gates(now);
         let Some(t) = self.tracked.get_mut(name) else { return };
-        let Some(kind) = op_due(t, now, may_ack, current) else {
+        let Some(kind) = op_due(t, now, gates) else {
             return;
         };
-        t.in_flight = Some((now, kind, current));
+        t.in_flight = Some((now, kind, gates.current));
         self.ops_in_flight += 1;
         self.out.push(Action::Send {
             name: name.to_string(),
@@ -572,11 +596,11 @@ impl State {
         if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
             return;
         }
-        let (may_ack, current) = (self.may_ack(now), self.live.current());
+        let gates = self.gates(now);
         let due: Vec<String> = self
             .tracked
             .iter()
-            .filter(|(_, t)| op_due(t, now, may_ack, current).is_some())
+            .filter(|(_, t)| op_due(t, now, gates).is_some())
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
@@ -638,23 +662,12 @@ impl State {
         if self.live.phase == LivePhase::Absent && now < self.started + LIVENESS_WAIT {
             at(self.started + LIVENESS_WAIT);
         }
+        // Releases held back for the leaving mark.
+        if let Some(since) = self.leaving_since.filter(|_| !self.may_release(now)) {
+            at(since + LEAVING_WAIT);
+        }
         self.tick_live(now, &mut at);
         next
-    }
-}
-
-/// The request due for `t` at `now`, if one is (none while one is in flight): `may_ack` and the
-/// registration `current` as [`State::issue`] reads them.
-fn op_due(t: &Tracked, now: Instant, may_ack: bool, current: u64) -> Option<OpKind> {
-    if t.in_flight.is_some() || now < t.due {
-        return None;
-    }
-    match t.phase {
-        Phase::Acking | Phase::Lost if may_ack => Some(OpKind::Ack),
-        // A running listener no registration covers is kept alive by its own Lease.
-        Phase::Running | Phase::Stopping if (current == 0 || t.ack_reg != current) && may_ack => Some(OpKind::Renew),
-        Phase::Releasing => Some(OpKind::Release),
-        _ => None,
     }
 }
 

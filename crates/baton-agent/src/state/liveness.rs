@@ -59,6 +59,10 @@ pub(crate) struct Liveness {
     /// The agent is shutting down: every write marks the registration leaving
     /// ([`liveness::LEAVING_ANNOTATION`]), so the controller gives the pod nothing new.
     pub(crate) leaving: bool,
+    /// The request in flight marks the registration leaving.
+    carries_mark: bool,
+    /// A write that marked the registration leaving succeeded.
+    marked: bool,
     retry: Retry,
 }
 
@@ -88,6 +92,8 @@ impl Liveness {
             due: now,
             seen: false,
             leaving: false,
+            carries_mark: false,
+            marked: false,
             retry,
         }
     }
@@ -98,6 +104,23 @@ impl Liveness {
         self.leaving = true;
         if self.phase == LivePhase::Registered && self.retry.failures() == 0 {
             self.due = now;
+        }
+    }
+
+    /// Whether the controller can know the agent leaves: its registration is marked leaving, or
+    /// there is none to mark, or marking it fails (releases are then not held back for it).
+    pub(crate) fn left(&self) -> bool {
+        self.phase != LivePhase::Registered || self.marked || self.retry.failures() > 0
+    }
+
+    /// When the next write is due after one sent at `sent` succeeded: at once when the agent
+    /// began leaving after it was sent (the mark must not wait for a renewal's time).
+    fn after_success(&mut self, sent: Instant, now: Instant, renew_every: Duration) -> Instant {
+        self.marked |= self.carries_mark;
+        if self.leaving && !self.marked {
+            now
+        } else {
+            sent + renew_every
         }
     }
 
@@ -190,6 +213,7 @@ impl Liveness {
             LivePhase::Registered => LiveOp::Renew,
         };
         self.in_flight = Some((now, op));
+        self.carries_mark = self.leaving;
         Some((op, lease))
     }
 
@@ -205,7 +229,7 @@ impl Liveness {
                 self.lease = Some(l);
                 self.phase = LivePhase::Registered;
                 self.base = Some(sent);
-                self.due = sent + renew_every;
+                self.due = self.after_success(sent, now, renew_every);
                 self.retry.reset();
                 info!(lease = %self.name, "liveness registered");
                 LiveChange::Registered
@@ -213,7 +237,7 @@ impl Liveness {
             (LiveOp::Renew, Ok(Some(l))) => {
                 self.lease = Some(l);
                 self.base = Some(sent);
-                self.due = sent + renew_every;
+                self.due = self.after_success(sent, now, renew_every);
                 self.retry.reset();
                 LiveChange::Nothing
             }

@@ -516,6 +516,10 @@ fn shutdown_stops_everything_and_releases_each_lease_once_acknowledged() {
     assert_eq!(stops(&a).len(), 2);
     assert_eq!(stopping.len(), 2, "{a:?}");
     assert!(sends(&a).is_empty(), "no release before the acks");
+    // The registration is marked leaving before anything is released.
+    st.tick(t0 + ms(40));
+    assert_eq!(live_sent(&st.take_actions()).map(|(k, ..)| k), Some(LiveOp::Renew));
+    st.on_live_op(LiveOp::Renew, Ok(Some(live(3, Some(POD), 1))), t0 + ms(45));
     // The ack in flight ends in a release, not a start.
     st.on_op(
         "sxt-l3",

@@ -510,3 +510,57 @@ fn a_shutdown_marks_the_registration_leaving_at_once_and_a_restart_registers_unm
     assert_eq!(live_sent(&a).map(|(k, ..)| k), Some(LiveOp::Register));
     assert_eq!(live_leaving(&a), Some(false));
 }
+
+#[test]
+fn releases_wait_for_the_leaving_mark_even_behind_a_renewal_sent_unmarked() {
+    let t0 = Instant::now();
+    let mut st = registered_running(t0);
+    // A renewal without the mark is in flight when the shutdown begins.
+    let (at, (kind, ..)) = next_live(&mut st, t0 + ms(30));
+    assert_eq!(kind, LiveOp::Renew);
+    st.shutdown(at + ms(1));
+    let epoch = match st.take_actions().as_slice() {
+        [Action::Stop { ack: Some(epoch), .. }] => *epoch,
+        a => panic!("one stop to acknowledge: {a:?}"),
+    };
+    st.on_ack(NAME, epoch, at + ms(2));
+    st.tick(at + ms(2));
+    assert!(
+        st.take_actions().is_empty(),
+        "nothing is released, nor sent beside the renewal"
+    );
+    // It answers: the mark goes at once, not at the next renewal's time; still no release.
+    st.on_live_op(LiveOp::Renew, Ok(Some(live(3, Some(POD), 1))), at + ms(3));
+    st.tick(at + ms(3));
+    let a = st.take_actions();
+    assert_eq!(live_sent(&a).map(|(k, ..)| k), Some(LiveOp::Renew), "{a:?}");
+    assert_eq!(live_leaving(&a), Some(true));
+    assert!(sends(&a).is_empty(), "{a:?}");
+    // Marked: the release goes.
+    st.on_live_op(LiveOp::Renew, Ok(Some(live(4, Some(POD), 1))), at + ms(4));
+    st.tick(at + ms(4));
+    assert_eq!(sends(&st.take_actions()), vec![(NAME.to_string(), OpKind::Release)]);
+}
+
+#[test]
+fn a_mark_that_does_not_land_holds_releases_back_no_longer_than_the_leaving_wait() {
+    let t0 = Instant::now();
+    let mut st = registered_running(t0);
+    st.shutdown(t0 + ms(30));
+    let epoch = match st.take_actions().as_slice() {
+        [Action::Stop { ack: Some(epoch), .. }] => *epoch,
+        a => panic!("one stop to acknowledge: {a:?}"),
+    };
+    st.on_ack(NAME, epoch, t0 + ms(31));
+    let wake = st.tick(t0 + ms(31));
+    let a = st.take_actions();
+    assert_eq!(live_leaving(&a), Some(true), "{a:?}");
+    assert!(sends(&a).is_empty(), "{a:?}");
+    // The mark hangs: the machine wakes when the wait is over, and releases then.
+    let until = t0 + ms(30) + LEAVING_WAIT;
+    assert!(wake.is_some_and(|w| w <= until), "{wake:?}");
+    st.tick(until - ms(1));
+    assert!(sends(&st.take_actions()).is_empty());
+    st.tick(until);
+    assert_eq!(sends(&st.take_actions()), vec![(NAME.to_string(), OpKind::Release)]);
+}
