@@ -185,6 +185,10 @@ pub(super) struct State {
     pub(super) shutting_down: bool,
     /// When the shutdown began.
     leaving_since: Option<Instant>,
+    /// Each running tracking and its deadline, as the published deadlines were last made from
+    /// them, and how many those were ([`State::refresh_valid_until`]).
+    published: Vec<(u64, Instant)>,
+    published_len: usize,
     pub(super) epoch: u64,
     ops_in_flight: usize,
     /// Trackings of listener Leases so far.
@@ -206,6 +210,8 @@ impl State {
             watching_sets: false,
             shutting_down: false,
             leaving_since: None,
+            published: Vec::new(),
+            published_len: 0,
             epoch: 0,
             ops_in_flight: 0,
             trackings: 0,

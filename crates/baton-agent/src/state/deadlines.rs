@@ -27,9 +27,21 @@ impl State {
             .collect()
     }
 
-    /// Bring `into` to [`State::valid_until`]; true if it changed. Nothing is copied while the
-    /// deadlines stay as they are (the shell asks after every batch of events).
-    pub(crate) fn refresh_valid_until(&self, into: &mut crate::ValidUntil) -> bool {
+    /// Bring `into` (the map earlier calls brought up to date) to [`State::valid_until`]; true
+    /// if it changed. Nothing is copied while the deadlines stay as they are (the shell asks
+    /// after every batch of events): what `into` was made from, each running tracking and its
+    /// deadline, is kept, and compared first without a listener's name.
+    pub(crate) fn refresh_valid_until(&mut self, into: &mut crate::ValidUntil) -> bool {
+        let made_from: Vec<(u64, Instant)> = self
+            .tracked
+            .values()
+            .filter(|t| t.phase == Phase::Running)
+            .filter_map(|t| Some((t.tracking, self.deadline(t)?)))
+            .collect();
+        // A tracking is of one Lease, so of one (set, listener), for all its life.
+        if made_from == self.published && into.len() == self.published_len {
+            return false;
+        }
         let mut now: Vec<((&str, &str), Instant)> = self
             .tracked
             .values()
@@ -52,6 +64,8 @@ impl State {
                 .map(|((s, l), at)| ((s.to_string(), l.to_string()), at))
                 .collect();
         }
+        self.published = made_from;
+        self.published_len = into.len();
         !same
     }
 }

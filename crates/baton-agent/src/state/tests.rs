@@ -581,6 +581,12 @@ fn at_most_max_ops_in_flight_requests_are_in_flight() {
     assert!(st.refresh_valid_until(&mut shown), "the first look fills it");
     assert_eq!(shown, st.valid_until());
     assert!(!st.refresh_valid_until(&mut shown), "nothing moved: nothing changes");
+    // One stops (its Lease is gone): it leaves the map.
+    st.observe(&format!("sxt-{}", names[3]), None, now);
+    assert!(st.refresh_valid_until(&mut shown));
+    assert_eq!(shown, st.valid_until());
+    assert_eq!(shown.len(), n - 1);
+    assert!(!st.refresh_valid_until(&mut shown));
 }
 
 /// The tracking of `name`'s current request, from the Send among `actions`.
