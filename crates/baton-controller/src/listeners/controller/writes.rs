@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::api::listenerset::lease::CachedLease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -24,6 +24,7 @@ use super::leases::{apply_move, fence, liveness_lease, Target};
 use super::read::LeaseByListener;
 use super::requests;
 use super::{outbox, publish, Context};
+use crate::api::listenerset::liveness::{self, liveness_lease_name};
 use crate::api::listenerset::{
     ListenerSet, EVENT_ASSIGNED, EVENT_FENCED, EVENT_HANDOVER, EVENT_LEASE_RECREATED, EVENT_TAKEOVER,
 };
@@ -181,7 +182,7 @@ pub(super) async fn apply_writes(ctx: &Arc<Context>, w: Writing<'_>, decision: &
     let confirmed_in = confirming.elapsed();
     let (go, held_back) = confirmed(&writes, &live);
     for w in &held_back {
-        info!(listenerset = %name, change = ?w.change, "assignment held back: the API server does not have the pod the cache shows");
+        info!(listenerset = %name, change = ?w.change, "assignment held back: the API server does not have the pod the cache shows, or its agent is leaving");
     }
     let mut sends: Vec<BoxFuture<'_, Result<Option<CachedLease>, kube::Error>>> = Vec::with_capacity(go.len());
     for w in &go {
@@ -366,19 +367,41 @@ impl Tally {
     }
 }
 
-/// Which of `pods` (name, uid) the API server has now, by one GET each; a pod it cannot answer
-/// for is not confirmed (the assignment waits for the next reconcile).
+/// Which of `pods` (name, uid) the API server has now and whose agent is not leaving, by one GET
+/// of each and one LIST of its liveness Lease; a pod it cannot answer for is not confirmed (the
+/// assignment waits for the next reconcile).
 async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
     let gets = pods.into_iter().map(|(name, uid)| {
-        let api = api.clone();
+        let (api, leases) = (api.clone(), leases.clone());
         async move {
             match api.get_opt(&name).await {
-                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => Some((name, uid)),
-                Ok(_) => None,
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => {}
+                Ok(_) => return None,
                 Err(e) => {
                     warn!(pod = %name, error = %e, "could not confirm the pod of an assignment");
+                    return None;
+                }
+            }
+            // A SIGTERMed agent marks its pod leaving before it releases anything, but the cache
+            // of liveness Leases is another watch than that of the released Leases and may show
+            // the mark later: the API server has it.
+            // Listed by name: the controller may list Leases, not get them. Not knowing costs
+            // no safety (a leaving pod only releases again what it is given), so an error lets
+            // the assignment go.
+            let live = liveness_lease_name(&uid);
+            let by_name = ListParams::default().fields(&format!("metadata.name={live}"));
+            let leaving = |l: &Lease| l.metadata.name.as_deref() == Some(live.as_str()) && liveness::is_leaving(l);
+            match leases.list(&by_name).await {
+                Ok(found) if found.items.iter().any(leaving) => {
+                    info!(pod = %name, "assignment held back: the pod's agent is leaving");
                     None
+                }
+                Ok(_) => Some((name, uid)),
+                Err(e) => {
+                    warn!(pod = %name, error = %e, "could not read the liveness Lease of the pod of an assignment");
+                    Some((name, uid))
                 }
             }
         }

@@ -6,7 +6,9 @@
 //! shell asks the API server for every pod an assignment names ([`to_confirm`]) and writes only
 //! the assignments whose pod it found with the same uid ([`confirmed`]); the others are held back
 //! and decided again once the cache has caught up (then the gone holder's listener is held until
-//! it must have stopped).
+//! it must have stopped). The shell also reads each such pod's liveness Lease and confirms no pod
+//! whose agent is leaving: a SIGTERMed agent marks it before releasing anything, but the cache of
+//! liveness Leases may show the mark after the releases.
 
 use std::collections::BTreeSet;
 
