@@ -177,14 +177,7 @@ async fn a_restarted_sidecar_releases_only_what_its_app_has_stopped() {
 /// would only be released again, and the listener wait until the sidecar gave up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_only_a_shutting_down_sidecar_is_given_nothing_back() {
-    let ns = ok(Ns::new(Cluster::shared(), "sdl", AppConfig::default(), AgentFlags::default()).await);
-    ok(ns.start_controller().await);
-    for p in ["sd-a", "sd-b"] {
-        ok(ns.create_pod(p).await);
-    }
-    let (spec, _) = listeners("sxt", 8);
-    ok(ns.create_set("sxt", spec, 5).await);
-    let held = ok(four_on_each(&ns, "sxt", ["sd-a", "sd-b"]).await);
+    let (ns, _, held) = two_pods_four_each("sdl", ["sd-a", "sd-b"]).await;
     let on_a: Vec<(String, i32)> = held
         .iter()
         .filter(|(_, (h, _))| h.as_deref() == Some("sd-a"))
@@ -202,31 +195,54 @@ async fn sim_only_a_shutting_down_sidecar_is_given_nothing_back() {
     let since = ns.cluster.history.rv.load(std::sync::atomic::Ordering::SeqCst);
     ok(ns.term_agent("sd-a").await);
     ns.cluster.sim().faults.remove_rule(&stuck);
-    let given_back: Vec<String> = ns.cluster.history.with("sdl", |h| {
-        h.leases
-            .iter()
-            .filter(|r| r.rv > since && r.holder.as_deref() == Some("sd-a"))
-            .filter(|r| on_a.iter().all(|(id, t)| *id != r.listener || r.transitions > *t))
-            .map(|r| format!("{} (token {})", r.listener, r.transitions))
-            .collect()
-    });
-    assert!(
-        given_back.is_empty(),
-        "{} assignments to sd-a while its sidecar shut down, the first: {:?}",
-        given_back.len(),
-        &given_back[..given_back.len().min(10)]
-    );
+    assert_nothing_given_back(&ns, "sd-a", since, &held);
     // Its sidecar back, the stuck listener runs again, nothing twice.
     ok(ns.restart_agent("sd-a").await);
     ok(ns.settled("sxt", 8, "8 listeners running again", LONG).await);
     assert_clean(&ns, true);
 }
 
+/// What runs where, by listener: (holder, token).
+type Held = BTreeMap<String, (Option<String>, i32)>;
+
+/// A namespace `name` with a controller, `pods`, and set `sxt` of 8 listeners (lease 5 s)
+/// running four on each pod, none on the move; the listeners' keys and what runs where.
+async fn two_pods_four_each(name: &str, pods: [&str; 2]) -> (Ns, Vec<String>, Held) {
+    let ns = ok(Ns::new(Cluster::shared(), name, AppConfig::default(), AgentFlags::default()).await);
+    ok(ns.start_controller().await);
+    for p in pods {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, keys) = listeners("sxt", 8);
+    ok(ns.create_set("sxt", spec, 5).await);
+    let held = ok(four_on_each(&ns, "sxt", pods).await);
+    (ns, keys, held)
+}
+
+/// No Lease change recorded after resourceVersion `since` assigns a listener to `pod` anew (a
+/// holder of `pod` with a token above the one in `held`, or a listener not in it).
+fn assert_nothing_given_back(ns: &Ns, pod: &str, since: u64, held: &Held) {
+    let given_back: Vec<String> = ns.cluster.history.with(&ns.name, |h| {
+        h.leases
+            .iter()
+            .filter(|r| r.rv > since && r.holder.as_deref() == Some(pod))
+            .filter(|r| held.get(&r.listener).is_none_or(|(_, t)| r.transitions > *t))
+            .map(|r| format!("{} (token {})", r.listener, r.transitions))
+            .collect()
+    });
+    assert!(
+        given_back.is_empty(),
+        "{} assignments to {pod} while its sidecar shut down, the first: {:?}",
+        given_back.len(),
+        &given_back[..given_back.len().min(10)]
+    );
+}
+
 /// Wait for 8 listeners of set `set` running, four on each of `pods`, none asked to move (all
 /// running is not yet placed for good: a pod whose agent registered late gets its share by
 /// evening out after, and a move that comes after would look like an assignment to a
 /// shutting-down sidecar); what runs where, by listener: (holder, token).
-async fn four_on_each(ns: &Ns, set: &str, pods: [&str; 2]) -> Result<BTreeMap<String, (Option<String>, i32)>, String> {
+async fn four_on_each(ns: &Ns, set: &str, pods: [&str; 2]) -> Result<Held, String> {
     wait_for(
         "8 listeners running, four on each pod, none on the move",
         LONG,
@@ -250,14 +266,7 @@ async fn four_on_each(ns: &Ns, set: &str, pods: [&str; 2]) -> Result<BTreeMap<St
 /// still looks able to take it, so nothing is assigned back to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_only_a_sidecar_whose_leaving_mark_is_slow_is_given_nothing_back() {
-    let ns = ok(Ns::new(Cluster::shared(), "svl", AppConfig::default(), AgentFlags::default()).await);
-    ok(ns.start_controller().await);
-    for p in ["sv-a", "sv-b"] {
-        ok(ns.create_pod(p).await);
-    }
-    let (spec, keys) = listeners("sxt", 8);
-    ok(ns.create_set("sxt", spec, 5).await);
-    let held = ok(four_on_each(&ns, "sxt", ["sv-a", "sv-b"]).await);
+    let (ns, keys, held) = two_pods_four_each("svl", ["sv-a", "sv-b"]).await;
     let pod = ok(ns.pod("sv-a"));
     let slow = FaultRule {
         client: Some(pod.identity.clone()),
@@ -269,20 +278,7 @@ async fn sim_only_a_sidecar_whose_leaving_mark_is_slow_is_given_nothing_back() {
     let since = ns.cluster.history.rv.load(std::sync::atomic::Ordering::SeqCst);
     ok(ns.term_agent("sv-a").await);
     ns.cluster.sim().faults.remove_rule(&slow);
-    let given_back: Vec<String> = ns.cluster.history.with("svl", |h| {
-        h.leases
-            .iter()
-            .filter(|r| r.rv > since && r.holder.as_deref() == Some("sv-a"))
-            .filter(|r| held.get(&r.listener).is_none_or(|(_, t)| r.transitions > *t))
-            .map(|r| format!("{} (token {})", r.listener, r.transitions))
-            .collect()
-    });
-    assert!(
-        given_back.is_empty(),
-        "{} assignments to sv-a while its sidecar shut down, the first: {:?}",
-        given_back.len(),
-        &given_back[..given_back.len().min(10)]
-    );
+    assert_nothing_given_back(&ns, "sv-a", since, &held);
     ok(ns
         .wait_running("every listener on sv-b", &keys, LONG, |p| p == "sv-b")
         .await);
