@@ -457,6 +457,17 @@ impl Store {
             .cloned()
     }
 
+    /// One object (if stored) with the RV of the snapshot it was read in.
+    pub fn get_at(&self, key: &ResKey, ns: &str, name: &str) -> (Option<Arc<Stored>>, u64) {
+        let g = self.lock();
+        let found = g
+            .tables
+            .get(key)
+            .and_then(|t| t.get(&(ns.to_string(), name.to_string())))
+            .cloned();
+        (found, g.rv)
+    }
+
     /// Objects of a resource (in a namespace, or all), sorted by namespace and name, with the RV
     /// of the snapshot.
     pub fn list(&self, key: &ResKey, ns: Option<&str>) -> (Vec<Arc<Stored>>, u64) {

@@ -41,7 +41,16 @@ impl Server {
         query: &HashMap<String, String>,
     ) -> Result<(Vec<Arc<Stored>>, u64), ApiError> {
         let (ls, fs) = Self::selectors(rt, query)?;
-        let (items, rv) = self.core.store.list(&rt.key(), ns);
+        // A field selector that names the object in a namespace reads that one key, as
+        // kube-apiserver's registry does (`SelectionPredicate.MatchesSingle`), not every object
+        // of the resource under the store's lock.
+        let (items, rv) = match (ns, fs.requires_exact_match("metadata.name")) {
+            (Some(ns), Some(name)) => {
+                let (found, rv) = self.core.store.get_at(&rt.key(), ns, &name);
+                (found.into_iter().collect(), rv)
+            }
+            _ => self.core.store.list(&rt.key(), ns),
+        };
         let items = items.into_iter().filter(|o| matches_sel(o, &ls, &fs)).collect();
         Ok((items, rv))
     }

@@ -558,3 +558,45 @@ async fn a_put_creates_a_missing_lease_and_a_patch_never_does() {
         .expect_err("a stale patch");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err}");
 }
+
+/// A list whose field selector names the object reads that one object, as kube-apiserver does,
+/// and still answers every other selector and the store's resourceVersion.
+#[tokio::test]
+async fn a_list_by_name_answers_as_a_whole_list_filtered_would() {
+    let sim = sim().await;
+    let client = sim.client().await.expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let mut labelled = cm("named");
+    labelled.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
+    cms.create(&PostParams::default(), &labelled).await.expect("create");
+    cms.create(&PostParams::default(), &cm("other")).await.expect("create");
+    let newest = cms.create(&PostParams::default(), &cm("newest")).await.expect("create");
+    let names = |l: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
+        l.items.into_iter().filter_map(|c| c.metadata.name).collect()
+    };
+    let by_name = ListParams::default().fields("metadata.name=named");
+    let list = cms.list(&by_name).await.expect("list by name");
+    assert_eq!(
+        list.metadata.resource_version, newest.metadata.resource_version,
+        "the store's, not the object's"
+    );
+    assert_eq!(names(list), vec!["named".to_string()]);
+    let also_labelled = by_name.clone().labels("app=x");
+    assert_eq!(
+        names(cms.list(&also_labelled).await.expect("list")),
+        vec!["named".to_string()]
+    );
+    let wrong_label = by_name.labels("app=y");
+    assert!(names(cms.list(&wrong_label).await.expect("list")).is_empty());
+    let twice = ListParams::default().fields("metadata.name=named,metadata.name!=named");
+    assert!(names(cms.list(&twice).await.expect("list")).is_empty());
+    let missing = ListParams::default().fields("metadata.name=missing");
+    assert!(names(cms.list(&missing).await.expect("list")).is_empty());
+    // Across namespaces the name alone does not name one object.
+    let all: Api<ConfigMap> = Api::all(client);
+    let everywhere = ListParams::default().fields("metadata.name=named");
+    assert_eq!(
+        names(all.list(&everywhere).await.expect("list")),
+        vec!["named".to_string()]
+    );
+}
