@@ -380,7 +380,7 @@ def main() -> int:
             assert rule_for(cr, "baton.dev", sub) == set(), sub
         assert rule_for(cr, "", "pods") == {"get", "list", "watch", "create", "delete", "patch"}
         assert rule_for(cr, "apps", "controllerrevisions") == {"list", "watch", "create", "delete"}
-        assert rule_for(cr, "coordination.k8s.io", "leases") == {"list", "watch", "create", "patch", "delete"}
+        assert rule_for(cr, "coordination.k8s.io", "leases") == {"get", "list", "watch", "create", "patch", "delete"}
         assert rule_for(cr, "", "events") == {"create", "patch"}
         assert rule_for(cr, "events.k8s.io", "events") == set()
         # No Secret anywhere by default: rbac.secrets.namespaces names where (see _render_options).

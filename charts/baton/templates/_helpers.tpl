@@ -91,8 +91,9 @@ namespace or all of them, so a controller watching several has none. */}}
 Rules the controller needs in the namespaces it watches (Secrets are added separately): what
 the demo scenario measured it using (tests/packaging/chart_rbac/least_privilege.rs), plus the grants
 docs/operating.md lists under "Permissions beyond the demo scenario". It reads through watch
-caches (list, watch; get only for pods: a listener's new holder is confirmed with the API server
-before its Lease is written, since the cache may still show a pod that is gone), writes status and its ListenerSet finalizer with patches, pods'
+caches (list, watch; get only for pods and Leases: a listener's new holder and its liveness Lease
+are read from the API server before its Lease is written, since the caches may still show a pod
+that is gone or an agent that is not yet leaving), writes status and its ListenerSet finalizer with patches, pods'
 drain annotation with a patch, Leases with conditional updates. For a Rollout's spec.workloadRef it
 watches Deployments and scales one down through its scale subresource.
 */}}
@@ -123,7 +124,7 @@ watches Deployments and scales one down through its scale subresource.
   verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 
 use crate::api::listenerset::lease::CachedLease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -368,7 +368,7 @@ impl Tally {
 }
 
 /// Which of `pods` (name, uid) the API server has now and whose agent is not leaving, by one GET
-/// of each and one LIST of its liveness Lease; a pod it cannot answer for is not confirmed (the
+/// of each and one GET of its liveness Lease; a pod it cannot answer for is not confirmed (the
 /// assignment waits for the next reconcile).
 async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -386,15 +386,12 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
             }
             // A SIGTERMed agent marks its pod leaving before it releases anything, but the cache
             // of liveness Leases is another watch than that of the released Leases and may show
-            // the mark later: the API server has it.
-            // Listed by name: the controller may list Leases, not get them. Not knowing costs
-            // no safety (a leaving pod only releases again what it is given), so an error lets
-            // the assignment go.
-            let live = liveness_lease_name(&uid);
-            let by_name = ListParams::default().fields(&format!("metadata.name={live}"));
-            let leaving = |l: &Lease| l.metadata.name.as_deref() == Some(live.as_str()) && liveness::is_leaving(l);
-            match leases.list(&by_name).await {
-                Ok(found) if found.items.iter().any(leaving) => {
+            // the mark later: the API server has it. Read by name (a LIST, even by name, makes the
+            // API server walk every Lease of the namespace: with 100,000 listener Leases that was
+            // most of a drain). Not knowing costs no safety (a leaving pod only releases again
+            // what it is given), so an error lets the assignment go.
+            match leases.get_opt(&liveness_lease_name(&uid)).await {
+                Ok(Some(l)) if liveness::is_leaving(&l) => {
                     info!(pod = %name, "assignment held back: the pod's agent is leaving");
                     None
                 }
