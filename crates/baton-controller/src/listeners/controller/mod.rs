@@ -41,7 +41,7 @@ use k8s_openapi::api::core::v1::Secret;
 use crate::api::pod::CachedPod;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::{watcher, PredicateConfig, WatchStreamExt};
 use tracing::{debug, info};
 
 use crate::api::listenerset::ListenerSet;
@@ -264,8 +264,22 @@ fn watch_sets(
     .default_backoff()
     .reflect(writer)
     .inspect(move |e| sets_synced_tx.observe(e))
-    .applied_objects();
+    .applied_objects()
+    .predicate_filter(beyond_status, PredicateConfig::default());
     (sets, set_changes, sets_synced)
+}
+
+/// What of a set a change must touch to wake it: anything but its status. Every pass may write
+/// the status, and each write would otherwise wake the set for a pass that finds nothing new (with
+/// hundreds of sets, those passes queue ahead of the ones a drain or a takeover needs). The store
+/// still holds every change, so the next pass reads the status written.
+fn beyond_status(set: &ListenerSet) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = &set.metadata;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&m.uid, m.generation, &m.annotations, &m.labels, &m.finalizers).hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 /// The sets to look at again, each counted on `queue`: those whose listener Leases changed in a
