@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use fnv::FnvHashMap as HashMap;
+use fnv::{FnvHashMap as HashMap, FnvHashSet as HashSet};
 
 use tokio::time::Instant;
 
@@ -114,6 +114,9 @@ pub(super) fn leases<'a>(input: &'a Input<'a>, _memory: &Memory) -> Judged<'a> {
         terminating: BTreeSet::new(),
     };
     let mut fenced_pods: BTreeSet<&str> = BTreeSet::new();
+    // Hashed once a pass: every held Lease looks its holder up in both.
+    let liveness: HashMap<&str, &LivenessFacts> = input.liveness.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut renewed: HashSet<&str> = HashSet::default();
     let leases: &'a [super::LeaseFacts] = input.leases;
     for (i, lease) in leases.iter().enumerate() {
         if lease.terminating {
@@ -132,12 +135,13 @@ pub(super) fn leases<'a>(input: &'a Input<'a>, _memory: &Memory) -> Judged<'a> {
             continue;
         }
         if view.renewed && lease.observed + lease.duration > now {
-            out.renewed.insert(uid.to_string());
+            renewed.insert(uid);
         }
-        let live = input.liveness.get(uid);
+        let live = liveness.get(uid).copied();
         let expired = judge_one(input, lease, &who, live, &mut out, &mut fenced_pods);
         out.views.push(judged(view, expired));
     }
+    out.renewed = renewed.into_iter().map(str::to_string).collect();
     out
 }
 
