@@ -172,9 +172,10 @@ bench:
 	$(CARGO) run --quiet --release --example workload_handover
 
 # ListenerSets at scale (docs/benchmarks-listeners.md, "ListenerSets at scale"): 1,000 to 50,000
-# listeners on 20 and 100 pods with real agents and the controller as the image ships it.
-# First the decision alone (decide_bench: one pass's time per size, no I/O). Takes ~20 min after
-# the build; SIZES (e.g. "1000x20 10000x20") runs fewer.
+# listeners in one set on 20 and 100 pods, and 100,000 in 200 sets on 100 pods, with real agents
+# and the controller as the image ships it. First the decision alone (decide_bench: one pass's
+# time per size, no I/O). Takes ~35 min after the build; SIZES (e.g. "1000x20 10000x20" or
+# "20000x100/200") runs fewer.
 SIZES ?=
 bench-listeners-scale:
 	$(CARGO) build --profile image --no-default-features --bin baton

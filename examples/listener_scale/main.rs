@@ -1,17 +1,18 @@
-//! ListenerSets at scale: one set of N listeners on P pods, each pod with a real `baton agent`
-//! sidecar and an app that acknowledges each change, under a real `baton controller` (the shipped
-//! leader-election timings), all on the simulator on loopback.
+//! ListenerSets at scale: N listeners in one set (or S sets) on P pods, each pod with a real
+//! `baton agent` sidecar and an app that acknowledges each change, under a real `baton
+//! controller` (the shipped leader-election timings), all on the simulator on loopback.
 //!
-//! `cargo run --release --example listener_scale [NxP ...]` (default `1000x20 10000x20
-//! 10000x100 50000x100`); `LEASE` (seconds, default 15) and `REST` (seconds, default 30) tune
-//! it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example);
+//! `cargo run --release --example listener_scale [NxP[/S] ...]` (default `1000x20 10000x20
+//! 10000x100 50000x100 100000x100/200`; `/S` spreads the N listeners over S sets of N ÷ S, each selecting every
+//! pod, as a platform with one set per service has them: `100000x100/200`); `LEASE` (seconds,
+//! default 15) and `REST` (seconds, default 30) tune it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example);
 //! `SCALE_LOGS=<dir>` keeps the controller's log and the drained and killed pods' agent logs there
 //! (`BATON_CONTROLLER_LOG` / `BATON_AGENT_LOG` set their `RUST_LOG`).
 //!
 //! For each size, a fresh simulator and:
 //!
 //! 1. **start**: the listeners come from Secrets of 10,000 each (`listenersFrom.secretSelector`);
-//!    time from the set's creation until its status says all running, and until every app runs
+//!    time from the first set's creation until every set's status says all running, and until every app runs
 //!    all of them; writes by client, resource and verb.
 //! 2. **rest**: nothing changes for `REST` seconds: writes per second by client, resource and
 //!    verb (the target: at most pods × 4 / lease, whatever N), the controller's and the agents'
@@ -41,12 +42,14 @@ use measure::{pct, show};
 struct Size {
     listeners: usize,
     pods: usize,
+    /// Sets the listeners are spread over, each selecting every pod.
+    sets: usize,
 }
 
 fn sizes() -> Vec<Size> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args = if args.is_empty() {
-        ["1000x20", "10000x20", "10000x100", "50000x100"]
+        ["1000x20", "10000x20", "10000x100", "50000x100", "100000x100/200"]
             .map(String::from)
             .to_vec()
     } else {
@@ -54,10 +57,12 @@ fn sizes() -> Vec<Size> {
     };
     args.iter()
         .filter_map(|a| {
-            let (n, p) = a.split_once('x')?;
+            let (n, rest) = a.split_once('x')?;
+            let (p, sets) = rest.split_once('/').unwrap_or((rest, "1"));
             Some(Size {
                 listeners: n.parse().ok()?,
                 pods: p.parse().ok()?,
+                sets: sets.parse().ok().filter(|s| *s >= 1)?,
             })
         })
         .collect()
@@ -69,8 +74,11 @@ fn env(name: &str, default: u64) -> u64 {
 
 /// One size's phases; (clean, its row of the summary table, its figures against the targets).
 async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<targets::Check>)> {
-    let (n, p) = (size.listeners, size.pods);
-    println!("\n## {n} listeners on {p} pods, lease {lease} s");
+    let (n, p, sets) = (size.listeners, size.pods, size.sets);
+    if n % sets != 0 {
+        return Err(format!("{n} listeners do not split evenly into {sets} sets"));
+    }
+    println!("\n## {n} listeners in {sets} set(s) on {p} pods, lease {lease} s");
     let cluster = Cluster::start(kubelet()).await?;
     let ns = Ns::new(cluster, "scale", AppConfig::default(), AgentFlags::default()).await?;
     ns.use_shipped_election();
@@ -79,7 +87,7 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<ta
     for i in 0..p {
         ns.create_pod(&format!("p{i:03}")).await?;
     }
-    let start = phases::start(&ns, n, lease).await?;
+    let start = phases::start(&ns, n, sets, lease).await?;
     println!(
         "start: status says all running in {}, apps run all in {}; writes: {}",
         show(start.status_all_running),
@@ -157,6 +165,7 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<ta
     let checks = targets::judge(&targets::Figures {
         listeners: n,
         pods: p,
+        sets,
         lease,
         start: &start,
         rest: &rest,

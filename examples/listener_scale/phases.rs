@@ -14,7 +14,6 @@ use crate::measure::{self, Cpu, Usage, Writes};
 /// Listeners per Secret: a Secret holds at most 1 MiB, so a large set reads several through
 /// `listenersFrom.secretSelector`.
 const PER_SECRET: usize = 10_000;
-const SET: &str = "big";
 
 pub struct Start {
     pub status_all_running: Duration,
@@ -22,8 +21,16 @@ pub struct Start {
     pub writes: Writes,
 }
 
-/// Create the Secrets and the set; wait until its status and the apps say all `n` run.
-pub async fn start(ns: &Ns, n: usize, lease: i32) -> R<Start> {
+/// The names of `sets` sets: `big` alone, or `s000`, `s001`, ….
+pub fn set_names(sets: usize) -> Vec<String> {
+    match sets {
+        0 | 1 => vec!["big".to_string()],
+        _ => (0..sets).map(|j| format!("s{j:03}")).collect(),
+    }
+}
+
+/// Create set `name` of `n` listeners, read from its own Secrets (of at most [`PER_SECRET`]).
+async fn create_set(ns: &Ns, name: &str, n: usize, lease: i32) -> R<()> {
     let secrets = kube::Api::<Secret>::namespaced(ns.client.clone(), &ns.name);
     for (k, chunk) in (0..n).collect::<Vec<_>>().chunks(PER_SECRET).enumerate() {
         let data: BTreeMap<String, String> = chunk
@@ -31,8 +38,8 @@ pub async fn start(ns: &Ns, n: usize, lease: i32) -> R<Start> {
             .map(|i| (format!("acct-{i:05}"), format!("token-{i}")))
             .collect();
         let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": format!("accounts-{k}"), "namespace": ns.name,
-                         "labels": {"accounts": SET}},
+            "metadata": {"name": format!("accounts-{name}-{k}"), "namespace": ns.name,
+                         "labels": {"accounts": name}},
             "stringData": data}))
         .map_err(|e| e.to_string())?;
         secrets
@@ -40,33 +47,53 @@ pub async fn start(ns: &Ns, n: usize, lease: i32) -> R<Start> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let mut set = harness::listenersets::set(&ns.name, SET, harness::APP, Vec::new(), lease);
+    let mut set = harness::listenersets::set(&ns.name, name, harness::APP, Vec::new(), lease);
     set.spec.listeners_from = Some(baton::api::listenerset::ListenersFrom {
         secret_ref: None,
         secret_selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-            match_labels: Some([("accounts".to_string(), SET.to_string())].into()),
+            match_labels: Some([("accounts".to_string(), name.to_string())].into()),
             ..Default::default()
         }),
     });
-    let before = measure::writes(ns);
-    let t0 = Instant::now();
     ns.sets()
         .create(&PostParams::default(), &set)
         .await
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Whether every set's status says all its `per_set` listeners run.
+async fn statuses_all_running(ns: &Ns, names: &[String], per_set: usize) -> bool {
+    let Ok(list) = ns.sets().list(&Default::default()).await else {
+        return false;
+    };
+    let full = list
+        .items
+        .iter()
+        .filter(|s| names.iter().any(|n| s.metadata.name.as_deref() == Some(n)))
+        .filter_map(|s| s.status.as_ref())
+        .filter(|s| s.listeners as usize == per_set && s.running as usize == per_set)
+        .count();
+    full == names.len()
+}
+
+/// Create `sets` sets of `n ÷ sets` listeners each (their Secrets first); wait until their
+/// status and the apps say all `n` run.
+pub async fn start(ns: &Ns, n: usize, sets: usize, lease: i32) -> R<Start> {
+    let names = set_names(sets);
+    let per_set = n / names.len();
+    let before = measure::writes(ns);
+    let t0 = Instant::now();
+    for name in &names {
+        create_set(ns, name, per_set, lease).await?;
+    }
     let deadline = Duration::from_secs(900);
     // (status says all running, apps run all): when first seen.
     let seen = std::sync::Mutex::new((None, None));
-    let seen = &seen;
+    let (seen, names_ref) = (&seen, &names);
     wait_for("status and apps: all running", deadline, || async move {
         let apps = ns.log.running_count() == n;
-        let status = ns
-            .sets()
-            .get_status(SET)
-            .await
-            .ok()
-            .and_then(|s| s.status)
-            .is_some_and(|s| s.listeners as usize == n && s.running as usize == n);
+        let status = statuses_all_running(ns, names_ref, per_set).await;
         let mut g = seen.lock().unwrap_or_else(|p| p.into_inner());
         if status && g.0.is_none() {
             g.0 = Some(t0.elapsed());
@@ -78,7 +105,9 @@ pub async fn start(ns: &Ns, n: usize, lease: i32) -> R<Start> {
     })
     .await?;
     let (status_at, apps_at) = *seen.lock().unwrap_or_else(|p| p.into_inner());
-    ns.settled(SET, n, "Leases and apps agree", deadline).await?;
+    for name in &names {
+        ns.settled(name, per_set, "Leases and apps agree", deadline).await?;
+    }
     Ok(Start {
         status_all_running: status_at.unwrap_or_default(),
         apps_all_running: apps_at.unwrap_or_default(),

@@ -18,6 +18,7 @@ pub struct Check {
 pub struct Figures<'a> {
     pub listeners: usize,
     pub pods: usize,
+    pub sets: usize,
     pub lease: i32,
     pub start: &'a Start,
     pub rest: &'a Rest,
@@ -71,7 +72,10 @@ fn at_rest(f: &Figures, bound: f64) -> Vec<(&'static str, String, String, bool)>
 
 /// Every target that applies to `f`'s size.
 pub fn judge(f: &Figures) -> Vec<Check> {
-    let size = format!("{} × {}", f.listeners, f.pods);
+    let size = match f.sets {
+        1 => format!("{} × {}", f.listeners, f.pods),
+        s => format!("{} × {} in {s} sets", f.listeners, f.pods),
+    };
     let check = |figure, measured: String, target: String, met| Check {
         size: size.clone(),
         figure,
@@ -84,7 +88,7 @@ pub fn judge(f: &Figures) -> Vec<Check> {
     let drain_p99 = pct(&f.drain.times, 0.99);
     let kill_max = pct(&f.kill.times, 1.0);
     let mut out = Vec::new();
-    if f.listeners >= 50_000 {
+    if f.listeners >= 50_000 && f.sets == 1 {
         let all = f.start.apps_all_running;
         out.push(check(
             "all running after creation",
@@ -98,7 +102,16 @@ pub fn judge(f: &Figures) -> Vec<Check> {
             .into_iter()
             .map(|(figure, measured, target, met)| check(figure, measured, target, met)),
     );
-    if let Some(mib) = rss_target_mib(f.listeners) {
+    if f.sets > 1 {
+        let cpu = f.rest.controller.max_cpu();
+        out.push(check(
+            "controller CPU at rest",
+            format!("{cpu:.2} % of a core"),
+            "< 1 % of a core".into(),
+            cpu < 1.0,
+        ));
+    }
+    if let Some(mib) = rss_target_mib(f.listeners).filter(|_| f.sets == 1) {
         let rss = f.rest.controller.max_rss_mib();
         out.push(check(
             "controller RSS at rest",
