@@ -508,19 +508,23 @@ mod tests {
     use super::*;
 
     /// A sidecar's port is never one the kernel may hand to an outgoing connection meanwhile:
-    /// it lies below the ephemeral range, and it is free.
+    /// it lies below the ephemeral range, and it is free: each is bound as soon as it is picked
+    /// and held, so every later pick must pass over the ones held (a port picked earlier and let
+    /// go may be taken by any other process on the machine before a later check).
     #[test]
     fn sidecar_ports_are_free_and_below_the_ephemeral_range() {
         let low = u16::try_from(ephemeral_floor()).expect("a port number");
-        let ports: Vec<u16> = (0..50).map(|_| free_port().expect("a port")).collect();
-        for p in &ports {
+        let mut held = Vec::new();
+        for _ in 0..50 {
+            let p = free_port().expect("a port");
             assert!(
-                (u32::from(*p) >= FIRST_PORT) && *p < low,
+                (u32::from(p) >= FIRST_PORT) && p < low,
                 "port {p} is not in {FIRST_PORT}..{low}"
             );
-            std::net::TcpListener::bind(("127.0.0.1", *p)).expect("the port is free");
+            let listener = std::net::TcpListener::bind(("127.0.0.1", p)).expect("the port is free");
+            held.push((p, listener));
         }
-        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
-        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        let distinct: std::collections::BTreeSet<u16> = held.iter().map(|(p, _)| *p).collect();
+        assert_eq!(distinct.len(), held.len(), "{distinct:?}");
     }
 }
