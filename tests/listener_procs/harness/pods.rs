@@ -507,10 +507,26 @@ impl Ns {
 mod tests {
     use super::*;
 
+    /// Bind `port` on localhost, waiting up to `deadline` for it: a process another thread forks
+    /// while a probe's socket is open holds a copy of that socket until it execs (close-on-exec
+    /// closes it only then), which on a loaded machine can outlast the probe by milliseconds.
+    fn bind_within(port: u16, deadline: Duration) -> std::io::Result<std::net::TcpListener> {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// A sidecar's port is never one the kernel may hand to an outgoing connection meanwhile:
     /// it lies below the ephemeral range, and it is free: each is bound as soon as it is picked
     /// and held, so every later pick must pass over the ones held (a port picked earlier and let
-    /// go may be taken by any other process on the machine before a later check).
+    /// go may be taken by any other process on the machine before a later check). Other tests
+    /// of the binary spawn processes meanwhile, which may hold a probe's socket until they exec.
     #[test]
     fn sidecar_ports_are_free_and_below_the_ephemeral_range() {
         let low = u16::try_from(ephemeral_floor()).expect("a port number");
@@ -521,7 +537,7 @@ mod tests {
                 (u32::from(p) >= FIRST_PORT) && p < low,
                 "port {p} is not in {FIRST_PORT}..{low}"
             );
-            let listener = std::net::TcpListener::bind(("127.0.0.1", p)).expect("the port is free");
+            let listener = bind_within(p, Duration::from_secs(5)).expect("the port is free");
             held.push((p, listener));
         }
         let distinct: std::collections::BTreeSet<u16> = held.iter().map(|(p, _)| *p).collect();
