@@ -80,3 +80,58 @@ fn a_relist_forgets_the_leases_it_does_not_show() {
     assert_eq!(held(&index, "u2"), ["a"]);
     assert_eq!(index.leases_of("ns", "a"), ["a-2"]);
 }
+
+/// `l` at resourceVersion `rv`.
+fn at(mut l: CachedLease, rv: &str) -> CachedLease {
+    l.metadata.resource_version = Some(rv.into());
+    l
+}
+
+#[test]
+fn the_event_of_our_own_write_wakes_nothing() {
+    let (index, t0) = (LeaseIndex::default(), Instant::now());
+    let t1 = t0 + std::time::Duration::from_millis(5);
+    let t2 = t0 + std::time::Duration::from_millis(10);
+    let free = at(lease("a-1", Some("a"), None), "1");
+    index.observe(&free, false, t0);
+    // Assigned to u1, from version 1: indexed at once, observed from the answer.
+    let assigned = at(lease("a-1", Some("a"), Some(("p", "u1"))), "2");
+    index.wrote(&assigned, Some("1"), t1);
+    assert_eq!(index.observed(&assigned), Some(t1));
+    assert_eq!(held(&index, "u1"), ["a"]);
+    // Its watch event later: nothing new for the decision, and the record's instant stays.
+    assert_eq!(index.observe(&assigned, false, t2), None);
+    assert_eq!(index.observed(&assigned), Some(t1));
+    // A change by someone else still wakes the set.
+    let released = at(lease("a-1", Some("a"), None), "3");
+    assert_eq!(index.observe(&released, false, t2), Some(("ns".into(), "a".into())));
+}
+
+#[test]
+fn a_write_the_watch_has_overtaken_is_not_indexed() {
+    let (index, t0) = (LeaseIndex::default(), Instant::now());
+    let t1 = t0 + std::time::Duration::from_millis(5);
+    index.observe(&at(lease("a-1", Some("a"), None), "1"), false, t0);
+    // The watch shows our write (version 2) and the agent's next change (version 3) before
+    // the write's answer is read: the answer must not put version 2 back.
+    let ours = at(lease("a-1", Some("a"), Some(("p", "u1"))), "2");
+    let theirs = at(lease("a-1", Some("a"), Some(("q", "u2"))), "3");
+    index.observe(&ours, false, t0);
+    index.observe(&theirs, false, t0);
+    index.wrote(&ours, Some("1"), t1);
+    assert_eq!(index.observed(&theirs), Some(t0));
+    assert_eq!(index.observed(&ours), None);
+    assert_eq!(held(&index, "u2"), ["a"]);
+    assert!(!index.holds_any("ns", "u1"));
+    // A create the watch has shown already is left as the watch showed it.
+    let shown = at(lease("b-1", Some("b"), Some(("q", "u2"))), "4");
+    index.observe(&shown, false, t0);
+    index.wrote(&shown, None, t1);
+    assert_eq!(index.observed(&shown), Some(t0));
+    // A create it has not shown is indexed, and its event wakes nothing.
+    let created = at(lease("c-1", Some("c"), Some(("q", "u2"))), "5");
+    index.wrote(&created, None, t1);
+    assert_eq!(index.leases_of("ns", "c"), ["c-1"]);
+    assert_eq!(index.observe(&created, false, t0), None);
+    assert_eq!(index.observed(&created), Some(t1));
+}
