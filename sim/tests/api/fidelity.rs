@@ -18,6 +18,13 @@ fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).expect("configmap")
 }
 
+/// [`cm`] `name`, labelled `app=<app>`.
+fn cm_labelled(name: &str, app: &str) -> ConfigMap {
+    let mut c = cm(name);
+    c.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+    c
+}
+
 #[tokio::test]
 async fn delete_answers_status_when_gone_and_the_object_while_pending() {
     let sim = sim().await;
@@ -173,9 +180,10 @@ async fn partial_object_metadata_answers_metadata_only() {
     let sim = sim().await;
     let client = sim.client().await.expect("client");
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let mut c = cm("meta");
-    c.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
-    let created = cms.create(&PostParams::default(), &c).await.expect("create");
+    let created = cms
+        .create(&PostParams::default(), &cm_labelled("meta", "x"))
+        .await
+        .expect("create");
 
     let r = get_accepting(&sim, "/api/v1/namespaces/default/configmaps/meta", META).await;
     assert_eq!(r.code, 200);
@@ -566,9 +574,9 @@ async fn a_list_by_name_answers_as_a_whole_list_filtered_would() {
     let sim = sim().await;
     let client = sim.client().await.expect("client");
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let mut labelled = cm("named");
-    labelled.metadata.labels = Some([("app".to_string(), "x".to_string())].into());
-    cms.create(&PostParams::default(), &labelled).await.expect("create");
+    cms.create(&PostParams::default(), &cm_labelled("named", "x"))
+        .await
+        .expect("create");
     cms.create(&PostParams::default(), &cm("other")).await.expect("create");
     let newest = cms.create(&PostParams::default(), &cm("newest")).await.expect("create");
     let names = |l: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
