@@ -188,6 +188,9 @@ fn print_moved(what: &str, m: &phases::Moved, per: &str) {
         show(pct(&m.times, 1.0)),
         measure::lines(&m.writes, None).join(", ")
     );
+    if !m.reads.is_empty() {
+        println!("{what} reads: {}", measure::lines(&m.reads, None).join(", "));
+    }
     println!("{what} timeline (first / median / last): {}", m.timeline);
 }
 

@@ -8,33 +8,52 @@ use tokio::time::Instant;
 use crate::harness::app::Interval;
 use crate::harness::{pod_of, Ns};
 
-/// Writes (create/update/patch/delete) answered in the benchmark's namespace, by (who, resource,
-/// verb); who is `agents`, `controller` or `other`.
+/// Requests answered in the benchmark's namespace, by (who, resource, verb); who is `agents`,
+/// `controller` or `other`.
 pub type Writes = BTreeMap<(String, String, String), u64>;
 
+fn is_write(verb: &str) -> bool {
+    matches!(verb, "create" | "update" | "patch" | "delete")
+}
+
+fn who(user: &str) -> &'static str {
+    if user.starts_with("agent-") {
+        "agents"
+    } else if user.starts_with("ctl-") {
+        "controller"
+    } else {
+        "other"
+    }
+}
+
+/// Writes (create/update/patch/delete) answered in the benchmark's namespace.
 pub fn writes(ns: &Ns) -> Writes {
-    let who = |user: &str| {
-        if user.starts_with("agent-") {
-            "agents"
-        } else if user.starts_with("ctl-") {
-            "controller"
-        } else {
-            "other"
-        }
-    };
     let mut out = Writes::new();
-    let write = |verb: &str| matches!(verb, "create" | "update" | "patch" | "delete");
     // On the real control plane: kube-apiserver's audit log (every write, its user and verb).
     if let Some(real) = ns.cluster.real() {
         for w in real.audited_writes(0) {
-            if write(&w.verb) && w.namespace == ns.name {
+            if is_write(&w.verb) && w.namespace == ns.name {
                 *out.entry((who(&w.user).to_string(), w.resource, w.verb)).or_insert(0) += 1;
             }
         }
         return out;
     }
+    sim_requests(ns, is_write)
+}
+
+/// Reads (get/list) answered in the benchmark's namespace: the simulator's alone (the real
+/// control plane's audit log keeps writes only).
+pub fn reads(ns: &Ns) -> Writes {
+    if ns.cluster.real().is_some() {
+        return Writes::new();
+    }
+    sim_requests(ns, |verb| matches!(verb, "get" | "list"))
+}
+
+fn sim_requests(ns: &Ns, verbs: impl Fn(&str) -> bool) -> Writes {
+    let mut out = Writes::new();
     for (k, n) in ns.cluster.sim().core.auth.audit.counts() {
-        if !write(&k.verb) || k.namespace != ns.name {
+        if !verbs(&k.verb) || k.namespace != ns.name {
             continue;
         }
         *out.entry((who(&k.user).to_string(), k.resource.clone(), k.verb.clone()))

@@ -155,6 +155,8 @@ pub struct Moved {
     /// (SIGKILL).
     pub times: Vec<Duration>,
     pub writes: Writes,
+    /// Reads answered by the simulator meanwhile (none on the real control plane).
+    pub reads: Writes,
     /// First / median / last of each kind of step (see [`measure::timeline`]).
     pub timeline: String,
 }
@@ -163,7 +165,7 @@ pub struct Moved {
 pub async fn drain(ns: &Ns, n: usize) -> R<Moved> {
     let (pod, _) = measure::busiest(ns, &[]).ok_or("no pod runs a listener")?;
     let held = measure::on_pod(ns, &pod);
-    let before = measure::writes(ns);
+    let before = (measure::writes(ns), measure::reads(ns));
     let t0 = Instant::now();
     let patch = json!({"metadata": {"annotations": {"baton.dev/drain": jiff::Timestamp::now().to_string()}}});
     ns.pods_api()
@@ -183,7 +185,7 @@ pub async fn drain(ns: &Ns, n: usize) -> R<Moved> {
 pub async fn kill(ns: &Ns, n: usize, not: &str) -> R<Moved> {
     let (pod, _) = measure::busiest(ns, &[not.to_string()]).ok_or("no other pod runs a listener")?;
     let held = measure::on_pod(ns, &pod);
-    let before = measure::writes(ns);
+    let before = (measure::writes(ns), measure::reads(ns));
     let t0 = Instant::now();
     ns.kill_agent(&pod).await?;
     let moved = moved_off(ns, &pod, &held, n, t0).await?;
@@ -221,7 +223,7 @@ fn finish(
     moved: &BTreeMap<String, (Instant, Instant)>,
     t0: Instant,
     mut times: Vec<Duration>,
-    before: Writes,
+    (writes_before, reads_before): (Writes, Writes),
 ) -> R<Moved> {
     if moved.len() != listeners {
         return Err(format!("{} of {listeners} listeners of {pod} moved", moved.len()));
@@ -234,6 +236,7 @@ fn finish(
         listeners,
         all_moved: last.duration_since(t0),
         times,
-        writes: measure::delta(&measure::writes(ns), &before),
+        writes: measure::delta(&measure::writes(ns), &writes_before),
+        reads: measure::delta(&measure::reads(ns), &reads_before),
     })
 }
