@@ -27,8 +27,6 @@ type Key = (String, String);
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// The Lease's `resourceVersion` (hashed): which version of it this is.
-    version: u64,
     /// What a decision reads of the Lease.
     decision: u64,
     /// The holder record, and when it was first seen as it is.
@@ -96,11 +94,6 @@ fn decision(l: &CachedLease) -> u64 {
         l.label(HOLDER_UID_LABEL),
         l.annotation(PROTOCOL_ANNOTATION),
     ))
-}
-
-/// Which version of a Lease `rv` is (its `resourceVersion`, hashed).
-fn version(rv: &str) -> u64 {
-    digest(rv)
 }
 
 fn set_of(l: &CachedLease) -> Option<&str> {
@@ -176,25 +169,55 @@ impl LeaseIndex {
     /// A change of `lease` seen at `now` (`gone`: deleted). Returns the set to wake, if the
     /// change is one a decision reads.
     pub fn observe(&self, lease: &CachedLease, gone: bool, now: Instant) -> Option<(String, String)> {
-        self.lock().observe(lease, gone, now)
-    }
-
-    /// Our write made `written` at `now`, from the version `replaced` (`None`: it created the
-    /// Lease). It is indexed at once, as its watch event would be, unless the watch has shown
-    /// anything since `replaced` (for a create: the Lease at all), which is as new or newer.
-    /// The pass that wrote it decided from it already (see `decide::UnseenWrites`), so its
-    /// event wakes nothing: only a change by someone else does. Its holder record counts as
-    /// observed from the answer, which the API server sent after storing it, so no holder can
-    /// have seen it earlier.
-    pub fn wrote(&self, written: &CachedLease, replaced: Option<&str>, now: Instant) {
-        let Some(key) = written.metadata.namespace.clone().zip(written.metadata.name.clone()) else {
-            return;
-        };
+        let ns = lease.metadata.namespace.clone()?;
+        let name = lease.metadata.name.clone()?;
+        let set = set_of(lease).map(str::to_string);
+        let key = (ns.clone(), name.clone());
         let mut inner = self.lock();
-        let current = inner.leases.get(&key).map(|l| l.entry.version);
-        if current == replaced.map(version) {
-            inner.observe(written, false, now);
+        let old = inner.leases.remove(&key);
+        if let Some(old) = &old {
+            if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old.set.clone())) {
+                names.remove(&name);
+            }
         }
+        let (set, mut holder) = match (gone, set) {
+            (false, Some(set)) => (set, old.as_ref().and_then(|o| o.holder.clone())),
+            (_, set) => {
+                if let Some(old) = &old {
+                    inner.unhold(&ns, old);
+                }
+                return old.map(|o| o.set).or(set).map(|s| (ns, s));
+            }
+        };
+        let (d, r) = (decision(lease), record(lease));
+        let entry = match old.as_ref().map(|o| o.entry) {
+            Some(e) if e.record == r => Entry { decision: d, ..e },
+            _ => Entry {
+                decision: d,
+                record: r,
+                observed: now,
+            },
+        };
+        let relevant = old.as_ref().is_none_or(|o| o.entry.decision != d);
+        if relevant {
+            if let Some(old) = &old {
+                inner.unhold(&ns, old);
+            }
+            holder = holder_uid(lease);
+            if let Some(uid) = &holder {
+                inner.hold(&ns, uid, &set);
+            }
+        }
+        inner.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
+        inner.leases.insert(
+            key,
+            Indexed {
+                set: set.clone(),
+                entry,
+                holder,
+            },
+        );
+        relevant.then_some((ns, set))
     }
 
     /// When the holder record of `lease` was first seen as it is; `None` when the watch has not
@@ -249,64 +272,6 @@ impl LeaseIndex {
 }
 
 impl Inner {
-    /// See [`LeaseIndex::observe`].
-    fn observe(&mut self, lease: &CachedLease, gone: bool, now: Instant) -> Option<(String, String)> {
-        let ns = lease.metadata.namespace.clone()?;
-        let name = lease.metadata.name.clone()?;
-        let set = set_of(lease).map(str::to_string);
-        let key = (ns.clone(), name.clone());
-        let old = self.leases.remove(&key);
-        if let Some(old) = &old {
-            if let Some(names) = self.by_set.get_mut(&(ns.clone(), old.set.clone())) {
-                names.remove(&name);
-            }
-        }
-        let (set, mut holder) = match (gone, set) {
-            (false, Some(set)) => (set, old.as_ref().and_then(|o| o.holder.clone())),
-            (_, set) => {
-                if let Some(old) = &old {
-                    self.unhold(&ns, old);
-                }
-                return old.map(|o| o.set).or(set).map(|s| (ns, s));
-            }
-        };
-        let (d, r) = (decision(lease), record(lease));
-        let v = version(lease.metadata.resource_version.as_deref().unwrap_or_default());
-        let entry = match old.as_ref().map(|o| o.entry) {
-            Some(e) if e.record == r => Entry {
-                version: v,
-                decision: d,
-                ..e
-            },
-            _ => Entry {
-                version: v,
-                decision: d,
-                record: r,
-                observed: now,
-            },
-        };
-        let relevant = old.as_ref().is_none_or(|o| o.entry.decision != d);
-        if relevant {
-            if let Some(old) = &old {
-                self.unhold(&ns, old);
-            }
-            holder = holder_uid(lease);
-            if let Some(uid) = &holder {
-                self.hold(&ns, uid, &set);
-            }
-        }
-        self.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
-        self.leases.insert(
-            key,
-            Indexed {
-                set: set.clone(),
-                entry,
-                holder,
-            },
-        );
-        relevant.then_some((ns, set))
-    }
-
     /// A Lease of `set` is held by the pod of uid `uid`: count it.
     fn hold(&mut self, ns: &str, uid: &str, set: &str) {
         *self

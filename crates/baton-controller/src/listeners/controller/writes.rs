@@ -406,24 +406,9 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
     futures::future::join_all(gets).await.into_iter().flatten().collect()
 }
 
-/// The `resourceVersion` write `m` is conditional on (`None`: a create).
-fn replaced_version(m: &Move) -> Option<&str> {
-    match m {
-        Move::Assign {
-            from_resource_version: rv,
-            ..
-        } => rv.as_deref(),
-        Move::RequestRelease { resource_version, .. }
-        | Move::DeleteLease { resource_version, .. }
-        | Move::RemoveFinalizer { resource_version, .. }
-        | Move::Adopt { resource_version, .. } => Some(resource_version),
-    }
-}
-
 /// Remember a successful write conditional on a resourceVersion until the cache shows it (see
 /// [`UnseenWrites`](crate::listeners::decide::UnseenWrites)): the next reconcile must not decide
-/// from the Lease as it was before. What it made is indexed at once (see
-/// [`LeaseIndex::wrote`](super::index::LeaseIndex::wrote)), so its watch event wakes nothing.
+/// from the Lease as it was before.
 pub(super) fn expect(
     ctx: &Context,
     ns: &str,
@@ -432,14 +417,21 @@ pub(super) fn expect(
     read: Option<&Arc<CachedLease>>,
     written: Option<CachedLease>,
 ) {
-    let deleted = matches!(m, Move::DeleteLease { .. } | Move::RemoveFinalizer { .. });
-    if let (Some(l), false) = (&written, deleted) {
-        ctx.index.wrote(l, replaced_version(m), Instant::now());
-    }
-    // A create: the cache shows it soon; meanwhile the listener has no Lease and a second
-    // create would be refused (AlreadyExists).
-    let Some(replaced) = replaced_version(m) else { return };
+    let replaced = match m {
+        Move::Assign {
+            from_resource_version: Some(rv),
+            ..
+        } => rv,
+        Move::RequestRelease { resource_version, .. }
+        | Move::DeleteLease { resource_version, .. }
+        | Move::RemoveFinalizer { resource_version, .. }
+        | Move::Adopt { resource_version, .. } => resource_version,
+        // A create: the cache shows it soon; meanwhile the listener has no Lease and a second
+        // create would be refused (AlreadyExists).
+        Move::Assign { .. } => return,
+    };
     let Some(name) = read.map(|l| l.name_any()) else { return };
+    let deleted = matches!(m, Move::DeleteLease { .. } | Move::RemoveFinalizer { .. });
     let written = written.filter(|_| !deleted).map(Arc::new);
     if written.is_none() && !deleted {
         return;
