@@ -10,7 +10,7 @@ use crate::harness::{pod_of, Ns};
 
 /// Requests answered in the benchmark's namespace, by (who, resource, verb); who is `agents`,
 /// `controller` or `other`.
-pub type Writes = BTreeMap<(String, String, String), u64>;
+pub type Requests = BTreeMap<(String, String, String), u64>;
 
 fn is_write(verb: &str) -> bool {
     matches!(verb, "create" | "update" | "patch" | "delete")
@@ -27,8 +27,8 @@ fn who(user: &str) -> &'static str {
 }
 
 /// Writes (create/update/patch/delete) answered in the benchmark's namespace.
-pub fn writes(ns: &Ns) -> Writes {
-    let mut out = Writes::new();
+pub fn writes(ns: &Ns) -> Requests {
+    let mut out = Requests::new();
     // On the real control plane: kube-apiserver's audit log (every write, its user and verb).
     if let Some(real) = ns.cluster.real() {
         for w in real.audited_writes(0) {
@@ -43,15 +43,15 @@ pub fn writes(ns: &Ns) -> Writes {
 
 /// Reads (get/list) answered in the benchmark's namespace: the simulator's alone (the real
 /// control plane's audit log keeps writes only).
-pub fn reads(ns: &Ns) -> Writes {
+pub fn reads(ns: &Ns) -> Requests {
     if ns.cluster.real().is_some() {
-        return Writes::new();
+        return Requests::new();
     }
     sim_requests(ns, |verb| matches!(verb, "get" | "list"))
 }
 
-fn sim_requests(ns: &Ns, verbs: impl Fn(&str) -> bool) -> Writes {
-    let mut out = Writes::new();
+fn sim_requests(ns: &Ns, verbs: impl Fn(&str) -> bool) -> Requests {
+    let mut out = Requests::new();
     for (k, n) in ns.cluster.sim().core.auth.audit.counts() {
         if !verbs(&k.verb) || k.namespace != ns.name {
             continue;
@@ -63,7 +63,7 @@ fn sim_requests(ns: &Ns, verbs: impl Fn(&str) -> bool) -> Writes {
 }
 
 /// `after - before`, dropping what did not change.
-pub fn delta(after: &Writes, before: &Writes) -> Writes {
+pub fn delta(after: &Requests, before: &Requests) -> Requests {
     after
         .iter()
         .filter_map(|(k, n)| {
@@ -73,13 +73,13 @@ pub fn delta(after: &Writes, before: &Writes) -> Writes {
         .collect()
 }
 
-/// Writes of `who` in `d`.
-pub fn total(d: &Writes, who: &str) -> u64 {
+/// Requests of `who` in `d`.
+pub fn total(d: &Requests, who: &str) -> u64 {
     d.iter().filter(|(k, _)| k.0 == who).map(|(_, n)| n).sum()
 }
 
 /// `who resource verb n` for each entry, per second when `secs` is given.
-pub fn lines(d: &Writes, secs: Option<f64>) -> Vec<String> {
+pub fn lines(d: &Requests, secs: Option<f64>) -> Vec<String> {
     d.iter()
         .map(|((who, res, verb), n)| match secs {
             Some(s) => format!("{who} {res} {verb} {:.2}/s", *n as f64 / s),

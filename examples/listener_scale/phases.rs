@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::harness::{self, wait_for, Ns, R};
-use crate::measure::{self, Cpu, Usage, Writes};
+use crate::measure::{self, Cpu, Requests, Usage};
 
 /// Listeners per Secret: a Secret holds at most 1 MiB, so a large set reads several through
 /// `listenersFrom.secretSelector`.
@@ -18,7 +18,7 @@ const PER_SECRET: usize = 10_000;
 pub struct Start {
     pub status_all_running: Duration,
     pub apps_all_running: Duration,
-    pub writes: Writes,
+    pub writes: Requests,
 }
 
 /// The names of `sets` sets: `big` alone, or `s000`, `s001`, ….
@@ -117,7 +117,7 @@ pub async fn start(ns: &Ns, n: usize, sets: usize, lease: i32) -> R<Start> {
 
 pub struct Rest {
     pub secs: f64,
-    pub writes: Writes,
+    pub writes: Requests,
     pub controller: Usage,
     pub agents: Usage,
 }
@@ -154,9 +154,9 @@ pub struct Moved {
     /// Per listener: old app stopped → new app started (drain), or the event → new app started
     /// (SIGKILL).
     pub times: Vec<Duration>,
-    pub writes: Writes,
+    pub writes: Requests,
     /// Reads answered by the simulator meanwhile (none on the real control plane).
-    pub reads: Writes,
+    pub reads: Requests,
     /// First / median / last of each kind of step (see [`measure::timeline`]).
     pub timeline: String,
 }
@@ -223,7 +223,7 @@ fn finish(
     moved: &BTreeMap<String, (Instant, Instant)>,
     t0: Instant,
     mut times: Vec<Duration>,
-    (writes_before, reads_before): (Writes, Writes),
+    (writes_before, reads_before): (Requests, Requests),
 ) -> R<Moved> {
     if moved.len() != listeners {
         return Err(format!("{} of {listeners} listeners of {pod} moved", moved.len()));

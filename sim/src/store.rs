@@ -450,11 +450,7 @@ impl Store {
     }
 
     pub fn get(&self, key: &ResKey, ns: &str, name: &str) -> Option<Arc<Stored>> {
-        self.lock()
-            .tables
-            .get(key)?
-            .get(&(ns.to_string(), name.to_string()))
-            .cloned()
+        self.get_at(key, ns, name).0
     }
 
     /// One object (if stored) with the RV of the snapshot it was read in.
