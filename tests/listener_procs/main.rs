@@ -9,6 +9,7 @@
 mod harness;
 
 mod collision;
+mod configs;
 mod conformance;
 mod controller_writes;
 mod force;

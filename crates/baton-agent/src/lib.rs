@@ -50,6 +50,7 @@
 pub mod sidecar;
 
 mod config;
+mod configs;
 mod ops;
 mod state;
 mod task;

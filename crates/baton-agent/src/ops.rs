@@ -1,24 +1,19 @@
 //! The agent's API requests: one conditional write (acknowledge, renew, release) or read of a
 //! listener Lease, or of its pod's liveness Lease (register, renew, read), as decided by
-//! [`State`](super::state::State), performed here and reported back; and the listeners' configs,
-//! read through a small cache of the Secrets that hold them.
+//! [`State`](super::state::State), performed here and reported back, with the listeners' configs
+//! ([`Configs`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, GetParams, Patch, PatchParams};
-use kube::Resource;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tokio::time::Instant;
 
+use super::configs::Configs;
 use super::state::{LiveOp, LiveResult, OpError, OpKind, OpResult};
-use baton_api::listenerset::lease::config_of;
 use baton_api::listenerset::liveness::LEAVING_ANNOTATION;
 
 /// A finished request on a listener Lease, for [`State::on_op`](super::state::State::on_op).
@@ -45,7 +40,7 @@ pub(super) struct Apis {
     pub(super) pod: String,
 }
 
-fn classify(e: kube::Error, not_found_is_gone: bool) -> OpError {
+pub(super) fn classify(e: kube::Error, not_found_is_gone: bool) -> OpError {
     if is_status(&e, 409) {
         OpError::Conflict
     } else if is_status(&e, 404) && not_found_is_gone {
@@ -210,127 +205,7 @@ pub(super) fn perform_live(
     .boxed()
 }
 
-/// How long a Secret read for a config is used before it is read again.
-const CONFIG_TTL: Duration = Duration::from_secs(10);
-/// A key missing from a cached Secret is looked for again at most this often.
-const MISS_RETRY: Duration = Duration::from_secs(1);
-
-/// The listeners' configs: each Secret read once for every listener it configures (500
-/// listeners acknowledged at once read their Secret once, not 500 times), again after
-/// [`CONFIG_TTL`], or when a key is missing from the copy read.
-#[derive(Clone)]
-pub(super) struct Configs {
-    client: kube::Client,
-    /// The Secrets' URL (the pod's namespace).
-    url: String,
-    cache: Arc<tokio::sync::Mutex<HashMap<String, Slot>>>,
-}
-
-/// What is kept of a config Secret: its data, each value as sent (base64), decoded when a
-/// listener's config is looked up. The rest of the object (its `managedFields` above all) is
-/// skipped while decoding, not built: one Secret configures every listener of a set, so at
-/// 10,000 listeners it is ~0.8 MB, read again every [`CONFIG_TTL`].
-#[derive(Default, serde::Deserialize)]
-struct SecretData {
-    data: Option<BTreeMap<String, String>>,
-}
-
-impl SecretData {
-    /// The value of `key`: `None` if it has none, an error if it is not base64.
-    fn value(&self, key: &str) -> Option<Result<Vec<u8>, base64::DecodeError>> {
-        use base64::Engine;
-        let encoded = self.data.as_ref()?.get(key)?;
-        Some(base64::engine::general_purpose::STANDARD.decode(encoded))
-    }
-}
-
-/// One Secret's copy (when read, what), read by one request at a time.
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, SecretData)>>>;
-
-impl Configs {
-    /// The configs of the listeners of pods in `namespace`.
-    pub(super) fn new(client: kube::Client, namespace: &str) -> Self {
-        Configs {
-            client,
-            url: Secret::url_path(&(), Some(namespace)),
-            cache: Arc::default(),
-        }
-    }
-
-    /// Read Secret `name`'s data.
-    async fn get(&self, name: &str) -> Result<SecretData, OpError> {
-        let request = kube::core::Request::new(&self.url)
-            .get(name, &GetParams::default())
-            .map_err(|e| OpError::Other(e.to_string()))?;
-        self.client.request(request).await.map_err(|e| classify(e, false))
-    }
-
-    /// The value of the Secret key the controller named in the Lease's config annotation.
-    async fn read(&self, l: &Lease) -> Result<Option<String>, OpError> {
-        let (secret, key) = match config_of(l) {
-            None => return Ok(None),
-            Some(Ok(at)) => at,
-            Some(Err(value)) => {
-                return Err(OpError::Other(format!(
-                    "config annotation {value:?} is not <secret>/<key>"
-                )));
-            }
-        };
-        let slot = self.cache.lock().await.entry(secret.to_string()).or_default().clone();
-        // One read at a time per Secret: the others wait for it and use its copy.
-        let mut cached = slot.lock().await;
-        let now = Instant::now();
-        let fresh = match cached.as_ref() {
-            Some((at, s)) => {
-                let age = now.saturating_duration_since(*at);
-                age < CONFIG_TTL && (s.value(key).is_some() || age < MISS_RETRY)
-            }
-            None => false,
-        };
-        if !fresh {
-            *cached = Some((now, self.get(secret).await?));
-        }
-        match cached.as_ref().and_then(|(_, s)| s.value(key)) {
-            Some(Ok(v)) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
-            Some(Err(e)) => Err(OpError::Other(format!(
-                "Secret {secret} key {key:?} is not base64: {e}"
-            ))),
-            None => Err(OpError::Other(format!("Secret {secret} has no key {key:?}"))),
-        }
-    }
-}
-
 /// Whether `e` is the API server's answer with HTTP status `code`.
 fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SecretData;
-
-    /// A Secret as the API server answers it: data base64-encoded, beside metadata and
-    /// `managedFields` that are skipped.
-    fn secret_json(data: &str) -> String {
-        format!(
-            r#"{{"kind":"Secret","apiVersion":"v1","metadata":{{"name":"cfg","namespace":"ns",
-            "managedFields":[{{"manager":"kubectl","operation":"Apply","fieldsType":"FieldsV1",
-            "fieldsV1":{{"f:data":{{"f:a":{{}}}}}}}}]}},{data}"type":"Opaque"}}"#
-        )
-    }
-
-    #[test]
-    fn a_config_secret_is_read_for_its_data_alone() {
-        let json = secret_json(r#""data":{"a":"aGVsbG8=","b":"","c":"not base64!"},"#);
-        let read: SecretData = serde_json::from_str(&json).unwrap();
-        assert_eq!(read.value("a").unwrap().unwrap(), b"hello");
-        assert_eq!(read.value("b").unwrap().unwrap(), b"");
-        // A bad value spoils its own key only.
-        assert!(read.value("c").unwrap().is_err());
-        assert!(read.value("d").is_none());
-        for empty in ["", r#""data":null,"#] {
-            let read: SecretData = serde_json::from_str(&secret_json(empty)).unwrap();
-            assert!(read.value("a").is_none(), "{empty}");
-        }
-    }
 }

@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::ops::{perform, perform_live, Apis, Configs, LiveDone, OpDone};
+use super::configs::Configs;
+use super::ops::{perform, perform_live, Apis, LiveDone, OpDone};
 use super::state::{Action, State};
 use super::{AgentConfig, AgentEvent, Stop};
 use baton_api::listenerset::liveness::HOLDER_UID_LABEL;

@@ -37,6 +37,11 @@ pub const RELEASE_REQUESTED_ANNOTATION: &str = "baton.dev/release-requested";
 /// config lives, `<secret name>/<key>` in the Lease's namespace ([`lease::config_value`];
 /// absent: no config).
 pub const CONFIG_ANNOTATION: &str = "baton.dev/config";
+/// Lease annotation written by the controller with every assignment of a listener with a config:
+/// the `resourceVersion` of the config's Secret the controller resolved the listener from. An
+/// agent that holds a copy of that Secret at this version uses it instead of reading the Secret
+/// again ([`lease::config_version_of`]; absent: the agent goes by the age of its copy).
+pub const CONFIG_VERSION_ANNOTATION: &str = "baton.dev/config-version";
 /// ListenerSet annotation set by `baton listeners recover`: a nonce; the controller reassigns
 /// orphans (holder gone, not Ready or terminating) at once, then copies the nonce to
 /// [`RECOVERED_ANNOTATION`].

@@ -8,7 +8,8 @@
 //!   they are its [`Holder`];
 //! * `spec.leaseTransitions`: the fencing token handed to the application;
 //! * [`CONFIG_ANNOTATION`]` = <secret>/<key>` ([`config_value`], [`parse_config`]) when the
-//!   listener has a config;
+//!   listener has a config, and [`CONFIG_VERSION_ANNOTATION`]` = <resourceVersion>` of that
+//!   Secret as the controller read it ([`config_version_of`]), when it did;
 //! * [`RELEASE_REQUESTED_ANNOTATION`]` = <reason>` ([`ReleaseReason`]) while its holder is asked
 //!   to release it;
 //! * while held, label [`HOLDER_UID_LABEL`]` = <holder pod uid>` (so the holder's agent, which
@@ -30,7 +31,10 @@ use super::holder::HOLDER_UID_LABEL;
 pub use super::holder::{owner_pod, pod_owner_reference, PodOwner};
 #[cfg(doc)]
 use super::LEASE_FINALIZER;
-use super::{CONFIG_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN, RELEASE_REQUESTED_ANNOTATION};
+use super::{
+    CONFIG_ANNOTATION, CONFIG_VERSION_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN,
+    RELEASE_REQUESTED_ANNOTATION,
+};
 
 mod cached;
 pub use cached::{CachedLease, CachedLeaseSpec, CachedOwner};
@@ -306,6 +310,12 @@ pub fn parse_config(value: &str) -> Option<(&str, &str)> {
 pub fn config_of<L: LeaseFields + ?Sized>(lease: &L) -> Option<Result<(&str, &str), &str>> {
     let value = lease.annotation(CONFIG_ANNOTATION)?;
     Some(parse_config(value).ok_or(value))
+}
+
+/// The `resourceVersion` of the config's Secret the assignment was resolved from, if the Lease
+/// records it ([`CONFIG_VERSION_ANNOTATION`]).
+pub fn config_version_of<L: LeaseFields + ?Sized>(lease: &L) -> Option<&str> {
+    lease.annotation(CONFIG_VERSION_ANNOTATION).filter(|v| !v.is_empty())
 }
 
 /// A Lease's `leaseDurationSeconds` as the agent and the controller read it: `default` seconds

@@ -16,10 +16,17 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::{LeaseFields, PodOwner};
+use crate::listenerset::CONFIG_VERSION_ANNOTATION;
 use crate::pod::{null_default, Labels};
 
 /// The prefix of the labels and annotations a [`CachedLease`] keeps.
 const BATON_PREFIX: &str = "baton.dev/";
+
+/// Whether a [`CachedLease`] keeps label or annotation `key`: baton's, but the config's Secret
+/// version, which only the holder's agent reads.
+fn keeps(key: &str) -> bool {
+    key.starts_with(BATON_PREFIX) && key != CONFIG_VERSION_ANNOTATION
+}
 
 /// A listener Lease as the controller's cache holds it (see the module). Read it with
 /// [`LeaseFields`] and the functions of [`super`]; `metadata` holds only what names it and
@@ -130,7 +137,7 @@ fn baton_only<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
             let mut kept: Vec<(String, String)> = Vec::new();
             while let Some(key) = map.next_key::<String>()? {
-                if key.starts_with(BATON_PREFIX) {
+                if keeps(&key) {
                     kept.push((key, map.next_value()?));
                 } else {
                     map.next_value::<IgnoredAny>()?;
@@ -174,10 +181,7 @@ impl From<&Lease> for CachedLease {
     fn from(lease: &Lease) -> Self {
         let m = &lease.metadata;
         let baton = |map: Option<&BTreeMap<String, String>>| -> Labels {
-            map.into_iter()
-                .flatten()
-                .filter(|(k, _)| k.starts_with(BATON_PREFIX))
-                .collect()
+            map.into_iter().flatten().filter(|(k, _)| keeps(k)).collect()
         };
         let spec = lease.spec.as_ref();
         CachedLease {

@@ -35,6 +35,8 @@ pub(super) struct Desired {
     pub(super) problems: Vec<String>,
     /// The listenersFrom Secret is missing: Leases of unknown listeners must not be removed.
     pub(super) keep_unknown: bool,
+    /// The `resourceVersion` of each config Secret as read, by name.
+    versions: BTreeMap<String, String>,
 }
 
 /// One listener per key of Secret `name` (a key already taken by a Secret earlier in name order
@@ -132,9 +134,16 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
             },
         );
     }
+    let mut versions = BTreeMap::new();
     for r in map.values_mut() {
         let Some((secret, key)) = &r.config else { continue };
-        let problem = match secrets.get(ns, secret) {
+        let read = secrets.get(ns, secret);
+        if let Ok(Some(s)) = &read {
+            if !versions.contains_key(secret) {
+                versions.insert(secret.clone(), s.resource_version().unwrap_or_default());
+            }
+        }
+        let problem = match read {
             Err(why) => Some(format!("listener {}: Secret {ns}/{secret} cannot be read: {why}", r.id)),
             Ok(None) => Some(format!(
                 "listener {}: Secret {ns}/{secret} does not exist: create it, or point the listener's configRef at \
@@ -164,11 +173,13 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
             no_config: l.config_problem.is_some(),
         })
         .collect();
+    versions.retain(|_, v| !v.is_empty());
     Desired {
         listeners,
         wanted,
         problems,
         keep_unknown,
+        versions,
     }
 }
 
@@ -188,6 +199,12 @@ impl Desired {
     pub(super) fn config_of(&self, id: &str) -> Option<String> {
         let (secret, key) = self.find(id)?.config.as_ref()?;
         Some(listenerset::lease::config_value(secret, key))
+    }
+
+    /// The `resourceVersion` of the Secret listener `id` takes its config from, as resolved.
+    pub(super) fn config_version_of(&self, id: &str) -> Option<String> {
+        let (secret, _) = self.find(id)?.config.as_ref()?;
+        self.versions.get(secret).cloned()
     }
 }
 
@@ -311,6 +328,8 @@ mod tests {
         assert_eq!(ids(&first), ["a", "b"]);
         assert!(first.config_of("b").is_some());
         assert_eq!(first.config_of("c"), None);
+        assert_eq!(first.config_version_of("b").as_deref(), Some("1"));
+        assert_eq!(first.config_version_of("c"), None);
         assert!(
             Arc::ptr_eq(&first, &cache.resolve(&set(1), "apps", &secrets)),
             "unchanged: kept"
@@ -319,6 +338,7 @@ mod tests {
         writer.apply_watcher_event(&watcher::Event::Apply(secret("ids", "2", &["a", "b", "c"])));
         let second = cache.resolve(&set(1), "apps", &secrets);
         assert_eq!(ids(&second), ["a", "b", "c"]);
+        assert_eq!(second.config_version_of("b").as_deref(), Some("2"));
         // A new generation of the spec: resolved again.
         let third = cache.resolve(&set(2), "apps", &secrets);
         assert!(!Arc::ptr_eq(&second, &third));

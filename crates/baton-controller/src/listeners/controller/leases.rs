@@ -15,8 +15,8 @@ use crate::api::listenerset::liveness::{
     liveness_lease_name, FENCED_ANNOTATION, HOLDER_UID_LABEL, LIVENESS_LABEL, LIVENESS_LABEL_VALUE,
 };
 use crate::api::listenerset::{
-    lease_name, CONFIG_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION,
-    PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
+    lease_name, CONFIG_ANNOTATION, CONFIG_VERSION_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL,
+    PROTOCOL_ANNOTATION, PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
 };
 use crate::error::is_status;
 use crate::listeners::assigner::Move;
@@ -27,14 +27,15 @@ fn now_micro() -> MicroTime {
 }
 
 /// What a [`Move`] is applied with: the set's Lease API and name, the Lease the move was
-/// decided from (if the cache shows one), the listener's config reference, and the set's
-/// default lease duration.
+/// decided from (if the cache shows one), the listener's config reference and the version of its
+/// Secret that reference was resolved from, and the set's default lease duration.
 pub(super) struct Target<'a> {
     pub(super) api: &'a Api<Lease>,
     pub(super) ns: &'a str,
     pub(super) set: &'a str,
     pub(super) lease: Option<Arc<CachedLease>>,
     pub(super) config: Option<String>,
+    pub(super) config_version: Option<String>,
     pub(super) default_duration: i32,
 }
 
@@ -186,6 +187,7 @@ async fn reassign(
             "annotations": {
                 RELEASE_REQUESTED_ANNOTATION: null,
                 CONFIG_ANNOTATION: t.config,
+                CONFIG_VERSION_ANNOTATION: t.config.as_ref().and(t.config_version.as_ref()),
                 PROTOCOL_ANNOTATION: PROTOCOL_VERSION,
             },
             "ownerReferences": [pod_owner_reference(pod, uid)],
@@ -206,6 +208,9 @@ async fn create(
     let mut annotations = BTreeMap::from([(PROTOCOL_ANNOTATION.to_string(), PROTOCOL_VERSION.to_string())]);
     if let Some(c) = &t.config {
         annotations.insert(CONFIG_ANNOTATION.into(), c.clone());
+        if let Some(v) = &t.config_version {
+            annotations.insert(CONFIG_VERSION_ANNOTATION.into(), v.clone());
+        }
     }
     let spec: LeaseSpec = serde_json::from_value(tenure(pod, transitions, t.default_duration)).unwrap_or_default();
     let l = Lease {

@@ -126,6 +126,7 @@ async fn deliver(ctx: Arc<Context>, to: Sending, requests: Vec<(Write, Option<Ar
                 set,
                 lease: read.clone(),
                 config: None,
+                config_version: None,
                 default_duration,
             };
             let r = apply_move(target, &w.change, &ctx.stats).await;

@@ -193,6 +193,7 @@ pub(super) async fn apply_writes(ctx: &Arc<Context>, w: Writing<'_>, decision: &
             set: &name,
             lease: lease_by_listener.get(m.listener()).cloned(),
             config: desired.config_of(m.listener()),
+            config_version: desired.config_version_of(m.listener()),
             default_duration: set.spec.lease_duration_seconds,
         };
         sends.push(apply_move(target, m, &ctx.stats).boxed());

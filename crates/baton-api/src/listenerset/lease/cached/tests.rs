@@ -2,8 +2,8 @@ use super::*;
 use crate::listenerset::lease::{self, Holder};
 use crate::listenerset::liveness::HOLDER_UID_LABEL;
 use crate::listenerset::{
-    CONFIG_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION,
-    RELEASE_REQUESTED_ANNOTATION,
+    CONFIG_ANNOTATION, CONFIG_VERSION_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL,
+    PROTOCOL_ANNOTATION, RELEASE_REQUESTED_ANNOTATION,
 };
 
 /// A listener Lease as kube-apiserver returns it: managedFields of the controller and the agent,
@@ -20,7 +20,7 @@ fn held() -> serde_json::Value {
                 "team": "payments"
             },
             "annotations": {
-                PROTOCOL_ANNOTATION: "2", CONFIG_ANNOTATION: "tokens/acct.42",
+                PROTOCOL_ANNOTATION: "2", CONFIG_ANNOTATION: "tokens/acct.42", CONFIG_VERSION_ANNOTATION: "977",
                 RELEASE_REQUESTED_ANNOTATION: "rebalance",
                 "kubectl.kubernetes.io/last-applied-configuration": {"not": ["even", "a", "string"]}
             },
@@ -72,7 +72,10 @@ fn decodes_what_the_controller_reads_and_drops_the_rest() {
     assert!(m.creation_timestamp.is_none() && m.generation.is_none() && m.owner_references.is_none());
     assert_eq!(decoded.labels.len(), 3);
     assert_eq!(decoded.label("team"), None);
+    // The config's Secret version is the holder's agent's alone: not kept.
     assert_eq!(decoded.annotations.len(), 3);
+    assert_eq!(lease::config_version_of(&decoded), None);
+    assert_eq!(lease::config_version_of(&whole), Some("977"));
     assert_eq!(
         decoded.owner,
         Some(CachedOwner {
