@@ -2,7 +2,7 @@
 //! from a controller that read it, the Secret's `resourceVersion` the assignment was resolved
 //! from. Each Secret is read once for every listener it configures (500 listeners acknowledged
 //! at once read their Secret once, not 500 times), and its copy is kept for the next ones
-//! ([`Copy::answers`] says when it may be used).
+//! ([`Kept::answers`] says when it may be used).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -63,13 +63,13 @@ impl SecretData {
 }
 
 /// A copy of a Secret: when it was read, what, and the versions it is known to be newer than.
-struct Copy {
+struct Kept {
     read_at: Instant,
     data: SecretData,
     past: HashSet<String>,
 }
 
-impl Copy {
+impl Kept {
     /// Whether this copy answers a lookup of `key` now for a Lease whose config was resolved
     /// from version `wanted` of the Secret (`None`: its controller does not say).
     ///
@@ -90,7 +90,7 @@ impl Copy {
 
     /// A copy read at `read_at` to answer a Lease naming version `wanted`, after `before`. It is
     /// newer than `wanted` (written before this read) and than every version `before` was.
-    fn after(before: Option<Copy>, read_at: Instant, data: SecretData, wanted: Option<&str>) -> Copy {
+    fn after(before: Option<Kept>, read_at: Instant, data: SecretData, wanted: Option<&str>) -> Kept {
         let (mut past, before) = match before {
             Some(c) => (c.past, c.data.metadata.resource_version),
             None => (HashSet::new(), None),
@@ -104,12 +104,12 @@ impl Copy {
                 past.insert(v);
             }
         }
-        Copy { read_at, data, past }
+        Kept { read_at, data, past }
     }
 }
 
 /// One Secret's copy, read by one request at a time.
-type Slot = Arc<tokio::sync::Mutex<Option<Copy>>>;
+type Slot = Arc<tokio::sync::Mutex<Option<Kept>>>;
 
 impl Configs {
     /// The configs of the listeners of pods in `namespace`.
@@ -147,7 +147,7 @@ impl Configs {
         let now = Instant::now();
         if !cached.as_ref().is_some_and(|c| c.answers(now, key, wanted)) {
             let data = self.get(secret).await?;
-            *cached = Some(Copy::after(cached.take(), now, data, wanted));
+            *cached = Some(Kept::after(cached.take(), now, data, wanted));
         }
         match cached.as_ref().and_then(|c| c.data.value(key)) {
             Some(Ok(v)) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_copy_at_the_version_the_lease_names_is_used_however_old() {
         let t0 = Instant::now();
-        let c = Copy::after(None, t0, copy("7"), Some("7"));
+        let c = Kept::after(None, t0, copy("7"), Some("7"));
         let later = t0 + CONFIG_TTL * 100;
         assert!(c.answers(later, "a", Some("7")));
         // Another version: the Secret changed since the copy was read.
@@ -219,14 +219,14 @@ mod tests {
     #[test]
     fn a_copy_read_for_an_older_version_answers_it_from_then_on() {
         let t0 = Instant::now();
-        let first = Copy::after(None, t0, copy("7"), Some("7"));
+        let first = Kept::after(None, t0, copy("7"), Some("7"));
         assert!(!first.answers(t0, "a", Some("5")));
         // Read again for a Lease naming version 5: the read shows 7, which is newer than 5.
-        let second = Copy::after(Some(first), t0, copy("7"), Some("5"));
+        let second = Kept::after(Some(first), t0, copy("7"), Some("5"));
         assert!(second.answers(t0 + CONFIG_TTL * 10, "a", Some("5")));
         assert!(second.answers(t0 + CONFIG_TTL * 10, "a", Some("7")));
         // A later read is newer than the copies before it and what they had passed.
-        let third = Copy::after(Some(second), t0, copy("9"), Some("9"));
+        let third = Kept::after(Some(second), t0, copy("9"), Some("9"));
         assert!(third.answers(t0, "a", Some("5")));
         assert!(third.answers(t0, "a", Some("7")));
         assert!(!third.answers(t0, "a", Some("10")));
