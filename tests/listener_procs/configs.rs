@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use baton::api::listenerset::lease::config_version_of;
-use baton::api::listenerset::{lease_name, ListenersFrom, SecretRef};
+use baton::api::listenerset::lease_name;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::harness::{listenersets, process::http, wait_for, Ns, APP, R};
+use crate::harness::{process::http, wait_for, Ns, R};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -51,30 +51,6 @@ async fn served(ns: &Ns, pod: &str) -> R<BTreeMap<String, Option<String>>> {
         .collect())
 }
 
-/// Secret [`SECRET`] with `values` and set [`SET`] with a listener per key.
-async fn create(ns: &Ns, values: &BTreeMap<String, String>) -> R<()> {
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": ns.name},
-        "stringData": values,
-    }))
-    .map_err(|e| e.to_string())?;
-    Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
-        .create(&PostParams::default(), &secret)
-        .await
-        .map_err(|e| format!("creating the Secret: {e}"))?;
-    let mut set = listenersets::set(&ns.name, SET, APP, Vec::new(), 5);
-    set.spec.listeners_from = Some(ListenersFrom {
-        secret_ref: Some(SecretRef { name: SECRET.into() }),
-        secret_selector: None,
-    });
-    ns.sets()
-        .create(&PostParams::default(), &set)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("creating the set: {e}"))
-}
-
 /// Two pods run four listeners whose configs come from one Secret; every value changes and one
 /// key goes, and once the controller has acted on that (the listener gone), one pod is drained.
 /// Its listeners start on the other pod, whose agent read the Secret moments before, with the
@@ -87,7 +63,7 @@ async fn a_listener_moved_after_its_secret_changed_starts_with_the_new_config() 
         ok(ns.create_pod(p).await);
     }
     let old: BTreeMap<String, String> = (1..=4).map(|i| (format!("l{i}"), format!("old-{i}"))).collect();
-    ok(create(&ns, &old).await);
+    ok(ns.create_set_from_secret(SET, SECRET, &old, 5).await);
     let held = ok(ns.settled(SET, 4, "four listeners running", LONG).await);
     for pod in ["cf-a", "cf-b"] {
         let configs = ok(served(&ns, pod).await);

@@ -9,14 +9,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use baton::api::listenerset::{ListenersFrom, SecretRef};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
-use crate::harness::{listenersets, process::http, wait, AppKind, Ns, APP, R};
+use crate::harness::{process::http, wait, AppKind, Ns, R};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -100,27 +99,7 @@ async fn create_accounts(ns: &Ns) -> R<BTreeMap<String, String>> {
     let tokens: BTreeMap<String, String> = (1..=ACCOUNTS)
         .map(|i| (format!("acct-{i}"), format!("token-of-{}-acct-{i}", ns.name)))
         .collect();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "seed-accounts", "namespace": ns.name},
-        "stringData": tokens,
-    }))
-    .map_err(|e| e.to_string())?;
-    Api::<Secret>::namespaced(ns.client.clone(), &ns.name)
-        .create(&PostParams::default(), &secret)
-        .await
-        .map_err(|e| format!("creating the Secret: {e}"))?;
-    let mut set = listenersets::set(&ns.name, SET, APP, Vec::new(), 5);
-    set.spec.listeners_from = Some(ListenersFrom {
-        secret_ref: Some(SecretRef {
-            name: "seed-accounts".into(),
-        }),
-        secret_selector: None,
-    });
-    ns.sets()
-        .create(&PostParams::default(), &set)
-        .await
-        .map_err(|e| format!("creating the set: {e}"))?;
+    ns.create_set_from_secret(SET, "seed-accounts", &tokens, 5).await?;
     Ok(tokens)
 }
 

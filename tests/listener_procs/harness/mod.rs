@@ -46,10 +46,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use baton::api::listenerset::{Listener, ListenerSet};
+use baton::api::listenerset::{Listener, ListenerSet, ListenersFrom, SecretRef};
 use baton_sim::{KubeletConfig, Sim, SimConfig};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use tokio::process::Command;
@@ -421,6 +421,37 @@ impl Ns {
             .await
             .map(|_| ())
             .map_err(|e| format!("creating set {name}: {e}"))
+    }
+
+    /// Secret `secret` holding `values` (key → value) and set `name` with a listener per key
+    /// (`listenersFrom.secretRef`).
+    pub async fn create_set_from_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        values: &BTreeMap<String, String>,
+        lease_seconds: i32,
+    ) -> R<()> {
+        let body: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret, "namespace": self.name},
+            "stringData": values,
+        }))
+        .map_err(|e| e.to_string())?;
+        Api::<Secret>::namespaced(self.client.clone(), &self.name)
+            .create(&PostParams::default(), &body)
+            .await
+            .map_err(|e| format!("creating the Secret: {e}"))?;
+        let mut set = listenersets::set(&self.name, name, APP, Vec::new(), lease_seconds);
+        set.spec.listeners_from = Some(ListenersFrom {
+            secret_ref: Some(SecretRef { name: secret.into() }),
+            secret_selector: None,
+        });
+        self.sets()
+            .create(&PostParams::default(), &set)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("creating the set: {e}"))
     }
 
     /// Lease holders of `set`: listener → (holder, token).
