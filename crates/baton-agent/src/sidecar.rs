@@ -75,19 +75,75 @@ pub struct ListenerEntry {
 
 /// The whole `listeners.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Document {
     pub version: u64,
     pub pod: String,
     pub namespace: String,
     pub listeners: Vec<ListenerEntry>,
-    /// The earliest `validUntil` of the listeners (absent when there are none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The earliest `validUntil` of the listeners (absent when there are none). Sidecars before
+    /// this one wrote it as `valid_until`, which is read too.
+    #[serde(default, alias = "valid_until", skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,
 }
 
+/// One published version of the document, rendered once: the file and every long poll get the
+/// same bytes.
+struct Published {
+    version: u64,
+    bytes: Bytes,
+}
+
+/// [`Document`] as the sidecar renders it, borrowing what it runs (no copy of an entry per
+/// version). Its fields and names are `Document`'s (a test holds them equal).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentOut<'a> {
+    version: u64,
+    pod: &'a str,
+    namespace: &'a str,
+    listeners: Vec<EntryOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_until: Option<&'a str>,
+}
+
+/// [`ListenerEntry`], borrowed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryOut<'a> {
+    listener_set: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<&'a str>,
+    fencing_token: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_until: Option<&'a str>,
+}
+
+impl<'a> EntryOut<'a> {
+    fn of(e: &'a ListenerEntry, valid_until: Option<&'a str>) -> Self {
+        EntryOut {
+            listener_set: &e.listener_set,
+            id: &e.id,
+            config: e.config.as_deref(),
+            fencing_token: e.fencing_token,
+            valid_until,
+        }
+    }
+}
+
+/// The rendering of a document: pretty JSON and a newline.
+fn render_out(doc: &DocumentOut) -> Bytes {
+    let mut v = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
 struct Shared {
-    /// Shared, so a reader takes it and lets the channel go before rendering it.
-    doc: watch::Sender<Arc<Document>>,
+    /// The latest version, rendered (a reader takes it and lets the channel go).
+    doc: watch::Sender<Arc<Published>>,
+    pod: String,
+    namespace: String,
     /// Highest version the application acknowledged.
     acked: watch::Sender<u64>,
     /// Highest version written to the file.
@@ -119,12 +175,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
-}
-
-fn render(doc: &Document) -> Vec<u8> {
-    let mut v = serde_json::to_vec_pretty(doc).unwrap_or_default();
-    v.push(b'\n');
-    v
 }
 
 /// The first version of a sidecar's life: later than any version an earlier incarnation
@@ -183,16 +233,18 @@ type Running = BTreeMap<(String, String), ListenerEntry>;
 /// served: whatever an earlier incarnation listed is not ours any more.
 fn start_empty(cfg: &SidecarConfig) -> std::io::Result<Arc<Shared>> {
     let first = first_version();
-    let initial = Document {
+    let bytes = render_out(&DocumentOut {
         version: first,
-        pod: cfg.agent.pod_name.clone(),
-        namespace: cfg.agent.namespace.clone(),
+        pod: &cfg.agent.pod_name,
+        namespace: &cfg.agent.namespace,
         listeners: Vec::new(),
         valid_until: None,
-    };
-    write_atomically(&cfg.file, &render(&initial))?;
+    });
+    write_atomically(&cfg.file, &bytes)?;
     Ok(Arc::new(Shared {
-        doc: watch::channel(Arc::new(initial)).0,
+        doc: watch::channel(Arc::new(Published { version: first, bytes })).0,
+        pod: cfg.agent.pod_name.clone(),
+        namespace: cfg.agent.namespace.clone(),
         acked: watch::channel(0).0,
         written: watch::channel(first).0,
     }))
@@ -323,6 +375,7 @@ async fn applied(
 
 /// Publish the running set, each listener with its `validUntil`, as a new version; returns it.
 /// `told` keeps the deadline of each listener the agent runs (its last one, once it is stopping).
+/// Rendered here, once, from what `running` holds: the file and the long polls share it.
 fn publish(
     shared: &Shared,
     running: &BTreeMap<(String, String), ListenerEntry>,
@@ -331,47 +384,49 @@ fn publish(
 ) -> u64 {
     let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
     // The listeners of one liveness Lease share their deadline: each is written out once.
-    let mut last: Option<(Instant, String)> = None;
-    let listeners: Vec<ListenerEntry> = running
-        .iter()
-        .map(|(key, e)| {
-            // No deadline known (cannot happen: it is published before the Start): already past.
-            let until = valid.get(key).copied().unwrap_or(now);
-            // A listener the agent has begun to stop has no deadline any more (it is published
-            // as past): its last real one stays, the latest the app can have been told.
-            if let Some(at) = valid.get(key) {
-                told.insert(key.clone(), *at);
-            }
-            let text = match &last {
-                Some((at, text)) if *at == until => text.clone(),
-                _ => {
-                    let wall = wall_now
-                        .checked_add(until.saturating_duration_since(now))
-                        .unwrap_or(wall_now);
-                    let text = rfc3339_millis(wall);
-                    last = Some((until, text.clone()));
-                    text
+    let mut texts: Vec<(Instant, String)> = Vec::new();
+    let mut places: Vec<usize> = Vec::with_capacity(running.len());
+    for key in running.keys() {
+        // No deadline known (cannot happen: it is published before the Start): already past.
+        let until = valid.get(key).copied().unwrap_or(now);
+        // A listener the agent has begun to stop has no deadline any more (it is published as
+        // past): its last real one stays, the latest the app can have been told.
+        if let Some(at) = valid.get(key) {
+            match told.get_mut(key) {
+                Some(was) => *was = *at,
+                None => {
+                    told.insert(key.clone(), *at);
                 }
-            };
-            ListenerEntry {
-                valid_until: Some(text),
-                ..e.clone()
             }
-        })
+        }
+        let place = match texts.iter().rposition(|(at, _)| *at == until) {
+            Some(i) => i,
+            None => {
+                let wall = wall_now
+                    .checked_add(until.saturating_duration_since(now))
+                    .unwrap_or(wall_now);
+                texts.push((until, rfc3339_millis(wall)));
+                texts.len() - 1
+            }
+        };
+        places.push(place);
+    }
+    // Every text is of the same format, so the smallest string is the earliest time.
+    let earliest = texts.iter().map(|(_, t)| t.as_str()).min();
+    let listeners = running
+        .values()
+        .zip(&places)
+        .map(|(e, i)| EntryOut::of(e, texts.get(*i).map(|(_, t)| t.as_str())))
         .collect();
-    // Every entry's is the same format, so the smallest string is the earliest time.
-    let earliest = listeners.iter().filter_map(|e| e.valid_until.clone()).min();
-    let mut version = 0;
-    shared.doc.send_modify(|d| {
-        version = d.version + 1;
-        *d = Arc::new(Document {
-            version,
-            pod: d.pod.clone(),
-            namespace: d.namespace.clone(),
-            listeners,
-            valid_until: earliest,
-        });
+    let version = shared.doc.borrow().version + 1;
+    let bytes = render_out(&DocumentOut {
+        version,
+        pod: &shared.pod,
+        namespace: &shared.namespace,
+        listeners,
+        valid_until: earliest,
     });
+    shared.doc.send_replace(Arc::new(Published { version, bytes }));
     version
 }
 
@@ -385,10 +440,9 @@ fn rfc3339_millis(t: jiff::Timestamp) -> String {
 async fn write_file(file: PathBuf, shared: Arc<Shared>) {
     let mut docs = shared.doc.subscribe();
     loop {
-        // Rendered from the shared copy (a version is not copied whole to be written), after
-        // letting the channel go (a publish does not wait for the rendering).
+        // The latest version's bytes, as rendered once by `publish` (the channel let go first).
         let doc = Arc::clone(&docs.borrow_and_update());
-        let due = (doc.version > *shared.written.borrow()).then(|| (doc.version, render(&doc)));
+        let due = (doc.version > *shared.written.borrow()).then(|| (doc.version, doc.bytes.clone()));
         if let Some((version, bytes)) = due {
             let path = file.clone();
             let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
@@ -442,11 +496,11 @@ fn query(req: &Request<hyper::body::Incoming>, key: &str) -> Option<String> {
     })
 }
 
-fn reply(code: StatusCode, body: Vec<u8>, content_type: &str) -> Response<Full<Bytes>> {
+fn reply(code: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
     Response::builder()
         .status(code)
         .header("Content-Type", content_type)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body.into()))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
@@ -458,8 +512,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
                 let mut rx = shared.doc.subscribe();
                 let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|d| d.version > wait)).await;
             }
-            let doc = Arc::clone(&shared.doc.borrow());
-            let body = render(&doc);
+            let body = shared.doc.borrow().bytes.clone();
             reply(StatusCode::OK, body, "application/json")
         }
         (&Method::POST, "/ack") => match query(&req, "version").and_then(|v| v.parse::<u64>().ok()) {
@@ -490,93 +543,4 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn valid_until_is_utc_with_milliseconds_truncated() {
-        let t: jiff::Timestamp = "2025-01-10T10:00:12.345999Z".parse().unwrap();
-        assert_eq!(rfc3339_millis(t), "2025-01-10T10:00:12.345Z");
-        let t: jiff::Timestamp = "2025-01-10T10:00:12Z".parse().unwrap();
-        assert_eq!(rfc3339_millis(t), "2025-01-10T10:00:12.000Z");
-    }
-
-    /// A stop of an app that acknowledges is held past the ack timeout, until the ack timeout
-    /// after its last `validUntil` — or until its ack, whichever comes first.
-    #[tokio::test]
-    async fn an_app_that_acknowledges_is_waited_for_past_the_ack_timeout() {
-        let (acked_tx, acked) = watch::channel(0u64);
-        let (_written_tx, written) = watch::channel(7u64);
-        let start = Instant::now();
-        let stopped_by = start + Duration::from_millis(400);
-        let held = tokio::spawn(applied(acked, written, 7, Duration::from_millis(50), Some(stopped_by)));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            !held.is_finished(),
-            "released at the ack timeout, before validUntil + ack timeout"
-        );
-        tokio::time::timeout(Duration::from_secs(10), held)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(400));
-
-        let (acked_tx2, acked) = watch::channel(0u64);
-        let (_written_tx, written) = watch::channel(7u64);
-        let far = Instant::now() + Duration::from_secs(3600);
-        let held = tokio::spawn(applied(acked, written, 7, Duration::from_millis(50), Some(far)));
-        acked_tx2.send_replace(7);
-        tokio::time::timeout(Duration::from_secs(10), held)
-            .await
-            .unwrap()
-            .unwrap();
-        drop(acked_tx);
-    }
-
-    /// Listeners with one deadline get one text for it; another deadline gets its own, later
-    /// by as much; the deadlines are kept in `told`.
-    #[test]
-    fn each_listener_is_published_with_its_own_deadline() {
-        let shared = Shared {
-            doc: watch::channel(Arc::new(Document::default())).0,
-            acked: watch::channel(0).0,
-            written: watch::channel(0).0,
-        };
-        let key = |l: &str| ("s".to_string(), l.to_string());
-        let entry = |l: &str| ListenerEntry {
-            listener_set: "s".into(),
-            id: l.into(),
-            config: None,
-            fencing_token: 1,
-            valid_until: None,
-        };
-        let running: BTreeMap<_, _> = ["a", "b", "c", "d"].map(|l| (key(l), entry(l))).into();
-        let soon = Instant::now() + Duration::from_secs(10);
-        let later = soon + Duration::from_secs(5);
-        let valid: ValidUntil = [(key("a"), soon), (key("b"), soon), (key("c"), later), (key("d"), soon)].into();
-        let mut told = ValidUntil::new();
-        let version = publish(&shared, &running, &valid, &mut told);
-        let doc = shared.doc.borrow().clone();
-        assert_eq!(doc.version, version);
-        let at = |i: usize| -> jiff::Timestamp { doc.listeners[i].valid_until.as_deref().unwrap().parse().unwrap() };
-        let ids: Vec<&str> = doc.listeners.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, ["a", "b", "c", "d"]);
-        assert_eq!(at(0), at(1));
-        assert_eq!(at(0), at(3));
-        assert_eq!(at(2).duration_since(at(0)), jiff::SignedDuration::from_secs(5));
-        assert_eq!(doc.valid_until, doc.listeners[0].valid_until);
-        assert_eq!(told, valid);
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file() {
-        let dir = std::env::temp_dir().join(format!("baton-sidecar-{}", std::process::id()));
-        let path = dir.join("listeners.json");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let leftovers = std::fs::read_dir(&dir).unwrap().count();
-        assert_eq!(leftovers, 1);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+mod tests;
