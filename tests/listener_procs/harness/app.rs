@@ -464,10 +464,19 @@ enum Until {
 }
 
 impl Until {
-    fn of(e: &Entry) -> Until {
-        match &e.valid_until {
-            None => Until::Listed,
-            Some(t) => t.parse::<jiff::Timestamp>().map_or(Until::Never, Until::At),
+    /// `e`'s; `last` is the text parsed last and what it gave (the entries of one liveness Lease
+    /// share their deadline: each text is parsed once, not once per entry).
+    fn of<'a>(e: &'a Entry, last: &mut Option<(&'a str, Until)>) -> Until {
+        let Some(text) = e.valid_until.as_deref() else {
+            return Until::Listed;
+        };
+        match last {
+            Some((t, until)) if *t == text => *until,
+            _ => {
+                let until = text.parse::<jiff::Timestamp>().map_or(Until::Never, Until::At);
+                *last = Some((text, until));
+                until
+            }
         }
     }
 }
@@ -480,10 +489,16 @@ struct Listed {
 
 impl Listed {
     fn of(doc: &Doc) -> Listed {
+        let mut last = None;
         let entries = doc
             .listeners
             .iter()
-            .map(|e| (format!("{}/{}", e.listener_set, e.id), (e.fencing_token, Until::of(e))))
+            .map(|e| {
+                (
+                    format!("{}/{}", e.listener_set, e.id),
+                    (e.fencing_token, Until::of(e, &mut last)),
+                )
+            })
             .collect();
         Listed {
             version: doc.version,
@@ -530,12 +545,15 @@ impl Running {
     /// by time alone.
     fn apply(&mut self, cfg: &AppConfig, log: &Arc<AppLog>, id: &str, listed: &Listed) -> Option<jiff::Timestamp> {
         let (wanted, next) = listed.wanted(cfg.honour_valid_until, jiff::Timestamp::now());
-        let leaving: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(k, t)| wanted.get(k) != Some(t))
-            .map(|(k, _)| k.clone())
-            .collect();
+        // Both are in key order: one walk through the two, not a lookup per running listener.
+        let mut leaving: Vec<String> = Vec::new();
+        let mut want = wanted.iter().peekable();
+        for (k, t) in &self.running {
+            while want.next_if(|(w, _)| w.as_str() < k.as_str()).is_some() {}
+            if want.peek().is_none_or(|(w, wt)| w.as_str() != k.as_str() || *wt != t) {
+                leaving.push(k.clone());
+            }
+        }
         for k in leaving {
             self.running.remove(&k);
             self.stopping.insert(k.clone());
