@@ -385,6 +385,7 @@ fn publish(
     let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
     // The listeners of one liveness Lease share their deadline: each is written out once.
     let mut texts: Vec<(Instant, String)> = Vec::new();
+    let mut place_of: std::collections::HashMap<Instant, usize> = std::collections::HashMap::new();
     let mut places: Vec<usize> = Vec::with_capacity(running.len());
     for key in running.keys() {
         // No deadline known (cannot happen: it is published before the Start): already past.
@@ -399,16 +400,13 @@ fn publish(
                 }
             }
         }
-        let place = match texts.iter().rposition(|(at, _)| *at == until) {
-            Some(i) => i,
-            None => {
-                let wall = wall_now
-                    .checked_add(until.saturating_duration_since(now))
-                    .unwrap_or(wall_now);
-                texts.push((until, rfc3339_millis(wall)));
-                texts.len() - 1
-            }
-        };
+        let place = *place_of.entry(until).or_insert_with(|| {
+            let wall = wall_now
+                .checked_add(until.saturating_duration_since(now))
+                .unwrap_or(wall_now);
+            texts.push((until, rfc3339_millis(wall)));
+            texts.len() - 1
+        });
         places.push(place);
     }
     // Every text is of the same format, so the smallest string is the earliest time.
