@@ -384,37 +384,38 @@ fn publish(
 ) -> u64 {
     let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
     // The listeners of one liveness Lease share their deadline: each is written out once.
-    let mut texts: Vec<(Instant, String)> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     let mut place_of: std::collections::HashMap<Instant, usize> = std::collections::HashMap::new();
     let mut places: Vec<usize> = Vec::with_capacity(running.len());
     for key in running.keys() {
-        // No deadline known (cannot happen: it is published before the Start): already past.
-        let until = valid.get(key).copied().unwrap_or(now);
+        let known = valid.get(key).copied();
         // A listener the agent has begun to stop has no deadline any more (it is published as
         // past): its last real one stays, the latest the app can have been told.
-        if let Some(at) = valid.get(key) {
+        if let Some(at) = known {
             match told.get_mut(key) {
-                Some(was) => *was = *at,
+                Some(was) => *was = at,
                 None => {
-                    told.insert(key.clone(), *at);
+                    told.insert(key.clone(), at);
                 }
             }
         }
+        // No deadline known (cannot happen: it is published before the Start): already past.
+        let until = known.unwrap_or(now);
         let place = *place_of.entry(until).or_insert_with(|| {
             let wall = wall_now
                 .checked_add(until.saturating_duration_since(now))
                 .unwrap_or(wall_now);
-            texts.push((until, rfc3339_millis(wall)));
+            texts.push(rfc3339_millis(wall));
             texts.len() - 1
         });
         places.push(place);
     }
     // Every text is of the same format, so the smallest string is the earliest time.
-    let earliest = texts.iter().map(|(_, t)| t.as_str()).min();
+    let earliest = texts.iter().map(String::as_str).min();
     let listeners = running
         .values()
         .zip(&places)
-        .map(|(e, i)| EntryOut::of(e, texts.get(*i).map(|(_, t)| t.as_str())))
+        .map(|(e, i)| EntryOut::of(e, texts.get(*i).map(String::as_str)))
         .collect();
     let version = shared.doc.borrow().version + 1;
     let bytes = render_out(&DocumentOut {
