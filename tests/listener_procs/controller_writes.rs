@@ -185,8 +185,9 @@ async fn sim_only_the_controllers_stale_patches_neither_overwrite_nor_recreate()
 /// sim-only, as above: one release request of the controller is held on its way.
 ///
 /// A drain asks for every listener of the pod at once. A listener whose holder has let it go
-/// moves on while another's request is still on its way: the pass that sent the requests does
-/// not hold the handovers back until the slowest is answered.
+/// moves on while another's request is still on its way: no handover waits until the slowest
+/// request is answered (the holder's agent hands each listener to the successor its request
+/// names; a request that names none goes out without the pass waiting for it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_only_a_slow_release_request_holds_back_no_other_handover() {
     const SLOW: Duration = Duration::from_secs(20);

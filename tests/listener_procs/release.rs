@@ -1,4 +1,5 @@
-//! Graceful handover: on SIGTERM a pod's agent stops its listeners and releases their Leases.
+//! Graceful handover: on SIGTERM a pod's agent stops its listeners and releases their Leases; asked
+//! to let a listener go to a named successor (a drain), it hands the Lease over itself.
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -8,6 +9,28 @@ use crate::harness::{listeners, wait_for, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
+
+/// Events of the namespace: how many listeners those of reason `r` cover.
+async fn covered(ns: &Ns, r: &str) -> usize {
+    let events = ns
+        .cluster
+        .kubectl()
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"|\"}{.message}{\"\\n\"}{end}",
+        ])
+        .await;
+    events
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .filter(|(reason, _)| *reason == r)
+        .filter_map(|(_, m)| m.split_once(" listener(s)")?.0.parse::<usize>().ok())
+        .sum()
+}
 
 /// listener → Lease uid.
 async fn lease_uids(ns: &Ns, set: &str) -> BTreeMap<String, String> {
@@ -29,7 +52,6 @@ async fn lease_uids(ns: &Ns, set: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_leases_outlive_their_pod_and_are_handed_over() {
     let ns = Ns::plain("release").await;
-    let kubectl = ns.cluster.kubectl();
     ok(ns.start_controller().await);
     ok(ns.create_pod("rl-a").await);
     let (spec, keys) = listeners("sxt", 4);
@@ -53,25 +75,49 @@ async fn released_leases_outlive_their_pod_and_are_handed_over() {
     }
     assert_eq!(lease_uids(&ns, "sxt").await, uids, "the same Lease objects");
     // One Event per burst and reason, each saying how many listeners it covers.
-    let events = kubectl
-        .ok(&[
-            "get",
-            "events",
-            "-n",
-            &ns.name,
-            "-o",
-            "jsonpath={range .items[*]}{.reason}{\"|\"}{.message}{\"\\n\"}{end}",
-        ])
-        .await;
-    let count = |r: &str| -> usize {
-        events
-            .lines()
-            .filter_map(|l| l.split_once('|'))
-            .filter(|(reason, _)| *reason == r)
-            .filter_map(|(_, m)| m.split_once(" listener(s)")?.0.parse::<usize>().ok())
-            .sum()
-    };
-    assert_eq!((count("Assigned"), count("Handover")), (4, 4), "{events}");
+    assert_eq!((covered(&ns, "Assigned").await, covered(&ns, "Handover").await), (4, 4));
     ok(ns.wait_running("all on rl-b", &keys, LONG, |p| p == "rl-b").await);
+    assert_clean(&ns, true);
+}
+
+/// A drain is handed over by the drained pod's own agent: the controller's release request names
+/// each listener's successor, and the agent, once its app stopped the listener, gives the Lease to
+/// that pod with the next token in the write that would have released it. The controller writes
+/// one patch per listener (the request), not two (request, then assignment); each listener moves
+/// once, token + 1, and the Handover Event still counts every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_pods_agent_hands_its_listeners_to_their_successor() {
+    let ns = Ns::plain("handover").await;
+    let kubectl = ns.cluster.kubectl();
+    let ctl = ok(ns.start_controller().await);
+    ok(ns.create_pod("ho-a").await);
+    let (spec, keys) = listeners("sxt", 4);
+    ok(ns.create_set("sxt", spec, 5).await);
+    let before = ok(ns.settled("sxt", 4, "4 listeners on ho-a", LONG).await);
+    ok(ns.create_pod("ho-b").await);
+    let written = ns.cluster.writes().len();
+    kubectl
+        .ok(&["annotate", "pod", "ho-a", "-n", &ns.name, "baton.dev/drain=true"])
+        .await;
+    ok(ns.wait_running("all on ho-b", &keys, LONG, |p| p == "ho-b").await);
+    let after = ok(ns.settled("sxt", 4, "4 listeners on ho-b", LONG).await);
+    for (id, (holder, token)) in &after {
+        assert_eq!(holder.as_deref(), Some("ho-b"));
+        assert_eq!(*token, before[id].1 + 1, "{id}: one move, the next token");
+    }
+    let lease_patches: Vec<(String, String)> = ns.cluster.writes()[written..]
+        .iter()
+        .filter(|(_, path)| path.contains("/leases/sxt-"))
+        .cloned()
+        .collect();
+    let by_controller = lease_patches.iter().filter(|(who, _)| who.contains(&ctl)).count();
+    assert_eq!(
+        by_controller, 4,
+        "one request per listener, no assignment: {lease_patches:#?}"
+    );
+    ok(wait_for("the Handover Event of all 4", LONG, || async {
+        (covered(&ns, "Handover").await == 4).then_some(())
+    })
+    .await);
     assert_clean(&ns, true);
 }

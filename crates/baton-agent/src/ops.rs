@@ -14,7 +14,9 @@ use serde_json::json;
 
 use super::configs::Configs;
 use super::state::{LiveOp, LiveResult, OpError, OpKind, OpResult};
+use baton_api::listenerset::lease::handover;
 use baton_api::listenerset::liveness::LEAVING_ANNOTATION;
+use baton_api::listenerset::RELEASE_TO_ANNOTATION;
 
 /// A finished request on a listener Lease, for [`State::on_op`](super::state::State::on_op).
 pub(super) struct OpDone {
@@ -104,27 +106,7 @@ pub(super) fn perform(
                     });
                     Ok((Some(patch(&apis.leases, &name, body).await?), None))
                 }
-                OpKind::Release => {
-                    // A released Lease belongs to no pod: without the ownerReference the
-                    // garbage collector does not delete it when the pod goes, so the controller
-                    // hands it over (same Lease, next token) instead of recreating it.
-                    let owners: Vec<_> = lease
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .filter(|o| !(o.kind == "Pod" && o.api_version == "v1"))
-                        .cloned()
-                        .collect();
-                    let body = json!({
-                        "metadata": {
-                            "resourceVersion": condition_of(&lease)?,
-                            "ownerReferences": (!owners.is_empty()).then_some(owners),
-                        },
-                        "spec": {"holderIdentity": null},
-                    });
-                    Ok((Some(patch(&apis.leases, &name, body).await?), None))
-                }
+                OpKind::Release => release(&apis, &name, &lease).await,
                 OpKind::Read => match apis.leases.get_opt(&name).await {
                     Ok(l) => Ok((l, None)),
                     Err(e) => Err(OpError::Other(e.to_string())),
@@ -143,6 +125,41 @@ pub(super) fn perform(
         }
     }
     .boxed()
+}
+
+/// Let listener Lease `name` go (its listener stopped): hand it to the successor its release
+/// request names, in one conditional write ([`handover::patch`]); without one, or should the API
+/// server refuse that write, release it bare and let the controller assign it.
+async fn release(apis: &Apis, name: &str, lease: &Lease) -> Result<(Option<Lease>, Option<String>), OpError> {
+    if let Some(body) = handover::patch(lease, &now_micro()) {
+        match patch(&apis.leases, name, body).await {
+            Ok(l) => return Ok((Some(l), None)),
+            Err(OpError::Refused(e)) => {
+                tracing::warn!(lease = %name, error = %e, "the handover to the named successor was refused; releasing instead");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // A released Lease belongs to no pod: without the ownerReference the garbage collector does
+    // not delete it when the pod goes, so the controller hands it over (same Lease, next token)
+    // instead of recreating it.
+    let owners: Vec<_> = lease
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| !(o.kind == "Pod" && o.api_version == "v1"))
+        .cloned()
+        .collect();
+    let body = json!({
+        "metadata": {
+            "resourceVersion": condition_of(lease)?,
+            "ownerReferences": (!owners.is_empty()).then_some(owners),
+            "annotations": {RELEASE_TO_ANNOTATION: null},
+        },
+        "spec": {"holderIdentity": null},
+    });
+    Ok((Some(patch(&apis.leases, name, body).await?), None))
 }
 
 /// Perform `kind` on the liveness Lease, based on `lease`, for listeners of `duration_seconds`;

@@ -486,7 +486,10 @@ impl State {
                 return;
             }
             (OpKind::Release, Ok((lease, _))) => {
-                info!(set = %t.set, listener = %t.listener, "released");
+                match lease.as_ref().and_then(|l| l.spec.as_ref()?.holder_identity.as_deref()) {
+                    Some(to) => info!(set = %t.set, listener = %t.listener, to, "handed over"),
+                    None => info!(set = %t.set, listener = %t.listener, "released"),
+                }
                 self.forget(name);
                 if let Some(l) = lease {
                     self.known.insert(name.to_string(), l);

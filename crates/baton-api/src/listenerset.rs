@@ -33,6 +33,16 @@ pub const LISTENER_LABEL: &str = "baton.dev/listener";
 /// Lease annotation written by the controller to ask the current holder to release the
 /// Lease; the value is the reason ([`ReleaseReason`]).
 pub const RELEASE_REQUESTED_ANNOTATION: &str = "baton.dev/release-requested";
+/// Lease annotation written by the controller beside [`RELEASE_REQUESTED_ANNOTATION`] when it
+/// knows where the listener goes next: `<pod name>/<pod uid>` of its successor. The holder's
+/// agent, once its application stopped the listener, writes the handover itself (one conditional
+/// write: the successor becomes the holder with the next fencing token,
+/// [`lease::handover::patch`]) instead of a bare release the controller would then assign.
+pub const RELEASE_TO_ANNOTATION: &str = "baton.dev/release-to";
+/// Lease annotation written with an agent's handover ([`RELEASE_TO_ANNOTATION`]): the pod that
+/// handed the listener over. The controller reports the handover (its Event) from it, and removes
+/// it with its next assignment.
+pub const HANDED_OVER_FROM_ANNOTATION: &str = "baton.dev/handed-over-from";
 /// Lease annotation written by the controller with every assignment: where the listener's
 /// config lives, `<secret name>/<key>` in the Lease's namespace ([`lease::config_value`];
 /// absent: no config).

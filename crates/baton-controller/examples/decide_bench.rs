@@ -60,6 +60,7 @@ fn world(n: usize, p: usize, now: Instant) -> World {
                     renewed: true,
                     rebalancing: false,
                     held_for: Some(Duration::from_secs(60)),
+                    successor: None,
                 },
                 observed: now,
                 duration: DURATION,

@@ -11,7 +11,9 @@
 //!   listener has a config, and [`CONFIG_VERSION_ANNOTATION`]` = <resourceVersion>` of that
 //!   Secret as the controller read it ([`config_version_of`]), when it did;
 //! * [`RELEASE_REQUESTED_ANNOTATION`]` = <reason>` ([`ReleaseReason`]) while its holder is asked
-//!   to release it;
+//!   to release it, and with it, when the controller chose where the listener goes,
+//!   [`RELEASE_TO_ANNOTATION`]` = <pod>/<uid>`: the holder's agent then hands it over itself
+//!   ([`handover`]);
 //! * while held, label [`HOLDER_UID_LABEL`]` = <holder pod uid>` (so the holder's agent, which
 //!   watches only its own Leases, sees it) and the finalizer [`LEASE_FINALIZER`];
 //! * `spec.renewTime` different from `spec.acquireTime` once the holder's agent acknowledged the
@@ -29,14 +31,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 #[cfg(doc)]
 use super::holder::HOLDER_UID_LABEL;
 pub use super::holder::{owner_pod, pod_owner_reference, PodOwner};
-#[cfg(doc)]
-use super::LEASE_FINALIZER;
 use super::{
     CONFIG_ANNOTATION, CONFIG_VERSION_ANNOTATION, LISTENERSET_LABEL, LISTENER_LABEL, MAX_NAME_LEN,
     RELEASE_REQUESTED_ANNOTATION,
 };
+#[cfg(doc)]
+use super::{LEASE_FINALIZER, RELEASE_TO_ANNOTATION};
 
 mod cached;
+pub mod handover;
 pub use cached::{CachedLease, CachedLeaseSpec, CachedOwner};
 
 /// What the protocol reads of a Lease, from the whole `Lease` (the agent, the command line) or

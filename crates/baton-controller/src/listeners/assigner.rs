@@ -63,8 +63,10 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 mod keyed;
+mod load;
 mod rebalance;
 use keyed::Keyed;
+use load::Load;
 pub use rebalance::{Balance, Balancing, WAIT_HANDOVERS, WAIT_RESIDENCE};
 
 /// A listener of the set (after merging `listeners` and `listenersFrom`).
@@ -118,6 +120,8 @@ pub struct LeaseView {
     pub rebalancing: bool,
     /// How long its holder has held it (since `acquireTime`); `None`: unknown.
     pub held_for: Option<std::time::Duration>,
+    /// The pod (name, uid) its outstanding release request hands it to, if the request names one.
+    pub successor: Option<(String, String)>,
 }
 
 impl LeaseView {
@@ -147,12 +151,15 @@ pub enum Move {
         /// New `spec.leaseTransitions` (fencing token).
         transitions: i32,
     },
-    /// Set [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION)` = reason.as_str()` on the listener's Lease.
+    /// Set [`RELEASE_REQUESTED_ANNOTATION`](crate::api::listenerset::RELEASE_REQUESTED_ANNOTATION)` = reason.as_str()` on the listener's Lease,
+    /// and with `to` [`RELEASE_TO_ANNOTATION`](crate::api::listenerset::RELEASE_TO_ANNOTATION):
+    /// the holder's agent then hands the listener to that pod itself.
     RequestRelease {
         listener: String,
         holder: String,
         resource_version: String,
         reason: ReleaseReason,
+        to: Option<Successor>,
     },
     /// Delete the Lease of a removed listener (precondition: `resource_version`).
     DeleteLease { listener: String, resource_version: String },
@@ -166,6 +173,16 @@ pub enum Move {
         resource_version: String,
         holder_uid: Option<String>,
     },
+}
+
+/// Where a release request sends its listener: the eligible pod the listener would be placed on
+/// were it free now (room counted), and the fencing token the handover will carry (its Lease's
+/// token + 1, which the set's ceiling must cover before the request is written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Successor {
+    pub pod: String,
+    pub uid: String,
+    pub token: i32,
 }
 
 impl Move {
@@ -197,6 +214,14 @@ impl<'a> Index<'a> {
     fn holder_pod(&self, lease: &LeaseView) -> Option<&'a PodView> {
         let pod = self.pods.get(lease.holder.as_deref()?)?;
         lease.held_by(&pod.name, &pod.uid).then_some(pod)
+    }
+
+    /// The eligible pod an outstanding release request of `lease` hands it to, if it names one
+    /// (same name and uid) other than its holder.
+    fn successor_pod(&self, lease: &LeaseView) -> Option<&'a PodView> {
+        let (name, uid) = lease.successor.as_ref().filter(|_| lease.release_requested)?;
+        let pod = self.pods.get(name.as_str())?;
+        (pod.uid == *uid && pod.eligible && lease.holder.as_deref() != Some(name.as_str())).then_some(pod)
     }
 
     /// The live holder: the holder pod exists and the Lease has not expired.
@@ -252,6 +277,7 @@ pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     for (lease, holder) in sorted.stranded.iter().take(room) {
         releases.push(request(lease, holder, ReleaseReason::HolderNotEligible));
     }
+    load.name_successors(&index, &leases, limit, &mut releases);
     let churn = rebalance::Churn {
         assigned: assigns.len(),
         unplaced: sorted.free.len().saturating_sub(assigns.len()),
@@ -273,124 +299,22 @@ fn request(lease: &LeaseView, holder: &PodView, reason: ReleaseReason) -> Move {
         holder: holder.name.clone(),
         resource_version: lease.resource_version.clone(),
         reason,
+        to: None,
     }
 }
 
-/// Live Leases per eligible pod (whatever the listener's fate), and those that are or will be
-/// asked to leave it anyway (release outstanding, listener suspended or removed).
-struct Load<'a> {
-    held: BTreeMap<&'a str, usize>,
-    releasing: BTreeMap<&'a str, usize>,
-}
-
-impl<'a> Load<'a> {
-    fn of(index: &Index<'a>, spec: &Keyed<'_, ListenerView>, leases: &Keyed<'a, LeaseView>) -> Load<'a> {
-        let mut held: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
-        for pod in index.pods.values().filter(|p| p.eligible) {
-            held.insert(pod.name.as_str(), 0);
-        }
-        for lease in leases.values() {
-            if let Some(pod) = index.live_holder(lease).filter(|p| p.eligible) {
-                *held.entry(pod.name.as_str()).or_default() += 1;
-                let leaving = lease.release_requested || spec.get(lease.listener.as_str()).is_none_or(|l| l.suspended);
-                if leaving {
-                    *releasing.entry(pod.name.as_str()).or_default() += 1;
-                }
-            }
-        }
-        Load { held, releasing }
-    }
-
-    /// maxPerPod: ask over-full pods to shed their excess, highest ids first; how many.
-    fn shed_excess(
-        &self,
-        index: &Index<'a>,
-        sticky: &BTreeMap<&str, Vec<&LeaseView>>,
-        limit: usize,
-        releases: &mut Vec<Move>,
-    ) -> usize {
-        let mut shed = 0usize;
-        for (pod, held) in &self.held {
-            let pending = self.releasing.get(pod).copied().unwrap_or(0);
-            let excess = held.saturating_sub(limit).saturating_sub(pending);
-            if excess == 0 {
-                continue;
-            }
-            if let (Some(kept), Some(holder)) = (sticky.get(pod), index.pods.get(pod)) {
-                for lease in kept.iter().rev().take(excess) {
-                    releases.push(request(lease, holder, ReleaseReason::OverLimit));
-                    shed += 1;
-                }
-            }
-        }
-        shed
-    }
-
-    /// Free listeners: each to the eligible pod with the fewest live Leases beyond its share
-    /// (its weight's part of all the listeners) first, then name
-    /// (away from a pod whose Lease of it expired, on a tie); never beyond `limit`.
-    fn place(&mut self, index: &Index<'a>, free: &[(&ListenerView, Option<&LeaseView>)], limit: usize) -> Vec<Move> {
-        let mut assigns = Vec::new();
-        let total = self.held.values().sum::<usize>() + free.len();
-        let shares = rebalance::Shares::of(index, &self.held, total);
-        for (listener, lease) in free {
-            let previous = lease
-                .filter(|l| l.expired)
-                .and_then(|l| index.holder_pod(l))
-                .map(|p| p.name.as_str());
-            // Back to the pod that let it go for a reason not its own (it ran there: the
-            // distribution is the one it was), if it may take it.
-            let preferred = listener
-                .prefer
-                .as_deref()
-                .filter(|p| self.held.get(p).is_some_and(|h| *h < limit));
-            let target = preferred.or_else(|| {
-                self.held
-                    .iter()
-                    .filter(|(_, held)| **held < limit)
-                    .min_by(|(a, n), (b, m)| {
-                        let (ea, eb) = (shares.excess(a, **n), shares.excess(b, **m));
-                        ea.total_cmp(&eb)
-                            .then((previous == Some(**a)).cmp(&(previous == Some(**b))))
-                            .then(a.cmp(b))
-                    })
-                    .map(|(name, _)| *name)
-            });
-            let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
-                continue;
-            };
-            if let Some(held) = self.held.get_mut(pod.name.as_str()) {
-                *held += 1;
-            }
-            let last = listener.last_transitions;
-            let (from_resource_version, transitions) = match lease {
-                Some(l) => (
-                    Some(l.resource_version.clone()),
-                    l.transitions.max(last.unwrap_or(0)).saturating_add(1),
-                ),
-                None => (None, last.map_or(0, |t| t.saturating_add(1))),
-            };
-            assigns.push(Move::Assign {
-                listener: listener.id.clone(),
-                pod: pod.name.clone(),
-                pod_uid: pod.uid.clone(),
-                from_resource_version,
-                transitions,
-            });
-        }
-        assigns
-    }
-
-    /// Free places on eligible pods (after the placements).
-    fn room(&self, limit: usize, max_per_pod: u32) -> usize {
-        if self.held.is_empty() {
-            0
-        } else if max_per_pod == 0 {
-            usize::MAX
-        } else {
-            self.held.values().map(|held| limit.saturating_sub(*held)).sum()
-        }
+/// Ask `holder` to hand `lease` over to pod `to` (see [`Successor`]).
+fn request_to(lease: &LeaseView, holder: &PodView, reason: ReleaseReason, to: Option<&PodView>) -> Move {
+    Move::RequestRelease {
+        listener: lease.listener.clone(),
+        holder: holder.name.clone(),
+        resource_version: lease.resource_version.clone(),
+        reason,
+        to: to.map(|p| Successor {
+            pod: p.name.clone(),
+            uid: p.uid.clone(),
+            token: lease.transitions.saturating_add(1),
+        }),
     }
 }
 
@@ -430,7 +354,8 @@ impl<'a> Sorted<'a> {
                     out.releases.push(request(lease, holder, ReleaseReason::Suspended));
                 }
             } else if lease.release_requested {
-                out.reserved += 1;
+                // One handed to a named pod is counted there (`Load::incoming`).
+                out.reserved += usize::from(index.successor_pod(lease).is_none());
             } else if holder.eligible {
                 out.sticky.entry(holder.name.as_str()).or_default().push(lease);
             } else {
@@ -482,6 +407,7 @@ pub fn finalize<L: Borrow<LeaseView>>(pods: &[PodView], leases: &[L]) -> Vec<Mov
                 holder,
                 resource_version,
                 reason: ReleaseReason::SetDeleted,
+                to: None,
             },
             other => other,
         })
@@ -593,6 +519,7 @@ pub fn lease_view<L: LeaseFields + ?Sized>(lease: &L, set: &str, expired: bool) 
         renewed,
         rebalancing: lease::release_requested(lease) == Some(ReleaseReason::Rebalance.as_str()),
         held_for: None,
+        successor: lease::handover::successor(lease).map(|s| (s.name.to_string(), s.uid.to_string())),
         holder: lease.holder_identity().filter(|h| !h.is_empty()).map(str::to_string),
         holder_uid,
         expired,

@@ -322,6 +322,8 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         .iter()
         .filter_map(|w| match &w.change {
             Move::Assign { transitions, .. } => Some(*transitions),
+            // The holder's agent writes the handover with this token: the ceiling covers it first.
+            Move::RequestRelease { to: Some(to), .. } => Some(to.token),
             _ => None,
         })
         .chain(judged.views.iter().map(|l| l.transitions))
@@ -502,6 +504,19 @@ fn writes(
         let unstartable = matches!(m, Move::Assign { .. }) && no_config.contains(m.listener());
         !unstartable && !asks_silent(input, m)
     });
+    // A listener that may not be assigned now is not handed over either: it is released bare.
+    for m in &mut planned {
+        if let Move::RequestRelease {
+            listener,
+            to: to @ Some(_),
+            ..
+        } = m
+        {
+            if no_config.contains(listener.as_str()) {
+                *to = None;
+            }
+        }
+    }
     planned.extend(leaving.iter().filter_map(|l| terminating_move(pods, l)));
     let moving: BTreeSet<&str> = planned.iter().map(Move::listener).collect();
     let adopt: Vec<Move> = input
@@ -567,6 +582,7 @@ fn terminating_move(pods: &[PodView], l: &LeaseView) -> Option<Move> {
             holder: l.holder.clone().unwrap_or_default(),
             resource_version: l.resource_version.clone(),
             reason: assigner::ReleaseReason::LeaseDeleted,
+            to: None,
         })
     } else {
         None

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{request, Index, Keyed, LeaseView, Load, Move, ReleaseReason};
+use super::{request_to, Index, Keyed, LeaseView, Load, Move, ReleaseReason};
 
 /// What evening out may do (the pure form of `spec.rebalance`; `None` for `Sticky`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,12 +79,17 @@ pub(super) fn plan<'a>(
     let mut in_progress = churn.assigned + churn.released;
     let mut others = churn.unplaced + churn.released + churn.stranded;
     let mut moving: BTreeMap<&str, usize> = BTreeMap::new();
+    // Moves under way that name where they go, by receiver.
+    let mut bound: BTreeMap<&str, usize> = BTreeMap::new();
     for lease in leases.values() {
         let Some(pod) = index.live_holder(lease) else { continue };
         if lease.release_requested {
             in_progress += 1;
             if lease.rebalancing && pod.eligible {
                 *moving.entry(pod.name.as_str()).or_default() += 1;
+                if let Some(to) = index.successor_pod(lease) {
+                    *bound.entry(to.name.as_str()).or_default() += 1;
+                }
             } else {
                 others += 1;
             }
@@ -112,13 +117,18 @@ pub(super) fn plan<'a>(
     if balance.waiting.is_some() {
         return (Vec::new(), balance);
     }
-    // The listeners already asked to move have left their pods for the least loaded ones.
+    // The listeners already asked to move have left their pods: for the pods their requests
+    // name, or else the least loaded ones.
     let mut eff: BTreeMap<&str, usize> = load
         .held
         .iter()
         .map(|(p, held)| (*p, held.saturating_sub(moving.get(p).copied().unwrap_or(0))))
         .collect();
-    for _ in 0..moving.values().sum::<usize>() {
+    for (to, n) in &bound {
+        *eff.entry(to).or_default() += n;
+    }
+    let unbound = moving.values().sum::<usize>().saturating_sub(bound.values().sum());
+    for _ in 0..unbound {
         if let Some(r) = shares.least(&eff, limit) {
             *eff.entry(r).or_default() += 1;
         }
@@ -149,7 +159,12 @@ pub(super) fn plan<'a>(
         let (Some(lease), Some(holder)) = (candidates.get_mut(donor).and_then(Vec::pop), index.pods.get(donor)) else {
             break;
         };
-        moves.push(request(lease, holder, ReleaseReason::Rebalance));
+        moves.push(request_to(
+            lease,
+            holder,
+            ReleaseReason::Rebalance,
+            index.pods.get(receiver),
+        ));
         *eff.entry(donor).or_default() -= 1;
         *eff.entry(receiver).or_default() += 1;
     }
@@ -208,7 +223,7 @@ impl<'a> Shares<'a> {
     }
 
     /// The pod furthest below its share that has room, ties by name.
-    fn least(&self, eff: &BTreeMap<&'a str, usize>, limit: usize) -> Option<&'a str> {
+    pub(super) fn least(&self, eff: &BTreeMap<&'a str, usize>, limit: usize) -> Option<&'a str> {
         eff.iter()
             .filter(|(_, n)| **n < limit)
             .min_by(|(a, n), (b, m)| self.excess(a, **n).total_cmp(&self.excess(b, **m)).then(a.cmp(b)))

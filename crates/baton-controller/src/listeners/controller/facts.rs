@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::context::SetKey;
-use crate::api::listenerset::lease::CachedLease;
+use crate::api::listenerset::lease::{CachedLease, LeaseFields};
+use crate::api::listenerset::HANDED_OVER_FROM_ANNOTATION;
 use crate::listeners::decide::LeaseFacts;
 
 /// Facts made from one Lease, and whether they may be kept while its resourceVersion stays
@@ -46,6 +47,36 @@ pub(super) struct SetLeases {
     by_listener: Vec<u32>,
     /// How many listeners have a Lease.
     listeners: usize,
+    /// The handovers their holders' agents wrote that the last update found.
+    handed: Vec<Handed>,
+}
+
+/// A handover the holder's agent wrote (its release request named the successor): seen as a
+/// Lease that carries [`HANDED_OVER_FROM_ANNOTATION`] under a tenure (holder, token) other than
+/// the one the set's last pass saw. (A Lease first seen by this controller is not reported: it
+/// may have been handed over long before.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Handed {
+    pub listener: String,
+    pub from: String,
+    pub to: String,
+    pub token: i32,
+}
+
+impl Handed {
+    /// The handover that made `now` (of Lease `lease`) from `before`, if an agent wrote one.
+    fn between(before: &LeaseFacts, now: &LeaseFacts, lease: &CachedLease) -> Option<Handed> {
+        let from = lease.annotation(HANDED_OVER_FROM_ANNOTATION)?;
+        let (was, is) = (&before.view, &now.view);
+        let to = is.holder.as_ref()?;
+        let new_tenure = (was.holder.as_ref(), was.transitions) != (Some(to), is.transitions);
+        new_tenure.then(|| Handed {
+            listener: is.listener.clone(),
+            from: from.to_string(),
+            to: to.clone(),
+            token: is.transitions,
+        })
+    }
 }
 
 fn same_version(a: &Arc<CachedLease>, b: &Arc<CachedLease>) -> bool {
@@ -80,6 +111,7 @@ impl SetLeases {
         let mut old = facts.into_iter().zip(objects).zip(keep).peekable();
         let mut reshaped = false;
         let mut changed = Vec::new();
+        self.handed.clear();
         for lease in leases {
             let name = lease.metadata.name.as_deref().unwrap_or_default();
             // Leases read last time and gone now.
@@ -94,6 +126,9 @@ impl SetLeases {
                     let made = make(&lease);
                     let was = before.as_ref().map(|((f, _), _)| f.view.listener.as_str());
                     reshaped |= was != made.as_ref().map(|(f, _)| f.view.listener.as_str());
+                    if let (Some(((old, _), _)), Some((new, _))) = (&before, &made) {
+                        self.handed.extend(Handed::between(old, new, &lease));
+                    }
                     if made.is_some() {
                         changed.push(lease.clone());
                     }
@@ -138,6 +173,11 @@ impl SetLeases {
             .partition_point(|p| Self::id(&self.facts, *p) <= listener);
         let place = *self.by_listener.get(after.checked_sub(1)?)?;
         (Self::id(&self.facts, place) == listener).then_some(place as usize)
+    }
+
+    /// The handovers agents wrote that the last update found.
+    pub(super) fn handed(&self) -> &[Handed] {
+        &self.handed
     }
 
     /// The facts, in the order of the Leases read.

@@ -10,13 +10,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 
 use super::Stats;
-use crate::api::listenerset::lease::{pod_owner_reference, CachedLease};
+use crate::api::listenerset::lease::{handover, pod_owner_reference, CachedLease};
 use crate::api::listenerset::liveness::{
     liveness_lease_name, FENCED_ANNOTATION, HOLDER_UID_LABEL, LIVENESS_LABEL, LIVENESS_LABEL_VALUE,
 };
 use crate::api::listenerset::{
-    lease_name, CONFIG_ANNOTATION, CONFIG_VERSION_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL,
-    PROTOCOL_ANNOTATION, PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
+    lease_name, CONFIG_ANNOTATION, CONFIG_VERSION_ANNOTATION, HANDED_OVER_FROM_ANNOTATION, LEASE_FINALIZER,
+    LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION, PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
+    RELEASE_TO_ANNOTATION,
 };
 use crate::error::is_status;
 use crate::listeners::assigner::Move;
@@ -82,15 +83,22 @@ async fn write_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lea
             Move::RequestRelease {
                 resource_version,
                 reason,
+                to,
                 ..
             },
             Some(name),
         ) => {
+            let mut annotations = serde_json::json!({RELEASE_REQUESTED_ANNOTATION: reason.as_str()});
+            if let Some(s) = to {
+                // The successor's tenure comes from this copy: it names the listener's config as
+                // the controller's assignment would now.
+                annotations[RELEASE_TO_ANNOTATION] = handover::value(&s.pod, &s.uid).into();
+                annotations[CONFIG_ANNOTATION] = serde_json::json!(t.config);
+                annotations[CONFIG_VERSION_ANNOTATION] =
+                    serde_json::json!(t.config.as_ref().and(t.config_version.as_ref()));
+            }
             let patch = serde_json::json!({
-                "metadata": {
-                    "resourceVersion": resource_version,
-                    "annotations": {RELEASE_REQUESTED_ANNOTATION: reason.as_str()},
-                },
+                "metadata": {"resourceVersion": resource_version, "annotations": annotations},
             });
             let written = merge(t.api, &name, &patch).await?;
             stats.release_requests.fetch_add(1, Ordering::Relaxed);
@@ -147,18 +155,9 @@ async fn merge(api: &Api<Lease>, name: &str, patch: &serde_json::Value) -> Resul
 }
 
 /// Every field of a new tenure's spec: `pod` holds the Lease from now, with fencing token
-/// `transitions`. Fields this write does not set are cleared.
+/// `transitions` (the agents' handovers write the same, [`handover::tenure`]).
 fn tenure(pod: &str, transitions: i32, duration: i32) -> serde_json::Value {
-    let now = now_micro();
-    serde_json::json!({
-        "holderIdentity": pod,
-        "leaseDurationSeconds": duration,
-        "acquireTime": now,
-        "renewTime": now,
-        "leaseTransitions": transitions,
-        "preferredHolder": null,
-        "strategy": null,
-    })
+    handover::tenure(pod, transitions, duration, &now_micro())
 }
 
 /// Give the existing Lease `name` to a new holder: a merge patch conditional on the
@@ -186,6 +185,8 @@ async fn reassign(
             "labels": {LISTENERSET_LABEL: t.set, LISTENER_LABEL: listener, HOLDER_UID_LABEL: uid},
             "annotations": {
                 RELEASE_REQUESTED_ANNOTATION: null,
+                RELEASE_TO_ANNOTATION: null,
+                HANDED_OVER_FROM_ANNOTATION: null,
                 CONFIG_ANNOTATION: t.config,
                 CONFIG_VERSION_ANNOTATION: t.config.as_ref().and(t.config_version.as_ref()),
                 PROTOCOL_ANNOTATION: PROTOCOL_VERSION,

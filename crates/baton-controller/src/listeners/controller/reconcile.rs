@@ -88,6 +88,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         mark_recovered(&ctx, &set, nonce, pass.decision.recovered).await?;
     }
     notify_report(&ctx, &set, &previous, &pass.decision, &reported);
+    super::writes::report_handed(&ctx, &set, pass.lease_by_listener.handed());
     super::balance::report(&ctx, &set, &pass.decision);
     if deleting && pass.lease_by_listener.is_empty() && !written.retry_soon {
         return finish_deletion(&ctx, &set, &ns, &name, &reference).await;

@@ -8,7 +8,10 @@
 //! deleted. A pass that runs while they are on their way decides the same requests again, and
 //! those are skipped: a listener with a write on its way gets no other write until it is
 //! answered ([`InFlight`]). Requests chosen by count (over `maxPerPod`, evening out) are waited
-//! for: decided again without them in view, a pass would choose more.
+//! for: decided again without them in view, a pass would choose more. So are requests that name
+//! a successor: the holder's agent hands those over itself, so no pass waits for them to be
+//! let go, and a pass that did not see where they go would place other listeners as if they went
+//! elsewhere.
 //!
 //! Each answer is recorded as the pass's own would be (the write the cache has not shown yet);
 //! a refused one wakes the set again after [`RETRY`]. The tasks end with the controller.
@@ -35,7 +38,7 @@ pub(super) const RETRY: Duration = Duration::from_millis(100);
 
 /// Whether a pass may send `m` without waiting for it (see the module's documentation).
 pub(super) fn detachable(m: &Move) -> bool {
-    matches!(m, Move::RequestRelease { reason, .. }
+    matches!(m, Move::RequestRelease { reason, to: None, .. }
         if !matches!(reason, ReleaseReason::OverLimit | ReleaseReason::Rebalance))
 }
 
@@ -99,10 +102,14 @@ pub(super) struct Sending {
     pub(super) default_duration: i32,
 }
 
-/// Send `requests` (each with the Lease it was decided from) on their own, all but those whose
-/// listener has one on its way already.
-pub(super) fn send(ctx: &Arc<Context>, to: Sending, requests: Vec<(Write, Option<Arc<CachedLease>>)>) {
-    let requests = ctx.in_flight.claim(&to.key, requests, |(w, _)| w.change.listener());
+/// A release request to send: the write, the Lease it was decided from, and the listener's config
+/// reference and Secret version (a request that names a successor carries them, as the
+/// assignment the successor gets from it would).
+pub(super) type Request = (Write, Option<Arc<CachedLease>>, (Option<String>, Option<String>));
+
+/// Send `requests` on their own, all but those whose listener has one on its way already.
+pub(super) fn send(ctx: &Arc<Context>, to: Sending, requests: Vec<Request>) {
+    let requests = ctx.in_flight.claim(&to.key, requests, |(w, _, _)| w.change.listener());
     if requests.is_empty() {
         return;
     }
@@ -110,14 +117,14 @@ pub(super) fn send(ctx: &Arc<Context>, to: Sending, requests: Vec<(Write, Option
 }
 
 /// Send `requests`, record each answer, and wake the set again if one was refused.
-async fn deliver(ctx: Arc<Context>, to: Sending, requests: Vec<(Write, Option<Arc<CachedLease>>)>) {
+async fn deliver(ctx: Arc<Context>, to: Sending, requests: Vec<Request>) {
     let Sending {
         key,
         api,
         default_duration,
     } = to;
     let (ns, set) = (key.0.as_str(), key.1.as_str());
-    let sends = requests.into_iter().map(|(w, read)| {
+    let sends = requests.into_iter().map(|(w, read, (config, config_version))| {
         let (api, ctx) = (&api, &ctx);
         async move {
             let target = Target {
@@ -125,8 +132,8 @@ async fn deliver(ctx: Arc<Context>, to: Sending, requests: Vec<(Write, Option<Ar
                 ns,
                 set,
                 lease: read.clone(),
-                config: None,
-                config_version: None,
+                config,
+                config_version,
                 default_duration,
             };
             let r = apply_move(target, &w.change, &ctx.stats).await;

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::desired::Desired;
+use super::facts::Handed;
 use super::leases::{apply_move, fence, liveness_lease, Target};
 use super::read::LeaseByListener;
 use super::requests;
@@ -171,8 +172,10 @@ pub(super) async fn apply_writes(ctx: &Arc<Context>, w: Writing<'_>, decision: &
             default_duration: set.spec.lease_duration_seconds,
         };
         let read = |w: Write| {
-            let l = lease_by_listener.get(w.change.listener()).cloned();
-            (w, l)
+            let listener = w.change.listener();
+            let l = lease_by_listener.get(listener).cloned();
+            let config = (desired.config_of(listener), desired.config_version_of(listener));
+            (w, l, config)
         };
         requests::send(ctx, to, detached.into_iter().map(read).collect());
     }
@@ -243,6 +246,18 @@ pub(super) async fn apply_writes(ctx: &Arc<Context>, w: Writing<'_>, decision: &
     retry_soon
 }
 
+/// Report the handovers the holders' agents wrote (seen in the Leases read by this pass) as the
+/// controller's own are: their Event, metric and notifications.
+pub(super) fn report_handed(ctx: &Context, set: &ListenerSet, handed: &[Handed]) {
+    if handed.is_empty() {
+        return;
+    }
+    let mut tally = Tally::default();
+    let sent: Vec<Note> = handed.iter().filter_map(|h| tally.handed(ctx, set, h)).collect();
+    tally.publish(ctx, set);
+    outbox::send(ctx, set, sent);
+}
+
 /// Count and log a Lease write `m` of set `name` that failed with `e` (a lost race, or another
 /// failure).
 pub(super) fn lost(ctx: &Context, ns: &str, name: &str, m: &Move, e: &kube::Error) {
@@ -287,6 +302,31 @@ impl Tally {
         else {
             return None;
         };
+        let previous = read.and_then(|l| l.spec.holder_identity.as_deref());
+        self.count(ctx, set, kind, (listener, pod, *transitions), previous)
+    }
+
+    /// Count a handover an agent wrote; its note to notify.
+    fn handed(&mut self, ctx: &Context, set: &ListenerSet, h: &Handed) -> Option<Note> {
+        self.count(
+            ctx,
+            set,
+            &HowAssigned::Handover,
+            (&h.listener, &h.to, h.token),
+            Some(&h.from),
+        )
+    }
+
+    /// Count `listener` coming to `pod` with fencing token `transitions`, as `kind` says, from
+    /// `previous` (the holder its Lease named); its note to notify.
+    fn count(
+        &mut self,
+        ctx: &Context,
+        set: &ListenerSet,
+        kind: &HowAssigned,
+        (listener, pod, transitions): (&str, &str, i32),
+        previous: Option<&str>,
+    ) -> Option<Note> {
         let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
         let (reason, about) = match kind {
             HowAssigned::Assigned => (EVENT_ASSIGNED, String::new()),
@@ -305,8 +345,7 @@ impl Tally {
         self.groups
             .entry((reason, about))
             .or_default()
-            .push((listener.clone(), pod.clone(), *transitions));
-        let previous = read.and_then(|l| l.spec.holder_identity.as_deref());
+            .push((listener.to_string(), pod.to_string(), transitions));
         let text = match kind {
             HowAssigned::Assigned => format!("listener {listener} assigned to pod {pod} (fencing token {transitions})"),
             HowAssigned::Handover => {
@@ -320,7 +359,7 @@ impl Tally {
                 format!("listener {listener} taken over by pod {pod} (fencing token {transitions}): {why}")
             }
         };
-        notes::assigned(kind, listener, pod, previous, *transitions, &text)
+        notes::assigned(kind, listener, pod, previous, transitions, &text)
     }
 
     /// One Event per group.

@@ -111,12 +111,23 @@ fn live_ineligible_holder_is_asked_to_release_never_overtaken() {
     let pods = [unfit("p1"), pod("p2")];
     let leases = [held("a", "p1")];
     let moves = assign(&listeners, &pods, &leases, 0);
-    assert_eq!(moves, vec![release("a", "p1", ReleaseReason::HolderNotEligible)]);
-    let mut leases = apply(&moves, &pods, &leases);
+    assert_eq!(
+        moves,
+        vec![release_to("a", "p1", ReleaseReason::HolderNotEligible, "p2", 4)]
+    );
+    let leases = apply(&moves, &pods, &leases);
     assert_eq!(assign(&listeners, &pods, &leases, 0), vec![]);
-    agents_release(&pods, &mut leases);
-    let moves = assign(&listeners, &pods, &leases, 0);
+    // An agent that does not know the successor releases bare: the controller assigns.
+    let mut bare = leases.clone();
+    agents_release(&pods, &mut bare);
+    let moves = assign(&listeners, &pods, &bare, 0);
     assert_eq!(moves, vec![assign_to("a", "p2", Some("rv-arx"), 4)]);
+    // One that does hands it over: nothing left to write.
+    let mut handed = leases;
+    agents_hand_over(&pods, &mut handed);
+    assert_eq!(handed[0].holder.as_deref(), Some("p2"));
+    assert_eq!(handed[0].transitions, 4);
+    assert_eq!(assign(&listeners, &pods, &handed, 0), vec![]);
 }
 
 #[test]
@@ -129,11 +140,37 @@ fn ineligible_holder_keeps_running_when_nowhere_has_room() {
     assert_eq!(assign(&[l("a"), l("b"), l("c")], &pods, &leases, 1), vec![]);
     // p2 has room for one.
     let moves = assign(&[l("a"), l("b"), l("c")], &pods, &leases, 2);
-    assert_eq!(moves, vec![release("a", "p1", ReleaseReason::HolderNotEligible)]);
-    // An outstanding request reserves that room.
+    assert_eq!(
+        moves,
+        vec![release_to("a", "p1", ReleaseReason::HolderNotEligible, "p2", 4)]
+    );
+    // An outstanding request reserves that room, named or not.
     let mut leases = leases;
     leases[0].release_requested = true;
     assert_eq!(assign(&[l("a"), l("b"), l("c")], &pods, &leases, 2), vec![]);
+    leases[0].successor = Some(("p2".into(), "uid-p2".into()));
+    assert_eq!(assign(&[l("a"), l("b"), l("c")], &pods, &leases, 2), vec![]);
+}
+
+#[test]
+fn a_named_successor_keeps_its_room_from_free_listeners() {
+    let pods = [unfit("p1"), pod("p2"), pod("p3")];
+    let listeners = [l("a"), l("b"), l("c")];
+    let mut asked = held("a", "p1");
+    asked.release_requested = true;
+    asked.successor = Some(("p2".into(), "uid-p2".into()));
+    // p2 and p3 may take one each; a is on its way to p2, so b goes to p3 and c waits.
+    let moves = assign(&listeners, &pods, &[asked.clone()], 1);
+    assert_eq!(moves, vec![assign_to("b", "p3", None, 0)]);
+    // A successor that is no longer that pod holds nothing for it: the free listeners fill
+    // both pods, as they do with a request that names no successor.
+    let mut elsewhere = asked;
+    elsewhere.successor = Some(("p2".into(), "uid-other".into()));
+    let moves = assign(&listeners, &pods, &[elsewhere], 1);
+    assert_eq!(
+        moves,
+        vec![assign_to("b", "p2", None, 0), assign_to("c", "p3", None, 0)]
+    );
 }
 
 #[test]
@@ -188,8 +225,8 @@ fn over_limit_pods_shed_highest_ids() {
     assert_eq!(
         moves,
         vec![
-            release("c", "p1", ReleaseReason::OverLimit),
-            release("d", "p1", ReleaseReason::OverLimit),
+            release_to("c", "p1", ReleaseReason::OverLimit, "p2", 4),
+            release_to("d", "p1", ReleaseReason::OverLimit, "p2", 4),
         ]
     );
     let mut leases = apply(&moves, &pods, &leases);

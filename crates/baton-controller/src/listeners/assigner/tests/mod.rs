@@ -44,6 +44,7 @@ fn unfit(name: &str) -> PodView {
 fn held(listener: &str, holder: &str) -> LeaseView {
     LeaseView {
         held_for: None,
+        successor: None,
         rebalancing: false,
         listener: listener.into(),
         holder: Some(holder.into()),
@@ -77,6 +78,22 @@ fn release(listener: &str, holder: &str, reason: ReleaseReason) -> Move {
         holder: holder.into(),
         resource_version: format!("rv-{listener}"),
         reason,
+        to: None,
+    }
+}
+
+/// A release request handing `listener` to `pod` with fencing token `token`.
+fn release_to(listener: &str, holder: &str, reason: ReleaseReason, pod: &str, token: i32) -> Move {
+    Move::RequestRelease {
+        listener: listener.into(),
+        holder: holder.into(),
+        resource_version: format!("rv-{listener}"),
+        reason,
+        to: Some(Successor {
+            pod: pod.into(),
+            uid: format!("uid-{pod}"),
+            token,
+        }),
     }
 }
 
@@ -101,6 +118,7 @@ fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseVie
                     listener.clone(),
                     LeaseView {
                         held_for: None,
+                        successor: None,
                         rebalancing: false,
                         listener: listener.clone(),
                         holder: Some(pod.clone()),
@@ -113,9 +131,12 @@ fn apply(moves: &[Move], pods: &[PodView], leases: &[LeaseView]) -> Vec<LeaseVie
                     },
                 );
             }
-            Move::RequestRelease { listener, reason, .. } => {
+            Move::RequestRelease {
+                listener, reason, to, ..
+            } => {
                 if let Some(lease) = map.get_mut(listener) {
                     lease.release_requested = true;
+                    lease.successor = to.as_ref().map(|s| (s.pod.clone(), s.uid.clone()));
                     lease.rebalancing = *reason == ReleaseReason::Rebalance;
                     lease.resource_version.push('r');
                 }
@@ -136,6 +157,23 @@ fn agents_release(pods: &[PodView], leases: &mut [LeaseView]) {
         if live && lease.release_requested {
             lease.holder = None;
             lease.resource_version.push('x');
+        }
+    }
+}
+
+/// Agents that know the successor a request names hand their listeners over to it (the others
+/// release them bare).
+fn agents_hand_over(pods: &[PodView], leases: &mut [LeaseView]) {
+    for lease in leases.iter_mut() {
+        let live = Index::new(pods).live_holder(lease).is_some();
+        if let (true, true, Some((pod, uid))) = (live, lease.release_requested, lease.successor.take()) {
+            lease.holder = Some(pod);
+            lease.holder_uid = Some(uid);
+            lease.transitions += 1;
+            lease.release_requested = false;
+            lease.rebalancing = false;
+            lease.renewed = false;
+            lease.resource_version.push('h');
         }
     }
 }

@@ -66,6 +66,7 @@ fn world(all_free: bool) -> impl Strategy<Value = World> {
                 };
                 LeaseView {
                     held_for: None,
+                    successor: None,
                     rebalancing: false,
                     listener: format!("l{i}"),
                     holder,

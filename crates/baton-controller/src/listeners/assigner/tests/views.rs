@@ -86,6 +86,7 @@ fn lease_views() {
         lease_view(&lease, "sxt", true),
         Some(LeaseView {
             held_for: None,
+            successor: None,
             rebalancing: false,
             listener: "a".into(),
             holder: Some("p1".into()),

@@ -200,3 +200,58 @@ fn a_pass_gives_its_sets_leases_back_and_a_set_without_leases_keeps_nothing() {
     cache.forget(&key);
     assert_eq!(cache.kept(&key), None);
 }
+
+/// Facts of listener `a` held by `holder` (none: released) with token `token`.
+fn held(holder: Option<&str>, token: i32) -> LeaseFacts {
+    LeaseFacts {
+        name: "s-a".into(),
+        view: LeaseView {
+            listener: "a".into(),
+            holder: holder.map(String::from),
+            holder_uid: holder.map(|h| format!("uid-{h}")),
+            transitions: token,
+            ..Default::default()
+        },
+        observed: tokio::time::Instant::now(),
+        duration: Duration::from_secs(15),
+        terminating: false,
+        adopted: true,
+        labelled_uid: None,
+    }
+}
+
+/// A Lease whose last tenure was handed over by pod `from`'s agent, if any.
+fn handed_from(from: Option<&str>) -> CachedLease {
+    let mut l = k8s_openapi::api::coordination::v1::Lease::default();
+    if let Some(f) = from {
+        l.metadata.annotations = Some([(HANDED_OVER_FROM_ANNOTATION.to_string(), f.to_string())].into());
+    }
+    CachedLease::from(l)
+}
+
+#[test]
+fn a_handover_written_by_the_holders_agent_is_told_from_the_lease() {
+    let by_p1 = handed_from(Some("p1"));
+    assert_eq!(
+        Handed::between(&held(Some("p1"), 3), &held(Some("p2"), 4), &by_p1),
+        Some(Handed {
+            listener: "a".into(),
+            from: "p1".into(),
+            to: "p2".into(),
+            token: 4,
+        })
+    );
+    // Seen whatever the last pass saw before it (the request, or an older copy).
+    assert!(Handed::between(&held(Some("p0"), 1), &held(Some("p2"), 4), &by_p1).is_some());
+    // The same tenure seen again (its acknowledgement), a release, or the controller's own
+    // assignment (which removes the mark): no handover to report.
+    assert_eq!(
+        Handed::between(&held(Some("p2"), 4), &held(Some("p2"), 4), &by_p1),
+        None
+    );
+    assert_eq!(Handed::between(&held(Some("p2"), 4), &held(None, 4), &by_p1), None);
+    assert_eq!(
+        Handed::between(&held(Some("p1"), 3), &held(Some("p2"), 4), &handed_from(None)),
+        None
+    );
+}

@@ -142,6 +142,7 @@ fn a_deleted_lease_is_released_by_its_live_holder_then_recreated_for_it() {
                 holder: "p".into(),
                 resource_version: "rv-a-3".into(),
                 reason: ReleaseReason::LeaseDeleted,
+                to: None,
             },
             kind: None,
         }]

@@ -53,6 +53,7 @@ pub(super) fn lease(listener: &str, holder: Option<&str>, token: i32, acked: boo
         name: format!("set-{listener}"),
         view: LeaseView {
             held_for: None,
+            successor: None,
             rebalancing: false,
             listener: listener.into(),
             holder: holder.map(String::from),
@@ -291,6 +292,7 @@ mod confirm {
                     holder: "q".into(),
                     resource_version: "1".into(),
                     reason: ReleaseReason::Suspended,
+                    to: None,
                 },
                 kind: None,
             },

@@ -18,6 +18,8 @@ pub(super) struct ListenerLease {
     pub renew: u64,
     pub acquire: u64,
     pub release_requested: bool,
+    /// The pod (name, uid) the release request hands it to, if it names one.
+    pub successor: Option<(String, String)>,
     pub terminating: bool,
 }
 

@@ -148,6 +148,7 @@ impl Ctl {
                 name: format!("set-{id}"),
                 view: LeaseView {
                     held_for: None,
+                    successor: l.successor.clone().filter(|_| l.release_requested),
                     rebalancing: false,
                     listener: id.clone(),
                     holder: l.holder.as_ref().map(|h| h.0.clone()),

@@ -26,6 +26,7 @@ use world::op;
 mod agent;
 mod api;
 mod controller;
+mod tenure;
 mod world;
 
 /// What every decision must satisfy whatever it is made from: one write per listener; fences
@@ -344,6 +345,23 @@ fn check_seen(seen: &Seen) -> Result<(), TestCaseError> {
         );
         if let Some(l) = lease_of(listener).filter(|_| frees) {
             prop_assert!(!may_run(&input, l), "{:?} while its holder may run it: {l:?}", w.change);
+        }
+        if let Move::RequestRelease {
+            to: Some(to), holder, ..
+        } = &w.change
+        {
+            // A handover its holder's agent will write: to a pod that answers, with the next
+            // token, which the ceiling covers.
+            prop_assert!(
+                answers(&input, &d, &to.pod),
+                "{listener} handed to {}, which does not answer",
+                to.pod
+            );
+            prop_assert_ne!(&to.pod, holder);
+            let l = lease_of(listener);
+            prop_assert_eq!(Some(to.token), l.map(|l| l.view.transitions + 1));
+            highest = highest.max(Some(to.token));
+            continue;
         }
         let Move::Assign { pod, transitions, .. } = &w.change else {
             let adopts = matches!(w.change, Move::Adopt { .. });

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use tokio::time::Instant;
 
 use super::agent::{Agent, Answer, Ask, Sent};
-use super::api::{Api, ListenerLease, LiveM};
+use super::api::{Api, LiveM};
 use super::controller::{Ctl, Reads};
 use crate::listeners::assigner::ListenerState;
 use crate::listeners::decide::*;
@@ -44,6 +44,8 @@ pub(super) enum Op {
     Heal(usize),
     ForceDelete(usize),
     GracefulDelete(usize),
+    /// The pod is marked for drain, or no longer (it stays Ready; it takes nothing new).
+    Drain(usize),
     /// The garbage collector catches up with deleted pods.
     Collect,
     Suspend(usize),
@@ -71,6 +73,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         1 => (0..8usize).prop_map(Op::Heal),
         1 => (0..8usize).prop_map(Op::ForceDelete),
         1 => (0..8usize).prop_map(Op::GracefulDelete),
+        1 => (0..8usize).prop_map(Op::Drain),
         2 => Just(Op::Collect),
         1 => (0..8usize).prop_map(Op::Suspend),
         1 => Just(Op::Recover),
@@ -89,6 +92,7 @@ pub(super) struct PodM {
     /// Its agent speaks the per-listener protocol.
     pub legacy: bool,
     pub connected: bool,
+    pub draining: bool,
     /// `None`: dead (its app too).
     pub agent: Option<Agent>,
 }
@@ -156,6 +160,7 @@ impl World {
             restarts: 0,
             legacy,
             connected: true,
+            draining: false,
             agent,
         });
     }
@@ -171,7 +176,7 @@ impl World {
         let now = self.now;
         let due: Vec<Sent> = std::mem::take(&mut self.wire);
         for s in due {
-            self.deliver(s);
+            self.deliver(s)?;
         }
         let mut sent = Vec::new();
         for i in 0..self.pods.len() {
@@ -189,17 +194,31 @@ impl World {
             self.wire = sent;
         } else {
             for s in sent {
-                self.deliver(s);
+                self.deliver(s)?;
             }
         }
         self.settle_step()
     }
 
-    /// A request lands (conditional on its `resourceVersion`); its process hears the answer.
-    fn deliver(&mut self, s: Sent) {
+    /// A request lands (conditional on its `resourceVersion`); its process hears the answer. An
+    /// agent of the liveness protocol releasing a Lease whose request names a successor hands it
+    /// over (checked as the controller's assignment is).
+    fn deliver(&mut self, s: Sent) -> Result<(), TestCaseError> {
         let (name, uid) = (self.pods[s.pod].name.clone(), self.pods[s.pod].uid.clone());
         let who = Some((name.clone(), uid.clone()));
         let rv = self.api.rv + 1;
+        if let Ask::Release { listener } = &s.ask {
+            let to = (self.api.leases.get(listener)).filter(|l| l.rv == s.rv && l.holder == who && !l.terminating);
+            if let Some((to, token)) = to.and_then(|l| Some((l.successor.clone()?, l.token + 1))) {
+                if !self.pods[s.pod].legacy {
+                    self.tenure(listener, &to, token)?;
+                    if let Some(agent) = self.pods[s.pod].agent.as_mut().filter(|a| a.epoch == s.epoch) {
+                        agent.answer(&s, Some(Answer::Done));
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let ok = match &s.ask {
             Ask::Register => self.api.live.get_mut(&uid).filter(|l| l.rv == s.rv).map(|l| {
                 l.registered = true;
@@ -249,6 +268,7 @@ impl World {
         if let Some(agent) = self.pods[s.pod].agent.as_mut().filter(|a| a.epoch == s.epoch) {
             agent.answer(&s, ok);
         }
+        Ok(())
     }
 
     /// The controller's watch sees what changed; then no listener may run on two pods.
@@ -335,6 +355,11 @@ impl World {
                 }
             }
             Op::GracefulDelete(i) => self.graceful_delete(*i),
+            Op::Drain(i) => {
+                if let Some(p) = self.pod_index(*i) {
+                    self.pods[p].draining = !self.pods[p].draining;
+                }
+            }
             Op::Collect => self.collect(),
             Op::Suspend(i) => {
                 let l = &mut self.wanted[i % LISTENERS];
@@ -394,6 +419,7 @@ impl World {
             let agent = self.pods[i].exists.then(|| self.agent());
             let pod = &mut self.pods[i];
             pod.connected = true;
+            pod.draining = false;
             pod.legacy = false;
             if pod.exists {
                 pod.restarts += 1;
@@ -432,7 +458,7 @@ impl World {
                 uid: p.uid.clone(),
                 selected: true,
                 // A pod whose agent died stays Ready: nothing restarts it.
-                eligible: true,
+                eligible: !p.draining,
                 ready: true,
                 restarts: p.restarts,
             })
@@ -552,46 +578,24 @@ impl World {
                 if current != *from_resource_version {
                     return Ok(());
                 }
-                let on: Vec<(&str, i32)> = self
-                    .pods
-                    .iter()
-                    .filter_map(|p| Some((p.uid.as_str(), p.agent.as_ref()?.running.get(listener)?.token)))
-                    .collect();
-                prop_assert!(
-                    on.is_empty(),
-                    "{listener} assigned to {pod} (token {transitions}) while (pod, token) {on:?} may run it"
-                );
-                let high = self.high.get(listener).copied();
-                prop_assert!(
-                    high.is_none_or(|h| *transitions > h),
-                    "{listener} assigned with token {transitions} after {high:?}"
-                );
-                prop_assert!(
-                    self.ceiling.is_some_and(|c| *transitions <= c),
-                    "token {transitions} above the ceiling {:?}",
-                    self.ceiling
-                );
-                self.high.insert(listener.clone(), *transitions);
-                let terminating = self.api.leases.get(listener).is_some_and(|l| l.terminating);
-                let rv = self.api.bump();
-                let lease = ListenerLease {
-                    holder: Some((pod.clone(), pod_uid.clone())),
-                    owner: Some(pod_uid.clone()),
-                    token: *transitions,
-                    rv,
-                    renew: rv,
-                    acquire: rv,
-                    release_requested: false,
-                    terminating,
-                };
-                self.api.leases.insert(listener.clone(), lease);
+                self.tenure(listener, &(pod.clone(), pod_uid.clone()), *transitions)?;
             }
             Move::RequestRelease {
                 listener,
                 resource_version,
+                to,
                 ..
+            } => {
+                if self.at(listener, resource_version) {
+                    let rv = self.api.bump();
+                    if let Some(l) = self.api.leases.get_mut(listener) {
+                        l.release_requested = true;
+                        l.successor = to.as_ref().map(|s| (s.pod.clone(), s.uid.clone()));
+                        l.rv = rv;
+                    }
+                }
             }
-            | Move::Adopt {
+            Move::Adopt {
                 listener,
                 resource_version,
                 ..
@@ -599,7 +603,6 @@ impl World {
                 if self.at(listener, resource_version) {
                     let rv = self.api.bump();
                     if let Some(l) = self.api.leases.get_mut(listener) {
-                        l.release_requested |= matches!(m, Move::RequestRelease { .. });
                         l.rv = rv;
                     }
                 }

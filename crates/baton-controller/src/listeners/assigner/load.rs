@@ -1,0 +1,209 @@
+//! What each eligible pod holds and is about to receive, and the placements made from it: the
+//! free listeners' pods, the successors release requests name, the excess over `maxPerPod`.
+
+use std::collections::BTreeMap;
+
+use super::{rebalance, request, Index, Keyed, LeaseView, ListenerView, Move, ReleaseReason, Successor};
+
+/// Live Leases per eligible pod (whatever the listener's fate), and those that are or will be
+/// asked to leave it anyway (release outstanding, listener suspended or removed).
+pub(super) struct Load<'a> {
+    pub(super) held: BTreeMap<&'a str, usize>,
+    pub(super) releasing: BTreeMap<&'a str, usize>,
+    /// Listeners an outstanding release request hands to each eligible pod (they land there).
+    incoming: BTreeMap<&'a str, usize>,
+    /// Of those, how many are not counted in `held` (their holder is not eligible).
+    incoming_unheld: usize,
+}
+
+impl<'a> Load<'a> {
+    pub(super) fn of(index: &Index<'a>, spec: &Keyed<'_, ListenerView>, leases: &Keyed<'a, LeaseView>) -> Load<'a> {
+        let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
+        for pod in index.pods.values().filter(|p| p.eligible) {
+            held.insert(pod.name.as_str(), 0);
+        }
+        let mut incoming: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut incoming_unheld = 0;
+        for lease in leases.values() {
+            let Some(pod) = index.live_holder(lease) else { continue };
+            if let Some(to) = index.successor_pod(lease) {
+                *incoming.entry(to.name.as_str()).or_default() += 1;
+                incoming_unheld += usize::from(!pod.eligible);
+            }
+            if pod.eligible {
+                *held.entry(pod.name.as_str()).or_default() += 1;
+                let leaving = lease.release_requested || spec.get(lease.listener.as_str()).is_none_or(|l| l.suspended);
+                if leaving {
+                    *releasing.entry(pod.name.as_str()).or_default() += 1;
+                }
+            }
+        }
+        Load {
+            held,
+            releasing,
+            incoming,
+            incoming_unheld,
+        }
+    }
+
+    /// What eligible pod `pod` holds and is about to receive.
+    pub(super) fn load(&self, pod: &str, held: usize) -> usize {
+        held + self.incoming.get(pod).copied().unwrap_or(0)
+    }
+
+    /// The shares of the pods, with `free` listeners still to place.
+    pub(super) fn shares(&self, index: &Index<'a>, free: usize) -> rebalance::Shares<'a> {
+        let total = self.held.values().sum::<usize>() + self.incoming_unheld + free;
+        rebalance::Shares::of(index, &self.held, total)
+    }
+
+    /// The eligible pod with room (within `limit`) furthest below its share, ties by name, never
+    /// `except` (and, on a tie, away from `avoid`).
+    pub(super) fn least(
+        &self,
+        shares: &rebalance::Shares<'a>,
+        limit: usize,
+        except: Option<&str>,
+        avoid: Option<&str>,
+    ) -> Option<&'a str> {
+        self.held
+            .iter()
+            .map(|(name, held)| (*name, self.load(name, *held)))
+            .filter(|(name, load)| *load < limit && Some(*name) != except)
+            .min_by(|(a, n), (b, m)| {
+                let (ea, eb) = (shares.excess(a, *n), shares.excess(b, *m));
+                ea.total_cmp(&eb)
+                    .then((avoid == Some(*a)).cmp(&(avoid == Some(*b))))
+                    .then(a.cmp(b))
+            })
+            .map(|(name, _)| name)
+    }
+
+    /// Name the successor of each release request that moves a listener to another pod (its
+    /// holder may not keep it, or holds more than `limit`): the pod it would be placed on were it
+    /// free now, counted as incoming there. A request with nowhere to go names none.
+    pub(super) fn name_successors(
+        &mut self,
+        index: &Index<'a>,
+        leases: &Keyed<'a, LeaseView>,
+        limit: usize,
+        releases: &mut [Move],
+    ) {
+        let shares = self.shares(index, 0);
+        for m in releases.iter_mut() {
+            let Move::RequestRelease {
+                listener,
+                holder,
+                reason: ReleaseReason::HolderNotEligible | ReleaseReason::OverLimit,
+                to: to @ None,
+                ..
+            } = m
+            else {
+                continue;
+            };
+            let Some(lease) = leases.get(listener.as_str()) else {
+                continue;
+            };
+            let Some(pod) = self
+                .least(&shares, limit, Some(holder.as_str()), None)
+                .and_then(|n| index.pods.get(n))
+            else {
+                continue;
+            };
+            *self.incoming.entry(pod.name.as_str()).or_default() += 1;
+            *to = Some(Successor {
+                pod: pod.name.clone(),
+                uid: pod.uid.clone(),
+                token: lease.transitions.saturating_add(1),
+            });
+        }
+    }
+
+    /// maxPerPod: ask over-full pods to shed their excess, highest ids first; how many.
+    pub(super) fn shed_excess(
+        &self,
+        index: &Index<'a>,
+        sticky: &BTreeMap<&str, Vec<&LeaseView>>,
+        limit: usize,
+        releases: &mut Vec<Move>,
+    ) -> usize {
+        let mut shed = 0usize;
+        for (pod, held) in &self.held {
+            let pending = self.releasing.get(pod).copied().unwrap_or(0);
+            let excess = held.saturating_sub(limit).saturating_sub(pending);
+            if excess == 0 {
+                continue;
+            }
+            if let (Some(kept), Some(holder)) = (sticky.get(pod), index.pods.get(pod)) {
+                for lease in kept.iter().rev().take(excess) {
+                    releases.push(request(lease, holder, ReleaseReason::OverLimit));
+                    shed += 1;
+                }
+            }
+        }
+        shed
+    }
+
+    /// Free listeners: each to the eligible pod with the fewest live Leases beyond its share
+    /// (its weight's part of all the listeners) first, then name
+    /// (away from a pod whose Lease of it expired, on a tie); never beyond `limit`.
+    pub(super) fn place(
+        &mut self,
+        index: &Index<'a>,
+        free: &[(&ListenerView, Option<&LeaseView>)],
+        limit: usize,
+    ) -> Vec<Move> {
+        let mut assigns = Vec::new();
+        let shares = self.shares(index, free.len());
+        for (listener, lease) in free {
+            let previous = lease
+                .filter(|l| l.expired)
+                .and_then(|l| index.holder_pod(l))
+                .map(|p| p.name.as_str());
+            // Back to the pod that let it go for a reason not its own (it ran there: the
+            // distribution is the one it was), if it may take it.
+            let preferred = listener
+                .prefer
+                .as_deref()
+                .filter(|p| self.held.get(p).is_some_and(|h| self.load(p, *h) < limit));
+            let target = preferred.or_else(|| self.least(&shares, limit, None, previous));
+            let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
+                continue;
+            };
+            if let Some(held) = self.held.get_mut(pod.name.as_str()) {
+                *held += 1;
+            }
+            let last = listener.last_transitions;
+            let (from_resource_version, transitions) = match lease {
+                Some(l) => (
+                    Some(l.resource_version.clone()),
+                    l.transitions.max(last.unwrap_or(0)).saturating_add(1),
+                ),
+                None => (None, last.map_or(0, |t| t.saturating_add(1))),
+            };
+            assigns.push(Move::Assign {
+                listener: listener.id.clone(),
+                pod: pod.name.clone(),
+                pod_uid: pod.uid.clone(),
+                from_resource_version,
+                transitions,
+            });
+        }
+        assigns
+    }
+
+    /// Free places on eligible pods (after the placements).
+    pub(super) fn room(&self, limit: usize, max_per_pod: u32) -> usize {
+        if self.held.is_empty() {
+            0
+        } else if max_per_pod == 0 {
+            usize::MAX
+        } else {
+            self.held
+                .iter()
+                .map(|(pod, held)| limit.saturating_sub(self.load(pod, *held)))
+                .sum()
+        }
+    }
+}
