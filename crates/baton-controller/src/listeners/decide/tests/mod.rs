@@ -2,7 +2,7 @@
 //! [`Scene`] is everything one decision reads, owned, so a test changes one fact and decides
 //! again.
 use super::*;
-pub(super) use crate::listeners::assigner::{ListenerState, ReleaseReason};
+pub(super) use crate::listeners::assigner::{ListenerState, ReleaseReason, Successor};
 
 mod eligibility;
 mod gone;
@@ -306,5 +306,36 @@ mod confirm {
         ];
         assert!(to_confirm(&others).is_empty());
         assert_eq!(confirmed(&others, &BTreeSet::new()).0, others);
+        // A successor a request names is confirmed too; not found, the request names none.
+        let handing = |pod: &str, uid: &str| Write {
+            change: Move::RequestRelease {
+                listener: "d".into(),
+                holder: "q".into(),
+                resource_version: "3".into(),
+                reason: ReleaseReason::HolderNotEligible,
+                to: Some(Successor {
+                    pod: pod.into(),
+                    uid: uid.into(),
+                    token: 5,
+                }),
+            },
+            kind: None,
+        };
+        let named = vec![handing("p", &uid("p"))];
+        assert_eq!(to_confirm(&named), BTreeSet::from([("p".to_string(), uid("p"))]));
+        let here = BTreeSet::from([("p".to_string(), uid("p"))]);
+        assert_eq!(confirmed(&named, &here), (named.clone(), vec![]));
+        let (go, held_back) = confirmed(&named, &other);
+        assert!(held_back.is_empty());
+        assert!(
+            matches!(
+                &go[..],
+                [Write {
+                    change: Move::RequestRelease { to: None, .. },
+                    ..
+                }]
+            ),
+            "{go:?}"
+        );
     }
 }
