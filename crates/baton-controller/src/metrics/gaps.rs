@@ -1,12 +1,15 @@
 //! The handover gap of each listener, as the controller observes its Lease: from the first
-//! time it sees the Lease released (no holder) to the first time it sees the next holder renew
-//! it after the assignment (`renewTime` ≠ `acquireTime`: the holder's agent took the listener
-//! up). Takeovers (a Lease that expired, never released) are not handovers and give no sample.
+//! time it sees the Lease released (no holder) or handed over by its holder's agent (a new
+//! holder not yet acknowledged, under `baton.dev/handed-over-from`: the release and the
+//! assignment were one write) to the first time it sees the next holder renew it after the
+//! assignment (`renewTime` ≠ `acquireTime`: the holder's agent took the listener up). Takeovers
+//! (a Lease that expired, never released) are not handovers and give no sample.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::api::listenerset::lease::{listener_of, CachedLease, Holder};
+use crate::api::listenerset::lease::{listener_of, CachedLease, Holder, LeaseFields};
+use crate::api::listenerset::HANDED_OVER_FROM_ANNOTATION;
 
 /// How long a released listener whose Lease is gone is remembered.
 const KEEP_ABSENT: Duration = Duration::from_secs(300);
@@ -18,6 +21,8 @@ pub enum Seen {
     Released,
     /// A holder that has not renewed since it was assigned.
     Starting,
+    /// A holder that has not renewed since the holder before handed the Lease over to it.
+    HandedOver,
     /// A holder that renewed after its assignment.
     Running,
 }
@@ -28,6 +33,8 @@ pub fn seen(l: &CachedLease) -> Seen {
         Seen::Released
     } else if crate::api::listenerset::lease::acknowledged(l) {
         Seen::Running
+    } else if l.annotation(HANDED_OVER_FROM_ANNOTATION).is_some() {
+        Seen::HandedOver
     } else {
         Seen::Starting
     }
@@ -37,7 +44,7 @@ pub fn seen(l: &CachedLease) -> Seen {
 /// waiting for a new holder to run it. Returns the new state and a finished gap.
 pub fn step(released_at: Option<Instant>, seen: Seen, now: Instant) -> (Option<Instant>, Option<Duration>) {
     match seen {
-        Seen::Released => (released_at.or(Some(now)), None),
+        Seen::Released | Seen::HandedOver => (released_at.or(Some(now)), None),
         Seen::Starting => (released_at, None),
         Seen::Running => (None, released_at.map(|t| now.duration_since(t))),
     }
@@ -107,6 +114,11 @@ mod tests {
         assert_eq!((s, g), (Some(at(10)), None));
         let (s, g) = step(s, Seen::Running, at(110));
         assert_eq!((s, g), (None, Some(Duration::from_millis(100))));
+        // A handover by the holder's agent: from its first sight to the new holder's renewal.
+        let (s, g) = step(None, Seen::HandedOver, at(120));
+        assert_eq!((s, g), (Some(at(120)), None));
+        let (s, g) = step(s, Seen::Running, at(170));
+        assert_eq!((s, g), (None, Some(Duration::from_millis(50))));
         // A takeover: a holder replaced without a release gives no sample.
         let (s, g) = step(None, Seen::Starting, at(200));
         let (_, g2) = step(s, Seen::Running, at(300));
@@ -128,6 +140,29 @@ mod tests {
             l.spec.renew_time = t(if acknowledged { 2 } else { 1 });
         }
         std::sync::Arc::new(l)
+    }
+
+    #[test]
+    fn a_lease_handed_over_by_its_holders_agent_starts_the_gap() {
+        let mut handed = (*lease(Some(false))).clone();
+        handed.annotations = [(HANDED_OVER_FROM_ANNOTATION, "old-pod")].into_iter().collect();
+        assert_eq!(seen(&handed), Seen::HandedOver);
+        assert_eq!(seen(&lease(Some(false))), Seen::Starting);
+        let gaps = Gaps::default();
+        let t0 = Instant::now();
+        let observe = |l: CachedLease, ms: u64| {
+            gaps.observe(
+                "ns",
+                "s",
+                &[std::sync::Arc::new(l)],
+                |_| true,
+                t0 + Duration::from_millis(ms),
+            )
+        };
+        assert!(observe(handed.clone(), 0).is_empty());
+        let mut running = handed;
+        running.spec.renew_time = lease(Some(true)).spec.renew_time.clone();
+        assert_eq!(observe(running, 80), [Duration::from_millis(80)]);
     }
 
     #[test]

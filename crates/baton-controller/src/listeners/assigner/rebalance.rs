@@ -66,6 +66,47 @@ pub const WAIT_HANDOVERS: &str = "other handovers are under way";
 /// Waiting reason: the listeners that could move arrived too recently.
 pub const WAIT_RESIDENCE: &str = "the listeners that could move arrived less than minResidenceSeconds ago";
 
+/// The handovers under way, as evening out counts them.
+struct UnderWay<'a> {
+    /// Listeners on the move: release asked, or assigned and not acknowledged (this decision's
+    /// other handovers included).
+    in_progress: usize,
+    /// Handovers other than evening out (this decision's included): evening out waits for them.
+    others: usize,
+    /// Evening-out moves asked and not yet let go, by the pod they leave.
+    moving: BTreeMap<&'a str, usize>,
+    /// Of those, the ones whose request names where they go, by receiver.
+    bound: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> UnderWay<'a> {
+    fn of(index: &Index<'a>, leases: &Keyed<'a, LeaseView>, churn: &Churn) -> UnderWay<'a> {
+        let mut w = UnderWay {
+            in_progress: churn.assigned + churn.released,
+            others: churn.unplaced + churn.released + churn.stranded,
+            moving: BTreeMap::new(),
+            bound: BTreeMap::new(),
+        };
+        for lease in leases.values() {
+            let Some(pod) = index.live_holder(lease) else { continue };
+            if lease.release_requested {
+                w.in_progress += 1;
+                if lease.rebalancing && pod.eligible {
+                    *w.moving.entry(pod.name.as_str()).or_default() += 1;
+                    if let Some(to) = index.successor_pod(lease) {
+                        *w.bound.entry(to.name.as_str()).or_default() += 1;
+                    }
+                } else {
+                    w.others += 1;
+                }
+            } else if !lease.renewed {
+                w.in_progress += 1;
+            }
+        }
+        w
+    }
+}
+
 /// The release requests that even out the loads (see the module doc), and how balanced it is.
 pub(super) fn plan<'a>(
     index: &Index<'a>,
@@ -76,27 +117,12 @@ pub(super) fn plan<'a>(
     limit: usize,
     balancing: Option<&Balancing>,
 ) -> (Vec<Move>, Balance) {
-    let mut in_progress = churn.assigned + churn.released;
-    let mut others = churn.unplaced + churn.released + churn.stranded;
-    let mut moving: BTreeMap<&str, usize> = BTreeMap::new();
-    // Moves under way that name where they go, by receiver.
-    let mut bound: BTreeMap<&str, usize> = BTreeMap::new();
-    for lease in leases.values() {
-        let Some(pod) = index.live_holder(lease) else { continue };
-        if lease.release_requested {
-            in_progress += 1;
-            if lease.rebalancing && pod.eligible {
-                *moving.entry(pod.name.as_str()).or_default() += 1;
-                if let Some(to) = index.successor_pod(lease) {
-                    *bound.entry(to.name.as_str()).or_default() += 1;
-                }
-            } else {
-                others += 1;
-            }
-        } else if !lease.renewed {
-            in_progress += 1;
-        }
-    }
+    let UnderWay {
+        in_progress,
+        others,
+        moving,
+        bound,
+    } = UnderWay::of(index, leases, churn);
     let total: usize = load.held.values().sum();
     let shares = Shares::of(index, &load.held, total);
     let mut balance = Balance {

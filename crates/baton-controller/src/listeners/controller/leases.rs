@@ -20,7 +20,7 @@ use crate::api::listenerset::{
     RELEASE_TO_ANNOTATION,
 };
 use crate::error::is_status;
-use crate::listeners::assigner::Move;
+use crate::listeners::assigner::{Move, ReleaseReason, Successor};
 use crate::listeners::decide::Fence;
 
 fn now_micro() -> MicroTime {
@@ -88,18 +88,7 @@ async fn write_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lea
             },
             Some(name),
         ) => {
-            let mut annotations = serde_json::json!({RELEASE_REQUESTED_ANNOTATION: reason.as_str()});
-            if let Some(s) = to {
-                // The successor's tenure comes from this copy: it names the listener's config as
-                // the controller's assignment would now.
-                annotations[RELEASE_TO_ANNOTATION] = handover::value(&s.pod, &s.uid).into();
-                annotations[CONFIG_ANNOTATION] = serde_json::json!(t.config);
-                annotations[CONFIG_VERSION_ANNOTATION] =
-                    serde_json::json!(t.config.as_ref().and(t.config_version.as_ref()));
-            }
-            let patch = serde_json::json!({
-                "metadata": {"resourceVersion": resource_version, "annotations": annotations},
-            });
+            let patch = request_patch(&t, resource_version, *reason, to.as_ref());
             let written = merge(t.api, &name, &patch).await?;
             stats.release_requests.fetch_add(1, Ordering::Relaxed);
             Ok(Some(written))
@@ -148,6 +137,19 @@ async fn write_move(t: Target<'_>, m: &Move, stats: &Stats) -> Result<Option<Lea
         // A move about a Lease the cache no longer shows: nothing to write.
         (_, None) => Ok(None),
     }
+}
+
+/// The release request's patch, conditional on `rv`: the reason and, handing the listener to a
+/// successor, that pod and the listener's config as the controller's assignment would name it
+/// now (the successor's tenure comes from this copy).
+fn request_patch(t: &Target<'_>, rv: &str, reason: ReleaseReason, to: Option<&Successor>) -> serde_json::Value {
+    let mut annotations = serde_json::json!({RELEASE_REQUESTED_ANNOTATION: reason.as_str()});
+    if let Some(s) = to {
+        annotations[RELEASE_TO_ANNOTATION] = handover::value(&s.pod, &s.uid).into();
+        annotations[CONFIG_ANNOTATION] = serde_json::json!(t.config);
+        annotations[CONFIG_VERSION_ANNOTATION] = serde_json::json!(t.config.as_ref().and(t.config_version.as_ref()));
+    }
+    serde_json::json!({"metadata": {"resourceVersion": rv, "annotations": annotations}})
 }
 
 async fn merge(api: &Api<Lease>, name: &str, patch: &serde_json::Value) -> Result<Lease, kube::Error> {
