@@ -160,6 +160,13 @@ impl Objects {
         self.0.conflicts.get_or_create(&key).inc();
     }
 
+    /// A handover gap of set `ns/set` the Lease's own times recorded (a handover by the holder's
+    /// agent, first seen already acknowledged).
+    pub fn handover_gap(&self, ns: &str, set: &str, gap: std::time::Duration) {
+        let key = self.counted(ns, set);
+        self.0.gap.get_or_create(&key).observe(gap.as_secs_f64());
+    }
+
     /// The Leases of set `ns/set` that changed since its last reconcile, and which of its
     /// listeners have a Lease (see [`super::gaps::Gaps::observe`]): ends handover gaps.
     pub fn observe_leases(&self, ns: &str, set: &str, changed: &[Arc<CachedLease>], present: impl Fn(&str) -> bool) {

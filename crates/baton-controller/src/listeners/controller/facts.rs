@@ -61,6 +61,9 @@ pub(super) struct Handed {
     pub from: String,
     pub to: String,
     pub token: i32,
+    /// Seen already acknowledged: from the handover to the acknowledgement as the Lease's own
+    /// times record them (`renewTime` − `acquireTime`), the gap the controller did not see begin.
+    pub acknowledged_in: Option<Duration>,
 }
 
 impl Handed {
@@ -70,11 +73,16 @@ impl Handed {
         let (was, is) = (&before.view, &now.view);
         let to = is.holder.as_ref()?;
         let new_tenure = (was.holder.as_ref(), was.transitions) != (Some(to), is.transitions);
+        let acknowledged_in = match (lease.acquire_time(), lease.renew_time()) {
+            (Some(a), Some(r)) if is.renewed => Duration::try_from(r.0.duration_since(a.0)).ok(),
+            _ => None,
+        };
         new_tenure.then(|| Handed {
             listener: is.listener.clone(),
             from: from.to_string(),
             to: to.clone(),
             token: is.transitions,
+            acknowledged_in,
         })
     }
 }

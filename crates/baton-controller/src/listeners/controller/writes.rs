@@ -252,6 +252,10 @@ pub(super) fn report_handed(ctx: &Context, set: &ListenerSet, handed: &[Handed])
     if handed.is_empty() {
         return;
     }
+    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    for gap in handed.iter().filter_map(|h| h.acknowledged_in) {
+        ctx.metrics.objects.handover_gap(&ns, &name, gap);
+    }
     let mut tally = Tally::default();
     let sent: Vec<Note> = handed.iter().filter_map(|h| tally.handed(ctx, set, h)).collect();
     tally.publish(ctx, set);

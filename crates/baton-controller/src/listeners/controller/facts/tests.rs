@@ -239,6 +239,7 @@ fn a_handover_written_by_the_holders_agent_is_told_from_the_lease() {
             from: "p1".into(),
             to: "p2".into(),
             token: 4,
+            acknowledged_in: None,
         })
     );
     // Seen whatever the last pass saw before it (the request, or an older copy).
@@ -254,4 +255,21 @@ fn a_handover_written_by_the_holders_agent_is_told_from_the_lease() {
         Handed::between(&held(Some("p1"), 3), &held(Some("p2"), 4), &handed_from(None)),
         None
     );
+    // Seen only once acknowledged: the gap as the Lease's own times record it.
+    let mut acked = k8s_openapi::api::coordination::v1::Lease::default();
+    acked.metadata.annotations = Some([(HANDED_OVER_FROM_ANNOTATION.to_string(), "p1".to_string())].into());
+    let at = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .ok()
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime)
+    };
+    acked.spec = Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+        acquire_time: at(1_000),
+        renew_time: at(1_180),
+        ..Default::default()
+    });
+    let mut running = held(Some("p2"), 4);
+    running.view.renewed = true;
+    let h = Handed::between(&held(Some("p1"), 3), &running, &CachedLease::from(acked));
+    assert_eq!(h.and_then(|h| h.acknowledged_in), Some(Duration::from_millis(180)));
 }
