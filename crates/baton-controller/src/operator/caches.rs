@@ -18,8 +18,8 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
 use super::api;
-use crate::api::listenerset::lease::{owner_pod, CachedLease, Holder};
-use crate::api::listenerset::LISTENERSET_LABEL;
+use crate::api::listenerset::lease::{owner_pod, CachedLease, Holder, LeaseFields};
+use crate::api::listenerset::{HANDED_OVER_FROM_ANNOTATION, LISTENERSET_LABEL};
 use crate::api::pod::{is_draining, CachedPod};
 use crate::api::rollout::{labels, Rollout};
 use crate::cache::namespaces::NamespacePods;
@@ -208,7 +208,8 @@ fn fan_out<K: Clone + Send + 'static>(
 /// Rollout owning that pod should look again (it may be waiting for the pod to hold nothing). A
 /// released Lease names no pod (the agent clears the holder and drops its pod's ownerReference,
 /// so the Lease outlives the pod): it may be any draining pod's, so every Rollout with a
-/// draining pod in the namespace looks again.
+/// draining pod in the namespace looks again. A Lease the drained pod's agent handed straight to
+/// a successor names that pod in `handed-over-from`, and its Rollout looks again.
 pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &CachedLease) -> Vec<ObjectRef<Rollout>> {
     let Some(ns) = lease.metadata.namespace.as_deref() else {
         return Vec::new();
@@ -220,15 +221,15 @@ pub fn draining_rollouts_of_lease(pods: &Store<CachedPod>, lease: &CachedLease) 
         let owners = pod.metadata.owner_references.iter().flatten();
         owners.into_iter().find(|o| o.kind == "Rollout").map(|o| o.name.clone())
     };
-    let names: BTreeSet<String> = match owner_pod(lease) {
-        Some(owner) => pods
-            .get(&ObjectRef::new(owner.name).within(ns))
-            .and_then(|p| rollout_of(&p))
-            .into_iter()
-            .collect(),
+    let of_pod = |name: &str| pods.get(&ObjectRef::new(name).within(ns)).and_then(|p| rollout_of(&p));
+    let mut names: BTreeSet<String> = match owner_pod(lease) {
+        Some(owner) => of_pod(owner.name).into_iter().collect(),
         None if Holder::of(lease).is_none() => pods.state().iter().filter_map(|p| rollout_of(p)).collect(),
         None => BTreeSet::new(),
     };
+    // Handed straight to a successor by the agent of the pod it came from: no released Lease
+    // shows in between, so that pod's Rollout is woken by name.
+    names.extend(lease.annotation(HANDED_OVER_FROM_ANNOTATION).and_then(of_pod));
     names.iter().map(|n| ObjectRef::new(n).within(ns)).collect()
 }
 
@@ -286,6 +287,32 @@ mod tests {
         // "false" is not a drain, for this reader as for every other.
         assert_eq!(rollout_woken(Some("false")), vec![]);
         assert_eq!(rollout_woken(None), vec![]);
+    }
+
+    /// A Lease its holder's agent handed straight to a successor names the successor as owner,
+    /// and the pod it came from in `handed-over-from`: that pod's Rollout looks again (it may be
+    /// waiting for the drained pod to hold nothing).
+    #[test]
+    fn a_lease_handed_over_wakes_the_rollout_of_the_draining_pod_it_came_from() {
+        let mut successor = pod_with_drain(None);
+        successor.metadata.name = Some("svc-1-abc".into());
+        let store = store_of(vec![pod_with_drain(Some("true")), successor]);
+        let mut lease = CachedLease::default();
+        lease.metadata.namespace = Some("ns".into());
+        lease.spec.holder_identity = Some("svc-1-abc".into());
+        lease.owner = Some(CachedOwner {
+            name: "svc-1-abc".into(),
+            uid: "u1".into(),
+        });
+        assert_eq!(draining_rollouts_of_lease(&store, &lease), vec![]);
+        lease.annotations = [(HANDED_OVER_FROM_ANNOTATION, "svc-0-abc")].into_iter().collect();
+        assert_eq!(
+            draining_rollouts_of_lease(&store, &lease),
+            vec![ObjectRef::new("svc").within("ns")]
+        );
+        // The pod it came from no longer draining: nothing waits.
+        let store = store_of(vec![pod_with_drain(None)]);
+        assert_eq!(draining_rollouts_of_lease(&store, &lease), vec![]);
     }
 
     /// A released Lease has neither holder nor owner pod: every Rollout with a draining pod in
