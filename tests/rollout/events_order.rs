@@ -1,7 +1,6 @@
 //! What users read Events with: real `kubectl describe rollout`, `kubectl events --for` and
 //! `kubectl get events --field-selector`, on Events the controller's publisher wrote.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use baton::events::{Occurrence, Publisher, Severity};
@@ -10,36 +9,6 @@ use kube::Resource;
 
 use crate::helpers::*;
 use crate::support::*;
-
-/// `kubectl ARGS` as the test's admin, with a cache directory of its own.
-async fn kubectl(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let cache = std::env::temp_dir().join(format!("baton-events-kubectl-{}", std::process::id()));
-    let mut all = vec!["--cache-dir", cache.to_str().unwrap_or("/tmp")];
-    all.extend_from_slice(args);
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("/usr/bin/kubectl")
-            .args(&all)
-            .env("KUBECONFIG", env.admin_kubeconfig())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
-    .expect("kubectl runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn kubectl_ok(env: &Env, args: &[&str]) -> String {
-    let (code, out, err) = kubectl(env, args).await;
-    assert_eq!(code, 0, "kubectl {args:?}:\n{out}{err}");
-    out
-}
 
 /// `kubectl` prints ages and `lastTimestamp` to the second: the next occurrence starts in the
 /// next second, so that time alone orders the rows.
@@ -87,6 +56,7 @@ fn described_reasons(out: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_lists_events_by_their_last_occurrence() {
     let env = Env::start().await;
+    let k = env.kubectl();
     let rollout = env.apply(&env.manifest_v(NAME, 1, "v1")).await;
     let regarding = rollout.object_ref(&());
     let publisher = Publisher::new(env.client.clone(), "baton-rollout", "test-0");
@@ -107,7 +77,7 @@ async fn describe_lists_events_by_their_last_occurrence() {
             .unwrap_or_else(|e| panic!("publishing {o:?}: {e}"));
     }
 
-    let out = kubectl_ok(&env, &["describe", "rollout", NAME, "-n", &env.ns]).await;
+    let out = k.ok(&["describe", "rollout", NAME, "-n", &env.ns]).await;
     let rows = described_reasons(&out);
     let reasons: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(
@@ -117,7 +87,9 @@ async fn describe_lists_events_by_their_last_occurrence() {
     );
     assert!(rows[2].1.contains("(x2 over "), "the repeat is counted:\n{out}");
 
-    let out = kubectl_ok(&env, &["events", "-n", &env.ns, "--for", &format!("rollout/{NAME}")]).await;
+    let out = k
+        .ok(&["events", "-n", &env.ns, "--for", &format!("rollout/{NAME}")])
+        .await;
     let order: Vec<usize> = ["BatchStarted", "BatchCompleted", "ActionIgnored"]
         .iter()
         .map(|r| out.find(r).unwrap_or_else(|| panic!("{r} in kubectl events:\n{out}")))
@@ -125,27 +97,27 @@ async fn describe_lists_events_by_their_last_occurrence() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "kubectl events order:\n{out}");
 
     let selector = format!("involvedObject.name={NAME}");
-    let out = kubectl_ok(&env, &["get", "events", "-n", &env.ns, "--field-selector", &selector]).await;
+    let out = k
+        .ok(&["get", "events", "-n", &env.ns, "--field-selector", &selector])
+        .await;
     for r in ["BatchStarted", "BatchCompleted", "ActionIgnored"] {
         assert!(
             out.contains(r),
             "{r} in kubectl get events --field-selector {selector}:\n{out}"
         );
     }
-    let (code, out, err) = kubectl(
-        &env,
-        &[
+    let run = k
+        .run(&[
             "get",
             "events",
             "-n",
             &env.ns,
             "--field-selector",
             &format!("regarding.name={NAME}"),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(
-        code != 0 && err.contains("field label not supported: regarding.name"),
-        "core/v1 Events have no regarding.name selector:\n{out}{err}"
+        run.code != 0 && run.stderr.contains("field label not supported: regarding.name"),
+        "core/v1 Events have no regarding.name selector:\n{run}"
     );
 }
