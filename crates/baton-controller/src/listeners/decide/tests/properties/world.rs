@@ -583,19 +583,9 @@ impl World {
             Move::RequestRelease {
                 listener,
                 resource_version,
-                to,
                 ..
-            } => {
-                if self.at(listener, resource_version) {
-                    let rv = self.api.bump();
-                    if let Some(l) = self.api.leases.get_mut(listener) {
-                        l.release_requested = true;
-                        l.successor = to.as_ref().map(|s| (s.pod.clone(), s.uid.clone()));
-                        l.rv = rv;
-                    }
-                }
             }
-            Move::Adopt {
+            | Move::Adopt {
                 listener,
                 resource_version,
                 ..
@@ -603,6 +593,10 @@ impl World {
                 if self.at(listener, resource_version) {
                     let rv = self.api.bump();
                     if let Some(l) = self.api.leases.get_mut(listener) {
+                        if let Move::RequestRelease { to, .. } = m {
+                            l.release_requested = true;
+                            l.successor = to.as_ref().map(|s| (s.pod.clone(), s.uid.clone()));
+                        }
                         l.rv = rv;
                     }
                 }
