@@ -17,6 +17,7 @@ use baton_api::listenerset::{
 };
 
 mod liveness;
+mod pace;
 
 const POD: &str = "pod-a";
 const UID: &str = "uid-a";
