@@ -36,7 +36,6 @@ use due::{op_due, Gates};
 mod deadlines;
 mod due;
 mod liveness;
-mod pace;
 mod registration;
 mod retry;
 
@@ -405,8 +404,6 @@ impl State {
         let reason = release_reason(&t.lease);
         let want_release = self.shutting_down || reason.is_some();
         match t.phase {
-            // Runs on (renewed if its own Lease must be) until moves ahead of it are done.
-            Phase::Running if want_release && !self.may_stop_to_move() => self.issue(name, now),
             Phase::Running if want_release => {
                 let why = match reason {
                     Some(r) if !self.shutting_down => StopReason::ReleaseRequested(r),
@@ -605,7 +602,6 @@ impl State {
 
     /// Requests that waited for a free slot.
     fn issue_waiting(&mut self, now: Instant) {
-        self.stop_paced(now);
         if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
             return;
         }

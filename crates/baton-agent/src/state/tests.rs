@@ -17,7 +17,6 @@ use baton_api::listenerset::{
 };
 
 mod liveness;
-mod pace;
 
 const POD: &str = "pod-a";
 const UID: &str = "uid-a";
