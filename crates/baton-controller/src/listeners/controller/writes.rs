@@ -412,15 +412,18 @@ impl Tally {
 }
 
 /// Which of `pods` (name, uid) the API server has now and whose agent is not leaving, by one GET
-/// of each and one GET of its liveness Lease; a pod it cannot answer for is not confirmed (the
-/// assignment waits for the next reconcile).
+/// of each and one GET of its liveness Lease, the two at once (neither needs the other's answer:
+/// the liveness Lease is named by the uid the decision gave); a pod it cannot answer for is not
+/// confirmed (the assignment waits for the next reconcile).
 async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
     let gets = pods.into_iter().map(|(name, uid)| {
         let (api, leases) = (api.clone(), leases.clone());
         async move {
-            match api.get_opt(&name).await {
+            let lease_name = liveness_lease_name(&uid);
+            let (pod, lease) = futures::join!(api.get_opt(&name), leases.get_opt(&lease_name));
+            match pod {
                 Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => {}
                 Ok(_) => return None,
                 Err(e) => {
@@ -430,11 +433,12 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
             }
             // A SIGTERMed agent marks its pod leaving before it releases anything, but the cache
             // of liveness Leases is another watch than that of the released Leases and may show
-            // the mark later: the API server has it. Read by name (a LIST, even by name, makes the
-            // API server walk every Lease of the namespace: with 100,000 listener Leases that was
-            // most of a drain). Not knowing costs no safety (a leaving pod only releases again
-            // what it is given), so an error lets the assignment go.
-            match leases.get_opt(&liveness_lease_name(&uid)).await {
+            // the mark later: the API server has it (read after the caches were, as the pod is).
+            // Read by name (a LIST, even by name, makes the API server walk every Lease of the
+            // namespace: with 100,000 listener Leases that was most of a drain). Not knowing
+            // costs no safety (a leaving pod only releases again what it is given), so an error
+            // lets the assignment go.
+            match lease {
                 Ok(Some(l)) if liveness::is_leaving(&l) => {
                     info!(pod = %name, "assignment held back: the pod's agent is leaving");
                     None
