@@ -38,8 +38,7 @@ fn pod_views() {
             weight: 1,
             name: "p1".into(),
             uid: "u1".into(),
-            eligible: true,
-            rank: 0,
+            eligible: true
         })
     );
     assert_eq!(
