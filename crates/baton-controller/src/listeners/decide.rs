@@ -485,7 +485,10 @@ fn writes(
             .iter()
             .filter(|l| !judged.terminating.contains(&l.id) && !ghosts.contains(l.id.as_str()))
             .collect();
-        let (wait, recheck) = wait::wait_for(input, memory.pods_since()).unzip();
+        let unseen = ghosts.len() + leaving.len() + hold.len();
+        let (wait, recheck) = wait::wait_for(input, memory.pods_since())
+            .or_else(|| wait::between_pods(unseen))
+            .unzip();
         let balancing = input.rebalance.map(|r| assigner::Balancing {
             max_skew: r.max_skew,
             max_moves: r.max_moves,

@@ -68,3 +68,18 @@ pub(super) fn wait_for(input: &Input, pods_since: Option<Instant>) -> Option<(St
         (why, Some(settled_at.saturating_duration_since(input.now)))
     })
 }
+
+/// Why loads are not evened out while `unseen` listeners are between pods, where the assigner
+/// does not count them: a holder gone but not yet known to have stopped, a Lease being deleted,
+/// a fresh controller holding back a listener it has no Lease for. They land on the least loaded
+/// pods once they are free, and a move asked before then evens out loads that are about to
+/// change (a scale-in's last listeners, freed by the garbage collector after their pods left,
+/// would make a survivor look busy for a moment). Their changes wake the set.
+pub(super) fn between_pods(unseen: usize) -> Option<(String, Option<Duration>)> {
+    (unseen > 0).then(|| {
+        let why = format!(
+            "{unseen} listener(s) are between pods (a holder that is gone, a Lease being deleted, or a controller that has just started)"
+        );
+        (why, None)
+    })
+}

@@ -221,3 +221,40 @@ fn a_scale_out_one_pod_at_a_time_is_evened_out_once_over_the_final_pods() {
     assert_eq!(rebalance_requests(&d).len(), 4, "{:?}", d.writes);
     assert_eq!(d.balance.requested, 4);
 }
+
+#[test]
+fn listeners_between_pods_hold_evening_out_until_they_have_landed() {
+    let t = Instant::now() + secs(60);
+    // A scale-in from three pods to p and q: x left, and two of its listeners are still on its
+    // Leases, which the garbage collector has not deleted yet. Counted without them, p (3) and
+    // q (1) are uneven; with them on q they are not.
+    let ids = ["a", "b", "c", "d", "e", "f"];
+    let holders = ["p", "p", "p", "q", "x", "x"];
+    let started = t.checked_sub(PODS_SETTLE).expect("a clock past the settle time");
+    let leases = ids
+        .iter()
+        .zip(holders)
+        .map(|(l, h)| lease(l, Some(h), 1, true, t))
+        .collect();
+    let mut scene = Scene::new(&ids, &["p", "q"], started).leases(leases);
+    scene.rebalance = balanced();
+    let mut scene = all_registered(scene, t);
+    let mut memory = Memory::default();
+    let d = scene.decide(t, &mut memory);
+    assert!(rebalance_requests(&d).is_empty(), "{:?}", d.writes);
+    assert!(assigns(&d).is_empty(), "{:?}", d.writes);
+    let why = d.balance.waiting.clone().unwrap_or_default();
+    assert!(why.contains("2 listener(s) are between pods"), "{why}");
+    assert_eq!(d.balance.wake, None, "their changes wake the set");
+    // The kubelet reported x stopped: e and f land on q, and nothing else moves.
+    scene.stopped.insert(uid("x"));
+    let d = scene.decide(t + MS, &mut memory);
+    assert_eq!(assigns(&d), vec![to("e", "q", 2), to("f", "q", 2)]);
+    assert!(rebalance_requests(&d).is_empty(), "{:?}", d.writes);
+    assert_eq!(
+        (d.balance.waiting.clone(), d.balance.skew),
+        (None, 0),
+        "{:?}",
+        d.balance
+    );
+}
