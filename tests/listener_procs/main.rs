@@ -15,6 +15,7 @@ mod controller_writes;
 mod force;
 mod in_flight;
 mod liveness;
+mod many_sets;
 mod migration;
 mod notifications;
 mod operator;

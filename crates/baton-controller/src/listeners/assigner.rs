@@ -94,6 +94,29 @@ pub struct PodView {
     /// Its share of the listeners relative to other pods' (`baton.dev/listener-weight`; 0 is
     /// read as 1).
     pub weight: u32,
+    /// Where it comes among pods equally placed to take a listener or give one up: lower first,
+    /// equal ranks by name. The decision ranks the pods in an order of each set's own
+    /// ([`rank`]), so sets that hold the same loads do not all pick the same pods.
+    pub rank: u64,
+}
+
+/// Pod `pod`'s rank in the order of the set seeded `seed` (see [`PodView::rank`]): a hash of the
+/// two, as rendezvous hashing ranks servers for a key, so each set orders the pods differently
+/// and a pod's place does not move when other pods come or go. Seed 0 ranks every pod 0 (ties
+/// by name).
+pub fn rank(seed: u64, pod: &str) -> u64 {
+    use std::hash::Hasher;
+    if seed == 0 {
+        return 0;
+    }
+    let mut h = fnv::FnvHasher::default();
+    h.write_u64(seed);
+    h.write(pod.as_bytes());
+    // FNV leaves similar names close together: spread the bits (splitmix64's finalizer).
+    let mut z = h.finish();
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A listener Lease of the set.
@@ -502,6 +525,7 @@ pub fn pod_view(pod: &CachedPod, selected: bool) -> Option<PodView> {
         uid: pod.metadata.uid.clone()?,
         eligible: selected && pod_is_eligible(pod),
         weight: crate::api::listenerset::rebalance::pod_weight(pod.metadata.annotations.as_ref()).unwrap_or(1),
+        rank: 0,
     })
 }
 

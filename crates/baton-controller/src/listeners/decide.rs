@@ -204,6 +204,9 @@ pub struct Input<'a> {
     pub stopped: &'a BTreeSet<String>,
     /// The set's `leaseDurationSeconds`.
     pub lease_duration: Duration,
+    /// The set's own order of pods for ties ([`assigner::rank`]; from its uid): sets holding the
+    /// same loads place listeners on different pods. 0: by name.
+    pub seed: u64,
     /// When this controller started watching (a fresh controller's rule).
     pub started: Instant,
     pub now: Instant,

@@ -58,8 +58,8 @@ impl<'a> Load<'a> {
         rebalance::Shares::of(index, &self.held, total)
     }
 
-    /// The eligible pod with room (within `limit`) furthest below its share, ties by name, never
-    /// `except` (and, on a tie, away from `avoid`).
+    /// The eligible pod with room (within `limit`) furthest below its share, never `except`; on
+    /// a tie away from `avoid`, then in the set's order ([`rebalance::Shares::order`]).
     pub(super) fn least(
         &self,
         shares: &rebalance::Shares<'a>,
@@ -75,7 +75,7 @@ impl<'a> Load<'a> {
                 let (ea, eb) = (shares.excess(a, *n), shares.excess(b, *m));
                 ea.total_cmp(&eb)
                     .then((avoid == Some(*a)).cmp(&(avoid == Some(*b))))
-                    .then(a.cmp(b))
+                    .then(shares.order(a, b))
             })
             .map(|(name, _)| name)
     }

@@ -170,7 +170,7 @@ pub(super) fn plan<'a>(
         let donor = eff
             .keys()
             .filter(|p| candidates.get(*p).is_some_and(|c| !c.is_empty()))
-            .max_by(|a, b| excess(&eff, a).total_cmp(&excess(&eff, b)).then(b.cmp(a)))
+            .max_by(|a, b| excess(&eff, a).total_cmp(&excess(&eff, b)).then(shares.order(b, a)))
             .copied();
         let (Some(donor), Some(receiver)) = (donor, shares.least(&eff, limit)) else {
             break;
@@ -227,9 +227,10 @@ fn candidates<'a>(
     (out, soonest)
 }
 
-/// Each eligible pod's share of `total` listeners: its weight's part.
+/// Each eligible pod's share of `total` listeners: its weight's part; and the pods' ranks.
 pub(super) struct Shares<'a> {
     share: BTreeMap<&'a str, f64>,
+    rank: BTreeMap<&'a str, u64>,
 }
 
 impl<'a> Shares<'a> {
@@ -240,7 +241,18 @@ impl<'a> Shares<'a> {
             .keys()
             .map(|p| (*p, if sum > 0.0 { total as f64 * weight(p) / sum } else { 0.0 }))
             .collect();
-        Shares { share }
+        let rank = pods
+            .keys()
+            .map(|p| (*p, index.pods.get(p).map_or(0, |p| p.rank)))
+            .collect();
+        Shares { share, rank }
+    }
+
+    /// Pods `a` before `b` when they are equally placed: by rank, then name (see
+    /// [`PodView::rank`](super::PodView::rank)).
+    pub(super) fn order(&self, a: &str, b: &str) -> std::cmp::Ordering {
+        let rank = |p: &str| self.rank.get(p).copied().unwrap_or(0);
+        rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
     }
 
     /// Listeners `p` holds beyond its share (negative: below it).
@@ -248,11 +260,15 @@ impl<'a> Shares<'a> {
         held as f64 - self.share.get(p).copied().unwrap_or(0.0)
     }
 
-    /// The pod furthest below its share that has room, ties by name.
+    /// The pod furthest below its share that has room, ties in [`Shares::order`].
     pub(super) fn least(&self, eff: &BTreeMap<&'a str, usize>, limit: usize) -> Option<&'a str> {
         eff.iter()
             .filter(|(_, n)| **n < limit)
-            .min_by(|(a, n), (b, m)| self.excess(a, **n).total_cmp(&self.excess(b, **m)).then(a.cmp(b)))
+            .min_by(|(a, n), (b, m)| {
+                self.excess(a, **n)
+                    .total_cmp(&self.excess(b, **m))
+                    .then(self.order(a, b))
+            })
             .map(|(p, _)| *p)
     }
 

@@ -86,6 +86,15 @@ fn pod_facts(pods: &Store<CachedPod>, set: &ListenerSet, ns: &str, settled: &BTr
         .collect()
 }
 
+/// The seed of a set's order of pods for ties ([`Input::seed`]): a hash of its uid, so the
+/// order stays while the set does.
+fn seed_of(uid: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(uid.as_bytes());
+    h.finish()
+}
+
 /// A set's listener Leases by listener, with the facts its decision was made from.
 pub(super) type LeaseByListener = super::facts::Taken;
 
@@ -167,6 +176,7 @@ pub(super) fn decide_now(
         unresponsive: &unresponsive,
         stopped: &stopped,
         lease_duration: Duration::from_secs(u64::try_from(set.spec.lease_duration_seconds.max(1)).unwrap_or(1)),
+        seed: seed_of(&set.uid().unwrap_or_default()),
         started: ctx.started,
         now,
     };

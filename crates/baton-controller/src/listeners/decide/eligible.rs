@@ -31,6 +31,7 @@ pub(super) fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<
             uid: p.uid.clone(),
             eligible: answering.contains(p.uid.as_str()) && (!registered_only || registered(input, p)),
             weight: p.weight,
+            rank: crate::listeners::assigner::rank(input.seed, &p.name),
         })
         .collect()
 }

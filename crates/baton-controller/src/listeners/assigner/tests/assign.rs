@@ -365,3 +365,43 @@ fn reasons_are_stable_strings() {
     let names: BTreeSet<_> = all.iter().map(|r| r.as_str()).collect();
     assert_eq!(names.len(), all.len());
 }
+
+/// Sets that hold the same loads on the same pods (one listener per pod), each draining the
+/// same pod: the successor each names is its own set's first among the equally loaded pods, so
+/// together they spread, where ties by name sent every one of them to `p0`.
+#[test]
+fn equally_loaded_pods_are_ranked_in_each_sets_own_order() {
+    let names = ["p0", "p1", "p2", "p3"];
+    let listeners: Vec<ListenerView> = ["a", "b", "c", "d", "e"].map(l).to_vec();
+    let leases: Vec<LeaseView> = vec![
+        held("a", "p0"),
+        held("b", "p1"),
+        held("c", "p2"),
+        held("d", "p3"),
+        held("e", "drained"),
+    ];
+    let successor = |seed: u64| {
+        let mut pods: Vec<PodView> = names
+            .iter()
+            .map(|n| PodView {
+                rank: rank(seed, n),
+                ..pod(n)
+            })
+            .collect();
+        pods.push(unfit("drained"));
+        assign(&listeners, &pods, &leases, 0).into_iter().find_map(|m| match m {
+            Move::RequestRelease { listener, to, .. } if listener == "e" => to.map(|t| t.pod),
+            _ => None,
+        })
+    };
+    assert_eq!(successor(0).as_deref(), Some("p0"), "seed 0: ties by name");
+    let mut chosen: BTreeMap<String, usize> = BTreeMap::new();
+    for seed in 1..=40u64 {
+        let to = successor(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        *chosen.entry(to.unwrap_or_default()).or_default() += 1;
+    }
+    assert!(
+        chosen.len() == names.len() && chosen.values().all(|n| *n <= 20),
+        "40 sets' successors: {chosen:?}"
+    );
+}

@@ -33,6 +33,7 @@ fn pod(name: &str) -> PodView {
         name: name.into(),
         uid: format!("uid-{name}"),
         eligible: true,
+        rank: 0,
     }
 }
 fn unfit(name: &str) -> PodView {

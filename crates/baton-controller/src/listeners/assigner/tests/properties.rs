@@ -51,6 +51,8 @@ fn world(all_free: bool) -> impl Strategy<Value = World> {
                 name: format!("p{i}"),
                 uid: format!("uid-p{i}"),
                 eligible: *eligible,
+                // An order of ties other than the names'.
+                rank: (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             })
             .collect();
         let leases = les

@@ -38,7 +38,8 @@ fn pod_views() {
             weight: 1,
             name: "p1".into(),
             uid: "u1".into(),
-            eligible: true
+            eligible: true,
+            rank: 0,
         })
     );
     assert_eq!(

@@ -172,6 +172,7 @@ impl Scene {
             unresponsive: &self.unresponsive,
             stopped: &self.stopped,
             lease_duration: D,
+            seed: 0,
             started: self.started,
             now,
         }

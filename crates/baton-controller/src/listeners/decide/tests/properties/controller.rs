@@ -28,6 +28,8 @@ type Facts = (Vec<LeaseFacts>, BTreeMap<String, LivenessFacts>);
 
 /// One controller process.
 pub(super) struct Ctl {
+    /// The set's order of pods for ties ([`Input::seed`]).
+    seed: u64,
     memory: Memory,
     unresponsive: Unresponsive,
     started: Instant,
@@ -52,8 +54,9 @@ pub(super) struct Ctl {
 impl Ctl {
     /// A controller starting at `now`: fresh memory, nothing observed yet (its watches list
     /// everything at once).
-    pub fn new(now: Instant) -> Ctl {
+    pub fn new(now: Instant, seed: u64) -> Ctl {
         Ctl {
+            seed,
             memory: Memory::default(),
             unresponsive: Unresponsive::default(),
             started: now,
@@ -228,6 +231,7 @@ impl Ctl {
             unresponsive: &self.unresponsive,
             stopped: reads.stopped,
             lease_duration: D,
+            seed: self.seed,
             started: self.started,
             now,
         };

@@ -473,9 +473,10 @@ proptest! {
     fn no_listener_is_ever_assigned_while_a_pod_may_still_run_it(
         legacy in prop::collection::vec(prop::bool::weighted(0.2), 1..4),
         max in 0u32..3,
+        seed in prop_oneof![Just(0u64), any::<u64>()],
         ops in prop::collection::vec(op(), 40..160),
     ) {
-        let mut w = world::World::new(&legacy, max);
+        let mut w = world::World::new(&legacy, max, seed);
         for op in &ops {
             w.step(op)?;
         }

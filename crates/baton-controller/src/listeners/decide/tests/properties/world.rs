@@ -115,10 +115,12 @@ pub(super) struct World {
     /// Listener → the highest token any of its Leases carried.
     pub high: BTreeMap<String, i32>,
     epochs: u64,
+    /// The set's order of pods for ties, kept across controller restarts (it is the set's).
+    seed: u64,
 }
 
 impl World {
-    pub fn new(legacy: &[bool], max_per_pod: u32) -> World {
+    pub fn new(legacy: &[bool], max_per_pod: u32, seed: u64) -> World {
         let now = Instant::now();
         let mut w = World {
             now,
@@ -128,11 +130,12 @@ impl World {
             max_per_pod,
             ceiling: None,
             stopped: BTreeSet::new(),
-            ctl: Ctl::new(now),
+            ctl: Ctl::new(now, seed),
             wire: Vec::new(),
             recover: false,
             high: BTreeMap::new(),
             epochs: 0,
+            seed,
         };
         for l in legacy {
             w.add_pod(*l);
@@ -366,7 +369,7 @@ impl World {
                 l.suspended = !l.suspended;
             }
             Op::Recover => self.recover = true,
-            Op::RestartController => self.ctl = Ctl::new(self.now),
+            Op::RestartController => self.ctl = Ctl::new(self.now, self.seed),
             Op::Stall(ticks) => self.ctl.stall(self.now + STEP * *ticks),
             Op::AddPod { legacy } => {
                 if self.pods.iter().filter(|p| p.exists).count() < MAX_PODS {
