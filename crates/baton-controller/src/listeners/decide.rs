@@ -489,20 +489,12 @@ fn writes(
             .filter(|l| !judged.terminating.contains(&l.id) && !ghosts.contains(l.id.as_str()))
             .collect();
         let unseen = ghosts.len() + leaving.len() + hold.len();
-        let (wait, recheck) = wait::wait_for(input, memory.pods_since())
-            .or_else(|| wait::between_pods(unseen))
-            .unzip();
-        let balancing = input.rebalance.map(|r| assigner::Balancing {
-            max_skew: r.max_skew,
-            max_moves: r.max_moves,
-            min_residence: r.min_residence,
-            wait,
-        });
+        let (balancing, recheck) = wait::balancing(input, memory.pods_since(), unseen);
         let (moves, mut balance) =
             assigner::assign_balanced(&free, pods, &staying, input.max_per_pod, balancing.as_ref());
         // Nothing wakes the set when a Rollout's status turns Healthy: look again.
-        if balance.waiting.is_some() && recheck.flatten().is_some() {
-            balance.wake = recheck.flatten();
+        if balance.waiting.is_some() && recheck.is_some() {
+            balance.wake = recheck;
         }
         (moves, balance)
     };

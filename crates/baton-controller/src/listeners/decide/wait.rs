@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Input;
+use crate::listeners::assigner::Balancing;
 
 /// How often a set waiting for a Rollout of its pods to settle looks again (the Rollout's status
 /// turning Healthy changes no pod and no Lease, so nothing else wakes the set).
@@ -67,6 +68,24 @@ pub(super) fn wait_for(input: &Input, pods_since: Option<Instant>) -> Option<(St
         );
         (why, Some(settled_at.saturating_duration_since(input.now)))
     })
+}
+
+/// `spec.rebalance` as evening out takes it now (`None` for a `Sticky` set), with why it waits,
+/// if it does ([`wait_for`], then [`between_pods`] for `unseen` listeners); and when to look
+/// again unasked.
+pub(super) fn balancing(
+    input: &Input,
+    pods_since: Option<Instant>,
+    unseen: usize,
+) -> (Option<Balancing>, Option<Duration>) {
+    let (wait, recheck) = wait_for(input, pods_since).or_else(|| between_pods(unseen)).unzip();
+    let balancing = input.rebalance.map(|r| Balancing {
+        max_skew: r.max_skew,
+        max_moves: r.max_moves,
+        min_residence: r.min_residence,
+        wait,
+    });
+    (balancing, recheck.flatten())
 }
 
 /// Why loads are not evened out while `unseen` listeners are between pods, where the assigner
