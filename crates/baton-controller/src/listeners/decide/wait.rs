@@ -2,7 +2,8 @@
 //! still changing. A scale adds (or removes) pods one after another — a StatefulSet creates each
 //! pod once the one before is Ready, a Rollout or a Deployment rolls out in batches — and evening
 //! out over a pod count the workload is about to leave moves listeners again at its next pod:
-//! more moves than the final count needs.
+//! more moves than the final count needs. It also waits while listeners are between pods
+//! ([`between_pods`]): the loads it would even out are about to change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
