@@ -153,7 +153,7 @@ fn main() {
     println!("| --- | --- | --- | --- | --- |");
     // (listeners, pods, the p50 of a drain's slower pass), per size.
     let mut drains: Vec<(usize, usize, f64)> = Vec::new();
-    for (n, p) in sizes.iter().copied() {
+    for (n, p) in sizes {
         let started = Instant::now();
         let now = started + Duration::from_secs(60);
         let mut w = world(n, p, now);

@@ -56,15 +56,15 @@ pub(super) async fn apply_fences(ctx: &Context, set: &ListenerSet, ns: &str, dec
                 ctx.stats.fences.fetch_add(1, Ordering::Relaxed);
                 fenced.push(f.pod.clone());
             }
-            Err(e) if is_status(&e, 409) => {
+            Err(e) if is_status(&e, 409) || is_status(&e, 404) => {
                 // The liveness Lease is the pod's, shared by every set it serves.
+                let why = if is_status(&e, 404) {
+                    "is gone"
+                } else {
+                    "changed since it was read (its agent renewed it, or another set fenced it first)"
+                };
                 debug!(listenerset = %set.name_any(), pod = %f.pod, error = %e,
-                    "fence not written: the liveness Lease changed since it was read (its agent renewed it, or another set fenced it first); deciding again");
-                failed = true;
-            }
-            Err(e) if is_status(&e, 404) => {
-                debug!(listenerset = %set.name_any(), pod = %f.pod, error = %e,
-                    "fence not written: the liveness Lease is gone; deciding again");
+                    "fence not written: the liveness Lease {why}; deciding again");
                 failed = true;
             }
             Err(e) => {
