@@ -277,6 +277,21 @@ pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     max_per_pod: u32,
     balancing: Option<&Balancing>,
 ) -> (Vec<Move>, Balance) {
+    assign_settled(listeners, pods, leases, max_per_pod, balancing, &BTreeMap::new()).unwrap_or_default()
+}
+
+/// [`assign_balanced`] over part of a set: `settled` counts, by pod, listeners of the spec each
+/// eligible pod holds (acknowledged, nothing asked of them) that are in neither `listeners` nor
+/// `leases`. They weigh in the loads; `None` where the decision would pick among them one by
+/// one (a pod holding some sheds its excess over `maxPerPod`, or evening out would move some).
+pub fn assign_settled<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
+    listeners: &[V],
+    pods: &[PodView],
+    leases: &[L],
+    max_per_pod: u32,
+    balancing: Option<&Balancing>,
+    settled: &BTreeMap<&str, usize>,
+) -> Option<(Vec<Move>, Balance)> {
     let index = Index::new(pods);
     let spec = Keyed::of(listeners.iter().map(Borrow::borrow), |l| l.id.as_str());
     let leases = Keyed::of(leases.iter().map(Borrow::borrow), |l| l.listener.as_str());
@@ -285,11 +300,11 @@ pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     } else {
         usize::try_from(max_per_pod).unwrap_or(usize::MAX)
     };
-    let mut load = Load::of(&index, &spec, &leases);
+    let mut load = Load::of(&index, &spec, &leases, settled);
     let mut sorted = Sorted::of(&index, &spec, &leases);
     let (mut releases, deletes) = removed(&index, &spec, &leases);
     releases.append(&mut sorted.releases);
-    let shed = load.shed_excess(&index, &sorted.sticky, limit, &mut releases);
+    let shed = load.shed_excess(&index, &sorted.sticky, limit, &mut releases)?;
     let assigns = load.place(&index, &sorted.free, limit);
     // Stranded listeners move only where there is room (make-before-break).
     let room = load
@@ -307,12 +322,12 @@ pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
         released: releases.len(),
         stranded: stranded.saturating_sub(room),
     };
-    let (evening, balance) = rebalance::plan(&index, &load, &sorted.sticky, &leases, &churn, limit, balancing);
+    let (evening, balance) = rebalance::plan(&index, &load, &sorted.sticky, &leases, &churn, limit, balancing)?;
     releases.extend(evening);
     releases.sort_by(|a, b| a.listener().cmp(b.listener()));
     releases.extend(assigns);
     releases.extend(deletes);
-    (releases, balance)
+    Some((releases, balance))
 }
 
 /// Ask `holder` to release `lease`.
@@ -463,8 +478,24 @@ pub struct Summary {
     pub pending: i32,
     pub orphaned: i32,
     pub suspended: i32,
-    /// Every listener of the spec, in id order.
+    /// Every listener of the spec, in id order, but the settled ones.
     pub states: Vec<(String, ListenerState)>,
+    /// Listeners running on each pod (by name) that are not in `states`: settled, counted
+    /// without being looked at one by one (`decide`'s settled listeners).
+    pub settled: BTreeMap<String, i32>,
+}
+
+impl Summary {
+    /// Count `settled` (by pod name) running, besides the listeners in `states`.
+    pub fn add_settled(&mut self, settled: &BTreeMap<&str, usize>) {
+        for (pod, n) in settled {
+            let n = i32::try_from(*n).unwrap_or(i32::MAX);
+            self.running = self.running.saturating_add(n);
+            self.listeners = self.listeners.saturating_add(n);
+            let on = self.settled.entry(pod.to_string()).or_default();
+            *on = on.saturating_add(n);
+        }
+    }
 }
 
 /// Summarise the state of every listener in the spec (Leases of removed listeners are not

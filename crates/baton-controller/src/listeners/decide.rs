@@ -299,15 +299,54 @@ pub enum Burst {
     Ended { moves: u32, took: Duration, skew: u32 },
 }
 
-/// Decide one reconcile. See the module doc.
+/// Decide one reconcile. See the module doc. Settled listeners ([`settled`]) are set aside as
+/// counts where that decides the same as [`decide_full`].
 pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
-    let judged = judge::leases(input, memory);
-    memory.learn(input, &judged, &terminated_by(input));
-    let pods = pod_views(input, &judged, memory);
+    match settled::split(input, memory) {
+        Some(split) => {
+            let forget = Forget {
+                wanted: &|id| split.wanted(id),
+                fingerprint: Some(split.fingerprint),
+            };
+            decide_with(input, memory, Some(&split), &forget)
+        }
+        None => decide_full(input, memory),
+    }
+}
+
+/// Decide one reconcile looking at every listener one by one (what [`decide`] decides, at a cost
+/// that grows with the set).
+pub fn decide_full(input: &Input, memory: &mut Memory) -> Decision {
+    let wanted: fnv::FnvHashSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
+    let forget = Forget {
+        wanted: &|id| wanted.contains(id),
+        fingerprint: None,
+    };
+    decide_with(input, memory, None, &forget)
+}
+
+/// Decide over the listeners `split` leaves, with its settled ones counted on their pods — or,
+/// where that would have to look at those one by one, over all of `full`'s (what the memory
+/// learnt by then, that pass learns the same again). `forget`: which listeners the memory
+/// forgets.
+fn decide_with(full: &Input, memory: &mut Memory, split: Option<&settled::Split>, forget: &Forget) -> Decision {
+    let reduced = split.map(|s| s.input(full));
+    let input = reduced.as_ref().unwrap_or(full);
+    let none = settled::Tallies::default();
+    let tallies = split.map_or(&none, |s| &s.tallies);
+    let mut judged = judge::leases(input, memory);
+    judged.renewed.extend(tallies.renewed.iter().map(|uid| uid.to_string()));
+    memory.learn(input, &judged, &terminated_by(input), forget);
+    let pods = pod_views(input, &judged, memory, tallies.count);
+    if !tallies.holders_eligible(&pods) {
+        return decide_with(full, memory, None, forget);
+    }
     memory.note_pods(input, &pods);
     let silent = silent(input, &judged, memory);
     let listeners = listener_views(input, &judged, memory);
-    let (writes, held_back, balance) = writes(input, &pods, &judged, &listeners, memory);
+    let Some((writes, held_back, balance)) = writes(input, &pods, &judged, &listeners, memory, &tallies.pods) else {
+        return decide_with(full, memory, None, forget);
+    };
     let (moves_last_minute, burst) = memory.note_balance(input.now, &balance, input.rebalance.map(|r| r.max_skew));
     let counted: Vec<ListenerView> = if input.deleting {
         judged
@@ -330,6 +369,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
             _ => None,
         })
         .chain(judged.views.iter().map(|l| l.transitions))
+        .chain(tallies.highest)
         .max();
     let ceiling = match (highest, input.ceiling) {
         (Some(h), Some(c)) if h <= c => Some(c),
@@ -342,8 +382,10 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         .flatten()
         .min();
     let tokens = unrun_tokens(&judged, &writes);
+    let mut summary = assigner::summarize(&counted, &pods, &judged.views);
+    summary.add_settled(&tallies.pods);
     Decision {
-        summary: assigner::summarize(&counted, &pods, &judged.views),
+        summary,
         eligible: pods.iter().filter(|p| p.eligible).count(),
         blocked: blocked::blocked(input, &pods),
         requeue: wake.map(|at| (at.saturating_duration_since(input.now) + EXPIRY_SLACK).max(REQUEUE_FLOOR)),
@@ -443,14 +485,16 @@ fn listener_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Listen
 /// being deleted, without assignments of listeners whose config cannot be read or that are held
 /// back; the release requests and finalizer removals of Leases being deleted; adoptions of
 /// Leases of the per-listener protocol. Also when a held-back listener may go (a fresh
-/// controller's hold).
+/// controller's hold). `settled`: listeners held by each pod besides the Leases judged, counted
+/// and not decided one by one; `None` where the assigner would have to.
 fn writes(
     input: &Input,
     pods: &[PodView],
     judged: &Judged,
     listeners: &[ListenerView],
     memory: &Memory,
-) -> (Vec<Write>, Option<Instant>, assigner::Balance) {
+    settled: &BTreeMap<&str, usize>,
+) -> Option<(Vec<Write>, Option<Instant>, assigner::Balance)> {
     let (hold, until) = held(input, judged, memory);
     // Only a set that keeps unknown Leases asks which listeners are wanted.
     let wanted: fnv::FnvHashSet<&str> = match input.keep_unknown {
@@ -491,7 +535,7 @@ fn writes(
         let unseen = ghosts.len() + leaving.len() + hold.len();
         let (balancing, recheck) = wait::balancing(input, memory.pods_since(), unseen);
         let (moves, mut balance) =
-            assigner::assign_balanced(&free, pods, &staying, input.max_per_pod, balancing.as_ref());
+            assigner::assign_settled(&free, pods, &staying, input.max_per_pod, balancing.as_ref(), settled)?;
         // Nothing wakes the set when a Rollout's status turns Healthy: look again.
         if balance.waiting.is_some() && recheck.is_some() {
             balance.wake = recheck;
@@ -535,7 +579,7 @@ fn writes(
             Write { change, kind }
         })
         .collect();
-    (writes, until, balance)
+    Some((writes, until, balance))
 }
 
 /// Listeners whose holder pod is gone (no pod of its name and uid) and that are not judged free:
@@ -634,6 +678,7 @@ mod eligible;
 mod expected;
 mod judge;
 mod memory;
+mod settled;
 #[cfg(test)]
 mod tests;
 mod unresponsive;
@@ -644,6 +689,7 @@ pub use confirm::{confirmed, to_confirm};
 use eligible::pod_views;
 pub use expected::UnseenWrites;
 use judge::Judged;
+use memory::Forget;
 pub use memory::Memory;
 pub use memory::MOVES_WINDOW;
 use unresponsive::silent;

@@ -114,6 +114,9 @@ pub struct Metrics {
     /// How many objects each decision read, per controller (`listenerset`: its listeners and
     /// listener Leases).
     pub decision_size: Family<ControllerLabel, Histogram>,
+    /// Of those, how many each decision decided one by one, per controller (`listenerset`: the
+    /// unsettled listeners and their Leases; it counts the settled ones on their pods).
+    pub decision_decided: Family<ControllerLabel, Histogram>,
 }
 
 /// Buckets of the sizes of a decision (objects read).
@@ -147,6 +150,7 @@ impl Default for Metrics {
             crds: crds::Crds::default(),
             decision_duration: Family::new_with_constructor(duration_histogram),
             decision_size: Family::new_with_constructor(size_histogram),
+            decision_decided: Family::new_with_constructor(size_histogram),
         };
         m.register(root.sub_registry_with_prefix("baton"));
         m.runtime
@@ -235,6 +239,11 @@ impl Metrics {
             "decision_size",
             "Objects each decision read, per controller (listenerset: its listeners and listener Leases)",
             self.decision_size.clone(),
+        );
+        r.register(
+            "decision_decided",
+            "Of the objects each decision read, those it decided one by one, per controller (listenerset: the listeners not settled, and their Leases)",
+            self.decision_decided.clone(),
         );
         self.objects.register(r);
     }

@@ -9,6 +9,8 @@ use super::{rebalance, request, Index, Keyed, LeaseView, ListenerView, Move, Rel
 /// asked to leave it anyway (release outstanding, listener suspended or removed).
 pub(super) struct Load<'a> {
     pub(super) held: BTreeMap<&'a str, usize>,
+    /// Of `held`, the settled listeners (counted, not in the Leases given).
+    pub(super) settled: BTreeMap<&'a str, usize>,
     pub(super) releasing: BTreeMap<&'a str, usize>,
     /// Listeners an outstanding release request hands to each eligible pod (they land there).
     incoming: BTreeMap<&'a str, usize>,
@@ -17,11 +19,23 @@ pub(super) struct Load<'a> {
 }
 
 impl<'a> Load<'a> {
-    pub(super) fn of(index: &Index<'a>, spec: &Keyed<'_, ListenerView>, leases: &Keyed<'a, LeaseView>) -> Load<'a> {
+    /// `settled`: listeners each eligible pod holds besides `leases` (see
+    /// [`super::assign_settled`]).
+    pub(super) fn of(
+        index: &Index<'a>,
+        spec: &Keyed<'_, ListenerView>,
+        leases: &Keyed<'a, LeaseView>,
+        settled: &BTreeMap<&str, usize>,
+    ) -> Load<'a> {
         let mut held: BTreeMap<&str, usize> = BTreeMap::new();
         let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut counted = BTreeMap::new();
         for pod in index.pods.values().filter(|p| p.eligible) {
-            held.insert(pod.name.as_str(), 0);
+            let n = settled.get(pod.name.as_str()).copied().unwrap_or(0);
+            held.insert(pod.name.as_str(), n);
+            if n > 0 {
+                counted.insert(pod.name.as_str(), n);
+            }
         }
         let mut incoming: BTreeMap<&str, usize> = BTreeMap::new();
         let mut incoming_unheld = 0;
@@ -41,6 +55,7 @@ impl<'a> Load<'a> {
         }
         Load {
             held,
+            settled: counted,
             releasing,
             incoming,
             incoming_unheld,
@@ -120,20 +135,24 @@ impl<'a> Load<'a> {
         }
     }
 
-    /// maxPerPod: ask over-full pods to shed their excess, highest ids first; how many.
+    /// maxPerPod: ask over-full pods to shed their excess, highest ids first; how many. `None`
+    /// if a pod holding settled listeners would shed (they are not in `sticky`).
     pub(super) fn shed_excess(
         &self,
         index: &Index<'a>,
         sticky: &BTreeMap<&str, Vec<&LeaseView>>,
         limit: usize,
         releases: &mut Vec<Move>,
-    ) -> usize {
+    ) -> Option<usize> {
         let mut shed = 0usize;
         for (pod, held) in &self.held {
             let pending = self.releasing.get(pod).copied().unwrap_or(0);
             let excess = held.saturating_sub(limit).saturating_sub(pending);
             if excess == 0 {
                 continue;
+            }
+            if self.settled.contains_key(pod) {
+                return None;
             }
             if let (Some(kept), Some(holder)) = (sticky.get(pod), index.pods.get(pod)) {
                 for lease in kept.iter().rev().take(excess) {
@@ -142,7 +161,7 @@ impl<'a> Load<'a> {
                 }
             }
         }
-        shed
+        Some(shed)
     }
 
     /// Free listeners: each to the eligible pod with the fewest live Leases beyond its share

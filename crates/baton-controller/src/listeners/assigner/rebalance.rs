@@ -107,7 +107,8 @@ impl<'a> UnderWay<'a> {
     }
 }
 
-/// The release requests that even out the loads (see the module doc), and how balanced it is.
+/// The release requests that even out the loads (see the module doc), and how balanced it is;
+/// `None` if it would pick among settled listeners (counted in `load`, not in `sticky`).
 pub(super) fn plan<'a>(
     index: &Index<'a>,
     load: &Load<'a>,
@@ -116,7 +117,7 @@ pub(super) fn plan<'a>(
     churn: &Churn,
     limit: usize,
     balancing: Option<&Balancing>,
-) -> (Vec<Move>, Balance) {
+) -> Option<(Vec<Move>, Balance)> {
     let UnderWay {
         in_progress,
         others,
@@ -131,17 +132,21 @@ pub(super) fn plan<'a>(
         ..Default::default()
     };
     let Some(b) = balancing else {
-        return (Vec::new(), balance);
+        return Some((Vec::new(), balance));
     };
     if balance.skew <= b.max_skew {
-        return (Vec::new(), balance);
+        return Some((Vec::new(), balance));
     }
     balance.waiting = b
         .wait
         .clone()
         .or_else(|| (others > 0).then(|| WAIT_HANDOVERS.to_string()));
     if balance.waiting.is_some() {
-        return (Vec::new(), balance);
+        return Some((Vec::new(), balance));
+    }
+    if !load.settled.is_empty() {
+        // The listeners that could move are settled ones: the full pass picks them.
+        return None;
     }
     // The listeners already asked to move have left their pods: for the pods their requests
     // name, or else the least loaded ones.
@@ -200,7 +205,7 @@ pub(super) fn plan<'a>(
         balance.waiting = Some(WAIT_RESIDENCE.to_string());
         balance.wake = soonest;
     }
-    (moves, balance)
+    Some((moves, balance))
 }
 
 /// Per pod, the listeners that may move (acknowledged, not asked to leave, resident long
@@ -229,8 +234,9 @@ fn candidates<'a>(
 
 /// Each eligible pod's share of `total` listeners: its weight's part; and the pods' ranks.
 pub(super) struct Shares<'a> {
-    share: BTreeMap<&'a str, f64>,
-    rank: BTreeMap<&'a str, u64>,
+    // Hashed: a placement looks up every pod's share and rank.
+    share: fnv::FnvHashMap<&'a str, f64>,
+    rank: fnv::FnvHashMap<&'a str, u64>,
 }
 
 impl<'a> Shares<'a> {

@@ -197,9 +197,17 @@ async fn decide_pass(
         .decision_size
         .get_or_create(&controller)
         .observe(size as f64);
+    // A settled listener and its Lease are counted, not decided one by one.
+    let settled: i32 = decision.summary.settled.values().sum();
+    let decided = size.saturating_sub(usize::try_from(settled).unwrap_or(0).saturating_mul(2));
+    ctx.metrics
+        .decision_decided
+        .get_or_create(&controller)
+        .observe(decided as f64);
     tracing::debug!(
         listenerset = %set.name_any(),
         leases = lease_by_listener.len(),
+        decided,
         writes = decision.writes.len(),
         fences = decision.fences.len(),
         requeue = ?decision.requeue,

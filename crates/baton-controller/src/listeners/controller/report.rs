@@ -107,6 +107,9 @@ fn pods_of(summary: &assigner::Summary) -> (BTreeMap<String, i32>, i32) {
             *held.entry(pod.as_str()).or_default() += 1;
         }
     }
+    for (pod, n) in &summary.settled {
+        *held.entry(pod.as_str()).or_default() += n;
+    }
     let mut ranked: Vec<(&str, i32)> = held.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let omitted = i32::try_from(ranked.len().saturating_sub(MAX_STATUS_PODS)).unwrap_or(i32::MAX);

@@ -11,8 +11,9 @@ use crate::listeners::assigner::PodView;
 
 /// Every selected pod, plus every pod named as a holder (never eligible unless selected). Of the
 /// selected, Ready pods whose agents answer, those whose agent never registered are eligible only
-/// while no registered one may take listeners ([`first_registered`]).
-pub(super) fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<PodView> {
+/// while no registered one may take listeners ([`first_registered`]). `settled`: listeners of the
+/// spec set aside from `input` (all held, none suspended).
+pub(super) fn pod_views(input: &Input, judged: &Judged, memory: &Memory, settled: usize) -> Vec<PodView> {
     // Hashed: every Lease names its holder, and a set has far more Leases than pods.
     let holders: FnvHashSet<&str> = judged.views.iter().filter_map(|l| l.holder.as_deref()).collect();
     let answering: Vec<&PodFacts> = input
@@ -20,7 +21,7 @@ pub(super) fn pod_views(input: &Input, judged: &Judged, memory: &Memory) -> Vec<
         .iter()
         .filter(|p| p.selected && p.eligible && answers(input, judged, memory, p))
         .collect();
-    let registered_only = first_registered(input, &answering);
+    let registered_only = first_registered(input, &answering, settled);
     let answering: BTreeSet<&str> = answering.iter().map(|p| p.uid.as_str()).collect();
     input
         .pods
@@ -46,9 +47,9 @@ fn registered(input: &Input, p: &PodFacts) -> bool {
 /// never registered may have no agent at all; it is given listeners only when no registered
 /// pod can run them, which is what agents of the per-listener protocol (which never register,
 /// and show themselves only by acknowledging an assignment) need to be found.
-fn first_registered(input: &Input, answering: &[&PodFacts]) -> bool {
+fn first_registered(input: &Input, answering: &[&PodFacts], settled: usize) -> bool {
     let registered = answering.iter().filter(|p| registered(input, p)).count();
-    let wanted = input.listeners.iter().filter(|l| !l.suspended).count();
+    let wanted = input.listeners.iter().filter(|l| !l.suspended).count() + settled;
     let room = match input.max_per_pod {
         0 => usize::MAX,
         m => registered.saturating_mul(usize::try_from(m).unwrap_or(usize::MAX)),

@@ -59,7 +59,7 @@ impl Judged<'_> {
 }
 
 /// What the holder of a Lease is, now.
-enum Holder<'a> {
+pub(super) enum Holder<'a> {
     /// No holder (released).
     None,
     /// The holder pod exists with the Lease's uid.
@@ -70,9 +70,9 @@ enum Holder<'a> {
 
 /// The namespace's pods by name, built once a pass (names are unique at any one time; all are
 /// kept, in order, so a lookup finds what a scan would).
-type PodsByName<'a> = HashMap<&'a str, Vec<&'a PodFacts>>;
+pub(super) type PodsByName<'a> = HashMap<&'a str, Vec<&'a PodFacts>>;
 
-fn pods_by_name<'a>(input: &Input<'a>) -> PodsByName<'a> {
+pub(super) fn pods_by_name<'a>(input: &Input<'a>) -> PodsByName<'a> {
     let mut map: PodsByName<'a> = HashMap::with_capacity_and_hasher(input.pods.len(), Default::default());
     for p in input.pods {
         map.entry(p.name.as_str()).or_default().push(p);
@@ -80,7 +80,7 @@ fn pods_by_name<'a>(input: &Input<'a>) -> PodsByName<'a> {
     map
 }
 
-fn holder<'a>(pods: &PodsByName<'a>, lease: &LeaseView) -> Holder<'a> {
+pub(super) fn holder<'a>(pods: &PodsByName<'a>, lease: &LeaseView) -> Holder<'a> {
     let Some(name) = lease.holder.as_deref().filter(|h| !h.is_empty()) else {
         return Holder::None;
     };

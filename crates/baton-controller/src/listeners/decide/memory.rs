@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use fnv::{FnvHashMap as HashMap, FnvHashSet as HashSet};
+use fnv::FnvHashMap as HashMap;
 
 use tokio::time::Instant;
 
@@ -46,6 +46,31 @@ pub struct Memory {
     /// The pods that may take listeners (by uid), and since when they are these: evening out
     /// waits until they have stayed the same for [`super::PODS_SETTLE`].
     pods: Option<(BTreeSet<String>, Instant)>,
+    /// A fingerprint of the spec's listeners when a pass last forgot the listeners the spec
+    /// does not have ([`Forget`]); `None` after a full pass.
+    spec: Option<u64>,
+}
+
+/// What the memory remembers, its cache of the spec's fingerprint aside.
+impl PartialEq for Memory {
+    fn eq(&self, other: &Self) -> bool {
+        self.ended == other.ended
+            && self.leaving == other.leaving
+            && self.lapsed == other.lapsed
+            && self.last_tokens == other.last_tokens
+            && self.moves == other.moves
+            && self.burst == other.burst
+            && self.pods == other.pods
+    }
+}
+
+/// Which listeners the spec has, and which of the memory's it must look at to forget the others.
+pub(super) struct Forget<'a> {
+    pub(super) wanted: &'a dyn Fn(&str) -> bool,
+    /// The spec's fingerprint (`None`: every listener remembered is looked at). While it stays
+    /// the same, only the listeners judged in a pass can be ones the spec does not have: the
+    /// others were looked at when it last changed.
+    pub(super) fingerprint: Option<u64>,
 }
 
 /// The window of `status.rebalance.movesLastMinute`.
@@ -56,8 +81,14 @@ pub const MOVES_WINDOW: Duration = Duration::from_secs(60);
 const LAPSE_FOR: Duration = Duration::from_secs(60);
 
 impl Memory {
-    /// Learn from what was judged now.
-    pub(super) fn learn(&mut self, input: &Input, judged: &Judged, released_by: &BTreeMap<String, String>) {
+    /// Learn from what was judged now; forget the listeners the spec does not have.
+    pub(super) fn learn(
+        &mut self,
+        input: &Input,
+        judged: &Judged,
+        released_by: &BTreeMap<String, String>,
+        forget: &Forget,
+    ) {
         for (i, v) in judged.views.iter().enumerate() {
             let terminating = judged.terminating.contains(&v.listener);
             match self.last_tokens.get_mut(&v.listener) {
@@ -92,9 +123,20 @@ impl Memory {
                 }
             }
         }
-        let wanted: HashSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
-        self.ended.retain(|l, _| wanted.contains(l.as_str()));
-        self.last_tokens.retain(|l, _| wanted.contains(l.as_str()));
+        let wanted = forget.wanted;
+        match forget.fingerprint {
+            Some(f) if self.spec == Some(f) => {
+                for v in judged.views.iter().filter(|v| !wanted(&v.listener)) {
+                    self.ended.remove(&v.listener);
+                    self.last_tokens.remove(&v.listener);
+                }
+            }
+            fingerprint => {
+                self.ended.retain(|l, _| wanted(l));
+                self.last_tokens.retain(|l, _| wanted(l));
+                self.spec = fingerprint;
+            }
+        }
         self.leaving.retain(|l, _| judged.terminating.contains(l));
         for pod in input.pods {
             if judged.renewed.contains(&pod.uid) {
@@ -112,6 +154,20 @@ impl Memory {
         self.lapsed.retain(|uid, (_, at, lapsed_at)| {
             exists(uid) && forget_before.is_none_or(|f| *at > f) && !new_chance(input, uid, *lapsed_at)
         });
+    }
+
+    /// Learn of a settled listener (its Lease held, acknowledged, valid) what [`Memory::learn`]
+    /// would: its highest token, and that its last tenure did not end.
+    pub(super) fn settle(&mut self, listener: &str, token: i32) {
+        match self.last_tokens.get_mut(listener) {
+            Some(t) => *t = (*t).max(token),
+            None => {
+                self.last_tokens.insert(listener.to_string(), token);
+            }
+        }
+        if !self.ended.is_empty() {
+            self.ended.remove(listener);
+        }
     }
 
     /// Note the pods that may take listeners now (the eligible of `pods`): a change starts their

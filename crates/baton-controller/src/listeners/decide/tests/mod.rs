@@ -178,9 +178,58 @@ impl Scene {
         }
     }
 
+    /// [`decide`] at `now`, checked to decide what [`decide_full`] does (the full pass's decision
+    /// is returned: its summary lists every listener).
     pub fn decide(&self, now: Instant, memory: &mut Memory) -> Decision {
-        decide(&self.input(now), memory)
+        let input = self.input(now);
+        let mut full_memory = memory.clone();
+        let split = decide(&input, memory);
+        let full = decide_full(&input, &mut full_memory);
+        if let Err(e) = same_decision(&split, &full) {
+            panic!("decide and decide_full differ: {e}");
+        }
+        assert_eq!(*memory, full_memory, "decide and decide_full learnt differently");
+        full
     }
+}
+
+/// Whether `split` (made by [`decide`]) decides what `full` (made by [`decide_full`]) does: the
+/// same writes, status and everything else, the settled listeners counted on the pods where
+/// `full` lists them running.
+pub(super) fn same_decision(split: &Decision, full: &Decision) -> Result<(), String> {
+    let listed: BTreeSet<&str> = split.summary.states.iter().map(|(id, _)| id.as_str()).collect();
+    let mut counted: BTreeMap<String, i32> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for (id, state) in &full.summary.states {
+        if listed.contains(id.as_str()) {
+            kept.push((id.clone(), state.clone()));
+            continue;
+        }
+        match state {
+            ListenerState::Running { pod, .. } => *counted.entry(pod.clone()).or_default() += 1,
+            other => return Err(format!("{id} ({other:?}) is not in the summary of decide")),
+        }
+    }
+    if kept != split.summary.states {
+        return Err(format!("states {:?} != {kept:?}", split.summary.states));
+    }
+    if counted != split.summary.settled {
+        return Err(format!(
+            "settled {:?} != running unlisted {counted:?}",
+            split.summary.settled
+        ));
+    }
+    let strip = |d: &Decision| {
+        let mut d = d.clone();
+        d.summary.states.clear();
+        d.summary.settled.clear();
+        d
+    };
+    let (a, b) = (strip(split), strip(full));
+    if a != b {
+        return Err(format!("{a:#?}\n!=\n{b:#?}"));
+    }
+    Ok(())
 }
 
 /// The requeue of a decision whose first change by time alone is `after` from now.

@@ -235,7 +235,14 @@ impl Ctl {
             started: self.started,
             now,
         };
-        let d = decide(&input, &mut self.memory);
+        let mut full_memory = self.memory.clone();
+        let split = decide(&input, &mut self.memory);
+        // The full pass decides the same, and learns the same; its summary lists every listener.
+        let d = decide_full(&input, &mut full_memory);
+        if let Err(e) = super::super::same_decision(&split, &d) {
+            return Err(TestCaseError::fail(format!("decide and decide_full differ: {e}")));
+        }
+        prop_assert_eq!(&self.memory, &full_memory, "decide and decide_full learnt differently");
         check_decision(&input, &d)?;
         let again = decide(&input, &mut self.memory.clone());
         prop_assert_eq!(&again.writes, &d.writes, "decided again, the writes differ");
