@@ -4,7 +4,7 @@
 //! them the p50 of [`decide_full`], which decides the same looking at every listener one by one.
 //!
 //! `cargo run --release -p baton-controller --example decide_bench [N×P ...]` (default
-//! `1000x20 10000x20 50000x100`).
+//! `1000x20 10000x20 50000x100 1000x2`).
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -155,7 +155,8 @@ fn main() {
         })
         .collect();
     let sizes = if sizes.is_empty() {
-        vec![(1000, 20), (10_000, 20), (50_000, 100)]
+        // 1,000 × 2: a pod holds 500 listeners, as at 50,000 × 100 (the same drain, a set 50 × smaller).
+        vec![(1000, 20), (10_000, 20), (50_000, 100), (1000, 2)]
     } else {
         sizes
     };
@@ -221,4 +222,20 @@ fn print_target(drains: &[(usize, usize, f64)]) {
         small.2,
         if ratio <= 2.0 { "met" } else { "not met" }
     );
+    // The same drain in a smaller set: what of the pass still grows with the set.
+    if let Some(same) = drains
+        .iter()
+        .filter(|d| d.0 < large.0 && d.0 * large.1 == large.0 * d.1 && d.2 > 0.0)
+        .min_by_key(|d| d.0)
+    {
+        println!(
+            "| (for comparison) the same drain, {} listeners, in a set of {} × {} | {:.1} × ({:.2} / {:.2} ms) | |",
+            large.0 / large.1.max(1),
+            same.0,
+            same.1,
+            large.2 / same.2,
+            large.2,
+            same.2
+        );
+    }
 }

@@ -455,6 +455,21 @@ mod tests {
     }
 
     #[test]
+    fn the_pods_held_count_settled_listeners_and_listed_ones() {
+        let mut s = summary(5, 5);
+        let on = |pod: &str| ListenerState::Running {
+            pod: pod.into(),
+            uid: format!("uid-{pod}"),
+            transitions: 1,
+        };
+        s.states = vec![("a".into(), on("q")), ("b".into(), on("p"))];
+        s.settled = [("p".to_string(), 2), ("r".to_string(), 1)].into();
+        let (pods, omitted) = pods_of(&s);
+        let pods: Vec<(&str, i32)> = pods.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+        assert_eq!((pods, omitted), (vec![("p", 3), ("q", 1), ("r", 1)], 0));
+    }
+
+    #[test]
     fn a_missing_secret_stalls_the_set_until_it_is_there() {
         let missing =
             vec!["Secret default/tokens (spec.listenersFrom.secretRef) does not exist: create it".to_string()];

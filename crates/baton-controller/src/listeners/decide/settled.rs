@@ -8,13 +8,15 @@
 //! acknowledged something lately. So a pass sets those aside as [`Tallies`] and decides over the
 //! rest: a drain or a takeover decides over the listeners that move, not over the set.
 //!
-//! What stays per listener is one light look at each Lease and each listener of the spec (hashed
-//! lookups, no copies), and the memory's highest token per listener.
+//! What stays per listener is light: the spec's listeners and the Leases joined by id in order
+//! (no copies), and a look in the memory's highest token per listener. Only the unsettled ones
+//! are copied out for the decision.
 //!
 //! The tallies cannot stand in for the listeners where the decision would pick among them one by
 //! one: evening out that would move listeners, a `maxPerPod` over which a pod sheds, a holder
 //! that turned out not to take listeners after all. There the pass is decided in full
-//! ([`super::decide`]); the property tests decide every pass both ways and find the same.
+//! ([`super::decide_full`]); so is a set mostly unsettled. The unit tests and the property tests
+//! decide every pass both ways and find the same.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
