@@ -163,27 +163,22 @@ pub(super) fn split<'a>(input: &Input<'a>, memory: &mut Memory) -> Option<Split<
         tallies.pods.insert(pod, n);
         tallies.renewed.extend(renewed);
     }
-    let listeners = input
-        .listeners
-        .iter()
-        .zip(&listener_settled)
-        .filter(|(_, s)| !**s)
-        .map(|(w, _)| w.clone())
-        .collect();
-    let leases = input
-        .leases
-        .iter()
-        .zip(&lease_settled)
-        .filter(|(_, s)| !**s)
-        .map(|(f, _)| f.clone())
-        .collect();
     Some(Split {
-        listeners,
-        leases,
+        listeners: unsettled(input.listeners, &listener_settled),
+        leases: unsettled(input.leases, &lease_settled),
         tallies,
         fingerprint,
         ids: spec.into_iter().map(|(id, _)| id).collect(),
     })
+}
+
+/// Copies of the items of `all` not marked in `settled` (one mark per item, in order).
+fn unsettled<T: Clone>(all: &[T], settled: &[bool]) -> Vec<T> {
+    all.iter()
+        .zip(settled)
+        .filter(|(_, s)| !**s)
+        .map(|(x, _)| x.clone())
+        .collect()
 }
 
 /// Whether Lease `f`, of a listener the spec names once and wants running, held by pod `p` (it
