@@ -35,6 +35,7 @@ use due::{op_due, Gates};
 
 mod deadlines;
 mod due;
+mod handover;
 mod liveness;
 mod registration;
 mod retry;
@@ -154,6 +155,8 @@ pub(super) struct Tracked {
     /// Which tracking of the Lease this is (a Lease forgotten and tracked again is another):
     /// an answer to a request of an earlier one is ignored.
     pub(super) tracking: u64,
+    /// When the stop the application is to acknowledge was emitted.
+    stop_sent: Option<Instant>,
     retry: Retry,
 }
 
@@ -191,6 +194,10 @@ pub(super) struct State {
     published_len: usize,
     pub(super) epoch: u64,
     ops_in_flight: usize,
+    /// Running listeners wait to be stopped for their release ([`handover`]).
+    stops_deferred: bool,
+    /// How long the application takes to stop a listener lately ([`handover`]).
+    pace: handover::Pace,
     /// Trackings of listener Leases so far.
     trackings: u64,
     out: Vec<Action>,
@@ -214,6 +221,8 @@ impl State {
             published_len: 0,
             epoch: 0,
             ops_in_flight: 0,
+            stops_deferred: false,
+            pace: handover::Pace::default(),
             trackings: 0,
             out: Vec::new(),
         }
@@ -227,18 +236,6 @@ impl State {
     fn is_mine(&self, l: &Lease) -> bool {
         lease::held_by(l, &self.cfg.pod_name, &self.cfg.pod_uid)
             && lease::listener_of(l).is_some_and(|(set, _)| self.cfg.serves(set))
-    }
-
-    fn emit_stop(&mut self, name: &str, reason: StopReason, want_ack: bool) {
-        let Some(t) = self.tracked.get(name) else { return };
-        info!(set = %t.set, listener = %t.listener, ?reason, "stop");
-        self.out.push(Action::Stop {
-            name: name.to_string(),
-            set: t.set.clone(),
-            listener: t.listener.clone(),
-            reason,
-            ack: want_ack.then_some(t.epoch),
-        });
     }
 
     /// A Lease seen on a watch: the pod's liveness Lease or a listener Lease (`None`: its
@@ -270,6 +267,7 @@ impl State {
             }
         }
         self.evaluate(name, now);
+        self.stop_deferred(now);
     }
 
     /// Another Lease under the same name (deleted and recreated between two things the watch
@@ -305,24 +303,6 @@ impl State {
                 self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
             }
         }
-    }
-
-    /// Begin a graceful shutdown: stop every listener and release every Lease.
-    pub(super) fn shutdown(&mut self, now: Instant) {
-        self.shutting_down = true;
-        self.leaving_since.get_or_insert(now);
-        self.live.leave(now);
-        let names: Vec<String> = self.tracked.keys().cloned().collect();
-        for name in names {
-            self.evaluate(&name, now);
-        }
-    }
-
-    /// Releases may be sent: the agent is not shutting down, its registration is marked leaving
-    /// (or there is none to mark, or marking it fails), or it waited [`LEAVING_WAIT`] for that.
-    fn may_release(&self, now: Instant) -> bool {
-        self.leaving_since
-            .is_none_or(|since| self.live.left() || now >= since + LEAVING_WAIT)
     }
 
     /// What lets a write due now go out (see [`op_due`]).
@@ -380,6 +360,7 @@ impl State {
                     self.trackings += 1;
                     self.trackings
                 },
+                stop_sent: may_run.then_some(now),
                 retry: Retry::new(self.cfg.retry_period, self.cfg.max_retry_period, name),
             };
             debug!(lease = name, phase = ?t.phase, "tracking");
@@ -409,10 +390,7 @@ impl State {
                     Some(r) if !self.shutting_down => StopReason::ReleaseRequested(r),
                     _ => StopReason::Shutdown,
                 };
-                self.emit_stop(name, why, true);
-                if let Some(t) = self.tracked.get_mut(name) {
-                    t.phase = Phase::Stopping;
-                }
+                self.stop_for_release(name, why, now);
             }
             Phase::Acking | Phase::Lost if want_release => {
                 if let Some(t) = self.tracked.get_mut(name) {
@@ -494,6 +472,7 @@ impl State {
                 if let Some(l) = lease {
                     self.known.insert(name.to_string(), l);
                 }
+                self.stop_deferred(now);
                 return;
             }
             (kind @ (OpKind::Ack | OpKind::Renew), Ok((Some(lease), config))) => {
@@ -524,6 +503,7 @@ impl State {
         }
         self.evaluate(name, now);
         self.issue_waiting(now);
+        self.stop_deferred(now);
     }
 
     /// An acknowledgement (or renewal) sent at `sent` under registration `reg` succeeded: the
@@ -587,6 +567,7 @@ impl State {
         }
         self.evaluate(name, now);
         self.issue_waiting(now);
+        self.stop_deferred(now);
     }
 
     /// The application acknowledged the stop emitted with `epoch`.
@@ -597,6 +578,9 @@ impl State {
         }
         t.phase = Phase::Releasing;
         t.due = now;
+        if let Some(at) = t.stop_sent.take() {
+            self.pace.stopped(now.saturating_duration_since(at));
+        }
         self.evaluate(name, now);
     }
 
@@ -656,6 +640,7 @@ impl State {
                 t.due = now;
             }
         }
+        self.stop_deferred(now);
         for t in self.tracked.values().filter(|t| t.phase == Phase::Running) {
             if let Some(d) = self.deadline(t) {
                 at(d);

@@ -1,0 +1,186 @@
+//! Stops for requested releases go out in step with the release writes: a drain of many
+//! listeners stops each one shortly before its release, not all of them at once, unless the
+//! application takes long to stop.
+use super::*;
+use crate::state::handover::{SLOW_STOP, STOP_BATCH, STOP_WINDOW};
+
+/// A registered machine running `n` listeners `h000`… (token 1), all acknowledged.
+fn running(t0: Instant, n: usize) -> (State, Vec<String>) {
+    let mut st = registered(t0);
+    let names: Vec<String> = (0..n).map(|i| format!("h{i:03}")).collect();
+    let mut in_flight = Vec::new();
+    for l in &names {
+        st.observe(&format!("sxt-{l}"), Some(mine_of(l, 1, SECS)), t0 + ms(10));
+        in_flight.extend(sends(&st.take_actions()));
+    }
+    while let Some((name, kind)) = (!in_flight.is_empty()).then(|| in_flight.remove(0)) {
+        let l = name.trim_start_matches("sxt-");
+        st.on_op(&name, kind, Ok((Some(mine_of(l, 2, SECS)), None)), t0 + ms(20));
+        in_flight.extend(sends(&st.take_actions()));
+    }
+    assert_eq!(st.valid_until().len(), n);
+    (st, names)
+}
+
+/// The stops among `actions` that wait for the application: (Lease, epoch).
+fn stops_acked(actions: &[Action]) -> Vec<(String, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Stop { name, ack: Some(e), .. } => Some((name.clone(), *e)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Listener `l`'s Lease with a release request (a drain naming no one yet).
+fn asked(l: &str) -> Lease {
+    with_release(mine_of(l, 3, SECS))
+}
+
+/// The answer to `l`'s release: handed over to pod-b.
+fn handed_over(l: &str) -> Lease {
+    listener_lease(l, Some("pod-b"), "uid-b", 4, 1, SECS)
+}
+
+#[test]
+fn a_drain_stops_each_listener_shortly_before_its_release_is_written() {
+    let t0 = Instant::now();
+    let n = 200;
+    let (mut st, names) = running(t0, n);
+    let mut now = t0 + ms(100);
+    let mut stopped_at: BTreeMap<String, usize> = BTreeMap::new();
+    let mut apps_to_ack = Vec::new();
+    for l in &names {
+        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
+        apps_to_ack.extend(stops_acked(&st.take_actions()));
+    }
+    assert_eq!(
+        apps_to_ack.len(),
+        STOP_WINDOW,
+        "a burst of release requests stops only the window"
+    );
+    // The application acknowledges each stop; each answered release is one step of time.
+    let mut step = 0;
+    let mut in_flight: Vec<(String, OpKind)> = Vec::new();
+    let mut longest_wait = 0;
+    let mut released = Vec::new();
+    loop {
+        for (name, epoch) in std::mem::take(&mut apps_to_ack) {
+            assert!(stopped_at.insert(name.clone(), step).is_none(), "{name} stopped twice");
+            st.on_ack(&name, epoch, now);
+            in_flight.extend(sends(&st.take_actions()));
+        }
+        assert!(in_flight.len() <= MAX_OPS_IN_FLIGHT);
+        let stopped_not_released = stopped_at.len() - released.len();
+        assert!(
+            stopped_not_released <= STOP_WINDOW,
+            "{stopped_not_released} stopped at once"
+        );
+        let Some((name, kind)) = (!in_flight.is_empty()).then(|| in_flight.remove(0)) else {
+            break;
+        };
+        assert_eq!(kind, OpKind::Release);
+        longest_wait = longest_wait.max(step - stopped_at[&name]);
+        now += ms(1);
+        step += 1;
+        let l = name.trim_start_matches("sxt-");
+        st.on_op(&name, kind, Ok((Some(handed_over(l)), None)), now);
+        // The shell ticks after every batch of events (what waited for a slot goes out then).
+        st.tick(now);
+        let a = st.take_actions();
+        in_flight.extend(sends(&a));
+        apps_to_ack.extend(stops_acked(&a));
+        released.push(name);
+    }
+    assert_eq!(released.len(), n, "every listener released once");
+    assert!(st.tracked.is_empty());
+    assert!(
+        longest_wait <= STOP_WINDOW,
+        "a listener stayed stopped for {longest_wait} releases of others"
+    );
+    // Refilled in batches (one document for the application each), not one stop at a time.
+    let mut batches: BTreeMap<usize, usize> = BTreeMap::new();
+    for s in stopped_at.values() {
+        *batches.entry(*s).or_default() += 1;
+    }
+    assert!(batches.values().all(|b| *b >= STOP_BATCH), "{batches:?}");
+}
+
+#[test]
+fn a_waiting_listener_whose_request_is_withdrawn_runs_on() {
+    let t0 = Instant::now();
+    let (mut st, names) = running(t0, STOP_WINDOW + 1);
+    let now = t0 + ms(100);
+    let mut asked_stops = Vec::new();
+    for l in &names {
+        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
+        asked_stops.extend(stops_acked(&st.take_actions()));
+    }
+    assert_eq!(asked_stops.len(), STOP_WINDOW);
+    let last = names.last().cloned().unwrap_or_default();
+    let last_lease = format!("sxt-{last}");
+    assert!(asked_stops.iter().all(|(n, _)| *n != last_lease), "the last one waits");
+    // The controller takes its request back (the drain was cancelled).
+    st.observe(&last_lease, Some(mine_of(&last, 5, SECS)), now + ms(1));
+    for (name, epoch) in asked_stops {
+        st.on_ack(&name, epoch, now + ms(2));
+        assert_eq!(sends(&st.take_actions()), vec![(name.clone(), OpKind::Release)]);
+        let l = name.trim_start_matches("sxt-");
+        st.on_op(&name, OpKind::Release, Ok((Some(handed_over(l)), None)), now + ms(3));
+        st.tick(now + ms(3));
+        let a = st.take_actions();
+        assert!(stops(&a).is_empty(), "nothing more is stopped: {a:?}");
+    }
+    assert_eq!(st.tracked.len(), 1);
+    assert_eq!(st.tracked[&last_lease].phase, Phase::Running);
+    assert!(st.valid_until().contains_key(&key(&last)));
+}
+
+#[test]
+fn a_shutdown_stops_the_waiting_listeners_at_once() {
+    let t0 = Instant::now();
+    let (mut st, names) = running(t0, STOP_WINDOW + 10);
+    let now = t0 + ms(100);
+    let mut first = 0;
+    for l in &names {
+        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
+        first += stops(&st.take_actions()).len();
+    }
+    assert_eq!(first, STOP_WINDOW);
+    st.shutdown(now + ms(1));
+    let a = st.take_actions();
+    let rest: Vec<_> = stops(&a);
+    assert_eq!(rest.len(), 10, "{a:?}");
+    assert!(rest
+        .iter()
+        .all(|(why, ack)| *why == StopReason::Shutdown && ack.is_some()));
+    assert!(st.valid_until().is_empty(), "nothing runs");
+}
+
+#[test]
+fn an_application_slow_to_stop_gets_its_stops_together() {
+    let t0 = Instant::now();
+    let n = 300;
+    let (mut st, names) = running(t0, n);
+    let mut now = t0 + ms(100);
+    let mut first = Vec::new();
+    for l in &names {
+        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
+        first.extend(stops_acked(&st.take_actions()));
+    }
+    assert_eq!(first.len(), STOP_WINDOW);
+    // The application takes its time to stop (or only reads the file).
+    now += SLOW_STOP;
+    let mut in_flight = Vec::new();
+    for (name, epoch) in first {
+        st.on_ack(&name, epoch, now);
+        in_flight.extend(sends(&st.take_actions()));
+    }
+    let (name, kind) = in_flight.remove(0);
+    let l = name.trim_start_matches("sxt-").to_string();
+    st.on_op(&name, kind, Ok((Some(handed_over(&l)), None)), now + ms(10));
+    st.tick(now + ms(10));
+    let rest = stops_acked(&st.take_actions());
+    assert_eq!(rest.len(), n - STOP_WINDOW, "the slow stops overlap");
+}
