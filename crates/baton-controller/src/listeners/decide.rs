@@ -306,7 +306,7 @@ pub fn decide(input: &Input, memory: &mut Memory) -> Decision {
         Some(split) => {
             let forget = Forget {
                 wanted: &|id| split.wanted(id),
-                fingerprint: Some(split.fingerprint),
+                fingerprint: split.fingerprint,
             };
             decide_with(input, memory, Some(&split), &forget)
         }
@@ -320,7 +320,7 @@ pub fn decide_full(input: &Input, memory: &mut Memory) -> Decision {
     let wanted: fnv::FnvHashSet<&str> = input.listeners.iter().map(|l| l.id.as_str()).collect();
     let forget = Forget {
         wanted: &|id| wanted.contains(id),
-        fingerprint: None,
+        fingerprint: Fingerprint::of_all(input.listeners.iter().map(|l| l.id.as_str())),
     };
     decide_with(input, memory, None, &forget)
 }
@@ -689,9 +689,9 @@ pub use confirm::{confirmed, to_confirm};
 use eligible::pod_views;
 pub use expected::UnseenWrites;
 use judge::Judged;
-use memory::Forget;
 pub use memory::Memory;
 pub use memory::MOVES_WINDOW;
+use memory::{Fingerprint, Forget};
 use unresponsive::silent;
 pub use unresponsive::{Silence, Silent, Unresponsive};
 pub use wait::{PODS_SETTLE, ROLLOUT_RECHECK};

@@ -7,6 +7,7 @@
 //! are (evening out waits for them to settle).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use fnv::FnvHashMap as HashMap;
@@ -47,8 +48,16 @@ pub struct Memory {
     /// waits until they have stayed the same for [`super::PODS_SETTLE`].
     pods: Option<(BTreeSet<String>, Instant)>,
     /// A fingerprint of the spec's listeners when a pass last forgot the listeners the spec
-    /// does not have ([`Forget`]); `None` after a full pass.
+    /// does not have ([`Forget`]); `None` before the first pass.
     spec: Option<u64>,
+}
+
+impl Memory {
+    /// The spec's fingerprint when a pass last forgot listeners.
+    #[cfg(test)]
+    pub(super) fn spec_fingerprint(&self) -> Option<u64> {
+        self.spec
+    }
 }
 
 /// What the memory remembers, its cache of the spec's fingerprint aside.
@@ -67,10 +76,33 @@ impl PartialEq for Memory {
 /// Which listeners the spec has, and which of the memory's it must look at to forget the others.
 pub(super) struct Forget<'a> {
     pub(super) wanted: &'a dyn Fn(&str) -> bool,
-    /// The spec's fingerprint (`None`: every listener remembered is looked at). While it stays
-    /// the same, only the listeners judged in a pass can be ones the spec does not have: the
-    /// others were looked at when it last changed.
-    pub(super) fingerprint: Option<u64>,
+    /// The spec's [`Fingerprint`]. While it stays the same, only the listeners judged in a pass
+    /// can be ones the spec does not have: the others were looked at when it last changed.
+    pub(super) fingerprint: u64,
+}
+
+/// A fingerprint of the spec's listener ids, summed one by one: the same listeners in any order
+/// give the same.
+#[derive(Default)]
+pub(super) struct Fingerprint(u64);
+
+impl Fingerprint {
+    pub(super) fn add(&mut self, id: &str) {
+        self.0 = self.0.wrapping_add(fnv::FnvBuildHasher::default().hash_one(id));
+    }
+
+    /// The fingerprint of the `listeners` ids added.
+    pub(super) fn of(&self, listeners: usize) -> u64 {
+        self.0.wrapping_add(listeners as u64)
+    }
+
+    /// The fingerprint of `ids`.
+    pub(super) fn of_all<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> u64 {
+        let n = ids.len();
+        let mut f = Fingerprint::default();
+        ids.for_each(|id| f.add(id));
+        f.of(n)
+    }
 }
 
 /// The window of `status.rebalance.movesLastMinute`.
@@ -124,18 +156,15 @@ impl Memory {
             }
         }
         let wanted = forget.wanted;
-        match forget.fingerprint {
-            Some(f) if self.spec == Some(f) => {
-                for v in judged.views.iter().filter(|v| !wanted(&v.listener)) {
-                    self.ended.remove(&v.listener);
-                    self.last_tokens.remove(&v.listener);
-                }
+        if self.spec == Some(forget.fingerprint) {
+            for v in judged.views.iter().filter(|v| !wanted(&v.listener)) {
+                self.ended.remove(&v.listener);
+                self.last_tokens.remove(&v.listener);
             }
-            fingerprint => {
-                self.ended.retain(|l, _| wanted(l));
-                self.last_tokens.retain(|l, _| wanted(l));
-                self.spec = fingerprint;
-            }
+        } else {
+            self.ended.retain(|l, _| wanted(l));
+            self.last_tokens.retain(|l, _| wanted(l));
+            self.spec = Some(forget.fingerprint);
         }
         self.leaving.retain(|l, _| judged.terminating.contains(l));
         for pod in input.pods {

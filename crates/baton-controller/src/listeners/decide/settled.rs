@@ -19,11 +19,11 @@
 //! decide every pass both ways and find the same.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::BuildHasher;
 
 use fnv::FnvHashMap as HashMap;
 
 use super::judge::{holder, pods_by_name, Holder};
+use super::memory::Fingerprint;
 use super::{Input, LeaseFacts, LivenessFacts, Memory, Wanted};
 use crate::listeners::assigner::PodView;
 
@@ -110,12 +110,11 @@ pub(super) fn split<'a>(input: &Input<'a>, memory: &mut Memory) -> Option<Split<
     let mut by_pod: HashMap<&'a str, (usize, Option<&'a str>)> = HashMap::default();
     let mut tallies = Tallies::default();
     let (mut listener_settled, mut lease_settled) = (vec![false; spec.len()], vec![false; leased.len()]);
-    let hasher = fnv::FnvBuildHasher::default();
-    let mut fingerprint = spec.len() as u64;
+    let mut fingerprint = Fingerprint::default();
     let mut j = 0;
     for (k, &(id, i)) in spec.iter().enumerate() {
         // Order aside: the same listeners give the same sum.
-        fingerprint = fingerprint.wrapping_add(hasher.hash_one(id));
+        fingerprint.add(id);
         while leased.get(j).is_some_and(|l| l.0 < id) {
             j += 1;
         }
@@ -167,7 +166,7 @@ pub(super) fn split<'a>(input: &Input<'a>, memory: &mut Memory) -> Option<Split<
         listeners: unsettled(input.listeners, &listener_settled),
         leases: unsettled(input.leases, &lease_settled),
         tallies,
-        fingerprint,
+        fingerprint: fingerprint.of(spec.len()),
         ids: spec.into_iter().map(|(id, _)| id).collect(),
     })
 }

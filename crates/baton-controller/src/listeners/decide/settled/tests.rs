@@ -129,3 +129,19 @@ fn a_set_mostly_unsettled_is_decided_in_full() {
     let input = scene.input(t + secs(1));
     assert_eq!(split(&input, &mut Memory::default()).map(|s| s.tallies.count), Some(2));
 }
+
+#[test]
+fn a_full_pass_leaves_the_fingerprint_a_split_pass_keeps() {
+    let t = Instant::now();
+    let input_scene = at_rest(30, &["p", "q", "r"], t);
+    let input = input_scene.input(t + secs(1));
+    let mut memory = Memory::default();
+    decide_full(&input, &mut memory);
+    let fingerprint = split(&input, &mut memory.clone()).map(|s| s.fingerprint);
+    assert!(fingerprint.is_some());
+    assert_eq!(
+        memory.spec_fingerprint(),
+        fingerprint,
+        "the pass after a full one looks only at what it judges"
+    );
+}
