@@ -5,7 +5,7 @@
 //! `cargo run --release --example listener_scale [NxP[/S] ...]` (default `1000x20 10000x20
 //! 10000x100 50000x100 100000x100/200`; `/S` spreads the N listeners over S sets of N ÷ S, each selecting every
 //! pod, as a platform with one set per service has them: `100000x100/200`); `LEASE` (seconds,
-//! default 15) and `REST` (seconds, default 30) tune it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example);
+//! default 15), `REST` (seconds, default 30) and `STOP_MS` (how long an app takes to stop a listener, default 0) tune it; `BATON_TEST_BIN` names the `baton` binary to run (default: the one beside the example);
 //! `SCALE_LOGS=<dir>` keeps the controller's log and the drained and killed pods' agent logs there
 //! (`BATON_CONTROLLER_LOG` / `BATON_AGENT_LOG` set their `RUST_LOG`).
 //!
@@ -80,7 +80,11 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<ta
     }
     println!("\n## {n} listeners in {sets} set(s) on {p} pods, lease {lease} s");
     let cluster = Cluster::start(kubelet()).await?;
-    let ns = Ns::new(cluster, "scale", AppConfig::default(), AgentFlags::default()).await?;
+    let app = AppConfig {
+        stop_delay: std::time::Duration::from_millis(env("STOP_MS", 0)),
+        ..AppConfig::default()
+    };
+    let ns = Ns::new(cluster, "scale", app, AgentFlags::default()).await?;
     ns.use_shipped_election();
     let ctl = ns.start_controller().await?;
     let pid = ns.controller_pid(&ctl).ok_or("the controller has no pid")?;

@@ -36,8 +36,8 @@
 //!   renewing, and only then clears `holderIdentity` with a conditional update (re-reading and
 //!   retrying on 409 while the Lease is still its own). A listener is never released before the
 //!   application has confirmed it stopped. Many releases asked for together (a drain) are
-//!   stopped a batch at a time, as the writes that hand them over make room, unless the
-//!   application takes a second or more per stop. On shutdown every listener is stopped at once and
+//!   stopped a batch at a time, as many as the writes that hand them over can take while the
+//!   application stops one, or all at once when it takes a second or more per stop. On shutdown every listener is stopped at once and
 //!   every Lease released as soon as its stop is acknowledged; Leases whose stop is not
 //!   acknowledged within `stop_timeout` are left to expire.
 //! * **Lost.** If a Lease stops being its own (holder changed, deleted), the agent emits `Stop`

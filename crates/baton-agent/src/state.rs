@@ -196,7 +196,8 @@ pub(super) struct State {
     ops_in_flight: usize,
     /// Running listeners wait to be stopped for their release ([`handover`]).
     stops_deferred: bool,
-    /// How long the application takes to stop a listener lately ([`handover`]).
+    /// How long the application takes to stop a listener, and how fast releases go, lately
+    /// ([`handover`]).
     pace: handover::Pace,
     /// Trackings of listener Leases so far.
     trackings: u64,
@@ -468,6 +469,7 @@ impl State {
                     Some(to) => info!(set = %t.set, listener = %t.listener, to, "handed over"),
                     None => info!(set = %t.set, listener = %t.listener, "released"),
                 }
+                self.pace.released(now);
                 self.forget(name);
                 if let Some(l) = lease {
                     self.known.insert(name.to_string(), l);

@@ -6,16 +6,19 @@
 //! [`MAX_OPS_IN_FLIGHT`] at a time. Stopping all of them at once would leave the last of 500
 //! stopped for as long as the writes of the 468 before it take. So only a window of listeners
 //! is stopping or releasing at once; the rest run on, still this pod's, until releases make room
-//! ([`State::stop_deferred`]): [`STOP_WINDOW`], the writes in flight and a batch more, so a
-//! slot that frees finds a stopped listener ready. An application that takes long to stop
-//! ([`SLOW_STOP`] or more, as one that only reads the file and is given `ack_timeout` per stop)
-//! gets every stop at once, as without a window: there the stops must overlap, or a drain would
-//! take its stop time once per window.
+//! ([`State::stop_deferred`]). The window is the writes in flight, plus the handovers the agent
+//! completes while its application acknowledges a stop (Little's law, from what it measured
+//! lately: [`Pace`]), and at least a batch more ([`STOP_WINDOW`]); so a write slot that frees
+//! finds a stopped listener ready, and an application that takes long to stop has its stops
+//! overlap rather than take its stop time once per batch. One whose acknowledgement takes
+//! [`SLOW_STOP`] or more (as one that only reads the file, each stop waiting `ack_timeout`) gets
+//! every stop at once, as without a window.
 //!
 //! Nothing about safety changes: a listener that waits runs under the same deadline as any
 //! other, and the controller gives it to no one until it is released. A shutting-down agent
 //! stops everything at once: its application is being stopped anyway.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,17 +28,23 @@ use super::{release_reason, Action, Phase, State, StopReason, LEAVING_WAIT, MAX_
 
 /// The fewest stops sent together once listeners wait (one document for the application).
 pub(super) const STOP_BATCH: usize = MAX_OPS_IN_FLIGHT / 4;
-/// Listeners stopping or releasing at once, for an application that stops quickly.
+/// Listeners stopping or releasing at once for an application that stops at once (the least
+/// window).
 pub(super) const STOP_WINDOW: usize = MAX_OPS_IN_FLIGHT + STOP_BATCH;
 /// An application whose acknowledgement of a stop takes this long (on average) gets all its stops
 /// at once.
 pub(super) const SLOW_STOP: Duration = Duration::from_secs(1);
 
-/// How long the application took to acknowledge a stop lately: a moving average, weight 1/8
-/// for the newest.
+/// Handovers whose completion times measure the agent's pace.
+const PACE_SAMPLES: usize = 64;
+
+/// What the window is sized from: how long the application took to acknowledge a stop lately (a
+/// moving average, weight 1/8 for the newest), and when the last [`PACE_SAMPLES`] releases
+/// completed.
 #[derive(Debug, Default)]
 pub(super) struct Pace {
     stop: Option<Duration>,
+    released: VecDeque<Instant>,
 }
 
 impl Pace {
@@ -44,12 +53,30 @@ impl Pace {
         self.stop = Some(self.stop.map_or(took, |a| (a * 7 + took) / 8));
     }
 
+    /// A release (or handover) completed at `now`.
+    pub(super) fn released(&mut self, now: Instant) {
+        if self.released.len() == PACE_SAMPLES {
+            self.released.pop_front();
+        }
+        self.released.push_back(now);
+    }
+
+    /// Releases completed per second lately, once a batch of them was measured.
+    fn per_second(&self) -> Option<f64> {
+        let (first, last) = (self.released.front()?, self.released.back()?);
+        let span = last.saturating_duration_since(*first).as_secs_f64();
+        (self.released.len() > STOP_BATCH && span > 0.0).then(|| (self.released.len() - 1) as f64 / span)
+    }
+
     /// Listeners to have stopping or releasing at once.
     pub(super) fn window(&self) -> usize {
-        match self.stop {
-            Some(s) if s >= SLOW_STOP => usize::MAX,
-            _ => STOP_WINDOW,
+        let Some(stop) = self.stop else { return STOP_WINDOW };
+        if stop >= SLOW_STOP {
+            return usize::MAX;
         }
+        let overlap = self.per_second().map_or(0.0, |r| (r * stop.as_secs_f64()).ceil());
+        // `as` saturates; the window is bounded by the listeners there are anyway.
+        MAX_OPS_IN_FLIGHT + (overlap as usize).max(STOP_BATCH)
     }
 }
 

@@ -184,3 +184,42 @@ fn an_application_slow_to_stop_gets_its_stops_together() {
     let rest = stops_acked(&st.take_actions());
     assert_eq!(rest.len(), n - STOP_WINDOW, "the slow stops overlap");
 }
+
+#[test]
+fn the_window_covers_the_handovers_done_while_a_stop_is_acknowledged() {
+    let t0 = Instant::now();
+    let n = 300;
+    let (mut st, names) = running(t0, n);
+    let mut now = t0 + ms(100);
+    let mut to_ack = Vec::new();
+    for l in &names {
+        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
+        to_ack.extend(stops_acked(&st.take_actions()));
+    }
+    assert_eq!(to_ack.len(), STOP_WINDOW, "nothing measured yet: the least window");
+    // The application takes 300 ms per stop; the handovers complete one a millisecond.
+    now += ms(300);
+    let mut in_flight = Vec::new();
+    for (name, epoch) in std::mem::take(&mut to_ack) {
+        st.on_ack(&name, epoch, now);
+        in_flight.extend(sends(&st.take_actions()));
+    }
+    for (name, kind) in in_flight.drain(..STOP_BATCH + 2) {
+        now += ms(1);
+        let l = name.trim_start_matches("sxt-").to_string();
+        st.on_op(&name, kind, Ok((Some(handed_over(&l)), None)), now);
+        st.tick(now);
+        to_ack.extend(stops_acked(&st.take_actions()));
+    }
+    // 1,000 handovers a second × 0.3 s: 300 more than the writes in flight.
+    let window = st.pace.window();
+    assert!(
+        (MAX_OPS_IN_FLIGHT + 299..=MAX_OPS_IN_FLIGHT + 301).contains(&window),
+        "{window}"
+    );
+    assert_eq!(
+        to_ack.len(),
+        n - STOP_WINDOW,
+        "every other stop overlaps the first ones"
+    );
+}
