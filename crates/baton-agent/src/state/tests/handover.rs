@@ -38,6 +38,16 @@ fn asked(l: &str) -> Lease {
     with_release(mine_of(l, 3, SECS))
 }
 
+/// Ask for the release of every one of `names` at `now`; the actions that follow.
+fn ask_all(st: &mut State, names: &[String], now: Instant) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for l in names {
+        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
+        actions.extend(st.take_actions());
+    }
+    actions
+}
+
 /// The answer to `l`'s release: handed over to pod-b.
 fn handed_over(l: &str) -> Lease {
     listener_lease(l, Some("pod-b"), "uid-b", 4, 1, SECS)
@@ -50,11 +60,7 @@ fn a_drain_stops_each_listener_shortly_before_its_release_is_written() {
     let (mut st, names) = running(t0, n);
     let mut now = t0 + ms(100);
     let mut stopped_at: BTreeMap<String, usize> = BTreeMap::new();
-    let mut apps_to_ack = Vec::new();
-    for l in &names {
-        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
-        apps_to_ack.extend(stops_acked(&st.take_actions()));
-    }
+    let mut apps_to_ack = stops_acked(&ask_all(&mut st, &names, now));
     assert_eq!(
         apps_to_ack.len(),
         STOP_WINDOW,
@@ -112,11 +118,7 @@ fn a_waiting_listener_whose_request_is_withdrawn_runs_on() {
     let t0 = Instant::now();
     let (mut st, names) = running(t0, STOP_WINDOW + 1);
     let now = t0 + ms(100);
-    let mut asked_stops = Vec::new();
-    for l in &names {
-        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
-        asked_stops.extend(stops_acked(&st.take_actions()));
-    }
+    let asked_stops = stops_acked(&ask_all(&mut st, &names, now));
     assert_eq!(asked_stops.len(), STOP_WINDOW);
     let last = names.last().cloned().unwrap_or_default();
     let last_lease = format!("sxt-{last}");
@@ -142,11 +144,7 @@ fn a_shutdown_stops_the_waiting_listeners_at_once() {
     let t0 = Instant::now();
     let (mut st, names) = running(t0, STOP_WINDOW + 10);
     let now = t0 + ms(100);
-    let mut first = 0;
-    for l in &names {
-        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
-        first += stops(&st.take_actions()).len();
-    }
+    let first = stops(&ask_all(&mut st, &names, now)).len();
     assert_eq!(first, STOP_WINDOW);
     st.shutdown(now + ms(1));
     let a = st.take_actions();
@@ -164,11 +162,7 @@ fn an_application_slow_to_stop_gets_its_stops_together() {
     let n = 300;
     let (mut st, names) = running(t0, n);
     let mut now = t0 + ms(100);
-    let mut first = Vec::new();
-    for l in &names {
-        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
-        first.extend(stops_acked(&st.take_actions()));
-    }
+    let first = stops_acked(&ask_all(&mut st, &names, now));
     assert_eq!(first.len(), STOP_WINDOW);
     // The application takes its time to stop (or only reads the file).
     now += SLOW_STOP;
@@ -191,11 +185,7 @@ fn the_window_covers_the_handovers_done_while_a_stop_is_acknowledged() {
     let n = 300;
     let (mut st, names) = running(t0, n);
     let mut now = t0 + ms(100);
-    let mut to_ack = Vec::new();
-    for l in &names {
-        st.observe(&format!("sxt-{l}"), Some(asked(l)), now);
-        to_ack.extend(stops_acked(&st.take_actions()));
-    }
+    let mut to_ack = stops_acked(&ask_all(&mut st, &names, now));
     assert_eq!(to_ack.len(), STOP_WINDOW, "nothing measured yet: the least window");
     // The application takes 300 ms per stop; the handovers complete one a millisecond.
     now += ms(300);
