@@ -118,9 +118,9 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<ta
         rest.agents.max_cpu(),
         rest.agents.max_rss_mib()
     );
-    let drain = phases::drain(&ns, n).await?;
+    let drain = phases::drain(&ns, n, pid).await?;
     print_moved("drain", &drain, "gap");
-    let kill = phases::kill(&ns, n, &drain.pod).await?;
+    let kill = phases::kill(&ns, n, &drain.pod, pid).await?;
     print_moved("SIGKILL", &kill, "takeover");
     if let Some(dir) = std::env::var_os("SCALE_LOGS") {
         let dir = std::path::PathBuf::from(dir);
@@ -196,6 +196,7 @@ fn print_moved(what: &str, m: &phases::Moved, per: &str) {
         println!("{what} reads: {}", measure::lines(&m.reads, None).join(", "));
     }
     println!("{what} timeline (first / median / last): {}", m.timeline);
+    println!("{what} CPU: {}", m.cpu);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,68 @@ impl Cpu {
     }
 }
 
+/// CPU time of the controller, of every agent and of this process (the simulator, the apps and
+/// the sampler) at one instant, or spent since one when returned by [`CpuSplit::since`].
+pub struct CpuSplit {
+    pids: (u32, Vec<u32>),
+    controller: Duration,
+    agents: Duration,
+    harness: Duration,
+    at: Instant,
+    wall: Duration,
+}
+
+impl CpuSplit {
+    pub fn now(ns: &Ns, controller: u32) -> CpuSplit {
+        let agents = ns
+            .pod_names()
+            .iter()
+            .filter_map(|p| ns.pod(p).ok()?.sidecar_pid())
+            .collect();
+        CpuSplit::read((controller, agents))
+    }
+
+    fn read(pids: (u32, Vec<u32>)) -> CpuSplit {
+        CpuSplit {
+            controller: proc_stat(pids.0).0,
+            agents: pids.1.iter().map(|p| proc_stat(*p).0).sum(),
+            harness: proc_stat(std::process::id()).0,
+            at: Instant::now(),
+            wall: Duration::ZERO,
+            pids,
+        }
+    }
+
+    /// What was spent from `self` until now (an agent killed meanwhile counts what it had
+    /// spent by then as nothing).
+    pub fn since(&self) -> CpuSplit {
+        let now = CpuSplit::read(self.pids.clone());
+        CpuSplit {
+            controller: now.controller.saturating_sub(self.controller),
+            agents: now.agents.saturating_sub(self.agents),
+            harness: now.harness.saturating_sub(self.harness),
+            at: self.at,
+            wall: now.at.duration_since(self.at),
+            pids: now.pids,
+        }
+    }
+}
+
+impl std::fmt::Display for CpuSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let wall = self.wall.as_secs_f64();
+        let s = |d: Duration| d.as_secs_f64();
+        write!(
+            f,
+            "controller {:.2} s, agents {:.2} s, simulator and apps {:.2} s over {wall:.2} s (two cores: {:.2} s)",
+            s(self.controller),
+            s(self.agents),
+            s(self.harness),
+            wall * 2.0
+        )
+    }
+}
+
 /// The `p`th percentile (0..=1) of `sorted`.
 pub fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -159,13 +159,19 @@ pub struct Moved {
     pub reads: Requests,
     /// First / median / last of each kind of step (see [`measure::timeline`]).
     pub timeline: String,
+    /// CPU seconds spent from the event to the last listener running elsewhere.
+    pub cpu: measure::CpuSplit,
 }
 
 /// Annotate the busiest pod `baton.dev/drain`; wait until its listeners all run elsewhere.
-pub async fn drain(ns: &Ns, n: usize) -> R<Moved> {
+pub async fn drain(ns: &Ns, n: usize, controller: u32) -> R<Moved> {
     let (pod, _) = measure::busiest(ns, &[]).ok_or("no pod runs a listener")?;
     let held = measure::on_pod(ns, &pod);
-    let before = (measure::writes(ns), measure::reads(ns));
+    let before = (
+        measure::writes(ns),
+        measure::reads(ns),
+        measure::CpuSplit::now(ns, controller),
+    );
     let t0 = Instant::now();
     let patch = json!({"metadata": {"annotations": {"baton.dev/drain": jiff::Timestamp::now().to_string()}}});
     ns.pods_api()
@@ -182,10 +188,14 @@ pub async fn drain(ns: &Ns, n: usize) -> R<Moved> {
 
 /// SIGKILL the agent of the busiest pod other than `not` (the app keeps running until its
 /// listeners' `validUntil`); wait until its listeners all run elsewhere.
-pub async fn kill(ns: &Ns, n: usize, not: &str) -> R<Moved> {
+pub async fn kill(ns: &Ns, n: usize, not: &str, controller: u32) -> R<Moved> {
     let (pod, _) = measure::busiest(ns, &[not.to_string()]).ok_or("no other pod runs a listener")?;
     let held = measure::on_pod(ns, &pod);
-    let before = (measure::writes(ns), measure::reads(ns));
+    let before = (
+        measure::writes(ns),
+        measure::reads(ns),
+        measure::CpuSplit::now(ns, controller),
+    );
     let t0 = Instant::now();
     ns.kill_agent(&pod).await?;
     let moved = moved_off(ns, &pod, &held, n, t0).await?;
@@ -223,8 +233,9 @@ fn finish(
     moved: &BTreeMap<String, (Instant, Instant)>,
     t0: Instant,
     mut times: Vec<Duration>,
-    (writes_before, reads_before): (Requests, Requests),
+    (writes_before, reads_before, cpu_before): (Requests, Requests, measure::CpuSplit),
 ) -> R<Moved> {
+    let cpu = cpu_before.since();
     if moved.len() != listeners {
         return Err(format!("{} of {listeners} listeners of {pod} moved", moved.len()));
     }
@@ -238,5 +249,6 @@ fn finish(
         times,
         writes: measure::delta(&measure::writes(ns), &writes_before),
         reads: measure::delta(&measure::reads(ns), &reads_before),
+        cpu,
     })
 }

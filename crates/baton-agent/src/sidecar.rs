@@ -37,6 +37,8 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+
+use render::Held;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -94,51 +96,6 @@ struct Published {
     bytes: Bytes,
 }
 
-/// [`Document`] as the sidecar renders it, borrowing what it runs (no copy of an entry per
-/// version). Its fields and names are `Document`'s (a test holds them equal).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DocumentOut<'a> {
-    version: u64,
-    pod: &'a str,
-    namespace: &'a str,
-    listeners: Vec<EntryOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    valid_until: Option<&'a str>,
-}
-
-/// [`ListenerEntry`], borrowed.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EntryOut<'a> {
-    listener_set: &'a str,
-    id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    config: Option<&'a str>,
-    fencing_token: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    valid_until: Option<&'a str>,
-}
-
-impl<'a> EntryOut<'a> {
-    fn of(e: &'a ListenerEntry, valid_until: Option<&'a str>) -> Self {
-        EntryOut {
-            listener_set: &e.listener_set,
-            id: &e.id,
-            config: e.config.as_deref(),
-            fencing_token: e.fencing_token,
-            valid_until,
-        }
-    }
-}
-
-/// The rendering of a document: pretty JSON and a newline.
-fn render_out(doc: &DocumentOut) -> Bytes {
-    let mut v = serde_json::to_vec_pretty(doc).unwrap_or_default();
-    v.push(b'\n');
-    Bytes::from(v)
-}
-
 struct Shared {
     /// The latest version, rendered (a reader takes it and lets the channel go).
     doc: watch::Sender<Arc<Published>>,
@@ -159,7 +116,12 @@ const WRITE_RETRY: Duration = Duration::from_millis(500);
 /// On exit, how long to keep trying to write the final (empty) file.
 const FINAL_WRITE: Duration = Duration::from_secs(5);
 
-/// Write `bytes` to `path` atomically: temporary file in the same directory, fsync, rename.
+/// Write `bytes` to `path` atomically: temporary file in the same directory, then rename, so a
+/// reader sees the old file or the new one, never part of one. Not synced to the disk: the
+/// reader is the application in the same pod, which reads the kernel's pages, and a crash of
+/// the node that could lose them ends the pod too (a new sidecar writes its first document
+/// before anything else). A sync per version cost the drain's receiving agents a disk flush per
+/// listener that arrived.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
@@ -172,7 +134,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
 }
@@ -227,19 +188,19 @@ pub async fn run_on(
 }
 
 /// The listeners the application runs, by (set, listener).
-type Running = BTreeMap<(String, String), ListenerEntry>;
+type Running = BTreeMap<(String, String), Held>;
 
 /// The sidecar's first document, with no listeners, written to `cfg.file` before anything is
 /// served: whatever an earlier incarnation listed is not ours any more.
 fn start_empty(cfg: &SidecarConfig) -> std::io::Result<Arc<Shared>> {
     let first = first_version();
-    let bytes = render_out(&DocumentOut {
-        version: first,
-        pod: &cfg.agent.pod_name,
-        namespace: &cfg.agent.namespace,
-        listeners: Vec::new(),
-        valid_until: None,
-    });
+    let bytes = render::document(
+        first,
+        &cfg.agent.pod_name,
+        &cfg.agent.namespace,
+        std::iter::empty(),
+        None,
+    );
     write_atomically(&cfg.file, &bytes)?;
     Ok(Arc::new(Shared {
         doc: watch::channel(Arc::new(Published { version: first, bytes })).0,
@@ -305,16 +266,14 @@ fn take_waiting(agent: &mut Agent, first: AgentEvent, running: &mut Running) -> 
     while let Some(ev) = next {
         match ev {
             AgentEvent::Start(s) => {
-                running.insert(
-                    (s.set.clone(), s.listener.clone()),
-                    ListenerEntry {
-                        listener_set: s.set,
-                        id: s.listener,
-                        config: s.config,
-                        fencing_token: s.fencing_token,
-                        valid_until: None,
-                    },
-                );
+                let entry = ListenerEntry {
+                    listener_set: s.set,
+                    id: s.listener,
+                    config: s.config,
+                    fencing_token: s.fencing_token,
+                    valid_until: None,
+                };
+                running.insert((entry.listener_set.clone(), entry.id.clone()), Held::new(&entry));
             }
             AgentEvent::Stop(stop) => {
                 running.remove(&(stop.set.clone(), stop.listener.clone()));
@@ -376,27 +335,24 @@ async fn applied(
 /// Publish the running set, each listener with its `validUntil`, as a new version; returns it.
 /// `told` keeps the deadline of each listener the agent runs (its last one, once it is stopping).
 /// Rendered here, once, from what `running` holds: the file and the long polls share it.
-fn publish(
-    shared: &Shared,
-    running: &BTreeMap<(String, String), ListenerEntry>,
-    valid: &ValidUntil,
-    told: &mut ValidUntil,
-) -> u64 {
+fn publish(shared: &Shared, running: &Running, valid: &ValidUntil, told: &mut ValidUntil) -> u64 {
     let (now, wall_now) = (Instant::now(), jiff::Timestamp::now());
     // The listeners of one liveness Lease share their deadline: each is written out once.
     let mut texts: Vec<String> = Vec::new();
     let mut place_of: std::collections::HashMap<Instant, usize> = std::collections::HashMap::new();
     let mut places: Vec<usize> = Vec::with_capacity(running.len());
-    for key in running.keys() {
-        let known = valid.get(key).copied();
+    // `running`, `valid` and `told` are in one key order: each is walked once beside the others.
+    let deadlines = merge_join(running.keys(), valid.iter());
+    let mut told_iter = told.iter_mut().peekable();
+    let mut untold: Vec<((String, String), Instant)> = Vec::new();
+    for (key, known) in running.keys().zip(deadlines) {
         // A listener the agent has begun to stop has no deadline any more (it is published as
         // past): its last real one stays, the latest the app can have been told.
         if let Some(at) = known {
-            match told.get_mut(key) {
-                Some(was) => *was = at,
-                None => {
-                    told.insert(key.clone(), at);
-                }
+            while told_iter.next_if(|(k, _)| *k < key).is_some() {}
+            match told_iter.next_if(|(k, _)| *k == key) {
+                Some((_, was)) => *was = at,
+                None => untold.push((key.clone(), at)),
             }
         }
         // No deadline known (cannot happen: it is published before the Start): already past.
@@ -410,23 +366,31 @@ fn publish(
         });
         places.push(place);
     }
+    told.extend(untold);
     // Every text is of the same format, so the smallest string is the earliest time.
     let earliest = texts.iter().map(String::as_str).min();
+    let tails: Vec<String> = texts.iter().map(|t| render::tail(Some(t))).collect();
     let listeners = running
         .values()
         .zip(&places)
-        .map(|(e, i)| EntryOut::of(e, texts.get(*i).map(String::as_str)))
-        .collect();
+        .map(|(h, i)| (h, tails.get(*i).map_or("\n    }", String::as_str)));
     let version = shared.doc.borrow().version + 1;
-    let bytes = render_out(&DocumentOut {
-        version,
-        pod: &shared.pod,
-        namespace: &shared.namespace,
-        listeners,
-        valid_until: earliest,
-    });
+    let bytes = render::document(version, &shared.pod, &shared.namespace, listeners, earliest);
     shared.doc.send_replace(Arc::new(Published { version, bytes }));
     version
+}
+
+/// For each of `keys` (ascending), its value among `pairs` (ascending by key), if there.
+fn merge_join<'a, K: Ord + 'a, V: Copy + 'a>(
+    keys: impl Iterator<Item = &'a K>,
+    pairs: impl Iterator<Item = (&'a K, &'a V)>,
+) -> Vec<Option<V>> {
+    let mut pairs = pairs.peekable();
+    keys.map(|k| {
+        while pairs.next_if(|(p, _)| *p < k).is_some() {}
+        pairs.next_if(|(p, _)| *p == k).map(|(_, v)| *v)
+    })
+    .collect()
 }
 
 /// `2025-01-10T10:00:12.345Z`: UTC, milliseconds truncated (never later than the instant).
@@ -541,5 +505,6 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
     })
 }
 
+mod render;
 #[cfg(test)]
 mod tests;

@@ -157,6 +157,9 @@ pub(super) struct Tracked {
     pub(super) tracking: u64,
     /// When the stop the application is to acknowledge was emitted.
     stop_sent: Option<Instant>,
+    /// The deadline the published map holds for this tracking (none: it is not in it), as
+    /// [`State::refresh_valid_until`] last left it.
+    shown: Option<Instant>,
     retry: Retry,
 }
 
@@ -188,10 +191,9 @@ pub(super) struct State {
     pub(super) shutting_down: bool,
     /// When the shutdown began.
     leaving_since: Option<Instant>,
-    /// Each running tracking and its deadline, as the published deadlines were last made from
-    /// them, and how many those were ([`State::refresh_valid_until`]).
-    published: Vec<(u64, Instant)>,
-    published_len: usize,
+    /// Trackings forgotten while the published map held their deadline: each leaves it at the
+    /// next [`State::refresh_valid_until`].
+    shown_forgotten: Vec<((String, String), Instant)>,
     pub(super) epoch: u64,
     ops_in_flight: usize,
     /// Running listeners wait to be stopped for their release ([`handover`]).
@@ -218,8 +220,7 @@ impl State {
             watching_sets: false,
             shutting_down: false,
             leaving_since: None,
-            published: Vec::new(),
-            published_len: 0,
+            shown_forgotten: Vec::new(),
             epoch: 0,
             ops_in_flight: 0,
             stops_deferred: false,
@@ -303,6 +304,9 @@ impl State {
             if t.in_flight.is_some() {
                 self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
             }
+            if let Some(at) = t.shown {
+                self.shown_forgotten.push(((t.set, t.listener), at));
+            }
         }
     }
 
@@ -362,6 +366,7 @@ impl State {
                     self.trackings
                 },
                 stop_sent: may_run.then_some(now),
+                shown: None,
                 retry: Retry::new(self.cfg.retry_period, self.cfg.max_retry_period, name),
             };
             debug!(lease = name, phase = ?t.phase, "tracking");
@@ -624,13 +629,14 @@ impl State {
                 at(decide_at);
             }
         }
-        let expired: Vec<String> = self
-            .tracked
-            .iter()
-            .filter(|(_, t)| t.phase == Phase::Running)
-            .filter(|(_, t)| self.deadline(t).is_none_or(|d| now >= d))
-            .map(|(n, _)| n.clone())
-            .collect();
+        // One walk finds what expired and the next deadline of what did not.
+        let mut expired: Vec<String> = Vec::new();
+        for (name, t) in self.tracked.iter().filter(|(_, t)| t.phase == Phase::Running) {
+            match self.deadline(t).filter(|d| now < *d) {
+                Some(d) => at(d),
+                None => expired.push(name.clone()),
+            }
+        }
         for name in expired {
             if let Some(t) = self.tracked.get(&name) {
                 warn!(set = %t.set, listener = %t.listener, "nothing renewed it in time; stopping before the controller can give it to another pod");
@@ -642,12 +648,9 @@ impl State {
                 t.due = now;
             }
         }
+        // Stops begun here end deadlines that were counted: an earlier wake is only a wasted
+        // look.
         self.stop_deferred(now);
-        for t in self.tracked.values().filter(|t| t.phase == Phase::Running) {
-            if let Some(d) = self.deadline(t) {
-                at(d);
-            }
-        }
         self.issue_waiting(now);
         // What is due but could not be sent (no free slot, no registration yet) is looked at
         // again when a request ends or the registration changes.

@@ -63,7 +63,7 @@ fn each_listener_is_published_with_its_own_deadline() {
         fencing_token: 1,
         valid_until: None,
     };
-    let running: BTreeMap<_, _> = ["a", "b", "c", "d"].map(|l| (key(l), entry(l))).into();
+    let running: BTreeMap<_, _> = ["a", "b", "c", "d"].map(|l| (key(l), Held::new(&entry(l)))).into();
     let soon = Instant::now() + Duration::from_secs(10);
     let later = soon + Duration::from_secs(5);
     let valid: ValidUntil = [(key("a"), soon), (key("b"), soon), (key("c"), later), (key("d"), soon)].into();
@@ -86,15 +86,16 @@ fn each_listener_is_published_with_its_own_deadline() {
     assert_eq!(told, valid);
 }
 
-/// What the sidecar renders from borrowed entries is byte for byte what [`Document`] renders:
-/// the document has one format, with or without the optional fields.
+/// What the sidecar renders from each listener's rendering kept since its start is byte for byte
+/// what [`Document`] renders: the document has one format, with or without the optional fields,
+/// whatever the strings hold.
 #[test]
-fn the_borrowed_rendering_is_the_documents() {
+fn the_kept_rendering_is_the_documents() {
     let entries = [
         ListenerEntry {
             listener_set: "s".into(),
             id: "a\"b".into(),
-            config: Some("{\"k\": 1}".into()),
+            config: Some("{\"k\": 1,\n \"\u{7}\": \"é\"}".into()),
             fencing_token: 3,
             valid_until: Some("2025-01-10T10:00:12.345Z".into()),
         },
@@ -114,22 +115,47 @@ fn the_borrowed_rendering_is_the_documents() {
             listeners: listeners.to_vec(),
             valid_until: valid_until.map(str::to_string),
         };
-        let mut expected = serde_json::to_vec_pretty(&doc).unwrap();
-        expected.push(b'\n');
-        let out = DocumentOut {
-            version: 9,
-            pod: "p",
-            namespace: "ns",
-            listeners: listeners
-                .iter()
-                .map(|e| EntryOut::of(e, e.valid_until.as_deref()))
+        assert_same_rendering(&doc);
+    }
+}
+
+fn assert_same_rendering(doc: &Document) {
+    let mut expected = serde_json::to_vec_pretty(doc).unwrap();
+    expected.push(b'\n');
+    assert_eq!(
+        String::from_utf8_lossy(&render::of(doc)),
+        String::from_utf8_lossy(&expected)
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_document_renders_as_serde_renders_it(
+        entries in proptest::collection::vec(
+            (".{0,6}", ".{0,6}", proptest::option::of(".{0,12}"), proptest::num::i32::ANY, proptest::option::of(".{0,4}")),
+            0..4,
+        ),
+        pod in ".{0,5}",
+        valid_until in proptest::option::of(".{0,4}"),
+        version in proptest::num::u64::ANY,
+    ) {
+        let doc = Document {
+            version,
+            pod,
+            namespace: "ns\t".into(),
+            listeners: entries
+                .into_iter()
+                .map(|(listener_set, id, config, fencing_token, valid_until)| ListenerEntry {
+                    listener_set,
+                    id,
+                    config,
+                    fencing_token,
+                    valid_until,
+                })
                 .collect(),
             valid_until,
         };
-        assert_eq!(
-            String::from_utf8_lossy(&render_out(&out)),
-            String::from_utf8_lossy(&expected)
-        );
+        assert_same_rendering(&doc);
     }
 }
 
@@ -152,4 +178,18 @@ fn atomic_write_replaces_the_file() {
     let leftovers = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(leftovers, 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn merge_join_finds_each_keys_value_in_one_walk() {
+    let keys = ["a", "c", "d", "f"];
+    let pairs: BTreeMap<&str, u32> = [("b", 2), ("c", 3), ("f", 6), ("g", 7)].into();
+    assert_eq!(
+        merge_join(keys.iter(), pairs.iter()),
+        vec![None, Some(3), None, Some(6)]
+    );
+    assert_eq!(
+        merge_join(keys.iter(), BTreeMap::<&str, u32>::new().iter()),
+        vec![None; 4]
+    );
 }

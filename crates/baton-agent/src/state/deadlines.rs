@@ -10,9 +10,7 @@ use super::{Phase, State, Tracked};
 impl State {
     /// When a listener stops unless something extends it (see the module doc).
     pub(super) fn deadline(&self, t: &Tracked) -> Option<Instant> {
-        let covered = t.ack_reg != 0 && t.ack_reg == self.live.current();
-        let base = t.ack_base.max(if covered { self.live.base } else { None })?;
-        Some(base + t.duration.saturating_sub(self.cfg.margin(t.duration)))
+        deadline_of(t, self.live.current(), self.live.base, &self.cfg)
     }
 
     /// Each running listener's safety deadline, `(set, listener)` → the instant at which the
@@ -28,44 +26,74 @@ impl State {
     }
 
     /// Bring `into` (the map earlier calls brought up to date) to [`State::valid_until`]; true
-    /// if it changed. Nothing is copied while the deadlines stay as they are (the shell asks
-    /// after every batch of events): what `into` was made from, each running tracking and its
-    /// deadline, is kept, and compared first without a listener's name.
+    /// if it changed. The shell asks after every batch of events, so the cost is of what moved:
+    /// each tracking keeps the deadline `into` holds for it, and only a tracking whose deadline
+    /// moved, or that stopped running, touches the map (a renewal of the liveness Lease moves
+    /// every deadline it covers, once per renewal). Should the map and the trackings disagree
+    /// (two Leases of one listener, or a map these calls did not keep), it is built anew.
     pub(crate) fn refresh_valid_until(&mut self, into: &mut crate::ValidUntil) -> bool {
-        let made_from: Vec<(u64, Instant)> = self
-            .tracked
-            .values()
-            .filter(|t| t.phase == Phase::Running)
-            .filter_map(|t| Some((t.tracking, self.deadline(t)?)))
-            .collect();
-        // A tracking is of one Lease, so of one (set, listener), for all its life.
-        if made_from == self.published && into.len() == self.published_len {
-            return false;
+        // Each edit and what it replaced, to give `into` back as it was should it be built anew.
+        let mut undo: Vec<((String, String), Option<Instant>)> = Vec::new();
+        for (key, at) in self.shown_forgotten.drain(..) {
+            if into.get(&key) == Some(&at) {
+                into.remove(&key);
+                undo.push((key, Some(at)));
+            }
         }
-        let mut now: Vec<((&str, &str), Instant)> = self
-            .tracked
-            .values()
-            .filter(|t| t.phase == Phase::Running)
-            .filter_map(|t| Some(((t.set.as_str(), t.listener.as_str()), self.deadline(t)?)))
-            .collect();
-        // Stable, then the last of equal keys, as collecting into the map would keep.
-        now.sort_by(|a, b| a.0.cmp(&b.0));
-        now.reverse();
-        now.dedup_by(|later, earlier| later.0 == earlier.0);
-        now.reverse();
-        let same = now.len() == into.len()
-            && now
-                .iter()
-                .zip(into.iter())
-                .all(|(((s, l), at), ((set, listener), was))| s == set && l == listener && at == was);
-        if !same {
-            *into = now
-                .into_iter()
-                .map(|((s, l), at)| ((s.to_string(), l.to_string()), at))
-                .collect();
+        let (current, base) = (self.live.current(), self.live.base);
+        let cfg = &self.cfg;
+        let mut shown = 0usize;
+        for t in self.tracked.values_mut() {
+            let want = if t.phase == Phase::Running {
+                deadline_of(t, current, base, cfg)
+            } else {
+                None
+            };
+            shown += usize::from(want.is_some());
+            if want == t.shown {
+                continue;
+            }
+            t.shown = want;
+            let key = (t.set.clone(), t.listener.clone());
+            let was = match want {
+                Some(at) => into.insert(key.clone(), at),
+                None => into.remove(&key),
+            };
+            undo.push((key, was));
         }
-        self.published = made_from;
-        self.published_len = into.len();
-        !same
+        if shown == into.len() {
+            return undo.iter().any(|(key, was)| into.get(key) != was.as_ref());
+        }
+        for (key, was) in undo.into_iter().rev() {
+            match was {
+                Some(at) => into.insert(key, at),
+                None => into.remove(&key),
+            };
+        }
+        let before = std::mem::take(into);
+        self.rebuild_valid_until(into);
+        *into != before
     }
+
+    /// [`State::refresh_valid_until`] from nothing: the map of every running listener's
+    /// deadline, the last tracking of a listener winning, as collecting into the map would keep.
+    fn rebuild_valid_until(&mut self, into: &mut crate::ValidUntil) {
+        let (current, base) = (self.live.current(), self.live.base);
+        let cfg = &self.cfg;
+        for t in self.tracked.values_mut() {
+            t.shown = (t.phase == Phase::Running)
+                .then(|| deadline_of(t, current, base, cfg))
+                .flatten();
+            if let Some(at) = t.shown {
+                into.insert((t.set.clone(), t.listener.clone()), at);
+            }
+        }
+    }
+}
+
+/// [`State::deadline`] of `t`, given the registration current now and its base.
+fn deadline_of(t: &Tracked, current: u64, base: Option<Instant>, cfg: &crate::AgentConfig) -> Option<Instant> {
+    let covered = t.ack_reg != 0 && t.ack_reg == current;
+    let base = t.ack_base.max(if covered { base } else { None })?;
+    Some(base + t.duration.saturating_sub(cfg.margin(t.duration)))
 }

@@ -16,6 +16,7 @@ use baton_api::listenerset::{
     LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION, PROTOCOL_VERSION, RELEASE_REQUESTED_ANNOTATION,
 };
 
+mod deadlines;
 mod handover;
 mod liveness;
 
