@@ -37,8 +37,6 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-
-use render::Held;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -46,6 +44,7 @@ use tracing::{info, warn};
 use tokio::time::Instant;
 
 use super::{Agent, AgentConfig, AgentEvent, Stop, ValidUntil};
+use render::Held;
 
 /// Settings of the sidecar.
 #[derive(Debug, Clone)]
@@ -370,10 +369,11 @@ fn publish(shared: &Shared, running: &Running, valid: &ValidUntil, told: &mut Va
     // Every text is of the same format, so the smallest string is the earliest time.
     let earliest = texts.iter().map(String::as_str).min();
     let tails: Vec<String> = texts.iter().map(|t| render::tail(Some(t))).collect();
+    let no_deadline = render::tail(None);
     let listeners = running
         .values()
         .zip(&places)
-        .map(|(h, i)| (h, tails.get(*i).map_or("\n    }", String::as_str)));
+        .map(|(h, i)| (h, tails.get(*i).unwrap_or(&no_deadline).as_str()));
     let version = shared.doc.borrow().version + 1;
     let bytes = render::document(version, &shared.pod, &shared.namespace, listeners, earliest);
     shared.doc.send_replace(Arc::new(Published { version, bytes }));
