@@ -157,54 +157,55 @@ impl Cpu {
     }
 }
 
-/// CPU time of the controller, of every agent and of this process (the simulator, the apps and
-/// the sampler) at one instant, or spent since one when returned by [`CpuSplit::since`].
+/// The pids of every pod's agent now.
+pub fn agent_pids(ns: &Ns) -> Vec<u32> {
+    ns.pod_names()
+        .iter()
+        .filter_map(|p| ns.pod(p).ok()?.sidecar_pid())
+        .collect()
+}
+
+/// The CPU times of the controller, of every agent and of this process (the simulator, the apps
+/// and the sampler) at one instant; [`CpuSplit::since`] gives what each side spent from it.
 pub struct CpuSplit {
-    pids: (u32, Vec<u32>),
+    controller: (u32, Duration),
+    agents: Vec<(u32, Duration)>,
+    harness: Duration,
+    at: Instant,
+}
+
+/// What each side spent over a window of `wall`.
+pub struct CpuSpent {
     controller: Duration,
     agents: Duration,
     harness: Duration,
-    at: Instant,
     wall: Duration,
 }
 
 impl CpuSplit {
     pub fn now(ns: &Ns, controller: u32) -> CpuSplit {
-        let agents = ns
-            .pod_names()
-            .iter()
-            .filter_map(|p| ns.pod(p).ok()?.sidecar_pid())
-            .collect();
-        CpuSplit::read((controller, agents))
-    }
-
-    fn read(pids: (u32, Vec<u32>)) -> CpuSplit {
         CpuSplit {
-            controller: proc_stat(pids.0).0,
-            agents: pids.1.iter().map(|p| proc_stat(*p).0).sum(),
+            controller: (controller, proc_stat(controller).0),
+            agents: agent_pids(ns).into_iter().map(|p| (p, proc_stat(p).0)).collect(),
             harness: proc_stat(std::process::id()).0,
             at: Instant::now(),
-            wall: Duration::ZERO,
-            pids,
         }
     }
 
-    /// What was spent from `self` until now (an agent killed meanwhile counts what it had
-    /// spent by then as nothing).
-    pub fn since(&self) -> CpuSplit {
-        let now = CpuSplit::read(self.pids.clone());
-        CpuSplit {
-            controller: now.controller.saturating_sub(self.controller),
-            agents: now.agents.saturating_sub(self.agents),
-            harness: now.harness.saturating_sub(self.harness),
-            at: self.at,
-            wall: now.at.duration_since(self.at),
-            pids: now.pids,
+    /// What was spent from `self` until now, process by process (an agent killed meanwhile
+    /// counts nothing).
+    pub fn since(&self) -> CpuSpent {
+        let spent = |(pid, was): &(u32, Duration)| proc_stat(*pid).0.saturating_sub(*was);
+        CpuSpent {
+            controller: spent(&self.controller),
+            agents: self.agents.iter().map(spent).sum(),
+            harness: proc_stat(std::process::id()).0.saturating_sub(self.harness),
+            wall: self.at.elapsed(),
         }
     }
 }
 
-impl std::fmt::Display for CpuSplit {
+impl std::fmt::Display for CpuSpent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let wall = self.wall.as_secs_f64();
         let s = |d: Duration| d.as_secs_f64();

@@ -124,15 +124,10 @@ pub struct Rest {
 
 /// Nothing changes for `secs`: what it costs.
 pub async fn rest(ns: &Ns, controller: u32, secs: u64) -> R<Rest> {
-    let agents: Vec<u32> = ns
-        .pod_names()
-        .iter()
-        .filter_map(|p| ns.pod(p).ok()?.sidecar_pid())
-        .collect();
     let (w0, c, a, t0) = (
         measure::writes(ns),
         Cpu::start(vec![controller]),
-        Cpu::start(agents),
+        Cpu::start(measure::agent_pids(ns)),
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -160,7 +155,7 @@ pub struct Moved {
     /// First / median / last of each kind of step (see [`measure::timeline`]).
     pub timeline: String,
     /// CPU seconds spent from the event to the last listener running elsewhere.
-    pub cpu: measure::CpuSplit,
+    pub cpu: measure::CpuSpent,
 }
 
 /// Annotate the busiest pod `baton.dev/drain`; wait until its listeners all run elsewhere.

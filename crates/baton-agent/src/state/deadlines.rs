@@ -44,11 +44,7 @@ impl State {
         let cfg = &self.cfg;
         let mut shown = 0usize;
         for t in self.tracked.values_mut() {
-            let want = if t.phase == Phase::Running {
-                deadline_of(t, current, base, cfg)
-            } else {
-                None
-            };
+            let want = shown_deadline(t, current, base, cfg);
             shown += usize::from(want.is_some());
             if want == t.shown {
                 continue;
@@ -81,14 +77,19 @@ impl State {
         let (current, base) = (self.live.current(), self.live.base);
         let cfg = &self.cfg;
         for t in self.tracked.values_mut() {
-            t.shown = (t.phase == Phase::Running)
-                .then(|| deadline_of(t, current, base, cfg))
-                .flatten();
+            t.shown = shown_deadline(t, current, base, cfg);
             if let Some(at) = t.shown {
                 into.insert((t.set.clone(), t.listener.clone()), at);
             }
         }
     }
+}
+
+/// The deadline the published map is to hold for `t`: its deadline while it runs.
+fn shown_deadline(t: &Tracked, current: u64, base: Option<Instant>, cfg: &crate::AgentConfig) -> Option<Instant> {
+    (t.phase == Phase::Running)
+        .then(|| deadline_of(t, current, base, cfg))
+        .flatten()
 }
 
 /// [`State::deadline`] of `t`, given the registration current now and its base.
