@@ -5,14 +5,17 @@
 //! set it belongs to and the set's default duration; only how long its holder has held it moves
 //! with the clock, and is worked out anew each pass.
 //!
-//! Costs, for a set of N Leases of which C changed since its last pass: a pass compares N
-//! resourceVersions and makes C facts (instead of N, with their strings); the listener lookup
-//! is made again only when a Lease came, went or names another listener; the handover gap
-//! metric looks at the C changed Leases only. Kept: one
+//! Costs, for a set of N Leases of which C changed since its last pass: a pass reads the C
+//! changed Leases from the cache (the Lease index marks them, [`super::index::LeaseIndex::take_changes`])
+//! and makes C facts in place, each found by halving; only when a Lease came or went are the
+//! facts merged anew (O(N)), and a first pass or one after a relist reads the set whole and
+//! compares N resourceVersions. The listener lookup is made again only when a Lease came, went
+//! or names another listener; the handover gap metric looks at the C changed Leases only; each
+//! holder's time held is worked out for all N (a subtraction each). Kept: one
 //! [`LeaseFacts`] and one pointer per Lease (a few hundred bytes each, mostly the strings the
 //! facts carry).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,7 +52,15 @@ pub(super) struct SetLeases {
     listeners: usize,
     /// The handovers their holders' agents wrote that the last update found.
     handed: Vec<Handed>,
+    /// Holder uid → how many of the facts name it.
+    holders: BTreeMap<String, u32>,
+    /// The relist of the Lease index the facts are up to date with (`None`: not read yet).
+    epoch: Option<u64>,
 }
+
+/// A Lease read again: its name and what the cache (with the writes it has not shown) holds
+/// now (`None`: gone).
+pub(super) type Reread = (String, Option<Arc<CachedLease>>);
 
 /// A handover the holder's agent wrote (its release request named the successor): seen as a
 /// Lease that carries [`HANDED_OVER_FROM_ANNOTATION`] under a tenure (holder, token) other than
@@ -84,6 +95,30 @@ impl Handed {
             token: is.transitions,
             acknowledged_in,
         })
+    }
+}
+
+/// `v` without the elements at `places` (ascending).
+fn drop_places<T>(v: &mut Vec<T>, places: &[usize]) {
+    let mut gone = places.iter().copied().peekable();
+    let mut i = 0;
+    v.retain(|_| {
+        let keep = gone.next_if_eq(&i).is_none();
+        i += 1;
+        keep
+    });
+}
+
+/// Count `uid` in `holders` once more (`up`) or once less.
+fn count(holders: &mut BTreeMap<String, u32>, uid: Option<&str>, up: bool) {
+    let Some(uid) = uid else { return };
+    if up {
+        *holders.entry(uid.to_string()).or_default() += 1;
+    } else if let Some(n) = holders.get_mut(uid) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            holders.remove(uid);
+        }
     }
 }
 
@@ -153,7 +188,140 @@ impl SetLeases {
         if reshaped {
             self.index_listeners();
         }
+        self.holders.clear();
+        for f in &self.facts {
+            if let Some(uid) = &f.view.holder_uid {
+                *self.holders.entry(uid.clone()).or_default() += 1;
+            }
+        }
         changed
+    }
+
+    /// Bring the facts up to `reread` (sorted by name, no name twice), the set's other Leases
+    /// unchanged since the last update: as [`Self::update`] with every Lease read, but a
+    /// changed Lease's facts are made in place, and only a Lease that comes or goes merges the
+    /// facts anew. Returns the Leases whose facts were made.
+    pub(super) fn update_some(
+        &mut self,
+        reread: Vec<Reread>,
+        mut make: impl FnMut(&CachedLease) -> Option<Made>,
+        held_for: impl Fn(&CachedLease) -> Option<Duration>,
+    ) -> Vec<Arc<CachedLease>> {
+        let mut places = Vec::with_capacity(reread.len());
+        for (name, lease) in &reread {
+            match (self.place_of_name(name), lease) {
+                (Ok(place), Some(_)) => places.push(Some(place)),
+                (Err(_), None) => places.push(None),
+                // A Lease comes or goes.
+                _ => return self.merge(reread, make, held_for),
+            }
+        }
+        self.handed.clear();
+        let (mut changed, mut gone, mut reshaped) = (Vec::new(), Vec::new(), false);
+        for ((_, lease), place) in reread.into_iter().zip(places) {
+            let (Some(lease), Some(place)) = (lease, place) else {
+                continue;
+            };
+            let (Some(before), Some(object), Some(keep)) = (
+                self.facts.get_mut(place),
+                self.objects.get_mut(place),
+                self.keep.get_mut(place),
+            ) else {
+                continue;
+            };
+            if *keep && same_version(object, &lease) {
+                continue;
+            }
+            let Some((facts, kept)) = make(&lease) else {
+                gone.push(place);
+                continue;
+            };
+            reshaped |= before.view.listener != facts.view.listener;
+            self.handed.extend(Handed::between(before, &facts, &lease));
+            count(&mut self.holders, before.view.holder_uid.as_deref(), false);
+            count(&mut self.holders, facts.view.holder_uid.as_deref(), true);
+            changed.push(lease.clone());
+            (*before, *object, *keep) = (facts, lease, kept);
+        }
+        if !gone.is_empty() {
+            self.remove(&gone);
+            reshaped = true;
+        }
+        for (f, o) in self.facts.iter_mut().zip(&self.objects) {
+            f.view.held_for = held_for(o);
+        }
+        if reshaped {
+            self.index_listeners();
+        }
+        changed
+    }
+
+    /// A Lease came or went: the Leases last read with `reread` merged in, updated whole.
+    fn merge(
+        &mut self,
+        reread: Vec<Reread>,
+        make: impl FnMut(&CachedLease) -> Option<Made>,
+        held_for: impl Fn(&CachedLease) -> Option<Duration>,
+    ) -> Vec<Arc<CachedLease>> {
+        let mut leases = Vec::with_capacity(self.objects.len() + reread.len());
+        let mut reread = reread.into_iter().peekable();
+        for (f, o) in self.facts.iter().zip(&self.objects) {
+            while let Some((_, lease)) = reread.next_if(|(n, _)| n.as_str() < f.name.as_str()) {
+                leases.extend(lease);
+            }
+            match reread.next_if(|(n, _)| *n == f.name) {
+                Some((_, lease)) => leases.extend(lease),
+                None => leases.push(o.clone()),
+            }
+        }
+        leases.extend(reread.flat_map(|(_, lease)| lease));
+        self.update(self.stamp.clone(), leases, make, held_for)
+    }
+
+    /// Take the facts at `places` (ascending) out.
+    fn remove(&mut self, places: &[usize]) {
+        for &place in places {
+            if let Some(f) = self.facts.get(place) {
+                count(&mut self.holders, f.view.holder_uid.as_deref(), false);
+            }
+        }
+        drop_places(&mut self.facts, places);
+        drop_places(&mut self.objects, places);
+        drop_places(&mut self.keep, places);
+    }
+
+    /// The place of Lease `name` in the facts, or where it would go.
+    fn place_of_name(&self, name: &str) -> Result<usize, usize> {
+        self.facts.binary_search_by(|f| f.name.as_str().cmp(name))
+    }
+
+    /// The names of the Leases whose facts count from the pass that made them (the watch had
+    /// not shown them): each pass makes them again.
+    pub(super) fn unkept(&self) -> impl Iterator<Item = &str> {
+        self.facts
+            .iter()
+            .zip(&self.keep)
+            .filter(|(_, k)| !**k)
+            .map(|(f, _)| f.name.as_str())
+    }
+
+    /// The uids of the pods that hold the Leases.
+    pub(super) fn holders(&self) -> impl Iterator<Item = &str> {
+        self.holders.keys().map(String::as_str)
+    }
+
+    /// The relist of the Lease index the facts are up to date with.
+    pub(super) fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    pub(super) fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = Some(epoch);
+    }
+
+    /// What the facts were made for.
+    pub(super) fn stamp(&self) -> &Stamp {
+        &self.stamp
     }
 
     /// Sort the places of the facts by listener id, and count the listeners.

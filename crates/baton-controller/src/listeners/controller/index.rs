@@ -9,7 +9,10 @@
 //!   something could expire, see `decide`);
 //! * the set's Lease names and each holder pod's sets are indexed, so a reconcile reads its own
 //!   Leases (not every Lease of the cluster) and a pod's liveness change wakes only the sets it
-//!   holds listeners of.
+//!   holds listeners of;
+//! * every change of a set's Lease is marked for the set until its next pass takes the marks
+//!   ([`LeaseIndex::take_changes`]): a pass reads again only the Leases that changed, not the
+//!   whole set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -53,6 +56,46 @@ struct Inner {
     by_set: HashMap<Key, BTreeSet<String>>,
     /// (namespace, holder uid) → set → how many of its Leases that pod holds.
     by_holder: HashMap<Key, BTreeMap<String, usize>>,
+    /// (namespace, set) → its Leases changed since its last pass took them.
+    changed: HashMap<Key, Marks>,
+    /// Counts the relists: a pass that last read the set in another one reads it whole (the
+    /// store it read from was replaced).
+    epoch: u64,
+}
+
+/// The Leases of one set changed since its last pass took them.
+#[derive(Debug, Default)]
+struct Marks {
+    /// Too many to name: the pass reads the set whole.
+    all: bool,
+    names: BTreeSet<String>,
+}
+
+/// Past this many Leases marked, a set is marked changed as a whole: its pass reads it whole,
+/// which is what many changes cost anyway, and the marks stay small.
+const MARKS_MAX: usize = 4096;
+
+impl Marks {
+    fn mark(&mut self, name: &str) {
+        if self.all {
+            return;
+        }
+        if self.names.len() >= MARKS_MAX {
+            self.all = true;
+            self.names.clear();
+        } else if !self.names.contains(name) {
+            self.names.insert(name.to_string());
+        }
+    }
+}
+
+/// What of a set's Leases changed since its last pass ([`LeaseIndex::take_changes`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Changes {
+    /// Read the set whole (first pass, a relist since, or too many changes).
+    All { epoch: u64 },
+    /// Read again only these Leases (sorted); the others are as the last pass read them.
+    Some { epoch: u64, names: Vec<String> },
 }
 
 /// The index (shared by the watch and every reconcile), and where the sets it wakes go.
@@ -162,6 +205,10 @@ impl LeaseIndex {
                     l.labels = [(LISTENERSET_LABEL, set)].into_iter().collect();
                     self.wake(self.observe(&l, true, now));
                 }
+                // The store now is the relist's: every set's next pass reads it whole.
+                let mut inner = self.lock();
+                inner.epoch += 1;
+                inner.changed.clear();
             }
         }
     }
@@ -179,6 +226,12 @@ impl LeaseIndex {
             if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old.set.clone())) {
                 names.remove(&name);
             }
+            if set.as_ref() != Some(&old.set) {
+                Self::mark(&mut inner, &ns, &old.set, &name);
+            }
+        }
+        if let Some(set) = &set {
+            Self::mark(&mut inner, &ns, set, &name);
         }
         let (set, mut holder) = match (gone, set) {
             (false, Some(set)) => (set, old.as_ref().and_then(|o| o.holder.clone())),
@@ -241,6 +294,35 @@ impl LeaseIndex {
             .unwrap_or_default()
     }
 
+    /// What of set `set`'s Leases changed since its last pass, which read them in relist `since`
+    /// (`None`: it read nothing it kept); the marks are taken. The store shows at least what the
+    /// marks name: the index follows the store.
+    pub(super) fn take_changes(&self, ns: &str, set: &str, since: Option<u64>) -> Changes {
+        let mut inner = self.lock();
+        let epoch = inner.epoch;
+        let marks = inner.changed.remove(&(ns.to_string(), set.to_string()));
+        match (since == Some(epoch), marks) {
+            (true, None) => Changes::Some {
+                epoch,
+                names: Vec::new(),
+            },
+            (true, Some(m)) if !m.all => Changes::Some {
+                epoch,
+                names: m.names.into_iter().collect(),
+            },
+            _ => Changes::All { epoch },
+        }
+    }
+
+    /// Mark Lease `name` of set `set` in `ns` changed.
+    fn mark(inner: &mut Inner, ns: &str, set: &str, name: &str) {
+        inner
+            .changed
+            .entry((ns.to_string(), set.to_string()))
+            .or_default()
+            .mark(name);
+    }
+
     /// The sets with a Lease held by the pod of uid `uid` in `ns`.
     pub fn sets_held_by(&self, ns: &str, uid: &str) -> Vec<String> {
         self.lock()
@@ -261,6 +343,7 @@ impl LeaseIndex {
     /// Forget everything about set `set` (deleted).
     pub fn forget_set(&self, ns: &str, set: &str) {
         let mut inner = self.lock();
+        inner.changed.remove(&(ns.to_string(), set.to_string()));
         if let Some(names) = inner.by_set.remove(&(ns.to_string(), set.to_string())) {
             for n in names {
                 if let Some(old) = inner.leases.remove(&(ns.to_string(), n)) {

@@ -1,6 +1,7 @@
 //! What a decision is made from, read from the caches: the set's own listener Leases (through the
-//! [`LeaseIndex`](super::index::LeaseIndex), never every Lease of the cluster), the namespace's
-//! pods, their liveness, and the token ceiling the status carries.
+//! [`LeaseIndex`](super::index::LeaseIndex), never every Lease of the cluster, and only those
+//! changed since the set's last pass, the facts of the others kept), the namespace's pods, their
+//! liveness, and the token ceiling the status carries.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,11 +13,14 @@ use tokio::time::Instant;
 
 use super::balance;
 use super::desired::Desired;
-use super::facts::{Made, Stamp};
+use super::facts::{Made, Reread, SetLeases, Stamp};
+use super::index::Changes;
 use super::Context;
 use crate::api::listenerset::lease::{self, owner_pod, CachedLease, LeaseFields};
 use crate::api::listenerset::liveness::HOLDER_UID_LABEL;
-use crate::api::listenerset::{ListenerSet, ListenerSetStatus, LEASE_FINALIZER, PROTOCOL_ANNOTATION};
+use crate::api::listenerset::{
+    ListenerSet, ListenerSetStatus, LEASE_FINALIZER, LISTENERSET_LABEL, PROTOCOL_ANNOTATION,
+};
 use crate::api::pod::CachedPod;
 use crate::listeners::assigner;
 use crate::listeners::decide::{decide, Decision, Input, LeaseFacts, PodFacts};
@@ -54,6 +58,60 @@ fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<CachedLease>> {
         .filter_map(|n| ctx.leases.get(&ObjectRef::new(&n).within(ns)))
         .collect();
     ctx.with_expectations(ns, name, |e| e.overlay(cached, name_and_version))
+}
+
+/// Bring `read`, set `set`'s kept Leases, up to the cache (corrected by the writes it has not
+/// shown): only the Leases the index marked changed since the last pass, the writes not shown
+/// yet and the Leases whose facts were not kept, when `read` is up to date with the index's
+/// relist and made for `stamp`; else the whole set. Returns the Leases whose facts were made.
+fn refresh(
+    ctx: &Context,
+    set: &ListenerSet,
+    (ns, name): (&str, &str),
+    read: &mut SetLeases,
+    stamp: Stamp,
+    (now, wall): (Instant, jiff::Timestamp),
+) -> Vec<Arc<CachedLease>> {
+    let since = read.epoch().filter(|_| *read.stamp() == stamp);
+    let make = |l: &CachedLease| facts_of(ctx, set, name, l, now);
+    let held_for = |l: &CachedLease| balance::held_for(l, wall);
+    let (changed, epoch) = match ctx.index.take_changes(ns, name, since) {
+        Changes::All { epoch } => (read.update(stamp, set_leases(ctx, ns, name), make, held_for), epoch),
+        Changes::Some { epoch, names } => {
+            let reread = reread(ctx, (ns, name), names, read.unkept());
+            (read.update_some(reread, make, held_for), epoch)
+        }
+    };
+    read.set_epoch(epoch);
+    changed
+}
+
+/// The set's Leases of `marked`, of `unkept` and of the writes the cache has not shown, by
+/// name, as [`set_leases`] reads them (`None`: not the set's now).
+fn reread<'a>(
+    ctx: &Context,
+    (ns, name): (&str, &str),
+    marked: Vec<String>,
+    unkept: impl Iterator<Item = &'a str>,
+) -> Vec<Reread> {
+    let mut names: BTreeSet<String> = marked.into_iter().collect();
+    names.extend(unkept.map(str::to_string));
+    ctx.with_expectations(ns, name, |e| {
+        names.extend(e.names().map(str::to_string));
+        let cached: Vec<Arc<CachedLease>> = names
+            .iter()
+            .filter_map(|n| ctx.leases.get(&ObjectRef::new(n).within(ns)))
+            .filter(|l| l.label(LISTENERSET_LABEL) == Some(name))
+            .collect();
+        let mut shown = e.overlay(cached, name_and_version).into_iter().peekable();
+        names
+            .into_iter()
+            .map(|n| {
+                let lease = shown.next_if(|l| l.metadata.name.as_deref() == Some(n.as_str()));
+                (n, lease)
+            })
+            .collect()
+    })
 }
 
 /// A Lease's name and resourceVersion.
@@ -126,7 +184,6 @@ pub(super) fn decide_now(
     (settled, under_way): &(BTreeSet<String>, BTreeSet<String>),
 ) -> (Decision, LeaseByListener) {
     let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
-    let leases = set_leases(ctx, &ns, &name);
     let pod_facts = pod_facts(pods, set, &ns, settled);
     let wanted = &desired.wanted;
     let now = Instant::now();
@@ -136,20 +193,11 @@ pub(super) fn decide_now(
         uid: set.uid().unwrap_or_default(),
         default_duration: set.spec.lease_duration_seconds,
     };
-    let changed = read.update(
-        stamp,
-        leases,
-        |l| facts_of(ctx, set, &name, l, now),
-        |l| balance::held_for(l, wall),
-    );
+    let changed = refresh(ctx, set, (&ns, &name), &mut read, stamp, (now, wall));
     let has_lease = |listener: &str| read.contains_key(listener);
     ctx.metrics.objects.observe_leases(&ns, &name, &changed, has_lease);
     let facts = read.facts();
-    let uids: fnv::FnvHashSet<&str> = pod_facts
-        .iter()
-        .map(|p| p.uid.as_str())
-        .chain(facts.iter().filter_map(|f| f.view.holder_uid.as_deref()))
-        .collect();
+    let uids: fnv::FnvHashSet<&str> = pod_facts.iter().map(|p| p.uid.as_str()).chain(read.holders()).collect();
     let liveness = ctx.liveness.facts(&ns, uids);
     let unresponsive = ctx.unresponsive();
     let mut stopped = ctx.stopped.uids();

@@ -64,6 +64,11 @@ impl<T: Clone> UnseenWrites<T> {
         out
     }
 
+    /// The names of the objects written that the cache has not shown yet.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     /// Writes the cache has not shown yet.
     pub fn len(&self) -> usize {
         self.by_name.len()

@@ -273,3 +273,133 @@ fn a_handover_written_by_the_holders_agent_is_told_from_the_lease() {
     let h = Handed::between(&held(Some("p1"), 3), &running, &CachedLease::from(acked));
     assert_eq!(h.and_then(|h| h.acknowledged_in), Some(Duration::from_millis(180)));
 }
+
+/// The kept facts brought up to the changed Leases alone are the facts brought up to every
+/// Lease read: in any life of a few Leases (changes of version, listener, holder and
+/// handover, facts not kept, Leases that come, go or are not the set's), after every pass.
+mod only_the_changed {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::api::listenerset::lease::CachedOwner;
+
+    /// One change of the world before a pass: Lease `slot` made again (`Some`: its listener,
+    /// holder, token, handed over, facts kept) or deleted (`None`).
+    type Change = (usize, Option<(u8, u8, i32, bool, bool)>);
+
+    fn name(slot: usize) -> String {
+        // The last slot is not the set's (its facts are never made).
+        if slot == 5 {
+            "x-5".into()
+        } else {
+            format!("s-{slot}")
+        }
+    }
+
+    fn lease_of(
+        slot: usize,
+        rv: usize,
+        (listener, holder, token, handed, keep): (u8, u8, i32, bool, bool),
+    ) -> Arc<CachedLease> {
+        let mut l = CachedLease::default();
+        l.metadata.name = Some(name(slot));
+        l.metadata.resource_version = Some(rv.to_string());
+        l.metadata.labels = Some([("l".to_string(), format!("l{listener}"))].into());
+        l.metadata.annotations = Some([("keep".to_string(), keep.to_string())].into());
+        if holder > 0 {
+            l.spec.holder_identity = Some(format!("p{holder}"));
+            l.owner = Some(CachedOwner {
+                name: format!("p{holder}"),
+                uid: format!("u{holder}"),
+            });
+        }
+        l.spec.lease_transitions = Some(token);
+        if handed {
+            l.annotations = [(HANDED_OVER_FROM_ANNOTATION, "p9".to_string())].into_iter().collect();
+        }
+        Arc::new(l)
+    }
+
+    fn make(l: &CachedLease) -> Option<Made> {
+        let name = l.metadata.name.clone()?;
+        name.strip_prefix("s-")?;
+        let meta = |m: &Option<BTreeMap<String, String>>, k: &str| m.as_ref().and_then(|m| m.get(k).cloned());
+        let facts = LeaseFacts {
+            name,
+            view: LeaseView {
+                listener: meta(&l.metadata.labels, "l")?,
+                holder: l.spec.holder_identity.clone(),
+                holder_uid: l.owner.as_ref().map(|o| o.uid.clone()),
+                transitions: l.spec.lease_transitions.unwrap_or(0),
+                resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
+                ..Default::default()
+            },
+            observed: tokio::time::Instant::now(),
+            duration: Duration::from_secs(15),
+            terminating: false,
+            adopted: true,
+            labelled_uid: None,
+        };
+        Some((facts, meta(&l.metadata.annotations, "keep").as_deref() == Some("true")))
+    }
+
+    /// What a pass reads of the facts.
+    fn seen(s: &SetLeases) -> impl PartialEq + std::fmt::Debug {
+        let facts: Vec<_> = s.facts().iter().map(|f| (f.name.clone(), f.view.clone())).collect();
+        let lookups: Vec<_> = (0..4)
+            .map(|l| {
+                s.get(&format!("l{l}"))
+                    .and_then(|o| o.metadata.resource_version.clone())
+            })
+            .collect();
+        let holders: Vec<String> = s.holders().map(str::to_string).collect();
+        let unkept: Vec<String> = s.unkept().map(str::to_string).collect();
+        (facts, lookups, s.len(), holders, unkept, s.handed().to_vec())
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let made = (0u8..4, 0u8..3, 0i32..3, any::<bool>(), prop::bool::weighted(0.8));
+        (0usize..6, prop::option::weighted(0.8, made))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn the_facts_of_the_changed_leases_are_the_facts_of_all(
+            passes in prop::collection::vec(prop::collection::vec(change(), 0..4), 1..24),
+        ) {
+            let held = |l: &CachedLease| l.spec.lease_transitions.map(|t| Duration::from_secs(t as u64));
+            let mut world: BTreeMap<String, Arc<CachedLease>> = BTreeMap::new();
+            let (mut whole, mut some) = (SetLeases::default(), SetLeases::default());
+            let mut rv = 0;
+            for (pass, changes) in passes.into_iter().enumerate() {
+                let mut marked = BTreeSet::new();
+                for (slot, made) in changes {
+                    rv += 1;
+                    match made {
+                        Some(m) => world.insert(name(slot), lease_of(slot, rv, m)),
+                        None => world.remove(&name(slot)),
+                    };
+                    marked.insert(name(slot));
+                }
+                let all: Vec<_> = world.values().cloned().collect();
+                let made_whole = whole.update(stamp("u"), all, make, held);
+                let made_some = if pass == 0 {
+                    some.update(stamp("u"), world.values().cloned().collect(), make, held)
+                } else {
+                    marked.extend(some.unkept().map(str::to_string));
+                    let reread = marked.into_iter().map(|n| {
+                        let l = world.get(&n).cloned();
+                        (n, l)
+                    });
+                    some.update_some(reread.collect(), make, held)
+                };
+                let names = |v: Vec<Arc<CachedLease>>| v.iter().map(|l| l.metadata.name.clone()).collect::<Vec<_>>();
+                prop_assert_eq!(names(made_some), names(made_whole), "pass {}: the Leases made", pass);
+                prop_assert_eq!(seen(&some), seen(&whole), "pass {}", pass);
+            }
+        }
+    }
+}

@@ -80,3 +80,49 @@ fn a_relist_forgets_the_leases_it_does_not_show() {
     assert_eq!(held(&index, "u2"), ["a"]);
     assert_eq!(index.leases_of("ns", "a"), ["a-2"]);
 }
+
+#[test]
+fn a_pass_reads_again_the_leases_changed_since_the_last_one() {
+    use kube::runtime::watcher::Event;
+    let (index, now) = (LeaseIndex::default(), Instant::now());
+    let some = |names: &[&str]| Changes::Some {
+        epoch: 0,
+        names: names.iter().map(|n| n.to_string()).collect(),
+    };
+    index.observe(&lease("a-1", Some("a"), Some(("p", "u1"))), false, now);
+    index.observe(&lease("a-2", Some("a"), Some(("p", "u1"))), false, now);
+    index.observe(&lease("b-1", Some("b"), None), false, now);
+    // A pass that kept nothing reads the set whole; the marks are taken.
+    assert_eq!(index.take_changes("ns", "a", None), Changes::All { epoch: 0 });
+    assert_eq!(index.take_changes("ns", "a", Some(0)), some(&[]));
+
+    // Every change is marked, a renewal that wakes nothing too (the pass keeps the Lease as
+    // read); a Lease that moves to another set is marked in both.
+    let renewed = lease("a-2", Some("a"), Some(("p", "u1")));
+    assert_eq!(index.observe(&renewed, false, now), None);
+    index.observe(&lease("a-1", Some("b"), Some(("p", "u1"))), false, now);
+    assert_eq!(index.take_changes("ns", "a", Some(0)), some(&["a-1", "a-2"]));
+    assert_eq!(index.take_changes("ns", "b", Some(0)), some(&["a-1", "b-1"]));
+    index.observe(&lease("b-1", Some("b"), None), true, now);
+    assert_eq!(index.take_changes("ns", "b", Some(0)), some(&["b-1"]));
+
+    // After a relist the store is another: every set is read whole once.
+    index.apply(&Event::Init, now);
+    index.apply(&Event::InitApply(lease("a-2", Some("a"), None)), now);
+    assert_eq!(index.take_changes("ns", "a", Some(0)), some(&["a-2"]));
+    index.apply(&Event::InitDone, now);
+    assert_eq!(index.take_changes("ns", "a", Some(0)), Changes::All { epoch: 1 });
+    assert_eq!(
+        index.take_changes("ns", "b", Some(1)),
+        Changes::Some {
+            epoch: 1,
+            names: vec![]
+        }
+    );
+
+    // Too many to name: the set is read whole.
+    for i in 0..=MARKS_MAX {
+        index.observe(&lease(&format!("a-{i}"), Some("a"), None), false, now);
+    }
+    assert_eq!(index.take_changes("ns", "a", Some(1)), Changes::All { epoch: 1 });
+}
