@@ -71,16 +71,18 @@ struct Marks {
     names: BTreeSet<String>,
 }
 
-/// Past this many Leases marked, a set is marked changed as a whole: its pass reads it whole,
-/// which is what many changes cost anyway, and the marks stay small.
+/// Past this many Leases marked (at most; a quarter of the set's Leases, at least 16), a set is
+/// marked changed as a whole: its pass reads it whole, which is what many changes cost anyway,
+/// and the marks of a set no pass takes (another controller's, by its selector) stay small.
 const MARKS_MAX: usize = 4096;
 
 impl Marks {
-    fn mark(&mut self, name: &str) {
+    /// Mark `name`, of a set of `size` Leases.
+    fn mark(&mut self, name: &str, size: usize) {
         if self.all {
             return;
         }
-        if self.names.len() >= MARKS_MAX {
+        if self.names.len() >= (size / 4).clamp(16, MARKS_MAX) {
             self.all = true;
             self.names.clear();
         } else if !self.names.contains(name) {
@@ -222,16 +224,16 @@ impl LeaseIndex {
         let key = (ns.clone(), name.clone());
         let mut inner = self.lock();
         let old = inner.leases.remove(&key);
+        if let Some(old) = old.as_ref().filter(|o| set.as_ref() != Some(&o.set)) {
+            Self::mark(&mut inner, &ns, &old.set, &name);
+        }
+        if let Some(set) = &set {
+            Self::mark(&mut inner, &ns, set, &name);
+        }
         if let Some(old) = &old {
             if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old.set.clone())) {
                 names.remove(&name);
             }
-            if set.as_ref() != Some(&old.set) {
-                Self::mark(&mut inner, &ns, &old.set, &name);
-            }
-        }
-        if let Some(set) = &set {
-            Self::mark(&mut inner, &ns, set, &name);
         }
         let (set, mut holder) = match (gone, set) {
             (false, Some(set)) => (set, old.as_ref().and_then(|o| o.holder.clone())),
@@ -316,11 +318,9 @@ impl LeaseIndex {
 
     /// Mark Lease `name` of set `set` in `ns` changed.
     fn mark(inner: &mut Inner, ns: &str, set: &str, name: &str) {
-        inner
-            .changed
-            .entry((ns.to_string(), set.to_string()))
-            .or_default()
-            .mark(name);
+        let key = (ns.to_string(), set.to_string());
+        let size = inner.by_set.get(&key).map_or(0, BTreeSet::len);
+        inner.changed.entry(key).or_default().mark(name, size);
     }
 
     /// The sets with a Lease held by the pod of uid `uid` in `ns`.

@@ -120,9 +120,23 @@ fn a_pass_reads_again_the_leases_changed_since_the_last_one() {
         }
     );
 
-    // Too many to name: the set is read whole.
-    for i in 0..=MARKS_MAX {
+    // Too many to name (past 16 in a small set, past a quarter of a large one): the set is
+    // read whole.
+    for i in 0..17 {
         index.observe(&lease(&format!("a-{i}"), Some("a"), None), false, now);
     }
     assert_eq!(index.take_changes("ns", "a", Some(1)), Changes::All { epoch: 1 });
+    for i in 0..400 {
+        index.observe(&lease(&format!("c-{i}"), Some("c"), None), false, now);
+    }
+    assert_eq!(index.take_changes("ns", "c", Some(1)), Changes::All { epoch: 1 });
+    let renew = |range: std::ops::Range<usize>| {
+        for i in range {
+            index.observe(&lease(&format!("c-{i}"), Some("c"), None), false, now);
+        }
+    };
+    renew(0..100);
+    assert!(matches!(index.take_changes("ns", "c", Some(1)), Changes::Some { names, .. } if names.len() == 100));
+    renew(0..101);
+    assert_eq!(index.take_changes("ns", "c", Some(1)), Changes::All { epoch: 1 });
 }
