@@ -203,15 +203,23 @@ fn a_pass_gives_its_sets_leases_back_and_a_set_without_leases_keeps_nothing() {
 
 /// Facts of listener `a` held by `holder` (none: released) with token `token`.
 fn held(holder: Option<&str>, token: i32) -> LeaseFacts {
-    LeaseFacts {
-        name: "s-a".into(),
-        view: LeaseView {
+    adopted(
+        "s-a".into(),
+        LeaseView {
             listener: "a".into(),
             holder: holder.map(String::from),
             holder_uid: holder.map(|h| format!("uid-{h}")),
             transitions: token,
             ..Default::default()
         },
+    )
+}
+
+/// The facts of an adopted Lease `name` of the set's duration, seen now, with `view`.
+fn adopted(name: String, view: LeaseView) -> LeaseFacts {
+    LeaseFacts {
+        name,
+        view,
         observed: tokio::time::Instant::now(),
         duration: Duration::from_secs(15),
         terminating: false,
@@ -326,22 +334,15 @@ mod only_the_changed {
         let name = l.metadata.name.clone()?;
         name.strip_prefix("s-")?;
         let meta = |m: &Option<BTreeMap<String, String>>, k: &str| m.as_ref().and_then(|m| m.get(k).cloned());
-        let facts = LeaseFacts {
-            name,
-            view: LeaseView {
-                listener: meta(&l.metadata.labels, "l")?,
-                holder: l.spec.holder_identity.clone(),
-                holder_uid: l.owner.as_ref().map(|o| o.uid.clone()),
-                transitions: l.spec.lease_transitions.unwrap_or(0),
-                resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
-                ..Default::default()
-            },
-            observed: tokio::time::Instant::now(),
-            duration: Duration::from_secs(15),
-            terminating: false,
-            adopted: true,
-            labelled_uid: None,
+        let view = LeaseView {
+            listener: meta(&l.metadata.labels, "l")?,
+            holder: l.spec.holder_identity.clone(),
+            holder_uid: l.owner.as_ref().map(|o| o.uid.clone()),
+            transitions: l.spec.lease_transitions.unwrap_or(0),
+            resource_version: l.metadata.resource_version.clone().unwrap_or_default(),
+            ..Default::default()
         };
+        let facts = adopted(name, view);
         Some((facts, meta(&l.metadata.annotations, "keep").as_deref() == Some("true")))
     }
 
