@@ -48,7 +48,9 @@
 //!   are asked to release what brings the loads within `maxSkew` (the `rebalance` module).
 //! * A free listener goes to the eligible pod furthest below its share (its weight's part of
 //!   the listeners; with equal weights, the fewest live Leases), ties broken by name (and, for a Lease that expired on a still-existing pod, away from that pod when it
-//!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order.
+//!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order. A free listener
+//!   whose Lease still names the successor of a release request (its holder stopped before the
+//!   handover showed) goes to that successor while it stays within its share.
 //! * A listener held by a live but non-eligible pod is asked to move only when an eligible pod
 //!   has room for it (make-before-break: if nowhere can take it, it keeps running where it
 //!   is). Requests already outstanding reserve room first.

@@ -164,9 +164,10 @@ impl<'a> Load<'a> {
         Some(shed)
     }
 
-    /// Free listeners: each to the eligible pod with the fewest live Leases beyond its share
-    /// (its weight's part of all the listeners) first, then name
-    /// (away from a pod whose Lease of it expired, on a tie); never beyond `limit`.
+    /// Free listeners: each to the pod it prefers or the successor its request named (see
+    /// below), else to the eligible pod with the fewest live Leases beyond its share (its
+    /// weight's part of all the listeners) first, then name (away from a pod whose Lease of it
+    /// expired, on a tie); never beyond `limit`.
     pub(super) fn place(
         &mut self,
         index: &Index<'a>,
@@ -181,11 +182,19 @@ impl<'a> Load<'a> {
                 .and_then(|l| index.holder_pod(l))
                 .map(|p| p.name.as_str());
             // Back to the pod that let it go for a reason not its own (it ran there: the
-            // distribution is the one it was), if it may take it.
-            let preferred = listener
-                .prefer
-                .as_deref()
-                .filter(|p| self.held.get(p).is_some_and(|h| self.load(p, *h) < limit));
+            // distribution is the one it was), if it may take it. Else to the successor its
+            // release request named (its holder stopped before the cache showed the handover),
+            // if that pod may take it within its share: the handover may have been written
+            // already, and placed elsewhere the listener would count on a pod it never reaches.
+            let room = |p: &&str| self.held.get(p).is_some_and(|h| self.load(p, *h) < limit);
+            let within = |p: &&str| {
+                self.held
+                    .get(p)
+                    .is_some_and(|h| shares.excess(p, self.load(p, *h) + 1) <= 0.0)
+            };
+            let named = lease.and_then(|l| index.successor_pod(l)).map(|p| p.name.as_str());
+            let preferred =
+                (listener.prefer.as_deref().filter(room)).or_else(|| named.filter(|p| room(p) && within(p)));
             let target = preferred.or_else(|| self.least(&shares, limit, None, previous));
             let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
                 continue;

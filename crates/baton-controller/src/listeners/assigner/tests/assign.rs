@@ -173,6 +173,40 @@ fn a_named_successor_keeps_its_room_from_free_listeners() {
     );
 }
 
+/// A request's holder stopped before the cache showed its agent's handover: the listener, free
+/// in the decision's eyes, goes to the successor its request named — where the handover, if it
+/// was written, put it — not to whichever pod is least loaded, as long as the successor stays
+/// within its share. Placed elsewhere, it would count there while landing on the successor, and
+/// the pods would end uneven.
+#[test]
+fn a_listener_freed_on_its_way_goes_to_the_successor_its_request_named() {
+    let pods = [pod("p2"), pod("p3"), pod("p4")];
+    let listeners: Vec<ListenerView> = ["a", "b", "c", "d", "e", "f", "g"].into_iter().map(l).collect();
+    let mut asked = held("a", "gone");
+    asked.release_requested = true;
+    asked.successor = Some(("p2".into(), "uid-p2".into()));
+    // p2 holds 1, p3 none, p4 5: 7 listeners, a share of 2⅓ each.
+    let mut leases = vec![asked.clone(), held("b", "p2")];
+    leases.extend(["c", "d", "e", "f", "g"].into_iter().map(|id| held(id, "p4")));
+    assert_eq!(
+        assign(&listeners, &pods, &leases, 0),
+        vec![assign_to("a", "p2", Some("rv-a"), 4)]
+    );
+    // A successor it would take beyond its share, or no longer that pod: the least loaded pod.
+    let mut beyond = leases.clone();
+    beyond[6] = held("g", "p2");
+    assert_eq!(
+        assign(&listeners, &pods, &beyond, 0),
+        vec![assign_to("a", "p3", Some("rv-a"), 4)]
+    );
+    let mut elsewhere = leases;
+    elsewhere[0].successor = Some(("p2".into(), "uid-other".into()));
+    assert_eq!(
+        assign(&listeners, &pods, &elsewhere, 0),
+        vec![assign_to("a", "p3", Some("rv-a"), 4)]
+    );
+}
+
 #[test]
 fn suspended_listeners_are_released_and_never_assigned() {
     let pods = [pod("p1")];
