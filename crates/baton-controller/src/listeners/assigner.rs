@@ -48,9 +48,11 @@
 //!   are asked to release what brings the loads within `maxSkew` (the `rebalance` module).
 //! * A free listener goes to the eligible pod furthest below its share (its weight's part of
 //!   the listeners; with equal weights, the fewest live Leases), ties broken by name (and, for a Lease that expired on a still-existing pod, away from that pod when it
-//!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order. A free listener
-//!   whose Lease still names the successor of a release request (its holder stopped before the
-//!   handover showed) goes to that successor while it stays within its share.
+//!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order, those going back
+//!   to the pod that let them go (a Lease recreated) first. A free listener whose Lease still
+//!   names the successor of a release request (its holder stopped before the handover showed)
+//!   goes to that successor while it stays within its share. A listener whose Lease is being
+//!   deleted counts on the pod it goes back to.
 //! * A listener held by a live but non-eligible pod is asked to move only when an eligible pod
 //!   has room for it (make-before-break: if nowhere can take it, it keeps running where it
 //!   is). Requests already outstanding reserve room first.
@@ -279,13 +281,17 @@ pub fn assign_balanced<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     max_per_pod: u32,
     balancing: Option<&Balancing>,
 ) -> (Vec<Move>, Balance) {
-    assign_settled(listeners, pods, leases, max_per_pod, balancing, &BTreeMap::new()).unwrap_or_default()
+    let none = BTreeMap::new();
+    assign_settled(listeners, pods, leases, max_per_pod, balancing, &none, &none).unwrap_or_default()
 }
 
 /// [`assign_balanced`] over part of a set: `settled` counts, by pod, listeners of the spec each
 /// eligible pod holds (acknowledged, nothing asked of them) that are in neither `listeners` nor
 /// `leases`. They weigh in the loads; `None` where the decision would pick among them one by
 /// one (a pod holding some sheds its excess over `maxPerPod`, or evening out would move some).
+/// `returning` counts, by pod, the listeners whose Leases are being deleted that will come back
+/// to that pod (the pod that let them go): they weigh in the loads too, so what is placed
+/// meanwhile leaves them room, and nothing is asked of them.
 pub fn assign_settled<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     listeners: &[V],
     pods: &[PodView],
@@ -293,6 +299,7 @@ pub fn assign_settled<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     max_per_pod: u32,
     balancing: Option<&Balancing>,
     settled: &BTreeMap<&str, usize>,
+    returning: &BTreeMap<&str, usize>,
 ) -> Option<(Vec<Move>, Balance)> {
     let index = Index::new(pods);
     let spec = Keyed::of(listeners.iter().map(Borrow::borrow), |l| l.id.as_str());
@@ -302,7 +309,7 @@ pub fn assign_settled<V: Borrow<ListenerView>, L: Borrow<LeaseView>>(
     } else {
         usize::try_from(max_per_pod).unwrap_or(usize::MAX)
     };
-    let mut load = Load::of(&index, &spec, &leases, settled);
+    let mut load = Load::of(&index, &spec, &leases, settled, returning);
     let mut sorted = Sorted::of(&index, &spec, &leases);
     let (mut releases, deletes) = removed(&index, &spec, &leases);
     releases.append(&mut sorted.releases);

@@ -533,9 +533,18 @@ fn writes(
             .filter(|l| !judged.terminating.contains(&l.id) && !ghosts.contains(l.id.as_str()))
             .collect();
         let unseen = ghosts.len() + leaving.len() + hold.len();
+        // Listeners whose Leases are being deleted go back to the pods that let them go.
+        let returning = memory.returning(&judged.terminating);
         let (balancing, recheck) = wait::balancing(input, memory.pods_since(), unseen);
-        let (moves, mut balance) =
-            assigner::assign_settled(&free, pods, &staying, input.max_per_pod, balancing.as_ref(), settled)?;
+        let (moves, mut balance) = assigner::assign_settled(
+            &free,
+            pods,
+            &staying,
+            input.max_per_pod,
+            balancing.as_ref(),
+            settled,
+            &returning,
+        )?;
         // Nothing wakes the set when a Rollout's status turns Healthy: look again.
         if balance.waiting.is_some() && recheck.is_some() {
             balance.wake = recheck;

@@ -11,6 +11,9 @@ pub(super) struct Load<'a> {
     pub(super) held: BTreeMap<&'a str, usize>,
     /// Of `held`, the settled listeners (counted, not in the Leases given).
     pub(super) settled: BTreeMap<&'a str, usize>,
+    /// Of `held`, the listeners whose Leases are being deleted that come back to the pod (not
+    /// in the Leases given either, and never asked to leave it).
+    returning: BTreeMap<&'a str, usize>,
     pub(super) releasing: BTreeMap<&'a str, usize>,
     /// Listeners an outstanding release request hands to each eligible pod (they land there).
     incoming: BTreeMap<&'a str, usize>,
@@ -19,22 +22,29 @@ pub(super) struct Load<'a> {
 }
 
 impl<'a> Load<'a> {
-    /// `settled`: listeners each eligible pod holds besides `leases` (see
+    /// `settled` and `returning`: listeners each eligible pod holds besides `leases` (see
     /// [`super::assign_settled`]).
     pub(super) fn of(
         index: &Index<'a>,
         spec: &Keyed<'_, ListenerView>,
         leases: &Keyed<'a, LeaseView>,
         settled: &BTreeMap<&str, usize>,
+        returning: &BTreeMap<&str, usize>,
     ) -> Load<'a> {
         let mut held: BTreeMap<&str, usize> = BTreeMap::new();
         let mut releasing: BTreeMap<&str, usize> = BTreeMap::new();
         let mut counted = BTreeMap::new();
+        let mut back = BTreeMap::new();
         for pod in index.pods.values().filter(|p| p.eligible) {
-            let n = settled.get(pod.name.as_str()).copied().unwrap_or(0);
-            held.insert(pod.name.as_str(), n);
+            let name = pod.name.as_str();
+            let n = settled.get(name).copied().unwrap_or(0);
+            let r = returning.get(name).copied().unwrap_or(0);
+            held.insert(name, n + r);
             if n > 0 {
-                counted.insert(pod.name.as_str(), n);
+                counted.insert(name, n);
+            }
+            if r > 0 {
+                back.insert(name, r);
             }
         }
         let mut incoming: BTreeMap<&str, usize> = BTreeMap::new();
@@ -56,6 +66,7 @@ impl<'a> Load<'a> {
         Load {
             held,
             settled: counted,
+            returning: back,
             releasing,
             incoming,
             incoming_unheld,
@@ -147,7 +158,8 @@ impl<'a> Load<'a> {
         let mut shed = 0usize;
         for (pod, held) in &self.held {
             let pending = self.releasing.get(pod).copied().unwrap_or(0);
-            let excess = held.saturating_sub(limit).saturating_sub(pending);
+            let back = self.returning.get(pod).copied().unwrap_or(0);
+            let excess = held.saturating_sub(back).saturating_sub(limit).saturating_sub(pending);
             if excess == 0 {
                 continue;
             }
@@ -176,7 +188,9 @@ impl<'a> Load<'a> {
     ) -> Vec<Move> {
         let mut assigns = Vec::new();
         let shares = self.shares(index, free.len());
-        for (listener, lease) in free {
+        // Those that go back first: the others are placed around them.
+        let back = free.iter().filter(|(l, _)| l.prefer.is_some());
+        for (listener, lease) in back.chain(free.iter().filter(|(l, _)| l.prefer.is_none())) {
             let previous = lease
                 .filter(|l| l.expired)
                 .and_then(|l| index.holder_pod(l))

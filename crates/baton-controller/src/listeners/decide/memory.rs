@@ -230,6 +230,19 @@ impl Memory {
         self.ended.get(listener)?.prefer.clone()
     }
 
+    /// The pods the listeners of `terminating` (their Leases being deleted) go back to once
+    /// their Leases are gone (the holder, or the pod that let them go), counted per pod.
+    pub(super) fn returning(&self, terminating: &BTreeSet<String>) -> BTreeMap<&str, usize> {
+        let mut n: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in terminating {
+            let back = self.leaving.get(l).or_else(|| self.ended.get(l)?.prefer.as_ref());
+            if let Some(pod) = back {
+                *n.entry(pod.as_str()).or_default() += 1;
+            }
+        }
+        n
+    }
+
     /// How a listener without a Lease comes to its next holder.
     pub(super) fn ended_kind(&self, listener: &str) -> HowAssigned {
         self.ended

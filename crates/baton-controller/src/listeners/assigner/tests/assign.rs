@@ -208,6 +208,21 @@ fn a_listener_freed_on_its_way_goes_to_the_successor_its_request_named() {
 }
 
 #[test]
+fn listeners_that_go_back_are_placed_before_the_others() {
+    let pods = [pod("p1"), pod("p2")];
+    // a is new; z goes back to p1, which let it go. Each pod holds one: z to p1, then a to p2
+    // (placed first, a would have gone to p1 too).
+    let mut z = l("z");
+    z.prefer = Some("p1".into());
+    let listeners = vec![l("a"), l("b"), l("c"), z];
+    let leases = [held("b", "p1"), held("c", "p2")];
+    assert_eq!(
+        assign(&listeners, &pods, &leases, 0),
+        vec![assign_to("z", "p1", None, 0), assign_to("a", "p2", None, 0)]
+    );
+}
+
+#[test]
 fn suspended_listeners_are_released_and_never_assigned() {
     let pods = [pod("p1")];
     let moves = assign(&[suspended("a")], &pods, &[held("a", "p1")], 0);

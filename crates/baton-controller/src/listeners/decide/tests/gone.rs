@@ -178,6 +178,50 @@ fn a_deleted_lease_is_released_by_its_live_holder_then_recreated_for_it() {
 }
 
 #[test]
+fn listeners_placed_while_leases_are_deleted_leave_room_for_those_that_come_back() {
+    let t0 = Instant::now();
+    let t = t0 + secs(60);
+    // p runs a and b, whose Leases are being deleted (the garbage collector, after a handover
+    // to p); q runs c, r runs d; e is new. a and b come back to p once their Leases are gone:
+    // e goes to q or r, not to p (which would then run three).
+    let held = |l: &str, pod: &str| lease(l, Some(pod), 1, true, t);
+    let scene = all_registered(
+        Scene::new(&["a", "b", "c", "d", "e"], &["p", "q", "r"], t0),
+        t + secs(100),
+    );
+    let mut m = Memory::default();
+    let deleting = scene.clone().leases(vec![
+        deleted(held("a", "p")),
+        deleted(held("b", "p")),
+        held("c", "q"),
+        held("d", "r"),
+    ]);
+    let d = deleting.decide(t, &mut m);
+    let e = assigns(&d);
+    assert_eq!(e.len(), 1, "{:?}", d.writes);
+    assert_ne!(e[0].1, "p", "{:?}", d.writes);
+    // Released by p (e on q or r meanwhile), then gone: back to p.
+    let mut e_lease = held("e", &e[0].1);
+    e_lease.view.transitions = e[0].2;
+    let others = vec![held("c", "q"), held("d", "r"), e_lease];
+    let released = |l: &str| {
+        let mut r = deleted(lease(l, None, 1, true, t + secs(2)));
+        r.labelled_uid = Some(uid("p"));
+        r
+    };
+    let mut leases = others.clone();
+    leases.extend([released("a"), released("b")]);
+    let d = scene.clone().leases(leases).decide(t + secs(2), &mut m);
+    assert!(assigns(&d).is_empty(), "{:?}", d.writes);
+    let d = scene.leases(others).decide(t + secs(3), &mut m);
+    let back: Vec<(String, String)> = assigns(&d).into_iter().map(|(l, p, _)| (l, p)).collect();
+    assert_eq!(
+        back,
+        [("a", "p"), ("b", "p")].map(|(l, p)| (l.to_string(), p.to_string()))
+    );
+}
+
+#[test]
 fn a_lease_first_seen_released_while_deleted_goes_back_to_the_pod_its_label_names() {
     let t0 = Instant::now();
     let t = t0 + secs(60);
