@@ -132,7 +132,8 @@ fn sub_validate(data: &Value, s: &Value, path: &str, depth: usize) -> Vec<Cause>
 }
 
 fn check_composition(data: &Value, s: &Value, path: &str, depth: usize, out: &mut Vec<Cause>) {
-    let qpath = go_quote(path);
+    // Quoted only for a message: most nodes have none to write.
+    let qpath = || go_quote(path);
 
     if let Some(Value::Array(any_of)) = kw(s, "anyOf") {
         if !any_of.is_empty() {
@@ -150,7 +151,10 @@ fn check_composition(data: &Value, s: &Value, path: &str, depth: usize, out: &mu
                 }
             }
             if !succeeded {
-                out.push(composite(format!("{qpath} must validate at least one schema (anyOf)")));
+                out.push(composite(format!(
+                    "{} must validate at least one schema (anyOf)",
+                    qpath()
+                )));
             }
             if let Some(b) = best {
                 out.extend(b);
@@ -180,7 +184,8 @@ fn check_composition(data: &Value, s: &Value, path: &str, depth: usize, out: &mu
                     format!("Found {validated} valid alternatives")
                 };
                 out.push(composite(format!(
-                    "{qpath} must validate one and only one schema (oneOf). {extra}"
+                    "{} must validate one and only one schema (oneOf). {extra}",
+                    qpath()
                 )));
                 if let Some(b) = best {
                     out.extend(b);
@@ -202,7 +207,8 @@ fn check_composition(data: &Value, s: &Value, path: &str, depth: usize, out: &mu
             if validated != all_of.len() {
                 let extra = if validated == 0 { ". None validated" } else { "" };
                 out.push(composite(format!(
-                    "{qpath} must validate all the schemas (allOf){extra}"
+                    "{} must validate all the schemas (allOf){extra}",
+                    qpath()
                 )));
             }
         }
@@ -210,7 +216,7 @@ fn check_composition(data: &Value, s: &Value, path: &str, depth: usize, out: &mu
 
     if let Some(not) = kw(s, "not") {
         if not.is_object() && sub_validate(data, not, path, depth).is_empty() {
-            out.push(composite(format!("{qpath} must not validate the schema (not)")));
+            out.push(composite(format!("{} must not validate the schema (not)", qpath())));
         }
     }
 }
