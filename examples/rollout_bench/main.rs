@@ -6,7 +6,10 @@
 //! its peak RSS is its own. Run with `make bench` or
 //! `cargo run --release --example rollout_bench [--backend real] [SIZE ...]` (default: 100
 //! 1000); `--backend real` runs each size on a real control plane of its own (`backend`).
-//! `ROLLOUT_BENCH_TIMELINE=1` also prints where the time went, wave by wave (see `timeline`).
+//! `ROLLOUT_BENCH_TIMELINE=1` also prints where the time went, wave by wave (see `timeline`);
+//! `ROLLOUT_BENCH_LOG=<file>` keeps the controller's log (JSON), with its filter from
+//! `ROLLOUT_BENCH_RUST_LOG` (e.g. `info,kube=warn,baton_controller::rollout=debug` for each
+//! reconcile's plan, writes and waits).
 mod backend;
 #[path = "../common/mod.rs"]
 mod common;
@@ -131,7 +134,10 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
                 "--kube-api-qps=-1",
             ])
             .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("ROLLOUT_BENCH_RUST_LOG").unwrap_or_else(|_| "info,kube=warn,baton::rollout=warn".into()),
+            )
             .stderr(Stdio::piped()),
         &baton,
     )?;
@@ -154,6 +160,7 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
         .and(backend.sim())
         .map(timeline::Recorder::start);
     let start = Instant::now();
+    let applied_at = jiff::Timestamp::now();
     api.patch("svc", &pp, &Patch::Apply(manifest(replicas, "v2")))
         .await
         .map_err(|e| e.to_string())?;
@@ -178,6 +185,11 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
         .map_err(|e| e.to_string())?;
     let log = log.await.map_err(|e| e.to_string())?;
     let log = String::from_utf8_lossy(&log);
+    if let Some(path) = std::env::var_os("ROLLOUT_BENCH_LOG") {
+        let path = std::path::PathBuf::from(path);
+        std::fs::write(&path, log.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("controller log: {} (v2 applied at {applied_at})", path.display());
+    }
     let stopped = log.lines().rev().find(|l| l.contains("the controllers stopped"));
     let field = |name: &str| -> Option<u64> {
         let v: serde_json::Value = serde_json::from_str(stopped?).ok()?;

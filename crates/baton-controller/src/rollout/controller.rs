@@ -220,6 +220,7 @@ async fn reconcile_once(rollout: &Rollout, ctx: &Context) -> Result<Requeue> {
         .expectations
         .satisfied(&uid, Instant::now(), |e| ctx.shows(&ns, &rollout.name_any(), e))
     {
+        debug!(namespace = %ns, rollout = %rollout.name_any(), backstop = ?left, "waiting for the caches to show the last writes");
         return Ok(Requeue::requeue(left));
     }
     // The cache may hold a newer object than the one this reconcile was started with.
@@ -273,7 +274,9 @@ async fn plan_and_apply(
         ctx.stats.status_writes.fetch_add(1, Ordering::Relaxed);
         Ok::<_, Error>(Some(written))
     };
+    let started = Instant::now();
     let (applied, written) = tokio::join!(apply_actions(rollout, &ns, &plan.actions, ctx), status_write);
+    debug!(namespace = %ns, rollout = %name, took = ?started.elapsed(), status = ?decision, "applied");
     // The events describe the plan's decisions, recorded by its status: published once that
     // status is written, even when an action failed (the next plan will not repeat them) —
     // unless the API server refused the spec, whose report replaces this plan.
