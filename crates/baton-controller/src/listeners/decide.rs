@@ -420,21 +420,6 @@ fn unrun_tokens(judged: &Judged, writes: &[Write]) -> BTreeMap<String, i32> {
         .collect()
 }
 
-/// Listener → the pod that released its Lease when the Lease was deleted under it (its holder
-/// label names it).
-fn terminated_by(input: &Input) -> BTreeMap<String, String> {
-    input
-        .leases
-        .iter()
-        .filter(|l| l.terminating && l.view.holder.is_none())
-        .filter_map(|l| {
-            let uid = l.labelled_uid.as_deref()?;
-            let pod = input.pods.iter().find(|p| p.uid == uid)?;
-            Some((l.view.listener.clone(), pod.name.clone()))
-        })
-        .collect()
-}
-
 /// Selected pods without a liveness Lease (and not gone or stopped): the controller creates one
 /// for each, unregistered, for its agent to register on.
 fn liveness_creates(input: &Input) -> Vec<(String, String)> {
@@ -555,19 +540,7 @@ fn writes(
         let unstartable = matches!(m, Move::Assign { .. }) && no_config.contains(m.listener());
         !unstartable && !asks_silent(input, m)
     });
-    // A listener that may not be assigned now is not handed over either: it is released bare.
-    for m in &mut planned {
-        if let Move::RequestRelease {
-            listener,
-            to: to @ Some(_),
-            ..
-        } = m
-        {
-            if no_config.contains(listener.as_str()) {
-                *to = None;
-            }
-        }
-    }
+    release_bare(&mut planned, &no_config);
     planned.extend(leaving.iter().filter_map(|l| terminating_move(pods, l)));
     let moving: BTreeSet<&str> = planned.iter().map(Move::listener).collect();
     let adopt: Vec<Move> = input
@@ -591,18 +564,21 @@ fn writes(
     Some((writes, until, balance))
 }
 
-/// Listeners whose holder pod is gone (no pod of its name and uid) and that are not judged free:
-/// its containers may run on (a force delete), so nobody gets them and nothing is written about
-/// them (the assigner takes a missing holder for a free Lease) until that holder must have
-/// stopped.
-fn ghosts<'a>(judged: &'a Judged) -> BTreeSet<&'a str> {
-    judged
-        .views
-        .iter()
-        .zip(&judged.holders)
-        .filter(|(l, holder)| !l.expired && holder.is_none() && l.holder.as_deref().is_some_and(|h| !h.is_empty()))
-        .map(|(l, _)| l.listener.as_str())
-        .collect()
+/// A listener that may not be assigned now (of `no_config`) is not handed over either: it is
+/// released bare.
+fn release_bare(planned: &mut [Move], no_config: &BTreeSet<&str>) {
+    for m in planned {
+        if let Move::RequestRelease {
+            listener,
+            to: to @ Some(_),
+            ..
+        } = m
+        {
+            if no_config.contains(listener.as_str()) {
+                *to = None;
+            }
+        }
+    }
 }
 
 /// Whether `m` asks a selected, Ready pod to give a listener up only because its agent does not
@@ -611,33 +587,6 @@ fn ghosts<'a>(judged: &'a Judged) -> BTreeSet<&'a str> {
 fn asks_silent(input: &Input, m: &Move) -> bool {
     matches!(m, Move::RequestRelease { holder, reason: assigner::ReleaseReason::HolderNotEligible, .. }
         if input.pods.iter().any(|p| p.name == *holder && p.selected && p.eligible))
-}
-
-/// What to do with a Lease being deleted: ask a live holder to let it go; remove the finalizer
-/// once nobody can be running its listener (released, or judged free); wait while its holder is
-/// gone but may still run it.
-fn terminating_move(pods: &[PodView], l: &LeaseView) -> Option<Move> {
-    let free = l.holder.is_none() || l.expired;
-    let exists = l
-        .holder
-        .as_deref()
-        .is_some_and(|h| pods.iter().any(|p| p.name == h && l.held_by(&p.name, &p.uid)));
-    if free {
-        Some(Move::RemoveFinalizer {
-            listener: l.listener.clone(),
-            resource_version: l.resource_version.clone(),
-        })
-    } else if exists && !l.release_requested {
-        Some(Move::RequestRelease {
-            listener: l.listener.clone(),
-            holder: l.holder.clone().unwrap_or_default(),
-            resource_version: l.resource_version.clone(),
-            reason: assigner::ReleaseReason::LeaseDeleted,
-            to: None,
-        })
-    } else {
-        None
-    }
 }
 
 /// Listeners a fresh controller holds back (no Lease, never seen by it, in a set that handed
@@ -685,6 +634,7 @@ mod blocked;
 mod confirm;
 mod eligible;
 mod expected;
+mod gone;
 mod judge;
 mod memory;
 mod settled;
@@ -697,6 +647,7 @@ pub use blocked::Blocked;
 pub use confirm::{confirmed, to_confirm};
 use eligible::pod_views;
 pub use expected::UnseenWrites;
+use gone::{ghosts, terminated_by, terminating_move};
 use judge::Judged;
 pub use memory::Memory;
 pub use memory::MOVES_WINDOW;
