@@ -200,15 +200,17 @@ impl<'a> Load<'a> {
             // release request named (its holder stopped before the cache showed the handover),
             // if that pod may take it within its share: the handover may have been written
             // already, and placed elsewhere the listener would count on a pod it never reaches.
-            let room = |p: &&str| self.held.get(p).is_some_and(|h| self.load(p, *h) < limit);
-            let within = |p: &&str| {
-                self.held
-                    .get(p)
-                    .is_some_and(|h| shares.excess(p, self.load(p, *h) + 1) <= 0.0)
+            let takes = |p: &str, within_share: bool| {
+                self.held.get(p).is_some_and(|h| {
+                    let load = self.load(p, *h);
+                    load < limit && (!within_share || shares.excess(p, load + 1) <= 0.0)
+                })
             };
             let named = lease.and_then(|l| index.successor_pod(l)).map(|p| p.name.as_str());
-            let preferred =
-                (listener.prefer.as_deref().filter(room)).or_else(|| named.filter(|p| room(p) && within(p)));
+            let preferred = match listener.prefer.as_deref().filter(|p| takes(p, false)) {
+                Some(p) => Some(p),
+                None => named.filter(|p| takes(p, true)),
+            };
             let target = preferred.or_else(|| self.least(&shares, limit, None, previous));
             let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
                 continue;
