@@ -1,7 +1,7 @@
 //! What each eligible pod holds and is about to receive, and the placements made from it: the
 //! free listeners' pods, the successors release requests name, the excess over `maxPerPod`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{rebalance, request, Index, Keyed, LeaseView, ListenerView, Move, ReleaseReason, Successor};
 
@@ -85,8 +85,30 @@ impl<'a> Load<'a> {
     }
 
     /// The eligible pod with room (within `limit`) furthest below its share, never `except`; on
-    /// a tie away from `avoid`, then in the set's order ([`rebalance::Shares::order`]).
+    /// a tie away from `avoid`, then in the set's order ([`rebalance::Shares::order`]). `queue`:
+    /// the pods in that order (O(log pods) a pick where no pod is full).
     pub(super) fn least(
+        &self,
+        queue: &Queue<'a>,
+        limit: usize,
+        except: Option<&str>,
+        avoid: Option<&str>,
+    ) -> Option<&'a str> {
+        let room = |name: &str| self.held.get(name).is_some_and(|h| self.load(name, *h) < limit);
+        let mut open = queue.order.iter().filter(|k| Some(k.2) != except && room(k.2));
+        let first = open.next()?;
+        let pick = match open.next() {
+            Some(next) if avoid == Some(first.2) && next.0 == first.0 => next.2,
+            _ => first.2,
+        };
+        #[cfg(test)]
+        assert_eq!(Some(pick), self.least_walk(&queue.shares, limit, except, avoid));
+        Some(pick)
+    }
+
+    /// [`Self::least`] by looking at every pod (what it must pick, in tests).
+    #[cfg(test)]
+    fn least_walk(
         &self,
         shares: &rebalance::Shares<'a>,
         limit: usize,
@@ -106,6 +128,19 @@ impl<'a> Load<'a> {
             .map(|(name, _)| name)
     }
 
+    /// The eligible pods in the order [`Self::least`] picks them.
+    fn queue(&self, shares: rebalance::Shares<'a>) -> Queue<'a> {
+        let mut q = Queue {
+            order: BTreeSet::new(),
+            keys: fnv::FnvHashMap::default(),
+            shares,
+        };
+        for (name, held) in &self.held {
+            q.set(name, self.load(name, *held));
+        }
+        q
+    }
+
     /// Name the successor of each release request that moves a listener to another pod (its
     /// holder may not keep it, or holds more than `limit`): the pod it would be placed on were it
     /// free now, counted as incoming there. A request with nowhere to go names none.
@@ -116,7 +151,7 @@ impl<'a> Load<'a> {
         limit: usize,
         releases: &mut [Move],
     ) {
-        let shares = self.shares(index, 0);
+        let mut queue = self.queue(self.shares(index, 0));
         for m in releases.iter_mut() {
             let Move::RequestRelease {
                 listener,
@@ -132,12 +167,16 @@ impl<'a> Load<'a> {
                 continue;
             };
             let Some(pod) = self
-                .least(&shares, limit, Some(holder.as_str()), None)
+                .least(&queue, limit, Some(holder.as_str()), None)
                 .and_then(|n| index.pods.get(n))
             else {
                 continue;
             };
-            *self.incoming.entry(pod.name.as_str()).or_default() += 1;
+            let name = pod.name.as_str();
+            *self.incoming.entry(name).or_default() += 1;
+            if let Some(held) = self.held.get(name) {
+                queue.set(name, self.load(name, *held));
+            }
             *to = Some(Successor {
                 pod: pod.name.clone(),
                 uid: pod.uid.clone(),
@@ -187,7 +226,7 @@ impl<'a> Load<'a> {
         limit: usize,
     ) -> Vec<Move> {
         let mut assigns = Vec::new();
-        let shares = self.shares(index, free.len());
+        let mut queue = self.queue(self.shares(index, free.len()));
         // Those that go back first: the others are placed around them.
         let back = free.iter().filter(|(l, _)| l.prefer.is_some());
         for (listener, lease) in back.chain(free.iter().filter(|(l, _)| l.prefer.is_none())) {
@@ -203,7 +242,7 @@ impl<'a> Load<'a> {
             let takes = |p: &str, within_share: bool| {
                 self.held.get(p).is_some_and(|h| {
                     let load = self.load(p, *h);
-                    load < limit && (!within_share || shares.excess(p, load + 1) <= 0.0)
+                    load < limit && (!within_share || queue.shares.excess(p, load + 1) <= 0.0)
                 })
             };
             let named = lease.and_then(|l| index.successor_pod(l)).map(|p| p.name.as_str());
@@ -211,12 +250,15 @@ impl<'a> Load<'a> {
                 Some(p) => Some(p),
                 None => named.filter(|p| takes(p, true)),
             };
-            let target = preferred.or_else(|| self.least(&shares, limit, None, previous));
+            let target = preferred.or_else(|| self.least(&queue, limit, None, previous));
             let Some(pod) = target.and_then(|name| index.pods.get(name)) else {
                 continue;
             };
-            if let Some(held) = self.held.get_mut(pod.name.as_str()) {
+            let name = pod.name.as_str();
+            if let Some(held) = self.held.get_mut(name) {
                 *held += 1;
+                let held = *held;
+                queue.set(name, self.load(name, held));
             }
             let last = listener.last_transitions;
             let (from_resource_version, transitions) = match lease {
@@ -249,5 +291,46 @@ impl<'a> Load<'a> {
                 .map(|(pod, held)| limit.saturating_sub(self.load(pod, *held)))
                 .sum()
         }
+    }
+}
+
+/// A pod's load beyond its share, ordered as `f64::total_cmp` orders it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Excess(f64);
+
+impl PartialEq for Excess {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for Excess {}
+impl PartialOrd for Excess {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Excess {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The eligible pods by load beyond their share, then in the set's order (rank, name): the pod
+/// a placement picks is the first with room. Kept as placements land.
+pub(super) struct Queue<'a> {
+    order: BTreeSet<(Excess, u64, &'a str)>,
+    keys: fnv::FnvHashMap<&'a str, (Excess, u64)>,
+    shares: rebalance::Shares<'a>,
+}
+
+impl<'a> Queue<'a> {
+    /// Pod `name` holds and receives `load` now.
+    fn set(&mut self, name: &'a str, load: usize) {
+        if let Some((e, r)) = self.keys.remove(name) {
+            self.order.remove(&(e, r, name));
+        }
+        let key = (Excess(self.shares.excess(name, load)), self.shares.rank(name));
+        self.order.insert((key.0, key.1, name));
+        self.keys.insert(name, key);
     }
 }

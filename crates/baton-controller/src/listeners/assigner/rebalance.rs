@@ -254,6 +254,11 @@ impl<'a> Shares<'a> {
         Shares { share, rank }
     }
 
+    /// Pod `p`'s rank (see [`Shares::order`]).
+    pub(super) fn rank(&self, p: &str) -> u64 {
+        self.rank.get(p).copied().unwrap_or(0)
+    }
+
     /// Pods `a` before `b` when they are equally placed: by rank, then name (see
     /// [`PodView::rank`](super::PodView::rank)).
     pub(super) fn order(&self, a: &str, b: &str) -> std::cmp::Ordering {
