@@ -210,6 +210,27 @@ pub struct Input<'a> {
     /// When this controller started watching (a fresh controller's rule).
     pub started: Instant,
     pub now: Instant,
+    /// What changed since the set's last pass, where the shell knows: the pass then sets the
+    /// settled listeners aside at a cost that grows with the change ([`settled`]). `None`: the
+    /// pass walks the set.
+    pub delta: Option<Delta<'a>>,
+}
+
+/// What changed in [`Input`] since the set's last pass. Each number names one state: a pass
+/// follows the last one kept only if `spec` and `shape` are that pass's and `from` its `to`;
+/// else it reads the set whole.
+#[derive(Clone, Copy, Debug)]
+pub struct Delta<'a> {
+    /// Names `Input::listeners`: another number, other listeners.
+    pub spec: u64,
+    /// Names the Leases of `Input::leases`, their order and listeners: another number, a Lease
+    /// came, went or names another listener.
+    pub shape: u64,
+    /// The update of `Input::leases` before this one, and this one.
+    pub from: u64,
+    pub to: u64,
+    /// Places in `Input::leases` whose facts were made between `from` and `to`.
+    pub changed: &'a [usize],
 }
 
 /// `spec.rebalance` for a `Balanced` set, resolved.

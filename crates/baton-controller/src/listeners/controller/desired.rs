@@ -37,6 +37,8 @@ pub(super) struct Desired {
     pub(super) keep_unknown: bool,
     /// The `resourceVersion` of each config Secret as read, by name.
     versions: BTreeMap<String, String>,
+    /// Names this resolution (`wanted`) for the decision ([`crate::listeners::decide::Delta`]).
+    pub(super) number: u64,
 }
 
 /// One listener per key of Secret `name` (a key already taken by a Secret earlier in name order
@@ -180,6 +182,7 @@ pub(super) fn resolve(set: &ListenerSet, ns: &str, secrets: &SecretStores) -> De
         problems,
         keep_unknown,
         versions,
+        number: super::facts::number(),
     }
 }
 

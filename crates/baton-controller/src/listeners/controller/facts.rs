@@ -14,6 +14,11 @@
 //! holder's time held is worked out for all N (a subtraction each). Kept: one
 //! [`LeaseFacts`] and one pointer per Lease (a few hundred bytes each, mostly the strings the
 //! facts carry).
+//!
+//! Each update tells the decision what it changed ([`SetLeases::delta`]): the places of the
+//! facts it made, numbered so that a decision can tell whether it saw the update before
+//! (`from`), and the Leases' shape (which Leases, in what order, of which listeners), numbered
+//! anew whenever a Lease comes, goes or names another listener, or the set is read whole.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -22,7 +27,7 @@ use std::time::Duration;
 use super::context::SetKey;
 use crate::api::listenerset::lease::{CachedLease, LeaseFields};
 use crate::api::listenerset::HANDED_OVER_FROM_ANNOTATION;
-use crate::listeners::decide::LeaseFacts;
+use crate::listeners::decide::{Delta, LeaseFacts};
 
 /// Facts made from one Lease, and whether they may be kept while its resourceVersion stays
 /// (`false`: they count from this pass's instant because the watch has not shown the Lease yet).
@@ -56,6 +61,19 @@ pub(super) struct SetLeases {
     holders: BTreeMap<String, u32>,
     /// The relist of the Lease index the facts are up to date with (`None`: not read yet).
     epoch: Option<u64>,
+    /// Numbers ([`number`]) naming the Leases' shape (which Leases, in what order, of which
+    /// listeners) and the last update and the one before; the places the last update made.
+    shape: u64,
+    at: u64,
+    before: u64,
+    made: Vec<usize>,
+}
+
+/// A number no other call in this process returns: names a state of the facts or of a set's
+/// resolved listeners ([`Delta`]).
+pub(super) fn number() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A Lease read again: its name and what the cache (with the writes it has not shown) holds
@@ -147,6 +165,8 @@ impl SetLeases {
                 ..Default::default()
             };
         }
+        (self.before, self.at, self.shape) = (self.at, number(), number());
+        self.made.clear();
         // Sized to the Leases read: a pushed-to vector would keep up to twice that.
         let facts = std::mem::replace(&mut self.facts, Vec::with_capacity(leases.len()));
         let objects = std::mem::replace(&mut self.objects, Vec::with_capacity(leases.len()));
@@ -217,6 +237,8 @@ impl SetLeases {
             }
         }
         self.handed.clear();
+        (self.before, self.at) = (self.at, number());
+        self.made.clear();
         let (mut changed, mut gone, mut reshaped) = (Vec::new(), Vec::new(), false);
         for ((_, lease), place) in reread.into_iter().zip(places) {
             let (Some(lease), Some(place)) = (lease, place) else {
@@ -241,6 +263,7 @@ impl SetLeases {
             count(&mut self.holders, before.view.holder_uid.as_deref(), false);
             count(&mut self.holders, facts.view.holder_uid.as_deref(), true);
             changed.push(lease.clone());
+            self.made.push(place);
             (*before, *object, *keep) = (facts, lease, kept);
         }
         if !gone.is_empty() {
@@ -252,7 +275,9 @@ impl SetLeases {
         }
         if reshaped {
             self.index_listeners();
+            self.shape = number();
         }
+        self.made.sort_unstable();
         changed
     }
 
@@ -317,6 +342,18 @@ impl SetLeases {
 
     pub(super) fn set_epoch(&mut self, epoch: u64) {
         self.epoch = Some(epoch);
+    }
+
+    /// What changed in the facts with the last update, for a decision over them whose spec's
+    /// listeners are numbered `spec`.
+    pub(super) fn delta(&self, spec: u64) -> Delta<'_> {
+        Delta {
+            spec,
+            shape: self.shape,
+            from: self.before,
+            to: self.at,
+            changed: &self.made,
+        }
     }
 
     /// What the facts were made for.

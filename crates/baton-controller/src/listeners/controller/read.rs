@@ -227,6 +227,7 @@ pub(super) fn decide_now(
         seed: seed_of(&set.uid().unwrap_or_default()),
         started: ctx.started,
         now,
+        delta: Some(read.delta(desired.number)),
     };
     let decision = ctx.with_memory(&ns, &name, |m| decide(&input, m));
     ctx.learn_unresponsive(&ns, &decision, &pod_facts);

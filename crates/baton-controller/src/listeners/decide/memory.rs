@@ -50,6 +50,8 @@ pub struct Memory {
     /// A fingerprint of the spec's listeners when a pass last forgot the listeners the spec
     /// does not have ([`Forget`]); `None` before the first pass.
     spec: Option<u64>,
+    /// The last pass's split, kept for the next ([`super::settled::kept`]).
+    kept: super::settled::kept::Kept,
 }
 
 impl Memory {
@@ -58,9 +60,14 @@ impl Memory {
     pub(super) fn spec_fingerprint(&self) -> Option<u64> {
         self.spec
     }
+
+    /// The last pass's split, kept for the next.
+    pub(super) fn kept_mut(&mut self) -> &mut super::settled::kept::Kept {
+        &mut self.kept
+    }
 }
 
-/// What the memory remembers, its cache of the spec's fingerprint aside.
+/// What the memory remembers, its caches (the spec's fingerprint, the kept split) aside.
 impl PartialEq for Memory {
     fn eq(&self, other: &Self) -> bool {
         self.ended == other.ended

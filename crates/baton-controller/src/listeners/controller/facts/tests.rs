@@ -375,6 +375,7 @@ mod only_the_changed {
             let mut world: BTreeMap<String, Arc<CachedLease>> = BTreeMap::new();
             let (mut whole, mut some) = (SetLeases::default(), SetLeases::default());
             let mut rv = 0;
+            let mut before: Option<(u64, u64, Vec<LeaseFacts>)> = None;
             for (pass, changes) in passes.into_iter().enumerate() {
                 let mut marked = BTreeSet::new();
                 for (slot, made) in changes {
@@ -400,6 +401,21 @@ mod only_the_changed {
                 let names = |v: Vec<Arc<CachedLease>>| v.iter().map(|l| l.metadata.name.clone()).collect::<Vec<_>>();
                 prop_assert_eq!(names(made_some), names(made_whole), "pass {}: the Leases made", pass);
                 prop_assert_eq!(seen(&some), seen(&whole), "pass {}", pass);
+                // What the update tells the decision: it follows the last, and a shape kept means
+                // the same Leases of the same listeners, changed at the places it names only.
+                let d = some.delta(7);
+                let (facts, last) = (some.facts(), &before);
+                if let Some((shape, to, last)) = last {
+                    prop_assert_eq!(d.from, *to, "pass {}: the update follows the last", pass);
+                    if d.shape == *shape {
+                        let same = |a: &LeaseFacts, b: &LeaseFacts| (&a.name, &a.view.listener) == (&b.name, &b.view.listener);
+                        prop_assert!(facts.len() == last.len() && facts.iter().zip(last).all(|(a, b)| same(a, b)), "pass {}: same shape", pass);
+                        for (i, (a, b)) in facts.iter().zip(last).enumerate() {
+                            prop_assert!(a == b || d.changed.contains(&i), "pass {}: place {} changed unnamed", pass, i);
+                        }
+                    }
+                }
+                before = Some((d.shape, d.to, facts.to_vec()));
             }
         }
     }

@@ -145,3 +145,79 @@ fn a_full_pass_leaves_the_fingerprint_a_split_pass_keeps() {
         "the pass after a full one looks only at what it judges"
     );
 }
+
+/// A delta numbered `(spec, shape, from, to)` naming `changed`.
+fn delta(numbers: (u64, u64, u64, u64), changed: &[usize]) -> Delta<'_> {
+    let (spec, shape, from, to) = numbers;
+    Delta {
+        spec,
+        shape,
+        from,
+        to,
+        changed,
+    }
+}
+
+#[test]
+fn a_pass_that_follows_the_last_reads_only_the_changed_leases() {
+    let t = Instant::now();
+    let mut scene = at_rest(30, &["p", "q", "r"], t);
+    let mut memory = Memory::default();
+    let pass = |scene: &Scene, memory: &mut Memory, d: Delta, now: Instant| {
+        let input = Input {
+            delta: Some(d),
+            ..scene.input(now)
+        };
+        // (Every kept split is checked against the whole one as it is made.)
+        let split = split(&input, memory).map(|s| (s.listeners.len(), s.leases.len(), s.tallies.count));
+        (split, memory.kept_mut().builds())
+    };
+    assert_eq!(
+        pass(&scene, &mut memory, delta((1, 1, 0, 1), &[]), t + secs(1)),
+        (Some((0, 0, 30)), 1)
+    );
+    // Pod p's Lease of l000 asked to move: it alone is decided, from what was kept.
+    scene.leases[0].view.release_requested = true;
+    assert_eq!(
+        pass(&scene, &mut memory, delta((1, 1, 1, 2), &[0]), t + secs(1)),
+        (Some((1, 1, 29)), 1)
+    );
+    // Pod q drains: its ten are decided too, nothing read again.
+    scene.pods[1].eligible = false;
+    assert_eq!(
+        pass(&scene, &mut memory, delta((1, 1, 2, 3), &[]), t + secs(1)),
+        (Some((11, 11, 19)), 1)
+    );
+    // An update the memory did not see (from 4, not 3), another shape, other listeners: read whole.
+    assert_eq!(pass(&scene, &mut memory, delta((1, 1, 4, 5), &[]), t + secs(1)).1, 2);
+    assert_eq!(pass(&scene, &mut memory, delta((1, 2, 5, 6), &[]), t + secs(1)).1, 3);
+    assert_eq!(pass(&scene, &mut memory, delta((2, 2, 6, 7), &[]), t + secs(1)).1, 4);
+    assert_eq!(pass(&scene, &mut memory, delta((2, 2, 7, 8), &[]), t + secs(1)).1, 4);
+    // A set being deleted is decided in full; the pass after it reads the set whole.
+    scene.deleting = true;
+    assert_eq!(
+        pass(&scene, &mut memory, delta((2, 2, 8, 9), &[]), t + secs(1)),
+        (None, 0)
+    );
+    scene.deleting = false;
+    assert_eq!(pass(&scene, &mut memory, delta((2, 2, 9, 10), &[]), t + secs(1)).1, 1);
+}
+
+#[test]
+fn a_kept_split_sees_holders_stop_renewing_and_acknowledgements_age() {
+    let t = Instant::now();
+    let scene = at_rest(12, &["p", "q"], t);
+    let mut memory = Memory::default();
+    // Passes with nothing changed as time goes by: the holders' liveness records (seen at t)
+    // age past the lease, and the split follows (each is checked against the whole one).
+    for (at, s) in [1, 2, 4, 5, 6, 8].into_iter().enumerate() {
+        let at = at as u64;
+        let input = Input {
+            delta: Some(delta((1, 1, at, at + 1), &[])),
+            ..scene.input(t + secs(s))
+        };
+        let counted = split(&input, &mut memory).map(|s| s.tallies.count);
+        assert_eq!(counted, if t + secs(s) < t + D { Some(12) } else { None }, "at {s} s");
+    }
+    assert_eq!(memory.kept_mut().builds(), 1);
+}

@@ -175,6 +175,7 @@ impl Scene {
             seed: 0,
             started: self.started,
             now,
+            delta: None,
         }
     }
 

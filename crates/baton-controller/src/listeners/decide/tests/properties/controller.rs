@@ -49,6 +49,55 @@ pub(super) struct Ctl {
     /// that landed, and a Lease gone meanwhile leaves nothing to fence. Not modelled here.)
     wire: BTreeMap<String, (bool, u64, i32)>,
     late: BTreeSet<String>,
+    /// What the last reconcile read, to tell the next what changed as the shell does.
+    numbers: Numbers,
+}
+
+/// The [`Delta`] a shell gives each pass, worked out from what the last pass read: the
+/// listeners and Leases (their names and listeners) numbered anew when they differ, and the
+/// places of the Leases whose facts differ.
+#[derive(Default)]
+struct Numbers {
+    wanted: Vec<Wanted>,
+    leases: Vec<LeaseFacts>,
+    spec: u64,
+    shape: u64,
+    at: u64,
+    last: u64,
+}
+
+impl Numbers {
+    fn next(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
+
+    /// `(spec, shape, from, to)` and the changed places for a pass reading `wanted`, `leases`.
+    fn delta(&mut self, wanted: &[Wanted], leases: &[LeaseFacts]) -> ([u64; 4], Vec<usize>) {
+        if wanted != self.wanted.as_slice() {
+            self.spec = self.next();
+            self.wanted = wanted.to_vec();
+        }
+        let shaped = leases.len() == self.leases.len()
+            && leases
+                .iter()
+                .zip(&self.leases)
+                .all(|(a, b)| a.name == b.name && a.view.listener == b.view.listener);
+        if !shaped {
+            self.shape = self.next();
+        }
+        let changed = leases
+            .iter()
+            .zip(&self.leases)
+            .enumerate()
+            .filter(|(_, (a, b))| shaped && a != b)
+            .map(|(i, _)| i)
+            .collect();
+        let from = self.at;
+        self.at = self.next();
+        self.leases = leases.to_vec();
+        ([self.spec, self.shape, from, self.at], changed)
+    }
 }
 
 impl Ctl {
@@ -67,6 +116,7 @@ impl Ctl {
             stalled_until: None,
             wire: BTreeMap::new(),
             late: BTreeSet::new(),
+            numbers: Numbers::default(),
         }
     }
 
@@ -216,6 +266,7 @@ impl Ctl {
             min_residence: std::time::Duration::ZERO,
         };
         let under_way = BTreeSet::new();
+        let ([spec, shape, from, to], changed) = self.numbers.delta(reads.wanted, &leases);
         let input = Input {
             rebalance: Some(&rebalance),
             under_way: &under_way,
@@ -234,6 +285,15 @@ impl Ctl {
             seed: self.seed,
             started: self.started,
             now,
+            // Every pass sets its settled listeners aside from what the last kept (checked
+            // against the whole set in tests), and decides what the full pass does.
+            delta: Some(Delta {
+                spec,
+                shape,
+                from,
+                to,
+                changed: &changed,
+            }),
         };
         let mut full_memory = self.memory.clone();
         let split = decide(&input, &mut self.memory);
