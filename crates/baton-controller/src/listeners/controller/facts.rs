@@ -11,7 +11,8 @@
 //! facts merged anew (O(N)), and a first pass or one after a relist reads the set whole and
 //! compares N resourceVersions. The listener lookup is made again only when a Lease came, went
 //! or names another listener; the handover gap metric looks at the C changed Leases only; each
-//! holder's time held is worked out for all N (a subtraction each). Kept: one
+//! holder's time held is worked out for the C changed Leases and those held less than the set's
+//! `minResidence` (for all N without a residence set, or when it grows). Kept: one
 //! [`LeaseFacts`] and one pointer per Lease (a few hundred bytes each, mostly the strings the
 //! facts carry).
 //!
@@ -67,6 +68,13 @@ pub(super) struct SetLeases {
     at: u64,
     before: u64,
     made: Vec<usize>,
+    /// What evening out reads of the time held: whether a holder held its Lease less than
+    /// `residence`. Places whose time held was under it when last worked out (`young`) are
+    /// worked out again each update; the others' only grows past it (`young_for`: the residence
+    /// the list was made for).
+    residence: Option<Duration>,
+    young: Vec<u32>,
+    young_for: Duration,
 }
 
 /// A number no other call in this process returns: names a state of the facts or of a set's
@@ -162,6 +170,7 @@ impl SetLeases {
         if stamp != self.stamp {
             *self = SetLeases {
                 stamp,
+                residence: self.residence,
                 ..Default::default()
             };
         }
@@ -198,8 +207,7 @@ impl SetLeases {
                     made
                 }
             };
-            let Some((mut facts, keep)) = made else { continue };
-            facts.view.held_for = held_for(&lease);
+            let Some((facts, keep)) = made else { continue };
             self.facts.push(facts);
             self.objects.push(lease);
             self.keep.push(keep);
@@ -214,6 +222,7 @@ impl SetLeases {
                 *self.holders.entry(uid.clone()).or_default() += 1;
             }
         }
+        self.refresh_held(held_for, true);
         changed
     }
 
@@ -270,15 +279,45 @@ impl SetLeases {
             self.remove(&gone);
             reshaped = true;
         }
-        for (f, o) in self.facts.iter_mut().zip(&self.objects) {
-            f.view.held_for = held_for(o);
-        }
+        self.made.sort_unstable();
+        self.refresh_held(held_for, reshaped);
         if reshaped {
             self.index_listeners();
             self.shape = number();
         }
-        self.made.sort_unstable();
         changed
+    }
+
+    /// Evening out moves only listeners held at least `residence` (`None`: every time held is
+    /// read): the time held of a Lease past it need not be worked out again.
+    pub(super) fn set_residence(&mut self, residence: Duration) {
+        self.residence = Some(residence);
+    }
+
+    /// Work out the holders' time held where it can matter: for every Lease (`all`, or a longer
+    /// residence than the young list was made for), else for the facts made now and the young.
+    fn refresh_held(&mut self, held_for: impl Fn(&CachedLease) -> Option<Duration>, all: bool) {
+        let residence = self.residence.unwrap_or(Duration::MAX);
+        let places: Vec<u32> = if all || residence > self.young_for || self.residence.is_none() {
+            (0..self.facts.len()).filter_map(|i| u32::try_from(i).ok()).collect()
+        } else {
+            let mut p = std::mem::take(&mut self.young);
+            p.extend(self.made.iter().filter_map(|&i| u32::try_from(i).ok()));
+            p.sort_unstable();
+            p.dedup();
+            p
+        };
+        self.young.clear();
+        for place in places {
+            let (Some(f), Some(o)) = (self.facts.get_mut(place as usize), self.objects.get(place as usize)) else {
+                continue;
+            };
+            f.view.held_for = held_for(o);
+            if f.view.held_for.is_some_and(|h| h < residence) {
+                self.young.push(place);
+            }
+        }
+        self.young_for = residence;
     }
 
     /// A Lease came or went: the Leases last read with `reread` merged in, updated whole.

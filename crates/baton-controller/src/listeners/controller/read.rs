@@ -193,6 +193,9 @@ pub(super) fn decide_now(
         uid: set.uid().unwrap_or_default(),
         default_duration: set.spec.lease_duration_seconds,
     };
+    let rebalance = balance::resolve(set, previous, wanted.len());
+    // Without evening out nothing reads how long a Lease was held.
+    read.set_residence(rebalance.as_ref().map_or(Duration::ZERO, |r| r.min_residence));
     let changed = refresh(ctx, set, (&ns, &name), &mut read, stamp, (now, wall));
     let has_lease = |listener: &str| read.contains_key(listener);
     ctx.metrics.objects.observe_leases(&ns, &name, &changed, has_lease);
@@ -208,7 +211,6 @@ pub(super) fn decide_now(
             .filter(|p| p.has_stopped())
             .filter_map(|p| p.metadata.uid.clone()),
     );
-    let rebalance = balance::resolve(set, previous, wanted.len());
     let input = Input {
         deleting: set.metadata.deletion_timestamp.is_some(),
         listeners: wanted,

@@ -105,6 +105,87 @@ fn facts_are_made_only_for_leases_that_changed() {
     assert_eq!(s.len(), 3);
 }
 
+/// The time held as evening out reads it, against the true one at wall time `now` of Leases
+/// acquired at their resourceVersion (seconds): exact under `residence`, at least it above.
+fn held_as_read(s: &SetLeases, now: u64, residence: u64) -> Result<(), String> {
+    for f in s.facts() {
+        let acquired: u64 = f.labelled_uid.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let truly = Duration::from_secs(now - acquired);
+        let read = f.view.held_for.ok_or("no time held")?;
+        let ok = if truly < Duration::from_secs(residence) {
+            read == truly
+        } else {
+            read >= Duration::from_secs(residence)
+        };
+        if !ok {
+            return Err(format!("{}: read {read:?}, truly {truly:?}", f.name));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_time_held_is_worked_out_again_only_where_evening_out_can_read_it() {
+    let (made, now) = (Cell::new(0), Cell::new(100u64));
+    let worked = Cell::new(0);
+    let held = |l: &CachedLease| {
+        worked.set(worked.get() + 1);
+        let acquired: u64 = l.metadata.resource_version.as_deref()?.parse().ok()?;
+        Some(Duration::from_secs(now.get() - acquired))
+    };
+    let mut s = SetLeases::default();
+    s.set_residence(Duration::from_secs(30));
+    // Held 100, 90, 80 and 5 s.
+    let all = vec![
+        lease("s-a", "0"),
+        lease("s-b", "10"),
+        lease("s-c", "20"),
+        lease("s-d", "95"),
+    ];
+    s.update(stamp("u"), all, |l| make(l, &made, true), held);
+    assert_eq!(worked.get(), 4);
+    held_as_read(&s, 100, 30).unwrap();
+    // 20 s later only d (held 5 s, young) is worked out again; then d (25 s) and e, made now.
+    now.set(120);
+    worked.set(0);
+    s.update_some(vec![], |l| make(l, &made, true), held);
+    assert_eq!(worked.get(), 1);
+    held_as_read(&s, 120, 30).unwrap();
+    now.set(126);
+    worked.set(0);
+    s.update_some(
+        vec![("s-b".into(), Some(lease("s-b", "125")))],
+        |l| make(l, &made, true),
+        held,
+    );
+    assert_eq!(worked.get(), 2, "the young d and the changed b");
+    held_as_read(&s, 126, 30).unwrap();
+    // d went past the residence (31 s at 126): it is not worked out again; b (held 5 s, then
+    // 15 s) is.
+    now.set(130);
+    worked.set(0);
+    s.update_some(vec![], |l| make(l, &made, true), held);
+    assert_eq!(worked.get(), 1);
+    held_as_read(&s, 130, 30).unwrap();
+    now.set(140);
+    worked.set(0);
+    s.update_some(vec![], |l| make(l, &made, true), held);
+    assert_eq!(worked.get(), 1);
+    held_as_read(&s, 140, 30).unwrap();
+    // A longer residence: every time held again.
+    s.set_residence(Duration::from_secs(120));
+    worked.set(0);
+    s.update_some(vec![], |l| make(l, &made, true), held);
+    assert_eq!(worked.get(), 4);
+    held_as_read(&s, 140, 120).unwrap();
+    // Without a residence set, every time held each update (the facts' own tests).
+    let mut t = SetLeases::default();
+    t.update(stamp("u"), vec![lease("s-a", "0")], |l| make(l, &made, true), held);
+    worked.set(0);
+    t.update_some(vec![], |l| make(l, &made, true), held);
+    assert_eq!(worked.get(), 1);
+}
+
 #[test]
 fn facts_counted_from_this_pass_are_made_again() {
     let made = Cell::new(0);
