@@ -145,33 +145,22 @@ fn the_time_held_is_worked_out_again_only_where_evening_out_can_read_it() {
     s.update(stamp("u"), all, |l| make(l, &made, true), held);
     assert_eq!(worked.get(), 4);
     held_as_read(&s, 100, 30).unwrap();
-    // 20 s later only d (held 5 s, young) is worked out again; then d (25 s) and e, made now.
-    now.set(120);
-    worked.set(0);
-    s.update_some(vec![], |l| make(l, &made, true), held);
-    assert_eq!(worked.get(), 1);
-    held_as_read(&s, 120, 30).unwrap();
-    now.set(126);
-    worked.set(0);
-    s.update_some(
-        vec![("s-b".into(), Some(lease("s-b", "125")))],
-        |l| make(l, &made, true),
-        held,
-    );
-    assert_eq!(worked.get(), 2, "the young d and the changed b");
-    held_as_read(&s, 126, 30).unwrap();
+    // An update at wall time `at` reading `reread` again: how many times held it worked out.
+    let step = |s: &mut SetLeases, at: u64, reread: Vec<Reread>| {
+        now.set(at);
+        worked.set(0);
+        s.update_some(reread, |l| make(l, &made, true), held);
+        held_as_read(s, at, 30).unwrap();
+        worked.get()
+    };
+    // 20 s later only d (held 5 s, young) is worked out again; then d (31 s) and b, changed.
+    assert_eq!(step(&mut s, 120, vec![]), 1);
+    let b = vec![("s-b".into(), Some(lease("s-b", "125")))];
+    assert_eq!(step(&mut s, 126, b), 2, "the young d and the changed b");
     // d went past the residence (31 s at 126): it is not worked out again; b (held 5 s, then
     // 15 s) is.
-    now.set(130);
-    worked.set(0);
-    s.update_some(vec![], |l| make(l, &made, true), held);
-    assert_eq!(worked.get(), 1);
-    held_as_read(&s, 130, 30).unwrap();
-    now.set(140);
-    worked.set(0);
-    s.update_some(vec![], |l| make(l, &made, true), held);
-    assert_eq!(worked.get(), 1);
-    held_as_read(&s, 140, 30).unwrap();
+    assert_eq!(step(&mut s, 130, vec![]), 1);
+    assert_eq!(step(&mut s, 140, vec![]), 1);
     // A longer residence: every time held again.
     s.set_residence(Duration::from_secs(120));
     worked.set(0);
