@@ -12,6 +12,18 @@ const LONG: Duration = Duration::from_secs(120);
 const SETS: usize = 30;
 const PODS: [&str; 4] = ["ms-0", "ms-1", "ms-2", "ms-3"];
 
+/// GETs of pods by the controller `ctl` so far (the simulator's audit; the real control plane's
+/// keeps writes only: `None`).
+fn pod_gets(ns: &Ns, ctl: &str) -> Option<u64> {
+    ns.cluster.real().is_none().then(|| {
+        let counts = ns.cluster.sim().core.auth.audit.counts();
+        let gets = counts
+            .iter()
+            .filter(|(k, _)| k.user == ctl && k.resource == "pods" && k.verb == "get" && k.namespace == ns.name);
+        gets.map(|(_, n)| n).sum()
+    })
+}
+
 fn set(i: usize) -> String {
     format!("ms{i:02}")
 }
@@ -25,7 +37,7 @@ fn set(i: usize) -> String {
 async fn a_drain_spreads_many_sets_listeners_over_the_pods() {
     let ns = Ns::plain("spread").await;
     let kubectl = ns.cluster.kubectl();
-    ok(ns.start_controller().await);
+    let ctl = ok(ns.start_controller().await);
     for p in PODS {
         ok(ns.create_pod(p).await);
     }
@@ -64,6 +76,7 @@ async fn a_drain_spreads_many_sets_listeners_over_the_pods() {
         .map(|(l, _)| l.clone())
         .collect();
     assert_eq!(moving.len(), SETS, "one listener of each set on {drained}: {before:?}");
+    let gets_before = pod_gets(&ns, &ctl);
     kubectl
         .ok(&["annotate", "pod", drained, "-n", &ns.name, "baton.dev/drain=true"])
         .await;
@@ -72,6 +85,15 @@ async fn a_drain_spreads_many_sets_listeners_over_the_pods() {
             p != drained
         })
         .await);
+    // Each set's pass names a successor for its listener, and the API server confirms each pod
+    // named: once per pod, not once per set's pass (a pass uses what another pass just asked).
+    if let (Some(before), Some(after)) = (gets_before, pod_gets(&ns, &ctl)) {
+        let gets = after - before;
+        assert!(
+            gets < SETS as u64 / 2,
+            "{gets} GETs of pods by the controller in a drain of {SETS} sets' listeners to 3 pods"
+        );
+    }
     let on = ns.running_on();
     let mut landed: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &moving {

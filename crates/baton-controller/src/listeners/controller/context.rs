@@ -11,6 +11,7 @@ use futures::StreamExt;
 use kube::runtime::reflector::Store;
 
 use super::collisions;
+use super::confirmations;
 use super::index::LeaseIndex;
 use super::liveness::LivenessTracker;
 use super::secrets::{SecretAccess, SecretStores};
@@ -87,6 +88,8 @@ pub struct Context {
     pub(super) written: Mutex<HashMap<SetKey, UnseenWrites<Arc<CachedLease>>>>,
     /// Listener Lease names taken by Leases that are not the set's (see [`collisions`]).
     pub(super) collisions: collisions::Collisions,
+    /// The pods the API server confirmed for assignments (see [`confirmations`]).
+    pub(super) confirmations: confirmations::Confirmations,
     /// Pods whose agents let a Lease of any set expire (see [`Unresponsive`]).
     pub(super) unresponsive: Mutex<Unresponsive>,
     /// Pods the kubelet reported stopped, by uid (see [`StoppedPods`]).

@@ -61,6 +61,11 @@ struct Inner {
     /// Counts the relists: a pass that last read the set in another one reads it whole (the
     /// store it read from was replaced).
     epoch: u64,
+    /// (namespace, holder uid) → when it was last seen letting a Lease go (see
+    /// [`LeaseIndex::let_go_at`]), while that may matter.
+    let_go: HashMap<Key, Instant>,
+    /// Past this many, the entries of `let_go` that no longer matter are dropped.
+    let_go_prune_at: usize,
 }
 
 /// The Leases of one set changed since its last pass took them.
@@ -240,6 +245,7 @@ impl LeaseIndex {
             (_, set) => {
                 if let Some(old) = &old {
                     inner.unhold(&ns, old);
+                    inner.let_go(&ns, old.holder.as_deref(), None, now);
                 }
                 return old.map(|o| o.set).or(set).map(|s| (ns, s));
             }
@@ -261,6 +267,9 @@ impl LeaseIndex {
             holder = holder_uid(lease);
             if let Some(uid) = &holder {
                 inner.hold(&ns, uid, &set);
+            }
+            if let Some(old) = &old {
+                inner.let_go(&ns, old.holder.as_deref(), holder.as_deref(), now);
             }
         }
         inner.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
@@ -285,6 +294,14 @@ impl LeaseIndex {
             .get(&key)
             .filter(|l| l.entry.record == r)
             .map(|l| l.entry.observed)
+    }
+
+    /// When the pod of uid `uid` in `ns` was last seen letting a listener Lease go (it held it,
+    /// and then another or no pod did, or the Lease was deleted), if within
+    /// [`KEPT`](super::confirmations::KEPT) or so: answers about the pod asked before may be
+    /// stale (see [`super::confirmations`]).
+    pub fn let_go_at(&self, ns: &str, uid: &str) -> Option<Instant> {
+        self.lock().let_go.get(&(ns.to_string(), uid.to_string())).copied()
     }
 
     /// The names of set `set`'s Leases.
@@ -355,6 +372,19 @@ impl LeaseIndex {
 }
 
 impl Inner {
+    /// A Lease held by `old` (uid) is now held by `new` (or by none, or gone) since `now`.
+    fn let_go(&mut self, ns: &str, old: Option<&str>, new: Option<&str>, now: Instant) {
+        let Some(old) = old.filter(|o| new != Some(*o)) else {
+            return;
+        };
+        if self.let_go.len() >= self.let_go_prune_at {
+            let kept = super::confirmations::KEPT;
+            self.let_go.retain(|_, t| now.saturating_duration_since(*t) < kept);
+            self.let_go_prune_at = 2 * self.let_go.len() + 64;
+        }
+        self.let_go.insert((ns.to_string(), old.to_string()), now);
+    }
+
     /// A Lease of `set` is held by the pod of uid `uid`: count it.
     fn hold(&mut self, ns: &str, uid: &str, set: &str) {
         *self

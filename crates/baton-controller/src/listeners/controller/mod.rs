@@ -56,6 +56,7 @@ use crate::metrics::Metrics;
 
 mod balance;
 mod collisions;
+mod confirmations;
 mod context;
 mod desired;
 mod facts;
@@ -124,6 +125,7 @@ pub async fn run_counted(
     metrics.objects.watch_listener_sets(sets.clone());
     let (s1, s2) = (sets.clone(), sets.clone());
     let (q1, q2, forget) = (queue.clone(), queue.clone(), queue.clone());
+    let pod_ctx = ctx.clone();
     let wakes = woken_sets(&ctx, feeds.leases, feeds.liveness, sets, queue);
     let namespace_pods = ctx.pods.clone();
     info!(
@@ -134,7 +136,12 @@ pub async fn run_counted(
     let report = report_until(bad, client.clone(), ctx.events.clone(), shutdown.clone());
     let run = controller
         .watches_stream(feeds.secrets, move |s: Secret| q1.add_refs(sets_using_secret(&s1, &s)))
-        .watches_stream(feeds.pods, move |p: CachedPod| q2.add_refs(sets_selecting(&s2, &p)))
+        .watches_stream(feeds.pods, move |p: CachedPod| {
+            if let (Some(ns), Some(uid)) = (p.metadata.namespace.as_deref(), p.metadata.uid.as_deref()) {
+                pod_ctx.confirmations.touch(ns, uid, tokio::time::Instant::now());
+            }
+            q2.add_refs(sets_selecting(&s2, &p))
+        })
         .reconcile_on(wakes)
         .reconcile_all_on(relisted)
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
@@ -215,6 +222,7 @@ fn start(
         desired: Default::default(),
         lease_facts: Default::default(),
         collisions: Default::default(),
+        confirmations: Default::default(),
         secrets,
         rollouts: views.rollouts,
         memory: Mutex::new(HashMap::new()),
@@ -301,6 +309,9 @@ fn woken_sets(
     });
     let (wake_ctx, wake_pods) = (ctx.clone(), ctx.pods.clone());
     let pod_refs = liveness.flat_map(move |w| {
+        wake_ctx
+            .confirmations
+            .touch(&w.namespace, &w.uid, tokio::time::Instant::now());
         let mut refs: Vec<ObjectRef<ListenerSet>> = wake_ctx
             .index
             .sets_held_by(&w.namespace, &w.uid)

@@ -418,11 +418,30 @@ impl Tally {
     }
 }
 
-/// Which of `pods` (name, uid) the API server has now and whose agent is not leaving, by one GET
-/// of each and one GET of its liveness Lease, the two at once (neither needs the other's answer:
-/// the liveness Lease is named by the uid the decision gave); a pod it cannot answer for is not
-/// confirmed (the assignment waits for the next reconcile).
+/// Which of `pods` (name, uid) the API server has now and whose agent is not leaving: those with
+/// an answer kept since (see [`super::confirmations`]), and the others by one GET of each and one
+/// GET of its liveness Lease, the two at once (neither needs the other's answer: the liveness
+/// Lease is named by the uid the decision gave); a pod it cannot answer for is not confirmed (the
+/// assignment waits for the next reconcile).
 async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+    let now = tokio::time::Instant::now();
+    let (mut live, ask): (BTreeSet<_>, BTreeSet<_>) = pods
+        .into_iter()
+        .partition(|(name, uid)| ctx.confirmations.live(ns, name, uid, ctx.index.let_go_at(ns, uid), now));
+    if !ask.is_empty() {
+        let asked = tokio::time::Instant::now();
+        let found = ask_api_server(ctx, ns, ask).await;
+        let answered = tokio::time::Instant::now();
+        for (name, uid) in &found {
+            ctx.confirmations.found_live(ns, name, uid, asked, answered);
+        }
+        live.extend(found);
+    }
+    live
+}
+
+/// [`live_pods`] by asking the API server.
+async fn ask_api_server(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
     let gets = pods.into_iter().map(|(name, uid)| {

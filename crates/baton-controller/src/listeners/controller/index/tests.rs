@@ -140,3 +140,28 @@ fn a_pass_reads_again_the_leases_changed_since_the_last_one() {
     renew(0..101);
     assert_eq!(index.take_changes("ns", "c", Some(1)), Changes::All { epoch: 1 });
 }
+
+#[test]
+fn a_pod_is_seen_letting_a_lease_go_when_it_no_longer_holds_it() {
+    let index = LeaseIndex::default();
+    let t0 = Instant::now();
+    let at = |ms| t0 + std::time::Duration::from_millis(ms);
+    index.observe(&lease("a-1", Some("a"), Some(("p", "u1"))), false, at(0));
+    index.observe(&lease("a-2", Some("a"), Some(("p", "u1"))), false, at(0));
+    assert_eq!(index.let_go_at("ns", "u1"), None, "given Leases, let none go");
+    // The holder acknowledges (a new record, the same holder): nothing let go.
+    let mut acked = lease("a-1", Some("a"), Some(("p", "u1")));
+    acked.spec.lease_transitions = Some(1);
+    index.observe(&acked, false, at(1));
+    assert_eq!(index.let_go_at("ns", "u1"), None);
+    // Handed over to u2: u1 let it go; u2 did not.
+    index.observe(&lease("a-1", Some("a"), Some(("q", "u2"))), false, at(2));
+    assert_eq!(index.let_go_at("ns", "u1"), Some(at(2)));
+    assert_eq!(index.let_go_at("ns", "u2"), None);
+    // Released by u2; deleted while u1 held it.
+    index.observe(&lease("a-1", Some("a"), None), false, at(3));
+    assert_eq!(index.let_go_at("ns", "u2"), Some(at(3)));
+    index.observe(&lease("a-2", Some("a"), Some(("p", "u1"))), true, at(4));
+    assert_eq!(index.let_go_at("ns", "u1"), Some(at(4)));
+    assert_eq!(index.let_go_at("other", "u1"), None, "another namespace");
+}
