@@ -16,7 +16,9 @@
 //!   it held it), seen by the Lease index ([`super::index::LeaseIndex::let_go_at`]): a SIGTERMed
 //!   agent marks its pod leaving before it releases anything, and the garbage collector deletes a
 //!   force-deleted pod's Leases, so an answer asked before such a sight may be stale;
-//! * [`KEPT`] has passed since it was asked.
+//! * a watch (of Leases, liveness Leases, pods, Secrets or sets) listed anew: what its gap hid
+//!   is not known ([`Confirmations::forget_all`]);
+//! * [`KEPT`] has passed since it was asked (a watch that stalls without an error).
 //!
 //! An answer asked before the latest such sight of its pod is never kept, even if it arrives
 //! after it. So an assignment made on a kept answer is exposed to what a fresh GET answered
@@ -35,7 +37,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long an answer is used at most without a new one, should no watch show its pod change.
-pub const KEPT: Duration = Duration::from_secs(5);
+/// Long enough to serve a takeover or a drain over hundreds of sets (at 100,000 listeners in 200
+/// sets, 10–15 s), short against a stalled watch (kube-apiserver ends a watch within minutes).
+pub const KEPT: Duration = Duration::from_secs(30);
 
 /// (namespace, pod uid).
 type Key = (String, String);
@@ -57,6 +61,8 @@ pub struct Confirmations {
 #[derive(Debug, Default)]
 struct Inner {
     slots: HashMap<Key, Slot>,
+    /// When a watch last listed anew: answers asked before are not kept.
+    forgot: Option<Instant>,
     /// Past this many slots, those with nothing recent are dropped (amortized: the bound
     /// doubles with what stays).
     prune_at: usize,
@@ -90,6 +96,16 @@ impl Confirmations {
         slot.live = None;
     }
 
+    /// A watch listed anew: no answer is used again.
+    pub fn forget_all(&self) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        for slot in inner.slots.values_mut() {
+            slot.live = None;
+        }
+        inner.forgot = Some(now);
+    }
+
     /// Whether pod `name` of uid `uid` in `ns` was found live by GETs sent after `let_go` (when
     /// the Lease index last saw it let a Lease go) and after any [`touch`](Self::touch), at most
     /// [`KEPT`] before `now`.
@@ -111,6 +127,9 @@ impl Confirmations {
     pub fn found_live(&self, ns: &str, name: &str, uid: &str, asked: Instant, now: Instant) {
         let mut inner = self.lock();
         inner.prune(now);
+        if inner.forgot.is_some_and(|t| asked <= t) {
+            return;
+        }
         let slot = inner.slots.entry((ns.to_string(), uid.to_string())).or_default();
         if slot.touched.is_none_or(|t| asked > t) {
             slot.live = Some((name.to_string(), asked));
@@ -167,6 +186,22 @@ mod tests {
         assert!(!c.live("ns", "p", "u", None, ms(16)));
         c.found_live("ns", "p", "u", ms(13), ms(17));
         assert!(c.live("ns", "p", "u", None, ms(18)));
+    }
+
+    #[test]
+    fn a_watch_listed_anew_forgets_every_answer_and_those_on_their_way() {
+        let c = Confirmations::default();
+        let t0 = Instant::now();
+        c.found_live("ns", "p", "u", t0, t0);
+        assert!(c.live("ns", "p", "u", None, t0));
+        c.forget_all();
+        let after = Instant::now();
+        assert!(!c.live("ns", "p", "u", None, after));
+        c.found_live("ns", "q", "v", t0, after);
+        assert!(!c.live("ns", "q", "v", None, after), "asked before the relist");
+        let later = after + Duration::from_millis(1);
+        c.found_live("ns", "q", "v", later, later);
+        assert!(c.live("ns", "q", "v", None, later));
     }
 
     #[test]

@@ -113,11 +113,14 @@ pub async fn run_counted(
     // After any cache lists anew (Leases, Secrets, sets, a namespace's pods), every set is
     // looked at again (see `Synced::relisted`): what changed in the watch's gap triggered
     // reconciles that read the store from before the gap.
+    // What a watch's gap hid may have made a kept confirmation of a pod stale, too.
+    let relist_ctx = ctx.clone();
     let relisted = futures::stream::select_all(
         (ctx.synced.iter().chain([&sets_synced]))
             .map(Synced::relisted)
             .chain([ctx.pods.relisted()]),
-    );
+    )
+    .inspect(move |_| relist_ctx.confirmations.forget_all());
     let controller = kube::runtime::Controller::for_stream(
         crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
         sets.clone(),

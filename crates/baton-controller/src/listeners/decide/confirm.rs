@@ -4,8 +4,8 @@
 //! decision recreates them for that pod ([`HowAssigned::Recreated`](super::HowAssigned)), an assignment to a
 //! pod that no longer exists but whose containers may run on (its agent could renew it). So the
 //! shell asks the API server for every pod an assignment names ([`to_confirm`]; an answer is
-//! used by every set's passes until a watch shows the pod change or let a Lease go, at most
-//! 5 s: `controller::confirmations`) and writes only
+//! used by every set's passes until a watch shows the pod change or let a Lease go, or lists
+//! anew, at most 30 s: `controller::confirmations`) and writes only
 //! the assignments whose pod it found with the same uid ([`confirmed`]); the others are held back
 //! and decided again once the cache has caught up (then the gone holder's listener is held until
 //! it must have stopped). The shell also reads each such pod's liveness Lease and confirms no pod
