@@ -430,18 +430,23 @@ async fn live_pods(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) ->
         .partition(|(name, uid)| ctx.confirmations.live(ns, name, uid, ctx.index.let_go_at(ns, uid), now));
     if !ask.is_empty() {
         let asked = tokio::time::Instant::now();
-        let found = ask_api_server(ctx, ns, ask).await;
+        let answers = ask_api_server(ctx, ns, ask).await;
         let answered = tokio::time::Instant::now();
-        for (name, uid) in &found {
-            ctx.confirmations.found_live(ns, name, uid, asked, answered);
+        for ((name, uid), whole) in answers {
+            // Kept only when both GETs answered: a liveness Lease not read lets this
+            // assignment go, but says nothing another pass may count on.
+            if whole {
+                ctx.confirmations.found_live(ns, &name, &uid, asked, answered);
+            }
+            live.insert((name, uid));
         }
-        live.extend(found);
     }
     live
 }
 
-/// [`live_pods`] by asking the API server.
-async fn ask_api_server(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+/// [`live_pods`] by asking the API server: the pods confirmed, each with whether both GETs
+/// answered.
+async fn ask_api_server(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)>) -> Vec<((String, String), bool)> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), ns);
     let gets = pods.into_iter().map(|(name, uid)| {
@@ -469,10 +474,10 @@ async fn ask_api_server(ctx: &Context, ns: &str, pods: BTreeSet<(String, String)
                     info!(pod = %name, "assignment held back: the pod's agent is leaving");
                     None
                 }
-                Ok(_) => Some((name, uid)),
+                Ok(_) => Some(((name, uid), true)),
                 Err(e) => {
                     warn!(pod = %name, error = %e, "could not read the liveness Lease of the pod of an assignment");
-                    Some((name, uid))
+                    Some(((name, uid), false))
                 }
             }
         }
