@@ -51,15 +51,7 @@ pub fn reads(ns: &Ns) -> Requests {
 }
 
 fn sim_requests(ns: &Ns, verbs: impl Fn(&str) -> bool) -> Requests {
-    let mut out = Requests::new();
-    for (k, n) in ns.cluster.sim().core.auth.audit.counts() {
-        if !verbs(&k.verb) || k.namespace != ns.name {
-            continue;
-        }
-        *out.entry((who(&k.user).to_string(), k.resource.clone(), k.verb.clone()))
-            .or_insert(0) += n;
-    }
-    out
+    ns.sim_counts(|k| verbs(&k.verb).then(|| (who(&k.user).to_string(), k.resource.clone(), k.verb.clone())))
 }
 
 /// `after - before`, dropping what did not change.

@@ -22,13 +22,7 @@ const LONG: Duration = Duration::from_secs(90);
 
 /// Answered patches of Lease `lease` by `user` (from the audit), by HTTP code.
 fn answered(ns: &Ns, user: &str) -> BTreeMap<u16, u64> {
-    let mut by_code = BTreeMap::new();
-    for (k, n) in ns.cluster.sim().core.auth.audit.counts() {
-        if k.user == user && k.resource == "leases" && k.verb == "patch" {
-            *by_code.entry(k.code).or_insert(0) += n;
-        }
-    }
-    by_code
+    ns.sim_counts(|k| (k.user == user && k.resource == "leases" && k.verb == "patch").then_some(k.code))
 }
 
 /// Suspend the listeners `suspended` of set `set` (the controller then asks their holders to

@@ -21,13 +21,8 @@ const LONG: Duration = Duration::from_secs(90);
 /// Answered writes (update or patch) of Leases by `user`, by HTTP code (the audit's counts:
 /// exact, unbounded).
 fn answered(ns: &Ns, user: &str) -> BTreeMap<u16, u64> {
-    let mut by_code = BTreeMap::new();
-    for (k, n) in ns.cluster.sim().core.auth.audit.counts() {
-        if k.user == user && k.resource == "leases" && matches!(k.verb.as_str(), "update" | "patch" | "create") {
-            *by_code.entry(k.code).or_insert(0) += n;
-        }
-    }
-    by_code
+    let write = |verb: &str| matches!(verb, "update" | "patch" | "create");
+    ns.sim_counts(|k| (k.user == user && k.resource == "leases" && write(&k.verb)).then_some(k.code))
 }
 
 /// What was answered since `before`.

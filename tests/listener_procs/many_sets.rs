@@ -16,11 +16,8 @@ const PODS: [&str; 4] = ["ms-0", "ms-1", "ms-2", "ms-3"];
 /// keeps writes only: `None`).
 fn pod_gets(ns: &Ns, ctl: &str) -> Option<u64> {
     ns.cluster.real().is_none().then(|| {
-        let counts = ns.cluster.sim().core.auth.audit.counts();
-        let gets = counts
-            .iter()
-            .filter(|(k, _)| k.user == ctl && k.resource == "pods" && k.verb == "get" && k.namespace == ns.name);
-        gets.map(|(_, n)| n).sum()
+        let gets = ns.sim_counts(|k| (k.user == ctl && k.resource == "pods" && k.verb == "get").then_some(()));
+        gets.values().sum()
     })
 }
 

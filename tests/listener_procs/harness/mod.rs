@@ -244,6 +244,19 @@ impl Ns {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// Requests baton-sim answered in this namespace so far (its audit's exact counts), summed
+    /// by what `key` makes of each kind of request; those it makes `None` of are left out.
+    /// Needs baton-sim: the real control plane's audit log keeps writes only.
+    pub fn sim_counts<K: Ord>(&self, key: impl Fn(&baton_sim::auth::audit::AuditKey) -> Option<K>) -> BTreeMap<K, u64> {
+        let mut out = BTreeMap::new();
+        for (k, n) in self.cluster.sim().core.auth.audit.counts() {
+            if let Some(key) = (k.namespace == self.name).then(|| key(&k)).flatten() {
+                *out.entry(key).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
     /// The controllers running now.
     pub fn controller_ids(&self) -> Vec<String> {
         self.controllers
