@@ -99,14 +99,14 @@ impl WorkQueue {
         refs
     }
 
-    /// The reconcile of `key` starts: it leaves the queue.
-    pub fn start(&self, key: &str) {
-        if let Some(t) = self.with(|w| w.remove(key)) {
-            let waited = t.elapsed().as_secs_f64();
-            for s in &self.series {
-                s.latency.observe(waited);
-            }
+    /// The reconcile of `key` starts: it leaves the queue. How long it waited there, if a change
+    /// queued it.
+    pub fn start(&self, key: &str) -> Option<Duration> {
+        let waited = self.with(|w| w.remove(key))?.elapsed();
+        for s in &self.series {
+            s.latency.observe(waited.as_secs_f64());
         }
+        Some(waited)
     }
 
     /// `key` will not be reconciled (kube-runtime found no such object).
@@ -184,7 +184,7 @@ where
     let meta = obj.meta();
     let namespace = meta.namespace.clone().unwrap_or_default();
     let name = meta.name.clone().unwrap_or_default();
-    metrics.queue(controller).start(&key(Some(&namespace), &name));
+    let queued = metrics.queue(controller).start(&key(Some(&namespace), &name));
     crate::malloc::note_activity();
     let id = uuid::Uuid::new_v4();
     let span = tracing::info_span!("reconcile", controller, namespace = %namespace, name = %name, reconcile_id = %id);
@@ -205,7 +205,9 @@ where
         Err(_) => "error",
     };
     let error = out.as_ref().err();
-    metrics.observe_reconcile(controller, started.elapsed().as_secs_f64(), result, error.map(label));
+    let took = started.elapsed();
+    metrics.observe_reconcile(controller, took.as_secs_f64(), result, error.map(label));
+    span.in_scope(|| tracing::debug!(?took, ?queued, result, "reconciled"));
     if let Some(e) = error {
         span.in_scope(|| failed(e));
     }
