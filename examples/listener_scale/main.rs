@@ -134,14 +134,17 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<ta
         }
     }
     let (_, rss) = measure::proc_stat(pid);
+    let checking = std::time::Instant::now();
     let v = ns.violations(true);
+    let checked_in = checking.elapsed();
     let a = ns.log.analyse();
     println!(
-        "end: controller RSS {:.1} MiB; {} samples, {} duplicate samples, {} violations",
+        "end: controller RSS {:.1} MiB; {} samples, {} duplicate samples, {} violations (the whole run checked in {})",
         rss as f64 / 1024.0,
         a.samples,
         a.duplicate_samples,
-        v.len()
+        v.len(),
+        show(checked_in)
     );
     for x in v.iter().take(10) {
         println!("  violation: {x}");
