@@ -20,7 +20,7 @@ use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
 
-/// Answered patches of Lease `lease` by `user` (from the audit), by HTTP code.
+/// Answered patches of Leases by `user` (from the audit), by HTTP code.
 fn answered(ns: &Ns, user: &str) -> BTreeMap<u16, u64> {
     ns.sim_counts(|k| (k.user == user && k.resource == "leases" && k.verb == "patch").then_some(k.code))
 }

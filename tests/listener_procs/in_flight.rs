@@ -18,7 +18,7 @@ use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
 
-/// Answered writes (update or patch) of Leases by `user`, by HTTP code (the audit's counts:
+/// Answered writes (create, update or patch) of Leases by `user`, by HTTP code (the audit's counts:
 /// exact, unbounded).
 fn answered(ns: &Ns, user: &str) -> BTreeMap<u16, u64> {
     let write = |verb: &str| matches!(verb, "update" | "patch" | "create");
