@@ -474,7 +474,7 @@ impl State {
                     Some(to) => info!(set = %t.set, listener = %t.listener, to, "handed over"),
                     None => info!(set = %t.set, listener = %t.listener, "released"),
                 }
-                self.pace.released(now);
+                self.pace.released(now, now.saturating_duration_since(sent));
                 self.forget(name);
                 if let Some(l) = lease {
                     self.known.insert(name.to_string(), l);

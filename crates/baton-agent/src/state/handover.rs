@@ -10,9 +10,16 @@
 //! completes while its application acknowledges a stop (Little's law, from what it measured
 //! lately: [`Pace`]), and at least a batch more ([`STOP_WINDOW`]); so a write slot that frees
 //! finds a stopped listener ready, and an application that takes long to stop has its stops
-//! overlap rather than take its stop time once per batch. One whose acknowledgement takes
-//! [`SLOW_STOP`] or more (as one that only reads the file, each stop waiting `ack_timeout`) gets
-//! every stop at once, as without a window.
+//! overlap rather than take its stop time once per batch (one that only reads the file, each
+//! stop waiting `ack_timeout`, has in practice every stop at once).
+//!
+//! What the writes complete is measured over the releases of the last [`PACE_SPAN`], per
+//! second that a release was in flight: a busy API server answers in bursts, and a rate read
+//! over a few dozen answers could be several times the true one (the window then stopped
+//! several times too many listeners, which stood stopped waiting for a slot); and while an
+//! application is slow to stop, the slots wait for it, so the releases per second of the wall
+//! clock understate what the slots can do (the window then stays too narrow to keep them busy,
+//! and widens by no more than the slots per stop).
 //!
 //! Nothing about safety changes: a listener that waits runs under the same deadline as any
 //! other, and the controller gives it to no one until it is released. A shutting-down agent
@@ -31,20 +38,24 @@ pub(super) const STOP_BATCH: usize = MAX_OPS_IN_FLIGHT / 4;
 /// Listeners stopping or releasing at once for an application that stops at once (the least
 /// window).
 pub(super) const STOP_WINDOW: usize = MAX_OPS_IN_FLIGHT + STOP_BATCH;
-/// An application whose acknowledgement of a stop takes this long (on average) gets all its stops
-/// at once.
-pub(super) const SLOW_STOP: Duration = Duration::from_secs(1);
 
-/// Handovers whose completion times measure the agent's pace.
-const PACE_SAMPLES: usize = 64;
+/// How far back completed releases count toward the agent's pace: long enough to span many
+/// bursts of answers from a busy API server.
+const PACE_SPAN: Duration = Duration::from_secs(1);
+/// The most releases kept (more than [`PACE_SPAN`] holds at any pace seen).
+const PACE_SAMPLES: usize = 4096;
 
 /// What the window is sized from: how long the application took to acknowledge a stop lately (a
-/// moving average, weight 1/8 for the newest), and when the last [`PACE_SAMPLES`] releases
-/// completed.
+/// moving average, weight 1/8 for the newest), and the releases completed within [`PACE_SPAN`]
+/// of the last one, with the time the slots were busy with them.
 #[derive(Debug, Default)]
 pub(super) struct Pace {
     stop: Option<Duration>,
-    released: VecDeque<Instant>,
+    /// When each release completed, and the time it added to the slots' busy time: since it was
+    /// sent or since the release before it completed, whichever is later.
+    released: VecDeque<(Instant, Duration)>,
+    /// The sum of their busy times.
+    busy: Duration,
 }
 
 impl Pace {
@@ -53,27 +64,32 @@ impl Pace {
         self.stop = Some(self.stop.map_or(took, |a| (a * 7 + took) / 8));
     }
 
-    /// A release (or handover) completed at `now`.
-    pub(super) fn released(&mut self, now: Instant) {
-        if self.released.len() == PACE_SAMPLES {
+    /// A release (or handover) sent `took` ago completed at `now`.
+    pub(super) fn released(&mut self, now: Instant, took: Duration) {
+        let sent = now.checked_sub(took).unwrap_or(now);
+        let busy_from = self.released.back().map_or(sent, |(last, _)| sent.max(*last));
+        while let Some((at, b)) = self.released.front().copied() {
+            if self.released.len() < PACE_SAMPLES && now.saturating_duration_since(at) <= PACE_SPAN {
+                break;
+            }
             self.released.pop_front();
+            self.busy = self.busy.saturating_sub(b);
         }
-        self.released.push_back(now);
+        let busy = now.saturating_duration_since(busy_from);
+        self.released.push_back((now, busy));
+        self.busy += busy;
     }
 
-    /// Releases completed per second lately, once a batch of them was measured.
+    /// Releases completed per second of the slots' busy time, once a batch of them was measured.
     fn per_second(&self) -> Option<f64> {
-        let (first, last) = (self.released.front()?, self.released.back()?);
-        let span = last.saturating_duration_since(*first).as_secs_f64();
-        (self.released.len() > STOP_BATCH && span > 0.0).then(|| (self.released.len() - 1) as f64 / span)
+        let count = self.released.len();
+        let busy = self.busy.as_secs_f64().max(1e-3);
+        (count > STOP_BATCH).then(|| count as f64 / busy)
     }
 
     /// Listeners to have stopping or releasing at once.
     pub(super) fn window(&self) -> usize {
         let Some(stop) = self.stop else { return STOP_WINDOW };
-        if stop >= SLOW_STOP {
-            return usize::MAX;
-        }
         let overlap = self.per_second().map_or(0.0, |r| (r * stop.as_secs_f64()).ceil());
         // `as` saturates; the window is bounded by the listeners there are anyway.
         MAX_OPS_IN_FLIGHT + (overlap as usize).max(STOP_BATCH)

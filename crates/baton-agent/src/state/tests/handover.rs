@@ -2,7 +2,7 @@
 //! listeners stops each one shortly before its release, not all of them at once, unless the
 //! application takes long to stop.
 use super::*;
-use crate::state::handover::{SLOW_STOP, STOP_BATCH, STOP_WINDOW};
+use crate::state::handover::{Pace, STOP_BATCH, STOP_WINDOW};
 
 /// A registered machine running `n` listeners `h000`… (token 1), all acknowledged.
 fn running(t0: Instant, n: usize) -> (State, Vec<String>) {
@@ -164,52 +164,75 @@ fn an_application_slow_to_stop_gets_its_stops_together() {
     let mut now = t0 + ms(100);
     let first = stops_acked(&ask_all(&mut st, &names, now));
     assert_eq!(first.len(), STOP_WINDOW);
-    // The application takes its time to stop (or only reads the file).
-    now += SLOW_STOP;
+    // The application takes its time to stop (or only reads the file): two seconds, while a
+    // release is answered in 10 ms.
+    now += secs(2);
     let mut in_flight = Vec::new();
     for (name, epoch) in first {
         st.on_ack(&name, epoch, now);
         in_flight.extend(sends(&st.take_actions()));
     }
-    let (name, kind) = in_flight.remove(0);
-    let l = name.trim_start_matches("sxt-").to_string();
-    st.on_op(&name, kind, Ok((Some(handed_over(&l)), None)), now + ms(10));
-    st.tick(now + ms(10));
-    let rest = stops_acked(&st.take_actions());
+    now += ms(10);
+    let mut rest = Vec::new();
+    for (name, kind) in in_flight {
+        let l = name.trim_start_matches("sxt-").to_string();
+        st.on_op(&name, kind, Ok((Some(handed_over(&l)), None)), now);
+        st.tick(now);
+        rest.extend(stops_acked(&st.take_actions()));
+    }
+    // The slots complete 3,200 a second when busy: every stop overlaps the first ones'.
     assert_eq!(rest.len(), n - STOP_WINDOW, "the slow stops overlap");
 }
 
 #[test]
 fn the_window_covers_the_handovers_done_while_a_stop_is_acknowledged() {
     let t0 = Instant::now();
-    let n = 300;
-    let (mut st, names) = running(t0, n);
-    let mut now = t0 + ms(100);
-    let mut to_ack = stops_acked(&ask_all(&mut st, &names, now));
-    assert_eq!(to_ack.len(), STOP_WINDOW, "nothing measured yet: the least window");
-    // The application takes 300 ms per stop; the handovers complete one a millisecond.
-    now += ms(300);
-    let mut in_flight = Vec::new();
-    for (name, epoch) in std::mem::take(&mut to_ack) {
-        st.on_ack(&name, epoch, now);
-        in_flight.extend(sends(&st.take_actions()));
-    }
-    for (name, kind) in in_flight.drain(..STOP_BATCH + 2) {
+    let mut pace = Pace::default();
+    assert_eq!(pace.window(), STOP_WINDOW, "nothing measured yet: the least window");
+    // The application takes 300 ms per stop; the handovers complete one a millisecond, each
+    // 32 ms after it was sent (32 in flight).
+    pace.stopped(ms(300));
+    let mut now = t0;
+    for _ in 0..1_500 {
         now += ms(1);
-        let l = name.trim_start_matches("sxt-").to_string();
-        st.on_op(&name, kind, Ok((Some(handed_over(&l)), None)), now);
-        st.tick(now);
-        to_ack.extend(stops_acked(&st.take_actions()));
+        pace.released(now, ms(32));
     }
     // 1,000 handovers a second × 0.3 s: 300 more than the writes in flight.
-    let window = st.pace.window();
-    assert!(
-        (MAX_OPS_IN_FLIGHT + 299..=MAX_OPS_IN_FLIGHT + 301).contains(&window),
-        "{window}"
-    );
-    assert_eq!(
-        to_ack.len(),
-        n - STOP_WINDOW,
-        "every other stop overlaps the first ones"
-    );
+    assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 300);
+}
+
+#[test]
+fn the_pace_is_measured_across_bursts_of_answers() {
+    // A busy API server answers the 32 writes in flight together, every 100 ms: 320 a second.
+    let t0 = Instant::now();
+    let mut pace = Pace::default();
+    pace.stopped(ms(100));
+    let mut now = t0;
+    for _ in 0..20 {
+        now += ms(100);
+        for _ in 0..MAX_OPS_IN_FLIGHT {
+            pace.released(now, ms(100));
+        }
+    }
+    // 320 a second × 0.1 s: 32 more than the writes in flight.
+    assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 32);
+}
+
+#[test]
+fn the_pace_is_what_the_slots_complete_while_an_application_is_slow_to_stop() {
+    // The application takes 500 ms to stop: the slots wait for it, and a batch of 32 handovers
+    // completes every 600 ms, each 50 ms after it was sent.
+    let t0 = Instant::now();
+    let mut pace = Pace::default();
+    pace.stopped(ms(500));
+    let mut now = t0;
+    for _ in 0..5 {
+        now += ms(600);
+        for _ in 0..MAX_OPS_IN_FLIGHT {
+            pace.released(now, ms(50));
+        }
+    }
+    // Kept busy, the slots complete 640 a second: 320 during a stop, not the 27 of the 53 a
+    // second seen.
+    assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 320);
 }
