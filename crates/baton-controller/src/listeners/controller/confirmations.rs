@@ -63,20 +63,32 @@ struct Inner {
     slots: HashMap<Key, Slot>,
     /// When a watch last listed anew: answers asked before are not kept.
     forgot: Option<Instant>,
-    /// Past this many slots, those with nothing recent are dropped (amortized: the bound
-    /// doubles with what stays).
-    prune_at: usize,
+    /// When the slots with nothing recent are dropped.
+    prune: PruneBound,
 }
 
 impl Inner {
     fn prune(&mut self, now: Instant) {
-        if self.slots.len() < self.prune_at {
+        let recent = |t: &Instant| now.saturating_duration_since(*t) < KEPT;
+        self.prune.retain(&mut self.slots, |_, s| {
+            s.live.as_ref().is_some_and(|(_, a)| recent(a)) || s.touched.as_ref().is_some_and(recent)
+        });
+    }
+}
+
+/// A size past which a map's entries that no longer matter are dropped. It doubles with what
+/// stays, so the dropping costs O(1) amortized per insert.
+#[derive(Debug, Default)]
+pub struct PruneBound(usize);
+
+impl PruneBound {
+    /// Keep only the entries of `map` for which `keep` holds, once `map` reached the bound.
+    pub fn retain<K, V>(&mut self, map: &mut HashMap<K, V>, keep: impl FnMut(&K, &mut V) -> bool) {
+        if map.len() < self.0 {
             return;
         }
-        let recent = |t: &Instant| now.saturating_duration_since(*t) < KEPT;
-        self.slots
-            .retain(|_, s| s.live.as_ref().is_some_and(|(_, a)| recent(a)) || s.touched.as_ref().is_some_and(recent));
-        self.prune_at = 2 * self.slots.len() + 64;
+        map.retain(keep);
+        self.0 = 2 * map.len() + 64;
     }
 }
 
@@ -96,10 +108,9 @@ impl Confirmations {
         slot.live = None;
     }
 
-    /// A watch listed anew: no answer is used again.
-    pub fn forget_all(&self) {
+    /// A watch listed anew at `now`: no answer is used again.
+    pub fn forget_all(&self, now: Instant) {
         let mut inner = self.lock();
-        let now = Instant::now();
         for slot in inner.slots.values_mut() {
             slot.live = None;
         }
@@ -194,8 +205,8 @@ mod tests {
         let t0 = Instant::now();
         c.found_live("ns", "p", "u", t0, t0);
         assert!(c.live("ns", "p", "u", None, t0));
-        c.forget_all();
-        let after = Instant::now();
+        let after = t0 + Duration::from_millis(1);
+        c.forget_all(after);
         assert!(!c.live("ns", "p", "u", None, after));
         c.found_live("ns", "q", "v", t0, after);
         assert!(!c.live("ns", "q", "v", None, after), "asked before the relist");

@@ -64,8 +64,8 @@ struct Inner {
     /// (namespace, holder uid) → when it was last seen letting a Lease go (see
     /// [`LeaseIndex::let_go_at`]), while that may matter.
     let_go: HashMap<Key, Instant>,
-    /// Past this many, the entries of `let_go` that no longer matter are dropped.
-    let_go_prune_at: usize,
+    /// When the entries of `let_go` that no longer matter are dropped.
+    let_go_prune: super::confirmations::PruneBound,
 }
 
 /// The Leases of one set changed since its last pass took them.
@@ -377,11 +377,9 @@ impl Inner {
         let Some(old) = old.filter(|o| new != Some(*o)) else {
             return;
         };
-        if self.let_go.len() >= self.let_go_prune_at {
-            let kept = super::confirmations::KEPT;
-            self.let_go.retain(|_, t| now.saturating_duration_since(*t) < kept);
-            self.let_go_prune_at = 2 * self.let_go.len() + 64;
-        }
+        let kept = super::confirmations::KEPT;
+        self.let_go_prune
+            .retain(&mut self.let_go, |_, t| now.saturating_duration_since(*t) < kept);
         self.let_go.insert((ns.to_string(), old.to_string()), now);
     }
 

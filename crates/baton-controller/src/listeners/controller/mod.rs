@@ -120,7 +120,7 @@ pub async fn run_counted(
             .map(Synced::relisted)
             .chain([ctx.pods.relisted()]),
     )
-    .inspect(move |_| relist_ctx.confirmations.forget_all());
+    .inspect(move |_| relist_ctx.confirmations.forget_all(tokio::time::Instant::now()));
     let controller = kube::runtime::Controller::for_stream(
         crate::metrics::queue::probe(queue.clone(), set_changes, crate::metrics::queue::own_key),
         sets.clone(),
