@@ -201,19 +201,25 @@ fn the_window_covers_the_handovers_done_while_a_stop_is_acknowledged() {
     assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 300);
 }
 
+/// A pace measured over `bursts` batches of 32 handovers completed together every `every`, each
+/// `took` after it was sent, with the application taking `stop` to stop a listener.
+fn bursts_of_handovers(stop: Duration, bursts: usize, every: Duration, took: Duration) -> Pace {
+    let mut pace = Pace::default();
+    pace.stopped(stop);
+    let mut now = Instant::now();
+    for _ in 0..bursts {
+        now += every;
+        for _ in 0..MAX_OPS_IN_FLIGHT {
+            pace.released(now, took);
+        }
+    }
+    pace
+}
+
 #[test]
 fn the_pace_is_measured_across_bursts_of_answers() {
     // A busy API server answers the 32 writes in flight together, every 100 ms: 320 a second.
-    let t0 = Instant::now();
-    let mut pace = Pace::default();
-    pace.stopped(ms(100));
-    let mut now = t0;
-    for _ in 0..20 {
-        now += ms(100);
-        for _ in 0..MAX_OPS_IN_FLIGHT {
-            pace.released(now, ms(100));
-        }
-    }
+    let pace = bursts_of_handovers(ms(100), 20, ms(100), ms(100));
     // 320 a second × 0.1 s: 32 more than the writes in flight.
     assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 32);
 }
@@ -222,16 +228,7 @@ fn the_pace_is_measured_across_bursts_of_answers() {
 fn the_pace_is_what_the_slots_complete_while_an_application_is_slow_to_stop() {
     // The application takes 500 ms to stop: the slots wait for it, and a batch of 32 handovers
     // completes every 600 ms, each 50 ms after it was sent.
-    let t0 = Instant::now();
-    let mut pace = Pace::default();
-    pace.stopped(ms(500));
-    let mut now = t0;
-    for _ in 0..5 {
-        now += ms(600);
-        for _ in 0..MAX_OPS_IN_FLIGHT {
-            pace.released(now, ms(50));
-        }
-    }
+    let pace = bursts_of_handovers(ms(500), 5, ms(600), ms(50));
     // Kept busy, the slots complete 640 a second: 320 during a stop, not the 27 of the 53 a
     // second seen.
     assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 320);
