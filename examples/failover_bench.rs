@@ -119,7 +119,7 @@ impl Controller {
                 "json",
             ])
             .args(t.args())
-            .env("RUST_LOG", "info,kube=warn,baton::rollout=warn")
+            .env("RUST_LOG", "info,kube=warn,baton_controller::rollout=warn")
             .env_remove("KUBECONFIG");
         let mut proc = LoggedChild::spawn(&mut cmd, "bound").map_err(|e| {
             format!(

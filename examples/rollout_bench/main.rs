@@ -136,7 +136,8 @@ async fn measure(backend: &backend::Backend, replicas: i32) -> Result<Figures, S
             .env("KUBECONFIG", &kubeconfig)
             .env(
                 "RUST_LOG",
-                std::env::var("ROLLOUT_BENCH_RUST_LOG").unwrap_or_else(|_| "info,kube=warn,baton::rollout=warn".into()),
+                std::env::var("ROLLOUT_BENCH_RUST_LOG")
+                    .unwrap_or_else(|_| "info,kube=warn,baton_controller::rollout=warn".into()),
             )
             .stderr(Stdio::piped()),
         &baton,

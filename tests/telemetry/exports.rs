@@ -482,13 +482,14 @@ async fn metrics_and_logs_of_a_controller_process() {
         );
     }
     let reconcile_modules = [
-        "baton::rollout::controller",
-        "baton::listeners::controller::reconcile",
-        "baton::listeners::controller::finalize",
+        "baton_controller::rollout::controller",
+        "baton_controller::listeners::controller::writes",
+        "baton_controller::listeners::controller::finalize",
     ];
-    for l in &lines {
-        let target = l["target"].as_str().unwrap_or_default();
-        if reconcile_modules.contains(&target) {
+    for module in reconcile_modules {
+        let of_module: Vec<&Value> = lines.iter().filter(|l| l["target"] == module).collect();
+        assert!(!of_module.is_empty(), "no log line of {module}");
+        for l in of_module {
             assert!(l["reconcile_id"].is_string(), "a reconcile line without its span: {l}");
         }
     }

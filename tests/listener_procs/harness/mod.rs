@@ -250,7 +250,10 @@ impl Ns {
     pub fn sim_counts<K: Ord>(&self, key: impl Fn(&baton_sim::auth::audit::AuditKey) -> Option<K>) -> BTreeMap<K, u64> {
         let mut out = BTreeMap::new();
         for (k, n) in self.cluster.sim().core.auth.audit.counts() {
-            if let Some(key) = (k.namespace == self.name).then(|| key(&k)).flatten() {
+            if k.namespace != self.name {
+                continue;
+            }
+            if let Some(key) = key(&k) {
                 *out.entry(key).or_insert(0) += n;
             }
         }
@@ -349,7 +352,7 @@ impl Ns {
         .env(
             "RUST_LOG",
             std::env::var("BATON_CONTROLLER_LOG")
-                .unwrap_or_else(|_| "info,kube=warn,baton::listeners::controller::reconcile=debug".into()),
+                .unwrap_or_else(|_| "info,kube=warn,baton_controller::listeners::controller::reconcile=debug".into()),
         )
         .env_remove("KUBECONFIG")
         .env_remove("POD_NAME")
