@@ -1,8 +1,10 @@
 //! The applications beside the `baton agent` sidecars, and the log of what they ran.
 //!
 //! Each pod's app is a task of the test process that follows its sidecar the way a real app does:
-//! *HTTP* apps long-poll `GET /listeners?wait=<version>` and `POST /ack?version=<version>` once
-//! they have stopped everything a version no longer lists; *file* apps read `listeners.json`
+//! *HTTP* apps long-poll `GET /listeners?wait=<version>` and `POST /ack?version=<version>` for
+//! the newest version whose dropped listeners have all stopped (while later stops still run, the
+//! last version seen before them: each stop's release waits for its own, not for the others);
+//! *file* apps read `listeners.json`
 //! every poll interval and never acknowledge. Both start a listed listener at once and take
 //! `stop_delay` to stop one (a start of a listener still stopping waits for that stop), and,
 //! when `honour_valid_until` is set, stop a listener whose `validUntil` has passed (the contract
@@ -534,9 +536,12 @@ impl Listed {
 struct Running {
     /// key → token of the running tenure.
     running: BTreeMap<String, i32>,
-    stopping: BTreeSet<String>,
+    /// key → the version applied before the one that stopped it (a version that still listed it).
+    stopping: BTreeMap<String, u64>,
     stops: JoinSet<String>,
     acked: u64,
+    /// The version applied last.
+    seen: u64,
 }
 
 impl Running {
@@ -556,7 +561,7 @@ impl Running {
         }
         for k in leaving {
             self.running.remove(&k);
-            self.stopping.insert(k.clone());
+            self.stopping.insert(k.clone(), self.seen);
             let (log, id, delay) = (log.clone(), id.to_string(), cfg.stop_delay);
             self.stops.spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -565,7 +570,7 @@ impl Running {
             });
         }
         for (k, t) in &wanted {
-            if !self.running.contains_key(*k) && !self.stopping.contains(*k) {
+            if !self.running.contains_key(*k) && !self.stopping.contains_key(*k) {
                 self.running.insert((*k).clone(), *t);
                 log.start(id, k, *t);
             }
@@ -573,12 +578,14 @@ impl Running {
         next
     }
 
-    /// Nothing runs or is stopping that `listed` does not list.
-    fn applied(&self, listed: &Listed) -> bool {
-        self.running
-            .keys()
-            .chain(self.stopping.iter())
-            .all(|k| listed.entries.contains_key(k))
+    /// The newest version this app may acknowledge: `listed`'s if nothing runs that it does not
+    /// list and nothing is stopping, else the oldest version applied before a stop still under
+    /// way (a stop `validUntil` made, not a version, counts from the version it came under).
+    fn applied(&self, listed: &Listed) -> u64 {
+        if !self.running.keys().all(|k| listed.entries.contains_key(k)) {
+            return 0;
+        }
+        self.stopping.values().copied().min().unwrap_or(listed.version)
     }
 }
 
@@ -616,6 +623,7 @@ async fn run(cfg: AppConfig, log: Arc<AppLog>, id: String, file: PathBuf, addr: 
         dirty |= expires.is_some_and(|at| jiff::Timestamp::now() >= at);
         if let (true, Some(l)) = (dirty, listed.as_ref()) {
             expires = app.apply(&cfg, &log, &id, l);
+            app.seen = l.version;
             dirty = !acknowledge(&cfg, &addr, &mut app, l).await;
         }
         tokio::select! {
@@ -633,22 +641,23 @@ async fn run(cfg: AppConfig, log: Arc<AppLog>, id: String, file: PathBuf, addr: 
     }
 }
 
-/// An HTTP app acknowledges the version of `listed` once nothing it does not list runs or is
-/// stopping; true when nothing is left to acknowledge.
+/// An HTTP app acknowledges the newest version it has applied ([`Running::applied`]); true when
+/// nothing is left to acknowledge until a stop ends or another version comes.
 async fn acknowledge(
     cfg: &AppConfig,
     addr: &watch::Receiver<Option<SocketAddr>>,
     app: &mut Running,
     listed: &Listed,
 ) -> bool {
-    if cfg.mode != Mode::Http || !app.applied(listed) || listed.version <= app.acked {
+    let version = app.applied(listed);
+    if cfg.mode != Mode::Http || version <= app.acked {
         return true;
     }
     let at = *addr.borrow();
     let Some(at) = at else { return false };
-    let path = format!("/ack?version={}", listed.version);
+    let path = format!("/ack?version={version}");
     if matches!(http(at, "POST", &path, Duration::from_secs(5)).await, Some((204, _))) {
-        app.acked = listed.version;
+        app.acked = version;
         return true;
     }
     false

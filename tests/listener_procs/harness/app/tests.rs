@@ -34,6 +34,48 @@ fn a_document_is_wanted_by_its_valid_until_and_says_when_that_changes() {
     assert!(!at_ten.contains_key(&"s/soon".to_string()), "valid until, not through");
 }
 
+#[tokio::test]
+async fn an_app_acknowledges_the_newest_version_whose_dropped_listeners_have_stopped() {
+    let cfg = AppConfig {
+        stop_delay: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let (log, mut app) = (Arc::new(AppLog::default()), Running::default());
+    let doc = |version, ids: &[&str]| {
+        Listed::of(&Doc {
+            version,
+            listeners: ids.iter().map(|id| entry(id, 1, None)).collect(),
+        })
+    };
+    let apply = |app: &mut Running, listed: &Listed| {
+        app.apply(&cfg, &log, "a", listed);
+        app.seen = listed.version;
+        app.applied(listed)
+    };
+    assert_eq!(apply(&mut app, &doc(2, &["x", "y", "z"])), 2, "nothing stopping");
+    assert_eq!(
+        apply(&mut app, &doc(4, &["y", "z"])),
+        2,
+        "x stops: the version before it"
+    );
+    assert_eq!(
+        apply(&mut app, &doc(7, &["z"])),
+        2,
+        "the oldest stop still under way decides"
+    );
+    app.stopping.remove("s/x");
+    assert_eq!(app.applied(&doc(7, &["z"])), 4, "x stopped, y still stopping");
+    app.stopping.remove("s/y");
+    assert_eq!(app.applied(&doc(7, &["z"])), 7);
+    app.running.insert("s/w".into(), 1);
+    assert_eq!(
+        app.applied(&doc(7, &["z"])),
+        0,
+        "a listener the version does not list runs"
+    );
+    app.stops.abort_all();
+}
+
 #[test]
 fn a_sample_counts_a_listener_in_two_apps_until_one_stops() {
     let log = AppLog::default();
