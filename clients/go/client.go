@@ -3,8 +3,9 @@
 //
 //  1. it runs exactly what the sidecar lists, each listener with its fencing token (long poll
 //     GET /listeners?wait=<version>);
-//  2. it stops what is no longer listed (or listed with another token) and acknowledges the
-//     version (POST /ack?version=<version>) only once every stop has returned;
+//  2. it stops what is no longer listed (or listed with another token) and acknowledges each
+//     version (POST /ack?version=<version>) once every stop that version or an earlier one
+//     asked for has returned, without waiting for stops a later version asked for;
 //  3. it stops each listener when its validUntil passes, on its own timer, whatever the sidecar
 //     says or does not say: validUntil (the node's wall clock) becomes the time left when the
 //     document arrives, counted on the monotonic clock;
@@ -113,6 +114,12 @@ type run struct {
 	done      chan struct{}
 	startedAt time.Time
 	reason    string
+	// listedIn is the version of the newest document that listed this tenure with its token
+	// (0: none), kept up to date while it runs.
+	listedIn uint64
+	// before is listedIn when the client decided to stop it: an acknowledgement of that
+	// version does not cover this stop, one of a later version does.
+	before uint64
 }
 
 // Client follows one sidecar. Make it with New; Running, SidecarReachable and Drain are safe
@@ -336,10 +343,20 @@ func (c *Client) Run(ctx context.Context, h Handler) error {
 		case <-ctx.Done():
 		case doc := <-docs:
 			c.mu.Lock()
+			if c.doc != nil && doc.version < c.doc.version {
+				// A sidecar restarted with its clock behind the last one: what was
+				// acknowledged to that one says nothing to this one.
+				c.acked = 0
+			}
 			c.doc = doc
 			c.listed = make(map[ListenerID]entry, len(doc.listeners))
 			for _, e := range doc.listeners {
 				c.listed[e.ListenerID] = e
+			}
+			for key, r := range c.running {
+				if e, ok := c.listed[key]; ok && e.FencingToken == r.l.FencingToken {
+					r.listedIn = doc.version
+				}
 			}
 			c.mu.Unlock()
 		case <-timer:
@@ -372,6 +389,10 @@ func (c *Client) reconcile(ctx context.Context, h Handler, now time.Time) {
 		}
 		delete(c.running, key)
 		r.reason = reason
+		// Dropped (or listed with another token): the newest version that listed it, from
+		// before the one that dropped it. Expired while listed (the sidecar gone, or silent):
+		// the current one.
+		r.before = r.listedIn
 		c.stopping[key] = r
 		c.cfg.logger.Debug("stopping listener", "listener", key.String(), "token", r.l.FencingToken, "reason", reason)
 		r.cancel()
@@ -388,13 +409,17 @@ func (c *Client) reconcile(ctx context.Context, h Handler, now time.Time) {
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		r := &run{l: e.Listener, cancel: cancel, done: make(chan struct{}), startedAt: time.Now()}
+		if c.doc != nil {
+			r.listedIn = c.doc.version
+		}
 		c.running[key] = r
 		go c.runListener(rctx, h, r)
 	}
 }
 
 // runListener calls Start until its context is cancelled (again, with backoff, should the
-// listener end on its own while still listed); then the stop is done.
+// listener end on its own while still listed); then the stop is done, and the acknowledger
+// woken: the stop may have been the last one holding a version back.
 func (c *Client) runListener(ctx context.Context, h Handler, r *run) {
 	defer func() {
 		close(r.done)
@@ -465,10 +490,15 @@ func (c *Client) finished(now time.Time) bool {
 	return c.doc.version == c.acked || c.doc.version == c.refused || !c.reachable
 }
 
-// ackable (c.mu held): the version to acknowledge — the last one received, once nothing is
-// stopping and everything running is listed with its token.
+// ackable (c.mu held): the version to acknowledge — the newest one whose dropped listeners
+// have all stopped. An acknowledgement of a version says that everything it and every earlier
+// version dropped has stopped, so that is the last one received when nothing is stopping, else
+// the oldest before of what is stopping: each version is acknowledged once every stop it or an
+// earlier one asked for has returned, without waiting for stops a later version asked for.
+// Nothing when there is nothing new to acknowledge, or while something running is not listed
+// with its token.
 func (c *Client) ackable() (uint64, bool) {
-	if c.doc == nil || c.doc.version == c.acked || c.doc.version == c.refused || len(c.stopping) > 0 { // conformance: ack-after-stop
+	if c.doc == nil {
 		return 0, false
 	}
 	for key, r := range c.running {
@@ -477,7 +507,20 @@ func (c *Client) ackable() (uint64, bool) {
 			return 0, false
 		}
 	}
-	return c.doc.version, true
+	candidate := c.oldestStopBefore(c.doc.version) // conformance: ack-after-stop
+	if candidate == 0 || candidate <= c.acked || candidate == c.refused {
+		return 0, false
+	}
+	return candidate, true
+}
+
+// oldestStopBefore (c.mu held): the oldest before of what is stopping; newest when nothing is.
+func (c *Client) oldestStopBefore(newest uint64) uint64 {
+	oldest := newest
+	for _, r := range c.stopping {
+		oldest = min(oldest, r.before)
+	}
+	return oldest
 }
 
 func (c *Client) setReachable(ok bool) {

@@ -31,11 +31,13 @@ type event struct {
 }
 
 // testApp is a Handler whose listeners run until cancelled; a stop is logged once the
-// cancellation has been seen and, with holdStops, release has been closed: a Start that goes on
-// for a while after its context is cancelled.
+// cancellation has been seen and, with holdStops, release has been closed (and, for a listener
+// held, its own release called): a Start that goes on for a while after its context is
+// cancelled.
 type testApp struct {
 	t       testing.TB
 	release chan struct{}
+	holds   map[string]chan struct{}
 
 	mu       sync.Mutex
 	events   []event
@@ -44,7 +46,8 @@ type testApp struct {
 }
 
 func newApp(t testing.TB, holdStops bool) *testApp {
-	a := &testApp{t: t, release: make(chan struct{}), configs: map[string]string{}}
+	a := &testApp{t: t, release: make(chan struct{}), holds: map[string]chan struct{}{},
+		configs: map[string]string{}}
 	if !holdStops {
 		close(a.release)
 	}
@@ -67,9 +70,23 @@ func (a *testApp) Start(ctx context.Context, l Listener) {
 	<-ctx.Done()
 	a.mu.Lock()
 	a.stopping = append(a.stopping, l.String())
+	held := a.holds[l.String()]
 	a.mu.Unlock()
 	<-a.release
+	if held != nil {
+		<-held
+	}
 	a.add("stop", l)
+}
+
+// hold makes listener l's stops go on, once cancelled, until the returned release is called.
+func (a *testApp) hold(l string) (release func()) {
+	held := make(chan struct{})
+	a.mu.Lock()
+	a.holds[l] = held
+	a.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(held) }) }
 }
 
 func (a *testApp) isStopping(l string) bool {

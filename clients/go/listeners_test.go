@@ -12,6 +12,7 @@ import (
 const (
 	A = "sxt/listener1"
 	B = "sxt/listener2"
+	C = "sxt/listener3"
 	// late is how late the client's timer may fire on a loaded machine.
 	late = 250 * time.Millisecond
 	// early: validUntil is truncated to milliseconds.
@@ -24,6 +25,10 @@ func l1(token int64, validFor time.Duration) listed {
 
 func l2(token int64, validFor time.Duration) listed {
 	return listed{set: "sxt", id: "listener2", token: token, validFor: validFor}
+}
+
+func l3(token int64, validFor time.Duration) listed {
+	return listed{set: "sxt", id: "listener3", token: token, validFor: validFor}
 }
 
 func onTime(t *testing.T, what string, at, published time.Time, validFor time.Duration) {
@@ -96,6 +101,94 @@ func TestAStopIsAcknowledgedOnlyOnceStartHasReturned(t *testing.T) {
 	stopped, acked := app.of("stop", A)[0], f.acksOf(dropped)[0]
 	if !heldFrom.Before(stopped.at) || acked.at.Before(stopped.at) {
 		t.Errorf("held from %v, stopped at %v, acknowledged at %v", heldFrom, stopped.at, acked.at)
+	}
+}
+
+// states is listener → state of a Running snapshot.
+func states(r []RunningListener) map[string]State {
+	out := map[string]State{}
+	for _, l := range r {
+		out[l.Listener.String()] = l.State
+	}
+	return out
+}
+
+func TestEachVersionIsAcknowledgedOnceTheStopsItOrAnEarlierOneAskedForHaveReturned(t *testing.T) {
+	f := newFakeSidecar(t, 0)
+	app := newApp(t, false)
+	s := serve(t, f, app)
+	releaseA, releaseB := app.hold(A), app.hold(B)
+	t.Cleanup(releaseA)
+	t.Cleanup(releaseB)
+	all := f.publish(l1(3, 0), l2(4, 0), l3(5, 0))
+	until(t, "running", 5*time.Second, func() bool { return len(app.running()) == 3 })
+	until(t, "the first version acknowledged", 5*time.Second, func() bool { return len(f.acksOf(all)) > 0 })
+	// Stops in a stream: each version drops one more listener while the last one's stop runs.
+	dropsA := f.publish(l2(4, 0), l3(5, 0))
+	until(t, "listener1 cancelled", 5*time.Second, func() bool { return app.isStopping(A) })
+	dropsB := f.publish(l3(5, 0))
+	until(t, "listener2 cancelled", 5*time.Second, func() bool { return app.isStopping(B) })
+	// listener1's Start returns while listener2's runs on: the version that dropped listener1
+	// is acknowledged now, not once listener2 has stopped too.
+	releaseA()
+	until(t, "the version that dropped listener1 acknowledged", 5*time.Second, func() bool {
+		return len(f.acksOf(dropsA)) > 0
+	})
+	if a := f.acksOf(dropsB); len(a) != 0 {
+		t.Fatalf("acknowledged %+v while listener2's Start had not returned", a)
+	}
+	if got := states(s.c.Running()); len(got) != 2 || got[B] != StateStopping || got[C] != StateRunning {
+		t.Errorf("Running() while listener2 stops: %v", got)
+	}
+	releaseB()
+	until(t, "the version that dropped listener2 acknowledged", 5*time.Second, func() bool {
+		return len(f.acksOf(dropsB)) > 0
+	})
+	until(t, "listener2 stopped", 5*time.Second, func() bool { return len(app.of("stop", B)) == 1 })
+	stopA, stopB := app.of("stop", A)[0], app.of("stop", B)[0]
+	if a := f.acksOf(dropsA)[0]; a.version != dropsA || a.at.Before(stopA.at) || stopB.at.Before(a.at) {
+		t.Errorf("acknowledged %+v; listener1 stopped at %v, listener2 at %v", a, stopA.at, stopB.at)
+	}
+	if a := f.acksOf(dropsB)[0]; a.at.Before(stopB.at) {
+		t.Errorf("acknowledged %+v before listener2 stopped at %v", a, stopB.at)
+	}
+}
+
+func TestAStopThatEndsBeforeAnEarlierVersionsStopAcknowledgesNothingYet(t *testing.T) {
+	f := newFakeSidecar(t, 0)
+	app := newApp(t, false)
+	s := serve(t, f, app)
+	releaseA, releaseB := app.hold(A), app.hold(B)
+	t.Cleanup(releaseA)
+	t.Cleanup(releaseB)
+	all := f.publish(l1(3, 0), l2(4, 0), l3(5, 0))
+	until(t, "running", 5*time.Second, func() bool { return len(app.running()) == 3 })
+	until(t, "the first version acknowledged", 5*time.Second, func() bool { return len(f.acksOf(all)) > 0 })
+	dropsA := f.publish(l2(4, 0), l3(5, 0))
+	until(t, "listener1 cancelled", 5*time.Second, func() bool { return app.isStopping(A) })
+	dropsB := f.publish(l3(5, 0))
+	until(t, "listener2 cancelled", 5*time.Second, func() bool { return app.isStopping(B) })
+	// listener2's Start returns first: every version from the one that dropped listener1 on
+	// still waits for listener1.
+	releaseB()
+	until(t, "listener2's stop seen by the client", 5*time.Second, func() bool {
+		got := states(s.c.Running())
+		return len(got) == 2 && got[A] == StateStopping && got[C] == StateRunning
+	})
+	s.c.mu.Lock()
+	version, ok := s.c.ackable()
+	s.c.mu.Unlock()
+	if ok {
+		t.Fatalf("version %d acknowledgeable while listener1's Start had not returned", version)
+	}
+	releaseA()
+	until(t, "listener1 stopped", 5*time.Second, func() bool { return len(app.of("stop", A)) == 1 })
+	until(t, "the last version acknowledged", 5*time.Second, func() bool { return len(f.acksOf(dropsB)) > 0 })
+	stopA := app.of("stop", A)[0]
+	for _, a := range f.acksOf(dropsA) {
+		if a.at.Before(stopA.at) {
+			t.Errorf("acknowledged %+v before listener1 stopped at %v", a, stopA.at)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ from helpers import AsyncApp, until
 
 A = "sxt/listener1"
 B = "sxt/listener2"
+C = "sxt/listener3"
 #: The client's timer fires on time give or take the event loop's latency (a loaded machine).
 LATE = 0.25
 
@@ -78,6 +79,51 @@ def test_a_stop_is_acknowledged_only_once_the_listener_has_stopped(sidecar: Fake
         (ack, *_) = await until("the acknowledgement", lambda: sidecar.acks_of(dropped))
         (stopped,) = app.log.of("stop", A)
         assert held_from < stopped.at <= ack.at
+        await s.close()
+
+    scenario(body)
+
+
+def test_each_version_is_acknowledged_once_its_own_stops_end_while_later_ones_still_run(
+    sidecar: FakeSidecar,
+) -> None:
+    async def body() -> None:
+        app = AsyncApp()
+        released = {A: asyncio.Event(), B: asyncio.Event()}
+        asked: list[str] = []
+
+        async def stop(listener: ListenerId) -> None:
+            asked.append(str(listener))
+            await released[str(listener)].wait()
+
+        s = Served(sidecar, app, stop=stop)
+        all_three = sidecar.publish(Listed("sxt", "listener1", 3), Listed("sxt", "listener2", 4),
+                                    Listed("sxt", "listener3", 5))
+        await until("running", lambda: app.log.running() == {A: 3, B: 4, C: 5})
+        await until("the first version acknowledged", lambda: sidecar.acks_of(all_three))
+        # Stops come in a stream: each version drops one more while the earlier stop still runs.
+        without_a = sidecar.publish(Listed("sxt", "listener2", 4), Listed("sxt", "listener3", 5))
+        await until("listener1 stopping", lambda: A in asked)
+        without_b = sidecar.publish(Listed("sxt", "listener3", 5))
+        await until("listener2 stopping", lambda: B in asked)
+        await until("a poll past the newest version", lambda: without_b in sidecar.polls)
+        assert sidecar.acks_of(without_a) == [], "acknowledged while listener1 was still stopping"
+        released[A].set()
+        # listener1 has stopped: the version that dropped it is acknowledged, though listener2,
+        # dropped by a later version, is still stopping.
+        (ack, *_) = await until("the version without listener1 acknowledged", lambda: sidecar.acks_of(without_a))
+        assert ack.version == without_a
+        (a,) = app.log.of("stop", A)
+        assert a.at <= ack.at
+        assert app.log.of("stop", B) == []
+        assert [r.state for r in s.ls.running() if str(r.listener) == B] == ["stopping"]
+        assert sidecar.acks_of(without_b) == [], "acknowledged while listener2 was still stopping"
+        released[B].set()
+        (later, *_) = await until("the version without listener2 acknowledged", lambda: sidecar.acks_of(without_b))
+        assert later.version == without_b
+        (b,) = app.log.of("stop", B)
+        assert b.at <= later.at
+        assert app.log.running() == {C: 5}
         await s.close()
 
     scenario(body)

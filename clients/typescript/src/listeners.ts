@@ -7,8 +7,9 @@
  * 1. a listed listener whose `validUntil` is ahead is started, with its fencing token: `start`
  *    is called with an AbortSignal of its own;
  * 2. a running listener no longer listed, or listed with another token, is stopped (its signal
- *    aborted); a version is acknowledged (`POST /ack?version=`) only once the promise of every
- *    stop it implies has settled;
+ *    aborted); a version is acknowledged (`POST /ack?version=`) once the promise of every stop
+ *    that version or an earlier one asked for has settled, without waiting for stops a later
+ *    version asked for (an acknowledgement covers every earlier version);
  * 3. a running listener is stopped when its `validUntil` passes, on a `performance.now()` timer,
  *    whatever the sidecar says or does not say;
  * 4. while the sidecar cannot be reached nothing else changes: the last document stays in force,
@@ -123,6 +124,13 @@ interface Run {
   restarts: number;
   restartTimer: NodeJS.Timeout | null;
   stopping: StopReason | null;
+  /** The version of the newest document that listed this tenure (with its token), 0 before any;
+   * kept up to date while it runs. */
+  listedIn: number;
+  /** Once stopping: `listedIn` when the client decided to stop it — the newest version this stop
+   * does not belong to. A version up to it can be acknowledged while this stop is under way; a
+   * later one only once it has settled. */
+  before: number;
 }
 
 /** Wakes one waiter: `wait()` resolves at the next `notify()`. */
@@ -253,12 +261,17 @@ export class Listeners {
   private reconcile(): void {
     if (this.closed) return;
     const now = performance.now();
+    const version = this.doc?.version ?? 0;
     for (const [key, run] of [...this.runs]) {
       const entry = this.listed.get(key);
       let reason: StopReason | null = null;
       if (entry === undefined) reason = "unlisted";
       else if (entry.fencingToken !== run.listener.fencingToken) reason = "token";
-      else if (entry.deadline <= now) reason = "expired";
+      else {
+        // Listed with its token: this version does not drop it.
+        run.listedIn = version;
+        if (entry.deadline <= now) reason = "expired";
+      }
       if (reason !== null) this.stopRun(key, run, reason);
     }
     for (const [key, entry] of this.listed) {
@@ -272,6 +285,8 @@ export class Listeners {
         restarts: 0,
         restartTimer: null,
         stopping: null,
+        listedIn: version,
+        before: 0,
       };
       this.runs.set(key, run);
       this.launch(key, run);
@@ -337,6 +352,9 @@ export class Listeners {
     this.runs.delete(key);
     this.stopping.set(key, run);
     run.stopping = reason;
+    // Dropped (or listed with another token) by the current document: `listedIn` is the version
+    // before it, the last one applied. Expired, or closing, while listed: the current version.
+    run.before = run.listedIn;
     if (run.restartTimer !== null) {
       clearTimeout(run.restartTimer);
       run.restartTimer = null;
@@ -349,23 +367,29 @@ export class Listeners {
   private stopped(key: string, run: Run): void {
     if (this.stopping.get(key) === run) this.stopping.delete(key);
     if (this.closed) this.settleClose();
-    else this.reconcile();
+    else this.reconcile(); // wakes the acknowledgements: a later version may be acknowledgeable now
   }
 
   // ---- acknowledgements
 
-  /** The version to acknowledge: the last one received, once nothing is stopping and everything
-   * running is listed with its token (everything it dropped has stopped). */
+  /**
+   * The version to acknowledge: the newest one whose dropped listeners have all stopped. An
+   * acknowledgement of a version says that everything it and every earlier version dropped has
+   * stopped, so that is the last one received when nothing is stopping, else the oldest `before`
+   * of what is stopping: each version is acknowledged once every stop it or an earlier one asked
+   * for has settled, without waiting for stops a later version asked for. Null when there is
+   * nothing new to acknowledge, or while something running is not yet listed with its token.
+   */
   private ackable(): number | null {
     const doc = this.doc;
-    if (doc === null || doc.version === this.acked || doc.version === this.refused || this.stopping.size > 0) { // conformance: ack-after-stop
-      return null;
-    }
+    if (doc === null) return null;
     for (const [key, run] of this.runs) {
       const entry = this.listed.get(key);
       if (entry === undefined || entry.fencingToken !== run.listener.fencingToken) return null;
     }
-    return doc.version;
+    const candidate = Math.min(doc.version, ...[...this.stopping.values()].map((run) => run.before)); // conformance: ack-after-stop
+    if (candidate <= 0 || candidate <= (this.acked ?? 0) || candidate === this.refused) return null;
+    return candidate;
   }
 
   private async ackLoop(): Promise<void> {
@@ -435,6 +459,9 @@ export class Listeners {
       failures = 0;
       this.reachable = true;
       version = doc.version;
+      // A sidecar restarted with its clock behind the last one: what was acknowledged to that one
+      // says nothing to this one.
+      if (this.doc !== null && doc.version < this.doc.version) this.acked = null;
       this.doc = doc;
       this.listed = new Map(doc.listeners.map((e) => [e.name, e]));
       this.reconcile();

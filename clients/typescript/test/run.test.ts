@@ -9,6 +9,7 @@ import { App, some, until } from "./helpers.js";
 
 const A = "sxt/listener1";
 const B = "sxt/listener2";
+const C = "sxt/listener3";
 /** The client's timer fires on time give or take the event loop's latency (a loaded machine). */
 const LATE = 250;
 const quiet = { debug() {}, info() {}, warn() {} };
@@ -202,6 +203,51 @@ test("a slow stop delays the acknowledgement of every later version", async () =
   releaseA();
   const [ack] = await until("the acknowledgement", () => some(sidecar.acksOf(dropB)));
   assert.ok(stoppedAt[A]! <= ack!.at);
+  await ls.close();
+});
+
+test("a version is acknowledged once its stops have settled, without waiting for a later version's", async () => {
+  const release: Record<string, () => void> = {};
+  const stoppedAt: Record<string, number> = {};
+  const ls = run({
+    url: sidecar.url,
+    handleSigterm: false,
+    logger: quiet,
+    start: async (listener, signal) => {
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+      if (listener.name !== C) await new Promise<void>((resolve) => (release[listener.name] = resolve));
+      stoppedAt[listener.name] = performance.now();
+    },
+  });
+  const all = sidecar.publish(listed("sxt", "listener1", 3), listed("sxt", "listener2", 4), listed("sxt", "listener3", 5));
+  await until("running", () => ls.running().length === 3);
+  await until("the first version acknowledged", () => some(sidecar.acksOf(all)));
+  const dropA = sidecar.publish(listed("sxt", "listener2", 4), listed("sxt", "listener3", 5));
+  await until("listener1 stopping", () => release[A]);
+  const dropB = sidecar.publish(listed("sxt", "listener3", 5));
+  await until("listener2 stopping", () => release[B]);
+  await until("a poll past the later version", () => sidecar.polls.includes(dropB));
+  assert.deepEqual(sidecar.acksOf(dropA), [], "acknowledged while listener1 was still stopping");
+  // listener1 stopped, listener2 still stopping: the version that dropped listener1 is acknowledged.
+  release[A]!();
+  const [ack] = await until("the version that dropped listener1 acknowledged", () => some(sidecar.acksOf(dropA)));
+  assert.equal(ack!.version, dropA);
+  assert.ok(stoppedAt[A]! <= ack!.at);
+  assert.equal(stoppedAt[B], undefined);
+  assert.deepEqual(sidecar.acksOf(dropB), [], "acknowledged while listener2 was still stopping");
+  await until("the client records it", () => ls.ackedVersion === dropA);
+  assert.deepEqual(
+    ls.running().map((r) => [r.listener, r.state]),
+    [
+      [B, "stopping"],
+      [C, "running"],
+    ],
+  );
+  // listener2 stopped: the later version is acknowledged too.
+  release[B]!();
+  const [later] = await until("the version that dropped listener2 acknowledged", () => some(sidecar.acksOf(dropB)));
+  assert.equal(later!.version, dropB);
+  assert.ok(stoppedAt[B]! <= later!.at);
   await ls.close();
 });
 

@@ -44,17 +44,29 @@ fn patches(client: Client, m: Mutation) -> Vec<Patch> {
     let p = |file, marker, from, to| Patch { file, marker, from, to };
     match (client, m) {
         (Client::Python, Mutation::AckBeforeStop) => {
-            vec![p(PY, ACK, " or self._stopping:", ":")]
+            vec![p(PY, ACK, "self._oldest_stop_before(doc.version)", "doc.version")]
         }
         (Client::Python, Mutation::NoValidUntilTimer) => {
             vec![p(PY, TIMER, "self._next_deadline(now)", "None")]
         }
-        (Client::Go, Mutation::AckBeforeStop) => vec![p("client.go", ACK, " || len(c.stopping) > 0", "")],
+        (Client::Go, Mutation::AckBeforeStop) => {
+            vec![p(
+                "client.go",
+                ACK,
+                "c.oldestStopBefore(c.doc.version)",
+                "c.doc.version",
+            )]
+        }
         (Client::Go, Mutation::NoValidUntilTimer) => {
             vec![p("client.go", TIMER, "c.nextDeadline(now)", "time.Duration(0), false")]
         }
         (Client::TypeScript, Mutation::AckBeforeStop) => {
-            vec![p(TS, ACK, " || this.stopping.size > 0", "")]
+            vec![p(
+                TS,
+                ACK,
+                "Math.min(doc.version, ...[...this.stopping.values()].map((run) => run.before))",
+                "doc.version",
+            )]
         }
         // No timer at the soonest validUntil, and no look at the clock when a poll or an
         // acknowledgement fails (the sidecar gone, nothing else would).

@@ -5,7 +5,9 @@ document (and the clock) and what the application runs into `Start` and `Stop` c
 
 1. a listed listener whose ``validUntil`` is ahead is started, with its fencing token;
 2. a running listener no longer listed, or listed with another token, is stopped; a version is
-   acknowledged (``POST /ack?version=``) only once every stop handed out is `Stop.done`;
+   acknowledged (``POST /ack?version=``) once every stop that version or an earlier one asked
+   for is `Stop.done`, without waiting for stops a later version asked for (an acknowledgement
+   covers every earlier version);
 3. a running listener is stopped when its ``validUntil`` passes, on a timer of the monotonic
    clock, whatever the sidecar says or does not say;
 4. while the sidecar cannot be reached nothing else changes: the last document stays in force,
@@ -71,16 +73,28 @@ class Start:
 
 
 class Stop:
-    """Stop ``listener``; call `done` once it has stopped (only then is it acknowledged)."""
+    """Stop ``listener``; call `done` once it has stopped (only then is the version that asked
+    for it acknowledged)."""
 
     def __init__(
-        self, owner: Listeners, listener: ListenerId, fencing_token: int, reason: StopReason, started_at: float
+        self,
+        owner: Listeners,
+        listener: ListenerId,
+        fencing_token: int,
+        reason: StopReason,
+        started_at: float,
+        before: int = 0,
     ) -> None:
         self.listener = listener
         self.fencing_token = fencing_token
         self.reason: StopReason = reason
         self._owner = owner
         self._started_at = started_at
+        #: The version of the newest document that still listed this tenure (with its token) when
+        #: the client decided to stop it: the newest version this stop does not belong to. Up to
+        #: it a version can be acknowledged while the stop is under way; a later one only once
+        #: it is done.
+        self._before = before
 
     def done(self) -> None:
         """The listener has stopped. Safe to call from any thread, and more than once."""
@@ -111,6 +125,9 @@ class RunningListener:
 class _Run:
     token: int
     started_at: float
+    #: The version of the newest document that listed this tenure (with its token), 0 before
+    #: any; kept up to date while it runs.
+    listed_in: int
 
 
 class Listeners:
@@ -274,13 +291,16 @@ class Listeners:
                     reason = "expired"
                 if reason is not None:
                     del self._running[key]
-                    stop = Stop(self, key, run.token, reason, run.started_at)
+                    # Dropped (or listed with another token): the newest version that listed it,
+                    # from before the one that dropped it. Expired while listed: the current one.
+                    stop = Stop(self, key, run.token, reason, run.started_at, before=run.listed_in)
                     self._stopping[key] = stop
                     return stop
             for key, entry in self._listed.items():
                 if key in self._running or key in self._stopping or entry.deadline <= now:
                     continue
-                self._running[key] = _Run(entry.fencing_token, self._wall())
+                listed_in = self._doc.version if self._doc is not None else 0
+                self._running[key] = _Run(entry.fencing_token, self._wall(), listed_in)
                 return Start(key, entry.config, entry.fencing_token)
         return None
 
@@ -318,7 +338,7 @@ class Listeners:
         with self._lock:
             if self._stopping.get(stop.listener) is stop:
                 del self._stopping[stop.listener]
-        self._notify()
+        self._notify()  # wakes the acknowledger too: a later version may be acknowledgeable now
 
     def _notify(self) -> None:
         loop = self._loop
@@ -343,16 +363,29 @@ class Listeners:
             self._ack_wake.set()
 
     def _ackable(self) -> int | None:
-        """The version to acknowledge: the last one received, once nothing is stopping and
-        everything running is listed with its token (everything it dropped has stopped)."""
+        """The version to acknowledge: the newest one whose dropped listeners have all stopped.
+
+        An acknowledgement of a version says that everything it and every earlier version dropped
+        has stopped, so that is the last one received when nothing is stopping, else the oldest
+        ``before`` of what is stopping: each version is acknowledged once every stop it or an
+        earlier one asked for is done, without waiting for stops a later version asked for. None
+        when there is nothing new to acknowledge, or while something running is not yet listed
+        with its token."""
         doc = self._doc
-        if doc is None or doc.version in (self._acked, self._refused) or self._stopping:  # conformance: ack-after-stop
+        if doc is None:
             return None
         for key, run in self._running.items():
             entry = self._listed.get(key)
             if entry is None or entry.fencing_token != run.token:
                 return None
-        return doc.version
+        candidate = self._oldest_stop_before(doc.version)  # conformance: ack-after-stop
+        if candidate <= 0 or candidate <= (self._acked or 0) or candidate == self._refused:
+            return None
+        return candidate
+
+    def _oldest_stop_before(self, newest: int) -> int:
+        """The oldest ``before`` of what is stopping; ``newest`` when nothing is."""
+        return min((stop._before for stop in self._stopping.values()), default=newest)
 
     async def _acknowledge(self) -> None:
         assert self._ack_wake is not None
@@ -414,6 +447,14 @@ class Listeners:
 
     def _receive(self, doc: Document) -> None:
         with self._lock:
+            if self._doc is not None and doc.version < self._doc.version:
+                # A sidecar restarted with its clock behind the last one: what was acknowledged
+                # to that one says nothing to this one.
+                self._acked = None
             self._doc = doc
             self._listed = {e.listener: e for e in doc.listeners}
+            for key, run in self._running.items():
+                entry = self._listed.get(key)
+                if entry is not None and entry.fencing_token == run.token:
+                    run.listed_in = doc.version
         self._set_events()

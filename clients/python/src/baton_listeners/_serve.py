@@ -62,8 +62,8 @@ async def _call_stop(stop_fn: StopFn, listener: ListenerId) -> None:
 async def _stop(change: Stop, run: _Run | None, stop_fn: StopFn | None, backoff: Backoff) -> None:
     """Stop one listener: the stop callback, then cancel its task and wait until it has ended;
     only then is the stop done (and acknowledged). A stop callback that raises has not proven the
-    listener stopped: it is called again (with backoff) until it returns, and until then nothing
-    is acknowledged."""
+    listener stopped: it is called again (with backoff) until it returns, and until then neither
+    the version that asked for the stop nor a later one is acknowledged."""
     failed = False
     if stop_fn is not None:
         try:
