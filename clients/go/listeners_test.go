@@ -113,7 +113,11 @@ func states(r []RunningListener) map[string]State {
 	return out
 }
 
-func TestEachVersionIsAcknowledgedOnceTheStopsItOrAnEarlierOneAskedForHaveReturned(t *testing.T) {
+// stopsInAStream: listener1, 2 and 3 run and their version is acknowledged; then one version
+// drops listener1 and the next listener2, each stop held until its release is called, while
+// the one before still runs.
+func stopsInAStream(t *testing.T) (*fakeSidecar, *testApp, *served, func(), func(), uint64, uint64) {
+	t.Helper()
 	f := newFakeSidecar(t, 0)
 	app := newApp(t, false)
 	s := serve(t, f, app)
@@ -128,6 +132,11 @@ func TestEachVersionIsAcknowledgedOnceTheStopsItOrAnEarlierOneAskedForHaveReturn
 	until(t, "listener1 cancelled", 5*time.Second, func() bool { return app.isStopping(A) })
 	dropsB := f.publish(l3(5, 0))
 	until(t, "listener2 cancelled", 5*time.Second, func() bool { return app.isStopping(B) })
+	return f, app, s, releaseA, releaseB, dropsA, dropsB
+}
+
+func TestEachVersionIsAcknowledgedOnceTheStopsItOrAnEarlierOneAskedForHaveReturned(t *testing.T) {
+	f, app, s, releaseA, releaseB, dropsA, dropsB := stopsInAStream(t)
 	// listener1's Start returns while listener2's runs on: the version that dropped listener1
 	// is acknowledged now, not once listener2 has stopped too.
 	releaseA()
@@ -155,19 +164,7 @@ func TestEachVersionIsAcknowledgedOnceTheStopsItOrAnEarlierOneAskedForHaveReturn
 }
 
 func TestAStopThatEndsBeforeAnEarlierVersionsStopAcknowledgesNothingYet(t *testing.T) {
-	f := newFakeSidecar(t, 0)
-	app := newApp(t, false)
-	s := serve(t, f, app)
-	releaseA, releaseB := app.hold(A), app.hold(B)
-	t.Cleanup(releaseA)
-	t.Cleanup(releaseB)
-	all := f.publish(l1(3, 0), l2(4, 0), l3(5, 0))
-	until(t, "running", 5*time.Second, func() bool { return len(app.running()) == 3 })
-	until(t, "the first version acknowledged", 5*time.Second, func() bool { return len(f.acksOf(all)) > 0 })
-	dropsA := f.publish(l2(4, 0), l3(5, 0))
-	until(t, "listener1 cancelled", 5*time.Second, func() bool { return app.isStopping(A) })
-	dropsB := f.publish(l3(5, 0))
-	until(t, "listener2 cancelled", 5*time.Second, func() bool { return app.isStopping(B) })
+	f, app, s, releaseA, releaseB, dropsA, dropsB := stopsInAStream(t)
 	// listener2's Start returns first: every version from the one that dropped listener1 on
 	// still waits for listener1.
 	releaseB()
