@@ -4,11 +4,10 @@
 //! *HTTP* apps long-poll `GET /listeners?wait=<version>` and `POST /ack?version=<version>` for
 //! the newest version whose dropped listeners have all stopped (while later stops still run, the
 //! last version seen before them: each stop's release waits for its own, not for the others);
-//! *file* apps read `listeners.json`
-//! every poll interval and never acknowledge. Both start a listed listener at once and take
-//! `stop_delay` to stop one (a start of a listener still stopping waits for that stop), and,
-//! when `honour_valid_until` is set, stop a listener whose `validUntil` has passed (the contract
-//! for a sidecar that is gone). Every start and stop is logged on one monotonic clock, and a
+//! *file* apps read `listeners.json` every poll interval and never acknowledge. Both start a
+//! listed listener at once and take `stop_delay` to stop one (a start of a listener still stopping
+//! waits for that stop), and, when `honour_valid_until` is set, stop a listener whose `validUntil`
+//! has passed (the contract for a sidecar that is gone). Every start and stop is logged on one monotonic clock, and a
 //! sampler looks at every app's running listeners every [`SAMPLE`].
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -546,8 +545,8 @@ struct Running {
 
 impl Running {
     /// Stop what `listed` no longer wants at `now` (or wants with another token), start what it
-    /// wants and is not running (once a stop of it has finished); the next moment this changes
-    /// by time alone.
+    /// wants and is not running (once a stop of it has finished), and note `listed` as the version
+    /// applied last; the next moment this changes by time alone.
     fn apply(&mut self, cfg: &AppConfig, log: &Arc<AppLog>, id: &str, listed: &Listed) -> Option<jiff::Timestamp> {
         let (wanted, next) = listed.wanted(cfg.honour_valid_until, jiff::Timestamp::now());
         // Both are in key order: one walk through the two, not a lookup per running listener.
@@ -575,6 +574,7 @@ impl Running {
                 log.start(id, k, *t);
             }
         }
+        self.seen = listed.version;
         next
     }
 
@@ -623,7 +623,6 @@ async fn run(cfg: AppConfig, log: Arc<AppLog>, id: String, file: PathBuf, addr: 
         dirty |= expires.is_some_and(|at| jiff::Timestamp::now() >= at);
         if let (true, Some(l)) = (dirty, listed.as_ref()) {
             expires = app.apply(&cfg, &log, &id, l);
-            app.seen = l.version;
             dirty = !acknowledge(&cfg, &addr, &mut app, l).await;
         }
         tokio::select! {

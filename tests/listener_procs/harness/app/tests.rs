@@ -49,7 +49,6 @@ async fn an_app_acknowledges_the_newest_version_whose_dropped_listeners_have_sto
     };
     let apply = |app: &mut Running, listed: &Listed| {
         app.apply(&cfg, &log, "a", listed);
-        app.seen = listed.version;
         app.applied(listed)
     };
     assert_eq!(apply(&mut app, &doc(2, &["x", "y", "z"])), 2, "nothing stopping");
