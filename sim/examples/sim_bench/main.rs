@@ -4,7 +4,7 @@
 //! cargo run --release -p baton-sim --example sim_bench
 //! ```
 //!
-//! Three figures, all measured in one process over loopback:
+//! Four figures, all measured in one process over loopback:
 //!
 //! 1. write throughput (creates/s and updates/s of ConfigMaps) from one client and from 8
 //!    concurrent clients, with kube-rs (`Api<ConfigMap>`) and with a lean hand-written HTTP/1.1
@@ -12,12 +12,14 @@
 //! 2. watch fan-out latency: 100 HTTP watchers, a writer whose objects carry their send time,
 //!    and the send → delivery latency over every (watcher, event) pair;
 //! 3. resident memory per 10,000 realistic pods beyond their stored JSON, kubelet included
-//!    (pods are bound, started and made Ready before the second reading).
+//!    (pods are bound, started and made Ready before the second reading);
+//! 4. one object's write cost by its size: status writes of a custom resource holding a list map
+//!    of 1,000 and of 10,000 items (as a ListenerSet of that many listeners does).
 //!
 //! The memory phase runs first, in a simulator of its own, so memory freed by the other phases
 //! cannot be reused by the pods and hide their cost.
 //!
-//! One module per phase (`throughput`, `watch`, `memory`), sharing a lean HTTP client
+//! One module per phase (`throughput`, `watch`, `memory`, `object_size`), sharing a lean HTTP client
 //! (`raw_client`); this file holds the parameters and targets and prints the report.
 
 use std::sync::OnceLock;
@@ -27,11 +29,13 @@ use anyhow::{Context, Result};
 use baton_sim::{Sim, SimConfig};
 
 mod memory;
+mod object_size;
 mod raw_client;
 mod throughput;
 mod watch;
 
 use memory::memory;
+use object_size::{object_size, LARGE, SMALL};
 use raw_client::create_namespace;
 use throughput::{kube_throughput, raw_throughput};
 use watch::watch_fanout;
@@ -57,6 +61,9 @@ const POD_CLIENTS: usize = 4;
 const TARGET_WRITES_PER_S: f64 = 5_000.0;
 const TARGET_P99_MS: f64 = 20.0;
 const TARGET_MIB_PER_10K: f64 = 30.0;
+/// Most a write of an object with 10 × the list items may cost, against the smaller one's:
+/// linear growth with room for noise (a comparison of every pair of items made it ~50 ×).
+const TARGET_SIZE_RATIO: f64 = 20.0;
 
 /// The shared clock: watch events carry nanoseconds since this instant.
 static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -75,6 +82,10 @@ fn verdict(ok: bool) -> &'static str {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 async fn run() -> Result<()> {
     let started = Instant::now();
     nanos();
@@ -83,7 +94,7 @@ async fn run() -> Result<()> {
     println!("machine: {cores} cores; tokio multi-thread runtime shared by simulator and clients; loopback only");
     println!();
 
-    println!("[3/3 first] memory: {PODS} pods (+{WARMUP_PODS} warm-up pods), kubelet included …");
+    println!("[3/4 first] memory: {PODS} pods (+{WARMUP_PODS} warm-up pods), kubelet included …");
     let mem = tokio::time::timeout(Duration::from_secs(90), memory())
         .await
         .context("memory phase exceeded 90 s")??;
@@ -106,11 +117,11 @@ async fn run() -> Result<()> {
         .await
         .context("starting the simulator")?;
     let addr = sim.addr();
-    for ns in ["bench-kube", "bench-raw", "bench-watch"] {
+    for ns in ["bench-kube", "bench-raw", "bench-watch", "bench-size"] {
         create_namespace(addr, ns).await?;
     }
 
-    println!("[1/3] write throughput (ConfigMaps) …");
+    println!("[1/4] write throughput (ConfigMaps) …");
     let limit = Duration::from_secs(60);
     let kube1 = tokio::time::timeout(limit, kube_throughput(&sim, "bench-kube", 1, SINGLE_WRITES))
         .await
@@ -151,7 +162,7 @@ async fn run() -> Result<()> {
         );
     }
 
-    println!("[2/3] watch fan-out: {WATCHERS} watchers, {WATCH_WRITES} paced writes (1 per {WATCH_PACE:?}) then {WATCH_WRITES} burst writes …");
+    println!("[2/4] watch fan-out: {WATCHERS} watchers, {WATCH_WRITES} paced writes (1 per {WATCH_PACE:?}) then {WATCH_WRITES} burst writes …");
     let wf = tokio::time::timeout(Duration::from_secs(60), watch_fanout(&sim, "bench-watch"))
         .await
         .context("watch phase timed out")??;
@@ -162,6 +173,17 @@ async fn run() -> Result<()> {
         );
     }
     println!("  burst writer ran at {:.0} writes/s", wf.burst_rate);
+
+    println!("[4/4] one object's status write by its size: a list map of {SMALL} and of {LARGE} items …");
+    let size = tokio::time::timeout(Duration::from_secs(120), object_size(&sim, "bench-size"))
+        .await
+        .context("object size phase timed out")??;
+    let ratio = size.large.as_secs_f64() / size.small.as_secs_f64().max(1e-6);
+    println!(
+        "  median status write: {SMALL} items {:.1} ms, {LARGE} items {:.1} ms ({ratio:.1} ×)",
+        ms(size.small),
+        ms(size.large)
+    );
     sim.stop();
 
     let t_single = TARGET_WRITES_PER_S;
@@ -238,6 +260,12 @@ async fn run() -> Result<()> {
             format!("{per10k:.1} MiB"),
             format!("< {TARGET_MIB_PER_10K:.0} MiB"),
             verdict(per10k < TARGET_MIB_PER_10K),
+        ),
+        (
+            format!("status write, list map of {LARGE} items against {SMALL}"),
+            format!("{ratio:.1} × ({:.1} / {:.1} ms)", ms(size.large), ms(size.small)),
+            format!("≤ {TARGET_SIZE_RATIO:.0} ×"),
+            verdict(ratio <= TARGET_SIZE_RATIO),
         ),
     ];
     println!();

@@ -1,7 +1,7 @@
 //! What a write changes: the paths added, modified and removed between two objects.
 
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::fieldset::{added_subtree, is_ignored, item_pe, map_atomic, with_name, FieldSet, Path, Pe};
 use super::{ListType, ListTypes};
@@ -65,13 +65,16 @@ fn compare(
             let list_type = lt.list_type(&names.join("."));
             let lpes: Vec<Pe> = l.iter().enumerate().map(|(i, v)| item_pe(v, &list_type, i)).collect();
             let rpes: Vec<Pe> = r.iter().enumerate().map(|(i, v)| item_pe(v, &list_type, i)).collect();
+            // Each element's first item on either side, found by lookup: a list of n items
+            // costs O(n log n), not a scan per item.
+            let (lfirst, rfirst) = (first_of(&lpes), first_of(&rpes));
             let mut seen = BTreeSet::new();
             for pe in lpes.iter().chain(rpes.iter()) {
-                if !seen.insert(pe.clone()) {
+                if !seen.insert(pe) {
                     continue;
                 }
-                let li = lpes.iter().position(|p| p == pe).and_then(|i| l.get(i));
-                let ri = rpes.iter().position(|p| p == pe).and_then(|i| r.get(i));
+                let li = lfirst.get(pe).and_then(|i| l.get(*i));
+                let ri = rfirst.get(pe).and_then(|i| r.get(*i));
                 path.push(pe.clone());
                 compare(li, ri, path, names, lt, cmp);
                 path.pop();
@@ -83,6 +86,15 @@ fn compare(
             }
         }
     }
+}
+
+/// Where each path element first occurs in `pes`.
+fn first_of(pes: &[Pe]) -> BTreeMap<&Pe, usize> {
+    let mut first = BTreeMap::new();
+    for (i, pe) in pes.iter().enumerate() {
+        first.entry(pe).or_insert(i);
+    }
+    first
 }
 
 fn values_equal(a: &Value, b: &Value) -> bool {

@@ -445,3 +445,41 @@ fn managed_fields_reset_and_server_metadata_ignored() {
     assert_eq!(mf.len(), 1);
     assert_eq!(mf[0]["manager"], "x");
 }
+
+/// A list map's items are matched by key across the two objects, the first item of a repeated
+/// key standing for it on either side, whatever the list's length.
+#[test]
+fn list_map_items_are_matched_by_key_in_long_lists() {
+    let item = |name: &str, image: &str| json!({"name": name, "image": image});
+    let mut old: Vec<Value> = (0..5_000).map(|i| item(&format!("c{i}"), "v1")).collect();
+    old.push(item("c7", "repeated"));
+    let mut new = old.clone();
+    new[42] = item("c42", "v2");
+    new.remove(4_999);
+    new.push(item("extra", "v1"));
+    let cmp = compare::compare_objects(
+        &json!({"spec": {"containers": old}}),
+        &json!({"spec": {"containers": new}}),
+        &Types,
+    );
+    let key = |name: &str| fieldset::Pe::Key(format!("{{\"name\":\"{name}\"}}"));
+    let at = |name: &str, field: Option<&str>| {
+        let mut p = vec![
+            fieldset::Pe::Field("spec".into()),
+            fieldset::Pe::Field("containers".into()),
+            key(name),
+        ];
+        p.extend(field.map(|f| fieldset::Pe::Field(f.into())));
+        p
+    };
+    assert_eq!(
+        cmp.modified.into_iter().collect::<Vec<_>>(),
+        vec![at("c42", Some("image"))]
+    );
+    assert_eq!(cmp.removed.into_iter().collect::<Vec<_>>(), vec![at("c4999", None)]);
+    assert!(cmp.added.contains(&at("extra", None)), "{:?}", cmp.added);
+    assert!(
+        !cmp.added.iter().any(|p| p.starts_with(&at("c7", None))),
+        "c7 is in both"
+    );
+}

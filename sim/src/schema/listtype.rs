@@ -3,6 +3,7 @@
 //! `x-kubernetes-list-map-keys`); each repeat is a `Duplicate value` at the repeated index.
 
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 use super::access::{additional_schema, items_schema, kw, properties, sorted_keys};
 use super::render::go_quote;
@@ -89,13 +90,18 @@ fn duplicate(path: &str, i: usize, rendered: String) -> Cause {
 
 /// Indices of the second occurrence of each repeated element (later repeats are not reported
 /// again, as in kube-apiserver).
-fn non_unique<T: PartialEq>(keys: &[T]) -> Vec<usize> {
+fn non_unique<T: PartialEq + serde::Serialize>(keys: &[T]) -> Vec<usize> {
+    // Equal values serialize alike (objects' keys are sorted), so only those sharing their JSON
+    // are compared: O(n) for a list of distinct items, where comparing each with all before it
+    // was O(n²).
+    let mut alike: HashMap<String, Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
     for (i, k) in keys.iter().enumerate() {
-        let times = keys[..i].iter().filter(|x| *x == k).count();
-        if times == 1 {
+        let earlier = alike.entry(serde_json::to_string(k).unwrap_or_default()).or_default();
+        if earlier.iter().filter(|j| keys[**j] == *k).count() == 1 {
             out.push(i);
         }
+        earlier.push(i);
     }
     out
 }
@@ -157,6 +163,27 @@ fn list_map(items: &[Value], s: &Value, path: &str, out: &mut Vec<Cause>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Only items that serialize alike are compared: a list of n distinct items costs O(n), not
+    /// a comparison of every pair (a ListenerSet of 10,000 listeners was ~50 M of them per write).
+    #[test]
+    fn repeats_are_found_without_comparing_every_pair() {
+        use std::cell::Cell;
+        thread_local! { static COMPARED: Cell<usize> = const { Cell::new(0) }; }
+        #[derive(serde::Serialize)]
+        struct Counted(String);
+        impl PartialEq for Counted {
+            fn eq(&self, other: &Self) -> bool {
+                COMPARED.with(|c| c.set(c.get() + 1));
+                self.0 == other.0
+            }
+        }
+        let mut items: Vec<Counted> = (0..2_000).map(|i| Counted(format!("l{i}"))).collect();
+        items.extend(["l7", "l7", "l9"].map(|s| Counted(s.into())));
+        assert_eq!(non_unique(&items), vec![2_000, 2_002]);
+        let compared = COMPARED.with(Cell::get);
+        assert!(compared <= 4, "{compared} comparisons for {} items", items.len());
+    }
 
     #[test]
     fn duplicate_map_keys_and_set_elements_are_reported() {
