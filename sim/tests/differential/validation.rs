@@ -84,7 +84,40 @@ async fn crd_validation_failures() {
         "spec": {"selector": {"matchLabels": {"app": "x"}}, "listeners": [{"id": "one"}, {"id": "one"}], "leaseDurationSeconds": 0}});
     p.same("crd.invalid.listenerset", Req::post(LISTENERSETS, &listeners))
         .await;
+    // A key repeated more than once, and two keys repeated: each reported at its second
+    // occurrence only.
+    let ids = ["a", "b", "a", "a", "b", "c"].map(|id| json!({"id": id}));
+    let repeats = json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": "ls"},
+        "spec": {"selector": {"matchLabels": {"app": "x"}}, "listeners": ids}});
+    p.same("crd.invalid.listenerset-repeats", Req::post(LISTENERSETS, &repeats))
+        .await;
+    list_map_owners(&p).await;
     p.finish().await;
+}
+
+/// Two managers applying items of one list map (a ListenerSet's listeners, keyed by `id`):
+/// whose fields each item is, as the answers' managed fields show.
+async fn list_map_owners(p: &Pair) {
+    let set = |listeners: Value| {
+        json!({"apiVersion": "baton.dev/v1alpha1", "kind": "ListenerSet", "metadata": {"name": "owned"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "listeners": listeners}})
+    };
+    let path = format!("{LISTENERSETS}/owned");
+    let apply = |manager: &str, force: &str, body: Value| {
+        Req::patch(format!("{path}?fieldManager={manager}{force}"), "apply", &body)
+    };
+    let three = json!([{"id": "a"}, {"id": "b"}, {"id": "c"}]);
+    p.same("apply.listmap.create", apply("one", "", set(three))).await;
+    let suspend_b = json!([{"id": "b", "suspend": true}, {"id": "d"}]);
+    p.same("apply.listmap.second-manager", apply("two", "", set(suspend_b)))
+        .await;
+    let b_resumed = json!([{"id": "a"}, {"id": "b", "suspend": false}, {"id": "c"}]);
+    p.same("apply.listmap.conflict", apply("one", "", set(b_resumed.clone())))
+        .await;
+    p.same("apply.listmap.forced", apply("one", "&force=true", set(b_resumed)))
+        .await;
+    p.same("apply.listmap.drop-item", apply("two", "", set(json!([{"id": "d"}]))))
+        .await;
 }
 
 #[tokio::test]
