@@ -51,6 +51,18 @@ async fn in_flight(ns: &Ns, user: &str, path: &str, t0: Instant) {
     .await);
 }
 
+/// Hold `user`'s requests of `path` for `latency` (a rule now in force): the rule, to remove.
+fn slow_down(ns: &Ns, user: &str, path: &str, latency: Duration) -> FaultRule {
+    let rule = FaultRule {
+        client: Some(user.to_string()),
+        latency,
+        path: Some(path.to_string()),
+        ..FaultRule::default()
+    };
+    ns.cluster.sim().faults.add_rule(rule.clone());
+    rule
+}
+
 /// Wait until `user`'s patches answered with `code` outnumber `before`'s.
 async fn answered_with(ns: &Ns, user: &str, before: &BTreeMap<u16, u64>, code: u16) {
     let had = before.get(&code).copied().unwrap_or(0);
@@ -81,13 +93,7 @@ impl Scene<'_> {
     ) -> BTreeMap<u16, u64> {
         let (ns, ctl) = (self.ns, self.ctl.as_str());
         let path = format!("/leases/{lease}");
-        let slow = FaultRule {
-            client: Some(ctl.to_string()),
-            latency: Duration::from_secs(1),
-            path: Some(path.clone()),
-            ..FaultRule::default()
-        };
-        ns.cluster.sim().faults.add_rule(slow.clone());
+        let slow = slow_down(ns, ctl, &path, Duration::from_secs(1));
         let before = answered(ns, ctl);
         let t0 = Instant::now();
         suspend(ns, "sxt", &self.ids, suspended).await;
@@ -202,13 +208,7 @@ async fn sim_only_a_slow_release_request_holds_back_no_other_handover() {
     let (slow, other) = (id(&on_a[0]), on_a[1].clone());
     let lease = lease_name("srq", &slow);
     let path = format!("/leases/{lease}");
-    let rule = FaultRule {
-        client: Some(ctl.clone()),
-        latency: SLOW,
-        path: Some(path.clone()),
-        ..FaultRule::default()
-    };
-    ns.cluster.sim().faults.add_rule(rule.clone());
+    let rule = slow_down(&ns, &ctl, &path, SLOW);
     let t0 = Instant::now();
     let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
     ns.pods_api()
@@ -243,5 +243,75 @@ async fn sim_only_a_slow_release_request_holds_back_no_other_handover() {
     ok(ns
         .wait_running("all four on sr-b", &keys, LONG, |pod| pod == "sr-b")
         .await);
+    assert_clean(&ns, true);
+}
+
+/// sim-only, as above: the controller's status writes of one set are held on their way.
+///
+/// A pass hands its status write off and goes on: a slow status write (a large set's takes
+/// kube-apiserver over a second) holds back no decision of the set. Here every status write of
+/// the set takes 20 s; a pod deleted meanwhile has its listeners running elsewhere well before
+/// the first of them lands, and the status tells the truth once they land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_only_a_slow_status_write_holds_back_no_decision() {
+    const SLOW: Duration = Duration::from_secs(20);
+    let ns = Ns::plain("slowstatus").await;
+    let ctl = ok(ns.start_controller().await);
+    for pod in ["ss-a", "ss-b", "ss-c"] {
+        ok(ns.create_pod(pod).await);
+    }
+    let (spec, keys) = listeners("sst", 6);
+    ok(ns.create_set("sst", spec, 8).await);
+    ok(ns.settled("sst", 6, "all six running", LONG).await);
+    let on = ns.running_on();
+    let on_a: Vec<String> = keys
+        .iter()
+        .filter(|k| on.get(*k).map(String::as_str) == Some("ss-a"))
+        .cloned()
+        .collect();
+    let elsewhere = keys.iter().find(|k| !on_a.contains(k)).cloned();
+    let (false, Some(suspended)) = (on_a.is_empty(), elsewhere) else {
+        panic!("ss-a runs {on_a:?} of {keys:?}: it must run some, not all");
+    };
+    let ids: Vec<String> = keys
+        .iter()
+        .map(|k| k.rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    let suspended_id = suspended.rsplit('/').next().unwrap_or_default().to_string();
+    let path = "/listenersets/sst/status".to_string();
+    let rule = slow_down(&ns, &ctl, &path, SLOW);
+    // A spec change: the pass that asks the suspended listener's holder to let it go writes the
+    // status (its observed generation) too.
+    let t0 = Instant::now();
+    suspend(&ns, "sst", &ids, std::slice::from_ref(&suspended_id)).await;
+    in_flight(&ns, &ctl, &path, t0).await;
+    // Deleted, ss-a's agent lets its listeners go; only a pass of the controller places them.
+    ok(ns.delete_pod("ss-a", 5).await);
+    ok(ns
+        .wait_running("ss-a's listeners elsewhere", &on_a, SLOW / 2, |pod| pod != "ss-a")
+        .await);
+    ns.cluster.sim().faults.remove_rule(&rule);
+    let generation = ns.sets().get("sst").await.expect("reading the set").metadata.generation;
+    ok(
+        wait_for("status: 5 running, 1 suspended, the spec observed", LONG, || async {
+            let status = ns.sets().get("sst").await.ok()?.status?;
+            (status.running == 5 && status.suspended == 1 && status.observed_generation == generation).then_some(())
+        })
+        .await,
+    );
+    let held = ok(ns.holders("sst").await);
+    let highest = held.values().map(|(_, token)| *token).max().unwrap_or(0);
+    let status = ns
+        .sets()
+        .get("sst")
+        .await
+        .expect("reading the set")
+        .status
+        .unwrap_or_default();
+    assert!(
+        status.fencing_token_ceiling.unwrap_or(0) >= highest,
+        "the ceiling {:?} is below a token handed out ({highest}): {held:?}",
+        status.fencing_token_ceiling
+    );
     assert_clean(&ns, true);
 }

@@ -80,8 +80,10 @@ pub struct Context {
     pub(super) desired: super::desired::DesiredCache,
     /// (namespace, set) → its listener Leases as its last decision read them.
     pub(super) lease_facts: Arc<super::facts::LeaseFactsCache>,
-    /// (namespace, set) → when its status was last written.
-    pub(super) status_at: Mutex<HashMap<SetKey, tokio::time::Instant>>,
+    /// The sets' status writes, each set's in order (see [`super::statuses`]).
+    pub(super) statuses: super::statuses::StatusWrites,
+    /// When each set may be decided again (see [`super::pacing`]).
+    pub(super) pacing: super::pacing::Pacing,
     /// The release requests on their way that no pass waits for (see [`super::requests`]).
     pub(super) in_flight: super::requests::InFlight,
     /// (namespace, set) → the set's Lease writes its cache has not shown yet.
@@ -138,27 +140,13 @@ impl Context {
         u.retain(|uid| live.contains(uid));
     }
 
-    /// When set `key`'s status was last written by this controller.
-    pub(super) fn status_written_at(&self, key: &SetKey) -> Option<tokio::time::Instant> {
-        self.status_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .copied()
-    }
-
-    /// Set `key`'s status was written now.
-    pub(super) fn status_written(&self, key: &SetKey) {
-        let mut m = self.status_at.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(key.clone(), tokio::time::Instant::now());
-    }
-
     /// Forget a deleted set.
     pub(super) fn forget(&self, ns: &str, set: &str) {
         let key = (ns.to_string(), set.to_string());
         self.memory.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-        self.status_at.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.statuses.forget(&key);
+        self.pacing.forget(&key);
         self.desired.forget(&key);
         self.lease_facts.forget(&key);
         self.index.forget_set(ns, set);

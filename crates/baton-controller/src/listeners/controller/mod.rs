@@ -65,6 +65,7 @@ pub mod index;
 mod leases;
 pub mod liveness;
 mod outbox;
+mod pacing;
 mod publish;
 mod read;
 mod reconcile;
@@ -72,6 +73,7 @@ mod report;
 mod requests;
 mod secrets;
 mod stats;
+mod statuses;
 mod undecodable;
 mod writes;
 
@@ -162,6 +164,7 @@ pub async fn run_counted(
         });
     futures::join!(run, report);
     ctx.in_flight.abort_all();
+    ctx.statuses.abort_all();
     ctx.events.drain(Duration::from_secs(2)).await;
     info!("the ListenerSet controller stopped");
     stats
@@ -221,7 +224,8 @@ fn start(
         index: views.index,
         liveness: tracker,
         started: tokio::time::Instant::now(),
-        status_at: Mutex::new(HashMap::new()),
+        statuses: Default::default(),
+        pacing: Default::default(),
         desired: Default::default(),
         lease_facts: Default::default(),
         collisions: Default::default(),

@@ -221,7 +221,8 @@ pub(super) fn decide_now(
         pods: &pod_facts,
         leases: facts,
         liveness: &liveness,
-        ceiling: ceiling_of(previous),
+        // What this controller wrote last may not be in the cache yet.
+        ceiling: ceiling_of(previous).max(ctx.statuses.ceiling(&(ns.clone(), name.clone()))),
         recover: live_now,
         unresponsive: &unresponsive,
         stopped: &stopped,

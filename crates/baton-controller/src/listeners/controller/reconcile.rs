@@ -20,6 +20,7 @@ use super::desired::Desired;
 use super::finalize::{add_finalizer, finish_deletion};
 use super::read::{ceiling_of, decide_now, LeaseByListener};
 use super::report::{condition, report, write_status, Report};
+use super::statuses::Handed;
 use super::writes::{apply_fences, apply_writes, create_liveness, Writing};
 use super::{outbox, publish, Context};
 use crate::api::listenerset::{
@@ -27,7 +28,7 @@ use crate::api::listenerset::{
     FINALIZER, REASON_INVALID_SPEC, REASON_ORPHANED, REASON_TERMINATING, RECOVERED_ANNOTATION, RECOVER_ANNOTATION,
 };
 use crate::api::pod::CachedPod;
-use crate::error::{Error, Result};
+use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::decide::Decision;
 use crate::listeners::notices::{self as notes, Note};
@@ -36,6 +37,10 @@ use crate::listeners::notices::{self as notes, Note};
 /// the token ceiling and the observed generation go out at once): a burst of acknowledgements
 /// makes one status write, not one per reconcile.
 pub(super) const STATUS_EVERY: Duration = Duration::from_millis(500);
+/// ... and at most once per this many times its last write took: a large set's status write
+/// costs the API server its whole spec (its listeners), over a second at 10,000 on
+/// kube-apiserver, and counts alone are not worth half its time.
+const STATUS_SPACING: u32 = 2;
 
 /// One reconcile of one ListenerSet.
 pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -47,8 +52,19 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
         ControlFlow::Continue(pods) => pods,
         ControlFlow::Break(requeue) => return Ok(requeue),
     };
+    if let Some(wait) = ctx
+        .pacing
+        .wait(&(ns.clone(), name.clone()), tokio::time::Instant::now())
+    {
+        return Ok(Requeue::requeue(wait));
+    }
     let reference = set.object_ref(&());
-    let previous = set.status.clone().unwrap_or_default();
+    // The status as this controller last reported it: the cache may not show a write handed off.
+    let previous = ctx
+        .statuses
+        .newest(&(ns.clone(), name.clone()), set.metadata.resource_version.as_deref())
+        .or_else(|| set.status.clone())
+        .unwrap_or_default();
     // A set being deleted is wound down whatever its spec says.
     if !deleting && report_invalid_spec(&ctx, &set, &ns, &name, &previous).await? {
         return Ok(Requeue::await_change());
@@ -79,7 +95,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     let status_wait = if written.status {
         None
     } else if recovered.is_some() {
-        write_report(&ctx, &set, &previous, &reported).await?;
+        write_report(&ctx, &set, &previous, &reported, Hand::Wait).await?;
         None
     } else {
         report_when_due(&ctx, &set, &previous, &reported).await?
@@ -189,10 +205,13 @@ async fn decide_pass(
         controller: "listenerset".into(),
     };
     let size = desired.listeners.len() + lease_by_listener.len();
+    let took = started.elapsed();
+    ctx.pacing
+        .decided(&(ns.to_string(), set.name_any()), tokio::time::Instant::now(), took);
     ctx.metrics
         .decision_duration
         .get_or_create(&controller)
-        .observe(started.elapsed().as_secs_f64());
+        .observe(took.as_secs_f64());
     ctx.metrics
         .decision_size
         .get_or_create(&controller)
@@ -247,9 +266,11 @@ async fn write_pass(
     let decision = &pass.decision;
     // The ceiling first: no Lease may carry a token the status does not cover, so a restarted
     // or standby controller (or a Lease made anew) continues above every token handed out.
-    let status = decision.ceiling > ceiling_of(previous);
+    // Above the ceiling last written, which the cache may not show yet.
+    let key = (ns.to_string(), set.name_any());
+    let status = decision.ceiling > ceiling_of(previous).max(ctx.statuses.ceiling(&key));
     if status {
-        write_report(ctx, set, previous, reported).await?;
+        write_report(ctx, set, previous, reported, Hand::Wait).await?;
     }
     let (fenced, fence_failed) = apply_fences(ctx, set, ns, decision).await;
     create_liveness(ctx, ns, decision).await;
@@ -284,14 +305,15 @@ fn next_look(expiry: Option<Duration>, broken_sinks: bool, collisions: bool, sta
 }
 
 /// Write the status now if what changed is more than counts, or the last write is
-/// [`STATUS_EVERY`] old; otherwise say when to look again.
+/// [`STATUS_EVERY`] old (or [`STATUS_SPACING`] times what it took); otherwise say when to look
+/// again.
 async fn report_when_due(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     set: &ListenerSet,
     previous: &ListenerSetStatus,
     reported: &Report,
 ) -> Result<Option<Duration>> {
-    if set.status.as_ref() == Some(&reported.status) {
+    if set.status.as_ref() == Some(&reported.status) || *previous == reported.status {
         return Ok(None);
     }
     /// What must reach the API server at once: the generation seen, the token ceiling and the
@@ -306,12 +328,14 @@ async fn report_when_due(
         (s.observed_generation, s.fencing_token_ceiling, conds)
     }
     let key = (set.namespace().unwrap_or_default(), set.name_any());
-    let since = ctx.status_written_at(&key).map(|at| at.elapsed());
-    let due = urgent(&reported.status) != urgent(previous) || since.is_none_or(|s| s >= STATUS_EVERY);
+    let last = ctx.statuses.handed_at(&key);
+    let since = last.map(|(at, _)| at.elapsed());
+    let every = last.map_or(STATUS_EVERY, |(_, took)| STATUS_EVERY.max(took * STATUS_SPACING));
+    let due = urgent(&reported.status) != urgent(previous) || since.is_none_or(|s| s >= every);
     if !due {
-        return Ok(since.map(|s| STATUS_EVERY.saturating_sub(s)));
+        return Ok(since.map(|s| every.saturating_sub(s)));
     }
-    write_report(ctx, set, previous, reported).await?;
+    write_report(ctx, set, previous, reported, Hand::Off).await?;
     Ok(None)
 }
 
@@ -355,7 +379,9 @@ async fn report_invalid_spec(
         ),
         ..previous.clone()
     };
-    if set.status.as_ref() != Some(&status) {
+    let key = (ns.to_string(), name.to_string());
+    let version = set.metadata.resource_version.as_deref();
+    if set.status.as_ref() != Some(&status) && !ctx.statuses.landed(&key, &status, version) {
         publish(
             ctx,
             &set.object_ref(&()),
@@ -363,7 +389,12 @@ async fn report_invalid_spec(
             REASON_INVALID_SPEC,
             &message,
         );
-        write_status(ctx, ns, name, &status).await?;
+        let handed = Handed {
+            status: status.clone(),
+            read_version: version.map(str::to_string),
+        };
+        let write = |status: ListenerSetStatus| async move { write_status(ctx, ns, name, &status).await };
+        ctx.statuses.write(&key, handed, write).await?;
         let note = notes::degraded(previous, true, REASON_INVALID_SPEC, &message);
         outbox::send(ctx, set, note.into_iter().collect());
     }
@@ -400,10 +431,25 @@ async fn mark_recovered(ctx: &Context, set: &ListenerSet, nonce: &str, recovered
     Ok(())
 }
 
-/// Write the status `reported` (with its Events), unless it is already so.
-async fn write_report(ctx: &Context, set: &ListenerSet, previous: &ListenerSetStatus, reported: &Report) -> Result<()> {
+/// Whether a pass waits for its status write ([`super::statuses`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hand {
+    /// Written before the pass goes on: the token ceiling, a recover's outcome.
+    Wait,
+    /// Handed to the set's lane: written after what is on its way.
+    Off,
+}
+
+/// Write the status `reported` (with its Events), unless it is already so or on its way.
+async fn write_report(
+    ctx: &Arc<Context>,
+    set: &ListenerSet,
+    previous: &ListenerSetStatus,
+    reported: &Report,
+    hand: Hand,
+) -> Result<()> {
     let deleting = set.metadata.deletion_timestamp.is_some();
-    let (ns, name) = (set.namespace().unwrap_or_default(), set.name_any());
+    let key = (set.namespace().unwrap_or_default(), set.name_any());
     let reference = set.object_ref(&());
     let Report {
         status,
@@ -412,22 +458,57 @@ async fn write_report(ctx: &Context, set: &ListenerSet, previous: &ListenerSetSt
         degraded_reason,
         degraded_message,
     } = reported;
-    if set.status.as_ref() != Some(status) {
-        let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
-        if deleting && prev_ready.is_none_or(|c| c.reason != REASON_TERMINATING) {
-            publish(ctx, &reference, EventType::Normal, REASON_TERMINATING, ready_message);
-        }
-        let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
-        if *degraded
-            && prev_degraded.is_none_or(|c| c.message != *degraded_message)
-            && *degraded_reason != REASON_ORPHANED
-        {
-            publish(ctx, &reference, EventType::Warning, degraded_reason, degraded_message);
-        }
-        write_status(ctx, &ns, &name, status).await?;
-        ctx.status_written(&(ns, name));
+    let version = set.metadata.resource_version.as_deref();
+    // What is waited for must have landed; what is handed off may still be on its way.
+    let known = match hand {
+        Hand::Wait => ctx.statuses.landed(&key, status, version),
+        Hand::Off => ctx.statuses.has(&key, status, version),
+    };
+    if set.status.as_ref() == Some(status) || known {
+        return Ok(());
     }
-    Ok(())
+    let prev_ready = previous.conditions.iter().find(|c| c.type_ == CONDITION_READY);
+    if deleting && prev_ready.is_none_or(|c| c.reason != REASON_TERMINATING) {
+        publish(ctx, &reference, EventType::Normal, REASON_TERMINATING, ready_message);
+    }
+    let prev_degraded = previous.conditions.iter().find(|c| c.type_ == CONDITION_DEGRADED);
+    if *degraded && prev_degraded.is_none_or(|c| c.message != *degraded_message) && *degraded_reason != REASON_ORPHANED
+    {
+        publish(ctx, &reference, EventType::Warning, degraded_reason, degraded_message);
+    }
+    let handed = Handed {
+        status: status.clone(),
+        read_version: version.map(str::to_string),
+    };
+    match hand {
+        Hand::Wait => {
+            let (ns, name) = (&key.0, &key.1);
+            let write = |status: ListenerSetStatus| async move { write_status(ctx, ns, name, &status).await };
+            ctx.statuses.write(&key, handed, write).await
+        }
+        Hand::Off => {
+            // A set deleted meanwhile needs no status; a failed write is decided again.
+            let write = {
+                let (ctx, (ns, name)) = (ctx.clone(), key.clone());
+                move |status: ListenerSetStatus| async move {
+                    match write_status(&ctx, &ns, &name, &status).await {
+                        Err(Error::Kube(e)) if is_status(&e, 404) => Ok(()),
+                        Err(e) => {
+                            tracing::warn!(namespace = %ns, listenerset = %name, error = %e, "status write failed");
+                            Err(e)
+                        }
+                        ok => ok,
+                    }
+                }
+            };
+            let wake = {
+                let (index, key) = (ctx.index.clone(), key.clone());
+                move || index.wake_set(key)
+            };
+            ctx.statuses.hand_off(&key, handed, write, wake);
+            Ok(())
+        }
+    }
 }
 
 /// Notify what the report shows: a set turned Degraded, orphaned listeners.
