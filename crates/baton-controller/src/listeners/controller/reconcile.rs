@@ -459,6 +459,11 @@ async fn write_report(
         degraded_message,
     } = reported;
     let version = set.metadata.resource_version.as_deref();
+    // While the set's status writes fail, each is waited for: the reconcile fails and backs off.
+    let hand = match hand {
+        Hand::Off if ctx.statuses.failing(&key) => Hand::Wait,
+        hand => hand,
+    };
     // What is waited for must have landed; what is handed off may still be on its way.
     let known = match hand {
         Hand::Wait => ctx.statuses.landed(&key, status, version),

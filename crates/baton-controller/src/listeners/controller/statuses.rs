@@ -13,7 +13,9 @@
 //! Some writes are waited for ([`StatusWrites::write`]): the token ceiling before any Lease
 //! carries a token above it, a recover's outcome before its mark, an invalid spec's report. They
 //! go through the same lane, after what was handed off before them. A handed-off write that
-//! fails is dropped and its set decided again after [`RETRY`]. The tasks end with the controller.
+//! fails is dropped and its set decided again after [`RETRY`]; until one of its writes lands, the
+//! set's status writes are waited for, so its reconciles fail and back off as any failing
+//! reconcile does ([`StatusWrites::failing`]). The tasks end with the controller.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,6 +57,8 @@ struct Known {
     handed_at: Option<Instant>,
     /// How long the last write took.
     took: Duration,
+    /// The last write failed.
+    failed: bool,
 }
 
 /// One set's status writes.
@@ -111,6 +115,7 @@ impl Lane {
         self.with(|k| {
             k.writing = None;
             k.took = started.elapsed();
+            k.failed = r.is_err();
             if r.is_ok() {
                 k.landed = Some(handed);
                 k.ceiling = k.ceiling.max(raised);
@@ -218,6 +223,12 @@ impl StatusWrites {
                 .or(k.landed.as_ref())?;
             (newest.read_version.as_deref() == read_version).then(|| newest.status.clone())
         })
+    }
+
+    /// Whether `key`'s last status write failed (its next ones are waited for, so that the
+    /// reconcile fails and backs off while the API server refuses them).
+    pub(super) fn failing(&self, key: &SetKey) -> bool {
+        self.existing(key).is_some_and(|l| l.with(|k| k.failed))
     }
 
     /// The highest token ceiling this controller wrote to `key`'s status.

@@ -232,3 +232,21 @@ async fn the_next_pass_starts_from_the_newest_report_until_the_cache_moves() {
     assert_eq!(second.running, 2);
     let _ = answer.send(true);
 }
+
+#[tokio::test]
+async fn a_set_whose_write_failed_is_failing_until_one_lands() {
+    let writes = StatusWrites::default();
+    let (server, mut calls) = Server::new();
+    let (woken_tx, woken) = oneshot::channel();
+    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), move || {
+        let _ = woken_tx.send(());
+    });
+    assert!(!writes.failing(&key()));
+    let (_, answer) = calls.recv().await.expect("the write");
+    let _ = answer.send(false);
+    woken.await.expect("the set woken after the failure");
+    assert!(writes.failing(&key()));
+    let (r, _) = write_answered(&writes, &server, &mut calls, report(2, Some(20), "1")).await;
+    assert!(r.is_ok());
+    assert!(!writes.failing(&key()));
+}
