@@ -39,6 +39,7 @@ mod handover;
 mod liveness;
 mod registration;
 mod retry;
+mod work;
 
 pub(super) use liveness::{LiveChange, LiveOp, LivePhase, LiveResult, Liveness};
 pub(super) use retry::Retry;
@@ -203,6 +204,8 @@ pub(super) struct State {
     pace: handover::Pace,
     /// Trackings of listener Leases so far.
     trackings: u64,
+    /// What changed since the last look ([`work`]).
+    work: work::Work,
     out: Vec<Action>,
 }
 
@@ -226,6 +229,7 @@ impl State {
             stops_deferred: false,
             pace: handover::Pace::default(),
             trackings: 0,
+            work: work::Work::default(),
             out: Vec::new(),
         }
     }
@@ -260,6 +264,7 @@ impl State {
                 if let Some(t) = self.tracked.get_mut(name) {
                     if rv_num(&l) >= rv_num(&t.lease) {
                         t.lease = l.clone();
+                        self.work.touch(name);
                     }
                 }
                 self.known.insert(name.to_string(), l);
@@ -301,10 +306,14 @@ impl State {
 
     fn forget(&mut self, name: &str) {
         if let Some(t) = self.tracked.remove(name) {
+            self.work.touch(name);
+            self.work.phase(Some(t.phase), None);
+            self.work.duration(Some(t.duration), None);
             if t.in_flight.is_some() {
                 self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
             }
             if let Some(at) = t.shown {
+                self.work.shown_count = self.work.shown_count.saturating_sub(1);
                 self.shown_forgotten.push(((t.set, t.listener), at));
             }
         }
@@ -370,6 +379,9 @@ impl State {
                 retry: Retry::new(self.cfg.retry_period, self.cfg.max_retry_period, name),
             };
             debug!(lease = name, phase = ?t.phase, "tracking");
+            self.work.phase(None, Some(t.phase));
+            self.work.duration(None, Some(t.duration));
+            self.work.touch(name);
             self.tracked.insert(name.to_string(), t);
             if may_run {
                 self.emit_stop(name, why, true);
@@ -400,8 +412,10 @@ impl State {
             }
             Phase::Acking | Phase::Lost if want_release => {
                 if let Some(t) = self.tracked.get_mut(name) {
+                    self.work.phase(Some(t.phase), Some(Phase::Releasing));
                     t.phase = Phase::Releasing;
                     t.due = now;
+                    self.work.touch(name);
                 }
                 self.issue(name, now);
             }
@@ -462,6 +476,7 @@ impl State {
         let Some((sent, _, reg)) = t.in_flight.take() else {
             return;
         };
+        self.work.touch(name);
         self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
         match (kind, result) {
             (OpKind::Read, Ok((lease, _))) => {
@@ -529,9 +544,11 @@ impl State {
         let renew_every = self.cfg.renew_every(lease_duration(&lease));
         let current = self.live.current();
         let Some(t) = self.tracked.get_mut(name) else { return };
+        self.work.touch(name);
         t.ack_base = Some(sent);
         // Covered by the registration only if it is still the current one.
         t.ack_reg = if reg != 0 && reg == current { reg } else { 0 };
+        self.work.duration(Some(t.duration), Some(lease_duration(&lease)));
         t.duration = lease_duration(&lease);
         t.lease = lease.clone();
         t.retry.reset();
@@ -543,6 +560,7 @@ impl State {
         };
         let start = kind == OpKind::Ack && matches!(t.phase, Phase::Acking | Phase::Lost) && !release && mine;
         if start {
+            self.work.phase(Some(t.phase), Some(Phase::Running));
             t.phase = Phase::Running;
             self.epoch += 1;
             t.epoch = self.epoch;
@@ -565,6 +583,7 @@ impl State {
                 self.end_replaced(name, &l);
                 if let Some(t) = self.tracked.get_mut(name) {
                     t.lease = l.clone();
+                    self.work.touch(name);
                 }
                 self.known.insert(name.to_string(), l);
             }
@@ -583,32 +602,14 @@ impl State {
         if t.epoch != epoch || t.phase != Phase::Stopping {
             return;
         }
+        self.work.phase(Some(t.phase), Some(Phase::Releasing));
         t.phase = Phase::Releasing;
         t.due = now;
+        self.work.touch(name);
         if let Some(at) = t.stop_sent.take() {
             self.pace.stopped(now.saturating_duration_since(at));
         }
         self.evaluate(name, now);
-    }
-
-    /// Requests that waited for a free slot.
-    fn issue_waiting(&mut self, now: Instant) {
-        if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
-            return;
-        }
-        let gates = self.gates(now);
-        let due: Vec<String> = self
-            .tracked
-            .iter()
-            .filter(|(_, t)| op_due(t, now, gates).is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in due {
-            if self.ops_in_flight >= MAX_OPS_IN_FLIGHT {
-                break;
-            }
-            self.issue(&name, now);
-        }
     }
 
     /// Time passed: safety deadlines and due writes. Returns when to be called next.
@@ -629,33 +630,15 @@ impl State {
                 at(decide_at);
             }
         }
-        // One walk finds what expired and the next deadline of what did not.
-        let mut expired: Vec<String> = Vec::new();
-        for (name, t) in self.tracked.iter().filter(|(_, t)| t.phase == Phase::Running) {
-            match self.deadline(t).filter(|d| now < *d) {
-                Some(d) => at(d),
-                None => expired.push(name.clone()),
-            }
-        }
-        for name in expired {
-            if let Some(t) = self.tracked.get(&name) {
-                warn!(set = %t.set, listener = %t.listener, "nothing renewed it in time; stopping before the controller can give it to another pod");
-            }
-            self.emit_stop(&name, StopReason::RenewFailed, false);
-            if let Some(t) = self.tracked.get_mut(&name) {
-                t.phase = Phase::Lost;
-                t.epoch = 0;
-                t.due = now;
-            }
-        }
+        self.expire(now, &mut at);
         // Stops begun here end deadlines that were counted: an earlier wake is only a wasted
         // look.
         self.stop_deferred(now);
         self.issue_waiting(now);
-        // What is due but could not be sent (no free slot, no registration yet) is looked at
-        // again when a request ends or the registration changes.
-        for t in self.tracked.values().filter(|t| t.in_flight.is_none() && t.due > now) {
-            at(t.due);
+        // A write due later wakes it at its time; one due that could not be sent (no free slot,
+        // no registration yet) is looked at again when a request ends or the gates change.
+        if let Some(t) = self.work.next_timer() {
+            at(t);
         }
         // Acknowledgements held back by the wait after start (no liveness Lease now).
         if self.live.phase == LivePhase::Absent && now < self.started + LIVENESS_WAIT {
@@ -666,6 +649,8 @@ impl State {
             at(since + LEAVING_WAIT);
         }
         self.tick_live(now, &mut at);
+        #[cfg(test)]
+        self.check_work(now);
         next
     }
 }

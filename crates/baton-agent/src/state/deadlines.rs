@@ -27,11 +27,23 @@ impl State {
 
     /// Bring `into` (the map earlier calls brought up to date) to [`State::valid_until`]; true
     /// if it changed. The shell asks after every batch of events, so the cost is of what moved:
-    /// each tracking keeps the deadline `into` holds for it, and only a tracking whose deadline
-    /// moved, or that stopped running, touches the map (a renewal of the liveness Lease moves
-    /// every deadline it covers, once per renewal). Should the map and the trackings disagree
-    /// (two Leases of one listener, or a map these calls did not keep), it is built anew.
+    /// each tracking keeps the deadline `into` holds for it, only the trackings changed since
+    /// the last call are looked at, and only one whose deadline moved, or that stopped running,
+    /// touches the map (a renewal of the liveness Lease moves every deadline it covers: all are
+    /// looked at, once per renewal). Should the map and the trackings disagree (two Leases of one
+    /// listener, or a map these calls did not keep), it is built anew.
     pub(crate) fn refresh_valid_until(&mut self, into: &mut crate::ValidUntil) -> bool {
+        let changed = self.refresh_changed(into);
+        #[cfg(test)]
+        assert_eq!(
+            *into,
+            self.valid_until(),
+            "the published deadlines are every running listener's"
+        );
+        changed
+    }
+
+    fn refresh_changed(&mut self, into: &mut crate::ValidUntil) -> bool {
         // Each edit and what it replaced, to give `into` back as it was should it be built anew.
         let mut undo: Vec<((String, String), Option<Instant>)> = Vec::new();
         for (key, at) in self.shown_forgotten.drain(..) {
@@ -41,14 +53,19 @@ impl State {
             }
         }
         let (current, base) = (self.live.current(), self.live.base);
+        let all = std::mem::take(&mut self.work.shown_all) || self.work.shown_view != Some((current, base));
+        self.work.shown_view = Some((current, base));
+        let dirty = self.work.take_shown_dirty();
         let cfg = &self.cfg;
-        let mut shown = 0usize;
-        for t in self.tracked.values_mut() {
+        let shown = &mut self.work.shown_count;
+        let looked = &mut self.work.looked;
+        let mut look = |t: &mut Tracked| {
+            *looked += 1;
             let want = shown_deadline(t, current, base, cfg);
-            shown += usize::from(want.is_some());
             if want == t.shown {
-                continue;
+                return;
             }
+            *shown = *shown + usize::from(want.is_some()) - usize::from(t.shown.is_some());
             t.shown = want;
             let key = (t.set.clone(), t.listener.clone());
             let was = match want {
@@ -56,8 +73,17 @@ impl State {
                 None => into.remove(&key),
             };
             undo.push((key, was));
+        };
+        if all {
+            self.tracked.values_mut().for_each(&mut look);
+        } else {
+            for name in &dirty {
+                if let Some(t) = self.tracked.get_mut(name) {
+                    look(t);
+                }
+            }
         }
-        if shown == into.len() {
+        if self.work.shown_count == into.len() {
             return undo.iter().any(|(key, was)| into.get(key) != was.as_ref());
         }
         for (key, was) in undo.into_iter().rev() {
@@ -76,9 +102,11 @@ impl State {
     fn rebuild_valid_until(&mut self, into: &mut crate::ValidUntil) {
         let (current, base) = (self.live.current(), self.live.base);
         let cfg = &self.cfg;
+        self.work.shown_count = 0;
         for t in self.tracked.values_mut() {
             t.shown = shown_deadline(t, current, base, cfg);
             if let Some(at) = t.shown {
+                self.work.shown_count += 1;
                 into.insert((t.set.clone(), t.listener.clone()), at);
             }
         }

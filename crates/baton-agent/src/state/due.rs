@@ -6,7 +6,7 @@ use super::{OpKind, Phase, Tracked};
 
 /// What lets a write due now go out: acknowledgements may be sent, the registration current
 /// now (0: none), releases may be sent.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Gates {
     pub(super) may_ack: bool,
     pub(super) current: u64,

@@ -129,10 +129,7 @@ impl State {
 
     /// Listeners stopped or being stopped whose Lease is not released yet.
     fn handing_over(&self) -> usize {
-        self.tracked
-            .values()
-            .filter(|t| matches!(t.phase, Phase::Stopping | Phase::Releasing))
-            .count()
+        self.work.handing_over
     }
 
     /// Stop running listener `name` for its release (`why`), now if the window has room and
@@ -140,6 +137,9 @@ impl State {
     pub(super) fn stop_for_release(&mut self, name: &str, why: StopReason, now: Instant) {
         if !self.shutting_down && (self.stops_deferred || self.handing_over() >= self.pace.window()) {
             self.stops_deferred = true;
+            if !self.work.deferred.contains(name) {
+                self.work.deferred.insert(name.to_string());
+            }
             return;
         }
         self.stop_now(name, why, now);
@@ -148,8 +148,10 @@ impl State {
     fn stop_now(&mut self, name: &str, why: StopReason, now: Instant) {
         self.emit_stop(name, why, true);
         if let Some(t) = self.tracked.get_mut(name) {
+            self.work.phase(Some(t.phase), Some(Phase::Stopping));
             t.phase = Phase::Stopping;
             t.stop_sent = Some(now);
+            self.work.touch(name);
         }
     }
 
@@ -164,14 +166,32 @@ impl State {
         if room < STOP_BATCH && !self.shutting_down {
             return;
         }
-        let waiting: Vec<(String, String)> = self
-            .tracked
-            .iter()
-            .filter(|(_, t)| t.phase == Phase::Running && t.in_flight.is_none())
-            .filter_map(|(n, t)| Some((n.clone(), release_reason(&t.lease)?)))
-            .collect();
-        self.stops_deferred = waiting.len() > room;
-        for (name, reason) in waiting.into_iter().take(room) {
+        // The first `room` that still wait, in name order; what no longer waits (stopped,
+        // released, its release no longer asked for, or a write in flight, whose answer looks
+        // again) leaves the list.
+        let (mut chosen, mut gone) = (Vec::new(), Vec::new());
+        let mut more = false;
+        for name in &self.work.deferred {
+            self.work.looked += 1;
+            let waits = self
+                .tracked
+                .get(name)
+                .filter(|t| t.phase == Phase::Running && t.in_flight.is_none());
+            match waits.and_then(|t| release_reason(&t.lease)) {
+                None => gone.push(name.clone()),
+                Some(reason) if chosen.len() < room => chosen.push((name.clone(), reason)),
+                Some(_) => {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        self.stops_deferred = more;
+        for name in gone {
+            self.work.deferred.remove(&name);
+        }
+        for (name, reason) in chosen {
+            self.work.deferred.remove(&name);
             self.stop_now(&name, StopReason::ReleaseRequested(reason), now);
         }
     }

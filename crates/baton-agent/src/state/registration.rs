@@ -23,12 +23,14 @@ impl State {
                     t.ack_reg = 0;
                     t.due = now;
                 }
+                self.work.touch_all();
             }
             // Acknowledge every running listener under the new registration.
             LiveChange::Registered => {
                 for t in self.tracked.values_mut() {
                     t.due = now;
                 }
+                self.work.touch_all();
             }
         }
         let names: Vec<String> = self.tracked.keys().cloned().collect();
@@ -64,10 +66,8 @@ impl State {
     /// The shortest lease duration of the listeners held (the default with none): the liveness
     /// Lease is renewed often enough for it.
     pub(crate) fn shortest(&self) -> Duration {
-        self.tracked
-            .values()
-            .map(|t| t.duration)
-            .min()
+        self.work
+            .shortest()
             .unwrap_or(baton_api::listenerset::lease::DEFAULT_DURATION)
     }
 

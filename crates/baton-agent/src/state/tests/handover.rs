@@ -233,3 +233,49 @@ fn the_pace_is_what_the_slots_complete_while_an_application_is_slow_to_stop() {
     // second seen.
     assert_eq!(pace.window(), MAX_OPS_IN_FLIGHT + 320);
 }
+
+/// Trackings looked at to drain `n` running listeners, the shell's way: each answered release
+/// is followed by a tick and the publication of the deadlines.
+fn looks_to_drain(n: usize) -> u64 {
+    let t0 = Instant::now();
+    let (mut st, names) = running(t0, n);
+    let mut now = t0 + ms(100);
+    let mut shown = crate::ValidUntil::new();
+    st.refresh_valid_until(&mut shown);
+    st.work.looked = 0;
+    let mut apps_to_ack = stops_acked(&ask_all(&mut st, &names, now));
+    let mut in_flight: Vec<(String, OpKind)> = Vec::new();
+    loop {
+        for (name, epoch) in std::mem::take(&mut apps_to_ack) {
+            st.on_ack(&name, epoch, now);
+            in_flight.extend(sends(&st.take_actions()));
+        }
+        let Some((name, kind)) = (!in_flight.is_empty()).then(|| in_flight.remove(0)) else {
+            break;
+        };
+        now += ms(1);
+        let l = name.trim_start_matches("sxt-");
+        st.on_op(&name, kind, Ok((Some(handed_over(l)), None)), now);
+        st.tick(now);
+        st.refresh_valid_until(&mut shown);
+        let a = st.take_actions();
+        in_flight.extend(sends(&a));
+        apps_to_ack.extend(stops_acked(&a));
+    }
+    assert!(st.tracked.is_empty(), "every listener released");
+    assert!(shown.is_empty(), "no deadline published for what was released");
+    st.work.looked
+}
+
+#[test]
+fn a_drain_looks_at_each_listener_a_bounded_number_of_times() {
+    let (small, large) = (looks_to_drain(100), looks_to_drain(400));
+    let per = |looks: u64, n: u64| looks as f64 / n as f64;
+    // Looking at every tracking on every event made this grow with the square of the
+    // listeners: 400 cost ~16 times what 100 did, where they now cost ~4 times.
+    assert!(
+        per(large, 400) <= 1.25 * per(small, 100),
+        "draining 400 looked at {large} trackings, 100 at {small}"
+    );
+    assert!(per(large, 400) <= 30.0, "{large} looks to drain 400");
+}
