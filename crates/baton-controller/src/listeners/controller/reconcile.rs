@@ -485,27 +485,24 @@ async fn write_report(
         status: status.clone(),
         read_version: version.map(str::to_string),
     };
-    match hand {
-        Hand::Wait => {
-            let (ns, name) = (&key.0, &key.1);
-            let write = |status: ListenerSetStatus| async move { write_status(ctx, ns, name, &status).await };
-            ctx.statuses.write(&key, handed, write).await
-        }
-        Hand::Off => {
-            // A set deleted meanwhile needs no status; a failed write is decided again.
-            let write = {
-                let (ctx, (ns, name)) = (ctx.clone(), key.clone());
-                move |status: ListenerSetStatus| async move {
-                    match write_status(&ctx, &ns, &name, &status).await {
-                        Err(Error::Kube(e)) if is_status(&e, 404) => Ok(()),
-                        Err(e) => {
-                            tracing::warn!(namespace = %ns, listenerset = %name, error = %e, "status write failed");
-                            Err(e)
-                        }
-                        ok => ok,
-                    }
+    // A waited-for write's failure is the reconcile's. A handed-off one is logged and decided
+    // again, and a set deleted meanwhile needs no status.
+    let write = {
+        let (ctx, (ns, name)) = (ctx.clone(), key.clone());
+        move |status: ListenerSetStatus| async move {
+            match (hand, write_status(&ctx, &ns, &name, &status).await) {
+                (Hand::Off, Err(Error::Kube(e))) if is_status(&e, 404) => Ok(()),
+                (Hand::Off, Err(e)) => {
+                    tracing::warn!(namespace = %ns, listenerset = %name, error = %e, "status write failed");
+                    Err(e)
                 }
-            };
+                (_, result) => result,
+            }
+        }
+    };
+    match hand {
+        Hand::Wait => ctx.statuses.write(&key, handed, write).await,
+        Hand::Off => {
             let wake = {
                 let (index, key) = (ctx.index.clone(), key.clone());
                 move || index.wake_set(key)

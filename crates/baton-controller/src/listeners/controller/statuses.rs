@@ -61,6 +61,18 @@ struct Known {
     failed: bool,
 }
 
+impl Known {
+    /// The report on its way: waiting to be written, else being written.
+    fn on_its_way(&self) -> Option<&Arc<Handed>> {
+        self.waiting.as_ref().map(|(_, h)| h).or(self.writing.as_ref())
+    }
+
+    /// The newest report handed to the lane: the one on its way, else the last written.
+    fn newest(&self) -> Option<&Arc<Handed>> {
+        self.on_its_way().or(self.landed.as_ref())
+    }
+}
+
 /// One set's status writes.
 #[derive(Default)]
 pub(super) struct Lane {
@@ -131,13 +143,11 @@ impl Lane {
     /// that same version (the cache has not shown it yet) or, unless `landed_only`, has on its way.
     fn has(&self, status: &ListenerSetStatus, read_version: Option<&str>, landed_only: bool) -> bool {
         self.with(|k| {
-            let on_its_way = k.waiting.as_ref().map(|(_, h)| h).or(k.writing.as_ref());
-            let newest = match on_its_way {
-                Some(_) if landed_only => return false,
-                Some(h) => Some(h),
-                None => k.landed.as_ref(),
-            };
-            newest.is_some_and(|h| h.status == *status && h.read_version.as_deref() == read_version)
+            if landed_only && k.on_its_way().is_some() {
+                return false;
+            }
+            k.newest()
+                .is_some_and(|h| h.status == *status && h.read_version.as_deref() == read_version)
         })
     }
 }
@@ -215,12 +225,7 @@ impl StatusWrites {
     pub(super) fn newest(&self, key: &SetKey, read_version: Option<&str>) -> Option<ListenerSetStatus> {
         let lane = self.existing(key)?;
         lane.with(|k| {
-            let newest = k
-                .waiting
-                .as_ref()
-                .map(|(_, h)| h)
-                .or(k.writing.as_ref())
-                .or(k.landed.as_ref())?;
+            let newest = k.newest()?;
             (newest.read_version.as_deref() == read_version).then(|| newest.status.clone())
         })
     }

@@ -27,11 +27,20 @@ struct Server {
     calls: mpsc::UnboundedSender<(ListenerSetStatus, oneshot::Sender<bool>)>,
 }
 
+/// The writes the server was asked for, each answered (landed or failed) by the test.
+type Calls = mpsc::UnboundedReceiver<(ListenerSetStatus, oneshot::Sender<bool>)>;
+
+/// A lane with the first report (1 running, ceiling 20, read at version "1") handed off, and its
+/// server.
+fn first_handed_off() -> (Arc<StatusWrites>, Server, Calls) {
+    let writes = Arc::new(StatusWrites::default());
+    let (server, calls) = Server::new();
+    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), || {});
+    (writes, server, calls)
+}
+
 impl Server {
-    fn new() -> (
-        Server,
-        mpsc::UnboundedReceiver<(ListenerSetStatus, oneshot::Sender<bool>)>,
-    ) {
+    fn new() -> (Server, Calls) {
         let (calls, rx) = mpsc::unbounded_channel();
         (Server { calls }, rx)
     }
@@ -56,9 +65,7 @@ impl Server {
 
 #[tokio::test]
 async fn reports_handed_off_during_a_write_are_written_after_it_newest_only() {
-    let writes = StatusWrites::default();
-    let (server, mut calls) = Server::new();
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), || {});
+    let (writes, server, mut calls) = first_handed_off();
     let (first, answer) = calls.recv().await.expect("the first write");
     assert_eq!(first.running, 1);
     // Three reports while the first is on its way: none is written yet, the last replaces the
@@ -85,9 +92,7 @@ async fn reports_handed_off_during_a_write_are_written_after_it_newest_only() {
 
 #[tokio::test]
 async fn a_waited_write_goes_after_what_was_handed_off_before_it() {
-    let writes = Arc::new(StatusWrites::default());
-    let (server, mut calls) = Server::new();
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), || {});
+    let (writes, server, mut calls) = first_handed_off();
     let (first, answer) = calls.recv().await.expect("the handed-off write");
     assert_eq!(first.running, 1);
     let landed = Arc::new(AtomicBool::new(false));
@@ -165,9 +170,7 @@ async fn a_failed_hand_off_wakes_the_set_and_is_not_taken_for_written() {
 
 #[tokio::test]
 async fn a_waiter_writes_its_own_report_when_the_writer_that_took_it_failed() {
-    let writes = Arc::new(StatusWrites::default());
-    let (server, mut calls) = Server::new();
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), || {});
+    let (writes, server, mut calls) = first_handed_off();
     let (_, first) = calls.recv().await.expect("the first write");
     // A second hand-off queues a task; the waiter's report then replaces the task's.
     writes.hand_off(&key(), report(2, Some(20), "1"), server.write(), || {});
