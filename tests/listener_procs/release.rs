@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use kube::api::ListParams;
 
-use crate::harness::{listeners, wait_for, Ns};
+use baton::api::listenerset::liveness::{is_leaving, liveness_lease_name};
+
+use crate::harness::app::AppConfig;
+use crate::harness::{listeners, signal, wait_for, AgentFlags, Cluster, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -119,5 +122,116 @@ async fn a_drained_pods_agent_hands_its_listeners_to_their_successor() {
         (covered(&ns, "Handover").await == 4).then_some(())
     })
     .await);
+    assert_clean(&ns, true);
+}
+
+/// A handover that reaches a pod whose agent has begun to shut down moves on at the next pass. The
+/// successor's agent marked its pod leaving on its liveness Lease and died before the drained
+/// pod's agent handed the listener over: nothing will acknowledge the handover, and an agent that
+/// leaves starts nothing more, so the controller gives the listener to another pod at once
+/// instead of waiting out the Lease's duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_to_a_pod_whose_agent_is_leaving_moves_on_at_once() {
+    const LEASE: i32 = 30;
+    // The apps take 3 s to stop a listener: the window in which the successor's agent leaves.
+    let app = AppConfig {
+        stop_delay: Duration::from_secs(3),
+        ..AppConfig::default()
+    };
+    let ns = ok(Ns::new(Cluster::shared(), "leaving-successor", app, AgentFlags::default()).await);
+    let kubectl = ns.cluster.kubectl();
+    ok(ns.start_controller().await);
+    for p in ["ls-a", "ls-b"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, keys) = listeners("sxt", 2);
+    ok(ns.create_set("sxt", spec, LEASE).await);
+    let held = ok(wait_for("one listener on each pod", LONG, || async {
+        let h = ns.holders("sxt").await.ok()?;
+        let on = |p: &str| h.values().filter(|(holder, _)| holder.as_deref() == Some(p)).count();
+        (on("ls-a") == 1 && on("ls-b") == 1).then_some(h)
+    })
+    .await);
+    ok(ns.wait_running("one on each pod", &keys, LONG, |_| true).await);
+    let Some((moving, (_, token))) = held.iter().find(|(_, (h, _))| h.as_deref() == Some("ls-a")) else {
+        panic!("nothing on ls-a: {held:?}");
+    };
+    let key = keys
+        .iter()
+        .find(|k| k.ends_with(&format!("/{moving}")))
+        .cloned()
+        .unwrap_or_default();
+    // Drain ls-a: the release request names ls-b, the only pod that may take the listener.
+    kubectl
+        .ok(&["annotate", "pod", "ls-a", "-n", &ns.name, "baton.dev/drain=true"])
+        .await;
+    ok(wait_for("the release request", LONG, || async {
+        let asked = ns.cluster.history.with(&ns.name, |h| {
+            h.leases
+                .iter()
+                .any(|l| &l.listener == moving && l.release_requested.is_some())
+        });
+        asked.then_some(())
+    })
+    .await);
+    // ls-b's agent begins to shut down (it marks its pod leaving) and dies before the handover.
+    let b = ok(ns.pod("ls-b"));
+    if let Some(pid) = b.sidecar_pid() {
+        signal(pid, "TERM").await;
+    }
+    let live = liveness_lease_name(&b.uid);
+    ok(wait_for("ls-b marked leaving", LONG, || async {
+        let l = ns.leases().get(&live).await.ok()?;
+        is_leaving(&l).then_some(())
+    })
+    .await);
+    ok(ns.kill_agent("ls-b").await);
+    ok(ns.create_pod("ls-c").await);
+    ok(wait_for("the handover to ls-b", LONG, || async {
+        let handed = ns.cluster.history.with(&ns.name, |h| {
+            h.leases
+                .iter()
+                .any(|l| &l.listener == moving && l.holder.as_deref() == Some("ls-b") && l.transitions == token + 1)
+        });
+        handed.then_some(())
+    })
+    .await);
+    // Well within the Lease's 30 s, which an unacknowledged assignment would otherwise wait out.
+    ok(ns
+        .wait_running("the listener on ls-c", &[key], Duration::from_secs(12), |p| p == "ls-c")
+        .await);
+    assert_clean(&ns, true);
+}
+
+/// An agent that holds nothing still marks its pod leaving before it exits on SIGTERM: a handover
+/// already on its way to the pod then moves on at once, and the controller hands it nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_holding_nothing_marks_its_pod_leaving_before_it_exits() {
+    let ns = Ns::plain("leaving-empty").await;
+    ok(ns.start_controller().await);
+    for p in ["le-a", "le-b"] {
+        ok(ns.create_pod(p).await);
+    }
+    let (spec, _) = listeners("sxt", 1);
+    ok(ns.create_set("sxt", spec, 5).await);
+    let held = ok(ns.settled("sxt", 1, "1 listener running", LONG).await);
+    let idle = match held.values().next() {
+        Some((Some(h), _)) if h == "le-a" => "le-b",
+        _ => "le-a",
+    };
+    let pod = ok(ns.pod(idle));
+    let live = liveness_lease_name(&pod.uid);
+    ok(wait_for("its agent registered", LONG, || async {
+        let l = ns.leases().get(&live).await.ok()?;
+        baton::api::listenerset::liveness::is_registered(&l).then_some(())
+    })
+    .await);
+    ok(ns.term_agent(idle).await);
+    let l = ok(ns.leases().get(&live).await.map_err(|e| e.to_string()));
+    assert!(
+        is_leaving(&l),
+        "{idle} exited without marking its pod leaving: {:?}",
+        l.metadata.annotations
+    );
     assert_clean(&ns, true);
 }

@@ -185,7 +185,7 @@ pub(super) async fn run(
             sh.sets_watch = None;
             sets_shown = Shown::default();
         }
-        if st.shutting_down && (st.tracked.is_empty() || shutdown_deadline.is_some_and(|d| Instant::now() >= d)) {
+        if st.shut_down() || (st.shutting_down && shutdown_deadline.is_some_and(|d| Instant::now() >= d)) {
             if !st.tracked.is_empty() {
                 warn!(
                     left = st.tracked.len(),

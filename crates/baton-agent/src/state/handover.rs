@@ -120,6 +120,14 @@ impl State {
         }
     }
 
+    /// A shutdown is done: nothing is held any more, and the controller can know the pod leaves
+    /// (its registration is marked leaving, there is none to mark, or marking it fails). An agent
+    /// that held nothing still marks its pod: a handover already on its way there then moves on
+    /// at once, and nothing new is handed to it.
+    pub(crate) fn shut_down(&self) -> bool {
+        self.shutting_down && self.tracked.is_empty() && self.live.left()
+    }
+
     /// Releases may be sent: the agent is not shutting down, its registration is marked leaving
     /// (or there is none to mark, or marking it fails), or it waited [`LEAVING_WAIT`] for that.
     pub(super) fn may_release(&self, now: Instant) -> bool {

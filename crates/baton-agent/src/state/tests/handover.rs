@@ -279,3 +279,20 @@ fn a_drain_looks_at_each_listener_a_bounded_number_of_times() {
     );
     assert!(per(large, 400) <= 30.0, "{large} looks to drain 400");
 }
+
+#[test]
+fn an_agent_that_holds_nothing_marks_its_pod_leaving_before_its_shutdown_is_done() {
+    let t0 = Instant::now();
+    let mut st = registered(t0);
+    st.shutdown(t0 + ms(10));
+    assert!(!st.shut_down(), "nothing held, but the controller does not know yet");
+    st.tick(t0 + ms(10));
+    assert_eq!(live_sent(&st.take_actions()).map(|(k, ..)| k), Some(LiveOp::Renew));
+    assert!(!st.shut_down(), "the mark is on its way");
+    st.on_live_op(LiveOp::Renew, Ok(Some(live(3, Some(POD), 1))), t0 + ms(20));
+    assert!(st.shut_down());
+    // With no registration to mark, there is nothing to wait for.
+    let mut bare = machine(t0);
+    bare.shutdown(t0);
+    assert!(bare.shut_down());
+}

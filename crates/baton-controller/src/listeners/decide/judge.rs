@@ -157,17 +157,17 @@ fn judged(view: &LeaseView, expired: bool) -> Cow<'_, LeaseView> {
     }
 }
 
-/// Whether the listener of `lease` is free for another pod; records fences, lapses and when to
-/// look again.
-fn judge_one<'a>(
+/// Whether the listener of `view` is free for another pod whatever the times say: its holder
+/// stopped, a recover names it not live (fenced, if it acknowledged), or it never acknowledged
+/// and its agent leaves.
+fn free_at_once<'a>(
     input: &'a Input,
-    lease: &'a super::LeaseFacts,
+    view: &LeaseView,
     who: &Holder<'a>,
     live: Option<&LivenessFacts>,
     out: &mut Judged<'a>,
     fenced_pods: &mut BTreeSet<&'a str>,
 ) -> bool {
-    let (now, view, duration) = (input.now, &lease.view, lease.duration);
     let uid = view.holder_uid.as_deref().unwrap_or_default();
     // The kubelet says its containers are gone: nothing of it runs the listener.
     if input.stopped.contains(uid) {
@@ -184,6 +184,28 @@ fn judge_one<'a>(
             return true;
         }
     }
+    // Never acknowledged, and its holder's agent shuts down: such an agent acknowledges and
+    // starts nothing more (it releases what it is given), so nobody runs the listener. It frees
+    // a handover that reached a pod whose agent had begun to leave, which would otherwise wait
+    // out its duration. The takeover is conditional on this copy, which an acknowledgement
+    // (by a restarted agent) would change.
+    !view.renewed && matches!(who, Holder::Exists(_)) && leaving(live)
+}
+
+/// Whether the listener of `lease` is free for another pod; records fences, lapses and when to
+/// look again.
+fn judge_one<'a>(
+    input: &'a Input,
+    lease: &'a super::LeaseFacts,
+    who: &Holder<'a>,
+    live: Option<&LivenessFacts>,
+    out: &mut Judged<'a>,
+    fenced_pods: &mut BTreeSet<&'a str>,
+) -> bool {
+    if free_at_once(input, &lease.view, who, live, out, fenced_pods) {
+        return true;
+    }
+    let (now, view, duration) = (input.now, &lease.view, lease.duration);
     let own_until = lease.observed + duration;
     if view.renewed && matches!(who, Holder::Exists(_)) && alive(input, live, duration) {
         // Acknowledged, and its holder renews its registration: valid for as long as that
@@ -265,6 +287,12 @@ fn alive(input: &Input, live: Option<&LivenessFacts>, duration: std::time::Durat
     registered && live.is_some_and(|l| input.now < seen_at(input, l) + duration)
 }
 
+/// Whether the agent registered on the pod's liveness Lease marked it leaving (it shuts down).
+fn leaving(live: Option<&LivenessFacts>) -> bool {
+    live.and_then(|l| l.lease.as_ref())
+        .is_some_and(|l| l.registered && l.leaving)
+}
+
 /// When the pod of `live` was last seen renewing, never counting from before this controller
 /// started.
 fn seen_at(input: &Input, live: &LivenessFacts) -> Instant {
@@ -321,6 +349,9 @@ pub(super) fn why_expired(input: &Input, judged: &Judged, i: usize) -> String {
     let exists = judged.holders.get(i).is_some_and(Option::is_some);
     match exists {
         true if input.recover.is_some_and(|live| !live.contains(holder_name)) => why_recovered(holder_name),
+        true if !lease.renewed && leaving(input.liveness.get(uid)) => {
+            format!("holder pod {holder_name} is shutting down (its agent marked it leaving) and never acknowledged it")
+        }
         true if !lease.renewed => {
             format!("holder pod {holder_name} did not acknowledge it within {secs}s")
         }

@@ -302,3 +302,35 @@ proptest! {
         run_late_agent(pods, listeners, agent % pods, &steps, registers_at)?;
     }
 }
+
+#[test]
+fn a_handover_to_a_pod_whose_agent_is_leaving_is_taken_over_at_once_and_a_running_one_is_not() {
+    let t0 = Instant::now();
+    let t = t0 + secs(60);
+    let mut m = Memory::default();
+    // a's agent shuts down (its registration is marked leaving) just after x was handed to it
+    // and before it saw the handover; y runs on a, acknowledged. b is registered.
+    let mut leaving = registered("a", t);
+    if let Some(l) = leaving.lease.as_mut() {
+        l.leaving = true;
+    }
+    let scene = all_registered(Scene::new(&["x", "y"], &["a", "b"], t0), t)
+        .live("a", leaving)
+        .leases(vec![
+            lease("x", Some("a"), 3, false, t),
+            lease("y", Some("a"), 1, true, t),
+        ]);
+    let d = scene.decide(t + secs(1), &mut m);
+    // x: nobody can run it, long before its duration is out. y: a may run it still, and a
+    // release request is how it moves.
+    assert_eq!(assigns(&d), vec![to("x", "b", 4)], "{:?}", d.writes);
+    assert!(takeover(&d, "x", "a", "is shutting down"), "{:?}", d.writes);
+    check_decision(&scene.input(t + secs(1)), &d)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    // The same handover to a pod whose agent is not leaving waits out its duration.
+    let staying =
+        all_registered(Scene::new(&["x"], &["a", "b"], t0), t).leases(vec![lease("x", Some("a"), 3, false, t)]);
+    let d = staying.decide(t + secs(1), &mut Memory::default());
+    assert!(assigns(&d).is_empty(), "{:?}", d.writes);
+}

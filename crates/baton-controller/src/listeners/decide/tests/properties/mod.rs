@@ -68,8 +68,9 @@ pub(super) fn check_decision(input: &Input, d: &Decision) -> Result<(), TestCase
 
 /// Whether the holder of `l` may still run its listener, by the rules (the module doc of
 /// [`decide`](super)): not if the kubelet reported it stopped or a recover names it not live;
-/// while its own record is fresh; not if it never acknowledged; while its liveness is (or was,
-/// not yet run out); then only until fenced (or, gone, its liveness Lease gone too).
+/// not if it never acknowledged and its agent is leaving (such an agent acknowledges nothing
+/// more); while its own record is fresh; not if it never acknowledged; while its liveness is (or
+/// was, not yet run out); then only until fenced (or, gone, its liveness Lease gone too).
 fn may_run(input: &Input, l: &LeaseFacts) -> bool {
     let v = &l.view;
     let Some(holder) = v.holder.as_deref().filter(|h| !h.is_empty()) else {
@@ -79,13 +80,19 @@ fn may_run(input: &Input, l: &LeaseFacts) -> bool {
     if input.stopped.contains(holder_uid) || input.recover.is_some_and(|live| !live.contains(holder)) {
         return false;
     }
+    let live = input.liveness.get(holder_uid);
+    let leaving = live
+        .and_then(|f| f.lease.as_ref())
+        .is_some_and(|l| l.registered && l.leaving);
+    if !v.renewed && leaving {
+        return false;
+    }
     if input.now < l.observed + l.duration {
         return true;
     }
     if !v.renewed {
         return false;
     }
-    let live = input.liveness.get(holder_uid);
     let base = live
         .and_then(|f| f.observed)
         .map_or(input.started, |o| o.max(input.started));
@@ -112,7 +119,7 @@ fn answers(input: &Input, d: &Decision, name: &str) -> bool {
     answering(input, d, p) && (is_registered(input, p) || !registered_may(input, d))
 }
 
-/// Whether pod `p` is selected and Ready and its agent answers.
+/// Whether pod `p` is selected and Ready and its agent answers (and is not leaving).
 fn answering(input: &Input, d: &Decision, p: &PodFacts) -> bool {
     let live = input.liveness.get(&p.uid);
     let lease = live.and_then(|l| l.lease.as_ref());
@@ -121,7 +128,7 @@ fn answering(input: &Input, d: &Decision, p: &PodFacts) -> bool {
     let silent = d.silent.iter().any(|s| s.pod == p.name);
     p.selected
         && p.eligible
-        && !lease.is_some_and(|l| l.fenced)
+        && !lease.is_some_and(|l| l.fenced || l.leaving)
         && !stale
         && !silent
         && (!d.lapsed.contains(&p.uid) || another_chance)
@@ -157,8 +164,8 @@ const IDS: usize = 5;
 
 /// A pod: exists, selected, Ready, restarts.
 type PodGen = (bool, bool, bool, i32);
-/// A pod's liveness: none known, its Lease gone, unregistered, registered, fenced; when its
-/// agent was last seen writing it (‰ of the time since the start).
+/// A pod's liveness: none known, its Lease gone, unregistered, registered, fenced, registered
+/// and leaving; when its agent was last seen writing it (‰ of the time since the start).
 type LiveGen = (u8, Option<u16>);
 /// A listener: wanted, suspended, without config.
 type ListenerGen = (bool, bool, bool);
@@ -179,7 +186,7 @@ fn world_strategy() -> impl Strategy<Value = Seen> {
         ),
         POOL,
     );
-    let live = prop::collection::vec((0u8..5, prop::option::of(0u16..=1000)), POOL + 2);
+    let live = prop::collection::vec((0u8..6, prop::option::of(0u16..=1000)), POOL + 2);
     let listeners = prop::collection::vec(
         (
             prop::bool::weighted(0.9),
@@ -246,7 +253,10 @@ fn build((pods, live, listeners, leases, others): WorldGen) -> Seen {
         let lease = match kind {
             0 => continue,
             1 => None,
-            k => Some(live_lease(&name, *k == 3, *k == 4)),
+            k => Some(LiveLease {
+                leaving: *k == 5,
+                ..live_lease(&name, *k == 3 || *k == 5, *k == 4)
+            }),
         };
         // (The tracker reports a registered Lease as seen, at the latest when it first saw it.)
         let registered = lease.as_ref().is_some_and(|l| l.registered);
