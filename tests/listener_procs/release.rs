@@ -133,9 +133,9 @@ async fn a_drained_pods_agent_hands_its_listeners_to_their_successor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handover_to_a_pod_whose_agent_is_leaving_moves_on_at_once() {
     const LEASE: i32 = 30;
-    // The apps take 3 s to stop a listener: the window in which the successor's agent leaves.
+    // The apps take 5 s to stop a listener: the window in which the successor's agent leaves.
     let app = AppConfig {
-        stop_delay: Duration::from_secs(3),
+        stop_delay: Duration::from_secs(5),
         ..AppConfig::default()
     };
     let ns = ok(Ns::new(Cluster::shared(), "leaving-successor", app, AgentFlags::default()).await);
