@@ -126,6 +126,7 @@ async fn attacks(guarded: bool) {
         .and_then(|o| o.first())
         .map(|o| o.uid.clone())
         .unwrap();
+    let live = baton::api::listenerset::liveness::liveness_lease_name(&victim_uid);
     let victim_leases: Vec<String> = leases
         .iter()
         .filter(|l| holder(l) == victim)
@@ -229,6 +230,18 @@ async fn attacks(guarded: bool) {
             msg.ends_with("a pod may renew or release its Lease, not hand it to another holder"),
             "{msg}"
         );
+        // On its own liveness Lease it may write the leaving mark (the demo's agents do, as they
+        // shut down), and no other annotation.
+        let (code, msg) = write(&c, &own, &apps, &live, |l| {
+            let notes = l.metadata.annotations.get_or_insert_with(Default::default);
+            notes.insert("example.com/note".into(), "x".into());
+        })
+        .await;
+        assert_eq!(code, 403, "{msg}");
+        assert!(
+            msg.ends_with("a pod may not change a Lease's labels, annotations or finalizers"),
+            "{msg}"
+        );
         let now = admin_leases.get(&target).await.unwrap();
         assert_eq!(
             (holder(&now), now.spec.unwrap().lease_transitions.unwrap_or(0)),
@@ -286,6 +299,7 @@ async fn attacks(guarded: bool) {
         let expected = [
             format!("leases.coordination.k8s.io \"{target}\" is {prefix} a pod may not change a Lease's fencing token (leaseTransitions), duration or acquire time"),
             format!("leases.coordination.k8s.io \"{target}\" is {prefix} a pod may renew or release its Lease, not hand it to another holder"),
+            format!("leases.coordination.k8s.io \"{live}\" is {prefix} a pod may not change a Lease's labels, annotations or finalizers"),
             format!("leases.coordination.k8s.io \"{target}\" is forbidden: User \"{}\" cannot delete resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{apps}\"", c.agent_user()),
             format!("leases.coordination.k8s.io is forbidden: User \"{}\" cannot create resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{apps}\"", c.agent_user()),
             // A server-side apply that would create needs `create` too: refused in the RBAC
