@@ -151,6 +151,11 @@ impl LivenessFacts {
         self.lease.as_ref().is_some_and(|l| l.registered)
     }
 
+    /// Registered, and its agent marked the registration leaving (it shuts down).
+    pub fn leaving(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.registered && l.leaving)
+    }
+
     /// Registered, and not seen writing its liveness Lease (never counting from before this
     /// controller `started`) for as long as that Lease says: its agent does not answer. The
     /// agent renews at a quarter of the shortest lease it holds and writes that as its

@@ -189,7 +189,7 @@ fn free_at_once<'a>(
     // a handover that reached a pod whose agent had begun to leave, which would otherwise wait
     // out its duration. The takeover is conditional on this copy, which an acknowledgement
     // (by a restarted agent) would change.
-    !view.renewed && matches!(who, Holder::Exists(_)) && leaving(live)
+    !view.renewed && matches!(who, Holder::Exists(_)) && live.is_some_and(LivenessFacts::leaving)
 }
 
 /// Whether the listener of `lease` is free for another pod; records fences, lapses and when to
@@ -287,12 +287,6 @@ fn alive(input: &Input, live: Option<&LivenessFacts>, duration: std::time::Durat
     registered && live.is_some_and(|l| input.now < seen_at(input, l) + duration)
 }
 
-/// Whether the agent registered on the pod's liveness Lease marked it leaving (it shuts down).
-fn leaving(live: Option<&LivenessFacts>) -> bool {
-    live.and_then(|l| l.lease.as_ref())
-        .is_some_and(|l| l.registered && l.leaving)
-}
-
 /// When the pod of `live` was last seen renewing, never counting from before this controller
 /// started.
 fn seen_at(input: &Input, live: &LivenessFacts) -> Instant {
@@ -349,7 +343,7 @@ pub(super) fn why_expired(input: &Input, judged: &Judged, i: usize) -> String {
     let exists = judged.holders.get(i).is_some_and(Option::is_some);
     match exists {
         true if input.recover.is_some_and(|live| !live.contains(holder_name)) => why_recovered(holder_name),
-        true if !lease.renewed && leaving(input.liveness.get(uid)) => {
+        true if !lease.renewed && input.liveness.get(uid).is_some_and(LivenessFacts::leaving) => {
             format!("holder pod {holder_name} is shutting down (its agent marked it leaving) and never acknowledged it")
         }
         true if !lease.renewed => {
