@@ -7,8 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use baton::api::listenerset::liveness::{is_leaving as is_leaving_lease, liveness_lease_name};
 use baton::api::listenerset::ListenerSet;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
 use crate::harness::listenersets;
@@ -17,6 +18,8 @@ use crate::harness::{listeners, wait_for, Ns, APP};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
+/// A finalizer that keeps a pod terminating.
+const HOLD: &str = "example.com/hold";
 
 /// Secret `name` of `ns` with webhook URL `url` (created or replaced).
 async fn sink_secret(ns: &Ns, name: &str, url: &str) {
@@ -193,7 +196,16 @@ async fn a_listener_left_without_a_pod_arrives_as_orphaned_and_the_set_as_degrad
     let early: Vec<String> = distinct(&rx, "json").iter().map(Received::event).collect();
     assert!(early.is_empty(), "{early:?}");
 
-    // The only pod goes (gracefully: its agent releases both Leases) and none replaces it.
+    // The only pod goes (gracefully: its agent releases both Leases) and none replaces it. A
+    // finalizer keeps it terminating after its containers stopped, as a slow node or a finalizer
+    // of some controller would.
+    let hold = json!({"metadata": {"finalizers": [HOLD]}});
+    ok(ns
+        .pods_api()
+        .patch("no-a", &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .map_err(|e| e.to_string()));
+    let live = liveness_lease_name(&ok(ns.pod("no-a")).uid);
     ok(ns.delete_pod("no-a", 30).await);
     let orphans = wait_distinct(&rx, "json", "Orphaned", 2).await;
     let by_listener: BTreeMap<String, i64> = orphans
@@ -212,11 +224,30 @@ async fn a_listener_left_without_a_pod_arrives_as_orphaned_and_the_set_as_degrad
     }
     let degraded = wait_distinct(&rx, "json", "Degraded", 1).await;
     assert_eq!(degraded[0].body["reason"], "NoEligiblePods", "{:?}", degraded[0].body);
+    // Its agent left (it marked its pod leaving) and renews nothing: long past the time it
+    // would have been said to have stopped, the set says the same and no new Degraded went out.
+    ok(
+        wait_for("no-a's agent silent for three lease durations", LONG, || async {
+            let l = ns.leases().get(&live).await.ok()?;
+            let renewed = l.spec.as_ref()?.renew_time.as_ref()?.0;
+            let silent = jiff::Timestamp::now().duration_since(renewed);
+            (is_leaving_lease(&l) && silent > jiff::SignedDuration::from_secs(9)).then_some(())
+        })
+        .await,
+    );
     let set = get_set(&ns, "solo").await;
     assert_eq!(
         condition(&set, "Degraded").map(|c| (c.0, c.1)),
-        Some(("True".into(), "NoEligiblePods".into()))
+        Some(("True".into(), "NoEligiblePods".into())),
+        "{:?}",
+        set.status
     );
+    let unhold = json!({"metadata": {"finalizers": null}});
+    ok(ns
+        .pods_api()
+        .patch("no-a", &PatchParams::default(), &Patch::Merge(&unhold))
+        .await
+        .map_err(|e| e.to_string()));
 
     // A new pod takes them: nothing more is orphaned (each occurrence arrived once).
     ok(ns.create_pod("no-b").await);
@@ -273,4 +304,37 @@ async fn a_missing_secret_or_a_bad_url_sets_notifications_ready_false() {
     .await);
     let degraded = wait_distinct(&rx, "json", "Degraded", 1).await;
     assert_eq!(degraded[0].body["reason"], "NoEligiblePods");
+}
+
+/// sim-only (a fault rule holds the controller's status writes): a set turning Degraded is
+/// notified once the status write saying so has landed, so a receiver that reads the set on the
+/// notice finds the condition it names, however slow the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_only_a_degraded_notice_arrives_once_the_status_says_so() {
+    let ns = Ns::plain("notify-landed").await;
+    let rx = Receiver::start().await;
+    sink_secret(&ns, "hook", &rx.url("json")).await;
+    let ctl = ok(ns.start_controller().await);
+    ok(ns.create_pod("nl-a").await);
+    create_notified_set(&ns, "late", 1, 3, json!([sink("hook", "json", &["Degraded"])])).await;
+    ok(ns.settled("late", 1, "1 listener running on nl-a", LONG).await);
+    let rule = baton_sim::FaultRule {
+        client: Some(ctl),
+        latency: Duration::from_secs(3),
+        path: Some("/listenersets/late/status".into()),
+        ..baton_sim::FaultRule::default()
+    };
+    ns.cluster.sim().faults.add_rule(rule.clone());
+    ok(ns.delete_pod("nl-a", 30).await);
+    let degraded = wait_distinct(&rx, "json", "Degraded", 1).await;
+    assert_eq!(degraded[0].body["reason"], "NoEligiblePods", "{:?}", degraded[0].body);
+    let set = get_set(&ns, "late").await;
+    ns.cluster.sim().faults.remove_rule(&rule);
+    assert_eq!(
+        condition(&set, "Degraded").map(|c| (c.0, c.1)),
+        Some(("True".into(), "NoEligiblePods".into())),
+        "the notice arrived before the status said so: {:?}",
+        set.status
+    );
+    assert_clean(&ns, false);
 }

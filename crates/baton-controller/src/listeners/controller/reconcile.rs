@@ -31,7 +31,7 @@ use crate::api::pod::CachedPod;
 use crate::error::{is_status, Error, Result};
 use crate::events::Severity as EventType;
 use crate::listeners::decide::Decision;
-use crate::listeners::notices::{self as notes, Note};
+use crate::listeners::notices as notes;
 
 /// A status that changed only in its counts is written at most this often per set (conditions,
 /// the token ceiling and the observed generation go out at once): a burst of acknowledgements
@@ -103,7 +103,7 @@ pub async fn reconcile(set: Arc<ListenerSet>, ctx: Arc<Context>) -> Result<Reque
     if let Some(nonce) = recovered {
         mark_recovered(&ctx, &set, nonce, pass.decision.recovered).await?;
     }
-    notify_report(&ctx, &set, &previous, &pass.decision, &reported);
+    notify_orphans(&ctx, &set, &pass.decision);
     super::writes::report_handed(&ctx, &set, pass.lease_by_listener.handed());
     super::balance::report(&ctx, &set, &pass.decision);
     if deleting && pass.lease_by_listener.is_empty() && !written.retry_soon {
@@ -392,11 +392,13 @@ async fn report_invalid_spec(
         let handed = Handed {
             status: status.clone(),
             read_version: version.map(str::to_string),
+            notes: notes::degraded(previous, true, REASON_INVALID_SPEC, &message)
+                .into_iter()
+                .collect(),
         };
         let write = |status: ListenerSetStatus| async move { write_status(ctx, ns, name, &status).await };
-        ctx.statuses.write(&key, handed, write).await?;
-        let note = notes::degraded(previous, true, REASON_INVALID_SPEC, &message);
-        outbox::send(ctx, set, note.into_iter().collect());
+        let landed = ctx.statuses.write(&key, handed, write).await?;
+        outbox::send(ctx, set, landed);
     }
     Ok(true)
 }
@@ -481,9 +483,13 @@ async fn write_report(
     {
         publish(ctx, &reference, EventType::Warning, degraded_reason, degraded_message);
     }
+    // A set turning Degraded is notified once the write saying so lands.
     let handed = Handed {
         status: status.clone(),
         read_version: version.map(str::to_string),
+        notes: notes::degraded(previous, *degraded, degraded_reason, degraded_message)
+            .into_iter()
+            .collect(),
     };
     // A waited-for write's failure is the reconcile's. A handed-off one is logged and decided
     // again, and a set deleted meanwhile needs no status.
@@ -501,37 +507,34 @@ async fn write_report(
         }
     };
     match hand {
-        Hand::Wait => ctx.statuses.write(&key, handed, write).await,
+        Hand::Wait => {
+            let landed = ctx.statuses.write(&key, handed, write).await?;
+            outbox::send(ctx, set, landed);
+            Ok(())
+        }
         Hand::Off => {
             let wake = {
                 let (index, key) = (ctx.index.clone(), key.clone());
                 move || index.wake_set(key)
             };
-            ctx.statuses.hand_off(&key, handed, write, wake);
+            let target = outbox::Target::of(set);
+            let sender = ctx.clone();
+            let landed = move |notes| {
+                if let Some(t) = target {
+                    t.send(&sender, notes);
+                }
+            };
+            ctx.statuses.hand_off(&key, handed, write, landed, wake);
             Ok(())
         }
     }
 }
 
-/// Notify what the report shows: a set turned Degraded, orphaned listeners.
-fn notify_report(
-    ctx: &Context,
-    set: &ListenerSet,
-    previous: &ListenerSetStatus,
-    decision: &Decision,
-    reported: &Report,
-) {
+/// Notify what the decision shows: orphaned listeners. (A set turning Degraded goes with the
+/// status write that says so: [`write_report`].)
+fn notify_orphans(ctx: &Context, set: &ListenerSet, decision: &Decision) {
     let deleting = set.metadata.deletion_timestamp.is_some();
-    let mut notes: Vec<Note> = notes::degraded(
-        previous,
-        reported.degraded,
-        reported.degraded_reason,
-        &reported.degraded_message,
-    )
-    .into_iter()
-    .collect();
-    notes.extend(notes::orphaned(decision, deleting));
-    outbox::send(ctx, set, notes);
+    outbox::send(ctx, set, notes::orphaned(decision, deleting));
 }
 
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {

@@ -10,6 +10,11 @@
 //! whatever the report says). Until the set's cache shows a change, the next pass starts from the
 //! newest report handed off ([`StatusWrites::newest`]), not from the status the cache still holds.
 //!
+//! A report carries the notices of what it changes (a set turning Degraded): they go out once a
+//! write carrying it lands, so a receiver that reads the set finds what the notice says. A newer
+//! report replacing a waiting one takes its notices along; a failed write drops them, and the
+//! set's next decision, from the status that did land, makes them again.
+//!
 //! Some writes are waited for ([`StatusWrites::write`]): the token ceiling before any Lease
 //! carries a token above it, a recover's outcome before its mark, an invalid spec's report. They
 //! go through the same lane, after what was handed off before them. A handed-off write that
@@ -28,15 +33,18 @@ use tokio::time::Instant;
 use super::context::SetKey;
 use crate::api::listenerset::ListenerSetStatus;
 use crate::error::Result;
+use crate::listeners::notices::Note;
 
 /// How long after a failed handed-off write its set is decided again.
 pub(super) const RETRY: Duration = Duration::from_millis(100);
 
-/// A report for the lane: the status, and the resourceVersion of the set it was decided on.
+/// A report for the lane: the status, the resourceVersion of the set it was decided on, and the
+/// notices to send once it lands.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Handed {
     pub status: ListenerSetStatus,
     pub read_version: Option<String>,
+    pub notes: Vec<Note>,
 }
 
 /// What a lane knows, behind a plain lock (never held across a write).
@@ -88,9 +96,14 @@ impl Lane {
 
     /// Put `handed` in line (replacing any older one waiting): its number, whether a task
     /// already waits to write it, and the report as the lane keeps it.
-    fn put(&self, handed: Handed) -> (u64, bool, Arc<Handed>) {
-        let handed = Arc::new(handed);
+    fn put(&self, mut handed: Handed) -> (u64, bool, Arc<Handed>) {
         self.with(|k| {
+            if let Some((_, replaced)) = k.waiting.take() {
+                let mut notes = replaced.notes.clone();
+                notes.append(&mut handed.notes);
+                handed.notes = notes;
+            }
+            let handed = Arc::new(handed);
             k.seq += 1;
             k.waiting = Some((k.seq, handed.clone()));
             k.handed_at = Some(Instant::now());
@@ -101,9 +114,10 @@ impl Lane {
     }
 
     /// Write the newest report waiting, one write at a time, its ceiling raised to the highest
-    /// written before. A waiter for report `upto` whose report another writer took and failed to
-    /// write (`upto` not landed, nothing waiting) writes `own`, report `upto`, itself.
-    async fn flush<F, Fut>(&self, upto: u64, own: Option<Arc<Handed>>, write: F) -> Result<()>
+    /// written before; the notices of what landed. A waiter for report `upto` whose report another
+    /// writer took and failed to write (`upto` not landed, nothing waiting) writes `own`, report
+    /// `upto`, itself.
+    async fn flush<F, Fut>(&self, upto: u64, own: Option<Arc<Handed>>, write: F) -> Result<Vec<Note>>
     where
         F: FnOnce(ListenerSetStatus) -> Fut,
         Fut: Future<Output = Result<()>>,
@@ -117,13 +131,14 @@ impl Lane {
             taken.map(|t| (t, k.ceiling))
         });
         let Some(((seq, handed), ceiling)) = taken else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut status = handed.status.clone();
         status.fencing_token_ceiling = status.fencing_token_ceiling.max(ceiling);
         let raised = status.fencing_token_ceiling;
         let started = Instant::now();
         let r = write(status).await;
+        let notes = handed.notes.clone();
         self.with(|k| {
             k.writing = None;
             k.took = started.elapsed();
@@ -136,7 +151,7 @@ impl Lane {
         if r.is_ok() {
             *landed = seq;
         }
-        r
+        r.map(|()| notes)
     }
 
     /// Whether `status`, decided on the set at `read_version`, is what the lane wrote last from
@@ -169,8 +184,9 @@ impl StatusWrites {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
-    /// Write `handed` through `key`'s lane and wait until it (or a newer report) landed.
-    pub(super) async fn write<F, Fut>(&self, key: &SetKey, handed: Handed, write: F) -> Result<()>
+    /// Write `handed` through `key`'s lane and wait until it (or a newer report) landed; the
+    /// notices of what this call wrote (none if another call wrote it).
+    pub(super) async fn write<F, Fut>(&self, key: &SetKey, handed: Handed, write: F) -> Result<Vec<Note>>
     where
         F: FnOnce(ListenerSetStatus) -> Fut,
         Fut: Future<Output = Result<()>>,
@@ -181,12 +197,14 @@ impl StatusWrites {
     }
 
     /// Hand `handed` to `key`'s lane: written after what is on its way, unless a newer report
-    /// replaces it first. `failed` runs after a failed write.
+    /// replaces it first. `landed` gets the notices of what the write carried once it landed;
+    /// `failed` runs after a failed write.
     pub(super) fn hand_off<F, Fut>(
         &self,
         key: &SetKey,
         handed: Handed,
         write: F,
+        landed: impl FnOnce(Vec<Note>) + Send + 'static,
         failed: impl FnOnce() + Send + 'static,
     ) where
         F: FnOnce(ListenerSetStatus) -> Fut + Send + 'static,
@@ -198,9 +216,12 @@ impl StatusWrites {
             return;
         }
         let task = async move {
-            if lane.flush(seq, None, write).await.is_err() {
-                tokio::time::sleep(RETRY).await;
-                failed();
+            match lane.flush(seq, None, write).await {
+                Ok(notes) => landed(notes),
+                Err(_) => {
+                    tokio::time::sleep(RETRY).await;
+                    failed();
+                }
             }
         };
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());

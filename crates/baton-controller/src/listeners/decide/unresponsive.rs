@@ -72,7 +72,8 @@ impl Unresponsive {
 
 /// Selected pods that get nothing new because their agent does not answer: fenced, registered
 /// but silent, lapsed in this set, or (never registered) unresponsive in another; and why. A pod
-/// whose agent renews its registration is never said to have stopped.
+/// whose agent renews its registration is never said to have stopped; nor is a pod on its way
+/// out whose agent marked it leaving.
 pub(super) fn silent(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Silent> {
     input
         .pods
@@ -80,6 +81,11 @@ pub(super) fn silent(input: &Input, judged: &Judged, memory: &Memory) -> Vec<Sil
         .filter(|p| p.selected && !judged.renewed.contains(&p.uid))
         .filter_map(|p| {
             let live = input.liveness.get(&p.uid);
+            // On its way out (terminating, draining, not Ready), its agent marked it leaving: it
+            // left as asked, nothing for a person to see to.
+            if !p.eligible && live.is_some_and(super::LivenessFacts::leaving) {
+                return None;
+            }
             let lease = live.and_then(|l| l.lease.as_ref());
             let registered = live.is_some_and(super::LivenessFacts::registered);
             let fenced = lease.is_some_and(|l| l.fenced);

@@ -19,6 +19,7 @@ fn report(running: i32, ceiling: Option<i32>, version: &str) -> Handed {
             ..Default::default()
         },
         read_version: Some(version.into()),
+        notes: Vec::new(),
     }
 }
 
@@ -35,7 +36,7 @@ type Calls = mpsc::UnboundedReceiver<(ListenerSetStatus, oneshot::Sender<bool>)>
 fn first_handed_off() -> (Arc<StatusWrites>, Server, Calls) {
     let writes = Arc::new(StatusWrites::default());
     let (server, calls) = Server::new();
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), || {});
+    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), |_| {}, || {});
     (writes, server, calls)
 }
 
@@ -71,7 +72,7 @@ async fn reports_handed_off_during_a_write_are_written_after_it_newest_only() {
     // Three reports while the first is on its way: none is written yet, the last replaces the
     // others.
     for running in [2, 3, 4] {
-        writes.hand_off(&key(), report(running, Some(20), "1"), server.write(), || {});
+        writes.hand_off(&key(), report(running, Some(20), "1"), server.write(), |_| {}, || {});
     }
     tokio::task::yield_now().await;
     assert!(
@@ -135,7 +136,8 @@ async fn write_answered(
         let _ = answer.send(true);
         status
     };
-    tokio::join!(writes.write(&k, handed, server.write()), answered)
+    let written = async { writes.write(&k, handed, server.write()).await.map(|_| ()) };
+    tokio::join!(written, answered)
 }
 
 #[tokio::test]
@@ -159,7 +161,7 @@ async fn a_failed_hand_off_wakes_the_set_and_is_not_taken_for_written() {
     let wake = move || {
         let _ = woken_tx.send(());
     };
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), wake);
+    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), |_| {}, wake);
     let (_, answer) = calls.recv().await.expect("the write");
     let _ = answer.send(false);
     woken.await.expect("the set woken after the failure");
@@ -173,7 +175,7 @@ async fn a_waiter_writes_its_own_report_when_the_writer_that_took_it_failed() {
     let (writes, server, mut calls) = first_handed_off();
     let (_, first) = calls.recv().await.expect("the first write");
     // A second hand-off queues a task; the waiter's report then replaces the task's.
-    writes.hand_off(&key(), report(2, Some(20), "1"), server.write(), || {});
+    writes.hand_off(&key(), report(2, Some(20), "1"), server.write(), |_| {}, || {});
     let waited = {
         let (writes, write) = (writes.clone(), server.write());
         tokio::spawn(async move { writes.write(&key(), report(3, Some(20), "2"), write).await })
@@ -198,7 +200,7 @@ async fn a_report_on_its_way_counts_as_landed_only_once_it_landed() {
     let writes = StatusWrites::default();
     let (server, mut calls) = Server::new();
     let handed = report(1, Some(20), "1");
-    writes.hand_off(&key(), handed.clone(), server.write(), || {});
+    writes.hand_off(&key(), handed.clone(), server.write(), |_| {}, || {});
     let (_, answer) = calls.recv().await.expect("the write");
     assert!(writes.has(&key(), &handed.status, Some("1")));
     assert!(!writes.landed(&key(), &handed.status, Some("1")));
@@ -221,9 +223,9 @@ async fn the_next_pass_starts_from_the_newest_report_until_the_cache_moves() {
     let writes = StatusWrites::default();
     let (server, mut calls) = Server::new();
     assert_eq!(writes.newest(&key(), Some("1")), None);
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), || {});
+    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), |_| {}, || {});
     let (_, answer) = calls.recv().await.expect("the first write");
-    writes.hand_off(&key(), report(2, Some(20), "1"), server.write(), || {});
+    writes.hand_off(&key(), report(2, Some(20), "1"), server.write(), |_| {}, || {});
     assert_eq!(writes.newest(&key(), Some("1")).map(|s| s.running), Some(2));
     assert_eq!(
         writes.newest(&key(), Some("2")),
@@ -241,9 +243,15 @@ async fn a_set_whose_write_failed_is_failing_until_one_lands() {
     let writes = StatusWrites::default();
     let (server, mut calls) = Server::new();
     let (woken_tx, woken) = oneshot::channel();
-    writes.hand_off(&key(), report(1, Some(20), "1"), server.write(), move || {
-        let _ = woken_tx.send(());
-    });
+    writes.hand_off(
+        &key(),
+        report(1, Some(20), "1"),
+        server.write(),
+        |_| {},
+        move || {
+            let _ = woken_tx.send(());
+        },
+    );
     assert!(!writes.failing(&key()));
     let (_, answer) = calls.recv().await.expect("the write");
     let _ = answer.send(false);
@@ -252,4 +260,50 @@ async fn a_set_whose_write_failed_is_failing_until_one_lands() {
     let (r, _) = write_answered(&writes, &server, &mut calls, report(2, Some(20), "1")).await;
     assert!(r.is_ok());
     assert!(!writes.failing(&key()));
+}
+
+/// A report's notices go out once a write carrying it lands: a newer report that replaced it
+/// while it waited takes them along; a failed write sends none.
+#[tokio::test]
+async fn notices_go_out_once_their_report_lands_and_travel_with_a_newer_one() {
+    let note = |key: &str| {
+        crate::listeners::notices::degraded(&ListenerSetStatus::default(), true, key, "m").expect("a transition")
+    };
+    let with = |running: i32, reason: &str| Handed {
+        notes: vec![note(reason)],
+        ..report(running, Some(20), "1")
+    };
+    let writes = Arc::new(StatusWrites::default());
+    let (server, mut calls) = Server::new();
+    let (sent, mut got) = mpsc::unbounded_channel();
+    let landed = |sent: &mpsc::UnboundedSender<Vec<Note>>| {
+        let sent = sent.clone();
+        move |notes: Vec<Note>| {
+            let _ = sent.send(notes);
+        }
+    };
+    writes.hand_off(&key(), with(1, "A"), server.write(), landed(&sent), || {});
+    let (_, first) = calls.recv().await.expect("the first write");
+    // Two more while the first is written: the third replaces the second, notices and all.
+    writes.hand_off(&key(), with(2, "B"), server.write(), landed(&sent), || {});
+    writes.hand_off(&key(), with(3, "C"), server.write(), landed(&sent), || {});
+    assert!(got.try_recv().is_err(), "a notice went out before its write landed");
+    let _ = first.send(true);
+    let reasons = |notes: Vec<Note>| notes.into_iter().filter_map(|n| n.reason).collect::<Vec<_>>();
+    assert_eq!(reasons(got.recv().await.expect("the first's notices")), ["A"]);
+    let (status, second) = calls.recv().await.expect("the newest write");
+    assert_eq!(status.running, 3);
+    let _ = second.send(true);
+    assert_eq!(reasons(got.recv().await.expect("the newest's notices")), ["B", "C"]);
+    // A write that fails sends nothing.
+    writes.hand_off(&key(), with(4, "D"), server.write(), landed(&sent), || {});
+    let (_, third) = calls.recv().await.expect("the write that fails");
+    let _ = third.send(false);
+    writes.hand_off(&key(), report(5, Some(20), "1"), server.write(), landed(&sent), || {});
+    let (_, fourth) = calls.recv().await.expect("the next write");
+    let _ = fourth.send(true);
+    assert_eq!(
+        reasons(got.recv().await.expect("the next's notices")),
+        Vec::<String>::new()
+    );
 }

@@ -316,3 +316,37 @@ fn a_pod_whose_agent_is_leaving_gets_nothing_new_and_is_asked_for_nothing() {
     let d = released.decide(t + secs(2), &mut Memory::default());
     assert_eq!(assigns(&d), vec![to("a", "q", 2), to("d", "q", 0)]);
 }
+
+/// A pod on its way out (terminating, draining or not Ready) whose agent marked it leaving and
+/// exited is not said to be silent once its registration goes stale: its agent left as asked,
+/// and nothing needs a person (the set says no pod may take its listeners, if none may). An
+/// agent that stops on a pod that stays, or stops unmarked, is.
+#[test]
+fn an_agent_that_left_a_pod_on_its_way_out_is_not_silent() {
+    let t0 = Instant::now();
+    let t = t0 + secs(60);
+    let mut left = registered("a", t);
+    if let Some(l) = left.lease.as_mut() {
+        l.leaving = true;
+    }
+    let mut going = Scene::new(&["x"], &["a"], t0).live("a", left.clone());
+    going.pods[0].eligible = false;
+    let d = going.decide(t + D + secs(5), &mut Memory::default());
+    assert!(d.silent.is_empty(), "{:?}", d.silent);
+    assert!(
+        matches!(d.blocked, Some(Blocked::NoEligiblePod { .. })),
+        "{:?}",
+        d.blocked
+    );
+    // Its pod stays eligible: the agent is gone from a pod that should run listeners.
+    let staying = Scene::new(&["x"], &["a"], t0).live("a", left);
+    let d = staying.decide(t + D + secs(5), &mut Memory::default());
+    let silent: Vec<(&str, Silence)> = d.silent.iter().map(|s| (s.pod.as_str(), s.why)).collect();
+    assert_eq!(silent, vec![("a", Silence::Stopped)]);
+    // Not marked leaving (killed, hung): said to have stopped, on its way out or not.
+    let mut killed = Scene::new(&["x"], &["a"], t0).live("a", registered("a", t));
+    killed.pods[0].eligible = false;
+    let d = killed.decide(t + D + secs(5), &mut Memory::default());
+    let silent: Vec<(&str, Silence)> = d.silent.iter().map(|s| (s.pod.as_str(), s.why)).collect();
+    assert_eq!(silent, vec![("a", Silence::Stopped)]);
+}
