@@ -195,14 +195,25 @@ async fn a_scale_out_evens_out_in_bounded_moves_and_a_scale_in_moves_only_what_m
     .await;
     assert!(even.is_ok(), "placement kept it even: {}", status(&ns, "acct").await);
     let recs = changes(&ns, since);
-    let asked: Vec<&LeaseRec> = recs
+    let asked: BTreeSet<&str> = recs
         .iter()
         .filter(|l| l.release_requested.as_deref() == Some("rebalance"))
+        .map(|l| l.listener.as_str())
         .collect();
-    assert!(asked.is_empty(), "evened out during a scale-in: {:?}", asked.first());
+    // On kube-apiserver, amid the takeovers of Leases handed to pods already going and the
+    // Leases the garbage collector deletes under them, the placement can end two apart (see
+    // docs/listeners.md, "Evening out"): evening out then moves a few, never more than 1 % of
+    // what had to move. baton-sim holds the placement even.
+    let allowed = if ns.cluster.is_real() { LISTENERS / 2 / 100 } else { 0 };
+    assert!(
+        asked.len() <= allowed,
+        "evened out during a scale-in ({} listeners, at most {allowed}): {:?}",
+        asked.len(),
+        asked.first()
+    );
     let (_, holders) = replay(&before, &recs);
     for (id, h) in &holders {
-        if survivors.contains(&h[0]) {
+        if survivors.contains(&h[0]) && !asked.contains(id.as_str()) {
             assert_eq!(h.len(), 1, "{id} left a pod that stayed: {h:?}");
         }
     }

@@ -49,8 +49,8 @@
 //! * A free listener goes to the eligible pod furthest below its share (its weight's part of
 //!   the listeners; with equal weights, the fewest live Leases), ties broken by name (and, for a Lease that expired on a still-existing pod, away from that pod when it
 //!   is a tie), never beyond `maxPerPod`. Listeners are placed in id order, those going back
-//!   to the pod that let them go (a Lease recreated) first. A free listener whose Lease still
-//!   names the successor of a release request (its holder stopped before the handover showed)
+//!   to the pod that let them go (a Lease recreated) first, then those whose Lease still names
+//!   the successor of a release request (its holder stopped before the handover showed): each
 //!   goes to that successor while it stays within its share. A listener whose Lease is being
 //!   deleted counts on the pod it goes back to.
 //! * A listener held by a live but non-eligible pod is asked to move only when an eligible pod

@@ -17,8 +17,11 @@ pub(super) struct Load<'a> {
     pub(super) releasing: BTreeMap<&'a str, usize>,
     /// Listeners an outstanding release request hands to each eligible pod (they land there).
     incoming: BTreeMap<&'a str, usize>,
-    /// Of those, how many are not counted in `held` (their holder is not eligible).
-    incoming_unheld: usize,
+    /// Listeners on live pods that may not keep them (not eligible), bound for an eligible pod
+    /// (named or not): not counted in `held`, but in the shares, which are of every listener
+    /// the eligible pods will hold. (Left out, in a scale-in a share would be of the listeners
+    /// not yet moving, and every successor above it.)
+    unheld: usize,
 }
 
 impl<'a> Load<'a> {
@@ -48,12 +51,16 @@ impl<'a> Load<'a> {
             }
         }
         let mut incoming: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut incoming_unheld = 0;
+        let mut unheld = 0;
         for lease in leases.values() {
             let Some(pod) = index.live_holder(lease) else { continue };
-            if let Some(to) = index.successor_pod(lease) {
+            let wanted = || spec.get(lease.listener.as_str()).is_some_and(|l| !l.suspended);
+            let named = index.successor_pod(lease);
+            if let Some(to) = named {
                 *incoming.entry(to.name.as_str()).or_default() += 1;
-                incoming_unheld += usize::from(!pod.eligible);
+            }
+            if !pod.eligible && (named.is_some() || wanted()) {
+                unheld += 1;
             }
             if pod.eligible {
                 *held.entry(pod.name.as_str()).or_default() += 1;
@@ -69,7 +76,7 @@ impl<'a> Load<'a> {
             returning: back,
             releasing,
             incoming,
-            incoming_unheld,
+            unheld,
         }
     }
 
@@ -80,7 +87,7 @@ impl<'a> Load<'a> {
 
     /// The shares of the pods, with `free` listeners still to place.
     pub(super) fn shares(&self, index: &Index<'a>, free: usize) -> rebalance::Shares<'a> {
-        let total = self.held.values().sum::<usize>() + self.incoming_unheld + free;
+        let total = self.held.values().sum::<usize>() + self.unheld + free;
         rebalance::Shares::of(index, &self.held, total)
     }
 
@@ -227,9 +234,14 @@ impl<'a> Load<'a> {
     ) -> Vec<Move> {
         let mut assigns = Vec::new();
         let mut queue = self.queue(self.shares(index, free.len()));
-        // Those that go back first: the others are placed around them.
+        // Those that go back first, then those on their way to a named successor: the others
+        // are placed around them (placed first, they could fill a successor's share, and a
+        // listener already handed over to it would count on another pod).
+        let named = |lease: Option<&LeaseView>| lease.and_then(|l| index.successor_pod(l)).is_some();
         let back = free.iter().filter(|(l, _)| l.prefer.is_some());
-        for (listener, lease) in back.chain(free.iter().filter(|(l, _)| l.prefer.is_none())) {
+        let on_way = free.iter().filter(|(l, lease)| l.prefer.is_none() && named(*lease));
+        let rest = free.iter().filter(|(l, lease)| l.prefer.is_none() && !named(*lease));
+        for (listener, lease) in back.chain(on_way).chain(rest) {
             let previous = lease
                 .filter(|l| l.expired)
                 .and_then(|l| index.holder_pod(l))

@@ -207,6 +207,72 @@ fn a_listener_freed_on_its_way_goes_to_the_successor_its_request_named() {
     );
 }
 
+/// Listeners freed on their way to a named successor are placed before the other free ones:
+/// placed after them, they could find the successor's share filled and be counted on another
+/// pod while the handover (if it was written) put them on the successor, leaving the pods two
+/// apart.
+#[test]
+fn listeners_on_their_way_to_a_successor_are_placed_before_the_other_free_ones() {
+    let pods = [pod("p2"), pod("p3"), pod("p4")];
+    let listeners: Vec<ListenerView> = ["a", "b", "c", "d", "e", "f", "g", "h", "z"]
+        .into_iter()
+        .map(l)
+        .collect();
+    let mut asked = held("z", "gone");
+    asked.release_requested = true;
+    asked.successor = Some(("p2".into(), "uid-p2".into()));
+    // Each pod holds 2; a and b are new, z is on its way to p2: 9 listeners, a share of 3.
+    let mut leases = vec![asked];
+    for (id, p) in [
+        ("c", "p2"),
+        ("d", "p2"),
+        ("e", "p3"),
+        ("f", "p3"),
+        ("g", "p4"),
+        ("h", "p4"),
+    ] {
+        leases.push(held(id, p));
+    }
+    let moves = assign(&listeners, &pods, &leases, 0);
+    let to = |id: &str| {
+        moves.iter().find_map(|m| match m {
+            Move::Assign { listener, pod, .. } if listener == id => Some(pod.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(to("z").as_deref(), Some("p2"), "{moves:?}");
+    let mut new: Vec<String> = ["a", "b"].into_iter().filter_map(to).collect();
+    new.sort();
+    assert_eq!(new, ["p3", "p4"], "{moves:?}");
+}
+
+/// In a scale-in, a share is of every listener the eligible pods will hold, those still on pods
+/// that are going included: a listener freed on its way to its named successor goes there while
+/// the successor stays within that share, not within a share of the listeners not yet moving.
+#[test]
+fn a_successors_share_counts_the_listeners_still_on_pods_that_are_going() {
+    let pods = [pod("p0"), pod("p1"), unfit("p5")];
+    let listeners: Vec<ListenerView> = ["a", "b", "c", "d", "e", "f", "g", "z"].into_iter().map(l).collect();
+    let mut asked = held("z", "gone");
+    asked.release_requested = true;
+    asked.successor = Some(("p0".into(), "uid-p0".into()));
+    // p0 holds 3, p1 2, the going p5 2: with z, 8 listeners for two pods, a share of 4.
+    let mut leases = vec![asked];
+    for (id, p) in [
+        ("a", "p0"),
+        ("b", "p0"),
+        ("c", "p0"),
+        ("d", "p1"),
+        ("e", "p1"),
+        ("f", "p5"),
+        ("g", "p5"),
+    ] {
+        leases.push(held(id, p));
+    }
+    let moves = assign(&listeners, &pods, &leases, 0);
+    assert!(moves.contains(&assign_to("z", "p0", Some("rv-z"), 4)), "{moves:?}");
+}
+
 #[test]
 fn listeners_that_go_back_are_placed_before_the_others() {
     let pods = [pod("p1"), pod("p2")];
