@@ -57,7 +57,7 @@ fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<CachedLease>> {
         .into_iter()
         .filter_map(|n| ctx.leases.get(&ObjectRef::new(&n).within(ns)))
         .collect();
-    ctx.with_expectations(ns, name, |e| e.overlay(cached, name_and_version))
+    ctx.with_expectations(ns, name, |e| e.overlay(cached, name_and_version, Instant::now()))
 }
 
 /// Bring `read`, set `set`'s kept Leases, up to the cache (corrected by the writes it has not
@@ -103,7 +103,10 @@ fn reread<'a>(
             .filter_map(|n| ctx.leases.get(&ObjectRef::new(n).within(ns)))
             .filter(|l| l.label(LISTENERSET_LABEL) == Some(name))
             .collect();
-        let mut shown = e.overlay(cached, name_and_version).into_iter().peekable();
+        let mut shown = e
+            .overlay(cached, name_and_version, Instant::now())
+            .into_iter()
+            .peekable();
         names
             .into_iter()
             .map(|n| {

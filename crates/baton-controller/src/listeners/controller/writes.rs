@@ -505,9 +505,16 @@ pub(super) fn expect(
         | Move::DeleteLease { resource_version, .. }
         | Move::RemoveFinalizer { resource_version, .. }
         | Move::Adopt { resource_version, .. } => resource_version,
-        // A create: the cache shows it soon; meanwhile the listener has no Lease and a second
-        // create would be refused (AlreadyExists).
-        Move::Assign { .. } => return,
+        // A create: seen in its place until the cache shows it (else the listener would look
+        // free, placed again, its create refused and the others placed around it).
+        Move::Assign { .. } => {
+            if let Some(created) = written {
+                let name = created.name_any();
+                let at = tokio::time::Instant::now();
+                ctx.with_expectations(ns, set, |e| e.created(&name, Arc::new(created), at));
+            }
+            return;
+        }
     };
     let Some(name) = read.map(|l| l.name_any()) else { return };
     let deleted = matches!(m, Move::DeleteLease { .. } | Move::RemoveFinalizer { .. });
