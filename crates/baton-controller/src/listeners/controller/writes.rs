@@ -510,7 +510,7 @@ pub(super) fn expect(
         Move::Assign { .. } => {
             if let Some(created) = written {
                 let name = created.name_any();
-                let at = tokio::time::Instant::now();
+                let at = Instant::now();
                 ctx.with_expectations(ns, set, |e| e.created(&name, Arc::new(created), at));
             }
             return;

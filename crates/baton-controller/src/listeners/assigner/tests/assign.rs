@@ -156,11 +156,9 @@ fn ineligible_holder_keeps_running_when_nowhere_has_room() {
 fn a_named_successor_keeps_its_room_from_free_listeners() {
     let pods = [unfit("p1"), pod("p2"), pod("p3")];
     let listeners = [l("a"), l("b"), l("c")];
-    let mut asked = held("a", "p1");
-    asked.release_requested = true;
-    asked.successor = Some(("p2".into(), "uid-p2".into()));
+    let asked = on_its_way("a", "p1", "p2");
     // p2 and p3 may take one each; a is on its way to p2, so b goes to p3 and c waits.
-    let moves = assign(&listeners, &pods, &[asked.clone()], 1);
+    let moves = assign(&listeners, &pods, std::slice::from_ref(&asked), 1);
     assert_eq!(moves, vec![assign_to("b", "p3", None, 0)]);
     // A successor that is no longer that pod holds nothing for it: the free listeners fill
     // both pods, as they do with a request that names no successor.
@@ -182,9 +180,7 @@ fn a_named_successor_keeps_its_room_from_free_listeners() {
 fn a_listener_freed_on_its_way_goes_to_the_successor_its_request_named() {
     let pods = [pod("p2"), pod("p3"), pod("p4")];
     let listeners: Vec<ListenerView> = ["a", "b", "c", "d", "e", "f", "g"].into_iter().map(l).collect();
-    let mut asked = held("a", "gone");
-    asked.release_requested = true;
-    asked.successor = Some(("p2".into(), "uid-p2".into()));
+    let asked = on_its_way("a", "gone", "p2");
     // p2 holds 1, p3 none, p4 5: 7 listeners, a share of 2⅓ each.
     let mut leases = vec![asked.clone(), held("b", "p2")];
     leases.extend(["c", "d", "e", "f", "g"].into_iter().map(|id| held(id, "p4")));
@@ -218,9 +214,7 @@ fn listeners_on_their_way_to_a_successor_are_placed_before_the_other_free_ones()
         .into_iter()
         .map(l)
         .collect();
-    let mut asked = held("z", "gone");
-    asked.release_requested = true;
-    asked.successor = Some(("p2".into(), "uid-p2".into()));
+    let asked = on_its_way("z", "gone", "p2");
     // Each pod holds 2; a and b are new, z is on its way to p2: 9 listeners, a share of 3.
     let mut leases = vec![asked];
     for (id, p) in [
@@ -253,9 +247,7 @@ fn listeners_on_their_way_to_a_successor_are_placed_before_the_other_free_ones()
 fn a_successors_share_counts_the_listeners_still_on_pods_that_are_going() {
     let pods = [pod("p0"), pod("p1"), unfit("p5")];
     let listeners: Vec<ListenerView> = ["a", "b", "c", "d", "e", "f", "g", "z"].into_iter().map(l).collect();
-    let mut asked = held("z", "gone");
-    asked.release_requested = true;
-    asked.successor = Some(("p0".into(), "uid-p0".into()));
+    let asked = on_its_way("z", "gone", "p0");
     // p0 holds 3, p1 2, the going p5 2: with z, 8 listeners for two pods, a share of 4.
     let mut leases = vec![asked];
     for (id, p) in [

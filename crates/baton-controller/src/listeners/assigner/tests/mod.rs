@@ -57,6 +57,14 @@ fn held(listener: &str, holder: &str) -> LeaseView {
         renewed: true,
     }
 }
+/// `listener`'s Lease held by `holder`, asked to be released to `successor` (of uid `uid-<name>`).
+fn on_its_way(listener: &str, holder: &str, successor: &str) -> LeaseView {
+    LeaseView {
+        release_requested: true,
+        successor: Some((successor.into(), format!("uid-{successor}"))),
+        ..held(listener, holder)
+    }
+}
 fn released(listener: &str) -> LeaseView {
     LeaseView {
         holder: None,
