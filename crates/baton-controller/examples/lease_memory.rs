@@ -2,24 +2,28 @@
 //! kube-apiserver returns them (`managedFields` of two field managers, the controller's and the
 //! agent's) and counts, with a counting global allocator, the bytes each form keeps allocated
 //! per Lease: the whole `Lease` as decoded, the whole `Lease` without its `managedFields` (what
-//! the cache held before the projection), and the [`CachedLease`] projection. Each is held in an
-//! `Arc`, as the cache's store holds it; the store's own index (an `ObjectRef` per Lease) is the
-//! same for every form and not counted. Also how many allocations each Lease holds (each costs
-//! malloc's header and rounding besides), and the most bytes allocated at once while decoding
-//! one Lease.
+//! the cache held before the projection), and the [`CachedLease`] projection, each held in an
+//! `Arc`; then what a cache adds per Lease to hold it: the key kube's reflector store would
+//! give it (an `ObjectRef` of four strings, and its `Arc`), and the whole of the controller's
+//! [`LeaseStore`] (its `Arc`'d [`CachedLease`], its name as key, the maps) as the watch fills
+//! it. Also how many allocations each Lease holds (each costs malloc's header and rounding
+//! besides), and the most bytes allocated at once while decoding (or storing) one Lease.
 //!
 //! `cargo run --release -p baton-controller --example lease_memory [N]` (default 10000).
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use baton_api::listenerset::lease::CachedLease;
+use baton_api::listenerset::lease::{CachedLease, WatchedLease};
 use baton_api::listenerset::liveness::HOLDER_UID_LABEL;
 use baton_api::listenerset::{
     CONFIG_ANNOTATION, LEASE_FINALIZER, LISTENERSET_LABEL, LISTENER_LABEL, PROTOCOL_ANNOTATION, PROTOCOL_VERSION,
 };
 use baton_api::LISTENERS_MANAGER;
+use baton_controller::cache::leases::{self, LeaseStore};
 use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::reflector::{Lookup, ObjectRef};
+use kube::runtime::watcher::Event;
 
 /// The system allocator, counting the bytes allocated now and the most allocated at once.
 struct Counting;
@@ -126,36 +130,6 @@ struct Figures {
     peak: usize,
 }
 
-/// Decode every body into `T` and hold `keep` of it in an `Arc`.
-fn measure<T, H>(bodies: &[String], keep: impl Fn(T) -> H) -> Figures
-where
-    T: serde::de::DeserializeOwned,
-{
-    let mut held: Vec<Arc<H>> = Vec::with_capacity(bodies.len());
-    let (before, blocks_before) = (LIVE.load(Ordering::Relaxed), BLOCKS.load(Ordering::Relaxed));
-    let mut peak = 0;
-    for b in bodies {
-        let start = LIVE.load(Ordering::Relaxed);
-        PEAK.store(start, Ordering::Relaxed);
-        match serde_json::from_str::<T>(b) {
-            Ok(v) => held.push(Arc::new(keep(v))),
-            Err(e) => {
-                eprintln!("a Lease body did not decode: {e}");
-                std::process::exit(1);
-            }
-        }
-        peak = peak.max(PEAK.load(Ordering::Relaxed) - start);
-    }
-    let n = bodies.len().max(1);
-    let figures = Figures {
-        held: (LIVE.load(Ordering::Relaxed) - before) / n,
-        blocks: (BLOCKS.load(Ordering::Relaxed) - blocks_before) / n,
-        peak,
-    };
-    drop(held);
-    figures
-}
-
 fn main() {
     let n: usize = match std::env::args().nth(1).map(|a| a.parse()) {
         None => 10_000,
@@ -173,6 +147,10 @@ fn main() {
         l
     });
     let projected = measure(&bodies, |l: CachedLease| l);
+    let keyed = measure(&bodies, |l: WatchedLease| -> ObjectRef<WatchedLease> {
+        l.to_object_ref(())
+    });
+    let (stored, store) = measure_store(&bodies);
     println!("{n} listener Leases, {json_bytes} bytes of JSON each; per Lease:");
     println!(
         "{:<44} {:>10} {:>12} {:>12}",
@@ -181,12 +159,62 @@ fn main() {
     for (form, f) in [
         ("Lease, as decoded (managedFields)", &whole),
         ("Lease without managedFields (cache before)", &stripped),
-        ("CachedLease (cache now)", &projected),
+        ("CachedLease", &projected),
+        ("kube's reflector store key (ObjectRef)", &keyed),
+        ("LeaseStore entry, CachedLease included", &stored),
     ] {
         println!("{form:<44} {:>10} {:>12} {:>12}", f.held, f.blocks, f.peak);
     }
     println!(
-        "memory per listener in the controller's Lease cache: {} bytes whole, {} projected",
-        stripped.held, projected.held
+        "memory per listener in the controller's Lease cache: {} bytes whole, {} projected, {} stored \
+         ({} Leases in the store)",
+        stripped.held,
+        projected.held,
+        stored.held,
+        store.len()
     );
+}
+
+/// Decode every body into `T` and hold `keep` of it in an `Arc`.
+fn measure<T, H>(bodies: &[String], keep: impl Fn(T) -> H) -> Figures
+where
+    T: serde::de::DeserializeOwned,
+{
+    let mut held: Vec<Arc<H>> = Vec::with_capacity(bodies.len());
+    let figures = count(bodies, |v: T| held.push(Arc::new(keep(v))));
+    drop(held);
+    figures
+}
+
+/// Per Lease: what the controller's [`LeaseStore`] holds once its watch applied them all.
+fn measure_store(bodies: &[String]) -> (Figures, LeaseStore) {
+    let (store, mut writer) = leases::store();
+    let figures = count(bodies, |l: WatchedLease| {
+        writer.apply(&leases::taken_in(Event::Apply(l)))
+    });
+    (figures, store)
+}
+
+/// Decode every body into `T` and `take` it; what stays allocated, per body.
+fn count<T: serde::de::DeserializeOwned>(bodies: &[String], mut take: impl FnMut(T)) -> Figures {
+    let (before, blocks_before) = (LIVE.load(Ordering::Relaxed), BLOCKS.load(Ordering::Relaxed));
+    let mut peak = 0;
+    for b in bodies {
+        let start = LIVE.load(Ordering::Relaxed);
+        PEAK.store(start, Ordering::Relaxed);
+        match serde_json::from_str::<T>(b) {
+            Ok(v) => take(v),
+            Err(e) => {
+                eprintln!("a Lease body did not decode: {e}");
+                std::process::exit(1);
+            }
+        }
+        peak = peak.max(PEAK.load(Ordering::Relaxed) - start);
+    }
+    let n = bodies.len().max(1);
+    Figures {
+        held: (LIVE.load(Ordering::Relaxed) - before) / n,
+        blocks: (BLOCKS.load(Ordering::Relaxed) - blocks_before) / n,
+        peak,
+    }
 }

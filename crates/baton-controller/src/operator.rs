@@ -91,7 +91,7 @@ pub struct Operator {
     pods: Store<CachedPod>,
     /// The pods of namespaces with a ListenerSet (watched while one uses them).
     namespace_pods: NamespacePods,
-    leases: Store<CachedLease>,
+    leases: crate::cache::leases::LeaseStore,
     revisions: Store<CachedRevision>,
     jobs: Store<Job>,
     rollouts: Store<Rollout>,
@@ -510,7 +510,11 @@ fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
     (pods, pod_events): (NamespacePods, Events<CachedPod>),
-    (leases, index, rollouts): (Store<CachedLease>, Arc<LeaseIndex>, Option<Store<Rollout>>),
+    (leases, index, rollouts): (
+        crate::cache::leases::LeaseStore,
+        Arc<LeaseIndex>,
+        Option<Store<Rollout>>,
+    ),
     synced: &Synced4,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -618,9 +622,12 @@ fn rollout_controller_run(
     // A hook's (or job check's) Job changed: its Rollout looks again.
     .owns_stream(metrics::queue::probe(queue, triggers.jobs, job_owner))
     // A draining pod released a listener: its Rollout may stop waiting and delete it.
-    .watches_stream(triggers.leases, move |l| {
-        mapped.add_refs(draining_rollouts_of_lease(&pods, &l))
-    })
+    .reconcile_on(
+        triggers
+            .leases
+            .filter_map(|l| async move { l.ok() })
+            .flat_map(move |l| futures::stream::iter(mapped.add_refs(draining_rollouts_of_lease(&pods, &l)))),
+    )
     // The Deployment of a `spec.workloadRef` changed: a new template is a new revision.
     .watches_stream(triggers.deployments, move |d| {
         referenced.add_refs(crate::rollout::workload::rollouts_referencing(&referencing, &d))

@@ -26,7 +26,7 @@
 use std::hash::Hasher;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 #[cfg(doc)]
 use super::holder::HOLDER_UID_LABEL;
@@ -40,16 +40,16 @@ use super::{LEASE_FINALIZER, RELEASE_TO_ANNOTATION};
 
 mod cached;
 pub mod handover;
-pub use cached::{CachedLease, CachedLeaseSpec, CachedOwner};
+pub use cached::{CachedLease, CachedLeaseSpec, CachedMeta, CachedOwner, WatchedLease};
 
 /// What the protocol reads of a Lease, from the whole `Lease` (the agent, the command line) or
 /// from the [`CachedLease`] projection the controller caches: every rule of this module is
 /// written once, for both.
 pub trait LeaseFields {
-    /// The metadata: name, namespace, uid, resourceVersion, deletionTimestamp and finalizers are
-    /// there in both forms (labels, annotations and ownerReferences are read with the methods
-    /// below: a [`CachedLease`] keeps them apart).
-    fn object_meta(&self) -> &ObjectMeta;
+    /// `metadata.resourceVersion`.
+    fn version(&self) -> Option<&str>;
+    /// `metadata.deletionTimestamp` is set: the Lease is being deleted.
+    fn deletion_requested(&self) -> bool;
     /// The value of label `key` (of a [`CachedLease`]: baton's labels only, `baton.dev/…`).
     fn label(&self, key: &str) -> Option<&str>;
     /// The value of annotation `key` (of a [`CachedLease`]: baton's only, `baton.dev/…`).
@@ -64,8 +64,11 @@ pub trait LeaseFields {
 }
 
 impl LeaseFields for Lease {
-    fn object_meta(&self) -> &ObjectMeta {
-        &self.metadata
+    fn version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn deletion_requested(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
     }
     fn label(&self, key: &str) -> Option<&str> {
         self.metadata.labels.as_ref()?.get(key).map(String::as_str)
@@ -102,8 +105,11 @@ impl LeaseFields for Lease {
 macro_rules! delegate_lease_fields {
     ($($ptr:ty),*) => {$(
         impl<T: LeaseFields + ?Sized> LeaseFields for $ptr {
-            fn object_meta(&self) -> &ObjectMeta {
-                (**self).object_meta()
+            fn version(&self) -> Option<&str> {
+                (**self).version()
+            }
+            fn deletion_requested(&self) -> bool {
+                (**self).deletion_requested()
             }
             fn label(&self, key: &str) -> Option<&str> {
                 (**self).label(key)
@@ -229,7 +235,7 @@ pub fn acknowledged<L: LeaseFields + ?Sized>(lease: &L) -> bool {
 /// Whether the Lease is being deleted (by hand, or by the garbage collector with its pod): it
 /// stays while [`LEASE_FINALIZER`] is on it.
 pub fn is_terminating<L: LeaseFields + ?Sized>(lease: &L) -> bool {
-    lease.object_meta().deletion_timestamp.is_some()
+    lease.deletion_requested()
 }
 
 /// The holder renewed the Lease after it was assigned (see [`acknowledged`]).

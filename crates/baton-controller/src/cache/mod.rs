@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
+pub mod leases;
 pub mod namespaces;
 pub mod owners;
 pub mod tolerant;

@@ -588,7 +588,7 @@ pub fn lease_view<L: LeaseFields + ?Sized>(lease: &L, set: &str, expired: bool) 
         holder_uid,
         expired,
         transitions: lease::fencing_token(lease),
-        resource_version: lease.object_meta().resource_version.clone().unwrap_or_default(),
+        resource_version: lease.version().unwrap_or_default().to_string(),
         release_requested: lease::release_requested(lease).is_some(),
     })
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::listeners::controller::index::LeaseIndex;
 use kube::api::Api;
@@ -18,10 +18,11 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tracing::warn;
 
 use super::api;
-use crate::api::listenerset::lease::{owner_pod, CachedLease, Holder, LeaseFields};
+use crate::api::listenerset::lease::{owner_pod, CachedLease, Holder, LeaseFields, WatchedLease};
 use crate::api::listenerset::{HANDED_OVER_FROM_ANNOTATION, LISTENERSET_LABEL};
 use crate::api::pod::{is_draining, CachedPod};
 use crate::api::rollout::{labels, Rollout};
+use crate::cache::leases::{taken_in, LeaseStore, LeaseWriter};
 use crate::cache::namespaces::NamespacePods;
 use crate::cache::owners::OwnerIndex;
 use crate::cache::{synced, Events, Synced, SyncedTx};
@@ -44,17 +45,17 @@ pub struct SharedCaches {
     pub pods: Store<CachedPod>,
     /// The pod cache by owner uid (a Rollout reads only its own pods).
     pub pod_owners: OwnerIndex<CachedPod>,
-    pub leases: Store<CachedLease>,
+    pub leases: LeaseStore,
     /// The listener Leases by set and holder (see [`LeaseIndex`]), following `leases`.
     pub lease_index: Arc<LeaseIndex>,
     pod_writer: reflector::store::Writer<CachedPod>,
-    lease_writer: reflector::store::Writer<CachedLease>,
+    lease_writer: LeaseWriter,
     /// Of every pod watch, this one's and the namespaces' ([`Self::namespace_pods`]).
     pod_subs: PodSubscribers,
     lease_subs: Vec<futures::channel::mpsc::UnboundedSender<CachedLease>>,
     client: kube::Client,
     pod_api: Api<CachedPod>,
-    lease_api: Api<CachedLease>,
+    lease_api: Api<WatchedLease>,
     /// Changes are passed to subscribers only while this is set (a standby keeps its caches warm
     /// but runs no controller).
     forward: Arc<std::sync::atomic::AtomicBool>,
@@ -96,7 +97,7 @@ fn fan_in<K: Send + 'static>(rx: futures::channel::mpsc::UnboundedReceiver<K>) -
 impl SharedCaches {
     pub fn new(client: &kube::Client, namespace: &Option<String>) -> Self {
         let (pods, pod_writer) = reflector::store();
-        let (leases, lease_writer) = reflector::store();
+        let (leases, lease_writer) = crate::cache::leases::store();
         let ((pods_tx, pods_synced), (leases_tx, leases_synced)) = (synced(), synced());
         SharedCaches {
             pods,
@@ -163,9 +164,11 @@ impl SharedCaches {
             .inspect(move |e| pods_tx.observe(e))
             .touched_objects();
         let index = self.lease_index.clone();
+        let mut lease_writer = self.lease_writer;
         let leases = watcher(self.lease_api, watcher::Config::default().labels(LISTENERSET_LABEL))
             .default_backoff()
-            .reflect(self.lease_writer)
+            .map_ok(taken_in)
+            .inspect_ok(move |ev| lease_writer.apply(ev))
             // The index follows the store, before the cache counts as synced.
             .inspect(move |e| {
                 if let Ok(ev) = e {

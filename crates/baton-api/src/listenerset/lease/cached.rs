@@ -5,7 +5,9 @@
 //! Lease and guards writes to it (name, namespace, uid, resourceVersion, deletionTimestamp,
 //! finalizers), baton's labels and annotations (compacted), the Pod owner's name and uid, and
 //! the spec fields the protocol reads. It is decoded straight from the API server's JSON: the
-//! rest of the object is skipped while decoding, never built.
+//! rest of the object is skipped while decoding, never built. Its metadata is a [`CachedMeta`]
+//! of those fields alone, not an `ObjectMeta`; the controller's watch decodes each Lease as a
+//! [`WatchedLease`] (a `kube::Resource`, as kube's watcher needs) and keeps its `CachedLease`.
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,12 +31,11 @@ fn keeps(key: &str) -> bool {
 }
 
 /// A listener Lease as the controller's cache holds it (see the module). Read it with
-/// [`LeaseFields`] and the functions of [`super`]; `metadata` holds only what names it and
-/// guards writes (its `labels`, `annotations` and `ownerReferences` are always `None`).
+/// [`LeaseFields`] and the functions of [`super`].
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(from = "RawLease")]
 pub struct CachedLease {
-    pub metadata: ObjectMeta,
+    pub metadata: CachedMeta,
     /// Labels `baton.dev/…`.
     pub labels: Labels,
     /// Annotations `baton.dev/…`.
@@ -42,6 +43,92 @@ pub struct CachedLease {
     /// The first Pod (`v1`) ownerReference.
     pub owner: Option<CachedOwner>,
     pub spec: CachedLeaseSpec,
+}
+
+/// The metadata a [`CachedLease`] keeps: what names the Lease and guards writes to it, under
+/// `ObjectMeta`'s names. `ObjectMeta` itself takes 360 bytes, most of them fields a listener
+/// Lease leaves empty, for each of the set's Leases.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CachedMeta {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub deletion_timestamp: Option<Time>,
+    pub finalizers: Option<Vec<String>>,
+}
+
+impl From<&CachedMeta> for ObjectMeta {
+    fn from(m: &CachedMeta) -> Self {
+        ObjectMeta {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
+            resource_version: m.resource_version.clone(),
+            deletion_timestamp: m.deletion_timestamp.clone(),
+            finalizers: m.finalizers.clone(),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+impl From<&ObjectMeta> for CachedMeta {
+    /// The fields a [`CachedMeta`] keeps.
+    fn from(m: &ObjectMeta) -> Self {
+        let ObjectMeta {
+            name,
+            namespace,
+            uid,
+            resource_version,
+            deletion_timestamp,
+            finalizers,
+            ..
+        } = m;
+        CachedMeta {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            uid: uid.clone(),
+            resource_version: resource_version.clone(),
+            deletion_timestamp: deletion_timestamp.clone(),
+            finalizers: finalizers.clone(),
+        }
+    }
+}
+
+impl CachedLease {
+    /// The Lease's name (empty if it has none).
+    pub fn name_any(&self) -> String {
+        self.metadata.name.clone().unwrap_or_default()
+    }
+    /// Its finalizers.
+    pub fn finalizers(&self) -> &[String] {
+        self.metadata.finalizers.as_deref().unwrap_or_default()
+    }
+}
+
+/// A listener Lease as the controller's watch decodes it: the [`CachedLease`] the cache keeps
+/// and, for the watch's own bookkeeping (kube's watcher reads names and resourceVersions
+/// through `ObjectMeta`), a copy of what names it, dropped once the event is taken in.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(from = "CachedLease")]
+pub struct WatchedLease {
+    pub metadata: ObjectMeta,
+    pub lease: CachedLease,
+}
+
+impl From<CachedLease> for WatchedLease {
+    fn from(lease: CachedLease) -> Self {
+        WatchedLease {
+            metadata: ObjectMeta::from(&lease.metadata),
+            lease,
+        }
+    }
+}
+
+impl From<WatchedLease> for CachedLease {
+    fn from(watched: WatchedLease) -> Self {
+        watched.lease
+    }
 }
 
 /// A Pod ownerReference: the pod's name and uid.
@@ -99,14 +186,13 @@ impl From<RawLease> for CachedLease {
     fn from(raw: RawLease) -> Self {
         let m = raw.metadata;
         CachedLease {
-            metadata: ObjectMeta {
+            metadata: CachedMeta {
                 name: m.name,
                 namespace: m.namespace,
                 uid: m.uid,
                 resource_version: m.resource_version,
                 deletion_timestamp: m.deletion_timestamp,
                 finalizers: m.finalizers,
-                ..ObjectMeta::default()
             },
             labels: m.labels,
             annotations: m.annotations,
@@ -185,15 +271,7 @@ impl From<&Lease> for CachedLease {
         };
         let spec = lease.spec.as_ref();
         CachedLease {
-            metadata: ObjectMeta {
-                name: m.name.clone(),
-                namespace: m.namespace.clone(),
-                uid: m.uid.clone(),
-                resource_version: m.resource_version.clone(),
-                deletion_timestamp: m.deletion_timestamp.clone(),
-                finalizers: m.finalizers.clone(),
-                ..ObjectMeta::default()
-            },
+            metadata: CachedMeta::from(m),
             labels: baton(m.labels.as_ref()),
             annotations: baton(m.annotations.as_ref()),
             owner: lease.pod_owner().map(|o| CachedOwner {
@@ -218,8 +296,11 @@ impl From<Lease> for CachedLease {
 }
 
 impl LeaseFields for CachedLease {
-    fn object_meta(&self) -> &ObjectMeta {
-        &self.metadata
+    fn version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+    fn deletion_requested(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
     }
     fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key)
@@ -250,7 +331,7 @@ impl LeaseFields for CachedLease {
     }
 }
 
-impl kube::Resource for CachedLease {
+impl kube::Resource for WatchedLease {
     type DynamicType = ();
     type Scope = k8s_openapi::NamespaceResourceScope;
 

@@ -63,7 +63,7 @@ pub struct Context {
     pub events: Publisher,
     /// The pods of the sets' namespaces (each watched while a set uses it).
     pub pods: NamespacePods,
-    pub leases: Store<CachedLease>,
+    pub leases: crate::cache::leases::LeaseStore,
     /// The listener Leases by set and holder, and when each holder record was first seen.
     pub index: Arc<LeaseIndex>,
     /// The pods' liveness Leases.
@@ -208,7 +208,7 @@ pub struct SharedViews {
     pub pods: NamespacePods,
     /// Changes of the pods `pods` holds (others may pass too).
     pub pod_events: Events<CachedPod>,
-    pub leases: Store<CachedLease>,
+    pub leases: crate::cache::leases::LeaseStore,
     /// The listener Leases by set and holder, following `leases`; it wakes the sets whose
     /// Leases changed in a way a decision reads.
     pub index: Arc<LeaseIndex>,

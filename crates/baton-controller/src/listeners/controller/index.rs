@@ -14,11 +14,10 @@
 //!   ([`LeaseIndex::take_changes`]): a pass reads again only the Leases that changed, not the
 //!   whole set.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use kube::ResourceExt;
 use tokio::time::Instant;
 
 use crate::api::listenerset::lease::{self, owner_pod, CachedLease, LeaseFields};
@@ -27,6 +26,10 @@ use crate::api::listenerset::{LEASE_FINALIZER, LISTENERSET_LABEL, PROTOCOL_ANNOT
 
 /// (namespace, name).
 type Key = (String, String);
+
+/// (namespace, Lease name), of one string each shared by every entry that names them (see
+/// [`Names`]).
+type LeaseKey = (Arc<str>, Arc<str>);
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -40,20 +43,47 @@ struct Entry {
 /// One listener Lease as indexed.
 #[derive(Debug)]
 struct Indexed {
-    set: String,
+    set: Arc<str>,
     entry: Entry,
     /// The holder uid it is counted for in `by_holder`.
-    holder: Option<String>,
+    holder: Option<Arc<str>>,
+}
+
+/// One copy of each namespace, set name and holder uid the index holds, shared by every Lease
+/// that names it (a pod's uid by its hundreds of Leases): a string per Lease and name would
+/// take a quarter of the index. Strings no entry uses any more are dropped as the copies grow.
+#[derive(Default)]
+struct Names {
+    kept: HashSet<Arc<str>>,
+    /// How many were kept after the last drop.
+    after_drop: usize,
+}
+
+impl Names {
+    fn of(&mut self, s: &str) -> Arc<str> {
+        if let Some(kept) = self.kept.get(s) {
+            return kept.clone();
+        }
+        if self.kept.len() >= 2 * self.after_drop.max(64) {
+            self.kept.retain(|k| Arc::strong_count(k) > 1);
+            self.after_drop = self.kept.len();
+        }
+        let new: Arc<str> = Arc::from(s);
+        self.kept.insert(new.clone());
+        new
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     /// The Leases of the watch's list in progress (a relist forgets what it does not show).
-    listing: Option<BTreeSet<Key>>,
+    listing: Option<BTreeSet<LeaseKey>>,
     /// (namespace, Lease name) → the Lease.
-    leases: HashMap<Key, Indexed>,
+    leases: HashMap<LeaseKey, Indexed>,
     /// (namespace, set) → its Lease names.
-    by_set: HashMap<Key, BTreeSet<String>>,
+    by_set: HashMap<Key, BTreeSet<Arc<str>>>,
+    /// The namespaces, sets and holder uids named above.
+    names: Names,
     /// (namespace, holder uid) → set → how many of its Leases that pod holds.
     by_holder: HashMap<Key, BTreeMap<String, usize>>,
     /// (namespace, set) → its Leases changed since its last pass took them.
@@ -150,8 +180,8 @@ fn set_of(l: &CachedLease) -> Option<&str> {
     l.label(LISTENERSET_LABEL)
 }
 
-fn holder_uid(l: &CachedLease) -> Option<String> {
-    lease::Holder::of(l).and_then(|h| h.uid.map(str::to_string))
+fn holder_uid(l: &CachedLease) -> Option<&str> {
+    lease::Holder::of(l).and_then(|h| h.uid)
 }
 
 impl LeaseIndex {
@@ -187,15 +217,17 @@ impl LeaseIndex {
             Event::Delete(l) => self.wake(self.observe(l, true, now)),
             Event::Init => self.lock().listing = Some(BTreeSet::new()),
             Event::InitApply(l) => {
-                if let (Some(ns), Some(name)) = (l.metadata.namespace.clone(), l.metadata.name.clone()) {
-                    if let Some(listing) = self.lock().listing.as_mut() {
-                        listing.insert((ns, name));
+                if let (Some(ns), Some(name)) = (l.metadata.namespace.as_deref(), l.metadata.name.as_deref()) {
+                    let mut inner = self.lock();
+                    let ns = inner.names.of(ns);
+                    if let Some(listing) = inner.listing.as_mut() {
+                        listing.insert((ns, Arc::from(name)));
                     }
                 }
                 self.wake(self.observe(l, false, now));
             }
             Event::InitDone => {
-                let gone: Vec<(Key, String)> = {
+                let gone: Vec<(LeaseKey, Arc<str>)> = {
                     let mut inner = self.lock();
                     let Some(seen) = inner.listing.take() else { return };
                     inner
@@ -207,8 +239,8 @@ impl LeaseIndex {
                 };
                 for ((ns, name), set) in gone {
                     let mut l = CachedLease::default();
-                    l.metadata.namespace = Some(ns);
-                    l.metadata.name = Some(name);
+                    l.metadata.namespace = Some(ns.to_string());
+                    l.metadata.name = Some(name.to_string());
                     l.labels = [(LISTENERSET_LABEL, set)].into_iter().collect();
                     self.wake(self.observe(&l, true, now));
                 }
@@ -223,31 +255,36 @@ impl LeaseIndex {
     /// A change of `lease` seen at `now` (`gone`: deleted). Returns the set to wake, if the
     /// change is one a decision reads.
     pub fn observe(&self, lease: &CachedLease, gone: bool, now: Instant) -> Option<(String, String)> {
-        let ns = lease.metadata.namespace.clone()?;
-        let name = lease.metadata.name.clone()?;
-        let set = set_of(lease).map(str::to_string);
-        let key = (ns.clone(), name.clone());
+        let ns = lease.metadata.namespace.as_deref()?;
+        let name = lease.metadata.name.as_deref()?;
         let mut inner = self.lock();
-        let old = inner.leases.remove(&key);
+        let set = set_of(lease).map(|s| inner.names.of(s));
+        let key: LeaseKey = (inner.names.of(ns), Arc::from(name));
+        let old = inner.leases.remove_entry(&key);
+        // The name's one copy, the key's and the set's.
+        let (key, old) = match old {
+            Some((k, o)) => (k, Some(o)),
+            None => (key, None),
+        };
         if let Some(old) = old.as_ref().filter(|o| set.as_ref() != Some(&o.set)) {
-            Self::mark(&mut inner, &ns, &old.set, &name);
+            Self::mark(&mut inner, ns, &old.set, name);
         }
         if let Some(set) = &set {
-            Self::mark(&mut inner, &ns, set, &name);
+            Self::mark(&mut inner, ns, set, name);
         }
         if let Some(old) = &old {
-            if let Some(names) = inner.by_set.get_mut(&(ns.clone(), old.set.clone())) {
-                names.remove(&name);
+            if let Some(names) = inner.by_set.get_mut(&(ns.to_string(), old.set.to_string())) {
+                names.remove(name);
             }
         }
         let (set, mut holder) = match (gone, set) {
             (false, Some(set)) => (set, old.as_ref().and_then(|o| o.holder.clone())),
             (_, set) => {
                 if let Some(old) = &old {
-                    inner.unhold(&ns, old);
-                    inner.let_go(&ns, old.holder.as_deref(), None, now);
+                    inner.unhold(ns, old);
+                    inner.let_go(ns, old.holder.as_deref(), None, now);
                 }
-                return old.map(|o| o.set).or(set).map(|s| (ns, s));
+                return old.map(|o| o.set).or(set).map(|s| (ns.to_string(), s.to_string()));
             }
         };
         let (d, r) = (decision(lease), record(lease));
@@ -262,17 +299,18 @@ impl LeaseIndex {
         let relevant = old.as_ref().is_none_or(|o| o.entry.decision != d);
         if relevant {
             if let Some(old) = &old {
-                inner.unhold(&ns, old);
+                inner.unhold(ns, old);
             }
-            holder = holder_uid(lease);
+            holder = holder_uid(lease).map(|uid| inner.names.of(uid));
             if let Some(uid) = &holder {
-                inner.hold(&ns, uid, &set);
+                inner.hold(ns, uid, &set);
             }
             if let Some(old) = &old {
-                inner.let_go(&ns, old.holder.as_deref(), holder.as_deref(), now);
+                inner.let_go(ns, old.holder.as_deref(), holder.as_deref(), now);
             }
         }
-        inner.by_set.entry((ns.clone(), set.clone())).or_default().insert(name);
+        let names = inner.by_set.entry((ns.to_string(), set.to_string())).or_default();
+        names.insert(key.1.clone());
         inner.leases.insert(
             key,
             Indexed {
@@ -281,13 +319,16 @@ impl LeaseIndex {
                 holder,
             },
         );
-        relevant.then_some((ns, set))
+        relevant.then(|| (ns.to_string(), set.to_string()))
     }
 
     /// When the holder record of `lease` was first seen as it is; `None` when the watch has not
     /// shown this record (a write of ours it has not delivered yet).
     pub fn observed(&self, lease: &CachedLease) -> Option<Instant> {
-        let key = (lease.metadata.namespace.clone()?, lease.metadata.name.clone()?);
+        let key: LeaseKey = (
+            Arc::from(lease.metadata.namespace.as_deref()?),
+            Arc::from(lease.metadata.name.as_deref()?),
+        );
         let r = record(lease);
         self.lock()
             .leases
@@ -309,7 +350,7 @@ impl LeaseIndex {
         self.lock()
             .by_set
             .get(&(ns.to_string(), set.to_string()))
-            .map(|n| n.iter().cloned().collect())
+            .map(|n| n.iter().map(|n| n.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -363,7 +404,7 @@ impl LeaseIndex {
         inner.changed.remove(&(ns.to_string(), set.to_string()));
         if let Some(names) = inner.by_set.remove(&(ns.to_string(), set.to_string())) {
             for n in names {
-                if let Some(old) = inner.leases.remove(&(ns.to_string(), n)) {
+                if let Some(old) = inner.leases.remove(&(Arc::from(ns), n)) {
                     inner.unhold(ns, &old);
                 }
             }
@@ -396,12 +437,12 @@ impl Inner {
     /// The Lease `old` no longer counts for the pod it was counted for.
     fn unhold(&mut self, ns: &str, old: &Indexed) {
         let Some(uid) = &old.holder else { return };
-        let key = (ns.to_string(), uid.clone());
+        let key = (ns.to_string(), uid.to_string());
         if let Some(sets) = self.by_holder.get_mut(&key) {
-            if let Some(n) = sets.get_mut(&old.set) {
+            if let Some(n) = sets.get_mut(&*old.set) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    sets.remove(&old.set);
+                    sets.remove(&*old.set);
                 }
             }
             if sets.is_empty() {

@@ -244,7 +244,7 @@ async fn remove_finalizer(
     name: &str,
     rv: &str,
 ) -> Result<ObjectMeta, kube::Error> {
-    let as_read = || read.map(|l| l.metadata.clone()).unwrap_or_default();
+    let as_read = || read.map(|l| ObjectMeta::from(&l.metadata)).unwrap_or_default();
     let finalizers: Vec<String> = read.and_then(|l| l.metadata.finalizers.clone()).unwrap_or_default();
     if !finalizers.iter().any(|f| f == LEASE_FINALIZER) {
         return Ok(as_read());

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 use tokio::time::Instant;
 
@@ -55,7 +55,7 @@ fn set_leases(ctx: &Context, ns: &str, name: &str) -> Vec<Arc<CachedLease>> {
         .index
         .leases_of(ns, name)
         .into_iter()
-        .filter_map(|n| ctx.leases.get(&ObjectRef::new(&n).within(ns)))
+        .filter_map(|n| ctx.leases.get(ns, &n))
         .collect();
     ctx.with_expectations(ns, name, |e| e.overlay(cached, name_and_version, Instant::now()))
 }
@@ -100,7 +100,7 @@ fn reread<'a>(
         names.extend(e.names().map(str::to_string));
         let cached: Vec<Arc<CachedLease>> = names
             .iter()
-            .filter_map(|n| ctx.leases.get(&ObjectRef::new(n).within(ns)))
+            .filter_map(|n| ctx.leases.get(ns, n))
             .filter(|l| l.label(LISTENERSET_LABEL) == Some(name))
             .collect();
         let mut shown = e

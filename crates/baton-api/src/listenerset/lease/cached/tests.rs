@@ -68,8 +68,6 @@ fn decodes_what_the_controller_reads_and_drops_the_rest() {
         m.finalizers.as_deref(),
         Some(&[LEASE_FINALIZER.to_string(), "example.com/other".to_string()][..])
     );
-    assert!(m.managed_fields.is_none() && m.labels.is_none() && m.annotations.is_none());
-    assert!(m.creation_timestamp.is_none() && m.generation.is_none() && m.owner_references.is_none());
     assert_eq!(decoded.labels.len(), 3);
     assert_eq!(decoded.label("team"), None);
     // The config's Secret version is the holder's agent's alone: not kept.
@@ -107,12 +105,19 @@ fn decodes_what_the_controller_reads_and_drops_the_rest() {
     assert_eq!(decoded.annotation(PROTOCOL_ANNOTATION), Some("2"));
     assert_eq!(decoded.acquire_time(), whole.acquire_time());
     assert_eq!(decoded.renew_time(), whole.renew_time());
-    assert_eq!(kube::Resource::meta(&decoded).name.as_deref(), Some("sxt-acct-42"));
+    assert!(decoded.deletion_requested() && whole.deletion_requested());
+    assert_eq!(decoded.version(), whole.version());
+
+    // As the watch decodes it: what kube's watcher reads, and the same Lease kept.
+    let watched: WatchedLease = serde_json::from_value(held()).unwrap();
+    assert_eq!(kube::Resource::meta(&watched).name.as_deref(), Some("sxt-acct-42"));
+    assert_eq!(kube::Resource::meta(&watched).resource_version.as_deref(), Some("1234"));
     assert_eq!(
-        <CachedLease as kube::Resource>::api_version(&()),
+        <WatchedLease as kube::Resource>::api_version(&()),
         "coordination.k8s.io/v1"
     );
-    assert_eq!(<CachedLease as kube::Resource>::plural(&()), "leases");
+    assert_eq!(<WatchedLease as kube::Resource>::plural(&()), "leases");
+    assert_eq!(CachedLease::from(watched), decoded);
 }
 
 /// A released Lease the controller has not adopted: no spec fields but the holder, no labels

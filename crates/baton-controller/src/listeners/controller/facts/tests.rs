@@ -384,8 +384,8 @@ mod only_the_changed {
         let mut l = CachedLease::default();
         l.metadata.name = Some(name(slot));
         l.metadata.resource_version = Some(rv.to_string());
-        l.metadata.labels = Some([("l".to_string(), format!("l{listener}"))].into());
-        l.metadata.annotations = Some([("keep".to_string(), keep.to_string())].into());
+        l.labels = [("l".to_string(), format!("l{listener}"))].into_iter().collect();
+        let mut annotations = vec![("keep", keep.to_string())];
         if holder > 0 {
             l.spec.holder_identity = Some(format!("p{holder}"));
             l.owner = Some(CachedOwner {
@@ -395,17 +395,17 @@ mod only_the_changed {
         }
         l.spec.lease_transitions = Some(token);
         if handed {
-            l.annotations = [(HANDED_OVER_FROM_ANNOTATION, "p9".to_string())].into_iter().collect();
+            annotations.push((HANDED_OVER_FROM_ANNOTATION, "p9".to_string()));
         }
+        l.annotations = annotations.into_iter().collect();
         Arc::new(l)
     }
 
     fn make(l: &CachedLease) -> Option<Made> {
         let name = l.metadata.name.clone()?;
         name.strip_prefix("s-")?;
-        let meta = |m: &Option<BTreeMap<String, String>>, k: &str| m.as_ref().and_then(|m| m.get(k).cloned());
         let view = LeaseView {
-            listener: meta(&l.metadata.labels, "l")?,
+            listener: l.labels.get("l")?.to_string(),
             holder: l.spec.holder_identity.clone(),
             holder_uid: l.owner.as_ref().map(|o| o.uid.clone()),
             transitions: l.spec.lease_transitions.unwrap_or(0),
@@ -413,7 +413,7 @@ mod only_the_changed {
             ..Default::default()
         };
         let facts = adopted(name, view);
-        Some((facts, meta(&l.metadata.annotations, "keep").as_deref() == Some("true")))
+        Some((facts, l.annotations.get("keep") == Some("true")))
     }
 
     /// What a pass reads of the facts.

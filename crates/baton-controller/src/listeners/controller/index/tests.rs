@@ -165,3 +165,18 @@ fn a_pod_is_seen_letting_a_lease_go_when_it_no_longer_holds_it() {
     assert_eq!(index.let_go_at("ns", "u1"), Some(at(4)));
     assert_eq!(index.let_go_at("other", "u1"), None, "another namespace");
 }
+
+#[test]
+fn one_copy_of_each_name_is_kept_while_an_entry_uses_it() {
+    let mut names = Names::default();
+    let (a, b) = (names.of("pod-uid"), names.of("pod-uid"));
+    assert!(Arc::ptr_eq(&a, &b));
+    drop((a, b));
+    let held: Vec<Arc<str>> = (0..200).map(|i| names.of(&format!("u{i}"))).collect();
+    // The copies doubled past the last count: those no entry uses went.
+    assert!(!names.kept.contains("pod-uid"));
+    assert_eq!(names.kept.len(), 200);
+    assert!(held
+        .iter()
+        .all(|h| names.kept.get(&**h).is_some_and(|k| Arc::ptr_eq(k, h))));
+}
