@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::reflector::{self, Store};
 
+use crate::cache::leases::LeaseStore;
 use crate::cache::namespaces::NamespacePods;
 use crate::cache::owners::OwnerIndex;
 use crate::rollout::controller::OwnedIndexes;
@@ -91,7 +92,7 @@ pub struct Operator {
     pods: Store<CachedPod>,
     /// The pods of namespaces with a ListenerSet (watched while one uses them).
     namespace_pods: NamespacePods,
-    leases: crate::cache::leases::LeaseStore,
+    leases: LeaseStore,
     revisions: Store<CachedRevision>,
     jobs: Store<Job>,
     rollouts: Store<Rollout>,
@@ -510,11 +511,7 @@ fn listener_work(
     client: &kube::Client,
     cfg: &OperatorConfig,
     (pods, pod_events): (NamespacePods, Events<CachedPod>),
-    (leases, index, rollouts): (
-        crate::cache::leases::LeaseStore,
-        Arc<LeaseIndex>,
-        Option<Store<Rollout>>,
-    ),
+    (leases, index, rollouts): (LeaseStore, Arc<LeaseIndex>, Option<Store<Rollout>>),
     synced: &Synced4,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,

@@ -18,6 +18,7 @@ use super::secrets::{SecretAccess, SecretStores};
 use super::stats::Stats;
 use crate::api::pod::CachedPod;
 use crate::backoff::Backoff;
+use crate::cache::leases::LeaseStore;
 use crate::cache::namespaces::NamespacePods;
 use crate::cache::{Events, Synced};
 use crate::events::Publisher;
@@ -63,7 +64,7 @@ pub struct Context {
     pub events: Publisher,
     /// The pods of the sets' namespaces (each watched while a set uses it).
     pub pods: NamespacePods,
-    pub leases: crate::cache::leases::LeaseStore,
+    pub leases: LeaseStore,
     /// The listener Leases by set and holder, and when each holder record was first seen.
     pub index: Arc<LeaseIndex>,
     /// The pods' liveness Leases.
@@ -208,7 +209,7 @@ pub struct SharedViews {
     pub pods: NamespacePods,
     /// Changes of the pods `pods` holds (others may pass too).
     pub pod_events: Events<CachedPod>,
-    pub leases: crate::cache::leases::LeaseStore,
+    pub leases: LeaseStore,
     /// The listener Leases by set and holder, following `leases`; it wakes the sets whose
     /// Leases changed in a way a decision reads.
     pub index: Arc<LeaseIndex>,

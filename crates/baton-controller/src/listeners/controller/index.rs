@@ -27,8 +27,8 @@ use crate::api::listenerset::{LEASE_FINALIZER, LISTENERSET_LABEL, PROTOCOL_ANNOT
 /// (namespace, name).
 type Key = (String, String);
 
-/// (namespace, Lease name), of one string each shared by every entry that names them (see
-/// [`Names`]).
+/// (namespace, Lease name): the namespace's one copy (see [`Names`]), and the name's, which
+/// `by_set` shares.
 type LeaseKey = (Arc<str>, Arc<str>);
 
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +50,8 @@ struct Indexed {
 }
 
 /// One copy of each namespace, set name and holder uid the index holds, shared by every Lease
-/// that names it (a pod's uid by its hundreds of Leases): a string per Lease and name would
-/// take a quarter of the index. Strings no entry uses any more are dropped as the copies grow.
+/// that names it (a pod's uid by its hundreds of Leases) instead of a string of each per Lease.
+/// Strings no entry uses any more are dropped once the copies have doubled since the last drop.
 #[derive(Default)]
 struct Names {
     kept: HashSet<Arc<str>>,
