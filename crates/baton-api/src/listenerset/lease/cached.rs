@@ -108,7 +108,7 @@ impl CachedLease {
 
 /// A listener Lease as the controller's watch decodes it: the [`CachedLease`] the cache keeps
 /// and, for the watch's own bookkeeping (kube's watcher reads names and resourceVersions
-/// through `ObjectMeta`), a copy of what names it, dropped once the event is taken in.
+/// through `ObjectMeta`), a copy of its [`CachedMeta`], dropped once the event is taken in.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(from = "CachedLease")]
 pub struct WatchedLease {
