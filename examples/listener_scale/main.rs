@@ -11,7 +11,9 @@
 //!
 //! For each size, a fresh simulator and:
 //!
-//! 1. **start**: the listeners come from Secrets of 10,000 each (`listenersFrom.secretSelector`);
+//! 1. **start**: once every agent has registered and the pods have settled (a new set waits for
+//!    its pods to settle before placing, docs/listeners.md "Placement"), the sets are created;
+//!    the listeners come from Secrets of 10,000 each (`listenersFrom.secretSelector`);
 //!    time from the first set's creation until every set's status says all running, and until every app runs
 //!    all of them; writes by client, resource and verb.
 //! 2. **rest**: nothing changes for `REST` seconds: writes per second by client, resource and
@@ -91,6 +93,7 @@ async fn run(size: &Size, lease: i32, rest_secs: u64) -> R<(bool, String, Vec<ta
     for i in 0..p {
         ns.create_pod(&format!("p{i:03}")).await?;
     }
+    phases::agents_settled(&ns, p).await?;
     let start = phases::start(&ns, n, sets, lease).await?;
     println!(
         "start: status says all running in {}, apps run all in {}; writes: {}",

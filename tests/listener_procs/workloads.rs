@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::app::AppConfig;
-use crate::harness::workloads::{run, Case};
+use crate::harness::workloads::{created_together, run, Case};
 use crate::harness::{AgentFlags, Cluster, Ns};
 use crate::{assert_clean, ok};
 
@@ -61,4 +61,31 @@ async fn a_statefulset_restarted_hands_every_listener_over_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_statefulset_update_hands_over_only_what_it_replaces() {
     case("wl-sts-partition", Case::StatefulPartition).await;
+}
+
+/// `kubectl apply` of a set and the Deployment it serves together: the pods turn Ready and their
+/// agents register one after another, and the set, waiting for them, spreads its listeners over
+/// every pod (each takes its share, 10 of 30) instead of giving them all to the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_created_with_its_deployment_spreads_its_listeners_over_every_pod() {
+    let ns = Arc::new(ok(Ns::new(
+        Cluster::shared(),
+        "wl-together",
+        AppConfig::default(),
+        AgentFlags::default(),
+    )
+    .await));
+    let per_pod = ok(created_together(&ns, LISTENERS).await);
+    println!("listeners per pod: {per_pod:?}");
+    assert_eq!(
+        per_pod.len(),
+        3,
+        "every pod of the Deployment holds listeners: {per_pod:?}"
+    );
+    let (least, most) = (per_pod.values().min(), per_pod.values().max());
+    assert!(
+        most.zip(least).is_some_and(|(m, l)| m - l <= 1),
+        "the listeners are spread evenly: {per_pod:?}"
+    );
+    assert_clean(&ns, true);
 }

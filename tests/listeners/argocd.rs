@@ -86,7 +86,9 @@ async fn argo_cd_health_of_a_listenerset_in_every_state() {
     w.sim.faults.block("token=agent-hl-a");
     let silent = wait_set(&w, "sxt", "Degraded=AgentsNotRenewing, all taken over", |s| {
         condition(s, "Degraded") == ("True".into(), "AgentsNotRenewing".into())
-            && s.status.as_ref().is_some_and(|st| st.running == 4)
+            && s.status
+                .as_ref()
+                .is_some_and(|st| st.running == 4 && !st.pods.contains_key("hl-a"))
     })
     .await;
     let (status, message) = health(&silent);

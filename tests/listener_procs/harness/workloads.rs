@@ -142,6 +142,32 @@ pub async fn run(ns: &Arc<Ns>, case: Case, n: usize) -> R<Outcome> {
     })
 }
 
+/// A set created, then the workload applied with kubectl beside it (as `kubectl apply -f` of a
+/// directory holding both does): the pods turn Ready and their agents register one after
+/// another while the set waits for them. Returns how many listeners each pod holds once every
+/// listener of the set runs on a live pod of the workload.
+pub async fn created_together(ns: &Arc<Ns>, n: usize) -> R<std::collections::BTreeMap<String, usize>> {
+    let kubectl = ns.cluster.kubectl();
+    ns.start_controller().await?;
+    let _node = AbortOnDrop(ns.run_declared_sidecars("baton-agent", AppKind::Model));
+    let set = "accounts";
+    let (spec, keys) = listeners(set, n);
+    ns.create_set(set, spec, 5).await?;
+    let case = Case::SurgeRestart;
+    let file = kubectl.file(&format!("{}-{NAME}.json", ns.name), &manifest(case, set));
+    expect_ok(&kubectl, &["apply", "-n", &ns.name, "-f", &file]).await?;
+    rollout_status(&kubectl, ns, case).await?;
+    on_live_pods(ns, &keys, 3).await?;
+    let held = ns
+        .settled(set, n, "every listener running on the pod its Lease names", LONG)
+        .await?;
+    let mut per_pod = std::collections::BTreeMap::new();
+    for (holder, _) in held.values() {
+        *per_pod.entry(holder.clone().unwrap_or_default()).or_insert(0) += 1;
+    }
+    Ok(per_pod)
+}
+
 pub async fn expect_ok(kubectl: &Kubectl, args: &[&str]) -> R<String> {
     let r = kubectl.run(args).await;
     if r.code != 0 {

@@ -313,6 +313,9 @@ pub struct Decision {
     pub moves_last_minute: u32,
     /// The start or the end of a burst of evening-out moves, for its Event.
     pub burst: Option<Burst>,
+    /// A new set waits for its pods to settle before placing its first listeners (see
+    /// [`wait::first_placement`]).
+    pub settling: bool,
 }
 
 /// A burst of evening-out moves: from the first move while the set was balanced to the moment
@@ -370,7 +373,16 @@ fn decide_with(full: &Input, memory: &mut Memory, split: Option<&settled::Split>
     memory.note_pods(input, &pods);
     let silent = silent(input, &judged, memory);
     let listeners = listener_views(input, &judged, memory);
-    let Some((writes, held_back, balance)) = writes(input, &pods, &judged, &listeners, memory, &tallies.pods) else {
+    let held = tallies.count
+        + judged
+            .views
+            .iter()
+            .filter(|l| l.holder.as_deref().is_some_and(|h| !h.is_empty()))
+            .count();
+    let first = wait::first_placement(input, memory.pods_since(), memory.first_wait(), held);
+    memory.note_first_wait(first.is_some(), input.now);
+    let Some((writes, held_back, balance)) = writes(input, &pods, &judged, &listeners, memory, &tallies.pods, first)
+    else {
         return decide_with(full, memory, None, forget);
     };
     let (moves_last_minute, burst) = memory.note_balance(input.now, &balance, input.rebalance.map(|r| r.max_skew));
@@ -427,6 +439,7 @@ fn decide_with(full: &Input, memory: &mut Memory, split: Option<&settled::Split>
         balance,
         moves_last_minute,
         burst,
+        settling: first.is_some(),
     }
 }
 
@@ -505,6 +518,7 @@ fn writes(
     listeners: &[ListenerView],
     memory: &Memory,
     settled: &BTreeMap<&str, usize>,
+    first: Option<Instant>,
 ) -> Option<(Vec<Write>, Option<Instant>, assigner::Balance)> {
     let (hold, until) = held(input, judged, memory);
     // Only a set that keeps unknown Leases asks which listeners are wanted.
@@ -563,7 +577,8 @@ fn writes(
         (moves, balance)
     };
     planned.retain(|m| {
-        let unstartable = matches!(m, Move::Assign { .. }) && no_config.contains(m.listener());
+        let assign = matches!(m, Move::Assign { .. });
+        let unstartable = assign && (no_config.contains(m.listener()) || first.is_some());
         !unstartable && !asks_silent(input, m)
     });
     release_bare(&mut planned, &no_config);
@@ -587,6 +602,7 @@ fn writes(
             Write { change, kind }
         })
         .collect();
+    let until = [until, first].into_iter().flatten().min();
     Some((writes, until, balance))
 }
 
@@ -680,4 +696,4 @@ pub use memory::MOVES_WINDOW;
 use memory::{Fingerprint, Forget};
 use unresponsive::silent;
 pub use unresponsive::{Silence, Silent, Unresponsive};
-pub use wait::{PODS_SETTLE, ROLLOUT_RECHECK};
+pub use wait::{FIRST_PLACEMENT_MAX, PODS_SETTLE, ROLLOUT_RECHECK};

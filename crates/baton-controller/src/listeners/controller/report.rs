@@ -64,7 +64,13 @@ pub(super) fn report(
             stalled: false,
         }
     } else {
-        let c = conditions(summary, decision.blocked.as_ref(), &decision.silent, problems);
+        let c = conditions(
+            summary,
+            decision.blocked.as_ref(),
+            &decision.silent,
+            problems,
+            decision.settling,
+        );
         stall(c, problems, collisions)
     };
     let mut conditions = gate_conditions(previous, set, &c);
@@ -260,12 +266,13 @@ fn stall(mut c: Conditions, problems: &[String], collisions: &[String]) -> Condi
 /// Ready is True only when every listener that is not suspended runs (its holder renewed since
 /// the assignment); otherwise the reason says why: when no pod may take a listener (`blocked`),
 /// the message is [`CANNOT_MOVE`] and why, the words every view of the set repeats; it names the
-/// pods whose agents do not renew.
+/// pods whose agents do not renew; a new set `settling` says it waits for its pods to settle.
 fn conditions(
     summary: &assigner::Summary,
     blocked: Option<&Blocked>,
     silent: &[Silent],
     problems: &[String],
+    settling: bool,
 ) -> Conditions {
     let wanted = summary.listeners - summary.suspended;
     let all_running =
@@ -298,6 +305,12 @@ fn conditions(
             REASON_LISTENERS_STARTING,
             format!("{counts}: waiting for the holders' agents to renew their Leases"),
         )
+    } else if settling {
+        let settle = crate::listeners::decide::PODS_SETTLE.as_secs();
+        let why = format!(
+            "{counts}: the first are placed once the pods that may take them have stayed the same for {settle} s"
+        );
+        (REASON_LISTENERS_NOT_RUNNING, why)
     } else {
         (REASON_LISTENERS_NOT_RUNNING, counts)
     };
@@ -474,7 +487,7 @@ mod tests {
         let missing =
             vec!["Secret default/tokens (spec.listenersFrom.secretRef) does not exist: create it".to_string()];
         // No listener is known without the Secret: nothing pends, yet the set is not Ready.
-        let c = stall(conditions(&summary(0, 0), None, &[], &missing), &missing, &[]);
+        let c = stall(conditions(&summary(0, 0), None, &[], &missing, false), &missing, &[]);
         let stalled = gate_conditions(&ListenerSetStatus::default(), &set(), &c);
         assert_eq!(
             gates(&stalled),
@@ -492,7 +505,7 @@ mod tests {
             conditions: stalled,
             ..Default::default()
         };
-        let c = stall(conditions(&summary(2, 2), None, &[], &[]), &[], &[]);
+        let c = stall(conditions(&summary(2, 2), None, &[], &[], false), &[], &[]);
         let fixed = gate_conditions(&previous, &set(), &c);
         assert_eq!(
             gates(&fixed),
@@ -508,7 +521,7 @@ mod tests {
     #[test]
     fn only_what_a_person_must_fix_stalls_and_it_is_never_ready_then() {
         // Listeners waiting for a pod, or starting: in progress, not stalled.
-        let waiting = stall(conditions(&summary(3, 1), None, &[], &[]), &[], &[]);
+        let waiting = stall(conditions(&summary(3, 1), None, &[], &[], false), &[], &[]);
         assert_eq!(
             (waiting.ready, waiting.stalled, waiting.ready_reason),
             (false, false, REASON_LISTENERS_NOT_RUNNING)
@@ -518,12 +531,17 @@ mod tests {
             not_ready: 0,
             draining: 0,
         };
-        let nobody = stall(conditions(&summary(3, 0), Some(&blocked), &[], &[]), &[], &[]);
+        let settling = conditions(&summary(3, 0), None, &[], &[], true);
+        assert_eq!(
+            settling.ready_message,
+            "0 of 3 listeners running (0 starting, 3 pending, 0 orphaned): the first are placed once the pods that may take them have stayed the same for 5 s"
+        );
+        let nobody = stall(conditions(&summary(3, 0), Some(&blocked), &[], &[], false), &[], &[]);
         assert_eq!((nobody.stalled, nobody.ready_reason), (false, REASON_NO_ELIGIBLE_PODS));
 
         // A listener's config Secret is missing: the others run, the set is stalled all the same.
         let missing = vec!["listener tokened: Secret default/tokens does not exist".to_string()];
-        let c = stall(conditions(&summary(4, 3), None, &[], &missing), &missing, &[]);
+        let c = stall(conditions(&summary(4, 3), None, &[], &missing, false), &missing, &[]);
         assert_eq!(
             (c.ready, c.stalled, c.ready_reason),
             (false, true, REASON_MISSING_SECRET)
@@ -532,7 +550,7 @@ mod tests {
         // A Lease name taken: every listener the set could place runs, still not Ready; the
         // message names both problems, the taken name first.
         let taken = vec!["listener l1: Lease sxt-l1 is not this set's: delete or rename it".to_string()];
-        let c = stall(conditions(&summary(2, 2), None, &[], &missing), &missing, &taken);
+        let c = stall(conditions(&summary(2, 2), None, &[], &missing, false), &missing, &taken);
         assert_eq!(
             (c.ready, c.stalled, c.ready_reason),
             (false, true, REASON_LEASE_NAME_TAKEN)

@@ -47,6 +47,9 @@ pub struct Memory {
     /// The pods that may take listeners (by uid), and since when they are these: evening out
     /// waits until they have stayed the same for [`super::PODS_SETTLE`].
     pods: Option<(BTreeSet<String>, Instant)>,
+    /// Since when a new set waits for its pods to settle before placing its first listeners
+    /// ([`super::wait::first_placement`]); `None` while it does not.
+    first_wait: Option<Instant>,
     /// A fingerprint of the spec's listeners when a pass last forgot the listeners the spec
     /// does not have ([`Forget`]); `None` before the first pass.
     spec: Option<u64>,
@@ -77,6 +80,7 @@ impl PartialEq for Memory {
             && self.moves == other.moves
             && self.burst == other.burst
             && self.pods == other.pods
+            && self.first_wait == other.first_wait
     }
 }
 
@@ -215,6 +219,16 @@ impl Memory {
             Some(_) => self.pods = Some((now, input.now)),
             None => self.pods = Some((now, input.started)),
         }
+    }
+
+    /// Since when a new set waits for its pods to settle, if it does.
+    pub(super) fn first_wait(&self) -> Option<Instant> {
+        self.first_wait
+    }
+
+    /// Note whether a new set waits for its pods to settle now (`waits`), at `now`.
+    pub(super) fn note_first_wait(&mut self, waits: bool, now: Instant) {
+        self.first_wait = waits.then(|| self.first_wait.unwrap_or(now));
     }
 
     /// Since when the pods that may take listeners are the ones they are now.

@@ -71,6 +71,35 @@ pub(super) fn wait_for(input: &Input, pods_since: Option<Instant>) -> Option<(St
     })
 }
 
+/// The longest a new set waits for its pods to settle before placing its first listeners
+/// ([`first_placement`]): pods that keep changing (a large workload rolling out) do not keep it
+/// from running anything.
+pub const FIRST_PLACEMENT_MAX: Duration = Duration::from_secs(30);
+
+/// Until when a new set (it never handed out a fencing token, and no pod holds a listener of it)
+/// waits before placing its first listeners: until the pods that may take listeners have stayed
+/// the same for [`PODS_SETTLE`] (`pods_since`: since when they are what they are), and at most
+/// [`FIRST_PLACEMENT_MAX`] from the first pass that waited (`waiting_since`). A set created
+/// beside its workload (`kubectl apply` of both, one Helm release) sees its pods turn Ready and
+/// their agents register one after another, and placing at the first would give that pod every
+/// listener; with no evening out (a `Sticky` set), it would keep them. `None`: place now. Like a
+/// Kafka group's initial rebalance delay, it holds only a set with nothing running, so it costs
+/// no listener a gap; pods that have long been what they are hold nothing.
+pub(super) fn first_placement(
+    input: &Input,
+    pods_since: Option<Instant>,
+    waiting_since: Option<Instant>,
+    held: usize,
+) -> Option<Instant> {
+    let new = input.ceiling.is_none() && held == 0;
+    if !new || input.deleting || !input.pods.iter().any(|p| p.selected && p.eligible) {
+        return None;
+    }
+    let settled_at = pods_since? + PODS_SETTLE;
+    let at = settled_at.min(waiting_since.unwrap_or(input.now) + FIRST_PLACEMENT_MAX);
+    (input.now < at).then_some(at)
+}
+
 /// `spec.rebalance` as evening out takes it now (`None` for a `Sticky` set), with why it waits,
 /// if it does ([`wait_for`], then [`between_pods`] for `unseen` listeners); and when to look
 /// again unasked.

@@ -12,6 +12,7 @@ fn decision(states: &[(&str, ListenerState)], tokens: &[(&str, i32)], assigns: &
         balance: Default::default(),
         burst: None,
         moves_last_minute: 0,
+        settling: false,
         writes: assigns
             .iter()
             .map(|l| Write {

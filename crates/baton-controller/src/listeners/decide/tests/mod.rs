@@ -5,6 +5,7 @@ use super::*;
 pub(super) use crate::listeners::assigner::{ListenerState, ReleaseReason, Successor};
 
 mod eligibility;
+mod first;
 mod gone;
 mod properties;
 mod rebalance;

@@ -5,8 +5,10 @@ use super::*;
 #[test]
 fn a_fresh_set_starts_at_zero_and_the_ceiling_is_raised_before_the_first_lease() {
     let t0 = Instant::now();
-    let scene = all_registered(Scene::new(&["a", "b"], &["p", "q"], t0), t0);
-    let d = scene.decide(t0, &mut Memory::default());
+    // Its pods have stayed the same since the controller started (see `first_placement`).
+    let t = t0 + PODS_SETTLE;
+    let scene = all_registered(Scene::new(&["a", "b"], &["p", "q"], t0), t);
+    let d = scene.decide(t, &mut Memory::default());
     assert_eq!(assigns(&d), vec![to("a", "p", 0), to("b", "q", 0)]);
     assert_eq!(d.ceiling, Some(CEILING_RESERVE));
     assert_eq!(
@@ -113,9 +115,10 @@ fn a_fresh_controller_holds_listeners_without_a_lease_for_one_duration() {
     let d = scene.decide(t0 + D, &mut m);
     assert_eq!(assigns(&d), vec![to("a", "p", 8)]);
     assert_eq!(d.requeue, None);
-    // In a set that never handed out a token there is nothing to wait for.
+    // In a set that never handed out a token there is nothing to wait for but its pods'
+    // settling, counted from the controller's start.
     scene.ceiling = None;
-    let d = scene.decide(t0, &mut Memory::default());
+    let d = scene.decide(t0 + PODS_SETTLE, &mut Memory::default());
     assert_eq!(assigns(&d), vec![to("a", "p", 0)]);
     // Nor for a listener whose last Lease this controller saw being deleted.
     scene.ceiling = Some(7);
