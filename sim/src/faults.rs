@@ -1,5 +1,5 @@
 //! Fault injection, switchable at run time: latency, error rates, blocked clients, a paused
-//! server, and watches closed mid-stream. Rules match a client identity: a substring of its
+//! server, watches closed mid-stream, and watch events held back. Rules match a client identity: a substring of its
 //! User-Agent or its bearer token, or every client when the rule has none.
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,6 +20,12 @@ pub struct FaultRule {
     /// Substring of the request path the rule's errors and latency apply to (e.g.
     /// `/rollouts/web/status`); None = every path. Partitions ignore it.
     pub path: Option<String>,
+    /// Each event of the client's open watches reaches it this long after its write, in order
+    /// (a watch cache or a network that lags behind the store); its own requests are answered
+    /// as before, so it can read what its watches do not show yet. Events sent when a watch
+    /// opens (the initial list, the history it resumes from) are not held back. `path` is
+    /// ignored.
+    pub watch_delay: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -143,6 +149,30 @@ impl Faults {
     /// How many requests were answered with an injected error so far.
     pub fn injected(&self) -> u64 {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).injected
+    }
+
+    /// Delay each watch event of `client` (a substring of its User-Agent or token; None = every
+    /// client) by `delay` (see [`FaultRule::watch_delay`]); `remove_rule` with the rule returned
+    /// ends it.
+    pub fn delay_watches(&self, client: Option<&str>, delay: Duration) -> FaultRule {
+        let rule = FaultRule {
+            client: client.map(str::to_string),
+            watch_delay: delay,
+            ..FaultRule::default()
+        };
+        self.add_rule(rule.clone());
+        rule
+    }
+
+    /// How long each watch event of `identity` is held back (the longest of its rules').
+    pub fn watch_delay(&self, identity: &str) -> Duration {
+        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.rules
+            .iter()
+            .filter(|r| matches(r, identity))
+            .map(|r| r.watch_delay)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Whether a client may talk to the server right now.

@@ -103,6 +103,8 @@ pub struct Event {
     /// that leaves the selection into DELETED and one that enters it into ADDED. Its `raw` is
     /// empty: keeping superseded object bodies alive in the history would cost memory.
     pub prev: Option<Arc<Stored>>,
+    /// When it was written (a watch that lags on purpose holds it back from then).
+    pub at: std::time::Instant,
 }
 
 /// What a write closure decides.
@@ -535,6 +537,7 @@ impl Store {
             kind,
             obj: stored.clone(),
             prev: current.map(|c| Arc::new(c.without_body())),
+            at: std::time::Instant::now(),
         });
         g.watch_caches
             .entry(key.clone())

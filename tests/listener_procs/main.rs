@@ -14,6 +14,7 @@ mod conformance;
 mod controller_writes;
 mod force;
 mod in_flight;
+mod lagging;
 mod liveness;
 mod many_sets;
 mod migration;

@@ -98,6 +98,10 @@ struct ServeArgs {
     /// Fault injection: the codes used for injected errors (comma-separated: 409,429,500,503).
     #[arg(long, value_delimiter = ',', default_value = "500")]
     error_codes: Vec<u16>,
+    /// Fault injection: every watch event reaches its watchers this many milliseconds after its
+    /// write, in order (a watch cache that lags behind the store).
+    #[arg(long, default_value_t = 0)]
+    watch_delay_ms: u64,
     /// Watch events kept for resuming watches (older resourceVersions get 410 Gone).
     #[arg(long, default_value_t = 20_000)]
     history: usize,
@@ -166,11 +170,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.latency_ms > 0 || args.error_rate > 0.0 {
+    if args.latency_ms > 0 || args.error_rate > 0.0 || args.watch_delay_ms > 0 {
         sim.faults.add_rule(FaultRule {
             latency: Duration::from_millis(args.latency_ms),
             error_rate: args.error_rate,
             error_codes: args.error_codes.clone(),
+            watch_delay: Duration::from_millis(args.watch_delay_ms),
             ..FaultRule::default()
         });
     }

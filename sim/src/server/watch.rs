@@ -195,6 +195,11 @@ impl Server {
                             // Partitioned: the client hears nothing until released.
                             self.faults.wait_released(&ctx.id).await;
                         }
+                        let delay = self.faults.watch_delay(&ctx.id);
+                        if !delay.is_zero() {
+                            // A lagging watch: each event a fixed time after its write, in order.
+                            tokio::time::sleep_until((ev.at + delay).into()).await;
+                        }
                         ctx.last_rv = ev.rv;
                         if let Some(kind) = Self::translate(&ctx, &ev) {
                             if tx.send(self.encode_event(&ctx, kind, &ev.obj)).await.is_err() {

@@ -510,3 +510,90 @@ async fn protobuf_secret_and_configmap_writes_read_back_as_json() {
         .expect("list");
     assert!(left.items.is_empty(), "{:?}", left.items);
 }
+
+/// A watch held back by `Faults::delay_watches` shows each event its delay after the write, in
+/// order, while another client's watch shows it at once and the lagging client reads the object
+/// at once (a watch cache behind the store, as a loaded kube-apiserver's can be).
+#[tokio::test]
+async fn a_delayed_watch_shows_each_event_its_delay_after_the_write_in_order() {
+    let sim = sim().await;
+    let delay = Duration::from_secs(1);
+    let lagging = sim.client_as("lagging").await.expect("client");
+    let prompt = sim.client_as("prompt").await.expect("client");
+    let rule = sim.faults.delay_watches(Some("lagging"), delay);
+    let opened = |client: kube::Client| {
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let cfg = watcher::Config::default().fields("metadata.name=lag");
+            let mut s = std::pin::pin!(watcher(api, cfg).applied_objects());
+            while let Some(Ok(c)) = s.next().await {
+                let v = c.data.and_then(|d| d.get("v").cloned()).unwrap_or_default();
+                let _ = tx.send((v, tokio::time::Instant::now()));
+            }
+        });
+        (rx, task)
+    };
+    let (mut slow, slow_task) = opened(lagging.clone());
+    let (mut fast, fast_task) = opened(prompt.clone());
+    let api: Api<ConfigMap> = Api::namespaced(prompt, "default");
+    // Both watches are open once each shows a first object.
+    api.create(&PostParams::default(), &cm("lag", "0"))
+        .await
+        .expect("create");
+    for (rx, which) in [(&mut slow, "lagging"), (&mut fast, "prompt")] {
+        let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert!(
+            matches!(first, Ok(Some((ref v, _))) if v == "0"),
+            "the {which} watch opened"
+        );
+    }
+    let mut written = Vec::new();
+    for i in 1..=5u32 {
+        let patch = json!({"data": {"v": i.to_string()}});
+        api.patch("lag", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch");
+        written.push((i.to_string(), tokio::time::Instant::now()));
+    }
+    // The lagging client reads the newest version at once.
+    let read = Api::<ConfigMap>::namespaced(lagging, "default")
+        .get("lag")
+        .await
+        .expect("get");
+    assert_eq!(read.data.and_then(|d| d.get("v").cloned()).as_deref(), Some("5"));
+    for (v, at) in &written {
+        let (got, when) = tokio::time::timeout(Duration::from_secs(10), fast.recv())
+            .await
+            .expect("the prompt watch shows every write")
+            .expect("open");
+        assert_eq!(&got, v);
+        assert!(when.duration_since(*at) < delay, "the prompt watch is not held back");
+    }
+    for (v, at) in &written {
+        let (got, when) = tokio::time::timeout(Duration::from_secs(10), slow.recv())
+            .await
+            .expect("the lagging watch shows every write")
+            .expect("open");
+        assert_eq!(&got, v, "in order");
+        assert!(
+            when.duration_since(*at) >= delay - Duration::from_millis(5),
+            "held back: {:?}",
+            when - *at
+        );
+    }
+    // Removed, the lag ends.
+    sim.faults.remove_rule(&rule);
+    let patch = json!({"data": {"v": "6"}});
+    api.patch("lag", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    let at = tokio::time::Instant::now();
+    let (got, when) = tokio::time::timeout(Duration::from_secs(10), slow.recv())
+        .await
+        .expect("the watch shows it")
+        .expect("open");
+    assert_eq!((got.as_str(), when.duration_since(at) < delay), ("6", true));
+    slow_task.abort();
+    fast_task.abort();
+}
