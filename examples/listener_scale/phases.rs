@@ -62,34 +62,6 @@ async fn create_set(ns: &Ns, name: &str, n: usize, lease: i32) -> R<()> {
     Ok(())
 }
 
-/// Wait until each of the `pods` agents registered on its liveness Lease, then for the
-/// controller's settle time: the sets are created over pods that are up, as a set added to a
-/// running service is. (A new set created with its pods waits for them to settle before placing
-/// its first listeners, docs/listeners.md "Placement"; the start phase measures the placing.)
-pub async fn agents_settled(ns: &Ns, pods: usize) -> R<()> {
-    use baton::api::listenerset::liveness::{LIVENESS_LABEL, LIVENESS_LABEL_VALUE};
-    let lp = kube::api::ListParams::default().labels(&format!("{LIVENESS_LABEL}={LIVENESS_LABEL_VALUE}"));
-    wait_for("every agent registered", Duration::from_secs(300), || async {
-        let list = ns.leases().list(&lp).await.ok()?;
-        let registered = list
-            .items
-            .iter()
-            .filter(|l| {
-                l.spec
-                    .as_ref()
-                    .and_then(|s| s.holder_identity.as_deref())
-                    .is_some_and(|h| !h.is_empty())
-            })
-            .count();
-        (registered >= pods).then_some(())
-    })
-    .await?;
-    // The settle time counts from the last registration the controller saw: a span of time is the
-    // condition here, not a stand-in for one.
-    tokio::time::sleep(baton::listeners::decide::PODS_SETTLE).await;
-    Ok(())
-}
-
 /// Whether every set's status says all its `per_set` listeners run.
 async fn statuses_all_running(ns: &Ns, names: &[String], per_set: usize) -> bool {
     let Ok(list) = ns.sets().list(&Default::default()).await else {
