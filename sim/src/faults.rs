@@ -23,8 +23,8 @@ pub struct FaultRule {
     /// Each event of the client's open watches reaches it this long after its write, in order
     /// (a watch cache or a network that lags behind the store); its own requests are answered
     /// as before, so it can read what its watches do not show yet. Events sent when a watch
-    /// opens (the initial list, the history it resumes from) are not held back. `path` is
-    /// ignored.
+    /// opens (the initial list, the history it resumes from) are not held back. With `path`,
+    /// only watches of the resource it names (`/leases`: every watch of Leases).
     pub watch_delay: Duration,
 }
 
@@ -164,12 +164,18 @@ impl Faults {
         rule
     }
 
-    /// How long each watch event of `identity` is held back (the longest of its rules').
-    pub fn watch_delay(&self, identity: &str) -> Duration {
+    /// How long each event of `identity`'s watch of `resource` (its plural) is held back (the
+    /// longest of its rules').
+    pub fn watch_delay(&self, identity: &str, resource: &str) -> Duration {
         let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let on = |r: &FaultRule| {
+            r.path
+                .as_deref()
+                .is_none_or(|p| p.strip_prefix('/').unwrap_or(p) == resource)
+        };
         g.rules
             .iter()
-            .filter(|r| matches(r, identity))
+            .filter(|r| matches(r, identity) && on(r))
             .map(|r| r.watch_delay)
             .max()
             .unwrap_or_default()

@@ -195,7 +195,7 @@ impl Server {
                             // Partitioned: the client hears nothing until released.
                             self.faults.wait_released(&ctx.id).await;
                         }
-                        let delay = self.faults.watch_delay(&ctx.id);
+                        let delay = self.faults.watch_delay(&ctx.id, &ctx.rt.plural);
                         if !delay.is_zero() {
                             // A lagging watch: each event a fixed time after its write, in order.
                             tokio::time::sleep_until((ev.at + delay).into()).await;

@@ -521,6 +521,13 @@ async fn a_delayed_watch_shows_each_event_its_delay_after_the_write_in_order() {
     let lagging = sim.client_as("lagging").await.expect("client");
     let prompt = sim.client_as("prompt").await.expect("client");
     let rule = sim.faults.delay_watches(Some("lagging"), delay);
+    // A delay limited to another resource's watches holds back none of the prompt client's.
+    sim.faults.add_rule(baton_sim::FaultRule {
+        client: Some("prompt".into()),
+        watch_delay: delay,
+        path: Some("/secrets".into()),
+        ..Default::default()
+    });
     let opened = |client: kube::Client| {
         let api: Api<ConfigMap> = Api::namespaced(client, "default");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
