@@ -132,7 +132,7 @@ impl Synced4 {
 
 struct Triggers {
     rollout_pods: Events<CachedPod>,
-    rollout_leases: Events<CachedLease>,
+    rollout_leases: Events<Arc<CachedLease>>,
     listener_pods: Events<CachedPod>,
     listener_leases: Arc<LeaseIndex>,
     revisions: Events<CachedRevision>,
@@ -563,7 +563,7 @@ struct RolloutTriggers {
     pods: Events<CachedPod>,
     revisions: Events<CachedRevision>,
     jobs: Events<Job>,
-    leases: Events<CachedLease>,
+    leases: Events<Arc<CachedLease>>,
     /// Deployments changed: the Rollouts whose `spec.workloadRef` names them look again.
     deployments: Events<Deployment>,
     /// Check runs that finished.

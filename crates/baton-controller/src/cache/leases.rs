@@ -36,18 +36,19 @@ pub fn store() -> (LeaseStore, LeaseWriter) {
     (store.clone(), LeaseWriter { store, listing: None })
 }
 
-/// A watch event of a [`WatchedLease`] as the cache takes it: the [`CachedLease`] alone.
-pub fn taken_in(event: Event<WatchedLease>) -> Event<CachedLease> {
+/// A watch event of a [`WatchedLease`] as the cache takes it: the [`CachedLease`] alone, shared
+/// from here on by the store, the index and every subscriber, never copied.
+pub fn taken_in(event: Event<WatchedLease>) -> Event<Arc<CachedLease>> {
     match event {
-        Event::Apply(l) => Event::Apply(l.lease),
-        Event::Delete(l) => Event::Delete(l.lease),
+        Event::Apply(l) => Event::Apply(Arc::new(l.lease)),
+        Event::Delete(l) => Event::Delete(Arc::new(l.lease)),
         Event::Init => Event::Init,
-        Event::InitApply(l) => Event::InitApply(l.lease),
+        Event::InitApply(l) => Event::InitApply(Arc::new(l.lease)),
         Event::InitDone => Event::InitDone,
     }
 }
 
-fn insert(map: &mut Map, lease: &CachedLease) {
+fn insert(map: &mut Map, lease: &Arc<CachedLease>) {
     let m = &lease.metadata;
     let (Some(ns), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
         return;
@@ -56,7 +57,7 @@ fn insert(map: &mut Map, lease: &CachedLease) {
         Some(names) => names,
         None => map.entry(ns.to_string()).or_default(),
     };
-    names.insert(name.into(), Arc::new(lease.clone()));
+    names.insert(name.into(), Arc::clone(lease));
 }
 
 impl LeaseStore {
@@ -80,7 +81,7 @@ impl LeaseStore {
 
 impl LeaseWriter {
     /// Apply one watch event.
-    pub fn apply(&mut self, event: &Event<CachedLease>) {
+    pub fn apply(&mut self, event: &Event<Arc<CachedLease>>) {
         match event {
             Event::Apply(lease) => {
                 let mut map = self.store.map.write().unwrap_or_else(|p| p.into_inner());

@@ -52,7 +52,7 @@ pub struct SharedCaches {
     lease_writer: LeaseWriter,
     /// Of every pod watch, this one's and the namespaces' ([`Self::namespace_pods`]).
     pod_subs: PodSubscribers,
-    lease_subs: Vec<futures::channel::mpsc::UnboundedSender<CachedLease>>,
+    lease_subs: Vec<futures::channel::mpsc::UnboundedSender<Arc<CachedLease>>>,
     client: kube::Client,
     pod_api: Api<CachedPod>,
     lease_api: Api<WatchedLease>,
@@ -135,7 +135,7 @@ impl SharedCaches {
     }
 
     /// A stream of listener Lease changes (subscribe before [`drive`](Self::drive)).
-    pub fn lease_events(&mut self) -> Events<CachedLease> {
+    pub fn lease_events(&mut self) -> Events<Arc<CachedLease>> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         self.lease_subs.push(tx);
         fan_in(rx)

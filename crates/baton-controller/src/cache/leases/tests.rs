@@ -15,28 +15,28 @@ fn version(store: &LeaseStore, ns: &str, name: &str) -> Option<String> {
 #[test]
 fn applies_and_deletes_by_namespace_and_name() {
     let (store, mut writer) = store();
-    writer.apply(&Event::Apply(lease("a", "x", "1")));
-    writer.apply(&Event::Apply(lease("b", "x", "2")));
-    writer.apply(&Event::Apply(lease("a", "x", "3")));
+    writer.apply(&Event::Apply(Arc::new(lease("a", "x", "1"))));
+    writer.apply(&Event::Apply(Arc::new(lease("b", "x", "2"))));
+    writer.apply(&Event::Apply(Arc::new(lease("a", "x", "3"))));
     assert_eq!(version(&store, "a", "x").as_deref(), Some("3"));
     assert_eq!(version(&store, "b", "x").as_deref(), Some("2"));
     assert_eq!(store.len(), 2);
-    writer.apply(&Event::Delete(lease("a", "x", "4")));
+    writer.apply(&Event::Delete(Arc::new(lease("a", "x", "4"))));
     assert_eq!(version(&store, "a", "x"), None);
     assert_eq!(store.len(), 1);
     // A Lease without a name or namespace is not kept (the API server sends none such).
-    writer.apply(&Event::Apply(CachedLease::default()));
+    writer.apply(&Event::Apply(Arc::new(CachedLease::default())));
     assert_eq!(store.len(), 1);
 }
 
 #[test]
 fn a_relist_replaces_the_store_whole_once_complete() {
     let (store, mut writer) = store();
-    writer.apply(&Event::Apply(lease("a", "gone", "1")));
-    writer.apply(&Event::Apply(lease("a", "kept", "1")));
+    writer.apply(&Event::Apply(Arc::new(lease("a", "gone", "1"))));
+    writer.apply(&Event::Apply(Arc::new(lease("a", "kept", "1"))));
     writer.apply(&Event::Init);
-    writer.apply(&Event::InitApply(lease("a", "kept", "5")));
-    writer.apply(&Event::InitApply(lease("a", "new", "6")));
+    writer.apply(&Event::InitApply(Arc::new(lease("a", "kept", "5"))));
+    writer.apply(&Event::InitApply(Arc::new(lease("a", "new", "6"))));
     // Until the list is complete, readers see the store as it was.
     assert_eq!(version(&store, "a", "gone").as_deref(), Some("1"));
     assert_eq!(version(&store, "a", "kept").as_deref(), Some("1"));

@@ -210,7 +210,7 @@ impl LeaseIndex {
     }
 
     /// An event of the listener Lease watch, seen at `now` (after the Lease store applied it).
-    pub fn apply(&self, ev: &kube::runtime::watcher::Event<CachedLease>, now: Instant) {
+    pub fn apply(&self, ev: &kube::runtime::watcher::Event<Arc<CachedLease>>, now: Instant) {
         use kube::runtime::watcher::Event;
         match ev {
             Event::Apply(l) => self.wake(self.observe(l, false, now)),

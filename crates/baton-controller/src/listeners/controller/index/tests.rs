@@ -71,10 +71,13 @@ fn a_lease_that_loses_its_set_label_or_its_set_counts_for_nobody() {
 fn a_relist_forgets_the_leases_it_does_not_show() {
     use kube::runtime::watcher::Event;
     let (index, now) = (LeaseIndex::default(), Instant::now());
-    index.apply(&Event::Apply(lease("a-1", Some("a"), Some(("p", "u1")))), now);
-    index.apply(&Event::Apply(lease("a-2", Some("a"), Some(("q", "u2")))), now);
+    index.apply(&Event::Apply(Arc::new(lease("a-1", Some("a"), Some(("p", "u1"))))), now);
+    index.apply(&Event::Apply(Arc::new(lease("a-2", Some("a"), Some(("q", "u2"))))), now);
     index.apply(&Event::Init, now);
-    index.apply(&Event::InitApply(lease("a-2", Some("a"), Some(("q", "u2")))), now);
+    index.apply(
+        &Event::InitApply(Arc::new(lease("a-2", Some("a"), Some(("q", "u2"))))),
+        now,
+    );
     index.apply(&Event::InitDone, now);
     assert!(!index.holds_any("ns", "u1"));
     assert_eq!(held(&index, "u2"), ["a"]);
@@ -108,7 +111,7 @@ fn a_pass_reads_again_the_leases_changed_since_the_last_one() {
 
     // After a relist the store is another: every set is read whole once.
     index.apply(&Event::Init, now);
-    index.apply(&Event::InitApply(lease("a-2", Some("a"), None)), now);
+    index.apply(&Event::InitApply(Arc::new(lease("a-2", Some("a"), None))), now);
     assert_eq!(index.take_changes("ns", "a", Some(0)), some(&["a-2"]));
     index.apply(&Event::InitDone, now);
     assert_eq!(index.take_changes("ns", "a", Some(0)), Changes::All { epoch: 1 });
