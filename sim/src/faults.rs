@@ -67,6 +67,11 @@ fn matches(rule: &FaultRule, identity: &str) -> bool {
     rule.client.as_deref().is_none_or(|c| identity.contains(c))
 }
 
+/// Whether `identity` may not talk to the server now: it is blocked, or the server paused.
+fn held(state: &State, identity: &str) -> bool {
+    state.paused || state.rules.iter().any(|r| r.blocked && matches(r, identity))
+}
+
 impl Faults {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -164,27 +169,32 @@ impl Faults {
         rule
     }
 
-    /// How long each event of `identity`'s watch of `resource` (its plural) is held back (the
-    /// longest of its rules').
-    pub fn watch_delay(&self, identity: &str, resource: &str) -> Duration {
+    /// What each event of `identity`'s watch of `resource` (its plural) meets, read under one
+    /// lock: `None` while the client is held (partitioned, or the server paused), else how long
+    /// the event is held back (the longest of its rules' [`FaultRule::watch_delay`]).
+    pub fn watch_delay(&self, identity: &str, resource: &str) -> Option<Duration> {
         let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if held(&g, identity) {
+            return None;
+        }
         let on = |r: &FaultRule| {
             r.path
                 .as_deref()
                 .is_none_or(|p| p.strip_prefix('/').unwrap_or(p) == resource)
         };
-        g.rules
-            .iter()
-            .filter(|r| matches(r, identity) && on(r))
-            .map(|r| r.watch_delay)
-            .max()
-            .unwrap_or_default()
+        Some(
+            g.rules
+                .iter()
+                .filter(|r| matches(r, identity) && on(r))
+                .map(|r| r.watch_delay)
+                .max()
+                .unwrap_or_default(),
+        )
     }
 
     /// Whether a client may talk to the server right now.
     pub fn is_held(&self, identity: &str) -> bool {
-        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        g.paused || g.rules.iter().any(|r| r.blocked && matches(r, identity))
+        held(&self.state.lock().unwrap_or_else(|p| p.into_inner()), identity)
     }
 
     /// Wait until the client is neither blocked nor the server paused.

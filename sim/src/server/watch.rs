@@ -191,11 +191,13 @@ impl Server {
                         if ev.rv <= ctx.last_rv {
                             continue;
                         }
-                        if self.faults.is_held(&ctx.id) {
-                            // Partitioned: the client hears nothing until released.
-                            self.faults.wait_released(&ctx.id).await;
-                        }
-                        let delay = self.faults.watch_delay(&ctx.id, &ctx.rt.plural);
+                        let delay = loop {
+                            match self.faults.watch_delay(&ctx.id, &ctx.rt.plural) {
+                                Some(delay) => break delay,
+                                // Partitioned: the client hears nothing until released.
+                                None => self.faults.wait_released(&ctx.id).await,
+                            }
+                        };
                         if !delay.is_zero() {
                             // A lagging watch: each event a fixed time after its write, in order.
                             tokio::time::sleep_until((ev.at + delay).into()).await;
