@@ -100,12 +100,7 @@ async fn a_listener_moved_after_its_secret_changed_starts_with_the_new_config() 
         .map(|(k, _)| k.trim_start_matches(&format!("{SET}/")).to_string())
         .collect();
     assert!(!moving.is_empty(), "{drained} runs listeners: {on:?}");
-    let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
-    ok(ns
-        .pods_api()
-        .patch(drained, &PatchParams::default(), &Patch::Merge(&drain))
-        .await
-        .map_err(|e| e.to_string()));
+    ok(ns.drain(drained, true).await);
     let keys: Vec<String> = (1..=3).map(|i| format!("{SET}/l{i}")).collect();
     ok(ns
         .wait_running("every listener off the drained pod", &keys, LONG, |p| p == other)

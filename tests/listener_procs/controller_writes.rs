@@ -210,11 +210,7 @@ async fn sim_only_a_slow_release_request_holds_back_no_other_handover() {
     let path = format!("/leases/{lease}");
     let rule = slow_down(&ns, &ctl, &path, SLOW);
     let t0 = Instant::now();
-    let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
-    ns.pods_api()
-        .patch("sr-a", &PatchParams::default(), &Patch::Merge(&drain))
-        .await
-        .expect("draining sr-a");
+    ok(ns.drain("sr-a", true).await);
     in_flight(&ns, &ctl, &path, t0).await;
     ns.cluster.sim().faults.remove_rule(&rule);
     // Well within the slow request's delay, the other listener runs on sr-b...

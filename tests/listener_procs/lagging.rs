@@ -7,23 +7,11 @@
 //! acknowledgement, and every listener ends on a live pod.
 use std::time::{Duration, Instant};
 
-use kube::api::{Patch, PatchParams};
-use serde_json::json;
-
 use crate::harness::{listeners, Ns};
 use crate::{assert_clean, ok};
 
 const LONG: Duration = Duration::from_secs(90);
 const LAG: Duration = Duration::from_secs(1);
-
-async fn drain(ns: &Ns, pod: &str, on: bool) {
-    let value = if on { json!("true") } else { serde_json::Value::Null };
-    let patch = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: value}}});
-    ns.pods_api()
-        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("annotating the pod");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_only_a_controller_whose_watches_lag_hands_every_listener_over_once() {
@@ -38,7 +26,7 @@ async fn sim_only_a_controller_whose_watches_lag_hands_every_listener_over_once(
     let lag = ns.cluster.sim().faults.delay_watches(Some(&ctl), LAG);
 
     let t0 = Instant::now();
-    drain(&ns, "lg-a", true).await;
+    ok(ns.drain("lg-a", true).await);
     ok(ns
         .wait_running("every listener off the drained lg-a", &keys, LONG, |pod| pod != "lg-a")
         .await);
@@ -49,7 +37,7 @@ async fn sim_only_a_controller_whose_watches_lag_hands_every_listener_over_once(
         "the controller learns of the drain through its lagging watch: {took:?}"
     );
 
-    drain(&ns, "lg-a", false).await;
+    ok(ns.drain("lg-a", false).await);
     let t1 = Instant::now();
     ok(ns.delete_pod("lg-b", 30).await);
     ok(ns

@@ -143,12 +143,7 @@ async fn a_restarted_sidecar_releases_only_what_its_app_has_stopped() {
     // The sidecar dies; before its Leases can expire, the pod is drained and the controller asks
     // for every listener of it back.
     ok(ns.kill_agent("rs-a").await);
-    let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
-    ok(ns
-        .pods_api()
-        .patch("rs-a", &PatchParams::default(), &Patch::Merge(&drain))
-        .await
-        .map_err(|e| e.to_string()));
+    ok(ns.drain("rs-a", true).await);
     ok(wait_for("rs-a's Leases asked back", LONG, || async {
         let held = ns.holders("sxt").await.ok()?;
         let mine = held.values().filter(|(h, _)| h.as_deref() == Some("rs-a")).count();

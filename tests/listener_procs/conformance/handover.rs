@@ -3,9 +3,6 @@
 //! it and acknowledged, never running in two apps at once.
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
-use serde_json::json;
-
 use crate::harness::wait_for;
 
 use super::checks::{acked_without, intervals_of, ACK_SLACK};
@@ -82,12 +79,8 @@ pub async fn drain(t: &Trial) -> Outcome {
 
 /// Annotate `pod` `baton.dev/drain=true`.
 pub async fn drain_pod(t: &Trial, pod: &str) -> Result<(), Failure> {
-    let drain = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: "true"}}});
-    let r =
-        t.ns.pods_api()
-            .patch(pod, &PatchParams::default(), &Patch::Merge(&drain))
-            .await;
-    t.step(r.map(|_| ()).map_err(|e| format!("draining {pod}: {e}")))
+    let r = t.ns.drain(pod, true).await;
+    t.step(r)
 }
 
 /// The app of `pod` still runs (it stopped its listeners itself: the harness did not end them

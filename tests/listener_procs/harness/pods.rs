@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use baton::api::rollout::Rollout;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -500,6 +500,23 @@ impl Ns {
             .await
             .map(|_| ())
             .map_err(|e| format!("force-deleting pod {name}: {e}"))
+    }
+
+    /// Annotate pod `name` `baton.dev/drain=true` (`on`), or remove the annotation: a merge patch,
+    /// as `kubectl annotate` writes it.
+    pub async fn drain(&self, name: &str, on: bool) -> R<()> {
+        let value = if on { json!("true") } else { serde_json::Value::Null };
+        let patch = json!({"metadata": {"annotations": {baton::api::pod::DRAIN_ANNOTATION: value}}});
+        self.pods_api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "annotating pod {name} {}: {e}",
+                    if on { "drained" } else { "undrained" }
+                )
+            })
     }
 }
 
