@@ -17,8 +17,8 @@ ENV BATON_COMMIT=${BATON_COMMIT}
 WORKDIR /src
 # The whole workspace (sim/ is a member); .dockerignore keeps target/, .git/, the chart and the
 # manifests out of the context. Without default features: no `baton demo`, and the simulator it
-# embeds is not built into the image. The `image` profile is release with fat LTO and one codegen
-# unit (a smaller binary, less of it resident).
+# embeds is not built into the image. The `image` profile is release with fat LTO, one codegen
+# unit and optimised for size (a smaller binary, less of it resident).
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
